@@ -1,3 +1,30 @@
-"""jaxgd: a plain JAX loss function in, a fast and trustworthy minimisation out."""
+"""jaxgd: a plain JAX loss function in, a fast and trustworthy minimisation out.
+
+One jit-compiled XLA loop runs every step; the step size comes from a
+schedule or a line search; gradients are cross-checked against hand-written
+NumPy gradients and finite differences.
+"""
+
+from . import schedules as schedules
+from ._directions import Direction as Direction
+from ._directions import names as methods
+from ._minimize import minimize as minimize
+from ._solver import Solver as Solver
+from ._solver import SolverState as SolverState
+from ._status import History as History
+from ._status import Result as Result
+from ._status import Status as Status
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Direction",
+    "History",
+    "Result",
+    "Solver",
+    "SolverState",
+    "Status",
+    "methods",
+    "minimize",
+    "schedules",
+]

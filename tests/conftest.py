@@ -9,3 +9,5 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Dtype promotion stays "standard": optax itself mixes Python floats with int32
+# step counts (optax.tree.bias_correction), which "strict" rejects.

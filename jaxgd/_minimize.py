@@ -1,0 +1,224 @@
+"""``minimize``: validate on the host, then run the solver's loop under one cached jit.
+
+Host-side checks run before anything compiles. Checks that only need shapes
+and dtypes (a real scalar loss through ``jax.eval_shape``, float leaves) are
+cached per (function, input structure), so a repeated call pays neither
+``eval_shape`` nor re-tracing; checks that need values (finite ``x0``, a
+positive ``lr``) are skipped for tracers, so ``minimize`` works under
+``jax.jit`` and ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _tree
+from ._solver import Solver
+from ._status import History, Result
+from ._types import ArrayLike, LossFn, Params
+
+UNKNOWN_KWARG = "minimize() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
+EMPTY_X0 = "x0 must contain at least one non-empty array, got {what}"
+BAD_X0_DTYPE = "x0 leaf {path} has dtype {dtype}; x0 must hold real floating-point arrays (cast it, e.g. x0.astype(float))"
+NONFINITE_X0 = "x0 leaf {path} contains NaN or Inf"
+NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
+BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
+
+_KEYWORDS = (
+    "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
+    "history", "progress", "has_aux",
+)
+
+
+def _path(p: Any) -> str:
+    return jax.tree_util.keystr(p) or "(root)"
+
+
+def _spec(tree: Any) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return (treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x).__name__))) for x in leaves))
+
+
+def as_params(x0: Any) -> Params:
+    """Convert ``x0``'s leaves to arrays and check that they are real floats.
+
+    Raises:
+      ValueError: an empty ``x0`` or a non-finite concrete leaf.
+      TypeError: an integer, boolean or complex leaf.
+    """
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(x0)
+    if not pairs:
+        raise ValueError(EMPTY_X0.format(what=f"a pytree with no leaves ({x0!r})"))
+    out = []
+    for path, leaf in pairs:
+        if isinstance(leaf, (bool, int)) or not hasattr(leaf, "dtype") and not isinstance(leaf, float):
+            arr_dtype = np.asarray(leaf).dtype
+        else:
+            arr_dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+        if not jnp.issubdtype(arr_dtype, jnp.floating):
+            raise TypeError(BAD_X0_DTYPE.format(path=_path(path), dtype=arr_dtype))
+        arr = leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf)
+        if arr.size == 0:
+            raise ValueError(EMPTY_X0.format(what=f"leaf {_path(path)} of shape {arr.shape}"))
+        if not isinstance(arr, jax.core.Tracer) and not bool(np.isfinite(np.asarray(arr)).all()):
+            raise ValueError(NONFINITE_X0.format(path=_path(path)))
+        out.append(arr)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+@functools.lru_cache(maxsize=256)
+def _check_loss_cached(fun: LossFn, has_aux: bool, x_spec: tuple, a_spec: tuple) -> None:
+    # A cache marker only: the work happens in check_loss on a miss.
+    return None
+
+
+def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
+    """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached).
+
+    Raises:
+      TypeError: the loss is not a real floating scalar, or aux is missing.
+    """
+    try:
+        key = (fun, has_aux, _spec(params), _spec(args))
+        hash(key)
+    except TypeError:  # unhashable function or args: check every time
+        key = None
+    if key is not None and key in _CHECKED:
+        return
+    out = jax.eval_shape(fun, params, *args)
+    aux_note = " as the first element of (loss, aux)" if has_aux else ""
+    if has_aux:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(BAD_AUX.format(what=repr(out)))
+        out = out[0]
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
+        raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
+    if key is not None:
+        _CHECKED.add(key)
+
+
+_CHECKED: set = set()
+
+
+@jax.jit
+def _run(solver: Solver, x0: Params, args: tuple) -> Result:
+    return solver.run(x0, *args)
+
+
+def trim_history(result: Result, every: int) -> Result:
+    """Cut the history buffers to the steps taken (host only; no-op under tracing)."""
+    if not _tree.is_concrete(result.steps) or np.ndim(result.steps) != 0 or every == 0:
+        return result
+    n = int(result.steps) // every
+    h = result.history
+    return result._replace(history=History(h.loss[:n], h.lr[:n], h.grad_norm[:n]))
+
+
+def minimize(
+    fun: LossFn,
+    x0: Params,
+    args: Any = (),
+    *,
+    method: Any = "gd",
+    lr: Any = None,
+    max_steps: int = 1000,
+    gtol: ArrayLike = 1e-6,
+    ftol: ArrayLike = 0.0,
+    xtol: ArrayLike = 0.0,
+    l1: ArrayLike = 0.0,
+    l2: ArrayLike = 0.0,
+    clip: Optional[ArrayLike] = None,
+    history: bool | int = True,
+    progress: bool | int = False,
+    has_aux: bool = False,
+    **unknown: Any,
+) -> Result:
+    """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
+
+    Each step moves along a direction ``d_k`` (``method``) by a step size
+    ``alpha_k`` (``lr``: constant, schedule or line search), then applies the
+    proximal step of any non-smooth penalty:
+
+    .. math::
+       \\theta_{k+1} = \\mathrm{prox}_{\\alpha_k h}(\\theta_k + \\alpha_k d_k),
+       \\qquad d_k = \\mathrm{direction}(\\nabla f(\\theta_k)).
+
+    With ``method="gd"`` this is gradient descent (Cauchy, 1847), or ISTA with
+    ``l1`` (Beck & Teboulle, SIAM J. Imaging Sci. 2009). The loop stops at
+    the first of: gradient norm <= ``gtol``; relative loss change <= ``ftol``;
+    step length <= ``xtol``; ``max_steps``; a non-finite loss or gradient
+    (``Status.NONFINITE``, returning the last finite iterate).
+
+    Hyperparameter values (``lr``, tolerances, ``l1``, ``l2``, ``clip``) are
+    traced: a new value re-uses the compiled loop, and ``jax.vmap`` over them
+    works. ``minimize`` may itself be called under ``jax.jit``/``jax.vmap``.
+
+    Args:
+      fun: the loss, ``fun(params, *args) -> scalar`` (``(scalar, aux)``
+        with ``has_aux=True``); keep the same function object across calls
+        to re-use the compiled loop.
+      x0: the starting point, any pytree of real floating arrays; the result
+        keeps its structure and dtypes.
+      args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
+        value is wrapped).
+      method: ``"gd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
+        ``"rmsprop"``, ``"adam"``, ``"adamw"`` (see :func:`jaxgd.methods`),
+        a ``jaxgd.Direction``, or any ``optax.GradientTransformation``
+        (used as is, with step size 1 unless ``lr`` says otherwise).
+      lr: a float, a schedule ``count -> lr`` or a ``jaxgd.linesearch``
+        rule; default ``1e-3`` (1.0 for an optax transformation).
+      max_steps: the step limit (``max_steps=0`` returns ``x0``).
+      gtol: gradient-norm tolerance (2-norm; with ``l1``, the norm of the
+        gradient mapping).
+      ftol: relative loss-change tolerance (0 disables).
+      xtol: step-length tolerance (0 disables).
+      l1: L1 weight, applied as a proximal (soft-thresholding) step.
+      l2: L2 weight: penalty ``l2/2 ||theta||^2`` added to the loss; for
+        ``adamw`` it is decoupled weight decay instead.
+      clip: clip the gradient to this global 2-norm (None: no clipping).
+      history: record loss, lr and gradient norm every step (True), every k
+        steps (int k), or not at all (False, zero cost).
+      progress: show a tqdm progress bar (updated from inside the loop).
+      has_aux: ``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux.
+
+    Returns:
+      A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
+      ``steps``, ``status``, ``history`` (trimmed to the steps taken, on the
+      host), ``state``, ``nfev``, ``ngev``, ``aux``; ``.success`` and
+      ``.message`` on the host.
+
+    Raises:
+      TypeError: ``fun`` not callable; a loss that is not a real scalar;
+        integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
+      ValueError: empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
+        ``max_steps``, tolerance or penalty; an unknown ``method``.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxgd
+      >>> res = jaxgd.minimize(lambda x: jnp.sum((x - 3.0) ** 2), jnp.zeros(2),
+      ...                      lr=0.5, max_steps=100)
+      >>> print(res.status_enum.name, int(res.steps), res.params)
+      GTOL 1 [3. 3.]
+    """
+    if unknown:
+        names = sorted(unknown)
+        close = [m for n in names for m in difflib.get_close_matches(n, _KEYWORDS, n=1)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    solver = Solver(
+        fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
+        clip=clip, history=history, progress=progress, has_aux=has_aux,
+    )
+    args = args if isinstance(args, tuple) else (args,)
+    params = as_params(x0)
+    check_loss(fun, params, args, has_aux)
+    result = _run(solver, params, args)
+    return trim_history(result, solver.history_every)

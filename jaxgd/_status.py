@@ -1,0 +1,143 @@
+"""Termination reasons and the pytree results that carry them.
+
+``Status`` is an enum on the host and an ``int32`` inside the compiled loop;
+``Result`` is a NamedTuple (hence a pytree that ``jit``/``vmap`` can return)
+with host-side ``success`` and ``message`` properties.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._types import Params, PyTree
+
+
+class Status(enum.IntEnum):
+    """Why a run stopped.
+
+    ``GTOL``, ``FTOL`` and ``XTOL`` are convergence (``success`` is True);
+    the others are not.
+    """
+
+    RUNNING = 0
+    GTOL = 1
+    FTOL = 2
+    XTOL = 3
+    MAX_STEPS = 4
+    NONFINITE = 5
+    LINESEARCH_FAILED = 6
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self]
+
+    @property
+    def success(self) -> bool:
+        return self in (Status.GTOL, Status.FTOL, Status.XTOL)
+
+
+MESSAGES: dict[Status, str] = {
+    Status.RUNNING: "Still running: the step limit has not been reached and no test has fired.",
+    Status.GTOL: "Converged: gradient norm <= gtol.",
+    Status.FTOL: "Converged: relative change in loss <= ftol.",
+    Status.XTOL: "Converged: step length <= xtol.",
+    Status.MAX_STEPS: "Stopped: max_steps reached before any tolerance was met.",
+    Status.NONFINITE: (
+        "Stopped: the loss or gradient became NaN or Inf; params are the last "
+        "ones whose loss and gradient were finite."
+    ),
+    Status.LINESEARCH_FAILED: (
+        "Stopped: the line search could not find an acceptable step; params are "
+        "the last accepted iterate."
+    ),
+}
+
+
+class History(NamedTuple):
+    """Per-step records, written into preallocated buffers inside the loop.
+
+    Entry ``i`` describes step ``(i + 1) * every``: the loss and gradient norm
+    at the new iterate and the step size that produced it. On the host,
+    ``minimize`` trims the buffers to the steps taken; under ``jit``/``vmap``
+    the untaken tail holds NaN.
+    """
+
+    loss: jax.Array
+    lr: jax.Array
+    grad_norm: jax.Array
+
+
+def _status_of(status: Any) -> Any:
+    arr = np.asarray(status)
+    if arr.ndim == 0:
+        return Status(int(arr))
+    return np.vectorize(lambda s: Status(int(s)), otypes=[object])(arr)
+
+
+class Result(NamedTuple):
+    """What :func:`jaxgd.minimize` and :meth:`jaxgd.Solver.run` return (a pytree).
+
+    Attributes:
+      params: the final parameters (same structure and dtypes as ``x0``).
+      loss: the objective at ``params`` (penalties included).
+      grad_norm: the stationarity measure at ``params``: the gradient's global
+        2-norm, or with a proximal term the norm of ``x - prox(x - grad)``.
+      steps: the number of steps taken (``int32``).
+      status: a :class:`Status` code (``int32``; use ``status_enum`` on the host).
+      history: a :class:`History`.
+      state: the final :class:`SolverState`, to resume from.
+      nfev: number of loss evaluations.
+      ngev: number of gradient evaluations.
+      aux: the auxiliary output at ``params`` when ``has_aux=True``, else None.
+    """
+
+    params: Params
+    loss: jax.Array
+    grad_norm: jax.Array
+    steps: jax.Array
+    status: jax.Array
+    history: History
+    state: PyTree
+    nfev: jax.Array
+    ngev: jax.Array
+    aux: Any = None
+
+    @property
+    def status_enum(self) -> Any:
+        """``status`` as a :class:`Status` (an object array of them when batched)."""
+        return _status_of(self.status)
+
+    @property
+    def success(self) -> Any:
+        """True when a convergence test stopped the run (host only)."""
+        s = self.status_enum
+        if isinstance(s, Status):
+            return s.success
+        return np.vectorize(lambda x: x.success, otypes=[bool])(s)
+
+    @property
+    def message(self) -> Any:
+        """A human sentence saying why the run stopped (host only)."""
+        s = self.status_enum
+        if isinstance(s, Status):
+            return s.message
+        return np.vectorize(lambda x: x.message, otypes=[object])(s)
+
+    def __repr__(self) -> str:  # a short summary; the full tree is still available
+        try:
+            return (
+                f"Result(status={self.status_enum!r}, steps={np.asarray(self.steps)}, "
+                f"loss={np.asarray(self.loss)}, grad_norm={np.asarray(self.grad_norm)})"
+            )
+        except Exception:  # traced: fall back to the field dump
+            return f"Result(params={self.params!r}, loss={self.loss!r}, status={self.status!r})"
+
+
+def empty_history(length: int, dtype: Any) -> History:
+    nan = jnp.full((length,), jnp.nan, dtype=dtype)
+    return History(nan, nan, nan)

@@ -1,0 +1,125 @@
+"""Step-size rules: the ``alpha_k`` of ``theta' = theta_k + alpha_k d_k``.
+
+A rule is a pytree object (numeric hyperparameters are leaves, so a new value
+never recompiles and ``jax.vmap`` can sweep it) with two pure methods:
+
+- ``init(params, value, grad) -> state``;
+- ``step(state, ctx) -> (alpha, trial, state, info)`` where ``ctx`` is a
+  :class:`StepContext` and ``trial`` the :class:`Trial` accepted at
+  ``alpha`` (its value and gradient are handed back to the loop, so a line
+  search's last evaluation is never repeated).
+
+Time-only schedules (a float, a jaxgd schedule pytree or any ``count -> lr``
+callable, optax's included) become a :class:`ScheduleRule` in exactly one
+place, :func:`as_rule`. State-aware rules (line searches, Barzilai-Borwein,
+Polyak, reduce-on-plateau) live in ``jaxgd.linesearch``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _tree
+from ._types import Grads, Params
+
+
+class Trial(NamedTuple):
+    """An evaluated candidate iterate: ``params = prox(theta + alpha d, alpha)``."""
+
+    params: Params
+    value: jax.Array
+    grad: Grads
+    aux: Any
+
+
+class StepInfo(NamedTuple):
+    """What a rule reports about one step."""
+
+    nfev: jax.Array  # loss evaluations spent
+    ngev: jax.Array  # gradient evaluations spent
+    failed: jax.Array  # True when no acceptable step was found
+
+
+class StepContext(NamedTuple):
+    """What a step-size rule sees at step ``count``.
+
+    Attributes:
+      count: the step index ``k`` (``int32``, from 0).
+      params, value, grad: the current iterate, its objective value and
+        gradient (penalties included, before clipping).
+      direction: the search direction ``d``.
+      slope: the directional derivative ``<grad, d>``.
+      evaluate: ``alpha -> Trial``: move to ``prox(params + alpha d)`` and
+        evaluate value and gradient there (one ``value_and_grad`` call).
+      value_at: ``alpha -> value``: the objective alone at the same point
+        (for searches that need no gradient).
+    """
+
+    count: jax.Array
+    params: Params
+    value: jax.Array
+    grad: Grads
+    direction: Grads
+    slope: jax.Array
+    evaluate: Callable[[jax.Array], Trial]
+    value_at: Callable[[jax.Array], jax.Array]
+
+
+def one_eval_info(failed: Any = False) -> StepInfo:
+    return StepInfo(jnp.asarray(1, jnp.int32), jnp.asarray(1, jnp.int32), jnp.asarray(failed))
+
+
+@_tree.pytree_class(data=("schedule",), meta=())
+class ScheduleRule:
+    """``alpha_k = schedule(k)``: a constant, a jaxgd schedule or any callable."""
+
+    __slots__ = ("schedule",)
+
+    def __init__(self, schedule: Any) -> None:
+        object.__setattr__(self, "schedule", schedule)
+
+    def lr(self, count: jax.Array) -> jax.Array:
+        s = self.schedule
+        if isinstance(s, _tree.Static):
+            return jnp.asarray(s.value(count))
+        if callable(s):
+            return jnp.asarray(s(count))
+        return jnp.asarray(s)
+
+    def init(self, params: Params, value: jax.Array, grad: Grads) -> tuple:
+        return ()
+
+    def step(self, state: tuple, ctx: StepContext) -> tuple[jax.Array, Trial, tuple, StepInfo]:
+        alpha = self.lr(ctx.count)
+        return alpha, ctx.evaluate(alpha), state, one_eval_info()
+
+    def __repr__(self) -> str:
+        return f"ScheduleRule({self.schedule!r})"
+
+
+def is_rule(obj: Any) -> bool:
+    """True for state-aware step-size rules (anything with ``init`` and ``step``)."""
+    return callable(getattr(obj, "init", None)) and callable(getattr(obj, "step", None))
+
+
+def _is_pytree_callable(obj: Any) -> bool:
+    """A callable whose numbers are pytree leaves (a jaxgd schedule)."""
+    leaves, _ = jax.tree_util.tree_flatten(obj)
+    return not (len(leaves) == 1 and leaves[0] is obj)
+
+
+def as_rule(lr: Any) -> Any:
+    """Convert ``lr=`` (float, schedule or rule) into a step-size rule, once.
+
+    A float stays a traced leaf; a jaxgd schedule keeps its numbers as leaves;
+    any other callable (an optax schedule, a lambda) rides in the static part.
+    """
+    if is_rule(lr):
+        return lr
+    lr = _tree.as_float_if_number(lr)
+    if callable(lr) and not _is_pytree_callable(lr):
+        return ScheduleRule(_tree.Static(lr))
+    return ScheduleRule(lr)

@@ -1,0 +1,136 @@
+"""Private pytree arithmetic and the pytree-object helpers the solver is built from.
+
+The arithmetic is a thin layer over ``jax.tree_util``; everything is pure and
+preserves each leaf's dtype (the loop carry must keep its types, STYLE.md
+principle 7).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._types import PyTree
+
+tmap = jax.tree_util.tree_map
+leaves = jax.tree_util.tree_leaves
+
+
+def vdot(a: PyTree, b: PyTree) -> jax.Array:
+    """Real inner product ``sum_i <a_i, b_i>`` over all leaves."""
+    parts = [jnp.vdot(x, y) for x, y in zip(leaves(a), leaves(b))]
+    return sum(parts[1:], parts[0])
+
+
+def sq_norm(a: PyTree) -> jax.Array:
+    """Squared global 2-norm over all leaves."""
+    parts = [jnp.sum(jnp.square(x)) for x in leaves(a)]
+    return sum(parts[1:], parts[0])
+
+
+def norm(a: PyTree) -> jax.Array:
+    """Global 2-norm over all leaves."""
+    return jnp.sqrt(sq_norm(a))
+
+
+def add_scaled(x: PyTree, alpha: jax.Array, d: PyTree) -> PyTree:
+    """``x + alpha * d`` leaf by leaf, cast back to each leaf of ``x``'s dtype."""
+    return tmap(lambda xi, di: (xi + jnp.asarray(alpha, xi.dtype) * di).astype(xi.dtype), x, d)
+
+
+def sub(a: PyTree, b: PyTree) -> PyTree:
+    return tmap(lambda x, y: x - y, a, b)
+
+
+def scale(alpha: jax.Array, a: PyTree) -> PyTree:
+    return tmap(lambda x: (jnp.asarray(alpha, x.dtype) * x).astype(x.dtype), a)
+
+
+def neg(a: PyTree) -> PyTree:
+    return tmap(jnp.negative, a)
+
+
+def where(cond: jax.Array, a: PyTree, b: PyTree) -> PyTree:
+    """Select whole pytrees with a scalar predicate (NaN-safe: no arithmetic)."""
+    return tmap(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+def all_finite(a: PyTree) -> jax.Array:
+    """True when every element of every leaf is finite."""
+    flags = [jnp.all(jnp.isfinite(x)) for x in leaves(a)]
+    return jnp.stack(flags).all() if flags else jnp.asarray(True)
+
+
+def cast_like(a: PyTree, like: PyTree) -> PyTree:
+    """Cast each leaf of ``a`` to the dtype of the matching leaf of ``like``."""
+    return tmap(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), a, like)
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x`` holds no tracer, so host-side value checks may run."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(x))
+
+
+class Static:
+    """Wrap a non-array object (a closure, say) so it rides in a pytree's static part.
+
+    Two ``Static`` wrappers are equal when their objects are, so a jitted
+    function sees the same compiled trace for the same object.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Static) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Static({self.value!r})"
+
+
+jax.tree_util.register_pytree_node(
+    Static, lambda s: ((), s.value), lambda value, _: Static(value)
+)
+
+
+def pytree_class(data: tuple[str, ...], meta: tuple[str, ...]) -> Callable[[type], type]:
+    """Register a class as a pytree: ``data`` attributes are leaves, ``meta`` static.
+
+    Unflattening bypasses ``__init__`` (JAX may unflatten with placeholder
+    leaves), so constructors are free to validate their arguments.
+    """
+
+    def register(cls: type) -> type:
+        def flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+            return tuple(getattr(obj, n) for n in data), tuple(getattr(obj, n) for n in meta)
+
+        def unflatten(aux: tuple[Any, ...], children: tuple[Any, ...]) -> Any:
+            obj = object.__new__(cls)
+            for n, v in zip(meta, aux):
+                object.__setattr__(obj, n, v)
+            for n, v in zip(data, children):
+                object.__setattr__(obj, n, v)
+            return obj
+
+        jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+        return cls
+
+    return register
+
+
+def as_float_if_number(x: Any) -> Any:
+    """A concrete Python/NumPy real number becomes a Python float (a weakly typed
+    jit argument, so a new value never retraces); arrays and tracers pass through."""
+    if isinstance(x, (bool, np.bool_)):
+        return x
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return float(x)
+    return x

@@ -1,0 +1,243 @@
+"""Learning-rate schedules: ``count -> lr`` functions usable as ``lr=``.
+
+optax's schedules are re-exported unchanged (they are closures, so their
+numbers are baked into a compiled loop). The four schedules PyTorch users know
+and optax lacks are written here as NamedTuple pytrees: their numbers are
+leaves, so a new ``init_value`` or ``gamma`` re-uses the compiled loop and
+``jax.vmap`` can sweep them. Every schedule is written with array maths on a
+possibly traced ``count`` (no Python ``if``), so it works under ``jax.jit``.
+
+Example:
+  >>> import jaxgd
+  >>> sched = jaxgd.schedules.step_decay(0.1, step_size=10, gamma=0.5)
+  >>> [round(float(sched(k)), 6) for k in (0, 9, 10, 25)]
+  [0.1, 0.1, 0.05, 0.025]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+from optax import (  # noqa: F401  (re-exported)
+    constant_schedule as constant_schedule,
+    cosine_decay_schedule as cosine_decay_schedule,
+    cosine_onecycle_schedule as cosine_onecycle_schedule,
+    exponential_decay as exponential_decay,
+    join_schedules as join_schedules,
+    linear_onecycle_schedule as linear_onecycle_schedule,
+    linear_schedule as linear_schedule,
+    piecewise_constant_schedule as piecewise_constant_schedule,
+    piecewise_interpolate_schedule as piecewise_interpolate_schedule,
+    polynomial_schedule as polynomial_schedule,
+    sgdr_schedule as sgdr_schedule,
+    warmup_constant_schedule as warmup_constant_schedule,
+    warmup_cosine_decay_schedule as warmup_cosine_decay_schedule,
+    warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
+)
+
+from ._types import ArrayLike
+
+__all__ = [
+    "StepDecay",
+    "MultiStepDecay",
+    "InverseTimeDecay",
+    "CyclicTriangular",
+    "step_decay",
+    "multistep_decay",
+    "inverse_time_decay",
+    "cyclic_triangular",
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
+    "exponential_decay",
+    "join_schedules",
+    "linear_onecycle_schedule",
+    "linear_schedule",
+    "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
+    "polynomial_schedule",
+    "sgdr_schedule",
+    "warmup_constant_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+]
+
+
+def _check_positive(name: str, value: ArrayLike) -> None:
+    if isinstance(value, (int, float)) and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {name}={value!r}")
+
+
+class StepDecay(NamedTuple):
+    """``init_value * gamma ** floor(count / step_size)`` (PyTorch ``StepLR``)."""
+
+    init_value: ArrayLike
+    step_size: ArrayLike
+    gamma: ArrayLike
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        k = jnp.floor_divide(jnp.asarray(count), self.step_size)
+        return self.init_value * jnp.power(self.gamma, k)
+
+
+class MultiStepDecay(NamedTuple):
+    """``init_value * gamma ** #{m in milestones : count >= m}`` (PyTorch ``MultiStepLR``)."""
+
+    init_value: ArrayLike
+    milestones: tuple
+    gamma: ArrayLike
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        if not self.milestones:
+            return self.init_value * jnp.ones_like(jnp.asarray(count), dtype=float)
+        passed = jnp.asarray(count) >= jnp.stack([jnp.asarray(m) for m in self.milestones])
+        return self.init_value * jnp.power(self.gamma, jnp.sum(passed))
+
+
+class InverseTimeDecay(NamedTuple):
+    """``init_value / (1 + decay_rate * t)``, ``t = count / decay_steps`` (floored when staircase)."""
+
+    init_value: ArrayLike
+    decay_rate: ArrayLike
+    decay_steps: ArrayLike
+    staircase: bool = False
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        c = jnp.asarray(count)
+        t = jnp.floor_divide(c, self.decay_steps) if self.staircase else c / self.decay_steps
+        return self.init_value / (1.0 + self.decay_rate * t)
+
+
+# ``staircase`` changes the formula, so it must be static: keep it out of the leaves.
+jax.tree_util.register_pytree_node(
+    InverseTimeDecay,
+    lambda s: ((s.init_value, s.decay_rate, s.decay_steps), s.staircase),
+    lambda staircase, c: InverseTimeDecay(*c, staircase=staircase),
+)
+
+
+class CyclicTriangular(NamedTuple):
+    """PyTorch ``CyclicLR(mode="triangular")``: a triangle wave between the two bounds.
+
+    ``cycle = floor(1 + count / (2 * step_size_up))``,
+    ``x = |count / step_size_up - 2 cycle + 1|``,
+    ``lr = base_lr + (max_lr - base_lr) * max(0, 1 - x)``.
+    """
+
+    base_lr: ArrayLike
+    max_lr: ArrayLike
+    step_size_up: ArrayLike
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        c = jnp.asarray(count)
+        cycle = jnp.floor(1 + c / (2 * self.step_size_up))
+        x = jnp.abs(c / self.step_size_up - 2 * cycle + 1)
+        return self.base_lr + (self.max_lr - self.base_lr) * jnp.maximum(0.0, 1.0 - x)
+
+
+def step_decay(init_value: ArrayLike, step_size: int, gamma: ArrayLike = 0.1) -> StepDecay:
+    """Multiply the learning rate by ``gamma`` every ``step_size`` steps.
+
+    .. math:: \\eta_k = \\eta_0 \\, \\gamma^{\\lfloor k / N \\rfloor}
+
+    with :math:`\\eta_0` = ``init_value`` and :math:`N` = ``step_size``.
+    Reference: PyTorch ``torch.optim.lr_scheduler.StepLR``.
+
+    Args:
+      init_value: the initial learning rate.
+      step_size: decay every this many steps (> 0).
+      gamma: the multiplicative factor.
+
+    Returns:
+      A :class:`StepDecay` schedule (a pytree; ``sched(count) -> lr``).
+
+    Raises:
+      ValueError: if a concrete ``init_value`` or ``step_size`` is not > 0.
+    """
+    _check_positive("init_value", init_value)
+    _check_positive("step_size", step_size)
+    return StepDecay(init_value, step_size, gamma)
+
+
+def multistep_decay(
+    init_value: ArrayLike, milestones: Sequence[int], gamma: ArrayLike = 0.1
+) -> MultiStepDecay:
+    """Multiply the learning rate by ``gamma`` at each of the given milestones.
+
+    .. math:: \\eta_k = \\eta_0 \\, \\gamma^{|\\{m \\in M : k \\ge m\\}|}
+
+    Reference: PyTorch ``torch.optim.lr_scheduler.MultiStepLR``.
+
+    Args:
+      init_value: the initial learning rate.
+      milestones: increasing step counts at which to decay.
+      gamma: the multiplicative factor.
+
+    Returns:
+      A :class:`MultiStepDecay` schedule.
+
+    Raises:
+      ValueError: if ``milestones`` is not increasing or ``init_value`` is not > 0.
+    """
+    _check_positive("init_value", init_value)
+    ms = tuple(int(m) for m in milestones)
+    if any(b <= a for a, b in zip(ms, ms[1:])) or any(m < 0 for m in ms):
+        raise ValueError(f"milestones must be non-negative and increasing, got {milestones=}")
+    return MultiStepDecay(init_value, ms, gamma)
+
+
+def inverse_time_decay(
+    init_value: ArrayLike, decay_rate: ArrayLike, decay_steps: ArrayLike = 1, staircase: bool = False
+) -> InverseTimeDecay:
+    """Inverse-time decay, the classic ``1/t`` step size of stochastic approximation.
+
+    .. math:: \\eta_k = \\frac{\\eta_0}{1 + r \\, k / s}
+
+    with :math:`r` = ``decay_rate``, :math:`s` = ``decay_steps``
+    (:math:`\\lfloor k/s \\rfloor` when ``staircase``). Reference: Robbins &
+    Monro, "A Stochastic Approximation Method", 1951; TensorFlow's
+    ``InverseTimeDecay``.
+
+    Args:
+      init_value: the initial learning rate.
+      decay_rate: :math:`r` (>= 0).
+      decay_steps: :math:`s` (> 0).
+      staircase: decay in discrete jumps every ``decay_steps`` steps.
+
+    Returns:
+      An :class:`InverseTimeDecay` schedule.
+
+    Raises:
+      ValueError: if a concrete ``init_value`` or ``decay_steps`` is not > 0.
+    """
+    _check_positive("init_value", init_value)
+    _check_positive("decay_steps", decay_steps)
+    return InverseTimeDecay(init_value, decay_rate, decay_steps, bool(staircase))
+
+
+def cyclic_triangular(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: ArrayLike) -> CyclicTriangular:
+    """The triangular cyclical learning rate.
+
+    .. math::
+       c = \\lfloor 1 + k / (2 N) \\rfloor,\\quad x = |k/N - 2c + 1|,\\quad
+       \\eta_k = \\eta_{lo} + (\\eta_{hi} - \\eta_{lo}) \\max(0, 1 - x)
+
+    with :math:`N` = ``step_size_up``. Reference: L. N. Smith, "Cyclical
+    Learning Rates for Training Neural Networks", WACV 2017 (triangular
+    policy); PyTorch ``CyclicLR``.
+
+    Args:
+      base_lr: the lower bound :math:`\\eta_{lo}`.
+      max_lr: the upper bound :math:`\\eta_{hi}`.
+      step_size_up: steps from the lower to the upper bound (> 0).
+
+    Returns:
+      A :class:`CyclicTriangular` schedule.
+
+    Raises:
+      ValueError: if a concrete ``step_size_up`` is not > 0.
+    """
+    _check_positive("step_size_up", step_size_up)
+    return CyclicTriangular(base_lr, max_lr, step_size_up)
