@@ -65,6 +65,11 @@ __all__ = [
 ]
 
 
+def _count(count: ArrayLike) -> jax.Array:
+    """The step count as the default float dtype (int32 / int would give float32)."""
+    return jnp.asarray(count).astype(jnp.result_type(float))
+
+
 def _check_positive(name: str, value: ArrayLike) -> None:
     if isinstance(value, (int, float)) and not value > 0:
         raise ValueError(f"{name} must be > 0, got {name}={value!r}")
@@ -78,7 +83,7 @@ class StepDecay(NamedTuple):
     gamma: ArrayLike
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        k = jnp.floor_divide(jnp.asarray(count), self.step_size)
+        k = jnp.floor(_count(count) / self.step_size)
         return self.init_value * jnp.power(self.gamma, k)
 
 
@@ -105,8 +110,8 @@ class InverseTimeDecay(NamedTuple):
     staircase: bool = False
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        c = jnp.asarray(count)
-        t = jnp.floor_divide(c, self.decay_steps) if self.staircase else c / self.decay_steps
+        c = _count(count)
+        t = jnp.floor(c / self.decay_steps) if self.staircase else c / self.decay_steps
         return self.init_value / (1.0 + self.decay_rate * t)
 
 
@@ -131,7 +136,7 @@ class CyclicTriangular(NamedTuple):
     step_size_up: ArrayLike
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        c = jnp.asarray(count)
+        c = _count(count)
         cycle = jnp.floor(1 + c / (2 * self.step_size_up))
         x = jnp.abs(c / self.step_size_up - 2 * cycle + 1)
         return self.base_lr + (self.max_lr - self.base_lr) * jnp.maximum(0.0, 1.0 - x)

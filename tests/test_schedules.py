@@ -1,0 +1,90 @@
+"""``jaxgd.schedules``: ours against hand-computed values (under jit), optax's as ``lr=``."""
+
+from __future__ import annotations
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import jaxgd
+from jaxgd import schedules as S
+
+
+def jit_eval(sched, counts):
+    f = jax.jit(lambda s, c: s(c))
+    return [float(f(sched, jnp.asarray(c, jnp.int32))) for c in counts]
+
+
+def test_step_decay_hand_computed():
+    # 0.1 * 0.5 ** floor(k / 10)
+    assert np.allclose(jit_eval(S.step_decay(0.1, 10, 0.5), [0, 9, 10, 19, 20, 35]), [0.1, 0.1, 0.05, 0.05, 0.025, 0.0125])
+
+
+def test_multistep_decay_hand_computed():
+    # milestones 3 and 5, gamma 0.1: PyTorch MultiStepLR decays at epoch == milestone
+    got = jit_eval(S.multistep_decay(1.0, [3, 5], 0.1), range(7))
+    assert np.allclose(got, [1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_inverse_time_decay_hand_computed():
+    assert np.allclose(jit_eval(S.inverse_time_decay(1.0, 0.5, 2), [0, 1, 2, 4]), [1, 1 / 1.25, 1 / 1.5, 1 / 2])
+    assert np.allclose(jit_eval(S.inverse_time_decay(1.0, 0.5, 2, staircase=True), [0, 1, 2, 3, 4]), [1, 1, 1 / 1.5, 1 / 1.5, 0.5])
+
+
+def test_cyclic_triangular_hand_computed():
+    # base 0.1, max 1.0, 4 steps up: a triangle wave with period 8
+    got = jit_eval(S.cyclic_triangular(0.1, 1.0, 4), range(10))
+    assert np.allclose(got, [0.1, 0.325, 0.55, 0.775, 1.0, 0.775, 0.55, 0.325, 0.1, 0.325])
+
+
+def test_ours_are_pytrees_with_numeric_leaves():
+    for s in (S.step_decay(0.1, 10, 0.5), S.multistep_decay(1.0, [3], 0.1), S.inverse_time_decay(1.0, 0.5), S.cyclic_triangular(0.1, 1.0, 4)):
+        leaves = jax.tree_util.tree_leaves(s)
+        assert leaves and all(isinstance(x, (int, float)) for x in leaves)
+
+
+def test_vmap_over_schedule_parameter():
+    scheds = S.StepDecay(jnp.array([0.1, 0.2]), 10, 0.5)
+    out = jax.vmap(lambda s: s(15), in_axes=(S.StepDecay(0, None, None),))(scheds)
+    assert np.allclose(out, [0.05, 0.1])
+
+
+@pytest.mark.parametrize("bad", [dict(init_value=0.0), dict(step_size=0)])
+def test_step_decay_validates(bad):
+    kw = dict(init_value=0.1, step_size=5, gamma=0.5) | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        S.step_decay(**kw)
+
+
+def test_multistep_rejects_unsorted_milestones():
+    with pytest.raises(ValueError, match="milestones"):
+        S.multistep_decay(0.1, [5, 3])
+
+
+SCHEDULES = {
+    "optax.exponential_decay": optax.exponential_decay(0.1, 5, 0.7),
+    "optax.cosine_decay_schedule": optax.cosine_decay_schedule(0.1, 20),
+    "optax.warmup_cosine_decay_schedule": optax.warmup_cosine_decay_schedule(0.0, 0.1, 5, 20),
+    "optax.piecewise_constant_schedule": optax.piecewise_constant_schedule(0.1, {5: 0.5, 12: 0.1}),
+    "jaxgd.step_decay": S.step_decay(0.1, 4, 0.5),
+    "jaxgd.multistep_decay": S.multistep_decay(0.1, [3, 9], 0.5),
+    "jaxgd.inverse_time_decay": S.inverse_time_decay(0.1, 0.2),
+    "jaxgd.cyclic_triangular": S.cyclic_triangular(0.01, 0.1, 3),
+    "lambda": lambda k: 0.1 / (1.0 + k),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_history_lr_equals_schedule(name):
+    """Reference: the schedule itself evaluated at each step count 0..n-1."""
+    sched = SCHEDULES[name]
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), lr=sched, max_steps=20, gtol=0.0)
+    np.testing.assert_allclose(np.asarray(res.history.lr), [float(sched(k)) for k in range(20)], rtol=1e-6)
+
+
+def test_reexports_are_optax_objects():
+    assert S.cosine_decay_schedule is optax.cosine_decay_schedule
+    for name in S.__all__:
+        assert hasattr(S, name)
