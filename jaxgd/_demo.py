@@ -1,0 +1,150 @@
+"""``jaxgd demo``: fit the built-in problems with several methods and schedules.
+
+Prints a table (problem, method, schedule, steps, final loss, gradient norm,
+time, status) and writes a loss-curve PNG whose path it prints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import numpy as np
+import optax
+
+from . import problems, schedules
+from ._directions import names as method_names
+from ._minimize import minimize
+from ._status import Result
+
+
+class Row(NamedTuple):
+    problem: str
+    method: str
+    schedule: str
+    steps: str
+    loss: float
+    grad_norm: str
+    compile_s: float
+    run_s: float
+    status: str
+
+
+class Run(NamedTuple):
+    method: str
+    schedule: str
+    lr: Any
+    max_steps: int
+
+
+def synthetic_runs() -> list[tuple[Any, list[Run]]]:
+    """The first demo: the source article's quadratic and a least-squares fit."""
+    quad = problems.quadratic_norm(d=5, seed=0)
+    lin = problems.linear_regression(n=500, d=8, seed=0)
+    quad_runs = [
+        Run("gd", "constant 1e-3", 1e-3, 2000),
+        Run("gd", "exponential_decay", optax.exponential_decay(5e-3, 200, 0.5), 2000),
+        Run("momentum", "constant 1e-3", 1e-3, 2000),
+        Run("adam", "cosine_decay", optax.cosine_decay_schedule(0.1, 2000), 2000),
+        Run("bfgs", "strong Wolfe", None, 200),
+    ]
+    lin_runs = [
+        Run("gd", "constant 0.1", 0.1, 2000),
+        Run("nesterov", "step_decay", schedules.step_decay(0.05, 500, 0.5), 2000),
+        Run("adam", "constant 0.05", 0.05, 2000),
+        Run("rmsprop", "cyclic_triangular", schedules.cyclic_triangular(1e-3, 1e-2, 100), 2000),
+        Run("lbfgs", "strong Wolfe", None, 200),
+    ]
+    return [(quad, quad_runs), (lin, lin_runs)]
+
+
+def _timed(fn: Callable[[], Result]) -> tuple[Result, float]:
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return out, time.perf_counter() - t0
+
+
+def fit_rows(problem: Any, runs: list[Run], progress: bool) -> tuple[list[Row], dict[str, np.ndarray]]:
+    """Run each method on ``problem``; return table rows and loss curves."""
+    rows, curves = [], {}
+    available = set(method_names())
+    for r in runs:
+        if r.method not in available:
+            continue
+        call = lambda bar: minimize(  # noqa: E731
+            problem.fun, problem.x0, problem.args, method=r.method, lr=r.lr, max_steps=r.max_steps,
+            gtol=1e-8, progress=bar,
+        )
+        first, t_first = _timed(lambda: call(progress))
+        again, t_run = _timed(lambda: call(False))
+        rows.append(
+            Row(problem.name, r.method, r.schedule, str(int(again.steps)), float(again.loss),
+                f"{float(again.grad_norm):.2e}", max(t_first - t_run, 0.0), t_run, again.status_enum.name)
+        )
+        curves[f"{r.method} ({r.schedule})"] = np.asarray(again.history.loss)
+    return rows, curves
+
+
+def format_table(rows: list[Any]) -> str:
+    """A markdown table of demo rows."""
+    head = ["problem", "method", "schedule", "steps", "final loss", "grad norm", "compile s", "run s", "status"]
+    body = [
+        [r.problem, r.method, r.schedule, r.steps, f"{r.loss:.6g}", r.grad_norm, f"{r.compile_s:.2f}",
+         f"{r.run_s:.4f}", r.status]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
+
+
+def save_curves(panels: dict[str, dict[str, np.ndarray]], path: str) -> Optional[str]:
+    """One log-scale panel of loss curves per problem; returns the path (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no PNG (pip install 'jaxgd[plot]')")
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        floor = min((np.nanmin(c) for c in curves.values() if len(c)), default=0.0)
+        for label, c in curves.items():
+            ax.semilogy(np.arange(1, len(c) + 1), np.maximum(c - floor, 1e-16), label=label)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss - best loss")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_demo(out: str = "out", progress: bool = True, quick: bool = False) -> int:
+    """The ``jaxgd demo`` command; returns the exit code."""
+    all_rows, panels = [], {}
+    for problem, runs in synthetic_runs():
+        rows, curves = fit_rows(problem, runs, progress)
+        all_rows += rows
+        panels[problem.name] = curves
+    if not quick:
+        try:
+            from ._demo_real import real_data_rows
+        except ImportError:
+            real_data_rows = None
+        if real_data_rows is not None:
+            rows, real_panels = real_data_rows(progress)
+            all_rows += rows
+            panels.update(real_panels)
+    print()
+    print(format_table(all_rows))
+    path = save_curves(panels, os.path.join(out, "loss_curves.png"))
+    if path:
+        print(f"\nloss curves written to {path}")
+    return 0
