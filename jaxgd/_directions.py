@@ -133,7 +133,11 @@ def _adamw() -> Direction:
 
 
 def names() -> list[str]:
-    """The registered method names, sorted."""
+    """The method names ``method=`` accepts, sorted.
+
+    Returns:
+      The registered names (``gd``, ``adam``, ...).
+    """
     return sorted(_REGISTRY)
 
 
