@@ -17,10 +17,17 @@ or from the user's own ``X, y``. ``dtype`` sets the dtype of ``x0``, of the
 solution and of the floating-point data; integer class labels stay ``int32``.
 It defaults to ``float64`` when JAX's x64 mode is on and ``float32``
 otherwise. The NumPy functions always compute in ``float64``.
+
+``Problem.fun`` calls one jitted program per formula (and class count ``k``)
+in which float hyperparameters (``l2``, ``c``) are traced values, so building
+a problem again with new data, seed or penalty re-uses the compiled program for
+inputs of the same shapes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -163,28 +170,62 @@ def _np_sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
+@functools.lru_cache(maxsize=256)
+def _jax_loss(loss: Callable[..., Any], static: tuple[tuple[str, Any], ...]) -> Callable[..., jax.Array]:
+    """The jitted JAX form of one formula, ``g(params, data, traced)``.
+
+    Integer hyperparameters (``k``) are static; float ones (``l2``, ``c``) are
+    traced values (STYLE principle 4). Cached per formula and static set, so
+    problems that differ in data, seed or penalty share one compiled program per
+    input shape: rebuilding a problem does not recompile.
+    """
+    kwargs = dict(static)
+
+    def g(params: PyTree, data: tuple[jax.Array, ...], traced: dict[str, Any]) -> jax.Array:
+        return loss(jnp, params, *data, **kwargs, **traced)
+
+    g.__name__ = g.__qualname__ = loss.__name__.strip("_")
+    return jax.jit(g)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loss:
+    """``Problem.fun``: ``fun(params, *data)`` calls the shared jitted formula with
+    this problem's float hyperparameters. Equal (and equally hashed) for equal
+    hyperparameters, so jit caches keyed on the function (e.g. in check_grad) hit."""
+
+    name: str
+    g: Callable[..., jax.Array]
+    traced: tuple[tuple[str, float], ...]
+
+    def __call__(self, params: PyTree, *data: jax.Array) -> jax.Array:
+        return self.g(params, data, dict(self.traced))
+
+
 def _make(
     name: str,
     loss: Callable[..., Any],
     np_grad: Callable[..., PyTree],
+    hyper: dict[str, Any],
     x0: PyTree,
     args: tuple[np.ndarray, ...],
     solution: PyTree | None,
     value_at_solution: float | None,
     dtype: np.dtype,
 ) -> Problem:
-    """Assemble a Problem from a formula ``loss(xp, params, *args)``."""
-
-    def fun(params: PyTree, *data: jax.Array) -> jax.Array:
-        return loss(jnp, params, *data)
+    """Assemble a Problem from a formula ``loss(xp, params, *args, **hyper)`` and
+    a hand-written gradient ``np_grad(params, *args, **hyper)``."""
+    static = tuple(sorted((k, v) for k, v in hyper.items() if isinstance(v, int)))
+    traced = tuple(sorted((k, v) for k, v in hyper.items() if not isinstance(v, int)))
+    fun = _Loss(name, _jax_loss(loss, static), traced)
 
     def np_fun(params: PyTree, *data: ArrayLike) -> float:
-        return float(loss(np, _to_np(params), *_np_data(data)))
+        return float(loss(np, _to_np(params), *_np_data(data), **hyper))
 
     def grad(params: PyTree, *data: ArrayLike) -> PyTree:
-        return np_grad(_to_np(params), *_np_data(data))
+        return np_grad(_to_np(params), *_np_data(data), **hyper)
 
-    fun.__name__ = np_fun.__name__ = name
+    np_fun.__name__ = name
     grad.__name__ = f"{name}_grad"
     jargs = tuple(
         jnp.asarray(a, dtype=dtype if np.issubdtype(a.dtype, np.floating) else np.int32) for a in args
@@ -196,9 +237,13 @@ def _make(
 # --------------------------------------------------------------------------- quadratic_norm
 
 
-def _quadratic_norm_loss(xp: ModuleType, x: Any, c: float) -> Any:
+def _quadratic_norm_loss(xp: ModuleType, x: Any, *, c: float) -> Any:
     r = xp.sum(x * x) - c
     return r * r
+
+
+def _np_quadratic_norm_grad(x: np.ndarray, *, c: float) -> np.ndarray:
+    return 4.0 * x * (np.sum(x * x) - c)
 
 
 def quadratic_norm(d: int = 2, *, c: float = 10.0, seed: int = 0, dtype: DTypeLike | None = None) -> Problem:
@@ -234,13 +279,7 @@ def quadratic_norm(d: int = 2, *, c: float = 10.0, seed: int = 0, dtype: DTypeLi
     dt = _resolve_dtype(dtype)
     x0 = np.random.default_rng(seed).uniform(-3.0, 3.0, size=d)
 
-    def loss(xp: ModuleType, x: Any) -> Any:
-        return _quadratic_norm_loss(xp, x, c)
-
-    def grad(x: np.ndarray) -> np.ndarray:
-        return 4.0 * x * (x @ x - c)
-
-    return _make("quadratic_norm", loss, grad, x0, (), None, 0.0, dt)
+    return _make("quadratic_norm", _quadratic_norm_loss, _np_quadratic_norm_grad, {"c": float(c)}, x0, (), None, 0.0, dt)
 
 
 def is_quadratic_norm_minimiser(x: ArrayLike, *, c: float = 10.0, rtol: float = 1e-6) -> bool:
@@ -348,10 +387,20 @@ def linear_regression(
     solution = {"b": coef[-1], "w": coef[:-1]} if fit_intercept else {"w": coef}
     x0 = {"b": np.zeros(()), "w": 0.1 * rng.standard_normal(d)} if fit_intercept else {"w": 0.1 * rng.standard_normal(d)}
     value = float(_linear_loss(np, solution, X_np, y_np))
-    return _make("linear_regression", _linear_loss, _np_linear_grad, x0, (X_np, y_np), solution, value, dt)
+    return _make("linear_regression", _linear_loss, _np_linear_grad, {}, x0, (X_np, y_np), solution, value, dt)
 
 
 # --------------------------------------------------------------------------- logistic regression
+
+
+def _logistic_loss(xp: ModuleType, params: dict[str, Any], X: Any, y: Any, *, l2: float) -> Any:
+    z = X @ params["w"] + params["b"]
+    return xp.mean(xp.logaddexp(0.0, z) - y * z) + 0.5 * l2 * xp.sum(params["w"] * params["w"])
+
+
+def _np_logistic_grad(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray, *, l2: float) -> dict[str, np.ndarray]:
+    e = _np_sigmoid(X @ params["w"] + params["b"]) - y
+    return {"b": np.mean(e), "w": X.T @ e / X.shape[0] + l2 * params["w"]}
 
 
 def logistic_regression(
@@ -415,19 +464,24 @@ def logistic_regression(
         y_np = y_np.astype(np.float64)
     d = X_np.shape[1]
 
-    def loss(xp: ModuleType, params: dict[str, Any], X: Any, y: Any) -> Any:
-        z = X @ params["w"] + params["b"]
-        return xp.mean(xp.logaddexp(0.0, z) - y * z) + 0.5 * l2 * xp.sum(params["w"] * params["w"])
-
-    def grad(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        e = _np_sigmoid(X @ params["w"] + params["b"]) - y
-        return {"b": np.mean(e), "w": X.T @ e / X.shape[0] + l2 * params["w"]}
-
     x0 = {"b": np.zeros(()), "w": 0.1 * rng.standard_normal(d)}
-    return _make("logistic_regression", loss, grad, x0, (X_np, y_np), None, None, dt)
+    return _make("logistic_regression", _logistic_loss, _np_logistic_grad, {"l2": float(l2)}, x0, (X_np, y_np), None, None, dt)
 
 
 # --------------------------------------------------------------------------- softmax regression
+
+
+def _softmax_loss(xp: ModuleType, params: dict[str, Any], X: Any, y: Any, *, k: int, l2: float) -> Any:
+    Z = X @ params["W"] + params["b"][None, :]
+    ce = -xp.mean(xp.sum(_one_hot(xp, y, k, Z.dtype) * _log_softmax(xp, Z), axis=1))
+    return ce + 0.5 * l2 * xp.sum(params["W"] * params["W"])
+
+
+def _np_softmax_grad(
+    params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray, *, k: int, l2: float
+) -> dict[str, np.ndarray]:
+    E = (_np_softmax(X @ params["W"] + params["b"][None, :]) - _one_hot(np, y, k, np.float64)) / X.shape[0]
+    return {"W": X.T @ E + l2 * params["W"], "b": E.sum(axis=0)}
 
 
 def softmax_regression(
@@ -483,17 +537,9 @@ def softmax_regression(
     X_np, y_np = _class_data(rng, X, y, n, d, k)
     d = X_np.shape[1]
 
-    def loss(xp: ModuleType, params: dict[str, Any], X: Any, y: Any) -> Any:
-        Z = X @ params["W"] + params["b"][None, :]
-        ce = -xp.mean(xp.sum(_one_hot(xp, y, k, Z.dtype) * _log_softmax(xp, Z), axis=1))
-        return ce + 0.5 * l2 * xp.sum(params["W"] * params["W"])
-
-    def grad(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        E = (_np_softmax(X @ params["W"] + params["b"][None, :]) - _one_hot(np, y, k, np.float64)) / X.shape[0]
-        return {"W": X.T @ E + l2 * params["W"], "b": E.sum(axis=0)}
-
     x0 = {"W": 0.1 * rng.standard_normal((d, k)), "b": np.zeros(k)}
-    return _make("softmax_regression", loss, grad, x0, (X_np, y_np), None, None, dt)
+    hyper = {"k": int(k), "l2": float(l2)}
+    return _make("softmax_regression", _softmax_loss, _np_softmax_grad, hyper, x0, (X_np, y_np), None, None, dt)
 
 
 def _class_data(
@@ -522,6 +568,29 @@ def _mlp_logits(xp: ModuleType, layers: list[dict[str, Any]], X: Any) -> Any:
     for layer in layers[:-1]:
         h = xp.tanh(h @ layer["W"] + layer["b"][None, :])
     return h @ layers[-1]["W"] + layers[-1]["b"][None, :]
+
+
+def _mlp_loss(xp: ModuleType, layers: list[dict[str, Any]], X: Any, y: Any, *, k: int, l2: float) -> Any:
+    Z = _mlp_logits(xp, layers, X)
+    ce = -xp.mean(xp.sum(_one_hot(xp, y, k, Z.dtype) * _log_softmax(xp, Z), axis=1))
+    return ce + 0.5 * l2 * sum(xp.sum(layer["W"] * layer["W"]) for layer in layers)
+
+
+def _np_mlp_grad(
+    layers: list[dict[str, np.ndarray]], X: np.ndarray, y: np.ndarray, *, k: int, l2: float
+) -> list[dict[str, np.ndarray]]:
+    """Backpropagation, written out by hand."""
+    hs = [X]  # forward pass, keeping every activation
+    for layer in layers[:-1]:
+        hs.append(np.tanh(hs[-1] @ layer["W"] + layer["b"][None, :]))
+    Z = hs[-1] @ layers[-1]["W"] + layers[-1]["b"][None, :]
+    delta = (_np_softmax(Z) - _one_hot(np, y, k, np.float64)) / X.shape[0]
+    grads: list[dict[str, np.ndarray]] = []
+    for ell in range(len(layers) - 1, -1, -1):  # backward pass
+        grads.append({"W": hs[ell].T @ delta + l2 * layers[ell]["W"], "b": delta.sum(axis=0)})
+        if ell > 0:
+            delta = (delta @ layers[ell]["W"].T) * (1.0 - hs[ell] ** 2)
+    return grads[::-1]
 
 
 def mlp(
@@ -597,25 +666,7 @@ def mlp(
         if X_np.shape[1] != sizes[0]:
             raise ValueError(MSG_X_SHAPE.format(shape=X_np.shape) + f" with d = sizes[0] = {sizes[0]}")
 
-    def loss(xp: ModuleType, layers: list[dict[str, Any]], X: Any, y: Any) -> Any:
-        Z = _mlp_logits(xp, layers, X)
-        ce = -xp.mean(xp.sum(_one_hot(xp, y, k, Z.dtype) * _log_softmax(xp, Z), axis=1))
-        return ce + 0.5 * l2 * sum(xp.sum(layer["W"] * layer["W"]) for layer in layers)
-
-    def grad(layers: list[dict[str, np.ndarray]], X: np.ndarray, y: np.ndarray) -> list[dict[str, np.ndarray]]:
-        hs = [X]  # forward pass, keeping every activation
-        for layer in layers[:-1]:
-            hs.append(np.tanh(hs[-1] @ layer["W"] + layer["b"][None, :]))
-        Z = hs[-1] @ layers[-1]["W"] + layers[-1]["b"][None, :]
-        delta = (_np_softmax(Z) - _one_hot(np, y, k, np.float64)) / X.shape[0]
-        grads: list[dict[str, np.ndarray]] = []
-        for ell in range(len(layers) - 1, -1, -1):  # backward pass
-            grads.append({"W": hs[ell].T @ delta + l2 * layers[ell]["W"], "b": delta.sum(axis=0)})
-            if ell > 0:
-                delta = (delta @ layers[ell]["W"].T) * (1.0 - hs[ell] ** 2)
-        return grads[::-1]
-
-    return _make("mlp", loss, grad, init(), (X_np, y_np), None, None, dt)
+    return _make("mlp", _mlp_loss, _np_mlp_grad, {"k": int(k), "l2": float(l2)}, init(), (X_np, y_np), None, None, dt)
 
 
 # --------------------------------------------------------------------------- Rosenbrock
@@ -664,7 +715,7 @@ def rosenbrock(d: int = 2, *, dtype: DTypeLike | None = None) -> Problem:
         raise ValueError(MSG_ROSENBROCK_D.format(d=d))
     dt = _resolve_dtype(dtype)
     x0 = np.where(np.arange(d) % 2 == 0, -1.2, 1.0)
-    return _make("rosenbrock", _rosenbrock_loss, _np_rosenbrock_grad, x0, (), np.ones(d), 0.0, dt)
+    return _make("rosenbrock", _rosenbrock_loss, _np_rosenbrock_grad, {}, x0, (), np.ones(d), 0.0, dt)
 
 
 # --------------------------------------------------------------------------- registry
