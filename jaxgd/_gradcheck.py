@@ -391,6 +391,13 @@ def check_grad(
     float32 ``1e-3``/``1e-5``); ``ref~fd`` is all float64 and uses the float64
     defaults unless ``rtol``/``atol`` are given, in which case they apply to all pairs.
 
+    All input errors are raised on the host before anything is compiled (the
+    reference is called, and ``fun`` traced by ``jax.eval_shape``, first).
+    ``fun`` must be jit- and vmap-compatible: differences are evaluated in
+    fixed-size vmapped batches, compiled once per ``fun`` and input shapes.
+    The float32 defaults match ``torch.autograd.gradcheck``'s (``rtol=1e-3``,
+    ``atol=1e-5``).
+
     Reference: J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed.,
     Springer 2006, §8.1 (finite-difference derivative approximations).
 
@@ -416,7 +423,6 @@ def check_grad(
         ValueError: bad ``eps``/``rtol``/``atol``/``directions``, an empty ``x``,
             ``fun`` not returning a scalar, or a reference gradient of the wrong
             structure or shape (the message names the leaf and both shapes).
-        All raised on the host before any compiled work.
     """
     # ---- host-side validation, before anything is compiled
     if not callable(fun):

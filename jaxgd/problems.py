@@ -201,6 +201,10 @@ class _Loss:
     def __call__(self, params: PyTree, *data: jax.Array) -> jax.Array:
         return self.g(params, data, dict(self.traced))
 
+    @property
+    def __name__(self) -> str:  # noqa: PLW3201 - read like a function's name
+        return self.name
+
 
 def _make(
     name: str,
