@@ -417,6 +417,16 @@ def check_grad(
     Returns:
         A :class:`GradCheck`; ``bool(report)`` is the verdict and ``str(report)`` a table.
 
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> f = lambda x: (x @ x - 10.0) ** 2
+        >>> x = jnp.array([1.0, 2.0])
+        >>> bool(check_grad(f, x, reference=lambda x: 4 * x * (x @ x - 10)))
+        True
+        >>> report = check_grad(f, x, reference=lambda x: 2 * (x @ x) * x / x)
+        >>> [(row.comparison, row.passed) for row in report.rows]
+        [('jax~ref', False), ('jax~fd', True), ('ref~fd', False)]
+
     Raises:
         TypeError: ``fun`` or ``reference`` not callable, ``args`` not a tuple,
             a non-floating or traced leaf in ``x``.

@@ -714,6 +714,14 @@ def rosenbrock(d: int = 2, *, dtype: DTypeLike | None = None) -> Problem:
 
     Raises:
         ValueError: ``d < 2`` or a bad ``dtype``.
+
+    Examples:
+        >>> import numpy as np
+        >>> p = rosenbrock(2)
+        >>> round(float(p.fun(p.x0)), 4), float(p.fun(p.solution))
+        (24.2, 0.0)
+        >>> p.np_grad(np.array([-1.2, 1.0])).round(6).tolist()
+        [-215.6, -88.0]
     """
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
         raise ValueError(MSG_ROSENBROCK_D.format(d=d))
