@@ -1,0 +1,321 @@
+"""Tests of jaxgd._gradcheck.check_grad.
+
+Independent references, named in each test:
+- a gradient derived by hand and written in NumPy (``_hand_grad``) for the
+  three-leaf test function ``_fun``;
+- a deliberately wrong ``jax.custom_jvp`` rule, to show that the
+  finite-difference comparison catches a wrong ``jax.grad``;
+- the problems' own hand-written gradients (``jaxgd.problems``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jaxgd import _gradcheck
+from jaxgd import problems as P
+from jaxgd._gradcheck import GradCheck, check_grad
+
+LEAVES = ("a", "B", "c")
+SHAPES = {"a": (3,), "B": (2, 2), "c": ()}
+
+
+def _fun(p: dict, t: jax.Array) -> jax.Array:
+    """f = sum(a^3)/3 + t.a + c * sum(sin B) + exp(c)."""
+    return jnp.sum(p["a"] ** 3) / 3.0 + t @ p["a"] + p["c"] * jnp.sum(jnp.sin(p["B"])) + jnp.exp(p["c"])
+
+
+def _hand_grad(p: dict, t: np.ndarray) -> dict:
+    """Gradient of ``_fun`` derived by hand (the independent reference)."""
+    return {
+        "a": p["a"] ** 2 + t,
+        "B": p["c"] * np.cos(p["B"]),
+        "c": np.sum(np.sin(p["B"])) + np.exp(p["c"]),
+    }
+
+
+def _point(seed: int, dtype: type = np.float64) -> tuple[dict, tuple]:
+    rng = np.random.default_rng(seed)
+    x = {k: jnp.asarray(rng.uniform(0.5, 1.5, SHAPES[k]) * rng.choice([-1, 1], SHAPES[k]), dtype=dtype) for k in LEAVES}
+    return x, (jnp.asarray(rng.uniform(-1, 1, 3), dtype=dtype),)
+
+
+def _perturbed(leaf: str, index: tuple[int, ...], rel: float = 1e-3):
+    """The hand-written gradient with one component of ``leaf`` off by ``rel`` (relative)."""
+
+    def ref(p: dict, t: np.ndarray) -> dict:
+        g = _hand_grad(p, t)
+        g[leaf] = np.array(g[leaf], dtype=np.float64, copy=True)
+        g[leaf][index] *= 1.0 + rel
+        return g
+
+    return ref
+
+
+def _failed(report: GradCheck) -> set[tuple[str, str]]:
+    return {(r.path, r.comparison) for r in report.failures}
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_correct_reference_passes(dtype):
+    """Reference: the hand-written NumPy gradient ``_hand_grad``, in float32 and float64 inputs."""
+    x, args = _point(0, dtype)
+    report = check_grad(_fun, x, args, reference=_hand_grad)
+    assert report and report.passed and not report.failures
+    assert {(r.path, r.comparison) for r in report.rows} == {
+        (f"['{k}']", c) for k in LEAVES for c in ("jax~ref", "jax~fd", "ref~fd")
+    }
+    assert report.dtype == np.dtype(dtype).name
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), leaf=st.sampled_from(LEAVES), data=st.data(), sign=st.sampled_from([-1.0, 1.0]))
+def test_perturbed_reference_fails_in_its_leaf(seed, leaf, data, sign):
+    """Reference: ``_hand_grad`` with one component off by 1e-3 (relative), in each leaf of a dict.
+
+    The perturbed leaf, and only it, fails jax~ref and ref~fd; jax~fd still passes.
+    """
+    x, args = _point(seed)
+    index = tuple(data.draw(st.integers(0, n - 1)) for n in SHAPES[leaf])
+    report = check_grad(_fun, x, args, reference=_perturbed(leaf, index, sign * 1e-3))
+    assert not report and not bool(report)
+    assert _failed(report) == {(f"['{leaf}']", "jax~ref"), (f"['{leaf}']", "ref~fd")}
+    worst = next(r for r in report.failures if r.comparison == "jax~ref")
+    assert worst.worst_index == index and worst.score > 1.0
+    assert worst.max_rel_err == pytest.approx(1e-3, rel=1e-2)
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_directional_mode_catches_the_perturbation(leaf):
+    """Reference: ``_hand_grad`` off by 1e-3 (relative) in one component; compared along
+    random directions v, vᵀ(ref) disagrees with the central difference of f along v."""
+    x, args = _point(1)
+    index = (1,) * len(SHAPES[leaf])
+    report = check_grad(_fun, x, args, reference=_perturbed(leaf, index), directions=6)
+    assert not report
+    failed = _failed(report)
+    assert (f"['{leaf}']", "ref~fd") in failed
+    assert all(path == f"['{leaf}']" for path, _ in failed)
+    row = next(r for r in report.rows if r.path == f"['{leaf}']" and r.comparison == "ref~fd")
+    assert row.directional and row.worst.startswith("v")
+    # and with the correct reference the directional mode passes
+    assert check_grad(_fun, x, args, reference=_hand_grad, directions=6)
+
+
+def test_directional_mode_on_a_large_leaf():
+    """Reference: the hand-written gradient of sum(log cosh(x)) + 0.5 x.Ax, tanh(x) + Ax,
+    on 1000 parameters (full differences would need 2000 evaluations)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((1000, 1000)) / 1000
+    A = A + A.T
+    x = jnp.asarray(rng.standard_normal(1000))
+
+    def f(x, A):
+        return jnp.sum(jnp.log(jnp.cosh(x))) + 0.5 * x @ A @ x
+
+    good = check_grad(f, x, (jnp.asarray(A),), reference=lambda x, A: np.tanh(x) + A @ x, directions=4)
+    bad = check_grad(f, x, (jnp.asarray(A),), reference=lambda x, A: np.tanh(x) + 1.001 * (A @ x), directions=4)
+    assert good and not bad
+    assert ("x", "ref~fd") in _failed(bad)
+
+
+def test_wrong_jax_gradient_is_caught_by_finite_differences():
+    """Reference: central differences of the function itself; the custom_jvp below is wrong
+    (it says d/dx sin = 1.001 cos), so jax~fd fails while the correct NumPy reference passes ref~fd."""
+
+    @jax.custom_jvp
+    def wrong_sin(x):
+        return jnp.sin(x)
+
+    @wrong_sin.defjvp
+    def _(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return jnp.sin(x), 1.001 * jnp.cos(x) * dx
+
+    x = jnp.asarray([0.3, -1.2, 2.0])
+    report = check_grad(lambda x: jnp.sum(wrong_sin(x)), x, reference=lambda x: np.cos(x))
+    assert _failed(report) == {("x", "jax~ref"), ("x", "jax~fd")}
+
+
+def test_without_reference_only_jax_vs_fd():
+    """Reference: central differences only (no hand-written gradient)."""
+    x, args = _point(2)
+    report = check_grad(_fun, x, args)
+    assert report and {r.comparison for r in report.rows} == {"jax~fd"}
+
+
+def test_nonfinite_gradient_fails():
+    """Reference: ``np.full(nan)``: a NaN in the reference can never pass."""
+    x = jnp.asarray([1.0, 2.0])
+    report = check_grad(lambda x: jnp.sum(x**2), x, reference=lambda x: np.array([2.0, np.nan]))
+    assert not report
+    assert next(r for r in report.failures if r.comparison == "jax~ref").worst_index == (1,)
+
+
+def test_fd_is_float64_under_x32_mode():
+    """Reference: ``_hand_grad`` in float64. With x64 off and float32 inputs, the ref~fd
+    agreement is at float64 accuracy (< 1e-8), so differences were taken in float64."""
+    with jax.enable_x64(False):
+        x, args = _point(3, np.float32)
+        assert x["a"].dtype == jnp.float32
+        report = check_grad(_fun, x, args, reference=_hand_grad)
+    assert report
+    assert max(r.max_rel_err for r in report.rows if r.comparison == "ref~fd") < 1e-8
+    assert max(r.max_rel_err for r in report.rows if r.comparison == "jax~ref") < 1e-5
+
+
+@pytest.mark.parametrize("name", P.PROBLEM_NAMES)
+def test_builtin_problems_pass_in_float32(name):
+    """Reference: each problem's hand-written NumPy gradient (``Problem.np_grad``); float64
+    is covered by tests/test_check_cmd.py (``main([])``) and tests/test_problems.py."""
+    problem = next(p for p in P.all_problems(dtype=np.float32) if p.name == name)
+    report = check_grad(problem.fun, problem.x0, problem.args, reference=problem.np_grad)
+    assert report, str(report)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def test_str_report_lists_leaves_and_verdicts():
+    """Reference: ``_hand_grad`` (passing) and a perturbed copy (failing)."""
+    x, args = _point(4)
+    good = str(check_grad(_fun, x, args, reference=_hand_grad))
+    bad = str(check_grad(_fun, x, args, reference=_perturbed("B", (0, 1))))
+    for text in (good, bad):
+        for leaf in LEAVES:
+            assert f"['{leaf}']" in text
+        for header in _gradcheck.ROW_HEADERS:
+            assert header in text
+    assert good.startswith("gradient check: PASS") and "FAIL" not in good
+    assert bad.startswith("gradient check: FAIL")
+    failing = [line for line in bad.splitlines() if line.endswith("FAIL")]
+    assert len(failing) == 2 and all(line.startswith("['B']") and "(0, 1)" in line for line in failing)
+    # aligned: every table line has the verdict column at the same offset
+    table = bad.splitlines()[1:]
+    assert len({line.rindex("  ") for line in table if line.endswith(("PASS", "FAIL"))}) == 1
+
+
+def test_bare_array_leaf_is_named_x():
+    """Reference: the gradient 2x of x.x, written by hand."""
+    report = check_grad(lambda x: x @ x, jnp.asarray([1.0, -2.0]), reference=lambda x: 2 * x)
+    assert report and {r.path for r in report.rows} == {"x"}
+
+
+def test_explicit_tolerances_apply_to_every_pair():
+    """Reference: ``_hand_grad`` off by 1e-3, accepted with rtol=1e-2 everywhere."""
+    x, args = _point(5)
+    report = check_grad(_fun, x, args, reference=_perturbed("a", (0,)), rtol=1e-2)
+    assert report and (report.rtol, report.rtol64) == (1e-2, 1e-2)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.fixture
+def no_compiled_work(monkeypatch):
+    """Fail the test if check_grad reaches its compiled gradient or FD evaluation."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("compiled work started before validation finished")
+
+    monkeypatch.setattr(_gradcheck, "_jit_grad", forbidden)
+    monkeypatch.setattr(_gradcheck, "_eval_batch", forbidden)
+
+
+def test_reference_wrong_structure(no_compiled_work):
+    """Reference: ``_hand_grad`` with leaf 'c' renamed 'C'."""
+    x, args = _point(0)
+
+    def ref(p, t):
+        g = _hand_grad(p, t)
+        g["C"] = g.pop("c")
+        return g
+
+    with pytest.raises(ValueError) as info:
+        check_grad(_fun, x, args, reference=ref)
+    msg = str(info.value)
+    assert msg.startswith(_gradcheck.MSG_REF_STRUCTURE.split("{")[0])
+    assert "missing leaves [\"['c']\"]" in msg and "unexpected leaves [\"['C']\"]" in msg
+
+
+def test_reference_wrong_shape(no_compiled_work):
+    """Reference: ``_hand_grad`` with leaf 'a' returned as a column (3, 1)."""
+    x, args = _point(0)
+
+    def ref(p, t):
+        g = _hand_grad(p, t)
+        g["a"] = g["a"][:, None]
+        return g
+
+    with pytest.raises(ValueError) as info:
+        check_grad(_fun, x, args, reference=ref)
+    assert str(info.value) == _gradcheck.MSG_REF_SHAPE.format(path="['a']", got=(3, 1), expected=(3,))
+
+
+def test_reference_wrong_type(no_compiled_work):
+    """Reference: a gradient whose leaf is a string, not a number."""
+    with pytest.raises(ValueError) as info:
+        check_grad(lambda x: x @ x, jnp.ones(2), reference=lambda x: "two x")
+    assert str(info.value) == _gradcheck.MSG_REF_NOT_NUMERIC.format(path="x", value="two x")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"fun": 3}, TypeError, _gradcheck.MSG_FUN_NOT_CALLABLE.format(type_name="int")),
+        ({"reference": "grad"}, TypeError, _gradcheck.MSG_REF_NOT_CALLABLE.format(type_name="str")),
+        ({"args": jnp.ones(3)}, TypeError, _gradcheck.MSG_ARGS_NOT_TUPLE.format(type_name="ArrayImpl")),
+        ({"x": {}}, ValueError, _gradcheck.MSG_X_EMPTY),
+        ({"x": {"a": jnp.arange(3)}}, TypeError, _gradcheck.MSG_X_NOT_FLOAT.format(path="['a']", dtype="int64")),
+        ({"eps": 0.0}, ValueError, _gradcheck.MSG_BAD_EPS.format(value=0.0)),
+        ({"rtol": -1.0}, ValueError, _gradcheck.MSG_BAD_TOL.format(name="rtol", value=-1.0)),
+        ({"atol": float("nan")}, ValueError, _gradcheck.MSG_BAD_TOL.format(name="atol", value=float("nan"))),
+        ({"directions": 0}, ValueError, _gradcheck.MSG_BAD_DIRECTIONS.format(value=0)),
+        ({"directions": 2.5}, ValueError, _gradcheck.MSG_BAD_DIRECTIONS.format(value=2.5)),
+        (
+            {"fun": lambda x: x * 2.0},
+            ValueError,
+            _gradcheck.MSG_FUN_NOT_SCALAR.format(shape=(2,), dtype="float64"),
+        ),
+    ],
+)
+def test_bad_input_raises_before_compiling(no_compiled_work, kwargs, exc, message):
+    """Reference: the module's message constants."""
+    call = {"fun": lambda x: jnp.sum(x**2), "x": jnp.ones(2), "args": (), **kwargs}
+    fun, x, args = call.pop("fun"), call.pop("x"), call.pop("args")
+    with pytest.raises(exc) as info:
+        check_grad(fun, x, args, **call)
+    assert str(info.value) == message
+
+
+def test_traced_x_is_rejected():
+    """Reference: the message constant; check_grad needs concrete values."""
+
+    @jax.jit
+    def inside(x):
+        check_grad(lambda x: jnp.sum(x**2), x)
+        return x
+
+    with pytest.raises(TypeError) as info:
+        inside(jnp.ones(2))
+    assert str(info.value) == _gradcheck.MSG_X_TRACER.format(path="x")
+
+
+def test_unhashable_callable_fun():
+    """Reference: the gradient 2x of x.x, written by hand, for a callable object without __hash__."""
+
+    class Loss:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, x):
+            return x @ x
+
+    assert check_grad(Loss(), jnp.asarray([1.0, 2.0]), reference=lambda x: 2 * x)
