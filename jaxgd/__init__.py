@@ -5,9 +5,12 @@ schedule or a line search; gradients are cross-checked against hand-written
 NumPy gradients and finite differences.
 """
 
+from . import problems as problems
 from . import schedules as schedules
 from ._directions import Direction as Direction
 from ._directions import names as methods
+from ._gradcheck import GradCheck as GradCheck
+from ._gradcheck import check_grad as check_grad
 from ._minimize import minimize as minimize
 from ._solver import Solver as Solver
 from ._solver import SolverState as SolverState
@@ -19,12 +22,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Direction",
+    "GradCheck",
     "History",
     "Result",
     "Solver",
     "SolverState",
     "Status",
+    "check_grad",
     "methods",
     "minimize",
+    "problems",
     "schedules",
 ]

@@ -5,7 +5,7 @@ seeded random points, :func:`jaxgd.check_grad` compares ``jax.grad`` with the
 hand-written NumPy gradient and with float64 central differences. The command
 prints one summary row per problem and pair of gradients and exits non-zero on
 any mismatch. ``--article`` also checks the two gradients the source article
-wrote by hand, beside the correct ones (see ``docs/article_gradients.md``).
+wrote by hand, beside the correct ones (README section "The article's gradients, checked").
 
 The CLI dispatcher calls :func:`add_arguments` and :func:`run`; :func:`main`
 runs the subcommand on its own (tests, ``python -m jaxgd._check_cmd``).

@@ -264,7 +264,7 @@ def quadratic_norm(d: int = 2, *, c: float = 10.0, seed: int = 0, dtype: DTypeLi
     maximum (a stationary point that is not a minimiser). The article gave the
     gradient as ``2·(x·x)``, which is wrong; ``jaxgd check --article`` shows it.
 
-    Reference: the jaxgd source article (see ``docs/article_gradients.md``).
+    Reference: the jaxgd source article (README section "The article's gradients, checked").
 
     Args:
         d: dimension of ``x``.

@@ -15,6 +15,7 @@ import jaxgd
 # The contract of DESIGN.md plus the names this project added on top of it.
 DOCUMENTED = {
     "minimize", "Solver", "SolverState", "Result", "History", "Status", "Direction", "methods", "schedules",
+    "check_grad", "GradCheck", "problems",
 }
 
 
