@@ -238,14 +238,22 @@ class _Archive:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._file = open(path, "rb")  # noqa: SIM115  (closed by close(), also on every error below)
         try:
-            self._npz = np.load(path, allow_pickle=False)
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
+        try:
+            self._npz = np.load(self._file, allow_pickle=False)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
             raise CheckpointError(NOT_READABLE.format(path=path, error=e)) from None
         if not isinstance(self._npz, np.lib.npyio.NpzFile):
             raise CheckpointError(NOT_READABLE.format(path=path, error="a single .npy array, not an archive"))
         if _HEADER not in self._npz.files:
-            self._npz.close()
             raise CheckpointError(NO_HEADER.format(path=path, header=_HEADER))
         try:
             raw = self._npz[_HEADER]
@@ -256,16 +264,16 @@ class _Archive:
                     str(e["path"]), str(e["member"]), str(e["dtype"]), tuple(int(n) for n in e["shape"])
                 )
         except Exception as e:  # any malformation of the header: report it as corruption
-            self._npz.close()
             raise CheckpointError(BAD_HEADER.format(path=path, error=f"{type(e).__name__}: {e}")) from None
         if fmt != FORMAT or version != VERSION:
-            self._npz.close()
             raise CheckpointError(BAD_VERSION.format(path=path, found=fmt, version=version, fmt=FORMAT, supported=VERSION))
         self.header = header
         self.leaves: list[dict] = leaves
 
     def close(self) -> None:
-        self._npz.close()
+        if hasattr(self, "_npz") and hasattr(self._npz, "close"):
+            self._npz.close()
+        self._file.close()
 
     def read(self, entry: dict) -> Any:
         """Read one leaf, check it against its header entry, decode it."""

@@ -154,7 +154,7 @@ def _check_schedule(lr: Callable[..., Any]) -> None:
 
 def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
     try:
-        out = jax.eval_shape(lr, jax.ShapeDtypeStruct((), jnp.int32))
+        out = jax.eval_shape(lambda count: lr(count), jax.ShapeDtypeStruct((), jnp.int32))
     except Exception as e:  # the schedule's own error, reported against lr
         raise TypeError(BAD_SCHEDULE.format(what=f"calling it raised {type(e).__name__}: {e}")) from e
     if isinstance(out, (int, float)) and not isinstance(out, bool):
