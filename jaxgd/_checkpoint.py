@@ -283,7 +283,7 @@ class _Archive:
             raise CheckpointError(BAD_MEMBER.format(path=self.path, leaf=entry["path"], error=e)) from None
         if "key_impl" in entry:
             try:
-                key = jax.random.wrap_key_data(jnp.asarray(arr), impl=entry["key_impl"])
+                key = jax.random.wrap_key_data(jax.device_put(arr), impl=entry["key_impl"])
             except Exception as e:
                 raise CheckpointError(BAD_MEMBER.format(path=self.path, leaf=entry["path"], error=e)) from None
             got = (tuple(key.shape), str(key.dtype))
@@ -363,6 +363,14 @@ def _listed(paths: Sequence[str]) -> str:
     return shown + (f", ... ({len(paths) - _MAX_LISTED} more)" if len(paths) > _MAX_LISTED else "")
 
 
+def _to_device(value: Any, sharding: Any = None) -> jax.Array:
+    """A loaded leaf onto the device (``device_put``: ``jnp.asarray`` would
+    compile a small program per new shape)."""
+    if isinstance(value, jax.Array) and sharding is None:
+        return value
+    return jax.device_put(value, sharding)
+
+
 def _open(path: Any, name: str) -> _Archive:
     return _Archive(check_path(name, path, must_exist=True))
 
@@ -428,18 +436,17 @@ def load(path: Any, like: PyTree, *, name: str) -> PyTree:
     archive = _open(path, name)
     try:
         if like is None:
-            return {e["path"]: jnp.asarray(archive.read(e)) for e in archive.leaves}
+            return {e["path"]: _to_device(archive.read(e)) for e in archive.leaves}
         like_leaves, treedef = jax.tree_util.tree_flatten(like)
         expected = describe(like)
         found = [(e["path"], e["shape"], e["dtype"]) for e in archive.leaves]
         compare(expected, found, what=f"{name}: checkpoint {archive.path!r}")
         out = []
         for entry, ref in zip(archive.leaves, like_leaves):
-            value = jnp.asarray(archive.read(entry))
             sharding = getattr(ref, "sharding", None)
-            if sharding is not None and not isinstance(ref, jax.core.Tracer):
-                value = jax.device_put(value, sharding)
-            out.append(value)
+            if isinstance(ref, jax.core.Tracer):
+                sharding = None
+            out.append(_to_device(archive.read(entry), sharding))
         return jax.tree_util.tree_unflatten(treedef, out)
     finally:
         archive.close()

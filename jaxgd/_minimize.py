@@ -74,9 +74,13 @@ def as_params(x0: Any) -> Params:
             raise TypeError(BAD_X0_DTYPE.format(path=_path(path), dtype=arr_dtype))
         # Strongly typed, always: a weakly typed leaf (from a Python float)
         # would promote differently from the same leaf loaded from a checkpoint.
-        arr = leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf, dtype=arr_dtype)
+        # (device_put, not jnp.asarray, which compiles a small program per shape.)
+        arr = leaf if isinstance(leaf, jax.Array) else jax.device_put(np.asarray(leaf, dtype=arr_dtype))
         if getattr(arr, "weak_type", False):
-            arr = jax.lax.convert_element_type(arr, arr.dtype)
+            if isinstance(arr, jax.core.Tracer):
+                arr = jax.lax.convert_element_type(arr, arr.dtype)
+            else:
+                arr = jax.device_put(np.asarray(arr))
         if arr.size == 0:
             raise ValueError(EMPTY_X0.format(what=f"leaf {_path(path)} of shape {arr.shape}"))
         if not isinstance(arr, jax.core.Tracer) and not bool(np.isfinite(np.asarray(arr)).all()):
@@ -203,7 +207,7 @@ def _checkpointed(solver: Solver, result: Result, args: tuple, every: Optional[i
     ran = False
     while int(result.status) in (Status.RUNNING, Status.MAX_STEPS) and int(result.steps) < solver.max_steps:
         stop = min(int(result.steps) + every, solver.max_steps)
-        result = _resume(solver, result, args, jnp.asarray(stop, jnp.int32))
+        result = _resume(solver, result, args, np.asarray(stop, np.int32))
         _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, result))
         ran = True
     if not ran:
