@@ -188,6 +188,9 @@ class Solver:
     :func:`jaxgd.minimize` and validates them on construction. The instance is
     a pytree: ``jax.jit(lambda s, x: s.run(x))(solver, x0)`` compiles once
     per structure, and new hyperparameter values re-use the compiled loop.
+    ``start`` and ``resume(result, stop=...)`` run the same loop in chunks
+    and continue a saved :class:`jaxgd.Result` bit for bit (see
+    :func:`jaxgd.save_checkpoint`).
 
     Args:
       fun: ``fun(params, *args) -> scalar`` (``(scalar, aux)`` with ``has_aux``).

@@ -156,14 +156,19 @@ def test_checkpoints_are_written_every_k_steps_and_at_a_stop(tmp_path, monkeypat
     steps = []
     real = _checkpoint.save_checkpoint
     monkeypatch.setattr(_checkpoint, "save_checkpoint", lambda p, t, **k: (steps.append(int(t.steps)), real(p, t, **k))[1])
-    quad = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
-    jaxgd.minimize(quad, jnp.zeros(2), lr=0.1, max_steps=200, checkpoint_every=25, checkpoint_path=tmp_path / "q")
-    res = load_checkpoint(tmp_path / "q", like=jax.eval_shape(lambda: jaxgd.Solver(quad, lr=0.1, max_steps=200).run(jnp.zeros(2))))
-    assert steps[:-1] == list(range(25, 25 * len(steps), 25)) and steps[-1] == int(res.steps) < 200
-    assert res.status_enum == jaxgd.Status.GTOL
+
+    def quad(x: jax.Array) -> tuple[jax.Array, dict]:  # with aux: it is saved too
+        return jnp.sum((x - 3.0) ** 2), {"residual": x - 3.0}
+
+    kw = dict(lr=0.1, max_steps=200, has_aux=True)
+    res = jaxgd.minimize(quad, jnp.zeros(2), checkpoint_every=25, checkpoint_path=tmp_path / "q", **kw)
+    assert res.status_enum == jaxgd.Status.GTOL and 25 < int(res.steps) < 200
+    assert steps[:-1] == list(range(25, 25 * len(steps), 25)) and steps[-1] == int(res.steps)
+    like = jax.eval_shape(lambda: jaxgd.Solver(quad, **kw).run(jnp.zeros(2)))
+    assert_bitwise(jaxgd.minimize(quad, jnp.zeros(2), **kw), load_checkpoint(tmp_path / "q", like)._replace(history=res.history))
     # checkpoint_path alone: one write, at the end.
     steps.clear()
-    jaxgd.minimize(quad, jnp.zeros(2), lr=0.1, max_steps=200, checkpoint_path=tmp_path / "q")
+    jaxgd.minimize(quad, jnp.zeros(2), checkpoint_path=tmp_path / "q", **kw)
     assert steps == [int(res.steps)]
 
 
