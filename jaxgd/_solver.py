@@ -446,7 +446,7 @@ class Solver:
         def body(carry: tuple[SolverState, History]) -> tuple[SolverState, History]:
             s, h = carry
             new = self.step(s, *args)
-            if self.history_every:
+            if self.history_length():  # 0 with history off, or max_steps < every
                 h = self._record(h, s.count, new)
             if self.progress_every:
                 lax.cond(new.count % self.progress_every == 0, lambda: self._report(new, False), lambda: None)

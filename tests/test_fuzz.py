@@ -101,3 +101,16 @@ def test_divergence_is_reported_not_returned() -> None:
     assert res.status_enum == jaxgd.Status.NONFINITE
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(res.params))
     assert res.params["a"].dtype == jnp.float32 and res.params["b"][0].dtype == jnp.float64
+
+
+@pytest.mark.parametrize("history", [True, 3, False])
+def test_zero_and_few_steps_with_any_history(history: Any) -> None:
+    """Edge cases the fuzz would rarely draw: ``max_steps=0`` returns ``x0``
+    (an empty history buffer must not break the loop), and a history period
+    longer than the run records nothing."""
+    x0 = {"a": jnp.asarray(0.5, jnp.float32), "b": [jnp.ones(2)]}
+    none = jaxgd.minimize(loss, x0, max_steps=0, history=history)
+    assert none.status_enum == jaxgd.Status.MAX_STEPS and int(none.steps) == 0
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(none.params), jax.tree_util.tree_leaves(x0)))
+    two = jaxgd.minimize(loss, x0, max_steps=2, history=history)
+    assert int(two.steps) == 2 and two.history.loss.shape == ((2,) if history is True else (0,))
