@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checkpoint, _progress, _tree
-from ._solver import Solver, SolverState
-from ._status import History, Result, Status, empty_history
+from . import _resume, _tree
+from ._solver import Solver
+from ._status import History, Result
 from ._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = "minimize() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
@@ -30,14 +30,6 @@ BAD_X0_DTYPE = "x0 leaf {path} has dtype {dtype}; x0 must hold real floating-poi
 NONFINITE_X0 = "x0 leaf {path} contains NaN or Inf"
 NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
 BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
-BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer (steps between checkpoints), got checkpoint_every={value!r}"
-CHECKPOINT_NEEDS_PATH = "checkpoint_every={value!r} needs checkpoint_path= (the file to write)"
-CHECKPOINT_TRACED = (
-    "checkpoint_path cannot be used while minimize runs under jax.jit or jax.vmap "
-    "(x0 or args are tracers): checkpoint outside the transformation"
-)
-BAD_RESUME = "resume must be None, a jaxgd.Result or a checkpoint path (str or os.PathLike), got {kind}"
-RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r}, but this call has {name}={expected!r}"
 
 _KEYWORDS = (
     "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
@@ -128,93 +120,6 @@ _CHECKED: set = set()
 @jax.jit
 def _run(solver: Solver, x0: Params, args: tuple) -> Result:
     return solver.run(x0, *args)
-
-
-@jax.jit
-def _start(solver: Solver, x0: Params, args: tuple) -> Result:
-    return solver.start(x0, *args)
-
-
-@jax.jit
-def _resume(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
-    return solver.resume(result, *args, stop=stop)
-
-
-def _check_checkpoint_args(every: Any, path: Any) -> tuple[Optional[int], Optional[str]]:
-    if every is not None:
-        if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)):
-            raise TypeError(BAD_CHECKPOINT_EVERY.format(value=every))
-        if every <= 0:
-            raise ValueError(BAD_CHECKPOINT_EVERY.format(value=every))
-        if path is None:
-            raise ValueError(CHECKPOINT_NEEDS_PATH.format(value=every))
-        every = int(every)
-    if path is not None:
-        path = _checkpoint.check_path("checkpoint_path", path, must_exist=False)
-    return every, path
-
-
-def _check_resume(resume: Any) -> Any:
-    if resume is None or isinstance(resume, Result):
-        return resume
-    if isinstance(resume, (str, os.PathLike)):
-        return _checkpoint.check_path("resume", resume, must_exist=True)
-    raise TypeError(BAD_RESUME.format(kind=type(resume).__name__))
-
-
-def _template(solver: Solver, params: Params, args: tuple, history_length: int) -> Result:
-    state = solver.init(params, *args)
-    return solver.finish(state, empty_history(history_length, state.value.dtype))
-
-
-def _metadata(solver: Solver, result: Result) -> dict:
-    return {
-        "kind": "jaxgd.minimize",
-        "method": solver.direction.name,
-        "max_steps": solver.max_steps,
-        "history_every": solver.history_every,
-        "steps": int(result.steps),
-        "status": Status(int(result.status)).name,
-    }
-
-
-def _restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
-    """The Result to continue from, checked against ``x0`` and the solver."""
-    if isinstance(resume, Result):
-        if not isinstance(resume.state, SolverState):
-            raise TypeError(BAD_RESUME.format(kind=f"a Result whose state is a {type(resume.state).__name__}"))
-        _checkpoint.compare(
-            _checkpoint.describe(params), _checkpoint.describe(resume.state.params, what="resume"),
-            what="resume.state.params", expected_name="x0",
-        )
-        solver.check_resumable(resume, *args, name="resume")
-        return resume
-    info = _checkpoint.checkpoint_info(resume)
-    meta = info["metadata"]
-    for name, expected in (("method", solver.direction.name), ("history", solver.history_every)):
-        found = meta.get("method" if name == "method" else "history_every", expected)
-        if found != expected:
-            raise ValueError(RESUME_DIFFERS.format(path=resume, name=name, found=found, expected=expected))
-    lengths = [tuple(e["shape"]) for e in info["leaves"] if e["path"] == ".history.loss"]
-    n = lengths[0][0] if lengths and len(lengths[0]) == 1 else solver.history_length()
-    like = jax.eval_shape(lambda p, a: _template(solver, p, a, n), params, args)
-    return _checkpoint.load(resume, like, name="resume")
-
-
-def _checkpointed(solver: Solver, result: Result, args: tuple, every: Optional[int], path: str) -> Result:
-    """Run the compiled loop in chunks of ``every`` steps, saving after each."""
-    every = every or max(solver.max_steps, 1)
-    ran = False
-    while int(result.status) in (Status.RUNNING, Status.MAX_STEPS) and int(result.steps) < solver.max_steps:
-        stop = min(int(result.steps) + every, solver.max_steps)
-        result = _resume(solver, result, args, np.asarray(stop, np.int32))
-        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, result))
-        ran = True
-    if not ran:
-        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, result))
-    elif solver.progress_every:
-        _progress.close(result.steps, result.loss, solver.max_steps)
-    return result
 
 
 def trim_history(result: Result, every: int) -> Result:
@@ -346,23 +251,14 @@ def minimize(
         fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
         clip=clip, history=history, progress=progress, has_aux=has_aux,
     )
-    every, path = _check_checkpoint_args(checkpoint_every, checkpoint_path)
-    resume = _check_resume(resume)
+    every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
+    resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
     params = as_params(x0)
-    if path is not None and not _tree.is_concrete((params, args)):
-        raise ValueError(CHECKPOINT_TRACED)
+    _resume.check_concrete(path, (params, args))
     check_loss(fun, params, args, has_aux)
     if resume is None and path is None:
         result = _run(solver, params, args)
     else:
-        if resume is None:
-            result = _start(solver, params, args)
-        else:
-            result = _restore(solver, params, args, resume)
-            result = result._replace(history=solver._sized_history(result.history, result.state))
-        if path is None:
-            result = _resume(solver, result, args, None)
-        else:
-            result = _checkpointed(solver, result, args, every, path)
+        result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return trim_history(result, solver.history_every)
