@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _directions, _progress, _stepsize, _tree
+from . import _checkpoint, _directions, _progress, _stepsize, _tree
 from ._prox import Prox
 from ._status import History, Result, Status, empty_history
 from ._types import ArrayLike, Grads, LossFn, Params, PyTree
@@ -516,8 +516,6 @@ class Solver:
     def check_resumable(self, result: Any, *args: Any, name: str = "result") -> SolverState:
         """Check (shapes and dtypes only, so also under ``jit``) that ``result``
         holds a state this solver can continue; return that state."""
-        from . import _checkpoint
-
         if not isinstance(result, Result) or not isinstance(result.state, SolverState):
             raise TypeError(BAD_RESUME_TYPE.format(name=name, kind=type(result).__name__))
         params = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), result.state.params)
