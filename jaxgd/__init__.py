@@ -7,6 +7,11 @@ NumPy gradients and finite differences.
 
 from . import problems as problems
 from . import schedules as schedules
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import TreeMismatchError as TreeMismatchError
+from ._checkpoint import checkpoint_info as checkpoint_info
+from ._checkpoint import load_checkpoint as load_checkpoint
+from ._checkpoint import save_checkpoint as save_checkpoint
 from ._directions import Direction as Direction
 from ._directions import names as methods
 from ._gradcheck import GradCheck as GradCheck
@@ -21,6 +26,11 @@ from ._status import Status as Status
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "TreeMismatchError",
+    "checkpoint_info",
+    "load_checkpoint",
+    "save_checkpoint",
     "Direction",
     "GradCheck",
     "History",

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree
+from . import _resume, _tree
 from ._solver import Solver
 from ._status import History, Result
 from ._types import ArrayLike, LossFn, Params
@@ -32,7 +33,7 @@ BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
 _KEYWORDS = (
     "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
-    "history", "progress", "has_aux",
+    "history", "progress", "has_aux", "checkpoint_every", "checkpoint_path", "resume",
 )
 
 
@@ -63,7 +64,15 @@ def as_params(x0: Any) -> Params:
             arr_dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
         if not jnp.issubdtype(arr_dtype, jnp.floating):
             raise TypeError(BAD_X0_DTYPE.format(path=_path(path), dtype=arr_dtype))
-        arr = leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf)
+        # Strongly typed, always: a weakly typed leaf (from a Python float)
+        # would promote differently from the same leaf loaded from a checkpoint.
+        # (device_put, not jnp.asarray, which compiles a small program per shape.)
+        arr = leaf if isinstance(leaf, jax.Array) else jax.device_put(np.asarray(leaf, dtype=arr_dtype))
+        if getattr(arr, "weak_type", False):
+            if isinstance(arr, jax.core.Tracer):
+                arr = jax.lax.convert_element_type(arr, arr.dtype)
+            else:
+                arr = jax.device_put(np.asarray(arr))
         if arr.size == 0:
             raise ValueError(EMPTY_X0.format(what=f"leaf {_path(path)} of shape {arr.shape}"))
         if not isinstance(arr, jax.core.Tracer) and not bool(np.isfinite(np.asarray(arr)).all()):
@@ -139,6 +148,9 @@ def minimize(
     history: bool | int = True,
     progress: bool | int = False,
     has_aux: bool = False,
+    checkpoint_every: Optional[int] = None,
+    checkpoint_path: Optional[str | os.PathLike] = None,
+    resume: Any = None,
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -188,6 +200,21 @@ def minimize(
         steps (int k), or not at all (False, zero cost).
       progress: show a tqdm progress bar (updated from inside the loop).
       has_aux: ``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux.
+      checkpoint_every: save a checkpoint every this many steps: the compiled
+        loop runs in chunks of ``checkpoint_every`` steps (one compiled
+        chunk, re-used) and the :class:`jaxgd.Result` so far is written to
+        ``checkpoint_path`` after each, atomically
+        (:func:`jaxgd.save_checkpoint`). Each save copies the state to the
+        host, so pick a period of seconds to minutes, not single steps.
+      checkpoint_path: the checkpoint file. Alone (without
+        ``checkpoint_every``) the final result is written once at the end.
+      resume: continue a run instead of starting at ``x0``: a checkpoint path
+        (written with ``checkpoint_path``) or a :class:`jaxgd.Result` from an
+        earlier call. ``x0`` then only gives the expected structure, shapes
+        and dtypes, and a mismatch raises. Pass the same ``fun``, ``args``
+        and options as the interrupted run: the result is then bit for bit
+        the one an uninterrupted run gives (params, loss, history, status,
+        steps). ``max_steps`` may be raised to extend a finished run.
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -199,7 +226,14 @@ def minimize(
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
         integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
       ValueError: empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
-        ``max_steps``, tolerance or penalty; an unknown ``method``.
+        ``max_steps``, tolerance or penalty; an unknown ``method``;
+        ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
+        ``resume`` checkpoint from another method.
+      FileNotFoundError: a ``resume`` file that does not exist, or a
+        ``checkpoint_path`` whose directory does not exist.
+      jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
+      jaxgd.TreeMismatchError: a ``resume`` state whose structure, shapes
+        or dtypes differ from ``x0``'s and the method's (names the leaf).
 
     Example:
       >>> import jax.numpy as jnp, jaxgd
@@ -217,8 +251,14 @@ def minimize(
         fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
         clip=clip, history=history, progress=progress, has_aux=has_aux,
     )
+    every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
+    resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
     params = as_params(x0)
+    _resume.check_concrete(path, (params, args))
     check_loss(fun, params, args, has_aux)
-    result = _run(solver, params, args)
+    if resume is None and path is None:
+        result = _run(solver, params, args)
+    else:
+        result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return trim_history(result, solver.history_every)

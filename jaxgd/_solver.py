@@ -21,14 +21,16 @@ non-finite guard that keeps the last finite iterate.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from . import _directions, _progress, _stepsize, _tree
+from . import _checkpoint, _directions, _progress, _stepsize, _tree
 from ._prox import Prox
 from ._status import History, Result, Status, empty_history
 from ._types import ArrayLike, Grads, LossFn, Params, PyTree
@@ -38,8 +40,11 @@ BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
 BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
 BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
 BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
-BAD_PENALTY = "{name} must be a non-negative number, got {name}={value!r}"
+BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
+BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
+BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
+BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
 BAD_FLAG_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
 
 
@@ -67,21 +72,44 @@ class SolverState(NamedTuple):
 
 def _every(name: str, value: Any) -> int:
     """``True`` -> 1, ``False`` -> 0, a positive int -> itself."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return int(value)
-    if isinstance(value, int) and value > 0:
-        return value
+    if isinstance(value, (int, np.integer)) and value > 0:
+        return int(value)
     raise ValueError(BAD_FLAG_EVERY.format(name=name, value=value))
+
+
+def _real_scalar(name: str, value: Any, message: str, positive: bool = False, finite: bool = False) -> Any:
+    """Validate a number, or a real scalar array (concrete values checked,
+    tracers pass), that must be >= 0 (or > 0, or finite too); return it
+    (numbers as floats).
+
+    Raises:
+      TypeError: not a number or array, or a bool/complex one.
+      ValueError: a negative (non-positive) or NaN value, or a non-scalar array.
+    """
+    value = _tree.as_float_if_number(value)
+
+    def ok(v: float) -> bool:  # NaN fails every comparison
+        return (v > 0 if positive else v >= 0) and (math.isfinite(v) or not finite)
+
+    if isinstance(value, float):
+        if not ok(value):
+            raise ValueError(message.format(name=name, value=value))
+        return value
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(message.format(name=name, value=value))
+    if jnp.shape(value) != ():
+        raise ValueError(message.format(name=name, value=value) + f" (a scalar, got shape {jnp.shape(value)})")
+    if _tree.is_concrete(value) and not ok(float(value)):
+        raise ValueError(message.format(name=name, value=value))
+    return value
 
 
 def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
     """Validate a concrete non-negative number; tracers pass unchecked."""
-    value = _tree.as_float_if_number(value)
-    if isinstance(value, float) and not value >= 0:  # also catches NaN
-        raise ValueError(message.format(name=name, value=value))
-    if not isinstance(value, float) and not hasattr(value, "dtype"):
-        raise TypeError(message.format(name=name, value=value))
-    return value
+    return _real_scalar(name, value, message)
 
 
 def _off_if_zero(value: Any) -> Any:
@@ -90,7 +118,10 @@ def _off_if_zero(value: Any) -> Any:
 
 
 def _check_lr(lr: Any) -> Any:
-    if _stepsize.is_rule(lr) or callable(lr):
+    if _stepsize.is_rule(lr):
+        return lr
+    if callable(lr):
+        _check_schedule(lr)
         return lr
     lr = _tree.as_float_if_number(lr)
     if isinstance(lr, float):
@@ -106,6 +137,34 @@ def _check_lr(lr: Any) -> Any:
                 raise ValueError(BAD_LR.format(lr=lr))
         return lr
     raise TypeError(BAD_LR_TYPE.format(kind=type(lr).__name__))
+
+
+def _check_schedule(lr: Callable[..., Any]) -> None:
+    """A schedule must map a step count to a real scalar (checked through
+    ``jax.eval_shape``: nothing compiles; cached per hashable schedule).
+    Schedules holding tracers pass."""
+    if not _tree.is_concrete(lr):
+        return
+    try:
+        hash(lr)
+    except TypeError:  # a schedule with array leaves: check every time
+        return _check_schedule_uncached(lr)
+    _check_schedule_cached(lr)
+
+
+def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
+    try:
+        out = jax.eval_shape(lambda count: lr(count), jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as e:  # the schedule's own error, reported against lr
+        raise TypeError(BAD_SCHEDULE.format(what=f"calling it raised {type(e).__name__}: {e}")) from e
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        return
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
+
+
+_check_schedule_cached = functools.lru_cache(maxsize=256)(_check_schedule_uncached)
 
 
 def clip_by_global_norm(grad: Grads, max_norm: jax.Array) -> Grads:
@@ -129,6 +188,9 @@ class Solver:
     :func:`jaxgd.minimize` and validates them on construction. The instance is
     a pytree: ``jax.jit(lambda s, x: s.run(x))(solver, x0)`` compiles once
     per structure, and new hyperparameter values re-use the compiled loop.
+    ``start`` and ``resume(result, stop=...)`` run the same loop in chunks
+    and continue a saved :class:`jaxgd.Result` bit for bit (see
+    :func:`jaxgd.save_checkpoint`).
 
     Args:
       fun: ``fun(params, *args) -> scalar`` (``(scalar, aux)`` with ``has_aux``).
@@ -181,19 +243,13 @@ class Solver:
         if lr is None:
             lr = _directions.default_lr(direction)
         if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
-            import numpy as np
-
             if not (isinstance(max_steps, np.integer) and max_steps >= 0):
                 raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
         max_steps = int(max_steps)
         gtol, ftol, xtol = (_nonneg(n, v) for n, v in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)))
-        l1, l2 = (_nonneg(n, v, BAD_PENALTY) for n, v in (("l1", l1), ("l2", l2)))
+        l1, l2 = (_real_scalar(n, v, BAD_PENALTY, finite=True) for n, v in (("l1", l1), ("l2", l2)))
         if clip is not None:
-            clip = _tree.as_float_if_number(clip)
-            if isinstance(clip, float) and not clip > 0:
-                raise ValueError(BAD_CLIP.format(value=clip))
-            if not isinstance(clip, float) and not hasattr(clip, "dtype"):
-                raise TypeError(BAD_CLIP.format(value=clip))
+            clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
         history_every = _every("history", history)
         progress_every = _every("progress", progress)
         if progress_every == 1 and progress is True:
@@ -370,10 +426,17 @@ class Solver:
         jax.debug.callback(cb, state.count, self.loss(state.params, state.value), self.max_steps)
 
     def loop(
-        self, state: SolverState, history: History, *args: Any, stop: Optional[ArrayLike] = None
+        self,
+        state: SolverState,
+        history: History,
+        *args: Any,
+        stop: Optional[ArrayLike] = None,
+        close_progress: bool = True,
     ) -> tuple[SolverState, History]:
         """Run steps until a test fires or ``state.count`` reaches ``stop``
-        (``max_steps`` by default). Used by ``run`` and by resumed runs."""
+        (``max_steps`` by default; may be traced). Used by ``run`` and by
+        resumed runs; ``close_progress=False`` leaves the progress bar open
+        for a following chunk."""
         stop = self.max_steps if stop is None else stop
 
         def cond(carry: tuple[SolverState, History]) -> jax.Array:
@@ -383,14 +446,14 @@ class Solver:
         def body(carry: tuple[SolverState, History]) -> tuple[SolverState, History]:
             s, h = carry
             new = self.step(s, *args)
-            if self.history_length():
+            if self.history_length():  # 0 with history off, or max_steps < every
                 h = self._record(h, s.count, new)
             if self.progress_every:
                 lax.cond(new.count % self.progress_every == 0, lambda: self._report(new, False), lambda: None)
             return new, h
 
         state, history = lax.while_loop(cond, body, (state, history))
-        if self.progress_every:
+        if self.progress_every and close_progress:
             self._report(state, True)
         return state, history
 
@@ -418,3 +481,60 @@ class Solver:
         state = self.init(x0, *args)
         state, history = self.loop(state, self.empty_history(state), *args)
         return self.finish(state, history)
+
+    def start(self, x0: Params, *args: Any) -> Result:
+        """``init`` packaged as a :class:`Result` at step 0, ready for :meth:`resume`."""
+        state = self.init(x0, *args)
+        return self.finish(state, self.empty_history(state))
+
+    def resume(self, result: Result, *args: Any, stop: Optional[ArrayLike] = None) -> Result:
+        """Continue the run saved in ``result``: bit for bit the run that never stopped.
+
+        ``result`` comes from :meth:`run`, :meth:`start`, :meth:`resume`,
+        :func:`jaxgd.minimize` or :func:`jaxgd.load_checkpoint`; only its
+        ``state`` and ``history`` are used (a trimmed history is padded back).
+        A run that stopped at ``max_steps`` continues up to this solver's
+        ``max_steps`` (raise it to extend a run); a converged one stays put.
+        With ``stop`` (may be traced), steps end once ``state.count`` reaches
+        it and the progress bar stays open: one chunk of a checkpointed run.
+        The solver must be built with the same options as the saved run's
+        (``max_steps`` may differ) for the continuation to be bit for bit.
+
+        Raises:
+          TypeError: ``result`` is not a :class:`jaxgd.Result`.
+          TreeMismatchError: ``result.state`` differs in structure, shapes or
+            dtypes from the state this solver builds (another method, other
+            parameters); the message names the differing leaves.
+        """
+        state = self.check_resumable(result, *args)
+        status = jnp.where(state.status == Status.MAX_STEPS, Status.RUNNING, state.status)
+        state = state._replace(status=status.astype(jnp.int32))
+        history = self._sized_history(result.history, state)
+        state, history = self.loop(state, history, *args, stop=stop, close_progress=stop is None)
+        return self.finish(state, history)
+
+    def check_resumable(self, result: Any, *args: Any, name: str = "result") -> SolverState:
+        """Check (shapes and dtypes only, so also under ``jit``) that ``result``
+        holds a state this solver can continue; return that state."""
+        if not isinstance(result, Result) or not isinstance(result.state, SolverState):
+            raise TypeError(BAD_RESUME_TYPE.format(name=name, kind=type(result).__name__))
+        params = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), result.state.params)
+        expected = jax.eval_shape(lambda p: self.init(p, *args), params)
+        what = f"{name}.state (method {self.direction.name!r})"
+        _checkpoint.compare(
+            _checkpoint.describe(expected), _checkpoint.describe(result.state, what=name), what=what,
+            expected_name="the state this solver builds",
+        )
+        dtype = jnp.result_type(result.state.value)
+        for field, h in zip(History._fields, result.history):
+            if jnp.ndim(h) != 1 or jnp.result_type(h) != dtype:
+                raise _checkpoint.TreeMismatchError(
+                    BAD_RESUME_HISTORY.format(name=name, field=field, shape=jnp.shape(h), dtype=jnp.result_type(h), expected=dtype)
+                )
+        return result.state
+
+    def _sized_history(self, history: History, state: SolverState) -> History:
+        """Pad (NaN) or cut a saved history to this solver's buffer length."""
+        n = self.history_length()
+        empty = self.empty_history(state)
+        return History(*(jnp.concatenate([h[:n], e[h[:n].shape[0]:]]) for h, e in zip(history, empty)))

@@ -16,10 +16,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+import operator
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from optax import (  # noqa: F401  (re-exported)
     constant_schedule as constant_schedule,
     cosine_decay_schedule as cosine_decay_schedule,
@@ -70,9 +72,43 @@ def _count(count: ArrayLike) -> jax.Array:
     return jnp.asarray(count).astype(jnp.result_type(float))
 
 
+BAD_NUMBER = "{name} must be a real number or real array, got {name}={value!r}"
+NOT_POSITIVE = "{name} must be > 0, got {name}={value!r}"
+NEGATIVE = "{name} must be >= 0, got {name}={value!r}"
+BAD_MILESTONES = "milestones must be a sequence of integers, got milestones={value!r}"
+BAD_BOUNDS = "max_lr must be >= base_lr, got base_lr={base!r}, max_lr={top!r}"
+
+
+def _concrete_values(name: str, value: ArrayLike) -> Optional[np.ndarray]:
+    """The values of a real number or array, None for a tracer.
+
+    Raises:
+      TypeError: a bool, string, None, complex or other non-real value.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(BAD_NUMBER.format(name=name, value=value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return np.asarray(float(value))
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(BAD_NUMBER.format(name=name, value=value))
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return np.asarray(value, dtype=float)
+
+
 def _check_positive(name: str, value: ArrayLike) -> None:
-    if isinstance(value, (int, float)) and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {name}={value!r}")
+    """A concrete value must be > 0 (NaN fails); tracers pass."""
+    v = _concrete_values(name, value)
+    if v is not None and not np.all(v > 0):
+        raise ValueError(NOT_POSITIVE.format(name=name, value=value))
+
+
+def _check_nonneg(name: str, value: ArrayLike) -> None:
+    """A concrete value must be >= 0 (NaN fails); tracers pass."""
+    v = _concrete_values(name, value)
+    if v is not None and not np.all(v >= 0):
+        raise ValueError(NEGATIVE.format(name=name, value=value))
 
 
 class StepDecay(NamedTuple):
@@ -159,10 +195,12 @@ def step_decay(init_value: ArrayLike, step_size: int, gamma: ArrayLike = 0.1) ->
       A :class:`StepDecay` schedule (a pytree; ``sched(count) -> lr``).
 
     Raises:
-      ValueError: if a concrete ``init_value`` or ``step_size`` is not > 0.
+      ValueError: if a concrete ``init_value``, ``step_size`` or ``gamma`` is not > 0.
+      TypeError: if one is not a real number or array.
     """
     _check_positive("init_value", init_value)
     _check_positive("step_size", step_size)
+    _check_positive("gamma", gamma)
     return StepDecay(init_value, step_size, gamma)
 
 
@@ -184,10 +222,19 @@ def multistep_decay(
       A :class:`MultiStepDecay` schedule.
 
     Raises:
-      ValueError: if ``milestones`` is not increasing or ``init_value`` is not > 0.
+      ValueError: if ``milestones`` is not increasing, or ``init_value`` or
+        ``gamma`` is not > 0.
+      TypeError: if ``milestones`` is not a sequence of integers, or a
+        number is not real.
     """
     _check_positive("init_value", init_value)
-    ms = tuple(int(m) for m in milestones)
+    _check_positive("gamma", gamma)
+    if isinstance(milestones, (str, bytes)):
+        raise TypeError(BAD_MILESTONES.format(value=milestones))
+    try:
+        ms = tuple(operator.index(m) for m in milestones)
+    except TypeError:
+        raise TypeError(BAD_MILESTONES.format(value=milestones)) from None
     if any(b <= a for a, b in zip(ms, ms[1:])) or any(m < 0 for m in ms):
         raise ValueError(f"milestones must be non-negative and increasing, got {milestones=}")
     return MultiStepDecay(init_value, ms, gamma)
@@ -215,9 +262,12 @@ def inverse_time_decay(
       An :class:`InverseTimeDecay` schedule.
 
     Raises:
-      ValueError: if a concrete ``init_value`` or ``decay_steps`` is not > 0.
+      ValueError: if a concrete ``init_value`` or ``decay_steps`` is not > 0,
+        or ``decay_rate`` is negative.
+      TypeError: if one is not a real number or array.
     """
     _check_positive("init_value", init_value)
+    _check_nonneg("decay_rate", decay_rate)
     _check_positive("decay_steps", decay_steps)
     return InverseTimeDecay(init_value, decay_rate, decay_steps, bool(staircase))
 
@@ -242,7 +292,14 @@ def cyclic_triangular(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: Array
       A :class:`CyclicTriangular` schedule.
 
     Raises:
-      ValueError: if a concrete ``step_size_up`` is not > 0.
+      ValueError: if a concrete ``base_lr`` or ``step_size_up`` is not > 0,
+        or ``max_lr`` < ``base_lr``.
+      TypeError: if one is not a real number or array.
     """
+    _check_positive("base_lr", base_lr)
+    _check_positive("max_lr", max_lr)
     _check_positive("step_size_up", step_size_up)
+    lo, hi = _concrete_values("base_lr", base_lr), _concrete_values("max_lr", max_lr)
+    if lo is not None and hi is not None and not np.all(hi >= lo):
+        raise ValueError(BAD_BOUNDS.format(base=base_lr, top=max_lr))
     return CyclicTriangular(base_lr, max_lr, step_size_up)

@@ -16,6 +16,7 @@ import jaxgd
 DOCUMENTED = {
     "minimize", "Solver", "SolverState", "Result", "History", "Status", "Direction", "methods", "schedules",
     "check_grad", "GradCheck", "problems",
+    "save_checkpoint", "load_checkpoint", "checkpoint_info", "CheckpointError", "TreeMismatchError",
 }
 
 

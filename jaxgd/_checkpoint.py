@@ -1,0 +1,452 @@
+"""Checkpoints: save any pytree of arrays to one file and load it back, without pickle.
+
+A checkpoint is what a run needs to continue bit for bit: for
+:func:`jaxgd.minimize` and :class:`jaxgd.Solver` it is the :class:`jaxgd.Result`
+(parameters, the full :class:`jaxgd.SolverState` with optimizer state, step
+count and hence schedule position, and the history buffers so far). The
+functions here know nothing about solvers: they take any pytree, so
+``jaxgd.fit`` (or a user's own training loop) can store its PRNG key and
+best-so-far parameters the same way.
+
+Format: an ``.npz`` archive (``numpy.savez``, uncompressed zip) holding one
+array per leaf and a JSON header (format, version, tree paths, shapes,
+dtypes, user metadata) stored as a ``uint8`` array. Why this and not a
+format library: the runtime dependencies are jax, numpy, optax and tqdm, and
+neither orbax nor safetensors is among them; ``.npz`` read with
+``numpy.load(..., allow_pickle=False)`` is numpy's documented code-free
+format, every zip member carries a CRC-32 (so a flipped byte is detected),
+and the zip central directory sits at the end (so a truncated file is
+detected). The tree structure is never unpickled: it comes from ``like``, a
+pytree the caller builds (``jax.eval_shape`` output works), and every leaf's
+path, shape and dtype is checked against it.
+
+Writes are atomic: the archive goes to a temporary file in the target's
+directory, is flushed and ``fsync``-ed, then ``os.replace``-d over the
+target, so a crash mid-write leaves the previous checkpoint intact.
+
+Dtypes numpy cannot name natively (``bfloat16`` and the other ``ml_dtypes``)
+are stored as same-width unsigned integers and viewed back on load; typed
+PRNG keys (``jax.random.key``) are stored as their key data and re-wrapped
+with the recorded implementation. JAX's weak types are not recorded: loaded
+leaves are strongly typed (jaxgd's own states hold no weakly typed leaves).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._types import PyTree
+
+FORMAT = "jaxgd-checkpoint"
+VERSION = 1
+_HEADER = "__jaxgd_header__"
+_MAX_LISTED = 5
+
+BAD_PATH_TYPE = "{name} must be a str or os.PathLike, got {kind}"
+NO_DIRECTORY = "{name}: directory {directory!r} does not exist"
+NO_FILE = "{name}: no checkpoint file at {path!r}"
+BAD_METADATA = "metadata must be a JSON-serialisable dict, got {what}"
+EMPTY_TREE = "tree must contain at least one array leaf, got {what}"
+TRACED_LEAF = "tree leaf {path} is a tracer: save_checkpoint runs on the host, call it outside jax.jit/jax.vmap"
+BAD_LEAF = "tree leaf {path} is a {kind}, not an array; checkpoints hold arrays only (no code, no objects)"
+BAD_LEAF_DTYPE = "tree leaf {path} has dtype {dtype}, which a checkpoint cannot hold (numeric and PRNG-key arrays only)"
+BAD_LIKE_LEAF = "{what} leaf {path} is a {kind}; {what} must be a pytree of arrays or jax.ShapeDtypeStruct"
+NOT_READABLE = "{path!r} is not a readable jaxgd checkpoint (truncated, or not an .npz file): {error}"
+NO_HEADER = "{path!r} is an .npz file but not a jaxgd checkpoint (no {header} member)"
+BAD_HEADER = "{path!r}: the checkpoint header is corrupted: {error}"
+BAD_VERSION = "{path!r}: checkpoint format {found!r} version {version!r} is not supported (this jaxgd reads {fmt!r} version {supported})"
+BAD_MEMBER = "{path!r}: leaf {leaf} is corrupted or truncated: {error}"
+STRUCTURE_DIFFERS = "{what}: tree structure differs from {expected}: {details}"
+LEAF_DIFFERS = "{what}: leaves differ from {expected}: {details}"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable jaxgd checkpoint: truncated, corrupted,
+    not an ``.npz`` archive, or of an unknown format version."""
+
+
+class TreeMismatchError(ValueError):
+    """A checkpoint (or a result to resume from) whose tree structure, leaf
+    shapes or dtypes differ from what was expected; the message names each
+    differing leaf path with the expected and the found shape and dtype."""
+
+
+# -- paths -----------------------------------------------------------------
+def check_path(name: str, path: Any, *, must_exist: bool) -> str:
+    """Validate a file path argument on the host; return it as ``str``.
+
+    Raises:
+      TypeError: ``path`` is not a str or ``os.PathLike``.
+      FileNotFoundError: ``must_exist`` and no file is there, or the
+        directory to write into does not exist.
+    """
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(BAD_PATH_TYPE.format(name=name, kind=type(path).__name__))
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if must_exist:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(NO_FILE.format(name=name, path=path))
+    else:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(NO_DIRECTORY.format(name=name, directory=directory))
+    return path
+
+
+def _keystr(path: Any) -> str:
+    return jax.tree_util.keystr(path) or "(root)"
+
+
+def _is_key(dtype: Any) -> bool:
+    return jnp.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _native(dtype: np.dtype) -> bool:
+    """Dtypes ``.npy`` stores without pickle: numpy's own numeric kinds."""
+    return dtype.kind in "biufc" and dtype.isbuiltin == 1
+
+
+# -- saving ----------------------------------------------------------------
+def _encode(path: str, leaf: Any) -> tuple[np.ndarray, dict]:
+    """One leaf -> (plain numpy array, header entry)."""
+    if isinstance(leaf, jax.core.Tracer):
+        raise TypeError(TRACED_LEAF.format(path=path))
+    if isinstance(leaf, (bool, int, float, complex, np.generic)):
+        leaf = np.asarray(leaf)
+    if not isinstance(leaf, (jax.Array, np.ndarray)):
+        raise TypeError(BAD_LEAF.format(path=path, kind=type(leaf).__name__))
+    if _is_key(leaf.dtype):
+        impl = str(jax.random.key_impl(leaf))
+        data = np.asarray(jax.random.key_data(leaf))
+        entry = {"path": path, "shape": list(leaf.shape), "dtype": str(leaf.dtype), "key_impl": impl}
+        return data, entry
+    arr = np.asarray(leaf)
+    entry = {"path": path, "shape": list(arr.shape), "dtype": arr.dtype.name}
+    if _native(arr.dtype):
+        return arr, entry
+    if arr.dtype.kind == "V" and arr.dtype.itemsize in (1, 2, 4, 8) and arr.dtype.fields is None:
+        # ml_dtypes (bfloat16, float8_*): store the bits, view them back on load.
+        return arr.view(f"u{arr.dtype.itemsize}"), dict(entry, stored_as=f"uint{8 * arr.dtype.itemsize}")
+    raise TypeError(BAD_LEAF_DTYPE.format(path=path, dtype=arr.dtype))
+
+
+def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    """Write through ``write(fileobj)`` into a temporary file next to ``path``,
+    fsync it, then rename it over ``path`` (``os.replace`` is atomic on POSIX
+    and Windows); on any failure the temporary file is removed and ``path``
+    is untouched."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # Make the rename itself durable (POSIX; directories cannot be opened on Windows).
+    with contextlib.suppress(OSError, AttributeError):
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional[dict] = None) -> str:
+    """Save a pytree of arrays to ``path`` atomically, in a format that holds no code.
+
+    ``tree`` is typically a :class:`jaxgd.Result` (what ``minimize`` writes
+    with ``checkpoint_path=``), but any pytree of arrays works: a
+    ``(params, opt_state, key)`` tuple, a dict, a NamedTuple. The file is an
+    ``.npz`` archive with a JSON header (see the module docstring for why);
+    it is written to a temporary file in the same directory, flushed,
+    ``fsync``-ed and renamed over ``path``, so a crash mid-write leaves any
+    previous checkpoint at ``path`` intact.
+
+    Args:
+      path: the file to write (no suffix is added).
+      tree: a pytree whose leaves are arrays (jax or numpy, any numeric
+        dtype, ``bfloat16`` and typed PRNG keys included) or Python numbers.
+      metadata: an optional JSON-serialisable dict stored in the header
+        (read it back with :func:`checkpoint_info`).
+
+    Returns:
+      ``path`` as a ``str``.
+
+    Raises:
+      TypeError: ``path`` of the wrong type; a leaf that is not an array (a
+        function, a string, an object array) or a tracer; non-JSON metadata.
+      ValueError: a tree with no leaves.
+      FileNotFoundError: the directory of ``path`` does not exist.
+
+    Example:
+      >>> import os, tempfile, jax.numpy as jnp, jaxgd
+      >>> p = os.path.join(tempfile.mkdtemp(), "state.ckpt")
+      >>> _ = jaxgd.save_checkpoint(p, {"w": jnp.arange(3.0), "step": jnp.asarray(7)})
+      >>> jaxgd.load_checkpoint(p, like={"w": jnp.zeros(3), "step": jnp.asarray(0)})["step"]
+      Array(7, dtype=int32)
+    """
+    path = check_path("path", path, must_exist=False)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(BAD_METADATA.format(what=type(metadata).__name__))
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    if not pairs:
+        raise ValueError(EMPTY_TREE.format(what=f"a pytree with no leaves ({treedef})"))
+    arrays: dict[str, np.ndarray] = {}
+    entries = []
+    for i, (p, leaf) in enumerate(pairs):
+        arr, entry = _encode(_keystr(p), leaf)
+        entry["member"] = f"leaf_{i:05d}"
+        arrays[entry["member"]] = arr
+        entries.append(entry)
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "treedef": str(treedef),
+        "leaves": entries,
+        "metadata": metadata or {},
+    }
+    try:
+        blob = json.dumps(header, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(BAD_METADATA.format(what=f"{metadata!r} ({e})")) from None
+    arrays[_HEADER] = np.frombuffer(blob, dtype=np.uint8)
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    return path
+
+
+# -- loading ---------------------------------------------------------------
+class _Archive:
+    """An open checkpoint: the parsed header and lazy access to the leaves."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = open(path, "rb")  # noqa: SIM115  (closed by close(), also on every error below)
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self) -> None:
+        path = self.path
+        try:
+            self._npz = np.load(self._file, allow_pickle=False)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise CheckpointError(NOT_READABLE.format(path=path, error=e)) from None
+        if not isinstance(self._npz, np.lib.npyio.NpzFile):
+            raise CheckpointError(NOT_READABLE.format(path=path, error="a single .npy array, not an archive"))
+        if _HEADER not in self._npz.files:
+            raise CheckpointError(NO_HEADER.format(path=path, header=_HEADER))
+        try:
+            raw = self._npz[_HEADER]
+            header = json.loads(raw.tobytes().decode("utf-8"))
+            fmt, version, leaves = header["format"], header["version"], header["leaves"]
+            for e in leaves:
+                e["path"], e["member"], e["dtype"], e["shape"] = (
+                    str(e["path"]), str(e["member"]), str(e["dtype"]), tuple(int(n) for n in e["shape"])
+                )
+        except Exception as e:  # any malformation of the header: report it as corruption
+            raise CheckpointError(BAD_HEADER.format(path=path, error=f"{type(e).__name__}: {e}")) from None
+        if fmt != FORMAT or version != VERSION:
+            raise CheckpointError(BAD_VERSION.format(path=path, found=fmt, version=version, fmt=FORMAT, supported=VERSION))
+        self.header = header
+        self.leaves: list[dict] = leaves
+
+    def close(self) -> None:
+        if hasattr(self, "_npz") and hasattr(self._npz, "close"):
+            self._npz.close()
+        self._file.close()
+
+    def read(self, entry: dict) -> Any:
+        """Read one leaf, check it against its header entry, decode it."""
+        try:
+            arr = self._npz[entry["member"]]
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+            raise CheckpointError(BAD_MEMBER.format(path=self.path, leaf=entry["path"], error=e)) from None
+        if "key_impl" in entry:
+            try:
+                key = jax.random.wrap_key_data(jax.device_put(arr), impl=entry["key_impl"])
+            except Exception as e:
+                raise CheckpointError(BAD_MEMBER.format(path=self.path, leaf=entry["path"], error=e)) from None
+            got = (tuple(key.shape), str(key.dtype))
+            value = key
+        else:
+            if "stored_as" in entry:
+                arr = arr.view(jnp.dtype(entry["dtype"]))
+            got = (tuple(arr.shape), arr.dtype.name)
+            value = arr
+        if got != (entry["shape"], entry["dtype"]):
+            error = f"header says shape {entry['shape']} dtype {entry['dtype']}, data has shape {got[0]} dtype {got[1]}"
+            raise CheckpointError(BAD_MEMBER.format(path=self.path, leaf=entry["path"], error=error))
+        return value
+
+
+def _spec(leaf: Any) -> tuple[tuple[int, ...], str]:
+    dtype = getattr(leaf, "dtype", None)
+    dtype = np.asarray(leaf).dtype if dtype is None else dtype
+    name = str(dtype) if _is_key(dtype) else np.dtype(dtype).name
+    return tuple(np.shape(leaf)), name
+
+
+def describe(tree: PyTree, *, what: str = "like") -> list[tuple[str, tuple[int, ...], str]]:
+    """``[(path, shape, dtype name), ...]`` for every leaf of ``tree`` (works on tracers).
+
+    Raises:
+      TypeError: a leaf that has no shape and dtype (a function, a string).
+    """
+    out = []
+    for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        ok = hasattr(leaf, "shape") and hasattr(leaf, "dtype") or isinstance(leaf, (bool, int, float, complex, np.generic))
+        if not ok:
+            raise TypeError(BAD_LIKE_LEAF.format(what=what, path=_keystr(p), kind=type(leaf).__name__))
+        out.append((_keystr(p), *_spec(leaf)))
+    return out
+
+
+def compare(
+    expected: Sequence[tuple[str, tuple[int, ...], str]],
+    found: Sequence[tuple[str, tuple[int, ...], str]],
+    *,
+    what: str,
+    expected_name: str = "like",
+) -> None:
+    """Raise :class:`TreeMismatchError` naming each leaf where ``found`` differs
+    from ``expected`` (leaf paths, then shapes and dtypes).
+
+    ``what`` names the thing being checked in the message (a file, or the
+    ``resume`` argument); ``expected_name`` names the reference.
+    """
+    exp_paths = [p for p, _, _ in expected]
+    got_paths = [p for p, _, _ in found]
+    if exp_paths != got_paths:
+        missing = [p for p in exp_paths if p not in set(got_paths)]
+        extra = [p for p in got_paths if p not in set(exp_paths)]
+        parts = []
+        if missing:
+            parts.append(f"missing leaves {_listed(missing)} (expected by {expected_name})")
+        if extra:
+            parts.append(f"unexpected leaves {_listed(extra)} (not in {expected_name})")
+        if not parts:
+            parts.append(f"same leaves in a different order: expected {_listed(exp_paths)}, found {_listed(got_paths)}")
+        parts.append(f"{len(exp_paths)} leaves expected, {len(got_paths)} found")
+        raise TreeMismatchError(STRUCTURE_DIFFERS.format(what=what, expected=expected_name, details="; ".join(parts)))
+    diffs = [
+        f"leaf {p}: expected shape {es} dtype {ed}, found shape {fs} dtype {fd}"
+        for (p, es, ed), (_, fs, fd) in zip(expected, found)
+        if (es, ed) != (fs, fd)
+    ]
+    if diffs:
+        more = f"; and {len(diffs) - _MAX_LISTED} more" if len(diffs) > _MAX_LISTED else ""
+        raise TreeMismatchError(LEAF_DIFFERS.format(what=what, expected=expected_name, details="; ".join(diffs[:_MAX_LISTED]) + more))
+
+
+def _listed(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:_MAX_LISTED])
+    return shown + (f", ... ({len(paths) - _MAX_LISTED} more)" if len(paths) > _MAX_LISTED else "")
+
+
+def _to_device(value: Any, sharding: Any = None) -> jax.Array:
+    """A loaded leaf onto the device (``device_put``: ``jnp.asarray`` would
+    compile a small program per new shape)."""
+    if isinstance(value, jax.Array) and sharding is None:
+        return value
+    return jax.device_put(value, sharding)
+
+
+def _open(path: Any, name: str) -> _Archive:
+    return _Archive(check_path(name, path, must_exist=True))
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict:
+    """Read a checkpoint's header only: format, version, metadata and leaves.
+
+    Returns:
+      A dict with ``format``, ``version``, ``metadata`` (what
+      :func:`save_checkpoint` was given; ``minimize`` records the method,
+      step count and status) and ``leaves``: a list of
+      ``{"path", "shape", "dtype"}``.
+
+    Raises:
+      TypeError: ``path`` of the wrong type.
+      FileNotFoundError: no file at ``path``.
+      CheckpointError: the file is not a readable jaxgd checkpoint.
+    """
+    archive = _open(path, "path")
+    try:
+        h = archive.header
+        leaves = [{"path": e["path"], "shape": e["shape"], "dtype": e["dtype"]} for e in archive.leaves]
+        return {"format": h["format"], "version": h["version"], "metadata": h.get("metadata", {}), "leaves": leaves}
+    finally:
+        archive.close()
+
+
+def load_checkpoint(path: str | os.PathLike, like: PyTree = None) -> PyTree:
+    """Load a checkpoint written by :func:`save_checkpoint`; never runs code.
+
+    ``like`` gives the expected pytree: its structure is used to rebuild the
+    tree (nothing is unpickled), and each leaf's path, shape and dtype must
+    match the file. Build it from the objects you would have anyway: the
+    ``x0``/solver of the run (``jax.eval_shape(solver.run, x0)`` for a
+    ``Result``), or the tree you saved. Loaded leaves are JAX arrays; a
+    ``like`` leaf that carries a sharding (a ``jax.Array`` or a
+    ``jax.ShapeDtypeStruct(..., sharding=...)``) puts the loaded leaf there.
+
+    To continue a ``minimize`` run, pass the path as ``minimize(...,
+    resume=path)``, which builds ``like`` itself.
+
+    Args:
+      path: the checkpoint file.
+      like: the expected pytree (arrays or ``jax.ShapeDtypeStruct``), or
+        None to get a flat ``{leaf path: array}`` dict (for inspection).
+
+    Returns:
+      The pytree with ``like``'s structure (or the flat dict).
+
+    Raises:
+      TypeError: ``path`` of the wrong type, or a ``like`` leaf that is not
+        array-like.
+      FileNotFoundError: no file at ``path``.
+      CheckpointError: truncated, corrupted or not a jaxgd checkpoint.
+      TreeMismatchError: the file's tree differs from ``like``; the message
+        names each differing leaf path, expected vs found.
+    """
+    return load(path, like, name="path")
+
+
+def load(path: Any, like: PyTree, *, name: str) -> PyTree:
+    """:func:`load_checkpoint`, with ``name`` the argument named in errors."""
+    archive = _open(path, name)
+    try:
+        if like is None:
+            return {e["path"]: _to_device(archive.read(e)) for e in archive.leaves}
+        like_leaves, treedef = jax.tree_util.tree_flatten(like)
+        expected = describe(like)
+        found = [(e["path"], e["shape"], e["dtype"]) for e in archive.leaves]
+        compare(expected, found, what=f"{name}: checkpoint {archive.path!r}")
+        out = []
+        for entry, ref in zip(archive.leaves, like_leaves):
+            sharding = getattr(ref, "sharding", None)
+            if isinstance(ref, jax.core.Tracer):
+                sharding = None
+            out.append(_to_device(archive.read(entry), sharding))
+        return jax.tree_util.tree_unflatten(treedef, out)
+    finally:
+        archive.close()

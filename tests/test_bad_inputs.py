@@ -1,0 +1,361 @@
+"""The bad-input table: every public function, each bad input, its exception.
+
+``ROWS`` below is the one source of truth. It parametrises
+``test_bad_input`` and it generates ``docs/bad_inputs.md``;
+``test_doc_is_up_to_date`` fails when the two drift. After editing ``ROWS``:
+
+    PYTHONPATH=. python tests/test_bad_inputs.py --write
+
+Each row must raise exactly its exception class (not a subclass), with the
+fragment (which names the argument) in the message, before anything is
+compiled: a compile listener must stay silent, and the loss function must not
+even be traced unless the row says so (checks that need the loss's output
+shape trace it with ``jax.eval_shape``, which compiles nothing).
+
+Extension point: new public functions (``check_grad``, ``fit``, ``bounds=``
+on ``minimize``, ``jaxgd.linesearch`` rules) add their rows in a new section
+at the end of ``ROWS``, using ``Ctx`` for shared inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd import schedules
+from jaxgd._checkpoint import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.md"
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class Ctx:
+    """Shared inputs: a loss that counts its traces, a start point, files on disk."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.traces = 0
+        self.x0 = jnp.asarray(np.zeros(3))
+
+        def f(x: Any) -> jax.Array:
+            self.traces += 1
+            return jnp.sum(x * x)
+
+        self.f = f
+        self.good = self._ckpt("good.ckpt", "gd", np.zeros(3))
+        self.adam = self._ckpt("adam.ckpt", "adam", np.zeros(3))
+        self.hist2 = self._ckpt("hist2.ckpt", "gd", np.zeros(3), history=2)
+        self.shape4 = self._ckpt("shape4.ckpt", "gd", np.zeros(4))
+        self.f32 = self._ckpt("f32.ckpt", "gd", np.zeros(3, np.float32))
+        data = self.good.read_bytes()
+        self.truncated = self._write("truncated.ckpt", data[: len(data) // 2])
+        blob = bytearray(data)
+        blob[blob.index(b'"format"') + 2] ^= 1
+        self.bad_header = self._write("bad_header.ckpt", bytes(blob))
+        blob = bytearray(data)
+        blob[blob.index(b"leaf_00001.npy") - 31] ^= 0x40  # the last data byte of leaf_00000 (.params)
+        self.bad_leaf = self._write("bad_leaf.ckpt", bytes(blob))
+        self.text = self._write("notes.txt", b"not a checkpoint")
+        np.savez(directory / "plain.npz", a=np.zeros(2))
+        self.plain = directory / "plain.npz"
+        header = {"format": "jaxgd-checkpoint", "version": 99, "leaves": [], "metadata": {}}
+        np.savez(directory / "v99.npz", __jaxgd_header__=np.frombuffer(json.dumps(header).encode(), np.uint8))
+        self.v99 = directory / "v99.npz"
+        self.missing = directory / "missing.ckpt"
+        self.no_dir = directory / "no_such_dir" / "run.ckpt"
+        self.result_shape4 = self._abstract("gd", np.zeros(4))
+        self.result_adam = self._abstract("adam", np.zeros(3))
+        self.result_gd = self._abstract("gd", np.zeros(3))
+
+    def _abstract(self, method: str, x0: np.ndarray, history: Any = True) -> jaxgd.Result:
+        solver = jaxgd.Solver(lambda x: jnp.sum(x * x), method, 0.1, max_steps=5, history=history)
+        return jax.eval_shape(solver.run, x0)
+
+    def _ckpt(self, name: str, method: str, x0: np.ndarray, history: Any = True) -> Path:
+        """A minimize-style checkpoint, written without compiling anything."""
+        res = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._abstract(method, x0, history))
+        meta = {"kind": "jaxgd.minimize", "method": method, "history_every": 2 if history == 2 else 1}
+        save_checkpoint(self.dir / name, res, metadata=meta)
+        return self.dir / name
+
+    def _write(self, name: str, data: bytes) -> Path:
+        (self.dir / name).write_bytes(data)
+        return self.dir / name
+
+
+class Row(NamedTuple):
+    function: str
+    argument: str
+    bad: str  # the bad value as the doc shows it
+    exception: type
+    fragment: str  # a piece of the message; it names the argument
+    call: Callable[[Ctx], Any]
+    traces: bool = False  # the loss may be traced (eval_shape) before the error
+
+
+def _vector(x: Any) -> jax.Array:
+    return x * 1.0
+
+
+def _int_loss(x: Any) -> jax.Array:
+    return jnp.sum(x).astype(jnp.int32)
+
+
+def _complex_loss(x: Any) -> jax.Array:
+    return jnp.sum(x) * 1j
+
+
+def _jit_minimize_with_checkpoint(c: Ctx) -> Any:
+    return jax.jit(lambda x: jaxgd.minimize(c.f, x, checkpoint_path=c.dir / "jit.ckpt"))(c.x0)
+
+
+def _jit_save(c: Ctx) -> Any:
+    return jax.jit(lambda x: save_checkpoint(c.dir / "jit.ckpt", {"w": x}))(c.x0)
+
+
+def M(c: Ctx, **kw: Any) -> Any:
+    """``minimize`` on the context's loss and start point, with ``kw`` changed."""
+    kw.setdefault("max_steps", 5)
+    return jaxgd.minimize(kw.pop("fun", c.f), kw.pop("x0", c.x0), **kw)
+
+
+def S(c: Ctx, *a: Any, **kw: Any) -> Any:
+    return jaxgd.Solver(kw.pop("fun", c.f), *a, **kw)
+
+
+R = Row
+ROWS: list[Row] = [
+    # -- minimize: the loss ------------------------------------------------------
+    R("minimize", "fun", "3 (not callable)", TypeError, "fun must be callable", lambda c: M(c, fun=3)),
+    R("minimize", "fun", "returns shape (3,)", TypeError, "fun must return a real scalar loss", lambda c: M(c, fun=_vector), True),
+    R("minimize", "fun", "returns an int32 scalar", TypeError, "fun must return a real scalar loss", lambda c: M(c, fun=_int_loss), True),
+    R("minimize", "fun", "returns a complex scalar", TypeError, "fun must return a real scalar loss", lambda c: M(c, fun=_complex_loss), True),
+    R("minimize", "has_aux", "True, fun returns a scalar", TypeError, "with has_aux=True, fun must return a pair", lambda c: M(c, has_aux=True), True),
+    R("minimize", "has_aux", '"yes"', TypeError, "has_aux must be a bool", lambda c: M(c, has_aux="yes")),
+    # -- minimize: x0 ----------------------------------------------------------------
+    R("minimize", "x0", "{} (empty pytree)", ValueError, "x0 must contain at least one", lambda c: M(c, x0={})),
+    R("minimize", "x0", "None", ValueError, "x0 must contain at least one", lambda c: M(c, x0=None)),
+    R("minimize", "x0", "np.zeros(0)", ValueError, "x0 must contain at least one non-empty array", lambda c: M(c, x0=np.zeros(0))),
+    R("minimize", "x0", '{"w": np.zeros((2, 0))}', ValueError, "leaf ['w'] of shape (2, 0)", lambda c: M(c, x0={"w": np.zeros((2, 0))})),
+    R("minimize", "x0", "np.arange(3) (int64)", TypeError, "x0 leaf (root) has dtype int64", lambda c: M(c, x0=np.arange(3))),
+    R("minimize", "x0", '{"w": int32 array}', TypeError, "x0 leaf ['w'] has dtype int32", lambda c: M(c, x0={"w": np.zeros(2, np.int32)})),
+    R("minimize", "x0", "3 (Python int)", TypeError, "x0 leaf (root) has dtype int64", lambda c: M(c, x0=3)),
+    R("minimize", "x0", "complex128 array", TypeError, "x0 leaf (root) has dtype complex128", lambda c: M(c, x0=np.zeros(2, complex))),
+    R("minimize", "x0", "bool array", TypeError, "x0 leaf (root) has dtype bool", lambda c: M(c, x0=np.array([True]))),
+    R("minimize", "x0", '"abc"', TypeError, "x0 leaf (root) has dtype <U3", lambda c: M(c, x0="abc")),
+    R("minimize", "x0", "[1.0, nan]", ValueError, "x0 leaf [1] contains NaN or Inf", lambda c: M(c, x0=[1.0, math.nan])),
+    R("minimize", "x0", "array with inf", ValueError, "x0 leaf (root) contains NaN or Inf", lambda c: M(c, x0=np.array([0.0, np.inf]))),
+    # -- minimize: method and step size ------------------------------------------------
+    R("minimize", "method", '"sgd2"', ValueError, "method='sgd2' is not a known method", lambda c: M(c, method="sgd2")),
+    R("minimize", "method", "3", TypeError, "method must be a method name", lambda c: M(c, method=3)),
+    R("minimize", "method", "None", TypeError, "method must be a method name", lambda c: M(c, method=None)),
+    R("minimize", "lr", "0.0", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=0.0)),
+    R("minimize", "lr", "-0.1", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=-0.1)),
+    R("minimize", "lr", "nan", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=math.nan)),
+    R("minimize", "lr", "inf", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=math.inf)),
+    R("minimize", "lr", '"fast"', TypeError, "lr must be a float, a schedule", lambda c: M(c, lr="fast")),
+    R("minimize", "lr", "True", TypeError, "lr must be a float, a schedule", lambda c: M(c, lr=True)),
+    R("minimize", "lr", "np.array([0.1, 0.2])", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=np.array([0.1, 0.2]))),
+    R("minimize", "lr", "np.array(1) (integer array)", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=np.array(1))),
+    R("minimize", "lr", "np.complex128(0.1)", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=np.complex128(0.1))),
+    R("minimize", "lr", "lambda k: [0.1, 0.1] (vector schedule)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda k: jnp.ones(2) * 0.1)),
+    R("minimize", "lr", "lambda: 0.1 (no count argument)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda: 0.1)),
+    # -- minimize: loop control ---------------------------------------------------------
+    R("minimize", "max_steps", "-1", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=-1)),
+    R("minimize", "max_steps", "10.0", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=10.0)),
+    R("minimize", "max_steps", "True", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=True)),
+    R("minimize", "max_steps", '"10"', ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps="10")),
+    R("minimize", "gtol", "-1e-6", ValueError, "gtol must be a non-negative number", lambda c: M(c, gtol=-1e-6)),
+    R("minimize", "gtol", "nan", ValueError, "gtol must be a non-negative number", lambda c: M(c, gtol=math.nan)),
+    R("minimize", "gtol", '"small"', TypeError, "gtol must be a non-negative number", lambda c: M(c, gtol="small")),
+    R("minimize", "gtol", "np.array([1e-6, 1e-6])", ValueError, "gtol must be a non-negative number", lambda c: M(c, gtol=np.array([1e-6, 1e-6]))),
+    R("minimize", "gtol", "np.complex128(1e-6)", TypeError, "gtol must be a non-negative number", lambda c: M(c, gtol=np.complex128(1e-6))),
+    R("minimize", "ftol", "-1.0", ValueError, "ftol must be a non-negative number", lambda c: M(c, ftol=-1.0)),
+    R("minimize", "xtol", "np.array(-1.0) (0-d array)", ValueError, "xtol must be a non-negative number", lambda c: M(c, xtol=np.array(-1.0))),
+    R("minimize", "l1", "-0.1", ValueError, "l1 must be a non-negative finite number", lambda c: M(c, l1=-0.1)),
+    R("minimize", "l1", "inf", ValueError, "l1 must be a non-negative finite number", lambda c: M(c, l1=math.inf)),
+    R("minimize", "l2", "nan", ValueError, "l2 must be a non-negative finite number", lambda c: M(c, l2=math.nan)),
+    R("minimize", "l2", "None", TypeError, "l2 must be a non-negative finite number", lambda c: M(c, l2=None)),
+    R("minimize", "clip", "0.0", ValueError, "clip must be None or a positive number", lambda c: M(c, clip=0.0)),
+    R("minimize", "clip", "np.array(-1.0)", ValueError, "clip must be None or a positive number", lambda c: M(c, clip=np.array(-1.0))),
+    R("minimize", "clip", '"big"', TypeError, "clip must be None or a positive number", lambda c: M(c, clip="big")),
+    R("minimize", "history", "-1", ValueError, "history must be a bool or a positive integer", lambda c: M(c, history=-1)),
+    R("minimize", "history", "0.5", ValueError, "history must be a bool or a positive integer", lambda c: M(c, history=0.5)),
+    R("minimize", "history", '"yes"', ValueError, "history must be a bool or a positive integer", lambda c: M(c, history="yes")),
+    R("minimize", "progress", "-2", ValueError, "progress must be a bool or a positive integer", lambda c: M(c, progress=-2)),
+    R("minimize", "progress", '"on"', ValueError, "progress must be a bool or a positive integer", lambda c: M(c, progress="on")),
+    R("minimize", "(keyword)", "maxiter=10", TypeError, "unexpected keyword argument(s) maxiter", lambda c: M(c, maxiter=10)),
+    R("minimize", "(keyword)", "max_step=10 (typo)", TypeError, "(did you mean max_steps?)", lambda c: M(c, max_step=10)),
+    # -- minimize: checkpoints and resume ----------------------------------------------------
+    R("minimize", "checkpoint_every", "0", ValueError, "checkpoint_every must be None or a positive integer", lambda c: M(c, checkpoint_every=0, checkpoint_path=c.good)),
+    R("minimize", "checkpoint_every", "2.5", TypeError, "checkpoint_every must be None or a positive integer", lambda c: M(c, checkpoint_every=2.5, checkpoint_path=c.good)),
+    R("minimize", "checkpoint_every", "True", TypeError, "checkpoint_every must be None or a positive integer", lambda c: M(c, checkpoint_every=True, checkpoint_path=c.good)),
+    R("minimize", "checkpoint_every", "10 without checkpoint_path", ValueError, "checkpoint_every=10 needs checkpoint_path=", lambda c: M(c, checkpoint_every=10)),
+    R("minimize", "checkpoint_path", "123", TypeError, "checkpoint_path must be a str or os.PathLike", lambda c: M(c, checkpoint_path=123)),
+    R("minimize", "checkpoint_path", "in a missing directory", FileNotFoundError, "checkpoint_path: directory", lambda c: M(c, checkpoint_path=c.no_dir)),
+    R("minimize", "checkpoint_path", "under jax.jit", ValueError, "checkpoint_path cannot be used while minimize runs under jax.jit", _jit_minimize_with_checkpoint),
+    R("minimize", "resume", "3", TypeError, "resume must be None, a jaxgd.Result or a checkpoint path", lambda c: M(c, resume=3)),
+    R("minimize", "resume", "a SolverState", TypeError, "resume must be None, a jaxgd.Result or a checkpoint path", lambda c: M(c, resume=c.result_adam.state)),
+    R("minimize", "resume", "a missing file", FileNotFoundError, "resume: no checkpoint file", lambda c: M(c, resume=c.missing)),
+    R("minimize", "resume", "a truncated file", CheckpointError, "not a readable jaxgd checkpoint", lambda c: M(c, resume=c.truncated), True),
+    R("minimize", "resume", "a file with a corrupted header", CheckpointError, "the checkpoint header is corrupted", lambda c: M(c, resume=c.bad_header), True),
+    R("minimize", "resume", "a file with a corrupted leaf", CheckpointError, "leaf .params is corrupted", lambda c: M(c, resume=c.bad_leaf), True),
+    R("minimize", "resume", "a plain .npz file", CheckpointError, "not a jaxgd checkpoint", lambda c: M(c, resume=c.plain), True),
+    R("minimize", "resume", "a checkpoint of x0 with shape (4,)", TreeMismatchError, "leaf .params: expected shape (3,) dtype float64, found shape (4,) dtype float64", lambda c: M(c, resume=c.shape4), True),
+    R("minimize", "resume", "a checkpoint of float32 x0", TreeMismatchError, "leaf .params: expected shape (3,) dtype float64, found shape (3,) dtype float32", lambda c: M(c, resume=c.f32), True),
+    R("minimize", "resume", "a checkpoint written by method='adam'", ValueError, "was written with method='adam', but this call has method='gd'", lambda c: M(c, resume=c.adam), True),
+    R("minimize", "resume", "a checkpoint written with history=2", ValueError, "was written with history=2, but this call has history=1", lambda c: M(c, resume=c.hist2), True),
+    R("minimize", "resume", "a Result of x0 with shape (4,)", TreeMismatchError, "resume.state.params: leaves differ from x0", lambda c: M(c, resume=c.result_shape4), True),
+    R("minimize", "resume", "a Result of method 'adam' (call: momentum)", TreeMismatchError, "direction_state", lambda c: M(c, resume=c.result_adam, method="momentum"), True),
+    R("minimize", "resume", "a Result with a 2-d history", TreeMismatchError, "resume.history.loss must be a 1-d array", lambda c: M(c, resume=c.result_adam._replace(history=jax.tree_util.tree_map(lambda h: jax.ShapeDtypeStruct((5, 1), h.dtype), c.result_adam.history)), method="adam"), True),
+    # -- Solver ---------------------------------------------------------------------------------
+    R("Solver", "fun", '"f" (not callable)', TypeError, "fun must be callable", lambda c: S(c, fun="f")),
+    R("Solver", "method", '"bfgs2"', ValueError, "method='bfgs2' is not a known method", lambda c: S(c, "bfgs2")),
+    R("Solver", "lr", "-1.0", ValueError, "lr must be > 0 and finite", lambda c: S(c, "gd", -1.0)),
+    R("Solver", "max_steps", "-3", ValueError, "max_steps must be a non-negative integer", lambda c: S(c, max_steps=-3)),
+    R("Solver", "gtol", "np.array([1.0, 2.0])", ValueError, "gtol must be a non-negative number", lambda c: S(c, gtol=np.array([1.0, 2.0]))),
+    R("Solver", "history", "0.5", ValueError, "history must be a bool or a positive integer", lambda c: S(c, history=0.5)),
+    R("Solver", "has_aux", "1", TypeError, "has_aux must be a bool", lambda c: S(c, has_aux=1)),
+    R("Solver", "(keyword)", "maxiter=10", TypeError, "unexpected keyword argument 'maxiter'", lambda c: S(c, maxiter=10)),
+    R("Solver.resume", "result", "a SolverState", TypeError, "result must be a jaxgd.Result", lambda c: S(c, "adam").resume(c.result_adam.state)),
+    R("Solver.resume", "result", "a Result of method 'adam' (solver: momentum)", TreeMismatchError, "result.state (method 'momentum'): tree structure differs", lambda c: S(c, "momentum").resume(c.result_adam), True),
+    # -- jaxgd.schedules -----------------------------------------------------------------------------
+    R("schedules.step_decay", "init_value", "0.0", ValueError, "init_value must be > 0", lambda c: schedules.step_decay(0.0, 10)),
+    R("schedules.step_decay", "init_value", "nan", ValueError, "init_value must be > 0", lambda c: schedules.step_decay(math.nan, 10)),
+    R("schedules.step_decay", "init_value", '"0.1"', TypeError, "init_value must be a real number", lambda c: schedules.step_decay("0.1", 10)),
+    R("schedules.step_decay", "step_size", "0", ValueError, "step_size must be > 0", lambda c: schedules.step_decay(0.1, 0)),
+    R("schedules.step_decay", "gamma", "-0.5", ValueError, "gamma must be > 0", lambda c: schedules.step_decay(0.1, 10, -0.5)),
+    R("schedules.multistep_decay", "milestones", "[10, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [10, 5])),
+    R("schedules.multistep_decay", "milestones", "[-1, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [-1, 5])),
+    R("schedules.multistep_decay", "milestones", '"10,20"', TypeError, "milestones must be a sequence of integers", lambda c: schedules.multistep_decay(0.1, "10,20")),
+    R("schedules.multistep_decay", "milestones", "[2.5]", TypeError, "milestones must be a sequence of integers", lambda c: schedules.multistep_decay(0.1, [2.5])),
+    R("schedules.multistep_decay", "init_value", "-0.1", ValueError, "init_value must be > 0", lambda c: schedules.multistep_decay(-0.1, [5])),
+    R("schedules.inverse_time_decay", "decay_rate", "-1.0", ValueError, "decay_rate must be >= 0", lambda c: schedules.inverse_time_decay(0.1, -1.0)),
+    R("schedules.inverse_time_decay", "decay_steps", "0", ValueError, "decay_steps must be > 0", lambda c: schedules.inverse_time_decay(0.1, 1.0, 0)),
+    R("schedules.inverse_time_decay", "init_value", "1j", TypeError, "init_value must be a real number", lambda c: schedules.inverse_time_decay(1j, 1.0)),
+    R("schedules.cyclic_triangular", "base_lr", "0.0", ValueError, "base_lr must be > 0", lambda c: schedules.cyclic_triangular(0.0, 1.0, 10)),
+    R("schedules.cyclic_triangular", "base_lr", "None", TypeError, "base_lr must be a real number", lambda c: schedules.cyclic_triangular(None, 1.0, 10)),
+    R("schedules.cyclic_triangular", "max_lr", "0.05 (< base_lr 0.1)", ValueError, "max_lr must be >= base_lr", lambda c: schedules.cyclic_triangular(0.1, 0.05, 10)),
+    R("schedules.cyclic_triangular", "step_size_up", "-4", ValueError, "step_size_up must be > 0", lambda c: schedules.cyclic_triangular(0.1, 1.0, -4)),
+    # -- checkpoints -------------------------------------------------------------------------------------
+    R("save_checkpoint", "path", "123", TypeError, "path must be a str or os.PathLike", lambda c: save_checkpoint(123, {"w": c.x0})),
+    R("save_checkpoint", "path", "in a missing directory", FileNotFoundError, "path: directory", lambda c: save_checkpoint(c.no_dir, {"w": c.x0})),
+    R("save_checkpoint", "tree", "{} (empty pytree)", ValueError, "tree must contain at least one array leaf", lambda c: save_checkpoint(c.dir / "t", {})),
+    R("save_checkpoint", "tree", '{"f": print}', TypeError, "tree leaf ['f'] is a builtin_function_or_method, not an array", lambda c: save_checkpoint(c.dir / "t", {"f": print})),
+    R("save_checkpoint", "tree", '{"s": "text"}', TypeError, "tree leaf ['s'] is a str, not an array", lambda c: save_checkpoint(c.dir / "t", {"s": "text"})),
+    R("save_checkpoint", "tree", "np.array([object()])", TypeError, "tree leaf (root) has dtype object", lambda c: save_checkpoint(c.dir / "t", np.array([object()]))),
+    R("save_checkpoint", "tree", 'np.array(["a"])', TypeError, "tree leaf (root) has dtype <U1", lambda c: save_checkpoint(c.dir / "t", np.array(["a"]))),
+    R("save_checkpoint", "tree", "a tracer (under jax.jit)", TypeError, "tree leaf ['w'] is a tracer", _jit_save),
+    R("save_checkpoint", "metadata", '"epoch 3"', TypeError, "metadata must be a JSON-serialisable dict", lambda c: save_checkpoint(c.dir / "t", c.x0, metadata="epoch 3")),
+    R("save_checkpoint", "metadata", '{"f": print}', TypeError, "metadata must be a JSON-serialisable dict", lambda c: save_checkpoint(c.dir / "t", c.x0, metadata={"f": print})),
+    R("load_checkpoint", "path", "None", TypeError, "path must be a str or os.PathLike", lambda c: load_checkpoint(None)),
+    R("load_checkpoint", "path", "a missing file", FileNotFoundError, "path: no checkpoint file", lambda c: load_checkpoint(c.missing)),
+    R("load_checkpoint", "path", "a truncated file", CheckpointError, "not a readable jaxgd checkpoint (truncated", lambda c: load_checkpoint(c.truncated)),
+    R("load_checkpoint", "path", "a file with a corrupted leaf", CheckpointError, "leaf .params is corrupted", lambda c: load_checkpoint(c.bad_leaf)),
+    R("load_checkpoint", "path", "a text file", CheckpointError, "not a readable jaxgd checkpoint", lambda c: load_checkpoint(c.text)),
+    R("load_checkpoint", "path", "format version 99", CheckpointError, "version 99 is not supported", lambda c: load_checkpoint(c.v99)),
+    R("load_checkpoint", "like", "another tree structure", TreeMismatchError, "missing leaves ['w'] (expected by like)", lambda c: load_checkpoint(c.good, like={"w": c.x0})),
+    R("load_checkpoint", "like", "another leaf shape", TreeMismatchError, "leaf .params: expected shape (4,) dtype float64, found shape (3,)", lambda c: load_checkpoint(c.good, like=c.result_shape4)),
+    R("load_checkpoint", "like", "another leaf dtype", TreeMismatchError, "leaf .params: expected shape (3,) dtype float64, found shape (3,) dtype float32", lambda c: load_checkpoint(c.f32, like=c.result_gd)),
+    R("load_checkpoint", "like", '{"w": "abc"}', TypeError, "like leaf ['w'] is a str", lambda c: load_checkpoint(c.good, like={"w": "abc"})),
+    R("checkpoint_info", "path", "a missing file", FileNotFoundError, "path: no checkpoint file", lambda c: checkpoint_info(c.missing)),
+    R("checkpoint_info", "path", "a truncated file", CheckpointError, "not a readable jaxgd checkpoint", lambda c: checkpoint_info(c.truncated)),
+    # -- extension point: rows for check_grad, fit and bounds= go here ----------------------------------------
+]
+
+
+# -- the doc -------------------------------------------------------------------------------------
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render(rows: list[Row]) -> str:
+    lines = [
+        "# Bad inputs and the errors they raise",
+        "",
+        "Every public function validates its arguments on the host, before anything",
+        "is compiled, and raises a specific exception whose message names the",
+        "argument. This table lists each bad input jaxgd is tested against: the",
+        "message of the exception contains the fragment shown.",
+        "",
+        "`CheckpointError` (a file that is not a readable checkpoint) and",
+        "`TreeMismatchError` (a tree whose structure, shapes or dtypes differ, with",
+        "each differing leaf path named) are `ValueError` subclasses.",
+        "",
+        "<!-- Generated from ROWS in tests/test_bad_inputs.py, which also runs every row.",
+        "     Edit ROWS there, then: PYTHONPATH=. python tests/test_bad_inputs.py --write -->",
+        "",
+        f"{len(rows)} bad inputs:",
+        "",
+        "| function | argument | bad value | exception | message contains |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r.function}` | `{r.argument}` | {_cell(r.bad)} | `{r.exception.__name__}` | {_cell(r.fragment)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# -- the tests -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> Ctx:
+    return Ctx(tmp_path_factory.mktemp("bad_inputs"))
+
+
+@pytest.fixture
+def compiles():
+    count = {"n": 0}
+
+    def listener(event: str, duration: float, **kw: Any) -> None:
+        if event == COMPILE_EVENT:
+            count["n"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield count
+    jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{i:03d}-{r.function}-{r.argument}" for i, r in enumerate(ROWS)])
+def test_bad_input(row: Row, ctx: Ctx, compiles: dict) -> None:
+    ctx.traces = 0
+    with pytest.raises(BaseException) as info:
+        row.call(ctx)
+    assert type(info.value) is row.exception, f"{type(info.value).__name__}: {info.value}"
+    assert row.fragment in str(info.value), str(info.value)
+    assert compiles["n"] == 0, "compiled before raising"
+    if not row.traces:
+        assert ctx.traces == 0, "traced fun before raising"
+
+
+def test_the_table_covers_every_public_function() -> None:
+    covered = {r.function.split(".")[0] if not r.function.startswith("schedules.") else r.function for r in ROWS}
+    for name in ("minimize", "Solver", "save_checkpoint", "load_checkpoint", "checkpoint_info"):
+        assert name in covered
+    for name in ("step_decay", "multistep_decay", "inverse_time_decay", "cyclic_triangular"):
+        assert f"schedules.{name}" in covered
+    assert len(ROWS) >= 40
+
+
+def test_doc_is_up_to_date() -> None:
+    assert DOC.read_text() == render(ROWS), "docs/bad_inputs.md is stale: run PYTHONPATH=. python tests/test_bad_inputs.py --write"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        jax.config.update("jax_enable_x64", True)
+        os.makedirs(DOC.parent, exist_ok=True)
+        DOC.write_text(render(ROWS))
+        print(f"wrote {DOC} ({len(ROWS)} rows)")
+    else:
+        print(render(ROWS))

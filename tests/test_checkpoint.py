@@ -1,0 +1,339 @@
+"""Checkpoints: round trips, bit-for-bit resume, atomic writes, no code on load.
+
+The reference for "resume" is the run that was never interrupted: every leaf
+of the two :class:`jaxgd.Result` objects (params, loss, history, status,
+steps, the whole solver state) must be bit-identical, dtypes included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import zipfile
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd
+from jaxgd import _checkpoint
+from jaxgd._checkpoint import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
+
+# One problem, written once, run here and in a fresh process (exec'd there).
+PROBLEM = textwrap.dedent(
+    """
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    A = jnp.asarray(np.random.default_rng(0).normal(size=(6, 3)))
+    B = jnp.asarray(np.random.default_rng(1).normal(size=(2, 2)), jnp.float32)
+
+    def loss(p, A, B):
+        r = A @ p["w"] - 1.0
+        q = B @ p["v"][0]
+        return jnp.sum(r * r) + 0.1 * jnp.sum(jnp.cos(p["w"])) + jnp.sum(q * q).astype(r.dtype) + p["v"][1] ** 2
+
+    X0 = {"w": jnp.zeros(3), "v": (jnp.ones(2, jnp.float32), jnp.asarray(0.5))}
+    """
+)
+_NS: dict = {}
+exec(PROBLEM, _NS)
+loss, A, B, X0 = _NS["loss"], _NS["A"], _NS["B"], _NS["X0"]
+ARGS = (A, B)
+
+CASES = {
+    "gd-jaxgd-schedule-l1": dict(method="gd", lr=jaxgd.schedules.step_decay(0.02, 9, 0.5), l1=0.01),
+    "adam-optax-schedule-history2": dict(method="adam", lr=optax.exponential_decay(0.05, 7, 0.5), history=2),
+}
+
+
+def assert_bitwise(a: Any, b: Any) -> None:
+    """Same structure, dtypes and bits in every leaf (NaN == NaN)."""
+    la, ta = jax.tree_util.tree_flatten_with_path(a)
+    lb, tb = jax.tree_util.tree_flatten_with_path(b)
+    assert ta == tb
+    for (path, x), (_, y) in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, jax.tree_util.keystr(path)
+        assert x.tobytes() == y.tobytes(), f"{jax.tree_util.keystr(path)}: {x} != {y}"
+
+
+class Crash(Exception):
+    """Stands in for the process dying right after a checkpoint was written."""
+
+
+@pytest.fixture
+def crash_after(monkeypatch: pytest.MonkeyPatch):
+    """``crash_after(n)``: the n-th checkpoint write succeeds, then the run dies."""
+    calls = {"n": 0}
+
+    def arm(n: int) -> dict:
+        real = _checkpoint.save_checkpoint
+
+        def save(*a: Any, **k: Any) -> str:
+            out = real(*a, **k)
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise Crash
+            return out
+
+        monkeypatch.setattr(_checkpoint, "save_checkpoint", save)
+        return calls
+
+    return arm
+
+
+# -- resume: bit for bit ---------------------------------------------------------
+@pytest.mark.parametrize("case", list(CASES))
+def test_resume_after_crash_is_bit_for_bit(case: str, tmp_path, crash_after, monkeypatch) -> None:
+    kw = dict(CASES[case], max_steps=40, gtol=0.0)
+    path = tmp_path / "run.ckpt"
+    uninterrupted = jaxgd.minimize(loss, X0, ARGS, **kw)
+    assert uninterrupted.status_enum == jaxgd.Status.MAX_STEPS and int(uninterrupted.steps) == 40
+
+    # The same run with checkpoints every 7 steps is unchanged.
+    assert_bitwise(jaxgd.minimize(loss, X0, ARGS, checkpoint_every=7, checkpoint_path=path, **kw), uninterrupted)
+
+    # Dies after the 3rd checkpoint (step 21), then resumes from the file.
+    crash_after(3)
+    with pytest.raises(Crash):
+        jaxgd.minimize(loss, X0, ARGS, checkpoint_every=7, checkpoint_path=path, **kw)
+    monkeypatch.undo()
+    info = checkpoint_info(path)
+    assert info["metadata"]["steps"] == 21 and info["metadata"]["status"] == "RUNNING"
+    resumed = jaxgd.minimize(loss, X0, ARGS, resume=path, checkpoint_every=7, checkpoint_path=path, **kw)
+    assert_bitwise(resumed, uninterrupted)
+    assert checkpoint_info(path)["metadata"]["steps"] == 40
+
+
+def test_extend_a_finished_run_from_its_result() -> None:
+    kw = dict(method="momentum", lr=optax.cosine_decay_schedule(0.01, 60), gtol=0.0)
+    longer = jaxgd.minimize(loss, X0, ARGS, max_steps=60, **kw)
+    first = jaxgd.minimize(loss, X0, ARGS, max_steps=25, **kw)
+    assert first.status_enum == jaxgd.Status.MAX_STEPS and first.history.loss.shape == (25,)
+    assert_bitwise(jaxgd.minimize(loss, X0, ARGS, max_steps=60, resume=first, **kw), longer)
+
+
+def test_resume_a_converged_run_changes_nothing() -> None:
+    quad = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    done = jaxgd.minimize(quad, jnp.zeros(2), lr=0.5, max_steps=50)
+    assert done.status_enum == jaxgd.Status.GTOL
+    assert_bitwise(jaxgd.minimize(quad, jnp.zeros(2), lr=0.5, max_steps=50, resume=done), done)
+
+
+def test_resume_in_a_fresh_process_is_bit_for_bit(tmp_path, crash_after, monkeypatch) -> None:
+    kw = dict(method="gd", lr=0.01, max_steps=30, gtol=0.0)
+    path, out = tmp_path / "run.ckpt", tmp_path / "resumed.ckpt"
+    uninterrupted = jaxgd.minimize(loss, X0, ARGS, **kw)
+    crash_after(2)
+    with pytest.raises(Crash):
+        jaxgd.minimize(loss, X0, ARGS, checkpoint_every=10, checkpoint_path=path, **kw)
+    monkeypatch.undo()
+    script = PROBLEM + textwrap.dedent(
+        f"""
+        import jaxgd
+        from jaxgd._checkpoint import save_checkpoint
+        res = jaxgd.minimize(loss, X0, (A, B), resume={str(path)!r}, **{kw!r})
+        save_checkpoint({str(out)!r}, res)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    like = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), uninterrupted)
+    assert_bitwise(load_checkpoint(out, like), uninterrupted)
+
+
+def test_checkpoints_are_written_every_k_steps_and_at_a_stop(tmp_path, monkeypatch) -> None:
+    steps = []
+    real = _checkpoint.save_checkpoint
+    monkeypatch.setattr(_checkpoint, "save_checkpoint", lambda p, t, **k: (steps.append(int(t.steps)), real(p, t, **k))[1])
+
+    def quad(x: jax.Array) -> tuple[jax.Array, dict]:  # with aux: it is saved too
+        return jnp.sum((x - 3.0) ** 2), {"residual": x - 3.0}
+
+    kw = dict(lr=0.1, max_steps=200, has_aux=True)
+    res = jaxgd.minimize(quad, jnp.zeros(2), checkpoint_every=25, checkpoint_path=tmp_path / "q", **kw)
+    assert res.status_enum == jaxgd.Status.GTOL and 25 < int(res.steps) < 200
+    assert steps[:-1] == list(range(25, 25 * len(steps), 25)) and steps[-1] == int(res.steps)
+    like = jax.eval_shape(lambda: jaxgd.Solver(quad, **kw).run(jnp.zeros(2)))
+    assert_bitwise(jaxgd.minimize(quad, jnp.zeros(2), **kw), load_checkpoint(tmp_path / "q", like)._replace(history=res.history))
+    # checkpoint_path alone: one write, at the end.
+    steps.clear()
+    jaxgd.minimize(quad, jnp.zeros(2), checkpoint_path=tmp_path / "q", **kw)
+    assert steps == [int(res.steps)]
+
+
+def test_solver_resume_under_jit_with_a_loaded_checkpoint(tmp_path) -> None:
+    solver = jaxgd.Solver(loss, "nesterov", 0.01, max_steps=30, gtol=0.0)
+    full = jax.jit(lambda s, x: s.run(x, *ARGS))(solver, X0)
+    part = jax.jit(lambda s, x: s.resume(s.start(x, *ARGS), *ARGS, stop=12))(solver, X0)
+    assert int(part.steps) == 12 and part.status_enum == jaxgd.Status.RUNNING
+    save_checkpoint(tmp_path / "s.ckpt", part)
+    loaded = load_checkpoint(tmp_path / "s.ckpt", like=jax.eval_shape(lambda: solver.start(X0, *ARGS)))
+    assert_bitwise(jax.jit(lambda s, r: s.resume(r, *ARGS))(solver, loaded), full)
+
+
+def test_solver_resume_rejects_a_foreign_state() -> None:
+    # Shapes and dtypes are all check_resumable looks at: an abstract Result will do.
+    res = jax.eval_shape(lambda: jaxgd.Solver(loss, "adam", 0.01, max_steps=3).run(X0, *ARGS))
+    with pytest.raises(TreeMismatchError, match=r"direction_state"):
+        jaxgd.Solver(loss, "momentum", 0.01, max_steps=3).resume(res, *ARGS)
+    with pytest.raises(TypeError, match="result must be a jaxgd.Result"):
+        jaxgd.Solver(loss, "adam", 0.01).resume(res.state, *ARGS)
+
+
+# -- the format ----------------------------------------------------------------
+class Pair(NamedTuple):
+    left: Any
+    right: Any
+
+
+def _zoo() -> dict:
+    return {
+        "f64": jnp.linspace(-1.0, 1.0, 5),
+        "f32": jnp.arange(6, dtype=jnp.float32).reshape(2, 3),
+        "f16": jnp.asarray([1.5, -2.0], jnp.float16),
+        "bf16": jnp.asarray([0.1, 3.0], jnp.bfloat16),
+        "ints": [jnp.asarray(7, jnp.int32), np.arange(3, dtype=np.int8), np.uint64(2**63 + 5)],
+        "flags": (np.array([True, False]), jnp.zeros((0, 2))),
+        "c64": jnp.asarray([1 + 2j], jnp.complex64),
+        "keys": Pair(jax.random.key(3), jax.random.PRNGKey(4)),
+        "nan": jnp.asarray([np.nan, np.inf, -0.0]),
+        "none": None,
+        "num": 2.5,
+    }
+
+
+def test_round_trip_any_pytree(tmp_path) -> None:
+    tree = _zoo()
+    save_checkpoint(tmp_path / "z", tree, metadata={"epoch": 3})
+    back = load_checkpoint(tmp_path / "z", like=tree)
+    typed = back["keys"].left
+    assert jnp.issubdtype(typed.dtype, jax.dtypes.prng_key) and jax.random.key_impl(typed) == jax.random.key_impl(tree["keys"].left)
+    unkey = lambda t: dict(t, keys=Pair(jax.random.key_data(t["keys"].left), t["keys"].right), num=np.asarray(t["num"]))  # noqa: E731
+    assert_bitwise(unkey(back), unkey(tree))
+    assert checkpoint_info(tmp_path / "z")["metadata"] == {"epoch": 3}
+    flat = load_checkpoint(tmp_path / "z")
+    assert flat["['bf16']"].dtype == jnp.bfloat16 and flat["['ints'][2]"] == np.uint64(2**63 + 5)
+
+
+def test_mismatch_names_the_leaf(tmp_path) -> None:
+    tree = {"a": jnp.zeros(3), "b": {"c": jnp.zeros((2, 2), jnp.float32)}}
+    save_checkpoint(tmp_path / "t", tree)
+    with pytest.raises(TreeMismatchError, match=r"\['b'\]\['c'\]: expected shape \(2, 3\) dtype float32, found shape \(2, 2\) dtype float32"):
+        load_checkpoint(tmp_path / "t", like={"a": jnp.zeros(3), "b": {"c": jnp.zeros((2, 3), jnp.float32)}})
+    with pytest.raises(TreeMismatchError, match=r"\['a'\]: expected shape \(3,\) dtype float32, found shape \(3,\) dtype float64"):
+        load_checkpoint(tmp_path / "t", like={"a": jnp.zeros(3, jnp.float32), "b": {"c": jnp.zeros((2, 2), jnp.float32)}})
+    with pytest.raises(TreeMismatchError, match=r"missing leaves \['d'\].*unexpected leaves \['b'\]\['c'\]"):
+        load_checkpoint(tmp_path / "t", like={"a": jnp.zeros(3), "d": jnp.zeros(1)})
+
+
+# -- atomic writes ---------------------------------------------------------------
+@pytest.mark.parametrize("failing", ["numpy.savez", "os.fsync", "os.replace"])
+def test_a_crash_mid_write_leaves_the_previous_checkpoint(failing: str, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "state.ckpt"
+    save_checkpoint(path, {"w": jnp.arange(3.0)})
+    before = path.read_bytes()
+
+    def die(*a: Any, **k: Any) -> None:
+        if failing == "numpy.savez":  # half an archive reaches the disk, then the process dies
+            a[0].write(b"PK\x03\x04 partial")
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(failing, die)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_checkpoint(path, {"w": jnp.arange(3.0) + 100})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["state.ckpt"]  # the temporary file is gone
+    assert np.array_equal(load_checkpoint(path, like={"w": jnp.zeros(3)})["w"], np.arange(3.0))
+
+
+# -- damaged files: clear errors, never code -------------------------------------
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "good.ckpt"
+    save_checkpoint(path, {"w": jnp.arange(1000.0), "b": jnp.ones(2)})
+    return path
+
+
+def test_truncated_file(saved) -> None:
+    data = saved.read_bytes()
+    for n in (0, 10, len(data) // 2, len(data) - 5):
+        saved.write_bytes(data[:n])
+        with pytest.raises(CheckpointError, match="not a readable jaxgd checkpoint"):
+            load_checkpoint(saved, like={"w": jnp.zeros(1000), "b": jnp.zeros(2)})
+
+
+def test_flipped_byte_in_a_leaf(saved) -> None:
+    data = bytearray(saved.read_bytes())
+    i = data.index(np.arange(1000.0)[500:501].tobytes())
+    data[i] ^= 0x40
+    saved.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"leaf \['w'\] is corrupted"):
+        load_checkpoint(saved, like={"w": jnp.zeros(1000), "b": jnp.zeros(2)})
+
+
+def test_flipped_byte_in_the_header(saved) -> None:
+    data = bytearray(saved.read_bytes())
+    i = data.index(b'"format"')
+    data[i + 2] ^= 0x01
+    saved.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="header is corrupted"):
+        load_checkpoint(saved, like={"w": jnp.zeros(1000), "b": jnp.zeros(2)})
+
+
+UNPICKLED: list = []
+
+
+def _ran(message: str) -> None:
+    UNPICKLED.append(message)
+
+
+class _Payload:
+    def __reduce__(self):  # unpickling this runs code: _ran("code ran")
+        return (_ran, ("code ran",))
+
+
+def test_a_pickled_leaf_is_refused_without_running_it(saved, tmp_path) -> None:
+    header = json.loads(np.load(saved)["__jaxgd_header__"].tobytes())
+    evil = tmp_path / "evil.ckpt"
+    with zipfile.ZipFile(evil, "w") as z:
+        with z.open("__jaxgd_header__.npy", "w") as f:
+            np.lib.format.write_array(f, np.frombuffer(json.dumps(header).encode(), np.uint8))
+        for e in header["leaves"]:
+            with z.open(e["member"] + ".npy", "w") as f:
+                np.lib.format.write_array(f, np.array([_Payload()], dtype=object), allow_pickle=True)
+    assert pickle.loads(pickle.dumps(_Payload())) is None and UNPICKLED == ["code ran"]  # the payload is live
+    UNPICKLED.clear()
+    with pytest.raises(CheckpointError, match=r"leaf \['b'\] is corrupted"):
+        load_checkpoint(evil, like={"w": jnp.zeros(1000), "b": jnp.zeros(2)})
+    assert UNPICKLED == []
+
+
+def test_other_files_are_not_checkpoints(tmp_path) -> None:
+    (tmp_path / "text").write_text("hello")
+    np.save(tmp_path / "one.npy", np.zeros(2))
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(CheckpointError, match="not a readable jaxgd checkpoint"):
+        load_checkpoint(tmp_path / "text")
+    with pytest.raises(CheckpointError, match="not an archive"):
+        load_checkpoint(tmp_path / "one.npy")
+    with pytest.raises(CheckpointError, match="not a jaxgd checkpoint"):
+        load_checkpoint(tmp_path / "plain.npz")
+
+
+def test_unknown_version(tmp_path) -> None:
+    header = {"format": "jaxgd-checkpoint", "version": 99, "treedef": "", "leaves": [], "metadata": {}}
+    np.savez(tmp_path / "v.npz", __jaxgd_header__=np.frombuffer(json.dumps(header).encode(), np.uint8))
+    with pytest.raises(CheckpointError, match="version 99 is not supported"):
+        load_checkpoint(tmp_path / "v.npz")
