@@ -39,17 +39,20 @@ from optax import (  # noqa: F401  (re-exported)
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
 )
 
-from ._types import ArrayLike
+from . import _tree
+from ._types import ArrayLike, Schedule
 
 __all__ = [
     "StepDecay",
     "MultiStepDecay",
     "InverseTimeDecay",
     "CyclicTriangular",
+    "PerEpoch",
     "step_decay",
     "multistep_decay",
     "inverse_time_decay",
     "cyclic_triangular",
+    "per_epoch",
     "constant_schedule",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
@@ -303,3 +306,60 @@ def cyclic_triangular(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: Array
     if lo is not None and hi is not None and not np.all(hi >= lo):
         raise ValueError(BAD_BOUNDS.format(base=base_lr, top=max_lr))
     return CyclicTriangular(base_lr, max_lr, step_size_up)
+
+
+class PerEpoch(NamedTuple):
+    """``schedule(count // steps_per_epoch)``: an epoch schedule driven by the step count.
+
+    ``schedule`` is a jaxgd schedule (a pytree whose numbers are leaves) or any
+    other callable wrapped as static (an optax schedule, a lambda).
+    """
+
+    schedule: object
+    steps_per_epoch: ArrayLike
+
+    def __call__(self, count: ArrayLike) -> jax.Array:
+        inner = self.schedule
+        fn = inner.value if isinstance(inner, _tree.Static) else inner
+        return jnp.asarray(fn(jnp.floor_divide(jnp.asarray(count), self.steps_per_epoch)))
+
+
+def per_epoch(schedule: Schedule, steps_per_epoch: int) -> PerEpoch:
+    """Turn a schedule over *epochs* into one over optimizer steps.
+
+    Every step-size schedule in jaxgd counts optimizer steps (one per
+    minibatch in :func:`jaxgd.fit`). ``per_epoch`` holds the learning rate
+    constant within an epoch and advances ``schedule`` once per epoch, as
+    PyTorch's epoch-level ``scheduler.step()`` does:
+
+    .. math:: \\eta_k = s(\\lfloor k / E \\rfloor)
+
+    with :math:`s` = ``schedule`` and :math:`E` = ``steps_per_epoch``. In
+    :func:`jaxgd.fit`, ``E = n // batch_size`` with ``Remainder.DROP`` and
+    ``ceil(n / batch_size)`` with ``Remainder.MASK`` (``n`` examples).
+
+    Args:
+      schedule: ``epoch -> lr``: a jaxgd schedule (its numbers stay traced
+        leaves), an optax schedule or any callable.
+      steps_per_epoch: optimizer steps per epoch (> 0).
+
+    Returns:
+      A :class:`PerEpoch` schedule (a pytree; ``sched(count) -> lr``).
+
+    Raises:
+      TypeError: if ``schedule`` is not callable.
+      ValueError: if a concrete ``steps_per_epoch`` is not > 0.
+
+    Example:
+      >>> import jaxgd
+      >>> sched = jaxgd.schedules.per_epoch(jaxgd.schedules.step_decay(0.1, 1, 0.5), steps_per_epoch=3)
+      >>> [round(float(sched(k)), 6) for k in (0, 2, 3, 6)]
+      [0.1, 0.1, 0.05, 0.025]
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule must be callable (epoch -> lr), got {type(schedule).__name__}")
+    _check_positive("steps_per_epoch", steps_per_epoch)
+    leaves = jax.tree_util.tree_leaves(schedule)
+    if len(leaves) == 1 and leaves[0] is schedule:  # a closure: ride in the static part
+        schedule = _tree.Static(schedule)
+    return PerEpoch(schedule, steps_per_epoch)

@@ -1,0 +1,712 @@
+"""``fit``: minibatch (stochastic) training over a data set in one compiled run.
+
+The whole run is one ``jax.jit`` call: a ``lax.while_loop`` over epochs (so
+early stopping ends it) whose body shuffles with
+``jax.random.permutation(fold_in(key, epoch), n)``, reshapes the permuted
+indices to ``(n_batches, batch_size)`` and ``lax.scan``-s over the batches,
+then evaluates, tracks the best parameters and writes one history row.
+Minibatching is data layout, not control flow (STYLE.md principle 14).
+
+The update is :class:`jaxgd.Solver`'s, taken once per minibatch: the
+gradient (clipped to ``clip``), a direction from the registry, the step size
+of a time-only schedule. A minibatch step evaluates the loss once, on the
+batch it moves with, so line searches (which need exact losses of one fixed
+objective) are refused.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import functools
+import math
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _directions, _minimize, _stepsize, _tree
+from ._solver import Solver, clip_by_global_norm
+from ._types import ArrayLike, LossFn, Params, PRNGKey, PyTree
+
+UNKNOWN_KWARG = "fit() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
+LINE_SEARCH = (
+    "lr={lr!r} is a step-size rule that needs exact loss evaluations (a line search); "
+    "fit takes one noisy minibatch gradient per step: pass a float or a schedule "
+    "(count -> lr, e.g. jaxgd.schedules.per_epoch(...)) as lr"
+)
+DEFAULT_LINE_SEARCH = (
+    "method={method!r} defaults to a line search, which fit cannot use; pass lr= "
+    "(a float or a schedule)"
+)
+BAD_DATA = "{name} must be a pytree of arrays with a leading (example) axis; {what}"
+MISMATCH = (
+    "{name} leaves must share the leading (example) axis; got {first} with {n0} examples "
+    "and {other} with {n1}"
+)
+BAD_BATCH = "batch_size must be a positive integer no larger than the number of examples ({n}), got batch_size={batch_size!r}"
+BAD_EPOCHS = "epochs must be a positive integer, got epochs={epochs!r}"
+BAD_PATIENCE = "patience must be None or a positive integer, got patience={patience!r}"
+BAD_REMAINDER = "remainder must be a jaxgd.Remainder ({valid}), got remainder={remainder!r}"
+BAD_KEY_TYPE = (
+    "key must be a PRNG key, jax.random.key(seed) or jax.random.PRNGKey(seed), got key={key!r}"
+)
+BAD_KEY = "key must be a single PRNG key (a typed key of shape () or a uint32 array of shape (2,)), got {what}"
+NOT_SCALAR = "{name} must return a real scalar{how}; got {what}"
+MASK_SIGNATURE = (
+    "with remainder=Remainder.MASK, fun is called as fun(params, batch, weights) and must return "
+    "the weighted mean sum(weights * losses) / sum(weights); calling it failed: {err}"
+)
+NEEDS_EVAL = "{name} is evaluated on eval_data, but eval_data is None"
+NOT_CALLABLE = "{name} must be callable, got {kind}"
+BAD_MESH = "mesh must be a jax.sharding.Mesh, got {kind}"
+BAD_AXIS = "data_axis={axis!r} is not an axis of the mesh; its axes are {axes}"
+MESH_DIVIDE = "batch_size must be divisible by the {size} devices of mesh axis {axis!r}, got batch_size={batch_size!r}"
+BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
+
+_KEYWORDS = (
+    "batch_size", "epochs", "key", "method", "lr", "eval_data", "eval_fun", "metric",
+    "patience", "remainder", "mesh", "data_axis", "progress", "clip", "l2",
+)
+
+
+class Remainder(enum.Enum):
+    """What :func:`fit` does with the last ``n % batch_size`` examples of an epoch.
+
+    ``DROP``: leave them out of this epoch (a different subset each epoch,
+    since every epoch reshuffles); every batch is full and ``fun(params,
+    batch)`` is called as usual. ``MASK``: pad the last batch to
+    ``batch_size`` with examples that carry weight 0, and call
+    ``fun(params, batch, weights)``; ``fun`` must return the weighted mean
+    ``sum(w_i * loss_i) / sum(w_i)``, so every example counts once per epoch.
+    """
+
+    DROP = "drop"
+    MASK = "mask"
+
+
+class FitStatus(enum.IntEnum):
+    """Why :func:`fit` stopped (an ``int32`` inside the compiled run)."""
+
+    RUNNING = 0
+    EPOCHS = 1
+    PATIENCE = 2
+    NONFINITE = 3
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @property
+    def success(self) -> bool:
+        return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
+
+
+_MESSAGES = {
+    FitStatus.RUNNING: "Still running.",
+    FitStatus.EPOCHS: "Completed: all epochs ran.",
+    FitStatus.PATIENCE: (
+        "Stopped early: the monitored loss did not improve for `patience` epochs; "
+        "params are the best ones."
+    ),
+    FitStatus.NONFINITE: (
+        "Stopped: a minibatch loss, gradient or update was NaN or Inf; params are the last "
+        "ones whose minibatch loss and gradient were finite (the best ones with patience)."
+    ),
+}
+
+
+class FitHistory(NamedTuple):
+    """One row per epoch run (trimmed on the host; NaN where not recorded).
+
+    Attributes:
+      train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
+        the parameters before its step (the running training loss; penalties
+        not included).
+      eval_loss: ``eval_fun(params, eval_data)`` after the epoch.
+      metric: ``metric(params, eval_data)`` after the epoch.
+      lr: the step size of the epoch's last step.
+    """
+
+    train_loss: jax.Array
+    eval_loss: jax.Array
+    metric: jax.Array
+    lr: jax.Array
+
+
+class FitState(NamedTuple):
+    """The optimizer's state at the end of the run."""
+
+    direction_state: PyTree
+    count: jax.Array  # optimizer steps taken (what schedules see)
+    epoch: jax.Array  # epochs run
+    wait: jax.Array  # epochs since the monitored loss last improved
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns (a pytree).
+
+    Attributes:
+      params: the final parameters; with ``patience``, the best ones (restored).
+      best_params: the parameters after the epoch with the lowest monitored
+        loss (eval loss with ``eval_data``, else the training loss).
+      best_epoch: that epoch, counted from 1 (0: no epoch had a finite loss).
+      best_loss: the monitored loss at ``best_params``.
+      epochs: the number of epochs run.
+      steps: the number of optimizer steps taken.
+      status: a :class:`FitStatus` code (``status_enum`` on the host).
+      history: a :class:`FitHistory`, one row per epoch run.
+      state: the final :class:`FitState`.
+    """
+
+    params: Params
+    best_params: Params
+    best_epoch: jax.Array
+    best_loss: jax.Array
+    epochs: jax.Array
+    steps: jax.Array
+    status: jax.Array
+    history: FitHistory
+    state: FitState
+
+    @property
+    def status_enum(self) -> FitStatus:
+        return FitStatus(int(np.asarray(self.status)))
+
+    @property
+    def success(self) -> bool:
+        """True when the run ended by completing its epochs or by early stopping."""
+        return self.status_enum.success
+
+    @property
+    def message(self) -> str:
+        return self.status_enum.message
+
+    def __repr__(self) -> str:
+        try:
+            return (
+                f"FitResult(status={self.status_enum!r}, epochs={int(self.epochs)}, "
+                f"steps={int(self.steps)}, best_epoch={int(self.best_epoch)}, "
+                f"best_loss={float(self.best_loss):.6g})"
+            )
+        except Exception:  # traced
+            return f"FitResult(params={self.params!r}, status={self.status!r})"
+
+
+class _Config(NamedTuple):
+    """The static shape of a run: changing any of these recompiles."""
+
+    n: int
+    batch_size: int
+    n_batches: int
+    epochs: int
+    mask: bool
+    eval_fun: Optional[Callable]
+    eval_weights: int  # > 0: call eval_fun(params, eval_data, ones(eval_weights))
+    metric: Optional[Callable]
+    early_stop: bool
+    progress: bool
+    mesh: Any
+    data_axis: str
+    dtype: str
+
+
+# -- host-side validation ----------------------------------------------------
+def _path(p: Any) -> str:
+    return jax.tree_util.keystr(p) or "(root)"
+
+
+def _num_examples(name: str, data: Any) -> int:
+    pairs = jax.tree_util.tree_leaves_with_path(data)
+    if not pairs:
+        raise ValueError(BAD_DATA.format(name=name, what=f"got a pytree with no leaves ({data!r})"))
+    n0, first = None, None
+    for path, leaf in pairs:
+        shape = np.shape(leaf)
+        if len(shape) == 0:
+            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {name}{_path(path)} is a scalar"))
+        if n0 is None:
+            n0, first = shape[0], f"{name}{_path(path)}"
+        elif shape[0] != n0:
+            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=f"{name}{_path(path)}", n1=shape[0]))
+    if n0 == 0:
+        raise ValueError(BAD_DATA.format(name=name, what=f"{first} has no examples"))
+    return int(n0)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
+def _check_key(key: Any) -> None:
+    dtype = getattr(key, "dtype", None)
+    if dtype is None or not hasattr(key, "shape"):
+        raise TypeError(BAD_KEY_TYPE.format(key=key))
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(BAD_KEY.format(what=f"a key array of shape {key.shape}"))
+    elif dtype != np.uint32 or tuple(key.shape) != (2,):
+        raise ValueError(BAD_KEY.format(what=f"an array of dtype {dtype} and shape {tuple(key.shape)}"))
+
+
+def _spec(tree: Any, batch: Optional[int] = None) -> Any:
+    """Shape/dtype structs of ``tree``, with the leading axis replaced by ``batch``."""
+
+    def one(x: Any) -> jax.ShapeDtypeStruct:
+        shape = tuple(np.shape(x))
+        dtype = jnp.result_type(x) if hasattr(x, "dtype") else jnp.asarray(x).dtype
+        return jax.ShapeDtypeStruct(shape if batch is None else (batch,) + shape[1:], dtype)
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar_dtype_cached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple) -> str:
+    args = jax.tree_util.tree_unflatten(treedef, specs)
+    out = jax.eval_shape(fn, *args)
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
+        raise TypeError(NOT_SCALAR.format(name=name, how=how, what=what))
+    return str(dtype)
+
+
+def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any) -> str:
+    """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)`` is a real scalar."""
+    specs, treedef = jax.tree_util.tree_flatten(args)
+    try:
+        return _scalar_dtype_cached(fn, name, how, treedef, tuple(specs))
+    except TypeError as err:
+        if "unhashable" not in str(err):
+            raise
+        return _scalar_dtype_cached.__wrapped__(fn, name, how, treedef, tuple(specs))
+
+
+def _check_callable(name: str, fn: Any) -> None:
+    if fn is not None and not callable(fn):
+        raise TypeError(NOT_CALLABLE.format(name=name, kind=type(fn).__name__))
+
+
+# -- the compiled run ------------------------------------------------------
+_BAR: Any = None
+
+
+def _bar_update(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+    """Host side: advance the epoch progress bar and show the losses."""
+    global _BAR
+    from tqdm.auto import tqdm
+
+    if _BAR is None:
+        _BAR = tqdm(total=int(total), desc="jaxgd.fit", unit="epoch", leave=True, dynamic_ncols=True)
+    shown = {"loss": f"{float(train):.5g}"}
+    if np.isfinite(ev):
+        shown["eval"] = f"{float(ev):.5g}"
+    _BAR.set_postfix(shown, refresh=False)
+    _BAR.update(max(0, int(epoch) - _BAR.n))
+
+
+def _bar_close(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+    global _BAR
+    _bar_update(epoch, total, train, ev)
+    _BAR.close()
+    _BAR = None
+
+
+class _Carry(NamedTuple):
+    params: Params
+    prev: Params  # the parameters before the last step taken
+    direction_state: PyTree
+    count: jax.Array
+    epoch: jax.Array
+    wait: jax.Array
+    status: jax.Array
+    best_params: Params
+    best_loss: jax.Array
+    best_epoch: jax.Array
+    history: FitHistory
+
+
+def _constrain(tree: Any, cfg: _Config, spec: Any) -> Any:
+    if cfg.mesh is None:
+        return tree
+    from jax.sharding import NamedSharding
+
+    return lax.with_sharding_constraint(tree, NamedSharding(cfg.mesh, spec))
+
+
+def _run(
+    solver: Solver, cfg: _Config, params: Params, data: Any, eval_data: Any, key: PRNGKey, patience: Any
+) -> FitResult:
+    from jax.sharding import PartitionSpec as P
+
+    n, b, nb = cfg.n, cfg.batch_size, cfg.n_batches
+    dtype = jnp.dtype(cfg.dtype)
+    direction, rule = solver.direction, solver.rule
+    penalty = solver.l2 is not None and not direction.decoupled_l2
+    replicated, by_example = P(), P(cfg.data_axis)
+
+    def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
+        loss = jnp.asarray(solver.fun(p, batch) if w is None else solver.fun(p, batch, w))
+        total = loss + (0.5 * solver.l2 * _tree.sq_norm(p)).astype(loss.dtype) if penalty else loss
+        return total, loss
+
+    def step(carry: tuple, xs: Any) -> tuple[tuple, jax.Array]:
+        p, prev, dstate, count, bad = carry
+        idx, w = xs if cfg.mask else (xs, None)
+        batch = _constrain(_tree.tmap(lambda x: x[idx], data), cfg, by_example)
+        w = None if w is None else _constrain(w, cfg, by_example)
+        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(p, batch, w)
+        g = grad if solver.clip is None else clip_by_global_norm(grad, solver.clip)
+        value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
+        d, new_dstate = direction.update(g, dstate, p, value=total, value_fn=value_fn)
+        if solver.l2 is not None and direction.decoupled_l2:
+            d = _tree.add_scaled(d, -solver.l2, p)
+        new = _tree.add_scaled(p, rule.lr(count), _tree.cast_like(d, p))
+        # A non-finite loss or gradient at p: step back to prev, whose were finite.
+        finite_here = jnp.isfinite(total) & _tree.all_finite(grad)
+        ok = ~bad & finite_here & _tree.all_finite(new)
+        back = ~bad & ~finite_here & (count > 0)
+        p, prev = _tree.where(ok, new, _tree.where(back, prev, p)), _tree.where(ok, p, prev)
+        p = _constrain(p, cfg, replicated)
+        dstate = _tree.where(ok, new_dstate, dstate)
+        count = count + ok.astype(count.dtype) - back.astype(count.dtype)
+        return (p, prev, dstate, count, bad | ~ok), loss.astype(dtype)
+
+    if cfg.mask:
+        weights = (jnp.arange(nb * b) < n).astype(dtype).reshape(nb, b)
+        counts = weights.sum(axis=1)
+
+    def evaluate(p: Params) -> tuple[jax.Array, jax.Array]:
+        nan = jnp.full((), jnp.nan, dtype)
+        if cfg.eval_fun is None:
+            return nan, nan
+        if cfg.eval_weights:
+            ev = cfg.eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
+        else:
+            ev = cfg.eval_fun(p, eval_data)
+        m = nan if cfg.metric is None else jnp.asarray(cfg.metric(p, eval_data)).astype(dtype)
+        return jnp.asarray(ev).astype(dtype), m
+
+    def body(c: _Carry) -> _Carry:
+        perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), n)
+        idx = (jnp.concatenate([perm, perm[: nb * b - n]]) if cfg.mask else perm[: nb * b]).reshape(nb, b)
+        xs = (idx, weights) if cfg.mask else idx
+        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False))
+        (p, prev, dstate, count, bad), losses = lax.scan(step, init, xs)
+        train = jnp.sum(losses * counts) / n if cfg.mask else jnp.mean(losses)
+        ev, m = evaluate(p)
+        monitored = ev if cfg.eval_fun is not None else train
+        improved = monitored < c.best_loss  # False for NaN
+        epoch = c.epoch + 1
+        wait = jnp.where(improved, 0, c.wait + 1)
+        status = jnp.where(epoch >= cfg.epochs, FitStatus.EPOCHS, FitStatus.RUNNING)
+        if cfg.early_stop:
+            status = jnp.where(wait >= patience, FitStatus.PATIENCE, status)
+        status = jnp.where(bad, FitStatus.NONFINITE, status).astype(jnp.int32)
+        lr = jnp.asarray(rule.lr(jnp.maximum(count - 1, 0))).astype(dtype)
+        h = c.history
+        row = c.epoch
+        history = FitHistory(
+            h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
+        )
+        if cfg.progress:
+            jax.debug.callback(_bar_update, epoch, cfg.epochs, train, ev)
+        return _Carry(
+            params=p,
+            prev=prev,
+            direction_state=dstate,
+            count=count,
+            epoch=epoch,
+            wait=wait,
+            status=status,
+            best_params=_tree.where(improved, p, c.best_params),
+            best_loss=jnp.where(improved, monitored, c.best_loss),
+            best_epoch=jnp.where(improved, epoch, c.best_epoch),
+            history=history,
+        )
+
+    params = _constrain(params, cfg, replicated)
+    nan = jnp.full((cfg.epochs,), jnp.nan, dtype)
+    zero = jnp.asarray(0, jnp.int32)
+    carry = _Carry(
+        params=params,
+        prev=params,
+        direction_state=direction.init(params),
+        count=zero,
+        epoch=zero,
+        wait=zero,
+        status=jnp.asarray(FitStatus.RUNNING, jnp.int32),
+        best_params=params,
+        best_loss=jnp.full((), jnp.inf, dtype),
+        best_epoch=zero,
+        history=FitHistory(nan, nan, nan, nan),
+    )
+    c = lax.while_loop(lambda c: c.status == FitStatus.RUNNING, body, carry)
+    if cfg.progress:
+        last = jnp.maximum(c.epoch - 1, 0)
+        jax.debug.callback(_bar_close, c.epoch, cfg.epochs, c.history.train_loss[last], c.history.eval_loss[last])
+    return FitResult(
+        params=c.best_params if cfg.early_stop else c.params,
+        best_params=c.best_params,
+        best_epoch=c.best_epoch,
+        best_loss=c.best_loss,
+        epochs=c.epoch,
+        steps=c.count,
+        status=c.status,
+        history=c.history,
+        state=FitState(c.direction_state, c.count, c.epoch, c.wait),
+    )
+
+
+_run_jit = jax.jit(_run, static_argnames=("cfg",))
+
+
+def _auto_mesh(mesh: Any) -> Any:
+    """The same devices and axis names with every axis in Auto mode.
+
+    ``jax.make_mesh`` makes Explicit axes by default in recent JAX; fit lets
+    XLA's sharding propagation place the all-reduce, which Auto axes allow.
+    """
+    from jax.sharding import AxisType, Mesh
+
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
+def _place(cfg: _Config, params: Params, data: Any, eval_data: Any, key: PRNGKey) -> tuple:
+    """Put the inputs on the mesh: parameters and key replicated, examples split."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh, axis = cfg.mesh, cfg.data_axis
+    replicated = NamedSharding(mesh, P())
+    size = mesh.shape[axis]
+
+    def split(tree: Any) -> Any:
+        if tree is None:
+            return None
+        even = all(np.shape(x)[0] % size == 0 for x in jax.tree_util.tree_leaves(tree))
+        return jax.device_put(tree, NamedSharding(mesh, P(axis)) if even else replicated)
+
+    return jax.device_put(params, replicated), split(data), split(eval_data), jax.device_put(key, replicated)
+
+
+# -- the public function ---------------------------------------------------
+def fit(
+    fun: LossFn,
+    params: Params,
+    data: Any,
+    *,
+    batch_size: int,
+    epochs: int,
+    key: PRNGKey,
+    method: Any = "adam",
+    lr: Any = None,
+    eval_data: Any = None,
+    eval_fun: Optional[Callable] = None,
+    metric: Optional[Callable] = None,
+    patience: Optional[int] = None,
+    remainder: Remainder = Remainder.DROP,
+    mesh: Any = None,
+    data_axis: str = "data",
+    progress: bool = True,
+    clip: Optional[ArrayLike] = None,
+    l2: ArrayLike = 0.0,
+    **unknown: Any,
+) -> FitResult:
+    """Train ``params`` on minibatches of ``data``, every epoch in one jit-compiled run.
+
+    Each epoch draws the permutation ``pi = jax.random.permutation(
+    fold_in(key, epoch), n)`` of the ``n`` examples (epoch counted from 0),
+    cuts it into consecutive batches :math:`B_1, \\ldots, B_m` of
+    ``batch_size`` and takes one step per batch:
+
+    .. math::
+       g_k = \\mathrm{clip}\\Big(\\nabla_\\theta \\Big[\\tfrac{1}{|B_k|}
+       \\sum_{i \\in B_k} \\ell(\\theta_k; x_i) + \\tfrac{\\lambda}{2}
+       \\lVert\\theta_k\\rVert^2\\Big]\\Big),\\quad
+       \\theta_{k+1} = \\theta_k + \\alpha_k\\, \\mathrm{direction}(g_k)
+
+    with :math:`\\alpha_k` = ``lr`` at optimizer step :math:`k` and
+    :math:`\\lambda` = ``l2``. With ``method="gd"`` this is minibatch
+    stochastic gradient descent (Robbins & Monro, "A Stochastic Approximation
+    Method", Ann. Math. Stat. 1951; Bottou, Curtis & Nocedal, "Optimization
+    Methods for Large-Scale Machine Learning", SIAM Review 2018, Algorithm
+    4.1, without replacement per epoch). After each epoch the model is
+    evaluated on ``eval_data``; ``patience`` stops the run once the monitored
+    loss (``eval_fun`` on ``eval_data``, else the epoch's training loss) has
+    not improved for ``patience`` epochs and restores the best parameters
+    (Prechelt, "Early Stopping -- But When?", 1998).
+
+    The run is deterministic: the same ``key`` gives bit-identical results.
+    Hyperparameter values (``lr`` and a jaxgd schedule's numbers, ``l2``,
+    ``clip``, ``patience``) are traced, so a new value re-uses the compiled
+    run; ``epochs``, ``batch_size``, the data shapes and the functions are
+    static. A NaN/Inf minibatch loss, gradient or update ends the run
+    (``FitStatus.NONFINITE``) with the last parameters whose minibatch loss
+    and gradient were finite, never NaN parameters.
+
+    Data parallelism: with ``mesh=`` (a ``jax.sharding.Mesh``), every batch
+    is split along ``data_axis`` over the mesh's devices and the parameters
+    and optimizer state are replicated; XLA inserts the gradient all-reduce.
+    ``batch_size`` must be divisible by the axis size. On several hosts, call
+    ``jax.distributed.initialize()`` first in every process, build the mesh
+    over all devices (``jax.make_mesh((jax.device_count(),), ("data",))``),
+    and call ``fit`` in every process with the same arguments: the full
+    ``data`` (or global ``jax.Array``s built with
+    ``jax.make_array_from_process_local_data``) and the same ``key``.
+
+    Args:
+      fun: the minibatch loss ``fun(params, batch) -> scalar``, a mean over
+        the batch's examples; with ``Remainder.MASK``,
+        ``fun(params, batch, weights) -> sum(weights * losses) / sum(weights)``.
+        Keep the same function object across calls to re-use the compiled run.
+      params: the initial parameters, a pytree of real floating arrays.
+      data: a pytree of arrays sharing the leading (example) axis, e.g.
+        ``(X, y)`` or ``{"x": X, "y": y}``; a batch has the same structure.
+      batch_size: examples per optimizer step, ``1 <= batch_size <= n``.
+      epochs: the number of passes over the data (>= 1).
+      key: a PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+      method: a method name (see :func:`jaxgd.methods`), a
+        ``jaxgd.Direction`` or an ``optax.GradientTransformation``.
+      lr: a float or a schedule ``step -> lr`` over optimizer steps (an optax
+        schedule, a ``jaxgd.schedules`` one, or
+        ``jaxgd.schedules.per_epoch(epoch_schedule, steps_per_epoch)``).
+        Default 1e-3 (1.0 for an optax transformation). Line searches and
+        other state-aware rules are refused.
+      eval_data: held-out data, evaluated in one call after every epoch.
+      eval_fun: ``eval_fun(params, eval_data) -> scalar``; default ``fun``
+        (called with unit weights under ``Remainder.MASK``).
+      metric: ``metric(params, eval_data) -> scalar`` recorded per epoch (an
+        accuracy, say); it does not steer early stopping.
+      patience: stop after this many epochs without improvement of the
+        monitored loss and return the best parameters (None: run all epochs).
+      remainder: a :class:`Remainder`: ``DROP`` (default) or ``MASK``.
+      mesh: a ``jax.sharding.Mesh`` for data parallelism (None: one device).
+      data_axis: the mesh axis that splits the batch.
+      progress: show a tqdm bar over epochs with the training (and eval) loss.
+      clip: clip each minibatch gradient to this global 2-norm.
+      l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to each minibatch
+        loss; decoupled weight decay for ``adamw`` (as ``optax.adamw``).
+
+    Returns:
+      A :class:`FitResult`: ``params``, ``best_params``, ``best_epoch``,
+      ``best_loss``, ``epochs``, ``steps``, ``status`` (``status_enum``,
+      ``success`` and ``message`` on the host), ``history`` (a
+      :class:`FitHistory` trimmed to the epochs run) and ``state``.
+
+    Raises:
+      TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning
+        a real scalar; a bad ``key``, ``remainder``, ``mesh`` or ``method``;
+        integer ``params``; an unknown keyword.
+      ValueError: mismatched leading axes in ``data``/``eval_data``;
+        ``batch_size`` <= 0 or > n; ``epochs`` < 1; ``patience`` < 1; ``lr``
+        <= 0 or a line search; ``eval_fun``/``metric`` without ``eval_data``;
+        a ``data_axis`` not in the mesh or not dividing ``batch_size``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxgd
+      >>> x = jnp.arange(8.0)
+      >>> res = jaxgd.fit(lambda m, xb: jnp.mean((m - xb) ** 2), jnp.zeros(()), x,
+      ...                 batch_size=8, epochs=50, key=jax.random.key(0),
+      ...                 method="gd", lr=0.25, progress=False)
+      >>> print(res.status_enum.name, int(res.steps), round(float(res.params), 4))
+      EPOCHS 50 3.5
+    """
+    if unknown:
+        names = sorted(unknown)
+        close = [m for k in names for m in difflib.get_close_matches(k, _KEYWORDS, n=1)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    if _stepsize.is_rule(lr):
+        raise ValueError(LINE_SEARCH.format(lr=lr))
+    if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
+        raise ValueError(DEFAULT_LINE_SEARCH.format(method=method))
+    solver = Solver(fun, method, lr, max_steps=0, l2=l2, clip=clip, history=False)
+    params = _minimize.as_params(params)
+
+    n = _num_examples("data", data)
+    if not _positive_int(batch_size) or batch_size > n:
+        raise ValueError(BAD_BATCH.format(n=n, batch_size=batch_size))
+    if not _positive_int(epochs):
+        raise ValueError(BAD_EPOCHS.format(epochs=epochs))
+    if not isinstance(remainder, Remainder):
+        valid = ", ".join(f"Remainder.{r.name}" for r in Remainder)
+        raise TypeError(BAD_REMAINDER.format(valid=valid, remainder=remainder))
+    _check_key(key)
+    if patience is not None and not _positive_int(patience):
+        raise ValueError(BAD_PATIENCE.format(patience=patience))
+    if not isinstance(progress, bool):
+        raise TypeError(BAD_PROGRESS.format(progress=progress))
+    _check_callable("eval_fun", eval_fun)
+    _check_callable("metric", metric)
+    if eval_data is None:
+        for name, fn in (("eval_fun", eval_fun), ("metric", metric)):
+            if fn is not None:
+                raise ValueError(NEEDS_EVAL.format(name=name))
+    if mesh is not None:
+        from jax.sharding import Mesh
+
+        if not isinstance(mesh, Mesh):
+            raise TypeError(BAD_MESH.format(kind=type(mesh).__name__))
+        if data_axis not in mesh.axis_names:
+            raise ValueError(BAD_AXIS.format(axis=data_axis, axes=tuple(mesh.axis_names)))
+        size = mesh.shape[data_axis]
+        if batch_size % size:
+            raise ValueError(MESH_DIVIDE.format(size=size, axis=data_axis, batch_size=batch_size))
+        mesh = _auto_mesh(mesh)
+
+    mask = remainder is Remainder.MASK
+    n_batches = math.ceil(n / batch_size) if mask else n // batch_size
+    p_spec = _spec(params)
+    weights = (jax.ShapeDtypeStruct((batch_size,), _params_dtype(p_spec)),) if mask else ()
+    how = " (the weighted mean over the batch)" if mask else ""
+    try:
+        dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights)
+    except TypeError as err:
+        if mask and not str(err).startswith("fun must return"):
+            raise TypeError(MASK_SIGNATURE.format(err=err)) from err
+        raise
+    eval_weights = 0
+    if eval_data is not None:
+        n_eval = _num_examples("eval_data", eval_data)
+        if eval_fun is None:
+            eval_fun, eval_weights = fun, (n_eval if mask else 0)
+        ev_args = (jax.ShapeDtypeStruct((n_eval,), dtype),) if eval_weights else ()
+        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args)
+        if metric is not None:
+            _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
+
+    cfg = _Config(
+        n=n,
+        batch_size=int(batch_size),
+        n_batches=n_batches,
+        epochs=int(epochs),
+        mask=mask,
+        eval_fun=eval_fun,
+        eval_weights=eval_weights,
+        metric=metric,
+        early_stop=patience is not None,
+        progress=progress,
+        mesh=mesh,
+        data_axis=data_axis,
+        dtype=dtype,
+    )
+    if mesh is not None:
+        params, data, eval_data, key = _place(cfg, params, data, eval_data, key)
+    pat = None if patience is None else jnp.asarray(patience, jnp.int32)
+    result = _run_jit(solver, cfg, params, data, eval_data, key, pat)
+    return _trim(result)
+
+
+def _params_dtype(spec: Any) -> Any:
+    """The floating dtype of the parameters (of their first leaf)."""
+    return jax.tree_util.tree_leaves(spec)[0].dtype
+
+
+def _trim(result: FitResult) -> FitResult:
+    """Cut the history to the epochs run (host only)."""
+    e = int(result.epochs)
+    h = result.history
+    return result._replace(history=FitHistory(*(x[:e] for x in h)))

@@ -1,0 +1,299 @@
+"""Tests for jaxgd.fit (minibatch training).
+
+Independent references, named in each test:
+- a hand-written optax loop over the same batches in the same order
+  (``_optax_loop``: plain Python, one ``optax`` update per batch);
+- NumPy arithmetic on the recorded history (early stopping, schedules);
+- the unsharded run, for the data-parallel run (in a subprocess with four
+  host devices, ``tests/fit_sharded_check.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd
+from jaxgd import _fit
+from jaxgd._fit import FitStatus, Remainder, fit
+
+N, D = 53, 3
+_rng = np.random.default_rng(0)
+X = _rng.normal(size=(N, D))
+Y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.1 * _rng.normal(size=N)
+DATA = {"x": X, "y": Y}
+P0 = {"w": jnp.zeros(D), "b": jnp.zeros(())}
+KEY = jax.random.key(42)
+TRACES: list = []
+# One configuration shared by several tests, so that they share one compiled run
+# (each new static configuration costs a compile of a few seconds on CI).
+STD = dict(batch_size=8, epochs=3, method="adam", lr=0.05, progress=False)
+
+
+def mse(p, batch):
+    TRACES.append(1)  # counts traces: a cached compiled run never calls it
+    r = batch["x"] @ p["w"] + p["b"] - batch["y"]
+    return jnp.mean(r**2)
+
+
+def mse_weighted(p, batch, w):
+    r = batch["x"] @ p["w"] + p["b"] - batch["y"]
+    return jnp.sum(w * r**2) / jnp.sum(w)
+
+
+def _optax_loop(loss, params, data, batch_size, epochs, key, tx, *, l2=0.0, clip=None, keep_last=False):
+    """The reference: a plain Python loop, one optax update per batch, batches in fit's order."""
+    n = len(data["y"])
+    penalized = lambda p, b: loss(p, b) + 0.5 * l2 * sum(jnp.sum(v**2) for v in jax.tree_util.tree_leaves(p))  # noqa: E731
+    grad = jax.jit(jax.grad(penalized))
+    state = tx.init(params)
+    for epoch in range(epochs):
+        perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), n))
+        starts = range(0, n if keep_last else n - n % batch_size, batch_size)
+        for s in starts:
+            idx = perm[s : s + batch_size]
+            g = grad(params, {k: v[idx] for k, v in data.items()})
+            if clip is not None:
+                g, _ = optax.clip_by_global_norm(clip).update(g, optax.EmptyState())
+            u, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, u)
+    return params
+
+
+def _close(a, b, tol):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
+
+
+# -- equals a hand-written optax loop -------------------------------------
+def test_adam_equals_optax_loop():
+    """Reference: optax.adam(0.05) stepped by hand over fit's batches (DROP skips n % 8)."""
+    res = fit(mse, P0, DATA, key=KEY, **STD)
+    ref = _optax_loop(mse, P0, DATA, 8, 3, KEY, optax.adam(0.05))
+    assert int(res.steps) == 3 * (N // 8) and res.status_enum is FitStatus.EPOCHS
+    _close(res.params, ref, 1e-6)
+
+
+def test_momentum_schedule_clip_l2_equals_optax_loop():
+    """Reference: optax.sgd(per-epoch schedule, momentum=0.9) after clipping the penalised gradient."""
+    spe = N // 10
+    epoch_sched = optax.exponential_decay(0.05, transition_steps=1, decay_rate=0.5)
+    key = jax.random.PRNGKey(5)  # a legacy uint32 key works the same way
+    res = fit(
+        mse, P0, DATA, batch_size=10, epochs=3, key=key, method="momentum",
+        lr=jaxgd.schedules.per_epoch(epoch_sched, spe), clip=1.0, l2=0.1, progress=False,
+    )
+    step_sched = lambda k: epoch_sched(k // spe)  # noqa: E731
+    ref = _optax_loop(mse, P0, DATA, 10, 3, key, optax.sgd(step_sched, momentum=0.9), l2=0.1, clip=1.0)
+    _close(res.params, ref, 1e-6)
+    # the history records the per-epoch learning rate (reference: the schedule by hand)
+    np.testing.assert_allclose(res.history.lr, [0.05, 0.025, 0.0125])
+
+
+def test_mask_equals_partial_last_batch():
+    """Reference: optax.sgd over fit's batches *including* the short last one (plain mean)."""
+    res = fit(
+        mse_weighted, P0, DATA, batch_size=10, epochs=3, key=KEY, method="gd", lr=0.1,
+        remainder=Remainder.MASK, eval_data=DATA, progress=False,
+    )
+    ref = _optax_loop(mse, P0, DATA, 10, 3, KEY, optax.sgd(0.1), keep_last=True)
+    assert int(res.steps) == 3 * 6
+    _close(res.params, ref, 1e-6)
+    # the default eval_fun is fun with unit weights (reference: the plain mean)
+    np.testing.assert_allclose(res.history.eval_loss[-1], mse(res.params, DATA), rtol=1e-12)
+
+
+def test_optax_transformation_as_method():
+    """Reference: the same optax optimizer stepped by hand (fit uses its updates with lr=1)."""
+    tx = optax.rmsprop(0.01)
+    res = fit(mse, P0, DATA, batch_size=16, epochs=2, key=KEY, method=tx, progress=False)
+    _close(res.params, _optax_loop(mse, P0, DATA, 16, 2, KEY, tx), 1e-6)
+
+
+# -- determinism ----------------------------------------------------------
+def test_same_key_bit_identical_and_different_key_differs():
+    a = fit(mse, P0, DATA, key=KEY, **STD)
+    b = fit(mse, P0, DATA, key=jax.random.key(42), **STD)
+    c = fit(mse, P0, DATA, key=jax.random.key(7), **STD)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        assert np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+    assert not np.array_equal(np.asarray(a.params["w"]), np.asarray(c.params["w"]))
+
+
+def test_new_lr_does_not_recompile():
+    fit(mse, P0, DATA, key=KEY, **STD)
+    first = len(TRACES)
+    r2 = fit(mse, P0, DATA, key=jax.random.key(1), **{**STD, "lr": 0.02})
+    r3 = fit(mse, P0, DATA, key=KEY, **{**STD, "lr": jnp.asarray(0.03)})
+    assert len(TRACES) == first  # neither a new lr nor a new key traced fun again
+    assert not np.array_equal(np.asarray(r2.params["w"]), np.asarray(r3.params["w"]))
+
+
+def test_float32_params_keep_their_dtype():
+    p32 = jax.tree_util.tree_map(lambda v: v.astype(jnp.float32), P0)
+    d32 = {k: v.astype(np.float32) for k, v in DATA.items()}
+    res = fit(mse, p32, d32, batch_size=8, epochs=2, key=KEY, lr=0.05, progress=False)
+    assert all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(res.params))
+    assert res.history.train_loss.dtype == jnp.float32
+
+
+# -- evaluation, early stopping ------------------------------------------
+def _toward_ten(m, x):
+    return jnp.mean((m - x) ** 2)
+
+
+def _distance_to_three(m, x):
+    return (m - 3.0) ** 2
+
+
+def test_early_stopping_restores_best_params():
+    """Reference: the recorded eval history (NumPy argmin) and the same run without patience."""
+    x = 10.0 + np.linspace(-1, 1, 40)
+    kw = dict(batch_size=10, epochs=30, key=KEY, method="gd", lr=0.02, eval_data=x, eval_fun=_distance_to_three,
+              progress=False)
+    res = fit(_toward_ten, jnp.zeros(()), x, patience=3, **kw)
+    ev = np.asarray(res.history.eval_loss)
+    best = int(np.argmin(ev))
+    assert res.status_enum is FitStatus.PATIENCE and res.success
+    assert int(res.best_epoch) == best + 1 and int(res.epochs) == best + 1 + 3
+    assert float(res.best_loss) == ev[best]
+    assert float(res.params) == float(res.best_params)
+    np.testing.assert_allclose(float(_distance_to_three(res.params, x)), ev[best], rtol=1e-12)
+    # without patience: all epochs on the same trajectory, the final (worse) params returned,
+    # and the best ones, kept aside, are those early stopping restored
+    full = fit(_toward_ten, jnp.zeros(()), x, **kw)
+    assert full.status_enum is FitStatus.EPOCHS and int(full.epochs) == 30 and len(full.history.eval_loss) == 30
+    np.testing.assert_allclose(full.history.eval_loss[: len(ev)], ev, rtol=1e-12)
+    np.testing.assert_allclose(float(full.best_params), float(res.params), rtol=1e-12)
+    assert float(_distance_to_three(full.params, x)) > float(full.best_loss)
+
+
+def test_metric_and_progress_bar(capsys):
+    """Reference: the metric and eval loss recomputed on the returned parameters."""
+    metric = _mean_abs_error
+    res = fit(mse, P0, DATA, key=KEY, eval_data=DATA, metric=metric, **{**STD, "progress": True})
+    assert res.history.metric.shape == (3,)
+    np.testing.assert_allclose(res.history.metric[-1], metric(res.params, DATA), rtol=1e-12)
+    np.testing.assert_allclose(res.history.eval_loss[-1], mse(res.params, DATA), rtol=1e-12)
+    err = capsys.readouterr().err
+    assert "jaxgd.fit" in err and "epoch" in err and "loss=" in err and "eval=" in err
+
+
+def _mean_abs_error(p, d):
+    return jnp.mean(jnp.abs(d["x"] @ p["w"] + p["b"] - d["y"]))
+
+
+def test_nonfinite_step_is_not_taken():
+    """log(m) leaves its domain after a large step: the run stops with finite params."""
+    loss = lambda m, x: jnp.mean((jnp.log(m) - x) ** 2)  # noqa: E731
+    x = np.zeros(8)
+    res = fit(loss, jnp.asarray(2.0), x, batch_size=4, epochs=5, key=KEY, method="gd", lr=10.0, progress=False)
+    assert res.status_enum is FitStatus.NONFINITE and not res.success
+    # the first step leaves the domain (m = 2 - 10 log 2 < 0); the second sees NaN and steps back
+    assert float(res.params) == 2.0 and int(res.steps) == 0
+    assert "NaN or Inf" in res.message
+
+
+# -- validation -----------------------------------------------------------
+class _FakeLineSearch:
+    def init(self, *a):
+        return ()
+
+    def step(self, *a):
+        raise AssertionError("never called")
+
+
+def _call(**over):
+    kw = dict(STD, key=KEY)
+    fun, params, data = over.pop("fun", mse), over.pop("params", P0), over.pop("data", DATA)
+    kw.update(over)
+    return fit(fun, params, data, **kw)
+
+
+@pytest.mark.parametrize(
+    "over, exc, fragment",
+    [
+        (dict(data={"x": X, "y": Y[:-1]}), ValueError, "data leaves must share the leading (example) axis"),
+        (dict(data={"x": X, "y": np.float64(1.0)}), ValueError, "is a scalar"),
+        (dict(batch_size=0), ValueError, "batch_size=0"),
+        (dict(batch_size=N + 1), ValueError, f"no larger than the number of examples ({N}), got batch_size={N + 1}"),
+        (dict(batch_size=2.0), ValueError, "batch_size=2.0"),
+        (dict(epochs=0), ValueError, "epochs=0"),
+        (dict(patience=0), ValueError, "patience=0"),
+        (dict(key=0), TypeError, "key must be a PRNG key"),
+        (dict(key=jax.random.split(KEY, 3)), ValueError, "shape (3,)"),
+        (dict(key=np.zeros(2, np.int32)), ValueError, "dtype int32"),
+        (dict(remainder="drop"), TypeError, "Remainder.DROP, Remainder.MASK"),
+        (dict(lr=_FakeLineSearch()), ValueError, "needs exact loss evaluations"),
+        (dict(lr=-1.0), ValueError, "lr must be > 0"),
+        (dict(method="sgdd"), ValueError, "not a known method"),
+        (dict(fun=lambda p, b: b["x"] @ p["w"]), TypeError, "fun must return a real scalar; got shape (8,)"),
+        (dict(fun=mse, remainder=Remainder.MASK), TypeError, "fun is called as fun(params, batch, weights)"),
+        (
+            dict(fun=lambda p, b, w: w * (b["x"] @ p["w"]), remainder=Remainder.MASK),
+            TypeError,
+            "fun must return a real scalar (the weighted mean over the batch); got shape (8,)",
+        ),
+        (dict(eval_fun=mse), ValueError, "eval_fun is evaluated on eval_data, but eval_data is None"),
+        (dict(eval_data={"x": X[:5], "y": Y[:4]}), ValueError, "eval_data leaves must share"),
+        (dict(eval_data=DATA, metric=lambda p, d: d["y"]), TypeError, "metric must return a real scalar"),
+        (dict(params={"w": jnp.zeros(D, int), "b": 0.0}), TypeError, "real floating-point"),
+        (dict(mesh="cpu"), TypeError, "mesh must be a jax.sharding.Mesh"),
+        (dict(progress=1), TypeError, "progress=1"),
+        (dict(batchsize=8), TypeError, "did you mean batch_size"),
+    ],
+)
+def test_validation_errors(over, exc, fragment):
+    with pytest.raises(exc) as info:
+        _call(**over)
+    assert fragment in str(info.value)
+
+
+def test_mesh_validation():
+    mesh = jax.make_mesh((1,), ("batch",))
+    with pytest.raises(ValueError, match=r"data_axis='data' is not an axis of the mesh; its axes are \('batch',\)"):
+        _call(mesh=mesh)
+
+
+def test_line_search_default_is_refused():
+    direction = jaxgd.Direction("fake", lambda p: (), None, default_lr=_FakeLineSearch)
+    with pytest.raises(ValueError, match="defaults to a line search, which fit cannot use; pass lr="):
+        _call(method=direction, lr=None)
+
+
+# -- data parallel --------------------------------------------------------
+def test_sharded_equals_unsharded():
+    """Reference: the single-device run, in a subprocess with four host devices."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    helper = os.path.join(root, "tests", "fit_sharded_check.py")
+    out = subprocess.run([sys.executable, helper], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "devices=4" in out.stdout and "all-reduce=True" in out.stdout
+
+
+def test_per_epoch_schedule_helper():
+    """Reference: hand-computed values of an epoch schedule stretched over steps."""
+    s = jaxgd.schedules.per_epoch(jaxgd.schedules.step_decay(0.1, 1, 0.5), steps_per_epoch=3)
+    got = jax.jit(jax.vmap(s))(jnp.arange(9))
+    np.testing.assert_allclose(got, [0.1] * 3 + [0.05] * 3 + [0.025] * 3)
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        jaxgd.schedules.per_epoch(s, 0)
+    with pytest.raises(TypeError, match="schedule must be callable"):
+        jaxgd.schedules.per_epoch(0.1, 3)
+
+
+def test_fit_result_is_a_pytree():
+    res = _call()
+    leaves = jax.tree_util.tree_leaves(res)
+    assert all(hasattr(v, "dtype") for v in leaves)
+    assert "FitResult(status=<FitStatus.EPOCHS" in repr(res)
+    assert _fit.FitHistory._fields == ("train_loss", "eval_loss", "metric", "lr")
