@@ -1,0 +1,208 @@
+"""Plots of runs: a loss curve, several runs on one axes, a schedule's step sizes.
+
+matplotlib is an optional dependency (``pip install jaxgd[plot]``), imported
+only when a plot is drawn. Figures are built with the object-oriented API
+(``matplotlib.figure.Figure`` on an Agg canvas), never through ``pyplot``:
+nothing global changes, no window opens, and the functions work in scripts,
+tests and on headless machines alike. Pass ``ax=`` to draw into your own
+axes (a notebook's, say) instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from ._fit import FitResult
+from ._status import Result
+from ._types import Schedule
+
+MISSING = "jaxgd.plot needs matplotlib: pip install jaxgd[plot] (or pip install matplotlib)"
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(MISSING) from err
+    return Figure, FigureCanvasAgg
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Optional[tuple[float, float]] = None) -> tuple[Any, Any]:
+    """A new figure on the non-interactive Agg canvas and its axes (no ``pyplot``).
+
+    Args:
+      nrows, ncols: the grid of axes.
+      figsize: inches; default 6 x 4 per axes.
+
+    Returns:
+      ``(fig, ax)``: a ``matplotlib.figure.Figure`` and one ``Axes`` (or an
+      array of them for a grid).
+
+    Raises:
+      ImportError: matplotlib is not installed.
+    """
+    Figure, FigureCanvasAgg = _matplotlib()
+    fig = Figure(figsize=figsize or (6.0 * ncols, 4.0 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols)
+
+
+def _axes(ax: Any) -> Any:
+    return subplots()[1] if ax is None else ax
+
+
+def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """``(x label, [(suffix, x, y), ...])`` for a result or a plain array of losses."""
+    if isinstance(result, FitResult):
+        h = result.history
+        train = np.asarray(h.train_loss, dtype=float)
+        x = np.arange(1, len(train) + 1)
+        out = [("train", x, train)]
+        ev = np.asarray(h.eval_loss, dtype=float)
+        if np.isfinite(ev).any():
+            out.append(("eval", x, ev))
+        return "epoch", out
+    if isinstance(result, Result):
+        y = np.asarray(result.history.loss, dtype=float)
+    else:
+        y = np.asarray(result, dtype=float)
+    if y.ndim != 1:
+        raise ValueError(f"a loss curve needs one run's 1-D history, got shape {y.shape}")
+    return "step", [("", np.arange(1, len(y) + 1) * every, y)]
+
+
+def loss_curve(
+    result: Any, ax: Any = None, *, label: Optional[str] = None, every: int = 1, logy: Optional[bool] = None
+) -> Any:
+    """Plot a run's loss against steps (a :class:`jaxgd.Result`) or epochs (a :class:`jaxgd.FitResult`).
+
+    A ``FitResult`` gives its training loss (solid) and, when recorded, its
+    eval loss (dashed, same colour); a ``Result`` its per-step loss; a 1-D
+    array is plotted as it is.
+
+    Args:
+      result: a ``Result``, a ``FitResult`` or a 1-D array of losses.
+      ax: the matplotlib axes to draw into (default: a new figure's).
+      label: the legend label (default none).
+      every: steps between history entries (``history=k`` in ``minimize``).
+      logy: logarithmic loss axis; default when every plotted loss is > 0.
+
+    Returns:
+      The ``Axes`` drawn into (``ax.figure`` is its figure).
+
+    Raises:
+      ImportError: matplotlib is not installed.
+      ValueError: the history is not one-dimensional (a vmapped result).
+    """
+    ax = _axes(ax)
+    xlabel, series = _series(result, every)
+    color = None
+    for suffix, x, y in series:
+        if len(series) == 1:
+            name = label
+        else:
+            name = f"{label} ({suffix})" if label else suffix
+        (line,) = ax.plot(x, y, label=name, color=color, linestyle="--" if suffix == "eval" else "-")
+        color = line.get_color()
+    values = np.concatenate([y for _, _, y in series]) if series else np.array([])
+    finite = values[np.isfinite(values)]
+    if logy is None:
+        logy = finite.size > 0 and bool((finite > 0).all())
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss")
+    if label or len(series) > 1:
+        ax.legend()
+    return ax
+
+
+def compare(
+    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: bool = True, every: int = 1
+) -> Any:
+    """Several runs' loss curves on one axes, one legend entry each (log-scale loss by default).
+
+    Args:
+      results: ``{label: Result | FitResult | 1-D array}``.
+      ax: the axes to draw into (default: a new figure's).
+      title: the axes title.
+      logy: logarithmic loss axis.
+      every: steps between history entries, for ``Result`` histories.
+
+    Returns:
+      The ``Axes``.
+
+    Raises:
+      ImportError: matplotlib is not installed.
+      ValueError: ``results`` is empty.
+    """
+    if not results:
+        raise ValueError("compare needs at least one result, got results={}")
+    ax = _axes(ax)
+    for name, result in results.items():
+        loss_curve(result, ax, label=name, every=every, logy=logy)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def schedule(sched: Schedule | float, steps: int, ax: Any = None, *, label: Optional[str] = None) -> Any:
+    """Plot a step-size schedule's learning rate over ``steps`` optimizer steps.
+
+    Args:
+      sched: a schedule ``count -> lr`` (optax's, ``jaxgd.schedules``') or a float.
+      steps: how many steps to show (``count = 0 .. steps - 1``).
+      ax: the axes to draw into (default: a new figure's).
+      label: the legend label.
+
+    Returns:
+      The ``Axes``.
+
+    Raises:
+      ImportError: matplotlib is not installed.
+      ValueError: ``steps`` < 1.
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps=}")
+    ax = _axes(ax)
+    counts = np.arange(steps)
+    if callable(sched):
+        import jax
+        import jax.numpy as jnp
+
+        lrs = np.asarray(jax.jit(jax.vmap(sched))(jnp.arange(steps)), dtype=float)
+    else:
+        lrs = np.full(steps, float(sched))
+    ax.plot(counts, lrs, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    if label:
+        ax.legend()
+    return ax
+
+
+def save(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write a figure (or the figure of an ``Axes``) to ``path``, creating its folder.
+
+    Args:
+      fig: a ``Figure`` or an ``Axes``.
+      path: the file to write; the extension picks the format (``.png``, ``.pdf``, ``.svg``).
+      dpi: resolution for raster formats.
+
+    Returns:
+      The path written, as a ``pathlib.Path``.
+
+    Raises:
+      ImportError: matplotlib is not installed.
+    """
+    _matplotlib()
+    figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    return path

@@ -1,0 +1,90 @@
+"""Tests for jaxgd.plot. The reference for each drawn line is the data it was
+drawn from (the history arrays, a schedule computed by hand); results are
+built by hand so that no solver has to compile here."""
+
+from __future__ import annotations
+
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+import jaxgd.plot
+from jaxgd._fit import FitHistory, FitResult
+from jaxgd._status import History, Result
+
+
+def _result(losses):
+    losses = jnp.asarray(losses)
+    h = History(losses, jnp.full_like(losses, 0.1), losses / 2)
+    z = jnp.asarray(0)
+    return Result(jnp.zeros(2), losses[-1], losses[-1], jnp.asarray(len(losses)), z, h, None, z, z)
+
+
+def _fit_result(train, ev):
+    train, ev = jnp.asarray(train), jnp.asarray(ev)
+    h = FitHistory(train, ev, jnp.full_like(train, jnp.nan), jnp.full_like(train, 0.01))
+    z = jnp.asarray(0)
+    return FitResult(jnp.zeros(2), jnp.zeros(2), z, ev.min(), jnp.asarray(len(train)), z, z, h, None)
+
+
+def test_loss_curve_of_a_result_and_of_a_fit_result():
+    """Reference: the history arrays the lines were drawn from."""
+    ax = jaxgd.plot.loss_curve(_result([4.0, 2.0, 1.0, 0.5]), label="gd", every=10)
+    (line,) = ax.get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), [10, 20, 30, 40])
+    np.testing.assert_array_equal(line.get_ydata(), [4.0, 2.0, 1.0, 0.5])
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "step"
+
+    ax = jaxgd.plot.loss_curve(_fit_result([3.0, 2.0, 1.5], [3.5, 2.5, 2.6]), label="mlp")
+    train, ev = ax.get_lines()
+    np.testing.assert_array_equal(train.get_xdata(), [1, 2, 3])
+    np.testing.assert_array_equal(ev.get_ydata(), [3.5, 2.5, 2.6])
+    assert ev.get_linestyle() == "--" and ev.get_color() == train.get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mlp (train)", "mlp (eval)"]
+    assert ax.get_xlabel() == "epoch"
+
+
+def test_linear_axis_when_a_loss_is_not_positive():
+    ax = jaxgd.plot.loss_curve(np.array([1.0, 0.0, -1.0]))
+    assert ax.get_yscale() == "linear"
+
+
+def test_compare_draws_every_run_on_one_log_axes():
+    fig, ax = jaxgd.plot.subplots()
+    out = jaxgd.plot.compare({"gd": _result([4.0, 1.0]), "adam": _result([4.0, 0.5, 0.1])}, ax, title="runs")
+    assert out is ax and len(ax.get_lines()) == 2 and ax.get_yscale() == "log" and ax.get_title() == "runs"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["gd", "adam"]
+    with pytest.raises(ValueError, match="at least one result"):
+        jaxgd.plot.compare({})
+
+
+def test_schedule_plots_the_learning_rate():
+    """Reference: step decay computed by hand, 0.1 * 0.5 ** (k // 2)."""
+    ax = jaxgd.plot.schedule(jaxgd.schedules.step_decay(0.1, 2, 0.5), steps=6, label="step")
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    ax = jaxgd.plot.schedule(0.3, steps=3)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.3] * 3)
+    with pytest.raises(ValueError, match="steps=0"):
+        jaxgd.plot.schedule(0.3, steps=0)
+
+
+def test_save_writes_a_png(tmp_path):
+    ax = jaxgd.plot.loss_curve([3.0, 1.0])
+    path = jaxgd.plot.save(ax, tmp_path / "sub" / "loss.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_matplotlib_says_how_to_install(monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install jaxgd\[plot\]"):
+        jaxgd.plot.loss_curve([1.0])
+
+
+def test_figures_use_the_agg_canvas_not_pyplot():
+    fig, _ = jaxgd.plot.subplots()
+    assert type(fig.canvas).__name__ == "FigureCanvasAgg"
