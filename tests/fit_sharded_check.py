@@ -26,23 +26,19 @@ from jaxgd._fit import Remainder, fit  # noqa: E402
 
 
 def loss(p, batch, w):
-    h = jnp.tanh(batch["x"] @ p["w1"] + p["b1"])
-    r = h @ p["w2"] + p["b2"] - batch["y"]
+    r = jnp.tanh(batch["x"] @ p["w1"]) @ p["w2"] - batch["y"]
     return jnp.sum(w * r**2) / jnp.sum(w)
 
 
 def main() -> int:
     devices = jax.devices()
     rng = np.random.default_rng(0)
-    n, d, h = 202, 5, 16
+    n, d, h = 202, 5, 8
     x = rng.normal(size=(n, d))
     data = {"x": x, "y": np.sin(x[:, 0]) + 0.1 * rng.normal(size=n)}
-    params = {
-        "w1": jnp.asarray(rng.normal(size=(d, h)) / np.sqrt(d)), "b1": jnp.zeros(h),
-        "w2": jnp.asarray(rng.normal(size=(h,)) / np.sqrt(h)), "b2": jnp.zeros(()),
-    }
+    params = {"w1": jnp.asarray(rng.normal(size=(d, h)) / np.sqrt(d)), "w2": jnp.asarray(rng.normal(size=(h,)) / np.sqrt(h))}
     kw = dict(batch_size=32, epochs=3, key=jax.random.key(3), method="adam", lr=1e-2,
-              remainder=Remainder.MASK, eval_data=data, progress=False)
+              remainder=Remainder.MASK, progress=False)
     mesh = jax.make_mesh((len(devices),), ("data",))
     single = fit(loss, params, data, **kw)
     sharded = fit(loss, params, data, mesh=mesh, **kw)
