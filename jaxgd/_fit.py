@@ -624,7 +624,10 @@ def fit(
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
         raise ValueError(DEFAULT_LINE_SEARCH.format(method=method))
     solver = Solver(fun, method, lr, max_steps=0, l2=l2, clip=clip, history=False)
-    params = _minimize.as_params(params)
+    try:
+        params = _minimize.as_params(params)
+    except (TypeError, ValueError) as err:  # minimize's messages call it x0
+        raise type(err)(str(err).replace("x0", "params")) from None
 
     n = _num_examples("data", data)
     if not _positive_int(batch_size) or batch_size > n:
@@ -706,7 +709,10 @@ def _params_dtype(spec: Any) -> Any:
 
 
 def _trim(result: FitResult) -> FitResult:
-    """Cut the history to the epochs run (host only)."""
+    """Cut the history to the epochs run (host only; under an outer jit the
+    rows not run stay NaN)."""
+    if not _tree.is_concrete(result.epochs):
+        return result
     e = int(result.epochs)
     h = result.history
     return result._replace(history=FitHistory(*(x[:e] for x in h)))
