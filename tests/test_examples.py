@@ -15,6 +15,10 @@ import sys
 import jax
 import pytest
 
+# The examples' own dependencies (the test extra plus the plot extra).
+for _name in ("matplotlib", "sklearn", "scipy", "statsmodels"):
+    pytest.importorskip(_name)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 NAMES = ["linear_regression_diabetes", "logistic_breast_cancer", "mlp_digits", "cnn_digits", "ar_sunspots",

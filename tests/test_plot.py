@@ -4,6 +4,7 @@ built by hand so that no solver has to compile here."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import jax.numpy as jnp
@@ -30,6 +31,12 @@ def _fit_result(train, ev):
     return FitResult(jnp.zeros(2), jnp.zeros(2), z, ev.min(), jnp.asarray(len(train)), z, z, h, None)
 
 
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None, reason="matplotlib is not installed (pip install jaxgd[plot])"
+)
+
+
+@needs_matplotlib
 def test_loss_curve_of_a_result_and_of_a_fit_result():
     """Reference: the history arrays the lines were drawn from."""
     ax = jaxgd.plot.loss_curve(_result([4.0, 2.0, 1.0, 0.5]), label="gd", every=10)
@@ -47,11 +54,13 @@ def test_loss_curve_of_a_result_and_of_a_fit_result():
     assert ax.get_xlabel() == "epoch"
 
 
+@needs_matplotlib
 def test_linear_axis_when_a_loss_is_not_positive():
     ax = jaxgd.plot.loss_curve(np.array([1.0, 0.0, -1.0]))
     assert ax.get_yscale() == "linear"
 
 
+@needs_matplotlib
 def test_compare_draws_every_run_on_one_log_axes():
     fig, ax = jaxgd.plot.subplots()
     out = jaxgd.plot.compare({"gd": _result([4.0, 1.0]), "adam": _result([4.0, 0.5, 0.1])}, ax, title="runs")
@@ -61,6 +70,7 @@ def test_compare_draws_every_run_on_one_log_axes():
         jaxgd.plot.compare({})
 
 
+@needs_matplotlib
 def test_schedule_plots_the_learning_rate():
     """Reference: step decay computed by hand, 0.1 * 0.5 ** (k // 2)."""
     ax = jaxgd.plot.schedule(jaxgd.schedules.step_decay(0.1, 2, 0.5), steps=6, label="step")
@@ -71,6 +81,7 @@ def test_schedule_plots_the_learning_rate():
         jaxgd.plot.schedule(0.3, steps=0)
 
 
+@needs_matplotlib
 def test_save_writes_a_png(tmp_path):
     ax = jaxgd.plot.loss_curve([3.0, 1.0])
     path = jaxgd.plot.save(ax, tmp_path / "sub" / "loss.png")
@@ -85,6 +96,7 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
         jaxgd.plot.loss_curve([1.0])
 
 
+@needs_matplotlib
 def test_figures_use_the_agg_canvas_not_pyplot():
     fig, _ = jaxgd.plot.subplots()
     assert type(fig.canvas).__name__ == "FigureCanvasAgg"
