@@ -5,6 +5,7 @@ schedule or a line search; gradients are cross-checked against hand-written
 NumPy gradients and finite differences.
 """
 
+from . import plot as plot
 from . import problems as problems
 from . import schedules as schedules
 from ._checkpoint import CheckpointError as CheckpointError
@@ -14,6 +15,11 @@ from ._checkpoint import load_checkpoint as load_checkpoint
 from ._checkpoint import save_checkpoint as save_checkpoint
 from ._directions import Direction as Direction
 from ._directions import names as methods
+from ._fit import FitHistory as FitHistory
+from ._fit import FitResult as FitResult
+from ._fit import FitStatus as FitStatus
+from ._fit import Remainder as Remainder
+from ._fit import fit as fit
 from ._gradcheck import GradCheck as GradCheck
 from ._gradcheck import check_grad as check_grad
 from ._minimize import minimize as minimize
@@ -39,6 +45,12 @@ __all__ = [
     "SolverState",
     "Status",
     "check_grad",
+    "fit",
+    "FitHistory",
+    "FitResult",
+    "FitStatus",
+    "Remainder",
+    "plot",
     "methods",
     "minimize",
     "problems",

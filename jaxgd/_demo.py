@@ -27,8 +27,8 @@ class Row(NamedTuple):
     steps: str
     loss: float
     grad_norm: str
-    compile_s: float
-    run_s: float
+    compile_s: str
+    run_s: str
     status: str
 
 
@@ -81,18 +81,33 @@ def fit_rows(problem: Any, runs: list[Run], progress: bool) -> tuple[list[Row], 
         again, t_run = _timed(lambda: call(False))
         rows.append(
             Row(problem.name, r.method, r.schedule, str(int(again.steps)), float(again.loss),
-                f"{float(again.grad_norm):.2e}", max(t_first - t_run, 0.0), t_run, again.status_enum.name)
+                f"{float(again.grad_norm):.2e}", f"{max(t_first - t_run, 0.0):.2f}", f"{t_run:.4f}",
+                again.status_enum.name)
         )
         curves[f"{r.method} ({r.schedule})"] = np.asarray(again.history.loss)
     return rows, curves
 
 
+def real_rows(progress: bool) -> tuple[list[Row], dict[str, np.ndarray]]:
+    """The real-data fits (``jaxgd.fit`` on data sets shipped with scikit-learn)."""
+    from ._demo_real import curves, real_data_rows
+
+    raw = real_data_rows(progress)
+    rows = []
+    for r in raw:
+        quality = f"acc {r['accuracy']:.3f}" if r.get("accuracy") is not None else (
+            f"{r['grad_norm']:.2e}" if r.get("grad_norm") is not None else "-")
+        loss = float(r["loss"]) if r.get("loss") is not None else float("nan")
+        rows.append(Row(r["problem"], r["method"], r["schedule"], f"{r['epochs']} epochs", loss, quality,
+                        "-", f"{r['time']:.2f}*", r["status"]))
+    return rows, curves(raw)
+
+
 def format_table(rows: list[Any]) -> str:
     """A markdown table of demo rows."""
-    head = ["problem", "method", "schedule", "steps", "final loss", "grad norm", "compile s", "run s", "status"]
+    head = ["problem", "method", "schedule", "steps", "final loss", "grad norm / acc", "compile s", "run s", "status"]
     body = [
-        [r.problem, r.method, r.schedule, r.steps, f"{r.loss:.6g}", r.grad_norm, f"{r.compile_s:.2f}",
-         f"{r.run_s:.4f}", r.status]
+        [r.problem, r.method, r.schedule, r.steps, f"{r.loss:.6g}", r.grad_norm, r.compile_s, r.run_s, r.status]
         for r in rows
     ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
@@ -101,29 +116,30 @@ def format_table(rows: list[Any]) -> str:
 
 
 def save_curves(panels: dict[str, dict[str, np.ndarray]], path: str) -> Optional[str]:
-    """One log-scale panel of loss curves per problem; returns the path (None without matplotlib)."""
-    try:
-        import matplotlib
+    """One log-scale panel of loss curves per problem; returns the path (None without matplotlib).
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no PNG (pip install 'jaxgd[plot]')")
+    Synthetic problems show ``loss - best loss`` per step; the real-data panel
+    shows the per-epoch training loss of each fit.
+    """
+    from . import plot
+
+    try:
+        fig, axes = plot.subplots(1, len(panels), figsize=(6 * len(panels), 4.5))
+    except ImportError as e:
+        print(f"no PNG: {e}")
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for ax, (name, curves) in zip(axes[0], panels.items()):
+    for ax, (name, curves) in zip(np.atleast_1d(axes), panels.items()):
+        if name == REAL:
+            plot.compare(curves, ax, title="real data: training loss per epoch")
+            ax.set_xlabel("epoch")
+            continue
         floor = min((np.nanmin(c) for c in curves.values() if len(c)), default=0.0)
-        for label, c in curves.items():
-            ax.semilogy(np.arange(1, len(c) + 1), np.maximum(c - floor, 1e-16), label=label)
-        ax.set_title(name)
-        ax.set_xlabel("step")
+        plot.compare({k: np.maximum(c - floor, 1e-16) for k, c in curves.items()}, ax, title=name)
         ax.set_ylabel("loss - best loss")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return str(plot.save(fig, path))
+
+
+REAL = "real data"
 
 
 def run_demo(out: str = "out", progress: bool = True, quick: bool = False) -> int:
@@ -134,16 +150,14 @@ def run_demo(out: str = "out", progress: bool = True, quick: bool = False) -> in
         all_rows += rows
         panels[problem.name] = curves
     if not quick:
-        try:
-            from ._demo_real import real_data_rows
-        except ImportError:
-            real_data_rows = None
-        if real_data_rows is not None:
-            rows, real_panels = real_data_rows(progress)
-            all_rows += rows
-            panels.update(real_panels)
+        rows, curves = real_rows(progress)
+        all_rows += rows
+        if curves:
+            panels[REAL] = curves
     print()
     print(format_table(all_rows))
+    if not quick:
+        print("* real-data rows: jaxgd.fit minibatch training, time includes compilation")
     path = save_curves(panels, os.path.join(out, "loss_curves.png"))
     if path:
         print(f"\nloss curves written to {path}")
