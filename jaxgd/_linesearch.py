@@ -40,7 +40,7 @@ BAD_C2 = "c2 must lie in (c1, 1), got c1={c1!r}, c2={c2!r}"
 # A non-finite trial in a single-evaluation rule is retried this many times,
 # halving the step each time (``evaluate_finite``).
 NAN_BACKOFF = 30
-# StrongWolfe's default tie tolerance, in units of the dtype's machine epsilon.
+# The default tie tolerance of Backtracking and StrongWolfe, in units of the dtype's machine epsilon.
 APPROX_EPS = 64
 
 
@@ -121,6 +121,13 @@ def evaluate_finite(ctx: StepContext, alpha: jax.Array) -> tuple[jax.Array, Tria
     return alpha, trial, i + 1
 
 
+def tie_tolerance(rtol: Any, value: jax.Array) -> jax.Array:
+    """``rtol * |value|``; ``rtol=None`` means :data:`APPROX_EPS` machine epsilons."""
+    dtype = jnp.result_type(value)
+    rtol = APPROX_EPS * jnp.finfo(dtype).eps if rtol is None else rtol
+    return (rtol * jnp.abs(value)).astype(dtype)
+
+
 def info(nfev: Any, ngev: Any, failed: Any) -> StepInfo:
     return StepInfo(jnp.asarray(nfev, jnp.int32), jnp.asarray(ngev, jnp.int32), jnp.asarray(failed))
 
@@ -130,7 +137,7 @@ class BacktrackingState(NamedTuple):
     alpha: jax.Array  # the last accepted step
 
 
-@_tree.pytree_class(data=("c1", "shrink", "initial", "increase", "max_iter"), meta=())
+@_tree.pytree_class(data=("c1", "shrink", "initial", "increase", "max_iter", "approx_rtol"), meta=())
 class Backtracking:
     """Backtracking line search with the Armijo sufficient-decrease condition.
 
@@ -138,21 +145,33 @@ class Backtracking:
     the first trial :math:`\\theta^+ = \\mathrm{prox}(\\theta + \\alpha d)` with
 
     .. math::
-       f(\\theta^+) \\le f(\\theta) + c_1 \\, \\nabla f(\\theta)^\\top (\\theta^+ - \\theta),
-       \\qquad \\nabla f(\\theta)^\\top (\\theta^+ - \\theta) < 0,
+       F(\\theta^+) \\le F(\\theta) + c_1 \\Delta, \\qquad
+       \\Delta = \\nabla f(\\theta)^\\top (\\theta^+ - \\theta) + h(\\theta^+) - h(\\theta) < 0,
 
-    where :math:`c_1` = ``c1`` and :math:`\\rho` = ``shrink``. Without a
-    proximal term :math:`\\theta^+ - \\theta = \\alpha d` and this is Armijo's
-    rule; with box bounds it is the Armijo rule along the projection arc.
-    (With ``l1`` it only tests the smooth part.) A NaN/Inf trial is
-    treated as too long. The first trial is ``initial`` every step
-    (``increase=None``), or the previous accepted step times ``increase``.
+    where :math:`F = f + h`, :math:`h` the ``l1`` term (0 without one),
+    :math:`c_1` = ``c1`` and :math:`\\rho` = ``shrink``. Without a proximal
+    term :math:`\\theta^+ - \\theta = \\alpha d` and this is Armijo's rule;
+    with box bounds it is the Armijo rule along the projection arc; with
+    ``l1`` it is Tseng & Yun's rule for composite objectives. A NaN/Inf
+    trial is treated as too long. The first trial is ``initial`` every
+    step (``increase=None``), or the previous accepted step times ``increase``.
+
+    Near a minimiser the change in :math:`F` drowns in rounding: when
+    :math:`F(\\theta^+)` is within :math:`\\epsilon |f(\\theta)|` of
+    :math:`F(\\theta)` (:math:`\\epsilon` = ``approx_rtol``), the change is
+    estimated from the slopes instead, by the trapezoid rule
+    :math:`\\tfrac12 (\\nabla f(\\theta) + \\nabla f(\\theta^+))^\\top
+    (\\theta^+ - \\theta) + h(\\theta^+) - h(\\theta) \\le c_1 \\Delta` (Hager &
+    Zhang's approximate Armijo condition, exact for quadratics).
 
     References: L. Armijo, "Minimization of functions having Lipschitz
     continuous first partial derivatives", Pacific J. Math. 16(1), 1966;
     J. Nocedal & S. Wright, "Numerical Optimization", 2nd ed., 2006,
     Algorithm 3.1; D. Bertsekas, "Nonlinear Programming", 2nd ed., 1999,
-    section 2.3.1 (Armijo rule along the projection arc).
+    section 2.3.1 (Armijo rule along the projection arc); P. Tseng & S. Yun,
+    "A coordinate gradient descent method for nonsmooth separable
+    minimization", Math. Programming 117, 2009, eq. (9); W. W. Hager &
+    H. Zhang, SIAM J. Optim. 16(1), 2005, eq. (4.1).
 
     Args:
       c1: sufficient-decrease constant in (0, 1).
@@ -162,6 +181,8 @@ class Backtracking:
         (>= 1) to start at the previous accepted step times ``increase``.
       max_iter: the most shrinks per step (so at most ``max_iter + 1``
         evaluations); the search fails when all are rejected.
+      approx_rtol: :math:`\\epsilon` (>= 0); ``None`` for 64 machine
+        epsilons of the dtype; 0 for the plain rule.
 
     Raises:
       ValueError: a concrete argument out of range.
@@ -174,6 +195,7 @@ class Backtracking:
         initial: ArrayLike = 1.0,
         increase: Optional[ArrayLike] = None,
         max_iter: int = 30,
+        approx_rtol: Optional[ArrayLike] = None,
     ) -> None:
         values = dict(
             c1=check_open_unit("c1", c1),
@@ -181,6 +203,7 @@ class Backtracking:
             initial=check_positive("initial", initial),
             increase=None if increase is None else check_greater("increase", increase, 0.0),
             max_iter=check_count("max_iter", max_iter, 0),
+            approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
         )
         for k, v in values.items():
             object.__setattr__(self, k, v)
@@ -188,7 +211,7 @@ class Backtracking:
     def __repr__(self) -> str:
         return (
             f"Backtracking(c1={self.c1!r}, shrink={self.shrink!r}, initial={self.initial!r}, "
-            f"increase={self.increase!r}, max_iter={self.max_iter!r})"
+            f"increase={self.increase!r}, max_iter={self.max_iter!r}, approx_rtol={self.approx_rtol!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BacktrackingState:
@@ -199,9 +222,18 @@ class Backtracking:
         first = self.initial if self.increase is None else state.alpha * self.increase
         alpha0 = jnp.asarray(first, dtype)
 
+        tie_tol = tie_tolerance(self.approx_rtol, ctx.value)
+
         def ok(trial: Trial) -> jax.Array:
-            lin = _tree.vdot(ctx.grad, _tree.sub(trial.params, ctx.params)).astype(dtype)
-            return trial_ok(trial) & (lin < 0) & (trial.value <= ctx.value + self.c1 * lin)
+            step = _tree.sub(trial.params, ctx.params)
+            dh = jnp.zeros((), dtype) if ctx.penalty_change is None else jnp.asarray(ctx.penalty_change(trial.params, ctx.params)).astype(dtype)
+            lin = _tree.vdot(ctx.grad, step).astype(dtype)
+            model = lin + dh
+            change = trial.value - ctx.value + dh  # F(theta+) - F(theta)
+            trapezoid = 0.5 * (lin + _tree.vdot(trial.grad, step).astype(dtype)) + dh
+            armijo = change <= self.c1 * model
+            approx = (change <= tie_tol) & (trapezoid <= self.c1 * model)
+            return trial_ok(trial) & (model < 0) & (armijo | approx)
 
         def cond(c: tuple) -> jax.Array:
             i, _, _, good = c
@@ -362,7 +394,7 @@ class StrongWolfe:
         zero = jnp.zeros((), dtype)
         alpha0 = self.first_trial(state, ctx)
         tiny = 10 * jnp.finfo(dtype).eps
-        tie_tol = (APPROX_EPS * jnp.finfo(dtype).eps if self.approx_rtol is None else self.approx_rtol) * jnp.abs(f0)
+        tie_tol = tie_tolerance(self.approx_rtol, f0)
 
         # carry: i, alpha, zooming, lo=(alpha, phi, phi'), hi=(alpha, phi, phi'), lo_trial, lo_set, done.
         # While bracketing, ``lo`` is the previous trial (0 at first), so Alg. 3.5 and 3.6 share
