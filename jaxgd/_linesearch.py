@@ -298,13 +298,13 @@ class StrongWolfe:
 
     Near a minimiser, differences of :math:`f` drown in rounding while the
     slopes stay accurate. A trial whose value is within
-    :math:`\epsilon |\phi(0)|` of the best so far (:math:`\epsilon` =
+    :math:`\\epsilon |\\phi(0)|` of the best so far (:math:`\\epsilon` =
     ``approx_rtol``) is a tie: the sign of its slope decides which end of
     the bracket it replaces, and it is accepted when it meets the curvature
     condition (Hager & Zhang's approximate Wolfe conditions and update
     rules, with a tolerance at rounding level rather than their 1e-6, which
     would let a quasi-Newton method accept short steps near a minimiser
-    with :math:`f \ne 0`). ``approx_rtol=0`` gives the exact Nocedal &
+    with :math:`f \\ne 0`). ``approx_rtol=0`` gives the exact Nocedal &
     Wright algorithm.
 
     If ``max_iter`` evaluations pass (or the bracket shrinks to rounding)
@@ -336,7 +336,7 @@ class StrongWolfe:
       expand: bracketing growth factor (> 1).
       max_iter: the most evaluations per step.
       interpolate: use eq. 3.60 for the first trial (static).
-      approx_rtol: relative tolerance :math:`\epsilon` of a tie (>= 0);
+      approx_rtol: relative tolerance :math:`\\epsilon` of a tie (>= 0);
         ``None`` for 64 machine epsilons of the dtype (1.4e-14 in float64).
 
     Raises:
