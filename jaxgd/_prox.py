@@ -231,7 +231,8 @@ class FistaState(NamedTuple):
 
 
 def fista_init(params: Params, dtype: Any) -> FistaState:
-    return FistaState(jnp.ones((), dtype), params)
+    """``t_0 = 0`` (so that ``t_1 = 1``) and ``theta_{-1} = theta_0``."""
+    return FistaState(jnp.zeros((), dtype), params)
 
 
 def fista_extrapolate(state: FistaState, params: Params) -> tuple[Params, jax.Array, FistaState]:
@@ -239,13 +240,16 @@ def fista_extrapolate(state: FistaState, params: Params) -> tuple[Params, jax.Ar
 
     .. math::
        t_{k+1} = \\frac{1 + \\sqrt{1 + 4 t_k^2}}{2},\\qquad
-       y_{k+1} = \\theta_k + \\frac{t_k - 1}{t_{k+1}} (\\theta_k - \\theta_{k-1}).
+       y_{k+1} = \\theta_k + \\frac{t_k - 1}{t_{k+1}} (\\theta_k - \\theta_{k-1}),
+
+    with the paper's :math:`y_1 = \\theta_0`, :math:`t_1 = 1` (here :math:`t_0 = 0`,
+    so the first two steps have no momentum, as in the paper).
 
     Returns:
-      ``(y, beta, new_state)`` with ``beta = (t_k - 1) / t_{k+1}`` (0 at the first step).
+      ``(y, beta, new_state)`` with ``beta = max((t_k - 1) / t_{k+1}, 0)``.
     """
     t_next = (1.0 + jnp.sqrt(1.0 + 4.0 * state.t * state.t)) / 2.0
-    beta = (state.t - 1.0) / t_next
+    beta = jnp.maximum((state.t - 1.0) / t_next, 0.0)
     y = _tree.add_scaled(params, beta, _tree.sub(params, state.prev))
     return y, beta, FistaState(t_next.astype(state.t.dtype), params)
 
