@@ -79,9 +79,11 @@ class BarzilaiBorwein:
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BBState:
+        """The first state: no previous iterate yet (the first step is ``initial``)."""
         return BBState(params, grad, jnp.asarray(self.initial, value.dtype), jnp.asarray(False))
 
     def step(self, state: BBState, ctx: StepContext) -> tuple[jax.Array, Trial, BBState, StepInfo]:
+        """One step: ``(alpha, trial at alpha, new state, StepInfo)``."""
         dtype = ctx.value.dtype
         s = _tree.sub(ctx.params, state.params)
         y = _tree.sub(ctx.grad, state.grad)
@@ -151,9 +153,11 @@ class Polyak:
         return f"Polyak(f_star={self.f_star!r}, delta={self.delta!r}, scale={self.scale!r}, max_step={self.max_step!r})"
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> PolyakState:
+        """The first state: the best value seen is ``f(theta_0)``."""
         return PolyakState(value)
 
     def step(self, state: PolyakState, ctx: StepContext) -> tuple[jax.Array, Trial, PolyakState, StepInfo]:
+        """One step: ``(alpha, trial at alpha, new state, StepInfo)``."""
         dtype = ctx.value.dtype
         target = state.best - self.delta if self.f_star is None else jnp.asarray(self.f_star, dtype)
         decrease = -ctx.slope.astype(dtype)
@@ -234,10 +238,12 @@ class ReduceOnPlateau:
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> PlateauState:
+        """The first state: ``lr = initial``, ``best = f(theta_0)``, no bad steps, no cooldown."""
         zero = jnp.asarray(0, jnp.int32)
         return PlateauState(jnp.asarray(self.initial, value.dtype), value, zero, zero)
 
     def step(self, state: PlateauState, ctx: StepContext) -> tuple[jax.Array, Trial, PlateauState, StepInfo]:
+        """One step at the current rate, then the plateau bookkeeping."""
         dtype = ctx.value.dtype
         alpha, trial, n = evaluate_finite(ctx, state.lr)
         lr = jnp.minimum(state.lr, alpha)  # a NaN back-off also lowers the rate

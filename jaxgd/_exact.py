@@ -203,9 +203,11 @@ class Exact:
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> ExactState:
+        """The first state: the first bracket starts at ``initial``."""
         return ExactState(jnp.asarray(self.initial, value.dtype))
 
     def step(self, state: ExactState, ctx: StepContext) -> tuple[jax.Array, Trial, ExactState, StepInfo]:
+        """One search from ``ctx``: ``(alpha, trial at alpha, new state, StepInfo)``."""
         dtype = ctx.value.dtype
         f0 = ctx.value
 

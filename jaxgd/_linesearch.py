@@ -215,9 +215,11 @@ class Backtracking:
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BacktrackingState:
+        """The first state: no step accepted yet (``alpha = initial``)."""
         return BacktrackingState(jnp.asarray(self.initial, value.dtype))
 
     def step(self, state: BacktrackingState, ctx: StepContext) -> tuple[jax.Array, Trial, BacktrackingState, StepInfo]:
+        """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
         dtype = ctx.value.dtype
         first = self.initial if self.increase is None else state.alpha * self.increase
         alpha0 = jnp.asarray(first, dtype)
@@ -377,9 +379,11 @@ class StrongWolfe:
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> WolfeState:
+        """The first state: :math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's convention)."""
         return WolfeState(value + (0.5 * _tree.norm(grad)).astype(value.dtype))
 
     def first_trial(self, state: WolfeState, ctx: StepContext) -> jax.Array:
+        """The first step tried: ``initial``, or eq. 3.60 capped by it."""
         dtype = ctx.value.dtype
         initial = jnp.asarray(self.initial, dtype)
         if not self.interpolate:
@@ -388,6 +392,7 @@ class StrongWolfe:
         return jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial).astype(dtype)
 
     def step(self, state: WolfeState, ctx: StepContext) -> tuple[jax.Array, Trial, WolfeState, StepInfo]:
+        """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
         dtype = ctx.value.dtype
         f0, s0 = ctx.value, ctx.slope.astype(dtype)
         c1, c2 = jnp.asarray(self.c1, dtype), jnp.asarray(self.c2, dtype)
