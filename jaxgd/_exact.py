@@ -166,6 +166,9 @@ class Exact:
     best point seen is taken; the search fails only when no trial is below
     :math:`\\phi(0)` (for instance when ``d`` is not a descent direction).
 
+    With ``l1``, :math:`\\phi` is the smooth part only (not :math:`f + h`);
+    for composite objectives use ``Backtracking`` or a constant step.
+
     References: R. P. Brent, "Algorithms for Minimization without
     Derivatives", Prentice-Hall, 1973, chapter 5 (procedure ``localmin``);
     W. H. Press et al., "Numerical Recipes", 3rd ed., 2007, sections 10.1

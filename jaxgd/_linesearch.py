@@ -315,6 +315,10 @@ class StrongWolfe:
     tolerance); only when no trial got there does the search fail. A direction that is
     not a descent direction (``phi'(0) >= 0``) fails at once, with no evaluation.
 
+    With ``l1`` the conditions test the smooth part :math:`f` only; for
+    composite objectives use :class:`Backtracking` (which tests
+    :math:`f + h`) or a constant step.
+
     Why not ``optax.scale_by_zoom_linesearch``: its constants are Python
     closure values (a new ``c1`` would recompile and cannot be vmapped), it
     evaluates ``value_fn`` at ``theta + alpha d`` itself, so the proximal
