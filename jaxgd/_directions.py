@@ -169,3 +169,8 @@ def default_lr(direction: Direction) -> Optional[Any]:
     """The step size a direction uses when ``lr`` is not given."""
     d = direction.default_lr
     return d() if callable(d) else d
+
+
+# Curvature-aware directions (bfgs, lbfgs, cg) register themselves on import;
+# importing them here makes them available wherever the registry is.
+from . import _quasi_newton as _quasi_newton  # noqa: E402,F401

@@ -34,6 +34,7 @@ BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 _KEYWORDS = (
     "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
     "history", "progress", "has_aux", "checkpoint_every", "checkpoint_path", "resume",
+    "bounds", "accelerated",
 )
 
 
@@ -151,6 +152,8 @@ def minimize(
     checkpoint_every: Optional[int] = None,
     checkpoint_path: Optional[str | os.PathLike] = None,
     resume: Any = None,
+    bounds: Any = None,
+    accelerated: bool = False,
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -215,6 +218,12 @@ def minimize(
         and options as the interrupted run: the result is then bit for bit
         the one an uninterrupted run gives (params, loss, history, status,
         steps). ``max_steps`` may be raised to extend a finished run.
+      bounds: ``(lower, upper)`` box constraints, applied by projection
+        (each side None, a number, or a pytree like ``x0``; ``(0, None)``
+        is non-negativity). ``x0`` is projected into the box; ``gtol`` tests
+        the projected-gradient norm.
+      accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
+        step; one extra ``value_and_grad`` per step. See :class:`Solver`.
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -228,7 +237,8 @@ def minimize(
       ValueError: empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
-        ``resume`` checkpoint from another method.
+        ``resume`` checkpoint from another method; bad ``bounds`` (not a
+        pair, ``lower > upper``, structure unlike ``x0``).
       FileNotFoundError: a ``resume`` file that does not exist, or a
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
@@ -250,12 +260,14 @@ def minimize(
     solver = Solver(
         fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
         clip=clip, history=history, progress=progress, has_aux=has_aux,
+        bounds=bounds, accelerated=accelerated,
     )
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
     params = as_params(x0)
     _resume.check_concrete(path, (params, args))
+    solver.prox.check(params)
     check_loss(fun, params, args, has_aux)
     if resume is None and path is None:
         result = _run(solver, params, args)

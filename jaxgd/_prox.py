@@ -1,23 +1,46 @@
 """Proximal steps: the regulariser with no gradient, applied after each move.
 
 ``theta_{k+1} = prox_{alpha_k h}(theta_k + alpha_k d_k)``. With ``d = -grad``
-this is proximal gradient descent (ISTA for the L1 norm).
+this is proximal gradient descent: ISTA for the L1 norm, projected gradient
+for box bounds, and FISTA with the solver's ``accelerated=True``.
 
-Reference: A. Beck & M. Teboulle, "A Fast Iterative Shrinkage-Thresholding
+``h`` is ``l1 * ||theta||_1`` plus the indicator of the box
+``lower <= theta <= upper``. Both are separable, so their joint proximal
+map is elementwise: soft-threshold, then clip (for a convex function of one
+variable, the minimiser over an interval is the projection of the
+unconstrained minimiser).
+
+Elastic net: ``l2`` stays a smooth penalty ``l2/2 ||theta||^2`` added to the
+loss by the solver (its gradient ``l2 theta`` is exact and cheap), so
+``l1`` + ``l2`` minimise the elastic-net objective; the joint proximal map
+``soft(v, alpha l1) / (1 + alpha l2)`` (:func:`elastic_net_prox`) gives the
+same minimiser and is provided for users who build their own steps.
+
+References: A. Beck & M. Teboulle, "A Fast Iterative Shrinkage-Thresholding
 Algorithm for Linear Inverse Problems", SIAM J. Imaging Sciences 2(1), 2009
-(ISTA, eq. 1.4; soft-thresholding, eq. 1.5); N. Parikh & S. Boyd,
-"Proximal Algorithms", 2014, section 6.5.2.
+(ISTA, eq. 1.4; soft-thresholding, eq. 1.5; FISTA, section 4); N. Parikh &
+S. Boyd, "Proximal Algorithms", Foundations and Trends in Optimization
+1(3), 2014, chapter 6 (soft-thresholding and the elastic net in section 6.5;
+projection onto a box among the polyhedra of section 6.2).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _tree
 from ._types import Grads, Params
+
+BAD_BOUNDS = "bounds must be a pair (lower, upper), each None, a number or a pytree like x0; got bounds={value!r}"
+BAD_BOUNDS_TREE = (
+    "bounds: {side} must be None, a number, or a pytree with the structure of x0 whose leaves "
+    "broadcast to x0's leaves; got {side} with structure {got} for x0 with structure {want}"
+)
+BAD_BOUNDS_ORDER = "bounds: lower must be <= upper everywhere (and not NaN); {detail}"
 
 
 def soft_threshold(x: jax.Array, t: Any) -> jax.Array:
@@ -26,33 +49,163 @@ def soft_threshold(x: jax.Array, t: Any) -> jax.Array:
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0).astype(x.dtype)
 
 
-@_tree.pytree_class(data=("l1",), meta=())
-class Prox:
-    """The non-smooth part ``h(theta) = l1 * ||theta||_1`` and its proximal map.
+def elastic_net_prox(x: jax.Array, alpha: Any, l1: Any, l2: Any) -> jax.Array:
+    """The proximal map of :math:`\\alpha(l_1\\|x\\|_1 + \\tfrac{l_2}{2}\\|x\\|^2)`.
 
-    ``l1=None`` means no proximal term (static, so the loop carries no cost);
-    a number, even a traced one, switches it on.
+    .. math:: \\mathrm{prox}(v) = \\frac{\\mathrm{soft}(v, \\alpha l_1)}{1 + \\alpha l_2}
+
+    Reference: Parikh & Boyd, "Proximal Algorithms", 2014, section 6.5 (elastic net).
+
+    Args:
+      x: the point :math:`v`.
+      alpha: the step :math:`\\alpha`.
+      l1: the L1 weight.
+      l2: the L2 weight.
+
+    Returns:
+      The proximal point, with ``x``'s dtype.
+    """
+    return (soft_threshold(x, alpha * l1) / (1 + jnp.asarray(alpha * l2, x.dtype))).astype(x.dtype)
+
+
+def _is_single_leaf(tree: Any) -> bool:
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0)
+
+
+def _bound_leaves(bound: Any, params: Params, side: str) -> Optional[list]:
+    """One bound per leaf of ``params`` (a scalar broadcasts to every leaf).
+
+    Raises:
+      ValueError: a pytree bound whose structure or leaf shapes do not fit ``params``.
+    """
+    if bound is None:
+        return None
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    if _is_single_leaf(bound) and jnp.ndim(bound) == 0:
+        return [bound] * len(p_leaves)
+    b_leaves, b_def = jax.tree_util.tree_flatten(bound)
+    if b_def != p_def:
+        raise ValueError(BAD_BOUNDS_TREE.format(side=side, got=b_def, want=p_def))
+    for b, p in zip(b_leaves, p_leaves):
+        try:
+            shape = np.broadcast_shapes(jnp.shape(b), jnp.shape(p))
+        except ValueError:
+            shape = None
+        if shape != jnp.shape(p):
+            raise ValueError(BAD_BOUNDS_TREE.format(side=side, got=f"{b_def} (a leaf of shape {jnp.shape(b)})", want=f"{p_def} (leaf shape {jnp.shape(p)})"))
+    return b_leaves
+
+
+def _as_bound(value: Any) -> Any:
+    if value is None:
+        return None
+    return _tree.tmap(_tree.as_float_if_number, value)
+
+
+def check_bounds(bounds: Any) -> tuple[Any, Any]:
+    """Validate ``bounds=(lower, upper)`` on the host; returns ``(lower, upper)``.
+
+    Concrete values are checked for ``lower <= upper`` (NaN rejected) where
+    their shapes broadcast against each other; tracers pass unchecked.
+
+    Raises:
+      ValueError: not a pair, or ``lower > upper`` somewhere.
+    """
+    if bounds is None:
+        return None, None
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ValueError(BAD_BOUNDS.format(value=bounds))
+    lower, upper = (_as_bound(b) for b in bounds)
+    for side, b in (("lower", lower), ("upper", upper)):
+        if b is not None and _tree.is_concrete(b):
+            for leaf in _tree.leaves(b):
+                arr = np.asarray(leaf)
+                if not np.issubdtype(arr.dtype, np.number) or np.isnan(arr).any():
+                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number"))
+    if lower is not None and upper is not None and _tree.is_concrete((lower, upper)):
+        lo_single, hi_single = _is_single_leaf(lower), _is_single_leaf(upper)
+        lo_leaves, hi_leaves = _tree.leaves(lower), _tree.leaves(upper)
+        if lo_single:
+            lo_leaves = lo_leaves * len(hi_leaves)
+        if hi_single:
+            hi_leaves = hi_leaves * len(lo_leaves)
+        if len(lo_leaves) == len(hi_leaves):
+            for lo, hi in zip(lo_leaves, hi_leaves):
+                lo, hi = np.asarray(lo), np.asarray(hi)
+                try:
+                    bad = bool(np.any(lo > hi))
+                except ValueError:  # shapes checked against x0 later
+                    continue
+                if bad:
+                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"got lower={lo!r}, upper={hi!r}"))
+    return lower, upper
+
+
+@_tree.pytree_class(data=("l1", "lower", "upper"), meta=())
+class Prox:
+    """The non-smooth part ``h(theta) = l1 ||theta||_1 + I[lower <= theta <= upper]``.
+
+    ``None`` for ``l1``, ``lower`` or ``upper`` switches that part off
+    statically (the loop carries no cost); a number, even a traced one,
+    switches it on. ``lower``/``upper`` are numbers (for every entry) or
+    pytrees shaped like the parameters (``-inf``/``inf`` for free entries).
     """
 
-    __slots__ = ("l1",)
+    __slots__ = ("l1", "lower", "upper")
 
-    def __init__(self, l1: Any = None) -> None:
+    def __init__(self, l1: Any = None, lower: Any = None, upper: Any = None) -> None:
         object.__setattr__(self, "l1", l1)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
 
     @property
     def active(self) -> bool:
-        return self.l1 is not None
+        return self.l1 is not None or self.bounded
+
+    @property
+    def bounded(self) -> bool:
+        return self.lower is not None or self.upper is not None
+
+    def check(self, params: Params) -> None:
+        """Raise ``ValueError`` (naming ``bounds``) when a bound does not fit ``params``."""
+        _bound_leaves(self.lower, params, "lower")
+        _bound_leaves(self.upper, params, "upper")
+
+    def project(self, params: Params) -> Params:
+        """Clip ``params`` into the box (identity without bounds)."""
+        if not self.bounded:
+            return params
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        lo = _bound_leaves(self.lower, params, "lower") or [None] * len(leaves)
+        hi = _bound_leaves(self.upper, params, "upper") or [None] * len(leaves)
+        out = []
+        for x, a, b in zip(leaves, lo, hi):
+            if a is not None:
+                x = jnp.maximum(x, jnp.asarray(a, x.dtype))
+            if b is not None:
+                x = jnp.minimum(x, jnp.asarray(b, x.dtype))
+            out.append(x)
+        return jax.tree_util.tree_unflatten(treedef, out)
 
     def apply(self, params: Params, alpha: jax.Array) -> Params:
-        if not self.active:
-            return params
-        return _tree.tmap(lambda x: soft_threshold(x, alpha * self.l1), params)
+        """``prox_{alpha h}``: soft-threshold by ``alpha * l1``, then project."""
+        if self.l1 is not None:
+            params = _tree.tmap(lambda x: soft_threshold(x, alpha * self.l1), params)
+        return self.project(params)
 
     def value(self, params: Params) -> jax.Array:
-        """``h(theta)``, added to the reported loss."""
-        if not self.active:
+        """``h(theta)`` for a feasible ``theta``, added to the reported loss (the box adds 0)."""
+        if self.l1 is None:
             return jnp.asarray(0.0)
         return self.l1 * sum(jnp.sum(jnp.abs(x)) for x in _tree.leaves(params))
+
+    def change(self, new: Params, old: Params) -> jax.Array:
+        """``h(new) - h(old)`` summed from elementwise differences (accurate for tiny changes)."""
+        if self.l1 is None:
+            return jnp.asarray(0.0)
+        parts = [jnp.sum(jnp.abs(a) - jnp.abs(b)) for a, b in zip(_tree.leaves(new), _tree.leaves(old))]
+        return self.l1 * sum(parts[1:], parts[0])
 
     def stationarity(self, params: Params, grad: Grads) -> jax.Array:
         """The norm that must vanish at a minimiser.
@@ -60,9 +213,43 @@ class Prox:
         Without a proximal term, ``||grad||``; with one, the norm of the
         unit-step gradient mapping ``theta - prox_h(theta - grad)``, which is
         zero exactly at the minimisers of ``f + h`` (Beck, "First-Order Methods
-        in Optimization", SIAM 2017, Theorem 10.7).
+        in Optimization", SIAM 2017, Theorem 10.7). With bounds only, it is
+        the projected-gradient norm ``||theta - P(theta - grad)||``.
         """
         if not self.active:
             return _tree.norm(grad)
         moved = self.apply(_tree.add_scaled(params, -1.0, grad), jnp.asarray(1.0))
         return _tree.norm(_tree.sub(params, moved))
+
+
+# -- FISTA ---------------------------------------------------------------------------
+class FistaState(NamedTuple):
+    """The acceleration carry: ``t_k`` and the previous iterate ``theta_{k-1}``."""
+
+    t: jax.Array
+    prev: Params
+
+
+def fista_init(params: Params, dtype: Any) -> FistaState:
+    """``t_0 = 0`` (so that ``t_1 = 1``) and ``theta_{-1} = theta_0``."""
+    return FistaState(jnp.zeros((), dtype), params)
+
+
+def fista_extrapolate(state: FistaState, params: Params) -> tuple[Params, jax.Array, FistaState]:
+    """Beck & Teboulle's momentum step (FISTA, eqs. 4.2-4.3).
+
+    .. math::
+       t_{k+1} = \\frac{1 + \\sqrt{1 + 4 t_k^2}}{2},\\qquad
+       y_{k+1} = \\theta_k + \\frac{t_k - 1}{t_{k+1}} (\\theta_k - \\theta_{k-1}),
+
+    with the paper's :math:`y_1 = \\theta_0`, :math:`t_1 = 1` (here :math:`t_0 = 0`,
+    so the first two steps have no momentum, as in the paper).
+
+    Returns:
+      ``(y, beta, new_state)`` with ``beta = max((t_k - 1) / t_{k+1}, 0)``.
+    """
+    t_next = (1.0 + jnp.sqrt(1.0 + 4.0 * state.t * state.t)) / 2.0
+    beta = jnp.maximum((state.t - 1.0) / t_next, 0.0)
+    y = _tree.add_scaled(params, beta, _tree.sub(params, state.prev))
+    return y, beta, FistaState(t_next.astype(state.t.dtype), params)
+

@@ -31,7 +31,7 @@ import numpy as np
 from jax import lax
 
 from . import _checkpoint, _directions, _progress, _stepsize, _tree
-from ._prox import Prox
+from ._prox import Prox, check_bounds, fista_extrapolate, fista_init
 from ._status import History, Result, Status, empty_history
 from ._types import ArrayLike, Grads, LossFn, Params, PyTree
 
@@ -68,6 +68,7 @@ class SolverState(NamedTuple):
     nfev: jax.Array
     ngev: jax.Array
     alpha: jax.Array
+    accel: PyTree = ()  # FISTA's (t, previous iterate) when accelerated
 
 
 def _every(name: str, value: Any) -> int:
@@ -179,7 +180,7 @@ def clip_by_global_norm(grad: Grads, max_norm: jax.Array) -> Grads:
 
 @_tree.pytree_class(
     data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip"),
-    meta=("fun", "direction", "max_steps", "history_every", "progress_every", "has_aux"),
+    meta=("fun", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated"),
 )
 class Solver:
     """A minimiser in pieces: ``init``, ``step`` and ``run``, pure and jittable.
@@ -208,6 +209,20 @@ class Solver:
       l1: L1 weight: a proximal (soft-thresholding) step, ISTA with ``gd``.
       l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for
         ``adamw`` decoupled weight decay ``d -= l2 * theta`` (as ``optax.adamw``).
+        With ``l1`` it makes the elastic net (l2 stays a smooth penalty).
+      bounds: ``(lower, upper)``: box constraints applied by projection after
+        each step (projected gradient with ``gd``). Each side is ``None``
+        (unbounded), a number, or a pytree with the structure of ``x0``
+        (use ``-inf``/``inf`` for free entries); ``bounds=(0, None)`` is
+        non-negativity. ``x0`` is projected into the box (as scipy's
+        L-BFGS-B does), and ``gtol`` then tests the projected-gradient norm
+        ``||x - P(x - grad)||``.
+      accelerated: FISTA (Beck & Teboulle 2009): each step starts from the
+        extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})``,
+        which costs one more ``value_and_grad`` per step (at ``y_k``; the
+        reported loss and ``gtol`` stay at the iterate ``x_k``). Meant for
+        ``gd`` with ``l1``/``bounds`` and a constant ``lr`` <= 1/L; not
+        monotone.
       clip: clip the gradient to this global norm before the direction.
       history: record loss, step size and gradient norm every step (True),
         every k steps (an int) or not at all (False).
@@ -217,7 +232,9 @@ class Solver:
 
     Raises:
       TypeError: ``fun`` not callable, ``method`` or ``lr`` of the wrong kind.
-      ValueError: a bad value (names the argument and what was expected).
+      ValueError: a bad value (names the argument and what was expected);
+        ``bounds`` not a pair, ``lower > upper``, or (in ``init``/``run``)
+        a bound whose pytree structure does not fit ``x0``.
     """
 
     def __init__(
@@ -236,6 +253,8 @@ class Solver:
         history: bool | int = True,
         progress: bool | int = False,
         has_aux: bool = False,
+        bounds: Any = None,
+        accelerated: bool = False,
     ) -> None:
         if not callable(fun):
             raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
@@ -256,9 +275,12 @@ class Solver:
             progress_every = max(1, max_steps // 100)
         if not isinstance(has_aux, bool):
             raise TypeError(f"has_aux must be a bool, got {has_aux=}")
+        if not isinstance(accelerated, bool):
+            raise TypeError(f"accelerated must be a bool, got {accelerated=}")
+        lower, upper = check_bounds(bounds)
         fields = dict(
             rule=_stepsize.as_rule(_check_lr(lr)),
-            prox=Prox(_off_if_zero(l1)),
+            prox=Prox(_off_if_zero(l1), lower, upper),
             gtol=gtol,
             ftol=_off_if_zero(ftol),
             xtol=_off_if_zero(xtol),
@@ -270,6 +292,7 @@ class Solver:
             history_every=history_every,
             progress_every=progress_every,
             has_aux=has_aux,
+            accelerated=accelerated,
         )
         for k, v in fields.items():
             object.__setattr__(self, k, v)
@@ -305,8 +328,10 @@ class Solver:
 
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
-        """Evaluate ``x0`` and build the first state (one ``value_and_grad``)."""
+        """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``)."""
         params = _tree.tmap(jnp.asarray, x0)
+        self.prox.check(params)
+        params = self.prox.project(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm = self.prox.stationarity(params, grad).astype(value.dtype)
         finite = jnp.isfinite(value) & _tree.all_finite(grad)
@@ -327,6 +352,7 @@ class Solver:
             nfev=one,
             ngev=one,
             alpha=jnp.zeros((), value.dtype),
+            accel=fista_init(params, value.dtype) if self.accelerated else (),
         )
 
     def step(self, state: SolverState, *args: Any) -> SolverState:
@@ -336,6 +362,14 @@ class Solver:
         ``state`` (it is a ``while_loop`` carry).
         """
         params, value, grad = state.params, state.value, state.grad
+        accel, extra = state.accel, jnp.asarray(0, jnp.int32)
+        if self.accelerated:  # FISTA: step from y_k = x_k + beta (x_k - x_{k-1})
+            params, beta, accel = fista_extrapolate(state.accel, params)
+            value, grad, _ = lax.cond(
+                beta > 0, lambda: self.value_and_grad(params, *args), lambda: (value, grad, state.aux)
+            )
+            value, grad = jnp.asarray(value).astype(state.value.dtype), _tree.cast_like(grad, state.grad)
+            extra = (beta > 0).astype(jnp.int32)
         g = grad if self.clip is None else clip_by_global_norm(grad, self.clip)
         value_fn = lambda p: self.objective(p, *args)[0]  # noqa: E731
         d, dstate = self.direction.update(g, state.direction_state, params, value=value, value_fn=value_fn)
@@ -360,6 +394,7 @@ class Solver:
             slope=_tree.vdot(grad, d).astype(value.dtype),
             evaluate=evaluate,
             value_at=lambda alpha: value_fn(moved(alpha)),
+            penalty_change=self.prox.change if self.prox.l1 is not None else None,
         )
         alpha, trial, rstate, info = self.rule.step(state.rule_state, ctx)
         alpha = jnp.asarray(alpha).astype(value.dtype)
@@ -373,11 +408,11 @@ class Solver:
         accept = finite & ~failed
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
         if self.ftol is not None:
-            f_old, f_new = self.loss(params, value), self.loss(new_params, new_value)
+            f_old, f_new = self.loss(state.params, state.value), self.loss(new_params, new_value)
             scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
             status = jnp.where((status == Status.RUNNING) & (jnp.abs(f_old - f_new) <= self.ftol * scale), Status.FTOL, status)
         if self.xtol is not None:
-            small = _tree.norm(_tree.sub(new_params, params)) <= self.xtol
+            small = _tree.norm(_tree.sub(new_params, state.params)) <= self.xtol
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
 
@@ -394,12 +429,13 @@ class Solver:
             nfev=state.nfev,
             ngev=state.ngev,
             alpha=alpha,
+            accel=accel,
         )
         kept = _tree.where(accept, candidate, state)
         return kept._replace(
             status=status.astype(jnp.int32),
-            nfev=state.nfev + jnp.asarray(info.nfev, jnp.int32),
-            ngev=state.ngev + jnp.asarray(info.ngev, jnp.int32),
+            nfev=state.nfev + jnp.asarray(info.nfev, jnp.int32) + extra,
+            ngev=state.ngev + jnp.asarray(info.ngev, jnp.int32) + extra,
             alpha=jnp.where(accept, alpha, state.alpha),
         )
 

@@ -17,7 +17,7 @@ Polyak, reduce-on-plateau) live in ``jaxgd.linesearch``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,12 @@ class StepContext(NamedTuple):
         evaluate value and gradient there (one ``value_and_grad`` call).
       value_at: ``alpha -> value``: the objective alone at the same point
         (for searches that need no gradient).
+      penalty_change: ``(new, old) -> h(new) - h(old)`` for the non-smooth
+        term of the proximal step (``h = l1 ||theta||_1``), summed from
+        elementwise differences so that it stays accurate when the change is
+        tiny; ``None`` when there is no such term (the box indicator is 0 at
+        every point a step produces). A search on the full objective adds it
+        to the change in ``value``.
     """
 
     count: jax.Array
@@ -66,6 +72,7 @@ class StepContext(NamedTuple):
     slope: jax.Array
     evaluate: Callable[[jax.Array], Trial]
     value_at: Callable[[jax.Array], jax.Array]
+    penalty_change: Optional[Callable[[Params, Params], jax.Array]] = None
 
 
 def one_eval_info(failed: Any = False) -> StepInfo:

@@ -1,0 +1,279 @@
+"""Curvature-aware directions: dense BFGS, L-BFGS (optax) and nonlinear conjugate gradient.
+
+Each is a :class:`jaxgd.Direction`. Its ``update`` runs at step ``k`` with
+the current parameters and gradient and the state left by step ``k - 1``;
+the state stores the previous parameters and gradient, so the curvature pair
+:math:`s = \\theta_k - \\theta_{k-1}`, :math:`y = g_k - g_{k-1}` is formed
+there. States keep fixed shapes and dtypes (a loop carry). The default step
+size of each is a strong Wolfe line search (``jaxgd.linesearch.StrongWolfe``;
+``c2 = 0.9`` for the quasi-Newton methods, ``0.1`` for CG, as Nocedal &
+Wright recommend).
+
+The factories are cached: equal arguments give the same ``Direction``
+object, so a compiled loop keyed on it is re-used.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from . import _tree
+from ._directions import Direction, from_preconditioner, register
+from ._linesearch import StrongWolfe
+from ._types import Grads, Params
+
+BAD_VARIANT = "variant={value!r} is not a conjugate-gradient variant; choose one of {valid}"
+BAD_MEMORY = "memory_size must be a positive integer, got memory_size={value!r}"
+BAD_RESTART = "restart_every must be None or a positive integer, got restart_every={value!r}"
+
+
+def quasi_newton_lr() -> StrongWolfe:
+    """The default step size of ``bfgs`` and ``lbfgs``: strong Wolfe, ``c1=1e-4``, ``c2=0.9``."""
+    return StrongWolfe(c1=1e-4, c2=0.9)
+
+
+def cg_lr() -> StrongWolfe:
+    """The default step size of ``cg``: strong Wolfe, ``c1=1e-4``, ``c2=0.1``."""
+    return StrongWolfe(c1=1e-4, c2=0.1)
+
+
+# -- dense BFGS --------------------------------------------------------------------
+class BFGSState(NamedTuple):
+    count: jax.Array  # steps seen (int32)
+    updates: jax.Array  # curvature pairs used so far (int32)
+    inv_hessian: jax.Array  # H_k, (n, n)
+    params: jax.Array  # theta_{k-1}, flat
+    grad: jax.Array  # g_{k-1}, flat
+
+
+def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array) -> jax.Array:
+    """``(I - rho s y^T) H (I - rho y s^T) + rho s s^T`` with ``rho = 1 / y^T s``, in O(n^2)."""
+    rho = 1.0 / jnp.dot(y, s)
+    hy = h @ y
+    return h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
+
+
+def bfgs_direction(scale_init: bool = True) -> Direction:
+    """Dense BFGS: :math:`d_k = -H_k g_k` with the inverse-Hessian update
+
+    .. math::
+       H_{k+1} = (I - \\rho_k s_k y_k^\\top) H_k (I - \\rho_k y_k s_k^\\top)
+       + \\rho_k s_k s_k^\\top, \\qquad \\rho_k = \\frac{1}{y_k^\\top s_k},
+
+    skipped when :math:`y_k^\\top s_k \\le \\epsilon \\|s_k\\|\\|y_k\\|`
+    (:math:`\\epsilon` the dtype's machine epsilon) or when the pair is not
+    finite. :math:`H_0 = I`; with ``scale_init`` it is replaced, just before
+    the first update, by :math:`(y^\\top s / y^\\top y) I` (scipy's BFGS keeps
+    :math:`I`). The parameters are flattened
+    (``jax.flatten_util.ravel_pytree``), so the state holds an
+    :math:`n \\times n` matrix: use ``lbfgs`` for large :math:`n`.
+
+    Reference: J. Nocedal & S. Wright, "Numerical Optimization", 2nd ed.,
+    2006, Algorithm 6.1, eq. 6.17 (update) and eq. 6.20 (initial scaling).
+
+    Args:
+      scale_init: rescale :math:`H_0` by eq. 6.20 (static).
+
+    Returns:
+      A :class:`jaxgd.Direction` named ``"bfgs"`` whose default step size is
+      a strong Wolfe line search (the same object for the same argument).
+    """
+    return _bfgs(bool(scale_init))
+
+
+@functools.lru_cache(maxsize=None)
+def _bfgs(scale_init: bool) -> Direction:
+    def init(params: Params) -> BFGSState:
+        flat, _ = ravel_pytree(params)
+        n = flat.shape[0]
+        zero = jnp.asarray(0, jnp.int32)
+        return BFGSState(zero, zero, jnp.eye(n, dtype=flat.dtype), jnp.zeros_like(flat), jnp.zeros_like(flat))
+
+    def update(grad: Grads, state: BFGSState, params: Params, value: Any = None, value_fn: Any = None) -> tuple[Grads, BFGSState]:
+        x, unravel = ravel_pytree(params)
+        g, _ = ravel_pytree(_tree.cast_like(grad, params))
+        s, y = x - state.params, g - state.grad
+        sy = jnp.dot(s, y)
+        eps = jnp.finfo(x.dtype).eps
+        good = (state.count > 0) & (sy > eps * jnp.linalg.norm(s) * jnp.linalg.norm(y)) & jnp.isfinite(sy)
+        h0 = h = state.inv_hessian
+        if scale_init:  # eq. 6.20, just before the first update
+            h = jnp.where(state.updates == 0, (sy / jnp.dot(y, y)) * jnp.eye(x.shape[0], dtype=x.dtype), h)
+        h_new = bfgs_update(h, s, y)
+        h = jnp.where(good & _tree.all_finite(h_new), h_new, h0).astype(x.dtype)
+        d = -(h @ g)
+        new = BFGSState(
+            jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
+            jnp.minimum(state.updates, jnp.iinfo(jnp.int32).max - 1) + good.astype(jnp.int32),
+            h,
+            x,
+            g,
+        )
+        return unravel(d.astype(x.dtype)), new
+
+    return Direction("bfgs" if scale_init else "bfgs(scale_init=False)", init, update, quasi_newton_lr)
+
+
+# -- L-BFGS (optax) ------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _lbfgs(memory_size: int) -> Direction:
+    tx = optax.scale_by_lbfgs(memory_size=memory_size, scale_init_precond=True)
+    name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
+    return from_preconditioner(name, tx, default_lr=quasi_newton_lr)
+
+
+def lbfgs_direction(memory_size: int = 10) -> Direction:
+    """L-BFGS: :math:`d_k = -H_k g_k` with :math:`H_k` from the last ``memory_size`` pairs.
+
+    The two-loop recursion of ``optax.scale_by_lbfgs`` with
+    :math:`H_k^0 = (s^\\top y / y^\\top y) I` (and
+    :math:`\\min(1, 1/\\|g_0\\|) I` at the first step). optax keeps every
+    pair with :math:`s^\\top y \\ne 0`; the strong Wolfe default step
+    guarantees :math:`s^\\top y > 0` whenever its curvature condition holds.
+
+    References: D. C. Liu & J. Nocedal, "On the limited memory BFGS method
+    for large scale optimization", Math. Programming 45, 1989; Nocedal &
+    Wright, "Numerical Optimization", 2nd ed., 2006, Algorithms 7.4-7.5.
+
+    Args:
+      memory_size: number of curvature pairs kept (static; >= 1).
+
+    Returns:
+      A :class:`jaxgd.Direction` (the same object for the same argument).
+
+    Raises:
+      ValueError: ``memory_size`` not a positive integer.
+    """
+    if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size < 1:
+        raise ValueError(BAD_MEMORY.format(value=memory_size))
+    return _lbfgs(memory_size)
+
+
+# -- nonlinear conjugate gradient ------------------------------------------------------
+class CGVariant(enum.Enum):
+    """The formula for :math:`\\beta_k` (value: the accepted name)."""
+
+    FLETCHER_REEVES = "fr"
+    POLAK_RIBIERE_PLUS = "pr+"
+    HESTENES_STIEFEL = "hs"
+    DAI_YUAN = "dy"
+
+
+_VARIANT_NAMES = {
+    "fr": CGVariant.FLETCHER_REEVES,
+    "fletcher-reeves": CGVariant.FLETCHER_REEVES,
+    "pr+": CGVariant.POLAK_RIBIERE_PLUS,
+    "prp+": CGVariant.POLAK_RIBIERE_PLUS,
+    "polak-ribiere+": CGVariant.POLAK_RIBIERE_PLUS,
+    "hs": CGVariant.HESTENES_STIEFEL,
+    "hestenes-stiefel": CGVariant.HESTENES_STIEFEL,
+    "dy": CGVariant.DAI_YUAN,
+    "dai-yuan": CGVariant.DAI_YUAN,
+}
+
+
+class CGState(NamedTuple):
+    count: jax.Array  # steps since the last restart (int32)
+    grad: Grads  # g_{k-1}
+    direction: Grads  # d_{k-1}
+
+
+def _beta(variant: CGVariant, g: Grads, g_prev: Grads, d_prev: Grads) -> jax.Array:
+    y = _tree.sub(g, g_prev)
+    if variant is CGVariant.FLETCHER_REEVES:
+        return _tree.sq_norm(g) / _tree.sq_norm(g_prev)
+    if variant is CGVariant.POLAK_RIBIERE_PLUS:
+        return jnp.maximum(_tree.vdot(g, y) / _tree.sq_norm(g_prev), 0.0)
+    if variant is CGVariant.HESTENES_STIEFEL:
+        return _tree.vdot(g, y) / _tree.vdot(d_prev, y)
+    return _tree.sq_norm(g) / _tree.vdot(d_prev, y)
+
+
+@functools.lru_cache(maxsize=None)
+def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
+    def init(params: Params) -> CGState:
+        zeros = _tree.tmap(jnp.zeros_like, params)
+        return CGState(jnp.asarray(0, jnp.int32), zeros, zeros)
+
+    def update(grad: Grads, state: CGState, params: Params, value: Any = None, value_fn: Any = None) -> tuple[Grads, CGState]:
+        g = _tree.cast_like(grad, params)
+        n = restart_every or sum(math.prod(jnp.shape(x)) for x in _tree.leaves(params))
+        beta = _beta(variant, g, state.grad, state.direction)
+        restart = (state.count % n == 0) | ~jnp.isfinite(beta)
+        beta = jnp.where(restart, 0.0, beta)
+        d = _tree.add_scaled(_tree.neg(g), beta, state.direction)
+        descent = _tree.vdot(g, d) < 0
+        restart = restart | ~descent
+        d = _tree.where(descent, d, _tree.neg(g))
+        count = jnp.where(restart, 1, state.count + 1).astype(jnp.int32)
+        return d, CGState(count, g, d)
+
+    name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({variant.value})"
+    return Direction(name, init, update, cg_lr)
+
+
+def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:
+    """Nonlinear conjugate gradient: :math:`d_k = -g_k + \\beta_k d_{k-1}`.
+
+    With :math:`y_k = g_k - g_{k-1}`:
+
+    .. math::
+       \\beta^{FR} = \\frac{g_k^\\top g_k}{g_{k-1}^\\top g_{k-1}},\\quad
+       \\beta^{PR+} = \\max\\Bigl(0, \\frac{g_k^\\top y_k}{g_{k-1}^\\top g_{k-1}}\\Bigr),\\quad
+       \\beta^{HS} = \\frac{g_k^\\top y_k}{d_{k-1}^\\top y_k},\\quad
+       \\beta^{DY} = \\frac{g_k^\\top g_k}{d_{k-1}^\\top y_k}.
+
+    Restarts (:math:`d_k = -g_k`) at the first step, every ``restart_every``
+    steps (default: the number of parameters :math:`n`), when
+    :math:`\\beta_k` is not finite, and whenever :math:`d_k` is not a
+    descent direction (:math:`g_k^\\top d_k \\ge 0`).
+
+    References: R. Fletcher & C. M. Reeves, Computer J. 7(2), 1964;
+    E. Polak & G. Ribiere, 1969, with Powell's non-negative truncation
+    (M. J. D. Powell, 1986; Gilbert & Nocedal, SIAM J. Optim. 2(1), 1992);
+    M. R. Hestenes & E. Stiefel, J. Res. NBS 49(6), 1952; Y. H. Dai &
+    Y. Yuan, SIAM J. Optim. 10(1), 1999; Nocedal & Wright, "Numerical
+    Optimization", 2nd ed., 2006, section 5.2 (eqs. 5.41-5.49).
+
+    Args:
+      variant: ``"fr"``, ``"pr+"``, ``"hs"``, ``"dy"`` (or a :class:`CGVariant`).
+      restart_every: restart period (static), ``None`` for :math:`n`.
+
+    Returns:
+      A :class:`jaxgd.Direction` (the same object for equal arguments).
+
+    Raises:
+      ValueError: an unknown variant or a bad ``restart_every``.
+    """
+    if isinstance(variant, CGVariant):
+        v = variant
+    elif isinstance(variant, str) and variant.lower() in _VARIANT_NAMES:
+        v = _VARIANT_NAMES[variant.lower()]
+    else:
+        raise ValueError(BAD_VARIANT.format(value=variant, valid=", ".join(repr(m.value) for m in CGVariant)))
+    if restart_every is not None and (isinstance(restart_every, bool) or not isinstance(restart_every, int) or restart_every < 1):
+        raise ValueError(BAD_RESTART.format(value=restart_every))
+    return _cg(v, restart_every)
+
+
+@register("bfgs")
+def _bfgs_registered() -> Direction:
+    return bfgs_direction()
+
+
+@register("lbfgs")
+def _lbfgs_registered() -> Direction:
+    return lbfgs_direction()
+
+
+@register("cg")
+def _cg_registered() -> Direction:
+    return cg_direction()

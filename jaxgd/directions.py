@@ -1,0 +1,88 @@
+"""Configurable search directions, usable as ``method=``.
+
+``method="bfgs"``, ``"lbfgs"`` and ``"cg"`` use the defaults below; these
+factories build the variants. Equal arguments return the same
+:class:`jaxgd.Direction` object, so a compiled loop is re-used.
+
+Example:
+  >>> import jax.numpy as jnp, jaxgd
+  >>> from jaxgd import directions
+  >>> rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+  >>> res = jaxgd.minimize(rosen, jnp.array([-1.2, 1.0], jnp.float32), method=directions.cg("fr"),
+  ...                      max_steps=500, gtol=1e-4)
+  >>> print(res.status_enum.name, jnp.round(res.params, 3))
+  GTOL [1. 1.]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ._directions import Direction as Direction
+from ._quasi_newton import BFGSState as BFGSState
+from ._quasi_newton import CGState as CGState
+from ._quasi_newton import CGVariant as CGVariant
+from ._quasi_newton import bfgs_direction, cg_direction, lbfgs_direction
+
+__all__ = ["BFGSState", "CGState", "CGVariant", "Direction", "bfgs", "cg", "lbfgs"]
+
+
+def bfgs(scale_init: bool = True) -> Direction:
+    """Dense BFGS (Nocedal & Wright, "Numerical Optimization", 2006, Alg. 6.1, eq. 6.17).
+
+    :math:`d_k = -H_k g_k`, :math:`H_{k+1} = (I - \\rho s y^\\top) H_k (I - \\rho y s^\\top) + \\rho s s^\\top`.
+    See :func:`jaxgd._quasi_newton.bfgs_direction`.
+
+    Args:
+      scale_init: replace :math:`H_0 = I` by :math:`(y^\\top s / y^\\top y) I`
+        just before the first update (Nocedal & Wright eq. 6.20).
+
+    Returns:
+      The ``"bfgs"`` :class:`Direction` (default step: strong Wolfe, ``c2=0.9``).
+    """
+    return bfgs_direction(bool(scale_init))
+
+
+def lbfgs(memory_size: int = 10) -> Direction:
+    """L-BFGS with ``memory_size`` curvature pairs (optax ``scale_by_lbfgs``).
+
+    .. math:: d_k = -H_k g_k,\\quad H_k \\text{ from the two-loop recursion over the last } m \\text{ pairs}
+
+    Reference: Liu & Nocedal, Math. Programming 45, 1989; Nocedal & Wright, Alg. 7.4-7.5.
+
+    Args:
+      memory_size: :math:`m`, number of pairs kept (>= 1, static).
+
+    Returns:
+      A :class:`Direction` (default step: strong Wolfe, ``c2=0.9``).
+
+    Raises:
+      ValueError: ``memory_size`` not a positive integer.
+    """
+    return lbfgs_direction(memory_size)
+
+
+def cg(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:
+    """Nonlinear conjugate gradient :math:`d_k = -g_k + \\beta_k d_{k-1}`.
+
+    .. math::
+       \\beta^{FR} = \\frac{g_k^\\top g_k}{g_{k-1}^\\top g_{k-1}},\\ 
+       \\beta^{PR+} = \\max(0, \\tfrac{g_k^\\top y_k}{g_{k-1}^\\top g_{k-1}}),\\ 
+       \\beta^{HS} = \\frac{g_k^\\top y_k}{d_{k-1}^\\top y_k},\\ 
+       \\beta^{DY} = \\frac{g_k^\\top g_k}{d_{k-1}^\\top y_k}
+
+    with restarts every ``restart_every`` steps (default :math:`n`) and when
+    :math:`d_k` is not a descent direction. Reference: Nocedal & Wright,
+    "Numerical Optimization", 2006, section 5.2.
+
+    Args:
+      variant: ``"fr"``, ``"pr+"`` (default), ``"hs"`` or ``"dy"``, or a :class:`CGVariant`.
+      restart_every: restart period, ``None`` for the number of parameters.
+
+    Returns:
+      A :class:`Direction` (default step: strong Wolfe, ``c2=0.1``).
+
+    Raises:
+      ValueError: an unknown variant or a bad ``restart_every``.
+    """
+    return cg_direction(variant, restart_every)

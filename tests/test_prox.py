@@ -1,0 +1,197 @@
+"""Proximal steps (l1, elastic net, box bounds, FISTA) against scikit-learn, scipy and NumPy."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize as so
+from sklearn.linear_model import ElasticNet, Lasso
+
+import jaxgd
+from jaxgd import linesearch as ls
+from jaxgd._prox import Prox, elastic_net_prox, soft_threshold
+
+
+# -- the proximal maps themselves, against a 1-D numerical argmin ---------------------------
+def argmin_1d(obj, lo=-50.0, hi=50.0):
+    return so.minimize_scalar(obj, bounds=(lo, hi), method="bounded", options=dict(xatol=1e-12)).x
+
+
+@pytest.mark.parametrize("v,t,lo,hi", [(2.0, 0.5, -np.inf, np.inf), (-0.3, 0.5, -np.inf, np.inf), (2.0, 0.5, -1.0, 1.0),
+                                       (-3.0, 1.0, 0.0, np.inf), (0.2, 0.1, 0.5, 2.0), (-0.05, 0.1, -1.0, -0.5)])
+def test_prox_of_l1_plus_box_is_the_argmin(v, t, lo, hi):
+    # reference: argmin_z 1/2 (z - v)^2 + t |z| over [lo, hi], by scipy's bounded Brent
+    want = argmin_1d(lambda z: 0.5 * (z - v) ** 2 + t * abs(z), max(lo, -50.0), min(hi, 50.0))
+    prox = Prox(l1=t, lower=lo if np.isfinite(lo) else None, upper=hi if np.isfinite(hi) else None)
+    np.testing.assert_allclose(prox.apply(jnp.asarray([v]), jnp.asarray(1.0)), [want], atol=1e-7)
+
+
+@pytest.mark.parametrize("v", [2.0, -0.7, 0.05])
+def test_elastic_net_prox_is_the_argmin(v):
+    alpha, l1, l2 = 0.5, 0.4, 3.0
+    want = argmin_1d(lambda z: 0.5 * (z - v) ** 2 + alpha * (l1 * abs(z) + 0.5 * l2 * z * z))
+    np.testing.assert_allclose(elastic_net_prox(jnp.asarray(v), alpha, l1, l2), want, atol=1e-7)
+    np.testing.assert_allclose(soft_threshold(jnp.asarray(v), 0.1), np.sign(v) * max(abs(v) - 0.1, 0.0))
+
+
+def test_stationarity_with_bounds_is_the_projected_gradient_norm():
+    x = jnp.array([0.0, 0.5, 1.0, 0.2])
+    g = jnp.array([2.0, -1.0, -3.0, 0.1])
+    want = np.linalg.norm(np.asarray(x) - np.clip(np.asarray(x - g), 0.0, 1.0))
+    np.testing.assert_allclose(Prox(lower=0.0, upper=1.0).stationarity(x, g), want)
+    assert float(Prox(lower=0.0, upper=1.0).stationarity(jnp.array([0.0]), jnp.array([5.0]))) == 0.0  # KKT at a bound
+
+
+# -- Lasso and elastic net against scikit-learn -----------------------------------------------
+def sparse_regression(seed=0, n=100, p=30):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p))
+    w = np.zeros(p)
+    w[[1, 4, 7, 12, 20]] = [3.0, -2.0, 1.5, 4.0, -1.0]
+    return x, x @ w + 0.1 * rng.standard_normal(n), w
+
+
+def lsq(w, x, y):
+    return 0.5 * jnp.mean((y - x @ w) ** 2)  # sklearn's (1/2n) ||y - Xw||^2
+
+
+X, Y, W_TRUE = sparse_regression()
+LIP = float(np.linalg.eigvalsh(X.T @ X / len(Y)).max())
+
+
+@pytest.mark.parametrize("accelerated", [False, True], ids=["ista", "fista"])
+def test_lasso_matches_scikit_learn_and_recovers_the_support(accelerated):
+    alpha = 0.1
+    sk = Lasso(alpha=alpha, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)
+    res = jaxgd.minimize(lsq, jnp.zeros(X.shape[1]), (X, Y), lr=1.0 / LIP, l1=alpha, accelerated=accelerated,
+                         max_steps=5000, gtol=1e-10, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params, sk.coef_, atol=1e-6)
+    support = np.flatnonzero(np.asarray(res.params))
+    np.testing.assert_array_equal(support, np.flatnonzero(sk.coef_))
+    np.testing.assert_array_equal(support, np.flatnonzero(W_TRUE))
+
+
+def test_elastic_net_matches_scikit_learn():
+    alpha, rho = 0.1, 0.5
+    sk = ElasticNet(alpha=alpha, l1_ratio=rho, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)
+    res = jaxgd.minimize(lsq, jnp.zeros(X.shape[1]), (X, Y), lr=1.0 / (LIP + alpha * (1 - rho)),
+                         l1=alpha * rho, l2=alpha * (1 - rho), max_steps=5000, gtol=1e-10, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params, sk.coef_, atol=1e-6)
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(res.params)), np.flatnonzero(sk.coef_))
+
+
+def test_lasso_with_backtracking_uses_the_composite_armijo_rule():
+    sk = Lasso(alpha=0.1, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)
+    res = jaxgd.minimize(lsq, jnp.zeros(X.shape[1]), (X, Y), lr=ls.Backtracking(increase=2.0), l1=0.1,
+                         max_steps=5000, gtol=1e-10, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params, sk.coef_, atol=1e-6)
+
+
+def np_fista(x, y, alpha, step, iters):
+    """Beck & Teboulle (2009), FISTA with constant step, eqs. (4.1)-(4.3), in NumPy."""
+    n = len(y)
+    grad = lambda w: -x.T @ (y - x @ w) / n  # noqa: E731
+    prox = lambda v: np.sign(v) * np.maximum(np.abs(v) - step * alpha, 0.0)  # noqa: E731
+    w_prev = w = np.zeros(x.shape[1])
+    t = 1.0
+    v = w
+    for _ in range(iters):
+        w_prev, w = w, prox(v - step * grad(v))
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        v = w + (t - 1) / t_next * (w - w_prev)
+        t = t_next
+    return w
+
+
+def test_fista_iterates_match_a_plain_numpy_fista_and_count_evaluations():
+    k = 15
+    res = jaxgd.minimize(lsq, jnp.zeros(X.shape[1]), (X, Y), lr=1.0 / LIP, l1=0.1, accelerated=True,
+                         max_steps=k, gtol=0.0, history=False)
+    np.testing.assert_allclose(res.params, np_fista(X, Y, 0.1, 1.0 / LIP, k), rtol=1e-11, atol=1e-13)
+    assert int(res.nfev) == int(res.ngev) == 1 + k + (k - 2)  # x0, each x_k, each y_k but y_1 = x0 and y_2 = x1
+
+
+# -- box bounds against scipy ------------------------------------------------------------------
+A = np.random.default_rng(1).standard_normal((20, 10))
+B = np.random.default_rng(2).standard_normal(20)
+
+
+def box_loss(w):
+    return 0.5 * jnp.sum((jnp.asarray(A) @ w - jnp.asarray(B)) ** 2)
+
+
+def test_box_bounded_least_squares_matches_scipy_lbfgsb():
+    lower, upper = np.zeros(10), np.full(10, 0.3)
+    upper[3] = np.inf
+    ref = so.minimize(lambda w: 0.5 * np.sum((A @ w - B) ** 2), np.zeros(10), jac=lambda w: A.T @ (A @ w - B),
+                      method="L-BFGS-B", bounds=list(zip(lower, upper)), options=dict(gtol=1e-12, ftol=0.0, maxiter=10_000))
+    res = jaxgd.minimize(box_loss, jnp.full(10, 5.0), lr=ls.BarzilaiBorwein(initial=1e-2), bounds=(0.0, jnp.asarray(upper)),
+                         max_steps=5000, gtol=1e-10, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params, ref.x, atol=1e-7)
+    assert np.all(np.asarray(res.params) >= 0.0) and np.all(np.asarray(res.params) <= upper)
+
+
+def test_non_negativity_matches_scipy_nnls():
+    ref, _ = so.nnls(A, B)
+    lip = float(np.linalg.eigvalsh(A.T @ A).max())
+    res = jaxgd.minimize(box_loss, jnp.zeros(10), lr=1.0 / lip, bounds=(0, None), accelerated=True,
+                         max_steps=5000, gtol=1e-10, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params, ref, atol=1e-7)
+
+
+# -- host-side validation of bounds -------------------------------------------------------------
+def test_x0_outside_the_box_is_projected():
+    state = jax.jit(lambda s, x: s.init(x))(jaxgd.Solver(box_loss, bounds=(0.0, 0.3)), jnp.linspace(-1.0, 1.0, 10))
+    np.testing.assert_allclose(state.params, np.clip(np.linspace(-1.0, 1.0, 10), 0.0, 0.3))
+
+
+@pytest.mark.parametrize("bounds,match", [
+    ((0.0,), "pair"),
+    ((1.0, 0.0), "lower must be <= upper"),
+    ((np.zeros(10), np.r_[np.ones(9), -1.0]), "lower must be <= upper"),
+    ((float("nan"), None), "NaN"),
+])
+def test_bad_bounds_raise_on_construction(bounds, match):
+    with pytest.raises(ValueError, match=match):
+        jaxgd.Solver(box_loss, bounds=bounds)
+
+
+@pytest.mark.parametrize("bounds", [
+    ({"w": 0.0}, None),  # a pytree where x0 is an array
+    (jnp.zeros(3), None),  # wrong leaf shape
+    (None, {"a": 1.0, "b": 2.0}),
+])
+def test_bounds_unlike_x0_raise_naming_bounds_before_compiling(bounds):
+    with pytest.raises(ValueError, match="bounds"):
+        jaxgd.minimize(box_loss, jnp.zeros(10), bounds=bounds)
+
+
+def test_pytree_bounds():
+    f = lambda p: jnp.sum((p["a"] - 2.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2)  # noqa: E731
+    x0 = {"a": jnp.zeros(3), "b": jnp.zeros((2, 2))}
+    res = jaxgd.minimize(f, x0, lr=0.25, bounds=({"a": 0.0, "b": -0.5}, {"a": jnp.array([1.0, 3.0, jnp.inf]), "b": 0.0}),
+                         max_steps=200, gtol=1e-10, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params["a"], [1.0, 2.0, 2.0])
+    np.testing.assert_allclose(res.params["b"], -0.5)
+
+
+def test_new_bound_values_do_not_retrace():
+    traces = []
+
+    def f(w):
+        traces.append(1)
+        return box_loss(w)
+
+    for hi in (0.3, 0.5):
+        jaxgd.minimize(f, jnp.zeros(10), lr=0.01, bounds=(0.0, jnp.full(10, hi)), max_steps=5, history=False)
+    n = len(traces)
+    jaxgd.minimize(f, jnp.zeros(10), lr=0.01, bounds=(0.0, jnp.full(10, 0.7)), max_steps=5, history=False)
+    assert len(traces) == n
