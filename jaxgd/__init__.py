@@ -5,6 +5,8 @@ schedule or a line search; gradients are cross-checked against hand-written
 NumPy gradients and finite differences.
 """
 
+from . import directions as directions
+from . import linesearch as linesearch
 from . import plot as plot
 from . import problems as problems
 from . import schedules as schedules
@@ -45,6 +47,8 @@ __all__ = [
     "SolverState",
     "Status",
     "check_grad",
+    "directions",
+    "linesearch",
     "fit",
     "FitHistory",
     "FitResult",

@@ -17,7 +17,7 @@ DOCUMENTED = {
     "minimize", "Solver", "SolverState", "Result", "History", "Status", "Direction", "methods", "schedules",
     "check_grad", "GradCheck", "problems",
     "save_checkpoint", "load_checkpoint", "checkpoint_info", "CheckpointError", "TreeMismatchError",
-    "fit", "FitResult", "FitHistory", "FitStatus", "Remainder", "plot",
+    "fit", "FitResult", "FitHistory", "FitStatus", "Remainder", "plot", "linesearch", "directions",
 }
 
 
