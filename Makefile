@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) -m jaxgd demo --out $(OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
