@@ -326,6 +326,29 @@ class Solver:
             return value
         return value + self.prox.value(params).astype(value.dtype)
 
+    def _measure(self, params: Params, value: jax.Array, grad: Grads) -> tuple[jax.Array, jax.Array]:
+        """``(stationarity measure, all finite)`` at a new iterate, in few kernels.
+
+        Without a proximal term one reduction, ``sum(g*g + 0*p)``, gives the
+        squared gradient norm and, when it is finite, proves every element of
+        ``grad`` and ``params`` finite (``0*p`` is 0 for finite ``p`` and NaN
+        otherwise). Only when it is not finite (a non-finite value, or a
+        gradient whose squared norm overflows) does the exact elementwise test
+        run, under ``lax.cond``. On XLA:CPU every reduction is a few separate
+        kernels per step, and the kernel count decides whether a loop body
+        runs sequentially or on the thread pool: replacing three reductions
+        (norm, finiteness of grad and of params) by one took Rosenbrock 10-D,
+        history on, from 1.49 to 0.069 us a step (benchmarks/RESULTS.md).
+        """
+        if self.prox.active:
+            gnorm = self.prox.stationarity(params, grad).astype(value.dtype)
+            return gnorm, jnp.isfinite(value) & _tree.all_finite(grad) & _tree.all_finite(params)
+        sq = _tree.sq_norm_nan_if(grad, params)
+        gnorm = jnp.sqrt(sq).astype(value.dtype)
+        exact = lambda: _tree.all_finite(grad) & _tree.all_finite(params)  # noqa: E731
+        finite = lax.cond(jnp.isfinite(sq), lambda: jnp.asarray(True), exact)
+        return gnorm, jnp.isfinite(value) & finite
+
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
         """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``)."""
@@ -401,9 +424,7 @@ class Solver:
         new_value = jnp.asarray(trial.value).astype(value.dtype)
         new_grad = _tree.cast_like(trial.grad, grad)
         new_params = _tree.cast_like(trial.params, params)
-        gnorm = self.prox.stationarity(new_params, new_grad).astype(value.dtype)
-
-        finite = jnp.isfinite(new_value) & _tree.all_finite(new_grad) & _tree.all_finite(new_params)
+        gnorm, finite = self._measure(new_params, new_value, new_grad)
         failed = jnp.asarray(info.failed)
         accept = finite & ~failed
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)

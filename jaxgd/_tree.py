@@ -31,6 +31,17 @@ def sq_norm(a: PyTree) -> jax.Array:
     return sum(parts[1:], parts[0])
 
 
+def sq_norm_nan_if(a: PyTree, b: PyTree) -> jax.Array:
+    """``sq_norm(a)``, made NaN when any element of ``b`` (same structure) is not finite.
+
+    One fused reduction ``sum(a*a + 0*b)`` per leaf: ``0*b`` is exactly 0 for
+    finite ``b`` and NaN for NaN or Inf, so the result equals ``sq_norm(a)``
+    whenever ``b`` is finite.
+    """
+    parts = [jnp.sum(jnp.square(x) + (0 * y).astype(x.dtype)) for x, y in zip(leaves(a), leaves(b))]
+    return sum(parts[1:], parts[0])
+
+
 def norm(a: PyTree) -> jax.Array:
     """Global 2-norm over all leaves."""
     return jnp.sqrt(sq_norm(a))
