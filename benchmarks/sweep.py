@@ -97,8 +97,11 @@ def run(opts: Any) -> list[U.Report]:
             traces = f"{traces_s_first} on the first call" if h else ""
             if seq_runs < runs:
                 name += f" (of {runs}; per-run cost extrapolated)"
-        first = first_v if k == ("vmap", True) else first_s if k == ("seq", True) else float("nan")
-        extra = U.fmt_time(first - t[k].median) if h else "—"
+        extra = "—"
+        if k == ("vmap", True):
+            extra = U.fmt_time(first_v - t[k].median)
+        elif k == ("seq", True):
+            extra = U.fmt_time(first_s - per[k])
         rows.append([name, f"{seq_runs if k[0] == 'seq' else runs:,}", U.fmt_time(t[k].median), U.fmt_us(per[k]),
                      ratio, extra, traces, f"{t[k].spread:.0%}"])
     rows.append(["hand-fused vmapped fori_loop (GD only: no tests, no history), for scale", f"{runs:,}",
@@ -130,9 +133,9 @@ def run(opts: Any) -> list[U.Report]:
         f"After the first calls, {opts.repeats} timed repeats of every row ran {retraces_loss} further loss traces. "
         f"Runs by status: {dict(zip(*np.unique([jaxgd.Status(int(s)).name for s in status], return_counts=True)))}; "
         f"largest |vmapped − sequential| parameter difference over the {len(diffs)} compared runs: {max(diffs):.3g}.",
-        "Each trace of a jaxgd loop executes the loss 3 times in Python (shape check, init, loop body); "
-        "a re-used compiled loop executes it 0 times.",
-        "Under vmap the loop's predicate is batched, so JAX selects every loop-carried buffer between its old and "
-        "new value each step: the history buffers (runs × max_steps each) are copied every step (see RESULTS.md).",
+        "A first call executes the loss a few times in Python while tracing (the shape check, init and the loop "
+        "body; under vmap also the batched loop's init and step); a re-used compiled loop executes it 0 times.",
+        "Under vmap, minimize runs its own batched loop (jaxgd/_batched.py): plain vmap of the while loop selected "
+        "every loop-carried buffer each step, copying the runs × max_steps history buffers at every step.",
     ]
     return [report]

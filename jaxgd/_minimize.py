@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _resume, _tree
+from . import _batched, _resume, _tree
 from ._solver import Solver
 from ._status import History, Result
 from ._types import ArrayLike, LossFn, Params
@@ -155,9 +155,11 @@ def _fill_copies(result: Result) -> Result:
     return result._replace(**{f: getattr(result.state, s) for f, s in _COPIED_FROM_STATE if getattr(result, f) is None})
 
 
-@jax.jit
-def _run_compiled(solver: Solver, x0: Params, args: tuple) -> Result:
-    return _drop_copies(solver.run(x0, *args))
+# Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
+# while loop copied the history buffers at every step (benchmarks D).
+_run_compiled = jax.jit(
+    _batched.vmappable(lambda solver, x0, args: _drop_copies(solver.run(x0, *args)), _drop_copies)
+)
 
 
 def _run(solver: Solver, x0: Params, args: tuple) -> Result:

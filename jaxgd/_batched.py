@@ -1,0 +1,111 @@
+"""The solver loop under ``jax.vmap``: a batched loop that never copies the history.
+
+Plain ``jax.vmap`` of a ``lax.while_loop`` whose predicate depends on the
+batched values (each run's status) selects *every* loop-carried buffer
+between its old and new value at every step. For the history buffers
+(runs x max_steps, three of them) that is a full copy per step: a
+256-run x 2,000-step sweep ran slower than 256 sequential calls
+(benchmarks/RESULTS.md, D).
+
+:func:`vmappable` wraps a function of ``(solver, x0, args)`` running
+``solver.run`` with ``jax.custom_batching.custom_vmap``: unbatched calls run
+the function unchanged; under ``vmap`` :func:`run_batched` runs instead:
+
+- an outer ``while_loop`` over chunks of ``K`` steps whose predicate, "any
+  run still running", is unbatched;
+- inside, a ``lax.scan`` of ``K`` steps of the vmapped ``Solver.step``; a run
+  that has stopped keeps its state (the same select vmap would apply), and
+  each step's history entry is a scan output, written in place;
+- after each chunk, its entries are written into the history with one
+  ``dynamic_update_slice`` at an unbatched offset.
+
+Every run starts at step 0 and a running run takes every step, so a running
+run's step count equals the shared iteration counter and the history entry
+of step ``k`` lands where the plain loop puts it. Results are those of the
+plain vmapped loop (``tests/test_performance.py``); at most ``K - 1`` masked
+steps run after the last run has stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from . import _progress
+from ._status import History, Status
+
+STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
+
+
+def _axes(batched: Any) -> Any:
+    return jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
+
+
+def _where_rows(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Per run (leading axis): ``new`` where ``mask``, else ``old``."""
+
+    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple, package: Callable) -> Any:
+    """``vmap(lambda s, x, a: package(s.run(x, *a)))`` without per-step buffer copies."""
+    s_ax, x_ax, a_ax = (_axes(b) for b in in_batched)
+    # vmap's out_axes=0 gives every state leaf the run axis, batched inputs or not
+    state = jax.vmap(lambda s, x, a: s.init(x, *a), in_axes=(s_ax, x_ax, a_ax), axis_size=axis_size)(solver, x0, args)
+    vstep = jax.vmap(lambda s, st, a: s.step(st, *a), in_axes=(s_ax, 0, a_ax))
+    vloss = jax.vmap(lambda s, st: s.loss(st.params, st.value), in_axes=(s_ax, 0))
+    every, n = solver.history_every, solver.history_length()
+    per_chunk = max(1, -(-STEPS_PER_CHUNK // every)) if n else 0  # history entries per chunk
+    k_steps = per_chunk * every if n else STEPS_PER_CHUNK
+    dtype = state.value.dtype
+    # one spare chunk of NaN keeps every chunk's write in bounds; cut off at the end
+    hist = History(*(jnp.full((axis_size, n + per_chunk), jnp.nan, dtype) for _ in range(3)))
+
+    def running(st: Any) -> jax.Array:
+        return (st.status == Status.RUNNING) & (st.count < solver.max_steps)
+
+    def one_step(st: Any, _: Any) -> tuple[Any, Any]:
+        live = running(st)
+        new = _where_rows(live, vstep(solver, st, args), st)
+        if not n:
+            return new, None
+        took = live & (new.count > st.count)
+        entry = (vloss(solver, new), new.alpha, new.grad_norm)
+        return new, tuple(jnp.where(took, e, jnp.nan).astype(dtype) for e in entry)
+
+    def chunk(carry: tuple) -> tuple:
+        st, h, it = carry
+        st, ys = lax.scan(one_step, st, None, length=k_steps)
+        if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
+            h = History(*(lax.dynamic_update_slice(b, y[every - 1 :: every].T, (jnp.zeros_like(it), it // every)) for b, y in zip(h, ys)))
+        if solver.progress_every:
+            jax.debug.callback(_progress.update, jnp.min(st.count), jnp.min(vloss(solver, st)), solver.max_steps)
+        return st, h, it + k_steps
+
+    def more(carry: tuple) -> jax.Array:
+        st, _, it = carry
+        return jnp.any(running(st)) & (it < solver.max_steps)
+
+    state, hist, _ = lax.while_loop(more, chunk, (state, hist, jnp.asarray(0, jnp.int32)))
+    if solver.progress_every:
+        jax.debug.callback(_progress.close, jnp.min(state.count), jnp.min(vloss(solver, state)), solver.max_steps)
+    hist = History(*(b[:, :n] for b in hist))
+    out = jax.vmap(lambda s, st, h: package(s.finish(st, h)), in_axes=(s_ax, 0, 0))(solver, state, hist)
+    return out, jax.tree_util.tree_map(lambda _: True, out)
+
+
+def vmappable(fun: Callable, package: Callable) -> Callable:
+    """``fun(solver, x0, args) = package(solver.run(x0, *args))``, with :func:`run_batched` as its vmap rule."""
+    wrapped = jax.custom_batching.custom_vmap(fun)
+
+    @wrapped.def_vmap
+    def rule(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple) -> Any:
+        return run_batched(axis_size, in_batched, solver, x0, args, package)
+
+    return wrapped
