@@ -163,3 +163,38 @@ def test_batched_loop_copies_no_history_per_step(monkeypatch):
     monkeypatch.setattr(_batched, "STEPS_PER_CHUNK", 5)
     jax.clear_caches()
     _assert_same(a, run())
+
+
+def test_solver_cache_keys_on_types_and_values():
+    from jaxgd import _minimize
+
+    loss = lambda x: jnp.sum(x**2)  # noqa: E731
+    a = _minimize._solver(loss, "gd", 0.1, max_steps=10, progress=True)
+    assert _minimize._solver(loss, "gd", 0.1, max_steps=10, progress=True) is a
+    b = _minimize._solver(loss, "gd", 0.1, max_steps=1000, progress=1)  # == True in Python, another meaning
+    c = _minimize._solver(loss, "gd", 0.1, max_steps=1000, progress=True)
+    assert b is not c and (b.progress_every, c.progress_every) == (1, 10)
+    assert _minimize._solver(loss, "gd", 0.2, max_steps=10, progress=True) is not a
+    for _ in range(2):  # a bad value raises every time (nothing cached)
+        with pytest.raises(ValueError, match="lr must be"):
+            _minimize._solver(loss, "gd", float("nan"), max_steps=10)
+    lr = jnp.asarray(0.1)  # unhashable: built every time
+    assert _minimize._solver(loss, "gd", lr, max_steps=10) is not _minimize._solver(loss, "gd", lr, max_steps=10)
+
+
+def test_nonfinite_x0_raises_on_every_call_and_finite_verdicts_are_per_array():
+    loss = lambda x: jnp.sum(x**2)  # noqa: E731
+    bad = jnp.asarray([1.0, jnp.nan])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            jaxgd.minimize(loss, bad, max_steps=2)
+    good = jnp.ones(2)
+    jaxgd.minimize(loss, good, max_steps=2)
+    jaxgd.minimize(loss, good, max_steps=2)  # remembered: same array object
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        jaxgd.minimize(loss, good.at[0].set(jnp.inf), max_steps=2)  # a new array is checked
+    np_x0 = np.ones(2)
+    jaxgd.minimize(loss, np_x0, max_steps=2)
+    np_x0[0] = np.nan  # NumPy arrays are mutable: never remembered
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        jaxgd.minimize(loss, np_x0, max_steps=2)
