@@ -195,7 +195,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         mode = "all benchmarks inline in one process"
     else:
         mode = "each benchmark in its own process, OPENBLAS_NUM_THREADS=" + os.environ.get("OPENBLAS_NUM_THREADS", "1")
-    head = U.header(mode + (" (quick)" if args.quick else ""))
+    head = U.header(mode + (" (--quick: smoke-run sizes, too small to judge the targets)" if args.quick else ""))
     print(head, flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
