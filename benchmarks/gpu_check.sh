@@ -41,7 +41,7 @@ GPU_TESTS="tests/test_minimize.py tests/test_common.py tests/test_schedules.py t
 if [ -n "${SKIP_TESTS:-}" ]; then
   echo "skipped (SKIP_TESTS set)" > "$OUT/pytest_gpu.log"; PYTEST_RC=0
 else
-  XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 200 $PY -m pytest -q -n 8 -p no:cacheprovider $GPU_TESTS \
+  XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 200 $PY -m pytest -q -n 8 -p no:cacheprovider -p no:benchmark $GPU_TESTS \
     > "$OUT/pytest_gpu.log" 2>&1
   PYTEST_RC=$?
 fi

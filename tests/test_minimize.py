@@ -380,3 +380,15 @@ def test_repeated_call_skips_eval_shape(monkeypatch):
 def test_messages_are_module_constants():
     assert "{kind}" in _solver.NOT_CALLABLE and "{lr" in _solver.BAD_LR
     assert "{names}" in _minimize.UNKNOWN_KWARG
+
+
+def test_x0_on_an_accelerator_under_an_outer_jit(monkeypatch):
+    """Regression (found on an H200): the device-side finiteness check of a
+    concrete accelerator x0 ran inside the caller's jit trace and failed."""
+    monkeypatch.setattr(_minimize, "_on_host", lambda leaf: False)
+    x0 = jnp.ones(3)
+    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    out = jax.jit(jax.vmap(lambda lr: jaxgd.minimize(f, x0, lr=lr, max_steps=5).loss))(jnp.array([0.1, 0.2]))
+    assert out.shape == (2,) and np.all(np.isfinite(np.asarray(out)))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        jaxgd.minimize(f, jnp.array([1.0, np.nan]))
