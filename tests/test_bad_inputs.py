@@ -52,6 +52,14 @@ class Ctx:
             return jnp.sum(x * x)
 
         self.f = f
+        self.data = {"x": np.ones((10, 3)), "y": np.ones(10)}
+        self.key = jax.random.PRNGKey(0)
+
+        def fl(p: Any, b: Any) -> jax.Array:
+            self.traces += 1
+            return jnp.mean((b["x"] @ p - b["y"]) ** 2)
+
+        self.fl = fl
         self.good = self._ckpt("good.ckpt", "gd", np.zeros(3))
         self.adam = self._ckpt("adam.ckpt", "adam", np.zeros(3))
         self.hist2 = self._ckpt("hist2.ckpt", "gd", np.zeros(3), history=2)
@@ -271,6 +279,20 @@ ROWS: list[Row] = [
     R("checkpoint_info", "path", "a missing file", FileNotFoundError, "path: no checkpoint file", lambda c: checkpoint_info(c.missing)),
     R("checkpoint_info", "path", "a truncated file", CheckpointError, "not a readable jaxgd checkpoint", lambda c: checkpoint_info(c.truncated)),
     # -- extension point: rows for check_grad, fit and bounds= go here ----------------------------------------
+    R("minimize", "bounds", "(1.0, 0.0)", ValueError, "bounds: lower must be <= upper", lambda c: M(c, bounds=(1.0, 0.0))),
+    R("minimize", "bounds", '({"a": 0.0}, None)', ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, bounds=({"a": 0.0}, None))),
+    R("minimize", "bounds", "0.0", ValueError, "bounds must be a pair (lower, upper)", lambda c: M(c, bounds=0.0)),
+    R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),
+    R("check_grad", "reference", "returns shape (4,) for x of shape (3,)", ValueError, "reference gradient for leaf x has shape (4,); expected (3,)", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: np.zeros(4))),
+    R("check_grad", "x", "np.arange(3)", TypeError, "every leaf of x must be a real floating-point array", lambda c: jaxgd.check_grad(c.f, np.arange(3))),
+    R("check_grad", "directions", "0", ValueError, "directions=0 must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=0)),
+    R("fit", "batch_size", "0", ValueError, "batch_size must be a positive integer no larger than the number of examples (10)", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=0, epochs=1, key=c.key)),
+    R("fit", "batch_size", "11 (10 examples)", ValueError, "got batch_size=11", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=11, epochs=1, key=c.key)),
+    R("fit", "epochs", "0", ValueError, "epochs must be a positive integer", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=0, key=c.key)),
+    R("fit", "data", "leading axes 10 and 9", ValueError, "data leaves must share the leading (example) axis", lambda c: jaxgd.fit(c.fl, c.x0, {"x": np.ones((10, 3)), "y": np.ones(9)}, batch_size=2, epochs=1, key=c.key)),
+    R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),
+    R("fit", "lr", "jaxgd.linesearch.Backtracking()", ValueError, "is a step-size rule that needs exact loss evaluation", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=c.key, lr=jaxgd.linesearch.Backtracking())),
+    R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
 ]
 
 
