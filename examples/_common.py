@@ -15,7 +15,28 @@ try:  # the public names
 except ImportError:  # a checkout whose jaxgd/__init__.py does not export them yet
     from jaxgd._fit import Remainder, fit
 
-__all__ = ["Remainder", "fit", "main", "report"]
+__all__ = ["Remainder", "classifier", "fit", "main", "report"]
+
+
+def classifier(logits: Callable[[Any, Any], Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(loss, accuracy)`` over ``batch = (x, y)`` for a model ``logits(params, x)``.
+
+    ``loss`` is the mean softmax cross-entropy, ``accuracy`` the fraction of
+    argmax predictions equal to the integer labels ``y``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def loss(params: Any, batch: Any) -> Any:
+        x, y = batch
+        logp = jax.nn.log_softmax(logits(params, x))
+        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    def accuracy(params: Any, batch: Any) -> Any:
+        x, y = batch
+        return jnp.mean(jnp.argmax(logits(params, x), axis=1) == y)
+
+    return loss, accuracy
 
 
 def report(title: str, rows: list[tuple[str, Any]]) -> None:

@@ -21,7 +21,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import fit, main, report
+from _common import classifier, fit, main, report
 from scipy.signal import correlate2d
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -59,16 +59,7 @@ def logits(p, x):
     return h.reshape(h.shape[0], -1) @ p["w"] + p["b"]
 
 
-def loss(p, batch):
-    """Mean softmax cross-entropy."""
-    x, y = batch
-    logp = jax.nn.log_softmax(logits(p, x))
-    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
-
-def accuracy(p, batch):
-    x, y = batch
-    return jnp.mean(jnp.argmax(logits(p, x), axis=1) == y)
+loss, accuracy = classifier(logits)
 
 
 def conv_error_vs_scipy(images, kernel):

@@ -19,7 +19,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import fit, main, report
+from _common import classifier, fit, main, report
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -49,16 +49,7 @@ def logits(params, x):
     return x @ params[-1]["w"] + params[-1]["b"]
 
 
-def loss(params, batch):
-    """Mean softmax cross-entropy."""
-    x, y = batch
-    logp = jax.nn.log_softmax(logits(params, x))
-    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
-
-def accuracy(params, batch):
-    x, y = batch
-    return jnp.mean(jnp.argmax(logits(params, x), axis=1) == y)
+loss, accuracy = classifier(logits)
 
 
 def run(quick: bool = False, out: str = "out") -> dict:
