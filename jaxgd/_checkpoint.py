@@ -3,10 +3,11 @@
 A checkpoint is what a run needs to continue bit for bit: for
 :func:`jaxgd.minimize` and :class:`jaxgd.Solver` it is the :class:`jaxgd.Result`
 (parameters, the full :class:`jaxgd.SolverState` with optimizer state, step
-count and hence schedule position, and the history buffers so far). The
-functions here know nothing about solvers: they take any pytree, so
-``jaxgd.fit`` (or a user's own training loop) can store its PRNG key and
-best-so-far parameters the same way.
+count and hence schedule position, and the history buffers so far); for
+:func:`jaxgd.fit` it is the :class:`jaxgd.FitResult` (which also holds the
+PRNG key, the epoch, the best-so-far parameters and loss and the patience
+counter). The functions here know nothing about solvers: they take any
+pytree, so a user's own training loop can store its state the same way.
 
 Format: an ``.npz`` archive (``numpy.savez``, uncompressed zip) holding one
 array per leaf and a JSON header (format, version, tree paths, shapes,

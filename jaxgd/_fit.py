@@ -1,11 +1,10 @@
 """``fit``: minibatch (stochastic) training over a data set in one compiled run.
 
-The whole run is one ``jax.jit`` call: a ``lax.while_loop`` over epochs (so
-early stopping ends it) whose body shuffles with
-``jax.random.permutation(fold_in(key, epoch), n)``, reshapes the permuted
-indices to ``(n_batches, batch_size)`` and ``lax.scan``-s over the batches,
-then evaluates, tracks the best parameters and writes one history row.
-Minibatching is data layout, not control flow (STYLE.md principle 14).
+This module validates the arguments on the host and places the data; the
+run itself is ``_fit_loop`` (one ``jax.jit`` call: a ``lax.while_loop`` over
+epochs, a ``lax.scan`` over each epoch's batches), or ``_fit_resume`` when
+the run is checkpointed or resumed. Minibatching is data layout, not control
+flow (STYLE.md principle 14).
 
 The update is :class:`jaxgd.Solver`'s, taken once per minibatch: the
 gradient (clipped to ``clip``), a direction from the registry, the step size
@@ -20,16 +19,19 @@ import difflib
 import enum
 import functools
 import math
-from typing import Any, Callable, NamedTuple, Optional
+import os
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from . import _directions, _minimize, _stepsize, _tree
-from ._solver import Solver, clip_by_global_norm
-from ._types import ArrayLike, LossFn, Params, PRNGKey, PyTree
+from . import _directions, _fit_loop, _fit_resume, _minimize, _stepsize, _tree
+from ._fit_loop import Config, FitHistory, FitResult, FitState, FitStatus
+from ._solver import Solver
+from ._types import ArrayLike, LossFn, Params, PRNGKey
+
+__all__ = ["FitHistory", "FitResult", "FitState", "FitStatus", "Remainder", "fit"]
 
 UNKNOWN_KWARG = "fit() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
 LINE_SEARCH = (
@@ -69,6 +71,7 @@ BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
 _KEYWORDS = (
     "batch_size", "epochs", "key", "method", "lr", "eval_data", "eval_fun", "metric",
     "patience", "remainder", "mesh", "data_axis", "progress", "clip", "l2",
+    "checkpoint_every", "checkpoint_path", "resume",
 )
 
 
@@ -85,132 +88,6 @@ class Remainder(enum.Enum):
 
     DROP = "drop"
     MASK = "mask"
-
-
-class FitStatus(enum.IntEnum):
-    """Why :func:`fit` stopped (an ``int32`` inside the compiled run)."""
-
-    RUNNING = 0
-    EPOCHS = 1
-    PATIENCE = 2
-    NONFINITE = 3
-
-    @property
-    def message(self) -> str:
-        return _MESSAGES[self]
-
-    @property
-    def success(self) -> bool:
-        return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
-
-
-_MESSAGES = {
-    FitStatus.RUNNING: "Still running.",
-    FitStatus.EPOCHS: "Completed: all epochs ran.",
-    FitStatus.PATIENCE: (
-        "Stopped early: the monitored loss did not improve for `patience` epochs; "
-        "params are the best ones."
-    ),
-    FitStatus.NONFINITE: (
-        "Stopped: a minibatch loss, gradient or update was NaN or Inf; params are the last "
-        "ones whose minibatch loss and gradient were finite (the best ones with patience)."
-    ),
-}
-
-
-class FitHistory(NamedTuple):
-    """One row per epoch run (trimmed on the host; NaN where not recorded).
-
-    Attributes:
-      train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
-        the parameters before its step (the running training loss; penalties
-        not included).
-      eval_loss: ``eval_fun(params, eval_data)`` after the epoch.
-      metric: ``metric(params, eval_data)`` after the epoch.
-      lr: the step size of the epoch's last step.
-    """
-
-    train_loss: jax.Array
-    eval_loss: jax.Array
-    metric: jax.Array
-    lr: jax.Array
-
-
-class FitState(NamedTuple):
-    """The optimizer's state at the end of the run."""
-
-    direction_state: PyTree
-    count: jax.Array  # optimizer steps taken (what schedules see)
-    epoch: jax.Array  # epochs run
-    wait: jax.Array  # epochs since the monitored loss last improved
-
-
-class FitResult(NamedTuple):
-    """What :func:`fit` returns (a pytree).
-
-    Attributes:
-      params: the final parameters; with ``patience``, the best ones (restored).
-      best_params: the parameters after the epoch with the lowest monitored
-        loss (eval loss with ``eval_data``, else the training loss).
-      best_epoch: that epoch, counted from 1 (0: no epoch had a finite loss).
-      best_loss: the monitored loss at ``best_params``.
-      epochs: the number of epochs run.
-      steps: the number of optimizer steps taken.
-      status: a :class:`FitStatus` code (``status_enum`` on the host).
-      history: a :class:`FitHistory`, one row per epoch run.
-      state: the final :class:`FitState`.
-    """
-
-    params: Params
-    best_params: Params
-    best_epoch: jax.Array
-    best_loss: jax.Array
-    epochs: jax.Array
-    steps: jax.Array
-    status: jax.Array
-    history: FitHistory
-    state: FitState
-
-    @property
-    def status_enum(self) -> FitStatus:
-        return FitStatus(int(np.asarray(self.status)))
-
-    @property
-    def success(self) -> bool:
-        """True when the run ended by completing its epochs or by early stopping."""
-        return self.status_enum.success
-
-    @property
-    def message(self) -> str:
-        return self.status_enum.message
-
-    def __repr__(self) -> str:
-        try:
-            return (
-                f"FitResult(status={self.status_enum!r}, epochs={int(self.epochs)}, "
-                f"steps={int(self.steps)}, best_epoch={int(self.best_epoch)}, "
-                f"best_loss={float(self.best_loss):.6g})"
-            )
-        except Exception:  # traced
-            return f"FitResult(params={self.params!r}, status={self.status!r})"
-
-
-class _Config(NamedTuple):
-    """The static shape of a run: changing any of these recompiles."""
-
-    n: int
-    batch_size: int
-    n_batches: int
-    epochs: int
-    mask: bool
-    eval_fun: Optional[Callable]
-    eval_weights: int  # > 0: call eval_fun(params, eval_data, ones(eval_weights))
-    metric: Optional[Callable]
-    early_stop: bool
-    progress: bool
-    mesh: Any
-    data_axis: str
-    dtype: str
 
 
 # -- host-side validation ----------------------------------------------------
@@ -251,6 +128,13 @@ def _check_key(key: Any) -> None:
         raise ValueError(BAD_KEY.format(what=f"an array of dtype {dtype} and shape {tuple(key.shape)}"))
 
 
+def _key_impl(key: Any) -> Optional[str]:
+    """A typed key's implementation name (None for a raw ``uint32`` key)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return str(jax.random.key_impl(key))
+    return None
+
+
 def _spec(tree: Any, batch: Optional[int] = None) -> Any:
     """Shape/dtype structs of ``tree``, with the leading axis replaced by ``batch``."""
 
@@ -289,178 +173,6 @@ def _check_callable(name: str, fn: Any) -> None:
         raise TypeError(NOT_CALLABLE.format(name=name, kind=type(fn).__name__))
 
 
-# -- the compiled run ------------------------------------------------------
-_BAR: Any = None
-
-
-def _bar_update(epoch: Any, total: Any, train: Any, ev: Any) -> None:
-    """Host side: advance the epoch progress bar and show the losses."""
-    global _BAR
-    from tqdm.auto import tqdm
-
-    if _BAR is None:
-        _BAR = tqdm(total=int(total), desc="jaxgd.fit", unit="epoch", leave=True, dynamic_ncols=True)
-    shown = {"loss": f"{float(train):.5g}"}
-    if np.isfinite(ev):
-        shown["eval"] = f"{float(ev):.5g}"
-    _BAR.set_postfix(shown, refresh=False)
-    _BAR.update(max(0, int(epoch) - _BAR.n))
-
-
-def _bar_close(epoch: Any, total: Any, train: Any, ev: Any) -> None:
-    global _BAR
-    _bar_update(epoch, total, train, ev)
-    _BAR.close()
-    _BAR = None
-
-
-class _Carry(NamedTuple):
-    params: Params
-    prev: Params  # the parameters before the last step taken
-    direction_state: PyTree
-    count: jax.Array
-    epoch: jax.Array
-    wait: jax.Array
-    status: jax.Array
-    best_params: Params
-    best_loss: jax.Array
-    best_epoch: jax.Array
-    history: FitHistory
-
-
-def _constrain(tree: Any, cfg: _Config, spec: Any) -> Any:
-    if cfg.mesh is None:
-        return tree
-    from jax.sharding import NamedSharding
-
-    return lax.with_sharding_constraint(tree, NamedSharding(cfg.mesh, spec))
-
-
-def _run(
-    solver: Solver, cfg: _Config, params: Params, data: Any, eval_data: Any, key: PRNGKey, patience: Any
-) -> FitResult:
-    from jax.sharding import PartitionSpec as P
-
-    n, b, nb = cfg.n, cfg.batch_size, cfg.n_batches
-    dtype = jnp.dtype(cfg.dtype)
-    direction, rule = solver.direction, solver.rule
-    penalty = solver.l2 is not None and not direction.decoupled_l2
-    replicated, by_example = P(), P(cfg.data_axis)
-
-    def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
-        loss = jnp.asarray(solver.fun(p, batch) if w is None else solver.fun(p, batch, w))
-        total = loss + (0.5 * solver.l2 * _tree.sq_norm(p)).astype(loss.dtype) if penalty else loss
-        return total, loss
-
-    def step(carry: tuple, xs: Any) -> tuple[tuple, jax.Array]:
-        p, prev, dstate, count, bad = carry
-        idx, w = xs if cfg.mask else (xs, None)
-        batch = _constrain(_tree.tmap(lambda x: x[idx], data), cfg, by_example)
-        w = None if w is None else _constrain(w, cfg, by_example)
-        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(p, batch, w)
-        g = grad if solver.clip is None else clip_by_global_norm(grad, solver.clip)
-        value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
-        d, new_dstate = direction.update(g, dstate, p, value=total, value_fn=value_fn)
-        if solver.l2 is not None and direction.decoupled_l2:
-            d = _tree.add_scaled(d, -solver.l2, p)
-        new = _tree.add_scaled(p, rule.lr(count), _tree.cast_like(d, p))
-        # A non-finite loss or gradient at p: step back to prev, whose were finite.
-        finite_here = jnp.isfinite(total) & _tree.all_finite(grad)
-        ok = ~bad & finite_here & _tree.all_finite(new)
-        back = ~bad & ~finite_here & (count > 0)
-        p, prev = _tree.where(ok, new, _tree.where(back, prev, p)), _tree.where(ok, p, prev)
-        p = _constrain(p, cfg, replicated)
-        dstate = _tree.where(ok, new_dstate, dstate)
-        count = count + ok.astype(count.dtype) - back.astype(count.dtype)
-        return (p, prev, dstate, count, bad | ~ok), loss.astype(dtype)
-
-    if cfg.mask:
-        weights = (jnp.arange(nb * b) < n).astype(dtype).reshape(nb, b)
-        counts = weights.sum(axis=1)
-
-    def evaluate(p: Params) -> tuple[jax.Array, jax.Array]:
-        nan = jnp.full((), jnp.nan, dtype)
-        if cfg.eval_fun is None:
-            return nan, nan
-        if cfg.eval_weights:
-            ev = cfg.eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
-        else:
-            ev = cfg.eval_fun(p, eval_data)
-        m = nan if cfg.metric is None else jnp.asarray(cfg.metric(p, eval_data)).astype(dtype)
-        return jnp.asarray(ev).astype(dtype), m
-
-    def body(c: _Carry) -> _Carry:
-        perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), n)
-        idx = (jnp.concatenate([perm, perm[: nb * b - n]]) if cfg.mask else perm[: nb * b]).reshape(nb, b)
-        xs = (idx, weights) if cfg.mask else idx
-        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False))
-        (p, prev, dstate, count, bad), losses = lax.scan(step, init, xs)
-        train = jnp.sum(losses * counts) / n if cfg.mask else jnp.mean(losses)
-        ev, m = evaluate(p)
-        monitored = ev if cfg.eval_fun is not None else train
-        improved = monitored < c.best_loss  # False for NaN
-        epoch = c.epoch + 1
-        wait = jnp.where(improved, 0, c.wait + 1)
-        status = jnp.where(epoch >= cfg.epochs, FitStatus.EPOCHS, FitStatus.RUNNING)
-        if cfg.early_stop:
-            status = jnp.where(wait >= patience, FitStatus.PATIENCE, status)
-        status = jnp.where(bad, FitStatus.NONFINITE, status).astype(jnp.int32)
-        lr = jnp.asarray(rule.lr(jnp.maximum(count - 1, 0))).astype(dtype)
-        h = c.history
-        row = c.epoch
-        history = FitHistory(
-            h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
-        )
-        if cfg.progress:
-            jax.debug.callback(_bar_update, epoch, cfg.epochs, train, ev)
-        return _Carry(
-            params=p,
-            prev=prev,
-            direction_state=dstate,
-            count=count,
-            epoch=epoch,
-            wait=wait,
-            status=status,
-            best_params=_tree.where(improved, p, c.best_params),
-            best_loss=jnp.where(improved, monitored, c.best_loss),
-            best_epoch=jnp.where(improved, epoch, c.best_epoch),
-            history=history,
-        )
-
-    params = _constrain(params, cfg, replicated)
-    nan = jnp.full((cfg.epochs,), jnp.nan, dtype)
-    zero = jnp.asarray(0, jnp.int32)
-    carry = _Carry(
-        params=params,
-        prev=params,
-        direction_state=direction.init(params),
-        count=zero,
-        epoch=zero,
-        wait=zero,
-        status=jnp.asarray(FitStatus.RUNNING, jnp.int32),
-        best_params=params,
-        best_loss=jnp.full((), jnp.inf, dtype),
-        best_epoch=zero,
-        history=FitHistory(nan, nan, nan, nan),
-    )
-    c = lax.while_loop(lambda c: c.status == FitStatus.RUNNING, body, carry)
-    if cfg.progress:
-        last = jnp.maximum(c.epoch - 1, 0)
-        jax.debug.callback(_bar_close, c.epoch, cfg.epochs, c.history.train_loss[last], c.history.eval_loss[last])
-    return FitResult(
-        params=c.best_params if cfg.early_stop else c.params,
-        best_params=c.best_params,
-        best_epoch=c.best_epoch,
-        best_loss=c.best_loss,
-        epochs=c.epoch,
-        steps=c.count,
-        status=c.status,
-        history=c.history,
-        state=FitState(c.direction_state, c.count, c.epoch, c.wait),
-    )
-
-
-_run_jit = jax.jit(_run, static_argnames=("cfg",))
 
 
 def _auto_mesh(mesh: Any) -> Any:
@@ -474,7 +186,7 @@ def _auto_mesh(mesh: Any) -> Any:
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
 
 
-def _place(cfg: _Config, params: Params, data: Any, eval_data: Any, key: PRNGKey) -> tuple:
+def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey) -> tuple:
     """Put the inputs on the mesh: parameters and key replicated, examples split."""
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
@@ -513,6 +225,9 @@ def fit(
     progress: bool = True,
     clip: Optional[ArrayLike] = None,
     l2: ArrayLike = 0.0,
+    checkpoint_every: Optional[int] = None,
+    checkpoint_path: Optional[str | os.PathLike] = None,
+    resume: Any = None,
     **unknown: Any,
 ) -> FitResult:
     """Train ``params`` on minibatches of ``data``, every epoch in one jit-compiled run.
@@ -589,6 +304,22 @@ def fit(
       clip: clip each minibatch gradient to this global 2-norm.
       l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to each minibatch
         loss; decoupled weight decay for ``adamw`` (as ``optax.adamw``).
+      checkpoint_every: save a checkpoint every this many epochs: the compiled
+        epoch loop runs in chunks of ``checkpoint_every`` epochs (one
+        compiled program for every chunk) and the :class:`FitResult` so far
+        (parameters, best parameters and loss, optimizer state, step count,
+        epoch, PRNG key, patience counter, history) is written to
+        ``checkpoint_path`` after each, atomically
+        (:func:`jaxgd.save_checkpoint`), and again at an early stop.
+      checkpoint_path: the checkpoint file. Alone (without
+        ``checkpoint_every``) the final result is written once at the end.
+      resume: continue a run instead of starting at ``params``: a checkpoint
+        path (written with ``checkpoint_path``) or a :class:`FitResult`. The
+        call must have the same ``method``, ``batch_size``, ``remainder``,
+        number of examples and ``key``; ``epochs`` may be larger (extending a
+        finished run). The result is bit for bit the one of a run that was
+        never interrupted. ``params`` still gives the structure, shapes and
+        dtypes the resumed state is checked against.
 
     Returns:
       A :class:`FitResult`: ``params``, ``best_params``, ``best_epoch``,
@@ -599,11 +330,21 @@ def fit(
     Raises:
       TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning
         a real scalar; a bad ``key``, ``remainder``, ``mesh`` or ``method``;
-        integer ``params``; an unknown keyword.
+        integer ``params``; a ``resume`` that is neither a ``FitResult`` nor
+        a path; an unknown keyword.
       ValueError: mismatched leading axes in ``data``/``eval_data``;
         ``batch_size`` <= 0 or > n; ``epochs`` < 1; ``patience`` < 1; ``lr``
         <= 0 or a line search; ``eval_fun``/``metric`` without ``eval_data``;
-        a ``data_axis`` not in the mesh or not dividing ``batch_size``.
+        a ``data_axis`` not in the mesh or not dividing ``batch_size``;
+        ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
+        ``resume`` checkpoint of another kind of run, method, batch size,
+        remainder, number of examples or key, or with more epochs run than
+        ``epochs``.
+      FileNotFoundError: a ``resume`` file that does not exist, or a
+        ``checkpoint_path`` whose directory does not exist.
+      jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
+      jaxgd.TreeMismatchError: a ``resume`` state whose structure, shapes or
+        dtypes differ from the state ``params`` and ``method`` start from.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxgd
@@ -644,6 +385,7 @@ def fit(
         raise TypeError(BAD_PROGRESS.format(progress=progress))
     _check_callable("eval_fun", eval_fun)
     _check_callable("metric", metric)
+    every, path, resume = _fit_resume.check_args(checkpoint_every, checkpoint_path, resume, (params, data, key))
     if eval_data is None:
         for name, fn in (("eval_fun", eval_fun), ("metric", metric)):
             if fn is not None:
@@ -681,7 +423,7 @@ def fit(
         if metric is not None:
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
 
-    cfg = _Config(
+    cfg = Config(
         n=n,
         batch_size=int(batch_size),
         n_batches=n_batches,
@@ -695,11 +437,19 @@ def fit(
         mesh=mesh,
         data_axis=data_axis,
         dtype=dtype,
+        key_impl=_key_impl(key),
     )
+    if cfg.key_impl is not None:
+        key = jax.random.key_data(key)
     if mesh is not None:
         params, data, eval_data, key = _place(cfg, params, data, eval_data, key)
     pat = None if patience is None else jnp.asarray(patience, jnp.int32)
-    result = _run_jit(solver, cfg, params, data, eval_data, key, pat)
+    if resume is None and path is None:
+        result = _fit_loop.run_jit(solver, cfg, params, data, eval_data, key, pat)
+    else:
+        result = _fit_resume.run(
+            solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path
+        )
     return _trim(result)
 
 

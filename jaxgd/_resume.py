@@ -16,7 +16,7 @@ uninterrupted loop on an H100 with jax 0.11.2, float32 and float64).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import numpy as np
@@ -26,13 +26,14 @@ from ._solver import Solver, SolverState
 from ._status import Result, Status, empty_history
 from ._types import Params
 
-BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer (steps between checkpoints), got checkpoint_every={value!r}"
+BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
 CHECKPOINT_NEEDS_PATH = "checkpoint_every={value!r} needs checkpoint_path= (the file to write)"
 CHECKPOINT_TRACED = (
     "checkpoint_path cannot be used while minimize runs under jax.jit or jax.vmap "
     "(x0 or args are tracers): checkpoint outside the transformation"
 )
-BAD_RESUME = "resume must be None, a jaxgd.Result or a checkpoint path (str or os.PathLike), got {kind}"
+BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got {kind}"
+RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
 RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r}, but this call has {name}={expected!r}"
 KIND = "jaxgd.minimize"
 
@@ -48,13 +49,14 @@ def _continue(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Ar
 
 
 # -- host-side checks (before anything compiles) ------------------------------------
-def check_checkpoint_args(every: Any, path: Any) -> tuple[Optional[int], Optional[str]]:
-    """Validate ``checkpoint_every`` and ``checkpoint_path``; return them normalised."""
+def check_checkpoint_args(every: Any, path: Any, *, unit: str = "steps") -> tuple[Optional[int], Optional[str]]:
+    """Validate ``checkpoint_every`` (counted in ``unit``) and ``checkpoint_path``;
+    return them normalised."""
     if every is not None:
         if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)):
-            raise TypeError(BAD_CHECKPOINT_EVERY.format(value=every))
+            raise TypeError(BAD_CHECKPOINT_EVERY.format(unit=unit, value=every))
         if every <= 0:
-            raise ValueError(BAD_CHECKPOINT_EVERY.format(value=every))
+            raise ValueError(BAD_CHECKPOINT_EVERY.format(unit=unit, value=every))
         if path is None:
             raise ValueError(CHECKPOINT_NEEDS_PATH.format(value=every))
         every = int(every)
@@ -63,13 +65,25 @@ def check_checkpoint_args(every: Any, path: Any) -> tuple[Optional[int], Optiona
     return every, path
 
 
-def check_resume(resume: Any) -> Any:
-    """Validate ``resume``'s kind (a Result or an existing file)."""
-    if resume is None or isinstance(resume, Result):
+def check_resume(resume: Any, result_type: type = Result, result_name: str = "jaxgd.Result") -> Any:
+    """Validate ``resume``'s kind (a ``result_type`` or an existing file)."""
+    if resume is None or isinstance(resume, result_type):
         return resume
     if isinstance(resume, (str, os.PathLike)):
         return _checkpoint.check_path("resume", resume, must_exist=True)
-    raise TypeError(BAD_RESUME.format(kind=type(resume).__name__))
+    raise TypeError(BAD_RESUME.format(result=result_name, kind=type(resume).__name__))
+
+
+def check_metadata(path: str, meta: dict, kind: str, expected: Sequence[tuple[str, str, Any]]) -> None:
+    """Refuse a checkpoint written by another kind of run, or with other
+    settings: ``expected`` holds ``(argument name, metadata key, this call's value)``."""
+    found = meta.get("kind", kind)
+    if found != kind:
+        raise ValueError(RESUME_KIND.format(path=path, found=found, expected=kind))
+    for name, key, value in expected:
+        got = meta.get(key, value)
+        if got != value:
+            raise ValueError(RESUME_DIFFERS.format(path=path, name=name, found=got, expected=value))
 
 
 def check_concrete(path: Optional[str], inputs: Any) -> None:
@@ -100,7 +114,7 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
     against ``x0`` and against the state ``solver`` builds."""
     if isinstance(resume, Result):
         if not isinstance(resume.state, SolverState):
-            raise TypeError(BAD_RESUME.format(kind=f"a Result whose state is a {type(resume.state).__name__}"))
+            raise TypeError(BAD_RESUME.format(result="jaxgd.Result", kind=f"a Result whose state is a {type(resume.state).__name__}"))
         _checkpoint.compare(
             _checkpoint.describe(params), _checkpoint.describe(resume.state.params, what="resume"),
             what="resume.state.params", expected_name="x0",
@@ -108,11 +122,7 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
         solver.check_resumable(resume, *args, name="resume")
         return resume
     info = _checkpoint.checkpoint_info(resume)
-    meta = info["metadata"]
-    for name, key, expected in (("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)):
-        found = meta.get(key, expected)
-        if found != expected:
-            raise ValueError(RESUME_DIFFERS.format(path=resume, name=name, found=found, expected=expected))
+    check_metadata(resume, info["metadata"], KIND, [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)])
     # The file's history buffer may be longer or shorter (another max_steps):
     # load it as it is, Solver.resume pads or cuts it.
     shapes = [e["shape"] for e in info["leaves"] if e["path"] == ".history.loss"]

@@ -3,7 +3,7 @@
 Run with ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (set by the
 test) so that the CPU backend exposes four devices. Prints one summary line
 and exits non-zero on a mismatch. The reference is the same ``fit`` call
-without a mesh.
+without a mesh; for the resumed sharded run, the uninterrupted sharded run.
 """
 
 import glob
@@ -13,7 +13,7 @@ import tempfile
 
 # Dump the optimised HLO so that the check can see XLA's all-reduce.
 _DUMP = tempfile.mkdtemp(prefix="jaxgd_hlo_")
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={_DUMP} --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*_run.*"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={_DUMP} --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*jit_run.*"
 
 import jax  # noqa: E402
 
@@ -48,11 +48,19 @@ def main() -> int:
         if np.issubdtype(np.asarray(a).dtype, np.floating)
     )
     replicated = all(v.sharding.is_fully_replicated for v in jax.tree_util.tree_leaves(sharded.params))
+    # Checkpointed every epoch, killed after the first and resumed from the file: bit for bit.
+    path = os.path.join(tempfile.mkdtemp(), "fit.ckpt")
+    fit(loss, params, data, mesh=mesh, checkpoint_path=path, **{**kw, "epochs": 1})
+    resumed = fit(loss, params, data, mesh=mesh, resume=path, checkpoint_every=1, checkpoint_path=path, **kw)
+    same = all(
+        np.asarray(a).tobytes() == np.asarray(b).tobytes()
+        for a, b in zip(jax.tree_util.tree_leaves(sharded), jax.tree_util.tree_leaves(resumed))
+    )
     # The compiled run must contain XLA's gradient all-reduce (the batch really is split).
-    dumps = glob.glob(os.path.join(_DUMP, "*jit__run*after_optimizations.txt"))
+    dumps = glob.glob(os.path.join(_DUMP, "*jit_run*after_optimizations.txt"))
     all_reduce = any("all-reduce" in open(f).read() for f in dumps)
-    print(f"devices={len(devices)} max_abs_err={err:.3e} replicated={replicated} all-reduce={all_reduce}")
-    return 0 if (len(devices) == 4 and err < 1e-10 and replicated and all_reduce) else 1
+    print(f"devices={len(devices)} max_abs_err={err:.3e} replicated={replicated} all-reduce={all_reduce} resumed-bitwise={same}")
+    return 0 if (len(devices) == 4 and err < 1e-10 and replicated and all_reduce and same) else 1
 
 
 if __name__ == "__main__":

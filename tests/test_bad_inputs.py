@@ -84,6 +84,34 @@ class Ctx:
         self.result_shape4 = self._abstract("gd", np.zeros(4))
         self.result_adam = self._abstract("adam", np.zeros(3))
         self.result_gd = self._abstract("gd", np.zeros(3))
+        self.fit_result = self._fit_abstract(np.zeros(3))
+        self.fit_result4 = self._fit_abstract(np.zeros(4), fun=lambda p, b: jnp.sum(p * p) + jnp.mean(b["y"]))
+        self.fit_good = self._fit_ckpt("fit.ckpt", self.fit_result)
+        self.fit_batch4 = self._fit_ckpt("fit_batch4.ckpt", self.fit_result, batch_size=4)
+        self.fit_shape4 = self._fit_ckpt("fit_shape4.ckpt", self.fit_result4)
+        other_key = self.fit_result._replace(state=self.fit_result.state._replace(key=np.array([0, 1], np.uint32)))
+        self.fit_other_key = self._fit_ckpt("fit_key.ckpt", other_key)
+        self.fit_epoch5 = self._fit_ckpt("fit_epoch5.ckpt", self.fit_result._replace(epochs=np.int32(5)))
+
+    def F(self, **kw: Any) -> Any:
+        """``fit`` on the context's loss, start point and data, with ``kw`` changed."""
+        kw = {"batch_size": 2, "epochs": 3, "key": self.key, "method": "gd", "lr": 0.1, "progress": False, **kw}
+        return jaxgd.fit(kw.pop("fun", self.fl), kw.pop("params", self.x0), self.data, **kw)
+
+    def _fit_abstract(self, x0: np.ndarray, **kw: Any) -> jaxgd.FitResult:
+        """fit's result for ``x0``, by ``jax.eval_shape`` (nothing compiled)."""
+        traces = self.traces
+        out = jax.eval_shape(lambda p: self.F(params=p, **kw), x0)
+        self.traces = traces
+        return out
+
+    def _fit_ckpt(self, name: str, result: Any, **meta: Any) -> Path:
+        """A fit checkpoint (all zeros unless ``result`` holds values), written without compiling."""
+        res = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s, result)
+        res = res._replace(state=res.state._replace(key=np.asarray(self.key) if name != "fit_key.ckpt" else res.state.key))
+        meta = {"kind": "jaxgd.fit", "method": "gd", "batch_size": 2, "examples": 10, "remainder": "drop", **meta}
+        save_checkpoint(self.dir / name, res, metadata=meta)
+        return self.dir / name
 
     def _abstract(self, method: str, x0: np.ndarray, history: Any = True) -> jaxgd.Result:
         solver = jaxgd.Solver(lambda x: jnp.sum(x * x), method, 0.1, max_steps=5, history=history)
@@ -293,6 +321,20 @@ ROWS: list[Row] = [
     R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),
     R("fit", "lr", "jaxgd.linesearch.Backtracking()", ValueError, "is a step-size rule that needs exact loss evaluation", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=c.key, lr=jaxgd.linesearch.Backtracking())),
     R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
+    # -- fit: checkpoints and resume ---------------------------------------------------------------
+    R("fit", "checkpoint_every", "0", ValueError, "checkpoint_every must be None or a positive integer (epochs between checkpoints)", lambda c: c.F(checkpoint_every=0, checkpoint_path=c.dir / "f.ckpt")),
+    R("fit", "checkpoint_every", "2 without checkpoint_path", ValueError, "checkpoint_every=2 needs checkpoint_path=", lambda c: c.F(checkpoint_every=2)),
+    R("fit", "checkpoint_path", "in a missing directory", FileNotFoundError, "checkpoint_path: directory", lambda c: c.F(checkpoint_path=c.no_dir)),
+    R("fit", "resume", "3", TypeError, "resume must be None, a jaxgd.FitResult or a checkpoint path", lambda c: c.F(resume=3)),
+    R("fit", "resume", "a jaxgd.Result (from minimize)", TypeError, "resume must be None, a jaxgd.FitResult or a checkpoint path", lambda c: c.F(resume=c.result_gd)),
+    R("fit", "resume", "a missing file", FileNotFoundError, "resume: no checkpoint file", lambda c: c.F(resume=c.missing)),
+    R("fit", "resume", "a minimize checkpoint", ValueError, "is a jaxgd.minimize checkpoint, not a jaxgd.fit one", lambda c: c.F(resume=c.good), True),
+    R("fit", "resume", "a checkpoint written with batch_size=4", ValueError, "was written with batch_size=4, but this call has batch_size=2", lambda c: c.F(resume=c.fit_batch4), True),
+    R("fit", "resume", "a checkpoint of params with shape (4,)", TreeMismatchError, "leaf .params: expected shape (3,) dtype float64, found shape (4,) dtype float64", lambda c: c.F(resume=c.fit_shape4), True),
+    R("fit", "resume", "a checkpoint written with another key", ValueError, "was written with key data [0, 1], but this call's key has key data [0, 0]", lambda c: c.F(resume=c.fit_other_key), True),
+    R("fit", "resume", "a checkpoint 5 epochs in (call: epochs=3)", ValueError, "has already run 5 epochs, more than this call's epochs=3", lambda c: c.F(resume=c.fit_epoch5), True),
+    R("fit", "resume", "a FitResult of params with shape (4,)", TreeMismatchError, "resume: leaves differ from the state this fit call starts from", lambda c: c.F(resume=c.fit_result4), True),
+    R("minimize", "resume", "a fit checkpoint", ValueError, "is a jaxgd.fit checkpoint, not a jaxgd.minimize one", lambda c: M(c, resume=c.fit_good), True),
 ]
 
 

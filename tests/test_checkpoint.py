@@ -24,6 +24,7 @@ import pytest
 
 import jaxgd
 from jaxgd import _checkpoint
+from conftest import Crash, assert_bitwise
 from jaxgd._checkpoint import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
 
 # One problem, written once, run here and in a fresh process (exec'd there).
@@ -54,42 +55,6 @@ CASES = {
     "gd-jaxgd-schedule-l1": dict(method="gd", lr=jaxgd.schedules.step_decay(0.02, 9, 0.5), l1=0.01),
     "adam-optax-schedule-history2": dict(method="adam", lr=optax.exponential_decay(0.05, 7, 0.5), history=2),
 }
-
-
-def assert_bitwise(a: Any, b: Any) -> None:
-    """Same structure, dtypes and bits in every leaf (NaN == NaN)."""
-    la, ta = jax.tree_util.tree_flatten_with_path(a)
-    lb, tb = jax.tree_util.tree_flatten_with_path(b)
-    assert ta == tb
-    for (path, x), (_, y) in zip(la, lb):
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape, jax.tree_util.keystr(path)
-        assert x.tobytes() == y.tobytes(), f"{jax.tree_util.keystr(path)}: {x} != {y}"
-
-
-class Crash(Exception):
-    """Stands in for the process dying right after a checkpoint was written."""
-
-
-@pytest.fixture
-def crash_after(monkeypatch: pytest.MonkeyPatch):
-    """``crash_after(n)``: the n-th checkpoint write succeeds, then the run dies."""
-    calls = {"n": 0}
-
-    def arm(n: int) -> dict:
-        real = _checkpoint.save_checkpoint
-
-        def save(*a: Any, **k: Any) -> str:
-            out = real(*a, **k)
-            calls["n"] += 1
-            if calls["n"] == n:
-                raise Crash
-            return out
-
-        monkeypatch.setattr(_checkpoint, "save_checkpoint", save)
-        return calls
-
-    return arm
 
 
 # -- resume: bit for bit ---------------------------------------------------------

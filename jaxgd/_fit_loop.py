@@ -1,0 +1,372 @@
+"""The compiled epoch loop of :func:`jaxgd.fit`, and the types it returns.
+
+The loop's carry is the :class:`FitResult` itself: ``start`` builds the one
+for epoch 0, ``loop`` runs epochs (up to an optional, traced ``stop``) inside
+one ``lax.while_loop``, and ``run`` is both under one ``jax.jit``. Each epoch
+shuffles with ``jax.random.permutation(fold_in(key, epoch), n)``, reshapes the
+permuted indices to ``(n_batches, batch_size)`` and ``lax.scan``-s over the
+batches, then evaluates, tracks the best parameters and writes one history
+row. Since the carry is a complete resume point and the epoch body is the
+same compiled computation however the epochs are split into calls, a run
+split into chunks (checkpointed between them) is bit for bit the run in one
+piece.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _tree
+from ._solver import Solver, clip_by_global_norm
+from ._types import Params, PyTree
+
+class FitStatus(enum.IntEnum):
+    """Why :func:`fit` stopped (an ``int32`` inside the compiled run)."""
+
+    RUNNING = 0
+    EPOCHS = 1
+    PATIENCE = 2
+    NONFINITE = 3
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @property
+    def success(self) -> bool:
+        return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
+
+
+_MESSAGES = {
+    FitStatus.RUNNING: "Still running.",
+    FitStatus.EPOCHS: "Completed: all epochs ran.",
+    FitStatus.PATIENCE: (
+        "Stopped early: the monitored loss did not improve for `patience` epochs; "
+        "params are the best ones."
+    ),
+    FitStatus.NONFINITE: (
+        "Stopped: a minibatch loss, gradient or update was NaN or Inf; params are the last "
+        "ones whose minibatch loss and gradient were finite (the best ones with patience)."
+    ),
+}
+
+
+class FitHistory(NamedTuple):
+    """One row per epoch run (trimmed on the host; NaN where not recorded).
+
+    Attributes:
+      train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
+        the parameters before its step (the running training loss; penalties
+        not included).
+      eval_loss: ``eval_fun(params, eval_data)`` after the epoch.
+      metric: ``metric(params, eval_data)`` after the epoch.
+      lr: the step size of the epoch's last step.
+    """
+
+    train_loss: jax.Array
+    eval_loss: jax.Array
+    metric: jax.Array
+    lr: jax.Array
+
+
+class FitState(NamedTuple):
+    """What the run carries from epoch to epoch besides the best-so-far and the
+    history; with them (a :class:`FitResult`) it is a complete resume point.
+
+    Attributes:
+      params: the last iterate (``FitResult.params`` is the best one under
+        ``patience``).
+      prev: the iterate before the last step taken, where a step that meets a
+        NaN/Inf loss or gradient rolls back to.
+      direction_state: the direction's (optimizer's) state.
+      count: optimizer steps taken (the position schedules see).
+      epoch: epochs run.
+      wait: epochs since the monitored loss last improved.
+      key: the run's PRNG key as its raw ``uint32`` key data (epoch ``e``
+        shuffles with ``fold_in(key, e)``), so that every leaf of a
+        ``FitResult`` converts to a NumPy array.
+    """
+
+    params: Params
+    prev: Params
+    direction_state: PyTree
+    count: jax.Array
+    epoch: jax.Array
+    wait: jax.Array
+    key: jax.Array
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns (a pytree).
+
+    Attributes:
+      params: the final parameters; with ``patience``, the best ones (restored).
+      best_params: the parameters after the epoch with the lowest monitored
+        loss (eval loss with ``eval_data``, else the training loss).
+      best_epoch: that epoch, counted from 1 (0: no epoch had a finite loss).
+      best_loss: the monitored loss at ``best_params``.
+      epochs: the number of epochs run.
+      steps: the number of optimizer steps taken.
+      status: a :class:`FitStatus` code (``status_enum`` on the host).
+      history: a :class:`FitHistory`, one row per epoch run.
+      state: the final :class:`FitState`. A ``FitResult`` is everything a
+        run needs to go on: ``fit(..., resume=result)`` continues it bit for
+        bit, and it is what ``checkpoint_path`` files hold.
+    """
+
+    params: Params
+    best_params: Params
+    best_epoch: jax.Array
+    best_loss: jax.Array
+    epochs: jax.Array
+    steps: jax.Array
+    status: jax.Array
+    history: FitHistory
+    state: FitState
+
+    @property
+    def status_enum(self) -> FitStatus:
+        return FitStatus(int(np.asarray(self.status)))
+
+    @property
+    def success(self) -> bool:
+        """True when the run ended by completing its epochs or by early stopping."""
+        return self.status_enum.success
+
+    @property
+    def message(self) -> str:
+        return self.status_enum.message
+
+    def __repr__(self) -> str:
+        try:
+            return (
+                f"FitResult(status={self.status_enum!r}, epochs={int(self.epochs)}, "
+                f"steps={int(self.steps)}, best_epoch={int(self.best_epoch)}, "
+                f"best_loss={float(self.best_loss):.6g})"
+            )
+        except Exception:  # traced
+            return f"FitResult(params={self.params!r}, status={self.status!r})"
+
+
+class Config(NamedTuple):
+    """The static shape of a run: changing any of these recompiles."""
+
+    n: int
+    batch_size: int
+    n_batches: int
+    epochs: int
+    mask: bool
+    eval_fun: Optional[Callable]
+    eval_weights: int  # > 0: call eval_fun(params, eval_data, ones(eval_weights))
+    metric: Optional[Callable]
+    early_stop: bool
+    progress: bool
+    mesh: Any
+    data_axis: str
+    dtype: str
+    key_impl: Optional[str]  # a typed key's implementation; None: a raw uint32 key
+
+
+
+
+# -- the progress bar (host side) -------------------------------------------
+_BAR: Any = None
+
+
+def _bar_update(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+    """Host side: advance the epoch progress bar and show the losses."""
+    global _BAR
+    from tqdm.auto import tqdm
+
+    if _BAR is None:
+        _BAR = tqdm(total=int(total), desc="jaxgd.fit", unit="epoch", leave=True, dynamic_ncols=True)
+    shown = {"loss": f"{float(train):.5g}"}
+    if np.isfinite(ev):
+        shown["eval"] = f"{float(ev):.5g}"
+    _BAR.set_postfix(shown, refresh=False)
+    _BAR.update(max(0, int(epoch) - _BAR.n))
+
+
+def _bar_close(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+    global _BAR
+    _bar_update(epoch, total, train, ev)
+    _BAR.close()
+    _BAR = None
+
+
+def _last_row(cfg: Config, r: FitResult) -> tuple:
+    last = jnp.maximum(r.epochs - 1, 0)
+    return r.epochs, cfg.epochs, r.history.train_loss[last], r.history.eval_loss[last]
+
+
+def close_progress(cfg: Config, result: FitResult) -> None:
+    """Close the progress bar from the host (after a run split into chunks)."""
+    if cfg.progress:
+        _bar_close(*(np.asarray(x) for x in _last_row(cfg, result)))
+
+
+# -- the compiled run ------------------------------------------------------
+def _constrain(tree: Any, cfg: Config, spec: Any) -> Any:
+    if cfg.mesh is None:
+        return tree
+    from jax.sharding import NamedSharding
+
+    return lax.with_sharding_constraint(tree, NamedSharding(cfg.mesh, spec))
+
+
+def _pack(
+    cfg: Config, state: FitState, status: jax.Array, best_params: Params, best_loss: jax.Array,
+    best_epoch: jax.Array, history: FitHistory,
+) -> FitResult:
+    return FitResult(
+        params=best_params if cfg.early_stop else state.params,
+        best_params=best_params,
+        best_epoch=best_epoch,
+        best_loss=best_loss,
+        epochs=state.epoch,
+        steps=state.count,
+        status=status,
+        history=history,
+        state=state,
+    )
+
+
+def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitResult:
+    """The carry before the first epoch (a history buffer of ``cfg.epochs`` rows);
+    ``key`` is the key data (``jax.random.key_data`` of a typed key)."""
+    from jax.sharding import PartitionSpec as P
+
+    params = _constrain(params, cfg, P())
+    dtype = jnp.dtype(cfg.dtype)
+    nan = jnp.full((cfg.epochs,), jnp.nan, dtype)
+    zero = jnp.asarray(0, jnp.int32)
+    state = FitState(params, params, solver.direction.init(params), zero, zero, zero, key)
+    return _pack(
+        cfg, state, jnp.asarray(FitStatus.RUNNING, jnp.int32), params, jnp.full((), jnp.inf, dtype), zero,
+        FitHistory(nan, nan, nan, nan),
+    )
+
+
+def loop(
+    solver: Solver, cfg: Config, result: FitResult, data: Any, eval_data: Any, patience: Any,
+    stop: Optional[jax.Array] = None,
+) -> FitResult:
+    """Run epochs from ``result`` until the run stops or ``stop`` epochs have run.
+
+    A result that stopped only because its epochs ran out (``EPOCHS``) goes
+    on when ``cfg.epochs`` is larger: that is how a finished run is extended.
+    """
+    from jax.sharding import PartitionSpec as P
+
+    n, b, nb = cfg.n, cfg.batch_size, cfg.n_batches
+    dtype = jnp.dtype(cfg.dtype)
+    direction, rule = solver.direction, solver.rule
+    penalty = solver.l2 is not None and not direction.decoupled_l2
+    replicated, by_example = P(), P(cfg.data_axis)
+
+    def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
+        loss = jnp.asarray(solver.fun(p, batch) if w is None else solver.fun(p, batch, w))
+        total = loss + (0.5 * solver.l2 * _tree.sq_norm(p)).astype(loss.dtype) if penalty else loss
+        return total, loss
+
+    def step(carry: tuple, xs: Any) -> tuple[tuple, jax.Array]:
+        p, prev, dstate, count, bad = carry
+        idx, w = xs if cfg.mask else (xs, None)
+        batch = _constrain(_tree.tmap(lambda x: x[idx], data), cfg, by_example)
+        w = None if w is None else _constrain(w, cfg, by_example)
+        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(p, batch, w)
+        g = grad if solver.clip is None else clip_by_global_norm(grad, solver.clip)
+        value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
+        d, new_dstate = direction.update(g, dstate, p, value=total, value_fn=value_fn)
+        if solver.l2 is not None and direction.decoupled_l2:
+            d = _tree.add_scaled(d, -solver.l2, p)
+        new = _tree.add_scaled(p, rule.lr(count), _tree.cast_like(d, p))
+        # A non-finite loss or gradient at p: step back to prev, whose were finite.
+        finite_here = jnp.isfinite(total) & _tree.all_finite(grad)
+        ok = ~bad & finite_here & _tree.all_finite(new)
+        back = ~bad & ~finite_here & (count > 0)
+        p, prev = _tree.where(ok, new, _tree.where(back, prev, p)), _tree.where(ok, p, prev)
+        p = _constrain(p, cfg, replicated)
+        dstate = _tree.where(ok, new_dstate, dstate)
+        count = count + ok.astype(count.dtype) - back.astype(count.dtype)
+        return (p, prev, dstate, count, bad | ~ok), loss.astype(dtype)
+
+    if cfg.mask:
+        weights = (jnp.arange(nb * b) < n).astype(dtype).reshape(nb, b)
+        counts = weights.sum(axis=1)
+
+    def evaluate(p: Params) -> tuple[jax.Array, jax.Array]:
+        nan = jnp.full((), jnp.nan, dtype)
+        if cfg.eval_fun is None:
+            return nan, nan
+        if cfg.eval_weights:
+            ev = cfg.eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
+        else:
+            ev = cfg.eval_fun(p, eval_data)
+        m = nan if cfg.metric is None else jnp.asarray(cfg.metric(p, eval_data)).astype(dtype)
+        return jnp.asarray(ev).astype(dtype), m
+
+    def body(r: FitResult) -> FitResult:
+        c = r.state
+        key = c.key if cfg.key_impl is None else jax.random.wrap_key_data(c.key, impl=cfg.key_impl)
+        perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), n)
+        idx = (jnp.concatenate([perm, perm[: nb * b - n]]) if cfg.mask else perm[: nb * b]).reshape(nb, b)
+        xs = (idx, weights) if cfg.mask else idx
+        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False))
+        (p, prev, dstate, count, bad), losses = lax.scan(step, init, xs)
+        train = jnp.sum(losses * counts) / n if cfg.mask else jnp.mean(losses)
+        ev, m = evaluate(p)
+        monitored = ev if cfg.eval_fun is not None else train
+        improved = monitored < r.best_loss  # False for NaN
+        epoch = c.epoch + 1
+        wait = jnp.where(improved, 0, c.wait + 1)
+        status = jnp.where(epoch >= cfg.epochs, FitStatus.EPOCHS, FitStatus.RUNNING)
+        if cfg.early_stop:
+            status = jnp.where(wait >= patience, FitStatus.PATIENCE, status)
+        status = jnp.where(bad, FitStatus.NONFINITE, status).astype(jnp.int32)
+        lr = jnp.asarray(rule.lr(jnp.maximum(count - 1, 0))).astype(dtype)
+        h, row = r.history, c.epoch
+        history = FitHistory(
+            h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
+        )
+        if cfg.progress:
+            jax.debug.callback(_bar_update, epoch, cfg.epochs, train, ev)
+        return _pack(
+            cfg,
+            FitState(p, prev, dstate, count, epoch, wait, c.key),
+            status,
+            best_params=_tree.where(improved, p, r.best_params),
+            best_loss=jnp.where(improved, monitored, r.best_loss),
+            best_epoch=jnp.where(improved, epoch, r.best_epoch),
+            history=history,
+        )
+
+    more = (result.status == FitStatus.EPOCHS) & (result.epochs < cfg.epochs)
+    result = result._replace(status=jnp.where(more, FitStatus.RUNNING, result.status).astype(jnp.int32))
+
+    def cond(c: FitResult) -> jax.Array:
+        going = c.status == FitStatus.RUNNING
+        return going if stop is None else going & (c.epochs < stop)
+
+    return lax.while_loop(cond, body, result)
+
+
+def run(
+    solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any
+) -> FitResult:
+    """A whole run: ``start``, then ``loop`` to the end."""
+    result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience)
+    if cfg.progress:
+        jax.debug.callback(_bar_close, *_last_row(cfg, result))
+    return result
+
+
+run_jit = jax.jit(run, static_argnames=("cfg",))
+start_jit = jax.jit(start, static_argnames=("cfg",))
+loop_jit = jax.jit(loop, static_argnames=("cfg",))

@@ -1,0 +1,159 @@
+"""Checkpointed and resumed runs of :func:`jaxgd.fit`.
+
+A plain ``fit`` call is one ``jax.jit`` of the whole epoch loop. With
+``checkpoint_path`` (and ``checkpoint_every`` epochs) or ``resume`` it runs
+the same loop in chunks instead: the start (or the :class:`jaxgd.FitResult`
+to resume from) once, then ``_fit_loop.loop(result, stop=e)`` under one
+cached jit whose ``stop`` is traced (so every chunk re-uses one compiled
+program), writing the ``FitResult`` so far with
+:func:`jaxgd.save_checkpoint` after each chunk, from the host. The
+``FitResult`` is the loop's whole carry: parameters (last, previous and
+best), optimizer state, step count (hence schedule position), epoch, PRNG
+key, best loss and epoch, patience counter, status and history. A chunk
+boundary only moves that carry out of and back into ``lax.while_loop``, so a
+resumed run is bit for bit the uninterrupted one (tests/test_fit_resume.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checkpoint, _fit_loop, _resume, _tree
+from ._fit_loop import Config, FitHistory, FitResult, FitState, FitStatus
+from ._solver import Solver
+from ._types import Params
+
+KIND = "jaxgd.fit"
+BAD_STATE = "resume must be a jaxgd.FitResult from fit, got a FitResult whose state is a {kind}"
+KEY_DIFFERS = (
+    "resume: the {source} was written with key data {found}, but this call's key has key data {expected}; "
+    "a resumed run must shuffle the same way: pass the original key"
+)
+TOO_MANY_EPOCHS = "resume: the {source} has already run {done} epochs, more than this call's epochs={epochs}"
+
+
+def check_args(every: Any, path: Any, resume: Any, inputs: Any) -> tuple[Optional[int], Optional[str], Any]:
+    """Validate ``checkpoint_every`` (in epochs), ``checkpoint_path`` and
+    ``resume`` on the host; return them normalised."""
+    every, path = _resume.check_checkpoint_args(every, path, unit="epochs")
+    resume = _resume.check_resume(resume, FitResult, "jaxgd.FitResult")
+    _resume.check_concrete(path, inputs)
+    return every, path, resume
+
+
+def _settings(solver: Solver, cfg: Config) -> list[tuple[str, str, Any]]:
+    """What must match for a checkpoint to continue this call's run."""
+    return [
+        ("method", "method", solver.direction.name),
+        ("batch_size", "batch_size", cfg.batch_size),
+        ("data (number of examples)", "examples", cfg.n),
+        ("remainder", "remainder", "mask" if cfg.mask else "drop"),
+    ]
+
+
+def _metadata(solver: Solver, cfg: Config, result: FitResult) -> dict:
+    meta = {key: value for _, key, value in _settings(solver, cfg)}
+    return {
+        "kind": KIND,
+        **meta,
+        "epochs": int(result.epochs),
+        "steps": int(result.steps),
+        "status": FitStatus(int(result.status)).name,
+    }
+
+
+def _template(solver: Solver, cfg: Config, params: Params, key: jax.Array, rows: int) -> FitResult:
+    """The abstract FitResult this call starts from, with ``rows`` history rows."""
+    return jax.eval_shape(functools.partial(_fit_loop.start, solver, cfg._replace(epochs=rows)), params, key)
+
+
+def _rows(shape: Any, default: int) -> int:
+    return int(shape[0]) if len(shape) == 1 else default
+
+
+def _resize(cfg: Config, result: FitResult, source: str) -> FitResult:
+    """Pad (NaN) or cut the history to ``cfg.epochs`` rows, so every chunk
+    has the same shapes; refuse a run that is already past ``cfg.epochs``."""
+    if _tree.is_concrete(result.epochs) and int(result.epochs) > cfg.epochs:
+        raise ValueError(TOO_MANY_EPOCHS.format(source=source, done=int(result.epochs), epochs=cfg.epochs))
+
+    def fit_rows(h: jax.Array) -> jax.Array:
+        rows = h.shape[0]
+        if rows >= cfg.epochs:
+            return h[: cfg.epochs]
+        return jnp.concatenate([h, jnp.full((cfg.epochs - rows,), jnp.nan, h.dtype)])
+
+    return result._replace(history=FitHistory(*(fit_rows(h) for h in result.history)))
+
+
+def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume: Any) -> FitResult:
+    """The FitResult to continue from (given, or loaded from a file), checked
+    against the state this call would start from and against its key.
+
+    Raises:
+      TypeError: a FitResult whose state is not a FitState.
+      ValueError: a checkpoint of another kind of run, method, batch size,
+        number of examples or remainder; another key; more epochs run than
+        ``cfg.epochs``.
+      jaxgd.CheckpointError, jaxgd.TreeMismatchError: from loading.
+    """
+    if isinstance(resume, FitResult):
+        if not isinstance(resume.state, FitState):
+            raise TypeError(BAD_STATE.format(kind=type(resume.state).__name__))
+        like = _template(solver, cfg, params, key, _rows(np.shape(resume.history.train_loss), cfg.epochs))
+        _checkpoint.compare(
+            _checkpoint.describe(like), _checkpoint.describe(resume, what="resume"),
+            what="resume", expected_name="the state this fit call starts from",
+        )
+        source = "resume result"
+    else:
+        info = _checkpoint.checkpoint_info(resume)
+        _resume.check_metadata(resume, info["metadata"], KIND, _settings(solver, cfg))
+        # The file's history may be longer or shorter (another epochs=): load it as it is.
+        shapes = [e["shape"] for e in info["leaves"] if e["path"] == ".history.train_loss"]
+        like = _template(solver, cfg, params, key, _rows(shapes[0], cfg.epochs) if shapes else cfg.epochs)
+        source = f"checkpoint {resume!r}"
+        resume = _checkpoint.load(resume, like, name="resume")
+    if _tree.is_concrete((resume.state.key, key)):
+        found, expected = np.asarray(resume.state.key), np.asarray(key)
+        if not np.array_equal(found, expected):
+            raise ValueError(KEY_DIFFERS.format(source=source, found=found.tolist(), expected=expected.tolist()))
+    return _resize(cfg, resume, source)
+
+
+def run(
+    solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any, *,
+    resume: Any, every: Optional[int], path: Optional[str],
+) -> FitResult:
+    """Start (or restore), then run to the end: in one piece, or in chunks of
+    ``every`` epochs with a checkpoint written to ``path`` after each."""
+    if resume is None:
+        result = _fit_loop.start_jit(solver, cfg, params, key)
+    else:
+        result = restore(solver, cfg, params, key, resume)
+        if cfg.mesh is not None:
+            from jax.sharding import NamedSharding
+            from jax.sharding import PartitionSpec as P
+
+            result = jax.device_put(result, NamedSharding(cfg.mesh, P()))
+    if path is None:
+        result = _fit_loop.loop_jit(solver, cfg, result, data, eval_data, patience)
+        _fit_loop.close_progress(cfg, result)
+        return result
+    every = every or cfg.epochs
+    ran = False
+    while int(result.status) in (FitStatus.RUNNING, FitStatus.EPOCHS) and int(result.epochs) < cfg.epochs:
+        stop = np.asarray(min(int(result.epochs) + every, cfg.epochs), np.int32)
+        result = _fit_loop.loop_jit(solver, cfg, result, data, eval_data, patience, stop)
+        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, cfg, result))
+        ran = True
+    if ran:
+        _fit_loop.close_progress(cfg, result)
+    else:  # nothing left to do: still leave a checkpoint of where the run stands
+        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, cfg, result))
+    return result
