@@ -71,3 +71,18 @@ def test_history_and_progress_do_not_change_the_result(capsys: pytest.CaptureFix
     n = int(base.steps)
     assert variants["history=False"].history.loss.shape == (0,)
     assert bits(variants["history=3"].history) == bits(jax.tree_util.tree_map(lambda h: h[2 : (n // 3) * 3 : 3], base.history))
+
+
+def test_fit_progress_and_checkpoints_do_not_change_the_result(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    """jaxgd.fit: the same key gives the same bits with the progress bar on or off
+    and with checkpoints every epoch (the reference is the plain run)."""
+    rng = np.random.default_rng(9)
+    data = (rng.normal(size=(30, 4)), rng.normal(size=30))
+    fun = lambda p, b: loss(p, b[0], b[1])  # noqa: E731
+    kw = dict(batch_size=8, epochs=4, key=jax.random.key(1), method="rmsprop", lr=0.01, eval_data=data, patience=9)
+    base = jaxgd.fit(fun, X0, data, progress=False, **kw)
+    assert capsys.readouterr().err == ""
+    bar = jaxgd.fit(fun, X0, data, progress=True, **kw)
+    assert "jaxgd.fit" in capsys.readouterr().err
+    ckpt = jaxgd.fit(fun, X0, data, progress=False, checkpoint_every=1, checkpoint_path=tmp_path / "f", **kw)
+    assert bits(bar) == bits(base) and bits(ckpt) == bits(base)
