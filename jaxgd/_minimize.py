@@ -49,35 +49,22 @@ def _spec(tree: Any) -> tuple:
     return (treedef, tuple((np.shape(x), getattr(x, "dtype", type(x).__name__)) for x in leaves))
 
 
-def _on_host(leaf: Any) -> bool:
-    """True for NumPy/Python data and for arrays on CPU devices (np.asarray does not copy)."""
-    return not isinstance(leaf, jax.Array) or all(d.platform == "cpu" for d in leaf.devices())
-
-
-_device_all_finite = jax.jit(lambda x: jnp.isfinite(x).all())
-
-
 def _finite(leaf: Any) -> bool:
-    """Whether a concrete leaf is all finite, without copying accelerator arrays to the host.
+    """Whether a concrete leaf is all finite, checked on the host.
 
-    A ``jax.Array`` is immutable, so a verdict of "finite" is remembered for
-    the array object (a weak reference, the last 64): a repeated call with the
-    same ``x0`` skips the check (5-30 us a leaf here, benchmarks E).
+    An accelerator array is copied to the host for the check: a device-side
+    reduction would compile a small program (per shape) before the bad input
+    is reported, and validation compiles nothing. A ``jax.Array`` is
+    immutable, so a verdict of "finite" is remembered for the array object (a
+    weak reference, the last 64): a repeated call with the same ``x0`` skips
+    the check and the copy (5-30 us a leaf here, benchmarks E).
     """
     is_jax = isinstance(leaf, jax.Array)
     if is_jax:
         ref = _FINITE.get(id(leaf))
         if ref is not None and ref() is leaf:
             return True
-    if _on_host(leaf):
-        ok = bool(np.isfinite(np.asarray(leaf)).all())
-    else:
-        verdict = _device_all_finite(leaf)
-        if isinstance(verdict, jax.core.Tracer):
-            # Called while tracing an outer jit/vmap: the value is not
-            # available on the host, so the check is skipped (DESIGN.md).
-            return True
-        ok = bool(verdict)
+    ok = bool(np.isfinite(np.asarray(leaf)).all())
     if ok and is_jax:
         if len(_FINITE) >= 64:
             _FINITE.pop(next(iter(_FINITE)))
@@ -109,7 +96,8 @@ def as_params(x0: Any) -> Params:
         # Strongly typed, always: a weakly typed leaf (from a Python float)
         # would promote differently from the same leaf loaded from a checkpoint.
         # (device_put, not jnp.asarray, which compiles a small program per shape.)
-        arr = leaf if isinstance(leaf, jax.Array) else jax.device_put(np.asarray(leaf, dtype=arr_dtype))
+        host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=arr_dtype)
+        arr = leaf if host is None else jax.device_put(host)
         if getattr(arr, "weak_type", False):
             if isinstance(arr, jax.core.Tracer):
                 arr = jax.lax.convert_element_type(arr, arr.dtype)
@@ -117,7 +105,7 @@ def as_params(x0: Any) -> Params:
                 arr = jax.device_put(np.asarray(arr))
         if arr.size == 0:
             raise ValueError(EMPTY_X0.format(what=f"leaf {_path(path)} of shape {arr.shape}"))
-        if not isinstance(arr, jax.core.Tracer) and not _finite(leaf if isinstance(leaf, np.ndarray) else arr):
+        if not isinstance(arr, jax.core.Tracer) and not _finite(arr if host is None else host):
             raise ValueError(NONFINITE_X0.format(path=_path(path)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out)
