@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree
-from ._linesearch import check_count, check_nonneg, check_open_unit, check_positive, evaluate_finite, info
+from ._linesearch import check_count, check_finite, check_nonneg, check_open_unit, check_positive, evaluate_finite, info
 from ._stepsize import StepContext, StepInfo, Trial
 from ._types import ArrayLike, Grads, Params
 
@@ -141,7 +141,7 @@ class Polyak:
 
     def __init__(self, f_star: Optional[ArrayLike] = None, delta: ArrayLike = 1e-2, scale: ArrayLike = 1.0, max_step: ArrayLike = float("inf")) -> None:
         values = dict(
-            f_star=None if f_star is None else _tree.as_float_if_number(f_star),
+            f_star=None if f_star is None else check_finite("f_star", f_star),
             delta=check_positive("delta", delta),
             scale=check_positive("scale", scale),
             max_step=check_positive("max_step", max_step, allow_inf=True),

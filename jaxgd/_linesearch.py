@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from . import _tree
@@ -34,8 +35,10 @@ BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
 BAD_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
 BAD_NONNEG = "{name} must be >= 0 and finite, got {name}={value!r}"
 BAD_GREATER = "{name} must be > {bound}, got {name}={value!r}"
-BAD_COUNT = "{name} must be a positive integer, got {name}={value!r}"
+BAD_COUNT = "{name} must be {what}, got {name}={value!r}"
 BAD_C2 = "c2 must lie in (c1, 1), got c1={c1!r}, c2={c2!r}"
+BAD_NUMBER = "{name} must be a real number or a real scalar array, got {name}={value!r}"
+BAD_FINITE = "{name} must be None or a finite number, got {name}={value!r}"
 
 # A non-finite trial in a single-evaluation rule is retried this many times,
 # halving the step each time (``evaluate_finite``).
@@ -45,7 +48,18 @@ APPROX_EPS = 64
 
 
 # -- host-side checks (tracers pass unchecked) ---------------------------------
-def _concrete(value: Any) -> Optional[float]:
+def _concrete(value: Any, name: str = "value") -> Optional[float]:
+    """The value of a real number or scalar array as a float; None for a tracer.
+
+    Raises:
+      TypeError: a bool, string, None, complex or otherwise non-real value.
+    """
+    dtype = getattr(value, "dtype", None)
+    real = isinstance(value, (int, float, np.integer, np.floating)) or (
+        dtype is not None and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
+    )
+    if isinstance(value, (bool, np.bool_)) or not real:
+        raise TypeError(BAD_NUMBER.format(name=name, value=value))
     value = _tree.as_float_if_number(value)
     if isinstance(value, float):
         return value
@@ -54,29 +68,36 @@ def _concrete(value: Any) -> Optional[float]:
     return None
 
 
+def check_finite(name: str, value: ArrayLike) -> Any:
+    v = _concrete(value, name)
+    if v is not None and not math.isfinite(v):
+        raise ValueError(BAD_FINITE.format(name=name, value=value))
+    return _tree.as_float_if_number(value)
+
+
 def check_open_unit(name: str, value: ArrayLike) -> Any:
-    v = _concrete(value)
+    v = _concrete(value, name)
     if v is not None and not 0.0 < v < 1.0:
         raise ValueError(BAD_OPEN_UNIT.format(name=name, value=value))
     return _tree.as_float_if_number(value)
 
 
 def check_positive(name: str, value: ArrayLike, allow_inf: bool = False) -> Any:
-    v = _concrete(value)
+    v = _concrete(value, name)
     if v is not None and not (v > 0 and (allow_inf or math.isfinite(v))):
         raise ValueError(BAD_POSITIVE.format(name=name, value=value))
     return _tree.as_float_if_number(value)
 
 
 def check_greater(name: str, value: ArrayLike, bound: float) -> Any:
-    v = _concrete(value)
+    v = _concrete(value, name)
     if v is not None and not (v > bound and math.isfinite(v)):
         raise ValueError(BAD_GREATER.format(name=name, bound=bound, value=value))
     return _tree.as_float_if_number(value)
 
 
 def check_nonneg(name: str, value: ArrayLike) -> Any:
-    v = _concrete(value)
+    v = _concrete(value, name)
     if v is not None and not (v >= 0 and math.isfinite(v)):
         raise ValueError(BAD_NONNEG.format(name=name, value=value))
     return _tree.as_float_if_number(value)
@@ -87,7 +108,8 @@ def check_count(name: str, value: Any, minimum: int = 1) -> Any:
     if isinstance(value, jax.core.Tracer) or (hasattr(value, "dtype") and not _tree.is_concrete(value)):
         return value
     if isinstance(value, bool) or not float(value).is_integer() or int(value) < minimum:
-        raise ValueError(BAD_COUNT.format(name=name, value=value))
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(BAD_COUNT.format(name=name, what=what, value=value))
     return int(value)
 
 

@@ -21,6 +21,7 @@ from ._status import Result
 from ._types import Schedule
 
 MISSING = "jaxgd.plot needs matplotlib: pip install jaxgd[plot] (or pip install matplotlib)"
+BAD_RESULT = "result must be a jaxgd.Result, a jaxgd.FitResult or a 1-D array of losses, got a {kind}"
 
 
 def _matplotlib() -> tuple[Any, Any]:
@@ -70,7 +71,10 @@ def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, n
     if isinstance(result, Result):
         y = np.asarray(result.history.loss, dtype=float)
     else:
-        y = np.asarray(result, dtype=float)
+        try:
+            y = np.asarray(result, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(BAD_RESULT.format(kind=type(result).__name__)) from None
     if y.ndim != 1:
         raise ValueError(f"a loss curve needs one run's 1-D history, got shape {y.shape}")
     return "step", [("", np.arange(1, len(y) + 1) * every, y)]
@@ -97,10 +101,14 @@ def loss_curve(
 
     Raises:
       ImportError: matplotlib is not installed.
-      ValueError: the history is not one-dimensional (a vmapped result).
+      TypeError: ``result`` is not a result or an array of numbers.
+      ValueError: the history is not one-dimensional (a vmapped result);
+        ``every`` is not a positive integer.
     """
-    ax = _axes(ax)
+    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"every must be a positive integer (steps between history entries), got every={every!r}")
     xlabel, series = _series(result, every)
+    ax = _axes(ax)
     color = None
     for suffix, x, y in series:
         if len(series) == 1:
@@ -139,10 +147,15 @@ def compare(
 
     Raises:
       ImportError: matplotlib is not installed.
+      TypeError: ``results`` is not a mapping.
       ValueError: ``results`` is empty.
     """
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be a mapping {{label: result}}, got {type(results).__name__}")
     if not results:
         raise ValueError("compare needs at least one result, got results={}")
+    for result in results.values():  # every result checked before a figure is made
+        _series(result, every)
     ax = _axes(ax)
     for name, result in results.items():
         loss_curve(result, ax, label=name, every=every, logy=logy)
@@ -165,10 +178,13 @@ def schedule(sched: Schedule | float, steps: int, ax: Any = None, *, label: Opti
 
     Raises:
       ImportError: matplotlib is not installed.
+      TypeError: ``sched`` is neither callable nor a number.
       ValueError: ``steps`` < 1.
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps=}")
+    if not callable(sched) and (isinstance(sched, (bool, np.bool_)) or not isinstance(sched, (int, float, np.number))):
+        raise TypeError(f"sched must be a schedule (count -> lr) or a number, got sched={sched!r}")
     ax = _axes(ax)
     counts = np.arange(steps)
     if callable(sched):
@@ -199,9 +215,12 @@ def save(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
 
     Raises:
       ImportError: matplotlib is not installed.
+      TypeError: ``fig`` is neither a ``Figure`` nor an ``Axes``.
     """
-    _matplotlib()
     figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
+    if not hasattr(figure, "savefig"):
+        raise TypeError(f"fig must be a matplotlib Figure or Axes, got {type(fig).__name__}")
+    _matplotlib()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)

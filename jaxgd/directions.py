@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
+
 from ._directions import Direction as Direction
 from ._quasi_newton import BFGSState as BFGSState
 from ._quasi_newton import CGState as CGState
@@ -39,7 +41,12 @@ def bfgs(scale_init: bool = True) -> Direction:
 
     Returns:
       The ``"bfgs"`` :class:`Direction` (default step: strong Wolfe, ``c2=0.9``).
+
+    Raises:
+      TypeError: ``scale_init`` is not a bool.
     """
+    if not isinstance(scale_init, (bool, np.bool_)):
+        raise TypeError(f"scale_init must be a bool, got scale_init={scale_init!r}")
     return bfgs_direction(bool(scale_init))
 
 

@@ -305,9 +305,13 @@ def is_quadratic_norm_minimiser(x: ArrayLike, *, c: float = 10.0, rtol: float = 
 
     Raises:
         ValueError: ``c`` or ``rtol`` negative.
+        TypeError: ``x`` is not a real array.
     """
     _check_nonnegative(c=c, rtol=rtol)
-    x_np = np.asarray(x, dtype=np.float64).ravel()
+    try:
+        x_np = np.asarray(x, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(f"x must be a real array, got x={x!r}") from None
     return bool(abs(x_np @ x_np - c) <= rtol * c)
 
 
