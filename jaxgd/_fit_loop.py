@@ -291,7 +291,12 @@ def loop(
         finite_here = jnp.isfinite(total) & _tree.all_finite(grad)
         ok = ~bad & finite_here & _tree.all_finite(new)
         back = ~bad & ~finite_here & (count > 0)
-        p, prev = _tree.where(ok, new, _tree.where(back, prev, p)), _tree.where(ok, p, prev)
+        # prev first, then p from the new prev (equal to the old one whenever
+        # ``back``): p's select then reads the new prev rather than the old one,
+        # so XLA can update both in place without copying them every step
+        # (selecting both from the old pair is a swap, which needs copies).
+        prev = _tree.where(ok, p, prev)
+        p = _tree.where(ok, new, _tree.where(back, prev, p))
         p = _constrain(p, cfg, replicated)
         dstate = _tree.where(ok, new_dstate, dstate)
         count = count + ok.astype(count.dtype) - back.astype(count.dtype)
