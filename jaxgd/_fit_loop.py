@@ -288,8 +288,9 @@ def loop(
             d = _tree.add_scaled(d, -solver.l2, p)
         new = _tree.add_scaled(p, rule.lr(count), _tree.cast_like(d, p))
         # A non-finite loss or gradient at p: step back to prev, whose were finite.
-        finite_here = jnp.isfinite(total) & _tree.all_finite(grad)
-        ok = ~bad & finite_here & _tree.all_finite(new)
+        grad_finite, both_finite = _tree.all_finite_pair(grad, new)
+        finite_here = jnp.isfinite(total) & grad_finite
+        ok = ~bad & finite_here & both_finite
         back = ~bad & ~finite_here & (count > 0)
         # prev first, then p from the new prev (equal to the old one whenever
         # ``back``): p's select then reads the new prev rather than the old one,

@@ -75,6 +75,26 @@ def all_finite(a: PyTree) -> jax.Array:
     return jnp.stack(flags).all() if flags else jnp.asarray(True)
 
 
+def all_finite_pair(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
+    """``(all_finite(a), all_finite(a) & all_finite(b))`` from one reduction.
+
+    Every element maps to a float32 code (0 if finite; NaN for a non-finite
+    element of ``a``; +Inf for one of ``b``), the codes of all leaves are
+    concatenated and summed once: the sum is NaN exactly when ``a`` has a
+    non-finite element and 0 exactly when neither has (no -Inf is ever added,
+    so the order of the additions does not matter). The optimization barrier
+    keeps XLA from splitting the sum back into one reduction per leaf (on a
+    CPU each small kernel costs about as much as its work here).
+    """
+    f32 = jnp.float32
+    codes = [jnp.ravel(jnp.where(jnp.isfinite(x), f32(0), f32(np.nan))) for x in leaves(a)]
+    codes += [jnp.ravel(jnp.where(jnp.isfinite(x), f32(0), f32(np.inf))) for x in leaves(b)]
+    if not codes:
+        return jnp.asarray(True), jnp.asarray(True)
+    total = jnp.sum(jax.lax.optimization_barrier(jnp.concatenate(codes)))
+    return ~jnp.isnan(total), total == 0
+
+
 def cast_like(a: PyTree, like: PyTree) -> PyTree:
     """Cast each leaf of ``a`` to the dtype of the matching leaf of ``like``."""
     return tmap(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), a, like)
