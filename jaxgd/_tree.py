@@ -84,15 +84,25 @@ def all_finite_pair(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
     non-finite element and 0 exactly when neither has (no -Inf is ever added,
     so the order of the additions does not matter). The optimization barrier
     keeps XLA from splitting the sum back into one reduction per leaf (on a
-    CPU each small kernel costs about as much as its work here).
+    CPU each small kernel costs about as much as its work here). Leaves of
+    more than ``_FUSE_MAX`` elements are summed on their own instead: copying
+    a large leaf into the concatenation would cost more memory traffic than
+    the kernel it saves (a large model on an accelerator).
     """
     f32 = jnp.float32
     codes = [jnp.ravel(jnp.where(jnp.isfinite(x), f32(0), f32(np.nan))) for x in leaves(a)]
     codes += [jnp.ravel(jnp.where(jnp.isfinite(x), f32(0), f32(np.inf))) for x in leaves(b)]
     if not codes:
         return jnp.asarray(True), jnp.asarray(True)
-    total = jnp.sum(jax.lax.optimization_barrier(jnp.concatenate(codes)))
+    small = [c for c in codes if c.size <= _FUSE_MAX]
+    sums = [jnp.sum(c) for c in codes if c.size > _FUSE_MAX]
+    if small:
+        sums.append(jnp.sum(jax.lax.optimization_barrier(jnp.concatenate(small))))
+    total = sum(sums[1:], sums[0])
     return ~jnp.isnan(total), total == 0
+
+
+_FUSE_MAX = 1 << 16  # elements: larger leaves are checked by a reduction of their own
 
 
 def cast_like(a: PyTree, like: PyTree) -> PyTree:

@@ -293,3 +293,27 @@ def test_fit_result_is_a_pytree():
     assert all(hasattr(v, "dtype") for v in leaves)
     assert "FitResult(status=<FitStatus.EPOCHS" in repr(res)
     assert _fit.FitHistory._fields == ("train_loss", "eval_loss", "metric", "lr")
+
+
+def test_fused_finite_check_equals_numpy():
+    """Reference: np.isfinite over every leaf. _tree.all_finite_pair (the fit loop's one
+    fused check per step) must give the same two verdicts for NaN/Inf/-Inf anywhere,
+    in small (concatenated) and large (reduced alone) leaves, in several dtypes."""
+    from jaxgd import _tree
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        dtype = [np.float64, np.float32, jnp.bfloat16, np.float16][trial % 4]
+        shapes = [(int(rng.integers(1, 5)),), (70_000,) if trial % 5 == 0 else (3, 2), ()]
+        a = [rng.normal(size=s).astype(dtype) for s in shapes]
+        b = [rng.normal(size=s).astype(dtype) for s in shapes]
+        for tree in (a, b):
+            if rng.random() < 0.6:
+                i = int(rng.integers(len(tree)))
+                x = np.array(tree[i], ndmin=1).ravel()
+                x[rng.integers(x.size)] = rng.choice([np.nan, np.inf, -np.inf])
+                tree[i] = x.reshape(np.shape(tree[i]))
+        finite_a = all(np.isfinite(np.asarray(x, np.float64)).all() for x in a)
+        finite_b = all(np.isfinite(np.asarray(x, np.float64)).all() for x in b)
+        grad_ok, both_ok = _tree.all_finite_pair([jnp.asarray(x) for x in a], [jnp.asarray(x) for x in b])
+        assert (bool(grad_ok), bool(both_ok)) == (finite_a, finite_a and finite_b), trial
