@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _directions, _fit_loop, _fit_resume, _minimize, _stepsize, _tree
+from . import _directions, _fit_loop, _fit_resume, _minimize, _progress, _stepsize, _tree
 from ._fit_loop import Config, FitHistory, FitResult, FitState, FitStatus
 from ._solver import Solver
 from ._types import ArrayLike, LossFn, Params, PRNGKey
@@ -314,12 +314,16 @@ def fit(
       checkpoint_path: the checkpoint file. Alone (without
         ``checkpoint_every``) the final result is written once at the end.
       resume: continue a run instead of starting at ``params``: a checkpoint
-        path (written with ``checkpoint_path``) or a :class:`FitResult`. The
-        call must have the same ``method``, ``batch_size``, ``remainder``,
-        number of examples and ``key``; ``epochs`` may be larger (extending a
-        finished run). The result is bit for bit the one of a run that was
-        never interrupted. ``params`` still gives the structure, shapes and
-        dtypes the resumed state is checked against.
+        path (written with ``checkpoint_path``) or a :class:`FitResult`;
+        ``epochs`` may be larger (extending a finished run). With the same
+        arguments the result is bit for bit the one of a run that was never
+        interrupted. A file must match this call's ``method``,
+        ``batch_size``, ``remainder``, number of examples, ``key`` (data and
+        implementation) and whether ``eval_data`` is given; a ``FitResult``
+        is checked for its state's structure, shapes and dtypes (against
+        ``params`` and ``method``), its key data and ``eval_data`` only, so
+        it can be continued deliberately with other settings (another batch
+        size, say), which is then not the uninterrupted run.
 
     Returns:
       A :class:`FitResult`: ``params``, ``best_params``, ``best_epoch``,
@@ -339,7 +343,8 @@ def fit(
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
         ``resume`` checkpoint of another kind of run, method, batch size,
         remainder, number of examples or key, or with more epochs run than
-        ``epochs``.
+        ``epochs``; a ``resume`` run with ``eval_data`` resumed without it
+        (or the reverse); ``checkpoint_path`` under ``jax.jit``/``jax.vmap``.
       FileNotFoundError: a ``resume`` file that does not exist, or a
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
@@ -385,7 +390,8 @@ def fit(
         raise TypeError(BAD_PROGRESS.format(progress=progress))
     _check_callable("eval_fun", eval_fun)
     _check_callable("metric", metric)
-    every, path, resume = _fit_resume.check_args(checkpoint_every, checkpoint_path, resume, (params, data, key))
+    inputs = {"params": params, "data": data, "key": key, "eval_data": eval_data, "lr, l2 or clip": solver, "patience": patience}
+    every, path, resume = _fit_resume.check_args(checkpoint_every, checkpoint_path, resume, inputs)
     if eval_data is None:
         for name, fn in (("eval_fun", eval_fun), ("metric", metric)):
             if fn is not None:
@@ -444,6 +450,8 @@ def fit(
     if mesh is not None:
         params, data, eval_data, key = _place(cfg, params, data, eval_data, key)
     pat = None if patience is None else jnp.asarray(patience, jnp.int32)
+    if progress:
+        _progress.reset()
     if resume is None and path is None:
         result = _fit_loop.run_jit(solver, cfg, params, data, eval_data, key, pat)
     else:

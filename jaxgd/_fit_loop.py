@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _tree
+from . import _progress, _tree
 from ._solver import Solver, clip_by_global_norm
 from ._types import Params, PyTree
 
@@ -175,31 +175,7 @@ class Config(NamedTuple):
 
 
 
-# -- the progress bar (host side) -------------------------------------------
-_BAR: Any = None
-
-
-def _bar_update(epoch: Any, total: Any, train: Any, ev: Any) -> None:
-    """Host side: advance the epoch progress bar and show the losses."""
-    global _BAR
-    from tqdm.auto import tqdm
-
-    if _BAR is None:
-        _BAR = tqdm(total=int(total), desc="jaxgd.fit", unit="epoch", leave=True, dynamic_ncols=True)
-    shown = {"loss": f"{float(train):.5g}"}
-    if np.isfinite(ev):
-        shown["eval"] = f"{float(ev):.5g}"
-    _BAR.set_postfix(shown, refresh=False)
-    _BAR.update(max(0, int(epoch) - _BAR.n))
-
-
-def _bar_close(epoch: Any, total: Any, train: Any, ev: Any) -> None:
-    global _BAR
-    _bar_update(epoch, total, train, ev)
-    _BAR.close()
-    _BAR = None
-
-
+# -- the progress bar (host side: jaxgd._progress) ---------------------------
 def _last_row(cfg: Config, r: FitResult) -> tuple:
     last = jnp.maximum(r.epochs - 1, 0)
     return r.epochs, cfg.epochs, r.history.train_loss[last], r.history.eval_loss[last]
@@ -208,7 +184,7 @@ def _last_row(cfg: Config, r: FitResult) -> tuple:
 def close_progress(cfg: Config, result: FitResult) -> None:
     """Close the progress bar from the host (after a run split into chunks)."""
     if cfg.progress:
-        _bar_close(*(np.asarray(x) for x in _last_row(cfg, result)))
+        _progress.close_epoch(*(np.asarray(x) for x in _last_row(cfg, result)))
 
 
 # -- the compiled run ------------------------------------------------------
@@ -342,7 +318,7 @@ def loop(
             h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
         )
         if cfg.progress:
-            jax.debug.callback(_bar_update, epoch, cfg.epochs, train, ev)
+            jax.debug.callback(_progress.update_epoch, epoch, cfg.epochs, train, ev)
         return _pack(
             cfg,
             FitState(p, prev, dstate, count, epoch, wait, c.key),
@@ -369,7 +345,7 @@ def run(
     """A whole run: ``start``, then ``loop`` to the end."""
     result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience)
     if cfg.progress:
-        jax.debug.callback(_bar_close, *_last_row(cfg, result))
+        jax.debug.callback(_progress.close_epoch, *_last_row(cfg, result))
     return result
 
 

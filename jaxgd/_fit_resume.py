@@ -35,14 +35,19 @@ KEY_DIFFERS = (
     "a resumed run must shuffle the same way: pass the original key"
 )
 TOO_MANY_EPOCHS = "resume: the {source} has already run {done} epochs, more than this call's epochs={epochs}"
+MONITOR_DIFFERS = (
+    "resume: the {source} ran {before} eval_data (its best_params, best_loss and patience count follow "
+    "the {loss} loss), but this call has {now}: pass the same eval_data as the run being resumed"
+)
 
 
-def check_args(every: Any, path: Any, resume: Any, inputs: Any) -> tuple[Optional[int], Optional[str], Any]:
+def check_args(every: Any, path: Any, resume: Any, inputs: dict) -> tuple[Optional[int], Optional[str], Any]:
     """Validate ``checkpoint_every`` (in epochs), ``checkpoint_path`` and
-    ``resume`` on the host; return them normalised."""
+    ``resume`` on the host (``inputs``: fit's array arguments by name, which
+    must not be tracers when checkpointing); return them normalised."""
     every, path = _resume.check_checkpoint_args(every, path, unit="epochs")
     resume = _resume.check_resume(resume, FitResult, "jaxgd.FitResult")
-    _resume.check_concrete(path, inputs)
+    _resume.check_concrete(path, inputs, fn="fit")
     return every, path, resume
 
 
@@ -53,7 +58,27 @@ def _settings(solver: Solver, cfg: Config) -> list[tuple[str, str, Any]]:
         ("batch_size", "batch_size", cfg.batch_size),
         ("data (number of examples)", "examples", cfg.n),
         ("remainder", "remainder", "mask" if cfg.mask else "drop"),
+        # a raw uint32 key is the default implementation's key data
+        ("key (its implementation)", "key_impl", cfg.key_impl or jax.config.jax_default_prng_impl),
+        ("eval_data (monitored loss)", "monitor", "eval" if cfg.eval_fun is not None else "train"),
     ]
+
+
+def _check_monitor(cfg: Config, result: FitResult, source: str) -> None:
+    """A FitResult does not record whether its run had eval_data: read it off
+    the history (an eval loss in some epoch run), and refuse a switch, which
+    would compare eval losses with a best training loss (or the reverse)."""
+    if not _tree.is_concrete(result) or int(result.epochs) == 0:
+        return
+    done = int(result.epochs)
+    had = bool(np.isfinite(np.asarray(result.history.eval_loss)[:done]).any())
+    ran = bool(np.isfinite(np.asarray(result.history.train_loss)[:done]).any())
+    has = cfg.eval_fun is not None
+    if ran and had != has:
+        raise ValueError(MONITOR_DIFFERS.format(
+            source=source, before="with" if had else "without", loss="eval" if had else "training",
+            now="eval_data" if has else "no eval_data",
+        ))
 
 
 def _metadata(solver: Solver, cfg: Config, result: FitResult) -> dict:
@@ -111,6 +136,7 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
             what="resume", expected_name="the state this fit call starts from",
         )
         source = "resume result"
+        _check_monitor(cfg, resume, source)
     else:
         info = _checkpoint.checkpoint_info(resume)
         _resume.check_metadata(resume, info["metadata"], KIND, _settings(solver, cfg))

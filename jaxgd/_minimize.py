@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _batched, _resume, _tree
+from . import _batched, _progress, _resume, _tree
 from ._solver import Solver
 from ._status import History, Result
 from ._types import ArrayLike, LossFn, Params
@@ -351,7 +351,9 @@ def minimize(
     resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
     params = as_params(x0)
-    _resume.check_concrete(path, (params, args))
+    _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
+    if solver.progress_every:
+        _progress.reset()
     solver.prox.check(params)
     check_loss(fun, params, args, has_aux)
     if resume is None and path is None:

@@ -21,22 +21,45 @@ def _first(x: Any) -> Any:
     return arr.min() if arr.ndim else arr[()]
 
 
-def update(count: Any, loss: Any, total: Any) -> None:
-    """Advance the bar to ``count`` of ``total`` and show the loss (host side)."""
+def reset() -> None:
+    """Close a bar left open by a run that did not finish (an exception or
+    Ctrl-C mid-run), so that the next run starts a fresh one (host side)."""
+    global _BAR
+    if _BAR is not None:
+        _BAR.close()
+        _BAR = None
+
+
+def advance(n: int, total: int, shown: dict, *, desc: str, unit: str) -> None:
+    """Move the bar (created on first use) to ``n`` of ``total`` and show ``shown``."""
     global _BAR
     from tqdm.auto import tqdm
 
-    n, t = int(_first(count)), int(_first(total))
     if _BAR is None:
-        _BAR = tqdm(total=t, desc="jaxgd", unit="step", leave=True, dynamic_ncols=True)
-    _BAR.set_postfix(loss=f"{float(_first(loss)):.6g}", refresh=False)
-    _BAR.update(max(0, min(n, t) - _BAR.n))  # tqdm throttles redraws (mininterval)
+        _BAR = tqdm(total=total, desc=desc, unit=unit, leave=True, dynamic_ncols=True)
+    _BAR.set_postfix(shown, refresh=False)
+    _BAR.update(max(0, min(n, total) - _BAR.n))  # tqdm throttles redraws (mininterval)
+
+
+def update(count: Any, loss: Any, total: Any) -> None:
+    """minimize's bar: advance to ``count`` of ``total`` steps and show the loss (host side)."""
+    advance(int(_first(count)), int(_first(total)), {"loss": f"{float(_first(loss)):.6g}"}, desc="jaxgd", unit="step")
 
 
 def close(count: Any, loss: Any, total: Any) -> None:
     """Final update, then close the bar so the next run starts a new one."""
-    global _BAR
     update(count, loss, total)
-    if _BAR is not None:
-        _BAR.close()
-        _BAR = None
+    reset()
+
+
+def update_epoch(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+    """fit's bar: advance to ``epoch`` of ``total`` and show the training (and eval) loss."""
+    shown = {"loss": f"{float(train):.5g}"}
+    if np.isfinite(ev):
+        shown["eval"] = f"{float(ev):.5g}"
+    advance(int(epoch), int(total), shown, desc="jaxgd.fit", unit="epoch")
+
+
+def close_epoch(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+    update_epoch(epoch, total, train, ev)
+    reset()

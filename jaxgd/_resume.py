@@ -29,8 +29,8 @@ from ._types import Params
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
 CHECKPOINT_NEEDS_PATH = "checkpoint_every={value!r} needs checkpoint_path= (the file to write)"
 CHECKPOINT_TRACED = (
-    "checkpoint_path cannot be used while minimize runs under jax.jit or jax.vmap "
-    "(x0 or args are tracers): checkpoint outside the transformation"
+    "checkpoint_path cannot be used while {fn} runs under jax.jit or jax.vmap "
+    "({what} are tracers): checkpoint outside the transformation"
 )
 BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got {kind}"
 RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
@@ -86,10 +86,16 @@ def check_metadata(path: str, meta: dict, kind: str, expected: Sequence[tuple[st
             raise ValueError(RESUME_DIFFERS.format(path=path, name=name, found=got, expected=value))
 
 
-def check_concrete(path: Optional[str], inputs: Any) -> None:
-    """Checkpoints are written from the host: refuse them under jit/vmap."""
-    if path is not None and not _tree.is_concrete(inputs):
-        raise ValueError(CHECKPOINT_TRACED)
+def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize") -> None:
+    """Checkpoints are written from the host: refuse them under jit/vmap.
+
+    ``inputs`` maps argument names to values; the message names the traced ones.
+    """
+    if path is None:
+        return
+    traced = [name for name, value in inputs.items() if not _tree.is_concrete(value)]
+    if traced:
+        raise ValueError(CHECKPOINT_TRACED.format(fn=fn, what=" or ".join(traced)))
 
 
 # -- the run --------------------------------------------------------------------------

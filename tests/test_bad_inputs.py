@@ -92,6 +92,10 @@ class Ctx:
         other_key = self.fit_result._replace(state=self.fit_result.state._replace(key=np.array([0, 1], np.uint32)))
         self.fit_other_key = self._fit_ckpt("fit_key.ckpt", other_key)
         self.fit_epoch5 = self._fit_ckpt("fit_epoch5.ckpt", self.fit_result._replace(epochs=np.int32(5)))
+        self.fit_rbg = self._fit_ckpt("fit_rbg.ckpt", self.fit_result, key_impl="rbg")
+        self.fit_monitor_eval = self._fit_ckpt("fit_eval.ckpt", self.fit_result, monitor="eval")
+        zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self.fit_result)
+        self.fit_result_with_eval = zeros._replace(epochs=np.int32(1), state=zeros.state._replace(key=np.asarray(self.key)))
 
     def F(self, **kw: Any) -> Any:
         """``fit`` on the context's loss, start point and data, with ``kw`` changed."""
@@ -109,7 +113,8 @@ class Ctx:
         """A fit checkpoint (all zeros unless ``result`` holds values), written without compiling."""
         res = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s, result)
         res = res._replace(state=res.state._replace(key=np.asarray(self.key) if name != "fit_key.ckpt" else res.state.key))
-        meta = {"kind": "jaxgd.fit", "method": "gd", "batch_size": 2, "examples": 10, "remainder": "drop", **meta}
+        meta = {"kind": "jaxgd.fit", "method": "gd", "batch_size": 2, "examples": 10, "remainder": "drop",
+                "key_impl": "threefry2x32", "monitor": "train", **meta}
         save_checkpoint(self.dir / name, res, metadata=meta)
         return self.dir / name
 
@@ -334,6 +339,10 @@ ROWS: list[Row] = [
     R("fit", "resume", "a checkpoint written with another key", ValueError, "was written with key data [0, 1], but this call's key has key data [0, 0]", lambda c: c.F(resume=c.fit_other_key), True),
     R("fit", "resume", "a checkpoint 5 epochs in (call: epochs=3)", ValueError, "has already run 5 epochs, more than this call's epochs=3", lambda c: c.F(resume=c.fit_epoch5), True),
     R("fit", "resume", "a FitResult of params with shape (4,)", TreeMismatchError, "resume: leaves differ from the state this fit call starts from", lambda c: c.F(resume=c.fit_result4), True),
+    R("fit", "resume", "a checkpoint with an rbg key (call: threefry)", ValueError, "was written with key (its implementation)='rbg', but this call has key (its implementation)='threefry2x32'", lambda c: c.F(resume=c.fit_rbg), True),
+    R("fit", "resume", "a checkpoint of a run with eval_data (call: none)", ValueError, "was written with eval_data (monitored loss)='eval', but this call has eval_data (monitored loss)='train'", lambda c: c.F(resume=c.fit_monitor_eval), True),
+    R("fit", "resume", "a FitResult of a run with eval_data (call: none)", ValueError, "ran with eval_data (its best_params, best_loss and patience count follow the eval loss), but this call has no eval_data", lambda c: c.F(resume=c.fit_result_with_eval), True),
+    R("fit", "checkpoint_path", "under jax.jit with a traced lr", ValueError, "checkpoint_path cannot be used while fit runs under jax.jit or jax.vmap (lr, l2 or clip are tracers)", lambda c: jax.jit(lambda lr: c.F(lr=lr, checkpoint_path=c.dir / "j.ckpt"))(0.1)),
     R("minimize", "resume", "a fit checkpoint", ValueError, "is a jaxgd.fit checkpoint, not a jaxgd.minimize one", lambda c: M(c, resume=c.fit_good), True),
     # -- directions ----------------------------------------------------------------------------------
     R("directions.bfgs", "scale_init", '"no"', TypeError, "scale_init must be a bool", lambda c: jaxgd.directions.bfgs("no")),

@@ -207,3 +207,18 @@ def test_progress_bar_of_a_resumed_run(tmp_path, capsys) -> None:
     _fit(case, epochs=5, resume=first, checkpoint_path=tmp_path / "f", progress=True)
     err = capsys.readouterr().err
     assert "jaxgd.fit" in err and "5/5" in err and "eval=" in err
+
+
+def test_a_crashed_run_leaves_no_stale_progress_bar(tmp_path, crash_after, monkeypatch, capsys) -> None:
+    """A run that dies mid-way (here after its first checkpoint) must not leave its bar
+    to the next run: that one starts a fresh bar counting its own epochs."""
+    case = CASES["adam-schedule-eval-patience"]
+    crash_after(1)
+    with pytest.raises(Crash):
+        _fit(case, epochs=6, checkpoint_every=2, checkpoint_path=tmp_path / "f", progress=True)
+    monkeypatch.undo()
+    capsys.readouterr()
+    _fit(case, epochs=3, progress=True)
+    err = capsys.readouterr().err  # the stale bar is closed first (its last line, 2/6), then a new one
+    new_bar = err[err.index("0/3"):]
+    assert "3/3" in new_bar and "/6" not in new_bar
