@@ -171,15 +171,11 @@ def run(
         result = _fit_loop.loop_jit(solver, cfg, result, data, eval_data, patience)
         _fit_loop.close_progress(cfg, result)
         return result
-    every = every or cfg.epochs
-    ran = False
-    while int(result.status) in (FitStatus.RUNNING, FitStatus.EPOCHS) and int(result.epochs) < cfg.epochs:
-        stop = np.asarray(min(int(result.epochs) + every, cfg.epochs), np.int32)
-        result = _fit_loop.loop_jit(solver, cfg, result, data, eval_data, patience, stop)
-        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, cfg, result))
-        ran = True
-    if ran:
-        _fit_loop.close_progress(cfg, result)
-    else:  # nothing left to do: still leave a checkpoint of where the run stands
-        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, cfg, result))
-    return result
+    return _resume.in_chunks(
+        result, every or cfg.epochs, cfg.epochs,
+        going=lambda r: int(r.status) in (FitStatus.RUNNING, FitStatus.EPOCHS),
+        done=lambda r: int(r.epochs),
+        advance=lambda r, stop: _fit_loop.loop_jit(solver, cfg, r, data, eval_data, patience, stop),
+        save=lambda r: _checkpoint.save_checkpoint(path, r, metadata=_metadata(solver, cfg, r)),
+        close=lambda r: _fit_loop.close_progress(cfg, r),
+    )

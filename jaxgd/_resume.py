@@ -16,7 +16,7 @@ uninterrupted loop on an H100 with jax 0.11.2, float32 and float64).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -148,15 +148,36 @@ def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Opti
         result = result._replace(history=solver._sized_history(result.history, result.state))
     if path is None:
         return _continue(solver, result, args, None)
-    every = every or max(solver.max_steps, 1)
+    def close(r: Result) -> None:
+        if solver.progress_every:
+            _progress.close(r.steps, r.loss, solver.max_steps)
+
+    return in_chunks(
+        result, every or max(solver.max_steps, 1), solver.max_steps,
+        going=lambda r: int(r.status) in (Status.RUNNING, Status.MAX_STEPS),
+        done=lambda r: int(r.steps),
+        advance=lambda r, stop: _continue(solver, r, args, stop),
+        save=lambda r: _checkpoint.save_checkpoint(path, r, metadata=_metadata(solver, r)),
+        close=close,
+    )
+
+
+def in_chunks(
+    result: Any, every: int, total: int, *, going: Callable[[Any], bool], done: Callable[[Any], int],
+    advance: Callable[[Any, np.ndarray], Any], save: Callable[[Any], Any], close: Callable[[Any], None],
+) -> Any:
+    """The checkpointed run, for minimize (steps) and fit (epochs): while the
+    run is ``going`` and ``done(result) < total``, ``advance`` it to the next
+    multiple of ``every`` (a traced ``stop``, so one compiled program serves
+    every chunk) and ``save`` it; then ``close`` the progress bar. A run with
+    nothing left to do is still saved once, where it stands."""
     ran = False
-    while int(result.status) in (Status.RUNNING, Status.MAX_STEPS) and int(result.steps) < solver.max_steps:
-        stop = min(int(result.steps) + every, solver.max_steps)
-        result = _continue(solver, result, args, np.asarray(stop, np.int32))
-        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, result))
+    while going(result) and done(result) < total:
+        result = advance(result, np.asarray(min(done(result) + every, total), np.int32))
+        save(result)
         ran = True
-    if not ran:  # nothing left to do: still leave a checkpoint of where the run stands
-        _checkpoint.save_checkpoint(path, result, metadata=_metadata(solver, result))
-    elif solver.progress_every:
-        _progress.close(result.steps, result.loss, solver.max_steps)
+    if ran:
+        close(result)
+    else:
+        save(result)
     return result
