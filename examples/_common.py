@@ -13,7 +13,7 @@ from typing import Any, Callable
 try:  # the public names
     from jaxgd import Remainder, fit
 except ImportError:  # a checkout whose jaxgd/__init__.py does not export them yet
-    from jaxgd._fit import Remainder, fit
+    from jaxgd.minibatch.fit import Remainder, fit
 
 __all__ = ["Remainder", "classifier", "fit", "main", "report"]
 

@@ -5,31 +5,31 @@ schedule or a line search; gradients are cross-checked against hand-written
 NumPy gradients and finite differences.
 """
 
-from . import directions as directions
-from . import linesearch as linesearch
-from . import plot as plot
-from . import problems as problems
-from . import schedules as schedules
-from ._checkpoint import CheckpointError as CheckpointError
-from ._checkpoint import TreeMismatchError as TreeMismatchError
-from ._checkpoint import checkpoint_info as checkpoint_info
-from ._checkpoint import load_checkpoint as load_checkpoint
-from ._checkpoint import save_checkpoint as save_checkpoint
-from ._directions import Direction as Direction
-from ._directions import names as methods
-from ._fit import FitHistory as FitHistory
-from ._fit import FitResult as FitResult
-from ._fit import FitStatus as FitStatus
-from ._fit import Remainder as Remainder
-from ._fit import fit as fit
-from ._gradcheck import GradCheck as GradCheck
-from ._gradcheck import check_grad as check_grad
-from ._minimize import minimize as minimize
-from ._solver import Solver as Solver
-from ._solver import SolverState as SolverState
-from ._status import History as History
-from ._status import Result as Result
-from ._status import Status as Status
+from . import directions
+from . import linesearch
+from . import plot
+from . import problems
+from . import schedules
+from .checkpoint.format import CheckpointError as CheckpointError
+from .checkpoint.format import TreeMismatchError as TreeMismatchError
+from .checkpoint.format import checkpoint_info as checkpoint_info
+from .checkpoint.format import load_checkpoint as load_checkpoint
+from .checkpoint.format import save_checkpoint as save_checkpoint
+from .directions.registry import Direction as Direction
+from .directions.registry import names as methods
+from .minibatch.fit import FitHistory as FitHistory
+from .minibatch.fit import FitResult as FitResult
+from .minibatch.fit import FitStatus as FitStatus
+from .minibatch.fit import Remainder as Remainder
+from .minibatch.fit import fit as fit
+from .gradcheck.check import GradCheck as GradCheck
+from .gradcheck.check import check_grad as check_grad
+from .core.minimize import minimize as minimize
+from .core.solver import Solver as Solver
+from .core.solver import SolverState as SolverState
+from .core.status import History as History
+from .core.status import Result as Result
+from .core.status import Status as Status
 
 __version__ = "0.1.0"
 

@@ -36,7 +36,7 @@ class Crash(Exception):
 @pytest.fixture
 def crash_after(monkeypatch: pytest.MonkeyPatch):
     """``crash_after(n)``: the n-th checkpoint write succeeds, then the run dies."""
-    from jaxgd import _checkpoint  # after the config above
+    from jaxgd.checkpoint import format as _checkpoint  # after the config above
 
     calls = {"n": 0}
 

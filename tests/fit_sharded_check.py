@@ -22,7 +22,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxgd._fit import Remainder, fit  # noqa: E402
+from jaxgd.minibatch.fit import Remainder, fit  # noqa: E402
 
 
 def loss(p, batch, w):

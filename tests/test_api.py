@@ -62,7 +62,7 @@ def test_solver_is_documented():
     )
 
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(jaxgd.__path__, "jaxgd.") if not m.name.endswith("__main__"))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(jaxgd.__path__, "jaxgd.") if not m.name.endswith("__main__"))
 
 
 @pytest.mark.parametrize("modname", MODULES)

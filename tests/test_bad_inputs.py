@@ -33,7 +33,7 @@ import pytest
 
 import jaxgd
 from jaxgd import schedules
-from jaxgd._checkpoint import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
+from jaxgd.checkpoint.format import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.md"
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"

@@ -14,7 +14,7 @@ import io
 
 import pytest
 
-from jaxgd import _check_cmd
+from jaxgd.cli import check as _check_cmd
 from jaxgd import problems as P
 
 

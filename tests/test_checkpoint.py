@@ -23,9 +23,9 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import _checkpoint
+from jaxgd.checkpoint import format as _checkpoint
 from conftest import Crash, assert_bitwise
-from jaxgd._checkpoint import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
+from jaxgd.checkpoint.format import CheckpointError, TreeMismatchError, checkpoint_info, load_checkpoint, save_checkpoint
 
 # One problem, written once, run here and in a fresh process (exec'd there).
 PROBLEM = textwrap.dedent(
@@ -106,7 +106,7 @@ def test_resume_in_a_fresh_process_is_bit_for_bit(tmp_path, crash_after, monkeyp
     script = PROBLEM + textwrap.dedent(
         f"""
         import jaxgd
-        from jaxgd._checkpoint import save_checkpoint
+        from jaxgd.checkpoint.format import save_checkpoint
         res = jaxgd.minimize(loss, X0, (A, B), resume={str(path)!r}, **{kw!r})
         save_checkpoint({str(out)!r}, res)
         """

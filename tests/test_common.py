@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgd
-from jaxgd import _directions
+from jaxgd.directions import registry as _directions
 
 METHODS_UNDER_TEST = jaxgd.methods()
 # Step sizes that make each first-order method converge on the test quadratic;

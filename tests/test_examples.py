@@ -81,7 +81,7 @@ def test_equinox_model(tmp_path):
 
 def test_demo_real_rows(monkeypatch):
     """Reference: numpy.linalg.lstsq (inside the row); the row schema the demo table reads."""
-    from jaxgd import _demo_real
+    from jaxgd.cli import demo_real as _demo_real
 
     (row,) = _demo_real.real_data_rows(False, problems=["diabetes"], quick=True)
     assert {"problem", "method", "schedule", "steps", "epochs", "loss", "grad_norm", "accuracy", "reference",

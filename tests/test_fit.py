@@ -21,8 +21,8 @@ import optax
 import pytest
 
 import jaxgd
-from jaxgd import _fit
-from jaxgd._fit import FitStatus, Remainder, fit
+from jaxgd.minibatch import fit as _fit
+from jaxgd.minibatch.fit import FitStatus, Remainder, fit
 
 N, D = 53, 3
 _rng = np.random.default_rng(0)

@@ -22,8 +22,8 @@ import pytest
 
 import jaxgd
 from conftest import Crash, assert_bitwise
-from jaxgd import _checkpoint
-from jaxgd._checkpoint import checkpoint_info, load_checkpoint
+from jaxgd.checkpoint import format as _checkpoint
+from jaxgd.checkpoint.format import checkpoint_info, load_checkpoint
 
 # One problem, written once, run here and in a fresh process (exec'd there).
 PROBLEM = textwrap.dedent(
@@ -107,7 +107,7 @@ def test_resume_in_a_fresh_process_is_bit_for_bit(tmp_path, crash_after, monkeyp
     script = PROBLEM + textwrap.dedent(
         f"""
         import jaxgd
-        from jaxgd._checkpoint import save_checkpoint
+        from jaxgd.checkpoint.format import save_checkpoint
         res = jaxgd.fit(mse, P0, DATA, key=jax.random.key(11), resume={str(path)!r}, **{kw!r})
         save_checkpoint({str(out)!r}, res)
         """

@@ -1,4 +1,4 @@
-"""Tests of jaxgd._gradcheck.check_grad.
+"""Tests of jaxgd.gradcheck.check.check_grad.
 
 Independent references, named in each test:
 - a gradient derived by hand and written in NumPy (``_hand_grad``) for the
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxgd import _gradcheck
+from jaxgd.gradcheck import check as _gradcheck
 from jaxgd import problems as P
-from jaxgd._gradcheck import GradCheck, check_grad
+from jaxgd.gradcheck.check import GradCheck, check_grad
 
 LEAVES = ("a", "B", "c")
 SHAPES = {"a": (3,), "B": (2, 2), "c": ()}

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import jaxgd
 from jaxgd import linesearch as ls
-from jaxgd._stepsize import StepContext, Trial
+from jaxgd.core.stepsize import StepContext, Trial
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True)
 

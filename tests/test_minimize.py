@@ -14,7 +14,8 @@ import pytest
 
 import jaxgd
 from jaxgd import Status
-from jaxgd import _minimize, _solver
+from jaxgd.core import minimize as _minimize
+from jaxgd.core import solver as _solver
 
 
 def quad_problem(d: int = 4, seed: int = 0):

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd import _batched, _solver
+from jaxgd.core import batched as _batched
+from jaxgd.core import solver as _solver
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,7 @@ def test_batched_loop_copies_no_history_per_step(monkeypatch):
 
 
 def test_solver_cache_keys_on_types_and_values():
-    from jaxgd import _minimize
+    from jaxgd.core import minimize as _minimize
 
     loss = lambda x: jnp.sum(x**2)  # noqa: E731
     a = _minimize._solver(loss, "gd", 0.1, max_steps=10, progress=True)

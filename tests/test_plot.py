@@ -13,8 +13,8 @@ import pytest
 
 import jaxgd
 import jaxgd.plot
-from jaxgd._fit import FitHistory, FitResult
-from jaxgd._status import History, Result
+from jaxgd.minibatch.fit import FitHistory, FitResult
+from jaxgd.core.status import History, Result
 
 
 def _result(losses):

@@ -11,7 +11,7 @@ from sklearn.linear_model import ElasticNet, Lasso
 
 import jaxgd
 from jaxgd import linesearch as ls
-from jaxgd._prox import Prox, elastic_net_prox, soft_threshold
+from jaxgd.prox.operators import Prox, elastic_net_prox, soft_threshold
 
 
 # -- the proximal maps themselves, against a 1-D numerical argmin ---------------------------

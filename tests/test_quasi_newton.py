@@ -13,7 +13,7 @@ import scipy.optimize as so
 import jaxgd
 from jaxgd import directions
 from jaxgd import linesearch as ls
-from jaxgd._directions import resolve
+from jaxgd.directions.registry import resolve
 
 GTOL = 1e-8
 

@@ -21,10 +21,14 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import numpy as np
 
-from . import _checkpoint, _progress, _tree
-from ._solver import Solver, SolverState
-from ._status import Result, Status, empty_history
-from ._types import Params
+from . import format as _checkpoint
+
+from ..core import progress as _progress
+
+from .. import _tree
+from ..core.solver import Solver, SolverState
+from ..core.status import Result, Status, empty_history
+from .._types import Params
 
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
 CHECKPOINT_NEEDS_PATH = "checkpoint_every={value!r} needs checkpoint_path= (the file to write)"

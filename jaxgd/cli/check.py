@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import problems
-from ._gradcheck import GradCheck, LeafCheck, _x64, check_grad, format_table
+from .. import problems
+from ..gradcheck.check import GradCheck, LeafCheck, _x64, check_grad, format_table
 
 __all__ = ["add_arguments", "main", "run"]
 

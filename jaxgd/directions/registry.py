@@ -18,8 +18,8 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import optax
 
-from . import _tree
-from ._types import Grads, Params, PyTree
+from .. import _tree
+from .._types import Grads, Params, PyTree
 
 UNKNOWN_METHOD = "method={method!r} is not a known method; choose one of {valid}, or pass an optax.GradientTransformation"
 BAD_METHOD_TYPE = "method must be a method name (str), a jaxgd Direction or an optax.GradientTransformation, got {kind}"
@@ -173,4 +173,4 @@ def default_lr(direction: Direction) -> Optional[Any]:
 
 # Curvature-aware directions (bfgs, lbfgs, cg) register themselves on import;
 # importing them here makes them available wherever the registry is.
-from . import _quasi_newton as _quasi_newton  # noqa: E402,F401
+from . import quasi_newton as _quasi_newton

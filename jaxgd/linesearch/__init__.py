@@ -27,21 +27,21 @@ Example:
   GTOL 1 [3. 3.]
 """
 
-from ._adaptive import BarzilaiBorwein as BarzilaiBorwein
-from ._adaptive import BBState as BBState
-from ._adaptive import PlateauState as PlateauState
-from ._adaptive import Polyak as Polyak
-from ._adaptive import PolyakState as PolyakState
-from ._adaptive import ReduceOnPlateau as ReduceOnPlateau
-from ._exact import Exact as Exact
-from ._exact import ExactState as ExactState
-from ._linesearch import Backtracking as Backtracking
-from ._linesearch import BacktrackingState as BacktrackingState
-from ._linesearch import StrongWolfe as StrongWolfe
-from ._linesearch import WolfeState as WolfeState
-from ._stepsize import StepContext as StepContext
-from ._stepsize import StepInfo as StepInfo
-from ._stepsize import Trial as Trial
+from .adaptive import BarzilaiBorwein as BarzilaiBorwein
+from .adaptive import BBState as BBState
+from .adaptive import PlateauState as PlateauState
+from .adaptive import Polyak as Polyak
+from .adaptive import PolyakState as PolyakState
+from .adaptive import ReduceOnPlateau as ReduceOnPlateau
+from .exact import Exact as Exact
+from .exact import ExactState as ExactState
+from .wolfe import Backtracking as Backtracking
+from .wolfe import BacktrackingState as BacktrackingState
+from .wolfe import StrongWolfe as StrongWolfe
+from .wolfe import WolfeState as WolfeState
+from ..core.stepsize import StepContext as StepContext
+from ..core.stepsize import StepInfo as StepInfo
+from ..core.stepsize import Trial as Trial
 
 __all__ = [
     "Backtracking",

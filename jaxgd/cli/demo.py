@@ -14,10 +14,12 @@ import jax
 import numpy as np
 import optax
 
-from . import problems, schedules
-from ._directions import names as method_names
-from ._minimize import minimize
-from ._status import Result
+from .. import problems
+
+from .. import schedules
+from ..directions.registry import names as method_names
+from ..core.minimize import minimize
+from ..core.status import Result
 
 
 class Row(NamedTuple):
@@ -92,7 +94,7 @@ def fit_rows(problem: Any, runs: list[Run], progress: bool) -> tuple[list[Row], 
 
 def real_rows(progress: bool) -> tuple[list[Row], dict[str, np.ndarray]]:
     """The real-data fits (``jaxgd.fit`` on data sets shipped with scikit-learn)."""
-    from ._demo_real import curves, real_data_rows
+    from .demo_real import curves, real_data_rows
 
     raw = real_data_rows(progress)
     rows = []
@@ -123,7 +125,7 @@ def save_curves(panels: dict[str, dict[str, np.ndarray]], path: str) -> Optional
     Synthetic problems show ``loss - best loss`` per step; the real-data panel
     shows the per-epoch training loss of each fit.
     """
-    from . import plot
+    from .. import plot
 
     try:
         fig, axes = plot.subplots(1, len(panels), figsize=(6 * len(panels), 4.5))

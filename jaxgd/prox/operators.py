@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree
-from ._types import Grads, Params
+from .. import _tree
+from .._types import Grads, Params
 
 BAD_BOUNDS = "bounds must be a pair (lower, upper), each None, a number or a pytree like x0; got bounds={value!r}"
 BAD_BOUNDS_TREE = (

@@ -12,11 +12,11 @@ Example:
   >>> path = jaxgd.plot.save(ax, "out/schedule.png")  # doctest: +SKIP
 """
 
-from ._plot import MISSING as MISSING
-from ._plot import compare as compare
-from ._plot import loss_curve as loss_curve
-from ._plot import save as save
-from ._plot import schedule as schedule
-from ._plot import subplots as subplots
+from .curves import MISSING as MISSING
+from .curves import compare as compare
+from .curves import loss_curve as loss_curve
+from .curves import save as save
+from .curves import schedule as schedule
+from .curves import subplots as subplots
 
 __all__ = ["compare", "loss_curve", "save", "schedule", "subplots"]

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._types import PyTree
+from .._types import PyTree
 
 FORMAT = "jaxgd-checkpoint"
 VERSION = 1

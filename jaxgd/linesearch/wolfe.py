@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _tree
-from ._stepsize import StepContext, StepInfo, Trial
-from ._types import ArrayLike, Grads, Params
+from .. import _tree
+from ..core.stepsize import StepContext, StepInfo, Trial
+from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
 BAD_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"

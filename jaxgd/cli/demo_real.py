@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import schedules
-from ._fit import fit
+from .. import schedules
+from ..minibatch.fit import fit
 
 PROBLEMS = ("diabetes", "breast_cancer", "digits_mlp")
 _C = 0.1  # breast cancer: scikit-learn's inverse regularisation strength

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._types import Params, PyTree
+from .._types import Params, PyTree
 
 
 class Status(enum.IntEnum):

@@ -22,8 +22,8 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _tree
-from ._types import Grads, Params
+from .. import _tree
+from .._types import Grads, Params
 
 
 class Trial(NamedTuple):

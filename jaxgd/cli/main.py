@@ -32,7 +32,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     demo.add_argument("--quick", action="store_true", help="the synthetic problems only (no real data sets)")
 
     check = sub.add_parser("check", help="cross-check every built-in gradient: JAX vs NumPy vs finite differences")
-    from . import _check_cmd
+    from . import check as _check_cmd
 
     _check_cmd.add_arguments(check)
 
@@ -44,7 +44,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
-        from ._demo import run_demo
+        from .demo import run_demo
 
         return run_demo(out=args.out, progress=not args.no_progress, quick=args.quick)
     return int(_check_cmd.run(args))

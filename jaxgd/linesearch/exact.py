@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _tree
-from ._linesearch import check_count, check_greater, check_positive, info, trial_ok
-from ._stepsize import StepContext, StepInfo, Trial
-from ._types import ArrayLike, Grads, Params
+from .. import _tree
+from .wolfe import check_count, check_greater, check_positive, info, trial_ok
+from ..core.stepsize import StepContext, StepInfo, Trial
+from .._types import ArrayLike, Grads, Params
 
 GOLDEN = 1.618033988749895  # (1 + sqrt 5) / 2
 CGOLD = 0.3819660112501051  # 2 - GOLDEN: the golden-section fraction

@@ -30,10 +30,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _checkpoint, _directions, _progress, _stepsize, _tree
-from ._prox import Prox, check_bounds, fista_extrapolate, fista_init
-from ._status import History, Result, Status, empty_history
-from ._types import ArrayLike, Grads, LossFn, Params, PyTree
+from ..checkpoint import format as _checkpoint
+
+from ..directions import registry as _directions
+
+from . import progress as _progress
+
+from . import stepsize as _stepsize
+
+from .. import _tree
+from ..prox.operators import Prox, check_bounds, fista_extrapolate, fista_init
+from .status import History, Result, Status, empty_history
+from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 NOT_CALLABLE = "fun must be callable, got {kind}"
 BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"

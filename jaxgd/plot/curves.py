@@ -16,9 +16,9 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from ._fit import FitResult
-from ._status import Result
-from ._types import Schedule
+from ..minibatch.fit import FitResult
+from ..core.status import Result
+from .._types import Schedule
 
 MISSING = "jaxgd.plot needs matplotlib: pip install jaxgd[plot] (or pip install matplotlib)"
 BAD_RESULT = "result must be a jaxgd.Result, a jaxgd.FitResult or a 1-D array of losses, got a {kind}"

@@ -14,10 +14,10 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from . import _tree
-from ._linesearch import check_count, check_finite, check_nonneg, check_open_unit, check_positive, evaluate_finite, info
-from ._stepsize import StepContext, StepInfo, Trial
-from ._types import ArrayLike, Grads, Params
+from .. import _tree
+from .wolfe import check_count, check_finite, check_nonneg, check_open_unit, check_positive, evaluate_finite, info
+from ..core.stepsize import StepContext, StepInfo, Trial
+from .._types import ArrayLike, Grads, Params
 
 BAD_FORMULA = "formula must be 1 (BB1 = s's / s'y) or 2 (BB2 = s'y / y'y), got formula={value!r}"
 BAD_RANGE = "min_step must be <= max_step, got min_step={lo!r}, max_step={hi!r}"

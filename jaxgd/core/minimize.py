@@ -20,10 +20,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _batched, _progress, _resume, _tree
-from ._solver import Solver
-from ._status import History, Result
-from ._types import ArrayLike, LossFn, Params
+from . import batched as _batched
+
+from . import progress as _progress
+
+from ..checkpoint import resume as _resume
+
+from .. import _tree
+from .solver import Solver
+from .status import History, Result
+from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = "minimize() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
 EMPTY_X0 = "x0 must contain at least one non-empty array, got {what}"

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _progress
-from ._status import History, Status
+from . import progress as _progress
+from .status import History, Status
 
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
 

@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _progress, _tree
-from ._solver import Solver, clip_by_global_norm
-from ._types import Params, PyTree
+from ..core import progress as _progress
+
+from .. import _tree
+from ..core.solver import Solver, clip_by_global_norm
+from .._types import Params, PyTree
 
 class FitStatus(enum.IntEnum):
     """Why :func:`fit` stopped (an ``int32`` inside the compiled run)."""

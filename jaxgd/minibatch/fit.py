@@ -26,10 +26,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _directions, _fit_loop, _fit_resume, _minimize, _progress, _stepsize, _tree
-from ._fit_loop import Config, FitHistory, FitResult, FitState, FitStatus
-from ._solver import Solver
-from ._types import ArrayLike, LossFn, Params, PRNGKey
+from ..directions import registry as _directions
+
+from . import loop as _fit_loop
+
+from . import resume as _fit_resume
+
+from ..core import minimize as _minimize
+
+from ..core import progress as _progress
+
+from ..core import stepsize as _stepsize
+
+from .. import _tree
+from .loop import Config, FitHistory, FitResult, FitState, FitStatus
+from ..core.solver import Solver
+from .._types import ArrayLike, LossFn, Params, PRNGKey
 
 __all__ = ["FitHistory", "FitResult", "FitState", "FitStatus", "Remainder", "fit"]
 

@@ -20,11 +20,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._directions import Direction as Direction
-from ._quasi_newton import BFGSState as BFGSState
-from ._quasi_newton import CGState as CGState
-from ._quasi_newton import CGVariant as CGVariant
-from ._quasi_newton import bfgs_direction, cg_direction, lbfgs_direction
+from .registry import Direction as Direction
+from .quasi_newton import BFGSState as BFGSState
+from .quasi_newton import CGState as CGState
+from .quasi_newton import CGVariant as CGVariant
+from .quasi_newton import bfgs_direction, cg_direction, lbfgs_direction
 
 __all__ = ["BFGSState", "CGState", "CGVariant", "Direction", "bfgs", "cg", "lbfgs"]
 

@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from . import _tree
-from ._directions import Direction, from_preconditioner, register
-from ._linesearch import StrongWolfe
-from ._types import Grads, Params
+from .. import _tree
+from .registry import Direction, from_preconditioner, register
+from ..linesearch.wolfe import StrongWolfe
+from .._types import Grads, Params
 
 BAD_VARIANT = "variant={value!r} is not a conjugate-gradient variant; choose one of {valid}"
 BAD_MEMORY = "memory_size must be a positive integer, got memory_size={value!r}"

@@ -23,10 +23,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checkpoint, _fit_loop, _resume, _tree
-from ._fit_loop import Config, FitHistory, FitResult, FitState, FitStatus
-from ._solver import Solver
-from ._types import Params
+from ..checkpoint import format as _checkpoint
+
+from . import loop as _fit_loop
+
+from ..checkpoint import resume as _resume
+
+from .. import _tree
+from .loop import Config, FitHistory, FitResult, FitState, FitStatus
+from ..core.solver import Solver
+from .._types import Params
 
 KIND = "jaxgd.fit"
 BAD_STATE = "resume must be a jaxgd.FitResult from fit, got a FitResult whose state is a {kind}"
