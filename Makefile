@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: demo test bench slow clean
+.PHONY: demo test bench slow docs clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,15 @@ slow: $(STAMP)
 # same process can take the second core from XLA (see benchmarks/RESULTS.md).
 bench: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) -m jaxgd bench
+
+# The API reference (mkdocs.yml, docs/): warnings are errors. Open build/site/index.html.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info

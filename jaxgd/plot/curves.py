@@ -37,7 +37,8 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Optional[tuple[float, f
     """A new figure on the non-interactive Agg canvas and its axes (no ``pyplot``).
 
     Args:
-      nrows, ncols: the grid of axes.
+      nrows: rows in the grid of axes.
+      ncols: columns in the grid of axes.
       figsize: inches; default 6 x 4 per axes.
 
     Returns:
