@@ -5,8 +5,9 @@
   with warnings as errors, and CI runs it).
 - Every docstring with a ``>>>`` example, on every public object and its
   methods, is one that doctest collects when tests/test_api.py runs
-  ``doctest.testmod`` over each module (a wrapper such as ``jax.jit`` or
-  ``functools.partial`` would hide it from doctest). The package's own
+  ``doctest.testmod`` over each module (doctest skips an object whose
+  ``__module__`` names a module that does not hold it, such as a function a
+  factory in another module made). The package's own
   docstring runs here too (test_api.py walks the submodules only).
 - The griffe extension that turns the docstrings' reST into Markdown for the
   pages, against hand-written expected text.
