@@ -10,6 +10,11 @@ from . import linesearch
 from . import plot
 from . import problems
 from . import schedules
+from ._compile_cache import CacheInfo as CacheInfo
+from ._compile_cache import clear_compilation_cache as clear_compilation_cache
+from ._compile_cache import compilation_cache_info as compilation_cache_info
+from ._compile_cache import disable_compilation_cache as disable_compilation_cache
+from ._compile_cache import enable_compilation_cache as enable_compilation_cache
 from .checkpoint.format import CheckpointError as CheckpointError
 from .checkpoint.format import TreeMismatchError as TreeMismatchError
 from .checkpoint.format import checkpoint_info as checkpoint_info
@@ -34,6 +39,11 @@ from .core.status import Status as Status
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheInfo",
+    "clear_compilation_cache",
+    "compilation_cache_info",
+    "disable_compilation_cache",
+    "enable_compilation_cache",
     "CheckpointError",
     "TreeMismatchError",
     "checkpoint_info",

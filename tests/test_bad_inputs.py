@@ -392,6 +392,12 @@ ROWS: list[Row] = [
     R("plot.schedule", "steps", "0", ValueError, "steps must be a positive integer", lambda c: jaxgd.plot.schedule(0.1, 0)),
     R("plot.schedule", "sched", '"a"', TypeError, "sched must be a schedule (count -> lr) or a number", lambda c: jaxgd.plot.schedule("a", 5)),
     R("plot.save", "fig", "3", TypeError, "fig must be a matplotlib Figure or Axes", lambda c: jaxgd.plot.save(3, c.dir / "f.png")),
+    # -- the persistent compilation cache (checked before any JAX option changes) ---------------------
+    R("enable_compilation_cache", "path", "3", TypeError, "path must be None, a str or an os.PathLike naming a folder, got int", lambda c: jaxgd.enable_compilation_cache(3)),
+    R("enable_compilation_cache", "path", "a file", ValueError, "path must name a folder, but", lambda c: jaxgd.enable_compilation_cache(c.text)),
+    R("enable_compilation_cache", "max_size", "0", ValueError, "max_size must be a positive integer number of bytes or -1", lambda c: jaxgd.enable_compilation_cache(c.dir / "cc", max_size=0)),
+    R("enable_compilation_cache", "max_size", "True", ValueError, "max_size must be a positive integer number of bytes or -1", lambda c: jaxgd.enable_compilation_cache(c.dir / "cc", max_size=True)),
+    R("clear_compilation_cache", "path", "a file", ValueError, "path must name a folder, but", lambda c: jaxgd.clear_compilation_cache(c.text)),
 ]
 
 
@@ -472,6 +478,8 @@ NO_ROWS = {
     "directions.Direction": "see Direction", "directions.BFGSState": "a state", "directions.CGState": "a state",
     "directions.CGVariant": "an enum (directions.cg validates the variant)",
     "problems.Problem": "returned by the problem factories",
+    "CacheInfo": "returned by the compilation-cache functions",
+    "compilation_cache_info": "takes no arguments", "disable_compilation_cache": "takes no arguments",
 }
 
 

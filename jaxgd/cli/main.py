@@ -1,4 +1,8 @@
-"""The ``jaxgd`` command: ``demo``, ``check`` and ``bench``."""
+"""The ``jaxgd`` command: ``demo``, ``check``, ``cache`` and ``bench``.
+
+``demo`` and ``check`` use JAX's persistent compilation cache
+(:func:`jaxgd.enable_compilation_cache`) unless ``--no-compile-cache`` is given.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,20 @@ def _bench(argv: list[str]) -> int:
     return int(bench_main(argv) or 0)
 
 
+def _cache(clear: bool) -> int:
+    """``jaxgd cache [--clear]``: print the cache's folder and size; empty it."""
+    from .. import _compile_cache
+
+    path = _compile_cache._check_path(None)
+    if clear:
+        freed = _compile_cache.clear_compilation_cache(path)
+        print(f"cleared {path}: {freed / 2**20:.1f} MiB freed")
+        return 0
+    _compile_cache.enable_compilation_cache(path)
+    print(_compile_cache.compilation_cache_info())
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of the ``jaxgd`` command; returns the exit code."""
     parser = argparse.ArgumentParser(prog="jaxgd", description="Fast, trustworthy minimisation of JAX losses.")
@@ -38,11 +56,25 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     sub.add_parser("bench", help="run the benchmark suite (arguments after 'bench' go to it)", add_help=False)
 
+    cache = sub.add_parser("cache", help="show the persistent compilation cache's folder and size, or clear it")
+    cache.add_argument("--clear", action="store_true", help="delete the cached executables")
+    for p in (demo, check):
+        p.add_argument(
+            "--no-compile-cache", action="store_true",
+            help="do not use the persistent compilation cache (on by default: a second run skips XLA's compile)",
+        )
+
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
         return _bench(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    from .. import _compile_cache
+
+    if args.command == "cache":
+        return _cache(args.clear)
+    if not args.no_compile_cache:
+        _compile_cache.enable_compilation_cache()
     if args.command == "demo":
         from .demo import run_demo
 

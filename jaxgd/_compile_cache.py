@@ -1,0 +1,201 @@
+"""JAX's persistent compilation cache, switched on and shown by jaxgd.
+
+A research script usually solves a problem once, and there the XLA compile of
+the fused loop dominates: 0.5-1 s against milliseconds of iterations. JAX can
+keep every compiled executable on disk (its *persistent compilation cache*),
+so that a second process running the same script loads the executable instead
+of compiling it again. jaxgd turns it on with one call and shows where it
+lives and how large it is:
+
+>>> import jaxgd, tempfile
+>>> info = jaxgd.enable_compilation_cache(tempfile.mkdtemp())
+>>> info.enabled, info.entries
+(True, 0)
+>>> jaxgd.disable_compilation_cache().enabled
+False
+
+The cache is JAX's own (``jax_compilation_cache_dir``); jaxgd sets
+three of JAX's options so that it serves small programs too:
+``jax_persistent_cache_min_compile_time_secs = 0`` (JAX's default of 1 s
+would skip most of jaxgd's loops), ``jax_persistent_cache_min_entry_size_bytes
+= 0``, and ``jax_compilation_cache_max_size`` (least recently used entries are
+evicted beyond it). The command line (``jaxgd demo``, ``jaxgd check``) turns
+it on by default; ``jaxgd cache`` prints its folder and size and ``jaxgd cache
+--clear`` empties it.
+
+As JAX's documentation warns, a compilation cache is trusted code: keep it in
+a folder only you can write to (the default, under your home folder, is).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple, Optional, Union
+
+import jax
+from jax.experimental.compilation_cache import compilation_cache as _jax_cache
+
+ENV_DIR = "JAXGD_CACHE_DIR"
+DEFAULT_MAX_SIZE = 2 * 1024**3  # 2 GiB
+BAD_PATH = "path must be None, a str or an os.PathLike naming a folder, got {kind}"
+NOT_A_FOLDER = "path must name a folder, but {path!r} is a file"
+BAD_MAX_SIZE = "max_size must be a positive integer number of bytes or -1 (no limit), got max_size={value!r}"
+
+
+class CacheInfo(NamedTuple):
+    """Where the persistent compilation cache lives and what it holds.
+
+    Attributes:
+      path: the folder (``None`` when no folder is configured).
+      enabled: whether JAX writes and reads compiled programs there.
+      entries: the number of cached executables in the folder.
+      size_bytes: their total size.
+      max_size: the size beyond which JAX evicts the least recently used
+        entries (``-1``: no limit).
+    """
+
+    path: Optional[str]
+    enabled: bool
+    entries: int
+    size_bytes: int
+    max_size: int
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        limit = "no limit" if self.max_size < 0 else f"{self.max_size / 2**20:.0f} MiB limit"
+        where = self.path or "(no folder)"
+        return f"compilation cache {state}: {where}, {self.entries} entries, {self.size_bytes / 2**20:.1f} MiB ({limit})"
+
+
+def default_path() -> str:
+    """The folder used when none is given.
+
+    ``$JAXGD_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/jaxgd/xla``, else
+    ``~/.cache/jaxgd/xla``.
+    """
+    env = os.environ.get(ENV_DIR)
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jaxgd", "xla")
+
+
+def _check_path(path: Union[None, str, os.PathLike]) -> str:
+    if path is None:
+        return jax.config.jax_compilation_cache_dir or default_path()
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(BAD_PATH.format(kind=type(path).__name__))
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        raise ValueError(NOT_A_FOLDER.format(path=path))
+    return path
+
+
+def _check_max_size(max_size: int) -> int:
+    ok = isinstance(max_size, int) and not isinstance(max_size, bool) and (max_size > 0 or max_size == -1)
+    if not ok:
+        raise ValueError(BAD_MAX_SIZE.format(value=max_size))
+    return max_size
+
+
+def enable_compilation_cache(
+    path: Union[None, str, os.PathLike] = None, *, max_size: int = DEFAULT_MAX_SIZE
+) -> CacheInfo:
+    """Keep every compiled jaxgd loop (every JAX program) on disk for later processes.
+
+    Call it once, at the top of a script, before or after other JAX work:
+    the next process that runs the same solve on the same shapes, dtypes and
+    JAX version loads the executable instead of compiling it (measured in
+    ``benchmarks/RESULTS.md``). Tracing still runs; only XLA's compile is
+    saved.
+
+    Args:
+      path: the cache folder (created on first write). Default: JAX's own
+        ``jax_compilation_cache_dir`` if already set, else
+        :func:`default_path` (``$JAXGD_CACHE_DIR`` or ``~/.cache/jaxgd/xla``).
+      max_size: bytes kept before the least recently used entries are
+        evicted; ``-1`` for no limit. Default 2 GiB.
+
+    Returns:
+      A :class:`CacheInfo` for the folder now in use.
+
+    Raises:
+      TypeError: ``path`` is not a str or path.
+      ValueError: ``path`` names a file, or ``max_size`` is not a positive
+        integer or -1.
+    """
+    path = _check_path(path)
+    max_size = _check_max_size(max_size)
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", max_size)
+    _jax_cache.set_cache_dir(path)
+    # JAX decides once per process whether the cache is in use (at the first
+    # compile); forget that decision so the folder takes effect from now on.
+    _jax_cache.reset_cache()
+    return compilation_cache_info()
+
+
+def disable_compilation_cache() -> CacheInfo:
+    """Stop reading and writing the persistent cache in this process (files stay).
+
+    Returns:
+      A :class:`CacheInfo` with ``enabled=False``.
+    """
+    jax.config.update("jax_enable_compilation_cache", False)
+    _jax_cache.reset_cache()
+    return compilation_cache_info()
+
+
+def _entries(path: Optional[str]) -> list[Path]:
+    if not path or not os.path.isdir(path):
+        return []
+    return [p for p in Path(path).iterdir() if p.is_file() and p.name.endswith("-cache")]
+
+
+def compilation_cache_info() -> CacheInfo:
+    """The folder, state and size of the persistent compilation cache.
+
+    Returns:
+      A :class:`CacheInfo`; ``str(info)`` is a one-line summary.
+    """
+    path = jax.config.jax_compilation_cache_dir
+    enabled = bool(path) and bool(jax.config.jax_enable_compilation_cache)
+    files = _entries(path)
+    return CacheInfo(
+        path=path,
+        enabled=enabled,
+        entries=len(files),
+        size_bytes=sum(p.stat().st_size for p in files),
+        max_size=int(jax.config.jax_compilation_cache_max_size),
+    )
+
+
+def clear_compilation_cache(path: Union[None, str, os.PathLike] = None) -> int:
+    """Delete the cached executables; return the number of bytes freed.
+
+    Only JAX's cache entries (files named ``*-cache`` and their access-time
+    companions) are removed, never other files in the folder.
+
+    Args:
+      path: the folder; default the one in use (or :func:`default_path`).
+
+    Returns:
+      The number of bytes the deleted executables took.
+
+    Raises:
+      TypeError: ``path`` is not a str or path.
+      ValueError: ``path`` names a file.
+    """
+    path = _check_path(path)
+    freed = 0
+    if os.path.isdir(path):
+        for p in Path(path).iterdir():
+            if p.is_file() and (p.name.endswith("-cache") or p.name.endswith("-atime")):
+                freed += p.stat().st_size if p.name.endswith("-cache") else 0
+                p.unlink()
+    if jax.config.jax_compilation_cache_dir == path:
+        _jax_cache.reset_cache()  # drop handles to the deleted files
+    return freed
