@@ -26,6 +26,7 @@ from . import format as _checkpoint
 from ..core import progress as _progress
 
 from .. import _tree
+from ..core import cache as _cache
 from ..core.solver import Solver, SolverState
 from ..core.status import Result, Status, empty_history
 from .._types import Params
@@ -42,14 +43,22 @@ RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r},
 KIND = "jaxgd.minimize"
 
 
-@jax.jit
-def _start(solver: Solver, x0: Params, args: tuple) -> Result:
+def _start_impl(solver: Solver, x0: Params, args: tuple) -> Result:
     return solver.start(x0, *args)
 
 
-@jax.jit
-def _continue(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
+def _continue_impl(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
     return solver.resume(result, *args, stop=stop)
+
+
+def _start(solver: Solver, x0: Params, args: tuple) -> Result:
+    """``solver.start`` under a ``jax.jit`` cached per loss function (weakly)."""
+    return _cache.jit_per_function(solver.fun, "start", _start_impl)(solver, x0, args)
+
+
+def _continue(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
+    """``solver.resume`` under a ``jax.jit`` cached per loss function (weakly)."""
+    return _cache.jit_per_function(solver.fun, "continue", _continue_impl)(solver, result, args, stop)
 
 
 # -- host-side checks (before anything compiles) ------------------------------------

@@ -22,6 +22,8 @@ import numpy as np
 
 from . import batched as _batched
 
+from . import cache as _cache
+
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
@@ -32,9 +34,9 @@ from .status import History, Result
 from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = "minimize() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
-EMPTY_X0 = "x0 must contain at least one non-empty array, got {what}"
-BAD_X0_DTYPE = "x0 leaf {path} has dtype {dtype}; x0 must hold real floating-point arrays (cast it, e.g. x0.astype(float))"
-NONFINITE_X0 = "x0 leaf {path} contains NaN or Inf"
+EMPTY_X0 = "{name} must contain at least one non-empty array, got {what}"
+BAD_X0_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
+NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
 NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
 BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
@@ -81,8 +83,9 @@ def _finite(leaf: Any) -> bool:
 _FINITE: dict[int, Any] = {}  # id(array) -> weakref(array) of arrays found finite
 
 
-def as_params(x0: Any) -> Params:
-    """Convert ``x0``'s leaves to arrays and check that they are real floats.
+def as_params(x0: Any, name: str = "x0") -> Params:
+    """Convert ``x0``'s leaves to arrays and check that they are real floats
+    (errors call the argument ``name``).
 
     Raises:
       ValueError: an empty ``x0`` or a non-finite concrete leaf.
@@ -90,7 +93,7 @@ def as_params(x0: Any) -> Params:
     """
     pairs, treedef = jax.tree_util.tree_flatten_with_path(x0)
     if not pairs:
-        raise ValueError(EMPTY_X0.format(what=f"a pytree with no leaves ({x0!r})"))
+        raise ValueError(EMPTY_X0.format(name=name, what=f"a pytree with no leaves ({x0!r})"))
     out = []
     for path, leaf in pairs:
         if isinstance(leaf, (bool, int)) or not hasattr(leaf, "dtype") and not isinstance(leaf, float):
@@ -98,7 +101,7 @@ def as_params(x0: Any) -> Params:
         else:
             arr_dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
         if not jnp.issubdtype(arr_dtype, jnp.floating):
-            raise TypeError(BAD_X0_DTYPE.format(path=_path(path), dtype=arr_dtype))
+            raise TypeError(BAD_X0_DTYPE.format(name=name, path=_path(path), dtype=arr_dtype))
         # Strongly typed, always: a weakly typed leaf (from a Python float)
         # would promote differently from the same leaf loaded from a checkpoint.
         # (device_put, not jnp.asarray, which compiles a small program per shape.)
@@ -110,39 +113,42 @@ def as_params(x0: Any) -> Params:
             else:
                 arr = jax.device_put(np.asarray(arr))
         if arr.size == 0:
-            raise ValueError(EMPTY_X0.format(what=f"leaf {_path(path)} of shape {arr.shape}"))
+            raise ValueError(EMPTY_X0.format(name=name, what=f"leaf {_path(path)} of shape {arr.shape}"))
         if not isinstance(arr, jax.core.Tracer) and not _finite(arr if host is None else host):
-            raise ValueError(NONFINITE_X0.format(path=_path(path)))
+            raise ValueError(NONFINITE_X0.format(name=name, path=_path(path)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def _solver(fun: Any, method: Any, lr: Any, **options: Any) -> Solver:
-    """``Solver(fun, method, lr, **options)``, cached when every argument is hashable.
+    """``Solver(fun, method, lr, **options)``, its validation cached when every option is hashable.
 
     A Solver is immutable, so a repeated ``minimize`` call with the same
-    arguments re-uses the validated one (about 10-25 us a call, benchmarks E).
-    The key holds each value's type too: ``history=True`` and ``history=1``
-    are equal in Python but mean different things.
+    options re-uses the validated one (about 10-25 us a call, benchmarks E)
+    with ``fun`` put in (:meth:`Solver.with_fun`). The cache holds no user
+    loss function (it would keep alive everything the function captured); its
+    key holds each value's type too: ``history=True`` and ``history=1`` are
+    equal in Python but mean different things.
     """
-    key = (fun, method, type(lr), lr, tuple((k, type(v), v) for k, v in options.items()))
+    key = (method, type(lr), lr, tuple((k, type(v), v) for k, v in options.items()))
     try:
         hash(key)
     except TypeError:  # an array or an unhashable schedule: build it every time
         return Solver(fun, method, lr, **options)
-    return _solver_cached(key)
+    return _solver_cached(key).with_fun(fun)
+
+
+def _placeholder(params: Any, *args: Any) -> Any:  # the cached solvers' fun, replaced by with_fun
+    raise AssertionError("placeholder loss called")
 
 
 @functools.lru_cache(maxsize=256)
 def _solver_cached(key: tuple) -> Solver:
-    fun, method, _, lr, options = key
-    return Solver(fun, method, lr, **{k: v for k, _, v in options})
+    method, _, lr, options = key
+    return Solver(_placeholder, method, lr, **{k: v for k, _, v in options})
 
 
-@functools.lru_cache(maxsize=256)
-def _check_loss_cached(fun: LossFn, has_aux: bool, x_spec: tuple, a_spec: tuple) -> None:
-    # A cache marker only: the work happens in check_loss on a miss.
-    return None
+_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): None}, weakly in fun
 
 
 def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
@@ -152,12 +158,14 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
       TypeError: the loss is not a real floating scalar, or aux is missing.
     """
     try:
-        key = (fun, has_aux, _spec(params), _spec(args))
-        hash(key)
+        key = (has_aux, _spec(params), _spec(args))
+        hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
-        key = None
-    if key is not None and key in _CHECKED:
-        return
+        return _check_loss(fun, params, args, has_aux)
+    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux))
+
+
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
     out = jax.eval_shape(fun, params, *args)
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
     if has_aux:
@@ -168,11 +176,6 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
-    if key is not None:
-        _CHECKED.add(key)
-
-
-_CHECKED: set = set()
 
 
 # Result fields that Solver.finish copies from the final state. The compiled
@@ -198,14 +201,18 @@ def _fill_copies(result: Result) -> Result:
 
 # Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
 # while loop copied the history buffers at every step (benchmarks D).
-_run_compiled = jax.jit(
-    _batched.vmappable(lambda solver, x0, args: _drop_copies(solver.run(x0, *args)), _drop_copies)
-)
+def _run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
+    return _drop_copies(solver.run(x0, *args))
+
+
+def _jit_vmappable(fn: Any) -> Any:
+    return jax.jit(_batched.vmappable(fn, _drop_copies))
 
 
 def _run(solver: Solver, x0: Params, args: tuple) -> Result:
-    """``solver.run(x0, *args)`` under one cached ``jax.jit``."""
-    return _fill_copies(_run_compiled(solver, x0, args))
+    """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly)."""
+    compiled = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
+    return _fill_copies(compiled(solver, x0, args))
 
 
 def trim_history(result: Result, every: int) -> Result:

@@ -21,7 +21,6 @@ non-finite guard that keeps the last finite iterate.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -37,6 +36,10 @@ from ..directions import registry as _directions
 from . import progress as _progress
 
 from . import stepsize as _stepsize
+
+from . import cache as _cache
+from . import update as _update
+from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from .. import _tree
 from ..prox.operators import Prox, check_bounds, fista_extrapolate, fista_init
@@ -173,22 +176,16 @@ def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
         raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
 
 
-_check_schedule_cached = functools.lru_cache(maxsize=256)(_check_schedule_uncached)
+_SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule
 
 
-def clip_by_global_norm(grad: Grads, max_norm: jax.Array) -> Grads:
-    """Scale ``grad`` so that its global norm is at most ``max_norm``.
-
-    The same rule as ``optax.clip_by_global_norm``, with a traced threshold.
-    """
-    g_norm = _tree.norm(grad)
-    factor = jnp.where(g_norm > max_norm, max_norm / jnp.where(g_norm > 0, g_norm, 1.0), 1.0)
-    return _tree.scale(factor, grad)
+def _check_schedule_cached(lr: Callable[..., Any]) -> None:
+    _SCHEDULES.get(lr, (), lambda: _check_schedule_uncached(lr))
 
 
 @_tree.pytree_class(
     data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip"),
-    meta=("fun", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated"),
+    meta=("fun_ref", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated"),
 )
 class Solver:
     """A minimiser in pieces: ``init``, ``step`` and ``run``, pure and jittable.
@@ -294,7 +291,8 @@ class Solver:
             xtol=_off_if_zero(xtol),
             l2=_off_if_zero(l2),
             clip=clip,
-            fun=fun,
+            fun_ref=_tree.FunRef(fun),
+            _fun=fun,
             direction=direction,
             max_steps=max_steps,
             history_every=history_every,
@@ -307,6 +305,26 @@ class Solver:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Solver is immutable; build a new one")
+
+    @property
+    def fun(self) -> LossFn:
+        """The loss function (the tree definition holds it weakly, see :class:`jaxgd._tree.FunRef`)."""
+        return self._fun
+
+    def _unflattened(self) -> None:  # keep the function alive as long as this copy
+        object.__setattr__(self, "_fun", self.fun_ref())
+
+    def with_fun(self, fun: LossFn) -> "Solver":
+        """The same validated solver with another loss function."""
+        if not callable(fun):
+            raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
+        new = object.__new__(Solver)
+        for name, value in self.__dict__.items():
+            if name != "step":  # the bound step belongs to self (bound_once)
+                object.__setattr__(new, name, value)
+        object.__setattr__(new, "fun_ref", _tree.FunRef(fun))
+        object.__setattr__(new, "_fun", fun)
+        return new
 
     def __repr__(self) -> str:
         return (
@@ -386,14 +404,22 @@ class Solver:
             accel=fista_init(params, value.dtype) if self.accelerated else (),
         )
 
+    @_tree.bound_once
     def step(self, state: SolverState, *args: Any) -> SolverState:
-        """One step from ``state``; a non-finite or failed step is not taken.
+        """One step from ``state``; a non-finite or failed step is not taken,
+        and a state that has stopped (any status but RUNNING, or ``count`` at
+        ``max_steps``, which then reads ``MAX_STEPS``) is returned unchanged.
+
+        ``solver.step`` is the same object at every access, so
+        ``jax.jit(solver.step)`` written inside a Python loop compiles once.
 
         The returned state has the same tree structure, shapes and dtypes as
         ``state`` (it is a ``while_loop`` carry).
         """
         params, value, grad = state.params, state.value, state.grad
         accel, extra = state.accel, jnp.asarray(0, jnp.int32)
+        # A state that has stopped (a test fired, max_steps reached) stays put.
+        running = (state.status == Status.RUNNING) & (state.count < self.max_steps)
         if self.accelerated:  # FISTA: step from y_k = x_k + beta (x_k - x_{k-1})
             params, beta, accel = fista_extrapolate(state.accel, params)
             value, grad, _ = lax.cond(
@@ -401,40 +427,20 @@ class Solver:
             )
             value, grad = jnp.asarray(value).astype(state.value.dtype), _tree.cast_like(grad, state.grad)
             extra = (beta > 0).astype(jnp.int32)
-        g = grad if self.clip is None else clip_by_global_norm(grad, self.clip)
         value_fn = lambda p: self.objective(p, *args)[0]  # noqa: E731
-        d, dstate = self.direction.update(g, state.direction_state, params, value=value, value_fn=value_fn)
-        if self.l2 is not None and self.direction.decoupled_l2:
-            d = _tree.add_scaled(d, -self.l2, params)
-        d = _tree.cast_like(d, params)
-
-        def moved(alpha: jax.Array) -> Params:
-            return self.prox.apply(_tree.add_scaled(params, alpha, d), alpha)
-
-        def evaluate(alpha: jax.Array) -> _stepsize.Trial:
-            p = moved(alpha)
-            v, gr, aux = self.value_and_grad(p, *args)
-            return _stepsize.Trial(p, v, gr, aux)
-
-        ctx = _stepsize.StepContext(
-            count=state.count,
-            params=params,
-            value=value,
-            grad=grad,
-            direction=d,
-            slope=_tree.vdot(grad, d).astype(value.dtype),
-            evaluate=evaluate,
-            value_at=lambda alpha: value_fn(moved(alpha)),
-            penalty_change=self.prox.change if self.prox.l1 is not None else None,
+        ustate = _update.UpdateState(state.count, state.direction_state, state.rule_state)
+        trial, ustate, alpha, info = _update.update(
+            self, grad, ustate, params, value=value, value_fn=value_fn,
+            value_and_grad=lambda p: self.value_and_grad(p, *args),
         )
-        alpha, trial, rstate, info = self.rule.step(state.rule_state, ctx)
+        dstate, rstate = ustate.direction_state, ustate.rule_state
         alpha = jnp.asarray(alpha).astype(value.dtype)
         new_value = jnp.asarray(trial.value).astype(value.dtype)
         new_grad = _tree.cast_like(trial.grad, grad)
         new_params = _tree.cast_like(trial.params, params)
         gnorm, finite = self._measure(new_params, new_value, new_grad)
         failed = jnp.asarray(info.failed)
-        accept = finite & ~failed
+        accept = finite & ~failed & running
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
         if self.ftol is not None:
             f_old, f_new = self.loss(state.params, state.value), self.loss(new_params, new_value)
@@ -444,6 +450,9 @@ class Solver:
             small = _tree.norm(_tree.sub(new_params, state.params)) <= self.xtol
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+        stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
+        status = jnp.where(running, status, stopped)
+        spent = jnp.where(running, jnp.asarray(info.nfev, jnp.int32) + extra, 0), jnp.where(running, jnp.asarray(info.ngev, jnp.int32) + extra, 0)
 
         candidate = SolverState(
             params=new_params,
@@ -463,8 +472,8 @@ class Solver:
         kept = _tree.where(accept, candidate, state)
         return kept._replace(
             status=status.astype(jnp.int32),
-            nfev=state.nfev + jnp.asarray(info.nfev, jnp.int32) + extra,
-            ngev=state.ngev + jnp.asarray(info.ngev, jnp.int32) + extra,
+            nfev=state.nfev + spent[0],
+            ngev=state.ngev + spent[1],
             alpha=jnp.where(accept, alpha, state.alpha),
         )
 

@@ -32,6 +32,8 @@ from . import loop as _fit_loop
 
 from . import resume as _fit_resume
 
+from ..core import cache as _cache
+
 from ..core import minimize as _minimize
 
 from ..core import progress as _progress
@@ -82,8 +84,8 @@ BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
 
 _KEYWORDS = (
     "batch_size", "epochs", "key", "method", "lr", "eval_data", "eval_fun", "metric",
-    "patience", "remainder", "mesh", "data_axis", "progress", "clip", "l2",
-    "checkpoint_every", "checkpoint_path", "resume",
+    "patience", "remainder", "mesh", "data_axis", "progress", "clip", "l1", "l2", "bounds",
+    "accelerated", "checkpoint_every", "checkpoint_path", "resume",
 )
 
 
@@ -158,10 +160,14 @@ def _spec(tree: Any, batch: Optional[int] = None) -> Any:
     return jax.tree_util.tree_map(one, tree)
 
 
-@functools.lru_cache(maxsize=256)
-def _scalar_dtype_cached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple) -> str:
+def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple, call_error: str) -> str:
     args = jax.tree_util.tree_unflatten(treedef, specs)
-    out = jax.eval_shape(fn, *args)
+    try:
+        out = jax.eval_shape(fn, *args)
+    except TypeError as err:
+        if not call_error:
+            raise
+        raise TypeError(call_error.format(err=err)) from err
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
@@ -169,15 +175,20 @@ def _scalar_dtype_cached(fn: Callable, name: str, how: str, treedef: Any, specs:
     return str(dtype)
 
 
-def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any) -> str:
-    """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)`` is a real scalar."""
+_SCALAR_CHECKED = _cache.PerFunction(maxsize=64)  # fn -> {specs: dtype}, weakly in fn
+
+
+def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any, call_error: str = "") -> str:
+    """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)``
+    is a real scalar; a failing call raises ``call_error`` (when given) with the
+    original error."""
     specs, treedef = jax.tree_util.tree_flatten(args)
+    key = (name, how, treedef, tuple(specs), call_error)
     try:
-        return _scalar_dtype_cached(fn, name, how, treedef, tuple(specs))
-    except TypeError as err:
-        if "unhashable" not in str(err):
-            raise
-        return _scalar_dtype_cached.__wrapped__(fn, name, how, treedef, tuple(specs))
+        hash((fn, key))
+    except TypeError:  # an unhashable function: check every time
+        return _scalar_dtype_uncached(fn, *key)
+    return _SCALAR_CHECKED.get(fn, key, lambda: _scalar_dtype_uncached(fn, *key))
 
 
 def _check_callable(name: str, fn: Any) -> None:
@@ -236,7 +247,10 @@ def fit(
     data_axis: str = "data",
     progress: bool = True,
     clip: Optional[ArrayLike] = None,
+    l1: ArrayLike = 0.0,
     l2: ArrayLike = 0.0,
+    bounds: Any = None,
+    accelerated: bool = False,
     checkpoint_every: Optional[int] = None,
     checkpoint_path: Optional[str | os.PathLike] = None,
     resume: Any = None,
@@ -255,8 +269,9 @@ def fit(
        \\lVert\\theta_k\\rVert^2\\Big]\\Big),\\quad
        \\theta_{k+1} = \\theta_k + \\alpha_k\\, \\mathrm{direction}(g_k)
 
-    with :math:`\\alpha_k` = ``lr`` at optimizer step :math:`k` and
-    :math:`\\lambda` = ``l2``. With ``method="gd"`` this is minibatch
+    with :math:`\\alpha_k` = ``lr`` at optimizer step :math:`k`,
+    :math:`\\lambda` = ``l2`` and :math:`h` the ``l1`` norm and ``bounds``
+    (the update of :mod:`jaxgd.core.update`, shared with ``minimize``). With ``method="gd"`` this is minibatch
     stochastic gradient descent (Robbins & Monro, "A Stochastic Approximation
     Method", Ann. Math. Stat. 1951; Bottou, Curtis & Nocedal, "Optimization
     Methods for Large-Scale Machine Learning", SIAM Review 2018, Algorithm
@@ -314,8 +329,16 @@ def fit(
       data_axis: the mesh axis that splits the batch.
       progress: show a tqdm bar over epochs with the training (and eval) loss.
       clip: clip each minibatch gradient to this global 2-norm.
+      l1: L1 weight, applied as a proximal (soft-thresholding) step after
+        each minibatch step (proximal SGD; ISTA with ``method="gd"`` and one
+        full batch).
       l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to each minibatch
         loss; decoupled weight decay for ``adamw`` (as ``optax.adamw``).
+      bounds: ``(lower, upper)`` box constraints applied by projection after
+        each step (and to ``params`` at the start), as in :func:`jaxgd.minimize`.
+      accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
+        step: each minibatch gradient is taken at the extrapolated point
+        ``y_k``, and the epoch's training loss is the mean of the losses there.
       checkpoint_every: save a checkpoint every this many epochs: the compiled
         epoch loop runs in chunks of ``checkpoint_every`` epochs (one
         compiled program for every chunk) and the :class:`FitResult` so far
@@ -381,11 +404,11 @@ def fit(
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
         raise ValueError(DEFAULT_LINE_SEARCH.format(method=method))
-    solver = Solver(fun, method, lr, max_steps=0, l2=l2, clip=clip, history=False)
-    try:
-        params = _minimize.as_params(params)
-    except (TypeError, ValueError) as err:  # minimize's messages call it x0
-        raise type(err)(str(err).replace("x0", "params")) from None
+    solver = Solver(
+        fun, method, lr, max_steps=0, l1=l1, l2=l2, clip=clip, history=False, bounds=bounds, accelerated=accelerated
+    )
+    params = _minimize.as_params(params, "params")
+    solver.prox.check(params)
 
     n = _num_examples("data", data)
     if not _positive_int(batch_size) or batch_size > n:
@@ -425,12 +448,8 @@ def fit(
     p_spec = _spec(params)
     weights = (jax.ShapeDtypeStruct((batch_size,), _params_dtype(p_spec)),) if mask else ()
     how = " (the weighted mean over the batch)" if mask else ""
-    try:
-        dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights)
-    except TypeError as err:
-        if mask and not str(err).startswith("fun must return"):
-            raise TypeError(MASK_SIGNATURE.format(err=err)) from err
-        raise
+    call_error = MASK_SIGNATURE if mask else ""
+    dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights, call_error=call_error)
     eval_weights = 0
     if eval_data is not None:
         n_eval = _num_examples("eval_data", eval_data)
@@ -438,6 +457,8 @@ def fit(
             eval_fun, eval_weights = fun, (n_eval if mask else 0)
         ev_args = (jax.ShapeDtypeStruct((n_eval,), dtype),) if eval_weights else ()
         _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args)
+        if eval_fun is fun:  # the static config must not hold the loss (jaxgd.core.cache)
+            eval_fun = _fit_loop.SAME_AS_FUN
         if metric is not None:
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
 

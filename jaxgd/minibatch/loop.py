@@ -25,7 +25,10 @@ from jax import lax
 from ..core import progress as _progress
 
 from .. import _tree
-from ..core.solver import Solver, clip_by_global_norm
+from ..core import cache as _cache
+from ..core import update as _update
+from ..core.solver import Solver
+from ..prox.operators import fista_extrapolate, fista_init
 from .._types import Params, PyTree
 
 class FitStatus(enum.IntEnum):
@@ -93,6 +96,7 @@ class FitState(NamedTuple):
       key: the run's PRNG key as its raw ``uint32`` key data (epoch ``e``
         shuffles with ``fold_in(key, e)``), so that every leaf of a
         ``FitResult`` converts to a NumPy array.
+      accel: FISTA's ``(t, previous iterate)`` with ``accelerated=True``, else ``()``.
     """
 
     params: Params
@@ -102,6 +106,7 @@ class FitState(NamedTuple):
     epoch: jax.Array
     wait: jax.Array
     key: jax.Array
+    accel: PyTree = ()  # FISTA's (t, previous iterate) with accelerated=True
 
 
 class FitResult(NamedTuple):
@@ -154,6 +159,16 @@ class FitResult(NamedTuple):
             )
         except Exception:  # traced
             return f"FitResult(params={self.params!r}, status={self.status!r})"
+
+
+class _SameAsFun:
+    """``Config.eval_fun`` when it is the training loss itself (held by the solver, weakly in caches)."""
+
+    def __repr__(self) -> str:
+        return "SAME_AS_FUN"
+
+
+SAME_AS_FUN = _SameAsFun()
 
 
 class Config(NamedTuple):
@@ -220,11 +235,12 @@ def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitRes
     ``key`` is the key data (``jax.random.key_data`` of a typed key)."""
     from jax.sharding import PartitionSpec as P
 
-    params = _constrain(params, cfg, P())
+    params = _constrain(solver.prox.project(params), cfg, P())
     dtype = jnp.dtype(cfg.dtype)
     nan = jnp.full((cfg.epochs,), jnp.nan, dtype)
     zero = jnp.asarray(0, jnp.int32)
-    state = FitState(params, params, solver.direction.init(params), zero, zero, zero, key)
+    accel = fista_init(params, dtype) if solver.accelerated else ()
+    state = FitState(params, params, solver.direction.init(params), zero, zero, zero, key, accel)
     return _pack(
         cfg, state, jnp.asarray(FitStatus.RUNNING, jnp.int32), params, jnp.full((), jnp.inf, dtype), zero,
         FitHistory(nan, nan, nan, nan),
@@ -244,8 +260,7 @@ def loop(
 
     n, b, nb = cfg.n, cfg.batch_size, cfg.n_batches
     dtype = jnp.dtype(cfg.dtype)
-    direction, rule = solver.direction, solver.rule
-    penalty = solver.l2 is not None and not direction.decoupled_l2
+    penalty = solver.l2 is not None and not solver.direction.decoupled_l2
     replicated, by_example = P(), P(cfg.data_axis)
 
     def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
@@ -254,18 +269,21 @@ def loop(
         return total, loss
 
     def step(carry: tuple, xs: Any) -> tuple[tuple, jax.Array]:
-        p, prev, dstate, count, bad = carry
+        p, prev, dstate, count, bad, accel = carry
         idx, w = xs if cfg.mask else (xs, None)
         batch = _constrain(_tree.tmap(lambda x: x[idx], data), cfg, by_example)
         w = None if w is None else _constrain(w, cfg, by_example)
-        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(p, batch, w)
-        g = grad if solver.clip is None else clip_by_global_norm(grad, solver.clip)
+        at, new_accel = p, accel
+        if solver.accelerated:  # FISTA: the minibatch gradient at y = p + beta (p - p_prev)
+            at, _, new_accel = fista_extrapolate(accel, p)
+        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(at, batch, w)
         value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
-        d, new_dstate = direction.update(g, dstate, p, value=total, value_fn=value_fn)
-        if solver.l2 is not None and direction.decoupled_l2:
-            d = _tree.add_scaled(d, -solver.l2, p)
-        new = _tree.add_scaled(p, rule.lr(count), _tree.cast_like(d, p))
-        # A non-finite loss or gradient at p: step back to prev, whose were finite.
+        ustate = _update.UpdateState(count, dstate, ())
+        trial, ustate, _, _ = _update.update(solver, grad, ustate, at, value=total, value_fn=value_fn)
+        new, new_dstate = trial.params, ustate.direction_state
+        # The non-finite policy of jaxgd.core.update: a step is taken only when
+        # the loss and gradient it starts from, and its result, are finite; a
+        # non-finite loss or gradient at p steps back to prev, whose were finite.
         grad_finite, both_finite = _tree.all_finite_pair(grad, new)
         finite_here = jnp.isfinite(total) & grad_finite
         ok = ~bad & finite_here & both_finite
@@ -274,12 +292,14 @@ def loop(
         # ``back``): p's select then reads the new prev rather than the old one,
         # so XLA can update both in place without copying them every step
         # (selecting both from the old pair is a swap, which needs copies).
-        prev = _tree.where(ok, p, prev)
-        p = _tree.where(ok, new, _tree.where(back, prev, p))
+        prev = _update.keep_if(ok, p, prev)
+        p = _update.keep_if(ok, new, _update.keep_if(back, prev, p))
         p = _constrain(p, cfg, replicated)
-        dstate = _tree.where(ok, new_dstate, dstate)
+        dstate = _update.keep_if(ok, new_dstate, dstate)
+        if solver.accelerated:
+            accel = _update.keep_if(ok, new_accel, accel)
         count = count + ok.astype(count.dtype) - back.astype(count.dtype)
-        return (p, prev, dstate, count, bad | ~ok), loss.astype(dtype)
+        return (p, prev, dstate, count, bad | ~ok, accel), loss.astype(dtype)
 
     if cfg.mask:
         weights = (jnp.arange(nb * b) < n).astype(dtype).reshape(nb, b)
@@ -289,10 +309,11 @@ def loop(
         nan = jnp.full((), jnp.nan, dtype)
         if cfg.eval_fun is None:
             return nan, nan
+        eval_fun = solver.fun if cfg.eval_fun is SAME_AS_FUN else cfg.eval_fun
         if cfg.eval_weights:
-            ev = cfg.eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
+            ev = eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
         else:
-            ev = cfg.eval_fun(p, eval_data)
+            ev = eval_fun(p, eval_data)
         m = nan if cfg.metric is None else jnp.asarray(cfg.metric(p, eval_data)).astype(dtype)
         return jnp.asarray(ev).astype(dtype), m
 
@@ -302,8 +323,8 @@ def loop(
         perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), n)
         idx = (jnp.concatenate([perm, perm[: nb * b - n]]) if cfg.mask else perm[: nb * b]).reshape(nb, b)
         xs = (idx, weights) if cfg.mask else idx
-        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False))
-        (p, prev, dstate, count, bad), losses = lax.scan(step, init, xs)
+        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False), c.accel)
+        (p, prev, dstate, count, bad, accel), losses = lax.scan(step, init, xs)
         train = jnp.sum(losses * counts) / n if cfg.mask else jnp.mean(losses)
         ev, m = evaluate(p)
         monitored = ev if cfg.eval_fun is not None else train
@@ -314,7 +335,7 @@ def loop(
         if cfg.early_stop:
             status = jnp.where(wait >= patience, FitStatus.PATIENCE, status)
         status = jnp.where(bad, FitStatus.NONFINITE, status).astype(jnp.int32)
-        lr = jnp.asarray(rule.lr(jnp.maximum(count - 1, 0))).astype(dtype)
+        lr = jnp.asarray(_update.schedule_value(solver, jnp.maximum(count - 1, 0))).astype(dtype)
         h, row = r.history, c.epoch
         history = FitHistory(
             h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
@@ -323,7 +344,7 @@ def loop(
             jax.debug.callback(_progress.update_epoch, epoch, cfg.epochs, train, ev)
         return _pack(
             cfg,
-            FitState(p, prev, dstate, count, epoch, wait, c.key),
+            FitState(p, prev, dstate, count, epoch, wait, c.key, accel),
             status,
             best_params=_tree.where(improved, p, r.best_params),
             best_loss=jnp.where(improved, monitored, r.best_loss),
@@ -351,6 +372,18 @@ def run(
     return result
 
 
-run_jit = jax.jit(run, static_argnames=("cfg",))
-start_jit = jax.jit(start, static_argnames=("cfg",))
-loop_jit = jax.jit(loop, static_argnames=("cfg",))
+def _jit_cfg(fn: Callable) -> Callable:
+    return jax.jit(fn, static_argnames=("cfg",))
+
+
+def run_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
+    """:func:`run` under a ``jax.jit`` cached per loss function (weakly, :mod:`jaxgd.core.cache`)."""
+    return _cache.jit_per_function(solver.fun, "fit.run", run, _jit_cfg)(solver, cfg, *args)
+
+
+def start_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
+    return _cache.jit_per_function(solver.fun, "fit.start", start, _jit_cfg)(solver, cfg, *args)
+
+
+def loop_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
+    return _cache.jit_per_function(solver.fun, "fit.loop", loop, _jit_cfg)(solver, cfg, *args)
