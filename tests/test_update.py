@@ -140,3 +140,47 @@ def test_step_past_max_steps_stays_put_and_reads_max_steps() -> None:
     np.testing.assert_array_equal(np.asarray(after.params), np.asarray(state.params))
     assert int(after.count) == 5 and jaxgd.Status(int(after.status)) is jaxgd.Status.MAX_STEPS
     assert int(after.nfev) == int(state.nfev)
+
+
+def test_per_leaf_l1_leaves_the_intercept_unpenalised_like_sklearn() -> None:
+    """l1={"w": a, "b": 0.0}: scikit-learn's Lasso with fit_intercept=True (intercept unpenalised)."""
+    X, y = _least_squares(3, 50, 4)
+    y = y + 3.0
+    a = 0.05
+    loss = lambda p, batch: 0.5 * jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)  # noqa: E731
+    p0 = {"w": jnp.zeros(4), "b": jnp.zeros(())}
+    ref = Lasso(alpha=a, fit_intercept=True, tol=1e-14, max_iter=100_000).fit(X, y)
+    Xc = np.c_[X, np.ones(50)]
+    lr = 1.0 / _lipschitz(Xc)
+    res = jaxgd.minimize(
+        lambda p: loss(p, (X, y)), p0, method="gd", lr=lr, l1={"w": a, "b": 0.0}, max_steps=20_000, gtol=1e-12
+    )
+    np.testing.assert_allclose(np.asarray(res.params["w"]), ref.coef_, atol=1e-8)
+    np.testing.assert_allclose(float(res.params["b"]), ref.intercept_, atol=1e-8)
+    fitted = jaxgd.fit(
+        loss, p0, (jnp.asarray(X), jnp.asarray(y)), batch_size=50, epochs=3000, key=jax.random.key(0),
+        method="gd", lr=lr, l1={"w": a, "b": 0.0}, accelerated=True,
+    )
+    np.testing.assert_allclose(np.asarray(fitted.params["w"]), ref.coef_, atol=1e-8)
+
+
+def test_per_leaf_l2_is_ridge_on_the_weights_only() -> None:
+    """l2={"w": lam, "b": 0}: the closed-form ridge solution with an unpenalised intercept (NumPy)."""
+    X, y = _least_squares(4, 40, 3)
+    lam = 0.3
+    loss = lambda p: 0.5 * jnp.mean((X @ p["w"] + p["b"] - y) ** 2)  # noqa: E731
+    res = jaxgd.minimize(
+        loss, {"w": jnp.zeros(3), "b": jnp.zeros(())}, method="lbfgs", l2={"w": lam, "b": 0.0}, gtol=1e-12,
+        max_steps=500,
+    )
+    Xc = np.c_[X, np.ones(40)]
+    reg = np.diag([lam, lam, lam, 0.0])
+    ref = np.linalg.solve(Xc.T @ Xc / 40 + reg, Xc.T @ y / 40)
+    np.testing.assert_allclose(np.r_[np.asarray(res.params["w"]), float(res.params["b"])], ref, rtol=1e-9)
+
+
+def test_penalty_pytree_must_fit_the_params() -> None:
+    with pytest.raises(ValueError, match="l1 must be a number or a pytree with the structure of the parameters"):
+        jaxgd.minimize(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones(2)}, l1={"v": 0.1})
+    with pytest.raises(ValueError, match="l2 must be a non-negative finite number"):
+        jaxgd.minimize(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones(2)}, l2={"w": -1.0})

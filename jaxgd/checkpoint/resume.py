@@ -28,7 +28,8 @@ from ..core import progress as _progress
 from .. import _tree
 from ..core import cache as _cache
 from ..core.solver import Solver, SolverState
-from ..core.status import Result, Status, empty_history
+from ..core.driver import empty_history
+from ..core.status import Result, Status
 from .._types import Params
 
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"

@@ -299,7 +299,8 @@ def minimize(
       clip: clip the gradient to this global 2-norm (None: no clipping).
       history: record loss, lr and gradient norm every step (True), every k
         steps (int k), or not at all (False, zero cost).
-      progress: show a tqdm progress bar (updated from inside the loop).
+      progress: show a tqdm progress bar (updated from inside the loop);
+        off by default, as in :func:`jaxgd.fit`.
       has_aux: ``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux.
       checkpoint_every: save a checkpoint every this many steps: the compiled
         loop runs in chunks of ``checkpoint_every`` steps (one compiled
@@ -367,7 +368,7 @@ def minimize(
     _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
     if solver.progress_every:
         _progress.reset()
-    solver.prox.check(params)
+    solver.check_params(params)
     check_loss(fun, params, args, has_aux)
     if resume is None and path is None:
         result = _run(solver, params, args)

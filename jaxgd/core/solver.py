@@ -33,17 +33,18 @@ from ..checkpoint import format as _checkpoint
 
 from ..directions import registry as _directions
 
-from . import progress as _progress
 
 from . import stepsize as _stepsize
 
 from . import cache as _cache
+from . import driver as _driver
 from . import update as _update
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from .. import _tree
-from ..prox.operators import Prox, check_bounds, fista_extrapolate, fista_init
-from .status import History, Result, Status, empty_history
+from ..prox.operators import weight_leaves as _prox_weights
+from ..prox.operators import Prox, check_bounds, fista_extrapolate, fista_init, l2_penalty
+from .status import History, Result, Status
 from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 NOT_CALLABLE = "fun must be callable, got {kind}"
@@ -122,6 +123,31 @@ def _real_scalar(name: str, value: Any, message: str, positive: bool = False, fi
 def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
     """Validate a concrete non-negative number; tracers pass unchecked."""
     return _real_scalar(name, value, message)
+
+
+def _penalty(name: str, value: Any) -> Any:
+    """A penalty weight: a non-negative finite number, or a pytree of them
+    shaped like the parameters (checked against them in ``init``)."""
+    leaves, treedef = jax.tree_util.tree_flatten(value)
+    if len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0) and jnp.ndim(leaves[0]) == 0:
+        return _real_scalar(name, value, BAD_PENALTY, finite=True)
+    if not leaves:
+        raise TypeError(BAD_PENALTY.format(name=name, value=value))
+    checked = []
+    for leaf in leaves:
+        leaf = _tree.as_float_if_number(leaf)
+        if not isinstance(leaf, float):
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+                raise TypeError(BAD_PENALTY.format(name=name, value=value))
+            if _tree.is_concrete(leaf):
+                arr = np.asarray(leaf)
+                if not (np.isfinite(arr).all() and (arr >= 0).all()):
+                    raise ValueError(BAD_PENALTY.format(name=name, value=value))
+        elif not (leaf >= 0 and math.isfinite(leaf)):
+            raise ValueError(BAD_PENALTY.format(name=name, value=value))
+        checked.append(leaf)
+    return jax.tree_util.tree_unflatten(treedef, checked)
 
 
 def _off_if_zero(value: Any) -> Any:
@@ -271,7 +297,7 @@ class Solver:
                 raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
         max_steps = int(max_steps)
         gtol, ftol, xtol = (_nonneg(n, v) for n, v in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)))
-        l1, l2 = (_real_scalar(n, v, BAD_PENALTY, finite=True) for n, v in (("l1", l1), ("l2", l2)))
+        l1, l2 = (_penalty(n, v) for n, v in (("l1", l1), ("l2", l2)))
         if clip is not None:
             clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
         history_every = _every("history", history)
@@ -332,6 +358,12 @@ class Solver:
             f"rule={self.rule!r}, max_steps={self.max_steps})"
         )
 
+    def check_params(self, params: Params) -> None:
+        """Raise ``ValueError`` when ``bounds``, ``l1`` or ``l2`` (as pytrees) do not fit ``params``."""
+        self.prox.check(params)
+        if self.l2 is not None:
+            _prox_weights(self.l2, params, "l2")
+
     # -- the objective ----------------------------------------------------
     def objective(self, params: Params, *args: Any) -> tuple[jax.Array, Any]:
         """``(smooth objective, aux)``: the loss plus the L2 penalty when it is one."""
@@ -339,7 +371,7 @@ class Solver:
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)
         if self.l2 is not None and not self.direction.decoupled_l2:
-            loss = loss + (0.5 * self.l2 * _tree.sq_norm(params)).astype(loss.dtype)
+            loss = loss + l2_penalty(self.l2, params).astype(loss.dtype)
         return loss, aux
 
     def value_and_grad(self, params: Params, *args: Any) -> tuple[jax.Array, Grads, Any]:
@@ -379,7 +411,7 @@ class Solver:
     def init(self, x0: Params, *args: Any) -> SolverState:
         """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``)."""
         params = _tree.tmap(jnp.asarray, x0)
-        self.prox.check(params)
+        self.check_params(params)
         params = self.prox.project(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm = self.prox.stationarity(params, grad).astype(value.dtype)
@@ -477,27 +509,12 @@ class Solver:
             alpha=jnp.where(accept, alpha, state.alpha),
         )
 
-    # -- the loop ---------------------------------------------------------
+    # -- the loop (jaxgd.core.driver) ---------------------------------------
     def history_length(self) -> int:
-        return self.max_steps // self.history_every if self.history_every else 0
+        return _driver.history_length(self.max_steps, self.history_every)
 
     def empty_history(self, state: SolverState) -> History:
-        return empty_history(self.history_length(), state.value.dtype)
-
-    def _record(self, hist: History, prev_count: jax.Array, state: SolverState) -> History:
-        every, n = self.history_every, self.history_length()
-        k = state.count
-        take = (k > prev_count) & (k % every == 0)
-        idx = jnp.where(take, k // every - 1, n)  # n is out of bounds: dropped
-        return History(
-            hist.loss.at[idx].set(self.loss(state.params, state.value), mode="drop"),
-            hist.lr.at[idx].set(state.alpha, mode="drop"),
-            hist.grad_norm.at[idx].set(state.grad_norm, mode="drop"),
-        )
-
-    def _report(self, state: SolverState, final: bool) -> None:
-        cb = _progress.close if final else _progress.update
-        jax.debug.callback(cb, state.count, self.loss(state.params, state.value), self.max_steps)
+        return _driver.empty_history(self.history_length(), state.value.dtype)
 
     def loop(
         self,
@@ -508,47 +525,13 @@ class Solver:
         close_progress: bool = True,
     ) -> tuple[SolverState, History]:
         """Run steps until a test fires or ``state.count`` reaches ``stop``
-        (``max_steps`` by default; may be traced). Used by ``run`` and by
-        resumed runs; ``close_progress=False`` leaves the progress bar open
-        for a following chunk."""
-        stop = self.max_steps if stop is None else stop
-
-        def cond(carry: tuple[SolverState, History]) -> jax.Array:
-            s, _ = carry
-            return (s.status == Status.RUNNING) & (s.count < stop)
-
-        def body(carry: tuple[SolverState, History]) -> tuple[SolverState, History]:
-            s, h = carry
-            new = self.step(s, *args)
-            if self.history_length():  # 0 with history off, or max_steps < every
-                h = self._record(h, s.count, new)
-            if self.progress_every:
-                lax.cond(new.count % self.progress_every == 0, lambda: self._report(new, False), lambda: None)
-            return new, h
-
-        state, history = lax.while_loop(cond, body, (state, history))
-        if self.progress_every and close_progress:
-            self._report(state, True)
-        return state, history
+        (``max_steps`` by default; may be traced): :func:`jaxgd.core.driver.loop`.
+        ``close_progress=False`` leaves the progress bar open for a following chunk."""
+        return _driver.loop(self, state, history, *args, stop=stop, close_progress=close_progress)
 
     def finish(self, state: SolverState, history: History) -> Result:
-        """Mark an exhausted step budget and package the :class:`Result`."""
-        status = jnp.where(
-            (state.status == Status.RUNNING) & (state.count >= self.max_steps), Status.MAX_STEPS, state.status
-        ).astype(jnp.int32)
-        state = state._replace(status=status)
-        return Result(
-            params=state.params,
-            loss=self.loss(state.params, state.value),
-            grad_norm=state.grad_norm,
-            steps=state.count,
-            status=status,
-            history=history,
-            state=state,
-            nfev=state.nfev,
-            ngev=state.ngev,
-            aux=state.aux,
-        )
+        """Mark an exhausted step budget and package the :class:`Result` (:func:`jaxgd.core.driver.finish`)."""
+        return _driver.finish(self, state, history)
 
     def run(self, x0: Params, *args: Any) -> Result:
         """``init`` then steps until a termination test fires; returns a :class:`Result`."""
@@ -609,6 +592,4 @@ class Solver:
 
     def _sized_history(self, history: History, state: SolverState) -> History:
         """Pad (NaN) or cut a saved history to this solver's buffer length."""
-        n = self.history_length()
-        empty = self.empty_history(state)
-        return History(*(jnp.concatenate([h[:n], e[h[:n].shape[0]:]]) for h, e in zip(history, empty)))
+        return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from .. import _tree
 from .._types import Grads, Params, PyTree
+from ..prox import operators as _prox
 from . import stepsize as _stepsize
 
 
@@ -80,7 +81,7 @@ def direction(
     g = grads if parts.clip is None else clip_by_global_norm(grads, parts.clip)
     d, dstate = parts.direction.update(g, direction_state, params, value=value, value_fn=value_fn)
     if parts.l2 is not None and parts.direction.decoupled_l2:
-        d = _tree.add_scaled(d, -parts.l2, params)
+        d = _prox.decay(d, parts.l2, params)
     return _tree.cast_like(d, params), dstate
 
 

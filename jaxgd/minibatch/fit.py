@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import enum
-import functools
 import math
 import os
 from typing import Any, Callable, Optional
@@ -245,7 +244,7 @@ def fit(
     remainder: Remainder = Remainder.DROP,
     mesh: Any = None,
     data_axis: str = "data",
-    progress: bool = True,
+    progress: bool = False,
     clip: Optional[ArrayLike] = None,
     l1: ArrayLike = 0.0,
     l2: ArrayLike = 0.0,
@@ -328,6 +327,7 @@ def fit(
       mesh: a ``jax.sharding.Mesh`` for data parallelism (None: one device).
       data_axis: the mesh axis that splits the batch.
       progress: show a tqdm bar over epochs with the training (and eval) loss.
+        Off by default, as in :func:`jaxgd.minimize` (one default for both).
       clip: clip each minibatch gradient to this global 2-norm.
       l1: L1 weight, applied as a proximal (soft-thresholding) step after
         each minibatch step (proximal SGD; ISTA with ``method="gd"`` and one
@@ -408,7 +408,7 @@ def fit(
         fun, method, lr, max_steps=0, l1=l1, l2=l2, clip=clip, history=False, bounds=bounds, accelerated=accelerated
     )
     params = _minimize.as_params(params, "params")
-    solver.prox.check(params)
+    solver.check_params(params)
 
     n = _num_examples("data", data)
     if not _positive_int(batch_size) or batch_size > n:

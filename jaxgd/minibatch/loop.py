@@ -14,7 +14,6 @@ piece.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -26,58 +25,34 @@ from ..core import progress as _progress
 
 from .. import _tree
 from ..core import cache as _cache
+from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
-from ..prox.operators import fista_extrapolate, fista_init
+from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
+from ..core.status import FitStatus
 from .._types import Params, PyTree
-
-class FitStatus(enum.IntEnum):
-    """Why :func:`fit` stopped (an ``int32`` inside the compiled run)."""
-
-    RUNNING = 0
-    EPOCHS = 1
-    PATIENCE = 2
-    NONFINITE = 3
-
-    @property
-    def message(self) -> str:
-        return _MESSAGES[self]
-
-    @property
-    def success(self) -> bool:
-        return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
-
-
-_MESSAGES = {
-    FitStatus.RUNNING: "Still running.",
-    FitStatus.EPOCHS: "Completed: all epochs ran.",
-    FitStatus.PATIENCE: (
-        "Stopped early: the monitored loss did not improve for `patience` epochs; "
-        "params are the best ones."
-    ),
-    FitStatus.NONFINITE: (
-        "Stopped: a minibatch loss, gradient or update was NaN or Inf; params are the last "
-        "ones whose minibatch loss and gradient were finite (the best ones with patience)."
-    ),
-}
-
 
 class FitHistory(NamedTuple):
     """One row per epoch run (trimmed on the host; NaN where not recorded).
 
     Attributes:
-      train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
+      loss: the mean minibatch loss ``fun`` over the epoch, each taken at
         the parameters before its step (the running training loss; penalties
-        not included).
+        not included). ``train_loss`` is the same array (the older name).
       eval_loss: ``eval_fun(params, eval_data)`` after the epoch.
       metric: ``metric(params, eval_data)`` after the epoch.
       lr: the step size of the epoch's last step.
     """
 
-    train_loss: jax.Array
+    loss: jax.Array
     eval_loss: jax.Array
     metric: jax.Array
     lr: jax.Array
+
+    @property
+    def train_loss(self) -> jax.Array:
+        """The older name of :attr:`loss`."""
+        return self.loss
 
 
 class FitState(NamedTuple):
@@ -138,6 +113,14 @@ class FitResult(NamedTuple):
     state: FitState
 
     @property
+    def loss(self) -> jax.Array:
+        """The last epoch's training loss (``history.loss[-1]``; NaN before any epoch),
+        as ``Result.loss`` is the loss at the end of a ``minimize`` run."""
+        h = self.history.loss
+        last = jnp.maximum(jnp.asarray(self.epochs) - 1, 0)
+        return jnp.where(jnp.asarray(self.epochs) > 0, jnp.take(h, last, axis=-1, mode="clip"), jnp.nan)
+
+    @property
     def status_enum(self) -> FitStatus:
         return FitStatus(int(np.asarray(self.status)))
 
@@ -195,7 +178,7 @@ class Config(NamedTuple):
 # -- the progress bar (host side: jaxgd._progress) ---------------------------
 def _last_row(cfg: Config, r: FitResult) -> tuple:
     last = jnp.maximum(r.epochs - 1, 0)
-    return r.epochs, cfg.epochs, r.history.train_loss[last], r.history.eval_loss[last]
+    return r.epochs, cfg.epochs, r.history.loss[last], r.history.eval_loss[last]
 
 
 def close_progress(cfg: Config, result: FitResult) -> None:
@@ -265,7 +248,7 @@ def loop(
 
     def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
         loss = jnp.asarray(solver.fun(p, batch) if w is None else solver.fun(p, batch, w))
-        total = loss + (0.5 * solver.l2 * _tree.sq_norm(p)).astype(loss.dtype) if penalty else loss
+        total = loss + l2_penalty(solver.l2, p).astype(loss.dtype) if penalty else loss
         return total, loss
 
     def step(carry: tuple, xs: Any) -> tuple[tuple, jax.Array]:
@@ -338,10 +321,10 @@ def loop(
         lr = jnp.asarray(_update.schedule_value(solver, jnp.maximum(count - 1, 0))).astype(dtype)
         h, row = r.history, c.epoch
         history = FitHistory(
-            h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
+            h.loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
         )
         if cfg.progress:
-            jax.debug.callback(_progress.update_epoch, epoch, cfg.epochs, train, ev)
+            _driver.report_epoch(epoch, cfg.epochs, train, ev)
         return _pack(
             cfg,
             FitState(p, prev, dstate, count, epoch, wait, c.key, accel),
@@ -368,7 +351,7 @@ def run(
     """A whole run: ``start``, then ``loop`` to the end."""
     result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience)
     if cfg.progress:
-        jax.debug.callback(_progress.close_epoch, *_last_row(cfg, result))
+        _driver.report_epoch(*_last_row(cfg, result), final=True)
     return result
 
 
