@@ -10,7 +10,6 @@ positive ``lr``) are skipped for tracers, so ``minimize`` works under
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import weakref
@@ -24,6 +23,9 @@ from . import batched as _batched
 
 from . import cache as _cache
 
+from . import options as _options
+from .options import default as _D
+
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
@@ -33,18 +35,13 @@ from .solver import Solver
 from .status import History, Result
 from .._types import ArrayLike, LossFn, Params
 
-UNKNOWN_KWARG = "minimize() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
+UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 EMPTY_X0 = "{name} must contain at least one non-empty array, got {what}"
 BAD_X0_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
 NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
 NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
 BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
-_KEYWORDS = (
-    "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
-    "history", "progress", "has_aux", "checkpoint_every", "checkpoint_path", "resume",
-    "bounds", "accelerated",
-)
 
 
 def _path(p: Any) -> str:
@@ -230,28 +227,29 @@ def trim_history(result: Result, every: int) -> Result:
     return result._replace(history=History(*(np.asarray(h)[:n] for h in result.history)))
 
 
+@_options.document
 def minimize(
     fun: LossFn,
     x0: Params,
     args: Any = (),
     *,
-    method: Any = "gd",
-    lr: Any = None,
-    max_steps: int = 1000,
-    gtol: ArrayLike = 1e-6,
-    ftol: ArrayLike = 0.0,
-    xtol: ArrayLike = 0.0,
-    l1: ArrayLike = 0.0,
-    l2: ArrayLike = 0.0,
-    clip: Optional[ArrayLike] = None,
-    history: bool | int = True,
-    progress: bool | int = False,
-    has_aux: bool = False,
+    method: Any = _D("method"),
+    lr: Any = _D("lr"),
+    max_steps: int = _D("max_steps"),
+    gtol: ArrayLike = _D("gtol"),
+    ftol: ArrayLike = _D("ftol"),
+    xtol: ArrayLike = _D("xtol"),
+    l1: ArrayLike = _D("l1"),
+    l2: ArrayLike = _D("l2"),
+    clip: Optional[ArrayLike] = _D("clip"),
+    history: bool | int = _D("history"),
+    progress: bool | int = _D("progress"),
+    has_aux: bool = _D("has_aux"),
     checkpoint_every: Optional[int] = None,
     checkpoint_path: Optional[str | os.PathLike] = None,
     resume: Any = None,
-    bounds: Any = None,
-    accelerated: bool = False,
+    bounds: Any = _D("bounds"),
+    accelerated: bool = _D("accelerated"),
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -282,26 +280,7 @@ def minimize(
         keeps its structure and dtypes.
       args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
         value is wrapped).
-      method: ``"gd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
-        ``"rmsprop"``, ``"adam"``, ``"adamw"`` (see :func:`jaxgd.methods`),
-        a ``jaxgd.Direction``, or any ``optax.GradientTransformation``
-        (used as is, with step size 1 unless ``lr`` says otherwise).
-      lr: a float, a schedule ``count -> lr`` or a ``jaxgd.linesearch``
-        rule; default ``1e-3`` (1.0 for an optax transformation).
-      max_steps: the step limit (``max_steps=0`` returns ``x0``).
-      gtol: gradient-norm tolerance (2-norm; with ``l1``, the norm of the
-        gradient mapping).
-      ftol: relative loss-change tolerance (0 disables).
-      xtol: step-length tolerance (0 disables).
-      l1: L1 weight, applied as a proximal (soft-thresholding) step.
-      l2: L2 weight: penalty ``l2/2 ||theta||^2`` added to the loss; for
-        ``adamw`` it is decoupled weight decay instead.
-      clip: clip the gradient to this global 2-norm (None: no clipping).
-      history: record loss, lr and gradient norm every step (True), every k
-        steps (int k), or not at all (False, zero cost).
-      progress: show a tqdm progress bar (updated from inside the loop);
-        off by default, as in :func:`jaxgd.fit`.
-      has_aux: ``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux.
+      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,clip,history,progress,has_aux}
       checkpoint_every: save a checkpoint every this many steps: the compiled
         loop runs in chunks of ``checkpoint_every`` steps (one compiled
         chunk, re-used) and the :class:`jaxgd.Result` so far is written to
@@ -317,12 +296,7 @@ def minimize(
         and options as the interrupted run: the result is then bit for bit
         the one an uninterrupted run gives (params, loss, history, status,
         steps). ``max_steps`` may be raised to extend a finished run.
-      bounds: ``(lower, upper)`` box constraints, applied by projection
-        (each side None, a number, or a pytree like ``x0``; ``(0, None)``
-        is non-negativity). ``x0`` is projected into the box; ``gtol`` tests
-        the projected-gradient norm.
-      accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
-        step; one extra ``value_and_grad`` per step. See :class:`Solver`.
+      {options:bounds,accelerated}
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -351,16 +325,9 @@ def minimize(
       >>> print(res.status_enum.name, int(res.steps), res.params)
       GTOL 1 [3. 3.]
     """
-    if unknown:
-        names = sorted(unknown)
-        close = [m for n in names for m in difflib.get_close_matches(n, _KEYWORDS, n=1)]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
-    solver = _solver(
-        fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
-        clip=clip, history=history, progress=progress, has_aux=has_aux,
-        bounds=bounds, accelerated=accelerated,
-    )
+    _options.check_keywords("minimize", unknown, _KEYWORDS)
+    given = locals()
+    solver = _solver(fun, method, lr, **{name: given[name] for name in _options.SOLVER_OPTIONS})
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
@@ -375,3 +342,6 @@ def minimize(
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return trim_history(result, solver.history_every)
+
+
+_KEYWORDS = _options.keywords(minimize)

@@ -38,6 +38,8 @@ from . import stepsize as _stepsize
 
 from . import cache as _cache
 from . import driver as _driver
+from . import options as _options
+from .options import default as _D
 from . import update as _update
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
@@ -209,6 +211,7 @@ def _check_schedule_cached(lr: Callable[..., Any]) -> None:
     _SCHEDULES.get(lr, (), lambda: _check_schedule_uncached(lr))
 
 
+@_options.document
 @_tree.pytree_class(
     data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip"),
     meta=("fun_ref", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated"),
@@ -226,40 +229,7 @@ class Solver:
 
     Args:
       fun: ``fun(params, *args) -> scalar`` (``(scalar, aux)`` with ``has_aux``).
-      method: a method name (see :func:`jaxgd.methods`), a
-        ``jaxgd.Direction`` or any ``optax.GradientTransformation``.
-      lr: step size: a float, a schedule ``count -> lr`` (optax's or
-        ``jaxgd.schedules``') or a ``jaxgd.linesearch`` rule. Default: the
-        method's own (``1e-3`` for first-order methods, ``1.0`` for an optax
-        transformation, which holds its own learning rate).
-      max_steps: the step limit (static: it sizes the history buffers).
-      gtol: stop when the stationarity measure (gradient 2-norm) is <= gtol.
-      ftol: stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)``
-        (scipy L-BFGS-B's test); 0 disables it.
-      xtol: stop when ``||theta_{k+1} - theta_k|| <= xtol``; 0 disables it.
-      l1: L1 weight: a proximal (soft-thresholding) step, ISTA with ``gd``.
-      l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for
-        ``adamw`` decoupled weight decay ``d -= l2 * theta`` (as ``optax.adamw``).
-        With ``l1`` it makes the elastic net (l2 stays a smooth penalty).
-      bounds: ``(lower, upper)``: box constraints applied by projection after
-        each step (projected gradient with ``gd``). Each side is ``None``
-        (unbounded), a number, or a pytree with the structure of ``x0``
-        (use ``-inf``/``inf`` for free entries); ``bounds=(0, None)`` is
-        non-negativity. ``x0`` is projected into the box (as scipy's
-        L-BFGS-B does), and ``gtol`` then tests the projected-gradient norm
-        ``||x - P(x - grad)||``.
-      accelerated: FISTA (Beck & Teboulle 2009): each step starts from the
-        extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})``,
-        which costs one more ``value_and_grad`` per step (at ``y_k``; the
-        reported loss and ``gtol`` stay at the iterate ``x_k``). Meant for
-        ``gd`` with ``l1``/``bounds`` and a constant ``lr`` <= 1/L; not
-        monotone.
-      clip: clip the gradient to this global norm before the direction.
-      history: record loss, step size and gradient norm every step (True),
-        every k steps (an int) or not at all (False).
-      progress: show a progress bar updated every 1% of ``max_steps`` (True)
-        or every k steps (an int).
-      has_aux: ``fun`` returns ``(loss, aux)``.
+      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,bounds,accelerated,clip,history,progress,has_aux}
 
     Raises:
       TypeError: ``fun`` not callable, ``method`` or ``lr`` of the wrong kind.
@@ -271,21 +241,21 @@ class Solver:
     def __init__(
         self,
         fun: LossFn,
-        method: Any = "gd",
-        lr: Any = None,
+        method: Any = _D("method"),
+        lr: Any = _D("lr"),
         *,
-        max_steps: int = 1000,
-        gtol: ArrayLike = 1e-6,
-        ftol: ArrayLike = 0.0,
-        xtol: ArrayLike = 0.0,
-        l1: ArrayLike = 0.0,
-        l2: ArrayLike = 0.0,
-        clip: Optional[ArrayLike] = None,
-        history: bool | int = True,
-        progress: bool | int = False,
-        has_aux: bool = False,
-        bounds: Any = None,
-        accelerated: bool = False,
+        max_steps: int = _D("max_steps"),
+        gtol: ArrayLike = _D("gtol"),
+        ftol: ArrayLike = _D("ftol"),
+        xtol: ArrayLike = _D("xtol"),
+        l1: ArrayLike = _D("l1"),
+        l2: ArrayLike = _D("l2"),
+        clip: Optional[ArrayLike] = _D("clip"),
+        history: bool | int = _D("history"),
+        progress: bool | int = _D("progress"),
+        has_aux: bool = _D("has_aux"),
+        bounds: Any = _D("bounds"),
+        accelerated: bool = _D("accelerated"),
     ) -> None:
         if not callable(fun):
             raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))

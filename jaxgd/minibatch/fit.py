@@ -15,7 +15,6 @@ objective) are refused.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 import os
@@ -33,6 +32,9 @@ from . import resume as _fit_resume
 
 from ..core import cache as _cache
 
+from ..core import options as _options
+from ..core.options import default as _D
+
 from ..core import minimize as _minimize
 
 from ..core import progress as _progress
@@ -46,7 +48,7 @@ from .._types import ArrayLike, LossFn, Params, PRNGKey
 
 __all__ = ["FitHistory", "FitResult", "FitState", "FitStatus", "Remainder", "fit"]
 
-UNKNOWN_KWARG = "fit() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
+UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 LINE_SEARCH = (
     "lr={lr!r} is a step-size rule that needs exact loss evaluations (a line search); "
     "fit takes one noisy minibatch gradient per step: pass a float or a schedule "
@@ -81,11 +83,6 @@ BAD_AXIS = "data_axis={axis!r} is not an axis of the mesh; its axes are {axes}"
 MESH_DIVIDE = "batch_size must be divisible by the {size} devices of mesh axis {axis!r}, got batch_size={batch_size!r}"
 BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
 
-_KEYWORDS = (
-    "batch_size", "epochs", "key", "method", "lr", "eval_data", "eval_fun", "metric",
-    "patience", "remainder", "mesh", "data_axis", "progress", "clip", "l1", "l2", "bounds",
-    "accelerated", "checkpoint_every", "checkpoint_path", "resume",
-)
 
 
 class Remainder(enum.Enum):
@@ -227,6 +224,7 @@ def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey)
 
 
 # -- the public function ---------------------------------------------------
+@_options.document
 def fit(
     fun: LossFn,
     params: Params,
@@ -244,12 +242,12 @@ def fit(
     remainder: Remainder = Remainder.DROP,
     mesh: Any = None,
     data_axis: str = "data",
-    progress: bool = False,
-    clip: Optional[ArrayLike] = None,
-    l1: ArrayLike = 0.0,
-    l2: ArrayLike = 0.0,
-    bounds: Any = None,
-    accelerated: bool = False,
+    progress: bool = _D("progress"),
+    clip: Optional[ArrayLike] = _D("clip"),
+    l1: ArrayLike = _D("l1"),
+    l2: ArrayLike = _D("l2"),
+    bounds: Any = _D("bounds"),
+    accelerated: bool = _D("accelerated"),
     checkpoint_every: Optional[int] = None,
     checkpoint_path: Optional[str | os.PathLike] = None,
     resume: Any = None,
@@ -326,19 +324,11 @@ def fit(
       remainder: a :class:`Remainder`: ``DROP`` (default) or ``MASK``.
       mesh: a ``jax.sharding.Mesh`` for data parallelism (None: one device).
       data_axis: the mesh axis that splits the batch.
-      progress: show a tqdm bar over epochs with the training (and eval) loss.
-        Off by default, as in :func:`jaxgd.minimize` (one default for both).
-      clip: clip each minibatch gradient to this global 2-norm.
-      l1: L1 weight, applied as a proximal (soft-thresholding) step after
-        each minibatch step (proximal SGD; ISTA with ``method="gd"`` and one
-        full batch).
-      l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to each minibatch
-        loss; decoupled weight decay for ``adamw`` (as ``optax.adamw``).
-      bounds: ``(lower, upper)`` box constraints applied by projection after
-        each step (and to ``params`` at the start), as in :func:`jaxgd.minimize`.
-      accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
-        step: each minibatch gradient is taken at the extrapolated point
-        ``y_k``, and the epoch's training loss is the mean of the losses there.
+      {options:progress,clip,l1,l2,bounds,accelerated}
+        In ``fit`` the penalties apply to each minibatch step, ``progress``
+        is a bool (a bar over epochs with the training and eval loss), and
+        with ``accelerated`` the epoch's training loss is taken at the
+        extrapolated points.
       checkpoint_every: save a checkpoint every this many epochs: the compiled
         epoch loop runs in chunks of ``checkpoint_every`` epochs (one
         compiled program for every chunk) and the :class:`FitResult` so far
@@ -395,11 +385,7 @@ def fit(
       >>> print(res.status_enum.name, int(res.steps), round(float(res.params), 4))
       EPOCHS 50 3.5
     """
-    if unknown:
-        names = sorted(unknown)
-        close = [m for k in names for m in difflib.get_close_matches(k, _KEYWORDS, n=1)]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    _options.check_keywords("fit", unknown, _KEYWORDS)
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
@@ -492,6 +478,9 @@ def fit(
             solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path
         )
     return _trim(result)
+
+
+_KEYWORDS = _options.keywords(fit)
 
 
 def _params_dtype(spec: Any) -> Any:
