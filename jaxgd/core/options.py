@@ -1,4 +1,4 @@
-"""The solver options, written once: defaults and documentation for
+"""The solver options, written once, and their host validation: defaults and documentation for
 ``minimize``, ``Solver`` and ``fit``.
 
 Each public function keeps an explicit signature (for readers, IDEs and
@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import textwrap
 from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _tree
+from ..directions import registry as _directions
+from ..prox.operators import Prox, check_bounds
+from . import cache as _cache
+from . import stepsize as _stepsize
 
 
 class Option(NamedTuple):
@@ -122,3 +133,192 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     close = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise TypeError(UNKNOWN_KWARG.format(fn=fn, names=", ".join(names), hint=hint, valid=", ".join(valid)))
+
+
+# -- host validation of the options (each helper takes the argument's name) ----------
+NOT_CALLABLE = "fun must be callable, got {kind}"
+BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
+BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
+BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
+BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
+BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
+BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
+BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
+BAD_FLAG_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
+
+
+def _every(name: str, value: Any) -> int:
+    """``True`` -> 1, ``False`` -> 0, a positive int -> itself."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)) and value > 0:
+        return int(value)
+    raise ValueError(BAD_FLAG_EVERY.format(name=name, value=value))
+
+
+def _real_scalar(name: str, value: Any, message: str, positive: bool = False, finite: bool = False) -> Any:
+    """Validate a number, or a real scalar array (concrete values checked,
+    tracers pass), that must be >= 0 (or > 0, or finite too); return it
+    (numbers as floats).
+
+    Raises:
+      TypeError: not a number or array, or a bool/complex one.
+      ValueError: a negative (non-positive) or NaN value, or a non-scalar array.
+    """
+    value = _tree.as_float_if_number(value)
+
+    def ok(v: float) -> bool:  # NaN fails every comparison
+        return (v > 0 if positive else v >= 0) and (math.isfinite(v) or not finite)
+
+    if isinstance(value, float):
+        if not ok(value):
+            raise ValueError(message.format(name=name, value=value))
+        return value
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(message.format(name=name, value=value))
+    if jnp.shape(value) != ():
+        raise ValueError(message.format(name=name, value=value) + f" (a scalar, got shape {jnp.shape(value)})")
+    if _tree.is_concrete(value) and not ok(float(value)):
+        raise ValueError(message.format(name=name, value=value))
+    return value
+
+
+def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
+    """Validate a concrete non-negative number; tracers pass unchecked."""
+    return _real_scalar(name, value, message)
+
+
+def _penalty(name: str, value: Any) -> Any:
+    """A penalty weight: a non-negative finite number, or a pytree of them
+    shaped like the parameters (checked against them in ``init``)."""
+    leaves, treedef = jax.tree_util.tree_flatten(value)
+    if len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0) and jnp.ndim(leaves[0]) == 0:
+        return _real_scalar(name, value, BAD_PENALTY, finite=True)
+    if not leaves:
+        raise TypeError(BAD_PENALTY.format(name=name, value=value))
+    checked = []
+    for leaf in leaves:
+        leaf = _tree.as_float_if_number(leaf)
+        if not isinstance(leaf, float):
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+                raise TypeError(BAD_PENALTY.format(name=name, value=value))
+            if _tree.is_concrete(leaf):
+                arr = np.asarray(leaf)
+                if not (np.isfinite(arr).all() and (arr >= 0).all()):
+                    raise ValueError(BAD_PENALTY.format(name=name, value=value))
+        elif not (leaf >= 0 and math.isfinite(leaf)):
+            raise ValueError(BAD_PENALTY.format(name=name, value=value))
+        checked.append(leaf)
+    return jax.tree_util.tree_unflatten(treedef, checked)
+
+
+def _off_if_zero(value: Any) -> Any:
+    """A concrete zero switches a term off statically (``None``); otherwise traced."""
+    return None if isinstance(value, float) and value == 0.0 else value
+
+
+def _check_lr(lr: Any) -> Any:
+    if _stepsize.is_rule(lr):
+        return lr
+    if callable(lr):
+        _check_schedule(lr)
+        return lr
+    lr = _tree.as_float_if_number(lr)
+    if isinstance(lr, float):
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(BAD_LR.format(lr=lr))
+        return lr
+    if hasattr(lr, "dtype") and hasattr(lr, "shape"):
+        if not jnp.issubdtype(lr.dtype, jnp.floating) or lr.shape != ():
+            raise ValueError(BAD_LR.format(lr=lr))
+        if _tree.is_concrete(lr):
+            v = float(lr)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(BAD_LR.format(lr=lr))
+        return lr
+    raise TypeError(BAD_LR_TYPE.format(kind=type(lr).__name__))
+
+
+def _check_schedule(lr: Callable[..., Any]) -> None:
+    """A schedule must map a step count to a real scalar (checked through
+    ``jax.eval_shape``: nothing compiles; cached per hashable schedule).
+    Schedules holding tracers pass."""
+    if not _tree.is_concrete(lr):
+        return
+    try:
+        hash(lr)
+    except TypeError:  # a schedule with array leaves: check every time
+        return _check_schedule_uncached(lr)
+    _check_schedule_cached(lr)
+
+
+def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
+    try:
+        out = jax.eval_shape(lambda count: lr(count), jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as e:  # the schedule's own error, reported against lr
+        raise TypeError(BAD_SCHEDULE.format(what=f"calling it raised {type(e).__name__}: {e}")) from e
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        return
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
+
+
+_SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule
+
+
+def _check_schedule_cached(lr: Callable[..., Any]) -> None:
+    _SCHEDULES.get(lr, (), lambda: _check_schedule_uncached(lr))
+
+
+def solver_fields(
+    fun: Any, method: Any, lr: Any, *, max_steps: Any, gtol: Any, ftol: Any, xtol: Any, l1: Any, l2: Any,
+    clip: Any, history: Any, progress: Any, has_aux: Any, bounds: Any, accelerated: Any,
+) -> dict:
+    """Validate the options on the host; return the :class:`jaxgd.Solver`'s fields.
+
+    Raises:
+      TypeError: ``fun`` not callable, ``method`` or ``lr`` of the wrong kind.
+      ValueError: a bad value (the message names the argument).
+    """
+    if not callable(fun):
+        raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
+    direction = _directions.resolve(method)
+    if lr is None:
+        lr = _directions.default_lr(direction)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
+        if not (isinstance(max_steps, np.integer) and max_steps >= 0):
+            raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
+    max_steps = int(max_steps)
+    gtol, ftol, xtol = (_nonneg(n, v) for n, v in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)))
+    l1, l2 = (_penalty(n, v) for n, v in (("l1", l1), ("l2", l2)))
+    if clip is not None:
+        clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
+    history_every = _every("history", history)
+    progress_every = _every("progress", progress)
+    if progress_every == 1 and progress is True:
+        progress_every = max(1, max_steps // 100)
+    if not isinstance(has_aux, bool):
+        raise TypeError(f"has_aux must be a bool, got {has_aux=}")
+    if not isinstance(accelerated, bool):
+        raise TypeError(f"accelerated must be a bool, got {accelerated=}")
+    lower, upper = check_bounds(bounds)
+    return dict(
+        rule=_stepsize.as_rule(_check_lr(lr)),
+        prox=Prox(_off_if_zero(l1), lower, upper),
+        gtol=gtol,
+        ftol=_off_if_zero(ftol),
+        xtol=_off_if_zero(xtol),
+        l2=_off_if_zero(l2),
+        clip=clip,
+        fun_ref=_tree.FunRef(fun),
+        _fun=fun,
+        direction=direction,
+        max_steps=max_steps,
+        history_every=history_every,
+        progress_every=progress_every,
+        has_aux=has_aux,
+        accelerated=accelerated,
+    )

@@ -21,45 +21,30 @@ non-finite guard that keeps the last finite iterate.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from ..checkpoint import format as _checkpoint
-
-from ..directions import registry as _directions
-
-
-from . import stepsize as _stepsize
-
-from . import cache as _cache
 from . import driver as _driver
 from . import options as _options
 from .options import default as _D
+from .options import (  # noqa: F401  (the messages, re-exported where tests and users found them)
+    BAD_CLIP, BAD_FLAG_EVERY, BAD_LR, BAD_LR_TYPE, BAD_MAX_STEPS, BAD_PENALTY, BAD_SCHEDULE, BAD_TOL, NOT_CALLABLE,
+)
 from . import update as _update
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from .. import _tree
 from ..prox.operators import weight_leaves as _prox_weights
-from ..prox.operators import Prox, check_bounds, fista_extrapolate, fista_init, l2_penalty
+from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
 from .status import History, Result, Status
 from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
-NOT_CALLABLE = "fun must be callable, got {kind}"
-BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
-BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
-BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
-BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
-BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
-BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
-BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
-BAD_FLAG_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
 
 
 class SolverState(NamedTuple):
@@ -83,132 +68,6 @@ class SolverState(NamedTuple):
     ngev: jax.Array
     alpha: jax.Array
     accel: PyTree = ()  # FISTA's (t, previous iterate) when accelerated
-
-
-def _every(name: str, value: Any) -> int:
-    """``True`` -> 1, ``False`` -> 0, a positive int -> itself."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (int, np.integer)) and value > 0:
-        return int(value)
-    raise ValueError(BAD_FLAG_EVERY.format(name=name, value=value))
-
-
-def _real_scalar(name: str, value: Any, message: str, positive: bool = False, finite: bool = False) -> Any:
-    """Validate a number, or a real scalar array (concrete values checked,
-    tracers pass), that must be >= 0 (or > 0, or finite too); return it
-    (numbers as floats).
-
-    Raises:
-      TypeError: not a number or array, or a bool/complex one.
-      ValueError: a negative (non-positive) or NaN value, or a non-scalar array.
-    """
-    value = _tree.as_float_if_number(value)
-
-    def ok(v: float) -> bool:  # NaN fails every comparison
-        return (v > 0 if positive else v >= 0) and (math.isfinite(v) or not finite)
-
-    if isinstance(value, float):
-        if not ok(value):
-            raise ValueError(message.format(name=name, value=value))
-        return value
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
-        raise TypeError(message.format(name=name, value=value))
-    if jnp.shape(value) != ():
-        raise ValueError(message.format(name=name, value=value) + f" (a scalar, got shape {jnp.shape(value)})")
-    if _tree.is_concrete(value) and not ok(float(value)):
-        raise ValueError(message.format(name=name, value=value))
-    return value
-
-
-def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
-    """Validate a concrete non-negative number; tracers pass unchecked."""
-    return _real_scalar(name, value, message)
-
-
-def _penalty(name: str, value: Any) -> Any:
-    """A penalty weight: a non-negative finite number, or a pytree of them
-    shaped like the parameters (checked against them in ``init``)."""
-    leaves, treedef = jax.tree_util.tree_flatten(value)
-    if len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0) and jnp.ndim(leaves[0]) == 0:
-        return _real_scalar(name, value, BAD_PENALTY, finite=True)
-    if not leaves:
-        raise TypeError(BAD_PENALTY.format(name=name, value=value))
-    checked = []
-    for leaf in leaves:
-        leaf = _tree.as_float_if_number(leaf)
-        if not isinstance(leaf, float):
-            dtype = getattr(leaf, "dtype", None)
-            if dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
-                raise TypeError(BAD_PENALTY.format(name=name, value=value))
-            if _tree.is_concrete(leaf):
-                arr = np.asarray(leaf)
-                if not (np.isfinite(arr).all() and (arr >= 0).all()):
-                    raise ValueError(BAD_PENALTY.format(name=name, value=value))
-        elif not (leaf >= 0 and math.isfinite(leaf)):
-            raise ValueError(BAD_PENALTY.format(name=name, value=value))
-        checked.append(leaf)
-    return jax.tree_util.tree_unflatten(treedef, checked)
-
-
-def _off_if_zero(value: Any) -> Any:
-    """A concrete zero switches a term off statically (``None``); otherwise traced."""
-    return None if isinstance(value, float) and value == 0.0 else value
-
-
-def _check_lr(lr: Any) -> Any:
-    if _stepsize.is_rule(lr):
-        return lr
-    if callable(lr):
-        _check_schedule(lr)
-        return lr
-    lr = _tree.as_float_if_number(lr)
-    if isinstance(lr, float):
-        if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(BAD_LR.format(lr=lr))
-        return lr
-    if hasattr(lr, "dtype") and hasattr(lr, "shape"):
-        if not jnp.issubdtype(lr.dtype, jnp.floating) or lr.shape != ():
-            raise ValueError(BAD_LR.format(lr=lr))
-        if _tree.is_concrete(lr):
-            v = float(lr)
-            if not (v > 0 and math.isfinite(v)):
-                raise ValueError(BAD_LR.format(lr=lr))
-        return lr
-    raise TypeError(BAD_LR_TYPE.format(kind=type(lr).__name__))
-
-
-def _check_schedule(lr: Callable[..., Any]) -> None:
-    """A schedule must map a step count to a real scalar (checked through
-    ``jax.eval_shape``: nothing compiles; cached per hashable schedule).
-    Schedules holding tracers pass."""
-    if not _tree.is_concrete(lr):
-        return
-    try:
-        hash(lr)
-    except TypeError:  # a schedule with array leaves: check every time
-        return _check_schedule_uncached(lr)
-    _check_schedule_cached(lr)
-
-
-def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
-    try:
-        out = jax.eval_shape(lambda count: lr(count), jax.ShapeDtypeStruct((), jnp.int32))
-    except Exception as e:  # the schedule's own error, reported against lr
-        raise TypeError(BAD_SCHEDULE.format(what=f"calling it raised {type(e).__name__}: {e}")) from e
-    if isinstance(out, (int, float)) and not isinstance(out, bool):
-        return
-    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
-
-
-_SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule
-
-
-def _check_schedule_cached(lr: Callable[..., Any]) -> None:
-    _SCHEDULES.get(lr, (), lambda: _check_schedule_uncached(lr))
 
 
 @_options.document
@@ -257,44 +116,9 @@ class Solver:
         bounds: Any = _D("bounds"),
         accelerated: bool = _D("accelerated"),
     ) -> None:
-        if not callable(fun):
-            raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
-        direction = _directions.resolve(method)
-        if lr is None:
-            lr = _directions.default_lr(direction)
-        if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
-            if not (isinstance(max_steps, np.integer) and max_steps >= 0):
-                raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
-        max_steps = int(max_steps)
-        gtol, ftol, xtol = (_nonneg(n, v) for n, v in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)))
-        l1, l2 = (_penalty(n, v) for n, v in (("l1", l1), ("l2", l2)))
-        if clip is not None:
-            clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
-        history_every = _every("history", history)
-        progress_every = _every("progress", progress)
-        if progress_every == 1 and progress is True:
-            progress_every = max(1, max_steps // 100)
-        if not isinstance(has_aux, bool):
-            raise TypeError(f"has_aux must be a bool, got {has_aux=}")
-        if not isinstance(accelerated, bool):
-            raise TypeError(f"accelerated must be a bool, got {accelerated=}")
-        lower, upper = check_bounds(bounds)
-        fields = dict(
-            rule=_stepsize.as_rule(_check_lr(lr)),
-            prox=Prox(_off_if_zero(l1), lower, upper),
-            gtol=gtol,
-            ftol=_off_if_zero(ftol),
-            xtol=_off_if_zero(xtol),
-            l2=_off_if_zero(l2),
-            clip=clip,
-            fun_ref=_tree.FunRef(fun),
-            _fun=fun,
-            direction=direction,
-            max_steps=max_steps,
-            history_every=history_every,
-            progress_every=progress_every,
-            has_aux=has_aux,
-            accelerated=accelerated,
+        fields = _options.solver_fields(
+            fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2, clip=clip,
+            history=history, progress=progress, has_aux=has_aux, bounds=bounds, accelerated=accelerated,
         )
         for k, v in fields.items():
             object.__setattr__(self, k, v)
