@@ -113,10 +113,10 @@ def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize") -> N
 
 
 # -- shared by minimize's and fit's resume ---------------------------------------------
-def saved_history_length(info: dict, default: int) -> int:
-    """The history buffer length stored in a checkpoint (``.history.loss``, the
-    same name in ``Result`` and ``FitResult``); ``default`` when absent."""
-    shapes = [e["shape"] for e in info["leaves"] if e["path"] == ".history.loss"]
+def saved_history_length(info: dict, default: int, field: str = "loss") -> int:
+    """The history buffer length stored in a checkpoint (``.history.<field>``:
+    ``loss`` for a ``Result``, ``train_loss`` for a ``FitResult``); ``default`` when absent."""
+    shapes = [e["shape"] for e in info["leaves"] if e["path"] == f".history.{field}"]
     return int(shapes[0][0]) if shapes and len(shapes[0]) == 1 else default
 
 

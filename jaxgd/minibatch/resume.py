@@ -78,7 +78,7 @@ def _check_monitor(cfg: Config, result: FitResult, source: str) -> None:
         return
     done = int(result.epochs)
     had = bool(np.isfinite(np.asarray(result.history.eval_loss)[:done]).any())
-    ran = bool(np.isfinite(np.asarray(result.history.loss)[:done]).any())
+    ran = bool(np.isfinite(np.asarray(result.history.train_loss)[:done]).any())
     has = cfg.eval_fun is not None
     if ran and had != has:
         raise ValueError(MONITOR_DIFFERS.format(
@@ -126,7 +126,7 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
     if isinstance(resume, FitResult):
         if not isinstance(resume.state, FitState):
             raise TypeError(BAD_STATE.format(kind=type(resume.state).__name__))
-        like = _template(solver, cfg, params, key, _rows(np.shape(resume.history.loss), cfg.epochs))
+        like = _template(solver, cfg, params, key, _rows(np.shape(resume.history.train_loss), cfg.epochs))
         _checkpoint.compare(
             _checkpoint.describe(like), _checkpoint.describe(resume, what="resume"),
             what="resume", expected_name="the state this fit call starts from",
@@ -137,7 +137,7 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
         info = _checkpoint.checkpoint_info(resume)
         _resume.check_metadata(resume, info["metadata"], KIND, _settings(solver, cfg))
         # The file's history may be longer or shorter (another epochs=): load it as it is.
-        like = _template(solver, cfg, params, key, _resume.saved_history_length(info, cfg.epochs))
+        like = _template(solver, cfg, params, key, _resume.saved_history_length(info, cfg.epochs, "train_loss"))
         source = f"checkpoint {resume!r}"
         resume = _checkpoint.load(resume, like, name="resume")
     if _tree.is_concrete((resume.state.key, key)):
