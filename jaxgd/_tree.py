@@ -7,6 +7,9 @@ principle 7).
 
 from __future__ import annotations
 
+import types
+import weakref
+
 from typing import Any, Callable
 
 import jax
@@ -153,18 +156,83 @@ def pytree_class(data: tuple[str, ...], meta: tuple[str, ...]) -> Callable[[type
         def flatten(obj: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
             return tuple(getattr(obj, n) for n in data), tuple(getattr(obj, n) for n in meta)
 
+        hook = getattr(cls, "_unflattened", None)
+
         def unflatten(aux: tuple[Any, ...], children: tuple[Any, ...]) -> Any:
             obj = object.__new__(cls)
             for n, v in zip(meta, aux):
                 object.__setattr__(obj, n, v)
             for n, v in zip(data, children):
                 object.__setattr__(obj, n, v)
+            if hook is not None:
+                hook(obj)
             return obj
 
         jax.tree_util.register_pytree_node(cls, flatten, unflatten)
         return cls
 
     return register
+
+
+class FunRef:
+    """A user function as pytree metadata, held weakly.
+
+    Tree definitions end up in jax's global tracing caches; a function held
+    there strongly (with every array it captured) would never be freed. Two
+    ``FunRef`` are equal when they refer to the same live object. An object
+    that cannot be weakly referenced is held strongly.
+    """
+
+    __slots__ = ("_ref", "_strong", "_hash", "__weakref__")
+
+    def __init__(self, fn: Any) -> None:
+        try:
+            self._ref, self._strong = weakref.ref(fn), None
+        except TypeError:
+            self._ref, self._strong = None, fn
+        self._hash = hash(("FunRef", id(fn)))
+
+    def __call__(self) -> Any:
+        return self._strong if self._ref is None else self._ref()
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, FunRef):
+            return NotImplemented
+        fn = self()
+        return fn is not None and fn is other()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"FunRef({self()!r})"
+
+
+class bound_once:
+    """A method whose bound object is made once per instance and then re-used.
+
+    ``jax.jit`` finds its compiled code through the function object (held by
+    a weak reference); a plain bound method is a new object at every
+    attribute access, so ``jax.jit(obj.method)`` in a loop would trace and
+    compile again each time. The bound method is stored in the instance's
+    ``__dict__`` (which shadows this non-data descriptor afterwards).
+    """
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__name__ = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self.fn
+        bound = types.MethodType(self.fn, obj)
+        obj.__dict__[self.__name__] = bound
+        return bound
 
 
 def as_float_if_number(x: Any) -> Any:

@@ -326,6 +326,12 @@ ROWS: list[Row] = [
     R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),
     R("fit", "lr", "jaxgd.linesearch.Backtracking()", ValueError, "is a step-size rule that needs exact loss evaluation", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=c.key, lr=jaxgd.linesearch.Backtracking())),
     R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
+    R("fit", "l1", "-0.1", ValueError, "l1 must be a non-negative finite number", lambda c: c.F(l1=-0.1)),
+    R("fit", "l1", '{"v": 0.1} (not shaped like params)', ValueError, "l1 must be a number or a pytree with the structure of the parameters", lambda c: c.F(l1={"v": 0.1})),
+    R("fit", "l2", '{"v": 0.1} (not shaped like params)', ValueError, "l2 must be a number or a pytree with the structure of the parameters", lambda c: c.F(l2={"v": 0.1})),
+    R("fit", "bounds", "(1.0, 0.0)", ValueError, "bounds: lower must be <= upper", lambda c: c.F(bounds=(1.0, 0.0))),
+    R("fit", "accelerated", '"yes"', TypeError, "accelerated must be a bool", lambda c: c.F(accelerated="yes")),
+    R("fit", "params", "np.arange(3)", TypeError, "params leaf (root) has dtype int64; params must hold real floating-point arrays", lambda c: jaxgd.fit(c.fl, np.arange(3), c.data, batch_size=2, epochs=1, key=c.key)),
     # -- fit: checkpoints and resume ---------------------------------------------------------------
     R("fit", "checkpoint_every", "0", ValueError, "checkpoint_every must be None or a positive integer (epochs between checkpoints)", lambda c: c.F(checkpoint_every=0, checkpoint_path=c.dir / "f.ckpt")),
     R("fit", "checkpoint_every", "2 without checkpoint_path", ValueError, "checkpoint_every=2 needs checkpoint_path=", lambda c: c.F(checkpoint_every=2)),

@@ -26,8 +26,10 @@ from . import format as _checkpoint
 from ..core import progress as _progress
 
 from .. import _tree
+from ..core import cache as _cache
 from ..core.solver import Solver, SolverState
-from ..core.status import Result, Status, empty_history
+from ..core.driver import empty_history
+from ..core.status import Result, Status
 from .._types import Params
 
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
@@ -42,14 +44,22 @@ RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r},
 KIND = "jaxgd.minimize"
 
 
-@jax.jit
-def _start(solver: Solver, x0: Params, args: tuple) -> Result:
+def _start_impl(solver: Solver, x0: Params, args: tuple) -> Result:
     return solver.start(x0, *args)
 
 
-@jax.jit
-def _continue(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
+def _continue_impl(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
     return solver.resume(result, *args, stop=stop)
+
+
+def _start(solver: Solver, x0: Params, args: tuple) -> Result:
+    """``solver.start`` under a ``jax.jit`` cached per loss function (weakly)."""
+    return _cache.jit_per_function(solver.fun, "start", _start_impl)(solver, x0, args)
+
+
+def _continue(solver: Solver, result: Result, args: tuple, stop: Optional[jax.Array]) -> Result:
+    """``solver.resume`` under a ``jax.jit`` cached per loss function (weakly)."""
+    return _cache.jit_per_function(solver.fun, "continue", _continue_impl)(solver, result, args, stop)
 
 
 # -- host-side checks (before anything compiles) ------------------------------------
@@ -102,6 +112,20 @@ def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize") -> N
         raise ValueError(CHECKPOINT_TRACED.format(fn=fn, what=" or ".join(traced)))
 
 
+# -- shared by minimize's and fit's resume ---------------------------------------------
+def saved_history_length(info: dict, default: int, field: str = "loss") -> int:
+    """The history buffer length stored in a checkpoint (``.history.<field>``:
+    ``loss`` for a ``Result``, ``train_loss`` for a ``FitResult``); ``default`` when absent."""
+    shapes = [e["shape"] for e in info["leaves"] if e["path"] == f".history.{field}"]
+    return int(shapes[0][0]) if shapes and len(shapes[0]) == 1 else default
+
+
+def metadata(kind: str, settings: dict, counters: dict, status: Any) -> dict:
+    """A checkpoint's metadata: its kind, the settings a resumed run must match,
+    the counters (steps, epochs) and the status name."""
+    return {"kind": kind, **settings, **counters, "status": status.name}
+
+
 # -- the run --------------------------------------------------------------------------
 def _template(solver: Solver, params: Params, args: tuple, history_length: int) -> Result:
     state = solver.init(params, *args)
@@ -109,14 +133,8 @@ def _template(solver: Solver, params: Params, args: tuple, history_length: int) 
 
 
 def _metadata(solver: Solver, result: Result) -> dict:
-    return {
-        "kind": KIND,
-        "method": solver.direction.name,
-        "max_steps": solver.max_steps,
-        "history_every": solver.history_every,
-        "steps": int(result.steps),
-        "status": Status(int(result.status)).name,
-    }
+    settings = {"method": solver.direction.name, "max_steps": solver.max_steps, "history_every": solver.history_every}
+    return metadata(KIND, settings, {"steps": int(result.steps)}, Status(int(result.status)))
 
 
 def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
@@ -135,8 +153,7 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
     check_metadata(resume, info["metadata"], KIND, [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)])
     # The file's history buffer may be longer or shorter (another max_steps):
     # load it as it is, Solver.resume pads or cuts it.
-    shapes = [e["shape"] for e in info["leaves"] if e["path"] == ".history.loss"]
-    n = shapes[0][0] if shapes and len(shapes[0]) == 1 else solver.history_length()
+    n = saved_history_length(info, solver.history_length())
     like = jax.eval_shape(lambda p, a: _template(solver, p, a, n), params, args)
     return _checkpoint.load(resume, like, name="resume")
 

@@ -10,7 +10,6 @@ positive ``lr``) are skipped for tracers, so ``minimize`` works under
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import weakref
@@ -22,6 +21,11 @@ import numpy as np
 
 from . import batched as _batched
 
+from . import cache as _cache
+
+from . import options as _options
+from .options import default as _D
+
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
@@ -31,18 +35,13 @@ from .solver import Solver
 from .status import History, Result
 from .._types import ArrayLike, LossFn, Params
 
-UNKNOWN_KWARG = "minimize() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
-EMPTY_X0 = "x0 must contain at least one non-empty array, got {what}"
-BAD_X0_DTYPE = "x0 leaf {path} has dtype {dtype}; x0 must hold real floating-point arrays (cast it, e.g. x0.astype(float))"
-NONFINITE_X0 = "x0 leaf {path} contains NaN or Inf"
+UNKNOWN_KWARG = _options.UNKNOWN_KWARG
+EMPTY_X0 = "{name} must contain at least one non-empty array, got {what}"
+BAD_X0_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
+NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
 NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
 BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
-_KEYWORDS = (
-    "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
-    "history", "progress", "has_aux", "checkpoint_every", "checkpoint_path", "resume",
-    "bounds", "accelerated",
-)
 
 
 def _path(p: Any) -> str:
@@ -81,8 +80,9 @@ def _finite(leaf: Any) -> bool:
 _FINITE: dict[int, Any] = {}  # id(array) -> weakref(array) of arrays found finite
 
 
-def as_params(x0: Any) -> Params:
-    """Convert ``x0``'s leaves to arrays and check that they are real floats.
+def as_params(x0: Any, name: str = "x0") -> Params:
+    """Convert ``x0``'s leaves to arrays and check that they are real floats
+    (errors call the argument ``name``).
 
     Raises:
       ValueError: an empty ``x0`` or a non-finite concrete leaf.
@@ -90,7 +90,7 @@ def as_params(x0: Any) -> Params:
     """
     pairs, treedef = jax.tree_util.tree_flatten_with_path(x0)
     if not pairs:
-        raise ValueError(EMPTY_X0.format(what=f"a pytree with no leaves ({x0!r})"))
+        raise ValueError(EMPTY_X0.format(name=name, what=f"a pytree with no leaves ({x0!r})"))
     out = []
     for path, leaf in pairs:
         if isinstance(leaf, (bool, int)) or not hasattr(leaf, "dtype") and not isinstance(leaf, float):
@@ -98,7 +98,7 @@ def as_params(x0: Any) -> Params:
         else:
             arr_dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
         if not jnp.issubdtype(arr_dtype, jnp.floating):
-            raise TypeError(BAD_X0_DTYPE.format(path=_path(path), dtype=arr_dtype))
+            raise TypeError(BAD_X0_DTYPE.format(name=name, path=_path(path), dtype=arr_dtype))
         # Strongly typed, always: a weakly typed leaf (from a Python float)
         # would promote differently from the same leaf loaded from a checkpoint.
         # (device_put, not jnp.asarray, which compiles a small program per shape.)
@@ -110,39 +110,47 @@ def as_params(x0: Any) -> Params:
             else:
                 arr = jax.device_put(np.asarray(arr))
         if arr.size == 0:
-            raise ValueError(EMPTY_X0.format(what=f"leaf {_path(path)} of shape {arr.shape}"))
+            raise ValueError(EMPTY_X0.format(name=name, what=f"leaf {_path(path)} of shape {arr.shape}"))
         if not isinstance(arr, jax.core.Tracer) and not _finite(arr if host is None else host):
-            raise ValueError(NONFINITE_X0.format(path=_path(path)))
+            raise ValueError(NONFINITE_X0.format(name=name, path=_path(path)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def _solver(fun: Any, method: Any, lr: Any, **options: Any) -> Solver:
-    """``Solver(fun, method, lr, **options)``, cached when every argument is hashable.
+    """``Solver(fun, method, lr, **options)``, its validation cached when every option is hashable.
 
     A Solver is immutable, so a repeated ``minimize`` call with the same
-    arguments re-uses the validated one (about 10-25 us a call, benchmarks E).
-    The key holds each value's type too: ``history=True`` and ``history=1``
-    are equal in Python but mean different things.
+    options re-uses the validated one (about 10-25 us a call, benchmarks E)
+    with ``fun`` put in (:meth:`Solver.with_fun`). The cache holds no user
+    loss function (it would keep alive everything the function captured); its
+    key holds each value's type too: ``history=True`` and ``history=1`` are
+    equal in Python but mean different things.
     """
-    key = (fun, method, type(lr), lr, tuple((k, type(v), v) for k, v in options.items()))
+    key = (method, type(lr), lr, tuple((k, type(v), v) for k, v in options.items()))
     try:
         hash(key)
     except TypeError:  # an array or an unhashable schedule: build it every time
         return Solver(fun, method, lr, **options)
-    return _solver_cached(key)
+    return _SOLVERS.get(fun, key, lambda: _solver_cached(key).with_fun(fun, strong=False))
+
+
+def _placeholder(params: Any, *args: Any) -> Any:  # the cached solvers' fun, replaced by with_fun
+    raise AssertionError("placeholder loss called")
+
+
+# fun -> {options: the Solver for fun}, weakly in fun; the cached Solver holds
+# fun weakly too (its entry lives only while fun does).
+_SOLVERS = _cache.PerFunction(maxsize=16)
 
 
 @functools.lru_cache(maxsize=256)
 def _solver_cached(key: tuple) -> Solver:
-    fun, method, _, lr, options = key
-    return Solver(fun, method, lr, **{k: v for k, _, v in options})
+    method, _, lr, options = key
+    return Solver(_placeholder, method, lr, **{k: v for k, _, v in options})
 
 
-@functools.lru_cache(maxsize=256)
-def _check_loss_cached(fun: LossFn, has_aux: bool, x_spec: tuple, a_spec: tuple) -> None:
-    # A cache marker only: the work happens in check_loss on a miss.
-    return None
+_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): None}, weakly in fun
 
 
 def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
@@ -152,12 +160,14 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
       TypeError: the loss is not a real floating scalar, or aux is missing.
     """
     try:
-        key = (fun, has_aux, _spec(params), _spec(args))
-        hash(key)
+        key = (has_aux, _spec(params), _spec(args))
+        hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
-        key = None
-    if key is not None and key in _CHECKED:
-        return
+        return _check_loss(fun, params, args, has_aux)
+    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux))
+
+
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
     out = jax.eval_shape(fun, params, *args)
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
     if has_aux:
@@ -168,11 +178,6 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
-    if key is not None:
-        _CHECKED.add(key)
-
-
-_CHECKED: set = set()
 
 
 # Result fields that Solver.finish copies from the final state. The compiled
@@ -198,14 +203,18 @@ def _fill_copies(result: Result) -> Result:
 
 # Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
 # while loop copied the history buffers at every step (benchmarks D).
-_run_compiled = jax.jit(
-    _batched.vmappable(lambda solver, x0, args: _drop_copies(solver.run(x0, *args)), _drop_copies)
-)
+def _run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
+    return _drop_copies(solver.run(x0, *args))
+
+
+def _jit_vmappable(fn: Any) -> Any:
+    return jax.jit(_batched.vmappable(fn, _drop_copies))
 
 
 def _run(solver: Solver, x0: Params, args: tuple) -> Result:
-    """``solver.run(x0, *args)`` under one cached ``jax.jit``."""
-    return _fill_copies(_run_compiled(solver, x0, args))
+    """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly)."""
+    compiled = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
+    return _fill_copies(compiled(solver, x0, args))
 
 
 def trim_history(result: Result, every: int) -> Result:
@@ -223,28 +232,29 @@ def trim_history(result: Result, every: int) -> Result:
     return result._replace(history=History(*(np.asarray(h)[:n] for h in result.history)))
 
 
+@_options.document
 def minimize(
     fun: LossFn,
     x0: Params,
     args: Any = (),
     *,
-    method: Any = "gd",
-    lr: Any = None,
-    max_steps: int = 1000,
-    gtol: ArrayLike = 1e-6,
-    ftol: ArrayLike = 0.0,
-    xtol: ArrayLike = 0.0,
-    l1: ArrayLike = 0.0,
-    l2: ArrayLike = 0.0,
-    clip: Optional[ArrayLike] = None,
-    history: bool | int = True,
-    progress: bool | int = False,
-    has_aux: bool = False,
+    method: Any = _D("method"),
+    lr: Any = _D("lr"),
+    max_steps: int = _D("max_steps"),
+    gtol: ArrayLike = _D("gtol"),
+    ftol: ArrayLike = _D("ftol"),
+    xtol: ArrayLike = _D("xtol"),
+    l1: ArrayLike = _D("l1"),
+    l2: ArrayLike = _D("l2"),
+    clip: Optional[ArrayLike] = _D("clip"),
+    history: bool | int = _D("history"),
+    progress: bool | int = _D("progress"),
+    has_aux: bool = _D("has_aux"),
     checkpoint_every: Optional[int] = None,
     checkpoint_path: Optional[str | os.PathLike] = None,
     resume: Any = None,
-    bounds: Any = None,
-    accelerated: bool = False,
+    bounds: Any = _D("bounds"),
+    accelerated: bool = _D("accelerated"),
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -275,25 +285,7 @@ def minimize(
         keeps its structure and dtypes.
       args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
         value is wrapped).
-      method: ``"gd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
-        ``"rmsprop"``, ``"adam"``, ``"adamw"`` (see :func:`jaxgd.methods`),
-        a ``jaxgd.Direction``, or any ``optax.GradientTransformation``
-        (used as is, with step size 1 unless ``lr`` says otherwise).
-      lr: a float, a schedule ``count -> lr`` or a ``jaxgd.linesearch``
-        rule; default ``1e-3`` (1.0 for an optax transformation).
-      max_steps: the step limit (``max_steps=0`` returns ``x0``).
-      gtol: gradient-norm tolerance (2-norm; with ``l1``, the norm of the
-        gradient mapping).
-      ftol: relative loss-change tolerance (0 disables).
-      xtol: step-length tolerance (0 disables).
-      l1: L1 weight, applied as a proximal (soft-thresholding) step.
-      l2: L2 weight: penalty ``l2/2 ||theta||^2`` added to the loss; for
-        ``adamw`` it is decoupled weight decay instead.
-      clip: clip the gradient to this global 2-norm (None: no clipping).
-      history: record loss, lr and gradient norm every step (True), every k
-        steps (int k), or not at all (False, zero cost).
-      progress: show a tqdm progress bar (updated from inside the loop).
-      has_aux: ``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux.
+      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,clip,history,progress,has_aux}
       checkpoint_every: save a checkpoint every this many steps: the compiled
         loop runs in chunks of ``checkpoint_every`` steps (one compiled
         chunk, re-used) and the :class:`jaxgd.Result` so far is written to
@@ -309,12 +301,7 @@ def minimize(
         and options as the interrupted run: the result is then bit for bit
         the one an uninterrupted run gives (params, loss, history, status,
         steps). ``max_steps`` may be raised to extend a finished run.
-      bounds: ``(lower, upper)`` box constraints, applied by projection
-        (each side None, a number, or a pytree like ``x0``; ``(0, None)``
-        is non-negativity). ``x0`` is projected into the box; ``gtol`` tests
-        the projected-gradient norm.
-      accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
-        step; one extra ``value_and_grad`` per step. See :class:`Solver`.
+      {options:bounds,accelerated}
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -343,16 +330,9 @@ def minimize(
       >>> print(res.status_enum.name, int(res.steps), res.params)
       GTOL 1 [3. 3.]
     """
-    if unknown:
-        names = sorted(unknown)
-        close = [m for n in names for m in difflib.get_close_matches(n, _KEYWORDS, n=1)]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
-    solver = _solver(
-        fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
-        clip=clip, history=history, progress=progress, has_aux=has_aux,
-        bounds=bounds, accelerated=accelerated,
-    )
+    _options.check_keywords("minimize", unknown, _KEYWORDS)
+    given = locals()
+    solver = _solver(fun, method, lr, **{name: given[name] for name in _options.SOLVER_OPTIONS})
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
@@ -360,10 +340,13 @@ def minimize(
     _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
     if solver.progress_every:
         _progress.reset()
-    solver.prox.check(params)
+    solver.check_params(params)
     check_loss(fun, params, args, has_aux)
     if resume is None and path is None:
         result = _run(solver, params, args)
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return trim_history(result, solver.history_every)
+
+
+_KEYWORDS = _options.keywords(minimize)

@@ -18,10 +18,12 @@ from .._types import Params, PyTree
 
 
 class Status(enum.IntEnum):
-    """Why a run stopped.
+    """Why a run of :func:`jaxgd.minimize` (or a :class:`jaxgd.Solver`) stopped.
 
     ``GTOL``, ``FTOL`` and ``XTOL`` are convergence (``success`` is True);
-    the others are not.
+    the others are not. One family of codes serves every loop: a code means
+    the same thing in :class:`Status` and :class:`FitStatus` (``RUNNING`` 0,
+    ``NONFINITE`` 5 in both; ``EPOCHS`` 7 and ``PATIENCE`` 8 are fit's own).
     """
 
     RUNNING = 0
@@ -48,14 +50,44 @@ MESSAGES: dict[Status, str] = {
     Status.XTOL: "Converged: step length <= xtol.",
     Status.MAX_STEPS: "Stopped: max_steps reached before any tolerance was met.",
     Status.NONFINITE: (
-        "Stopped: the loss or gradient became NaN or Inf; params are the last "
-        "ones whose loss and gradient were finite."
+        "Stopped: a loss, gradient or update became NaN or Inf (in fit: a minibatch's); "
+        "params are the last ones whose loss and gradient were finite (the best ones with patience)."
     ),
     Status.LINESEARCH_FAILED: (
         "Stopped: the line search could not find an acceptable step; params are "
         "the last accepted iterate."
     ),
 }
+
+
+class FitStatus(enum.IntEnum):
+    """Why :func:`jaxgd.fit` stopped (an ``int32`` inside the compiled run).
+
+    Its codes are :class:`Status`'s family: ``RUNNING`` and ``NONFINITE``
+    are the same codes with the same meaning; ``EPOCHS`` and ``PATIENCE``
+    (both successes) follow ``Status``'s last code.
+    """
+
+    RUNNING = Status.RUNNING.value
+    NONFINITE = Status.NONFINITE.value
+    EPOCHS = 7
+    PATIENCE = 8
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self]
+
+    @property
+    def success(self) -> bool:
+        return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
+
+
+MESSAGES[FitStatus.RUNNING] = MESSAGES[Status.RUNNING]
+MESSAGES[FitStatus.NONFINITE] = MESSAGES[Status.NONFINITE]
+MESSAGES[FitStatus.EPOCHS] = "Completed: all epochs ran."
+MESSAGES[FitStatus.PATIENCE] = (
+    "Stopped early: the monitored loss did not improve for `patience` epochs; params are the best ones."
+)
 
 
 class History(NamedTuple):
@@ -136,8 +168,3 @@ class Result(NamedTuple):
             )
         except Exception:  # traced: fall back to the field dump
             return f"Result(params={self.params!r}, loss={self.loss!r}, status={self.status!r})"
-
-
-def empty_history(length: int, dtype: Any) -> History:
-    nan = jnp.full((length,), jnp.nan, dtype=dtype)
-    return History(nan, nan, nan)

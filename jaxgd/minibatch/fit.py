@@ -15,9 +15,7 @@ objective) are refused.
 
 from __future__ import annotations
 
-import difflib
 import enum
-import functools
 import math
 import os
 from typing import Any, Callable, Optional
@@ -32,6 +30,11 @@ from . import loop as _fit_loop
 
 from . import resume as _fit_resume
 
+from ..core import cache as _cache
+
+from ..core import options as _options
+from ..core.options import default as _D
+
 from ..core import minimize as _minimize
 
 from ..core import progress as _progress
@@ -45,7 +48,7 @@ from .._types import ArrayLike, LossFn, Params, PRNGKey
 
 __all__ = ["FitHistory", "FitResult", "FitState", "FitStatus", "Remainder", "fit"]
 
-UNKNOWN_KWARG = "fit() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
+UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 LINE_SEARCH = (
     "lr={lr!r} is a step-size rule that needs exact loss evaluations (a line search); "
     "fit takes one noisy minibatch gradient per step: pass a float or a schedule "
@@ -80,11 +83,6 @@ BAD_AXIS = "data_axis={axis!r} is not an axis of the mesh; its axes are {axes}"
 MESH_DIVIDE = "batch_size must be divisible by the {size} devices of mesh axis {axis!r}, got batch_size={batch_size!r}"
 BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
 
-_KEYWORDS = (
-    "batch_size", "epochs", "key", "method", "lr", "eval_data", "eval_fun", "metric",
-    "patience", "remainder", "mesh", "data_axis", "progress", "clip", "l2",
-    "checkpoint_every", "checkpoint_path", "resume",
-)
 
 
 class Remainder(enum.Enum):
@@ -158,10 +156,14 @@ def _spec(tree: Any, batch: Optional[int] = None) -> Any:
     return jax.tree_util.tree_map(one, tree)
 
 
-@functools.lru_cache(maxsize=256)
-def _scalar_dtype_cached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple) -> str:
+def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple, call_error: str) -> str:
     args = jax.tree_util.tree_unflatten(treedef, specs)
-    out = jax.eval_shape(fn, *args)
+    try:
+        out = jax.eval_shape(fn, *args)
+    except TypeError as err:
+        if not call_error:
+            raise
+        raise TypeError(call_error.format(err=err)) from err
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
@@ -169,15 +171,20 @@ def _scalar_dtype_cached(fn: Callable, name: str, how: str, treedef: Any, specs:
     return str(dtype)
 
 
-def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any) -> str:
-    """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)`` is a real scalar."""
+_SCALAR_CHECKED = _cache.PerFunction(maxsize=64)  # fn -> {specs: dtype}, weakly in fn
+
+
+def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any, call_error: str = "") -> str:
+    """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)``
+    is a real scalar; a failing call raises ``call_error`` (when given) with the
+    original error."""
     specs, treedef = jax.tree_util.tree_flatten(args)
+    key = (name, how, treedef, tuple(specs), call_error)
     try:
-        return _scalar_dtype_cached(fn, name, how, treedef, tuple(specs))
-    except TypeError as err:
-        if "unhashable" not in str(err):
-            raise
-        return _scalar_dtype_cached.__wrapped__(fn, name, how, treedef, tuple(specs))
+        hash((fn, key))
+    except TypeError:  # an unhashable function: check every time
+        return _scalar_dtype_uncached(fn, *key)
+    return _SCALAR_CHECKED.get(fn, key, lambda: _scalar_dtype_uncached(fn, *key))
 
 
 def _check_callable(name: str, fn: Any) -> None:
@@ -217,6 +224,7 @@ def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey)
 
 
 # -- the public function ---------------------------------------------------
+@_options.document
 def fit(
     fun: LossFn,
     params: Params,
@@ -234,9 +242,12 @@ def fit(
     remainder: Remainder = Remainder.DROP,
     mesh: Any = None,
     data_axis: str = "data",
-    progress: bool = True,
-    clip: Optional[ArrayLike] = None,
-    l2: ArrayLike = 0.0,
+    progress: bool = _D("progress"),
+    clip: Optional[ArrayLike] = _D("clip"),
+    l1: ArrayLike = _D("l1"),
+    l2: ArrayLike = _D("l2"),
+    bounds: Any = _D("bounds"),
+    accelerated: bool = _D("accelerated"),
     checkpoint_every: Optional[int] = None,
     checkpoint_path: Optional[str | os.PathLike] = None,
     resume: Any = None,
@@ -255,8 +266,9 @@ def fit(
        \\lVert\\theta_k\\rVert^2\\Big]\\Big),\\quad
        \\theta_{k+1} = \\theta_k + \\alpha_k\\, \\mathrm{direction}(g_k)
 
-    with :math:`\\alpha_k` = ``lr`` at optimizer step :math:`k` and
-    :math:`\\lambda` = ``l2``. With ``method="gd"`` this is minibatch
+    with :math:`\\alpha_k` = ``lr`` at optimizer step :math:`k`,
+    :math:`\\lambda` = ``l2`` and :math:`h` the ``l1`` norm and ``bounds``
+    (the update of :mod:`jaxgd.core.update`, shared with ``minimize``). With ``method="gd"`` this is minibatch
     stochastic gradient descent (Robbins & Monro, "A Stochastic Approximation
     Method", Ann. Math. Stat. 1951; Bottou, Curtis & Nocedal, "Optimization
     Methods for Large-Scale Machine Learning", SIAM Review 2018, Algorithm
@@ -312,10 +324,11 @@ def fit(
       remainder: a :class:`Remainder`: ``DROP`` (default) or ``MASK``.
       mesh: a ``jax.sharding.Mesh`` for data parallelism (None: one device).
       data_axis: the mesh axis that splits the batch.
-      progress: show a tqdm bar over epochs with the training (and eval) loss.
-      clip: clip each minibatch gradient to this global 2-norm.
-      l2: L2 weight: the penalty ``l2/2 ||theta||^2`` added to each minibatch
-        loss; decoupled weight decay for ``adamw`` (as ``optax.adamw``).
+      {options:progress,clip,l1,l2,bounds,accelerated}
+        In ``fit`` the penalties apply to each minibatch step, ``progress``
+        is a bool (a bar over epochs with the training and eval loss), and
+        with ``accelerated`` the epoch's training loss is taken at the
+        extrapolated points.
       checkpoint_every: save a checkpoint every this many epochs: the compiled
         epoch loop runs in chunks of ``checkpoint_every`` epochs (one
         compiled program for every chunk) and the :class:`FitResult` so far
@@ -372,20 +385,16 @@ def fit(
       >>> print(res.status_enum.name, int(res.steps), round(float(res.params), 4))
       EPOCHS 50 3.5
     """
-    if unknown:
-        names = sorted(unknown)
-        close = [m for k in names for m in difflib.get_close_matches(k, _KEYWORDS, n=1)]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    _options.check_keywords("fit", unknown, _KEYWORDS)
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
         raise ValueError(DEFAULT_LINE_SEARCH.format(method=method))
-    solver = Solver(fun, method, lr, max_steps=0, l2=l2, clip=clip, history=False)
-    try:
-        params = _minimize.as_params(params)
-    except (TypeError, ValueError) as err:  # minimize's messages call it x0
-        raise type(err)(str(err).replace("x0", "params")) from None
+    solver = Solver(
+        fun, method, lr, max_steps=0, l1=l1, l2=l2, clip=clip, history=False, bounds=bounds, accelerated=accelerated
+    )
+    params = _minimize.as_params(params, "params")
+    solver.check_params(params)
 
     n = _num_examples("data", data)
     if not _positive_int(batch_size) or batch_size > n:
@@ -425,12 +434,8 @@ def fit(
     p_spec = _spec(params)
     weights = (jax.ShapeDtypeStruct((batch_size,), _params_dtype(p_spec)),) if mask else ()
     how = " (the weighted mean over the batch)" if mask else ""
-    try:
-        dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights)
-    except TypeError as err:
-        if mask and not str(err).startswith("fun must return"):
-            raise TypeError(MASK_SIGNATURE.format(err=err)) from err
-        raise
+    call_error = MASK_SIGNATURE if mask else ""
+    dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights, call_error=call_error)
     eval_weights = 0
     if eval_data is not None:
         n_eval = _num_examples("eval_data", eval_data)
@@ -438,6 +443,8 @@ def fit(
             eval_fun, eval_weights = fun, (n_eval if mask else 0)
         ev_args = (jax.ShapeDtypeStruct((n_eval,), dtype),) if eval_weights else ()
         _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args)
+        if eval_fun is fun:  # the static config must not hold the loss (jaxgd.core.cache)
+            eval_fun = _fit_loop.SAME_AS_FUN
         if metric is not None:
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
 
@@ -471,6 +478,9 @@ def fit(
             solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path
         )
     return _trim(result)
+
+
+_KEYWORDS = _options.keywords(fit)
 
 
 def _params_dtype(spec: Any) -> Any:

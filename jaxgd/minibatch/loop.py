@@ -14,7 +14,6 @@ piece.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -25,39 +24,13 @@ from jax import lax
 from ..core import progress as _progress
 
 from .. import _tree
-from ..core.solver import Solver, clip_by_global_norm
+from ..core import cache as _cache
+from ..core import driver as _driver
+from ..core import update as _update
+from ..core.solver import Solver
+from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
+from ..core.status import FitStatus
 from .._types import Params, PyTree
-
-class FitStatus(enum.IntEnum):
-    """Why :func:`fit` stopped (an ``int32`` inside the compiled run)."""
-
-    RUNNING = 0
-    EPOCHS = 1
-    PATIENCE = 2
-    NONFINITE = 3
-
-    @property
-    def message(self) -> str:
-        return _MESSAGES[self]
-
-    @property
-    def success(self) -> bool:
-        return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
-
-
-_MESSAGES = {
-    FitStatus.RUNNING: "Still running.",
-    FitStatus.EPOCHS: "Completed: all epochs ran.",
-    FitStatus.PATIENCE: (
-        "Stopped early: the monitored loss did not improve for `patience` epochs; "
-        "params are the best ones."
-    ),
-    FitStatus.NONFINITE: (
-        "Stopped: a minibatch loss, gradient or update was NaN or Inf; params are the last "
-        "ones whose minibatch loss and gradient were finite (the best ones with patience)."
-    ),
-}
-
 
 class FitHistory(NamedTuple):
     """One row per epoch run (trimmed on the host; NaN where not recorded).
@@ -65,7 +38,7 @@ class FitHistory(NamedTuple):
     Attributes:
       train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
         the parameters before its step (the running training loss; penalties
-        not included).
+        not included). ``loss`` is the same array, the name ``History`` uses.
       eval_loss: ``eval_fun(params, eval_data)`` after the epoch.
       metric: ``metric(params, eval_data)`` after the epoch.
       lr: the step size of the epoch's last step.
@@ -75,6 +48,11 @@ class FitHistory(NamedTuple):
     eval_loss: jax.Array
     metric: jax.Array
     lr: jax.Array
+
+    @property
+    def loss(self) -> jax.Array:
+        """:attr:`train_loss` under the name :class:`jaxgd.History` uses."""
+        return self.train_loss
 
 
 class FitState(NamedTuple):
@@ -93,6 +71,7 @@ class FitState(NamedTuple):
       key: the run's PRNG key as its raw ``uint32`` key data (epoch ``e``
         shuffles with ``fold_in(key, e)``), so that every leaf of a
         ``FitResult`` converts to a NumPy array.
+      accel: FISTA's ``(t, previous iterate)`` with ``accelerated=True``, else ``()``.
     """
 
     params: Params
@@ -102,6 +81,7 @@ class FitState(NamedTuple):
     epoch: jax.Array
     wait: jax.Array
     key: jax.Array
+    accel: PyTree = ()  # FISTA's (t, previous iterate) with accelerated=True
 
 
 class FitResult(NamedTuple):
@@ -133,6 +113,14 @@ class FitResult(NamedTuple):
     state: FitState
 
     @property
+    def loss(self) -> jax.Array:
+        """The last epoch's training loss (``history.loss[-1]``; NaN before any epoch),
+        as ``Result.loss`` is the loss at the end of a ``minimize`` run."""
+        h = self.history.loss
+        last = jnp.maximum(jnp.asarray(self.epochs) - 1, 0)
+        return jnp.where(jnp.asarray(self.epochs) > 0, jnp.take(h, last, axis=-1, mode="clip"), jnp.nan)
+
+    @property
     def status_enum(self) -> FitStatus:
         return FitStatus(int(np.asarray(self.status)))
 
@@ -154,6 +142,16 @@ class FitResult(NamedTuple):
             )
         except Exception:  # traced
             return f"FitResult(params={self.params!r}, status={self.status!r})"
+
+
+class _SameAsFun:
+    """``Config.eval_fun`` when it is the training loss itself (held by the solver, weakly in caches)."""
+
+    def __repr__(self) -> str:
+        return "SAME_AS_FUN"
+
+
+SAME_AS_FUN = _SameAsFun()
 
 
 class Config(NamedTuple):
@@ -180,7 +178,7 @@ class Config(NamedTuple):
 # -- the progress bar (host side: jaxgd._progress) ---------------------------
 def _last_row(cfg: Config, r: FitResult) -> tuple:
     last = jnp.maximum(r.epochs - 1, 0)
-    return r.epochs, cfg.epochs, r.history.train_loss[last], r.history.eval_loss[last]
+    return r.epochs, cfg.epochs, r.history.loss[last], r.history.eval_loss[last]
 
 
 def close_progress(cfg: Config, result: FitResult) -> None:
@@ -220,11 +218,12 @@ def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitRes
     ``key`` is the key data (``jax.random.key_data`` of a typed key)."""
     from jax.sharding import PartitionSpec as P
 
-    params = _constrain(params, cfg, P())
+    params = _constrain(solver.prox.project(params), cfg, P())
     dtype = jnp.dtype(cfg.dtype)
     nan = jnp.full((cfg.epochs,), jnp.nan, dtype)
     zero = jnp.asarray(0, jnp.int32)
-    state = FitState(params, params, solver.direction.init(params), zero, zero, zero, key)
+    accel = fista_init(params, dtype) if solver.accelerated else ()
+    state = FitState(params, params, solver.direction.init(params), zero, zero, zero, key, accel)
     return _pack(
         cfg, state, jnp.asarray(FitStatus.RUNNING, jnp.int32), params, jnp.full((), jnp.inf, dtype), zero,
         FitHistory(nan, nan, nan, nan),
@@ -244,28 +243,30 @@ def loop(
 
     n, b, nb = cfg.n, cfg.batch_size, cfg.n_batches
     dtype = jnp.dtype(cfg.dtype)
-    direction, rule = solver.direction, solver.rule
-    penalty = solver.l2 is not None and not direction.decoupled_l2
+    penalty = solver.l2 is not None and not solver.direction.decoupled_l2
     replicated, by_example = P(), P(cfg.data_axis)
 
     def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
         loss = jnp.asarray(solver.fun(p, batch) if w is None else solver.fun(p, batch, w))
-        total = loss + (0.5 * solver.l2 * _tree.sq_norm(p)).astype(loss.dtype) if penalty else loss
+        total = loss + l2_penalty(solver.l2, p).astype(loss.dtype) if penalty else loss
         return total, loss
 
     def step(carry: tuple, xs: Any) -> tuple[tuple, jax.Array]:
-        p, prev, dstate, count, bad = carry
+        p, prev, dstate, count, bad, accel = carry
         idx, w = xs if cfg.mask else (xs, None)
         batch = _constrain(_tree.tmap(lambda x: x[idx], data), cfg, by_example)
         w = None if w is None else _constrain(w, cfg, by_example)
-        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(p, batch, w)
-        g = grad if solver.clip is None else clip_by_global_norm(grad, solver.clip)
+        at, new_accel = p, accel
+        if solver.accelerated:  # FISTA: the minibatch gradient at y = p + beta (p - p_prev)
+            at, _, new_accel = fista_extrapolate(accel, p)
+        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(at, batch, w)
         value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
-        d, new_dstate = direction.update(g, dstate, p, value=total, value_fn=value_fn)
-        if solver.l2 is not None and direction.decoupled_l2:
-            d = _tree.add_scaled(d, -solver.l2, p)
-        new = _tree.add_scaled(p, rule.lr(count), _tree.cast_like(d, p))
-        # A non-finite loss or gradient at p: step back to prev, whose were finite.
+        ustate = _update.UpdateState(count, dstate, ())
+        trial, ustate, _, _ = _update.update(solver, grad, ustate, at, value=total, value_fn=value_fn)
+        new, new_dstate = trial.params, ustate.direction_state
+        # The non-finite policy of jaxgd.core.update: a step is taken only when
+        # the loss and gradient it starts from, and its result, are finite; a
+        # non-finite loss or gradient at p steps back to prev, whose were finite.
         grad_finite, both_finite = _tree.all_finite_pair(grad, new)
         finite_here = jnp.isfinite(total) & grad_finite
         ok = ~bad & finite_here & both_finite
@@ -274,12 +275,14 @@ def loop(
         # ``back``): p's select then reads the new prev rather than the old one,
         # so XLA can update both in place without copying them every step
         # (selecting both from the old pair is a swap, which needs copies).
-        prev = _tree.where(ok, p, prev)
-        p = _tree.where(ok, new, _tree.where(back, prev, p))
+        prev = _update.keep_if(ok, p, prev)
+        p = _update.keep_if(ok, new, _update.keep_if(back, prev, p))
         p = _constrain(p, cfg, replicated)
-        dstate = _tree.where(ok, new_dstate, dstate)
+        dstate = _update.keep_if(ok, new_dstate, dstate)
+        if solver.accelerated:
+            accel = _update.keep_if(ok, new_accel, accel)
         count = count + ok.astype(count.dtype) - back.astype(count.dtype)
-        return (p, prev, dstate, count, bad | ~ok), loss.astype(dtype)
+        return (p, prev, dstate, count, bad | ~ok, accel), loss.astype(dtype)
 
     if cfg.mask:
         weights = (jnp.arange(nb * b) < n).astype(dtype).reshape(nb, b)
@@ -289,10 +292,11 @@ def loop(
         nan = jnp.full((), jnp.nan, dtype)
         if cfg.eval_fun is None:
             return nan, nan
+        eval_fun = solver.fun if cfg.eval_fun is SAME_AS_FUN else cfg.eval_fun
         if cfg.eval_weights:
-            ev = cfg.eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
+            ev = eval_fun(p, eval_data, jnp.ones((cfg.eval_weights,), dtype))
         else:
-            ev = cfg.eval_fun(p, eval_data)
+            ev = eval_fun(p, eval_data)
         m = nan if cfg.metric is None else jnp.asarray(cfg.metric(p, eval_data)).astype(dtype)
         return jnp.asarray(ev).astype(dtype), m
 
@@ -302,8 +306,8 @@ def loop(
         perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), n)
         idx = (jnp.concatenate([perm, perm[: nb * b - n]]) if cfg.mask else perm[: nb * b]).reshape(nb, b)
         xs = (idx, weights) if cfg.mask else idx
-        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False))
-        (p, prev, dstate, count, bad), losses = lax.scan(step, init, xs)
+        init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False), c.accel)
+        (p, prev, dstate, count, bad, accel), losses = lax.scan(step, init, xs)
         train = jnp.sum(losses * counts) / n if cfg.mask else jnp.mean(losses)
         ev, m = evaluate(p)
         monitored = ev if cfg.eval_fun is not None else train
@@ -314,16 +318,16 @@ def loop(
         if cfg.early_stop:
             status = jnp.where(wait >= patience, FitStatus.PATIENCE, status)
         status = jnp.where(bad, FitStatus.NONFINITE, status).astype(jnp.int32)
-        lr = jnp.asarray(rule.lr(jnp.maximum(count - 1, 0))).astype(dtype)
+        lr = jnp.asarray(_update.schedule_value(solver, jnp.maximum(count - 1, 0))).astype(dtype)
         h, row = r.history, c.epoch
         history = FitHistory(
             h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
         )
         if cfg.progress:
-            jax.debug.callback(_progress.update_epoch, epoch, cfg.epochs, train, ev)
+            _driver.report_epoch(epoch, cfg.epochs, train, ev)
         return _pack(
             cfg,
-            FitState(p, prev, dstate, count, epoch, wait, c.key),
+            FitState(p, prev, dstate, count, epoch, wait, c.key, accel),
             status,
             best_params=_tree.where(improved, p, r.best_params),
             best_loss=jnp.where(improved, monitored, r.best_loss),
@@ -347,10 +351,22 @@ def run(
     """A whole run: ``start``, then ``loop`` to the end."""
     result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience)
     if cfg.progress:
-        jax.debug.callback(_progress.close_epoch, *_last_row(cfg, result))
+        _driver.report_epoch(*_last_row(cfg, result), final=True)
     return result
 
 
-run_jit = jax.jit(run, static_argnames=("cfg",))
-start_jit = jax.jit(start, static_argnames=("cfg",))
-loop_jit = jax.jit(loop, static_argnames=("cfg",))
+def _jit_cfg(fn: Callable) -> Callable:
+    return jax.jit(fn, static_argnames=("cfg",))
+
+
+def run_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
+    """:func:`run` under a ``jax.jit`` cached per loss function (weakly, :mod:`jaxgd.core.cache`)."""
+    return _cache.jit_per_function(solver.fun, "fit.run", run, _jit_cfg)(solver, cfg, *args)
+
+
+def start_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
+    return _cache.jit_per_function(solver.fun, "fit.start", start, _jit_cfg)(solver, cfg, *args)
+
+
+def loop_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
+    return _cache.jit_per_function(solver.fun, "fit.loop", loop, _jit_cfg)(solver, cfg, *args)

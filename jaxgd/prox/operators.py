@@ -142,6 +142,51 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
     return lower, upper
 
 
+BAD_WEIGHT_TREE = (
+    "{name} must be a number or a pytree with the structure of the parameters whose leaves broadcast "
+    "to theirs (0 leaves a leaf unpenalised); got {name} with structure {got} for parameters with structure {want}"
+)
+
+
+def weight_leaves(weight: Any, params: Params, name: str) -> list:
+    """One penalty weight per leaf of ``params``: a scalar for all, or a pytree like ``params``.
+
+    Raises:
+      ValueError: a pytree ``weight`` (named ``name``) that does not fit ``params``.
+    """
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    if _is_single_leaf(weight) and jnp.ndim(weight) == 0:
+        return [weight] * len(p_leaves)
+    w_leaves, w_def = jax.tree_util.tree_flatten(weight)
+    if w_def != p_def:
+        raise ValueError(BAD_WEIGHT_TREE.format(name=name, got=w_def, want=p_def))
+    for w, p in zip(w_leaves, p_leaves):
+        try:
+            ok = np.broadcast_shapes(jnp.shape(w), jnp.shape(p)) == jnp.shape(p)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(BAD_WEIGHT_TREE.format(name=name, got=f"{w_def} (a leaf of shape {jnp.shape(w)})", want=p_def))
+    return w_leaves
+
+
+def l2_penalty(l2: Any, params: Params) -> jax.Array:
+    """``sum_i l2_i / 2 ||theta_i||^2`` over the leaves (``l2`` a number or a pytree like ``params``)."""
+    if _is_single_leaf(l2) and jnp.ndim(l2) == 0:
+        return 0.5 * l2 * _tree.sq_norm(params)
+    parts = [0.5 * jnp.sum(w * jnp.square(x)) for w, x in zip(weight_leaves(l2, params, "l2"), _tree.leaves(params))]
+    return sum(parts[1:], parts[0])
+
+
+def decay(d: Params, l2: Any, params: Params) -> Params:
+    """Decoupled weight decay ``d - l2 * theta``, leafwise for a pytree ``l2``."""
+    if _is_single_leaf(l2) and jnp.ndim(l2) == 0:
+        return _tree.add_scaled(d, -l2, params)
+    leaves, treedef = jax.tree_util.tree_flatten(d)
+    ws, ps = weight_leaves(l2, params, "l2"), _tree.leaves(params)
+    return jax.tree_util.tree_unflatten(treedef, [x - (w * p).astype(x.dtype) for x, w, p in zip(leaves, ws, ps)])
+
+
 @_tree.pytree_class(data=("l1", "lower", "upper"), meta=())
 class Prox:
     """The non-smooth part ``h(theta) = l1 ||theta||_1 + I[lower <= theta <= upper]``.
@@ -168,7 +213,9 @@ class Prox:
         return self.lower is not None or self.upper is not None
 
     def check(self, params: Params) -> None:
-        """Raise ``ValueError`` (naming ``bounds``) when a bound does not fit ``params``."""
+        """Raise ``ValueError`` (naming ``bounds`` or ``l1``) when a bound or weight does not fit ``params``."""
+        if self.l1 is not None:
+            weight_leaves(self.l1, params, "l1")
         _bound_leaves(self.lower, params, "lower")
         _bound_leaves(self.upper, params, "upper")
 
@@ -191,21 +238,30 @@ class Prox:
     def apply(self, params: Params, alpha: jax.Array) -> Params:
         """``prox_{alpha h}``: soft-threshold by ``alpha * l1``, then project."""
         if self.l1 is not None:
-            params = _tree.tmap(lambda x: soft_threshold(x, alpha * self.l1), params)
+            leaves, treedef = jax.tree_util.tree_flatten(params)
+            ws = weight_leaves(self.l1, params, "l1")
+            params = jax.tree_util.tree_unflatten(treedef, [soft_threshold(x, alpha * w) for x, w in zip(leaves, ws)])
         return self.project(params)
 
     def value(self, params: Params) -> jax.Array:
         """``h(theta)`` for a feasible ``theta``, added to the reported loss (the box adds 0)."""
         if self.l1 is None:
             return jnp.asarray(0.0)
-        return self.l1 * sum(jnp.sum(jnp.abs(x)) for x in _tree.leaves(params))
+        if _is_single_leaf(self.l1) and jnp.ndim(self.l1) == 0:
+            return self.l1 * sum(jnp.sum(jnp.abs(x)) for x in _tree.leaves(params))
+        ws = weight_leaves(self.l1, params, "l1")
+        return sum(jnp.sum(w * jnp.abs(x)) for w, x in zip(ws, _tree.leaves(params)))
 
     def change(self, new: Params, old: Params) -> jax.Array:
         """``h(new) - h(old)`` summed from elementwise differences (accurate for tiny changes)."""
         if self.l1 is None:
             return jnp.asarray(0.0)
-        parts = [jnp.sum(jnp.abs(a) - jnp.abs(b)) for a, b in zip(_tree.leaves(new), _tree.leaves(old))]
-        return self.l1 * sum(parts[1:], parts[0])
+        if _is_single_leaf(self.l1) and jnp.ndim(self.l1) == 0:
+            parts = [jnp.sum(jnp.abs(a) - jnp.abs(b)) for a, b in zip(_tree.leaves(new), _tree.leaves(old))]
+            return self.l1 * sum(parts[1:], parts[0])
+        ws = weight_leaves(self.l1, new, "l1")
+        parts = [jnp.sum(w * (jnp.abs(a) - jnp.abs(b))) for w, a, b in zip(ws, _tree.leaves(new), _tree.leaves(old))]
+        return sum(parts[1:], parts[0])
 
     def stationarity(self, params: Params, grad: Grads) -> jax.Array:
         """The norm that must vanish at a minimiser.

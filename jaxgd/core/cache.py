@@ -1,0 +1,84 @@
+"""Caches keyed on user functions: weakly keyed and bounded.
+
+A cache that holds a user's loss function strongly keeps it alive, and with
+it every array the function captured: a sweep that builds a new closure per
+call would keep them all. Here each user function owns its entries through a
+``weakref.WeakKeyDictionary``: when the function is dropped, its entries
+(and its compiled programs, see :func:`jit_per_function`) go with it. The
+values never refer to the function (that would make the weak key strong).
+
+A callable that cannot be weakly referenced (rare: most objects can) falls
+back to a small module-level LRU of its own, bounded by ``maxsize``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import weakref
+from typing import Any, Callable, Hashable
+
+import jax
+
+
+class PerFunction:
+    """``cache.get(fn, key, make)``: ``make()`` once per ``(fn, key)``; weak in ``fn``.
+
+    At most ``maxsize`` keys are kept per function (the oldest first out),
+    and at most ``maxsize`` functions that cannot be weakly referenced.
+    """
+
+    def __init__(self, maxsize: int = 64) -> None:
+        self.maxsize = maxsize
+        self._weak: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._strong: collections.OrderedDict = collections.OrderedDict()
+
+    def _entries(self, fn: Any) -> collections.OrderedDict:
+        try:
+            entries = self._weak.get(fn)
+            if entries is None:
+                entries = self._weak[fn] = collections.OrderedDict()
+            return entries
+        except TypeError:  # not weakly referenceable (or unhashable: the caller checks)
+            entries = self._strong.get(fn)
+            if entries is None:
+                entries = self._strong[fn] = collections.OrderedDict()
+                if len(self._strong) > self.maxsize:
+                    self._strong.popitem(last=False)
+            return entries
+
+    def get(self, fn: Any, key: Hashable, make: Callable[[], Any]) -> Any:
+        entries = self._entries(fn)
+        try:
+            return entries[key]
+        except KeyError:
+            value = entries[key] = make()
+            if len(entries) > self.maxsize:
+                entries.popitem(last=False)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._weak) + len(self._strong)
+
+
+_JITS = PerFunction(maxsize=16)
+
+
+def jit_per_function(owner: Any, name: str, fn: Callable, wrap: Callable[[Callable], Callable] = jax.jit) -> Callable:
+    """``wrap(fn)`` (``jax.jit(fn)`` by default) made once per user function ``owner``.
+
+    ``fn`` is jaxgd's own (module-level) function that runs ``owner``;
+    ``name`` tells apart several such per owner.
+    """
+
+    def make() -> Callable:
+        # A distinct function object per owner: jax's tracing caches are keyed
+        # weakly on the traced function, so dropping the owner drops its
+        # programs and the constants its closures captured.
+        @functools.wraps(fn)
+        def compiled(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return wrap(compiled)
+
+    return _JITS.get(owner, name, make)

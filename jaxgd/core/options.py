@@ -1,0 +1,324 @@
+"""The solver options, written once, and their host validation: defaults and documentation for
+``minimize``, ``Solver`` and ``fit``.
+
+Each public function keeps an explicit signature (for readers, IDEs and
+``inspect``), but its defaults are read from :data:`OPTIONS` and its
+docstring's entries for these options are filled in from it by
+:func:`document` (a ``{options:name,name}`` placeholder), so the three cannot
+drift; ``tests/test_options.py`` checks the signatures against the table.
+:func:`check_keywords` is the one "unexpected keyword" error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import textwrap
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _tree
+from ..directions import registry as _directions
+from ..prox.operators import Prox, check_bounds
+from . import cache as _cache
+from . import stepsize as _stepsize
+
+
+class Option(NamedTuple):
+    default: Any
+    doc: str
+
+
+OPTIONS: dict[str, Option] = {
+    "method": Option("gd", (
+        "a method name (see :func:`jaxgd.methods`: ``gd``, ``momentum``, ``nesterov``, ``adagrad``, "
+        "``rmsprop``, ``adam``, ``adamw``, ``bfgs``, ``lbfgs``, ``cg``), a ``jaxgd.Direction``, or any "
+        "``optax.GradientTransformation`` (used as is, with step size 1 unless ``lr`` says otherwise)."
+    )),
+    "lr": Option(None, (
+        "step size: a float, a schedule ``count -> lr`` (optax's or ``jaxgd.schedules``') or a "
+        "``jaxgd.linesearch`` rule. Default: the method's own (``1e-3`` for first-order methods, "
+        "``1.0`` for an optax transformation, which holds its own learning rate)."
+    )),
+    "max_steps": Option(1000, "the step limit (static: it sizes the history buffers; 0 returns ``x0``)."),
+    "gtol": Option(1e-6, (
+        "stop when the stationarity measure is <= gtol: the gradient 2-norm, or with ``l1``/``bounds`` "
+        "the norm of the gradient mapping ``x - prox(x - grad)``."
+    )),
+    "ftol": Option(0.0, (
+        "stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)`` (scipy L-BFGS-B's test); 0 disables it."
+    )),
+    "xtol": Option(0.0, "stop when ``||theta_{k+1} - theta_k|| <= xtol``; 0 disables it."),
+    "l1": Option(0.0, (
+        "L1 weight, applied as a proximal (soft-thresholding) step after each step (ISTA with ``gd``): "
+        "a number, or a pytree shaped like the parameters (0 leaves a leaf unpenalised, e.g. "
+        "``{'w': 0.1, 'b': 0.0}`` for an unpenalised intercept)."
+    )),
+    "l2": Option(0.0, (
+        "L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for ``adamw`` decoupled "
+        "weight decay ``d -= l2 * theta`` (as ``optax.adamw``); a number or a pytree shaped like the "
+        "parameters (0 leaves a leaf unpenalised). With ``l1`` it makes the elastic net."
+    )),
+    "clip": Option(None, "clip the gradient to this global 2-norm before the direction (None: no clipping)."),
+    "bounds": Option(None, (
+        "``(lower, upper)`` box constraints applied by projection after each step (projected gradient "
+        "with ``gd``). Each side is ``None`` (unbounded), a number, or a pytree with the structure of the "
+        "parameters (``-inf``/``inf`` for free entries); ``(0, None)`` is non-negativity. The start is "
+        "projected into the box (as scipy's L-BFGS-B does)."
+    )),
+    "accelerated": Option(False, (
+        "FISTA momentum (Beck & Teboulle 2009) on the proximal step: each step starts from the "
+        "extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})``, at the cost of one more "
+        "gradient there. Meant for ``gd`` with ``l1``/``bounds`` and a constant ``lr`` <= 1/L; not monotone."
+    )),
+    "history": Option(True, (
+        "record loss, step size and gradient norm every step (True), every k steps (an int) or not at all (False)."
+    )),
+    "progress": Option(False, (
+        "show a progress bar (True) updated from inside the compiled loop, or every k steps (an int, "
+        "``minimize``/``Solver`` only). Off by default everywhere."
+    )),
+    "has_aux": Option(False, "``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux."),
+}
+
+SOLVER_OPTIONS = (
+    "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip", "history", "progress", "has_aux", "bounds", "accelerated",
+)
+
+
+def default(name: str) -> Any:
+    return OPTIONS[name].default
+
+
+def entries(names: str, indent: int = 6) -> str:
+    """The ``Args:`` entries of the comma-separated option ``names``."""
+    out = []
+    for name in (n.strip() for n in names.split(",")):
+        body = textwrap.wrap(f"{name}: {OPTIONS[name].doc}", width=92 - indent)
+        out.append(" " * indent + body[0])
+        out.extend(" " * (indent + 2) + line for line in body[1:])
+    return "\n".join(out)
+
+
+def document(fn: Callable) -> Callable:
+    """Fill each ``{options:a,b,c}`` line of ``fn.__doc__`` with those options' entries."""
+    lines = []
+    for line in (fn.__doc__ or "").split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("{options:") and stripped.endswith("}"):
+            lines.append(entries(stripped[len("{options:"):-1], indent=len(line) - len(line.lstrip())))
+        else:
+            lines.append(line)
+    fn.__doc__ = "\n".join(lines)
+    return fn
+
+
+def keywords(fn: Callable) -> tuple[str, ...]:
+    """The keyword-only parameter names of ``fn``."""
+    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)
+
+
+UNKNOWN_KWARG = "{fn}() got unexpected keyword argument(s) {names}{hint}; valid keywords: {valid}"
+
+
+def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
+    """Raise the one "unexpected keyword" ``TypeError`` (with close matches) when ``unknown`` is not empty."""
+    if not unknown:
+        return
+    names = sorted(unknown)
+    close = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise TypeError(UNKNOWN_KWARG.format(fn=fn, names=", ".join(names), hint=hint, valid=", ".join(valid)))
+
+
+# -- host validation of the options (each helper takes the argument's name) ----------
+NOT_CALLABLE = "fun must be callable, got {kind}"
+BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
+BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
+BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
+BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
+BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
+BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
+BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
+BAD_FLAG_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
+
+
+def _every(name: str, value: Any) -> int:
+    """``True`` -> 1, ``False`` -> 0, a positive int -> itself."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)) and value > 0:
+        return int(value)
+    raise ValueError(BAD_FLAG_EVERY.format(name=name, value=value))
+
+
+def _real_scalar(name: str, value: Any, message: str, positive: bool = False, finite: bool = False) -> Any:
+    """Validate a number, or a real scalar array (concrete values checked,
+    tracers pass), that must be >= 0 (or > 0, or finite too); return it
+    (numbers as floats).
+
+    Raises:
+      TypeError: not a number or array, or a bool/complex one.
+      ValueError: a negative (non-positive) or NaN value, or a non-scalar array.
+    """
+    value = _tree.as_float_if_number(value)
+
+    def ok(v: float) -> bool:  # NaN fails every comparison
+        return (v > 0 if positive else v >= 0) and (math.isfinite(v) or not finite)
+
+    if isinstance(value, float):
+        if not ok(value):
+            raise ValueError(message.format(name=name, value=value))
+        return value
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise TypeError(message.format(name=name, value=value))
+    if jnp.shape(value) != ():
+        raise ValueError(message.format(name=name, value=value) + f" (a scalar, got shape {jnp.shape(value)})")
+    if _tree.is_concrete(value) and not ok(float(value)):
+        raise ValueError(message.format(name=name, value=value))
+    return value
+
+
+def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
+    """Validate a concrete non-negative number; tracers pass unchecked."""
+    return _real_scalar(name, value, message)
+
+
+def _penalty(name: str, value: Any) -> Any:
+    """A penalty weight: a non-negative finite number, or a pytree of them
+    shaped like the parameters (checked against them in ``init``)."""
+    leaves, treedef = jax.tree_util.tree_flatten(value)
+    if len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0) and jnp.ndim(leaves[0]) == 0:
+        return _real_scalar(name, value, BAD_PENALTY, finite=True)
+    if not leaves:
+        raise TypeError(BAD_PENALTY.format(name=name, value=value))
+    checked = []
+    for leaf in leaves:
+        leaf = _tree.as_float_if_number(leaf)
+        if not isinstance(leaf, float):
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+                raise TypeError(BAD_PENALTY.format(name=name, value=value))
+            if _tree.is_concrete(leaf):
+                arr = np.asarray(leaf)
+                if not (np.isfinite(arr).all() and (arr >= 0).all()):
+                    raise ValueError(BAD_PENALTY.format(name=name, value=value))
+        elif not (leaf >= 0 and math.isfinite(leaf)):
+            raise ValueError(BAD_PENALTY.format(name=name, value=value))
+        checked.append(leaf)
+    return jax.tree_util.tree_unflatten(treedef, checked)
+
+
+def _off_if_zero(value: Any) -> Any:
+    """A concrete zero switches a term off statically (``None``); otherwise traced."""
+    return None if isinstance(value, float) and value == 0.0 else value
+
+
+def _check_lr(lr: Any) -> Any:
+    if _stepsize.is_rule(lr):
+        return lr
+    if callable(lr):
+        _check_schedule(lr)
+        return lr
+    lr = _tree.as_float_if_number(lr)
+    if isinstance(lr, float):
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(BAD_LR.format(lr=lr))
+        return lr
+    if hasattr(lr, "dtype") and hasattr(lr, "shape"):
+        if not jnp.issubdtype(lr.dtype, jnp.floating) or lr.shape != ():
+            raise ValueError(BAD_LR.format(lr=lr))
+        if _tree.is_concrete(lr):
+            v = float(lr)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(BAD_LR.format(lr=lr))
+        return lr
+    raise TypeError(BAD_LR_TYPE.format(kind=type(lr).__name__))
+
+
+def _check_schedule(lr: Callable[..., Any]) -> None:
+    """A schedule must map a step count to a real scalar (checked through
+    ``jax.eval_shape``: nothing compiles; cached per hashable schedule).
+    Schedules holding tracers pass."""
+    if not _tree.is_concrete(lr):
+        return
+    try:
+        hash(lr)
+    except TypeError:  # a schedule with array leaves: check every time
+        return _check_schedule_uncached(lr)
+    _check_schedule_cached(lr)
+
+
+def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
+    try:
+        out = jax.eval_shape(lambda count: lr(count), jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as e:  # the schedule's own error, reported against lr
+        raise TypeError(BAD_SCHEDULE.format(what=f"calling it raised {type(e).__name__}: {e}")) from e
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        return
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
+
+
+_SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule
+
+
+def _check_schedule_cached(lr: Callable[..., Any]) -> None:
+    _SCHEDULES.get(lr, (), lambda: _check_schedule_uncached(lr))
+
+
+def solver_fields(
+    fun: Any, method: Any, lr: Any, *, max_steps: Any, gtol: Any, ftol: Any, xtol: Any, l1: Any, l2: Any,
+    clip: Any, history: Any, progress: Any, has_aux: Any, bounds: Any, accelerated: Any,
+) -> dict:
+    """Validate the options on the host; return the :class:`jaxgd.Solver`'s fields.
+
+    Raises:
+      TypeError: ``fun`` not callable, ``method`` or ``lr`` of the wrong kind.
+      ValueError: a bad value (the message names the argument).
+    """
+    if not callable(fun):
+        raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
+    direction = _directions.resolve(method)
+    if lr is None:
+        lr = _directions.default_lr(direction)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
+        if not (isinstance(max_steps, np.integer) and max_steps >= 0):
+            raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
+    max_steps = int(max_steps)
+    gtol, ftol, xtol = (_nonneg(n, v) for n, v in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)))
+    l1, l2 = (_penalty(n, v) for n, v in (("l1", l1), ("l2", l2)))
+    if clip is not None:
+        clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
+    history_every = _every("history", history)
+    progress_every = _every("progress", progress)
+    if progress_every == 1 and progress is True:
+        progress_every = max(1, max_steps // 100)
+    if not isinstance(has_aux, bool):
+        raise TypeError(f"has_aux must be a bool, got {has_aux=}")
+    if not isinstance(accelerated, bool):
+        raise TypeError(f"accelerated must be a bool, got {accelerated=}")
+    lower, upper = check_bounds(bounds)
+    return dict(
+        rule=_stepsize.as_rule(_check_lr(lr)),
+        prox=Prox(_off_if_zero(l1), lower, upper),
+        gtol=gtol,
+        ftol=_off_if_zero(ftol),
+        xtol=_off_if_zero(xtol),
+        l2=_off_if_zero(l2),
+        clip=clip,
+        fun_ref=_tree.FunRef(fun),
+        _fun=fun,
+        direction=direction,
+        max_steps=max_steps,
+        history_every=history_every,
+        progress_every=progress_every,
+        has_aux=has_aux,
+        accelerated=accelerated,
+    )

@@ -1,0 +1,154 @@
+"""The one update step: clip -> direction -> decoupled decay -> alpha * d -> prox.
+
+Every loop in jaxgd moves its parameters through :func:`update`:
+:meth:`jaxgd.Solver.step` (hence ``minimize``, its batched variant and the
+hand-driven loop) and ``fit``'s minibatch step. The step is DESIGN.md's
+
+.. math::
+   d_k = \\mathrm{direction}(\\mathrm{clip}(g_k)) - \\lambda\\,\\theta_k
+         \\,[\\text{decoupled}],\\qquad
+   \\alpha_k = \\mathrm{rule}(k, \\ldots),\\qquad
+   \\theta_{k+1} = \\mathrm{prox}_{\\alpha_k h}(\\theta_k + \\alpha_k d_k)
+
+(Beck & Teboulle, SIAM J. Imaging Sci. 2009, eq. 1.4 for the proximal step;
+Loshchilov & Hutter, ICLR 2019, for decoupled weight decay).
+
+:func:`update` is a pure function of ``(grads, state, params)`` plus the
+optional ``value``/``value_fn`` extras that line searches need, the shape
+of an ``optax.GradientTransformationExtraArgs`` update. What it needs of the
+method is an :class:`UpdateParts`: a direction, a step-size rule, a
+:class:`jaxgd.prox.operators.Prox`, the L2 weight and the clip norm
+(:class:`jaxgd.Solver` is one).
+
+Non-finite policy (one for every loop): a step whose outcome is not finite
+is not taken; the caller keeps its last finite iterate and reports
+``Status.NONFINITE`` (:func:`keep_if`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from .. import _tree
+from .._types import Grads, Params, PyTree
+from ..prox import operators as _prox
+from . import stepsize as _stepsize
+
+
+class UpdateParts(Protocol):
+    """What :func:`update` needs of a method (a :class:`jaxgd.Solver` is one)."""
+
+    direction: Any  # a jaxgd.Direction: init(params), update(g, state, params, **extra)
+    rule: Any  # a step-size rule: init(params, value, grad), step(state, ctx)
+    prox: Any  # a Prox: apply(params, alpha), change(new, old), l1
+    l2: Any  # None, or the L2 weight (decoupled when direction.decoupled_l2)
+    clip: Any  # None, or the global-norm clip threshold
+
+
+class UpdateState(NamedTuple):
+    """The update's own state: the step count and the direction's and rule's states."""
+
+    count: jax.Array
+    direction_state: PyTree
+    rule_state: PyTree
+
+
+def clip_by_global_norm(grad: Grads, max_norm: jax.Array) -> Grads:
+    """Scale ``grad`` so that its global norm is at most ``max_norm``.
+
+    The same rule as ``optax.clip_by_global_norm``, with a traced threshold.
+    """
+    g_norm = _tree.norm(grad)
+    factor = jnp.where(g_norm > max_norm, max_norm / jnp.where(g_norm > 0, g_norm, 1.0), 1.0)
+    return _tree.scale(factor, grad)
+
+
+def init(parts: UpdateParts, params: Params, value: jax.Array, grad: Grads) -> UpdateState:
+    """The state before the first step (count 0)."""
+    return UpdateState(
+        jnp.asarray(0, jnp.int32), parts.direction.init(params), parts.rule.init(params, value, grad)
+    )
+
+
+def direction(
+    parts: UpdateParts, grads: Grads, direction_state: PyTree, params: Params, *, value: Any = None,
+    value_fn: Optional[Callable] = None,
+) -> tuple[Grads, PyTree]:
+    """``d = direction(clip(grads)) - l2 * params`` (decay only when decoupled), cast to ``params``' dtypes."""
+    g = grads if parts.clip is None else clip_by_global_norm(grads, parts.clip)
+    d, dstate = parts.direction.update(g, direction_state, params, value=value, value_fn=value_fn)
+    if parts.l2 is not None and parts.direction.decoupled_l2:
+        d = _prox.decay(d, parts.l2, params)
+    return _tree.cast_like(d, params), dstate
+
+
+def move(parts: UpdateParts, params: Params, d: Grads, alpha: jax.Array) -> Params:
+    """``prox_{alpha h}(params + alpha d)``."""
+    return parts.prox.apply(_tree.add_scaled(params, alpha, d), alpha)
+
+
+def update(
+    parts: UpdateParts,
+    grads: Grads,
+    state: UpdateState,
+    params: Params,
+    *,
+    value: jax.Array,
+    value_fn: Callable[[Params], jax.Array],
+    value_and_grad: Optional[Callable[[Params], tuple[jax.Array, Grads, Any]]] = None,
+) -> tuple[_stepsize.Trial, UpdateState, jax.Array, _stepsize.StepInfo]:
+    """One step from ``params`` (the objective there: ``value``, ``grads``).
+
+    Args:
+      parts: the method (:class:`UpdateParts`).
+      grads: the gradient of the smooth objective at ``params`` (unclipped).
+      state: the :class:`UpdateState`.
+      params: the current iterate.
+      value: the smooth objective at ``params``.
+      value_fn: ``params -> value`` of the same objective (line searches).
+      value_and_grad: ``params -> (value, grad, aux)`` to evaluate each
+        trial point (a deterministic loop); ``None`` for a stochastic step,
+        which evaluates nothing more: the rule must then be time-only (a
+        schedule), and the returned trial carries the old value and grad.
+
+    Returns:
+      ``(trial, state, alpha, info)``: the new iterate (with its value,
+      gradient and aux when evaluated), the new state, the step size and
+      the rule's :class:`~jaxgd.core.stepsize.StepInfo`.
+    """
+    d, dstate = direction(parts, grads, state.direction_state, params, value=value, value_fn=value_fn)
+
+    def moved(alpha: jax.Array) -> Params:
+        return move(parts, params, d, alpha)
+
+    def evaluate(alpha: jax.Array) -> _stepsize.Trial:
+        p = moved(alpha)
+        if value_and_grad is None:
+            return _stepsize.Trial(p, value, grads, None)
+        return _stepsize.Trial(p, *value_and_grad(p))
+    ctx = _stepsize.StepContext(
+        count=state.count,
+        params=params,
+        value=value,
+        grad=grads,
+        direction=d,
+        slope=_tree.vdot(grads, d).astype(jnp.result_type(value)),
+        evaluate=evaluate,
+        value_at=lambda alpha: value_fn(moved(alpha)),
+        penalty_change=parts.prox.change if parts.prox.l1 is not None else None,
+    )
+    alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
+    return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info
+
+
+def schedule_value(parts: UpdateParts, count: jax.Array) -> jax.Array:
+    """The step size a time-only rule gives at ``count`` (for history records)."""
+    return parts.rule.lr(count)
+
+
+def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
+    """The non-finite policy: ``new`` where ``ok``, else the last good ``old`` (leafwise)."""
+    return _tree.where(ok, new, old)

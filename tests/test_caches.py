@@ -1,0 +1,67 @@
+"""Caches keyed on user functions are weak (jaxgd.core.cache): a dropped loss
+closure and the arrays it captured are freed after ``minimize`` and ``fit``.
+
+Reference: ``weakref.ref`` to each captured 2 MB array, dead after
+``gc.collect()`` (the behaviour of plain ``jax.jit`` on a closure).
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd.core import cache as _cache
+
+
+def _closure(i: int) -> tuple:
+    big = jnp.asarray(np.full(250_000, float(i)))  # 2 MB of float64
+
+    def loss(p: jax.Array, batch: tuple = None) -> jax.Array:
+        if batch is None:
+            return jnp.sum((p - big[:3]) ** 2)
+        X, y = batch
+        return jnp.mean((X @ p - y) ** 2) + 0.0 * big[0]
+
+    return loss, weakref.ref(big)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["minimize", "fit", pytest.param("minimize_checkpointed", marks=pytest.mark.slow), pytest.param("fit_eval", marks=pytest.mark.slow)],
+)
+def test_dropped_loss_closures_are_garbage_collected(how: str, tmp_path) -> None:
+    X, y = jnp.ones((8, 3)), jnp.ones(8)
+    refs = []
+    for i in range(20):
+        loss, ref = _closure(i)
+        if how == "minimize":
+            jaxgd.minimize(loss, jnp.zeros(3), lr=0.1, max_steps=3)
+        elif how == "minimize_checkpointed":
+            jaxgd.minimize(loss, jnp.zeros(3), lr=0.1, max_steps=4, checkpoint_every=2, checkpoint_path=tmp_path / "c.ckpt")
+        else:
+            extra = dict(eval_data=(X, y)) if how == "fit_eval" else {}
+            jaxgd.fit(loss, jnp.zeros(3), (X, y), batch_size=4, epochs=2, key=jax.random.key(0), progress=False, **extra)
+        refs.append(ref)
+        del loss
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
+
+
+def test_per_function_cache_is_bounded_and_weak() -> None:
+    cache = _cache.PerFunction(maxsize=3)
+
+    def f() -> None:
+        pass
+
+    for k in range(10):
+        assert cache.get(f, k, lambda k=k: k * 2) == k * 2
+    assert len(cache._entries(f)) == 3 and cache.get(f, 9, lambda: None) == 18
+    del f
+    gc.collect()
+    assert len(cache) == 0
