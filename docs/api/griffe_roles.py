@@ -49,7 +49,11 @@ def _math_block(match: re.Match) -> str:
 
 
 def rewrite(text: str) -> str:
-    """The docstring ``text`` with its reST roles and math turned into Markdown."""
+    """The docstring ``text`` with its option placeholders expanded (as at import
+    time) and its reST roles and math turned into Markdown."""
+    from jaxgd.core.options import expand  # the same {options:...} expansion the package applies
+
+    text = expand(text)
     text = EXAMPLE.sub(r"\1Examples:", text)
     text = MATH_BLOCK.sub(_math_block, text)
     text = MATH_LINE.sub(lambda m: f"{m.group(1)}$$\n{m.group(1)}{m.group(2)}\n{m.group(1)}$$\n", text)

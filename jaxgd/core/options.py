@@ -104,16 +104,22 @@ def entries(names: str, indent: int = 6) -> str:
     return "\n".join(out)
 
 
-def document(fn: Callable) -> Callable:
-    """Fill each ``{options:a,b,c}`` line of ``fn.__doc__`` with those options' entries."""
+def expand(doc: str) -> str:
+    """``doc`` with each ``{options:a,b,c}`` line replaced by those options' entries
+    (at that line's indent); the docs build (docs/api/griffe_roles.py) uses it too."""
     lines = []
-    for line in (fn.__doc__ or "").split("\n"):
+    for line in doc.split("\n"):
         stripped = line.strip()
         if stripped.startswith("{options:") and stripped.endswith("}"):
             lines.append(entries(stripped[len("{options:"):-1], indent=len(line) - len(line.lstrip())))
         else:
             lines.append(line)
-    fn.__doc__ = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def document(fn: Callable) -> Callable:
+    """Fill each ``{options:a,b,c}`` line of ``fn.__doc__`` with those options' entries."""
+    fn.__doc__ = expand(fn.__doc__ or "")
     return fn
 
 
