@@ -9,6 +9,7 @@ from . import directions
 from . import linesearch
 from . import plot
 from . import problems
+from . import protocols
 from . import schedules
 from .checkpoint.format import CheckpointError as CheckpointError
 from .checkpoint.format import TreeMismatchError as TreeMismatchError
@@ -58,5 +59,6 @@ __all__ = [
     "methods",
     "minimize",
     "problems",
+    "protocols",
     "schedules",
 ]
