@@ -25,7 +25,7 @@ slow: $(STAMP)
 # OPENBLAS_NUM_THREADS=1: an idle OpenBLAS pool from NumPy/scipy work in the
 # same process can take the second core from XLA (see benchmarks/RESULTS.md).
 bench: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m jaxgd bench
+	OPENBLAS_NUM_THREADS=1 $(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info

@@ -1,24 +1,14 @@
-"""The ``jaxgd`` command: ``demo``, ``check`` and ``bench``."""
+"""The ``jaxgd`` command: ``demo`` and ``check``.
+
+Every sub-command works from an installed wheel. The benchmark suite needs
+the baselines and the ``benchmarks/`` folder of a source checkout, so it is
+run from there (``make bench`` or ``python -m benchmarks``), not from here.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Optional
-
-
-def _bench(argv: list[str]) -> int:
-    """Run ``benchmarks.run.main`` from the source checkout the package lives in."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "benchmarks" / "run.py").exists():
-        print("jaxgd bench: the benchmarks/ folder of a source checkout is needed", file=sys.stderr)
-        return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.run import main as bench_main
-
-    return int(bench_main(argv) or 0)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -36,13 +26,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     _check_cmd.add_arguments(check)
 
-    sub.add_parser("bench", help="run the benchmark suite (arguments after 'bench' go to it)", add_help=False)
-
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "bench":
-        return _bench(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
 
