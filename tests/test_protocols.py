@@ -108,3 +108,25 @@ def test_no_direction_module_imports_the_registry():
     graph = _imports()
     users = [m for m, deps in graph.items() if "jaxgd.directions.registry" in deps and m.startswith("jaxgd.directions")]
     assert users == []
+
+
+def test_the_step_size_recipe_in_docs_extending_works():
+    """The example rule of docs/extending.md runs; reference: the closed form A^{-1} b
+    and, for the first step, alpha = radius / ||g_0|| (gd's direction is -g)."""
+    import re
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    text = (PACKAGE.parent / "docs" / "extending.md").read_text()
+    namespace: dict = {}
+    exec(re.search(r"```python\n(.*?)```", text, re.S).group(1), namespace)  # noqa: S102
+    rule = namespace["CappedStep"](radius=0.1, max_step=0.3)
+    assert isinstance(rule, protocols.StepSizeRule)
+    a, b = np.array([[3.0, 0.5], [0.5, 1.0]]), np.array([1.0, -2.0])
+    fun = lambda x: 0.5 * x @ jnp.asarray(a) @ x - jnp.asarray(b) @ x  # noqa: E731
+    res = jaxgd.minimize(fun, jnp.zeros(2), lr=rule, max_steps=500, gtol=1e-9)
+    np.testing.assert_allclose(np.asarray(res.params), np.linalg.solve(a, b), atol=1e-8)
+    np.testing.assert_allclose(float(res.history.lr[0]), 0.1 / np.linalg.norm(b), rtol=1e-12)
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        namespace["CappedStep"](radius=0.0)
