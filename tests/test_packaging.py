@@ -66,7 +66,7 @@ def _text_files() -> list[Path]:
 
 
 def test_nothing_in_the_repository_points_outside_it():
-    # A path that climbs out of the checkout (../shared/DESIGN.md was one).
+    # A path that climbs out of the checkout (README once sent readers to a design page one folder up).
     bad = [(p.relative_to(ROOT), m.group(0)) for p in _text_files() if p.exists()
            for m in re.finditer(r"\.\./(?:\.\./)*shared/[\w./-]*|/work/\w+", p.read_text(errors="replace"))]
     assert bad == []
