@@ -25,7 +25,7 @@ slow: $(STAMP)
 # OPENBLAS_NUM_THREADS=1: an idle OpenBLAS pool from NumPy/scipy work in the
 # same process can take the second core from XLA (see benchmarks/RESULTS.md).
 bench: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m jaxgd bench
+	OPENBLAS_NUM_THREADS=1 $(PY) -m benchmarks
 
 # The API reference (mkdocs.yml, docs/): warnings are errors. Open build/site/index.html.
 DOCS_STAMP := $(VENV)/.docs-installed

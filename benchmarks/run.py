@@ -1,7 +1,7 @@
 """Run jaxgd's benchmark suite and print ratio tables (markdown).
 
     python -m benchmarks.run [--quick] [--only A,B] [--out DIR] [...]
-    jaxgd bench [same arguments]        make bench
+    python -m benchmarks [same arguments]        make bench
 
 Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
 
@@ -57,7 +57,7 @@ DEFAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="jaxgd bench", description="jaxgd's benchmark suite: ratio tables vs the loops users write.",
+        prog="python -m benchmarks", description="jaxgd's benchmark suite: ratio tables vs the loops users write.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="benchmarks:\n" + "\n".join(f"  {k}  {d}" for k, (_, d) in BENCHMARKS.items()),
     )
@@ -104,7 +104,7 @@ def selected(args: argparse.Namespace) -> list[str]:
     keys = [k.strip().upper() for k in args.only.split(",") if k.strip()]
     bad = [k for k in keys if k not in BENCHMARKS]
     if bad:
-        raise SystemExit(f"jaxgd bench: unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHMARKS)}")
+        raise SystemExit(f"benchmarks: unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHMARKS)}")
     return keys
 
 
@@ -179,7 +179,7 @@ def summarize(results: list[dict]) -> tuple[str, bool]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Entry point (``jaxgd bench`` calls it with the arguments after ``bench``)."""
+    """Entry point (``python -m benchmarks`` and ``python -m benchmarks.run``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     if args.child:

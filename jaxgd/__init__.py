@@ -9,6 +9,7 @@ from . import directions
 from . import linesearch
 from . import plot
 from . import problems
+from . import protocols
 from . import schedules
 from ._compile_cache import CacheInfo as CacheInfo
 from ._compile_cache import clear_compilation_cache as clear_compilation_cache
@@ -68,5 +69,6 @@ __all__ = [
     "methods",
     "minimize",
     "problems",
+    "protocols",
     "schedules",
 ]

@@ -17,11 +17,10 @@ Example:
 from __future__ import annotations
 
 import operator
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from optax import (  # noqa: F401  (re-exported)
     constant_schedule as constant_schedule,
     cosine_decay_schedule as cosine_decay_schedule,
@@ -39,7 +38,7 @@ from optax import (  # noqa: F401  (re-exported)
     warmup_exponential_decay_schedule as warmup_exponential_decay_schedule,
 )
 
-from . import _tree
+from . import _tree, _validate
 from ._types import ArrayLike, Schedule
 
 __all__ = [
@@ -75,43 +74,24 @@ def _count(count: ArrayLike) -> jax.Array:
     return jnp.asarray(count).astype(jnp.result_type(float))
 
 
-BAD_NUMBER = "{name} must be a real number or real array, got {name}={value!r}"
+BAD_NUMBER = _validate.BAD_NUMBER
 NOT_POSITIVE = "{name} must be > 0, got {name}={value!r}"
 NEGATIVE = "{name} must be >= 0, got {name}={value!r}"
 BAD_MILESTONES = "milestones must be a sequence of integers, got milestones={value!r}"
 BAD_BOUNDS = "max_lr must be >= base_lr, got base_lr={base!r}, max_lr={top!r}"
 
 
-def _concrete_values(name: str, value: ArrayLike) -> Optional[np.ndarray]:
-    """The values of a real number or array, None for a tracer.
-
-    Raises:
-      TypeError: a bool, string, None, complex or other non-real value.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(BAD_NUMBER.format(name=name, value=value))
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return np.asarray(float(value))
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
-        raise TypeError(BAD_NUMBER.format(name=name, value=value))
-    if isinstance(value, jax.core.Tracer):
-        return None
-    return np.asarray(value, dtype=float)
-
-
+# Host checks follow jaxgd._validate's policy: one real number (or a real
+# scalar array) per argument; concrete values checked, tracers pass. The
+# factories keep the value as given (an int stays an int leaf).
 def _check_positive(name: str, value: ArrayLike) -> None:
-    """A concrete value must be > 0 (NaN fails); tracers pass."""
-    v = _concrete_values(name, value)
-    if v is not None and not np.all(v > 0):
-        raise ValueError(NOT_POSITIVE.format(name=name, value=value))
+    """A concrete value must be > 0 and finite (NaN fails); tracers pass."""
+    _validate.positive(name, value, NOT_POSITIVE)
 
 
 def _check_nonneg(name: str, value: ArrayLike) -> None:
-    """A concrete value must be >= 0 (NaN fails); tracers pass."""
-    v = _concrete_values(name, value)
-    if v is not None and not np.all(v >= 0):
-        raise ValueError(NEGATIVE.format(name=name, value=value))
+    """A concrete value must be >= 0 and finite (NaN fails); tracers pass."""
+    _validate.nonneg(name, value, NEGATIVE)
 
 
 class StepDecay(NamedTuple):
@@ -199,7 +179,8 @@ def step_decay(init_value: ArrayLike, step_size: int, gamma: ArrayLike = 0.1) ->
 
     Raises:
       ValueError: if a concrete ``init_value``, ``step_size`` or ``gamma`` is not > 0.
-      TypeError: if one is not a real number or array.
+      TypeError: if one is not a real number or a real scalar array
+        (a non-scalar array raises ValueError).
     """
     _check_positive("init_value", init_value)
     _check_positive("step_size", step_size)
@@ -267,11 +248,13 @@ def inverse_time_decay(
     Raises:
       ValueError: if a concrete ``init_value`` or ``decay_steps`` is not > 0,
         or ``decay_rate`` is negative.
-      TypeError: if one is not a real number or array.
+      TypeError: if one is not a real number or a real scalar array
+        (a non-scalar array raises ValueError).
     """
     _check_positive("init_value", init_value)
     _check_nonneg("decay_rate", decay_rate)
     _check_positive("decay_steps", decay_steps)
+    staircase = _validate.flag("staircase", staircase)
     return InverseTimeDecay(init_value, decay_rate, decay_steps, bool(staircase))
 
 
@@ -297,13 +280,14 @@ def cyclic_triangular(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: Array
     Raises:
       ValueError: if a concrete ``base_lr`` or ``step_size_up`` is not > 0,
         or ``max_lr`` < ``base_lr``.
-      TypeError: if one is not a real number or array.
+      TypeError: if one is not a real number or a real scalar array
+        (a non-scalar array raises ValueError).
     """
     _check_positive("base_lr", base_lr)
     _check_positive("max_lr", max_lr)
     _check_positive("step_size_up", step_size_up)
-    lo, hi = _concrete_values("base_lr", base_lr), _concrete_values("max_lr", max_lr)
-    if lo is not None and hi is not None and not np.all(hi >= lo):
+    lo, hi = _validate.value_of("base_lr", base_lr), _validate.value_of("max_lr", max_lr)
+    if lo is not None and hi is not None and not hi >= lo:
         raise ValueError(BAD_BOUNDS.format(base=base_lr, top=max_lr))
     return CyclicTriangular(base_lr, max_lr, step_size_up)
 

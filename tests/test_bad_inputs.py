@@ -404,6 +404,21 @@ ROWS: list[Row] = [
     R("enable_compilation_cache", "max_size", "0", ValueError, "max_size must be a positive integer number of bytes or -1", lambda c: jaxgd.enable_compilation_cache(c.dir / "cc", max_size=0)),
     R("enable_compilation_cache", "max_size", "True", ValueError, "max_size must be a positive integer number of bytes or -1", lambda c: jaxgd.enable_compilation_cache(c.dir / "cc", max_size=True)),
     R("clear_compilation_cache", "path", "a file", ValueError, "path must name a folder, but", lambda c: jaxgd.clear_compilation_cache(c.text)),
+    # -- one policy for numbers (jaxgd._validate): a real scalar or a real 0-d array; arrays of another
+    # shape, bools and floats where an integer is due are refused everywhere (before: accepted by some) --
+    R("linesearch.Backtracking", "c1", "np.array([2.0, 3.0])", ValueError, "c1 must be a real number or a real scalar array, got c1=array([2., 3.]) (a scalar, got shape (2,))", lambda c: jaxgd.linesearch.Backtracking(c1=np.array([2.0, 3.0]))),
+    R("linesearch.StrongWolfe", "max_iter", "3.0", ValueError, "max_iter must be a positive integer, got max_iter=3.0", lambda c: jaxgd.linesearch.StrongWolfe(max_iter=3.0)),
+    R("linesearch.Polyak", "delta", "True", TypeError, "delta must be a real number or a real scalar array", lambda c: jaxgd.linesearch.Polyak(delta=True)),
+    R("linesearch.ReduceOnPlateau", "min_lr", "np.zeros(2)", ValueError, "min_lr must be a real number or a real scalar array, got min_lr=array([0., 0.]) (a scalar, got shape (2,))", lambda c: jaxgd.linesearch.ReduceOnPlateau(min_lr=np.zeros(2))),
+    R("schedules.step_decay", "init_value", "np.array([0.1, 0.2])", ValueError, "init_value must be a real number or a real scalar array, got init_value=array([0.1, 0.2]) (a scalar, got shape (2,))", lambda c: schedules.step_decay(np.array([0.1, 0.2]), 10)),
+    R("schedules.step_decay", "step_size", "inf", ValueError, "step_size must be > 0", lambda c: schedules.step_decay(0.1, math.inf)),
+    R("schedules.inverse_time_decay", "staircase", "1", TypeError, "staircase must be a bool, got staircase=1", lambda c: schedules.inverse_time_decay(0.1, 1.0, staircase=1)),
+    R("problems.quadratic_norm", "c", "np.array([1.0, 2.0])", ValueError, "c must be a real number or a real scalar array, got c=array([1., 2.]) (a scalar, got shape (2,))", lambda c: jaxgd.problems.quadratic_norm(2, c=np.array([1.0, 2.0]))),
+    R("problems.linear_regression", "noise", '"0.1"', TypeError, "noise must be a real number or a real scalar array, got noise='0.1'", lambda c: jaxgd.problems.linear_regression(noise="0.1")),
+    R("problems.linear_regression", "n", "30.0", ValueError, "n=30.0 must be a positive integer", lambda c: jaxgd.problems.linear_regression(n=30.0)),
+    R("check_grad", "eps", '"a"', TypeError, "eps must be a real number or a real scalar array, got eps='a'", lambda c: jaxgd.check_grad(c.f, c.x0, eps="a")),
+    R("check_grad", "rtol", "np.array([1e-3, 1e-3])", ValueError, "rtol must be a real number or a real scalar array, got rtol=array([0.001, 0.001]) (a scalar, got shape (2,))", lambda c: jaxgd.check_grad(c.f, c.x0, rtol=np.array([1e-3, 1e-3]))),
+    R("check_grad", "directions", "True", ValueError, "directions=True must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=True)),
 ]
 
 
@@ -486,6 +501,9 @@ NO_ROWS = {
     "problems.Problem": "returned by the problem factories",
     "CacheInfo": "returned by the compilation-cache functions",
     "compilation_cache_info": "takes no arguments", "disable_compilation_cache": "takes no arguments",
+    "protocols.SearchDirection": "a typing.Protocol (a type to check against, never called)",
+    "protocols.StepSizeRule": "a typing.Protocol (a type to check against, never called)",
+    "protocols.ProximalOperator": "a typing.Protocol (a type to check against, never called)",
 }
 
 

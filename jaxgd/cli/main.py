@@ -1,5 +1,8 @@
-"""The ``jaxgd`` command: ``demo``, ``check``, ``cache`` and ``bench``.
+"""The ``jaxgd`` command: ``demo``, ``check`` and ``cache``.
 
+Every sub-command works from an installed wheel. The benchmark suite needs
+the baselines and the ``benchmarks/`` folder of a source checkout, so it is
+run from there (``make bench`` or ``python -m benchmarks``), not from here.
 ``demo`` and ``check`` use JAX's persistent compilation cache
 (:func:`jaxgd.enable_compilation_cache`) unless ``--no-compile-cache`` is given.
 """
@@ -7,22 +10,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Optional
-
-
-def _bench(argv: list[str]) -> int:
-    """Run ``benchmarks.run.main`` from the source checkout the package lives in."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "benchmarks" / "run.py").exists():
-        print("jaxgd bench: the benchmarks/ folder of a source checkout is needed", file=sys.stderr)
-        return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.run import main as bench_main
-
-    return int(bench_main(argv) or 0)
 
 
 def _cache(clear: bool) -> int:
@@ -54,8 +42,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     _check_cmd.add_arguments(check)
 
-    sub.add_parser("bench", help="run the benchmark suite (arguments after 'bench' go to it)", add_help=False)
-
     cache = sub.add_parser("cache", help="show the persistent compilation cache's folder and size, or clear it")
     cache.add_argument("--clear", action="store_true", help="delete the cached executables")
     for p in (demo, check):
@@ -64,11 +50,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             help="do not use the persistent compilation cache (on by default: a second run skips XLA's compile)",
         )
 
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "bench":
-        return _bench(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = parser.parse_args(argv)
     from .. import _compile_cache
 
     if args.command == "cache":

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .registry import Direction as Direction
+from .base import Direction as Direction
 from .quasi_newton import BFGSState as BFGSState
 from .quasi_newton import CGState as CGState
 from .quasi_newton import CGVariant as CGVariant

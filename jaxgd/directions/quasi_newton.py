@@ -26,7 +26,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from .. import _tree
-from .registry import Direction, from_preconditioner, register
+from .base import Direction, from_preconditioner
 from ..linesearch.wolfe import StrongWolfe
 from .._types import Grads, Params
 
@@ -262,18 +262,3 @@ def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> D
     if restart_every is not None and (isinstance(restart_every, bool) or not isinstance(restart_every, int) or restart_every < 1):
         raise ValueError(BAD_RESTART.format(value=restart_every))
     return _cg(v, restart_every)
-
-
-@register("bfgs")
-def _bfgs_registered() -> Direction:
-    return bfgs_direction()
-
-
-@register("lbfgs")
-def _lbfgs_registered() -> Direction:
-    return lbfgs_direction()
-
-
-@register("cg")
-def _cg_registered() -> Direction:
-    return cg_direction()

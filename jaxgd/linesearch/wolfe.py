@@ -19,15 +19,13 @@ reduce-on-plateau in ``_adaptive.py``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-from .. import _tree
+from .. import _tree, _validate
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
 
@@ -47,70 +45,41 @@ NAN_BACKOFF = 30
 APPROX_EPS = 64
 
 
-# -- host-side checks (tracers pass unchecked) ---------------------------------
+# -- host-side checks (jaxgd._validate's policy; tracers pass unchecked) --------
 def _concrete(value: Any, name: str = "value") -> Optional[float]:
     """The value of a real number or scalar array as a float; None for a tracer.
 
     Raises:
       TypeError: a bool, string, None, complex or otherwise non-real value.
+      ValueError: an array whose shape is not ``()``.
     """
-    dtype = getattr(value, "dtype", None)
-    real = isinstance(value, (int, float, np.integer, np.floating)) or (
-        dtype is not None and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
-    )
-    if isinstance(value, (bool, np.bool_)) or not real:
-        raise TypeError(BAD_NUMBER.format(name=name, value=value))
-    value = _tree.as_float_if_number(value)
-    if isinstance(value, float):
-        return value
-    if hasattr(value, "shape") and _tree.is_concrete(value) and jnp.shape(value) == ():
-        return float(value)
-    return None
+    return _validate.value_of(name, value, BAD_NUMBER)
 
 
 def check_finite(name: str, value: ArrayLike) -> Any:
-    v = _concrete(value, name)
-    if v is not None and not math.isfinite(v):
-        raise ValueError(BAD_FINITE.format(name=name, value=value))
-    return _tree.as_float_if_number(value)
+    return _validate.finite(name, value, BAD_FINITE, type_message=BAD_NUMBER)
 
 
 def check_open_unit(name: str, value: ArrayLike) -> Any:
-    v = _concrete(value, name)
-    if v is not None and not 0.0 < v < 1.0:
-        raise ValueError(BAD_OPEN_UNIT.format(name=name, value=value))
-    return _tree.as_float_if_number(value)
+    return _validate.open_unit(name, value, BAD_OPEN_UNIT, type_message=BAD_NUMBER)
 
 
 def check_positive(name: str, value: ArrayLike, allow_inf: bool = False) -> Any:
-    v = _concrete(value, name)
-    if v is not None and not (v > 0 and (allow_inf or math.isfinite(v))):
-        raise ValueError(BAD_POSITIVE.format(name=name, value=value))
-    return _tree.as_float_if_number(value)
+    return _validate.positive(name, value, BAD_POSITIVE, allow_inf=allow_inf, type_message=BAD_NUMBER)
 
 
 def check_greater(name: str, value: ArrayLike, bound: float) -> Any:
-    v = _concrete(value, name)
-    if v is not None and not (v > bound and math.isfinite(v)):
-        raise ValueError(BAD_GREATER.format(name=name, bound=bound, value=value))
-    return _tree.as_float_if_number(value)
+    return _validate.greater(name, value, bound, BAD_GREATER, type_message=BAD_NUMBER)
 
 
 def check_nonneg(name: str, value: ArrayLike) -> Any:
-    v = _concrete(value, name)
-    if v is not None and not (v >= 0 and math.isfinite(v)):
-        raise ValueError(BAD_NONNEG.format(name=name, value=value))
-    return _tree.as_float_if_number(value)
+    return _validate.nonneg(name, value, BAD_NONNEG, type_message=BAD_NUMBER)
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> Any:
-    """An iteration cap: a Python/NumPy integer >= ``minimum`` (kept as an int leaf) or a tracer."""
-    if isinstance(value, jax.core.Tracer) or (hasattr(value, "dtype") and not _tree.is_concrete(value)):
-        return value
-    if isinstance(value, bool) or not float(value).is_integer() or int(value) < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(BAD_COUNT.format(name=name, what=what, value=value))
-    return int(value)
+    """An iteration cap: an integer >= ``minimum`` (kept as an int leaf) or a tracer."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    return _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
 
 
 # -- shared pieces -------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Host-side checks of arguments, by name, with one policy for every module.
+
+Every helper takes the argument's name (it appears in the message) and,
+optionally, the message template of the caller (``{name}`` and ``{value}``
+are filled in), so modules keep the texts their users and tests know while
+sharing one implementation. The policy:
+
+- **Numbers.** A Python ``int``/``float``, a NumPy integer/floating scalar,
+  or a real (integer or floating dtype) array of shape ``()``. Python and
+  NumPy numbers come back as a Python ``float`` (a weakly typed jit argument,
+  so a new value never retraces); arrays come back unchanged.
+- **Wrong kind** (a bool, complex, string, ``None``, object): ``TypeError``
+  with :data:`BAD_NUMBER` (or the caller's ``type_message``).
+- **Wrong shape**: a real array of any shape other than ``()`` raises
+  ``ValueError`` with the same message plus ``(a scalar, got shape S)``.
+  This holds for tracers too: their shape is known.
+- **Wrong value** (out of range, NaN): ``ValueError``. Values are checked
+  only when concrete; a tracer (``minimize`` under ``jit``/``vmap``) passes,
+  never raising (DESIGN.md, "The loop").
+- **Counts** (iteration caps, sizes): a Python/NumPy integer or an integer
+  scalar array, never a bool or a float; returned as a Python ``int``
+  (tracers pass).
+- **Flags**: ``bool``/``numpy.bool_`` only; "every k" flags take a bool or a
+  positive integer.
+
+Example:
+  >>> from jaxgd import _validate
+  >>> _validate.open_unit("c1", 1e-4)
+  0.0001
+  >>> _validate.open_unit("c1", 2.0)
+  Traceback (most recent call last):
+  ...
+  ValueError: c1 must lie in (0, 1), got c1=2.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BAD_NUMBER = "{name} must be a real number or a real scalar array, got {name}={value!r}"
+NOT_SCALAR = " (a scalar, got shape {shape})"
+BAD_FINITE = "{name} must be a finite number, got {name}={value!r}"
+BAD_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
+BAD_NONNEG = "{name} must be >= 0 and finite, got {name}={value!r}"
+BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
+BAD_GREATER = "{name} must be > {bound}, got {name}={value!r}"
+BAD_COUNT = "{name} must be an integer >= {minimum}, got {name}={value!r}"
+BAD_FLAG = "{name} must be a bool, got {name}={value!r}"
+BAD_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
+
+__all__ = [
+    "BAD_NUMBER", "NOT_SCALAR", "count", "every", "finite", "flag", "greater", "is_tracer", "nonneg",
+    "open_unit", "positive", "real", "value_of",
+]
+
+
+def is_tracer(value: Any) -> bool:
+    """True for a value being traced (inside ``jit``/``vmap``): its value cannot be checked."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def _is_real_dtype(dtype: Any) -> bool:
+    return dtype is not None and dtype != np.bool_ and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    )
+
+
+def real(name: str, value: Any, message: str = BAD_NUMBER) -> Any:
+    """Check that ``value`` is one real number; return it (Python/NumPy numbers as ``float``).
+
+    Args:
+      name: the argument's name, for the message.
+      value: the argument.
+      message: the caller's template (``{name}``, ``{value}``).
+
+    Returns:
+      ``float(value)`` for a Python/NumPy number, else the scalar array or tracer.
+
+    Raises:
+      TypeError: a bool, complex, string, ``None`` or other non-real value.
+      ValueError: a real array whose shape is not ``()``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(message.format(name=name, value=value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if not _is_real_dtype(getattr(value, "dtype", None)) or not hasattr(value, "shape"):
+        raise TypeError(message.format(name=name, value=value))
+    if np.shape(value) != ():
+        raise ValueError(message.format(name=name, value=value) + NOT_SCALAR.format(shape=tuple(np.shape(value))))
+    return value
+
+
+def value_of(name: str, value: Any, message: str = BAD_NUMBER) -> Optional[float]:
+    """``float(value)`` after :func:`real`'s checks, or ``None`` for a tracer."""
+    value = real(name, value, message)
+    if isinstance(value, float):
+        return value
+    return None if is_tracer(value) else float(value)
+
+
+def _check(name: str, value: Any, message: str, ok: Any, type_message: str, **extra: Any) -> Any:
+    out = real(name, value, type_message)
+    v = value_of(name, out, type_message)
+    if v is not None and not ok(v):  # NaN fails every comparison
+        raise ValueError(message.format(name=name, value=value, **extra))
+    return out
+
+
+def finite(name: str, value: Any, message: str = BAD_FINITE, *, type_message: str = BAD_NUMBER) -> Any:
+    """A real number that is finite (not NaN or +-Inf).
+
+    ``message`` is the template for a value out of range, ``type_message`` for
+    a value of the wrong kind or shape (see :func:`real`); the other range
+    helpers below take the same two.
+    """
+    return _check(name, value, message, math.isfinite, type_message)
+
+
+def positive(name: str, value: Any, message: str = BAD_POSITIVE, *, allow_inf: bool = False, type_message: str = BAD_NUMBER) -> Any:
+    """A real number ``> 0`` (and finite unless ``allow_inf``)."""
+    return _check(name, value, message, lambda v: v > 0 and (allow_inf or math.isfinite(v)), type_message)
+
+
+def nonneg(name: str, value: Any, message: str = BAD_NONNEG, *, allow_inf: bool = False, type_message: str = BAD_NUMBER) -> Any:
+    """A real number ``>= 0`` (and finite unless ``allow_inf``)."""
+    return _check(name, value, message, lambda v: v >= 0 and (allow_inf or math.isfinite(v)), type_message)
+
+
+def open_unit(name: str, value: Any, message: str = BAD_OPEN_UNIT, *, type_message: str = BAD_NUMBER) -> Any:
+    """A real number in the open interval ``(0, 1)``."""
+    return _check(name, value, message, lambda v: 0.0 < v < 1.0, type_message)
+
+
+def greater(name: str, value: Any, bound: float, message: str = BAD_GREATER, *, type_message: str = BAD_NUMBER) -> Any:
+    """A finite real number ``> bound``."""
+    return _check(name, value, message, lambda v: v > bound and math.isfinite(v), type_message, bound=bound)
+
+
+def count(name: str, value: Any, minimum: int = 1, message: str = BAD_COUNT) -> Any:
+    """An integer ``>= minimum`` (iteration caps, sizes).
+
+    Returns:
+      ``int(value)`` for a concrete value; a tracer unchanged.
+
+    Raises:
+      ValueError: a bool, a float, a non-integer, an array that is not an
+        integer scalar, or a value below ``minimum``.
+    """
+    if is_tracer(value) and np.shape(value) == () and jnp.issubdtype(value.dtype, jnp.integer):
+        return value
+    integral = isinstance(value, (int, np.integer)) or (
+        hasattr(value, "dtype") and np.shape(value) == () and jnp.issubdtype(value.dtype, jnp.integer)
+    )
+    if isinstance(value, (bool, np.bool_)) or not integral or is_tracer(value) or int(value) < minimum:
+        raise ValueError(message.format(name=name, value=value, minimum=minimum))
+    return int(value)
+
+
+def flag(name: str, value: Any, message: str = BAD_FLAG) -> bool:
+    """A ``bool`` (or ``numpy.bool_``), returned as ``bool``.
+
+    Raises:
+      TypeError: anything else (``0``/``1`` included).
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(message.format(name=name, value=value))
+    return bool(value)
+
+
+def every(name: str, value: Any, message: str = BAD_EVERY) -> int:
+    """An "every k steps" flag: ``True`` -> 1, ``False`` -> 0, a positive integer -> itself.
+
+    Raises:
+      ValueError: anything else.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (int, np.integer)) and value > 0:
+        return int(value)
+    raise ValueError(message.format(name=name, value=value))

@@ -1,0 +1,78 @@
+"""Search directions: the ``d_k`` of ``theta' = theta_k + alpha_k d_k``.
+
+A :class:`Direction` is a NamedTuple of two pure functions (STYLE.md
+principle 1). Built-in methods wrap optax's unit-learning-rate
+transformations (``scale_by_adam`` and friends), so the step size stays a
+traced value outside them. A user's own ``optax.GradientTransformation`` is
+accepted as it is: it already holds its learning rate, so its updates are
+used as the direction and the step size defaults to 1.
+
+This module holds the type and its two adapters; it imports no direction,
+so every direction module can import it without a cycle. Names are looked
+up in :mod:`jaxgd.directions.registry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import optax
+
+from .. import _tree
+from .._types import Grads, Params, PyTree
+
+
+class Direction(NamedTuple):
+    """A search-direction rule.
+
+    Attributes:
+      name: a short name used in tables and errors.
+      init: ``init(params) -> state``.
+      update: ``update(grad, state, params, value, value_fn) -> (d, state)``
+        where ``d`` is a descent direction (the step is ``+alpha * d``).
+      default_lr: the step size used when the user gives none: a float, or a
+        zero-argument factory returning a step-size rule (for example a line
+        search for quasi-Newton methods).
+      decoupled_l2: when True, ``l2`` is decoupled weight decay added to the
+        direction (AdamW) instead of a penalty added to the loss.
+    """
+
+    name: str
+    init: Callable[[Params], PyTree]
+    update: Callable[..., tuple[Grads, PyTree]]
+    default_lr: Any = 1e-3
+    decoupled_l2: bool = False
+
+
+def from_preconditioner(
+    name: str, tx: optax.GradientTransformation, *, decoupled_l2: bool = False, default_lr: Any = 1e-3
+) -> Direction:
+    """A direction ``d = -P(g)`` from a unit-learning-rate optax transformation ``P``."""
+
+    def update(grad: Grads, state: PyTree, params: Params, value: Any = None, value_fn: Any = None):
+        u, state = tx.update(grad, state, params)
+        return _tree.neg(u), state
+
+    return Direction(name, tx.init, update, default_lr, decoupled_l2)
+
+
+def from_optax(tx: optax.GradientTransformation) -> Direction:
+    """A direction from a user's complete optax optimizer: its updates, unchanged.
+
+    Transformations with extra arguments (``optax.lbfgs`` and its line search)
+    receive ``value``, ``grad`` and ``value_fn`` as keyword arguments.
+    """
+    extra = isinstance(tx, optax.GradientTransformationExtraArgs)
+
+    def update(grad: Grads, state: PyTree, params: Params, value: Any = None, value_fn: Any = None):
+        if extra:
+            return tx.update(grad, state, params, value=value, grad=grad, value_fn=value_fn)
+        return tx.update(grad, state, params)
+
+    return Direction(getattr(tx, "__name__", "optax"), tx.init, update, 1.0, False)
+
+
+def default_lr(direction: Direction) -> Optional[Any]:
+    """The step size a direction uses when ``lr`` is not given."""
+    d = direction.default_lr
+    return d() if callable(d) else d

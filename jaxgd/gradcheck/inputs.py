@@ -1,0 +1,163 @@
+"""Host-side checks of :func:`jaxgd.check_grad`'s arguments, before anything is compiled,
+and the float64 copies the reference and the finite differences work on."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validate
+from .finite_diff import DEFAULT_TOLERANCES
+
+PyTree = Any
+
+MSG_FUN_NOT_CALLABLE = "fun must be callable, fun(params, *args) -> scalar; got {type_name}"
+MSG_REF_NOT_CALLABLE = "reference must be callable, reference(x, *args) -> gradient pytree, or None; got {type_name}"
+MSG_ARGS_NOT_TUPLE = "args must be a tuple (or list) of extra arguments to fun; got {type_name}"
+MSG_X_EMPTY = "x has no array leaves: nothing to check"
+MSG_X_NOT_FLOAT = "every leaf of x must be a real floating-point array; leaf {path} has dtype {dtype}"
+MSG_X_TRACER = "check_grad runs on the host and needs concrete x; leaf {path} is a tracer (call it outside jit/vmap)"
+MSG_FUN_NOT_SCALAR = "fun must return a real scalar; it returned shape {shape} and dtype {dtype}"
+MSG_REF_STRUCTURE = (
+    "reference(x, *args) returned a pytree whose structure differs from x: "
+    "missing leaves {missing}, unexpected leaves {extra}; expected {expected}, got {got}"
+)
+MSG_REF_SHAPE = "reference gradient for leaf {path} has shape {got}; expected {expected} (the shape of that leaf of x)"
+MSG_REF_NOT_NUMERIC = "reference gradient for leaf {path} is not a real numeric array: {value!r}"
+MSG_BAD_TOL = "{name}={value!r} must be a finite number >= 0"
+MSG_BAD_EPS = "eps={value!r} must be a finite number > 0"
+MSG_BAD_DIRECTIONS = "directions={value!r} must be None or a positive integer"
+
+
+def _default_tol(dtypes: Sequence[np.dtype]) -> tuple[float, float]:
+    """The loosest default (rtol, atol) among the dtypes of x's leaves."""
+    pairs = [DEFAULT_TOLERANCES.get(np.dtype(dt).name, DEFAULT_TOLERANCES["float16"]) for dt in dtypes]
+    return max(p[0] for p in pairs), max(p[1] for p in pairs)
+
+
+def _check_number(name: str, value: float | None, *, positive: bool = False) -> None:
+    """``None`` or a finite real number, > 0 for ``eps``, >= 0 for the tolerances (``jaxgd._validate``)."""
+    if value is not None:
+        if positive:
+            _validate.positive(name, value, MSG_BAD_EPS)
+        else:
+            _validate.nonneg(name, value, MSG_BAD_TOL)
+
+
+def _leaf_name(path: Any) -> str:
+    return jax.tree_util.keystr(path) or "x"
+
+
+def _validate_reference(ref: PyTree, x: PyTree) -> list[np.ndarray]:
+    """The reference gradient's leaves as float64 arrays, or a ValueError naming the leaf."""
+    x_paths = [_leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(x)[0]]
+    got, got_def = jax.tree_util.tree_flatten_with_path(ref)
+    want_def = jax.tree_util.tree_structure(x)
+    if got_def != want_def:
+        got_paths = [_leaf_name(p) for p, _ in got]
+        raise ValueError(
+            MSG_REF_STRUCTURE.format(
+                missing=[p for p in x_paths if p not in got_paths],
+                extra=[p for p in got_paths if p not in x_paths],
+                expected=want_def,
+                got=got_def,
+            )
+        )
+    out = []
+    for path, (_, leaf), x_leaf in zip(x_paths, got, jax.tree_util.tree_leaves(x)):
+        try:
+            arr = np.asarray(leaf, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(MSG_REF_NOT_NUMERIC.format(path=path, value=leaf)) from None
+        if arr.shape != np.shape(x_leaf):
+            raise ValueError(MSG_REF_SHAPE.format(path=path, got=arr.shape, expected=np.shape(x_leaf)))
+        out.append(arr)
+    return out
+
+
+def _to_float64(tree: PyTree) -> PyTree:
+    """Array leaves as NumPy arrays, floating ones in float64; other leaves untouched."""
+
+    def cast(a: Any) -> Any:
+        if isinstance(a, (jax.Array, np.ndarray, np.generic, float)):
+            a = np.asarray(a)
+            return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
+        return a
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+@contextlib.contextmanager
+def _x64() -> Iterator[None]:
+    """Temporarily enable JAX's x64 mode (``jax.enable_x64`` on newer JAX, the
+    ``jax.experimental`` context manager on older releases)."""
+    enable = getattr(jax, "enable_x64", None)
+    if enable is None:  # pragma: no cover - only on old JAX
+        from jax.experimental import enable_x64 as enable  # type: ignore[attr-defined,no-redef]
+        with enable():
+            yield
+        return
+    with enable(True):
+        yield
+
+
+def _call(fun: Callable[..., Any], *a: Any) -> Any:
+    return fun(*a)
+
+
+class Inputs(NamedTuple):
+    """The checked arguments: ``fun`` hashable, ``x`` as JAX arrays, ``args`` a tuple."""
+
+    fun: Callable[..., Any]
+    x: PyTree
+    args: tuple[Any, ...]
+    paths: list[str]
+    treedef: Any
+
+
+def check_inputs(
+    fun: Any, x: PyTree, args: Any, reference: Any, eps: Any, rtol: Any, atol: Any, directions: Any
+) -> Inputs:
+    """Validate every argument of ``check_grad`` on the host (``fun`` traced by ``jax.eval_shape`` only).
+
+    Raises:
+      TypeError, ValueError: as listed in :func:`jaxgd.check_grad`.
+    """
+    if not callable(fun):
+        raise TypeError(MSG_FUN_NOT_CALLABLE.format(type_name=type(fun).__name__))
+    if reference is not None and not callable(reference):
+        raise TypeError(MSG_REF_NOT_CALLABLE.format(type_name=type(reference).__name__))
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(MSG_ARGS_NOT_TUPLE.format(type_name=type(args).__name__))
+    args = tuple(args)
+    _check_number("eps", eps, positive=True)
+    _check_number("rtol", rtol)
+    _check_number("atol", atol)
+    if directions is not None:
+        _validate.count("directions", directions, 1, MSG_BAD_DIRECTIONS)
+    with_paths, treedef = jax.tree_util.tree_flatten_with_path(x)
+    if not with_paths:
+        raise ValueError(MSG_X_EMPTY)
+    paths = [_leaf_name(p) for p, _ in with_paths]
+    for path, (_, leaf) in zip(paths, with_paths):
+        try:
+            dtype = np.asarray(leaf).dtype
+        except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+            raise TypeError(MSG_X_TRACER.format(path=path)) from None
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(MSG_X_NOT_FLOAT.format(path=path, dtype=dtype))
+    x = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for _, leaf in with_paths])
+    out = jax.eval_shape(fun, x, *args)
+    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+        raise ValueError(MSG_FUN_NOT_SCALAR.format(shape=getattr(out, "shape", None), dtype=getattr(out, "dtype", type(out).__name__)))
+    try:
+        hash(fun)
+    except TypeError:  # an unhashable callable object: wrap it (no compile cache across calls)
+        fun = functools.partial(_call, fun)
+    return Inputs(fun, x, args, paths, treedef)

@@ -1,0 +1,120 @@
+"""The three extension points of the update, as ``typing.Protocol``\\ s.
+
+Every method is ``theta' = prox(theta + alpha * d, alpha)`` (DESIGN.md):
+
+- :class:`SearchDirection` gives ``d`` (:class:`jaxgd.Direction`, a NamedTuple
+  of two pure functions, is the stock implementation; ``method=`` names are
+  looked up in ``jaxgd.directions.registry``);
+- :class:`StepSizeRule` gives ``alpha`` (the rules in ``jaxgd.linesearch`` and
+  the schedule wrapper ``jaxgd.core.stepsize.ScheduleRule``);
+- :class:`ProximalOperator` is the non-smooth term's step
+  (``jaxgd.prox.operators.Prox``: L1 soft-thresholding and box projection).
+
+The protocols are structural: a class satisfies one by having the members,
+with no base class to inherit. ``isinstance`` works on all three
+(``runtime_checkable``; it checks that the members exist, not their
+signatures). This module imports nothing from jaxgd, so every other module
+may import it without a cycle. The recipes for adding each kind are in
+``docs/extending.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+__all__ = ["ProximalOperator", "SearchDirection", "StepSizeRule"]
+
+
+@runtime_checkable
+class SearchDirection(Protocol):
+    """A search direction ``d_k`` (implemented by :class:`jaxgd.Direction`).
+
+    Attributes:
+      name: a short name for tables and error messages.
+      init: ``init(params) -> state``; the state is a pytree with fixed
+        shapes and dtypes (a loop carry).
+      update: ``update(grad, state, params, value, value_fn) -> (d, state)``,
+        ``d`` a descent direction shaped like ``params`` (the step is
+        ``+alpha * d``).
+      default_lr: the step size used when the user gives none: a float, or a
+        zero-argument factory returning a :class:`StepSizeRule`.
+      decoupled_l2: True when ``l2=`` is decoupled weight decay added to the
+        direction (AdamW) rather than a penalty added to the loss.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def init(self) -> Callable[[Any], Any]: ...
+
+    @property
+    def update(self) -> Callable[..., tuple[Any, Any]]: ...
+
+    @property
+    def default_lr(self) -> Any: ...
+
+    @property
+    def decoupled_l2(self) -> bool: ...
+
+
+@runtime_checkable
+class StepSizeRule(Protocol):
+    """A step-size rule ``alpha_k``: a pytree whose numeric hyperparameters are leaves.
+
+    A rule must be registered as a pytree (``jaxgd._tree.pytree_class``) with
+    its numbers as data leaves, so that a new value re-uses the compiled loop
+    and ``jax.vmap`` can sweep it; its constructor validates concrete values
+    on the host (``jaxgd._validate``). Time-only schedules ``count -> lr`` need
+    no class: ``lr=`` accepts them and wraps them in one place
+    (``jaxgd.core.stepsize.as_rule``).
+    """
+
+    def init(self, params: Any, value: Any, grad: Any) -> Any:
+        """The rule's state (a pytree with fixed shapes and dtypes) before step 0."""
+        ...
+
+    def step(self, state: Any, ctx: Any) -> tuple[Any, Any, Any, Any]:
+        """``(alpha, trial, state, info)``: the step size, the ``Trial`` accepted at
+        it (evaluated through ``ctx.evaluate``, handed back so it is not computed
+        again), the new state and a ``StepInfo`` (evaluations spent, failure)."""
+        ...
+
+
+@runtime_checkable
+class ProximalOperator(Protocol):
+    """The proximal step of a non-smooth term ``h``: ``prox_{alpha h}(x)``.
+
+    ``apply(params, alpha)`` is
+    :math:`\\arg\\min_z h(z) + \\tfrac{1}{2\\alpha}\\|z - x\\|^2` (Parikh & Boyd,
+    "Proximal Algorithms", 2014, section 1.1).
+    """
+
+    @property
+    def active(self) -> bool:
+        """False when there is no term at all (the step is the identity, statically)."""
+        ...
+
+    def check(self, params: Any) -> None:
+        """Host-side check that the operator's data fit ``params`` (raises ``ValueError``)."""
+        ...
+
+    def project(self, params: Any) -> Any:
+        """A feasible starting point (the identity for a term finite everywhere)."""
+        ...
+
+    def apply(self, params: Any, alpha: Any) -> Any:
+        """``prox_{alpha h}(params)``."""
+        ...
+
+    def value(self, params: Any) -> Any:
+        """``h(params)`` (0 for an indicator at a feasible point)."""
+        ...
+
+    def change(self, new: Any, old: Any) -> Any:
+        """``h(new) - h(old)``, summed from elementwise differences."""
+        ...
+
+    def stationarity(self, params: Any, grad: Any) -> Any:
+        """The norm of the proximal-gradient map: 0 exactly at a minimiser of ``f + h``."""
+        ...

@@ -1,0 +1,132 @@
+"""The typed extension points (``jaxgd.protocols``) and the import graph.
+
+Every registered direction, every step-size rule in ``jaxgd.linesearch`` and
+the schedule wrapper, and the proximal operator satisfy their Protocol; the
+package's module-level imports form no cycle (the registry is explicit: no
+direction module imports it, nothing registers itself by side effect).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import pathlib
+
+import optax
+import pytest
+
+import jaxgd
+from jaxgd import linesearch, protocols
+from jaxgd.core.stepsize import as_rule
+from jaxgd.directions import registry
+from jaxgd.prox.operators import Prox
+
+PACKAGE = pathlib.Path(jaxgd.__file__).parent
+
+
+def _rule_classes():
+    return [getattr(linesearch, n) for n in linesearch.__all__
+            if inspect.isclass(getattr(linesearch, n)) and hasattr(getattr(linesearch, n), "step")]
+
+
+@pytest.mark.parametrize("method", jaxgd.methods())
+def test_every_registered_direction_is_a_search_direction(method):
+    assert isinstance(registry.resolve(method), protocols.SearchDirection)
+
+
+def test_an_optax_transformation_becomes_a_search_direction():
+    assert isinstance(registry.resolve(optax.adam(1e-3)), protocols.SearchDirection)
+
+
+@pytest.mark.parametrize("cls", _rule_classes(), ids=lambda c: c.__name__)
+def test_every_rule_is_a_step_size_rule(cls):
+    assert isinstance(cls(), protocols.StepSizeRule)
+
+
+def test_schedules_become_step_size_rules():
+    for lr in (0.1, jaxgd.schedules.step_decay(0.1, 10), optax.cosine_decay_schedule(0.1, 100)):
+        assert isinstance(as_rule(lr), protocols.StepSizeRule)
+
+
+def test_prox_is_a_proximal_operator():
+    assert isinstance(Prox(l1=0.1), protocols.ProximalOperator)
+    assert not isinstance(0.1, protocols.ProximalOperator)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> the jaxgd modules it imports at module level (relative imports)."""
+    graph: dict[str, set[str]] = {}
+    for f in PACKAGE.rglob("*.py"):
+        parts = list(f.relative_to(PACKAGE.parent).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        parts = parts[:-1] if is_pkg else parts
+        pkg = parts if is_pkg else parts[:-1]
+        deps: set[str] = set()
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = ".".join(pkg[: len(pkg) - node.level + 1] + ([node.module] if node.module else []))
+                deps |= {f"{base}.{a.name}" for a in node.names} if node.module is None else {base}
+        graph[".".join(parts)] = deps
+    return {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle (a list of modules), or [] (depth-first search)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str]:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        state[m] = 2
+        stack.pop()
+        return []
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return []
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_package_has_no_import_cycle():
+    graph = _imports()
+    assert "jaxgd.directions.quasi_newton" in graph and graph["jaxgd.directions.registry"]
+    assert _cycle(graph) == []
+
+
+def test_no_direction_module_imports_the_registry():
+    graph = _imports()
+    users = [m for m, deps in graph.items() if "jaxgd.directions.registry" in deps and m.startswith("jaxgd.directions")]
+    assert users == []
+
+
+def test_the_step_size_recipe_in_docs_extending_works():
+    """The example rule of docs/extending.md runs; reference: the closed form A^{-1} b
+    and, for the first step, alpha = radius / ||g_0|| (gd's direction is -g)."""
+    import re
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    text = (PACKAGE.parent / "docs" / "extending.md").read_text()
+    namespace: dict = {}
+    exec(re.search(r"```python\n(.*?)```", text, re.S).group(1), namespace)  # noqa: S102
+    rule = namespace["CappedStep"](radius=0.1, max_step=0.3)
+    assert isinstance(rule, protocols.StepSizeRule)
+    a, b = np.array([[3.0, 0.5], [0.5, 1.0]]), np.array([1.0, -2.0])
+    fun = lambda x: 0.5 * x @ jnp.asarray(a) @ x - jnp.asarray(b) @ x  # noqa: E731
+    res = jaxgd.minimize(fun, jnp.zeros(2), lr=rule, max_steps=500, gtol=1e-9)
+    np.testing.assert_allclose(np.asarray(res.params), np.linalg.solve(a, b), atol=1e-8)
+    np.testing.assert_allclose(float(res.history.lr[0]), 0.1 / np.linalg.norm(b), rtol=1e-12)
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        namespace["CappedStep"](radius=0.0)
