@@ -33,6 +33,7 @@ from jax import lax
 from ..checkpoint import format as _checkpoint
 
 from ..directions import registry as _directions
+from ..directions import lbfgsb as _lbfgsb  # L-BFGS-B hook
 
 from . import progress as _progress
 
@@ -267,6 +268,7 @@ class Solver:
         if not callable(fun):
             raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
         direction = _directions.resolve(method)
+        default_lr = lr is None  # L-BFGS-B hook: lbfgs + bounds + default lr
         if lr is None:
             lr = _directions.default_lr(direction)
         if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
@@ -286,8 +288,10 @@ class Solver:
         if not isinstance(accelerated, bool):
             raise TypeError(f"accelerated must be a bool, got {accelerated=}")
         lower, upper = check_bounds(bounds)
+        # L-BFGS-B hook: lbfgs + bounds + default lr -> jaxgd/directions/lbfgsb.py's step.
+        lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
         fields = dict(
-            rule=_stepsize.as_rule(_check_lr(lr)),
+            rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_check_lr(lr)),
             prox=Prox(_off_if_zero(l1), lower, upper),
             gtol=gtol,
             ftol=_off_if_zero(ftol),
@@ -370,7 +374,7 @@ class Solver:
             ~finite, Status.NONFINITE, jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
         ).astype(jnp.int32)
         one = jnp.asarray(1, jnp.int32)
-        return SolverState(
+        state = SolverState(
             params=params,
             value=value,
             grad=grad,
@@ -385,6 +389,9 @@ class Solver:
             alpha=jnp.zeros((), value.dtype),
             accel=fista_init(params, value.dtype) if self.accelerated else (),
         )
+        if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
+            state = _lbfgsb.init(self, state)
+        return state
 
     def step(self, state: SolverState, *args: Any) -> SolverState:
         """One step from ``state``; a non-finite or failed step is not taken.
@@ -392,6 +399,8 @@ class Solver:
         The returned state has the same tree structure, shapes and dtypes as
         ``state`` (it is a ``while_loop`` carry).
         """
+        if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
+            return _lbfgsb.step(self, state, *args)
         params, value, grad = state.params, state.value, state.grad
         accel, extra = state.accel, jnp.asarray(0, jnp.int32)
         if self.accelerated:  # FISTA: step from y_k = x_k + beta (x_k - x_{k-1})
