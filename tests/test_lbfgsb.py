@@ -77,14 +77,16 @@ CASES = {
     "rosenbrock, one-sided": (rosen, np.tile([-1.2, 1.0], 5), np.full(10, 1.5), np.full(10, np.inf)),
     **{f"box quadratic {s}": box_quadratic(s) for s in range(3)},
 }
+FAST = ("rosenbrock, upper bounds active", "box quadratic 0")  # the rest: -m slow (one compile each)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in CASES])
 def test_solution_and_evaluations_match_scipy_lbfgsb(name):
     f, x0, lower, upper = CASES[name]
-    ref = scipy_lbfgsb(f, x0, lower, upper, gtol=1e-8)
+    ref = scipy_lbfgsb(f, x0, lower, upper, gtol=1e-6)
+    assert ref.message.startswith("CONVERGENCE: NORM OF PROJECTED GRADIENT")
     res = jaxgd.minimize(f, jnp.asarray(x0), method="lbfgs", bounds=(jnp.asarray(lower), jnp.asarray(upper)),
-                         gtol=1e-8, max_steps=2000, history=False)
+                         gtol=1e-6, max_steps=2000, history=False)
     assert res.status_enum is jaxgd.Status.GTOL, res.message
     np.testing.assert_allclose(res.params, ref.x, atol=1e-6)
     assert int(res.nfev) <= 1.2 * ref.nfev + 1, (int(res.nfev), ref.nfev)
@@ -104,6 +106,7 @@ def test_projected_gradient_inf_norm_is_the_stopping_measure():
     assert pg <= 1e-7
 
 
+@pytest.mark.slow
 def test_ftol_stops_like_scipy():
     f, x0, lower, upper = CASES["rosenbrock, upper bounds active"]
     ref = scipy_lbfgsb(f, x0, lower, upper, gtol=0.0, ftol=1e-6)
@@ -131,7 +134,7 @@ def test_pytree_params_with_pytree_bounds_match_scipy():
 
 
 def test_under_jit_equals_eager_and_vmap_over_bound_values():
-    run = lambda hi: jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, hi), gtol=1e-9, history=False)  # noqa: E731
+    run = lambda hi: jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, hi), gtol=1e-7, history=False)  # noqa: E731
     eager = run(jnp.full(10, 0.3))
     jitted = jax.jit(run)(jnp.full(10, 0.3))
     np.testing.assert_array_equal(jitted.params, eager.params)
@@ -139,8 +142,8 @@ def test_under_jit_equals_eager_and_vmap_over_bound_values():
     his = jnp.stack([jnp.full(10, 0.1), jnp.full(10, 0.3), jnp.full(10, 10.0)])
     batched = jax.vmap(run)(his)
     for i, hi in enumerate(his):
-        ref = scipy_lbfgsb(lsq, np.zeros(10), np.zeros(10), np.asarray(hi), gtol=1e-9)
-        np.testing.assert_allclose(batched.params[i], ref.x, atol=1e-7)
+        ref = scipy_lbfgsb(lsq, np.zeros(10), np.zeros(10), np.asarray(hi), gtol=1e-7)
+        np.testing.assert_allclose(batched.params[i], ref.x, atol=1e-6)
         assert int(batched.status[i]) == jaxgd.Status.GTOL
 
 

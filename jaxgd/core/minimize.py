@@ -312,7 +312,9 @@ def minimize(
       bounds: ``(lower, upper)`` box constraints, applied by projection
         (each side None, a number, or a pytree like ``x0``; ``(0, None)``
         is non-negativity). ``x0`` is projected into the box; ``gtol`` tests
-        the projected-gradient norm.
+        the projected-gradient norm. With ``method="lbfgs"`` and the default
+        ``lr`` the run is L-BFGS-B instead (``jaxgd/directions/lbfgsb.py``;
+        ``gtol`` then tests the projected gradient's infinity norm, as scipy).
       accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
         step; one extra ``value_and_grad`` per step. See :class:`Solver`.
 

@@ -226,6 +226,10 @@ class Solver:
         non-negativity. ``x0`` is projected into the box (as scipy's
         L-BFGS-B does), and ``gtol`` then tests the projected-gradient norm
         ``||x - P(x - grad)||``.
+        With ``method="lbfgs"`` and no ``lr`` (and no ``l1``, ``clip`` or
+        ``accelerated``) the step is L-BFGS-B instead (L-BFGS-B hook:
+        :mod:`jaxgd.directions.lbfgsb`), whose ``gtol`` tests the projected
+        gradient's infinity norm, as scipy's ``pgtol``.
       accelerated: FISTA (Beck & Teboulle 2009): each step starts from the
         extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})``,
         which costs one more ``value_and_grad`` per step (at ``y_k``; the
