@@ -99,7 +99,8 @@ def test_solution_and_evaluations_match_scipy_lbfgsb(name):
 
 
 def test_projected_gradient_inf_norm_is_the_stopping_measure():
-    res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, 0.3), gtol=1e-7)
+    # (the same loop the jit/vmap test compiles: same fun, same option structure)
+    res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)
     x, g = np.asarray(res.params), A.T @ (A @ np.asarray(res.params) - B)
     pg = np.abs(x - np.clip(x - g, 0.0, 0.3)).max()  # scipy's projgr
     np.testing.assert_allclose(float(res.grad_norm), pg, rtol=1e-6, atol=1e-14)
@@ -164,6 +165,7 @@ def test_dispatch_lbfgs_bounds_default_lr_only():
     assert not isinstance(jaxgd.Solver(lsq, method="bfgs", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
 
 
+@pytest.mark.slow
 def test_step_keeps_the_carry_structure():
     solver = jaxgd.Solver(lsq, method="lbfgs", bounds=(0.0, None))
     state = solver.init(jnp.zeros(10))
@@ -184,13 +186,13 @@ def test_compact_representation_equals_dense_bfgs_updates():
         s = rng.standard_normal(n)
         y = s + 0.3 * rng.standard_normal(n)
         pairs.append((s, y))
-        mem = mem_mod.push(mem, jnp.asarray(s), jnp.asarray(y), jnp.asarray(True))
+        mem = jax.jit(mem_mod.push)(mem, jnp.asarray(s), jnp.asarray(y), jnp.asarray(True))
     theta = pairs[-1][1] @ pairs[-1][1] / (pairs[-1][0] @ pairs[-1][1])
     dense = theta * np.eye(n)
     for s, y in pairs[-m:]:
         bs = dense @ s
         dense = dense - np.outer(bs, bs) / (s @ bs) + np.outer(y, y) / (y @ s)
-    np.testing.assert_allclose(mem_mod.dense_b(mem), dense, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jax.jit(mem_mod.dense_b)(mem), dense, rtol=1e-10, atol=1e-10)
 
 
 def np_cauchy(x, g, lo, hi, b):
@@ -220,16 +222,16 @@ def test_cauchy_point_matches_sequential_algorithm_cp(seed):
     mem = mem_mod.empty(n, m, jnp.float64)
     for _ in range(m):
         s = rng.standard_normal(n)
-        mem = mem_mod.push(mem, jnp.asarray(s), jnp.asarray(s * rng.uniform(0.5, 2.0, n)), jnp.asarray(True))
+        mem = jax.jit(mem_mod.push)(mem, jnp.asarray(s), jnp.asarray(s * rng.uniform(0.5, 2.0, n)), jnp.asarray(True))
     lo, hi = -rng.uniform(0.1, 1.0, n), rng.uniform(0.1, 1.0, n)
     hi[0] = np.inf
     x = rng.uniform(lo, np.minimum(hi, 1.0))
     x[1] = lo[1]
     g = 3.0 * rng.standard_normal(n)
-    w, big_m, ok = mem_mod.compact(mem)
+    w, big_m, ok = jax.jit(mem_mod.compact)(mem)
     assert bool(ok)
     xcp, c, _ = jax.jit(cauchy_mod.cauchy)(jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), w, big_m, mem.theta)
-    ref = np_cauchy(x, g, lo, hi, np.asarray(mem_mod.dense_b(mem)))
+    ref = np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem)))
     np.testing.assert_allclose(xcp, ref, atol=1e-12)
     np.testing.assert_allclose(c, np.asarray(w).T @ (ref - x), atol=1e-10)
 
