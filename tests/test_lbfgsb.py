@@ -253,3 +253,12 @@ def test_more_thuente_steps_match_scipy_dcsrch():
     assert len(ours) > 2
     np.testing.assert_allclose(ours, trials[: len(ours)], rtol=1e-12)
     assert float(stp) == pytest.approx(stp_ref, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_checkpointed_run_equals_uninterrupted_run(tmp_path):
+    kw = dict(method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)
+    full = jaxgd.minimize(lsq, jnp.zeros(10), **kw)
+    chunked = jaxgd.minimize(lsq, jnp.zeros(10), checkpoint_every=3, checkpoint_path=tmp_path / "c.npz", **kw)
+    np.testing.assert_array_equal(chunked.params, full.params)
+    assert int(chunked.nfev) == int(full.nfev) and int(chunked.steps) == int(full.steps) > 3
