@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _tree
+from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
 from ..prox.operators import Prox, check_bounds
 from . import cache as _cache
@@ -68,7 +69,10 @@ OPTIONS: dict[str, Option] = {
         "``(lower, upper)`` box constraints applied by projection after each step (projected gradient "
         "with ``gd``). Each side is ``None`` (unbounded), a number, or a pytree with the structure of the "
         "parameters (``-inf``/``inf`` for free entries); ``(0, None)`` is non-negativity. The start is "
-        "projected into the box (as scipy's L-BFGS-B does)."
+        "projected into the box (as scipy's L-BFGS-B does). With ``method=\"lbfgs\"`` and the default "
+        "``lr`` (and no ``l1``, ``clip`` or ``accelerated``) the run is true L-BFGS-B instead (generalised "
+        "Cauchy point, subspace minimisation, projected More-Thuente search; Byrd, Lu, Nocedal & Zhu 1995), "
+        "whose ``gtol`` tests the projected gradient's infinity norm, as scipy's ``pgtol``."
     )),
     "accelerated": Option(False, (
         "FISTA momentum (Beck & Teboulle 2009) on the proximal step: each step starts from the "
@@ -292,6 +296,7 @@ def solver_fields(
     if not callable(fun):
         raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
     direction = _directions.resolve(method)
+    default_lr = lr is None  # L-BFGS-B runs for lbfgs + bounds + the default lr
     if lr is None:
         lr = _directions.default_lr(direction)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
@@ -311,8 +316,9 @@ def solver_fields(
     if not isinstance(accelerated, bool):
         raise TypeError(f"accelerated must be a bool, got {accelerated=}")
     lower, upper = check_bounds(bounds)
+    lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
     return dict(
-        rule=_stepsize.as_rule(_check_lr(lr)),
+        rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_check_lr(lr)),
         prox=Prox(_off_if_zero(l1), lower, upper),
         gtol=gtol,
         ftol=_off_if_zero(ftol),

@@ -35,6 +35,7 @@ from .options import (  # noqa: F401  (the messages, re-exported where tests and
     BAD_CLIP, BAD_FLAG_EVERY, BAD_LR, BAD_LR_TYPE, BAD_MAX_STEPS, BAD_PENALTY, BAD_SCHEDULE, BAD_TOL, NOT_CALLABLE,
 )
 from . import update as _update
+from ..directions import lbfgsb as _lbfgsb  # L-BFGS-B hook
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from .. import _tree
@@ -215,7 +216,7 @@ class Solver:
             ~finite, Status.NONFINITE, jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
         ).astype(jnp.int32)
         one = jnp.asarray(1, jnp.int32)
-        return SolverState(
+        state = SolverState(
             params=params,
             value=value,
             grad=grad,
@@ -230,6 +231,9 @@ class Solver:
             alpha=jnp.zeros((), value.dtype),
             accel=fista_init(params, value.dtype) if self.accelerated else (),
         )
+        if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
+            state = _lbfgsb.init(self, state)
+        return state
 
     @_tree.bound_once
     def step(self, state: SolverState, *args: Any) -> SolverState:
@@ -243,6 +247,10 @@ class Solver:
         The returned state has the same tree structure, shapes and dtypes as
         ``state`` (it is a ``while_loop`` carry).
         """
+        if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
+            running = (state.status == Status.RUNNING) & (state.count < self.max_steps)
+            stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status).astype(jnp.int32)
+            return _tree.where(running, _lbfgsb.step(self, state, *args), state._replace(status=stopped))
         params, value, grad = state.params, state.value, state.grad
         accel, extra = state.accel, jnp.asarray(0, jnp.int32)
         # A state that has stopped (a test fired, max_steps reached) stays put.

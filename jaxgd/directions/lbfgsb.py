@@ -1,0 +1,248 @@
+"""L-BFGS-B: limited-memory BFGS with bounds, one compiled step of the solver's loop.
+
+``jaxgd.minimize(fun, x0, method="lbfgs", bounds=(lower, upper))`` (with the
+default ``lr``) runs this step instead of "an unconstrained L-BFGS step,
+then a projection". Each iteration, on the flattened parameters
+(``jax.flatten_util.ravel_pytree``):
+
+1. the compact limited-memory matrix :math:`B = \\theta I - W M W^\\top`
+   (:mod:`~jaxgd.directions.lbfgsb_memory`);
+2. the generalised Cauchy point along the projected steepest-descent path
+   and the subspace minimisation over the variables free there, with the
+   3.0 projection (:mod:`~jaxgd.directions.lbfgsb_cauchy`), giving a
+   feasible point :math:`z` and the direction :math:`d = z - x`;
+3. a Moré-Thuente line search along :math:`d` with the step capped so that
+   :math:`x + \\alpha d` stays in the box, starting from :math:`\\alpha = 1`
+   (at the first iteration :math:`\\min(1/\\|d\\|, 1)` unless every variable
+   has two bounds), as the code's ``lnsrlb`` does
+   (:mod:`~jaxgd.directions.lbfgsb_search`);
+4. the pair :math:`(s, y)` enters the memory when
+   :math:`s^\\top y > \\epsilon\\,(-g^\\top s)`.
+
+A line search that fails (no descent direction, or 20 evaluations without
+an acceptable step) restarts the iteration from :math:`B = I`; failing again
+stops the run with ``Status.LINESEARCH_FAILED`` at the last accepted point.
+``gtol`` tests the infinity norm of the projected gradient
+:math:`x - P(x - g)` (scipy's ``pgtol``; ``Result.grad_norm`` holds it), and
+``ftol`` scipy's relative reduction :math:`(f_k - f_{k+1}) / \\max(|f_k|, |f_{k+1}|, 1)`.
+
+References: R. H. Byrd, P. Lu, J. Nocedal & C. Zhu, "A limited memory
+algorithm for bound constrained optimization", SIAM J. Sci. Comput. 16(5),
+1995; C. Zhu, R. H. Byrd, P. Lu & J. Nocedal, "Algorithm 778: L-BFGS-B",
+ACM TOMS 23(4), 1997; J. L. Morales & J. Nocedal, "Remark on Algorithm 778",
+ACM TOMS 38(1), 2011 (L-BFGS-B 3.0, the code scipy wraps).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from .. import _tree
+from ..core.status import Status
+from ..prox.operators import _bound_leaves
+from . import lbfgsb_cauchy as _cauchy
+from . import lbfgsb_memory as _memory
+from . import lbfgsb_search as _search
+from .lbfgsb_memory import Memory
+from .._types import Params
+
+_BIG_STEP = 1e10  # lnsrlb's ``big``: the step cap along a direction no bound stops
+_LBFGS_NAME = re.compile(r"^lbfgs(?:\(memory_size=(\d+)\))?$")
+
+
+@_tree.pytree_class(data=("c1", "c2", "xtol"), meta=("memory_size", "maxls"))
+class LbfgsbSearch:
+    """The step-size rule of L-BFGS-B: its projected Moré-Thuente line search.
+
+    Installed by :class:`jaxgd.Solver` for ``method="lbfgs"`` with ``bounds``
+    and no ``lr``; the solver then runs :func:`step` instead of its generic
+    step. ``c1``, ``c2`` and ``xtol`` are ``dcsrch``'s ``ftol``, ``gtol``
+    and ``xtol`` (L-BFGS-B's values, traced leaves); ``memory_size`` (the
+    number of pairs, static) and ``maxls`` (evaluations per search, static)
+    are scipy's ``maxcor`` and ``maxls``.
+    """
+
+    __slots__ = ("c1", "c2", "xtol", "memory_size", "maxls")
+
+    def __init__(self, memory_size: int = 10, c1: Any = 1e-3, c2: Any = 0.9, xtol: Any = 0.1, maxls: int = 20) -> None:
+        for k, v in dict(c1=c1, c2=c2, xtol=xtol, memory_size=int(memory_size), maxls=int(maxls)).items():
+            object.__setattr__(self, k, v)
+
+    def init(self, params: Params, value: jax.Array, grad: Any) -> tuple:
+        """No state of its own: the memory rides in the direction state."""
+        return ()
+
+    def __repr__(self) -> str:
+        return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls})"
+
+
+def lbfgs_memory_size(direction: Any) -> Optional[int]:
+    """The memory size of a built-in ``lbfgs`` direction, or None for any other direction."""
+    match = _LBFGS_NAME.match(getattr(direction, "name", ""))
+    if match is None:
+        return None
+    return int(match.group(1) or 10)
+
+
+def rule_for(direction: Any, lower: Any, upper: Any, l1: Any, clip: Any, accelerated: bool) -> Optional[LbfgsbSearch]:
+    """The L-BFGS-B rule when the solver should run L-BFGS-B, else None.
+
+    That is: the built-in ``lbfgs`` direction, some bound given, and none of
+    the options L-BFGS-B has no place for (an ``l1`` term, gradient
+    clipping, FISTA acceleration), which keep the projection path.
+    """
+    m = lbfgs_memory_size(direction)
+    if m is None or (lower is None and upper is None) or l1 is not None or clip is not None or accelerated:
+        return None
+    return LbfgsbSearch(memory_size=m)
+
+
+def flat_bounds(prox: Any, params: Params, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """``(lower, upper)`` as flat ``(n,)`` arrays in the order of ``ravel_pytree``."""
+    leaves = _tree.leaves(params)
+
+    def side(bound: Any, name: str, fill: float) -> jax.Array:
+        per_leaf = _bound_leaves(bound, params, name) or [fill] * len(leaves)
+        parts = [jnp.broadcast_to(jnp.asarray(b, dtype), jnp.shape(p)).ravel() for b, p in zip(per_leaf, leaves)]
+        return jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype)
+
+    return side(prox.lower, "lower", -jnp.inf), side(prox.upper, "upper", jnp.inf)
+
+
+def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
+    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``)."""
+    return jnp.max(jnp.abs(x - jnp.clip(x - g, lower, upper)), initial=0.0)
+
+
+def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
+    """The largest :math:`\\alpha \\le 10^{10}` with :math:`x + \\alpha d` in the box (``lnsrlb``)."""
+    ratio = jnp.where(d < 0, (lower - x) / d, jnp.where(d > 0, (upper - x) / d, jnp.inf))
+    return jnp.minimum(jnp.min(jnp.maximum(ratio, 0.0), initial=jnp.inf), _BIG_STEP).astype(x.dtype)
+
+
+def init(solver: Any, state: Any) -> Any:
+    """Adjust the solver's first state: an empty memory and the projected-gradient test."""
+    x, _ = ravel_pytree(state.params)
+    g = ravel_pytree(state.grad)[0].astype(x.dtype)
+    lower, upper = flat_bounds(solver.prox, state.params, x.dtype)
+    gnorm = projected_grad_norm(x, g, lower, upper).astype(state.value.dtype)
+    status = jnp.where(
+        state.status == Status.NONFINITE, Status.NONFINITE, jnp.where(gnorm <= solver.gtol, Status.GTOL, Status.RUNNING)
+    ).astype(jnp.int32)
+    mem = _memory.empty(x.shape[0], solver.rule.memory_size, x.dtype)
+    return state._replace(direction_state=mem, grad_norm=gnorm, status=status)
+
+
+def _search_point(x, g, lower, upper, mem: Memory):  # noqa: ANN001, ANN202
+    """Cauchy point and subspace minimisation: ``(z, memory used)``."""
+    w, big_m, ok = _memory.compact(mem)
+    mem = _tree.where(ok, mem, _memory.reset(mem))
+    w, big_m = jnp.where(ok, w, 0.0), jnp.where(ok, big_m, 0.0)
+    xcp, c, free = _cauchy.cauchy(x, g, lower, upper, w, big_m, mem.theta)
+    z = _cauchy.subspace(x, g, lower, upper, xcp, c, free, w, big_m, mem.theta, mem.col > 0)
+    return z, mem
+
+
+def step(solver: Any, state: Any, *args: Any) -> Any:
+    """One L-BFGS-B iteration from the solver state ``state``; same structure out.
+
+    Args:
+      solver: the :class:`jaxgd.Solver` (its ``rule`` an :class:`LbfgsbSearch`).
+      state: the current ``SolverState`` (``direction_state`` a :class:`Memory`).
+      *args: extra arguments of the loss.
+
+    Returns:
+      The next ``SolverState``: moved to the accepted point, or unchanged
+      with ``Status.LINESEARCH_FAILED`` / ``Status.NONFINITE``.
+    """
+    rule = solver.rule
+    x, unravel = ravel_pytree(state.params)
+    dtype = x.dtype
+    g = ravel_pytree(state.grad)[0].astype(dtype)
+    lower, upper = flat_bounds(solver.prox, state.params, dtype)
+    f0 = state.value
+    first = state.count == 0
+    boxed = jnp.all(jnp.isfinite(lower) & jnp.isfinite(upper))
+    constrained = jnp.any(jnp.isfinite(lower) | jnp.isfinite(upper))
+    start_trial = (x, f0, g, state.aux)
+
+    def attempt(mem: Memory):  # noqa: ANN202
+        z, mem = _search_point(x, g, lower, upper, mem)
+        d = z - x
+        gd = jnp.dot(g, d).astype(f0.dtype)
+        stpmax = jnp.where(first & constrained, jnp.ones((), dtype), max_step(x, d, lower, upper))
+        stp = jnp.where(first & ~boxed, 1.0 / jnp.linalg.norm(d), 1.0)
+        stp = jnp.minimum(stp, stpmax).astype(f0.dtype)
+        stpmax = stpmax.astype(f0.dtype)
+
+        def evaluate(alpha: jax.Array):  # noqa: ANN202
+            xt = jnp.where(alpha == 1, z, x + alpha.astype(dtype) * d)
+            xt = jnp.clip(xt, lower, upper)
+            v, gr, aux = solver.value_and_grad(unravel(xt), *args)
+            gf = ravel_pytree(gr)[0].astype(dtype)
+            v = jnp.asarray(v).astype(f0.dtype)
+            return (xt, v, gf, aux), v, jnp.dot(gf, d).astype(f0.dtype)
+
+        def run() -> _search.SearchResult:
+            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, rule.c1, rule.c2, rule.xtol, rule.maxls)
+
+        def refuse() -> _search.SearchResult:
+            zero = jnp.zeros((), jnp.int32)
+            return _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), zero, jnp.asarray(True))
+
+        return lax.cond((gd < 0) & jnp.isfinite(gd), run, refuse), mem
+
+    def body(carry):  # noqa: ANN001, ANN202
+        mem, _, nfev, _ = carry
+        res, mem = attempt(mem)
+        again = res.failed & (mem.col > 0)  # restart from B = I, as mainlb does
+        return _tree.where(again, _memory.reset(mem), mem), res, nfev + res.nfev, again
+
+    empty_res = _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True))
+    carry = (state.direction_state, empty_res, jnp.zeros((), jnp.int32), jnp.asarray(True))
+    mem, res, nfev, _ = lax.while_loop(lambda c: c[3], body, carry)
+    return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev)
+
+
+def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa: ANN001, ANN202
+    """Update the memory, run the termination tests and build the next state."""
+    xn, fn, gn, aux = res.trial
+    finite = jnp.isfinite(fn) & jnp.all(jnp.isfinite(gn))
+    accept = ~res.failed & finite
+    s, y = xn - x, gn - g
+    sy, gs = jnp.dot(s, y), -jnp.dot(g, s)
+    take = accept & (sy > jnp.finfo(x.dtype).eps * gs) & jnp.isfinite(jnp.dot(y, y))
+    mem = _memory.push(mem, s, y, take)
+
+    gnorm = projected_grad_norm(xn, gn, lower, upper).astype(state.value.dtype)
+    status = jnp.where(gnorm <= solver.gtol, Status.GTOL, Status.RUNNING)
+    if solver.ftol is not None:
+        f_old, f_new = state.value, fn
+        scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
+        status = jnp.where((status == Status.RUNNING) & (f_old - f_new <= solver.ftol * scale), Status.FTOL, status)
+    if solver.xtol is not None:
+        status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
+    status = jnp.where(res.failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+
+    moved = state._replace(
+        params=_tree.cast_like(unravel(xn), state.params),
+        value=fn,
+        grad=_tree.cast_like(unravel(gn), state.grad),
+        aux=aux,
+        grad_norm=gnorm,
+        count=state.count + 1,
+        alpha=res.stp.astype(state.alpha.dtype),
+    )
+    kept = _tree.where(accept, moved, state)
+    return kept._replace(
+        direction_state=mem,
+        status=status.astype(jnp.int32),
+        nfev=state.nfev + nfev,
+        ngev=state.ngev + nfev,
+    )

@@ -1,0 +1,120 @@
+"""L-BFGS-B's limited memory: the compact representation ``B = theta I - W M W^T``.
+
+The last ``m`` curvature pairs :math:`s_i = x_{i+1} - x_i`,
+:math:`y_i = g_{i+1} - g_i` are kept oldest first in fixed ``(m, n)``
+buffers (a loop carry of constant shape); the first ``m - col`` rows are
+unused and masked. With :math:`S = [s_i]`, :math:`Y = [y_i]` (columns),
+:math:`D = \\mathrm{diag}(s_i^\\top y_i)` and :math:`L` the strictly lower
+triangle of :math:`S^\\top Y`, the L-BFGS matrix is
+
+.. math::
+   B = \\theta I - W M W^\\top,\\quad W = [\\,Y \\;\\; \\theta S\\,],\\quad
+   M = \\begin{bmatrix} -D & L^\\top \\\\ L & \\theta S^\\top S \\end{bmatrix}^{-1}.
+
+:math:`M` is formed by blocks from the Cholesky factor of
+:math:`T = \\theta S^\\top S + L D^{-1} L^\\top` (positive definite while
+every kept pair has :math:`s^\\top y > 0`), as the L-BFGS-B code does in
+``formt``. :math:`S^\\top Y` and :math:`S^\\top S` are updated by one row and
+column per step (``O(mn)``), never recomputed.
+
+Reference: R. H. Byrd, J. Nocedal & R. B. Schnabel, "Representations of
+quasi-Newton matrices and their use in limited memory methods", Math.
+Programming 63, 1994, Theorem 2.3 and eq. 3.5; Byrd, Lu, Nocedal & Zhu,
+"A limited memory algorithm for bound constrained optimization", SIAM J.
+Sci. Comput. 16(5), 1995, section 3.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import cho_solve
+
+
+class Memory(NamedTuple):
+    """The curvature pairs, oldest first; rows ``< m - col`` are unused."""
+
+    s: jax.Array  # (m, n)
+    y: jax.Array  # (m, n)
+    sy: jax.Array  # (m, m): sy[i, j] = s_i . y_j
+    ss: jax.Array  # (m, m): ss[i, j] = s_i . s_j
+    col: jax.Array  # int32: number of pairs held
+    theta: jax.Array  # the scaling y.y / s.y of the newest pair (1 when empty)
+
+
+def empty(n: int, m: int, dtype: jnp.dtype) -> Memory:
+    """An empty memory for ``n`` variables and ``m`` pairs."""
+    z = jnp.zeros((m, n), dtype)
+    zm = jnp.zeros((m, m), dtype)
+    return Memory(z, z, zm, zm, jnp.asarray(0, jnp.int32), jnp.ones((), dtype))
+
+
+def reset(mem: Memory) -> Memory:
+    """Forget every pair (``B = I``), as L-BFGS-B does after a failed line search."""
+    return mem._replace(col=jnp.zeros_like(mem.col), theta=jnp.ones_like(mem.theta))
+
+
+def valid(mem: Memory) -> jax.Array:
+    """``(m,)`` bool: which rows hold a pair."""
+    m = mem.s.shape[0]
+    return jnp.arange(m) >= m - mem.col
+
+
+def push(mem: Memory, s: jax.Array, y: jax.Array, take: jax.Array) -> Memory:
+    """Append the pair ``(s, y)`` (dropping the oldest when full) when ``take``.
+
+    ``theta`` becomes :math:`y^\\top y / s^\\top y` (BLNZ 1995, eq. 3.2 / the
+    code's ``matupd``). The caller decides ``take`` (the curvature test).
+    """
+    roll = lambda a: jnp.roll(a, -1, axis=0)  # noqa: E731
+    s_new = roll(mem.s).at[-1].set(s)
+    y_new = roll(mem.y).at[-1].set(y)
+    sy = jnp.roll(mem.sy, (-1, -1), axis=(0, 1))
+    ss = jnp.roll(mem.ss, (-1, -1), axis=(0, 1))
+    sy = sy.at[-1, :].set(y_new @ s).at[:, -1].set(s_new @ y)
+    s_col = s_new @ s
+    ss = ss.at[-1, :].set(s_col).at[:, -1].set(s_col)
+    m = mem.s.shape[0]
+    new = Memory(
+        s_new, y_new, sy, ss, jnp.minimum(mem.col + 1, m).astype(mem.col.dtype), (jnp.dot(y, y) / jnp.dot(s, y)).astype(mem.theta.dtype)
+    )
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(take, a, b), new, mem)
+
+
+def compact(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(W, M, ok)``: the compact representation of the memory's ``B``.
+
+    Unused rows give zero columns of ``W`` (``(n, 2m)``) and decoupled
+    blocks of ``M`` (``(2m, 2m)``), so every product with them vanishes.
+    ``ok`` is False when :math:`T` is not numerically positive definite
+    (the caller then restarts from ``B = I``, as the L-BFGS-B code does).
+    """
+    m = mem.s.shape[0]
+    dtype = mem.s.dtype
+    v = valid(mem)
+    vv = v[:, None] & v[None, :]
+    eye = jnp.eye(m, dtype=dtype)
+    d = jnp.where(v, jnp.diagonal(mem.sy), 1.0)
+    d_inv = jnp.where(v, 1.0 / d, 0.0)
+    low = jnp.where(vv & (jnp.arange(m)[:, None] > jnp.arange(m)[None, :]), mem.sy, 0.0)
+    ss = jnp.where(vv, mem.ss, eye)
+    theta = mem.theta
+    low_dinv = low * d_inv[None, :]  # L D^{-1}
+    t = theta * ss + low_dinv @ low.T
+    chol = jnp.linalg.cholesky(t)
+    t_inv = cho_solve((chol, True), eye)
+    m12 = low_dinv.T @ t_inv  # D^{-1} L^T T^{-1}
+    m11 = -jnp.diag(d_inv) + m12 @ low_dinv
+    big_m = jnp.block([[m11, m12], [m12.T, t_inv]])
+    w = jnp.concatenate([jnp.where(v[:, None], mem.y, 0.0).T, theta * jnp.where(v[:, None], mem.s, 0.0).T], axis=1)
+    ok = jnp.all(jnp.isfinite(big_m)) & jnp.all(jnp.isfinite(w))
+    return w, big_m, ok
+
+
+def dense_b(mem: Memory) -> jax.Array:
+    """The dense ``B = theta I - W M W^T`` (``(n, n)``; for tests on small problems)."""
+    w, big_m, _ = compact(mem)
+    n = mem.s.shape[1]
+    return mem.theta * jnp.eye(n, dtype=w.dtype) - w @ big_m @ w.T

@@ -1,0 +1,264 @@
+"""L-BFGS-B (``method="lbfgs"`` with ``bounds``) against independent references.
+
+References: ``scipy.optimize.nnls`` (non-negative least squares),
+``scipy.optimize.minimize(method="L-BFGS-B")`` (the Fortran/C L-BFGS-B 3.0
+code: solutions and evaluation counts), scipy's Python ``DCSRCH`` (the
+Moré-Thuente line search, step by step), dense BFGS updates in NumPy (the
+compact representation) and a plain sequential NumPy transcription of the
+paper's Algorithm CP (the generalised Cauchy point).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize as so
+from scipy.optimize._dcsrch import DCSRCH
+
+import jaxgd
+from jaxgd.directions import lbfgsb as lb
+from jaxgd.directions import lbfgsb_cauchy as cauchy_mod
+from jaxgd.directions import lbfgsb_memory as mem_mod
+from jaxgd.directions import lbfgsb_search as search_mod
+
+A = np.random.default_rng(1).standard_normal((20, 10))
+B = np.random.default_rng(2).standard_normal(20)
+
+
+def lsq(w):
+    return 0.5 * jnp.sum((jnp.asarray(A) @ w - jnp.asarray(B)) ** 2)
+
+
+def scipy_lbfgsb(f, x0, lower, upper, gtol=1e-5, ftol=0.0):
+    """scipy's L-BFGS-B with value and gradient from jax (float64)."""
+    vg = jax.jit(jax.value_and_grad(f))
+
+    def fg(x):
+        v, g = vg(jnp.asarray(x))
+        return float(v), np.asarray(g)
+
+    bounds = [(None if not np.isfinite(a) else a, None if not np.isfinite(b) else b)
+              for a, b in zip(np.broadcast_to(lower, np.shape(x0)), np.broadcast_to(upper, np.shape(x0)))]
+    return so.minimize(fg, np.asarray(x0, np.float64), jac=True, method="L-BFGS-B", bounds=bounds,
+                       options=dict(gtol=gtol, ftol=ftol, maxiter=10_000))
+
+
+# -- end to end against scipy ------------------------------------------------------------------
+def test_non_negative_least_squares_matches_scipy_nnls():
+    ref, _ = so.nnls(A, B)
+    res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, None), gtol=1e-9, max_steps=200)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(res.params, ref, atol=1e-8)
+    active = ref == 0.0
+    assert active.any() and np.all(np.asarray(res.params)[active] == 0.0)  # exactly at the bound
+    assert int(res.steps) < 50
+
+
+def rosen(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def box_quadratic(seed, n=12):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n, n))
+    h = q @ q.T / n + 0.1 * np.eye(n)
+    b = 3.0 * rng.standard_normal(n)
+    lower = np.where(rng.random(n) < 0.7, -1.0, -np.inf)
+    upper = np.where(rng.random(n) < 0.7, 1.0, np.inf)
+    x0 = np.clip(rng.standard_normal(n), lower, upper)
+    return (lambda x: 0.5 * x @ jnp.asarray(h) @ x - jnp.asarray(b) @ x), x0, lower, upper
+
+
+ROSEN_UPPER = np.tile([0.5, 2.0], 5)
+CASES = {
+    "rosenbrock, upper bounds active": (rosen, np.full(10, -1.2), np.full(10, -2.0), ROSEN_UPPER),
+    "rosenbrock, one-sided": (rosen, np.tile([-1.2, 1.0], 5), np.full(10, 1.5), np.full(10, np.inf)),
+    **{f"box quadratic {s}": box_quadratic(s) for s in range(3)},
+}
+FAST = ("rosenbrock, upper bounds active", "box quadratic 0")  # the rest: -m slow (one compile each)
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in CASES])
+def test_solution_and_evaluations_match_scipy_lbfgsb(name):
+    f, x0, lower, upper = CASES[name]
+    ref = scipy_lbfgsb(f, x0, lower, upper, gtol=1e-6)
+    assert ref.message.startswith("CONVERGENCE: NORM OF PROJECTED GRADIENT")
+    res = jaxgd.minimize(f, jnp.asarray(x0), method="lbfgs", bounds=(jnp.asarray(lower), jnp.asarray(upper)),
+                         gtol=1e-6, max_steps=2000, history=False)
+    assert res.status_enum is jaxgd.Status.GTOL, res.message
+    np.testing.assert_allclose(res.params, ref.x, atol=1e-6)
+    assert int(res.nfev) <= 1.2 * ref.nfev + 1, (int(res.nfev), ref.nfev)
+    x = np.asarray(res.params)
+    assert np.all(x >= lower) and np.all(x <= upper)
+    # Active-set correctness: where scipy's answer sits at a bound, ours is exactly there too.
+    for bound in (lower, upper):
+        at = ref.x == bound
+        np.testing.assert_array_equal(x[at], bound[at])
+
+
+def test_projected_gradient_inf_norm_is_the_stopping_measure():
+    # (the same loop the jit/vmap test compiles: same fun, same option structure)
+    res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)
+    x, g = np.asarray(res.params), A.T @ (A @ np.asarray(res.params) - B)
+    pg = np.abs(x - np.clip(x - g, 0.0, 0.3)).max()  # scipy's projgr
+    np.testing.assert_allclose(float(res.grad_norm), pg, rtol=1e-6, atol=1e-14)
+    assert pg <= 1e-7
+
+
+@pytest.mark.slow
+def test_ftol_stops_like_scipy():
+    f, x0, lower, upper = CASES["rosenbrock, upper bounds active"]
+    ref = scipy_lbfgsb(f, x0, lower, upper, gtol=0.0, ftol=1e-6)
+    res = jaxgd.minimize(f, jnp.asarray(x0), method="lbfgs", bounds=(jnp.asarray(lower), jnp.asarray(upper)),
+                         gtol=0.0, ftol=1e-6, max_steps=2000)
+    assert res.status_enum is jaxgd.Status.FTOL
+    assert abs(int(res.steps) - ref.nit) <= 2 and abs(float(res.loss) - ref.fun) <= 1e-5
+
+
+def test_pytree_params_with_pytree_bounds_match_scipy():
+    def f(p):
+        return jnp.sum((p["a"] - 2.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2) + 0.5 * jnp.sum(p["a"]) * jnp.sum(p["b"])
+
+    x0 = {"a": jnp.zeros(3), "b": jnp.zeros((2, 2))}
+    lower = {"a": 0.0, "b": -0.5}
+    upper = {"a": jnp.array([1.0, 3.0, jnp.inf]), "b": 0.0}
+    res = jaxgd.minimize(f, x0, method="lbfgs", bounds=(lower, upper), gtol=1e-9, history=False)
+    flat = lambda x: f({"a": x[:3], "b": x[3:].reshape(2, 2)})  # noqa: E731
+    lo = np.r_[np.zeros(3), np.full(4, -0.5)]
+    hi = np.r_[1.0, 3.0, np.inf, np.zeros(4)]
+    ref = scipy_lbfgsb(flat, np.zeros(7), lo, hi, gtol=1e-9)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(np.r_[res.params["a"], np.ravel(res.params["b"])], ref.x, atol=1e-7)
+    assert res.params["b"].shape == (2, 2)
+
+
+def test_under_jit_equals_eager_and_vmap_over_bound_values():
+    run = lambda hi: jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, hi), gtol=1e-7, history=False)  # noqa: E731
+    eager = run(jnp.full(10, 0.3))
+    jitted = jax.jit(run)(jnp.full(10, 0.3))
+    np.testing.assert_array_equal(jitted.params, eager.params)
+    assert int(jitted.nfev) == int(eager.nfev)
+    his = jnp.stack([jnp.full(10, 0.1), jnp.full(10, 0.3), jnp.full(10, 10.0)])
+    batched = jax.vmap(run)(his)
+    for i, hi in enumerate(his):
+        ref = scipy_lbfgsb(lsq, np.zeros(10), np.zeros(10), np.asarray(hi), gtol=1e-7)
+        np.testing.assert_allclose(batched.params[i], ref.x, atol=1e-6)
+        assert int(batched.status[i]) == jaxgd.Status.GTOL
+
+
+def test_float32_run_ends_in_success():
+    res = jaxgd.minimize(lambda w: lsq(w.astype(jnp.float64)).astype(jnp.float32), jnp.zeros(10, jnp.float32),
+                         method="lbfgs", bounds=(0.0, None), gtol=1e-4)
+    assert res.params.dtype == jnp.float32 and res.success, res.message
+    np.testing.assert_allclose(res.params, so.nnls(A, B)[0], atol=1e-4)
+
+
+def test_dispatch_lbfgs_bounds_default_lr_only():
+    assert isinstance(jaxgd.Solver(lsq, method="lbfgs", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+    assert jaxgd.Solver(lsq, method="lbfgs", bounds=(0.0, None)).rule.memory_size == 10
+    assert not isinstance(jaxgd.Solver(lsq, method="lbfgs").rule, lb.LbfgsbSearch)
+    assert not isinstance(jaxgd.Solver(lsq, method="gd", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+    assert not isinstance(jaxgd.Solver(lsq, method="lbfgs", lr=0.1, bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+    assert not isinstance(jaxgd.Solver(lsq, method="lbfgs", l1=0.1, bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+    assert not isinstance(jaxgd.Solver(lsq, method="bfgs", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+
+
+@pytest.mark.slow
+def test_step_keeps_the_carry_structure():
+    solver = jaxgd.Solver(lsq, method="lbfgs", bounds=(0.0, None))
+    state = solver.init(jnp.zeros(10))
+    new = jax.jit(solver.step)(state)
+    same = lambda t: jax.tree_util.tree_map(lambda x: (jnp.shape(x), jnp.result_type(x)), t)  # noqa: E731
+    assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
+    assert same(new) == same(state)
+
+
+# -- the pieces --------------------------------------------------------------------------------
+def test_compact_representation_equals_dense_bfgs_updates():
+    """B = theta I - W M W^T equals BFGS updates of B0 = theta I with the kept pairs (BNS 1994, Thm 2.3)."""
+    rng = np.random.default_rng(0)
+    n, m = 6, 3
+    mem = mem_mod.empty(n, m, jnp.float64)
+    pairs = []
+    for _ in range(5):
+        s = rng.standard_normal(n)
+        y = s + 0.3 * rng.standard_normal(n)
+        pairs.append((s, y))
+        mem = jax.jit(mem_mod.push)(mem, jnp.asarray(s), jnp.asarray(y), jnp.asarray(True))
+    theta = pairs[-1][1] @ pairs[-1][1] / (pairs[-1][0] @ pairs[-1][1])
+    dense = theta * np.eye(n)
+    for s, y in pairs[-m:]:
+        bs = dense @ s
+        dense = dense - np.outer(bs, bs) / (s @ bs) + np.outer(y, y) / (y @ s)
+    np.testing.assert_allclose(jax.jit(mem_mod.dense_b)(mem), dense, rtol=1e-10, atol=1e-10)
+
+
+def np_cauchy(x, g, lo, hi, b):
+    """Algorithm CP (BLNZ 1995) walked breakpoint by breakpoint with a dense B (the reference)."""
+    t = np.where(g < 0, (x - hi) / g, np.where(g > 0, (x - lo) / g, np.inf))
+    d = np.where(t == 0, 0.0, -g)
+    z = np.zeros_like(x)
+    t_old = 0.0
+    for t_next in sorted(set(t[(t > 0) & np.isfinite(t)])) + [np.inf]:
+        if not d.any():  # every variable has reached its bound
+            return x + z
+        f1 = g @ d + d @ b @ z
+        f2 = d @ b @ d
+        dtm = -f1 / f2
+        if dtm < t_next - t_old:
+            return x + z + max(dtm, 0.0) * d
+        z = z + (t_next - t_old) * d
+        d = np.where(t <= t_next, 0.0, d)
+        t_old = t_next
+    return x + z
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cauchy_point_matches_sequential_algorithm_cp(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 9, 3
+    mem = mem_mod.empty(n, m, jnp.float64)
+    for _ in range(m):
+        s = rng.standard_normal(n)
+        mem = jax.jit(mem_mod.push)(mem, jnp.asarray(s), jnp.asarray(s * rng.uniform(0.5, 2.0, n)), jnp.asarray(True))
+    lo, hi = -rng.uniform(0.1, 1.0, n), rng.uniform(0.1, 1.0, n)
+    hi[0] = np.inf
+    x = rng.uniform(lo, np.minimum(hi, 1.0))
+    x[1] = lo[1]
+    g = 3.0 * rng.standard_normal(n)
+    w, big_m, ok = jax.jit(mem_mod.compact)(mem)
+    assert bool(ok)
+    xcp, c, _ = jax.jit(cauchy_mod.cauchy)(jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), w, big_m, mem.theta)
+    ref = np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem)))
+    np.testing.assert_allclose(xcp, ref, atol=1e-12)
+    np.testing.assert_allclose(c, np.asarray(w).T @ (ref - x), atol=1e-10)
+
+
+def test_more_thuente_steps_match_scipy_dcsrch():
+    """The same trial steps as scipy's Python DCSRCH (MINPACK-2) on a 1-D function."""
+    phi = lambda a: (a - 3.0) ** 4 - 2.0 * a  # noqa: E731
+    dphi = lambda a: 4.0 * (a - 3.0) ** 3 - 2.0  # noqa: E731
+    trials = []
+    ref = DCSRCH(lambda a: trials.append(a) or phi(a), dphi, ftol=1e-3, gtol=0.9, xtol=0.1, stpmin=0.0, stpmax=1e10)
+    stp_ref, *_ = ref(0.01, phi0=phi(0.0), derphi0=dphi(0.0), maxiter=20)
+    ms = search_mod.start(jnp.asarray(phi(0.0)), jnp.asarray(dphi(0.0)), jnp.asarray(0.01), jnp.asarray(1e10), 1e-3)
+    stp, ours = jnp.asarray(0.01), []
+    for _ in range(20):
+        ours.append(float(stp))
+        stp, ms, stop = search_mod.dcsrch(ms, stp, jnp.asarray(phi(float(stp))), jnp.asarray(dphi(float(stp))), 0.9, 0.1)
+        if bool(stop):
+            break
+    assert len(ours) > 2
+    np.testing.assert_allclose(ours, trials[: len(ours)], rtol=1e-12)
+    assert float(stp) == pytest.approx(stp_ref, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_checkpointed_run_equals_uninterrupted_run(tmp_path):
+    kw = dict(method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)
+    full = jaxgd.minimize(lsq, jnp.zeros(10), **kw)
+    chunked = jaxgd.minimize(lsq, jnp.zeros(10), checkpoint_every=3, checkpoint_path=tmp_path / "c.npz", **kw)
+    np.testing.assert_array_equal(chunked.params, full.params)
+    assert int(chunked.nfev) == int(full.nfev) and int(chunked.steps) == int(full.steps) > 3
