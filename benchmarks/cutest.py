@@ -60,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-large", action="store_true", help="skip the few large problems")
     p.add_argument("--shuffle", type=int, default=None, metavar="SEED",
                    help="run the problems in a seeded random order (a cut-short run is then a fair sample)")
+    p.add_argument("--reverse", action="store_true",
+                   help="run the problems in reverse order (a second process with --resume meets the first halfway)")
     p.add_argument("--resume", action="store_true", help="skip (problem, solver) pairs already in the records")
     p.add_argument("--report-only", action="store_true", help="only rebuild tables and profiles from the records")
     return p
@@ -88,7 +90,8 @@ def read_records(path: Path) -> list[dict]:
 
 
 def measure(suite: str, problems: list[P.Problem], solvers: list[str], args: Any, path: Path) -> None:
-    """Run every (problem, solver) pair; append each record to ``path``."""
+    """Run every (problem, solver) pair; append each record to ``path``
+    (with ``--resume``: the pairs not in it yet, re-read before each problem)."""
     import jax
 
     done = {(r["problem"], r["solver"]) for r in read_records(path)} if args.resume else set()
@@ -96,6 +99,8 @@ def measure(suite: str, problems: list[P.Problem], solvers: list[str], args: Any
     if not args.resume and path.exists():
         path.unlink()
     for i, prob in enumerate(problems):
+        if args.resume:  # another process may be filling the same records
+            done = {(r["problem"], r["solver"]) for r in read_records(path)}
         f, x0, bounds = prob.objective(), prob.x0(), prob.bounds()
         vg = jax.jit(jax.value_and_grad(f))
         line = []
@@ -171,6 +176,8 @@ def main_args(args: Any) -> list[U.Report]:
             probs = list(P.select(suite, args.max_n, names, large=not (args.no_large or args.quick)))
             if args.shuffle is not None:
                 random.Random(args.shuffle).shuffle(probs)
+            if args.reverse:
+                probs.reverse()
             print(f"cutest {suite}: {len(probs)} problems x {len(solvers)} solvers", file=sys.stderr, flush=True)
             measure(suite, probs, list(solvers), args, path)
         text, reps = report(suite, solvers, path, out)

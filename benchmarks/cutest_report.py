@@ -166,7 +166,8 @@ def profile(table: dict, solvers: list[str], metric: str, path: Path, title: str
     n = len(table)
     for j, s in enumerate(solvers):
         curve = [rho(ratio[:, j : j + 1], 2.0**t, n)[0] for t in taus]
-        ax.step(taus, curve, where="post", label=s, lw=1.6, ls="-" if s.startswith("jaxgd") else "--")
+        ax.step(taus, curve, where="post", label=s, lw=1.6,
+                ls="-" if s.startswith("jaxgd") else "--" if s.startswith("scipy") else ":")
     ax.set_xlabel("log2(τ): within this factor of the best solver")
     ax.set_ylabel(f"fraction of the {n} problems")
     ax.set_ylim(0, 1.02)

@@ -68,7 +68,7 @@ def test_solved_rule_and_performance_ratios():
 
 def test_suite_on_three_problems(tmp_path):
     """jaxgd lbfgs and scipy L-BFGS-B on 3 problems: jaxgd reaches scipy's
-    value; the optax loop's evaluation count matches a forward-pass counter."""
+    value; the optax loop's and jaxgd's evaluation counts match a forward-pass counter."""
     import jax
 
     from benchmarks import cutest
@@ -95,6 +95,11 @@ def test_suite_on_three_problems(tmp_path):
         x, _, nfev, _, _ = S.MAKERS["optax lbfgs"](S.counting(p.objective(), counts), p.x0(), None, 5.0)()
         jax.effects_barrier()
         assert nfev == counts["f"] > 5 and float(p.objective()(x)) < 1e-8
+        # and jaxgd's Result.nfev, which the suite reports, against the same counter
+        counts = {"f": 0, "g": 0}
+        _, _, nfev, _, _ = S.MAKERS["jaxgd lbfgs"](S.counting(p.objective(), counts), p.x0(), None, 5.0)()
+        jax.effects_barrier()
+        assert nfev == counts["f"] == by[("BEALE", "jaxgd lbfgs")]["nfev"]
     text = (tmp_path / "tables_unconstrained.md").read_text()
     assert "jaxgd lbfgs" in text and "3/3" in text
     assert reports[0].rows and reports[1].title.startswith("One-off solve")
