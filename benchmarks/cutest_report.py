@@ -110,13 +110,24 @@ def first_call_rows(table: dict, solvers: dict[str, Optional[str]]) -> list[list
             s, ref, str(len(pairs)), _ms(_med(mine)), _ms(_pct(mine, 90)), _ms(max(mine, default=math.nan)),
             _ms(_med(theirs)), _fmt(_med(mine) / _med(theirs) if pairs else math.nan),
             _fmt(_med([a / b for a, b in zip(mine, theirs)])), f"{sum(a <= b for a, b in zip(mine, theirs))}",
+            *_cpu(pairs),
         ])
     return rows
+
+
+def _cpu(pairs: list[tuple[dict, dict]]) -> list[str]:
+    """Median first-call CPU times (this solver, scipy) and their ratio, where recorded."""
+    cpu = [(a["first_cpu_s"], b["first_cpu_s"]) for a, b in pairs if "first_cpu_s" in a and "first_cpu_s" in b]
+    if not cpu:
+        return ["—", "—", "—"]
+    mine, theirs = _med([a for a, _ in cpu]), _med([b for _, b in cpu])
+    return [f"{_ms(mine)} ({len(cpu)})", _ms(theirs), _fmt(mine / theirs)]
 
 
 FIRST_CALL_COLUMNS = [
     "solver", "vs (jit of value_and_grad included)", "problems (both solved)", "median first call", "90th pct",
     "max", "scipy median first call", "ratio of medians", "median of per-problem ratios", "problems where not slower",
+    "median first-call CPU (problems)", "scipy median first-call CPU", "CPU ratio",
 ]
 
 
