@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import adjoint as _adjoint  # adjoint hook (issue 12)
 from . import batched as _batched
 
 from . import progress as _progress
@@ -41,7 +42,7 @@ BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 _KEYWORDS = (
     "method", "lr", "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip",
     "history", "progress", "has_aux", "checkpoint_every", "checkpoint_path", "resume",
-    "bounds", "accelerated",
+    "bounds", "accelerated", "adjoint",
 )
 
 
@@ -245,6 +246,7 @@ def minimize(
     resume: Any = None,
     bounds: Any = None,
     accelerated: bool = False,
+    adjoint: str = "implicit",
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -315,6 +317,35 @@ def minimize(
         the projected-gradient norm.
       accelerated: FISTA momentum (Beck & Teboulle 2009) on the proximal
         step; one extra ``value_and_grad`` per step. See :class:`Solver`.
+      adjoint: how ``jax.grad``/``jvp``/``jacfwd``/``jacrev`` differentiate
+        the result (forward and reverse mode, under ``jit`` and ``vmap``;
+        nothing changes when nobody differentiates).
+        ``"implicit"`` (default): derivatives of ``params``, ``loss`` and
+        ``aux`` with respect to ``args`` and ``l1``/``l2`` by the implicit
+        function theorem at the returned point (``grad f = 0``, or the
+        proximal fixed point on the support/free set with ``l1``/``bounds``),
+        solved by conjugate gradients on Hessian-vector products; zero with
+        respect to ``x0``, ``lr``, tolerances, ``clip`` and ``bounds``, and
+        for ``grad_norm``, ``history`` and the other ``state`` fields.
+        Differentiable values must reach ``fun`` through ``args`` (a value
+        captured in a closure is differentiated through the loop and fails in
+        reverse mode). If the run did not converge (``status`` is not a
+        success) the derivative is still the implicit-function formula
+        evaluated at the returned point: it is the derivative of the exact
+        solution only to first order in the remaining gradient norm, and
+        meaningless far from a minimiser; a Hessian that is not positive
+        definite there (a saddle, a non-convex problem) has no meaningful
+        implicit derivative either. ``adamw`` with ``l2`` (decoupled decay)
+        is refused when differentiated. ``"unroll"``: the exact derivative of
+        the iterate computed, through every step that ran, also with respect
+        to ``x0`` and ``lr`` (a float or a jaxgd schedule's numbers; optax
+        schedules are closures and get none); the loop then always runs
+        ``max_steps`` scan steps (skipped once stopped) with
+        ``sqrt(max_steps)`` checkpoints (``jax.checkpoint``), and a step-size
+        rule with an inner ``while_loop`` (``Backtracking``, ``StrongWolfe``,
+        ``Exact``, the default of ``bfgs``/``lbfgs``/``cg``) is refused.
+        Runs with ``checkpoint_every``/``checkpoint_path``/``resume`` are not
+        differentiable.
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -325,7 +356,8 @@ def minimize(
     Raises:
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
         integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
-      ValueError: empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
+      ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
+        ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
         ``resume`` checkpoint from another method; bad ``bounds`` (not a
@@ -348,6 +380,7 @@ def minimize(
         close = [m for n in names for m in difflib.get_close_matches(n, _KEYWORDS, n=1)]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     solver = _solver(
         fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
         clip=clip, history=history, progress=progress, has_aux=has_aux,
@@ -362,8 +395,9 @@ def minimize(
         _progress.reset()
     solver.prox.check(params)
     check_loss(fun, params, args, has_aux)
-    if resume is None and path is None:
-        result = _run(solver, params, args)
+    if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
+        _adjoint.check_solver(adjoint, solver, params, args)
+        result = _fill_copies(_adjoint.runner(adjoint, _run_compiled, _drop_copies)(solver, params, args))
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return trim_history(result, solver.history_every)
