@@ -147,4 +147,5 @@ def check_reversible(solver: Any, x0: Params, args: tuple) -> None:
     )
     if _step_has_while(plain, x0, args):
         raise ValueError(NOT_REVERSIBLE.format(who=f"method={solver.direction.name!r}"))
-    raise ValueError(NOT_REVERSIBLE.format(who=f"lr={solver.rule!r}"))
+    rule = type(solver.rule).__name__
+    raise ValueError(NOT_REVERSIBLE.format(who=f"the step-size rule lr={rule} (method={solver.direction.name!r})"))
