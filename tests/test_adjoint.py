@@ -235,11 +235,11 @@ def test_unroll_gd_matches_hand_differentiated_recurrence() -> None:
         return jaxgd.minimize(quadratic, x0, (l2,), lr=lr, max_steps=STEPS, gtol=0.0, adjoint="unroll").params
 
     np.testing.assert_allclose(solve(X0, lr, l2), x, rtol=1e-12)
-    for jac in (jax.jacrev, jax.jacfwd):
-        got_x0, got_lr, got_l2 = jac(solve, argnums=(0, 1, 2))(X0, lr, l2)
-        np.testing.assert_allclose(got_lr, dlr, rtol=1e-10)
-        np.testing.assert_allclose(got_x0, dx0, rtol=1e-10, atol=1e-14)
-        np.testing.assert_allclose(got_l2, dl2, rtol=1e-10)
+    got_x0, got_lr, got_l2 = jax.jacrev(solve, argnums=(0, 1, 2))(X0, lr, l2)
+    np.testing.assert_allclose(got_lr, dlr, rtol=1e-10)
+    np.testing.assert_allclose(got_x0, dx0, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got_l2, dl2, rtol=1e-10)
+    np.testing.assert_allclose(jax.jacfwd(solve, argnums=1)(X0, lr, l2), dlr, rtol=1e-10)  # forward mode
     # l2 as the penalty keyword: the same derivative
     by_kw = jax.jacrev(lambda l2: jaxgd.minimize(quadratic, X0, (0.0,), lr=lr, l2=l2, max_steps=STEPS,
                                                  gtol=0.0, adjoint="unroll").params)(l2)
@@ -275,7 +275,7 @@ def test_unroll_runs_the_same_steps_as_the_loop() -> None:
 
 
 # -- vmap over hyperparameters; no retrace ------------------------------------------------------------
-@pytest.mark.parametrize("adjoint", ["implicit", "unroll"])
+@pytest.mark.parametrize("adjoint", ["implicit", pytest.param("unroll", marks=pytest.mark.slow)])
 def test_vmap_grad_equals_per_value_and_does_not_retrace(adjoint: str) -> None:
     """Reference: the per-value jax.grad results (and for implicit, the ridge closed form)."""
     traces = {"n": 0}
@@ -318,3 +318,18 @@ def test_decoupled_weight_decay_is_refused_when_differentiated() -> None:
     with pytest.raises(ValueError, match="adamw"):
         jax.grad(lambda lam: jnp.sum(jaxgd.minimize(ridge, jnp.zeros(D), (lam, X, Y), method="adamw", l2=0.1,
                                                     max_steps=5).params))(LAM)
+
+
+@pytest.mark.slow  # ~20 s of compilation on the shared 2-core box
+def test_unroll_quasi_newton_under_vmap_converges_to_closed_form() -> None:
+    """Reference: the ridge closed form; a converged unrolled run's derivative tends to the implicit one.
+    From x0 = 0, where bfgs/lbfgs/cg's first-step safeguards divide by zero (NaN derivatives once)."""
+    lams = jnp.array([0.1, 0.3])
+    expected = [ridge_hypergradient(float(v)) for v in lams]
+    for method in ("bfgs", "lbfgs", "cg"):
+        def outer(lam: Any, method: str = method) -> jax.Array:
+            res = jaxgd.minimize(ridge, jnp.zeros(D), (lam, X, Y), method=method, lr=0.5, max_steps=100, gtol=1e-12,
+                                 adjoint="unroll")
+            return val_loss(res.params)
+
+        np.testing.assert_allclose(jax.jit(jax.vmap(jax.grad(outer)))(lams), expected, rtol=1e-6, err_msg=method)

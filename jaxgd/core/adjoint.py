@@ -54,9 +54,7 @@ def _key(solver: Any, x0: Any, args: tuple) -> Any:
     return key
 
 
-@functools.lru_cache(maxsize=256)
-def _reversible_cached(key: Any, solver: Any, x0: Any, args: tuple) -> None:
-    _unroll.check_reversible(solver, x0, args)
+_REVERSIBLE: dict = {}  # structure key -> True: checked (bounded: the last 256)
 
 
 def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
@@ -71,12 +69,14 @@ def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
     """
     if mode != "unroll":
         return
-    abstract = _abstract((solver, x0, args))
     key = _key(solver, x0, args)
-    if key is None:
-        _unroll.check_reversible(*abstract)
-    else:
-        _reversible_cached(key, *abstract)
+    if key is not None and key in _REVERSIBLE:
+        return
+    _unroll.check_reversible(*_abstract((solver, x0, args)))
+    if key is not None:
+        if len(_REVERSIBLE) >= 256:
+            _REVERSIBLE.pop(next(iter(_REVERSIBLE)))
+        _REVERSIBLE[key] = True
 
 
 @functools.lru_cache(maxsize=8)

@@ -39,9 +39,8 @@ from .status import History, Status
 
 NOT_REVERSIBLE = (
     "adjoint='unroll' cannot reverse-differentiate {who}: its step runs a lax.while_loop "
-    "(a line search or another inner loop of data-dependent length); use adjoint='implicit', "
-    "or a float lr / a jaxgd.schedules schedule / a rule without an inner loop "
-    "(BarzilaiBorwein, Polyak, ReduceOnPlateau)"
+    "(a line search, or the non-finite back-off of BarzilaiBorwein/Polyak/ReduceOnPlateau: an inner loop "
+    "of data-dependent length); use adjoint='implicit', or a float lr or a schedule (jaxgd.schedules, optax)"
 )
 
 
@@ -54,9 +53,22 @@ def _live(solver: Any, state: Any) -> jax.Array:
     return (state.status == Status.RUNNING) & (state.count < solver.max_steps)
 
 
+def _step_live_only(solver: Any, args: tuple, live: jax.Array, state: Any) -> Any:
+    """``solver.step``, differentiated only where ``live``.
+
+    Under ``jax.vmap`` the ``lax.cond`` around it becomes a select and
+    stopped runs compute a step too; a step from a converged state can have
+    infinite partials (``1 / s^T y`` with ``s = 0``), and a zero cotangent
+    times an infinite partial is NaN. Feeding those runs a ``stop_gradient``
+    copy of their state keeps that NaN out of the derivative.
+    """
+    state = _tree.where(live, state, lax.stop_gradient(state))
+    return solver.step(state, *args)
+
+
 def _one_step(solver: Any, args: tuple, state: Any, _: Any) -> tuple[Any, tuple]:
     live = _live(solver, state)
-    new = lax.cond(live, lambda s: solver.step(s, *args), lambda s: s, state)
+    new = lax.cond(live, lambda s: _step_live_only(solver, args, live, s), lambda s: s, state)
     new = new._replace(grad_norm=lax.stop_gradient(new.grad_norm))
     took = live & (new.count > state.count)
     nan = jnp.asarray(jnp.nan, new.value.dtype)
