@@ -28,6 +28,8 @@ solve through the wrapper is within 5% of the plain run.
 from __future__ import annotations
 
 import argparse
+import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,22 @@ def _data(name: str, quick: bool) -> tuple:
     x = rng.normal(size=(3 * d, d))
     y = (x @ w + 0.5 * rng.normal(size=3 * d) > 0).astype(float)
     return x[: 2 * d], y[: 2 * d], x[2 * d :], y[2 * d :]
+
+
+def hlo_ops(compiled_text: str) -> Counter:
+    """The multiset of ``(result shape, opcode)`` of an optimised HLO module (names and metadata ignored)."""
+    text = re.sub(r",? ?metadata=\{[^}]*\}", "", compiled_text)
+    return Counter(m.group(1) + " " + m.group(2) for m in re.finditer(r"= (\S+) ([a-z][\w-]*)\(", text))
+
+
+def same_program(solver: Any, params: Any, args: tuple) -> tuple[bool, int]:
+    """Whether the plain run and the implicit-adjoint run compile to the same XLA ops; and how many."""
+    from jaxgd.core import adjoint as _adjoint
+    from jaxgd.core import minimize as _m
+
+    plain = hlo_ops(_m._run_compiled.lower(solver, params, args).compile().as_text())
+    wrapped = _adjoint.runner("implicit", _m._run_compiled, _m._drop_copies).lower(solver, params, args).compile()
+    return plain == hlo_ops(wrapped.as_text()), sum(plain.values())
 
 
 def contenders(a: np.ndarray, y: np.ndarray, av: np.ndarray, yv: np.ndarray, lam: float) -> tuple[dict, Any]:
@@ -89,12 +107,12 @@ def contenders(a: np.ndarray, y: np.ndarray, av: np.ndarray, yv: np.ndarray, lam
         "backward (implicit: CG on HVPs)": lambda: backward(pullback, one),
         "value_and_grad (implicit)": lambda: value_and_grad(lam),
     }
-    return fns, implicit_run(solver, params, args)
+    return fns, (implicit_run(solver, params, args), same_program(solver, params, args))
 
 
 def table(name: str, quick: bool, repeats: int) -> tuple[list[list[str]], dict]:
     a, y, av, yv = _data(name, quick)
-    fns, res = contenders(a, y, av, yv, lam=1e-2)
+    fns, (res, (same, n_ops)) = contenders(a, y, av, yv, lam=1e-2)
     t = U.measure(fns, repeats)
     base = t["while-loop run, no adjoint"].median
     rows = [[f"{name} ({a.shape[1]}-D, {int(res.state.count)} L-BFGS steps)", k, U.fmt_time(v.median),
@@ -102,6 +120,8 @@ def table(name: str, quick: bool, repeats: int) -> tuple[list[list[str]], dict]:
     ratios = {
         "backward/solve": t["backward (implicit: CG on HVPs)"].median / base,
         "wrapper/plain": t['forward solve, adjoint="implicit"'].median / base,
+        "same": same,
+        "ops": n_ops,
     }
     return rows, ratios
 
@@ -115,6 +135,8 @@ def run(opts: Any) -> list[U.Report]:
                                 f"{ratios['backward/solve']:.2f}×"))
         targets.append(U.Target(f"{name}: forward solve through the adjoint wrapper ≤ 1.05× the plain run",
                                 ratios["wrapper/plain"] <= 1.05, f"{ratios['wrapper/plain']:.3f}×"))
+        targets.append(U.Target(f"{name}: the wrapper compiles to the plain run's XLA ops (shape × opcode multiset)",
+                                ratios["same"], f"{ratios['ops']} ops, identical: {ratios['same']}"))
     report = U.Report(key="G", title=TITLE, columns=["problem", "contender", "median", "× plain run",
                                                      "first-call extra", "spread"], rows=rows, label="adjoint")
     report.targets = targets

@@ -10,6 +10,8 @@ gradient descent (unroll). All in float64.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 import jax
@@ -305,12 +307,25 @@ def test_vmap_grad_equals_per_value_and_does_not_retrace(adjoint: str) -> None:
 
 
 def test_forward_solve_unchanged() -> None:
-    """Reference: Solver.run under jax.jit, the loop minimize ran before adjoint= existed: same bits."""
+    """Reference: Solver.run under jax.jit, the loop minimize ran before adjoint= existed: same bits,
+    and the same compiled XLA ops as the plain jitted run (no cost when nobody differentiates)."""
     solver = jaxgd.Solver(ridge, "momentum", 0.05, max_steps=100, gtol=1e-10)
     ref = jax.jit(lambda x, a: solver.run(x, *a))(jnp.zeros(D), (LAM, X, Y))
     res = jaxgd.minimize(ridge, jnp.zeros(D), (LAM, X, Y), method="momentum", lr=0.05, max_steps=100, gtol=1e-10)
     np.testing.assert_array_equal(res.params, ref.params)
     assert int(res.steps) == int(ref.steps)
+    # and the compiled XLA program is the plain while loop's: the same (shape, opcode) multiset
+    from jaxgd.core import adjoint as _adjoint
+    from jaxgd.core import minimize as _m
+
+    def ops(compiled: Any) -> Counter:
+        text = re.sub(r",? ?metadata=\{[^}]*\}", "", compiled.as_text())
+        return Counter(m.group(1) + " " + m.group(2) for m in re.finditer(r"= (\S+) ([a-z][\w-]*)\(", text))
+
+    inputs = (solver, jnp.zeros(D), (LAM, X, Y))
+    plain = ops(_m._run_compiled.lower(*inputs).compile())
+    wrapped = ops(_adjoint.runner("implicit", _m._run_compiled, _m._drop_copies).lower(*inputs).compile())
+    assert sum(plain.values()) > 100 and plain == wrapped
 
 
 def test_decoupled_weight_decay_is_refused_when_differentiated() -> None:

@@ -342,8 +342,10 @@ def minimize(
         schedules are closures and get none); the loop then always runs
         ``max_steps`` scan steps (skipped once stopped) with
         ``sqrt(max_steps)`` checkpoints (``jax.checkpoint``), and a step-size
-        rule with an inner ``while_loop`` (``Backtracking``, ``StrongWolfe``,
-        ``Exact``, the default of ``bfgs``/``lbfgs``/``cg``) is refused.
+        rule with an inner ``while_loop`` (``Backtracking``, ``StrongWolfe``
+        and ``Exact``, the default of ``bfgs``/``lbfgs``/``cg``; the
+        non-finite back-off of ``BarzilaiBorwein``, ``Polyak`` and
+        ``ReduceOnPlateau``) is refused: pass a float or a schedule.
         Runs with ``checkpoint_every``/``checkpoint_path``/``resume`` are not
         differentiable.
 
