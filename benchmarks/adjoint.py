@@ -22,7 +22,7 @@ Contenders, timed interleaved (``_util.measure``), all under ``jax.jit``:
 Targets: the implicit backward pass costs no more than the solve; the forward
 solve through the wrapper is within 5% of the plain run.
 
-    python -m benchmarks.adjoint [--quick]
+    python -m benchmarks.adjoint [--quick]     (or: jaxgd bench --only G)
 """
 
 from __future__ import annotations
@@ -127,6 +127,12 @@ def table(name: str, quick: bool, repeats: int) -> tuple[list[list[str]], dict]:
 
 
 def run(opts: Any) -> list[U.Report]:
+    """The G table, in float64 (this process only, or restored with ``--inline``)."""
+    with U.x64_context():
+        return _run(opts)
+
+
+def _run(opts: Any) -> list[U.Report]:
     rows, targets = [], []
     for name in ("synthetic", "breast cancer"):
         r, ratios = table(name, opts.quick, opts.repeats)
@@ -146,9 +152,6 @@ def run(opts: Any) -> list[U.Report]:
 
 
 def main() -> None:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
     p = argparse.ArgumentParser(description=TITLE)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=7)

@@ -11,6 +11,7 @@ Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
     D  vmap sweep over learning rates vs sequential calls        sweep.py
     E  per-call overhead of jaxgd.minimize                       call_overhead.py
     F  jaxgd.fit epochs/s on the digits MLP vs optax + lax.scan  fit_mlp.py
+    G  backward pass through a solve vs the forward solve         adjoint.py
 
 By default each benchmark runs in its own Python process with
 ``OPENBLAS_NUM_THREADS=1``: an idle OpenBLAS thread pool left by NumPy/scipy
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "D": ("sweep", "vmap over 256 learning rates vs 256 sequential calls; traces counted"),
     "E": ("call_overhead", "per-call overhead of jaxgd.minimize vs a cached jitted function"),
     "F": ("fit_mlp", "jaxgd.fit epochs/s on the digits MLP vs optax + lax.scan"),
+    "G": ("adjoint", "implicit-adjoint backward pass vs the forward solve, float64 (issue 12)"),
 }
 
 # Per-benchmark defaults: (full, quick). None: the module picks.
