@@ -14,6 +14,7 @@ Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
     G  CUTEst (sif2jax) peer suite vs scipy/optax/optimistix     cutest.py
        (all problems up to n = 200: over an hour on 2 busy cores;
        ``python -m benchmarks.cutest --help`` for its own options)
+    H  backward pass through a solve vs the forward solve         adjoint.py
 
 By default each benchmark runs in its own Python process with
 ``OPENBLAS_NUM_THREADS=1``: an idle OpenBLAS thread pool left by NumPy/scipy
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "E": ("call_overhead", "per-call overhead of jaxgd.minimize vs a cached jitted function"),
     "F": ("fit_mlp", "jaxgd.fit epochs/s on the digits MLP vs optax + lax.scan"),
     "G": ("cutest", "CUTEst (sif2jax) problems: solved, evaluations, first call vs scipy/optax/optimistix"),
+    "H": ("adjoint", "implicit-adjoint backward pass vs the forward solve, float64 (issue 12)"),
 }
 
 # Per-benchmark defaults: (full, quick). None: the module picks.

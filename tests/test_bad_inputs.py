@@ -315,6 +315,11 @@ ROWS: list[Row] = [
     R("minimize", "bounds", "(1.0, 0.0)", ValueError, "bounds: lower must be <= upper", lambda c: M(c, bounds=(1.0, 0.0))),
     R("minimize", "bounds", '({"a": 0.0}, None)', ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, bounds=({"a": 0.0}, None))),
     R("minimize", "bounds", "0.0", ValueError, "bounds must be a pair (lower, upper)", lambda c: M(c, bounds=0.0)),
+    # -- minimize: adjoint (issue 12) ---------------------------------------------------
+    R("minimize", "adjoint", '"reverse"', ValueError, "adjoint must be one of 'implicit', 'unroll'; got adjoint='reverse'", lambda c: M(c, adjoint="reverse")),
+    R("minimize", "adjoint", "None", ValueError, "adjoint must be one of", lambda c: M(c, adjoint=None)),
+    R("minimize", "adjoint", '"unroll" with lr=linesearch.StrongWolfe()', ValueError, "adjoint='unroll' cannot reverse-differentiate the step-size rule lr=StrongWolfe", lambda c: M(c, adjoint="unroll", lr=jaxgd.linesearch.StrongWolfe()), True),
+    R("minimize", "adjoint", '"unroll" with method="lbfgs" (default lr: a line search)', ValueError, "use adjoint='implicit'", lambda c: M(c, adjoint="unroll", method="lbfgs"), True),
     R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),
     R("check_grad", "reference", "returns shape (4,) for x of shape (3,)", ValueError, "reference gradient for leaf x has shape (4,); expected (3,)", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: np.zeros(4)), True),
     R("check_grad", "x", "np.arange(3)", TypeError, "every leaf of x must be a real floating-point array", lambda c: jaxgd.check_grad(c.f, np.arange(3))),

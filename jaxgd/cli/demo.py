@@ -102,7 +102,7 @@ def real_rows(progress: bool) -> tuple[list[Row], dict[str, np.ndarray]]:
         quality = f"acc {r['accuracy']:.3f}" if r.get("accuracy") is not None else (
             f"{r['grad_norm']:.2e}" if r.get("grad_norm") is not None else "-")
         loss = float(r["loss"]) if r.get("loss") is not None else float("nan")
-        rows.append(Row(r["problem"], r["method"], r["schedule"], f"{r['epochs']} epochs", loss, quality,
+        rows.append(Row(r["problem"], r["method"], r["schedule"], r.get("budget") or f"{r['epochs']} epochs", loss, quality,
                         "-", f"{r['time']:.2f}*", r["status"]))
     return rows, curves(raw)
 

@@ -64,6 +64,14 @@ class PerFunction:
 _JITS = PerFunction(maxsize=16)
 
 
+def per_function(owner: Any, name: str, make: Callable[[], Any]) -> Any:
+    """``make()`` once per user function ``owner`` and ``name`` (weak in ``owner``).
+
+    ``make``'s value must not refer to ``owner`` (that would keep it alive).
+    """
+    return _JITS.get(owner, name, make)
+
+
 def jit_per_function(owner: Any, name: str, fn: Callable, wrap: Callable[[Callable], Callable] = jax.jit) -> Callable:
     """``wrap(fn)`` (``jax.jit(fn)`` by default) made once per user function ``owner``.
 

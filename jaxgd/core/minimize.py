@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import adjoint as _adjoint  # adjoint hook (issue 12)
 from . import batched as _batched
 
 from . import cache as _cache
@@ -211,9 +212,11 @@ def _jit_vmappable(fn: Any) -> Any:
     return jax.jit(_batched.vmappable(fn, _drop_copies))
 
 
-def _run(solver: Solver, x0: Params, args: tuple) -> Result:
-    """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly)."""
-    compiled = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
+def _run(solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit") -> Result:
+    """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
+    differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`)."""
+    plain = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
+    compiled = _cache.per_function(solver.fun, f"minimize-{adjoint}", lambda: _adjoint.runner(adjoint, plain, _drop_copies))
     return _fill_copies(compiled(solver, x0, args))
 
 
@@ -255,6 +258,7 @@ def minimize(
     resume: Any = None,
     bounds: Any = _D("bounds"),
     accelerated: bool = _D("accelerated"),
+    adjoint: str = "implicit",
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -302,6 +306,37 @@ def minimize(
         the one an uninterrupted run gives (params, loss, history, status,
         steps). ``max_steps`` may be raised to extend a finished run.
       {options:bounds,accelerated}
+      adjoint: how ``jax.grad``/``jvp``/``jacfwd``/``jacrev`` differentiate
+        the result (forward and reverse mode, under ``jit`` and ``vmap``;
+        nothing changes when nobody differentiates).
+        ``"implicit"`` (default): derivatives of ``params``, ``loss`` and
+        ``aux`` with respect to ``args`` and ``l1``/``l2`` by the implicit
+        function theorem at the returned point (``grad f = 0``, or the
+        proximal fixed point on the support/free set with ``l1``/``bounds``),
+        solved by conjugate gradients on Hessian-vector products; zero with
+        respect to ``x0``, ``lr``, tolerances, ``clip`` and ``bounds``, and
+        for ``grad_norm``, ``history`` and the other ``state`` fields.
+        Differentiable values must reach ``fun`` through ``args`` (a value
+        captured in a closure is differentiated through the loop and fails in
+        reverse mode). If the run did not converge (``status`` is not a
+        success) the derivative is still the implicit-function formula
+        evaluated at the returned point: it is the derivative of the exact
+        solution only to first order in the remaining gradient norm, and
+        meaningless far from a minimiser; a Hessian that is not positive
+        definite there (a saddle, a non-convex problem) has no meaningful
+        implicit derivative either. ``adamw`` with ``l2`` (decoupled decay)
+        is refused when differentiated. ``"unroll"``: the exact derivative of
+        the iterate computed, through every step that ran, also with respect
+        to ``x0`` and ``lr`` (a float or a jaxgd schedule's numbers; optax
+        schedules are closures and get none); the loop then always runs
+        ``max_steps`` scan steps (skipped once stopped) with
+        ``sqrt(max_steps)`` checkpoints (``jax.checkpoint``), and a step-size
+        rule with an inner ``while_loop`` (``Backtracking``, ``StrongWolfe``
+        and ``Exact``, the default of ``bfgs``/``lbfgs``/``cg``; the
+        non-finite back-off of ``BarzilaiBorwein``, ``Polyak`` and
+        ``ReduceOnPlateau``) is refused: pass a float or a schedule.
+        Runs with ``checkpoint_every``/``checkpoint_path``/``resume`` are not
+        differentiable.
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -312,7 +347,8 @@ def minimize(
     Raises:
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
         integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
-      ValueError: empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
+      ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
+        ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
         ``resume`` checkpoint from another method; bad ``bounds`` (not a
@@ -331,6 +367,7 @@ def minimize(
       GTOL 1 [3. 3.]
     """
     _options.check_keywords("minimize", unknown, _KEYWORDS)
+    adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     given = locals()
     solver = _solver(fun, method, lr, **{name: given[name] for name in _options.SOLVER_OPTIONS})
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
@@ -342,8 +379,9 @@ def minimize(
         _progress.reset()
     solver.check_params(params)
     check_loss(fun, params, args, has_aux)
-    if resume is None and path is None:
-        result = _run(solver, params, args)
+    if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
+        _adjoint.check_solver(adjoint, solver, params, args)
+        result = _run(solver, params, args, adjoint)
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return trim_history(result, solver.history_every)

@@ -107,7 +107,9 @@ def _bfgs(scale_init: bool) -> Direction:
         h0 = h = state.inv_hessian
         if scale_init:  # eq. 6.20, just before the first update
             h = jnp.where(state.updates == 0, (sy / jnp.dot(y, y)) * jnp.eye(x.shape[0], dtype=x.dtype), h)
-        h_new = bfgs_update(h, s, y)
+        # A discarded update gets a harmless pair (adjoint, issue 12): 1 / s^T y = inf at s = 0
+        # would make the reverse-mode derivative through the jnp.where below 0 * inf = NaN.
+        h_new = bfgs_update(h, jnp.where(good, s, 1.0), jnp.where(good, y, 1.0))
         h = jnp.where(good & _tree.all_finite(h_new), h_new, h0).astype(x.dtype)
         d = -(h @ g)
         new = BFGSState(
@@ -123,9 +125,28 @@ def _bfgs(scale_init: bool) -> Direction:
 
 
 # -- L-BFGS (optax) ------------------------------------------------------------------
+def _finite_first_pair(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optax.scale_by_lbfgs`` with a first curvature pair of ones (adjoint, issue 12).
+
+    At step 0 optax forms the pair from its zero-initialised state and
+    discards it (``jnp.where(count > 0, ...)``); from ``x0 = 0`` that pair is
+    zero and its ``1 / s^T y`` infinite, which makes reverse-mode derivatives
+    through the discarding ``where`` NaN (0 * inf). Presenting the pair
+    ``s = y = 1`` instead changes no value (it is still discarded).
+    """
+
+    def update(updates: Any, state: Any, params: Any = None) -> Any:
+        first = state.count == 0
+        shift = lambda now, old: _tree.tmap(lambda a, b: jnp.where(first, a - 1, b), now, old)  # noqa: E731
+        state = state._replace(params=shift(params, state.params), updates=shift(updates, state.updates))
+        return tx.update(updates, state, params)
+
+    return optax.GradientTransformation(tx.init, update)
+
+
 @functools.lru_cache(maxsize=None)
 def _lbfgs(memory_size: int) -> Direction:
-    tx = optax.scale_by_lbfgs(memory_size=memory_size, scale_init_precond=True)
+    tx = _finite_first_pair(optax.scale_by_lbfgs(memory_size=memory_size, scale_init_precond=True))
     name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
     return from_preconditioner(name, tx, default_lr=quasi_newton_lr)
 
@@ -186,15 +207,23 @@ class CGState(NamedTuple):
     direction: Grads  # d_{k-1}
 
 
+def _div(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``a / b``, and ``inf`` (a restart) where ``b == 0``, without dividing by zero:
+    a zero cotangent times an infinite partial would make reverse-mode
+    derivatives NaN (adjoint="unroll", issue 12)."""
+    zero = b == 0
+    return jnp.where(zero, jnp.inf, a / jnp.where(zero, 1.0, b))
+
+
 def _beta(variant: CGVariant, g: Grads, g_prev: Grads, d_prev: Grads) -> jax.Array:
     y = _tree.sub(g, g_prev)
     if variant is CGVariant.FLETCHER_REEVES:
-        return _tree.sq_norm(g) / _tree.sq_norm(g_prev)
+        return _div(_tree.sq_norm(g), _tree.sq_norm(g_prev))
     if variant is CGVariant.POLAK_RIBIERE_PLUS:
-        return jnp.maximum(_tree.vdot(g, y) / _tree.sq_norm(g_prev), 0.0)
+        return jnp.maximum(_div(_tree.vdot(g, y), _tree.sq_norm(g_prev)), 0.0)
     if variant is CGVariant.HESTENES_STIEFEL:
-        return _tree.vdot(g, y) / _tree.vdot(d_prev, y)
-    return _tree.sq_norm(g) / _tree.vdot(d_prev, y)
+        return _div(_tree.vdot(g, y), _tree.vdot(d_prev, y))
+    return _div(_tree.sq_norm(g), _tree.vdot(d_prev, y))
 
 
 @functools.lru_cache(maxsize=None)

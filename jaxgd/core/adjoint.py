@@ -1,0 +1,93 @@
+"""``minimize(..., adjoint=...)``: how a solve is differentiated.
+
+- ``"implicit"`` (the default): :mod:`jaxgd.core.implicit`. The solve runs as
+  always (the same compiled ``while_loop``); derivatives of ``params``,
+  ``loss`` and ``aux`` with respect to ``args``, ``l1`` and ``l2`` come from
+  the implicit function theorem at the returned point.
+- ``"unroll"``: :mod:`jaxgd.core.unroll`. The loop is a checkpointed scan of
+  ``max_steps`` steps, differentiated step by step, with respect to ``x0``
+  and ``lr`` too.
+
+:func:`check` validates the keyword on the host; :func:`runner` returns the
+jitted run for a mode (one per mode and inner run, cached), and
+:func:`check_solver` refuses, before anything compiles, what a mode cannot do.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import implicit as _implicit
+from . import unroll as _unroll
+
+MODES = ("implicit", "unroll")
+BAD_ADJOINT = "adjoint must be one of {valid}; got adjoint={value!r}"
+
+
+def check(adjoint: Any) -> str:
+    """Validate ``adjoint=`` (before anything is traced or compiled).
+
+    Raises:
+      ValueError: not one of ``"implicit"``, ``"unroll"`` (the message names ``adjoint``).
+    """
+    if not isinstance(adjoint, str) or adjoint not in MODES:
+        raise ValueError(BAD_ADJOINT.format(valid=", ".join(repr(m) for m in MODES), value=adjoint))
+    return adjoint
+
+
+def _abstract(tree: Any) -> Any:
+    return jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(np.shape(v), jnp.result_type(v)), tree)
+
+
+def _key(solver: Any, x0: Any, args: tuple) -> Any:
+    leaves, treedef = jax.tree_util.tree_flatten((solver, x0, args))
+    key = (treedef, tuple((np.shape(v), jnp.result_type(v)) for v in leaves))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+_REVERSIBLE: dict = {}  # structure key -> True: checked (bounded: the last 256)
+
+
+def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
+    """Refuse what ``mode`` cannot differentiate, on the host (nothing compiles).
+
+    ``"unroll"`` traces one step (``jax.make_jaxpr``, cached per structure)
+    and refuses a step that runs a ``while_loop`` (a line search), naming the
+    ``lr`` rule or the ``method``.
+
+    Raises:
+      ValueError: from :func:`jaxgd.core.unroll.check_reversible`.
+    """
+    if mode != "unroll":
+        return
+    key = _key(solver, x0, args)
+    if key is not None and key in _REVERSIBLE:
+        return
+    _unroll.check_reversible(*_abstract((solver, x0, args)))
+    if key is not None:
+        if len(_REVERSIBLE) >= 256:
+            _REVERSIBLE.pop(next(iter(_REVERSIBLE)))
+        _REVERSIBLE[key] = True
+
+
+def runner(mode: str, plain: Callable, package: Callable) -> Callable:
+    """The jitted ``(solver, x0, args) -> Result`` for ``mode`` (``minimize``
+    caches it per loss function, weakly: :func:`jaxgd.core.cache.per_function`).
+
+    Args:
+      mode: ``"implicit"`` or ``"unroll"``.
+      plain: the jitted while-loop run (``_run_compiled`` of ``minimize``).
+      package: drops the result fields that copy state fields (``_drop_copies``).
+    """
+    if mode == "implicit":
+        return jax.jit(functools.partial(_implicit.run, plain))
+    return jax.jit(lambda solver, x0, args: package(_unroll.run_unrolled(solver, x0, args)))

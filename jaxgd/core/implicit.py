@@ -1,0 +1,215 @@
+"""Implicit differentiation of a solve: tangents of the solution by the implicit function theorem.
+
+The solve runs on ``lax.stop_gradient`` of its inputs, so JAX never tries to
+differentiate the ``while_loop``; its outputs then pass through
+:func:`attach`, a ``jax.custom_jvp`` that is the identity on values (so a
+solve nobody differentiates compiles and runs as before) and whose JVP rule
+gives the tangent of the solution :math:`x^*(\\theta)`:
+
+- smooth problems, :math:`\\nabla_x F(x^*; \\theta) = 0` with :math:`F` the
+  loss plus the ``l2`` penalty and :math:`\\theta` = (``args``, ``l2``):
+
+  .. math:: H\\,\\dot x = -\\partial_\\theta \\nabla_x F(x^*;\\theta)[\\dot\\theta],
+            \\qquad H = \\nabla^2_{xx} F(x^*;\\theta);
+
+- with ``l1=`` or ``bounds=``, the proximal-gradient fixed point
+  :math:`x^* = \\mathrm{prox}_{\\eta h}(x^* - \\eta \\nabla_x F(x^*;\\theta))`.
+  The prox is elementwise with Jacobian :math:`\\mathrm{diag}(m)`, ``m`` = 1
+  on the free set ``S`` (nonzero coordinates for ``l1``, strictly inside the
+  box for ``bounds``) and 0 elsewhere, and
+  :math:`\\partial\\,\\mathrm{soft}(v, \\eta l_1)/\\partial l_1 = -\\eta\\,\\mathrm{sign}(v)`
+  on ``S``. Differentiating the fixed point and dividing by :math:`\\eta`:
+
+  .. math:: H_{SS}\\,\\dot x_S = -\\big(\\partial_\\theta \\nabla_x F[\\dot\\theta]
+            + \\mathrm{sign}(x^*)\\,\\dot l_1\\big)_S, \\qquad \\dot x_{\\bar S} = 0,
+
+  independent of :math:`\\eta` (Bertrand et al., "Implicit differentiation of
+  Lasso-type models for hyperparameter optimization", ICML 2020, eq. 9;
+  Blondel et al., "Efficient and Modular Implicit Differentiation",
+  NeurIPS 2022, section 2.1).
+
+Both are solved matrix-free as the symmetric system
+:math:`(M H M + I - M)\\dot x = M r` (``M = diag(m)``; ``M = I`` for smooth
+problems) by conjugate gradients, ``jax.scipy.sparse.linalg.cg``, whose
+Hessian-vector products are ``jax.jvp`` of ``jax.grad``. ``cg`` is a
+``lax.custom_linear_solve`` with ``symmetric=True``, so the tangent is linear
+and transposable: reverse mode (``grad``/``vjp``/``jacrev``) comes from JAX's
+transposition of this JVP, and forward mode (``jvp``/``jacfwd``) directly.
+Tangents of the loss and of ``aux`` follow by the chain rule at
+:math:`(x^*, \\theta)`.
+
+The derivative with respect to ``x0``, ``lr``, the tolerances, ``clip`` and
+the bounds is zero: the solution is taken to depend on them not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .. import _tree
+from .._types import Params
+
+DECOUPLED_L2 = (
+    "adjoint='implicit' cannot differentiate method={method!r} with l2: decoupled weight decay "
+    "has no objective whose minimiser the solve returns; use method='adam' (l2 is then a penalty) "
+    "or adjoint='unroll'"
+)
+
+# The conjugate-gradient solve of the linear system: relative residual
+# CG_RTOL_SCALE * sqrt(eps) (1.5e-10 in float64, 3.5e-6 in float32), at most
+# max(CG_MIN_ITER, CG_ITER_PER_DIM * n) iterations for n parameters.
+CG_RTOL_SCALE = 1e-2
+CG_MIN_ITER = 100
+CG_ITER_PER_DIM = 2
+
+
+def _cg_options(x: Params) -> tuple[float, int]:
+    leaves = _tree.leaves(x)
+    eps = float(jnp.finfo(jnp.result_type(*leaves)).eps)
+    n = sum(int(leaf.size) for leaf in leaves)
+    return CG_RTOL_SCALE * eps ** 0.5, max(CG_MIN_ITER, CG_ITER_PER_DIM * n)
+
+
+def free_mask(solver: Any, x: Params) -> Any:
+    """``m``: 1.0 on the free set (where the prox's Jacobian is the identity), 0.0 elsewhere.
+
+    Nonzero coordinates when ``l1`` is on; strictly inside the box when
+    ``bounds`` is set (the bounds are read back as the projections of
+    ``-inf`` and ``+inf``); ``None`` for a smooth problem (every coordinate free).
+    """
+    prox = solver.prox
+    if not prox.active:
+        return None
+    free = _tree.tmap(lambda v: jnp.ones(v.shape, bool), x)
+    if prox.l1 is not None:
+        free = _tree.tmap(lambda f, v: f & (v != 0), free, x)
+    if prox.bounded:
+        lo = prox.project(_tree.tmap(lambda v: jnp.full(v.shape, -jnp.inf, v.dtype), x))
+        hi = prox.project(_tree.tmap(lambda v: jnp.full(v.shape, jnp.inf, v.dtype), x))
+        free = _tree.tmap(lambda f, v, a, b: f & (v > a) & (v < b), free, x, lo, hi)
+    return _tree.tmap(lambda f, v: f.astype(v.dtype), free, x)
+
+
+def _masked(mask: Any, v: Params) -> Params:
+    return v if mask is None else _tree.tmap(lambda m, a: m * a, mask, v)
+
+
+def solution_tangent(solver: Any, x: Params, args: tuple, dsolver: Any, dargs: tuple) -> Params:
+    """``dx*``, the tangent of the solution, for input tangents ``(dsolver, dargs)``.
+
+    Args:
+      solver: the :class:`jaxgd.Solver` (its ``fun``, ``l2``, ``prox.l1`` enter).
+      x: the returned solution ``x*``.
+      args: the loss's extra arguments.
+      dsolver: the solver's tangent (only ``l2`` and ``prox.l1`` are read).
+      dargs: the tangent of ``args``.
+
+    Returns:
+      ``dx*`` with ``x``'s structure, zero outside the free set.
+    """
+    grad_x = jax.grad(lambda p, s, a: s.objective(p, *a)[0])
+    _, mixed = jax.jvp(lambda s, a: grad_x(x, s, a), (solver, args), (dsolver, dargs))
+    rhs = _tree.neg(mixed)
+    mask = free_mask(solver, x)
+    if solver.prox.l1 is not None:  # d soft(v, eta l1) / d l1 = -eta sign(v) on the support
+        dl1 = dsolver.prox.l1
+        rhs = _tree.tmap(lambda r, v: r - jnp.sign(v) * jnp.asarray(dl1, v.dtype), rhs, x)
+    rhs = _masked(mask, rhs)
+
+    def hvp(v: Params) -> Params:
+        hv = jax.jvp(lambda p: grad_x(p, solver, args), (x,), (_masked(mask, v),))[1]
+        hv = _tree.cast_like(_masked(mask, hv), v)
+        if mask is None:
+            return hv
+        return _tree.tmap(lambda h, m, a: h + (1 - m) * a, hv, mask, v)
+
+    tol, maxiter = _cg_options(x)
+    solve = lambda matvec, b: conjugate_gradient(matvec, b, tol, maxiter)  # noqa: E731
+    dx = lax.custom_linear_solve(hvp, rhs, solve=solve, symmetric=True)
+    return _tree.cast_like(dx, x)
+
+
+def conjugate_gradient(matvec: Any, b: Params, rtol: float, maxiter: int) -> Params:
+    """Solve ``matvec(x) = b`` for a symmetric positive definite operator, from ``x = 0``.
+
+    Hestenes & Stiefel's conjugate gradients (Nocedal & Wright, "Numerical
+    Optimization", 2nd ed., 2006, Algorithm 5.2), stopping when
+    ``||r|| <= rtol ||b||`` or after ``maxiter`` iterations, or when the
+    curvature ``p^T A p`` is not positive (the operator is not positive
+    definite along ``p``: the iterate so far is returned).
+
+    Its starting point is built inside, from ``b``'s shapes: closing over a
+    value derived from the tangent ``b`` (as ``jax.scipy.sparse.linalg.cg``'s
+    default ``x0`` does) makes ``lax.custom_linear_solve`` untransposable.
+    """
+    x = _tree.tmap(jnp.zeros_like, b)
+    bb = _tree.sq_norm(b)
+    stop = (rtol * rtol) * bb
+
+    def cond(c: tuple) -> jax.Array:
+        _, r, _, rr, k, ok = c
+        return (rr > stop) & (k < maxiter) & ok
+
+    def body(c: tuple) -> tuple:
+        x, r, p, rr, k, _ = c
+        ap = matvec(p)
+        pap = _tree.vdot(p, ap)
+        ok = pap > 0
+        a = jnp.where(ok, rr / jnp.where(ok, pap, 1.0), 0.0)
+        x = _tree.add_scaled(x, a, p)
+        r = _tree.add_scaled(r, -a, ap)
+        rr_new = _tree.sq_norm(r)
+        p = _tree.add_scaled(r, rr_new / jnp.where(rr > 0, rr, 1.0), p)
+        return x, r, p, rr_new, k + 1, ok
+
+    x, *_ = lax.while_loop(cond, body, (x, b, b, bb, jnp.asarray(0, jnp.int32), jnp.asarray(True)))
+    return x
+
+
+@jax.custom_jvp
+def attach(x: Params, value: jax.Array, aux: Any, loss: Any, solver: Any, args: tuple) -> tuple:
+    """The identity on ``(x, value, aux, loss)``; its JVP is the implicit derivative.
+
+    ``x``, ``value``, ``aux`` (and ``loss``, or ``None`` when it equals
+    ``value``) are the solve's outputs, computed without derivatives;
+    ``solver`` and ``args`` carry the tangents of the hyperparameters and data.
+    """
+    return x, value, aux, loss
+
+
+@attach.defjvp
+def _attach_jvp(primals: tuple, tangents: tuple) -> tuple:
+    x, value, aux, loss, solver, args = primals
+    dsolver, dargs = tangents[4], tangents[5]
+    if solver.direction.decoupled_l2 and solver.l2 is not None:
+        raise ValueError(DECOUPLED_L2.format(method=solver.direction.name))
+    dx = solution_tangent(solver, x, args, dsolver, dargs)
+
+    def outputs(p: Params, s: Any, a: tuple) -> tuple:
+        v, au = s.objective(p, *a)
+        return v, au, (None if loss is None else s.loss(p, v))
+
+    (_, _, _), (dvalue, daux, dloss) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
+    dvalue = jnp.asarray(dvalue).astype(jnp.result_type(value))
+    if loss is not None:
+        dloss = jnp.asarray(dloss).astype(jnp.result_type(loss))
+    return (x, value, aux, loss), (dx, dvalue, daux, dloss)
+
+
+def run(run_fn: Any, solver: Any, x0: Params, args: tuple) -> Any:
+    """``run_fn(solver, x0, args)`` (a :class:`jaxgd.Result` whose copies of state
+    fields are ``None``), differentiable by the implicit function theorem.
+
+    The solve sees ``lax.stop_gradient`` of every input; its ``state.params``,
+    ``state.value``, ``state.aux`` and ``loss`` (when it is not ``value``)
+    then go through :func:`attach`. Every other field (``grad_norm``,
+    ``history``, the rest of ``state``) has derivative zero.
+    """
+    res = run_fn(lax.stop_gradient(solver), lax.stop_gradient(x0), lax.stop_gradient(args))
+    st = res.state
+    x, value, aux, loss = attach(st.params, st.value, st.aux, res.loss, solver, args)
+    return res._replace(state=st._replace(params=x, value=value, aux=aux), loss=loss)

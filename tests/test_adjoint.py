@@ -1,0 +1,349 @@
+"""Differentiating through ``minimize``: ``adjoint="implicit"`` and ``adjoint="unroll"``.
+
+Every derivative is compared with an independent reference, named per test:
+closed forms (ridge, lasso and NNLS on the support / free set), central
+finite differences of tight ``scipy.optimize.minimize`` solves with a
+hand-written NumPy gradient (logistic regression on scikit-learn's
+breast-cancer data), and the hand-differentiated NumPy recurrence of
+gradient descent (unroll). All in float64.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd import schedules
+
+RNG = np.random.default_rng(12)
+N, D = 40, 5
+X = RNG.normal(size=(N, D))
+Y = X @ RNG.normal(size=D) + 0.3 * RNG.normal(size=N)
+XV = RNG.normal(size=(25, D))
+YV = XV @ RNG.normal(size=D)
+LAM = 0.3
+
+
+def ls(w: Any, x: Any, y: Any) -> jax.Array:
+    return 0.5 * jnp.mean((x @ w - y) ** 2)
+
+
+def ridge(w: Any, lam: Any, x: Any, y: Any) -> jax.Array:
+    return ls(w, x, y) + 0.5 * lam * jnp.dot(w, w)
+
+
+def val_loss(w: Any) -> jax.Array:
+    return ls(w, XV, YV)
+
+
+def ridge_inv(lam: float) -> np.ndarray:
+    return np.linalg.inv(X.T @ X / N + lam * np.eye(D))
+
+
+def ridge_solution(lam: float) -> np.ndarray:
+    return ridge_inv(lam) @ X.T @ Y / N
+
+
+def ridge_hypergradient(lam: float) -> float:
+    """Closed form: dV/dlam = grad V(theta*) . dtheta*/dlam, dtheta*/dlam = -(X^T X/n + lam I)^-1 theta*."""
+    theta = ridge_solution(lam)
+    dtheta = -ridge_inv(lam) @ theta
+    return float((XV.T @ (XV @ theta - YV) / len(YV)) @ dtheta)
+
+
+# Converged settings for each method (gd: lr = 1/L, many steps).
+METHODS = {
+    "bfgs": dict(method="bfgs", gtol=1e-12, max_steps=200),
+    "lbfgs": dict(method="lbfgs", gtol=1e-12, max_steps=200),
+    "cg": dict(method="cg", gtol=1e-12, max_steps=500),
+    "gd": dict(method="gd", lr=1.0 / (np.linalg.eigvalsh(X.T @ X / N)[-1] + LAM), gtol=1e-12, max_steps=5000),
+}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_ridge_hypergradient_and_jacobian(name: str) -> None:
+    """Reference: closed forms dtheta*/dlam = -(X^T X/n + lam I)^-1 theta* (lam in args, and as l2=),
+    the validation-loss hypergradient grad V(theta*) . dtheta*/dlam, d min F / dlam = |theta*|^2/2
+    (envelope theorem) and dtheta*/dy = (X^T X/n + lam I)^-1 X^T/n; reverse mode for lam in args,
+    forward mode under jit for lam as l2=."""
+    kw = METHODS[name]
+    theta = ridge_solution(LAM)
+    d_lam, d_y = -ridge_inv(LAM) @ theta, ridge_inv(LAM) @ X.T / N
+
+    def via_args(lam: Any, y: Any) -> tuple:
+        res = jaxgd.minimize(ridge, jnp.zeros(D), (lam, X, y), **kw)
+        return res.params, val_loss(res.params), res.loss
+
+    def via_l2(lam: Any, y: Any) -> tuple:
+        res = jaxgd.minimize(ls, jnp.zeros(D), (X, y), l2=lam, **kw)
+        return res.params, val_loss(res.params), res.loss
+
+    for jac, fun in ((jax.jacrev, via_args), (lambda f, **k: jax.jit(jax.jacfwd(f, **k)), via_l2)):
+        (p_lam, p_y), (v_lam, _), (f_lam, _) = jac(fun, argnums=(0, 1))(LAM, Y)
+        np.testing.assert_allclose(p_lam, d_lam, rtol=1e-7)
+        np.testing.assert_allclose(v_lam, ridge_hypergradient(LAM), rtol=1e-7)
+        np.testing.assert_allclose(f_lam, 0.5 * theta @ theta, rtol=1e-7)
+        np.testing.assert_allclose(p_y, d_y, atol=1e-9)
+
+
+# -- logistic regression on real data vs finite differences of scipy solves --------------------------
+def _breast_cancer() -> tuple:
+    sklearn = pytest.importorskip("sklearn.datasets")
+    x, y = sklearn.load_breast_cancer(return_X_y=True)
+    x = (x - x.mean(0)) / x.std(0)
+    a = np.c_[x, np.ones(len(x))]
+    return a[:400], y[:400].astype(float), a[400:], y[400:].astype(float)
+
+
+def logistic(beta: Any, lam: Any, a: Any, y: Any) -> jax.Array:
+    z = a @ beta
+    return jnp.mean(jax.nn.softplus(z) - y * z) + 0.5 * lam * jnp.dot(beta, beta)
+
+
+def test_logistic_hypergradient_vs_scipy_finite_differences() -> None:
+    """Reference: central finite differences of scipy.optimize.minimize solves (trust-exact, with a
+    hand-written NumPy gradient and Hessian, solved to gtol 1e-13)."""
+    optimize = pytest.importorskip("scipy.optimize")
+    a, y, av, yv = _breast_cancer()
+
+    def np_val(beta: np.ndarray) -> float:
+        z = av @ beta
+        return float(np.mean(np.logaddexp(0.0, z) - yv * z))
+
+    def np_solve(lam: float) -> np.ndarray:
+        def f(b: np.ndarray) -> tuple[float, np.ndarray]:
+            z = a @ b
+            p = 1.0 / (1.0 + np.exp(-z))
+            return np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * lam * b @ b, a.T @ (p - y) / len(y) + lam * b
+
+        def hess(b: np.ndarray) -> np.ndarray:
+            p = 1.0 / (1.0 + np.exp(-(a @ b)))
+            return (a.T * (p * (1 - p))) @ a / len(y) + lam * np.eye(a.shape[1])
+
+        out = optimize.minimize(f, np.zeros(a.shape[1]), jac=True, hess=hess, method="trust-exact",
+                                options=dict(gtol=1e-13, maxiter=1000))
+        assert out.success, out.message
+        return out.x
+
+    lam, h = 0.01, 1e-6  # h / lam = 1e-4: truncation error ~1e-9 relative, rounding ~1e-8
+    fd = (np_val(np_solve(lam + h)) - np_val(np_solve(lam - h))) / (2 * h)
+
+    def outer(lam: Any) -> jax.Array:
+        res = jaxgd.minimize(logistic, jnp.zeros(a.shape[1]), (lam, a, y), method="lbfgs", gtol=1e-11, max_steps=1000)
+        z = av @ res.params
+        return jnp.mean(jax.nn.softplus(z) - yv * z)
+
+    value, grad = jax.value_and_grad(outer)(lam)
+    np.testing.assert_allclose(value, np_val(np_solve(lam)), rtol=1e-9)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6)
+
+
+# -- l1 (lasso) and bounds (NNLS): closed forms on the support / free set -----------------------------
+def test_lasso_derivatives_on_support() -> None:
+    """Reference: sklearn Lasso for the solution; closed form on the support S:
+    theta_S = (X_S^T X_S/n)^-1 (X_S^T y/n - l1 sign_S), so dtheta_S/dl1 = -(X_S^T X_S/n)^-1 sign_S and
+    dtheta_S/dy = (X_S^T X_S/n)^-1 X_S^T/n; zero off S."""
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(3)
+    n, d = 60, 8
+    x = rng.normal(size=(n, d))
+    y = x @ np.array([2.0, -1.5, 0, 0, 1.0, 0, 0, 0]) + 0.2 * rng.normal(size=n)
+    l1 = 0.1
+    lr = 1.0 / np.linalg.eigvalsh(x.T @ x / n)[-1]
+    kw = dict(method="gd", lr=lr, accelerated=True, gtol=1e-13, max_steps=20_000)
+
+    def solve(l1: Any, y: Any) -> jax.Array:
+        return jaxgd.minimize(ls, jnp.zeros(d), (x, y), l1=l1, **kw).params
+
+    theta = np.asarray(solve(l1, y))
+    sk = linear_model.Lasso(alpha=l1, fit_intercept=False, tol=1e-14, max_iter=100_000).fit(x, y)
+    np.testing.assert_allclose(theta, sk.coef_, atol=1e-8)
+    s = theta != 0
+    assert 0 < s.sum() < d
+    inv = np.linalg.inv(x[:, s].T @ x[:, s] / n)
+    d_l1, d_y = np.zeros(d), np.zeros((d, n))
+    d_l1[s] = -inv @ np.sign(theta[s])
+    d_y[s] = inv @ x[:, s].T / n
+    for jac in (jax.jacrev, jax.jacfwd):
+        got_l1, got_y = jac(solve, argnums=(0, 1))(l1, y)
+        np.testing.assert_allclose(got_l1, d_l1, atol=1e-8)
+        np.testing.assert_allclose(got_y, d_y, atol=1e-8)
+
+
+def test_nnls_derivatives_on_free_set() -> None:
+    """Reference: scipy.optimize.nnls for the solution; closed form on the free set F = {theta > 0}:
+    theta_F = (X_F^T X_F)^-1 X_F^T y, so dtheta_F/dy = (X_F^T X_F)^-1 X_F^T; zero off F."""
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(5)
+    n, d = 50, 6
+    x = rng.normal(size=(n, d))
+    y = x @ np.array([1.0, -2.0, 0.5, -0.3, 2.0, -1.0]) + 0.1 * rng.normal(size=n)
+    lr = 1.0 / np.linalg.eigvalsh(x.T @ x / n)[-1]
+
+    def solve(y: Any) -> jax.Array:
+        return jaxgd.minimize(ls, jnp.zeros(d), (x, y), bounds=(0.0, None), method="gd", lr=lr,
+                              accelerated=True, gtol=1e-13, max_steps=20_000).params
+
+    theta = np.asarray(solve(y))
+    ref, _ = optimize.nnls(x, y)
+    np.testing.assert_allclose(theta, ref, atol=1e-9)
+    free = theta > 0
+    assert 0 < free.sum() < d
+    expected = np.zeros((d, n))
+    expected[free] = np.linalg.solve(x[:, free].T @ x[:, free], x[:, free].T)
+    np.testing.assert_allclose(jax.jacrev(solve)(y), expected, atol=1e-9)
+    np.testing.assert_allclose(jax.jacfwd(solve)(y), expected, atol=1e-9)
+
+
+# -- unroll: gradient descent on a quadratic vs the hand-differentiated NumPy recurrence ---------------
+A = np.array([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
+B = np.array([1.0, -2.0, 0.5])
+X0 = np.array([0.5, 0.1, -0.2])
+STEPS = 25
+
+
+def quadratic(x: Any, l2: Any) -> jax.Array:
+    return 0.5 * x @ (A @ x) - B @ x + 0.5 * l2 * x @ x
+
+
+def gd_recurrence(x0: np.ndarray, lrs: np.ndarray, l2: float) -> tuple:
+    """x_{k+1} = x_k - lr_k ((A + l2 I) x_k - b) and its derivatives, by hand:
+    dx_{k+1} = (I - lr_k H) dx_k - dlr_k g_k - lr_k x_k dl2 (H = A + l2 I, g_k = H x_k - b)."""
+    h = A + l2 * np.eye(3)
+    x, dx_dlr, dx_dx0, dx_dl2 = x0.copy(), np.zeros(3), np.eye(3), np.zeros(3)
+    for lr in lrs:
+        g = h @ x - B
+        m = np.eye(3) - lr * h
+        dx_dlr = m @ dx_dlr - (lr / lrs[0]) * g  # lr_k = lrs[0] * (lrs[k]/lrs[0]): d lr_k / d lrs[0]
+        dx_dx0 = m @ dx_dx0
+        dx_dl2 = m @ dx_dl2 - lr * x
+        x = x - lr * g
+    return x, dx_dlr, dx_dx0, dx_dl2
+
+
+def test_unroll_gd_matches_hand_differentiated_recurrence() -> None:
+    """Reference: the NumPy recurrence of gradient descent differentiated by hand (d/dlr, d/dx0, d/dl2)."""
+    lr, l2 = 0.2, 0.1
+    x, dlr, dx0, dl2 = gd_recurrence(X0, np.full(STEPS, lr), l2)
+
+    def solve(x0: Any, lr: Any, l2: Any) -> jax.Array:
+        return jaxgd.minimize(quadratic, x0, (l2,), lr=lr, max_steps=STEPS, gtol=0.0, adjoint="unroll").params
+
+    np.testing.assert_allclose(solve(X0, lr, l2), x, rtol=1e-12)
+    got_x0, got_lr, got_l2 = jax.jacrev(solve, argnums=(0, 1, 2))(X0, lr, l2)
+    np.testing.assert_allclose(got_lr, dlr, rtol=1e-10)
+    np.testing.assert_allclose(got_x0, dx0, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got_l2, dl2, rtol=1e-10)
+    np.testing.assert_allclose(jax.jacfwd(solve, argnums=1)(X0, lr, l2), dlr, rtol=1e-10)  # forward mode
+    # l2 as the penalty keyword: the same derivative
+    by_kw = jax.jacrev(lambda l2: jaxgd.minimize(quadratic, X0, (0.0,), lr=lr, l2=l2, max_steps=STEPS,
+                                                 gtol=0.0, adjoint="unroll").params)(l2)
+    np.testing.assert_allclose(by_kw, dl2, rtol=1e-10)
+    # the implicit adjoint gives zero for x0 and lr (documented)
+    implicit = jax.grad(lambda x0, lr: jnp.sum(jaxgd.minimize(quadratic, x0, (l2,), lr=lr, max_steps=STEPS).params),
+                        argnums=(0, 1))(X0, lr)
+    assert not np.any(np.asarray(implicit[0])) and float(implicit[1]) == 0.0
+
+
+def test_unroll_schedule_leaves_are_differentiated() -> None:
+    """Reference: the same recurrence with lr_k = lr0 * gamma^floor(k/5) (schedules.step_decay), d/dlr0."""
+    lr0, gamma = 0.25, 0.5
+    lrs = lr0 * gamma ** np.floor(np.arange(STEPS) / 5)
+    _, dlr, _, _ = gd_recurrence(X0, lrs, 0.0)
+
+    def solve(lr0: Any) -> jax.Array:
+        lr = schedules.step_decay(lr0, 5, gamma)
+        return jaxgd.minimize(quadratic, X0, (0.0,), lr=lr, max_steps=STEPS, gtol=0.0, adjoint="unroll").params
+
+    np.testing.assert_allclose(jax.jacrev(solve)(lr0), dlr, rtol=1e-10)
+
+
+def test_unroll_runs_the_same_steps_as_the_loop() -> None:
+    """Reference: the while-loop run (adjoint="implicit"): same params, steps, status and history, bit for bit."""
+    kw = dict(lr=0.2, max_steps=200, gtol=1e-8, history=3)
+    loop = jaxgd.minimize(quadratic, X0, (0.1,), **kw)
+    unrolled = jaxgd.minimize(quadratic, X0, (0.1,), adjoint="unroll", **kw)
+    assert int(loop.steps) == int(unrolled.steps) < 200 and int(loop.status) == int(unrolled.status)
+    np.testing.assert_array_equal(loop.params, unrolled.params)
+    for a, b in zip(loop.history, unrolled.history):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- vmap over hyperparameters; no retrace ------------------------------------------------------------
+@pytest.mark.parametrize("adjoint", ["implicit", pytest.param("unroll", marks=pytest.mark.slow)])
+def test_vmap_grad_equals_per_value_and_does_not_retrace(adjoint: str) -> None:
+    """Reference: the per-value jax.grad results (and for implicit, the ridge closed form)."""
+    traces = {"n": 0}
+
+    def counted(w: Any, lam: Any, x: Any, y: Any) -> jax.Array:
+        traces["n"] += 1
+        return ridge(w, lam, x, y)
+
+    kw = dict(METHODS["gd"], max_steps=300) if adjoint == "unroll" else METHODS["gd"]
+
+    def outer(lam: Any) -> jax.Array:
+        return val_loss(jaxgd.minimize(counted, jnp.zeros(D), (lam, X, Y), adjoint=adjoint, **kw).params)
+
+    lams = jnp.array([0.1, 0.3, 1.0])
+    batched = jax.jit(jax.vmap(jax.grad(outer)))
+    got = batched(lams)
+    single = jax.jit(jax.grad(outer))
+    each = [single(lam) for lam in lams]
+    np.testing.assert_allclose(got, each, rtol=1e-9)
+    if adjoint == "implicit":
+        np.testing.assert_allclose(got, [ridge_hypergradient(float(v)) for v in lams], rtol=1e-7)
+    n = traces["n"]
+    again = batched(jnp.array([0.2, 0.5, 2.0]))
+    assert traces["n"] == n, "new hyperparameter values retraced the loss"
+    np.testing.assert_allclose(again[1], single(0.5), rtol=1e-9)
+
+
+def test_forward_solve_unchanged() -> None:
+    """Reference: Solver.run under jax.jit, the loop minimize ran before adjoint= existed: same bits,
+    and the same compiled XLA ops as the plain jitted run (no cost when nobody differentiates)."""
+    solver = jaxgd.Solver(ridge, "momentum", 0.05, max_steps=100, gtol=1e-10)
+    ref = jax.jit(lambda x, a: solver.run(x, *a))(jnp.zeros(D), (LAM, X, Y))
+    res = jaxgd.minimize(ridge, jnp.zeros(D), (LAM, X, Y), method="momentum", lr=0.05, max_steps=100, gtol=1e-10)
+    np.testing.assert_array_equal(res.params, ref.params)
+    assert int(res.steps) == int(ref.steps)
+    # and the compiled XLA program is the plain while loop's: the same (shape, opcode) multiset
+    from jaxgd.core import adjoint as _adjoint
+    from jaxgd.core import minimize as _m
+
+    def ops(compiled: Any) -> Counter:
+        text = re.sub(r",? ?metadata=\{[^}]*\}", "", compiled.as_text())
+        return Counter(m.group(1) + " " + m.group(2) for m in re.finditer(r"= (\S+) ([a-z][\w-]*)\(", text))
+
+    inputs = (solver, jnp.zeros(D), (LAM, X, Y))
+    plain = ops(_m._run_compiled.lower(*inputs).compile())
+    wrapped = ops(_adjoint.runner("implicit", _m._run_compiled, _m._drop_copies).lower(*inputs).compile())
+    assert sum(plain.values()) > 100 and plain == wrapped
+
+
+def test_decoupled_weight_decay_is_refused_when_differentiated() -> None:
+    """adamw's l2 is decoupled decay: no objective to differentiate implicitly; the error says so."""
+    with pytest.raises(ValueError, match="adamw"):
+        jax.grad(lambda lam: jnp.sum(jaxgd.minimize(ridge, jnp.zeros(D), (lam, X, Y), method="adamw", l2=0.1,
+                                                    max_steps=5).params))(LAM)
+
+
+@pytest.mark.slow  # ~20 s of compilation on the shared 2-core box
+def test_unroll_quasi_newton_under_vmap_converges_to_closed_form() -> None:
+    """Reference: the ridge closed form; a converged unrolled run's derivative tends to the implicit one.
+    From x0 = 0, where bfgs/lbfgs/cg's first-step safeguards divide by zero (NaN derivatives once)."""
+    lams = jnp.array([0.1, 0.3])
+    expected = [ridge_hypergradient(float(v)) for v in lams]
+    for method in ("bfgs", "lbfgs", "cg"):
+        def outer(lam: Any, method: str = method) -> jax.Array:
+            res = jaxgd.minimize(ridge, jnp.zeros(D), (lam, X, Y), method=method, lr=0.5, max_steps=100, gtol=1e-12,
+                                 adjoint="unroll")
+            return val_loss(res.params)
+
+        np.testing.assert_allclose(jax.jit(jax.vmap(jax.grad(outer)))(lams), expected, rtol=1e-6, err_msg=method)
