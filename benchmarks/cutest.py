@@ -2,7 +2,7 @@
 
     python -m benchmarks.cutest [--max-n 200] [--problems A,B] [--solvers ...]
         [--suite unconstrained,bounded] [--limit 20] [--out out/cutest] [--quick]
-    jaxgd bench --only G [--quick] [--out DIR]
+    python -m benchmarks --only G [--quick] [--out DIR]
 
 Unconstrained suite: every unconstrained problem of sif2jax with at most
 ``--max-n`` variables (default 200) at its default size and start, plus a few
