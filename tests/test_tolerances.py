@@ -82,14 +82,16 @@ def test_xtol_stops_at_the_first_step_shorter_than_xtol_numpy_gd(xtol):
 
 
 @pytest.mark.parametrize("ftol", [1e-4, 1e-9])
-def test_ftol_stops_at_the_first_small_relative_change_numpy_gd(ftol):
+@pytest.mark.parametrize("shift", [0.0, 0.01 - F_STAR], ids=["f*=2.29", "f*=0.01"])
+def test_ftol_stops_at_the_first_small_relative_change_numpy_gd(ftol, shift):
+    """With f* = 0.01 the floor max(|f_k|, |f_{k+1}|, 1) = 1 decides, not |f|."""
     lr, n = 0.05, 2000
     xs = np_gd(lr, n)
-    f = [np_f(x) for x in xs]
+    f = [np_f(x) + shift for x in xs]
     rel = [np.nan] + [abs(f[k - 1] - f[k]) / max(abs(f[k - 1]), abs(f[k]), 1.0) for k in range(1, n + 1)]
     k = first_step(lambda j: rel[j] <= ftol, n)
     assert_margin(rel, k, ftol, rel=1e-4)
-    res = jaxgd.minimize(quad, jnp.asarray(X0), lr=lr, max_steps=n, gtol=0.0, ftol=ftol)
+    res = jaxgd.minimize(lambda x: quad(x) + shift, jnp.asarray(X0), lr=lr, max_steps=n, gtol=0.0, ftol=ftol)
     assert res.status_enum is Status.FTOL
     assert int(res.steps) == k, f"stopped after {int(res.steps)} steps, the definition holds first after {k}"
     np.testing.assert_allclose(np.asarray(res.history.loss), f[1 : k + 1], rtol=1e-12)
