@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m jaxgd demo --out $(OUT)
 
+# --dist loadfile: each test file runs in one worker, so module fixtures are
+# built once. `make test` skips the tests marked slow; `make slow` runs only
+# those; CI (.ci/run) runs both.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -n 2 --dist loadfile -m slow
 
 # OPENBLAS_NUM_THREADS=1: an idle OpenBLAS pool from NumPy/scipy work in the
 # same process can take the second core from XLA (see benchmarks/RESULTS.md).

@@ -1,21 +1,65 @@
 """Strict, deterministic test environment (STYLE.md principle 15), and the
 helpers the checkpoint tests share (``from conftest import ...``).
 
-float64 is on so that reference comparisons are exact to 1e-10; float32
-behaviour is tested with explicit float32 inputs. Rank promotion raises, so a
-silent broadcast is a test failure.
+float64 is on so that reference comparisons are exact to 1e-10. The
+configuration users run (JAX's default: x64 off, float32 everywhere) is
+tested by the ``x64_off`` fixture and the ``precision`` fixture, which runs a
+test once in float64 and once in float32 with x64 off (``jax.enable_x64``,
+a context manager in jax 0.10 and 0.11). Rank promotion raises, so a silent
+broadcast is a test failure.
+
+Hypothesis is derandomized for the whole suite (the ``jaxgd`` profile, loaded
+before any test module is imported, so every ``@settings`` inherits it): the
+same examples on every run and every machine, and no example database.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import settings as _hypothesis_settings
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # Dtype promotion stays "standard": optax itself mixes Python floats with int32
 # step counts (optax.tree.bias_correction), which "strict" rejects.
+
+_hypothesis_settings.register_profile("jaxgd", derandomize=True, database=None, deadline=None, print_blob=True)
+_hypothesis_settings.load_profile("jaxgd")
+
+
+class Precision(NamedTuple):
+    """One floating-point configuration: the dtype, and tolerances that belong to it."""
+
+    dtype: Any
+    eps: float  # machine epsilon of ``dtype``
+    rtol: float  # for comparing a converged answer with a float64 reference
+    gtol: float  # a gradient-norm tolerance the dtype can reach on O(1) problems
+
+
+FLOAT64 = Precision(jnp.float64, float(np.finfo(np.float64).eps), 1e-8, 1e-9)
+FLOAT32 = Precision(jnp.float32, float(np.finfo(np.float32).eps), 2e-4, 1e-4)
+
+
+@pytest.fixture
+def x64_off():
+    """Run the test with JAX's default configuration: x64 off, so arrays are float32."""
+    with jax.enable_x64(False):
+        assert jnp.asarray(1.0).dtype == jnp.float32 and jnp.zeros(2).dtype == jnp.float32
+        yield
+
+
+@pytest.fixture(params=["float64", "float32"])
+def precision(request: pytest.FixtureRequest):
+    """The test once in float64 (x64 on) and once in float32 with x64 off."""
+    if request.param == "float64":
+        yield FLOAT64
+        return
+    with jax.enable_x64(False):
+        assert jnp.asarray(1.0).dtype == jnp.float32
+        yield FLOAT32
 
 
 def assert_bitwise(a: Any, b: Any) -> None:

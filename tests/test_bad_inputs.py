@@ -19,6 +19,7 @@ at the end of ``ROWS``, using ``Ctx`` for shared inputs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,20 +47,9 @@ class Ctx:
         self.dir = directory
         self.traces = 0
         self.x0 = jnp.asarray(np.zeros(3))
-
-        def f(x: Any) -> jax.Array:
-            self.traces += 1
-            return jnp.sum(x * x)
-
-        self.f = f
+        self.fresh_functions()
         self.data = {"x": np.ones((10, 3)), "y": np.ones(10)}
         self.key = jax.random.PRNGKey(0)
-
-        def fl(p: Any, b: Any) -> jax.Array:
-            self.traces += 1
-            return jnp.mean((b["x"] @ p - b["y"]) ** 2)
-
-        self.fl = fl
         self.good = self._ckpt("good.ckpt", "gd", np.zeros(3))
         self.adam = self._ckpt("adam.ckpt", "adam", np.zeros(3))
         self.hist2 = self._ckpt("hist2.ckpt", "gd", np.zeros(3), history=2)
@@ -96,6 +86,20 @@ class Ctx:
         self.fit_monitor_eval = self._fit_ckpt("fit_eval.ckpt", self.fit_result, monitor="eval")
         zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self.fit_result)
         self.fit_result_with_eval = zeros._replace(epochs=np.int32(1), state=zeros.state._replace(key=np.asarray(self.key)))
+
+    def fresh_functions(self) -> None:
+        """New loss function objects (``f`` for minimize, ``fl`` for fit) that count their
+        traces: nothing compiled for an earlier row can be a cache hit for the next."""
+
+        def f(x: Any) -> jax.Array:
+            self.traces += 1
+            return jnp.sum(x * x)
+
+        def fl(p: Any, b: Any) -> jax.Array:
+            self.traces += 1
+            return jnp.mean((b["x"] @ p - b["y"]) ** 2)
+
+        self.f, self.fl = f, fl
 
     def F(self, **kw: Any) -> Any:
         """``fit`` on the context's loss, start point and data, with ``kw`` changed."""
@@ -466,8 +470,12 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Ctx:
     return Ctx(tmp_path_factory.mktemp("bad_inputs"))
 
 
-@pytest.fixture
-def compiles():
+@contextlib.contextmanager
+def counting_compiles():
+    """Counts backend compiles inside the block, after clearing JAX's caches, so
+    that a compile counts whatever ran earlier in this process (a cache hit
+    would otherwise hide it and make the check order-dependent)."""
+    jax.clear_caches()
     count = {"n": 0}
 
     def listener(event: str, duration: float, **kw: Any) -> None:
@@ -475,8 +483,29 @@ def compiles():
             count["n"] += 1
 
     jax.monitoring.register_event_duration_secs_listener(listener)
-    yield count
-    jax.monitoring.unregister_event_duration_listener(listener)
+    try:
+        yield count
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture
+def compiles(ctx: Ctx):
+    """The row's compile count; the context's loss functions are new objects for each row."""
+    ctx.fresh_functions()
+    with counting_compiles() as count:
+        yield count
+
+
+def test_the_compile_counter_sees_what_an_earlier_test_compiled() -> None:
+    """The premise of the "nothing compiled" check: a program compiled before the
+    row (as by an earlier row in the same pytest worker) is still counted."""
+    g = jax.jit(lambda x: jnp.sin(x) * 3.0)
+    x = jnp.arange(3.0)
+    g(x).block_until_ready()
+    with counting_compiles() as count:
+        g(x).block_until_ready()
+    assert count["n"] >= 1
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{i:03d}-{r.function}-{r.argument}" for i, r in enumerate(ROWS)])

@@ -9,6 +9,11 @@ they are what ``history=`` changes.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -19,6 +24,7 @@ import pytest
 
 import jaxgd
 
+ROOT = Path(__file__).resolve().parent.parent
 A = jnp.asarray(np.random.default_rng(7).normal(size=(8, 4)))
 Y = jnp.asarray(np.random.default_rng(8).normal(size=(8,)))
 
@@ -42,12 +48,51 @@ def without_history(res: jaxgd.Result) -> jaxgd.Result:
     return res._replace(history=None)
 
 
+def fresh_loss() -> Any:
+    """A new function object with the same maths: a new trace and a new compile (no cache hit)."""
+    return lambda p, a, y: loss(p, a, y)
+
+
+def digest(tree: Any) -> str:
+    return hashlib.sha256(repr(bits(tree)).encode()).hexdigest()
+
+
 @pytest.mark.parametrize("method", jaxgd.methods())
-def test_two_runs_are_bit_identical(method: str) -> None:
+def test_a_fresh_compile_after_other_work_gives_the_same_bits(method: str) -> None:
+    """The same problem, traced and compiled again after a run on other data, gives
+    the same bits: no state leaks from one run into the next (module caches,
+    reused buffers, a global counter), and the compiled program depends only on
+    the problem. The run in between must differ, or it proves nothing."""
     kw = dict(method=method, lr=0.01, max_steps=25, gtol=0.0)
-    first = jaxgd.minimize(loss, X0, (A, Y), **kw)
-    again = jaxgd.minimize(loss, X0, (A, Y), **kw)
+    first = jaxgd.minimize(fresh_loss(), X0, (A, Y), **kw)
+    other = jaxgd.minimize(fresh_loss(), X0, (2.0 * A, -Y), **kw)
+    again = jaxgd.minimize(fresh_loss(), X0, (A, Y), **kw)
     assert bits(first) == bits(again)
+    assert bits(other.params) != bits(first.params)
+
+
+SUBPROCESS = """
+import hashlib, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+sys.path.insert(0, {tests!r})
+import jaxgd, test_determinism as t
+for m in jaxgd.methods():
+    print(m, t.digest(jaxgd.minimize(t.loss, t.X0, (t.A, t.Y), method=m, lr=0.01, max_steps=25, gtol=0.0)))
+"""
+
+
+def test_another_process_gives_the_same_bits() -> None:
+    """Reference: the same runs in a separate Python process with a different hash
+    seed (set and dict-of-str orderings change) and its own compilation cache."""
+    env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    code = SUBPROCESS.format(tests=str(ROOT / "tests"))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    theirs = dict(line.split() for line in out.stdout.splitlines() if line.strip())
+    ours = {m: digest(jaxgd.minimize(loss, X0, (A, Y), method=m, lr=0.01, max_steps=25, gtol=0.0)) for m in jaxgd.methods()}
+    assert theirs == ours
 
 
 def test_history_and_progress_do_not_change_the_result(capsys: pytest.CaptureFixture, tmp_path) -> None:

@@ -378,9 +378,20 @@ def test_repeated_call_skips_eval_shape(monkeypatch):
     jaxgd.minimize(fun, jnp.ones(3) * 2, max_steps=3)
 
 
-def test_messages_are_module_constants():
-    assert "{kind}" in _solver.NOT_CALLABLE and "{lr" in _solver.BAD_LR
-    assert "{names}" in _minimize.UNKNOWN_KWARG
+def test_errors_are_the_module_constants_formatted_with_the_bad_value():
+    """The raised text is exactly the module constant filled in with what was wrong
+    (so tests, docs and users can match on it), naming the argument."""
+    with pytest.raises(TypeError) as err:
+        jaxgd.minimize(3, jnp.ones(2))
+    assert str(err.value) == _solver.NOT_CALLABLE.format(kind="int")
+    with pytest.raises(ValueError) as err:
+        jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), lr=-0.5)
+    assert str(err.value) == _solver.BAD_LR.format(lr=-0.5) and "lr=-0.5" in str(err.value)
+    with pytest.raises(TypeError) as err:
+        jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), max_step=3)
+    valid = ", ".join(_minimize._KEYWORDS)
+    assert str(err.value) == _minimize.UNKNOWN_KWARG.format(names="max_step", hint=" (did you mean max_steps?)", valid=valid)
+    assert "max_steps" in _minimize._KEYWORDS
 
 
 def test_concrete_x0_under_an_outer_jit():

@@ -95,11 +95,24 @@ def test_result_is_complete_when_copies_are_returned_once(wrap):
         res = jax.jit(call)(0.1)
     else:
         res = jax.vmap(call)(jnp.asarray([0.1, 0.2], jnp.float32))
-    for name in ("params", "loss", "grad_norm", "steps", "status", "nfev", "ngev"):
-        assert getattr(res, name) is not None, name
-    np.testing.assert_array_equal(res.params, res.state.params)
-    np.testing.assert_array_equal(res.loss, res.state.value)
-    np.testing.assert_array_equal(res.steps, 20)
+    # Reference: the same 20 gd steps in NumPy float32, x <- x - lr * 2 (x - 3), from x0 = 0.
+    lrs = np.float32([0.1, 0.2]) if wrap == "vmap" else np.float32([0.1])
+    x = np.zeros((len(lrs), 3), np.float32)
+    for _ in range(20):
+        x = x - lrs[:, None] * (np.float32(2) * (x - np.float32(3)))
+    ref = dict(
+        params=x, loss=np.sum((x - 3) ** 2, axis=1), grad_norm=np.linalg.norm(2 * (x - 3), axis=1),
+        steps=20, nfev=21, ngev=21, status=int(jaxgd.Status.MAX_STEPS),
+    )
+    if wrap != "vmap":
+        ref = {k: (v[0] if np.ndim(v) else v) for k, v in ref.items()}
+    for name, want in ref.items():
+        got = getattr(res, name)
+        assert got is not None, name
+        np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=1e-5, atol=1e-6, err_msg=name)
+    # the state carries the same numbers as the result's own fields
+    np.testing.assert_allclose(np.asarray(res.state.params), ref["params"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(res.state.value), ref["loss"], rtol=1e-5, atol=1e-6)
 
 
 def _quad(x):
