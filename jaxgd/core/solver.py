@@ -38,6 +38,8 @@ from . import progress as _progress
 
 from . import stepsize as _stepsize
 
+from . import stall as _stall  # issue 13 hook
+
 from .. import _tree
 from ..prox.operators import Prox, check_bounds, fista_extrapolate, fista_init
 from .status import History, Result, Status, empty_history
@@ -286,6 +288,7 @@ class Solver:
         if not isinstance(accelerated, bool):
             raise TypeError(f"accelerated must be a bool, got {accelerated=}")
         lower, upper = check_bounds(bounds)
+        _stall.check_l1_method(direction.name, _off_if_zero(l1))  # issue 13 hook: refuse bfgs/lbfgs/cg + l1
         fields = dict(
             rule=_stepsize.as_rule(_check_lr(lr)),
             prox=Prox(_off_if_zero(l1), lower, upper),
@@ -352,10 +355,10 @@ class Solver:
             gnorm = self.prox.stationarity(params, grad).astype(value.dtype)
             return gnorm, jnp.isfinite(value) & _tree.all_finite(grad) & _tree.all_finite(params)
         sq = _tree.sq_norm_nan_if(grad, params)
-        gnorm = jnp.sqrt(sq).astype(value.dtype)
-        exact = lambda: _tree.all_finite(grad) & _tree.all_finite(params)  # noqa: E731
-        finite = lax.cond(jnp.isfinite(sq), lambda: jnp.asarray(True), exact)
-        return gnorm, jnp.isfinite(value) & finite
+        # issue 13: when sq overflows, the exact branch also rescales the norm (_tree.norm)
+        exact = lambda: (_tree.all_finite(grad) & _tree.all_finite(params), _tree.norm(grad).astype(sq.dtype))  # noqa: E731
+        finite, gnorm = lax.cond(jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), exact)
+        return gnorm.astype(value.dtype), jnp.isfinite(value) & finite
 
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
@@ -444,6 +447,10 @@ class Solver:
             small = _tree.norm(_tree.sub(new_params, state.params)) <= self.xtol
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+        # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
+        status = _stall.adjust_status(
+            self.rule, rstate, status, failed, (state.value, state.grad_norm, state.params), (new_value, gnorm, new_params)
+        )
 
         candidate = SolverState(
             params=new_params,
