@@ -102,8 +102,12 @@ def adjust_status(
     """
     stalled = jnp.asarray(rule.stalled(rule_state)) if hasattr(rule, "stalled") else jnp.asarray(False)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
-    params = _tree.where(failed, old[2], new[2])
-    precise = at_precision(value, gnorm, params)
+    # the test (a norm of params) runs only when a search failed or the rule stalled
+    precise = jax.lax.cond(
+        failed | stalled,
+        lambda: at_precision(value, gnorm, _tree.where(failed, old[2], new[2])),
+        lambda: jnp.asarray(False),
+    )
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
     status = jnp.where(open_ & (failed | stalled) & precise, Status.PRECISION, status)
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)

@@ -118,8 +118,7 @@ class _Carry(NamedTuple):
     stmax: jax.Array
     width: jax.Array
     width1: jax.Array
-    best: Trial  # the trial at stx (when stx > 0)
-    found: Trial  # the trial that met the conditions
+    best: Trial  # the trial at stx (when stx > 0), or the one that met the conditions
     converged: jax.Array
     done: jax.Array
 
@@ -254,7 +253,7 @@ class MoreThuente:
         init = _Carry(
             jnp.asarray(0, jnp.int32), stp0, jnp.asarray(False), jnp.asarray(False),
             jnp.stack([zero, f0, g0]), jnp.stack([zero, f0, g0]),
-            zero, stp0 + XTRAPU * stp0, stpmax, 2.0 * stpmax, ph, ph, jnp.asarray(False),
+            zero, stp0 + XTRAPU * stp0, stpmax, 2.0 * stpmax, ph, jnp.asarray(False),
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
@@ -262,7 +261,7 @@ class MoreThuente:
         # Converged: the trial that met the conditions. Otherwise the best point, if it lowered f.
         have_best = (c.x[0] > 0) & (c.x[1] < f0)
         alpha = jnp.where(c.converged, c.stp, c.x[0])
-        trial = _tree.where(c.converged, c.found, c.best)
+        trial = c.best
         ok = c.converged | have_best
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
@@ -306,10 +305,10 @@ class MoreThuente:
         stuck = fin & bad & brackt
         nxt = jnp.where(~jnp.isfinite(nxt), x[0] + P5 * (stp - x[0]), nxt)
         narrow = stuck | (brackt & (stmax - stmin <= xtol * stmax))
-        best = _tree.where(fin & (x[0] == stp), t, c.best)
+        best = _tree.where(converged | (fin & (x[0] == stp)), t, c.best)
         done = converged | narrow | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         return _Carry(
             c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), brackt, stage2, x.astype(dtype), y.astype(dtype),
             stmin.astype(dtype), stmax.astype(dtype), width.astype(dtype), width1.astype(dtype),
-            best, _tree.where(converged, t, c.found), converged, done,
+            best, converged, done,
         )
