@@ -7,6 +7,7 @@ principle 7).
 
 from __future__ import annotations
 
+import functools
 import types
 import weakref
 
@@ -46,8 +47,26 @@ def sq_norm_nan_if(a: PyTree, b: PyTree) -> jax.Array:
 
 
 def norm(a: PyTree) -> jax.Array:
-    """Global 2-norm over all leaves."""
-    return jnp.sqrt(sq_norm(a))
+    """Global 2-norm over all leaves, without overflow or underflow.
+
+    ``sqrt(sum(x*x))`` when the sum is finite and normal; otherwise (a
+    gradient of 1e200 squares to Inf, one of 1e-200 to 0) the sum of squares
+    is taken after scaling by the largest magnitude, ``m * sqrt(sum((x/m)**2))``
+    (the scaling of LAPACK's ``dnrm2``), under ``lax.cond`` so the common case
+    costs one reduction. NaN elements give NaN; Inf elements give Inf.
+    """
+    sq = sq_norm(a)
+    tiny = jnp.finfo(jnp.result_type(sq)).tiny
+    return jax.lax.cond(jnp.isfinite(sq) & (sq >= tiny), lambda: jnp.sqrt(sq), lambda: scaled_norm(a).astype(sq.dtype))
+
+
+def scaled_norm(a: PyTree) -> jax.Array:
+    """``m * sqrt(sum((x/m)**2))`` with ``m`` the largest magnitude (0 for a zero tree)."""
+    xs = [jnp.asarray(x) for x in leaves(a)]
+    m = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x)) if x.size else jnp.zeros((), x.dtype) for x in xs])
+    safe = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
+    parts = [jnp.sum(jnp.square(x / safe.astype(x.dtype))) for x in xs]
+    return jnp.where(jnp.isfinite(m), safe * jnp.sqrt(sum(parts[1:], parts[0])), m)
 
 
 def add_scaled(x: PyTree, alpha: jax.Array, d: PyTree) -> PyTree:

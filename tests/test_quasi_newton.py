@@ -176,11 +176,12 @@ def test_factories_return_the_same_objects_as_the_registry():
     assert {"bfgs", "lbfgs", "cg"} <= set(jaxgd.methods())
 
 
-def test_default_step_sizes_are_strong_wolfe():
+def test_default_step_sizes_are_more_thuente():
+    # issue 13: MINPACK-2's search as scipy uses it; unit start for quasi-Newton, scipy's CG start and c2.
     f = lambda x: jnp.sum(x**2)  # noqa: E731
-    for method, c2 in (("bfgs", 0.9), ("lbfgs", 0.9), ("cg", 0.1)):
+    for method, c2, start in (("bfgs", 0.9, "unit"), ("lbfgs", 0.9, "unit"), ("cg", 0.4, "interpolate")):
         rule = jaxgd.Solver(f, method).rule
-        assert isinstance(rule, ls.StrongWolfe) and rule.c2 == c2
+        assert isinstance(rule, ls.MoreThuente) and rule.c2 == c2 and rule.start == start
 
 
 @pytest.mark.parametrize("make,match", [
@@ -219,7 +220,7 @@ def test_pytree_params_and_no_retrace_for_new_line_search_values():
     x0 = {"w": jnp.zeros((2, 2)), "b": jnp.array([0.5, 2.5])}
     first = jaxgd.minimize(counted, x0, method="bfgs", gtol=1e-10, history=False)
     traces = TRACES["n"]
-    second = jaxgd.minimize(counted, x0, method="bfgs", lr=ls.StrongWolfe(c1=1e-3, c2=0.5), gtol=1e-10, history=False)
+    second = jaxgd.minimize(counted, x0, method="bfgs", lr=ls.MoreThuente(c1=1e-3, c2=0.5), gtol=1e-10, history=False)
     assert TRACES["n"] == traces
     for res in (first, second):
         assert res.status_enum is jaxgd.Status.GTOL

@@ -26,6 +26,7 @@ from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
 from ..prox.operators import Prox, check_bounds
 from . import cache as _cache
+from . import stall as _stall
 from . import stepsize as _stepsize
 
 
@@ -316,6 +317,7 @@ def solver_fields(
     if not isinstance(accelerated, bool):
         raise TypeError(f"accelerated must be a bool, got {accelerated=}")
     lower, upper = check_bounds(bounds)
+    _stall.check_l1_method(direction.name, _off_if_zero(l1))  # bfgs/lbfgs/cg + l1 refused (jaxgd.core.stall)
     lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
     return dict(
         rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_check_lr(lr)),

@@ -38,6 +38,8 @@ from . import update as _update
 from ..directions import lbfgsb as _lbfgsb  # L-BFGS-B hook
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
+from . import stall as _stall  # issue 13 hook
+
 from .. import _tree
 from ..prox.operators import weight_leaves as _prox_weights
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
@@ -198,10 +200,10 @@ class Solver:
             gnorm = self.prox.stationarity(params, grad).astype(value.dtype)
             return gnorm, jnp.isfinite(value) & _tree.all_finite(grad) & _tree.all_finite(params)
         sq = _tree.sq_norm_nan_if(grad, params)
-        gnorm = jnp.sqrt(sq).astype(value.dtype)
-        exact = lambda: _tree.all_finite(grad) & _tree.all_finite(params)  # noqa: E731
-        finite = lax.cond(jnp.isfinite(sq), lambda: jnp.asarray(True), exact)
-        return gnorm, jnp.isfinite(value) & finite
+        # issue 13: when sq overflows, the exact branch also rescales the norm (_tree.norm)
+        exact = lambda: (_tree.all_finite(grad) & _tree.all_finite(params), _tree.norm(grad).astype(sq.dtype))  # noqa: E731
+        finite, gnorm = lax.cond(jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), exact)
+        return gnorm.astype(value.dtype), jnp.isfinite(value) & finite
 
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
@@ -285,6 +287,10 @@ class Solver:
             small = _tree.norm(_tree.sub(new_params, state.params)) <= self.xtol
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+        # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
+        status = _stall.adjust_status(
+            self.rule, rstate, status, failed, (state.value, state.grad_norm, state.params), (new_value, gnorm, new_params)
+        )
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)
         spent = jnp.where(running, jnp.asarray(info.nfev, jnp.int32) + extra, 0), jnp.where(running, jnp.asarray(info.ngev, jnp.int32) + extra, 0)

@@ -20,10 +20,12 @@ from .._types import Params, PyTree
 class Status(enum.IntEnum):
     """Why a run of :func:`jaxgd.minimize` (or a :class:`jaxgd.Solver`) stopped.
 
-    ``GTOL``, ``FTOL`` and ``XTOL`` are convergence (``success`` is True);
-    the others are not. One family of codes serves every loop: a code means
-    the same thing in :class:`Status` and :class:`FitStatus` (``RUNNING`` 0,
-    ``NONFINITE`` 5 in both; ``EPOCHS`` 7 and ``PATIENCE`` 8 are fit's own).
+    ``GTOL``, ``FTOL``, ``XTOL`` and ``PRECISION`` are convergence
+    (``success`` is True); the others are not. One family of codes serves
+    every loop: a code means the same thing in :class:`Status` and
+    :class:`FitStatus` (``RUNNING`` 0, ``NONFINITE`` 5 in both; ``EPOCHS`` 7
+    and ``PATIENCE`` 8 are fit's own; ``PRECISION`` 9 and ``STALLED`` 10
+    come from the stall test, :mod:`jaxgd.core.stall`).
     """
 
     RUNNING = 0
@@ -33,6 +35,8 @@ class Status(enum.IntEnum):
     MAX_STEPS = 4
     NONFINITE = 5
     LINESEARCH_FAILED = 6
+    PRECISION = 9  # issue 13 (jaxgd/core/stall.py): converged to the precision f can be evaluated at
+    STALLED = 10  # issue 13 (jaxgd/core/stall.py): f stopped decreasing away from a stationary point
 
     @property
     def message(self) -> str:
@@ -40,7 +44,7 @@ class Status(enum.IntEnum):
 
     @property
     def success(self) -> bool:
-        return self in (Status.GTOL, Status.FTOL, Status.XTOL)
+        return self in (Status.GTOL, Status.FTOL, Status.XTOL, Status.PRECISION)
 
 
 MESSAGES: dict[Status, str] = {
@@ -56,6 +60,15 @@ MESSAGES: dict[Status, str] = {
     Status.LINESEARCH_FAILED: (
         "Stopped: the line search could not find an acceptable step; params are "
         "the last accepted iterate."
+    ),
+    Status.PRECISION: (
+        "Converged to the precision of {dtype}: the loss cannot be lowered further at this precision "
+        "and the point is stationary to it (gradient norm small relative to |f| and ||x||), though "
+        "above gtol. Desired error not necessarily achieved due to precision loss."
+    ),
+    Status.STALLED: (
+        "Stopped: stalled: the loss did not decrease over the stall window at a point that is not "
+        "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd')."
     ),
 }
 
@@ -156,9 +169,10 @@ class Result(NamedTuple):
     def message(self) -> Any:
         """A human sentence saying why the run stopped (host only)."""
         s = self.status_enum
+        dtype = np.asarray(self.loss).dtype.name  # for PRECISION's "{dtype}" (issue 13)
         if isinstance(s, Status):
-            return s.message
-        return np.vectorize(lambda x: x.message, otypes=[object])(s)
+            return s.message.format(dtype=dtype)
+        return np.vectorize(lambda x: x.message.format(dtype=dtype), otypes=[object])(s)
 
     def __repr__(self) -> str:  # a short summary; the full tree is still available
         try:

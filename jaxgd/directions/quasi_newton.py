@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from .. import _tree
 from .base import Direction, from_preconditioner
-from ..linesearch.wolfe import StrongWolfe
+from ..linesearch.more_thuente import MoreThuente
 from .._types import Grads, Params
 
 BAD_VARIANT = "variant={value!r} is not a conjugate-gradient variant; choose one of {valid}"
@@ -35,14 +35,16 @@ BAD_MEMORY = "memory_size must be a positive integer, got memory_size={value!r}"
 BAD_RESTART = "restart_every must be None or a positive integer, got restart_every={value!r}"
 
 
-def quasi_newton_lr() -> StrongWolfe:
-    """The default step size of ``bfgs`` and ``lbfgs``: strong Wolfe, ``c1=1e-4``, ``c2=0.9``."""
-    return StrongWolfe(c1=1e-4, c2=0.9)
+def quasi_newton_lr() -> MoreThuente:
+    """The default step size of ``bfgs`` and ``lbfgs``: Moré-Thuente, ``c1=1e-4``,
+    ``c2=0.9``, unit first trial (Nocedal & Wright section 3.5; MINPACK-2 as in scipy)."""
+    return MoreThuente(c1=1e-4, c2=0.9, start="unit")
 
 
-def cg_lr() -> StrongWolfe:
-    """The default step size of ``cg``: strong Wolfe, ``c1=1e-4``, ``c2=0.1``."""
-    return StrongWolfe(c1=1e-4, c2=0.1)
+def cg_lr() -> MoreThuente:
+    """The default step size of ``cg``: Moré-Thuente, ``c1=1e-4``, ``c2=0.4`` and the
+    interpolated first trial (scipy's CG: ``old_old_fval``, ``c2=0.4``)."""
+    return MoreThuente(c1=1e-4, c2=0.4, start="interpolate")
 
 
 # -- dense BFGS --------------------------------------------------------------------

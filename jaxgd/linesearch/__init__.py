@@ -6,8 +6,11 @@ new ``c1`` or ``factor`` re-uses the compiled loop and ``jax.vmap`` can
 sweep them. Time-only schedules are in :mod:`jaxgd.schedules`.
 
 - :class:`Backtracking`: Armijo backtracking (Nocedal & Wright, Alg. 3.1).
+- :class:`MoreThuente`: Moré & Thuente's search for the strong Wolfe
+  conditions (MINPACK-2 ``dcsrch``, as in scipy); the default of ``bfgs``,
+  ``lbfgs``, ``cg``.
 - :class:`StrongWolfe`: bracketing + zoom for the strong Wolfe conditions
-  (Nocedal & Wright, Alg. 3.5/3.6); the default of ``bfgs``, ``lbfgs``, ``cg``.
+  (Nocedal & Wright, Alg. 3.5/3.6).
 - :class:`Exact`: bracket + Brent's method along the direction (the jit twin
   of ``scipy.optimize.minimize_scalar``).
 - :class:`BarzilaiBorwein`: the BB1/BB2 spectral steps, safeguarded.
@@ -35,6 +38,8 @@ from .adaptive import PolyakState as PolyakState
 from .adaptive import ReduceOnPlateau as ReduceOnPlateau
 from .exact import Exact as Exact
 from .exact import ExactState as ExactState
+from .more_thuente import MoreThuente as MoreThuente
+from .more_thuente import MoreThuenteState as MoreThuenteState
 from .wolfe import Backtracking as Backtracking
 from .wolfe import BacktrackingState as BacktrackingState
 from .wolfe import StrongWolfe as StrongWolfe
@@ -50,6 +55,8 @@ __all__ = [
     "BBState",
     "Exact",
     "ExactState",
+    "MoreThuente",
+    "MoreThuenteState",
     "PlateauState",
     "Polyak",
     "PolyakState",

@@ -1,0 +1,109 @@
+"""Issue 13 item 5: jaxgd ``lbfgs`` vs scipy L-BFGS-B vs optax ``lbfgs`` (hand-written
+``while_loop``) on extended Rosenbrock, float64, side by side in one process.
+
+jaxgd runs to scipy L-BFGS-B's final gradient 2-norm (scipy's accuracy) and to
+``gtol=1e-5``; scipy gets a jitted ``value_and_grad`` (``jac=True``); optax runs
+until its gradient 2-norm is below scipy's final one. Times are medians of
+interleaved repeats (first call excluded). Prints wall-time ratios and time per
+iteration relative to the optax loop.
+
+    python -m benchmarks.lbfgs_rosenbrock [--d 1000] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--d", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=7)
+    a = p.parse_args()
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+    import scipy.optimize as so
+    from jax import lax
+
+    import jaxgd
+    from . import _util as U
+
+    fun = U.ext_rosenbrock
+    x0n = U.rosenbrock_start(a.d, np.float64)
+    x0 = jnp.asarray(x0n)
+    vg = jax.jit(jax.value_and_grad(fun))
+
+    def scipy_run():
+        r = so.minimize(lambda x: tuple(np.asarray(v) for v in vg(jnp.asarray(x))), x0n, jac=True, method="L-BFGS-B")
+        return r.x, r.nit, r.nfev
+
+    ref = scipy_run()
+    g_ref = float(np.linalg.norm(U.ext_rosenbrock_np(ref[0])[1]))
+    opt = optax.lbfgs()
+    ovg = optax.value_and_grad_from_state(fun)
+
+    @jax.jit
+    def optax_loop(x, gtol):
+        def step(c):
+            x, s = c
+            v, g = ovg(x, state=s)
+            u, s = opt.update(g, s, x, value=v, grad=g, value_fn=fun)
+            return optax.apply_updates(x, u), s
+
+        def cond(c):
+            _, s = c
+            k = optax.tree.get(s, "count")
+            return (k == 0) | ((k < 10_000) & (optax.tree.norm(optax.tree.get(s, "grad")) >= gtol))
+
+        x, s = lax.while_loop(cond, step, (x, opt.init(x)))
+        return x, optax.tree.get(s, "count")
+
+    def jaxgd_run(gtol):
+        r = jaxgd.minimize(fun, x0, method="lbfgs", gtol=gtol, max_steps=10_000, history=False)
+        jax.block_until_ready(r.params)
+        return np.asarray(r.params), int(r.steps), int(r.nfev)
+
+    def optax_run():
+        x, k = optax_loop(x0, g_ref)
+        jax.block_until_ready(x)
+        return np.asarray(x), int(k), None
+
+    runs = {
+        "scipy L-BFGS-B (jitted value_and_grad)": scipy_run,
+        f"jaxgd lbfgs, gtol={g_ref:.2g} (scipy's final |g|)": lambda: jaxgd_run(g_ref),
+        "jaxgd lbfgs, gtol=1e-5": lambda: jaxgd_run(1e-5),
+        f"optax.lbfgs while_loop, gtol={g_ref:.2g}": optax_run,
+    }
+    out = {k: fn() for k, fn in runs.items()}  # first calls (compile) excluded
+    times = {k: [] for k in runs}
+    for _ in range(a.repeats):
+        for k, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    best = {k: float(np.min(v)) for k, v in times.items()}  # the least disturbed repeat (shared, noisy machine)
+    base, opt_k = list(runs)[0], list(runs)[3]
+    per_it_optax = med[opt_k] / max(out[opt_k][1], 1)
+    print(f"extended Rosenbrock {a.d}-D, float64, {a.repeats} interleaved repeats; median (min-max) time")
+    print("| contender | iterations | f+g evals | final f | final ‖g‖₂ | median time | spread | scipy time / this (median; min) "
+          "| time per iteration / optax's (median; min) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    pio_min = best[opt_k] / max(out[opt_k][1], 1)
+    for k in runs:
+        x, it, nfev = out[k]
+        f, g = U.ext_rosenbrock_np(x)
+        spread = (max(times[k]) - min(times[k])) / med[k]
+        print(f"| {k} | {it} | {nfev if nfev is not None else '-'} | {f:.3g} | {np.linalg.norm(g):.3g} | "
+              f"{med[k]*1e3:.2f} ms | {spread:.0%} | {med[base]/med[k]:.1f}×; {best[base]/best[k]:.1f}× | "
+              f"{(med[k]/max(it,1))/per_it_optax:.2f}×; {(best[k]/max(it,1))/pio_min:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()

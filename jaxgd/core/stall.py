@@ -1,0 +1,114 @@
+"""Stops for runs that can make no more progress: precision-limited convergence and stalls.
+
+A line search near a minimiser can run out of digits before ``gtol`` is
+met: in float32 a sum-of-squares loss cannot be evaluated to better than
+about 1e-7 of its size, so an absolute ``gtol=1e-6`` may be out of reach.
+Without these stops such a run either fails its line search at the answer
+(``LINESEARCH_FAILED``, a false failure) or keeps accepting steps that do
+not lower ``f`` until ``max_steps``. Two rules, applied in
+:meth:`jaxgd.Solver.step` through :func:`adjust_status` (one hook):
+
+- **stationary to precision** (:func:`at_precision`): the point is
+  stationary to the precision ``f`` can be evaluated at when
+  :math:`\\|g\\| \\max(\\|x\\|, 1) \\le \\sqrt{\\epsilon} \\max(|f|, 1)`
+  (:math:`\\epsilon` the dtype's machine epsilon): a step that lowers
+  :math:`f` to first order by a relative :math:`\\sqrt\\epsilon` (the most
+  a quasi-Newton step at such a point can) changes it by less than the
+  rounding of a typical evaluation. A line search that fails there, or a
+  stall there, ends in :attr:`Status.PRECISION`, a success, like scipy's
+  "Desired error not necessarily achieved due to precision loss" (but only
+  when the point really is stationary to precision).
+- **stall**: a step-size rule that tracks progress (``rule.stalled(state)``,
+  :class:`jaxgd.linesearch.MoreThuente`) reports that ``f`` has not
+  decreased by more than rounding for ``stall_window`` steps. Away from a
+  stationary point that is :attr:`Status.STALLED`, a failure whose message
+  points at non-smooth losses (``|x|`` terms belong in ``l1=``).
+
+A genuine failure (``f`` unbounded below, no descent far from a minimum)
+does not meet the precision test and keeps its failure status.
+
+Also here: :func:`check_l1_method`, which refuses ``l1=`` with a method
+whose proximal step would not solve the L1 problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import _tree
+from .status import Status
+from .._types import Params
+
+# Methods whose direction is rescaled (quasi-Newton, conjugate gradient): prox(x + alpha d)
+# with a scalar alpha has fixed points that are not the L1 problem's solutions.
+L1_REFUSED = ("bfgs", "lbfgs", "cg")
+BAD_L1_METHOD = (
+    "l1={l1!r} cannot be combined with method={method!r}: l1= is a proximal (soft-thresholding) step, "
+    "which solves the L1 problem only with a plain gradient direction; with {method!r} it converges to a "
+    "non-sparse, suboptimal point. Use method='gd' (ISTA; accelerated=True for FISTA), or write the "
+    "penalty into the loss if you accept a non-sparse answer"
+)
+
+
+def check_l1_method(direction_name: str, l1: Any) -> None:
+    """Raise when ``l1`` (not off) is combined with a method in :data:`L1_REFUSED`.
+
+    Raises:
+      ValueError: names ``l1`` and the method, and says what to use instead.
+    """
+    if l1 is None:
+        return
+    base = direction_name.split("(")[0]
+    if base in L1_REFUSED:
+        raise ValueError(BAD_L1_METHOD.format(l1=l1, method=base))
+
+
+def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params) -> jax.Array:
+    """True when ``grad_norm * max(||x||, 1) <= sqrt(eps) * max(|f|, 1)`` (see the module doc).
+
+    Written as a ratio so that neither side overflows for huge ``f`` or gradients.
+    """
+    dtype = jnp.result_type(value)
+    eps = jnp.finfo(dtype).eps
+    xnorm = _tree.norm(params).astype(dtype)
+    scale = jnp.maximum(jnp.abs(value), 1.0) / jnp.maximum(xnorm, 1.0)
+    return jnp.isfinite(value) & (grad_norm <= jnp.sqrt(eps) * scale)
+
+
+def adjust_status(
+    rule: Any,
+    rule_state: Any,
+    status: jax.Array,
+    failed: jax.Array,
+    old: tuple[jax.Array, jax.Array, Params],
+    new: tuple[jax.Array, jax.Array, Params],
+) -> jax.Array:
+    """The status after the stall and precision rules (the hook in ``Solver.step``).
+
+    Args:
+      rule: the step-size rule; it tracks stalls when it has ``stalled(state)``.
+      rule_state: its state after this step.
+      status: the status ``Solver.step`` computed (a :class:`Status` code).
+      failed: the line search found no acceptable step (the step is not taken).
+      old: ``(value, grad_norm, params)`` at the current iterate.
+      new: the same at the trial point (the next iterate unless ``failed``).
+
+    Returns:
+      ``status``, with ``LINESEARCH_FAILED`` or a stall at a point stationary to
+      precision turned into ``PRECISION``, and a stall elsewhere into ``STALLED``.
+    """
+    stalled = jnp.asarray(rule.stalled(rule_state)) if hasattr(rule, "stalled") else jnp.asarray(False)
+    value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
+    # the test (a norm of params) runs only when a search failed or the rule stalled
+    precise = jax.lax.cond(
+        failed | stalled,
+        lambda: at_precision(value, gnorm, _tree.where(failed, old[2], new[2])),
+        lambda: jnp.asarray(False),
+    )
+    open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
+    status = jnp.where(open_ & (failed | stalled) & precise, Status.PRECISION, status)
+    status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
+    return status.astype(jnp.int32)

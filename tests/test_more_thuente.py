@@ -1,0 +1,173 @@
+"""MoreThuente (issue 13): the same trials as MINPACK-2's dcsrch in scipy, and scipy's CG counts.
+
+References: scipy.optimize._linesearch.scalar_search_wolfe1 (scipy's port of
+MINPACK-2 dcsrch) on the test functions of Moré & Thuente (1994), section 5;
+scipy.optimize.minimize(method="CG") on scipy's own max-entropy problem.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize as so
+from scipy.optimize._linesearch import scalar_search_wolfe1
+
+import jaxgd
+from jaxgd import linesearch as ls
+from jaxgd.core.stepsize import StepContext, Trial
+from jaxgd.linesearch.more_thuente import MoreThuenteState
+
+
+class _x64:
+    def __enter__(self):
+        self.old = jax.config.jax_enable_x64
+        jax.config.update("jax_enable_x64", True)
+
+    def __exit__(self, *exc):
+        jax.config.update("jax_enable_x64", self.old)
+
+
+# Moré & Thuente (1994), section 5: (phi, c1, c2) with phi(alpha) for alpha >= 0.
+def phi1(a):
+    return -a / (a**2 + 2.0)
+
+
+def phi2(a):
+    return (a + 0.004) ** 5 - 2.0 * (a + 0.004) ** 4
+
+
+def phi3(a):
+    beta = 0.01
+    base = jnp.where(a <= 1 - beta, 1 - a, jnp.where(a >= 1 + beta, a - 1, (a - 1) ** 2 / (2 * beta) + beta / 2))
+    return base + 2 * (1 - beta) / (39 * math.pi) * jnp.sin(39 * math.pi * a / 2)
+
+
+# (the paper takes c1 = c2 = 0.1 for phi2 and phi3; we require c1 < c2 and use 0.05)
+CASES = [(phi1, 1e-3, 0.1), (phi2, 0.05, 0.1), (phi3, 0.05, 0.1)]
+STARTS = [1e-3, 1e-1, 10.0, 1e3]
+
+
+def our_search(phi, c1, c2, start):
+    """One MoreThuente search along d = start from x = 0 (unit first trial): (alpha * start, nfev)."""
+    f = lambda x: phi(x[0])  # noqa: E731
+    x = jnp.zeros(1)
+    d = jnp.full(1, start)
+    value, grad = jax.value_and_grad(f)(x)
+
+    def evaluate(alpha):
+        p = x + alpha * d
+        v, g = jax.value_and_grad(f)(p)
+        return Trial(p, v, g, None)
+
+    ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, grad, d, jnp.vdot(grad, d), evaluate, lambda a: f(x + a * d))
+    rule = ls.MoreThuente(c1=c1, c2=c2, xtol=1e-14, approx_rtol=0.0, max_iter=100)
+    state = MoreThuenteState(value, jnp.asarray(True), jnp.asarray(0, jnp.int32))
+    alpha, _, _, info = rule.step(state, ctx)
+    return float(alpha) * start, int(info.nfev), bool(info.failed)
+
+
+def scipy_search(phi, c1, c2, start):
+    """scipy's dcsrch on phi(start * a), first trial a = 1: (the step in alpha, evaluations)."""
+    calls = []
+    f = lambda a: float(phi(jnp.asarray(start * a)))  # noqa: E731
+    df = lambda a: float(start * jax.grad(phi)(jnp.asarray(start * a)))  # noqa: E731
+
+    def counted(a):
+        calls.append(a)
+        return f(a)
+
+    a, _, _ = scalar_search_wolfe1(counted, df, phi0=f(0.0), derphi0=df(0.0), c1=c1, c2=c2, amax=1e10, amin=0.0, xtol=1e-14)
+    return None if a is None else a * start, len(calls)
+
+
+@pytest.mark.parametrize("start", STARTS)
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_trials_match_scipy_dcsrch_on_the_more_thuente_functions(case, start):
+    with _x64():
+        phi, c1, c2 = CASES[case]
+        ours, nfev, failed = our_search(phi, c1, c2, start)
+        ref, ref_nfev = scipy_search(phi, c1, c2, start)
+    assert ref is not None and not failed
+    np.testing.assert_allclose(ours, ref, rtol=1e-10)
+    assert nfev == ref_nfev
+    # and the accepted step meets the strong Wolfe conditions (closed-form check)
+    g = jax.grad(phi)
+    assert float(phi(ours)) <= float(phi(0.0)) + c1 * ours * float(g(0.0)) + 1e-15
+    assert abs(float(g(ours))) <= c2 * abs(float(g(0.0))) + 1e-15
+
+
+# scipy/optimize/tests/test_optimize.py, CheckOptimize: the max-entropy problem (Berger et al. 1996).
+F = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0], [1, 0, 0]], float)
+K = np.array([1.0, 0.3, 0.5])
+SOLUTION = np.array([0.0, -0.524869316, 0.487525860])
+
+
+def maxent(x):
+    log_pdot = jnp.asarray(F) @ x
+    return jax.scipy.special.logsumexp(log_pdot) - jnp.asarray(K) @ x
+
+
+def test_cg_on_scipys_max_entropy_problem_needs_no_more_evaluations_than_scipy():
+    with _x64():
+        vg = jax.jit(jax.value_and_grad(maxent))
+        ref = so.minimize(lambda x: tuple(np.asarray(v) for v in vg(jnp.asarray(x))), np.zeros(3), jac=True, method="CG")
+        res = jaxgd.minimize(maxent, jnp.zeros(3), method="cg", gtol=1e-5, history=False)
+        assert ref.success and res.success
+        # f does not depend on x[0] (F's first column is constant and K[0] = 1): compare x[1:]
+        np.testing.assert_allclose(float(res.loss), ref.fun, rtol=1e-9)
+        np.testing.assert_allclose(np.asarray(res.params)[1:], SOLUTION[1:], atol=1e-4)
+        assert int(res.nfev) <= ref.nfev, (int(res.nfev), ref.nfev)
+        assert int(res.nfev) < 24  # the StrongWolfe default needed 24 (issue 13)
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+def test_quasi_newton_on_rosenbrock_needs_no_more_evaluations_than_scipy(method):
+    with _x64():
+        f = lambda x: 100.0 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2  # noqa: E731
+        vg = jax.jit(jax.value_and_grad(f))
+        x0 = np.array([-1.2, 1.0])
+        ref = so.minimize(lambda x: tuple(np.asarray(v) for v in vg(jnp.asarray(x))), x0, jac=True,
+                          method={"bfgs": "BFGS", "lbfgs": "L-BFGS-B"}[method])
+        res = jaxgd.minimize(f, jnp.asarray(x0), method=method, gtol=1e-5, history=False)
+        assert res.status_enum is jaxgd.Status.GTOL
+        np.testing.assert_allclose(res.params, [1.0, 1.0], rtol=1e-5)
+        assert int(res.nfev) <= 1.1 * ref.nfev, (int(res.nfev), ref.nfev)
+
+
+@pytest.mark.parametrize("make,name", [
+    (lambda: ls.MoreThuente(c1=0.0), "c1"),
+    (lambda: ls.MoreThuente(c1=0.5, c2=0.4), "c2"),
+    (lambda: ls.MoreThuente(xtol=-1.0), "xtol"),
+    (lambda: ls.MoreThuente(initial=0.0), "initial"),
+    (lambda: ls.MoreThuente(max_iter=0), "max_iter"),
+    (lambda: ls.MoreThuente(start="cubic"), "start"),
+    (lambda: ls.MoreThuente(stall_window=0), "stall_window"),
+])
+def test_bad_more_thuente_arguments_raise_naming_the_argument(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_new_more_thuente_values_do_not_retrace_and_vmap_over_c1():
+    with _x64():
+        traces = []
+
+        def f(x):
+            traces.append(1)
+            return jnp.sum((x - 2.0) ** 2) + jnp.sum(jnp.cos(x))
+
+        x0 = jnp.zeros(3)
+        run = jax.jit(lambda s, x: s.run(x))
+        a = run(jaxgd.Solver(f, "lbfgs", lr=ls.MoreThuente(c1=1e-4), history=False), x0)
+        n = len(traces)
+        b = run(jaxgd.Solver(f, "lbfgs", lr=ls.MoreThuente(c1=1e-3), history=False), x0)
+        assert len(traces) == n
+        np.testing.assert_allclose(a.params, b.params, rtol=1e-8)
+        batched = jax.vmap(lambda c1: jaxgd.Solver(f, "lbfgs", lr=ls.MoreThuente(c1=c1), history=False).run(x0))(
+            jnp.array([1e-4, 1e-3])
+        )
+        np.testing.assert_allclose(batched.params, np.stack([a.params, b.params]), rtol=1e-8)
