@@ -25,6 +25,7 @@ from . import batched as _batched
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
+from ..interop import models as _models
 
 from .. import _tree
 from .solver import Solver
@@ -348,6 +349,16 @@ def minimize(
         close = [m for n in names for m in difflib.get_close_matches(n, _KEYWORDS, n=1)]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    parts = _models.split(x0)
+    if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
+        args = args if isinstance(args, tuple) else (args,)
+        res = minimize(
+            parts.loss(fun), parts.params, (parts.rest, *args), method=method, lr=lr, max_steps=max_steps,
+            gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2, clip=clip, history=history, progress=progress,
+            has_aux=has_aux, checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
+            resume=resume, bounds=bounds, accelerated=accelerated,
+        )
+        return res._replace(params=parts.model(res.params))
     solver = _solver(
         fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2,
         clip=clip, history=history, progress=progress, has_aux=has_aux,

@@ -39,6 +39,7 @@ from ..core import progress as _progress
 from ..core import stepsize as _stepsize
 
 from .. import _tree
+from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
 from ..core.solver import Solver
 from .._types import ArrayLike, LossFn, Params, PRNGKey
@@ -377,6 +378,16 @@ def fit(
         close = [m for k in names for m in difflib.get_close_matches(k, _KEYWORDS, n=1)]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise TypeError(UNKNOWN_KWARG.format(names=", ".join(names), hint=hint, valid=", ".join(_KEYWORDS)))
+    parts = _models.split(params)
+    if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
+        res = fit(
+            _models.bind(fun, parts), parts.params, data, batch_size=batch_size, epochs=epochs, key=key,
+            method=method, lr=lr, eval_data=eval_data, eval_fun=_models.bind(eval_fun, parts),
+            metric=_models.bind(metric, parts), patience=patience, remainder=remainder, mesh=mesh,
+            data_axis=data_axis, progress=progress, clip=clip, l2=l2, checkpoint_every=checkpoint_every,
+            checkpoint_path=checkpoint_path, resume=resume,
+        )
+        return res._replace(params=parts.model(res.params), best_params=parts.model(res.best_params))
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):

@@ -1,0 +1,190 @@
+"""Flax NNX and Equinox models where parameters go.
+
+``jaxgd.minimize`` and ``jaxgd.fit`` optimise a pytree of float arrays. A
+model object holds more than that: an Equinox module holds activation
+functions, integer sizes and maybe integer or boolean arrays; a Flax NNX
+module holds a graph, non-trainable state (batch statistics, RNG keys) and
+its ``nnx.Param`` variables. This module splits a model into
+
+- ``params``: what the solver trains (Equinox: the inexact-float arrays,
+  ``eqx.partition(model, eqx.is_inexact_array)``; NNX: the ``nnx.Param``
+  state, ``nnx.split(model, nnx.Param, ...)``);
+- ``rest``: the other arrays, held fixed and handed to the loss as data;
+- the static remainder (functions, sizes, the NNX graph), which rides in a
+  hashable loss wrapper so that a second call with the same model type
+  re-uses the compiled loop;
+
+and puts the model back together afterwards, so the caller gets a model of
+the same type. A plain pytree passes through untouched (``split`` returns
+``None``), at no cost.
+
+Neither library is imported here unless the caller's object is one of its
+modules (the check looks in ``sys.modules``), so both stay optional.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+
+from .._types import Params, PyTree
+
+
+class _Static:
+    """A hashable stand-in for a model's static part (treedef and leaves).
+
+    Leaves that cannot be hashed are compared by identity, so equal static
+    parts share a compiled loop and different ones never do.
+    """
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: Any) -> None:
+        leaves, treedef = jax.tree_util.tree_flatten(value)
+        key = []
+        for leaf in leaves:
+            try:
+                hash(leaf)
+                key.append(("v", leaf))
+            except TypeError:
+                key.append(("id", id(leaf)))
+        self.value = value
+        self._key = (treedef, tuple(key))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Static) and self._key == other._key
+
+
+class ModelLoss:
+    """``ModelLoss(fun, kind, static)(params, rest, *args) = fun(model, *args)``.
+
+    ``model`` is rebuilt from ``params`` and ``rest``; equal for equal
+    ``fun``, kind and static part (so jit caches keyed on the loss hit).
+    """
+
+    __slots__ = ("fun", "kind", "static", "__weakref__")
+
+    def __init__(self, fun: Callable[..., Any], kind: str, static: _Static) -> None:
+        self.fun, self.kind, self.static = fun, kind, static
+
+    def __call__(self, params: Params, rest: PyTree, *args: Any) -> Any:
+        return self.fun(rebuild(self.kind, self.static, params, rest), *args)
+
+    def __hash__(self) -> int:
+        return hash((self.fun, self.kind, self.static))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ModelLoss)
+            and (self.fun, self.kind, self.static) == (other.fun, other.kind, other.static)
+        )
+
+    @property
+    def __name__(self) -> str:  # for reprs and progress bars
+        return getattr(self.fun, "__name__", "model_loss")
+
+
+class ModelParts(NamedTuple):
+    """A model split for the solver (see the module docstring)."""
+
+    params: Params
+    rest: PyTree
+    kind: str
+    static: _Static
+
+    def loss(self, fun: Callable[..., Any]) -> ModelLoss:
+        """``fun(model, *args)`` as ``loss(params, rest, *args)``."""
+        return ModelLoss(fun, self.kind, self.static)
+
+    def model(self, params: Params) -> Any:
+        """The model with ``params`` put back (``rest`` unchanged)."""
+        return rebuild(self.kind, self.static, params, self.rest)
+
+
+def _kind(obj: Any) -> Optional[str]:
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None and isinstance(obj, nnx.Module):
+        return "nnx"
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and isinstance(obj, eqx.Module):
+        return "eqx"
+    return None
+
+
+def split(model: Any) -> Optional[ModelParts]:
+    """Split a Flax NNX or Equinox model; ``None`` for anything else.
+
+    An Equinox module whose leaves are all float arrays is a plain pytree
+    already and is not split.
+
+    Returns:
+      :class:`ModelParts` whose ``params`` are the trainable float arrays.
+    """
+    kind = _kind(model)
+    if kind == "eqx":
+        import equinox as eqx
+
+        if all(eqx.is_inexact_array(leaf) for leaf in jax.tree_util.tree_leaves(model)):
+            return None  # already a pytree of float arrays: nothing to split
+        params, others = eqx.partition(model, eqx.is_inexact_array)
+        rest, static = eqx.partition(others, eqx.is_array)
+        return ModelParts(params, rest, kind, _Static(static))
+    if kind == "nnx":
+        from flax import nnx
+
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        return ModelParts(params, rest, kind, _Static(graphdef))
+    return None
+
+
+def rebuild(kind: str, static: _Static, params: Params, rest: PyTree) -> Any:
+    """Put a model back together from its parts."""
+    if kind == "eqx":
+        import equinox as eqx
+
+        return eqx.combine(params, rest, static.value)
+    from flax import nnx
+
+    return nnx.merge(static.value, params, rest)
+
+
+class BoundModelFun:
+    """``fun(model, *args)`` as ``f(params, *args)`` with the model's ``rest`` held fixed.
+
+    For loops whose functions take no extra argument (``fit``'s
+    ``fun(params, batch)``): ``rest`` rides along as constants. Two wrappers
+    are equal only when they hold the very same ``rest`` arrays, so a
+    compiled loop is never re-used with other constants.
+    """
+
+    __slots__ = ("loss", "rest", "_ids", "__weakref__")
+
+    def __init__(self, loss: ModelLoss, rest: PyTree) -> None:
+        self.loss, self.rest = loss, rest
+        self._ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(rest))
+
+    def __call__(self, params: Params, *args: Any) -> Any:
+        return self.loss(params, self.rest, *args)
+
+    def __hash__(self) -> int:
+        return hash((self.loss, self._ids))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BoundModelFun) or self.loss != other.loss or self._ids != other._ids:
+            return False
+        mine, theirs = jax.tree_util.tree_leaves(self.rest), jax.tree_util.tree_leaves(other.rest)
+        return all(a is b for a, b in zip(mine, theirs))
+
+    @property
+    def __name__(self) -> str:
+        return self.loss.__name__
+
+
+def bind(fun: Optional[Callable[..., Any]], parts: ModelParts) -> Optional[BoundModelFun]:
+    """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``)."""
+    return None if fun is None else BoundModelFun(parts.loss(fun), parts.rest)
