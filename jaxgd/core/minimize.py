@@ -356,7 +356,7 @@ def minimize(
             parts.loss(fun), parts.params, (parts.rest, *args), method=method, lr=lr, max_steps=max_steps,
             gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2, clip=clip, history=history, progress=progress,
             has_aux=has_aux, checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
-            resume=resume, bounds=bounds, accelerated=accelerated,
+            resume=_models.strip(resume, ("params",)), bounds=bounds, accelerated=accelerated,
         )
         return res._replace(params=parts.model(res.params))
     solver = _solver(

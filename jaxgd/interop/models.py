@@ -188,3 +188,17 @@ class BoundModelFun:
 def bind(fun: Optional[Callable[..., Any]], parts: ModelParts) -> Optional[BoundModelFun]:
     """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``)."""
     return None if fun is None else BoundModelFun(parts.loss(fun), parts.rest)
+
+
+def strip(result: Any, fields: tuple[str, ...]) -> Any:
+    """A ``Result``/``FitResult`` passed as ``resume=`` whose ``fields`` hold
+    models, with the models replaced by their trained arrays (what the
+    solver's state holds); anything else unchanged."""
+    if not hasattr(result, "_replace") or not all(hasattr(result, f) for f in fields):
+        return result
+    out = {}
+    for f in fields:
+        parts = split(getattr(result, f))
+        if parts is not None:
+            out[f] = parts.params
+    return result._replace(**out) if out else result

@@ -385,7 +385,7 @@ def fit(
             method=method, lr=lr, eval_data=eval_data, eval_fun=_models.bind(eval_fun, parts),
             metric=_models.bind(metric, parts), patience=patience, remainder=remainder, mesh=mesh,
             data_axis=data_axis, progress=progress, clip=clip, l2=l2, checkpoint_every=checkpoint_every,
-            checkpoint_path=checkpoint_path, resume=resume,
+            checkpoint_path=checkpoint_path, resume=_models.strip(resume, ("params", "best_params")),
         )
         return res._replace(params=parts.model(res.params), best_params=parts.model(res.best_params))
     if _stepsize.is_rule(lr):
