@@ -29,6 +29,7 @@ from .options import default as _D
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
+from ..interop import models as _models
 
 from .. import _tree
 from .solver import Solver
@@ -327,6 +328,9 @@ def minimize(
     """
     _options.check_keywords("minimize", unknown, _KEYWORDS)
     given = locals()
+    parts = _models.split(x0)
+    if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
+        return _models.minimize_model(minimize, parts, given)
     solver = _solver(fun, method, lr, **{name: given[name] for name in _options.SOLVER_OPTIONS})
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)

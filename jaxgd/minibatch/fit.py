@@ -42,6 +42,7 @@ from ..core import progress as _progress
 from ..core import stepsize as _stepsize
 
 from .. import _tree
+from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
 from ..core.solver import Solver
 from .._types import ArrayLike, LossFn, Params, PRNGKey
@@ -386,6 +387,9 @@ def fit(
       EPOCHS 50 3.5
     """
     _options.check_keywords("fit", unknown, _KEYWORDS)
+    parts = _models.split(params)
+    if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
+        return _models.fit_model(fit, parts, locals())
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
