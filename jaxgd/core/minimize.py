@@ -29,6 +29,7 @@ from .options import default as _D
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
+from ..interop import explain as _explain
 from ..interop import models as _models
 
 from .. import _tree
@@ -149,7 +150,7 @@ def _solver_cached(key: tuple) -> Solver:
 _LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): None}, weakly in fun
 
 
-def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
+def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> None:
     """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached).
 
     Raises:
@@ -159,12 +160,16 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
         key = (has_aux, _spec(params), _spec(args))
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
-        return _check_loss(fun, params, args, has_aux)
-    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux))
+        return _check_loss(fun, params, args, has_aux, given)
+    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
 
 
-def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
-    out = jax.eval_shape(fun, params, *args)
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> None:
+    try:
+        out = jax.eval_shape(fun, params, *args)
+    except (TypeError, ValueError) as err:  # JAX's message names no argument: say which had what shape
+        named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
+        raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -340,7 +345,7 @@ def minimize(
     if solver.progress_every:
         _progress.reset()
     solver.check_params(params)
-    check_loss(fun, params, args, has_aux)
+    check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:
         result = _run(solver, params, args)
     else:

@@ -46,9 +46,36 @@ def update(count: Any, loss: Any, total: Any) -> None:
     advance(int(_first(count)), int(_first(total)), {"loss": f"{float(_first(loss)):.6g}"}, desc="jaxgd", unit="step")
 
 
-def close(count: Any, loss: Any, total: Any) -> None:
-    """Final update, then close the bar so the next run starts a new one."""
+_REASONS = {  # Status / FitStatus codes (one family) -> what the finished bar says
+    1: "converged: gtol", 2: "converged: ftol", 3: "converged: xtol", 4: "stopped: max_steps",
+    5: "stopped: non-finite loss", 6: "stopped: line search failed", 7: "completed", 8: "stopped early: patience",
+}
+
+
+def reason(status: Any, n: int, total: int, unit: str) -> str:
+    """``converged: gtol at step 274``: why a run stopped, and where (host side)."""
+    code = int(_first(status))
+    if code == 0:  # still RUNNING at the end of the loop: the budget ran out (finish marks it MAX_STEPS)
+        code = 4 if unit == "step" else 7
+        if n < total:
+            return f"paused at {unit} {n}"
+    return f"{_REASONS.get(code, f'status {code}')} at {unit} {n}"
+
+
+def _finish_bar(status: Any, n: int, total: int, unit: str) -> None:
+    """End the bar at ``n`` (the bar reads 100 % where the run stopped) and say why."""
+    if _BAR is None or status is None:
+        return
+    _BAR.total = max(n, 1) if n < total else total
+    _BAR.set_description_str(reason(status, n, total, unit), refresh=False)
+    _BAR.refresh()
+
+
+def close(count: Any, loss: Any, total: Any, status: Any = None) -> None:
+    """Final update, then close the bar so the next run starts a new one; with ``status``
+    the bar ends where the run stopped and says why (``converged: gtol at step 274``)."""
     update(count, loss, total)
+    _finish_bar(status, int(_first(count)), int(_first(total)), "step")
     reset()
 
 
@@ -60,6 +87,7 @@ def update_epoch(epoch: Any, total: Any, train: Any, ev: Any) -> None:
     advance(int(epoch), int(total), shown, desc="jaxgd.fit", unit="epoch")
 
 
-def close_epoch(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+def close_epoch(epoch: Any, total: Any, train: Any, ev: Any, status: Any = None) -> None:
     update_epoch(epoch, total, train, ev)
+    _finish_bar(status, int(epoch), int(total), "epoch")
     reset()

@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import optax
 
 from .. import _tree
+from ..interop import explain as _explain
 from .._types import Grads, Params, PyTree
 
 UNKNOWN_METHOD = "method={method!r} is not a known method; choose one of {valid}, or pass an optax.GradientTransformation"
@@ -153,7 +154,9 @@ def resolve(method: Any) -> Direction:
     if isinstance(method, str):
         key = method.lower()
         if key not in _REGISTRY:
-            raise ValueError(UNKNOWN_METHOD.format(method=method, valid=", ".join(names())))
+            alias = _explain.suggest_method(method)  # another library's name (sgd, L-BFGS-B)
+            hint = f" (did you mean {alias}?)" if alias else ""
+            raise ValueError(UNKNOWN_METHOD.format(method=method, valid=", ".join(names())) + hint)
         return _REGISTRY[key]()
     if isinstance(method, optax.GradientTransformation):
         return _from_optax_cached(method)
