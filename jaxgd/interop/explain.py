@@ -99,14 +99,17 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
     """The error to raise (``from err``) when tracing ``call`` failed: names and shapes of ``named``.
 
     ``original`` holds the arguments as the user gave them (a Python list
-    ``x0`` gets a hint). TypeError and ValueError keep their class; other
-    exceptions (a user's own, jaxgd's) are returned unchanged.
+    ``x0`` gets a hint). Python's and JAX's TypeError/ValueError become a
+    plain TypeError/ValueError; other exceptions (a user's own, jaxgd's) are
+    returned unchanged.
     """
-    if type(err) not in (TypeError, ValueError):
+    from_jax = type(err).__module__.split(".")[0] in ("builtins", "jax", "jaxlib")
+    if not (from_jax and isinstance(err, (TypeError, ValueError))):
         return err
+    kind = TypeError if isinstance(err, TypeError) else ValueError
     shapes = ", ".join(f"{name}={describe(value)}" for name, value in named.items())
     hint = _list_hint(original or {})
-    return type(err)(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=err, hint=hint))
+    return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=err, hint=hint))
 
 
 def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str = "") -> None:
@@ -144,8 +147,9 @@ def not_differentiable(fn: Callable, name: str, what: str) -> Callable:
     def guarded(*args: Any) -> Any:
         return fn(*args)
 
-    @guarded.defjvp
     def _jvp(primals: tuple, tangents: tuple) -> Any:
         raise TypeError(NOT_DIFFERENTIABLE.format(name=name, what=what))
+
+    guarded.defjvp(_jvp, symbolic_zeros=True)  # no zero tangents made (they would compile) before raising
 
     return guarded
