@@ -112,6 +112,20 @@ def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize") -> N
         raise ValueError(CHECKPOINT_TRACED.format(fn=fn, what=" or ".join(traced)))
 
 
+# -- shared by minimize's and fit's resume ---------------------------------------------
+def saved_history_length(info: dict, default: int, field: str = "loss") -> int:
+    """The history buffer length stored in a checkpoint (``.history.<field>``:
+    ``loss`` for a ``Result``, ``train_loss`` for a ``FitResult``); ``default`` when absent."""
+    shapes = [e["shape"] for e in info["leaves"] if e["path"] == f".history.{field}"]
+    return int(shapes[0][0]) if shapes and len(shapes[0]) == 1 else default
+
+
+def metadata(kind: str, settings: dict, counters: dict, status: Any) -> dict:
+    """A checkpoint's metadata: its kind, the settings a resumed run must match,
+    the counters (steps, epochs) and the status name."""
+    return {"kind": kind, **settings, **counters, "status": status.name}
+
+
 # -- the run --------------------------------------------------------------------------
 def _template(solver: Solver, params: Params, args: tuple, history_length: int) -> Result:
     state = solver.init(params, *args)
@@ -119,14 +133,8 @@ def _template(solver: Solver, params: Params, args: tuple, history_length: int) 
 
 
 def _metadata(solver: Solver, result: Result) -> dict:
-    return {
-        "kind": KIND,
-        "method": solver.direction.name,
-        "max_steps": solver.max_steps,
-        "history_every": solver.history_every,
-        "steps": int(result.steps),
-        "status": Status(int(result.status)).name,
-    }
+    settings = {"method": solver.direction.name, "max_steps": solver.max_steps, "history_every": solver.history_every}
+    return metadata(KIND, settings, {"steps": int(result.steps)}, Status(int(result.status)))
 
 
 def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
@@ -145,8 +153,7 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
     check_metadata(resume, info["metadata"], KIND, [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)])
     # The file's history buffer may be longer or shorter (another max_steps):
     # load it as it is, Solver.resume pads or cuts it.
-    shapes = [e["shape"] for e in info["leaves"] if e["path"] == ".history.loss"]
-    n = shapes[0][0] if shapes and len(shapes[0]) == 1 else solver.history_length()
+    n = saved_history_length(info, solver.history_length())
     like = jax.eval_shape(lambda p, a: _template(solver, p, a, n), params, args)
     return _checkpoint.load(resume, like, name="resume")
 

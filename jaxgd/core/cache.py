@@ -24,9 +24,8 @@ import jax
 class PerFunction:
     """``cache.get(fn, key, make)``: ``make()`` once per ``(fn, key)``; weak in ``fn``.
 
-    At most ``maxsize`` keys are kept per function (least recently used
-    first out), and at most ``maxsize`` functions that cannot be weakly
-    referenced.
+    At most ``maxsize`` keys are kept per function (the oldest first out),
+    and at most ``maxsize`` functions that cannot be weakly referenced.
     """
 
     def __init__(self, maxsize: int = 64) -> None:
@@ -51,7 +50,6 @@ class PerFunction:
     def get(self, fn: Any, key: Hashable, make: Callable[[], Any]) -> Any:
         entries = self._entries(fn)
         try:
-            entries.move_to_end(key)
             return entries[key]
         except KeyError:
             value = entries[key] = make()

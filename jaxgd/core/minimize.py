@@ -134,11 +134,16 @@ def _solver(fun: Any, method: Any, lr: Any, **options: Any) -> Solver:
         hash(key)
     except TypeError:  # an array or an unhashable schedule: build it every time
         return Solver(fun, method, lr, **options)
-    return _solver_cached(key).with_fun(fun)
+    return _SOLVERS.get(fun, key, lambda: _solver_cached(key).with_fun(fun, strong=False))
 
 
 def _placeholder(params: Any, *args: Any) -> Any:  # the cached solvers' fun, replaced by with_fun
     raise AssertionError("placeholder loss called")
+
+
+# fun -> {options: the Solver for fun}, weakly in fun; the cached Solver holds
+# fun weakly too (its entry lives only while fun does).
+_SOLVERS = _cache.PerFunction(maxsize=16)
 
 
 @functools.lru_cache(maxsize=256)

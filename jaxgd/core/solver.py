@@ -129,21 +129,22 @@ class Solver:
     @property
     def fun(self) -> LossFn:
         """The loss function (the tree definition holds it weakly, see :class:`jaxgd._tree.FunRef`)."""
-        return self._fun
+        fun = self.__dict__.get("_fun")
+        return self.fun_ref() if fun is None else fun
 
     def _unflattened(self) -> None:  # keep the function alive as long as this copy
         object.__setattr__(self, "_fun", self.fun_ref())
 
-    def with_fun(self, fun: LossFn) -> "Solver":
-        """The same validated solver with another loss function."""
+    def with_fun(self, fun: LossFn, strong: bool = True) -> "Solver":
+        """The same validated solver with another loss function (held weakly
+        only with ``strong=False``, for caches keyed weakly on ``fun``)."""
         if not callable(fun):
             raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
         new = object.__new__(Solver)
-        for name, value in self.__dict__.items():
-            if name != "step":  # the bound step belongs to self (bound_once)
-                object.__setattr__(new, name, value)
-        object.__setattr__(new, "fun_ref", _tree.FunRef(fun))
-        object.__setattr__(new, "_fun", fun)
+        d = new.__dict__
+        d.update(self.__dict__)
+        d.pop("step", None)  # the bound step belongs to self (bound_once)
+        d["fun_ref"], d["_fun"] = _tree.FunRef(fun), (fun if strong else None)
         return new
 
     def __repr__(self) -> str:

@@ -36,23 +36,23 @@ class FitHistory(NamedTuple):
     """One row per epoch run (trimmed on the host; NaN where not recorded).
 
     Attributes:
-      loss: the mean minibatch loss ``fun`` over the epoch, each taken at
+      train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
         the parameters before its step (the running training loss; penalties
-        not included). ``train_loss`` is the same array (the older name).
+        not included). ``loss`` is the same array, the name ``History`` uses.
       eval_loss: ``eval_fun(params, eval_data)`` after the epoch.
       metric: ``metric(params, eval_data)`` after the epoch.
       lr: the step size of the epoch's last step.
     """
 
-    loss: jax.Array
+    train_loss: jax.Array
     eval_loss: jax.Array
     metric: jax.Array
     lr: jax.Array
 
     @property
-    def train_loss(self) -> jax.Array:
-        """The older name of :attr:`loss`."""
-        return self.loss
+    def loss(self) -> jax.Array:
+        """:attr:`train_loss` under the name :class:`jaxgd.History` uses."""
+        return self.train_loss
 
 
 class FitState(NamedTuple):
@@ -321,7 +321,7 @@ def loop(
         lr = jnp.asarray(_update.schedule_value(solver, jnp.maximum(count - 1, 0))).astype(dtype)
         h, row = r.history, c.epoch
         history = FitHistory(
-            h.loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
+            h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
         )
         if cfg.progress:
             _driver.report_epoch(epoch, cfg.epochs, train, ev)

@@ -20,7 +20,6 @@ import functools
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..checkpoint import format as _checkpoint
@@ -28,6 +27,7 @@ from ..checkpoint import format as _checkpoint
 from . import loop as _fit_loop
 
 from ..checkpoint import resume as _resume
+from ..core import driver as _driver
 
 from .. import _tree
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
@@ -78,7 +78,7 @@ def _check_monitor(cfg: Config, result: FitResult, source: str) -> None:
         return
     done = int(result.epochs)
     had = bool(np.isfinite(np.asarray(result.history.eval_loss)[:done]).any())
-    ran = bool(np.isfinite(np.asarray(result.history.loss)[:done]).any())
+    ran = bool(np.isfinite(np.asarray(result.history.train_loss)[:done]).any())
     has = cfg.eval_fun is not None
     if ran and had != has:
         raise ValueError(MONITOR_DIFFERS.format(
@@ -88,14 +88,9 @@ def _check_monitor(cfg: Config, result: FitResult, source: str) -> None:
 
 
 def _metadata(solver: Solver, cfg: Config, result: FitResult) -> dict:
-    meta = {key: value for _, key, value in _settings(solver, cfg)}
-    return {
-        "kind": KIND,
-        **meta,
-        "epochs": int(result.epochs),
-        "steps": int(result.steps),
-        "status": FitStatus(int(result.status)).name,
-    }
+    settings = {key: value for _, key, value in _settings(solver, cfg)}
+    counters = {"epochs": int(result.epochs), "steps": int(result.steps)}
+    return _resume.metadata(KIND, settings, counters, FitStatus(int(result.status)))
 
 
 def _template(solver: Solver, cfg: Config, params: Params, key: jax.Array, rows: int) -> FitResult:
@@ -113,13 +108,8 @@ def _resize(cfg: Config, result: FitResult, source: str) -> FitResult:
     if _tree.is_concrete(result.epochs) and int(result.epochs) > cfg.epochs:
         raise ValueError(TOO_MANY_EPOCHS.format(source=source, done=int(result.epochs), epochs=cfg.epochs))
 
-    def fit_rows(h: jax.Array) -> jax.Array:
-        rows = h.shape[0]
-        if rows >= cfg.epochs:
-            return h[: cfg.epochs]
-        return jnp.concatenate([h, jnp.full((cfg.epochs - rows,), jnp.nan, h.dtype)])
-
-    return result._replace(history=FitHistory(*(fit_rows(h) for h in result.history)))
+    history = FitHistory(*result.history)
+    return result._replace(history=_driver.resize_history(history, cfg.epochs, history.loss.dtype))
 
 
 def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume: Any) -> FitResult:
@@ -136,7 +126,7 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
     if isinstance(resume, FitResult):
         if not isinstance(resume.state, FitState):
             raise TypeError(BAD_STATE.format(kind=type(resume.state).__name__))
-        like = _template(solver, cfg, params, key, _rows(np.shape(resume.history.loss), cfg.epochs))
+        like = _template(solver, cfg, params, key, _rows(np.shape(resume.history.train_loss), cfg.epochs))
         _checkpoint.compare(
             _checkpoint.describe(like), _checkpoint.describe(resume, what="resume"),
             what="resume", expected_name="the state this fit call starts from",
@@ -147,8 +137,7 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
         info = _checkpoint.checkpoint_info(resume)
         _resume.check_metadata(resume, info["metadata"], KIND, _settings(solver, cfg))
         # The file's history may be longer or shorter (another epochs=): load it as it is.
-        shapes = [e["shape"] for e in info["leaves"] if e["path"] == ".history.loss"]
-        like = _template(solver, cfg, params, key, _rows(shapes[0], cfg.epochs) if shapes else cfg.epochs)
+        like = _template(solver, cfg, params, key, _resume.saved_history_length(info, cfg.epochs, "train_loss"))
         source = f"checkpoint {resume!r}"
         resume = _checkpoint.load(resume, like, name="resume")
     if _tree.is_concrete((resume.state.key, key)):
