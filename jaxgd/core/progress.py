@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .status import FitStatus, Status
+
 _BAR: Optional[Any] = None
 
 
@@ -46,17 +48,19 @@ def update(count: Any, loss: Any, total: Any) -> None:
     advance(int(_first(count)), int(_first(total)), {"loss": f"{float(_first(loss)):.6g}"}, desc="jaxgd", unit="step")
 
 
-_REASONS = {  # Status / FitStatus codes (one family) -> what the finished bar says
-    1: "converged: gtol", 2: "converged: ftol", 3: "converged: xtol", 4: "stopped: max_steps",
-    5: "stopped: non-finite loss", 6: "stopped: line search failed", 7: "completed", 8: "stopped early: patience",
+_REASONS = {  # one family of codes (Status and FitStatus) -> what the finished bar says
+    Status.GTOL: "converged: gtol", Status.FTOL: "converged: ftol", Status.XTOL: "converged: xtol",
+    Status.MAX_STEPS: "stopped: max_steps", Status.NONFINITE: "stopped: non-finite loss",
+    Status.LINESEARCH_FAILED: "stopped: line search failed", FitStatus.EPOCHS: "completed",
+    FitStatus.PATIENCE: "stopped early: patience",
 }
 
 
 def reason(status: Any, n: int, total: int, unit: str) -> str:
     """``converged: gtol at step 274``: why a run stopped, and where (host side)."""
     code = int(_first(status))
-    if code == 0:  # still RUNNING at the end of the loop: the budget ran out (finish marks it MAX_STEPS)
-        code = 4 if unit == "step" else 7
+    if code == Status.RUNNING:  # at the end of the loop: the budget ran out (finish marks it MAX_STEPS)
+        code = Status.MAX_STEPS if unit == "step" else FitStatus.EPOCHS
         if n < total:
             return f"paused at {unit} {n}"
     return f"{_REASONS.get(code, f'status {code}')} at {unit} {n}"
