@@ -10,7 +10,7 @@ OUT    ?= out
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,plot,bench]'
+	$(PY) -m pip install -q -e '.[test,plot,bench,flax]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,14 +1,14 @@
 """Training an Equinox model's parameters with jaxgd.fit.
 
 An ``equinox.nn.MLP`` (30 -> 16 -> 16 -> 1, tanh) classifies scikit-learn's
-breast-cancer data. ``eqx.partition`` splits the model into its trainable
-arrays (the pytree jaxgd.fit optimises) and everything else (activation
-functions, shapes), which ``eqx.combine`` puts back inside the loss. The
-trusted reference is scikit-learn's ``LogisticRegression`` test accuracy on
-the same split; the network must match it within two points.
+breast-cancer data. The model itself goes where parameters go: jaxgd.fit
+trains its float arrays, leaves everything else (activation functions,
+sizes) alone, and hands back a trained ``eqx.nn.MLP``; the loss takes the
+model. The trusted reference is scikit-learn's ``LogisticRegression`` test
+accuracy on the same split; the network must match it within two points.
 
 Needs equinox (``pip install equinox``); without it the example says so and
-exits cleanly. Flax models work the same way: pass their parameter pytree.
+exits cleanly. Flax NNX models work the same way (examples/flax_nnx_digits.py).
 
     python examples/equinox_model.py [--quick] [--out DIR]
 """
@@ -35,22 +35,19 @@ except ImportError:  # optional
     eqx = None
 
 
-def make_loss_and_accuracy(static):
-    """The loss and the accuracy over the trainable part of the model; ``static`` is closed over."""
+def logit(model, x):
+    return jax.vmap(model)(x)[:, 0]
 
-    def logit(params, x):
-        return jax.vmap(eqx.combine(params, static))(x)[:, 0]
 
-    def loss(params, batch):
-        x, y = batch
-        z = logit(params, x)
-        return jnp.mean(jax.nn.softplus(z) - y * z)  # logistic loss on the logit z
+def loss(model, batch):
+    x, y = batch
+    z = logit(model, x)
+    return jnp.mean(jax.nn.softplus(z) - y * z)  # logistic loss on the logit z
 
-    def accuracy(params, batch):
-        x, y = batch
-        return jnp.mean((logit(params, x) > 0) == (y > 0.5))
 
-    return loss, accuracy
+def accuracy(model, batch):
+    x, y = batch
+    return jnp.mean((logit(model, x) > 0) == (y > 0.5))
 
 
 def run(quick: bool = False, out: str = "out") -> dict:
@@ -64,16 +61,14 @@ def run(quick: bool = False, out: str = "out") -> dict:
 
     model = eqx.nn.MLP(30, 1, width_size=16, depth=2, activation=jnp.tanh, key=jax.random.key(0),
                        dtype=jnp.float32)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    loss, accuracy = make_loss_and_accuracy(static)
-
     start = time.perf_counter()
-    res = fit(loss, params, (x_train, y_train.astype(np.float32)), batch_size=32, epochs=15 if quick else 40,
+    res = fit(loss, model, (x_train, y_train.astype(np.float32)), batch_size=32, epochs=15 if quick else 40,
               key=jax.random.key(1), method="adamw", lr=3e-3, l2=1e-2,
               eval_data=(x_test, y_test.astype(np.float32)), metric=accuracy, progress=not quick)
     jax.block_until_ready(res)
     seconds = time.perf_counter() - start
-    trained = eqx.combine(res.params, static)  # the trained model, ready to use
+    trained = res.params  # the trained eqx.nn.MLP, ready to use
+    assert isinstance(trained, eqx.nn.MLP)
 
     reference = LogisticRegression(max_iter=1000).fit(x_train, y_train)
     out_dict = {

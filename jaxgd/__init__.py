@@ -36,6 +36,7 @@ from .core.solver import SolverState as SolverState
 from .core.status import History as History
 from .core.status import Result as Result
 from .core.status import Status as Status
+from .interop.optax_export import as_optax as as_optax
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "Solver",
     "SolverState",
     "Status",
+    "as_optax",
     "check_grad",
     "directions",
     "linesearch",

@@ -104,7 +104,8 @@ class Ctx:
     def F(self, **kw: Any) -> Any:
         """``fit`` on the context's loss, start point and data, with ``kw`` changed."""
         kw = {"batch_size": 2, "epochs": 3, "key": self.key, "method": "gd", "lr": 0.1, "progress": False, **kw}
-        return jaxgd.fit(kw.pop("fun", self.fl), kw.pop("params", self.x0), self.data, **kw)
+        data = {**self.data, "x": kw.pop("data_x")} if "data_x" in kw else self.data
+        return jaxgd.fit(kw.pop("fun", self.fl), kw.pop("params", self.x0), data, **kw)
 
     def _fit_abstract(self, x0: np.ndarray, **kw: Any) -> jaxgd.FitResult:
         """fit's result for ``x0``, by ``jax.eval_shape`` (nothing compiled)."""
@@ -433,7 +434,52 @@ ROWS: list[Row] = [
     R("check_grad", "eps", '"a"', TypeError, "eps must be a real number or a real scalar array, got eps='a'", lambda c: jaxgd.check_grad(c.f, c.x0, eps="a")),
     R("check_grad", "rtol", "np.array([1e-3, 1e-3])", ValueError, "rtol must be a real number or a real scalar array, got rtol=array([0.001, 0.001]) (a scalar, got shape (2,))", lambda c: jaxgd.check_grad(c.f, c.x0, rtol=np.array([1e-3, 1e-3]))),
     R("check_grad", "directions", "True", ValueError, "directions=True must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=True)),
+    # -- as_optax (issue 16 item 1): the options' own checks, then the update's extras ----------------------
+    R("as_optax", "method", '"sgd2"', ValueError, "method='sgd2' is not a known method", lambda c: jaxgd.as_optax("sgd2")),
+    R("as_optax", "method", "3", TypeError, "method must be a method name", lambda c: jaxgd.as_optax(3)),
+    R("as_optax", "lr", "-0.1", ValueError, "lr must be > 0 and finite", lambda c: jaxgd.as_optax("gd", -0.1)),
+    R("as_optax", "lr", '"fast"', TypeError, "lr must be a float, a schedule", lambda c: jaxgd.as_optax("gd", "fast")),
+    R("as_optax", "lr", "0.1 with method=optax.adam(0.01)", ValueError, "lr=0.1 with an optax transformation as method", lambda c: jaxgd.as_optax(_optax().adam(0.01), 0.1)),
+    R("as_optax", "l1", "-0.1", ValueError, "l1 must be a non-negative finite number", lambda c: jaxgd.as_optax(l1=-0.1)),
+    R("as_optax", "l2", "nan", ValueError, "l2 must be a non-negative finite number", lambda c: jaxgd.as_optax(l2=math.nan)),
+    R("as_optax", "clip", "0.0", ValueError, "clip must be None or a positive number", lambda c: jaxgd.as_optax(clip=0.0)),
+    R("as_optax", "bounds", "(1.0, 0.0)", ValueError, "bounds", lambda c: jaxgd.as_optax(bounds=(1.0, 0.0))),
+    R("as_optax", "l1", '{"w": 0.1} for params without "w" (at init)', ValueError, "l1", lambda c: jaxgd.as_optax(l1={"w": 0.1}).init({"v": c.x0})),
+    R("as_optax", "(keyword)", "learning_rate=0.1", TypeError, "did you mean lr, jaxgd's name for learning_rate?", lambda c: jaxgd.as_optax(learning_rate=0.1)),
+    R("as_optax", "accelerated", "True", TypeError, "as_optax does not take accelerated=", lambda c: jaxgd.as_optax(accelerated=True)),
+    R("as_optax", "value_fn", "missing with lr=Backtracking() (at update)", TypeError, "needs value and value_fn", lambda c: _tx_update(c, jaxgd.linesearch.Backtracking())),
+    R("as_optax", "params", "None (at update)", ValueError, "update needs params", lambda c: _tx_update(c, 0.1, params=None)),
+    # -- what a user from another library writes (issue 16 item 5) ------------------------------------------
+    R("minimize", "(keyword)", "learning_rate=0.1", TypeError, "did you mean lr, jaxgd's name for learning_rate?", lambda c: M(c, learning_rate=0.1)),
+    R("minimize", "(keyword)", "tol=1e-6", TypeError, "did you mean gtol, jaxgd's name for tol?", lambda c: M(c, tol=1e-6)),
+    R("minimize", "(keyword)", "maxiter=100", TypeError, "did you mean max_steps, jaxgd's name for maxiter?", lambda c: M(c, maxiter=100)),
+    R("fit", "(keyword)", "learning_rate=0.1", TypeError, "did you mean lr, jaxgd's name for learning_rate?", lambda c: c.F(learning_rate=0.1)),
+    R("minimize", "method", '"sgd"', ValueError, "(did you mean method='gd'?)", lambda c: M(c, method="sgd")),
+    R("minimize", "method", '"L-BFGS-B"', ValueError, "(did you mean method='lbfgs' with bounds=(lower, upper) for the box?)", lambda c: M(c, method="L-BFGS-B")),
+    R("minimize", "method", '"Newton-CG"', ValueError, "(did you mean method='cg'?)", lambda c: M(c, method="Newton-CG")),
+    R("minimize", "lr", "0.1 with method=optax.adam(0.01)", ValueError, "lr=0.1 with an optax transformation as method", lambda c: M(c, method=_optax().adam(0.01), lr=0.1)),
+    R("Solver", "lr", "schedule with method=optax.sgd(0.1)", ValueError, "with an optax transformation as method", lambda c: S(c, _optax().sgd(0.1), lambda k: 0.1)),
+    R("fit", "lr", "0.1 with method=optax.adam(0.01)", ValueError, "lr=0.1 with an optax transformation as method", lambda c: c.F(method=_optax().adam(0.01), lr=0.1)),
+    R("minimize", "args", "an (4, 2) matrix for x0 of shape (3,)", TypeError, "x0=float64[3], args[0]=float64[4, 2]: dot_general", lambda c: M(c, fun=lambda x, a: jnp.sum(a @ x), args=(np.ones((4, 2)),)), True),
+    R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ A", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ jnp.ones((2, 2))), x0=[1.0, 2.0]), True),
+    R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ np_array", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ np.ones((2, 2))), x0=[1.0, 2.0]), True),
+    R("fit", "fun", "loss(w, X, y)", TypeError, "fit calls fun(params, batch) with batch a slice of data, but fun(w, X, y)", lambda c: c.F(fun=lambda w, X, y: jnp.mean((X @ w - y) ** 2))),
+    R("fit", "data", "x of shape (10, 4) for params of shape (3,)", TypeError, "fun(params, batch) failed when jaxgd traced it", lambda c: c.F(data_x=np.ones((10, 4))), True),
+    R("fit", "(jax.grad)", "jax.grad(lambda p: fit(..., params=p).loss)", TypeError, "jaxgd.fit is not differentiable", lambda c: jax.grad(lambda p: c.F(params=p).loss)(c.x0), True),
 ]
+
+
+def _optax() -> Any:
+    import optax
+
+    return optax
+
+
+def _tx_update(c: Ctx, lr: Any, params: Any = "x0") -> Any:
+    """An ``as_optax`` update called without ``value``/``value_fn`` (or without ``params``)."""
+    tx = jaxgd.as_optax("gd", lr)
+    state = jax.eval_shape(tx.init, c.x0)  # the update raises before it reads the state: nothing compiles
+    return tx.update(c.x0, state, c.x0 if params == "x0" else params)
 
 
 # -- the doc -------------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Opti
         return _continue(solver, result, args, None)
     def close(r: Result) -> None:
         if solver.progress_every:
-            _progress.close(r.steps, r.loss, solver.max_steps)
+            _progress.close(r.steps, r.loss, solver.max_steps, r.status)
 
     return in_chunks(
         result, every or max(solver.max_steps, 1), solver.max_steps,

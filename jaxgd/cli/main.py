@@ -33,7 +33,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="fit the built-in problems; print a table and write a loss-curve PNG")
-    demo.add_argument("--out", default="out", help="folder for the PNG (default: out)")
+    demo.add_argument(
+        "--out", default="out", metavar="DIR", help="folder to write loss_curves.png into (default: out)"
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo.add_argument("--quick", action="store_true", help="the synthetic problems only (no real data sets)")
 

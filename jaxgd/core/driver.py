@@ -57,14 +57,22 @@ def resize_history(history: Any, length: int, dtype: Any) -> Any:
     return type(history)(*(jnp.concatenate([h[:length], e[h[:length].shape[0]:]]) for h, e in zip(history, empty)))
 
 
-def report(count: jax.Array, loss: jax.Array, total: int, final: bool = False) -> None:
-    """Progress of a step loop (host callback)."""
-    jax.debug.callback(_progress.close if final else _progress.update, count, loss, total)
+def report(count: jax.Array, loss: jax.Array, total: int, final: bool = False, status: Any = None) -> None:
+    """Progress of a step loop (host callback); the final report with ``status`` says why it stopped."""
+    if final and status is not None:
+        jax.debug.callback(_progress.close, count, loss, total, status)
+    else:
+        jax.debug.callback(_progress.close if final else _progress.update, count, loss, total)
 
 
-def report_epoch(epoch: jax.Array, total: int, train: jax.Array, ev: jax.Array, final: bool = False) -> None:
-    """Progress of an epoch loop (host callback)."""
-    jax.debug.callback(_progress.close_epoch if final else _progress.update_epoch, epoch, total, train, ev)
+def report_epoch(
+    epoch: jax.Array, total: int, train: jax.Array, ev: jax.Array, final: bool = False, status: Any = None
+) -> None:
+    """Progress of an epoch loop (host callback); the final report with ``status`` says why it stopped."""
+    if final and status is not None:
+        jax.debug.callback(_progress.close_epoch, epoch, total, train, ev, status)
+    else:
+        jax.debug.callback(_progress.close_epoch if final else _progress.update_epoch, epoch, total, train, ev)
 
 
 def _record_step(solver: Any, history: History, prev_count: jax.Array, state: Any) -> History:
@@ -101,7 +109,7 @@ def loop(
 
     state, history = lax.while_loop(cond, body, (state, history))
     if solver.progress_every and close_progress:
-        report(state.count, solver.loss(state.params, state.value), solver.max_steps, final=True)
+        report(state.count, solver.loss(state.params, state.value), solver.max_steps, final=True, status=state.status)
     return state, history
 
 

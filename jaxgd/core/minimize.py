@@ -30,6 +30,8 @@ from .options import default as _D
 from . import progress as _progress
 
 from ..checkpoint import resume as _resume
+from ..interop import explain as _explain
+from ..interop import models as _models
 
 from .. import _tree
 from .solver import Solver
@@ -154,7 +156,7 @@ def _solver_cached(key: tuple) -> Solver:
 _LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): None}, weakly in fun
 
 
-def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
+def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> None:
     """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached).
 
     Raises:
@@ -164,12 +166,16 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
         key = (has_aux, _spec(params), _spec(args))
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
-        return _check_loss(fun, params, args, has_aux)
-    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux))
+        return _check_loss(fun, params, args, has_aux, given)
+    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
 
 
-def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool) -> None:
-    out = jax.eval_shape(fun, params, *args)
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> None:
+    try:
+        out = jax.eval_shape(fun, params, *args)
+    except (TypeError, ValueError) as err:  # JAX's message names no argument: say which had what shape
+        named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
+        raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -369,6 +375,9 @@ def minimize(
     _options.check_keywords("minimize", unknown, _KEYWORDS)
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     given = locals()
+    parts = _models.split(x0)
+    if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
+        return _models.minimize_model(minimize, parts, given)
     solver = _solver(fun, method, lr, **{name: given[name] for name in _options.SOLVER_OPTIONS})
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
@@ -378,7 +387,7 @@ def minimize(
     if solver.progress_every:
         _progress.reset()
     solver.check_params(params)
-    check_loss(fun, params, args, has_aux)
+    check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
         result = _run(solver, params, args, adjoint)

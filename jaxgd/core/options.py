@@ -20,10 +20,12 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from .. import _tree
 from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
+from ..interop import explain as _explain
 from ..prox.operators import Prox, check_bounds
 from . import cache as _cache
 from . import stall as _stall
@@ -141,7 +143,8 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     if not unknown:
         return
     names = sorted(unknown)
-    close = [m for n in names for m in difflib.get_close_matches(n, valid, n=1)]
+    close = [_explain.suggest_keyword(n) or next(iter(difflib.get_close_matches(n, valid, n=1)), None) for n in names]
+    close = [f"{m}, jaxgd's name for {n}" if _explain.suggest_keyword(n) else m for n, m in zip(names, close) if m]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise TypeError(UNKNOWN_KWARG.format(fn=fn, names=", ".join(names), hint=hint, valid=", ".join(valid)))
 
@@ -284,6 +287,24 @@ def _check_schedule_cached(lr: Callable[..., Any]) -> None:
     _SCHEDULES.get(lr, (), lambda: _check_schedule_uncached(lr))
 
 
+OPTAX_LR = (
+    "lr={lr!r} with an optax transformation as method: the transformation already holds its own "
+    "learning rate (jaxgd's step size is 1 for it), and lr would multiply it. Put the learning rate in "
+    "the transformation (e.g. optax.adam(learning_rate)), chain a factor (optax.chain(tx, optax.scale(c))), "
+    "or pass a jaxgd.linesearch rule as lr to search along its updates"
+)
+
+
+def _check_lr_with_optax(method: Any, lr: Any) -> None:
+    """An optax transformation's step size is 1 (DESIGN.md) unless a step-size rule is asked for:
+    a float or schedule ``lr`` (other than 1) would silently multiply its own learning rate."""
+    if lr is None or _stepsize.is_rule(lr) or not isinstance(method, optax.GradientTransformation):
+        return
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and float(lr) == 1.0:
+        return
+    raise ValueError(OPTAX_LR.format(lr=lr))
+
+
 def solver_fields(
     fun: Any, method: Any, lr: Any, *, max_steps: Any, gtol: Any, ftol: Any, xtol: Any, l1: Any, l2: Any,
     clip: Any, history: Any, progress: Any, has_aux: Any, bounds: Any, accelerated: Any,
@@ -297,6 +318,7 @@ def solver_fields(
     if not callable(fun):
         raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
     direction = _directions.resolve(method)
+    _check_lr_with_optax(method, lr)
     default_lr = lr is None  # L-BFGS-B runs for lbfgs + bounds + the default lr
     if lr is None:
         lr = _directions.default_lr(direction)

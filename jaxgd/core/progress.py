@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .status import FitStatus, Status
+
 _BAR: Optional[Any] = None
 
 
@@ -46,9 +48,38 @@ def update(count: Any, loss: Any, total: Any) -> None:
     advance(int(_first(count)), int(_first(total)), {"loss": f"{float(_first(loss)):.6g}"}, desc="jaxgd", unit="step")
 
 
-def close(count: Any, loss: Any, total: Any) -> None:
-    """Final update, then close the bar so the next run starts a new one."""
+_REASONS = {  # one family of codes (Status and FitStatus) -> what the finished bar says
+    Status.GTOL: "converged: gtol", Status.FTOL: "converged: ftol", Status.XTOL: "converged: xtol",
+    Status.MAX_STEPS: "stopped: max_steps", Status.NONFINITE: "stopped: non-finite loss",
+    Status.LINESEARCH_FAILED: "stopped: line search failed", FitStatus.EPOCHS: "completed",
+    FitStatus.PATIENCE: "stopped early: patience",
+}
+
+
+def reason(status: Any, n: int, total: int, unit: str) -> str:
+    """``converged: gtol at step 274``: why a run stopped, and where (host side)."""
+    code = int(_first(status))
+    if code == Status.RUNNING:  # at the end of the loop: the budget ran out (finish marks it MAX_STEPS)
+        code = Status.MAX_STEPS if unit == "step" else FitStatus.EPOCHS
+        if n < total:
+            return f"paused at {unit} {n}"
+    return f"{_REASONS.get(code, f'status {code}')} at {unit} {n}"
+
+
+def _finish_bar(status: Any, n: int, total: int, unit: str) -> None:
+    """End the bar at ``n`` (the bar reads 100 % where the run stopped) and say why."""
+    if _BAR is None or status is None:
+        return
+    _BAR.total = max(n, 1) if n < total else total
+    _BAR.set_description_str(reason(status, n, total, unit), refresh=False)
+    _BAR.refresh()
+
+
+def close(count: Any, loss: Any, total: Any, status: Any = None) -> None:
+    """Final update, then close the bar so the next run starts a new one; with ``status``
+    the bar ends where the run stopped and says why (``converged: gtol at step 274``)."""
     update(count, loss, total)
+    _finish_bar(status, int(_first(count)), int(_first(total)), "step")
     reset()
 
 
@@ -60,6 +91,7 @@ def update_epoch(epoch: Any, total: Any, train: Any, ev: Any) -> None:
     advance(int(epoch), int(total), shown, desc="jaxgd.fit", unit="epoch")
 
 
-def close_epoch(epoch: Any, total: Any, train: Any, ev: Any) -> None:
+def close_epoch(epoch: Any, total: Any, train: Any, ev: Any, status: Any = None) -> None:
     update_epoch(epoch, total, train, ev)
+    _finish_bar(status, int(epoch), int(total), "epoch")
     reset()

@@ -46,6 +46,11 @@ class Status(enum.IntEnum):
     def success(self) -> bool:
         return self in (Status.GTOL, Status.FTOL, Status.XTOL, Status.PRECISION)
 
+    def __str__(self) -> str:  # ``Status.GTOL``, as README.md shows (Python 3.11's IntEnum prints ``1``)
+        return f"{type(self).__name__}.{self.name}"
+
+    __format__ = enum.Enum.__format__
+
 
 MESSAGES: dict[Status, str] = {
     Status.RUNNING: "Still running: the step limit has not been reached and no test has fired.",
@@ -93,6 +98,23 @@ class FitStatus(enum.IntEnum):
     @property
     def success(self) -> bool:
         return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
+
+    __str__ = Status.__str__
+    __format__ = enum.Enum.__format__
+
+
+NONFINITE_AT_START = (
+    "Stopped before the first step: the loss or gradient at the starting params is already NaN or Inf "
+    "(look at the data/args, or the loss at x0); params are the starting ones, unchanged."
+)
+
+
+def message_at(status: Any, steps: Any, dtype: str = "float32") -> str:
+    """``status.message``, made true for a run that stopped at step 0 (no finite params were ever
+    seen), with ``PRECISION``'s ``{dtype}`` filled in."""
+    if status == Status.NONFINITE and int(np.asarray(steps)) == 0:
+        return NONFINITE_AT_START
+    return status.message.format(dtype=dtype)
 
 
 MESSAGES[FitStatus.RUNNING] = MESSAGES[Status.RUNNING]
@@ -171,8 +193,8 @@ class Result(NamedTuple):
         s = self.status_enum
         dtype = np.asarray(self.loss).dtype.name  # for PRECISION's "{dtype}" (issue 13)
         if isinstance(s, Status):
-            return s.message.format(dtype=dtype)
-        return np.vectorize(lambda x: x.message.format(dtype=dtype), otypes=[object])(s)
+            return message_at(s, self.steps, dtype)
+        return np.vectorize(lambda x, k: message_at(x, k, dtype), otypes=[object])(s, np.asarray(self.steps))
 
     def __repr__(self) -> str:  # a short summary; the full tree is still available
         try:

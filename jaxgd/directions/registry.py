@@ -20,6 +20,7 @@ from .base import Direction as Direction
 from .base import default_lr as default_lr
 from .base import from_optax as from_optax
 from .base import from_preconditioner as from_preconditioner
+from ..interop import explain as _explain
 
 UNKNOWN_METHOD = "method={method!r} is not a known method; choose one of {valid}, or pass an optax.GradientTransformation"
 BAD_METHOD_TYPE = "method must be a method name (str), a jaxgd Direction or an optax.GradientTransformation, got {kind}"
@@ -61,7 +62,9 @@ def resolve(method: Any) -> Direction:
     if isinstance(method, str):
         key = method.lower()
         if key not in _REGISTRY:
-            raise ValueError(UNKNOWN_METHOD.format(method=method, valid=", ".join(names())))
+            alias = _explain.suggest_method(method)  # another library's name (sgd, L-BFGS-B)
+            hint = f" (did you mean {alias}?)" if alias else ""
+            raise ValueError(UNKNOWN_METHOD.format(method=method, valid=", ".join(names())) + hint)
         return _REGISTRY[key]()
     if isinstance(method, optax.GradientTransformation):
         return _from_optax_cached(method)

@@ -42,6 +42,8 @@ from ..core import progress as _progress
 from ..core import stepsize as _stepsize
 
 from .. import _tree
+from ..interop import explain as _explain
+from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
 from ..core.solver import Solver
 from .._types import ArrayLike, LossFn, Params, PRNGKey
@@ -162,8 +164,10 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
         out = jax.eval_shape(fn, *args)
     except TypeError as err:
         if not call_error:
-            raise
+            raise _explain.call_failed(f"{name}(params, batch)", dict(zip(("params", "batch"), args)), err) from err
         raise TypeError(call_error.format(err=err)) from err
+    except ValueError as err:
+        raise _explain.call_failed(f"{name}(params, batch)", dict(zip(("params", "batch"), args)), err) from err
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
@@ -386,6 +390,11 @@ def fit(
       EPOCHS 50 3.5
     """
     _options.check_keywords("fit", unknown, _KEYWORDS)
+    if callable(fun) and remainder is not Remainder.MASK:  # the masked call's signature has its own check
+        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2, _explain.FIT_HINT)
+    parts = _models.split(params)
+    if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
+        return _models.fit_model(fit, parts, locals())
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
@@ -472,7 +481,13 @@ def fit(
     if progress:
         _progress.reset()
     if resume is None and path is None:
-        result = _fit_loop.run_jit(solver, cfg, params, data, eval_data, key, pat)
+        inputs = (solver, params, data, eval_data, key, pat)
+        if _tree.is_concrete(inputs):  # nothing traced, so nothing differentiated: no guard (it costs a trace)
+            result = _fit_loop.run_jit(solver, cfg, *inputs[1:])
+        else:  # under a transformation: jax.grad/jvp through the run says what to use instead
+            result = _explain.not_differentiable(
+                lambda *a: _fit_loop.run_jit(a[0], cfg, *a[1:]), "jaxgd.fit", "params, data, eval_data or lr/l1/l2"
+            )(*inputs)
     else:
         result = _fit_resume.run(
             solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path

@@ -29,7 +29,7 @@ from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
-from ..core.status import FitStatus
+from ..core.status import FitStatus, message_at
 from .._types import Params, PyTree
 
 class FitHistory(NamedTuple):
@@ -131,7 +131,7 @@ class FitResult(NamedTuple):
 
     @property
     def message(self) -> str:
-        return self.status_enum.message
+        return message_at(self.status_enum, self.steps)
 
     def __repr__(self) -> str:
         try:
@@ -184,7 +184,7 @@ def _last_row(cfg: Config, r: FitResult) -> tuple:
 def close_progress(cfg: Config, result: FitResult) -> None:
     """Close the progress bar from the host (after a run split into chunks)."""
     if cfg.progress:
-        _progress.close_epoch(*(np.asarray(x) for x in _last_row(cfg, result)))
+        _progress.close_epoch(*(np.asarray(x) for x in _last_row(cfg, result)), np.asarray(result.status))
 
 
 # -- the compiled run ------------------------------------------------------
@@ -351,7 +351,7 @@ def run(
     """A whole run: ``start``, then ``loop`` to the end."""
     result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience)
     if cfg.progress:
-        _driver.report_epoch(*_last_row(cfg, result), final=True)
+        _driver.report_epoch(*_last_row(cfg, result), final=True, status=result.status)
     return result
 
 

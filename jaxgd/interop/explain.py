@@ -1,0 +1,155 @@
+"""Errors that name the user's argument where JAX's own message would not.
+
+Users arrive from optax, scipy.optimize, PyTorch and scikit-learn and write
+those libraries' spellings, or call jaxgd's functions the way those libraries
+call theirs. This module holds what jaxgd says back, in one place:
+
+- :func:`suggest_keyword` / :func:`suggest_method`: another library's
+  spelling of a keyword (``learning_rate``, ``tol``, ``maxiter``) or a method
+  (``sgd``, ``L-BFGS-B``) mapped to jaxgd's;
+- :func:`check_signature`: a loss that cannot be called the way jaxgd calls
+  it (``fit`` calls ``fun(params, batch)``), found from its signature before
+  anything is traced;
+- :func:`call_failed`: the error raised when tracing ``fun`` for the shape
+  check (``jax.eval_shape``) failed, re-raised with the arguments' names and
+  shapes and the original chained.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+
+# Other libraries' keyword spellings -> jaxgd's (optax, scipy.optimize, torch.optim, sklearn, optimistix).
+KEYWORD_ALIASES: dict[str, str] = {
+    "learning_rate": "lr", "step_size": "lr", "stepsize": "lr", "eta": "lr", "alpha": "lr",
+    "tol": "gtol", "atol": "gtol", "rtol": "ftol", "gtolerance": "gtol",
+    "maxiter": "max_steps", "max_iter": "max_steps", "max_iters": "max_steps", "num_steps": "max_steps",
+    "n_iter": "max_steps", "steps": "max_steps", "max_epochs": "epochs", "num_epochs": "epochs",
+    "weight_decay": "l2", "alpha_l1": "l1", "callback": "progress", "verbose": "progress", "disp": "progress",
+    "jac": "(nothing: jaxgd differentiates fun with jax.grad)", "x_init": "x0", "init_params": "x0",
+    "optimizer": "method", "solver": "method", "seed": "key", "rng": "key", "batchsize": "batch_size",
+}
+
+# Other libraries' method names (case-insensitive) -> jaxgd's ``method=`` (and what else to pass).
+METHOD_ALIASES: dict[str, str] = {
+    "sgd": "gd", "gradient_descent": "gd", "gradientdescent": "gd", "steepest_descent": "gd",
+    "heavy_ball": "momentum", "nag": "nesterov",
+    "l-bfgs-b": "lbfgs' with bounds=(lower, upper) for the box, '", "lbfgsb": "lbfgs' with bounds=(lower, upper), '",
+    "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "bfgs": "bfgs", "cg": "cg", "newton-cg": "cg",
+    "conjugate_gradient": "cg", "nonlinear_cg": "cg", "adam_w": "adamw", "rms_prop": "rmsprop", "ada_grad": "adagrad",
+}
+
+CALL_FAILED = (
+    "{call} failed when jaxgd traced it to check its output (jax.eval_shape: shapes only, nothing "
+    "computed) with {shapes}: {error}{hint}"
+)
+LIST_HINT = (
+    ". {name} is a Python {kind} of {n} numbers, which JAX treats as a pytree of {n} separate scalars, "
+    "not a vector: pass jnp.asarray({name})"
+)
+SIGNATURE = (
+    "{where} calls {call}, but fun{sig} cannot be called that way ({error}){hint}"
+)
+FIT_HINT = (
+    "; take the batch apart inside the loss, e.g. fun=lambda params, batch: loss(params, *batch) "
+    "for data=(X, y), or lambda params, batch: loss(params, batch['x'], batch['y']) for a dict"
+)
+
+
+def suggest_keyword(name: str) -> Optional[str]:
+    """jaxgd's keyword for another library's spelling ``name`` (None when unknown)."""
+    return KEYWORD_ALIASES.get(name) or KEYWORD_ALIASES.get(name.lower())
+
+
+def suggest_method(name: str) -> Optional[str]:
+    """``method='lbfgs'`` (and what else to pass) for another library's method name (case-insensitive)."""
+    alias = METHOD_ALIASES.get(name.lower().replace(" ", "_"))
+    return None if alias is None else f"method='{alias}'".replace(", ''", "")
+
+
+def _shape(x: Any) -> str:
+    if isinstance(x, jax.ShapeDtypeStruct) or hasattr(x, "dtype"):
+        return f"{np.dtype(x.dtype).name}{list(np.shape(x))}"
+    return type(x).__name__
+
+
+def describe(tree: Any) -> str:
+    """``float64[3]``, or ``{'w': float64[3], 'b': float64[]}`` for a pytree (shapes and dtypes only)."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    if len(leaves) == 1 and not leaves[0][0]:
+        return _shape(leaves[0][1])
+    inner = ", ".join(f"{jax.tree_util.keystr(p)}: {_shape(x)}" for p, x in leaves)
+    return "{" + inner + "}"
+
+
+def _list_hint(named: dict[str, Any]) -> str:
+    for name, value in named.items():
+        if isinstance(value, (list, tuple)) and len(value) > 1 and all(
+            isinstance(v, (int, float)) or np.ndim(v) == 0 for v in value
+        ):
+            return LIST_HINT.format(name=name, kind=type(value).__name__, n=len(value))
+    return ""
+
+
+def call_failed(call: str, named: dict[str, Any], err: BaseException, original: Optional[dict] = None) -> BaseException:
+    """The error to raise (``from err``) when tracing ``call`` failed: names and shapes of ``named``.
+
+    ``original`` holds the arguments as the user gave them (a Python list
+    ``x0`` gets a hint). Python's and JAX's TypeError/ValueError become a
+    plain TypeError/ValueError; other exceptions (a user's own, jaxgd's) are
+    returned unchanged.
+    """
+    from_jax = type(err).__module__.split(".")[0] in ("builtins", "jax", "jaxlib")
+    if not (from_jax and isinstance(err, (TypeError, ValueError))):
+        return err
+    kind = TypeError if isinstance(err, TypeError) else ValueError
+    shapes = ", ".join(f"{name}={describe(value)}" for name, value in named.items())
+    hint = _list_hint(original or {})
+    return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=err, hint=hint))
+
+
+def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str = "") -> None:
+    """Raise ``TypeError`` when ``fun`` cannot take ``n_args`` positional arguments (from its signature).
+
+    Functions without an inspectable signature (builtins, some wrappers) pass.
+    """
+    try:
+        sig = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(*range(n_args))
+    except TypeError as err:
+        raise TypeError(SIGNATURE.format(where=where, call=call, sig=sig, error=err, hint=hint)) from None
+
+
+NOT_DIFFERENTIABLE = (
+    "{name} is not differentiable (jax.grad, jax.vjp, jax.jvp or jax.jacfwd reached it with respect to {what}): "
+    "its compiled run is a while loop over shuffled minibatch epochs, with early stopping and rollbacks. "
+    "To differentiate a fitted solution with respect to data or hyperparameters, minimise the full-batch "
+    "loss with jaxgd.minimize (a solve differentiable by the implicit function theorem); to differentiate "
+    "through the training steps themselves, take them in your own lax.scan with jaxgd.as_optax"
+)
+
+
+def not_differentiable(fn: Callable, name: str, what: str) -> Callable:
+    """``fn`` unchanged, except that differentiating it raises a ``TypeError`` saying what to use instead.
+
+    A ``jax.custom_jvp`` whose rule raises while JAX traces the derivative
+    (before anything runs); an input nobody differentiates costs nothing.
+    """
+
+    @jax.custom_jvp
+    def guarded(*args: Any) -> Any:
+        return fn(*args)
+
+    def _jvp(primals: tuple, tangents: tuple) -> Any:
+        raise TypeError(NOT_DIFFERENTIABLE.format(name=name, what=what))
+
+    guarded.defjvp(_jvp, symbolic_zeros=True)  # no zero tangents made (they would compile) before raising
+
+    return guarded

@@ -1,0 +1,269 @@
+"""Flax NNX and Equinox models where parameters go.
+
+``jaxgd.minimize`` and ``jaxgd.fit`` optimise a pytree of float arrays. A
+model object holds more than that: an Equinox module holds activation
+functions, integer sizes and maybe integer or boolean arrays; a Flax NNX
+module holds a graph, non-trainable state (batch statistics, RNG keys) and
+its ``nnx.Param`` variables. This module splits a model into
+
+- ``params``: what the solver trains (Equinox: the inexact-float arrays,
+  ``eqx.partition(model, eqx.is_inexact_array)``; NNX: the ``nnx.Param``
+  state, ``nnx.split(model, nnx.Param, ...)``);
+- ``rest``: the other arrays, held fixed and handed to the loss as data;
+- the static remainder (functions, sizes, the NNX graph), which rides in a
+  hashable loss wrapper so that a second call with the same model type
+  re-uses the compiled loop;
+
+and puts the model back together afterwards, so the caller gets a model of
+the same type. A plain pytree passes through untouched (``split`` returns
+``None``), at no cost.
+
+Neither library is imported here unless the caller's object is one of its
+modules (the check looks in ``sys.modules``), so both stay optional.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import weakref
+from typing import Any, Callable, Hashable, NamedTuple, Optional
+
+import jax
+
+from .._types import Params, PyTree
+
+
+class _Static:
+    """A hashable stand-in for a model's static part (treedef and leaves).
+
+    Leaves that cannot be hashed are compared by identity, so equal static
+    parts share a compiled loop and different ones never do.
+    """
+
+    __slots__ = ("value", "_key")
+
+    def __init__(self, value: Any) -> None:
+        leaves, treedef = jax.tree_util.tree_flatten(value)
+        key = []
+        for leaf in leaves:
+            try:
+                hash(leaf)
+                key.append(("v", leaf))
+            except TypeError:
+                key.append(("id", id(leaf)))
+        self.value = value
+        self._key = (treedef, tuple(key))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Static) and self._key == other._key
+
+
+class ModelLoss:
+    """``ModelLoss(fun, kind, static)(params, rest, *args) = fun(model, *args)``.
+
+    ``model`` is rebuilt from ``params`` and ``rest``. Built through
+    :func:`_interned`, so the same user function and static part give the
+    very same object (jaxgd's compiled-loop caches are weakly keyed on the
+    loss object). It refers to ``fun`` weakly, so it never keeps a dropped
+    loss alive.
+    """
+
+    __slots__ = ("_fun", "kind", "static", "__weakref__")
+
+    def __init__(self, fun: Callable[..., Any], kind: str, static: _Static) -> None:
+        try:
+            self._fun: Callable[[], Any] = weakref.ref(fun)
+        except TypeError:  # not weakly referenceable: hold it
+            self._fun = lambda: fun
+        self.kind, self.static = kind, static
+
+    @property
+    def fun(self) -> Callable[..., Any]:
+        return self._fun()
+
+    def __call__(self, params: Params, rest: PyTree, *args: Any) -> Any:
+        return self.fun(rebuild(self.kind, self.static, params, rest), *args)
+
+    def __hash__(self) -> int:
+        return hash((self.fun, self.kind, self.static))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ModelLoss)
+            and (self.fun, self.kind, self.static) == (other.fun, other.kind, other.static)
+        )
+
+    @property
+    def __name__(self) -> str:  # for reprs and progress bars
+        return getattr(self.fun, "__name__", "model_loss")
+
+
+_INTERN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INTERN_PER_FUN = 8
+
+
+def _interned(fun: Callable[..., Any], key: Hashable, make: Callable[[], Any]) -> Any:
+    """``make()`` once per ``(fun, key)``, weakly keyed on ``fun`` and bounded
+    (the last ``_INTERN_PER_FUN`` keys per function)."""
+    try:
+        table = _INTERN.get(fun)
+        if table is None:
+            table = _INTERN[fun] = collections.OrderedDict()
+    except TypeError:  # not weakly referenceable: no interning
+        return make()
+    obj = table.get(key)
+    if obj is None:
+        obj = table[key] = make()
+        if len(table) > _INTERN_PER_FUN:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+    return obj
+
+
+class ModelParts(NamedTuple):
+    """A model split for the solver (see the module docstring)."""
+
+    params: Params
+    rest: PyTree
+    kind: str
+    static: _Static
+
+    def loss(self, fun: Callable[..., Any]) -> ModelLoss:
+        """``fun(model, *args)`` as ``loss(params, rest, *args)``."""
+        return _interned(fun, (self.kind, self.static), lambda: ModelLoss(fun, self.kind, self.static))
+
+    def model(self, params: Params) -> Any:
+        """The model with ``params`` put back (``rest`` unchanged)."""
+        return rebuild(self.kind, self.static, params, self.rest)
+
+
+def _kind(obj: Any) -> Optional[str]:
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None and isinstance(obj, nnx.Module):
+        return "nnx"
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and isinstance(obj, eqx.Module):
+        return "eqx"
+    return None
+
+
+def split(model: Any) -> Optional[ModelParts]:
+    """Split a Flax NNX or Equinox model; ``None`` for anything else.
+
+    An Equinox module whose leaves are all float arrays is a plain pytree
+    already and is not split.
+
+    Returns:
+      :class:`ModelParts` whose ``params`` are the trainable float arrays.
+    """
+    kind = _kind(model)
+    if kind == "eqx":
+        import equinox as eqx
+
+        if all(eqx.is_inexact_array(leaf) for leaf in jax.tree_util.tree_leaves(model)):
+            return None  # already a pytree of float arrays: nothing to split
+        params, others = eqx.partition(model, eqx.is_inexact_array)
+        rest, static = eqx.partition(others, eqx.is_array)
+        return ModelParts(params, rest, kind, _Static(static))
+    if kind == "nnx":
+        from flax import nnx
+
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        return ModelParts(params, rest, kind, _Static(graphdef))
+    return None
+
+
+def rebuild(kind: str, static: _Static, params: Params, rest: PyTree) -> Any:
+    """Put a model back together from its parts."""
+    if kind == "eqx":
+        import equinox as eqx
+
+        return eqx.combine(params, rest, static.value)
+    from flax import nnx
+
+    return nnx.merge(static.value, params, rest)
+
+
+class BoundModelFun:
+    """``fun(model, *args)`` as ``f(params, *args)`` with the model's ``rest`` held fixed.
+
+    For loops whose functions take no extra argument (``fit``'s
+    ``fun(params, batch)``): ``rest`` rides along as constants. Two wrappers
+    are equal only when they hold the very same ``rest`` arrays, so a
+    compiled loop is never re-used with other constants.
+    """
+
+    __slots__ = ("loss", "rest", "_ids", "__weakref__")
+
+    def __init__(self, loss: ModelLoss, rest: PyTree) -> None:
+        self.loss, self.rest = loss, rest
+        self._ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(rest))
+
+    def __call__(self, params: Params, *args: Any) -> Any:
+        return self.loss(params, self.rest, *args)
+
+    def __hash__(self) -> int:
+        return hash((self.loss, self._ids))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BoundModelFun) or self.loss != other.loss or self._ids != other._ids:
+            return False
+        mine, theirs = jax.tree_util.tree_leaves(self.rest), jax.tree_util.tree_leaves(other.rest)
+        return all(a is b for a, b in zip(mine, theirs))
+
+    @property
+    def __name__(self) -> str:
+        return self.loss.__name__
+
+
+def bind(fun: Optional[Callable[..., Any]], parts: ModelParts) -> Optional[BoundModelFun]:
+    """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``)."""
+    if fun is None:
+        return None
+    ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(parts.rest))
+    key = ("bound", parts.kind, parts.static, ids)
+    return _interned(fun, key, lambda: BoundModelFun(parts.loss(fun), parts.rest))
+
+
+def strip(result: Any, fields: tuple[str, ...]) -> Any:
+    """A ``Result``/``FitResult`` passed as ``resume=`` whose ``fields`` hold
+    models, with the models replaced by their trained arrays (what the
+    solver's state holds); anything else unchanged."""
+    if not hasattr(result, "_replace") or not all(hasattr(result, f) for f in fields):
+        return result
+    out = {}
+    for f in fields:
+        parts = split(getattr(result, f))
+        if parts is not None:
+            out[f] = parts.params
+    return result._replace(**out) if out else result
+
+
+_NOT_OPTIONS = ("fun", "x0", "params", "args", "data", "unknown", "parts", "given")
+
+
+def minimize_model(minimize: Callable[..., Any], parts: ModelParts, given: dict) -> Any:
+    """``minimize`` on a model's trained arrays (``given``: the caller's
+    arguments by name); the result's ``params`` is a model again."""
+    options = {k: v for k, v in given.items() if k not in _NOT_OPTIONS}
+    options["resume"] = strip(options.get("resume"), ("params",))
+    args = given["args"] if isinstance(given["args"], tuple) else (given["args"],)
+    res = minimize(parts.loss(given["fun"]), parts.params, (parts.rest, *args), **options)
+    return res._replace(params=parts.model(res.params))
+
+
+def fit_model(fit: Callable[..., Any], parts: ModelParts, given: dict) -> Any:
+    """``fit`` on a model's trained arrays, its functions bound to the model
+    (``given``: the caller's arguments by name); ``params`` and
+    ``best_params`` come back as models."""
+    options = {k: v for k, v in given.items() if k not in _NOT_OPTIONS}
+    options["resume"] = strip(options.get("resume"), ("params", "best_params"))
+    options["eval_fun"] = bind(options.get("eval_fun"), parts)
+    options["metric"] = bind(options.get("metric"), parts)
+    res = fit(bind(given["fun"], parts), parts.params, given["data"], **options)
+    return res._replace(params=parts.model(res.params), best_params=parts.model(res.best_params))

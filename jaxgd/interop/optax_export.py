@@ -1,0 +1,296 @@
+"""``jaxgd.as_optax``: jaxgd's step (direction x step size x proximal step) as an optax transformation.
+
+The transformation runs :func:`jaxgd.core.update.update`, the very function
+``minimize``'s loop and ``fit`` call, inside a user's own training loop
+(a plain optax loop, ``nnx.Optimizer``, an Equinox loop). Its ``update``
+takes ``value``, ``grad`` and ``value_fn`` as keyword arguments, like
+``optax.lbfgs``, and its state exposes ``value`` and ``grad`` (the loss and
+gradient at the point it moved to), so ``optax.value_and_grad_from_state``
+re-uses a line search's last evaluation instead of computing it again.
+
+What differs from ``minimize`` is only what a loop around the step owns:
+there are no termination tests, no history and no progress bar (the loop
+is the user's), and ``x0`` is not projected into ``bounds`` (start inside).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .. import _tree
+from .._types import ArrayLike, Params, PyTree
+from ..core import options as _options
+from ..core import stepsize as _stepsize
+from ..core import update as _update
+from ..core.options import default as _D
+from ..core.status import Status
+from ..prox.operators import l2_penalty, weight_leaves
+
+NEEDS_EXTRA = (
+    "as_optax(lr={rule}).update needs {missing}: the loss at params (value=) and the loss as a "
+    "function of params (value_fn=), passed as keywords as for optax.lbfgs, e.g. "
+    "value, grad = optax.value_and_grad_from_state(loss)(params, state=state); "
+    "tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)"
+)
+NEEDS_PARAMS = "as_optax(...).update needs params (the current parameters), got params=None"
+NO_ACCELERATED = "as_optax does not take accelerated=; FISTA momentum needs the loop's previous iterate (use minimize)"
+
+
+@jax.tree_util.register_pytree_node_class
+class Inner:
+    """A state nested inside :class:`AsOptaxState`, flattened to its leaves.
+
+    ``optax.value_and_grad_from_state`` looks for the one field named
+    ``value``/``grad`` in every NamedTuple of the state; the rules' own states
+    have such fields (``BBState.grad``), so they are kept out of its sight.
+    """
+
+    __slots__ = ("leaves", "treedef")
+
+    def __init__(self, tree: PyTree) -> None:
+        self.leaves, self.treedef = jax.tree_util.tree_flatten(tree)
+
+    @property
+    def tree(self) -> PyTree:
+        return jax.tree_util.tree_unflatten(self.treedef, self.leaves)
+
+    def tree_flatten(self) -> tuple[list, Any]:
+        # The children are the leaves as stored (a library that maps the state's
+        # leaves, as nnx.Optimizer does, gets back what it put in).
+        return list(self.leaves), self.treedef
+
+    @classmethod
+    def tree_unflatten(cls, treedef: Any, leaves: Any) -> "Inner":
+        new = object.__new__(cls)
+        new.leaves, new.treedef = list(leaves), treedef
+        return new
+
+    def __repr__(self) -> str:
+        return f"Inner({self.tree!r})"
+
+
+class AsOptaxState(NamedTuple):
+    """The transformation's state (a pytree; a stable ``scan``/``while_loop`` carry).
+
+    Attributes:
+      count: steps taken (``int32``; a step that was not taken does not count).
+      direction_state: the direction's state (Adam's moments, the L-BFGS
+        memory...) in an :class:`Inner`.
+      rule_state: the step-size rule's state in an :class:`Inner`.
+      value: the loss (``value_fn``, without the ``l2`` penalty) at the
+        parameters the last update moved to; ``inf`` when it was not evaluated
+        (a schedule without ``value_fn``), so that
+        ``optax.value_and_grad_from_state`` evaluates it afresh.
+      grad: its gradient (zeros when not evaluated).
+      status: :class:`jaxgd.Status` of the last update: ``RUNNING``,
+        ``NONFINITE`` (the step was not taken: zero updates) or
+        ``LINESEARCH_FAILED`` (ditto).
+    """
+
+    count: jax.Array
+    direction_state: Inner
+    rule_state: Inner
+    value: jax.Array
+    grad: PyTree
+    status: jax.Array
+
+
+class _Parts(NamedTuple):
+    """The :class:`jaxgd.core.update.UpdateParts` of the transformation."""
+
+    direction: Any
+    rule: Any
+    prox: Any
+    l2: Any
+    clip: Any
+
+
+def _no_loss(params: Any, *args: Any) -> Any:  # solver_fields wants a callable; the user's loop owns the loss
+    raise AssertionError("as_optax holds no loss function")
+
+
+def _pure(tree: PyTree) -> PyTree:
+    """The arrays of a parameter pytree: ``nnx.Optimizer`` calls ``init`` with
+    ``nnx.Param`` variables around them, ``update`` with the bare arrays."""
+    nnx = sys.modules.get("flax.nnx")  # never imported here: only a Flax user can have passed one
+    return tree if nnx is None else nnx.as_pure(tree)
+
+
+def _value_dtype(params: Params) -> Any:
+    return jnp.result_type(*jax.tree_util.tree_leaves(params))
+
+
+def _penalised(parts: _Parts, value_fn: Callable[[Params], jax.Array]) -> Callable:
+    """``p -> (value + l2 penalty, its gradient, (value, grad))`` of the smooth objective (minimize's objective)."""
+
+    def value_and_grad(p: Params) -> tuple[jax.Array, PyTree, tuple]:
+        raw_value, raw_grad = jax.value_and_grad(value_fn)(p)
+        value, grad = _add_l2(parts, p, jnp.asarray(raw_value), raw_grad)
+        return value, grad, (raw_value, raw_grad)
+
+    return value_and_grad
+
+
+def _add_l2(parts: _Parts, params: Params, value: jax.Array, grad: PyTree) -> tuple[jax.Array, PyTree]:
+    """The L2 penalty ``l2/2 ||p||^2`` added to a loss and its gradient (not for decoupled decay)."""
+    if parts.l2 is None or parts.direction.decoupled_l2:
+        return value, grad
+    pen, pen_grad = jax.value_and_grad(lambda p: l2_penalty(parts.l2, p))(params)
+    return value + pen.astype(value.dtype), _tree.cast_like(jax.tree_util.tree_map(jnp.add, grad, pen_grad), grad)
+
+
+def _init(parts: _Parts, params: Params) -> AsOptaxState:
+    params = _pure(params)
+    parts.prox.check(params)
+    if parts.l2 is not None:
+        weight_leaves(parts.l2, params, "l2")
+    dtype = _value_dtype(params)
+    value, grad = jnp.asarray(jnp.inf, dtype), _tree.tmap(jnp.zeros_like, params)
+    return AsOptaxState(
+        count=jnp.asarray(0, jnp.int32),
+        direction_state=Inner(parts.direction.init(params)),
+        rule_state=Inner(parts.rule.init(params, value, grad)),  # replaced at the first update (needs the loss)
+        value=value,
+        grad=grad,
+        status=jnp.asarray(Status.RUNNING, jnp.int32),
+    )
+
+
+def _update_fn(
+    parts: _Parts, updates: PyTree, state: AsOptaxState, params: Optional[Params] = None, *,
+    value: Optional[ArrayLike] = None, grad: Any = None, value_fn: Optional[Callable] = None, **extra: Any,
+) -> tuple[PyTree, AsOptaxState]:
+    """One jaxgd step from ``params``; ``updates`` is the gradient of ``value_fn`` there."""
+    del grad, extra  # ``updates`` is the gradient (optax's convention); other extras are not ours
+    if params is None:
+        raise ValueError(NEEDS_PARAMS)
+    time_only = isinstance(parts.rule, _stepsize.ScheduleRule)
+    missing = [n for n, v in (("value", value), ("value_fn", value_fn)) if v is None]
+    if missing and not time_only:
+        raise TypeError(NEEDS_EXTRA.format(rule=type(parts.rule).__name__, missing=" and ".join(missing)))
+    dtype = state.value.dtype
+    raw_value = jnp.asarray(jnp.inf if value is None else value).astype(dtype)
+    raw_grad = _tree.cast_like(updates, params)
+    total_value, total_grad = _add_l2(parts, params, raw_value, raw_grad)
+    evaluate = None if value_fn is None else _penalised(parts, value_fn)
+    total_fn = None if evaluate is None else (lambda p: evaluate(p)[0])
+    # The rule's first state needs the loss at the first iterate (minimize's init).
+    first = parts.rule.init(params, total_value, total_grad)
+    old_rule = state.rule_state.tree
+    rule_state = _tree.where(state.count == 0, _tree.cast_like(first, old_rule), old_rule)
+    ustate = _update.UpdateState(state.count, state.direction_state.tree, rule_state)
+    trial, ustate, _, info = _update.update(
+        parts, total_grad, ustate, params, value=total_value, value_fn=total_fn, value_and_grad=evaluate
+    )
+    new_params = _tree.cast_like(trial.params, params)
+    finite = _tree.all_finite(new_params)
+    if evaluate is None:
+        new_value, new_grad = jnp.asarray(jnp.inf, dtype), _tree.tmap(jnp.zeros_like, params)
+    else:
+        new_value, new_grad = jnp.asarray(trial.aux[0]).astype(dtype), _tree.cast_like(trial.aux[1], params)
+        finite = finite & jnp.isfinite(trial.value) & _tree.all_finite(trial.grad)
+    failed = jnp.asarray(info.failed)
+    accept = finite & ~failed
+    status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(finite, Status.RUNNING, Status.NONFINITE))
+    taken = AsOptaxState(
+        ustate.count, Inner(ustate.direction_state), Inner(ustate.rule_state), new_value, new_grad, state.status
+    )
+    kept = AsOptaxState(state.count, state.direction_state, state.rule_state, raw_value, raw_grad, state.status)
+    new_state = _update.keep_if(accept, taken, kept)._replace(status=status.astype(jnp.int32))
+    step = _update.keep_if(accept, _tree.sub(new_params, params), _tree.tmap(jnp.zeros_like, params))
+    return step, new_state
+
+
+@_options.document
+def as_optax(
+    method: Any = _D("method"),
+    lr: Any = _D("lr"),
+    *,
+    l1: ArrayLike = _D("l1"),
+    l2: ArrayLike = _D("l2"),
+    bounds: Any = _D("bounds"),
+    clip: Optional[ArrayLike] = _D("clip"),
+    **unknown: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """jaxgd's step as an ``optax.GradientTransformationExtraArgs``, for a loop you already have.
+
+    Each ``update`` takes one step of ``minimize``'s, through the same
+    update function:
+
+    .. math::
+       d_k = \\mathrm{direction}(\\mathrm{clip}(g_k)),\\quad
+       \\alpha_k = \\mathrm{rule}(k, \\ldots),\\quad
+       \\theta_{k+1} = \\mathrm{prox}_{\\alpha_k h}(\\theta_k + \\alpha_k d_k)
+
+    and returns ``updates = theta_{k+1} - theta_k``, so ``optax.apply_updates``
+    lands on the iterate ``jaxgd.minimize`` would reach (step for step, to
+    rounding). ``update(updates, state, params, *, value, grad, value_fn)``
+    takes the gradient as ``updates`` and, as ``optax.lbfgs`` does, the loss
+    at ``params`` (``value``) and the loss as a function of the parameters
+    (``value_fn``): line searches, Barzilai-Borwein, Polyak and
+    reduce-on-plateau need both; a float or schedule ``lr`` needs neither,
+    but with ``value_fn`` the new point is evaluated (as in ``minimize``) and
+    a non-finite loss there rejects the step. The state's ``value`` and
+    ``grad`` hold that evaluation: ``optax.value_and_grad_from_state(loss)``
+    re-uses it. Non-finite policy (as in ``minimize``): a step whose outcome
+    is not finite, or a failed line search, is not taken (zero updates) and
+    ``state.status`` says why. ``l2`` is a penalty on ``value_fn`` (the
+    gradient passed in is that of the loss alone), decoupled decay with
+    ``adamw``. Start inside ``bounds`` (``minimize`` projects ``x0``; a loop
+    it does not own cannot). The numbers are baked into the transformation
+    when a jitted step closes over it, as for any optax transformation.
+
+    Args:
+      {options:method,lr,l1,l2,bounds,clip}
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose state is an
+      :class:`~jaxgd.interop.optax_export.AsOptaxState`.
+
+    Raises:
+      TypeError: an unknown keyword (close spellings suggested), ``method``
+        or ``lr`` of the wrong kind; at ``update``, a state-aware ``lr``
+        without ``value``/``value_fn``.
+      ValueError: a bad value (names the argument); an optax transformation
+        as ``method`` with a float or schedule ``lr``; at ``init``, ``l1``,
+        ``l2`` or ``bounds`` pytrees that do not fit the parameters; at
+        ``update``, no ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, jaxgd
+      >>> loss = lambda x: jnp.sum((x - 3.0) ** 2)
+      >>> tx = jaxgd.as_optax("gd", lr=jaxgd.linesearch.Backtracking())
+      >>> x = jnp.zeros(2)
+      >>> state = tx.init(x)
+      >>> value_and_grad = optax.value_and_grad_from_state(loss)
+      >>> for _ in range(3):
+      ...     value, grad = value_and_grad(x, state=state)
+      ...     updates, state = tx.update(grad, state, x, value=value, grad=grad, value_fn=loss)
+      ...     x = optax.apply_updates(x, updates)
+      >>> print(x)
+      [3. 3.]
+    """
+    if unknown.pop("accelerated", None):
+        raise TypeError(NO_ACCELERATED)
+    _options.check_keywords("as_optax", unknown, _KEYWORDS)
+    defaults = {n: _D(n) for n in _options.SOLVER_OPTIONS}
+    fields = _options.solver_fields(
+        _no_loss, method, lr, **{**defaults, "l1": l1, "l2": l2, "bounds": bounds, "clip": clip}
+    )
+    parts = _Parts(fields["direction"], fields["rule"], fields["prox"], fields["l2"], fields["clip"])
+
+    def init(params: Params) -> AsOptaxState:
+        return _init(parts, params)
+
+    def update(updates: PyTree, state: AsOptaxState, params: Optional[Params] = None, **extra: Any):
+        return _update_fn(parts, updates, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+_KEYWORDS = _options.keywords(as_optax) + ("method", "lr")

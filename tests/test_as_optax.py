@@ -1,0 +1,208 @@
+"""jaxgd.as_optax: jaxgd's step inside a plain optax loop and inside ``nnx.Optimizer``.
+
+Reference: ``jaxgd.Solver``'s ``init``/``step`` (the loop ``minimize`` runs),
+taken step by step from the same start; the optax loop must land on the same
+iterates (float64, 1e-12), for each step-size rule and with ``l1=``. The
+final iterate is also checked against ``jaxgd.minimize(max_steps=K)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgd
+from jaxgd.interop.optax_export import NEEDS_EXTRA, AsOptaxState
+
+A = jnp.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.5]])
+B = jnp.array([1.0, -1.0, 0.5])
+X0 = {"w": jnp.array([2.0, -3.0]), "b": jnp.array([1.5])}
+
+
+def loss(p: Any) -> jax.Array:
+    x = jnp.concatenate([p["w"], p["b"]])
+    return 0.5 * x @ A @ x - B @ x + 0.1 * jnp.sum(x**4)
+
+
+K = 6
+RULES = {
+    "backtracking": lambda: jaxgd.linesearch.Backtracking(),
+    "strong_wolfe": lambda: jaxgd.linesearch.StrongWolfe(),
+    "barzilai_borwein": lambda: jaxgd.linesearch.BarzilaiBorwein(),
+    "polyak": lambda: jaxgd.linesearch.Polyak(),
+    "schedule": lambda: jaxgd.schedules.step_decay(0.1, 3, 0.5),
+    "optax_schedule": lambda: optax.exponential_decay(0.1, 3, 0.5),
+    "constant": lambda: 0.05,
+}
+
+
+def solver_iterates(method: Any, lr: Any, k: int = K, x0: Any = X0, **kw: Any) -> list:
+    """The reference: the params after each of ``k`` steps of minimize's Solver."""
+    solver = jaxgd.Solver(loss, method, lr, gtol=0.0, max_steps=k, **kw)
+    state, out = solver.init(x0), []
+    for _ in range(k):
+        state = solver.step(state)
+        assert int(state.status) in (jaxgd.Status.RUNNING, jaxgd.Status.MAX_STEPS)
+        out.append(state.params)
+    return out
+
+
+def optax_iterates(
+    tx: optax.GradientTransformationExtraArgs, k: int = K, jit: bool = True, x0: Any = X0
+) -> tuple[list, Any]:
+    """A user's optax loop, with ``value_and_grad_from_state`` re-using the last evaluation."""
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    def step(p: Any, state: Any) -> tuple:
+        value, grad = value_and_grad(p, state=state)
+        updates, state = tx.update(grad, state, p, value=value, grad=grad, value_fn=loss)
+        return optax.apply_updates(p, updates), state
+
+    step = jax.jit(step) if jit else step
+    p, state, out = x0, tx.init(x0), []
+    for _ in range(k):
+        p, state = step(p, state)
+        out.append(p)
+    return out, state
+
+
+def assert_close(got: list, want: list, atol: float = 1e-12) -> None:
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        for leaf_g, leaf_w in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(w)):
+            np.testing.assert_allclose(np.asarray(leaf_g), np.asarray(leaf_w), rtol=0, atol=atol, err_msg=f"step {i + 1}")
+
+
+@pytest.mark.parametrize("l1", [0.0, 0.3])
+@pytest.mark.parametrize("rule", list(RULES))
+def test_optax_loop_equals_minimize_step_for_step(rule: str, l1: float) -> None:
+    want = solver_iterates("gd", RULES[rule](), l1=l1)
+    got, state = optax_iterates(jaxgd.as_optax("gd", lr=RULES[rule](), l1=l1), jit=(rule, l1) != ("backtracking", 0.0))  # one eager
+    assert_close(got, want)
+    res = jaxgd.minimize(loss, X0, method="gd", lr=RULES[rule](), l1=l1, gtol=0.0, max_steps=K)
+    # An optax schedule computes in float32 (its numbers are Python floats, the count int32);
+    # Solver.step and as_optax agree to 1e-12 above, minimize's compiled loop only to float32.
+    assert_close([got[-1]], [res.params], atol=1e-8 if rule == "optax_schedule" else 1e-12)
+    # The state holds the loss and gradient at the last iterate (what value_and_grad_from_state re-uses).
+    assert isinstance(state, AsOptaxState) and int(state.status) == jaxgd.Status.RUNNING and int(state.count) == K
+    np.testing.assert_allclose(float(state.value), float(loss(got[-1])), rtol=1e-13)
+    for g, r in zip(jax.tree_util.tree_leaves(state.grad), jax.tree_util.tree_leaves(jax.grad(loss)(got[-1]))):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("adam", dict(lr=0.05, l2=0.1, clip=1.0)),
+        ("adamw", dict(lr=0.05, l2=0.1)),
+        ("lbfgs", dict(lr=jaxgd.linesearch.StrongWolfe())),
+        ("momentum", dict(lr=0.02, bounds=(-1.8, 1.8), l1={"w": 0.1, "b": 0.0})),
+    ],
+)
+def test_other_directions_penalties_and_bounds(method: str, kw: dict) -> None:
+    kw = dict(kw)
+    lr = kw.pop("lr")
+    """Reference: the Solver with the same options (l2 as a penalty on value_fn, decoupled for adamw)."""
+    x0_inside = jax.tree_util.tree_map(lambda v: jnp.clip(v, -1.8, 1.8), X0)  # minimize projects x0; start inside
+    got = optax_iterates(jaxgd.as_optax(method, lr, **kw), x0=x0_inside)[0]
+    assert_close(got, solver_iterates(method, lr, x0=x0_inside, **kw))
+
+
+def test_schedule_without_value_fn_needs_no_evaluation() -> None:
+    """A time-only lr needs neither value nor value_fn: plain gradient descent, vs a NumPy loop."""
+    tx = jaxgd.as_optax("gd", lr=0.05)
+    p, state = X0, tx.init(X0)
+    ref = {k: np.asarray(v) for k, v in X0.items()}
+    for _ in range(5):
+        updates, state = tx.update(jax.grad(loss)(p), state, p)
+        p = optax.apply_updates(p, updates)
+        g = jax.grad(loss)(ref)
+        ref = {k: ref[k] - 0.05 * np.asarray(g[k]) for k in ref}
+    assert_close([p], [ref], atol=1e-14)
+    assert float(state.value) == np.inf  # not evaluated: value_and_grad_from_state computes it afresh
+
+
+def test_state_aware_rule_without_value_fn_raises() -> None:
+    tx = jaxgd.as_optax("gd", lr=jaxgd.linesearch.Backtracking())
+    state = tx.init(X0)
+    with pytest.raises(TypeError) as err:
+        tx.update(jax.grad(loss)(X0), state, X0)
+    assert str(err.value) == NEEDS_EXTRA.format(rule="Backtracking", missing="value and value_fn")
+
+
+def test_nonfinite_step_is_not_taken() -> None:
+    """The non-finite policy of minimize: a step into NaN is not taken (zero updates), status NONFINITE."""
+
+    def cliff(x: jax.Array) -> jax.Array:
+        return jnp.where(x[0] > 1.0, jnp.nan, jnp.sum((x - 5.0) ** 2))
+
+    x = jnp.array([0.9, 0.0])
+    tx = jaxgd.as_optax("gd", lr=0.5)
+    state = tx.init(x)
+    value, grad = jax.value_and_grad(cliff)(x)
+    updates, state = tx.update(grad, state, x, value=value, grad=grad, value_fn=cliff)
+    np.testing.assert_array_equal(np.asarray(updates), 0.0)
+    assert int(state.status) == jaxgd.Status.NONFINITE and int(state.count) == 0
+    assert float(state.value) == float(value)  # the loss where the loop still is
+    res = jaxgd.minimize(cliff, x, lr=0.5, max_steps=3)
+    assert res.status_enum is jaxgd.Status.NONFINITE
+    np.testing.assert_array_equal(np.asarray(res.params), np.asarray(x + updates))
+
+
+def test_chains_with_optax_and_state_is_a_stable_carry() -> None:
+    """Inside lax.scan (the state is a carry), chained after optax's own clip."""
+    tx = optax.chain(optax.clip_by_global_norm(1e9), jaxgd.as_optax("gd", lr=jaxgd.linesearch.Backtracking()))
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    def body(carry: tuple, _: Any) -> tuple:
+        p, s = carry
+        v, g = value_and_grad(p, state=s)
+        u, s = tx.update(g, s, p, value=v, grad=g, value_fn=loss)
+        return (optax.apply_updates(p, u), s), None
+
+    (p, _), _ = jax.lax.scan(body, (X0, tx.init(X0)), length=K)
+    assert_close([p], [solver_iterates("gd", jaxgd.linesearch.Backtracking())[-1]])
+
+
+# -- Flax NNX -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "rule, l1", [("backtracking", 0.2), ("strong_wolfe", 0.0), ("barzilai_borwein", 0.2), ("polyak", 0.0), ("schedule", 0.2)]
+)
+def test_nnx_optimizer_equals_minimize(rule: str, l1: float) -> None:
+    """``nnx.Optimizer(model, jaxgd.as_optax(...), wrt=nnx.Param)`` vs the Solver on the same parameter state."""
+    nnx = pytest.importorskip("flax.nnx")
+    rng = np.random.default_rng(0)
+    x, y = jnp.asarray(rng.normal(size=(32, 3))), jnp.asarray(rng.normal(size=(32, 2)))
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0), param_dtype=jnp.float64, dtype=jnp.float64)
+    graphdef, p0 = nnx.split(model, nnx.Param)
+
+    def loss_model(m: Any) -> jax.Array:
+        return jnp.mean((m(x) - y) ** 2) + 0.05 * jnp.sum(m.kernel[...] ** 4)
+
+    def loss_pure(p: Any) -> jax.Array:  # the same loss as a function of the (pure) parameter state
+        return loss_model(nnx.merge(graphdef, p))
+
+    pure0 = nnx.as_pure(p0)
+    solver = jaxgd.Solver(loss_pure, "gd", RULES[rule](), l1=l1, gtol=0.0, max_steps=K)
+    s, want = solver.init(pure0), []
+    for _ in range(K):
+        s = solver.step(s)
+        want.append(s.params)
+
+    optimizer = nnx.Optimizer(model, jaxgd.as_optax("gd", lr=RULES[rule](), l1=l1), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model: Any, optimizer: Any) -> None:
+        value, grads = nnx.value_and_grad(loss_model)(model)
+        optimizer.update(model, grads, value=value, grad=grads, value_fn=loss_pure)
+
+    got = []
+    for _ in range(K):
+        train_step(model, optimizer)
+        got.append(nnx.as_pure(nnx.state(model, nnx.Param)))
+    assert_close(got, want)

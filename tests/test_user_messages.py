@@ -1,0 +1,112 @@
+"""What a user sees (issue 16 item 5): the finished progress bar, printed statuses, the CLI's help,
+the message of a run stopped at step 0, and errors that name the argument.
+
+References: the run's own ``Result``/``FitResult`` (steps, status) for what the
+bar must say; Python's ``enum.Enum`` printing for ``Status``; argparse's help
+text; the first-step loss computed by hand (NaN) for the step-0 message. The
+bad inputs themselves are rows of tests/test_bad_inputs.py.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd.core.status import NONFINITE_AT_START, message_at
+
+X = np.random.default_rng(0).normal(size=(20, 3))
+Y = X @ np.array([1.0, -1.0, 0.5])
+
+
+def mse(w: jax.Array, batch: tuple) -> jax.Array:
+    x, y = batch
+    return jnp.mean((x @ w - y) ** 2)
+
+
+def last_bar(err: str) -> str:
+    """The last state of the progress bar in captured stderr (tqdm redraws with \\r)."""
+    return [line for line in err.replace("\r", "\n").split("\n") if line.strip()][-1]
+
+
+def test_progress_bar_ends_where_minimize_converged(capsys: pytest.CaptureFixture) -> None:
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3), lr=0.1, max_steps=1000, progress=True)
+    n = int(res.steps)
+    assert res.status_enum is jaxgd.Status.GTOL and 0 < n < 1000
+    bar = last_bar(capsys.readouterr().err)
+    assert bar.startswith(f"converged: gtol at step {n}: 100%"), bar
+    assert f"{n}/{n}" in bar, bar
+
+
+def test_progress_bar_says_max_steps(capsys: pytest.CaptureFixture) -> None:
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3), lr=1e-3, max_steps=20, progress=True)
+    assert res.status_enum is jaxgd.Status.MAX_STEPS
+    bar = last_bar(capsys.readouterr().err)
+    assert bar.startswith("stopped: max_steps at step 20: 100%") and "20/20" in bar, bar
+
+
+def test_progress_bar_of_fit_says_why(capsys: pytest.CaptureFixture) -> None:
+    key = jax.random.PRNGKey(0)
+    res = jaxgd.fit(mse, jnp.zeros(3), (X, Y), batch_size=10, epochs=3, key=key, lr=0.1, progress=True)
+    assert res.status_enum is jaxgd.FitStatus.EPOCHS
+    assert last_bar(capsys.readouterr().err).startswith("completed at epoch 3: 100%")
+    res = jaxgd.fit(mse, jnp.zeros(3), (X, Y), batch_size=10, epochs=50, key=key, lr=0.3, patience=1,
+                    eval_data=(X[:5] + 10.0, Y[:5]), progress=True)
+    e = int(res.epochs)
+    assert res.status_enum is jaxgd.FitStatus.PATIENCE and e < 50
+    bar = last_bar(capsys.readouterr().err)
+    assert bar.startswith(f"stopped early: patience at epoch {e}: 100%") and f"{e}/{e}" in bar, bar
+
+
+def test_status_prints_its_name(capsys: pytest.CaptureFixture) -> None:
+    """As README.md shows, and as a plain ``enum.Enum`` prints; it is still the integer code."""
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 3.0) ** 2), jnp.zeros(2), lr=0.5, max_steps=100)
+    print(res.status_enum)
+    print(f"{jaxgd.FitStatus.EPOCHS}")
+    assert capsys.readouterr().out == "Status.GTOL\nFitStatus.EPOCHS\n"
+    assert res.status_enum == 1 and int(jaxgd.Status.NONFINITE) == 5 and repr(jaxgd.Status.GTOL) == "<Status.GTOL: 1>"
+
+
+def test_demo_help_calls_out_a_folder(capsys: pytest.CaptureFixture) -> None:
+    from jaxgd.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "--out DIR" in out and "folder" in out
+
+
+def test_nan_in_the_data_at_step_zero_says_params_are_the_start() -> None:
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    assert not np.isfinite(float(mse(jnp.zeros(3), (bad, Y))))  # the loss at the start is already NaN
+    res = jaxgd.minimize(lambda w, x, y: mse(w, (x, y)), jnp.zeros(3), (bad, Y), max_steps=5)
+    assert res.status_enum is jaxgd.Status.NONFINITE and int(res.steps) == 0
+    assert res.message == NONFINITE_AT_START and "last ones whose loss" not in res.message
+    np.testing.assert_array_equal(np.asarray(res.params), 0.0)
+    fres = jaxgd.fit(mse, jnp.zeros(3), (bad, Y), batch_size=20, epochs=2, key=jax.random.PRNGKey(0), lr=0.1)
+    assert fres.status_enum is jaxgd.FitStatus.NONFINITE and int(fres.steps) == 0
+    assert fres.message == NONFINITE_AT_START
+    # A run that stopped later keeps the usual message (its params were finite once).
+    assert message_at(jaxgd.Status.NONFINITE, 3) == jaxgd.Status.NONFINITE.message
+
+
+def test_args_shape_error_chains_jax_error() -> None:
+    with pytest.raises(TypeError) as err:
+        jaxgd.minimize(lambda x, a: jnp.sum(a @ x), jnp.zeros(3), (np.ones((4, 2)),))
+    assert "x0=float64[3], args[0]=float64[4, 2]" in str(err.value)
+    assert "dot_general" in str(err.value.__cause__)  # JAX's own message, chained
+
+
+def test_optax_transformation_keeps_its_own_learning_rate() -> None:
+    """An optax transformation with lr=1.0 (the default step) or a line search is accepted."""
+    import optax
+
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    a = jaxgd.minimize(f, jnp.zeros(2), method=optax.sgd(0.1), max_steps=3, gtol=0.0)
+    b = jaxgd.minimize(f, jnp.zeros(2), method=optax.sgd(0.1), lr=1.0, max_steps=3, gtol=0.0)
+    np.testing.assert_array_equal(np.asarray(a.params), np.asarray(b.params))
+    np.testing.assert_allclose(np.asarray(a.params), 1.0 - 0.8**3, rtol=1e-12)  # x_k = 1 - (1 - 0.2)^k
+    jaxgd.minimize(f, jnp.zeros(2), method=optax.sgd(0.1), lr=jaxgd.linesearch.Backtracking(), max_steps=2)
