@@ -84,3 +84,43 @@ def test_fit_resume_across_epochs(tmp_path: Any) -> None:
     np.testing.assert_array_equal(np.asarray(chunked.history.train_loss), np.asarray(full.history.train_loss))
     extended = _fit(epochs=6, resume=_fit(epochs=2))
     np.testing.assert_array_equal(np.asarray(extended.params), np.asarray(full.params))
+
+
+def _quad(x: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.arange(1.0, 4.0) * (x - 1.0) ** 2)
+
+
+def test_minimize_new_max_steps_in_the_same_bucket_does_not_compile(compiles: list) -> None:
+    """Reference: Solver.run with max_steps exactly the limit (no bucket): the same
+    iterates, steps, status and evaluation counts bit for bit; the loss (and its
+    history) to rounding: XLA:CPU may round the loss's 3-term sum differently
+    (1 ulp, measured) in a program compiled for another step limit."""
+    from conftest import assert_bitwise
+
+    x0 = jnp.zeros(3)
+    kw = dict(method="adam", lr=0.01, gtol=0.0)
+    jaxgd.minimize(_quad, x0, max_steps=70, **kw)
+    before = len(compiles)
+    runs = {m: jaxgd.minimize(_quad, x0, max_steps=m, **kw) for m in (100, 128, 65)}
+    assert len(compiles) == before, "a new max_steps (same bucket) compiled"
+    for m, res in runs.items():
+        ref = jaxgd.Solver(_quad, max_steps=m, **kw).run(x0)
+        assert int(res.steps) == m and res.status_enum == jaxgd.Status.MAX_STEPS
+        assert_bitwise((res.params, res.steps, res.status, res.nfev, res.ngev, res.state.direction_state),
+                       (ref.params, ref.steps, ref.status, ref.nfev, ref.ngev, ref.state.direction_state))
+        np.testing.assert_allclose(np.asarray(res.loss), np.asarray(ref.loss), rtol=1e-15)
+        for h, g in zip(res.history, ref.history):
+            assert np.shape(h) == np.shape(g) == (m,)
+            np.testing.assert_allclose(np.asarray(h), np.asarray(g), rtol=1e-15)
+    early = jaxgd.minimize(_quad, x0, max_steps=100, method="gd", lr=0.1, gtol=1e-3)
+    assert early.status_enum == jaxgd.Status.GTOL and len(early.history.loss) == int(early.steps)
+
+
+def test_minimize_max_steps_under_vmap_and_jit() -> None:
+    """The batched loop stops at the limit too; under jit the history keeps max_steps entries."""
+    lrs = jnp.array([1e-3, 1e-2])
+    vm = jax.vmap(lambda lr: jaxgd.minimize(_quad, jnp.zeros(3), lr=lr, max_steps=37, gtol=0.0))(lrs)
+    assert np.asarray(vm.steps).tolist() == [37, 37] and vm.history.loss.shape == (2, 37)
+    jm = jax.jit(lambda x: jaxgd.minimize(_quad, x, lr=1e-2, max_steps=37, gtol=0.0))(jnp.zeros(3))
+    assert int(jm.steps) == 37 and jm.history.loss.shape == (37,)
+    np.testing.assert_array_equal(np.asarray(jm.params), np.asarray(vm.params[1]))

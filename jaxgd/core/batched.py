@@ -53,9 +53,13 @@ def _where_rows(mask: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(pick, new, old)
 
 
-def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple, package: Callable) -> Any:
-    """``vmap(lambda s, x, a: package(s.run(x, *a)))`` without per-step buffer copies."""
-    s_ax, x_ax, a_ax = (_axes(b) for b in in_batched)
+def run_batched(
+    axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple, package: Callable, limit: Any = None
+) -> Any:
+    """``vmap(lambda s, x, a: package(s.run(x, *a)))`` without per-step buffer
+    copies; steps end at ``limit`` (unbatched, may be traced; default ``solver.max_steps``)."""
+    limit = solver.max_steps if limit is None else limit
+    s_ax, x_ax, a_ax = (_axes(b) for b in in_batched[:3])
     # vmap's out_axes=0 gives every state leaf the run axis, batched inputs or not
     state = jax.vmap(lambda s, x, a: s.init(x, *a), in_axes=(s_ax, x_ax, a_ax), axis_size=axis_size)(solver, x0, args)
     vstep = jax.vmap(lambda s, st, a: s.step(st, *a), in_axes=(s_ax, 0, a_ax))
@@ -68,7 +72,7 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     hist = History(*(jnp.full((axis_size, n + per_chunk), jnp.nan, dtype) for _ in range(3)))
 
     def running(st: Any) -> jax.Array:
-        return (st.status == Status.RUNNING) & (st.count < solver.max_steps)
+        return (st.status == Status.RUNNING) & (st.count < limit)
 
     def one_step(st: Any, _: Any) -> tuple[Any, Any]:
         live = running(st)
@@ -90,22 +94,25 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
 
     def more(carry: tuple) -> jax.Array:
         st, _, it = carry
-        return jnp.any(running(st)) & (it < solver.max_steps)
+        return jnp.any(running(st)) & (it < limit)
 
     state, hist, _ = lax.while_loop(more, chunk, (state, hist, jnp.asarray(0, jnp.int32)))
     if solver.progress_every:
         _driver.report(jnp.min(state.count), jnp.min(vloss(solver, state)), solver.max_steps, final=True)
     hist = History(*(b[:, :n] for b in hist))
-    out = jax.vmap(lambda s, st, h: package(s.finish(st, h)), in_axes=(s_ax, 0, 0))(solver, state, hist)
+    out = jax.vmap(lambda s, st, h: package(_driver.finish(s, st, h, limit)), in_axes=(s_ax, 0, 0))(solver, state, hist)
     return out, jax.tree_util.tree_map(lambda _: True, out)
 
 
 def vmappable(fun: Callable, package: Callable) -> Callable:
-    """``fun(solver, x0, args) = package(solver.run(x0, *args))``, with :func:`run_batched` as its vmap rule."""
+    """``fun(solver, x0, args, limit) = package(driver.run_limited(solver, x0, args, limit))``,
+    with :func:`run_batched` as its vmap rule (``limit`` unbatched)."""
     wrapped = jax.custom_batching.custom_vmap(fun)
 
     @wrapped.def_vmap
-    def rule(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple) -> Any:
-        return run_batched(axis_size, in_batched, solver, x0, args, package)
+    def rule(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple, limit: Any) -> Any:
+        if any(jax.tree_util.tree_leaves(in_batched[3])):
+            raise ValueError("the step limit cannot be batched")
+        return run_batched(axis_size, in_batched, solver, x0, args, package, limit)
 
     return wrapped

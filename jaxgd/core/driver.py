@@ -167,10 +167,34 @@ def loop(
     return state, history
 
 
-def finish(solver: Any, state: Any, history: History) -> Result:
-    """Mark an exhausted step budget (``MAX_STEPS``) and package the :class:`Result`."""
+STEP_BUCKET_MIN = 16  # the smallest max_steps bucket (see step_bucket)
+
+
+def step_bucket(max_steps: int) -> int:
+    """The ``max_steps`` a run of ``max_steps`` steps is compiled for by
+    :func:`jaxgd.minimize`: the next power of two (at least
+    ``STEP_BUCKET_MIN``), with the real limit traced (:func:`run_limited`),
+    so that a new ``max_steps`` in the same bucket re-uses the compiled loop
+    (issue 14 item 4). The history buffers then hold ``bucket // every``
+    entries, NaN past the limit; ``minimize`` trims them on the host."""
+    return max(STEP_BUCKET_MIN, 1 << (max(int(max_steps), 1) - 1).bit_length())
+
+
+def run_limited(solver: Any, x0: Any, args: tuple, limit: Any) -> Result:
+    """``solver.run(x0, *args)`` stopped at a traced step ``limit <= solver.max_steps``:
+    bit for bit the run of a solver built with ``max_steps=limit``
+    (``tests/test_recompile.py``)."""
+    state = solver.init(x0, *args)
+    state, history = loop(solver, state, solver.empty_history(state), *args, stop=limit)
+    return finish(solver, state, history, limit)
+
+
+def finish(solver: Any, state: Any, history: History, limit: Optional[Any] = None) -> Result:
+    """Mark an exhausted step budget (``MAX_STEPS``: ``count`` at ``limit``,
+    by default ``solver.max_steps``; may be traced) and package the :class:`Result`."""
+    limit = solver.max_steps if limit is None else limit
     status = jnp.where(
-        (state.status == Status.RUNNING) & (state.count >= solver.max_steps), Status.MAX_STEPS, state.status
+        (state.status == Status.RUNNING) & (state.count >= limit), Status.MAX_STEPS, state.status
     ).astype(jnp.int32)
     state = state._replace(status=status)
     return Result(

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import batched as _batched
+from . import driver as _driver
 
 from . import cache as _cache
 
@@ -203,8 +204,8 @@ def _fill_copies(result: Result) -> Result:
 
 # Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
 # while loop copied the history buffers at every step (benchmarks D).
-def _run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
-    return _drop_copies(solver.run(x0, *args))
+def _run_dropped(solver: Solver, x0: Params, args: tuple, limit: Any) -> Result:
+    return _drop_copies(_driver.run_limited(solver, x0, args, limit))
 
 
 def _jit_vmappable(fn: Any) -> Any:
@@ -214,7 +215,25 @@ def _jit_vmappable(fn: Any) -> Any:
 def _run(solver: Solver, x0: Params, args: tuple) -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly)."""
     compiled = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
-    return _fill_copies(compiled(solver, x0, args))
+    limit = np.int32(solver.max_steps)
+    if not solver.progress_every and solver.max_steps and _tree.is_concrete((x0, args, solver)):
+        solver = _bucketed(solver)  # a new max_steps in the bucket re-uses the compiled loop
+    return _fill_copies(compiled(solver, x0, args, limit))
+
+
+def _bucketed(solver: Solver) -> Solver:
+    """``solver`` with ``max_steps`` rounded up to its bucket
+    (:func:`jaxgd.core.driver.step_bucket`), kept on the solver (validated
+    solvers are cached, so a repeated call builds nothing)."""
+    bucketed = solver.__dict__.get("_bucketed")
+    if bucketed is None or bucketed.fun_ref is not solver.fun_ref:
+        bucketed = object.__new__(Solver)
+        d = bucketed.__dict__
+        d.update(solver.__dict__)
+        d.pop("step", None)  # the bound step belongs to solver (bound_once)
+        d["max_steps"] = _driver.step_bucket(solver.max_steps)
+        solver.__dict__["_bucketed"] = bucketed
+    return bucketed
 
 
 def trim_history(result: Result, every: int) -> Result:
