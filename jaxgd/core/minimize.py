@@ -215,10 +215,27 @@ def _jit_vmappable(fn: Any) -> Any:
 def _run(solver: Solver, x0: Params, args: tuple) -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly)."""
     compiled = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
-    limit = np.int32(solver.max_steps)
-    if not solver.progress_every and solver.max_steps and _tree.is_concrete((x0, args, solver)):
-        solver = _bucketed(solver)  # a new max_steps in the bucket re-uses the compiled loop
+    m = solver.max_steps
+    if solver.progress_every or not m or not _eager(x0, args, solver):
+        limit = np.int32(m)  # under jit/vmap: the exact solver, history of max_steps entries
+    else:  # a new max_steps in the bucket re-uses the compiled loop
+        solver, limit = _bucketed(solver), _LIMITS.get(m)
+        if limit is None:  # one device scalar per limit: a NumPy one is copied to the device every call
+            if len(_LIMITS) >= 64:
+                _LIMITS.clear()
+            limit = _LIMITS[m] = jax.device_put(np.int32(m))
     return _fill_copies(compiled(solver, x0, args, limit))
+
+
+_LIMITS: dict[int, jax.Array] = {}  # max_steps -> its int32 device scalar
+_TRACE_CLEAN = getattr(getattr(jax, "_src", None) and jax._src.core, "trace_state_clean", None)
+
+
+def _eager(x0: Any, args: tuple, solver: Solver) -> bool:
+    """True when no transformation (jit, vmap) is tracing this call."""
+    if _TRACE_CLEAN is not None:
+        return bool(_TRACE_CLEAN())
+    return _tree.is_concrete((x0, args, solver))
 
 
 def _bucketed(solver: Solver) -> Solver:
