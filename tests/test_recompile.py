@@ -124,3 +124,14 @@ def test_minimize_max_steps_under_vmap_and_jit() -> None:
     jm = jax.jit(lambda x: jaxgd.minimize(_quad, x, lr=1e-2, max_steps=37, gtol=0.0))(jnp.zeros(3))
     assert int(jm.steps) == 37 and jm.history.loss.shape == (37,)
     np.testing.assert_array_equal(np.asarray(jm.params), np.asarray(vm.params[1]))
+
+
+def test_minimize_limit_made_under_a_trace_is_not_kept() -> None:
+    """A step limit first seen under jit, then eagerly, then under jit(vmap): no leaked tracer."""
+    g = jax.jit(lambda: jaxgd.minimize(_quad, jnp.zeros(3), lr=1e-2, max_steps=41, gtol=0.0))
+    traced = g()
+    eager = jaxgd.minimize(_quad, jnp.zeros(3), lr=1e-2, max_steps=41, gtol=0.0)
+    sweep = jax.jit(jax.vmap(lambda lr: jaxgd.minimize(_quad, jnp.zeros(3), lr=lr, max_steps=41, gtol=0.0)))
+    swept = sweep(jnp.array([1e-2, 1e-3]))
+    assert int(traced.steps) == int(eager.steps) == 41 and np.asarray(swept.steps).tolist() == [41, 41]
+    np.testing.assert_allclose(np.asarray(eager.params), np.asarray(swept.params[0]), rtol=1e-14)
