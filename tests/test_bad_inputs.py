@@ -240,6 +240,9 @@ ROWS: list[Row] = [
     R("minimize", "history", '"yes"', ValueError, "history must be a bool or a positive integer", lambda c: M(c, history="yes")),
     R("minimize", "progress", "-2", ValueError, "progress must be a bool or a positive integer", lambda c: M(c, progress=-2)),
     R("minimize", "progress", '"on"', ValueError, "progress must be a bool or a positive integer", lambda c: M(c, progress="on")),
+    R("minimize", "unroll", "0", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: M(c, unroll=0)),
+    R("minimize", "unroll", "2.0", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: M(c, unroll=2.0)),
+    R("minimize", "unroll", "True", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: M(c, unroll=True)),
     R("minimize", "(keyword)", "maxiter=10", TypeError, "unexpected keyword argument(s) maxiter", lambda c: M(c, maxiter=10)),
     R("minimize", "(keyword)", "max_step=10 (typo)", TypeError, "(did you mean max_steps?)", lambda c: M(c, max_step=10)),
     # -- minimize: checkpoints and resume ----------------------------------------------------
@@ -268,6 +271,7 @@ ROWS: list[Row] = [
     R("Solver", "fun", '"f" (not callable)', TypeError, "fun must be callable", lambda c: S(c, fun="f")),
     R("Solver", "method", '"bfgs2"', ValueError, "method='bfgs2' is not a known method", lambda c: S(c, "bfgs2")),
     R("Solver", "lr", "-1.0", ValueError, "lr must be > 0 and finite", lambda c: S(c, "gd", -1.0)),
+    R("Solver", "unroll", "-1", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: S(c, unroll=-1)),
     R("Solver", "max_steps", "-3", ValueError, "max_steps must be a non-negative integer", lambda c: S(c, max_steps=-3)),
     R("Solver", "gtol", "np.array([1.0, 2.0])", ValueError, "gtol must be a non-negative number", lambda c: S(c, gtol=np.array([1.0, 2.0]))),
     R("Solver", "history", "0.5", ValueError, "history must be a bool or a positive integer", lambda c: S(c, history=0.5)),

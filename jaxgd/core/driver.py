@@ -3,9 +3,8 @@
 A solver provides ``step`` (one iteration, stays put once stopped) and its
 termination tests; the driver owns what is around it, once for every loop:
 
-- :func:`loop`: ``lax.while_loop`` of ``solver.step`` while the status is
-  ``RUNNING`` and ``count < stop``, one history record and one progress
-  report per iteration;
+- :func:`loop`: ``lax.while_loop`` of blocks of ``solver.step`` while the
+  status is ``RUNNING`` and ``count < stop``, one history write per block;
 - :func:`record`: write one history entry into preallocated buffers
   (out-of-range indices are dropped, so "not this step" costs no branch);
 - :func:`report` / :func:`report_epoch`: the progress bar, fed through
@@ -18,9 +17,10 @@ termination tests; the driver owns what is around it, once for every loop:
 The batched loop (:mod:`jaxgd.core.batched`, under ``jax.vmap``) and fit's
 epoch loop (:mod:`jaxgd.minibatch.loop`) use the same helpers.
 
-A block of ``K`` steps per iteration (issue 15) fits here: the body would
-run ``K`` masked ``step`` calls (a stopped state stays put, so the steps after
-a stop are no-ops, bit for bit) and one :func:`record` per block.
+Each ``while_loop`` iteration runs a block of ``K`` steps (:func:`block_size`,
+the ``unroll`` option; issue 15): a stopped state stays put under
+``solver.step``, so the steps after a stop inside a block are no-ops, bit for
+bit, and the history is written once per block.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .. import _tree
 from . import progress as _progress
+from . import stepsize as _stepsize
 from .status import History, Result, Status
 
 
@@ -75,48 +77,110 @@ def report_epoch(
         jax.debug.callback(_progress.close_epoch if final else _progress.update_epoch, epoch, total, train, ev)
 
 
-def _record_step(solver: Any, history: History, prev_count: jax.Array, state: Any) -> History:
+# Steps per loop iteration chosen by block_size (issue 15; benchmarks/RESULTS.md).
+AUTO_BLOCK_ACCELERATOR = 8  # a GPU/TPU iteration launches kernels and copies the predicate to the host
+
+
+def block_size(solver: Any, state: Any) -> int:
+    """``K``, the steps one iteration of :func:`loop` runs: ``solver.unroll``
+    when set, otherwise chosen from the backend and the step-size rule.
+
+    Every iteration of a ``lax.while_loop`` pays a fixed cost besides its
+    work; on a GPU or TPU a kernel launch and a copy of the predicate back to
+    the host (microseconds), which a block of ``K`` unrolled steps pays once
+    per ``K`` steps, at ``K`` times the traced and compiled body.
+
+    Automatic choice:
+
+    - CPU: 1. Measured on XLA:CPU (jax 0.10.2, Rosenbrock 2-D and 100-D, GD
+      and Adam, benchmarks/RESULTS.md): the per-iteration cost is already
+      small (tens of ns), and a larger body is slower, not faster: XLA:CPU
+      runs a body of many kernels through its thunk executor instead of
+      inline (2-D GD with history: 0.027 us a step with ``K = 1``, 3.0 us
+      with ``K = 2``, 2.2 us with ``K = 8``).
+    - GPU/TPU: ``AUTO_BLOCK_ACCELERATOR`` steps when the step size is a
+      schedule (a constant included); 1 with a line search, whose inner loop
+      would be compiled ``K`` times over.
+
+    Results do not depend on ``K`` (bit for bit, ``tests/test_blocks.py``).
+    """
+    if solver.unroll is not None:
+        return solver.unroll
+    if jax.default_backend() == "cpu":
+        return 1
+    return AUTO_BLOCK_ACCELERATOR if isinstance(solver.rule, _stepsize.ScheduleRule) else 1
+
+
+def _entry_index(solver: Any, prev: Any, new: Any) -> jax.Array:
+    """Where step ``prev -> new`` is recorded: ``new.count // every - 1``, or
+    past the end (dropped) when no step was taken or ``new.count`` is not a
+    multiple of ``every``."""
     every, n = solver.history_every, solver.history_length()
-    k = state.count
-    take = (k > prev_count) & (k % every == 0)
-    index = jnp.where(take, k // every - 1, n)  # n is out of bounds: dropped
-    return record(history, index, (solver.loss(state.params, state.value), state.alpha, state.grad_norm))
+    k = new.count
+    take = (k > prev.count) & (k % every == 0)
+    return jnp.where(take, k // every - 1, n)
+
+
+def _block(solver: Any, k_steps: int, stop: Optional[Any], args: tuple) -> Any:
+    """The loop body: ``k_steps`` steps, one history write, progress per step.
+
+    A state that has stopped stays put under ``solver.step`` (bit for bit), so
+    the steps after a stop inside the block cost work but change nothing;
+    with a ``stop`` below ``max_steps`` (one chunk of a checkpointed run)
+    steps at ``count >= stop`` are masked explicitly.
+    """
+    n = solver.history_length()
+
+    def body(carry: tuple) -> tuple:
+        s, h = carry
+        index, entries = [], []
+        for _ in range(k_steps):
+            new = solver.step(s, *args)
+            if stop is not None and k_steps > 1:
+                new = _tree.where(s.count < stop, new, s)
+            if n:  # 0 with history off, or max_steps < every
+                index.append(_entry_index(solver, s, new))
+                entries.append((solver.loss(new.params, new.value), new.alpha, new.grad_norm))
+            if solver.progress_every:
+                lax.cond(
+                    (new.count > s.count) & (new.count % solver.progress_every == 0),
+                    lambda new=new: report(new.count, solver.loss(new.params, new.value), solver.max_steps),
+                    lambda: None,
+                )
+            s = new
+        if n:
+            index = jnp.stack(index)
+            h = record(h, index, tuple(jnp.stack(e) for e in zip(*entries)))
+        return s, h
+
+    return body
 
 
 def loop(
     solver: Any, state: Any, history: History, *args: Any, stop: Optional[Any] = None, close_progress: bool = True
 ) -> tuple[Any, History]:
     """Run ``solver.step`` until a test fires or ``state.count`` reaches ``stop``
-    (``solver.max_steps`` by default; may be traced)."""
-    stop = solver.max_steps if stop is None else stop
+    (``solver.max_steps`` by default; may be traced), :func:`block_size` steps
+    per ``while_loop`` iteration; the result does not depend on the block size."""
+    limit = solver.max_steps if stop is None else stop
 
     def cond(carry: tuple) -> jax.Array:
         s, _ = carry
-        return (s.status == Status.RUNNING) & (s.count < stop)
+        return (s.status == Status.RUNNING) & (s.count < limit)
 
-    def body(carry: tuple) -> tuple:
-        s, h = carry
-        new = solver.step(s, *args)
-        if solver.history_length():  # 0 with history off, or max_steps < every
-            h = _record_step(solver, h, s.count, new)
-        if solver.progress_every:
-            lax.cond(
-                new.count % solver.progress_every == 0,
-                lambda: report(new.count, solver.loss(new.params, new.value), solver.max_steps),
-                lambda: None,
-            )
-        return new, h
-
+    body = _block(solver, block_size(solver, state), stop, args)
     state, history = lax.while_loop(cond, body, (state, history))
     if solver.progress_every and close_progress:
         report(state.count, solver.loss(state.params, state.value), solver.max_steps, final=True, status=state.status)
     return state, history
 
 
-def finish(solver: Any, state: Any, history: History) -> Result:
-    """Mark an exhausted step budget (``MAX_STEPS``) and package the :class:`Result`."""
+def finish(solver: Any, state: Any, history: History, limit: Optional[Any] = None) -> Result:
+    """Mark an exhausted step budget (``MAX_STEPS``: ``count`` at ``limit``,
+    by default ``solver.max_steps``; may be traced) and package the :class:`Result`."""
+    limit = solver.max_steps if limit is None else limit
     status = jnp.where(
-        (state.status == Status.RUNNING) & (state.count >= solver.max_steps), Status.MAX_STEPS, state.status
+        (state.status == Status.RUNNING) & (state.count >= limit), Status.MAX_STEPS, state.status
     ).astype(jnp.int32)
     state = state._replace(status=status)
     return Result(

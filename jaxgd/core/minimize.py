@@ -265,6 +265,7 @@ def minimize(
     bounds: Any = _D("bounds"),
     accelerated: bool = _D("accelerated"),
     adjoint: str = "implicit",
+    unroll: Optional[int] = _D("unroll"),
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -295,7 +296,7 @@ def minimize(
         keeps its structure and dtypes.
       args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
         value is wrapped).
-      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,clip,history,progress,has_aux}
+      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,clip,history,progress,has_aux,unroll}
       checkpoint_every: save a checkpoint every this many steps: the compiled
         loop runs in chunks of ``checkpoint_every`` steps (one compiled
         chunk, re-used) and the :class:`jaxgd.Result` so far is written to

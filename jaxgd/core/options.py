@@ -90,10 +90,15 @@ OPTIONS: dict[str, Option] = {
         "``minimize``/``Solver`` only). Off by default everywhere."
     )),
     "has_aux": Option(False, "``fun`` returns ``(loss, aux)``; ``Result.aux`` holds the aux."),
+    "unroll": Option(None, (
+        "steps per iteration of the compiled loop (a positive int), or None to choose from the backend "
+        "and the problem size (:func:`jaxgd.core.driver.block_size`). Results are bit for bit the same "
+        "for every value; larger blocks pay the loop's per-iteration cost less often and compile longer."
+    )),
 }
 
 SOLVER_OPTIONS = (
-    "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip", "history", "progress", "has_aux", "bounds", "accelerated",
+    "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip", "history", "progress", "has_aux", "bounds", "accelerated", "unroll",
 )
 
 
@@ -159,6 +164,7 @@ BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
 BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
 BAD_FLAG_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
+BAD_UNROLL = "unroll must be None (automatic) or a positive integer (steps per loop iteration), got unroll={value!r}"
 
 
 def _every(name: str, value: Any) -> int:
@@ -307,7 +313,7 @@ def _check_lr_with_optax(method: Any, lr: Any) -> None:
 
 def solver_fields(
     fun: Any, method: Any, lr: Any, *, max_steps: Any, gtol: Any, ftol: Any, xtol: Any, l1: Any, l2: Any,
-    clip: Any, history: Any, progress: Any, has_aux: Any, bounds: Any, accelerated: Any,
+    clip: Any, history: Any, progress: Any, has_aux: Any, bounds: Any, accelerated: Any, unroll: Any = None,
 ) -> dict:
     """Validate the options on the host; return the :class:`jaxgd.Solver`'s fields.
 
@@ -341,6 +347,10 @@ def solver_fields(
     lower, upper = check_bounds(bounds)
     _stall.check_l1_method(direction.name, _off_if_zero(l1))  # bfgs/lbfgs/cg + l1 refused (jaxgd.core.stall)
     lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
+    if unroll is not None:
+        if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
+            raise ValueError(BAD_UNROLL.format(value=unroll))
+        unroll = int(unroll)
     return dict(
         rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_check_lr(lr)),
         prox=Prox(_off_if_zero(l1), lower, upper),
@@ -357,4 +367,5 @@ def solver_fields(
         progress_every=progress_every,
         has_aux=has_aux,
         accelerated=accelerated,
+        unroll=unroll,
     )

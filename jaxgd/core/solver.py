@@ -76,7 +76,7 @@ class SolverState(NamedTuple):
 @_options.document
 @_tree.pytree_class(
     data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip"),
-    meta=("fun_ref", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated"),
+    meta=("fun_ref", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated", "unroll"),
 )
 class Solver:
     """A minimiser in pieces: ``init``, ``step`` and ``run``, pure and jittable.
@@ -91,7 +91,7 @@ class Solver:
 
     Args:
       fun: ``fun(params, *args) -> scalar`` (``(scalar, aux)`` with ``has_aux``).
-      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,bounds,accelerated,clip,history,progress,has_aux}
+      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,bounds,accelerated,clip,history,progress,has_aux,unroll}
 
     Raises:
       TypeError: ``fun`` not callable, ``method`` or ``lr`` of the wrong kind.
@@ -118,10 +118,12 @@ class Solver:
         has_aux: bool = _D("has_aux"),
         bounds: Any = _D("bounds"),
         accelerated: bool = _D("accelerated"),
+        unroll: Optional[int] = _D("unroll"),
     ) -> None:
         fields = _options.solver_fields(
             fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2, clip=clip,
             history=history, progress=progress, has_aux=has_aux, bounds=bounds, accelerated=accelerated,
+            unroll=unroll,
         )
         for k, v in fields.items():
             object.__setattr__(self, k, v)

@@ -505,9 +505,11 @@ def _params_dtype(spec: Any) -> Any:
 
 def _trim(result: FitResult) -> FitResult:
     """Cut the history to the epochs run (host only; under an outer jit the
-    rows not run stay NaN)."""
+    rows not run stay NaN). The rows are cut as NumPy arrays, as
+    ``minimize``'s are: slicing a ``jax.Array`` compiles a program for every
+    new length (a new ``epochs`` would compile again)."""
     if not _tree.is_concrete(result.epochs):
         return result
     e = int(result.epochs)
     h = result.history
-    return result._replace(history=FitHistory(*(x[:e] for x in h)))
+    return result._replace(history=FitHistory(*(np.asarray(x)[:e] for x in h)))

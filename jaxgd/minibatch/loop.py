@@ -176,9 +176,9 @@ class Config(NamedTuple):
 
 
 # -- the progress bar (host side: jaxgd._progress) ---------------------------
-def _last_row(cfg: Config, r: FitResult) -> tuple:
+def _last_row(cfg: Config, r: FitResult, total: Any = None) -> tuple:
     last = jnp.maximum(r.epochs - 1, 0)
-    return r.epochs, cfg.epochs, r.history.loss[last], r.history.eval_loss[last]
+    return r.epochs, cfg.epochs if total is None else total, r.history.loss[last], r.history.eval_loss[last]
 
 
 def close_progress(cfg: Config, result: FitResult) -> None:
@@ -232,14 +232,20 @@ def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitRes
 
 def loop(
     solver: Solver, cfg: Config, result: FitResult, data: Any, eval_data: Any, patience: Any,
-    stop: Optional[jax.Array] = None,
+    stop: Optional[jax.Array] = None, n_epochs: Any = None, show: Any = None,
 ) -> FitResult:
     """Run epochs from ``result`` until the run stops or ``stop`` epochs have run.
 
     A result that stopped only because its epochs ran out (``EPOCHS``) goes
     on when ``cfg.epochs`` is larger: that is how a finished run is extended.
+    ``n_epochs`` (traced; default ``cfg.epochs``, then the history's row
+    capacity) is the run's epoch count, and ``show`` (traced; default on)
+    switches the progress bar of a loop compiled with ``cfg.progress``: see
+    :func:`loop_jit`, which compiles once per bucket of epochs.
     """
     from jax.sharding import PartitionSpec as P
+
+    epochs = cfg.epochs if n_epochs is None else n_epochs
 
     n, b, nb = cfg.n, cfg.batch_size, cfg.n_batches
     dtype = jnp.dtype(cfg.dtype)
@@ -314,7 +320,7 @@ def loop(
         improved = monitored < r.best_loss  # False for NaN
         epoch = c.epoch + 1
         wait = jnp.where(improved, 0, c.wait + 1)
-        status = jnp.where(epoch >= cfg.epochs, FitStatus.EPOCHS, FitStatus.RUNNING)
+        status = jnp.where(epoch >= epochs, FitStatus.EPOCHS, FitStatus.RUNNING)
         if cfg.early_stop:
             status = jnp.where(wait >= patience, FitStatus.PATIENCE, status)
         status = jnp.where(bad, FitStatus.NONFINITE, status).astype(jnp.int32)
@@ -324,7 +330,7 @@ def loop(
             h.train_loss.at[row].set(train), h.eval_loss.at[row].set(ev), h.metric.at[row].set(m), h.lr.at[row].set(lr)
         )
         if cfg.progress:
-            _driver.report_epoch(epoch, cfg.epochs, train, ev)
+            _report(show, lambda: _driver.report_epoch(epoch, epochs, train, ev))
         return _pack(
             cfg,
             FitState(p, prev, dstate, count, epoch, wait, c.key, accel),
@@ -335,7 +341,7 @@ def loop(
             history=history,
         )
 
-    more = (result.status == FitStatus.EPOCHS) & (result.epochs < cfg.epochs)
+    more = (result.status == FitStatus.EPOCHS) & (result.epochs < epochs)
     result = result._replace(status=jnp.where(more, FitStatus.RUNNING, result.status).astype(jnp.int32))
 
     def cond(c: FitResult) -> jax.Array:
@@ -345,13 +351,22 @@ def loop(
     return lax.while_loop(cond, body, result)
 
 
+def _report(show: Any, callback: Callable[[], None]) -> None:
+    """``callback()`` (a progress report), under ``lax.cond`` when ``show`` is a traced flag."""
+    if show is None:
+        callback()
+    else:
+        lax.cond(show, callback, lambda: None)
+
+
 def run(
-    solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any
+    solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any,
+    n_epochs: Any = None, show: Any = None,
 ) -> FitResult:
     """A whole run: ``start``, then ``loop`` to the end."""
-    result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience)
+    result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience, None, n_epochs, show)
     if cfg.progress:
-        _driver.report_epoch(*_last_row(cfg, result), final=True, status=result.status)
+        _report(show, lambda: _driver.report_epoch(*_last_row(cfg, result, n_epochs), final=True))
     return result
 
 
@@ -359,14 +374,48 @@ def _jit_cfg(fn: Callable) -> Callable:
     return jax.jit(fn, static_argnames=("cfg",))
 
 
-def run_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
-    """:func:`run` under a ``jax.jit`` cached per loss function (weakly, :mod:`jaxgd.core.cache`)."""
-    return _cache.jit_per_function(solver.fun, "fit.run", run, _jit_cfg)(solver, cfg, *args)
+HISTORY_BUCKET_MIN = 8  # history rows of a compiled loop: the next power of two >= epochs, at least this
+
+
+def bucket(epochs: int) -> int:
+    """Rows of the compiled loop's history buffers for a run of ``epochs``
+    epochs: a power of two, so that a new ``epochs`` re-uses the compiled
+    loop (issue 14 item 4); the host trims the rows to the epochs run."""
+    return max(HISTORY_BUCKET_MIN, 1 << (max(int(epochs), 1) - 1).bit_length())
+
+
+def _compiled_cfg(cfg: Config) -> tuple[Config, Any, Any]:
+    """The static config the loop compiles for (epochs bucketed, progress
+    compiled in and switched by a traced flag) and the traced ``(epochs, show)``."""
+    epochs, show = np.asarray(cfg.epochs, np.int32), np.asarray(cfg.progress)
+    return cfg._replace(epochs=bucket(cfg.epochs), progress=True), epochs, show
+
+
+def _fit_rows(result: FitResult, rows: int) -> FitResult:
+    """Pad (NaN) a result's history to the compiled loop's rows (a restored or chunked run)."""
+    if result.history.train_loss.shape[-1] == rows:
+        return result
+    h = result.history
+    return result._replace(history=_driver.resize_history(h, rows, h.train_loss.dtype))
+
+
+def run_jit(solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any) -> FitResult:
+    """:func:`run` under a ``jax.jit`` cached per loss function (weakly,
+    :mod:`jaxgd.core.cache`), compiled once per bucket of ``epochs`` and
+    for both ``progress`` settings."""
+    ccfg, epochs, show = _compiled_cfg(cfg)
+    fn = _cache.jit_per_function(solver.fun, "fit.run", run, _jit_cfg)
+    return fn(solver, ccfg, params, data, eval_data, key, patience, epochs, show)
 
 
 def start_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
-    return _cache.jit_per_function(solver.fun, "fit.start", start, _jit_cfg)(solver, cfg, *args)
+    ccfg, _, _ = _compiled_cfg(cfg)
+    return _cache.jit_per_function(solver.fun, "fit.start", start, _jit_cfg)(solver, ccfg, *args)
 
 
-def loop_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
-    return _cache.jit_per_function(solver.fun, "fit.loop", loop, _jit_cfg)(solver, cfg, *args)
+def loop_jit(
+    solver: Solver, cfg: Config, result: FitResult, data: Any, eval_data: Any, patience: Any, stop: Any = None
+) -> FitResult:
+    ccfg, epochs, show = _compiled_cfg(cfg)
+    fn = _cache.jit_per_function(solver.fun, "fit.loop", loop, _jit_cfg)
+    return fn(solver, ccfg, _fit_rows(result, ccfg.epochs), data, eval_data, patience, stop, epochs, show)

@@ -1,0 +1,90 @@
+"""No recompiles a user would not expect (issue 14 item 4), counted with JAX's
+compile monitor ("/jax/core/compile/backend_compile_duration" events).
+
+Reference for the results: the same call compiled afresh (a run of fewer
+epochs is bit for bit the first rows of a longer one with the same key).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+
+EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture
+def compiles() -> Iterator[list]:
+    seen: list = []
+
+    def listener(event: str, duration: float, **kw: Any) -> None:
+        if event == EVENT:
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield seen
+    jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _data(n: int = 32, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    return x, x @ np.array([1.0, -2.0, 0.5])
+
+
+def _loss(w: jax.Array, batch: Any) -> jax.Array:
+    x, y = batch
+    return jnp.mean((x @ w - y) ** 2)
+
+
+def _fit(**kw: Any) -> jaxgd.FitResult:
+    kw = {"batch_size": 8, "epochs": 3, "key": jax.random.key(0), "method": "adam", "lr": 0.05, **kw}
+    return jaxgd.fit(_loss, jnp.zeros(3), _data(), **kw)
+
+
+def test_fit_new_epochs_in_the_same_bucket_does_not_compile(compiles: list) -> None:
+    three = _fit(epochs=3)
+    before = len(compiles)
+    five = _fit(epochs=5)
+    seven = _fit(epochs=7)
+    assert len(compiles) == before, "a new epochs (same bucket) compiled"
+    assert int(five.epochs) == 5 and five.history.train_loss.shape == (5,)
+    assert seven.history.train_loss.shape == (7,) and five.status_enum == jaxgd.FitStatus.EPOCHS
+    np.testing.assert_array_equal(np.asarray(seven.history.train_loss[:5]), np.asarray(five.history.train_loss))
+    np.testing.assert_array_equal(np.asarray(five.history.train_loss[:3]), np.asarray(three.history.train_loss))
+
+
+def test_fit_progress_switch_does_not_compile(compiles: list, capsys: Any) -> None:
+    off = _fit(progress=False)
+    before = len(compiles)
+    on = _fit(progress=True)
+    assert len(compiles) == before, "turning progress on compiled"
+    np.testing.assert_array_equal(np.asarray(on.params), np.asarray(off.params))
+
+
+def test_fit_new_eval_data_of_the_same_shapes_does_not_compile(compiles: list) -> None:
+    _fit(eval_data=_data(16, seed=1))
+    before = len(compiles)
+    res = _fit(eval_data=_data(16, seed=2))
+    assert len(compiles) == before
+    assert np.isfinite(np.asarray(res.history.eval_loss)).all()
+
+
+def test_fit_resume_across_epochs(tmp_path: Any) -> None:
+    """Chunks (checkpoint_every) and a resumed extension give the run in one piece."""
+    full = _fit(epochs=6)
+    chunked = _fit(epochs=6, checkpoint_every=4, checkpoint_path=tmp_path / "f.ckpt")
+    np.testing.assert_array_equal(np.asarray(chunked.params), np.asarray(full.params))
+    np.testing.assert_array_equal(np.asarray(chunked.history.train_loss), np.asarray(full.history.train_loss))
+    extended = _fit(epochs=6, resume=_fit(epochs=2))
+    np.testing.assert_array_equal(np.asarray(extended.params), np.asarray(full.params))
+
+
+def _quad(x: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.arange(1.0, 4.0) * (x - 1.0) ** 2)
