@@ -161,7 +161,9 @@ def test_dispatch_lbfgs_bounds_default_lr_only():
     assert not isinstance(jaxgd.Solver(lsq, method="lbfgs").rule, lb.LbfgsbSearch)
     assert not isinstance(jaxgd.Solver(lsq, method="gd", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
     assert not isinstance(jaxgd.Solver(lsq, method="lbfgs", lr=0.1, bounds=(0.0, None)).rule, lb.LbfgsbSearch)
-    assert not isinstance(jaxgd.Solver(lsq, method="lbfgs", l1=0.1, bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+    with pytest.raises(ValueError, match="l1"):  # quasi-Newton methods refuse l1 (jaxgd.core.stall)
+        jaxgd.Solver(lsq, method="lbfgs", l1=0.1, bounds=(0.0, None))
+    assert not isinstance(jaxgd.Solver(lsq, method="lbfgs", clip=1.0, bounds=(0.0, None)).rule, lb.LbfgsbSearch)
     assert not isinstance(jaxgd.Solver(lsq, method="bfgs", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
 
 

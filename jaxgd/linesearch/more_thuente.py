@@ -16,7 +16,7 @@ over ``ctx.evaluate``. It is the default step size of ``bfgs``, ``lbfgs`` and
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,8 @@ from jax import lax
 from .. import _tree
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
+from .dcsrch import P5, Interval, interpolate, safeguard
+from .dcsrch import start as start_interval
 from .wolfe import (
     BAD_C2,
     _concrete,
@@ -38,7 +40,6 @@ from .wolfe import (
 )
 
 BAD_START = "start must be 'unit' or 'interpolate', got start={value!r}"
-XTRAPL, XTRAPU, P5, P66 = 1.1, 4.0, 0.5, 0.66  # dcsrch's extrapolation and bisection constants
 
 
 class MoreThuenteState(NamedTuple):
@@ -47,77 +48,11 @@ class MoreThuenteState(NamedTuple):
     since: jax.Array  # steps since f last fell by more than rounding (int32), for the stall test
 
 
-def _cubic_parts(a: jax.Array, fa: jax.Array, da: jax.Array, b: jax.Array, fb: jax.Array, db: jax.Array, clip: bool) -> tuple:
-    """``(theta, gamma)`` of dcstep's cubic through ``(a, fa, da)`` and ``(b, fb, db)``,
-    scaled by ``s = max(|theta|, |da|, |db|)`` against overflow; ``gamma`` takes the sign
-    dcstep gives it (negative when ``b > a``, i.e. ``stp > stx``)."""
-    theta = 3.0 * (fa - fb) / (b - a) + da + db
-    s = jnp.maximum(jnp.maximum(jnp.abs(theta), jnp.abs(da)), jnp.abs(db))
-    s = jnp.where(s > 0, s, 1.0)
-    disc = (theta / s) ** 2 - (da / s) * (db / s)
-    gamma = s * jnp.sqrt(jnp.maximum(disc, 0.0) if clip else disc)
-    return theta, gamma
-
-
-def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):  # noqa: ANN001, ANN201
-    """One safeguarded step of Moré & Thuente (1994), MINPACK-2 ``dcstep``, case by case.
-
-    Returns ``(stx, fx, dx, sty, fy, dy, stpf, brackt)``: the new interval
-    (``stx`` the best point, ``sty`` the other end) and the next trial.
-    """
-    sgnd = dp * jnp.sign(dx)
-    # case 1: higher value: the minimum is bracketed.
-    th, ga = _cubic_parts(stx, fx, dx, stp, fp, dp, False)
-    ga1 = jnp.where(stp < stx, -ga, ga)
-    r1 = ((ga1 - dx) + th) / (((ga1 - dx) + ga1) + dp)
-    stpc1 = stx + r1 * (stp - stx)
-    stpq1 = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
-    f1 = jnp.where(jnp.abs(stpc1 - stx) < jnp.abs(stpq1 - stx), stpc1, stpc1 + (stpq1 - stpc1) / 2.0)
-    # case 2: lower value, derivatives of opposite sign: bracketed.
-    ga2 = jnp.where(stp > stx, -ga, ga)
-    r2 = ((ga2 - dp) + th) / (((ga2 - dp) + ga2) + dx)
-    stpc2 = stp + r2 * (stx - stp)
-    stpq2 = stp + (dp / (dp - dx)) * (stx - stp)
-    f2 = jnp.where(jnp.abs(stpc2 - stp) > jnp.abs(stpq2 - stp), stpc2, stpq2)
-    # case 3: lower value, same sign, derivative magnitude decreases.
-    th3, ga3 = _cubic_parts(stx, fx, dx, stp, fp, dp, True)
-    ga3 = jnp.where(stp > stx, -ga3, ga3)
-    r3 = ((ga3 - dp) + th3) / ((ga3 + (dx - dp)) + ga3)
-    stpc3 = jnp.where((r3 < 0) & (ga3 != 0), stp + r3 * (stx - stp), jnp.where(stp > stx, stpmax, stpmin))
-    stpq3 = stpq2
-    near = jnp.where(jnp.abs(stpc3 - stp) < jnp.abs(stpq3 - stp), stpc3, stpq3)
-    far = jnp.where(jnp.abs(stpc3 - stp) > jnp.abs(stpq3 - stp), stpc3, stpq3)
-    cap = stp + P66 * (sty - stp)
-    f3_br = jnp.where(stp > stx, jnp.minimum(cap, near), jnp.maximum(cap, near))
-    f3 = jnp.where(brackt, f3_br, jnp.clip(far, stpmin, stpmax))
-    # case 4: lower value, same sign, derivative magnitude does not decrease.
-    th4, ga4 = _cubic_parts(sty, fy, dy, stp, fp, dp, False)
-    ga4 = jnp.where(stp > sty, -ga4, ga4)
-    r4 = ((ga4 - dp) + th4) / (((ga4 - dp) + ga4) + dy)
-    f4 = jnp.where(brackt, stp + r4 * (sty - stp), jnp.where(stp > stx, stpmax, stpmin))
-
-    c1, c2, c3 = fp > fx, sgnd < 0, jnp.abs(dp) < jnp.abs(dx)
-    stpf = jnp.where(c1, f1, jnp.where(c2, f2, jnp.where(c3, f3, f4)))
-    brackt = brackt | c1 | (~c1 & c2)
-    # the new interval
-    sty_n = jnp.where(c1, stp, jnp.where(c2, stx, sty))
-    fy_n = jnp.where(c1, fp, jnp.where(c2, fx, fy))
-    dy_n = jnp.where(c1, dp, jnp.where(c2, dx, dy))
-    stx_n, fx_n, dx_n = (jnp.where(c1, old, new) for old, new in ((stx, stp), (fx, fp), (dx, dp)))
-    return stx_n, fx_n, dx_n, sty_n, fy_n, dy_n, stpf, brackt
-
-
 class _Carry(NamedTuple):
     i: jax.Array
     stp: jax.Array
-    brackt: jax.Array
     stage2: jax.Array
-    x: jax.Array  # (stx, fx, gx)
-    y: jax.Array  # (sty, fy, gy)
-    stmin: jax.Array
-    stmax: jax.Array
-    width: jax.Array
-    width1: jax.Array
+    iv: Interval
     best: Trial  # the trial at stx (when stx > 0), or the one that met the conditions
     converged: jax.Array
     done: jax.Array
@@ -251,16 +186,15 @@ class MoreThuente:
         stp0 = self.first_trial(state, ctx)
         ph = placeholder_trial(ctx, stp0)
         init = _Carry(
-            jnp.asarray(0, jnp.int32), stp0, jnp.asarray(False), jnp.asarray(False),
-            jnp.stack([zero, f0, g0]), jnp.stack([zero, f0, g0]),
-            zero, stp0 + XTRAPU * stp0, stpmax, 2.0 * stpmax, ph, jnp.asarray(False),
+            jnp.asarray(0, jnp.int32), stp0, jnp.asarray(False), start_interval(f0, g0, stp0, stpmax),
+            ph, jnp.asarray(False),
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = lax.while_loop(lambda c: ~c.done, body, init)
         # Converged: the trial that met the conditions. Otherwise the best point, if it lowered f.
-        have_best = (c.x[0] > 0) & (c.x[1] < f0)
-        alpha = jnp.where(c.converged, c.stp, c.x[0])
+        have_best = (c.iv.stx > 0) & (c.iv.fx < f0)
+        alpha = jnp.where(c.converged, c.stp, c.iv.stx)
         trial = c.best
         ok = c.converged | have_best
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
@@ -279,36 +213,19 @@ class MoreThuente:
         curv = jnp.abs(g) <= -c2 * g0
         converged = fin & curv & ((f <= ftest) | (jnp.abs(f - f0) <= tie_tol))
         stage2 = c.stage2 | (fin & (f <= ftest) & (g >= jnp.minimum(c1, c2) * g0))
-        # dcstep on psi (stage 1, when f is above the line but below fx) or on phi.
-        use_psi = ~stage2 & (f <= c.x[1]) & (f > ftest)
-        shift = jnp.where(use_psi, gtest, 0.0)
-        fm, gm = f - stp * shift, g - shift
-        xm = jnp.stack([c.x[0], c.x[1] - c.x[0] * shift, c.x[2] - shift])
-        ym = jnp.stack([c.y[0], c.y[1] - c.y[0] * shift, c.y[2] - shift])
-        stx, fx, gx, sty, fy, gy, nxt, brackt = dcstep(*xm, *ym, stp, fm, gm, c.brackt, c.stmin, c.stmax)
-        fx, gx, fy, gy = fx + stx * shift, gx + shift, fy + sty * shift, gy + shift
-        # a non-finite trial is too long: it becomes sty and the next trial bisects.
-        x = jnp.where(fin, jnp.stack([stx, fx, gx]), c.x)
-        y = jnp.where(fin, jnp.stack([sty, fy, gy]), jnp.stack([stp, jnp.inf, jnp.inf]).astype(dtype))
-        brackt = jnp.where(fin, brackt, True)
-        nxt = jnp.where(fin, nxt, c.x[0] + P5 * (stp - c.x[0]))
-        width, width1 = c.width, c.width1
-        shrink_slow = brackt & fin & (jnp.abs(y[0] - x[0]) >= P66 * width1)
-        nxt = jnp.where(shrink_slow, x[0] + P5 * (y[0] - x[0]), nxt)
-        width, width1 = jnp.where(brackt, jnp.abs(y[0] - x[0]), width), jnp.where(brackt, width, width1)
-        lo, hi = jnp.minimum(x[0], y[0]), jnp.maximum(x[0], y[0])
-        stmin = jnp.where(brackt, lo, nxt + XTRAPL * (nxt - x[0]))
-        stmax = jnp.where(brackt, hi, nxt + XTRAPU * (nxt - x[0]))
-        nxt = jnp.clip(nxt, 0.0, stpmax)
-        bad = ~jnp.isfinite(nxt) | (brackt & ((nxt <= stmin) | (nxt >= stmax)))
-        # MINPACK-2 stops here ("rounding errors prevent progress") and keeps stx.
-        stuck = fin & bad & brackt
-        nxt = jnp.where(~jnp.isfinite(nxt), x[0] + P5 * (stp - x[0]), nxt)
-        narrow = stuck | (brackt & (stmax - stmin <= xtol * stmax))
-        best = _tree.where(converged | (fin & (x[0] == stp)), t, c.best)
-        done = converged | narrow | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
-        return _Carry(
-            c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), brackt, stage2, x.astype(dtype), y.astype(dtype),
-            stmin.astype(dtype), stmax.astype(dtype), width.astype(dtype), width1.astype(dtype),
-            best, converged, done,
+        # dcstep (on psi in stage 1), then: a non-finite trial is too long: it becomes sty, the next trial bisects.
+        iv, nxt = interpolate(c.iv, stp, f, g, stage2, ftest, gtest)
+        keep = lambda a, b: jnp.where(fin, a, b)  # noqa: E731
+        iv = iv._replace(
+            brackt=keep(iv.brackt, True), stx=keep(iv.stx, c.iv.stx), fx=keep(iv.fx, c.iv.fx), gx=keep(iv.gx, c.iv.gx),
+            sty=keep(iv.sty, stp), fy=keep(iv.fy, jnp.inf), gy=keep(iv.gy, jnp.inf),
         )
+        nxt = keep(nxt, c.iv.stx + P5 * (stp - c.iv.stx))
+        nxt, iv, outside, narrow = safeguard(iv, nxt, stpmax, xtol)
+        # MINPACK-2 stops here ("rounding errors prevent progress") and keeps stx.
+        stuck = fin & iv.brackt & (~jnp.isfinite(nxt) | outside)
+        nxt = jnp.where(~jnp.isfinite(nxt), iv.stx + P5 * (stp - iv.stx), nxt)
+        best = _tree.where(converged | (fin & (iv.stx == stp)), t, c.best)
+        done = converged | stuck | narrow | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
+        iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
+        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done)
