@@ -390,7 +390,7 @@ def test_errors_are_the_module_constants_formatted_with_the_bad_value():
     with pytest.raises(TypeError) as err:
         jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), max_step=3)
     valid = ", ".join(_minimize._KEYWORDS)
-    assert str(err.value) == _minimize.UNKNOWN_KWARG.format(names="max_step", hint=" (did you mean max_steps?)", valid=valid)
+    assert str(err.value) == _minimize.UNKNOWN_KWARG.format(fn="minimize", names="max_step", hint=" (did you mean max_steps?)", valid=valid)
     assert "max_steps" in _minimize._KEYWORDS
 
 
