@@ -83,7 +83,7 @@ def test_solver_result_saved_mid_run_resumes_bitwise(kind, tmp_path, solver_runs
     assert isinstance(back, jaxgd.Result) and isinstance(back.state, jaxgd.SolverState)
     assert_bitwise(back, part)
     resumed = _finish(SOLVER, back, x, y)
-    assert int(resumed.steps) == 25
+    assert int(resumed.steps) == int(whole.steps) > 9
     assert_bitwise(resumed, whole)
 
 

@@ -40,9 +40,8 @@ def test_measure_flags_exactly_the_nonfinite(params, value, grad, finite):
     f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
     gnorm, ok = jax.jit(s._measure)(f32(params), f32(value), f32(grad))
     assert bool(ok) == finite
-    if finite:  # the norm in float32, as before the change (inf when the square overflows)
-        with np.errstate(over="ignore"):
-            expected = np.sqrt(np.sum(np.square(np.asarray(grad, np.float32))))
+    if finite:  # the true norm (float64 reference, cast): no overflow even when the square overflows float32
+        expected = np.float32(np.linalg.norm(np.asarray(grad, np.float64)))
         np.testing.assert_allclose(gnorm, expected, rtol=1e-6)
 
 
