@@ -40,6 +40,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .quasi_newton import counting  # forward/backward passes counted (one copy, shared with C)
+
 GTOL = 1e-5
 MAX_ITER = 1000
 OPTX_TOL = 1e-8
@@ -59,34 +61,6 @@ UNCONSTRAINED = {
 BOUNDED = {"jaxgd lbfgs": "scipy L-BFGS-B", "scipy L-BFGS-B": None}
 
 Call = Callable[[], tuple[Any, int, int, int, str]]
-
-
-def counting(fun: Callable, counts: dict) -> Callable:
-    """``fun`` with forward passes counted in ``counts['f']`` and backward
-    passes in ``counts['g']`` (host callbacks; works inside jit)."""
-    import jax
-
-    def bump(key: str) -> Callable[[], None]:
-        def inc() -> None:
-            counts[key] += 1
-
-        return inc
-
-    @jax.custom_vjp
-    def f(x: Any) -> Any:
-        jax.debug.callback(bump("f"))
-        return fun(x)
-
-    def fwd(x: Any) -> Any:
-        jax.debug.callback(bump("f"))
-        return fun(x), x
-
-    def bwd(x: Any, ct: Any) -> Any:
-        jax.debug.callback(bump("g"))
-        return (ct * jax.grad(fun)(x),)
-
-    f.defvjp(fwd, bwd)
-    return f
 
 
 def _jaxgd(method: str) -> Callable[..., Call]:
