@@ -366,7 +366,7 @@ def run(
     """A whole run: ``start``, then ``loop`` to the end."""
     result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience, None, n_epochs, show)
     if cfg.progress:
-        _report(show, lambda: _driver.report_epoch(*_last_row(cfg, result, n_epochs), final=True))
+        _report(show, lambda: _driver.report_epoch(*_last_row(cfg, result, n_epochs), final=True, status=result.status))
     return result
 
 
