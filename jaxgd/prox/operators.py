@@ -73,28 +73,51 @@ def _is_single_leaf(tree: Any) -> bool:
     return len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0)
 
 
+def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool, **fields: str) -> list:
+    """One value per leaf of ``params``: a scalar for every leaf, or a pytree like ``params``.
+
+    The one check behind bounds and penalty weights: a pytree ``value`` must
+    have ``params``' structure, and each of its leaves must broadcast to the
+    matching leaf of ``params``.
+
+    Args:
+      value: a scalar (one leaf, 0-d) or a pytree shaped like ``params``.
+      params: the parameters.
+      message: the error template; gets ``got`` and ``want`` (the two tree
+        structures) and ``fields``.
+      show_leaf_shape: on a leaf that does not broadcast, add the parameter
+        leaf's shape to ``want``.
+      **fields: the rest of ``message``'s fields (the argument's name).
+
+    Raises:
+      ValueError: ``message``, when the structure or a leaf's shape does not fit.
+    """
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    if _is_single_leaf(value) and jnp.ndim(value) == 0:
+        return [value] * len(p_leaves)
+    v_leaves, v_def = jax.tree_util.tree_flatten(value)
+    if v_def != p_def:
+        raise ValueError(message.format(got=v_def, want=p_def, **fields))
+    for v, p in zip(v_leaves, p_leaves):
+        try:
+            ok = np.broadcast_shapes(jnp.shape(v), jnp.shape(p)) == jnp.shape(p)
+        except ValueError:
+            ok = False
+        if not ok:
+            want = f"{p_def} (leaf shape {jnp.shape(p)})" if show_leaf_shape else p_def
+            raise ValueError(message.format(got=f"{v_def} (a leaf of shape {jnp.shape(v)})", want=want, **fields))
+    return v_leaves
+
+
 def _bound_leaves(bound: Any, params: Params, side: str) -> Optional[list]:
-    """One bound per leaf of ``params`` (a scalar broadcasts to every leaf).
+    """One bound per leaf of ``params`` (a scalar broadcasts to every leaf); ``None`` for no bound.
 
     Raises:
       ValueError: a pytree bound whose structure or leaf shapes do not fit ``params``.
     """
     if bound is None:
         return None
-    p_leaves, p_def = jax.tree_util.tree_flatten(params)
-    if _is_single_leaf(bound) and jnp.ndim(bound) == 0:
-        return [bound] * len(p_leaves)
-    b_leaves, b_def = jax.tree_util.tree_flatten(bound)
-    if b_def != p_def:
-        raise ValueError(BAD_BOUNDS_TREE.format(side=side, got=b_def, want=p_def))
-    for b, p in zip(b_leaves, p_leaves):
-        try:
-            shape = np.broadcast_shapes(jnp.shape(b), jnp.shape(p))
-        except ValueError:
-            shape = None
-        if shape != jnp.shape(p):
-            raise ValueError(BAD_BOUNDS_TREE.format(side=side, got=f"{b_def} (a leaf of shape {jnp.shape(b)})", want=f"{p_def} (leaf shape {jnp.shape(p)})"))
-    return b_leaves
+    return _leaves_like(bound, params, BAD_BOUNDS_TREE, show_leaf_shape=True, side=side)
 
 
 def _as_bound(value: Any) -> Any:
@@ -154,20 +177,7 @@ def weight_leaves(weight: Any, params: Params, name: str) -> list:
     Raises:
       ValueError: a pytree ``weight`` (named ``name``) that does not fit ``params``.
     """
-    p_leaves, p_def = jax.tree_util.tree_flatten(params)
-    if _is_single_leaf(weight) and jnp.ndim(weight) == 0:
-        return [weight] * len(p_leaves)
-    w_leaves, w_def = jax.tree_util.tree_flatten(weight)
-    if w_def != p_def:
-        raise ValueError(BAD_WEIGHT_TREE.format(name=name, got=w_def, want=p_def))
-    for w, p in zip(w_leaves, p_leaves):
-        try:
-            ok = np.broadcast_shapes(jnp.shape(w), jnp.shape(p)) == jnp.shape(p)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(BAD_WEIGHT_TREE.format(name=name, got=f"{w_def} (a leaf of shape {jnp.shape(w)})", want=p_def))
-    return w_leaves
+    return _leaves_like(weight, params, BAD_WEIGHT_TREE, show_leaf_shape=False, name=name)
 
 
 def l2_penalty(l2: Any, params: Params) -> jax.Array:
