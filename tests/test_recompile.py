@@ -88,3 +88,58 @@ def test_fit_resume_across_epochs(tmp_path: Any) -> None:
 
 def _quad(x: jax.Array) -> jax.Array:
     return jnp.sum(jnp.arange(1.0, 4.0) * (x - 1.0) ** 2)
+
+
+def _rosen(x: jax.Array) -> jax.Array:
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+def _exact(method: str, lr: Any, max_steps: int, **kw: Any) -> jaxgd.Result:
+    """Reference: the same run compiled for exactly ``max_steps`` (no bucket)."""
+    solver = jaxgd.Solver(_rosen, method, lr, max_steps=max_steps, **kw)
+    return jax.jit(lambda s, x: s.run(x))(solver, jnp.zeros(4))
+
+
+@pytest.mark.parametrize("method,lr", [("gd", 1e-3), ("adam", 1e-2), ("lbfgs", None)])
+def test_minimize_new_max_steps_in_the_same_bucket_does_not_compile(compiles: list, method: str, lr: Any) -> None:
+    """max_steps 90, 100, 120, 128 share one compiled loop (bucket 128); each
+    result is bit for bit the run compiled for its own max_steps."""
+    got = {}
+    for i, n in enumerate((100, 90, 120, 128)):
+        before = len(compiles)
+        got[n] = jaxgd.minimize(_rosen, jnp.zeros(4), method=method, lr=lr, max_steps=n, gtol=1e-10)
+        if i:
+            assert len(compiles) == before, f"max_steps={n} compiled again"
+    for n, res in got.items():
+        ref = _exact(method, lr, n, gtol=1e-10)
+        steps = int(ref.steps)
+        assert int(res.steps) == steps and int(res.status) == int(ref.status) and int(res.nfev) == int(ref.nfev)
+        np.testing.assert_array_equal(np.asarray(res.params), np.asarray(ref.params))
+        assert res.history.loss.shape == (steps,)
+        np.testing.assert_array_equal(np.asarray(res.history.loss), np.asarray(ref.history.loss)[:steps])
+    if method != "lbfgs":  # lbfgs converges (GTOL) before 90 steps
+        assert [int(r.steps) for r in got.values()] == [100, 90, 120, 128]
+        assert all(r.status_enum == jaxgd.Status.MAX_STEPS for r in got.values())
+
+
+def test_minimize_max_steps_zero_and_small_budgets() -> None:
+    """Edge of the bucket (STEP_BUCKET_MIN): 0 steps returns x0 with MAX_STEPS; 1 and 3 steps stop there."""
+    for n in (0, 1, 3):
+        res = jaxgd.minimize(_rosen, jnp.zeros(4), lr=1e-3, max_steps=n)
+        ref = _exact("gd", 1e-3, n)
+        assert int(res.steps) == n and res.status_enum == jaxgd.Status.MAX_STEPS == ref.status_enum
+        np.testing.assert_array_equal(np.asarray(res.params), np.asarray(ref.params))
+        assert res.history.loss.shape == (n,)
+
+
+def test_minimize_under_jit_keeps_the_exact_history_length() -> None:
+    """Traced inputs are not bucketed: the untrimmed history has max_steps rows, as documented."""
+    res = jax.jit(lambda x: jaxgd.minimize(_rosen, x, lr=1e-3, max_steps=10))(jnp.zeros(4))
+    assert res.history.loss.shape == (10,) and int(res.steps) == 10
+
+
+def test_minimize_progress_reports_the_requested_budget(capsys: Any) -> None:
+    """The progress bar counts to max_steps, not to the compiled bucket."""
+    jaxgd.minimize(_rosen, jnp.zeros(4), lr=1e-3, max_steps=100, progress=True)
+    err = capsys.readouterr().err
+    assert "100/100" in err and "/128" not in err

@@ -68,7 +68,7 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     hist = History(*(jnp.full((axis_size, n + per_chunk), jnp.nan, dtype) for _ in range(3)))
 
     def running(st: Any) -> jax.Array:
-        return (st.status == Status.RUNNING) & (st.count < solver.max_steps)
+        return (st.status == Status.RUNNING) & (st.count < solver.step_limit)
 
     def one_step(st: Any, _: Any) -> tuple[Any, Any]:
         live = running(st)
@@ -85,7 +85,7 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
         if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
             h = History(*(lax.dynamic_update_slice(b, y[every - 1 :: every].T, (jnp.zeros_like(it), it // every)) for b, y in zip(h, ys)))
         if solver.progress_every:
-            _driver.report(jnp.min(st.count), jnp.min(vloss(solver, st)), solver.max_steps)
+            _driver.report(jnp.min(st.count), jnp.min(vloss(solver, st)), solver.step_limit)
         return st, h, it + k_steps
 
     def more(carry: tuple) -> jax.Array:
@@ -94,7 +94,7 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
 
     state, hist, _ = lax.while_loop(more, chunk, (state, hist, jnp.asarray(0, jnp.int32)))
     if solver.progress_every:
-        _driver.report(jnp.min(state.count), jnp.min(vloss(solver, state)), solver.max_steps, final=True)
+        _driver.report(jnp.min(state.count), jnp.min(vloss(solver, state)), solver.step_limit, final=True)
     hist = History(*(b[:, :n] for b in hist))
     out = jax.vmap(lambda s, st, h: package(s.finish(st, h)), in_axes=(s_ax, 0, 0))(solver, state, hist)
     return out, jax.tree_util.tree_map(lambda _: True, out)

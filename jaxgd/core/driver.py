@@ -42,6 +42,16 @@ def history_length(max_steps: int, every: int) -> int:
     return max_steps // every if every else 0
 
 
+STEP_BUCKET_MIN = 8  # a bucketed loop compiles for a power of two of steps, at least this
+
+
+def step_bucket(n: int) -> int:
+    """The power of two (at least ``STEP_BUCKET_MIN``) a loop of ``n`` steps or
+    epochs is compiled for, so that another ``n`` in the bucket re-uses the
+    compiled program (issue 14 item 4; the budget itself is traced)."""
+    return max(STEP_BUCKET_MIN, 1 << (max(int(n), 1) - 1).bit_length())
+
+
 def empty_history(length: int, dtype: Any, fields: type = History) -> Any:
     """NaN buffers of ``length`` entries, one per field of ``fields``."""
     nan = jnp.full((length,), jnp.nan, dtype=dtype)
@@ -144,7 +154,7 @@ def _block(solver: Any, k_steps: int, stop: Optional[Any], args: tuple) -> Any:
             if solver.progress_every:
                 lax.cond(
                     (new.count > s.count) & (new.count % solver.progress_every == 0),
-                    lambda new=new: report(new.count, solver.loss(new.params, new.value), solver.max_steps),
+                    lambda new=new: report(new.count, solver.loss(new.params, new.value), solver.step_limit),
                     lambda: None,
                 )
             s = new
@@ -160,9 +170,9 @@ def loop(
     solver: Any, state: Any, history: History, *args: Any, stop: Optional[Any] = None, close_progress: bool = True
 ) -> tuple[Any, History]:
     """Run ``solver.step`` until a test fires or ``state.count`` reaches ``stop``
-    (``solver.max_steps`` by default; may be traced), :func:`block_size` steps
+    (``solver.step_limit`` by default; may be traced), :func:`block_size` steps
     per ``while_loop`` iteration; the result does not depend on the block size."""
-    limit = solver.max_steps if stop is None else stop
+    limit = solver.step_limit if stop is None else stop
 
     def cond(carry: tuple) -> jax.Array:
         s, _ = carry
@@ -171,14 +181,14 @@ def loop(
     body = _block(solver, block_size(solver, state), stop, args)
     state, history = lax.while_loop(cond, body, (state, history))
     if solver.progress_every and close_progress:
-        report(state.count, solver.loss(state.params, state.value), solver.max_steps, final=True, status=state.status)
+        report(state.count, solver.loss(state.params, state.value), solver.step_limit, final=True, status=state.status)
     return state, history
 
 
 def finish(solver: Any, state: Any, history: History, limit: Optional[Any] = None) -> Result:
     """Mark an exhausted step budget (``MAX_STEPS``: ``count`` at ``limit``,
-    by default ``solver.max_steps``; may be traced) and package the :class:`Result`."""
-    limit = solver.max_steps if limit is None else limit
+    by default ``solver.step_limit``; may be traced) and package the :class:`Result`."""
+    limit = solver.step_limit if limit is None else limit
     status = jnp.where(
         (state.status == Status.RUNNING) & (state.count >= limit), Status.MAX_STEPS, state.status
     ).astype(jnp.int32)

@@ -221,6 +221,10 @@ def _jit_vmappable(fn: Any) -> Any:
 def _run(solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit") -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
     differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`)."""
+    if adjoint == "implicit" and _tree.is_concrete((solver, x0, args)):
+        # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
+        # under a user's jit/vmap the result keeps its exact history length.
+        solver = solver.bucketed()
     plain = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
     compiled = _cache.per_function(solver.fun, f"minimize-{adjoint}", lambda: _adjoint.runner(adjoint, plain, _drop_copies))
     return _fill_copies(compiled(solver, x0, args))

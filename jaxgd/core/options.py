@@ -48,7 +48,7 @@ OPTIONS: dict[str, Option] = {
         "``jaxgd.linesearch`` rule. Default: the method's own (``1e-3`` for first-order methods, "
         "``1.0`` for an optax transformation, which holds its own learning rate)."
     )),
-    "max_steps": Option(1000, "the step limit (static: it sizes the history buffers; 0 returns ``x0``)."),
+    "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers; a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
     "gtol": Option(1e-6, (
         "stop when the stationarity measure is <= gtol: the gradient 2-norm, or with ``l1``/``bounds`` "
         "the norm of the gradient mapping ``x - prox(x - grad)``."

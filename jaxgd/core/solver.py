@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..checkpoint import format as _checkpoint
@@ -75,7 +76,7 @@ class SolverState(NamedTuple):
 
 @_options.document
 @_tree.pytree_class(
-    data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip"),
+    data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip", "limit"),
     meta=("fun_ref", "direction", "max_steps", "history_every", "progress_every", "has_aux", "accelerated", "unroll"),
 )
 class Solver:
@@ -127,6 +128,7 @@ class Solver:
         )
         for k, v in fields.items():
             object.__setattr__(self, k, v)
+        object.__setattr__(self, "limit", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Solver is immutable; build a new one")
@@ -150,6 +152,29 @@ class Solver:
         d.update(self.__dict__)
         d.pop("step", None)  # the bound step belongs to self (bound_once)
         d["fun_ref"], d["_fun"] = _tree.FunRef(fun), (fun if strong else None)
+        return new
+
+    @property
+    def step_limit(self) -> Any:
+        """The step budget the loop stops at: ``max_steps``, or the traced
+        ``limit`` of a :meth:`bucketed` solver."""
+        return self.max_steps if self.limit is None else self.limit
+
+    def bucketed(self) -> "Solver":
+        """The same solver compiled for a bucket of step counts (issue 14 item 4).
+
+        ``max_steps`` (static: it sizes the history buffers) becomes the next
+        power of two (at least ``STEP_BUCKET_MIN``) and the actual budget a
+        traced ``limit``, so every ``max_steps`` in the bucket re-uses one
+        compiled loop; the extra history rows stay NaN (``minimize`` trims
+        the history to the steps taken). The iterates are those of the
+        unbucketed solver, bit for bit: the loop stops at ``limit``.
+        """
+        new = object.__new__(Solver)
+        d = new.__dict__
+        d.update(self.__dict__)
+        d.pop("step", None)  # the bound step belongs to self (bound_once)
+        d["max_steps"], d["limit"] = _driver.step_bucket(self.max_steps), np.int32(self.max_steps)
         return new
 
     def __repr__(self) -> str:
@@ -252,13 +277,13 @@ class Solver:
         ``state`` (it is a ``while_loop`` carry).
         """
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
-            running = (state.status == Status.RUNNING) & (state.count < self.max_steps)
+            running = (state.status == Status.RUNNING) & (state.count < self.step_limit)
             stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status).astype(jnp.int32)
             return _tree.where(running, _lbfgsb.step(self, state, *args), state._replace(status=stopped))
         params, value, grad = state.params, state.value, state.grad
         accel, extra = state.accel, jnp.asarray(0, jnp.int32)
         # A state that has stopped (a test fired, max_steps reached) stays put.
-        running = (state.status == Status.RUNNING) & (state.count < self.max_steps)
+        running = (state.status == Status.RUNNING) & (state.count < self.step_limit)
         if self.accelerated:  # FISTA: step from y_k = x_k + beta (x_k - x_{k-1})
             params, beta, accel = fista_extrapolate(state.accel, params)
             value, grad, _ = lax.cond(
