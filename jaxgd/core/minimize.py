@@ -221,7 +221,7 @@ def _jit_vmappable(fn: Any) -> Any:
 def _run(solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit") -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
     differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`)."""
-    if adjoint == "implicit" and _tree.is_concrete((solver, x0, args)):
+    if adjoint == "implicit" and solver.is_concrete() and _tree.is_concrete((x0, args)):
         # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
         # under a user's jit/vmap the result keeps its exact history length.
         solver = solver.bucketed()

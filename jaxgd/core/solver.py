@@ -151,6 +151,7 @@ class Solver:
         d = new.__dict__
         d.update(self.__dict__)
         d.pop("step", None)  # the bound step belongs to self (bound_once)
+        d.pop("_bucketed", None)  # holds self's function
         d["fun_ref"], d["_fun"] = _tree.FunRef(fun), (fun if strong else None)
         return new
 
@@ -170,12 +171,22 @@ class Solver:
         the history to the steps taken). The iterates are those of the
         unbucketed solver, bit for bit: the loop stops at ``limit``.
         """
-        new = object.__new__(Solver)
-        d = new.__dict__
-        d.update(self.__dict__)
-        d.pop("step", None)  # the bound step belongs to self (bound_once)
-        d["max_steps"], d["limit"] = _driver.step_bucket(self.max_steps), np.int32(self.max_steps)
+        new = self.__dict__.get("_bucketed")  # made once per solver (minimize re-uses cached solvers)
+        if new is None:
+            new = object.__new__(Solver)
+            d = new.__dict__
+            d.update(self.__dict__)
+            d.pop("step", None)  # the bound step belongs to self (bound_once)
+            d["max_steps"], d["limit"] = _driver.step_bucket(self.max_steps), np.int32(self.max_steps)
+            self.__dict__["_bucketed"] = new
         return new
+
+    def is_concrete(self) -> bool:
+        """True when no hyperparameter is a tracer (remembered: a Solver is immutable)."""
+        concrete = self.__dict__.get("_concrete")
+        if concrete is None:
+            concrete = self.__dict__["_concrete"] = _tree.is_concrete(self)
+        return concrete
 
     def __repr__(self) -> str:
         return (
@@ -316,7 +327,7 @@ class Solver:
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
         status = _stall.adjust_status(
-            self.rule, rstate, status, failed, (state.value, state.grad_norm, state.params), (new_value, gnorm, new_params)
+            self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params), (new_value, gnorm, new_params)
         )
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)

@@ -37,6 +37,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _tree
 from .status import Status
@@ -78,6 +79,11 @@ def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params) -> jax.
     return jnp.isfinite(value) & (grad_norm <= jnp.sqrt(eps) * scale)
 
 
+def _never(flag: Any) -> bool:
+    """True when ``flag`` is known at trace time to be False (not a tracer)."""
+    return not isinstance(flag, jax.core.Tracer) and not bool(np.any(np.asarray(flag)))
+
+
 def adjust_status(
     rule: Any,
     rule_state: Any,
@@ -100,6 +106,10 @@ def adjust_status(
       ``status``, with ``LINESEARCH_FAILED`` or a stall at a point stationary to
       precision turned into ``PRECISION``, and a stall elsewhere into ``STALLED``.
     """
+    if not hasattr(rule, "stalled") and _never(failed):
+        # a schedule (constant included): it neither fails nor stalls, and
+        # tracing the test anyway grew gd's compiled step by a third (issue 14)
+        return jnp.asarray(status).astype(jnp.int32)
     stalled = jnp.asarray(rule.stalled(rule_state)) if hasattr(rule, "stalled") else jnp.asarray(False)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
     # the test (a norm of params) runs only when a search failed or the rule stalled

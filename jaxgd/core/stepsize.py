@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _tree
 from .._types import Grads, Params
@@ -76,7 +77,9 @@ class StepContext(NamedTuple):
 
 
 def one_eval_info(failed: Any = False) -> StepInfo:
-    return StepInfo(jnp.asarray(1, jnp.int32), jnp.asarray(1, jnp.int32), jnp.asarray(failed))
+    # a constant False stays a NumPy constant: the solver then traces no failure handling (stall.adjust_status)
+    failed = np.bool_(failed) if isinstance(failed, (bool, np.bool_)) else jnp.asarray(failed)
+    return StepInfo(jnp.asarray(1, jnp.int32), jnp.asarray(1, jnp.int32), failed)
 
 
 @_tree.pytree_class(data=("schedule",), meta=())
