@@ -28,12 +28,10 @@ from .._types import ArrayLike, Grads, Params
 from .dcsrch import P5, Interval, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
-    BAD_C2,
-    _concrete,
     check_count,
     check_nonneg,
-    check_open_unit,
     check_positive,
+    check_wolfe_constants,
     info,
     placeholder_trial,
     tie_tolerance,
@@ -127,10 +125,7 @@ class MoreThuente:
         approx_rtol: Optional[ArrayLike] = None,
         stall_window: int = 10,
     ) -> None:
-        c1, c2 = check_open_unit("c1", c1), check_open_unit("c2", c2)
-        v1, v2 = _concrete(c1), _concrete(c2)
-        if v1 is not None and v2 is not None and not v1 < v2:
-            raise ValueError(BAD_C2.format(c1=c1, c2=c2))
+        c1, c2 = check_wolfe_constants(c1, c2)
         if start not in ("unit", "interpolate"):
             raise ValueError(BAD_START.format(value=start))
         values = dict(

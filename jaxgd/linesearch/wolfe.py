@@ -82,6 +82,19 @@ def check_count(name: str, value: Any, minimum: int = 1) -> Any:
     return _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
 
 
+def check_wolfe_constants(c1: ArrayLike, c2: ArrayLike) -> tuple[Any, Any]:
+    """The Wolfe constants: each in (0, 1) and, when both are concrete, ``c1 < c2``.
+
+    Raises:
+      ValueError: either out of (0, 1), or ``c2 <= c1`` (:data:`BAD_C2`).
+    """
+    c1, c2 = check_open_unit("c1", c1), check_open_unit("c2", c2)
+    v1, v2 = _concrete(c1), _concrete(c2)
+    if v1 is not None and v2 is not None and not v1 < v2:
+        raise ValueError(BAD_C2.format(c1=c1, c2=c2))
+    return c1, c2
+
+
 # -- shared pieces -------------------------------------------------------------
 def trial_ok(trial: Trial) -> jax.Array:
     """True when the trial's value and gradient are finite."""
@@ -350,10 +363,7 @@ class StrongWolfe:
         interpolate: bool = True,
         approx_rtol: Optional[ArrayLike] = None,
     ) -> None:
-        c1, c2 = check_open_unit("c1", c1), check_open_unit("c2", c2)
-        v1, v2 = _concrete(c1), _concrete(c2)
-        if v1 is not None and v2 is not None and not v1 < v2:
-            raise ValueError(BAD_C2.format(c1=c1, c2=c2))
+        c1, c2 = check_wolfe_constants(c1, c2)
         values = dict(
             c1=c1,
             c2=c2,
