@@ -32,6 +32,7 @@ from .wolfe import (
     check_nonneg,
     check_positive,
     check_wolfe_constants,
+    first_prev_value,
     info,
     placeholder_trial,
     tie_tolerance,
@@ -150,9 +151,7 @@ class MoreThuente:
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> MoreThuenteState:
         """The first state: :math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's convention)."""
-        return MoreThuenteState(
-            value + (0.5 * _tree.norm(grad)).astype(value.dtype), jnp.asarray(False), jnp.asarray(0, jnp.int32)
-        )
+        return MoreThuenteState(first_prev_value(value, grad), jnp.asarray(False), jnp.asarray(0, jnp.int32))
 
     def stalled(self, state: MoreThuenteState) -> jax.Array:
         """True after ``stall_window`` steps in a row without a decrease beyond rounding."""

@@ -136,6 +136,12 @@ def info(nfev: Any, ngev: Any, failed: Any) -> StepInfo:
     return StepInfo(jnp.asarray(nfev, jnp.int32), jnp.asarray(ngev, jnp.int32), jnp.asarray(failed))
 
 
+def first_prev_value(value: jax.Array, grad: Grads) -> jax.Array:
+    """:math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's ``old_old_fval``), the previous value
+    before any step, for :func:`interpolated_step`; in ``value``'s dtype."""
+    return value + (0.5 * _tree.norm(grad)).astype(value.dtype)
+
+
 # -- backtracking Armijo -------------------------------------------------------
 class BacktrackingState(NamedTuple):
     alpha: jax.Array  # the last accepted step
@@ -385,7 +391,7 @@ class StrongWolfe:
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> WolfeState:
         """The first state: :math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's convention)."""
-        return WolfeState(value + (0.5 * _tree.norm(grad)).astype(value.dtype))
+        return WolfeState(first_prev_value(value, grad))
 
     def first_trial(self, state: WolfeState, ctx: StepContext) -> jax.Array:
         """The first step tried: ``initial``, or eq. 3.60 capped by it."""
