@@ -34,6 +34,7 @@ from .wolfe import (
     check_wolfe_constants,
     first_prev_value,
     info,
+    interpolated_step,
     placeholder_trial,
     tie_tolerance,
 )
@@ -159,13 +160,10 @@ class MoreThuente:
 
     def first_trial(self, state: MoreThuenteState, ctx: StepContext) -> jax.Array:
         """The first step tried (see the module doc)."""
-        dtype = ctx.value.dtype
-        initial = jnp.asarray(self.initial, dtype)
-        guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope.astype(dtype)
-        interp = jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial)
+        interp = interpolated_step(ctx, state.prev_value, self.initial)
         if self.start == "interpolate":
-            return interp.astype(dtype)
-        return jnp.where(state.started, initial, interp).astype(dtype)
+            return interp
+        return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
 
     def step(self, state: MoreThuenteState, ctx: StepContext) -> tuple[jax.Array, Trial, MoreThuenteState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""

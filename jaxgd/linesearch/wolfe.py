@@ -142,6 +142,17 @@ def first_prev_value(value: jax.Array, grad: Grads) -> jax.Array:
     return value + (0.5 * _tree.norm(grad)).astype(value.dtype)
 
 
+def interpolated_step(ctx: StepContext, prev_value: jax.Array, initial: ArrayLike) -> jax.Array:
+    """Nocedal & Wright eq. 3.60 capped by ``initial``: :math:`\\min(\\text{initial},
+    1.01 \\cdot 2 (f_k - f_{k-1}) / \\phi'(0))`, or ``initial`` when that quotient is
+    not a positive finite number; in ``ctx.value``'s dtype (the slope is cast to it
+    first, a no-op from ``core.update``, which makes the slope in that dtype)."""
+    dtype = ctx.value.dtype
+    initial = jnp.asarray(initial, dtype)
+    guess = 1.01 * 2.0 * (ctx.value - prev_value) / ctx.slope.astype(dtype)
+    return jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial).astype(dtype)
+
+
 # -- backtracking Armijo -------------------------------------------------------
 class BacktrackingState(NamedTuple):
     alpha: jax.Array  # the last accepted step
@@ -395,12 +406,9 @@ class StrongWolfe:
 
     def first_trial(self, state: WolfeState, ctx: StepContext) -> jax.Array:
         """The first step tried: ``initial``, or eq. 3.60 capped by it."""
-        dtype = ctx.value.dtype
-        initial = jnp.asarray(self.initial, dtype)
         if not self.interpolate:
-            return initial
-        guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
-        return jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial).astype(dtype)
+            return jnp.asarray(self.initial, ctx.value.dtype)
+        return interpolated_step(ctx, state.prev_value, self.initial)
 
     def step(self, state: WolfeState, ctx: StepContext) -> tuple[jax.Array, Trial, WolfeState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
