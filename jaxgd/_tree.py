@@ -132,6 +132,17 @@ def cast_like(a: PyTree, like: PyTree) -> PyTree:
     return tmap(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), a, like)
 
 
+def is_single_leaf(tree: Any) -> bool:
+    """True when ``tree`` is one leaf (not a container holding one)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0)
+
+
+def is_scalar(value: Any) -> bool:
+    """A single 0-d leaf: one value for every entry of every parameter leaf."""
+    return is_single_leaf(value) and jnp.ndim(value) == 0
+
+
 def is_concrete(x: Any) -> bool:
     """True when ``x`` holds no tracer, so host-side value checks may run."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(x))

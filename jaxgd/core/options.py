@@ -203,9 +203,9 @@ def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
 def _penalty(name: str, value: Any) -> Any:
     """A penalty weight: a non-negative finite number, or a pytree of them
     shaped like the parameters (checked against them in ``init``)."""
-    leaves, treedef = jax.tree_util.tree_flatten(value)
-    if len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0) and jnp.ndim(leaves[0]) == 0:
+    if _tree.is_scalar(value):
         return _real_scalar(name, value, BAD_PENALTY, finite=True)
+    leaves, treedef = jax.tree_util.tree_flatten(value)
     if not leaves:
         raise TypeError(BAD_PENALTY.format(name=name, value=value))
     checked = []
