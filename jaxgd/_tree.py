@@ -143,6 +143,11 @@ def is_scalar(value: Any) -> bool:
     return is_single_leaf(value) and jnp.ndim(value) == 0
 
 
+def leaf_path(path: Any) -> str:
+    """A leaf's key path as text (``jax.tree_util.keystr``); ``"(root)"`` for a bare leaf's empty path."""
+    return jax.tree_util.keystr(path) or "(root)"
+
+
 def is_concrete(x: Any) -> bool:
     """True when ``x`` holds no tracer, so host-side value checks may run."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(x))
