@@ -59,6 +59,7 @@ class _Carry(NamedTuple):
 
 
 @_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start",))
+@_tree.repr_from_init
 class MoreThuente:
     """Line search for the strong Wolfe conditions by Moré & Thuente's algorithm.
 
@@ -130,7 +131,8 @@ class MoreThuente:
         c1, c2 = check_wolfe_constants(c1, c2)
         if start not in ("unit", "interpolate"):
             raise ValueError(BAD_START.format(value=start))
-        values = dict(
+        _tree.set_fields(
+            self,
             c1=c1,
             c2=c2,
             xtol=check_nonneg("xtol", xtol),
@@ -139,15 +141,6 @@ class MoreThuente:
             start=start,
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
             stall_window=check_count("stall_window", stall_window),
-        )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"MoreThuente(c1={self.c1!r}, c2={self.c2!r}, xtol={self.xtol!r}, initial={self.initial!r}, "
-            f"max_iter={self.max_iter!r}, start={self.start!r}, approx_rtol={self.approx_rtol!r}, "
-            f"stall_window={self.stall_window!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> MoreThuenteState:

@@ -159,6 +159,7 @@ class BacktrackingState(NamedTuple):
 
 
 @_tree.pytree_class(data=("c1", "shrink", "initial", "increase", "max_iter", "approx_rtol"), meta=())
+@_tree.repr_from_init
 class Backtracking:
     """Backtracking line search with the Armijo sufficient-decrease condition.
 
@@ -218,21 +219,14 @@ class Backtracking:
         max_iter: int = 30,
         approx_rtol: Optional[ArrayLike] = None,
     ) -> None:
-        values = dict(
+        _tree.set_fields(
+            self,
             c1=check_open_unit("c1", c1),
             shrink=check_open_unit("shrink", shrink),
             initial=check_positive("initial", initial),
             increase=None if increase is None else check_greater("increase", increase, 0.0),
             max_iter=check_count("max_iter", max_iter, 0),
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
-        )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"Backtracking(c1={self.c1!r}, shrink={self.shrink!r}, initial={self.initial!r}, "
-            f"increase={self.increase!r}, max_iter={self.max_iter!r}, approx_rtol={self.approx_rtol!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BacktrackingState:
@@ -299,6 +293,7 @@ def zoom_point(lo: jax.Array, f_lo: jax.Array, g_lo: jax.Array, hi: jax.Array, f
 
 
 @_tree.pytree_class(data=("c1", "c2", "initial", "expand", "max_iter", "approx_rtol"), meta=("interpolate",))
+@_tree.repr_from_init
 class StrongWolfe:
     """Line search for the strong Wolfe conditions: bracketing then zoom.
 
@@ -381,7 +376,8 @@ class StrongWolfe:
         approx_rtol: Optional[ArrayLike] = None,
     ) -> None:
         c1, c2 = check_wolfe_constants(c1, c2)
-        values = dict(
+        _tree.set_fields(
+            self,
             c1=c1,
             c2=c2,
             initial=check_positive("initial", initial),
@@ -389,15 +385,6 @@ class StrongWolfe:
             max_iter=check_count("max_iter", max_iter),
             interpolate=bool(interpolate),
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
-        )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"StrongWolfe(c1={self.c1!r}, c2={self.c2!r}, initial={self.initial!r}, "
-            f"expand={self.expand!r}, max_iter={self.max_iter!r}, interpolate={self.interpolate}, "
-            f"approx_rtol={self.approx_rtol!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> WolfeState:
