@@ -8,6 +8,7 @@ principle 7).
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 import weakref
 
@@ -132,6 +133,22 @@ def cast_like(a: PyTree, like: PyTree) -> PyTree:
     return tmap(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), a, like)
 
 
+def is_single_leaf(tree: Any) -> bool:
+    """True when ``tree`` is one leaf (not a container holding one)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0)
+
+
+def is_scalar(value: Any) -> bool:
+    """A single 0-d leaf: one value for every entry of every parameter leaf."""
+    return is_single_leaf(value) and jnp.ndim(value) == 0
+
+
+def leaf_path(path: Any) -> str:
+    """A leaf's key path as text (``jax.tree_util.keystr``); ``"(root)"`` for a bare leaf's empty path."""
+    return jax.tree_util.keystr(path) or "(root)"
+
+
 def is_concrete(x: Any) -> bool:
     """True when ``x`` holds no tracer, so host-side value checks may run."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(x))
@@ -191,6 +208,31 @@ def pytree_class(data: tuple[str, ...], meta: tuple[str, ...]) -> Callable[[type
         return cls
 
     return register
+
+
+def set_fields(obj: Any, **values: Any) -> None:
+    """Set a pytree object's attributes from its constructor's checked values
+    (through ``object.__setattr__``, as :func:`pytree_class`'s unflatten does)."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+
+
+def repr_from_init(cls: type) -> type:
+    """Class decorator: ``repr`` is ``Name(a=..., b=...)`` over ``__init__``'s arguments, in order.
+
+    The name and the arguments are read once, from the decorated class, so
+    a subclass prints as its parent did; each argument is read back as the
+    attribute of the same name.
+    """
+    names = tuple(inspect.signature(cls.__init__).parameters)[1:]
+    prefix = cls.__name__
+
+    def __repr__(self: Any) -> str:
+        return f"{prefix}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
+
+    __repr__.__qualname__ = f"{cls.__qualname__}.__repr__"
+    cls.__repr__ = __repr__
+    return cls
 
 
 class FunRef:

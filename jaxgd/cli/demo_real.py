@@ -108,12 +108,18 @@ def _diabetes(progress: bool, quick: bool) -> dict:
                 reference=f"coef rel err {err:.1e} vs numpy lstsq")
 
 
-def _breast_cancer(progress: bool, quick: bool) -> dict:
+def _breast_cancer_design() -> tuple[np.ndarray, np.ndarray]:
+    """Breast cancer's features standardised, with a column of ones (the intercept), and its labels."""
     from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
 
     x, y = load_breast_cancer(return_X_y=True)
-    a = np.c_[(x - x.mean(0)) / x.std(0), np.ones(len(x))]
+    return np.c_[(x - x.mean(0)) / x.std(0), np.ones(len(x))], y
+
+
+def _breast_cancer(progress: bool, quick: bool) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    a, y = _breast_cancer_design()
     n, d = a.shape
     l2 = 1.0 / (n * _C)
     epochs, batch = (50 if quick else 100), 32
@@ -165,12 +171,10 @@ def _breast_cancer_l2(progress: bool, quick: bool) -> dict:
     """The L2 strength by hypergradient descent on the validation loss (issue 12)."""
     import warnings
 
-    from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import PredefinedSplit
 
-    x, y = load_breast_cancer(return_X_y=True)
-    a = np.c_[(x - x.mean(0)) / x.std(0), np.ones(len(x))]
+    a, y = _breast_cancer_design()
     order = np.random.default_rng(0).permutation(len(y))
     tr, va = order[: int(0.6 * len(y))], order[int(0.6 * len(y)) :]
     train, val = (a[tr], y[tr].astype(float)), (a[va], y[va].astype(float))

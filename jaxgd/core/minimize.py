@@ -47,8 +47,7 @@ BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
 
 
-def _path(p: Any) -> str:
-    return jax.tree_util.keystr(p) or "(root)"
+from .._tree import leaf_path as _path
 
 
 def _spec(tree: Any) -> tuple:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import _tree
+from .. import _tree, _validate
 from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
 from ..interop import explain as _explain
@@ -163,17 +163,8 @@ BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
 BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
 BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
-BAD_FLAG_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
+BAD_FLAG_EVERY = _validate.BAD_EVERY  # "{name} must be a bool or a positive integer (every k steps), ..."
 BAD_UNROLL = "unroll must be None (automatic) or a positive integer (steps per loop iteration), got unroll={value!r}"
-
-
-def _every(name: str, value: Any) -> int:
-    """``True`` -> 1, ``False`` -> 0, a positive int -> itself."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (int, np.integer)) and value > 0:
-        return int(value)
-    raise ValueError(BAD_FLAG_EVERY.format(name=name, value=value))
 
 
 def _real_scalar(name: str, value: Any, message: str, positive: bool = False, finite: bool = False) -> Any:
@@ -212,9 +203,9 @@ def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
 def _penalty(name: str, value: Any) -> Any:
     """A penalty weight: a non-negative finite number, or a pytree of them
     shaped like the parameters (checked against them in ``init``)."""
-    leaves, treedef = jax.tree_util.tree_flatten(value)
-    if len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0) and jnp.ndim(leaves[0]) == 0:
+    if _tree.is_scalar(value):
         return _real_scalar(name, value, BAD_PENALTY, finite=True)
+    leaves, treedef = jax.tree_util.tree_flatten(value)
     if not leaves:
         raise TypeError(BAD_PENALTY.format(name=name, value=value))
     checked = []
@@ -336,8 +327,8 @@ def solver_fields(
     l1, l2 = (_penalty(n, v) for n, v in (("l1", l1), ("l2", l2)))
     if clip is not None:
         clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
-    history_every = _every("history", history)
-    progress_every = _every("progress", progress)
+    history_every = _validate.every("history", history, BAD_FLAG_EVERY)
+    progress_every = _validate.every("progress", progress, BAD_FLAG_EVERY)
     if progress_every == 1 and progress is True:
         progress_every = max(1, max_steps // 100)
     if not isinstance(has_aux, bool):

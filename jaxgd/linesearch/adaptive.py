@@ -32,6 +32,7 @@ class BBState(NamedTuple):
 
 
 @_tree.pytree_class(data=("initial", "min_step", "max_step"), meta=("formula",))
+@_tree.repr_from_init
 class BarzilaiBorwein:
     """Barzilai-Borwein (spectral) step sizes.
 
@@ -69,14 +70,7 @@ class BarzilaiBorwein:
         lo, hi = check_positive("min_step", min_step), check_positive("max_step", max_step, allow_inf=True)
         if isinstance(lo, float) and isinstance(hi, float) and lo > hi:
             raise ValueError(BAD_RANGE.format(lo=lo, hi=hi))
-        for k, v in dict(initial=check_positive("initial", initial), min_step=lo, max_step=hi, formula=int(formula)).items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"BarzilaiBorwein(initial={self.initial!r}, formula={self.formula}, "
-            f"min_step={self.min_step!r}, max_step={self.max_step!r})"
-        )
+        _tree.set_fields(self, initial=check_positive("initial", initial), formula=int(formula), min_step=lo, max_step=hi)
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BBState:
         """The first state: no previous iterate yet (the first step is ``initial``)."""
@@ -106,6 +100,7 @@ class PolyakState(NamedTuple):
 
 
 @_tree.pytree_class(data=("f_star", "delta", "scale", "max_step"), meta=())
+@_tree.repr_from_init
 class Polyak:
     """Polyak's step size, with a known optimal value or a running estimate of it.
 
@@ -140,17 +135,13 @@ class Polyak:
     """
 
     def __init__(self, f_star: Optional[ArrayLike] = None, delta: ArrayLike = 1e-2, scale: ArrayLike = 1.0, max_step: ArrayLike = float("inf")) -> None:
-        values = dict(
+        _tree.set_fields(
+            self,
             f_star=None if f_star is None else check_finite("f_star", f_star),
             delta=check_positive("delta", delta),
             scale=check_positive("scale", scale),
             max_step=check_positive("max_step", max_step, allow_inf=True),
         )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return f"Polyak(f_star={self.f_star!r}, delta={self.delta!r}, scale={self.scale!r}, max_step={self.max_step!r})"
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> PolyakState:
         """The first state: the best value seen is ``f(theta_0)``."""
@@ -178,6 +169,7 @@ class PlateauState(NamedTuple):
 
 
 @_tree.pytree_class(data=("initial", "factor", "patience", "cooldown", "rtol", "atol", "min_lr"), meta=())
+@_tree.repr_from_init
 class ReduceOnPlateau:
     """Cut the step size when the loss stops improving (PyTorch ``ReduceLROnPlateau``).
 
@@ -219,7 +211,8 @@ class ReduceOnPlateau:
         atol: ArrayLike = 0.0,
         min_lr: ArrayLike = 0.0,
     ) -> None:
-        values = dict(
+        _tree.set_fields(
+            self,
             initial=check_positive("initial", initial),
             factor=check_open_unit("factor", factor),
             patience=check_count("patience", patience, 0),
@@ -227,14 +220,6 @@ class ReduceOnPlateau:
             rtol=check_nonneg("rtol", rtol),
             atol=check_nonneg("atol", atol),
             min_lr=check_nonneg("min_lr", min_lr),
-        )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"ReduceOnPlateau(initial={self.initial!r}, factor={self.factor!r}, patience={self.patience!r}, "
-            f"cooldown={self.cooldown!r}, rtol={self.rtol!r}, atol={self.atol!r}, min_lr={self.min_lr!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> PlateauState:

@@ -146,6 +146,7 @@ def brent(phi: Any, a: jax.Array, b: jax.Array, c: jax.Array, fb: jax.Array, xto
 
 
 @_tree.pytree_class(data=("initial", "xtol", "max_bracket", "max_iter"), meta=())
+@_tree.repr_from_init
 class Exact:
     """Exact line search: minimise :math:`\\phi(\\alpha) = f(\\mathrm{prox}(\\theta + \\alpha d))` over :math:`\\alpha > 0`.
 
@@ -190,19 +191,12 @@ class Exact:
     """
 
     def __init__(self, initial: ArrayLike = 1.0, xtol: ArrayLike = 1e-6, max_bracket: int = 50, max_iter: int = 100) -> None:
-        values = dict(
+        _tree.set_fields(
+            self,
             initial=check_positive("initial", initial),
             xtol=check_greater("xtol", xtol, 0.0),
             max_bracket=check_count("max_bracket", max_bracket),
             max_iter=check_count("max_iter", max_iter),
-        )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"Exact(initial={self.initial!r}, xtol={self.xtol!r}, "
-            f"max_bracket={self.max_bracket!r}, max_iter={self.max_iter!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> ExactState:

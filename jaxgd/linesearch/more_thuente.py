@@ -28,13 +28,13 @@ from .._types import ArrayLike, Grads, Params
 from .dcsrch import P5, Interval, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
-    BAD_C2,
-    _concrete,
     check_count,
     check_nonneg,
-    check_open_unit,
     check_positive,
+    check_wolfe_constants,
+    first_prev_value,
     info,
+    interpolated_step,
     placeholder_trial,
     tie_tolerance,
 )
@@ -59,6 +59,7 @@ class _Carry(NamedTuple):
 
 
 @_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start",))
+@_tree.repr_from_init
 class MoreThuente:
     """Line search for the strong Wolfe conditions by Moré & Thuente's algorithm.
 
@@ -127,13 +128,11 @@ class MoreThuente:
         approx_rtol: Optional[ArrayLike] = None,
         stall_window: int = 10,
     ) -> None:
-        c1, c2 = check_open_unit("c1", c1), check_open_unit("c2", c2)
-        v1, v2 = _concrete(c1), _concrete(c2)
-        if v1 is not None and v2 is not None and not v1 < v2:
-            raise ValueError(BAD_C2.format(c1=c1, c2=c2))
+        c1, c2 = check_wolfe_constants(c1, c2)
         if start not in ("unit", "interpolate"):
             raise ValueError(BAD_START.format(value=start))
-        values = dict(
+        _tree.set_fields(
+            self,
             c1=c1,
             c2=c2,
             xtol=check_nonneg("xtol", xtol),
@@ -143,21 +142,10 @@ class MoreThuente:
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
             stall_window=check_count("stall_window", stall_window),
         )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"MoreThuente(c1={self.c1!r}, c2={self.c2!r}, xtol={self.xtol!r}, initial={self.initial!r}, "
-            f"max_iter={self.max_iter!r}, start={self.start!r}, approx_rtol={self.approx_rtol!r}, "
-            f"stall_window={self.stall_window!r})"
-        )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> MoreThuenteState:
         """The first state: :math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's convention)."""
-        return MoreThuenteState(
-            value + (0.5 * _tree.norm(grad)).astype(value.dtype), jnp.asarray(False), jnp.asarray(0, jnp.int32)
-        )
+        return MoreThuenteState(first_prev_value(value, grad), jnp.asarray(False), jnp.asarray(0, jnp.int32))
 
     def stalled(self, state: MoreThuenteState) -> jax.Array:
         """True after ``stall_window`` steps in a row without a decrease beyond rounding."""
@@ -165,13 +153,10 @@ class MoreThuente:
 
     def first_trial(self, state: MoreThuenteState, ctx: StepContext) -> jax.Array:
         """The first step tried (see the module doc)."""
-        dtype = ctx.value.dtype
-        initial = jnp.asarray(self.initial, dtype)
-        guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope.astype(dtype)
-        interp = jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial)
+        interp = interpolated_step(ctx, state.prev_value, self.initial)
         if self.start == "interpolate":
-            return interp.astype(dtype)
-        return jnp.where(state.started, initial, interp).astype(dtype)
+            return interp
+        return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
 
     def step(self, state: MoreThuenteState, ctx: StepContext) -> tuple[jax.Array, Trial, MoreThuenteState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""

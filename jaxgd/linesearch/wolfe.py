@@ -82,6 +82,19 @@ def check_count(name: str, value: Any, minimum: int = 1) -> Any:
     return _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
 
 
+def check_wolfe_constants(c1: ArrayLike, c2: ArrayLike) -> tuple[Any, Any]:
+    """The Wolfe constants: each in (0, 1) and, when both are concrete, ``c1 < c2``.
+
+    Raises:
+      ValueError: either out of (0, 1), or ``c2 <= c1`` (:data:`BAD_C2`).
+    """
+    c1, c2 = check_open_unit("c1", c1), check_open_unit("c2", c2)
+    v1, v2 = _concrete(c1), _concrete(c2)
+    if v1 is not None and v2 is not None and not v1 < v2:
+        raise ValueError(BAD_C2.format(c1=c1, c2=c2))
+    return c1, c2
+
+
 # -- shared pieces -------------------------------------------------------------
 def trial_ok(trial: Trial) -> jax.Array:
     """True when the trial's value and gradient are finite."""
@@ -123,12 +136,30 @@ def info(nfev: Any, ngev: Any, failed: Any) -> StepInfo:
     return StepInfo(jnp.asarray(nfev, jnp.int32), jnp.asarray(ngev, jnp.int32), jnp.asarray(failed))
 
 
+def first_prev_value(value: jax.Array, grad: Grads) -> jax.Array:
+    """:math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's ``old_old_fval``), the previous value
+    before any step, for :func:`interpolated_step`; in ``value``'s dtype."""
+    return value + (0.5 * _tree.norm(grad)).astype(value.dtype)
+
+
+def interpolated_step(ctx: StepContext, prev_value: jax.Array, initial: ArrayLike) -> jax.Array:
+    """Nocedal & Wright eq. 3.60 capped by ``initial``: :math:`\\min(\\text{initial},
+    1.01 \\cdot 2 (f_k - f_{k-1}) / \\phi'(0))`, or ``initial`` when that quotient is
+    not a positive finite number; in ``ctx.value``'s dtype (the slope is cast to it
+    first, a no-op from ``core.update``, which makes the slope in that dtype)."""
+    dtype = ctx.value.dtype
+    initial = jnp.asarray(initial, dtype)
+    guess = 1.01 * 2.0 * (ctx.value - prev_value) / ctx.slope.astype(dtype)
+    return jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial).astype(dtype)
+
+
 # -- backtracking Armijo -------------------------------------------------------
 class BacktrackingState(NamedTuple):
     alpha: jax.Array  # the last accepted step
 
 
 @_tree.pytree_class(data=("c1", "shrink", "initial", "increase", "max_iter", "approx_rtol"), meta=())
+@_tree.repr_from_init
 class Backtracking:
     """Backtracking line search with the Armijo sufficient-decrease condition.
 
@@ -188,21 +219,14 @@ class Backtracking:
         max_iter: int = 30,
         approx_rtol: Optional[ArrayLike] = None,
     ) -> None:
-        values = dict(
+        _tree.set_fields(
+            self,
             c1=check_open_unit("c1", c1),
             shrink=check_open_unit("shrink", shrink),
             initial=check_positive("initial", initial),
             increase=None if increase is None else check_greater("increase", increase, 0.0),
             max_iter=check_count("max_iter", max_iter, 0),
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
-        )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"Backtracking(c1={self.c1!r}, shrink={self.shrink!r}, initial={self.initial!r}, "
-            f"increase={self.increase!r}, max_iter={self.max_iter!r}, approx_rtol={self.approx_rtol!r})"
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BacktrackingState:
@@ -269,6 +293,7 @@ def zoom_point(lo: jax.Array, f_lo: jax.Array, g_lo: jax.Array, hi: jax.Array, f
 
 
 @_tree.pytree_class(data=("c1", "c2", "initial", "expand", "max_iter", "approx_rtol"), meta=("interpolate",))
+@_tree.repr_from_init
 class StrongWolfe:
     """Line search for the strong Wolfe conditions: bracketing then zoom.
 
@@ -350,11 +375,9 @@ class StrongWolfe:
         interpolate: bool = True,
         approx_rtol: Optional[ArrayLike] = None,
     ) -> None:
-        c1, c2 = check_open_unit("c1", c1), check_open_unit("c2", c2)
-        v1, v2 = _concrete(c1), _concrete(c2)
-        if v1 is not None and v2 is not None and not v1 < v2:
-            raise ValueError(BAD_C2.format(c1=c1, c2=c2))
-        values = dict(
+        c1, c2 = check_wolfe_constants(c1, c2)
+        _tree.set_fields(
+            self,
             c1=c1,
             c2=c2,
             initial=check_positive("initial", initial),
@@ -363,28 +386,16 @@ class StrongWolfe:
             interpolate=bool(interpolate),
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
         )
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __repr__(self) -> str:
-        return (
-            f"StrongWolfe(c1={self.c1!r}, c2={self.c2!r}, initial={self.initial!r}, "
-            f"expand={self.expand!r}, max_iter={self.max_iter!r}, interpolate={self.interpolate}, "
-            f"approx_rtol={self.approx_rtol!r})"
-        )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> WolfeState:
         """The first state: :math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's convention)."""
-        return WolfeState(value + (0.5 * _tree.norm(grad)).astype(value.dtype))
+        return WolfeState(first_prev_value(value, grad))
 
     def first_trial(self, state: WolfeState, ctx: StepContext) -> jax.Array:
         """The first step tried: ``initial``, or eq. 3.60 capped by it."""
-        dtype = ctx.value.dtype
-        initial = jnp.asarray(self.initial, dtype)
         if not self.interpolate:
-            return initial
-        guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
-        return jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial).astype(dtype)
+            return jnp.asarray(self.initial, ctx.value.dtype)
+        return interpolated_step(ctx, state.prev_value, self.initial)
 
     def step(self, state: WolfeState, ctx: StepContext) -> tuple[jax.Array, Trial, WolfeState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""

@@ -103,10 +103,6 @@ class Remainder(enum.Enum):
 
 
 # -- host-side validation ----------------------------------------------------
-def _path(p: Any) -> str:
-    return jax.tree_util.keystr(p) or "(root)"
-
-
 def _num_examples(name: str, data: Any) -> int:
     pairs = jax.tree_util.tree_leaves_with_path(data)
     if not pairs:
@@ -115,11 +111,11 @@ def _num_examples(name: str, data: Any) -> int:
     for path, leaf in pairs:
         shape = np.shape(leaf)
         if len(shape) == 0:
-            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {name}{_path(path)} is a scalar"))
+            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {name}{_tree.leaf_path(path)} is a scalar"))
         if n0 is None:
-            n0, first = shape[0], f"{name}{_path(path)}"
+            n0, first = shape[0], f"{name}{_tree.leaf_path(path)}"
         elif shape[0] != n0:
-            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=f"{name}{_path(path)}", n1=shape[0]))
+            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=f"{name}{_tree.leaf_path(path)}", n1=shape[0]))
     if n0 == 0:
         raise ValueError(BAD_DATA.format(name=name, what=f"{first} has no examples"))
     return int(n0)

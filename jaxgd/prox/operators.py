@@ -68,16 +68,6 @@ def elastic_net_prox(x: jax.Array, alpha: Any, l1: Any, l2: Any) -> jax.Array:
     return (soft_threshold(x, alpha * l1) / (1 + jnp.asarray(alpha * l2, x.dtype))).astype(x.dtype)
 
 
-def _is_single_leaf(tree: Any) -> bool:
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return len(leaves) == 1 and treedef == jax.tree_util.tree_structure(0.0)
-
-
-def _is_scalar(value: Any) -> bool:
-    """A single 0-d leaf: one value for every entry of every parameter leaf."""
-    return _is_single_leaf(value) and jnp.ndim(value) == 0
-
-
 def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool, **fields: str) -> list:
     """One value per leaf of ``params``: a scalar for every leaf, or a pytree like ``params``.
 
@@ -98,7 +88,7 @@ def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool
       ValueError: ``message``, when the structure or a leaf's shape does not fit.
     """
     p_leaves, p_def = jax.tree_util.tree_flatten(params)
-    if _is_scalar(value):
+    if _tree.is_scalar(value):
         return [value] * len(p_leaves)
     v_leaves, v_def = jax.tree_util.tree_flatten(value)
     if v_def != p_def:
@@ -152,7 +142,7 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
                 if not np.issubdtype(arr.dtype, np.number) or np.isnan(arr).any():
                     raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number"))
     if lower is not None and upper is not None and _tree.is_concrete((lower, upper)):
-        lo_single, hi_single = _is_single_leaf(lower), _is_single_leaf(upper)
+        lo_single, hi_single = _tree.is_single_leaf(lower), _tree.is_single_leaf(upper)
         lo_leaves, hi_leaves = _tree.leaves(lower), _tree.leaves(upper)
         if lo_single:
             lo_leaves = lo_leaves * len(hi_leaves)
@@ -187,7 +177,7 @@ def weight_leaves(weight: Any, params: Params, name: str) -> list:
 
 def l2_penalty(l2: Any, params: Params) -> jax.Array:
     """``sum_i l2_i / 2 ||theta_i||^2`` over the leaves (``l2`` a number or a pytree like ``params``)."""
-    if _is_scalar(l2):
+    if _tree.is_scalar(l2):
         return 0.5 * l2 * _tree.sq_norm(params)
     parts = [0.5 * jnp.sum(w * jnp.square(x)) for w, x in zip(weight_leaves(l2, params, "l2"), _tree.leaves(params))]
     return sum(parts[1:], parts[0])
@@ -195,7 +185,7 @@ def l2_penalty(l2: Any, params: Params) -> jax.Array:
 
 def decay(d: Params, l2: Any, params: Params) -> Params:
     """Decoupled weight decay ``d - l2 * theta``, leafwise for a pytree ``l2``."""
-    if _is_scalar(l2):
+    if _tree.is_scalar(l2):
         return _tree.add_scaled(d, -l2, params)
     leaves, treedef = jax.tree_util.tree_flatten(d)
     ws, ps = weight_leaves(l2, params, "l2"), _tree.leaves(params)
@@ -262,7 +252,7 @@ class Prox:
         """``h(theta)`` for a feasible ``theta``, added to the reported loss (the box adds 0)."""
         if self.l1 is None:
             return jnp.asarray(0.0)
-        if _is_scalar(self.l1):
+        if _tree.is_scalar(self.l1):
             return self.l1 * sum(jnp.sum(jnp.abs(x)) for x in _tree.leaves(params))
         ws = weight_leaves(self.l1, params, "l1")
         return sum(jnp.sum(w * jnp.abs(x)) for w, x in zip(ws, _tree.leaves(params)))
@@ -271,7 +261,7 @@ class Prox:
         """``h(new) - h(old)`` summed from elementwise differences (accurate for tiny changes)."""
         if self.l1 is None:
             return jnp.asarray(0.0)
-        if _is_scalar(self.l1):
+        if _tree.is_scalar(self.l1):
             parts = [jnp.sum(jnp.abs(a) - jnp.abs(b)) for a, b in zip(_tree.leaves(new), _tree.leaves(old))]
             return self.l1 * sum(parts[1:], parts[0])
         ws = weight_leaves(self.l1, new, "l1")
