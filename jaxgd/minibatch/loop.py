@@ -344,11 +344,7 @@ def loop(
     more = (result.status == FitStatus.EPOCHS) & (result.epochs < epochs)
     result = result._replace(status=jnp.where(more, FitStatus.RUNNING, result.status).astype(jnp.int32))
 
-    def cond(c: FitResult) -> jax.Array:
-        going = c.status == FitStatus.RUNNING
-        return going if stop is None else going & (c.epochs < stop)
-
-    return lax.while_loop(cond, body, result)
+    return lax.while_loop(lambda r: _driver.running(r.status, r.epochs, stop), body, result)
 
 
 def _report(show: Any, callback: Callable[[], None]) -> None:
