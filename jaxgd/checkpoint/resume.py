@@ -15,6 +15,7 @@ uninterrupted loop on an H100 with jax 0.11.2, float32 and float64).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable, Optional, Sequence
 
@@ -113,11 +114,16 @@ def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize") -> N
 
 
 # -- shared by minimize's and fit's resume ---------------------------------------------
+def history_rows(shape: Sequence[int], default: int) -> int:
+    """The rows of a history buffer of ``shape`` (1-d); ``default`` for any other shape."""
+    return int(shape[0]) if len(shape) == 1 else default
+
+
 def saved_history_length(info: dict, default: int, field: str = "loss") -> int:
     """The history buffer length stored in a checkpoint (``.history.<field>``:
     ``loss`` for a ``Result``, ``train_loss`` for a ``FitResult``); ``default`` when absent."""
     shapes = [e["shape"] for e in info["leaves"] if e["path"] == f".history.{field}"]
-    return int(shapes[0][0]) if shapes and len(shapes[0]) == 1 else default
+    return history_rows(shapes[0], default) if shapes else default
 
 
 def metadata(kind: str, settings: dict, counters: dict, status: Any) -> dict:
@@ -126,8 +132,39 @@ def metadata(kind: str, settings: dict, counters: dict, status: Any) -> dict:
     return {"kind": kind, **settings, **counters, "status": status.name}
 
 
+def template(build: Callable[..., Any], *inputs: Any) -> Callable[[int], Any]:
+    """``rows -> `` the result ``build(*inputs, rows)`` starts a run from, with
+    ``rows`` history rows, as shapes and dtypes only (``jax.eval_shape``:
+    nothing is computed): what a resumed result is checked against and a
+    checkpoint is loaded into."""
+    return lambda rows: jax.eval_shape(lambda *xs: build(*xs, rows), *inputs)
+
+
+def load_resume(
+    path: str, kind: str, settings: Sequence[tuple[str, str, Any]], field: str, rows: int,
+    like: Callable[[int], Any],
+) -> Any:
+    """The result saved in the checkpoint ``path`` (``resume=`` a file), for
+    minimize and fit: refused when written by another ``kind`` of run or with
+    other ``settings`` (:func:`check_metadata`), then loaded into ``like(n)``
+    (:func:`template`), ``n`` being the rows of the file's ``.history.<field>``
+    (``rows`` when it has none).
+
+    Raises:
+      ValueError: another kind of run or other settings.
+      jaxgd.CheckpointError, jaxgd.TreeMismatchError: from loading.
+    """
+    info = _checkpoint.checkpoint_info(path)
+    check_metadata(path, info["metadata"], kind, settings)
+    # The file's history buffer may be longer or shorter (another max_steps or
+    # epochs): load it as it is, the caller pads or cuts it.
+    n = saved_history_length(info, rows, field)
+    return _checkpoint.load(path, like(n), name="resume")
+
+
 # -- the run --------------------------------------------------------------------------
-def _template(solver: Solver, params: Params, args: tuple, history_length: int) -> Result:
+def _initial(solver: Solver, params: Params, args: tuple, history_length: int) -> Result:
+    """The Result at step 0 (``solver.start``) with ``history_length`` history rows."""
     state = solver.init(params, *args)
     return solver.finish(state, empty_history(history_length, state.value.dtype))
 
@@ -149,13 +186,9 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
         )
         solver.check_resumable(resume, *args, name="resume")
         return resume
-    info = _checkpoint.checkpoint_info(resume)
-    check_metadata(resume, info["metadata"], KIND, [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)])
-    # The file's history buffer may be longer or shorter (another max_steps):
-    # load it as it is, Solver.resume pads or cuts it.
-    n = saved_history_length(info, solver.history_length())
-    like = jax.eval_shape(lambda p, a: _template(solver, p, a, n), params, args)
-    return _checkpoint.load(resume, like, name="resume")
+    settings = [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)]
+    like = template(functools.partial(_initial, solver), params, args)
+    return load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
 
 
 def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Optional[int], path: Optional[str]) -> Result:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import driver as _driver
-from .status import History, Status
+from .status import History
 
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
 
@@ -68,7 +68,7 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     hist = History(*(jnp.full((axis_size, n + per_chunk), jnp.nan, dtype) for _ in range(3)))
 
     def running(st: Any) -> jax.Array:
-        return (st.status == Status.RUNNING) & (st.count < solver.step_limit)
+        return _driver.running(st.status, st.count, solver.step_limit)
 
     def one_step(st: Any, _: Any) -> tuple[Any, Any]:
         live = running(st)

@@ -4,7 +4,8 @@ A solver provides ``step`` (one iteration, stays put once stopped) and its
 termination tests; the driver owns what is around it, once for every loop:
 
 - :func:`loop`: ``lax.while_loop`` of blocks of ``solver.step`` while the
-  status is ``RUNNING`` and ``count < stop``, one history write per block;
+  status is ``RUNNING`` and ``count < stop`` (:func:`running`, the continue
+  test of every loop), one history write per block;
 - :func:`record`: write one history entry into preallocated buffers
   (out-of-range indices are dropped, so "not this step" costs no branch);
 - :func:`report` / :func:`report_epoch`: the progress bar, fed through
@@ -166,6 +167,15 @@ def _block(solver: Any, k_steps: int, stop: Optional[Any], args: tuple) -> Any:
     return body
 
 
+def running(status: jax.Array, count: jax.Array, limit: Optional[Any] = None) -> jax.Array:
+    """Whether a compiled loop goes on: the run's ``status`` is ``RUNNING`` and
+    its counter (steps, epochs) is below ``limit`` (may be traced; ``None``:
+    no limit). The one continue test of :func:`loop`, the batched loop (per
+    run) and fit's epoch loop."""
+    going = status == Status.RUNNING
+    return going if limit is None else going & (count < limit)
+
+
 def loop(
     solver: Any, state: Any, history: History, *args: Any, stop: Optional[Any] = None, close_progress: bool = True
 ) -> tuple[Any, History]:
@@ -176,7 +186,7 @@ def loop(
 
     def cond(carry: tuple) -> jax.Array:
         s, _ = carry
-        return (s.status == Status.RUNNING) & (s.count < limit)
+        return running(s.status, s.count, limit)
 
     body = _block(solver, block_size(solver, state), stop, args)
     state, history = lax.while_loop(cond, body, (state, history))

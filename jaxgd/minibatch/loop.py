@@ -344,11 +344,7 @@ def loop(
     more = (result.status == FitStatus.EPOCHS) & (result.epochs < epochs)
     result = result._replace(status=jnp.where(more, FitStatus.RUNNING, result.status).astype(jnp.int32))
 
-    def cond(c: FitResult) -> jax.Array:
-        going = c.status == FitStatus.RUNNING
-        return going if stop is None else going & (c.epochs < stop)
-
-    return lax.while_loop(cond, body, result)
+    return lax.while_loop(lambda r: _driver.running(r.status, r.epochs, stop), body, result)
 
 
 def _report(show: Any, callback: Callable[[], None]) -> None:
@@ -374,21 +370,13 @@ def _jit_cfg(fn: Callable) -> Callable:
     return jax.jit(fn, static_argnames=("cfg",))
 
 
-HISTORY_BUCKET_MIN = 8  # history rows of a compiled loop: the next power of two >= epochs, at least this
-
-
-def bucket(epochs: int) -> int:
-    """Rows of the compiled loop's history buffers for a run of ``epochs``
-    epochs: a power of two, so that a new ``epochs`` re-uses the compiled
-    loop (issue 14 item 4); the host trims the rows to the epochs run."""
-    return max(HISTORY_BUCKET_MIN, 1 << (max(int(epochs), 1) - 1).bit_length())
-
-
 def _compiled_cfg(cfg: Config) -> tuple[Config, Any, Any]:
-    """The static config the loop compiles for (epochs bucketed, progress
-    compiled in and switched by a traced flag) and the traced ``(epochs, show)``."""
+    """The static config the loop compiles for and the traced ``(epochs, show)``:
+    history rows for a bucket of epochs (:func:`jaxgd.core.driver.step_bucket`,
+    so that a new ``epochs`` re-uses the compiled loop; the host trims the rows
+    to the epochs run), progress compiled in and switched by the flag ``show``."""
     epochs, show = np.asarray(cfg.epochs, np.int32), np.asarray(cfg.progress)
-    return cfg._replace(epochs=bucket(cfg.epochs), progress=True), epochs, show
+    return cfg._replace(epochs=_driver.step_bucket(cfg.epochs), progress=True), epochs, show
 
 
 def _fit_rows(result: FitResult, rows: int) -> FitResult:

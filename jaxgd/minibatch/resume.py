@@ -93,13 +93,9 @@ def _metadata(solver: Solver, cfg: Config, result: FitResult) -> dict:
     return _resume.metadata(KIND, settings, counters, FitStatus(int(result.status)))
 
 
-def _template(solver: Solver, cfg: Config, params: Params, key: jax.Array, rows: int) -> FitResult:
-    """The abstract FitResult this call starts from, with ``rows`` history rows."""
-    return jax.eval_shape(functools.partial(_fit_loop.start, solver, cfg._replace(epochs=rows)), params, key)
-
-
-def _rows(shape: Any, default: int) -> int:
-    return int(shape[0]) if len(shape) == 1 else default
+def _initial(solver: Solver, cfg: Config, params: Params, key: jax.Array, rows: int) -> FitResult:
+    """The FitResult at epoch 0 (``loop.start``) with ``rows`` history rows."""
+    return _fit_loop.start(solver, cfg._replace(epochs=rows), params, key)
 
 
 def _resize(cfg: Config, result: FitResult, source: str) -> FitResult:
@@ -123,23 +119,20 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
         ``cfg.epochs``.
       jaxgd.CheckpointError, jaxgd.TreeMismatchError: from loading.
     """
+    like = _resume.template(functools.partial(_initial, solver, cfg), params, key)
     if isinstance(resume, FitResult):
         if not isinstance(resume.state, FitState):
             raise TypeError(BAD_STATE.format(kind=type(resume.state).__name__))
-        like = _template(solver, cfg, params, key, _rows(np.shape(resume.history.train_loss), cfg.epochs))
+        rows = _resume.history_rows(np.shape(resume.history.train_loss), cfg.epochs)
         _checkpoint.compare(
-            _checkpoint.describe(like), _checkpoint.describe(resume, what="resume"),
+            _checkpoint.describe(like(rows)), _checkpoint.describe(resume, what="resume"),
             what="resume", expected_name="the state this fit call starts from",
         )
         source = "resume result"
         _check_monitor(cfg, resume, source)
     else:
-        info = _checkpoint.checkpoint_info(resume)
-        _resume.check_metadata(resume, info["metadata"], KIND, _settings(solver, cfg))
-        # The file's history may be longer or shorter (another epochs=): load it as it is.
-        like = _template(solver, cfg, params, key, _resume.saved_history_length(info, cfg.epochs, "train_loss"))
         source = f"checkpoint {resume!r}"
-        resume = _checkpoint.load(resume, like, name="resume")
+        resume = _resume.load_resume(resume, KIND, _settings(solver, cfg), "train_loss", cfg.epochs, like)
     if _tree.is_concrete((resume.state.key, key)):
         found, expected = np.asarray(resume.state.key), np.asarray(key)
         if not np.array_equal(found, expected):
