@@ -96,10 +96,11 @@ def test_another_process_gives_the_same_bits() -> None:
 
 
 def test_history_and_progress_do_not_change_the_result(capsys: pytest.CaptureFixture, tmp_path) -> None:
-    # One configuration that exercises a schedule, clipping and a proximal step
-    # (each variant compiles its own loop, so one is what the time budget allows).
+    # One configuration that exercises a schedule, clipping, a proximal step and state carried
+    # between steps (FISTA's extrapolation), each variant compiling its own loop, so one is what
+    # the time budget allows. l1 needs method="gd" (jaxgd.core.stall refuses it with adam).
     schedule = optax.warmup_cosine_decay_schedule(0.0, 0.05, 5, 40)
-    kw = dict(method="adam", lr=schedule, clip=0.5, l1=1e-3, max_steps=40, gtol=0.0)
+    kw = dict(method="gd", lr=schedule, clip=0.5, l1=1e-3, accelerated=True, max_steps=40, gtol=0.0)
     base = jaxgd.minimize(loss, X0, (A, Y), history=True, progress=False, **kw)
     assert capsys.readouterr().err == ""
     variants = {

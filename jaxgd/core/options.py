@@ -58,9 +58,12 @@ OPTIONS: dict[str, Option] = {
     )),
     "xtol": Option(0.0, "stop when ``||theta_{k+1} - theta_k|| <= xtol``; 0 disables it."),
     "l1": Option(0.0, (
-        "L1 weight, applied as a proximal (soft-thresholding) step after each step (ISTA with ``gd``): "
-        "a number, or a pytree shaped like the parameters (0 leaves a leaf unpenalised, e.g. "
-        "``{'w': 0.1, 'b': 0.0}`` for an unpenalised intercept)."
+        "L1 weight, applied as a proximal (soft-thresholding) step after each step (ISTA with ``gd``, "
+        "FISTA with ``accelerated``): a number, or a pytree shaped like the parameters (0 leaves a leaf "
+        "unpenalised, e.g. ``{'w': 0.1, 'b': 0.0}`` for an unpenalised intercept). Of the named methods "
+        "only ``gd`` accepts a non-zero ``l1``; the others (momentum, adaptive, quasi-Newton, ``cg``) raise "
+        "``ValueError``, since their step's fixed points are not the L1 problem's solution. An optax "
+        "transformation or a custom ``Direction`` is used as given."
     )),
     "l2": Option(0.0, (
         "L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for ``adamw`` decoupled "
@@ -336,7 +339,7 @@ def solver_fields(
     if not isinstance(accelerated, bool):
         raise TypeError(f"accelerated must be a bool, got {accelerated=}")
     lower, upper = check_bounds(bounds)
-    _stall.check_l1_method(direction.name, _off_if_zero(l1))  # bfgs/lbfgs/cg + l1 refused (jaxgd.core.stall)
+    _stall.check_l1_method(direction.name, _off_if_zero(l1))  # l1 with any method but gd refused (jaxgd.core.stall)
     lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
     if unroll is not None:
         if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
