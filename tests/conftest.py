@@ -69,8 +69,8 @@ def float_leaves_are(tree: Any, dtype: Any) -> bool:
     A leaf's own ``dtype`` is read, not ``jnp.result_type``, which with x64 off
     reports a float64 array (NumPy, or the shape of one traced with x64 on) as float32.
     """
-    dtypes = [np.dtype(x.dtype) if hasattr(x, "dtype") else jnp.result_type(x) for x in jax.tree_util.tree_leaves(tree)]
-    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
+    dtypes = [x.dtype if hasattr(x, "dtype") else jnp.result_type(x) for x in jax.tree_util.tree_leaves(tree)]
+    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]  # (PRNG key dtypes are not)
     return bool(floats) and all(d == dtype for d in floats)
 
 
