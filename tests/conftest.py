@@ -62,6 +62,18 @@ def precision(request: pytest.FixtureRequest):
         yield FLOAT32
 
 
+def float_leaves_are(tree: Any, dtype: Any) -> bool:
+    """Every floating leaf of ``tree`` has ``dtype`` (no silent float64 from a float32
+    input, no float32 drop from a float64 one), and there is at least one.
+
+    A leaf's own ``dtype`` is read, not ``jnp.result_type``, which with x64 off
+    reports a float64 array (NumPy, or the shape of one traced with x64 on) as float32.
+    """
+    dtypes = [x.dtype if hasattr(x, "dtype") else jnp.result_type(x) for x in jax.tree_util.tree_leaves(tree)]
+    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]  # (PRNG key dtypes are not)
+    return bool(floats) and all(d == dtype for d in floats)
+
+
 def assert_bitwise(a: Any, b: Any) -> None:
     """Same structure, dtypes and bits in every leaf (NaN == NaN)."""
     la, ta = jax.tree_util.tree_flatten_with_path(a)

@@ -21,6 +21,8 @@ import pytest
 import jaxgd
 from jaxgd.directions import registry as _directions
 
+from conftest import float_leaves_are
+
 METHODS_UNDER_TEST = jaxgd.methods()
 # Step sizes that make each first-order method converge on the test quadratic;
 # methods whose default step size is a rule (line search) use their default.
@@ -45,12 +47,6 @@ def quad(p):
 
 def x0(dtype=jnp.float64):
     return {"w": jnp.zeros(2, dtype), "b": jnp.asarray(0.0, dtype)}
-
-
-def float_leaves_are(tree, dtype) -> bool:
-    """Every floating leaf of ``tree`` has ``dtype`` (no silent float64 with x64 off, no float32 drop)."""
-    leaves = [x for x in jax.tree_util.tree_leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
-    return bool(leaves) and all(jnp.result_type(x) == dtype for x in leaves)
 
 
 @pytest.mark.parametrize("method", METHODS_UNDER_TEST)

@@ -267,6 +267,10 @@ def test_reference_wrong_type(no_compiled_work):
     assert str(info.value) == _gradcheck.MSG_REF_NOT_NUMERIC.format(path="x", value="two x")
 
 
+def _bad_precision(value: object) -> str:
+    return _gradcheck.MSG_BAD_PRECISION.format(value=value, valid=", ".join(map(repr, _gradcheck.MATMUL_PRECISIONS)))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "message"),
     [
@@ -280,6 +284,16 @@ def test_reference_wrong_type(no_compiled_work):
         ({"atol": float("nan")}, ValueError, _gradcheck.MSG_BAD_TOL.format(name="atol", value=float("nan"))),
         ({"directions": 0}, ValueError, _gradcheck.MSG_BAD_DIRECTIONS.format(value=0)),
         ({"directions": 2.5}, ValueError, _gradcheck.MSG_BAD_DIRECTIONS.format(value=2.5)),
+        ({"seed": -1}, ValueError, _gradcheck.MSG_BAD_SEED.format(value=-1)),
+        ({"seed": -1, "directions": 2}, ValueError, _gradcheck.MSG_BAD_SEED.format(value=-1)),
+        ({"seed": 1.0}, ValueError, _gradcheck.MSG_BAD_SEED.format(value=1.0)),
+        ({"seed": True}, ValueError, _gradcheck.MSG_BAD_SEED.format(value=True)),
+        ({"seed": np.array([1, 2])}, ValueError, _gradcheck.MSG_BAD_SEED.format(value=np.array([1, 2]))),
+        ({"seed": None}, ValueError, _gradcheck.MSG_BAD_SEED.format(value=None)),
+        ({"precision": "HIGHEST"}, ValueError, _bad_precision("HIGHEST")),
+        ({"precision": ""}, ValueError, _bad_precision("")),
+        ({"precision": 3}, TypeError, _bad_precision(3)),
+        ({"precision": jax.lax.Precision.HIGHEST}, TypeError, _bad_precision(jax.lax.Precision.HIGHEST)),
         (
             {"fun": lambda x: x * 2.0},
             ValueError,
@@ -294,6 +308,33 @@ def test_bad_input_raises_before_compiling(no_compiled_work, kwargs, exc, messag
     with pytest.raises(exc) as info:
         check_grad(fun, x, args, **call)
     assert str(info.value) == message
+
+
+def test_every_precision_jax_accepts_passes_validation(no_compiled_work):
+    """Reference: JAX's own list, the legacy names and jax.lax.DotAlgorithmPreset's (but its DEFAULT,
+    which jax.default_matmul_precision refuses). Validation only: several presets do not compile on CPU."""
+    from jaxgd.gradcheck import inputs
+
+    presets = [m.name for m in jax.lax.DotAlgorithmPreset if m.name != "DEFAULT"]
+    for value in (None, *_gradcheck.MATMUL_PRECISIONS, *presets):
+        inputs._check_precision(value)
+    with pytest.raises(ValueError):
+        inputs._check_precision("DEFAULT")
+
+
+def test_integer_seeds_of_every_kind_are_accepted():
+    """Reference: the same directions (same seed) drawn from a Python int, a NumPy integer and a 0-d array."""
+    f = lambda x: jnp.sum(jnp.sin(x))  # noqa: E731
+    x = jnp.linspace(0.0, 1.0, 4)
+    rows = [check_grad(f, x, directions=2, seed=s, precision="float32").rows for s in (3, np.int64(3), np.array(3))]
+    assert rows[0] == rows[1] == rows[2]
+
+
+def test_traced_seed_is_rejected():
+    """Reference: the message constant; the seed is used on the host."""
+    with pytest.raises(TypeError) as info:
+        jax.jit(lambda s: check_grad(lambda x: jnp.sum(x**2), np.ones(2), seed=s))(3)
+    assert str(info.value) == _gradcheck.MSG_SEED_TRACER
 
 
 def test_traced_x_is_rejected():

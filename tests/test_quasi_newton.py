@@ -15,6 +15,8 @@ from jaxgd import directions
 from jaxgd import linesearch as ls
 from jaxgd.directions.registry import resolve
 
+from conftest import float_leaves_are
+
 GTOL = 1e-8
 
 
@@ -206,6 +208,8 @@ def test_direction_state_is_a_stable_carry(method, dtype):
     assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
     assert spec(new) == spec(state)
     assert spec(d) == spec(params)
+    # every float of the state in the parameters' dtype: float32 stays float32 with x64 on
+    assert float_leaves_are(new, dtype), spec(new)
 
 
 TRACES: collections.Counter = collections.Counter()

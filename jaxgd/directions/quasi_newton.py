@@ -146,9 +146,27 @@ def _finite_first_pair(tx: optax.GradientTransformation) -> optax.GradientTransf
     return optax.GradientTransformation(tx.init, update)
 
 
+def _weights_in_params_dtype(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optax.scale_by_lbfgs`` with its ``1 / s^T y`` weights in the parameters' dtype.
+
+    optax allocates them with ``jnp.zeros(memory_size)``, float64 whenever x64 is
+    on: float32 parameters then carried a float64 leaf in their state and ran
+    the two-loop recursion in float64 (cast back to float32 at each step). Mixed
+    float32/float64 parameters keep the wider dtype, as before.
+    """
+
+    def init(params: Any) -> Any:
+        state = tx.init(params)
+        dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
+        return state._replace(weights_memory=state.weights_memory.astype(dtype))
+
+    return optax.GradientTransformation(init, tx.update)
+
+
 @functools.lru_cache(maxsize=None)
 def _lbfgs(memory_size: int) -> Direction:
-    tx = _finite_first_pair(optax.scale_by_lbfgs(memory_size=memory_size, scale_init_precond=True))
+    tx = optax.scale_by_lbfgs(memory_size=memory_size, scale_init_precond=True)
+    tx = _finite_first_pair(_weights_in_params_dtype(tx))
     name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
     return from_preconditioner(name, tx, default_lr=quasi_newton_lr)
 

@@ -42,6 +42,10 @@ from .inputs import MSG_REF_NOT_NUMERIC as MSG_REF_NOT_NUMERIC
 from .inputs import MSG_BAD_TOL as MSG_BAD_TOL
 from .inputs import MSG_BAD_EPS as MSG_BAD_EPS
 from .inputs import MSG_BAD_DIRECTIONS as MSG_BAD_DIRECTIONS
+from .inputs import MSG_BAD_SEED as MSG_BAD_SEED
+from .inputs import MSG_SEED_TRACER as MSG_SEED_TRACER
+from .inputs import MSG_BAD_PRECISION as MSG_BAD_PRECISION
+from .inputs import MATMUL_PRECISIONS as MATMUL_PRECISIONS
 from .report import ROW_HEADERS as ROW_HEADERS
 from .report import GradCheck as GradCheck
 from .report import LeafCheck as LeafCheck
@@ -162,9 +166,13 @@ def check_grad(
         rtol: relative tolerance (default by dtype, see above).
         atol: absolute tolerance (default by dtype, see above).
         directions: ``None`` for every coordinate, or ``k`` random directions per leaf.
-        seed: seed of the NumPy generator drawing the directions.
-        precision: the matrix-product precision ``jax.grad`` runs at
-            ("highest", "high", "default"), or None for the platform default.
+        seed: seed of the NumPy generator drawing the directions, a non-negative
+            integer (checked even when ``directions`` is None).
+        precision: the matrix-product precision ``jax.grad`` runs at: a string
+            ``jax.default_matmul_precision`` accepts (:data:`MATMUL_PRECISIONS`:
+            "default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
+            or a ``jax.lax.DotAlgorithmPreset`` name such as "F32_F32_F32"), or
+            None for the platform default.
 
     Returns:
         A :class:`GradCheck`; ``bool(report)`` is the verdict and ``str(report)`` a table.
@@ -181,12 +189,17 @@ def check_grad(
 
     Raises:
         TypeError: ``fun`` or ``reference`` not callable, ``args`` not a tuple,
-            a non-floating or traced leaf in ``x``.
-        ValueError: bad ``eps``/``rtol``/``atol``/``directions``, an empty ``x``,
-            ``fun`` not returning a scalar, or a reference gradient of the wrong
-            structure or shape (the message names the leaf and both shapes).
+            a non-floating or traced leaf in ``x``, a traced ``seed``, a
+            ``precision`` that is neither None nor a string.
+        ValueError: bad ``eps``/``rtol``/``atol``/``directions``; a ``seed`` that
+            is not a non-negative integer (a bool, a float, a negative number, an
+            array that is not an integer scalar); a ``precision`` string that
+            ``jax.default_matmul_precision`` refuses; an empty ``x``, ``fun`` not
+            returning a scalar, or a reference gradient of the wrong structure or
+            shape (the message names the leaf and both shapes).
     """
-    fun, x, args, paths, treedef = check_inputs(fun, x, args, reference, eps, rtol, atol, directions)
+    fun, x, args, paths, treedef = check_inputs(fun, x, args, reference, eps, rtol, atol, directions, seed, precision)
+    seed = int(seed)
     x64_tree, args64 = _to_float64(x), _to_float64(args)
     ref = None if reference is None else _validate_reference(reference(x64_tree, *args64), x)
     dtypes = [leaf.dtype for leaf in jax.tree_util.tree_leaves(x)]
@@ -195,7 +208,7 @@ def check_grad(
     tol_ref = tuple(DEFAULT_TOLERANCES["float64"][i] if t is None else float(t) for i, t in enumerate((rtol, atol)))
     eps = DEFAULT_EPS if eps is None else float(eps)
 
-    with (jax.default_matmul_precision(precision) if precision else contextlib.nullcontext()):
+    with (jax.default_matmul_precision(precision) if precision is not None else contextlib.nullcontext()):
         g_jax = [np.asarray(g, dtype=np.float64) for g in jax.tree_util.tree_leaves(_jit_grad(fun, x, *args))]
     leaves64 = jax.tree_util.tree_leaves(x64_tree)
     z = np.concatenate([leaf.ravel() for leaf in leaves64])

@@ -33,6 +33,15 @@ MSG_REF_NOT_NUMERIC = "reference gradient for leaf {path} is not a real numeric 
 MSG_BAD_TOL = "{name}={value!r} must be a finite number >= 0"
 MSG_BAD_EPS = "eps={value!r} must be a finite number > 0"
 MSG_BAD_DIRECTIONS = "directions={value!r} must be None or a positive integer"
+MSG_BAD_SEED = "seed={value!r} must be a non-negative integer (the seed of the NumPy generator drawing the directions)"
+MSG_SEED_TRACER = "check_grad runs on the host and needs a concrete seed; seed is a tracer (call it outside jit/vmap)"
+# What jax.default_matmul_precision accepts besides the names of jax.lax.DotAlgorithmPreset (jax 0.10, 0.11).
+MATMUL_PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
+MSG_BAD_PRECISION = (
+    "precision={value!r} must be None (the platform's default) or a matrix-product precision that "
+    "jax.default_matmul_precision accepts: one of {valid}, or the name of a jax.lax.DotAlgorithmPreset "
+    "such as 'F32_F32_F32'"
+)
 
 
 def _default_tol(dtypes: Sequence[np.dtype]) -> tuple[float, float]:
@@ -48,6 +57,28 @@ def _check_number(name: str, value: float | None, *, positive: bool = False) -> 
             _validate.positive(name, value, MSG_BAD_EPS)
         else:
             _validate.nonneg(name, value, MSG_BAD_TOL)
+
+
+def _check_seed(seed: Any) -> int:
+    """A non-negative integer: a Python/NumPy integer or an integer 0-d array (``jaxgd._validate.count``)."""
+    if _validate.is_tracer(seed):
+        raise TypeError(MSG_SEED_TRACER)
+    return _validate.count("seed", seed, 0, MSG_BAD_SEED)
+
+
+def _check_precision(precision: Any) -> None:
+    """``None`` or a string ``jax.default_matmul_precision`` accepts (asked of the installed JAX:
+    entering its context only sets a flag, nothing is traced or compiled)."""
+    if precision is None:
+        return
+    message = MSG_BAD_PRECISION.format(value=precision, valid=", ".join(map(repr, MATMUL_PRECISIONS)))
+    if not isinstance(precision, str):
+        raise TypeError(message)
+    try:
+        with jax.default_matmul_precision(precision):
+            pass
+    except ValueError:
+        raise ValueError(message) from None
 
 
 def _leaf_name(path: Any) -> str:
@@ -122,7 +153,8 @@ class Inputs(NamedTuple):
 
 
 def check_inputs(
-    fun: Any, x: PyTree, args: Any, reference: Any, eps: Any, rtol: Any, atol: Any, directions: Any
+    fun: Any, x: PyTree, args: Any, reference: Any, eps: Any, rtol: Any, atol: Any, directions: Any,
+    seed: Any = 0, precision: Any = None,
 ) -> Inputs:
     """Validate every argument of ``check_grad`` on the host (``fun`` traced by ``jax.eval_shape`` only).
 
@@ -141,6 +173,8 @@ def check_inputs(
     _check_number("atol", atol)
     if directions is not None:
         _validate.count("directions", directions, 1, MSG_BAD_DIRECTIONS)
+    _check_seed(seed)  # even without directions: a bad seed is a bug in the call either way
+    _check_precision(precision)
     with_paths, treedef = jax.tree_util.tree_flatten_with_path(x)
     if not with_paths:
         raise ValueError(MSG_X_EMPTY)
