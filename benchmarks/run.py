@@ -62,7 +62,7 @@ DEFAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
     "E": {"steps": (10, 10), "calls": (200, 50)},
     "F": {"epochs": (50, 5)},
     "I": {"procs": (5, 2), "d": ("10,1000", "10"), "methods": ("lbfgs,bfgs,gd,adam", "lbfgs,gd"),
-          "dtypes": ("float64,float32", "float64")},
+          "dtypes": ("float64,float32", "float64"), "budget": (120.0, 20.0)},
 }
 
 
@@ -86,7 +86,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="F: epochs per fit (default 50)")
     p.add_argument("--budget", type=float, default=None,
                    help="C: seconds of repeats one contender may take (default 120, quick 20); "
-                        "a slower one gets fewer repeats and its row says so")
+                        "a slower one gets fewer repeats and its row says so. I: seconds one scipy solve may run "
+                        "(default 120, quick 20); a slower one is stopped, not repeated, and its row says so")
     p.add_argument("--procs", type=int, default=None, help="I: fresh processes per measurement (default 5, quick 2)")
     p.add_argument("--methods", default=None, help="I: methods 'lbfgs,bfgs,gd,adam' (quick: 'lbfgs,gd')")
     p.add_argument("--dtypes", default=None, help="I: 'float64,float32' (quick: 'float64')")
