@@ -174,6 +174,14 @@ def med(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs) if runs else math.nan
 
 
+def steps(runs: list[dict]) -> str:
+    return f"{round(med(runs, 'steps')):,}"
+
+
+def statuses(runs: list[dict]) -> str:
+    return "/".join(sorted({r["status"] for r in runs}))
+
+
 def spread(runs: list[dict], key: str) -> str:
     m = med(runs, key)
     return f"{(max(r[key] for r in runs) - min(r[key] for r in runs)) / m:.0%}" if runs and m > 0 else "n/a"
@@ -220,6 +228,10 @@ def run(opts: Any) -> list[U.Report]:
     procs = max(1, int(getattr(opts, "procs", None) or 5))
     budget = float(getattr(opts, "budget", None) or 120.0)
     data = {(m, d, t): measure(m, d, t, procs, budget) for t in dtypes for d in dims for m in methods}
+    if getattr(opts, "out", None):  # every process's numbers, for a later look
+        Path(opts.out).mkdir(parents=True, exist_ok=True)
+        records = [{"method": m, "d": d, "dtype": t, **r} for (m, d, t), r in data.items()]
+        (Path(opts.out) / "bench_I_records.json").write_text(json.dumps(records, indent=1))
 
     first = U.Report(
         key="I", title=f"{TITLE}: jaxgd, median of {procs} fresh process{'es' if procs > 1 else ''}",
@@ -232,7 +244,7 @@ def run(opts: Any) -> list[U.Report]:
         key="I", title=f"One-off solve vs scipy (jax.jit of value_and_grad included), median of {procs} "
                        f"fresh process{'es' if procs > 1 else ''}",
         columns=["method", "size", "dtype", "jaxgd first call", "scipy", "scipy first call", "jaxgd / scipy",
-                 "jaxgd second call", "scipy second call", "jaxgd final f (steps)", "scipy final f (iters)",
+                 "jaxgd second call", "scipy second call", "jaxgd final f (steps, status)", "scipy final f (iters)",
                  "same answer"],
         label="first call vs scipy",
     )
@@ -242,7 +254,7 @@ def run(opts: Any) -> list[U.Report]:
             m, f"{d:,}", t, U.fmt_time(med(j, "first")), spread(j, "first"), U.fmt_time(med(j, "first_cpu")),
             U.fmt_time(med(j, "trace")), U.fmt_time(med(j, "lower")), U.fmt_time(med(j, "compile")),
             U.fmt_time(med(j, "loop_compile")), U.fmt_time(med(j, "rest")), U.fmt_time(med(j, "second")),
-            f"{r['fill']['ops']:,}", f"{j[0]['steps']:,}", U.fmt_float(med(j, "f"), 4),
+            f"{r['fill']['ops']:,}", steps(j), U.fmt_float(med(j, "f"), 4),
             U.fmt_time(med(c, "first")), U.fmt_time(med(c, "compile")), f"{min(x['cache_hits'] for x in c)}",
         ])
         if r["scipy"]:
@@ -255,7 +267,8 @@ def run(opts: Any) -> list[U.Report]:
                 ("≥ " if stopped else "") + U.fmt_time(med(s, "first")),
                 ("≤ " if stopped else "") + U.fmt_ratio(med(j, "first") / med(s, "first")),
                 U.fmt_time(med(j, "second")), U.fmt_time(med(s, "second")),
-                f"{U.fmt_float(med(j, 'f'), 4)} ({j[0]['steps']})", f"{U.fmt_float(med(s, 'f'), 4)} ({s[0]['steps']})",
+                f"{U.fmt_float(med(j, 'f'), 4)} ({steps(j)}, {statuses(j)})",
+                f"{U.fmt_float(med(s, 'f'), 4)} ({steps(s)})",
                 answer(med(j, "f"), med(s, "f"), stopped)[0],
             ])
     for m in (x for x in ("lbfgs", "bfgs") if x in methods):
@@ -282,10 +295,10 @@ def run(opts: Any) -> list[U.Report]:
         "'first call CPU' = the process's CPU time over it (all threads). trace / lower / XLA compile: sums of "
         "jax.monitoring's jaxpr_trace / jaxpr_to_mlir_module / backend_compile duration events during the first "
         "call (every program it compiles); 'fused-loop compile' = the longest backend compile (the solver's loop); "
-        "'run + host' = first call − trace − lower − XLA compile (per process). 'stablehlo ops' = "
-        "stablehlo.* ops in the lowered text of the fused loop's module. Cache columns: a process with "
-        "jaxgd.enable_compilation_cache(folder) after one process filled that folder; its 'XLA compile' is "
-        "the cache load. spread = (max − min)/median of the first calls over the processes.",
+        "'run + host' = first call − trace − lower − XLA compile (per process); steps: median over the "
+        "processes. 'stablehlo ops' = stablehlo.* ops in the lowered text of the fused loop's module. Cache "
+        "columns: a process with jaxgd.enable_compilation_cache(folder) after one process filled that folder; "
+        "its 'XLA compile' is the cache load. spread = (max − min)/median of the first calls over the processes.",
         "gd: lr=2e-4, adam: lr=1e-3, both max_steps=1000 (all steps run); lbfgs, bfgs: jaxgd's defaults.",
     ]
     vs.notes = [

@@ -103,7 +103,7 @@ def test_first_call_benchmark_smoke_run(tmp_path):
         head, *rows = table
         assert len(rows) == 1 and rows[0][0] == "| lbfgs" and rows[0][1:3] == ["10", "float64"], text
         assert len(rows[0]) == len(head)
-    number = re.compile(r"(-?[\d.,]+(?:e[-+]\d+)?)(?: (?:s|ms|µs|ns)|×|%)?(?: \(\d+\))?( \|)?")
+    number = re.compile(r"(-?[\d.,]+(?:e[-+]\d+)?)(?: (?:s|ms|µs|ns)|×|%)?(?: \([\d,]+(?:, [A-Z_/]+)?\))?( \|)?")
     checked = 0
     for head, row in tables:
         for name, cell in zip(head, row):
