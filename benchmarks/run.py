@@ -15,6 +15,8 @@ Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
        (all problems up to n = 200: over an hour on 2 busy cores;
        ``python -m benchmarks.cutest --help`` for its own options)
     H  backward pass through a solve vs the forward solve         adjoint.py
+    I  first call from fresh processes: trace/lower/compile,      first_call.py
+       second call, vs scipy, with the persistent cache
 
 By default each benchmark runs in its own Python process with
 ``OPENBLAS_NUM_THREADS=1``: an idle OpenBLAS thread pool left by NumPy/scipy
@@ -48,6 +50,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "F": ("fit_mlp", "jaxgd.fit epochs/s on the digits MLP vs optax + lax.scan"),
     "G": ("cutest", "CUTEst (sif2jax) problems: solved, evaluations, first call vs scipy/optax/optimistix"),
     "H": ("adjoint", "implicit-adjoint backward pass vs the forward solve, float64 (issue 12)"),
+    "I": ("first_call", "first call from fresh processes: where it goes, vs scipy, persistent cache (issue 14)"),
 }
 
 # Per-benchmark defaults: (full, quick). None: the module picks.
@@ -58,6 +61,8 @@ DEFAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
     "D": {"steps": (2_000, 500), "runs": (256, 32), "seq_runs": (None, None), "d": ("10", "10")},
     "E": {"steps": (10, 10), "calls": (200, 50)},
     "F": {"epochs": (50, 5)},
+    "I": {"procs": (5, 2), "d": ("10,1000", "10"), "methods": ("lbfgs,bfgs,gd,adam", "lbfgs,gd"),
+          "dtypes": ("float64,float32", "float64"), "budget": (120.0, 20.0)},
 }
 
 
@@ -73,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="steps per run (A: 10,000, B: 100, D: 2,000)")
     p.add_argument("--py-steps", type=int, default=None, help="steps of the Python-loop / NumPy baselines (A, B)")
     p.add_argument("--n", type=int, default=None, help="B: examples (rows of X), default 200,000")
-    p.add_argument("--d", default=None, help="A: dimensions '2,100'; B: features (128); C: '100,1000'; D: 10")
+    p.add_argument("--d", default=None, help="A: dimensions '2,100'; B: features (128); C: '100,1000'; D: 10; I: '10,1000' (quick: 10)")
     p.add_argument("--runs", type=int, default=None, help="D: learning rates swept (default 256)")
     p.add_argument("--seq-runs", type=int, default=None,
                    help="D: sequential calls actually timed (default: all runs; fewer are extrapolated per run)")
@@ -81,7 +86,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="F: epochs per fit (default 50)")
     p.add_argument("--budget", type=float, default=None,
                    help="C: seconds of repeats one contender may take (default 120, quick 20); "
-                        "a slower one gets fewer repeats and its row says so")
+                        "a slower one gets fewer repeats and its row says so. I: seconds one scipy solve may run "
+                        "(default 120, quick 20); a slower one is stopped, not repeated, and its row says so")
+    p.add_argument("--procs", type=int, default=None, help="I: fresh processes per measurement (default 5, quick 2)")
+    p.add_argument("--methods", default=None, help="I: methods 'lbfgs,bfgs,gd,adam' (quick: 'lbfgs,gd')")
+    p.add_argument("--dtypes", default=None, help="I: 'float64,float32' (quick: 'float64')")
     p.add_argument("--out", default=None,
                    help="also write each table to OUT/bench_<key>.md, plus bench_header_<keys>.md and bench_summary_<keys>.md")
     p.add_argument("--inline", action="store_true", help="run all benchmarks in this process")
@@ -98,7 +107,8 @@ def options_for(key: str, args: argparse.Namespace) -> argparse.Namespace:
     for name, (full, quick) in DEFAULTS.get(key, {}).items():
         if getattr(args, name, None) is None:
             setattr(opts, name, quick if args.quick else full)
-    for name in ("steps", "py_steps", "n", "runs", "seq_runs", "calls", "epochs", "d", "budget"):
+    for name in ("steps", "py_steps", "n", "runs", "seq_runs", "calls", "epochs", "d", "budget", "procs", "methods",
+                 "dtypes"):
         if not hasattr(opts, name):
             setattr(opts, name, None)
     return opts

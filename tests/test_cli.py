@@ -80,3 +80,41 @@ def test_benchmark_driver_smoke_run_on_tiny_sizes(tmp_path):
 def test_unknown_command_fails_with_usage():
     out = run_cli("frobnicate")
     assert out.returncode != 0 and "usage" in out.stderr
+
+
+def test_first_call_benchmark_smoke_run(tmp_path):
+    """Benchmark I (``python -m benchmarks --only I``) at its smallest: lbfgs,
+    10-D, float64, one fresh process per measurement. Checks the two tables'
+    rows and that every number in them is finite; the timings themselves are
+    the benchmark's business, not this test's."""
+    import math
+    import re
+
+    cmd = [sys.executable, "-m", "benchmarks", "--only", "I", "--quick", "--methods", "lbfgs", "--d", "10",
+           "--dtypes", "float64", "--procs", "1", "--out", str(tmp_path)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = (tmp_path / "bench_I.md").read_text()
+    tables = [[line.split(" | ") for line in block.splitlines() if line.startswith("| ")]
+              for block in text.split("### ")[1:]]
+    assert len(tables) == 2, text
+    for table in tables:
+        head, *rows = table
+        assert len(rows) == 1 and rows[0][0] == "| lbfgs" and rows[0][1:3] == ["10", "float64"], text
+        assert len(rows[0]) == len(head)
+    number = re.compile(r"(-?[\d.,]+(?:e[-+]\d+)?)(?: (?:s|ms|µs|ns)|×|%)?(?: \([\d,]+(?:, [A-Z_/]+)?\))?( \|)?")
+    checked = 0
+    for head, row in tables:
+        for name, cell in zip(head, row):
+            if name.strip("| ") in ("method", "dtype", "scipy", "same answer"):
+                continue
+            m = number.fullmatch(cell)
+            assert m and math.isfinite(float(m.group(1).replace(",", ""))), (name, cell)
+            checked += 1
+    assert checked == 16 + 8  # every column but method, dtype, scipy and same answer
+    first, vs = (dict(zip((c.strip("| ") for c in h), (c.strip("| ") for c in r))) for h, r in tables)
+    assert int(first["stablehlo ops"].replace(",", "")) > 100 and int(first["cache hits"]) >= 1
+    assert vs["scipy"] == "L-BFGS-B" and vs["same answer"] == "yes"
+    summary = out.stdout.split("## Summary")[1]
+    assert summary.count("- I (") == 2 and "not measured" not in summary
