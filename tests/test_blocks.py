@@ -42,18 +42,19 @@ CASES = [
     dict(method="gd", lr=jaxgd.schedules.exponential_decay(1e-3, 10, 0.9)),
     dict(method="gd", lr=jaxgd.linesearch.Backtracking()),
     dict(method="gd", lr=jaxgd.linesearch.BarzilaiBorwein()),
-    dict(method="bfgs"),
-    dict(method="lbfgs"),
-    dict(method="cg"),
-    dict(method="lbfgs", lr=jaxgd.linesearch.StrongWolfe()),
+    # slow (make slow, run by CI): K copies of a line search compile for 15-20 s each
+    pytest.param(dict(method="bfgs"), marks=pytest.mark.slow),
+    pytest.param(dict(method="lbfgs"), marks=pytest.mark.slow),
+    pytest.param(dict(method="cg"), marks=pytest.mark.slow),
+    pytest.param(dict(method="lbfgs", lr=jaxgd.linesearch.StrongWolfe()), marks=pytest.mark.slow),
     dict(method="gd", lr=1e-3, l1=0.01, accelerated=True),
     dict(method="gd", lr=1e-3, bounds=(-1.0, 0.9)),
 ]
 
 
-@pytest.mark.parametrize("case", range(len(CASES)))
-def test_methods_and_line_searches_bit_for_bit(case: int) -> None:
-    ref = _same(rosen, X0, max_steps=37, gtol=0.0, **CASES[case])
+@pytest.mark.parametrize("case", CASES)
+def test_methods_and_line_searches_bit_for_bit(case: dict) -> None:
+    ref = _same(rosen, X0, max_steps=37, gtol=0.0, **case)
     assert int(ref.steps) > 0
 
 
@@ -63,6 +64,10 @@ def test_a_stop_inside_a_block() -> None:
     ref = _same(quad, jnp.ones(4), ks=(4, 5), method="gd", lr=0.2, max_steps=500, gtol=1e-3)
     assert ref.status_enum == jaxgd.Status.GTOL
     assert int(ref.steps) % 4 and int(ref.steps) % 5 and int(ref.steps) < 500
+
+
+@pytest.mark.slow  # K = 3 and 4 copies of lbfgs's line search: about 40 s of compiling
+def test_a_stop_inside_a_block_with_a_line_search() -> None:
     ref = _same(rosen, X0, ks=(3, 4), method="lbfgs", max_steps=200, ftol=1e-9)
     assert ref.status_enum in (jaxgd.Status.FTOL, jaxgd.Status.GTOL) and int(ref.steps) % 3
 
@@ -82,7 +87,8 @@ def test_history_every_k() -> None:
 
 
 def test_max_steps_not_a_multiple_of_k() -> None:
-    ref = _same(rosen, X0, ks=(4, 50), method="gd", lr=1e-3, max_steps=13, gtol=0.0)
+    # K = 16 > max_steps: the first block already ends the run (50 unrolled steps compiled for ~50 s)
+    ref = _same(rosen, X0, ks=(4, 16), method="gd", lr=1e-3, max_steps=13, gtol=0.0)
     assert int(ref.steps) == 13 and ref.status_enum == jaxgd.Status.MAX_STEPS
 
 

@@ -33,7 +33,7 @@ def _closure(i: int) -> tuple:
 
 @pytest.mark.parametrize(
     "how",
-    ["minimize", "fit", pytest.param("minimize_checkpointed", marks=pytest.mark.slow), pytest.param("fit_eval", marks=pytest.mark.slow)],
+    ["minimize", pytest.param("fit", marks=pytest.mark.slow), pytest.param("minimize_checkpointed", marks=pytest.mark.slow), pytest.param("fit_eval", marks=pytest.mark.slow)],
 )
 def test_dropped_loss_closures_are_garbage_collected(how: str, tmp_path) -> None:
     X, y = jnp.ones((8, 3)), jnp.ones(8)

@@ -83,6 +83,7 @@ for m in jaxgd.methods():
 """
 
 
+@pytest.mark.slow  # 25-55 s: a second Python process compiling every run again (make slow, run by CI)
 def test_another_process_gives_the_same_bits() -> None:
     """Reference: the same runs in a separate Python process with a different hash
     seed (set and dict-of-str orderings change) and its own compilation cache."""

@@ -79,6 +79,7 @@ def test_equinox_model(tmp_path):
     assert r["test_accuracy"] >= r["test_accuracy_logreg"] - 0.02
 
 
+@pytest.mark.slow  # 40-85 s: the example's full hypergradient sweep (make slow, run by CI)
 def test_hyperparameter_gradient(tmp_path):
     """Reference: scikit-learn's LogisticRegressionCV grid (same split, objective and score)."""
     r = run_example("hyperparameter_gradient", tmp_path)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELPER = os.path.join(ROOT, "tests", "multihost_check.py")
@@ -53,6 +54,7 @@ def _finish(procs: list[subprocess.Popen]) -> list[str]:
     return logs
 
 
+@pytest.mark.slow  # 15-35 s: two coordinated processes (make slow, run by CI)
 def test_two_processes_equal_one(tmp_path):
     ref_path, paths = str(tmp_path / "ref.npz"), [str(tmp_path / f"w{i}.npz") for i in range(2)]
     port = str(_free_port())

@@ -100,7 +100,7 @@ def _exact(method: str, lr: Any, max_steps: int, **kw: Any) -> jaxgd.Result:
     return jax.jit(lambda s, x: s.run(x))(solver, jnp.zeros(4))
 
 
-@pytest.mark.parametrize("method,lr", [("gd", 1e-3), ("adam", 1e-2), ("lbfgs", None)])
+@pytest.mark.parametrize("method,lr", [("gd", 1e-3), ("adam", 1e-2), pytest.param("lbfgs", None, marks=pytest.mark.slow)])
 def test_minimize_new_max_steps_in_the_same_bucket_does_not_compile(compiles: list, method: str, lr: Any) -> None:
     """max_steps 90, 100, 120, 128 share one compiled loop (bucket 128); each
     result is bit for bit the run compiled for its own max_steps."""

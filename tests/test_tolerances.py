@@ -110,7 +110,7 @@ def recorded_iterates(method, n, **kw):
     return xs, fs
 
 
-@pytest.mark.parametrize("method,kw", [("lbfgs", {}), ("adam", {"lr": 0.1}), ("nesterov", {"lr": 0.02})])
+@pytest.mark.parametrize("method,kw", [pytest.param("lbfgs", {}, marks=pytest.mark.slow), ("adam", {"lr": 0.1}), ("nesterov", {"lr": 0.02})])
 def test_xtol_and_ftol_on_a_methods_own_iterates(method, kw):
     """The same definitions, evaluated in NumPy on the method's recorded iterates."""
     n = 40
