@@ -100,7 +100,7 @@ def test_optax_loop_equals_minimize_step_for_step(rule: str, l1: float) -> None:
     [
         ("adam", dict(lr=0.05, l2=0.1, clip=1.0)),
         ("adamw", dict(lr=0.05, l2=0.1)),
-        ("lbfgs", dict(lr=jaxgd.linesearch.StrongWolfe())),
+        pytest.param("lbfgs", dict(lr=jaxgd.linesearch.StrongWolfe()), marks=pytest.mark.slow),  # 8 s; make slow
         ("momentum", dict(lr=0.02, bounds=(-1.8, 1.8))),
         ("gd", dict(lr=0.02, bounds=(-1.8, 1.8), l1={"w": 0.1, "b": 0.0})),  # l1 only with gd (jaxgd.core.stall)
     ],
@@ -172,7 +172,7 @@ def test_chains_with_optax_and_state_is_a_stable_carry() -> None:
 
 # -- Flax NNX -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "rule, l1", [("backtracking", 0.2), ("strong_wolfe", 0.0), ("barzilai_borwein", 0.2), ("polyak", 0.0), ("schedule", 0.2)]
+    "rule, l1", [("backtracking", 0.2), pytest.param("strong_wolfe", 0.0, marks=pytest.mark.slow), ("barzilai_borwein", 0.2), ("polyak", 0.0), ("schedule", 0.2)]
 )
 def test_nnx_optimizer_equals_minimize(rule: str, l1: float) -> None:
     """``nnx.Optimizer(model, jaxgd.as_optax(...), wrt=nnx.Param)`` vs the Solver on the same parameter state."""

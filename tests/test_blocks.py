@@ -92,6 +92,7 @@ def test_max_steps_not_a_multiple_of_k() -> None:
     assert int(ref.steps) == 13 and ref.status_enum == jaxgd.Status.MAX_STEPS
 
 
+@pytest.mark.slow  # ~9 s: three unrolled programs plus the checkpointed chunks; make slow, run by CI
 def test_checkpoints_landing_mid_block(tmp_path: Any) -> None:
     """Checkpoints every 5 steps with K = 4: chunks end inside blocks; same run, and a resume from one."""
     kw = dict(method="adam", lr=1e-2, max_steps=23, gtol=0.0)

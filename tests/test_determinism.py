@@ -96,6 +96,7 @@ def test_another_process_gives_the_same_bits() -> None:
     assert theirs == ours
 
 
+@pytest.mark.slow  # ~7 s of compiling every history/progress combination; make slow, run by CI
 def test_history_and_progress_do_not_change_the_result(capsys: pytest.CaptureFixture, tmp_path) -> None:
     # One configuration that exercises a schedule, clipping, a proximal step and state carried
     # between steps (FISTA's extrapolation), each variant compiling its own loop, so one is what

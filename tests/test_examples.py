@@ -58,6 +58,7 @@ def test_mlp_digits(tmp_path):
     assert r["test_accuracy"] >= r["test_accuracy_sklearn"] - 0.02
 
 
+@pytest.mark.slow  # the CNN example trains for ~7 s; make slow, run by CI
 def test_cnn_digits(tmp_path):
     """Reference: scipy.signal.correlate2d for the convolution; test accuracy >= 0.95."""
     r = run_example("cnn_digits", tmp_path)

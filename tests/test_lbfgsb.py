@@ -134,6 +134,7 @@ def test_pytree_params_with_pytree_bounds_match_scipy():
     assert res.params["b"].shape == (2, 2)
 
 
+@pytest.mark.slow  # ~15 s of compiling (jit, eager and vmap of L-BFGS-B); make slow, run by CI
 def test_under_jit_equals_eager_and_vmap_over_bound_values():
     run = lambda hi: jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, hi), gtol=1e-7, history=False)  # noqa: E731
     eager = run(jnp.full(10, 0.3))
