@@ -10,9 +10,12 @@ default tolerances (``gtol``, ``ftol``, ``xtol``) and the method's default
 step-size rule where it has one, reaches the answer (reference: NumPy's
 float64 ``lstsq``/closed form) and then ends with a success status.
 
-The cases that fail today are marked ``xfail(strict=True)`` with the issue
-that fixes them (issue 13, item 3: a stall/precision status), so they turn
-into failures -- and must be unmarked -- the moment the behaviour is fixed.
+The first-order methods (no line search) end in ``PRECISION`` through the
+solver's stall window (``jaxgd.core.stall``: no new lowest loss or gradient
+norm for ``WINDOW`` steps at a point stationary to precision); the
+quasi-Newton methods through Moré-Thuente's stall count. Before the window
+(main at c99f15e) the seven first-order runs on ``lstsq`` sat at the answer
+until ``MAX_STEPS``.
 """
 
 from __future__ import annotations
@@ -43,22 +46,14 @@ LR = {
 }
 MAX_STEPS = 3000
 
-ISSUE13 = "issue 13 item 3: float32 run at the answer, gradient norm above the absolute gtol=1e-6 -> MAX_STEPS"
-# Measured on main at acdb1bb (x64 off, CPU): the runs that reach the answer
-# and report MAX_STEPS. On the zero-residual "shift" loss every method passes;
-# on least squares with a residual (the curve-fit case of issue 17) every one
-# sits at the answer with ||g|| ~ 1.4e-6 to 4e-6 > gtol = 1e-6 (the float32
-# rounding floor of 2 A'(Ax - y)), whatever its step rule.
-# bfgs, lbfgs and cg pass since MoreThuente's stall count and the PRECISION status (issue 13 item 3):
-# they end in PRECISION, a success. The first-order methods have no line search, so no stall count:
-# they still run to MAX_STEPS at the answer.
-FAILING_TODAY = {
-    ("lstsq", m) for m in ("adagrad", "adam", "adamw", "gd", "momentum", "nesterov", "rmsprop")
-}
+# On the zero-residual "shift" loss every method reaches gtol = 1e-6. On least
+# squares with a residual (the curve-fit case of issue 17) every one sits at the
+# answer with ||g|| ~ 1.4e-6 to 4e-6 > gtol (the float32 rounding floor of
+# 2 A'(Ax - y)), whatever its step rule, and must say PRECISION.
 
 
 class WrongStatus(AssertionError):
-    """At the answer, but not a success status (the only failure the xfail marks accept)."""
+    """At the answer, but not a success status."""
 
 
 def loss(problem: str):
@@ -80,8 +75,7 @@ def lr_for(problem: str, method: str):
 def cases():
     for problem in ("shift", "lstsq"):
         for method in jaxgd.methods():
-            marks = [pytest.mark.xfail(strict=True, raises=WrongStatus, reason=ISSUE13)] if (problem, method) in FAILING_TODAY else []
-            yield pytest.param(problem, method, marks=marks, id=f"{problem}-{method}")
+            yield pytest.param(problem, method, id=f"{problem}-{method}")
 
 
 @pytest.mark.parametrize("problem,method", list(cases()))
@@ -93,6 +87,13 @@ def test_float32_default_run_at_the_answer_reports_success(problem, method, x64_
     np.testing.assert_allclose(np.asarray(res.params, np.float64), x_star, rtol=0, atol=1e-4 * (1 + np.abs(x_star).max()))
     if not res.success:
         raise WrongStatus(f"{method}: at the answer after {int(res.steps)} steps but {res.status_enum.name} ({res.message})")
+    # and the success it names is the true one: gtol met on "shift", float32's floor on "lstsq"
+    if problem == "shift":
+        assert res.status_enum is jaxgd.Status.GTOL and float(res.grad_norm) <= 1e-6
+    else:
+        assert res.status_enum is jaxgd.Status.PRECISION and float(res.grad_norm) > 1e-6
+        assert "precision of float32" in res.message
+        assert int(res.steps) < MAX_STEPS  # it stopped before the budget ran out
 
 
 def test_x64_off_really_runs_in_float32(x64_off):

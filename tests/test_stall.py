@@ -80,6 +80,57 @@ def test_at_precision_is_relative_to_f_and_x():
     assert not bool(stall.at_precision(jnp.asarray(jnp.inf), jnp.asarray(0.0), x))
 
 
+# -- the window rule for rules that track no stalls (schedules): its definition, replayed in NumPy ------
+RNG = np.random.default_rng(0)
+A_LS = RNG.normal(size=(30, 5))
+Y_LS = A_LS @ RNG.normal(size=5) + 0.3 * RNG.normal(size=30)
+
+
+def lstsq32():
+    a, y = jnp.asarray(A_LS, jnp.float32), jnp.asarray(Y_LS, jnp.float32)
+    return lambda x: jnp.sum((a @ x - y) ** 2)
+
+
+def window_stop(f0, g0, losses, gnorms, window):
+    """First step at which neither the loss nor the gradient norm has set a new low for ``window`` steps."""
+    best_f, best_g, since = f0, g0, 0
+    for k, (f, g) in enumerate(zip(losses, gnorms), start=1):
+        lower = f < best_f or g < best_g
+        best_f, best_g, since = min(f, best_f), min(g, best_g), 0 if lower else since + 1
+        if since >= window:
+            return k
+    return None
+
+
+@pytest.mark.parametrize("method,lr", [("gd", 0.01), ("momentum", 0.005), ("adam", 0.05)])
+def test_window_stops_exactly_when_its_definition_says_at_precision(method, lr, x64_off):
+    fun = lstsq32()
+    x0 = jnp.zeros(5)
+    res = jaxgd.minimize(fun, x0, method=method, lr=lr, max_steps=5000)
+    f0, g = jax.value_and_grad(fun)(x0)
+    h = res.history
+    expected = window_stop(np.float32(f0), np.float32(np.linalg.norm(np.asarray(g))), np.asarray(h.loss), np.asarray(h.grad_norm), stall.WINDOW)
+    assert expected is not None and int(res.steps) == expected  # neither earlier nor later than the definition
+    assert res.status_enum is jaxgd.Status.PRECISION and float(res.grad_norm) > 1e-6  # above gtol: float32's floor
+    # the reference answer: NumPy's float64 lstsq
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), np.linalg.lstsq(A_LS, Y_LS, rcond=None)[0], atol=1e-4)
+    assert bool(stall.at_precision(res.loss, res.grad_norm, res.params))
+
+
+def test_window_is_off_with_gtol_zero(x64_off):
+    res = jaxgd.minimize(lstsq32(), jnp.zeros(5), method="gd", lr=0.01, max_steps=600, gtol=0.0, history=False)
+    assert res.status_enum is jaxgd.Status.MAX_STEPS and int(res.steps) == 600
+
+
+def test_window_does_not_stop_an_oscillation_away_from_a_stationary_point():
+    # gd on sum|x| with lr 0.1 from 0.05: x = +-0.05 for ever (closed form), f and |g| = 2 constant, so the
+    # window fills after WINDOW steps; the point is not stationary, so the run is not a success.
+    res = jaxgd.minimize(lambda x: jnp.sum(jnp.abs(x)), jnp.full(4, 0.05), method="gd", lr=0.1, max_steps=3 * stall.WINDOW)
+    np.testing.assert_allclose(np.abs(np.asarray(res.params)), 0.05, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(res.history.grad_norm), 2.0)
+    assert res.status_enum is jaxgd.Status.MAX_STEPS and int(res.steps) == 3 * stall.WINDOW
+
+
 # -- l1 with each method (issue 13 item 3): scikit-learn's Lasso is the reference ----------------------
 # The methods whose proximal step solves the L1 problem, written out here rather than read from
 # jaxgd.core.stall: dropping a method from stall.L1_REFUSED, or adding one to jaxgd.methods()

@@ -72,6 +72,7 @@ class SolverState(NamedTuple):
     ngev: jax.Array
     alpha: jax.Array
     accel: PyTree = ()  # FISTA's (t, previous iterate) when accelerated
+    stall: PyTree = ()  # stall.Window when the rule tracks no stalls itself (jaxgd.core.stall)
 
 
 @_options.document
@@ -243,6 +244,10 @@ class Solver:
         finite, gnorm = lax.cond(jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), exact)
         return gnorm.astype(value.dtype), jnp.isfinite(value) & finite
 
+    def _windowed(self) -> bool:
+        """The solver keeps a stall window (jaxgd.core.stall): the rule tracks no stalls, and it is not L-BFGS-B."""
+        return _stall.tracks_window(self.rule) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)
+
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
         """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``)."""
@@ -270,6 +275,7 @@ class Solver:
             ngev=one,
             alpha=jnp.zeros((), value.dtype),
             accel=fista_init(params, value.dtype) if self.accelerated else (),
+            stall=_stall.window_init(self.loss(params, value), gnorm) if self._windowed() else (),
         )
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             state = _lbfgsb.init(self, state)
@@ -326,8 +332,10 @@ class Solver:
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
+        window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed() else None
         status = _stall.adjust_status(
-            self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params), (new_value, gnorm, new_params)
+            self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
+            (new_value, gnorm, new_params), window, self.gtol,
         )
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)
@@ -347,6 +355,7 @@ class Solver:
             ngev=state.ngev,
             alpha=alpha,
             accel=accel,
+            stall=state.stall if window is None else window,
         )
         kept = _tree.where(accept, candidate, state)
         return kept._replace(

@@ -23,6 +23,17 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   decreased by more than rounding for ``stall_window`` steps. Away from a
   stationary point that is :attr:`Status.STALLED`, a failure whose message
   points at non-smooth losses (``|x|`` terms belong in ``l1=``).
+- **window** (every other rule: schedules, constants, Backtracking, Barzilai-
+  Borwein, ...; a :class:`Window` in ``SolverState.stall``): neither the loss
+  nor the stationarity measure has reached a new lowest value for
+  :data:`WINDOW` steps. At a point stationary to precision that is
+  :attr:`Status.PRECISION` (a first-order method in float32 sits at a
+  least-squares answer whose gradient cannot be evaluated below about
+  ``eps * ||A|| ||residual||``, above an absolute ``gtol=1e-6``); elsewhere
+  the run goes on (a schedule that has not settled yet, an oscillation),
+  as it always did. Off when ``gtol`` is 0: the user asked for every step.
+  A converging run sets a new lowest gradient norm or loss every few steps;
+  at the rounding floor new lows are records of noise, ever rarer.
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
@@ -37,7 +48,7 @@ coordinate; measured against scikit-learn's ``Lasso`` in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -103,12 +114,47 @@ def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params) -> jax.
     """True when ``grad_norm * max(||x||, 1) <= sqrt(eps) * max(|f|, 1)`` (see the module doc).
 
     Written as a ratio so that neither side overflows for huge ``f`` or gradients.
+    ``||x||`` is the plain square root of a sum of squares: where that overflows
+    (``inf``) the test is False, the safe answer, and the step carries no second
+    rescaling branch.
     """
     dtype = jnp.result_type(value)
     eps = jnp.finfo(dtype).eps
-    xnorm = _tree.norm(params).astype(dtype)
+    xnorm = jnp.sqrt(_tree.sq_norm(params)).astype(dtype)
     scale = jnp.maximum(jnp.abs(value), 1.0) / jnp.maximum(xnorm, 1.0)
     return jnp.isfinite(value) & (grad_norm <= jnp.sqrt(eps) * scale)
+
+
+# Steps without a new lowest loss or stationarity measure before a run at a
+# point stationary to precision stops (the window rule above).
+WINDOW = 100
+
+
+class Window(NamedTuple):
+    """Progress of a run whose step-size rule does not track stalls itself."""
+
+    best_value: jax.Array  # lowest loss so far
+    best_grad_norm: jax.Array  # lowest stationarity measure so far
+    since: jax.Array  # steps since either last fell (int32)
+
+
+def tracks_window(rule: Any) -> bool:
+    """True when the solver keeps a :class:`Window` for ``rule``: it has no ``stalled`` of its own."""
+    return not hasattr(rule, "stalled")
+
+
+def window_init(value: jax.Array, grad_norm: jax.Array) -> Window:
+    return Window(value, grad_norm, jnp.asarray(0, jnp.int32))
+
+
+def window_update(window: Window, value: jax.Array, grad_norm: jax.Array) -> Window:
+    """The window after a step to a point with loss ``value`` and measure ``grad_norm``."""
+    lower_f, lower_g = value < window.best_value, grad_norm < window.best_grad_norm
+    return Window(
+        jnp.where(lower_f, value, window.best_value),
+        jnp.where(lower_g, grad_norm, window.best_grad_norm),
+        jnp.where(lower_f | lower_g, 0, window.since + 1).astype(jnp.int32),
+    )
 
 
 def _never(flag: Any) -> bool:
@@ -123,6 +169,8 @@ def adjust_status(
     failed: jax.Array,
     old: tuple[jax.Array, jax.Array, Params],
     new: tuple[jax.Array, jax.Array, Params],
+    window: Optional[Window] = None,
+    gtol: Any = None,
 ) -> jax.Array:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -133,24 +181,30 @@ def adjust_status(
       failed: the line search found no acceptable step (the step is not taken).
       old: ``(value, grad_norm, params)`` at the current iterate.
       new: the same at the trial point (the next iterate unless ``failed``).
+      window: the :class:`Window` after this step, for a rule without ``stalled``
+        (None: no window rule).
+      gtol: the solver's ``gtol`` (the window rule is off when it is 0).
 
     Returns:
-      ``status``, with ``LINESEARCH_FAILED`` or a stall at a point stationary to
-      precision turned into ``PRECISION``, and a stall elsewhere into ``STALLED``.
+      ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
+      stationary to precision turned into ``PRECISION``, and a stall elsewhere
+      into ``STALLED``.
     """
-    if not hasattr(rule, "stalled") and _never(failed):
-        # a schedule (constant included): it neither fails nor stalls, and
-        # tracing the test anyway grew gd's compiled step by a third (issue 14)
-        return jnp.asarray(status).astype(jnp.int32)
-    stalled = jnp.asarray(rule.stalled(rule_state)) if hasattr(rule, "stalled") else jnp.asarray(False)
+    if hasattr(rule, "stalled"):
+        stalled, settled = jnp.asarray(rule.stalled(rule_state)), jnp.asarray(False)
+    else:
+        stalled = jnp.asarray(False)
+        settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
+        if _never(failed) and window is None:
+            return jnp.asarray(status).astype(jnp.int32)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
-    # the test (a norm of params) runs only when a search failed or the rule stalled
+    # the test (a norm of params) runs only when a search failed, the rule stalled or the window is full
     precise = jax.lax.cond(
-        failed | stalled,
+        failed | stalled | settled,
         lambda: at_precision(value, gnorm, _tree.where(failed, old[2], new[2])),
         lambda: jnp.asarray(False),
     )
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
-    status = jnp.where(open_ & (failed | stalled) & precise, Status.PRECISION, status)
+    status = jnp.where(open_ & (failed | stalled | settled) & precise, Status.PRECISION, status)
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
     return status.astype(jnp.int32)
