@@ -194,7 +194,7 @@ def run(
 
 
 def trim_history(result: Result, every: int) -> Result:
-    """Cut the history buffers to the steps taken (host only; no-op under tracing).
+    """Cut the history buffers to the steps taken (host only; untrimmed under tracing).
 
     The trimmed history is NumPy: the buffers come to the host (no copy on
     CPU) and are sliced there. Slicing them as ``jax.Array`` cost
@@ -203,11 +203,13 @@ def trim_history(result: Result, every: int) -> Result:
     buffer is the cheapest copy measured (about 1.7 us each on CPU;
     ``jax.device_get`` of the four was about 60 us).
     """
-    steps = result.steps
+    steps, history = result.steps, result.history
     if every == 0 or isinstance(steps, jax.core.Tracer) or np.ndim(steps) != 0:
+        if not isinstance(history, History):  # stacked by run_flat, called under a trace
+            # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed
+            result = result._replace(history=History._make(list(history)))
         return result
     n = int(np.asarray(steps)) // every
-    history = result.history
     if isinstance(history, History):
         return result._replace(history=History._make([np.asarray(h)[:n] for h in history]))
     return result._replace(history=History._make(np.asarray(history)[:, :n]))  # stacked by run_flat
