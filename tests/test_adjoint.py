@@ -316,7 +316,7 @@ def test_forward_solve_unchanged() -> None:
     assert int(res.steps) == int(ref.steps)
     # and the compiled XLA program is the plain while loop's: the same (shape, opcode) multiset
     from jaxgd.core import adjoint as _adjoint
-    from jaxgd.core import minimize as _m
+    from jaxgd.core import minimize_run as _m
 
     def ops(compiled: Any) -> Counter:
         text = re.sub(r",? ?metadata=\{[^}]*\}", "", compiled.as_text())
@@ -325,9 +325,9 @@ def test_forward_solve_unchanged() -> None:
     inputs = (solver, jnp.zeros(D), (LAM, X, Y))
     from jaxgd.core import cache as _cache
 
-    run_compiled = _cache.jit_per_function(solver.fun, "minimize", _m._run_dropped, _m._jit_vmappable)
+    run_compiled = _cache.jit_per_function(solver.fun, "minimize", _m.run_dropped, _m.jit_vmappable)
     plain = ops(run_compiled.lower(*inputs).compile())
-    wrapped = ops(_adjoint.runner("implicit", run_compiled, _m._drop_copies).lower(*inputs).compile())
+    wrapped = ops(_adjoint.runner("implicit", run_compiled, _m.drop_copies).lower(*inputs).compile())
     assert sum(plain.values()) > 100 and plain == wrapped
 
 

@@ -404,3 +404,20 @@ def test_concrete_x0_under_an_outer_jit():
     assert out.shape == (2,) and np.all(np.isfinite(np.asarray(out)))
     with pytest.raises(ValueError, match="NaN or Inf"):
         jaxgd.minimize(f, jnp.array([1.0, np.nan]))
+
+
+def test_concrete_inputs_under_a_trace_give_the_eager_run_untrimmed():
+    """Reference: the eager call. x0 closed over in a jax.jit (or jax.eval_shape) is concrete, so the run
+    is the eager one (bucketed, its history handed back stacked); under the trace the history stays a
+    History of the bucket's rows, the first ``steps`` of them the eager call's (to rounding: XLA folds
+    the closed-over x0 as a constant, one ulp in a gradient norm here, as on main before issue 11)."""
+    fun = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    x0 = jnp.zeros(3)  # made outside the traces: concrete inside them
+    eager = jaxgd.minimize(fun, x0, lr=0.1, max_steps=6, gtol=0.0)
+    traced = jax.jit(lambda: jaxgd.minimize(fun, x0, lr=0.1, max_steps=6, gtol=0.0))()
+    assert isinstance(traced.history, jaxgd.History) and traced.history.loss.shape == (8,)
+    np.testing.assert_allclose(traced.params, eager.params, rtol=1e-14)
+    for h, e in zip(traced.history, eager.history):
+        np.testing.assert_allclose(np.asarray(h)[:6], e, rtol=1e-14)
+    shape = jax.eval_shape(lambda: jaxgd.minimize(fun, x0, lr=0.1, max_steps=6))
+    assert isinstance(shape.history, jaxgd.History) and shape.history.lr.shape == (8,)

@@ -179,20 +179,20 @@ def test_batched_loop_copies_no_history_per_step(monkeypatch):
 
 
 def test_solver_cache_keys_on_types_and_values():
-    from jaxgd.core import minimize as _minimize
+    from jaxgd.core import minimize_run as _minimize
 
     loss = lambda x: jnp.sum(x**2)  # noqa: E731
-    a = _minimize._solver(loss, "gd", 0.1, max_steps=10, progress=True)
-    assert _minimize._solver(loss, "gd", 0.1, max_steps=10, progress=True) is a
-    b = _minimize._solver(loss, "gd", 0.1, max_steps=1000, progress=1)  # == True in Python, another meaning
-    c = _minimize._solver(loss, "gd", 0.1, max_steps=1000, progress=True)
+    a = _minimize.cached_solver(loss, "gd", 0.1, max_steps=10, progress=True)
+    assert _minimize.cached_solver(loss, "gd", 0.1, max_steps=10, progress=True) is a
+    b = _minimize.cached_solver(loss, "gd", 0.1, max_steps=1000, progress=1)  # == True in Python, another meaning
+    c = _minimize.cached_solver(loss, "gd", 0.1, max_steps=1000, progress=True)
     assert b is not c and (b.progress_every, c.progress_every) == (1, 10)
-    assert _minimize._solver(loss, "gd", 0.2, max_steps=10, progress=True) is not a
+    assert _minimize.cached_solver(loss, "gd", 0.2, max_steps=10, progress=True) is not a
     for _ in range(2):  # a bad value raises every time (nothing cached)
         with pytest.raises(ValueError, match="lr must be"):
-            _minimize._solver(loss, "gd", float("nan"), max_steps=10)
+            _minimize.cached_solver(loss, "gd", float("nan"), max_steps=10)
     lr = jnp.asarray(0.1)  # unhashable: built every time
-    assert _minimize._solver(loss, "gd", lr, max_steps=10) is not _minimize._solver(loss, "gd", lr, max_steps=10)
+    assert _minimize.cached_solver(loss, "gd", lr, max_steps=10) is not _minimize.cached_solver(loss, "gd", lr, max_steps=10)
 
 
 def test_nonfinite_x0_raises_on_every_call_and_finite_verdicts_are_per_array():

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
-from . import batched as _batched
 
 from . import cache as _cache
 
@@ -28,14 +27,14 @@ from . import options as _options
 from .options import default as _D
 
 from . import progress as _progress
+from . import minimize_run as _run
 
 from ..checkpoint import resume as _resume
 from ..interop import explain as _explain
 from ..interop import models as _models
 
 from .. import _tree
-from .solver import Solver
-from .status import History, Result
+from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
@@ -51,9 +50,18 @@ from .._tree import leaf_path as _path
 
 
 def _spec(tree: Any) -> tuple:
+    if type(tree) is tuple and not tree:  # args=(), the usual case
+        return _EMPTY_SPEC
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    # dtype objects, not str(dtype): str() costs ~8 us a leaf on every call.
-    return (treedef, tuple((np.shape(x), getattr(x, "dtype", type(x).__name__)) for x in leaves))
+    # dtype objects, not str(dtype): str() costs ~8 us a leaf on every call;
+    # a jax.Array's own shape, not np.shape (a Python call of its own).
+    return (treedef, tuple([
+        (x.shape, x.dtype) if isinstance(x, jax.Array) else (np.shape(x), getattr(x, "dtype", type(x).__name__))
+        for x in leaves
+    ]))
+
+
+_EMPTY_SPEC = (jax.tree_util.tree_structure(()), ())
 
 
 def _finite(leaf: Any) -> bool:
@@ -90,66 +98,54 @@ def as_params(x0: Any, name: str = "x0") -> Params:
       ValueError: an empty ``x0`` or a non-finite concrete leaf.
       TypeError: an integer, boolean or complex leaf.
     """
-    pairs, treedef = jax.tree_util.tree_flatten_with_path(x0)
-    if not pairs:
+    return _as_params(x0, name)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _is_float(dtype: Any) -> bool:  # jnp.issubdtype costs ~0.5 us a call; there are few dtypes
+    return bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
+    """:func:`as_params`, and whether every leaf is concrete (no tracer)."""
+    leaves, treedef = jax.tree_util.tree_flatten(x0)
+    if not leaves:
         raise ValueError(EMPTY_X0.format(name=name, what=f"a pytree with no leaves ({x0!r})"))
-    out = []
-    for path, leaf in pairs:
+
+    def path(i: int) -> str:  # the i-th leaf's path, for an error only
+        return _path(jax.tree_util.tree_flatten_with_path(x0)[0][i][0])
+
+    out, concrete = [], True
+    for i, leaf in enumerate(leaves):
         if isinstance(leaf, (bool, int)) or not hasattr(leaf, "dtype") and not isinstance(leaf, float):
             arr_dtype = np.asarray(leaf).dtype
         else:
             arr_dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
-        if not jnp.issubdtype(arr_dtype, jnp.floating):
-            raise TypeError(BAD_X0_DTYPE.format(name=name, path=_path(path), dtype=arr_dtype))
+        try:
+            is_float = _is_float(arr_dtype)
+        except TypeError:  # an unhashable dtype-like object
+            is_float = bool(jnp.issubdtype(arr_dtype, jnp.floating))
+        if not is_float:
+            raise TypeError(BAD_X0_DTYPE.format(name=name, path=path(i), dtype=arr_dtype))
         # Strongly typed, always: a weakly typed leaf (from a Python float)
         # would promote differently from the same leaf loaded from a checkpoint.
         # (device_put, not jnp.asarray, which compiles a small program per shape.)
         host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=arr_dtype)
         arr = leaf if host is None else jax.device_put(host)
+        traced = isinstance(arr, jax.core.Tracer)
         if getattr(arr, "weak_type", False):
-            if isinstance(arr, jax.core.Tracer):
+            if traced:
                 arr = jax.lax.convert_element_type(arr, arr.dtype)
             else:
                 arr = jax.device_put(np.asarray(arr))
         if arr.size == 0:
-            raise ValueError(EMPTY_X0.format(name=name, what=f"leaf {_path(path)} of shape {arr.shape}"))
-        if not isinstance(arr, jax.core.Tracer) and not _finite(arr if host is None else host):
-            raise ValueError(NONFINITE_X0.format(name=name, path=_path(path)))
+            raise ValueError(EMPTY_X0.format(name=name, what=f"leaf {path(i)} of shape {arr.shape}"))
+        if traced:
+            concrete = False
+        elif not _finite(arr if host is None else host):
+            raise ValueError(NONFINITE_X0.format(name=name, path=path(i)))
         out.append(arr)
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-
-def _solver(fun: Any, method: Any, lr: Any, **options: Any) -> Solver:
-    """``Solver(fun, method, lr, **options)``, its validation cached when every option is hashable.
-
-    A Solver is immutable, so a repeated ``minimize`` call with the same
-    options re-uses the validated one (about 10-25 us a call, benchmarks E)
-    with ``fun`` put in (:meth:`Solver.with_fun`). The cache holds no user
-    loss function (it would keep alive everything the function captured); its
-    key holds each value's type too: ``history=True`` and ``history=1`` are
-    equal in Python but mean different things.
-    """
-    key = (method, type(lr), lr, tuple((k, type(v), v) for k, v in options.items()))
-    try:
-        hash(key)
-    except TypeError:  # an array or an unhashable schedule: build it every time
-        return Solver(fun, method, lr, **options)
-    return _SOLVERS.get(fun, key, lambda: _solver_cached(key).with_fun(fun, strong=False))
-
-
-def _placeholder(params: Any, *args: Any) -> Any:  # the cached solvers' fun, replaced by with_fun
-    raise AssertionError("placeholder loss called")
-
-
-# fun -> {options: the Solver for fun}, weakly in fun; the cached Solver holds
-# fun weakly too (its entry lives only while fun does).
-_SOLVERS = _cache.PerFunction(maxsize=16)
-
-
-@functools.lru_cache(maxsize=256)
-def _solver_cached(key: tuple) -> Solver:
-    method, _, lr, options = key
-    return Solver(_placeholder, method, lr, **{k: v for k, _, v in options})
+    return jax.tree_util.tree_unflatten(treedef, out), concrete
 
 
 _LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): None}, weakly in fun
@@ -184,64 +180,6 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
-
-
-# Result fields that Solver.finish copies from the final state. The compiled
-# run returns each such array once (as part of ``state``) and ``_run`` puts it
-# back on the host: every output of a jitted call costs a few microseconds
-# to hand back, and these were 7 of 19 (benchmarks E).
-_COPIED_FROM_STATE = (
-    ("params", "params"), ("loss", "value"), ("grad_norm", "grad_norm"), ("steps", "count"),
-    ("status", "status"), ("nfev", "nfev"), ("ngev", "ngev"), ("aux", "aux"),
-)
-
-
-def _drop_copies(result: Result) -> Result:
-    """Inside jit: None for each field that is the very same value as its state field."""
-    same = {f: None for f, s in _COPIED_FROM_STATE if getattr(result, f) is getattr(result.state, s)}
-    return result._replace(**same)
-
-
-def _fill_copies(result: Result) -> Result:
-    """Undo :func:`_drop_copies` (the output structure records which fields were dropped)."""
-    return result._replace(**{f: getattr(result.state, s) for f, s in _COPIED_FROM_STATE if getattr(result, f) is None})
-
-
-# Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
-# while loop copied the history buffers at every step (benchmarks D).
-def _run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
-    return _drop_copies(solver.run(x0, *args))
-
-
-def _jit_vmappable(fn: Any) -> Any:
-    return jax.jit(_batched.vmappable(fn, _drop_copies))
-
-
-def _run(solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit") -> Result:
-    """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
-    differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`)."""
-    if adjoint == "implicit" and solver.is_concrete() and _tree.is_concrete((x0, args)):
-        # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
-        # under a user's jit/vmap the result keeps its exact history length.
-        solver = solver.bucketed()
-    plain = _cache.jit_per_function(solver.fun, "minimize", _run_dropped, _jit_vmappable)
-    compiled = _cache.per_function(solver.fun, f"minimize-{adjoint}", lambda: _adjoint.runner(adjoint, plain, _drop_copies))
-    return _fill_copies(compiled(solver, x0, args))
-
-
-def trim_history(result: Result, every: int) -> Result:
-    """Cut the history buffers to the steps taken (host only; no-op under tracing).
-
-    The trimmed history is NumPy: the buffers come to the host (no copy on
-    CPU) and are sliced there. Slicing them as ``jax.Array`` cost
-    three dispatched ops per call, and a new XLA compile (36-90 ms measured here) for
-    every step count not seen before (benchmarks E).
-    """
-    steps = result.steps
-    if isinstance(steps, jax.core.Tracer) or np.ndim(steps) != 0 or every == 0:
-        return result
-    n = int(np.asarray(steps)) // every
-    return result._replace(history=History(*(np.asarray(h)[:n] for h in result.history)))
 
 
 @_options.document
@@ -382,22 +320,24 @@ def minimize(
     parts = _models.split(x0)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
         return _models.minimize_model(minimize, parts, given)
-    solver = _solver(fun, method, lr, **{name: given[name] for name in _options.SOLVER_OPTIONS})
+    plan = _run.get_plan(fun, method, lr, _run.SOLVER_OPTION_VALUES(given))
+    solver = plan.solver
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
     args = args if isinstance(args, tuple) else (args,)
-    params = as_params(x0)
-    _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
+    params, concrete = _as_params(x0)
+    if path is not None:
+        _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
     if solver.progress_every:
         _progress.reset()
     solver.check_params(params)
     check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
-        result = _run(solver, params, args, adjoint)
+        result = _run.run(solver, params, args, adjoint, plan, concrete and (not args or _tree.is_concrete(args)))
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
-    return trim_history(result, solver.history_every)
+    return _run.trim_history(result, solver.history_every)
 
 
 _KEYWORDS = _options.keywords(minimize)

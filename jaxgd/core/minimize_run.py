@@ -1,0 +1,215 @@
+"""``minimize``'s compiled run: the validated solver per options, the jits per loss function.
+
+- :func:`get_plan`: ``Solver(fun, method, lr, **options)`` validated once per
+  loss function and hashable options (weakly in the function), in a
+  :class:`Plan` that also keeps, for an eager call, the bucketed solver's
+  leaves and tree structure (flattened once) and the jit that takes them;
+- :func:`run`: the run under one ``jax.jit`` per loss function and adjoint
+  mode (:mod:`jaxgd.core.adjoint`); eagerly through :func:`run_flat`;
+- the result fields that copy state fields leave the compiled run once
+  (:func:`drop_copies`/:func:`fill_copies`) and :func:`trim_history` cuts
+  the history to the steps taken, on the host.
+
+Everything here is the per-call host cost of ``minimize`` (benchmarks E).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import adjoint as _adjoint
+from . import batched as _batched
+from . import cache as _cache
+from . import options as _options
+from .. import _tree
+from .solver import Solver
+from .status import History, Result
+from .._types import Params
+
+
+class Plan:
+    """A validated :class:`Solver` for one set of options, and what an eager
+    call re-uses: the leaves and tree structure of its bucketed copy and the
+    compiled run that takes them (made on first use).
+
+    A cached plan (one per loss function and hashable options) is shared by
+    every repeated call, so nothing here is rebuilt per call.
+    """
+
+    __slots__ = ("solver", "_eager")
+
+    def __init__(self, solver: Solver) -> None:
+        self.solver, self._eager = solver, None
+
+    def eager(self) -> tuple:
+        """``(run, structure, leaves)``: ``run(structure, leaves, x0, args)`` is
+        ``solver.bucketed().run(x0, *args)`` under the per-function jit (see
+        :func:`run_flat`)."""
+        if self._eager is None:
+            bucketed = self.solver.bucketed()
+            leaves, structure = jax.tree_util.tree_flatten(bucketed)
+            run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
+            self._eager = (run, structure, leaves)
+        return self._eager
+
+
+def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
+    """``Solver(fun, method, lr, **options)`` (``options``: the values of
+    ``SOLVER_OPTIONS`` in order) in a :class:`Plan`, cached when every option is hashable.
+
+    A Solver is immutable, so a repeated ``minimize`` call with the same
+    options re-uses the validated one (about 10-25 us a call, benchmarks E)
+    with ``fun`` put in (:meth:`Solver.with_fun`). The cache holds no user
+    loss function (it would keep alive everything the function captured); its
+    key holds each value's type too: ``history=True`` and ``history=1`` are
+    equal in Python but mean different things.
+    """
+    key = (method, type(lr), lr, options, tuple(map(type, options)))
+    try:
+        hash(key)
+    except TypeError:  # an array or an unhashable schedule: build it every time
+        return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
+    return _PLANS.get(fun, key, lambda: Plan(_solver_cached(key).with_fun(fun, strong=False)))
+
+
+def cached_solver(fun: Any, method: Any, lr: Any, **options: Any) -> Solver:
+    """``Solver(fun, method, lr, **options)`` through :func:`get_plan`'s cache
+    (options not given take their defaults)."""
+    unknown = set(options) - set(_options.SOLVER_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown Solver option(s) {sorted(unknown)}")
+    values = tuple(options[n] if n in options else _options.default(n) for n in _options.SOLVER_OPTIONS)
+    return get_plan(fun, method, lr, values).solver
+
+
+def _placeholder(params: Any, *args: Any) -> Any:  # the cached solvers' fun, replaced by with_fun
+    raise AssertionError("placeholder loss called")
+
+
+# fun -> {options: the Plan for fun}, weakly in fun; the cached Solver holds
+# fun weakly too (its entry lives only while fun does).
+_PLANS = _cache.PerFunction(maxsize=16)
+SOLVER_OPTION_VALUES = operator.itemgetter(*_options.SOLVER_OPTIONS)
+
+
+@functools.lru_cache(maxsize=256)
+def _solver_cached(key: tuple) -> Solver:
+    method, _, lr, options, _ = key
+    return Solver(_placeholder, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options)))
+
+
+# Result fields that Solver.finish copies from the final state. The compiled
+# run returns each such array once (as part of ``state``) and ``run`` puts it
+# back on the host: every output of a jitted call costs a few microseconds
+# to hand back, and these were 7 of 19 (benchmarks E).
+_COPIED_FROM_STATE = (
+    ("params", "params"), ("loss", "value"), ("grad_norm", "grad_norm"), ("steps", "count"),
+    ("status", "status"), ("nfev", "nfev"), ("ngev", "ngev"), ("aux", "aux"),
+)
+
+
+# Per Result field, the state field it copies (None: not a copy).
+_STATE_FIELD = tuple(dict(_COPIED_FROM_STATE).get(f) for f in Result._fields)
+
+
+def drop_copies(result: Result) -> Result:
+    """Inside jit: None for each field that is the very same value as its state field."""
+    same = {f: None for f, s in _COPIED_FROM_STATE if getattr(result, f) is getattr(result.state, s)}
+    return result._replace(**same)
+
+
+def fill_copies(result: Result) -> Result:
+    """Undo :func:`drop_copies` (the output structure records which fields were dropped)."""
+    state = result.state
+    return Result._make([v if v is not None or s is None else getattr(state, s) for v, s in zip(result, _STATE_FIELD)])
+
+
+# Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
+# while loop copied the history buffers at every step (benchmarks D).
+def run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
+    return drop_copies(solver.run(x0, *args))
+
+
+def jit_vmappable(fn: Any) -> Any:
+    return jax.jit(_batched.vmappable(fn, drop_copies))
+
+
+def runner(fun: Any, adjoint: str) -> Any:
+    """The jitted ``(solver, x0, args) -> Result`` (copies dropped) for ``adjoint``,
+    one per loss function (weakly, :func:`jaxgd.core.cache.per_function`)."""
+
+    def make() -> Any:
+        plain = _cache.jit_per_function(fun, "minimize", run_dropped, jit_vmappable)
+        return _adjoint.runner(adjoint, plain, drop_copies)
+
+    return _cache.per_function(fun, "minimize-" + adjoint, make)
+
+
+def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> Result:
+    """The eager run: the solver given as its tree ``structure`` (static) and
+    ``leaves``, then ``adjoint="implicit"``'s runner, traced inline (the same program).
+
+    A cached solver's leaves and structure are computed once (:class:`Plan`),
+    so a repeated call does not flatten the Solver pytree again (three Python
+    flatten functions and a treedef of Python objects to compare, ~8 us a
+    call; benchmarks E).
+    """
+    solver = jax.tree_util.tree_unflatten(structure, leaves)
+    result = runner(solver.fun, "implicit")(solver, x0, args)
+    if solver.history_length() and len({h.dtype for h in result.history}) == 1:
+        # One (fields, rows) buffer to hand back and copy to the host instead
+        # of three (:func:`trim_history` takes it apart): ~5 us a call.
+        result = result._replace(history=jnp.stack(result.history))
+    return result
+
+
+def _jit_static_structure(fn: Any) -> Any:
+    return jax.jit(fn, static_argnums=0)
+
+
+def run(
+    solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit", plan: Optional[Plan] = None,
+    concrete: Optional[bool] = None,
+) -> Result:
+    """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
+    differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`).
+
+    ``plan`` (the solver's :class:`Plan`) and ``concrete`` (``x0`` and
+    ``args`` hold no tracer) are what the caller already knows.
+    """
+    if concrete is None:
+        concrete = _tree.is_concrete((x0, args))
+    if adjoint == "implicit" and concrete and solver.is_concrete():
+        # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
+        # under a user's jit/vmap the result keeps its exact history length.
+        compiled, structure, leaves = (Plan(solver) if plan is None else plan).eager()
+        return fill_copies(compiled(structure, leaves, x0, args))
+    return fill_copies(runner(solver.fun, adjoint)(solver, x0, args))
+
+
+def trim_history(result: Result, every: int) -> Result:
+    """Cut the history buffers to the steps taken (host only; untrimmed under tracing).
+
+    The trimmed history is NumPy: the buffers come to the host (no copy on
+    CPU) and are sliced there. Slicing them as ``jax.Array`` cost
+    three dispatched ops per call, and a new XLA compile (36-90 ms measured here) for
+    every step count not seen before (benchmarks E). One ``np.asarray`` per
+    buffer is the cheapest copy measured (about 1.7 us each on CPU;
+    ``jax.device_get`` of the four was about 60 us).
+    """
+    steps, history = result.steps, result.history
+    if every == 0 or isinstance(steps, jax.core.Tracer) or np.ndim(steps) != 0:
+        if not isinstance(history, History):  # stacked by run_flat, called under a trace
+            # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed
+            result = result._replace(history=History._make(list(history)))
+        return result
+    n = int(np.asarray(steps)) // every
+    if isinstance(history, History):
+        return result._replace(history=History._make([np.asarray(h)[:n] for h in history]))
+    return result._replace(history=History._make(np.asarray(history)[:, :n]))  # stacked by run_flat
