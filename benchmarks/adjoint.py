@@ -10,7 +10,7 @@ the L2 strength ``lam`` of an L2-regularised logistic regression solved by
 Contenders, timed interleaved (``_util.measure``), all under ``jax.jit``:
 
 - ``while-loop run, no adjoint``: the compiled run exactly as ``minimize``
-  ran it before ``adjoint=`` existed (``_run_compiled``);
+  ran it before ``adjoint=`` existed (``minimize_run.run_dropped``);
 - ``forward solve, adjoint="implicit"``: the same run through the implicit
   wrapper (``stop_gradient`` + an identity ``custom_jvp``), nobody
   differentiating: the no-slowdown check;
@@ -64,11 +64,14 @@ def hlo_ops(compiled_text: str) -> Counter:
 
 def same_program(solver: Any, params: Any, args: tuple) -> tuple[bool, int]:
     """Whether the plain run and the implicit-adjoint run compile to the same XLA ops; and how many."""
-    from jaxgd.core import adjoint as _adjoint
-    from jaxgd.core import minimize as _m
+    import jax
 
-    plain = hlo_ops(_m._run_compiled.lower(solver, params, args).compile().as_text())
-    wrapped = _adjoint.runner("implicit", _m._run_compiled, _m._drop_copies).lower(solver, params, args).compile()
+    from jaxgd.core import adjoint as _adjoint
+    from jaxgd.core import minimize_run as _r
+
+    plain_run = jax.jit(_r.run_dropped)
+    plain = hlo_ops(plain_run.lower(solver, params, args).compile().as_text())
+    wrapped = _adjoint.runner("implicit", plain_run, _r.drop_copies).lower(solver, params, args).compile()
     return plain == hlo_ops(wrapped.as_text()), sum(plain.values())
 
 
@@ -79,6 +82,7 @@ def contenders(a: np.ndarray, y: np.ndarray, av: np.ndarray, yv: np.ndarray, lam
     import jaxgd
     from jaxgd.core import adjoint as _adjoint
     from jaxgd.core import minimize as _m
+    from jaxgd.core import minimize_run as _r
 
     def logistic(beta: Any, a: Any, y: Any) -> Any:
         z = a @ beta
@@ -93,7 +97,8 @@ def contenders(a: np.ndarray, y: np.ndarray, av: np.ndarray, yv: np.ndarray, lam
 
     solver = jaxgd.Solver(logistic, l2=jnp.asarray(lam), **options)
     params, args = _m.as_params(x0), (a, y)
-    implicit_run = _adjoint.runner("implicit", _m._run_compiled, _m._drop_copies)
+    plain_run = jax.jit(_r.run_dropped)
+    implicit_run = _adjoint.runner("implicit", plain_run, _r.drop_copies)
     forward = jax.jit(lambda lam: jax.vjp(outer, lam))
     backward = jax.jit(lambda pullback, ct: pullback(ct))
     value_and_grad = jax.jit(jax.value_and_grad(outer))
@@ -101,7 +106,7 @@ def contenders(a: np.ndarray, y: np.ndarray, av: np.ndarray, yv: np.ndarray, lam
     one = jnp.asarray(1.0)
     _, pullback = forward(lam)
     fns = {
-        "while-loop run, no adjoint": lambda: _m._run_compiled(solver, params, args),
+        "while-loop run, no adjoint": lambda: plain_run(solver, params, args),
         'forward solve, adjoint="implicit"': lambda: implicit_run(solver, params, args),
         "forward of vjp (solve + residuals)": lambda: forward(lam)[0],
         "backward (implicit: CG on HVPs)": lambda: backward(pullback, one),
