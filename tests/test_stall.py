@@ -117,6 +117,18 @@ def test_window_stops_exactly_when_its_definition_says_at_precision(method, lr, 
     assert bool(stall.at_precision(res.loss, res.grad_norm, res.params))
 
 
+@pytest.mark.parametrize("method", ["gd", "adam", "lbfgs"])
+def test_window_is_kept_in_float32_for_rules_without_a_stall_count_and_never_in_float64(method):
+    fun = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    state64 = jaxgd.Solver(fun, method, max_steps=5).init(jnp.zeros(3))
+    assert state64.value.dtype == jnp.float64 and state64.stall == ()
+    with jax.enable_x64(False):
+        state32 = jaxgd.Solver(fun, method, max_steps=5).init(jnp.zeros(3))
+    assert state32.value.dtype == jnp.float32
+    # lbfgs's MoreThuente counts its own stalls; the schedules of gd and adam do not
+    assert isinstance(state32.stall, stall.Window) == (method != "lbfgs")
+
+
 def test_window_is_off_with_gtol_zero(x64_off):
     res = jaxgd.minimize(lstsq32(), jnp.zeros(5), method="gd", lr=0.01, max_steps=600, gtol=0.0, history=False)
     assert res.status_enum is jaxgd.Status.MAX_STEPS and int(res.steps) == 600

@@ -244,9 +244,10 @@ class Solver:
         finite, gnorm = lax.cond(jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), exact)
         return gnorm.astype(value.dtype), jnp.isfinite(value) & finite
 
-    def _windowed(self) -> bool:
-        """The solver keeps a stall window (jaxgd.core.stall): the rule tracks no stalls, and it is not L-BFGS-B."""
-        return _stall.tracks_window(self.rule) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)
+    def _windowed(self, dtype: Any) -> bool:
+        """The solver keeps a stall window (jaxgd.core.stall) for a run in ``dtype``: the rule
+        tracks no stalls, ``dtype`` is narrower than float64, and it is not L-BFGS-B."""
+        return _stall.tracks_window(self.rule, dtype) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)
 
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
@@ -275,7 +276,7 @@ class Solver:
             ngev=one,
             alpha=jnp.zeros((), value.dtype),
             accel=fista_init(params, value.dtype) if self.accelerated else (),
-            stall=_stall.window_init(self.loss(params, value), gnorm) if self._windowed() else (),
+            stall=_stall.window_init(self.loss(params, value), gnorm) if self._windowed(value.dtype) else (),
         )
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             state = _lbfgsb.init(self, state)
@@ -332,7 +333,7 @@ class Solver:
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
-        window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed() else None
+        window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol,
