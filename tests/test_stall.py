@@ -134,11 +134,12 @@ def test_window_is_off_with_gtol_zero(x64_off):
     assert res.status_enum is jaxgd.Status.MAX_STEPS and int(res.steps) == 600
 
 
-def test_window_does_not_stop_an_oscillation_away_from_a_stationary_point():
+def test_window_does_not_stop_an_oscillation_away_from_a_stationary_point(x64_off):
     # gd on sum|x| with lr 0.1 from 0.05: x = +-0.05 for ever (closed form), f and |g| = 2 constant, so the
     # window fills after WINDOW steps; the point is not stationary, so the run is not a success.
     res = jaxgd.minimize(lambda x: jnp.sum(jnp.abs(x)), jnp.full(4, 0.05), method="gd", lr=0.1, max_steps=3 * stall.WINDOW)
-    np.testing.assert_allclose(np.abs(np.asarray(res.params)), 0.05, rtol=1e-12)
+    assert isinstance(res.state.stall, stall.Window) and int(res.state.stall.since) >= stall.WINDOW  # it was full
+    np.testing.assert_allclose(np.abs(np.asarray(res.params)), 0.05, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(res.history.grad_norm), 2.0)
     assert res.status_enum is jaxgd.Status.MAX_STEPS and int(res.steps) == 3 * stall.WINDOW
 
