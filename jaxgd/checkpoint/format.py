@@ -330,13 +330,16 @@ def compare(
     expected_name: str = "like",
 ) -> None:
     """Raise :class:`TreeMismatchError` naming each leaf where ``found`` differs
-    from ``expected`` (leaf paths, then shapes and dtypes).
+    from ``expected`` (leaf paths, then shapes and dtypes; when the paths differ,
+    the shapes and dtypes of the leaves both have are named too: a float32 run's
+    state has leaves a float64 run's lacks, and the dtype is the real difference).
 
     ``what`` names the thing being checked in the message (a file, or the
     ``resume`` argument); ``expected_name`` names the reference.
     """
     exp_paths = [p for p, _, _ in expected]
     got_paths = [p for p, _, _ in found]
+    diffs = _leaf_diffs(expected, found)
     if exp_paths != got_paths:
         missing = [p for p in exp_paths if p not in set(got_paths)]
         extra = [p for p in got_paths if p not in set(exp_paths)]
@@ -348,15 +351,28 @@ def compare(
         if not parts:
             parts.append(f"same leaves in a different order: expected {_listed(exp_paths)}, found {_listed(got_paths)}")
         parts.append(f"{len(exp_paths)} leaves expected, {len(got_paths)} found")
+        parts.extend(_first(diffs))
         raise TreeMismatchError(STRUCTURE_DIFFERS.format(what=what, expected=expected_name, details="; ".join(parts)))
-    diffs = [
-        f"leaf {p}: expected shape {es} dtype {ed}, found shape {fs} dtype {fd}"
-        for (p, es, ed), (_, fs, fd) in zip(expected, found)
-        if (es, ed) != (fs, fd)
-    ]
     if diffs:
-        more = f"; and {len(diffs) - _MAX_LISTED} more" if len(diffs) > _MAX_LISTED else ""
-        raise TreeMismatchError(LEAF_DIFFERS.format(what=what, expected=expected_name, details="; ".join(diffs[:_MAX_LISTED]) + more))
+        raise TreeMismatchError(LEAF_DIFFERS.format(what=what, expected=expected_name, details="; ".join(_first(diffs))))
+
+
+def _leaf_diffs(
+    expected: Sequence[tuple[str, tuple[int, ...], str]], found: Sequence[tuple[str, tuple[int, ...], str]]
+) -> list[str]:
+    """``"leaf P: expected shape S dtype D, found ..."`` for each path both have whose shape or dtype differ."""
+    got = {p: (s, d) for p, s, d in found}
+    return [
+        f"leaf {p}: expected shape {es} dtype {ed}, found shape {got[p][0]} dtype {got[p][1]}"
+        for p, es, ed in expected
+        if p in got and (es, ed) != got[p]
+    ]
+
+
+def _first(diffs: list[str]) -> list[str]:
+    """At most ``_MAX_LISTED`` of ``diffs``, and how many more there are."""
+    more = [f"and {len(diffs) - _MAX_LISTED} more"] if len(diffs) > _MAX_LISTED else []
+    return diffs[:_MAX_LISTED] + more
 
 
 def _listed(paths: Sequence[str]) -> str:
