@@ -146,7 +146,8 @@ def tracks_window(rule: Any, dtype: Any) -> bool:
     In float64 the rounding floor of a gradient (about ``eps ||A|| ||r||`` for least squares)
     lies some ten orders of magnitude below the default ``gtol``, and the window is not traced:
     it cost XLA:CPU about 0.25 s more compile per program (gd 10-D: 0.32 -> 0.57 s) and split the
-    step into more kernels (Adam 2-D with history: 0.12 -> 1.1 us a step), measured 2026-11-30.
+    step into more kernels (Adam 2-D with history: 0.12 -> 6.8 us a step), measured 2026-11-30
+    (benchmarks/RESULTS.md, session 5).
     """
     return not hasattr(rule, "stalled") and jnp.finfo(dtype).bits < 64
 
@@ -198,15 +199,15 @@ def adjust_status(
       stationary to precision turned into ``PRECISION``, and a stall elsewhere
       into ``STALLED``.
     """
-    if hasattr(rule, "stalled"):
-        stalled, settled = jnp.asarray(rule.stalled(rule_state)), jnp.asarray(False)
-    else:
-        stalled = jnp.asarray(False)
-        settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
-        if _never(failed) and window is None:
-            return jnp.asarray(status).astype(jnp.int32)
+    own = hasattr(rule, "stalled")  # a rule with a stall count (a window is kept only for the others)
+    if not own and window is None and _never(failed):
+        # a schedule in float64: it neither fails nor stalls, and tracing the test
+        # anyway grew gd's compiled step by a third (issue 14)
+        return jnp.asarray(status).astype(jnp.int32)
+    stalled = jnp.asarray(rule.stalled(rule_state)) if own else jnp.asarray(False)
+    settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
-    if _never(failed) and not hasattr(rule, "stalled"):
+    if window is not None and _never(failed):
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost
         # Adam 2-D 8x its step time on XLA:CPU: a conditional runs its own thunk executor)
         precise = at_precision(value, gnorm, new[2])
