@@ -42,11 +42,13 @@ RULES = {
 
 
 def solver_iterates(method: Any, lr: Any, k: int = K, x0: Any = X0, **kw: Any) -> list:
-    """The reference: the params after each of ``k`` steps of minimize's Solver."""
+    """The reference: the params after each of ``k`` steps of minimize's Solver (its step
+    jitted once: an eager step re-compiles each line search's loop at every call)."""
     solver = jaxgd.Solver(loss, method, lr, gtol=0.0, max_steps=k, **kw)
+    step = jax.jit(solver.step)
     state, out = solver.init(x0), []
     for _ in range(k):
-        state = solver.step(state)
+        state = step(state)
         assert int(state.status) in (jaxgd.Status.RUNNING, jaxgd.Status.MAX_STEPS)
         out.append(state.params)
     return out

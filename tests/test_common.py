@@ -39,7 +39,11 @@ A = np.array([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
 B = np.array([1.0, -2.0, 0.5])
 
 
+TRACES = []  # one entry per call of quad: a traced call inside jit, or an eager one
+
+
 def quad(p):
+    TRACES.append(1)
     x = jnp.concatenate([p["w"], p["b"][None]])
     a, b = jnp.asarray(A, x.dtype), jnp.asarray(B, x.dtype)
     return 0.5 * x @ a @ x - b @ x
@@ -69,12 +73,15 @@ def test_converges_on_quadratic(method, precision):
 
 @pytest.mark.parametrize("method", METHODS_UNDER_TEST)
 def test_stable_carry_and_dtype(method, precision):
+    """The loop carry after init and two steps has one structure, shapes, dtypes and weak
+    types (what ``lax.while_loop`` requires). ``jax.eval_shape`` traces each step as
+    ``jit`` would, without compiling it."""
     dtype = precision.dtype
     solver = jaxgd.Solver(quad, method, lr_for(method), gtol=0.0)
-    s0 = solver.init(x0(dtype))
-    s1 = jax.jit(solver.step)(s0)
-    s2 = jax.jit(solver.step)(s1)
-    spec = lambda s: jax.tree_util.tree_map(lambda x: (jnp.shape(x), jnp.result_type(x)), s)  # noqa: E731
+    s0 = jax.eval_shape(solver.init, x0(dtype))
+    s1 = jax.eval_shape(solver.step, s0)
+    s2 = jax.eval_shape(solver.step, s1)
+    spec = lambda s: jax.tree_util.tree_map(lambda x: (x.shape, x.dtype, x.weak_type), s)  # noqa: E731
     assert jax.tree_util.tree_structure(s0) == jax.tree_util.tree_structure(s2)
     assert spec(s0) == spec(s1) == spec(s2)
     assert s2.params["w"].dtype == dtype and s2.value.dtype == dtype
@@ -114,13 +121,12 @@ def test_jit_equals_eager(method, precision):
 def test_new_lr_does_not_retrace(method, precision):
     if lr_for(method) is None:
         pytest.skip("method's default step size is a line search")
-    traces = []
-
-    def fun(p):
-        traces.append(1)
-        return quad(p)
-
-    jaxgd.minimize(fun, x0(precision.dtype), method=method, lr=0.01, max_steps=10)
-    n = len(traces)
-    jaxgd.minimize(fun, x0(precision.dtype), method=method, lr=0.02, max_steps=10)
-    assert n > 0 and len(traces) == n
+    """A new lr re-uses the compiled loop: the second call does not trace the loss. The
+    options are test_converges_on_quadratic's, so the first call re-uses its loop too
+    when that test ran first in this process (``quad`` counts every trace)."""
+    kw = dict(method=method, max_steps=5000, gtol=precision.gtol)
+    first = jaxgd.minimize(quad, x0(precision.dtype), lr=0.01, **kw)
+    n = len(TRACES)
+    second = jaxgd.minimize(quad, x0(precision.dtype), lr=0.02, **kw)
+    assert n > 0 and len(TRACES) == n
+    assert int(first.steps) > 0 and int(second.steps) > 0 and float(first.history.lr[0]) != float(second.history.lr[0])

@@ -64,9 +64,10 @@ def test_a_fresh_compile_after_other_work_gives_the_same_bits(method: str) -> No
     reused buffers, a global counter), and the compiled program depends only on
     the problem. The run in between must differ, or it proves nothing."""
     kw = dict(method=method, lr=0.01, max_steps=25, gtol=0.0)
-    first = jaxgd.minimize(fresh_loss(), X0, (A, Y), **kw)
-    other = jaxgd.minimize(fresh_loss(), X0, (2.0 * A, -Y), **kw)
-    again = jaxgd.minimize(fresh_loss(), X0, (A, Y), **kw)
+    fun = fresh_loss()
+    first = jaxgd.minimize(fun, X0, (A, Y), **kw)
+    other = jaxgd.minimize(fun, X0, (2.0 * A, -Y), **kw)  # the same compiled loop, other data
+    again = jaxgd.minimize(fresh_loss(), X0, (A, Y), **kw)  # traced and compiled again
     assert bits(first) == bits(again)
     assert bits(other.params) != bits(first.params)
 

@@ -46,7 +46,11 @@ F_TERMS = float(0.5 * np.abs(SOLUTION) @ np.abs(A) @ np.abs(SOLUTION) + np.abs(B
 VALUE_LIMITED = {"Exact", "Polyak"}
 
 
+TRACES = []  # one entry per call of quad: a traced call inside jit, or an eager one
+
+
 def quad(p):
+    TRACES.append(1)
     x = jnp.concatenate([p["w"], p["b"][None]])
     a, b = jnp.asarray(A, x.dtype), jnp.asarray(B, x.dtype)
     return 0.5 * x @ a @ x - b @ x
@@ -110,22 +114,18 @@ def test_converges_on_quadratic(cls, precision):
     np.testing.assert_allclose(float(res.loss), F_STAR, rtol=0, atol=f_tol)
 
 
-def _shapes(f):
-    return lambda *a: jax.eval_shape(f, *a)
-
-
-def _states(cls, dtype, run=jax.jit):
-    """Three loop carries (init, and two steps) from a start of ``dtype``; ``run=_shapes``
-    gives their shapes and dtypes without compiling."""
+def _states(cls, dtype):
+    """Three loop carries (init, and two steps) from a start of ``dtype``, as shapes, dtypes
+    and weak types: ``jax.eval_shape`` traces each step as ``jit`` would, without compiling."""
     solver = jaxgd.Solver(quad, "gd", make(cls), gtol=0.0)
-    s0 = run(solver.init)(x0(dtype))
-    s1 = run(solver.step)(s0)
-    return s0, s1, run(solver.step)(s1)
+    s0 = jax.eval_shape(solver.init, x0(dtype))
+    s1 = jax.eval_shape(solver.step, s0)
+    return s0, s1, jax.eval_shape(solver.step, s1)
 
 
 def _assert_stable(states, dtype):
     s0, s1, s2 = states
-    spec = lambda s: jax.tree_util.tree_map(lambda x: (jnp.shape(x), jnp.result_type(x)), s)  # noqa: E731
+    spec = lambda s: jax.tree_util.tree_map(lambda x: (x.shape, x.dtype, x.weak_type), s)  # noqa: E731
     assert jax.tree_util.tree_structure(s0) == jax.tree_util.tree_structure(s2)
     assert spec(s0) == spec(s1) == spec(s2)
     # every float in the carry (params, value, grad, alpha, the rule's state) has the start's dtype
@@ -138,7 +138,7 @@ def test_stable_carry_and_dtype(cls, precision):
     if precision.dtype == jnp.float32:
         # and float32 stays float32 where float64 exists (x64 on): no hyperparameter promotes it
         with jax.enable_x64(True):
-            _assert_stable(_states(cls, jnp.float32, _shapes), jnp.float32)
+            _assert_stable(_states(cls, jnp.float32), jnp.float32)
 
 
 @pytest.mark.parametrize("cls", RULES_UNDER_TEST, ids=ids)
@@ -169,17 +169,15 @@ def _with_new_value(rule):
 
 @pytest.mark.parametrize("cls", RULES_UNDER_TEST, ids=ids)
 def test_new_hyperparameter_value_does_not_retrace(cls, precision):
-    traces = []
-
-    def fun(p):
-        traces.append(1)
-        return quad(p)
-
+    """The second call does not trace the loss. The call is test_converges_on_quadratic's, so
+    the first one re-uses its compiled loop when that test ran first in this process (``quad``
+    counts every trace)."""
     rule = make(cls)
-    first = jaxgd.minimize(fun, x0(precision.dtype), method="gd", lr=rule, max_steps=3, gtol=0.0)
-    n = len(traces)
+    kw = dict(method="gd", max_steps=1000, gtol=gtol_for(cls, precision))
+    first = jaxgd.minimize(quad, x0(precision.dtype), lr=rule, **kw)
+    n = len(TRACES)
     other, i = _with_new_value(rule)
-    second = jaxgd.minimize(fun, x0(precision.dtype), method="gd", lr=other, max_steps=3, gtol=0.0)
-    assert len(traces) == n, f"leaf {i} of {cls.__name__}: a new value retraced"
-    assert int(first.steps) == int(second.steps) == 3
+    second = jaxgd.minimize(quad, x0(precision.dtype), lr=other, **kw)
+    assert n > 0 and len(TRACES) == n, f"leaf {i} of {cls.__name__}: a new value retraced"
+    assert int(first.steps) > 0 and int(second.steps) > 0
     assert float_leaves_are((first.params, second.params), precision.dtype)
