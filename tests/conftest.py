@@ -74,6 +74,20 @@ def float_leaves_are(tree: Any, dtype: Any) -> bool:
     return bool(floats) and all(d == dtype for d in floats)
 
 
+def assert_same_first_steps(jitted: Any, eager: Any, dtype: Any, **tol: float) -> int:
+    """The first steps of two runs' histories (loss, gradient norm, step size) agree to
+    ``tol`` and are all ``dtype``: a run compiled by ``minimize`` against the same solver run
+    op by op (``jax.disable_jit``) for fewer steps. Returns the number of steps compared
+    (at least 2: both runs took them)."""
+    k = min(int(jitted.steps), int(eager.steps))
+    assert k >= 2, (int(jitted.steps), int(eager.steps))
+    for name in ("loss", "grad_norm", "lr"):
+        got, want = getattr(jitted.history, name), getattr(eager.history, name)
+        assert got.dtype == want.dtype == dtype, name
+        np.testing.assert_allclose(np.asarray(got[:k]), np.asarray(want[:k]), err_msg=name, **tol)
+    return k
+
+
 def assert_bitwise(a: Any, b: Any) -> None:
     """Same structure, dtypes and bits in every leaf (NaN == NaN)."""
     la, ta = jax.tree_util.tree_flatten_with_path(a)

@@ -192,9 +192,9 @@ def test_nnx_optimizer_equals_minimize(rule: str, l1: float) -> None:
 
     pure0 = nnx.as_pure(p0)
     solver = jaxgd.Solver(loss_pure, "gd", RULES[rule](), l1=l1, gtol=0.0, max_steps=K)
-    s, want = solver.init(pure0), []
+    s, want, step = solver.init(pure0), [], jax.jit(solver.step)
     for _ in range(K):
-        s = solver.step(s)
+        s = step(s)
         want.append(s.params)
 
     optimizer = nnx.Optimizer(model, jaxgd.as_optax("gd", lr=RULES[rule](), l1=l1), wrt=nnx.Param)

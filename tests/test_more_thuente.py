@@ -7,6 +7,7 @@ scipy.optimize.minimize(method="CG") on scipy's own max-entropy problem.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -53,6 +54,13 @@ STARTS = [1e-3, 1e-1, 10.0, 1e3]
 
 def our_search(phi, c1, c2, start):
     """One MoreThuente search along d = start from x = 0 (unit first trial): (alpha * start, nfev)."""
+    alpha, nfev, failed = _search(phi, c1, c2, jnp.asarray(start))
+    return float(alpha) * start, int(nfev), bool(failed)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _search(phi, c1, c2, start):
+    """The search, compiled once per function and constants (``start`` is traced)."""
     f = lambda x: phi(x[0])  # noqa: E731
     x = jnp.zeros(1)
     d = jnp.full(1, start)
@@ -67,7 +75,7 @@ def our_search(phi, c1, c2, start):
     rule = ls.MoreThuente(c1=c1, c2=c2, xtol=1e-14, approx_rtol=0.0, max_iter=100)
     state = MoreThuenteState(value, jnp.asarray(True), jnp.asarray(0, jnp.int32))
     alpha, _, _, info = rule.step(state, ctx)
-    return float(alpha) * start, int(info.nfev), bool(info.failed)
+    return alpha, info.nfev, info.failed
 
 
 def scipy_search(phi, c1, c2, start):
