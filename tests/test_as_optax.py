@@ -80,8 +80,17 @@ def assert_close(got: list, want: list, atol: float = 1e-12) -> None:
             np.testing.assert_allclose(np.asarray(leaf_g), np.asarray(leaf_w), rtol=0, atol=atol, err_msg=f"step {i + 1}")
 
 
-@pytest.mark.parametrize("l1", [0.0, 0.3])
-@pytest.mark.parametrize("rule", list(RULES))
+# Every rule without l1, and l1 with a line search and with a constant, in make test; l1 with the
+# other rules (one compiled step, optax loop and minimize loop each, ~4 s a case) in make slow.
+L1_IN_MAKE_TEST = {"backtracking", "constant"}
+STEP_FOR_STEP = [
+    pytest.param(rule, l1, marks=[pytest.mark.slow] if l1 and rule not in L1_IN_MAKE_TEST else [])
+    for rule in RULES
+    for l1 in (0.0, 0.3)
+]
+
+
+@pytest.mark.parametrize("rule, l1", STEP_FOR_STEP)
 def test_optax_loop_equals_minimize_step_for_step(rule: str, l1: float) -> None:
     want = solver_iterates("gd", RULES[rule](), l1=l1)
     got, state = optax_iterates(jaxgd.as_optax("gd", lr=RULES[rule](), l1=l1), jit=(rule, l1) != ("backtracking", 0.0))  # one eager

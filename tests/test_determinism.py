@@ -57,7 +57,14 @@ def digest(tree: Any) -> str:
     return hashlib.sha256(repr(bits(tree)).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("method", jaxgd.methods())
+# One method of each family in make test (plain, momentum, adaptive, quasi-Newton, CG); the other
+# optax-wrapped ones (two compiles each, ~3 s) in make slow.
+FRESH_COMPILE_IN_MAKE_TEST = {"gd", "momentum", "adam", "bfgs", "lbfgs", "cg"}
+
+
+@pytest.mark.parametrize(
+    "method", [pytest.param(m, marks=[] if m in FRESH_COMPILE_IN_MAKE_TEST else [pytest.mark.slow]) for m in jaxgd.methods()]
+)
 def test_a_fresh_compile_after_other_work_gives_the_same_bits(method: str) -> None:
     """The same problem, traced and compiled again after a run on other data, gives
     the same bits: no state leaks from one run into the next (module caches,

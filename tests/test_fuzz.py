@@ -85,7 +85,7 @@ def fuzz(method: str, examples: int) -> None:
 
 @pytest.mark.parametrize("method", jaxgd.methods())
 def test_fuzz_every_method(method: str) -> None:
-    fuzz(method, examples=3)
+    fuzz(method, examples=2)  # 40 in make slow (test_fuzz_every_method_long)
 
 
 @pytest.mark.slow
