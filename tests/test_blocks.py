@@ -37,11 +37,11 @@ def _same(fun: Any, x0: Any, ks: tuple = (3,), **kw: Any) -> jaxgd.Result:
 
 CASES = [
     dict(method="gd", lr=1e-3),
-    dict(method="momentum", lr=1e-3),
+    pytest.param(dict(method="momentum", lr=1e-3), marks=pytest.mark.slow),  # adam and gd stay (make slow: ~2.5 s)
     dict(method="adam", lr=1e-2),
     dict(method="gd", lr=jaxgd.schedules.exponential_decay(1e-3, 10, 0.9)),
     dict(method="gd", lr=jaxgd.linesearch.Backtracking()),
-    dict(method="gd", lr=jaxgd.linesearch.BarzilaiBorwein()),
+    pytest.param(dict(method="gd", lr=jaxgd.linesearch.BarzilaiBorwein()), marks=pytest.mark.slow),  # Backtracking stays
     # slow (make slow, run by CI): K copies of a line search compile for 15-20 s each
     pytest.param(dict(method="bfgs"), marks=pytest.mark.slow),
     pytest.param(dict(method="lbfgs"), marks=pytest.mark.slow),

@@ -164,7 +164,7 @@ def test_dropped_model_losses_are_garbage_collected() -> None:
     import weakref
 
     refs = []
-    for i in range(5):
+    for i in range(3):  # any strong reference keeps at least the last one alive
         big = jnp.full(250_000, float(i))  # 2 MB captured by the closure
 
         def loss(model: Affine, X: Any, y: Any, big: jax.Array = big) -> jax.Array:
@@ -174,4 +174,4 @@ def test_dropped_model_losses_are_garbage_collected() -> None:
         refs.append(weakref.ref(loss))
         del loss, big
     gc.collect()
-    assert [r() for r in refs] == [None] * 5
+    assert [r() for r in refs] == [None] * 3

@@ -144,8 +144,9 @@ LRS = jnp.asarray([0.01, 0.02, 0.05, 0.1, 0.15, 0.3, 0.34, 0.6], jnp.float32)
     [
         dict(max_steps=500, gtol=1e-3),
         dict(max_steps=500, gtol=1e-3, history=5),
-        dict(max_steps=500, gtol=1e-3, method="momentum", history=2),
-        dict(max_steps=400, gtol=1e-4, ftol=1e-9, history=False),
+        # (make slow: two more compiled pairs, ~3 s each)
+        pytest.param(dict(max_steps=500, gtol=1e-3, method="momentum", history=2), marks=pytest.mark.slow),
+        pytest.param(dict(max_steps=400, gtol=1e-4, ftol=1e-9, history=False), marks=pytest.mark.slow),
         dict(max_steps=37, gtol=0.0, method="adam"),  # not a multiple of the chunk
         dict(max_steps=0),
     ],

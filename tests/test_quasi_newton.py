@@ -46,7 +46,7 @@ def scipy_iterations(method: str, x0: np.ndarray) -> tuple[int, float, so.Optimi
 
 SLOW = pytest.mark.slow  # > 10 s on the shared 2-core box (compilation included)
 CASES = [
-    pytest.param(n, m, id=f"{m[0]}-{n}d", marks=[SLOW] if n == 100 else [])
+    pytest.param(n, m, id=f"{m[0]}-{n}d", marks=[] if n == 10 else [SLOW])  # 10-D in make test; 2-D and 100-D slow
     for n in (2, 10, 100)
     for m in (("bfgs", "BFGS"), ("lbfgs", "L-BFGS-B"))
 ]

@@ -179,8 +179,16 @@ def l1_run(entry, method, l1, a, b, lr=0.1, accelerated=False, steps=3):
     return jaxgd.fit(fun, x0, data, batch_size=n, epochs=steps, key=jax.random.key(0), **kw).params
 
 
-@pytest.mark.parametrize("accelerated", [False, True], ids=["ista", "fista"])
-@pytest.mark.parametrize("entry", ["minimize", "Solver", "fit"])
+# Each entry point and both ISTA and FISTA in make test; the two other pairs in make slow (~2 s each).
+LASSO_CASES = [
+    pytest.param(entry, accelerated, id=f"{entry}-{'fista' if accelerated else 'ista'}",
+                 marks=[pytest.mark.slow] if (entry, accelerated) in {("Solver", True), ("fit", False)} else [])
+    for entry in ("minimize", "Solver", "fit")
+    for accelerated in (False, True)
+]
+
+
+@pytest.mark.parametrize("entry, accelerated", LASSO_CASES)
 @pytest.mark.parametrize("method", L1_KEPT)
 def test_l1_with_a_kept_method_matches_sklearn_lasso(method, entry, accelerated):
     """Reference: scikit-learn's Lasso (coordinate descent, tol=1e-12): coefficients to 1e-6, the
