@@ -1,5 +1,7 @@
 """Strict, deterministic test environment (STYLE.md principle 15), and the
-helpers the checkpoint tests share (``from conftest import ...``).
+helpers tests share (``from conftest import ...``): dtype checks, the batteries'
+quadratic, ``slow_if`` for a parametrize case that belongs to make slow, and
+the checkpoint tests' helpers.
 
 float64 is on so that reference comparisons are exact to 1e-10. The
 configuration users run (JAX's default: x64 off, float32 everywhere) is
@@ -72,6 +74,30 @@ def float_leaves_are(tree: Any, dtype: Any) -> bool:
     dtypes = [x.dtype if hasattr(x, "dtype") else jnp.result_type(x) for x in jax.tree_util.tree_leaves(tree)]
     floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]  # (PRNG key dtypes are not)
     return bool(floats) and all(d == dtype for d in floats)
+
+
+def slow_if(condition: bool, *values: Any, id: Any = None) -> Any:
+    """One parametrize case, marked ``slow`` (make slow, run by CI) when ``condition`` holds."""
+    return pytest.param(*values, id=id, marks=[pytest.mark.slow] if condition else [])
+
+
+# The convex quadratic of the method and step-size-rule batteries (test_common.py,
+# test_rules_battery.py): 1/2 x'Ax - b'x over {"w": (2,), "b": ()}. ``quad`` counts its calls
+# in QUAD_TRACES (a traced call inside jit, or an eager one), for the no-retrace checks.
+QUAD_A = np.array([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
+QUAD_B = np.array([1.0, -2.0, 0.5])
+QUAD_TRACES: list = []
+
+
+def quad(p: Any) -> jax.Array:
+    QUAD_TRACES.append(1)
+    x = jnp.concatenate([p["w"], p["b"][None]])
+    a, b = jnp.asarray(QUAD_A, x.dtype), jnp.asarray(QUAD_B, x.dtype)
+    return 0.5 * x @ a @ x - b @ x
+
+
+def quad_x0(dtype: Any = jnp.float64) -> dict:
+    return {"w": jnp.zeros(2, dtype), "b": jnp.asarray(0.0, dtype)}
 
 
 def assert_same_first_steps(jitted: Any, eager: Any, dtype: Any, **tol: float) -> int:

@@ -22,6 +22,8 @@ import pytest
 import jaxgd
 from jaxgd import schedules
 
+from conftest import slow_if
+
 RNG = np.random.default_rng(12)
 N, D = 40, 5
 X = RNG.normal(size=(N, D))
@@ -68,7 +70,7 @@ METHODS = {
 
 
 # bfgs and cg in make slow (10 s of compiling each; lbfgs, the same implicit path, and gd stay in make test)
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("bfgs", "cg") else n for n in METHODS])
+@pytest.mark.parametrize("name", [slow_if(n in ("bfgs", "cg"), n) for n in METHODS])
 def test_ridge_hypergradient_and_jacobian(name: str) -> None:
     """Reference: closed forms dtheta*/dlam = -(X^T X/n + lam I)^-1 theta* (lam in args, and as l2=),
     the validation-loss hypergradient grad V(theta*) . dtheta*/dlam, d min F / dlam = |theta*|^2/2

@@ -19,6 +19,8 @@ import pytest
 import jaxgd
 from jaxgd.interop.optax_export import NEEDS_EXTRA, AsOptaxState
 
+from conftest import slow_if
+
 A = jnp.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.5]])
 B = jnp.array([1.0, -1.0, 0.5])
 X0 = {"w": jnp.array([2.0, -3.0]), "b": jnp.array([1.5])}
@@ -84,7 +86,7 @@ def assert_close(got: list, want: list, atol: float = 1e-12) -> None:
 # other rules (one compiled step, optax loop and minimize loop each, ~4 s a case) in make slow.
 L1_IN_MAKE_TEST = {"backtracking", "constant"}
 STEP_FOR_STEP = [
-    pytest.param(rule, l1, marks=[pytest.mark.slow] if l1 and rule not in L1_IN_MAKE_TEST else [])
+    slow_if(bool(l1) and rule not in L1_IN_MAKE_TEST, rule, l1)
     for rule in RULES
     for l1 in (0.0, 0.3)
 ]

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 import jax
-import jax.numpy as jnp
 import pytest
 
 import jaxgd
 from jaxgd.directions import registry as _directions
 
-from conftest import assert_same_first_steps, float_leaves_are
+from conftest import QUAD_A as A, QUAD_B as B, QUAD_TRACES as TRACES, assert_same_first_steps, float_leaves_are, quad
+from conftest import quad_x0 as x0
 
 METHODS_UNDER_TEST = jaxgd.methods()
 # Step sizes that make each first-order method converge on the test quadratic;
@@ -35,22 +35,11 @@ def lr_for(method: str):
     return LR.get(method, 0.05)
 
 
-A = np.array([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
-B = np.array([1.0, -2.0, 0.5])
-
-
-TRACES = []  # one entry per call of quad: a traced call inside jit, or an eager one
-
-
-def quad(p):
-    TRACES.append(1)
-    x = jnp.concatenate([p["w"], p["b"][None]])
-    a, b = jnp.asarray(A, x.dtype), jnp.asarray(B, x.dtype)
-    return 0.5 * x @ a @ x - b @ x
-
-
-def x0(dtype=jnp.float64):
-    return {"w": jnp.zeros(2, dtype), "b": jnp.asarray(0.0, dtype)}
+def converge(method, precision, lr=None):
+    """test_converges_on_quadratic's run: the jit-vs-eager and no-retrace checks make the same
+    call (``lr`` aside, a leaf), so they re-use its compiled loop."""
+    return jaxgd.minimize(quad, x0(precision.dtype), method=method, lr=lr_for(method) if lr is None else lr,
+                          max_steps=5000, gtol=precision.gtol)
 
 
 @pytest.mark.parametrize("method", METHODS_UNDER_TEST)
@@ -60,7 +49,7 @@ def test_converges_on_quadratic(method, precision):
     The smallest eigenvalue of A is > 0.8, so ||x - x*|| <= ||g|| / 0.8: a
     run stopped by gtol is within 2 gtol of the answer, in either dtype.
     """
-    res = jaxgd.minimize(quad, x0(precision.dtype), method=method, lr=lr_for(method), max_steps=5000, gtol=precision.gtol)
+    res = converge(method, precision)
     sol = np.linalg.solve(A, B)
     got = np.concatenate([np.asarray(res.params["w"]), [float(res.params["b"])]])
     assert float_leaves_are(res.params, precision.dtype)
@@ -112,24 +101,20 @@ def test_jit_equals_eager(method, precision):
     solver = jaxgd.Solver(quad, method, lr_for(method), max_steps=steps, gtol=0.0)
     with jax.disable_jit():
         eager = solver.run(x0(precision.dtype))
-    jitted = jaxgd.minimize(quad, x0(precision.dtype), method=method, lr=lr_for(method), max_steps=5000, gtol=precision.gtol)
+    jitted = converge(method, precision)
     # XLA may fuse and reorder a jitted loop's arithmetic: agreement to a few hundred ulps.
-    k = assert_same_first_steps(jitted, eager, precision.dtype, rtol=500 * precision.eps, atol=100 * precision.eps)
-    if k == steps == int(jitted.steps):  # the compiled run stopped where the eager one did: same params
-        for key in ("w", "b"):
-            np.testing.assert_allclose(np.asarray(jitted.params[key]), np.asarray(eager.params[key]), rtol=500 * precision.eps, atol=100 * precision.eps)
+    assert_same_first_steps(jitted, eager, precision.dtype, rtol=500 * precision.eps, atol=100 * precision.eps)
 
 
 @pytest.mark.parametrize("method", METHODS_UNDER_TEST)
 def test_new_lr_does_not_retrace(method, precision):
+    """A new lr re-uses the compiled loop: the second call does not trace the loss. The
+    call is test_converges_on_quadratic's (:func:`converge`), so the first one re-uses its
+    loop too when that test ran first in this process (``quad`` counts every trace)."""
     if lr_for(method) is None:
         pytest.skip("method's default step size is a line search")
-    """A new lr re-uses the compiled loop: the second call does not trace the loss. The
-    options are test_converges_on_quadratic's, so the first call re-uses its loop too
-    when that test ran first in this process (``quad`` counts every trace)."""
-    kw = dict(method=method, max_steps=5000, gtol=precision.gtol)
-    first = jaxgd.minimize(quad, x0(precision.dtype), lr=0.01, **kw)
+    first = converge(method, precision, lr=0.01)
     n = len(TRACES)
-    second = jaxgd.minimize(quad, x0(precision.dtype), lr=0.02, **kw)
+    second = converge(method, precision, lr=0.02)
     assert n > 0 and len(TRACES) == n
     assert int(first.steps) > 0 and int(second.steps) > 0 and float(first.history.lr[0]) != float(second.history.lr[0])

@@ -24,6 +24,8 @@ import pytest
 
 import jaxgd
 
+from conftest import slow_if
+
 ROOT = Path(__file__).resolve().parent.parent
 A = jnp.asarray(np.random.default_rng(7).normal(size=(8, 4)))
 Y = jnp.asarray(np.random.default_rng(8).normal(size=(8,)))
@@ -62,9 +64,7 @@ def digest(tree: Any) -> str:
 FRESH_COMPILE_IN_MAKE_TEST = {"gd", "momentum", "adam", "bfgs", "lbfgs", "cg"}
 
 
-@pytest.mark.parametrize(
-    "method", [pytest.param(m, marks=[] if m in FRESH_COMPILE_IN_MAKE_TEST else [pytest.mark.slow]) for m in jaxgd.methods()]
-)
+@pytest.mark.parametrize("method", [slow_if(m not in FRESH_COMPILE_IN_MAKE_TEST, m) for m in jaxgd.methods()])
 def test_a_fresh_compile_after_other_work_gives_the_same_bits(method: str) -> None:
     """The same problem, traced and compiled again after a run on other data, gives
     the same bits: no state leaks from one run into the next (module caches,

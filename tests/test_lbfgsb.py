@@ -23,6 +23,8 @@ from jaxgd.directions import lbfgsb_cauchy as cauchy_mod
 from jaxgd.directions import lbfgsb_memory as mem_mod
 from jaxgd.directions import lbfgsb_search as search_mod
 
+from conftest import slow_if
+
 A = np.random.default_rng(1).standard_normal((20, 10))
 B = np.random.default_rng(2).standard_normal(20)
 
@@ -80,7 +82,7 @@ CASES = {
 FAST = ("rosenbrock, upper bounds active", "box quadratic 0")  # the rest: -m slow (one compile each)
 
 
-@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in CASES])
+@pytest.mark.parametrize("name", [slow_if(n not in FAST, n) for n in CASES])
 def test_solution_and_evaluations_match_scipy_lbfgsb(name):
     f, x0, lower, upper = CASES[name]
     ref = scipy_lbfgsb(f, x0, lower, upper, gtol=1e-6)

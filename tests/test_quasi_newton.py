@@ -15,7 +15,7 @@ from jaxgd import directions
 from jaxgd import linesearch as ls
 from jaxgd.directions.registry import resolve
 
-from conftest import float_leaves_are
+from conftest import float_leaves_are, slow_if
 
 GTOL = 1e-8
 
@@ -44,9 +44,10 @@ def scipy_iterations(method: str, x0: np.ndarray) -> tuple[int, float, so.Optimi
     return (hit[0] if hit else res.nit), float(res.fun), res
 
 
-SLOW = pytest.mark.slow  # > 10 s on the shared 2-core box (compilation included)
+SLOW = pytest.mark.slow
+# 10-D in make test; 2-D and 100-D in make slow (> 10 s on the shared 2-core box, compilation included)
 CASES = [
-    pytest.param(n, m, id=f"{m[0]}-{n}d", marks=[] if n == 10 else [SLOW])  # 10-D in make test; 2-D and 100-D slow
+    slow_if(n != 10, n, m, id=f"{m[0]}-{n}d")
     for n in (2, 10, 100)
     for m in (("bfgs", "BFGS"), ("lbfgs", "L-BFGS-B"))
 ]

@@ -29,10 +29,9 @@ import pytest
 import jaxgd
 from jaxgd import linesearch, protocols
 
-from conftest import Precision, assert_same_first_steps, float_leaves_are
+from conftest import QUAD_A as A, QUAD_B as B, QUAD_TRACES as TRACES, Precision, assert_same_first_steps, float_leaves_are, quad
+from conftest import quad_x0 as x0
 
-A = np.array([[3.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 1.0]])
-B = np.array([1.0, -2.0, 0.5])
 SOLUTION = np.linalg.solve(A, B)
 F_STAR = float(-0.5 * B @ SOLUTION)  # the minimum value 1/2 x'Ax - b'x at x = A^{-1} b
 LAMBDA_MIN, LAMBDA_MAX = (float(v) for v in np.linalg.eigvalsh(A)[[0, -1]])  # 0.91, 3.21
@@ -44,20 +43,6 @@ F_TERMS = float(0.5 * np.abs(SOLUTION) @ np.abs(A) @ np.abs(SOLUTION) + np.abs(B
 # eps-sized gtol. Measured: Exact fails its search at ||g|| = 3.9e-8 / 1.0e-3 and Polyak stops moving at
 # 3.1e-8 / 5.0e-4 (its f - f* rounds to <= 0: a zero step). They get twice that floor as gtol.
 VALUE_LIMITED = {"Exact", "Polyak"}
-
-
-TRACES = []  # one entry per call of quad: a traced call inside jit, or an eager one
-
-
-def quad(p):
-    TRACES.append(1)
-    x = jnp.concatenate([p["w"], p["b"][None]])
-    a, b = jnp.asarray(A, x.dtype), jnp.asarray(B, x.dtype)
-    return 0.5 * x @ a @ x - b @ x
-
-
-def x0(dtype=jnp.float64):
-    return {"w": jnp.zeros(2, dtype), "b": jnp.asarray(0.0, dtype)}
 
 
 def _rules() -> list[type]:
@@ -98,6 +83,12 @@ def test_the_battery_sees_every_rule():
     assert {"Backtracking", "StrongWolfe", "Exact", "BarzilaiBorwein", "Polyak", "ReduceOnPlateau"} <= names
 
 
+def converge(rule, cls, precision):
+    """test_converges_on_quadratic's run (``rule`` a ``cls`` with any leaf values): the
+    jit-vs-eager and no-retrace checks make the same call, so they re-use its compiled loop."""
+    return jaxgd.minimize(quad, x0(precision.dtype), method="gd", lr=rule, max_steps=1000, gtol=gtol_for(cls, precision))
+
+
 @pytest.mark.parametrize("cls", RULES_UNDER_TEST, ids=ids)
 def test_converges_on_quadratic(cls, precision):
     """Reference: the closed-form minimiser A^{-1} b and minimum -b'A^{-1}b/2 (NumPy, float64).
@@ -106,7 +97,7 @@ def test_converges_on_quadratic(cls, precision):
     f - f* <= ||g||^2 / (2 lambda_min), plus the rounding of f itself (a few eps of its terms).
     """
     gtol = gtol_for(cls, precision)
-    res = jaxgd.minimize(quad, x0(precision.dtype), method="gd", lr=make(cls), max_steps=1000, gtol=gtol)
+    res = converge(make(cls), cls, precision)
     assert res.status_enum.name == "GTOL", res.message
     assert float_leaves_are((res.params, res.loss, res.grad_norm, res.history), precision.dtype)
     np.testing.assert_allclose(flat(res.params), SOLUTION, rtol=0, atol=2 * gtol)
@@ -151,7 +142,7 @@ def test_jit_equals_eager(cls, precision):
     solver = jaxgd.Solver(quad, "gd", make(cls), max_steps=2, gtol=0.0)
     with jax.disable_jit():
         eager = solver.run(x0(precision.dtype))
-    jitted = jaxgd.minimize(quad, x0(precision.dtype), method="gd", lr=make(cls), max_steps=1000, gtol=gtol_for(cls, precision))
+    jitted = converge(make(cls), cls, precision)
     # XLA may fuse and reorder a jitted loop's arithmetic: agreement to a few hundred ulps. Exact's
     # step minimises phi(alpha) by values alone, which fixes it only to ~sqrt(eps) relative (phi is
     # flat to rounding within sqrt(2 eps |f| / phi'') of its minimiser): an ulp of difference in f
@@ -172,15 +163,14 @@ def _with_new_value(rule):
 
 @pytest.mark.parametrize("cls", RULES_UNDER_TEST, ids=ids)
 def test_new_hyperparameter_value_does_not_retrace(cls, precision):
-    """The second call does not trace the loss. The call is test_converges_on_quadratic's, so
+    """The second call does not trace the loss. The call is test_converges_on_quadratic's (:func:`converge`), so
     the first one re-uses its compiled loop when that test ran first in this process (``quad``
     counts every trace)."""
     rule = make(cls)
-    kw = dict(method="gd", max_steps=1000, gtol=gtol_for(cls, precision))
-    first = jaxgd.minimize(quad, x0(precision.dtype), lr=rule, **kw)
+    first = converge(rule, cls, precision)
     n = len(TRACES)
     other, i = _with_new_value(rule)
-    second = jaxgd.minimize(quad, x0(precision.dtype), lr=other, **kw)
+    second = converge(other, cls, precision)
     assert n > 0 and len(TRACES) == n, f"leaf {i} of {cls.__name__}: a new value retraced"
     assert int(first.steps) > 0 and int(second.steps) > 0
     assert float_leaves_are((first.params, second.params), precision.dtype)

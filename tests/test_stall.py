@@ -17,6 +17,8 @@ import jaxgd
 from jaxgd import _tree
 from jaxgd.core import stall
 
+from conftest import slow_if
+
 T = np.linspace(0.0, 4.0, 100)
 Y = 2.5 * np.exp(-1.3 * T) + 0.5 + 0.05 * np.random.default_rng(0).standard_normal(100)
 
@@ -181,8 +183,8 @@ def l1_run(entry, method, l1, a, b, lr=0.1, accelerated=False, steps=3):
 
 # Each entry point and both ISTA and FISTA in make test; the two other pairs in make slow (~2 s each).
 LASSO_CASES = [
-    pytest.param(entry, accelerated, id=f"{entry}-{'fista' if accelerated else 'ista'}",
-                 marks=[pytest.mark.slow] if (entry, accelerated) in {("Solver", True), ("fit", False)} else [])
+    slow_if((entry, accelerated) in {("Solver", True), ("fit", False)}, entry, accelerated,
+            id=f"{entry}-{'fista' if accelerated else 'ista'}")
     for entry in ("minimize", "Solver", "fit")
     for accelerated in (False, True)
 ]
