@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import compile as _compile
 from . import implicit as _implicit
 from . import unroll as _unroll
 
@@ -89,5 +90,5 @@ def runner(mode: str, plain: Callable, package: Callable) -> Callable:
       package: drops the result fields that copy state fields (``_drop_copies``).
     """
     if mode == "implicit":
-        return jax.jit(functools.partial(_implicit.run, plain))
-    return jax.jit(lambda solver, x0, args: package(_unroll.run_unrolled(solver, x0, args)))
+        return _compile.jit(functools.partial(_implicit.run, plain), params_at=1)
+    return _compile.jit(lambda solver, x0, args: package(_unroll.run_unrolled(solver, x0, args)), params_at=1)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import collections
 import functools
 import weakref
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Optional
 
-import jax
+from . import compile as _compile
 
 
 class PerFunction:
@@ -72,8 +72,9 @@ def per_function(owner: Any, name: str, make: Callable[[], Any]) -> Any:
     return _JITS.get(owner, name, make)
 
 
-def jit_per_function(owner: Any, name: str, fn: Callable, wrap: Callable[[Callable], Callable] = jax.jit) -> Callable:
-    """``wrap(fn)`` (``jax.jit(fn)`` by default) made once per user function ``owner``.
+def jit_per_function(owner: Any, name: str, fn: Callable, wrap: Optional[Callable[[Callable], Callable]] = None) -> Callable:
+    """``wrap(fn)`` made once per user function ``owner``; by default
+    :func:`jaxgd.core.compile.jit`, with the parameters second (``(solver, x0, ...)``).
 
     ``fn`` is jaxgd's own (module-level) function that runs ``owner``;
     ``name`` tells apart several such per owner.
@@ -87,6 +88,6 @@ def jit_per_function(owner: Any, name: str, fn: Callable, wrap: Callable[[Callab
         def compiled(*args: Any, **kwargs: Any) -> Any:
             return fn(*args, **kwargs)
 
-        return wrap(compiled)
+        return _compile.jit(compiled, params_at=1) if wrap is None else wrap(compiled)
 
     return _JITS.get(owner, name, make)

@@ -26,6 +26,7 @@ import numpy as np
 from . import adjoint as _adjoint
 from . import batched as _batched
 from . import cache as _cache
+from . import compile as _compile
 from . import options as _options
 from .. import _tree
 from .solver import Solver
@@ -137,7 +138,7 @@ def run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
 
 
 def jit_vmappable(fn: Any) -> Any:
-    return jax.jit(_batched.vmappable(fn, drop_copies))
+    return _compile.jit(_batched.vmappable(fn, drop_copies), params_at=1)
 
 
 def runner(fun: Any, adjoint: str) -> Any:
@@ -170,7 +171,7 @@ def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> Result:
 
 
 def _jit_static_structure(fn: Any) -> Any:
-    return jax.jit(fn, static_argnums=0)
+    return _compile.jit(fn, params_at=2, static_argnums=0)
 
 
 def run(

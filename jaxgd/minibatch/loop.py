@@ -25,6 +25,7 @@ from ..core import progress as _progress
 
 from .. import _tree
 from ..core import cache as _cache
+from ..core import compile as _compile
 from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
@@ -367,7 +368,7 @@ def run(
 
 
 def _jit_cfg(fn: Callable) -> Callable:
-    return jax.jit(fn, static_argnames=("cfg",))
+    return _compile.jit(fn, params_at=2, static_argnames=("cfg",))
 
 
 def _compiled_cfg(cfg: Config) -> tuple[Config, Any, Any]:

@@ -1,0 +1,98 @@
+"""jaxgd's own jit (jaxgd.core.compile): XLA:CPU options for small top-level calls only.
+
+Reference: the same program compiled with XLA's default fusion emitters
+(``compile.options`` replaced by one that asks for them, which holds even when
+the suite's ``XLA_FLAGS`` turn them off (conftest), on a fresh loss function so
+that nothing compiled is shared): iterates, history and statuses must be the
+same bits. Which jit a call reached is observed by recording the
+``compiler_options`` each ``jax.jit`` in ``jaxgd.core.compile`` is built with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd.core import compile as _compile
+
+from conftest import assert_bitwise
+
+
+def rosen(x: jax.Array) -> jax.Array:
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The ``compiler_options`` of every jax.jit that jaxgd.core.compile builds from now on."""
+    seen: list = []
+    real = jax.jit
+
+    def recording(fn: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("compiler_options"))
+        return real(fn, **kwargs)
+
+    monkeypatch.setattr(_compile.jax, "jit", recording)
+    return seen
+
+
+FUSION_EMITTERS = {"xla_cpu_use_fusion_emitters": True}  # XLA:CPU's default
+
+
+def with_fusion_emitters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_compile, "options", lambda: FUSION_EMITTERS)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
+def test_options_are_the_cpu_ones_on_this_xla() -> None:
+    assert _compile.options() == _compile.CPU_OPTIONS
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
+@pytest.mark.parametrize("method", ["gd", "lbfgs", "bfgs"])
+def test_small_call_gives_the_bits_of_xlas_default_compile(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """10-D Rosenbrock, float64: the tuned program and XLA's default one agree bit for bit."""
+    x0 = jnp.array([-1.2, 1.0] * 5)
+    kw: dict = {"lr": 1e-4, "max_steps": 300} if method == "gd" else {}
+    tuned = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    with monkeypatch.context() as m:
+        with_fusion_emitters(m)
+        plain = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    assert int(tuned.steps) == int(plain.steps) and tuned.status == plain.status
+    assert_bitwise((tuned.params, tuned.loss, tuned.grad_norm), (plain.params, plain.loss, plain.grad_norm))
+    assert_bitwise(tuned.history, plain.history)
+
+
+def test_which_jit_a_call_reaches(built: list) -> None:
+    """Small and top level: the options; large, or inside a user's jit: JAX's defaults (and no error)."""
+    opts = _compile.options()
+    small = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3), max_steps=20)
+    assert opts in built, built  # the tuned jit was built for the small call (empty dict off CPU)
+    built.clear()
+    big_x0 = jnp.zeros(_compile.SMALL + 1)
+    big = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), big_x0, max_steps=20)
+    assert all(not o for o in built), built  # only plain jits
+    built.clear()
+    x0 = jnp.zeros(3)
+    inner = jax.jit(lambda: jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), x0, max_steps=20).params)()
+    assert all(not o for o in built), built
+    np.testing.assert_array_equal(inner, small.params)  # reference: the top-level call (same bits)
+    np.testing.assert_allclose(big.params, np.full(big_x0.shape, float(small.params[0])), rtol=0, atol=0)
+
+
+def test_an_xla_without_the_option_compiles_as_jax_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An option this XLA rejects: no options at all, and minimize still runs (reference: closed form x = 1)."""
+    monkeypatch.setattr(_compile, "CPU_OPTIONS", {"xla_cpu_no_such_option_for_jaxgd": True})
+    _compile.options.cache_clear()
+    try:
+        assert _compile.options() == {}
+        res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), method="lbfgs")
+        np.testing.assert_allclose(res.params, 1.0, rtol=1e-8)
+    finally:
+        monkeypatch.undo()
+        _compile.options.cache_clear()
