@@ -50,7 +50,8 @@ def with_fusion_emitters(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
 def test_options_are_the_cpu_ones_on_this_xla() -> None:
-    assert _compile.options() == _compile.CPU_OPTIONS
+    jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), max_steps=3)  # compiled with them: not refused
+    assert _compile.options() == _compile.CPU_OPTIONS and not _compile._REFUSED
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
@@ -86,13 +87,22 @@ def test_which_jit_a_call_reaches(built: list) -> None:
 
 
 def test_an_xla_without_the_option_compiles_as_jax_would(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An option this XLA rejects: no options at all, and minimize still runs (reference: closed form x = 1)."""
+    """An option this XLA rejects: the call runs plain (reference: closed form x = 1), and no
+    later program asks for options again."""
     monkeypatch.setattr(_compile, "CPU_OPTIONS", {"xla_cpu_no_such_option_for_jaxgd": True})
-    _compile.options.cache_clear()
-    try:
-        assert _compile.options() == {}
-        res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), method="lbfgs")
-        np.testing.assert_allclose(res.params, 1.0, rtol=1e-8)
-    finally:
-        monkeypatch.undo()
-        _compile.options.cache_clear()
+    monkeypatch.setattr(_compile, "_REFUSED", [])
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), method="lbfgs")
+    np.testing.assert_allclose(res.params, 1.0, rtol=1e-8)
+    assert _compile.options() == {} and "xla_cpu_no_such_option_for_jaxgd" in _compile._REFUSED[0]
+
+
+def test_only_xlas_refusal_of_our_option_counts_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reference: the errors JAX itself raises (an unknown compile option; a shape error)."""
+    with pytest.raises(Exception) as unknown:
+        jax.jit(lambda x: x + 1, compiler_options={"xla_cpu_no_such_option_for_jaxgd": True})(1.0)
+    with pytest.raises(TypeError) as shape:
+        jax.jit(lambda x: x @ jnp.ones((3, 3)))(jnp.zeros(2))
+    assert not _compile._is_refusal(unknown.value)  # not one of CPU_OPTIONS
+    assert not _compile._is_refusal(shape.value)
+    monkeypatch.setattr(_compile, "CPU_OPTIONS", {"xla_cpu_no_such_option_for_jaxgd": True})
+    assert _compile._is_refusal(unknown.value)

@@ -27,12 +27,12 @@ when no trace is active (an ordinary call from a script), and a plain one,
 called otherwise: inside another jit (jaxgd's own, or the user's, whose
 program is compiled with the user's options), under ``vmap``/``grad``, or
 for a large problem. They trace the same program. On other backends, or where
-this XLA does not know an option, both are the plain one.
+this XLA does not know an option (it says so at the first compile, which
+then runs plain, as every later one does), both are the plain one.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import jax
@@ -46,7 +46,7 @@ def _never() -> bool:  # pragma: no cover - a JAX without the test: never pass o
     return False
 
 
-try:  # JAX's own test for "no trace is active" (the one jax.jit's staging rule relies on)
+try:  # JAX's own test for "no trace is active"
     from jax._src.core import trace_state_clean as _trace_state_clean
 except ImportError:  # pragma: no cover
     _trace_state_clean = _never
@@ -62,17 +62,21 @@ def _small(tree: Any) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+_REFUSED: list = []  # the error text, once this XLA has refused CPU_OPTIONS
+
+
 def options() -> dict[str, Any]:
-    """The options for this process's default backend: :data:`CPU_OPTIONS` on a CPU that
-    accepts them (checked once by compiling a scalar ``x + 1``, ~5 ms), else none."""
-    if jax.default_backend() != "cpu":
+    """The options for this process's default backend: :data:`CPU_OPTIONS` on a CPU,
+    unless this XLA has refused them once (no such compile option), else none."""
+    if _REFUSED or jax.default_backend() != "cpu":
         return {}
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(1.0).compile()
-    except Exception:  # noqa: BLE001 - an XLA without the option: compile as JAX would
-        return {}
-    return dict(CPU_OPTIONS)
+    return CPU_OPTIONS
+
+
+def _is_refusal(err: Exception) -> bool:
+    """True when ``err`` is XLA refusing one of :data:`CPU_OPTIONS` (an XLA without it)."""
+    text = str(err)
+    return "compile option" in text and any(name in text for name in CPU_OPTIONS)
 
 
 class _Jit:
@@ -92,7 +96,16 @@ class _Jit:
         if tuned is None:
             opts = options()
             tuned = self._tuned = jax.jit(self._fn, compiler_options=opts, **self._kwargs) if opts else self.plain
-        return tuned(*args, **kwargs)
+        if tuned is self.plain:
+            return tuned(*args, **kwargs)
+        try:
+            return tuned(*args, **kwargs)
+        except Exception as err:  # an XLA without the option: remember, and compile as JAX would
+            if not _is_refusal(err):
+                raise
+            _REFUSED.append(str(err))
+            self._tuned = self.plain
+            return self.plain(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         """``lower``, ``trace``, ``eval_shape``, ...: the plain jit's (JAX's default compile)."""
