@@ -18,12 +18,18 @@ demo: $(STAMP)
 
 # --dist loadfile: each test file runs in one worker, so module fixtures are
 # built once. `make test` skips the tests marked slow; `make slow` runs only
-# those; CI (.ci/run) runs both.
+# those; CI (.ci/run) runs both. The suite compiles with XLA:CPU's classic
+# emitters (tests/conftest.py), except $(BLOCKS): it checks that a loop's bits
+# do not depend on how its body is cut into kernels, which holds under JAX's
+# default emitters, the ones an unrolled loop gets (jaxgd/core/compile.py).
+BLOCKS := tests/test_blocks.py
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --ignore=$(BLOCKS)
+	JAXGD_TEST_XLA_DEFAULTS=1 $(PY) -m pytest -q -n 2 $(BLOCKS)
 
 slow: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile -m slow
+	$(PY) -m pytest -q -n 2 --dist loadfile -m slow --ignore=$(BLOCKS)
+	JAXGD_TEST_XLA_DEFAULTS=1 $(PY) -m pytest -q -n 2 -m slow $(BLOCKS)
 
 # OPENBLAS_NUM_THREADS=1: an idle OpenBLAS pool from NumPy/scipy work in the
 # same process can take the second core from XLA (see benchmarks/RESULTS.md).

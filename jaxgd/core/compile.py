@@ -16,7 +16,14 @@ and split a kernel across threads better: measured here (float64, 40 steps,
 run of the compiled loop, classic / fusion emitters) ``bfgs`` 0.99 at 10-D,
 1.04 at 30-D, 1.10-1.13 at 60-100-D, 1.28 at 400-D (its n x n matrix),
 ``lbfgs`` 1.02 at 100-D, 1.13 at 1,000-D; ``gd`` and ``adam`` at 100-D 0.85-1.0.
-So jaxgd uses them only for a *small* problem, one whose parameters hold at
+They also make the bits depend on how the loop body is cut into kernels: a
+block of ``K > 1`` unrolled steps (``unroll=``, ``jaxgd.core.driver``)
+rounds differently from ``K = 1`` under them (``lbfgs`` with a line search on
+4-D Rosenbrock), where the fusion emitters give the same bits for every
+``K`` (``tests/test_blocks.py``); ``K = 1`` gives the same bits under both.
+So a loop of blocks compiles with JAX's defaults (:func:`same_bits`).
+
+And jaxgd uses them only for a *small* problem, one whose parameters hold at
 most :data:`SMALL` numbers in all (the data may be large: the loss's own
 arrays are few and run as well either way), where the compile is nearly all
 of a one-off solve; a larger problem compiles as JAX would.
@@ -33,7 +40,7 @@ then runs plain, as every later one does), both are the plain one.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 
@@ -50,6 +57,12 @@ try:  # JAX's own test for "no trace is active"
     from jax._src.core import trace_state_clean as _trace_state_clean
 except ImportError:  # pragma: no cover
     _trace_state_clean = _never
+
+
+def same_bits(solver: Any) -> bool:
+    """True when ``solver``'s loop runs one step per iteration (``unroll`` unset or 1: the
+    CPU default), where both emitters give the bits of every block size (see the module doc)."""
+    return getattr(solver, "unroll", None) in (None, 1)
 
 
 def _small(tree: Any) -> bool:
@@ -82,15 +95,20 @@ def _is_refusal(err: Exception) -> bool:
 class _Jit:
     """A top-level ``jax.jit`` with :func:`options` and a plain one for nested calls (see the module doc)."""
 
-    __slots__ = ("plain", "_fn", "_params_at", "_kwargs", "_tuned", "__wrapped__")
+    __slots__ = ("plain", "_fn", "_params_at", "_solver_at", "_kwargs", "_tuned", "__wrapped__")
 
-    def __init__(self, fn: Callable, params_at: int, kwargs: dict[str, Any]) -> None:
+    def __init__(self, fn: Callable, params_at: int, solver_at: Optional[int], kwargs: dict[str, Any]) -> None:
         self.plain = jax.jit(fn, **kwargs)
-        self._fn, self._params_at, self._kwargs, self._tuned = fn, params_at, kwargs, None
+        self._fn, self._params_at, self._solver_at, self._kwargs, self._tuned = fn, params_at, solver_at, kwargs, None
         self.__wrapped__ = fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not _trace_state_clean() or not _small(args[self._params_at]):
+        at = self._solver_at
+        return self.call(at is None or same_bits(args[at]), *args, **kwargs)
+
+    def call(self, allowed: bool, *args: Any, **kwargs: Any) -> Any:
+        """The call, with the options only if ``allowed`` (and small, at the top level)."""
+        if not allowed or not _trace_state_clean() or not _small(args[self._params_at]):
             return self.plain(*args, **kwargs)
         tuned = self._tuned
         if tuned is None:
@@ -112,8 +130,9 @@ class _Jit:
         return getattr(self.plain, name)
 
 
-def jit(fn: Callable, params_at: int, **kwargs: Any) -> Callable:
+def jit(fn: Callable, params_at: int, solver_at: Optional[int] = 0, **kwargs: Any) -> Any:
     """``jax.jit(fn, **kwargs)``, compiled with :func:`options` when called at the top level
     for a small problem: positional argument ``params_at`` (the parameters, or a tree that
-    holds them) has at most :data:`SMALL` numbers."""
-    return _Jit(fn, params_at, kwargs)
+    holds them) has at most :data:`SMALL` numbers, and the Solver at ``solver_at`` (None:
+    the caller says, through ``.call(allowed, ...)``) runs one step per loop iteration."""
+    return _Jit(fn, params_at, solver_at, kwargs)

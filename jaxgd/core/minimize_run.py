@@ -56,7 +56,7 @@ class Plan:
             bucketed = self.solver.bucketed()
             leaves, structure = jax.tree_util.tree_flatten(bucketed)
             run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
-            self._eager = (run, structure, leaves)
+            self._eager = (functools.partial(run.call, _compile.same_bits(bucketed)), structure, leaves)
         return self._eager
 
 
@@ -171,7 +171,7 @@ def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> Result:
 
 
 def _jit_static_structure(fn: Any) -> Any:
-    return _compile.jit(fn, params_at=2, static_argnums=0)
+    return _compile.jit(fn, params_at=2, solver_at=None, static_argnums=0)
 
 
 def run(
