@@ -6,8 +6,9 @@ are mostly many small kernels over scalars and short vectors (the loop's
 tests, the line search's interval arithmetic, the history rows), and XLA's
 MLIR fusion emitters spend 10-17 ms compiling each kernel, whatever its size.
 XLA's classic emitters (``xla_cpu_use_fusion_emitters=False``) compile the
-same kernels 2-2.5x faster, with the same numbers (the whole test suite
-passes unchanged): 10-D Rosenbrock, float64, XLA compile of the fused loop
+same kernels 2-2.5x faster, with the same bits for a loop of one step per
+iteration (gd, adam, momentum, lbfgs, bfgs, cg checked; the whole suite
+passes either way): 10-D Rosenbrock, float64, XLA compile of the fused loop
 ``lbfgs`` 1.45 -> 0.65 s, ``bfgs`` 1.84 -> 0.82 s, ``gd`` 0.35 -> 0.24 s
 (issue 14; run times in ``benchmarks/RESULTS.md``).
 
@@ -33,7 +34,7 @@ from :func:`jit` holds two: one with the options, called for a small problem
 when no trace is active (an ordinary call from a script), and a plain one,
 called otherwise: inside another jit (jaxgd's own, or the user's, whose
 program is compiled with the user's options), under ``vmap``/``grad``, or
-for a large problem. They trace the same program. On other backends, or where
+for a large problem or a loop of blocks. They trace the same program. On other backends, or where
 this XLA does not know an option (it says so at the first compile, which
 then runs plain, as every later one does), both are the plain one.
 """
