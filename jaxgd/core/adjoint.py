@@ -90,5 +90,7 @@ def runner(mode: str, plain: Callable, package: Callable) -> Callable:
       package: drops the result fields that copy state fields (``_drop_copies``).
     """
     if mode == "implicit":
-        return _compile.jit(functools.partial(_implicit.run, plain), params_at=1)
+        # Reached at the top level only through minimize_run's eager run (its own compile.jit) or
+        # under a trace: nested, so jax.jit (no compiler options).
+        return jax.jit(functools.partial(_implicit.run, plain))
     return _compile.jit(lambda solver, x0, args: package(_unroll.run_unrolled(solver, x0, args)), params_at=1)

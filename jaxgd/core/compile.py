@@ -34,9 +34,11 @@ from :func:`jit` holds two: one with the options, called for a small problem
 when no trace is active (an ordinary call from a script), and a plain one,
 called otherwise: inside another jit (jaxgd's own, or the user's, whose
 program is compiled with the user's options), under ``vmap``/``grad``, or
-for a large problem or a loop of blocks. They trace the same program. On other backends, or where
-this XLA does not know an option (it says so at the first compile, which
-then runs plain, as every later one does), both are the plain one.
+for a large problem or a loop of blocks. They trace the same program. On
+other backends, or where this XLA does not know an option (it says so at
+the first compile, which then runs plain, as every later one does), both
+are the plain one. A jit that only ever runs nested inside another is a
+plain ``jax.jit``.
 """
 
 from __future__ import annotations

@@ -138,7 +138,8 @@ def run_dropped(solver: Solver, x0: Params, args: tuple) -> Result:
 
 
 def jit_vmappable(fn: Any) -> Any:
-    return _compile.jit(_batched.vmappable(fn, drop_copies), params_at=1)
+    # Always called inside the adjoint runner's jit: nested, so jax.jit (no compiler options).
+    return jax.jit(_batched.vmappable(fn, drop_copies))
 
 
 def runner(fun: Any, adjoint: str) -> Any:
