@@ -212,3 +212,63 @@ def test_nonfinite_x0_raises_on_every_call_and_finite_verdicts_are_per_array():
     np_x0[0] = np.nan  # NumPy arrays are mutable: never remembered
     with pytest.raises(ValueError, match="NaN or Inf"):
         jaxgd.minimize(loss, np_x0, max_steps=2)
+
+
+def _while_carries(jaxpr, depth=0):
+    """(depth, carried avals) of every while loop in ``jaxpr`` and the jaxprs it calls."""
+    for eqn in jaxpr.eqns:
+        inner = depth + (eqn.primitive.name == "while")
+        if eqn.primitive.name == "while":
+            yield depth, [v.aval for v in eqn.invars[eqn.params["cond_nconsts"] + eqn.params["body_nconsts"]:]]
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's jaxpr
+                if hasattr(sub, "eqns"):
+                    yield from _while_carries(sub, inner)
+
+
+@pytest.mark.parametrize("method", ["gd", "lbfgs"])
+def test_history_is_written_outside_the_per_step_loop(method):
+    # Issue 15 item 2 (cheap history): XLA:CPU runs a loop body's kernels inline only over
+    # buffers of at most 512 bytes; a max_steps-long history buffer in the per-step body put
+    # every step on its thread pool (GD 100-D float32: 6.2 -> 1.2 us a step, benchmarks A).
+    # The history buffers are carried by the outermost loop only; the loop that runs the
+    # steps carries the rows of one chunk (at most CHUNK_BYTES).
+    from jaxgd.core import driver as _driver
+
+    n = 5000
+    solver = jaxgd.Solver(_quad, method, lr=0.01 if method == "gd" else None, max_steps=n, gtol=0.0)
+    jaxpr = jax.make_jaxpr(solver.run)(jnp.zeros(6, jnp.float32)).jaxpr
+    carries = list(_while_carries(jaxpr))
+    history_sized = [(d, a.shape) for d, avals in carries for a in avals if n in a.shape]
+    assert history_sized and {d for d, _ in history_sized} == {0}, history_sized
+    row_bytes = 3 * 4
+    chunk = [a for d, avals in carries if d == 1 for a in avals if a.ndim == 2 and a.shape[1] == 3]
+    assert chunk and all(a.size * a.dtype.itemsize <= _driver.CHUNK_BYTES for a in chunk)
+    assert chunk[0].shape[0] == _driver.CHUNK_BYTES // row_bytes
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(method="gd", lr=0.05, max_steps=200, gtol=1e-4, history=3),  # stops mid-chunk; rows every 3 steps
+        dict(method="lbfgs", max_steps=60, gtol=0.0),  # steps not taken at the end (line search fails)
+    ],
+)
+def test_history_chunks_do_not_change_the_results(monkeypatch, kw):
+    # reference: the same solver with chunks of 1 row (every row written at its step) and with
+    # history off (params, counts, status): bit for bit
+    from jaxgd.core import driver as _driver
+
+    x0 = jnp.asarray([3.0, -1.0, 0.5, 2.0], jnp.float32)
+    run = lambda **extra: jax.jit(_solver.Solver(_quad, **{**kw, **extra}).run)(x0)  # noqa: E731
+    default = run()
+    monkeypatch.setattr(_driver, "CHUNK_BYTES", 12)  # one row per chunk
+    one_row = run()
+    off = run(history=False)
+    _assert_same(default, one_row)
+    for field in ("params", "steps", "status", "nfev", "ngev"):
+        np.testing.assert_array_equal(getattr(default, field), getattr(off, field), err_msg=field)
+    recorded = np.asarray(default.history.loss)
+    assert np.isfinite(recorded[: int(default.steps) // kw.get("history", 1)]).all()
+    assert np.isnan(recorded[int(default.steps) // kw.get("history", 1):]).all()
