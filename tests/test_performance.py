@@ -272,3 +272,27 @@ def test_history_chunks_do_not_change_the_results(monkeypatch, kw):
     recorded = np.asarray(default.history.loss)
     assert np.isfinite(recorded[: int(default.steps) // kw.get("history", 1)]).all()
     assert np.isnan(recorded[int(default.steps) // kw.get("history", 1):]).all()
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, "float64"])
+def test_eager_run_hands_back_the_state_scalars_packed(dtype):
+    # Issue 15 item 3 (per-call cost): every output of a jitted call costs ~2 us to hand back,
+    # so the eager run returns the state's ten scalars as two vectors (benchmarks E); the host
+    # gets NumPy scalars of the state's dtypes. Reference: the same run inside jax.jit (no packing).
+    from jaxgd.core import minimize_run as _run
+
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        pytest.skip("float64 needs x64")
+    loss = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    x0 = jnp.zeros(3, dtype)
+    solver = _run.cached_solver(loss, "gd", 0.1, max_steps=20, gtol=0.0)
+    run, structure, leaves = _run.Plan(solver).eager()
+    outputs = jax.tree_util.tree_leaves(jax.eval_shape(lambda x: run(structure, leaves, x, ()), x0))
+    assert len(outputs) <= 6, [o.shape for o in outputs]  # history, params, grad, floats, ints (+ window)
+    res = jaxgd.minimize(loss, x0, lr=0.1, max_steps=20, gtol=0.0)
+    traced = jax.jit(lambda x: jaxgd.minimize(loss, x, lr=0.1, max_steps=20, gtol=0.0))(x0)
+    for name in ("value", "grad_norm", "alpha", "count", "status", "nfev", "ngev"):
+        got, want = getattr(res.state, name), getattr(traced.state, name)
+        assert isinstance(got, np.generic) and got.dtype == want.dtype, (name, type(got), got.dtype)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert res.loss is res.state.value and res.steps is res.state.count

@@ -28,8 +28,9 @@ from . import batched as _batched
 from . import cache as _cache
 from . import compile as _compile
 from . import options as _options
+from . import stall as _stall
 from .. import _tree
-from .solver import Solver
+from .solver import Solver, SolverState
 from .status import History, Result
 from .._types import Params
 
@@ -51,13 +52,23 @@ class Plan:
     def eager(self) -> tuple:
         """``(run, structure, leaves)``: ``run(structure, leaves, x0, args)`` is
         ``solver.bucketed().run(x0, *args)`` under the per-function jit (see
-        :func:`run_flat`)."""
-        if self._eager is None:
+        :func:`run_flat`).
+
+        The leaves (the hyperparameters: Python floats, NumPy scalars) are put
+        on the device once, so a call does not convert them again: a Python
+        float argument costs a jitted call ~6 us (benchmarks E; the
+        abstract value, a weakly typed scalar, is the same, so is the
+        program). A device copy has the float width of the x64 mode it was
+        made in, so it is remade when the mode changes.
+        """
+        x64 = bool(jax.config.jax_enable_x64)
+        if self._eager is None or self._eager[3] != x64:
             bucketed = self.solver.bucketed()
             leaves, structure = jax.tree_util.tree_flatten(bucketed)
+            leaves = [jax.device_put(leaf) for leaf in leaves]
             run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
-            self._eager = (functools.partial(run.call, _compile.same_bits(bucketed)), structure, leaves)
-        return self._eager
+            self._eager = (functools.partial(run.call, _compile.same_bits(bucketed)), structure, leaves, x64)
+        return self._eager[:3]
 
 
 def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
@@ -153,9 +164,10 @@ def runner(fun: Any, adjoint: str) -> Any:
     return _cache.per_function(fun, "minimize-" + adjoint, make)
 
 
-def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> Result:
+def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> tuple:
     """The eager run: the solver given as its tree ``structure`` (static) and
-    ``leaves``, then ``adjoint="implicit"``'s runner, traced inline (the same program).
+    ``leaves``, then ``adjoint="implicit"``'s runner, traced inline (the same
+    program); its result with the state's scalars packed (:func:`pack_scalars`).
 
     A cached solver's leaves and structure are computed once (:class:`Plan`),
     so a repeated call does not flatten the Solver pytree again (three Python
@@ -168,7 +180,64 @@ def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> Result:
         # One (fields, rows) buffer to hand back and copy to the host instead
         # of three (:func:`trim_history` takes it apart): ~5 us a call.
         result = result._replace(history=jnp.stack(result.history))
-    return result
+    return pack_scalars(result)
+
+
+# The state's scalar fields, by kind: the floats all have the loss's dtype
+# (Solver casts them), the counters are int32. Handed back as two vectors.
+_FLOATS, _INTS = ("value", "grad_norm", "alpha"), ("count", "status", "nfev", "ngev")
+_WINDOW_FLOATS, _WINDOW_INTS = ("best_value", "best_grad_norm"), ("since",)
+
+
+def _scalars(state: Any) -> tuple[list, list]:
+    floats = [getattr(state, f) for f in _FLOATS]
+    ints = [getattr(state, f) for f in _INTS]
+    if isinstance(state.stall, _stall.Window):
+        floats += [getattr(state.stall, f) for f in _WINDOW_FLOATS]
+        ints += [getattr(state.stall, f) for f in _WINDOW_INTS]
+    return floats, ints
+
+
+def pack_scalars(result: Result) -> tuple:
+    """Inside jit: ``(result, floats, ints)`` with the state's scalar fields
+    (:data:`_FLOATS`, :data:`_INTS`, the stall window's) set to None and their
+    values in two vectors, or ``(result, None, None)`` where their dtypes
+    differ. Every output of a jitted call costs about 2 us to hand back
+    (benchmarks E): ten scalars cost more than the loop's work."""
+    state = result.state
+    floats, ints = _scalars(state)
+    if len({jnp.result_type(v) for v in floats}) != 1 or len({jnp.result_type(v) for v in ints}) != 1:
+        return result, None, None
+    cleared = state._replace(**{f: None for f in _FLOATS + _INTS})
+    if isinstance(state.stall, _stall.Window):
+        cleared = cleared._replace(stall=_stall.Window(None, None, None))
+    return result._replace(state=cleared), jnp.stack(floats), jnp.stack(ints)
+
+
+def unpack_scalars(packed: tuple) -> Result:
+    """On the host: undo :func:`pack_scalars`; the scalars come back as NumPy
+    scalars (one host copy of each vector, none on CPU); under a trace (the
+    eager run called with concrete inputs inside a user's jit) as slices."""
+    result, floats, ints = packed
+    if floats is None:
+        return result
+    if not isinstance(floats, jax.core.Tracer):  # (concrete inputs inside a user's trace take this path too)
+        floats, ints = np.asarray(floats), np.asarray(ints)
+    state = result.state
+    values = list(state)
+    for k, i in enumerate(_FLOAT_AT):
+        values[i] = floats[k]
+    for k, i in enumerate(_INT_AT):
+        values[i] = ints[k]
+    if isinstance(state.stall, _stall.Window):
+        values[_STALL_AT] = _stall.Window(floats[len(_FLOATS)], floats[len(_FLOATS) + 1], ints[len(_INTS)])
+    return Result(*result[:_RESULT_STATE_AT], type(state)._make(values), *result[_RESULT_STATE_AT + 1:])
+
+
+_FLOAT_AT = tuple(SolverState._fields.index(f) for f in _FLOATS)
+_INT_AT = tuple(SolverState._fields.index(f) for f in _INTS)
+_STALL_AT = SolverState._fields.index("stall")
+_RESULT_STATE_AT = Result._fields.index("state")
 
 
 def _jit_static_structure(fn: Any) -> Any:
@@ -191,7 +260,7 @@ def run(
         # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
         # under a user's jit/vmap the result keeps its exact history length.
         compiled, structure, leaves = (Plan(solver) if plan is None else plan).eager()
-        return fill_copies(compiled(structure, leaves, x0, args))
+        return fill_copies(unpack_scalars(compiled(structure, leaves, x0, args)))
     return fill_copies(runner(solver.fun, adjoint)(solver, x0, args))
 
 
