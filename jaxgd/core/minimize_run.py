@@ -275,6 +275,10 @@ def trim_history(result: Result, every: int) -> Result:
     ``jax.device_get`` of the four was about 60 us).
     """
     steps, history = result.steps, result.history
+    if every and isinstance(steps, np.generic) and not isinstance(history, History):
+        # the eager run (NumPy scalars, one stacked buffer): its usual case, written out
+        rows = np.asarray(history)[:, : int(steps) // every]
+        return Result(*result[:_RESULT_HISTORY_AT], History._make(rows), *result[_RESULT_HISTORY_AT + 1:])
     if every == 0 or isinstance(steps, jax.core.Tracer) or np.ndim(steps) != 0:
         if not isinstance(history, History):  # stacked by run_flat, called under a trace
             # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed
@@ -284,3 +288,6 @@ def trim_history(result: Result, every: int) -> Result:
     if isinstance(history, History):
         return result._replace(history=History._make([np.asarray(h)[:n] for h in history]))
     return result._replace(history=History._make(np.asarray(history)[:, :n]))  # stacked by run_flat
+
+
+_RESULT_HISTORY_AT = Result._fields.index("history")
