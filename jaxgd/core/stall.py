@@ -146,8 +146,8 @@ def tracks_window(rule: Any, dtype: Any) -> bool:
     In float64 the rounding floor of a gradient (about ``eps ||A|| ||r||`` for least squares)
     lies some ten orders of magnitude below the default ``gtol``, and the window is not traced:
     it cost XLA:CPU about 0.25 s more compile per program (gd 10-D: 0.32 -> 0.57 s) and split the
-    step into more kernels (Adam 2-D with history: 0.12 -> 6.8 us a step), measured 2026-11-30
-    (benchmarks/RESULTS.md, session 5).
+    step into more kernels (Adam 2-D with history: 0.12 -> 6.8 us a step, before the driver
+    wrote history from an outer loop), measured 2026-11-30 (benchmarks/RESULTS.md, session 5).
     """
     return not hasattr(rule, "stalled") and jnp.finfo(dtype).bits < 64
 

@@ -161,6 +161,13 @@ class Result(NamedTuple):
       nfev: number of loss evaluations.
       ngev: number of gradient evaluations.
       aux: the auxiliary output at ``params`` when ``has_aux=True``, else None.
+
+    From an eager :func:`jaxgd.minimize` call the scalar fields (``loss``,
+    ``grad_norm``, ``steps``, ``status``, ``nfev``, ``ngev`` and the state's
+    scalars) are NumPy scalars and ``history`` holds NumPy arrays (handed
+    back from the compiled run in a few buffers: fewer outputs, a cheaper
+    call); ``params`` and the state's arrays are ``jax.Array``. Under
+    ``jit``/``vmap`` every field is a traced array.
     """
 
     params: Params
