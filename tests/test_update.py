@@ -184,3 +184,28 @@ def test_penalty_pytree_must_fit_the_params() -> None:
         jaxgd.minimize(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones(2)}, l1={"v": 0.1})
     with pytest.raises(ValueError, match="l2 must be a non-negative finite number"):
         jaxgd.minimize(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones(2)}, l2={"w": -1.0})
+
+
+def test_a_step_not_taken_keeps_the_point_and_records_the_direction_update() -> None:
+    """L-BFGS on a loss that is NaN past x = 2 (the unit first step of a line search lands
+    there, every trial of the last search too): the step that fails keeps params, loss,
+    gradient, counts and the rule's state of the state before it; its direction state is the
+    direction's own update at that point (reference: ``direction.update`` called by hand),
+    not rolled back (rolling back copied the whole memory every step). Stepped again, the
+    stopped state stays put in every leaf."""
+    loss = lambda x: jnp.where(jnp.all(x < 2.0), jnp.sum((x - 3.0) ** 2 * jnp.arange(1.0, 4.0)), jnp.nan)  # noqa: E731
+    s = jaxgd.Solver(loss, "lbfgs", gtol=1e-8, max_steps=50)
+    step = jax.jit(s.step)
+    state = s.init(jnp.zeros(3))
+    while jaxgd.Status(int(state.status)) is jaxgd.Status.RUNNING:
+        before, state = state, step(state)
+    assert jaxgd.Status(int(state.status)) in (jaxgd.Status.LINESEARCH_FAILED, jaxgd.Status.NONFINITE), state.status
+    for field in ("params", "value", "grad", "grad_norm", "count", "rule_state", "alpha"):
+        for a, b in zip(jax.tree_util.tree_leaves(getattr(state, field)), jax.tree_util.tree_leaves(getattr(before, field))):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=field)
+    _, want = s.direction.update(before.grad, before.direction_state, before.params, value=before.value, value_fn=loss)
+    for a, b in zip(jax.tree_util.tree_leaves(state.direction_state), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    again = step(step(state))
+    for a, b in zip(jax.tree_util.tree_leaves(again), jax.tree_util.tree_leaves(state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -139,7 +139,8 @@ def _steps(solver: Any, s: Any, k_steps: int, stop: Optional[Any], args: tuple) 
     """
     index, entries = [], []
     for _ in range(k_steps):
-        new = solver.step(s, *args)
+        # one step per iteration: the loop's test guarantees a running state (see loop)
+        new = solver._advance(s, args, running_known=k_steps == 1)
         if stop is not None and k_steps > 1:
             new = _tree.where(s.count < stop, new, s)
         if solver.history_length():  # 0 with history off, or max_steps < every
@@ -181,7 +182,8 @@ def loop(
     """Run ``solver.step`` until a test fires or ``state.count`` reaches ``stop``
     (``solver.step_limit`` by default; may be traced), :func:`block_size` steps
     per ``while_loop`` iteration; the result does not depend on the block size."""
-    limit = solver.step_limit if stop is None else stop
+    # (a chunk's stop never lets a step run at or past the step limit: the body's state is running)
+    limit = solver.step_limit if stop is None else jnp.minimum(stop, solver.step_limit)
     k_steps = block_size(solver, state)
     if solver.history_length():
         state, history = _chunked(solver, state, history, k_steps, limit, stop, args)
