@@ -162,7 +162,7 @@ class Result(NamedTuple):
       ngev: number of gradient evaluations.
       aux: the auxiliary output at ``params`` when ``has_aux=True``, else None.
 
-    From an eager :func:`jaxgd.minimize` call the scalar fields (``loss``,
+    From an eager :func:`jaxgd.minimize` call without checkpoints the scalar fields (``loss``,
     ``grad_norm``, ``steps``, ``status``, ``nfev``, ``ngev`` and the state's
     scalars) are NumPy scalars and ``history`` holds NumPy arrays (handed
     back from the compiled run in a few buffers: fewer outputs, a cheaper
