@@ -379,7 +379,11 @@ class Solver:
         if running_known:
             kept = kept._replace(direction_state=dstate)
         else:
-            kept = kept._replace(direction_state=_tree.where(running, dstate, state.direction_state))
+            # ``running``, spelled through the step's outcome (= accept | running & ~accept): a predicate
+            # known only after the step keeps XLA from merging this select into the direction's own
+            # kernels, which rounded a loop of blocks differently from a loop of one step (test_blocks.py)
+            live = accept | (running & (failed | ~finite))
+            kept = kept._replace(direction_state=_tree.where(live, dstate, state.direction_state))
         return kept._replace(
             status=status.astype(jnp.int32),
             nfev=state.nfev + spent[0],
