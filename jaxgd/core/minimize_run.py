@@ -229,14 +229,19 @@ def unpack_scalars(packed: tuple) -> Result:
         values[i] = floats[k]
     for k, i in enumerate(_INT_AT):
         values[i] = ints[k]
-    if isinstance(state.stall, _stall.Window):
-        values[_STALL_AT] = _stall.Window(floats[len(_FLOATS)], floats[len(_FLOATS) + 1], ints[len(_INTS)])
+    if isinstance(state.stall, _stall.Window):  # the window's scalars follow the state's own (see _scalars)
+        values[_STALL_AT] = _stall.Window._make([(floats if f else ints)[k] for f, k in _WINDOW_AT])
     return Result(*result[:_RESULT_STATE_AT], type(state)._make(values), *result[_RESULT_STATE_AT + 1:])
 
 
 _FLOAT_AT = tuple(SolverState._fields.index(f) for f in _FLOATS)
 _INT_AT = tuple(SolverState._fields.index(f) for f in _INTS)
 _STALL_AT = SolverState._fields.index("stall")
+# per Window field: (a float?, its place in the vector)
+_WINDOW_AT = tuple(
+    (True, len(_FLOATS) + _WINDOW_FLOATS.index(f)) if f in _WINDOW_FLOATS else (False, len(_INTS) + _WINDOW_INTS.index(f))
+    for f in _stall.Window._fields
+)
 _RESULT_STATE_AT = Result._fields.index("state")
 
 
@@ -275,19 +280,17 @@ def trim_history(result: Result, every: int) -> Result:
     ``jax.device_get`` of the four was about 60 us).
     """
     steps, history = result.steps, result.history
-    if every and isinstance(steps, np.generic) and not isinstance(history, History):
-        # the eager run (NumPy scalars, one stacked buffer): its usual case, written out
-        rows = np.asarray(history)[:, : int(steps) // every]
-        return Result(*result[:_RESULT_HISTORY_AT], History._make(rows), *result[_RESULT_HISTORY_AT + 1:])
-    if every == 0 or isinstance(steps, jax.core.Tracer) or np.ndim(steps) != 0:
+    # a concrete step count: a NumPy scalar from the eager run (the usual case, tested first), or a 0-d array
+    concrete = isinstance(steps, np.generic) or (not isinstance(steps, jax.core.Tracer) and np.ndim(steps) == 0)
+    if every == 0 or not concrete:
         if not isinstance(history, History):  # stacked by run_flat, called under a trace
             # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed
             result = result._replace(history=History._make(list(history)))
         return result
-    n = int(np.asarray(steps)) // every
-    if isinstance(history, History):
-        return result._replace(history=History._make([np.asarray(h)[:n] for h in history]))
-    return result._replace(history=History._make(np.asarray(history)[:, :n]))  # stacked by run_flat
+    n = int(steps) // every
+    # one stacked buffer from run_flat, or the three buffers of a History
+    rows = np.asarray(history)[:, :n] if not isinstance(history, History) else [np.asarray(h)[:n] for h in history]
+    return Result(*result[:_RESULT_HISTORY_AT], History._make(rows), *result[_RESULT_HISTORY_AT + 1:])
 
 
 _RESULT_HISTORY_AT = Result._fields.index("history")
