@@ -11,7 +11,8 @@ large ones (``cutest_problems.LARGE``); contenders jaxgd ``bfgs``, ``lbfgs``,
 ``jax.value_and_grad``); ``optax.lbfgs`` in a hand-written ``lax.while_loop``;
 optimistix ``BFGS`` and ``LBFGS``. Bounded suite: sif2jax's bound-constrained
 problems, jaxgd ``lbfgs`` with ``bounds=`` against scipy's L-BFGS-B. The
-stopping rules (gradient 2-norm <= 1e-5, at most 1,000 iterations, and where
+stopping rules (gradient norm <= 1e-5: the 2-norm, or L-BFGS-B's inf-norm for the L-BFGS
+family; at most 1,000 iterations; and where
 a contender cannot match that) and how evaluations are counted are in
 ``cutest_solvers``; what "solved" means and the profiles in ``cutest_report``.
 

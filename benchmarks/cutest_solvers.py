@@ -10,17 +10,19 @@ time.
 
 Matched stopping rules (``GTOL``, ``MAX_ITER``):
 
-- jaxgd ``bfgs``/``lbfgs``/``cg``: ``gtol=GTOL`` on the gradient 2-norm,
+- jaxgd ``bfgs``/``cg``: ``gtol=GTOL`` on the gradient 2-norm,
   ``max_steps=MAX_ITER``, other options default (``ftol = xtol = 0``);
 - scipy BFGS and CG: ``gtol=GTOL`` with ``norm=2`` (the 2-norm),
   ``maxiter=MAX_ITER``;
 - scipy L-BFGS-B: ``pgtol=GTOL`` on the projected gradient's *inf*-norm (it
-  has no 2-norm option, so its test is looser by up to sqrt(n)),
-  ``ftol=0`` (no stop on a small relative decrease, like jaxgd),
-  ``maxiter=MAX_ITER``, ``maxfun`` unlimited in practice;
+  has no 2-norm option), ``ftol=0`` (no stop on a small relative decrease,
+  like jaxgd), ``maxiter=MAX_ITER``, ``maxfun`` unlimited in practice;
+- jaxgd ``lbfgs`` (compared with L-BFGS-B): ``gtol=GTOL`` with
+  ``gtol_norm=inf``, L-BFGS-B's test (on the projected gradient with
+  ``bounds``, jaxgd's default there), ``max_steps=MAX_ITER``, ``ftol = xtol = 0``;
 - optax ``lbfgs()`` (zoom line search) in a hand-written, jitted
-  ``lax.while_loop`` until the gradient 2-norm is ``<= GTOL`` or
-  ``MAX_ITER`` steps;
+  ``lax.while_loop`` until the gradient's inf-norm is ``<= GTOL`` (L-BFGS-B's
+  test again) or ``MAX_ITER`` steps;
 - optimistix ``BFGS``/``LBFGS`` (``optx.minimise``, jitted): no gradient test
   exists there; ``rtol = atol = 1e-8`` (Cauchy test on changes of y and f),
   ``max_steps=MAX_ITER``.
@@ -35,6 +37,7 @@ the tables are loss evaluations, a ``value_and_grad`` counting one.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Optional
 
@@ -69,6 +72,8 @@ def _jaxgd(method: str) -> Callable[..., Call]:
 
         fun = lambda y: f(y)  # noqa: E731  (a new function object: nothing compiled is shared)
         kw = {} if bounds is None else {"bounds": bounds}
+        if method == "lbfgs":  # L-BFGS-B's stopping test (its pgtol is an inf-norm)
+            kw["gtol_norm"] = math.inf
 
         def call() -> tuple[Any, int, int, int, str]:
             r = jaxgd.minimize(fun, x0, method=method, gtol=GTOL, max_steps=MAX_ITER, progress=False, **kw)
@@ -139,7 +144,7 @@ def _optax_lbfgs(f: Callable, x0: Any, bounds: Any, limit: float) -> Call:
         def cond(c: Any) -> Any:
             _, s, _ = c
             k = optax.tree.get(s, "count")
-            return (k == 0) | ((k < MAX_ITER) & (optax.tree.norm(optax.tree.get(s, "grad")) > GTOL))
+            return (k == 0) | ((k < MAX_ITER) & (optax.tree.norm(optax.tree.get(s, "grad"), ord=jnp.inf) > GTOL))
 
         x, s, evals = lax.while_loop(cond, step, (x, opt.init(x), jnp.asarray(1, jnp.int32)))
         return x, optax.tree.get(s, "count"), evals

@@ -48,6 +48,19 @@ def sq_norm_nan_if(a: PyTree, b: PyTree) -> jax.Array:
     return sum(parts[1:], parts[0])
 
 
+def max_abs(a: PyTree) -> jax.Array:
+    """The infinity norm: the largest magnitude over all leaves (0 for no elements; NaN if any is NaN)."""
+    parts = [jnp.max(jnp.abs(x), initial=0.0) for x in leaves(a)]
+    return functools.reduce(jnp.maximum, parts[1:], parts[0]) if parts else jnp.asarray(0.0)
+
+
+def max_abs_nan_if(a: PyTree, b: PyTree) -> jax.Array:
+    """``max_abs(a)``, made NaN when any element of ``b`` (same structure) is NaN or
+    infinite: one fused reduction ``max(|x| + 0*y)`` per leaf (as :func:`sq_norm_nan_if`)."""
+    parts = [jnp.max(jnp.abs(x) + (0 * y).astype(x.dtype), initial=0.0) for x, y in zip(leaves(a), leaves(b))]
+    return functools.reduce(jnp.maximum, parts[1:], parts[0])
+
+
 def norm(a: PyTree) -> jax.Array:
     """Global 2-norm over all leaves, without overflow or underflow.
 

@@ -117,9 +117,11 @@ def test_ftol_and_xtol_stop_the_loop():
     assert r2.status_enum is Status.XTOL and int(r2.steps) < 5000
 
 
-def test_nonfinite_stops_with_last_finite_params():
+@pytest.mark.parametrize("gtol_norm", [None, np.inf], ids=["2-norm", "inf-norm"])
+def test_nonfinite_stops_with_last_finite_params(gtol_norm):
     """f = x^2/2 - log x: with lr=1.5 from 0.5 the second step lands at x < 0,
-    where log is NaN. Reference: the same recurrence replayed in NumPy."""
+    where log is NaN. Reference: the same recurrence replayed in NumPy. The
+    infinity-norm measure has its own one-reduction finiteness test."""
     fun = lambda x: jnp.sum(0.5 * x**2 - jnp.log(x))  # noqa: E731
     x, lr, finite_steps = np.array([0.5]), 1.5, 0
     while True:
@@ -128,7 +130,7 @@ def test_nonfinite_stops_with_last_finite_params():
             break
         x, finite_steps = nxt, finite_steps + 1
     assert finite_steps == 1
-    res = jaxgd.minimize(fun, jnp.array([0.5]), lr=lr, max_steps=100)
+    res = jaxgd.minimize(fun, jnp.array([0.5]), lr=lr, max_steps=100, gtol_norm=gtol_norm)
     assert res.status_enum is Status.NONFINITE and not res.success
     assert int(res.steps) == finite_steps
     np.testing.assert_allclose(np.asarray(res.params), x, rtol=1e-12)

@@ -97,6 +97,70 @@ def test_ftol_stops_at_the_first_small_relative_change_numpy_gd(ftol, shift):
     np.testing.assert_allclose(np.asarray(res.history.loss), f[1 : k + 1], rtol=1e-12)
 
 
+# -- gtol in the chosen norm ---------------------------------------------------------------
+INF_NORM = lambda v: float(np.max(np.abs(v)))  # noqa: E731
+TWO_NORM = lambda v: float(np.linalg.norm(v))  # noqa: E731
+
+
+def test_gtol_norm_stops_at_the_first_small_gradient_in_that_norm_numpy_gd():
+    """Reference: a NumPy gradient-descent loop; the run stops at the first iterate whose
+    gradient 2-norm (default, ``gtol_norm=2``) or largest magnitude (``gtol_norm=inf``,
+    scipy's ``norm=inf``) is <= gtol, and ``grad_norm``/the history report that norm."""
+    lr, n, gtol = 0.05, 2000, 3.0  # early, where the two norms of the gradient still differ
+    xs = np_gd(lr, n)
+    stops = {}
+    for gtol_norm, norm in ((None, TWO_NORM), (2, TWO_NORM), (np.inf, INF_NORM)):
+        measure = [norm(np_g(x)) for x in xs]
+        k = first_step(lambda j: measure[j] <= gtol, n)
+        assert_margin(measure, k, gtol)
+        res = jaxgd.minimize(quad, jnp.asarray(X0), lr=lr, max_steps=n, gtol=gtol, gtol_norm=gtol_norm)
+        assert res.status_enum is Status.GTOL and int(res.steps) == k, (gtol_norm, int(res.steps), k)
+        np.testing.assert_allclose(float(res.grad_norm), measure[k], rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(res.history.grad_norm), measure[1 : k + 1], rtol=1e-10)
+        stops[gtol_norm] = k
+    assert stops[np.inf] < stops[2] == stops[None]  # the norms disagree here: the test can tell them apart
+
+
+@pytest.mark.parametrize("kw", [{"bounds": (0.0, None)}, {"l1": 0.3}], ids=["bounds", "l1"])
+def test_gtol_norm_inf_on_the_gradient_mapping_numpy_proximal_gd(kw):
+    """Reference: NumPy proximal gradient descent (a clip for bounds, soft-thresholding for
+    l1); the measure is the largest magnitude of the unit-step gradient mapping
+    ``x - prox(x - g)`` (Beck 2017, Theorem 10.7)."""
+    lr, n, gtol = 0.05, 2000, 1e-5
+    if "bounds" in kw:
+        prox = lambda z, a: np.maximum(z, 0.0)  # noqa: E731
+    else:
+        prox = lambda z, a: np.sign(z) * np.maximum(np.abs(z) - a * kw["l1"], 0.0)  # noqa: E731
+    xs = [np.maximum(X0, 0.0) if "bounds" in kw else X0.copy()]
+    for _ in range(n):
+        xs.append(prox(xs[-1] - lr * np_g(xs[-1]), lr))
+    measure = [INF_NORM(x - prox(x - np_g(x), 1.0)) for x in xs]
+    k = first_step(lambda j: measure[j] <= gtol, n)
+    assert_margin(measure, k, gtol)
+    res = jaxgd.minimize(quad, jnp.asarray(X0), lr=lr, max_steps=n, gtol=gtol, gtol_norm=np.inf, **kw)
+    assert res.status_enum is Status.GTOL and int(res.steps) == k
+    np.testing.assert_allclose(np.asarray(res.params), xs[k], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(float(res.grad_norm), measure[k], rtol=1e-8)
+
+
+def test_lbfgsb_tests_the_projected_gradient_in_the_chosen_norm():
+    """L-BFGS-B (lbfgs + bounds) tests the projected gradient's infinity norm by default
+    (scipy's pgtol), its 2-norm with gtol_norm=2. Reference: the projected gradient
+    x - clip(x - g, lower, upper) in NumPy at the returned point."""
+    bounds = (0.0, 0.4)
+    out = {}
+    for gtol_norm in (None, np.inf, 2):
+        res = jaxgd.minimize(quad, jnp.asarray(X0), method="lbfgs", bounds=bounds, gtol=1e-7, gtol_norm=gtol_norm)
+        assert res.status_enum is Status.GTOL
+        x = np.asarray(res.params)
+        pg = x - np.clip(x - np_g(x), *bounds)
+        norm = TWO_NORM if gtol_norm == 2 else INF_NORM
+        np.testing.assert_allclose(float(res.grad_norm), norm(pg), rtol=1e-8, atol=1e-300)
+        assert norm(pg) <= 1e-7
+        out[gtol_norm] = int(res.steps)
+    assert out[None] == out[np.inf] <= out[2]
+
+
 def recorded_iterates(method, n, **kw):
     """The method's own iterates x_0..x_n and values, one jitted step at a time (no stopping test)."""
     solver = jaxgd.Solver(quad, method, gtol=0.0, **kw)

@@ -192,6 +192,7 @@ def minimize(
     lr: Any = _D("lr"),
     max_steps: int = _D("max_steps"),
     gtol: ArrayLike = _D("gtol"),
+    gtol_norm: Optional[float] = _D("gtol_norm"),
     ftol: ArrayLike = _D("ftol"),
     xtol: ArrayLike = _D("xtol"),
     l1: ArrayLike = _D("l1"),
@@ -221,7 +222,7 @@ def minimize(
 
     With ``method="gd"`` this is gradient descent (Cauchy, 1847), or ISTA with
     ``l1`` (Beck & Teboulle, SIAM J. Imaging Sci. 2009). The loop stops at
-    the first of: gradient norm <= ``gtol``; relative loss change <= ``ftol``;
+    the first of: gradient norm (``gtol_norm``) <= ``gtol``; relative loss change <= ``ftol``;
     step length <= ``xtol``; ``max_steps``; a non-finite loss or gradient
     (``Status.NONFINITE``, returning the last finite iterate).
 
@@ -237,7 +238,7 @@ def minimize(
         keeps its structure and dtypes.
       args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
         value is wrapped).
-      {options:method,lr,max_steps,gtol,ftol,xtol,l1,l2,clip,history,progress,has_aux,unroll}
+      {options:method,lr,max_steps,gtol,gtol_norm,ftol,xtol,l1,l2,clip,history,progress,has_aux,unroll}
       checkpoint_every: save a checkpoint every this many steps: the compiled
         loop runs in chunks of ``checkpoint_every`` steps (one compiled
         chunk, re-used) and the :class:`jaxgd.Result` so far is written to

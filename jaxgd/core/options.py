@@ -53,6 +53,12 @@ OPTIONS: dict[str, Option] = {
         "stop when the stationarity measure is <= gtol: the gradient 2-norm, or with ``l1``/``bounds`` "
         "the norm of the gradient mapping ``x - prox(x - grad)``."
     )),
+    "gtol_norm": Option(None, (
+        "the norm of that measure, for ``gtol``, ``Result.grad_norm`` and the history: ``2`` (the "
+        "2-norm) or ``inf`` (``math.inf``: the largest magnitude, scipy's BFGS and CG default ``norm`` "
+        "and L-BFGS-B's ``pgtol``). ``None`` (default): the 2-norm, except for L-BFGS-B "
+        "(``lbfgs`` + ``bounds``), whose ``gtol`` tests the infinity norm as scipy's does."
+    )),
     "ftol": Option(0.0, (
         "stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)`` (scipy L-BFGS-B's test); 0 disables it."
     )),
@@ -101,7 +107,7 @@ OPTIONS: dict[str, Option] = {
 }
 
 SOLVER_OPTIONS = (
-    "max_steps", "gtol", "ftol", "xtol", "l1", "l2", "clip", "history", "progress", "has_aux", "bounds", "accelerated", "unroll",
+    "max_steps", "gtol", "gtol_norm", "ftol", "xtol", "l1", "l2", "clip", "history", "progress", "has_aux", "bounds", "accelerated", "unroll",
 )
 
 
@@ -167,6 +173,7 @@ BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
 BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
 BAD_FLAG_EVERY = _validate.BAD_EVERY  # "{name} must be a bool or a positive integer (every k steps), ..."
+BAD_GTOL_NORM = "gtol_norm must be None, 2 or inf (math.inf or numpy.inf), got gtol_norm={value!r}"
 BAD_UNROLL = "unroll must be None (automatic) or a positive integer (steps per loop iteration), got unroll={value!r}"
 
 
@@ -305,9 +312,21 @@ def _check_lr_with_optax(method: Any, lr: Any) -> None:
     raise ValueError(OPTAX_LR.format(lr=lr))
 
 
+def _gtol_norm(value: Any, lbfgsb: bool) -> float:
+    """``gtol_norm`` checked and resolved: ``2.0`` or ``inf`` (``None``: inf for L-BFGS-B, else 2)."""
+    if value is None:
+        return math.inf if lbfgsb else 2.0
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(BAD_GTOL_NORM.format(value=value))
+    if float(value) not in (2.0, math.inf):
+        raise ValueError(BAD_GTOL_NORM.format(value=value))
+    return float(value)
+
+
 def solver_fields(
     fun: Any, method: Any, lr: Any, *, max_steps: Any, gtol: Any, ftol: Any, xtol: Any, l1: Any, l2: Any,
     clip: Any, history: Any, progress: Any, has_aux: Any, bounds: Any, accelerated: Any, unroll: Any = None,
+    gtol_norm: Any = None,
 ) -> dict:
     """Validate the options on the host; return the :class:`jaxgd.Solver`'s fields.
 
@@ -349,6 +368,7 @@ def solver_fields(
         rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_check_lr(lr)),
         prox=Prox(_off_if_zero(l1), lower, upper),
         gtol=gtol,
+        gtol_norm=_gtol_norm(gtol_norm, lbfgsb is not None),
         ftol=_off_if_zero(ftol),
         xtol=_off_if_zero(xtol),
         l2=_off_if_zero(l2),

@@ -115,9 +115,10 @@ def flat_bounds(prox: Any, params: Params, dtype: Any) -> tuple[jax.Array, jax.A
     return side(prox.lower, "lower", -jnp.inf), side(prox.upper, "upper", jnp.inf)
 
 
-def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
-    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``)."""
-    return jnp.max(jnp.abs(x - jnp.clip(x - g, lower, upper)), initial=0.0)
+def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf) -> jax.Array:
+    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``); its 2-norm with ``ord=2``."""
+    pg = x - jnp.clip(x - g, lower, upper)
+    return _tree.norm(pg) if ord == 2 else jnp.max(jnp.abs(pg), initial=0.0)
 
 
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
@@ -131,7 +132,7 @@ def init(solver: Any, state: Any) -> Any:
     x, _ = ravel_pytree(state.params)
     g = ravel_pytree(state.grad)[0].astype(x.dtype)
     lower, upper = flat_bounds(solver.prox, state.params, x.dtype)
-    gnorm = projected_grad_norm(x, g, lower, upper).astype(state.value.dtype)
+    gnorm = projected_grad_norm(x, g, lower, upper, solver.gtol_norm).astype(state.value.dtype)
     status = jnp.where(
         state.status == Status.NONFINITE, Status.NONFINITE, jnp.where(gnorm <= solver.gtol, Status.GTOL, Status.RUNNING)
     ).astype(jnp.int32)
@@ -220,7 +221,7 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa
     take = accept & (sy > jnp.finfo(x.dtype).eps * gs) & jnp.isfinite(jnp.dot(y, y))
     mem = _memory.push(mem, s, y, take)
 
-    gnorm = projected_grad_norm(xn, gn, lower, upper).astype(state.value.dtype)
+    gnorm = projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm).astype(state.value.dtype)
     status = jnp.where(gnorm <= solver.gtol, Status.GTOL, Status.RUNNING)
     if solver.ftol is not None:
         f_old, f_new = state.value, fn

@@ -26,7 +26,7 @@ import numpy as np
 # Other libraries' keyword spellings -> jaxgd's (optax, scipy.optimize, torch.optim, sklearn, optimistix).
 KEYWORD_ALIASES: dict[str, str] = {
     "learning_rate": "lr", "step_size": "lr", "stepsize": "lr", "eta": "lr", "alpha": "lr",
-    "tol": "gtol", "atol": "gtol", "rtol": "ftol", "gtolerance": "gtol",
+    "tol": "gtol", "atol": "gtol", "rtol": "ftol", "gtolerance": "gtol", "pgtol": "gtol", "norm": "gtol_norm",
     "maxiter": "max_steps", "max_iter": "max_steps", "max_iters": "max_steps", "num_steps": "max_steps",
     "n_iter": "max_steps", "steps": "max_steps", "max_epochs": "epochs", "num_epochs": "epochs",
     "weight_decay": "l2", "alpha_l1": "l1", "callback": "progress", "verbose": "progress", "disp": "progress",

@@ -268,8 +268,8 @@ class Prox:
         parts = [jnp.sum(w * (jnp.abs(a) - jnp.abs(b))) for w, a, b in zip(ws, _tree.leaves(new), _tree.leaves(old))]
         return sum(parts[1:], parts[0])
 
-    def stationarity(self, params: Params, grad: Grads) -> jax.Array:
-        """The norm that must vanish at a minimiser.
+    def stationarity(self, params: Params, grad: Grads, ord: float = 2.0) -> jax.Array:
+        """The norm that must vanish at a minimiser (the 2-norm, or with ``ord=inf`` the largest magnitude).
 
         Without a proximal term, ``||grad||``; with one, the norm of the
         unit-step gradient mapping ``theta - prox_h(theta - grad)``, which is
@@ -277,10 +277,11 @@ class Prox:
         in Optimization", SIAM 2017, Theorem 10.7). With bounds only, it is
         the projected-gradient norm ``||theta - P(theta - grad)||``.
         """
+        norm = _tree.norm if ord == 2 else _tree.max_abs
         if not self.active:
-            return _tree.norm(grad)
+            return norm(grad)
         moved = self.apply(_tree.add_scaled(params, -1.0, grad), jnp.asarray(1.0))
-        return _tree.norm(_tree.sub(params, moved))
+        return norm(_tree.sub(params, moved))
 
 
 # -- FISTA ---------------------------------------------------------------------------
