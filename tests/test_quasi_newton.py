@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import optax
 import scipy.optimize as so
 
 import jaxgd
@@ -94,13 +95,14 @@ def test_quadratic_termination_with_exact_line_search(method):
 
 
 # -- plain NumPy references, step by step -------------------------------------------------
-def np_bfgs_directions(xs, gs):
-    """Nocedal & Wright Alg. 6.1 with eq. 6.17 and the eq. 6.20 scaling, in NumPy."""
+def np_bfgs_directions(xs, gs, scale_init):
+    """Nocedal & Wright Alg. 6.1 with eq. 6.17 (H0 = I, as scipy's BFGS) and optionally the
+    eq. 6.20 scaling, in NumPy."""
     h, out = np.eye(len(xs[0])), []
     for k, (x, g) in enumerate(zip(xs, gs)):
         if k > 0:
             s, y = x - xs[k - 1], g - gs[k - 1]
-            if k == 1:
+            if k == 1 and scale_init:
                 h = (s @ y) / (y @ y) * np.eye(len(x))
             rho = 1.0 / (y @ s)
             i = np.eye(len(x))
@@ -145,9 +147,12 @@ def _run_direction(direction, xs, gs):
     return out
 
 
-def test_bfgs_directions_match_a_plain_numpy_bfgs():
+@pytest.mark.parametrize("scale_init", [None, True], ids=["default (H0=I)", "scale_init"])
+def test_bfgs_directions_match_a_plain_numpy_bfgs(scale_init):
     xs, gs = _path()
-    np.testing.assert_allclose(_run_direction(directions.bfgs(), xs, gs), np_bfgs_directions(xs, gs), rtol=1e-10, atol=1e-12)
+    direction = directions.bfgs() if scale_init is None else directions.bfgs(scale_init=scale_init)
+    want = np_bfgs_directions(xs, gs, bool(scale_init))
+    np.testing.assert_allclose(_run_direction(direction, xs, gs), want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("variant", ["fr", "pr+", "hs", "dy"])
@@ -172,7 +177,7 @@ def test_lbfgs_is_optax_scale_by_lbfgs():
 
 # -- the registry, factories, carries ------------------------------------------------------
 def test_factories_return_the_same_objects_as_the_registry():
-    assert directions.bfgs() is directions.bfgs(scale_init=True) is resolve("bfgs")
+    assert directions.bfgs() is directions.bfgs(scale_init=False) is resolve("bfgs")
     assert directions.lbfgs() is directions.lbfgs(10) is resolve("lbfgs")
     assert directions.cg() is directions.cg("PR+") is directions.cg(directions.CGVariant.POLAK_RIBIERE_PLUS) is resolve("cg")
     assert directions.cg("fr") is not directions.cg("dy")
@@ -180,9 +185,10 @@ def test_factories_return_the_same_objects_as_the_registry():
 
 
 def test_default_step_sizes_are_more_thuente():
-    # issue 13: MINPACK-2's search as scipy uses it; unit start for quasi-Newton, scipy's CG start and c2.
+    # issue 13: MINPACK-2's search as scipy uses it: scipy's BFGS start (old_old_fval), L-BFGS-B's
+    # unit start, scipy's CG start and c2.
     f = lambda x: jnp.sum(x**2)  # noqa: E731
-    for method, c2, start in (("bfgs", 0.9, "unit"), ("lbfgs", 0.9, "unit"), ("cg", 0.4, "interpolate")):
+    for method, c2, start in (("bfgs", 0.9, "interpolate"), ("lbfgs", 0.9, "unit"), ("cg", 0.4, "interpolate")):
         rule = jaxgd.Solver(f, method).rule
         assert isinstance(rule, ls.MoreThuente) and rule.c2 == c2 and rule.start == start
 
@@ -225,9 +231,110 @@ def test_pytree_params_and_no_retrace_for_new_line_search_values():
     x0 = {"w": jnp.zeros((2, 2)), "b": jnp.array([0.5, 2.5])}
     first = jaxgd.minimize(counted, x0, method="bfgs", gtol=1e-10, history=False)
     traces = TRACES["n"]
-    second = jaxgd.minimize(counted, x0, method="bfgs", lr=ls.MoreThuente(c1=1e-3, c2=0.5), gtol=1e-10, history=False)
+    new_values = ls.MoreThuente(c1=1e-3, c2=0.5, start="interpolate")  # bfgs's default search, other constants
+    second = jaxgd.minimize(counted, x0, method="bfgs", lr=new_values, gtol=1e-10, history=False)
     assert TRACES["n"] == traces
     for res in (first, second):
         assert res.status_enum is jaxgd.Status.GTOL
         np.testing.assert_allclose(res.params["w"], 1.0, rtol=1e-9)
         np.testing.assert_allclose(res.params["b"], np.pi, rtol=1e-9)
+
+
+@pytest.mark.parametrize("x0", [[-1.2, 1.0], [-1.2, 1.0, -1.2, 1.0, -1.2]], ids=["rosenbrock-2", "rosenbrock-5"])
+def test_bfgs_defaults_are_scipys_bfgs_step_for_step(x0):
+    """Reference: scipy.optimize.minimize(method="BFGS", norm=2) with a jitted value_and_grad.
+    jaxgd's defaults (H0 = I, Moré-Thuente with scipy's interpolated first trial, c1=1e-4,
+    c2=0.9) take the same steps: the same iterations, evaluations and answer (issue 13)."""
+    f = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    vg = jax.jit(jax.value_and_grad(f))
+    ref = so.minimize(lambda x: tuple(np.asarray(v, np.float64) for v in vg(jnp.asarray(x))), np.asarray(x0),
+                      jac=True, method="BFGS", options={"gtol": 1e-6, "norm": 2})
+    res = jaxgd.minimize(f, jnp.asarray(x0, jnp.float64), method="bfgs", gtol=1e-6)
+    assert ref.success and res.status_enum is jaxgd.Status.GTOL
+    assert (int(res.steps), int(res.nfev)) == (ref.nit, ref.nfev)
+    np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("x0", [[-1.2, 1.0], [-1.2, 1.0] * 5], ids=["rosenbrock-2", "rosenbrock-10"])
+def test_lbfgs_defaults_are_lbfgsbs_steps(x0):
+    """Reference: scipy's L-BFGS-B (unconstrained, ftol=0) with a jitted value_and_grad.
+    jaxgd's lbfgs with L-BFGS-B's stopping test (gtol_norm=inf) takes the same steps: the
+    same iterations, evaluations and answer (issue 13)."""
+    f = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    vg = jax.jit(jax.value_and_grad(f))
+    ref = so.minimize(lambda x: tuple(np.asarray(v, np.float64) for v in vg(jnp.asarray(x))), np.asarray(x0),
+                      jac=True, method="L-BFGS-B", options={"gtol": 1e-6, "ftol": 0.0})
+    res = jaxgd.minimize(f, jnp.asarray(x0, jnp.float64), method="lbfgs", gtol=1e-6, gtol_norm=np.inf)
+    assert ref.success and res.status_enum is jaxgd.Status.GTOL
+    assert (int(res.steps), int(res.nfev)) == (ref.nit, ref.nfev)
+    np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-9)
+
+
+def np_lbfgs_directions(xs, gs, m):
+    """Nocedal & Wright Alg. 7.4 over the pairs L-BFGS-B keeps (s'y > eps max(-g's, 0) and
+    s'y > 0; the newest m), H0 = (s'y / y'y) I of the newest kept pair, min(1, 1/|g|) I
+    while none is kept; in NumPy."""
+    pairs, out = [], []
+    eps = np.finfo(np.float64).eps
+    for k, g in enumerate(gs):
+        if k > 0:
+            s, y = xs[k] - xs[k - 1], g - gs[k - 1]
+            if s @ y > 0 and s @ y > eps * max(-(gs[k - 1] @ s), 0.0):
+                pairs = (pairs + [(s, y)])[-m:]
+        gamma = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) if pairs else min(1.0, 1.0 / np.linalg.norm(g))
+        q, alphas = g.copy(), []
+        for s, y in reversed(pairs):
+            a = (s @ q) / (s @ y)
+            alphas.append(a)
+            q = q - a * y
+        r = gamma * q
+        for (s, y), a in zip(pairs, reversed(alphas)):
+            r = r + (a - (y @ r) / (s @ y)) * s
+        out.append(-r)
+    return out
+
+
+def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop():
+    """A path with a pair of negative curvature (step 3) and a step not taken (s = 0,
+    step 5): the direction uses only the pairs L-BFGS-B keeps (reference above) and stays a
+    descent direction where optax's memory, which keeps every pair, does not."""
+    rng = np.random.default_rng(3)
+    n = 5
+    xs = [rng.normal(size=n)]
+    for k in range(1, 9):
+        xs.append(xs[-1] if k == 5 else xs[-1] + 0.3 * rng.normal(size=n))
+    a, _ = spd(n, 20.0, 2)
+    gs = [a @ x for x in xs]
+    gs[3] = gs[2] - 2.0 * (xs[3] - xs[2])  # y = -2 s: negative curvature
+    want = np_lbfgs_directions(xs, gs, 3)
+    got = _run_direction(directions.lbfgs(3), xs, gs)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert all(g @ d < 0 for g, d in zip(gs, got))
+    tx = optax.scale_by_lbfgs(memory_size=3)
+    state, slopes = tx.init(jnp.asarray(xs[0])), []
+    for x, g in zip(xs, gs):
+        u, state = tx.update(jnp.asarray(g), state, jnp.asarray(x))
+        slopes.append(float(-np.asarray(u) @ g))
+    assert max(slopes) > 0  # the reason for the rule: optax's direction ascends somewhere on this path
+
+
+def test_lbfgs_restarts_once_after_a_failed_search_as_lbfgsb():
+    """L-BFGS-B's restart (the code's mainlb: a failed line search with pairs in memory resets
+    the memory and retries from the same point; with an empty memory it stops): a loss that is
+    NaN away from the current point makes every one-trial search fail."""
+    quad = lambda x: jnp.sum(jnp.arange(1.0, 5.0) * (x - 1.0) ** 2)  # noqa: E731
+    solver = jaxgd.Solver(quad, "lbfgs", gtol=0.0)
+    state = solver.init(jnp.zeros(4))
+    for _ in range(3):
+        state = solver.step(state)
+    assert int(state.direction_state.held) > 0
+    here = state.params
+    nan_away = lambda x: jnp.where(jnp.all(x == here), quad(x), jnp.nan)  # noqa: E731
+    failing = jaxgd.Solver(nan_away, "lbfgs", ls.MoreThuente(c1=1e-3, c2=0.9, xtol=0.1, max_iter=1), gtol=0.0)
+    retried = failing.step(state)
+    assert int(retried.status) == int(jaxgd.Status.RUNNING) and int(retried.direction_state.held) == 0
+    np.testing.assert_array_equal(np.asarray(retried.params), np.asarray(here))
+    assert int(retried.count) == int(state.count) and int(retried.nfev) == int(state.nfev) + 1
+    stopped = failing.step(retried)
+    assert int(stopped.status) == int(jaxgd.Status.LINESEARCH_FAILED) and int(stopped.nfev) == int(state.nfev) + 2
+    np.testing.assert_array_equal(np.asarray(stopped.params), np.asarray(here))

@@ -357,6 +357,10 @@ class Solver:
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol,
         )
+        if self.direction.reset is not None:  # L-BFGS-B's restart: a failed search with a memory retries without it
+            fresh, had_memory = self.direction.reset(dstate)
+            retry = (status == Status.LINESEARCH_FAILED) & had_memory
+            dstate, status = _tree.where(retry, fresh, dstate), jnp.where(retry, Status.RUNNING, status)
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)
         spent = jnp.where(running, jnp.asarray(info.nfev, jnp.int32) + extra, 0), jnp.where(running, jnp.asarray(info.ngev, jnp.int32) + extra, 0)

@@ -29,18 +29,20 @@ from .quasi_newton import bfgs_direction, cg_direction, lbfgs_direction
 __all__ = ["BFGSState", "CGState", "CGVariant", "Direction", "bfgs", "cg", "lbfgs"]
 
 
-def bfgs(scale_init: bool = True) -> Direction:
+def bfgs(scale_init: bool = False) -> Direction:
     """Dense BFGS (Nocedal & Wright, "Numerical Optimization", 2006, Alg. 6.1, eq. 6.17).
 
     :math:`d_k = -H_k g_k`, :math:`H_{k+1} = (I - \\rho s y^\\top) H_k (I - \\rho y s^\\top) + \\rho s s^\\top`.
     See :func:`jaxgd._quasi_newton.bfgs_direction`.
 
     Args:
-      scale_init: replace :math:`H_0 = I` by :math:`(y^\\top s / y^\\top y) I`
-        just before the first update (Nocedal & Wright eq. 6.20).
+      scale_init: replace :math:`H_0 = I` (scipy's choice, the default) by
+        :math:`(y^\\top s / y^\\top y) I` just before the first update (Nocedal &
+        Wright eq. 6.20).
 
     Returns:
-      The ``"bfgs"`` :class:`Direction` (default step: strong Wolfe, ``c2=0.9``).
+      The ``"bfgs"`` :class:`Direction` (default step: Moré-Thuente strong Wolfe, ``c2=0.9``,
+      scipy's interpolated first trial).
 
     Raises:
       TypeError: ``scale_init`` is not a bool.

@@ -35,6 +35,11 @@ class Direction(NamedTuple):
         search for quasi-Newton methods).
       decoupled_l2: when True, ``l2`` is decoupled weight decay added to the
         direction (AdamW) instead of a penalty added to the loss.
+      reset: ``reset(state) -> (state, had_memory)`` for a direction with a
+        curvature memory (``lbfgs``): when a line search fails and
+        ``had_memory`` is True, the solver keeps running from the same point
+        with the reset state (L-BFGS-B's restart); None: a failed search stops
+        the run.
     """
 
     name: str
@@ -42,6 +47,7 @@ class Direction(NamedTuple):
     update: Callable[..., tuple[Grads, PyTree]]
     default_lr: Any = 1e-3
     decoupled_l2: bool = False
+    reset: Optional[Callable[[PyTree], tuple[PyTree, Any]]] = None
 
 
 def from_preconditioner(

@@ -1,13 +1,13 @@
-"""Curvature-aware directions: dense BFGS, L-BFGS (optax) and nonlinear conjugate gradient.
+"""Curvature-aware directions: dense BFGS, L-BFGS and nonlinear conjugate gradient.
 
 Each is a :class:`jaxgd.Direction`. Its ``update`` runs at step ``k`` with
 the current parameters and gradient and the state left by step ``k - 1``;
 the state stores the previous parameters and gradient, so the curvature pair
 :math:`s = \\theta_k - \\theta_{k-1}`, :math:`y = g_k - g_{k-1}` is formed
 there. States keep fixed shapes and dtypes (a loop carry). The default step
-size of each is a strong Wolfe line search (``jaxgd.linesearch.StrongWolfe``;
-``c2 = 0.9`` for the quasi-Newton methods, ``0.1`` for CG, as Nocedal &
-Wright recommend).
+size of each is the Moré-Thuente line search with the constants and first
+trial of the scipy method it matches: scipy's BFGS for ``bfgs``, L-BFGS-B's
+for ``lbfgs`` (:mod:`jaxgd.directions.limited_memory`), scipy's CG for ``cg``.
 
 The factories are cached: equal arguments give the same ``Direction``
 object, so a compiled loop keyed on it is re-used.
@@ -22,11 +22,11 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.flatten_util import ravel_pytree
 
 from .. import _tree
-from .base import Direction, from_preconditioner
+from . import limited_memory as _limited_memory
+from .base import Direction
 from ..linesearch.more_thuente import MoreThuente
 from .._types import Grads, Params
 
@@ -35,10 +35,13 @@ BAD_MEMORY = "memory_size must be a positive integer, got memory_size={value!r}"
 BAD_RESTART = "restart_every must be None or a positive integer, got restart_every={value!r}"
 
 
-def quasi_newton_lr() -> MoreThuente:
-    """The default step size of ``bfgs`` and ``lbfgs``: Moré-Thuente, ``c1=1e-4``,
-    ``c2=0.9``, unit first trial (Nocedal & Wright section 3.5; MINPACK-2 as in scipy)."""
-    return MoreThuente(c1=1e-4, c2=0.9, start="unit")
+def bfgs_lr() -> MoreThuente:
+    """The default step size of ``bfgs``: Moré-Thuente, ``c1=1e-4``, ``c2=0.9``, the
+    interpolated first trial capped at 1 (scipy's BFGS: ``line_search_wolfe1`` with
+    ``old_old_fval``). With :math:`H_0 = I` this is scipy's BFGS step for step; the unit
+    first trial and a scaled :math:`H_0` failed 8 of sif2jax's CUTEst problems that
+    scipy's BFGS solves (benchmarks/RESULTS.md, session 9)."""
+    return MoreThuente(c1=1e-4, c2=0.9, start="interpolate")
 
 
 def cg_lr() -> MoreThuente:
@@ -63,7 +66,7 @@ def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array) -> jax.Array:
     return h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
 
 
-def bfgs_direction(scale_init: bool = True) -> Direction:
+def bfgs_direction(scale_init: bool = False) -> Direction:
     """Dense BFGS: :math:`d_k = -H_k g_k` with the inverse-Hessian update
 
     .. math::
@@ -72,9 +75,10 @@ def bfgs_direction(scale_init: bool = True) -> Direction:
 
     skipped when :math:`y_k^\\top s_k \\le \\epsilon \\|s_k\\|\\|y_k\\|`
     (:math:`\\epsilon` the dtype's machine epsilon) or when the pair is not
-    finite. :math:`H_0 = I`; with ``scale_init`` it is replaced, just before
-    the first update, by :math:`(y^\\top s / y^\\top y) I` (scipy's BFGS keeps
-    :math:`I`). The parameters are flattened
+    finite. :math:`H_0 = I`, as scipy's BFGS; with ``scale_init`` it is
+    replaced, just before the first update, by :math:`(y^\\top s / y^\\top y) I`
+    (Nocedal & Wright's recommendation, which solved fewer of sif2jax's CUTEst
+    problems with scipy's line search). The parameters are flattened
     (``jax.flatten_util.ravel_pytree``), so the state holds an
     :math:`n \\times n` matrix: use ``lbfgs`` for large :math:`n`.
 
@@ -86,7 +90,7 @@ def bfgs_direction(scale_init: bool = True) -> Direction:
 
     Returns:
       A :class:`jaxgd.Direction` named ``"bfgs"`` whose default step size is
-      a strong Wolfe line search (the same object for the same argument).
+      a strong Wolfe line search (:func:`bfgs_lr`; the same object for the same argument).
     """
     return _bfgs(bool(scale_init))
 
@@ -123,62 +127,18 @@ def _bfgs(scale_init: bool) -> Direction:
         )
         return unravel(d.astype(x.dtype)), new
 
-    return Direction("bfgs" if scale_init else "bfgs(scale_init=False)", init, update, quasi_newton_lr)
+    return Direction("bfgs(scale_init=True)" if scale_init else "bfgs", init, update, bfgs_lr)
 
 
-# -- L-BFGS (optax) ------------------------------------------------------------------
-def _finite_first_pair(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``optax.scale_by_lbfgs`` with a first curvature pair of ones (adjoint, issue 12).
-
-    At step 0 optax forms the pair from its zero-initialised state and
-    discards it (``jnp.where(count > 0, ...)``); from ``x0 = 0`` that pair is
-    zero and its ``1 / s^T y`` infinite, which makes reverse-mode derivatives
-    through the discarding ``where`` NaN (0 * inf). Presenting the pair
-    ``s = y = 1`` instead changes no value (it is still discarded).
-    """
-
-    def update(updates: Any, state: Any, params: Any = None) -> Any:
-        first = state.count == 0
-        shift = lambda now, old: _tree.tmap(lambda a, b: jnp.where(first, a - 1, b), now, old)  # noqa: E731
-        state = state._replace(params=shift(params, state.params), updates=shift(updates, state.updates))
-        return tx.update(updates, state, params)
-
-    return optax.GradientTransformation(tx.init, update)
-
-
-def _weights_in_params_dtype(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``optax.scale_by_lbfgs`` with its ``1 / s^T y`` weights in the parameters' dtype.
-
-    optax allocates them with ``jnp.zeros(memory_size)``, float64 whenever x64 is
-    on: float32 parameters then carried a float64 leaf in their state and ran
-    the two-loop recursion in float64 (cast back to float32 at each step). Mixed
-    float32/float64 parameters keep the wider dtype, as before.
-    """
-
-    def init(params: Any) -> Any:
-        state = tx.init(params)
-        dtype = jnp.result_type(*jax.tree_util.tree_leaves(params))
-        return state._replace(weights_memory=state.weights_memory.astype(dtype))
-
-    return optax.GradientTransformation(init, tx.update)
-
-
-@functools.lru_cache(maxsize=None)
-def _lbfgs(memory_size: int) -> Direction:
-    tx = optax.scale_by_lbfgs(memory_size=memory_size, scale_init_precond=True)
-    tx = _finite_first_pair(_weights_in_params_dtype(tx))
-    name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
-    return from_preconditioner(name, tx, default_lr=quasi_newton_lr)
-
-
+# -- L-BFGS (jaxgd.directions.limited_memory) -------------------------------------------
 def lbfgs_direction(memory_size: int = 10) -> Direction:
     """L-BFGS: :math:`d_k = -H_k g_k` with :math:`H_k` from the last ``memory_size`` pairs.
 
-    The two-loop recursion of ``optax.scale_by_lbfgs`` with
-    :math:`H_k^0 = (s^\\top y / y^\\top y) I` (and
-    :math:`\\min(1, 1/\\|g_0\\|) I` at the first step). optax keeps every
-    pair with :math:`s^\\top y \\ne 0`; the strong Wolfe default step
-    guarantees :math:`s^\\top y > 0` whenever its curvature condition holds.
+    The two-loop recursion (the arithmetic of ``optax.scale_by_lbfgs``) with
+    :math:`H_k^0 = (s^\\top y / y^\\top y) I` (and :math:`\\min(1, 1/\\|g\\|) I`
+    while no pair is kept), keeping pairs and restarting after a failed line
+    search as L-BFGS-B does; the default step size is L-BFGS-B's line search
+    (:mod:`jaxgd.directions.limited_memory`).
 
     References: D. C. Liu & J. Nocedal, "On the limited memory BFGS method
     for large scale optimization", Math. Programming 45, 1989; Nocedal &
@@ -195,7 +155,7 @@ def lbfgs_direction(memory_size: int = 10) -> Direction:
     """
     if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size < 1:
         raise ValueError(BAD_MEMORY.format(value=memory_size))
-    return _lbfgs(memory_size)
+    return _limited_memory.lbfgs(memory_size)
 
 
 # -- nonlinear conjugate gradient ------------------------------------------------------
