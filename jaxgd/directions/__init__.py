@@ -80,16 +80,17 @@ def cg(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:
        \\beta^{HS} = \\frac{g_k^\\top y_k}{d_{k-1}^\\top y_k},\\ 
        \\beta^{DY} = \\frac{g_k^\\top g_k}{d_{k-1}^\\top y_k}
 
-    with restarts every ``restart_every`` steps (default :math:`n`) and when
-    :math:`d_k` is not a descent direction. Reference: Nocedal & Wright,
-    "Numerical Optimization", 2006, section 5.2.
+    with restarts every ``restart_every`` steps (default: none for PR+, as scipy's CG;
+    :math:`n` for the others) and when :math:`d_k` is not a descent direction.
+    Reference: Nocedal & Wright, "Numerical Optimization", 2006, section 5.2.
 
     Args:
       variant: ``"fr"``, ``"pr+"`` (default), ``"hs"`` or ``"dy"``, or a :class:`CGVariant`.
-      restart_every: restart period, ``None`` for the number of parameters.
+      restart_every: restart period; ``None``: no periodic restart for PR+, the number of
+        parameters for the others.
 
     Returns:
-      A :class:`Direction` (default step: strong Wolfe, ``c2=0.1``).
+      A :class:`Direction` (default step: Moré-Thuente as scipy's CG, ``c2=0.4``).
 
     Raises:
       ValueError: an unknown variant or a bad ``restart_every``.

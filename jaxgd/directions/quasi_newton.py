@@ -206,6 +206,10 @@ def _beta(variant: CGVariant, g: Grads, g_prev: Grads, d_prev: Grads) -> jax.Arr
     return _div(_tree.sq_norm(g), _tree.vdot(d_prev, y))
 
 
+def _size(params: Params) -> int:
+    return sum(math.prod(jnp.shape(x)) for x in _tree.leaves(params))
+
+
 @functools.lru_cache(maxsize=None)
 def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
     def init(params: Params) -> CGState:
@@ -214,9 +218,11 @@ def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
 
     def update(grad: Grads, state: CGState, params: Params, value: Any = None, value_fn: Any = None) -> tuple[Grads, CGState]:
         g = _tree.cast_like(grad, params)
-        n = restart_every or sum(math.prod(jnp.shape(x)) for x in _tree.leaves(params))
         beta = _beta(variant, g, state.grad, state.direction)
-        restart = (state.count % n == 0) | ~jnp.isfinite(beta)
+        restart = (state.count == 0) | ~jnp.isfinite(beta)
+        n = restart_every or (None if variant is CGVariant.POLAK_RIBIERE_PLUS else _size(params))
+        if n is not None:
+            restart = restart | (state.count % n == 0)
         beta = jnp.where(restart, 0.0, beta)
         d = _tree.add_scaled(_tree.neg(g), beta, state.direction)
         descent = _tree.vdot(g, d) < 0
@@ -241,9 +247,13 @@ def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> D
        \\beta^{DY} = \\frac{g_k^\\top g_k}{d_{k-1}^\\top y_k}.
 
     Restarts (:math:`d_k = -g_k`) at the first step, every ``restart_every``
-    steps (default: the number of parameters :math:`n`), when
-    :math:`\\beta_k` is not finite, and whenever :math:`d_k` is not a
-    descent direction (:math:`g_k^\\top d_k \\ge 0`).
+    steps, when :math:`\\beta_k` is not finite, and whenever :math:`d_k` is not
+    a descent direction (:math:`g_k^\\top d_k \\ge 0`). By default (``None``)
+    PR+ has no periodic restart, as scipy's CG (its :math:`\\beta \\ge 0`
+    restarts by itself; restarting every :math:`n` steps made a 2-variable
+    problem steepest descent every other step and missed 3 of sif2jax's
+    CUTEst problems that scipy's CG solves), and the other variants restart
+    every :math:`n` steps (the number of parameters).
 
     References: R. Fletcher & C. M. Reeves, Computer J. 7(2), 1964;
     E. Polak & G. Ribiere, 1969, with Powell's non-negative truncation
@@ -254,7 +264,7 @@ def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> D
 
     Args:
       variant: ``"fr"``, ``"pr+"``, ``"hs"``, ``"dy"`` (or a :class:`CGVariant`).
-      restart_every: restart period (static), ``None`` for :math:`n`.
+      restart_every: restart period (static); ``None``: none for PR+, :math:`n` for the others.
 
     Returns:
       A :class:`jaxgd.Direction` (the same object for equal arguments).

@@ -207,9 +207,11 @@ class MoreThuente:
         )
         nxt = keep(nxt, c.iv.stx + P5 * (stp - c.iv.stx))
         nxt, iv, outside, narrow = safeguard(iv, nxt, stpmax, xtol)
-        # MINPACK-2 stops here ("rounding errors prevent progress") and keeps stx.
-        stuck = fin & iv.brackt & (~jnp.isfinite(nxt) | outside)
-        nxt = jnp.where(~jnp.isfinite(nxt), iv.stx + P5 * (stp - iv.stx), nxt)
+        # MINPACK-2 stops here ("rounding errors prevent progress") and keeps stx. Before any trial
+        # has lowered psi (stx = 0: the search would fail) the next trial bisects instead, as scipy's
+        # fallback search (line_search_wolfe2) would: a first trial of f = 1e38 gives no usable cubic.
+        stuck = fin & iv.brackt & (~jnp.isfinite(nxt) | outside) & (iv.stx > 0)
+        nxt = jnp.where(~jnp.isfinite(nxt) | (outside & (iv.stx <= 0)), iv.stx + P5 * (stp - iv.stx), nxt)
         best = _tree.where(converged | (fin & (iv.stx == stp)), t, c.best)
         done = converged | stuck | narrow | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
