@@ -109,6 +109,22 @@ def test_projected_gradient_inf_norm_is_the_stopping_measure():
     assert pg <= 1e-7
 
 
+def test_a_run_at_the_rounding_floor_stops_in_precision():
+    """gtol below what the gradient can reach and ftol off: scipy's L-BFGS-B (ftol=0) stops at
+    the first step that does not lower f ("relative reduction <= 0"); jaxgd stops after
+    STALL_STEPS such steps in a row, in PRECISION at scipy's answer, instead of cycling between
+    two points of equal f until max_steps (it did: 500 steps, 4,901 evaluations)."""
+    c, w = np.array([np.pi, np.e, np.sqrt(2.0), 1.0 / 3.0]), np.array([1.0, 10.0, 100.0, 1000.0])
+    f = lambda x: jnp.sum(jnp.asarray(w) * (x - jnp.asarray(c)) ** 2) + 1e-3 * jnp.sum(x**4)  # noqa: E731
+    lower, upper = np.full(4, 0.5), np.full(4, np.inf)
+    ref = scipy_lbfgsb(f, np.zeros(4), lower, upper, gtol=1e-30, ftol=0.0)
+    assert ref.message.startswith("CONVERGENCE: RELATIVE REDUCTION OF F")
+    res = jaxgd.minimize(f, jnp.zeros(4), method="lbfgs", bounds=(0.5, None), gtol=1e-30, max_steps=500, history=False)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success
+    assert int(res.steps) <= ref.nit + lb.STALL_STEPS
+    np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=1e-10)
+
+
 @pytest.mark.slow
 def test_ftol_stops_like_scipy():
     f, x0, lower, upper = CASES["rosenbrock, upper bounds active"]

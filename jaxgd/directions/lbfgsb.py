@@ -19,12 +19,17 @@ then a projection". Each iteration, on the flattened parameters
 4. the pair :math:`(s, y)` enters the memory when
    :math:`s^\\top y > \\epsilon\\,(-g^\\top s)`.
 
-A line search that fails (no descent direction, or 20 evaluations without
-an acceptable step) restarts the iteration from :math:`B = I`; failing again
-stops the run with ``Status.LINESEARCH_FAILED`` at the last accepted point.
+A line search that fails (no descent direction, 20 evaluations without
+an acceptable step, or an accepted step that leaves :math:`x` where it was)
+restarts the iteration from :math:`B = I`; failing again stops the run with
+``Status.LINESEARCH_FAILED`` at the last accepted point.
 ``gtol`` tests the infinity norm of the projected gradient
-:math:`x - P(x - g)` (scipy's ``pgtol``; ``Result.grad_norm`` holds it), and
-``ftol`` scipy's relative reduction :math:`(f_k - f_{k+1}) / \\max(|f_k|, |f_{k+1}|, 1)`.
+:math:`x - P(x - g)` (scipy's ``pgtol``; ``Result.grad_norm`` holds it, or its
+2-norm with ``gtol_norm=2``), and ``ftol`` scipy's relative reduction
+:math:`(f_k - f_{k+1}) / \\max(|f_k|, |f_{k+1}|, 1)`; with ``ftol`` off,
+:data:`STALL_STEPS` steps in a row that do not lower :math:`f` end the run in
+``Status.PRECISION`` (at :math:`f`'s rounding floor the search's warnings accept
+such steps, and the run would cycle until ``max_steps``).
 
 References: R. H. Byrd, P. Lu, J. Nocedal & C. Zhu, "A limited memory
 algorithm for bound constrained optimization", SIAM J. Sci. Comput. 16(5),
@@ -53,6 +58,7 @@ from .lbfgsb_memory import Memory
 from .._types import Params
 
 _BIG_STEP = 1e10  # lnsrlb's ``big``: the step cap along a direction no bound stops
+STALL_STEPS = 10  # steps in a row without a lower f that end a run with ftol off (PRECISION)
 _LBFGS_NAME = re.compile(r"^lbfgs(?:\(memory_size=(\d+)\))?$")
 
 
@@ -74,9 +80,9 @@ class LbfgsbSearch:
         for k, v in dict(c1=c1, c2=c2, xtol=xtol, memory_size=int(memory_size), maxls=int(maxls)).items():
             object.__setattr__(self, k, v)
 
-    def init(self, params: Params, value: jax.Array, grad: Any) -> tuple:
-        """No state of its own: the memory rides in the direction state."""
-        return ()
+    def init(self, params: Params, value: jax.Array, grad: Any) -> jax.Array:
+        """Steps in a row that did not lower f (int32; the memory rides in the direction state)."""
+        return jnp.zeros((), jnp.int32)
 
     def __repr__(self) -> str:
         return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls})"
@@ -202,6 +208,10 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     def body(carry):  # noqa: ANN001, ANN202
         mem, _, nfev, _ = carry
         res, mem = attempt(mem)
+        # A search that "succeeds" without moving x (a step below x's rounding, or clipped back
+        # onto it) is a failure too: taken, it left every later iteration at the same point, a
+        # search each, until max_steps (sif2jax's PALMER2: 16,761 evaluations where scipy needs 33).
+        res = res._replace(failed=res.failed | jnp.all(res.trial[0] == x))
         again = res.failed & (mem.col > 0)  # restart from B = I, as mainlb does
         return _tree.where(again, _memory.reset(mem), mem), res, nfev + res.nfev, again
 
@@ -227,6 +237,13 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa
         f_old, f_new = state.value, fn
         scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
         status = jnp.where((status == Status.RUNNING) & (f_old - f_new <= solver.ftol * scale), Status.FTOL, status)
+    # Steps in a row that did not lower f (accepted at f's rounding floor by the search's
+    # warnings); with ftol off, STALL_STEPS of them end the run in PRECISION instead of a cycle
+    # between points of equal f until max_steps (scipy stops at the first: its ftol=0 test is
+    # "reduction <= 0", which stopped a float32 least-squares run short of its answer here).
+    flat = jnp.where(accept & (fn < state.value), 0, jnp.minimum(state.rule_state, STALL_STEPS) + 1).astype(jnp.int32)
+    if solver.ftol is None:
+        status = jnp.where((status == Status.RUNNING) & (flat >= STALL_STEPS), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
     status = jnp.where(res.failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
@@ -242,6 +259,7 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa
     )
     kept = _tree.where(accept, moved, state)
     return kept._replace(
+        rule_state=flat,
         direction_state=mem,
         status=status.astype(jnp.int32),
         nfev=state.nfev + nfev,
