@@ -20,7 +20,7 @@ may import it without a cycle. The recipes for adding each kind are in
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 __all__ = ["ProximalOperator", "SearchDirection", "StepSizeRule"]
 
@@ -40,6 +40,9 @@ class SearchDirection(Protocol):
         zero-argument factory returning a :class:`StepSizeRule`.
       decoupled_l2: True when ``l2=`` is decoupled weight decay added to the
         direction (AdamW) rather than a penalty added to the loss.
+      reset: None, or ``reset(state) -> (state, had_memory)`` for a direction
+        with a curvature memory: the solver retries a failed line search from
+        the same point with the reset state when ``had_memory`` (L-BFGS-B's restart).
     """
 
     @property
@@ -56,6 +59,9 @@ class SearchDirection(Protocol):
 
     @property
     def decoupled_l2(self) -> bool: ...
+
+    @property
+    def reset(self) -> Optional[Callable[[Any], tuple[Any, Any]]]: ...
 
 
 @runtime_checkable
@@ -115,6 +121,7 @@ class ProximalOperator(Protocol):
         """``h(new) - h(old)``, summed from elementwise differences."""
         ...
 
-    def stationarity(self, params: Any, grad: Any) -> Any:
-        """The norm of the proximal-gradient map: 0 exactly at a minimiser of ``f + h``."""
+    def stationarity(self, params: Any, grad: Any, ord: float = 2.0) -> Any:
+        """The norm (``ord`` 2 or inf: ``gtol_norm``) of the proximal-gradient map: 0 exactly at a
+        minimiser of ``f + h``."""
         ...
