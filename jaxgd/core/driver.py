@@ -201,8 +201,11 @@ def _chunked(
 ) -> tuple[Any, History]:
     """The loop with history on: an outer ``while_loop`` whose body runs an inner
     ``while_loop`` of up to ``m`` blocks (:func:`chunk_blocks`), which collects
-    the history rows in a small buffer, and then writes them into the history
-    buffers at once (steps that record nothing have their index past the end).
+    the history entries recorded in it, in order, in a small buffer, and then
+    writes that buffer into the history at once: entries are consecutive, so
+    one ``dynamic_update_slice`` at the chunk's first entry (``count // every``
+    at its start) does it. Rows after the chunk's last entry are NaN, which is
+    what the history holds past the run's last entry.
 
     Why two loops (issue 15 item 2, cheap history): XLA:CPU runs the kernels of
     a loop body one after another, inline, only when every buffer they touch
@@ -211,32 +214,37 @@ def _chunked(
     on its thread pool, microseconds a step. ``max_steps``-long history
     buffers in the per-step body put it there (float32 Rosenbrock 100-D, GD
     with history: 6.2 us a step against 0.96 without); only the outer body,
-    once per ``m * k_steps`` steps, touches them now.
+    once per ``m * k_steps`` steps, touches them now. Why one slice write: a
+    scatter of the chunk's rows (their indices) is a loop of one kernel per
+    row on XLA:CPU, ~40 ns a step at 2-D (benchmarks/RESULTS.md, session 9).
     """
     fields, dtype = len(history), history[0].dtype
     m = chunk_blocks(k_steps, fields * jnp.dtype(dtype).itemsize)
     rows, n = m * k_steps, solver.history_length()
-    table = jnp.stack(history, axis=1)  # (entries, fields): one scatter per chunk
+    blank = jnp.full((rows, fields), jnp.nan, dtype)
+    # (entries + rows, fields): a chunk written at entry n - 1 still fits, no index is clamped
+    table = jnp.concatenate([jnp.stack(history, axis=1), blank])
+    zero = jnp.asarray(0, jnp.int32)
 
     def inner(carry: tuple) -> tuple:
-        s, j, idx, ent = carry
+        s, j, at, ent = carry
         s, index, entries = _steps(solver, s, k_steps, stop, args)
-        at = j * k_steps
-        idx = lax.dynamic_update_slice(idx, jnp.stack(index), (at,))
-        ent = lax.dynamic_update_slice(ent, jnp.stack(entries), (at, jnp.zeros_like(at)))
-        return s, j + 1, idx, ent
+        for i, e in zip(index, entries):
+            recorded = i < n
+            ent = lax.dynamic_update_slice(ent, jnp.where(recorded, e, jnp.nan)[None].astype(dtype), (at, zero))
+            at = at + recorded.astype(jnp.int32)
+        return s, j + 1, at, ent
 
     def outer(carry: tuple) -> tuple:
         s, table = carry
-        idx, ent = jnp.full((rows,), n, jnp.int32), jnp.zeros((rows, fields), dtype)
-        zero = jnp.asarray(0, jnp.int32)
-        s, _, idx, ent = lax.while_loop(
-            lambda c: running(c[0].status, c[0].count, limit) & (c[1] < m), inner, (s, zero, idx, ent)
+        first = (s.count // solver.history_every).astype(jnp.int32)
+        s, _, _, ent = lax.while_loop(
+            lambda c: running(c[0].status, c[0].count, limit) & (c[1] < m), inner, (s, zero, zero, blank)
         )
-        return s, table.at[idx].set(ent, mode="drop")
+        return s, lax.dynamic_update_slice(table, ent, (first, zero))
 
     state, table = lax.while_loop(lambda c: running(c[0].status, c[0].count, limit), outer, (state, table))
-    return state, type(history)(*(table[:, i] for i in range(fields)))
+    return state, type(history)(*(table[:n, i] for i in range(fields)))
 
 
 def finish(solver: Any, state: Any, history: History, limit: Optional[Any] = None) -> Result:
