@@ -216,7 +216,8 @@ def _chunked(
     with history: 6.2 us a step against 0.96 without); only the outer body,
     once per ``m * k_steps`` steps, touches them now. Why one slice write: a
     scatter of the chunk's rows (their indices) is a loop of one kernel per
-    row on XLA:CPU, ~40 ns a step at 2-D (benchmarks/RESULTS.md, session 9).
+    row on XLA:CPU (GD 2-D, one core: 0.041-0.043 -> 0.038-0.041 us a step;
+    benchmarks/RESULTS.md, session 9).
     """
     fields, dtype = len(history), history[0].dtype
     m = chunk_blocks(k_steps, fields * jnp.dtype(dtype).itemsize)
