@@ -106,6 +106,12 @@ def where(cond: jax.Array, a: PyTree, b: PyTree) -> PyTree:
     return tmap(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
+def all_equal(a: PyTree, b: PyTree) -> jax.Array:
+    """True when every element of ``a`` equals the one of ``b`` (same structure)."""
+    flags = [jnp.all(x == y) for x, y in zip(leaves(a), leaves(b))]
+    return functools.reduce(jnp.logical_and, flags[1:], flags[0]) if flags else jnp.asarray(True)
+
+
 def all_finite(a: PyTree) -> jax.Array:
     """True when every element of every leaf is finite."""
     flags = [jnp.all(jnp.isfinite(x)) for x in leaves(a)]

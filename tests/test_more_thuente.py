@@ -179,3 +179,30 @@ def test_new_more_thuente_values_do_not_retrace_and_vmap_over_c1():
             jnp.array([1e-4, 1e-3])
         )
         np.testing.assert_allclose(batched.params, np.stack([a.params, b.params]), rtol=1e-8)
+
+
+def test_a_trial_at_the_current_point_ends_the_search():
+    """At x = 1e16 (float64 spacing 2) a step of alpha * d with |d| = 1e-3 and alpha <= 1 lands on x
+    itself: the first trial evaluates the current point, which says nothing new, and the search
+    ends there (failed: no trial lowered f) instead of shrinking alpha until max_iter. Reference:
+    the point arithmetic, x + alpha d == x, checked here."""
+    with _x64():
+        x = jnp.full(2, 1e16)
+        d = jnp.full(2, -1e-3)
+        assert bool(jnp.all(x + 1.0 * d == x))
+        f = lambda p: jnp.sum((p - 3.0) ** 2) * 1e-32  # noqa: E731  (a descent direction at x)
+        value, grad = jax.value_and_grad(f)(x)
+        calls = []
+
+        def evaluate(alpha):
+            p = x + alpha * d
+            jax.debug.callback(lambda: calls.append(1))
+            v, g = jax.value_and_grad(f)(p)
+            return Trial(p, v, g, None)
+
+        ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, grad, d, jnp.vdot(grad, d), evaluate, lambda a: f(x + a * d))
+        state = MoreThuenteState(value, jnp.asarray(True), jnp.asarray(0, jnp.int32))
+        assert float(ctx.slope) < 0
+        alpha, _, _, info = ls.MoreThuente(max_iter=30).step(state, ctx)
+        jax.effects_barrier()
+        assert bool(info.failed) and int(info.nfev) == 1 and len(calls) == 1

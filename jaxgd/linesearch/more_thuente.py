@@ -213,6 +213,11 @@ class MoreThuente:
         stuck = fin & iv.brackt & (~jnp.isfinite(nxt) | outside) & (iv.stx > 0)
         nxt = jnp.where(~jnp.isfinite(nxt) | (outside & (iv.stx <= 0)), iv.stx + P5 * (stp - iv.stx), nxt)
         best = _tree.where(converged | (fin & (iv.stx == stp)), t, c.best)
-        done = converged | stuck | narrow | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
+        # A trial at the current point itself (alpha d below the rounding of every entry of
+        # theta) says nothing new, and neither would a shorter one: the search ends there (the
+        # best point so far if it lowered f, else a failure), where it evaluated the same point
+        # over and over until max_iter (sif2jax's MISRA1CLS: 20 evaluations a search).
+        at_start = _tree.all_equal(t.params, ctx.params)
+        done = converged | stuck | narrow | at_start | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
         return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done)
