@@ -124,7 +124,7 @@ def flat_bounds(prox: Any, params: Params, dtype: Any) -> tuple[jax.Array, jax.A
 def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf) -> jax.Array:
     """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``); its 2-norm with ``ord=2``."""
     pg = x - jnp.clip(x - g, lower, upper)
-    return _tree.norm(pg) if ord == 2 else jnp.max(jnp.abs(pg), initial=0.0)
+    return _tree.norm(pg) if ord == 2 else _tree.max_abs(pg)
 
 
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
@@ -211,7 +211,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
         # A search that "succeeds" without moving x (a step below x's rounding, or clipped back
         # onto it) is a failure too: taken, it left every later iteration at the same point, a
         # search each, until max_steps (sif2jax's PALMER2: 16,761 evaluations where scipy needs 33).
-        res = res._replace(failed=res.failed | jnp.all(res.trial[0] == x))
+        res = res._replace(failed=res.failed | _tree.all_equal(res.trial[0], x))
         again = res.failed & (mem.col > 0)  # restart from B = I, as mainlb does
         return _tree.where(again, _memory.reset(mem), mem), res, nfev + res.nfev, again
 

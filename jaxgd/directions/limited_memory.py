@@ -75,11 +75,6 @@ def _row(mem: PyTree, i: jax.Array) -> PyTree:
     return _tree.tmap(lambda a: a[i], mem)
 
 
-def _axpy(v: PyTree, c: jax.Array, u: PyTree) -> PyTree:
-    """``v + c u`` leaf by leaf, in ``v``'s dtypes."""
-    return _tree.tmap(lambda a, b: (a + c.astype(a.dtype) * b).astype(a.dtype), v, u)
-
-
 def two_loop(g: Grads, state: LBFGSState, gamma: jax.Array) -> Grads:
     """:math:`H g` by the two-loop recursion over the ring, oldest pair first (Algorithm 7.4)."""
     m = state.rho.shape[0]
@@ -87,15 +82,15 @@ def two_loop(g: Grads, state: LBFGSState, gamma: jax.Array) -> Grads:
 
     def newest_first(q: PyTree, i: jax.Array) -> tuple[PyTree, jax.Array]:
         a = state.rho[i] * _tree.vdot(_row(state.s, i), q)
-        return _axpy(q, -a, _row(state.y, i)), a
+        return _tree.add_scaled(q, -a, _row(state.y, i)), a
 
     q, alphas = lax.scan(newest_first, g, order, reverse=True)
-    r = _tree.tmap(lambda v: (gamma.astype(v.dtype) * v).astype(v.dtype), q)
+    r = _tree.scale(gamma, q)
 
     def oldest_first(r: PyTree, ia: tuple[jax.Array, jax.Array]) -> tuple[PyTree, None]:
         i, a = ia
         b = state.rho[i] * _tree.vdot(_row(state.y, i), r)
-        return _axpy(r, a - b, _row(state.s, i)), None
+        return _tree.add_scaled(r, a - b, _row(state.s, i)), None
 
     r, _ = lax.scan(oldest_first, r, (order, alphas))
     return r
