@@ -74,6 +74,42 @@ def test_norm_does_not_overflow_or_underflow(scale):
     assert float(_tree.norm({"a": jnp.asarray([1.0, jnp.inf])})) == np.inf
 
 
+def test_norm_under_vmap_and_grad_matches_numpy_per_lane():
+    """_tree.norm lane by lane under vmap (lanes of 1e200: overflow, 1e-200: underflow, 1, 0,
+    NaN), nested vmap, and its gradient x / |x| (closed form) at every scale, also under
+    vmap and inside vmap: the rescaled branch passes no derivative through its scale
+    (m**2 overflowed there and zeroed half of the gradient at 1e200)."""
+    rows = np.array([[3e200, 4e200], [3e-200, 4e-200], [3.0, 4.0], [0.0, 0.0], [np.nan, 1.0]])
+    want = np.array([5e200, 5e-200, 5.0, 0.0, np.nan])
+    np.testing.assert_allclose(np.asarray(jax.vmap(_tree.norm)(jnp.asarray(rows))), want, rtol=1e-14)
+    grid = jnp.stack([jnp.asarray(rows[:3]), jnp.asarray(rows[:3]) * 2.0])
+    np.testing.assert_allclose(np.asarray(jax.vmap(jax.vmap(_tree.norm))(grid)), [want[:3], 2 * want[:3]], rtol=1e-14)
+    unit = rows[:3] / want[:3, None]
+    for i in range(3):
+        np.testing.assert_allclose(np.asarray(jax.grad(_tree.norm)(jnp.asarray(rows[i]))), unit[i], rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(jax.vmap(jax.grad(_tree.norm))(jnp.asarray(rows[:3]))), unit, rtol=1e-14)
+    total = jax.grad(lambda x: jnp.sum(jax.vmap(_tree.norm)(x)))(jnp.asarray(rows[:3]))
+    np.testing.assert_allclose(np.asarray(total), unit, rtol=1e-14)
+
+
+def test_vmapped_minimize_with_an_overflowing_lane_equals_separate_runs():
+    """A lane whose squared gradient norm overflows (f = s |x|^2 at |x| ~ 1e145, s = 1e10: the
+    exact test and the rescaled norm run for it, the cheap test for the others) equals its
+    own minimize call (status and point; the norm to its last bit); the reported norm is the closed
+    form 2 s |x| (finite although its square is not)."""
+    x0 = jnp.asarray([1e145, -2e145])
+    run = lambda s: jaxgd.minimize(lambda x: s * jnp.sum(x**2), x0, lr=0.1 / s, max_steps=3, gtol=0.0)  # noqa: E731
+    scales = [1.0, 1e10, 1e-10]
+    batched = jax.vmap(run)(jnp.asarray(scales))
+    for i, s in enumerate(scales):
+        one = run(jnp.asarray(s))
+        assert int(batched.status[i]) == int(one.status) == jaxgd.Status.MAX_STEPS
+        np.testing.assert_array_equal(np.asarray(batched.params[i]), np.asarray(one.params))
+        # (the rescaled norm's batched reduction may round its last bit differently)
+        np.testing.assert_allclose(np.asarray(batched.grad_norm[i]), np.asarray(one.grad_norm), rtol=4e-16)
+        np.testing.assert_allclose(float(one.grad_norm), 2 * s * float(np.linalg.norm(np.asarray(one.params))), rtol=1e-14)
+
+
 def test_at_precision_is_relative_to_f_and_x():
     eps = np.finfo(np.float64).eps
     x = jnp.full(4, 10.0)  # ||x|| = 20

@@ -51,6 +51,14 @@ BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or l
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
 
 
+def _exact_measure(grad: Grads, params: Params, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """``(all finite, the gradient's 2-norm rescaled by its largest magnitude)``, where its
+    plain squared norm is not finite: one reduction ``max(|g| + 0*p)`` (NaN or Inf unless
+    every element of both is finite) and one over ``(g / max)**2`` (``_tree.scaled_norm``)."""
+    top = _tree.max_abs_nan_if(grad, params)
+    return jnp.isfinite(top), _tree.scaled_norm(grad, top).astype(dtype)
+
+
 class SolverState(NamedTuple):
     """The loop carry: everything needed to take the next step (a pytree).
 
@@ -244,8 +252,9 @@ class Solver:
             return top.astype(value.dtype), jnp.isfinite(value) & jnp.isfinite(top)
         sq = _tree.sq_norm_nan_if(grad, params)
         # issue 13: when sq overflows, the exact branch also rescales the norm (_tree.norm)
-        exact = lambda: (_tree.all_finite(grad) & _tree.all_finite(params), _tree.norm(grad).astype(sq.dtype))  # noqa: E731
-        finite, gnorm = lax.cond(jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), exact)
+        finite, gnorm = lax.cond(
+            jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), lambda: _exact_measure(grad, params, sq.dtype)
+        )
         return gnorm.astype(value.dtype), jnp.isfinite(value) & finite
 
     def _windowed(self, dtype: Any) -> bool:
