@@ -62,6 +62,12 @@ except ImportError:  # pragma: no cover
     _trace_state_clean = _never
 
 
+def tracing() -> bool:
+    """True under a JAX transformation (``jit``, ``vmap``, ``grad``, ...): a value a function
+    closes over may then be a tracer (True too where this JAX lacks the test)."""
+    return not _trace_state_clean()
+
+
 def same_bits(solver: Any) -> bool:
     """True when ``solver``'s loop runs one step per iteration (``unroll`` unset or 1: the
     CPU default), where both emitters give the bits of every block size (see the module doc)."""

@@ -265,9 +265,10 @@ def minimize(
         solved by conjugate gradients on Hessian-vector products; zero with
         respect to ``x0``, ``lr``, tolerances, ``clip`` and ``bounds``, and
         for ``grad_norm``, ``history`` and the other ``state`` fields.
-        Differentiable values must reach ``fun`` through ``args`` (a value
-        captured in a closure is differentiated through the loop and fails in
-        reverse mode). If the run did not converge (``status`` is not a
+        Differentiable values reach ``fun`` through ``args`` or through its
+        closure (under a transformation, the values ``fun`` captures are
+        passed to the loop as arguments, so ``jax.grad``/``jax.vmap`` over a
+        captured value work as over ``args``). If the run did not converge (``status`` is not a
         success) the derivative is still the implicit-function formula
         evaluated at the returned point: it is the derivative of the exact
         solution only to first order in the remaining gradient norm, and
@@ -335,7 +336,9 @@ def minimize(
     check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
-        result = _run.run(solver, params, args, adjoint, plan, concrete and (not args or _tree.is_concrete(args)))
+        solver, args, lifted = _run.lift_closure(solver, params, args)
+        concrete = concrete and not lifted and (not args or _tree.is_concrete(args))
+        result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete)
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return _run.trim_history(result, solver.history_every)

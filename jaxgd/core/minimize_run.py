@@ -20,6 +20,7 @@ import operator
 from typing import Any, Optional
 
 import jax
+import jax.extend.core as _jex_core
 import jax.numpy as jnp
 import numpy as np
 
@@ -247,6 +248,36 @@ _RESULT_STATE_AT = Result._fields.index("state")
 
 def _jit_static_structure(fn: Any) -> Any:
     return _compile.jit(fn, params_at=2, solver_at=None, static_argnums=0)
+
+
+def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple, bool]:
+    """``(solver, args, lifted)``: under a transformation, the solver of a loss that takes
+    the tracers its closure holds (a ``jax.vmap``-ed or differentiated value captured by a
+    ``lambda``) as trailing ``args``, so that the batched loop (``custom_vmap``, which
+    refuses closed-over batched values) and the implicit adjoint (``custom_jvp``, which
+    cannot differentiate them) see them as arguments; else unchanged. At the top level
+    (no transformation) a closure holds no tracer and nothing is traced.
+
+    The loss is traced once (``jax.make_jaxpr``); every constant of its jaxpr that is a
+    tracer becomes an argument (``jax.closure_convert`` lifts only values that may carry
+    a derivative, not ``vmap``'s).
+    """
+    if not _compile.tracing():
+        return solver, args, False
+    closed, out_shape = jax.make_jaxpr(solver.fun, return_shape=True)(x0, *args)
+    lift = [isinstance(c, jax.core.Tracer) for c in closed.consts]
+    if not any(lift):
+        return solver, args, False
+    n_args, out_tree = len(args), jax.tree_util.tree_structure(out_shape)
+
+    def lifted(params: Params, *rest: Any) -> Any:
+        values = iter(rest[n_args:])
+        consts = [next(values) if up else c for c, up in zip(closed.consts, lift)]
+        flat = jax.tree_util.tree_leaves((params, *rest[:n_args]))
+        out = _jex_core.jaxpr_as_fun(_jex_core.ClosedJaxpr(closed.jaxpr, consts))(*flat)
+        return jax.tree_util.tree_unflatten(out_tree, out)
+
+    return solver.with_fun(lifted), (*args, *(c for c, up in zip(closed.consts, lift) if up)), True
 
 
 def run(
