@@ -8,6 +8,11 @@ there. States keep fixed shapes and dtypes (a loop carry). The default step
 size of each is the Moré-Thuente line search with the constants and first
 trial of the scipy method it matches: scipy's BFGS for ``bfgs``, L-BFGS-B's
 for ``lbfgs`` (:mod:`jaxgd.directions.limited_memory`), scipy's CG for ``cg``.
+Each has a ``reset``: a line search that fails with curvature information in
+the state (H != I, pairs in memory, a conjugate direction) is retried once from
+the same point along steepest descent, L-BFGS-B's restart; only a search that
+fails along -g ends the run (scipy's BFGS and CG try another line search
+instead, ``line_search_wolfe2``, and stop when it fails too).
 
 The factories are cached: equal arguments give the same ``Direction``
 object, so a compiled loop keyed on it is re-used.
@@ -59,11 +64,13 @@ class BFGSState(NamedTuple):
     grad: jax.Array  # g_{k-1}, flat
 
 
-def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array) -> jax.Array:
-    """``(I - rho s y^T) H (I - rho y s^T) + rho s s^T`` with ``rho = 1 / y^T s``, in O(n^2)."""
+def bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array, identity: Any = False) -> jax.Array:
+    """``(I - rho s y^T) H (I - rho y s^T) + rho s s^T`` with ``rho = 1 / y^T s``, in O(n^2);
+    from ``H = I`` where ``identity`` (a traced flag: ``h`` is then not read)."""
     rho = 1.0 / jnp.dot(y, s)
-    hy = h @ y
-    return h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
+    hy = jnp.where(identity, y, h @ y)
+    base = jnp.where(identity, jnp.eye(h.shape[0], dtype=h.dtype), h)
+    return base - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
 
 
 def bfgs_direction(scale_init: bool = False) -> Direction:
@@ -110,24 +117,39 @@ def _bfgs(scale_init: bool) -> Direction:
         sy = jnp.dot(s, y)
         eps = jnp.finfo(x.dtype).eps
         good = (state.count > 0) & (sy > eps * jnp.linalg.norm(s) * jnp.linalg.norm(y)) & jnp.isfinite(sy)
-        h0 = h = state.inv_hessian
+        # updates < 0: reset (H = I), kept as a flag so that a reset selects no n x n matrix;
+        # the identity is built inside the kernels that read H (elementwise, and h @ y below)
+        fresh = state.updates < 0
+        eye = jnp.eye(x.shape[0], dtype=x.dtype)
+        h0 = h = jnp.where(fresh, eye, state.inv_hessian) if scale_init else state.inv_hessian
         if scale_init:  # eq. 6.20, just before the first update
-            h = jnp.where(state.updates == 0, (sy / jnp.dot(y, y)) * jnp.eye(x.shape[0], dtype=x.dtype), h)
+            h = jnp.where(state.updates <= 0, (sy / jnp.dot(y, y)) * eye, h)
         # A discarded update gets a harmless pair (adjoint, issue 12): 1 / s^T y = inf at s = 0
         # would make the reverse-mode derivative through the jnp.where below 0 * inf = NaN.
-        h_new = bfgs_update(h, jnp.where(good, s, 1.0), jnp.where(good, y, 1.0))
+        s_, y_ = jnp.where(good, s, 1.0), jnp.where(good, y, 1.0)
+        if scale_init:
+            h_new = bfgs_update(h, s_, y_)
+        else:
+            h_new = bfgs_update(h, s_, y_, fresh)
+            h0 = jnp.where(fresh, eye, h0)
         h = jnp.where(good & _tree.all_finite(h_new), h_new, h0).astype(x.dtype)
         d = -(h @ g)
         new = BFGSState(
             jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1,
-            jnp.minimum(state.updates, jnp.iinfo(jnp.int32).max - 1) + good.astype(jnp.int32),
+            jnp.minimum(jnp.maximum(state.updates, 0), jnp.iinfo(jnp.int32).max - 1) + good.astype(jnp.int32),
             h,
             x,
             g,
         )
         return unravel(d.astype(x.dtype)), new
 
-    return Direction("bfgs(scale_init=True)" if scale_init else "bfgs", init, update, bfgs_lr)
+    def reset(state: BFGSState) -> tuple[BFGSState, jax.Array]:
+        """``(H = I, whether any update had been made)``: after a failed search the solver
+        retries from the same point along steepest descent (L-BFGS-B's restart). The state
+        marks it (``updates = -1``) and the next update starts from the identity."""
+        return state._replace(updates=jnp.full_like(state.updates, -1)), state.updates > 0
+
+    return Direction("bfgs(scale_init=True)" if scale_init else "bfgs", init, update, bfgs_lr, reset=reset)
 
 
 # -- L-BFGS (jaxgd.directions.limited_memory) -------------------------------------------
@@ -231,8 +253,13 @@ def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
         count = jnp.where(restart, 1, state.count + 1).astype(jnp.int32)
         return d, CGState(count, g, d)
 
+    def reset(state: CGState) -> tuple[CGState, jax.Array]:
+        """``(a restart, whether the last direction was not already -g)``: after a failed
+        search the solver retries from the same point along steepest descent."""
+        return state._replace(count=jnp.zeros_like(state.count)), state.count > 1
+
     name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({variant.value})"
-    return Direction(name, init, update, cg_lr)
+    return Direction(name, init, update, cg_lr, reset=reset)
 
 
 def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:
