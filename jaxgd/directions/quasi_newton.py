@@ -121,17 +121,13 @@ def _bfgs(scale_init: bool) -> Direction:
         # the identity is built inside the kernels that read H (elementwise, and h @ y below)
         fresh = state.updates < 0
         eye = jnp.eye(x.shape[0], dtype=x.dtype)
-        h0 = h = jnp.where(fresh, eye, state.inv_hessian) if scale_init else state.inv_hessian
-        if scale_init:  # eq. 6.20, just before the first update
-            h = jnp.where(state.updates <= 0, (sy / jnp.dot(y, y)) * eye, h)
+        h, identity = state.inv_hessian, fresh
+        if scale_init:  # eq. 6.20, just before the first update (and the first after a reset)
+            h, identity = jnp.where(state.updates <= 0, (sy / jnp.dot(y, y)) * eye, h), False
         # A discarded update gets a harmless pair (adjoint, issue 12): 1 / s^T y = inf at s = 0
         # would make the reverse-mode derivative through the jnp.where below 0 * inf = NaN.
-        s_, y_ = jnp.where(good, s, 1.0), jnp.where(good, y, 1.0)
-        if scale_init:
-            h_new = bfgs_update(h, s_, y_)
-        else:
-            h_new = bfgs_update(h, s_, y_, fresh)
-            h0 = jnp.where(fresh, eye, h0)
+        h_new = bfgs_update(h, jnp.where(good, s, 1.0), jnp.where(good, y, 1.0), identity)
+        h0 = jnp.where(fresh, eye, state.inv_hessian)
         h = jnp.where(good & _tree.all_finite(h_new), h_new, h0).astype(x.dtype)
         d = -(h @ g)
         new = BFGSState(
