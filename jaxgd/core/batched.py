@@ -14,8 +14,9 @@ the function unchanged; under ``vmap`` :func:`run_batched` runs instead:
 - an outer ``while_loop`` over chunks of ``K`` steps whose predicate, "any
   run still running", is unbatched;
 - inside, a ``lax.scan`` of ``K`` steps of the vmapped ``Solver.step``; a run
-  that has stopped keeps its state (the same select vmap would apply), and
-  each step's history entry is a scan output, written in place;
+  that has stopped keeps its state (``Solver.step`` leaves a stopped state as
+  it is: no select here), and each step's history entry is a scan output,
+  written in place;
 - after each chunk, its entries are written into the history with one
   ``dynamic_update_slice`` at an unbatched offset.
 
@@ -44,15 +45,6 @@ def _axes(batched: Any) -> Any:
     return jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
 
 
-def _where_rows(mask: jax.Array, new: Any, old: Any) -> Any:
-    """Per run (leading axis): ``new`` where ``mask``, else ``old``."""
-
-    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
-        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
-
-    return jax.tree_util.tree_map(pick, new, old)
-
-
 def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tuple, package: Callable) -> Any:
     """``vmap(lambda s, x, a: package(s.run(x, *a)))`` without per-step buffer copies."""
     s_ax, x_ax, a_ax = (_axes(b) for b in in_batched)
@@ -71,11 +63,12 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
         return _driver.running(st.status, st.count, solver.step_limit)
 
     def one_step(st: Any, _: Any) -> tuple[Any, Any]:
-        live = running(st)
-        new = _where_rows(live, vstep(solver, st, args), st)
+        # Solver.step keeps a stopped run's state (its one change: RUNNING -> MAX_STEPS at the
+        # step limit, which finish makes anyway), so no select per step here
+        new = vstep(solver, st, args)
         if not n:
             return new, None
-        took = live & (new.count > st.count)
+        took = new.count > st.count
         entry = (vloss(solver, new), new.alpha, new.grad_norm)
         return new, tuple(jnp.where(took, e, jnp.nan).astype(dtype) for e in entry)
 
