@@ -330,6 +330,18 @@ def test_a_captured_value_can_be_vmapped_and_differentiated() -> None:
     # with a constant step and adjoint="unroll": the derivative of the iterate computed
     unrolled = jax.grad(lambda v: closure_loss_value(v, "gd", lr=0.25, max_steps=60, adjoint="unroll"))(2.0)
     np.testing.assert_allclose(float(unrolled), 6.0, rtol=1e-8)
+    # an integer index captured under vmap, a pytree x0 and has_aux: each row of `data` solves its own fit
+    data = jnp.arange(12.0).reshape(4, 3)
+
+    def fit_row(i: Any) -> Any:
+        row = data[i]
+        res = jaxgd.minimize(lambda p: (jnp.sum((p["w"] - row) ** 2), row.sum()), {"w": jnp.zeros(3)},
+                             method="lbfgs", has_aux=True)
+        return res.params["w"], res.aux
+
+    w, aux = jax.vmap(fit_row)(jnp.arange(4))
+    np.testing.assert_allclose(w, data, rtol=1e-8)
+    np.testing.assert_allclose(aux, data.sum(axis=1), rtol=1e-15)
     # an unbatched closure under vmap (x0 batched) keeps its value
     const = jnp.asarray(2.0)
     out = jax.vmap(lambda x0: jaxgd.minimize(lambda x: jnp.sum((x - const) ** 2), x0, method="lbfgs").params)(jnp.zeros((3, 2)))
