@@ -13,10 +13,16 @@ the function unchanged; under ``vmap`` :func:`run_batched` runs instead:
 
 - an outer ``while_loop`` over chunks of ``K`` steps whose predicate, "any
   run still running", is unbatched;
-- inside, a ``lax.scan`` of ``K`` steps of the vmapped ``Solver.step``; a run
+- inside, a ``lax.scan`` of ``K`` steps of the vmapped step; a run
   that has stopped keeps its state (``Solver.step`` leaves a stopped state as
   it is: no select here), and each step's history entry is a scan output,
   written in place;
+- the chunk's steps skip the exact test of a point whose squared gradient
+  norm is not finite (``Solver._advance(exact=False)``: such a point counts
+  as non-finite), which under ``vmap`` every run would pay at every step
+  (``lax.cond`` there runs both branches); when a run turned ``NONFINITE``
+  in the chunk, the chunk runs again from its start with the exact step
+  (``Solver.step``), so the results are those of the exact step throughout;
 - after each chunk, its entries are written into the history with one
   ``dynamic_update_slice`` at an unbatched offset.
 
@@ -36,7 +42,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import driver as _driver
-from .status import History
+from .status import History, Status
 
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
 
@@ -51,6 +57,12 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     # vmap's out_axes=0 gives every state leaf the run axis, batched inputs or not
     state = jax.vmap(lambda s, x, a: s.init(x, *a), in_axes=(s_ax, x_ax, a_ax), axis_size=axis_size)(solver, x0, args)
     vstep = jax.vmap(lambda s, st, a: s.step(st, *a), in_axes=(s_ax, 0, a_ax))
+    # The same step without the exact test of a point whose squared gradient norm is not finite
+    # (Solver._advance(exact=False) calls such a point non-finite): under vmap lax.cond runs both
+    # branches on every run, and that rare branch cost D a third of its time. A chunk runs with
+    # it, and only when some run turned NONFINITE in the chunk is the chunk run again from its
+    # start with the exact step (benchmarks/RESULTS.md, session 10).
+    vfast = jax.vmap(lambda s, st, a: s._advance(st, a, running_known=False, exact=False), in_axes=(s_ax, 0, a_ax))
     vloss = jax.vmap(lambda s, st: s.loss(st.params, st.value), in_axes=(s_ax, 0))
     every, n = solver.history_every, solver.history_length()
     per_chunk = max(1, -(-STEPS_PER_CHUNK // every)) if n else 0  # history entries per chunk
@@ -62,19 +74,24 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     def running(st: Any) -> jax.Array:
         return _driver.running(st.status, st.count, solver.step_limit)
 
-    def one_step(st: Any, _: Any) -> tuple[Any, Any]:
-        # Solver.step keeps a stopped run's state (its one change: RUNNING -> MAX_STEPS at the
-        # step limit, which finish makes anyway), so no select per step here
-        new = vstep(solver, st, args)
-        if not n:
-            return new, None
-        took = new.count > st.count
-        entry = (vloss(solver, new), new.alpha, new.grad_norm)
-        return new, tuple(jnp.where(took, e, jnp.nan).astype(dtype) for e in entry)
+    def one_step(step: Callable) -> Callable:
+        def run(st: Any, _: Any) -> tuple[Any, Any]:
+            # Solver.step keeps a stopped run's state (its one change: RUNNING -> MAX_STEPS at the
+            # step limit, which finish makes anyway), so no select per step here
+            new = step(solver, st, args)
+            if not n:
+                return new, None
+            took = new.count > st.count
+            entry = (vloss(solver, new), new.alpha, new.grad_norm)
+            return new, tuple(jnp.where(took, e, jnp.nan).astype(dtype) for e in entry)
+
+        return run
 
     def chunk(carry: tuple) -> tuple:
-        st, h, it = carry
-        st, ys = lax.scan(one_step, st, None, length=k_steps)
+        start, h, it = carry
+        st, ys = lax.scan(one_step(vfast), start, None, length=k_steps)
+        again = jnp.any((st.status == Status.NONFINITE) & (start.status != Status.NONFINITE))
+        st, ys = lax.cond(again, lambda: lax.scan(one_step(vstep), start, None, length=k_steps), lambda: (st, ys))
         if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
             h = History(*(lax.dynamic_update_slice(b, y[every - 1 :: every].T, (jnp.zeros_like(it), it // every)) for b, y in zip(h, ys)))
         if solver.progress_every:

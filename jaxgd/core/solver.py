@@ -230,7 +230,7 @@ class Solver:
             return value
         return value + self.prox.value(params).astype(value.dtype)
 
-    def _measure(self, params: Params, value: jax.Array, grad: Grads) -> tuple[jax.Array, jax.Array]:
+    def _measure(self, params: Params, value: jax.Array, grad: Grads, exact: bool = True) -> tuple[jax.Array, jax.Array]:
         """``(stationarity measure, all finite)`` at a new iterate, in few kernels.
 
         Without a proximal term one reduction, ``sum(g*g + 0*p)``, gives the
@@ -243,6 +243,11 @@ class Solver:
         runs sequentially or on the thread pool: replacing three reductions
         (norm, finiteness of grad and of params) by one took Rosenbrock 10-D,
         history on, from 1.49 to 0.069 us a step (benchmarks/RESULTS.md).
+        ``exact=False`` leaves the exact test out (a squared norm that is not
+        finite then counts as non-finite): under ``vmap`` ``lax.cond`` runs
+        both branches on every run, so the batched loop steps without it and
+        retakes a chunk exactly where that made a run non-finite
+        (:mod:`jaxgd.core.batched`).
         """
         if self.prox.active:
             gnorm = self.prox.stationarity(params, grad, self.gtol_norm).astype(value.dtype)
@@ -251,6 +256,8 @@ class Solver:
             top = _tree.max_abs_nan_if(grad, params)
             return top.astype(value.dtype), jnp.isfinite(value) & jnp.isfinite(top)
         sq = _tree.sq_norm_nan_if(grad, params)
+        if not exact:  # the batched loop's first try (see _advance): where sq is not finite, it retries exactly
+            return jnp.sqrt(sq).astype(value.dtype), jnp.isfinite(value) & jnp.isfinite(sq)
         # issue 13: when sq overflows, the exact branch also rescales the norm (_tree.norm)
         finite, gnorm = lax.cond(
             jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), lambda: _exact_measure(grad, params, sq.dtype)
@@ -319,11 +326,14 @@ class Solver:
         """
         return self._advance(state, args, running_known=False)
 
-    def _advance(self, state: SolverState, args: tuple, running_known: bool) -> SolverState:
+    def _advance(self, state: SolverState, args: tuple, running_known: bool, exact: bool = True) -> SolverState:
         """:meth:`step`; ``running_known=True`` when the caller guarantees a
         running state (status RUNNING, ``count`` below the step limit: the
         driver's loop of one step per iteration), which drops the select that
-        keeps a stopped state's direction state in place."""
+        keeps a stopped state's direction state in place. ``exact=False``
+        (``jaxgd.core.batched``) skips the exact test of a new point whose
+        squared gradient norm is not finite and calls it non-finite; the caller
+        takes the step again with ``exact=True`` wherever that happened."""
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             running = (state.status == Status.RUNNING) & (state.count < self.step_limit)
             stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status).astype(jnp.int32)
@@ -350,7 +360,7 @@ class Solver:
         new_value = jnp.asarray(trial.value).astype(value.dtype)
         new_grad = _tree.cast_like(trial.grad, grad)
         new_params = _tree.cast_like(trial.params, params)
-        gnorm, finite = self._measure(new_params, new_value, new_grad)
+        gnorm, finite = self._measure(new_params, new_value, new_grad, exact)
         failed = jnp.asarray(info.failed)
         accept = finite & ~failed & running
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
