@@ -314,9 +314,9 @@ class Solver:
         (its update depends on the current point only: a retry from there would
         compute the same), so that rolling back never copies a quasi-Newton
         memory (L-BFGS, extended Rosenbrock 1,000-D: a run 13 % faster by median, 32 % by
-        minimum; benchmarks/RESULTS.md). A direction with a ``reset`` (``lbfgs``) turns a
-        failed line search with pairs in its memory into a reset memory and a running state:
-        the next step retries from the same point (L-BFGS-B's restart).
+        minimum; benchmarks/RESULTS.md). A direction with a ``reset`` (``lbfgs``, ``bfgs``, ``cg``)
+        turns a failed line search with curvature information in its state into a reset state
+        and a running one: the next step retries from the same point (L-BFGS-B's restart).
 
         ``solver.step`` is the same object at every access, so
         ``jax.jit(solver.step)`` written inside a Python loop compiles once.
