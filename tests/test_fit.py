@@ -197,6 +197,57 @@ def test_nonfinite_step_is_not_taken():
     assert "NaN or Inf" in res.message
 
 
+def _nan_above(m, x):  # gd walks a from 2 towards 10; the loss is NaN once a > 2.5
+    value = jnp.mean((m["a"] - 10.0 + 0.1 * x) ** 2) + jnp.sum(m["b"] ** 2)
+    return jnp.where(m["a"] > 2.5, jnp.nan, value)
+
+
+def _linear(m, x):  # finite loss and gradient; the step at the batch holding 1e300 overflows
+    return jnp.mean(m["a"] * x) + jnp.sum(m["b"] ** 2)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["plain", "nan_mid_epoch", "overflow", "clip_l2_nesterov", "fista_l1", "mask_patience", "bounds_gd"],
+)
+def test_fast_epochs_equal_exact_epochs(case, monkeypatch):
+    """Reference: fit's exact epoch loop (every step's rollback selects; the loop run under
+    jit/vmap). A top-level fit runs each epoch without them first and again exactly only when a
+    step in it was not finite: every leaf of the result must be bit for bit the exact loop's,
+    in epochs that went well, in the epoch where a step failed (rolled back mid-epoch) and after."""
+    x = np.linspace(-1.0, 1.0, 24)
+    big = x.copy()
+    big[13] = 1e300
+    m0 = {"a": jnp.asarray(2.0), "b": jnp.asarray([0.5, -0.25])}
+    kw = dict(batch_size=5, epochs=4, key=KEY, progress=False)
+    cases = {
+        "plain": (mse, P0, DATA, dict(STD, key=KEY, epochs=4)),
+        "nan_mid_epoch": (_nan_above, m0, x, dict(kw, method="gd", lr=0.0055)),
+        "overflow": (_linear, m0, big, dict(kw, method="gd", lr=1e10)),
+        "clip_l2_nesterov": (mse, P0, DATA, dict(kw, method="nesterov", lr=0.05, clip=0.5, l2=0.1)),
+        "fista_l1": (mse, P0, DATA, dict(kw, method="gd", lr=0.05, l1=0.05, accelerated=True)),
+        "mask_patience": (
+            mse_weighted, P0, DATA,
+            dict(kw, method="adam", lr=0.3, remainder=Remainder.MASK, eval_data=DATA, patience=1, epochs=8),
+        ),
+        "bounds_gd": (mse, P0, DATA, dict(kw, method="gd", lr=0.2, bounds=(-0.5, 0.5))),
+    }
+    loss, p0, data, opts = cases[case]
+    fast = fit(loss, p0, data, **opts)
+    monkeypatch.setattr(_fit._fit_loop, "FAST_EPOCHS", False)
+    exact = fit(loss, p0, data, **opts)
+    leaves = jax.tree_util.tree_leaves
+    assert len(leaves(fast)) == len(leaves(exact))
+    for a, b in zip(leaves(fast), leaves(exact)):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True), case
+    if case == "nan_mid_epoch":  # 4 steps an epoch; a > 2.5 after step 6, so step 7 (epoch 2's third) meets
+        # the NaN and steps back to the point before step 6
+        assert fast.status_enum is FitStatus.NONFINITE and int(fast.epochs) == 2 and int(fast.steps) == 5
+    if case == "overflow":
+        assert fast.status_enum is FitStatus.NONFINITE and np.isfinite(float(fast.params["a"]))
+
+
 # -- validation -----------------------------------------------------------
 class _FakeLineSearch:
     def init(self, *a):

@@ -31,6 +31,7 @@ from . import loop as _fit_loop
 from . import resume as _fit_resume
 
 from ..core import cache as _cache
+from ..core import compile as _compile
 
 from ..core import options as _options
 from ..core.options import default as _D
@@ -468,6 +469,9 @@ def fit(
         data_axis=data_axis,
         dtype=dtype,
         key_impl=_key_impl(key),
+        # Under jit/vmap the exact epochs only: under vmap the epoch's redo condition would be
+        # batched, and lax.cond would then run both scans on every run.
+        fast_epochs=_fit_loop.FAST_EPOCHS and not _compile.tracing(),
     )
     if cfg.key_impl is not None:
         key = jax.random.key_data(key)
