@@ -49,6 +49,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from .. import _tree
+from ..core import stall as _stall
 from ..core.status import Status
 from ..prox.operators import _bound_leaves
 from . import lbfgsb_cauchy as _cauchy
@@ -152,7 +153,8 @@ def _search_point(x, g, lower, upper, mem: Memory):  # noqa: ANN001, ANN202
     mem = _tree.where(ok, mem, _memory.reset(mem))
     w, big_m = jnp.where(ok, w, 0.0), jnp.where(ok, big_m, 0.0)
     xcp, c, free = _cauchy.cauchy(x, g, lower, upper, w, big_m, mem.theta)
-    z = _cauchy.subspace(x, g, lower, upper, xcp, c, free, w, big_m, mem.theta, mem.col > 0)
+    solve = lambda u: _memory.solve_reduced(mem, free, u)  # noqa: E731
+    z = _cauchy.subspace(x, g, lower, upper, xcp, c, free, w, big_m, mem.theta, mem.col > 0, solve)
     return z, mem
 
 
@@ -246,7 +248,11 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa
         status = jnp.where((status == Status.RUNNING) & (flat >= STALL_STEPS), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
-    status = jnp.where(res.failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+    # A search that failed with no memory left to forget, at a point stationary to the precision f
+    # is evaluated at (f's rounding hides every decrease): PRECISION, a success, as in Solver.step.
+    precise = _stall.at_precision(state.value, state.grad_norm, state.params)
+    failed_status = jnp.where(precise, Status.PRECISION, Status.LINESEARCH_FAILED)
+    status = jnp.where(res.failed, failed_status, jnp.where(~finite, Status.NONFINITE, status))
 
     moved = state._replace(
         params=_tree.cast_like(unravel(xn), state.params),

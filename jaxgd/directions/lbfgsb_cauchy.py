@@ -25,7 +25,8 @@ with :math:`B = \\theta I - W M W^\\top` (:mod:`jaxgd.directions.lbfgsb_memory`)
 2. :func:`subspace`: the direct primal method (section 5.1): minimise
    :math:`m` over the variables that are free at the Cauchy point,
    :math:`\\hat d = -\\hat B^{-1} \\hat r` with the Sherman-Morrison-Woodbury
-   form of the reduced :math:`\\hat B` (eq. 5.11), then, as in L-BFGS-B 3.0
+   form of the reduced :math:`\\hat B` (eq. 5.11; its middle matrix solved by
+   stable blocks, as the code's ``formk``), then, as in L-BFGS-B 3.0
    (Morales & Nocedal 2011), project the subspace minimiser onto the box and
    fall back to the truncated step only when the projected point does not
    give a descent direction.
@@ -38,6 +39,8 @@ J. Nocedal, "Remark on Algorithm 778", ACM TOMS 38(1), 2011.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -121,6 +124,7 @@ def subspace(
     big_m: jax.Array,
     theta: jax.Array,
     use: jax.Array,
+    solve_reduced: Callable[[jax.Array], jax.Array],
 ) -> jax.Array:
     """Minimise the model over the free variables from the Cauchy point (direct primal method).
 
@@ -130,8 +134,9 @@ def subspace(
     .. math::
        \\hat d = -\\frac{1}{\\theta}\\hat r - \\frac{1}{\\theta^2} Z^\\top W
        \\Big(I - \\frac{1}{\\theta} M W^\\top Z Z^\\top W\\Big)^{-1} M W^\\top Z \\hat r
+       = -\\frac{1}{\\theta}\\hat r - \\frac{1}{\\theta^2} Z^\\top W N^{-1} W^\\top Z \\hat r
 
-    (BLNZ 1995, eq. 5.11). The point :math:`P(x^{cp} + \\hat d)` is taken
+    (BLNZ 1995, eq. 5.11), with :math:`N^{-1}` applied through ``solve_reduced``. The point :math:`P(x^{cp} + \\hat d)` is taken
     when it gives a descent direction from ``x``; otherwise the step is
     truncated to the box, :math:`x^{cp} + \\alpha^* \\hat d` (Morales &
     Nocedal 2011, the 3.0 ``subsm``).
@@ -142,16 +147,16 @@ def subspace(
       w, big_m, theta: the compact representation of ``B``.
       use: False when the memory is empty (then the Cauchy point is the
         search point, as in the code, which skips ``subsm`` when ``col = 0``).
+      solve_reduced: ``u -> N^{-1} u`` for the middle matrix
+        :math:`N = M^{-1} - \\tfrac1\\theta W^\\top Z Z^\\top W` of eq. 5.11, factored by
+        blocks (:func:`jaxgd.directions.lbfgsb_memory.solve_reduced`; ``formk``).
 
     Returns:
       The search point ``z`` (feasible); the search direction is ``z - x``.
     """
     dtype = x.dtype
     r = jnp.where(free, g + theta * (xcp - x) - w @ (big_m @ c), 0.0)
-    v = big_m @ (w.T @ r)
-    w_free = jnp.where(free[:, None], w, 0.0)
-    k = jnp.eye(big_m.shape[0], dtype=dtype) - (big_m @ (w_free.T @ w)) / theta
-    v = jnp.linalg.solve(k, v)
+    v = solve_reduced(w.T @ r)
     du = -r / theta - jnp.where(free, w @ v, 0.0) / (theta * theta)
     du = jnp.where(use & jnp.all(jnp.isfinite(du)), du, 0.0)
 

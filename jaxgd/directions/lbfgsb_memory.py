@@ -113,6 +113,58 @@ def compact(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
     return w, big_m, ok
 
 
+def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array) -> jax.Array:
+    """``N^{-1} u`` for the middle matrix of the reduced inverse, by blocks (the code's ``formk``).
+
+    With :math:`Z` the free variables and :math:`A` the others, the
+    Sherman-Morrison-Woodbury form of :math:`(Z^\\top B Z)^{-1}` needs
+    :math:`N = M^{-1} - \\tfrac1\\theta W^\\top Z Z^\\top W`, which is
+
+    .. math::
+       N = \\begin{bmatrix} -P & C^\\top \\\\ C & Q \\end{bmatrix},\\quad
+       P = D + \\tfrac1\\theta Y^\\top Z Z^\\top Y,\\quad
+       C = L_A - R_Z,\\quad Q = \\theta S^\\top A A^\\top S
+
+    (:math:`L_A` the strictly lower triangle of :math:`S^\\top A A^\\top Y`,
+    :math:`R_Z` the upper triangle with the diagonal of
+    :math:`S^\\top Z Z^\\top Y`). Every block is formed from the pairs
+    restricted to its variables (no difference of nearly equal products) and
+    ``N`` is solved through the Cholesky factors of :math:`P` and of the Schur
+    complement :math:`Q + C P^{-1} C^\\top`, both positive definite (BLNZ
+    1995, section 5.1; Zhu et al. 1997, ``formk``). Forming :math:`M`
+    explicitly and solving :math:`I - \\tfrac1\\theta M W^\\top Z Z^\\top W` instead
+    lost most digits on ill-conditioned memories (sif2jax's KOEBHELB: the
+    subspace step of the jitted and the eager program pointed opposite ways).
+
+    Args:
+      mem: the memory.
+      free: ``(n,)`` bool, the variables free at the Cauchy point.
+      u: ``(2m,)``, a vector in :math:`W`'s column space (``W^T r``).
+
+    Returns:
+      ``(2m,)``: :math:`N^{-1} u`, zero in the unused pairs' entries (NaN when a
+      factor is not positive definite: the caller then keeps the Cauchy point).
+    """
+    m = mem.s.shape[0]
+    dtype = mem.s.dtype
+    v = valid(mem)
+    s, y = jnp.where(v[:, None], mem.s, 0.0), jnp.where(v[:, None], mem.y, 0.0)
+    sz, yz = jnp.where(free[None, :], s, 0.0), jnp.where(free[None, :], y, 0.0)
+    sa, ya = s - sz, y - yz
+    theta = mem.theta
+    p = jnp.diag(jnp.where(v, jnp.diagonal(mem.sy), 1.0)) + (yz @ yz.T) / theta
+    strictly_lower = jnp.arange(m)[:, None] > jnp.arange(m)[None, :]
+    c = jnp.where(strictly_lower, sa @ ya.T, 0.0) - jnp.where(strictly_lower, 0.0, sz @ yz.T)
+    q = theta * (sa @ sa.T) + jnp.diag(jnp.where(v, 0.0, 1.0))
+    u1, u2 = u[:m], u[m:]
+    solved = cho_solve((jnp.linalg.cholesky(p), True), jnp.concatenate([c.T, u1[:, None]], axis=1))
+    p_inv_ct, p_inv_u1 = solved[:, :m], solved[:, m]  # one solve with both right-hand sides
+    js = jnp.linalg.cholesky(q + c @ p_inv_ct)
+    b = cho_solve((js, True), u2 + c @ p_inv_u1)
+    a = p_inv_ct @ b - p_inv_u1
+    return jnp.concatenate([a, b])
+
+
 def dense_b(mem: Memory) -> jax.Array:
     """The dense ``B = theta I - W M W^T`` (``(n, n)``; for tests on small problems)."""
     w, big_m, _ = compact(mem)
