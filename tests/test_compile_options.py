@@ -114,3 +114,26 @@ def test_only_xlas_refusal_of_our_option_counts_as_one(monkeypatch: pytest.Monke
     assert not _compile._is_refusal(shape.value)
     monkeypatch.setattr(_compile, "CPU_OPTIONS", {"xla_cpu_no_such_option_for_jaxgd": True})
     assert _compile._is_refusal(unknown.value)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
+@pytest.mark.parametrize("method", ["lbfgs", "lbfgs-bounds", "cg", "bfgs", "adam"])
+def test_the_quasi_newton_limit(method: str, built: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1,000 parameters: bfgs/lbfgs/cg (their limit, compile.QUASI_NEWTON_SMALL) compile with the
+    options, a first-order method (SMALL) does not; reference for the bits: XLA's default compile."""
+    n = 1000
+    x0 = jnp.tile(jnp.array([-1.2, 1.0]), n // 2)
+    kw: dict = {"max_steps": 25}
+    if method == "lbfgs-bounds":
+        method, kw = "lbfgs", {**kw, "bounds": (-2.0, jnp.tile(jnp.array([0.5, 2.0]), n // 2))}
+    if method == "adam":
+        kw = {**kw, "lr": 1e-3}
+    assert _compile.SMALL < n <= min(_compile.QUASI_NEWTON_SMALL.values())
+    tuned = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    assert (_compile.options() in built) is (method != "adam"), built
+    with monkeypatch.context() as m:
+        with_fusion_emitters(m)
+        plain = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    assert int(tuned.steps) == int(plain.steps) and tuned.status == plain.status
+    assert_bitwise((tuned.params, tuned.loss, tuned.grad_norm), (plain.params, plain.loss, plain.grad_norm))
+    assert_bitwise(tuned.history, plain.history)

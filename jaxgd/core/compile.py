@@ -27,7 +27,11 @@ So a loop of blocks compiles with JAX's defaults (:func:`same_bits`).
 And jaxgd uses them only for a *small* problem, one whose parameters hold at
 most :data:`SMALL` numbers in all (the data may be large: the loss's own
 arrays are few and run as well either way), where the compile is nearly all
-of a one-off solve; a larger problem compiles as JAX would.
+of a one-off solve; a larger problem compiles as JAX would. For ``bfgs``,
+``lbfgs`` and ``cg`` the limit is higher (:data:`QUASI_NEWTON_SMALL`, a few
+thousand): their programs are mostly the line search's scalar logic and
+reductions, which the classic emitters run as fast (``lbfgs`` with bounds,
+and ``cg``, faster), and the same bits at 1,000-4,000 parameters were checked.
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function
 from :func:`jit` holds two: one with the options, called for a small problem
@@ -50,6 +54,12 @@ import jax
 # XLA:CPU options of jaxgd's top-level programs (jax.jit(compiler_options=...), parsed like XLA_FLAGS).
 CPU_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
 SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compiled with CPU_OPTIONS
+# ... for the quasi-Newton methods, whose programs the classic emitters run as fast at larger sizes
+# (benchmarks/RESULTS.md, session 11: classic / fusion run time at 1,000-4,000 parameters, float64,
+# extended Rosenbrock, one process: lbfgs 0.97-1.01, lbfgs with bounds 0.86-0.87, cg 0.82, bfgs 1.02-1.03
+# at 1,000-2,000; fused-loop compile 0.4-1.1 s shorter; the same bits), and not the first-order ones
+# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters)
+QUASI_NEWTON_SMALL = {"lbfgs": 4096, "cg": 4096, "bfgs": 2048}
 
 
 def _never() -> bool:  # pragma: no cover - a JAX without the test: never pass options
@@ -74,12 +84,22 @@ def same_bits(solver: Any) -> bool:
     return getattr(solver, "unroll", None) in (None, 1)
 
 
-def _small(tree: Any) -> bool:
-    """True when the arrays in ``tree`` hold at most :data:`SMALL` numbers in all."""
+def classic_limit(solver: Any) -> int:
+    """The most parameters for which a top-level program of ``solver`` compiles with
+    :data:`CPU_OPTIONS`: 0 for a loop of blocks (:func:`same_bits`), :data:`QUASI_NEWTON_SMALL`
+    for ``bfgs``/``lbfgs``/``cg``, else :data:`SMALL`."""
+    if not same_bits(solver):
+        return 0
+    name = getattr(getattr(solver, "direction", None), "name", "")
+    return QUASI_NEWTON_SMALL.get(name, SMALL)
+
+
+def _small(tree: Any, limit: int) -> bool:
+    """True when the arrays in ``tree`` hold at most ``limit`` numbers in all."""
     total = 0
     for leaf in jax.tree_util.tree_leaves(tree):
         total += getattr(leaf, "size", 1)
-        if total > SMALL:
+        if total > limit:
             return False
     return True
 
@@ -113,11 +133,12 @@ class _Jit:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         at = self._solver_at
-        return self.call(at is None or same_bits(args[at]), *args, **kwargs)
+        return self.call(SMALL if at is None else classic_limit(args[at]), *args, **kwargs)
 
-    def call(self, allowed: bool, *args: Any, **kwargs: Any) -> Any:
-        """The call, with the options only if ``allowed`` (and small, at the top level)."""
-        if not allowed or not _trace_state_clean() or not _small(args[self._params_at]):
+    def call(self, limit: int, *args: Any, **kwargs: Any) -> Any:
+        """The call, with the options only for at most ``limit`` parameters, at the top level
+        (``limit``: :func:`classic_limit` of the solver; 0: never)."""
+        if not limit or not _trace_state_clean() or not _small(args[self._params_at], limit):
             return self.plain(*args, **kwargs)
         tuned = self._tuned
         if tuned is None:
@@ -142,6 +163,7 @@ class _Jit:
 def jit(fn: Callable, params_at: int, solver_at: Optional[int] = 0, **kwargs: Any) -> Any:
     """``jax.jit(fn, **kwargs)``, compiled with :func:`options` when called at the top level
     for a small problem: positional argument ``params_at`` (the parameters, or a tree that
-    holds them) has at most :data:`SMALL` numbers, and the Solver at ``solver_at`` (None:
-    the caller says, through ``.call(allowed, ...)``) runs one step per loop iteration."""
+    holds them) has at most :func:`classic_limit` numbers for the Solver at ``solver_at``
+    (None: the caller gives the limit, through ``.call(limit, ...)``), which runs one step
+    per loop iteration."""
     return _Jit(fn, params_at, solver_at, kwargs)

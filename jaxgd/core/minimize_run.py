@@ -68,7 +68,7 @@ class Plan:
             leaves, structure = jax.tree_util.tree_flatten(bucketed)
             leaves = [jax.device_put(leaf) for leaf in leaves]
             run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
-            self._eager = (functools.partial(run.call, _compile.same_bits(bucketed)), structure, leaves, x64)
+            self._eager = (functools.partial(run.call, _compile.classic_limit(bucketed)), structure, leaves, x64)
         return self._eager[:3]
 
 
