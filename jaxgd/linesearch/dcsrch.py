@@ -155,3 +155,57 @@ def safeguard(iv: Interval, nxt: jax.Array, stpmax: jax.Array, xtol: jax.Array) 
     outside = brackt & ((nxt <= stmin) | (nxt >= stmax))
     narrow = brackt & (stmax - stmin <= xtol * stmax)
     return nxt, iv._replace(stmin=stmin, stmax=stmax, width=width, width1=width1), outside, narrow
+
+
+class Probe(NamedTuple):
+    """What a search records to judge, if it fails, whether f's rounding hid the decrease:
+    its first finite trial's step and slope, and the other finite trials' values."""
+
+    a1: jax.Array  # NaN until a finite trial
+    g1: jax.Array
+    noise: jax.Array  # the largest deviation of f from the quadratic model seen so far (see below)
+
+
+def probe_start(dtype: jnp.dtype) -> Probe:
+    nan = jnp.asarray(jnp.nan, dtype)
+    return Probe(nan, nan, jnp.zeros((), dtype))
+
+
+def probe_update(p: Probe, stp: jax.Array, f: jax.Array, g: jax.Array, finite: jax.Array, f0: jax.Array, g0: jax.Array) -> Probe:
+    """``p`` after a trial at ``stp`` (``phi = f``, ``phi' = g``; ``finite``: both finite;
+    ``f0``, ``g0``: :math:`\\phi(0), \\phi'(0)`)."""
+    first = finite & jnp.isnan(p.a1)
+    c = _curvature(p, g0)
+    # a trial at or before the model's minimiser whose slope the model predicts (a kink breaks that)
+    local = finite & ~first & (c > 0) & (stp > 0) & (stp * c <= -g0) & (jnp.abs(g - g0 - c * stp) <= 0.5 * jnp.abs(g0))
+    deviation = jnp.abs(f - f0 - stp * g0 - 0.5 * c * stp * stp)
+    noise = jnp.where(local & (deviation > p.noise), deviation, p.noise)
+    return Probe(jnp.where(first, stp, p.a1), jnp.where(first, g, p.g1), noise)
+
+
+def _curvature(p: Probe, g0: jax.Array) -> jax.Array:
+    """The secant curvature :math:`(\\phi'(\\alpha_1) - \\phi'(0)) / \\alpha_1` of the first trial."""
+    return (p.g1 - g0) / p.a1
+
+
+def rounding_hides_decrease(p: Probe, f0: jax.Array, g0: jax.Array) -> jax.Array:
+    """True when the largest decrease along the line allowed by the curvature the search
+    measured is no larger than f's rounding as the search saw it.
+
+    With the secant curvature :math:`c` of the first trial, the quadratic model
+    :math:`\\phi(0) + \\alpha \\phi'(0) + c \\alpha^2 / 2` falls by at most
+    :math:`\\phi'(0)^2 / 2c`, at :math:`\\alpha^* = -\\phi'(0) / c`. f's rounding is read
+    from the later trials at :math:`\\alpha \\le \\alpha^*` whose slope the model predicts
+    (within half of :math:`|\\phi'(0)|`; a kink breaks that): their deviation from the model
+    (at least :math:`\\varepsilon |\\phi(0)|`). There a smooth loss deviates from the model by at
+    most the model's decrease times the relative change of the curvature along the line, so
+    only rounding (or a curvature that more than doubles along the line) can make the deviation
+    exceed the largest decrease. A search that fails with that seen could not have found a
+    decrease: the point is stationary along the line to the precision f is evaluated at. False
+    for a line of negative or unknown curvature (an unbounded loss, a failure far from a minimiser).
+    """
+    dtype = jnp.result_type(f0)
+    c = _curvature(p, g0)
+    noise = jnp.maximum(p.noise, jnp.finfo(dtype).eps * jnp.abs(f0))
+    most = g0 * g0 / (2.0 * jnp.where(c > 0, c, 1.0))
+    return jnp.isfinite(c) & (c > 0) & jnp.isfinite(noise) & (most <= noise)
