@@ -54,6 +54,18 @@ def test_options_are_the_cpu_ones_on_this_xla() -> None:
     assert _compile.options() == _compile.CPU_OPTIONS and not _compile._REFUSED
 
 
+def assert_tuned_is_default_compile(monkeypatch: pytest.MonkeyPatch, x0: jax.Array, method: str, kw: dict) -> None:
+    """The call compiled as jaxgd chooses and with XLA's default emitters (a fresh loss
+    function each) give the same steps, status and bits."""
+    tuned = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    with monkeypatch.context() as m:
+        with_fusion_emitters(m)
+        plain = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    assert int(tuned.steps) == int(plain.steps) and tuned.status == plain.status
+    assert_bitwise((tuned.params, tuned.loss, tuned.grad_norm), (plain.params, plain.loss, plain.grad_norm))
+    assert_bitwise(tuned.history, plain.history)
+
+
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
 @pytest.mark.parametrize("method", ["gd", "lbfgs", "bfgs", "lbfgs-strongwolfe"])
 def test_small_call_gives_the_bits_of_xlas_default_compile(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,13 +76,7 @@ def test_small_call_gives_the_bits_of_xlas_default_compile(method: str, monkeypa
     kw: dict = {"lr": 1e-4, "max_steps": 300} if method == "gd" else {}
     if method == "lbfgs-strongwolfe":
         method, kw, x0 = "lbfgs", {"lr": jaxgd.linesearch.StrongWolfe(), "max_steps": 37, "gtol": 0.0}, x0[:4]
-    tuned = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
-    with monkeypatch.context() as m:
-        with_fusion_emitters(m)
-        plain = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
-    assert int(tuned.steps) == int(plain.steps) and tuned.status == plain.status
-    assert_bitwise((tuned.params, tuned.loss, tuned.grad_norm), (plain.params, plain.loss, plain.grad_norm))
-    assert_bitwise(tuned.history, plain.history)
+    assert_tuned_is_default_compile(monkeypatch, x0, method, kw)
 
 
 def test_which_jit_a_call_reaches(built: list) -> None:
@@ -129,11 +135,5 @@ def test_the_quasi_newton_limit(method: str, built: list, monkeypatch: pytest.Mo
     if method == "adam":
         kw = {**kw, "lr": 1e-3}
     assert _compile.SMALL < n <= min(_compile.QUASI_NEWTON_SMALL.values())
-    tuned = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
+    assert_tuned_is_default_compile(monkeypatch, x0, method, kw)
     assert (_compile.options() in built) is (method != "adam"), built
-    with monkeypatch.context() as m:
-        with_fusion_emitters(m)
-        plain = jaxgd.minimize(lambda x: rosen(x), x0, method=method, **kw)
-    assert int(tuned.steps) == int(plain.steps) and tuned.status == plain.status
-    assert_bitwise((tuned.params, tuned.loss, tuned.grad_norm), (plain.params, plain.loss, plain.grad_norm))
-    assert_bitwise(tuned.history, plain.history)
