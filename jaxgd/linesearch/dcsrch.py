@@ -197,9 +197,7 @@ def rounding_hides_decrease(p: Probe, f0: jax.Array, g0: jax.Array) -> jax.Array
     :math:`\\phi'(0)^2 / 2c`, at :math:`\\alpha^* = -\\phi'(0) / c`. f's rounding is read
     from the later trials at :math:`\\alpha \\le \\alpha^*` whose slope the model predicts
     (within half of :math:`|\\phi'(0)|`; a kink breaks that): their deviation from the model
-    (at least :math:`\\varepsilon |\\phi(0)|`, and at most :math:`\\sqrt\\varepsilon |\\phi(0)|`:
-    a larger deviation is not rounding but a jump, or a curvature the model missed, as
-    ``stall.at_precision``'s bound). There a smooth loss deviates from the model by at
+    (at least :math:`\\varepsilon |\\phi(0)|`). There a smooth loss deviates from the model by at
     most the model's decrease times the relative change of the curvature along the line, so
     only rounding (or a curvature that more than doubles along the line) can make the deviation
     exceed the largest decrease. A search that fails with that seen could not have found a
@@ -207,9 +205,7 @@ def rounding_hides_decrease(p: Probe, f0: jax.Array, g0: jax.Array) -> jax.Array
     for a line of negative or unknown curvature (an unbounded loss, a failure far from a minimiser).
     """
     dtype = jnp.result_type(f0)
-    eps = jnp.finfo(dtype).eps
     c = _curvature(p, g0)
-    noise = jnp.maximum(p.noise, eps * jnp.abs(f0))
+    noise = jnp.maximum(p.noise, jnp.finfo(dtype).eps * jnp.abs(f0))
     most = g0 * g0 / (2.0 * jnp.where(c > 0, c, 1.0))
-    rounding = noise <= jnp.sqrt(eps) * jnp.abs(f0)  # more is not rounding: a jump, or curvature the model missed
-    return jnp.isfinite(c) & (c > 0) & rounding & (most <= noise)
+    return jnp.isfinite(c) & (c > 0) & jnp.isfinite(noise) & (most <= noise)
