@@ -83,9 +83,7 @@ class StepSizeRule(Protocol):
     def step(self, state: Any, ctx: Any) -> tuple[Any, Any, Any, Any]:
         """``(alpha, trial, state, info)``: the step size, the ``Trial`` accepted at
         it (evaluated through ``ctx.evaluate``, handed back so it is not computed
-        again), the new state and a ``StepInfo`` (evaluations spent, failure, and optionally
-        ``precise``: the search failed where f's rounding hid any decrease, so the point is
-        stationary to precision)."""
+        again), the new state and a ``StepInfo`` (evaluations spent, failure)."""
         ...
 
 
