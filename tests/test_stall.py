@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.optimize as so
 from scipy.optimize import curve_fit
 
 import jaxgd
@@ -276,66 +275,3 @@ def test_l1_off_runs_with_adam_in_minimize_and_fit():
     a, b = lasso_problem()
     for entry in ("minimize", "fit"):
         assert np.isfinite(np.asarray(l1_run(entry, "adam", 0.0, a, b))).all()
-
-
-def _random_quadratic(seed, bounded):
-    """The random convex quadratic 0.5 x'Hx - b'x of the session-11 experiments (cond 1e2-1e9)."""
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(5, 60))
-    cond = 10.0 ** rng.uniform(2, 9)
-    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    h = q @ np.diag(np.logspace(0, np.log10(cond), n)) @ q.T
-    b = rng.standard_normal(n) * 10
-    lo = np.where(rng.random(n) < 0.5, rng.uniform(-2, 0, n), -np.inf)
-    hi = np.where(rng.random(n) < 0.5, rng.uniform(0, 2, n), np.inf)
-    if not bounded:
-        lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
-    x0 = np.clip(rng.standard_normal(n), lo, hi)
-    return h, b, lo, hi, x0
-
-
-@pytest.mark.parametrize("method,seed,bounded", [("lbfgs", 3, False), ("bfgs", 4, False), ("lbfgs", 30, True)])
-def test_a_search_that_fails_at_fs_rounding_floor_ends_in_precision(method, seed, bounded):
-    """Ill-conditioned quadratics (cond 4.5e3-1e5) where the last search fails because f's
-    rounding hides every decrease along the line (its trials measure it): PRECISION, a success,
-    at the minimum. Reference: the closed form f* = -b'H^-1 b / 2 (numpy.linalg.solve), or with
-    bounds scipy's L-BFGS-B (which converges there, by its gradient test). These ended in
-    LINESEARCH_FAILED before (the gradient test of stall.at_precision alone is too strict here)."""
-    h, b, lo, hi, x0 = _random_quadratic(seed, bounded)
-    f = lambda x: 0.5 * x @ jnp.asarray(h) @ x - jnp.asarray(b) @ x  # noqa: E731
-    kw = {"bounds": (jnp.asarray(lo), jnp.asarray(hi))} if bounded else {}
-    res = jaxgd.minimize(f, jnp.asarray(x0), method=method, gtol=1e-5, max_steps=1000, **kw)
-    if bounded:
-        vg = jax.jit(jax.value_and_grad(f))
-        ref = so.minimize(lambda x: tuple(np.asarray(v) for v in vg(x)), x0, jac=True, method="L-BFGS-B",
-                          bounds=list(zip(lo, hi)), options=dict(gtol=1e-5, ftol=0.0, maxiter=1000)).fun
-    else:
-        ref = -0.5 * b @ np.linalg.solve(h, b)
-    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res
-    assert "precision" in res.message
-    assert abs(float(res.loss) - ref) <= 1e-10 * abs(ref)
-
-
-def test_rounding_hides_decrease_on_a_model_line():
-    """Reference: the closed form of a quadratic line phi(a) = f0 + g0 a + c a^2 / 2, whose largest
-    decrease is g0^2 / 2c: rounding noise of amplitude A on f, seen by trials up to the minimiser,
-    hides it exactly when A exceeds it; a kink (slope jump), negative curvature or no noise does not."""
-    from jaxgd.linesearch import dcsrch
-
-    f0, g0, c = 100.0, -1e-6, 1.0  # largest decrease 5e-13
-    trials = [1.0, 1e-6, 5e-7, 1e-7]  # the first gives c by the secant; the rest lie before a* = 1e-6
-
-    def probe(noise, slope=lambda a: g0 + c * a, curvature=c):
-        p = dcsrch.probe_start(jnp.float64)
-        for i, a in enumerate(trials):
-            phi = f0 + g0 * a + 0.5 * curvature * a * a + noise * (-1) ** i
-            p = dcsrch.probe_update(p, jnp.float64(a), jnp.float64(phi), jnp.float64(slope(a)), jnp.asarray(True),
-                                    jnp.float64(f0), jnp.float64(g0))
-        return bool(dcsrch.rounding_hides_decrease(p, jnp.float64(f0), jnp.float64(g0)))
-
-    assert probe(1e-12)  # rounding 2x the largest decrease
-    assert not probe(1e-13)  # 1e-13 < 5e-13: a decrease was there to find
-    assert not probe(0.0)
-    # a kink between the trials: phi linear (slope g0) before it, the first trial's slope beyond it
-    assert not probe(0.0, slope=lambda a: g0 if a < 1.0 else 2.0, curvature=0.0)
-    assert not probe(1e-12, slope=lambda a: g0 - a, curvature=-1.0)  # negative curvature (unbounded along the line)

@@ -374,17 +374,12 @@ class Solver:
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
-        # a failed search whose trials showed f's rounding above any decrease along the direction
-        # (StepInfo.precise) counts as at precision, once no curvature memory is left to forget
-        line_precise = jnp.asarray(getattr(info, "precise", False))
-        if self.direction.reset is not None:
-            fresh, had_memory = self.direction.reset(dstate)
-            line_precise = line_precise & ~had_memory
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol, line_precise,
+            (new_value, gnorm, new_params), window, self.gtol,
         )
         if self.direction.reset is not None:  # L-BFGS-B's restart: a failed search with a memory retries without it
+            fresh, had_memory = self.direction.reset(dstate)
             retry = (status == Status.LINESEARCH_FAILED) & had_memory
             dstate, status = _tree.where(retry, fresh, dstate), jnp.where(retry, Status.RUNNING, status)
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)

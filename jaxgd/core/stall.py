@@ -17,14 +17,7 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   rounding of a typical evaluation. A line search that fails there, or a
   stall there, ends in :attr:`Status.PRECISION`, a success, like scipy's
   "Desired error not necessarily achieved due to precision loss" (but only
-  when the point really is stationary to precision). A failed search can
-  also show it by its own trials (``StepInfo.precise``,
-  :func:`jaxgd.linesearch.dcsrch.rounding_hides_decrease`): the largest
-  decrease along the line that the curvature it measured allows is below
-  the rounding of f it saw; that counts once no curvature memory is left
-  to forget (after ``bfgs``/``lbfgs``/``cg``'s restart along ``-g``). It
-  catches ill-conditioned problems, where f's rounding is many ulps (a sum
-  of large terms that cancel) and the gradient test above is too strict.
+  when the point really is stationary to precision).
 - **stall**: a step-size rule that tracks progress (``rule.stalled(state)``,
   :class:`jaxgd.linesearch.MoreThuente`) reports that ``f`` has not
   decreased by more than rounding for ``stall_window`` steps. Away from a
@@ -187,7 +180,6 @@ def adjust_status(
     new: tuple[jax.Array, jax.Array, Params],
     window: Optional[Window] = None,
     gtol: Any = None,
-    line_precise: Any = False,
 ) -> jax.Array:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -201,8 +193,6 @@ def adjust_status(
       window: the :class:`Window` after this step, for a rule without ``stalled``
         (None: no window rule).
       gtol: the solver's ``gtol`` (the window rule is off when it is 0).
-      line_precise: a failed search saw f's rounding hide any decrease along its
-        direction (``StepInfo.precise``): the point is stationary to precision too.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -228,7 +218,6 @@ def adjust_status(
             lambda: at_precision(value, gnorm, _tree.where(failed, old[2], new[2])),
             lambda: jnp.asarray(False),
         )
-    precise = precise | (failed & line_precise)
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
     status = jnp.where(open_ & (failed | stalled | settled) & precise, Status.PRECISION, status)
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)

@@ -68,8 +68,7 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}: the loss cannot be lowered further at this precision "
-        "and the point is stationary to it (gradient norm small relative to |f| and ||x||, or the last "
-        "line search's trials showed f's rounding above any decrease along its direction), though "
+        "and the point is stationary to it (gradient norm small relative to |f| and ||x||), though "
         "above gtol. Desired error not necessarily achieved due to precision loss."
     ),
     Status.STALLED: (

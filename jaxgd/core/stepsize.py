@@ -42,9 +42,6 @@ class StepInfo(NamedTuple):
     nfev: jax.Array  # loss evaluations spent
     ngev: jax.Array  # gradient evaluations spent
     failed: jax.Array  # True when no acceptable step was found
-    # True when it failed where f's rounding hid any decrease along the direction (the search's
-    # own trials showed it: jaxgd.linesearch.dcsrch.rounding_hides_decrease); optional
-    precise: Any = False
 
 
 class StepContext(NamedTuple):

@@ -203,7 +203,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
 
         def refuse() -> _search.SearchResult:
             zero = jnp.zeros((), jnp.int32)
-            return _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), zero, jnp.asarray(True), jnp.asarray(False))
+            return _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), zero, jnp.asarray(True))
 
         return lax.cond((gd < 0) & jnp.isfinite(gd), run, refuse), mem
 
@@ -217,9 +217,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
         again = res.failed & (mem.col > 0)  # restart from B = I, as mainlb does
         return _tree.where(again, _memory.reset(mem), mem), res, nfev + res.nfev, again
 
-    empty_res = _search.SearchResult(
-        start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True), jnp.asarray(False)
-    )
+    empty_res = _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True))
     carry = (state.direction_state, empty_res, jnp.zeros((), jnp.int32), jnp.asarray(True))
     mem, res, nfev, _ = lax.while_loop(lambda c: c[3], body, carry)
     return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev)
@@ -250,11 +248,9 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa
         status = jnp.where((status == Status.RUNNING) & (flat >= STALL_STEPS), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
-    # A search that failed with no memory left to forget (along the projected steepest descent),
-    # at a point stationary to the precision f is evaluated at: PRECISION, a success, as in
-    # Solver.step; either by the gradient (stall.at_precision) or by the search's own trials, which
-    # showed f's rounding above the largest decrease the measured curvature allows.
-    precise = _stall.at_precision(state.value, state.grad_norm, state.params) | res.precise
+    # A search that failed with no memory left to forget, at a point stationary to the precision f
+    # is evaluated at (f's rounding hides every decrease): PRECISION, a success, as in Solver.step.
+    precise = _stall.at_precision(state.value, state.grad_norm, state.params)
     failed_status = jnp.where(precise, Status.PRECISION, Status.LINESEARCH_FAILED)
     status = jnp.where(res.failed, failed_status, jnp.where(~finite, Status.NONFINITE, status))
 

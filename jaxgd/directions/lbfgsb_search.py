@@ -81,14 +81,12 @@ def dcsrch(ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, x
 
 
 class SearchResult(NamedTuple):
-    """The accepted trial (or the start point when ``failed``) and the cost; ``precise``:
-    failed where f's rounding hid the decrease (:func:`jaxgd.linesearch.dcsrch.rounding_hides_decrease`)."""
+    """The accepted trial (or the start point when ``failed``) and the cost."""
 
     trial: Any
     stp: jax.Array
     nfev: jax.Array
     failed: jax.Array
-    precise: Any = False
 
 
 def search(
@@ -119,14 +117,13 @@ def search(
     ms = start(f0, g0, stp, stpmax, ftol)
 
     def cond(carry):  # noqa: ANN001, ANN202
-        _, _, _, nfev, done, _, _ = carry
+        _, _, _, nfev, done, _ = carry
         return ~done & (nfev < maxls)
 
     def body(carry):  # noqa: ANN001, ANN202
-        ms, stp, best, nfev, _, stp_done, probe = carry
+        ms, stp, best, nfev, _, stp_done = carry
         trial, f, g = evaluate(stp)
         finite = jnp.isfinite(f) & jnp.isfinite(g)
-        probe = dcsrch_core.probe_update(probe, stp, f, g, finite, f0, g0)
         f_s, g_s = jnp.where(finite, f, f0), jnp.where(finite, g, g0)
         stp_next, ms_next, stop = dcsrch(ms, stp, f_s, g_s, gtol, xtol)
         # A non-finite trial: halve towards the best point and cap the step there.
@@ -135,9 +132,9 @@ def search(
         stp_next = jnp.where(finite, stp_next, half)
         done = finite & stop
         best = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), trial, best)
-        return ms_next, stp_next, best, nfev + 1, done, jnp.where(done, stp, stp_done), probe
+        return ms_next, stp_next, best, nfev + 1, done, jnp.where(done, stp, stp_done)
 
     zero = jnp.asarray(0, jnp.int32)
-    init = (ms, stp, start_trial, zero, jnp.asarray(False), jnp.zeros_like(stp), dcsrch_core.probe_start(f0.dtype))
-    _, _, best, nfev, done, stp_done, probe = lax.while_loop(cond, body, init)
-    return SearchResult(best, stp_done, nfev, ~done, ~done & dcsrch_core.rounding_hides_decrease(probe, f0, g0))
+    init = (ms, stp, start_trial, zero, jnp.asarray(False), jnp.zeros_like(stp))
+    _, _, best, nfev, done, stp_done = lax.while_loop(cond, body, init)
+    return SearchResult(best, stp_done, nfev, ~done)

@@ -25,7 +25,6 @@ from jax import lax
 from .. import _tree
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
-from . import dcsrch as _dcsrch
 from .dcsrch import P5, Interval, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
@@ -57,7 +56,6 @@ class _Carry(NamedTuple):
     best: Trial  # the trial at stx (when stx > 0), or the one that met the conditions
     converged: jax.Array
     done: jax.Array
-    probe: _dcsrch.Probe  # for the precision test of a failed search
 
 
 @_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start",))
@@ -176,7 +174,6 @@ class MoreThuente:
             jnp.asarray(0, jnp.int32), stp0, jnp.asarray(False), start_interval(f0, g0, stp0, stpmax),
             ph, jnp.asarray(False),
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
-            _dcsrch.probe_start(dtype),
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = lax.while_loop(lambda c: ~c.done, body, init)
@@ -188,8 +185,7 @@ class MoreThuente:
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
-        precise = ~ok & _dcsrch.rounding_hides_decrease(c.probe, f0, g0)
-        return alpha.astype(dtype), trial, new, info(c.i, c.i, ~ok)._replace(precise=precise)
+        return alpha.astype(dtype), trial, new, info(c.i, c.i, ~ok)
 
     def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax) -> _Carry:  # noqa: ANN001
         dtype = f0.dtype
@@ -198,7 +194,6 @@ class MoreThuente:
         f = t.value.astype(dtype)
         g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
         fin = jnp.isfinite(f) & jnp.isfinite(g) & _tree.all_finite(t.grad)
-        probe = _dcsrch.probe_update(c.probe, stp, f, g, fin, f0, g0)
         ftest = f0 + stp * gtest
         curv = jnp.abs(g) <= -c2 * g0
         converged = fin & curv & ((f <= ftest) | (jnp.abs(f - f0) <= tie_tol))
@@ -225,4 +220,4 @@ class MoreThuente:
         at_start = _tree.all_equal(t.params, ctx.params)
         done = converged | stuck | narrow | at_start | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
-        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, probe)
+        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done)
