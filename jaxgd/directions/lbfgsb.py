@@ -248,14 +248,18 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa
         status = jnp.where((status == Status.RUNNING) & (flat >= STALL_STEPS), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
+    status = jnp.where(res.failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+    new_params = _tree.cast_like(unravel(xn), state.params)
     # A search that failed with no memory left to forget, at a point stationary to the precision f
-    # is evaluated at (f's rounding hides every decrease): PRECISION, a success, as in Solver.step.
-    precise = _stall.at_precision(state.value, state.grad_norm, state.params)
-    failed_status = jnp.where(precise, Status.PRECISION, Status.LINESEARCH_FAILED)
-    status = jnp.where(res.failed, failed_status, jnp.where(~finite, Status.NONFINITE, status))
+    # is evaluated at: PRECISION, a success, by Solver.step's hook (its test runs only on failure).
+    status = _stall.adjust_status(
+        solver.rule, flat, status, res.failed, (state.value, state.grad_norm, state.params),
+        (fn, gnorm, new_params),
+        None, solver.gtol,
+    )
 
     moved = state._replace(
-        params=_tree.cast_like(unravel(xn), state.params),
+        params=new_params,
         value=fn,
         grad=_tree.cast_like(unravel(gn), state.grad),
         aux=aux,

@@ -146,7 +146,6 @@ def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array) -> jax.Array:
       factor is not positive definite: the caller then keeps the Cauchy point).
     """
     m = mem.s.shape[0]
-    dtype = mem.s.dtype
     v = valid(mem)
     s, y = jnp.where(v[:, None], mem.s, 0.0), jnp.where(v[:, None], mem.y, 0.0)
     sz, yz = jnp.where(free[None, :], s, 0.0), jnp.where(free[None, :], y, 0.0)
