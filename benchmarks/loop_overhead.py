@@ -179,15 +179,15 @@ def run_one(method: str, d: int, opts: Any) -> U.Report:
     )
     report.targets = [
         U.Target(
-            "jaxgd (history on) ≤ 1.2× the hand-fused loop doing the same work (loss & grad-norm history)",
-            ours <= 1.2 * ref_h, f"{ours / ref_h:.2f}×",
+            "issue 15: jaxgd (history on) ≤ 1.3× the gradient-only hand-fused loop (goal 1.1×)",
+            ours <= 1.3 * ref, f"{ours / ref:.2f}×",
         ),
         U.Target(
-            "jaxgd (history on) ≤ 1.2× the gradient-only hand-fused loop (strict reading)",
-            ours <= 1.2 * ref, f"{ours / ref:.2f}×",
+            "issue 15: jaxgd (history on) ≤ 1.1× the hand-fused loop recording the same history (loss & grad norm)",
+            ours <= 1.1 * ref_h, f"{ours / ref_h:.2f}×",
         ),
         U.Target(
-            "jaxgd (history on) ≥ 100× faster per step than a Python loop over a jitted optax step",
+            "issue 6: jaxgd (history on) ≥ 100× faster per step than a Python loop over a jitted optax step",
             py >= 100 * ours, f"{py / ours:,.0f}× faster",
         ),
     ]
