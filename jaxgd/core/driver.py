@@ -204,8 +204,12 @@ def _chunked(
     the history entries recorded in it, in order, in a small buffer, and then
     writes that buffer into the history at once: entries are consecutive, so
     one ``dynamic_update_slice`` at the chunk's first entry (``count // every``
-    at its start) does it. Rows after the chunk's last entry are NaN, which is
-    what the history holds past the run's last entry.
+    at its start) does it. The inner loop ends after ``m * k_steps`` steps,
+    counted on the state's own step counter, and its buffer is not reset
+    between chunks: the rows past a chunk's last entry are covered by the next
+    chunk, and those of the last one by NaN, what the history holds past the
+    run's last entry (no counters and no refill in the outer body, whose
+    kernels run once per chunk: GD 2-D float32, 0.051 -> 0.047 us a step).
 
     Why two loops (issue 15 item 2, cheap history): XLA:CPU runs the kernels of
     a loop body one after another, inline, only when every buffer they touch
@@ -221,30 +225,38 @@ def _chunked(
     """
     fields, dtype = len(history), history[0].dtype
     m = chunk_blocks(k_steps, fields * jnp.dtype(dtype).itemsize)
-    rows, n = m * k_steps, solver.history_length()
+    rows, n, every = m * k_steps, solver.history_length(), solver.history_every
     blank = jnp.full((rows, fields), jnp.nan, dtype)
     # (entries + rows, fields): a chunk written at entry n - 1 still fits, no index is clamped
     table = jnp.concatenate([jnp.stack(history, axis=1), blank])
     zero = jnp.asarray(0, jnp.int32)
 
-    def inner(carry: tuple) -> tuple:
-        s, j, at, ent = carry
-        s, index, entries = _steps(solver, s, k_steps, stop, args)
-        for i, e in zip(index, entries):
-            recorded = i < n
-            ent = lax.dynamic_update_slice(ent, jnp.where(recorded, e, jnp.nan)[None].astype(dtype), (at, zero))
-            at = at + recorded.astype(jnp.int32)
-        return s, j + 1, at, ent
-
     def outer(carry: tuple) -> tuple:
-        s, table = carry
-        first = (s.count // solver.history_every).astype(jnp.int32)
-        s, _, _, ent = lax.while_loop(
-            lambda c: running(c[0].status, c[0].count, limit) & (c[1] < m), inner, (s, zero, zero, blank)
-        )
-        return s, lax.dynamic_update_slice(table, ent, (first, zero))
+        s, table, ent = carry
+        start = s.count
+        first = (start // every).astype(jnp.int32)
 
-    state, table = lax.while_loop(lambda c: running(c[0].status, c[0].count, limit), outer, (state, table))
+        def inner(carry: tuple) -> tuple:
+            s, ent = carry
+            s, index, entries = _steps(solver, s, k_steps, stop, args)
+            for i, e in zip(index, entries):
+                # entries are consecutive: entry i goes to row i - first (a dropped one, i = n,
+                # rewrites the row it lands on, clamped, with its own value)
+                at = jnp.clip(i - first, 0, rows - 1)
+                old = lax.dynamic_slice(ent, (at, zero), (1, fields))
+                ent = lax.dynamic_update_slice(ent, jnp.where(i < n, e.astype(dtype)[None], old), (at, zero))
+            return s, ent
+
+        # the chunk's rows past its last entry keep an older chunk's values: the next
+        # chunk, written from that entry on, covers them, and the last one's are cut below
+        s, ent = lax.while_loop(
+            lambda c: running(c[0].status, c[0].count, limit) & (c[0].count < start + rows), inner, (s, ent)
+        )
+        return s, lax.dynamic_update_slice(table, ent, (first, zero)), ent
+
+    state, table, _ = lax.while_loop(lambda c: running(c[0].status, c[0].count, limit), outer, (state, table, blank))
+    # what follows the run's last entry is NaN (the rows an older chunk left there included)
+    table = lax.dynamic_update_slice(table, blank, (jnp.minimum(state.count // every, n).astype(jnp.int32), zero))
     return state, type(history)(*(table[:n, i] for i in range(fields)))
 
 
