@@ -82,8 +82,9 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
             if not n:
                 return new, None
             took = new.count > st.count
-            entry = (vloss(solver, new), new.alpha, new.grad_norm)
-            return new, tuple(jnp.where(took, e, jnp.nan).astype(dtype) for e in entry)
+            # the three fields stacked: one (3, runs) row a step to write, not three
+            entry = jnp.stack([e.astype(dtype) for e in (vloss(solver, new), new.alpha, new.grad_norm)])
+            return new, jnp.where(took, entry, jnp.nan)
 
         return run
 
@@ -93,7 +94,8 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
         again = jnp.any((st.status == Status.NONFINITE) & (start.status != Status.NONFINITE))
         st, ys = lax.cond(again, lambda: lax.scan(one_step(vstep), start, None, length=k_steps), lambda: (st, ys))
         if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
-            h = History(*(lax.dynamic_update_slice(b, y[every - 1 :: every].T, (jnp.zeros_like(it), it // every)) for b, y in zip(h, ys)))
+            rows = ys[every - 1 :: every]  # (entries, 3, runs)
+            h = History(*(lax.dynamic_update_slice(b, rows[:, i].T, (jnp.zeros_like(it), it // every)) for i, b in enumerate(h)))
         if solver.progress_every:
             _driver.report(jnp.min(st.count), jnp.min(vloss(solver, st)), solver.step_limit)
         return st, h, it + k_steps
