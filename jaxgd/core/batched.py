@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from . import driver as _driver
+from . import packing as _packing
 from .status import History, Status
 
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
@@ -74,37 +75,45 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     def running(st: Any) -> jax.Array:
         return _driver.running(st.status, st.count, solver.step_limit)
 
+    # the runs' scalars (value, counters, status, ...) carried as one (k, runs) array per dtype
+    pack, unpack = _packing.codec(state, ndim=1)
+
     def one_step(step: Callable) -> Callable:
-        def run(st: Any, _: Any) -> tuple[Any, Any]:
+        def run(c: Any, _: Any) -> tuple[Any, Any]:
             # Solver.step keeps a stopped run's state (its one change: RUNNING -> MAX_STEPS at the
             # step limit, which finish makes anyway), so no select per step here
+            st = unpack(c)
             new = step(solver, st, args)
             if not n:
-                return new, None
+                return pack(new), None
             took = new.count > st.count
             # the three fields stacked: one (3, runs) row a step to write, not three
             entry = jnp.stack([e.astype(dtype) for e in (vloss(solver, new), new.alpha, new.grad_norm)])
-            return new, jnp.where(took, entry, jnp.nan)
+            return pack(new), jnp.where(took, entry, jnp.nan)
 
         return run
 
     def chunk(carry: tuple) -> tuple:
-        start, h, it = carry
-        st, ys = lax.scan(one_step(vfast), start, None, length=k_steps)
+        c0, h, it = carry
+        start = unpack(c0)
+        c, ys = lax.scan(one_step(vfast), c0, None, length=k_steps)
+        st = unpack(c)
         again = jnp.any((st.status == Status.NONFINITE) & (start.status != Status.NONFINITE))
-        st, ys = lax.cond(again, lambda: lax.scan(one_step(vstep), start, None, length=k_steps), lambda: (st, ys))
+        c, ys = lax.cond(again, lambda: lax.scan(one_step(vstep), c0, None, length=k_steps), lambda: (c, ys))
+        st = unpack(c)
         if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
             rows = ys[every - 1 :: every]  # (entries, 3, runs)
             h = History(*(lax.dynamic_update_slice(b, rows[:, i].T, (jnp.zeros_like(it), it // every)) for i, b in enumerate(h)))
         if solver.progress_every:
             _driver.report(jnp.min(st.count), jnp.min(vloss(solver, st)), solver.step_limit)
-        return st, h, it + k_steps
+        return c, h, it + k_steps
 
     def more(carry: tuple) -> jax.Array:
-        st, _, it = carry
-        return jnp.any(running(st)) & (it < solver.max_steps)
+        c, _, it = carry
+        return jnp.any(running(unpack(c))) & (it < solver.max_steps)
 
-    state, hist, _ = lax.while_loop(more, chunk, (state, hist, jnp.asarray(0, jnp.int32)))
+    c, hist, _ = lax.while_loop(more, chunk, (pack(state), hist, jnp.asarray(0, jnp.int32)))
+    state = unpack(c)
     if solver.progress_every:
         _driver.report(jnp.min(state.count), jnp.min(vloss(solver, state)), solver.step_limit, final=True)
     hist = History(*(b[:, :n] for b in hist))

@@ -8,7 +8,8 @@ termination tests; the driver owns what is around it, once for every loop:
   test of every loop); with history on, an inner loop collects a few hundred
   bytes of history rows and the outer one writes them into the preallocated
   buffers (:func:`_chunked`; out-of-range indices are dropped, so "not this
-  step" costs no branch);
+  step" costs no branch); the state is carried with its scalars packed
+  (:mod:`jaxgd.core.packing`);
 - :func:`report` / :func:`report_epoch`: the progress bar, fed through
   ``jax.debug.callback`` (nothing is traced when progress is off);
 - :func:`finish`: mark an exhausted budget ``MAX_STEPS`` and package the
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import _tree
+from . import packing as _packing
 from . import progress as _progress
 from . import stepsize as _stepsize
 from .status import History, Result, Status
@@ -188,7 +190,7 @@ def loop(
     if solver.history_length():
         state, history = _chunked(solver, state, history, k_steps, limit, stop, args)
     else:
-        state = lax.while_loop(
+        state = _packing.packed_while(
             lambda s: running(s.status, s.count, limit), lambda s: _steps(solver, s, k_steps, stop, args)[0], state
         )
     if solver.progress_every and close_progress:
@@ -231,30 +233,39 @@ def _chunked(
     table = jnp.concatenate([jnp.stack(history, axis=1), blank])
     zero = jnp.asarray(0, jnp.int32)
 
+    pack, unpack = _packing.codec(state)  # the state carried packed through both loops
+
     def outer(carry: tuple) -> tuple:
-        s, table, ent = carry
-        start = s.count
+        c, table, ent = carry
+        start = unpack(c).count
         first = (start // every).astype(jnp.int32)
 
         def inner(carry: tuple) -> tuple:
-            s, ent = carry
-            s, index, entries = _steps(solver, s, k_steps, stop, args)
+            c, ent = carry
+            s, index, entries = _steps(solver, unpack(c), k_steps, stop, args)
             for i, e in zip(index, entries):
                 # entries are consecutive: entry i goes to row i - first (a dropped one, i = n,
                 # rewrites the row it lands on, clamped, with its own value)
                 at = jnp.clip(i - first, 0, rows - 1)
                 old = lax.dynamic_slice(ent, (at, zero), (1, fields))
                 ent = lax.dynamic_update_slice(ent, jnp.where(i < n, e.astype(dtype)[None], old), (at, zero))
-            return s, ent
+            return pack(s), ent
+
+        def more(carry: tuple) -> jax.Array:
+            s = unpack(carry[0])
+            return running(s.status, s.count, limit) & (s.count < start + rows)
 
         # the chunk's rows past its last entry keep an older chunk's values: the next
         # chunk, written from that entry on, covers them, and the last one's are cut below
-        s, ent = lax.while_loop(
-            lambda c: running(c[0].status, c[0].count, limit) & (c[0].count < start + rows), inner, (s, ent)
-        )
-        return s, lax.dynamic_update_slice(table, ent, (first, zero)), ent
+        c, ent = lax.while_loop(more, inner, (c, ent))
+        return c, lax.dynamic_update_slice(table, ent, (first, zero)), ent
 
-    state, table, _ = lax.while_loop(lambda c: running(c[0].status, c[0].count, limit), outer, (state, table, blank))
+    def going(carry: tuple) -> jax.Array:
+        s = unpack(carry[0])
+        return running(s.status, s.count, limit)
+
+    c, table, _ = lax.while_loop(going, outer, (pack(state), table, blank))
+    state = unpack(c)
     # what follows the run's last entry is NaN (the rows an older chunk left there included)
     table = lax.dynamic_update_slice(table, blank, (jnp.minimum(state.count // every, n).astype(jnp.int32), zero))
     return state, type(history)(*(table[:n, i] for i in range(fields)))

@@ -49,6 +49,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from .. import _tree
+from ..core import packing as _packing
 from ..core import stall as _stall
 from ..core.status import Status
 from ..prox.operators import _bound_leaves
@@ -219,7 +220,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
 
     empty_res = _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True))
     carry = (state.direction_state, empty_res, jnp.zeros((), jnp.int32), jnp.asarray(True))
-    mem, res, nfev, _ = lax.while_loop(lambda c: c[3], body, carry)
+    mem, res, nfev, _ = _packing.packed_while(lambda c: c[3], body, carry)
     return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev)
 
 

@@ -30,8 +30,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
+from ..core import packing as _packing
 from ..linesearch import dcsrch as dcsrch_core
 from ..linesearch.dcsrch import Interval, interpolate, safeguard
 
@@ -136,5 +136,5 @@ def search(
 
     zero = jnp.asarray(0, jnp.int32)
     init = (ms, stp, start_trial, zero, jnp.asarray(False), jnp.zeros_like(stp))
-    _, _, best, nfev, done, stp_done = lax.while_loop(cond, body, init)
+    _, _, best, nfev, done, stp_done = _packing.packed_while(cond, body, init)
     return SearchResult(best, stp_done, nfev, ~done)

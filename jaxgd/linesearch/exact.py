@@ -14,6 +14,7 @@ from jax import lax
 
 from .. import _tree
 from .wolfe import check_count, check_greater, check_positive, info, trial_ok
+from ..core import packing as _packing
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
 
@@ -67,7 +68,7 @@ def bracket(phi: Any, f0: jax.Array, alpha0: jax.Array, max_iter: Any) -> tuple:
         c_new = jnp.where(growing, jnp.where(rose, x, c), jnp.where(fell, c, x))
         return i + 1, a_new, b_new, c_new, fb_new, growing, closed
 
-    i, a, b, c, fb, growing, closed = lax.while_loop(cond, body, init)
+    i, a, b, c, fb, growing, closed = _packing.packed_while(cond, body, init)
     return a, b, c, fb, closed & (fb < f0), i
 
 
@@ -141,7 +142,7 @@ def brent(phi: Any, a: jax.Array, b: jax.Array, c: jax.Array, fb: jax.Array, xto
             new_rat,
         )
 
-    i, _, _, x, _, _, fx, *_ = lax.while_loop(cond, body, init)
+    i, _, _, x, _, _, fx, *_ = _packing.packed_while(cond, body, init)
     return x, fx, i
 
 

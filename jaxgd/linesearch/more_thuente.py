@@ -25,6 +25,7 @@ from jax import lax
 from .. import _tree
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
+from ..core import packing as _packing
 from .dcsrch import P5, Interval, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
@@ -176,7 +177,7 @@ class MoreThuente:
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
-        c = lax.while_loop(lambda c: ~c.done, body, init)
+        c = _packing.packed_while(lambda c: ~c.done, body, init)
         # Converged: the trial that met the conditions. Otherwise the best point, if it lowered f.
         have_best = (c.iv.stx > 0) & (c.iv.fx < f0)
         alpha = jnp.where(c.converged, c.stp, c.iv.stx)

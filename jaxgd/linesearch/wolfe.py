@@ -23,9 +23,9 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from .. import _tree, _validate
+from ..core import packing as _packing
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
 
@@ -121,7 +121,7 @@ def evaluate_finite(ctx: StepContext, alpha: jax.Array) -> tuple[jax.Array, Tria
         a = 0.5 * a
         return i + 1, a, ctx.evaluate(a)
 
-    i, alpha, trial = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), alpha, trial))
+    i, alpha, trial = _packing.packed_while(cond, body, (jnp.asarray(0, jnp.int32), alpha, trial))
     return alpha, trial, i + 1
 
 
@@ -263,7 +263,7 @@ class Backtracking:
             return i + 1, a, t, ok(t)
 
         t0 = ctx.evaluate(alpha0)
-        i, alpha, trial, good = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), alpha0, t0, ok(t0)))
+        i, alpha, trial, good = _packing.packed_while(cond, body, (jnp.asarray(0, jnp.int32), alpha0, t0, ok(t0)))
         new = BacktrackingState(jnp.where(good, alpha, state.alpha).astype(dtype))
         return alpha, trial, new, info(i + 1, i + 1, ~good)
 
@@ -451,6 +451,6 @@ class StrongWolfe:
             done = found | stuck | (i + 1 >= self.max_iter)
             return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done
 
-        i, _, _, lo, _, trial, lo_set, _ = lax.while_loop(cond, body, init)
+        i, _, _, lo, _, trial, lo_set, _ = _packing.packed_while(cond, body, init)
         new = WolfeState(jnp.where(lo_set, f0, state.prev_value).astype(dtype))
         return lo[0], trial, new, info(i, i, ~lo_set)

@@ -1,0 +1,72 @@
+"""Loop carries with their scalars packed: one vector per dtype instead of one buffer per scalar.
+
+XLA:CPU gives every loop-carried buffer that a body updates a kernel of its
+own (or a copy), and a solver's state carries many scalars (value, gradient
+norm, step size, counters, status, the stall window; a line search's interval
+and flags). Carried as one vector per dtype, the body's scalar updates are
+computed by one kernel a dtype: the same arithmetic, fewer kernels a step
+(benchmarks/RESULTS.md, session 12: GD 100-D float32 0.85 -> 0.54 us a step,
+the vmapped sweep D 0.85x; same bits).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# A switch for measuring the packed carries against plain ones (benchmarks, tests); on in use.
+PACK = True
+
+
+class Packing:
+    """The loop carry with the scalar leaves of a tree packed into one vector per dtype.
+
+    A while loop's carried scalars (the state's value, gradient norm, step size,
+    counters, status, ...) are each its own buffer, so XLA:CPU updates each with a
+    kernel of its own every step; packed, the body's scalar updates write one
+    vector per dtype. ``pack``/``unpack`` are slices and a concatenation, fused
+    into the kernels that read and compute them; weakly typed scalars stay apart.
+    """
+
+    def __init__(self, tree: Any, ndim: int = 0) -> None:
+        leaves, self.treedef = jax.tree_util.tree_flatten(tree)
+        groups: dict = {}
+        for i, x in enumerate(leaves):
+            # (ndim=1 under the batched loop: a per-run scalar has the run axis)
+            if jnp.ndim(x) == ndim and jnp.size(x) and not getattr(x, "weak_type", False):
+                groups.setdefault(jnp.result_type(x), []).append(i)
+        self.groups = [(dtype, idx) for dtype, idx in groups.items() if len(idx) > 1]
+        packed = {i for _, idx in self.groups for i in idx}
+        self.rest = [i for i in range(len(leaves)) if i not in packed]
+
+    def pack(self, tree: Any) -> tuple:
+        leaves = jax.tree_util.tree_leaves(tree)
+        return [leaves[i] for i in self.rest], [jnp.stack([leaves[i] for i in idx]) for _, idx in self.groups]
+
+    def unpack(self, carry: tuple) -> Any:
+        rest, vectors = carry
+        leaves: list = [None] * (len(self.rest) + sum(len(idx) for _, idx in self.groups))
+        for i, x in zip(self.rest, rest):
+            leaves[i] = x
+        for (_, idx), v in zip(self.groups, vectors):
+            for k, i in enumerate(idx):
+                leaves[i] = v[k]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def codec(tree: Any, ndim: int = 0) -> tuple[Callable, Callable]:
+    """``(pack, unpack)`` for carries shaped like ``tree`` (:class:`Packing`); the
+    identity pair when :data:`PACK` is off."""
+    if not PACK:
+        return (lambda t: t), (lambda c: c)
+    pk = Packing(tree, ndim)
+    return pk.pack, pk.unpack
+
+
+def packed_while(cond: Callable, body: Callable, carry: Any) -> Any:
+    """``lax.while_loop(cond, body, carry)`` with the carry's scalars packed (:class:`Packing`)."""
+    pack, unpack = codec(carry)
+    return unpack(lax.while_loop(lambda c: cond(unpack(c)), lambda c: pack(body(unpack(c))), pack(carry)))
