@@ -22,7 +22,8 @@ PACK = True
 
 
 class Packing:
-    """The loop carry with the scalar leaves of a tree packed into one vector per dtype.
+    """The loop carry with the scalar leaves of a tree packed into one vector per dtype
+    (``ndim=1``: the leaves of shape ``(runs,)``, into one ``(k, runs)`` array per dtype).
 
     A while loop's carried scalars (the state's value, gradient norm, step size,
     counters, status, ...) are each its own buffer, so XLA:CPU updates each with a
@@ -37,8 +38,8 @@ class Packing:
         for i, x in enumerate(leaves):
             # (ndim=1 under the batched loop: a per-run scalar has the run axis)
             if jnp.ndim(x) == ndim and jnp.size(x) and not getattr(x, "weak_type", False):
-                groups.setdefault(jnp.result_type(x), []).append(i)
-        self.groups = [(dtype, idx) for dtype, idx in groups.items() if len(idx) > 1]
+                groups.setdefault((jnp.result_type(x), jnp.shape(x)), []).append(i)
+        self.groups = [(key, idx) for key, idx in groups.items() if len(idx) > 1]
         packed = {i for _, idx in self.groups for i in idx}
         self.rest = [i for i in range(len(leaves)) if i not in packed]
 
