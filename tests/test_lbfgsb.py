@@ -89,7 +89,9 @@ FAST = ("rosenbrock, upper bounds active", "box quadratic 0")  # the rest: -m sl
 def test_solution_and_evaluations_match_scipy_lbfgsb(name):
     f, x0, lower, upper = CASES[name]
     ref = scipy_lbfgsb(f, x0, lower, upper, gtol=1e-6)
-    assert ref.message.startswith("CONVERGENCE: NORM OF PROJECTED GRADIENT")
+    # scipy converged: by its projected-gradient test, or (on some machines, rounding) by a last step
+    # that did not lower f, at a projected gradient just above gtol (1.18e-6 on "rosenbrock, one-sided")
+    assert ref.success and ref.message.startswith("CONVERGENCE"), ref.message
     res = jaxgd.minimize(f, jnp.asarray(x0), method="lbfgs", bounds=(jnp.asarray(lower), jnp.asarray(upper)),
                          gtol=1e-6, max_steps=2000, history=False)
     assert res.status_enum is jaxgd.Status.GTOL, res.message
