@@ -100,11 +100,11 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
         st = unpack(c)
         again = jnp.any((st.status == Status.NONFINITE) & (start.status != Status.NONFINITE))
         c, ys = lax.cond(again, lambda: lax.scan(one_step(vstep), c0, None, length=k_steps), lambda: (c, ys))
-        st = unpack(c)
         if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
             rows = ys[every - 1 :: every]  # (entries, 3, runs)
             h = History(*(lax.dynamic_update_slice(b, rows[:, i].T, (jnp.zeros_like(it), it // every)) for i, b in enumerate(h)))
         if solver.progress_every:
+            st = unpack(c)
             _driver.report(jnp.min(st.count), jnp.min(vloss(solver, st)), solver.step_limit)
         return c, h, it + k_steps
 

@@ -23,9 +23,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import _tree
+from ..core import packing as _packing
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
-from ..core import packing as _packing
 from .dcsrch import P5, Interval, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
