@@ -19,6 +19,11 @@ JAX's default fusion emitters, is the reference of ``test_compile_options.py``,
 which asks for it per program. ``JAXGD_TEST_XLA_DEFAULTS=1`` runs the suite
 with JAX's defaults.
 
+``minimize`` runs every eager call in the fused loop here (``jaxgd.host.tier.DEFAULT =
+"compiled"``): the host tier's first calls would otherwise differ from the compiled run in the
+last bits, and its background compiles would land in the middle of tests that count compiles.
+``tests/test_host_tier.py`` tests the tiers themselves, each call with its ``tier=``.
+
 Hypothesis is derandomized for the whole suite (the ``jaxgd`` profile, loaded
 before any test module is imported, so every ``@settings`` inherits it): the
 same examples on every run and every machine, and no example database.
@@ -39,6 +44,10 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import jaxgd.host.tier  # noqa: E402
+
+jaxgd.host.tier.DEFAULT = "compiled"
 # Dtype promotion stays "standard": optax itself mixes Python floats with int32
 # step counts (optax.tree.bias_correction), which "strict" rejects.
 

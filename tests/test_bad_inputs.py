@@ -480,6 +480,15 @@ ROWS: list[Row] = [
     R("as_optax", "accelerated", "True", TypeError, "as_optax does not take accelerated=", lambda c: jaxgd.as_optax(accelerated=True)),
     R("as_optax", "value_fn", "missing with lr=Backtracking() (at update)", TypeError, "needs value and value_fn", lambda c: _tx_update(c, jaxgd.linesearch.Backtracking())),
     R("as_optax", "params", "None (at update)", ValueError, "update needs params", lambda c: _tx_update(c, 0.1, params=None)),
+    # -- minimize: tier (issue 14 item 1) ---------------------------------------------------------------------
+    R("minimize", "tier", '"fast"', ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier='fast'", lambda c: M(c, tier="fast")),
+    R("minimize", "tier", "1", ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier=1", lambda c: M(c, tier=1)),
+    R("minimize", "tier", '"host" with method="gd"', ValueError, "tier='host' cannot run this call: method='gd'", lambda c: M(c, tier="host", method="gd", lr=0.1)),
+    R("minimize", "tier", '"host" with lr=0.1 (no line search)', ValueError, "tier='host' cannot run this call: lr=ScheduleRule(0.1)", lambda c: M(c, tier="host", method="lbfgs", lr=0.1)),
+    R("minimize", "tier", '"host" with bounds', ValueError, "tier='host' cannot run this call: bounds is set", lambda c: M(c, tier="host", method="lbfgs", bounds=(0.0, None))),
+    R("minimize", "tier", '"host" with float16 x0', ValueError, "x0's leaves are not all float32 or all float64", lambda c: M(c, tier="host", method="bfgs", x0=np.zeros(3, np.float16))),
+    R("minimize", "tier", '"host" with checkpoint_path', ValueError, "tier='host' cannot run this call: checkpoint_path or resume is set", lambda c: M(c, tier="host", method="lbfgs", checkpoint_path=c.dir / "t.ckpt")),
+    R("minimize", "tier", '"host" under jax.jit', ValueError, "tier='host' cannot run this call: x0, args or a hyperparameter is traced", lambda c: jax.jit(lambda x: M(c, tier="host", method="lbfgs", x0=x).loss)(c.x0)),
     # -- what a user from another library writes (issue 16 item 5) ------------------------------------------
     R("minimize", "(keyword)", "learning_rate=0.1", TypeError, "did you mean lr, jaxgd's name for learning_rate?", lambda c: M(c, learning_rate=0.1)),
     R("minimize", "(keyword)", "tol=1e-6", TypeError, "did you mean gtol, jaxgd's name for tol?", lambda c: M(c, tol=1e-6)),

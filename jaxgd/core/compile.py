@@ -135,15 +135,26 @@ class _Jit:
         at = self._solver_at
         return self.call(SMALL if at is None else classic_limit(args[at]), *args, **kwargs)
 
-    def call(self, limit: int, *args: Any, **kwargs: Any) -> Any:
-        """The call, with the options only for at most ``limit`` parameters, at the top level
-        (``limit``: :func:`classic_limit` of the solver; 0: never)."""
+    def chosen(self, limit: int, args: tuple) -> Any:
+        """The jit :meth:`call` runs for ``args``: the one with the options, or the plain one
+        (a caller that makes many calls of one shape picks it once)."""
         if not limit or not _trace_state_clean() or not _small(args[self._params_at], limit):
-            return self.plain(*args, **kwargs)
+            return self.plain
         tuned = self._tuned
         if tuned is None:
             opts = options()
             tuned = self._tuned = jax.jit(self._fn, compiler_options=opts, **self._kwargs) if opts else self.plain
+        return tuned
+
+    def precompile(self, limit: int, *args: Any) -> None:
+        """Compile, without running, the program ``call(limit, *args)`` would run (JAX's caches
+        keep it: that call then starts at once). Used from a background thread (jaxgd.host.tier)."""
+        self.chosen(limit, args).lower(*args).compile()
+
+    def call(self, limit: int, *args: Any, **kwargs: Any) -> Any:
+        """The call, with the options only for at most ``limit`` parameters, at the top level
+        (``limit``: :func:`classic_limit` of the solver; 0: never)."""
+        tuned = self.chosen(limit, args)
         if tuned is self.plain:
             return tuned(*args, **kwargs)
         try:

@@ -30,6 +30,7 @@ from . import progress as _progress
 from . import minimize_run as _run
 
 from ..checkpoint import resume as _resume
+from ..host import tier as _host_tier
 from ..interop import explain as _explain
 from ..interop import models as _models
 
@@ -208,6 +209,7 @@ def minimize(
     accelerated: bool = _D("accelerated"),
     adjoint: str = "implicit",
     unroll: Optional[int] = _D("unroll"),
+    tier: Optional[str] = None,
     **unknown: Any,
 ) -> Result:
     """Minimise ``fun(params, *args)`` from ``x0`` in one jit-compiled loop.
@@ -287,6 +289,19 @@ def minimize(
         ``ReduceOnPlateau``) is refused: pass a float or a schedule.
         Runs with ``checkpoint_every``/``checkpoint_path``/``resume`` are not
         differentiable.
+      tier: where an eager call's iterations run (issue 14). ``"auto"`` (the
+        default; None): the first call of a problem (this ``fun``, these
+        options, ``x0``'s and ``args``' shapes and dtypes) with
+        ``method="lbfgs"`` or ``"bfgs"``, their default line search and no
+        ``l1``/``bounds``/``l2``/``clip``/``progress`` runs its steps from
+        Python over NumPy, calling one jitted ``value_and_grad`` (the only
+        XLA compile it waits for, as scipy's solvers do), while the fused
+        loop compiles on a background thread; the calls after that compile
+        run the fused loop. The same iterates to rounding, the same
+        :class:`jaxgd.Result` (its ``state`` resumes in either tier).
+        ``"compiled"``: always the fused loop (the first call waits for its
+        compile). ``"host"``: always the host loop. Under
+        ``jit``/``vmap``/``grad`` and with checkpoints the loop is compiled.
 
     Returns:
       A :class:`jaxgd.Result`: ``params``, ``loss``, ``grad_norm``,
@@ -318,6 +333,7 @@ def minimize(
     """
     _options.check_keywords("minimize", unknown, _KEYWORDS)
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
+    tier = _host_tier.check(tier)
     given = locals()
     parts = _models.split(x0)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
@@ -330,6 +346,9 @@ def minimize(
     params, concrete = _as_params(x0)
     if path is not None:
         _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
+    if tier == "host":
+        eager = concrete and adjoint == "implicit" and _tree.is_concrete(args) and solver.is_concrete()
+        _host_tier.check_host(solver, params, eager, path, resume)
     if solver.progress_every:
         _progress.reset()
     solver.check_params(params)
@@ -338,7 +357,7 @@ def minimize(
         _adjoint.check_solver(adjoint, solver, params, args)
         solver, args, lifted = _run.lift_closure(solver, params, args)
         concrete = concrete and not lifted and (not args or _tree.is_concrete(args))
-        result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete)
+        result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete, tier)
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return _run.trim_history(result, solver.history_every)

@@ -31,6 +31,7 @@ from . import compile as _compile
 from . import options as _options
 from . import stall as _stall
 from .. import _tree
+from ..host import tier as _host_tier
 from .solver import Solver, SolverState
 from .status import History, Result
 from .._types import Params
@@ -45,10 +46,11 @@ class Plan:
     every repeated call, so nothing here is rebuilt per call.
     """
 
-    __slots__ = ("solver", "_eager")
+    __slots__ = ("solver", "_eager", "tiers")
 
     def __init__(self, solver: Solver) -> None:
         self.solver, self._eager = solver, None
+        self.tiers: dict = {}  # per call signature, the fused loop "compiling" or "compiled" (jaxgd.host.tier)
 
     def eager(self) -> tuple:
         """``(run, structure, leaves)``: ``run(structure, leaves, x0, args)`` is
@@ -68,8 +70,13 @@ class Plan:
             leaves, structure = jax.tree_util.tree_flatten(bucketed)
             leaves = [jax.device_put(leaf) for leaf in leaves]
             run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
-            self._eager = (functools.partial(run.call, _compile.classic_limit(bucketed)), structure, leaves, x64)
+            self._eager = (functools.partial(run.call, _compile.classic_limit(bucketed)), structure, leaves, x64, run)
         return self._eager[:3]
+
+    def precompile(self, x0: Params, args: tuple) -> None:
+        """XLA-compile, without running, the program :meth:`eager`'s run calls for ``x0``, ``args``."""
+        compiled, structure, leaves = self.eager()
+        self._eager[4].precompile(compiled.args[0], structure, leaves, x0, args)
 
 
 def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
@@ -282,20 +289,26 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
 
 def run(
     solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit", plan: Optional[Plan] = None,
-    concrete: Optional[bool] = None,
+    concrete: Optional[bool] = None, tier: str = "compiled",
 ) -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
     differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`).
 
     ``plan`` (the solver's :class:`Plan`) and ``concrete`` (``x0`` and
-    ``args`` hold no tracer) are what the caller already knows.
+    ``args`` hold no tracer) are what the caller already knows. ``tier``:
+    ``minimize``'s (:mod:`jaxgd.host.tier`); an eager call may run on the host.
     """
     if concrete is None:
         concrete = _tree.is_concrete((x0, args))
     if adjoint == "implicit" and concrete and solver.is_concrete():
         # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
         # under a user's jit/vmap the result keeps its exact history length.
-        compiled, structure, leaves = (Plan(solver) if plan is None else plan).eager()
+        plan = Plan(solver) if plan is None else plan
+        compiled, structure, leaves = plan.eager()
+        if tier != "compiled":  # the first call of a problem may run on the host (jaxgd.host.tier)
+            result = _host_tier.run(tier, plan, solver, x0, args, structure, leaves)
+            if result is not None:
+                return result
         return fill_copies(unpack_scalars(compiled(structure, leaves, x0, args)))
     return fill_copies(runner(solver.fun, adjoint)(solver, x0, args))
 

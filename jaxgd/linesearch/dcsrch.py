@@ -21,7 +21,7 @@ guaranteed sufficient decrease", ACM TOMS 20(3), 1994; MINPACK-2
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,75 +45,78 @@ class Interval(NamedTuple):
     width1: jax.Array
 
 
-def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, stpmax: jax.Array) -> Interval:
+def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, stpmax: jax.Array, xp: Any = jnp) -> Interval:
     """The interval at ``task = 'START'``: both ends at 0, next trial in ``[0, stp + 4 stp]``."""
-    zero = jnp.zeros_like(f0)
-    return Interval(jnp.asarray(False), zero, f0, g0, zero, f0, g0, zero, stp + XTRAPU * stp, stpmax, stpmax / P5)
+    zero = xp.zeros_like(f0)
+    return Interval(xp.asarray(False), zero, f0, g0, zero, f0, g0, zero, stp + XTRAPU * stp, stpmax, stpmax / P5)
 
 
-def _cubic_parts(a: jax.Array, fa: jax.Array, da: jax.Array, b: jax.Array, fb: jax.Array, db: jax.Array, clip: bool) -> tuple:
+def _cubic_parts(
+    a: jax.Array, fa: jax.Array, da: jax.Array, b: jax.Array, fb: jax.Array, db: jax.Array, clip: bool, xp: Any = jnp
+) -> tuple:
     """``(theta, gamma)`` of dcstep's cubic through ``(a, fa, da)`` and ``(b, fb, db)``,
     scaled by ``s = max(|theta|, |da|, |db|)`` against overflow; ``gamma`` takes the sign
     dcstep gives it (negative when ``b > a``, i.e. ``stp > stx``)."""
     theta = 3.0 * (fa - fb) / (b - a) + da + db
-    s = jnp.maximum(jnp.maximum(jnp.abs(theta), jnp.abs(da)), jnp.abs(db))
-    s = jnp.where(s > 0, s, 1.0)
+    s = xp.maximum(xp.maximum(xp.abs(theta), xp.abs(da)), xp.abs(db))
+    s = xp.where(s > 0, s, 1.0)
     disc = (theta / s) ** 2 - (da / s) * (db / s)
-    gamma = s * jnp.sqrt(jnp.maximum(disc, 0.0) if clip else disc)
+    gamma = s * xp.sqrt(xp.maximum(disc, 0.0) if clip else disc)
     return theta, gamma
 
 
-def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):  # noqa: ANN001, ANN201
+def dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax, xp=jnp):  # noqa: ANN001, ANN201
     """One safeguarded step of Moré & Thuente (1994), MINPACK-2 ``dcstep``, case by case.
 
     The four cases of section 4 are all computed and one is selected.
     Returns ``(stx, fx, dx, sty, fy, dy, stpf, brackt)``: the new interval
     (``stx`` the best point, ``sty`` the other end) and the next trial.
     """
-    sgnd = dp * jnp.sign(dx)
+    sgnd = dp * xp.sign(dx)
     # case 1: higher value: the minimum is bracketed.
-    th, ga = _cubic_parts(stx, fx, dx, stp, fp, dp, False)
-    ga1 = jnp.where(stp < stx, -ga, ga)
+    th, ga = _cubic_parts(stx, fx, dx, stp, fp, dp, False, xp)
+    ga1 = xp.where(stp < stx, -ga, ga)
     r1 = ((ga1 - dx) + th) / (((ga1 - dx) + ga1) + dp)
     stpc1 = stx + r1 * (stp - stx)
     stpq1 = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
-    f1 = jnp.where(jnp.abs(stpc1 - stx) < jnp.abs(stpq1 - stx), stpc1, stpc1 + (stpq1 - stpc1) / 2.0)
+    f1 = xp.where(xp.abs(stpc1 - stx) < xp.abs(stpq1 - stx), stpc1, stpc1 + (stpq1 - stpc1) / 2.0)
     # case 2: lower value, derivatives of opposite sign: bracketed.
-    ga2 = jnp.where(stp > stx, -ga, ga)
+    ga2 = xp.where(stp > stx, -ga, ga)
     r2 = ((ga2 - dp) + th) / (((ga2 - dp) + ga2) + dx)
     stpc2 = stp + r2 * (stx - stp)
     stpq2 = stp + (dp / (dp - dx)) * (stx - stp)
-    f2 = jnp.where(jnp.abs(stpc2 - stp) > jnp.abs(stpq2 - stp), stpc2, stpq2)
+    f2 = xp.where(xp.abs(stpc2 - stp) > xp.abs(stpq2 - stp), stpc2, stpq2)
     # case 3: lower value, same sign, derivative magnitude decreases.
-    th3, ga3 = _cubic_parts(stx, fx, dx, stp, fp, dp, True)
-    ga3 = jnp.where(stp > stx, -ga3, ga3)
+    th3, ga3 = _cubic_parts(stx, fx, dx, stp, fp, dp, True, xp)
+    ga3 = xp.where(stp > stx, -ga3, ga3)
     r3 = ((ga3 - dp) + th3) / ((ga3 + (dx - dp)) + ga3)
-    stpc3 = jnp.where((r3 < 0) & (ga3 != 0), stp + r3 * (stx - stp), jnp.where(stp > stx, stpmax, stpmin))
+    stpc3 = xp.where((r3 < 0) & (ga3 != 0), stp + r3 * (stx - stp), xp.where(stp > stx, stpmax, stpmin))
     stpq3 = stpq2
-    near = jnp.where(jnp.abs(stpc3 - stp) < jnp.abs(stpq3 - stp), stpc3, stpq3)
-    far = jnp.where(jnp.abs(stpc3 - stp) > jnp.abs(stpq3 - stp), stpc3, stpq3)
+    near = xp.where(xp.abs(stpc3 - stp) < xp.abs(stpq3 - stp), stpc3, stpq3)
+    far = xp.where(xp.abs(stpc3 - stp) > xp.abs(stpq3 - stp), stpc3, stpq3)
     cap = stp + P66 * (sty - stp)
-    f3_br = jnp.where(stp > stx, jnp.minimum(cap, near), jnp.maximum(cap, near))
-    f3 = jnp.where(brackt, f3_br, jnp.clip(far, stpmin, stpmax))
+    f3_br = xp.where(stp > stx, xp.minimum(cap, near), xp.maximum(cap, near))
+    f3 = xp.where(brackt, f3_br, xp.clip(far, stpmin, stpmax))
     # case 4: lower value, same sign, derivative magnitude does not decrease.
-    th4, ga4 = _cubic_parts(sty, fy, dy, stp, fp, dp, False)
-    ga4 = jnp.where(stp > sty, -ga4, ga4)
+    th4, ga4 = _cubic_parts(sty, fy, dy, stp, fp, dp, False, xp)
+    ga4 = xp.where(stp > sty, -ga4, ga4)
     r4 = ((ga4 - dp) + th4) / (((ga4 - dp) + ga4) + dy)
-    f4 = jnp.where(brackt, stp + r4 * (sty - stp), jnp.where(stp > stx, stpmax, stpmin))
+    f4 = xp.where(brackt, stp + r4 * (sty - stp), xp.where(stp > stx, stpmax, stpmin))
 
-    c1, c2, c3 = fp > fx, sgnd < 0, jnp.abs(dp) < jnp.abs(dx)
-    stpf = jnp.where(c1, f1, jnp.where(c2, f2, jnp.where(c3, f3, f4)))
+    c1, c2, c3 = fp > fx, sgnd < 0, xp.abs(dp) < xp.abs(dx)
+    stpf = xp.where(c1, f1, xp.where(c2, f2, xp.where(c3, f3, f4)))
     brackt = brackt | c1 | (~c1 & c2)
     # the new interval
-    sty_n = jnp.where(c1, stp, jnp.where(c2, stx, sty))
-    fy_n = jnp.where(c1, fp, jnp.where(c2, fx, fy))
-    dy_n = jnp.where(c1, dp, jnp.where(c2, dx, dy))
-    stx_n, fx_n, dx_n = (jnp.where(c1, old, new) for old, new in ((stx, stp), (fx, fp), (dx, dp)))
+    sty_n = xp.where(c1, stp, xp.where(c2, stx, sty))
+    fy_n = xp.where(c1, fp, xp.where(c2, fx, fy))
+    dy_n = xp.where(c1, dp, xp.where(c2, dx, dy))
+    stx_n, fx_n, dx_n = (xp.where(c1, old, new) for old, new in ((stx, stp), (fx, fp), (dx, dp)))
     return stx_n, fx_n, dx_n, sty_n, fy_n, dy_n, stpf, brackt
 
 
 def interpolate(
-    iv: Interval, stp: jax.Array, f: jax.Array, g: jax.Array, stage2: jax.Array, ftest: jax.Array, gtest: jax.Array
+    iv: Interval, stp: jax.Array, f: jax.Array, g: jax.Array, stage2: jax.Array, ftest: jax.Array, gtest: jax.Array,
+    xp: Any = jnp,
 ) -> tuple[Interval, jax.Array]:
     """``dcstep`` after an evaluation ``(f, g)`` at ``stp``: ``(interval, next trial)``.
 
@@ -122,16 +125,18 @@ def interpolate(
     every slope by ``gtest``) and shifted back. ``stmin``/``stmax``/``width``
     are left for :func:`safeguard`.
     """
-    shift = jnp.where(~stage2 & (f <= iv.fx) & (f > ftest), gtest, 0.0)
+    shift = xp.where(~stage2 & (f <= iv.fx) & (f > ftest), gtest, 0.0)
     stx, fx, gx, sty, fy, gy, nxt, brackt = dcstep(
         iv.stx, iv.fx - iv.stx * shift, iv.gx - shift, iv.sty, iv.fy - iv.sty * shift, iv.gy - shift,
-        stp, f - stp * shift, g - shift, iv.brackt, iv.stmin, iv.stmax,
+        stp, f - stp * shift, g - shift, iv.brackt, iv.stmin, iv.stmax, xp,
     )
     new = iv._replace(brackt=brackt, stx=stx, fx=fx + stx * shift, gx=gx + shift, sty=sty, fy=fy + sty * shift, gy=gy + shift)
     return new, nxt
 
 
-def safeguard(iv: Interval, nxt: jax.Array, stpmax: jax.Array, xtol: jax.Array) -> tuple[jax.Array, Interval, jax.Array, jax.Array]:
+def safeguard(
+    iv: Interval, nxt: jax.Array, stpmax: jax.Array, xtol: jax.Array, xp: Any = jnp
+) -> tuple[jax.Array, Interval, jax.Array, jax.Array]:
     """The rest of a ``dcsrch`` update, on the interval :func:`interpolate` returned.
 
     Bisects when a bracketing interval did not shrink to 0.66 of its width
@@ -146,12 +151,12 @@ def safeguard(iv: Interval, nxt: jax.Array, stpmax: jax.Array, xtol: jax.Array) 
       progress); ``narrow`` when, bracketed, ``stmax - stmin <= xtol stmax``.
     """
     brackt, stx, sty = iv.brackt, iv.stx, iv.sty
-    nxt = jnp.where(brackt & (jnp.abs(sty - stx) >= P66 * iv.width1), stx + P5 * (sty - stx), nxt)
-    width1 = jnp.where(brackt, iv.width, iv.width1)
-    width = jnp.where(brackt, jnp.abs(sty - stx), iv.width)
-    stmin = jnp.where(brackt, jnp.minimum(stx, sty), nxt + XTRAPL * (nxt - stx))
-    stmax = jnp.where(brackt, jnp.maximum(stx, sty), nxt + XTRAPU * (nxt - stx))
-    nxt = jnp.clip(nxt, 0.0, stpmax)
+    nxt = xp.where(brackt & (xp.abs(sty - stx) >= P66 * iv.width1), stx + P5 * (sty - stx), nxt)
+    width1 = xp.where(brackt, iv.width, iv.width1)
+    width = xp.where(brackt, xp.abs(sty - stx), iv.width)
+    stmin = xp.where(brackt, xp.minimum(stx, sty), nxt + XTRAPL * (nxt - stx))
+    stmax = xp.where(brackt, xp.maximum(stx, sty), nxt + XTRAPU * (nxt - stx))
+    nxt = xp.clip(nxt, 0.0, stpmax)
     outside = brackt & ((nxt <= stmin) | (nxt >= stmax))
     narrow = brackt & (stmax - stmin <= xtol * stmax)
     return nxt, iv._replace(stmin=stmin, stmax=stmax, width=width, width1=width1), outside, narrow

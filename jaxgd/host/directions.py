@@ -1,0 +1,185 @@
+"""``lbfgs`` and ``bfgs`` on the host: their directions over flat NumPy vectors.
+
+Each function repeats, statement for statement, the compiled direction's
+``update`` (:mod:`jaxgd.directions.limited_memory`, the two-loop recursion
+over L-BFGS-B's ring of pairs; :mod:`jaxgd.directions.quasi_newton`, dense
+BFGS with :math:`H_0 = I`) and ``reset``, on states of the same fields, so
+that a host run's result carries a state the compiled loop resumes
+(:func:`to_device`). ``tests/test_host_tier.py`` compares the two.
+
+References: D. C. Liu & J. Nocedal, Math. Programming 45, 1989 (L-BFGS);
+J. Nocedal & S. Wright, "Numerical Optimization", 2nd ed., 2006,
+Algorithms 6.1 and 7.4.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import numpy as np
+
+from ..directions import limited_memory as _limited_memory
+from ..directions import quasi_newton as _quasi_newton
+
+INT32_MAX = np.iinfo(np.int32).max
+
+
+def norm(a: np.ndarray) -> Any:
+    """``_tree.norm``: ``sqrt(a.a)``, rescaled by the largest magnitude where that is not finite
+    or not normal (LAPACK ``dnrm2``'s scaling); NaN for NaN elements, Inf for Inf ones."""
+    sq = np.dot(a, a)
+    if np.isfinite(sq) and sq >= np.finfo(a.dtype).tiny:
+        return np.sqrt(sq)
+    return scaled_norm(a, np.max(np.abs(a)) if a.size else a.dtype.type(0))
+
+
+def scaled_norm(a: np.ndarray, top: Any) -> Any:
+    """``_tree.scaled_norm``: ``m * sqrt(sum((a/m)**2))`` with ``m = top`` the largest magnitude."""
+    safe = top if (top > 0 and np.isfinite(top)) else a.dtype.type(1)
+    b = a / safe
+    return (safe * np.sqrt(np.dot(b, b))).astype(a.dtype) if np.isfinite(top) else top
+
+
+# -- L-BFGS ---------------------------------------------------------------------------------
+class LBFGS(NamedTuple):
+    """``LBFGSState`` on the host: ``s``, ``y`` as ``(m, n)`` rows of flat vectors."""
+
+    count: int
+    head: int
+    held: int
+    params: np.ndarray
+    grad: np.ndarray
+    s: np.ndarray
+    y: np.ndarray
+    rho: np.ndarray
+    gamma: Any
+
+
+def lbfgs_init(x: np.ndarray, m: int) -> LBFGS:
+    zeros = np.zeros_like(x)
+    ring = np.zeros((m, x.size), x.dtype)
+    return LBFGS(0, 0, 0, zeros, zeros, ring, ring.copy(), np.zeros(m, x.dtype), x.dtype.type(1))
+
+
+def lbfgs_update(g: np.ndarray, state: LBFGS, x: np.ndarray) -> tuple[np.ndarray, LBFGS]:
+    """``limited_memory.lbfgs(m).update``: take the pair ``(x - x_prev, g - g_prev)`` under
+    L-BFGS-B's rules, then :math:`d = -H g` by the two-loop recursion."""
+    s, y = x - state.params, g - state.grad
+    sy, yy, descent = np.dot(s, y), np.dot(y, y), -np.dot(state.grad, s)
+    eps = np.finfo(state.rho.dtype).eps
+    take = state.count > 0 and sy > 0 and sy > eps * descent and np.isfinite(sy) and np.isfinite(yy)
+    head, held, gamma = state.head, state.held, state.gamma
+    m = state.rho.shape[0]
+    if take:  # push (the ring's rows are written in place: this state is the loop's own)
+        state.s[head], state.y[head] = s, y
+        state.rho[head] = (1.0 / sy).astype(state.rho.dtype)
+        gamma = (sy / yy).astype(state.rho.dtype)
+        head, held = (head + 1) % m, min(held + 1, m)
+    new = LBFGS(min(state.count, INT32_MAX - 1) + 1, head, held, x, g, state.s, state.y, state.rho, gamma)
+    first = np.minimum(1.0, 1.0 / norm(g)).astype(state.rho.dtype)
+    return -two_loop(g, new, gamma if held > 0 else first), new
+
+
+def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:
+    """:math:`H g`, newest pair first then oldest first (``limited_memory.two_loop``); empty
+    slots (``rho = 0``) change nothing there and are skipped here."""
+    m, rho, s, y = state.rho.shape[0], state.rho, state.s, state.y
+    order = [i for i in ((state.head + k) % m for k in range(m)) if rho[i] != 0]
+    q, alphas = g, []
+    for i in reversed(order):
+        a = rho[i] * s[i].dot(q)
+        q = q + (-a) * y[i]
+        alphas.append(a)
+    r = gamma * q
+    for i, a in zip(order, reversed(alphas)):
+        r = r + (a - rho[i] * y[i].dot(r)) * s[i]
+    return r
+
+
+def lbfgs_reset(state: LBFGS) -> tuple[LBFGS, bool]:
+    """``limited_memory.reset``: no pair (``held = 0``, every ``rho = 0``), and whether any was held."""
+    return state._replace(held=0, rho=np.zeros_like(state.rho)), state.held > 0
+
+
+# -- dense BFGS -----------------------------------------------------------------------------
+class BFGS(NamedTuple):
+    count: int
+    updates: int  # < 0 after a reset: the next update starts from H = I
+    inv_hessian: np.ndarray
+    params: np.ndarray
+    grad: np.ndarray
+
+
+def bfgs_init(x: np.ndarray) -> BFGS:
+    return BFGS(0, 0, np.eye(x.size, dtype=x.dtype), np.zeros_like(x), np.zeros_like(x))
+
+
+def bfgs_update(g: np.ndarray, state: BFGS, x: np.ndarray) -> tuple[np.ndarray, BFGS]:
+    """``quasi_newton.bfgs_direction().update``: the inverse-Hessian update (Nocedal & Wright
+    eq. 6.17) unless :math:`s^\\top y \\le \\epsilon \\|s\\|\\|y\\|`, then :math:`d = -H g`."""
+    s, y = x - state.params, g - state.grad
+    sy = np.dot(s, y)
+    eps = np.finfo(x.dtype).eps
+    good = state.count > 0 and sy > eps * np.sqrt(np.dot(s, s)) * np.sqrt(np.dot(y, y)) and np.isfinite(sy)
+    fresh = state.updates < 0
+    h = np.eye(x.size, dtype=x.dtype) if fresh else state.inv_hessian
+    if good:
+        rho = 1.0 / sy
+        hy = h @ y
+        h_new = h - rho * (np.outer(s, hy) + np.outer(hy, s)) + (rho * rho * np.dot(y, hy) + rho) * np.outer(s, s)
+        if np.isfinite(h_new).all():
+            h = h_new.astype(x.dtype)
+    updates = min(max(state.updates, 0), INT32_MAX - 1) + int(good)
+    return -(h @ g), BFGS(min(state.count, INT32_MAX - 1) + 1, updates, h, x, g)
+
+
+def bfgs_reset(state: BFGS) -> tuple[BFGS, bool]:
+    return state._replace(updates=-1), state.updates > 0
+
+
+# -- which directions, and their states for the compiled loop ----------------------------------
+class HostDirection(NamedTuple):
+    init: Any
+    update: Any
+    reset: Any
+
+
+def host_direction(direction: Any) -> Optional[HostDirection]:
+    """The host version of a compiled :class:`jaxgd.Direction`, or None where there is none
+    (the host tier then does not run)."""
+    if direction is _quasi_newton.bfgs_direction(False):
+        return HostDirection(bfgs_init, bfgs_update, bfgs_reset)
+    m = _lbfgs_memory(direction)
+    if m is not None:
+        return HostDirection(lambda x: lbfgs_init(x, m), lbfgs_update, lbfgs_reset)
+    return None
+
+
+def _lbfgs_memory(direction: Any) -> Optional[int]:
+    name = getattr(direction, "name", "")
+    if name == "lbfgs":
+        m = 10
+    elif name.startswith("lbfgs(memory_size=") and name.endswith(")"):
+        m = int(name[len("lbfgs(memory_size="):-1])
+    else:
+        return None
+    return m if direction is _limited_memory.lbfgs(m) else None
+
+
+def to_device(state: Any, unravel_rows: Any, unravel: Any) -> Any:
+    """The compiled direction's state (``LBFGSState``/``BFGSState``, device arrays) from a host one.
+
+    ``unravel`` maps a flat vector to the parameters' pytree, ``unravel_rows`` an ``(m, n)``
+    array to a pytree of ``(m, *shape)`` leaves."""
+    i32 = np.int32
+    if isinstance(state, LBFGS):
+        return _limited_memory.LBFGSState(
+            jax.device_put(i32(state.count)), jax.device_put(i32(state.head)), jax.device_put(i32(state.held)),
+            unravel(state.params), unravel(state.grad), unravel_rows(state.s), unravel_rows(state.y),
+            jax.device_put(state.rho), jax.device_put(np.asarray(state.gamma, state.rho.dtype)),
+        )
+    return _quasi_newton.BFGSState(
+        jax.device_put(i32(state.count)), jax.device_put(i32(state.updates)), jax.device_put(state.inv_hessian),
+        jax.device_put(state.params), jax.device_put(state.grad),
+    )

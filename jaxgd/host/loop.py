@@ -1,0 +1,206 @@
+"""The host run: :meth:`jaxgd.Solver.run` for ``lbfgs``/``bfgs`` with a Moré-Thuente search, in Python.
+
+The loop, the step's tests and statuses are those of :mod:`jaxgd.core.solver`
+and :mod:`jaxgd.core.driver` (one step per iteration, ``Solver._advance``'s
+order: direction, search, stationarity measure, ``gtol``/``ftol``/``xtol``,
+failure and non-finite statuses, the stall and precision rules of
+:mod:`jaxgd.core.stall`, L-BFGS-B's restart after a failed search, a step not
+taken keeps the last good point), over flat NumPy vectors; the loss and its
+gradient come from one jitted ``value_and_grad`` of the flattened parameters
+(:func:`flat_value_and_grad`), the only program this run compiles. The
+:class:`jaxgd.Result` it returns has the compiled run's fields, types and
+state (device arrays for the parameters and the direction's state, NumPy
+scalars for the state's scalars), so :meth:`jaxgd.Solver.resume` continues it.
+
+Same iterates as the compiled loop to the rounding of its reductions (a dot
+product summed in another order), which can change a step count where a test
+is met by a hair: ``tests/test_host_tier.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import cache as _cache
+from ..core import compile as _compile
+from ..core.solver import SolverState
+from ..core.status import History, Result, Status
+from . import directions as _directions
+from . import search as _search
+
+RUNNING, GTOL, FTOL, XTOL = int(Status.RUNNING), int(Status.GTOL), int(Status.FTOL), int(Status.XTOL)
+FAILED, NONFINITE, PRECISION, STALLED = (
+    int(Status.LINESEARCH_FAILED), int(Status.NONFINITE), int(Status.PRECISION), int(Status.STALLED)
+)
+
+
+class Layout:
+    """How a pytree of same-dtype arrays maps to one flat vector and back."""
+
+    __slots__ = ("treedef", "shapes", "sizes", "dtype", "key")
+
+    def __init__(self, leaves: list, treedef: Any) -> None:
+        self.treedef, self.shapes = treedef, tuple(np.shape(x) for x in leaves)
+        self.sizes = tuple(int(np.prod(s)) for s in self.shapes)
+        self.dtype = np.dtype(leaves[0].dtype)
+        self.key = (treedef, self.shapes, self.dtype.name)
+
+    def __eq__(self, other: Any) -> bool:  # a static argument of the jitted value_and_grad
+        return isinstance(other, Layout) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def split(self, flat: Any, lead: tuple = ()) -> list:
+        """The leaves of ``flat`` (``lead + (n,)``), each ``lead + shape``; NumPy or traced."""
+        out, at = [], 0
+        for shape, size in zip(self.shapes, self.sizes):
+            out.append(flat[..., at:at + size].reshape(lead + shape))
+            at += size
+        return out
+
+    def device_tree(self, flat: np.ndarray, lead: tuple = ()) -> Any:
+        """The pytree of device arrays holding ``flat``'s values."""
+        return jax.tree_util.tree_unflatten(self.treedef, [jax.device_put(np.ascontiguousarray(x)) for x in self.split(flat, lead)])
+
+
+def _vg_flat(structure: Any, layout: Layout, leaves: list, x: jax.Array, args: tuple) -> tuple:
+    """``(value, flat gradient, aux)`` of the solver's objective at the flat ``x`` (traced)."""
+    solver = jax.tree_util.tree_unflatten(structure, leaves)
+    params = jax.tree_util.tree_unflatten(layout.treedef, layout.split(x))
+    value, grad, aux = solver.value_and_grad(params, *args)
+    flat = jnp.concatenate([jnp.ravel(g).astype(x.dtype) for g in jax.tree_util.tree_leaves(grad)])
+    return value, flat, aux
+
+
+def flat_value_and_grad(solver: Any, structure: Any, leaves: list, layout: Layout, args: tuple, x: np.ndarray) -> Callable:
+    """``x -> (value, flat gradient, aux)`` on the host (NumPy in, NumPy scalar and array out):
+    one jit per loss function (weakly), solver structure and layout, with both bound (a static
+    argument is hashed at every call: a Solver's tree structure costs ~10 us), compiled with
+    :mod:`jaxgd.core.compile`'s options."""
+
+    def make() -> Any:
+        return _compile.jit(functools.partial(_vg_flat, structure, layout, leaves), params_at=0, solver_at=None)
+
+    jitted = _cache.per_function(solver.fun, ("host-value-and-grad", structure, layout), make)
+    call = jitted.chosen(_compile.classic_limit(solver), (x, args))
+    asarray = np.asarray
+
+    def vg(x: np.ndarray) -> tuple:
+        value, grad, aux = call(x, args)
+        return asarray(value)[()], asarray(grad), aux
+
+    return vg
+
+
+def _measure(x: np.ndarray, value: Any, g: np.ndarray, inf_norm: bool) -> tuple[Any, bool]:
+    """``Solver._measure`` without a proximal term: ``(stationarity measure, all finite)``."""
+    if inf_norm:
+        top = np.max(np.abs(g) + 0 * x, initial=0)
+        return top.astype(value.dtype), bool(np.isfinite(value) & np.isfinite(top))
+    sq = np.dot(g, g)
+    if np.isfinite(sq) and np.isfinite(x).all():
+        return np.sqrt(sq).astype(value.dtype), bool(np.isfinite(value))
+    top = np.max(np.abs(g) + 0 * x, initial=0)
+    return _directions.scaled_norm(g, top).astype(value.dtype), bool(np.isfinite(value) & np.isfinite(top))
+
+
+def _at_precision(value: Any, gnorm: Any, x: np.ndarray) -> bool:
+    """``stall.at_precision``: ``||g|| max(||x||, 1) <= sqrt(eps) max(|f|, 1)``."""
+    eps = np.finfo(value.dtype).eps
+    scale = np.maximum(np.abs(value), 1.0) / np.maximum(np.sqrt(np.dot(x, x)).astype(value.dtype), 1.0)
+    return bool(np.isfinite(value) & (gnorm <= np.sqrt(eps) * scale))
+
+
+def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
+    """``solver.run(x0, *args)`` on the host (see the module doc); None when the loss's value
+    has another dtype than the parameters (the caller then runs the compiled loop).
+
+    ``structure``/``leaves``: the (bucketed) solver flattened, as the compiled eager run takes it.
+    """
+    x_leaves, treedef = jax.tree_util.tree_flatten(x0)
+    layout = Layout(x_leaves, treedef)
+    dtype = layout.dtype
+    x = np.concatenate([np.asarray(v).ravel() for v in x_leaves]).astype(dtype, copy=False)
+    vg = flat_value_and_grad(solver, structure, leaves, layout, args, x)
+    direction = _directions.host_direction(solver.direction)
+    rule, inf_norm = solver.rule, solver.gtol_norm != 2
+    with np.errstate(all="ignore"):
+        value, g, aux = vg(x)
+        if value.dtype != dtype or g.dtype != dtype:
+            return None
+        gtol = np.asarray(solver.gtol, dtype)[()]
+        ftol = None if solver.ftol is None else np.asarray(solver.ftol, dtype)[()]
+        xtol = None if solver.xtol is None else np.asarray(solver.xtol, dtype)[()]
+        gnorm = (np.max(np.abs(g), initial=0) if inf_norm else _directions.norm(g)).astype(dtype)
+        finite = np.isfinite(value) and np.isfinite(g).all()
+        status = NONFINITE if not finite else GTOL if gnorm <= gtol else RUNNING
+        dstate, rstate = direction.init(x), _search.init(value, g)
+        count, nfev, ngev, alpha = 0, 1, 1, dtype.type(0)
+        every, n_rows = solver.history_every, solver.history_length()
+        rows = np.full((3, n_rows), np.nan, dtype)
+
+        def evaluate(a: Any) -> _search.Trial:
+            xt = (x + a.astype(dtype) * d).astype(dtype, copy=False)
+            v, gt, au = vg(xt)
+            return _search.Trial(xt, v, gt, au)
+
+        while status == RUNNING and count < solver.max_steps:
+            d, dnew = direction.update(g, dstate, x)
+            d = d.astype(dtype, copy=False)
+            ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), evaluate)
+            a, trial, rnew, (fev, gev, failed) = _search.step(rule, rstate, ctx)
+            new_value = trial.value.astype(dtype)
+            new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
+            accept = finite and not failed
+            st = GTOL if new_gnorm <= gtol else RUNNING
+            if ftol is not None and st == RUNNING:
+                scale = np.maximum(np.maximum(np.abs(value), np.abs(new_value)), 1.0)
+                st = FTOL if np.abs(value - new_value) <= ftol * scale else st
+            if xtol is not None and st == RUNNING:
+                st = XTOL if _directions.norm(trial.x - x) <= xtol else st
+            st = FAILED if failed else NONFINITE if not finite else st
+            stalled = rnew.since >= rule.stall_window
+            if (st in (RUNNING, FAILED)) and (failed or stalled):
+                old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
+                st = PRECISION if _at_precision(*old) else st
+            st = STALLED if (st == RUNNING and stalled) else st
+            fresh, had_memory = direction.reset(dnew)
+            if st == FAILED and had_memory:  # L-BFGS-B's restart: retry from here without the memory
+                dnew, st = fresh, RUNNING
+            dstate, status, nfev, ngev = dnew, st, nfev + fev, ngev + gev
+            if accept:
+                x, value, g, aux, gnorm, rstate, alpha = trial.x, new_value, trial.grad, trial.aux, new_gnorm, rnew, a
+                count += 1
+                if every and count % every == 0 and count // every <= n_rows:
+                    rows[:, count // every - 1] = (value, alpha, gnorm)
+    if status == RUNNING and count >= solver.max_steps:
+        status = int(Status.MAX_STEPS)
+    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows)
+
+
+def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows) -> Result:  # noqa: ANN001
+    """The :class:`jaxgd.Result` the compiled eager run would return, from the host state."""
+    i32 = np.int32
+    m = dstate.s.shape[0] if isinstance(dstate, _directions.LBFGS) else 0
+    state = SolverState(
+        params=layout.device_tree(x),
+        value=value,
+        grad=layout.device_tree(g),
+        aux=aux,
+        grad_norm=gnorm,
+        count=i32(count),
+        direction_state=_directions.to_device(dstate, lambda r: layout.device_tree(r, (m,)), layout.device_tree),
+        rule_state=type(rstate)(*(jax.device_put(np.asarray(v)) for v in rstate)),
+        status=i32(status),
+        nfev=i32(nfev),
+        ngev=i32(ngev),
+        alpha=alpha,
+    )
+    history = History(*rows)
+    return Result(state.params, value, gnorm, state.count, state.status, history, state, state.nfev, state.ngev, aux)

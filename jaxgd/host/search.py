@@ -1,0 +1,170 @@
+"""The Moré-Thuente line search on the host: :class:`jaxgd.linesearch.MoreThuente`'s step over NumPy scalars.
+
+The interval arithmetic is the compiled search's own (:mod:`jaxgd.linesearch.dcsrch`,
+called with :data:`OPS`, NumPy scalar operations in place of ``jax.numpy``); what
+this module repeats is ``MoreThuente.step``'s loop around it, statement for
+statement, so that a host run takes the compiled run's trials (to the rounding
+of its reductions). ``tests/test_host_tier.py`` compares the two on a problem set.
+
+Reference: J. J. Moré & D. J. Thuente, ACM TOMS 20(3), 1994 (MINPACK-2 ``dcsrch``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from ..linesearch import dcsrch as _dcsrch
+from ..linesearch import wolfe as _wolfe
+from ..linesearch.more_thuente import MoreThuenteState
+
+INT32_MAX = np.iinfo(np.int32).max
+
+
+class _Ops:
+    """What :mod:`jaxgd.linesearch.dcsrch` calls of ``jax.numpy``, for NumPy scalars of one dtype.
+
+    Written with comparisons instead of NumPy's ufuncs (a ufunc call on a scalar costs ~1 us,
+    dcstep makes ~60): ``where`` selects in Python, ``maximum``/``minimum`` return NaN when
+    either operand is NaN (as ``jnp.maximum``), ``sign`` keeps 0 and NaN, ``clip`` is
+    ``jnp.clip``'s ``min(max(x, lo), hi)``; arithmetic stays NumPy's (division by zero gives
+    Inf or NaN, as in XLA)."""
+
+    sqrt = np.sqrt
+
+    @staticmethod
+    def abs(x: Any) -> Any:
+        return abs(x)
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        if a != a:
+            return a
+        if b != b:
+            return b
+        return a if a >= b else b
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        if a != a:
+            return a
+        if b != b:
+            return b
+        return a if a <= b else b
+
+    @staticmethod
+    def sign(x: Any) -> Any:
+        return type(x)(1) if x > 0 else type(x)(-1) if x < 0 else x
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    @staticmethod
+    def clip(x: Any, lo: Any, hi: Any) -> Any:
+        return _Ops.minimum(_Ops.maximum(x, lo), hi)
+
+    @staticmethod
+    def zeros_like(x: Any) -> Any:
+        return type(x)(0)
+
+    @staticmethod
+    def asarray(x: Any) -> Any:
+        return np.bool_(x)
+
+
+OPS = _Ops()
+
+
+class Trial(NamedTuple):
+    """An evaluated point on the host: flat parameters, value, flat gradient, aux (a device value)."""
+
+    x: np.ndarray
+    value: Any
+    grad: np.ndarray
+    aux: Any
+
+
+class Context(NamedTuple):
+    """What the search sees (:class:`jaxgd.core.stepsize.StepContext`, on flat NumPy vectors)."""
+
+    x: np.ndarray
+    value: Any
+    grad: np.ndarray
+    direction: np.ndarray
+    slope: Any
+    evaluate: Callable[[Any], Trial]
+
+
+def _scalar(v: Any, dtype: Any) -> Any:
+    return np.asarray(v, dtype)[()]
+
+
+def init(value: Any, grad: np.ndarray) -> MoreThuenteState:
+    """``MoreThuente.init``: :math:`f_{-1} = f_0 + \\|g_0\\|/2`."""
+    from .directions import norm
+
+    return MoreThuenteState(value + (0.5 * norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0))
+
+
+def first_trial(rule: Any, state: MoreThuenteState, ctx: Context) -> Any:
+    """``MoreThuente.first_trial`` (``wolfe.interpolated_step``, capped by ``rule.initial``)."""
+    dtype = ctx.value.dtype
+    initial = _scalar(rule.initial, dtype)
+    guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope.astype(dtype)
+    interp = np.minimum(initial, guess) if (np.isfinite(guess) and guess > 0) else initial
+    if rule.start == "interpolate":
+        return interp.astype(dtype)
+    return (initial if state.started else interp).astype(dtype)
+
+
+def step(rule: Any, state: MoreThuenteState, ctx: Context) -> tuple[Any, Trial, MoreThuenteState, tuple]:
+    """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed))``, as ``MoreThuente.step``."""
+    dtype = ctx.value.dtype
+    f0, g0 = ctx.value, ctx.slope.astype(dtype)
+    c1, c2, xtol = _scalar(rule.c1, dtype), _scalar(rule.c2, dtype), _scalar(rule.xtol, dtype)
+    gtest = c1 * g0
+    stpmax = _scalar(1e10, dtype)
+    rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
+    tie_tol = (rtol * np.abs(f0)).astype(dtype)
+    stp = first_trial(rule, state, ctx)
+    iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
+    zeros = np.zeros_like(ctx.x)
+    best = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
+    i, stage2, converged = 0, np.bool_(False), np.bool_(False)
+    done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
+    max_iter = int(rule.max_iter)
+    cast = dtype != np.float64
+    while not done:
+        t = ctx.evaluate(stp)
+        f = t.value.astype(dtype)
+        g = np.dot(t.grad, ctx.direction).astype(dtype)
+        fin = np.isfinite(f) & np.isfinite(g) & bool(np.isfinite(t.grad).all())
+        ftest = f0 + stp * gtest
+        curv = np.abs(g) <= -c2 * g0
+        converged = fin & curv & ((f <= ftest) | (np.abs(f - f0) <= tie_tol))
+        stage2 = stage2 | (fin & (f <= ftest) & (g >= np.minimum(c1, c2) * g0))
+        new, nxt = _dcsrch.interpolate(iv, stp, f, g, stage2, ftest, gtest, OPS)
+        if not fin:  # a non-finite trial is too long: it becomes sty, the next trial bisects
+            new = new._replace(brackt=np.bool_(True), stx=iv.stx, fx=iv.fx, gx=iv.gx, sty=stp, fy=dtype.type(np.inf), gy=dtype.type(np.inf))
+            nxt = iv.stx + _dcsrch.P5 * (stp - iv.stx)
+        nxt, iv, outside, narrow = _dcsrch.safeguard(new, nxt, stpmax, xtol, OPS)
+        stuck = fin & iv.brackt & (~np.isfinite(nxt) | outside) & (iv.stx > 0)
+        if ~np.isfinite(nxt) | (outside & (iv.stx <= 0)):
+            nxt = iv.stx + _dcsrch.P5 * (stp - iv.stx)
+        if converged | (fin & (iv.stx == stp)):
+            best = t
+        at_start = np.array_equal(t.x, ctx.x)
+        done = converged | stuck | narrow | at_start | (i + 1 >= max_iter) | (stp >= stpmax)
+        if cast:  # a Python float (weak, as in jax) met only float64 scalars: nothing to round for float64
+            iv = _dcsrch.Interval(*(v if isinstance(v, np.bool_) else dtype.type(v) for v in iv))
+        i += 1
+        stp = dtype.type(stp if converged else nxt)
+    have_best = (iv.stx > 0) & (iv.fx < f0)
+    alpha = stp if converged else iv.stx
+    ok = bool(converged | have_best)
+    progress = ok and best.value.astype(dtype) < f0 - tie_tol
+    since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
+    new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started | ok), since)
+    return dtype.type(alpha), best, new_state, (i, i, not ok)

@@ -1,0 +1,153 @@
+"""Which tier runs a ``minimize`` call: the host loop now, or the fused loop (issue 14 item 1).
+
+``tier="auto"`` (the default): the first call of a problem (a loss function,
+options, and the shapes and dtypes of ``x0`` and ``args``) that the host tier
+supports (:func:`unsupported`) runs on the host (:mod:`jaxgd.host.loop`,
+compiling only ``value_and_grad``) and queues the fused loop's XLA compile on
+one background thread; later calls of the same problem run on the host until
+that compile has finished, then in the fused loop. ``"host"``: always the host
+loop (an error where it is not supported). ``"compiled"``: always the fused
+loop (the first call waits for its compile), as before this tier existed.
+
+Only eager calls choose (concrete ``x0``, ``args`` and hyperparameters, the
+implicit adjoint, no checkpoint): under ``jit``/``vmap``/``grad`` the loop is
+part of the caller's program.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+
+from ..linesearch.more_thuente import MoreThuente
+from . import directions as _directions
+from . import loop as _loop
+
+TIERS = ("auto", "host", "compiled")
+BAD_TIER = "tier must be one of {valid}, got tier={value!r}"
+NOT_ON_HOST = (
+    "tier='host' cannot run this call: {why}. The host loop runs method='lbfgs' or 'bfgs' with a MoreThuente "
+    "line search (their default lr), without l1, bounds, l2, clip, accelerated or progress, on float32 or float64 "
+    "parameters of one dtype, called outside jit/vmap/grad and without checkpoints; use tier='auto' or 'compiled'"
+)
+# The tier of a call that does not say (tests and benchmarks that time the fused loop set "compiled").
+DEFAULT = "auto"
+
+
+def check(tier: Any) -> str:
+    """``tier`` validated (None: :data:`DEFAULT`).
+
+    Raises:
+      ValueError: ``tier`` is not one of :data:`TIERS`.
+    """
+    if tier is None:
+        return DEFAULT
+    if not isinstance(tier, str) or tier not in TIERS:
+        raise ValueError(BAD_TIER.format(valid=", ".join(map(repr, TIERS)), value=tier))
+    return tier
+
+
+def unsupported(solver: Any, x0: Any) -> Optional[str]:
+    """None when the host loop runs ``solver`` from ``x0``; else what it does not run."""
+    if _directions.host_direction(solver.direction) is None:
+        return f"method={solver.direction.name!r}"
+    for name, on in (("l1", solver.prox.l1 is not None), ("bounds", solver.prox.bounded), ("l2", solver.l2 is not None),
+                     ("clip", solver.clip is not None), ("accelerated", solver.accelerated), ("progress", bool(solver.progress_every))):
+        if on:
+            return f"{name} is set"
+    if not isinstance(solver.rule, MoreThuente):
+        return f"lr={solver.rule!r}"
+    dtypes = {np.dtype(x.dtype) for x in jax.tree_util.tree_leaves(x0)}
+    if len(dtypes) != 1 or dtypes.pop() not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return "x0's leaves are not all float32 or all float64"
+    return None
+
+
+def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any = None) -> None:
+    """Raise where ``tier="host"`` cannot run this call on the host (before anything is traced).
+
+    Raises:
+      ValueError: names ``tier`` and what the call has that the host loop does not run (a
+        method, line search or option; a traced ``x0``/``args``/hyperparameter or
+        ``adjoint="unroll"``, whose loop is compiled; a checkpoint or a resumed run).
+    """
+    why = unsupported(solver, x0)
+    if why is None and not eager:
+        why = "x0, args or a hyperparameter is traced (jit/vmap/grad), or adjoint='unroll'"
+    if why is None and (path is not None or resume is not None):
+        why = "checkpoint_path or resume is set"
+    if why is not None:
+        raise ValueError(NOT_ON_HOST.format(why=why))
+
+
+def _signature(x0: Any, args: tuple) -> tuple:
+    """What a compiled program is specialised to: shapes, dtypes, weak types, structure, x64 mode."""
+    leaves, treedef = jax.tree_util.tree_flatten((x0, args))
+    return treedef, tuple((np.shape(v), str(getattr(v, "dtype", type(v))), bool(getattr(v, "weak_type", False))) for v in leaves), bool(
+        jax.config.jax_enable_x64
+    )
+
+
+# -- the background compiles --------------------------------------------------------------------
+_JOBS: "queue.Queue[Callable[[], None]]" = queue.Queue()
+_WORKER: list = []
+_PENDING = [0]
+_LOCK = threading.Condition()
+
+
+def _work() -> None:
+    while True:
+        job = _JOBS.get()
+        try:
+            job()
+        except Exception:  # noqa: BLE001  (a failed compile: the next call compiles in the foreground and raises there)
+            pass
+        finally:
+            with _LOCK:
+                _PENDING[0] -= 1
+                _LOCK.notify_all()
+
+
+def _submit(job: Callable[[], None]) -> None:
+    with _LOCK:
+        _PENDING[0] += 1
+        if not _WORKER:
+            t = threading.Thread(target=_work, name="jaxgd-compile", daemon=True)
+            t.start()
+            _WORKER.append(t)
+    _JOBS.put(job)
+
+
+def wait(timeout: Optional[float] = None) -> bool:
+    """Block until every queued background compile has finished; False on timeout."""
+    with _LOCK:
+        return _LOCK.wait_for(lambda: _PENDING[0] == 0, timeout)
+
+
+def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Any:
+    """The host run's :class:`jaxgd.Result` for this call, or None when the fused loop runs it.
+
+    ``plan.tiers`` records per call signature ``"compiling"`` or ``"compiled"``.
+    """
+    if tier == "compiled" or unsupported(solver, x0) is not None:
+        return None
+    key = _signature(x0, args)
+    seen = plan.tiers.get(key)
+    if tier == "auto" and seen == "compiled":
+        return None
+    result = _loop.run(solver, x0, args, structure, leaves)
+    if result is None:  # a loss of another dtype than x0: the fused loop
+        return None
+    if tier == "auto" and seen is None:
+        plan.tiers[key] = "compiling"
+
+        def job() -> None:
+            plan.precompile(x0, args)
+            plan.tiers[key] = "compiled"
+
+        _submit(job)
+    return result

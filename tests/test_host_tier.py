@@ -1,0 +1,247 @@
+"""The host tier (issue 14 item 1): a first ``minimize`` call run from Python over NumPy.
+
+Reference: the compiled fused loop (``tier="compiled"``) on the same call. The host
+loop repeats its steps over flat NumPy vectors, so the two agree to the rounding of
+their reductions: on every problem here the same status, steps, evaluations and
+history length, parameters and losses to a relative 1e-6 (float64; 1e-3 float32).
+``tier="auto"`` is checked for what it promises: the first call runs on the host and
+compiles one program (``value_and_grad``), the fused loop compiles in the background,
+and once it has, a call runs it (bit for bit ``tier="compiled"``, no compile).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd.host import loop as host_loop
+from jaxgd.host import tier as host_tier
+
+EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture
+def compiles() -> Iterator[list]:
+    seen: list = []
+
+    def listener(event: str, duration: float, **kw: Any) -> None:
+        if event == EVENT:
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield seen
+    jax.monitoring.unregister_event_duration_listener(listener)
+
+
+# -- problems: (loss, x0, args, options) -------------------------------------------------------
+def rosen(x: jax.Array) -> jax.Array:
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def least_squares(p: dict, a: jax.Array, y: jax.Array) -> jax.Array:
+    r = a @ p["w"] + p["b"][None, :] - y
+    return 0.5 * jnp.sum(r * r) + 0.01 * jnp.sum(p["w"] ** 4)
+
+
+def with_aux(x: jax.Array) -> tuple:
+    return jnp.sum((x - 1.0) ** 2 * jnp.arange(1.0, x.size + 1)) + jnp.sum(jnp.cos(x)), {"norm": jnp.linalg.norm(x)}
+
+
+def kink(x: jax.Array) -> jax.Array:  # |x - 3| + 0.1 ||x||^2: not smooth at the answer (a stall or precision stop)
+    return jnp.sum(jnp.abs(x - 3.0)) + 0.1 * jnp.sum(x * x)
+
+
+def unbounded(x: jax.Array) -> jax.Array:  # -exp(-x): no minimum (a failure, or non-finite)
+    return -jnp.sum(jnp.exp(-x))
+
+
+def steep(x: jax.Array) -> jax.Array:  # exp grows past float range along the first direction: non-finite trials
+    return jnp.sum(jnp.exp(3.0 * x) - 4.0 * x) + 0.5 * jnp.sum(x * x)
+
+
+def _ls_data() -> tuple:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20, 3))
+    return jnp.asarray(a), jnp.asarray(a @ np.array([[1.0, -1.0], [0.5, 2.0], [-1.5, 0.3]]) + 0.1 * rng.normal(size=(20, 2)))
+
+
+CASES: dict[str, tuple[Callable, Callable[[], Any], Callable[[], tuple], dict]] = {
+    "rosenbrock 2-D": (rosen, lambda: jnp.asarray([-1.2, 1.0]), tuple, {}),
+    "rosenbrock 10-D": (rosen, lambda: jnp.asarray(np.tile([-1.2, 1.0], 5)), tuple, {}),
+    "least squares, pytree, args": (least_squares, lambda: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}, _ls_data, {}),
+    "has_aux": (with_aux, lambda: jnp.zeros(4), tuple, {"has_aux": True}),
+    "start at the minimum": (rosen, lambda: jnp.ones(3), tuple, {}),
+    "max_steps 4, history every 2": (rosen, lambda: jnp.asarray([-1.2, 1.0, 0.5]), tuple, {"max_steps": 4, "history": 2}),
+    "max_steps 0": (rosen, lambda: jnp.asarray([-1.2, 1.0]), tuple, {"max_steps": 0}),
+    "ftol": (rosen, lambda: jnp.asarray([-1.2, 1.0]), tuple, {"ftol": 1e-4}),
+    "xtol": (rosen, lambda: jnp.asarray([-1.2, 1.0]), tuple, {"xtol": 1e-3}),
+    "gtol_norm inf": (rosen, lambda: jnp.asarray(np.tile([-1.2, 1.0], 3)), tuple, {"gtol_norm": float("inf"), "gtol": 1e-5}),
+    "history off": (rosen, lambda: jnp.asarray([-1.2, 1.0]), tuple, {"history": False}),
+    "non-finite trials": (steep, lambda: jnp.asarray([2.0, -1.0]), tuple, {}),
+    "nan at the start": (lambda x: jnp.sum(jnp.log(x)), lambda: jnp.asarray([-1.0, 1.0]), tuple, {}),
+}
+# Where the runs may part: at a kink every trial near the answer is a coin toss of rounding, and
+# past 1e307 XLA:CPU flushes subnormal numbers to zero (1 / ||g|| = 1e-308 becomes 0) where NumPy
+# keeps them. There both must end the same way in kind, with a finite last point.
+EDGE_CASES = {
+    "non-smooth: stall or precision": (kink, lambda: jnp.zeros(3), tuple, {}),
+    "unbounded below (past 1e307)": (unbounded, lambda: jnp.zeros(2), tuple, {"max_steps": 200}),
+}
+METHODS = ["lbfgs", "bfgs", "lbfgs(memory_size=3)"]
+
+
+def _method(name: str) -> Any:
+    return jaxgd.directions.lbfgs(memory_size=3) if name == "lbfgs(memory_size=3)" else name
+
+
+def _both(case: str, method: str, **extra: Any) -> tuple[jaxgd.Result, jaxgd.Result]:
+    fun, x0, args, options = {**CASES, **EDGE_CASES}[case]
+    kw = {"method": _method(method), **options, **extra}
+    host = jaxgd.minimize(fun, x0(), args(), tier="host", **kw)
+    compiled = jaxgd.minimize(fun, x0(), args(), tier="compiled", **kw)
+    return host, compiled
+
+
+def _assert_same_run(host: jaxgd.Result, compiled: jaxgd.Result, rtol: float, history_rtol: float = 1e-3, types: bool = True) -> None:
+    """The same ending, counts and answer; the histories to ``history_rtol``, normwise (the two runs'
+    rounding differs in the last bits of a dot product, and an ill-conditioned problem amplifies
+    that along the path: up to 3e-4 relative in Rosenbrock 10-D's losses; near the answer a
+    gradient norm of 1e-5 that is mostly rounding differs by 10 %)."""
+    assert host.status_enum == compiled.status_enum, (host, compiled)
+    assert (int(host.steps), int(host.nfev), int(host.ngev)) == (int(compiled.steps), int(compiled.nfev), int(compiled.ngev))
+    assert jax.tree_util.tree_structure(host.params) == jax.tree_util.tree_structure(compiled.params)
+    for h, c in zip(jax.tree_util.tree_leaves(host.params), jax.tree_util.tree_leaves(compiled.params)):
+        assert isinstance(h, jax.Array) and h.dtype == c.dtype and h.shape == c.shape
+        np.testing.assert_allclose(np.asarray(h), np.asarray(c), rtol=rtol, atol=rtol * 1e-3)
+    scale = max(abs(float(compiled.loss)), 1.0)
+    assert abs(float(host.loss) - float(compiled.loss)) <= rtol * scale or (np.isnan(host.loss) and np.isnan(compiled.loss))
+    norms = np.asarray(compiled.history.grad_norm)
+    searched = norms >= np.sqrt(np.finfo(norms.dtype).eps) * np.max(norms, initial=0.0)
+    for field in host.history._fields:
+        h, c = np.asarray(getattr(host.history, field)), np.asarray(getattr(compiled.history, field))
+        assert h.shape == c.shape and h.dtype == c.dtype, field
+        if field == "lr":  # a step chosen where the gradient is above rounding (the last ones interpolate noise)
+            h, c = h[searched], c[searched]
+        scale = np.max(np.abs(c), initial=0.0)  # normwise: a row's error against the field's largest value
+        np.testing.assert_allclose(h, c, rtol=history_rtol, atol=history_rtol * scale, err_msg=field)
+    if not types:
+        return
+    # the same kinds of values (NumPy scalars for the scalars, jax arrays for the state's arrays)
+    for field in ("loss", "grad_norm", "steps", "status", "nfev", "ngev"):
+        assert type(getattr(host, field)) is type(getattr(compiled, field)), field
+    assert jax.tree_util.tree_structure(host.state) == jax.tree_util.tree_structure(compiled.state)
+    for h, c in zip(jax.tree_util.tree_leaves(host.state), jax.tree_util.tree_leaves(compiled.state)):
+        assert (np.shape(h), jnp.result_type(h)) == (np.shape(c), jnp.result_type(c))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_host_run_is_the_compiled_run(case: str, method: str) -> None:
+    """Reference: the fused loop (tier='compiled') on the same call."""
+    host, compiled = _both(case, method)
+    _assert_same_run(host, compiled, 1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_edge_cases_end_alike(case: str, method: str) -> None:
+    """Reference: the fused loop. Both succeed or both fail, at a finite point; on the
+    non-smooth problem both reach the same answer."""
+    host, compiled = _both(case, method)
+    assert host.success == compiled.success, (host, compiled)
+    assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree_util.tree_leaves(host.params))
+    if case.startswith("non-smooth"):
+        np.testing.assert_allclose(np.asarray(host.params), np.asarray(compiled.params), atol=1e-6)
+
+
+def _f32(tree: Any) -> Any:
+    return jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), tree)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
+@pytest.mark.parametrize("case", ["least squares, pytree, args", "rosenbrock 10-D"])
+def test_float32_host_run_is_the_compiled_run(case: str, method: str, x64_off: Any) -> None:
+    """float32 (x64 off, JAX's default). Reference: the fused loop. float32 rounding parts the
+    two paths near the answer (a gradient norm of 1e-3 differs in its third digit between two
+    summation orders): both succeed within 3 steps of each other at the same answer."""
+    fun, x0, args, options = CASES[case]
+    host = jaxgd.minimize(fun, _f32(x0()), _f32(args()), tier="host", method=method, **options)
+    compiled = jaxgd.minimize(fun, _f32(x0()), _f32(args()), tier="compiled", method=method, **options)
+    assert host.loss.dtype == np.float32 and all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(host.params))
+    assert host.success and compiled.success and abs(int(host.steps) - int(compiled.steps)) <= 3, (host, compiled)
+    for h, c in zip(jax.tree_util.tree_leaves(host.params), jax.tree_util.tree_leaves(compiled.params)):
+        np.testing.assert_allclose(np.asarray(h), np.asarray(c), atol=2e-3)
+    assert abs(float(host.loss) - float(compiled.loss)) <= 1e-5 * max(abs(float(compiled.loss)), 1.0)
+
+
+def test_the_statuses_cover_every_ending() -> None:
+    """The problem set reaches the statuses the host loop writes (so the comparisons above test them)."""
+    seen = {_both(case, m)[0].status_enum.name for case in {**CASES, **EDGE_CASES} for m in ("lbfgs", "bfgs")}
+    assert {"GTOL", "MAX_STEPS", "FTOL", "XTOL", "NONFINITE"} <= seen, seen
+    assert seen & {"PRECISION", "STALLED", "LINESEARCH_FAILED"}, seen
+
+
+def test_a_host_result_resumes_in_the_fused_loop() -> None:
+    """The host run's state is the compiled loop's: resuming it after 6 steps ends where one
+    compiled run of the whole budget does (reference: tier='compiled' without a stop)."""
+    x0 = jnp.asarray(np.tile([-1.2, 1.0], 3))
+    part = jaxgd.minimize(rosen, x0, method="lbfgs", max_steps=6, tier="host")
+    assert part.status_enum == jaxgd.Status.MAX_STEPS and int(part.steps) == 6
+    rest = jaxgd.minimize(rosen, x0, method="lbfgs", max_steps=200, resume=part)
+    whole = jaxgd.minimize(rosen, x0, method="lbfgs", max_steps=200, tier="compiled")
+    _assert_same_run(rest, whole, 1e-6, types=False)
+
+
+def test_auto_runs_the_first_call_on_the_host_then_the_fused_loop(compiles: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tier='auto': the first call of a problem runs on the host and compiles one program
+    (value_and_grad); after the background compile a call runs the fused loop, bit for bit
+    tier='compiled', and compiles nothing."""
+    host_runs: list = []
+    real = host_loop.run
+    monkeypatch.setattr(host_loop, "run", lambda *a, **k: host_runs.append(1) or real(*a, **k))
+
+    def loss(x: jax.Array) -> jax.Array:  # a new function: nothing cached for it
+        return rosen(x) + 0.0
+
+    x0 = jnp.asarray([-1.2, 1.0, 0.3, 0.8])
+    host_tier.wait()
+    before = len(compiles)
+    first = jaxgd.minimize(loss, x0, method="bfgs", tier="auto")
+    assert host_runs == [1]
+    assert len(compiles) - before == 1, "the host tier compiled more than value_and_grad"
+    assert host_tier.wait(timeout=120)
+    after_background = len(compiles)
+    assert after_background > before + 1  # the fused loop compiled in the background
+    second = jaxgd.minimize(loss, x0, method="bfgs", tier="auto")
+    assert host_runs == [1] and len(compiles) == after_background, "the second call did not run the compiled loop"
+    reference = jaxgd.minimize(loss, x0, method="bfgs", tier="compiled")
+    for a, b in zip(jax.tree_util.tree_leaves(second), jax.tree_util.tree_leaves(reference)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _assert_same_run(first, second, 1e-6)
+    # another shape is another problem: its first call runs on the host again
+    jaxgd.minimize(loss, jnp.asarray([-1.2, 1.0]), method="bfgs", tier="auto")
+    assert host_runs == [1, 1]
+    host_tier.wait()
+
+
+def test_default_tier_is_auto_outside_the_suite() -> None:
+    """The suite's conftest pins 'compiled'; the library's own default is 'auto' (None)."""
+    import importlib.util
+    from pathlib import Path
+
+    import jaxgd.host.tier as t
+
+    source = importlib.util.find_spec("jaxgd.host.tier").origin
+    assert 'DEFAULT = "auto"' in Path(source).read_text()
+    assert t.check(None) == t.DEFAULT and t.check("host") == "host"
+
+
+def test_under_jit_auto_compiles() -> None:
+    """Under a transformation the loop is part of the caller's program (no host run)."""
+    out = jax.jit(lambda x: jaxgd.minimize(rosen, x, method="lbfgs", tier="auto").loss)(jnp.asarray([-1.2, 1.0]))
+    assert float(out) < 1e-10
