@@ -295,10 +295,13 @@ def minimize(
         ``method="lbfgs"`` or ``"bfgs"``, their default line search and no
         ``l1``/``bounds``/``l2``/``clip``/``progress`` runs its steps from
         Python over NumPy, calling one jitted ``value_and_grad`` (the only
-        XLA compile it waits for, as scipy's solvers do), while the fused
-        loop compiles on a background thread; the calls after that compile
-        run the fused loop. The same iterates to rounding, the same
-        :class:`jaxgd.Result` (its ``state`` resumes in either tier).
+        XLA compile it waits for, as scipy's solvers do); the problem's
+        second call queues the fused loop's compile on a background thread,
+        and the calls after that compile run the fused loop (a one-off solve
+        compiles nothing more, and its script exits at once). The same
+        iterates to rounding (XLA:CPU flushes subnormal numbers to zero,
+        NumPy keeps them), the same :class:`jaxgd.Result` (its ``state``
+        resumes in either tier).
         ``"compiled"``: always the fused loop (the first call waits for its
         compile). ``"host"``: always the host loop. Under
         ``jit``/``vmap``/``grad`` and with checkpoints the loop is compiled.

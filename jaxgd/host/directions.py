@@ -77,8 +77,9 @@ def lbfgs_update(g: np.ndarray, state: LBFGS, x: np.ndarray) -> tuple[np.ndarray
         gamma = (sy / yy).astype(state.rho.dtype)
         head, held = (head + 1) % m, min(held + 1, m)
     new = LBFGS(min(state.count, INT32_MAX - 1) + 1, head, held, x, g, state.s, state.y, state.rho, gamma)
-    first = np.minimum(1.0, 1.0 / norm(g)).astype(state.rho.dtype)
-    return -two_loop(g, new, gamma if held > 0 else first), new
+    if held == 0:
+        gamma = np.minimum(1.0, 1.0 / norm(g)).astype(state.rho.dtype)  # optax's first step (no pair yet)
+    return -two_loop(g, new, gamma), new
 
 
 def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:

@@ -130,6 +130,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     vg = flat_value_and_grad(solver, structure, leaves, layout, args, x)
     direction = _directions.host_direction(solver.direction)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
+    search = _search.Search(rule, dtype, x)
     with np.errstate(all="ignore"):
         value, g, aux = vg(x)
         if value.dtype != dtype or g.dtype != dtype:
@@ -154,7 +155,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), evaluate)
-            a, trial, rnew, (fev, gev, failed) = _search.step(rule, rstate, ctx)
+            a, trial, rnew, (fev, gev, failed) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
@@ -170,9 +171,10 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
                 st = PRECISION if _at_precision(*old) else st
             st = STALLED if (st == RUNNING and stalled) else st
-            fresh, had_memory = direction.reset(dnew)
-            if st == FAILED and had_memory:  # L-BFGS-B's restart: retry from here without the memory
-                dnew, st = fresh, RUNNING
+            if st == FAILED:
+                fresh, had_memory = direction.reset(dnew)
+                if had_memory:  # L-BFGS-B's restart: retry from here without the memory
+                    dnew, st = fresh, RUNNING
             dstate, status, nfev, ngev = dnew, st, nfev + fev, ngev + gev
             if accept:
                 x, value, g, aux, gnorm, rstate, alpha = trial.x, new_value, trial.grad, trial.aux, new_gnorm, rnew, a

@@ -119,52 +119,62 @@ def first_trial(rule: Any, state: MoreThuenteState, ctx: Context) -> Any:
     return (initial if state.started else interp).astype(dtype)
 
 
-def step(rule: Any, state: MoreThuenteState, ctx: Context) -> tuple[Any, Trial, MoreThuenteState, tuple]:
-    """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed))``, as ``MoreThuente.step``."""
-    dtype = ctx.value.dtype
-    f0, g0 = ctx.value, ctx.slope.astype(dtype)
-    c1, c2, xtol = _scalar(rule.c1, dtype), _scalar(rule.c2, dtype), _scalar(rule.xtol, dtype)
-    gtest = c1 * g0
-    stpmax = _scalar(1e10, dtype)
-    rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
-    tie_tol = (rtol * np.abs(f0)).astype(dtype)
-    stp = first_trial(rule, state, ctx)
-    iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
-    zeros = np.zeros_like(ctx.x)
-    best = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
-    i, stage2, converged = 0, np.bool_(False), np.bool_(False)
-    done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
-    max_iter = int(rule.max_iter)
-    cast = dtype != np.float64
-    while not done:
-        t = ctx.evaluate(stp)
-        f = t.value.astype(dtype)
-        g = np.dot(t.grad, ctx.direction).astype(dtype)
-        fin = np.isfinite(f) & np.isfinite(g) & bool(np.isfinite(t.grad).all())
-        ftest = f0 + stp * gtest
-        curv = np.abs(g) <= -c2 * g0
-        converged = fin & curv & ((f <= ftest) | (np.abs(f - f0) <= tie_tol))
-        stage2 = stage2 | (fin & (f <= ftest) & (g >= np.minimum(c1, c2) * g0))
-        new, nxt = _dcsrch.interpolate(iv, stp, f, g, stage2, ftest, gtest, OPS)
-        if not fin:  # a non-finite trial is too long: it becomes sty, the next trial bisects
-            new = new._replace(brackt=np.bool_(True), stx=iv.stx, fx=iv.fx, gx=iv.gx, sty=stp, fy=dtype.type(np.inf), gy=dtype.type(np.inf))
-            nxt = iv.stx + _dcsrch.P5 * (stp - iv.stx)
-        nxt, iv, outside, narrow = _dcsrch.safeguard(new, nxt, stpmax, xtol, OPS)
-        stuck = fin & iv.brackt & (~np.isfinite(nxt) | outside) & (iv.stx > 0)
-        if ~np.isfinite(nxt) | (outside & (iv.stx <= 0)):
-            nxt = iv.stx + _dcsrch.P5 * (stp - iv.stx)
-        if converged | (fin & (iv.stx == stp)):
-            best = t
-        at_start = np.array_equal(t.x, ctx.x)
-        done = converged | stuck | narrow | at_start | (i + 1 >= max_iter) | (stp >= stpmax)
-        if cast:  # a Python float (weak, as in jax) met only float64 scalars: nothing to round for float64
-            iv = _dcsrch.Interval(*(v if isinstance(v, np.bool_) else dtype.type(v) for v in iv))
-        i += 1
-        stp = dtype.type(stp if converged else nxt)
-    have_best = (iv.stx > 0) & (iv.fx < f0)
-    alpha = stp if converged else iv.stx
-    ok = bool(converged | have_best)
-    progress = ok and best.value.astype(dtype) < f0 - tie_tol
-    since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
-    new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started | ok), since)
-    return dtype.type(alpha), best, new_state, (i, i, not ok)
+class Search:
+    """A :class:`jaxgd.linesearch.MoreThuente`'s constants in one dtype, made once per run."""
+
+    __slots__ = ("rule", "dtype", "c1", "c2", "xtol", "stpmax", "rtol", "max_iter", "cast", "placeholder")
+
+    def __init__(self, rule: Any, dtype: Any, x: np.ndarray) -> None:
+        self.rule, self.dtype = rule, dtype
+        self.c1, self.c2, self.xtol = _scalar(rule.c1, dtype), _scalar(rule.c2, dtype), _scalar(rule.xtol, dtype)
+        self.stpmax = _scalar(1e10, dtype)
+        self.rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
+        self.max_iter = int(rule.max_iter)
+        self.cast = dtype != np.float64  # a Python float (weak, as in jax) met only float64 scalars: nothing to round
+        zeros = np.zeros_like(x)
+        self.placeholder = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
+
+    def step(self, state: MoreThuenteState, ctx: Context) -> tuple[Any, Trial, MoreThuenteState, tuple]:
+        """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed))``, as ``MoreThuente.step``."""
+        dtype, c1, c2, xtol, stpmax = self.dtype, self.c1, self.c2, self.xtol, self.stpmax
+        f0, g0 = ctx.value, ctx.slope.astype(dtype)
+        gtest = c1 * g0
+        tie_tol = (self.rtol * abs(f0)).astype(dtype)
+        stp = first_trial(self.rule, state, ctx)
+        iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
+        best = self.placeholder
+        i, stage2, converged = 0, np.bool_(False), np.bool_(False)
+        done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
+        isfinite, interpolate, safeguard, P5 = np.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
+        while not done:
+            t = ctx.evaluate(stp)
+            f = t.value.astype(dtype)
+            g = t.grad.dot(ctx.direction).astype(dtype)
+            fin = isfinite(f) and isfinite(g) and isfinite(t.grad).all()
+            ftest = f0 + stp * gtest
+            converged = fin and abs(g) <= -c2 * g0 and (f <= ftest or abs(f - f0) <= tie_tol)
+            stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
+            new, nxt = interpolate(iv, stp, f, g, np.bool_(stage2), ftest, gtest, OPS)
+            if not fin:  # a non-finite trial is too long: it becomes sty, the next trial bisects
+                inf = dtype.type(np.inf)
+                new = new._replace(brackt=np.bool_(True), stx=iv.stx, fx=iv.fx, gx=iv.gx, sty=stp, fy=inf, gy=inf)
+                nxt = iv.stx + P5 * (stp - iv.stx)
+            nxt, iv, outside, narrow = safeguard(new, nxt, stpmax, xtol, OPS)
+            nxt_finite = isfinite(nxt)
+            stuck = fin and iv.brackt and (not nxt_finite or outside) and iv.stx > 0
+            if not nxt_finite or (outside and iv.stx <= 0):
+                nxt = iv.stx + P5 * (stp - iv.stx)
+            if converged or (fin and iv.stx == stp):
+                best = t
+            at_start = (t.x == ctx.x).all()
+            done = converged or stuck or narrow or at_start or i + 1 >= self.max_iter or stp >= stpmax
+            if self.cast:
+                iv = _dcsrch.Interval(*(v if isinstance(v, np.bool_) else dtype.type(v) for v in iv))
+            i += 1
+            stp = dtype.type(stp if converged else nxt)
+        ok = bool(converged or (iv.stx > 0 and iv.fx < f0))
+        alpha = stp if converged else iv.stx
+        progress = ok and best.value.astype(dtype) < f0 - tie_tol
+        since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
+        new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)
+        return dtype.type(alpha), best, new_state, (i, i, not ok)

@@ -1,11 +1,10 @@
 """Which tier runs a ``minimize`` call: the host loop now, or the fused loop (issue 14 item 1).
 
-``tier="auto"`` (the default): the first call of a problem (a loss function,
-options, and the shapes and dtypes of ``x0`` and ``args``) that the host tier
-supports (:func:`unsupported`) runs on the host (:mod:`jaxgd.host.loop`,
-compiling only ``value_and_grad``) and queues the fused loop's XLA compile on
-one background thread; later calls of the same problem run on the host until
-that compile has finished, then in the fused loop. ``"host"``: always the host
+``tier="auto"`` (the default): a problem (a loss function, options, and the
+shapes and dtypes of ``x0`` and ``args``) that the host tier supports
+(:func:`unsupported`) runs on the host (:mod:`jaxgd.host.loop`, compiling only
+``value_and_grad``); its second call queues the fused loop's XLA compile on one
+background thread, and the calls after that compile run the fused loop. ``"host"``: always the host
 loop (an error where it is not supported). ``"compiled"``: always the fused
 loop (the first call waits for its compile), as before this tier existed.
 
@@ -16,6 +15,7 @@ part of the caller's program.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from typing import Any, Callable, Optional
@@ -93,10 +93,20 @@ def _signature(x0: Any, args: tuple) -> tuple:
 
 
 # -- the background compiles --------------------------------------------------------------------
+# One daemon thread runs the queued compiles, one at a time. At exit the queue is dropped and
+# the compile in flight is waited for: a daemon thread that returns from XLA into Python while
+# the interpreter shuts down is killed inside jaxlib's C++ frames, which aborts the process
+# ("FATAL: exception not rethrown", seen in a benchmark worker).
 _JOBS: "queue.Queue[Callable[[], None]]" = queue.Queue()
 _WORKER: list = []
 _PENDING = [0]
 _LOCK = threading.Condition()
+
+
+def _done_one() -> None:
+    with _LOCK:
+        _PENDING[0] -= 1
+        _LOCK.notify_all()
 
 
 def _work() -> None:
@@ -107,9 +117,7 @@ def _work() -> None:
         except Exception:  # noqa: BLE001  (a failed compile: the next call compiles in the foreground and raises there)
             pass
         finally:
-            with _LOCK:
-                _PENDING[0] -= 1
-                _LOCK.notify_all()
+            _done_one()
 
 
 def _submit(job: Callable[[], None]) -> None:
@@ -128,10 +136,26 @@ def wait(timeout: Optional[float] = None) -> bool:
         return _LOCK.wait_for(lambda: _PENDING[0] == 0, timeout)
 
 
+@atexit.register
+def _drain() -> None:
+    """At exit: drop the queued compiles, wait for the one in flight (see above)."""
+    while True:
+        try:
+            _JOBS.get_nowait()
+        except queue.Empty:
+            break
+        _done_one()
+    wait()
+
+
 def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Any:
     """The host run's :class:`jaxgd.Result` for this call, or None when the fused loop runs it.
 
-    ``plan.tiers`` records per call signature ``"compiling"`` or ``"compiled"``.
+    With ``tier="auto"`` a problem (``plan`` and the call's :func:`_signature`) runs on the host
+    until its fused loop has compiled; the compile is queued at its second call. A one-off solve
+    (most scripts) then compiles nothing more than ``value_and_grad`` and exits at once; a
+    repeated one moves to the fused loop about a second later. ``plan.tiers`` records per
+    signature ``"once"``, ``"compiling"`` or ``"compiled"``.
     """
     if tier == "compiled" or unsupported(solver, x0) is not None:
         return None
@@ -143,6 +167,8 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     if result is None:  # a loss of another dtype than x0: the fused loop
         return None
     if tier == "auto" and seen is None:
+        plan.tiers[key] = "once"
+    elif tier == "auto" and seen == "once":
         plan.tiers[key] = "compiling"
 
         def job() -> None:
