@@ -235,6 +235,21 @@ def test_auto_runs_the_first_call_on_the_host_then_the_fused_loop(compiles: list
     assert host_runs == [1, 1, 1]
 
 
+def test_auto_compiles_a_problem_too_large_for_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above AUTO_MAX_SIZE parameters tier='auto' runs the fused loop from the first call
+    (a dense BFGS step's NumPy work outweighs the compile); tier='host' still runs any size."""
+    host_runs: list = []
+    real = host_loop.run
+    monkeypatch.setattr(host_loop, "run", lambda *a, **k: host_runs.append(1) or real(*a, **k))
+    monkeypatch.setitem(host_tier.AUTO_MAX_SIZE, "bfgs", 3)
+    x0 = jnp.asarray([-1.2, 1.0, 0.3, 0.8])
+    big = jaxgd.minimize(rosen, x0, method="bfgs", tier="auto")
+    assert host_runs == []
+    host = jaxgd.minimize(rosen, x0, method="bfgs", tier="host")
+    assert host_runs == [1]
+    _assert_same_run(host, big, 1e-6)
+
+
 def test_exit_during_a_background_compile_is_clean(tmp_path: Any) -> None:
     """A script that exits while the fused loop compiles in the background exits with 0 (the
     compile in flight is waited for; a daemon thread killed in jaxlib's frames aborted)."""

@@ -67,6 +67,19 @@ def unsupported(solver: Any, x0: Any) -> Optional[str]:
     return None
 
 
+# The most parameters for which tier="auto" runs a problem on the host: beyond them a step's
+# NumPy work outweighs the fused loop's compile (bfgs: its dense n x n update, ~10 passes over H
+# a step; 1,000-D extended Rosenbrock, 1,000 steps: 9.2 s on the host against 1.9 s compile
+# included; benchmarks/RESULTS.md, session 13). tier="host" runs any size.
+AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000}
+
+
+def prefers_host(solver: Any, x0: Any) -> bool:
+    """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`)."""
+    name = solver.direction.name.split("(")[0]
+    return sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(x0)) <= AUTO_MAX_SIZE.get(name, 0)
+
+
 def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any = None) -> None:
     """Raise where ``tier="host"`` cannot run this call on the host (before anything is traced).
 
@@ -157,7 +170,7 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     repeated one moves to the fused loop about a second later. ``plan.tiers`` records per
     signature ``"once"``, ``"compiling"`` or ``"compiled"``.
     """
-    if tier == "compiled" or unsupported(solver, x0) is not None:
+    if tier == "compiled" or unsupported(solver, x0) is not None or (tier == "auto" and not prefers_host(solver, x0)):
         return None
     key = _signature(x0, args)
     seen = plan.tiers.get(key)
