@@ -63,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
                    help="run the problems in a seeded random order (a cut-short run is then a fair sample)")
     p.add_argument("--reverse", action="store_true",
                    help="run the problems in reverse order (a second process with --resume meets the first halfway)")
+    p.add_argument("--first-tier", default="auto", choices=["auto", "compiled"],
+                   help="jaxgd's first call: minimize's default tier (auto: bfgs/lbfgs on the host) or the fused loop")
     p.add_argument("--resume", action="store_true", help="skip (problem, solver) pairs already in the records")
     p.add_argument("--report-only", action="store_true", help="only rebuild tables and profiles from the records")
     return p
@@ -164,6 +166,7 @@ def main_args(args: Any) -> list[U.Report]:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    S.FIRST_TIER["tier"] = getattr(args, "first_tier", "auto")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports: list[U.Report] = []

@@ -49,6 +49,7 @@ from .quasi_newton import counting  # forward/backward passes counted (one copy,
 
 GTOL = 1e-5
 MAX_ITER = 1000
+FIRST_TIER = {"tier": "auto"}  # jaxgd's first call: minimize's default ("compiled": the fused loop's first call)
 OPTX_TOL = 1e-8
 
 # solver name -> (family, the scipy solver it is compared with)
@@ -77,7 +78,7 @@ def _jaxgd(method: str) -> Callable[..., Call]:
         if method == "lbfgs":  # L-BFGS-B's stopping test (its pgtol is an inf-norm)
             kw["gtol_norm"] = math.inf
 
-        tier = ["auto"]  # the first call as a script makes it (lbfgs/bfgs: the host tier), the rest compiled
+        tier = [FIRST_TIER["tier"]]  # the first call as a script makes it (lbfgs/bfgs: the host tier), the rest compiled
 
         def call() -> tuple[Any, int, int, int, str]:
             r = jaxgd.minimize(fun, x0, method=method, gtol=GTOL, max_steps=MAX_ITER, progress=False, tier=tier[0], **kw)

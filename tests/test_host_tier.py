@@ -12,6 +12,7 @@ in the background, and once it has compiled, a call runs it (bit for bit
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterator
 
 import jax
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 import jaxgd
+from conftest import slow_if
 from jaxgd.host import loop as host_loop
 from jaxgd.host import tier as host_tier
 
@@ -94,15 +96,19 @@ EDGE_CASES = {
     "unbounded below (past 1e307)": (unbounded, lambda: jnp.zeros(2), tuple, {"max_steps": 200}),
 }
 METHODS = ["lbfgs", "bfgs", "lbfgs(memory_size=3)"]
+# make test runs lbfgs and bfgs on every case; the short memory (a ring that wraps) runs in make slow
+METHOD_PARAMS = [slow_if(m == "lbfgs(memory_size=3)", m, id=m) for m in METHODS]
 
 
 def _method(name: str) -> Any:
     return jaxgd.directions.lbfgs(memory_size=3) if name == "lbfgs(memory_size=3)" else name
 
 
-def _both(case: str, method: str, **extra: Any) -> tuple[jaxgd.Result, jaxgd.Result]:
+@functools.lru_cache(maxsize=None)
+def _both(case: str, method: str) -> tuple[jaxgd.Result, jaxgd.Result]:
+    """Both tiers' results on one case (made once: the statuses test reads them again)."""
     fun, x0, args, options = {**CASES, **EDGE_CASES}[case]
-    kw = {"method": _method(method), **options, **extra}
+    kw = {"method": _method(method), **options}
     host = jaxgd.minimize(fun, x0(), args(), tier="host", **kw)
     compiled = jaxgd.minimize(fun, x0(), args(), tier="compiled", **kw)
     return host, compiled
@@ -140,15 +146,20 @@ def _assert_same_run(host: jaxgd.Result, compiled: jaxgd.Result, rtol: float, hi
         assert (np.shape(h), jnp.result_type(h)) == (np.shape(c), jnp.result_type(c))
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("case", list(CASES))
+# make test: the cases that reach each status and feature once; the rest (and the short memory) in make slow
+SLOW_CASES = {"rosenbrock 2-D", "max_steps 0", "xtol", "gtol_norm inf", "history off"}
+CASE_PARAMS = [slow_if(c in SLOW_CASES, c, id=c) for c in CASES]
+
+
+@pytest.mark.parametrize("method", METHOD_PARAMS)
+@pytest.mark.parametrize("case", CASE_PARAMS)
 def test_host_run_is_the_compiled_run(case: str, method: str) -> None:
     """Reference: the fused loop (tier='compiled') on the same call."""
     host, compiled = _both(case, method)
     _assert_same_run(host, compiled, 1e-6)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHOD_PARAMS)
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_edge_cases_end_alike(case: str, method: str) -> None:
     """Reference: the fused loop. Both succeed or both fail, at a finite point; on the
@@ -165,7 +176,7 @@ def _f32(tree: Any) -> Any:
 
 
 @pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
-@pytest.mark.parametrize("case", ["least squares, pytree, args", "rosenbrock 10-D"])
+@pytest.mark.parametrize("case", ["least squares, pytree, args", pytest.param("rosenbrock 10-D", marks=pytest.mark.slow)])
 def test_float32_host_run_is_the_compiled_run(case: str, method: str, x64_off: Any) -> None:
     """float32 (x64 off, JAX's default). Reference: the fused loop. float32 rounding parts the
     two paths near the answer (a gradient norm of 1e-3 differs in its third digit between two
@@ -180,6 +191,7 @@ def test_float32_host_run_is_the_compiled_run(case: str, method: str, x64_off: A
     assert abs(float(host.loss) - float(compiled.loss)) <= 1e-5 * max(abs(float(compiled.loss)), 1.0)
 
 
+@pytest.mark.slow
 def test_the_statuses_cover_every_ending() -> None:
     """The problem set reaches the statuses the host loop writes (so the comparisons above test them)."""
     seen = {_both(case, m)[0].status_enum.name for case in {**CASES, **EDGE_CASES} for m in ("lbfgs", "bfgs")}

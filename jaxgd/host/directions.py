@@ -5,7 +5,7 @@ Each function repeats, statement for statement, the compiled direction's
 over L-BFGS-B's ring of pairs; :mod:`jaxgd.directions.quasi_newton`, dense
 BFGS with :math:`H_0 = I`) and ``reset``, on states of the same fields, so
 that a host run's result carries a state the compiled loop resumes
-(:func:`to_device`). ``tests/test_host_tier.py`` compares the two.
+(:func:`compiled_state`). ``tests/test_host_tier.py`` compares the two.
 
 References: D. C. Liu & J. Nocedal, Math. Programming 45, 1989 (L-BFGS);
 J. Nocedal & S. Wright, "Numerical Optimization", 2nd ed., 2006,
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-import jax
 import numpy as np
 
 from ..directions import limited_memory as _limited_memory
@@ -168,19 +167,15 @@ def _lbfgs_memory(direction: Any) -> Optional[int]:
     return m if direction is _limited_memory.lbfgs(m) else None
 
 
-def to_device(state: Any, unravel_rows: Any, unravel: Any) -> Any:
-    """The compiled direction's state (``LBFGSState``/``BFGSState``, device arrays) from a host one.
+def compiled_state(state: Any, unravel_rows: Any, unravel: Any) -> Any:
+    """The compiled direction's state (``LBFGSState``/``BFGSState``, NumPy leaves) from a host one.
 
     ``unravel`` maps a flat vector to the parameters' pytree, ``unravel_rows`` an ``(m, n)``
     array to a pytree of ``(m, *shape)`` leaves."""
     i32 = np.int32
     if isinstance(state, LBFGS):
         return _limited_memory.LBFGSState(
-            jax.device_put(i32(state.count)), jax.device_put(i32(state.head)), jax.device_put(i32(state.held)),
-            unravel(state.params), unravel(state.grad), unravel_rows(state.s), unravel_rows(state.y),
-            jax.device_put(state.rho), jax.device_put(np.asarray(state.gamma, state.rho.dtype)),
+            i32(state.count), i32(state.head), i32(state.held), unravel(state.params), unravel(state.grad),
+            unravel_rows(state.s), unravel_rows(state.y), state.rho, np.asarray(state.gamma, state.rho.dtype),
         )
-    return _quasi_newton.BFGSState(
-        jax.device_put(i32(state.count)), jax.device_put(i32(state.updates)), jax.device_put(state.inv_hessian),
-        jax.device_put(state.params), jax.device_put(state.grad),
-    )
+    return _quasi_newton.BFGSState(i32(state.count), i32(state.updates), state.inv_hessian, state.params, state.grad)

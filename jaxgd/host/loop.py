@@ -64,9 +64,9 @@ class Layout:
             at += size
         return out
 
-    def device_tree(self, flat: np.ndarray, lead: tuple = ()) -> Any:
-        """The pytree of device arrays holding ``flat``'s values."""
-        return jax.tree_util.tree_unflatten(self.treedef, [jax.device_put(np.ascontiguousarray(x)) for x in self.split(flat, lead)])
+    def tree(self, flat: np.ndarray, lead: tuple = ()) -> Any:
+        """The pytree of NumPy arrays holding ``flat``'s values (each its own contiguous copy)."""
+        return jax.tree_util.tree_unflatten(self.treedef, [np.array(x) for x in self.split(flat, lead)])
 
 
 def _vg_flat(structure: Any, layout: Layout, leaves: list, x: jax.Array, args: tuple) -> tuple:
@@ -187,22 +187,20 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
 
 
 def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows) -> Result:  # noqa: ANN001
-    """The :class:`jaxgd.Result` the compiled eager run would return, from the host state."""
-    i32 = np.int32
+    """The :class:`jaxgd.Result` the compiled eager run would return, from the host state: device
+    arrays for the parameters, the gradient and the rule's and direction's states (put on the
+    device in one call: ~35 us an array, against ~85 us one by one), NumPy scalars for the rest."""
     m = dstate.s.shape[0] if isinstance(dstate, _directions.LBFGS) else 0
+    on_device = jax.device_put((
+        layout.tree(x), layout.tree(g),
+        _directions.compiled_state(dstate, lambda r: layout.tree(r, (m,)), layout.tree),
+        type(rstate)(*(np.asarray(v) for v in rstate)),
+    ))
+    params, grad, direction_state, rule_state = on_device
+    i32 = np.int32
     state = SolverState(
-        params=layout.device_tree(x),
-        value=value,
-        grad=layout.device_tree(g),
-        aux=aux,
-        grad_norm=gnorm,
-        count=i32(count),
-        direction_state=_directions.to_device(dstate, lambda r: layout.device_tree(r, (m,)), layout.device_tree),
-        rule_state=type(rstate)(*(jax.device_put(np.asarray(v)) for v in rstate)),
-        status=i32(status),
-        nfev=i32(nfev),
-        ngev=i32(ngev),
+        params=params, value=value, grad=grad, aux=aux, grad_norm=gnorm, count=i32(count),
+        direction_state=direction_state, rule_state=rule_state, status=i32(status), nfev=i32(nfev), ngev=i32(ngev),
         alpha=alpha,
     )
-    history = History(*rows)
-    return Result(state.params, value, gnorm, state.count, state.status, history, state, state.nfev, state.ngev, aux)
+    return Result(params, value, gnorm, state.count, state.status, History(*rows), state, state.nfev, state.ngev, aux)
