@@ -112,9 +112,12 @@ def test_first_call_benchmark_smoke_run(tmp_path):
             m = number.fullmatch(cell)
             assert m and math.isfinite(float(m.group(1).replace(",", ""))), (name, cell)
             checked += 1
-    assert checked == 16 + 8  # every column but method, dtype, scipy and same answer
+    assert checked == 16 + 11  # every column but method, dtype, scipy and same answer
     first, vs = (dict(zip((c.strip("| ") for c in h), (c.strip("| ") for c in r))) for h, r in tables)
     assert int(first["stablehlo ops"].replace(",", "")) > 100 and int(first["cache hits"]) >= 1
     assert vs["scipy"] == "L-BFGS-B" and vs["same answer"] == "yes"
+    # minimize's default tier answers a one-off lbfgs solve on the host: it compiles value_and_grad only
+    host_ms, fused = vs["jaxgd first call (default: host tier)"], vs["fused loop: first call"]
+    assert vs["its XLA compile"] != first["fused-loop compile"] and host_ms != fused
     summary = out.stdout.split("## Summary")[1]
     assert summary.count("- I (") == 2 and "not measured" not in summary

@@ -46,11 +46,14 @@ class Plan:
     every repeated call, so nothing here is rebuilt per call.
     """
 
-    __slots__ = ("solver", "_eager", "tiers")
+    __slots__ = ("solver", "_eager", "tiers", "host_why")
 
     def __init__(self, solver: Solver) -> None:
         self.solver, self._eager = solver, None
-        self.tiers: dict = {}  # per call signature, the fused loop "compiling" or "compiled" (jaxgd.host.tier)
+        # jaxgd.host.tier's records: per call signature "once", "compiling" or "compiled"; and why the
+        # host loop does not run this solver (None: it does)
+        self.tiers: dict = {}
+        self.host_why: Any = _host_tier.UNKNOWN
 
     def eager(self) -> tuple:
         """``(run, structure, leaves)``: ``run(structure, leaves, x0, args)`` is

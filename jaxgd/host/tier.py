@@ -34,6 +34,7 @@ NOT_ON_HOST = (
     "line search (their default lr), without l1, bounds, l2, clip, accelerated or progress, on float32 or float64 "
     "parameters of one dtype, called outside jit/vmap/grad and without checkpoints; use tier='auto' or 'compiled'"
 )
+UNKNOWN = object()  # Plan.host_why before it is known
 # The tier of a call that does not say (tests and benchmarks that time the fused loop set "compiled").
 DEFAULT = "auto"
 
@@ -51,8 +52,8 @@ def check(tier: Any) -> str:
     return tier
 
 
-def unsupported(solver: Any, x0: Any) -> Optional[str]:
-    """None when the host loop runs ``solver`` from ``x0``; else what it does not run."""
+def unsupported_solver(solver: Any) -> Optional[str]:
+    """None when the host loop runs ``solver``'s method and options; else what it does not run."""
     if _directions.host_direction(solver.direction) is None:
         return f"method={solver.direction.name!r}"
     for name, on in (("l1", solver.prox.l1 is not None), ("bounds", solver.prox.bounded), ("l2", solver.l2 is not None),
@@ -61,10 +62,19 @@ def unsupported(solver: Any, x0: Any) -> Optional[str]:
             return f"{name} is set"
     if not isinstance(solver.rule, MoreThuente):
         return f"lr={solver.rule!r}"
+    return None
+
+
+def _unsupported_x0(x0: Any) -> Optional[str]:
     dtypes = {np.dtype(x.dtype) for x in jax.tree_util.tree_leaves(x0)}
     if len(dtypes) != 1 or dtypes.pop() not in (np.dtype(np.float32), np.dtype(np.float64)):
         return "x0's leaves are not all float32 or all float64"
     return None
+
+
+def unsupported(solver: Any, x0: Any) -> Optional[str]:
+    """None when the host loop runs ``solver`` from ``x0``; else what it does not run."""
+    return unsupported_solver(solver) or _unsupported_x0(x0)
 
 
 # The most parameters for which tier="auto" runs a problem on the host: beyond them a step's
@@ -170,7 +180,11 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     repeated one moves to the fused loop about a second later. ``plan.tiers`` records per
     signature ``"once"``, ``"compiling"`` or ``"compiled"``.
     """
-    if tier == "compiled" or unsupported(solver, x0) is not None or (tier == "auto" and not prefers_host(solver, x0)):
+    if tier == "compiled":
+        return None
+    if plan.host_why is UNKNOWN:  # the method and options: once per plan (a repeated gd call pays a lookup)
+        plan.host_why = unsupported_solver(solver)
+    if plan.host_why is not None or _unsupported_x0(x0) is not None or (tier == "auto" and not prefers_host(solver, x0)):
         return None
     key = _signature(x0, args)
     seen = plan.tiers.get(key)
