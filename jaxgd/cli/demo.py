@@ -56,14 +56,14 @@ def synthetic_runs() -> list[tuple[Any, list[Run]]]:
         Run("gd", "exponential_decay", optax.exponential_decay(5e-3, 200, 0.5), 2000),
         Run("momentum", "constant 1e-3", 1e-3, 2000),
         Run("adam", "cosine_decay", optax.cosine_decay_schedule(0.1, 2000), 2000),
-        Run("bfgs", "strong Wolfe", None, 200),
+        Run("bfgs", "Moré-Thuente", None, 200),
     ]
     lin_runs = [
         Run("gd", "constant 0.1", 0.1, 2000),
         Run("nesterov", "step_decay", schedules.step_decay(0.05, 500, 0.5), 2000),
         Run("adam", "constant 0.05", 0.05, 2000),
         Run("rmsprop", "cyclic_triangular", schedules.cyclic_triangular(1e-3, 1e-2, 100), 2000),
-        Run("lbfgs", "strong Wolfe", None, 200),
+        Run("lbfgs", "Moré-Thuente", None, 200),
     ]
     return [(quad, quad_runs), (lin, lin_runs)]
 
@@ -89,7 +89,7 @@ def fit_rows(problem: Any, runs: list[Run], progress: bool) -> tuple[list[Row], 
             call(True)
         # minimize's default: a first lbfgs/bfgs call runs on the host tier (jaxgd.host), the others compile
         solver = Solver(problem.fun, r.method, r.lr, max_steps=r.max_steps, gtol=1e-6)
-        on_host = not progress and _host_tier.unsupported(solver, problem.x0) is None
+        on_host = _host_tier.unsupported(solver, problem.x0) is None and _host_tier.prefers_host(solver, problem.x0)
         first, t_first = _timed(lambda: call(False))
         if on_host:  # the fused loop: compile + run, then the cached compiled loop
             _, t_compile = _timed(lambda: call(False, "compiled"))
