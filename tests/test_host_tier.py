@@ -95,13 +95,14 @@ EDGE_CASES = {
     "non-smooth: stall or precision": (kink, lambda: jnp.zeros(3), tuple, {}),
     "unbounded below (past 1e307)": (unbounded, lambda: jnp.zeros(2), tuple, {"max_steps": 200}),
 }
-METHODS = ["lbfgs", "bfgs", "lbfgs(memory_size=3)"]
-# make test runs lbfgs and bfgs on every case; the short memory (a ring that wraps) runs in make slow
-METHOD_PARAMS = [slow_if(m == "lbfgs(memory_size=3)", m, id=m) for m in METHODS]
+METHODS = ["lbfgs", "bfgs", "cg", "lbfgs(memory_size=3)", "cg(hs)"]
+# make test runs lbfgs, bfgs and cg on every case; the short memory (a ring that wraps) and
+# Hestenes-Stiefel CG (restarted every n steps) run in make slow
+METHOD_PARAMS = [slow_if(m in ("lbfgs(memory_size=3)", "cg(hs)"), m, id=m) for m in METHODS]
 
 
 def _method(name: str) -> Any:
-    return jaxgd.directions.lbfgs(memory_size=3) if name == "lbfgs(memory_size=3)" else name
+    return {"lbfgs(memory_size=3)": jaxgd.directions.lbfgs(memory_size=3), "cg(hs)": jaxgd.directions.cg("hs")}.get(name, name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -154,9 +155,21 @@ CASE_PARAMS = [slow_if(c in SLOW_CASES, c, id=c) for c in CASES]
 @pytest.mark.parametrize("method", METHOD_PARAMS)
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_host_run_is_the_compiled_run(case: str, method: str) -> None:
-    """Reference: the fused loop (tier='compiled') on the same call."""
+    """Reference: the fused loop (tier='compiled') on the same call. Nonlinear CG's path is
+    chaotic on Rosenbrock (a difference in the last bit grows tenfold every ~4 steps: 1e-16 at
+    step 5, 1e-7 at step 40, the runs end at 324 and 422 steps): for cg the same ending and
+    answer, and the first 6 steps to 1e-7."""
     host, compiled = _both(case, method)
-    _assert_same_run(host, compiled, 1e-6)
+    if not method.startswith("cg"):
+        _assert_same_run(host, compiled, 1e-6)
+        return
+    assert host.status_enum == compiled.status_enum, (host, compiled)
+    for h, c in zip(jax.tree_util.tree_leaves(host.params), jax.tree_util.tree_leaves(compiled.params)):
+        np.testing.assert_allclose(np.asarray(h), np.asarray(c), rtol=1e-5, atol=1e-5)
+    k = min(6, int(host.steps), int(compiled.steps))
+    for field in host.history._fields:
+        h, c = np.asarray(getattr(host.history, field))[:k], np.asarray(getattr(compiled.history, field))[:k]
+        np.testing.assert_allclose(h, c, rtol=1e-7, atol=1e-12, err_msg=field)
 
 
 @pytest.mark.parametrize("method", METHOD_PARAMS)

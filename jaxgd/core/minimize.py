@@ -292,8 +292,8 @@ def minimize(
       tier: where an eager call's iterations run (issue 14). ``"auto"`` (the
         default; None): the first call of a problem (this ``fun``, these
         options, ``x0``'s and ``args``' shapes and dtypes) with
-        ``method="lbfgs"`` (at most 20,000 parameters) or ``"bfgs"`` (at most
-        400), their default line search and no
+        ``method="lbfgs"`` or ``"cg"`` (at most 20,000 parameters) or
+        ``"bfgs"`` (at most 400), their default line search and no
         ``l1``/``bounds``/``l2``/``clip``/``progress`` runs its steps from
         Python over NumPy, calling one jitted ``value_and_grad`` (the only
         XLA compile it waits for, as scipy's solvers do); the problem's

@@ -1,19 +1,20 @@
-"""``lbfgs`` and ``bfgs`` on the host: their directions over flat NumPy vectors.
+"""``lbfgs``, ``bfgs`` and ``cg`` on the host: their directions over flat NumPy vectors.
 
 Each function repeats, statement for statement, the compiled direction's
 ``update`` (:mod:`jaxgd.directions.limited_memory`, the two-loop recursion
 over L-BFGS-B's ring of pairs; :mod:`jaxgd.directions.quasi_newton`, dense
-BFGS with :math:`H_0 = I`) and ``reset``, on states of the same fields, so
+BFGS with :math:`H_0 = I` and nonlinear conjugate gradient) and ``reset``, on states of the same fields, so
 that a host run's result carries a state the compiled loop resumes
 (:func:`compiled_state`). ``tests/test_host_tier.py`` compares the two.
 
 References: D. C. Liu & J. Nocedal, Math. Programming 45, 1989 (L-BFGS);
 J. Nocedal & S. Wright, "Numerical Optimization", 2nd ed., 2006,
-Algorithms 6.1 and 7.4.
+Algorithms 6.1 and 7.4, section 5.2 (CG).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -138,6 +139,54 @@ def bfgs_reset(state: BFGS) -> tuple[BFGS, bool]:
     return state._replace(updates=-1), state.updates > 0
 
 
+# -- nonlinear conjugate gradient -----------------------------------------------------------------
+class CG(NamedTuple):
+    count: int  # steps since the last restart
+    grad: np.ndarray  # g_{k-1}
+    direction: np.ndarray  # d_{k-1}
+
+
+def cg_init(x: np.ndarray) -> CG:
+    zeros = np.zeros_like(x)
+    return CG(0, zeros, zeros)
+
+
+def _div(a: Any, b: Any) -> Any:
+    """``quasi_newton._div``: ``a / b``, ``inf`` (a restart) where ``b == 0``."""
+    return a.dtype.type(np.inf) if b == 0 else a / b
+
+
+def cg_update(variant: Any, period: Optional[int]) -> Any:
+    """``quasi_newton.cg_direction(variant, restart_every)``'s update: :math:`d = -g + \beta d_{k-1}`,
+    restarted (:math:`d = -g`) at the first step, every ``period`` steps (None: never), when
+    :math:`\beta` is not finite and when :math:`d` is not a descent direction."""
+    V = _quasi_newton.CGVariant
+
+    def update(g: np.ndarray, state: CG, x: np.ndarray) -> tuple[np.ndarray, CG]:
+        y = g - state.grad
+        if variant is V.FLETCHER_REEVES:
+            beta = _div(g.dot(g), state.grad.dot(state.grad))
+        elif variant is V.POLAK_RIBIERE_PLUS:
+            beta = _div(g.dot(y), state.grad.dot(state.grad))
+            beta = beta if beta != beta else max(beta, beta.dtype.type(0))  # jnp.maximum(beta, 0): NaN stays NaN
+        elif variant is V.HESTENES_STIEFEL:
+            beta = _div(g.dot(y), state.direction.dot(y))
+        else:
+            beta = _div(g.dot(g), state.direction.dot(y))
+        restart = state.count == 0 or not np.isfinite(beta) or (period is not None and state.count % period == 0)
+        d = (-g + (g.dtype.type(0) if restart else beta.astype(g.dtype)) * state.direction).astype(g.dtype)
+        descent = g.dot(d) < 0
+        if not descent:
+            d = -g
+        return d, CG(1 if (restart or not descent) else state.count + 1, g, d)
+
+    return update
+
+
+def cg_reset(state: CG) -> tuple[CG, bool]:
+    return state._replace(count=0), state.count > 1
+
+
 # -- which directions, and their states for the compiled loop ----------------------------------
 class HostDirection(NamedTuple):
     init: Any
@@ -153,7 +202,35 @@ def host_direction(direction: Any) -> Optional[HostDirection]:
     m = _lbfgs_memory(direction)
     if m is not None:
         return HostDirection(lambda x: lbfgs_init(x, m), lbfgs_update, lbfgs_reset)
+    cg = _cg_settings(direction)
+    if cg is not None:
+        variant, restart_every = cg
+        if restart_every is None and variant is not _quasi_newton.CGVariant.POLAK_RIBIERE_PLUS:
+            return HostDirection(cg_init, None, cg_reset)  # the period is n: made per run (with_size)
+        return HostDirection(cg_init, cg_update(variant, restart_every), cg_reset)
     return None
+
+
+def with_size(direction: HostDirection, compiled: Any, n: int) -> HostDirection:
+    """``direction`` with what depends on the number of parameters ``n`` filled in (CG's period)."""
+    if direction.update is not None:
+        return direction
+    variant, _ = _cg_settings(compiled)
+    return direction._replace(update=cg_update(variant, n))
+
+
+def _cg_settings(direction: Any) -> Optional[tuple]:
+    """``(variant, restart_every)`` of a ``cg_direction`` (read from its update's closure), or None."""
+    if not getattr(direction, "name", "").startswith("cg"):
+        return None
+    try:
+        found = inspect.getclosurevars(direction.update).nonlocals
+        variant, restart_every = found["variant"], found["restart_every"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(variant, _quasi_newton.CGVariant) or direction is not _quasi_newton.cg_direction(variant, restart_every):
+        return None
+    return variant, restart_every
 
 
 def _lbfgs_memory(direction: Any) -> Optional[int]:
@@ -173,6 +250,8 @@ def compiled_state(state: Any, unravel_rows: Any, unravel: Any) -> Any:
     ``unravel`` maps a flat vector to the parameters' pytree, ``unravel_rows`` an ``(m, n)``
     array to a pytree of ``(m, *shape)`` leaves."""
     i32 = np.int32
+    if isinstance(state, CG):
+        return _quasi_newton.CGState(i32(state.count), unravel(state.grad), unravel(state.direction))
     if isinstance(state, LBFGS):
         return _limited_memory.LBFGSState(
             i32(state.count), i32(state.head), i32(state.held), unravel(state.params), unravel(state.grad),

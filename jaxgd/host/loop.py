@@ -1,4 +1,4 @@
-"""The host run: :meth:`jaxgd.Solver.run` for ``lbfgs``/``bfgs`` with a Moré-Thuente search, in Python.
+"""The host run: :meth:`jaxgd.Solver.run` for ``lbfgs``/``bfgs``/``cg`` with a Moré-Thuente search, in Python.
 
 The loop, the step's tests and statuses are those of :mod:`jaxgd.core.solver`
 and :mod:`jaxgd.core.driver` (one step per iteration, ``Solver._advance``'s
@@ -128,7 +128,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     dtype = layout.dtype
     x = np.concatenate([np.asarray(v).ravel() for v in x_leaves]).astype(dtype, copy=False)
     vg = flat_value_and_grad(solver, structure, leaves, layout, args, x)
-    direction = _directions.host_direction(solver.direction)
+    direction = _directions.with_size(_directions.host_direction(solver.direction), solver.direction, x.size)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
     search = _search.Search(rule, dtype, x)
     with np.errstate(all="ignore"):

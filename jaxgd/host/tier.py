@@ -7,6 +7,8 @@ shapes and dtypes of ``x0`` and ``args``) that the host tier supports
 background thread, and the calls after that compile run the fused loop. ``"host"``: always the host
 loop (an error where it is not supported). ``"compiled"``: always the fused
 loop (the first call waits for its compile), as before this tier existed.
+Methods: ``lbfgs``, ``bfgs``, ``cg`` (any memory, variant or restart period)
+with a :class:`~jaxgd.linesearch.MoreThuente` search.
 
 Only eager calls choose (concrete ``x0``, ``args`` and hyperparameters, the
 implicit adjoint, no checkpoint): under ``jit``/``vmap``/``grad`` the loop is
@@ -30,7 +32,7 @@ from . import loop as _loop
 TIERS = ("auto", "host", "compiled")
 BAD_TIER = "tier must be one of {valid}, got tier={value!r}"
 NOT_ON_HOST = (
-    "tier='host' cannot run this call: {why}. The host loop runs method='lbfgs' or 'bfgs' with a MoreThuente "
+    "tier='host' cannot run this call: {why}. The host loop runs method='lbfgs', 'bfgs' or 'cg' with a MoreThuente "
     "line search (their default lr), without l1, bounds, l2, clip, accelerated or progress, on float32 or float64 "
     "parameters of one dtype, called outside jit/vmap/grad and without checkpoints; use tier='auto' or 'compiled'"
 )
@@ -81,7 +83,7 @@ def unsupported(solver: Any, x0: Any) -> Optional[str]:
 # NumPy work outweighs the fused loop's compile (bfgs: its dense n x n update, ~10 passes over H
 # a step; 1,000-D extended Rosenbrock, 1,000 steps: 9.2 s on the host against 1.9 s compile
 # included; benchmarks/RESULTS.md, session 13). tier="host" runs any size.
-AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000}
+AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000}
 
 
 def prefers_host(solver: Any, x0: Any) -> bool:
