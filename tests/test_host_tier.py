@@ -260,6 +260,22 @@ def test_auto_runs_the_first_call_on_the_host_then_the_fused_loop(compiles: list
     assert host_runs == [1, 1, 1]
 
 
+def test_background_compile_keeps_the_callers_x64_mode(compiles: list, x64_off: Any) -> None:
+    """Inside a ``jax.enable_x64(False)`` context (per thread) the background compile is of the
+    caller's program: after it, a call compiles nothing."""
+
+    def loss(x: jax.Array) -> jax.Array:
+        return rosen(x) * 1.0
+
+    x0 = jnp.asarray([-1.2, 1.0, 0.5], jnp.float32)
+    for _ in range(2):
+        jaxgd.minimize(loss, x0, method="lbfgs", tier="auto")
+    assert host_tier.wait(timeout=120)
+    before = len(compiles)
+    r = jaxgd.minimize(loss, x0, method="lbfgs", tier="auto")
+    assert len(compiles) == before and r.loss.dtype == np.float32 and r.success
+
+
 def test_auto_compiles_a_problem_too_large_for_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """Above AUTO_MAX_SIZE parameters tier='auto' runs the fused loop from the first call
     (a dense BFGS step's NumPy work outweighs the compile); tier='host' still runs any size."""

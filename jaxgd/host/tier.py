@@ -170,7 +170,7 @@ def _drain() -> None:
         except queue.Empty:
             break
         _done_one()
-    wait()
+    wait(timeout=600.0)
 
 
 def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Any:
@@ -200,8 +200,11 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     elif tier == "auto" and seen == "once":
         plan.tiers[key] = "compiling"
 
+        x64 = bool(jax.config.jax_enable_x64)  # the caller's mode (a jax.enable_x64 context is per thread)
+
         def job() -> None:
-            plan.precompile(x0, args)
+            with jax.enable_x64(x64):
+                plan.precompile(x0, args)
             plan.tiers[key] = "compiled"
 
         _submit(job)
