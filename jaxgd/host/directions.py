@@ -84,9 +84,10 @@ def lbfgs_update(g: np.ndarray, state: LBFGS, x: np.ndarray) -> tuple[np.ndarray
 
 def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:
     """:math:`H g`, newest pair first then oldest first (``limited_memory.two_loop``); empty
-    slots (``rho = 0``) change nothing there and are skipped here."""
+    slots (``rho = 0``: never filled, or forgotten by a reset) change nothing there and are skipped here."""
     m, rho, s, y = state.rho.shape[0], state.rho, state.s, state.y
-    order = [i for i in ((state.head + k) % m for k in range(m)) if rho[i] != 0]
+    # the pairs held, oldest first: the ``held`` slots before ``head`` (the others have rho = 0)
+    order = [(state.head - state.held + k) % m for k in range(state.held)]
     q, alphas = g, []
     for i in reversed(order):
         a = rho[i] * s[i].dot(q)

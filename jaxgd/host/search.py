@@ -11,6 +11,7 @@ Reference: J. J. Moré & D. J. Thuente, ACM TOMS 20(3), 1994 (MINPACK-2 ``dcsrch
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -108,24 +109,23 @@ def init(value: Any, grad: np.ndarray) -> MoreThuenteState:
     return MoreThuenteState(value + (0.5 * norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0))
 
 
-def first_trial(rule: Any, state: MoreThuenteState, ctx: Context) -> Any:
-    """``MoreThuente.first_trial`` (``wolfe.interpolated_step``, capped by ``rule.initial``)."""
-    dtype = ctx.value.dtype
-    initial = _scalar(rule.initial, dtype)
-    guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope.astype(dtype)
-    interp = np.minimum(initial, guess) if (np.isfinite(guess) and guess > 0) else initial
-    if rule.start == "interpolate":
-        return interp.astype(dtype)
-    return (initial if state.started else interp).astype(dtype)
+def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState, ctx: Context) -> Any:
+    """``MoreThuente.first_trial``: ``wolfe.interpolated_step`` capped by ``initial`` (a scalar of
+    the value's dtype), every step with ``start="interpolate"``, else until a step was accepted."""
+    if state.started and not interpolate_always:
+        return initial
+    guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
+    return _Ops.minimum(initial, guess) if (math.isfinite(guess) and guess > 0) else initial
 
 
 class Search:
     """A :class:`jaxgd.linesearch.MoreThuente`'s constants in one dtype, made once per run."""
 
-    __slots__ = ("rule", "dtype", "c1", "c2", "xtol", "stpmax", "rtol", "max_iter", "cast", "placeholder")
+    __slots__ = ("rule", "dtype", "c1", "c2", "xtol", "stpmax", "rtol", "max_iter", "cast", "placeholder", "initial", "always")
 
     def __init__(self, rule: Any, dtype: Any, x: np.ndarray) -> None:
         self.rule, self.dtype = rule, dtype
+        self.initial, self.always = _scalar(rule.initial, dtype), rule.start == "interpolate"
         self.c1, self.c2, self.xtol = _scalar(rule.c1, dtype), _scalar(rule.c2, dtype), _scalar(rule.xtol, dtype)
         self.stpmax = _scalar(1e10, dtype)
         self.rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
@@ -140,17 +140,19 @@ class Search:
         f0, g0 = ctx.value, ctx.slope.astype(dtype)
         gtest = c1 * g0
         tie_tol = (self.rtol * abs(f0)).astype(dtype)
-        stp = first_trial(self.rule, state, ctx)
+        stp = first_trial(self.initial, self.always, state, ctx)
         iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
         best = self.placeholder
         i, stage2, converged = 0, np.bool_(False), np.bool_(False)
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
-        isfinite, interpolate, safeguard, P5 = np.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
+        isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
         while not done:
             t = ctx.evaluate(stp)
             f = t.value.astype(dtype)
             g = t.grad.dot(ctx.direction).astype(dtype)
-            fin = isfinite(f) and isfinite(g) and isfinite(t.grad).all()
+            # the compiled search also asks that every gradient element be finite: a NaN or Inf
+            # element makes the slope g (a sum of products with it) NaN or Inf, so it is implied
+            fin = isfinite(f) and isfinite(g)
             ftest = f0 + stp * gtest
             converged = fin and abs(g) <= -c2 * g0 and (f <= ftest or abs(f - f0) <= tie_tol)
             stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
