@@ -30,7 +30,7 @@ same examples on every run and every machine, and no example database.
 """
 
 import os
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
 if os.environ.get("JAXGD_TEST_XLA_DEFAULTS") != "1" and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
@@ -97,6 +97,23 @@ def float_leaves_are(tree: Any, dtype: Any) -> bool:
     dtypes = [x.dtype if hasattr(x, "dtype") else jnp.result_type(x) for x in jax.tree_util.tree_leaves(tree)]
     floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]  # (PRNG key dtypes are not)
     return bool(floats) and all(d == dtype for d in floats)
+
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture
+def compiles() -> Iterator[list]:
+    """The XLA compiles during a test, one entry each (JAX's compile monitor)."""
+    seen: list = []
+
+    def listener(event: str, duration: float, **kw: Any) -> None:
+        if event == COMPILE_EVENT:
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield seen
+    jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def slow_if(condition: bool, *values: Any, id: Any = None) -> Any:

@@ -13,7 +13,7 @@ in the background, and once it has compiled, a call runs it (bit for bit
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,22 +24,6 @@ import jaxgd
 from conftest import slow_if
 from jaxgd.host import loop as host_loop
 from jaxgd.host import tier as host_tier
-
-EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@pytest.fixture
-def compiles() -> Iterator[list]:
-    seen: list = []
-
-    def listener(event: str, duration: float, **kw: Any) -> None:
-        if event == EVENT:
-            seen.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    yield seen
-    jax.monitoring.unregister_event_duration_listener(listener)
-
 
 # -- problems: (loss, x0, args, options) -------------------------------------------------------
 def rosen(x: jax.Array) -> jax.Array:

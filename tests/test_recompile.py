@@ -7,7 +7,7 @@ epochs is bit for bit the first rows of a longer one with the same key).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -15,22 +15,6 @@ import numpy as np
 import pytest
 
 import jaxgd
-
-EVENT = "/jax/core/compile/backend_compile_duration"
-
-
-@pytest.fixture
-def compiles() -> Iterator[list]:
-    seen: list = []
-
-    def listener(event: str, duration: float, **kw: Any) -> None:
-        if event == EVENT:
-            seen.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    yield seen
-    jax.monitoring.unregister_event_duration_listener(listener)
-
 
 def _data(n: int = 32, seed: int = 0) -> tuple:
     rng = np.random.default_rng(seed)

@@ -17,10 +17,20 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..linesearch import dcsrch as _dcsrch
+from . import directions as _directions
 from ..linesearch import wolfe as _wolfe
 from ..linesearch.more_thuente import MoreThuenteState
 
 INT32_MAX = np.iinfo(np.int32).max
+
+
+def _nan_or(a: Any, b: Any, take_a: bool) -> Any:
+    """``a`` if ``take_a`` else ``b``, but a NaN operand wins (``jnp.maximum``/``minimum``'s rule)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if take_a else b
 
 
 class _Ops:
@@ -40,19 +50,11 @@ class _Ops:
 
     @staticmethod
     def maximum(a: Any, b: Any) -> Any:
-        if a != a:
-            return a
-        if b != b:
-            return b
-        return a if a >= b else b
+        return _nan_or(a, b, a >= b)
 
     @staticmethod
     def minimum(a: Any, b: Any) -> Any:
-        if a != a:
-            return a
-        if b != b:
-            return b
-        return a if a <= b else b
+        return _nan_or(a, b, a <= b)
 
     @staticmethod
     def sign(x: Any) -> Any:
@@ -104,9 +106,7 @@ def _scalar(v: Any, dtype: Any) -> Any:
 
 def init(value: Any, grad: np.ndarray) -> MoreThuenteState:
     """``MoreThuente.init``: :math:`f_{-1} = f_0 + \\|g_0\\|/2`."""
-    from .directions import norm
-
-    return MoreThuenteState(value + (0.5 * norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0))
+    return MoreThuenteState(value + (0.5 * _directions.norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0))
 
 
 def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState, ctx: Context) -> Any:
