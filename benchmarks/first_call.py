@@ -313,7 +313,8 @@ def run(opts: Any) -> list[U.Report]:
     vs.notes = [
         "jaxgd first call: minimize's default (tier='auto'), which runs a problem's first lbfgs/bfgs calls on the "
         "host tier (jaxgd.host: the steps in Python over NumPy, one jitted value_and_grad, its XLA compile in the "
-        "next column); 'fused loop: first call' is tier='compiled' (trace + compile of the whole loop, + run).",
+        "next column) up to its size limits (bfgs 400 parameters, lbfgs 20,000: above them the default is the "
+        "fused loop); 'fused loop: first call' is tier='compiled' (trace + compile of the whole loop, + run).",
         "scipy.optimize.minimize(fg, x0, jac=True, method=...) with defaults; fg calls jax.jit(value_and_grad), "
         "compiled inside the timed first call. Final f: extended Rosenbrock in float64 NumPy at each answer; "
         "same answer: both within 1e-6·max(|f_best|, 0.01) of the lower one (a stopped scipy: jaxgd's within it). "
