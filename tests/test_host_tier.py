@@ -196,6 +196,18 @@ def test_the_statuses_cover_every_ending() -> None:
     assert seen & {"PRECISION", "STALLED", "LINESEARCH_FAILED"}, seen
 
 
+def test_progress_bar_from_the_host_loop(capsys: pytest.CaptureFixture) -> None:
+    """progress=True runs on the host too: the bar ends where the compiled loop's does, saying why."""
+    x0 = jnp.asarray(np.tile([-1.2, 1.0], 3))
+    host = jaxgd.minimize(rosen, x0, method="lbfgs", progress=True, tier="host")
+    host_bar = capsys.readouterr().err
+    compiled = jaxgd.minimize(rosen, x0, method="lbfgs", progress=True, tier="compiled")
+    compiled_bar = capsys.readouterr().err
+    _assert_same_run(host, compiled, 1e-6)
+    ending = f"converged: gtol at step {int(compiled.steps)}"
+    assert ending in host_bar and ending in compiled_bar, (host_bar[-300:], compiled_bar[-300:])
+
+
 def test_a_host_result_resumes_in_the_fused_loop() -> None:
     """The host run's state is the compiled loop's: resuming it after 6 steps ends where one
     compiled run of the whole budget does (reference: tier='compiled' without a stop)."""

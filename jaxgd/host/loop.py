@@ -5,7 +5,7 @@ and :mod:`jaxgd.core.driver` (one step per iteration, ``Solver._advance``'s
 order: direction, search, stationarity measure, ``gtol``/``ftol``/``xtol``,
 failure and non-finite statuses, the stall and precision rules of
 :mod:`jaxgd.core.stall`, L-BFGS-B's restart after a failed search, a step not
-taken keeps the last good point), over flat NumPy vectors; the loss and its
+taken keeps the last good point; the progress bar's reports), over flat NumPy vectors; the loss and its
 gradient come from one jitted ``value_and_grad`` of the flattened parameters
 (:func:`flat_value_and_grad`), the only program this run compiles. The
 :class:`jaxgd.Result` it returns has the compiled run's fields, types and
@@ -28,6 +28,7 @@ import numpy as np
 
 from ..core import cache as _cache
 from ..core import compile as _compile
+from ..core import progress as _progress
 from ..core.solver import SolverState
 from ..core.status import History, Result, Status
 from . import directions as _directions
@@ -181,6 +182,10 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 count += 1
                 if every and count % every == 0 and count // every <= n_rows:
                     rows[:, count // every - 1] = (value, alpha, gnorm)
+                if solver.progress_every and count % solver.progress_every == 0:  # the driver's report
+                    _progress.update(count, value, solver.max_steps)
+    if solver.progress_every:
+        _progress.close(count, value, solver.max_steps, status)
     if status == RUNNING and count >= solver.max_steps:
         status = int(Status.MAX_STEPS)
     return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows)

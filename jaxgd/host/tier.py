@@ -33,7 +33,7 @@ TIERS = ("auto", "host", "compiled")
 BAD_TIER = "tier must be one of {valid}, got tier={value!r}"
 NOT_ON_HOST = (
     "tier='host' cannot run this call: {why}. The host loop runs method='lbfgs', 'bfgs' or 'cg' with a MoreThuente "
-    "line search (their default lr), without l1, bounds, l2, clip, accelerated or progress, on float32 or float64 "
+    "line search (their default lr), without l1, bounds, l2, clip or accelerated, on float32 or float64 "
     "parameters of one dtype, called outside jit/vmap/grad and without checkpoints; use tier='auto' or 'compiled'"
 )
 UNKNOWN = object()  # Plan.host_why before it is known
@@ -59,7 +59,7 @@ def unsupported_solver(solver: Any) -> Optional[str]:
     if _directions.host_direction(solver.direction) is None:
         return f"method={solver.direction.name!r}"
     for name, on in (("l1", solver.prox.l1 is not None), ("bounds", solver.prox.bounded), ("l2", solver.l2 is not None),
-                     ("clip", solver.clip is not None), ("accelerated", solver.accelerated), ("progress", bool(solver.progress_every))):
+                     ("clip", solver.clip is not None), ("accelerated", solver.accelerated)):
         if on:
             return f"{name} is set"
     if not isinstance(solver.rule, MoreThuente):
