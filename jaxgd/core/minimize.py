@@ -351,7 +351,7 @@ def minimize(
     if path is not None:
         _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
     if tier == "host":
-        eager = concrete and adjoint == "implicit" and _tree.is_concrete(args) and solver.is_concrete()
+        eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver)
         _host_tier.check_host(solver, params, eager, path, resume)
     if solver.progress_every:
         _progress.reset()

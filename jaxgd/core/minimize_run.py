@@ -290,6 +290,12 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
     return solver.with_fun(lifted), (*args, *(c for c, up in zip(closed.consts, lift) if up)), True
 
 
+def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:
+    """True for a call :func:`run` makes eagerly (the bucketed jit, and the host tier's choice):
+    the implicit adjoint, concrete ``x0``/``args`` (``concrete``) and hyperparameters."""
+    return adjoint == "implicit" and concrete and solver.is_concrete()
+
+
 def run(
     solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit", plan: Optional[Plan] = None,
     concrete: Optional[bool] = None, tier: str = "compiled",
@@ -303,7 +309,7 @@ def run(
     """
     if concrete is None:
         concrete = _tree.is_concrete((x0, args))
-    if adjoint == "implicit" and concrete and solver.is_concrete():
+    if eager(adjoint, concrete, solver):
         # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
         # under a user's jit/vmap the result keeps its exact history length.
         plan = Plan(solver) if plan is None else plan

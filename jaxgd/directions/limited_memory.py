@@ -39,7 +39,7 @@ S. Wright, "Numerical Optimization", 2nd ed., 2006, section 7.2.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -149,4 +149,15 @@ def lbfgs(memory_size: int) -> Direction:
         return _tree.neg(two_loop(g, new, jnp.where(new.held > 0, new.gamma, first))), new
 
     name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
-    return Direction(name, init, update, lbfgsb_lr, reset=reset)
+    direction = Direction(name, init, update, lbfgsb_lr, reset=reset)
+    _MADE[id(direction)] = (direction, memory_size)  # the cache keeps it alive
+    return direction
+
+
+_MADE: dict = {}
+
+
+def memory_size(direction: Any) -> Optional[int]:
+    """The memory size of a direction :func:`lbfgs` made, else None (for :mod:`jaxgd.host`)."""
+    made = _MADE.get(id(direction))
+    return made[1] if made is not None and made[0] is direction else None

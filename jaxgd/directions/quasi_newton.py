@@ -255,7 +255,19 @@ def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
         return state._replace(count=jnp.zeros_like(state.count)), state.count > 1
 
     name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({variant.value})"
-    return Direction(name, init, update, cg_lr, reset=reset)
+    direction = Direction(name, init, update, cg_lr, reset=reset)
+    _CG_MADE[id(direction)] = (direction, variant, restart_every)  # the cache keeps it alive
+    return direction
+
+
+_CG_MADE: dict = {}
+
+
+def cg_settings(direction: Any) -> Optional[tuple[CGVariant, Optional[int]]]:
+    """``(variant, restart_every)`` of a direction :func:`cg_direction` made, else None
+    (the host tier, :mod:`jaxgd.host`, runs the same rule)."""
+    made = _CG_MADE.get(id(direction))
+    return made[1:] if made is not None and made[0] is direction else None
 
 
 def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:

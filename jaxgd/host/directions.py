@@ -14,7 +14,6 @@ Algorithms 6.1 and 7.4, section 5.2 (CG).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -195,54 +194,20 @@ class HostDirection(NamedTuple):
     reset: Any
 
 
-def host_direction(direction: Any) -> Optional[HostDirection]:
-    """The host version of a compiled :class:`jaxgd.Direction`, or None where there is none
-    (the host tier then does not run)."""
+def host_direction(direction: Any, n: int = 0) -> Optional[HostDirection]:
+    """The host version of a compiled :class:`jaxgd.Direction` for ``n`` parameters (CG's default
+    period for every variant but PR+), or None where there is none (the host tier then does not run)."""
     if direction is _quasi_newton.bfgs_direction(False):
         return HostDirection(bfgs_init, bfgs_update, bfgs_reset)
-    m = _lbfgs_memory(direction)
+    m = _limited_memory.memory_size(direction)
     if m is not None:
         return HostDirection(lambda x: lbfgs_init(x, m), lbfgs_update, lbfgs_reset)
-    cg = _cg_settings(direction)
+    cg = _quasi_newton.cg_settings(direction)
     if cg is not None:
-        variant, restart_every = cg
-        if restart_every is None and variant is not _quasi_newton.CGVariant.POLAK_RIBIERE_PLUS:
-            return HostDirection(cg_init, None, cg_reset)  # the period is n: made per run (with_size)
-        return HostDirection(cg_init, cg_update(variant, restart_every), cg_reset)
+        variant, restart_every = cg  # the compiled update's period rule
+        period = restart_every or (None if variant is _quasi_newton.CGVariant.POLAK_RIBIERE_PLUS else n)
+        return HostDirection(cg_init, cg_update(variant, period), cg_reset)
     return None
-
-
-def with_size(direction: HostDirection, compiled: Any, n: int) -> HostDirection:
-    """``direction`` with what depends on the number of parameters ``n`` filled in (CG's period)."""
-    if direction.update is not None:
-        return direction
-    variant, _ = _cg_settings(compiled)
-    return direction._replace(update=cg_update(variant, n))
-
-
-def _cg_settings(direction: Any) -> Optional[tuple]:
-    """``(variant, restart_every)`` of a ``cg_direction`` (read from its update's closure), or None."""
-    if not getattr(direction, "name", "").startswith("cg"):
-        return None
-    try:
-        found = inspect.getclosurevars(direction.update).nonlocals
-        variant, restart_every = found["variant"], found["restart_every"]
-    except (KeyError, TypeError, ValueError):
-        return None
-    if not isinstance(variant, _quasi_newton.CGVariant) or direction is not _quasi_newton.cg_direction(variant, restart_every):
-        return None
-    return variant, restart_every
-
-
-def _lbfgs_memory(direction: Any) -> Optional[int]:
-    name = getattr(direction, "name", "")
-    if name == "lbfgs":
-        m = 10
-    elif name.startswith("lbfgs(memory_size=") and name.endswith(")"):
-        m = int(name[len("lbfgs(memory_size="):-1])
-    else:
-        return None
-    return m if direction is _limited_memory.lbfgs(m) else None
 
 
 def compiled_state(state: Any, unravel_rows: Any, unravel: Any) -> Any:

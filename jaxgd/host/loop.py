@@ -129,7 +129,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     dtype = layout.dtype
     x = np.concatenate([np.asarray(v).ravel() for v in x_leaves]).astype(dtype, copy=False)
     vg = flat_value_and_grad(solver, structure, leaves, layout, args, x)
-    direction = _directions.with_size(_directions.host_direction(solver.direction), solver.direction, x.size)
+    direction = _directions.host_direction(solver.direction, x.size)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
     search = _search.Search(rule, dtype, x)
     with np.errstate(all="ignore"):
@@ -147,15 +147,19 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
         every, n_rows = solver.history_every, solver.history_length()
         rows = np.full((3, n_rows), np.nan, dtype)
 
-        def evaluate(a: Any) -> _search.Trial:
-            xt = (x + a.astype(dtype) * d).astype(dtype, copy=False)
-            v, gt, au = vg(xt)
-            return _search.Trial(xt, v, gt, au)
+        def along(x: np.ndarray, d: np.ndarray) -> Callable[[Any], _search.Trial]:
+            """``ctx.evaluate``: ``alpha -> Trial`` at ``x + alpha d``."""
+
+            def evaluate(a: Any) -> _search.Trial:
+                xt = (x + a.astype(dtype) * d).astype(dtype, copy=False)
+                return _search.Trial(xt, *vg(xt))
+
+            return evaluate
 
         while status == RUNNING and count < solver.max_steps:
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
-            ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), evaluate)
+            ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d))
             a, trial, rnew, (fev, gev, failed) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
