@@ -206,9 +206,28 @@ def _linear(m, x):  # finite loss and gradient; the step at the batch holding 1e
     return jnp.mean(m["a"] * x) + jnp.sum(m["b"] ** 2)
 
 
+@jax.custom_jvp
+def _nan_slope(a):  # the identity, whose derivative is NaN above 2.5
+    return a
+
+
+@_nan_slope.defjvp
+def _nan_slope_jvp(primals, tangents):
+    (a,), (da,) = primals, tangents
+    return a, jnp.where(a > 2.5, jnp.nan, 1.0) * da
+
+
+def _nan_grad_above(m, x):  # a finite loss everywhere, whose gradient is NaN once a > 2.5
+    return jnp.mean((_nan_slope(m["a"]) - 10.0 + 0.1 * x) ** 2) + jnp.sum(m["b"] ** 2)
+
+
+_FIRST_ORDER = ["gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+
+
 @pytest.mark.parametrize(
     "case",
-    ["plain", "nan_mid_epoch", "overflow", "clip_l2_nesterov", "fista_l1", "mask_patience", "bounds_gd"],
+    ["plain", "nan_mid_epoch", "overflow", "clip_l2_nesterov", "fista_l1", "mask_patience", "bounds_gd"]
+    + [f"nan_grad_{m}" for m in _FIRST_ORDER] + ["nan_grad_clip_l1", "nan_grad_optax_sgd"],
 )
 def test_fast_epochs_equal_exact_epochs(case, monkeypatch):
     """Reference: fit's exact epoch loop (every step's rollback selects; the loop run under
@@ -231,6 +250,13 @@ def test_fast_epochs_equal_exact_epochs(case, monkeypatch):
             dict(kw, method="adam", lr=0.3, remainder=Remainder.MASK, eval_data=DATA, patience=1, epochs=8),
         ),
         "bounds_gd": (mse, P0, DATA, dict(kw, method="gd", lr=0.2, bounds=(-0.5, 0.5))),
+        # the loss stays finite where the gradient is NaN: a fast epoch tested once at its end
+        # (loop.tested_per_epoch) must find the step the exact loop rolls back
+        **{f"nan_grad_{m}": (_nan_grad_above, m0, x, dict(kw, method=m, lr=0.0055 if m == "gd" else 0.2,
+                                                           **({"l2": 0.01} if m == "adamw" else {})))
+           for m in _FIRST_ORDER},
+        "nan_grad_clip_l1": (_nan_grad_above, m0, x, dict(kw, method="gd", lr=0.0055, clip=50.0, l1=0.01)),
+        "nan_grad_optax_sgd": (_nan_grad_above, m0, x, dict(kw, method=optax.sgd(0.0055), lr=1.0)),
     }
     loss, p0, data, opts = cases[case]
     fast = fit(loss, p0, data, **opts)
@@ -246,6 +272,26 @@ def test_fast_epochs_equal_exact_epochs(case, monkeypatch):
         assert fast.status_enum is FitStatus.NONFINITE and int(fast.epochs) == 2 and int(fast.steps) == 5
     if case == "overflow":
         assert fast.status_enum is FitStatus.NONFINITE and np.isfinite(float(fast.params["a"]))
+    if case.startswith("nan_grad"):  # a reaches 2.5 before the last epoch: the rollback is in the run
+        assert fast.status_enum is FitStatus.NONFINITE and 0 < float(fast.params["a"]) <= 2.5, case
+
+
+def test_tested_per_epoch_only_where_a_step_cannot_hide_a_non_finite_gradient():
+    """fit's fast epochs test finiteness once, at their end, only for directions that keep a
+    non-finite gradient non-finite, without a box or an added penalty (loop.tested_per_epoch)."""
+    from jaxgd.minibatch import loop as _loop
+
+    cfg = _loop.Config(n=8, batch_size=4, n_batches=2, epochs=1, mask=False, eval_fun=None, eval_weights=0,
+                       metric=None, early_stop=False, progress=False, mesh=None, data_axis="batch",
+                       dtype="float32", key_impl=None, fast_epochs=True)
+    solver = lambda method, **kw: jaxgd.Solver(mse, method, 0.1, **kw)  # noqa: E731
+    assert all(_loop.tested_per_epoch(solver(m), cfg) for m in _FIRST_ORDER)
+    assert _loop.tested_per_epoch(solver("adamw", l2=0.1), cfg)  # decoupled decay: not a penalty
+    assert _loop.tested_per_epoch(solver("gd", l1=0.1, clip=1.0), cfg)
+    assert not _loop.tested_per_epoch(solver("adam"), cfg._replace(fast_epochs=False))
+    assert not _loop.tested_per_epoch(solver("adam", l2=0.1), cfg)
+    assert not _loop.tested_per_epoch(solver("gd", bounds=(0.0, None)), cfg)
+    assert not _loop.tested_per_epoch(jaxgd.Solver(mse, optax.adam(0.1), 1.0), cfg)
 
 
 # -- validation -----------------------------------------------------------

@@ -40,6 +40,11 @@ class Direction(NamedTuple):
         ``had_memory`` is True, the solver keeps running from the same point
         with the reset state (L-BFGS-B's restart); None: a failed search stops
         the run.
+      keeps_nonfinite: True when ``d`` is not finite wherever ``grad`` is not
+        (an optax preconditioner such as Adam's: ``inf / inf`` is NaN), for
+        any state; ``fit`` then tests a fast epoch's finiteness once, at its
+        end (:mod:`jaxgd.minibatch.loop`). False for a direction that may
+        not (a user's optax optimizer, quasi-Newton memories).
     """
 
     name: str
@@ -48,18 +53,21 @@ class Direction(NamedTuple):
     default_lr: Any = 1e-3
     decoupled_l2: bool = False
     reset: Optional[Callable[[PyTree], tuple[PyTree, Any]]] = None
+    keeps_nonfinite: bool = False
 
 
 def from_preconditioner(
-    name: str, tx: optax.GradientTransformation, *, decoupled_l2: bool = False, default_lr: Any = 1e-3
+    name: str, tx: optax.GradientTransformation, *, decoupled_l2: bool = False, default_lr: Any = 1e-3,
+    keeps_nonfinite: bool = False,
 ) -> Direction:
-    """A direction ``d = -P(g)`` from a unit-learning-rate optax transformation ``P``."""
+    """A direction ``d = -P(g)`` from a unit-learning-rate optax transformation ``P``
+    (``keeps_nonfinite``: see :class:`Direction`)."""
 
     def update(grad: Grads, state: PyTree, params: Params, value: Any = None, value_fn: Any = None):
         u, state = tx.update(grad, state, params)
         return _tree.neg(u), state
 
-    return Direction(name, tx.init, update, default_lr, decoupled_l2)
+    return Direction(name, tx.init, update, default_lr, decoupled_l2, keeps_nonfinite=keeps_nonfinite)
 
 
 def from_optax(tx: optax.GradientTransformation) -> Direction:
