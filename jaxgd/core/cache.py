@@ -52,10 +52,24 @@ class PerFunction:
         try:
             return entries[key]
         except KeyError:
-            value = entries[key] = make()
-            if len(entries) > self.maxsize:
-                entries.popitem(last=False)
+            value = make()
+            self.put(fn, key, value)
             return value
+
+    def lookup(self, fn: Any, key: Hashable) -> Any:
+        """The value kept for ``(fn, key)``, or None (nothing is made)."""
+        try:
+            entries = self._weak.get(fn)
+        except TypeError:  # not weakly referenceable
+            entries = self._strong.get(fn)
+        return None if entries is None else entries.get(key)
+
+    def put(self, fn: Any, key: Hashable, value: Any) -> None:
+        """Keep ``value`` for ``(fn, key)`` (the oldest key of ``fn`` out beyond ``maxsize``)."""
+        entries = self._entries(fn)
+        entries[key] = value
+        if len(entries) > self.maxsize:
+            entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._weak) + len(self._strong)

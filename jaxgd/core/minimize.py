@@ -11,6 +11,7 @@ positive ``lr``) are skipped for tracers, so ``minimize`` works under
 from __future__ import annotations
 
 import functools
+import operator as _operator
 import os
 import weakref
 from typing import Any, Optional
@@ -48,21 +49,6 @@ BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
 
 from .._tree import leaf_path as _path
-
-
-def _spec(tree: Any) -> tuple:
-    if type(tree) is tuple and not tree:  # args=(), the usual case
-        return _EMPTY_SPEC
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    # dtype objects, not str(dtype): str() costs ~8 us a leaf on every call;
-    # a jax.Array's own shape, not np.shape (a Python call of its own).
-    return (treedef, tuple([
-        (x.shape, x.dtype) if isinstance(x, jax.Array) else (np.shape(x), getattr(x, "dtype", type(x).__name__))
-        for x in leaves
-    ]))
-
-
-_EMPTY_SPEC = (jax.tree_util.tree_structure(()), ())
 
 
 def _finite(leaf: Any) -> bool:
@@ -159,7 +145,7 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: A
       TypeError: the loss is not a real floating scalar, or aux is missing.
     """
     try:
-        key = (has_aux, _spec(params), _spec(args))
+        key = (has_aux, _run.spec(params), _run.spec(args))
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
         return _check_loss(fun, params, args, has_aux, given)
@@ -335,10 +321,18 @@ def minimize(
       >>> print(res.status_enum.name, int(res.steps), res.params)
       GTOL 1 [3. 3.]
     """
+    given = dict(locals())  # the caller's arguments by name (a copy: later names stay out)
+    args = args if isinstance(args, tuple) else (args,)
+    repeat_key = None
+    if not unknown and checkpoint_every is None and checkpoint_path is None and resume is None:
+        # a repeat of a call that ran the compiled loop: straight to it (jaxgd.core.minimize_run.Repeat)
+        repeat_key, leaves = _run.repeat_key(_REPEAT_OPTIONS(given), adjoint, tier, x0, args)
+        repeat = None if repeat_key is None else _run.REPEATS.lookup(fun, repeat_key)
+        if repeat is not None and all(map(_finite, leaves)):
+            return repeat(x0, args)
     _options.check_keywords("minimize", unknown, _KEYWORDS)
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     tier = _host_tier.check(tier)
-    given = locals()
     parts = _models.split(x0)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
         return _models.minimize_model(minimize, parts, given)
@@ -346,7 +340,6 @@ def minimize(
     solver = plan.solver
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
-    args = args if isinstance(args, tuple) else (args,)
     params, concrete = _as_params(x0)
     if path is not None:
         _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
@@ -361,10 +354,12 @@ def minimize(
         _adjoint.check_solver(adjoint, solver, params, args)
         solver, args, lifted = _run.lift_closure(solver, params, args)
         concrete = concrete and not lifted and (not args or _tree.is_concrete(args))
-        result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete, tier)
+        result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete, tier,
+                          None if lifted else repeat_key)
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return _run.trim_history(result, solver.history_every)
 
 
 _KEYWORDS = _options.keywords(minimize)
+_REPEAT_OPTIONS = _operator.itemgetter("method", "lr", *_options.SOLVER_OPTIONS)

@@ -76,6 +76,13 @@ class Plan:
             self._eager = (functools.partial(run.call, _compile.classic_limit(bucketed)), structure, leaves, x64, run)
         return self._eager[:3]
 
+    def repeat(self, x0: Params, args: tuple) -> "Repeat":
+        """The :class:`Repeat` of an eager call with ``x0``'s and ``args``' signature (after a call
+        that ran the compiled loop: its jit is the one :func:`jaxgd.core.compile.jit` chose)."""
+        _, structure, leaves = self.eager()
+        run, limit = self._eager[4], self._eager[0].args[0]
+        return Repeat(run.chosen(limit, (structure, leaves, x0, args)), structure, leaves, self.solver.history_every)
+
     def precompile(self, x0: Params, args: tuple) -> None:
         """XLA-compile, without running, the program :meth:`eager`'s run calls for ``x0``, ``args``."""
         compiled, structure, leaves = self.eager()
@@ -234,7 +241,11 @@ def unpack_scalars(packed: tuple) -> Result:
         return result
     if not isinstance(floats, jax.core.Tracer):  # (concrete inputs inside a user's trace take this path too)
         floats, ints = np.asarray(floats), np.asarray(ints)
-    state = result.state
+    return result._replace(state=_unpacked_state(result.state, floats, ints))
+
+
+def _unpacked_state(state: Any, floats: Any, ints: Any) -> Any:
+    """``state`` with its packed scalar fields (None) read from the two vectors."""
     values = list(state)
     for k, i in enumerate(_FLOAT_AT):
         values[i] = floats[k]
@@ -242,7 +253,23 @@ def unpack_scalars(packed: tuple) -> Result:
         values[i] = ints[k]
     if isinstance(state.stall, _stall.Window):  # the window's scalars follow the state's own (see _scalars)
         values[_STALL_AT] = _stall.Window._make([(floats if f else ints)[k] for f, k in _WINDOW_AT])
-    return Result(*result[:_RESULT_STATE_AT], type(state)._make(values), *result[_RESULT_STATE_AT + 1:])
+    return type(state)._make(values)
+
+
+def eager_result(packed: tuple, every: int = 0) -> Result:
+    """On the host, from :func:`run_flat`'s output: ``fill_copies(unpack_scalars(packed))``,
+    its history trimmed to the steps taken for ``every > 0`` (:func:`trim_history`), built as
+    one Result (each NamedTuple built costs microseconds of a repeated call, benchmarks E)."""
+    result, floats, ints = packed
+    if floats is None or isinstance(floats, jax.core.Tracer):  # see unpack_scalars
+        result = fill_copies(unpack_scalars(packed))
+        return trim_history(result, every) if every else result
+    state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
+    fields = [v if v is not None or s is None else getattr(state, s) for v, s in zip(result, _STATE_FIELD)]
+    fields[_RESULT_STATE_AT] = state
+    if every:
+        fields[_RESULT_HISTORY_AT] = _trimmed(fields[_RESULT_HISTORY_AT], int(state.count) // every)
+    return Result._make(fields)
 
 
 _FLOAT_AT = tuple(SolverState._fields.index(f) for f in _FLOATS)
@@ -298,7 +325,7 @@ def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:
 
 def run(
     solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit", plan: Optional[Plan] = None,
-    concrete: Optional[bool] = None, tier: str = "compiled",
+    concrete: Optional[bool] = None, tier: str = "compiled", repeat_key: Optional[tuple] = None,
 ) -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
     differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`).
@@ -306,6 +333,8 @@ def run(
     ``plan`` (the solver's :class:`Plan`) and ``concrete`` (``x0`` and
     ``args`` hold no tracer) are what the caller already knows. ``tier``:
     ``minimize``'s (:mod:`jaxgd.host.tier`); an eager call may run on the host.
+    ``repeat_key`` (:func:`repeat_key`): an eager call that runs the compiled
+    loop without a progress bar registers its :class:`Repeat` under it.
     """
     if concrete is None:
         concrete = _tree.is_concrete((x0, args))
@@ -318,7 +347,10 @@ def run(
             result = _host_tier.run(tier, plan, solver, x0, args, structure, leaves)
             if result is not None:
                 return result
-        return fill_copies(unpack_scalars(compiled(structure, leaves, x0, args)))
+        result = eager_result(compiled(structure, leaves, x0, args))
+        if repeat_key is not None and not solver.progress_every:
+            REPEATS.put(solver.fun, repeat_key, plan.repeat(x0, args))
+        return result
     return fill_copies(runner(solver.fun, adjoint)(solver, x0, args))
 
 
@@ -340,10 +372,80 @@ def trim_history(result: Result, every: int) -> Result:
             # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed
             result = result._replace(history=History._make(list(history)))
         return result
-    n = int(steps) // every
-    # one stacked buffer from run_flat, or the three buffers of a History
+    return result._replace(history=_trimmed(history, int(steps) // every))
+
+
+def _trimmed(history: Any, n: int) -> History:
+    """The first ``n`` rows of one stacked buffer from :func:`run_flat`, or of a History's three."""
     rows = np.asarray(history)[:, :n] if not isinstance(history, History) else [np.asarray(h)[:n] for h in history]
-    return Result(*result[:_RESULT_HISTORY_AT], History._make(rows), *result[_RESULT_HISTORY_AT + 1:])
+    return History._make(rows)
 
 
 _RESULT_HISTORY_AT = Result._fields.index("history")
+
+
+# -- repeated calls ------------------------------------------------------------------------------
+# A repeated eager call (the same loss function, options and shapes as one that ran the compiled
+# loop) goes from minimize's arguments straight to the compiled run: every check and choice that
+# depends only on them was made at the first call, and the value checks that remain (a finite
+# x0) are minimize's. About 45 us a call of minimize's host path (benchmarks E).
+
+
+class Repeat:
+    """What a registered repeated call runs: the compiled run (the jit chosen for its
+    parameters), the solver's structure and leaves, and the history period."""
+
+    __slots__ = ("call", "structure", "leaves", "every")
+
+    def __init__(self, call: Any, structure: Any, leaves: list, every: int) -> None:
+        self.call, self.structure, self.leaves, self.every = call, structure, leaves, every
+
+    def __call__(self, x0: Params, args: tuple) -> Result:
+        return eager_result(self.call(self.structure, self.leaves, x0, args), self.every)
+
+
+# fun -> {repeat_key: Repeat}, weakly in fun
+REPEATS = _cache.PerFunction(maxsize=16)
+
+
+def spec(tree: Any) -> tuple:
+    """``tree``'s structure and its leaves' shapes and dtypes (what a compiled program is specialised to)."""
+    if type(tree) is tuple and not tree:  # args=(), the usual case
+        return _EMPTY_SPEC
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    # dtype objects, not str(dtype): str() costs ~8 us a leaf on every call;
+    # a jax.Array's own shape, not np.shape (a Python call of its own).
+    return (treedef, tuple([
+        (x.shape, x.dtype) if isinstance(x, jax.Array) else (np.shape(x), getattr(x, "dtype", type(x).__name__))
+        for x in leaves
+    ]))
+
+
+_EMPTY_SPEC = (jax.tree_util.tree_structure(()), ())
+
+
+def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) -> tuple[Optional[tuple], list]:
+    """``(key, leaves)``: the key a :class:`Repeat` of this call is kept under, or None where
+    none may run it, and ``x0``'s leaves.
+
+    ``options``: ``(method, lr, *SOLVER_OPTIONS values)`` as given. None under a trace, for an
+    unhashable option (an array ``lr``, a schedule) and for an ``x0`` whose leaves are not all
+    strongly typed ``jax.Array`` (minimize converts those: the call then takes the whole path).
+    The key holds the options and their types (``history=True`` is not ``history=1``), the x64
+    mode, ``x0``'s structure, shapes and dtypes and ``args``' (:func:`spec`).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(x0)
+    if _compile.tracing():
+        return None, leaves
+    shapes = []
+    for x in leaves:
+        if not isinstance(x, jax.Array) or x.weak_type:
+            return None, leaves
+        shapes.append((x.shape, x.dtype))
+    key = (options, tuple(map(type, options)), adjoint, tier, bool(jax.config.jax_enable_x64), treedef,
+           tuple(shapes), spec(args))
+    try:
+        hash(key)
+    except TypeError:
+        return None, leaves
+    return key, leaves

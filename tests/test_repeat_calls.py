@@ -1,0 +1,122 @@
+"""A repeated ``minimize`` call goes straight to the compiled run (jaxgd.core.minimize_run.Repeat).
+
+Reference: the same call through minimize's whole path (every check, the plan, the tier), on a
+second loss function object with the same body, in the same process: every leaf of the Result
+bit for bit, its types and dtypes. And what the whole path refuses, a repeated call refuses too.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd.core import minimize_run as _run
+
+
+def _rosen(x, scale=1.0):
+    return scale * jnp.sum(100.0 * (x["b"] - x["a"] ** 2) ** 2 + (1.0 - x["a"]) ** 2)
+
+
+def _twin(fn):
+    """A new function object with ``fn``'s code (its own caches: the whole path every call)."""
+    return lambda *a: fn(*a)
+
+
+X0 = {"a": jnp.full(3, -1.2, jnp.float32), "b": jnp.ones(3, jnp.float32)}
+
+CASES = {
+    "gd": dict(method="gd", lr=1e-3, max_steps=40),
+    "adam_history_off": dict(method="adam", lr=0.05, max_steps=30, history=False),
+    "lbfgs_compiled": dict(method="lbfgs", max_steps=30, tier="compiled"),
+    "bfgs_history_every": dict(method="bfgs", max_steps=30, history=3, tier="compiled"),
+    "gd_l1_bounds": dict(method="gd", lr=1e-3, max_steps=20, l1=0.01, bounds=(-1.0, 1.5)),
+}
+
+
+def _same(a, b) -> None:
+    la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for (path, x), (_, y) in zip(la, lb):
+        assert type(x) is type(y), jax.tree_util.keystr(path)
+        assert np.asarray(x).dtype == np.asarray(y).dtype, jax.tree_util.keystr(path)
+        assert np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True), jax.tree_util.keystr(path)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_repeated_call_equals_the_whole_path(case):
+    opts = CASES[case]
+    fun = _twin(_rosen)
+    first = jaxgd.minimize(fun, X0, (2.0,), **opts)
+    keys = list(_run.REPEATS._entries(fun))
+    assert len(keys) == 1  # the first call registered its repeat
+    repeated = jaxgd.minimize(fun, X0, (2.0,), **opts)
+    assert list(_run.REPEATS._entries(fun)) == keys
+    whole = jaxgd.minimize(_twin(_rosen), X0, (2.0,), **opts)  # a new function: the whole path
+    _same(repeated, whole)
+    _same(first, whole)
+    assert repeated.success == whole.success and repeated.message == whole.message
+
+
+def test_a_repeat_runs_new_values_of_the_same_signature():
+    """New x0 values, new args values: the compiled run with them (not a stale result)."""
+    fun = _twin(_rosen)
+    jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=5)
+    x1 = {"a": jnp.full(3, 0.5, jnp.float32), "b": jnp.full(3, 0.2, jnp.float32)}
+    _same(jaxgd.minimize(fun, x1, (3.0,), method="gd", lr=1e-3, max_steps=5),
+          jaxgd.minimize(_twin(_rosen), x1, (3.0,), method="gd", lr=1e-3, max_steps=5))
+    # another option value is another key (and another result)
+    a = jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=2e-3, max_steps=5)
+    _same(a, jaxgd.minimize(_twin(_rosen), X0, (2.0,), method="gd", lr=2e-3, max_steps=5))
+    assert len(_run.REPEATS._entries(fun)) == 2
+
+
+def test_a_repeat_still_refuses_a_non_finite_x0_and_unknown_keywords():
+    fun = _twin(_rosen)
+    jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=5)
+    bad = {"a": X0["a"].at[1].set(jnp.nan), "b": X0["b"]}
+    with pytest.raises(ValueError, match=r"x0 leaf \['a'\] contains NaN or Inf"):
+        jaxgd.minimize(fun, bad, (2.0,), method="gd", lr=1e-3, max_steps=5)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=5, max_iter=3)
+
+
+def test_what_is_not_registered():
+    """Progress bars, checkpoints, converted x0 leaves (NumPy, weakly typed) and calls under a
+    trace take the whole path every time (no Repeat)."""
+    fun = _twin(_rosen)
+    jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=5, progress=True)
+    jaxgd.minimize(fun, {"a": np.full(3, -1.2), "b": np.ones(3)}, (2.0,), method="gd", lr=1e-3, max_steps=5)
+    jax.jit(lambda x: jaxgd.minimize(fun, x, (2.0,), method="gd", lr=1e-3, max_steps=5).params)(X0)
+    assert len(_run.REPEATS._entries(fun)) == 0
+
+
+def test_a_repeat_keys_on_the_x64_mode():
+    quad = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    fun = _twin(quad)
+    x0 = jnp.zeros(4, jnp.float32)
+    jaxgd.minimize(fun, x0, lr=0.1, max_steps=5)
+    with jax.enable_x64(not jax.config.jax_enable_x64):
+        jaxgd.minimize(fun, x0, lr=0.1, max_steps=5)
+        _same(jaxgd.minimize(fun, x0, lr=0.1, max_steps=5), jaxgd.minimize(_twin(quad), x0, lr=0.1, max_steps=5))
+    assert len(_run.REPEATS._entries(fun)) == 2
+
+
+def test_the_auto_tier_registers_once_the_fused_loop_runs():
+    """With tier='auto' the first calls of lbfgs run on the host (nothing registered); once the
+    fused loop has compiled, its calls register and repeat it."""
+    from jaxgd.host import tier as _tier
+
+    fun = _twin(_rosen)
+    opts = dict(method="lbfgs", max_steps=30, tier="auto")
+    first = jaxgd.minimize(fun, X0, (2.0,), **opts)
+    assert len(_run.REPEATS._entries(fun)) == 0  # the host tier ran it
+    jaxgd.minimize(fun, X0, (2.0,), **opts)  # queues the fused loop's compile
+    assert _tier.wait(120)
+    fused = jaxgd.minimize(fun, X0, (2.0,), **opts)
+    assert len(_run.REPEATS._entries(fun)) == 1
+    _same(jaxgd.minimize(fun, X0, (2.0,), **opts), fused)
+    _same(fused, jaxgd.minimize(_twin(_rosen), X0, (2.0,), **dict(opts, tier="compiled")))
+    assert first.state.count.dtype == fused.state.count.dtype  # (the host's run: jaxgd.host's tests)
