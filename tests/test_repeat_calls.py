@@ -83,14 +83,30 @@ def test_a_repeat_still_refuses_a_non_finite_x0_and_unknown_keywords():
         jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=5, max_iter=3)
 
 
-def test_what_is_not_registered():
-    """Progress bars, checkpoints, converted x0 leaves (NumPy, weakly typed) and calls under a
+def test_what_is_not_registered(tmp_path):
+    """Progress bars, checkpoints, Python-number or weakly typed x0 leaves and calls under a
     trace take the whole path every time (no Repeat)."""
     fun = _twin(_rosen)
     jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=5, progress=True)
-    jaxgd.minimize(fun, {"a": np.full(3, -1.2), "b": np.ones(3)}, (2.0,), method="gd", lr=1e-3, max_steps=5)
+    jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=1e-3, max_steps=4, checkpoint_path=tmp_path / "c.ckpt")
     jax.jit(lambda x: jaxgd.minimize(fun, x, (2.0,), method="gd", lr=1e-3, max_steps=5).params)(X0)
     assert len(_run.REPEATS._entries(fun)) == 0
+    quad = _twin(lambda x: (x - 3.0) ** 2)
+    jaxgd.minimize(quad, 1.0, lr=0.1, max_steps=5)  # a Python float
+    jaxgd.minimize(quad, jnp.asarray(1.0), lr=0.1, max_steps=5)  # weakly typed
+    assert len(_run.REPEATS._entries(quad)) == 0
+
+
+def test_numpy_leaves_are_converted_and_checked_as_the_whole_path_does():
+    fun = _twin(_rosen)
+    x0 = {"a": np.full(3, -1.2), "b": np.ones(3)}
+    first = jaxgd.minimize(fun, x0, (2.0,), method="gd", lr=1e-3, max_steps=5)
+    assert len(_run.REPEATS._entries(fun)) == 1
+    _same(jaxgd.minimize(fun, x0, (2.0,), method="gd", lr=1e-3, max_steps=5), first)
+    _same(first, jaxgd.minimize(_twin(_rosen), x0, (2.0,), method="gd", lr=1e-3, max_steps=5))
+    x0["a"][2] = np.inf
+    with pytest.raises(ValueError, match=r"x0 leaf \['a'\] contains NaN or Inf"):
+        jaxgd.minimize(fun, x0, (2.0,), method="gd", lr=1e-3, max_steps=5)
 
 
 def test_a_repeat_keys_on_the_x64_mode():

@@ -326,8 +326,10 @@ def minimize(
     repeat_key = None
     if not unknown and checkpoint_every is None and checkpoint_path is None and resume is None:
         # a repeat of a call that ran the compiled loop: straight to it (jaxgd.core.minimize_run.Repeat)
-        repeat_key, leaves = _run.repeat_key(_REPEAT_OPTIONS(given), adjoint, tier, x0, args)
+        repeat_key, leaves, convert = _run.repeat_key(_REPEAT_OPTIONS(given), adjoint, tier, x0, args)
         repeat = None if repeat_key is None else _run.REPEATS.lookup(fun, repeat_key)
+        if repeat is not None and convert:  # NumPy leaves: converted and checked as the whole path does
+            return repeat(_as_params(x0)[0], args)
         if repeat is not None and all(map(_finite, leaves)):
             return repeat(x0, args)
     _options.check_keywords("minimize", unknown, _KEYWORDS)

@@ -424,28 +424,34 @@ def spec(tree: Any) -> tuple:
 _EMPTY_SPEC = (jax.tree_util.tree_structure(()), ())
 
 
-def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) -> tuple[Optional[tuple], list]:
-    """``(key, leaves)``: the key a :class:`Repeat` of this call is kept under, or None where
-    none may run it, and ``x0``'s leaves.
+def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) -> tuple[Optional[tuple], list, bool]:
+    """``(key, leaves, convert)``: the key a :class:`Repeat` of this call is kept under, or None
+    where none may run it; ``x0``'s leaves; whether some are NumPy arrays (minimize converts
+    them, :func:`jaxgd.core.minimize.as_params`, before the run).
 
     ``options``: ``(method, lr, *SOLVER_OPTIONS values)`` as given. None under a trace, for an
-    unhashable option (an array ``lr``, a schedule) and for an ``x0`` whose leaves are not all
-    strongly typed ``jax.Array`` (minimize converts those: the call then takes the whole path).
-    The key holds the options and their types (``history=True`` is not ``history=1``), the x64
-    mode, ``x0``'s structure, shapes and dtypes and ``args``' (:func:`spec`).
+    unhashable option (an array ``lr``, a schedule) and for an ``x0`` with a leaf that is neither
+    a strongly typed ``jax.Array`` nor a NumPy array (a Python number: the call then takes the
+    whole path). The key holds the options and their types (``history=True`` is not
+    ``history=1``), the x64 mode, ``x0``'s structure, shapes and dtypes and ``args``' (:func:`spec`).
     """
     leaves, treedef = jax.tree_util.tree_flatten(x0)
     if _compile.tracing():
-        return None, leaves
-    shapes = []
+        return None, leaves, False
+    shapes, convert = [], False
     for x in leaves:
-        if not isinstance(x, jax.Array) or x.weak_type:
-            return None, leaves
+        if isinstance(x, jax.Array):
+            if x.weak_type:
+                return None, leaves, False
+        elif isinstance(x, np.ndarray):
+            convert = True
+        else:
+            return None, leaves, False
         shapes.append((x.shape, x.dtype))
     key = (options, tuple(map(type, options)), adjoint, tier, bool(jax.config.jax_enable_x64), treedef,
            tuple(shapes), spec(args))
     try:
         hash(key)
     except TypeError:
-        return None, leaves
-    return key, leaves
+        return None, leaves, False
+    return key, leaves, convert
