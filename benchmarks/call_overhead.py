@@ -6,8 +6,10 @@ is compared with a cached jitted function doing the same 10 steps (the
 compiled work, called the way a user calls a jitted function), with
 ``jax.jit(solver.run)`` on a prebuilt ``jaxgd.Solver`` (jaxgd's loop without
 ``minimize``'s host work), with an empty jitted function (the dispatch floor)
-and with ``optimistix.minimise`` called directly. Every call is blocked on
-before the next; each sample is the mean of ``--calls`` calls.
+and with ``optimistix.minimise`` called directly; and minimize's own compiled run called
+alone, as a repeated call calls it (``jaxgd.core.minimize_run.Repeat``), which splits a call
+into its compiled run and minimize's host work. Every call is blocked on before the next; each
+sample is the mean of ``--calls`` calls.
 """
 
 from __future__ import annotations
@@ -75,6 +77,16 @@ def run(opts: Any) -> list[U.Report]:
         fns["optimistix.minimise(GradientDescent), not jitted"] = blocked(
             lambda: optx.minimise(optx_fn, gd, x0, max_steps=steps, throw=False).value
         )
+    # minimize's own compiled run, called as a repeated minimize call calls it (its jit, blocked on):
+    # what minimize adds on the host is the difference (jaxgd.core.minimize_run.Repeat)
+    # (registered by the history-on row's first call, which U.measure makes before this row's)
+    from jaxgd.core import minimize_run as _run
+
+    def alone() -> Any:
+        repeat = next(iter(_run.REPEATS._entries(quad).values()))
+        return repeat.call(repeat.structure, repeat.leaves, x0, ())
+
+    fns["minimize's compiled run alone (history on; its jit, no host work)"] = blocked(alone)
     t = U.measure(fns, opts.repeats, inner=opts.calls)
     ref = t["cached jitted function, same 10 steps (the compiled work)"].median
     rows = []
@@ -102,4 +114,12 @@ def run(opts: Any) -> list[U.Report]:
         f"{opts.calls} blocked calls per sample; result check: {int(res.steps)} steps, loss {float(res.loss):.4g}, "
         f"history length {len(np.asarray(res.history.loss))}."
     ]
+    alone_t = t["minimize's compiled run alone (history on; its jit, no host work)"]
+    host = t["jaxgd.minimize, history on"].median - alone_t.median
+    report.notes.append(
+        f"Where a repeated call's time goes (history on): its compiled run {alone_t.median * 1e6:.0f} µs "
+        f"(the jit's dispatch, the program, its 5 outputs) against the hand loop's {ref * 1e6:.0f} µs; "
+        f"minimize's host work {host * 1e6:.0f} µs (the repeat's key and lookup, the finite-x0 check, "
+        "building the Result from the outputs)."
+    )
     return [report]
