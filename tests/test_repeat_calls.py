@@ -120,6 +120,19 @@ def test_a_repeat_keys_on_the_x64_mode():
     assert len(_run.REPEATS._entries(fun)) == 2
 
 
+def test_a_repeat_keys_on_the_default_tier(monkeypatch):
+    """A call that names no tier runs the default's at the time of the call (jaxgd.host.tier.DEFAULT)."""
+    from jaxgd.host import tier as _tier
+
+    fun = _twin(_rosen)
+    jaxgd.minimize(fun, X0, (2.0,), method="lbfgs", max_steps=30)  # DEFAULT is "compiled" in the suite
+    assert len(_run.REPEATS._entries(fun)) == 1
+    monkeypatch.setattr(_tier, "DEFAULT", "host")
+    host = jaxgd.minimize(fun, X0, (2.0,), method="lbfgs", max_steps=30)
+    assert len(_run.REPEATS._entries(fun)) == 1  # the host tier ran it: nothing new registered
+    _same(host, jaxgd.minimize(_twin(_rosen), X0, (2.0,), method="lbfgs", max_steps=30, tier="host"))
+
+
 def test_the_auto_tier_registers_once_the_fused_loop_runs():
     """With tier='auto' the first calls of lbfgs run on the host (nothing registered); once the
     fused loop has compiled, its calls register and repeat it."""

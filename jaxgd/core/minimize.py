@@ -326,7 +326,9 @@ def minimize(
     repeat_key = None
     if not unknown and checkpoint_every is None and checkpoint_path is None and resume is None:
         # a repeat of a call that ran the compiled loop: straight to it (jaxgd.core.minimize_run.Repeat)
-        repeat_key, leaves, convert = _run.repeat_key(_REPEAT_OPTIONS(given), adjoint, tier, x0, args)
+        # (the tier a call that names none runs is the default's at the time: part of the key)
+        tier_key = tier if tier is not None else (None, _host_tier.DEFAULT)
+        repeat_key, leaves, convert = _run.repeat_key(_REPEAT_OPTIONS(given), adjoint, tier_key, x0, args)
         repeat = None if repeat_key is None else _run.REPEATS.lookup(fun, repeat_key)
         if repeat is not None and convert:  # NumPy leaves: converted and checked as the whole path does
             return repeat(_as_params(x0)[0], args)
