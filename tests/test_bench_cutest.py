@@ -66,6 +66,28 @@ def test_solved_rule_and_performance_ratios():
     np.testing.assert_array_equal(R.rho(r, 4.0, 2), [1.0, 1.0, 0.0])
 
 
+def test_failures_say_where_the_reference_did_not_converge():
+    """A problem that scipy "solves" by the final-value rule while stopping at its iteration limit
+    (status 1) is listed as a jaxgd failure, marked; one where scipy converged (status 0) is not marked."""
+    from benchmarks import cutest_report as R
+
+    def rec(f, status):
+        return {"f": f, "nfev": 10, "run_s": 1.0, "first_s": 1.0, "status": status, "n": 3, "iters": 1}
+
+    table = {
+        "LIMIT": {"jaxgd lbfgs": rec(785.0, "MAX_STEPS"), "scipy L-BFGS-B": rec(784.6, "1")},
+        "LOCAL": {"jaxgd lbfgs": rec(1.106, "GTOL"), "scipy L-BFGS-B": rec(1.022, "0")},
+        "BOTH": {"jaxgd lbfgs": rec(0.0, "GTOL"), "scipy L-BFGS-B": rec(0.0, "0")},
+    }
+    R.mark_solved(table)
+    (line,) = R.failures(table, {"jaxgd lbfgs": "scipy L-BFGS-B", "scipy L-BFGS-B": None})
+    assert line.startswith("- jaxgd lbfgs fails 2 that scipy L-BFGS-B solves (1 where scipy L-BFGS-B reported convergence)")
+    assert "LIMIT (n=3, MAX_STEPS, f=785 vs 784.6; scipy L-BFGS-B did not converge either: status 1)" in line
+    assert "LOCAL (n=3, GTOL, f=1.106 vs 1.022)" in line and "BOTH" not in line
+    assert [R.converged({"status": s}) for s in ("GTOL", "PRECISION", "MAX_STEPS", "0", "1", "-")] == [
+        True, True, False, True, False, None]
+
+
 def test_suite_on_three_problems(tmp_path):
     """jaxgd lbfgs and scipy L-BFGS-B on 3 problems: jaxgd reaches scipy's
     value; the optax loop's and jaxgd's evaluation counts match a forward-pass counter."""
