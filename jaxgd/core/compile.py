@@ -6,9 +6,10 @@ are mostly many small kernels over scalars and short vectors (the loop's
 tests, the line search's interval arithmetic, the history rows), and XLA's
 MLIR fusion emitters spend 10-17 ms compiling each kernel, whatever its size.
 XLA's classic emitters (``xla_cpu_use_fusion_emitters=False``) compile the
-same kernels 2-2.5x faster, with the same bits for a loop of one step per
-iteration (gd, adam, momentum, lbfgs, bfgs, cg checked; the whole suite
-passes either way): 10-D Rosenbrock, float64, XLA compile of the fused loop
+same kernels 2-2.5x faster, with the same iterates to rounding; bit for bit
+where checked for a loop of one step per iteration (gd, adam, momentum,
+lbfgs, bfgs, cg at 10-D; the whole suite passes either way), but not
+everywhere (below): 10-D Rosenbrock, float64, XLA compile of the fused loop
 ``lbfgs`` 1.45 -> 0.65 s, ``bfgs`` 1.84 -> 0.82 s, ``gd`` 0.35 -> 0.24 s
 (issue 14; run times in ``benchmarks/RESULTS.md``).
 
@@ -21,8 +22,12 @@ They also make the bits depend on how the loop body is cut into kernels: a
 block of ``K > 1`` unrolled steps (``unroll=``, ``jaxgd.core.driver``)
 rounds differently from ``K = 1`` under them (``lbfgs`` with a line search on
 4-D Rosenbrock), where the fusion emitters give the same bits for every
-``K`` (``tests/test_blocks.py``); ``K = 1`` gives the same bits under both.
-So a loop of blocks compiles with JAX's defaults (:func:`same_bits`).
+``K`` (``tests/test_blocks.py``). So a loop of blocks compiles with JAX's
+defaults (:func:`same_bits`). Even with ``K = 1`` the two emitters can round
+differently (session 14, extended Rosenbrock, ``lbfgs``: at 100-D float64 the
+last bits of the history and the L-BFGS memory; at 1,000-D float32 the same 35
+steps ending with another status and 4 more evaluations): a run's bits depend
+on which emitters compiled it, as on the XLA version.
 
 And jaxgd uses them only for a *small* problem, one whose parameters hold at
 most :data:`SMALL` numbers in all (the data may be large: the loss's own
@@ -31,7 +36,10 @@ of a one-off solve; a larger problem compiles as JAX would. For ``bfgs``,
 ``lbfgs`` and ``cg`` the limit is higher (:data:`QUASI_NEWTON_SMALL`, a few
 thousand): their programs are mostly the line search's scalar logic and
 reductions, which the classic emitters run as fast (``lbfgs`` with bounds,
-and ``cg``, faster), and the same bits at 1,000-4,000 parameters were checked.
+and ``cg``, faster; float64 bits checked equal at 1,000-4,000 parameters).
+On an AMD EPYC (session 14) the classic emitters ran ``lbfgs`` 1.13-1.26x
+slower at 400-4,000 parameters (``bfgs``, ``cg``, L-BFGS-B even; see
+``benchmarks/RESULTS.md``): a machine-dependent trade against the compile.
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function
 from :func:`jit` holds two: one with the options, called for a small problem
@@ -57,7 +65,7 @@ SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compi
 # ... for the quasi-Newton methods, whose programs the classic emitters run as fast at larger sizes
 # (benchmarks/RESULTS.md, session 11: classic / fusion run time at 1,000-4,000 parameters, float64,
 # extended Rosenbrock, one process: lbfgs 0.97-1.01, lbfgs with bounds 0.86-0.87, cg 0.82, bfgs 1.02-1.03
-# at 1,000-2,000; fused-loop compile 0.4-1.1 s shorter; the same bits), and not the first-order ones
+# at 1,000-2,000; fused-loop compile 0.4-1.1 s shorter; the same float64 bits there), and not the first-order ones
 # (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters)
 QUASI_NEWTON_SMALL = {"lbfgs": 4096, "cg": 4096, "bfgs": 2048}
 
@@ -80,7 +88,8 @@ def tracing() -> bool:
 
 def same_bits(solver: Any) -> bool:
     """True when ``solver``'s loop runs one step per iteration (``unroll`` unset or 1: the
-    CPU default), where both emitters give the bits of every block size (see the module doc)."""
+    CPU default): the classic emitters are used only there, so that a run's bits do not
+    depend on its block size (see the module doc)."""
     return getattr(solver, "unroll", None) in (None, 1)
 
 
