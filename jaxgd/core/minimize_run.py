@@ -73,20 +73,22 @@ class Plan:
             leaves, structure = jax.tree_util.tree_flatten(bucketed)
             leaves = [jax.device_put(leaf) for leaf in leaves]
             run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
-            self._eager = (functools.partial(run.call, _compile.classic_limit(bucketed)), structure, leaves, x64, run)
+            limit = _compile.classic_limit(bucketed)
+            self._eager = (functools.partial(run.call, limit), structure, leaves, x64, run, limit)
         return self._eager[:3]
 
     def repeat(self, x0: Params, args: tuple) -> "Repeat":
         """The :class:`Repeat` of an eager call with ``x0``'s and ``args``' signature (after a call
         that ran the compiled loop: its jit is the one :func:`jaxgd.core.compile.jit` chose)."""
         _, structure, leaves = self.eager()
-        run, limit = self._eager[4], self._eager[0].args[0]
+        run, limit = self._eager[4:]
         return Repeat(run.chosen(limit, (structure, leaves, x0, args)), structure, leaves, self.solver.history_every)
 
     def precompile(self, x0: Params, args: tuple) -> None:
         """XLA-compile, without running, the program :meth:`eager`'s run calls for ``x0``, ``args``."""
-        compiled, structure, leaves = self.eager()
-        self._eager[4].precompile(compiled.args[0], structure, leaves, x0, args)
+        _, structure, leaves = self.eager()
+        run, limit = self._eager[4:]
+        run.precompile(limit, structure, leaves, x0, args)
 
 
 def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
@@ -156,8 +158,12 @@ def drop_copies(result: Result) -> Result:
 
 def fill_copies(result: Result) -> Result:
     """Undo :func:`drop_copies` (the output structure records which fields were dropped)."""
-    state = result.state
-    return Result._make([v if v is not None or s is None else getattr(state, s) for v, s in zip(result, _STATE_FIELD)])
+    return Result._make(_filled(result, result.state))
+
+
+def _filled(result: Result, state: Any) -> list:
+    """``result``'s fields, each dropped copy (None) read from ``state``."""
+    return [v if v is not None or s is None else getattr(state, s) for v, s in zip(result, _STATE_FIELD)]
 
 
 # Under jax.vmap the run goes through _batched.run_batched: plain vmap of the
@@ -265,7 +271,7 @@ def eager_result(packed: tuple, every: int = 0) -> Result:
         result = fill_copies(unpack_scalars(packed))
         return trim_history(result, every) if every else result
     state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
-    fields = [v if v is not None or s is None else getattr(state, s) for v, s in zip(result, _STATE_FIELD)]
+    fields = _filled(result, state)
     fields[_RESULT_STATE_AT] = state
     if every:
         fields[_RESULT_HISTORY_AT] = _trimmed(fields[_RESULT_HISTORY_AT], int(state.count) // every)

@@ -56,6 +56,25 @@ class Direction(NamedTuple):
     keeps_nonfinite: bool = False
 
 
+class Made:
+    """What a direction factory made: its settings, looked up by the direction object (for the
+    code that runs the same rule elsewhere: :mod:`jaxgd.host`, L-BFGS-B). The factories are
+    cached, so what is recorded stays alive and an object's id is not reused."""
+
+    def __init__(self) -> None:
+        self._by_id: dict = {}
+
+    def record(self, direction: Direction, settings: Any) -> Direction:
+        """Remember ``settings`` for ``direction``; return it."""
+        self._by_id[id(direction)] = (direction, settings)
+        return direction
+
+    def settings(self, direction: Any) -> Any:
+        """The settings recorded for this very object, else None."""
+        made = self._by_id.get(id(direction))
+        return made[1] if made is not None and made[0] is direction else None
+
+
 def from_preconditioner(
     name: str, tx: optax.GradientTransformation, *, decoupled_l2: bool = False, default_lr: Any = 1e-3,
     keeps_nonfinite: bool = False,

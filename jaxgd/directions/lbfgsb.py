@@ -40,7 +40,6 @@ ACM TOMS 38(1), 2011 (L-BFGS-B 3.0, the code scipy wraps).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 import jax
@@ -54,6 +53,7 @@ from ..core import stall as _stall
 from ..core.status import Status
 from ..prox.operators import _bound_leaves
 from . import lbfgsb_cauchy as _cauchy
+from . import limited_memory as _limited_memory
 from . import lbfgsb_memory as _memory
 from . import lbfgsb_search as _search
 from .lbfgsb_memory import Memory
@@ -61,7 +61,6 @@ from .._types import Params
 
 _BIG_STEP = 1e10  # lnsrlb's ``big``: the step cap along a direction no bound stops
 STALL_STEPS = 10  # steps in a row without a lower f that end a run with ftol off (PRECISION)
-_LBFGS_NAME = re.compile(r"^lbfgs(?:\(memory_size=(\d+)\))?$")
 
 
 @_tree.pytree_class(data=("c1", "c2", "xtol"), meta=("memory_size", "maxls"))
@@ -90,14 +89,6 @@ class LbfgsbSearch:
         return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls})"
 
 
-def lbfgs_memory_size(direction: Any) -> Optional[int]:
-    """The memory size of a built-in ``lbfgs`` direction, or None for any other direction."""
-    match = _LBFGS_NAME.match(getattr(direction, "name", ""))
-    if match is None:
-        return None
-    return int(match.group(1) or 10)
-
-
 def rule_for(direction: Any, lower: Any, upper: Any, l1: Any, clip: Any, accelerated: bool) -> Optional[LbfgsbSearch]:
     """The L-BFGS-B rule when the solver should run L-BFGS-B, else None.
 
@@ -105,7 +96,7 @@ def rule_for(direction: Any, lower: Any, upper: Any, l1: Any, clip: Any, acceler
     the options L-BFGS-B has no place for (an ``l1`` term, gradient
     clipping, FISTA acceleration), which keep the projection path.
     """
-    m = lbfgs_memory_size(direction)
+    m = _limited_memory.memory_size(direction)
     if m is None or (lower is None and upper is None) or l1 is not None or clip is not None or accelerated:
         return None
     return LbfgsbSearch(memory_size=m)

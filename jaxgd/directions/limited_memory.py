@@ -48,7 +48,7 @@ from jax import lax
 from .. import _tree
 from ..linesearch.more_thuente import MoreThuente
 from .._types import Grads, Params, PyTree
-from .base import Direction
+from .base import Direction, Made
 
 
 class LBFGSState(NamedTuple):
@@ -149,15 +149,12 @@ def lbfgs(memory_size: int) -> Direction:
         return _tree.neg(two_loop(g, new, jnp.where(new.held > 0, new.gamma, first))), new
 
     name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
-    direction = Direction(name, init, update, lbfgsb_lr, reset=reset)
-    _MADE[id(direction)] = (direction, memory_size)  # the cache keeps it alive
-    return direction
+    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=reset), memory_size)
 
 
-_MADE: dict = {}
+_MADE = Made()
 
 
 def memory_size(direction: Any) -> Optional[int]:
-    """The memory size of a direction :func:`lbfgs` made, else None (for :mod:`jaxgd.host`)."""
-    made = _MADE.get(id(direction))
-    return made[1] if made is not None and made[0] is direction else None
+    """The memory size of a direction :func:`lbfgs` made, else None (L-BFGS-B, :mod:`jaxgd.host`)."""
+    return _MADE.settings(direction)

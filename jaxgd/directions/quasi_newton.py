@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 
 from .. import _tree
 from . import limited_memory as _limited_memory
-from .base import Direction
+from .base import Direction, Made
 from ..linesearch.more_thuente import MoreThuente
 from .._types import Grads, Params
 
@@ -255,19 +255,16 @@ def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
         return state._replace(count=jnp.zeros_like(state.count)), state.count > 1
 
     name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({variant.value})"
-    direction = Direction(name, init, update, cg_lr, reset=reset)
-    _CG_MADE[id(direction)] = (direction, variant, restart_every)  # the cache keeps it alive
-    return direction
+    return _CG_MADE.record(Direction(name, init, update, cg_lr, reset=reset), (variant, restart_every))
 
 
-_CG_MADE: dict = {}
+_CG_MADE = Made()
 
 
 def cg_settings(direction: Any) -> Optional[tuple[CGVariant, Optional[int]]]:
     """``(variant, restart_every)`` of a direction :func:`cg_direction` made, else None
     (the host tier, :mod:`jaxgd.host`, runs the same rule)."""
-    made = _CG_MADE.get(id(direction))
-    return made[1:] if made is not None and made[0] is direction else None
+    return _CG_MADE.settings(direction)
 
 
 def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:
