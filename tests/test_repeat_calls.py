@@ -149,3 +149,43 @@ def test_the_auto_tier_registers_once_the_fused_loop_runs():
     _same(jaxgd.minimize(fun, X0, (2.0,), **opts), fused)
     _same(fused, jaxgd.minimize(_twin(_rosen), X0, (2.0,), **dict(opts, tier="compiled")))
     assert first.state.count.dtype == fused.state.count.dtype  # (the host's run: jaxgd.host's tests)
+
+
+def test_a_bare_array_x0_repeats_and_keys_apart_from_a_tree_of_one():
+    """A bare ``jax.Array`` x0 takes the key's fast path (no tree flattened): the repeat still equals
+    the whole path, and a one-leaf tree of the same array is another key (another result type)."""
+    quad = lambda x, c: sum(jnp.sum((v - c) ** 2) for v in jax.tree_util.tree_leaves(x))  # noqa: E731
+    fun = _twin(quad)
+    x0 = jnp.zeros(4, jnp.float32)
+    jaxgd.minimize(fun, x0, (3.0,), lr=0.1, max_steps=5)
+    assert len(_run.REPEATS._entries(fun)) == 1
+    _same(jaxgd.minimize(fun, x0, (3.0,), lr=0.1, max_steps=5),
+          jaxgd.minimize(_twin(quad), x0, (3.0,), lr=0.1, max_steps=5))
+    tree = jaxgd.minimize(fun, (x0,), (3.0,), lr=0.1, max_steps=5, method="gd")
+    assert isinstance(tree.params, tuple)
+    assert len(_run.REPEATS._entries(fun)) == 2
+    _same(jaxgd.minimize(fun, (x0,), (3.0,), lr=0.1, max_steps=5),
+          jaxgd.minimize(_twin(quad), (x0,), (3.0,), lr=0.1, max_steps=5))
+
+
+def test_an_unhashable_option_takes_the_whole_path_every_call():
+    """An array ``lr`` cannot be part of a key: nothing registered, the same answer every call."""
+    fun = _twin(_rosen)
+    lr = jnp.asarray(1e-3, jnp.float32)
+    first = jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=lr, max_steps=5)
+    again = jaxgd.minimize(fun, X0, (2.0,), method="gd", lr=lr, max_steps=5)
+    assert len(_run.REPEATS._entries(fun)) == 0
+    _same(first, again)
+
+
+def test_the_repeat_key_lists_the_options_in_their_declared_order():
+    """minimize builds the key's options tuple by hand (no dict of locals: benchmarks E); its names
+    must be ``_REPEAT_OPTIONS``, in order (method, lr, then every Solver option)."""
+    import inspect
+    import re
+
+    from jaxgd.core import minimize as _minimize
+
+    source = inspect.getsource(_minimize.minimize)
+    names = re.search(r"options = \(([^)]*)\)", source).group(1)
+    assert tuple(n.strip() for n in names.replace("\n", " ").split(",") if n.strip()) == _minimize._REPEAT_OPTIONS

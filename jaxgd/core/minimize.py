@@ -11,7 +11,7 @@ positive ``lr``) are skipped for tracers, so ``minimize`` works under
 from __future__ import annotations
 
 import functools
-import operator as _operator
+import inspect
 import os
 import weakref
 from typing import Any, Optional
@@ -321,19 +321,21 @@ def minimize(
       >>> print(res.status_enum.name, int(res.steps), res.params)
       GTOL 1 [3. 3.]
     """
-    given = dict(locals())  # the caller's arguments by name (a copy: later names stay out)
     args = args if isinstance(args, tuple) else (args,)
     repeat_key = None
     if not unknown and checkpoint_every is None and checkpoint_path is None and resume is None:
         # a repeat of a call that ran the compiled loop: straight to it (jaxgd.core.minimize_run.Repeat)
         # (the tier a call that names none runs is the default's at the time: part of the key)
+        options = (method, lr, max_steps, gtol, gtol_norm, ftol, xtol, l1, l2, clip, history, progress, has_aux,
+                   bounds, accelerated, unroll)  # _REPEAT_OPTIONS' order (tested)
         tier_key = tier if tier is not None else (None, _host_tier.DEFAULT)
-        repeat_key, leaves, convert = _run.repeat_key(_REPEAT_OPTIONS(given), adjoint, tier_key, x0, args)
-        repeat = None if repeat_key is None else _run.REPEATS.lookup(fun, repeat_key)
+        repeat_key, leaves, convert = _run.repeat_key(options, adjoint, tier_key, x0, args)
+        repeat = _run.lookup(fun, repeat_key)
         if repeat is not None and convert:  # NumPy leaves: converted and checked as the whole path does
             return repeat(_as_params(x0)[0], args)
         if repeat is not None and all(map(_finite, leaves)):
             return repeat(x0, args)
+    given = {k: v for k, v in locals().items() if k in _PARAMETERS}  # the caller's arguments by name
     _options.check_keywords("minimize", unknown, _KEYWORDS)
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     tier = _host_tier.check(tier)
@@ -366,4 +368,5 @@ def minimize(
 
 
 _KEYWORDS = _options.keywords(minimize)
-_REPEAT_OPTIONS = _operator.itemgetter("method", "lr", *_options.SOLVER_OPTIONS)
+_REPEAT_OPTIONS = ("method", "lr", *_options.SOLVER_OPTIONS)  # the options a repeated call is keyed by, in order
+_PARAMETERS = frozenset(inspect.signature(minimize).parameters)

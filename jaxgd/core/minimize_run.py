@@ -253,11 +253,11 @@ def unpack_scalars(packed: tuple) -> Result:
 def _unpacked_state(state: Any, floats: Any, ints: Any) -> Any:
     """``state`` with its packed scalar fields (None) read from the two vectors."""
     values = list(state)
-    for k, i in enumerate(_FLOAT_AT):
+    for k, i in _FLOAT_AT:
         values[i] = floats[k]
-    for k, i in enumerate(_INT_AT):
+    for k, i in _INT_AT:
         values[i] = ints[k]
-    if isinstance(state.stall, _stall.Window):  # the window's scalars follow the state's own (see _scalars)
+    if type(state.stall) is _stall.Window:  # the window's scalars follow the state's own (see _scalars)
         values[_STALL_AT] = _stall.Window._make([(floats if f else ints)[k] for f, k in _WINDOW_AT])
     return type(state)._make(values)
 
@@ -278,8 +278,9 @@ def eager_result(packed: tuple, every: int = 0) -> Result:
     return Result._make(fields)
 
 
-_FLOAT_AT = tuple(SolverState._fields.index(f) for f in _FLOATS)
-_INT_AT = tuple(SolverState._fields.index(f) for f in _INTS)
+# (place in the vector, place in the state) of each packed scalar
+_FLOAT_AT = tuple((k, SolverState._fields.index(f)) for k, f in enumerate(_FLOATS))
+_INT_AT = tuple((k, SolverState._fields.index(f)) for k, f in enumerate(_INTS))
 _STALL_AT = SolverState._fields.index("stall")
 # per Window field: (a float?, its place in the vector)
 _WINDOW_AT = tuple(
@@ -354,8 +355,8 @@ def run(
             if result is not None:
                 return result
         result = eager_result(compiled(structure, leaves, x0, args))
-        if repeat_key is not None and not solver.progress_every:
-            REPEATS.put(solver.fun, repeat_key, plan.repeat(x0, args))
+        if not solver.progress_every:
+            register(solver.fun, repeat_key, lambda: plan.repeat(x0, args))
         return result
     return fill_copies(runner(solver.fun, adjoint)(solver, x0, args))
 
@@ -383,8 +384,10 @@ def trim_history(result: Result, every: int) -> Result:
 
 def _trimmed(history: Any, n: int) -> History:
     """The first ``n`` rows of one stacked buffer from :func:`run_flat`, or of a History's three."""
-    rows = np.asarray(history)[:, :n] if not isinstance(history, History) else [np.asarray(h)[:n] for h in history]
-    return History._make(rows)
+    if isinstance(history, History):
+        return History._make([np.asarray(h)[:n] for h in history])
+    rows = np.asarray(history)
+    return History(rows[0, :n], rows[1, :n], rows[2, :n])  # (indexing: half the cost of iterating the rows)
 
 
 _RESULT_HISTORY_AT = Result._fields.index("history")
@@ -430,34 +433,64 @@ def spec(tree: Any) -> tuple:
 _EMPTY_SPEC = (jax.tree_util.tree_structure(()), ())
 
 
-def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) -> tuple[Optional[tuple], list, bool]:
+def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) -> tuple[Optional[tuple], Any, bool]:
     """``(key, leaves, convert)``: the key a :class:`Repeat` of this call is kept under, or None
     where none may run it; ``x0``'s leaves; whether some are NumPy arrays (minimize converts
     them, :func:`jaxgd.core.minimize.as_params`, before the run).
 
-    ``options``: ``(method, lr, *SOLVER_OPTIONS values)`` as given. None under a trace, for an
-    unhashable option (an array ``lr``, a schedule) and for an ``x0`` with a leaf that is neither
-    a strongly typed ``jax.Array`` nor a NumPy array (a Python number: the call then takes the
-    whole path). The key holds the options and their types (``history=True`` is not
-    ``history=1``), the x64 mode, ``x0``'s structure, shapes and dtypes and ``args``' (:func:`spec`).
+    ``options``: ``(method, lr, *SOLVER_OPTIONS values)`` as given. None under a trace and for
+    an ``x0`` with a leaf that is neither a strongly typed ``jax.Array`` nor a NumPy array (a
+    Python number: the call then takes the whole path). The key holds the options and their
+    types (``history=True`` is not ``history=1``), the x64 mode, ``x0``'s structure, shapes and
+    dtypes and ``args``' (:func:`spec`). It may be unhashable (an array ``lr``): looking it up
+    raises ``TypeError`` then, and the call takes the whole path (:func:`lookup`).
     """
-    leaves, treedef = jax.tree_util.tree_flatten(x0)
     if _compile.tracing():
-        return None, leaves, False
-    shapes, convert = [], False
-    for x in leaves:
-        if isinstance(x, jax.Array):
-            if x.weak_type:
+        return None, (), False
+    if type(x0) is _ARRAY:  # a bare jax.Array, the usual x0: no tree to flatten (benchmarks E)
+        if x0.weak_type:
+            return None, (), False
+        leaves, signature, convert = (x0,), (x0.shape, x0.dtype), False
+    else:
+        leaves, treedef = jax.tree_util.tree_flatten(x0)
+        shapes, convert = [], False
+        for x in leaves:
+            if isinstance(x, jax.Array):
+                if x.weak_type:
+                    return None, leaves, False
+            elif isinstance(x, np.ndarray):
+                convert = True
+            else:
                 return None, leaves, False
-        elif isinstance(x, np.ndarray):
-            convert = True
-        else:
-            return None, leaves, False
-        shapes.append((x.shape, x.dtype))
-    key = (options, tuple(map(type, options)), adjoint, tier, bool(jax.config.jax_enable_x64), treedef,
-           tuple(shapes), spec(args))
+            shapes.append((x.shape, x.dtype))
+        signature = (treedef, tuple(shapes))  # (a treedef first: never equal to a bare array's)
+    key = (options, tuple(map(type, options)), adjoint, tier, jax.config.jax_enable_x64, signature, spec(args))
+    return key, leaves, convert
+
+
+try:  # the concrete jax.Array class (not type(jnp.zeros(())): no backend at import)
+    from jax._src.array import ArrayImpl as _ARRAY
+except ImportError:  # pragma: no cover - another JAX: every x0 takes the tree path
+    _ARRAY = None
+
+
+def lookup(fun: Any, key: Optional[tuple]) -> Optional[Repeat]:
+    """The :class:`Repeat` registered for ``fun`` under ``key`` (:func:`repeat_key`), or None
+    (also for a key that cannot be hashed)."""
+    if key is None:
+        return None
+    try:
+        return REPEATS.lookup(fun, key)
+    except TypeError:  # an unhashable option
+        return None
+
+
+def register(fun: Any, key: Optional[tuple], make: Any) -> None:
+    """Keep ``make()`` as the :class:`Repeat` of ``fun`` under ``key`` (nothing for None or an unhashable key)."""
+    if key is None:
+        return
     try:
         hash(key)
     except TypeError:
-        return None, leaves, False
-    return key, leaves, convert
+        return
+    REPEATS.put(fun, key, make())
