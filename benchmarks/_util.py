@@ -355,6 +355,43 @@ def ext_rosenbrock_np(x: np.ndarray) -> tuple[float, np.ndarray]:
     return value, g
 
 
+def same_work(vg: Callable, x0: Any, step: Callable, s0: Any, steps: int, lr: Any, dynamic_exit: bool) -> tuple:
+    """The floor for ``minimize``'s step (issue 15): an update written by hand with the work every
+    ``minimize`` step does besides it: the loss and gradient at the new point, its gradient norm
+    and finiteness (one reduction, ``sum(g*g + 0*x)``), a run that stops (``gtol=0``: a zero
+    gradient; or a non-finite point) keeps its last good point and state, the step count; and, as
+    ``minimize``'s default, the loss, step size and gradient norm of every step recorded.
+
+    ``vg``: ``value_and_grad`` of the loss; ``step(x, s, g) -> (x, s)`` the update from state
+    ``s0``; ``lr`` the step size recorded. ``dynamic_exit``: a ``while_loop`` that ends when the
+    run stops, as ``minimize``'s (the sequential floor, A); else a ``fori_loop`` over all ``steps``
+    with the stopped runs masked (the floor under ``vmap``, D, where every run takes the same
+    iterations). Returns ``(x, state, loss, grad, grad norm, running, count, history)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    v0, g0 = vg(x0)
+
+    def body(i: Any, c: tuple) -> tuple:
+        x, s, v, g, gn, running, count, hist = c
+        x1, s1 = step(x, s, g)
+        v1, g1 = vg(x1)
+        sq = jnp.sum(g1 * g1 + 0 * x1)
+        take = running & jnp.isfinite(v1) & jnp.isfinite(sq)
+        gn1 = jnp.sqrt(sq)
+        hist = hist.at[i].set(jnp.where(take, jnp.stack([v1, jnp.asarray(lr, v1.dtype), gn1]), jnp.nan))
+        keep = lambda a, b: jax.tree_util.tree_map(lambda p, q: jnp.where(take, p, q), a, b)  # noqa: E731
+        running = take & (gn1 > 0.0)
+        return keep(x1, x), keep(s1, s), keep(v1, v), keep(g1, g), keep(gn1, gn), running, count + take, hist
+
+    init = (x0, s0, v0, g0, jnp.sqrt(jnp.sum(g0 * g0)), jnp.asarray(True), jnp.asarray(0, jnp.int32),
+            jnp.full((steps, 3), jnp.nan, x0.dtype))
+    if not dynamic_exit:
+        return jax.lax.fori_loop(0, steps, body, init)
+    return jax.lax.while_loop(lambda c: c[5] & (c[6] < steps), lambda c: body(c[6], c), init)
+
+
 def parse_sizes(text: Optional[str], default: Sequence[int]) -> list[int]:
     if not text:
         return list(default)

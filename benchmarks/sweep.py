@@ -64,30 +64,9 @@ def run(opts: Any) -> list[U.Report]:
 
     fused = jax.jit(jax.vmap(fused_one))
 
-    def same_work_one(lr: Any) -> Any:
-        """The floor for jaxgd's step (issue 15): GD written by hand with the tests every
-        minimize step makes: the loss and gradient at the new point, its gradient norm and
-        finiteness (one reduction), a run that stops (gtol, non-finite) keeps its point, the
-        step count; and, as minimize's default, the loss, step size and gradient norm of every
-        step recorded."""
-        vg = jax.value_and_grad(U.rosenbrock)
-        v0, g0 = vg(x0)
-
-        def body(i: Any, c: tuple) -> tuple:
-            x, v, g, gn, running, count, hist = c
-            x1 = x - lr * g
-            v1, g1 = vg(x1)
-            sq = jnp.sum(g1 * g1 + 0 * x1)
-            take = running & jnp.isfinite(v1) & jnp.isfinite(sq)
-            gn1 = jnp.sqrt(sq)
-            hist = hist.at[i].set(jnp.where(take, jnp.stack([v1, lr, gn1]), jnp.nan))
-            keep = lambda a, b: jnp.where(take, a, b)  # noqa: E731
-            running = take & (gn1 > 0.0)
-            return keep(x1, x), keep(v1, v), keep(g1, g), keep(gn1, gn), running, count + take, hist
-
-        init = (x0, v0, g0, jnp.sqrt(jnp.sum(g0 * g0)), jnp.asarray(True), jnp.asarray(0, jnp.int32),
-                jnp.full((steps, 3), jnp.nan, x0.dtype))
-        return jax.lax.fori_loop(0, steps, body, init)
+    def same_work_one(lr: Any) -> Any:  # the floor of the same work (U.same_work), GD
+        return U.same_work(jax.value_and_grad(U.rosenbrock), x0, lambda x, s, g: (x - lr * g, s), (), steps, lr,
+                           dynamic_exit=False)
 
     same_work = jax.jit(jax.vmap(same_work_one))
 
