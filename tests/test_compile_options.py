@@ -125,8 +125,9 @@ def test_only_xlas_refusal_of_our_option_counts_as_one(monkeypatch: pytest.Monke
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
 @pytest.mark.parametrize("method", ["lbfgs", "lbfgs-bounds", "cg", "bfgs", "adam"])
 def test_the_quasi_newton_limit(method: str, built: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    """1,000 parameters: bfgs/lbfgs/cg (their limit, compile.QUASI_NEWTON_SMALL) compile with the
-    options, a first-order method (SMALL) does not; reference for the bits: XLA's default compile."""
+    """1,000 parameters: bfgs, cg and L-BFGS-B (their limits, compile.QUASI_NEWTON_SMALL) compile
+    with the options; unconstrained lbfgs (512) and a first-order method (SMALL) do not; reference
+    for the bits: XLA's default compile."""
     n = 1000
     x0 = jnp.tile(jnp.array([-1.2, 1.0]), n // 2)
     kw: dict = {"max_steps": 25}
@@ -134,6 +135,8 @@ def test_the_quasi_newton_limit(method: str, built: list, monkeypatch: pytest.Mo
         method, kw = "lbfgs", {**kw, "bounds": (-2.0, jnp.tile(jnp.array([0.5, 2.0]), n // 2))}
     if method == "adam":
         kw = {**kw, "lr": 1e-3}
-    assert _compile.SMALL < n <= min(_compile.QUASI_NEWTON_SMALL.values())
+    classic = method in ("cg", "bfgs") or "bounds" in kw
+    limits = _compile.QUASI_NEWTON_SMALL
+    assert _compile.SMALL < n <= min(limits["lbfgs-b"], limits["cg"], limits["bfgs"]) and limits["lbfgs"] < n
     assert_tuned_is_default_compile(monkeypatch, x0, method, kw)
-    assert (_compile.options() in built) is (method != "adam"), built
+    assert (_compile.options() in built) is classic, built

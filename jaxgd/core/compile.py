@@ -33,13 +33,14 @@ And jaxgd uses them only for a *small* problem, one whose parameters hold at
 most :data:`SMALL` numbers in all (the data may be large: the loss's own
 arrays are few and run as well either way), where the compile is nearly all
 of a one-off solve; a larger problem compiles as JAX would. For ``bfgs``,
-``lbfgs`` and ``cg`` the limit is higher (:data:`QUASI_NEWTON_SMALL`, a few
-thousand): their programs are mostly the line search's scalar logic and
-reductions, which the classic emitters run as fast (``lbfgs`` with bounds,
-and ``cg``, faster; float64 bits checked equal at 1,000-4,000 parameters).
-On an AMD EPYC (session 14) the classic emitters ran ``lbfgs`` 1.13-1.26x
-slower at 400-4,000 parameters (``bfgs``, ``cg``, L-BFGS-B even; see
-``benchmarks/RESULTS.md``): a machine-dependent trade against the compile.
+``cg`` and L-BFGS-B (``lbfgs`` with ``bounds``) the limit is higher
+(:data:`QUASI_NEWTON_SMALL`, a few thousand): their programs are mostly the
+line search's scalar logic and reductions, which the classic emitters run as
+fast (L-BFGS-B and ``cg`` faster; float64 bits checked equal at 1,000-4,000
+parameters). Unconstrained ``lbfgs`` stops at 512: on an AMD EPYC (sessions
+14-15) the classic emitters ran it 1.15-1.31x slower at 600-4,000 parameters
+(its two-loop recursion's dot products), against 0.1-0.5 s more of compile
+with the fusion emitters (``benchmarks/RESULTS.md``).
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function
 from :func:`jit` holds two: one with the options, called for a small problem
@@ -66,8 +67,12 @@ SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compi
 # (benchmarks/RESULTS.md, session 11: classic / fusion run time at 1,000-4,000 parameters, float64,
 # extended Rosenbrock, one process: lbfgs 0.97-1.01, lbfgs with bounds 0.86-0.87, cg 0.82, bfgs 1.02-1.03
 # at 1,000-2,000; fused-loop compile 0.4-1.1 s shorter; the same float64 bits there), and not the first-order ones
-# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters)
-QUASI_NEWTON_SMALL = {"lbfgs": 4096, "cg": 4096, "bfgs": 2048}
+# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters). Unconstrained lbfgs stops at 512
+# (session 15, AMD EPYC, one process, classic / fusion run time: 1.06 at 400-D, 1.15 at 600-D,
+# 1.31 at 1,000-D, 1.17 at 4,000-D float64, 1.30 at 1,000-D float32, where the fused-loop compile
+# is 0.1-0.5 s longer with the fusion emitters; its two-loop recursion's dot products); lbfgs with
+# bounds (L-BFGS-B, "lbfgs-b" here), cg (0.83 at 1,000-D) and bfgs (1.05) keep the classic emitters.
+QUASI_NEWTON_SMALL = {"lbfgs": 512, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
 
 
 def _never() -> bool:  # pragma: no cover - a JAX without the test: never pass options
@@ -96,11 +101,20 @@ def same_bits(solver: Any) -> bool:
 def classic_limit(solver: Any) -> int:
     """The most parameters for which a top-level program of ``solver`` compiles with
     :data:`CPU_OPTIONS`: 0 for a loop of blocks (:func:`same_bits`), :data:`QUASI_NEWTON_SMALL`
-    for ``bfgs``/``lbfgs``/``cg``, else :data:`SMALL`."""
+    for ``bfgs``/``lbfgs``/``cg`` (L-BFGS-B its own), else :data:`SMALL`."""
     if not same_bits(solver):
         return 0
     name = getattr(getattr(solver, "direction", None), "name", "")
+    if name == "lbfgs" and _is_lbfgsb(solver):
+        name = "lbfgs-b"
     return QUASI_NEWTON_SMALL.get(name, SMALL)
+
+
+def _is_lbfgsb(solver: Any) -> bool:
+    """True when ``solver`` runs L-BFGS-B (``lbfgs`` with ``bounds``: its own search rule)."""
+    from ..directions import lbfgsb  # (imported here: the directions import this module's users)
+
+    return isinstance(getattr(solver, "rule", None), lbfgsb.LbfgsbSearch)
 
 
 def _small(tree: Any, limit: int) -> bool:
