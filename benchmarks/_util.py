@@ -87,7 +87,7 @@ def measure(
     contenders: dict[str, Callable[[], Any]], repeats: int, inner: int = 1, budget: Optional[float] = None
 ) -> dict[str, Timing]:
     """Time each zero-argument callable: one first call, then ``repeats``
-    interleaved rounds. With ``inner > 1`` each sample is the mean of that many
+    interleaved rounds, in a new (seeded) order each round. With ``inner > 1`` each sample is the mean of that many
     back-to-back calls (for calls of a few microseconds). With ``budget``
     (seconds), a contender whose first call times ``repeats`` exceeds it gets
     only the repeats that fit (none: its first call is its time), and says so."""
@@ -103,8 +103,12 @@ def measure(
             out[name].limited = True
             if allowed[name] == 0:
                 out[name].times.append(first)
+    shuffle = np.random.default_rng(0)
     for r in range(repeats):
-        for name, fn in contenders.items():
+        # a new (seeded) order each round: a contender run right after a Python-bound one pays
+        # for waking XLA's thread pool (benchmarks/RESULTS.md, session 15: 2.63 against 1.75 ms)
+        for name in shuffle.permutation(list(contenders)):
+            fn = contenders[name]
             if r >= allowed[name]:
                 continue
             if inner == 1:

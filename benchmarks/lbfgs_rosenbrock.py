@@ -13,7 +13,6 @@ iteration relative to the optax loop.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -80,16 +79,9 @@ def main() -> None:
         "jaxgd lbfgs, gtol=1e-5": lambda: jaxgd_run(1e-5),
         f"optax.lbfgs while_loop, gtol={g_ref:.2g}": optax_run,
     }
-    out = {k: fn() for k, fn in runs.items()}  # first calls (compile) excluded
-    times = {k: [] for k in runs}
-    order = np.random.default_rng(0)
-    for r in range(a.repeats):
-        # a new order each round (seeded): the contender run right after scipy's Python loop pays
-        # for waking XLA's thread pool (measured: 2.63 against 1.75 ms for the same jaxgd run)
-        for k in order.permutation(list(runs)):
-            t0 = time.perf_counter()
-            runs[k]()
-            times[k].append(time.perf_counter() - t0)
+    t = U.measure(runs, a.repeats)  # first calls (compile) apart; rounds in a new seeded order each
+    out = {k: tm.value for k, tm in t.items()}
+    times = {k: tm.times for k, tm in t.items()}
     med = {k: float(np.median(v)) for k, v in times.items()}
     best = {k: float(np.min(v)) for k, v in times.items()}  # the least disturbed repeat (shared, noisy machine)
     base, opt_k = list(runs)[0], list(runs)[3]
