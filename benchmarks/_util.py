@@ -107,7 +107,9 @@ def measure(
     for r in range(repeats):
         # a new (seeded) order each round: a contender run right after a Python-bound one pays
         # for waking XLA's thread pool (benchmarks/RESULTS.md, session 15: 2.63 against 1.75 ms)
-        for name in shuffle.permutation(list(contenders)):
+        names = list(contenders)  # (any hashable names: D's are tuples)
+        for i in shuffle.permutation(len(names)):
+            name = names[i]
             fn = contenders[name]
             if r >= allowed[name]:
                 continue
