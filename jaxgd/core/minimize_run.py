@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.extend.core as _jex_core
@@ -67,28 +67,44 @@ class Plan:
         program). A device copy has the float width of the x64 mode it was
         made in, so it is remade when the mode changes.
         """
+        e = self._made()
+        return e.call, e.structure, e.leaves
+
+    def _made(self) -> "_Eager":
+        """What :meth:`eager` hands out, made once per x64 mode."""
         x64 = bool(jax.config.jax_enable_x64)
-        if self._eager is None or self._eager[3] != x64:
+        if self._eager is None or self._eager.x64 != x64:
             bucketed = self.solver.bucketed()
             leaves, structure = jax.tree_util.tree_flatten(bucketed)
             leaves = [jax.device_put(leaf) for leaf in leaves]
             run = _cache.jit_per_function(bucketed.fun, "minimize-flat", run_flat, _jit_static_structure)
             limit = _compile.classic_limit(bucketed)
-            self._eager = (functools.partial(run.call, limit), structure, leaves, x64, run, limit)
-        return self._eager[:3]
+            self._eager = _Eager(functools.partial(run.call, limit), structure, leaves, x64, run, limit)
+        return self._eager
 
     def repeat(self, x0: Params, args: tuple) -> "Repeat":
         """The :class:`Repeat` of an eager call with ``x0``'s and ``args``' signature (after a call
         that ran the compiled loop: its jit is the one :func:`jaxgd.core.compile.jit` chose)."""
-        _, structure, leaves = self.eager()
-        run, limit = self._eager[4:]
-        return Repeat(run.chosen(limit, (structure, leaves, x0, args)), structure, leaves, self.solver.history_every)
+        e = self._made()
+        return Repeat(e.run.chosen(e.limit, (e.structure, e.leaves, x0, args)), e.structure, e.leaves,
+                      self.solver.history_every)
 
     def precompile(self, x0: Params, args: tuple) -> None:
         """XLA-compile, without running, the program :meth:`eager`'s run calls for ``x0``, ``args``."""
-        _, structure, leaves = self.eager()
-        run, limit = self._eager[4:]
-        run.precompile(limit, structure, leaves, x0, args)
+        e = self._made()
+        e.run.precompile(e.limit, e.structure, e.leaves, x0, args)
+
+
+class _Eager(NamedTuple):
+    """A plan's eager run: the jit's call for its problem size, the bucketed solver's structure and
+    device leaves (made in x64 mode ``x64``), the per-function jit and the classic-emitter limit."""
+
+    call: Any
+    structure: Any
+    leaves: list
+    x64: bool
+    run: Any
+    limit: int
 
 
 def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
@@ -397,7 +413,7 @@ _RESULT_HISTORY_AT = Result._fields.index("history")
 # A repeated eager call (the same loss function, options and shapes as one that ran the compiled
 # loop) goes from minimize's arguments straight to the compiled run: every check and choice that
 # depends only on them was made at the first call, and the value checks that remain (a finite
-# x0) are minimize's. About 45 us a call of minimize's host path (benchmarks E).
+# x0) are minimize's. What a repeated call still costs, and where: benchmarks/RESULTS.md, E.
 
 
 class Repeat:
