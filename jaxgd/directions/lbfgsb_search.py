@@ -51,7 +51,9 @@ def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, stpmax: jax.Array, ftol:
     return MTState(jnp.asarray(False), f0, g0, ftol * g0, stpmax, dcsrch_core.start(f0, g0, stp, stpmax))
 
 
-def dcsrch(ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, xtol: Any) -> tuple[jax.Array, MTState, jax.Array]:
+def dcsrch(
+    ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, xtol: Any
+) -> tuple[jax.Array, MTState, jax.Array, jax.Array]:
     """One ``dcsrch`` call after an evaluation at ``stp`` (``phi = f``, ``phi' = g``).
 
     Stage 2 begins at the first trial with sufficient decrease and ``g >= 0``
@@ -59,9 +61,12 @@ def dcsrch(ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, x
     previous call, before the update, as in MINPACK-2.
 
     Returns:
-      ``(stp, state, stop)``: the next trial step, the state, and True when
+      ``(stp, state, stop, back)``: the next trial step, the state, True when
       the search ends at the evaluated ``stp`` (``CONVERGENCE`` or a
-      ``WARNING``; ``stp`` is then returned unchanged).
+      ``WARNING``; ``stp`` is then returned unchanged), and ``back``: the
+      next trial is the best step ``stx`` because further progress is not
+      possible (the bracketed interval is too narrow, or the new step fell
+      outside it), which the next call ends with a warning.
     """
     iv = ms.iv
     ftest = ms.finit + stp * ms.gtest
@@ -74,10 +79,11 @@ def dcsrch(ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, x
 
     new_iv, stp_new = interpolate(iv, stp, f, g, stage2, ftest, ms.gtest)
     stp_new, new_iv, outside, narrow = safeguard(new_iv, stp_new, ms.stpmax, xtol)
-    stp_new = jnp.where(outside | narrow, new_iv.stx, stp_new)
+    back = outside | narrow
+    stp_new = jnp.where(back, new_iv.stx, stp_new)
     new = ms._replace(stage2=stage2, iv=new_iv)
     new = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), ms._replace(stage2=stage2), new)
-    return jnp.where(stop, stp, stp_new), new, stop
+    return jnp.where(stop, stp, stp_new), new, stop, back & ~stop
 
 
 class SearchResult(NamedTuple):
@@ -125,7 +131,13 @@ def search(
         trial, f, g = evaluate(stp)
         finite = jnp.isfinite(f) & jnp.isfinite(g)
         f_s, g_s = jnp.where(finite, f, f0), jnp.where(finite, g, g0)
-        stp_next, ms_next, stop = dcsrch(ms, stp, f_s, g_s, gtol, xtol)
+        stp_next, ms_next, stop, back = dcsrch(ms, stp, f_s, g_s, gtol, xtol)
+        # Sent back to stx when stx is this very trial: dcsrch would ask for this point again and
+        # end the search there with a warning (stx is an end of the bracketing interval), so it
+        # ends here, one evaluation sooner; scipy's L-BFGS-B gets that evaluation from its cache
+        # of the last point (and counts none). Only where the budget allows that evaluation, as
+        # L-BFGS-B's limit on evaluations a search (maxls, counted on requests) would.
+        stop = stop | (back & (stp_next == stp) & (nfev + 1 < maxls))
         # A non-finite trial: halve towards the best point and cap the step there.
         half = ms.iv.stx + 0.5 * (stp - ms.iv.stx)
         ms_next = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), ms_next, ms._replace(stpmax=half))
