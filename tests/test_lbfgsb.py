@@ -273,12 +273,48 @@ def test_more_thuente_steps_match_scipy_dcsrch():
     stp, ours = jnp.asarray(0.01), []
     for _ in range(20):
         ours.append(float(stp))
-        stp, ms, stop = search_mod.dcsrch(ms, stp, jnp.asarray(phi(float(stp))), jnp.asarray(dphi(float(stp))), 0.9, 0.1)
+        stp, ms, stop, _ = search_mod.dcsrch(ms, stp, jnp.asarray(phi(float(stp))), jnp.asarray(dphi(float(stp))), 0.9, 0.1)
         if bool(stop):
             break
     assert len(ours) > 2
     np.testing.assert_allclose(ours, trials[: len(ours)], rtol=1e-12)
     assert float(stp) == pytest.approx(stp_ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("c, m, p", [(1.0, 1.2, 2), (20.0, 1.1, 4), (50.0, 1.3, 3)])
+def test_search_does_not_evaluate_its_last_point_again(c, m, p):
+    """Reference: scipy's Python DCSRCH (MINPACK-2) with scipy's cache of the last point (its
+    ``ScalarFunction``, through which L-BFGS-B evaluates): when dcsrch sends the search back to its
+    best step and that is the trial just evaluated, the repeated request costs no evaluation. A
+    line that steepens into a wall at ``m`` inside ``[0, stpmax]``: the search brackets, narrows
+    below ``xtol`` and ends with a warning at its best trial."""
+    phi = lambda a: -a - c * a**2 + 1e4 * jnp.maximum(a - m, 0.0) ** p  # noqa: E731
+    dphi = jax.grad(phi)
+    distinct = []
+
+    def cached(a):
+        if not distinct or distinct[-1] != a:
+            distinct.append(a)
+        return float(phi(a))
+
+    stpmax = 1.4626
+    ref = DCSRCH(cached, lambda a: float(dphi(a)), ftol=1e-3, gtol=0.9, xtol=0.1, stpmin=0.0, stpmax=stpmax)
+    _, _, _, task = ref(1.0, phi0=float(phi(0.0)), derphi0=float(dphi(0.0)), maxiter=30)
+    assert task.startswith(b"WARNING"), task
+    k = len(distinct)
+
+    def run(maxls):
+        ev = lambda s: (s, phi(s), dphi(s))  # noqa: E731
+        return jax.jit(lambda: search_mod.search(
+            ev, jnp.zeros(()), phi(0.0), dphi(0.0), jnp.asarray(1.0), jnp.asarray(stpmax), 1e-3, 0.9, 0.1, maxls))()
+
+    res = run(20)
+    assert not bool(res.failed) and int(res.nfev) == k, (int(res.nfev), k)
+    assert float(res.stp) == pytest.approx(distinct[-1], rel=1e-12)
+    # L-BFGS-B's budget counts requests (lnsrlb's iback): the repeated request is the (k+1)-th
+    assert bool(run(k).failed)
+    again = run(k + 1)
+    assert not bool(again.failed) and int(again.nfev) == k
 
 
 @pytest.mark.slow
