@@ -317,6 +317,25 @@ def test_search_does_not_evaluate_its_last_point_again(c, m, p):
     assert not bool(again.failed) and int(again.nfev) == k
 
 
+def test_search_at_the_rounding_of_f_accepts_a_flat_trial_with_curvature():
+    """Reference: Hager & Zhang's approximate Wolfe conditions (SIAM J. Optim. 16(1), 2005, eq. 4.1,
+    at rounding level: |f - f(0)| <= 64 eps |f(0)|). A line whose f is flat to a few ulps (rounding
+    noise above f(0)) and whose slope vanishes at the unit step: MINPACK's sufficient-decrease test
+    fails there by rounding; the search accepts the unit step at once. Where f rises by more than
+    rounding the plain test stands (no step is accepted at the same trial)."""
+    f0, g0 = 1.0e4, -1.0e-9
+
+    def run(noise):
+        ev = lambda s: (s, f0 + noise * s, g0 * (1.0 - s))  # noqa: E731
+        return jax.jit(lambda: search_mod.search(
+            ev, jnp.zeros(()), jnp.asarray(f0), jnp.asarray(g0), jnp.asarray(1.0), jnp.asarray(1e10), 1e-3, 0.9, 0.1, 20))()
+
+    flat = run(4 * np.spacing(f0))  # f(1) four ulps above f(0): rounding
+    assert not bool(flat.failed) and int(flat.nfev) == 1 and float(flat.stp) == 1.0
+    rising = run(1e-6 * f0)  # f(1) well above f(0): not a tie
+    assert int(rising.nfev) > 1 or bool(rising.failed)
+
+
 @pytest.mark.slow
 def test_checkpointed_run_equals_uninterrupted_run(tmp_path):
     kw = dict(method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)

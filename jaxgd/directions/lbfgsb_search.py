@@ -19,9 +19,27 @@ uncertainty, and stops with a warning (the point is still taken, as in
 A non-finite trial (which ``dcsrch`` does not handle) halves the step
 towards the best point and caps ``stpmax`` there.
 
+Two departures, both where the search has reached the rounding of f:
+
+- a trial whose f equals :math:`\\phi(0)` to within 64 machine epsilons of
+  :math:`|\\phi(0)|` and that meets the curvature condition converges
+  (Hager & Zhang's approximate Wolfe conditions at rounding level, as in
+  :class:`~jaxgd.linesearch.MoreThuente`): near a minimiser f's differences
+  drown in rounding and the sufficient-decrease test passes or fails by
+  luck. MINPACK's search then fails, L-BFGS-B resets its memory and fails
+  again, 40 evaluations at a point whose next step would have met ``gtol``
+  (sif2jax's PALMER1: 82 evaluations and ``LINESEARCH_FAILED``, 31 and
+  ``GTOL`` with the test, as scipy's run where its f happened to fall by
+  one ulp);
+- where ``dcsrch`` sends the search back to its best step ``stx`` and that
+  is the trial just evaluated, the search ends there instead of evaluating
+  it again (the next call would end with a warning at it); scipy's
+  L-BFGS-B answers that request from its cache of the last point.
+
 Reference: J. J. Moré & D. J. Thuente, "Line search algorithms with
 guaranteed sufficient decrease", ACM TOMS 20(3), 1994; MINPACK-2
-``dcsrch.f``/``dcstep.f`` (Argonne, 1993).
+``dcsrch.f``/``dcstep.f`` (Argonne, 1993); W. W. Hager & H. Zhang, SIAM
+J. Optim. 16(1), 2005, eq. (4.1).
 """
 
 from __future__ import annotations
@@ -34,6 +52,7 @@ import jax.numpy as jnp
 from ..core import packing as _packing
 from ..linesearch import dcsrch as dcsrch_core
 from ..linesearch.dcsrch import Interval, interpolate, safeguard
+from ..linesearch.wolfe import tie_tolerance
 
 class MTState(NamedTuple):
     """``dcsrch``'s saved state (``isave``/``dsave``): the interval and the constants of this search."""
@@ -74,7 +93,10 @@ def dcsrch(
     warn = (iv.brackt & ((stp <= iv.stmin) | (stp >= iv.stmax))) | (iv.brackt & (iv.stmax - iv.stmin <= xtol * iv.stmax))
     warn = warn | ((stp == ms.stpmax) & (f <= ftest) & (g <= ms.gtest))
     warn = warn | ((stp == 0) & ((f > ftest) | (g >= ms.gtest)))
-    conv = (f <= ftest) & (jnp.abs(g) <= gtol * (-ms.ginit))
+    # (Hager-Zhang's approximate Wolfe test at rounding level: a trial whose f is f(0) to within
+    # rounding, see the module doc)
+    flat = jnp.abs(f - ms.finit) <= tie_tolerance(None, ms.finit)
+    conv = ((f <= ftest) | flat) & (jnp.abs(g) <= gtol * (-ms.ginit))
     stop = warn | conv
 
     new_iv, stp_new = interpolate(iv, stp, f, g, stage2, ftest, ms.gtest)
