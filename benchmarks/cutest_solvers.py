@@ -17,8 +17,11 @@ Matched stopping rules (``GTOL``, ``MAX_ITER``):
 - scipy BFGS and CG: ``gtol=GTOL`` with ``norm=2`` (the 2-norm),
   ``maxiter=MAX_ITER``;
 - scipy L-BFGS-B: ``pgtol=GTOL`` on the projected gradient's *inf*-norm (it
-  has no 2-norm option), ``ftol=0`` (no stop on a small relative decrease,
-  like jaxgd), ``maxiter=MAX_ITER``, ``maxfun`` unlimited in practice;
+  has no 2-norm option), ``ftol=0`` (factr = 0: no stop on a small relative
+  decrease, like jaxgd, but a stop at a step that does not lower f at all,
+  which jaxgd has no option for: its ``ftol=0`` turns the test off; sif2jax's
+  DIAGIQB, scipy 17 steps and 27 evaluations, jaxgd 18 and 28),
+  ``maxiter=MAX_ITER``, ``maxfun`` unlimited in practice;
 - jaxgd ``lbfgs`` (compared with L-BFGS-B): ``gtol=GTOL`` with
   ``gtol_norm=inf``, L-BFGS-B's test (on the projected gradient with
   ``bounds``, jaxgd's default there), ``max_steps=MAX_ITER``, ``ftol = xtol = 0``;
