@@ -286,7 +286,8 @@ def test_eager_run_hands_back_the_state_scalars_packed(dtype):
     loss = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
     x0 = jnp.zeros(3, dtype)
     solver = _run.cached_solver(loss, "gd", 0.1, max_steps=20, gtol=0.0)
-    run, structure, leaves = _run.Plan(solver).eager()
+    e = _run.Plan(solver).eager()
+    run, structure, leaves = e.call, e.structure, e.leaves
     outputs = jax.tree_util.tree_leaves(jax.eval_shape(lambda x: run(structure, leaves, x, ()), x0))
     assert len(outputs) <= 6, [o.shape for o in outputs]  # history, params, grad, floats, ints (+ window)
     res = jaxgd.minimize(loss, x0, lr=0.1, max_steps=20, gtol=0.0)

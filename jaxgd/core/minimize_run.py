@@ -55,9 +55,9 @@ class Plan:
         self.tiers: dict = {}
         self.host_why: Any = _host_tier.UNKNOWN
 
-    def eager(self) -> tuple:
-        """``(run, structure, leaves)``: ``run(structure, leaves, x0, args)`` is
-        ``solver.bucketed().run(x0, *args)`` under the per-function jit (see
+    def eager(self) -> "_Eager":
+        """The eager run (:class:`_Eager`), made once per x64 mode: ``call(structure, leaves, x0,
+        args)`` is ``solver.bucketed().run(x0, *args)`` under the per-function jit (see
         :func:`run_flat`).
 
         The leaves (the hyperparameters: Python floats, NumPy scalars) are put
@@ -67,11 +67,6 @@ class Plan:
         program). A device copy has the float width of the x64 mode it was
         made in, so it is remade when the mode changes.
         """
-        e = self._made()
-        return e.call, e.structure, e.leaves
-
-    def _made(self) -> "_Eager":
-        """What :meth:`eager` hands out, made once per x64 mode."""
         x64 = bool(jax.config.jax_enable_x64)
         if self._eager is None or self._eager.x64 != x64:
             bucketed = self.solver.bucketed()
@@ -85,13 +80,13 @@ class Plan:
     def repeat(self, x0: Params, args: tuple) -> "Repeat":
         """The :class:`Repeat` of an eager call with ``x0``'s and ``args``' signature (after a call
         that ran the compiled loop: its jit is the one :func:`jaxgd.core.compile.jit` chose)."""
-        e = self._made()
+        e = self.eager()
         return Repeat(e.run.chosen(e.limit, (e.structure, e.leaves, x0, args)), e.structure, e.leaves,
                       self.solver.history_every)
 
     def precompile(self, x0: Params, args: tuple) -> None:
         """XLA-compile, without running, the program :meth:`eager`'s run calls for ``x0``, ``args``."""
-        e = self._made()
+        e = self.eager()
         e.run.precompile(e.limit, e.structure, e.leaves, x0, args)
 
 
@@ -365,12 +360,12 @@ def run(
         # Called eagerly: compile for a bucket of max_steps (issue 14 item 4);
         # under a user's jit/vmap the result keeps its exact history length.
         plan = Plan(solver) if plan is None else plan
-        compiled, structure, leaves = plan.eager()
+        e = plan.eager()
         if tier != "compiled":  # the first call of a problem may run on the host (jaxgd.host.tier)
-            result = _host_tier.run(tier, plan, solver, x0, args, structure, leaves)
+            result = _host_tier.run(tier, plan, solver, x0, args, e.structure, e.leaves)
             if result is not None:
                 return result
-        result = eager_result(compiled(structure, leaves, x0, args))
+        result = eager_result(e.call(e.structure, e.leaves, x0, args))
         if not solver.progress_every:
             register(solver.fun, repeat_key, lambda: plan.repeat(x0, args))
         return result

@@ -63,11 +63,14 @@ class MTState(NamedTuple):
     gtest: jax.Array
     stpmax: jax.Array
     iv: Interval
+    tie: jax.Array  # |f - finit| within which f is finit to rounding (the approximate Wolfe test)
 
 
 def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, stpmax: jax.Array, ftol: Any) -> MTState:
     """``dcsrch`` with ``task = 'START'`` (``g0 < 0`` is the caller's to check)."""
-    return MTState(jnp.asarray(False), f0, g0, ftol * g0, stpmax, dcsrch_core.start(f0, g0, stp, stpmax))
+    return MTState(
+        jnp.asarray(False), f0, g0, ftol * g0, stpmax, dcsrch_core.start(f0, g0, stp, stpmax), tie_tolerance(None, f0)
+    )
 
 
 def dcsrch(
@@ -95,8 +98,7 @@ def dcsrch(
     warn = warn | ((stp == 0) & ((f > ftest) | (g >= ms.gtest)))
     # (Hager-Zhang's approximate Wolfe test at rounding level: a trial whose f is f(0) to within
     # rounding, see the module doc)
-    flat = jnp.abs(f - ms.finit) <= tie_tolerance(None, ms.finit)
-    conv = ((f <= ftest) | flat) & (jnp.abs(g) <= gtol * (-ms.ginit))
+    conv = ((f <= ftest) | (jnp.abs(f - ms.finit) <= ms.tie)) & (jnp.abs(g) <= gtol * (-ms.ginit))
     stop = warn | conv
 
     new_iv, stp_new = interpolate(iv, stp, f, g, stage2, ftest, ms.gtest)
