@@ -48,6 +48,20 @@ def test_pack_unpack_round_trip_keeps_every_leaf():
     assert back["weak"].weak_type
 
 
+def test_a_dtype_packs_into_vectors_of_at_most_eight_scalars():
+    # XLA:CPU fuses a concatenation of at most 8 operands into the kernel computing them
+    # (cpu_instruction_fusion.cc, kMaxConcatenateArguments): 19 float32 scalars go in 8 + 8 + 3,
+    # 9 bools in 8, and the ninth bool, alone, is carried as it is. Reference: the tree itself.
+    tree = {"f": [jnp.float32(k) for k in range(19)], "b": [jnp.bool_(k % 2) for k in range(9)]}
+    pk = packing.Packing(tree)
+    rest, vectors = pk.pack(tree)
+    assert packing.MAX_PACK == 8
+    assert sorted(v.shape[0] for v in vectors) == [3, 8, 8, 8] and len(rest) == 1
+    back = pk.unpack((rest, vectors))
+    for x, y in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(tree)):
+        assert x.dtype == y.dtype and x.shape == y.shape and x == y
+
+
 def test_packed_while_equals_the_plain_loop():
     def cond(c):
         return c["i"] < 17

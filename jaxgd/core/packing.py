@@ -19,6 +19,12 @@ from jax import lax
 
 # A switch for measuring the packed carries against plain ones (benchmarks, tests); on in use.
 PACK = True
+# The most scalars in one packed vector. XLA:CPU fuses a concatenation of at most 8 operands
+# into the kernel that computes them (cpu_instruction_fusion.cc, kMaxConcatenateArguments); a
+# longer one is a copy of its own after one kernel per operand: a Moré-Thuente trial's 12 float
+# scalars cost 13 kernels packed in one vector, 2 packed in vectors of 8 and 4 (benchmarks/RESULTS.md,
+# session 17).
+MAX_PACK = 8
 
 
 class Packing:
@@ -28,8 +34,9 @@ class Packing:
     A while loop's carried scalars (the state's value, gradient norm, step size,
     counters, status, ...) are each its own buffer, so XLA:CPU updates each with a
     kernel of its own every step; packed, the body's scalar updates write one
-    vector per dtype. ``pack``/``unpack`` are slices and a concatenation, fused
-    into the kernels that read and compute them; weakly typed scalars stay apart.
+    vector per dtype (of at most :data:`MAX_PACK` scalars: several for more).
+    ``pack``/``unpack`` are slices and a concatenation, fused into the kernels
+    that read and compute them; weakly typed scalars stay apart.
     """
 
     def __init__(self, tree: Any, ndim: int = 0) -> None:
@@ -39,7 +46,9 @@ class Packing:
             # (ndim=1 under the batched loop: a per-run scalar has the run axis)
             if jnp.ndim(x) == ndim and jnp.size(x) and not getattr(x, "weak_type", False):
                 groups.setdefault((jnp.result_type(x), jnp.shape(x)), []).append(i)
-        self.groups = [(key, idx) for key, idx in groups.items() if len(idx) > 1]
+        # vectors of at most MAX_PACK scalars a dtype (a lone leftover is carried as it is)
+        chunks = [(key, idx[k : k + MAX_PACK]) for key, idx in groups.items() for k in range(0, len(idx), MAX_PACK)]
+        self.groups = [(key, idx) for key, idx in chunks if len(idx) > 1]
         packed = {i for _, idx in self.groups for i in idx}
         self.rest = [i for i in range(len(leaves)) if i not in packed]
 
