@@ -150,8 +150,7 @@ class Search:
             t = ctx.evaluate(stp)
             f = t.value.astype(dtype)
             g = t.grad.dot(ctx.direction).astype(dtype)
-            # the compiled search also asks that every gradient element be finite: a NaN or Inf
-            # element makes the slope g (a sum of products with it) NaN or Inf, so it is implied
+            # (a NaN or Inf gradient element makes the slope g, a sum of products with it, NaN or Inf)
             fin = isfinite(f) and isfinite(g)
             ftest = f0 + stp * gtest
             converged = fin and abs(g) <= -c2 * g0 and (f <= ftest or abs(f - f0) <= tie_tol)

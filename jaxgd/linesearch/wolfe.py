@@ -428,7 +428,7 @@ class StrongWolfe:
             t = ctx.evaluate(a)
             f = t.value.astype(dtype)
             g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
-            fin = jnp.isfinite(f) & jnp.isfinite(g) & _tree.all_finite(t.grad)
+            fin = jnp.isfinite(f) & jnp.isfinite(g)  # a finite slope g: a finite gradient (see MoreThuente)
             armijo = fin & (f <= f0 + c1 * a * s0)
             curv = fin & (jnp.abs(g) <= -c2 * s0)
             back = jnp.where(zooming, g * (hi[0] - lo[0]) >= 0, g >= 0)  # slope points back to lo
