@@ -145,8 +145,13 @@ def lbfgs(memory_size: int) -> Direction:
         new = push(state, s, y, take, sy, yy)._replace(
             count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1, params=params, grad=g
         )
-        first = jnp.minimum(1.0, 1.0 / lax.stop_gradient(_tree.norm(g))).astype(new.gamma.dtype)
-        return _tree.neg(two_loop(g, new, jnp.where(new.held > 0, new.gamma, first))), new
+        # with no pair held, H0 = min(1, 1/||g||) I (a norm computed only then: a reduction over
+        # the parameters saved on every other step)
+        gamma = lax.cond(
+            new.held > 0, lambda: new.gamma,
+            lambda: jnp.minimum(1.0, 1.0 / lax.stop_gradient(_tree.norm(g))).astype(new.gamma.dtype),
+        )
+        return _tree.neg(two_loop(g, new, gamma)), new
 
     name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
     return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=reset), memory_size)
