@@ -51,7 +51,7 @@ import jax.numpy as jnp
 
 from ..core import packing as _packing
 from ..linesearch import dcsrch as dcsrch_core
-from ..linesearch.dcsrch import Interval, interpolate, safeguard
+from ..linesearch.dcsrch import Interval, decreased, interpolate, safeguard
 from ..linesearch.wolfe import tie_tolerance
 
 class MTState(NamedTuple):
@@ -96,9 +96,8 @@ def dcsrch(
     warn = (iv.brackt & ((stp <= iv.stmin) | (stp >= iv.stmax))) | (iv.brackt & (iv.stmax - iv.stmin <= xtol * iv.stmax))
     warn = warn | ((stp == ms.stpmax) & (f <= ftest) & (g <= ms.gtest))
     warn = warn | ((stp == 0) & ((f > ftest) | (g >= ms.gtest)))
-    # (Hager-Zhang's approximate Wolfe test at rounding level: a trial whose f is f(0) to within
-    # rounding, see the module doc)
-    conv = ((f <= ftest) | (jnp.abs(f - ms.finit) <= ms.tie)) & (jnp.abs(g) <= gtol * (-ms.ginit))
+    # (with Hager-Zhang's approximate Wolfe test at rounding level, see the module doc)
+    conv = decreased(f, ftest, ms.finit, ms.tie) & (jnp.abs(g) <= gtol * (-ms.ginit))
     stop = warn | conv
 
     new_iv, stp_new = interpolate(iv, stp, f, g, stage2, ftest, ms.gtest)

@@ -146,6 +146,7 @@ class Search:
         i, stage2, converged = 0, np.bool_(False), np.bool_(False)
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
         isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
+        decreased = _dcsrch.decreased
         while not done:
             t = ctx.evaluate(stp)
             f = t.value.astype(dtype)
@@ -153,7 +154,7 @@ class Search:
             # (a NaN or Inf gradient element makes the slope g, a sum of products with it, NaN or Inf)
             fin = isfinite(f) and isfinite(g)
             ftest = f0 + stp * gtest
-            converged = fin and abs(g) <= -c2 * g0 and (f <= ftest or abs(f - f0) <= tie_tol)
+            converged = fin and abs(g) <= -c2 * g0 and bool(decreased(f, ftest, f0, tie_tol))
             stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
             new, nxt = interpolate(iv, stp, f, g, np.bool_(stage2), ftest, gtest, OPS)
             if not fin:  # a non-finite trial is too long: it becomes sty, the next trial bisects

@@ -134,6 +134,19 @@ def interpolate(
     return new, nxt
 
 
+def decreased(f: Any, ftest: Any, finit: Any, tie: Any) -> Any:
+    """The decrease half of the convergence test: sufficient decrease (``f <= ftest``), or
+    ``f`` equal to :math:`\\phi(0)` = ``finit`` to within ``tie`` (a rounding-level tolerance).
+
+    Near a minimiser differences of f drown in rounding and the sufficient-decrease test passes
+    or fails by luck; Hager & Zhang's approximate Wolfe conditions (SIAM J. Optim. 16(1), 2005,
+    eq. 4.1) accept such a trial when it meets the curvature condition (the caller's half).
+    Shared by :class:`~jaxgd.linesearch.MoreThuente`, L-BFGS-B's search and the host tier
+    (NumPy scalars: the builtin ``abs`` and ``|`` serve both).
+    """
+    return (f <= ftest) | (abs(f - finit) <= tie)
+
+
 def safeguard(
     iv: Interval, nxt: jax.Array, stpmax: jax.Array, xtol: jax.Array, xp: Any = jnp
 ) -> tuple[jax.Array, Interval, jax.Array, jax.Array]:

@@ -26,7 +26,7 @@ from .. import _tree
 from ..core import packing as _packing
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
-from .dcsrch import P5, Interval, interpolate, safeguard
+from .dcsrch import P5, Interval, decreased, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
     check_count,
@@ -199,7 +199,7 @@ class MoreThuente:
         fin = jnp.isfinite(f) & jnp.isfinite(g)
         ftest = f0 + stp * gtest
         curv = jnp.abs(g) <= -c2 * g0
-        converged = fin & curv & ((f <= ftest) | (jnp.abs(f - f0) <= tie_tol))
+        converged = fin & curv & decreased(f, ftest, f0, tie_tol)
         stage2 = c.stage2 | (fin & (f <= ftest) & (g >= jnp.minimum(c1, c2) * g0))
         # dcstep (on psi in stage 1), then: a non-finite trial is too long: it becomes sty, the next trial bisects.
         iv, nxt = interpolate(c.iv, stp, f, g, stage2, ftest, gtest)
