@@ -255,25 +255,29 @@ def test_bfgs_defaults_are_scipys_bfgs_step_for_step(x0):
     np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("x0", [[-1.2, 1.0], [-1.2, 1.0] * 5], ids=["rosenbrock-2", "rosenbrock-10"])
-def test_lbfgs_defaults_are_lbfgsbs_steps(x0):
+@pytest.mark.parametrize("x0,scale", [([-1.2, 1.0], 1.0), ([-1.2, 1.0] * 5, 1.0), ([-1.2, 1.0], 1e-4)],
+                         ids=["rosenbrock-2", "rosenbrock-10", "rosenbrock-2-scaled"])
+def test_lbfgs_defaults_are_lbfgsbs_steps(x0, scale):
     """Reference: scipy's L-BFGS-B (unconstrained, ftol=0) with a jitted value_and_grad.
     jaxgd's lbfgs with L-BFGS-B's stopping test (gtol_norm=inf) takes the same steps: the
-    same iterations, evaluations and answer (issue 13)."""
-    f = lambda x: jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    same iterations, evaluations and answer (issue 13); scaled by 1e-4 the first gradient's
+    norm is below 1 (0.023), where L-BFGS-B's first trial is a step of length 1."""
+    f = lambda x: scale * jnp.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
     vg = jax.jit(jax.value_and_grad(f))
     ref = so.minimize(lambda x: tuple(np.asarray(v, np.float64) for v in vg(jnp.asarray(x))), np.asarray(x0),
                       jac=True, method="L-BFGS-B", options={"gtol": 1e-6, "ftol": 0.0})
-    res = jaxgd.minimize(f, jnp.asarray(x0, jnp.float64), method="lbfgs", gtol=1e-6, gtol_norm=np.inf)
-    assert ref.success and res.status_enum is jaxgd.Status.GTOL
-    assert (int(res.steps), int(res.nfev)) == (ref.nit, ref.nfev)
-    np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-9)
+    for tier in ("host", "compiled"):
+        res = jaxgd.minimize(f, jnp.asarray(x0, jnp.float64), method="lbfgs", gtol=1e-6, gtol_norm=np.inf, tier=tier)
+        assert ref.success and res.status_enum is jaxgd.Status.GTOL, tier
+        assert (int(res.steps), int(res.nfev)) == (ref.nit, ref.nfev), tier
+        np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-9)
 
 
 def np_lbfgs_directions(xs, gs, m):
     """Nocedal & Wright Alg. 7.4 over the pairs L-BFGS-B keeps (s'y > eps max(-g's, 0) and
-    s'y > 0; the newest m), H0 = (s'y / y'y) I of the newest kept pair, min(1, 1/|g|) I
-    while none is kept; in NumPy."""
+    s'y > 0; the newest m), H0 = (s'y / y'y) I of the newest kept pair; while none is kept,
+    L-BFGS-B's step: 1/|g| at the first point (lnsrlb's first trial, a step of length 1), else
+    I (theta = 1, a unit trial); in NumPy."""
     pairs, out = [], []
     eps = np.finfo(np.float64).eps
     for k, g in enumerate(gs):
@@ -281,7 +285,7 @@ def np_lbfgs_directions(xs, gs, m):
             s, y = xs[k] - xs[k - 1], g - gs[k - 1]
             if s @ y > 0 and s @ y > eps * max(-(gs[k - 1] @ s), 0.0):
                 pairs = (pairs + [(s, y)])[-m:]
-        gamma = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) if pairs else min(1.0, 1.0 / np.linalg.norm(g))
+        gamma = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) if pairs else 1.0 / np.linalg.norm(g) if k == 0 else 1.0
         q, alphas = g.copy(), []
         for s, y in reversed(pairs):
             a = (s @ q) / (s @ y)
@@ -316,6 +320,23 @@ def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop():
         u, state = tx.update(jnp.asarray(g), state, jnp.asarray(x))
         slopes.append(float(-np.asarray(u) @ g))
     assert max(slopes) > 0  # the reason for the rule: optax's direction ascends somewhere on this path
+
+
+def test_lbfgs_first_steps_without_a_pair_are_lbfgsbs():
+    """Reference: NumPy (above) and L-BFGS-B's lnsrlb: with no pair in memory the first step
+    has length 1 (-g/|g|, also for |g| < 1, where optax's min(1, 1/|g|) gives a step of length
+    |g|), and a later one is -g (a rejected first pair, step 1 here: negative curvature)."""
+    rng = np.random.default_rng(5)
+    n = 4
+    xs = [rng.normal(size=n)]
+    for _ in range(4):
+        xs.append(xs[-1] + 0.1 * rng.normal(size=n))
+    gs = [1e-3 * x for x in xs]  # |g| < 1 everywhere
+    gs[1] = gs[0] - 2.0 * (xs[1] - xs[0])  # y = -2 s: the first pair is not kept
+    got = _run_direction(directions.lbfgs(3), xs, gs)
+    np.testing.assert_allclose(got[0], -gs[0] / np.linalg.norm(gs[0]), rtol=1e-12)
+    np.testing.assert_allclose(got[1], -gs[1], rtol=1e-12)
+    np.testing.assert_allclose(got, np_lbfgs_directions(xs, gs, 3), rtol=1e-10, atol=1e-14)
 
 
 def test_lbfgs_restarts_once_after_a_failed_search_as_lbfgsb():

@@ -13,11 +13,14 @@ every pair, this memory keeps, as the L-BFGS-B code does (``matupd``):
   curvature would make :math:`H` indefinite (and :math:`d` no descent
   direction), and a step not taken (:math:`s = 0`) carries none;
 - :math:`\\gamma_k = s^\\top y / y^\\top y` of the newest kept pair
-  (Nocedal & Wright eq. 7.20); with no pair, :math:`\\min(1, 1/\\|g\\|)`
-  (optax's first step: a first trial step of length at most 1);
+  (Nocedal & Wright eq. 7.20); with no pair, L-BFGS-B's steepest-descent
+  step (``lnsrlb``): :math:`1/\\|g\\|` at the first point (a first trial
+  step of length 1; optax's :math:`\\min(1, 1/\\|g\\|)` is shorter where
+  :math:`\\|g\\| < 1`), else :math:`1` (:math:`\\theta = 1` after a restart
+  or while no pair has been kept);
 - :func:`reset` forgets every pair (:math:`H = \\gamma I`): the solver calls it
   when a line search fails with pairs in memory and retries from the same
-  point along the scaled steepest descent, failing for good only when a
+  point along -g (a unit trial, as L-BFGS-B), failing for good only when a
   search fails with an empty memory (L-BFGS-B's ``lnsrlb``/``mainlb``
   restart).
 
@@ -145,11 +148,11 @@ def lbfgs(memory_size: int) -> Direction:
         new = push(state, s, y, take, sy, yy)._replace(
             count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1, params=params, grad=g
         )
-        # with no pair held, H0 = min(1, 1/||g||) I (a norm computed only then: a reduction over
-        # the parameters saved on every other step)
+        # with no pair held, L-BFGS-B's H0: I / ||g|| at the first point, I later (the norm computed
+        # only then: a reduction over the parameters saved on every other step)
         gamma = lax.cond(
             new.held > 0, lambda: new.gamma,
-            lambda: jnp.minimum(1.0, 1.0 / lax.stop_gradient(_tree.norm(g))).astype(new.gamma.dtype),
+            lambda: jnp.where(state.count == 0, 1.0 / lax.stop_gradient(_tree.norm(g)), 1.0).astype(new.gamma.dtype),
         )
         return _tree.neg(two_loop(g, new, gamma)), new
 

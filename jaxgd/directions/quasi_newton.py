@@ -153,8 +153,8 @@ def lbfgs_direction(memory_size: int = 10) -> Direction:
     """L-BFGS: :math:`d_k = -H_k g_k` with :math:`H_k` from the last ``memory_size`` pairs.
 
     The two-loop recursion (the arithmetic of ``optax.scale_by_lbfgs``) with
-    :math:`H_k^0 = (s^\\top y / y^\\top y) I` (and :math:`\\min(1, 1/\\|g\\|) I`
-    while no pair is kept), keeping pairs and restarting after a failed line
+    :math:`H_k^0 = (s^\\top y / y^\\top y) I` (and, while no pair is kept, L-BFGS-B's
+    :math:`I/\\|g\\|` at the first point and :math:`I` later), keeping pairs and restarting after a failed line
     search as L-BFGS-B does; the default step size is L-BFGS-B's line search
     (:mod:`jaxgd.directions.limited_memory`).
 

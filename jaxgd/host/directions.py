@@ -77,7 +77,7 @@ def lbfgs_update(g: np.ndarray, state: LBFGS, x: np.ndarray) -> tuple[np.ndarray
         head, held = (head + 1) % m, min(held + 1, m)
     new = LBFGS(min(state.count, INT32_MAX - 1) + 1, head, held, x, g, state.s, state.y, state.rho, gamma)
     if held == 0:
-        gamma = np.minimum(1.0, 1.0 / norm(g)).astype(state.rho.dtype)  # optax's first step (no pair yet)
+        gamma = (1.0 / norm(g) if state.count == 0 else np.ones((), state.rho.dtype)).astype(state.rho.dtype)  # L-BFGS-B's
     return -two_loop(g, new, gamma), new
 
 
