@@ -354,6 +354,7 @@ class Solver:
         trial, ustate, alpha, info = _update.update(
             self, grad, ustate, params, value=value, value_fn=value_fn,
             value_and_grad=lambda p: self.value_and_grad(p, *args),
+            converged=lambda t: self._measure(t.params, jnp.asarray(t.value).astype(value.dtype), t.grad, False)[0] <= self.gtol,
         )
         dstate, rstate = ustate.direction_state, ustate.rule_state
         alpha = jnp.asarray(alpha).astype(value.dtype)

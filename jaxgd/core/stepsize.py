@@ -63,6 +63,11 @@ class StepContext(NamedTuple):
         tiny; ``None`` when there is no such term (the box indicator is 0 at
         every point a step produces). A search on the full objective adds it
         to the change in ``value``.
+      accept: ``Trial -> bool``: whether the direction accepts a step to this
+        trial (``cg``: the next direction is a sufficient descent direction,
+        or the trial already meets ``gtol``); ``None`` when it accepts any.
+        :class:`~jaxgd.linesearch.MoreThuente` with ``fallback=True`` tests
+        it; other rules may ignore it.
     """
 
     count: jax.Array
@@ -74,6 +79,7 @@ class StepContext(NamedTuple):
     evaluate: Callable[[jax.Array], Trial]
     value_at: Callable[[jax.Array], jax.Array]
     penalty_change: Optional[Callable[[Params, Params], jax.Array]] = None
+    accept: Optional[Callable[["Trial"], jax.Array]] = None
 
 
 def one_eval_info(failed: Any = False) -> StepInfo:

@@ -85,6 +85,16 @@ def direction(
     return _tree.cast_like(d, params), dstate
 
 
+def _accept(accepts: Callable, grads: Grads, d: Grads, converged: Optional[Callable]) -> Callable[[_stepsize.Trial], jax.Array]:
+    """``ctx.accept``: the direction's test of a trial, or the solver's stopping test there."""
+
+    def accept(t: _stepsize.Trial) -> jax.Array:
+        ok = jnp.asarray(accepts(_tree.cast_like(t.grad, grads), grads, d))
+        return ok if converged is None else ok | converged(t)
+
+    return accept
+
+
 def move(parts: UpdateParts, params: Params, d: Grads, alpha: jax.Array) -> Params:
     """``prox_{alpha h}(params + alpha d)``."""
     return parts.prox.apply(_tree.add_scaled(params, alpha, d), alpha)
@@ -99,6 +109,7 @@ def update(
     value: jax.Array,
     value_fn: Callable[[Params], jax.Array],
     value_and_grad: Optional[Callable[[Params], tuple[jax.Array, Grads, Any]]] = None,
+    converged: Optional[Callable[[_stepsize.Trial], jax.Array]] = None,
 ) -> tuple[_stepsize.Trial, UpdateState, jax.Array, _stepsize.StepInfo]:
     """One step from ``params`` (the objective there: ``value``, ``grads``).
 
@@ -113,6 +124,9 @@ def update(
         trial point (a deterministic loop); ``None`` for a stochastic step,
         which evaluates nothing more: the rule must then be time-only (a
         schedule), and the returned trial carries the old value and grad.
+      converged: ``trial -> bool``, the solver's stopping test at a trial
+        (``gtol``): a direction's acceptance test (``Direction.accepts``)
+        passes such a trial, as scipy's CG does.
 
     Returns:
       ``(trial, state, alpha, info)``: the new iterate (with its value,
@@ -139,6 +153,7 @@ def update(
         evaluate=evaluate,
         value_at=lambda alpha: value_fn(moved(alpha)),
         penalty_change=parts.prox.change if parts.prox.l1 is not None else None,
+        accept=None if parts.direction.accepts is None else _accept(parts.direction.accepts, grads, d, converged),
     )
     alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
     return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info

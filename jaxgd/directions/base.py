@@ -40,6 +40,9 @@ class Direction(NamedTuple):
         ``had_memory`` is True, the solver keeps running from the same point
         with the reset state (L-BFGS-B's restart); None: a failed search stops
         the run.
+      accepts: ``accepts(new_grad, grad, d) -> bool`` for a direction that
+        tests a line search's step (``cg``: Gilbert & Nocedal's sufficient
+        descent of the next direction, as scipy's CG); None: any step.
       keeps_nonfinite: True when ``d`` is not finite wherever ``grad`` is not
         (an optax preconditioner such as Adam's: ``inf / inf`` is NaN), for
         any state; ``fit`` then tests a fast epoch's finiteness once, at its
@@ -54,6 +57,7 @@ class Direction(NamedTuple):
     decoupled_l2: bool = False
     reset: Optional[Callable[[PyTree], tuple[PyTree, Any]]] = None
     keeps_nonfinite: bool = False
+    accepts: Optional[Callable[[Grads, Grads, Grads], Any]] = None
 
 
 class Made:

@@ -8,11 +8,15 @@ there. States keep fixed shapes and dtypes (a loop carry). The default step
 size of each is the Moré-Thuente line search with the constants and first
 trial of the scipy method it matches: scipy's BFGS for ``bfgs``, L-BFGS-B's
 for ``lbfgs`` (:mod:`jaxgd.directions.limited_memory`), scipy's CG for ``cg``.
+The searches of ``bfgs`` and ``cg`` run scipy's second line search
+(``line_search_wolfe2``, :mod:`jaxgd.linesearch.zoom`) after a Moré-Thuente
+search that fails, meets a NaN/Inf trial or ends at a step ``cg`` rejects (its
+``accepts``: Gilbert & Nocedal's sufficient descent, scipy CG's test), as
+scipy's ``_line_search_wolfe12`` does; L-BFGS-B has no second search.
 Each has a ``reset``: a line search that fails with curvature information in
 the state (H != I, pairs in memory, a conjugate direction) is retried once from
 the same point along steepest descent, L-BFGS-B's restart; only a search that
-fails along -g ends the run (scipy's BFGS and CG try another line search
-instead, ``line_search_wolfe2``, and stop when it fails too).
+fails along -g ends the run (scipy's BFGS and CG stop at the first failure).
 
 The factories are cached: equal arguments give the same ``Direction``
 object, so a compiled loop keyed on it is re-used.
@@ -35,6 +39,7 @@ from .base import Direction, Made
 from ..linesearch.more_thuente import MoreThuente
 from .._types import Grads, Params
 
+SUFFICIENT_DESCENT = 0.01  # scipy CG's sigma_3 (Gilbert & Nocedal 1992's sufficient descent condition)
 BAD_VARIANT = "variant={value!r} is not a conjugate-gradient variant; choose one of {valid}"
 BAD_MEMORY = "memory_size must be a positive integer, got memory_size={value!r}"
 BAD_RESTART = "restart_every must be None or a positive integer, got restart_every={value!r}"
@@ -42,17 +47,18 @@ BAD_RESTART = "restart_every must be None or a positive integer, got restart_eve
 
 def bfgs_lr() -> MoreThuente:
     """The default step size of ``bfgs``: Moré-Thuente, ``c1=1e-4``, ``c2=0.9``, the
-    interpolated first trial capped at 1 (scipy's BFGS: ``line_search_wolfe1`` with
-    ``old_old_fval``). With :math:`H_0 = I` this is scipy's BFGS step for step; the unit
+    interpolated first trial capped at 1 and the zoom search after a failed one (scipy's
+    BFGS: ``line_search_wolfe1`` with ``old_old_fval``, then ``line_search_wolfe2``). With :math:`H_0 = I` this is scipy's BFGS step for step; the unit
     first trial and a scaled :math:`H_0` missed 15 of the 130 unconstrained CUTEst problems
     of sif2jax that scipy's BFGS solves (benchmarks/RESULTS.md, session 9)."""
-    return MoreThuente(c1=1e-4, c2=0.9, start="interpolate")
+    return MoreThuente(c1=1e-4, c2=0.9, start="interpolate", fallback=True)
 
 
 def cg_lr() -> MoreThuente:
-    """The default step size of ``cg``: Moré-Thuente, ``c1=1e-4``, ``c2=0.4`` and the
-    interpolated first trial (scipy's CG: ``old_old_fval``, ``c2=0.4``)."""
-    return MoreThuente(c1=1e-4, c2=0.4, start="interpolate")
+    """The default step size of ``cg``: Moré-Thuente, ``c1=1e-4``, ``c2=0.4``, the
+    interpolated first trial and the zoom search after a failed search or a step without
+    sufficient descent (scipy's CG: ``old_old_fval``, ``c2=0.4``, ``_line_search_wolfe12``)."""
+    return MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True)
 
 
 # -- dense BFGS --------------------------------------------------------------------
@@ -254,8 +260,15 @@ def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
         search the solver retries from the same point along steepest descent."""
         return state._replace(count=jnp.zeros_like(state.count)), state.count > 1
 
+    def accepts(new_grad: Grads, grad: Grads, d: Grads) -> jax.Array:
+        """scipy's CG's test of a step (Gilbert & Nocedal's sufficient descent, sigma_3 = 0.01):
+        the next direction d' = -g' + beta d (beta = 0 where not finite) has g'.d' <= -0.01 ||g'||^2."""
+        beta = _beta(variant, new_grad, grad, d)
+        nxt = _tree.add_scaled(_tree.neg(new_grad), jnp.where(jnp.isfinite(beta), beta, 0.0), d)
+        return _tree.vdot(new_grad, nxt) <= -SUFFICIENT_DESCENT * _tree.sq_norm(new_grad)
+
     name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({variant.value})"
-    return _CG_MADE.record(Direction(name, init, update, cg_lr, reset=reset), (variant, restart_every))
+    return _CG_MADE.record(Direction(name, init, update, cg_lr, reset=reset, accepts=accepts), (variant, restart_every))
 
 
 _CG_MADE = Made()

@@ -156,23 +156,27 @@ def _div(a: Any, b: Any) -> Any:
     return a.dtype.type(np.inf) if b == 0 else a / b
 
 
+def _cg_beta(variant: Any, g: np.ndarray, g_prev: np.ndarray, d_prev: np.ndarray) -> Any:
+    """``quasi_newton._beta`` over NumPy."""
+    V = _quasi_newton.CGVariant
+    y = g - g_prev
+    if variant is V.FLETCHER_REEVES:
+        return _div(g.dot(g), g_prev.dot(g_prev))
+    if variant is V.POLAK_RIBIERE_PLUS:
+        beta = _div(g.dot(y), g_prev.dot(g_prev))
+        return beta if beta != beta else max(beta, beta.dtype.type(0))  # jnp.maximum(beta, 0): NaN stays NaN
+    if variant is V.HESTENES_STIEFEL:
+        return _div(g.dot(y), d_prev.dot(y))
+    return _div(g.dot(g), d_prev.dot(y))
+
+
 def cg_update(variant: Any, period: Optional[int]) -> Any:
     """``quasi_newton.cg_direction(variant, restart_every)``'s update: :math:`d = -g + \beta d_{k-1}`,
     restarted (:math:`d = -g`) at the first step, every ``period`` steps (None: never), when
     :math:`\beta` is not finite and when :math:`d` is not a descent direction."""
-    V = _quasi_newton.CGVariant
 
     def update(g: np.ndarray, state: CG, x: np.ndarray) -> tuple[np.ndarray, CG]:
-        y = g - state.grad
-        if variant is V.FLETCHER_REEVES:
-            beta = _div(g.dot(g), state.grad.dot(state.grad))
-        elif variant is V.POLAK_RIBIERE_PLUS:
-            beta = _div(g.dot(y), state.grad.dot(state.grad))
-            beta = beta if beta != beta else max(beta, beta.dtype.type(0))  # jnp.maximum(beta, 0): NaN stays NaN
-        elif variant is V.HESTENES_STIEFEL:
-            beta = _div(g.dot(y), state.direction.dot(y))
-        else:
-            beta = _div(g.dot(g), state.direction.dot(y))
+        beta = _cg_beta(variant, g, state.grad, state.direction)
         restart = state.count == 0 or not np.isfinite(beta) or (period is not None and state.count % period == 0)
         d = (-g + (g.dtype.type(0) if restart else beta.astype(g.dtype)) * state.direction).astype(g.dtype)
         descent = g.dot(d) < 0
@@ -187,11 +191,23 @@ def cg_reset(state: CG) -> tuple[CG, bool]:
     return state._replace(count=0), state.count > 1
 
 
+def cg_accepts(variant: Any) -> Any:
+    """``quasi_newton.cg_direction(variant).accepts``: the next direction is a sufficient descent direction."""
+
+    def accepts(new_g: np.ndarray, g: np.ndarray, d: np.ndarray) -> bool:
+        beta = _cg_beta(variant, new_g, g, d)
+        nxt = -new_g + (beta.astype(g.dtype) if np.isfinite(beta) else g.dtype.type(0)) * d
+        return bool(new_g.dot(nxt) <= -_quasi_newton.SUFFICIENT_DESCENT * new_g.dot(new_g))
+
+    return accepts
+
+
 # -- which directions, and their states for the compiled loop ----------------------------------
 class HostDirection(NamedTuple):
     init: Any
     update: Any
     reset: Any
+    accepts: Any = None
 
 
 def host_direction(direction: Any, n: int = 0) -> Optional[HostDirection]:
@@ -206,7 +222,7 @@ def host_direction(direction: Any, n: int = 0) -> Optional[HostDirection]:
     if cg is not None:
         variant, restart_every = cg  # the compiled update's period rule
         period = restart_every or (None if variant is _quasi_newton.CGVariant.POLAK_RIBIERE_PLUS else n)
-        return HostDirection(cg_init, cg_update(variant, period), cg_reset)
+        return HostDirection(cg_init, cg_update(variant, period), cg_reset, cg_accepts(variant))
     return None
 
 

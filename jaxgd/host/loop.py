@@ -156,10 +156,16 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
 
             return evaluate
 
+        def accepts_at(g: np.ndarray, d: np.ndarray) -> Optional[Callable[[_search.Trial], bool]]:
+            """``ctx.accept`` (core/update.py's): the direction's test, or gtol met at the trial."""
+            if direction.accepts is None:
+                return None
+            return lambda t: direction.accepts(t.grad, g, d) or _measure(t.x, t.value.astype(dtype), t.grad, inf_norm)[0] <= gtol
+
         while status == RUNNING and count < solver.max_steps:
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
-            ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d))
+            ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
             a, trial, rnew, (fev, gev, failed) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)

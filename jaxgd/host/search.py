@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..linesearch import dcsrch as _dcsrch
+from ..linesearch import zoom as _zoom
 from . import directions as _directions
 from ..linesearch import wolfe as _wolfe
 from ..linesearch.more_thuente import MoreThuenteState
@@ -98,6 +99,7 @@ class Context(NamedTuple):
     direction: np.ndarray
     slope: Any
     evaluate: Callable[[Any], Trial]
+    accept: Any = None  # Trial -> bool (StepContext.accept), or None
 
 
 def _scalar(v: Any, dtype: Any) -> Any:
@@ -143,7 +145,7 @@ class Search:
         stp = first_trial(self.initial, self.always, state, ctx)
         iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
         best = self.placeholder
-        i, stage2, converged = 0, np.bool_(False), np.bool_(False)
+        i, stage2, converged, hit = 0, np.bool_(False), np.bool_(False), False
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
         isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
         decreased = _dcsrch.decreased
@@ -153,6 +155,7 @@ class Search:
             g = t.grad.dot(ctx.direction).astype(dtype)
             # (a NaN or Inf gradient element makes the slope g, a sum of products with it, NaN or Inf)
             fin = isfinite(f) and isfinite(g)
+            hit = hit or not fin
             ftest = f0 + stp * gtest
             converged = fin and abs(g) <= -c2 * g0 and bool(decreased(f, ftest, f0, tie_tol))
             stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
@@ -170,13 +173,44 @@ class Search:
                 best = t
             at_start = (t.x == ctx.x).all()
             done = converged or stuck or narrow or at_start or i + 1 >= self.max_iter or stp >= stpmax
+            done = done or (not fin and self.rule.fallback)
             if self.cast:
                 iv = _dcsrch.Interval(*(v if isinstance(v, np.bool_) else dtype.type(v) for v in iv))
             i += 1
             stp = dtype.type(stp if converged else nxt)
         ok = bool(converged or (iv.stx > 0 and iv.fx < f0))
         alpha = stp if converged else iv.stx
+        if self.rule.fallback:  # MoreThuente.step's: scipy's zoom search after a failed or rejected search
+            accepted = True if ctx.accept is None else bool(ctx.accept(best))
+            if g0 < 0 and not (converged and not hit and accepted):
+                za, zt, found, n = self.zoom(ctx, f0, g0, first_trial(self.initial, self.always, state, ctx), hit and i == 1)
+                i += n
+                if found:
+                    alpha, best, ok = za, zt, True
+                else:
+                    ok = ok and accepted
         progress = ok and best.value.astype(dtype) < f0 - tie_tol
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)
         return dtype.type(alpha), best, new_state, (i, i, not ok)
+
+    def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, known: bool) -> tuple[Any, Trial, bool, int]:
+        """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy)."""
+        dtype, z, best, n = self.dtype, _zoom.start(f0, g0, np), self.placeholder, 0
+        if known:  # the first search's only trial, at a, was not finite
+            inf = dtype.type(np.inf)
+            z, a, _, _ = _zoom.update(z, a, inf, inf, np.bool_(True), f0, g0, self.c1, self.c2, self.stpmax, np)
+            a = dtype.type(a)
+        while True:
+            t = ctx.evaluate(a)
+            n += 1
+            ok = True if ctx.accept is None else bool(ctx.accept(t))
+            z, nxt, found, failed = _zoom.update(
+                z, a, t.value.astype(dtype), t.grad.dot(ctx.direction).astype(dtype), np.bool_(ok), f0, g0,
+                self.c1, self.c2, self.stpmax, np,
+            )
+            if found:
+                return a, t, True, n
+            if failed:
+                return a, best, False, n
+            a = dtype.type(nxt)

@@ -26,10 +26,12 @@ from .. import _tree
 from ..core import packing as _packing
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
+from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
     check_count,
+    check_flag,
     check_nonneg,
     check_positive,
     check_wolfe_constants,
@@ -57,9 +59,19 @@ class _Carry(NamedTuple):
     best: Trial  # the trial at stx (when stx > 0), or the one that met the conditions
     converged: jax.Array
     done: jax.Array
+    hit: Optional[jax.Array] = None  # with a fallback: a trial was not finite (None: not carried)
 
 
-@_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start",))
+class _ZoomCarry(NamedTuple):
+    i: jax.Array
+    alpha: jax.Array
+    z: _zoom.Zoom
+    best: Trial
+    found: jax.Array
+    done: jax.Array
+
+
+@_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start", "fallback"))
 @_tree.repr_from_init
 class MoreThuente:
     """Line search for the strong Wolfe conditions by Moré & Thuente's algorithm.
@@ -94,6 +106,16 @@ class MoreThuente:
     (``Status.PRECISION`` at a point stationary to precision, otherwise
     ``Status.STALLED``; see :mod:`jaxgd.core.stall`).
 
+    With ``fallback=True`` (the default of ``bfgs`` and ``cg``) a search that
+    does not meet the conditions, meets a NaN/Inf trial on the way (where
+    ``dcstep`` has no rule), or ends at a step the direction rejects
+    (``ctx.accept``: ``cg``'s sufficient descent of the next direction) is
+    followed by scipy's second search from the same point
+    (:mod:`jaxgd.linesearch.zoom`, ``line_search_wolfe2``), as scipy's BFGS
+    and CG do (``_line_search_wolfe12``); when that fails too, the first
+    search's outcome stands (its best point, if it lowered :math:`\\phi` and
+    the direction accepts it).
+
     References: J. J. Moré & D. J. Thuente, "Line search algorithms with
     guaranteed sufficient decrease", ACM TOMS 20(3), 1994 (MINPACK-2
     ``dcsrch``/``dcstep``, as used by scipy's BFGS, CG and L-BFGS-B);
@@ -113,6 +135,8 @@ class MoreThuente:
         epsilons of the dtype; 0 for the plain conditions.
       stall_window: steps without a decrease beyond rounding before the run
         stops as stalled (a positive integer).
+      fallback: run scipy's zoom search after a failed or rejected search
+        (static; see above).
 
     Raises:
       ValueError: a concrete argument out of range.
@@ -128,6 +152,7 @@ class MoreThuente:
         start: str = "unit",
         approx_rtol: Optional[ArrayLike] = None,
         stall_window: int = 10,
+        fallback: bool = False,
     ) -> None:
         c1, c2 = check_wolfe_constants(c1, c2)
         if start not in ("unit", "interpolate"):
@@ -142,6 +167,7 @@ class MoreThuente:
             start=start,
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
             stall_window=check_count("stall_window", stall_window),
+            fallback=check_flag("fallback", fallback),
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> MoreThuenteState:
@@ -175,6 +201,7 @@ class MoreThuente:
             jnp.asarray(0, jnp.int32), stp0, jnp.asarray(False), start_interval(f0, g0, stp0, stpmax),
             ph, jnp.asarray(False),
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
+            jnp.asarray(False) if self.fallback else None,
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
@@ -183,10 +210,45 @@ class MoreThuente:
         alpha = jnp.where(c.converged, c.stp, c.iv.stx)
         trial = c.best
         ok = c.converged | have_best
+        n = c.i
+        if self.fallback:  # scipy's _line_search_wolfe12: the zoom search after a failed or rejected one
+            accepted = jnp.asarray(True) if ctx.accept is None else ctx.accept(trial)
+            redo = (g0 < 0) & ~(c.converged & ~c.hit & accepted)
+            z = lax.cond(
+                redo, lambda: self._zoom(ctx, f0, g0, c1, c2, stpmax, stp0, ph, c.hit & (c.i == 1), redo),
+                lambda: _ZoomCarry(jnp.asarray(0, jnp.int32), alpha, _zoom.start(f0, g0), ph, jnp.asarray(False), jnp.asarray(True)),
+            )
+            alpha, trial = jnp.where(z.found, z.alpha, alpha), _tree.where(z.found, z.best, trial)
+            ok, n = z.found | (ok & accepted), n + z.i
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
-        return alpha.astype(dtype), trial, new, info(c.i, c.i, ~ok)
+        return alpha.astype(dtype), trial, new, info(n, n, ~ok)
+
+    def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, known, active) -> _ZoomCarry:  # noqa: ANN001
+        """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
+        ``known``: that trial was the first search's only one, not finite (scipy's cache of the last
+        point evaluated then answers it: no evaluation); ``active``: the search runs (True under
+        ``lax.cond``; under ``vmap``, where both branches run, the runs that need no second search
+        start done)."""
+        dtype = f0.dtype
+        z0 = _zoom.start(f0, g0)
+        inf = jnp.asarray(jnp.inf, dtype)
+        z1, a1, _, _ = _zoom.update(z0, stp0, inf, inf, jnp.asarray(True), f0, g0, c1, c2, stpmax)
+        z0 = jax.tree_util.tree_map(lambda a, b: jnp.where(known, a, b), z1, z0)
+        stp0 = jnp.where(known, a1, stp0).astype(dtype)
+
+        def body(c: _ZoomCarry) -> _ZoomCarry:
+            t = ctx.evaluate(c.alpha)
+            f = t.value.astype(dtype)
+            g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
+            ok = jnp.asarray(True) if ctx.accept is None else ctx.accept(t)
+            z, nxt, found, failed = _zoom.update(c.z, c.alpha, f, g, ok, f0, g0, c1, c2, stpmax)
+            best = _tree.where(found, t, c.best)
+            return _ZoomCarry(c.i + 1, jnp.where(found, c.alpha, nxt).astype(dtype), z, best, found, found | failed)
+
+        init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, z0, ph, jnp.asarray(False), ~active)
+        return _packing.packed_while(lambda c: ~c.done, body, init)
 
     def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax) -> _Carry:  # noqa: ANN001
         dtype = f0.dtype
@@ -216,11 +278,14 @@ class MoreThuente:
         stuck = fin & iv.brackt & (~jnp.isfinite(nxt) | outside) & (iv.stx > 0)
         nxt = jnp.where(~jnp.isfinite(nxt) | (outside & (iv.stx <= 0)), iv.stx + P5 * (stp - iv.stx), nxt)
         best = _tree.where(converged | (fin & (iv.stx == stp)), t, c.best)
+        hit = None if c.hit is None else c.hit | ~fin
         # A trial at the current point itself (alpha d below the rounding of every entry of
         # theta) says nothing new, and neither would a shorter one: the search ends there (the
         # best point so far if it lowered f, else a failure), where it evaluated the same point
         # over and over until max_iter (sif2jax's MISRA1CLS: 20 evaluations a search).
         at_start = _tree.all_equal(t.params, ctx.params)
         done = converged | stuck | narrow | at_start | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
+        if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
+            done = done | ~fin
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
-        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done)
+        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit)

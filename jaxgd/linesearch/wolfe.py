@@ -82,6 +82,11 @@ def check_count(name: str, value: Any, minimum: int = 1) -> Any:
     return _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
 
 
+def check_flag(name: str, value: Any) -> bool:
+    """A static switch: True or False (a NumPy bool too)."""
+    return _validate.flag(name, value)
+
+
 def check_wolfe_constants(c1: ArrayLike, c2: ArrayLike) -> tuple[Any, Any]:
     """The Wolfe constants: each in (0, 1) and, when both are concrete, ``c1 < c2``.
 
