@@ -231,7 +231,7 @@ def test_pytree_params_and_no_retrace_for_new_line_search_values():
     x0 = {"w": jnp.zeros((2, 2)), "b": jnp.array([0.5, 2.5])}
     first = jaxgd.minimize(counted, x0, method="bfgs", gtol=1e-10, history=False)
     traces = TRACES["n"]
-    new_values = ls.MoreThuente(c1=1e-3, c2=0.5, start="interpolate")  # bfgs's default search, other constants
+    new_values = ls.MoreThuente(c1=1e-3, c2=0.5, start="interpolate", fallback=True)  # bfgs's default search, other constants
     second = jaxgd.minimize(counted, x0, method="bfgs", lr=new_values, gtol=1e-10, history=False)
     assert TRACES["n"] == traces
     for res in (first, second):
