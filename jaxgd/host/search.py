@@ -187,8 +187,8 @@ class Search:
                 i += n
                 if found:
                     alpha, best, ok = za, zt, True
-                else:
-                    ok = ok and accepted
+                else:  # the first search's outcome stands: a point that lowered f, or an accepted Wolfe step
+                    ok = bool((iv.stx > 0 and iv.fx < f0) or (converged and accepted))
         progress = ok and best.value.astype(dtype) < f0 - tie_tol
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)

@@ -232,22 +232,20 @@ class MoreThuente:
         ``lax.cond``; under ``vmap``, where both branches run, the runs that need no second search
         start done)."""
         dtype = f0.dtype
-        z0 = _zoom.start(f0, g0)
-        inf = jnp.asarray(jnp.inf, dtype)
-        z1, a1, _, _ = _zoom.update(z0, stp0, inf, inf, jnp.asarray(True), f0, g0, c1, c2, stpmax)
-        z0 = jax.tree_util.tree_map(lambda a, b: jnp.where(known, a, b), z1, z0)
-        stp0 = jnp.where(known, a1, stp0).astype(dtype)
 
         def body(c: _ZoomCarry) -> _ZoomCarry:
+            # the first trial's outcome known (not finite): evaluated again, not counted, read as Inf
+            # (one copy of the search's code in the program; the case is rare)
+            skip = known & (c.i == 0) & (c.z.i == 0) & ~c.z.zooming
             t = ctx.evaluate(c.alpha)
-            f = t.value.astype(dtype)
-            g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
+            f = jnp.where(skip, jnp.inf, t.value.astype(dtype))
+            g = jnp.where(skip, jnp.inf, _tree.vdot(t.grad, ctx.direction).astype(dtype))
             ok = jnp.asarray(True) if ctx.accept is None else ctx.accept(t)
             z, nxt, found, failed = _zoom.update(c.z, c.alpha, f, g, ok, f0, g0, c1, c2, stpmax)
             best = _tree.where(found, t, c.best)
-            return _ZoomCarry(c.i + 1, jnp.where(found, c.alpha, nxt).astype(dtype), z, best, found, found | failed)
+            return _ZoomCarry(c.i + (~skip).astype(jnp.int32), jnp.where(found, c.alpha, nxt).astype(dtype), z, best, found, found | failed)
 
-        init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, z0, ph, jnp.asarray(False), ~active)
+        init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, _zoom.start(f0, g0), ph, jnp.asarray(False), ~active)
         return _packing.packed_while(lambda c: ~c.done, body, init)
 
     def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax) -> _Carry:  # noqa: ANN001

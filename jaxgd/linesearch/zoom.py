@@ -59,20 +59,17 @@ def start(f0: Any, g0: Any, xp: Any = jnp) -> Zoom:
 def cubicmin(a: Any, fa: Any, fpa: Any, b: Any, fb: Any, c: Any, fc: Any, xp: Any = jnp) -> Any:
     """The minimiser of the cubic through ``(a, fa)`` with slope ``fpa``, ``(b, fb)`` and
     ``(c, fc)``; NaN where scipy's ``_cubicmin`` returns None (a division by zero, an overflow
-    or a negative radical on the way, or a non-finite result)."""
+    or a negative radical on the way, or a non-finite result: each shows in ``A``, ``B``, the
+    radical or the result)."""
     C = fpa
     db, dc = b - a, c - a
     denom = (db * dc) ** 2 * (db - dc)
     r0, r1 = fb - fa - C * db, fc - fa - C * dc
-    d00, d01, d10, d11 = dc**2, -(db**2), -(dc**3), db**3
-    A = (d00 * r0 + d01 * r1) / xp.where(denom == 0, 1.0, denom)
-    B = (d10 * r0 + d11 * r1) / xp.where(denom == 0, 1.0, denom)
+    A = (dc**2 * r0 - db**2 * r1) / denom
+    B = (-(dc**3) * r0 + db**3 * r1) / denom
     radical = B * B - 3 * A * C
-    xmin = a + (-B + xp.sqrt(xp.maximum(radical, 0.0))) / xp.where(A == 0, 1.0, 3 * A)
-    parts = (denom, r0, r1, d00, d01, d10, d11, A, B, radical, 3 * A * C, B * B, xmin)
-    fine = (denom != 0) & (A != 0) & (radical >= 0)
-    for v in parts:
-        fine = fine & xp.isfinite(v)
+    xmin = a + (-B + xp.sqrt(xp.maximum(radical, 0.0))) / (3 * A)
+    fine = xp.isfinite(denom) & xp.isfinite(A) & xp.isfinite(B) & (A != 0) & (radical >= 0) & xp.isfinite(xmin)
     return xp.where(fine, xmin, xp.nan)
 
 
@@ -80,10 +77,9 @@ def quadmin(a: Any, fa: Any, fpa: Any, b: Any, fb: Any, xp: Any = jnp) -> Any:
     """The minimiser of the quadratic through ``(a, fa)`` with slope ``fpa`` and ``(b, fb)``; NaN
     where scipy's ``_quadmin`` returns None."""
     db = b - a
-    B = (fb - fa - fpa * db) / xp.where(db == 0, 1.0, db * db)
-    xmin = a - fpa / xp.where(B == 0, 1.0, 2.0 * B)
-    fine = (db != 0) & (B != 0) & xp.isfinite(db * db) & xp.isfinite(B) & xp.isfinite(2.0 * B) & xp.isfinite(xmin)
-    return xp.where(fine, xmin, xp.nan)
+    B = (fb - fa - fpa * db) / (db * db)
+    xmin = a - fpa / (2.0 * B)
+    return xp.where(xp.isfinite(B) & (B != 0) & xp.isfinite(xmin), xmin, xp.nan)
 
 
 def zoom_trial(z: Zoom, xp: Any = jnp) -> Any:
