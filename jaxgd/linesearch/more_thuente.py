@@ -136,7 +136,10 @@ class MoreThuente:
       stall_window: steps without a decrease beyond rounding before the run
         stops as stalled (a positive integer).
       fallback: run scipy's zoom search after a failed or rejected search
-        (static; see above).
+        (static; see above). It puts a second search loop, with another
+        copy of the loss, into the compiled program: ``fallback=False``
+        compiles faster (benchmarks/RESULTS.md, session 18) where searches
+        do not fail.
 
     Raises:
       ValueError: a concrete argument out of range.
