@@ -9,7 +9,6 @@ evaluations and answer.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import jax
@@ -20,18 +19,12 @@ import scipy.optimize as so
 from scipy.optimize._linesearch import scalar_search_wolfe2
 
 import jaxgd
-from jaxgd import linesearch as ls
+from benchmarks._util import x64_context
 from jaxgd.linesearch import zoom
 
 
-@contextlib.contextmanager
 def _x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", old)
+    return x64_context()
 
 
 def run_zoom(phi, dphi, a1, c1=1e-4, c2=0.9, ok=lambda a: True, xp=np, amax=1e10):
