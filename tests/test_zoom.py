@@ -255,3 +255,20 @@ def test_under_vmap_each_run_takes_its_own_searches():
             one = solve(starts[k])
             assert (int(batched.steps[k]), int(batched.nfev[k])) == (int(one.steps), int(one.nfev)), k
             np.testing.assert_allclose(np.asarray(batched.params[k]), np.asarray(one.params), rtol=1e-6, atol=1e-9)
+
+
+def test_cg_keeps_the_first_searchs_point_when_the_second_search_fails():
+    """CUTEst's CLIFF (its SIF file gives the minimum 0.199786613): along the first direction the
+    Moré-Thuente step is rejected by cg's descent test and the zoom search fails too, where scipy's CG
+    stops (status 2, no step). jaxgd keeps the first search's point (it lowered f) and goes on to the
+    minimum, the fused loop and the host tier alike."""
+    with _x64():
+        f = lambda x: (0.01 * x[0] - 0.03) ** 2 - x[0] + x[1] + jnp.exp(20.0 * (x[0] - x[1]))  # noqa: E731
+        x0 = jnp.asarray([0.0, -1.0])
+        ref = _scipy(f, x0, "CG")
+        assert ref.status == 2 and ref.nit == 0
+        runs = [jaxgd.minimize(f, x0, method="cg", gtol=1e-5, tier=tier) for tier in ("host", "compiled")]
+        for r in runs:
+            assert r.status_enum is jaxgd.Status.GTOL
+            np.testing.assert_allclose(float(r.loss), 0.199786613, rtol=1e-8)
+        assert [(int(r.steps), int(r.nfev)) for r in runs] == [(int(runs[0].steps), int(runs[0].nfev))] * 2

@@ -113,8 +113,8 @@ class MoreThuente:
     followed by scipy's second search from the same point
     (:mod:`jaxgd.linesearch.zoom`, ``line_search_wolfe2``), as scipy's BFGS
     and CG do (``_line_search_wolfe12``); when that fails too, the first
-    search's outcome stands (its best point, if it lowered :math:`\\phi` and
-    the direction accepts it).
+    search's outcome stands (its best point if it lowered :math:`\\phi`, or
+    its Wolfe step if the direction accepts it).
 
     References: J. J. Moré & D. J. Thuente, "Line search algorithms with
     guaranteed sufficient decrease", ACM TOMS 20(3), 1994 (MINPACK-2
@@ -222,7 +222,8 @@ class MoreThuente:
                 lambda: _ZoomCarry(jnp.asarray(0, jnp.int32), alpha, _zoom.start(f0, g0), ph, jnp.asarray(False), jnp.asarray(True)),
             )
             alpha, trial = jnp.where(z.found, z.alpha, alpha), _tree.where(z.found, z.best, trial)
-            ok, n = z.found | (ok & accepted), n + z.i
+            # else the first search's outcome stands: a point that lowered f, or an accepted Wolfe step
+            ok, n = z.found | have_best | (c.converged & accepted), n + z.i
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
