@@ -9,7 +9,7 @@ size of each is the Moré-Thuente line search with the constants and first
 trial of the scipy method it matches: scipy's BFGS for ``bfgs``, L-BFGS-B's
 for ``lbfgs`` (:mod:`jaxgd.directions.limited_memory`), scipy's CG for ``cg``.
 The searches of ``bfgs`` and ``cg`` run scipy's second line search
-(``line_search_wolfe2``, :mod:`jaxgd.linesearch.zoom`) after a Moré-Thuente
+(``line_search_wolfe2``, ``jaxgd/linesearch/zoom.py``) after a Moré-Thuente
 search that fails, meets a NaN/Inf trial or ends at a step ``cg`` rejects (its
 ``accepts``: Gilbert & Nocedal's sufficient descent, scipy CG's test), as
 scipy's ``_line_search_wolfe12`` does; L-BFGS-B has no second search.

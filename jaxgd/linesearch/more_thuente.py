@@ -111,7 +111,7 @@ class MoreThuente:
     ``dcstep`` has no rule), or ends at a step the direction rejects
     (``ctx.accept``: ``cg``'s sufficient descent of the next direction) is
     followed by scipy's second search from the same point
-    (:mod:`jaxgd.linesearch.zoom`, ``line_search_wolfe2``), as scipy's BFGS
+    (``jaxgd/linesearch/zoom.py``, ``line_search_wolfe2``), as scipy's BFGS
     and CG do (``_line_search_wolfe12``); when that fails too, the first
     search's outcome stands (its best point if it lowered :math:`\\phi`, or
     its Wolfe step if the direction accepts it).
