@@ -244,6 +244,7 @@ def test_a_search_that_fails_both_ways_fails():
             assert int(res.steps) == 0 and int(res.nfev) > 1
 
 
+@pytest.mark.slow  # (13 s: a vmapped bfgs program's compile)
 def test_under_vmap_each_run_takes_its_own_searches():
     """Reference: the same solves one by one (the compiled loop). Under ``vmap`` the fallback's
     ``lax.cond`` runs both branches; a run that needs no second search must not count one."""
