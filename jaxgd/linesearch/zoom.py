@@ -53,7 +53,7 @@ class Zoom(NamedTuple):
 def start(f0: Any, g0: Any, xp: Any = jnp) -> Zoom:
     """The state before the first trial: the previous point is :math:`(0, \\phi(0), \\phi'(0))`."""
     zero = xp.zeros_like(f0)
-    return Zoom(xp.asarray(False), xp.asarray(0, xp.int32) if xp is jnp else 0, zero, f0, g0, zero, f0, zero, f0)
+    return Zoom(xp.asarray(False), xp.asarray(0, xp.int32), zero, f0, g0, zero, f0, zero, f0)
 
 
 def cubicmin(a: Any, fa: Any, fpa: Any, b: Any, fb: Any, c: Any, fc: Any, xp: Any = jnp) -> Any:
@@ -98,7 +98,7 @@ def zoom_trial(z: Zoom, xp: Any = jnp) -> Any:
 def update(z: Zoom, a: Any, f: Any, g: Any, ok: Any, f0: Any, g0: Any, c1: Any, c2: Any, amax: Any, xp: Any = jnp) -> tuple:
     """After the trial ``a`` with value ``f``, slope ``g`` and acceptance ``ok``:
     ``(state, next trial, found, failed)``. Non-finite ``f`` or ``g`` count as ``+inf``."""
-    inf = xp.asarray(xp.inf, f.dtype) if xp is jnp else type(f)(float("inf"))
+    inf = xp.asarray(xp.inf, xp.result_type(f))
     finite = xp.isfinite(f) & xp.isfinite(g)
     f, g = xp.where(finite, f, inf), xp.where(finite, g, inf)
     armijo_broken = f > f0 + c1 * a * g0
@@ -120,7 +120,7 @@ def update(z: Zoom, a: Any, f: Any, g: Any, ok: Any, f0: Any, g0: Any, c1: Any, 
     zr_f = xp.where(too_long | flip, z.f_hi, z.f_lo)
     zh_a = xp.where(too_long, a, xp.where(flip, z.a_lo, z.a_hi))
     zh_f = xp.where(too_long, f, xp.where(flip, z.f_lo, z.f_hi))
-    zl_a, zl_f, zl_d = (xp.where(too_long, z.a_lo, a), xp.where(too_long, z.f_lo, f), xp.where(too_long, z.d_lo, g))
+    zl_a, zl_f, zl_d = xp.where(too_long, z.a_lo, a), xp.where(too_long, z.f_lo, f), xp.where(too_long, z.d_lo, g)
     # entering the zoom phase: lo/hi from the bracketing pair, rec = (0, phi(0)), count 0
     el_a, el_f, el_d = xp.where(high, z.a_lo, a), xp.where(high, z.f_lo, f), xp.where(high, z.d_lo, g)
     eh_a, eh_f = xp.where(high, a, z.a_lo), xp.where(high, f, z.f_lo)
