@@ -110,6 +110,81 @@ def test_vmapped_minimize_with_an_overflowing_lane_equals_separate_runs():
         np.testing.assert_allclose(float(one.grad_norm), 2 * s * float(np.linalg.norm(np.asarray(one.params))), rtol=1e-14)
 
 
+# NIST StRD Misra1a and Misra1b (Misra 1978, dental research): 14 observations, two parameters six
+# orders of magnitude apart, certified values from NIST (scipy.optimize.least_squares agrees to 1e-9).
+MISRA_Y = np.array([10.07, 14.73, 17.94, 23.93, 29.61, 35.18, 40.02, 44.82, 50.76, 55.05, 61.01, 66.40, 75.47, 81.78])
+MISRA_X = np.array([77.6, 114.9, 141.1, 190.8, 239.9, 289.0, 332.8, 378.4, 434.8, 477.3, 536.8, 593.1, 689.1, 760.0])
+MISRA = {  # model, certified (b1, b2), certified residual sum of squares
+    "Misra1a": (lambda b, x: b[0] * (1 - jnp.exp(-b[1] * x)), (2.3894212918e02, 5.5015643181e-04), 1.2455138894e-01),
+    "Misra1b": (lambda b, x: b[0] * (1 - (1 + b[1] * x / 2) ** -2), (3.3799746163e02, 3.9039091287e-04), 7.5464681533e-02),
+}
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
+@pytest.mark.parametrize("problem", sorted(MISRA))
+def test_badly_scaled_fits_at_the_answer_are_successes(problem, method, tier):
+    """Reference: NIST's certified values. At the answer the gradient is ~1e-3 (the norm test
+    cannot call it stationary: b2 ~ 5e-4 makes the curvature ~1e11) but the quasi-Newton model
+    predicts a decrease of ~1e-17, below f's rounding: the search fails and the run ends in
+    PRECISION, a success (LINESEARCH_FAILED before; scipy's L-BFGS-B reports success there)."""
+    model, certified, rss = MISRA[problem]
+    x, y = jnp.asarray(MISRA_X), jnp.asarray(MISRA_Y)
+    res = jaxgd.minimize(lambda b: jnp.sum((model(b, x) - y) ** 2), jnp.array([500.0, 1e-4]), method=method, tier=tier)
+    assert res.success, (res.status_enum, res.message)
+    assert res.status_enum in (jaxgd.Status.GTOL, jaxgd.Status.PRECISION)
+    np.testing.assert_allclose(np.asarray(res.params), certified, rtol=1e-7)
+    np.testing.assert_allclose(float(res.loss), rss, rtol=1e-9)
+    if (problem, method) in (("Misra1a", "lbfgs"), ("Misra1b", "bfgs")):  # the rule's cases (both tiers)
+        assert res.status_enum is jaxgd.Status.PRECISION
+
+
+def test_model_at_precision_is_relative_to_f():
+    """Reference: the definition, |g.d|/2 <= sqrt(eps) |f| (jaxgd/core/stall.py)."""
+    r = np.sqrt(np.finfo(np.float64).eps)
+    assert bool(stall.model_at_precision(jnp.asarray(-3.0), jnp.asarray(0.9 * r * 3.0)))
+    assert not bool(stall.model_at_precision(jnp.asarray(-3.0), jnp.asarray(1.1 * r * 3.0)))
+    assert not bool(stall.model_at_precision(jnp.asarray(3.0), jnp.asarray(jnp.inf)))
+    assert not bool(stall.model_at_precision(jnp.asarray(jnp.nan), jnp.asarray(0.0)))
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
+    """Reference: closed forms. MoreThuente's StepInfo.confirmed along the exact Newton step of a
+    quadratic (the gradient at the unit trial is 0) and along a step across the kink of |x|
+    (the gradient keeps its size): True, then False; the same on the host (jaxgd/host/search.py)."""
+    from jaxgd.core.stepsize import StepContext, Trial
+    from jaxgd.host import search as host_search
+
+    rule = jaxgd.linesearch.MoreThuente()
+    cases = [(lambda x: jnp.sum(2.0 * x**2), jnp.array([1.0, -2.0]), True),  # d = -x: the minimiser
+             (lambda x: jnp.sum(jnp.abs(x)) + 0.1 * jnp.sum(x**2), jnp.array([0.5, 0.5]), False)]
+    for f, x, expect in cases:
+        vg = jax.value_and_grad(f)
+        value, g = vg(x)
+        d = -x  # the unit step lands on 0: the quadratic's minimiser, across |x|'s kink
+        state = rule.init(x, value, g)._replace(started=jnp.asarray(True))
+        if tier == "compiled":
+            ctx = StepContext(
+                count=jnp.asarray(1, jnp.int32), params=x, value=value, grad=g, direction=d, slope=jnp.vdot(g, d),
+                evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
+                penalty_change=None,
+            )
+            confirmed = bool(rule.step(state, ctx)[3].confirmed)
+        else:
+            xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)  # NumPy scalars, as jaxgd/host/loop.py's
+
+            def evaluate(a):
+                v, gt = vg(jnp.asarray(xn + a * dn))
+                return host_search.Trial(xn + a * dn, np.asarray(v)[()], np.asarray(gt), None)
+
+            hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
+            hstate = type(state)(*(np.asarray(v)[()] for v in state))
+            with np.errstate(all="ignore"):  # as the host loop runs it (dcstep's unused cases)
+                confirmed = host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3]
+        assert confirmed is expect or confirmed == expect
+
+
 def test_at_precision_is_relative_to_f_and_x():
     eps = np.finfo(np.float64).eps
     x = jnp.full(4, 10.0)  # ||x|| = 20

@@ -375,12 +375,16 @@ class Solver:
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
+        if self.direction.reset is not None:
+            fresh, had_memory = self.direction.reset(dstate)
+        model = None  # a quasi-Newton model's predicted decrease, where its search confirmed the model
+        if self.direction.quasi_newton and self.direction.reset is not None and info.confirmed is not None:
+            model = jnp.where(had_memory & info.confirmed, 0.5 * jnp.abs(jnp.asarray(info.slope).astype(value.dtype)), jnp.inf)
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol,
+            (new_value, gnorm, new_params), window, self.gtol, model,
         )
         if self.direction.reset is not None:  # L-BFGS-B's restart: a failed search with a memory retries without it
-            fresh, had_memory = self.direction.reset(dstate)
             retry = (status == Status.LINESEARCH_FAILED) & had_memory
             dstate, status = _tree.where(retry, fresh, dstate), jnp.where(retry, Status.RUNNING, status)
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)

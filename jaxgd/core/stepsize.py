@@ -42,6 +42,10 @@ class StepInfo(NamedTuple):
     nfev: jax.Array  # loss evaluations spent
     ngev: jax.Array  # gradient evaluations spent
     failed: jax.Array  # True when no acceptable step was found
+    slope: Any = None  # <grad, d> the step started from: filled by jaxgd.core.update, not by the rule
+    # a unit first trial reached a gradient of at most half the norm (a quadratic model's minimiser
+    # confirmed: f is smooth at the step's scale); None from a rule that does not test it
+    confirmed: Any = None
 
 
 class StepContext(NamedTuple):

@@ -131,7 +131,8 @@ def update(
     Returns:
       ``(trial, state, alpha, info)``: the new iterate (with its value,
       gradient and aux when evaluated), the new state, the step size and
-      the rule's :class:`~jaxgd.core.stepsize.StepInfo`.
+      the rule's :class:`~jaxgd.core.stepsize.StepInfo` with the step's slope
+      :math:`\\langle g, d \\rangle` (``info.slope``).
     """
     d, dstate = direction(parts, grads, state.direction_state, params, value=value, value_fn=value_fn)
 
@@ -156,7 +157,7 @@ def update(
         accept=None if parts.direction.accepts is None else _accept(parts.direction.accepts, grads, d, converged),
     )
     alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
-    return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info
+    return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info._replace(slope=ctx.slope)
 
 
 def schedule_value(parts: UpdateParts, count: jax.Array) -> jax.Array:

@@ -48,6 +48,11 @@ class Direction(NamedTuple):
         any state; ``fit`` then tests a fast epoch's finiteness once, at its
         end (:mod:`jaxgd.minibatch.loop`). False for a direction that may
         not (a user's optax optimizer, quasi-Newton memories).
+      quasi_newton: True when ``d = -H g`` with ``H`` an inverse-Hessian estimate that a
+        curvature memory builds (``bfgs``, ``lbfgs``): while ``reset`` reports a memory, the
+        unit step minimises the quadratic model ``f + g.s + s.H^{-1}s/2``, which predicts a
+        decrease of ``|g.d|/2`` (half the squared Newton decrement), and the solver's precision
+        rule reads it (:func:`jaxgd.core.stall.model_at_precision`).
     """
 
     name: str
@@ -58,6 +63,7 @@ class Direction(NamedTuple):
     reset: Optional[Callable[[PyTree], tuple[PyTree, Any]]] = None
     keeps_nonfinite: bool = False
     accepts: Optional[Callable[[Grads, Grads, Grads], Any]] = None
+    quasi_newton: bool = False
 
 
 class Made:

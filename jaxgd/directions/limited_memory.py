@@ -157,7 +157,7 @@ def lbfgs(memory_size: int) -> Direction:
         return _tree.neg(two_loop(g, new, gamma)), new
 
     name = "lbfgs" if memory_size == 10 else f"lbfgs(memory_size={memory_size})"
-    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=reset), memory_size)
+    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=reset, quasi_newton=True), memory_size)
 
 
 _MADE = Made()

@@ -151,7 +151,7 @@ def _bfgs(scale_init: bool) -> Direction:
         marks it (``updates = -1``) and the next update starts from the identity."""
         return state._replace(updates=jnp.full_like(state.updates, -1)), state.updates > 0
 
-    return Direction("bfgs(scale_init=True)" if scale_init else "bfgs", init, update, bfgs_lr, reset=reset)
+    return Direction("bfgs(scale_init=True)" if scale_init else "bfgs", init, update, bfgs_lr, reset=reset, quasi_newton=True)
 
 
 # -- L-BFGS (jaxgd.directions.limited_memory) -------------------------------------------

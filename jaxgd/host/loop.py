@@ -118,6 +118,12 @@ def _at_precision(value: Any, gnorm: Any, x: np.ndarray) -> bool:
     return bool(np.isfinite(value) & (gnorm <= np.sqrt(eps) * scale))
 
 
+def _model_at_precision(value: Any, model: Any) -> bool:
+    """``stall.model_at_precision``: ``model <= sqrt(eps) |f|``."""
+    eps = np.finfo(value.dtype).eps
+    return bool(np.isfinite(value) & (model <= np.sqrt(eps) * np.abs(value)))
+
+
 def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
     """``solver.run(x0, *args)`` on the host (see the module doc); None when the loss's value
     has another dtype than the parameters (the caller then runs the compiled loop).
@@ -131,6 +137,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     vg = flat_value_and_grad(solver, structure, leaves, layout, args, x)
     direction = _directions.host_direction(solver.direction, x.size)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
+    quasi_newton = solver.direction.quasi_newton
     search = _search.Search(rule, dtype, x)
     with np.errstate(all="ignore"):
         value, g, aux = vg(x)
@@ -166,7 +173,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
-            a, trial, rnew, (fev, gev, failed) = search.step(rstate, ctx)
+            a, trial, rnew, (fev, gev, failed, confirmed) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
@@ -180,7 +187,8 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             stalled = rnew.since >= rule.stall_window
             if (st in (RUNNING, FAILED)) and (failed or stalled):
                 old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                st = PRECISION if _at_precision(*old) else st
+                model = 0.5 * np.abs(ctx.slope) if quasi_newton and confirmed and direction.reset(dnew)[1] else np.inf
+                st = PRECISION if _at_precision(*old) or _model_at_precision(value, model) else st
             st = STALLED if (st == RUNNING and stalled) else st
             if st == FAILED:
                 fresh, had_memory = direction.reset(dnew)
