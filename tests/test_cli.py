@@ -82,6 +82,7 @@ def test_unknown_command_fails_with_usage():
     assert out.returncode != 0 and "usage" in out.stderr
 
 
+@pytest.mark.slow  # ~19 s of fresh processes (make slow, run by CI)
 def test_first_call_benchmark_smoke_run(tmp_path):
     """Benchmark I (``python -m benchmarks --only I``) at its smallest: lbfgs,
     10-D, float64, one fresh process per measurement. Checks the two tables'

@@ -20,7 +20,7 @@ import pytest
 import jaxgd
 from jaxgd.core import compile as _compile
 
-from conftest import assert_bitwise
+from conftest import assert_bitwise, slow_if
 
 
 def rosen(x: jax.Array) -> jax.Array:
@@ -67,7 +67,8 @@ def assert_tuned_is_default_compile(monkeypatch: pytest.MonkeyPatch, x0: jax.Arr
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
-@pytest.mark.parametrize("method", ["gd", "lbfgs", "bfgs", "lbfgs-strongwolfe"])
+# make test: gd and lbfgs (with StrongWolfe); lbfgs and bfgs with their default searches in make slow
+@pytest.mark.parametrize("method", [slow_if(m in ("lbfgs", "bfgs"), m, id=m) for m in ["gd", "lbfgs", "bfgs", "lbfgs-strongwolfe"]])
 def test_small_call_gives_the_bits_of_xlas_default_compile(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """10-D Rosenbrock, float64: the tuned program and XLA's default one agree bit for bit
     (lbfgs-strongwolfe: test_blocks.py's case whose unrolled blocks the classic emitters round
@@ -123,7 +124,8 @@ def test_only_xlas_refusal_of_our_option_counts_as_one(monkeypatch: pytest.Monke
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
-@pytest.mark.parametrize("method", ["lbfgs", "lbfgs-bounds", "cg", "bfgs", "adam"])
+# make test: lbfgs and adam; L-BFGS-B, cg and bfgs (8-11 s of compiles each) in make slow
+@pytest.mark.parametrize("method", [slow_if(m in ("lbfgs-bounds", "cg", "bfgs"), m, id=m) for m in ["lbfgs", "lbfgs-bounds", "cg", "bfgs", "adam"]])
 def test_the_quasi_newton_limit(method: str, built: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """1,000 parameters: bfgs, cg and L-BFGS-B (their limits, compile.QUASI_NEWTON_SMALL) compile
     with the options; unconstrained lbfgs (512) and a first-order method (SMALL) do not; reference

@@ -73,6 +73,7 @@ def test_ar_sunspots(tmp_path):
     assert r["forecast_rmse"] <= 1.02 * r["forecast_rmse_statsmodels"]
 
 
+@pytest.mark.slow  # ~8 s; test_models.py covers Equinox in make test
 def test_equinox_model(tmp_path):
     """Reference: sklearn LogisticRegression's test accuracy on the same split."""
     pytest.importorskip("equinox")
@@ -91,6 +92,7 @@ def test_hyperparameter_gradient(tmp_path):
     assert r["path_final_gap"] < 1e-3
 
 
+@pytest.mark.slow  # ~7 s; test_as_optax.py covers NNX in make test
 def test_flax_nnx_digits(tmp_path):
     """Reference: the stated bar (test accuracy >= 0.95) and sklearn's MLPClassifier."""
     pytest.importorskip("flax")

@@ -24,6 +24,8 @@ import jaxgd
 from jaxgd.minibatch import fit as _fit
 from jaxgd.minibatch.fit import FitStatus, Remainder, fit
 
+from conftest import slow_if
+
 N, D = 53, 3
 _rng = np.random.default_rng(0)
 X = _rng.normal(size=(N, D))
@@ -227,7 +229,9 @@ _FIRST_ORDER = ["gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "ada
 @pytest.mark.parametrize(
     "case",
     ["plain", "nan_mid_epoch", "overflow", "clip_l2_nesterov", "fista_l1", "mask_patience", "bounds_gd"]
-    + [f"nan_grad_{m}" for m in _FIRST_ORDER] + ["nan_grad_clip_l1", "nan_grad_optax_sgd"],
+    # a NaN gradient under each first-order method: gd and adam in make test, the others in make slow
+    + [slow_if(m not in ("gd", "adam"), f"nan_grad_{m}", id=f"nan_grad_{m}") for m in _FIRST_ORDER]
+    + ["nan_grad_clip_l1", "nan_grad_optax_sgd"],
 )
 def test_fast_epochs_equal_exact_epochs(case, monkeypatch):
     """Reference: fit's exact epoch loop (every step's rollback selects; the loop run under
@@ -362,6 +366,7 @@ def test_line_search_default_is_refused():
 
 
 # -- data parallel --------------------------------------------------------
+@pytest.mark.slow  # a subprocess with four host devices (~10 s); test_fit_mesh.py runs a mesh in make test
 def test_sharded_equals_unsharded():
     """Reference: the single-device run, in a subprocess with four host devices."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")

@@ -96,6 +96,7 @@ def test_resume_after_crash_is_bit_for_bit(case: str, tmp_path, crash_after, mon
     assert checkpoint_info(path)["metadata"]["epochs"] == 9
 
 
+@pytest.mark.slow  # a fresh process (~8 s); test_checkpoint.py's runs in make test
 def test_resume_in_a_fresh_process_is_bit_for_bit(tmp_path, crash_after, monkeypatch) -> None:
     kw = dict(batch_size=8, epochs=6, method="nesterov", lr=0.02, progress=False)
     path, out = tmp_path / "fit.ckpt", tmp_path / "resumed.ckpt"

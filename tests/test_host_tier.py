@@ -287,6 +287,7 @@ def test_auto_compiles_a_problem_too_large_for_the_host(monkeypatch: pytest.Monk
     _assert_same_run(host, big, 1e-6)
 
 
+@pytest.mark.slow  # a fresh process (~5 s)
 def test_exit_during_a_background_compile_is_clean(tmp_path: Any) -> None:
     """A script that exits while the fused loop compiles in the background exits with 0 (the
     compile in flight is waited for; a daemon thread killed in jaxlib's frames aborted)."""

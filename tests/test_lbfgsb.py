@@ -392,7 +392,7 @@ def _long_double_solve(a, b):
     return out
 
 
-@pytest.mark.parametrize("jitted", [False, True])
+@pytest.mark.parametrize("jitted", [slow_if(True, False, id="eager"), True])  # the eager run (op by op, ~9 s) in make slow
 def test_subspace_step_on_an_ill_conditioned_memory(jitted):
     """Reference: B built by the BFGS updates of theta I with the same pairs (Byrd, Nocedal &
     Schnabel 1994, Thm 2.3: the compact form is that matrix) in long double, and the Newton step

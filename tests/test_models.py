@@ -94,6 +94,7 @@ def test_equinox_model_under_jit_and_resume() -> None:
     assert np.array_equal(more.params.w, whole.params.w) and isinstance(more.params, Affine)
 
 
+@pytest.mark.slow  # ~7 s; Equinox in minimize runs in make test
 def test_equinox_mlp_in_fit_matches_the_manual_partition() -> None:
     mlp = eqx.nn.MLP(3, 1, width_size=8, depth=1, activation=jnp.tanh, key=jax.random.key(0), dtype=jnp.float64)
     loss = lambda m, batch: jnp.mean((jax.vmap(m)(batch[0])[:, 0] - batch[1]) ** 2)  # noqa: E731
@@ -127,6 +128,7 @@ def nnx_loss(model: Any, X: Any, y: Any) -> jax.Array:
     return jnp.mean((model(X) - y) ** 2)
 
 
+@pytest.mark.slow  # ~8 s; test_as_optax.py's NNX optimizer runs in make test
 def test_nnx_module_in_minimize_matches_lstsq_and_keeps_its_state() -> None:
     nnx = _nnx()
     net = _net(nnx)

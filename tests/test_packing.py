@@ -81,14 +81,14 @@ CASES = [
     dict(method="lbfgs", max_steps=200),
     dict(method="bfgs", max_steps=200),
     dict(method="cg", max_steps=300),
-    dict(method="lbfgs", bounds=(-0.5, 0.8), max_steps=200),
+    pytest.param(dict(method="lbfgs", bounds=(-0.5, 0.8), max_steps=200), marks=pytest.mark.slow),  # ~6 s of compiles
     dict(method="gd", lr=jaxgd.linesearch.StrongWolfe(), max_steps=100),
     dict(method="gd", lr=jaxgd.linesearch.Backtracking(), max_steps=100, history=False),
     dict(method="gd", lr=jaxgd.linesearch.Exact(), max_steps=30),
 ]
 
 
-@pytest.mark.parametrize("kw", CASES, ids=lambda kw: f"{kw['method']}-{type(kw.get('lr')).__name__}-{len(kw)}")
+@pytest.mark.parametrize("kw", CASES, ids=lambda kw: f"{kw['method']}-{type(kw.get('lr')).__name__}-{len(kw)}" if isinstance(kw, dict) else None)
 def test_packed_solver_loops_give_the_plain_loops_bits(monkeypatch, kw):
     # the driver's loop, its history chunks and the line searches' loops, packed and plain
     x0 = jnp.linspace(-1.2, 1.0, 8)

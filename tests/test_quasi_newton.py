@@ -361,11 +361,11 @@ def test_lbfgs_restarts_once_after_a_failed_search_as_lbfgsb():
     np.testing.assert_array_equal(np.asarray(stopped.params), np.asarray(here))
 
 
-@pytest.mark.parametrize("method, memory", [
-    ("bfgs", lambda d: int(d.updates) > 0),
-    (directions.bfgs(scale_init=True), lambda d: int(d.updates) > 0),
-    ("cg", lambda d: int(d.count) > 1),
-], ids=["bfgs", "bfgs-scale-init", "cg"])
+@pytest.mark.parametrize("method, memory", [  # bfgs in make test; the others (~6 s each) in make slow
+    pytest.param("bfgs", lambda d: int(d.updates) > 0, id="bfgs"),
+    slow_if(True, directions.bfgs(scale_init=True), lambda d: int(d.updates) > 0, id="bfgs-scale-init"),
+    slow_if(True, "cg", lambda d: int(d.count) > 1, id="cg"),
+])
 def test_bfgs_and_cg_restart_once_along_steepest_descent_after_a_failed_search(method, memory):
     """The same restart for bfgs (H = I) and cg (beta = 0): a search that fails with curvature
     information is retried once from the same point, along -g (reference: the gradient, a
