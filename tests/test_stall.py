@@ -150,27 +150,31 @@ def test_model_at_precision_is_relative_to_f():
 
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
-    """Reference: closed forms. MoreThuente's StepInfo.confirmed along the exact Newton step of a
-    quadratic (the gradient at the unit trial is 0) and along a step across the kink of |x|
-    (the gradient keeps its size): True, then False; the same on the host (jaxgd/host/search.py)."""
+    """Reference: closed forms. MoreThuente's StepInfo.unit_sq_grad is ||g||^2 at a unit first
+    trial: 0 along the exact Newton step of a quadratic (a model confirmed: stall.model_decrease
+    gives |g.d|/2) and 2 x 1.05^2 across the kink of |x| + 0.1 x^2 (the gradient keeps its size:
+    inf, no model); the same on the host (jaxgd/host/search.py)."""
     from jaxgd.core.stepsize import StepContext, Trial
     from jaxgd.host import search as host_search
 
     rule = jaxgd.linesearch.MoreThuente()
-    cases = [(lambda x: jnp.sum(2.0 * x**2), jnp.array([1.0, -2.0]), True),  # d = -x: the minimiser
-             (lambda x: jnp.sum(jnp.abs(x)) + 0.1 * jnp.sum(x**2), jnp.array([0.5, 0.5]), False)]
-    for f, x, expect in cases:
+    cases = [  # f, x, d, the gradient at x + d (closed form)
+        (lambda x: jnp.sum(2.0 * x**2), jnp.array([1.0, -2.0]), jnp.array([-1.0, 2.0]), np.zeros(2)),
+        (lambda x: jnp.sum(jnp.abs(x)) + 0.1 * jnp.sum(x**2), jnp.array([0.5, 0.5]), jnp.array([-0.75, -0.75]),
+         np.full(2, -1.0 + 0.2 * -0.25)),
+    ]
+    for f, x, d, g1 in cases:
         vg = jax.value_and_grad(f)
         value, g = vg(x)
-        d = -x  # the unit step lands on 0: the quadratic's minimiser, across |x|'s kink
-        state = rule.init(x, value, g)._replace(started=jnp.asarray(True))
+        slope = jnp.vdot(g, d)
+        state = rule.init(x, value, g)._replace(started=jnp.asarray(True))  # a later step: a unit first trial
         if tier == "compiled":
             ctx = StepContext(
-                count=jnp.asarray(1, jnp.int32), params=x, value=value, grad=g, direction=d, slope=jnp.vdot(g, d),
+                count=jnp.asarray(1, jnp.int32), params=x, value=value, grad=g, direction=d, slope=slope,
                 evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
                 penalty_change=None,
             )
-            confirmed = bool(rule.step(state, ctx)[3].confirmed)
+            unit = float(rule.step(state, ctx)[3].unit_sq_grad)
         else:
             xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)  # NumPy scalars, as jaxgd/host/loop.py's
 
@@ -181,8 +185,11 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
             hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
             hstate = type(state)(*(np.asarray(v)[()] for v in state))
             with np.errstate(all="ignore"):  # as the host loop runs it (dcstep's unused cases)
-                confirmed = host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3]
-        assert confirmed is expect or confirmed == expect
+                unit = float(host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3])
+        np.testing.assert_allclose(unit, np.dot(g1, g1), atol=1e-15)
+        decrease = float(stall.model_decrease(slope, True, unit, jnp.vdot(g, g)))
+        assert decrease == (0.5 * abs(float(slope)) if not g1.any() else np.inf)
+        assert float(stall.model_decrease(slope, False, unit, jnp.vdot(g, g))) == np.inf  # no memory: no model
 
 
 def test_at_precision_is_relative_to_f_and_x():

@@ -377,9 +377,9 @@ class Solver:
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
         if self.direction.reset is not None:
             fresh, had_memory = self.direction.reset(dstate)
-        model = None  # a quasi-Newton model's predicted decrease, where its search confirmed the model
-        if self.direction.quasi_newton and self.direction.reset is not None and info.confirmed is not None:
-            model = jnp.where(had_memory & info.confirmed, 0.5 * jnp.abs(jnp.asarray(info.slope).astype(value.dtype)), jnp.inf)
+        model = None  # a quasi-Newton model's test (core/stall.py), where the rule records its unit trial
+        if self.direction.quasi_newton and self.direction.reset is not None and info.unit_sq_grad is not None:
+            model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad)
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model,

@@ -144,11 +144,26 @@ def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params) -> jax.
     return jnp.isfinite(value) & (grad_norm <= jnp.sqrt(eps) * scale)
 
 
-def model_at_precision(value: jax.Array, model: jax.Array) -> jax.Array:
-    """True when a quasi-Newton model's predicted decrease ``model`` (``|g.d|/2``) is at most
-    ``sqrt(eps) |f|`` (see the module doc); False for ``model`` NaN or Inf."""
-    dtype = jnp.result_type(value)
-    return jnp.isfinite(value) & (model <= jnp.sqrt(jnp.finfo(dtype).eps) * jnp.abs(value))
+# The model is confirmed when the gradient at its minimiser (the unit first trial) is at most half
+# as large as here: ||g(1)||^2 <= CONFIRM_SHRINK ||g||^2.
+CONFIRM_SHRINK = 0.25
+
+
+def model_decrease(slope: Any, had_memory: Any, unit_sq_grad: Any, sq_grad: Any, xp: Any = jnp) -> Any:
+    """The decrease ``|g.d|/2`` a quasi-Newton model predicted for a step along ``d`` from a point
+    with squared gradient norm ``sq_grad`` and slope ``g.d``, where the model is confirmed: the
+    direction had a curvature memory (``had_memory``) and the gradient at the search's unit first
+    trial (``unit_sq_grad``, ``StepInfo``'s; NaN when there was none) is at most half as large;
+    ``inf`` elsewhere. ``xp``: ``jnp`` (the compiled step) or ``np`` (the host tier)."""
+    confirmed = had_memory & xp.isfinite(sq_grad) & (unit_sq_grad <= CONFIRM_SHRINK * sq_grad)
+    return xp.where(confirmed, 0.5 * xp.abs(slope), xp.inf)
+
+
+def model_at_precision(value: Any, model: Any, xp: Any = jnp) -> Any:
+    """True when a quasi-Newton model's predicted decrease ``model`` (:func:`model_decrease`) is
+    at most ``sqrt(eps) |f|`` (see the module doc); False for ``model`` NaN or Inf."""
+    dtype = xp.result_type(value)
+    return xp.isfinite(value) & (model <= xp.sqrt(xp.finfo(dtype).eps) * xp.abs(value))
 
 
 # Steps without a new lowest loss or stationarity measure before a run at a
@@ -219,8 +234,10 @@ def adjust_status(
       window: the :class:`Window` after this step, for a rule without ``stalled``
         (None: no window rule).
       gtol: the solver's ``gtol`` (the window rule is off when it is 0).
-      model: the decrease a quasi-Newton model predicted for this step (``|g.d|/2``),
-        ``inf`` where the direction had no curvature memory; None: no such model.
+      model: a quasi-Newton direction's ``(slope, had_memory, unit_sq_grad, grad)``: the step's
+        ``g.d``, whether the direction had a curvature memory, the rule's ``StepInfo.unit_sq_grad``
+        and the gradient here (:func:`model_decrease`, evaluated only in the rare branch);
+        None: no such model.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -243,7 +260,11 @@ def adjust_status(
         # the test (a norm of params) runs only when a search failed, the rule stalled or the window is full
         def precise_here() -> jax.Array:
             norm_test = at_precision(value, gnorm, _tree.where(failed, old[2], new[2]))
-            return norm_test if model is None else norm_test | model_at_precision(old[0], model)
+            if model is None:
+                return norm_test
+            slope, had_memory, unit_sq_grad, grad = model
+            decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
+            return norm_test | model_at_precision(old[0], decrease)
 
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: jnp.asarray(False))
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)

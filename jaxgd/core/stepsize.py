@@ -43,9 +43,9 @@ class StepInfo(NamedTuple):
     ngev: jax.Array  # gradient evaluations spent
     failed: jax.Array  # True when no acceptable step was found
     slope: Any = None  # <grad, d> the step started from: filled by jaxgd.core.update, not by the rule
-    # a unit first trial reached a gradient of at most half the norm (a quadratic model's minimiser
-    # confirmed: f is smooth at the step's scale); None from a rule that does not test it
-    confirmed: Any = None
+    # the squared gradient norm at the first trial when that was a unit step (the quadratic model's
+    # minimiser for a quasi-Newton direction), NaN otherwise; None from a rule that does not record it
+    unit_sq_grad: Any = None
 
 
 class StepContext(NamedTuple):

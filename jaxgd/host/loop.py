@@ -29,6 +29,7 @@ import numpy as np
 from ..core import cache as _cache
 from ..core import compile as _compile
 from ..core import progress as _progress
+from ..core import stall as _stall
 from ..core.solver import SolverState
 from ..core.status import History, Result, Status
 from . import directions as _directions
@@ -118,12 +119,6 @@ def _at_precision(value: Any, gnorm: Any, x: np.ndarray) -> bool:
     return bool(np.isfinite(value) & (gnorm <= np.sqrt(eps) * scale))
 
 
-def _model_at_precision(value: Any, model: Any) -> bool:
-    """``stall.model_at_precision``: ``model <= sqrt(eps) |f|``."""
-    eps = np.finfo(value.dtype).eps
-    return bool(np.isfinite(value) & (model <= np.sqrt(eps) * np.abs(value)))
-
-
 def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
     """``solver.run(x0, *args)`` on the host (see the module doc); None when the loss's value
     has another dtype than the parameters (the caller then runs the compiled loop).
@@ -173,7 +168,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
-            a, trial, rnew, (fev, gev, failed, confirmed) = search.step(rstate, ctx)
+            a, trial, rnew, (fev, gev, failed, unit_sq_grad) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
@@ -187,8 +182,9 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             stalled = rnew.since >= rule.stall_window
             if (st in (RUNNING, FAILED)) and (failed or stalled):
                 old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                model = 0.5 * np.abs(ctx.slope) if quasi_newton and confirmed and direction.reset(dnew)[1] else np.inf
-                st = PRECISION if _at_precision(*old) or _model_at_precision(value, model) else st
+                model = quasi_newton and bool(_stall.model_at_precision(
+                    value, _stall.model_decrease(ctx.slope, direction.reset(dnew)[1], unit_sq_grad, g.dot(g), np), np))
+                st = PRECISION if _at_precision(*old) or model else st
             st = STALLED if (st == RUNNING and stalled) else st
             if st == FAILED:
                 fresh, had_memory = direction.reset(dnew)

@@ -20,7 +20,7 @@ from ..linesearch import dcsrch as _dcsrch
 from ..linesearch import zoom as _zoom
 from . import directions as _directions
 from ..linesearch import wolfe as _wolfe
-from ..linesearch.more_thuente import CONFIRM_SHRINK, MoreThuenteState
+from ..linesearch.more_thuente import MoreThuenteState
 
 INT32_MAX = np.iinfo(np.int32).max
 
@@ -137,7 +137,7 @@ class Search:
         self.placeholder = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
 
     def step(self, state: MoreThuenteState, ctx: Context) -> tuple[Any, Trial, MoreThuenteState, tuple]:
-        """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed, confirmed))``, as ``MoreThuente.step``."""
+        """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed, unit_sq_grad))``, as ``MoreThuente.step``."""
         dtype, c1, c2, xtol, stpmax = self.dtype, self.c1, self.c2, self.xtol, self.stpmax
         f0, g0 = ctx.value, ctx.slope.astype(dtype)
         gtest = c1 * g0
@@ -145,8 +145,7 @@ class Search:
         stp = first_trial(self.initial, self.always, state, ctx)
         iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
         best = self.placeholder
-        i, stage2, converged, hit, confirmed = 0, np.bool_(False), np.bool_(False), False, False
-        gg = ctx.grad.dot(ctx.grad)
+        i, stage2, converged, hit, unit_sq_grad = 0, np.bool_(False), np.bool_(False), False, dtype.type(np.nan)
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
         isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
         decreased = _dcsrch.decreased
@@ -157,8 +156,8 @@ class Search:
             # (a NaN or Inf gradient element makes the slope g, a sum of products with it, NaN or Inf)
             fin = isfinite(f) and isfinite(g)
             hit = hit or not fin
-            if i == 0:  # MoreThuente's StepInfo.confirmed: a unit first trial whose gradient shrank
-                confirmed = bool(stp == 1 and np.isfinite(gg) and t.grad.dot(t.grad) <= CONFIRM_SHRINK * gg)
+            if i == 0 and stp == 1:  # MoreThuente's StepInfo.unit_sq_grad
+                unit_sq_grad = t.grad.dot(t.grad).astype(dtype)
             ftest = f0 + stp * gtest
             converged = fin and abs(g) <= -c2 * g0 and bool(decreased(f, ftest, f0, tie_tol))
             stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
@@ -195,7 +194,7 @@ class Search:
         progress = ok and best.value.astype(dtype) < f0 - tie_tol
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)
-        return dtype.type(alpha), best, new_state, (i, i, not ok, confirmed)
+        return dtype.type(alpha), best, new_state, (i, i, not ok, unit_sq_grad)
 
     def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, known: bool) -> tuple[Any, Trial, bool, int]:
         """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy)."""

@@ -43,9 +43,6 @@ from .wolfe import (
 )
 
 BAD_START = "start must be 'unit' or 'interpolate', got start={value!r}"
-# StepInfo.confirmed: a unit first trial whose squared gradient norm is at most this fraction of
-# the start's (the gradient at least halved; jaxgd.core.stall.model_at_precision)
-CONFIRM_SHRINK = 0.25
 
 
 class MoreThuenteState(NamedTuple):
@@ -63,7 +60,7 @@ class _Carry(NamedTuple):
     converged: jax.Array
     done: jax.Array
     hit: Optional[jax.Array] = None  # with a fallback: a trial was not finite (None: not carried)
-    confirmed: Optional[jax.Array] = None  # StepInfo.confirmed: the unit first trial's gradient shrank
+    unit_sq_grad: Optional[jax.Array] = None  # StepInfo.unit_sq_grad: ||g||^2 at a unit first trial, else NaN
 
 
 class _ZoomCarry(NamedTuple):
@@ -209,10 +206,9 @@ class MoreThuente:
             ph, jnp.asarray(False),
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
             jnp.asarray(False) if self.fallback else None,
-            jnp.asarray(False),
+            jnp.asarray(jnp.nan, dtype),
         )
-        gg = _tree.sq_norm(ctx.grad)
-        body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, gg)  # noqa: E731
+        body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
         # Converged: the trial that met the conditions. Otherwise the best point, if it lowered f.
         have_best = (c.iv.stx > 0) & (c.iv.fx < f0)
@@ -233,7 +229,7 @@ class MoreThuente:
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
-        return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(confirmed=c.confirmed)
+        return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(unit_sq_grad=c.unit_sq_grad)
 
     def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, known, active) -> _ZoomCarry:  # noqa: ANN001
         """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
@@ -258,7 +254,7 @@ class MoreThuente:
         init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, _zoom.start(f0, g0), ph, jnp.asarray(False), ~active)
         return _packing.packed_while(lambda c: ~c.done, body, init)
 
-    def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, gg) -> _Carry:  # noqa: ANN001
+    def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax) -> _Carry:  # noqa: ANN001
         dtype = f0.dtype
         stp = c.stp
         t = ctx.evaluate(stp)
@@ -296,6 +292,6 @@ class MoreThuente:
         if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
             done = done | ~fin
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
-        # the quadratic model's minimiser (a unit first trial) confirmed: ||g(1)||^2 <= ||g(0)||^2 / 4
-        confirmed = jnp.where(c.i == 0, (stp == 1) & jnp.isfinite(gg) & (_tree.sq_norm(t.grad) <= CONFIRM_SHRINK * gg), c.confirmed)
-        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, confirmed)
+        # a quasi-Newton model's test reads the gradient at its minimiser, a unit first trial (core/stall.py)
+        unit = jnp.where((c.i == 0) & (stp == 1), _tree.vdot(t.grad, t.grad).astype(dtype), c.unit_sq_grad)
+        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit)
