@@ -25,7 +25,7 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   decrement, Boyd & Vandenberghe, "Convex Optimization", 2004, section
   9.5.1, with the quasi-Newton ``H``). When the search's unit first trial
   confirmed the model (the gradient there at most half as large:
-  ``StepInfo.confirmed``; across a kink it does not shrink) and the
+  ``StepInfo.unit_sq_grad``, :func:`model_decrease`; across a kink it does not shrink) and the
   predicted decrease is at most :math:`\\epsilon^{3/4}|f|`, the run ends in
   :attr:`Status.PRECISION` too. The rounding of a sum of squares of small
   residuals of large data is about :math:`\\epsilon \\|y\\| \\|r\\|`, hundreds

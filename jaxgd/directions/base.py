@@ -52,7 +52,7 @@ class Direction(NamedTuple):
         curvature memory builds (``bfgs``, ``lbfgs``): while ``reset`` reports a memory, the
         unit step minimises the quadratic model ``f + g.s + s.H^{-1}s/2``, which predicts a
         decrease of ``|g.d|/2`` (half the squared Newton decrement), and the solver's precision
-        rule reads it (:func:`jaxgd.core.stall.model_at_precision`).
+        rule reads it (``jaxgd/core/stall.py``).
     """
 
     name: str

@@ -101,6 +101,10 @@ class MoreThuente:
     :math:`\\phi`; the search fails only when no trial did. A direction that
     is not a descent direction fails at once, with no evaluation.
 
+    The squared gradient norm at a unit first trial goes out in
+    ``StepInfo.unit_sq_grad`` (NaN without one): the quasi-Newton precision rule
+    (``jaxgd/core/stall.py``) reads it.
+
     Stalls: a step that lowers :math:`\\phi` by no more than the tie
     tolerance counts as no progress; after ``stall_window`` such steps in a
     row, :meth:`stalled` is True and the solver stops
