@@ -157,7 +157,9 @@ def update(
         accept=None if parts.direction.accepts is None else _accept(parts.direction.accepts, grads, d, converged),
     )
     alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
-    return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info._replace(slope=ctx.slope)
+    # (a StepInfo again: a rule may return any tuple with StepInfo's fields)
+    info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None))
+    return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info
 
 
 def schedule_value(parts: UpdateParts, count: jax.Array) -> jax.Array:
