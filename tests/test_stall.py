@@ -172,9 +172,10 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
             ctx = StepContext(
                 count=jnp.asarray(1, jnp.int32), params=x, value=value, grad=g, direction=d, slope=slope,
                 evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
-                penalty_change=None,
+                penalty_change=None, unit_grad=True,
             )
             unit = float(rule.step(state, ctx)[3].unit_sq_grad)
+            assert rule.step(state, ctx._replace(unit_grad=False))[3].unit_sq_grad is None  # not asked for: no work
         else:
             xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)  # NumPy scalars, as jaxgd/host/loop.py's
 

@@ -375,10 +375,9 @@ class Solver:
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
-        if self.direction.reset is not None:
-            fresh, had_memory = self.direction.reset(dstate)
-        model = None  # a quasi-Newton model's test (core/stall.py), where the rule records its unit trial
-        if self.direction.quasi_newton and self.direction.reset is not None and info.unit_sq_grad is not None:
+        fresh, had_memory = self.direction.reset(dstate) if self.direction.reset is not None else (None, None)
+        model = None  # a quasi-Newton model's test (core/stall.py), where the rule recorded its unit trial
+        if had_memory is not None and info.unit_sq_grad is not None:
             model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad)
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),

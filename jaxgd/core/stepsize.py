@@ -84,6 +84,9 @@ class StepContext(NamedTuple):
     value_at: Callable[[jax.Array], jax.Array]
     penalty_change: Optional[Callable[[Params, Params], jax.Array]] = None
     accept: Optional[Callable[["Trial"], jax.Array]] = None
+    # (static) record StepInfo.unit_sq_grad: set by core.update for a quasi-Newton direction, whose
+    # precision rule reads it; other directions leave the search's loop without that work
+    unit_grad: bool = False
 
 
 def one_eval_info(failed: Any = False) -> StepInfo:

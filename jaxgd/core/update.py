@@ -155,6 +155,7 @@ def update(
         value_at=lambda alpha: value_fn(moved(alpha)),
         penalty_change=parts.prox.change if parts.prox.l1 is not None else None,
         accept=None if parts.direction.accepts is None else _accept(parts.direction.accepts, grads, d, converged),
+        unit_grad=parts.direction.quasi_newton,
     )
     alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
     # (a StepInfo again: a rule may return any tuple with StepInfo's fields)

@@ -180,14 +180,14 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 st = XTOL if _directions.norm(trial.x - x) <= xtol else st
             st = FAILED if failed else NONFINITE if not finite else st
             stalled = rnew.since >= rule.stall_window
+            fresh, had_memory = direction.reset(dnew) if (failed or stalled) else (None, False)
             if (st in (RUNNING, FAILED)) and (failed or stalled):
                 old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                model = quasi_newton and bool(_stall.model_at_precision(
-                    value, _stall.model_decrease(ctx.slope, direction.reset(dnew)[1], unit_sq_grad, g.dot(g), np), np))
-                st = PRECISION if _at_precision(*old) or model else st
+                model_precise = quasi_newton and bool(_stall.model_at_precision(
+                    value, _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, g.dot(g), np), np))
+                st = PRECISION if _at_precision(*old) or model_precise else st
             st = STALLED if (st == RUNNING and stalled) else st
             if st == FAILED:
-                fresh, had_memory = direction.reset(dnew)
                 if had_memory:  # L-BFGS-B's restart: retry from here without the memory
                     dnew, st = fresh, RUNNING
             dstate, status, nfev, ngev = dnew, st, nfev + fev, ngev + gev

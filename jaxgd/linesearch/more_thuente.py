@@ -60,7 +60,7 @@ class _Carry(NamedTuple):
     converged: jax.Array
     done: jax.Array
     hit: Optional[jax.Array] = None  # with a fallback: a trial was not finite (None: not carried)
-    unit_sq_grad: Optional[jax.Array] = None  # StepInfo.unit_sq_grad: ||g||^2 at a unit first trial, else NaN
+    unit_sq_grad: Optional[jax.Array] = None  # StepInfo.unit_sq_grad (None: ctx.unit_grad not asked for)
 
 
 class _ZoomCarry(NamedTuple):
@@ -101,9 +101,9 @@ class MoreThuente:
     :math:`\\phi`; the search fails only when no trial did. A direction that
     is not a descent direction fails at once, with no evaluation.
 
-    The squared gradient norm at a unit first trial goes out in
-    ``StepInfo.unit_sq_grad`` (NaN without one): the quasi-Newton precision rule
-    (``jaxgd/core/stall.py``) reads it.
+    Where ``ctx.unit_grad`` asks for it (a quasi-Newton direction), the squared
+    gradient norm at a unit first trial goes out in ``StepInfo.unit_sq_grad``
+    (NaN without one): the precision rule of ``jaxgd/core/stall.py`` reads it.
 
     Stalls: a step that lowers :math:`\\phi` by no more than the tie
     tolerance counts as no progress; after ``stall_window`` such steps in a
@@ -210,7 +210,7 @@ class MoreThuente:
             ph, jnp.asarray(False),
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
             jnp.asarray(False) if self.fallback else None,
-            jnp.asarray(jnp.nan, dtype),
+            jnp.asarray(jnp.nan, dtype) if ctx.unit_grad else None,
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
@@ -296,6 +296,7 @@ class MoreThuente:
         if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
             done = done | ~fin
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
-        # a quasi-Newton model's test reads the gradient at its minimiser, a unit first trial (core/stall.py)
-        unit = jnp.where((c.i == 0) & (stp == 1), _tree.vdot(t.grad, t.grad).astype(dtype), c.unit_sq_grad)
+        unit = c.unit_sq_grad  # a quasi-Newton model's test reads the gradient at its minimiser, a unit first trial
+        if unit is not None:
+            unit = jnp.where((c.i == 0) & (stp == 1), _tree.vdot(t.grad, t.grad).astype(dtype), unit)
         return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit)
