@@ -25,6 +25,8 @@ Matched stopping rules (``GTOL``, ``MAX_ITER``):
 - jaxgd ``lbfgs`` (compared with L-BFGS-B): ``gtol=GTOL`` with
   ``gtol_norm=inf``, L-BFGS-B's test (on the projected gradient with
   ``bounds``, jaxgd's default there), ``max_steps=MAX_ITER``, ``ftol = xtol = 0``;
+  ``jaxgd lbfgs-scalar`` the same with ``jaxgd.directions.lbfgs(scaling="scalar")``
+  (L-BFGS-B's scalar :math:`H^0`; the default's is diagonal);
 - optax ``lbfgs()`` (zoom line search) in a hand-written, jitted
   ``lax.while_loop`` until the gradient's inf-norm is ``<= GTOL`` (L-BFGS-B's
   test again) or ``MAX_ITER`` steps;
@@ -59,6 +61,7 @@ OPTX_TOL = 1e-8
 UNCONSTRAINED = {
     "jaxgd bfgs": "scipy BFGS",
     "jaxgd lbfgs": "scipy L-BFGS-B",
+    "jaxgd lbfgs-scalar": "scipy L-BFGS-B",
     "jaxgd cg": "scipy CG",
     "scipy BFGS": None,
     "scipy L-BFGS-B": None,
@@ -78,13 +81,16 @@ def _jaxgd(method: str) -> Callable[..., Call]:
 
         fun = lambda y: f(y)  # noqa: E731  (a new function object: nothing compiled is shared)
         kw = {} if bounds is None else {"bounds": bounds}
-        if method == "lbfgs":  # L-BFGS-B's stopping test (its pgtol is an inf-norm)
+        how: Any = method
+        if method == "lbfgs-scalar":  # L-BFGS-B's scalar H0
+            how = jaxgd.directions.lbfgs(scaling="scalar")
+        if method.startswith("lbfgs"):  # L-BFGS-B's stopping test (its pgtol is an inf-norm)
             kw["gtol_norm"] = math.inf
 
         tier = [FIRST_TIER["tier"]]  # the first call as a script makes it (lbfgs/bfgs: the host tier), the rest compiled
 
         def call() -> tuple[Any, int, int, int, str]:
-            r = jaxgd.minimize(fun, x0, method=method, gtol=GTOL, max_steps=MAX_ITER, progress=False, tier=tier[0], **kw)
+            r = jaxgd.minimize(fun, x0, method=how, gtol=GTOL, max_steps=MAX_ITER, progress=False, tier=tier[0], **kw)
             tier[0] = "compiled"
             return r.params, int(r.steps), int(r.nfev), int(r.ngev), r.status_enum.name
 
@@ -202,6 +208,7 @@ def _optimistix(name: str) -> Callable[..., Call]:
 MAKERS: dict[str, Callable[..., Call]] = {
     "jaxgd bfgs": _jaxgd("bfgs"),
     "jaxgd lbfgs": _jaxgd("lbfgs"),
+    "jaxgd lbfgs-scalar": _jaxgd("lbfgs-scalar"),
     "jaxgd cg": _jaxgd("cg"),
     "scipy BFGS": _scipy("BFGS"),
     "scipy L-BFGS-B": _scipy("L-BFGS-B"),

@@ -388,6 +388,8 @@ ROWS: list[Row] = [
     R("directions.bfgs", "scale_init", '"no"', TypeError, "scale_init must be a bool", lambda c: jaxgd.directions.bfgs("no")),
     R("directions.lbfgs", "memory_size", "0", ValueError, "memory_size must be a positive integer", lambda c: jaxgd.directions.lbfgs(0)),
     R("directions.lbfgs", "memory_size", "2.5", ValueError, "memory_size must be a positive integer", lambda c: jaxgd.directions.lbfgs(2.5)),
+    R("directions.lbfgs", "scaling", "'diag'", ValueError, "scaling must be 'auto', 'diagonal' or 'scalar'", lambda c: jaxgd.directions.lbfgs(scaling="diag")),
+    R("directions.lbfgs", "scaling", "None", ValueError, "scaling must be 'auto', 'diagonal' or 'scalar'", lambda c: jaxgd.directions.lbfgs(scaling=None)),
     R("directions.cg", "variant", '"xx"', ValueError, "variant='xx' is not a conjugate-gradient variant", lambda c: jaxgd.directions.cg("xx")),
     R("directions.cg", "restart_every", "0", ValueError, "restart_every must be None or a positive integer", lambda c: jaxgd.directions.cg(restart_every=0)),
     # -- linesearch rules ------------------------------------------------------------------------------

@@ -319,8 +319,10 @@ def rosen(x):
 @pytest.mark.parametrize("memory", [3, 10])
 def test_lbfgs_direction_matches_a_numpy_two_loop_recursion(memory):
     """Each step's direction d_k = (x_{k+1} - x_k) / alpha_k equals N&W Alg. 7.4 on the
-    last ``memory`` pairs (s_i, y_i) of the same run, on 6-D Rosenbrock (s'y > 0 under strong Wolfe)."""
-    solver = jaxgd.Solver(rosen, jaxgd.directions.lbfgs(memory), gtol=0.0)
+    last ``memory`` pairs (s_i, y_i) of the same run, on 6-D Rosenbrock (s'y > 0 under strong Wolfe),
+    from H0 = (s'y / y'y) I (scaling="scalar"; the diagonal H0 against a dense NumPy reference:
+    tests/test_quasi_newton.py)."""
+    solver = jaxgd.Solver(rosen, jaxgd.directions.lbfgs(memory, scaling="scalar"), gtol=0.0)
     step = jax.jit(solver.step)
     state = solver.init(jnp.asarray(np.array([-1.2, 1.0, -0.5, 0.8, 1.1, 0.3])))
     xs, gs, checked = [np.asarray(state.params)], [np.asarray(state.grad)], 0

@@ -52,23 +52,38 @@ def bfgs(scale_init: bool = False) -> Direction:
     return bfgs_direction(bool(scale_init))
 
 
-def lbfgs(memory_size: int = 10) -> Direction:
+def lbfgs(memory_size: int = 10, scaling: str = "auto") -> Direction:
     """L-BFGS with ``memory_size`` curvature pairs (optax ``scale_by_lbfgs``).
 
-    .. math:: d_k = -H_k g_k,\\quad H_k \\text{ from the two-loop recursion over the last } m \\text{ pairs}
+    .. math:: d_k = -H_k g_k,\\quad H_k \\text{ from the two-loop recursion over the last } m
+              \\text{ pairs, from } H_k^0
 
-    Reference: Liu & Nocedal, Math. Programming 45, 1989; Nocedal & Wright, Alg. 7.4-7.5.
+    :math:`H_k^0` (``scaling``): ``"scalar"``, :math:`(s^\\top y / y^\\top y) I` of the newest
+    pair, scipy L-BFGS-B's (with it ``jaxgd.minimize`` takes L-BFGS-B's steps; ``gtol_norm=inf``
+    for its stopping test); ``"diagonal"``, a diagonal matrix every kept pair updates
+    (Gilbert & Lemaréchal's diagonal BFGS update, as in M1QN3), scaled to the newest pair;
+    ``"auto"`` (the default, ``method="lbfgs"``'s): the scalar until the diagonal's entries
+    spread over more than a factor 1,000 (a badly scaled problem: parameters of very different
+    sizes, as in many curve fits), the diagonal from then on. On the 130 unconstrained CUTEst
+    problems of sif2jax ``"auto"`` needs 0.85 of scipy L-BFGS-B's evaluations in geometric mean
+    (``"scalar"`` 1.00) and takes L-BFGS-B's steps on 82 of them. With ``bounds=`` the method is
+    L-BFGS-B, whose :math:`B_0 = \\theta I` is always scalar.
+
+    Reference: Liu & Nocedal, Math. Programming 45, 1989; Gilbert & Lemaréchal, Math.
+    Programming 45, 1989; Nocedal & Wright, Alg. 7.4-7.5.
 
     Args:
       memory_size: :math:`m`, number of pairs kept (>= 1, static).
+      scaling: ``"auto"``, ``"diagonal"`` or ``"scalar"``.
 
     Returns:
-      A :class:`Direction` (default step: strong Wolfe, ``c2=0.9``).
+      A :class:`Direction` (default step: L-BFGS-B's Moré-Thuente search, unit first trial).
 
     Raises:
-      ValueError: ``memory_size`` not a positive integer.
+      ValueError: ``memory_size`` not a positive integer; ``scaling`` not ``"auto"``,
+        ``"diagonal"`` or ``"scalar"``.
     """
-    return lbfgs_direction(memory_size)
+    return lbfgs_direction(memory_size, scaling)
 
 
 def cg(variant: Any = "pr+", restart_every: Optional[int] = None) -> Direction:

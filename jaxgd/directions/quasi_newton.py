@@ -42,6 +42,7 @@ from .._types import Grads, Params
 SUFFICIENT_DESCENT = 0.01  # scipy CG's sigma_3 (Gilbert & Nocedal 1992's sufficient descent condition)
 BAD_VARIANT = "variant={value!r} is not a conjugate-gradient variant; choose one of {valid}"
 BAD_MEMORY = "memory_size must be a positive integer, got memory_size={value!r}"
+BAD_SCALING = "scaling must be 'auto', 'diagonal' or 'scalar', got scaling={value!r}"
 BAD_RESTART = "restart_every must be None or a positive integer, got restart_every={value!r}"
 
 
@@ -155,31 +156,44 @@ def _bfgs(scale_init: bool) -> Direction:
 
 
 # -- L-BFGS (jaxgd.directions.limited_memory) -------------------------------------------
-def lbfgs_direction(memory_size: int = 10) -> Direction:
+def lbfgs_direction(memory_size: int = 10, scaling: str = "auto") -> Direction:
     """L-BFGS: :math:`d_k = -H_k g_k` with :math:`H_k` from the last ``memory_size`` pairs.
 
-    The two-loop recursion (the arithmetic of ``optax.scale_by_lbfgs``) with
-    :math:`H_k^0 = (s^\\top y / y^\\top y) I` (and, while no pair is kept, L-BFGS-B's
-    :math:`I/\\|g\\|` at the first point and :math:`I` later), keeping pairs and restarting after a failed line
-    search as L-BFGS-B does; the default step size is L-BFGS-B's line search
-    (:mod:`jaxgd.directions.limited_memory`).
+    The two-loop recursion (the arithmetic of ``optax.scale_by_lbfgs``) from :math:`H_k^0`
+    (``scaling``): ``"scalar"``, :math:`\\gamma_k I` with :math:`\\gamma_k = s^\\top y / y^\\top y`
+    of the newest pair (Nocedal & Wright eq. 7.20; L-BFGS-B's :math:`\\theta = 1/\\gamma_k`);
+    ``"diagonal"``, :math:`c_k D_k` with :math:`D_k` a diagonal every kept pair updates
+    (Gilbert & Lemaréchal's diagonal BFGS update, M1QN3's scaling) and
+    :math:`c_k = s^\\top y / y^\\top D_k y` of the newest pair; ``"auto"`` (the default), the
+    diagonal once its entries spread over more than a factor 1,000 (a badly scaled problem:
+    parameters of very different sizes, as in many curve fits), the scalar before. While no
+    pair is kept, L-BFGS-B's :math:`I/\\|g\\|` at the first point and :math:`I` later. Pairs are
+    kept and the memory restarted after a failed line search as L-BFGS-B does; the default step
+    size is L-BFGS-B's line search (:mod:`jaxgd.directions.limited_memory`). With
+    ``scaling="scalar"``, and with ``"auto"`` on a problem whose diagonal stays within the factor,
+    the steps are scipy L-BFGS-B's.
 
     References: D. C. Liu & J. Nocedal, "On the limited memory BFGS method
-    for large scale optimization", Math. Programming 45, 1989; Nocedal &
-    Wright, "Numerical Optimization", 2nd ed., 2006, Algorithms 7.4-7.5.
+    for large scale optimization", Math. Programming 45, 1989; J. C. Gilbert & C.
+    Lemaréchal, "Some numerical experiments with variable-storage quasi-Newton
+    algorithms", Math. Programming 45, 1989; Nocedal & Wright, "Numerical
+    Optimization", 2nd ed., 2006, Algorithms 7.4-7.5.
 
     Args:
       memory_size: number of curvature pairs kept (static; >= 1).
+      scaling: ``"auto"``, ``"diagonal"`` or ``"scalar"``, the initial matrix :math:`H_k^0`.
 
     Returns:
-      A :class:`jaxgd.Direction` (the same object for the same argument).
+      A :class:`jaxgd.Direction` (the same object for the same arguments).
 
     Raises:
-      ValueError: ``memory_size`` not a positive integer.
+      ValueError: ``memory_size`` not a positive integer; ``scaling`` not one of the three.
     """
     if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size < 1:
         raise ValueError(BAD_MEMORY.format(value=memory_size))
-    return _limited_memory.lbfgs(memory_size)
+    if not isinstance(scaling, str) or scaling not in _limited_memory.SCALINGS:
+        raise ValueError(BAD_SCALING.format(value=scaling))
+    return _limited_memory.lbfgs(memory_size, scaling)
 
 
 # -- nonlinear conjugate gradient ------------------------------------------------------

@@ -14,6 +14,8 @@ Algorithms 6.1 and 7.4, section 5.2 (CG).
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
@@ -53,32 +55,65 @@ class LBFGS(NamedTuple):
     y: np.ndarray
     rho: np.ndarray
     gamma: Any
+    diag: np.ndarray
+    diag_scale: Any
 
 
 def lbfgs_init(x: np.ndarray, m: int) -> LBFGS:
     zeros = np.zeros_like(x)
     ring = np.zeros((m, x.size), x.dtype)
-    return LBFGS(0, 0, 0, zeros, zeros, ring, ring.copy(), np.zeros(m, x.dtype), x.dtype.type(1))
+    return LBFGS(0, 0, 0, zeros, zeros, ring, ring.copy(), np.zeros(m, x.dtype), x.dtype.type(1), np.ones_like(x),
+                 x.dtype.type(0))
 
 
-def lbfgs_update(g: np.ndarray, state: LBFGS, x: np.ndarray) -> tuple[np.ndarray, LBFGS]:
-    """``limited_memory.lbfgs(m).update``: take the pair ``(x - x_prev, g - g_prev)`` under
-    L-BFGS-B's rules, then :math:`d = -H g` by the two-loop recursion."""
+def lbfgs_update(spread: Optional[float]) -> Any:
+    """``limited_memory.lbfgs(m, scaling).update``; ``spread``: the scaling's (None: ``"scalar"``,
+    no diagonal)."""
+    return functools.partial(_lbfgs_update, spread)
+
+
+def _lbfgs_update(spread: Optional[float], g: np.ndarray, state: LBFGS, x: np.ndarray) -> tuple[np.ndarray, LBFGS]:
+    """Take the pair ``(x - x_prev, g - g_prev)`` under L-BFGS-B's rules (with a ``spread``, update
+    the diagonal and its factor), then :math:`d = -H g` by the two-loop recursion."""
     s, y = x - state.params, g - state.grad
     sy, yy, descent = np.dot(s, y), np.dot(y, y), -np.dot(state.grad, s)
     eps = np.finfo(state.rho.dtype).eps
     take = state.count > 0 and sy > 0 and sy > eps * descent and np.isfinite(sy) and np.isfinite(yy)
-    head, held, gamma = state.head, state.held, state.gamma
+    head, held, gamma, diag, scale = state.head, state.held, state.gamma, state.diag, state.diag_scale
     m = state.rho.shape[0]
+    if take and spread is not None:
+        diag, scale = diagonal_update(diag, s, y, sy, yy, held == 0, spread)
     if take:  # push (the ring's rows are written in place: this state is the loop's own)
         state.s[head], state.y[head] = s, y
         state.rho[head] = (1.0 / sy).astype(state.rho.dtype)
         gamma = (sy / yy).astype(state.rho.dtype)
         head, held = (head + 1) % m, min(held + 1, m)
-    new = LBFGS(min(state.count, INT32_MAX - 1) + 1, head, held, x, g, state.s, state.y, state.rho, gamma)
+    new = LBFGS(min(state.count, INT32_MAX - 1) + 1, head, held, x, g, state.s, state.y, state.rho, gamma, diag, scale)
     if held == 0:
         gamma = (1.0 / norm(g) if state.count == 0 else np.ones((), state.rho.dtype)).astype(state.rho.dtype)  # L-BFGS-B's
-    return -two_loop(g, new, gamma), new
+    return -two_loop(g, new, (scale * diag).astype(diag.dtype) if held > 0 and scale > 0 else gamma), new
+
+
+def diagonal_update(d: np.ndarray, s: np.ndarray, y: np.ndarray, sy: Any, yy: Any, start: bool, spread: float) -> tuple:
+    """``limited_memory.diagonal_update`` for a pair that is taken: ``(D, c)``, Gilbert &
+    Lemaréchal's diagonal (from :math:`(s^\\top y / y^\\top y) I` at ``start``; that scalar where
+    rounding leaves an entry non-positive or not finite) and the factor of :math:`H^0 = c D`
+    (0 where its entries spread over at most a factor ``spread``)."""
+    gamma = (sy / yy).astype(d.dtype)
+    d0 = np.full_like(d, gamma) if start else d
+    dyy = np.dot(d0 * y, y)
+    s_d = s / d0
+    dinsy = np.dot(s_d, s)
+    safe_dinsy = dinsy if dinsy > 0 else np.ones((), d.dtype)
+    with np.errstate(all="ignore"):
+        b = dyy / (sy * d0) + y * y / sy - dyy * s_d * s_d / (sy * safe_dinsy)
+        new = (1.0 / np.where(b > 0, b, 1.0)).astype(d.dtype)
+    ok = bool(np.all((b > 0) & np.isfinite(new) & (new > 0)))
+    if not ok:
+        return np.full_like(d, gamma), d.dtype.type(0)
+    ydy = np.dot(new * y, y)
+    wide = new.max() > spread * new.min() and ydy > 0
+    return new, (sy / ydy).astype(d.dtype) if wide else d.dtype.type(0)
 
 
 def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:
@@ -92,7 +127,7 @@ def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:
         a = rho[i] * s[i].dot(q)
         q = q + (-a) * y[i]
         alphas.append(a)
-    r = gamma * q
+    r = gamma * q  # (gamma: a scalar, or the diagonal H0 as a vector)
     for i, a in zip(order, reversed(alphas)):
         r = r + (a - rho[i] * y[i].dot(r)) * s[i]
     return r
@@ -217,7 +252,8 @@ def host_direction(direction: Any, n: int = 0) -> Optional[HostDirection]:
         return HostDirection(bfgs_init, bfgs_update, bfgs_reset)
     m = _limited_memory.memory_size(direction)
     if m is not None:
-        return HostDirection(lambda x: lbfgs_init(x, m), lbfgs_update, lbfgs_reset)
+        spread = _limited_memory.spread_of(_limited_memory.scaling(direction))
+        return HostDirection(lambda x: lbfgs_init(x, m), lbfgs_update(spread), lbfgs_reset)
     cg = _quasi_newton.cg_settings(direction)
     if cg is not None:
         variant, restart_every = cg  # the compiled update's period rule
@@ -238,5 +274,6 @@ def compiled_state(state: Any, unravel_rows: Any, unravel: Any) -> Any:
         return _limited_memory.LBFGSState(
             i32(state.count), i32(state.head), i32(state.held), unravel(state.params), unravel(state.grad),
             unravel_rows(state.s), unravel_rows(state.y), state.rho, np.asarray(state.gamma, state.rho.dtype),
+            unravel(state.diag), np.asarray(state.diag_scale, state.rho.dtype),
         )
     return _quasi_newton.BFGSState(i32(state.count), i32(state.updates), state.inv_hessian, state.params, state.grad)
