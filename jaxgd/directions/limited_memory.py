@@ -142,23 +142,26 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
     )
 
 
-def diagonal_update(diag: PyTree, scale: jax.Array, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array,
-                    yy: jax.Array, start: jax.Array, spread: float) -> tuple[PyTree, jax.Array]:
+def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, sy: jax.Array, yy: jax.Array,
+                    sums: tuple, start: jax.Array, spread: float) -> tuple[PyTree, jax.Array]:
     """``(D, c)`` after the pair ``(s, y)`` when ``take`` (else ``(diag, scale)``): the diagonal
     :math:`D` every kept pair updates and the factor of :math:`H^0 = c D` (0: use
-    :math:`\\gamma I`).
+    :math:`\\gamma I`). ``sums``: ``(y'Dy, s'D^{-1}s, (s_i^2/D_i), s's)`` for the old :math:`D`
+    (:func:`pair_sums`; ones at ``start``: :func:`reset` sets them), through which alone
+    :math:`s` enters.
 
     :math:`D` is Gilbert & Lemaréchal's diagonal update (M1QN3's diagonal scaling): with
     :math:`B = D^{-1}` the diagonal Hessian model, scale it by Oren-Spedicato's
     :math:`\\tau = y^\\top D y / s^\\top y` and take the diagonal of its BFGS update,
 
-    .. math:: \\frac{1}{D^+_i} = \\frac{y^\\top D y}{s^\\top y\\, D_i} + \\frac{y_i^2}{s^\\top y}
-              - \\frac{y^\\top D y}{s^\\top y}\\,\\frac{(s_i / D_i)^2}{s^\\top D^{-1} s},
+    .. math:: \\frac{1}{D^+_i} = \\frac{y^\\top D y}{s^\\top y\\, D_i} (1 - w_i) + \\frac{y_i^2}{s^\\top y},
+              \\qquad w_i = \\frac{s_i^2 / D_i}{s^\\top D^{-1} s} \\in [0, 1],
 
-    positive whenever :math:`s^\\top y > 0` (the diagonal of a positive definite matrix). The
+    positive whenever :math:`s^\\top y > 0` (the diagonal of a positive definite matrix; here
+    :math:`1 - w_i` is kept at least :math:`\\epsilon`, so rounding cannot make it zero). The
     first pair (``start``: none held, after the start or a reset) updates
-    :math:`D = (s^\\top y / y^\\top y) I`; where rounding makes an entry non-positive or not
-    finite, :math:`D = (s^\\top y / y^\\top y) I`. :math:`c = s^\\top y / y^\\top D^+ y`
+    :math:`D = (s^\\top y / y^\\top y) I`; where :math:`D^+` is not finite (an overflow),
+    :math:`D = (s^\\top y / y^\\top y) I`. :math:`c = s^\\top y / y^\\top D^+ y`
     (Oren-Spedicato's factor for the newest pair: :math:`y^\\top H^0 y = s^\\top y`, as
     :math:`\\gamma I` has; for :math:`D = \\delta I`, :math:`c D = \\gamma I`) where the entries of
     :math:`D^+` spread over more than a factor ``spread``, else 0. Every division is guarded,
@@ -167,30 +170,56 @@ def diagonal_update(diag: PyTree, scale: jax.Array, s: PyTree, y: PyTree, take: 
     Reference: J. C. Gilbert & C. Lemaréchal, "Some numerical experiments with variable-storage
     quasi-Newton algorithms", Math. Programming 45, 1989 (section 4, the diagonal update).
     """
+    dyy, dinsy, w, ss = sums
     safe_sy = jnp.where(take, sy, 1.0)
     gamma = safe_sy / jnp.where(take, yy, 1.0)  # s.y / y.y, the scalar scaling
-    d0 = _tree.tmap(lambda d: jnp.where(start, gamma.astype(d.dtype), d), diag)
-    dyy = _tree.vdot(_tree.tmap(lambda d, v: d * v, d0, y), y)
-    s_d = _tree.tmap(lambda d, v: v / d, d0, s)
-    dinsy = _tree.vdot(s_d, s)
+    dyy = jnp.where(start, gamma * yy, dyy)  # from D = gamma I at the first pair
+    dinsy = jnp.where(start, ss / gamma, dinsy)
     safe_dinsy = jnp.where(take & (dinsy > 0), dinsy, 1.0)
-    b = _tree.tmap(lambda d, yi, sdi: dyy / (safe_sy * d) + yi * yi / safe_sy - dyy * sdi * sdi / (safe_sy * safe_dinsy),
-                   d0, y, s_d)
-    new = _tree.tmap(lambda bi, d: (1.0 / jnp.where(bi > 0, bi, 1.0)).astype(d.dtype), b, d0)
-    fine = [jnp.all((bi > 0) & jnp.isfinite(ni) & (ni > 0)) for bi, ni in zip(_tree.leaves(b), _tree.leaves(new))]
-    ok = functools.reduce(jnp.logical_and, fine, take)
-    new = _tree.tmap(lambda d, n: jnp.where(ok, n, jnp.where(take, gamma.astype(d.dtype), d)), diag, new)
-    top = functools.reduce(jnp.maximum, [jnp.max(d) for d in _tree.leaves(new)])
-    low = functools.reduce(jnp.minimum, [jnp.min(d) for d in _tree.leaves(new)])
-    ydy = _tree.vdot(_tree.tmap(lambda d, v: d * v, new, y), y)
-    wide = ok & (top > spread * low) & (ydy > 0)
+    tau = dyy / safe_sy
+
+    def entry(d: jax.Array, wi: jax.Array, yi: jax.Array) -> jax.Array:
+        d0 = jnp.where(start, gamma.astype(d.dtype), d)
+        wi = jnp.where(start, wi / gamma, wi) / safe_dinsy  # (s_i^2 / D_i) / s'D^-1 s (at start: D = ones)
+        b = tau / d0 * jnp.maximum(1.0 - wi, jnp.finfo(d.dtype).eps) + yi * yi / safe_sy
+        return (1.0 / b).astype(d.dtype)
+
+    new = _tree.tmap(entry, diag, w, y)
+    leaves = _tree.leaves(new)
+    top, neg_low = functools.reduce(jnp.maximum, [jnp.max(jnp.stack([n.ravel(), -n.ravel()]), axis=1) for n in leaves])
+    fine = take & jnp.isfinite(top)
+    (ydy,) = _sums([[n * v * v] for n, v in zip(leaves, _tree.leaves(y))])
+    new = _tree.tmap(lambda d, n: jnp.where(fine, n, jnp.where(take, gamma.astype(d.dtype), d)), diag, new)
+    wide = fine & (top > spread * -neg_low) & (ydy > 0)
     c = jnp.where(wide, safe_sy / jnp.where(wide, ydy, 1.0), 0.0)
     return new, jnp.where(take, c, scale).astype(scale.dtype)
 
 
+def pair_sums(s: PyTree, y: PyTree, g: PyTree, diag: PyTree) -> tuple:
+    """``(s'y, y'y, -g's, y'Dy, s'D^{-1}s, s's)`` as one stacked reduction per leaf, and the
+    per-entry :math:`s_i^2 / D_i` (:func:`diagonal_update`'s ``w`` before its division)."""
+    w = _tree.tmap(lambda si, d: si * si / d, s, diag)
+    rows = [[si * yi, yi * yi, -gi * si, d * yi * yi, wi, si * si]
+            for si, yi, gi, d, wi in zip(_tree.leaves(s), _tree.leaves(y), _tree.leaves(g), _tree.leaves(diag),
+                                         _tree.leaves(w))]
+    sy, yy, descent, dyy, dinsy, ss = _sums(rows)
+    return sy, yy, descent, (dyy, dinsy, w, ss)
+
+
+def _sums(rows: list) -> jax.Array:
+    """Per leaf a list of same-shape arrays: their sums over all leaves, as one vector (one
+    reduction per leaf: the arrays stacked)."""
+    dtype = jnp.result_type(*[a for row in rows for a in row])
+    parts = [jnp.sum(jnp.stack([a.ravel().astype(dtype) for a in row]), axis=1) for row in rows]
+    return functools.reduce(jnp.add, parts)
+
+
 def reset(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
-    """``(the memory with no pair, whether it held any)``: L-BFGS-B's restart after a failed search."""
-    return state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho)), state.held > 0
+    """``(the memory with no pair, whether it held any)``: L-BFGS-B's restart after a failed search
+    (the diagonal back to ones: the next kept pair starts it from :math:`\\gamma I` again)."""
+    cleared = state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho),
+                             diag=_tree.tmap(jnp.ones_like, state.diag), diag_scale=jnp.zeros_like(state.diag_scale))
+    return cleared, state.held > 0
 
 
 SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the first is the default
@@ -222,14 +251,17 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
     def update(grad: Grads, state: LBFGSState, params: Params, value: Any = None, value_fn: Any = None) -> tuple[Grads, LBFGSState]:
         g = _tree.cast_like(grad, params)
         s, y = _tree.sub(params, state.params), _tree.sub(g, state.grad)
-        sy, yy, descent = _tree.vdot(s, y), _tree.sq_norm(y), -_tree.vdot(state.grad, s)
+        if spread is None:
+            sy, yy, descent = _tree.vdot(s, y), _tree.sq_norm(y), -_tree.vdot(state.grad, s)
+        else:  # the diagonal's sums with these, in one reduction
+            sy, yy, descent, sums = pair_sums(s, y, state.grad, state.diag)
         eps = jnp.finfo(state.rho.dtype).eps
         take = (state.count > 0) & (sy > 0) & (sy > eps * descent) & jnp.isfinite(sy) & jnp.isfinite(yy)
         new = push(state, s, y, take, sy, yy)._replace(
             count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1, params=params, grad=g
         )
         if spread is not None:
-            d, c = diagonal_update(state.diag, state.diag_scale, s, y, take, sy, yy, state.held == 0, spread)
+            d, c = diagonal_update(state.diag, state.diag_scale, y, take, sy, yy, sums, state.held == 0, spread)
             new = new._replace(diag=d, diag_scale=c)
         # with no pair held, L-BFGS-B's H0: I / ||g|| at the first point, I later (the norm computed
         # only then: a reduction over the parameters saved on every other step)

@@ -97,22 +97,20 @@ def _lbfgs_update(spread: Optional[float], g: np.ndarray, state: LBFGS, x: np.nd
 def diagonal_update(d: np.ndarray, s: np.ndarray, y: np.ndarray, sy: Any, yy: Any, start: bool, spread: float) -> tuple:
     """``limited_memory.diagonal_update`` for a pair that is taken: ``(D, c)``, Gilbert &
     Lemaréchal's diagonal (from :math:`(s^\\top y / y^\\top y) I` at ``start``; that scalar where
-    rounding leaves an entry non-positive or not finite) and the factor of :math:`H^0 = c D`
-    (0 where its entries spread over at most a factor ``spread``)."""
+    it overflows) and the factor of :math:`H^0 = c D` (0 where its entries spread over at most a
+    factor ``spread``)."""
     gamma = (sy / yy).astype(d.dtype)
     d0 = np.full_like(d, gamma) if start else d
     dyy = np.dot(d0 * y, y)
-    s_d = s / d0
-    dinsy = np.dot(s_d, s)
-    safe_dinsy = dinsy if dinsy > 0 else np.ones((), d.dtype)
+    dinsy = np.dot(s / d0, s)
+    w = (s * s / d0) / (dinsy if dinsy > 0 else np.ones((), d.dtype))
     with np.errstate(all="ignore"):
-        b = dyy / (sy * d0) + y * y / sy - dyy * s_d * s_d / (sy * safe_dinsy)
-        new = (1.0 / np.where(b > 0, b, 1.0)).astype(d.dtype)
-    ok = bool(np.all((b > 0) & np.isfinite(new) & (new > 0)))
-    if not ok:
+        new = (1.0 / (dyy / sy / d0 * np.maximum(1.0 - w, np.finfo(d.dtype).eps) + y * y / sy)).astype(d.dtype)
+    top, low = new.max(), new.min()
+    if not np.isfinite(top):
         return np.full_like(d, gamma), d.dtype.type(0)
     ydy = np.dot(new * y, y)
-    wide = new.max() > spread * new.min() and ydy > 0
+    wide = top > spread * low and ydy > 0
     return new, (sy / ydy).astype(d.dtype) if wide else d.dtype.type(0)
 
 
@@ -135,7 +133,8 @@ def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:
 
 def lbfgs_reset(state: LBFGS) -> tuple[LBFGS, bool]:
     """``limited_memory.reset``: no pair (``held = 0``, every ``rho = 0``), and whether any was held."""
-    return state._replace(held=0, rho=np.zeros_like(state.rho)), state.held > 0
+    return state._replace(held=0, rho=np.zeros_like(state.rho), diag=np.ones_like(state.diag),
+                          diag_scale=state.diag.dtype.type(0)), state.held > 0
 
 
 # -- dense BFGS -----------------------------------------------------------------------------
