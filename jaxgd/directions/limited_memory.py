@@ -19,8 +19,8 @@ every pair, this memory keeps, as the L-BFGS-B code does (``matupd``):
   (:func:`diagonal_update`: Gilbert & Lemaréchal's diagonal BFGS update,
   M1QN3's scaling), so that parameters of very different scales each get
   their own, and :math:`c_k` Oren-Spedicato's factor for the newest pair;
-  ``"auto"`` (the default), the scalar until :math:`D_k`'s entries spread over
-  more than a factor :data:`SPREAD` (1,000), the diagonal from then on (a
+  ``"auto"`` (the default), the diagonal while :math:`D_k`'s entries spread
+  over more than a factor :data:`SPREAD` (1,000), the scalar otherwise (a
   well-scaled problem keeps L-BFGS-B's steps); with no pair, L-BFGS-B's steepest-descent
   step (``lnsrlb``): :math:`1/\\|g\\|` at the first point (a first trial
   step of length 1; optax's :math:`\\min(1, 1/\\|g\\|)` is shorter where
@@ -38,13 +38,15 @@ The default step size is L-BFGS-B's line search: Moré-Thuente with
 and ``gtol_norm=inf`` (L-BFGS-B's test) it takes scipy's L-BFGS-B steps on
 Rosenbrock and needs as many evaluations as scipy's L-BFGS-B on the 130
 unconstrained CUTEst problems of sif2jax (1.00 in geometric mean; the runs
-that differ part by rounding); ``"auto"`` takes the same steps on 82 of them
-and needs about 0.85 of scipy's evaluations over all (a tenth on the badly
-scaled GAUSS*LS fits; benchmarks/RESULTS.md, session 20). The threshold is a
-judgment from that suite: 10 or 100 also lower the evaluations but lose
-L-BFGS-B's steps on chained Rosenbrock (8-45 % more evaluations at 30-100
-parameters), where the diagonal spreads over two orders of magnitude; 10,000
-gains less (0.90).
+that differ part by rounding); ``"auto"`` takes the same steps on 80 of them,
+solves 127 (``"scalar"`` 115, scipy 107) and needs about 0.86 of scipy's
+evaluations over all (a tenth on the badly scaled GAUSS*LS fits;
+benchmarks/RESULTS.md, session 20). The threshold is a judgment from that
+suite: 10 or 100 also lower the evaluations but lose L-BFGS-B's steps on
+chained Rosenbrock (8-44 % more evaluations at 30-100 parameters), where the
+diagonal spreads over two orders of magnitude; 10,000 gains less (0.90). The
+diagonal costs 8 kernels a step (a 1,000-D step: 76 -> 84) and ~0.15 s of
+compile, also where it is not used.
 
 References: D. C. Liu & J. Nocedal, "On the limited memory BFGS method for
 large scale optimization", Math. Programming 45, 1989; R. H. Byrd, P. Lu,

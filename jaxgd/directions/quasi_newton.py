@@ -165,8 +165,8 @@ def lbfgs_direction(memory_size: int = 10, scaling: str = "auto") -> Direction:
     ``"diagonal"``, :math:`c_k D_k` with :math:`D_k` a diagonal every kept pair updates
     (Gilbert & Lemaréchal's diagonal BFGS update, M1QN3's scaling) and
     :math:`c_k = s^\\top y / y^\\top D_k y` of the newest pair; ``"auto"`` (the default), the
-    diagonal once its entries spread over more than a factor 1,000 (a badly scaled problem:
-    parameters of very different sizes, as in many curve fits), the scalar before. While no
+    diagonal while its entries spread over more than a factor 1,000 (a badly scaled problem:
+    parameters of very different sizes, as in many curve fits), the scalar otherwise. While no
     pair is kept, L-BFGS-B's :math:`I/\\|g\\|` at the first point and :math:`I` later. Pairs are
     kept and the memory restarted after a failed line search as L-BFGS-B does; the default step
     size is L-BFGS-B's line search (:mod:`jaxgd.directions.limited_memory`). With
