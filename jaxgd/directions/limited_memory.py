@@ -184,7 +184,7 @@ def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, 
         d0 = jnp.where(start, gamma.astype(d.dtype), d)
         wi = jnp.where(start, wi / gamma, wi) / safe_dinsy  # (s_i^2 / D_i) / s'D^-1 s (at start: D = ones)
         b = tau / d0 * jnp.maximum(1.0 - wi, jnp.finfo(d.dtype).eps) + yi * yi / safe_sy
-        return (1.0 / b).astype(d.dtype)
+        return (1.0 / jnp.where(b > 0, b, 1.0)).astype(d.dtype)  # (b = 0 only for a pair not taken, y = 0)
 
     new = _tree.tmap(entry, diag, w, y)
     leaves = _tree.leaves(new)
