@@ -48,6 +48,23 @@ def sq_norm_nan_if(a: PyTree, b: PyTree) -> jax.Array:
     return sum(parts[1:], parts[0])
 
 
+def sums(*terms: PyTree) -> jax.Array:
+    """``[sum of every element of t for t in terms]`` (same structures), as one vector: one
+    reduction per leaf over the terms stacked (XLA:CPU: one kernel, where separate sums are two
+    each above 32 elements)."""
+    dtype = jnp.result_type(*[x for t in terms for x in leaves(t)])
+    per_leaf = zip(*(leaves(t) for t in terms))
+    parts = [jnp.sum(jnp.stack([x.ravel().astype(dtype) for x in xs]), axis=1) for xs in per_leaf]
+    return functools.reduce(jnp.add, parts)
+
+
+def max_min(a: PyTree) -> tuple[jax.Array, jax.Array]:
+    """``(largest, smallest)`` element over all leaves, in one reduction per leaf (NaN propagates)."""
+    parts = [jnp.max(jnp.stack([x.ravel(), -x.ravel()]), axis=1) for x in leaves(a)]
+    top, neg_low = functools.reduce(jnp.maximum, parts)
+    return top, -neg_low
+
+
 def max_abs(a: PyTree) -> jax.Array:
     """The infinity norm: the largest magnitude over all leaves (0 for no elements; NaN if any is NaN)."""
     parts = [jnp.max(jnp.abs(x), initial=0.0) for x in leaves(a)]

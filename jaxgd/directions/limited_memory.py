@@ -61,7 +61,7 @@ algorithms", Math. Programming 45, 1989.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -99,9 +99,9 @@ def _row(mem: PyTree, i: jax.Array) -> PyTree:
     return _tree.tmap(lambda a: a[i], mem)
 
 
-def two_loop(g: Grads, state: LBFGSState, gamma: jax.Array, diag: Optional[PyTree] = None) -> Grads:
+def two_loop(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree]) -> Grads:
     """:math:`H g` by the two-loop recursion over the ring, oldest pair first (Algorithm 7.4), from
-    :math:`H^0 = \\gamma I`, or :math:`H^0 = \\mathrm{diag}(` ``diag`` :math:`)` (a pytree like ``g``)."""
+    :math:`H^0` given as its product ``h0(q)``."""
     m = state.rho.shape[0]
     order = (state.head + jnp.arange(m)) % m
 
@@ -110,7 +110,7 @@ def two_loop(g: Grads, state: LBFGSState, gamma: jax.Array, diag: Optional[PyTre
         return _tree.add_scaled(q, -a, _row(state.y, i)), a
 
     q, alphas = lax.scan(newest_first, g, order, reverse=True)
-    r = _tree.scale(gamma, q) if diag is None else _tree.tmap(lambda d, x: (d * x).astype(x.dtype), diag, q)
+    r = h0(q)
 
     def oldest_first(r: PyTree, ia: tuple[jax.Array, jax.Array]) -> tuple[PyTree, None]:
         i, a = ia
@@ -145,10 +145,11 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
 
 
 def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, sy: jax.Array, yy: jax.Array,
-                    sums: tuple, start: jax.Array, spread: float) -> tuple[PyTree, jax.Array]:
+                    gamma: jax.Array, sums: tuple, start: jax.Array, spread: float) -> tuple[PyTree, jax.Array]:
     """``(D, c)`` after the pair ``(s, y)`` when ``take`` (else ``(diag, scale)``): the diagonal
     :math:`D` every kept pair updates and the factor of :math:`H^0 = c D` (0: use
-    :math:`\\gamma I`). ``sums``: ``(y'Dy, s'D^{-1}s, (s_i^2/D_i), s's)`` for the old :math:`D`
+    :math:`\\gamma I`). ``gamma``: :math:`s^\\top y / y^\\top y` of this pair (:func:`push`'s, when
+    ``take``). ``sums``: ``(y'Dy, s'D^{-1}s, (s_i^2/D_i), s's)`` for the old :math:`D`
     (:func:`pair_sums`; ones at ``start``: :func:`reset` sets them), through which alone
     :math:`s` enters.
 
@@ -174,7 +175,6 @@ def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, 
     """
     dyy, dinsy, w, ss = sums
     safe_sy = jnp.where(take, sy, 1.0)
-    gamma = safe_sy / jnp.where(take, yy, 1.0)  # s.y / y.y, the scalar scaling
     dyy = jnp.where(start, gamma * yy, dyy)  # from D = gamma I at the first pair
     dinsy = jnp.where(start, ss / gamma, dinsy)
     safe_dinsy = jnp.where(take & (dinsy > 0), dinsy, 1.0)
@@ -187,41 +187,35 @@ def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, 
         return (1.0 / jnp.where(b > 0, b, 1.0)).astype(d.dtype)  # (b = 0 only for a pair not taken, y = 0)
 
     new = _tree.tmap(entry, diag, w, y)
-    leaves = _tree.leaves(new)
-    top, neg_low = functools.reduce(jnp.maximum, [jnp.max(jnp.stack([n.ravel(), -n.ravel()]), axis=1) for n in leaves])
+    top, low = _tree.max_min(new)  # (a NaN propagates: not fine)
     fine = take & jnp.isfinite(top)
-    (ydy,) = _sums([[n * v * v] for n, v in zip(leaves, _tree.leaves(y))])
+    (ydy,) = _tree.sums(_tree.tmap(lambda n, v: n * v * v, new, y))
     new = _tree.tmap(lambda d, n: jnp.where(fine, n, jnp.where(take, gamma.astype(d.dtype), d)), diag, new)
-    wide = fine & (top > spread * -neg_low) & (ydy > 0)
+    wide = fine & (top > spread * low) & (ydy > 0)
     c = jnp.where(wide, safe_sy / jnp.where(wide, ydy, 1.0), 0.0)
     return new, jnp.where(take, c, scale).astype(scale.dtype)
 
 
 def pair_sums(s: PyTree, y: PyTree, g: PyTree, diag: PyTree) -> tuple:
-    """``(s'y, y'y, -g's, y'Dy, s'D^{-1}s, s's)`` as one stacked reduction per leaf, and the
-    per-entry :math:`s_i^2 / D_i` (:func:`diagonal_update`'s ``w`` before its division)."""
+    """``(s'y, y'y, -g's, (y'Dy, s'D^{-1}s, w, s's))`` as one stacked reduction (:func:`jaxgd._tree.sums`),
+    ``w`` the per-entry :math:`s_i^2 / D_i` (:func:`diagonal_update`'s, before its division)."""
+    mul = lambda a, b: _tree.tmap(jnp.multiply, a, b)  # noqa: E731
     w = _tree.tmap(lambda si, d: si * si / d, s, diag)
-    rows = [[si * yi, yi * yi, -gi * si, d * yi * yi, wi, si * si]
-            for si, yi, gi, d, wi in zip(_tree.leaves(s), _tree.leaves(y), _tree.leaves(g), _tree.leaves(diag),
-                                         _tree.leaves(w))]
-    sy, yy, descent, dyy, dinsy, ss = _sums(rows)
+    sy, yy, descent, dyy, dinsy, ss = _tree.sums(mul(s, y), mul(y, y), _tree.tmap(lambda gi, si: -gi * si, g, s),
+                                                _tree.tmap(lambda d, v: d * v * v, diag, y), w, mul(s, s))
     return sy, yy, descent, (dyy, dinsy, w, ss)
 
 
-def _sums(rows: list) -> jax.Array:
-    """Per leaf a list of same-shape arrays: their sums over all leaves, as one vector (one
-    reduction per leaf: the arrays stacked)."""
-    dtype = jnp.result_type(*[a for row in rows for a in row])
-    parts = [jnp.sum(jnp.stack([a.ravel().astype(dtype) for a in row]), axis=1) for row in rows]
-    return functools.reduce(jnp.add, parts)
-
-
 def reset(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
-    """``(the memory with no pair, whether it held any)``: L-BFGS-B's restart after a failed search
-    (the diagonal back to ones: the next kept pair starts it from :math:`\\gamma I` again)."""
-    cleared = state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho),
-                             diag=_tree.tmap(jnp.ones_like, state.diag), diag_scale=jnp.zeros_like(state.diag_scale))
-    return cleared, state.held > 0
+    """``(the memory with no pair, whether it held any)``: L-BFGS-B's restart after a failed search."""
+    return state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho)), state.held > 0
+
+
+def reset_diagonal(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
+    """:func:`reset`, and the diagonal back to ones (the next kept pair starts it from
+    :math:`\\gamma I` again; with ``scaling="scalar"`` it stays ones and :func:`reset` is enough)."""
+    cleared, held = reset(state)
+    return cleared._replace(diag=_tree.tmap(jnp.ones_like, state.diag), diag_scale=jnp.zeros_like(state.diag_scale)), held
 
 
 SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the first is the default
@@ -263,7 +257,7 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
             count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1, params=params, grad=g
         )
         if spread is not None:
-            d, c = diagonal_update(state.diag, state.diag_scale, y, take, sy, yy, sums, state.held == 0, spread)
+            d, c = diagonal_update(state.diag, state.diag_scale, y, take, sy, yy, new.gamma, sums, state.held == 0, spread)
             new = new._replace(diag=d, diag_scale=c)
         # with no pair held, L-BFGS-B's H0: I / ||g|| at the first point, I later (the norm computed
         # only then: a reduction over the parameters saved on every other step)
@@ -272,14 +266,15 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
             lambda: jnp.where(state.count == 0, 1.0 / lax.stop_gradient(_tree.norm(g)), 1.0).astype(new.gamma.dtype),
         )
         if spread is None:
-            return _tree.neg(two_loop(g, new, gamma)), new
+            return _tree.neg(two_loop(g, new, lambda q: _tree.scale(gamma, q))), new
         use = (new.held > 0) & (new.diag_scale > 0)
         h0 = _tree.tmap(lambda d: jnp.where(use, new.diag_scale.astype(d.dtype) * d, gamma.astype(d.dtype)), new.diag)
-        return _tree.neg(two_loop(g, new, gamma, h0)), new
+        return _tree.neg(two_loop(g, new, lambda q: _tree.tmap(lambda d, x: (d * x).astype(x.dtype), h0, q))), new
 
     options = ([f"memory_size={memory_size}"] if memory_size != 10 else []) + ([f"scaling={scaling!r}"] if scaling != "auto" else [])
     name = f"lbfgs({', '.join(options)})" if options else "lbfgs"
-    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=reset, quasi_newton=True), (memory_size, scaling))
+    restart = reset if spread is None else reset_diagonal
+    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=restart, quasi_newton=True), (memory_size, scaling))
 
 
 _MADE = Made()
