@@ -144,14 +144,13 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
     )
 
 
-def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, sy: jax.Array, yy: jax.Array,
+def diagonal_update(diag: PyTree, scale: jax.Array, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array, yy: jax.Array,
                     gamma: jax.Array, sums: tuple, start: jax.Array, spread: float) -> tuple[PyTree, jax.Array]:
     """``(D, c)`` after the pair ``(s, y)`` when ``take`` (else ``(diag, scale)``): the diagonal
     :math:`D` every kept pair updates and the factor of :math:`H^0 = c D` (0: use
     :math:`\\gamma I`). ``gamma``: :math:`s^\\top y / y^\\top y` of this pair (:func:`push`'s, when
-    ``take``). ``sums``: ``(y'Dy, s'D^{-1}s, (s_i^2/D_i), s's)`` for the old :math:`D`
-    (:func:`pair_sums`; ones at ``start``: :func:`reset` sets them), through which alone
-    :math:`s` enters.
+    ``take``). ``sums``: ``(y'Dy, s'D^{-1}s, s's)`` for the old :math:`D` (:func:`pair_sums`; not
+    used at ``start``, where :math:`D` is whatever a :func:`reset` left).
 
     :math:`D` is Gilbert & Lemaréchal's diagonal update (M1QN3's diagonal scaling): with
     :math:`B = D^{-1}` the diagonal Hessian model, scale it by Oren-Spedicato's
@@ -173,20 +172,20 @@ def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, 
     Reference: J. C. Gilbert & C. Lemaréchal, "Some numerical experiments with variable-storage
     quasi-Newton algorithms", Math. Programming 45, 1989 (section 4, the diagonal update).
     """
-    dyy, dinsy, w, ss = sums
+    dyy, dinsy, ss = sums
     safe_sy = jnp.where(take, sy, 1.0)
     dyy = jnp.where(start, gamma * yy, dyy)  # from D = gamma I at the first pair
     dinsy = jnp.where(start, ss / gamma, dinsy)
     safe_dinsy = jnp.where(take & (dinsy > 0), dinsy, 1.0)
     tau = dyy / safe_sy
 
-    def entry(d: jax.Array, wi: jax.Array, yi: jax.Array) -> jax.Array:
+    def entry(d: jax.Array, si: jax.Array, yi: jax.Array) -> jax.Array:
         d0 = jnp.where(start, gamma.astype(d.dtype), d)
-        wi = jnp.where(start, wi / gamma, wi) / safe_dinsy  # (s_i^2 / D_i) / s'D^-1 s (at start: D = ones)
+        wi = si * si / d0 / safe_dinsy  # (s_i^2 / D_i) / s'D^-1 s
         b = tau / d0 * jnp.maximum(1.0 - wi, jnp.finfo(d.dtype).eps) + yi * yi / safe_sy
         return (1.0 / jnp.where(b > 0, b, 1.0)).astype(d.dtype)  # (b = 0 only for a pair not taken, y = 0)
 
-    new = _tree.tmap(entry, diag, w, y)
+    new = _tree.tmap(entry, diag, s, y)
     top, low = _tree.max_min(new)  # (a NaN propagates: not fine)
     fine = take & jnp.isfinite(top)
     (ydy,) = _tree.sums(_tree.tmap(lambda n, v: n * v * v, new, y))
@@ -197,25 +196,17 @@ def diagonal_update(diag: PyTree, scale: jax.Array, y: PyTree, take: jax.Array, 
 
 
 def pair_sums(s: PyTree, y: PyTree, g: PyTree, diag: PyTree) -> tuple:
-    """``(s'y, y'y, -g's, (y'Dy, s'D^{-1}s, w, s's))`` as one stacked reduction (:func:`jaxgd._tree.sums`),
-    ``w`` the per-entry :math:`s_i^2 / D_i` (:func:`diagonal_update`'s, before its division)."""
+    """``(s'y, y'y, -g's, (y'Dy, s'D^{-1}s, s's))`` as one stacked reduction (:func:`jaxgd._tree.sums`)."""
     mul = lambda a, b: _tree.tmap(jnp.multiply, a, b)  # noqa: E731
-    w = _tree.tmap(lambda si, d: si * si / d, s, diag)
-    sy, yy, descent, dyy, dinsy, ss = _tree.sums(mul(s, y), mul(y, y), _tree.tmap(lambda gi, si: -gi * si, g, s),
-                                                _tree.tmap(lambda d, v: d * v * v, diag, y), w, mul(s, s))
-    return sy, yy, descent, (dyy, dinsy, w, ss)
+    sy, yy, descent, dyy, dinsy, ss = _tree.sums(
+        mul(s, y), mul(y, y), _tree.tmap(lambda gi, si: -gi * si, g, s), _tree.tmap(lambda d, v: d * v * v, diag, y),
+        _tree.tmap(lambda si, d: si * si / d, s, diag), mul(s, s))
+    return sy, yy, descent, (dyy, dinsy, ss)
 
 
 def reset(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
     """``(the memory with no pair, whether it held any)``: L-BFGS-B's restart after a failed search."""
     return state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho)), state.held > 0
-
-
-def reset_diagonal(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
-    """:func:`reset`, and the diagonal back to ones (the next kept pair starts it from
-    :math:`\\gamma I` again; with ``scaling="scalar"`` it stays ones and :func:`reset` is enough)."""
-    cleared, held = reset(state)
-    return cleared._replace(diag=_tree.tmap(jnp.ones_like, state.diag), diag_scale=jnp.zeros_like(state.diag_scale)), held
 
 
 SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the first is the default
@@ -257,7 +248,7 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
             count=jnp.minimum(state.count, jnp.iinfo(jnp.int32).max - 1) + 1, params=params, grad=g
         )
         if spread is not None:
-            d, c = diagonal_update(state.diag, state.diag_scale, y, take, sy, yy, new.gamma, sums, state.held == 0, spread)
+            d, c = diagonal_update(state.diag, state.diag_scale, s, y, take, sy, yy, new.gamma, sums, state.held == 0, spread)
             new = new._replace(diag=d, diag_scale=c)
         # with no pair held, L-BFGS-B's H0: I / ||g|| at the first point, I later (the norm computed
         # only then: a reduction over the parameters saved on every other step)
@@ -273,8 +264,7 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
 
     options = ([f"memory_size={memory_size}"] if memory_size != 10 else []) + ([f"scaling={scaling!r}"] if scaling != "auto" else [])
     name = f"lbfgs({', '.join(options)})" if options else "lbfgs"
-    restart = reset if spread is None else reset_diagonal
-    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=restart, quasi_newton=True), (memory_size, scaling))
+    return _MADE.record(Direction(name, init, update, lbfgsb_lr, reset=reset, quasi_newton=True), (memory_size, scaling))
 
 
 _MADE = Made()

@@ -133,8 +133,7 @@ def two_loop(g: np.ndarray, state: LBFGS, gamma: Any) -> np.ndarray:
 
 def lbfgs_reset(state: LBFGS) -> tuple[LBFGS, bool]:
     """``limited_memory.reset``: no pair (``held = 0``, every ``rho = 0``), and whether any was held."""
-    return state._replace(held=0, rho=np.zeros_like(state.rho), diag=np.ones_like(state.diag),
-                          diag_scale=state.diag.dtype.type(0)), state.held > 0
+    return state._replace(held=0, rho=np.zeros_like(state.rho)), state.held > 0
 
 
 # -- dense BFGS -----------------------------------------------------------------------------
