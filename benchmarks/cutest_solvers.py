@@ -26,7 +26,7 @@ Matched stopping rules (``GTOL``, ``MAX_ITER``):
   ``gtol_norm=inf``, L-BFGS-B's test (on the projected gradient with
   ``bounds``, jaxgd's default there), ``max_steps=MAX_ITER``, ``ftol = xtol = 0``;
   ``jaxgd lbfgs-scalar`` the same with ``jaxgd.directions.lbfgs(scaling="scalar")``
-  (L-BFGS-B's scalar :math:`H^0`; the default's is diagonal);
+  (L-BFGS-B's scalar :math:`H^0` throughout; the default, ``"auto"``, turns diagonal on badly scaled problems);
 - optax ``lbfgs()`` (zoom line search) in a hand-written, jitted
   ``lax.while_loop`` until the gradient's inf-norm is ``<= GTOL`` (L-BFGS-B's
   test again) or ``MAX_ITER`` steps;
