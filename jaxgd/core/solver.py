@@ -80,7 +80,9 @@ class SolverState(NamedTuple):
     ngev: jax.Array
     alpha: jax.Array
     accel: PyTree = ()  # FISTA's (t, previous iterate) when accelerated
-    stall: PyTree = ()  # stall.Window when the rule tracks no stalls itself (jaxgd.core.stall)
+    # stall.Window when the rule tracks no stalls itself; for a quasi-Newton direction with a restart
+    # under a rule that does (Moré-Thuente), the flag stall.adjust_status hands to the next step
+    stall: PyTree = ()
 
 
 @_options.document
@@ -269,6 +271,13 @@ class Solver:
         tracks no stalls, ``dtype`` is narrower than float64, and it is not L-BFGS-B."""
         return _stall.tracks_window(self.rule, dtype) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)
 
+    def _vouches(self) -> bool:
+        """The state carries :func:`jaxgd.core.stall.adjust_status`'s flag from a failed quasi-Newton
+        search to the restart's retry along -g: a quasi-Newton direction with a ``reset``, under
+        a rule that tracks its stalls (and records its unit trials: Moré-Thuente), not L-BFGS-B."""
+        return (self.direction.quasi_newton and self.direction.reset is not None and hasattr(self.rule, "stalled")
+                and not isinstance(self.rule, _lbfgsb.LbfgsbSearch))
+
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
         """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``)."""
@@ -296,7 +305,8 @@ class Solver:
             ngev=one,
             alpha=jnp.zeros((), value.dtype),
             accel=fista_init(params, value.dtype) if self.accelerated else (),
-            stall=_stall.window_init(self.loss(params, value), gnorm) if self._windowed(value.dtype) else (),
+            stall=(_stall.window_init(self.loss(params, value), gnorm) if self._windowed(value.dtype)
+                   else jnp.asarray(_stall.VOUCH_NONE, value.dtype) if self._vouches() else ()),
         )
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             state = _lbfgsb.init(self, state)
@@ -377,12 +387,16 @@ class Solver:
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
         fresh, had_memory = self.direction.reset(dstate) if self.direction.reset is not None else (None, None)
         model = None  # a quasi-Newton model's test (core/stall.py), where the rule recorded its unit trial
-        if had_memory is not None and info.unit_sq_grad is not None:
-            model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad)
+        if had_memory is not None and info.unit_sq_grad is not None and self._vouches():
+            model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad,
+                     jnp.asarray(info.unit_slope).astype(value.dtype), jnp.asarray(info.located).astype(value.dtype),
+                     state.stall)
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model,
         )
+        if model is not None:
+            status, window = status  # (the flag for the next step, carried where a window would be)
         if self.direction.reset is not None:  # L-BFGS-B's restart: a failed search with a memory retries without it
             retry = (status == Status.LINESEARCH_FAILED) & had_memory
             dstate, status = _tree.where(retry, fresh, dstate), jnp.where(retry, Status.RUNNING, status)
@@ -417,6 +431,8 @@ class Solver:
             # kernels, which rounded a loop of blocks differently from a loop of one step (test_blocks.py)
             live = accept | (running & (failed | ~finite))
             kept = kept._replace(direction_state=_tree.where(live, dstate, state.direction_state))
+        if model is not None:  # the flag goes on whether or not the step was taken (it follows a failure)
+            kept = kept._replace(stall=jnp.where(running, window, _stall.VOUCH_NONE).astype(value.dtype))
         return kept._replace(
             status=status.astype(jnp.int32),
             nfev=state.nfev + spent[0],

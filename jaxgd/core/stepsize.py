@@ -46,6 +46,12 @@ class StepInfo(NamedTuple):
     # the squared gradient norm at the first trial when that was a unit step (the quadratic model's
     # minimiser for a quasi-Newton direction), NaN otherwise; None from a rule that does not record it
     unit_sq_grad: Any = None
+    # the slope <grad, d> at that unit first trial, NaN otherwise (None likewise)
+    unit_slope: Any = None
+    # the least t |<grad, d>| over the trials t whose slope is at most 1/100 of the first one's (a
+    # trial at the line's minimiser, to that precision; the decrease to it is at most this along a
+    # line where f is convex), inf without one (None likewise)
+    located: Any = None
 
 
 class StepContext(NamedTuple):

@@ -159,7 +159,8 @@ def update(
     )
     alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
     # (a StepInfo again: a rule may return any tuple with StepInfo's fields)
-    info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None))
+    info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None),
+                              getattr(info, "unit_slope", None), getattr(info, "located", None))
     return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info
 
 

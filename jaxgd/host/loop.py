@@ -164,11 +164,12 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 return None
             return lambda t: direction.accepts(t.grad, g, d) or _measure(t.x, t.value.astype(dtype), t.grad, inf_norm)[0] <= gtol
 
+        vouched = _stall.VOUCH_NONE
         while status == RUNNING and count < solver.max_steps:
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
-            a, trial, rnew, (fev, gev, failed, unit_sq_grad) = search.step(rstate, ctx)
+            a, trial, rnew, (fev, gev, failed, (unit_sq_grad, unit_slope, located)) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
@@ -181,11 +182,22 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             st = FAILED if failed else NONFINITE if not finite else st
             stalled = rnew.since >= rule.stall_window
             fresh, had_memory = direction.reset(dnew) if (failed or stalled) else (None, False)
-            if (st in (RUNNING, FAILED)) and (failed or stalled):
-                old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                model_precise = quasi_newton and bool(_stall.model_at_precision(
-                    value, _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, g.dot(g), np), np))
-                st = PRECISION if _at_precision(*old) or model_precise else st
+            vouch = _stall.VOUCH_NONE  # stall.adjust_status's flag for the next step (SolverState.stall)
+            if failed or stalled:
+                decrease = _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, g.dot(g), np) if quasi_newton else np.inf
+                if st in (RUNNING, FAILED):
+                    old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
+                    retry_failed = failed and not had_memory and (  # the restart's -g search after a vouched one
+                        vouched == _stall.VOUCH_STRONG
+                        or (vouched == _stall.VOUCH_WEAK and bool(_stall.model_at_precision(value, located, np))))
+                    precise = _at_precision(*old) or bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
+                    st = PRECISION if precise else st
+                if quasi_newton and failed and had_memory:
+                    if _stall.vouches(value, min(decrease, _stall.line_decrease(ctx.slope, unit_slope, np)), np):
+                        vouch = _stall.VOUCH_STRONG
+                    elif _stall.vouches(value, _stall.overshoot_decrease(ctx.slope, unit_slope, np), np):
+                        vouch = _stall.VOUCH_WEAK
+            vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st
             if st == FAILED:
                 if had_memory:  # L-BFGS-B's restart: retry from here without the memory
@@ -202,10 +214,11 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
         _progress.close(count, value, solver.max_steps, status)
     if status == RUNNING and count >= solver.max_steps:
         status = int(Status.MAX_STEPS)
-    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows)
+    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows, vouched)
 
 
-def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows) -> Result:  # noqa: ANN001
+def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows,  # noqa: ANN001
+            vouched: int = 0) -> Result:
     """The :class:`jaxgd.Result` the compiled eager run would return, from the host state: device
     arrays for the parameters, the gradient and the rule's and direction's states (put on the
     device in one call: ~35 us an array, against ~85 us one by one), NumPy scalars for the rest."""
@@ -220,6 +233,6 @@ def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate,
     state = SolverState(
         params=params, value=value, grad=grad, aux=aux, grad_norm=gnorm, count=i32(count),
         direction_state=direction_state, rule_state=rule_state, status=i32(status), nfev=i32(nfev), ngev=i32(ngev),
-        alpha=alpha,
+        alpha=alpha, stall=np.asarray(vouched, np.result_type(value))[()] if solver._vouches() else (),
     )
     return Result(params, value, gnorm, state.count, state.status, History(*rows), state, state.nfev, state.ngev, aux)

@@ -20,6 +20,7 @@ from ..linesearch import dcsrch as _dcsrch
 from ..linesearch import zoom as _zoom
 from . import directions as _directions
 from ..linesearch import wolfe as _wolfe
+from ..linesearch import more_thuente as _more_thuente
 from ..linesearch.more_thuente import MoreThuenteState
 
 INT32_MAX = np.iinfo(np.int32).max
@@ -146,6 +147,7 @@ class Search:
         iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
         best = self.placeholder
         i, stage2, converged, hit, unit_sq_grad = 0, np.bool_(False), np.bool_(False), False, dtype.type(np.nan)
+        unit_slope, located = dtype.type(np.nan), dtype.type(np.inf)
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
         isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
         decreased = _dcsrch.decreased
@@ -158,6 +160,9 @@ class Search:
             hit = hit or not fin
             if i == 0 and stp == 1:  # MoreThuente's StepInfo.unit_sq_grad
                 unit_sq_grad = t.grad.dot(t.grad).astype(dtype)
+                unit_slope = g
+            if fin and g0 + abs(g) / _more_thuente.LOCATE <= 0:  # StepInfo.located (MoreThuente._body's test)
+                located = min(located, stp)
             ftest = f0 + stp * gtest
             converged = fin and abs(g) <= -c2 * g0 and bool(decreased(f, ftest, f0, tie_tol))
             stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
@@ -194,7 +199,7 @@ class Search:
         progress = ok and best.value.astype(dtype) < f0 - tie_tol
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)
-        return dtype.type(alpha), best, new_state, (i, i, not ok, unit_sq_grad)
+        return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0))))
 
     def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, known: bool) -> tuple[Any, Trial, bool, int]:
         """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy)."""

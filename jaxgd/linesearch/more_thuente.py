@@ -51,6 +51,11 @@ class MoreThuenteState(NamedTuple):
     since: jax.Array  # steps since f last fell by more than rounding (int32), for the stall test
 
 
+# A trial locates the line's minimiser when its slope is at most this fraction of the first one's
+# (StepInfo.located; jaxgd.core.stall reads it).
+LOCATE = 1e-2
+
+
 class _Carry(NamedTuple):
     i: jax.Array
     stp: jax.Array
@@ -61,6 +66,8 @@ class _Carry(NamedTuple):
     done: jax.Array
     hit: Optional[jax.Array] = None  # with a fallback: a trial was not finite (None: not carried)
     unit_sq_grad: Optional[jax.Array] = None  # StepInfo.unit_sq_grad (None: ctx.unit_grad not asked for)
+    unit_slope: Optional[jax.Array] = None  # StepInfo.unit_slope (likewise)
+    located: Optional[jax.Array] = None  # the least trial step that located the minimiser (StepInfo.located / |g0|)
 
 
 class _ZoomCarry(NamedTuple):
@@ -102,8 +109,11 @@ class MoreThuente:
     is not a descent direction fails at once, with no evaluation.
 
     Where ``ctx.unit_grad`` asks for it (a quasi-Newton direction), the squared
-    gradient norm at a unit first trial goes out in ``StepInfo.unit_sq_grad``
-    (NaN without one): the precision rule of ``jaxgd/core/stall.py`` reads it.
+    gradient norm and the slope at a unit first trial go out in
+    ``StepInfo.unit_sq_grad`` and ``StepInfo.unit_slope`` (NaN without one), and
+    the least :math:`t |\\phi'(0)|` over the trials whose slope is at most
+    :data:`LOCATE` of :math:`|\\phi'(0)|` in ``StepInfo.located`` (inf without
+    one): the precision rules of ``jaxgd/core/stall.py`` read them.
 
     Stalls: a step that lowers :math:`\\phi` by no more than the tie
     tolerance counts as no progress; after ``stall_window`` such steps in a
@@ -211,6 +221,8 @@ class MoreThuente:
             ~(g0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
             jnp.asarray(False) if self.fallback else None,
             jnp.asarray(jnp.nan, dtype) if ctx.unit_grad else None,
+            jnp.asarray(jnp.nan, dtype) if ctx.unit_grad else None,
+            jnp.asarray(jnp.inf, dtype) if ctx.unit_grad else None,
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
@@ -233,7 +245,8 @@ class MoreThuente:
         progress = ok & (trial.value.astype(dtype) < f0 - tie_tol)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
-        return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(unit_sq_grad=c.unit_sq_grad)
+        return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(
+            unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0))
 
     def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, known, active) -> _ZoomCarry:  # noqa: ANN001
         """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
@@ -296,7 +309,14 @@ class MoreThuente:
         if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
             done = done | ~fin
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
-        unit = c.unit_sq_grad  # a quasi-Newton model's test reads the gradient at its minimiser, a unit first trial
-        if unit is not None:
-            unit = jnp.where((c.i == 0) & (stp == 1), _tree.vdot(t.grad, t.grad).astype(dtype), unit)
-        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit)
+        unit, unit_slope, located = c.unit_sq_grad, c.unit_slope, c.located  # a quasi-Newton model's tests read
+        if unit is not None:  # the gradient at its minimiser, a unit first trial, and where the line's minimiser is
+            first = (c.i == 0) & (stp == 1)
+            unit = jnp.where(first, _tree.vdot(t.grad, t.grad).astype(dtype), unit)
+            unit_slope = jnp.where(first, g, unit_slope).astype(dtype)
+            # |g| <= LOCATE |g0| (g0 < 0), spelled with g on both sides: XLA hoists a loop-invariant
+            # LOCATE |g0| out of the search's loop, a kernel of its own every step
+            found = fin & (g0 + jnp.abs(g) / LOCATE <= 0)
+            located = jnp.where(found, jnp.minimum(located, stp), located).astype(dtype)
+        return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit,
+                      unit_slope, located)
