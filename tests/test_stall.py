@@ -215,7 +215,7 @@ def test_line_and_overshoot_decreases_closed_forms():
         assert not bool(stall.vouches(xp.asarray(2.0), xp.asarray(1.1 * 1e7 * 2.0 * np.finfo(np.float64).eps), xp))
 
 
-def test_a_failed_retry_along_minus_g_after_a_vouched_search_is_precision():
+def test_a_failed_or_stalled_retry_along_minus_g_after_a_vouched_search_is_precision():
     """Reference: the rule's definition (stall.adjust_status). A failed quasi-Newton search whose
     line predicts a decrease below scipy's factr test vouches for the point (strongly where its
     unit trial still descended, weakly where it passed the line's minimiser); the retry along -g
@@ -245,6 +245,19 @@ def test_a_failed_retry_along_minus_g_after_a_vouched_search_is_precision():
     assert run(False, big, -big, np.inf, stall.VOUCH_WEAK) == (failed_, stall.VOUCH_NONE)  # -g located nothing
     assert run(False, big, -big, 1e-17, stall.VOUCH_NONE) == (failed_, stall.VOUCH_NONE)
     assert run(True, tiny, 0.5 * tiny, 1e-17, stall.VOUCH_STRONG)[0] is failed_  # a memory: the restart comes first
+    # a stall (stall_window steps without progress) vouches and confirms alike
+    stalled_state = state._replace(since=jnp.asarray(rule.stall_window, jnp.int32))
+
+    def run_stalled(had_memory, vouched):
+        model = (jnp.asarray(tiny), jnp.asarray(had_memory), jnp.asarray(np.nan), g, jnp.asarray(0.5 * tiny),
+                 jnp.asarray(np.inf), jnp.asarray(float(vouched)))
+        status, vouch = stall.adjust_status(rule, stalled_state, jnp.asarray(int(jaxgd.Status.RUNNING)), jnp.asarray(False),
+                                            (f, jnp.asarray(1.0), x), (f, jnp.asarray(1.0), x), None, 1e-6, model)
+        return jaxgd.Status(int(status)), int(vouch)
+
+    assert run_stalled(True, stall.VOUCH_NONE) == (jaxgd.Status.STALLED, stall.VOUCH_STRONG)  # the solver restarts
+    assert run_stalled(False, stall.VOUCH_STRONG) == (jaxgd.Status.PRECISION, stall.VOUCH_NONE)
+    assert run_stalled(False, stall.VOUCH_NONE) == (jaxgd.Status.STALLED, stall.VOUCH_NONE)
 
 
 # An ill-conditioned least-squares fit like CUTEst's PALMER*C (an even polynomial of degree 14 in

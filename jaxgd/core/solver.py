@@ -399,6 +399,8 @@ class Solver:
             status, window = status  # (the flag for the next step, carried where a window would be)
         if self.direction.reset is not None:  # L-BFGS-B's restart: a failed search with a memory retries without it
             retry = (status == Status.LINESEARCH_FAILED) & had_memory
+            if model is not None:  # and so does a stall that vouched for the point (jaxgd.core.stall)
+                retry = retry | ((status == Status.STALLED) & had_memory & (window != _stall.VOUCH_NONE))
             dstate, status = _tree.where(retry, fresh, dstate), jnp.where(retry, Status.RUNNING, status)
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)

@@ -42,26 +42,28 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   ``factr`` test sees no decrease).
 - **the restart's confirmation** (quasi-Newton directions with a restart, under
   :class:`jaxgd.linesearch.MoreThuente`; :func:`adjust_status`'s ``vouched``
-  flag, carried in ``SolverState.stall``): a search that failed with a memory
-  *vouches* for the point where its model predicts at most scipy L-BFGS-B's
-  relative-reduction test, ``factr * eps * |f|`` (``factr = 1e7``, the
-  default): *strongly* where the unit trial still descended (the line's secant
-  through the slopes at 0 and 1 puts its minimiser beyond the unit step,
+  flag, carried in ``SolverState.stall``): a search that failed or stalled with a
+  memory *vouches* for the point where its model predicts at most scipy
+  L-BFGS-B's relative-reduction test, ``factr * eps * |f|`` (``factr = 1e7``,
+  the default): *strongly* where the unit trial still descended (the line's
+  secant through the slopes at 0 and 1 puts its minimiser beyond the unit step,
   :func:`line_decrease`) or did not move ``x`` at all, *weakly* where the unit
   trial passed the line's minimiser (:func:`overshoot_decrease`; so does a step
-  across a kink). The run then retries along ``-g`` from the same point (L-BFGS-B's
-  restart); if that search fails too, after a strong vouch, or after a weak one
-  where it located its own line's minimiser (a trial whose slope is at most 1/100
-  of the first: ``StepInfo.located``, the decrease to it at most
+  across a kink). The run then goes on along ``-g`` from there without the
+  memory (L-BFGS-B's restart, which a stall that vouched now takes too); if that
+  search fails or stalls as well, after a strong vouch, or after a weak one where
+  it located its own line's minimiser (a trial whose slope is at most 1/100 of
+  the first: ``StepInfo.located``, the decrease to it at most
   :math:`t |g^\\top d|`) within :math:`\\epsilon^{3/4}|f|`, two directions found
   nothing above ``f``'s rounding: :attr:`Status.PRECISION`. On the 130
-  unconstrained CUTEst problems this turns 5 of ``lbfgs``'s 10 false failures
-  (PALMER1C/1D/3C/4C, ARGLINB) and 1 of ``bfgs``'s 3 (ARGLINB) into successes and
-  calls no run a success that did not reach the best value; without the retry's
-  confirmation, MISRA1CLS/1DLS stopped early 4.7 and 1.1 (relative) above their
-  minima (benchmarks/RESULTS.md, session 21). A kink is not at precision: there
-  the unit trial passes the minimiser and the search along ``-g`` locates
-  nothing (its slope jumps).
+  unconstrained CUTEst problems this turns 8 of ``lbfgs``'s 10 false failures
+  (PALMER1C/1D/3C/4C and ARGLINB after a failed search; LUKSAN12LS after a stall,
+  and LUKSAN13LS and VIBRBEAM, which the restart lets go on to ``GTOL``) and 1 of
+  ``bfgs``'s 3 (ARGLINB) into successes and calls no run a success that did not
+  reach the best value; without the retry's confirmation, MISRA1CLS/1DLS stopped
+  early 4.7 and 1.1 (relative) above their minima (benchmarks/RESULTS.md,
+  session 21). A kink is not at precision: there the unit trial passes the
+  minimiser and the search along ``-g`` locates nothing (its slope jumps).
 - **stall**: a step-size rule that tracks progress (``rule.stalled(state)``,
   :class:`jaxgd.linesearch.MoreThuente`) reports that ``f`` has not
   decreased by more than rounding for ``stall_window`` steps. Away from a
@@ -317,10 +319,12 @@ def adjust_status(
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
       stationary to precision (or where the quasi-Newton ``model`` is) turned into
       ``PRECISION``, and a stall elsewhere into ``STALLED``; with a ``model``, the pair
-      ``(status, vouched)``: ``vouched`` is True after a failed search with a memory whose model
-      (:func:`model_decrease`'s or, where the unit step still descended, the line's,
-      :func:`line_decrease`) predicted at most ``eps ** 0.75 * |f|``. The retry along ``-g``
-      that follows (the restart) ends in ``PRECISION`` if it fails too: two directions, the
+      ``(status, vouch)``: ``vouch`` (in ``f``'s dtype) is :data:`VOUCH_STRONG` or
+      :data:`VOUCH_WEAK` after a search that failed or stalled with a memory whose model
+      (:func:`model_decrease`'s, :func:`line_decrease`'s or :func:`overshoot_decrease`'s)
+      predicted at most ``VOUCH_FACTR * eps * |f|`` (:func:`vouches`), else
+      :data:`VOUCH_NONE`; the solver then restarts (a failed search did anyway), and the
+      search along ``-g`` that fails or stalls too ends in ``PRECISION``: two directions, the
       quasi-Newton one and steepest descent, found nothing above the rounding of ``f``.
     """
     own = hasattr(rule, "stalled")  # a rule with a stall count (a window is kept only for the others)
@@ -346,12 +350,12 @@ def adjust_status(
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
             # the restart's -g search after a vouched quasi-Newton one (VOUCH_STRONG), or after a
             # weakly vouched one where this search located its line's minimiser within rounding
-            retry_failed = failed & ~had_memory & (
+            retry_failed = ~had_memory & (
                 (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & model_at_precision(old[0], located)))
             strong = vouches(old[0], jnp.minimum(decrease, line_decrease(slope, unit_slope)))
             weak = vouches(old[0], overshoot_decrease(slope, unit_slope))
             vouch = jnp.where(strong, VOUCH_STRONG, jnp.where(weak, VOUCH_WEAK, VOUCH_NONE))
-            return norm_test | model_at_precision(old[0], decrease) | retry_failed, jnp.where(failed & had_memory, vouch, VOUCH_NONE).astype(old[0].dtype)
+            return norm_test | model_at_precision(old[0], decrease) | retry_failed, jnp.where(had_memory, vouch, VOUCH_NONE).astype(old[0].dtype)
 
         no, none = jnp.asarray(False), jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: no if model is None else (no, none))

@@ -187,18 +187,20 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 decrease = _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, g.dot(g), np) if quasi_newton else np.inf
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                    retry_failed = failed and not had_memory and (  # the restart's -g search after a vouched one
+                    retry_failed = not had_memory and (  # the restart's -g search (failed or stalled) after a vouched one
                         vouched == _stall.VOUCH_STRONG
                         or (vouched == _stall.VOUCH_WEAK and bool(_stall.model_at_precision(value, located, np))))
                     precise = _at_precision(*old) or bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     st = PRECISION if precise else st
-                if quasi_newton and failed and had_memory:
+                if quasi_newton and had_memory:
                     if _stall.vouches(value, min(decrease, _stall.line_decrease(ctx.slope, unit_slope, np)), np):
                         vouch = _stall.VOUCH_STRONG
                     elif _stall.vouches(value, _stall.overshoot_decrease(ctx.slope, unit_slope, np), np):
                         vouch = _stall.VOUCH_WEAK
             vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st
+            if st == STALLED and had_memory and vouch != _stall.VOUCH_NONE:  # a stall that vouched: the restart
+                dnew, st = fresh, RUNNING
             if st == FAILED:
                 if had_memory:  # L-BFGS-B's restart: retry from here without the memory
                     dnew, st = fresh, RUNNING
