@@ -58,9 +58,9 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   nothing above ``f``'s rounding: :attr:`Status.PRECISION`. On the 130
   unconstrained CUTEst problems this turns 8 of ``lbfgs``'s 10 false failures
   (PALMER1C/1D/3C/4C and ARGLINB after a failed search; LUKSAN12LS after a stall,
-  and LUKSAN13LS and VIBRBEAM, which the restart lets go on to ``GTOL``) and 1 of
-  ``bfgs``'s 3 (ARGLINB) into successes and calls no run a success that did not
-  reach the best value; without the retry's confirmation, MISRA1CLS/1DLS stopped
+  and LUKSAN13LS and VIBRBEAM, which the restart lets go on to ``GTOL``) and 2 of
+  ``bfgs``'s 3 (ARGLINB; EDENSCH, on to ``GTOL``) into successes and calls no run a
+  success that did not reach the best value; without the retry's confirmation, MISRA1CLS/1DLS stopped
   early 4.7 and 1.1 (relative) above their minima (benchmarks/RESULTS.md,
   session 21). A kink is not at precision: there the unit trial passes the
   minimiser and the search along ``-g`` locates nothing (its slope jumps).
@@ -206,11 +206,13 @@ def line_decrease(slope: Any, unit_slope: Any, xp: Any = jnp) -> Any:
 
 
 def overshoot_decrease(slope: Any, unit_slope: Any, xp: Any = jnp) -> Any:
-    """The quadratic model's decrease ``|slope|/2`` where the search's unit first trial passed the
-    line's minimiser (:math:`\\phi'(0) < 0 \\le \\phi'(1)`: the model's step was too long, the line's
-    minimum is less), ``inf`` elsewhere. Across a kink the slope changes sign too, so this vouches
-    only weakly (:data:`VOUCH_WEAK`)."""
-    return xp.where((slope < 0) & (unit_slope >= 0), 0.5 * xp.abs(slope), xp.inf)
+    """The quadratic model's decrease ``|slope|/2`` where the line's secant says nothing better: the
+    search's unit first trial passed the line's minimiser (:math:`\\phi'(0) < 0 \\le \\phi'(1)`: the
+    model's step was too long, the line's minimum is less), or there was no unit first trial
+    (``unit_slope`` NaN: ``bfgs``'s first trial is scipy's interpolated one); ``inf`` where
+    :math:`\\phi'(0) \\ge 0`. Across a kink the slope changes sign too, so this vouches only
+    weakly (:data:`VOUCH_WEAK`)."""
+    return xp.where((slope < 0) & ((unit_slope >= 0) | xp.isnan(unit_slope)), 0.5 * xp.abs(slope), xp.inf)
 
 
 # SolverState.stall's flag for a quasi-Newton direction with a restart (stall.adjust_status): the
