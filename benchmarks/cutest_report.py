@@ -164,6 +164,19 @@ def failures(table: dict, solvers: dict[str, Optional[str]], prefix: str = "jaxg
     return out
 
 
+def false_failures(table: dict, solvers: list[str]) -> list[str]:
+    """Lines (issue 13 item 3): per solver, the runs that reached the best value (``solved``) but
+    reported a failure other than an iteration limit (``LINESEARCH_FAILED``, ``STALLED``; scipy's
+    status 2, "ABNORMAL_TERMINATION_IN_LNSRCH" or "precision loss"): false failures."""
+    out = []
+    for s in solvers:
+        bad = [(p, d[s]["status"]) for p, d in table.items()
+               if d[s]["solved"] and converged(d[s]) is False and str(d[s]["status"]) not in ("MAX_STEPS", "1")]
+        out.append(f"- {s}: {len(bad)} false failures (solved, but a failure status): "
+                   + (", ".join(f"{p} ({st})" for p, st in bad) or "none"))
+    return out
+
+
 def ratios(table: dict, solvers: list[str], metric: str) -> np.ndarray:
     """Performance ratios r[p, s] = cost[p, s] / min_s cost[p, s] (inf: not
     solved), over the problems at least one solver solves."""

@@ -88,6 +88,28 @@ def test_failures_say_where_the_reference_did_not_converge():
         True, True, False, True, False, None]
 
 
+def test_false_failures_are_solved_runs_with_a_failure_status():
+    """Reference: the definition (issue 13 item 3). A run at the best value that reports
+    LINESEARCH_FAILED, STALLED or scipy's status 2 is a false failure; an iteration limit
+    (MAX_STEPS, scipy's 1), a success or a run that did not reach the best value is not."""
+    from benchmarks import cutest_report as R
+
+    def rec(f, status):
+        return {"f": f, "nfev": 10, "run_s": 1.0, "first_s": 1.0, "status": status, "n": 3, "iters": 1}
+
+    table = {
+        "P1": {"a": rec(0.1, "LINESEARCH_FAILED"), "b": rec(0.1, "2")},
+        "P2": {"a": rec(0.2, "STALLED"), "b": rec(0.2, "1")},
+        "P3": {"a": rec(0.3, "MAX_STEPS"), "b": rec(0.3, "0")},
+        "P4": {"a": rec(0.5, "LINESEARCH_FAILED"), "b": rec(0.4, "0")},
+        "P5": {"a": rec(0.5, "PRECISION"), "b": rec(0.5, "0")},
+    }
+    R.mark_solved(table)
+    line_a, line_b = R.false_failures(table, ["a", "b"])
+    assert line_a == "- a: 2 false failures (solved, but a failure status): P1 (LINESEARCH_FAILED), P2 (STALLED)"
+    assert line_b == "- b: 1 false failures (solved, but a failure status): P1 (2)"
+
+
 def test_suite_on_three_problems(tmp_path):
     """jaxgd lbfgs and scipy L-BFGS-B on 3 problems: jaxgd reaches scipy's
     value; the optax loop's and jaxgd's evaluation counts match a forward-pass counter."""
