@@ -66,13 +66,15 @@ def test_solved_rule_and_performance_ratios():
     np.testing.assert_array_equal(R.rho(r, 4.0, 2), [1.0, 1.0, 0.0])
 
 
+def rec(f: float, status: str) -> dict:
+    """A record with final value ``f`` and ``status`` (the rest fixed)."""
+    return {"f": f, "nfev": 10, "run_s": 1.0, "first_s": 1.0, "status": status, "n": 3, "iters": 1}
+
+
 def test_failures_say_where_the_reference_did_not_converge():
     """A problem that scipy "solves" by the final-value rule while stopping at its iteration limit
     (status 1) is listed as a jaxgd failure, marked; one where scipy converged (status 0) is not marked."""
     from benchmarks import cutest_report as R
-
-    def rec(f, status):
-        return {"f": f, "nfev": 10, "run_s": 1.0, "first_s": 1.0, "status": status, "n": 3, "iters": 1}
 
     table = {
         "LIMIT": {"jaxgd lbfgs": rec(785.0, "MAX_STEPS"), "scipy L-BFGS-B": rec(784.6, "1")},
@@ -93,9 +95,6 @@ def test_false_failures_are_solved_runs_with_a_failure_status():
     LINESEARCH_FAILED, STALLED or scipy's status 2 is a false failure; an iteration limit
     (MAX_STEPS, scipy's 1), a success or a run that did not reach the best value is not."""
     from benchmarks import cutest_report as R
-
-    def rec(f, status):
-        return {"f": f, "nfev": 10, "run_s": 1.0, "first_s": 1.0, "status": status, "n": 3, "iters": 1}
 
     table = {
         "P1": {"a": rec(0.1, "LINESEARCH_FAILED"), "b": rec(0.1, "2")},
