@@ -284,6 +284,25 @@ def test_an_ill_conditioned_fit_at_its_answer_is_a_precision_success(target, tie
     assert abs(float(res.loss) - f_ref) <= 1e-10 * f_ref
 
 
+def test_the_restart_confirmation_holds_under_vmap():
+    """Reference: numpy.linalg.lstsq per lane. jax.vmap of minimize over the two fits above (the
+    batched driver carries SolverState.stall's flag per run): every lane ends in PRECISION at its
+    own least-squares loss."""
+    x = PALMER_X
+    ys = np.stack([60 + 20 / (1 + x**2), 70 + 5 * np.exp(-(x**2)) * np.cos(4 * x)])
+    A = jnp.asarray(PALMER_A)
+
+    def solve(y):
+        return jaxgd.minimize(lambda c: jnp.sum((A @ c - y) ** 2), jnp.ones(8), method="lbfgs", max_steps=5000)
+
+    res = jax.jit(jax.vmap(solve))(jnp.asarray(ys))
+    for k, y in enumerate(ys):
+        ref = np.linalg.lstsq(PALMER_A, y, rcond=None)[0]
+        f_ref = float(np.sum((PALMER_A @ ref - y) ** 2))
+        assert jaxgd.Status(int(res.status[k])) is jaxgd.Status.PRECISION
+        assert abs(float(res.loss[k]) - f_ref) <= 1e-10 * f_ref
+
+
 def test_at_precision_is_relative_to_f_and_x():
     eps = np.finfo(np.float64).eps
     x = jnp.full(4, 10.0)  # ||x|| = 20
