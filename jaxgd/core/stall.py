@@ -311,11 +311,11 @@ def adjust_status(
         (None: no window rule).
       gtol: the solver's ``gtol`` (the window rule is off when it is 0).
       model: a quasi-Newton direction's ``(slope, had_memory, unit_sq_grad, grad, unit_slope,
-        vouched)``: the step's ``g.d``, whether the direction had a curvature memory, the rule's
-        ``StepInfo.unit_sq_grad``, the gradient here (:func:`model_decrease`, evaluated only in
-        the rare branch), ``StepInfo.unit_slope`` (:func:`line_decrease`) and the flag
-        :func:`adjust_status` returned for the step before (``SolverState.stall``); None: no
-        such model.
+        located, vouched)``: the step's ``g.d``, whether the direction had a curvature memory,
+        the rule's ``StepInfo.unit_sq_grad``, the gradient here (:func:`model_decrease`,
+        evaluated only in the rare branch), ``StepInfo.unit_slope`` (:func:`line_decrease`,
+        :func:`overshoot_decrease`), ``StepInfo.located`` and the flag :func:`adjust_status`
+        returned for the step before (``SolverState.stall``); None: no such model.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
