@@ -433,8 +433,9 @@ class Solver:
             # kernels, which rounded a loop of blocks differently from a loop of one step (test_blocks.py)
             live = accept | (running & (failed | ~finite))
             kept = kept._replace(direction_state=_tree.where(live, dstate, state.direction_state))
-        if model is not None:  # the flag goes on whether or not the step was taken (it follows a failure)
-            kept = kept._replace(stall=jnp.where(running, window, _stall.VOUCH_NONE).astype(value.dtype))
+        if model is not None:  # the flag goes on whether or not the step was taken (it follows a failure);
+            # a stopped state keeps its own, as the host tier's last one does
+            kept = kept._replace(stall=window if running_known else jnp.where(running, window, state.stall))
         return kept._replace(
             status=status.astype(jnp.int32),
             nfev=state.nfev + spent[0],

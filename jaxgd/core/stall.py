@@ -330,18 +330,19 @@ def adjust_status(
       quasi-Newton one and steepest descent, found nothing above the rounding of ``f``.
     """
     own = hasattr(rule, "stalled")  # a rule with a stall count (a window is kept only for the others)
+    none = jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))  # no vouch (in f's dtype)
     if not own and window is None and _never(failed):
         # a schedule in float64: it neither fails nor stalls, and tracing the test
         # anyway grew gd's compiled step by a third (issue 14)
         status = jnp.asarray(status).astype(jnp.int32)
-        return status if model is None else (status, jnp.asarray(VOUCH_NONE, jnp.result_type(old[0])))
+        return status if model is None else (status, none)
     stalled = jnp.asarray(rule.stalled(rule_state)) if own else jnp.asarray(False)
     settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
     if window is not None and _never(failed):
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost
         # Adam 2-D 8x its step time on XLA:CPU: a conditional runs its own thunk executor)
-        precise, vouch = at_precision(value, gnorm, new[2]), jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))
+        precise, vouch = at_precision(value, gnorm, new[2]), none
     else:
         # the test (a norm of params) runs only when a search failed, the rule stalled or the window is full
         def precise_here() -> Any:
@@ -357,9 +358,9 @@ def adjust_status(
             strong = vouches(old[0], jnp.minimum(decrease, line_decrease(slope, unit_slope)))
             weak = vouches(old[0], overshoot_decrease(slope, unit_slope))
             vouch = jnp.where(strong, VOUCH_STRONG, jnp.where(weak, VOUCH_WEAK, VOUCH_NONE))
-            return norm_test | model_at_precision(old[0], decrease) | retry_failed, jnp.where(had_memory, vouch, VOUCH_NONE).astype(old[0].dtype)
+            return norm_test | model_at_precision(old[0], decrease) | retry_failed, jnp.where(had_memory, vouch, none)
 
-        no, none = jnp.asarray(False), jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))
+        no = jnp.asarray(False)
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: no if model is None else (no, none))
         if model is not None:
             precise, vouch = precise
