@@ -198,6 +198,67 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
         assert float(stall.model_decrease(slope, False, unit, jnp.vdot(g, g))) == np.inf  # no memory: no model
 
 
+def _noise_of_one_search(f, x, d, tier):
+    """StepInfo.noise of one MoreThuente search from x along d (a later step: a unit first trial)."""
+    from jaxgd.core.stepsize import StepContext, Trial
+    from jaxgd.host import search as host_search
+
+    rule = jaxgd.linesearch.MoreThuente()
+    vg = jax.value_and_grad(f)
+    value, g = vg(x)
+    state = rule.init(x, value, g)._replace(started=jnp.asarray(True))
+    if tier == "compiled":
+        ctx = StepContext(
+            count=jnp.asarray(1, jnp.int32), params=x, value=value, grad=g, direction=d, slope=jnp.vdot(g, d),
+            evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
+            penalty_change=None, unit_grad=True,
+        )
+        return float(jax.jit(lambda: rule.step(state, ctx)[3].noise)())
+    xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)
+
+    def evaluate(a):
+        v, gt = vg(jnp.asarray(xn + a * dn))
+        return host_search.Trial(xn + a * dn, np.asarray(v)[()], np.asarray(gt), None)
+
+    hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
+    hstate = type(state)(*(np.asarray(v)[()] for v in state))
+    with np.errstate(all="ignore"):
+        return float(host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3][3])
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_step_info_noise_is_zero_on_smooth_and_kinked_lines_and_measures_an_unseen_error(tier):
+    """Reference: closed forms. StepInfo.noise, the largest change of f at a trial that its slopes
+    cannot explain (more than NOISE_RATIO t (|phi'(0)| + |phi'(t)|)), is 0 along a smooth quadratic
+    and across the kink of |x| + 0.1 x^2 (piecewise smooth: every change within what the slopes
+    allow), and equals the error where f carries one its gradient does not see: a jump of 1 in
+    value just past the start (a stop_gradient step), which the search's short trials all show."""
+    x, d = jnp.array([1.0, -2.0]), jnp.array([-1.0, 2.0])
+    assert _noise_of_one_search(lambda v: jnp.sum(2.0 * v**2), x, d, tier) == 0.0
+    kink = lambda v: jnp.sum(jnp.abs(v)) + 0.1 * jnp.sum(v**2)  # noqa: E731
+    assert _noise_of_one_search(kink, jnp.array([0.5, 0.5]), jnp.array([-0.75, -0.75]), tier) == 0.0
+    # 0.5 x^2 plus 1 wherever x < 1 - 1e-6, invisible to the gradient; from x = 1 along the Newton step
+    jump = lambda v: 0.5 * jnp.sum(v**2) + jax.lax.stop_gradient(jnp.where(v[0] < 1 - 1e-6, 1.0, 0.0))  # noqa: E731
+    noise = _noise_of_one_search(jump, jnp.array([1.0]), jnp.array([-1.0]), tier)
+    assert 0.5 <= noise <= 1.0  # |f(t) - f(0)| = |1 - t + t^2/2| at a short trial t past the jump
+
+
+def test_within_noise_closed_forms():
+    """Reference: the definitions (jaxgd/core/stall.py): f's measured evaluation error covers a
+    decrease when it is at least as large; no measurement (0) or a NaN/Inf decrease covers nothing;
+    a weak vouch's retry is confirmed by a located decrease within f's rounding or within that error."""
+    for xp in (jnp, np):
+        assert bool(stall.within_noise(xp.asarray(1e-3), xp.asarray(1e-3)))
+        assert not bool(stall.within_noise(xp.asarray(0.9e-3), xp.asarray(1e-3)))
+        assert not bool(stall.within_noise(xp.asarray(0.0), xp.asarray(0.0)))
+        assert not bool(stall.within_noise(xp.asarray(1.0), xp.asarray(np.inf)))
+        assert not bool(stall.within_noise(xp.asarray(1.0), xp.asarray(np.nan)))
+        f = xp.asarray(2.0)
+        assert bool(stall.located_within(f, xp.asarray(1e-17), xp.asarray(0.0), xp))  # within f's rounding
+        assert bool(stall.located_within(f, xp.asarray(1e-8), xp.asarray(1e-7), xp))  # within the error
+        assert not bool(stall.located_within(f, xp.asarray(1e-8), xp.asarray(1e-9), xp))
+
+
 def test_line_and_overshoot_decreases_closed_forms():
     """Reference: the definitions (jaxgd/core/stall.py). phi'(0) = -2, phi'(1) = -1: the secant puts
     the line's minimiser at t = 2 and the decrease at 4 / (2 * 1) = 2 (more than the model's 1);
@@ -228,9 +289,9 @@ def test_a_failed_or_stalled_retry_along_minus_g_after_a_vouched_search_is_preci
     state = rule.init(x, f, g)
     failed = jnp.asarray(True)
 
-    def run(had_memory, slope, unit_slope, located, vouched):
+    def run(had_memory, slope, unit_slope, located, vouched, noise=0.0):
         model = (jnp.asarray(slope), jnp.asarray(had_memory), jnp.asarray(np.nan), g, jnp.asarray(unit_slope),
-                 jnp.asarray(located), jnp.asarray(float(vouched)))
+                 jnp.asarray(located), jnp.asarray(noise), jnp.asarray(float(vouched)))
         status, vouch = stall.adjust_status(rule, state, jnp.asarray(int(jaxgd.Status.LINESEARCH_FAILED)), failed,
                                             (f, jnp.asarray(1.0), x), (f, jnp.asarray(1.0), x), None, 1e-6, model)
         return jaxgd.Status(int(status)), int(vouch)
@@ -245,12 +306,23 @@ def test_a_failed_or_stalled_retry_along_minus_g_after_a_vouched_search_is_preci
     assert run(False, big, -big, np.inf, stall.VOUCH_WEAK) == (failed_, stall.VOUCH_NONE)  # -g located nothing
     assert run(False, big, -big, 1e-17, stall.VOUCH_NONE) == (failed_, stall.VOUCH_NONE)
     assert run(True, tiny, 0.5 * tiny, 1e-17, stall.VOUCH_STRONG)[0] is failed_  # a memory: the restart comes first
+    # f's evaluation error as the search measured it (StepInfo.noise) at least the line's decrease: strong
+    # (the secant's decrease here is 1e-6 / (2 * 5e-4) = 1e-3; past the minimiser, |phi'(0)|/2 = 5e-4)
+    assert run(True, big, 0.5 * big, np.inf, 0, noise=1e-3) == (failed_, stall.VOUCH_STRONG)
+    # covering only the quadratic model's |phi'(0)|/2 = 5e-4 (the unit slope is itself in the error): weak
+    assert run(True, big, 0.5 * big, np.inf, 0, noise=0.9e-3) == (failed_, stall.VOUCH_WEAK)
+    assert run(True, big, 0.5 * big, np.inf, 0, noise=0.4e-3) == (failed_, stall.VOUCH_NONE)
+    assert run(True, big, -big, np.inf, 0, noise=5e-4) == (failed_, stall.VOUCH_STRONG)
+    # a weak vouch's retry locates its line's minimiser within the error it measured: PRECISION
+    assert run(False, big, -big, 1e-8, stall.VOUCH_WEAK, noise=1e-7) == (jaxgd.Status.PRECISION, stall.VOUCH_NONE)
+    assert run(False, big, -big, 1e-8, stall.VOUCH_WEAK, noise=1e-9) == (failed_, stall.VOUCH_NONE)
+    assert run(False, big, 0.5 * big, np.inf, 0, noise=1.0) == (failed_, stall.VOUCH_NONE)  # no memory: no model
     # a stall (stall_window steps without progress) vouches and confirms alike
     stalled_state = state._replace(since=jnp.asarray(rule.stall_window, jnp.int32))
 
     def run_stalled(had_memory, vouched):
         model = (jnp.asarray(tiny), jnp.asarray(had_memory), jnp.asarray(np.nan), g, jnp.asarray(0.5 * tiny),
-                 jnp.asarray(np.inf), jnp.asarray(float(vouched)))
+                 jnp.asarray(np.inf), jnp.asarray(0.0), jnp.asarray(float(vouched)))
         status, vouch = stall.adjust_status(rule, stalled_state, jnp.asarray(int(jaxgd.Status.RUNNING)), jnp.asarray(False),
                                             (f, jnp.asarray(1.0), x), (f, jnp.asarray(1.0), x), None, 1e-6, model)
         return jaxgd.Status(int(status)), int(vouch)
@@ -273,15 +345,45 @@ def test_an_ill_conditioned_fit_at_its_answer_is_a_precision_success(target, tie
     then its search fails (the model predicts a decrease under f's rounding, the unit trial passing
     the line's minimiser) and so does the restart's search along -g, which locates its own line's
     minimiser at a step of ~1e-7 (a decrease of ~1e-18): PRECISION, a success (LINESEARCH_FAILED
-    before session 21, on both tiers)."""
+    before session 21, on both tiers); where the rounding lets it, GTOL."""
     x = PALMER_X
     y = 60 + 20 / (1 + x**2) if target.startswith("60") else 70 + 5 * np.exp(-(x**2)) * np.cos(4 * x)
     ref = np.linalg.lstsq(PALMER_A, y, rcond=None)[0]
     f_ref = float(np.sum((PALMER_A @ ref - y) ** 2))
     A, yj = jnp.asarray(PALMER_A), jnp.asarray(y)
     res = jaxgd.minimize(lambda c: jnp.sum((A @ c - yj) ** 2), jnp.ones(8), method="lbfgs", max_steps=5000, tier=tier)
-    assert res.status_enum is jaxgd.Status.PRECISION and res.success, (res.status_enum, res.message)
+    # (on an Intel Xeon, session 22, the compiled run of the first fit rounds its way to GTOL instead)
+    assert res.status_enum in (jaxgd.Status.PRECISION, jaxgd.Status.GTOL) and res.success, (res.status_enum, res.message)
     assert abs(float(res.loss) - f_ref) <= 1e-10 * f_ref
+
+
+# A least-squares loss whose evaluation carries an error of size sigma that its gradient does not
+# see (stop_gradient of a fast oscillation): f's precision is sigma, far above float64's rounding.
+NOISY_A = np.random.default_rng(0).standard_normal((20, 5))
+NOISY_B = np.random.default_rng(1).standard_normal(20)
+NOISY_W = np.random.default_rng(2).standard_normal(5)
+
+
+def _noisy_loss(sigma):
+    A, b, w = jnp.asarray(NOISY_A), jnp.asarray(NOISY_B), jnp.asarray(NOISY_W)
+    return lambda c: 0.5 * jnp.sum((A @ c - b) ** 2) + sigma * jax.lax.stop_gradient(jnp.sin(1e9 * jnp.dot(c, w)))
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
+def test_a_loss_with_an_evaluation_error_ends_in_precision_within_that_error(method, tier):
+    """Reference: numpy.linalg.lstsq. With sigma = 1e-3 of evaluation error (gtol = 1e-12, out of
+    reach), the searches fail once the decreases left fall below it: they measure the error
+    (StepInfo.noise: f changes by ~sigma at trials where the slopes allow ~1e-12), the quasi-Newton
+    one vouches, the restart's along -g fails too: PRECISION, a success, with the true loss within
+    sigma of the least-squares minimum (LINESEARCH_FAILED before: lbfgs on both tiers, bfgs on the host)."""
+    ref = np.linalg.lstsq(NOISY_A, NOISY_B, rcond=None)[0]
+    f_min = 0.5 * np.sum((NOISY_A @ ref - NOISY_B) ** 2)
+    res = jaxgd.minimize(_noisy_loss(1e-3), jnp.zeros(5), method=method, gtol=1e-12, max_steps=500, tier=tier)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, (res.status_enum, res.message)
+    f_true = 0.5 * np.sum((NOISY_A @ np.asarray(res.params) - NOISY_B) ** 2)
+    assert f_true - f_min <= 1e-3
+    assert "evaluation" in res.message
 
 
 def test_the_restart_confirmation_holds_under_vmap():
@@ -299,7 +401,7 @@ def test_the_restart_confirmation_holds_under_vmap():
     for k, y in enumerate(ys):
         ref = np.linalg.lstsq(PALMER_A, y, rcond=None)[0]
         f_ref = float(np.sum((PALMER_A @ ref - y) ** 2))
-        assert jaxgd.Status(int(res.status[k])) is jaxgd.Status.PRECISION
+        assert jaxgd.Status(int(res.status[k])) in (jaxgd.Status.PRECISION, jaxgd.Status.GTOL)
         assert abs(float(res.loss[k]) - f_ref) <= 1e-10 * f_ref
 
 

@@ -390,7 +390,7 @@ class Solver:
         if had_memory is not None and info.unit_sq_grad is not None and self._vouches():
             model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad,
                      jnp.asarray(info.unit_slope).astype(value.dtype), jnp.asarray(info.located).astype(value.dtype),
-                     state.stall)
+                     jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype), state.stall)
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model,

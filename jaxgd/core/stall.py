@@ -235,6 +235,22 @@ def vouches(value: Any, line: Any, xp: Any = jnp) -> Any:
     return xp.isfinite(value) & (line <= VOUCH_FACTR * xp.finfo(dtype).eps * xp.abs(value))
 
 
+def within_noise(noise: Any, decrease: Any) -> Any:
+    """True when ``f``'s own evaluation error, as a search measured it (``noise``,
+    ``StepInfo.noise``: a change of ``f`` at a trial that moved ``x`` and that the trial's slopes
+    cannot explain), is at least ``decrease``: no trial could show that decrease above the error.
+    False without a measurement (``noise`` 0) or for a NaN/Inf ``decrease``."""
+    return (noise > 0) & (noise >= decrease)
+
+
+def located_within(value: Any, located: Any, noise: Any, xp: Any = jnp) -> Any:
+    """True when a search along ``-g`` located its line's minimiser (``StepInfo.located``, the
+    decrease to it) within ``f``'s rounding (:func:`model_at_precision`) or within the error of
+    ``f``'s evaluation the same search measured (:func:`within_noise`): the confirmation of a weak
+    vouch (:func:`adjust_status`)."""
+    return model_at_precision(value, located, xp) | within_noise(noise, located)
+
+
 def model_at_precision(value: Any, model: Any, xp: Any = jnp) -> Any:
     """True when a quasi-Newton model's predicted decrease ``model`` (:func:`model_decrease`) is
     at most ``eps ** 0.75 * |f|`` (see the module doc); False for ``model`` NaN or Inf."""
@@ -311,11 +327,12 @@ def adjust_status(
         (None: no window rule).
       gtol: the solver's ``gtol`` (the window rule is off when it is 0).
       model: a quasi-Newton direction's ``(slope, had_memory, unit_sq_grad, grad, unit_slope,
-        located, vouched)``: the step's ``g.d``, whether the direction had a curvature memory,
+        located, noise, vouched)``: the step's ``g.d``, whether the direction had a curvature memory,
         the rule's ``StepInfo.unit_sq_grad``, the gradient here (:func:`model_decrease`,
         evaluated only in the rare branch), ``StepInfo.unit_slope`` (:func:`line_decrease`,
-        :func:`overshoot_decrease`), ``StepInfo.located`` and the flag :func:`adjust_status`
-        returned for the step before (``SolverState.stall``); None: no such model.
+        :func:`overshoot_decrease`), ``StepInfo.located``, ``StepInfo.noise`` (:func:`above_noise`)
+        and the flag :func:`adjust_status` returned for the step before (``SolverState.stall``);
+        None: no such model.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -324,7 +341,8 @@ def adjust_status(
       ``(status, vouch)``: ``vouch`` (in ``f``'s dtype) is :data:`VOUCH_STRONG` or
       :data:`VOUCH_WEAK` after a search that failed or stalled with a memory whose model
       (:func:`model_decrease`'s, :func:`line_decrease`'s or :func:`overshoot_decrease`'s)
-      predicted at most ``VOUCH_FACTR * eps * |f|`` (:func:`vouches`), else
+      predicted at most ``VOUCH_FACTR * eps * |f|`` (:func:`vouches`) or at most the error of
+      ``f``'s evaluation the search measured (:func:`within_noise`), else
       :data:`VOUCH_NONE`; the solver then restarts (a failed search did anyway), and the
       search along ``-g`` that fails or stalls too ends in ``PRECISION``: two directions, the
       quasi-Newton one and steepest descent, found nothing above the rounding of ``f``.
@@ -349,14 +367,17 @@ def adjust_status(
             norm_test = at_precision(value, gnorm, _tree.where(failed, old[2], new[2]))
             if model is None:
                 return norm_test
-            slope, had_memory, unit_sq_grad, grad, unit_slope, located, vouched = model
+            slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
             # the restart's -g search after a vouched quasi-Newton one (VOUCH_STRONG), or after a
             # weakly vouched one where this search located its line's minimiser within rounding
             retry_failed = ~had_memory & (
-                (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & model_at_precision(old[0], located)))
-            strong = vouches(old[0], jnp.minimum(decrease, line_decrease(slope, unit_slope)))
-            weak = vouches(old[0], overshoot_decrease(slope, unit_slope))
+                (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(old[0], located, noise)))
+            line, over = line_decrease(slope, unit_slope), overshoot_decrease(slope, unit_slope)
+            # f's evaluation error (StepInfo.noise) covering the line's decrease vouches strongly; covering the
+            # quadratic model's |g.d|/2 whatever the unit trial's slope (itself in the error), weakly
+            strong = vouches(old[0], jnp.minimum(decrease, line)) | within_noise(noise, jnp.minimum(line, over))
+            weak = vouches(old[0], over) | within_noise(noise, jnp.where(slope < 0, 0.5 * jnp.abs(slope), jnp.inf))
             vouch = jnp.where(strong, VOUCH_STRONG, jnp.where(weak, VOUCH_WEAK, VOUCH_NONE))
             return norm_test | model_at_precision(old[0], decrease) | retry_failed, jnp.where(had_memory, vouch, none)
 

@@ -67,9 +67,10 @@ MESSAGES: dict[Status, str] = {
         "the last accepted iterate."
     ),
     Status.PRECISION: (
-        "Converged to the precision of {dtype}: the loss cannot be lowered further at this precision "
-        "and the point is stationary to it (gradient norm small relative to |f| and ||x||), though "
-        "above gtol. Desired error not necessarily achieved due to precision loss."
+        "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
+        "loses digits (a difference of large terms): the loss cannot be lowered further at this "
+        "precision, though the gradient is above gtol. Desired error not necessarily achieved due "
+        "to precision loss."
     ),
     Status.STALLED: (
         "Stopped: stalled: the loss did not decrease over the stall window at a point that is not "

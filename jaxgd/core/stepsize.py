@@ -52,6 +52,9 @@ class StepInfo(NamedTuple):
     # trial at the line's minimiser, to that precision; the decrease to it is at most this along a
     # line where f is convex), inf without one (None likewise)
     located: Any = None
+    # the largest change of f at a trial that moved x which the trial's slopes cannot explain (more than
+    # NOISE_RATIO t (|phi'(0)| + |phi'(t)|): the error of f's own evaluation there), 0 without one (None likewise)
+    noise: Any = None
 
 
 class StepContext(NamedTuple):

@@ -169,7 +169,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
-            a, trial, rnew, (fev, gev, failed, (unit_sq_grad, unit_slope, located)) = search.step(rstate, ctx)
+            a, trial, rnew, (fev, gev, failed, (unit_sq_grad, unit_slope, located, noise)) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
@@ -189,13 +189,16 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
                     retry_failed = not had_memory and (  # the restart's -g search (failed or stalled) after a vouched one
                         vouched == _stall.VOUCH_STRONG
-                        or (vouched == _stall.VOUCH_WEAK and bool(_stall.model_at_precision(value, located, np))))
+                        or (vouched == _stall.VOUCH_WEAK and bool(_stall.located_within(value, located, noise, np))))
                     precise = _at_precision(*old) or bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     st = PRECISION if precise else st
                 if quasi_newton and had_memory:
-                    if _stall.vouches(value, min(decrease, _stall.line_decrease(ctx.slope, unit_slope, np)), np):
+                    line = _stall.line_decrease(ctx.slope, unit_slope, np)
+                    over = _stall.overshoot_decrease(ctx.slope, unit_slope, np)
+                    if _stall.vouches(value, min(decrease, line), np) or bool(_stall.within_noise(noise, min(line, over))):
                         vouch = _stall.VOUCH_STRONG
-                    elif _stall.vouches(value, _stall.overshoot_decrease(ctx.slope, unit_slope, np), np):
+                    elif _stall.vouches(value, over, np) or bool(
+                            _stall.within_noise(noise, 0.5 * abs(ctx.slope) if ctx.slope < 0 else np.inf)):
                         vouch = _stall.VOUCH_WEAK
             vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st

@@ -138,7 +138,8 @@ class Search:
         self.placeholder = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
 
     def step(self, state: MoreThuenteState, ctx: Context) -> tuple[Any, Trial, MoreThuenteState, tuple]:
-        """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed, unit_sq_grad))``, as ``MoreThuente.step``."""
+        """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed, (unit_sq_grad, unit_slope, located,
+        noise)))``, as ``MoreThuente.step``."""
         dtype, c1, c2, xtol, stpmax = self.dtype, self.c1, self.c2, self.xtol, self.stpmax
         f0, g0 = ctx.value, ctx.slope.astype(dtype)
         gtest = c1 * g0
@@ -147,7 +148,7 @@ class Search:
         iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
         best = self.placeholder
         i, stage2, converged, hit, unit_sq_grad = 0, np.bool_(False), np.bool_(False), False, dtype.type(np.nan)
-        unit_slope, located = dtype.type(np.nan), dtype.type(np.inf)
+        unit_slope, located, noise = dtype.type(np.nan), dtype.type(np.inf), dtype.type(0)
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
         isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
         decreased = _dcsrch.decreased
@@ -163,9 +164,12 @@ class Search:
                 unit_slope = g
             if fin and g0 + abs(g) / _more_thuente.LOCATE <= 0:  # StepInfo.located (MoreThuente._body's test)
                 located = min(located, stp)
+            if fin and abs(f - f0) > _more_thuente.NOISE_RATIO * stp * (abs(g) - g0):  # StepInfo.noise
+                noise = max(noise, abs(f - f0))
             ftest = f0 + stp * gtest
             converged = fin and abs(g) <= -c2 * g0 and bool(decreased(f, ftest, f0, tie_tol))
             stage2 = stage2 or (fin and f <= ftest and g >= OPS.minimum(c1, c2) * g0)
+            fx_before, gx_before, stx_before = iv.fx, iv.gx, iv.stx
             new, nxt = interpolate(iv, stp, f, g, np.bool_(stage2), ftest, gtest, OPS)
             if not fin:  # a non-finite trial is too long: it becomes sty, the next trial bisects
                 inf = dtype.type(np.inf)
@@ -179,7 +183,8 @@ class Search:
             if converged or (fin and iv.stx == stp):
                 best = t
             at_start = (t.x == ctx.x).all()
-            done = converged or stuck or narrow or at_start or i + 1 >= self.max_iter or stp >= stpmax
+            again = fin and f == fx_before and g == gx_before and stx_before > 0  # MoreThuente._body's test
+            done = converged or stuck or narrow or at_start or again or i + 1 >= self.max_iter or stp >= stpmax
             done = done or (not fin and self.rule.fallback)
             if self.cast:
                 iv = _dcsrch.Interval(*(v if isinstance(v, np.bool_) else dtype.type(v) for v in iv))
@@ -199,7 +204,7 @@ class Search:
         progress = ok and best.value.astype(dtype) < f0 - tie_tol
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)
-        return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0))))
+        return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0)), dtype.type(noise)))
 
     def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, known: bool) -> tuple[Any, Trial, bool, int]:
         """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy)."""

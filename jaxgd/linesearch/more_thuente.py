@@ -54,6 +54,10 @@ class MoreThuenteState(NamedTuple):
 # A trial locates the line's minimiser when its slope is at most this fraction of the first one's
 # (StepInfo.located; jaxgd.core.stall reads it).
 LOCATE = 1e-2
+# A trial that moved x and changed f by more than this many times what its slopes allow a smooth line
+# (t (|phi'(0)| + |phi'(t)|), the mean value theorem's bound where phi' is monotone) measures the
+# error of f's own evaluation (StepInfo.noise; jaxgd.core.stall reads it).
+NOISE_RATIO = 100.0
 
 
 class _Carry(NamedTuple):
@@ -68,6 +72,7 @@ class _Carry(NamedTuple):
     unit_sq_grad: Optional[jax.Array] = None  # StepInfo.unit_sq_grad (None: ctx.unit_grad not asked for)
     unit_slope: Optional[jax.Array] = None  # StepInfo.unit_slope (likewise)
     located: Optional[jax.Array] = None  # the least trial step that located the minimiser (StepInfo.located / |g0|)
+    noise: Optional[jax.Array] = None  # StepInfo.noise (likewise)
 
 
 class _ZoomCarry(NamedTuple):
@@ -223,6 +228,7 @@ class MoreThuente:
             jnp.asarray(jnp.nan, dtype) if ctx.unit_grad else None,
             jnp.asarray(jnp.nan, dtype) if ctx.unit_grad else None,
             jnp.asarray(jnp.inf, dtype) if ctx.unit_grad else None,
+            jnp.asarray(0, dtype) if ctx.unit_grad else None,
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
@@ -246,7 +252,8 @@ class MoreThuente:
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
         return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(
-            unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0))
+            unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0),
+            noise=c.noise)
 
     def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, known, active) -> _ZoomCarry:  # noqa: ANN001
         """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
@@ -305,11 +312,16 @@ class MoreThuente:
         # best point so far if it lowered f, else a failure), where it evaluated the same point
         # over and over until max_iter (sif2jax's MISRA1CLS: 20 evaluations a search).
         at_start = _tree.all_equal(t.params, ctx.params)
-        done = converged | stuck | narrow | at_start | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
+        # Nor does a trial with the best trial's value and slope, bit for bit: the same point (a step that
+        # differs from stx below the rounding of theta), where the search evaluated it every other trial
+        # until max_iter (sif2jax's PENALTY3, bfgs: 10 evaluations of one search). MINPACK-2 stops there too
+        # ("rounding errors prevent progress") when the next trial is stx itself.
+        again = fin & (f == c.iv.fx) & (g == c.iv.gx) & (c.iv.stx > 0)
+        done = converged | stuck | narrow | at_start | again | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
             done = done | ~fin
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
-        unit, unit_slope, located = c.unit_sq_grad, c.unit_slope, c.located  # a quasi-Newton model's tests read
+        unit, unit_slope, located, noise = c.unit_sq_grad, c.unit_slope, c.located, c.noise  # a quasi-Newton model's tests read
         if unit is not None:  # the gradient at its minimiser, a unit first trial, and where the line's minimiser is
             first = (c.i == 0) & (stp == 1)
             unit = jnp.where(first, _tree.vdot(t.grad, t.grad).astype(dtype), unit)
@@ -318,5 +330,11 @@ class MoreThuente:
             # LOCATE |g0| out of the search's loop, a kernel of its own every step
             found = fin & (g0 + jnp.abs(g) / LOCATE <= 0)
             located = jnp.where(found, jnp.minimum(located, stp), located).astype(dtype)
+            # f's evaluation error: a change no smooth line with these slopes makes (StepInfo.noise; a
+            # trial that did not move x changes nothing, so at_start needs no test here: its reduction
+            # read twice was a kernel of its own every trial)
+            change = jnp.abs(f - f0)
+            noisy = fin & (change > NOISE_RATIO * stp * (jnp.abs(g) - g0))
+            noise = jnp.where(noisy, jnp.maximum(noise, change), noise).astype(dtype)
         return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit,
-                      unit_slope, located)
+                      unit_slope, located, noise)
