@@ -64,6 +64,23 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   early 4.7 and 1.1 (relative) above their minima (benchmarks/RESULTS.md,
   session 21). A kink is not at precision: there the unit trial passes the
   minimiser and the search along ``-g`` locates nothing (its slope jumps).
+- **f's own evaluation error** (``StepInfo.noise``): where a loss is a
+  difference of large terms its value carries an error far above the dtype's
+  rounding while its gradient stays accurate (sif2jax's LSC2LS, whose circle
+  fit runs off to a radius of 1e9: ``f`` = 13.33 evaluates to within ~7e-7 of
+  itself; PENALTY3: ~2e-7 of ``|f|`` = 1e-3). A search sees that error as a
+  change of ``f`` at a trial that the trial's slopes cannot explain, more than
+  ``NOISE_RATIO = 100`` times :math:`t (|\phi'(0)| + |\phi'(t)|)` (the mean
+  value theorem's bound along a line whose slope is monotone; a kink stays
+  within it, a smooth function's rounding changes ``f`` by an epsilon of
+  ``|f|``, which the ``factr`` test covers anyway). A failed or stalled
+  quasi-Newton search whose measured error covers its line's decrease
+  (:func:`within_noise`) vouches strongly, one covering only the quadratic
+  model's :math:`|g^\top d|/2` weakly, and the weak vouch's retry along
+  ``-g`` is confirmed by a located decrease within the error it measured
+  (:func:`located_within`): then no trial of either search could show a
+  decrease above the error, and the run ends in :attr:`Status.PRECISION`
+  (LSC2LS, KIRBY2LS, PENALTY3; session 22).
 - **stall**: a step-size rule that tracks progress (``rule.stalled(state)``,
   :class:`jaxgd.linesearch.MoreThuente`) reports that ``f`` has not
   decreased by more than rounding for ``stall_window`` steps. Away from a
