@@ -206,3 +206,47 @@ def test_a_trial_at_the_current_point_ends_the_search():
         alpha, _, _, info = ls.MoreThuente(max_iter=30).step(state, ctx)
         jax.effects_barrier()
         assert bool(info.failed) and int(info.nfev) == 1 and len(calls) == 1
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_a_trial_that_repeats_the_best_one_ends_the_search(tier):
+    """A line f(t) = -t with a jump of 1e6 (invisible to the gradient: stop_gradient) at t = 0.3,
+    from x = 1e8 (float64 spacing 1.5e-8) along d = 1: once a trial below the jump is the best,
+    dcstep's cubic through the jump lands a hair past it, below the rounding of x, and the next
+    trial is the best point again, with its value and slope bit for bit. The search ends there
+    with that point (8 evaluations; before session 22 it went on to max_iter = 30, evaluating
+    such repeats every other trial). Reference: the point arithmetic (the last two trials are the
+    same float) and the host tier's trials against the compiled search's count and step."""
+    from jaxgd.host import search as host_search
+
+    with _x64():
+        f = lambda v: -(v[0] - 1e8) + jax.lax.stop_gradient(jnp.where(v[0] >= 1e8 + 0.3, 1e6, 0.0))  # noqa: E731
+        vg = jax.value_and_grad(f)
+        rule = ls.MoreThuente()
+        x, d = jnp.array([1e8]), jnp.array([1.0])
+        value, g = vg(x)
+        state = rule.init(x, value, g)._replace(started=jnp.asarray(True))  # a unit first trial
+        if tier == "host":
+            xn, dn, points = np.asarray(x), np.asarray(d), []
+
+            def evaluate(t):
+                p = xn + t * dn
+                points.append(float(p[0]))
+                v, gt = vg(jnp.asarray(p))
+                return host_search.Trial(p, np.asarray(v)[()], np.asarray(gt), None)
+
+            hctx = host_search.Context(xn, np.asarray(value)[()], np.asarray(g), dn, np.dot(np.asarray(g), dn), evaluate)
+            with np.errstate(all="ignore"):
+                alpha, _, _, (nfev, _, failed, _) = host_search.Search(rule, np.dtype(np.float64), xn).step(
+                    type(state)(*(np.asarray(v)[()] for v in state)), hctx)
+            assert points[-1] == points[-2] and len(set(points)) == len(points) - 1  # one repeat, the last
+        else:
+            def run(x, d):  # x and d as arguments: closure constants let XLA fold x + t d - 1e8 into t
+                ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, g, d, jnp.vdot(g, d),
+                                  lambda t: Trial(x + t * d, *vg(x + t * d), None), lambda t: f(x + t * d), unit_grad=True)
+                return rule.step(state, ctx)
+
+            alpha, _, _, info = jax.jit(run)(x, d)
+            nfev, failed = info.nfev, info.failed
+        assert int(nfev) == 8 and not bool(failed)
+        np.testing.assert_allclose(float(alpha), 0.25000030208329554, rtol=1e-15)

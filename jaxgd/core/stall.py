@@ -70,13 +70,13 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   fit runs off to a radius of 1e9: ``f`` = 13.33 evaluates to within ~7e-7 of
   itself; PENALTY3: ~2e-7 of ``|f|`` = 1e-3). A search sees that error as a
   change of ``f`` at a trial that the trial's slopes cannot explain, more than
-  ``NOISE_RATIO = 100`` times :math:`t (|\phi'(0)| + |\phi'(t)|)` (the mean
+  ``NOISE_RATIO = 100`` times :math:`t (|\\phi'(0)| + |\\phi'(t)|)` (the mean
   value theorem's bound along a line whose slope is monotone; a kink stays
   within it, a smooth function's rounding changes ``f`` by an epsilon of
   ``|f|``, which the ``factr`` test covers anyway). A failed or stalled
   quasi-Newton search whose measured error covers its line's decrease
   (:func:`within_noise`) vouches strongly, one covering only the quadratic
-  model's :math:`|g^\top d|/2` weakly, and the weak vouch's retry along
+  model's :math:`|g^\\top d|/2` weakly, and the weak vouch's retry along
   ``-g`` is confirmed by a located decrease within the error it measured
   (:func:`located_within`): then no trial of either search could show a
   decrease above the error, and the run ends in :attr:`Status.PRECISION`
