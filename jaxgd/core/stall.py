@@ -347,7 +347,7 @@ def adjust_status(
         located, noise, vouched)``: the step's ``g.d``, whether the direction had a curvature memory,
         the rule's ``StepInfo.unit_sq_grad``, the gradient here (:func:`model_decrease`,
         evaluated only in the rare branch), ``StepInfo.unit_slope`` (:func:`line_decrease`,
-        :func:`overshoot_decrease`), ``StepInfo.located``, ``StepInfo.noise`` (:func:`above_noise`)
+        :func:`overshoot_decrease`), ``StepInfo.located``, ``StepInfo.noise`` (:func:`within_noise`)
         and the flag :func:`adjust_status` returned for the step before (``SolverState.stall``);
         None: no such model.
 

@@ -120,9 +120,9 @@ class MoreThuente:
     :data:`LOCATE` of :math:`|\\phi'(0)|` in ``StepInfo.located`` (inf without
     one), and in ``StepInfo.noise`` the largest change of :math:`\\phi` at a trial
     that exceeds :data:`NOISE_RATIO` times :math:`t (|\\phi'(0)| + |\\phi'(t)|)`,
-    more than a smooth line with those slopes changes where its slope is monotone: the error of the loss's
-    own evaluation (0 without one): the precision rules of ``jaxgd/core/stall.py``
-    read them. A trial whose value and slope repeat the best trial's bit for bit
+    more than a smooth line with those slopes changes where its slope is
+    monotone: the error of the loss's own evaluation (0 without one). The
+    precision rules of ``jaxgd/core/stall.py`` read them. A trial whose value and slope repeat the best trial's bit for bit
     (the same point: the step differs below the rounding of :math:`\\theta`) ends
     the search, as MINPACK-2 does where rounding errors prevent progress.
 
