@@ -157,40 +157,15 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
     trial: 0 along the exact Newton step of a quadratic (a model confirmed: stall.model_decrease
     gives |g.d|/2) and 2 x 1.05^2 across the kink of |x| + 0.1 x^2 (the gradient keeps its size:
     inf, no model); the same on the host (jaxgd/host/search.py)."""
-    from jaxgd.core.stepsize import StepContext, Trial
-    from jaxgd.host import search as host_search
-
-    rule = jaxgd.linesearch.MoreThuente()
     cases = [  # f, x, d, the gradient at x + d (closed form)
         (lambda x: jnp.sum(2.0 * x**2), jnp.array([1.0, -2.0]), jnp.array([-1.0, 2.0]), np.zeros(2)),
         (lambda x: jnp.sum(jnp.abs(x)) + 0.1 * jnp.sum(x**2), jnp.array([0.5, 0.5]), jnp.array([-0.75, -0.75]),
          np.full(2, -1.0 + 0.2 * -0.25)),
     ]
     for f, x, d, g1 in cases:
-        vg = jax.value_and_grad(f)
-        value, g = vg(x)
+        g = jax.grad(f)(x)
         slope = jnp.vdot(g, d)
-        state = rule.init(x, value, g)._replace(started=jnp.asarray(True))  # a later step: a unit first trial
-        if tier == "compiled":
-            ctx = StepContext(
-                count=jnp.asarray(1, jnp.int32), params=x, value=value, grad=g, direction=d, slope=slope,
-                evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
-                penalty_change=None, unit_grad=True,
-            )
-            info = rule.step(state, ctx)[3]
-            unit, unit_slope = float(info.unit_sq_grad), float(info.unit_slope)
-            assert rule.step(state, ctx._replace(unit_grad=False))[3].unit_sq_grad is None  # not asked for: no work
-        else:
-            xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)  # NumPy scalars, as jaxgd/host/loop.py's
-
-            def evaluate(a):
-                v, gt = vg(jnp.asarray(xn + a * dn))
-                return host_search.Trial(xn + a * dn, np.asarray(v)[()], np.asarray(gt), None)
-
-            hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
-            hstate = type(state)(*(np.asarray(v)[()] for v in state))
-            with np.errstate(all="ignore"):  # as the host loop runs it (dcstep's unused cases)
-                unit, unit_slope = map(float, host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3][:2])
+        unit, unit_slope, _ = _one_search(f, x, d, tier)
         np.testing.assert_allclose(unit, np.dot(g1, g1), atol=1e-15)
         np.testing.assert_allclose(unit_slope, np.dot(g1, np.asarray(d)), atol=1e-15)  # StepInfo.unit_slope: g(1).d
         decrease = float(stall.model_decrease(slope, True, unit, jnp.vdot(g, g)))
@@ -198,8 +173,9 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
         assert float(stall.model_decrease(slope, False, unit, jnp.vdot(g, g))) == np.inf  # no memory: no model
 
 
-def _noise_of_one_search(f, x, d, tier):
-    """StepInfo.noise of one MoreThuente search from x along d (a later step: a unit first trial)."""
+def _one_search(f, x, d, tier):
+    """One MoreThuente search from x along d (a later step: a unit first trial) on either tier:
+    its StepInfo's (unit_sq_grad, unit_slope, noise)."""
     from jaxgd.core.stepsize import StepContext, Trial
     from jaxgd.host import search as host_search
 
@@ -213,8 +189,10 @@ def _noise_of_one_search(f, x, d, tier):
             evaluate=lambda a: Trial(x + a * d, *vg(x + a * d), None), value_at=lambda a: f(x + a * d),
             penalty_change=None, unit_grad=True,
         )
-        return float(jax.jit(lambda: rule.step(state, ctx)[3].noise)())
-    xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)
+        assert rule.step(state, ctx._replace(unit_grad=False))[3].unit_sq_grad is None  # not asked for: no work
+        info = jax.jit(lambda: rule.step(state, ctx)[3])()
+        return float(info.unit_sq_grad), float(info.unit_slope), float(info.noise)
+    xn, dn, gn = np.asarray(x), np.asarray(d), np.asarray(g)  # NumPy scalars, as jaxgd/host/loop.py's
 
     def evaluate(a):
         v, gt = vg(jnp.asarray(xn + a * dn))
@@ -222,8 +200,9 @@ def _noise_of_one_search(f, x, d, tier):
 
     hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
     hstate = type(state)(*(np.asarray(v)[()] for v in state))
-    with np.errstate(all="ignore"):
-        return float(host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3][3])
+    with np.errstate(all="ignore"):  # as the host loop runs it (dcstep's unused cases)
+        unit, unit_slope, _, noise = host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3]
+    return float(unit), float(unit_slope), float(noise)
 
 
 @pytest.mark.parametrize("tier", ["host", "compiled"])
@@ -234,12 +213,12 @@ def test_step_info_noise_is_zero_on_smooth_and_kinked_lines_and_measures_an_unse
     allow), and equals the error where f carries one its gradient does not see: a jump of 1 in
     value just past the start (a stop_gradient step), which the search's short trials all show."""
     x, d = jnp.array([1.0, -2.0]), jnp.array([-1.0, 2.0])
-    assert _noise_of_one_search(lambda v: jnp.sum(2.0 * v**2), x, d, tier) == 0.0
+    assert _one_search(lambda v: jnp.sum(2.0 * v**2), x, d, tier)[2] == 0.0
     kink = lambda v: jnp.sum(jnp.abs(v)) + 0.1 * jnp.sum(v**2)  # noqa: E731
-    assert _noise_of_one_search(kink, jnp.array([0.5, 0.5]), jnp.array([-0.75, -0.75]), tier) == 0.0
+    assert _one_search(kink, jnp.array([0.5, 0.5]), jnp.array([-0.75, -0.75]), tier)[2] == 0.0
     # 0.5 x^2 plus 1 wherever x < 1 - 1e-6, invisible to the gradient; from x = 1 along the Newton step
     jump = lambda v: 0.5 * jnp.sum(v**2) + jax.lax.stop_gradient(jnp.where(v[0] < 1 - 1e-6, 1.0, 0.0))  # noqa: E731
-    noise = _noise_of_one_search(jump, jnp.array([1.0]), jnp.array([-1.0]), tier)
+    noise = _one_search(jump, jnp.array([1.0]), jnp.array([-1.0]), tier)[2]
     assert 0.5 <= noise <= 1.0  # |f(t) - f(0)| = |1 - t + t^2/2| at a short trial t past the jump
 
 

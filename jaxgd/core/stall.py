@@ -268,6 +268,32 @@ def located_within(value: Any, located: Any, noise: Any, xp: Any = jnp) -> Any:
     return model_at_precision(value, located, xp) | within_noise(noise, located)
 
 
+def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_slope: Any, located: Any, noise: Any,
+                 vouched: Any, xp: Any = jnp) -> tuple[Any, Any]:
+    """The restart's rule (see the module doc) after a search that failed or stalled from ``f`` =
+    ``value`` along a direction with slope ``g.d`` = ``slope``: ``(retry_failed, vouch)``.
+
+    ``retry_failed``: this was the restart's search along ``-g`` (no memory, ``had_memory``
+    False) after a quasi-Newton one that vouched (``vouched``, the flag of the step before)
+    strongly, or weakly where this one located its line's minimiser within rounding or within
+    the error it measured (:func:`located_within`). ``vouch``: with a memory, :data:`VOUCH_STRONG`
+    where the confirmed model's ``decrease`` (:func:`model_decrease`) or the line's
+    (:func:`line_decrease`) is within the ``factr`` test (:func:`vouches`) or the line's within
+    the measured error ``noise`` (:func:`within_noise`); :data:`VOUCH_WEAK` where the overshoot's
+    (:func:`overshoot_decrease`) is within the test, or the quadratic model's ``|g.d|/2`` within
+    the error (the unit trial's slope is itself in it); else :data:`VOUCH_NONE`.
+    The one copy: the compiled step (:func:`adjust_status`, ``xp=jnp``) and the host tier
+    (``jaxgd/host/loop.py``, ``xp=np``; pass ``had_memory`` as a NumPy bool).
+    """
+    retry_failed = ~had_memory & (
+        (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(value, located, noise, xp)))
+    line, over = line_decrease(slope, unit_slope, xp), overshoot_decrease(slope, unit_slope, xp)
+    strong = vouches(value, xp.minimum(decrease, line), xp) | within_noise(noise, xp.minimum(line, over))
+    weak = vouches(value, over, xp) | within_noise(noise, xp.where(slope < 0, 0.5 * xp.abs(slope), xp.inf))
+    vouch = xp.where(strong, VOUCH_STRONG, xp.where(weak, VOUCH_WEAK, VOUCH_NONE))
+    return retry_failed, xp.where(had_memory, vouch, VOUCH_NONE)
+
+
 def model_at_precision(value: Any, model: Any, xp: Any = jnp) -> Any:
     """True when a quasi-Newton model's predicted decrease ``model`` (:func:`model_decrease`) is
     at most ``eps ** 0.75 * |f|`` (see the module doc); False for ``model`` NaN or Inf."""
@@ -386,17 +412,8 @@ def adjust_status(
                 return norm_test
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
-            # the restart's -g search after a vouched quasi-Newton one (VOUCH_STRONG), or after a
-            # weakly vouched one where this search located its line's minimiser within rounding
-            retry_failed = ~had_memory & (
-                (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(old[0], located, noise)))
-            line, over = line_decrease(slope, unit_slope), overshoot_decrease(slope, unit_slope)
-            # f's evaluation error (StepInfo.noise) covering the line's decrease vouches strongly; covering the
-            # quadratic model's |g.d|/2 whatever the unit trial's slope (itself in the error), weakly
-            strong = vouches(old[0], jnp.minimum(decrease, line)) | within_noise(noise, jnp.minimum(line, over))
-            weak = vouches(old[0], over) | within_noise(noise, jnp.where(slope < 0, 0.5 * jnp.abs(slope), jnp.inf))
-            vouch = jnp.where(strong, VOUCH_STRONG, jnp.where(weak, VOUCH_WEAK, VOUCH_NONE))
-            return norm_test | model_at_precision(old[0], decrease) | retry_failed, jnp.where(had_memory, vouch, none)
+            retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched)
+            return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
 
         no = jnp.asarray(False)
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: no if model is None else (no, none))

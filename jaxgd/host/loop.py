@@ -185,21 +185,15 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             vouch = _stall.VOUCH_NONE  # stall.adjust_status's flag for the next step (SolverState.stall)
             if failed or stalled:
                 decrease = _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, g.dot(g), np) if quasi_newton else np.inf
+                retry_failed = False
+                if quasi_newton:  # the restart's rule (stall.restart_test, the compiled step's own)
+                    retry_failed, vouch = _stall.restart_test(
+                        value, ctx.slope, np.bool_(had_memory), decrease, unit_slope, located, noise, vouched, np)
+                    retry_failed, vouch = bool(retry_failed), int(vouch)
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                    retry_failed = not had_memory and (  # the restart's -g search (failed or stalled) after a vouched one
-                        vouched == _stall.VOUCH_STRONG
-                        or (vouched == _stall.VOUCH_WEAK and bool(_stall.located_within(value, located, noise, np))))
                     precise = _at_precision(*old) or bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     st = PRECISION if precise else st
-                if quasi_newton and had_memory:
-                    line = _stall.line_decrease(ctx.slope, unit_slope, np)
-                    over = _stall.overshoot_decrease(ctx.slope, unit_slope, np)
-                    if _stall.vouches(value, min(decrease, line), np) or bool(_stall.within_noise(noise, min(line, over))):
-                        vouch = _stall.VOUCH_STRONG
-                    elif _stall.vouches(value, over, np) or bool(
-                            _stall.within_noise(noise, 0.5 * abs(ctx.slope) if ctx.slope < 0 else np.inf)):
-                        vouch = _stall.VOUCH_WEAK
             vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st
             if st == STALLED and had_memory and vouch != _stall.VOUCH_NONE:  # a stall that vouched: the restart
