@@ -70,7 +70,7 @@ UNCONSTRAINED = {
     "optimistix BFGS": "scipy BFGS",
     "optimistix LBFGS": "scipy L-BFGS-B",
 }
-BOUNDED = {"jaxgd lbfgs": "scipy L-BFGS-B", "scipy L-BFGS-B": None}
+BOUNDED = {"jaxgd lbfgs": "scipy L-BFGS-B", "jaxgd lbfgs-scalar": "scipy L-BFGS-B", "scipy L-BFGS-B": None}
 
 Call = Callable[[], tuple[Any, int, int, int, str]]
 

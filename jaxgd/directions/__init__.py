@@ -68,7 +68,10 @@ def lbfgs(memory_size: int = 10, scaling: str = "auto") -> Direction:
     ``"auto"`` solves 127 (``"scalar"`` 115, scipy L-BFGS-B 107), needs 0.86 of scipy's
     evaluations in geometric mean (``"scalar"`` 0.99) and takes L-BFGS-B's steps on 80 of them;
     its diagonal costs a few more kernels a step and ~0.15 s more compile. With ``bounds=`` the
-    method is L-BFGS-B, whose :math:`B_0 = \\theta I` is always scalar.
+    method is L-BFGS-B and ``scaling`` chooses its :math:`B_0` the same way (the diagonal runs its
+    Cauchy point and subspace step in the variables :math:`x_i / \\sqrt{D_i}`, where a box stays a
+    box): on sif2jax's 65 bounded problems ``"auto"`` needs 0.97 of scipy L-BFGS-B's evaluations
+    in geometric mean (``"scalar"``, scipy's steps, 1.02) and solves every problem scipy solves.
 
     Reference: Liu & Nocedal, Math. Programming 45, 1989; Gilbert & Lemaréchal, Math.
     Programming 45, 1989; Nocedal & Wright, Alg. 7.4-7.5.

@@ -6,7 +6,11 @@ then a projection". Each iteration, on the flattened parameters
 (``jax.flatten_util.ravel_pytree``):
 
 1. the compact limited-memory matrix :math:`B = \\theta I - W M W^\\top`
-   (:mod:`~jaxgd.directions.lbfgsb_memory`);
+   (:mod:`~jaxgd.directions.lbfgsb_memory`); with the ``lbfgs`` direction's
+   ``scaling="auto"`` (the default) or ``"diagonal"``, from :math:`B_0 = (c D)^{-1}`
+   instead of :math:`\\theta I` where the diagonal :math:`D` the pairs update is in use
+   (as without bounds: its entries spread over more than 1,000x), which is L-BFGS-B's
+   matrix in the variables :math:`x_i / \\sqrt{D_i}`: steps 1-2 run there, on the scaled box;
 2. the generalised Cauchy point along the projected steepest-descent path
    and the subspace minimisation over the variables free there, with the
    3.0 projection (:mod:`~jaxgd.directions.lbfgsb_cauchy`), giving a
@@ -63,7 +67,7 @@ _BIG_STEP = 1e10  # lnsrlb's ``big``: the step cap along a direction no bound st
 STALL_STEPS = 10  # steps in a row without a lower f that end a run with ftol off (PRECISION)
 
 
-@_tree.pytree_class(data=("c1", "c2", "xtol"), meta=("memory_size", "maxls"))
+@_tree.pytree_class(data=("c1", "c2", "xtol"), meta=("memory_size", "maxls", "scaling"))
 class LbfgsbSearch:
     """The step-size rule of L-BFGS-B: its projected Moré-Thuente line search.
 
@@ -72,13 +76,17 @@ class LbfgsbSearch:
     step. ``c1``, ``c2`` and ``xtol`` are ``dcsrch``'s ``ftol``, ``gtol``
     and ``xtol`` (L-BFGS-B's values, traced leaves); ``memory_size`` (the
     number of pairs, static) and ``maxls`` (evaluations per search, static)
-    are scipy's ``maxcor`` and ``maxls``.
+    are scipy's ``maxcor`` and ``maxls``; ``scaling`` (static) is the
+    ``lbfgs`` direction's: ``"scalar"`` keeps L-BFGS-B's :math:`B_0 = \\theta I`,
+    ``"diagonal"`` and ``"auto"`` use the diagonal :math:`B_0` as
+    :func:`jaxgd.directions.lbfgs` describes (:func:`_search_point`).
     """
 
-    __slots__ = ("c1", "c2", "xtol", "memory_size", "maxls")
+    __slots__ = ("c1", "c2", "xtol", "memory_size", "maxls", "scaling")
 
-    def __init__(self, memory_size: int = 10, c1: Any = 1e-3, c2: Any = 0.9, xtol: Any = 0.1, maxls: int = 20) -> None:
-        for k, v in dict(c1=c1, c2=c2, xtol=xtol, memory_size=int(memory_size), maxls=int(maxls)).items():
+    def __init__(self, memory_size: int = 10, c1: Any = 1e-3, c2: Any = 0.9, xtol: Any = 0.1, maxls: int = 20,
+                 scaling: str = "auto") -> None:
+        for k, v in dict(c1=c1, c2=c2, xtol=xtol, memory_size=int(memory_size), maxls=int(maxls), scaling=scaling).items():
             object.__setattr__(self, k, v)
 
     def init(self, params: Params, value: jax.Array, grad: Any) -> jax.Array:
@@ -86,7 +94,7 @@ class LbfgsbSearch:
         return jnp.zeros((), jnp.int32)
 
     def __repr__(self) -> str:
-        return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls})"
+        return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls}, scaling={self.scaling!r})"
 
 
 def rule_for(direction: Any, lower: Any, upper: Any, l1: Any, clip: Any, accelerated: bool) -> Optional[LbfgsbSearch]:
@@ -99,7 +107,7 @@ def rule_for(direction: Any, lower: Any, upper: Any, l1: Any, clip: Any, acceler
     m = _limited_memory.memory_size(direction)
     if m is None or (lower is None and upper is None) or l1 is not None or clip is not None or accelerated:
         return None
-    return LbfgsbSearch(memory_size=m)
+    return LbfgsbSearch(memory_size=m, scaling=_limited_memory.scaling(direction))
 
 
 def flat_bounds(prox: Any, params: Params, dtype: Any) -> tuple[jax.Array, jax.Array]:
@@ -139,14 +147,28 @@ def init(solver: Any, state: Any) -> Any:
     return state._replace(direction_state=mem, grad_norm=gnorm, status=status)
 
 
-def _search_point(x, g, lower, upper, mem: Memory):  # noqa: ANN001, ANN202
-    """Cauchy point and subspace minimisation: ``(z, memory used)``."""
-    w, big_m, ok = _memory.compact(mem)
+def _search_point(x, g, lower, upper, mem: Memory, scaled: bool):  # noqa: ANN001, ANN202
+    """Cauchy point and subspace minimisation: ``(z, memory used)``.
+
+    ``scaled`` (static): with a diagonal :math:`B_0` in use, both run in the variables
+    :math:`x / \\sigma` (:func:`jaxgd.directions.lbfgsb_memory.scaled`) and ``z`` is mapped
+    back, a coordinate at a bound or unmoved there taken exactly from ``lower``, ``upper`` or ``x``.
+    """
+    view, sigma = _memory.scaled(mem) if scaled else (mem, None)
+    w, big_m, ok = _memory.compact(view)
     mem = _tree.where(ok, mem, _memory.reset(mem))
+    view = _tree.where(ok, view, mem)
     w, big_m = jnp.where(ok, w, 0.0), jnp.where(ok, big_m, 0.0)
-    xcp, c, free = _cauchy.cauchy(x, g, lower, upper, w, big_m, mem.theta)
-    solve = lambda u: _memory.solve_reduced(mem, free, u)  # noqa: E731
-    z = _cauchy.subspace(x, g, lower, upper, xcp, c, free, w, big_m, mem.theta, mem.col > 0, solve)
+    if scaled:
+        sigma = jnp.where(ok, sigma, 1.0)
+        x_s, g_s, lower_s, upper_s = x / sigma, g * sigma, lower / sigma, upper / sigma
+    else:
+        x_s, g_s, lower_s, upper_s = x, g, lower, upper
+    xcp, c, free = _cauchy.cauchy(x_s, g_s, lower_s, upper_s, w, big_m, view.theta)
+    solve = lambda u: _memory.solve_reduced(view, free, u)  # noqa: E731
+    z = _cauchy.subspace(x_s, g_s, lower_s, upper_s, xcp, c, free, w, big_m, view.theta, view.col > 0, solve)
+    if scaled:
+        z = jnp.where(z == x_s, x, jnp.where(z <= lower_s, lower, jnp.where(z >= upper_s, upper, z * sigma)))
     return z, mem
 
 
@@ -173,8 +195,10 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     constrained = jnp.any(jnp.isfinite(lower) | jnp.isfinite(upper))
     start_trial = (x, f0, g, state.aux)
 
+    spread = _limited_memory.spread_of(rule.scaling)
+
     def attempt(mem: Memory):  # noqa: ANN202
-        z, mem = _search_point(x, g, lower, upper, mem)
+        z, mem = _search_point(x, g, lower, upper, mem, spread is not None)
         d = z - x
         gd = jnp.dot(g, d).astype(f0.dtype)
         stpmax = jnp.where(first & constrained, jnp.ones((), dtype), max_step(x, d, lower, upper))
@@ -212,18 +236,29 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     empty_res = _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True))
     carry = (state.direction_state, empty_res, jnp.zeros((), jnp.int32), jnp.asarray(True))
     mem, res, nfev, _ = _packing.packed_while(lambda c: c[3], body, carry)
-    return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev)
+    return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread)
 
 
-def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev):  # noqa: ANN001, ANN202
-    """Update the memory, run the termination tests and build the next state."""
+def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):  # noqa: ANN001, ANN202
+    """Update the memory (and its diagonal, with ``spread`` not None), run the termination
+    tests and build the next state."""
     xn, fn, gn, aux = res.trial
     finite = jnp.isfinite(fn) & jnp.all(jnp.isfinite(gn))
     accept = ~res.failed & finite
     s, y = xn - x, gn - g
-    sy, gs = jnp.dot(s, y), -jnp.dot(g, s)
-    take = accept & (sy > jnp.finfo(x.dtype).eps * gs) & jnp.isfinite(jnp.dot(y, y))
+    if spread is None:
+        sy, gs, yy = jnp.dot(s, y), -jnp.dot(g, s), jnp.dot(y, y)
+    else:  # the diagonal's sums with these, in one reduction
+        sy, yy, gs, sums = _limited_memory.pair_sums(s, y, g, mem.diag)
+    take = accept & (sy > jnp.finfo(x.dtype).eps * gs) & jnp.isfinite(yy)
+    if spread is not None:
+        take = take & (sy > 0)
+        gamma = jnp.where(take, sy, 1.0) / jnp.where(take, yy, 1.0)
+        diag, scale = _limited_memory.diagonal_update(mem.diag, mem.diag_scale, s, y, take, sy, yy, gamma, sums,
+                                                      mem.col == 0, spread)
     mem = _memory.push(mem, s, y, take)
+    if spread is not None:
+        mem = mem._replace(diag=diag, diag_scale=scale)
 
     gnorm = projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm).astype(state.value.dtype)
     status = jnp.where(gnorm <= solver.gtol, Status.GTOL, Status.RUNNING)

@@ -42,18 +42,20 @@ class Memory(NamedTuple):
     ss: jax.Array  # (m, m): ss[i, j] = s_i . s_j
     col: jax.Array  # int32: number of pairs held
     theta: jax.Array  # the scaling y.y / s.y of the newest pair (1 when empty)
+    diag: jax.Array  # (n,): the diagonal D every kept pair updates (lbfgs's scaling="auto"/"diagonal"; ones otherwise)
+    diag_scale: jax.Array  # > 0 where B0 = D^{-1} / diag_scale is used (scaled), 0 for theta I
 
 
 def empty(n: int, m: int, dtype: jnp.dtype) -> Memory:
     """An empty memory for ``n`` variables and ``m`` pairs."""
     z = jnp.zeros((m, n), dtype)
     zm = jnp.zeros((m, m), dtype)
-    return Memory(z, z, zm, zm, jnp.asarray(0, jnp.int32), jnp.ones((), dtype))
+    return Memory(z, z, zm, zm, jnp.asarray(0, jnp.int32), jnp.ones((), dtype), jnp.ones((n,), dtype), jnp.zeros((), dtype))
 
 
 def reset(mem: Memory) -> Memory:
     """Forget every pair (``B = I``), as L-BFGS-B does after a failed line search."""
-    return mem._replace(col=jnp.zeros_like(mem.col), theta=jnp.ones_like(mem.theta))
+    return mem._replace(col=jnp.zeros_like(mem.col), theta=jnp.ones_like(mem.theta), diag_scale=jnp.zeros_like(mem.diag_scale))
 
 
 def valid(mem: Memory) -> jax.Array:
@@ -77,10 +79,35 @@ def push(mem: Memory, s: jax.Array, y: jax.Array, take: jax.Array) -> Memory:
     s_col = s_new @ s
     ss = ss.at[-1, :].set(s_col).at[:, -1].set(s_col)
     m = mem.s.shape[0]
-    new = Memory(
-        s_new, y_new, sy, ss, jnp.minimum(mem.col + 1, m).astype(mem.col.dtype), (jnp.dot(y, y) / jnp.dot(s, y)).astype(mem.theta.dtype)
+    new = mem._replace(
+        s=s_new, y=y_new, sy=sy, ss=ss, col=jnp.minimum(mem.col + 1, m).astype(mem.col.dtype),
+        theta=(jnp.dot(y, y) / jnp.dot(s, y)).astype(mem.theta.dtype),
     )
     return jax.tree_util.tree_map(lambda a, b: jnp.where(take, a, b), new, mem)
+
+
+def scaled(mem: Memory) -> tuple[Memory, jax.Array]:
+    """``(memory, sigma)``: the memory in the variables :math:`\\tilde x = x / \\sigma` where a
+    diagonal :math:`B_0` is in use, else ``(mem, ones)`` (the same arrays, the same bits).
+
+    With :math:`D` the diagonal every kept pair updates (``diag``, Gilbert & Lemaréchal's
+    update as ``lbfgs``'s ``scaling`` keeps it) and :math:`c` its factor (``diag_scale > 0``
+    while the memory holds a pair and :math:`D` is used), L-BFGS-B's matrix from
+    :math:`B_0 = (c D)^{-1}` instead of :math:`\\theta I` is, in the variables
+    :math:`\\tilde x_i = x_i / \\sigma_i` with :math:`\\sigma = \\sqrt{D}`, the compact matrix
+    :math:`\\tilde\\theta I - \\tilde W \\tilde M \\tilde W^\\top` of the pairs
+    :math:`\\tilde s = s / \\sigma`, :math:`\\tilde y = \\sigma y` with
+    :math:`\\tilde\\theta = 1 / c = \\tilde y^\\top \\tilde y / s^\\top y` of the newest pair:
+    a box stays a box (:math:`\\tilde l = l / \\sigma`), :math:`S^\\top Y` is unchanged and only
+    :math:`\\tilde S^\\top \\tilde S = S^\\top D^{-1} S` is formed again (``O(m^2 n)``), so the
+    Cauchy point and the subspace step run unchanged on :math:`\\tilde x`,
+    :math:`\\tilde g = \\sigma g` and the scaled bounds.
+    """
+    use = (mem.col > 0) & (mem.diag_scale > 0)
+    sigma = jnp.where(use, jnp.sqrt(mem.diag), 1.0)
+    s, y = mem.s / sigma[None, :], mem.y * sigma[None, :]
+    view = mem._replace(s=s, y=y, ss=s @ s.T, theta=1.0 / jnp.where(use, mem.diag_scale, 1.0))
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(use, a, b), view, mem), sigma
 
 
 def compact(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
