@@ -414,6 +414,30 @@ def test_search_does_not_evaluate_its_last_point_again(c, m, p):
     assert not bool(again.failed) and int(again.nfev) == k
 
 
+def test_search_ends_at_a_trial_that_repeats_the_best_one():
+    """tests/test_more_thuente.py's line for L-BFGS-B's search: f(t) = -t with a jump of 1e6 at
+    t = 0.3 that the gradient does not see (stop_gradient), from x = 1e8 (float64 spacing 1.5e-8)
+    along d = 1. Once the best trial lies below the jump, dcstep's cubic through it lands a hair
+    past the best step, below the rounding of x, and the next trial repeats the best one's value and
+    slope bit for bit: the search ends there, at that point, after 8 evaluations (16 before the
+    test, spent on such repeats). Reference: the point arithmetic (x + 0.25 is a float64 whose
+    value f reproduces) and MoreThuente's count on the same line."""
+    f = lambda v: -(v - 1e8) + jax.lax.stop_gradient(jnp.where(v >= 1e8 + 0.3, 1e6, 0.0))  # noqa: E731
+    vg = jax.value_and_grad(f)
+
+    def run(x, d):  # x and d as arguments: closure constants let XLA fold x + t d - 1e8 into t
+        def ev(t):
+            v, g = vg(x + t * d)
+            return x + t * d, v, g * d
+
+        v0, g0 = vg(x)
+        return search_mod.search(ev, x, v0, g0 * d, jnp.asarray(1.0), jnp.asarray(1e10), 1e-3, 0.9, 0.1, 20)
+
+    res = jax.jit(run)(jnp.asarray(1e8), jnp.asarray(1.0))
+    assert not bool(res.failed) and int(res.nfev) == 8, (bool(res.failed), int(res.nfev))
+    assert float(res.trial) - 1e8 < 0.3 and float(res.trial) == 1e8 + float(res.stp)
+
+
 def test_search_at_the_rounding_of_f_accepts_a_flat_trial_with_curvature():
     """Reference: Hager & Zhang's approximate Wolfe conditions (SIAM J. Optim. 16(1), 2005, eq. 4.1,
     at rounding level: |f - f(0)| <= 64 eps |f(0)|). A line whose f is flat to a few ulps (rounding

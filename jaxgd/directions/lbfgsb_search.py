@@ -51,7 +51,7 @@ import jax.numpy as jnp
 
 from ..core import packing as _packing
 from ..linesearch import dcsrch as dcsrch_core
-from ..linesearch.dcsrch import Interval, decreased, interpolate, safeguard
+from ..linesearch.dcsrch import Interval, decreased, interpolate, repeats_best, safeguard
 from ..linesearch.wolfe import tie_tolerance
 
 class MTState(NamedTuple):
@@ -161,6 +161,9 @@ def search(
         # of the last point (and counts none). Only where the budget allows that evaluation, as
         # L-BFGS-B's limit on evaluations a search (maxls, counted on requests) would.
         stop = stop | (back & (stp_next == stp) & (nfev + 1 < maxls))
+        # A trial repeating the best one's value and slope bit for bit ends the search at it (as in
+        # MoreThuente: the same point to rounding, which the search would otherwise ask for again).
+        stop = stop | (finite & repeats_best(f, g, ms.iv.stx, ms.iv.fx, ms.iv.gx))
         # A non-finite trial: halve towards the best point and cap the step there.
         half = ms.iv.stx + 0.5 * (stp - ms.iv.stx)
         ms_next = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), ms_next, ms._replace(stpmax=half))

@@ -183,7 +183,7 @@ class Search:
             if converged or (fin and iv.stx == stp):
                 best = t
             at_start = (t.x == ctx.x).all()
-            again = fin and f == fx_before and g == gx_before and stx_before > 0  # MoreThuente._body's test
+            again = fin and bool(_dcsrch.repeats_best(f, g, stx_before, fx_before, gx_before))
             done = converged or stuck or narrow or at_start or again or i + 1 >= self.max_iter or stp >= stpmax
             done = done or (not fin and self.rule.fallback)
             if self.cast:

@@ -147,6 +147,19 @@ def decreased(f: Any, ftest: Any, finit: Any, tie: Any) -> Any:
     return (f <= ftest) | (abs(f - finit) <= tie)
 
 
+def repeats_best(f: Any, g: Any, stx: Any, fx: Any, gx: Any) -> Any:
+    """True where a trial's value and slope equal the best trial's (``stx > 0``) bit for bit.
+
+    The same point to rounding (a step that differs from ``stx`` below the rounding of the
+    parameters), which a search would otherwise evaluate every other trial until its budget runs
+    out (sif2jax's PENALTY3). MINPACK-2 stops one rounding sooner, where the next trial would be
+    ``stx`` itself ("rounding errors prevent progress"); every search here ends at such a trial
+    (:class:`~jaxgd.linesearch.MoreThuente` on both tiers, L-BFGS-B's). Works on JAX and NumPy
+    scalars alike.
+    """
+    return (f == fx) & (g == gx) & (stx > 0)
+
+
 def safeguard(
     iv: Interval, nxt: jax.Array, stpmax: jax.Array, xtol: jax.Array, xp: Any = jnp
 ) -> tuple[jax.Array, Interval, jax.Array, jax.Array]:

@@ -27,7 +27,7 @@ from ..core import packing as _packing
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
-from .dcsrch import P5, Interval, decreased, interpolate, safeguard
+from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard
 from .dcsrch import start as start_interval
 from .wolfe import (
     check_count,
@@ -322,7 +322,7 @@ class MoreThuente:
         # differs from stx below the rounding of theta), where the search evaluated it every other trial
         # until max_iter (sif2jax's PENALTY3, bfgs: 10 evaluations of one search). MINPACK-2 stops there too
         # ("rounding errors prevent progress") when the next trial is stx itself.
-        again = fin & (f == c.iv.fx) & (g == c.iv.gx) & (c.iv.stx > 0)
+        again = fin & repeats_best(f, g, c.iv.stx, c.iv.fx, c.iv.gx)
         done = converged | stuck | narrow | at_start | again | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
             done = done | ~fin
