@@ -201,6 +201,32 @@ def test_badly_scaled_bounded_fit_uses_the_diagonal_b0():
     assert not scalar.success and np.abs(np.asarray(scalar.params) - ref).max() > 1e-3 * np.abs(ref).max()
 
 
+def test_float32_cycle_at_the_answer_ends_in_precision():
+    """Reference: scipy.optimize.lsq_linear (BVLS) in float64. A float32 bounded fit with columns
+    scaled over four orders of magnitude (the diagonal B0 in use) reaches the answer within a few
+    hundred evaluations, then (on the machine this was found on) alternated between two points one
+    ulp of f apart, every step accepted and every other one a decrease, so the count of steps that
+    did not lower f never reached STALL_STEPS: 3,000 steps and 23,646 evaluations to MAX_STEPS.
+    The stall window (no new low of f or of the projected gradient's norm for 100 steps) ends it in
+    PRECISION at the lower point, at the answer to float32 precision."""
+    rng = np.random.default_rng(1)
+    n = 10
+    a = rng.standard_normal((3 * n, n)) / np.logspace(-2, 2, n)
+    b = rng.standard_normal(3 * n)
+    lower = np.where(np.arange(n) % 3 == 0, 0.0, -np.inf)
+    ref = so.lsq_linear(a, b, bounds=(lower, np.inf), method="bvls", tol=1e-14)
+    a32, b32 = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+
+    def f(x):
+        return 0.5 * jnp.sum((a32 @ x - b32) ** 2)
+
+    res = jaxgd.minimize(f, jnp.zeros(n, jnp.float32), method="lbfgs", bounds=(jnp.asarray(lower, jnp.float32), None),
+                         max_steps=3000)
+    assert res.success and int(res.nfev) <= 1000, (res.status, int(res.nfev))
+    assert abs(float(res.loss) / ref.cost - 1) <= 1e-6
+    np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-6 * np.abs(ref.x).max())
+
+
 def test_float32_run_ends_in_success():
     res = jaxgd.minimize(lambda w: lsq(w.astype(jnp.float64)).astype(jnp.float32), jnp.zeros(10, jnp.float32),
                          method="lbfgs", bounds=(0.0, None), gtol=1e-4)

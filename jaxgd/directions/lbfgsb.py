@@ -31,9 +31,11 @@ restarts the iteration from :math:`B = I`; failing again stops the run with
 :math:`x - P(x - g)` (scipy's ``pgtol``; ``Result.grad_norm`` holds it, or its
 2-norm with ``gtol_norm=2``), and ``ftol`` scipy's relative reduction
 :math:`(f_k - f_{k+1}) / \\max(|f_k|, |f_{k+1}|, 1)`; with ``ftol`` off,
-:data:`STALL_STEPS` steps in a row that do not lower :math:`f` end the run in
-``Status.PRECISION`` (at :math:`f`'s rounding floor the search's warnings accept
-such steps, and the run would cycle until ``max_steps``).
+:data:`STALL_STEPS` steps in a row that do not lower :math:`f`, or 100 steps without a
+new low of :math:`f` or of the projected gradient's norm (ending at a step back at
+:math:`f`'s low), end the run in ``Status.PRECISION`` (at :math:`f`'s rounding floor the
+search's warnings accept steps that do not lower :math:`f`, or raise it by an ulp, and
+the run would cycle until ``max_steps``).
 
 References: R. H. Byrd, P. Lu, J. Nocedal & C. Zhu, "A limited memory
 algorithm for bound constrained optimization", SIAM J. Sci. Comput. 16(5),
@@ -89,9 +91,12 @@ class LbfgsbSearch:
         for k, v in dict(c1=c1, c2=c2, xtol=xtol, memory_size=int(memory_size), maxls=int(maxls), scaling=scaling).items():
             object.__setattr__(self, k, v)
 
-    def init(self, params: Params, value: jax.Array, grad: Any) -> jax.Array:
-        """Steps in a row that did not lower f (int32; the memory rides in the direction state)."""
-        return jnp.zeros((), jnp.int32)
+    def init(self, params: Params, value: jax.Array, grad: Any) -> tuple[jax.Array, ...]:
+        """``(steps in a row that did not lower f, steps since the last new low of f or of the
+        projected gradient's norm (both int32), the lowest f, the lowest norm)``; the memory rides
+        in the direction state."""
+        zero = jnp.zeros((), jnp.int32)
+        return zero, zero, jnp.asarray(value), jnp.full((), jnp.inf, jnp.result_type(value))
 
     def __repr__(self) -> str:
         return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls}, scaling={self.scaling!r})"
@@ -266,13 +271,23 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
         f_old, f_new = state.value, fn
         scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
         status = jnp.where((status == Status.RUNNING) & (f_old - f_new <= solver.ftol * scale), Status.FTOL, status)
-    # Steps in a row that did not lower f (accepted at f's rounding floor by the search's
-    # warnings); with ftol off, STALL_STEPS of them end the run in PRECISION instead of a cycle
-    # between points of equal f until max_steps (scipy stops at the first: its ftol=0 test is
-    # "reduction <= 0", which stopped a float32 least-squares run short of its answer here).
-    flat = jnp.where(accept & (fn < state.value), 0, jnp.minimum(state.rule_state, STALL_STEPS) + 1).astype(jnp.int32)
+    # With ftol off, two counts end a run in PRECISION where f's rounding floor would have it cycle
+    # until max_steps (the search's warnings and its approximate Wolfe test accept steps there that
+    # do not lower f, or raise it by an ulp): STALL_STEPS steps in a row that did not lower f
+    # (between points of equal f), and the solver's stall window: WINDOW steps without a new low of
+    # f or of the projected gradient's norm, ending at a step back at f's low (or WINDOW steps
+    # later): a 2-cycle one ulp up and back down (a float32 bounded fit, diagonal B0: 23,646
+    # evaluations for 3,000 steps at its answer). scipy stops at the first step that does not lower
+    # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
+    # its answer here.
+    flat0, since0, low0, glow0 = state.rule_state
+    flat = jnp.where(accept & (fn < state.value), 0, jnp.minimum(flat0, STALL_STEPS) + 1).astype(jnp.int32)
+    since = jnp.where(accept & ((fn < low0) | (gnorm < glow0)), 0, jnp.minimum(since0, 2 * _stall.WINDOW) + 1)
+    low = jnp.where(accept & (fn < low0), fn, low0).astype(low0.dtype)
+    glow = jnp.where(accept & (gnorm < glow0), gnorm, glow0).astype(glow0.dtype)
     if solver.ftol is None:
-        status = jnp.where((status == Status.RUNNING) & (flat >= STALL_STEPS), Status.PRECISION, status)
+        cycled = (since >= _stall.WINDOW) & ((fn <= low0) | (since > 2 * _stall.WINDOW))
+        status = jnp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
     status = jnp.where(res.failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
@@ -296,7 +311,7 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
     )
     kept = _tree.where(accept, moved, state)
     return kept._replace(
-        rule_state=flat,
+        rule_state=(flat, since.astype(jnp.int32), low, glow),
         direction_state=mem,
         status=status.astype(jnp.int32),
         nfev=state.nfev + nfev,
