@@ -172,6 +172,16 @@ def test_under_jit_equals_eager_and_vmap_over_bound_values():
         assert int(batched.status[i]) == jaxgd.Status.GTOL
 
 
+def _scaled_fit(seed, n):
+    """A bounded least-squares fit whose columns are scaled over four orders of magnitude, every
+    third coefficient >= 0: ``(a, b, lower, lsq_linear's BVLS answer)``."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((3 * n, n)) / np.logspace(-2, 2, n)
+    b = rng.standard_normal(3 * n)
+    lower = np.where(np.arange(n) % 3 == 0, 0.0, -np.inf)
+    return a, b, lower, so.lsq_linear(a, b, bounds=(lower, np.inf), method="bvls", tol=1e-14)
+
+
 def test_badly_scaled_bounded_fit_uses_the_diagonal_b0():
     """Reference: scipy.optimize.lsq_linear (method="bvls", an active-set solver of bounded least
     squares). Columns scaled over four orders of magnitude, every third coefficient >= 0: with
@@ -179,12 +189,9 @@ def test_badly_scaled_bounded_fit_uses_the_diagonal_b0():
     the BVLS answer (the same active set, exactly on its bounds) in about 150 evaluations;
     with scaling="scalar" (B0 = theta I, scipy L-BFGS-B's) it has not after 1,000 steps (scipy's
     own L-BFGS-B needs about 5,400 evaluations and stops 0.5 away, relative)."""
-    rng = np.random.default_rng(0)
     n = 30
-    a = rng.standard_normal((3 * n, n)) / np.logspace(-2, 2, n)
-    b = rng.standard_normal(3 * n)
-    lower = np.where(np.arange(n) % 3 == 0, 0.0, -np.inf)
-    ref = so.lsq_linear(a, b, bounds=(lower, np.inf), method="bvls", tol=1e-14).x
+    a, b, lower, ref = _scaled_fit(0, n)
+    ref = ref.x
 
     def f(x):
         return 0.5 * jnp.sum((a @ x - b) ** 2)
@@ -209,12 +216,8 @@ def test_float32_cycle_at_the_answer_ends_in_precision():
     did not lower f never reached STALL_STEPS: 3,000 steps and 23,646 evaluations to MAX_STEPS.
     The stall window (no new low of f or of the projected gradient's norm for 100 steps) ends it in
     PRECISION at the lower point, at the answer to float32 precision."""
-    rng = np.random.default_rng(1)
     n = 10
-    a = rng.standard_normal((3 * n, n)) / np.logspace(-2, 2, n)
-    b = rng.standard_normal(3 * n)
-    lower = np.where(np.arange(n) % 3 == 0, 0.0, -np.inf)
-    ref = so.lsq_linear(a, b, bounds=(lower, np.inf), method="bvls", tol=1e-14)
+    a, b, lower, ref = _scaled_fit(1, n)
     a32, b32 = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
 
     def f(x):
@@ -490,6 +493,25 @@ def test_checkpointed_run_equals_uninterrupted_run(tmp_path):
     chunked = jaxgd.minimize(lsq, jnp.zeros(10), checkpoint_every=3, checkpoint_path=tmp_path / "c.npz", **kw)
     np.testing.assert_array_equal(chunked.params, full.params)
     assert int(chunked.nfev) == int(full.nfev) and int(chunked.steps) == int(full.steps) > 3
+
+
+def test_checkpointed_run_with_the_diagonal_b0_equals_uninterrupted_run(tmp_path):
+    """The memory's diagonal, its factor and the stall counts are state: a run resumed from
+    checkpoints every 7 steps is the uninterrupted one bit for bit, on a fit where the diagonal is
+    in use (its evaluations differ from scaling="scalar"'s)."""
+    a, b, lower, _ = _scaled_fit(0, 10)
+
+    def f(x):
+        return 0.5 * jnp.sum((a @ x - b) ** 2)
+
+    kw = dict(bounds=(jnp.asarray(lower), None), gtol=1e-8, history=False)
+    full = jaxgd.minimize(f, jnp.zeros(10), method="lbfgs", **kw)
+    chunked = jaxgd.minimize(f, jnp.zeros(10), method="lbfgs", checkpoint_every=7,
+                             checkpoint_path=tmp_path / "c.npz", **kw)
+    scalar = jaxgd.minimize(f, jnp.zeros(10), method=jaxgd.directions.lbfgs(scaling="scalar"), **kw)
+    np.testing.assert_array_equal(chunked.params, full.params)
+    assert int(chunked.nfev) == int(full.nfev) and int(chunked.steps) == int(full.steps) > 14
+    assert int(scalar.nfev) != int(full.nfev)
 
 
 # -- the subspace step on an ill-conditioned memory ---------------------------------
