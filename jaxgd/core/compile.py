@@ -104,7 +104,8 @@ def classic_limit(solver: Any) -> int:
     for ``bfgs``/``lbfgs``/``cg`` (L-BFGS-B its own), else :data:`SMALL`."""
     if not same_bits(solver):
         return 0
-    name = getattr(getattr(solver, "direction", None), "name", "")
+    # the method's name without its options ("lbfgs(scaling='scalar')" is lbfgs)
+    name = getattr(getattr(solver, "direction", None), "name", "").split("(")[0]
     if name == "lbfgs" and _is_lbfgsb(solver):
         name = "lbfgs-b"
     return QUASI_NEWTON_SMALL.get(name, SMALL)
