@@ -36,9 +36,10 @@ def _reduce_last(x: jax.Array, op: Callable[..., jax.Array], reduce: Callable[..
     element for a float64 sum, whatever its form: ``jnp.sum``, ``vdot``, a reshape reduced over
     either axis); ``LANES`` contiguous slices combined by ``op`` first are one vectorised loop,
     and the chain that is left is ``LANES`` times shorter: a 1,000-element dot 0.47 -> 0.24 µs,
-    10,000 elements 4.6 -> 2.1 µs (benchmarks/RESULTS.md, session 23). The sum is the same to
-    rounding, in another order (as a BLAS ``ddot`` orders it differently from a loop). Rows
-    shorter than :data:`LONG` keep the plain reduction.
+    10,000 elements 4.6 -> 2.1 µs, the largest magnitude of 1,000 (a NaN-propagating max)
+    1.5 -> 0.42 µs (benchmarks/RESULTS.md, session 23). A sum is the same to rounding, in
+    another order (as a BLAS ``ddot`` orders it differently from a loop); a max, min or
+    all is exact. Rows shorter than :data:`LONG` keep the plain reduction.
     """
     n = x.shape[-1]
     m = n // LANES
@@ -49,6 +50,11 @@ def _reduce_last(x: jax.Array, op: Callable[..., jax.Array], reduce: Callable[..
         part = op(part, x[..., j * m:(j + 1) * m])
     out = reduce(part, axis=-1)
     return out if n == LANES * m else op(out, reduce(x[..., LANES * m:], axis=-1))
+
+
+def _max0(x: jax.Array, axis: int) -> jax.Array:
+    """``max(x, axis)`` with 0 for no elements (the magnitudes' maximum)."""
+    return jnp.max(x, axis=axis, initial=0.0)
 
 
 def _sum(x: jax.Array) -> jax.Array:
@@ -106,14 +112,14 @@ def max_min(a: PyTree) -> tuple[jax.Array, jax.Array]:
 
 def max_abs(a: PyTree) -> jax.Array:
     """The infinity norm: the largest magnitude over all leaves (0 for no elements; NaN if any is NaN)."""
-    parts = [jnp.max(jnp.abs(x), initial=0.0) for x in leaves(a)]
+    parts = [_reduce_last(jnp.abs(x).ravel(), jnp.maximum, _max0) for x in leaves(a)]
     return functools.reduce(jnp.maximum, parts[1:], parts[0]) if parts else jnp.asarray(0.0)
 
 
 def max_abs_nan_if(a: PyTree, b: PyTree) -> jax.Array:
     """``max_abs(a)``, made NaN when any element of ``b`` (same structure) is NaN or
     infinite: one fused reduction ``max(|x| + 0*y)`` per leaf (as :func:`sq_norm_nan_if`)."""
-    parts = [jnp.max(jnp.abs(x) + (0 * y).astype(x.dtype), initial=0.0) for x, y in zip(leaves(a), leaves(b))]
+    parts = [_reduce_last((jnp.abs(x) + (0 * y).astype(x.dtype)).ravel(), jnp.maximum, _max0) for x, y in zip(leaves(a), leaves(b))]
     return functools.reduce(jnp.maximum, parts[1:], parts[0])
 
 
@@ -171,7 +177,7 @@ def where(cond: jax.Array, a: PyTree, b: PyTree) -> PyTree:
 
 def all_equal(a: PyTree, b: PyTree) -> jax.Array:
     """True when every element of ``a`` equals the one of ``b`` (same structure)."""
-    flags = [jnp.all(x == y) for x, y in zip(leaves(a), leaves(b))]
+    flags = [_reduce_last((x == y).ravel(), jnp.logical_and, jnp.all) for x, y in zip(leaves(a), leaves(b))]
     return functools.reduce(jnp.logical_and, flags[1:], flags[0]) if flags else jnp.asarray(True)
 
 

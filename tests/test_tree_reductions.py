@@ -54,3 +54,22 @@ def test_non_finite_elements_propagate(n):
         assert math.isnan(float(_tree.sums(jnp.asarray(nan))[0]))
         assert all(math.isnan(float(v)) for v in _tree.max_min(jnp.asarray(nan)))
         assert float(_tree.sq_norm(jnp.asarray(inf))) == np.inf and float(_tree.max_min(jnp.asarray(inf))[0]) == np.inf
+
+
+@pytest.mark.parametrize("n", [0, 5, _tree.LONG, 1003])
+def test_max_abs_and_all_equal_are_exact(n):
+    """Reference: NumPy. The infinity norm (0 for no elements), with the NaN of max_abs_nan_if,
+    and the all-equal test, at one differing element in each position class (head, middle, tail)."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n)
+    tree = {"a": jnp.asarray(a), "b": jnp.asarray(a[: n // 3])}
+    want = max(np.abs(a).max(initial=0.0), np.abs(a[: n // 3]).max(initial=0.0))
+    assert float(_tree.max_abs(tree)) == want
+    assert float(_tree.max_abs_nan_if(tree, tree)) == want
+    assert bool(_tree.all_equal(tree, tree))
+    for i in sorted({0, n // 2, n - 1}) if n else []:
+        other = a.copy()
+        other[i] = np.nan
+        assert math.isnan(float(_tree.max_abs_nan_if({"a": jnp.asarray(a)}, {"a": jnp.asarray(other)})))
+        assert math.isnan(float(_tree.max_abs({"a": jnp.asarray(other)})))
+        assert not bool(_tree.all_equal({"a": jnp.asarray(a)}, {"a": jnp.asarray(other)}))
