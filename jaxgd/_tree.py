@@ -93,14 +93,26 @@ def sums(*terms: PyTree) -> jax.Array:
     each: benchmarks/RESULTS.md, session 23)."""
     dtype = jnp.result_type(*[x for t in terms for x in leaves(t)])
     per_leaf = zip(*(leaves(t) for t in terms))
-    zero = jnp.zeros((), dtype)
+    parts = [_row_sums(*(x.ravel().astype(dtype) for x in xs)) for xs in per_leaf]
+    return functools.reduce(jnp.add, parts)
+
+
+@jax.custom_jvp
+def _row_sums(*rows: jax.Array) -> jax.Array:
+    """``[sum(r) for r in rows]`` (1-D, one dtype) as one variadic ``lax.reduce``."""
+    zero = jnp.zeros((), rows[0].dtype)
 
     def add(a: tuple, b: tuple) -> tuple:
         return tuple(p + q for p, q in zip(a, b))
 
-    parts = [jnp.stack(jax.lax.reduce(tuple(x.ravel().astype(dtype) for x in xs), (zero,) * len(xs), add, (0,)))
-             for xs in per_leaf]
-    return functools.reduce(jnp.add, parts)
+    return jnp.stack(jax.lax.reduce(rows, (zero,) * len(rows), add, (0,)))
+
+
+@_row_sums.defjvp
+def _row_sums_jvp(primals: tuple, tangents: tuple) -> tuple:
+    # JAX cannot differentiate a variadic reduce (nor transpose one): the tangent, linear, is the
+    # stacked sum, which it can (adjoint="unroll" differentiates the lbfgs step in reverse mode)
+    return _row_sums(*primals), jnp.sum(jnp.stack(tangents), axis=1)
 
 
 def max_min(a: PyTree) -> tuple[jax.Array, jax.Array]:
