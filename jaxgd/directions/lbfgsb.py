@@ -91,12 +91,11 @@ class LbfgsbSearch:
         for k, v in dict(c1=c1, c2=c2, xtol=xtol, memory_size=int(memory_size), maxls=int(maxls), scaling=scaling).items():
             object.__setattr__(self, k, v)
 
-    def init(self, params: Params, value: jax.Array, grad: Any) -> tuple[jax.Array, ...]:
-        """``(steps in a row that did not lower f, steps since the last new low of f or of the
-        projected gradient's norm (both int32), the lowest f, the lowest norm)``; the memory rides
-        in the direction state."""
-        zero = jnp.zeros((), jnp.int32)
-        return zero, zero, jnp.asarray(value), jnp.full((), jnp.inf, jnp.result_type(value))
+    def init(self, params: Params, value: jax.Array, grad: Any) -> tuple[jax.Array, _stall.Window]:
+        """``(steps in a row that did not lower f (int32), the solver's stall window over f and the
+        projected gradient's norm)``; the memory rides in the direction state."""
+        value = jnp.asarray(value)
+        return jnp.zeros((), jnp.int32), _stall.window_init(value, jnp.full((), jnp.inf, value.dtype))
 
     def __repr__(self) -> str:
         return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls}, scaling={self.scaling!r})"
@@ -280,13 +279,12 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
     # evaluations for 3,000 steps at its answer). scipy stops at the first step that does not lower
     # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
     # its answer here.
-    flat0, since0, low0, glow0 = state.rule_state
+    # (A step not accepted ends the run: the window's count after it is never read.)
+    flat0, window0 = state.rule_state
     flat = jnp.where(accept & (fn < state.value), 0, jnp.minimum(flat0, STALL_STEPS) + 1).astype(jnp.int32)
-    since = jnp.where(accept & ((fn < low0) | (gnorm < glow0)), 0, jnp.minimum(since0, 2 * _stall.WINDOW) + 1)
-    low = jnp.where(accept & (fn < low0), fn, low0).astype(low0.dtype)
-    glow = jnp.where(accept & (gnorm < glow0), gnorm, glow0).astype(glow0.dtype)
+    window = _stall.window_update(window0, fn, gnorm)
     if solver.ftol is None:
-        cycled = (since >= _stall.WINDOW) & ((fn <= low0) | (since > 2 * _stall.WINDOW))
+        cycled = (window.since >= _stall.WINDOW) & ((fn <= window0.best_value) | (window.since > 2 * _stall.WINDOW))
         status = jnp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
@@ -311,7 +309,7 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
     )
     kept = _tree.where(accept, moved, state)
     return kept._replace(
-        rule_state=(flat, since.astype(jnp.int32), low, glow),
+        rule_state=(flat, window),
         direction_state=mem,
         status=status.astype(jnp.int32),
         nfev=state.nfev + nfev,
