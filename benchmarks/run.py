@@ -17,6 +17,8 @@ Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
     H  backward pass through a solve vs the forward solve         adjoint.py
     I  first call from fresh processes: trace/lower/compile,      first_call.py
        second call, vs scipy, with the persistent cache
+    J  XLA:CPU's one-kernel loops: GD per step by problem size,  small_loops.py
+       jaxgd and the hand-written floor, default and raised threshold
 
 By default each benchmark runs in its own Python process with
 ``OPENBLAS_NUM_THREADS=1``: an idle OpenBLAS thread pool left by NumPy/scipy
@@ -51,6 +53,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "G": ("cutest", "CUTEst (sif2jax) problems: solved, evaluations, first call vs scipy/optax/optimistix"),
     "H": ("adjoint", "implicit-adjoint backward pass vs the forward solve, float64 (issue 12)"),
     "I": ("first_call", "first call from fresh processes: where it goes, vs scipy, persistent cache (issue 14)"),
+    "J": ("small_loops", "XLA:CPU's one-kernel loops: GD per step by problem size vs the hand-written floor (issue 15)"),
 }
 
 # Per-benchmark defaults: (full, quick). None: the module picks.
@@ -63,6 +66,7 @@ DEFAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
     "F": {"epochs": (50, 5)},
     "I": {"procs": (5, 2), "d": ("10,1000", "10"), "methods": ("lbfgs,bfgs,gd,adam", "lbfgs,gd"),
           "dtypes": ("float64,float32", "float64"), "budget": (120.0, 20.0)},
+    "J": {"steps": (16_384, 2_048)},
 }
 
 
