@@ -86,6 +86,98 @@ def sq_norm_nan_if(a: PyTree, b: PyTree) -> jax.Array:
     return sum(parts[1:], parts[0])
 
 
+def _norm_scale(dtype: Any, wide: Any) -> float:
+    """:func:`sq_norm_checked`'s scale for a leaf of ``dtype`` summed in ``wide``: ``2**-(emax //
+    2 + 20)`` of ``wide``, or 1 where ``dtype``'s squares cannot overflow ``wide`` (float16 in
+    float32)."""
+    half = jnp.finfo(wide).maxexp // 2
+    return 1.0 if jnp.finfo(dtype).maxexp <= half - 20 else 2.0 ** -(half + 20)
+
+
+def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
+    """``(||a||, every element of a and b finite)`` in one pass, without a branch and
+    without overflow.
+
+    Two sums over each leaf in one variadic reduction: ``sq = sum(a*a + 0*b)`` (that of
+    :func:`sq_norm_nan_if` to an ulp: XLA:CPU vectorises a variadic reduction its own way;
+    finite, it proves every element finite) and the same sum of ``a`` scaled by ``c = 2**-(emax
+    // 2 + 20)`` (in at least float32), which cannot overflow for finite elements (fewer than
+    ``2**39`` of them) and scales exactly, by a power of two. Where ``sq`` is finite the norm is
+    ``sqrt(sq)``; where it overflowed and every scaled sum did not, every element is finite and
+    the norm is that of the leaves' norms (each ``sqrt(sq)`` of the leaf, or ``sqrt(scaled) / c``
+    where the leaf's own overflowed: its elements are then so large that those the scaling
+    underflows weigh nothing, as in LAPACK's ``dnrm2``), combined by their largest; a NaN or Inf
+    element makes both of its leaf's sums NaN or Inf.
+
+    It replaced a ``lax.cond`` that took an exact branch where ``sq`` was not finite: on
+    XLA:CPU a conditional in a loop body costs a thunk and its branch every step, and 128 of
+    the 1,024 bytes a loop may touch to be compiled as one kernel (benchmarks/RESULTS.md,
+    session 26); under ``vmap`` it ran both branches.
+    """
+    xs, ys = leaves(a), leaves(b)
+    wide = jnp.promote_types(jnp.result_type(*xs), jnp.float32)
+    sqs, norms, finite = [], [], []
+    for x, y in zip(xs, ys):
+        w = jnp.promote_types(x.dtype, jnp.float32)  # a leaf's scaled sum: in its own type
+        c = _norm_scale(x.dtype, w)
+        plain_row = jnp.square(x) + (0 * y).astype(x.dtype)
+        scaled_row = jnp.square(x.astype(w) * c) + (0 * y).astype(w)
+        if w == x.dtype:  # one variadic reduction (one type for both rows, as XLA requires)
+            p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())
+        else:  # float16, bfloat16: two
+            p, q = _sum(plain_row), _sum(scaled_row)
+        ok = jnp.isfinite(p)
+        # one square root of the sum chosen (a branch not taken would pass an Inf derivative,
+        # times its zero cotangent NaN), times 1 or 1 / c: exact, a power of two
+        norms.append(jnp.sqrt(jnp.where(ok, p.astype(w), q)).astype(wide) * jnp.where(ok, 1.0, 1.0 / c).astype(wide))
+        sqs.append(p)
+        finite.append(jnp.isfinite(q))
+    sq = functools.reduce(jnp.add, sqs)
+    plain = jnp.isfinite(sq)
+    if len(norms) == 1:  # sqrt(sq) where it is finite
+        return norms[0].astype(sq.dtype), plain | finite[0]
+    # the leaves' norms, combined without overflow by the largest
+    ns = [jnp.where(plain, 1.0, n) for n in norms]
+    top = functools.reduce(jnp.maximum, ns)
+    top = jnp.where((top > 0) & jnp.isfinite(top), top, 1.0)
+    combined = top * jnp.sqrt(functools.reduce(jnp.add, [jnp.square(n / top) for n in ns]))
+    norm = jnp.where(plain, jnp.sqrt(jnp.where(plain, sq, 1.0)).astype(wide), combined)
+    return norm.astype(sq.dtype), plain | functools.reduce(jnp.logical_and, finite)
+
+
+def _pair_reduce_last(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(sum(x), sum(y))`` of two 1-D rows of one length, :func:`_reduce_last`'s partial sums
+    for each, one variadic reduction per level."""
+    n = x.shape[-1]
+    if n < LONG:
+        return _pair_sums(x, y)
+    m = n // LANES
+    px, py = x[:m], y[:m]
+    for j in range(1, LANES):
+        px, py = px + x[j * m:(j + 1) * m], py + y[j * m:(j + 1) * m]
+    sx, sy = _pair_sums(px, py)
+    if n == LANES * m:
+        return sx, sy
+    tx, ty = _pair_sums(x[LANES * m:], y[LANES * m:])
+    return sx + tx, sy + ty
+
+
+@jax.custom_jvp
+def _pair_sums(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(sum(x), sum(y))`` of 1-D rows (each its own dtype) as one variadic ``lax.reduce``."""
+
+    def add(p: tuple, q: tuple) -> tuple:
+        return p[0] + q[0], p[1] + q[1]
+
+    return tuple(jax.lax.reduce((x, y), (jnp.zeros((), x.dtype), jnp.zeros((), y.dtype)), add, (0,)))
+
+
+@_pair_sums.defjvp
+def _pair_sums_jvp(primals: tuple, tangents: tuple) -> tuple:
+    # JAX cannot differentiate a variadic reduce (see _row_sums): the tangents are plain sums
+    return _pair_sums(*primals), tuple(jnp.sum(t) for t in tangents)
+
+
 def sums(*terms: PyTree) -> jax.Array:
     """``[sum of every element of t for t in terms]`` (same structures), as one vector: one
     variadic reduction per leaf over the terms (XLA:CPU: one pass, no stacked copy; at 1,000

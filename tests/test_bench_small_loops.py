@@ -44,6 +44,16 @@ def test_jaxgd_program_at_two_parameters_is_one_kernel():
         assert J._jaxgd_one_kernel(U.rosenbrock, x0, 64, history=False) is expected
 
 
+def test_jaxgd_program_with_history_at_seven_parameters_is_one_kernel():
+    """GD on 7-D float32 Rosenbrock with history on (the default) is one kernel: the step tests the
+    new point's norm and finiteness without a branch (a ``lax.cond`` there took 128 of the loop's
+    1,024 bytes, and this program was over the threshold; benchmarks/RESULTS.md, session 26)."""
+    from benchmarks import _util as U
+
+    x0 = jnp.asarray(U.rosenbrock_start(7, np.float32))
+    assert J._jaxgd_one_kernel(U.rosenbrock, x0, 64, history=True)
+
+
 def test_table_ratios_and_marks():
     here = [{"case": "rosenbrock", "d": 9, "contender": c, "ns": ns, "one_kernel": k}
             for c, ns, k in zip(J.CONTENDERS, (300.0, 250.0, 50.0, 20.0), (False, False, True, True))]

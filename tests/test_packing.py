@@ -103,7 +103,7 @@ def test_packed_solver_loops_give_the_plain_loops_bits(monkeypatch, kw):
 
 def test_packed_batched_loop_gives_the_plain_bits(monkeypatch):
     # jax.vmap over minimize runs jaxgd.core.batched's loop, whose per-run scalars are packed:
-    # runs that converge at different steps, one that overflows (NONFINITE: the chunk retaken exactly)
+    # runs that converge at different steps, one that overflows (NONFINITE)
     x0 = jnp.zeros(6)
     lrs = jnp.asarray([0.05, 0.1, 0.2, 0.4, 1e60])
     out = {}

@@ -93,10 +93,10 @@ def test_norm_under_vmap_and_grad_matches_numpy_per_lane():
 
 
 def test_vmapped_minimize_with_an_overflowing_lane_equals_separate_runs():
-    """A lane whose squared gradient norm overflows (f = s |x|^2 at |x| ~ 1e145, s = 1e10: the
-    exact test and the rescaled norm run for it, the cheap test for the others) equals its
-    own minimize call (status and point; the norm to its last bit); the reported norm is the closed
-    form 2 s |x| (finite although its square is not)."""
+    """A lane whose squared gradient norm overflows (f = s |x|^2 at |x| ~ 1e145, s = 1e10: its
+    norm comes from the rescaled sum, the others' from the plain one) equals its own minimize
+    call (status and point; the norm to rounding); the reported norm is the closed form 2 s |x|
+    (finite although its square is not)."""
     x0 = jnp.asarray([1e145, -2e145])
     run = lambda s: jaxgd.minimize(lambda x: s * jnp.sum(x**2), x0, lr=0.1 / s, max_steps=3, gtol=0.0)  # noqa: E731
     scales = [1.0, 1e10, 1e-10]

@@ -92,3 +92,74 @@ def test_sums_are_differentiable_both_ways():
         np.testing.assert_allclose(a, b, rtol=1e-12)
     t = (jnp.ones_like(x), jnp.asarray(rng.standard_normal(300)))
     np.testing.assert_allclose(jax.jvp(ours, (x, y), t)[1], jax.jvp(plain, (x, y), t)[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", [7, _tree.LONG, 1003])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 1e-15, "overflow"])
+def test_sq_norm_checked_is_the_norm_without_overflow(n, dtype, scale):
+    """Reference: math.fsum of the float64 squares (the correctly rounded 2-norm; for elements
+    whose squares overflow float64, of the elements divided by their largest magnitude, as
+    LAPACK's dnrm2 scales them). Where the squares do not overflow the norm is the square root of
+    sq_norm_nan_if to an ulp (its sum, in a variadic reduction that XLA:CPU vectorises its own
+    way); where they do, the elements are still finite and the norm is finite and right to a few
+    ulps; a NaN or Inf in either tree is flagged, and so is one in b alone."""
+    rng = np.random.default_rng(n)
+    big = np.sqrt(np.finfo(dtype).max) * 4  # its square overflows dtype
+    s = big if scale == "overflow" else scale
+    a = (rng.standard_normal(n) * s).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    tree_a = {"w": jnp.asarray(a[: n // 2]), "b": jnp.asarray(a[n // 2:])}
+    tree_b = {"w": jnp.asarray(b[: n // 2]), "b": jnp.asarray(b[n // 2:])}
+    norm, finite = jax.jit(_tree.sq_norm_checked)(tree_a, tree_b)
+    assert bool(finite) and norm.dtype == dtype
+    top = float(np.max(np.abs(a.astype(np.float64))))
+    want = top * math.sqrt(math.fsum((a.astype(np.float64) / top) ** 2))
+    np.testing.assert_allclose(float(norm), want, rtol=8 * np.finfo(dtype).eps * math.sqrt(n))
+    sq = jax.jit(_tree.sq_norm_nan_if)(tree_a, tree_b)
+    if scale == "overflow":
+        assert not np.isfinite(float(sq)) and np.isfinite(float(norm))
+    else:
+        np.testing.assert_allclose(float(norm), float(jnp.sqrt(sq)), rtol=2 * np.finfo(dtype).eps)
+    for bad in (np.nan, np.inf):
+        for which in ("a", "b"):
+            x, y = a.copy(), b.copy()
+            (x if which == "a" else y)[n // 3] = bad
+            _, ok = jax.jit(_tree.sq_norm_checked)(jnp.asarray(x), jnp.asarray(y))
+            assert not bool(ok), (bad, which)
+
+
+def test_sq_norm_checked_is_differentiable_both_ways():
+    """Reference: jnp.linalg.norm. The norm's gradient g / ||g|| in reverse and forward mode
+    (adjoint="unroll" differentiates the solver's step, which measures every new point)."""
+    x = jnp.asarray(np.random.default_rng(1).standard_normal(300))
+    ours = lambda v: _tree.sq_norm_checked(v, v)[0]  # noqa: E731
+    np.testing.assert_allclose(jax.grad(ours)(x), jax.grad(jnp.linalg.norm)(x), rtol=1e-12)
+    t = jnp.ones_like(x)
+    np.testing.assert_allclose(jax.jvp(ours, (x,), (t,))[1], jax.jvp(jnp.linalg.norm, (x,), (t,))[1], rtol=1e-12)
+
+
+def test_sq_norm_checked_over_leaves_of_several_float_types():
+    """Reference: math.fsum in float64 of the leaves' squares, each leaf's square in its own type
+    first as sq_norm_nan_if takes it. A float16 leaf whose squares overflow float16, a float32
+    one whose squares overflow float32, next to a float64 leaf: finite, the norm of all of them;
+    a NaN in the float16 leaf is flagged."""
+    h = np.array([300.0, -400.0], np.float16)  # 300**2 overflows float16 (max 65504)
+    f = np.array([3e20, 4e20], np.float32)  # 3e20**2 overflows float32
+    d = np.array([1.0, 2.0])
+    tree = {"h": jnp.asarray(h), "f": jnp.asarray(f), "d": jnp.asarray(d)}
+    norm, finite = jax.jit(_tree.sq_norm_checked)(tree, tree)
+    want = math.sqrt(math.fsum(np.concatenate([h, f, d]).astype(np.float64) ** 2))
+    assert bool(finite) and norm.dtype == np.float64
+    np.testing.assert_allclose(float(norm), want, rtol=1e-6)  # float32/float16 leaves' own roundings
+    small = {"h": jnp.asarray(h / 1000), "d": jnp.asarray(d)}  # no overflow: the plain sum, to an ulp
+    np.testing.assert_allclose(float(jax.jit(_tree.sq_norm_checked)(small, small)[0]),
+                               float(jnp.sqrt(_tree.sq_norm_nan_if(small, small))), rtol=2e-16)
+    for leaves in ({"h": h}, {"h": h, "d": d * 100}):  # the float16 leaf's own overflow decides
+        tree = {k: jnp.asarray(v) for k, v in leaves.items()}
+        norm, finite = jax.jit(_tree.sq_norm_checked)(tree, tree)
+        want = math.sqrt(math.fsum(np.concatenate(list(leaves.values())).astype(np.float64) ** 2))
+        assert bool(finite)
+        np.testing.assert_allclose(float(norm), want, rtol=1e-3)  # float16's rounding of its squares
+    bad = {"h": jnp.asarray(np.array([np.nan, 1.0], np.float16)), "d": jnp.asarray(d)}
+    assert not bool(jax.jit(_tree.sq_norm_checked)(bad, bad)[1])

@@ -17,12 +17,6 @@ the function unchanged; under ``vmap`` :func:`run_batched` runs instead:
   that has stopped keeps its state (``Solver.step`` leaves a stopped state as
   it is: no select here), and each step's history entry is a scan output,
   written in place;
-- the chunk's steps skip the exact test of a point whose squared gradient
-  norm is not finite (``Solver._advance(exact=False)``: such a point counts
-  as non-finite), which under ``vmap`` every run would pay at every step
-  (``lax.cond`` there runs both branches); when a run turned ``NONFINITE``
-  in the chunk, the chunk runs again from its start with the exact step
-  (``Solver.step``), so the results are those of the exact step throughout;
 - after each chunk, its entries are written into the history with one
   ``dynamic_update_slice`` at an unbatched offset.
 
@@ -43,7 +37,7 @@ from jax import lax
 
 from . import driver as _driver
 from . import packing as _packing
-from .status import History, Status
+from .status import History
 
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
 
@@ -58,12 +52,6 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     # vmap's out_axes=0 gives every state leaf the run axis, batched inputs or not
     state = jax.vmap(lambda s, x, a: s.init(x, *a), in_axes=(s_ax, x_ax, a_ax), axis_size=axis_size)(solver, x0, args)
     vstep = jax.vmap(lambda s, st, a: s.step(st, *a), in_axes=(s_ax, 0, a_ax))
-    # The same step without the exact test of a point whose squared gradient norm is not finite
-    # (Solver._advance(exact=False) calls such a point non-finite): under vmap lax.cond runs both
-    # branches on every run, and that rare branch cost D a third of its time. A chunk runs with
-    # it, and only when some run turned NONFINITE in the chunk is the chunk run again from its
-    # start with the exact step (benchmarks/RESULTS.md, session 10).
-    vfast = jax.vmap(lambda s, st, a: s._advance(st, a, running_known=False, exact=False), in_axes=(s_ax, 0, a_ax))
     vloss = jax.vmap(lambda s, st: s.loss(st.params, st.value), in_axes=(s_ax, 0))
     every, n = solver.history_every, solver.history_length()
     per_chunk = max(1, -(-STEPS_PER_CHUNK // every)) if n else 0  # history entries per chunk
@@ -78,28 +66,21 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     # the runs' scalars (value, counters, status, ...) carried as one (k, runs) array per dtype
     pack, unpack = _packing.codec(state, ndim=1)
 
-    def one_step(step: Callable) -> Callable:
-        def run(c: Any, _: Any) -> tuple[Any, Any]:
-            # Solver.step keeps a stopped run's state (its one change: RUNNING -> MAX_STEPS at the
-            # step limit, which finish makes anyway), so no select per step here
-            st = unpack(c)
-            new = step(solver, st, args)
-            if not n:
-                return pack(new), None
-            took = new.count > st.count
-            # the three fields stacked: one (3, runs) row a step to write, not three
-            entry = jnp.stack([e.astype(dtype) for e in (vloss(solver, new), new.alpha, new.grad_norm)])
-            return pack(new), jnp.where(took, entry, jnp.nan)
-
-        return run
+    def one_step(c: Any, _: Any) -> tuple[Any, Any]:
+        # Solver.step keeps a stopped run's state (its one change: RUNNING -> MAX_STEPS at the
+        # step limit, which finish makes anyway), so no select per step here
+        st = unpack(c)
+        new = vstep(solver, st, args)
+        if not n:
+            return pack(new), None
+        took = new.count > st.count
+        # the three fields stacked: one (3, runs) row a step to write, not three
+        entry = jnp.stack([e.astype(dtype) for e in (vloss(solver, new), new.alpha, new.grad_norm)])
+        return pack(new), jnp.where(took, entry, jnp.nan)
 
     def chunk(carry: tuple) -> tuple:
-        c0, h, it = carry
-        start = unpack(c0)
-        c, ys = lax.scan(one_step(vfast), c0, None, length=k_steps)
-        st = unpack(c)
-        again = jnp.any((st.status == Status.NONFINITE) & (start.status != Status.NONFINITE))
-        c, ys = lax.cond(again, lambda: lax.scan(one_step(vstep), c0, None, length=k_steps), lambda: (c, ys))
+        c, h, it = carry
+        c, ys = lax.scan(one_step, c, None, length=k_steps)
         if n:  # the entries of steps it + every, it + 2 every, ... (scan rows every-1, 2 every-1, ...)
             rows = ys[every - 1 :: every]  # (entries, 3, runs)
             h = History(*(lax.dynamic_update_slice(b, rows[:, i].T, (jnp.zeros_like(it), it // every)) for i, b in enumerate(h)))

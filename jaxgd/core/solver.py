@@ -51,14 +51,6 @@ BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or l
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
 
 
-def _exact_measure(grad: Grads, params: Params, dtype: Any) -> tuple[jax.Array, jax.Array]:
-    """``(all finite, the gradient's 2-norm rescaled by its largest magnitude)``, where its
-    plain squared norm is not finite: one reduction ``max(|g| + 0*p)`` (NaN or Inf unless
-    every element of both is finite) and one over ``(g / max)**2`` (``_tree.scaled_norm``)."""
-    top = _tree.max_abs_nan_if(grad, params)
-    return jnp.isfinite(top), _tree.scaled_norm(grad, top).astype(dtype)
-
-
 class SolverState(NamedTuple):
     """The loop carry: everything needed to take the next step (a pytree).
 
@@ -232,24 +224,21 @@ class Solver:
             return value
         return value + self.prox.value(params).astype(value.dtype)
 
-    def _measure(self, params: Params, value: jax.Array, grad: Grads, exact: bool = True) -> tuple[jax.Array, jax.Array]:
+    def _measure(self, params: Params, value: jax.Array, grad: Grads, safe: bool = True) -> tuple[jax.Array, jax.Array]:
         """``(stationarity measure, all finite)`` at a new iterate, in few kernels.
 
-        Without a proximal term one reduction, ``sum(g*g + 0*p)``, gives the
-        squared gradient norm and, when it is finite, proves every element of
-        ``grad`` and ``params`` finite (``0*p`` is 0 for finite ``p`` and NaN
-        otherwise). Only when it is not finite (a non-finite value, or a
-        gradient whose squared norm overflows) does the exact elementwise test
-        run, under ``lax.cond``. On XLA:CPU every reduction is a few separate
-        kernels per step, and the kernel count decides whether a loop body
-        runs sequentially or on the thread pool: replacing three reductions
-        (norm, finiteness of grad and of params) by one took Rosenbrock 10-D,
-        history on, from 1.49 to 0.069 us a step (benchmarks/RESULTS.md).
-        ``exact=False`` leaves the exact test out (a squared norm that is not
-        finite then counts as non-finite): under ``vmap`` ``lax.cond`` runs
-        both branches on every run, so the batched loop steps without it and
-        retakes a chunk exactly where that made a run non-finite
-        (:mod:`jaxgd.core.batched`).
+        Without a proximal term one fused pass over ``grad`` and ``params``
+        (:func:`jaxgd._tree.sq_norm_checked`) gives the gradient norm, without
+        overflow, and proves every element of both finite; no branch. On XLA:CPU
+        every reduction and every conditional is a kernel or more per step, and
+        the kernel count decides whether a loop body runs sequentially or on the
+        thread pool: replacing three reductions (norm, finiteness of grad and of
+        params) by one took Rosenbrock 10-D, history on, from 1.49 to 0.069 us a
+        step; dropping the exact branch a squared norm that overflowed took
+        (``lax.cond``) made GD 16-100-D 11-15 % faster a step
+        (benchmarks/RESULTS.md, session 26). ``safe=False`` (a line search's
+        trial, tested against ``gtol`` only) takes ``sqrt(sum(g*g + 0*p))``
+        alone: a squared norm that overflowed reads Inf there, not below ``gtol``.
         """
         if self.prox.active:
             gnorm = self.prox.stationarity(params, grad, self.gtol_norm).astype(value.dtype)
@@ -257,13 +246,10 @@ class Solver:
         if self.gtol_norm != 2:  # the infinity norm: one reduction, NaN unless grad and params are finite
             top = _tree.max_abs_nan_if(grad, params)
             return top.astype(value.dtype), jnp.isfinite(value) & jnp.isfinite(top)
-        sq = _tree.sq_norm_nan_if(grad, params)
-        if not exact:  # the batched loop's first try (see _advance): where sq is not finite, it retries exactly
+        if not safe:
+            sq = _tree.sq_norm_nan_if(grad, params)
             return jnp.sqrt(sq).astype(value.dtype), jnp.isfinite(value) & jnp.isfinite(sq)
-        # issue 13: when sq overflows, the exact branch also rescales the norm (_tree.norm)
-        finite, gnorm = lax.cond(
-            jnp.isfinite(sq), lambda: (jnp.asarray(True), jnp.sqrt(sq)), lambda: _exact_measure(grad, params, sq.dtype)
-        )
+        gnorm, finite = _tree.sq_norm_checked(grad, params)
         return gnorm.astype(value.dtype), jnp.isfinite(value) & finite
 
     def _windowed(self, dtype: Any) -> bool:
@@ -336,14 +322,11 @@ class Solver:
         """
         return self._advance(state, args, running_known=False)
 
-    def _advance(self, state: SolverState, args: tuple, running_known: bool, exact: bool = True) -> SolverState:
+    def _advance(self, state: SolverState, args: tuple, running_known: bool) -> SolverState:
         """:meth:`step`; ``running_known=True`` when the caller guarantees a
         running state (status RUNNING, ``count`` below the step limit: the
         driver's loop of one step per iteration), which drops the select that
-        keeps a stopped state's direction state in place. ``exact=False``
-        (``jaxgd.core.batched``) skips the exact test of a new point whose
-        squared gradient norm is not finite and calls it non-finite; the caller
-        takes the step again with ``exact=True`` wherever that happened."""
+        keeps a stopped state's direction state in place."""
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             running = (state.status == Status.RUNNING) & (state.count < self.step_limit)
             stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status).astype(jnp.int32)
@@ -371,7 +354,7 @@ class Solver:
         new_value = jnp.asarray(trial.value).astype(value.dtype)
         new_grad = _tree.cast_like(trial.grad, grad)
         new_params = _tree.cast_like(trial.params, params)
-        gnorm, finite = self._measure(new_params, new_value, new_grad, exact)
+        gnorm, finite = self._measure(new_params, new_value, new_grad)
         failed = jnp.asarray(info.failed)
         accept = finite & ~failed & running
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
