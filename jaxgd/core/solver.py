@@ -234,12 +234,13 @@ class Solver:
         the kernel count decides whether a loop body runs sequentially or on the
         thread pool: replacing three reductions (norm, finiteness of grad and of
         params) by one took Rosenbrock 10-D, history on, from 1.49 to 0.069 us a
-        step; dropping the exact branch a squared norm that overflowed took
-        (``lax.cond``) made GD float32 steps 0.86-0.96x as long at 16-100-D and
-        a one-kernel loop up to 8 parameters with history on (9 off), 4-7x
-        faster there (benchmarks/RESULTS.md, session 26). ``safe=False`` (a line search's
-        trial, tested against ``gtol`` only) takes ``sqrt(sum(g*g + 0*p))``
-        alone: a squared norm that overflowed reads Inf there, not below ``gtol``.
+        step; dropping the ``lax.cond`` that took an exact branch where the
+        squared norm overflowed made GD float32 steps 0.86-0.96x as long at
+        16-100-D and its loop one kernel up to 8 parameters with history on (9
+        off), 4-7x faster there (benchmarks/RESULTS.md, session 26).
+        ``safe=False`` (a line search's trial, tested against ``gtol`` only)
+        takes ``sqrt(sum(g*g + 0*p))`` alone: a squared norm that overflowed
+        reads Inf there, not below ``gtol``.
         """
         if self.prox.active:
             gnorm = self.prox.stationarity(params, grad, self.gtol_norm).astype(value.dtype)
