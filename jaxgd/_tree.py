@@ -95,19 +95,19 @@ def _norm_scale(dtype: Any, wide: Any) -> float:
 
 
 def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
-    """``(||a||, every element of a and b finite)`` in one pass, without a branch and
-    without overflow.
+    """``(||a||, every element of a and b finite)`` without a branch and without overflow.
 
-    Two sums over each leaf in one variadic reduction: ``sq = sum(a*a + 0*b)`` (that of
-    :func:`sq_norm_nan_if` to an ulp: XLA:CPU vectorises a variadic reduction its own way;
-    finite, it proves every element finite) and the same sum of ``a`` scaled by ``c = 2**-(emax
-    // 2 + 20)`` (in at least float32), which cannot overflow for finite elements (fewer than
-    ``2**39`` of them) and scales exactly, by a power of two. Where ``sq`` is finite the norm is
-    ``sqrt(sq)``; where it overflowed and every scaled sum did not, every element is finite and
-    the norm is that of the leaves' norms (each ``sqrt(sq)`` of the leaf, or ``sqrt(scaled) / c``
-    where the leaf's own overflowed: its elements are then so large that those the scaling
-    underflows weigh nothing, as in LAPACK's ``dnrm2``), combined by their largest; a NaN or Inf
-    element makes both of its leaf's sums NaN or Inf.
+    Two sums over each leaf (one variadic reduction for a leaf of fewer than :data:`LONG`
+    elements): ``sq = sum(a*a + 0*b)`` (that of :func:`sq_norm_nan_if`, to an ulp where XLA:CPU
+    vectorises the variadic reduction its own way; finite, it proves every element finite) and
+    the same sum of ``a`` scaled by ``c = 2**-(emax // 2 + 20)`` (in at least float32), which
+    cannot overflow for finite elements (fewer than ``2**39`` of them) and scales exactly, by a
+    power of two. Where ``sq`` is finite the norm is ``sqrt(sq)``; where it overflowed and every
+    scaled sum did not, every element is finite and the norm is that of the leaves' norms (each
+    ``sqrt(sq)`` of the leaf, or ``sqrt(scaled) / c`` where the leaf's own overflowed: its
+    elements are then so large that those the scaling underflows weigh nothing, as in LAPACK's
+    ``dnrm2``), combined by their largest; a NaN or Inf element makes both of its leaf's sums
+    NaN or Inf.
 
     It replaced a ``lax.cond`` that took an exact branch where ``sq`` was not finite: on
     XLA:CPU a conditional in a loop body costs a thunk and its branch every step, and 128 of
@@ -146,20 +146,14 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
 
 
 def _pair_reduce_last(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(sum(x), sum(y))`` of two 1-D rows of one length, :func:`_reduce_last`'s partial sums
-    for each, one variadic reduction per level."""
-    n = x.shape[-1]
-    if n < LONG:
+    """``(sum(x), sum(y))`` of two 1-D rows of one length: one variadic reduction below
+    :data:`LONG` elements (a loop small enough to be one XLA:CPU kernel counts its bytes once);
+    from there :func:`_reduce_last` for each, whose partial sums XLA:CPU's classic and fusion
+    emitters round alike (a variadic reduction over them they did not: jaxgd.core.compile
+    relies on the two agreeing)."""
+    if x.shape[-1] < LONG:
         return _pair_sums(x, y)
-    m = n // LANES
-    px, py = x[:m], y[:m]
-    for j in range(1, LANES):
-        px, py = px + x[j * m:(j + 1) * m], py + y[j * m:(j + 1) * m]
-    sx, sy = _pair_sums(px, py)
-    if n == LANES * m:
-        return sx, sy
-    tx, ty = _pair_sums(x[LANES * m:], y[LANES * m:])
-    return sx + tx, sy + ty
+    return _reduce_last(x, jnp.add, jnp.sum), _reduce_last(y, jnp.add, jnp.sum)
 
 
 @jax.custom_jvp
