@@ -152,24 +152,8 @@ def _pair_reduce_last(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]
     emitters round alike (a variadic reduction over them they did not: jaxgd.core.compile
     relies on the two agreeing)."""
     if x.shape[-1] < LONG:
-        return _pair_sums(x, y)
+        return _row_sums(x, y)
     return _reduce_last(x, jnp.add, jnp.sum), _reduce_last(y, jnp.add, jnp.sum)
-
-
-@jax.custom_jvp
-def _pair_sums(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(sum(x), sum(y))`` of 1-D rows (each its own dtype) as one variadic ``lax.reduce``."""
-
-    def add(p: tuple, q: tuple) -> tuple:
-        return p[0] + q[0], p[1] + q[1]
-
-    return tuple(jax.lax.reduce((x, y), (jnp.zeros((), x.dtype), jnp.zeros((), y.dtype)), add, (0,)))
-
-
-@_pair_sums.defjvp
-def _pair_sums_jvp(primals: tuple, tangents: tuple) -> tuple:
-    # JAX cannot differentiate a variadic reduce (see _row_sums): the tangents are plain sums
-    return _pair_sums(*primals), tuple(jnp.sum(t) for t in tangents)
 
 
 def sums(*terms: PyTree) -> jax.Array:
@@ -179,26 +163,26 @@ def sums(*terms: PyTree) -> jax.Array:
     each: benchmarks/RESULTS.md, session 23)."""
     dtype = jnp.result_type(*[x for t in terms for x in leaves(t)])
     per_leaf = zip(*(leaves(t) for t in terms))
-    parts = [_row_sums(*(x.ravel().astype(dtype) for x in xs)) for xs in per_leaf]
+    parts = [jnp.stack(_row_sums(*(x.ravel().astype(dtype) for x in xs))) for xs in per_leaf]
     return functools.reduce(jnp.add, parts)
 
 
 @jax.custom_jvp
-def _row_sums(*rows: jax.Array) -> jax.Array:
-    """``[sum(r) for r in rows]`` (1-D, one dtype) as one variadic ``lax.reduce``."""
-    zero = jnp.zeros((), rows[0].dtype)
+def _row_sums(*rows: jax.Array) -> tuple[jax.Array, ...]:
+    """``(sum(r) for r in rows)`` (1-D rows of one length and one precision, as XLA requires) as
+    one variadic ``lax.reduce``."""
 
     def add(a: tuple, b: tuple) -> tuple:
         return tuple(p + q for p, q in zip(a, b))
 
-    return jnp.stack(jax.lax.reduce(rows, (zero,) * len(rows), add, (0,)))
+    return tuple(jax.lax.reduce(rows, tuple(jnp.zeros((), r.dtype) for r in rows), add, (0,)))
 
 
 @_row_sums.defjvp
 def _row_sums_jvp(primals: tuple, tangents: tuple) -> tuple:
-    # JAX cannot differentiate a variadic reduce (nor transpose one): the tangent, linear, is the
-    # stacked sum, which it can (adjoint="unroll" differentiates the lbfgs step in reverse mode)
-    return _row_sums(*primals), jnp.sum(jnp.stack(tangents), axis=1)
+    # JAX cannot differentiate a variadic reduce (nor transpose one): the tangents, linear, are
+    # plain sums, which it can (adjoint="unroll" differentiates the lbfgs step in reverse mode)
+    return _row_sums(*primals), tuple(jnp.sum(t) for t in tangents)
 
 
 def max_min(a: PyTree) -> tuple[jax.Array, jax.Array]:
