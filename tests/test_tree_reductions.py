@@ -53,6 +53,7 @@ def test_non_finite_elements_propagate(n):
         assert math.isnan(float(_tree.vdot(jnp.asarray(nan), jnp.asarray(x))))
         assert math.isnan(float(_tree.sums(jnp.asarray(nan))[0]))
         assert all(math.isnan(float(v)) for v in _tree.max_min(jnp.asarray(nan)))
+        assert all(math.isnan(float(v)) for v in jax.jit(_tree.max_min)(jnp.asarray(nan)))
         assert float(_tree.sq_norm(jnp.asarray(inf))) == np.inf and float(_tree.max_min(jnp.asarray(inf))[0]) == np.inf
 
 
