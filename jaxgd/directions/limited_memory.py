@@ -185,7 +185,8 @@ def diagonal_update(diag: PyTree, scale: jax.Array, s: PyTree, y: PyTree, take: 
         b = tau / d0 * jnp.maximum(1.0 - wi, jnp.finfo(d.dtype).eps) + yi * yi / safe_sy
         return (1.0 / jnp.where(b > 0, b, 1.0)).astype(d.dtype)  # (b = 0 only for a pair not taken, y = 0)
 
-    new = _tree.tmap(entry, diag, s, y)
+    # computed once: XLA would fuse the entries' four divisions into each of their three users
+    new = lax.optimization_barrier(_tree.tmap(entry, diag, s, y))
     top, low = _tree.max_min(new)  # (a NaN propagates: not fine)
     fine = take & jnp.isfinite(top)
     (ydy,) = _tree.sums(_tree.tmap(lambda n, v: n * v * v, new, y))
