@@ -45,8 +45,10 @@ benchmarks/RESULTS.md, session 20). The threshold is a judgment from that
 suite: 10 or 100 also lower the evaluations but lose L-BFGS-B's steps on
 chained Rosenbrock (8-44 % more evaluations at 30-100 parameters), where the
 diagonal spreads over two orders of magnitude; 10,000 gains less (0.90). The
-diagonal costs 6 kernels a step (a 1,000-D step: 76 -> 82) and ~0.15 s of
-compile, also where it is not used.
+diagonal costs 3 kernels a step (a 1,000-D step's loop body: 90 -> 93 thunks),
+5-20 % of a 1,000-D Rosenbrock iteration (its entries' divisions, their
+extremes and :math:`y^\top D y`; benchmarks/RESULTS.md, session 27) and ~0.15 s
+of compile, also where it is not used.
 
 References: D. C. Liu & J. Nocedal, "On the limited memory BFGS method for
 large scale optimization", Math. Programming 45, 1989; R. H. Byrd, P. Lu,
