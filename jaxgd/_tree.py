@@ -232,14 +232,10 @@ def norm(a: PyTree) -> jax.Array:
     return jax.lax.cond(jnp.isfinite(sq) & (sq >= tiny), lambda: jnp.sqrt(sq), lambda: scaled_norm(a).astype(sq.dtype))
 
 
-def scaled_norm(a: PyTree, top: Any = None) -> jax.Array:
-    """``m * sqrt(sum((x/m)**2))`` with ``m`` the largest magnitude (0 for a zero tree;
-    ``top``, when given, is ``m``, already computed)."""
+def scaled_norm(a: PyTree) -> jax.Array:
+    """``m * sqrt(sum((x/m)**2))`` with ``m`` the largest magnitude (0 for a zero tree)."""
     xs = [jnp.asarray(x) for x in leaves(a)]
-    if top is None:
-        m = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x)) if x.size else jnp.zeros((), x.dtype) for x in xs])
-    else:
-        m = jnp.asarray(top)
+    m = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x)) if x.size else jnp.zeros((), x.dtype) for x in xs])
     # the norm is homogeneous in m: no derivative flows through it (m**2 in the chain rule
     # overflows for m > 1e154, which zeroed half of the gradient of the norm there)
     m = jax.lax.stop_gradient(m)
