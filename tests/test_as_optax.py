@@ -78,6 +78,7 @@ def optax_iterates(
 def assert_close(got: list, want: list, atol: float = 1e-12) -> None:
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):
+        assert jax.tree_util.tree_structure(g) == jax.tree_util.tree_structure(w), f"step {i + 1}"
         for leaf_g, leaf_w in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(w)):
             np.testing.assert_allclose(np.asarray(leaf_g), np.asarray(leaf_w), rtol=0, atol=atol, err_msg=f"step {i + 1}")
 

@@ -70,6 +70,7 @@ def _optax_loop(loss, params, data, batch_size, epochs, key, tx, *, l2=0.0, clip
 
 
 def _close(a, b, tol):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
 

@@ -103,7 +103,9 @@ def test_equinox_mlp_in_fit_matches_the_manual_partition() -> None:
     assert isinstance(res.params, eqx.nn.MLP) and isinstance(res.best_params, eqx.nn.MLP)
     params, static = eqx.partition(mlp, eqx.is_inexact_array)
     manual = jaxgd.fit(lambda p, b: loss(eqx.combine(p, static), b), params, (X, Y), **kw)
-    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(res.params, eqx.is_array)), jax.tree_util.tree_leaves(manual.params)):
+    ours, theirs = jax.tree_util.tree_leaves(eqx.filter(res.params, eqx.is_array)), jax.tree_util.tree_leaves(manual.params)
+    assert len(ours) == len(theirs) > 0
+    for a, b in zip(ours, theirs):
         assert np.array_equal(a, b)
 
 

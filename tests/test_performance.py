@@ -169,10 +169,34 @@ def test_batched_loop_over_x0_and_nested_vmap():
     assert ours.history.loss.shape == (2, 3, 100)
 
 
+def _loop_carries(jaxpr):
+    """(primitive, carried avals) of every while loop and scan in ``jaxpr`` and the jaxprs it calls."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "while":
+            yield "while", [v.aval for v in eqn.invars[eqn.params["cond_nconsts"] + eqn.params["body_nconsts"]:]]
+        if eqn.primitive.name == "scan":
+            first = eqn.params["num_consts"]
+            yield "scan", [v.aval for v in eqn.invars[first:first + eqn.params["num_carry"]]]
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's jaxpr
+                if hasattr(sub, "eqns"):
+                    yield from _loop_carries(sub)
+
+
 def test_batched_loop_copies_no_history_per_step(monkeypatch):
-    # the chunk length does not change the results
+    # The history buffers (runs x max_steps) are carried by the loop over chunks only; the scan
+    # that runs a chunk's steps carries none (its rows are scan outputs), so no step selects or
+    # copies them (plain vmap of the while loop selected every carried buffer every step).
+    n = 200
     x0 = jnp.zeros(6, jnp.float32)
-    run = lambda: jax.jit(jax.vmap(lambda lr: jaxgd.minimize(_quad, x0, lr=lr, max_steps=200, gtol=1e-3)))(LRS)  # noqa: E731
+    one = lambda lr: jaxgd.minimize(_quad, x0, lr=lr, max_steps=n, gtol=1e-3)  # noqa: E731
+    carries = list(_loop_carries(jax.make_jaxpr(jax.vmap(one))(LRS).jaxpr))
+    assert {kind for kind, _ in carries} == {"while", "scan"}, carries
+    sized = [(kind, a.shape) for kind, avals in carries for a in avals if any(s >= n for s in a.shape)]
+    assert sized and all(kind == "while" for kind, _ in sized), sized
+    # and the chunk length does not change the results
+    run = lambda: jax.jit(jax.vmap(one))(LRS)  # noqa: E731
     a = run()
     monkeypatch.setattr(_batched, "STEPS_PER_CHUNK", 5)
     jax.clear_caches()

@@ -29,7 +29,7 @@ import pytest
 import jaxgd
 from jaxgd import linesearch, protocols
 
-from conftest import QUAD_A as A, QUAD_B as B, QUAD_TRACES as TRACES, Precision, assert_same_first_steps, float_leaves_are, quad
+from conftest import QUAD_A as A, QUAD_B as B, QUAD_TRACES as TRACES, Precision, assert_bitwise, assert_same_first_steps, float_leaves_are, quad
 from conftest import quad_x0 as x0
 
 SOLUTION = np.linalg.solve(A, B)
@@ -165,7 +165,8 @@ def _with_new_value(rule):
 def test_new_hyperparameter_value_does_not_retrace(cls, precision):
     """The second call does not trace the loss. The call is test_converges_on_quadratic's (:func:`converge`), so
     the first one re-uses its compiled loop when that test ran first in this process (``quad``
-    counts every trace)."""
+    counts every trace). Reference for the second call: the new value compiled afresh (another
+    loss function): the same steps and bits, so the re-used loop read the new value."""
     rule = make(cls)
     first = converge(rule, cls, precision)
     n = len(TRACES)
@@ -174,3 +175,7 @@ def test_new_hyperparameter_value_does_not_retrace(cls, precision):
     assert n > 0 and len(TRACES) == n, f"leaf {i} of {cls.__name__}: a new value retraced"
     assert int(first.steps) > 0 and int(second.steps) > 0
     assert float_leaves_are((first.params, second.params), precision.dtype)
+    fresh = jaxgd.minimize(lambda x: quad(x), x0(precision.dtype), method="gd", lr=other, max_steps=1000,
+                           gtol=gtol_for(cls, precision))
+    assert int(fresh.steps) == int(second.steps) and int(fresh.status) == int(second.status)
+    assert_bitwise(fresh.params, second.params)

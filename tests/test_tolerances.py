@@ -181,18 +181,24 @@ def test_xtol_and_ftol_on_a_methods_own_iterates(method, kw):
     xs, fs = recorded_iterates(method, n, **kw)
     step = [np.nan] + [float(np.linalg.norm(xs[k] - xs[k - 1])) for k in range(1, n + 1)]
     rel = [np.nan] + [abs(fs[k - 1] - fs[k]) / max(abs(fs[k - 1]), abs(fs[k]), 1.0) for k in range(1, n + 1)]
-    # tolerances half-way (geometrically) between two recorded values: no borderline case
+    # tolerances half-way (geometrically) between a recorded value and the least one before it,
+    # at a step that sets a new low (no borderline case): the first such step from the sixth on,
+    # else from the second (adam's and nesterov's relative decrease is not monotone)
     kx = 6
     xtol = float(np.sqrt(step[kx] * min(step[1:kx])))
-    ftol = float(np.sqrt(rel[kx] * min(rel[1:kx]))) if min(rel[1:kx]) > rel[kx] else None
+    lows = [j for j in range(2, n + 1) if rel[j] < min(rel[1:j])]
+    assert lows, "no step lowers the relative decrease: nothing to place ftol at"
+    kf = next((j for j in lows if j >= kx), lows[0])
+    ftol = float(np.sqrt(rel[kf] * min(rel[1:kf])))
     k = first_step(lambda j: step[j] <= xtol, n)
     res = jaxgd.minimize(quad, jnp.asarray(X0), method=method, max_steps=n, gtol=0.0, xtol=xtol, **kw)
     assert (res.status_enum, int(res.steps)) == (Status.XTOL, k)
     np.testing.assert_allclose(np.asarray(res.params), xs[k], rtol=1e-12)
-    if ftol is not None:
-        k = first_step(lambda j: rel[j] <= ftol, n)
-        res = jaxgd.minimize(quad, jnp.asarray(X0), method=method, max_steps=n, gtol=0.0, ftol=ftol, **kw)
-        assert (res.status_enum, int(res.steps)) == (Status.FTOL, k)
+    k = first_step(lambda j: rel[j] <= ftol, n)
+    assert k == kf
+    res = jaxgd.minimize(quad, jnp.asarray(X0), method=method, max_steps=n, gtol=0.0, ftol=ftol, **kw)
+    assert (res.status_enum, int(res.steps)) == (Status.FTOL, k)
+    np.testing.assert_allclose(np.asarray(res.params), xs[k], rtol=1e-12)
 
 
 # -- Barzilai-Borwein, Polyak, reduce-on-plateau: NumPy loops --------------------------

@@ -254,7 +254,7 @@ def test_minimize_under_vmap_with_a_progress_bar(capfd):
 
 
 # -- a checkpoint saved with x64 on, loaded with it off ---------------------------------------------
-def test_checkpoint_saved_in_float64_and_loaded_with_x64_off(tmp_path):
+def test_checkpoint_saved_in_float64_and_loaded_with_x64_off(tmp_path, compiles):
     """With x64 off, a float64 checkpoint does not silently become float32: loading it
     into a float32 tree names each leaf (found float64, expected float32), and
     ``minimize(resume=)`` refuses it the same way, before compiling anything."""
@@ -263,12 +263,18 @@ def test_checkpoint_saved_in_float64_and_loaded_with_x64_off(tmp_path):
     assert res.params.dtype == jnp.float64 and path.exists()
     raw = jaxgd.load_checkpoint(path)  # x64 on: the exact bits come back
     np.testing.assert_array_equal(np.asarray(raw[".params"] if ".params" in raw else next(iter(raw.values()))).dtype, np.float64)
+    jaxgd.save_checkpoint(tmp_path / "f64.ckpt", {"x": jnp.zeros(3), "y": jnp.ones(2)})  # x64 on: float64
     with jax.enable_x64(False):
         like = {"x": jax.ShapeDtypeStruct((3,), jnp.float32)}
         jaxgd.save_checkpoint(tmp_path / "f32.ckpt", {"x": jnp.zeros(3)})
         assert jaxgd.load_checkpoint(tmp_path / "f32.ckpt", like)["x"].dtype == jnp.float32
+        like2 = {"x": jax.ShapeDtypeStruct((3,), jnp.float32), "y": jax.ShapeDtypeStruct((2,), jnp.float32)}
+        with pytest.raises(jaxgd.TreeMismatchError, match=r"(?s)\['x'\].*float64.*\['y'\].*float64"):  # each leaf named
+            jaxgd.load_checkpoint(tmp_path / "f64.ckpt", like2)
+        before = len(compiles)
         with pytest.raises(jaxgd.TreeMismatchError, match="float64"):
-            jaxgd.minimize(quad, jnp.zeros(3), lr=0.1, max_steps=10, resume=path)
+            jaxgd.minimize(lambda x: quad(x), jnp.zeros(3), lr=0.1, max_steps=10, resume=path)  # a new function
+        assert len(compiles) == before  # refused before anything compiled
     with jax.enable_x64(True):
         again = jaxgd.minimize(quad, jnp.zeros(3), lr=0.1, max_steps=10, resume=path)
         assert again.params.dtype == jnp.float64 and int(again.steps) == 10
