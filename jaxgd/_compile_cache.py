@@ -113,7 +113,7 @@ def enable_compilation_cache(
     Args:
       path: the cache folder (created on first write). Default: JAX's own
         ``jax_compilation_cache_dir`` if already set, else
-        :func:`default_path` (``$JAXGD_CACHE_DIR`` or ``~/.cache/jaxgd/xla``).
+        ``$JAXGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxgd/xla``, else ``~/.cache/jaxgd/xla``.
       max_size: bytes kept before the least recently used entries are
         evicted; ``-1`` for no limit. Default 2 GiB.
 
@@ -180,7 +180,7 @@ def clear_compilation_cache(path: Union[None, str, os.PathLike] = None) -> int:
     companions) are removed, never other files in the folder.
 
     Args:
-      path: the folder; default the one in use (or :func:`default_path`).
+      path: the folder; default the one in use (else the default folder of :func:`enable_compilation_cache`).
 
     Returns:
       The number of bytes the deleted executables took.

@@ -4,11 +4,11 @@ Every method is ``theta' = prox(theta + alpha * d, alpha)`` (DESIGN.md):
 
 - :class:`SearchDirection` gives ``d`` (:class:`jaxgd.Direction`, a NamedTuple
   of two pure functions, is the stock implementation; ``method=`` names are
-  looked up in ``jaxgd.directions.registry``);
-- :class:`StepSizeRule` gives ``alpha`` (the rules in ``jaxgd.linesearch`` and
-  the schedule wrapper ``jaxgd.core.stepsize.ScheduleRule``);
-- :class:`ProximalOperator` is the non-smooth term's step
-  (``jaxgd.prox.operators.Prox``: L1 soft-thresholding and box projection).
+  those of :func:`jaxgd.methods`);
+- :class:`StepSizeRule` gives ``alpha`` (the rules in ``jaxgd.linesearch``, and
+  the wrapper ``lr=`` puts around a float or a schedule);
+- :class:`ProximalOperator` is the non-smooth term's step (the one ``l1=`` and
+  ``bounds=`` build: L1 soft-thresholding and box projection).
 
 The protocols are structural: a class satisfies one by having the members,
 with no base class to inherit. ``isinstance`` works on all three
@@ -68,12 +68,12 @@ class SearchDirection(Protocol):
 class StepSizeRule(Protocol):
     """A step-size rule ``alpha_k``: a pytree whose numeric hyperparameters are leaves.
 
-    A rule must be registered as a pytree (``jaxgd._tree.pytree_class``) with
-    its numbers as data leaves, so that a new value re-uses the compiled loop
-    and ``jax.vmap`` can sweep it; its constructor validates concrete values
-    on the host (``jaxgd._validate``). Time-only schedules ``count -> lr`` need
-    no class: ``lr=`` accepts them and wraps them in one place
-    (``jaxgd.core.stepsize.as_rule``).
+    A rule must be registered as a pytree (``jax.tree_util.register_dataclass``
+    or ``register_pytree_node_class``) with its numbers as data leaves, so that
+    a new value re-uses the compiled loop and ``jax.vmap`` can sweep it; its
+    constructor validates concrete values on the host, naming the argument.
+    Time-only schedules ``count -> lr`` need no class: ``lr=`` accepts them and
+    wraps them.
     """
 
     def init(self, params: Any, value: Any, grad: Any) -> Any:

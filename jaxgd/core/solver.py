@@ -139,7 +139,7 @@ class Solver:
 
     @property
     def fun(self) -> LossFn:
-        """The loss function (the tree definition holds it weakly, see :class:`jaxgd._tree.FunRef`)."""
+        """The loss function (the tree definition holds it weakly: a solver does not keep its loss alive)."""
         fun = self.__dict__.get("_fun")
         return self.fun_ref() if fun is None else fun
 
@@ -444,12 +444,12 @@ class Solver:
         close_progress: bool = True,
     ) -> tuple[SolverState, History]:
         """Run steps until a test fires or ``state.count`` reaches ``stop``
-        (``max_steps`` by default; may be traced): :func:`jaxgd.core.driver.loop`.
+        (``max_steps`` by default; may be traced), in one compiled loop.
         ``close_progress=False`` leaves the progress bar open for a following chunk."""
         return _driver.loop(self, state, history, *args, stop=stop, close_progress=close_progress)
 
     def finish(self, state: SolverState, history: History) -> Result:
-        """Mark an exhausted step budget and package the :class:`Result` (:func:`jaxgd.core.driver.finish`)."""
+        """Mark an exhausted step budget and package the :class:`Result`."""
         return _driver.finish(self, state, history)
 
     def run(self, x0: Params, *args: Any) -> Result:

@@ -25,7 +25,7 @@ class Status(enum.IntEnum):
     every loop: a code means the same thing in :class:`Status` and
     :class:`FitStatus` (``RUNNING`` 0, ``NONFINITE`` 5 in both; ``EPOCHS`` 7
     and ``PATIENCE`` 8 are fit's own; ``PRECISION`` 9 and ``STALLED`` 10
-    come from the stall test, :mod:`jaxgd.core.stall`).
+    come from the stall and precision tests).
     """
 
     RUNNING = 0

@@ -33,7 +33,6 @@ def bfgs(scale_init: bool = False) -> Direction:
     """Dense BFGS (Nocedal & Wright, "Numerical Optimization", 2006, Alg. 6.1, eq. 6.17).
 
     :math:`d_k = -H_k g_k`, :math:`H_{k+1} = (I - \\rho s y^\\top) H_k (I - \\rho y s^\\top) + \\rho s s^\\top`.
-    See :func:`jaxgd._quasi_newton.bfgs_direction`.
 
     Args:
       scale_init: replace :math:`H_0 = I` (scipy's choice, the default) by

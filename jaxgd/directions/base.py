@@ -46,13 +46,13 @@ class Direction(NamedTuple):
       keeps_nonfinite: True when ``d`` is not finite wherever ``grad`` is not
         (an optax preconditioner such as Adam's: ``inf / inf`` is NaN), for
         any state; ``fit`` then tests a fast epoch's finiteness once, at its
-        end (:mod:`jaxgd.minibatch.loop`). False for a direction that may
+        end. False for a direction that may
         not (a user's optax optimizer, quasi-Newton memories).
       quasi_newton: True when ``d = -H g`` with ``H`` an inverse-Hessian estimate that a
         curvature memory builds (``bfgs``, ``lbfgs``): while ``reset`` reports a memory, the
         unit step minimises the quadratic model ``f + g.s + s.H^{-1}s/2``, which predicts a
         decrease of ``|g.d|/2`` (half the squared Newton decrement), and the solver's precision
-        rule reads it (``jaxgd/core/stall.py``).
+        rule reads it (``Status.PRECISION``).
     """
 
     name: str

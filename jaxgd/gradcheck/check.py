@@ -137,7 +137,7 @@ def check_grad(
     with :math:`\\nu = 0` for ``jax~ref`` and, against finite differences, the
     rounding noise :math:`\\nu_i` = ``FD_NOISE_ULPS`` :math:`\\cdot\\,\\epsilon_{64}
     \\max|f(x \\pm h_i e_i)| / h_i`. Defaults for ``rtol``/``atol`` follow the
-    dtype ``jax.grad`` ran in (:data:`DEFAULT_TOLERANCES`: float64 ``1e-6``/``1e-9``,
+    dtype ``jax.grad`` ran in (float64 ``1e-6``/``1e-9``,
     float32 ``1e-3``/``1e-5``); ``ref~fd`` is all float64 and uses the float64
     defaults unless ``rtol``/``atol`` are given, in which case they apply to all pairs.
 
@@ -162,15 +162,14 @@ def check_grad(
         reference: optional hand-written gradient ``reference(x, *args)`` returning
             a pytree of the structure and shapes of ``x``; it receives float64
             NumPy copies of ``x`` and of the floating-point leaves of ``args``.
-        eps: finite-difference step scale (default :data:`DEFAULT_EPS`).
+        eps: finite-difference step scale (default ``eps64 ** (1/3)``, about ``6.1e-6``).
         rtol: relative tolerance (default by dtype, see above).
         atol: absolute tolerance (default by dtype, see above).
         directions: ``None`` for every coordinate, or ``k`` random directions per leaf.
         seed: seed of the NumPy generator drawing the directions, a non-negative
             integer (checked even when ``directions`` is None).
         precision: the matrix-product precision ``jax.grad`` runs at: a string
-            ``jax.default_matmul_precision`` accepts (:data:`MATMUL_PRECISIONS`:
-            "default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
+            ``jax.default_matmul_precision`` accepts ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
             or a ``jax.lax.DotAlgorithmPreset`` name such as "F32_F32_F32"), or
             None for the platform default.
 

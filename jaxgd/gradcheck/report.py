@@ -51,7 +51,7 @@ class GradCheck:
     """The report of :func:`check_grad`; ``bool(report)`` is the verdict.
 
     Attributes:
-        rows: one :class:`LeafCheck` per leaf and compared pair.
+        rows: one row (a ``NamedTuple``) per leaf and compared pair.
         dtype: dtype(s) of ``x``, in which ``jax.grad`` was computed.
         eps: finite-difference step scale.
         rtol, atol: tolerances for comparisons involving the JAX gradient.

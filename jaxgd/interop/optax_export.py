@@ -249,8 +249,9 @@ def as_optax(
       {options:method,lr,l1,l2,bounds,clip}
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs`` whose state is an
-      :class:`~jaxgd.interop.optax_export.AsOptaxState`.
+      An ``optax.GradientTransformationExtraArgs`` whose state's ``status`` is the
+      :class:`Status` of the last update: ``RUNNING``, ``NONFINITE`` or
+      ``LINESEARCH_FAILED`` (those two: the step was not taken, zero updates).
 
     Raises:
       TypeError: an unknown keyword (close spellings suggested), ``method``

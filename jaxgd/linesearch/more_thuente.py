@@ -117,12 +117,12 @@ class MoreThuente:
     gradient norm and the slope at a unit first trial go out in
     ``StepInfo.unit_sq_grad`` and ``StepInfo.unit_slope`` (NaN without one), and
     the least :math:`t |\\phi'(0)|` over the trials whose slope is at most
-    :data:`LOCATE` of :math:`|\\phi'(0)|` in ``StepInfo.located`` (inf without
+    ``1e-2`` of :math:`|\\phi'(0)|` in ``StepInfo.located`` (inf without
     one), and in ``StepInfo.noise`` the largest change of :math:`\\phi` at a trial
-    that exceeds :data:`NOISE_RATIO` times :math:`t (|\\phi'(0)| + |\\phi'(t)|)`,
+    that exceeds ``100.0`` times :math:`t (|\\phi'(0)| + |\\phi'(t)|)`,
     more than a smooth line with those slopes changes where its slope is
     monotone: the error of the loss's own evaluation (0 without one). The
-    precision rules of ``jaxgd/core/stall.py`` read them. A trial whose value and slope repeat the best trial's bit for bit
+    solver's precision rules (``Status.PRECISION``) read them. A trial whose value and slope repeat the best trial's bit for bit
     (the same point: the step differs below the rounding of :math:`\\theta`) ends
     the search, as MINPACK-2 does where rounding errors prevent progress.
 
@@ -130,14 +130,14 @@ class MoreThuente:
     tolerance counts as no progress; after ``stall_window`` such steps in a
     row, :meth:`stalled` is True and the solver stops
     (``Status.PRECISION`` at a point stationary to precision, otherwise
-    ``Status.STALLED``; see :mod:`jaxgd.core.stall`).
+    ``Status.STALLED``).
 
     With ``fallback=True`` (the default of ``bfgs`` and ``cg``) a search that
     does not meet the conditions, meets a NaN/Inf trial on the way (where
     ``dcstep`` has no rule), or ends at a step the direction rejects
     (``ctx.accept``: ``cg``'s sufficient descent of the next direction) is
     followed by scipy's second search from the same point
-    (``jaxgd/linesearch/zoom.py``, ``line_search_wolfe2``), as scipy's BFGS
+    (scipy's ``line_search_wolfe2``, written for JAX), as scipy's BFGS
     and CG do (``_line_search_wolfe12``); when that fails too, the first
     search's outcome stands (its best point if it lowered :math:`\\phi`, or
     its Wolfe step if the direction accepts it).

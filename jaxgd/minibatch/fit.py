@@ -269,7 +269,7 @@ def fit(
 
     with :math:`\\alpha_k` = ``lr`` at optimizer step :math:`k`,
     :math:`\\lambda` = ``l2`` and :math:`h` the ``l1`` norm and ``bounds``
-    (the update of :mod:`jaxgd.core.update`, shared with ``minimize``). With ``method="gd"`` this is minibatch
+    (the update ``minimize`` makes). With ``method="gd"`` this is minibatch
     stochastic gradient descent (Robbins & Monro, "A Stochastic Approximation
     Method", Ann. Math. Stat. 1951; Bottou, Curtis & Nocedal, "Optimization
     Methods for Large-Scale Machine Learning", SIAM Review 2018, Algorithm

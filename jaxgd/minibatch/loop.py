@@ -99,7 +99,7 @@ class FitResult(NamedTuple):
       steps: the number of optimizer steps taken.
       status: a :class:`FitStatus` code (``status_enum`` on the host).
       history: a :class:`FitHistory`, one row per epoch run.
-      state: the final :class:`FitState`. A ``FitResult`` is everything a
+      state: the final state (the last iterate, the optimizer's state, the step and epoch counts). A ``FitResult`` is everything a
         run needs to go on: ``fit(..., resume=result)`` continues it bit for
         bit, and it is what ``checkpoint_path`` files hold.
     """
