@@ -398,6 +398,36 @@ def same_work(vg: Callable, x0: Any, step: Callable, s0: Any, steps: int, lr: An
     return jax.lax.while_loop(lambda c: c[5] & (c[6] < steps), lambda c: body(c[6], c), init)
 
 
+def optax_lbfgs_loop(fun: Callable, max_steps: int) -> Callable:
+    """optax's ``lbfgs`` in a hand-written ``lax.while_loop`` (the issue 13 and 14 baseline), jitted:
+    ``(x0, gtol) -> (x, iterations)``, stepping until the gradient's 2-norm is below ``gtol`` or
+    ``max_steps`` iterations."""
+    import jax
+    import optax
+    from jax import lax
+
+    opt = optax.lbfgs()
+    vg = optax.value_and_grad_from_state(fun)
+
+    @jax.jit
+    def loop(x: Any, gtol: Any) -> tuple:
+        def step(c: tuple) -> tuple:
+            x, s = c
+            v, g = vg(x, state=s)
+            u, s = opt.update(g, s, x, value=v, grad=g, value_fn=fun)
+            return optax.apply_updates(x, u), s
+
+        def cond(c: tuple) -> Any:
+            _, s = c
+            k = optax.tree.get(s, "count")
+            return (k == 0) | ((k < max_steps) & (optax.tree.norm(optax.tree.get(s, "grad")) >= gtol))
+
+        x, s = lax.while_loop(cond, step, (x, opt.init(x)))
+        return x, optax.tree.get(s, "count")
+
+    return loop
+
+
 def parse_sizes(text: Optional[str], default: Sequence[int]) -> list[int]:
     if not text:
         return list(default)

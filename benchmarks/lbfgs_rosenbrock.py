@@ -26,9 +26,7 @@ def main() -> None:
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
-    import optax
     import scipy.optimize as so
-    from jax import lax
 
     import jaxgd
     from . import _util as U
@@ -44,24 +42,7 @@ def main() -> None:
 
     ref = scipy_run()
     g_ref = float(np.linalg.norm(U.ext_rosenbrock_np(ref[0])[1]))
-    opt = optax.lbfgs()
-    ovg = optax.value_and_grad_from_state(fun)
-
-    @jax.jit
-    def optax_loop(x, gtol):
-        def step(c):
-            x, s = c
-            v, g = ovg(x, state=s)
-            u, s = opt.update(g, s, x, value=v, grad=g, value_fn=fun)
-            return optax.apply_updates(x, u), s
-
-        def cond(c):
-            _, s = c
-            k = optax.tree.get(s, "count")
-            return (k == 0) | ((k < 10_000) & (optax.tree.norm(optax.tree.get(s, "grad")) >= gtol))
-
-        x, s = lax.while_loop(cond, step, (x, opt.init(x)))
-        return x, optax.tree.get(s, "count")
+    optax_loop = U.optax_lbfgs_loop(fun, 10_000)
 
     def jaxgd_run(gtol):
         r = jaxgd.minimize(fun, x0, method="lbfgs", gtol=gtol, max_steps=10_000, history=False)

@@ -64,8 +64,6 @@ def jax_contenders(x0: Any, fun: Callable, gtol_match: Optional[float] = None) -
     With ``gtol_match``, jaxgd also runs to that gradient 2-norm (scipy's final accuracy)."""
     import jax
     import jax.numpy as jnp
-    import optax
-    from jax import lax
 
     import jaxgd
 
@@ -79,27 +77,8 @@ def jax_contenders(x0: Any, fun: Callable, gtol_match: Optional[float] = None) -
                 out[f"jaxgd {m}, gtol = {gtol_match:.2g} (scipy L-BFGS-B's final ‖g‖₂)"] = (
                     lambda m=m: jaxgd.minimize(fun, x0, method=m, max_steps=MAX_STEPS, gtol=gtol_match, progress=False)
                 )
-    opt = optax.lbfgs()
-    vg = optax.value_and_grad_from_state(fun)
-
-    @jax.jit
-    def optax_loop(x: Any) -> Any:
-        def step(c: Any) -> Any:
-            x, s = c
-            v, g = vg(x, state=s)
-            u, s = opt.update(g, s, x, value=v, grad=g, value_fn=fun)
-            return optax.apply_updates(x, u), s
-
-        def cond(c: Any) -> Any:
-            _, s = c
-            k = optax.tree.get(s, "count")
-            err = optax.tree.norm(optax.tree.get(s, "grad"))
-            return (k == 0) | ((k < MAX_STEPS) & (err >= GTOL))
-
-        x, s = lax.while_loop(cond, step, (x, opt.init(x)))
-        return x, optax.tree.get(s, "count")
-
-    out["optax.lbfgs, hand-written while_loop"] = lambda: optax_loop(x0)
+    optax_loop = U.optax_lbfgs_loop(fun, MAX_STEPS)
+    out["optax.lbfgs, hand-written while_loop"] = lambda: optax_loop(x0, GTOL)
     if U.have("optimistix"):
         import optimistix as optx
 
