@@ -49,6 +49,7 @@ BAD_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
 BAD_NONNEG = "{name} must be >= 0 and finite, got {name}={value!r}"
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
 BAD_GREATER = "{name} must be > {bound}, got {name}={value!r}"
+BAD_AT_LEAST = "{name} must be a finite number >= {bound}, got {name}={value!r}"
 BAD_COUNT = "{name} must be an integer >= {minimum}, got {name}={value!r}"
 BAD_FLAG = "{name} must be a bool, got {name}={value!r}"
 BAD_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
@@ -140,6 +141,11 @@ def open_unit(name: str, value: Any, message: str = BAD_OPEN_UNIT, *, type_messa
 def greater(name: str, value: Any, bound: float, message: str = BAD_GREATER, *, type_message: str = BAD_NUMBER) -> Any:
     """A finite real number ``> bound``."""
     return _check(name, value, message, lambda v: v > bound and math.isfinite(v), type_message, bound=bound)
+
+
+def at_least(name: str, value: Any, bound: float, message: str = BAD_AT_LEAST, *, type_message: str = BAD_NUMBER) -> Any:
+    """A finite real number ``>= bound``."""
+    return _check(name, value, message, lambda v: v >= bound and math.isfinite(v), type_message, bound=bound)
 
 
 def count(name: str, value: Any, minimum: int = 1, message: str = BAD_COUNT) -> Any:

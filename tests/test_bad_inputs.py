@@ -510,6 +510,88 @@ ROWS: list[Row] = [
     R("fit", "fun", "loss(w, X, y)", TypeError, "fit calls fun(params, batch) with batch a slice of data, but fun(w, X, y)", lambda c: c.F(fun=lambda w, X, y: jnp.mean((X @ w - y) ** 2))),
     R("fit", "data", "x of shape (10, 4) for params of shape (3,)", TypeError, "fun(params, batch) failed when jaxgd traced it", lambda c: c.F(data_x=np.ones((10, 4))), True),
     R("fit", "(jax.grad)", "jax.grad(lambda p: fit(..., params=p).loss)", TypeError, "jaxgd.fit is not differentiable", lambda c: jax.grad(lambda p: c.F(params=p).loss)(c.x0), True),
+    # -- session 28: a row for every keyword (test_the_table_covers_every_keyword) ---------------------
+    R("minimize", "accelerated", '"yes"', TypeError, "accelerated must be a bool", lambda c: M(c, accelerated="yes")),
+    R("Solver", "ftol", "-1.0", ValueError, "ftol must be", lambda c: S(c, ftol=-1.0)),
+    R("Solver", "xtol", '"a"', TypeError, "xtol must be a non-negative number, got xtol='a'", lambda c: S(c, xtol="a")),
+    R("Solver", "l2", "-1.0", ValueError, "l2 must be a non-negative finite number", lambda c: S(c, l2=-1.0)),
+    R("Solver", "clip", "0.0", ValueError, "clip must be None or a positive number", lambda c: S(c, clip=0.0)),
+    R("Solver", "progress", "-2", ValueError, "progress must be", lambda c: S(c, progress=-2)),
+    R("Solver", "bounds", "(1.0, 0.0)", ValueError, "bounds: lower must be <= upper", lambda c: S(c, bounds=(1.0, 0.0))),
+    R("Solver", "accelerated", '"yes"', TypeError, "accelerated must be a bool", lambda c: S(c, accelerated="yes")),
+    R("Solver", "lr", "jaxgd.linesearch.Backtracking (the class, not an instance)", TypeError, "got the class Backtracking: call it, lr=Backtracking()", lambda c: S(c, "gd", jaxgd.linesearch.Backtracking)),
+    R("minimize", "lr", "jaxgd.linesearch.StrongWolfe (the class)", TypeError, "got the class StrongWolfe: call it, lr=StrongWolfe()", lambda c: M(c, method="lbfgs", lr=jaxgd.linesearch.StrongWolfe)),
+    R("check_grad", "args", "5 (not a tuple)", TypeError, "args", lambda c: jaxgd.check_grad(c.f, c.x0, 5)),
+    R("check_grad", "atol", "-1.0", ValueError, "atol", lambda c: jaxgd.check_grad(c.f, c.x0, atol=-1.0)),
+    R("linesearch.Backtracking", "increase", "0.5 (< 1)", ValueError, "increase must be a finite number >= 1.0", lambda c: jaxgd.linesearch.Backtracking(increase=0.5)),
+    R("linesearch.Backtracking", "approx_rtol", "-1.0", ValueError, "approx_rtol", lambda c: jaxgd.linesearch.Backtracking(approx_rtol=-1.0)),
+    R("linesearch.BarzilaiBorwein", "initial", "0.0", ValueError, "initial", lambda c: jaxgd.linesearch.BarzilaiBorwein(initial=0.0)),
+    R("linesearch.BarzilaiBorwein", "max_step", "-1.0", ValueError, "max_step", lambda c: jaxgd.linesearch.BarzilaiBorwein(max_step=-1.0)),
+    R("linesearch.Exact", "initial", "np.nan", ValueError, "initial", lambda c: jaxgd.linesearch.Exact(initial=np.nan)),
+    R("linesearch.Exact", "max_iter", "2.5", ValueError, "max_iter", lambda c: jaxgd.linesearch.Exact(max_iter=2.5)),
+    R("linesearch.MoreThuente", "c1", "0.0", ValueError, "c1", lambda c: jaxgd.linesearch.MoreThuente(c1=0.0)),
+    R("linesearch.MoreThuente", "initial", "-1.0", ValueError, "initial", lambda c: jaxgd.linesearch.MoreThuente(initial=-1.0)),
+    R("linesearch.MoreThuente", "max_iter", "0", ValueError, "max_iter", lambda c: jaxgd.linesearch.MoreThuente(max_iter=0)),
+    R("linesearch.MoreThuente", "approx_rtol", "np.nan", ValueError, "approx_rtol", lambda c: jaxgd.linesearch.MoreThuente(approx_rtol=np.nan)),
+    R("linesearch.Polyak", "scale", "-1.0", ValueError, "scale", lambda c: jaxgd.linesearch.Polyak(scale=-1.0)),
+    R("linesearch.Polyak", "max_step", "0.0", ValueError, "max_step", lambda c: jaxgd.linesearch.Polyak(max_step=0.0)),
+    R("linesearch.ReduceOnPlateau", "initial", "0.0", ValueError, "initial", lambda c: jaxgd.linesearch.ReduceOnPlateau(initial=0.0)),
+    R("linesearch.ReduceOnPlateau", "cooldown", "-1", ValueError, "cooldown", lambda c: jaxgd.linesearch.ReduceOnPlateau(cooldown=-1)),
+    R("linesearch.ReduceOnPlateau", "rtol", "-1.0", ValueError, "rtol", lambda c: jaxgd.linesearch.ReduceOnPlateau(rtol=-1.0)),
+    R("linesearch.ReduceOnPlateau", "atol", "np.nan", ValueError, "atol", lambda c: jaxgd.linesearch.ReduceOnPlateau(atol=np.nan)),
+    R("linesearch.StrongWolfe", "c1", "1.0", ValueError, "c1", lambda c: jaxgd.linesearch.StrongWolfe(c1=1.0)),
+    R("linesearch.StrongWolfe", "initial", "0.0", ValueError, "initial", lambda c: jaxgd.linesearch.StrongWolfe(initial=0.0)),
+    R("linesearch.StrongWolfe", "expand", "1.0", ValueError, "expand", lambda c: jaxgd.linesearch.StrongWolfe(expand=1.0)),
+    R("linesearch.StrongWolfe", "interpolate", '"no"', TypeError, "interpolate must be a bool, got interpolate='no'", lambda c: jaxgd.linesearch.StrongWolfe(interpolate="no")),
+    R("linesearch.StrongWolfe", "approx_rtol", "-1.0", ValueError, "approx_rtol", lambda c: jaxgd.linesearch.StrongWolfe(approx_rtol=-1.0)),
+    R("fit", "method", '"sgd2"', ValueError, "method='sgd2' is not a known method", lambda c: c.F(method="sgd2")),
+    R("fit", "eval_data", '{"x": 4 rows, "y": 5 rows}', ValueError, "eval_data leaves must share the leading (example) axis", lambda c: c.F(eval_data={"x": np.ones((4, 3)), "y": np.ones(5)}), True),
+    R("fit", "eval_fun", "3 (not callable)", TypeError, "eval_fun must be callable", lambda c: c.F(eval_data=c.data, eval_fun=3)),
+    R("fit", "metric", "3 (not callable)", TypeError, "metric must be callable", lambda c: c.F(eval_data=c.data, metric=3)),
+    R("fit", "patience", "0", ValueError, "patience", lambda c: c.F(eval_data=c.data, patience=0)),
+    R("fit", "remainder", '"foo"', TypeError, "remainder", lambda c: c.F(remainder="foo")),
+    R("fit", "mesh", '"x"', TypeError, "mesh must be a jax.sharding.Mesh", lambda c: c.F(mesh="x")),
+    R("fit", "data_axis", "3 (no mesh)", TypeError, "data_axis must be a mesh axis name (a str), got data_axis=3", lambda c: c.F(data_axis=3)),
+    R("fit", "progress", '"on"', TypeError, "progress must be a bool", lambda c: c.F(progress="on")),
+    R("fit", "clip", "-1.0", ValueError, "clip must be None or a positive number", lambda c: c.F(clip=-1.0)),
+    R("plot.compare", "ax", '"x"', TypeError, "ax must be a matplotlib Axes or None, got str", lambda c: jaxgd.plot.compare({"a": np.ones(3)}, "x")),
+    R("plot.compare", "logy", '"no"', TypeError, "logy must be a bool or None, got logy='no'", lambda c: jaxgd.plot.compare({"a": np.ones(3)}, logy="no")),
+    R("plot.compare", "every", "0", ValueError, "every must be a positive integer", lambda c: jaxgd.plot.compare({"a": np.ones(3)}, every=0)),
+    R("plot.loss_curve", "ax", "3", TypeError, "ax must be a matplotlib Axes or None, got int", lambda c: jaxgd.plot.loss_curve(np.ones(3), 3)),
+    R("plot.loss_curve", "logy", '"no"', TypeError, "logy must be a bool or None, got logy='no'", lambda c: jaxgd.plot.loss_curve(np.ones(3), logy="no")),
+    R("plot.save", "path", "3", TypeError, "path must be a str or os.PathLike, got int", lambda c: jaxgd.plot.save(jaxgd.plot.subplots()[0], 3)),
+    R("plot.save", "dpi", '"hi"', ValueError, "dpi must be a positive number, got dpi='hi'", lambda c: jaxgd.plot.save(jaxgd.plot.subplots()[0], c.dir / "p.png", dpi="hi")),
+    R("plot.schedule", "ax", "3", TypeError, "ax must be a matplotlib Axes or None, got int", lambda c: jaxgd.plot.schedule(0.1, 5, 3)),
+    R("problems.all_problems", "seed", "-1", ValueError, "seed=-1 must be a non-negative integer", lambda c: jaxgd.problems.all_problems(seed=-1)),
+    R("problems.is_quadratic_norm_minimiser", "c", "-1.0", ValueError, "c=-1.0 must be a non-negative number", lambda c: jaxgd.problems.is_quadratic_norm_minimiser(np.zeros(2), c=-1.0)),
+    R("problems.is_quadratic_norm_minimiser", "rtol", "-1.0", ValueError, "rtol=-1.0 must be a non-negative number", lambda c: jaxgd.problems.is_quadratic_norm_minimiser(np.zeros(2), rtol=-1.0)),
+    R("problems.linear_regression", "d", "0", ValueError, "d=0 must be a positive integer", lambda c: jaxgd.problems.linear_regression(10, 0)),
+    R("problems.linear_regression", "y", "given without X", ValueError, "pass both X and y or neither", lambda c: jaxgd.problems.linear_regression(y=np.ones(3))),
+    R("problems.linear_regression", "fit_intercept", '"no"', TypeError, "fit_intercept must be a bool, got fit_intercept='no'", lambda c: jaxgd.problems.linear_regression(fit_intercept="no")),
+    R("problems.linear_regression", "seed", '"a"', ValueError, "seed='a' must be a non-negative integer", lambda c: jaxgd.problems.linear_regression(seed="a")),
+    R("problems.logistic_regression", "n", "0", ValueError, "n=0 must be a positive integer", lambda c: jaxgd.problems.logistic_regression(0)),
+    R("problems.logistic_regression", "d", "-1", ValueError, "d=-1 must be a positive integer", lambda c: jaxgd.problems.logistic_regression(10, -1)),
+    R("problems.logistic_regression", "X", "shape (3,) (not 2-D)", ValueError, "X must be a 2-D array", lambda c: jaxgd.problems.logistic_regression(X=np.ones(3), y=np.ones(3))),
+    R("problems.logistic_regression", "l2", "-1.0", ValueError, "l2=-1.0 must be a non-negative number", lambda c: jaxgd.problems.logistic_regression(l2=-1.0)),
+    R("problems.logistic_regression", "seed", "2.5", ValueError, "seed=2.5 must be a non-negative integer", lambda c: jaxgd.problems.logistic_regression(seed=2.5)),
+    R("problems.logistic_regression", "dtype", "np.int32", ValueError, "is not a floating-point dtype", lambda c: jaxgd.problems.logistic_regression(dtype=np.int32)),
+    R("problems.mlp", "n", "0", ValueError, "n=0 must be a positive integer", lambda c: jaxgd.problems.mlp(n=0)),
+    R("problems.mlp", "X", "shape (3,) (not 2-D)", ValueError, "X must be a 2-D array", lambda c: jaxgd.problems.mlp(X=np.ones(3), y=np.ones(3))),
+    R("problems.mlp", "y", "given without X", ValueError, "pass both X and y or neither", lambda c: jaxgd.problems.mlp(y=np.ones(3))),
+    R("problems.mlp", "l2", "-1.0", ValueError, "l2=-1.0 must be a non-negative number", lambda c: jaxgd.problems.mlp(l2=-1.0)),
+    R("problems.mlp", "seed", "-1", ValueError, "seed=-1 must be a non-negative integer", lambda c: jaxgd.problems.mlp(seed=-1)),
+    R("problems.mlp", "dtype", '"float16"', ValueError, "dtype='float16' is not float32 or float64", lambda c: jaxgd.problems.mlp(dtype="float16")),
+    R("problems.quadratic_norm", "seed", "None", ValueError, "seed=None must be a non-negative integer", lambda c: jaxgd.problems.quadratic_norm(seed=None)),
+    R("problems.quadratic_norm", "dtype", '"float16"', ValueError, "dtype='float16' is not float32 or float64", lambda c: jaxgd.problems.quadratic_norm(dtype="float16")),
+    R("problems.rosenbrock", "dtype", "np.int64", ValueError, "is not a floating-point dtype", lambda c: jaxgd.problems.rosenbrock(dtype=np.int64)),
+    R("problems.softmax_regression", "n", "0", ValueError, "n=0 must be a positive integer", lambda c: jaxgd.problems.softmax_regression(0)),
+    R("problems.softmax_regression", "d", "0", ValueError, "d=0 must be a positive integer", lambda c: jaxgd.problems.softmax_regression(10, 0)),
+    R("problems.softmax_regression", "k", "1 (one class)", ValueError, "k=1 must be an integer >= 2 (the number of classes)", lambda c: jaxgd.problems.softmax_regression(k=1)),
+    R("problems.softmax_regression", "X", "shape (3,) (not 2-D)", ValueError, "X must be a 2-D array", lambda c: jaxgd.problems.softmax_regression(X=np.ones(3), y=np.zeros(3, int))),
+    R("problems.softmax_regression", "l2", "-1.0", ValueError, "l2=-1.0 must be a non-negative number", lambda c: jaxgd.problems.softmax_regression(l2=-1.0)),
+    R("problems.softmax_regression", "seed", '"0"', ValueError, "seed='0' must be a non-negative integer", lambda c: jaxgd.problems.softmax_regression(seed="0")),
+    R("problems.softmax_regression", "dtype", '"float16"', ValueError, "dtype='float16' is not float32 or float64", lambda c: jaxgd.problems.softmax_regression(dtype="float16")),
+    R("schedules.multistep_decay", "gamma", "-0.5", ValueError, "gamma must be > 0", lambda c: schedules.multistep_decay(0.1, [5], -0.5)),
 ]
 
 
@@ -636,6 +718,14 @@ NO_ROWS = {
 }
 
 
+# Parameters with no row: any value is valid, or a wrong one cannot get past Python itself.
+NO_KEYWORD_ROWS: dict[tuple[str, str], str] = {
+    ("plot.compare", "title"): "any object: matplotlib prints its str()",
+    ("plot.loss_curve", "label"): "any object: matplotlib prints its str()",
+    ("plot.schedule", "label"): "any object: matplotlib prints its str()",
+}
+
+
 def _public_callables() -> list[str]:
     """Every public callable jaxgd defines: ``jaxgd.__all__`` and the ``__all__``
     of its public modules (optax's schedules, re-exported, are optax's to validate)."""
@@ -666,6 +756,28 @@ def test_the_table_covers_every_public_function() -> None:
     assert "linesearch.Backtracking" in public and "plot.save" in public and "fit" in public
     missing = [name for name in public if name not in covered and not _exempt(name)]
     assert missing == [], f"public callables without bad-input rows: {missing}"
+
+
+def _keywords(name: str) -> list[str]:
+    """The parameters of the public callable ``name`` (a class: its constructor's)."""
+    import inspect
+
+    module, _, attr = name.rpartition(".")
+    obj = getattr(getattr(jaxgd, module) if module else jaxgd, attr)
+    params = inspect.signature(obj).parameters.values()
+    return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+
+
+def test_the_table_covers_every_keyword() -> None:
+    """Every parameter of every public callable with rows has a row of its own, or is exempt with
+    a reason (NO_KEYWORD_ROWS): a keyword added without a row of bad input fails here."""
+    rows = {(r.function.removesuffix(".resume"), r.argument) for r in ROWS}
+    named = {f for f, _ in rows}
+    missing = [f"{name}({kw}=)" for name in _public_callables() if name in named and not _exempt(name)
+               for kw in _keywords(name) if (name, kw) not in rows and (name, kw) not in NO_KEYWORD_ROWS]
+    assert missing == [], f"keywords without bad-input rows: {missing}"
+    stale = [k for k in NO_KEYWORD_ROWS if k[0] not in named or k[1] not in _keywords(k[0])]
+    assert stale == [], f"exemptions for keywords that do not exist: {stale}"
 
 
 def test_doc_is_up_to_date() -> None:

@@ -167,6 +167,7 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
 NOT_CALLABLE = "fun must be callable, got {kind}"
 BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
 BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
+BAD_LR_CLASS = "lr must be a step-size rule object, got the class {name}: call it, lr={name}()"
 BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
 BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
 BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
@@ -241,6 +242,8 @@ def _off_if_zero(value: Any) -> Any:
 
 
 def _check_lr(lr: Any) -> Any:
+    if isinstance(lr, type):  # a rule's class has init and step too (unbound): a missing ()
+        raise TypeError(BAD_LR_CLASS.format(name=lr.__name__))
     if _stepsize.is_rule(lr):
         return lr
     if callable(lr):

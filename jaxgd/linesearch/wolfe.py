@@ -72,6 +72,11 @@ def check_greater(name: str, value: ArrayLike, bound: float) -> Any:
     return _validate.greater(name, value, bound, BAD_GREATER, type_message=BAD_NUMBER)
 
 
+def check_at_least(name: str, value: ArrayLike, bound: float) -> Any:
+    """A finite number ``>= bound`` (a tracer passes)."""
+    return _validate.at_least(name, value, bound)
+
+
 def check_nonneg(name: str, value: ArrayLike) -> Any:
     return _validate.nonneg(name, value, BAD_NONNEG, type_message=BAD_NUMBER)
 
@@ -229,7 +234,7 @@ class Backtracking:
             c1=check_open_unit("c1", c1),
             shrink=check_open_unit("shrink", shrink),
             initial=check_positive("initial", initial),
-            increase=None if increase is None else check_greater("increase", increase, 0.0),
+            increase=None if increase is None else check_at_least("increase", increase, 1.0),
             max_iter=check_count("max_iter", max_iter, 0),
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
         )
@@ -388,7 +393,7 @@ class StrongWolfe:
             initial=check_positive("initial", initial),
             expand=check_greater("expand", expand, 1.0),
             max_iter=check_count("max_iter", max_iter),
-            interpolate=bool(interpolate),
+            interpolate=check_flag("interpolate", interpolate),
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
         )
 

@@ -83,6 +83,7 @@ NEEDS_EVAL = "{name} is evaluated on eval_data, but eval_data is None"
 NOT_CALLABLE = "{name} must be callable, got {kind}"
 BAD_MESH = "mesh must be a jax.sharding.Mesh, got {kind}"
 BAD_AXIS = "data_axis={axis!r} is not an axis of the mesh; its axes are {axes}"
+BAD_AXIS_TYPE = "data_axis must be a mesh axis name (a str), got data_axis={axis!r}"
 MESH_DIVIDE = "batch_size must be divisible by the {size} devices of mesh axis {axis!r}, got batch_size={batch_size!r}"
 BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
 
@@ -359,7 +360,7 @@ def fit(
 
     Raises:
       TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning
-        a real scalar; a bad ``key``, ``remainder``, ``mesh`` or ``method``;
+        a real scalar; a bad ``key``, ``remainder``, ``mesh``, ``data_axis`` or ``method``;
         integer ``params``; a ``resume`` that is neither a ``FitResult`` nor
         a path; an unknown keyword.
       ValueError: mismatched leading axes in ``data``/``eval_data``;
@@ -423,6 +424,8 @@ def fit(
         for name, fn in (("eval_fun", eval_fun), ("metric", metric)):
             if fn is not None:
                 raise ValueError(NEEDS_EVAL.format(name=name))
+    if not isinstance(data_axis, str):  # checked with or without a mesh
+        raise TypeError(BAD_AXIS_TYPE.format(axis=data_axis))
     if mesh is not None:
         from jax.sharding import Mesh
 

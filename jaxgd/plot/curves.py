@@ -55,7 +55,18 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: Optional[tuple[float, f
 
 
 def _axes(ax: Any) -> Any:
-    return subplots()[1] if ax is None else ax
+    """``ax``, or a new figure's axes for None (matplotlib's ``Axes`` draws with ``plot``)."""
+    if ax is None:
+        return subplots()[1]
+    if not callable(getattr(ax, "plot", None)):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+    return ax
+
+
+def _logy(logy: Any, allow_none: bool) -> Any:
+    if (logy is None and allow_none) or isinstance(logy, (bool, np.bool_)):
+        return logy
+    raise TypeError(f"logy must be a bool{' or None' if allow_none else ''}, got logy={logy!r}")
 
 
 def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
@@ -102,12 +113,14 @@ def loss_curve(
 
     Raises:
       ImportError: matplotlib is not installed.
-      TypeError: ``result`` is not a result or an array of numbers.
+      TypeError: ``result`` is not a result or an array of numbers; ``ax`` is not an
+        ``Axes``; ``logy`` is not a bool or None.
       ValueError: the history is not one-dimensional (a vmapped result);
         ``every`` is not a positive integer.
     """
     if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
         raise ValueError(f"every must be a positive integer (steps between history entries), got every={every!r}")
+    logy = _logy(logy, True)
     xlabel, series = _series(result, every)
     ax = _axes(ax)
     color = None
@@ -132,7 +145,7 @@ def loss_curve(
 
 
 def compare(
-    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: bool = True, every: int = 1
+    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: Optional[bool] = True, every: int = 1
 ) -> Any:
     """Several runs' loss curves on one axes, one legend entry each (log-scale loss by default).
 
@@ -140,7 +153,7 @@ def compare(
       results: ``{label: Result | FitResult | 1-D array}``.
       ax: the axes to draw into (default: a new figure's).
       title: the axes title.
-      logy: logarithmic loss axis.
+      logy: logarithmic loss axis (None: when every plotted loss is > 0).
       every: steps between history entries, for ``Result`` histories.
 
     Returns:
@@ -148,13 +161,14 @@ def compare(
 
     Raises:
       ImportError: matplotlib is not installed.
-      TypeError: ``results`` is not a mapping.
+      TypeError: ``results`` is not a mapping; ``ax`` is not an ``Axes``; ``logy`` is not a bool or None.
       ValueError: ``results`` is empty.
     """
     if not isinstance(results, Mapping):
         raise TypeError(f"results must be a mapping {{label: result}}, got {type(results).__name__}")
     if not results:
         raise ValueError("compare needs at least one result, got results={}")
+    _logy(logy, True)
     for result in results.values():  # every result checked before a figure is made
         _series(result, every)
     ax = _axes(ax)
@@ -179,7 +193,7 @@ def schedule(sched: Schedule | float, steps: int, ax: Any = None, *, label: Opti
 
     Raises:
       ImportError: matplotlib is not installed.
-      TypeError: ``sched`` is neither callable nor a number.
+      TypeError: ``sched`` is neither callable nor a number; ``ax`` is not an ``Axes``.
       ValueError: ``steps`` < 1.
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -216,11 +230,16 @@ def save(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
 
     Raises:
       ImportError: matplotlib is not installed.
-      TypeError: ``fig`` is neither a ``Figure`` nor an ``Axes``.
+      TypeError: ``fig`` is neither a ``Figure`` nor an ``Axes``; ``path`` is not a str or path.
+      ValueError: ``dpi`` is not a positive number.
     """
     figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
     if not hasattr(figure, "savefig"):
         raise TypeError(f"fig must be a matplotlib Figure or Axes, got {type(fig).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if isinstance(dpi, (bool, np.bool_)) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not dpi > 0:
+        raise ValueError(f"dpi must be a positive number, got dpi={dpi!r}")
     _matplotlib()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,7 +92,7 @@ def all_problems(seed: int = 0, *, dtype: DTypeLike | None = None) -> list[Probl
         MLP is ``"mlp2"``).
 
     Raises:
-        ValueError: a bad ``dtype``.
+        ValueError: a bad ``dtype`` or ``seed``.
     """
     return [
         quadratic_norm(3, seed=seed, dtype=dtype),

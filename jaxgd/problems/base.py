@@ -28,6 +28,9 @@ MSG_FLOAT64_NEEDS_X64 = (
 )
 MSG_POSITIVE = "{name}={value!r} must be a positive integer"
 MSG_NONNEGATIVE = "{name}={value!r} must be a non-negative number"
+MSG_CLASSES = "k={value!r} must be an integer >= {minimum} (the number of classes)"
+MSG_SEED = "seed={value!r} must be a non-negative integer (numpy.random.default_rng's seed)"
+MSG_DTYPE_PRECISION = "dtype={dtype!r} is not float32 or float64; use jnp.float32 or jnp.float64"
 MSG_XY_BOTH = "pass both X and y or neither; got X={x} and y={y}"
 MSG_X_SHAPE = "X must be a 2-D array (n, d); got shape {shape}"
 MSG_Y_SHAPE = "y must be a 1-D array of length n={n}; got shape {shape}"
@@ -72,6 +75,8 @@ def _resolve_dtype(dtype: DTypeLike | None) -> np.dtype:
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.floating):
         raise ValueError(MSG_DTYPE_NOT_FLOAT.format(dtype=dtype))
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):  # the hand-written NumPy side runs in these
+        raise ValueError(MSG_DTYPE_PRECISION.format(dtype=dtype))
     if dt == np.float64 and not jax.config.jax_enable_x64:
         raise ValueError(MSG_FLOAT64_NEEDS_X64)
     return dt
@@ -81,6 +86,11 @@ def _check_positive(**kwargs: int) -> None:
     """Counts and sizes: integers >= 1 (``jaxgd._validate.count``)."""
     for name, value in kwargs.items():
         _validate.count(name, value, 1, MSG_POSITIVE)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    """``numpy.random.default_rng(seed)`` for a checked ``seed`` (an integer >= 0)."""
+    return np.random.default_rng(_validate.count("seed", seed, 0, MSG_SEED))
 
 
 def _check_nonnegative(**kwargs: float) -> None:

@@ -9,12 +9,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from .. import _validate
 from .base import (
+    MSG_CLASSES,
     MSG_X_SHAPE,
     MSG_SIZES,
     MSG_Y_CLASSES,
     Problem,
     _check_nonnegative,
+    _rng,
     _check_positive,
     _log_softmax,
     _make,
@@ -84,12 +87,13 @@ def softmax_regression(
         The :class:`Problem`, ``args = (X, y)`` with ``y`` as ``int32`` labels.
 
     Raises:
-        ValueError: bad sizes, ``l2`` negative, labels outside ``[0, k)``, bad shapes, bad ``dtype``.
+        ValueError: bad sizes or ``seed``, ``k < 2``, ``l2`` negative, labels outside ``[0, k)``, bad shapes, bad ``dtype``.
     """
-    _check_positive(n=n, d=d, k=k)
+    _check_positive(n=n, d=d)
+    _validate.count("k", k, 2, MSG_CLASSES)
     _check_nonnegative(l2=l2)
     dt = _resolve_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     X_np, y_np = _class_data(rng, X, y, n, d, k)
     d = X_np.shape[1]
 
@@ -197,7 +201,7 @@ def mlp(
         The :class:`Problem`, ``args = (X, y)`` with ``y`` as ``int32`` labels.
 
     Raises:
-        ValueError: bad ``sizes``/``n``, ``l2`` negative, bad labels or shapes, bad ``dtype``.
+        ValueError: bad ``sizes``/``n``/``seed``, ``l2`` negative, bad labels or shapes, bad ``dtype``.
     """
     sizes = tuple(sizes)
     if len(sizes) < 3 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes):
@@ -206,7 +210,7 @@ def mlp(
     _check_nonnegative(l2=l2)
     dt = _resolve_dtype(dtype)
     k = sizes[-1]
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
 
     def init() -> list[dict[str, np.ndarray]]:
         return [

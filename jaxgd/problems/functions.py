@@ -12,6 +12,7 @@ from .base import (
     MSG_ROSENBROCK_D,
     Problem,
     _check_nonnegative,
+    _rng,
     _check_positive,
     _make,
     _resolve_dtype,
@@ -55,12 +56,13 @@ def quadratic_norm(d: int = 2, *, c: float = 10.0, seed: int = 0, dtype: DTypeLi
         The :class:`Problem`; ``args`` is empty.
 
     Raises:
-        ValueError: ``d`` not a positive integer, ``c`` negative, or a bad ``dtype``.
+        ValueError: ``d`` not a positive integer, ``c`` negative, ``seed`` not an integer >= 0, or a
+            ``dtype`` other than float32/float64.
     """
     _check_positive(d=d)
     _check_nonnegative(c=c)
     dt = _resolve_dtype(dtype)
-    x0 = np.random.default_rng(seed).uniform(-3.0, 3.0, size=d)
+    x0 = _rng(seed).uniform(-3.0, 3.0, size=d)
 
     return _make("quadratic_norm", _quadratic_norm_loss, _np_quadratic_norm_grad, {"c": float(c)}, x0, (), None, 0.0, dt)
 

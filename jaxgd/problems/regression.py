@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from .. import _validate
 from .base import (
     MSG_Y_BINARY,
     Problem,
     _check_nonnegative,
+    _rng,
     _check_positive,
     _make,
     _np_sigmoid,
@@ -79,12 +81,14 @@ def linear_regression(
         The :class:`Problem`, ``args = (X, y)``, with ``solution`` and ``value_at_solution``.
 
     Raises:
-        ValueError: bad sizes, ``noise`` negative, only one of ``X``/``y``, bad shapes, bad ``dtype``.
+        ValueError: bad sizes or ``seed``, ``noise`` negative, only one of ``X``/``y``, bad shapes, bad ``dtype``.
+        TypeError: ``fit_intercept`` not a bool.
     """
     _check_positive(n=n, d=d)
     _check_nonnegative(noise=noise)
+    fit_intercept = _validate.flag("fit_intercept", fit_intercept)
     dt = _resolve_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     data = _user_data(X, y)
     if data is None:
         X_np = rng.standard_normal((n, d))
@@ -160,12 +164,12 @@ def logistic_regression(
         The :class:`Problem`, ``args = (X, y)`` with ``y`` as floats 0./1.
 
     Raises:
-        ValueError: bad sizes, ``l2`` negative, labels not in {0, 1}, bad shapes, bad ``dtype``.
+        ValueError: bad sizes or ``seed``, ``l2`` negative, labels not in {0, 1}, bad shapes, bad ``dtype``.
     """
     _check_positive(n=n, d=d)
     _check_nonnegative(l2=l2)
     dt = _resolve_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     data = _user_data(X, y)
     if data is None:
         X_np = rng.standard_normal((n, d))
