@@ -46,7 +46,9 @@ OPTIONS: dict[str, Option] = {
     "lr": Option(None, (
         "step size: a float, a schedule ``count -> lr`` (optax's or ``jaxgd.schedules``') or a "
         "``jaxgd.linesearch`` rule. Default: the method's own (``1e-3`` for first-order methods, "
-        "``1.0`` for an optax transformation, which holds its own learning rate)."
+        "``1.0`` for an optax transformation, which holds its own learning rate). A float must be > 0; a "
+        "schedule's values are traced and not checked (a NaN stops the run as ``NONFINITE``; a negative "
+        "value steps uphill, as in optax)."
     )),
     "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers; a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
     "gtol": Option(1e-6, (
