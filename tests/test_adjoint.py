@@ -400,3 +400,112 @@ def test_unroll_quasi_newton_under_vmap_converges_to_closed_form() -> None:
             return val_loss(res.params)
 
         np.testing.assert_allclose(jax.jit(jax.vmap(jax.grad(outer)))(lams), expected, rtol=1e-6, err_msg=method)
+
+
+# -- session 28: an audit's defects, each with its reference --------------------------------------
+@pytest.mark.parametrize("method", ["cg", slow_if(True, "lbfgs", id="lbfgs")])
+def test_second_derivatives_through_the_implicit_adjoint(method: str) -> None:
+    """Reference: ridge's closed form. theta*(lam) = A(lam)^-1 X^T y / n with A = X^T X/n + lam I, so
+    d^2 (c . theta*)/dlam^2 = 2 c . A^-2 theta*; and theta* is linear in y, so (c . theta*(t y))^2 has
+    second derivative 2 (c . theta*)^2 in t. The JVP rule's own dependence on theta* must be
+    differentiated (jax.hessian returned half the value, grad of grad zero)."""
+    c = np.linspace(-1.0, 1.0, D)
+
+    def solve(lam: Any, y: Any) -> jax.Array:
+        return jaxgd.minimize(ridge, jnp.zeros(D), (lam, X, y), method=method, gtol=1e-11, max_steps=5000).params
+
+    theta, inv = ridge_solution(LAM), ridge_inv(LAM)
+    want_lam = 2.0 * c @ inv @ inv @ theta
+    np.testing.assert_allclose(jax.hessian(lambda lam: c @ solve(lam, Y))(LAM), want_lam, rtol=1e-8)
+    np.testing.assert_allclose(jax.grad(jax.grad(lambda lam: c @ solve(lam, Y)))(LAM), want_lam, rtol=1e-8)
+    f = lambda t: (c @ solve(LAM, t * Y)) ** 2  # noqa: E731
+    want_t = 2.0 * (c @ theta) ** 2
+    np.testing.assert_allclose(jax.grad(jax.grad(f))(1.0), want_t, rtol=1e-8)
+    np.testing.assert_allclose(jax.jacfwd(jax.jacrev(f))(1.0), want_t, rtol=1e-8)
+
+
+def test_reverse_mode_with_a_parameter_the_input_does_not_reach() -> None:
+    """Reference: the closed form of ridge with an unpenalised intercept, A = Xa^T Xa/n + lam D,
+    D = diag(1, ..., 1, 0), dtheta/dlam = -A^-1 D theta*. The intercept's right-hand side is a
+    constant zero; JAX's transpose of the linear solve failed on it with a bare AssertionError."""
+    def loss(w: Any, lam: Any) -> jax.Array:
+        return 0.5 * jnp.mean((X @ w["w"] + w["b"] - Y) ** 2) + 0.5 * lam * w["w"] @ w["w"]
+
+    xa = np.hstack([X, np.ones((N, 1))])
+    dmat = np.diag([1.0] * D + [0.0])
+    a = xa.T @ xa / N + LAM * dmat
+    theta = np.linalg.solve(a, xa.T @ Y / N)
+    want = -np.linalg.solve(a, dmat @ theta)
+    x0 = {"w": jnp.zeros(D), "b": jnp.zeros(())}
+    for method in ("lbfgs", "cg"):
+        jac = jax.jacrev(lambda lam: jaxgd.minimize(loss, x0, (lam,), method=method, gtol=1e-11).params)(LAM)
+        np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
+        # the same model with the penalty as a pytree l2= whose intercept weight is 0
+        jac = jax.jacrev(lambda lam: jaxgd.minimize(lambda w: loss(w, 0.0), x0, method=method, gtol=1e-11,
+                                                    l2={"w": lam, "b": 0.0}).params)(LAM)
+        np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
+
+
+def test_lasso_with_per_leaf_l1_weights_is_differentiable() -> None:
+    """Reference: the closed form on the support S, as test_lasso_derivatives_on_support, with an
+    unpenalised intercept: [theta_S; b] = (Z^T Z/n)^-1 (Z^T y/n - [l1 sign_S; 0]), Z = [X_S, 1].
+    A pytree l1 ({"w": l1, "b": 0.0}, the docs' example) made every implicit derivative fail."""
+    rng = np.random.default_rng(5)
+    n, d = 60, 6
+    x = rng.normal(size=(n, d))
+    y = x @ np.array([2.0, 0, -1.5, 0, 0, 1.0]) + 1.0 + 0.2 * rng.normal(size=n)
+    l1 = 0.1
+    z = np.hstack([x, np.ones((n, 1))])
+    lr = 1.0 / np.linalg.eigvalsh(z.T @ z / n)[-1]
+
+    def solve(l1: Any, y: Any) -> Any:
+        loss = lambda w, y: 0.5 * jnp.mean((x @ w["w"] + w["b"] - y) ** 2)  # noqa: E731
+        return jaxgd.minimize(loss, {"w": jnp.zeros(d), "b": jnp.zeros(())}, (y,), method="gd", lr=lr, accelerated=True,
+                              l1={"w": l1, "b": 0.0}, gtol=1e-13, max_steps=50_000).params
+
+    theta = solve(l1, y)
+    s = np.asarray(theta["w"]) != 0
+    assert 0 < s.sum() < d
+    zs = np.hstack([x[:, s], np.ones((n, 1))])
+    inv = np.linalg.inv(zs.T @ zs / n)
+    d_l1 = -inv @ np.r_[np.sign(np.asarray(theta["w"])[s]), 0.0]
+    d_y = inv @ zs.T / n
+    jac = jax.jacrev(solve, argnums=(0, 1))(l1, y)  # {"w": (d/dl1, d/dy), "b": (...)}
+    np.testing.assert_allclose(np.asarray(jac["w"][0])[s], d_l1[:-1], atol=1e-8)
+    np.testing.assert_allclose(float(jac["b"][0]), d_l1[-1], atol=1e-8)
+    assert not np.any(np.asarray(jac["w"][0])[~s]) and not np.any(np.asarray(jac["w"][1])[~s])
+    np.testing.assert_allclose(np.asarray(jac["w"][1])[s], d_y[:-1], atol=1e-8)
+    np.testing.assert_allclose(np.asarray(jac["b"][1]), d_y[-1], atol=1e-8)
+
+
+def test_unroll_lbfgs_with_a_constant_step_is_differentiated_exactly() -> None:
+    """Reference: central finite differences (float64) of the same unrolled solve: L-BFGS with a
+    constant lr, whose first step is x1 = x0 - lr g/||g||: the 1/||g|| factor was under
+    stop_gradient (a wrong sign at one step)."""
+    c = np.linspace(-1.0, 1.0, D)
+    x0 = np.full(D, 0.5)
+
+    def solve(x0: Any, lam: Any, steps: int) -> jax.Array:
+        return c @ jaxgd.minimize(ridge, x0, (lam, X, Y), method="lbfgs", lr=0.05, max_steps=steps, gtol=0.0,
+                                  adjoint="unroll").params
+
+    for steps in (1, 12):
+        got_x0, got_lam = jax.grad(solve, argnums=(0, 1))(jnp.asarray(x0), LAM, steps)
+        h = 1e-6
+        fd_lam = (float(solve(jnp.asarray(x0), LAM + h, steps)) - float(solve(jnp.asarray(x0), LAM - h, steps))) / (2 * h)
+        fd_x0 = [(float(solve(jnp.asarray(x0 + h * e), LAM, steps)) - float(solve(jnp.asarray(x0 - h * e), LAM, steps))) / (2 * h)
+                 for e in np.eye(D)]
+        np.testing.assert_allclose(float(got_lam), fd_lam, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(got_x0), fd_x0, rtol=1e-6, atol=1e-9)
+
+
+def test_an_inaccurate_implicit_solve_is_nan_not_a_wrong_tangent() -> None:
+    """Reference: the implicit function theorem needs a positive definite Hessian for its CG solve.
+    At a saddle of f(w, t) = w0^2/2 - w1^2/2 + t (w0 + w1) (a stationary start: GTOL at once) the
+    tangent along w0 is -1 (H_00 = 1 > 0) and the one along w1, where CG meets negative curvature,
+    is NaN: a failed linear solve is never returned as a tangent (it read 0, the true one being 1)."""
+    def saddle(w: Any, t: Any) -> jax.Array:
+        return 0.5 * w[0] ** 2 - 0.5 * w[1] ** 2 + t * (w[0] + w[1])
+
+    jac = jax.jacrev(lambda t: jaxgd.minimize(saddle, jnp.asarray([-0.3, 0.3]), (t,), method="gd", lr=0.1).params)(0.3)
+    assert float(jac[0]) == -1.0 and np.isnan(float(jac[1]))

@@ -260,9 +260,12 @@ def minimize(
         success) the derivative is still the implicit-function formula
         evaluated at the returned point: it is the derivative of the exact
         solution only to first order in the remaining gradient norm, and
-        meaningless far from a minimiser; a Hessian that is not positive
-        definite there (a saddle, a non-convex problem) has no meaningful
-        implicit derivative either. ``adamw`` with ``l2`` (decoupled decay)
+        meaningless far from a minimiser; where the Hessian is not positive
+        definite there (a saddle, a non-convex problem), or conjugate
+        gradients cannot solve its system to the square root of their
+        tolerance, the derivative is NaN, never a wrong number. Higher
+        derivatives (``jax.hessian``, ``grad`` of ``grad``) differentiate
+        the formula with the solution's own derivative. ``adamw`` with ``l2`` (decoupled decay)
         is refused when differentiated. ``"unroll"``: the exact derivative of
         the iterate computed, through every step that ran, also with respect
         to ``x0`` and ``lr`` (a float or a jaxgd schedule's numbers; optax

@@ -257,7 +257,7 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
         # only then: a reduction over the parameters saved on every other step)
         gamma = lax.cond(
             new.held > 0, lambda: new.gamma,
-            lambda: jnp.where(state.count == 0, 1.0 / lax.stop_gradient(_tree.norm(g)), 1.0).astype(new.gamma.dtype),
+            lambda: jnp.where(state.count == 0, 1.0 / _tree.norm(g), 1.0).astype(new.gamma.dtype),
         )
         if spread is None:
             return _tree.neg(two_loop(g, new, lambda q: _tree.scale(gamma, q))), new
