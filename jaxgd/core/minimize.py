@@ -268,12 +268,12 @@ def minimize(
         the formula with the solution's own derivative. ``adamw`` with ``l2`` (decoupled decay)
         is refused when differentiated. ``"unroll"``: the exact derivative of
         the iterate computed, through every step that ran, also with respect
-        to ``x0`` and ``lr`` (a float or a jaxgd schedule's numbers; optax
-        schedules are closures and get none); the loop then always runs
+        to ``x0`` and ``lr`` (a float, a jaxgd schedule's numbers, or the
+        values an optax schedule closes over); the loop then always runs
         ``max_steps`` scan steps (skipped once stopped) with
         ``sqrt(max_steps)`` checkpoints (``jax.checkpoint``), and a step-size
-        rule with an inner ``while_loop`` (``Backtracking``, ``StrongWolfe``
-        and ``Exact``, the default of ``bfgs``/``lbfgs``/``cg``; the
+        rule with an inner ``while_loop`` (``Backtracking``, ``StrongWolfe``,
+        ``Exact`` and ``MoreThuente``, the default of ``bfgs``/``lbfgs``/``cg``; the
         non-finite back-off of ``BarzilaiBorwein``, ``Polyak`` and
         ``ReduceOnPlateau``) is refused: pass a float or a schedule.
         Runs with ``checkpoint_every``/``checkpoint_path``/``resume`` are not
