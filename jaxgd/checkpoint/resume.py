@@ -36,8 +36,8 @@ from .._types import Params
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
 CHECKPOINT_NEEDS_PATH = "checkpoint_every={value!r} needs checkpoint_path= (the file to write)"
 CHECKPOINT_TRACED = (
-    "checkpoint_path cannot be used while {fn} runs under jax.jit or jax.vmap "
-    "({what} are tracers): checkpoint outside the transformation"
+    "{name} cannot be used while {fn} runs under jax.jit, jax.vmap or jax.grad "
+    "({what} are tracers): checkpoint and resume outside the transformation"
 )
 BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got {kind}"
 RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
@@ -101,16 +101,18 @@ def check_metadata(path: str, meta: dict, kind: str, expected: Sequence[tuple[st
             raise ValueError(RESUME_DIFFERS.format(path=path, name=name, found=got, expected=value))
 
 
-def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize") -> None:
-    """Checkpoints are written from the host: refuse them under jit/vmap.
+def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize", resume: Any = None) -> None:
+    """Checkpoints are written and resumed from the host: refuse them under jit/vmap/grad.
 
-    ``inputs`` maps argument names to values; the message names the traced ones.
+    ``inputs`` maps argument names to values (a value ``True`` stands for "traced": the loss's
+    closure); the message names the traced ones.
     """
-    if path is None:
+    if path is None and resume is None:
         return
-    traced = [name for name, value in inputs.items() if not _tree.is_concrete(value)]
+    traced = [name for name, value in inputs.items() if value is True or (value is not False and not _tree.is_concrete(value))]
     if traced:
-        raise ValueError(CHECKPOINT_TRACED.format(fn=fn, what=" or ".join(traced)))
+        name = "checkpoint_path" if path is not None else "resume"
+        raise ValueError(CHECKPOINT_TRACED.format(name=name, fn=fn, what=" or ".join(traced)))
 
 
 # -- shared by minimize's and fit's resume ---------------------------------------------

@@ -309,7 +309,9 @@ def minimize(
         ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
-        ``resume`` checkpoint from another method; bad ``bounds`` (not a
+        ``resume`` checkpoint from another method; ``checkpoint_path`` or
+        ``resume`` under ``jax.jit``/``vmap``/``grad`` (traced inputs, or a
+        traced value ``fun`` closes over); bad ``bounds`` (not a
         pair, ``lower > upper``, structure unlike ``x0``).
       FileNotFoundError: a ``resume`` file that does not exist, or a
         ``checkpoint_path`` whose directory does not exist.
@@ -350,8 +352,11 @@ def minimize(
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)
     resume = _resume.check_resume(resume)
     params, concrete = _as_params(x0)
-    if path is not None:
-        _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver})
+    if path is not None or resume is not None:
+        _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver},
+                               resume=resume)
+        if _run.lift_closure(solver, params, args)[2]:  # a value captured under grad/vmap (traces fun once)
+            _resume.check_concrete(path, {"values fun closes over": True}, resume=resume)
     if tier == "host":
         eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver)
         _host_tier.check_host(solver, params, eager, path, resume)

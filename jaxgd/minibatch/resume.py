@@ -53,7 +53,7 @@ def check_args(every: Any, path: Any, resume: Any, inputs: dict) -> tuple[Option
     must not be tracers when checkpointing); return them normalised."""
     every, path = _resume.check_checkpoint_args(every, path, unit="epochs")
     resume = _resume.check_resume(resume, FitResult, "jaxgd.FitResult")
-    _resume.check_concrete(path, inputs, fn="fit")
+    _resume.check_concrete(path, inputs, fn="fit", resume=resume)
     return every, path, resume
 
 
