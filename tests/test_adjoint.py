@@ -509,3 +509,31 @@ def test_an_inaccurate_implicit_solve_is_nan_not_a_wrong_tangent() -> None:
 
     jac = jax.jacrev(lambda t: jaxgd.minimize(saddle, jnp.asarray([-0.3, 0.3]), (t,), method="gd", lr=0.1).params)(0.3)
     assert float(jac[0]) == -1.0 and np.isnan(float(jac[1]))
+
+
+def test_an_optax_schedule_built_from_a_differentiated_value() -> None:
+    """Reference: the NumPy recurrence of gradient descent with optax.exponential_decay(init, 5, 0.5)'s
+    steps, differentiated by central differences in init (unroll), and the documented zero derivative
+    in lr (implicit). The schedule's closure holds the tracer: "Linearization failed" (grad) and a
+    TracerArrayConversionError (jvp) before its values became leaves of the solver."""
+    optax = pytest.importorskip("optax")
+    a = np.arange(1.0, 4.0)
+    quad = lambda w: 0.5 * jnp.sum((w - 1.0) ** 2 * a)  # noqa: E731
+
+    def numpy_run(init: float, steps: int) -> float:
+        w = np.zeros(3)
+        for k in range(steps):
+            w = w - init * 0.5 ** (k / 5) * (w - 1.0) * a
+        return float(w.sum())
+
+    def solve(init: Any, adjoint: str, steps: int) -> jax.Array:
+        lr = optax.exponential_decay(init, 5, 0.5)
+        return jnp.sum(jaxgd.minimize(quad, jnp.zeros(3), lr=lr, max_steps=steps, gtol=0.0, adjoint=adjoint).params)
+
+    h = 1e-6
+    want = (numpy_run(0.1 + h, 10) - numpy_run(0.1 - h, 10)) / (2 * h)
+    np.testing.assert_allclose(float(jax.grad(lambda i: solve(i, "unroll", 10))(0.1)), want, rtol=1e-6)
+    assert float(jax.grad(lambda i: solve(i, "implicit", 200))(0.1)) == 0.0
+    assert float(jax.jvp(lambda i: solve(i, "implicit", 200), (0.1,), (1.0,))[1]) == 0.0
+    batched = jax.vmap(lambda i: solve(i, "implicit", 10))(jnp.asarray([0.05, 0.1]))
+    np.testing.assert_allclose(np.asarray(batched), [numpy_run(0.05, 10), numpy_run(0.1, 10)], rtol=1e-6)

@@ -319,10 +319,11 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
     """
     if not _compile.tracing():
         return solver, args, False
+    solver, schedule_lifted = _lift_schedule(solver)
     closed, out_shape = jax.make_jaxpr(solver.fun, return_shape=True)(x0, *args)
     lift = [isinstance(c, jax.core.Tracer) for c in closed.consts]
     if not any(lift):
-        return solver, args, False
+        return solver, args, schedule_lifted
     n_args, out_tree = len(args), jax.tree_util.tree_structure(out_shape)
 
     def lifted(params: Params, *rest: Any) -> Any:
@@ -333,6 +334,45 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
         return jax.tree_util.tree_unflatten(out_tree, out)
 
     return solver.with_fun(lifted), (*args, *(c for c, up in zip(closed.consts, lift) if up)), True
+
+
+@jax.tree_util.register_pytree_node_class
+class _LiftedSchedule:
+    """A schedule ``count -> lr`` whose closure held tracers, as a pytree: its jaxpr (static) and
+    the tracers as data leaves, so that ``stop_gradient``, ``vmap`` and the unrolled adjoint reach
+    them as they reach a float ``lr``."""
+
+    def __init__(self, closed: Any, lift: tuple, leaves: tuple) -> None:
+        self.closed, self.lift, self.leaves = closed, lift, leaves
+
+    def __call__(self, count: Any) -> Any:
+        values = iter(self.leaves)
+        consts = [next(values) if up else c for c, up in zip(self.closed.consts, self.lift)]
+        (out,) = _jex_core.jaxpr_as_fun(_jex_core.ClosedJaxpr(self.closed.jaxpr, consts))(count)
+        return out
+
+    def tree_flatten(self) -> tuple:
+        return self.leaves, (_tree.Static(self.closed), self.lift)
+
+    @classmethod
+    def tree_unflatten(cls, aux: tuple, leaves: tuple) -> "_LiftedSchedule":
+        return cls(aux[0].value, aux[1], tuple(leaves))
+
+
+def _lift_schedule(solver: Solver) -> tuple[Solver, bool]:
+    """``(solver, lifted)``: a schedule ``lr`` that closes over tracers (an optax schedule built
+    from a value under ``jax.grad``/``vmap``) rebuilt as a :class:`_LiftedSchedule`, whose tracers
+    are leaves of the solver: the implicit adjoint's ``stop_gradient`` then reaches them (its
+    derivative in ``lr`` is zero, as documented) and the unrolled one differentiates them."""
+    schedule = getattr(solver.rule, "schedule", None)
+    if not isinstance(schedule, _tree.Static) or not callable(schedule.value):
+        return solver, False
+    closed = jax.make_jaxpr(schedule.value)(jnp.zeros((), jnp.int32))
+    lift = tuple(isinstance(c, jax.core.Tracer) for c in closed.consts)
+    if not any(lift) or len(closed.out_avals) != 1:
+        return solver, False
+    leaves = tuple(c for c, up in zip(closed.consts, lift) if up)
+    return solver.with_rule(type(solver.rule)(_LiftedSchedule(closed, lift, leaves))), True
 
 
 def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:

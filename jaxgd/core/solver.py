@@ -159,6 +159,14 @@ class Solver:
         d["fun_ref"], d["_fun"] = _tree.FunRef(fun), (fun if strong else None)
         return new
 
+    def with_rule(self, rule: Any) -> "Solver":
+        """The same validated solver with another step-size rule (a schedule's closure lifted into
+        leaves, :mod:`jaxgd.core.minimize_run`)."""
+        new = self.with_fun(self.fun)
+        new.__dict__["rule"] = rule
+        new.__dict__.pop("_concrete", None)  # the new rule's leaves may be tracers
+        return new
+
     @property
     def step_limit(self) -> Any:
         """The step budget the loop stops at: ``max_steps``, or the traced
