@@ -372,7 +372,8 @@ def _lift_schedule(solver: Solver) -> tuple[Solver, bool]:
     if not any(lift) or len(closed.out_avals) != 1:
         return solver, False
     leaves = tuple(c for c, up in zip(closed.consts, lift) if up)
-    return solver.with_rule(type(solver.rule)(_LiftedSchedule(closed, lift, leaves))), True
+    kept = _jex_core.ClosedJaxpr(closed.jaxpr, [None if up else c for c, up in zip(closed.consts, lift)])  # no tracer kept
+    return solver.with_rule(type(solver.rule)(_LiftedSchedule(kept, lift, leaves))), True
 
 
 def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:
