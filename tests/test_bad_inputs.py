@@ -211,9 +211,9 @@ ROWS: list[Row] = [
     R("minimize", "lr", "inf", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=math.inf)),
     R("minimize", "lr", '"fast"', TypeError, "lr must be a float, a schedule", lambda c: M(c, lr="fast")),
     R("minimize", "lr", "True", TypeError, "lr must be a float, a schedule", lambda c: M(c, lr=True)),
-    R("minimize", "lr", "np.array([0.1, 0.2])", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=np.array([0.1, 0.2]))),
-    R("minimize", "lr", "np.array(1) (integer array)", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=np.array(1))),
-    R("minimize", "lr", "np.complex128(0.1)", ValueError, "lr must be > 0 and finite", lambda c: M(c, lr=np.complex128(0.1))),
+    R("minimize", "lr", "np.array([0.1, 0.2])", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape (2,) and dtype float64", lambda c: M(c, lr=np.array([0.1, 0.2]))),
+    R("minimize", "lr", "np.array(1) (integer array)", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape () and dtype int64", lambda c: M(c, lr=np.array(1))),
+    R("minimize", "lr", "np.complex128(0.1)", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape () and dtype complex128", lambda c: M(c, lr=np.complex128(0.1))),
     R("minimize", "lr", "lambda k: [0.1, 0.1] (vector schedule)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda k: jnp.ones(2) * 0.1)),
     R("minimize", "lr", "lambda: 0.1 (no count argument)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda: 0.1)),
     # -- minimize: loop control ---------------------------------------------------------

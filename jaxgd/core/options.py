@@ -168,6 +168,7 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
 # -- host validation of the options (each helper takes the argument's name) ----------
 NOT_CALLABLE = "fun must be callable, got {kind}"
 BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
+BAD_LR_ARRAY = "lr must be > 0 and finite, a real scalar (a float or a 0-d floating array), got an array of shape {shape} and dtype {dtype}"
 BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
 BAD_LR_CLASS = "lr must be a step-size rule object, got the class {name}: call it, lr={name}()"
 BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
@@ -258,7 +259,7 @@ def _check_lr(lr: Any) -> Any:
         return lr
     if hasattr(lr, "dtype") and hasattr(lr, "shape"):
         if not jnp.issubdtype(lr.dtype, jnp.floating) or lr.shape != ():
-            raise ValueError(BAD_LR.format(lr=lr))
+            raise ValueError(BAD_LR_ARRAY.format(shape=tuple(lr.shape), dtype=lr.dtype))
         if _tree.is_concrete(lr):
             v = float(lr)
             if not (v > 0 and math.isfinite(v)):
