@@ -424,7 +424,8 @@ def test_second_derivatives_through_the_implicit_adjoint(method: str) -> None:
     np.testing.assert_allclose(jax.jacfwd(jax.jacrev(f))(1.0), want_t, rtol=1e-8)
 
 
-def test_reverse_mode_with_a_parameter_the_input_does_not_reach() -> None:
+@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "cg", id="cg")])
+def test_reverse_mode_with_a_parameter_the_input_does_not_reach(method: str) -> None:
     """Reference: the closed form of ridge with an unpenalised intercept, A = Xa^T Xa/n + lam D,
     D = diag(1, ..., 1, 0), dtheta/dlam = -A^-1 D theta*. The intercept's right-hand side is a
     constant zero; JAX's transpose of the linear solve failed on it with a bare AssertionError."""
@@ -437,13 +438,12 @@ def test_reverse_mode_with_a_parameter_the_input_does_not_reach() -> None:
     theta = np.linalg.solve(a, xa.T @ Y / N)
     want = -np.linalg.solve(a, dmat @ theta)
     x0 = {"w": jnp.zeros(D), "b": jnp.zeros(())}
-    for method in ("lbfgs", "cg"):
-        jac = jax.jacrev(lambda lam: jaxgd.minimize(loss, x0, (lam,), method=method, gtol=1e-11).params)(LAM)
-        np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
-        # the same model with the penalty as a pytree l2= whose intercept weight is 0
-        jac = jax.jacrev(lambda lam: jaxgd.minimize(lambda w: loss(w, 0.0), x0, method=method, gtol=1e-11,
-                                                    l2={"w": lam, "b": 0.0}).params)(LAM)
-        np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
+    jac = jax.jacrev(lambda lam: jaxgd.minimize(loss, x0, (lam,), method=method, gtol=1e-11).params)(LAM)
+    np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
+    # the same model with the penalty as a pytree l2= whose intercept weight is 0
+    jac = jax.jacrev(lambda lam: jaxgd.minimize(lambda w: loss(w, 0.0), x0, method=method, gtol=1e-11,
+                                                l2={"w": lam, "b": 0.0}).params)(LAM)
+    np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
 
 
 def test_lasso_with_per_leaf_l1_weights_is_differentiable() -> None:
@@ -489,7 +489,7 @@ def test_unroll_lbfgs_with_a_constant_step_is_differentiated_exactly() -> None:
         return c @ jaxgd.minimize(ridge, x0, (lam, X, Y), method="lbfgs", lr=0.05, max_steps=steps, gtol=0.0,
                                   adjoint="unroll").params
 
-    for steps in (1, 12):
+    for steps in (3,):  # the first step's 1/||g|| scale and two steps through the memory after it
         got_x0, got_lam = jax.grad(solve, argnums=(0, 1))(jnp.asarray(x0), LAM, steps)
         h = 1e-6
         fd_lam = (float(solve(jnp.asarray(x0), LAM + h, steps)) - float(solve(jnp.asarray(x0), LAM - h, steps))) / (2 * h)
