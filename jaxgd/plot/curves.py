@@ -63,10 +63,11 @@ def _axes(ax: Any) -> Any:
     return ax
 
 
-def _logy(logy: Any, allow_none: bool) -> Any:
-    if (logy is None and allow_none) or isinstance(logy, (bool, np.bool_)):
+def _logy(logy: Any) -> Any:
+    """``logy`` checked: a bool, or None (log scale when every plotted loss is > 0)."""
+    if logy is None or isinstance(logy, (bool, np.bool_)):
         return logy
-    raise TypeError(f"logy must be a bool{' or None' if allow_none else ''}, got logy={logy!r}")
+    raise TypeError(f"logy must be a bool or None, got logy={logy!r}")
 
 
 def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]:
@@ -120,7 +121,7 @@ def loss_curve(
     """
     if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
         raise ValueError(f"every must be a positive integer (steps between history entries), got every={every!r}")
-    logy = _logy(logy, True)
+    logy = _logy(logy)
     xlabel, series = _series(result, every)
     ax = _axes(ax)
     color = None
@@ -168,7 +169,7 @@ def compare(
         raise TypeError(f"results must be a mapping {{label: result}}, got {type(results).__name__}")
     if not results:
         raise ValueError("compare needs at least one result, got results={}")
-    _logy(logy, True)
+    _logy(logy)
     for result in results.values():  # every result checked before a figure is made
         _series(result, every)
     ax = _axes(ax)
