@@ -355,7 +355,7 @@ def minimize(
     if path is not None or resume is not None:
         _resume.check_concrete(path, {"x0": params, "args": args, "hyperparameters (lr, tolerances, l1, l2, clip)": solver},
                                resume=resume)
-        if _run.lift_closure(solver, params, args)[2]:  # a value captured under grad/vmap (traces fun once)
+        if _run.closes_over_tracers(solver, params, args):  # a value captured under grad/vmap (traces fun once)
             _resume.check_concrete(path, {"values fun closes over": True}, resume=resume)
     if tier == "host":
         eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.extend.core as _jex_core
@@ -320,8 +320,7 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
     if not _compile.tracing():
         return solver, args, False
     solver, schedule_lifted = _lift_schedule(solver)
-    closed, out_shape = jax.make_jaxpr(solver.fun, return_shape=True)(x0, *args)
-    lift = [isinstance(c, jax.core.Tracer) for c in closed.consts]
+    closed, lift, out_shape = _traced_consts(solver.fun, x0, *args)
     if not any(lift):
         return solver, args, schedule_lifted
     n_args, out_tree = len(args), jax.tree_util.tree_structure(out_shape)
@@ -334,6 +333,25 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
         return jax.tree_util.tree_unflatten(out_tree, out)
 
     return solver.with_fun(lifted), (*args, *(c for c, up in zip(closed.consts, lift) if up)), True
+
+
+def closes_over_tracers(solver: Solver, x0: Params, args: tuple) -> bool:
+    """True when the loss or a schedule ``lr`` closes over a tracer (a value captured under
+    ``jax.grad``/``vmap``): what :func:`lift_closure` would lift, without building the solver."""
+    if not _compile.tracing():
+        return False
+    schedule = getattr(solver.rule, "schedule", None)
+    if isinstance(schedule, _tree.Static) and callable(schedule.value):
+        if any(_traced_consts(schedule.value, jnp.zeros((), jnp.int32))[1]):
+            return True
+    return any(_traced_consts(solver.fun, x0, *args)[1])
+
+
+def _traced_consts(fn: Callable, *example: Any) -> tuple[Any, tuple, Any]:
+    """``(closed jaxpr, which of its constants are tracers, output shape)`` of ``fn`` traced
+    once at ``example`` (``jax.make_jaxpr``)."""
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*example)
+    return closed, tuple(isinstance(c, jax.core.Tracer) for c in closed.consts), out_shape
 
 
 @jax.tree_util.register_pytree_node_class
@@ -367,8 +385,7 @@ def _lift_schedule(solver: Solver) -> tuple[Solver, bool]:
     schedule = getattr(solver.rule, "schedule", None)
     if not isinstance(schedule, _tree.Static) or not callable(schedule.value):
         return solver, False
-    closed = jax.make_jaxpr(schedule.value)(jnp.zeros((), jnp.int32))
-    lift = tuple(isinstance(c, jax.core.Tracer) for c in closed.consts)
+    closed, lift, _ = _traced_consts(schedule.value, jnp.zeros((), jnp.int32))
     if not any(lift) or len(closed.out_avals) != 1:
         return solver, False
     leaves = tuple(c for c, up in zip(closed.consts, lift) if up)
