@@ -147,7 +147,8 @@ LRS = jnp.asarray([0.01, 0.02, 0.05, 0.1, 0.15, 0.3, 0.34, 0.6], jnp.float32)
         # (make slow: two more compiled pairs, ~3 s each)
         pytest.param(dict(max_steps=500, gtol=1e-3, method="momentum", history=2), marks=pytest.mark.slow),
         pytest.param(dict(max_steps=400, gtol=1e-4, ftol=1e-9, history=False), marks=pytest.mark.slow),
-        dict(max_steps=37, gtol=0.0, method="adam"),  # not a multiple of the chunk
+        dict(max_steps=37, gtol=0.0, method="adam"),  # one chunk of 37 steps (a prime below 2 x 32)
+        dict(max_steps=97, gtol=0.0, method="adam", history=2),  # 48 entries of 97 steps: a spare chunk
         dict(max_steps=0),
     ],
 )
@@ -182,6 +183,27 @@ def _loop_carries(jaxpr):
                 sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr's jaxpr
                 if hasattr(sub, "eqns"):
                     yield from _loop_carries(sub)
+
+
+def test_batched_chunks_tile_the_history_or_keep_a_spare_chunk():
+    # reference: the loop's own arithmetic. Chunks of k = per_chunk * every steps start at 0, k, 2k, ...
+    # while below max_steps; each writes per_chunk entries at start // every. Every write must land in
+    # the n + spare entries, and with no spare the chunks cover exactly the n entries.
+    for max_steps in range(1, 400):
+        for every in (1, 2, 3, 5, 7, 40):
+            n = max_steps // every
+            per_chunk, spare = _batched.chunking(n, every, max_steps)
+            if not n:
+                assert (per_chunk, spare) == (0, 0)
+                continue
+            k = per_chunk * every
+            chunks = -(-max_steps // k)
+            assert (chunks - 1) * k // every + per_chunk <= n + spare, (max_steps, every)
+            if not spare:
+                assert chunks * per_chunk == n, (max_steps, every)
+            assert spare in (0, per_chunk) and 1 <= per_chunk <= 2 * -(-_batched.STEPS_PER_CHUNK // every)
+    assert _batched.chunking(2000, 1, 2000) == (25, 0)  # the 256-run x 2,000-step sweep (benchmarks D)
+    assert _batched.chunking(97, 1, 97) == (32, 32) and _batched.chunking(33, 3, 100) == (11, 11)
 
 
 def test_batched_loop_copies_no_history_per_step(monkeypatch):

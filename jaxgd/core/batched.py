@@ -18,7 +18,9 @@ the function unchanged; under ``vmap`` :func:`run_batched` runs instead:
   it is: no select here), and each step's history entry is a scan output,
   written in place;
 - after each chunk, its entries are written into the history with one
-  ``dynamic_update_slice`` at an unbatched offset.
+  ``dynamic_update_slice`` at an unbatched offset; the chunk length is
+  chosen so that chunks tile the history where they can (:func:`chunking`),
+  else a spare chunk of entries is cut off at the end.
 
 Every run starts at step 0 and a running run takes every step, so a running
 run's step count equals the shared iteration counter and the history entry
@@ -42,6 +44,25 @@ from .status import History
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
 
 
+def chunking(n: int, every: int, max_steps: int) -> tuple[int, int]:
+    """``(entries per chunk, spare entries)`` of the batched loop's history, ``n`` entries one
+    every ``every`` of ``max_steps`` steps: a chunk of about :data:`STEPS_PER_CHUNK` steps.
+
+    Where chunks can tile the history exactly (``max_steps = n * every`` and a divisor of ``n``
+    between half (or ``n``) and twice the entries of :data:`STEPS_PER_CHUNK` steps, the nearest
+    taken) no chunk writes past the end. Else one spare chunk of NaN keeps every chunk's write
+    in bounds and is cut off at the end: a copy of each history buffer, which made a 256-run x
+    2,000-step sweep 1.05x as long (benchmarks/RESULTS.md, D, session 29)."""
+    if not n:
+        return 0, 0
+    target = max(1, -(-STEPS_PER_CHUNK // every))
+    if max_steps == n * every:
+        fits = [k for k in range(max(1, min(target // 2, n)), 2 * target + 1) if n % k == 0]
+        if fits:
+            return min(fits, key=lambda k: (abs(k - target), -k)), 0
+    return target, target
+
+
 def _axes(batched: Any) -> Any:
     return jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
 
@@ -54,11 +75,10 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     vstep = jax.vmap(lambda s, st, a: s.step(st, *a), in_axes=(s_ax, 0, a_ax))
     vloss = jax.vmap(lambda s, st: s.loss(st.params, st.value), in_axes=(s_ax, 0))
     every, n = solver.history_every, solver.history_length()
-    per_chunk = max(1, -(-STEPS_PER_CHUNK // every)) if n else 0  # history entries per chunk
+    per_chunk, spare = chunking(n, every, solver.max_steps)  # history entries per chunk
     k_steps = per_chunk * every if n else STEPS_PER_CHUNK
     dtype = state.value.dtype
-    # one spare chunk of NaN keeps every chunk's write in bounds; cut off at the end
-    hist = History(*(jnp.full((axis_size, n + per_chunk), jnp.nan, dtype) for _ in range(3)))
+    hist = History(*(jnp.full((axis_size, n + spare), jnp.nan, dtype) for _ in range(3)))
 
     def running(st: Any) -> jax.Array:
         return _driver.running(st.status, st.count, solver.step_limit)
@@ -97,7 +117,8 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     state = unpack(c)
     if solver.progress_every:
         _driver.report(jnp.min(state.count), jnp.min(vloss(solver, state)), solver.step_limit, final=True)
-    hist = History(*(b[:, :n] for b in hist))
+    if spare:
+        hist = History(*(b[:, :n] for b in hist))
     out = jax.vmap(lambda s, st, h: package(s.finish(st, h)), in_axes=(s_ax, 0, 0))(solver, state, hist)
     return out, jax.tree_util.tree_map(lambda _: True, out)
 
