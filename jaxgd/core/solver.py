@@ -276,13 +276,13 @@ class Solver:
 
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
-        """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``)."""
+        """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``;
+        its stationarity measure and finiteness test are every step's, :meth:`_measure`)."""
         params = _tree.tmap(jnp.asarray, x0)
         self.check_params(params)
         params = self.prox.project(params)
         value, grad, aux = self.value_and_grad(params, *args)
-        gnorm = self.prox.stationarity(params, grad, self.gtol_norm).astype(value.dtype)
-        finite = jnp.isfinite(value) & _tree.all_finite(grad)
+        gnorm, finite = self._measure(params, value, grad)
         status = jnp.where(
             ~finite, Status.NONFINITE, jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
         ).astype(jnp.int32)
