@@ -516,6 +516,11 @@ ROWS: list[Row] = [
     R("fit", "(jax.grad)", "jax.grad(lambda p: fit(..., params=p).loss)", TypeError, "jaxgd.fit is not differentiable", lambda c: jax.grad(lambda p: c.F(params=p).loss)(c.x0), True),
     # -- session 28: a row for every keyword (test_the_table_covers_every_keyword) ---------------------
     R("minimize", "accelerated", '"yes"', TypeError, "accelerated must be a bool", lambda c: M(c, accelerated="yes")),
+    # -- session 29: FISTA's extrapolation with a method it does not accelerate ------------------------
+    R("minimize", "accelerated", "True with method='momentum'", ValueError, "accelerated=True cannot be combined with method='momentum'", lambda c: M(c, method="momentum", accelerated=True)),
+    R("minimize", "accelerated", "True with method='bfgs'", ValueError, "accelerated=True cannot be combined with method='bfgs'", lambda c: M(c, method="bfgs", accelerated=True)),
+    R("Solver", "accelerated", "True with method='cg'", ValueError, "accelerated=True cannot be combined with method='cg'", lambda c: S(c, "cg", accelerated=True)),
+    R("fit", "accelerated", "True with method='adam' (fit's default method)", ValueError, "accelerated=True cannot be combined with method='adam'", lambda c: c.F(method="adam", accelerated=True)),
     R("Solver", "ftol", "-1.0", ValueError, "ftol must be", lambda c: S(c, ftol=-1.0)),
     R("Solver", "xtol", '"a"', TypeError, "xtol must be a non-negative number, got xtol='a'", lambda c: S(c, xtol="a")),
     R("Solver", "l2", "-1.0", ValueError, "l2 must be a non-negative finite number", lambda c: S(c, l2=-1.0)),

@@ -195,3 +195,33 @@ def test_new_bound_values_do_not_retrace():
     n = len(traces)
     jaxgd.minimize(f, jnp.zeros(10), lr=0.01, bounds=(0.0, jnp.full(10, 0.7)), max_steps=5, history=False)
     assert len(traces) == n
+
+
+# -- accelerated=True with another method (session 29) ---------------------------------------------
+# FISTA's extrapolation accelerates the plain gradient step only; written out here rather than read
+# from jaxgd.prox.operators, so that adding a method to jaxgd.methods() without deciding fails below.
+# What the refused pairs did (minimize, float64, default lr; the message quotes it): momentum and
+# nesterov diverged on a 30 x 5 least squares (|x| 6e93, 1e153), adam/adamw ended 7.2 and 23 from
+# its answer, cg LINESEARCH_FAILED at 2e152, bfgs LINESEARCH_FAILED at 6e15 on 10-D Rosenbrock.
+FISTA_KEPT = ("gd",)
+
+
+@pytest.mark.parametrize("method", jaxgd.methods())
+def test_accelerated_is_gds_and_refused_up_front_with_every_other_method(method):
+    """Reference: FISTA is defined for the (proximal) gradient step (Beck & Teboulle 2009). Every
+    entry point refuses the other registered methods on the host, naming accelerated, the method
+    and method='gd'; accelerated=False is accepted by every method."""
+    f = lambda p: jnp.sum((p - 1.0) ** 2)  # noqa: E731
+    jaxgd.Solver(f, method, accelerated=False)
+    if method in FISTA_KEPT:
+        res = jaxgd.minimize(f, jnp.zeros(3), method=method, lr=0.25, accelerated=True, gtol=1e-10, max_steps=500)
+        np.testing.assert_allclose(np.asarray(res.params), 1.0, atol=1e-9)
+        return
+    calls = (lambda: jaxgd.Solver(f, method, accelerated=True),
+             lambda: jaxgd.minimize(f, jnp.zeros(3), method=method, accelerated=True),
+             lambda: jaxgd.fit(lambda p, b: f(p) + 0.0 * jnp.sum(b), jnp.zeros(3), jnp.zeros((4, 1)), batch_size=2,
+                               epochs=1, key=jax.random.PRNGKey(0), method=method, lr=0.1, accelerated=True))
+    for call in calls:
+        with pytest.raises(ValueError, match=f"accelerated=True cannot be combined with method='{method}'") as err:
+            call()
+        assert "method='gd'" in str(err.value)

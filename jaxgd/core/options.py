@@ -26,7 +26,7 @@ from .. import _tree, _validate
 from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
 from ..interop import explain as _explain
-from ..prox.operators import Prox, check_bounds
+from ..prox.operators import Prox, check_bounds, check_fista_method
 from . import cache as _cache
 from . import stall as _stall
 from . import stepsize as _stepsize
@@ -91,7 +91,8 @@ OPTIONS: dict[str, Option] = {
     "accelerated": Option(False, (
         "FISTA momentum (Beck & Teboulle 2009) on the proximal step: each step starts from the "
         "extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})``, at the cost of one more "
-        "gradient there. Meant for ``gd`` with ``l1``/``bounds`` and a constant ``lr`` <= 1/L; not monotone."
+        "gradient there. For ``gd`` (with ``l1``/``bounds`` and a constant ``lr`` <= 1/L; not monotone); "
+        "refused with every other registered method (they diverged or stalled with it)."
     )),
     "history": Option(True, (
         "record loss, step size and gradient norm every step (True), every k steps (an int) or not at all (False)."
@@ -365,6 +366,7 @@ def solver_fields(
         raise TypeError(f"accelerated must be a bool, got {accelerated=}")
     lower, upper = check_bounds(bounds)
     _stall.check_l1_method(direction.name, _off_if_zero(l1))  # l1 with any method but gd refused (jaxgd.core.stall)
+    check_fista_method(direction.name, accelerated)  # and so is accelerated (FISTA: jaxgd.prox.operators)
     lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
     if unroll is not None:
         if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
