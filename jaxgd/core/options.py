@@ -26,7 +26,7 @@ from .. import _tree, _validate
 from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
 from ..interop import explain as _explain
-from ..prox.operators import Prox, check_bounds, check_fista_method
+from ..prox.operators import Prox, check_bounds, check_bounds_method, check_fista_method
 from . import cache as _cache
 from . import stall as _stall
 from . import stepsize as _stepsize
@@ -86,7 +86,8 @@ OPTIONS: dict[str, Option] = {
         "projected into the box (as scipy's L-BFGS-B does). With ``method=\"lbfgs\"`` and the default "
         "``lr`` (and no ``l1``, ``clip`` or ``accelerated``) the run is true L-BFGS-B instead (generalised "
         "Cauchy point, subspace minimisation, projected More-Thuente search; Byrd, Lu, Nocedal & Zhu 1995), "
-        "whose ``gtol`` tests the projected gradient's infinity norm, as scipy's ``pgtol``."
+        "whose ``gtol`` tests the projected gradient's infinity norm, as scipy's ``pgtol``. Refused with "
+        "``bfgs`` and ``cg``, whose projected steps are not a bound-constrained method."
     )),
     "accelerated": Option(False, (
         "FISTA momentum (Beck & Teboulle 2009) on the proximal step: each step starts from the "
@@ -367,6 +368,7 @@ def solver_fields(
     lower, upper = check_bounds(bounds)
     _stall.check_l1_method(direction.name, _off_if_zero(l1))  # l1 with any method but gd refused (jaxgd.core.stall)
     check_fista_method(direction.name, accelerated)  # and so is accelerated (FISTA: jaxgd.prox.operators)
+    check_bounds_method(direction.name, lower, upper)  # bounds with bfgs/cg (a projected step) refused
     lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
     if unroll is not None:
         if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
