@@ -246,7 +246,8 @@ def test_dispatch_lbfgs_bounds_default_lr_only():
     with pytest.raises(ValueError, match="l1"):  # quasi-Newton methods refuse l1 (jaxgd.core.stall)
         jaxgd.Solver(lsq, method="lbfgs", l1=0.1, bounds=(0.0, None))
     assert not isinstance(jaxgd.Solver(lsq, method="lbfgs", clip=1.0, bounds=(0.0, None)).rule, lb.LbfgsbSearch)
-    assert not isinstance(jaxgd.Solver(lsq, method="bfgs", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
+    with pytest.raises(ValueError, match="bounds= cannot be combined with method='bfgs'"):  # (jaxgd.prox.operators)
+        jaxgd.Solver(lsq, method="bfgs", bounds=(0.0, None))
 
 
 @pytest.mark.slow

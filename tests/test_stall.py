@@ -554,3 +554,26 @@ def test_l1_off_runs_with_adam_in_minimize_and_fit():
     a, b = lasso_problem()
     for entry in ("minimize", "fit"):
         assert np.isfinite(np.asarray(l1_run(entry, "adam", 0.0, a, b))).all()
+
+
+# -- a loss wider than the parameters (session 29) ---------------------------------------------------
+def test_float32_parameters_with_a_float64_loss_stop_at_float32_precision():
+    """x64 on, float32 x0, float64 data: the loss is float64 but the steps are float32's. Reference:
+    NumPy's lstsq. Before, the float64 loss kept the float32 precision rules off: gd ran 20,000 steps to
+    MAX_STEPS at the answer, cg with l2 ended LINESEARCH_FAILED there. The loss is now taken in the
+    parameters' dtype (Solver.objective); a pytree with a float64 leaf keeps its float64 loss."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((20, 8)), rng.standard_normal(20)
+    f = lambda x: 0.5 * jnp.sum((a @ x - b) ** 2)  # noqa: E731  (a float64 loss of float32 x)
+    want = np.linalg.lstsq(a, b, rcond=None)[0]
+    res = jaxgd.minimize(f, jnp.zeros(8, jnp.float32), method="gd", lr=0.01, max_steps=20_000)
+    assert res.status_enum is jaxgd.Status.PRECISION and int(res.steps) < 2_000, (res.status_enum, int(res.steps))
+    assert np.asarray(res.loss).dtype == np.float32
+    np.testing.assert_allclose(np.asarray(res.params), want, atol=1e-5)
+    ridge = np.linalg.solve(a.T @ a + 0.3 * np.eye(8), a.T @ b)
+    res = jaxgd.minimize(f, jnp.zeros(8, jnp.float32), method="cg", l2=0.3, max_steps=2_000)
+    assert res.success, res.status_enum
+    np.testing.assert_allclose(np.asarray(res.params), ridge, atol=1e-5)
+    g = lambda p: f(p["w"]) + jnp.sum(p["c"] ** 2)  # noqa: E731
+    res = jaxgd.minimize(g, {"w": jnp.zeros(8, jnp.float32), "c": jnp.ones(1)}, method="lbfgs", max_steps=200)
+    assert np.asarray(res.loss).dtype == np.float64 and res.success
