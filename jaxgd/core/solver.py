@@ -216,17 +216,17 @@ class Solver:
     def objective(self, params: Params, *args: Any) -> tuple[jax.Array, Any]:
         """``(smooth objective, aux)``: the loss plus the L2 penalty when it is one.
 
-        A loss wider than every parameter (float64 from float32 parameters: x64 on, float32
-        ``x0`` or model, float64 data) is taken in the parameters' dtype: the steps cannot
-        resolve more than it, and the precision and stall rules (:mod:`jaxgd.core.stall`) read
-        the precision from the loss's dtype (without the cast a float32 run at its answer went
-        on to ``max_steps``, or ended ``LINESEARCH_FAILED``, as a float64 one)."""
+        A float64 loss of float32 parameters (x64 on, a float32 ``x0`` or model, float64 data)
+        is taken in float32: the steps cannot resolve more than float32, and the precision and
+        stall rules (:mod:`jaxgd.core.stall`) read the precision from the loss's dtype (without the
+        cast a float32 run at its answer went on to ``max_steps``, or ended ``LINESEARCH_FAILED``,
+        as a float64 one). A float32 loss of half-precision parameters stays float32 (mixed
+        precision: the loss is wider on purpose)."""
         out = self.fun(params, *args)
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)
-        narrow = _tree.float_dtype(params)
-        if narrow is not None and jnp.issubdtype(loss.dtype, jnp.floating) and jnp.finfo(loss.dtype).bits > jnp.finfo(narrow).bits:
-            loss = loss.astype(narrow)
+        if loss.dtype == jnp.float64 and _tree.float_dtype(params) == jnp.float32:
+            loss = loss.astype(jnp.float32)
         if self.l2 is not None and not self.direction.decoupled_l2:
             loss = loss + l2_penalty(self.l2, params).astype(loss.dtype)
         return loss, aux
