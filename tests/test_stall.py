@@ -560,8 +560,8 @@ def test_l1_off_runs_with_adam_in_minimize_and_fit():
 def test_float32_parameters_with_a_float64_loss_stop_at_float32_precision():
     """x64 on, float32 x0, float64 data: the loss is float64 but the steps are float32's. Reference:
     NumPy's lstsq. Before, the float64 loss kept the float32 precision rules off: gd ran 20,000 steps to
-    MAX_STEPS at the answer, cg with l2 ended LINESEARCH_FAILED there. The loss is now taken in the
-    parameters' dtype (Solver.objective); a pytree with a float64 leaf keeps its float64 loss."""
+    MAX_STEPS at the answer, cg with l2 ended LINESEARCH_FAILED there. The loss is now taken in
+    float32 (Solver.objective); a pytree with a float64 leaf keeps its float64 loss."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((20, 8)), rng.standard_normal(20)
     f = lambda x: 0.5 * jnp.sum((a @ x - b) ** 2)  # noqa: E731  (a float64 loss of float32 x)
@@ -577,3 +577,7 @@ def test_float32_parameters_with_a_float64_loss_stop_at_float32_precision():
     g = lambda p: f(p["w"]) + jnp.sum(p["c"] ** 2)  # noqa: E731
     res = jaxgd.minimize(g, {"w": jnp.zeros(8, jnp.float32), "c": jnp.ones(1)}, method="lbfgs", max_steps=200)
     assert np.asarray(res.loss).dtype == np.float64 and res.success
+    # a float32 loss of bfloat16 parameters (mixed precision) is left float32
+    h = jaxgd.minimize(lambda x: jnp.sum((x.astype(jnp.float32) - 1.0) ** 2), jnp.zeros(3, jnp.bfloat16), lr=0.1,
+                       max_steps=3)
+    assert np.asarray(h.loss).dtype == np.float32
