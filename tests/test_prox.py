@@ -10,6 +10,7 @@ import scipy.optimize as so
 from sklearn.linear_model import ElasticNet, Lasso
 
 import jaxgd
+from conftest import slow_if
 from jaxgd import linesearch as ls
 from jaxgd.prox.operators import Prox, elastic_net_prox, soft_threshold
 
@@ -235,7 +236,9 @@ def test_accelerated_is_gds_and_refused_up_front_with_every_other_method(method)
 BOUNDS_REFUSED = ("bfgs", "cg")
 
 
-@pytest.mark.parametrize("method", jaxgd.methods())
+# (the kept methods' runs compile a loop each: gd, adam and lbfgs in make test, the rest in make slow)
+@pytest.mark.parametrize("method", [slow_if(m not in ("gd", "adam", "lbfgs", *BOUNDS_REFUSED), m, id=m)
+                                    for m in jaxgd.methods()])
 def test_bounds_are_refused_up_front_with_bfgs_and_cg_and_accepted_otherwise(method):
     """Every entry point refuses bounds with bfgs/cg on the host, naming bounds, the method and
     lbfgs; (None, None) is no bound and accepted by every method. Reference for the kept methods
