@@ -147,7 +147,8 @@ LRS = jnp.asarray([0.01, 0.02, 0.05, 0.1, 0.15, 0.3, 0.34, 0.6], jnp.float32)
         # (make slow: two more compiled pairs, ~3 s each)
         pytest.param(dict(max_steps=500, gtol=1e-3, method="momentum", history=2), marks=pytest.mark.slow),
         pytest.param(dict(max_steps=400, gtol=1e-4, ftol=1e-9, history=False), marks=pytest.mark.slow),
-        dict(max_steps=37, gtol=0.0, method="adam"),  # one chunk of 37 steps (a prime below 2 x 32)
+        # one chunk of 37 steps (a prime below 2 x 32; make slow: 500 and 97 cover the tiled and spare paths)
+        pytest.param(dict(max_steps=37, gtol=0.0, method="adam"), marks=pytest.mark.slow),
         dict(max_steps=97, gtol=0.0, method="adam", history=2),  # 48 entries of 97 steps: a spare chunk
         dict(max_steps=0),
     ],
