@@ -69,12 +69,6 @@ def vdot(a: PyTree, b: PyTree) -> jax.Array:
     return sum(parts[1:], parts[0])
 
 
-def float_dtype(a: PyTree) -> Any:
-    """The dtype the floating leaves of ``a`` promote to (None for none)."""
-    floats = [x for x in leaves(a) if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
-    return jnp.result_type(*floats) if floats else None
-
-
 def sq_norm(a: PyTree) -> jax.Array:
     """Squared global 2-norm over all leaves."""
     parts = [_sum(jnp.square(x)) for x in leaves(a)]

@@ -326,11 +326,8 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
     n_args, out_tree = len(args), jax.tree_util.tree_structure(out_shape)
 
     def lifted(params: Params, *rest: Any) -> Any:
-        values = iter(rest[n_args:])
-        consts = [next(values) if up else c for c, up in zip(closed.consts, lift)]
         flat = jax.tree_util.tree_leaves((params, *rest[:n_args]))
-        out = _jex_core.jaxpr_as_fun(_jex_core.ClosedJaxpr(closed.jaxpr, consts))(*flat)
-        return jax.tree_util.tree_unflatten(out_tree, out)
+        return jax.tree_util.tree_unflatten(out_tree, _refilled(closed, lift, rest[n_args:])(*flat))
 
     return solver.with_fun(lifted), (*args, *(c for c, up in zip(closed.consts, lift) if up)), True
 
@@ -340,11 +337,8 @@ def closes_over_tracers(solver: Solver, x0: Params, args: tuple) -> bool:
     ``jax.grad``/``vmap``): what :func:`lift_closure` would lift, without building the solver."""
     if not _compile.tracing():
         return False
-    schedule = getattr(solver.rule, "schedule", None)
-    if isinstance(schedule, _tree.Static) and callable(schedule.value):
-        if any(_traced_consts(schedule.value, jnp.zeros((), jnp.int32))[1]):
-            return True
-    return any(_traced_consts(solver.fun, x0, *args)[1])
+    traced = _traced_schedule(solver)
+    return (traced is not None and any(traced[1])) or any(_traced_consts(solver.fun, x0, *args)[1])
 
 
 def _traced_consts(fn: Callable, *example: Any) -> tuple[Any, tuple, Any]:
@@ -352,6 +346,14 @@ def _traced_consts(fn: Callable, *example: Any) -> tuple[Any, tuple, Any]:
     once at ``example`` (``jax.make_jaxpr``)."""
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*example)
     return closed, tuple(isinstance(c, jax.core.Tracer) for c in closed.consts), out_shape
+
+
+def _refilled(closed: Any, lift: tuple, values: Any) -> Callable:
+    """``closed``'s jaxpr as a function, its constants where ``lift`` is True taken from ``values``
+    (in order; the lifted tracers, or the leaves that replaced them)."""
+    values = iter(values)
+    consts = [next(values) if up else c for c, up in zip(closed.consts, lift)]
+    return _jex_core.jaxpr_as_fun(_jex_core.ClosedJaxpr(closed.jaxpr, consts))
 
 
 @jax.tree_util.register_pytree_node_class
@@ -364,9 +366,7 @@ class _LiftedSchedule:
         self.closed, self.lift, self.leaves = closed, lift, leaves
 
     def __call__(self, count: Any) -> Any:
-        values = iter(self.leaves)
-        consts = [next(values) if up else c for c, up in zip(self.closed.consts, self.lift)]
-        (out,) = _jex_core.jaxpr_as_fun(_jex_core.ClosedJaxpr(self.closed.jaxpr, consts))(count)
+        (out,) = _refilled(self.closed, self.lift, self.leaves)(count)
         return out
 
     def tree_flatten(self) -> tuple:
@@ -382,15 +382,24 @@ def _lift_schedule(solver: Solver) -> tuple[Solver, bool]:
     from a value under ``jax.grad``/``vmap``) rebuilt as a :class:`_LiftedSchedule`, whose tracers
     are leaves of the solver: the implicit adjoint's ``stop_gradient`` then reaches them (its
     derivative in ``lr`` is zero, as documented) and the unrolled one differentiates them."""
-    schedule = getattr(solver.rule, "schedule", None)
-    if not isinstance(schedule, _tree.Static) or not callable(schedule.value):
+    traced = _traced_schedule(solver)
+    if traced is None:
         return solver, False
-    closed, lift, _ = _traced_consts(schedule.value, jnp.zeros((), jnp.int32))
+    closed, lift = traced
     if not any(lift) or len(closed.out_avals) != 1:
         return solver, False
     leaves = tuple(c for c, up in zip(closed.consts, lift) if up)
     kept = _jex_core.ClosedJaxpr(closed.jaxpr, [None if up else c for c, up in zip(closed.consts, lift)])  # no tracer kept
     return solver.with_rule(type(solver.rule)(_LiftedSchedule(kept, lift, leaves))), True
+
+
+def _traced_schedule(solver: Solver) -> Optional[tuple[Any, tuple]]:
+    """``(closed jaxpr, which constants are tracers)`` of a schedule ``lr`` traced at step 0, or None
+    where ``lr`` is no schedule."""
+    schedule = getattr(solver.rule, "schedule", None)
+    if not isinstance(schedule, _tree.Static) or not callable(schedule.value):
+        return None
+    return _traced_consts(schedule.value, jnp.zeros((), jnp.int32))[:2]
 
 
 def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:

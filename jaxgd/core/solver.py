@@ -225,7 +225,7 @@ class Solver:
         out = self.fun(params, *args)
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)
-        if loss.dtype == jnp.float64 and _tree.float_dtype(params) == jnp.float32:
+        if loss.dtype == jnp.float64 and jnp.result_type(*_tree.leaves(params)) == jnp.float32:  # (float leaves: check_params)
             loss = loss.astype(jnp.float32)
         if self.l2 is not None and not self.direction.decoupled_l2:
             loss = loss + l2_penalty(self.l2, params).astype(loss.dtype)
