@@ -200,7 +200,7 @@ def test_new_bound_values_do_not_retrace():
 
 # -- accelerated=True with another method (session 29) ---------------------------------------------
 # FISTA's extrapolation accelerates the plain gradient step only; written out here rather than read
-# from jaxgd.prox.operators, so that adding a method to jaxgd.methods() without deciding fails below.
+# from jaxgd.core.combinations, so that adding a method to jaxgd.methods() without deciding fails below.
 # What the refused pairs did (minimize, float64, default lr; the message quotes it): momentum and
 # nesterov diverged on a 30 x 5 least squares (|x| 6e93, 1e153), adam/adamw ended 7.2 and 23 from
 # its answer, cg LINESEARCH_FAILED at 2e152, bfgs LINESEARCH_FAILED at 6e15 on 10-D Rosenbrock.

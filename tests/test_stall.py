@@ -463,7 +463,7 @@ def test_window_does_not_stop_an_oscillation_away_from_a_stationary_point(x64_of
 
 # -- l1 with each method (issue 13 item 3): scikit-learn's Lasso is the reference ----------------------
 # The methods whose proximal step solves the L1 problem, written out here rather than read from
-# jaxgd.core.stall: dropping a method from stall.L1_REFUSED, or adding one to jaxgd.methods()
+# jaxgd.core.combinations: dropping a method from its REFUSED["l1"], or adding one to jaxgd.methods()
 # without deciding, fails test_l1_with_any_other_method_is_refused_up_front. Measured on the
 # problem below (lr tuned per method, 100,000 steps, float64): gd matches Lasso to 7e-16; momentum
 # and nesterov sum past gradients (10 g at a fixed point) and land on Lasso(alpha/10) to 2e-15,

@@ -60,6 +60,8 @@ from typing import Any, Callable, Optional
 
 import jax
 
+from .combinations import base_name
+
 # XLA:CPU options of jaxgd's top-level programs (jax.jit(compiler_options=...), parsed like XLA_FLAGS).
 CPU_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
 SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compiled with CPU_OPTIONS
@@ -104,8 +106,7 @@ def classic_limit(solver: Any) -> int:
     for ``bfgs``/``lbfgs``/``cg`` (L-BFGS-B its own), else :data:`SMALL`."""
     if not same_bits(solver):
         return 0
-    # the method's name without its options ("lbfgs(scaling='scalar')" is lbfgs)
-    name = getattr(getattr(solver, "direction", None), "name", "").split("(")[0]
+    name = base_name(getattr(getattr(solver, "direction", None), "name", ""))
     if name == "lbfgs" and _is_lbfgsb(solver):
         name = "lbfgs-b"
     return QUASI_NEWTON_SMALL.get(name, SMALL)

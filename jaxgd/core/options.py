@@ -26,9 +26,9 @@ from .. import _tree, _validate
 from ..directions import lbfgsb as _lbfgsb
 from ..directions import registry as _directions
 from ..interop import explain as _explain
-from ..prox.operators import Prox, check_bounds, check_bounds_method, check_fista_method
+from ..prox.operators import Prox, check_bounds
 from . import cache as _cache
-from . import stall as _stall
+from . import combinations as _combinations
 from . import stepsize as _stepsize
 
 
@@ -83,10 +83,10 @@ OPTIONS: dict[str, Option] = {
         "``(lower, upper)`` box constraints applied by projection after each step (projected gradient "
         "with ``gd``). Each side is ``None`` (unbounded), a number, or a pytree with the structure of the "
         "parameters (``-inf``/``inf`` for free entries); ``(0, None)`` is non-negativity. The start is "
-        "projected into the box (as scipy's L-BFGS-B does). With ``method=\"lbfgs\"`` and the default "
-        "``lr`` (and no ``l1``, ``clip`` or ``accelerated``) the run is true L-BFGS-B instead (generalised "
-        "Cauchy point, subspace minimisation, projected More-Thuente search; Byrd, Lu, Nocedal & Zhu 1995), "
-        "whose ``gtol`` tests the projected gradient's infinity norm, as scipy's ``pgtol``. Refused with "
+        "projected into the box (as scipy's L-BFGS-B does). With ``method=\"lbfgs\"`` the run is true "
+        "L-BFGS-B instead (generalised Cauchy point, subspace minimisation, its own projected More-Thuente "
+        "search; Byrd, Lu, Nocedal & Zhu 1995; so ``lr`` and ``clip`` are refused with it), whose ``gtol`` "
+        "tests the projected gradient's infinity norm, as scipy's ``pgtol``. Refused with "
         "``bfgs`` and ``cg``, whose projected steps are not a bound-constrained method."
     )),
     "accelerated": Option(False, (
@@ -346,7 +346,7 @@ def solver_fields(
         raise TypeError(NOT_CALLABLE.format(kind=type(fun).__name__))
     direction = _directions.resolve(method)
     _check_lr_with_optax(method, lr)
-    default_lr = lr is None  # L-BFGS-B runs for lbfgs + bounds + the default lr
+    user_lr = lr  # None: the method's default
     if lr is None:
         lr = _directions.default_lr(direction)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
@@ -366,10 +366,10 @@ def solver_fields(
     if not isinstance(accelerated, bool):
         raise TypeError(f"accelerated must be a bool, got {accelerated=}")
     lower, upper = check_bounds(bounds)
-    _stall.check_l1_method(direction.name, _off_if_zero(l1))  # l1 with any method but gd refused (jaxgd.core.stall)
-    check_fista_method(direction.name, accelerated)  # and so is accelerated (FISTA: jaxgd.prox.operators)
-    check_bounds_method(direction.name, lower, upper)  # bounds with bfgs/cg (a projected step) refused
-    lbfgsb = _lbfgsb.rule_for(direction, lower, upper, _off_if_zero(l1), clip, accelerated) if default_lr else None
+    bounded = lower is not None or upper is not None
+    _combinations.check(direction.name, l1=_off_if_zero(l1), accelerated=accelerated, bounded=bounded,
+                        lr=user_lr, clip=clip)
+    lbfgsb = _lbfgsb.rule_for(direction, bounded)  # lbfgs + bounds: L-BFGS-B (any other lr or clip refused)
     if unroll is not None:
         if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
             raise ValueError(BAD_UNROLL.format(value=unroll))

@@ -101,13 +101,6 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
-
-Also here: :func:`check_l1_method`, which refuses ``l1=`` with a method
-whose proximal step would not solve the L1 problem (every registered method
-but ``gd``: quasi-Newton and conjugate-gradient directions, momentum, which
-sums past gradients, and the adaptive methods, which rescale each
-coordinate; measured against scikit-learn's ``Lasso`` in
-``tests/test_stall.py``).
 """
 
 from __future__ import annotations
@@ -121,58 +114,6 @@ import numpy as np
 from .. import _tree
 from .status import Status
 from .._types import Params
-
-# Methods whose proximal step prox(x + alpha d), with a scalar alpha, has fixed points that are not
-# the L1 problem's solutions: every registered method but gd (measured against scikit-learn's Lasso;
-# tests/test_stall.py). Each with what its direction does, for the message:
-_QUASI_NEWTON = "multiplies the gradient by a curvature (inverse-Hessian) estimate (a quasi-Newton method)"
-_MOMENTUM = "sums past gradients (v = 0.9 v + g, which is 10 g at a fixed point: the run solves the problem for l1/10)"
-_ADAPTIVE = "divides each gradient coordinate by a running gradient magnitude (an adaptive method)"
-_WHY_NOT_L1 = {
-    "bfgs": _QUASI_NEWTON,
-    "lbfgs": _QUASI_NEWTON,
-    "cg": "adds a multiple of the previous direction to the gradient (conjugate gradient)",
-    "momentum": _MOMENTUM,
-    "nesterov": _MOMENTUM,
-    "adagrad": _ADAPTIVE,
-    "rmsprop": _ADAPTIVE,
-    "adam": _ADAPTIVE,
-    "adamw": _ADAPTIVE,
-}
-L1_REFUSED = tuple(_WHY_NOT_L1)
-BAD_L1_METHOD = (
-    "l1={l1} cannot be combined with method={method!r}: l1= is a proximal (soft-thresholding) step, "
-    "which solves the L1 problem only with a plain gradient direction, and {method!r} {why}; the run "
-    "would end at a point that is not the L1 problem's solution. Use method='gd' (ISTA; accelerated=True "
-    "for FISTA), or write the penalty into the loss if you accept a non-sparse answer"
-)
-
-
-def _is_off(l1: Any) -> bool:
-    """``l1`` switched off: None, or concrete zeros everywhere (a number or a pytree)."""
-    if l1 is None:
-        return True
-    if not _tree.is_concrete(l1):
-        return False  # a traced weight may be non-zero
-    return all(not np.any(np.asarray(leaf)) for leaf in jax.tree_util.tree_leaves(l1))
-
-
-def check_l1_method(direction_name: str, l1: Any) -> None:
-    """Raise when ``l1`` (not off) is combined with a method in :data:`L1_REFUSED`.
-
-    ``l1`` is off when it is None or concrete zeros (``l1=0`` is accepted by every method).
-
-    Raises:
-      ValueError: names ``l1`` and the method, says why the pair cannot solve the L1
-        problem and what to use instead.
-    """
-    if _is_off(l1):
-        return
-    base = direction_name.split("(")[0]
-    if base in L1_REFUSED:
-        shown = repr(l1) if _tree.is_concrete(l1) else "<traced>"
-        raise ValueError(BAD_L1_METHOD.format(l1=shown, method=base, why=_WHY_NOT_L1[base]))
-
 
 def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params) -> jax.Array:
     """True when ``grad_norm * max(||x||, 1) <= sqrt(eps) * max(|f|, 1)`` (see the module doc).

@@ -1,8 +1,8 @@
 """L-BFGS-B: limited-memory BFGS with bounds, one compiled step of the solver's loop.
 
-``jaxgd.minimize(fun, x0, method="lbfgs", bounds=(lower, upper))`` (with the
-default ``lr``) runs this step instead of "an unconstrained L-BFGS step,
-then a projection". Each iteration, on the flattened parameters
+``jaxgd.minimize(fun, x0, method="lbfgs", bounds=(lower, upper))`` runs
+this step instead of "an unconstrained L-BFGS step, then a projection"
+(which another ``lr`` or ``clip`` would be: they are refused with it). Each iteration, on the flattened parameters
 (``jax.flatten_util.ravel_pytree``):
 
 1. the compact limited-memory matrix :math:`B = \\theta I - W M W^\\top`
@@ -101,15 +101,15 @@ class LbfgsbSearch:
         return f"LbfgsbSearch(memory_size={self.memory_size}, maxls={self.maxls}, scaling={self.scaling!r})"
 
 
-def rule_for(direction: Any, lower: Any, upper: Any, l1: Any, clip: Any, accelerated: bool) -> Optional[LbfgsbSearch]:
+def rule_for(direction: Any, bounded: bool) -> Optional[LbfgsbSearch]:
     """The L-BFGS-B rule when the solver should run L-BFGS-B, else None.
 
-    That is: the built-in ``lbfgs`` direction, some bound given, and none of
-    the options L-BFGS-B has no place for (an ``l1`` term, gradient
-    clipping, FISTA acceleration), which keep the projection path.
+    That is: the built-in ``lbfgs`` direction with some bound given (the
+    options L-BFGS-B has no place for, ``l1``, ``clip``, ``accelerated`` or
+    another ``lr``, are refused with it: :mod:`jaxgd.core.combinations`).
     """
     m = _limited_memory.memory_size(direction)
-    if m is None or (lower is None and upper is None) or l1 is not None or clip is not None or accelerated:
+    if m is None or not bounded:
         return None
     return LbfgsbSearch(memory_size=m, scaling=_limited_memory.scaling(direction))
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
+from ..core.combinations import base_name
 from ..linesearch.more_thuente import MoreThuente
 from . import directions as _directions
 from . import loop as _loop
@@ -88,7 +89,7 @@ AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000}
 
 def prefers_host(solver: Any, x0: Any) -> bool:
     """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`)."""
-    name = solver.direction.name.split("(")[0]
+    name = base_name(solver.direction.name)
     return sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(x0)) <= AUTO_MAX_SIZE.get(name, 0)
 
 

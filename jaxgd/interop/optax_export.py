@@ -29,6 +29,7 @@ from ..core import stepsize as _stepsize
 from ..core import update as _update
 from ..core.options import default as _D
 from ..core.status import Status
+from ..directions.lbfgsb import LbfgsbSearch
 from ..prox.operators import l2_penalty, weight_leaves
 
 NEEDS_EXTRA = (
@@ -39,6 +40,11 @@ NEEDS_EXTRA = (
 )
 NEEDS_PARAMS = "as_optax(...).update needs params (the current parameters), got params=None"
 NO_ACCELERATED = "as_optax does not take accelerated=; FISTA momentum needs the loop's previous iterate (use minimize)"
+NO_LBFGSB = (
+    "as_optax cannot run method='lbfgs' with bounds=: that is L-BFGS-B, whose step (generalised Cauchy point, "
+    "subspace minimisation, projected search over the flattened parameters) lives in jaxgd's own loop. Use "
+    "jaxgd.minimize or jaxgd.Solver for L-BFGS-B, or a first-order method (gd, adam, ...) with lr= and bounds="
+)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -260,7 +266,8 @@ def as_optax(
       ValueError: a bad value (names the argument); an optax transformation
         as ``method`` with a float or schedule ``lr``; at ``init``, ``l1``,
         ``l2`` or ``bounds`` pytrees that do not fit the parameters; at
-        ``update``, no ``params``.
+        ``update``, no ``params``; ``method="lbfgs"`` with ``bounds`` (L-BFGS-B
+        runs in ``minimize``'s loop only).
 
     Example:
       >>> import jax.numpy as jnp, optax, jaxgd
@@ -283,6 +290,8 @@ def as_optax(
     fields = _options.solver_fields(
         _no_loss, method, lr, **{**defaults, "l1": l1, "l2": l2, "bounds": bounds, "clip": clip}
     )
+    if isinstance(fields["rule"], LbfgsbSearch):  # its step is the solver's hook (jaxgd.directions.lbfgsb)
+        raise ValueError(NO_LBFGSB)
     parts = _Parts(fields["direction"], fields["rule"], fields["prox"], fields["l2"], fields["clip"])
 
     def init(params: Params) -> AsOptaxState:
