@@ -169,6 +169,46 @@ def test_nonfinite_step_is_not_taken() -> None:
     np.testing.assert_array_equal(np.asarray(res.params), np.asarray(x + updates))
 
 
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+def test_a_failed_search_with_a_memory_retries_without_it_as_minimize_does(method: str) -> None:
+    """minimize's restart (L-BFGS-B's): a failed search with a curvature memory is not taken and
+    the next step starts afresh from the same point. Reference: Solver.step driven by hand, step for
+    step up to and past the first restart; then the closed-form minimiser of |x - c|_1 + 0.01 |x|^2,
+    x = c (0 is in the subdifferential, |0.02 c| < 1). Before, as_optax kept the failing memory and
+    returned zero updates with LINESEARCH_FAILED for ever (bfgs from update 6, 0.57 above the minimum)."""
+    c = jnp.array([1.0, -2.0, 0.5])
+
+    def kinked(x: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.abs(x - c)) + 0.01 * jnp.sum(x**2)
+
+    x0 = jnp.full(3, 3.0)
+    tx = jaxgd.as_optax(method)
+    value_and_grad = optax.value_and_grad_from_state(kinked)
+
+    @jax.jit
+    def update(x: jax.Array, state: Any) -> tuple:
+        value, grad = value_and_grad(x, state=state)
+        updates, state = tx.update(grad, state, x, value=value, grad=grad, value_fn=kinked)
+        return optax.apply_updates(x, updates), state
+
+    solver = jaxgd.Solver(kinked, method, gtol=0.0, max_steps=100)
+    step = jax.jit(solver.step)
+    ref, x, state, restarted = solver.init(x0), x0, tx.init(x0), None
+    for k in range(40):  # to the first restart and one step after it (later, the kinks part the two by rounding)
+        count = int(ref.count)
+        ref, (x, state) = step(ref), update(x, state)
+        assert int(state.status) == int(ref.status) == jaxgd.Status.RUNNING
+        np.testing.assert_allclose(np.asarray(x), np.asarray(ref.params), rtol=0, atol=1e-12)
+        if restarted is not None:
+            break
+        if int(ref.count) == count:  # the restart: no step taken, the run goes on
+            restarted = k
+    assert restarted is not None and int(ref.count) == restarted + 1
+    for _ in range(60):
+        x, state = update(x, state)
+    np.testing.assert_allclose(np.asarray(x), np.asarray(c), atol=1e-6)
+
+
 def test_chains_with_optax_and_state_is_a_stable_carry() -> None:
     """Inside lax.scan (the state is a carry), chained after optax's own clip."""
     tx = optax.chain(optax.clip_by_global_norm(1e9), jaxgd.as_optax("gd", lr=jaxgd.linesearch.Backtracking()))

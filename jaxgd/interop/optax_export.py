@@ -203,10 +203,18 @@ def _update_fn(
     failed = jnp.asarray(info.failed)
     accept = finite & ~failed
     status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(finite, Status.RUNNING, Status.NONFINITE))
+    kept_direction = state.direction_state
+    if parts.direction.reset is not None:
+        # minimize's restart (Solver.step; L-BFGS-B's): a failed search with a curvature memory is not
+        # taken, and the next update retries from the same point without the memory (status RUNNING)
+        fresh, had_memory = parts.direction.reset(ustate.direction_state)
+        retry = failed & had_memory
+        status = jnp.where(retry, Status.RUNNING, status)
+        kept_direction = _tree.where(retry, Inner(fresh), kept_direction)
     taken = AsOptaxState(
         ustate.count, Inner(ustate.direction_state), Inner(ustate.rule_state), new_value, new_grad, state.status
     )
-    kept = AsOptaxState(state.count, state.direction_state, state.rule_state, raw_value, raw_grad, state.status)
+    kept = AsOptaxState(state.count, kept_direction, state.rule_state, raw_value, raw_grad, state.status)
     new_state = _update.keep_if(accept, taken, kept)._replace(status=status.astype(jnp.int32))
     step = _update.keep_if(accept, _tree.sub(new_params, params), _tree.tmap(jnp.zeros_like, params))
     return step, new_state
@@ -245,7 +253,9 @@ def as_optax(
     ``grad`` hold that evaluation: ``optax.value_and_grad_from_state(loss)``
     re-uses it. Non-finite policy (as in ``minimize``): a step whose outcome
     is not finite, or a failed line search, is not taken (zero updates) and
-    ``state.status`` says why. ``l2`` is a penalty on ``value_fn`` (the
+    ``state.status`` says why; as in ``minimize``, a failed search of ``bfgs``
+    or ``lbfgs`` with a curvature memory drops the memory instead, so the next
+    update retries along the gradient (status ``RUNNING``). ``l2`` is a penalty on ``value_fn`` (the
     gradient passed in is that of the loss alone), decoupled decay with
     ``adamw``. Start inside ``bounds`` (``minimize`` projects ``x0``; a loop
     it does not own cannot). The numbers are baked into the transformation
