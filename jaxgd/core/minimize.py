@@ -10,7 +10,6 @@ positive ``lr``) are skipped for tracers, so ``minimize`` works under
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import weakref
@@ -35,13 +34,11 @@ from ..host import tier as _host_tier
 from ..interop import explain as _explain
 from ..interop import models as _models
 
-from .. import _tree
+from .. import _tree, _validate
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
-EMPTY_X0 = "{name} must contain at least one non-empty array, got {what}"
-BAD_X0_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
 NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
 NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
 BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
@@ -88,36 +85,15 @@ def as_params(x0: Any, name: str = "x0") -> Params:
     return _as_params(x0, name)[0]
 
 
-@functools.lru_cache(maxsize=64)
-def _is_float(dtype: Any) -> bool:  # jnp.issubdtype costs ~0.5 us a call; there are few dtypes
-    return bool(jnp.issubdtype(dtype, jnp.floating))
-
-
 def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
     """:func:`as_params`, and whether every leaf is concrete (no tracer)."""
-    leaves, treedef = jax.tree_util.tree_flatten(x0)
-    if not leaves:
-        raise ValueError(EMPTY_X0.format(name=name, what=f"a pytree with no leaves ({x0!r})"))
-
-    def path(i: int) -> str:  # the i-th leaf's path, for an error only
-        return _path(jax.tree_util.tree_flatten_with_path(x0)[0][i][0])
-
+    leaves, treedef, dtypes = _validate.params(name, x0)
     out, concrete = [], True
-    for i, leaf in enumerate(leaves):
-        if isinstance(leaf, (bool, int)) or not hasattr(leaf, "dtype") and not isinstance(leaf, float):
-            arr_dtype = np.asarray(leaf).dtype
-        else:
-            arr_dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
-        try:
-            is_float = _is_float(arr_dtype)
-        except TypeError:  # an unhashable dtype-like object
-            is_float = bool(jnp.issubdtype(arr_dtype, jnp.floating))
-        if not is_float:
-            raise TypeError(BAD_X0_DTYPE.format(name=name, path=path(i), dtype=arr_dtype))
+    for i, (leaf, dtype) in enumerate(zip(leaves, dtypes)):
         # Strongly typed, always: a weakly typed leaf (from a Python float)
         # would promote differently from the same leaf loaded from a checkpoint.
         # (device_put, not jnp.asarray, which compiles a small program per shape.)
-        host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=arr_dtype)
+        host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=dtype)
         arr = leaf if host is None else jax.device_put(host)
         traced = isinstance(arr, jax.core.Tracer)
         if getattr(arr, "weak_type", False):
@@ -125,12 +101,10 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
                 arr = jax.lax.convert_element_type(arr, arr.dtype)
             else:
                 arr = jax.device_put(np.asarray(arr))
-        if arr.size == 0:
-            raise ValueError(EMPTY_X0.format(name=name, what=f"leaf {path(i)} of shape {arr.shape}"))
         if traced:
             concrete = False
         elif not _finite(arr if host is None else host):
-            raise ValueError(NONFINITE_X0.format(name=name, path=path(i)))
+            raise ValueError(NONFINITE_X0.format(name=name, path=_path(jax.tree_util.tree_flatten_with_path(x0)[0][i][0])))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out), concrete
 

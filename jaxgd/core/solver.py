@@ -41,7 +41,7 @@ from .update import clip_by_global_norm  # noqa: F401  (re-exported: older impor
 
 from . import stall as _stall  # issue 13 hook
 
-from .. import _tree
+from .. import _tree, _validate
 from ..prox.operators import weight_leaves as _prox_weights
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
 from .status import History, Result, Status
@@ -286,7 +286,14 @@ class Solver:
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
         """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``;
-        its stationarity measure and finiteness test are every step's, :meth:`_measure`)."""
+        its stationarity measure and finiteness test are every step's, :meth:`_measure`).
+
+        Raises:
+          TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``).
+          ValueError: an empty ``x0`` or a leaf of size 0; ``bounds``, ``l1`` or ``l2`` pytrees
+            that do not fit ``x0``.
+        """
+        _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
         params = _tree.tmap(jnp.asarray, x0)
         self.check_params(params)
         params = self.prox.project(params)

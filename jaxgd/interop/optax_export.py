@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .. import _tree
+from .. import _tree, _validate
 from .._types import ArrayLike, Params, PyTree
 from ..core import options as _options
 from ..core import stepsize as _stepsize
@@ -152,6 +152,7 @@ def _add_l2(parts: _Parts, params: Params, value: jax.Array, grad: PyTree) -> tu
 
 def _init(parts: _Parts, params: Params) -> AsOptaxState:
     params = _pure(params)
+    _validate.params("params", params)  # minimize's policy: a non-empty pytree of real float arrays
     parts.prox.check(params)
     if parts.l2 is not None:
         weight_leaves(parts.l2, params, "l2")
@@ -271,11 +272,13 @@ def as_optax(
 
     Raises:
       TypeError: an unknown keyword (close spellings suggested), ``method``
-        or ``lr`` of the wrong kind; at ``update``, a state-aware ``lr``
+        or ``lr`` of the wrong kind; at ``init``, a parameter leaf that is
+        not a real floating array; at ``update``, a state-aware ``lr``
         without ``value``/``value_fn``.
       ValueError: a bad value (names the argument); an optax transformation
-        as ``method`` with a float or schedule ``lr``; at ``init``, ``l1``,
-        ``l2`` or ``bounds`` pytrees that do not fit the parameters; at
+        as ``method`` with a float or schedule ``lr``; at ``init``, empty
+        parameters, or ``l1``, ``l2`` or ``bounds`` pytrees that do not fit
+        the parameters; at
         ``update``, no ``params``; ``method="lbfgs"`` with ``bounds`` (L-BFGS-B
         runs in ``minimize``'s loop only).
 
