@@ -93,6 +93,22 @@ def test_nan_in_the_data_at_step_zero_says_params_are_the_start() -> None:
     assert message_at(jaxgd.Status.NONFINITE, 3) == jaxgd.Status.NONFINITE.message
 
 
+def test_a_finite_start_whose_first_step_is_not_finite_keeps_the_general_message() -> None:
+    """Reference: the loss at x0 (NumPy), finite; gd's first step x - lr g = [2, 5] - [2.5, 2.8] has
+    a negative entry, where log is NaN. The run stops at step 0 with x0, but the starting point was
+    fine: the message must not say it was already NaN (audit, session 30). Also per lane under vmap."""
+    def f(x: jax.Array) -> jax.Array:
+        return jnp.sum(-jnp.log(x) + 3 * x)
+
+    x0 = np.array([2.0, 5.0])
+    assert np.isfinite(np.sum(-np.log(x0) + 3 * x0)) and np.any(x0 - 1.0 * (3 - 1 / x0) < 0)
+    res = jaxgd.minimize(f, jnp.asarray(x0), method="gd", lr=1.0)
+    assert res.status_enum is jaxgd.Status.NONFINITE and int(res.steps) == 0
+    assert res.message == jaxgd.Status.NONFINITE.message != NONFINITE_AT_START
+    lanes = jax.vmap(lambda x: jaxgd.minimize(f, x, method="gd", lr=1.0))(jnp.asarray([x0, [-1.0, 1.0]]))
+    assert list(lanes.message) == [jaxgd.Status.NONFINITE.message, NONFINITE_AT_START]
+
+
 def test_args_shape_error_chains_jax_error() -> None:
     with pytest.raises(TypeError) as err:
         jaxgd.minimize(lambda x, a: jnp.sum(a @ x), jnp.zeros(3), (np.ones((4, 2)),))

@@ -110,10 +110,11 @@ NONFINITE_AT_START = (
 )
 
 
-def message_at(status: Any, steps: Any, dtype: str = "float32") -> str:
-    """``status.message``, made true for a run that stopped at step 0 (no finite params were ever
-    seen), with ``PRECISION``'s ``{dtype}`` filled in."""
-    if status == Status.NONFINITE and int(np.asarray(steps)) == 0:
+def message_at(status: Any, steps: Any, dtype: str = "float32", start_finite: bool = False) -> str:
+    """``status.message``, made true for a run that stopped at step 0 because the loss or gradient
+    at the start was not finite (``start_finite`` False; a finite start whose first step was
+    not finite keeps the general text), with ``PRECISION``'s ``{dtype}`` filled in."""
+    if status == Status.NONFINITE and int(np.asarray(steps)) == 0 and not start_finite:
         return NONFINITE_AT_START
     return status.message.format(dtype=dtype)
 
@@ -200,9 +201,12 @@ class Result(NamedTuple):
         """A human sentence saying why the run stopped (host only)."""
         s = self.status_enum
         dtype = np.asarray(self.loss).dtype.name  # for PRECISION's "{dtype}" (issue 13)
+        # at step 0 the loss and gradient norm are x0's: finite there, the first step was not
+        start_finite = np.isfinite(np.asarray(self.loss)) & np.isfinite(np.asarray(self.grad_norm))
         if isinstance(s, Status):
-            return message_at(s, self.steps, dtype)
-        return np.vectorize(lambda x, k: message_at(x, k, dtype), otypes=[object])(s, np.asarray(self.steps))
+            return message_at(s, self.steps, dtype, bool(start_finite))
+        return np.vectorize(lambda x, k, ok: message_at(x, k, dtype, ok), otypes=[object])(
+            s, np.asarray(self.steps), start_finite)
 
     def __repr__(self) -> str:  # a short summary; the full tree is still available
         try:
