@@ -47,6 +47,38 @@ def test_progress_bar_says_max_steps(capsys: pytest.CaptureFixture) -> None:
     assert bar.startswith("stopped: max_steps at step 20: 100%") and "20/20" in bar, bar
 
 
+def test_progress_bar_names_every_status(capsys: pytest.CaptureFixture, x64_off: None) -> None:
+    """Every Status has a reason on the bar (PRECISION and STALLED read "status 9"/"status 10")."""
+    from jaxgd.core.progress import reason
+
+    for status in jaxgd.Status:
+        if status is not jaxgd.Status.RUNNING:
+            assert "status" not in reason(status, 5, 10, "step"), status
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 3.0) ** 2), jnp.ones(2), lr=0.1, progress=True, history=False)
+    assert res.status_enum is jaxgd.Status.PRECISION  # float32: gtol=1e-6 is below the rounding of f near x = 3
+    assert last_bar(capsys.readouterr().err).startswith(f"converged: at precision at step {int(res.steps)}: 100%")
+
+
+def test_progress_bar_under_vmap_follows_the_runs_still_running(capsys: pytest.CaptureFixture) -> None:
+    """Under vmap the bar waited at the first run to stop (its count, the batch's minimum) and
+    ended there; it follows the least advanced run still running and ends at the last one's
+    step, counting the runs by reason."""
+    res = jax.vmap(lambda lr: jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), lr=lr, progress=True))(
+        jnp.array([0.01, 0.3]))
+    steps = [int(k) for k in res.steps]
+    assert steps[1] < steps[0] < 1000
+    bar = last_bar(capsys.readouterr().err)
+    assert bar.startswith("2 runs, ") and f"by step {steps[0]}: 100%" in bar and f"{steps[0]}/{steps[0]}" in bar, bar
+    for status in res.status_enum:
+        assert f"1 {reason_of(status)}" in bar or f"2 {reason_of(status)}" in bar, bar
+
+
+def reason_of(status: jaxgd.Status) -> str:
+    from jaxgd.core.progress import reason
+
+    return reason(status, 1, 2, "step").rsplit(" at step", 1)[0]
+
+
 def test_progress_bar_of_fit_says_why(capsys: pytest.CaptureFixture) -> None:
     key = jax.random.PRNGKey(0)
     res = jaxgd.fit(mse, jnp.zeros(3), (X, Y), batch_size=10, epochs=3, key=key, lr=0.1, progress=True)

@@ -39,7 +39,7 @@ from jax import lax
 
 from . import driver as _driver
 from . import packing as _packing
-from .status import History
+from .status import History, Status
 
 STEPS_PER_CHUNK = 32  # K, rounded up to a multiple of history_every
 
@@ -83,6 +83,12 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     def running(st: Any) -> jax.Array:
         return _driver.running(st.status, st.count, solver.step_limit)
 
+    def shown_count(st: Any) -> jax.Array:
+        """The bar's step: the least advanced run still running (once all stopped, the last to stop)."""
+        live = running(st)
+        waiting = jnp.min(jnp.where(live, st.count, jnp.iinfo(st.count.dtype).max))
+        return jnp.where(jnp.any(live), waiting, jnp.max(st.count))
+
     # the runs' scalars (value, counters, status, ...) carried as one (k, runs) array per dtype
     pack, unpack = _packing.codec(state, ndim=1)
 
@@ -106,7 +112,7 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
             h = History(*(lax.dynamic_update_slice(b, rows[:, i].T, (jnp.zeros_like(it), it // every)) for i, b in enumerate(h)))
         if solver.progress_every:
             st = unpack(c)
-            _driver.report(jnp.min(st.count), jnp.min(vloss(solver, st)), solver.step_limit)
+            _driver.report(shown_count(st), jnp.min(vloss(solver, st)), solver.step_limit)
         return c, h, it + k_steps
 
     def more(carry: tuple) -> jax.Array:
@@ -116,7 +122,8 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     c, hist, _ = lax.while_loop(more, chunk, (pack(state), hist, jnp.asarray(0, jnp.int32)))
     state = unpack(c)
     if solver.progress_every:
-        _driver.report(jnp.min(state.count), jnp.min(vloss(solver, state)), solver.step_limit, final=True)
+        _driver.report(jnp.max(state.count), jnp.min(vloss(solver, state)), solver.step_limit, final=True,
+                       status=jnp.where(running(state), Status.MAX_STEPS, state.status))
     if spare:
         hist = History(*(b[:, :n] for b in hist))
     out = jax.vmap(lambda s, st, h: package(s.finish(st, h)), in_axes=(s_ax, 0, 0))(solver, state, hist)

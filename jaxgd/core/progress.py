@@ -51,14 +51,19 @@ def update(count: Any, loss: Any, total: Any) -> None:
 _REASONS = {  # one family of codes (Status and FitStatus) -> what the finished bar says
     Status.GTOL: "converged: gtol", Status.FTOL: "converged: ftol", Status.XTOL: "converged: xtol",
     Status.MAX_STEPS: "stopped: max_steps", Status.NONFINITE: "stopped: non-finite loss",
-    Status.LINESEARCH_FAILED: "stopped: line search failed", FitStatus.EPOCHS: "completed",
-    FitStatus.PATIENCE: "stopped early: patience",
+    Status.LINESEARCH_FAILED: "stopped: line search failed", Status.PRECISION: "converged: at precision",
+    Status.STALLED: "stopped: stalled", FitStatus.EPOCHS: "completed", FitStatus.PATIENCE: "stopped early: patience",
 }
 
 
 def reason(status: Any, n: int, total: int, unit: str) -> str:
-    """``converged: gtol at step 274``: why a run stopped, and where (host side)."""
-    code = int(_first(status))
+    """``converged: gtol at step 274``: why a run stopped, and where (host side); for a batch of
+    runs (under ``vmap``), how many stopped for each reason, by the last one's step."""
+    codes = np.asarray(status)
+    if codes.ndim:
+        labels, counts = np.unique([_REASONS.get(int(c), f"status {int(c)}") for c in codes.ravel()], return_counts=True)
+        return f"{codes.size} runs, " + ", ".join(f"{k} {label}" for label, k in zip(labels, counts)) + f" by {unit} {n}"
+    code = int(codes)
     if code == Status.RUNNING:  # at the end of the loop: the budget ran out (finish marks it MAX_STEPS)
         code = Status.MAX_STEPS if unit == "step" else FitStatus.EPOCHS
         if n < total:
