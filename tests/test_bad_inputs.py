@@ -55,6 +55,7 @@ class Ctx:
         self.hist2 = self._ckpt("hist2.ckpt", "gd", np.zeros(3), history=2)
         self.shape4 = self._ckpt("shape4.ckpt", "gd", np.zeros(4))
         self.f32 = self._ckpt("f32.ckpt", "gd", np.zeros(3, np.float32))
+        self.steps20 = self._ckpt("steps20.ckpt", "gd", np.zeros(3), steps=20)
         data = self.good.read_bytes()
         self.truncated = self._write("truncated.ckpt", data[: len(data) // 2])
         blob = bytearray(data)
@@ -127,9 +128,10 @@ class Ctx:
         solver = jaxgd.Solver(lambda x: jnp.sum(x * x), method, 0.1, max_steps=5, history=history)
         return jax.eval_shape(solver.run, x0)
 
-    def _ckpt(self, name: str, method: str, x0: np.ndarray, history: Any = True) -> Path:
-        """A minimize-style checkpoint, written without compiling anything."""
+    def _ckpt(self, name: str, method: str, x0: np.ndarray, history: Any = True, steps: int = 0) -> Path:
+        """A minimize-style checkpoint (``steps`` taken), written without compiling anything."""
         res = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._abstract(method, x0, history))
+        res = res._replace(steps=np.int32(steps))
         meta = {"kind": "jaxgd.minimize", "method": method, "history_every": 2 if history == 2 else 1}
         save_checkpoint(self.dir / name, res, metadata=meta)
         return self.dir / name
@@ -274,6 +276,8 @@ ROWS: list[Row] = [
     R("minimize", "resume", "a checkpoint written with history=2", ValueError, "was written with history=2, but this call has history=1", lambda c: M(c, resume=c.hist2), True),
     R("minimize", "resume", "a Result of x0 with shape (4,)", TreeMismatchError, "resume.state.params: leaves differ from x0", lambda c: M(c, resume=c.result_shape4), True),
     R("minimize", "resume", "a Result of method 'adam' (call: momentum)", TreeMismatchError, "direction_state", lambda c: M(c, resume=c.result_adam, method="momentum"), True),
+    R("minimize", "resume", "a Result 20 steps in (call: max_steps=5)", ValueError, "resume: the resume result has already run 20 steps, more than this call's max_steps=5", lambda c: M(c, resume=jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), c.result_gd)._replace(steps=np.int32(20)), lr=0.1), True),
+    R("minimize", "resume", "a checkpoint 20 steps in (call: max_steps=5)", ValueError, "has already run 20 steps, more than this call's max_steps=5", lambda c: M(c, resume=c.steps20, lr=0.1), True),
     R("minimize", "resume", "a Result with a 2-d history", TreeMismatchError, "resume.history.loss must be a 1-d array", lambda c: M(c, resume=c.result_adam._replace(history=jax.tree_util.tree_map(lambda h: jax.ShapeDtypeStruct((5, 1), h.dtype), c.result_adam.history)), method="adam"), True),
     # -- Solver ---------------------------------------------------------------------------------
     R("Solver", "fun", '"f" (not callable)', TypeError, "fun must be callable", lambda c: S(c, fun="f")),

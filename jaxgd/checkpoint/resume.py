@@ -42,6 +42,7 @@ CHECKPOINT_TRACED = (
 BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got {kind}"
 RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
 RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r}, but this call has {name}={expected!r}"
+RESUME_PAST_LIMIT = "resume: the {source} has already run {done} {unit}, more than this call's {name}={limit}"
 KIND = "jaxgd.minimize"
 
 
@@ -116,6 +117,18 @@ def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize", resu
 
 
 # -- shared by minimize's and fit's resume ---------------------------------------------
+def check_not_past(source: str, done: Any, limit: int, unit: str, name: str) -> None:
+    """Refuse a run to resume that is already past this call's budget (``max_steps`` or
+    ``epochs``): continuing it would hand back more steps than asked for, with a history cut
+    short of them.
+
+    Raises:
+      ValueError: names ``name`` and both counts.
+    """
+    if _tree.is_concrete(done) and int(done) > limit:
+        raise ValueError(RESUME_PAST_LIMIT.format(source=source, done=int(done), unit=unit, name=name, limit=limit))
+
+
 def history_rows(shape: Sequence[int], default: int) -> int:
     """The rows of a history buffer of ``shape`` (1-d); ``default`` for any other shape."""
     return int(shape[0]) if len(shape) == 1 else default
@@ -187,10 +200,13 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
             what="resume.state.params", expected_name="x0",
         )
         solver.check_resumable(resume, *args, name="resume")
+        check_not_past("resume result", resume.steps, solver.max_steps, "steps", "max_steps")
         return resume
     settings = [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)]
     like = template(functools.partial(_initial, solver), params, args)
-    return load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
+    result = load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
+    check_not_past(f"checkpoint {resume!r}", result.steps, solver.max_steps, "steps", "max_steps")
+    return result
 
 
 def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Optional[int], path: Optional[str]) -> Result:

@@ -283,7 +283,8 @@ def minimize(
         ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
-        ``resume`` checkpoint from another method; ``checkpoint_path`` or
+        ``resume`` checkpoint from another method, or a ``resume`` already
+        more than ``max_steps`` steps in; ``checkpoint_path`` or
         ``resume`` under ``jax.jit``/``vmap``/``grad`` (traced inputs, or a
         traced value ``fun`` closes over); bad ``bounds`` (not a
         pair, ``lower > upper``, structure unlike ``x0``).

@@ -40,7 +40,6 @@ KEY_DIFFERS = (
     "resume: the {source} was written with key data {found}, but this call's key has key data {expected}; "
     "a resumed run must shuffle the same way: pass the original key"
 )
-TOO_MANY_EPOCHS = "resume: the {source} has already run {done} epochs, more than this call's epochs={epochs}"
 MONITOR_DIFFERS = (
     "resume: the {source} ran {before} eval_data (its best_params, best_loss and patience count follow "
     "the {loss} loss), but this call has {now}: pass the same eval_data as the run being resumed"
@@ -101,8 +100,7 @@ def _initial(solver: Solver, cfg: Config, params: Params, key: jax.Array, rows: 
 def _resize(cfg: Config, result: FitResult, source: str) -> FitResult:
     """Pad (NaN) or cut the history to ``cfg.epochs`` rows, so every chunk
     has the same shapes; refuse a run that is already past ``cfg.epochs``."""
-    if _tree.is_concrete(result.epochs) and int(result.epochs) > cfg.epochs:
-        raise ValueError(TOO_MANY_EPOCHS.format(source=source, done=int(result.epochs), epochs=cfg.epochs))
+    _resume.check_not_past(source, result.epochs, cfg.epochs, "epochs", "epochs")
 
     history = FitHistory(*result.history)
     return result._replace(history=_driver.resize_history(history, cfg.epochs, history.loss.dtype))
