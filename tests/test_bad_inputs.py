@@ -220,6 +220,7 @@ ROWS: list[Row] = [
     R("minimize", "lr", "lambda: 0.1 (no count argument)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda: 0.1)),
     # -- minimize: loop control ---------------------------------------------------------
     R("minimize", "max_steps", "-1", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=-1)),
+    R("minimize", "max_steps", "2**31", ValueError, "max_steps must be at most 2**31 - 1 = 2147483647 (the step counter is an int32)", lambda c: M(c, max_steps=2**31)),
     R("minimize", "max_steps", "10.0", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=10.0)),
     R("minimize", "max_steps", "True", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=True)),
     R("minimize", "max_steps", '"10"', ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps="10")),
@@ -363,6 +364,7 @@ ROWS: list[Row] = [
     R("check_grad", "precision", "False (was the platform default)", TypeError, "precision=False must be None (the platform's default) or a matrix-product precision that jax.default_matmul_precision accepts", lambda c: jaxgd.check_grad(c.f, c.x0, precision=False)),
     R("fit", "batch_size", "0", ValueError, "batch_size must be a positive integer no larger than the number of examples (10)", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=0, epochs=1, key=c.key)),
     R("fit", "batch_size", "11 (10 examples)", ValueError, "got batch_size=11", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=11, epochs=1, key=c.key)),
+    R("fit", "epochs", "2**31 (5 batches an epoch)", ValueError, "epochs=2147483648 with 5 batches an epoch is 10737418240 steps, more than the step counter (an int32) holds", lambda c: c.F(epochs=2**31)),
     R("fit", "epochs", "0", ValueError, "epochs must be a positive integer", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=0, key=c.key)),
     R("fit", "data", "leading axes 10 and 9", ValueError, "data leaves must share the leading (example) axis", lambda c: jaxgd.fit(c.fl, c.x0, {"x": np.ones((10, 3)), "y": np.ones(9)}, batch_size=2, epochs=1, key=c.key)),
     R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),

@@ -273,20 +273,31 @@ def _unpacked_state(state: Any, floats: Any, ints: Any) -> Any:
     return type(state)._make(values)
 
 
-def eager_result(packed: tuple, every: int = 0) -> Result:
+def eager_result(packed: tuple, every: Optional[int] = None) -> Result:
     """On the host, from :func:`run_flat`'s output: ``fill_copies(unpack_scalars(packed))``,
-    its history trimmed to the steps taken for ``every > 0`` (:func:`trim_history`), built as
-    one Result (each NamedTuple built costs microseconds of a repeated call, benchmarks E)."""
+    its history trimmed as :func:`trim_history` does for a history period ``every`` (None:
+    left as it is), built as one Result (each NamedTuple built costs microseconds of a
+    repeated call, benchmarks E)."""
     result, floats, ints = packed
     if floats is None or isinstance(floats, jax.core.Tracer):  # see unpack_scalars
         result = fill_copies(unpack_scalars(packed))
-        return trim_history(result, every) if every else result
+        return result if every is None else trim_history(result, every)
     state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
     fields = _filled(result, state)
     fields[_RESULT_STATE_AT] = state
     if every:
         fields[_RESULT_HISTORY_AT] = _trimmed(fields[_RESULT_HISTORY_AT], int(state.count) // every)
+    elif every == 0:  # history=False: NumPy too, as every eager Result's history
+        fields[_RESULT_HISTORY_AT] = _no_history(state.value.dtype)
     return Result._make(fields)
+
+
+@functools.cache
+def _no_history(dtype: Any) -> History:
+    """The history of an eager run with ``history=False``: three empty read-only NumPy arrays."""
+    empty = np.empty(0, dtype)
+    empty.flags.writeable = False
+    return History(empty, empty, empty)
 
 
 # (place in the vector, place in the state) of each packed scalar
@@ -452,6 +463,8 @@ def trim_history(result: Result, every: int) -> Result:
     steps, history = result.steps, result.history
     # a concrete step count: a NumPy scalar from the eager run (the usual case, tested first), or a 0-d array
     concrete = isinstance(steps, np.generic) or (not isinstance(steps, jax.core.Tracer) and np.ndim(steps) == 0)
+    if every == 0 and concrete:
+        return result._replace(history=_no_history(np.asarray(result.loss).dtype))
     if every == 0 or not concrete:
         if not isinstance(history, History):  # stacked by run_flat, called under a trace
             # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed

@@ -174,6 +174,8 @@ BAD_LR_ARRAY = "lr must be > 0 and finite, a real scalar (a float or a 0-d float
 BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
 BAD_LR_CLASS = "lr must be a step-size rule object, got the class {name}: call it, lr={name}()"
 BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
+MAX_STEPS_LIMIT = 2**31 - 1  # the step counters are int32
+TOO_MANY_STEPS = "max_steps must be at most 2**31 - 1 = {limit} (the step counter is an int32), got max_steps={value!r}"
 BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
 BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
@@ -353,6 +355,8 @@ def solver_fields(
         if not (isinstance(max_steps, np.integer) and max_steps >= 0):
             raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
     max_steps = int(max_steps)
+    if max_steps > MAX_STEPS_LIMIT:
+        raise ValueError(TOO_MANY_STEPS.format(limit=MAX_STEPS_LIMIT, value=max_steps))
     gtol, ftol, xtol = (_nonneg(n, v) for n, v in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)))
     l1, l2 = (_penalty(n, v) for n, v in (("l1", l1), ("l2", l2)))
     if clip is not None:
@@ -361,10 +365,7 @@ def solver_fields(
     progress_every = _validate.every("progress", progress, BAD_FLAG_EVERY)
     if progress_every == 1 and progress is True:
         progress_every = max(1, max_steps // 100)
-    if not isinstance(has_aux, bool):
-        raise TypeError(f"has_aux must be a bool, got {has_aux=}")
-    if not isinstance(accelerated, bool):
-        raise TypeError(f"accelerated must be a bool, got {accelerated=}")
+    has_aux, accelerated = _validate.flag("has_aux", has_aux), _validate.flag("accelerated", accelerated)
     lower, upper = check_bounds(bounds)
     bounded = lower is not None or upper is not None
     _combinations.check(direction.name, l1=_off_if_zero(l1), accelerated=accelerated, bounded=bounded,

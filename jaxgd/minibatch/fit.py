@@ -68,6 +68,10 @@ MISMATCH = (
 )
 BAD_BATCH = "batch_size must be a positive integer no larger than the number of examples ({n}), got batch_size={batch_size!r}"
 BAD_EPOCHS = "epochs must be a positive integer, got epochs={epochs!r}"
+TOO_MANY_EPOCHS = (
+    "epochs={epochs!r} with {batches} batches an epoch is {steps} steps, more than the step counter (an int32) "
+    "holds: at most {limit} steps"
+)
 BAD_PATIENCE = "patience must be None or a positive integer, got patience={patience!r}"
 BAD_REMAINDER = "remainder must be a jaxgd.Remainder ({valid}), got remainder={remainder!r}"
 BAD_KEY_TYPE = (
@@ -408,6 +412,10 @@ def fit(
         raise ValueError(BAD_BATCH.format(n=n, batch_size=batch_size))
     if not _positive_int(epochs):
         raise ValueError(BAD_EPOCHS.format(epochs=epochs))
+    batches = -(-n // batch_size)
+    if int(epochs) * batches > _options.MAX_STEPS_LIMIT:
+        raise ValueError(TOO_MANY_EPOCHS.format(epochs=epochs, batches=batches, steps=int(epochs) * batches,
+                                                limit=_options.MAX_STEPS_LIMIT))
     if not isinstance(remainder, Remainder):
         valid = ", ".join(f"Remainder.{r.name}" for r in Remainder)
         raise TypeError(BAD_REMAINDER.format(valid=valid, remainder=remainder))
