@@ -507,7 +507,8 @@ ROWS: list[Row] = [
     R("minimize", "tier", '"host" with bounds', ValueError, "tier='host' cannot run this call: bounds is set", lambda c: M(c, tier="host", method="lbfgs", bounds=(0.0, None))),
     R("minimize", "tier", '"host" with float16 x0', ValueError, "x0's leaves are not all float32 or all float64", lambda c: M(c, tier="host", method="bfgs", x0=np.zeros(3, np.float16))),
     R("minimize", "tier", '"host" with checkpoint_path', ValueError, "tier='host' cannot run this call: checkpoint_path or resume is set", lambda c: M(c, tier="host", method="lbfgs", checkpoint_path=c.dir / "t.ckpt")),
-    R("minimize", "tier", '"host" under jax.jit', ValueError, "tier='host' cannot run this call: x0, args or a hyperparameter is traced", lambda c: jax.jit(lambda x: M(c, tier="host", method="lbfgs", x0=x).loss)(c.x0)),
+    R("minimize", "tier", '"host" under jax.jit', ValueError, "tier='host' cannot run this call: the call is traced", lambda c: jax.jit(lambda x: M(c, tier="host", method="lbfgs", x0=x).loss)(c.x0)),
+    R("minimize", "tier", '"host" under jax.eval_shape, x0 concrete', ValueError, "tier='host' cannot run this call: the call is traced", lambda c: jax.eval_shape(lambda: M(c, tier="host", method="lbfgs"))),
     # -- what a user from another library writes (issue 16 item 5) ------------------------------------------
     R("minimize", "(keyword)", "learning_rate=0.1", TypeError, "did you mean lr, jaxgd's name for learning_rate?", lambda c: M(c, learning_rate=0.1)),
     R("minimize", "(keyword)", "tol=1e-6", TypeError, "did you mean gtol, jaxgd's name for tol?", lambda c: M(c, tol=1e-6)),

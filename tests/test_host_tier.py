@@ -323,3 +323,17 @@ def test_under_jit_auto_compiles() -> None:
     """Under a transformation the loop is part of the caller's program (no host run)."""
     out = jax.jit(lambda x: jaxgd.minimize(rosen, x, method="lbfgs", tier="auto").loss)(jnp.asarray([-1.2, 1.0]))
     assert float(out) < 1e-10
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "cg"])
+def test_under_a_trace_with_concrete_inputs_auto_compiles(method: str) -> None:
+    """x0 and args concrete, the call itself traced (a jit closing over them; jax.eval_shape, as
+    the Orbax recipe restores into): the host loop cannot run there (it raised
+    TracerArrayConversionError); the result is the compiled tier's (reference)."""
+    x0 = jnp.asarray([-1.2, 1.0])
+    want = jaxgd.minimize(rosen, x0, method=method, tier="compiled")
+    got = jax.jit(lambda s: jaxgd.minimize(rosen, x0, method=method).params * s)(1.0)
+    # (nested in the caller's jit it compiles with JAX's default emitters: the same steps to rounding)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want.params), rtol=1e-12)
+    shapes = jax.eval_shape(lambda: jaxgd.minimize(rosen, x0, method=method))
+    assert shapes.params.shape == (2,) and shapes.loss.dtype == want.loss.dtype

@@ -22,6 +22,7 @@ import numpy as np
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
 
 from . import cache as _cache
+from . import compile as _compile
 
 from . import options as _options
 from .options import default as _D
@@ -333,7 +334,7 @@ def minimize(
         if _run.closes_over_tracers(solver, params, args):  # a value captured under grad/vmap (traces fun once)
             _resume.check_concrete(path, {"values fun closes over": True}, resume=resume)
     if tier == "host":
-        eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver)
+        eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver) and not _compile.tracing()
         _host_tier.check_host(solver, params, eager, path, resume)
     if solver.progress_every:
         _progress.reset()

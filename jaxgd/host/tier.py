@@ -103,7 +103,7 @@ def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any 
     """
     why = unsupported(solver, x0)
     if why is None and not eager:
-        why = "x0, args or a hyperparameter is traced (jit/vmap/grad), or adjoint='unroll'"
+        why = "the call is traced (under jit/vmap/grad/eval_shape, or x0, args or a hyperparameter is a tracer), or adjoint='unroll'"
     if why is None and (path is not None or resume is not None):
         why = "checkpoint_path or resume is set"
     if why is not None:

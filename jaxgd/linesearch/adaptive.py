@@ -14,7 +14,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from .. import _tree
+from .. import _tree, _validate
 from .wolfe import check_count, check_finite, check_nonneg, check_open_unit, check_positive, evaluate_finite, info
 from ..core.stepsize import StepContext, StepInfo, Trial
 from .._types import ArrayLike, Grads, Params
@@ -68,7 +68,8 @@ class BarzilaiBorwein:
         if formula not in (1, 2) or isinstance(formula, bool):
             raise ValueError(BAD_FORMULA.format(value=formula))
         lo, hi = check_positive("min_step", min_step), check_positive("max_step", max_step, allow_inf=True)
-        if isinstance(lo, float) and isinstance(hi, float) and lo > hi:
+        lo_value, hi_value = _validate.value_of("min_step", lo), _validate.value_of("max_step", hi)
+        if lo_value is not None and hi_value is not None and lo_value > hi_value:  # (numbers or concrete arrays)
             raise ValueError(BAD_RANGE.format(lo=lo, hi=hi))
         _tree.set_fields(self, initial=check_positive("initial", initial), formula=int(formula), min_step=lo, max_step=hi)
 
@@ -240,7 +241,8 @@ class ReduceOnPlateau:
         cooldown = jnp.where(cooling, state.cooldown - 1, state.cooldown)
         bad = jnp.where(cooling, 0, bad)
         reduce = bad > self.patience
-        lr = jnp.where(reduce, jnp.maximum(lr * self.factor, self.min_lr), lr).astype(dtype)
+        # max(lr * factor, min_lr), never above lr (torch's ReduceLROnPlateau only ever lowers the rate)
+        lr = jnp.where(reduce, jnp.minimum(lr, jnp.maximum(lr * self.factor, self.min_lr)), lr).astype(dtype)
         cooldown = jnp.where(reduce, self.cooldown, cooldown).astype(jnp.int32)
         bad = jnp.where(reduce, 0, bad).astype(jnp.int32)
         return alpha, trial, PlateauState(lr, best, bad, cooldown), info(n, n, False)
