@@ -290,7 +290,8 @@ ROWS: list[Row] = [
     R("Solver", "gtol_norm", "np.nan", ValueError, "gtol_norm must be None, 2 or inf", lambda c: S(c, gtol_norm=np.nan)),
     R("Solver", "history", "0.5", ValueError, "history must be a bool or a positive integer", lambda c: S(c, history=0.5)),
     R("Solver", "has_aux", "1", TypeError, "has_aux must be a bool", lambda c: S(c, has_aux=1)),
-    R("Solver", "(keyword)", "maxiter=10", TypeError, "unexpected keyword argument 'maxiter'", lambda c: S(c, maxiter=10)),
+    R("Solver", "(keyword)", "maxiter=10", TypeError, "Solver() got unexpected keyword argument(s) maxiter (did you mean max_steps, jaxgd's name for maxiter?)", lambda c: S(c, maxiter=10)),
+    R("Solver", "(keyword)", "learning_rate=0.1", TypeError, "(did you mean lr, jaxgd's name for learning_rate?)", lambda c: S(c, learning_rate=0.1)),
     R("Solver.resume", "result", "a SolverState", TypeError, "result must be a jaxgd.Result", lambda c: S(c, "adam").resume(c.result_adam.state)),
     R("Solver.resume", "result", "a Result of method 'adam' (solver: momentum)", TreeMismatchError, "result.state (method 'momentum'): tree structure differs", lambda c: S(c, "momentum").resume(c.result_adam), True),
     # -- jaxgd.schedules -----------------------------------------------------------------------------

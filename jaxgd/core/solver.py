@@ -124,7 +124,9 @@ class Solver:
         bounds: Any = _D("bounds"),
         accelerated: bool = _D("accelerated"),
         unroll: Optional[int] = _D("unroll"),
+        **unknown: Any,
     ) -> None:
+        _options.check_keywords("Solver", unknown, _SOLVER_KEYWORDS)
         fields = _options.solver_fields(
             fun, method, lr, max_steps=max_steps, gtol=gtol, ftol=ftol, xtol=xtol, l1=l1, l2=l2, clip=clip,
             history=history, progress=progress, has_aux=has_aux, bounds=bounds, accelerated=accelerated,
@@ -536,3 +538,6 @@ class Solver:
     def _sized_history(self, history: History, state: SolverState) -> History:
         """Pad (NaN) or cut a saved history to this solver's buffer length."""
         return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)
+
+
+_SOLVER_KEYWORDS = ("method", "lr") + _options.keywords(Solver.__init__)

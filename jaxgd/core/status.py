@@ -83,8 +83,8 @@ class FitStatus(enum.IntEnum):
     """Why :func:`jaxgd.fit` stopped (an ``int32`` inside the compiled run).
 
     Its codes are :class:`Status`'s family: ``RUNNING`` and ``NONFINITE``
-    are the same codes with the same meaning; ``EPOCHS`` and ``PATIENCE``
-    (both successes) follow ``Status``'s last code.
+    are the same codes with the same meaning; ``EPOCHS`` (7) and ``PATIENCE``
+    (8; both successes) are codes no :class:`Status` has.
     """
 
     RUNNING = Status.RUNNING.value
