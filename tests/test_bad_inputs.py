@@ -431,6 +431,7 @@ ROWS: list[Row] = [
     R("linesearch.Exact", "max_bracket", "0", ValueError, "max_bracket must be a positive integer", lambda c: jaxgd.linesearch.Exact(max_bracket=0)),
     R("linesearch.BarzilaiBorwein", "formula", "3", ValueError, "formula must be 1", lambda c: jaxgd.linesearch.BarzilaiBorwein(formula=3)),
     R("linesearch.BarzilaiBorwein", "min_step", "1.0 (max_step=0.1)", ValueError, "min_step must be <= max_step", lambda c: jaxgd.linesearch.BarzilaiBorwein(min_step=1.0, max_step=0.1)),
+    R("linesearch.BarzilaiBorwein", "min_step", "a 0-d array 1.0 (max_step a 0-d array 0.1)", ValueError, "min_step must be <= max_step", lambda c: jaxgd.linesearch.BarzilaiBorwein(min_step=np.asarray(1.0), max_step=np.asarray(0.1))),
     R("linesearch.Polyak", "f_star", "nan", ValueError, "f_star must be None or a finite number", lambda c: jaxgd.linesearch.Polyak(f_star=float("nan"))),
     R("linesearch.Polyak", "delta", "-1.0", ValueError, "delta must be > 0 and finite", lambda c: jaxgd.linesearch.Polyak(delta=-1.0)),
     R("linesearch.ReduceOnPlateau", "factor", "2.0", ValueError, "factor must lie in (0, 1)", lambda c: jaxgd.linesearch.ReduceOnPlateau(factor=2.0)),

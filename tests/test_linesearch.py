@@ -196,6 +196,18 @@ def test_reduce_on_plateau_lowers_the_lr_on_a_negative_loss():
     assert res.status_enum is jaxgd.Status.GTOL and float(res.loss) == -10.0
 
 
+def test_reduce_on_plateau_never_raises_the_rate():
+    """Reference: PyTorch's ReduceLROnPlateau, new_lr = max(lr * factor, min_lr) applied only when it
+    is lower. With min_lr above the rate, a plateau left it at 1e-3; it became 0.4 (audit, session 30)."""
+    f = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    rule = ls.ReduceOnPlateau(initial=1e-3, factor=0.5, patience=0, rtol=0.5, min_lr=0.4)
+    res = jaxgd.minimize(f, jnp.zeros(3), lr=rule, max_steps=6, gtol=0.0)
+    np.testing.assert_array_equal(np.asarray(res.history.lr), 1e-3)
+    floor = jaxgd.minimize(f, jnp.zeros(3), lr=ls.ReduceOnPlateau(initial=1.0, factor=0.1, patience=0, rtol=0.5,
+                                                                     min_lr=0.05), max_steps=4, gtol=0.0)
+    assert np.asarray(floor.history.lr).min() == 0.05  # max(0.1 * 0.1, 0.05): the floor holds
+
+
 def test_reduce_on_plateau_threshold_is_relative_to_abs_best_for_a_negative_loss():
     """A value equal to a negative best is no improvement. PyTorch's threshold
     best * (1 - rtol) = -7.9992 lies above -8 and would count it as one (bad = 0);
