@@ -181,6 +181,16 @@ def S(c: Ctx, *a: Any, **kw: Any) -> Any:
     return jaxgd.Solver(kw.pop("fun", c.f), *a, **kw)
 
 
+class _PlainRule:
+    """A step-size rule (init and step) whose class is not registered as a pytree."""
+
+    def init(self, params: Any, value: Any, grad: Any) -> tuple:
+        return ()
+
+    def step(self, state: Any, ctx: Any) -> Any:  # never reached: refused when the solver is built
+        raise AssertionError
+
+
 R = Row
 ROWS: list[Row] = [
     # -- minimize: the loss ------------------------------------------------------
@@ -220,6 +230,7 @@ ROWS: list[Row] = [
     R("minimize", "lr", "lambda: 0.1 (no count argument)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda: 0.1)),
     # -- minimize: loop control ---------------------------------------------------------
     R("minimize", "max_steps", "-1", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=-1)),
+    R("minimize", "lr", "a rule whose class is not a registered pytree", TypeError, "lr is a step-size rule (init and step) of class _PlainRule, which is not a registered JAX pytree", lambda c: M(c, lr=_PlainRule())),
     R("minimize", "max_steps", "2**31", ValueError, "max_steps must be at most 2**31 - 1 = 2147483647 (the step counter is an int32)", lambda c: M(c, max_steps=2**31)),
     R("minimize", "max_steps", "10.0", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=10.0)),
     R("minimize", "max_steps", "True", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=True)),

@@ -173,6 +173,11 @@ BAD_LR = "lr must be > 0 and finite, got lr={lr!r}"
 BAD_LR_ARRAY = "lr must be > 0 and finite, a real scalar (a float or a 0-d floating array), got an array of shape {shape} and dtype {dtype}"
 BAD_LR_TYPE = "lr must be a float, a schedule (callable step -> lr) or a jaxgd.linesearch rule, got {kind}"
 BAD_LR_CLASS = "lr must be a step-size rule object, got the class {name}: call it, lr={name}()"
+LR_NOT_A_PYTREE = (
+    "lr is a step-size rule (init and step) of class {kind}, which is not a registered JAX pytree: the solver "
+    "carries the rule's numbers into its compiled loop as arrays. Register the class with its numbers as data "
+    "leaves (jax.tree_util.register_dataclass or register_pytree_node_class; see jaxgd.protocols.StepSizeRule)"
+)
 BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
 MAX_STEPS_LIMIT = 2**31 - 1  # the step counters are int32
 TOO_MANY_STEPS = "max_steps must be at most 2**31 - 1 = {limit} (the step counter is an int32), got max_steps={value!r}"
@@ -252,6 +257,9 @@ def _check_lr(lr: Any) -> Any:
     if isinstance(lr, type):  # a rule's class has init and step too (unbound): a missing ()
         raise TypeError(BAD_LR_CLASS.format(name=lr.__name__))
     if _stepsize.is_rule(lr):
+        leaves = jax.tree_util.tree_leaves(lr)
+        if len(leaves) == 1 and leaves[0] is lr:  # not a registered pytree: a leaf itself
+            raise TypeError(LR_NOT_A_PYTREE.format(kind=type(lr).__name__))
         return lr
     if callable(lr):
         _check_schedule(lr)
