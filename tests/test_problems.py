@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+import jaxgd
 from jaxgd import problems as P
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -217,6 +218,17 @@ def test_quadratic_norm_gradient_vanishes_on_the_sphere(d, seed):
     np.testing.assert_allclose(problem.np_grad(x), 0.0, atol=1e-12)
     assert problem.solution is None and problem.value_at_solution == 0.0
     assert not P.is_quadratic_norm_minimiser(1.1 * x)
+
+
+def test_quadratic_norm_with_c_zero_has_the_origin_as_its_minimiser():
+    """Reference: c = 0 makes f = (x·x)^2, minimised at the origin only; a point near it is
+    accepted to rtol (relative to max(c, 1)), where a tolerance of rtol * c = 0 accepted nothing
+    but exact zeros (lbfgs's GTOL answer, loss 1e-9, was called not a minimiser)."""
+    res = jaxgd.minimize(P.quadratic_norm(3, c=0.0).fun, jnp.ones(3), method="lbfgs")
+    # a quartic minimum: ||g|| = 4 |x|^3 <= gtol = 1e-6 leaves |x| ~ 5e-3, x·x ~ 3e-5
+    assert res.success and P.is_quadratic_norm_minimiser(res.params, c=0.0, rtol=1e-4)
+    assert P.is_quadratic_norm_minimiser(np.array([1e-20, 0.0, 0.0]), c=0.0)
+    assert not P.is_quadratic_norm_minimiser(np.array([0.1, 0.0, 0.0]), c=0.0)  # x·x = 1e-2 > 1e-6
 
 
 # ----------------------------------------------------------------------------- numerics

@@ -155,6 +155,20 @@ def test_bfgs_directions_match_a_plain_numpy_bfgs(scale_init):
     np.testing.assert_allclose(_run_direction(direction, xs, gs), want, rtol=1e-10, atol=1e-12)
 
 
+def test_cg_and_lbfgs_settings_are_in_the_name_and_numpy_counts_are_accepted(tmp_path):
+    """A direction's name carries every setting, so a checkpoint written with one restart period is
+    refused by a call with another (as for another variant or L-BFGS memory; it was accepted), and
+    NumPy integers are counts like Python ones (the _validate policy)."""
+    assert directions.cg("fr", 2).name == "cg(fr, restart_every=2)" != directions.cg("fr").name == "cg(fr)"
+    assert directions.cg("fr", np.int64(2)) is directions.cg("fr", 2)
+    assert directions.lbfgs(memory_size=np.int64(5)) is directions.lbfgs(memory_size=5)
+    f = lambda x: jnp.sum((x - 1.0) ** 2) + 0.1 * jnp.sum(x**4)  # noqa: E731
+    path = tmp_path / "cg.npz"
+    jaxgd.minimize(f, jnp.zeros(4), method=directions.cg("fr", 2), max_steps=2, checkpoint_every=1, checkpoint_path=path)
+    with pytest.raises(ValueError, match=r"written with method='cg\(fr, restart_every=2\)'"):
+        jaxgd.minimize(f, jnp.zeros(4), method=directions.cg("fr", 50), max_steps=4, resume=path)
+
+
 @pytest.mark.parametrize("variant", ["fr", "pr+", "hs", "dy"])
 def test_cg_directions_match_the_formulas(variant):
     xs, gs = _path(k=7)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import numbers
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -189,8 +190,9 @@ def lbfgs_direction(memory_size: int = 10, scaling: str = "auto") -> Direction:
     Raises:
       ValueError: ``memory_size`` not a positive integer; ``scaling`` not one of the three.
     """
-    if isinstance(memory_size, bool) or not isinstance(memory_size, int) or memory_size < 1:
+    if isinstance(memory_size, bool) or not isinstance(memory_size, numbers.Integral) or memory_size < 1:
         raise ValueError(BAD_MEMORY.format(value=memory_size))
+    memory_size = int(memory_size)  # (a NumPy integer too, as every count jaxgd takes)
     if not isinstance(scaling, str) or scaling not in _limited_memory.SCALINGS:
         raise ValueError(BAD_SCALING.format(value=scaling))
     return _limited_memory.lbfgs(memory_size, scaling)
@@ -281,7 +283,9 @@ def _cg(variant: CGVariant, restart_every: Optional[int]) -> Direction:
         nxt = _tree.add_scaled(_tree.neg(new_grad), jnp.where(jnp.isfinite(beta), beta, 0.0), d)
         return _tree.vdot(new_grad, nxt) <= -SUFFICIENT_DESCENT * _tree.sq_norm(new_grad)
 
-    name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({variant.value})"
+    # the name carries every setting (a checkpoint is refused for another name)
+    settings = variant.value + ("" if restart_every is None else f", restart_every={restart_every}")
+    name = "cg" if (variant, restart_every) == (CGVariant.POLAK_RIBIERE_PLUS, None) else f"cg({settings})"
     return _CG_MADE.record(Direction(name, init, update, cg_lr, reset=reset, accepts=accepts), (variant, restart_every))
 
 
@@ -337,6 +341,8 @@ def cg_direction(variant: Any = "pr+", restart_every: Optional[int] = None) -> D
         v = _VARIANT_NAMES[variant.lower()]
     else:
         raise ValueError(BAD_VARIANT.format(value=variant, valid=", ".join(repr(m.value) for m in CGVariant)))
-    if restart_every is not None and (isinstance(restart_every, bool) or not isinstance(restart_every, int) or restart_every < 1):
+    if restart_every is not None and (
+        isinstance(restart_every, bool) or not isinstance(restart_every, numbers.Integral) or restart_every < 1
+    ):
         raise ValueError(BAD_RESTART.format(value=restart_every))
-    return _cg(v, restart_every)
+    return _cg(v, None if restart_every is None else int(restart_every))

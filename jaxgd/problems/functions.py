@@ -72,14 +72,15 @@ def is_quadratic_norm_minimiser(x: ArrayLike, *, c: float = 10.0, rtol: float = 
 
     .. math::
 
-        |x^\\top x - c| \\le \\mathrm{rtol} \\cdot c
+        |x^\\top x - c| \\le \\mathrm{rtol} \\cdot \\max(c, 1)
 
     Reference: see :func:`quadratic_norm`.
 
     Args:
         x: the point (any shape; it is flattened).
         c: squared radius used by the problem.
-        rtol: relative tolerance on ``x·x``.
+        rtol: relative tolerance on ``x·x`` (relative to ``max(c, 1)``: with ``c = 0``
+            the minimiser is the origin, reached only to a tolerance).
 
     Returns:
         ``True`` when ``x`` is on the sphere within ``rtol``.
@@ -93,7 +94,7 @@ def is_quadratic_norm_minimiser(x: ArrayLike, *, c: float = 10.0, rtol: float = 
         x_np = np.asarray(x, dtype=np.float64).ravel()
     except (TypeError, ValueError):
         raise TypeError(f"x must be a real array, got x={x!r}") from None
-    return bool(abs(x_np @ x_np - c) <= rtol * c)
+    return bool(abs(x_np @ x_np - c) <= rtol * max(c, 1.0))
 
 
 
