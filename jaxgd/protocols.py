@@ -33,7 +33,8 @@ class SearchDirection(Protocol):
       name: a short name for tables and error messages.
       init: ``init(params) -> state``; the state is a pytree with fixed
         shapes and dtypes (a loop carry).
-      update: ``update(grad, state, params, value, value_fn) -> (d, state)``,
+      update: ``update(grad, state, params, *, value, value_fn) -> (d, state)``
+        (``value`` and ``value_fn`` passed by keyword),
         ``d`` a descent direction shaped like ``params`` (the step is
         ``+alpha * d``).
       default_lr: the step size used when the user gives none: a float, or a

@@ -130,3 +130,36 @@ def test_the_step_size_recipe_in_docs_extending_works():
     np.testing.assert_allclose(float(res.history.lr[0]), 0.1 / np.linalg.norm(b), rtol=1e-12)
     with pytest.raises(ValueError, match="radius must be > 0"):
         namespace["CappedStep"](radius=0.0)
+
+
+# -- a user's extension that breaks the contract: an error naming it at trace time (audit, session 30) --
+def test_a_direction_or_rule_returning_the_wrong_shape_is_named() -> None:
+    """Reference: the contracts (protocols.SearchDirection.update -> (d, state); StepSizeRule.step ->
+    (alpha, trial, state, info)). Before, Python's "too many values to unpack" or an AttributeError
+    on None came out of jaxgd's internals."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxgd import _tree
+
+    f = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    bare = jaxgd.Direction("bare", lambda p: (), lambda g, s, p, value=None, value_fn=None: jax.tree_util.tree_map(jnp.negative, g))
+    with pytest.raises(TypeError, match=r"method='bare': a Direction's update\(.*\) must return a pair \(d, state\)"):
+        jaxgd.minimize(f, jnp.zeros(3), method=bare, lr=0.1)
+
+    @_tree.pytree_class(data=(), meta=("arity",))
+    class Short:
+        def __init__(self, arity: int) -> None:
+            _tree.set_fields(self, arity=arity)
+
+        def init(self, params, value, grad):  # noqa: ANN001, ANN201
+            return ()
+
+        def step(self, state, ctx):  # noqa: ANN001, ANN201
+            alpha = jnp.asarray(0.1, ctx.value.dtype)
+            out = (alpha, ctx.evaluate(alpha), state, linesearch.StepInfo(1, 1, jnp.asarray(False)))
+            return out[: self.arity] if self.arity < 4 else out[:3] + (None,)
+
+    for arity in (3, 4):  # three items; info None
+        with pytest.raises(TypeError, match=r"lr \(a Short\): a step-size rule's step\(state, ctx\) must return"):
+            jaxgd.minimize(f, jnp.zeros(3), lr=Short(arity))

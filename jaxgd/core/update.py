@@ -56,6 +56,23 @@ class UpdateState(NamedTuple):
     rule_state: PyTree
 
 
+BAD_DIRECTION_UPDATE = (
+    "method={name!r}: a Direction's update(grad, state, params, *, value, value_fn) must return a pair "
+    "(d, state), got {got}"
+)
+BAD_RULE_STEP = (
+    "lr (a {kind}): a step-size rule's step(state, ctx) must return (alpha, trial, state, info), trial the "
+    "jaxgd.linesearch.Trial of ctx.evaluate(alpha) and info a jaxgd.linesearch.StepInfo, got {got}"
+)
+
+
+def _shape_of(out: Any) -> str:
+    """What a user's function returned, for an error: the types of a tuple's items."""
+    if isinstance(out, tuple):
+        return f"a {len(out)}-tuple of ({', '.join(type(o).__name__ for o in out)})"
+    return f"a {type(out).__name__}"
+
+
 def clip_by_global_norm(grad: Grads, max_norm: jax.Array) -> Grads:
     """Scale ``grad`` so that its global norm is at most ``max_norm``.
 
@@ -79,7 +96,10 @@ def direction(
 ) -> tuple[Grads, PyTree]:
     """``d = direction(clip(grads)) - l2 * params`` (decay only when decoupled), cast to ``params``' dtypes."""
     g = grads if parts.clip is None else clip_by_global_norm(grads, parts.clip)
-    d, dstate = parts.direction.update(g, direction_state, params, value=value, value_fn=value_fn)
+    out = parts.direction.update(g, direction_state, params, value=value, value_fn=value_fn)
+    if not (isinstance(out, tuple) and len(out) == 2):  # (trace time: a user's Direction)
+        raise TypeError(BAD_DIRECTION_UPDATE.format(name=parts.direction.name, got=_shape_of(out)))
+    d, dstate = out
     if parts.l2 is not None and parts.direction.decoupled_l2:
         d = _prox.decay(d, parts.l2, params)
     return _tree.cast_like(d, params), dstate
@@ -157,7 +177,11 @@ def update(
         accept=None if parts.direction.accepts is None else _accept(parts.direction.accepts, grads, d, converged),
         unit_grad=parts.direction.quasi_newton,
     )
-    alpha, trial, rstate, info = parts.rule.step(state.rule_state, ctx)
+    out = parts.rule.step(state.rule_state, ctx)
+    if not (isinstance(out, tuple) and len(out) == 4 and isinstance(out[1], _stepsize.Trial)
+            and all(hasattr(out[3], f) for f in ("nfev", "ngev", "failed"))):  # (trace time: a user's rule)
+        raise TypeError(BAD_RULE_STEP.format(kind=type(parts.rule).__name__, got=_shape_of(out)))
+    alpha, trial, rstate, info = out
     # (a StepInfo again: a rule may return any tuple with StepInfo's fields)
     info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None),
                               getattr(info, "unit_slope", None), getattr(info, "located", None), getattr(info, "noise", None))
