@@ -266,7 +266,9 @@ def minimize(
         compiles nothing more, and its script exits at once). The same
         iterates to rounding (XLA:CPU flushes subnormal numbers to zero,
         NumPy keeps them), the same :class:`jaxgd.Result` (its ``state``
-        resumes in either tier).
+        resumes in either tier); near float32's rounding floor, or on a loss
+        with kinks, rounding can part the two and they may stop a few steps
+        apart with another status (``GTOL`` or ``PRECISION``).
         ``"compiled"``: always the fused loop (the first call waits for its
         compile). ``"host"``: always the host loop. Under
         ``jit``/``vmap``/``grad`` and with checkpoints the loop is compiled.
