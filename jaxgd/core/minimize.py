@@ -268,7 +268,8 @@ def minimize(
         NumPy keeps them), the same :class:`jaxgd.Result` (its ``state``
         resumes in either tier); near float32's rounding floor, or on a loss
         with kinks, rounding can part the two and they may stop a few steps
-        apart with another status (``GTOL`` or ``PRECISION``).
+        apart with another status (``GTOL``, ``PRECISION``, or a failed
+        search at the answer).
         ``"compiled"``: always the fused loop (the first call waits for its
         compile). ``"host"``: always the host loop. Under
         ``jit``/``vmap``/``grad`` and with checkpoints the loop is compiled.
