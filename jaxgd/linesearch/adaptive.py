@@ -42,7 +42,8 @@ class BarzilaiBorwein:
        \\alpha^{BB1}_k = \\frac{s^\\top s}{s^\\top y}, \\qquad
        \\alpha^{BB2}_k = \\frac{s^\\top y}{y^\\top y},
 
-    clipped to ``[min_step, max_step]``. The first step is ``initial``; when
+    clipped to ``[min_step, max_step]``. The first step is ``initial`` (clipped
+    to the same interval); when
     :math:`s^\\top y \\le 0` (no positive curvature along :math:`s`) or the
     quotient is not finite, the previous step is kept. The method is
     non-monotone (no line search); with ``bounds`` or ``l1`` it is the
