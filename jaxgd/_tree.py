@@ -329,6 +329,11 @@ def leaf_path(path: Any) -> str:
     return jax.tree_util.keystr(path) or "(root)"
 
 
+def leaf_path_at(tree: Any, i: int) -> str:
+    """The path of ``tree``'s ``i``-th leaf as text (:func:`leaf_path`), for an error message."""
+    return leaf_path(jax.tree_util.tree_flatten_with_path(tree)[0][i][0])
+
+
 def is_concrete(x: Any) -> bool:
     """True when ``x`` holds no tracer, so host-side value checks may run."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(x))

@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _tree
+
 BAD_NUMBER = "{name} must be a real number or a real scalar array, got {name}={value!r}"
 NOT_SCALAR = " (a scalar, got shape {shape})"
 BAD_FINITE = "{name} must be a finite number, got {name}={value!r}"
@@ -223,9 +225,6 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
     if not leaves:
         raise ValueError(EMPTY_PARAMS.format(name=name, what=f"a pytree with no leaves ({tree!r})"))
 
-    def path(i: int) -> str:  # the i-th leaf's path, for an error only
-        return jax.tree_util.keystr(jax.tree_util.tree_flatten_with_path(tree)[0][i][0]) or "(root)"
-
     dtypes = []
     for i, leaf in enumerate(leaves):
         dtype = _leaf_dtype(leaf)
@@ -234,9 +233,9 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
         except TypeError:  # an unhashable dtype-like object
             is_float = bool(jnp.issubdtype(dtype, jnp.floating))
         if not is_float:
-            raise TypeError(BAD_PARAMS_DTYPE.format(name=name, path=path(i), dtype=dtype))
+            raise TypeError(BAD_PARAMS_DTYPE.format(name=name, path=_tree.leaf_path_at(tree, i), dtype=dtype))
         if (leaf.size if isinstance(leaf, jax.Array) else np.size(leaf)) == 0:
-            raise ValueError(EMPTY_PARAMS.format(name=name, what=f"leaf {path(i)} of shape {np.shape(leaf)}"))
+            raise ValueError(EMPTY_PARAMS.format(name=name, what=f"leaf {_tree.leaf_path_at(tree, i)} of shape {np.shape(leaf)}"))
         dtypes.append(dtype)
     return leaves, treedef, dtypes
 

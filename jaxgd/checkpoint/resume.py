@@ -200,12 +200,13 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
             what="resume.state.params", expected_name="x0",
         )
         solver.check_resumable(resume, *args, name="resume")
-        check_not_past("resume result", resume.steps, solver.max_steps, "steps", "max_steps")
-        return resume
-    settings = [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)]
-    like = template(functools.partial(_initial, solver), params, args)
-    result = load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
-    check_not_past(f"checkpoint {resume!r}", result.steps, solver.max_steps, "steps", "max_steps")
+        result, source = resume, "resume result"
+    else:
+        settings = [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)]
+        like = template(functools.partial(_initial, solver), params, args)
+        result = load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
+        source = f"checkpoint {resume!r}"
+    check_not_past(source, result.steps, solver.max_steps, "steps", "max_steps")
     return result
 
 

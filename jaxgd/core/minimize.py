@@ -22,7 +22,6 @@ import numpy as np
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
 
 from . import cache as _cache
-from . import compile as _compile
 
 from . import options as _options
 from .options import default as _D
@@ -43,10 +42,6 @@ UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
 NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
 BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
-
-
-
-from .._tree import leaf_path as _path
 
 
 def _finite(leaf: Any) -> bool:
@@ -105,7 +100,7 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
         if traced:
             concrete = False
         elif not _finite(arr if host is None else host):
-            raise ValueError(NONFINITE_X0.format(name=name, path=_path(jax.tree_util.tree_flatten_with_path(x0)[0][i][0])))
+            raise ValueError(NONFINITE_X0.format(name=name, path=_tree.leaf_path_at(x0, i)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out), concrete
 
@@ -337,7 +332,7 @@ def minimize(
         if _run.closes_over_tracers(solver, params, args):  # a value captured under grad/vmap (traces fun once)
             _resume.check_concrete(path, {"values fun closes over": True}, resume=resume)
     if tier == "host":
-        eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver) and not _compile.tracing()
+        eager = _run.eager(adjoint, concrete and _tree.is_concrete(args), solver)
         _host_tier.check_host(solver, params, eager, path, resume)
     if solver.progress_every:
         _progress.reset()

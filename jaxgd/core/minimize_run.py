@@ -439,8 +439,7 @@ def run(
         # under a user's jit/vmap the result keeps its exact history length.
         plan = Plan(solver) if plan is None else plan
         e = plan.eager()
-        if tier != "compiled" and not _compile.tracing():  # the first call of a problem may run on the host
-            # (jaxgd.host.tier); under a user's jit/eval_shape (inputs concrete, the call traced) it cannot
+        if tier != "compiled":  # the first call of a problem may run on the host (jaxgd.host.tier)
             result = _host_tier.run(tier, plan, solver, x0, args, e.structure, e.leaves)
             if result is not None:
                 return result

@@ -376,7 +376,7 @@ def solver_fields(
     has_aux, accelerated = _validate.flag("has_aux", has_aux), _validate.flag("accelerated", accelerated)
     lower, upper = check_bounds(bounds)
     bounded = lower is not None or upper is not None
-    _combinations.check(direction.name, l1=_off_if_zero(l1), accelerated=accelerated, bounded=bounded,
+    _combinations.check(direction.name, l1=l1, accelerated=accelerated, bounded=bounded,
                         lr=user_lr, clip=clip)
     lbfgsb = _lbfgsb.rule_for(direction, bounded)  # lbfgs + bounds: L-BFGS-B (any other lr or clip refused)
     if unroll is not None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
+from ..core import compile as _compile
 from ..core.combinations import base_name
 from ..linesearch.more_thuente import MoreThuente
 from . import directions as _directions
@@ -102,7 +103,7 @@ def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any 
         ``adjoint="unroll"``, whose loop is compiled; a checkpoint or a resumed run).
     """
     why = unsupported(solver, x0)
-    if why is None and not eager:
+    if why is None and (not eager or _compile.tracing()):
         why = "the call is traced (under jit/vmap/grad/eval_shape, or x0, args or a hyperparameter is a tracer), or adjoint='unroll'"
     if why is None and (path is not None or resume is not None):
         why = "checkpoint_path or resume is set"
@@ -183,7 +184,7 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     repeated one moves to the fused loop about a second later. ``plan.tiers`` records per
     signature ``"once"``, ``"compiling"`` or ``"compiled"``.
     """
-    if tier == "compiled":
+    if tier == "compiled" or _compile.tracing():  # under a user's jit/eval_shape (inputs concrete): compiled
         return None
     if plan.host_why is UNKNOWN:  # the method and options: once per plan (a repeated gd call pays a lookup)
         plan.host_why = unsupported_solver(solver)
