@@ -125,7 +125,7 @@ def run(opts: Any) -> list[U.Report]:
     host = t["jaxgd.minimize, history on"].median - alone_t.median - wait
     report.notes.append(
         f"Where a repeated call's time goes (history on): its compiled run {alone_t.median * 1e6:.0f} µs "
-        f"(the jit's dispatch, the program, its outputs: the parameters and one packed vector) against the hand loop's {ref * 1e6:.0f} µs; "
+        f"(the jit's dispatch, the program, its 5 outputs) against the hand loop's {ref * 1e6:.0f} µs; "
         f"minimize's host work {host * 1e6:.0f} µs (the repeat's key and lookup, the finite-x0 check, "
         f"building the Result from the outputs); the harness's wait on the Result's leaves {wait * 1e6:.0f} µs "
         "(counted in the call's time above, as every row's wait on its outputs is)."

@@ -29,10 +29,10 @@ from . import batched as _batched
 from . import cache as _cache
 from . import compile as _compile
 from . import options as _options
-from . import outputs as _outputs
+from . import stall as _stall
 from .. import _tree
 from ..host import tier as _host_tier
-from .solver import Solver
+from .solver import Solver, SolverState
 from .status import History, Result
 from .._types import Params
 
@@ -202,9 +202,7 @@ def runner(fun: Any, adjoint: str) -> Any:
 def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> tuple:
     """The eager run: the solver given as its tree ``structure`` (static) and
     ``leaves``, then ``adjoint="implicit"``'s runner, traced inline (the same
-    program); its result handed back as few buffers (:func:`jaxgd.core.outputs.pack`:
-    the parameters, a user's ``aux`` and large state leaves as they are, the rest
-    in one vector), for :func:`eager_result`.
+    program); its result with the state's scalars packed (:func:`pack_scalars`).
 
     A cached solver's leaves and structure are computed once (:class:`Plan`),
     so a repeated call does not flatten the Solver pytree again (three Python
@@ -214,33 +212,79 @@ def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> tuple:
     solver = jax.tree_util.tree_unflatten(structure, leaves)
     result = runner(solver.fun, "implicit")(solver, x0, args)
     if solver.history_length() and len({h.dtype for h in result.history}) == 1:
-        # one (fields, rows) block (:func:`trim_history` takes it apart)
+        # One (fields, rows) buffer to hand back and copy to the host instead
+        # of three (:func:`trim_history` takes it apart): ~5 us a call.
         result = result._replace(history=jnp.stack(result.history))
-    return _outputs.pack(result, _kept, _history)
+    return pack_scalars(result)
 
 
-def _kept(path: tuple) -> bool:
-    """The leaves :func:`run_flat` hands back as ``jax.Array``: the parameters and a user's ``aux``."""
-    name = path[0].name
-    return name in ("params", "aux") or (name == "state" and path[1].name in ("params", "aux"))
+# The state's scalar fields, by kind: the floats all have the loss's dtype
+# (Solver casts them), the counters are int32. Handed back as two vectors.
+_FLOATS, _INTS = ("value", "grad_norm", "alpha"), ("count", "status", "nfev", "ngev")
+_WINDOW_FLOATS, _WINDOW_INTS = ("best_value", "best_grad_norm"), ("since",)
 
 
-def _history(path: tuple) -> bool:
-    return path[0].name == "history"
+def _scalars(state: Any) -> tuple[list, list]:
+    floats = [getattr(state, f) for f in _FLOATS]
+    ints = [getattr(state, f) for f in _INTS]
+    if isinstance(state.stall, _stall.Window):
+        floats += [getattr(state.stall, f) for f in _WINDOW_FLOATS]
+        ints += [getattr(state.stall, f) for f in _WINDOW_INTS]
+    return floats, ints
+
+
+def pack_scalars(result: Result) -> tuple:
+    """Inside jit: ``(result, floats, ints)`` with the state's scalar fields
+    (:data:`_FLOATS`, :data:`_INTS`, the stall window's) set to None and their
+    values in two vectors, or ``(result, None, None)`` where their dtypes
+    differ. Every output of a jitted call costs about 2 us to hand back
+    (benchmarks E): ten scalars cost more than the loop's work."""
+    state = result.state
+    floats, ints = _scalars(state)
+    if len({jnp.result_type(v) for v in floats}) != 1 or len({jnp.result_type(v) for v in ints}) != 1:
+        return result, None, None
+    cleared = state._replace(**{f: None for f in _FLOATS + _INTS})
+    if isinstance(state.stall, _stall.Window):
+        cleared = cleared._replace(stall=_stall.Window(None, None, None))
+    return result._replace(state=cleared), jnp.stack(floats), jnp.stack(ints)
+
+
+def unpack_scalars(packed: tuple) -> Result:
+    """On the host: undo :func:`pack_scalars`; the scalars come back as NumPy
+    scalars (one host copy of each vector, none on CPU); under a trace (the
+    eager run called with concrete inputs inside a user's jit) as slices."""
+    result, floats, ints = packed
+    if floats is None:
+        return result
+    if not isinstance(floats, jax.core.Tracer):  # (concrete inputs inside a user's trace take this path too)
+        floats, ints = np.asarray(floats), np.asarray(ints)
+    return result._replace(state=_unpacked_state(result.state, floats, ints))
+
+
+def _unpacked_state(state: Any, floats: Any, ints: Any) -> Any:
+    """``state`` with its packed scalar fields (None) read from the two vectors."""
+    values = list(state)
+    for k, i in _FLOAT_AT:
+        values[i] = floats[k]
+    for k, i in _INT_AT:
+        values[i] = ints[k]
+    if type(state.stall) is _stall.Window:  # the window's scalars follow the state's own (see _scalars)
+        values[_STALL_AT] = _stall.Window._make([(floats if f else ints)[k] for f, k in _WINDOW_AT])
+    return type(state)._make(values)
 
 
 def eager_result(packed: tuple, every: Optional[int] = None) -> Result:
-    """On the host, from :func:`run_flat`'s output: the Result (:func:`fill_copies`), its
-    history trimmed as :func:`trim_history` does for a history period ``every`` (None:
+    """On the host, from :func:`run_flat`'s output: ``fill_copies(unpack_scalars(packed))``,
+    its history trimmed as :func:`trim_history` does for a history period ``every`` (None:
     left as it is), built as one Result (each NamedTuple built costs microseconds of a
-    repeated call, benchmarks E). Under a trace (the eager run called with concrete inputs
-    inside a user's jit) the state's leaves are slices of the packed vector."""
-    result = _outputs.unpack(*packed)
-    if isinstance(packed[1], jax.core.Tracer):
-        result = fill_copies(result)
+    repeated call, benchmarks E)."""
+    result, floats, ints = packed
+    if floats is None or isinstance(floats, jax.core.Tracer):  # see unpack_scalars
+        result = fill_copies(unpack_scalars(packed))
         return result if every is None else trim_history(result, every)
-    state = result.state
+    state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
     fields = _filled(result, state)
+    fields[_RESULT_STATE_AT] = state
     if every:
         fields[_RESULT_HISTORY_AT] = _trimmed(fields[_RESULT_HISTORY_AT], int(state.count) // every)
     elif every == 0:  # history=False: NumPy too, as every eager Result's history
@@ -254,6 +298,18 @@ def _no_history(dtype: Any) -> History:
     empty = np.empty(0, dtype)
     empty.flags.writeable = False
     return History(empty, empty, empty)
+
+
+# (place in the vector, place in the state) of each packed scalar
+_FLOAT_AT = tuple((k, SolverState._fields.index(f)) for k, f in enumerate(_FLOATS))
+_INT_AT = tuple((k, SolverState._fields.index(f)) for k, f in enumerate(_INTS))
+_STALL_AT = SolverState._fields.index("stall")
+# per Window field: (a float?, its place in the vector)
+_WINDOW_AT = tuple(
+    (True, len(_FLOATS) + _WINDOW_FLOATS.index(f)) if f in _WINDOW_FLOATS else (False, len(_INTS) + _WINDOW_INTS.index(f))
+    for f in _stall.Window._fields
+)
+_RESULT_STATE_AT = Result._fields.index("state")
 
 
 def _jit_static_structure(fn: Any) -> Any:
