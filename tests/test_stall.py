@@ -173,6 +173,31 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
         assert float(stall.model_decrease(slope, False, unit, jnp.vdot(g, g))) == np.inf  # no memory: no model
 
 
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_a_nan_unit_trial_confirms_no_model(tier):
+    """Reference: closed forms. Where the unit first trial's loss is NaN (its gradient finite),
+    StepInfo.unit_sq_grad and unit_slope stay NaN: no model is confirmed (stall.model_decrease
+    gives inf). They read the gradient there (0 for this loss at x + d = 2) and confirmed any step."""
+    f = lambda v: jnp.sum((v - 2.0) ** 2) + jnp.where(v[0] < 1.0, 0.0, jnp.nan)
+    x, d = jnp.zeros(2), jnp.full(2, 2.0)
+    unit, unit_slope, _ = _one_search(f, x, d, tier)
+    assert np.isnan(unit) and np.isnan(unit_slope)
+    g = jax.grad(f)(x)
+    assert float(stall.model_decrease(jnp.vdot(g, d), True, unit, jnp.vdot(g, g))) == np.inf
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_a_search_into_a_nan_region_is_not_a_precision_success(tier, x64_off):
+    """Reference: the closed form. f = ||x - 2||^2 where x[0] < 1, NaN beyond: its infimum, 1, lies
+    at x -> (1, 2), not at the (1, 1) lbfgs ends at from 0, where ||g|| = 2.8. float32 lbfgs called
+    that point PRECISION (a success) on both tiers: the NaN unit trial "confirmed" the model and
+    float32's factr test (1e7 eps = 1.19 |f|) vouched for it; float64 said LINESEARCH_FAILED."""
+    f = lambda v: jnp.sum((v - 2.0) ** 2) + jnp.where(v[0] < 1.0, 0.0, jnp.nan)
+    res = jaxgd.minimize(f, jnp.zeros(2, jnp.float32), method="lbfgs", tier=tier)
+    assert not bool(res.success) and res.status_enum == jaxgd.Status.LINESEARCH_FAILED
+    assert np.isfinite(float(res.loss)) and float(res.loss) > 1.9  # the last finite point, not the infimum
+
+
 def _one_search(f, x, d, tier):
     """One MoreThuente search from x along d (a later step: a unit first trial) on either tier:
     its StepInfo's (unit_sq_grad, unit_slope, noise)."""

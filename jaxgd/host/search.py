@@ -159,7 +159,7 @@ class Search:
             # (a NaN or Inf gradient element makes the slope g, a sum of products with it, NaN or Inf)
             fin = isfinite(f) and isfinite(g)
             hit = hit or not fin
-            if i == 0 and stp == 1:  # MoreThuente's StepInfo.unit_sq_grad
+            if i == 0 and stp == 1 and fin:  # MoreThuente's StepInfo.unit_sq_grad (a finite unit trial)
                 unit_sq_grad = t.grad.dot(t.grad).astype(dtype)
                 unit_slope = g
             if fin and g0 + abs(g) / _more_thuente.LOCATE <= 0:  # StepInfo.located (MoreThuente._body's test)

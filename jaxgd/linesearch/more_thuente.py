@@ -329,7 +329,7 @@ class MoreThuente:
         iv = jax.tree_util.tree_map(lambda v: v if v.dtype == jnp.bool_ else v.astype(dtype), iv)
         unit, unit_slope, located, noise = c.unit_sq_grad, c.unit_slope, c.located, c.noise  # a quasi-Newton model's tests read
         if unit is not None:  # the gradient at its minimiser, a unit first trial, and where the line's minimiser is
-            first = (c.i == 0) & (stp == 1)
+            first = (c.i == 0) & (stp == 1) & fin  # (a NaN or Inf unit trial confirms no model)
             unit = jnp.where(first, _tree.vdot(t.grad, t.grad).astype(dtype), unit)
             unit_slope = jnp.where(first, g, unit_slope).astype(dtype)
             # |g| <= LOCATE |g0| (g0 < 0), spelled with g on both sides: XLA hoists a loop-invariant
