@@ -121,6 +121,17 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
         w = jnp.promote_types(x.dtype, jnp.float32)  # a leaf's scaled sum: in its own type
         c = _norm_scale(x.dtype, w)
         plain_row = jnp.square(x) + (0 * y).astype(x.dtype)
+        if x.size == 1:
+            # One element: its norm is |x|, no scaling needed. (Scaled, XLA's simplifier rewrote the
+            # lone (x c)^2 as x^2 c^2, whose c^2 underflows to 0: Inf x 0 = NaN, a finite gradient of
+            # 1e30 read as non-finite under jit.) p is the sum of one: the same bits.
+            p = plain_row.reshape(())
+            q = (jnp.abs(x.astype(w)) + (0 * y).astype(w)).reshape(())
+            ok = jnp.isfinite(p)
+            norms.append(jnp.where(ok, jnp.sqrt(jnp.where(ok, p.astype(w), 1.0)), q).astype(wide))
+            sqs.append(p)
+            finite.append(jnp.isfinite(q))
+            continue
         scaled_row = jnp.square(x.astype(w) * c) + (0 * y).astype(w)
         if w == x.dtype:  # one variadic reduction (one type for both rows, as XLA requires)
             p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())

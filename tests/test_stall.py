@@ -74,6 +74,43 @@ def test_norm_does_not_overflow_or_underflow(scale):
     assert float(_tree.norm({"a": jnp.asarray([1.0, jnp.inf])})) == np.inf
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_checked_norm_of_a_one_element_leaf_whose_square_overflows_under_jit(dtype):
+    """Reference: closed form |x| (one element) and NumPy's float64 norm of a tree. XLA rewrote the
+    scaled square of a lone element, (x c)^2, as x^2 c^2 with c^2 = 0 (Inf x 0 = NaN): under jit a
+    finite 1e30 (float32) or 1e200 (float64) in a one-element or 0-d leaf read as NaN and
+    non-finite, and the compiled tier called such a step NONFINITE (the host tier did not)."""
+    big = 1e30 if dtype == "float32" else 1e200
+    checked = jax.jit(_tree.sq_norm_checked)
+    for tree in (jnp.asarray([-big], dtype), jnp.asarray(big, dtype), {"b": jnp.asarray(big, dtype), "w": jnp.ones(5, dtype)}):
+        norm, finite = checked(tree, tree)
+        want = np.sqrt(np.sum([np.sum(np.square(np.asarray(v, np.float64) / big)) for v in jax.tree_util.tree_leaves(tree)])) * big
+        assert bool(finite)
+        np.testing.assert_allclose(float(norm), want, rtol=1e-6)
+    norm, finite = checked(jnp.asarray([3.0], dtype), jnp.asarray([np.inf], dtype))  # the second tree's Inf
+    assert not bool(finite)
+    norm, finite = checked(jnp.asarray([-3.0], dtype), jnp.zeros(1, dtype))
+    assert bool(finite) and float(norm) == 3.0
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+def test_unbounded_below_ends_alike_on_both_tiers(method, precision):
+    """Reference: the closed form f'(x) = exp(-x) of f = -exp(-x) (finite wherever f is) and the host
+    tier. The searches run x down to where exp overflows; the last finite trial is accepted and the
+    next search fails: LINESEARCH_FAILED at a finite point on both tiers. The compiled tier said
+    NONFINITE at x0 (float32) or one step early (float64): its gradient norm of one element, above
+    the square root of the largest float, read as NaN (see the test above)."""
+    runs = [jaxgd.minimize(lambda x: -jnp.exp(-x[0]), jnp.asarray([-1.0], precision.dtype), method=method, tier=tier)
+            for tier in ("host", "compiled")]
+    for res in runs:
+        assert res.status_enum == jaxgd.Status.LINESEARCH_FAILED and not bool(res.success)
+        x = float(res.params[0])
+        assert np.isfinite(float(res.loss)) and x < -80.0
+        np.testing.assert_allclose(float(res.grad_norm), np.exp(-np.float64(x)), rtol=1e-6)
+    assert int(runs[0].steps) == int(runs[1].steps)
+    np.testing.assert_allclose(np.asarray(runs[0].params), np.asarray(runs[1].params), rtol=1e-6)
+
+
 def test_norm_under_vmap_and_grad_matches_numpy_per_lane():
     """_tree.norm lane by lane under vmap (lanes of 1e200: overflow, 1e-200: underflow, 1, 0,
     NaN), nested vmap, and its gradient x / |x| (closed form) at every scale, also under
