@@ -43,7 +43,7 @@ class StepInfo(NamedTuple):
     ngev: jax.Array  # gradient evaluations spent
     failed: jax.Array  # True when no acceptable step was found
     slope: Any = None  # <grad, d> the step started from: filled by jaxgd.core.update, not by the rule
-    # the squared gradient norm at the first trial when that was a unit step (the quadratic model's
+    # the squared gradient norm at the first trial when that was a finite unit step (the quadratic model's
     # minimiser for a quasi-Newton direction), NaN otherwise; None from a rule that does not record it
     unit_sq_grad: Any = None
     # the slope <grad, d> at that unit first trial, NaN otherwise (None likewise)

@@ -114,7 +114,7 @@ class MoreThuente:
     is not a descent direction fails at once, with no evaluation.
 
     Where ``ctx.unit_grad`` asks for it (a quasi-Newton direction), the squared
-    gradient norm and the slope at a unit first trial go out in
+    gradient norm and the slope at a finite unit first trial go out in
     ``StepInfo.unit_sq_grad`` and ``StepInfo.unit_slope`` (NaN without one), and
     the least :math:`t |\\phi'(0)|` over the trials whose slope is at most
     ``1e-2`` of :math:`|\\phi'(0)|` in ``StepInfo.located`` (inf without
