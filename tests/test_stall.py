@@ -235,6 +235,17 @@ def test_a_search_into_a_nan_region_is_not_a_precision_success(tier, x64_off):
     assert np.isfinite(float(res.loss)) and float(res.loss) > 1.9  # the last finite point, not the infimum
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+def test_half_precision_quasi_newton_runs_without_an_overflow_warning(method, dtype):
+    """Reference: the closed-form minimiser x = 1. The search's step cap (1e10) and the factr test's
+    1e7 eps (9,766 in float16) were made in the half type at trace time: NumPy's RuntimeWarning
+    "overflow encountered in cast" on every float16 call (an error here: filterwarnings=error)."""
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(3, dtype), method=method, tier="compiled")
+    assert bool(res.success) and res.params.dtype == jnp.dtype(dtype)
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
+
+
 def _one_search(f, x, d, tier):
     """One MoreThuente search from x along d (a later step: a unit first trial) on either tier:
     its StepInfo's (unit_sq_grad, unit_slope, noise)."""

@@ -190,7 +190,8 @@ def vouches(value: Any, line: Any, xp: Any = jnp) -> Any:
     """True when the decrease ``line`` (:func:`line_decrease`, or a confirmed model's) is at most
     ``VOUCH_FACTR * eps * |f|``; False for NaN or Inf."""
     dtype = xp.result_type(value)
-    return xp.isfinite(value) & (line <= VOUCH_FACTR * xp.finfo(dtype).eps * xp.abs(value))
+    # the factor as a Python float (float16's 1e7 eps, 9,766, overflowed in its own type at trace time)
+    return xp.isfinite(value) & (line <= VOUCH_FACTR * float(xp.finfo(dtype).eps) * xp.abs(value))
 
 
 def within_noise(noise: Any, decrease: Any) -> Any:

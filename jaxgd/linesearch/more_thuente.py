@@ -221,7 +221,7 @@ class MoreThuente:
         c1, c2 = jnp.asarray(self.c1, dtype), jnp.asarray(self.c2, dtype)
         xtol = jnp.asarray(self.xtol, dtype)
         gtest = c1 * g0
-        stpmax = jnp.asarray(1e10 if dtype == jnp.float64 else 1e10, dtype)
+        stpmax = jnp.asarray(min(1e10, float(jnp.finfo(dtype).max)), dtype)  # (float16: its largest, 65504)
         zero = jnp.zeros((), dtype)
         tie_tol = tie_tolerance(self.approx_rtol, f0)
         stp0 = self.first_trial(state, ctx)
