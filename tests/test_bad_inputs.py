@@ -358,6 +358,7 @@ ROWS: list[Row] = [
     R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),
     R("check_grad", "reference", "returns shape (4,) for x of shape (3,)", ValueError, "reference gradient for leaf x has shape (4,); expected (3,)", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: np.zeros(4)), True),
     R("check_grad", "x", "np.arange(3)", TypeError, "every leaf of x must be a real floating-point array", lambda c: jaxgd.check_grad(c.f, np.arange(3))),
+    R("check_grad", "x", "np.ones(3, bfloat16)", TypeError, "check_grad does not take bfloat16 x", lambda c: jaxgd.check_grad(c.f, np.ones(3, jnp.bfloat16))),
     R("check_grad", "directions", "0", ValueError, "directions=0 must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=0)),
     R("check_grad", "seed", "-1", ValueError, "seed=-1 must be a non-negative integer (the seed of the NumPy generator drawing the directions)", lambda c: jaxgd.check_grad(c.f, c.x0, seed=-1)),
     R("check_grad", "seed", "-1 with directions=2", ValueError, "seed=-1 must be a non-negative integer (the seed of the NumPy generator drawing the directions)", lambda c: jaxgd.check_grad(c.f, c.x0, directions=2, seed=-1)),

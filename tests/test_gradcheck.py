@@ -279,6 +279,7 @@ def _bad_precision(value: object) -> str:
         ({"args": jnp.ones(3)}, TypeError, _gradcheck.MSG_ARGS_NOT_TUPLE.format(type_name="ArrayImpl")),
         ({"x": {}}, ValueError, _gradcheck.MSG_X_EMPTY),
         ({"x": {"a": jnp.arange(3)}}, TypeError, _gradcheck.MSG_X_NOT_FLOAT.format(path="['a']", dtype="int64")),
+        ({"x": {"a": jnp.ones(3, jnp.bfloat16)}}, TypeError, _gradcheck.MSG_X_BFLOAT16.format(path="['a']")),
         ({"eps": 0.0}, ValueError, _gradcheck.MSG_BAD_EPS.format(value=0.0)),
         ({"rtol": -1.0}, ValueError, _gradcheck.MSG_BAD_TOL.format(name="rtol", value=-1.0)),
         ({"atol": float("nan")}, ValueError, _gradcheck.MSG_BAD_TOL.format(name="atol", value=float("nan"))),

@@ -34,6 +34,7 @@ from .inputs import MSG_REF_NOT_CALLABLE as MSG_REF_NOT_CALLABLE
 from .inputs import MSG_ARGS_NOT_TUPLE as MSG_ARGS_NOT_TUPLE
 from .inputs import MSG_X_EMPTY as MSG_X_EMPTY
 from .inputs import MSG_X_NOT_FLOAT as MSG_X_NOT_FLOAT
+from .inputs import MSG_X_BFLOAT16 as MSG_X_BFLOAT16
 from .inputs import MSG_X_TRACER as MSG_X_TRACER
 from .inputs import MSG_FUN_NOT_SCALAR as MSG_FUN_NOT_SCALAR
 from .inputs import MSG_REF_STRUCTURE as MSG_REF_STRUCTURE
@@ -188,7 +189,7 @@ def check_grad(
 
     Raises:
         TypeError: ``fun`` or ``reference`` not callable, ``args`` not a tuple,
-            a non-floating or traced leaf in ``x``, a traced ``seed``, a
+            a non-floating, bfloat16 or traced leaf in ``x``, a traced ``seed``, a
             ``precision`` that is neither None nor a string.
         ValueError: bad ``eps``/``rtol``/``atol``/``directions``; a ``seed`` that
             is not a non-negative integer (a bool, a float, a negative number, an

@@ -22,6 +22,10 @@ MSG_REF_NOT_CALLABLE = "reference must be callable, reference(x, *args) -> gradi
 MSG_ARGS_NOT_TUPLE = "args must be a tuple (or list) of extra arguments to fun; got {type_name}"
 MSG_X_EMPTY = "x has no array leaves: nothing to check"
 MSG_X_NOT_FLOAT = "every leaf of x must be a real floating-point array; leaf {path} has dtype {dtype}"
+MSG_X_BFLOAT16 = (
+    "check_grad does not take bfloat16 x (its 8-bit significand cannot hold a finite-difference step): leaf {path}; "
+    "check the gradient at x cast to float32"
+)
 MSG_X_TRACER = "check_grad runs on the host and needs concrete x; leaf {path} is a tracer (call it outside jit/vmap)"
 MSG_FUN_NOT_SCALAR = "fun must return a real scalar; it returned shape {shape} and dtype {dtype}"
 MSG_REF_STRUCTURE = (
@@ -184,6 +188,8 @@ def check_inputs(
             dtype = np.asarray(leaf).dtype
         except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
             raise TypeError(MSG_X_TRACER.format(path=path)) from None
+        if dtype == jnp.bfloat16:  # (a float to jnp, not to NumPy: said apart)
+            raise TypeError(MSG_X_BFLOAT16.format(path=path))
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(MSG_X_NOT_FLOAT.format(path=path, dtype=dtype))
     x = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for _, leaf in with_paths])
