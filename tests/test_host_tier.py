@@ -129,6 +129,9 @@ def _assert_same_run(host: jaxgd.Result, compiled: jaxgd.Result, rtol: float, hi
     assert jax.tree_util.tree_structure(host.state) == jax.tree_util.tree_structure(compiled.state)
     for h, c in zip(jax.tree_util.tree_leaves(host.state), jax.tree_util.tree_leaves(compiled.state)):
         assert (np.shape(h), jnp.result_type(h)) == (np.shape(c), jnp.result_type(c))
+    # the quasi-Newton restart's vouch flag (state.stall): a NumPy scalar from both (the compiled run's
+    # was a jax.Array: not packed with the state's other scalars)
+    assert isinstance(host.state.stall, np.generic) == isinstance(compiled.state.stall, np.generic)
 
 
 # make test: the cases that reach each status and feature once; the rest (and the short memory) in make slow

@@ -230,12 +230,19 @@ def _scalars(state: Any) -> tuple[list, list]:
     if isinstance(state.stall, _stall.Window):
         floats += [getattr(state.stall, f) for f in _WINDOW_FLOATS]
         ints += [getattr(state.stall, f) for f in _WINDOW_INTS]
+    elif _is_flag(state.stall):  # a quasi-Newton restart's vouch flag, in the loss's dtype
+        floats.append(state.stall)
     return floats, ints
+
+
+def _is_flag(stall: Any) -> bool:
+    """Whether ``SolverState.stall`` is stall.adjust_status's flag (a 0-d array), not a Window or ()."""
+    return not isinstance(stall, (tuple, _stall.Window)) and hasattr(stall, "dtype") and jnp.ndim(stall) == 0
 
 
 def pack_scalars(result: Result) -> tuple:
     """Inside jit: ``(result, floats, ints)`` with the state's scalar fields
-    (:data:`_FLOATS`, :data:`_INTS`, the stall window's) set to None and their
+    (:data:`_FLOATS`, :data:`_INTS`, the stall window's or flag) set to None and their
     values in two vectors, or ``(result, None, None)`` where their dtypes
     differ. Every output of a jitted call costs about 2 us to hand back
     (benchmarks E): ten scalars cost more than the loop's work."""
@@ -246,6 +253,8 @@ def pack_scalars(result: Result) -> tuple:
     cleared = state._replace(**{f: None for f in _FLOATS + _INTS})
     if isinstance(state.stall, _stall.Window):
         cleared = cleared._replace(stall=_stall.Window(None, None, None))
+    elif _is_flag(state.stall):  # (None: packed, after the state's floats)
+        cleared = cleared._replace(stall=None)
     return result._replace(state=cleared), jnp.stack(floats), jnp.stack(ints)
 
 
@@ -270,6 +279,8 @@ def _unpacked_state(state: Any, floats: Any, ints: Any) -> Any:
         values[i] = ints[k]
     if type(state.stall) is _stall.Window:  # the window's scalars follow the state's own (see _scalars)
         values[_STALL_AT] = _stall.Window._make([(floats if f else ints)[k] for f, k in _WINDOW_AT])
+    elif state.stall is None:  # the vouch flag, packed after the state's floats (see _scalars)
+        values[_STALL_AT] = floats[len(_FLOATS)]
     return type(state)._make(values)
 
 
