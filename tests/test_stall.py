@@ -93,7 +93,7 @@ def test_checked_norm_of_a_one_element_leaf_whose_square_overflows_under_jit(dty
     assert bool(finite) and float(norm) == 3.0
 
 
-@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "bfgs"), slow_if(True, "cg")])  # (make slow: bfgs, cg)
 def test_unbounded_below_ends_alike_on_both_tiers(method, precision):
     """Reference: the closed form f'(x) = exp(-x) of f = -exp(-x) (finite wherever f is) and the host
     tier. The searches run x down to where exp overflows; the last finite trial is accepted and the
@@ -235,8 +235,9 @@ def test_a_search_into_a_nan_region_is_not_a_precision_success(tier, x64_off):
     assert np.isfinite(float(res.loss)) and float(res.loss) > 1.9  # the last finite point, not the infimum
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+@pytest.mark.parametrize(("method", "dtype"), [
+    ("lbfgs", "float16"), *(slow_if(True, m, d) for m, d in [("lbfgs", "bfloat16"), ("bfgs", "float16"), ("bfgs", "bfloat16"),
+                                                             ("cg", "float16"), ("cg", "bfloat16")])])  # (the rest in make slow)
 def test_half_precision_quasi_newton_runs_without_an_overflow_warning(method, dtype):
     """Reference: the closed-form minimiser x = 1. The search's step cap (1e10) and the factr test's
     1e7 eps (9,766 in float16) were made in the half type at trace time: NumPy's RuntimeWarning
