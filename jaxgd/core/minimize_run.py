@@ -236,8 +236,8 @@ def _scalars(state: Any) -> tuple[list, list]:
 
 
 def _is_flag(stall: Any) -> bool:
-    """Whether ``SolverState.stall`` is stall.adjust_status's flag (a 0-d array), not a Window or ()."""
-    return not isinstance(stall, (tuple, _stall.Window)) and hasattr(stall, "dtype") and jnp.ndim(stall) == 0
+    """Whether ``SolverState.stall`` is stall.adjust_status's flag (a 0-d array), not a Window or () (tuples)."""
+    return not isinstance(stall, tuple)
 
 
 def pack_scalars(result: Result) -> tuple:

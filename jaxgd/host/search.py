@@ -130,7 +130,7 @@ class Search:
         self.rule, self.dtype = rule, dtype
         self.initial, self.always = _scalar(rule.initial, dtype), rule.start == "interpolate"
         self.c1, self.c2, self.xtol = _scalar(rule.c1, dtype), _scalar(rule.c2, dtype), _scalar(rule.xtol, dtype)
-        self.stpmax = _scalar(min(1e10, float(np.finfo(dtype).max)), dtype)  # MoreThuente.step's
+        self.stpmax = _scalar(_more_thuente.step_cap(dtype), dtype)
         self.rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
         self.max_iter = int(rule.max_iter)
         self.cast = dtype != np.float64  # a Python float (weak, as in jax) met only float64 scalars: nothing to round

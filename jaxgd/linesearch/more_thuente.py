@@ -16,7 +16,7 @@ over ``ctx.evaluate``. It is the default step size of ``bfgs``, ``lbfgs`` and
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +58,12 @@ LOCATE = 1e-2
 # (t (|phi'(0)| + |phi'(t)|), the mean value theorem's bound where phi' is monotone) measures the
 # error of f's own evaluation (StepInfo.noise; jaxgd.core.stall reads it).
 NOISE_RATIO = 100.0
+
+
+def step_cap(dtype: Any) -> float:
+    """The longest step a search tries (MINPACK-2's ``stpmax``): 1e10, or ``dtype``'s largest
+    number where that is less (float16: 65504; made in the half type, 1e10 overflowed)."""
+    return min(1e10, float(jnp.finfo(dtype).max))
 
 
 class _Carry(NamedTuple):
@@ -221,7 +227,7 @@ class MoreThuente:
         c1, c2 = jnp.asarray(self.c1, dtype), jnp.asarray(self.c2, dtype)
         xtol = jnp.asarray(self.xtol, dtype)
         gtest = c1 * g0
-        stpmax = jnp.asarray(min(1e10, float(jnp.finfo(dtype).max)), dtype)  # (float16: its largest, 65504)
+        stpmax = jnp.asarray(step_cap(dtype), dtype)
         zero = jnp.zeros((), dtype)
         tie_tol = tie_tolerance(self.approx_rtol, f0)
         stp0 = self.first_trial(state, ctx)
