@@ -244,15 +244,28 @@ def norm(a: PyTree) -> jax.Array:
 
 
 def scaled_norm(a: PyTree) -> jax.Array:
-    """``m * sqrt(sum((x/m)**2))`` with ``m`` the largest magnitude (0 for a zero tree)."""
+    """``s * sqrt(sum((x/s)**2))`` with ``s = 2**e`` the power of two nearest above the largest
+    magnitude ``m`` (``m = 0`` for a zero tree gives 0), summed in at least float32.
+
+    Dividing by a power of two is exact, so this is ``dnrm2``'s scaling by ``m`` without its
+    rounding; the scale is applied as two factors ``2**-(e//2)`` and ``2**-(e - e//2)``, each
+    normal, because one factor ``1/m`` is subnormal for ``m >= 2**126`` in float32 and XLA:CPU
+    flushes it to zero (under ``vmap``, or in bfloat16, it rewrites ``x / m`` as ``x * (1/m)``:
+    a gradient of 1e38 had norm 0). Half-precision leaves are summed in float32, whose range
+    holds their squares' sums.
+    """
     xs = [jnp.asarray(x) for x in leaves(a)]
-    m = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x)) if x.size else jnp.zeros((), x.dtype) for x in xs])
+    w = jnp.promote_types(jnp.result_type(*xs), jnp.float32)
+    m = functools.reduce(jnp.maximum, [jnp.max(jnp.abs(x)).astype(w) if x.size else jnp.zeros((), w) for x in xs])
     # the norm is homogeneous in m: no derivative flows through it (m**2 in the chain rule
     # overflows for m > 1e154, which zeroed half of the gradient of the norm there)
     m = jax.lax.stop_gradient(m)
-    safe = jnp.where((m > 0) & jnp.isfinite(m), m, 1.0)
-    parts = [jnp.sum(jnp.square(x / safe.astype(x.dtype))) for x in xs]
-    return jnp.where(jnp.isfinite(m), safe * jnp.sqrt(sum(parts[1:], parts[0])), m)
+    _, e = jnp.frexp(jnp.where((m > 0) & jnp.isfinite(m), m, 1.0))
+    h = e // 2
+    down = jnp.ldexp(jnp.ones((), w), -h), jnp.ldexp(jnp.ones((), w), h - e)
+    parts = [jnp.sum(jnp.square(x.astype(w) * down[0] * down[1])) for x in xs]
+    total = jnp.sqrt(sum(parts[1:], parts[0])) * jnp.ldexp(jnp.ones((), w), h) * jnp.ldexp(jnp.ones((), w), e - h)
+    return jnp.where(jnp.isfinite(m), total, m)
 
 
 def add_scaled(x: PyTree, alpha: jax.Array, d: PyTree) -> PyTree:

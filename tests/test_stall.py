@@ -111,6 +111,21 @@ def test_unbounded_below_ends_alike_on_both_tiers(method, precision):
     np.testing.assert_allclose(np.asarray(runs[0].params), np.asarray(runs[1].params), rtol=1e-6)
 
 
+def test_lbfgs_first_step_from_a_gradient_past_2_to_the_126_ends_alike_on_both_tiers(x64_off):
+    """Reference: the host tier (NumPy, which keeps subnormal numbers) and the closed form of the
+    first point x0 - g / ||g|| scaled at least by the smallest normal float32. L-BFGS-B's first
+    H0 = I / ||g|| is subnormal for ||g|| = 1e38; XLA:CPU flushed it to 0, so the compiled run
+    took no step (LINESEARCH_FAILED at x0) where the host tier stepped once; both now step once,
+    along -g, before the next trial overflows."""
+    f = lambda x: 1e38 * x[0] + x[1] ** 2  # noqa: E731  (unbounded below along x[0])
+    runs = [jaxgd.minimize(f, jnp.asarray([1.0, 1.0], jnp.float32), method="lbfgs", max_steps=3, tier=tier)
+            for tier in ("host", "compiled")]
+    for res in runs:
+        assert int(res.steps) == 1 and float(res.params[0]) < 0.0 and float(res.params[1]) == 1.0
+    np.testing.assert_allclose(np.asarray(runs[0].params), np.asarray(runs[1].params), rtol=1e-6)
+    assert runs[0].status_enum == runs[1].status_enum
+
+
 def test_norm_under_vmap_and_grad_matches_numpy_per_lane():
     """_tree.norm lane by lane under vmap (lanes of 1e200: overflow, 1e-200: underflow, 1, 0,
     NaN), nested vmap, and its gradient x / |x| (closed form) at every scale, also under

@@ -164,3 +164,26 @@ def test_sq_norm_checked_over_leaves_of_several_float_types():
         np.testing.assert_allclose(float(norm), want, rtol=1e-3)  # float16's rounding of its squares
     bad = {"h": jnp.asarray(np.array([np.nan, 1.0], np.float16)), "d": jnp.asarray(d)}
     assert not bool(jax.jit(_tree.sq_norm_checked)(bad, bad)[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, jnp.bfloat16, np.float32, np.float64])
+def test_norm_at_the_ends_of_the_range_eager_jit_and_vmap(dtype):
+    """Reference: math.fsum in float64 of the elements' squares (Python floats do not flush). The
+    global norm of a tree with its largest element near the type's largest finite number, or with
+    squares that underflow, is right eagerly, under jit and under vmap, with its gradient under
+    jit (x / ||x||). It read 0 under vmap and in bfloat16 for elements of 2**126 and more, and NaN
+    for float16's small elements under vmap: 1/m flushed to 0, or overflowed float16."""
+    fi = jnp.finfo(dtype)
+    big, small = float(fi.max) / 2, float(fi.tiny) * 2 ** 10
+    for top in (big, small):
+        x = {"a": jnp.asarray([top, top / 4], dtype), "b": jnp.asarray([top / 8], dtype)}
+        elems = np.concatenate([np.asarray(v, np.float64) for v in jax.tree_util.tree_leaves(x)])
+        want = math.sqrt(math.fsum((elems / top) ** 2)) * top
+        batched = jax.tree_util.tree_map(lambda v: v[None], x)
+        for got in (_tree.norm(x), jax.jit(_tree.norm)(x), jax.vmap(_tree.norm)(batched)[0]):
+            assert got.dtype == dtype
+            np.testing.assert_allclose(float(got), want, rtol=4 * float(fi.eps))
+        grad = jax.jit(jax.grad(_tree.norm))(x)
+        for k in x:
+            np.testing.assert_allclose(np.asarray(grad[k], np.float64), np.asarray(x[k], np.float64) / want,
+                                       rtol=8 * float(fi.eps), atol=8 * float(fi.eps))

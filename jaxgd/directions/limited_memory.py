@@ -67,6 +67,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .. import _tree
@@ -99,6 +100,14 @@ def lbfgsb_lr() -> MoreThuente:
 
 def _row(mem: PyTree, i: jax.Array) -> PyTree:
     return _tree.tmap(lambda a: a[i], mem)
+
+
+def first_scale(gnorm: Any) -> Any:
+    """L-BFGS-B's first ``H0 = I / ||g||``, at least the smallest normal number of ``gnorm``'s
+    type: ``1 / ||g||`` is subnormal for ``||g|| >= 2**126`` in float32, and XLA:CPU flushes a
+    subnormal to 0 (a zero first direction), where NumPy keeps it (both tiers call this)."""
+    xp = np if isinstance(gnorm, (np.ndarray, np.generic)) else jnp
+    return xp.maximum(1.0 / gnorm, xp.finfo(gnorm.dtype).tiny).astype(gnorm.dtype)
 
 
 def two_loop(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree]) -> Grads:
@@ -257,7 +266,7 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
         # only then: a reduction over the parameters saved on every other step)
         gamma = lax.cond(
             new.held > 0, lambda: new.gamma,
-            lambda: jnp.where(state.count == 0, 1.0 / _tree.norm(g), 1.0).astype(new.gamma.dtype),
+            lambda: jnp.where(state.count == 0, first_scale(_tree.norm(g)), 1.0).astype(new.gamma.dtype),
         )
         if spread is None:
             return _tree.neg(two_loop(g, new, lambda q: _tree.scale(gamma, q))), new

@@ -36,10 +36,15 @@ def norm(a: np.ndarray) -> Any:
 
 
 def scaled_norm(a: np.ndarray, top: Any) -> Any:
-    """``_tree.scaled_norm``: ``m * sqrt(sum((a/m)**2))`` with ``m = top`` the largest magnitude."""
-    safe = top if (top > 0 and np.isfinite(top)) else a.dtype.type(1)
-    b = a / safe
-    return (safe * np.sqrt(np.dot(b, b))).astype(a.dtype) if np.isfinite(top) else top
+    """``_tree.scaled_norm``: ``s * sqrt(sum((a/s)**2))`` with ``s = 2**e`` the power of two
+    nearest above ``top``, the largest magnitude (exact scaling, in at least float32)."""
+    w = np.promote_types(a.dtype, np.float32)
+    if not np.isfinite(top):
+        return top
+    _, e = np.frexp(w.type(top) if top > 0 else w.type(1))
+    h = int(e) // 2
+    b = np.ldexp(np.ldexp(a.astype(w), -h), h - int(e))
+    return np.ldexp(np.ldexp(np.sqrt(np.dot(b, b)), h), int(e) - h).astype(a.dtype)
 
 
 # -- L-BFGS ---------------------------------------------------------------------------------
@@ -90,7 +95,7 @@ def _lbfgs_update(spread: Optional[float], g: np.ndarray, state: LBFGS, x: np.nd
         head, held = (head + 1) % m, min(held + 1, m)
     new = LBFGS(min(state.count, INT32_MAX - 1) + 1, head, held, x, g, state.s, state.y, state.rho, gamma, diag, scale)
     if held == 0:
-        gamma = (1.0 / norm(g) if state.count == 0 else np.ones((), state.rho.dtype)).astype(state.rho.dtype)  # L-BFGS-B's
+        gamma = (_limited_memory.first_scale(norm(g)) if state.count == 0 else np.ones((), state.rho.dtype)).astype(state.rho.dtype)  # L-BFGS-B's
     return -two_loop(g, new, (scale * diag).astype(diag.dtype) if held > 0 and scale > 0 else gamma), new
 
 
