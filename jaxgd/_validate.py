@@ -58,10 +58,14 @@ BAD_FLAG = "{name} must be a bool, got {name}={value!r}"
 BAD_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
 EMPTY_PARAMS = "{name} must contain at least one non-empty array, got {what}"
 BAD_PARAMS_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
+NOT_IN_DTYPE = ("{name}={value!r} overflows {dtype}, the dtype of the parameters' leaf {path} (its largest finite "
+                "number is {big:.4g}); pass a smaller {name} or parameters of a wider dtype")
+BOUND_PAST_DTYPE = ("bounds: the {side} bound {value!r} leaves no {dtype} value for the parameters' leaf {path} "
+                    "(the largest finite {dtype} number is {big:.4g}); pass a {fix} {side} bound or parameters of a wider dtype")
 
 __all__ = [
     "BAD_NUMBER", "NOT_SCALAR", "count", "every", "finite", "flag", "greater", "is_tracer", "nonneg",
-    "open_unit", "params", "positive", "real", "value_of",
+    "in_dtypes", "open_unit", "params", "positive", "real", "value_of",
 ]
 
 
@@ -239,3 +243,27 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
         dtypes.append(dtype)
     return leaves, treedef, dtypes
 
+
+
+def in_dtypes(name: str, values: list, params: Any, side: str = "both") -> None:
+    """Raise ``ValueError`` (:data:`NOT_IN_DTYPE`) where a concrete hyperparameter, one value per
+    leaf of ``params`` (``values``, as ``prox.weight_leaves`` gives them), is finite but past the
+    largest finite number of its leaf's dtype: it is used in that dtype, where it is Inf (``l1=1e39``
+    with float32 parameters ended GTOL with a NaN loss). ``side``: ``"lower"`` checks only values
+    above the largest, Inf included (a lower bound no point meets; :data:`BOUND_PAST_DTYPE`),
+    ``"upper"`` only below its negative, ``"both"`` finite magnitudes. Tracers and ``None`` pass."""
+    for i, (v, leaf) in enumerate(zip(values, jax.tree_util.tree_leaves(params))):
+        if v is None or is_tracer(v) or not hasattr(leaf, "dtype") or not _is_float(leaf.dtype):
+            continue
+        try:
+            a = np.asarray(v, np.float64)
+        except (TypeError, ValueError):  # not a number: other checks name it
+            continue
+        big = float(jnp.finfo(leaf.dtype).max)
+        over = {"lower": a > big, "upper": a < -big, "both": (np.abs(a) > big) & np.isfinite(a)}[side]
+        if over.any():
+            value = float(a[over].flat[0]) if a.ndim else float(a)
+            fields = dict(value=value, dtype=jnp.dtype(leaf.dtype).name, path=_tree.leaf_path_at(params, i), big=big)
+            if side == "both":
+                raise ValueError(NOT_IN_DTYPE.format(name=name, **fields))
+            raise ValueError(BOUND_PAST_DTYPE.format(side=side, fix="smaller" if side == "lower" else "larger", **fields))

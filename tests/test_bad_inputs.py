@@ -493,6 +493,16 @@ ROWS: list[Row] = [
     R("check_grad", "eps", '"a"', TypeError, "eps must be a real number or a real scalar array, got eps='a'", lambda c: jaxgd.check_grad(c.f, c.x0, eps="a")),
     R("check_grad", "rtol", "np.array([1e-3, 1e-3])", ValueError, "rtol must be a real number or a real scalar array, got rtol=array([0.001, 0.001]) (a scalar, got shape (2,))", lambda c: jaxgd.check_grad(c.f, c.x0, rtol=np.array([1e-3, 1e-3]))),
     R("check_grad", "directions", "True", ValueError, "directions=True must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=True)),
+    # -- hyperparameters used in the parameters' dtype: a finite value past its range (float32 x0) ---------
+    R("minimize", "l1", "1e39 with a float32 x0", ValueError, "l1=1e+39 overflows float32, the dtype of the parameters' leaf", lambda c: M(c, x0=np.float32(c.x0), l1=1e39)),
+    R("minimize", "l2", "{'w': 1e39} with a float32 leaf w", ValueError, "l2=1e+39 overflows float32, the dtype of the parameters' leaf ['w']", lambda c: M(c, fun=lambda p: jnp.sum(p["w"] ** 2), x0={"w": np.float32(c.x0)}, l2={"w": 1e39})),
+    R("minimize", "lr", "1e39 with a float32 x0", ValueError, "lr=1e+39 overflows float32", lambda c: M(c, x0=np.float32(c.x0), lr=1e39)),
+    R("minimize", "clip", "1e39 with a float32 x0", ValueError, "clip=1e+39 overflows float32", lambda c: M(c, x0=np.float32(c.x0), clip=1e39)),
+    R("minimize", "bounds", "(1e39, None) with a float32 x0", ValueError, "bounds: the lower bound 1e+39 leaves no float32 value", lambda c: M(c, x0=np.float32(c.x0), bounds=(1e39, None))),
+    R("minimize", "bounds", "(None, -inf)", ValueError, "bounds: the upper bound -inf leaves no float64 value", lambda c: M(c, bounds=(None, -math.inf))),
+    R("Solver", "l1", "1e39 with a float32 x0 (Solver.init)", ValueError, "l1=1e+39 overflows float32", lambda c: S(c, "gd", lr=0.1, l1=1e39).init(np.float32(c.x0))),
+    R("fit", "l2", "1e39 with float32 params", ValueError, "l2=1e+39 overflows float32", lambda c: c.F(params=np.float32(c.x0), l2=1e39)),
+    R("as_optax", "l2", "1e39 with float32 params (at init)", ValueError, "l2=1e+39 overflows float32", lambda c: jaxgd.as_optax("gd", 0.1, l2=1e39).init(np.float32(c.x0))),
     # -- as_optax (issue 16 item 1): the options' own checks, then the update's extras ----------------------
     R("as_optax", "method", '"sgd2"', ValueError, "method='sgd2' is not a known method", lambda c: jaxgd.as_optax("sgd2")),
     R("as_optax", "method", "3", TypeError, "method must be a method name", lambda c: jaxgd.as_optax(3)),

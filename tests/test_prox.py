@@ -148,6 +148,18 @@ def test_non_negativity_matches_scipy_nnls():
 
 
 # -- host-side validation of bounds -------------------------------------------------------------
+def test_bounds_past_float32s_range_with_x64_off_are_no_bounds_and_no_warning(x64_off):
+    """Reference: the unbounded run (closed form x = 2). With x64 off, bounds=(-1e39, 1e39) are
+    -inf and inf in float32: the run equals the unbounded one, and JAX's cast of the Python floats
+    no longer warns "overflow encountered in cast" (an error under this suite's filterwarnings)."""
+    f = lambda x: jnp.sum((x - 2.0) ** 2)  # noqa: E731
+    x0 = jnp.zeros(3, jnp.float32)
+    boxed = jaxgd.minimize(f, x0, lr=0.5, bounds=(-1e39, 1e39), max_steps=20)
+    free = jaxgd.minimize(f, x0, lr=0.5, max_steps=20)
+    np.testing.assert_array_equal(np.asarray(boxed.params), np.asarray(free.params))
+    np.testing.assert_allclose(np.asarray(boxed.params), 2.0)
+
+
 def test_x0_outside_the_box_is_projected():
     state = jax.jit(lambda s, x: s.init(x))(jaxgd.Solver(box_loss, bounds=(0.0, 0.3)), jnp.linspace(-1.0, 1.0, 10))
     np.testing.assert_allclose(state.params, np.clip(np.linspace(-1.0, 1.0, 10), 0.0, 0.3))

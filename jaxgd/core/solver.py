@@ -42,7 +42,7 @@ from .update import clip_by_global_norm  # noqa: F401  (re-exported: older impor
 from . import stall as _stall  # issue 13 hook
 
 from .. import _tree, _validate
-from ..prox.operators import weight_leaves as _prox_weights
+from ..prox.operators import checked_weights as _prox_weights
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
 from .status import History, Result, Status
 from .._types import ArrayLike, Grads, LossFn, Params, PyTree
@@ -209,10 +209,15 @@ class Solver:
         )
 
     def check_params(self, params: Params) -> None:
-        """Raise ``ValueError`` when ``bounds``, ``l1`` or ``l2`` (as pytrees) do not fit ``params``."""
+        """Raise ``ValueError`` when ``bounds``, ``l1`` or ``l2`` (as pytrees) do not fit ``params``,
+        or a concrete ``lr``, ``clip``, ``l1``, ``l2`` or bound overflows a leaf's dtype."""
         self.prox.check(params)
         if self.l2 is not None:
             _prox_weights(self.l2, params, "l2")
+        n = len(_tree.leaves(params))
+        lr = getattr(self.rule, "schedule", None)  # a constant lr (ScheduleRule of a number)
+        for name, value in (("clip", self.clip), ("lr", lr if _tree.is_scalar(lr) else None)):
+            _validate.in_dtypes(name, [value] * n, params)
 
     # -- the objective ----------------------------------------------------
     def objective(self, params: Params, *args: Any) -> tuple[jax.Array, Any]:
@@ -296,8 +301,8 @@ class Solver:
             that do not fit ``x0``.
         """
         _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
+        self.check_params(x0)  # before anything runs on the device
         params = _tree.tmap(jnp.asarray, x0)
-        self.check_params(params)
         params = self.prox.project(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)

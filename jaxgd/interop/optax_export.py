@@ -30,7 +30,7 @@ from ..core import update as _update
 from ..core.options import default as _D
 from ..core.status import Status
 from ..directions.lbfgsb import LbfgsbSearch
-from ..prox.operators import l2_penalty, weight_leaves
+from ..prox.operators import checked_weights, l2_penalty
 
 NEEDS_EXTRA = (
     "as_optax(lr={rule}).update needs {missing}: the loss at params (value=) and the loss as a "
@@ -155,7 +155,7 @@ def _init(parts: _Parts, params: Params) -> AsOptaxState:
     _validate.params("params", params)  # minimize's policy: a non-empty pytree of real float arrays
     parts.prox.check(params)
     if parts.l2 is not None:
-        weight_leaves(parts.l2, params, "l2")
+        checked_weights(parts.l2, params, "l2")
     dtype = _value_dtype(params)
     value, grad = jnp.asarray(jnp.inf, dtype), _tree.tmap(jnp.zeros_like, params)
     return AsOptaxState(

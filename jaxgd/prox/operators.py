@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _tree
+from .. import _tree, _validate
 from .._types import Grads, Params
 
 BAD_BOUNDS = "bounds must be a pair (lower, upper), each None, a number or a pytree like x0; got bounds={value!r}"
@@ -116,9 +116,17 @@ def _bound_leaves(bound: Any, params: Params, side: str) -> Optional[list]:
 
 
 def _as_bound(value: Any) -> Any:
+    """A bound's numbers as floats; with x64 off, a Python number past float32's range as the
+    infinity it is in float32 (JAX's cast of it to float32 warned "overflow encountered in cast")."""
     if value is None:
         return None
-    return _tree.tmap(_tree.as_float_if_number, value)
+    return _tree.tmap(lambda v: _float32_range(_tree.as_float_if_number(v)), value)
+
+
+def _float32_range(v: Any) -> Any:
+    if isinstance(v, float) and not jax.config.jax_enable_x64 and abs(v) > float(np.finfo(np.float32).max):
+        return float(np.copysign(np.inf, v))
+    return v
 
 
 def check_bounds(bounds: Any) -> tuple[Any, Any]:
@@ -175,6 +183,17 @@ def weight_leaves(weight: Any, params: Params, name: str) -> list:
     return _leaves_like(weight, params, BAD_WEIGHT_TREE, show_leaf_shape=False, name=name)
 
 
+def checked_weights(weight: Any, params: Params, name: str) -> list:
+    """:func:`weight_leaves`, each weight also finite in its leaf's dtype (the host check).
+
+    Raises:
+      ValueError: ``weight`` does not fit ``params``, or overflows a leaf's dtype.
+    """
+    ws = weight_leaves(weight, params, name)
+    _validate.in_dtypes(name, ws, params)
+    return ws
+
+
 def l2_penalty(l2: Any, params: Params) -> jax.Array:
     """``sum_i l2_i / 2 ||theta_i||^2`` over the leaves (``l2`` a number or a pytree like ``params``)."""
     if _tree.is_scalar(l2):
@@ -220,9 +239,10 @@ class Prox:
     def check(self, params: Params) -> None:
         """Raise ``ValueError`` (naming ``bounds`` or ``l1``) when a bound or weight does not fit ``params``."""
         if self.l1 is not None:
-            weight_leaves(self.l1, params, "l1")
-        _bound_leaves(self.lower, params, "lower")
-        _bound_leaves(self.upper, params, "upper")
+            checked_weights(self.l1, params, "l1")
+        for side, bound in (("lower", self.lower), ("upper", self.upper)):
+            if bound is not None:
+                _validate.in_dtypes(side, _bound_leaves(bound, params, side), params, side)
 
     def project(self, params: Params) -> Params:
         """Clip ``params`` into the box (identity without bounds)."""
