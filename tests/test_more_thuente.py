@@ -250,3 +250,34 @@ def test_a_trial_that_repeats_the_best_one_ends_the_search(tier):
             nfev, failed = info.nfev, info.failed
         assert int(nfev) == 8 and not bool(failed)
         np.testing.assert_allclose(float(alpha), 0.25000030208329554, rtol=1e-15)
+
+
+def test_float32_interpolated_first_trial_is_no_shorter_than_a_step_that_moves_x(x64_off):
+    """Reference: closed forms. f = ||x - 3||^2 - 8 from x = (1, 1) (f = 0), d = -g = (4, 4), with
+    f_{k-1} = 1e-12: eq. 3.60's first trial (1.01 * 2 (f_k - f_{k-1}) / phi'(0), scipy's CG and BFGS)
+    is 6e-14, which moves x by 2.5e-13, under half an ulp of 1 (6e-8): the trial was x itself, and
+    the search failed at a point where f falls steeply. In float32 the first trial is now at least
+    eps / max|d_i / x_i| (one ulp of the entry it moves most), and the search finds the Wolfe step
+    (alpha = 1/2 is the line's minimiser); the host tier's search picks the same first trial."""
+    from jaxgd.host import search as host_search
+    from jaxgd.linesearch.more_thuente import shortest_move
+
+    f = lambda x: jnp.sum((x - 3.0) ** 2) - 8.0  # noqa: E731
+    x = jnp.ones(2, jnp.float32)
+    value, grad = jax.value_and_grad(f)(x)
+    d = -grad
+    evaluate = lambda a: Trial(x + a * d, *jax.value_and_grad(f)(x + a * d), None)  # noqa: E731
+    ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, grad, d, jnp.vdot(grad, d), evaluate, lambda a: f(x + a * d))
+    state = MoreThuenteState(value + jnp.float32(1e-12), jnp.asarray(True), jnp.asarray(0, jnp.int32))
+    rule = ls.MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True)  # cg's search
+    eps = float(np.finfo(np.float32).eps)
+    first = rule.first_trial(state, ctx)
+    assert float(first) == np.float32(eps / 4.0) == float(shortest_move(x, d, np.float32))
+    assert not bool(jnp.all(x + first * d == x))
+    alpha, trial, _, info = rule.step(state, ctx)
+    assert not bool(info.failed) and float(trial.value) < float(value)
+    np.testing.assert_allclose(float(alpha), 0.5, rtol=1e-3)
+    host_ctx = host_search.Context(np.asarray(x), np.asarray(value)[()], np.asarray(grad), np.asarray(d),
+                                   np.asarray(ctx.slope)[()], None)
+    host_state = MoreThuenteState(np.float32(value + np.float32(1e-12)), np.bool_(True), np.int32(0))
+    assert host_search.first_trial(np.float32(1.0), True, host_state, host_ctx) == first

@@ -116,9 +116,13 @@ def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState,
     """``MoreThuente.first_trial``: ``wolfe.interpolated_step`` capped by ``initial`` (a scalar of
     the value's dtype), every step with ``start="interpolate"``, else until a step was accepted."""
     if state.started and not interpolate_always:
-        return initial
-    guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
-    return _Ops.minimum(initial, guess) if (math.isfinite(guess) and guess > 0) else initial
+        first = initial
+    else:
+        guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
+        first = _Ops.minimum(initial, guess) if (math.isfinite(guess) and guess > 0) else initial
+    if interpolate_always and _more_thuente.narrow(first.dtype):
+        first = _Ops.minimum(_Ops.maximum(first, _more_thuente.shortest_move(ctx.x, ctx.direction, first.dtype)), initial)
+    return first
 
 
 class Search:

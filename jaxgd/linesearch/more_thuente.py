@@ -11,15 +11,21 @@ over ``ctx.evaluate``. It is the default step size of ``bfgs``, ``lbfgs`` and
 - ``start="interpolate"``: :math:`\\alpha_0 = \\min(1, 1.01 \\cdot 2
   (f_k - f_{k-1}) / \\phi'(0))` every step (Nocedal & Wright eq. 3.60;
   scipy's ``old_old_fval`` trick, with :math:`f_{-1} = f_0 + \\|g_0\\|/2`),
-  which suits conjugate gradient, whose directions carry no step scale.
+  which suits conjugate gradient, whose directions carry no step scale. In
+  float32 and narrower types it is at least the step
+  that moves some entry of :math:`\\theta` by one ulp: near a minimum
+  :math:`f_k - f_{k-1}` is rounding, and a shorter trial rounds back to
+  :math:`\\theta` and ends the search.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .. import _tree
@@ -64,6 +70,29 @@ def step_cap(dtype: Any) -> float:
     """The longest step a search tries (MINPACK-2's ``stpmax``): 1e10, or ``dtype``'s largest
     number where that is less (float16: 65504; made in the half type, 1e10 overflowed)."""
     return min(1e10, float(jnp.finfo(dtype).max))
+
+
+def narrow(dtype: Any) -> bool:
+    """A value dtype narrower than float64: the searches' first trial is floored at
+    :func:`shortest_move` (float64 programs stay as they are)."""
+    return jnp.finfo(dtype).bits < 64
+
+
+def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
+    """``eps / max_i(|d_i| / |x_i|)``: a step that moves some entry of ``x`` by ``eps |x_i|``, at
+    least one ulp (``eps`` of ``dtype``; ``|x_i|`` floored at its smallest normal number, so that
+    an entry at 0 gives a step near 0: any step moves it). A shorter trial moves no entry of ``x``
+    by a whole ulp and mostly rounds back to ``x``: in float32, ``cg``'s interpolated first trial
+    (eq. 3.60) near Rosenbrock's minimum moved ``x`` by 5e-9 where one ulp is 6e-8, and every search
+    failed there (benchmarks/RESULTS.md, session 32). ``x``, ``d``: pytrees of arrays (or NumPy
+    vectors: the host tier's search calls this with the same arithmetic)."""
+    xp = np if isinstance(x, np.ndarray) else jnp
+    eps, tiny = float(jnp.finfo(dtype).eps), float(jnp.finfo(dtype).tiny)
+    with np.errstate(over="ignore"):  # a huge ratio: the floor is 0 (NumPy would warn)
+        tops = [xp.max(xp.abs(di).astype(dtype) / xp.maximum(xp.abs(xi).astype(dtype), tiny))
+                for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
+        top = functools.reduce(xp.maximum, tops)
+        return (xp.asarray(eps, dtype) / top).astype(dtype)
 
 
 class _Carry(NamedTuple):
@@ -216,9 +245,12 @@ class MoreThuente:
     def first_trial(self, state: MoreThuenteState, ctx: StepContext) -> jax.Array:
         """The first step tried (see the module doc)."""
         interp = interpolated_step(ctx, state.prev_value, self.initial)
-        if self.start == "interpolate":
-            return interp
-        return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
+        if self.start != "interpolate":
+            return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
+        if narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower), up to the cap
+            move = shortest_move(ctx.params, ctx.direction, interp.dtype)
+            return jnp.minimum(jnp.maximum(interp, move), jnp.asarray(self.initial, interp.dtype))
+        return interp
 
     def step(self, state: MoreThuenteState, ctx: StepContext) -> tuple[jax.Array, Trial, MoreThuenteState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
