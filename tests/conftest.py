@@ -30,6 +30,7 @@ same examples on every run and every machine, and no example database.
 """
 
 import os
+import zlib
 from typing import Any, Iterator, NamedTuple
 
 CLASSIC_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
@@ -190,3 +191,20 @@ def crash_after(monkeypatch: pytest.MonkeyPatch):
         return calls
 
     return arm
+
+
+# The method and rule batteries run every case in both precisions under `make slow`, and in one of
+# them under `make test`, alternating from case to case (and, by a checksum of its name, from test
+# to test), so that every method and rule, in both precisions, stays in `make test` at half the cost.
+ALTERNATE_PRECISION = frozenset({"test_common.py", "test_rules_battery.py"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's -m deselection reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if spec is None or item.path.name not in ALTERNATE_PRECISION or "precision" not in spec.indices:
+            continue
+        cases = [k for k in spec.indices if k != "precision"]
+        if cases and spec.indices["precision"] != (spec.indices[cases[0]] + zlib.crc32(item.originalname.encode())) % 2:
+            item.add_marker(pytest.mark.slow)

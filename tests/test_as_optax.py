@@ -169,7 +169,7 @@ def test_nonfinite_step_is_not_taken() -> None:
     np.testing.assert_array_equal(np.asarray(res.params), np.asarray(x + updates))
 
 
-@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+@pytest.mark.parametrize("method", [slow_if(True, "bfgs"), "lbfgs"])  # (make slow: bfgs)
 def test_a_failed_search_with_a_memory_retries_without_it_as_minimize_does(method: str) -> None:
     """minimize's restart (L-BFGS-B's): a failed search with a curvature memory is not taken and
     the next step starts afresh from the same point. Reference: Solver.step driven by hand, step for
