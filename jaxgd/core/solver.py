@@ -407,9 +407,11 @@ class Solver:
             model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad,
                      jnp.asarray(info.unit_slope).astype(value.dtype), jnp.asarray(info.located).astype(value.dtype),
                      jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype), state.stall)
+        # the grid rule (float32 searches record StepInfo.unseen): a failed search along -g (no memory)
+        grid = None if had_memory is None or getattr(info, "unseen", None) is None else info.unseen & ~had_memory
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol, model,
+            (new_value, gnorm, new_params), window, self.gtol, model, grid,
         )
         if model is not None:
             status, window = status  # (the flag for the next step, carried where a window would be)

@@ -55,6 +55,10 @@ class StepInfo(NamedTuple):
     # the largest change of f at a trial that moved x which the trial's slopes cannot explain (more than
     # NOISE_RATIO t (|phi'(0)| + |phi'(t)|): the error of f's own evaluation there), 0 without one (None likewise)
     noise: Any = None
+    # (float32 and narrower) the first trial moved x and f did not fall below f0 minus the tie
+    # tolerance, though t |<grad, d>| predicted more: the gradient does not describe f at the scale
+    # of the dtype's grid (jaxgd.core.stall's grid rule); None from a rule that does not record it
+    unseen: Any = None
 
 
 class StepContext(NamedTuple):

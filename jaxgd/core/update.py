@@ -184,7 +184,8 @@ def update(
     alpha, trial, rstate, info = out
     # (a StepInfo again: a rule may return any tuple with StepInfo's fields)
     info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None),
-                              getattr(info, "unit_slope", None), getattr(info, "located", None), getattr(info, "noise", None))
+                              getattr(info, "unit_slope", None), getattr(info, "located", None), getattr(info, "noise", None),
+                              getattr(info, "unseen", None))
     return trial, UpdateState(state.count + 1, dstate, rstate), alpha, info
 
 

@@ -112,11 +112,11 @@ def _measure(x: np.ndarray, value: Any, g: np.ndarray, inf_norm: bool) -> tuple[
     return _directions.scaled_norm(g, top).astype(value.dtype), bool(np.isfinite(value) & np.isfinite(top))
 
 
-def _at_precision(value: Any, gnorm: Any, x: np.ndarray) -> bool:
-    """``stall.at_precision``: ``||g|| max(||x||, 1) <= sqrt(eps) max(|f|, 1)``."""
+def _at_precision(value: Any, gnorm: Any, x: np.ndarray, factor: float = 1.0) -> bool:
+    """``stall.at_precision``: ``||g|| max(||x||, 1) <= factor sqrt(eps) max(|f|, 1)``."""
     eps = np.finfo(value.dtype).eps
     scale = np.maximum(np.abs(value), 1.0) / np.maximum(np.sqrt(np.dot(x, x)).astype(value.dtype), 1.0)
-    return bool(np.isfinite(value) & (gnorm <= np.sqrt(eps) * scale))
+    return bool(np.isfinite(value) & (gnorm <= factor * np.sqrt(eps) * scale))
 
 
 def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
@@ -169,7 +169,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
-            a, trial, rnew, (fev, gev, failed, (unit_sq_grad, unit_slope, located, noise)) = search.step(rstate, ctx)
+            a, trial, rnew, (fev, gev, failed, (unit_sq_grad, unit_slope, located, noise, unseen)) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
@@ -193,6 +193,8 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
                     precise = _at_precision(*old) or bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
+                    # stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
+                    precise = precise or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
                     st = PRECISION if precise else st
             vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st

@@ -128,7 +128,8 @@ def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState,
 class Search:
     """A :class:`jaxgd.linesearch.MoreThuente`'s constants in one dtype, made once per run."""
 
-    __slots__ = ("rule", "dtype", "c1", "c2", "xtol", "stpmax", "rtol", "max_iter", "cast", "placeholder", "initial", "always")
+    __slots__ = ("rule", "dtype", "c1", "c2", "xtol", "stpmax", "rtol", "max_iter", "cast", "placeholder", "initial", "always",
+                 "narrow")
 
     def __init__(self, rule: Any, dtype: Any, x: np.ndarray) -> None:
         self.rule, self.dtype = rule, dtype
@@ -138,12 +139,13 @@ class Search:
         self.rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
         self.max_iter = int(rule.max_iter)
         self.cast = dtype != np.float64  # a Python float (weak, as in jax) met only float64 scalars: nothing to round
+        self.narrow = _more_thuente.narrow(dtype)
         zeros = np.zeros_like(x)
         self.placeholder = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
 
     def step(self, state: MoreThuenteState, ctx: Context) -> tuple[Any, Trial, MoreThuenteState, tuple]:
         """One search: ``(alpha, accepted trial, new state, (nfev, ngev, failed, (unit_sq_grad, unit_slope, located,
-        noise)))``, as ``MoreThuente.step``."""
+        noise, unseen)))``, as ``MoreThuente.step``."""
         dtype, c1, c2, xtol, stpmax = self.dtype, self.c1, self.c2, self.xtol, self.stpmax
         f0, g0 = ctx.value, ctx.slope.astype(dtype)
         gtest = c1 * g0
@@ -153,6 +155,7 @@ class Search:
         best = self.placeholder
         i, stage2, converged, hit, unit_sq_grad = 0, np.bool_(False), np.bool_(False), False, dtype.type(np.nan)
         unit_slope, located, noise = dtype.type(np.nan), dtype.type(np.inf), dtype.type(0)
+        unseen = False  # MoreThuente's StepInfo.unseen (float32 and narrower; False in float64, where it is None)
         done = not (g0 < 0)  # not a descent direction (or NaN slope): fail without evaluating
         isfinite, interpolate, safeguard, P5 = math.isfinite, _dcsrch.interpolate, _dcsrch.safeguard, _dcsrch.P5
         decreased = _dcsrch.decreased
@@ -187,6 +190,8 @@ class Search:
             if converged or (fin and iv.stx == stp):
                 best = t
             at_start = (t.x == ctx.x).all()
+            if i == 0 and self.narrow:  # StepInfo.unseen: the first trial moved x, f did not fall as its slope said
+                unseen = bool(fin and not at_start and not (f < f0 - tie_tol) and stp * -g0 > tie_tol)
             again = fin and bool(_dcsrch.repeats_best(f, g, stx_before, fx_before, gx_before))
             done = converged or stuck or narrow or at_start or again or i + 1 >= self.max_iter or stp >= stpmax
             done = done or (not fin and self.rule.fallback)
@@ -208,7 +213,8 @@ class Search:
         progress = ok and best.value.astype(dtype) < f0 - tie_tol
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since)
-        return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0)), dtype.type(noise)))
+        return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0)),
+                                                                   dtype.type(noise), unseen))
 
     def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, known: bool) -> tuple[Any, Trial, bool, int]:
         """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy)."""

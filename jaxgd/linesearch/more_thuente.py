@@ -88,7 +88,7 @@ def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
     vectors: the host tier's search calls this with the same arithmetic)."""
     xp = np if isinstance(x, np.ndarray) else jnp
     eps, tiny = float(jnp.finfo(dtype).eps), float(jnp.finfo(dtype).tiny)
-    with np.errstate(over="ignore"):  # a huge ratio: the floor is 0 (NumPy would warn)
+    with np.errstate(over="ignore", divide="ignore"):  # a huge ratio: the floor is 0; d = 0: inf (NumPy would warn)
         tops = [xp.max(xp.abs(di).astype(dtype) / xp.maximum(xp.abs(xi).astype(dtype), tiny))
                 for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
         top = functools.reduce(xp.maximum, tops)
@@ -108,6 +108,7 @@ class _Carry(NamedTuple):
     unit_slope: Optional[jax.Array] = None  # StepInfo.unit_slope (likewise)
     located: Optional[jax.Array] = None  # the least trial step that located the minimiser (StepInfo.located / |g0|)
     noise: Optional[jax.Array] = None  # StepInfo.noise (likewise)
+    unseen: Optional[jax.Array] = None  # StepInfo.unseen (None: float64, not recorded)
 
 
 class _ZoomCarry(NamedTuple):
@@ -273,6 +274,7 @@ class MoreThuente:
             jnp.asarray(jnp.nan, dtype) if ctx.unit_grad else None,
             jnp.asarray(jnp.inf, dtype) if ctx.unit_grad else None,
             jnp.asarray(0, dtype) if ctx.unit_grad else None,
+            jnp.asarray(False) if narrow(dtype) else None,
         )
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
@@ -297,7 +299,7 @@ class MoreThuente:
         new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since)
         return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(
             unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0),
-            noise=c.noise)
+            noise=c.noise, unseen=c.unseen)
 
     def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, known, active) -> _ZoomCarry:  # noqa: ANN001
         """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
@@ -380,5 +382,8 @@ class MoreThuente:
             change = jnp.abs(f - f0)
             noisy = fin & (change > NOISE_RATIO * stp * (jnp.abs(g) - g0))
             noise = jnp.where(noisy, jnp.maximum(noise, change), noise).astype(dtype)
+        unseen = c.unseen
+        if unseen is not None:  # the first trial moved x, f did not fall, the slope said it would (StepInfo.unseen)
+            unseen = unseen | ((c.i == 0) & fin & ~at_start & ~(f < f0 - tie_tol) & (stp * -g0 > tie_tol))
         return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit,
-                      unit_slope, located, noise)
+                      unit_slope, located, noise, unseen)
