@@ -296,7 +296,7 @@ def _one_search(f, x, d, tier):
     hctx = host_search.Context(xn, np.asarray(value)[()], gn, dn, np.dot(gn, dn), evaluate)
     hstate = type(state)(*(np.asarray(v)[()] for v in state))
     with np.errstate(all="ignore"):  # as the host loop runs it (dcstep's unused cases)
-        unit, unit_slope, _, noise = host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3]
+        unit, unit_slope, _, noise, _ = host_search.Search(rule, np.dtype(np.float64), xn).step(hstate, hctx)[3][3]
     return float(unit), float(unit_slope), float(noise)
 
 
@@ -676,3 +676,69 @@ def test_float32_parameters_with_a_float64_loss_stop_at_float32_precision():
     h = jaxgd.minimize(lambda x: jnp.sum((x.astype(jnp.float32) - 1.0) ** 2), jnp.zeros(3, jnp.bfloat16), lr=0.1,
                        max_steps=3)
     assert np.asarray(h.loss).dtype == np.float32
+
+
+def _ext_rosenbrock(x):
+    return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+@pytest.mark.parametrize("method, n, seed", [("cg", 20, 0), ("cg", 50, 2), slow_if(True, "lbfgs", 20, 1), slow_if(True, "cg", 50, 3)])
+def test_float32_rosenbrock_at_its_rounding_floor_is_a_precision_success_on_both_tiers(method, n, seed, x64_off):
+    """Reference: the closed-form minimiser x* = 1 and float32's rounding there. Extended Rosenbrock's
+    float32 gradient near x* carries ~1e-4 of rounding (its 100 (x_{i+1} - x_i^2)^2 terms: 400 eps per
+    entry), 1-4 times the norm test's sqrt(eps) threshold: cg's searches and the retry along -g failed
+    there, LINESEARCH_FAILED at 1e-5..1e-4 from x* (11 of 16 such runs compiled, 9 on the host
+    tier). The retry's first trial moves x and f does not fall as the gradient says it would (the
+    grid rule, StepInfo.unseen): PRECISION, a success, within 3e-4 of x* on both tiers."""
+    x0 = jnp.asarray(np.random.default_rng(seed).uniform(-2, 2, n), jnp.float32)
+    for tier in ("host", "compiled"):
+        res = jaxgd.minimize(_ext_rosenbrock, x0, method=method, tier=tier)
+        assert res.status_enum in (jaxgd.Status.PRECISION, jaxgd.Status.GTOL) and bool(res.success), (tier, res.status_enum)
+        np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=3e-4)
+        assert float(res.loss) < 1e-7
+
+
+def test_the_grid_rule_calls_no_kink_and_no_wrong_gradient_a_success(x64_off):
+    """Reference: closed forms. Where cg's search and its retry along -g fail away from a minimum
+    (a kink of |x - 3| + 0.1 ||x||^2 reached in two of three coordinates, f = 2.701 against the
+    minimum 2.7; a custom_jvp whose gradient is 1.3 times the true one plus 0.01, f = 3.7e-6 against
+    0), the first trial along -g also fails to lower f, but the gradient is far above rounding (the
+    norm test misses by a factor of hundreds): LINESEARCH_FAILED on both tiers, as before."""
+    @jax.custom_jvp
+    def wrong(x):
+        return jnp.sum((x - 2.0) ** 2)
+
+    @wrong.defjvp
+    def _(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return wrong(x), jnp.sum(2 * (x - 2.0) * 1.3 * dx + 0.01 * dx)
+
+    kink = lambda x: jnp.sum(jnp.abs(x - 3.0)) + 0.1 * jnp.sum(x * x)  # noqa: E731
+    for f, x0 in ((kink, jnp.asarray([0.1, -2.0, 7.0])), (wrong, jnp.zeros(3))):
+        for tier in ("host", "compiled"):
+            res = jaxgd.minimize(f, x0, method="cg", tier=tier)
+            assert res.status_enum == jaxgd.Status.LINESEARCH_FAILED and not bool(res.success), (tier, res.status_enum)
+
+
+def test_step_info_unseen_is_recorded_in_float32_only(precision):
+    """Reference: the definition (the first trial moved x, f did not fall below f0 minus the tie
+    tolerance, though t |phi'(0)| exceeds it). f = ||x - 3||^2 from (1, 1) along d = -g = (4, 4)
+    with a first trial of 10: x moves to (41, 41), where f = 2,888 > f0 = 8 although the slope
+    predicted a fall of 320: unseen in float32; not recorded (None) in float64, whose programs stay
+    as they were."""
+    from jaxgd.core.stepsize import StepContext, Trial
+    from jaxgd.linesearch.more_thuente import MoreThuenteState
+
+    f = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    x = jnp.ones(2, precision.dtype)
+    value, grad = jax.value_and_grad(f)(x)
+    d = -grad
+    evaluate = lambda a: Trial(x + a * d, *jax.value_and_grad(f)(x + a * d), None)  # noqa: E731
+    ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, grad, d, jnp.vdot(grad, d), evaluate, lambda a: f(x + a * d))
+    state = MoreThuenteState(value, jnp.asarray(True), jnp.asarray(0, jnp.int32))
+    _, trial, _, info = jaxgd.linesearch.MoreThuente(initial=10.0).step(state, ctx)
+    assert not bool(info.failed) and float(trial.value) < 8.0  # the search goes on to the line's minimiser
+    if precision.dtype == jnp.float64:
+        assert info.unseen is None
+    else:
+        assert bool(info.unseen)
