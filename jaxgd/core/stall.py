@@ -81,6 +81,19 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   (:func:`located_within`): then no trial of either search could show a
   decrease above the error, and the run ends in :attr:`Status.PRECISION`
   (LSC2LS, KIRBY2LS, PENALTY3; session 22).
+- **the grid rule** (float32 and narrower; directions with a restart, under
+  :class:`jaxgd.linesearch.MoreThuente`, whose float32 searches record
+  ``StepInfo.unseen``): a float32 gradient carries an error of ``eps`` times
+  the size of the loss's intermediate terms, which can exceed the norm test's
+  bound (extended Rosenbrock at its answer: ``||g||`` ~ 1e-4 of rounding from
+  its ``100 (x_{i+1} - x_i^2)^2`` terms, 1 to 4 times the bound). Where the
+  search along ``-g`` after a restart fails, and its first trial (no shorter
+  than a step that moves ``x`` by an ulp) moved ``x`` without the fall of
+  ``f`` the gradient predicted beyond the tie tolerance, the gradient is
+  rounding at the scale of the dtype's grid: with the norm test met within
+  :data:`GRID_FACTOR` (16) the run ends in :attr:`Status.PRECISION`. A kink or
+  a wrong gradient shows the same unseen fall, but with a gradient hundreds of
+  times the bound: those stay failures (benchmarks/RESULTS.md, session 32).
 - **stall**: a step-size rule that tracks progress (``rule.stalled(state)``,
   :class:`jaxgd.linesearch.MoreThuente`) reports that ``f`` has not
   decreased by more than rounding for ``stall_window`` steps. Away from a
