@@ -244,7 +244,6 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
     return leaves, treedef, dtypes
 
 
-
 def in_dtypes(name: str, values: list, params: Any, side: str = "both") -> None:
     """Raise ``ValueError`` (:data:`NOT_IN_DTYPE`) where a concrete hyperparameter, one value per
     leaf of ``params`` (``values``, as ``prox.weight_leaves`` gives them), is finite but past the
