@@ -431,6 +431,7 @@ ROWS: list[Row] = [
     R("linesearch.MoreThuente", "xtol", "-1", ValueError, "xtol must be >= 0", lambda c: jaxgd.linesearch.MoreThuente(xtol=-1.0)),
     R("linesearch.MoreThuente", "fallback", '"yes"', TypeError, "fallback must be a bool, got fallback='yes'", lambda c: jaxgd.linesearch.MoreThuente(fallback="yes")),
     R("linesearch.MoreThuente", "fallback", "1", TypeError, "fallback must be a bool, got fallback=1", lambda c: jaxgd.linesearch.MoreThuente(fallback=1)),
+    R("linesearch.MoreThuente", "min_move", '"yes"', TypeError, "min_move must be a bool, got min_move='yes'", lambda c: jaxgd.linesearch.MoreThuente(min_move="yes")),
     R("minimize", "l1", "0.1 with method='lbfgs'", ValueError, "l1=0.1 cannot be combined with method='lbfgs'", lambda c: M(c, method="lbfgs", l1=0.1)),
     R("minimize", "l1", "0.1 with method='adam'", ValueError, "l1=0.1 cannot be combined with method='adam'", lambda c: M(c, method="adam", l1=0.1)),
     R("minimize", "l1", "0.1 with method='momentum'", ValueError, "l1=0.1 cannot be combined with method='momentum'", lambda c: M(c, method="momentum", l1=0.1)),

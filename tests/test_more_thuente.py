@@ -269,7 +269,7 @@ def test_float32_interpolated_first_trial_is_no_shorter_than_a_step_that_moves_x
     evaluate = lambda a: Trial(x + a * d, *jax.value_and_grad(f)(x + a * d), None)  # noqa: E731
     ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, grad, d, jnp.vdot(grad, d), evaluate, lambda a: f(x + a * d))
     state = MoreThuenteState(value + jnp.float32(1e-12), jnp.asarray(True), jnp.asarray(0, jnp.int32))
-    rule = ls.MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True)  # cg's search
+    rule = ls.MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True, min_move=True)  # cg's search
     eps = float(np.finfo(np.float32).eps)
     first = rule.first_trial(state, ctx)
     assert float(first) == np.float32(eps / 4.0) == float(shortest_move(x, d, np.float32))
@@ -280,4 +280,7 @@ def test_float32_interpolated_first_trial_is_no_shorter_than_a_step_that_moves_x
     host_ctx = host_search.Context(np.asarray(x), np.asarray(value)[()], np.asarray(grad), np.asarray(d),
                                    np.asarray(ctx.slope)[()], None)
     host_state = MoreThuenteState(np.float32(value + np.float32(1e-12)), np.bool_(True), np.int32(0))
-    assert host_search.first_trial(np.float32(1.0), True, host_state, host_ctx) == first
+    assert host_search.first_trial(np.float32(1.0), True, host_state, host_ctx, True) == first
+    # without min_move (bfgs's search: scipy's trial) the first trial is eq. 3.60's on both tiers
+    plain = ls.MoreThuente(c1=1e-4, c2=0.9, start="interpolate", fallback=True)
+    assert float(plain.first_trial(state, ctx)) == float(host_search.first_trial(np.float32(1.0), True, host_state, host_ctx)) < 1e-12

@@ -87,8 +87,8 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   the size of the loss's intermediate terms, which can exceed the norm test's
   bound (extended Rosenbrock at its answer: ``||g||`` ~ 1e-4 of rounding from
   its ``100 (x_{i+1} - x_i^2)^2`` terms, 1 to 4 times the bound). Where the
-  search along ``-g`` after a restart fails, and its first trial (no shorter
-  than a step that moves ``x`` by an ulp) moved ``x`` without the fall of
+  search along ``-g`` after a restart fails, and its first trial (for ``cg``
+  no shorter than a step that moves ``x`` by an ulp) moved ``x`` without the fall of
   ``f`` the gradient predicted beyond the tie tolerance, the gradient is
   rounding at the scale of the dtype's grid: with the norm test met within
   :data:`GRID_FACTOR` (16) the run ends in :attr:`Status.PRECISION`. A kink or

@@ -59,8 +59,9 @@ def bfgs_lr() -> MoreThuente:
 def cg_lr() -> MoreThuente:
     """The default step size of ``cg``: Moré-Thuente, ``c1=1e-4``, ``c2=0.4``, the
     interpolated first trial and the zoom search after a failed search or a step without
-    sufficient descent (scipy's CG: ``old_old_fval``, ``c2=0.4``, ``_line_search_wolfe12``)."""
-    return MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True)
+    sufficient descent (scipy's CG: ``old_old_fval``, ``c2=0.4``, ``_line_search_wolfe12``);
+    in float32 the first trial no shorter than a step that moves x (``min_move``)."""
+    return MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True, min_move=True)
 
 
 # -- dense BFGS --------------------------------------------------------------------

@@ -112,15 +112,16 @@ def init(value: Any, grad: np.ndarray) -> MoreThuenteState:
     return MoreThuenteState(value + (0.5 * _directions.norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0))
 
 
-def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState, ctx: Context) -> Any:
+def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState, ctx: Context, min_move: bool = False) -> Any:
     """``MoreThuente.first_trial``: ``wolfe.interpolated_step`` capped by ``initial`` (a scalar of
-    the value's dtype), every step with ``start="interpolate"``, else until a step was accepted."""
+    the value's dtype), every step with ``start="interpolate"``, else until a step was accepted;
+    ``min_move``: the rule's floor, in float32 and narrower types."""
     if state.started and not interpolate_always:
         first = initial
     else:
         guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
         first = _Ops.minimum(initial, guess) if (math.isfinite(guess) and guess > 0) else initial
-    if interpolate_always and _more_thuente.narrow(first.dtype):
+    if interpolate_always and min_move and _more_thuente.narrow(first.dtype):
         first = _Ops.minimum(_Ops.maximum(first, _more_thuente.shortest_move(ctx.x, ctx.direction, first.dtype)), initial)
     return first
 
@@ -150,7 +151,7 @@ class Search:
         f0, g0 = ctx.value, ctx.slope.astype(dtype)
         gtest = c1 * g0
         tie_tol = (self.rtol * abs(f0)).astype(dtype)
-        stp = first_trial(self.initial, self.always, state, ctx)
+        stp = first_trial(self.initial, self.always, state, ctx, self.rule.min_move)
         iv = _dcsrch.start(f0, g0, stp, stpmax, OPS)
         best = self.placeholder
         i, stage2, converged, hit, unit_sq_grad = 0, np.bool_(False), np.bool_(False), False, dtype.type(np.nan)
@@ -204,7 +205,7 @@ class Search:
         if self.rule.fallback:  # MoreThuente.step's: scipy's zoom search after a failed or rejected search
             accepted = True if ctx.accept is None else bool(ctx.accept(best))
             if g0 < 0 and not (converged and not hit and accepted):
-                za, zt, found, n = self.zoom(ctx, f0, g0, first_trial(self.initial, self.always, state, ctx), hit and i == 1)
+                za, zt, found, n = self.zoom(ctx, f0, g0, first_trial(self.initial, self.always, state, ctx, self.rule.min_move), hit and i == 1)
                 i += n
                 if found:
                     alpha, best, ok = za, zt, True

@@ -11,10 +11,10 @@ over ``ctx.evaluate``. It is the default step size of ``bfgs``, ``lbfgs`` and
 - ``start="interpolate"``: :math:`\\alpha_0 = \\min(1, 1.01 \\cdot 2
   (f_k - f_{k-1}) / \\phi'(0))` every step (Nocedal & Wright eq. 3.60;
   scipy's ``old_old_fval`` trick, with :math:`f_{-1} = f_0 + \\|g_0\\|/2`),
-  which suits conjugate gradient, whose directions carry no step scale. In
-  float32 and narrower types it is at least the step
-  that moves some entry of :math:`\\theta` by one ulp: near a minimum
-  :math:`f_k - f_{k-1}` is rounding, and a shorter trial rounds back to
+  which suits conjugate gradient, whose directions carry no step scale. With
+  ``min_move=True`` (``cg``'s search), in float32 and narrower types, it is at
+  least the step that moves some entry of :math:`\\theta` by one ulp: near a
+  minimum :math:`f_k - f_{k-1}` is rounding, and a shorter trial rounds back to
   :math:`\\theta` and ends the search.
 """
 
@@ -120,7 +120,7 @@ class _ZoomCarry(NamedTuple):
     done: jax.Array
 
 
-@_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start", "fallback"))
+@_tree.pytree_class(data=("c1", "c2", "xtol", "initial", "max_iter", "approx_rtol", "stall_window"), meta=("start", "fallback", "min_move"))
 @_tree.repr_from_init
 class MoreThuente:
     """Line search for the strong Wolfe conditions by Moré & Thuente's algorithm.
@@ -202,6 +202,14 @@ class MoreThuente:
         copy of the loss, into the compiled program: ``fallback=False``
         compiles faster (benchmarks/RESULTS.md, session 18) where searches
         do not fail.
+      min_move: with ``start="interpolate"``, in float32 and narrower types,
+        the first trial is at least the step that moves some entry of
+        :math:`\\theta` by one ulp (static; ``cg``'s default): near a minimum
+        :math:`f_k - f_{k-1}` is rounding, eq. 3.60's trial rounds back to
+        :math:`\\theta` and the search ends there (float32 Rosenbrock:
+        ``cg`` failed 11 of 16 runs at its answer). ``bfgs`` keeps scipy's
+        trial: with the floor its float32 CUTEst runs took other paths, as
+        many worse as better (benchmarks/RESULTS.md, session 32).
 
     Raises:
       ValueError: a concrete argument out of range.
@@ -218,6 +226,7 @@ class MoreThuente:
         approx_rtol: Optional[ArrayLike] = None,
         stall_window: int = 10,
         fallback: bool = False,
+        min_move: bool = False,
     ) -> None:
         c1, c2 = check_wolfe_constants(c1, c2)
         if start not in ("unit", "interpolate"):
@@ -233,6 +242,7 @@ class MoreThuente:
             approx_rtol=None if approx_rtol is None else check_nonneg("approx_rtol", approx_rtol),
             stall_window=check_count("stall_window", stall_window),
             fallback=check_flag("fallback", fallback),
+            min_move=check_flag("min_move", min_move),
         )
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> MoreThuenteState:
@@ -248,7 +258,7 @@ class MoreThuente:
         interp = interpolated_step(ctx, state.prev_value, self.initial)
         if self.start != "interpolate":
             return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
-        if narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower), up to the cap
+        if self.min_move and narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower), up to the cap
             move = shortest_move(ctx.params, ctx.direction, interp.dtype)
             return jnp.minimum(jnp.maximum(interp, move), jnp.asarray(self.initial, interp.dtype))
         return interp
