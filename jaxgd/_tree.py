@@ -262,9 +262,9 @@ def scaled_norm(a: PyTree) -> jax.Array:
     m = jax.lax.stop_gradient(m)
     _, e = jnp.frexp(jnp.where((m > 0) & jnp.isfinite(m), m, 1.0))
     h = e // 2
-    down = jnp.ldexp(jnp.ones((), w), -h), jnp.ldexp(jnp.ones((), w), h - e)
-    parts = [jnp.sum(jnp.square(x.astype(w) * down[0] * down[1])) for x in xs]
-    total = jnp.sqrt(sum(parts[1:], parts[0])) * jnp.ldexp(jnp.ones((), w), h) * jnp.ldexp(jnp.ones((), w), e - h)
+    two = lambda k: jnp.ldexp(jnp.ones((), w), k)  # noqa: E731  (2**k, exact)
+    parts = [jnp.sum(jnp.square(x.astype(w) * two(-h) * two(h - e))) for x in xs]
+    total = jnp.sqrt(sum(parts[1:], parts[0])) * two(h) * two(e - h)
     return jnp.where(jnp.isfinite(m), total, m)
 
 

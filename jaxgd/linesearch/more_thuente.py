@@ -73,8 +73,9 @@ def step_cap(dtype: Any) -> float:
 
 
 def narrow(dtype: Any) -> bool:
-    """A value dtype narrower than float64: the searches' first trial is floored at
-    :func:`shortest_move` (float64 programs stay as they are)."""
+    """A value dtype narrower than float64, where a search records ``StepInfo.unseen`` and, with
+    ``min_move``, floors its interpolated first trial at :func:`shortest_move` (float64 programs
+    stay as they are)."""
     return jnp.finfo(dtype).bits < 64
 
 
