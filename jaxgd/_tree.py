@@ -62,16 +62,33 @@ def _sum(x: jax.Array) -> jax.Array:
     return _reduce_last(x.ravel(), jnp.add, jnp.sum)
 
 
+def _at_least_32(x: jax.Array) -> jax.Array:
+    """``x`` in float32 when it is a half-precision float (float16, bfloat16), else as it is."""
+    x = jnp.asarray(x)
+    return x.astype(jnp.float32) if x.dtype in (jnp.float16, jnp.bfloat16) else x
+
+
+def at_least_32(a: PyTree) -> PyTree:
+    """Every half-precision leaf of ``a`` in float32 (sums of their products stay in range), the
+    others as they are."""
+    return tmap(_at_least_32, a)
+
+
 def vdot(a: PyTree, b: PyTree) -> jax.Array:
-    """Real inner product ``sum_i <a_i, b_i>`` over all leaves."""
-    parts = [_sum(x * y) if jnp.size(x) >= LONG and not jnp.iscomplexobj(x) else jnp.vdot(x, y)
-             for x, y in zip(leaves(a), leaves(b))]
+    """Real inner product ``sum_i <a_i, b_i>`` over all leaves; half-precision leaves are
+    multiplied and summed in float32 (float16's range ends at 65504: the slope ``<g, -g>`` of a
+    gradient of norm 256 overflowed it), so their product is float32."""
+    parts = []
+    for x, y in zip(leaves(a), leaves(b)):
+        x, y = _at_least_32(x), _at_least_32(y)
+        parts.append(_sum(x * y) if jnp.size(x) >= LONG and not jnp.iscomplexobj(x) else jnp.vdot(x, y))
     return sum(parts[1:], parts[0])
 
 
 def sq_norm(a: PyTree) -> jax.Array:
-    """Squared global 2-norm over all leaves."""
-    parts = [_sum(jnp.square(x)) for x in leaves(a)]
+    """Squared global 2-norm over all leaves; half-precision leaves squared and summed in
+    float32, as :func:`vdot`."""
+    parts = [_sum(jnp.square(_at_least_32(x))) for x in leaves(a)]
     return sum(parts[1:], parts[0])
 
 
@@ -238,9 +255,10 @@ def norm(a: PyTree) -> jax.Array:
     (the scaling of LAPACK's ``dnrm2``), under ``lax.cond`` so the common case
     costs one reduction. NaN elements give NaN; Inf elements give Inf.
     """
-    sq = sq_norm(a)
+    sq = sq_norm(a)  # (float32 for half-precision leaves: the norm is cast back to their dtype)
     tiny = jnp.finfo(jnp.result_type(sq)).tiny
-    return jax.lax.cond(jnp.isfinite(sq) & (sq >= tiny), lambda: jnp.sqrt(sq), lambda: scaled_norm(a).astype(sq.dtype))
+    norm = jax.lax.cond(jnp.isfinite(sq) & (sq >= tiny), lambda: jnp.sqrt(sq), lambda: scaled_norm(a).astype(sq.dtype))
+    return norm.astype(jnp.result_type(*leaves(a)))
 
 
 def scaled_norm(a: PyTree) -> jax.Array:

@@ -268,6 +268,19 @@ def test_half_precision_quasi_newton_runs_without_an_overflow_warning(method, dt
     np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
 
 
+@pytest.mark.parametrize("method", ["bfgs", slow_if(True, "cg"), slow_if(True, "lbfgs")])  # (make slow: cg, lbfgs)
+def test_float16_quasi_newton_from_a_gradient_past_256_reaches_the_minimiser(method):
+    """Reference: the closed-form minimiser x = 1 of 1000 ||x - 1||^2 in float16. At x0 = 0 the
+    gradient's norm is 3,464 and the first slope <g, -g> of bfgs and cg is -1.2e7, past float16's
+    65,504: their searches read it as -Inf and ended LINESEARCH_FAILED at x0 (lbfgs, whose first
+    direction is -g/||g||, one step later). A float16 loss's search now runs in float32 and
+    half-precision dot products are summed in float32."""
+    res = jaxgd.minimize(lambda x: 1000.0 * jnp.sum((x - 1.0) ** 2), jnp.zeros(3, jnp.float16), method=method, tier="compiled")
+    assert bool(res.success), (res.status_enum, res.message)
+    assert res.params.dtype == jnp.float16 and res.loss.dtype == jnp.float16
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
+
+
 def _one_search(f, x, d, tier):
     """One MoreThuente search from x along d (a later step: a unit first trial) on either tier:
     its StepInfo's (unit_sq_grad, unit_slope, noise)."""

@@ -187,3 +187,38 @@ def test_norm_at_the_ends_of_the_range_eager_jit_and_vmap(dtype):
         for k in x:
             np.testing.assert_allclose(np.asarray(grad[k], np.float64), np.asarray(x[k], np.float64) / want,
                                        rtol=8 * float(fi.eps), atol=8 * float(fi.eps))
+
+
+@pytest.mark.parametrize("n", [3, _tree.LONG, 1003])
+@pytest.mark.parametrize("dtype", [np.float16, jnp.bfloat16])
+def test_half_precision_products_are_summed_in_float32(n, dtype):
+    """Reference: math.fsum over the float64 products of the half-precision elements. A float16
+    sum of squares passed 65,504 (Inf) once the norm passed 256, which made bfgs's and cg's first
+    slope <g, -g> Inf; vdot and sq_norm now multiply and sum half-precision leaves in float32 (so
+    their results are float32) and norm casts its float32 result back to the leaves' dtype."""
+    rng = np.random.default_rng(n)
+    a = jnp.asarray(rng.uniform(100.0, 300.0, n), dtype)  # every square past float16's range
+    b = jnp.asarray(rng.uniform(-300.0, 300.0, n), dtype)
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    for got, want, terms in ((_tree.vdot(a, b), math.fsum(x * y), x * y), (_tree.sq_norm(a), math.fsum(x * x), x * x)):
+        assert got.dtype == jnp.float32
+        assert abs(float(got) - want) <= _tol(terms, np.float32)
+    norm = _tree.norm(a)
+    assert norm.dtype == jnp.dtype(dtype)
+    np.testing.assert_allclose(float(norm), math.sqrt(math.fsum(x * x)), rtol=float(jnp.finfo(dtype).eps))
+
+
+def test_lbfgs_pair_sums_of_float16_leaves_stay_in_range():
+    """Reference: math.fsum over the float64 products. L-BFGS's memory test and diagonal read s'y,
+    y'y, -g's, y'Dy, s'D^-1 s and s's from one reduction; with float16 leaves a y of 300 squared
+    to Inf there (the pair was refused and the diagonal never learnt). They are float32 sums now."""
+    from jaxgd.directions.limited_memory import pair_sums
+
+    rng = np.random.default_rng(3)
+    s, y, g, d = (jnp.asarray(rng.uniform(lo, hi, 5), jnp.float16) for lo, hi in ((1, 2), (300, 600), (-900, 900), (0.5, 2)))
+    s64, y64, g64, d64 = (np.asarray(v, np.float64) for v in (s, y, g, d))
+    sy, yy, descent, (dyy, dinsy, ss) = pair_sums(s, y, g, d)
+    for got, terms in ((sy, s64 * y64), (yy, y64 * y64), (descent, -g64 * s64), (dyy, d64 * y64 * y64),
+                       (dinsy, s64 * s64 / d64), (ss, s64 * s64)):
+        assert got.dtype == jnp.float32 and np.isfinite(float(got))
+        assert abs(float(got) - math.fsum(terms)) <= _tol(terms, np.float32)

@@ -102,6 +102,15 @@ class StepContext(NamedTuple):
     unit_grad: bool = False
 
 
+def search_dtype(dtype: Any) -> Any:
+    """The dtype a search's scalars (values, slopes, steps) are computed in for a loss of
+    ``dtype``: float32 for float16, whose range ends at 65504 (the first slope ``<g, -g>`` of
+    ``bfgs`` and ``cg`` overflowed it once ``||g|| > 256``: the search failed at ``x0``), else
+    ``dtype`` itself (bfloat16 has float32's range). The trials' values stay the loss's: cast
+    to it, they are exact."""
+    return jnp.dtype(jnp.float32) if jnp.dtype(dtype) == jnp.float16 else jnp.dtype(dtype)
+
+
 def one_eval_info(failed: Any = False) -> StepInfo:
     # a constant False stays a NumPy constant: the solver then traces no failure handling (stall.adjust_status)
     failed = np.bool_(failed) if isinstance(failed, (bool, np.bool_)) else jnp.asarray(failed)

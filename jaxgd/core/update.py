@@ -170,7 +170,7 @@ def update(
         value=value,
         grad=grads,
         direction=d,
-        slope=_tree.vdot(grads, d).astype(jnp.result_type(value)),
+        slope=_tree.vdot(grads, d).astype(_stepsize.search_dtype(jnp.result_type(value))),  # (float32 for a float16 loss)
         evaluate=evaluate,
         value_at=lambda alpha: value_fn(moved(alpha)),
         penalty_change=parts.prox.change if parts.prox.l1 is not None else None,

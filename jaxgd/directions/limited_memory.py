@@ -208,7 +208,9 @@ def diagonal_update(diag: PyTree, scale: jax.Array, s: PyTree, y: PyTree, take: 
 
 
 def pair_sums(s: PyTree, y: PyTree, g: PyTree, diag: PyTree) -> tuple:
-    """``(s'y, y'y, -g's, (y'Dy, s'D^{-1}s, s's))`` as one reduction (:func:`jaxgd._tree.sums`)."""
+    """``(s'y, y'y, -g's, (y'Dy, s'D^{-1}s, s's))`` as one reduction (:func:`jaxgd._tree.sums`);
+    half-precision leaves multiplied and summed in float32, as :func:`jaxgd._tree.vdot`."""
+    s, y, g, diag = (_tree.at_least_32(t) for t in (s, y, g, diag))
     mul = lambda a, b: _tree.tmap(jnp.multiply, a, b)  # noqa: E731
     sy, yy, descent, dyy, dinsy, ss = _tree.sums(
         mul(s, y), mul(y, y), _tree.tmap(lambda gi, si: -gi * si, g, s), _tree.tmap(lambda d, v: d * v * v, diag, y),

@@ -30,7 +30,7 @@ from jax import lax
 
 from .. import _tree
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial
+from ..core.stepsize import StepContext, StepInfo, Trial, search_dtype
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard
@@ -260,20 +260,20 @@ class MoreThuente:
         if self.start != "interpolate":
             return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
         if self.min_move and narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower), up to the cap
-            move = shortest_move(ctx.params, ctx.direction, interp.dtype)
+            move = shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(interp.dtype)
             return jnp.minimum(jnp.maximum(interp, move), jnp.asarray(self.initial, interp.dtype))
         return interp
 
     def step(self, state: MoreThuenteState, ctx: StepContext) -> tuple[jax.Array, Trial, MoreThuenteState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
-        dtype = ctx.value.dtype
-        f0, g0 = ctx.value, ctx.slope.astype(dtype)
+        dtype = search_dtype(ctx.value.dtype)
+        f0, g0 = ctx.value.astype(dtype), ctx.slope.astype(dtype)
         c1, c2 = jnp.asarray(self.c1, dtype), jnp.asarray(self.c2, dtype)
         xtol = jnp.asarray(self.xtol, dtype)
         gtest = c1 * g0
         stpmax = jnp.asarray(step_cap(dtype), dtype)
         zero = jnp.zeros((), dtype)
-        tie_tol = tie_tolerance(self.approx_rtol, f0)
+        tie_tol = tie_tolerance(self.approx_rtol, ctx.value).astype(dtype)  # (the loss's own rounding)
         stp0 = self.first_trial(state, ctx)
         ph = placeholder_trial(ctx, stp0)
         init = _Carry(

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial
+from ..core.stepsize import StepContext, StepInfo, Trial, search_dtype
 from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
@@ -148,18 +148,20 @@ def info(nfev: Any, ngev: Any, failed: Any) -> StepInfo:
 
 def first_prev_value(value: jax.Array, grad: Grads) -> jax.Array:
     """:math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's ``old_old_fval``), the previous value
-    before any step, for :func:`interpolated_step`; in ``value``'s dtype."""
+    before any step, for :func:`interpolated_step`; in :func:`search_dtype` of ``value``'s dtype."""
+    value = value.astype(search_dtype(value.dtype))
     return value + (0.5 * _tree.norm(grad)).astype(value.dtype)
 
 
 def interpolated_step(ctx: StepContext, prev_value: jax.Array, initial: ArrayLike) -> jax.Array:
     """Nocedal & Wright eq. 3.60 capped by ``initial``: :math:`\\min(\\text{initial},
     1.01 \\cdot 2 (f_k - f_{k-1}) / \\phi'(0))`, or ``initial`` when that quotient is
-    not a positive finite number; in ``ctx.value``'s dtype (the slope is cast to it
-    first, a no-op from ``core.update``, which makes the slope in that dtype)."""
-    dtype = ctx.value.dtype
+    not a positive finite number; in :func:`search_dtype` of ``ctx.value``'s dtype (the
+    slope is cast to it first, a no-op from ``core.update``, which makes the slope in that
+    dtype)."""
+    dtype = search_dtype(ctx.value.dtype)
     initial = jnp.asarray(initial, dtype)
-    guess = 1.01 * 2.0 * (ctx.value - prev_value) / ctx.slope.astype(dtype)
+    guess = 1.01 * 2.0 * (ctx.value.astype(dtype) - prev_value) / ctx.slope.astype(dtype)
     return jnp.where(jnp.isfinite(guess) & (guess > 0), jnp.minimum(initial, guess), initial).astype(dtype)
 
 
@@ -404,18 +406,18 @@ class StrongWolfe:
     def first_trial(self, state: WolfeState, ctx: StepContext) -> jax.Array:
         """The first step tried: ``initial``, or eq. 3.60 capped by it."""
         if not self.interpolate:
-            return jnp.asarray(self.initial, ctx.value.dtype)
+            return jnp.asarray(self.initial, search_dtype(ctx.value.dtype))
         return interpolated_step(ctx, state.prev_value, self.initial)
 
     def step(self, state: WolfeState, ctx: StepContext) -> tuple[jax.Array, Trial, WolfeState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
-        dtype = ctx.value.dtype
-        f0, s0 = ctx.value, ctx.slope.astype(dtype)
+        dtype = search_dtype(ctx.value.dtype)
+        f0, s0 = ctx.value.astype(dtype), ctx.slope.astype(dtype)
         c1, c2 = jnp.asarray(self.c1, dtype), jnp.asarray(self.c2, dtype)
         zero = jnp.zeros((), dtype)
         alpha0 = self.first_trial(state, ctx)
         tiny = 10 * jnp.finfo(dtype).eps
-        tie_tol = tie_tolerance(self.approx_rtol, f0)
+        tie_tol = tie_tolerance(self.approx_rtol, ctx.value).astype(dtype)  # (the loss's own rounding)
 
         # carry: i, alpha, zooming, lo=(alpha, phi, phi'), hi=(alpha, phi, phi'), lo_trial, lo_set, done.
         # While bracketing, ``lo`` is the previous trial (0 at first), so Alg. 3.5 and 3.6 share
