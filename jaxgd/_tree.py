@@ -116,7 +116,8 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
 
     Two sums over each leaf (one variadic reduction for a leaf of fewer than :data:`LONG`
     elements): ``sq = sum(a*a + 0*b)`` (that of :func:`sq_norm_nan_if`, to an ulp where XLA:CPU
-    vectorises the variadic reduction its own way; finite, it proves every element finite) and
+    vectorises the variadic reduction its own way; finite, it proves every element finite; in
+    float32 for a half-precision leaf, whose squares below float16's normal range read 0) and
     the same sum of ``a`` scaled by ``c = 2**-(emax // 2 + 20)`` (in at least float32), which
     cannot overflow for finite elements (fewer than ``2**39`` of them) and scales exactly, by a
     power of two. Where ``sq`` is finite the norm is ``sqrt(sq)``; where it overflowed and every
@@ -137,7 +138,9 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
     for x, y in zip(xs, ys):
         w = jnp.promote_types(x.dtype, jnp.float32)  # a leaf's scaled sum: in its own type
         c = _norm_scale(x.dtype, w)
-        plain_row = jnp.square(x) + (0 * y).astype(x.dtype)
+        # (a half-precision leaf's squares in float32: in float16 those below 2.4e-4 were subnormal,
+        # flushed to 0 by XLA:CPU, and a gradient of 1e-4 read as norm 0, a false GTOL)
+        plain_row = jnp.square(_at_least_32(x)) + (0 * y).astype(w)
         if x.size == 1:
             # One element: its norm is |x|, no scaling needed. (Scaled, XLA's simplifier rewrote the
             # lone (x c)^2 as x^2 c^2, whose c^2 underflows to 0: Inf x 0 = NaN, a finite gradient of
@@ -150,10 +153,7 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
             finite.append(jnp.isfinite(q))
             continue
         scaled_row = jnp.square(x.astype(w) * c) + (0 * y).astype(w)
-        if w == x.dtype:  # one variadic reduction (one type for both rows, as XLA requires)
-            p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())
-        else:  # float16, bfloat16: two
-            p, q = _sum(plain_row), _sum(scaled_row)
+        p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())  # (both rows in w, as XLA requires)
         ok = jnp.isfinite(p)
         # one square root of the sum chosen (a branch not taken would pass an Inf derivative,
         # times its zero cotangent NaN), times 1 or 1 / c: exact, a power of two

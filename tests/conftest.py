@@ -193,18 +193,39 @@ def crash_after(monkeypatch: pytest.MonkeyPatch):
     return arm
 
 
-# The method and rule batteries run every case in both precisions under `make slow`, and in one of
-# them under `make test`, alternating from case to case (and, by a checksum of its name, from test
-# to test), so that every method and rule, in both precisions, stays in `make test` at half the cost.
+# Alternating cases: a test marked ``@pytest.mark.alternate("name")`` (and every test of the method
+# and rule batteries, for their ``precision``) runs every value of its parameter ``name`` under
+# `make slow`, and one of them under `make test`: of each group of cases that differ only in
+# ``name``, the one chosen by the group's other parameters (and a checksum of the test's name),
+# turn by turn, so that every value of ``name`` stays in `make test` across the groups, at the cost
+# of one case a group. A case already marked slow is not chosen.
 ALTERNATE_PRECISION = frozenset({"test_common.py", "test_rules_battery.py"})
+
+
+def _alternated(item: Any) -> Any:
+    """The parameter ``item`` alternates over, or None."""
+    mark = item.get_closest_marker("alternate")
+    if mark is not None:
+        return mark.args[0]
+    return "precision" if item.path.name in ALTERNATE_PRECISION else None
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's -m deselection reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    groups: dict = {}
     for item in items:
-        spec = getattr(item, "callspec", None)
-        if spec is None or item.path.name not in ALTERNATE_PRECISION or "precision" not in spec.indices:
+        spec, name = getattr(item, "callspec", None), _alternated(item)
+        if spec is None or name is None or name not in spec.indices:
             continue
-        cases = [k for k in spec.indices if k != "precision"]
-        if cases and spec.indices["precision"] != (spec.indices[cases[0]] + zlib.crc32(item.originalname.encode())) % 2:
-            item.add_marker(pytest.mark.slow)
+        # (the other parameters' values: an index counts over every case of a fixture's params)
+        others = repr(sorted((k, v) for k, v in spec.params.items() if k != name))
+        groups.setdefault((item.path, item.originalname, others), []).append(item)
+    for n, ((_, original, _), group) in enumerate(groups.items()):
+        name = _alternated(group[0])
+        fast = sorted((i for i in group if i.get_closest_marker("slow") is None), key=lambda i: i.callspec.indices[name])
+        if not fast:
+            continue
+        turn = (n + zlib.crc32(original.encode())) % len(fast)
+        for i in fast:
+            if i is not fast[turn]:
+                i.add_marker(pytest.mark.slow)

@@ -81,6 +81,7 @@ def run_fit(method: str, dtype):
                      lr=lr, progress=False)
 
 
+@pytest.mark.alternate("precision")  # (every precision in make slow)
 @pytest.mark.parametrize("method", jaxgd.methods())
 def test_every_method_fits_least_squares(method, precision):
     lr, epochs, batch = settings(method)

@@ -78,6 +78,7 @@ def cases():
             yield pytest.param(problem, method, id=f"{problem}-{method}")
 
 
+@pytest.mark.alternate("problem")  # (every problem in make slow)
 @pytest.mark.parametrize("problem,method", list(cases()))
 def test_float32_default_run_at_the_answer_reports_success(problem, method, x64_off):
     res = jaxgd.minimize(loss(problem), jnp.zeros(SIZE[problem]), method=method, lr=lr_for(problem, method), max_steps=MAX_STEPS, history=False)

@@ -163,6 +163,7 @@ def test_host_run_is_the_compiled_run(case: str, method: str) -> None:
         np.testing.assert_allclose(h, c, rtol=1e-7, atol=1e-12, err_msg=field)
 
 
+@pytest.mark.alternate("method")  # (every method in make slow)
 @pytest.mark.parametrize("method", METHOD_PARAMS)
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_edge_cases_end_alike(case: str, method: str) -> None:

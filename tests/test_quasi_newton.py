@@ -272,6 +272,7 @@ def test_bfgs_defaults_are_scipys_bfgs_step_for_step(x0):
     np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-10)
 
 
+@pytest.mark.alternate("scaling")  # (every scaling in make slow)
 @pytest.mark.parametrize("x0,scale", [([-1.2, 1.0], 1.0), ([-1.2, 1.0] * 5, 1.0), ([-1.2, 1.0], 1e-4)],
                          ids=["rosenbrock-2", "rosenbrock-10", "rosenbrock-2-scaled"])
 @pytest.mark.parametrize("scaling", ["auto", "scalar"])

@@ -23,6 +23,7 @@ def _tol(terms: np.ndarray, dtype) -> float:
     return 4 * len(terms) * np.finfo(dtype).eps * math.fsum(np.abs(terms))
 
 
+@pytest.mark.alternate("dtype")  # (every dtype in make slow)
 @pytest.mark.parametrize("n", [7, _tree.LONG - 1, _tree.LONG, 1000, 1003, 4099])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sums_match_fsum(n, dtype):
@@ -95,6 +96,7 @@ def test_sums_are_differentiable_both_ways():
     np.testing.assert_allclose(jax.jvp(ours, (x, y), t)[1], jax.jvp(plain, (x, y), t)[1], rtol=1e-12)
 
 
+@pytest.mark.alternate("dtype")  # (every dtype in make slow)
 @pytest.mark.parametrize("n", [7, _tree.LONG, 1003])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale", [1.0, 1e-15, "overflow"])
@@ -222,3 +224,16 @@ def test_lbfgs_pair_sums_of_float16_leaves_stay_in_range():
                        (dinsy, s64 * s64 / d64), (ss, s64 * s64)):
         assert got.dtype == jnp.float32 and np.isfinite(float(got))
         assert abs(float(got) - math.fsum(terms)) <= _tol(terms, np.float32)
+
+
+@pytest.mark.parametrize("n", [1, 5, _tree.LONG])
+def test_sq_norm_checked_of_small_float16_elements_is_not_zero(n):
+    """Reference: math.fsum over the float64 squares. A float16 element below 2.4e-4 squares to a
+    subnormal number, which XLA:CPU flushes to 0: a gradient of 1e-4 had norm 0, and minimize
+    stopped GTOL far from the minimiser. Half-precision squares are summed in float32 now."""
+    rng = np.random.default_rng(n)
+    g = jnp.asarray(rng.uniform(1e-5, 2e-4, n), jnp.float16)
+    norm, finite = jax.jit(_tree.sq_norm_checked)(g, g)
+    x = np.asarray(g, np.float64)
+    assert bool(finite)
+    np.testing.assert_allclose(float(norm), math.sqrt(math.fsum(x * x)), rtol=1e-6)
