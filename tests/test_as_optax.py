@@ -93,6 +93,7 @@ STEP_FOR_STEP = [
 ]
 
 
+@pytest.mark.alternate("l1")  # (every l1 in make slow)
 @pytest.mark.parametrize("rule, l1", STEP_FOR_STEP)
 def test_optax_loop_equals_minimize_step_for_step(rule: str, l1: float) -> None:
     want = solver_iterates("gd", RULES[rule](), l1=l1)

@@ -337,6 +337,7 @@ def test_vmap_over_a_line_search_constant():
     np.testing.assert_allclose(batched, single, rtol=1e-12)
 
 
+@pytest.mark.alternate("dtype")  # (every dtype in make slow)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("rule", [p[0] for p in PAIRS], ids=[repr(p[0]).split("(")[0] + str(i) for i, p in enumerate(PAIRS)])
 def test_rule_state_is_a_stable_carry(rule, dtype):

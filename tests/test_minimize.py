@@ -211,6 +211,7 @@ def test_l1_ista_matches_soft_threshold_closed_form():
     assert res.success
 
 
+@pytest.mark.alternate("dtype")  # (every dtype in make slow)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("method", ["gd", "adam", "momentum"])
 def test_dtype_preserved(dtype, method):

@@ -208,6 +208,7 @@ def test_a_trial_at_the_current_point_ends_the_search():
         assert bool(info.failed) and int(info.nfev) == 1 and len(calls) == 1
 
 
+@pytest.mark.alternate("tier")  # (every tier in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_a_trial_that_repeats_the_best_one_ends_the_search(tier):
     """A line f(t) = -t with a jump of 1e6 (invisible to the gradient: stop_gradient) at t = 0.3,

@@ -220,6 +220,7 @@ def test_bad_factory_arguments_raise(make, match):
         make()
 
 
+@pytest.mark.alternate("dtype")  # (every dtype in make slow)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("method", ["bfgs", "lbfgs", "cg"])
 def test_direction_state_is_a_stable_carry(method, dtype):
