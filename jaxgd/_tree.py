@@ -97,9 +97,12 @@ def sq_norm_nan_if(a: PyTree, b: PyTree) -> jax.Array:
 
     One fused reduction ``sum(a*a + 0*b)`` per leaf: ``0*b`` is exactly 0 for
     finite ``b`` and NaN for NaN or Inf, so the result equals ``sq_norm(a)``
-    whenever ``b`` is finite.
+    whenever ``b`` is finite (half-precision leaves in float32, as there).
     """
-    parts = [_sum(jnp.square(x) + (0 * y).astype(x.dtype)) for x, y in zip(leaves(a), leaves(b))]
+    parts = []
+    for x, y in zip(leaves(a), leaves(b)):
+        x = _at_least_32(x)
+        parts.append(_sum(jnp.square(x) + (0 * y).astype(x.dtype)))
     return sum(parts[1:], parts[0])
 
 

@@ -143,8 +143,8 @@ def test_sq_norm_checked_is_differentiable_both_ways():
 
 
 def test_sq_norm_checked_over_leaves_of_several_float_types():
-    """Reference: math.fsum in float64 of the leaves' squares, each leaf's square in its own type
-    first as sq_norm_nan_if takes it. A float16 leaf whose squares overflow float16, a float32
+    """Reference: math.fsum in float64 of the leaves' squares (a half-precision leaf's in float32,
+    as sq_norm_nan_if takes it). A float16 leaf whose squares overflow float16, a float32
     one whose squares overflow float32, next to a float64 leaf: finite, the norm of all of them;
     a NaN in the float16 leaf is flagged."""
     h = np.array([300.0, -400.0], np.float16)  # 300**2 overflows float16 (max 65504)

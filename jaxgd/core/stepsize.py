@@ -69,7 +69,8 @@ class StepContext(NamedTuple):
       params, value, grad: the current iterate, its objective value and
         gradient (penalties included, before clipping).
       direction: the search direction ``d``.
-      slope: the directional derivative ``<grad, d>``.
+      slope: the directional derivative ``<grad, d>``, in :func:`search_dtype` of
+        ``value``'s dtype (float32 for a float16 loss, whose range it can leave).
       evaluate: ``alpha -> Trial``: move to ``prox(params + alpha d)`` and
         evaluate value and gradient there (one ``value_and_grad`` call).
       value_at: ``alpha -> value``: the objective alone at the same point
