@@ -215,6 +215,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     groups: dict = {}
     for item in items:
         spec, name = getattr(item, "callspec", None), _alternated(item)
+        if name is not None and item.get_closest_marker("alternate") is not None and (spec is None or name not in spec.params):
+            raise pytest.UsageError(f"{item.nodeid}: marked alternate({name!r}) but has no parameter {name!r}")
         if spec is None or name is None or name not in spec.indices:
             continue
         # (the other parameters' values: an index counts over every case of a fixture's params)
