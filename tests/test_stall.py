@@ -209,7 +209,6 @@ def test_model_at_precision_is_relative_to_f():
     assert not bool(stall.model_at_precision(jnp.asarray(jnp.nan), jnp.asarray(0.0)))
 
 
-@pytest.mark.alternate("tier")  # (both tiers in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
     """Reference: closed forms. MoreThuente's StepInfo.unit_sq_grad is ||g||^2 at a unit first
@@ -232,7 +231,6 @@ def test_the_unit_trial_confirms_a_smooth_model_and_not_a_kink(tier):
         assert float(stall.model_decrease(slope, False, unit, jnp.vdot(g, g))) == np.inf  # no memory: no model
 
 
-@pytest.mark.alternate("tier")  # (both tiers in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_a_nan_unit_trial_confirms_no_model(tier):
     """Reference: closed forms. Where the unit first trial's loss is NaN (its gradient finite),
@@ -246,7 +244,6 @@ def test_a_nan_unit_trial_confirms_no_model(tier):
     assert float(stall.model_decrease(jnp.vdot(g, d), True, unit, jnp.vdot(g, g))) == np.inf
 
 
-@pytest.mark.alternate("tier")  # (both tiers in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_a_search_into_a_nan_region_is_not_a_precision_success(tier, x64_off):
     """Reference: the closed form. f = ||x - 2||^2 where x[0] < 1, NaN beyond: its infimum, 1, lies
@@ -325,7 +322,6 @@ def _one_search(f, x, d, tier):
     return float(unit), float(unit_slope), float(noise)
 
 
-@pytest.mark.alternate("tier")  # (both tiers in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_step_info_noise_is_zero_on_smooth_and_kinked_lines_and_measures_an_unseen_error(tier):
     """Reference: closed forms. StepInfo.noise, the largest change of f at a trial that its slopes
@@ -438,7 +434,6 @@ PALMER_X = np.linspace(-1.75, 1.75, 31)
 PALMER_A = np.stack([PALMER_X ** (2 * k) for k in range(8)], 1)
 
 
-@pytest.mark.alternate("tier")  # (both tiers in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 @pytest.mark.parametrize("target", ["60 + 20 / (1 + x^2)", "70 + 5 exp(-x^2) cos(4x)"])
 def test_an_ill_conditioned_fit_at_its_answer_is_a_precision_success(target, tier):
@@ -470,7 +465,6 @@ def _noisy_loss(sigma):
     return lambda c: 0.5 * jnp.sum((A @ c - b) ** 2) + sigma * jax.lax.stop_gradient(jnp.sin(1e9 * jnp.dot(c, w)))
 
 
-@pytest.mark.alternate("tier")  # (both tiers in make slow)
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 @pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
 def test_a_loss_with_an_evaluation_error_ends_in_precision_within_that_error(method, tier):
