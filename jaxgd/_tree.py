@@ -63,9 +63,11 @@ def _sum(x: jax.Array) -> jax.Array:
 
 
 def _at_least_32(x: jax.Array) -> jax.Array:
-    """``x`` in float32 when it is a half-precision float (float16, bfloat16), else as it is."""
+    """``x`` in ``promote_types(dtype, float32)``: float32 for a half-precision float (float16,
+    bfloat16), else ``x`` itself (no conversion in the program)."""
     x = jnp.asarray(x)
-    return x.astype(jnp.float32) if x.dtype in (jnp.float16, jnp.bfloat16) else x
+    w = jnp.promote_types(x.dtype, jnp.float32)
+    return x if x.dtype == w else x.astype(w)
 
 
 def at_least_32(a: PyTree) -> PyTree:
@@ -139,23 +141,24 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
     wide = jnp.promote_types(jnp.result_type(*xs), jnp.float32)
     sqs, norms, finite = [], [], []
     for x, y in zip(xs, ys):
-        w = jnp.promote_types(x.dtype, jnp.float32)  # a leaf's scaled sum: in its own type
+        # both sums in at least float32 (a half-precision leaf's squares too: in float16 those below
+        # 2.4e-4 were subnormal, flushed to 0 by XLA:CPU, and a gradient of 1e-4 read as norm 0)
+        xw = _at_least_32(x)
+        w = xw.dtype
         c = _norm_scale(x.dtype, w)
-        # (a half-precision leaf's squares in float32: in float16 those below 2.4e-4 were subnormal,
-        # flushed to 0 by XLA:CPU, and a gradient of 1e-4 read as norm 0, a false GTOL)
-        plain_row = jnp.square(_at_least_32(x)) + (0 * y).astype(w)
+        plain_row = jnp.square(xw) + (0 * y).astype(w)
         if x.size == 1:
             # One element: its norm is |x|, no scaling needed. (Scaled, XLA's simplifier rewrote the
             # lone (x c)^2 as x^2 c^2, whose c^2 underflows to 0: Inf x 0 = NaN, a finite gradient of
             # 1e30 read as non-finite under jit.) p is the sum of one: the same bits.
             p = plain_row.reshape(())
-            q = (jnp.abs(x.astype(w)) + (0 * y).astype(w)).reshape(())
+            q = (jnp.abs(xw) + (0 * y).astype(w)).reshape(())
             ok = jnp.isfinite(p)
             norms.append(jnp.where(ok, jnp.sqrt(jnp.where(ok, p.astype(w), 1.0)), q).astype(wide))
             sqs.append(p)
             finite.append(jnp.isfinite(q))
             continue
-        scaled_row = jnp.square(x.astype(w) * c) + (0 * y).astype(w)
+        scaled_row = jnp.square(xw * c) + (0 * y).astype(w)
         p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())  # (both rows in w, as XLA requires)
         ok = jnp.isfinite(p)
         # one square root of the sum chosen (a branch not taken would pass an Inf derivative,
@@ -260,8 +263,8 @@ def norm(a: PyTree) -> jax.Array:
     """
     sq = sq_norm(a)  # (float32 for half-precision leaves: the norm is cast back to their dtype)
     tiny = jnp.finfo(jnp.result_type(sq)).tiny
-    norm = jax.lax.cond(jnp.isfinite(sq) & (sq >= tiny), lambda: jnp.sqrt(sq), lambda: scaled_norm(a).astype(sq.dtype))
-    return norm.astype(jnp.result_type(*leaves(a)))
+    out = jax.lax.cond(jnp.isfinite(sq) & (sq >= tiny), lambda: jnp.sqrt(sq), lambda: scaled_norm(a).astype(sq.dtype))
+    return out.astype(jnp.result_type(*leaves(a)))
 
 
 def scaled_norm(a: PyTree) -> jax.Array:

@@ -202,28 +202,20 @@ def crash_after(monkeypatch: pytest.MonkeyPatch):
 ALTERNATE_PRECISION = frozenset({"test_common.py", "test_rules_battery.py"})
 
 
-def _alternated(item: Any) -> Any:
-    """The parameter ``item`` alternates over, or None."""
-    mark = item.get_closest_marker("alternate")
-    if mark is not None:
-        return mark.args[0]
-    return "precision" if item.path.name in ALTERNATE_PRECISION else None
-
-
 @pytest.hookimpl(tryfirst=True)  # before pytest's -m deselection reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     groups: dict = {}
     for item in items:
-        spec, name = getattr(item, "callspec", None), _alternated(item)
-        if name is not None and item.get_closest_marker("alternate") is not None and (spec is None or name not in spec.params):
+        spec, mark = getattr(item, "callspec", None), item.get_closest_marker("alternate")
+        name = mark.args[0] if mark is not None else "precision" if item.path.name in ALTERNATE_PRECISION else None
+        if mark is not None and (spec is None or name not in spec.params):
             raise pytest.UsageError(f"{item.nodeid}: marked alternate({name!r}) but has no parameter {name!r}")
-        if spec is None or name is None or name not in spec.indices:
+        if name is None or spec is None or name not in spec.params:
             continue
         # (the other parameters' values: an index counts over every case of a fixture's params)
         others = repr(sorted((k, v) for k, v in spec.params.items() if k != name))
-        groups.setdefault((item.path, item.originalname, others), []).append(item)
-    for n, ((_, original, _), group) in enumerate(groups.items()):
-        name = _alternated(group[0])
+        groups.setdefault((item.path, item.originalname, name, others), []).append(item)
+    for n, ((_, original, name, _), group) in enumerate(groups.items()):
         fast = sorted((i for i in group if i.get_closest_marker("slow") is None), key=lambda i: i.callspec.indices[name])
         if not fast:
             continue
