@@ -285,3 +285,47 @@ def test_float32_interpolated_first_trial_is_no_shorter_than_a_step_that_moves_x
     # without min_move (bfgs's search: scipy's trial) the first trial is eq. 3.60's on both tiers
     plain = ls.MoreThuente(c1=1e-4, c2=0.9, start="interpolate", fallback=True)
     assert float(plain.first_trial(state, ctx)) == float(host_search.first_trial(np.float32(1.0), True, host_state, host_ctx)) < 1e-12
+
+
+def test_float32_floored_first_trial_goes_past_the_cap_where_the_cap_moves_nothing(x64_off):
+    """Reference: closed forms. f = ||x - 3||^2 at x = (3 + 2^-20, 3) along d = (-2^-24, 0): the
+    capped first trial (1) moves x[0] by a quarter of its ulp (2^-22): x + d is x, and the search
+    ended there having learnt nothing (float16 least squares at its answer: LINESEARCH_FAILED every
+    search). The floor eps / max|d_i / x_i| = 2 x[0] (about 6) is now the first trial even past
+    the cap, on both tiers; it moves x."""
+    from jaxgd.host import search as host_search
+    from jaxgd.linesearch.more_thuente import shortest_move
+
+    f = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    x = jnp.asarray([3.0 + 2.0 ** -20, 3.0], jnp.float32)
+    value, grad = jax.value_and_grad(f)(x)
+    d = jnp.asarray([-(2.0 ** -24), 0.0], jnp.float32)
+    evaluate = lambda a: Trial(x + a * d, *jax.value_and_grad(f)(x + a * d), None)  # noqa: E731
+    ctx = StepContext(jnp.asarray(1, jnp.int32), x, value, grad, d, jnp.vdot(grad, d), evaluate, lambda a: f(x + a * d))
+    assert bool(jnp.all(x + d == x))  # the cap's trial is x itself
+    state = MoreThuenteState(value + jnp.float32(1.0), jnp.asarray(True), jnp.asarray(0, jnp.int32))
+    rule = ls.MoreThuente(c1=1e-4, c2=0.4, start="interpolate", fallback=True, min_move=True)  # cg's search
+    first = rule.first_trial(state, ctx)
+    move = float(shortest_move(x, d, np.float32))
+    eps = float(np.finfo(np.float32).eps)
+    np.testing.assert_allclose(move, eps * float(x[0]) / 2.0 ** -24, rtol=1e-6)
+    assert float(first) == move > 1.0
+    assert not bool(jnp.all(x + first * d == x))
+    host_ctx = host_search.Context(np.asarray(x), np.asarray(value)[()], np.asarray(grad), np.asarray(d),
+                                   np.asarray(ctx.slope)[()], None)
+    host_state = MoreThuenteState(np.float32(value + np.float32(1.0)), np.bool_(True), np.int32(0))
+    assert host_search.first_trial(np.float32(1.0), True, host_state, host_ctx, True) == first
+
+
+def test_repeats_best_with_apart_takes_farther_trials_for_other_points():
+    """Reference: the definition. Equal value and slope bit for bit are the best trial's point only
+    where the two steps are closer than ``apart`` (a step that moves x by an ulp); farther apart
+    they are two points whose value and slope a coarse type rounds alike (bfloat16)."""
+    from jaxgd.linesearch.dcsrch import repeats_best
+
+    assert bool(repeats_best(1.0, -2.0, 1.0, 1.0, -2.0))  # without apart: as before
+    assert bool(repeats_best(1.0, -2.0, 1.0, 1.0, -2.0, 1.5, 1.0))
+    assert not bool(repeats_best(1.0, -2.0, 1.0, 1.0, -2.0, 5.0, 1.0))
+    assert not bool(repeats_best(1.0, -2.0, 0.0, 1.0, -2.0, 0.5, 1.0))  # stx = 0: no best trial yet
+    assert bool(repeats_best(np.float32(1.0), np.float32(-2.0), np.float32(1.0), np.float32(1.0), np.float32(-2.0),
+                             np.float32(1.5), np.float32(1.0)))  # NumPy scalars, as the host tier's

@@ -290,6 +290,76 @@ def test_float16_gradient_of_1e_4_is_not_read_as_zero():
     np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
 
 
+def _coupled_quadratic():
+    """sum c (x - 1)^2 + sum x_i x_{i+1} with c from 10 to 1000, and its float64 minimiser (numpy.linalg.solve
+    of the gradient's linear system: (2 diag(c) + the coupling's off-diagonal ones) x = 2 c)."""
+    c = np.array([1000.0, 10.0, 300.0, 50.0, 700.0])
+
+    def f(x):
+        return jnp.sum(jnp.asarray(c, x.dtype) * (x - 1.0) ** 2) + jnp.sum(x[:-1] * x[1:])
+
+    return f, np.linalg.solve(2 * np.diag(c) + np.eye(5, k=1) + np.eye(5, k=-1), 2 * c)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "bfgs")])  # (make slow: bfgs)
+def test_float16_quasi_newton_at_an_ill_conditioned_answer_is_a_precision_success(method):
+    """Reference: the float64 minimiser (numpy.linalg.solve). float16's grid near x* = 1 is 4.9e-4, a
+    gradient of about 1 in the coordinate whose coefficient is 1000: at the nearest grid point the
+    gradient stays 0.33, six times the norm test's bound. The restart's search along -g overshot
+    with its unit trial, whose predicted fall (0.11) was below the tie tolerance, so it recorded no
+    StepInfo.unseen and the run ended LINESEARCH_FAILED. A first trial that passes the line's
+    minimiser with a predicted fall within the tolerance is that evidence too (the whole line
+    falls less): PRECISION, within 4 float16 ulps of x*."""
+    f, xstar = _coupled_quadratic()
+    res = jaxgd.minimize(f, jnp.zeros(5, jnp.float16), method=method, tier="compiled")
+    assert res.status_enum in (jaxgd.Status.PRECISION, jaxgd.Status.GTOL) and bool(res.success), res.status_enum
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), xstar, atol=2e-3)
+
+
+def test_float16_cg_at_a_least_squares_answer_is_a_precision_success():
+    """Reference: numpy.linalg.lstsq. float16 least squares whose answer (30, -20, 10, 5) float16 holds
+    exactly: cg reached it in 4 steps, then each search's first trial, capped at 1, moved x by less
+    than an ulp (x + d rounded to x): the search ended with nothing learnt, LINESEARCH_FAILED. cg's
+    floor (a first trial that moves x by an ulp) now holds past the cap; that trial shows f not
+    falling as its slope says, and the grid rule ends the run in PRECISION at the answer."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 4))
+    y = a @ np.array([3.0, -2.0, 1.0, 0.5]) * 10
+    ah, yh = jnp.asarray(a, jnp.float16), jnp.asarray(y, jnp.float16)
+    res = jaxgd.minimize(lambda x: jnp.mean((ah @ x - yh) ** 2), jnp.zeros(4, jnp.float16), method="cg", tier="compiled")
+    assert res.status_enum in (jaxgd.Status.PRECISION, jaxgd.Status.GTOL) and bool(res.success), res.status_enum
+    ref = np.linalg.lstsq(a, y, rcond=None)[0]
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), ref, rtol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["bfgs", slow_if(True, "cg")])  # (make slow: cg)
+def test_bfloat16_search_does_not_take_two_trials_for_one_point(method):
+    """Reference: the closed-form minimiser x = 1 of 1e-4 ||x - 1||^2 in bfloat16. The first search's
+    unit trial and the next one, five times longer, moved x from 0 by 2e-4 and 1e-3, but their value
+    and slope read the same in bfloat16: the search took them for one point (a trial repeating the
+    best one bit for bit), ended at x0, and the norm test called x0 a success (PRECISION, 0 steps).
+    Trials a step apart that moves x by an ulp are other points now: GTOL at x = 1."""
+    res = jaxgd.minimize(lambda x: 1e-4 * jnp.sum((x - 1.0) ** 2), jnp.zeros(3, jnp.bfloat16), method=method, tier="compiled")
+    assert bool(res.success) and int(res.steps) > 0, (res.status_enum, int(res.steps))
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
+
+
+def _rosenbrock_2d(x):
+    return 100.0 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2
+
+
+@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "bfgs"), "cg"])  # (make slow: bfgs)
+def test_bfloat16_rosenbrock_reaches_its_minimiser(method):
+    """Reference: the closed-form minimiser (1, 1). The searches' tie tolerance was 64 eps of |f| in
+    every type: half of |f| in bfloat16, whose losses XLA evaluates to within about one eps (sums in
+    float32). lbfgs ended PRECISION at (0.91, 0.83), f = 0.008, a false success; bfgs at f = 2.4e-4;
+    cg STALLED at (0.47, 0.21). With 4 eps in half types all three reach (1, 1) to bfloat16's grid
+    (0.0078 near 1)."""
+    res = jaxgd.minimize(_rosenbrock_2d, jnp.asarray([-1.2, 1.0], jnp.bfloat16), method=method, tier="compiled")
+    assert bool(res.success), res.status_enum
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=0.02)
+
+
 def _one_search(f, x, d, tier):
     """One MoreThuente search from x along d (a later step: a unit first trial) on either tier:
     its StepInfo's (unit_sq_grad, unit_slope, noise)."""

@@ -89,7 +89,9 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   its ``100 (x_{i+1} - x_i^2)^2`` terms, 1 to 4 times the bound). Where the
   search along ``-g`` after a restart fails, and its first trial (for ``cg``
   no shorter than a step that moves ``x`` by an ulp) moved ``x`` without the fall of
-  ``f`` the gradient predicted beyond the tie tolerance, the gradient is
+  ``f`` the gradient predicted beyond the tie tolerance (or, where it predicted less,
+  passed the line's minimiser: the line's whole fall is within the tie tolerance,
+  float16 at its answer), the gradient is
   rounding at the scale of the dtype's grid: with the norm test met within
   :data:`GRID_FACTOR` (16) the run ends in :attr:`Status.PRECISION`. A kink or
   a wrong gradient shows the same unseen fall, but with a gradient hundreds of

@@ -56,8 +56,10 @@ class StepInfo(NamedTuple):
     # NOISE_RATIO t (|phi'(0)| + |phi'(t)|): the error of f's own evaluation there), 0 without one (None likewise)
     noise: Any = None
     # (float32 and narrower) the first trial moved x and f did not fall below f0 minus the tie
-    # tolerance, though t |<grad, d>| predicted more: the gradient does not describe f at the scale
-    # of the dtype's grid (jaxgd.core.stall's grid rule); None from a rule that does not record it
+    # tolerance, though t |<grad, d>| predicted more, or though the trial passed the line's minimiser
+    # (its slope >= 0: a line whose slope rises falls by at most t |<grad, d>| before it): the
+    # gradient does not describe f at the scale of the dtype's grid, or the line's whole fall is within
+    # f's rounding (jaxgd.core.stall's grid rule); None from a rule that does not record it
     unseen: Any = None
 
 

@@ -21,8 +21,8 @@ towards the best point and caps ``stpmax`` there.
 
 Two departures, both where the search has reached the rounding of f:
 
-- a trial whose f equals :math:`\\phi(0)` to within 64 machine epsilons of
-  :math:`|\\phi(0)|` and that meets the curvature condition converges
+- a trial whose f equals :math:`\\phi(0)` to within 64 machine epsilons (4 in half
+  precision) of :math:`|\\phi(0)|` and that meets the curvature condition converges
   (Hager & Zhang's approximate Wolfe conditions at rounding level, as in
   :class:`~jaxgd.linesearch.MoreThuente`): near a minimiser f's differences
   drown in rounding and the sufficient-decrease test passes or fails by

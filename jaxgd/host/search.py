@@ -122,7 +122,7 @@ def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState,
         guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
         first = _Ops.minimum(initial, guess) if (math.isfinite(guess) and guess > 0) else initial
     if interpolate_always and min_move and _more_thuente.narrow(first.dtype):
-        first = _Ops.minimum(_Ops.maximum(first, _more_thuente.shortest_move(ctx.x, ctx.direction, first.dtype)), initial)
+        first = _more_thuente.first_move(first, _more_thuente.shortest_move(ctx.x, ctx.direction, first.dtype), initial, _Ops)
     return first
 
 
@@ -137,7 +137,7 @@ class Search:
         self.initial, self.always = _scalar(rule.initial, dtype), rule.start == "interpolate"
         self.c1, self.c2, self.xtol = _scalar(rule.c1, dtype), _scalar(rule.c2, dtype), _scalar(rule.xtol, dtype)
         self.stpmax = _scalar(_more_thuente.step_cap(dtype), dtype)
-        self.rtol = _wolfe.APPROX_EPS * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
+        self.rtol = _wolfe.approx_eps(dtype) * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
         self.max_iter = int(rule.max_iter)
         self.cast = dtype != np.float64  # a Python float (weak, as in jax) met only float64 scalars: nothing to round
         self.narrow = _more_thuente.narrow(dtype)
@@ -192,7 +192,7 @@ class Search:
                 best = t
             at_start = (t.x == ctx.x).all()
             if i == 0 and self.narrow:  # StepInfo.unseen: the first trial moved x, f did not fall as its slope said
-                unseen = bool(fin and not at_start and not (f < f0 - tie_tol) and stp * -g0 > tie_tol)
+                unseen = bool(fin and not at_start and not (f < f0 - tie_tol) and (stp * -g0 > tie_tol or g >= 0))
             again = fin and bool(_dcsrch.repeats_best(f, g, stx_before, fx_before, gx_before))
             done = converged or stuck or narrow or at_start or again or i + 1 >= self.max_iter or stp >= stpmax
             done = done or (not fin and self.rule.fallback)

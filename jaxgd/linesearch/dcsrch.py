@@ -147,17 +147,22 @@ def decreased(f: Any, ftest: Any, finit: Any, tie: Any) -> Any:
     return (f <= ftest) | (abs(f - finit) <= tie)
 
 
-def repeats_best(f: Any, g: Any, stx: Any, fx: Any, gx: Any) -> Any:
+def repeats_best(f: Any, g: Any, stx: Any, fx: Any, gx: Any, stp: Any = None, apart: Any = None) -> Any:
     """True where a trial's value and slope equal the best trial's (``stx > 0``) bit for bit.
 
     The same point to rounding (a step that differs from ``stx`` below the rounding of the
     parameters), which a search would otherwise evaluate every other trial until its budget runs
     out (sif2jax's PENALTY3). MINPACK-2 stops one rounding sooner, where the next trial would be
     ``stx`` itself ("rounding errors prevent progress"); every search here ends at such a trial
-    (:class:`~jaxgd.linesearch.MoreThuente` on both tiers, L-BFGS-B's). Works on JAX and NumPy
-    scalars alike.
+    (:class:`~jaxgd.linesearch.MoreThuente` on both tiers, L-BFGS-B's). With ``apart``
+    (MoreThuente with a float16 or bfloat16 loss: the step that moves some entry of the parameters
+    by an ulp, ``more_thuente.shortest_move``), only where the trial step ``stp`` is less than ``apart``
+    from ``stx``: farther trials are other points, whose value and slope can still read the same
+    in a coarse type (bfloat16 ``1e-4 ||x - 1||^2`` from 0: the unit trial and the next one, five
+    times longer, did, and the search ended at its start). Works on JAX and NumPy scalars alike.
     """
-    return (f == fx) & (g == gx) & (stx > 0)
+    same = (f == fx) & (g == gx) & (stx > 0)
+    return same if apart is None else same & (abs(stp - stx) < apart)
 
 
 def safeguard(

@@ -13,9 +13,9 @@ over ``ctx.evaluate``. It is the default step size of ``bfgs``, ``lbfgs`` and
   scipy's ``old_old_fval`` trick, with :math:`f_{-1} = f_0 + \\|g_0\\|/2`),
   which suits conjugate gradient, whose directions carry no step scale. With
   ``min_move=True`` (``cg``'s search), in float32 and narrower types, it is at
-  least the step that moves some entry of :math:`\\theta` by one ulp: near a
-  minimum :math:`f_k - f_{k-1}` is rounding, and a shorter trial rounds back to
-  :math:`\\theta` and ends the search.
+  least the step that moves some entry of :math:`\\theta` by one ulp, past 1 if
+  need be: near a minimum :math:`f_k - f_{k-1}` is rounding, and a shorter trial
+  rounds back to :math:`\\theta` and ends the search.
 """
 
 from __future__ import annotations
@@ -94,6 +94,18 @@ def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
                 for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
         top = functools.reduce(xp.maximum, tops)
         return (xp.asarray(eps, dtype) / top).astype(dtype)
+
+
+def first_move(interp: Any, move: Any, initial: Any, xp: Any) -> Any:
+    """``min_move``'s first trial: eq. 3.60's ``interp`` capped at ``initial``, and no shorter than
+    ``move`` (:func:`shortest_move`), even past the cap: a trial that moves no entry of ``x``
+    ends the search with nothing learnt (float16 least squares at its answer: the capped unit
+    trial along ``cg``'s direction rounded back to ``x`` every search, and the run ended
+    ``LINESEARCH_FAILED``), where one that moves ``x`` shows whether ``f`` falls as its slope
+    says (``StepInfo.unseen``); at most :func:`step_cap`. All three of ``interp``'s dtype; ``xp``:
+    ``jnp``, or the host tier's NumPy scalar ops."""
+    most = interp.dtype.type(step_cap(interp.dtype))
+    return xp.minimum(xp.maximum(xp.minimum(interp, initial), move), most)
 
 
 class _Carry(NamedTuple):
@@ -195,7 +207,7 @@ class MoreThuente:
       max_iter: the most evaluations per step.
       start: ``"unit"`` or ``"interpolate"`` (static; see the module doc).
       approx_rtol: :math:`\\epsilon` (>= 0); ``None`` for 64 machine
-        epsilons of the dtype; 0 for the plain conditions.
+        epsilons of the dtype (4 in float16 and bfloat16); 0 for the plain conditions.
       stall_window: steps without a decrease beyond rounding before the run
         stops as stalled (a positive integer).
       fallback: run scipy's zoom search after a failed or rejected search
@@ -205,7 +217,8 @@ class MoreThuente:
         do not fail.
       min_move: with ``start="interpolate"``, in float32 and narrower types,
         the first trial is at least the step that moves some entry of
-        :math:`\\theta` by one ulp (static; ``cg``'s default): near a minimum
+        :math:`\\theta` by one ulp, past ``initial`` if need be (static;
+        ``cg``'s default): near a minimum
         :math:`f_k - f_{k-1}` is rounding, eq. 3.60's trial rounds back to
         :math:`\\theta` and the search ends there (float32 Rosenbrock:
         ``cg`` failed 11 of 16 runs at its answer). ``bfgs`` keeps scipy's
@@ -259,9 +272,9 @@ class MoreThuente:
         interp = interpolated_step(ctx, state.prev_value, self.initial)
         if self.start != "interpolate":
             return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
-        if self.min_move and narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower), up to the cap
+        if self.min_move and narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower)
             move = shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(interp.dtype)
-            return jnp.minimum(jnp.maximum(interp, move), jnp.asarray(self.initial, interp.dtype))
+            return first_move(interp, move, jnp.asarray(self.initial, interp.dtype), jnp)
         return interp
 
     def step(self, state: MoreThuenteState, ctx: StepContext) -> tuple[jax.Array, Trial, MoreThuenteState, StepInfo]:
@@ -287,7 +300,11 @@ class MoreThuente:
             jnp.asarray(0, dtype) if ctx.unit_grad else None,
             jnp.asarray(False) if narrow(dtype) else None,
         )
-        body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax)  # noqa: E731
+        # trials this far apart are different points (dcsrch.repeats_best; a 16-bit loss, whose values and
+        # slopes two points can share: in float32 the test cost CUTEst searches evaluations and saved no run)
+        half = jnp.finfo(ctx.value.dtype).bits <= 16
+        apart = shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(dtype) if half else None
+        body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, apart)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
         # Converged: the trial that met the conditions. Otherwise the best point, if it lowered f.
         have_best = (c.iv.stx > 0) & (c.iv.fx < f0)
@@ -335,7 +352,7 @@ class MoreThuente:
         init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, _zoom.start(f0, g0), ph, jnp.asarray(False), ~active)
         return _packing.packed_while(lambda c: ~c.done, body, init)
 
-    def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax) -> _Carry:  # noqa: ANN001
+    def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, apart) -> _Carry:  # noqa: ANN001
         dtype = f0.dtype
         stp = c.stp
         t = ctx.evaluate(stp)
@@ -373,7 +390,7 @@ class MoreThuente:
         # differs from stx below the rounding of theta), where the search evaluated it every other trial
         # until max_iter (sif2jax's PENALTY3, bfgs: 10 evaluations of one search). MINPACK-2 stops there too
         # ("rounding errors prevent progress") when the next trial is stx itself.
-        again = fin & repeats_best(f, g, c.iv.stx, c.iv.fx, c.iv.gx)
+        again = fin & repeats_best(f, g, c.iv.stx, c.iv.fx, c.iv.gx, stp, apart)
         done = converged | stuck | narrow | at_start | again | (c.i + 1 >= self.max_iter) | (stp >= stpmax)
         if hit is not None:  # scipy's line_search_wolfe1 gives up at a non-finite trial (its next step is NaN)
             done = done | ~fin
@@ -394,7 +411,7 @@ class MoreThuente:
             noisy = fin & (change > NOISE_RATIO * stp * (jnp.abs(g) - g0))
             noise = jnp.where(noisy, jnp.maximum(noise, change), noise).astype(dtype)
         unseen = c.unseen
-        if unseen is not None:  # the first trial moved x, f did not fall, the slope said it would (StepInfo.unseen)
-            unseen = unseen | ((c.i == 0) & fin & ~at_start & ~(f < f0 - tie_tol) & (stp * -g0 > tie_tol))
+        if unseen is not None:  # the first trial moved x, f did not fall, the slope said it would or passed 0 (StepInfo.unseen)
+            unseen = unseen | ((c.i == 0) & fin & ~at_start & ~(f < f0 - tie_tol) & ((stp * -g0 > tie_tol) | (g >= 0)))
         return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit,
                       unit_slope, located, noise, unseen)

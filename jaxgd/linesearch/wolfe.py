@@ -41,8 +41,20 @@ BAD_FINITE = "{name} must be None or a finite number, got {name}={value!r}"
 # A non-finite trial in a single-evaluation rule is retried this many times,
 # halving the step each time (``evaluate_finite``).
 NAN_BACKOFF = 30
-# The default tie tolerance of Backtracking and StrongWolfe, in units of the dtype's machine epsilon.
+# The default tie tolerance of the searches (Backtracking, StrongWolfe, MoreThuente, L-BFGS-B's), in
+# units of the dtype's machine epsilon: float32 and float64 ...
 APPROX_EPS = 64
+# ... and float16 and bfloat16, whose sums XLA:CPU accumulates in float32: their losses (least squares,
+# logistic regression, Rosenbrock) evaluate to within 0.8-1.2 eps |f| of the exact value of the same
+# parameters, where 64 eps is 6 % of |f| in float16 and half of it in bfloat16: a search accepted rises
+# of f that large as ties, and a stall count saw no progress in falls of several ulps (benchmarks/RESULTS.md, session 34).
+APPROX_EPS_HALF = 4
+
+
+def approx_eps(dtype: Any) -> int:
+    """The default tie tolerance in machine epsilons of ``dtype``: :data:`APPROX_EPS_HALF` for a
+    16-bit float, else :data:`APPROX_EPS`."""
+    return APPROX_EPS if jnp.finfo(dtype).bits > 16 else APPROX_EPS_HALF
 
 
 # -- host-side checks (jaxgd._validate's policy; tracers pass unchecked) --------
@@ -136,9 +148,9 @@ def evaluate_finite(ctx: StepContext, alpha: jax.Array) -> tuple[jax.Array, Tria
 
 
 def tie_tolerance(rtol: Any, value: jax.Array) -> jax.Array:
-    """``rtol * |value|``; ``rtol=None`` means :data:`APPROX_EPS` machine epsilons."""
+    """``rtol * |value|``; ``rtol=None`` means :func:`approx_eps` machine epsilons."""
     dtype = jnp.result_type(value)
-    rtol = APPROX_EPS * jnp.finfo(dtype).eps if rtol is None else rtol
+    rtol = approx_eps(dtype) * jnp.finfo(dtype).eps if rtol is None else rtol
     return (rtol * jnp.abs(value)).astype(dtype)
 
 
@@ -216,7 +228,7 @@ class Backtracking:
       max_iter: the most shrinks per step (so at most ``max_iter + 1``
         evaluations); the search fails when all are rejected.
       approx_rtol: :math:`\\epsilon` (>= 0); ``None`` for 64 machine
-        epsilons of the dtype; 0 for the plain rule.
+        epsilons of the dtype (4 in float16 and bfloat16); 0 for the plain rule.
 
     Raises:
       ValueError: a concrete argument out of range.
@@ -371,7 +383,8 @@ class StrongWolfe:
       max_iter: the most evaluations per step.
       interpolate: use eq. 3.60 for the first trial (static).
       approx_rtol: relative tolerance :math:`\\epsilon` of a tie (>= 0);
-        ``None`` for 64 machine epsilons of the dtype (1.4e-14 in float64).
+        ``None`` for 64 machine epsilons of the dtype (1.4e-14 in float64; 4 in float16
+        and bfloat16).
 
     Raises:
       ValueError: a concrete argument out of range.
