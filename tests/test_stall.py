@@ -2,7 +2,8 @@
 
 References: scipy.optimize.curve_fit (the float32 fit), closed forms (the
 minimiser x = 3 of |x - 3| + 0.1 x^2, the gradient exp(-x) of -exp(-x),
-the norm 5e200 of (3e200, 4e200)), scikit-learn's Lasso (l1 with each method).
+the norm 5e200 of (3e200, 4e200)), scikit-learn's Lasso (l1 with each method), numpy.linalg.solve
+and lstsq (the float16 answers of a coupled quadratic and of least squares).
 """
 
 from __future__ import annotations
