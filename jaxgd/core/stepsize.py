@@ -105,6 +105,12 @@ class StepContext(NamedTuple):
     unit_grad: bool = False
 
 
+def half_precision(dtype: Any) -> bool:
+    """True for a 16-bit float (float16, bfloat16): a loss whose searches take a tie tolerance of a
+    few epsilons and tell trials apart by how far they moved ``x`` (``jaxgd.linesearch``)."""
+    return jnp.finfo(dtype).bits <= 16
+
+
 def search_dtype(dtype: Any) -> Any:
     """The dtype a search's scalars (values, slopes, steps) are computed in for a loss of
     ``dtype``: float32 for float16, whose range ends at 65504 (the first slope ``<g, -g>`` of

@@ -192,7 +192,7 @@ class Search:
                 best = t
             at_start = (t.x == ctx.x).all()
             if i == 0 and self.narrow:  # StepInfo.unseen: the first trial moved x, f did not fall as its slope said
-                unseen = bool(fin and not at_start and not (f < f0 - tie_tol) and (stp * -g0 > tie_tol or g >= 0))
+                unseen = bool(_more_thuente.unseen_at(np.bool_(True), fin, at_start, f, f0, g, g0, stp, tie_tol))
             again = fin and bool(_dcsrch.repeats_best(f, g, stx_before, fx_before, gx_before))
             done = converged or stuck or narrow or at_start or again or i + 1 >= self.max_iter or stp >= stpmax
             done = done or (not fin and self.rule.fallback)

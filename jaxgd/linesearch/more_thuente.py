@@ -30,7 +30,7 @@ from jax import lax
 
 from .. import _tree
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, search_dtype
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, search_dtype
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard
@@ -94,6 +94,15 @@ def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
                 for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
         top = functools.reduce(xp.maximum, tops)
         return (xp.asarray(eps, dtype) / top).astype(dtype)
+
+
+def unseen_at(first: Any, fin: Any, at_start: Any, f: Any, f0: Any, g: Any, g0: Any, stp: Any, tie_tol: Any) -> Any:
+    """``StepInfo.unseen`` from a trial that is the search's ``first`` at step ``stp`` (value ``f``, slope ``g``;
+    ``f0``, ``g0`` at 0): it is finite and moved ``x``, ``f`` did not fall below ``f0`` minus
+    ``tie_tol``, and the slope predicted more (``stp |g0| > tie_tol``) or the trial passed the
+    line's minimiser (``g >= 0``: a line whose slope rises falls by at most ``stp |g0|``). JAX or
+    NumPy booleans (the host tier's search passes ``np.bool_``)."""
+    return first & fin & ~at_start & ~(f < f0 - tie_tol) & ((stp * -g0 > tie_tol) | (g >= 0))
 
 
 def first_move(interp: Any, move: Any, initial: Any, xp: Any) -> Any:
@@ -267,15 +276,20 @@ class MoreThuente:
         """True after ``stall_window`` steps in a row without a decrease beyond rounding."""
         return state.since >= self.stall_window
 
-    def first_trial(self, state: MoreThuenteState, ctx: StepContext) -> jax.Array:
-        """The first step tried (see the module doc)."""
+    def first_trial(self, state: MoreThuenteState, ctx: StepContext, move: Any = None) -> jax.Array:
+        """The first step tried (see the module doc); ``move``: :func:`shortest_move` of ``ctx``
+        where the caller has it (computed here otherwise)."""
         interp = interpolated_step(ctx, state.prev_value, self.initial)
         if self.start != "interpolate":
             return jnp.where(state.started, jnp.asarray(self.initial, interp.dtype), interp)
-        if self.min_move and narrow(interp.dtype):  # no shorter than a step that moves x (float32 and narrower)
-            move = shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(interp.dtype)
-            return first_move(interp, move, jnp.asarray(self.initial, interp.dtype), jnp)
+        if self._floored(interp.dtype):  # no shorter than a step that moves x (float32 and narrower)
+            move = shortest_move(ctx.params, ctx.direction, ctx.value.dtype) if move is None else move
+            return first_move(interp, move.astype(interp.dtype), jnp.asarray(self.initial, interp.dtype), jnp)
         return interp
+
+    def _floored(self, dtype: Any) -> bool:
+        """The first trial is floored at :func:`shortest_move` (``min_move``, float32 and narrower)."""
+        return self.start == "interpolate" and self.min_move and narrow(dtype)
 
     def step(self, state: MoreThuenteState, ctx: StepContext) -> tuple[jax.Array, Trial, MoreThuenteState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
@@ -287,7 +301,13 @@ class MoreThuente:
         stpmax = jnp.asarray(step_cap(dtype), dtype)
         zero = jnp.zeros((), dtype)
         tie_tol = tie_tolerance(self.approx_rtol, ctx.value).astype(dtype)  # (the loss's own rounding)
-        stp0 = self.first_trial(state, ctx)
+        # trials farther apart than a step that moves x are different points (dcsrch.repeats_best; a 16-bit
+        # loss, whose values and slopes two points can share: in float32 the test cost CUTEst searches
+        # evaluations and saved no run); one shortest_move a search, shared with cg's floored first trial
+        half = half_precision(ctx.value.dtype)
+        move = shortest_move(ctx.params, ctx.direction, ctx.value.dtype) if half or self._floored(dtype) else None
+        apart = move.astype(dtype) if half else None
+        stp0 = self.first_trial(state, ctx, move)
         ph = placeholder_trial(ctx, stp0)
         init = _Carry(
             jnp.asarray(0, jnp.int32), stp0, jnp.asarray(False), start_interval(f0, g0, stp0, stpmax),
@@ -300,10 +320,6 @@ class MoreThuente:
             jnp.asarray(0, dtype) if ctx.unit_grad else None,
             jnp.asarray(False) if narrow(dtype) else None,
         )
-        # trials this far apart are different points (dcsrch.repeats_best; a 16-bit loss, whose values and
-        # slopes two points can share: in float32 the test cost CUTEst searches evaluations and saved no run)
-        half = jnp.finfo(ctx.value.dtype).bits <= 16
-        apart = shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(dtype) if half else None
         body = lambda c: self._body(c, ctx, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, apart)  # noqa: E731
         c = _packing.packed_while(lambda c: ~c.done, body, init)
         # Converged: the trial that met the conditions. Otherwise the best point, if it lowered f.
@@ -412,6 +428,6 @@ class MoreThuente:
             noise = jnp.where(noisy, jnp.maximum(noise, change), noise).astype(dtype)
         unseen = c.unseen
         if unseen is not None:  # the first trial moved x, f did not fall, the slope said it would or passed 0 (StepInfo.unseen)
-            unseen = unseen | ((c.i == 0) & fin & ~at_start & ~(f < f0 - tie_tol) & ((stp * -g0 > tie_tol) | (g >= 0)))
+            unseen = unseen | unseen_at(c.i == 0, fin, at_start, f, f0, g, g0, stp, tie_tol)
         return _Carry(c.i + 1, jnp.where(converged, stp, nxt).astype(dtype), stage2, iv, best, converged, done, hit, unit,
                       unit_slope, located, noise, unseen)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, search_dtype
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, search_dtype
 from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
@@ -54,7 +54,7 @@ APPROX_EPS_HALF = 4
 def approx_eps(dtype: Any) -> int:
     """The default tie tolerance in machine epsilons of ``dtype``: :data:`APPROX_EPS_HALF` for a
     16-bit float, else :data:`APPROX_EPS`."""
-    return APPROX_EPS if jnp.finfo(dtype).bits > 16 else APPROX_EPS_HALF
+    return APPROX_EPS_HALF if half_precision(dtype) else APPROX_EPS
 
 
 # -- host-side checks (jaxgd._validate's policy; tracers pass unchecked) --------
