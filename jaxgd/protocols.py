@@ -75,6 +75,13 @@ class StepSizeRule(Protocol):
     constructor validates concrete values on the host, naming the argument.
     Time-only schedules ``count -> lr`` need no class: ``lr=`` accepts them and
     wraps them.
+
+    Optional: a method ``stalled(state) -> bool`` (the rule tracks its own stalls, as
+    ``MoreThuente`` does: the solver then stops a stalled run, ``Status.STALLED`` or
+    ``Status.PRECISION``), and a class attribute ``searches = True`` for a line search
+    whose every step lowers ``f`` or ties it (``Backtracking``, ``StrongWolfe``, ``Exact``:
+    in float32 and narrower, 100 steps with no new low of ``f`` or of the gradient norm
+    stop the run, where under other rules it goes on).
     """
 
     def init(self, params: Any, value: Any, grad: Any) -> Any:

@@ -37,6 +37,7 @@ from .options import (  # noqa: F401  (the messages, re-exported where tests and
 )
 from . import update as _update
 from ..directions import lbfgsb as _lbfgsb  # L-BFGS-B hook
+from ..directions import first_order as _first_order
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from . import stall as _stall  # issue 13 hook
@@ -283,6 +284,18 @@ class Solver:
         tracks no stalls, ``dtype`` is narrower than float64, and it is not L-BFGS-B."""
         return _stall.tracks_window(self.rule, dtype) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)
 
+    def _grid(self, info: Any, had_memory: Any) -> Any:
+        """The grid rule's evidence (:func:`jaxgd.core.stall.adjust_status`'s ``grid``): the search's
+        ``StepInfo.unseen`` where it searched along ``-g``: a direction with a restart and no memory
+        now, or steepest descent (``gd``) without a proximal term; None where there is none
+        (float64 searches, and rules that do not record it)."""
+        unseen = getattr(info, "unseen", None)
+        if unseen is None:
+            return None
+        if had_memory is not None:
+            return unseen & ~had_memory
+        return unseen if self.direction is _first_order.gd() and not self.prox.active else None
+
     def _vouches(self) -> bool:
         """The state carries :func:`jaxgd.core.stall.adjust_status`'s flag from a failed quasi-Newton
         search to the restart's retry along -g: a quasi-Newton direction with a ``reset``, under
@@ -407,8 +420,8 @@ class Solver:
             model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad,
                      jnp.asarray(info.unit_slope).astype(value.dtype), jnp.asarray(info.located).astype(value.dtype),
                      jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype), state.stall)
-        # the grid rule (float32 searches record StepInfo.unseen): a failed search along -g (no memory)
-        grid = None if had_memory is None or getattr(info, "unseen", None) is None else info.unseen & ~had_memory
+        # the grid rule (float32 searches record StepInfo.unseen): a search along -g (no memory, or gd)
+        grid = self._grid(info, had_memory)
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model, grid,

@@ -82,12 +82,14 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   decrease above the error, and the run ends in :attr:`Status.PRECISION`
   (LSC2LS, KIRBY2LS, PENALTY3; session 22).
 - **the grid rule** (float32 and narrower; directions with a restart, under
-  :class:`jaxgd.linesearch.MoreThuente`, whose float32 searches record
+  :class:`jaxgd.linesearch.MoreThuente`, and ``gd`` without a proximal term under
+  ``MoreThuente``, ``StrongWolfe`` or ``Backtracking``, whose float32 searches record
   ``StepInfo.unseen``): a float32 gradient carries an error of ``eps`` times
   the size of the loss's intermediate terms, which can exceed the norm test's
   bound (extended Rosenbrock at its answer: ``||g||`` ~ 1e-4 of rounding from
-  its ``100 (x_{i+1} - x_i^2)^2`` terms, 1 to 4 times the bound). Where the
-  search along ``-g`` after a restart fails, and its first trial (for ``cg``
+  its ``100 (x_{i+1} - x_i^2)^2`` terms, 1 to 4 times the bound). Where a
+  search along ``-g`` (after a restart, or ``gd``'s) fails, or ``gd``'s last
+  search fills the :class:`Window` below, and its first trial (for ``cg``
   no shorter than a step that moves ``x`` by an ulp) moved ``x`` without the fall of
   ``f`` the gradient predicted beyond the tie tolerance (or, where it predicted less,
   passed the line's minimiser: the line's whole fall is within the tie tolerance,
@@ -95,7 +97,9 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   rounding at the scale of the dtype's grid: with the norm test met within
   :data:`GRID_FACTOR` (16) the run ends in :attr:`Status.PRECISION`. A kink or
   a wrong gradient shows the same unseen fall, but with a gradient hundreds of
-  times the bound: those stay failures (benchmarks/RESULTS.md, session 32).
+  times the bound: those stay failures (benchmarks/RESULTS.md, session 32; on
+  float32 least squares with ``gd`` and a line search, where a stall or failure
+  at the answer was ``MAX_STEPS`` or ``LINESEARCH_FAILED``: session 35).
 - **stall**: a step-size rule that tracks progress (``rule.stalled(state)``,
   :class:`jaxgd.linesearch.MoreThuente`) reports that ``f`` has not
   decreased by more than rounding for ``stall_window`` steps. Away from a
@@ -108,9 +112,15 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   :data:`WINDOW` steps. At a point stationary to precision that is
   :attr:`Status.PRECISION` (a first-order method in float32 sits at a
   least-squares answer whose gradient cannot be evaluated below about
-  ``eps * ||A|| ||residual||``, above an absolute ``gtol=1e-6``); elsewhere
-  the run goes on (a schedule that has not settled yet, an oscillation),
-  as it always did. Off when ``gtol`` is 0: the user asked for every step.
+  ``eps * ||A|| ||residual||``, above an absolute ``gtol=1e-6``); so it is
+  where the grid rule's evidence (``StepInfo.unseen``, which ``Backtracking``
+  and ``StrongWolfe`` record too, for ``gd``) comes with the norm test met
+  within :data:`GRID_FACTOR`. Elsewhere a line search (:func:`searches`:
+  ``Backtracking``, ``StrongWolfe``, ``Exact``), whose every step lowers ``f``
+  or ties it, has stalled: :attr:`Status.STALLED` (gradient descent on
+  ``|x - 3| + 0.1 ||x||^2`` in float32 ran to ``max_steps`` at ``x = 3``);
+  under any other rule the run goes on (a schedule that has not settled yet,
+  an oscillation), as it always did. Off when ``gtol`` is 0: the user asked for every step.
   A converging run sets a new lowest gradient norm or loss every few steps;
   at the rounding floor new lows are records of noise, ever rarer.
 
@@ -294,6 +304,13 @@ def tracks_window(rule: Any, dtype: Any) -> bool:
     return not hasattr(rule, "stalled") and jnp.finfo(dtype).bits < 64
 
 
+def searches(rule: Any) -> bool:
+    """True for a line search that tracks no stalls itself (``Backtracking``, ``StrongWolfe``,
+    ``Exact``: a class attribute ``searches = True``): every step it takes lowers ``f`` or ties it,
+    so a full :class:`Window` is a stall (:func:`adjust_status`)."""
+    return bool(getattr(rule, "searches", False)) and not hasattr(rule, "stalled")
+
+
 def window_init(value: jax.Array, grad_norm: jax.Array) -> Window:
     return Window(value, grad_norm, jnp.asarray(0, jnp.int32))
 
@@ -345,14 +362,15 @@ def adjust_status(
         and the flag :func:`adjust_status` returned for the step before (``SolverState.stall``);
         None: no such model.
       grid: (float32 and narrower; None otherwise) the grid rule's evidence: a search along
-        steepest descent (a direction with a restart and no memory) whose first trial moved
+        steepest descent (a direction with a restart and no memory, or ``gd``) whose first trial moved
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
-        search failed and the norm test holds within :data:`GRID_FACTOR`, ``PRECISION``.
+        search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
+        ``PRECISION``.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
       stationary to precision (or where the quasi-Newton ``model`` is) turned into
-      ``PRECISION``, and a stall elsewhere into ``STALLED``; with a ``model``, the pair
+      ``PRECISION``, and a stall elsewhere (or a line search's full window: :func:`searches`) into ``STALLED``; with a ``model``, the pair
       ``(status, vouch)``: ``vouch`` (in ``f``'s dtype) is :data:`VOUCH_STRONG` or
       :data:`VOUCH_WEAK` after a search that failed or stalled with a memory whose model
       (:func:`model_decrease`'s, :func:`line_decrease`'s or :func:`overshoot_decrease`'s)
@@ -382,7 +400,8 @@ def adjust_status(
             here = _tree.where(failed, old[2], new[2])
             norm_test = at_precision(value, gnorm, here)
             if grid is not None:
-                norm_test = norm_test | (failed & grid & at_precision(value, gnorm, here, GRID_FACTOR))
+                stopped = failed if window is None else failed | settled  # (no window: the program as it was)
+                norm_test = norm_test | (stopped & grid & at_precision(value, gnorm, here, GRID_FACTOR))
             if model is None:
                 return norm_test
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
@@ -396,5 +415,7 @@ def adjust_status(
             precise, vouch = precise
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
     status = jnp.where(open_ & (failed | stalled | settled) & precise, Status.PRECISION, status)
+    if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
+        stalled = stalled | settled
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
     return status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)

@@ -111,6 +111,23 @@ def half_precision(dtype: Any) -> bool:
     return jnp.finfo(dtype).bits <= 16
 
 
+def narrow(dtype: Any) -> bool:
+    """A value dtype narrower than float64, where a search records ``StepInfo.unseen``
+    (``MoreThuente``, ``StrongWolfe``, ``Backtracking``) and ``MoreThuente`` with ``min_move``
+    floors its interpolated first trial at a step that moves ``x`` (float64 programs stay as
+    they are)."""
+    return jnp.finfo(dtype).bits < 64
+
+
+def unseen_at(first: Any, fin: Any, at_start: Any, f: Any, f0: Any, g: Any, g0: Any, stp: Any, tie_tol: Any) -> Any:
+    """``StepInfo.unseen`` from a trial that is the search's ``first`` at step ``stp`` (value ``f``, slope ``g``;
+    ``f0``, ``g0`` at 0): it is finite and moved ``x``, ``f`` did not fall below ``f0`` minus
+    ``tie_tol``, and the slope predicted more (``stp |g0| > tie_tol``) or the trial passed the
+    line's minimiser (``g >= 0``: a line whose slope rises falls by at most ``stp |g0|``). JAX or
+    NumPy booleans (the host tier's search passes ``np.bool_``)."""
+    return first & fin & ~at_start & ~(f < f0 - tie_tol) & ((stp * -g0 > tie_tol) | (g >= 0))
+
+
 def search_dtype(dtype: Any) -> Any:
     """The dtype a search's scalars (values, slopes, steps) are computed in for a loss of
     ``dtype``: float32 for float16, whose range ends at 65504 (the first slope ``<g, -g>`` of
@@ -118,6 +135,16 @@ def search_dtype(dtype: Any) -> Any:
     ``dtype`` itself (bfloat16 has float32's range). The trials' values stay the loss's: cast
     to it, they are exact."""
     return jnp.dtype(jnp.float32) if jnp.dtype(dtype) == jnp.float16 else jnp.dtype(dtype)
+
+
+def rule_dtype(dtype: Any) -> Any:
+    """The dtype an adaptive rule's scalars (its step, the values it keeps, its quotients) are
+    computed in for a loss of ``dtype``: float32 for float16 and bfloat16, else ``dtype``. Polyak's
+    quotient ``(f - f*) / ||g||^2`` overflowed float16 at ``||g|| > 256`` (a zero step, every
+    step), and its running target ``min f - 0.01`` rounded back to ``min f`` in bfloat16 (a zero
+    step again: the run sat at ``x0`` and the window called it converged); Barzilai-Borwein's
+    ``s's`` underflows float16 below 6e-8."""
+    return jnp.dtype(jnp.float32) if half_precision(dtype) else jnp.dtype(dtype)
 
 
 def one_eval_info(failed: Any = False) -> StepInfo:

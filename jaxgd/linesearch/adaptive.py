@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from .wolfe import check_count, check_finite, check_nonneg, check_open_unit, check_positive, evaluate_finite, info
-from ..core.stepsize import StepContext, StepInfo, Trial
+from ..core.stepsize import StepContext, StepInfo, Trial, rule_dtype
 from .._types import ArrayLike, Grads, Params
 
 BAD_FORMULA = "formula must be 1 (BB1 = s's / s'y) or 2 (BB2 = s'y / y'y), got formula={value!r}"
@@ -76,11 +76,11 @@ class BarzilaiBorwein:
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BBState:
         """The first state: no previous iterate yet (the first step is ``initial``)."""
-        return BBState(params, grad, jnp.asarray(self.initial, value.dtype), jnp.asarray(False))
+        return BBState(params, grad, jnp.asarray(self.initial, rule_dtype(value.dtype)), jnp.asarray(False))
 
     def step(self, state: BBState, ctx: StepContext) -> tuple[jax.Array, Trial, BBState, StepInfo]:
         """One step: ``(alpha, trial at alpha, new state, StepInfo)``."""
-        dtype = ctx.value.dtype
+        dtype = rule_dtype(ctx.value.dtype)
         s = _tree.sub(ctx.params, state.params)
         y = _tree.sub(ctx.grad, state.grad)
         sy = _tree.vdot(s, y).astype(dtype)
@@ -147,18 +147,19 @@ class Polyak:
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> PolyakState:
         """The first state: the best value seen is ``f(theta_0)``."""
-        return PolyakState(value)
+        return PolyakState(value.astype(rule_dtype(value.dtype)))
 
     def step(self, state: PolyakState, ctx: StepContext) -> tuple[jax.Array, Trial, PolyakState, StepInfo]:
         """One step: ``(alpha, trial at alpha, new state, StepInfo)``."""
-        dtype = ctx.value.dtype
+        dtype = rule_dtype(ctx.value.dtype)
         target = state.best - self.delta if self.f_star is None else jnp.asarray(self.f_star, dtype)
         decrease = -ctx.slope.astype(dtype)
         descent = decrease > 0
-        quotient = (ctx.value - target) / (self.scale * jnp.where(descent, decrease, 1.0))
+        quotient = (ctx.value.astype(dtype) - target) / (self.scale * jnp.where(descent, decrease, 1.0))
         alpha = jnp.where(descent & jnp.isfinite(quotient), jnp.clip(quotient, 0.0, self.max_step), 0.0).astype(dtype)
         alpha, trial, n = evaluate_finite(ctx, alpha)
-        best = jnp.where(trial.value < state.best, trial.value, state.best).astype(dtype)
+        f = trial.value.astype(dtype)
+        best = jnp.where(f < state.best, f, state.best).astype(dtype)
         return alpha, trial, PolyakState(best), info(n, n, ~descent)
 
 
@@ -227,11 +228,12 @@ class ReduceOnPlateau:
     def init(self, params: Params, value: jax.Array, grad: Grads) -> PlateauState:
         """The first state: ``lr = initial``, ``best = f(theta_0)``, no bad steps, no cooldown."""
         zero = jnp.asarray(0, jnp.int32)
-        return PlateauState(jnp.asarray(self.initial, value.dtype), value, zero, zero)
+        dtype = rule_dtype(value.dtype)
+        return PlateauState(jnp.asarray(self.initial, dtype), value.astype(dtype), zero, zero)
 
     def step(self, state: PlateauState, ctx: StepContext) -> tuple[jax.Array, Trial, PlateauState, StepInfo]:
         """One step at the current rate, then the plateau bookkeeping."""
-        dtype = ctx.value.dtype
+        dtype = rule_dtype(ctx.value.dtype)
         alpha, trial, n = evaluate_finite(ctx, state.lr)
         lr = jnp.minimum(state.lr, alpha)  # a NaN back-off also lowers the rate
         f = trial.value.astype(dtype)

@@ -191,6 +191,8 @@ class Exact:
       ValueError: a concrete argument out of range.
     """
 
+    searches = True  # jaxgd.core.stall.searches: a full stall window is a stall
+
     def __init__(self, initial: ArrayLike = 1.0, xtol: ArrayLike = 1e-6, max_bracket: int = 50, max_iter: int = 100) -> None:
         _tree.set_fields(
             self,

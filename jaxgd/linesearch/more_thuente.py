@@ -30,7 +30,7 @@ from jax import lax
 
 from .. import _tree
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, search_dtype
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, unseen_at  # noqa: F401 (the host tier's)
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard
@@ -72,13 +72,6 @@ def step_cap(dtype: Any) -> float:
     return min(1e10, float(jnp.finfo(dtype).max))
 
 
-def narrow(dtype: Any) -> bool:
-    """A value dtype narrower than float64, where a search records ``StepInfo.unseen`` and, with
-    ``min_move``, floors its interpolated first trial at :func:`shortest_move` (float64 programs
-    stay as they are)."""
-    return jnp.finfo(dtype).bits < 64
-
-
 def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
     """``eps / max_i(|d_i| / |x_i|)``: a step that moves some entry of ``x`` by ``eps |x_i|``, at
     least one ulp (``eps`` of ``dtype``; ``|x_i|`` floored at its smallest normal number, so that
@@ -94,15 +87,6 @@ def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
                 for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
         top = functools.reduce(xp.maximum, tops)
         return (xp.asarray(eps, dtype) / top).astype(dtype)
-
-
-def unseen_at(first: Any, fin: Any, at_start: Any, f: Any, f0: Any, g: Any, g0: Any, stp: Any, tie_tol: Any) -> Any:
-    """``StepInfo.unseen`` from a trial that is the search's ``first`` at step ``stp`` (value ``f``, slope ``g``;
-    ``f0``, ``g0`` at 0): it is finite and moved ``x``, ``f`` did not fall below ``f0`` minus
-    ``tie_tol``, and the slope predicted more (``stp |g0| > tie_tol``) or the trial passed the
-    line's minimiser (``g >= 0``: a line whose slope rises falls by at most ``stp |g0|``). JAX or
-    NumPy booleans (the host tier's search passes ``np.bool_``)."""
-    return first & fin & ~at_start & ~(f < f0 - tie_tol) & ((stp * -g0 > tie_tol) | (g >= 0))
 
 
 def first_move(interp: Any, move: Any, initial: Any, xp: Any) -> Any:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, search_dtype
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, unseen_at
 from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
@@ -234,6 +234,8 @@ class Backtracking:
       ValueError: a concrete argument out of range.
     """
 
+    searches = True  # jaxgd.core.stall.searches: a full stall window is a stall
+
     def __init__(
         self,
         c1: ArrayLike = 1e-4,
@@ -255,22 +257,22 @@ class Backtracking:
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> BacktrackingState:
         """The first state: no step accepted yet (``alpha = initial``)."""
-        return BacktrackingState(jnp.asarray(self.initial, value.dtype))
+        return BacktrackingState(jnp.asarray(self.initial, search_dtype(value.dtype)))
 
     def step(self, state: BacktrackingState, ctx: StepContext) -> tuple[jax.Array, Trial, BacktrackingState, StepInfo]:
         """One search from ``ctx``: ``(alpha, accepted trial, new state, StepInfo)``."""
-        dtype = ctx.value.dtype
+        dtype = search_dtype(ctx.value.dtype)
         first = self.initial if self.increase is None else state.alpha * self.increase
         alpha0 = jnp.asarray(first, dtype)
 
-        tie_tol = tie_tolerance(self.approx_rtol, ctx.value)
+        tie_tol = tie_tolerance(self.approx_rtol, ctx.value).astype(dtype)  # (the loss's own rounding)
 
         def ok(trial: Trial) -> jax.Array:
             step = _tree.sub(trial.params, ctx.params)
             dh = jnp.zeros((), dtype) if ctx.penalty_change is None else jnp.asarray(ctx.penalty_change(trial.params, ctx.params)).astype(dtype)
             lin = _tree.vdot(ctx.grad, step).astype(dtype)
             model = lin + dh
-            change = trial.value - ctx.value + dh  # F(theta+) - F(theta)
+            change = trial.value.astype(dtype) - ctx.value.astype(dtype) + dh  # F(theta+) - F(theta)
             trapezoid = 0.5 * (lin + _tree.vdot(trial.grad, step).astype(dtype)) + dh
             armijo = change <= self.c1 * model
             approx = (change <= tie_tol) & (trapezoid <= self.c1 * model)
@@ -289,7 +291,14 @@ class Backtracking:
         t0 = ctx.evaluate(alpha0)
         i, alpha, trial, good = _packing.packed_while(cond, body, (jnp.asarray(0, jnp.int32), alpha0, t0, ok(t0)))
         new = BacktrackingState(jnp.where(good, alpha, state.alpha).astype(dtype))
-        return alpha, trial, new, info(i + 1, i + 1, ~good)
+        step_info = info(i + 1, i + 1, ~good)
+        if narrow(dtype):  # StepInfo.unseen: the first trial moved x without the fall its slope predicted
+            f, g = t0.value.astype(dtype), _tree.vdot(t0.grad, ctx.direction).astype(dtype)
+            fin = jnp.isfinite(f) & jnp.isfinite(g)
+            at_start = _tree.all_equal(t0.params, ctx.params)
+            step_info = step_info._replace(unseen=unseen_at(
+                True, fin, at_start, f, ctx.value.astype(dtype), g, ctx.slope.astype(dtype), alpha0, tie_tol))
+        return alpha, trial, new, step_info
 
 
 # -- strong Wolfe (zoom) ---------------------------------------------------------
@@ -390,6 +399,8 @@ class StrongWolfe:
       ValueError: a concrete argument out of range.
     """
 
+    searches = True  # jaxgd.core.stall.searches: a full stall window is a stall
+
     def __init__(
         self,
         c1: ArrayLike = 1e-4,
@@ -443,13 +454,13 @@ class StrongWolfe:
             jnp.stack([zero, f0, s0]), jnp.stack([zero, f0, s0]),
             placeholder_trial(ctx, alpha0), jnp.asarray(False),
             ~(s0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
-        )
+        ) + ((jnp.asarray(False),) if narrow(dtype) else ())
 
         def cond(c: tuple) -> jax.Array:
-            return ~c[-1]
+            return ~c[7]
 
         def body(c: tuple) -> tuple:
-            i, a, zooming, lo, hi, lo_t, lo_set, _ = c
+            i, a, zooming, lo, hi, lo_t, lo_set, _ = c[:8]
             t = ctx.evaluate(a)
             f = t.value.astype(dtype)
             g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
@@ -474,8 +485,13 @@ class StrongWolfe:
             stuck = zooming & (width <= tiny * jnp.maximum(jnp.abs(lo[0]), jnp.abs(hi[0])))
             nxt = jnp.where(zooming, zoom_point(*lo, *hi), a * self.expand).astype(dtype)
             done = found | stuck | (i + 1 >= self.max_iter)
-            return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done
+            if len(c) == 8:
+                return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done
+            # StepInfo.unseen: the first trial moved x without the fall its slope predicted
+            unseen = c[8] | unseen_at(i == 0, fin, _tree.all_equal(t.params, ctx.params), f, f0, g, s0, a, tie_tol)
+            return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done, unseen
 
-        i, _, _, lo, _, trial, lo_set, _ = _packing.packed_while(cond, body, init)
+        c = _packing.packed_while(cond, body, init)
+        i, _, _, lo, _, trial, lo_set, _ = c[:8]
         new = WolfeState(jnp.where(lo_set, f0, state.prev_value).astype(dtype))
-        return lo[0], trial, new, info(i, i, ~lo_set)
+        return lo[0], trial, new, info(i, i, ~lo_set)._replace(unseen=c[8] if len(c) > 8 else None)
