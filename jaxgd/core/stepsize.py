@@ -17,6 +17,7 @@ Polyak, reduce-on-plateau) live in ``jaxgd.linesearch``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -117,6 +118,23 @@ def narrow(dtype: Any) -> bool:
     floors its interpolated first trial at a step that moves ``x`` (float64 programs stay as
     they are)."""
     return jnp.finfo(dtype).bits < 64
+
+
+def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
+    """``eps / max_i(|d_i| / |x_i|)``: a step that moves some entry of ``x`` by ``eps |x_i|``, at
+    least one ulp (``eps`` of ``dtype``; ``|x_i|`` floored at its smallest normal number, so that
+    an entry at 0 gives a step near 0: any step moves it). A shorter trial moves no entry of ``x``
+    by a whole ulp and mostly rounds back to ``x``: in float32, ``cg``'s interpolated first trial
+    (eq. 3.60) near Rosenbrock's minimum moved ``x`` by 5e-9 where one ulp is 6e-8, and every search
+    failed there (benchmarks/RESULTS.md, session 32). ``x``, ``d``: pytrees of arrays (or NumPy
+    vectors: the host tier's search calls this with the same arithmetic)."""
+    xp = np if isinstance(x, np.ndarray) else jnp
+    eps, tiny = float(jnp.finfo(dtype).eps), float(jnp.finfo(dtype).tiny)
+    with np.errstate(over="ignore", divide="ignore"):  # a huge ratio: the floor is 0; d = 0: inf (NumPy would warn)
+        tops = [xp.max(xp.abs(di).astype(dtype) / xp.maximum(xp.abs(xi).astype(dtype), tiny))
+                for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
+        top = functools.reduce(xp.maximum, tops)
+        return (xp.asarray(eps, dtype) / top).astype(dtype)
 
 
 def unseen_at(first: Any, fin: Any, at_start: Any, f: Any, f0: Any, g: Any, g0: Any, stp: Any, tie_tol: Any) -> Any:

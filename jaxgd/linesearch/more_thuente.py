@@ -20,7 +20,6 @@ over ``ctx.evaluate``. It is the default step size of ``bfgs``, ``lbfgs`` and
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -30,7 +29,7 @@ from jax import lax
 
 from .. import _tree
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, unseen_at  # noqa: F401 (the host tier's)
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move, unseen_at  # noqa: F401 (the host tier's)
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard
@@ -70,23 +69,6 @@ def step_cap(dtype: Any) -> float:
     """The longest step a search tries (MINPACK-2's ``stpmax``): 1e10, or ``dtype``'s largest
     number where that is less (float16: 65504; made in the half type, 1e10 overflowed)."""
     return min(1e10, float(jnp.finfo(dtype).max))
-
-
-def shortest_move(x: Any, d: Any, dtype: Any) -> Any:
-    """``eps / max_i(|d_i| / |x_i|)``: a step that moves some entry of ``x`` by ``eps |x_i|``, at
-    least one ulp (``eps`` of ``dtype``; ``|x_i|`` floored at its smallest normal number, so that
-    an entry at 0 gives a step near 0: any step moves it). A shorter trial moves no entry of ``x``
-    by a whole ulp and mostly rounds back to ``x``: in float32, ``cg``'s interpolated first trial
-    (eq. 3.60) near Rosenbrock's minimum moved ``x`` by 5e-9 where one ulp is 6e-8, and every search
-    failed there (benchmarks/RESULTS.md, session 32). ``x``, ``d``: pytrees of arrays (or NumPy
-    vectors: the host tier's search calls this with the same arithmetic)."""
-    xp = np if isinstance(x, np.ndarray) else jnp
-    eps, tiny = float(jnp.finfo(dtype).eps), float(jnp.finfo(dtype).tiny)
-    with np.errstate(over="ignore", divide="ignore"):  # a huge ratio: the floor is 0; d = 0: inf (NumPy would warn)
-        tops = [xp.max(xp.abs(di).astype(dtype) / xp.maximum(xp.abs(xi).astype(dtype), tiny))
-                for xi, di in zip(_tree.leaves(x), _tree.leaves(d))]
-        top = functools.reduce(xp.maximum, tops)
-        return (xp.asarray(eps, dtype) / top).astype(dtype)
 
 
 def first_move(interp: Any, move: Any, initial: Any, xp: Any) -> Any:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, unseen_at
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move, unseen_at
 from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
@@ -454,7 +454,7 @@ class StrongWolfe:
             jnp.stack([zero, f0, s0]), jnp.stack([zero, f0, s0]),
             placeholder_trial(ctx, alpha0), jnp.asarray(False),
             ~(s0 < 0),  # not a descent direction (or NaN slope): fail without evaluating
-        ) + ((jnp.asarray(False),) if narrow(dtype) else ())
+        ) + ((jnp.stack([f0, zero]),) if narrow(dtype) else ())
 
         def cond(c: tuple) -> jax.Array:
             return ~c[7]
@@ -487,11 +487,21 @@ class StrongWolfe:
             done = found | stuck | (i + 1 >= self.max_iter)
             if len(c) == 8:
                 return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done
-            # StepInfo.unseen: the first trial moved x without the fall its slope predicted
-            unseen = c[8] | unseen_at(i == 0, fin, _tree.all_equal(t.params, ctx.params), f, f0, g, s0, a, tie_tol)
-            return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done, unseen
+            # (float32 and narrower) the first trial's value and slope, for StepInfo.unseen
+            return i + 1, nxt, zooming, lo, hi, lo_t, lo_set, done, jnp.where(i == 0, point[1:], c[8])
 
         c = _packing.packed_while(cond, body, init)
         i, _, _, lo, _, trial, lo_set, _ = c[:8]
         new = WolfeState(jnp.where(lo_set, f0, state.prev_value).astype(dtype))
-        return lo[0], trial, new, info(i, i, ~lo_set)._replace(unseen=c[8] if len(c) > 8 else None)
+        alpha = lo[0]  # (before the info: float64's program as it was, op for op)
+        step_info = info(i, i, ~lo_set)
+        if narrow(dtype):
+            # StepInfo.unseen from the first trial's value and slope (carried out of the loop). Whether it
+            # moved x is told from its step, not by comparing the trial with x (a reduction over x in
+            # the loop made gd's small steps 1.6x slower on XLA:CPU): a step over half of shortest_move
+            # moves some entry by more than half an ulp (a shorter one counts as one that did not)
+            f1, g1 = c[8][0], c[8][1]
+            moved = alpha0 > 0.5 * shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(dtype)
+            fin = jnp.isfinite(f1) & jnp.isfinite(g1)
+            step_info = step_info._replace(unseen=unseen_at(True, fin, ~moved, f1, f0, g1, s0, alpha0, tie_tol))
+        return alpha, trial, new, step_info
