@@ -389,18 +389,20 @@ def test_lbfgs_restarts_once_after_a_failed_search_as_lbfgsb():
     NaN away from the current point makes every one-trial search fail."""
     quad = lambda x: jnp.sum(jnp.arange(1.0, 5.0) * (x - 1.0) ** 2)  # noqa: E731
     solver = jaxgd.Solver(quad, "lbfgs", gtol=0.0)
+    step = jax.jit(solver.step)  # (jitted: 8 s eager, op by op)
     state = solver.init(jnp.zeros(4))
     for _ in range(3):
-        state = jax.jit(solver.step)(state)  # (jitted: 8 s eager, op by op)
+        state = step(state)
     assert int(state.direction_state.held) > 0
     here = state.params
     nan_away = lambda x: jnp.where(jnp.all(x == here), quad(x), jnp.nan)  # noqa: E731
     failing = jaxgd.Solver(nan_away, "lbfgs", ls.MoreThuente(c1=1e-3, c2=0.9, xtol=0.1, max_iter=1), gtol=0.0)
-    retried = jax.jit(failing.step)(state)
+    fail_step = jax.jit(failing.step)
+    retried = fail_step(state)
     assert int(retried.status) == int(jaxgd.Status.RUNNING) and int(retried.direction_state.held) == 0
     np.testing.assert_array_equal(np.asarray(retried.params), np.asarray(here))
     assert int(retried.count) == int(state.count) and int(retried.nfev) == int(state.nfev) + 1
-    stopped = jax.jit(failing.step)(retried)
+    stopped = fail_step(retried)
     assert int(stopped.status) == int(jaxgd.Status.LINESEARCH_FAILED) and int(stopped.nfev) == int(state.nfev) + 2
     np.testing.assert_array_equal(np.asarray(stopped.params), np.asarray(here))
 
@@ -424,18 +426,19 @@ def test_bfgs_and_cg_restart_once_along_steepest_descent_after_a_failed_search(m
     here = state.params
     nan_away = lambda x: jnp.where(jnp.all(x == here), quad(x), jnp.nan)  # noqa: E731
     failing = jaxgd.Solver(nan_away, method, ls.MoreThuente(max_iter=1), gtol=0.0)
-    retried = jax.jit(failing.step)(state)
+    fail_step = jax.jit(failing.step)
+    retried = fail_step(state)
     assert int(retried.status) == int(jaxgd.Status.RUNNING) and not memory(retried.direction_state)
     np.testing.assert_array_equal(np.asarray(retried.params), np.asarray(here))
     assert int(retried.count) == int(state.count) and int(retried.nfev) == int(state.nfev) + 1
-    stopped = jax.jit(failing.step)(retried)
+    stopped = fail_step(retried)
     assert int(stopped.status) == int(jaxgd.Status.LINESEARCH_FAILED) and int(stopped.nfev) == int(state.nfev) + 2
     np.testing.assert_array_equal(np.asarray(stopped.params), np.asarray(here))
     # with the loss back, the retried step moves along -g at `here`
     moved = step(retried)
     g = 2.0 * np.arange(1.0, 5.0) * (np.asarray(here) - 1.0)
-    step = np.asarray(moved.params) - np.asarray(here)
-    np.testing.assert_allclose(step / np.linalg.norm(step), -g / np.linalg.norm(g), rtol=1e-12)
+    moved_by = np.asarray(moved.params) - np.asarray(here)
+    np.testing.assert_allclose(moved_by / np.linalg.norm(moved_by), -g / np.linalg.norm(g), rtol=1e-12)
 
 
 def test_lbfgs_auto_scaling_turns_diagonal_once_the_scales_spread():

@@ -22,6 +22,7 @@ from . import directions as _directions
 from ..linesearch import wolfe as _wolfe
 from ..linesearch import more_thuente as _more_thuente
 from ..linesearch.more_thuente import MoreThuenteState
+from ..core import stepsize as _stepsize
 
 INT32_MAX = np.iinfo(np.int32).max
 
@@ -121,8 +122,8 @@ def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState,
     else:
         guess = 1.01 * 2.0 * (ctx.value - state.prev_value) / ctx.slope
         first = _Ops.minimum(initial, guess) if (math.isfinite(guess) and guess > 0) else initial
-    if interpolate_always and min_move and _more_thuente.narrow(first.dtype):
-        first = _more_thuente.first_move(first, _more_thuente.shortest_move(ctx.x, ctx.direction, first.dtype), initial, _Ops)
+    if interpolate_always and min_move and _stepsize.narrow(first.dtype):
+        first = _more_thuente.first_move(first, _stepsize.shortest_move(ctx.x, ctx.direction, first.dtype), initial, _Ops)
     return first
 
 
@@ -140,7 +141,7 @@ class Search:
         self.rtol = _wolfe.approx_eps(dtype) * np.finfo(dtype).eps if rule.approx_rtol is None else rule.approx_rtol
         self.max_iter = int(rule.max_iter)
         self.cast = dtype != np.float64  # a Python float (weak, as in jax) met only float64 scalars: nothing to round
-        self.narrow = _more_thuente.narrow(dtype)
+        self.narrow = _stepsize.narrow(dtype)
         zeros = np.zeros_like(x)
         self.placeholder = Trial(zeros, dtype.type(0), zeros, None)  # the compiled search's placeholder trial
 
@@ -192,7 +193,7 @@ class Search:
                 best = t
             at_start = (t.x == ctx.x).all()
             if i == 0 and self.narrow:  # StepInfo.unseen: the first trial moved x, f did not fall as its slope said
-                unseen = bool(_more_thuente.unseen_at(np.bool_(True), fin, at_start, f, f0, g, g0, stp, tie_tol))
+                unseen = bool(_stepsize.unseen_at(np.bool_(True), fin, at_start, f, f0, g, g0, stp, tie_tol))
             again = fin and bool(_dcsrch.repeats_best(f, g, stx_before, fx_before, gx_before))
             done = converged or stuck or narrow or at_start or again or i + 1 >= self.max_iter or stp >= stpmax
             done = done or (not fin and self.rule.fallback)

@@ -156,7 +156,7 @@ def repeats_best(f: Any, g: Any, stx: Any, fx: Any, gx: Any, stp: Any = None, ap
     ``stx`` itself ("rounding errors prevent progress"); every search here ends at such a trial
     (:class:`~jaxgd.linesearch.MoreThuente` on both tiers, L-BFGS-B's). With ``apart``
     (MoreThuente with a float16 or bfloat16 loss: the step that moves some entry of the parameters
-    by an ulp, ``more_thuente.shortest_move``), only where the trial step ``stp`` is less than ``apart``
+    by an ulp, ``core.stepsize.shortest_move``), only where the trial step ``stp`` is less than ``apart``
     from ``stx``: farther trials are other points, whose value and slope can still read the same
     in a coarse type (bfloat16 ``1e-4 ||x - 1||^2`` from 0: the unit trial and the next one, five
     times longer, did, and the search ended at its start). Works on JAX and NumPy scalars alike.

@@ -29,7 +29,7 @@ from jax import lax
 
 from .. import _tree
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move, unseen_at  # noqa: F401 (the host tier's)
+from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move, unseen_at
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move, unseen_at
+from ..core.stepsize import StepContext, StepInfo, Trial, first_unseen, half_precision, narrow, search_dtype
 from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
@@ -294,10 +294,8 @@ class Backtracking:
         step_info = info(i + 1, i + 1, ~good)
         if narrow(dtype):  # StepInfo.unseen: the first trial moved x without the fall its slope predicted
             f, g = t0.value.astype(dtype), _tree.vdot(t0.grad, ctx.direction).astype(dtype)
-            fin = jnp.isfinite(f) & jnp.isfinite(g)
-            at_start = _tree.all_equal(t0.params, ctx.params)
-            step_info = step_info._replace(unseen=unseen_at(
-                True, fin, at_start, f, ctx.value.astype(dtype), g, ctx.slope.astype(dtype), alpha0, tie_tol))
+            step_info = step_info._replace(
+                unseen=first_unseen(ctx, alpha0, f, g, ctx.value.astype(dtype), ctx.slope.astype(dtype), tie_tol))
         return alpha, trial, new, step_info
 
 
@@ -495,13 +493,6 @@ class StrongWolfe:
         new = WolfeState(jnp.where(lo_set, f0, state.prev_value).astype(dtype))
         alpha = lo[0]  # (before the info: float64's program as it was, op for op)
         step_info = info(i, i, ~lo_set)
-        if narrow(dtype):
-            # StepInfo.unseen from the first trial's value and slope (carried out of the loop). Whether it
-            # moved x is told from its step, not by comparing the trial with x (a reduction over x in
-            # the loop made gd's small steps 1.6x slower on XLA:CPU): a step over half of shortest_move
-            # moves some entry by more than half an ulp (a shorter one counts as one that did not)
-            f1, g1 = c[8][0], c[8][1]
-            moved = alpha0 > 0.5 * shortest_move(ctx.params, ctx.direction, ctx.value.dtype).astype(dtype)
-            fin = jnp.isfinite(f1) & jnp.isfinite(g1)
-            step_info = step_info._replace(unseen=unseen_at(True, fin, ~moved, f1, f0, g1, s0, alpha0, tie_tol))
+        if narrow(dtype):  # StepInfo.unseen from the first trial's value and slope (carried out of the loop)
+            step_info = step_info._replace(unseen=first_unseen(ctx, alpha0, c[8][0], c[8][1], f0, s0, tie_tol))
         return alpha, trial, new, step_info
