@@ -6,13 +6,20 @@ and exits non-zero on a mismatch. The reference is the same ``fit`` call
 without a mesh; for the resumed sharded run, the uninterrupted sharded run.
 """
 
+import atexit
 import glob
 import os
+import shutil
 import sys
 import tempfile
 
+if len(sys.argv) > 1:
+    _WORK = sys.argv[1]
+else:
+    _WORK = tempfile.mkdtemp(prefix="jaxgd_sharded_")
+    atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
 # Dump the optimised HLO so that the check can see XLA's all-reduce.
-_DUMP = tempfile.mkdtemp(prefix="jaxgd_hlo_")
+_DUMP = os.path.join(_WORK, "hlo")
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={_DUMP} --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*jit_run.*"
 
 import jax  # noqa: E402
@@ -49,7 +56,7 @@ def main() -> int:
     )
     replicated = all(v.sharding.is_fully_replicated for v in jax.tree_util.tree_leaves(sharded.params))
     # Checkpointed every epoch, killed after the first and resumed from the file: bit for bit.
-    path = os.path.join(tempfile.mkdtemp(), "fit.ckpt")
+    path = os.path.join(_WORK, "fit.ckpt")
     fit(loss, params, data, mesh=mesh, checkpoint_path=path, **{**kw, "epochs": 1})
     resumed = fit(loss, params, data, mesh=mesh, resume=path, checkpoint_every=1, checkpoint_path=path, **kw)
     same = all(

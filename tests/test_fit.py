@@ -368,13 +368,13 @@ def test_line_search_default_is_refused():
 
 # -- data parallel --------------------------------------------------------
 @pytest.mark.slow  # a subprocess with four host devices (~10 s); test_fit_mesh.py runs a mesh in make test
-def test_sharded_equals_unsharded():
-    """Reference: the single-device run, in a subprocess with four host devices."""
+def test_sharded_equals_unsharded(tmp_path):
+    """Reference: the single-device run, in a subprocess with four host devices (its files in tmp_path)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     helper = os.path.join(root, "tests", "fit_sharded_check.py")
-    out = subprocess.run([sys.executable, helper], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, helper, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "devices=4" in out.stdout and "all-reduce=True" in out.stdout
 
