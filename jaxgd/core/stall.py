@@ -123,6 +123,18 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   an oscillation), as it always did. Off when ``gtol`` is 0: the user asked for every step.
   A converging run sets a new lowest gradient norm or loss every few steps;
   at the rounding floor new lows are records of noise, ever rarer.
+- **the 16-bit probe** (float16 and bfloat16, window rules, no proximal term:
+  :func:`probes`): there ``sqrt(eps)`` is 0.03 or 0.09, too coarse for the norm
+  test alone (a bfloat16 ``Polyak()`` run that sat near ``x0`` ended
+  ``PRECISION`` 30 units from its least-squares answer; a schedule on a wrong
+  gradient, 0.8 from the minimiser). A full window (checked once every
+  :data:`WINDOW` steps) or a failed search is ``PRECISION`` only where also
+  :func:`probe_descent` finds no fall of ``f`` along ``-g`` beyond its rounding
+  (at most :data:`PROBES` values; counted in ``nfev``). On the 16-bit runs
+  measured it turned no success at an answer into a failure; it does not mend
+  the 16-bit false failures at an answer (the norm test's floor ``max(|f|, 1)`` misreads a gradient whose
+  rounding scales with the loss's intermediate terms: benchmarks/RESULTS.md,
+  session 37).
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
@@ -135,6 +147,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from .. import _tree
 from .status import Status
@@ -325,6 +338,59 @@ def window_update(window: Window, value: jax.Array, grad_norm: jax.Array) -> Win
     )
 
 
+# The 16-bit window rule's probe (:func:`probe_descent`): at most this many steps along -g, each a quarter
+# of the one before (4^19 ~ 3e11 from the first, max(|f|, 1) / ||g||^2, down to where it moves x by ulps).
+PROBES = 20
+
+
+def probes(rule: Any, dtype: Any, proximal: bool) -> bool:
+    """True where the solver checks a full window or a failed search with :func:`probe_descent`: a
+    16-bit loss, a window rule (a schedule, Barzilai-Borwein, Polyak, or a search without a stall count
+    of its own: Backtracking, StrongWolfe, Exact), no proximal term (the probe runs along ``-g``).
+
+    In 16 bits neither the plain norm test nor the grid rule's evidence tells a stationary point:
+    ``sqrt(eps)`` is 0.03 in float16 and 0.09 in bfloat16, so the plain test passes the start of a
+    quadratic whose minimiser lies more than ``2 / sqrt(eps)`` away (a bfloat16 ``Polyak()`` run that sat
+    near ``x0`` was a ``PRECISION`` success 30 units from the answer); at an answer a unit step along
+    ``-g`` moves no entry of ``x`` (no ``StepInfo.unseen``), and the gradient's rounding stands at 11.5
+    times the plain test (bfloat16 least squares: Backtracking and Exact ended ``LINESEARCH_FAILED``,
+    StrongWolfe ``STALLED``, Barzilai-Borwein ``MAX_STEPS``, all at the answer to the last bit)."""
+    return tracks_window(rule, dtype) and jnp.finfo(dtype).bits <= 16 and not proximal
+
+
+def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Whether ``f`` still falls along ``-g`` from ``params`` (a 16-bit window rule's evidence for or
+    against ``PRECISION``, :func:`probes`), and the evaluations spent; nothing runs unless ``due``.
+
+    Tries ``t_k = t_0 4^{-k}`` (``k <`` :data:`PROBES`; ``t_0 = max(|f|, 1) / ||g||^2``, the step whose
+    predicted fall is the whole loss) and stops at the first trial with Armijo's decrease for
+    ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, 4 eps |f|)``.
+    At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
+    as it is; a longer one rises); a genuine slope passes at ``t`` near ``1 / L``, where a quadratic
+    falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
+    is due. Scalars in float32; each trial point computed in float32 and rounded to ``params``'s dtype.
+    """
+    f32 = jnp.float32
+    f0 = jnp.asarray(value).astype(f32)
+    ss = _tree.vdot(grad, grad).astype(f32)
+    tie = 4 * jnp.finfo(jnp.result_type(value)).eps * jnp.abs(f0)  # (the searches' 16-bit tie tolerance)
+    t0 = jnp.maximum(jnp.abs(f0), 1.0) / jnp.where(ss > 0, ss, 1.0)
+
+    def cond(c: tuple) -> jax.Array:
+        k, _, found = c
+        return due & (ss > 0) & jnp.isfinite(ss) & ~found & (k < PROBES)
+
+    def body(c: tuple) -> tuple:
+        k, t, _ = c
+        trial = jax.tree_util.tree_map(lambda x, g: (x.astype(f32) - t * g.astype(f32)).astype(x.dtype), params, grad)
+        f = jnp.asarray(value_fn(trial)).astype(f32)
+        found = jnp.isfinite(f) & (f < f0 - jnp.maximum(0.5 * t * ss, tie))
+        return k + 1, t * 0.25, found
+
+    k, _, found = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), t0, jnp.asarray(False)))
+    return found, k
+
+
 def _never(flag: Any) -> bool:
     """True when ``flag`` is known at trace time to be False (not a tracer)."""
     return not isinstance(flag, jax.core.Tracer) and not bool(np.any(np.asarray(flag)))
@@ -341,6 +407,7 @@ def adjust_status(
     gtol: Any = None,
     model: Any = None,
     grid: Any = None,
+    descends: Any = None,
 ) -> Any:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -366,6 +433,12 @@ def adjust_status(
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.
+      descends: (a 16-bit window rule, :func:`probes`) :func:`probe_descent`'s finding after a
+        failed search or at a full window: the window is then tested once every :data:`WINDOW` steps, the norm test
+        widened by :data:`GRID_FACTOR` (a 16-bit gradient's rounding scales with the loss's
+        intermediate terms, not with the floor ``max(|f|, 1)``: bfloat16 least squares at its answer,
+        ``f`` = 0.003, sat at 11.5 times the plain test), and a point where ``f`` still falls along
+        ``-g`` is not ``PRECISION``; None otherwise.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -389,6 +462,8 @@ def adjust_status(
         return status if model is None else (status, none)
     stalled = jnp.asarray(rule.stalled(rule_state)) if own else jnp.asarray(False)
     settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
+    if descends is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
+        settled = settled & (window.since % WINDOW == 0)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
     if window is not None and _never(failed):
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost
@@ -413,6 +488,8 @@ def adjust_status(
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: no if model is None else (no, none))
         if model is not None:
             precise, vouch = precise
+    if descends is not None:
+        precise = precise & ~descends
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
     status = jnp.where(open_ & (failed | stalled | settled) & precise, Status.PRECISION, status)
     if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)

@@ -1,0 +1,116 @@
+"""16-bit runs: a PRECISION success needs a probe along -g that finds no fall (jaxgd.core.stall).
+
+In float16 and bfloat16 the norm test's ``sqrt(eps)`` (0.03, 0.09) lets the start of a quadratic
+pass it; a window rule's full window or a failed search is then checked by ``stall.probe_descent``.
+References: NumPy's float64 least squares, the closed-form minimiser of a quadratic, and a count
+of the loss's evaluations taken on the host (``jax.debug.callback``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd import linesearch
+from jaxgd.core import stall
+
+RNG = np.random.default_rng(0)
+A = RNG.normal(size=(50, 4))
+X_TRUE = np.array([30.0, -20.0, 10.0, 5.0])  # far from x0 = 0: sqrt(eps) |f| / ||g|| at x0 is 1.6 in bfloat16
+B = A @ X_TRUE
+
+
+def lstsq(dtype):
+    a, b = jnp.asarray(A, dtype), jnp.asarray(B, dtype)
+    return lambda x: 0.5 * jnp.mean((a @ x - b) ** 2)
+
+
+def wrong_gradient():
+    """``sum (x - 1)^2`` whose custom gradient is wrong (zero at x = 1/6, not at the minimiser x = 1)."""
+
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sum((x - 1.0) ** 2)
+
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (g * (0.6 * (x - 1.0) + 0.5),))
+    return f
+
+
+# (problem, rule, reference minimiser): each of these ended PRECISION far from its minimiser before
+# the probe (bfloat16 Polyak() 30 units from the answer; the wrong gradient at x = 0.15-0.2).
+CASES = [
+    ("lstsq", lambda: linesearch.Polyak(), X_TRUE),
+    ("wrong", lambda: 0.05, np.ones(4)),
+    ("wrong", lambda: linesearch.ReduceOnPlateau(0.1), np.ones(4)),
+]
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"])
+@pytest.mark.parametrize("problem,rule,answer", CASES, ids=["lstsq-Polyak", "wrong-constant", "wrong-plateau"])
+def test_a_16_bit_precision_success_is_at_the_answer(problem, rule, answer, dtype):
+    fun = lstsq(dtype) if problem == "lstsq" else wrong_gradient()
+    res = jaxgd.minimize(fun, jnp.zeros(4, dtype), method="gd", lr=rule(), max_steps=1000)
+    assert res.params.dtype == dtype
+    # reference: NumPy's float64 least squares (X_TRUE solves it exactly) or the closed form x = 1
+    err = np.abs(np.asarray(res.params, np.float64) - answer).max()
+    assert not res.success and err > 0.5, (res.status_enum, err)  # it is far from the answer, and says so
+    assert res.status_enum is jaxgd.Status.MAX_STEPS
+
+
+@pytest.mark.parametrize("rule", [lambda: linesearch.Polyak(f_star=0.0), lambda: linesearch.BarzilaiBorwein(), lambda: 1.0],
+                         ids=["Polyak-f_star", "BB", "constant"])
+def test_float16_least_squares_at_its_answer_is_still_a_precision_success(rule):
+    res = jaxgd.minimize(lstsq(jnp.float16), jnp.zeros(4, jnp.float16), method="gd", lr=rule(), max_steps=3000)
+    assert res.status_enum is jaxgd.Status.PRECISION, res.message
+    # reference: the float64 answer, to float16's resolution at |x| = 30 (an ulp is 0.016)
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), X_TRUE, atol=0.05)
+
+
+def test_the_probes_evaluations_are_counted_in_nfev():
+    calls = []
+    a, b = jnp.asarray(A, jnp.bfloat16), jnp.asarray(B, jnp.bfloat16)
+
+    def fun(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return 0.5 * jnp.mean((a @ x - b) ** 2)
+
+    res = jaxgd.minimize(fun, jnp.zeros(4, jnp.bfloat16), method="gd", lr=linesearch.Polyak(), max_steps=450, history=False)
+    jax.effects_barrier()
+    # reference: the evaluations counted on the host; one a step, one at x0, the rest the probes'
+    assert int(res.nfev) == len(calls)
+    assert int(res.nfev) > int(res.steps) + 1
+
+
+def test_probe_descent_finds_a_slope_far_away_and_none_at_the_answer():
+    fun = lstsq(jnp.bfloat16)
+    far = jnp.zeros(4, jnp.bfloat16)
+    at = jnp.asarray(X_TRUE, jnp.bfloat16)  # exact in bfloat16: the float64 answer itself
+    for x, expect in [(far, True), (at, False)]:
+        f, g = jax.value_and_grad(fun)(x)
+        found, k = jax.jit(stall.probe_descent, static_argnums=0)(fun, x, f, g, jnp.asarray(True))
+        assert bool(found) is expect
+        # far away the first trials fall; at the answer every one of the PROBES trials is tried
+        assert 1 <= int(k) < stall.PROBES if expect else int(k) == stall.PROBES
+        # not due: no evaluation at all
+        found, k = stall.probe_descent(fun, x, f, g, jnp.asarray(False))
+        assert not bool(found) and int(k) == 0
+    # under vmap the loop runs per lane: a far lane and a lane at the answer, as one by one
+    xs = jnp.stack([far, at])
+    fs, gs = jax.vmap(jax.value_and_grad(fun))(xs)
+    found, k = jax.vmap(lambda x, f, g: stall.probe_descent(fun, x, f, g, jnp.asarray(True)))(xs, fs, gs)
+    assert [bool(v) for v in found] == [True, False] and int(k[1]) == stall.PROBES
+
+
+def test_vmapped_16_bit_runs_equal_the_runs_one_by_one():
+    fun = lstsq(jnp.bfloat16)
+    lrs = jnp.asarray([0.05, 0.5], jnp.float32)
+    run = lambda lr: jaxgd.minimize(fun, jnp.zeros(4, jnp.bfloat16), method="gd", lr=lr, max_steps=600, history=False)  # noqa: E731
+    batched = jax.jit(jax.vmap(run))(lrs)
+    for i, lr in enumerate([0.05, 0.5]):
+        one = run(lr)
+        assert int(batched.status[i]) == int(one.status) and int(batched.steps[i]) == int(one.steps)
+        assert int(batched.nfev[i]) == int(one.nfev)
+        np.testing.assert_array_equal(np.asarray(batched.params[i], np.float32), np.asarray(one.params, np.float32))
