@@ -151,6 +151,7 @@ from jax import lax
 
 from .. import _tree
 from .status import Status
+from .stepsize import shortest_move
 from .._types import Params
 
 def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params, factor: float = 1.0) -> jax.Array:
@@ -341,6 +342,10 @@ def window_update(window: Window, value: jax.Array, grad_norm: jax.Array) -> Win
 # The 16-bit window rule's probe (:func:`probe_descent`): at most this many steps along -g, each a quarter
 # of the one before (4^19 ~ 3e11 from the first, max(|f|, 1) / ||g||^2, down to where it moves x by ulps).
 PROBES = 20
+# ... and a fall counts only at a step over this many times stepsize.shortest_move (one that moves some
+# entry of x by more than PROBE_ULPS eps |x_i|): a search that stopped an ulp or two from a least-squares
+# answer (f ~ 1e-6, which the next grid point halves) is at the dtype's precision.
+PROBE_ULPS = 4.0
 
 
 def probes(rule: Any, dtype: Any, proximal: bool) -> bool:
@@ -364,7 +369,8 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
 
     Tries ``t_k = t_0 4^{-k}`` (``k <`` :data:`PROBES`; ``t_0 = max(|f|, 1) / ||g||^2``, the step whose
     predicted fall is the whole loss) and stops at the first trial with Armijo's decrease for
-    ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, 4 eps |f|)``.
+    ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, 4 eps |f|)``, at a
+    step that moves ``x`` by more than a few ulps (:data:`PROBE_ULPS`).
     At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
     as it is; a longer one rises); a genuine slope passes at ``t`` near ``1 / L``, where a quadratic
     falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
@@ -375,6 +381,7 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     ss = _tree.vdot(grad, grad).astype(f32)
     tie = 4 * jnp.finfo(jnp.result_type(value)).eps * jnp.abs(f0)  # (the searches' 16-bit tie tolerance)
     t0 = jnp.maximum(jnp.abs(f0), 1.0) / jnp.where(ss > 0, ss, 1.0)
+    least = PROBE_ULPS * shortest_move(params, grad, jnp.result_type(value)).astype(f32)
 
     def cond(c: tuple) -> jax.Array:
         k, _, found = c
@@ -384,7 +391,7 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
         k, t, _ = c
         trial = jax.tree_util.tree_map(lambda x, g: (x.astype(f32) - t * g.astype(f32)).astype(x.dtype), params, grad)
         f = jnp.asarray(value_fn(trial)).astype(f32)
-        found = jnp.isfinite(f) & (f < f0 - jnp.maximum(0.5 * t * ss, tie))
+        found = jnp.isfinite(f) & (f < f0 - jnp.maximum(0.5 * t * ss, tie)) & (t > least)
         return k + 1, t * 0.25, found
 
     k, _, found = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), t0, jnp.asarray(False)))
