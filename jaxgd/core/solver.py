@@ -422,16 +422,17 @@ class Solver:
                      jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype), state.stall)
         # the grid rule (float32 searches record StepInfo.unseen): a search along -g (no memory, or gd)
         grid = self._grid(info, had_memory)
-        descends, probed = None, 0
-        if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active):  # 16-bit: a probe along -g
-            full = (window.since >= _stall.WINDOW) & (window.since % _stall.WINDOW == 0)  # (stall.adjust_status's test)
-            due = (full & (self.gtol > 0) | failed) & running
+        probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
+        if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active):
             here = _tree.where(failed, (params, value, grad), (new_params, new_value, new_grad))
-            descends, probed = _stall.probe_descent(value_fn, *here, due)
+            probe = lambda due: _stall.probe_descent(value_fn, *here, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol, model, grid, descends,
+            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe,
         )
+        probed = None
+        if probe is not None:
+            status, probed = status
         if model is not None:
             status, window = status  # (the flag for the next step, carried where a window would be)
         if self.direction.reset is not None:  # L-BFGS-B's restart: a failed search with a memory retries without it
@@ -442,7 +443,7 @@ class Solver:
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)
         nfev = jnp.asarray(info.nfev, jnp.int32) + extra
-        if descends is not None:  # the probe's evaluations (values only)
+        if probed is not None:  # the probe's evaluations (values only)
             nfev = nfev + probed
         spent = jnp.where(running, nfev, 0), jnp.where(running, jnp.asarray(info.ngev, jnp.int32) + extra, 0)
 

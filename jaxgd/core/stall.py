@@ -123,18 +123,20 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   an oscillation), as it always did. Off when ``gtol`` is 0: the user asked for every step.
   A converging run sets a new lowest gradient norm or loss every few steps;
   at the rounding floor new lows are records of noise, ever rarer.
-- **the 16-bit probe** (float16 and bfloat16, window rules, no proximal term:
-  :func:`probes`): there ``sqrt(eps)`` is 0.03 or 0.09, too coarse for the norm
-  test alone (a bfloat16 ``Polyak()`` run that sat near ``x0`` ended
+- **the probe** (window rules without a proximal term, :func:`probes`: in float16
+  and bfloat16 all of them, in float32 all but schedules): the norm test alone
+  passes a point that is far from stationary where ``sqrt(eps)`` is coarse (0.03,
+  0.09 in 16 bits: a bfloat16 ``Polyak()`` run that sat near ``x0`` ended
   ``PRECISION`` 30 units from its least-squares answer; a schedule on a wrong
-  gradient, 0.8 from the minimiser). A full window (checked once every
-  :data:`WINDOW` steps) or a failed search is ``PRECISION`` only where also
-  :func:`probe_descent` finds no fall of ``f`` along ``-g`` beyond its rounding
-  (at most :data:`PROBES` values; counted in ``nfev``). On the 16-bit runs
-  measured it turned no success at an answer into a failure; it does not mend
-  the 16-bit false failures at an answer (the norm test's floor ``max(|f|, 1)`` misreads a gradient whose
-  rounding scales with the loss's intermediate terms: benchmarks/RESULTS.md,
-  session 37).
+  gradient, 0.8 from the minimiser) or ``||x*||`` large (float32 ``Polyak()`` and
+  ``ReduceOnPlateau`` at ``x0`` of a quadratic centred at 1e4). A full window
+  (checked once every :data:`WINDOW` steps) or a failed search that meets the norm
+  test is ``PRECISION`` only where also :func:`probe_descent` finds no fall of
+  ``f`` along ``-g`` beyond its rounding (at most :data:`PROBES` values; counted
+  in ``nfev``). On the runs measured it turned no success at an answer into a
+  failure; it does not mend the 16-bit false failures at an answer (the norm
+  test's floor ``max(|f|, 1)`` misreads a gradient whose rounding scales with the
+  loss's intermediate terms: benchmarks/RESULTS.md, session 37).
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
@@ -151,7 +153,8 @@ from jax import lax
 
 from .. import _tree
 from .status import Status
-from .stepsize import shortest_move
+from .stepsize import ScheduleRule, shortest_move
+from ..linesearch import wolfe as _wolfe
 from .._types import Params
 
 def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params, factor: float = 1.0) -> jax.Array:
@@ -350,8 +353,11 @@ PROBE_ULPS = 4.0
 
 def probes(rule: Any, dtype: Any, proximal: bool) -> bool:
     """True where the solver checks a full window or a failed search with :func:`probe_descent`: a
-    16-bit loss, a window rule (a schedule, Barzilai-Borwein, Polyak, or a search without a stall count
-    of its own: Backtracking, StrongWolfe, Exact), no proximal term (the probe runs along ``-g``).
+    window rule (a schedule, Barzilai-Borwein, Polyak, ReduceOnPlateau, or a search without a stall
+    count of its own: Backtracking, StrongWolfe, Exact) and no proximal term (the probe runs along
+    ``-g``); in float32 not a schedule (its program, benchmark A's, stays as it was; left open: a
+    float32 step of 1e-12 on a quadratic centred at 1e4 shows no fall of ``f`` for 100 steps and ends ``PRECISION``
+    at ``x0``).
 
     In 16 bits neither the plain norm test nor the grid rule's evidence tells a stationary point:
     ``sqrt(eps)`` is 0.03 in float16 and 0.09 in bfloat16, so the plain test passes the start of a
@@ -359,17 +365,23 @@ def probes(rule: Any, dtype: Any, proximal: bool) -> bool:
     near ``x0`` was a ``PRECISION`` success 30 units from the answer); at an answer a unit step along
     ``-g`` moves no entry of ``x`` (no ``StepInfo.unseen``), and the gradient's rounding stands at 11.5
     times the plain test (bfloat16 least squares: Backtracking and Exact ended ``LINESEARCH_FAILED``,
-    StrongWolfe ``STALLED``, Barzilai-Borwein ``MAX_STEPS``, all at the answer to the last bit)."""
-    return tracks_window(rule, dtype) and jnp.finfo(dtype).bits <= 16 and not proximal
+    StrongWolfe ``STALLED``, Barzilai-Borwein ``MAX_STEPS``, all at the answer to the last bit). In
+    float32 ``sqrt(eps)`` = 3.5e-4 passes the start of a quadratic whose minimiser is over 6,000 away
+    (``Polyak()`` and ``ReduceOnPlateau`` at ``x0``, minimiser at 1e4: ``PRECISION``)."""
+    if not tracks_window(rule, dtype) or proximal:
+        return False
+    return jnp.finfo(dtype).bits <= 16 or not isinstance(rule, ScheduleRule)
 
 
 def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Whether ``f`` still falls along ``-g`` from ``params`` (a 16-bit window rule's evidence for or
-    against ``PRECISION``, :func:`probes`), and the evaluations spent; nothing runs unless ``due``.
+    """Whether ``f`` still falls along ``-g`` from ``params`` (a window rule's evidence against
+    ``PRECISION``, :func:`probes`), and the evaluations spent; nothing runs unless ``due``.
 
     Tries ``t_k = t_0 4^{-k}`` (``k <`` :data:`PROBES`; ``t_0 = max(|f|, 1) / ||g||^2``, the step whose
     predicted fall is the whole loss) and stops at the first trial with Armijo's decrease for
-    ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, 4 eps |f|)``, at a
+    ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, tol)`` (``tol`` the
+    searches' tie tolerance, 64 eps ``|f|``, 4 in 16 bits: one trial in twenty at an answer must not read
+    ``f``'s evaluation error as a fall), at a
     step that moves ``x`` by more than a few ulps (:data:`PROBE_ULPS`).
     At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
     as it is; a longer one rises); a genuine slope passes at ``t`` near ``1 / L``, where a quadratic
@@ -379,7 +391,7 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     f32 = jnp.float32
     f0 = jnp.asarray(value).astype(f32)
     ss = _tree.vdot(grad, grad).astype(f32)
-    tie = 4 * jnp.finfo(jnp.result_type(value)).eps * jnp.abs(f0)  # (the searches' 16-bit tie tolerance)
+    tie = _wolfe.tie_tolerance(None, value).astype(f32)  # the searches' tie tolerance (64 eps |f|, 4 in 16 bits)
     t0 = jnp.maximum(jnp.abs(f0), 1.0) / jnp.where(ss > 0, ss, 1.0)
     least = PROBE_ULPS * shortest_move(params, grad, jnp.result_type(value)).astype(f32)
 
@@ -414,7 +426,7 @@ def adjust_status(
     gtol: Any = None,
     model: Any = None,
     grid: Any = None,
-    descends: Any = None,
+    probe: Any = None,
 ) -> Any:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -440,8 +452,9 @@ def adjust_status(
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.
-      descends: (a 16-bit window rule, :func:`probes`) :func:`probe_descent`'s finding after a
-        failed search or at a full window: the window is then tested once every :data:`WINDOW` steps, the norm test
+      probe: (a probing window rule, :func:`probes`) ``due -> (found, evaluations)``, :func:`probe_descent` at
+        the point tested, run where a failed search or a full window meets the norm test: the window is
+        then tested once every :data:`WINDOW` steps, the norm test
         widened by :data:`GRID_FACTOR` (a 16-bit gradient's rounding scales with the loss's
         intermediate terms, not with the floor ``max(|f|, 1)``: bfloat16 least squares at its answer,
         ``f`` = 0.003, sat at 11.5 times the plain test), and a point where ``f`` still falls along
@@ -469,13 +482,18 @@ def adjust_status(
         return status if model is None else (status, none)
     stalled = jnp.asarray(rule.stalled(rule_state)) if own else jnp.asarray(False)
     settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
-    if descends is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
+    if probe is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
         settled = settled & (window.since % WINDOW == 0)
+        can_stop = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)  # (a probe only where it decides)
+        probed = jnp.asarray(0, jnp.int32)  # the probe's evaluations
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
     if window is not None and _never(failed):
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost
         # Adam 2-D 8x its step time on XLA:CPU: a conditional runs its own thunk executor)
         precise, vouch = at_precision(value, gnorm, new[2]), none
+        if probe is not None:  # (a 16-bit schedule; a while loop that runs only when due)
+            found, probed = probe(can_stop & settled & precise)
+            precise = precise & ~found
     else:
         # the test (a norm of params) runs only when a search failed, the rule stalled or the window is full
         def precise_here() -> Any:
@@ -484,22 +502,28 @@ def adjust_status(
             if grid is not None:
                 stopped = failed if window is None else failed | settled  # (no window: the program as it was)
                 norm_test = norm_test | (stopped & grid & at_precision(value, gnorm, here, GRID_FACTOR))
-            if model is None:
+            if model is None and probe is None:
                 return norm_test
+            if model is None:
+                found, k = probe(can_stop & norm_test)
+                return norm_test & ~found, k
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
             retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched)
             return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
 
         no = jnp.asarray(False)
-        precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: no if model is None else (no, none))
+        otherwise = (no, none) if model is not None else (no, probed) if probe is not None else no
+        precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: otherwise)
         if model is not None:
             precise, vouch = precise
-    if descends is not None:
-        precise = precise & ~descends
+        elif probe is not None:
+            precise, probed = precise
     open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
     status = jnp.where(open_ & (failed | stalled | settled) & precise, Status.PRECISION, status)
     if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
         stalled = stalled | settled
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
+    if probe is not None:
+        return status.astype(jnp.int32), probed
     return status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)

@@ -1,7 +1,8 @@
-"""16-bit runs: a PRECISION success needs a probe along -g that finds no fall (jaxgd.core.stall).
+"""A window rule's PRECISION success needs a probe along -g that finds no fall (jaxgd.core.stall).
 
 In float16 and bfloat16 the norm test's ``sqrt(eps)`` (0.03, 0.09) lets the start of a quadratic
-pass it; a window rule's full window or a failed search is then checked by ``stall.probe_descent``.
+pass it, in float32 (3.5e-4) a start far enough from the minimiser; a window rule's full window or a
+failed search is then checked by ``stall.probe_descent`` (in float32 not under a schedule).
 References: NumPy's float64 least squares, the closed-form minimiser of a quadratic, and a count
 of the loss's evaluations taken on the host (``jax.debug.callback``).
 """
@@ -127,3 +128,25 @@ def test_a_search_that_stops_an_ulp_or_two_from_the_answer_stays_a_precision_suc
         # reference: the float64 answer, to two of the dtype's ulps at |x| = 30
         ulp = 30 * float(jnp.finfo(dtype).eps)
         np.testing.assert_allclose(np.asarray(res.params, np.float64), X_TRUE, atol=2 * ulp)
+
+
+@pytest.mark.parametrize("rule", [lambda: linesearch.Polyak(), lambda: linesearch.ReduceOnPlateau(1e-6)], ids=["Polyak", "plateau"])
+def test_float32_adaptive_rule_that_sat_at_x0_is_not_a_precision_success(rule, x64_off):
+    # 1/2 sum_i i (x_i - 1e4)^2 from 0: f = 5e8, whose ulp (32) hides Polyak's 0.01 and the plateau's
+    # 1e-6 steps; at x0 ||g|| max(||x||, 1) / |f| = 1.1e-4 is under float32's sqrt(eps) = 3.5e-4
+    fun = lambda x: 0.5 * jnp.sum((x - 1e4) ** 2 * jnp.arange(1, 5))  # noqa: E731
+    res = jaxgd.minimize(fun, jnp.zeros(4), method="gd", lr=rule(), max_steps=1000)
+    assert res.params.dtype == jnp.float32
+    # reference: the closed-form minimiser x = 1e4, some 1e4 away
+    assert np.abs(np.asarray(res.params, np.float64) - 1e4).max() > 1e3
+    assert not res.success and res.status_enum is jaxgd.Status.MAX_STEPS, res.message
+
+
+def test_float32_schedules_keep_their_program_without_a_probe():
+    # the probe is traced for float32 adaptive rules and searches, not for a schedule (the most
+    # common float32 program, benchmark A's); float64 never (no window)
+    assert stall.probes(linesearch.Polyak(), jnp.float32, False) and stall.probes(linesearch.Backtracking(), jnp.float32, False)
+    assert not stall.probes(jaxgd.Solver(lambda x: jnp.sum(x**2), "gd", lr=0.1).rule, jnp.float32, False)
+    assert stall.probes(jaxgd.Solver(lambda x: jnp.sum(x**2), "gd", lr=0.1).rule, jnp.bfloat16, False)
+    assert not stall.probes(linesearch.Polyak(), jnp.float64, False)
+    assert not stall.probes(linesearch.Polyak(), jnp.float32, True)  # (a proximal term: the probe runs along -g)
