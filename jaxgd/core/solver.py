@@ -423,7 +423,7 @@ class Solver:
         # the grid rule (float32 searches record StepInfo.unseen): a search along -g (no memory, or gd)
         grid = self._grid(info, had_memory)
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
-        if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active):
+        if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             here = _tree.where(failed, (params, value, grad), (new_params, new_value, new_grad))
             probe = lambda due: _stall.probe_descent(value_fn, *here, due & running)  # noqa: E731
         status = _stall.adjust_status(

@@ -123,13 +123,14 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   an oscillation), as it always did. Off when ``gtol`` is 0: the user asked for every step.
   A converging run sets a new lowest gradient norm or loss every few steps;
   at the rounding floor new lows are records of noise, ever rarer.
-- **the probe** (window rules without a proximal term, :func:`probes`: in float16
-  and bfloat16 all of them, in float32 all but schedules): the norm test alone
-  passes a point that is far from stationary where ``sqrt(eps)`` is coarse (0.03,
-  0.09 in 16 bits: a bfloat16 ``Polyak()`` run that sat near ``x0`` ended
-  ``PRECISION`` 30 units from its least-squares answer; a schedule on a wrong
-  gradient, 0.8 from the minimiser) or ``||x*||`` large (float32 ``Polyak()`` and
-  ``ReduceOnPlateau`` at ``x0`` of a quadratic centred at 1e4). A full window
+- **the probe** (window rules whose step can fail, without a proximal term,
+  :func:`probes`: the adaptive rules, and in float16 and bfloat16 the searches;
+  not schedules): the norm test alone passes a point that is far from stationary
+  where ``sqrt(eps)`` is coarse (0.03, 0.09 in 16 bits: a bfloat16 ``Polyak()``
+  run that sat near ``x0`` ended ``PRECISION`` 30 units from its least-squares
+  answer; ``ReduceOnPlateau`` on a wrong gradient, 0.8 from the minimiser) or
+  ``||x*||`` large (float32 ``Polyak()`` and ``ReduceOnPlateau`` at ``x0`` of a
+  quadratic centred at 1e4). A full window
   (checked once every :data:`WINDOW` steps) or a failed search that meets the norm
   test is ``PRECISION`` only where also :func:`probe_descent` finds no fall of
   ``f`` along ``-g`` beyond its rounding (at most :data:`PROBES` values; counted
@@ -351,26 +352,29 @@ PROBES = 20
 PROBE_ULPS = 4.0
 
 
-def probes(rule: Any, dtype: Any, proximal: bool) -> bool:
-    """True where the solver checks a full window or a failed search with :func:`probe_descent`: a
-    window rule (a schedule, Barzilai-Borwein, Polyak, ReduceOnPlateau, or a search without a stall
-    count of its own: Backtracking, StrongWolfe, Exact) and no proximal term (the probe runs along
-    ``-g``); in float32 not a schedule (its program, benchmark A's, stays as it was; left open: a
-    float32 step of 1e-12 on a quadratic centred at 1e4 shows no fall of ``f`` for 100 steps and ends ``PRECISION``
-    at ``x0``).
+def probes(rule: Any, dtype: Any, proximal: bool, failed: Any = True) -> bool:
+    """True where the solver checks a failed step or a full window with :func:`probe_descent`: a
+    window rule whose step can fail (``failed``, the step's ``StepInfo.failed``, is traced: Polyak,
+    Barzilai-Borwein, ReduceOnPlateau, and in float16 and bfloat16 the searches Backtracking,
+    StrongWolfe and Exact), no proximal term (the probe runs along ``-g``).
+
+    A schedule's step never fails: it takes :func:`adjust_status`'s branch-free test, where a probe's
+    while loop cost a bfloat16 schedule 8x its step time (2-D and 100-D); left open there: a float32
+    step of 1e-12 on a quadratic centred at 1e4 shows no fall of ``f`` for 100 steps and ends
+    ``PRECISION`` at ``x0``, a 16-bit constant step on a wrong gradient 0.8 from the minimiser. The
+    float32 searches keep their programs: on 105 float32 least-squares runs the probe changed no
+    search's status, and it added 0.2-0.4 s to the compile of ``gd`` with ``Backtracking`` or
+    ``StrongWolfe`` (a second copy of the loss).
 
     In 16 bits neither the plain norm test nor the grid rule's evidence tells a stationary point:
     ``sqrt(eps)`` is 0.03 in float16 and 0.09 in bfloat16, so the plain test passes the start of a
     quadratic whose minimiser lies more than ``2 / sqrt(eps)`` away (a bfloat16 ``Polyak()`` run that sat
-    near ``x0`` was a ``PRECISION`` success 30 units from the answer); at an answer a unit step along
-    ``-g`` moves no entry of ``x`` (no ``StepInfo.unseen``), and the gradient's rounding stands at 11.5
-    times the plain test (bfloat16 least squares: Backtracking and Exact ended ``LINESEARCH_FAILED``,
-    StrongWolfe ``STALLED``, Barzilai-Borwein ``MAX_STEPS``, all at the answer to the last bit). In
-    float32 ``sqrt(eps)`` = 3.5e-4 passes the start of a quadratic whose minimiser is over 6,000 away
-    (``Polyak()`` and ``ReduceOnPlateau`` at ``x0``, minimiser at 1e4: ``PRECISION``)."""
-    if not tracks_window(rule, dtype) or proximal:
+    near ``x0`` was a ``PRECISION`` success 30 units from the answer). In float32 ``sqrt(eps)`` = 3.5e-4
+    passes the start of a quadratic whose minimiser is over 6,000 away (``Polyak()`` and
+    ``ReduceOnPlateau`` at ``x0``, minimiser at 1e4: ``PRECISION``)."""
+    if not tracks_window(rule, dtype) or proximal or _never(failed):
         return False
-    return jnp.finfo(dtype).bits <= 16 or not isinstance(rule, ScheduleRule)
+    return jnp.finfo(dtype).bits <= 16 or not searches(rule)
 
 
 def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -491,9 +495,6 @@ def adjust_status(
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost
         # Adam 2-D 8x its step time on XLA:CPU: a conditional runs its own thunk executor)
         precise, vouch = at_precision(value, gnorm, new[2]), none
-        if probe is not None:  # (a 16-bit schedule; a while loop that runs only when due)
-            found, probed = probe(can_stop & settled & precise)
-            precise = precise & ~found
     else:
         # the test (a norm of params) runs only when a search failed, the rule stalled or the window is full
         def precise_here() -> Any:
