@@ -154,7 +154,7 @@ from jax import lax
 
 from .. import _tree
 from .status import Status
-from .stepsize import ScheduleRule, shortest_move
+from .stepsize import shortest_move
 from ..linesearch import wolfe as _wolfe
 from .._types import Params
 
@@ -343,7 +343,7 @@ def window_update(window: Window, value: jax.Array, grad_norm: jax.Array) -> Win
     )
 
 
-# The 16-bit window rule's probe (:func:`probe_descent`): at most this many steps along -g, each a quarter
+# A window rule's probe (:func:`probe_descent`): at most this many steps along -g, each a quarter
 # of the one before (4^19 ~ 3e11 from the first, max(|f|, 1) / ||g||^2, down to where it moves x by ulps).
 PROBES = 20
 # ... and a fall counts only at a step over this many times stepsize.shortest_move (one that moves some
@@ -385,8 +385,8 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     predicted fall is the whole loss) and stops at the first trial with Armijo's decrease for
     ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, tol)`` (``tol`` the
     searches' tie tolerance, 64 eps ``|f|``, 4 in 16 bits: one trial in twenty at an answer must not read
-    ``f``'s evaluation error as a fall), at a
-    step that moves ``x`` by more than a few ulps (:data:`PROBE_ULPS`).
+    ``f``'s evaluation error as a fall), at a step that moves ``x`` by more than a few ulps
+    (:data:`PROBE_ULPS`).
     At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
     as it is; a longer one rises); a genuine slope passes at ``t`` near ``1 / L``, where a quadratic
     falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
@@ -412,6 +412,11 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
 
     k, _, found = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), t0, jnp.asarray(False)))
     return found, k
+
+
+def _open(status: jax.Array) -> jax.Array:
+    """A status the precision rule may turn into ``PRECISION``: still running, or a failed search."""
+    return (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
 
 
 def _never(flag: Any) -> bool:
@@ -456,13 +461,10 @@ def adjust_status(
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.
-      probe: (a probing window rule, :func:`probes`) ``due -> (found, evaluations)``, :func:`probe_descent` at
-        the point tested, run where a failed search or a full window meets the norm test: the window is
-        then tested once every :data:`WINDOW` steps, the norm test
-        widened by :data:`GRID_FACTOR` (a 16-bit gradient's rounding scales with the loss's
-        intermediate terms, not with the floor ``max(|f|, 1)``: bfloat16 least squares at its answer,
-        ``f`` = 0.003, sat at 11.5 times the plain test), and a point where ``f`` still falls along
-        ``-g`` is not ``PRECISION``; None otherwise.
+      probe: (a probing window rule, :func:`probes`) ``due -> (found, evaluations)``,
+        :func:`probe_descent` at the point tested, run where a failed step or a full window meets the
+        norm test and the status could stop: the window is then tested once every :data:`WINDOW`
+        steps, and a point where ``f`` still falls along ``-g`` is not ``PRECISION``; None otherwise.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -475,7 +477,8 @@ def adjust_status(
       ``f``'s evaluation the search measured (:func:`within_noise`), else
       :data:`VOUCH_NONE`; the solver then restarts (a failed search did anyway), and the
       search along ``-g`` that fails or stalls too ends in ``PRECISION``: two directions, the
-      quasi-Newton one and steepest descent, found nothing above the rounding of ``f``.
+      quasi-Newton one and steepest descent, found nothing above the rounding of ``f``. With a
+      ``probe``, the pair ``(status, evaluations the probe spent)``.
     """
     own = hasattr(rule, "stalled")  # a rule with a stall count (a window is kept only for the others)
     none = jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))  # no vouch (in f's dtype)
@@ -488,7 +491,7 @@ def adjust_status(
     settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
     if probe is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
         settled = settled & (window.since % WINDOW == 0)
-        can_stop = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)  # (a probe only where it decides)
+        can_stop = _open(status)  # (a probe only where its finding decides the status)
         probed = jnp.asarray(0, jnp.int32)  # the probe's evaluations
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
     if window is not None and _never(failed):
@@ -520,8 +523,7 @@ def adjust_status(
             precise, vouch = precise
         elif probe is not None:
             precise, probed = precise
-    open_ = (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
-    status = jnp.where(open_ & (failed | stalled | settled) & precise, Status.PRECISION, status)
+    status = jnp.where(_open(status) & (failed | stalled | settled) & precise, Status.PRECISION, status)
     if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
         stalled = stalled | settled
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
