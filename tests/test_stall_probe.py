@@ -1,8 +1,9 @@
 """A window rule's PRECISION success needs a probe along -g that finds no fall (jaxgd.core.stall).
 
 In float16 and bfloat16 the norm test's ``sqrt(eps)`` (0.03, 0.09) lets the start of a quadratic
-pass it, in float32 (3.5e-4) a start far enough from the minimiser; a window rule's full window or a
-failed search is then checked by ``stall.probe_descent`` (in float32 under the adaptive rules only).
+pass it, in float32 (3.5e-4) a start far enough from the minimiser; a full window or a failed step
+under an adaptive rule (in 16 bits also under a search; never under a schedule) is then checked by
+``stall.probe_descent``.
 References: NumPy's float64 least squares, the closed-form minimiser of a quadratic, and a count
 of the loss's evaluations taken on the host (``jax.debug.callback``).
 """
