@@ -424,8 +424,8 @@ class Solver:
         grid = self._grid(info, had_memory)
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
-            here = _tree.where(failed, (params, value, grad), (new_params, new_value, new_grad))
-            probe = lambda due: _stall.probe_descent(value_fn, *here, due & running)  # noqa: E731
+            # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
+            probe = lambda due, at, f: _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model, grid, probe,

@@ -405,7 +405,7 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
 
     def body(c: tuple) -> tuple:
         k, t, _ = c
-        trial = jax.tree_util.tree_map(lambda x, g: (x.astype(f32) - t * g.astype(f32)).astype(x.dtype), params, grad)
+        trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, grad), params)
         f = jnp.asarray(value_fn(trial)).astype(f32)
         found = jnp.isfinite(f) & (f < f0 - jnp.maximum(0.5 * t * ss, tie)) & (t > least)
         return k + 1, t * 0.25, found
@@ -461,8 +461,8 @@ def adjust_status(
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.
-      probe: (a probing window rule, :func:`probes`) ``due -> (found, evaluations)``,
-        :func:`probe_descent` at the point tested, run where a failed step or a full window meets the
+      probe: (a probing window rule, :func:`probes`) ``(due, params, value) -> (found, evaluations)``,
+        :func:`probe_descent` at the point tested (the function picks its gradient), run where a failed step or a full window meets the
         norm test and the status could stop: the window is then tested once every :data:`WINDOW`
         steps, and a point where ``f`` still falls along ``-g`` is not ``PRECISION``; None otherwise.
 
@@ -509,7 +509,7 @@ def adjust_status(
             if model is None and probe is None:
                 return norm_test
             if model is None:
-                found, k = probe(can_stop & norm_test)
+                found, k = probe(can_stop & norm_test, here, value)
                 return norm_test & ~found, k
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
