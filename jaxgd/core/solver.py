@@ -426,6 +426,8 @@ class Solver:
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
             probe = lambda due, at, f: _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running)  # noqa: E731
+        elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probe along -x^2 g, from here
+            probe = lambda due, at, f: _stall.probe_descent(value_fn, at, f, grad, due & running, scaled=True)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model, grid, probe,

@@ -139,6 +139,16 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   test's floor ``max(|f|, 1)`` misreads a gradient whose rounding scales with the
   loss's intermediate terms: benchmarks/RESULTS.md, session 37).
 
+- **the scaled probe** (float32 and narrower; quasi-Newton directions with a restart, under
+  :class:`jaxgd.linesearch.MoreThuente`: :func:`probes_scaled`): the model's test and the restart's
+  failed retry say that two directions showed no fall of ``f``, not that the point is stationary.
+  On a badly scaled problem in float32 both can show none far from a minimiser (NIST's Misra1a from
+  its start: ``lbfgs`` ended ``PRECISION`` at ``f`` = 19.5 of 0.125). Where such a verdict would stop
+  the run and the norm test does not, :func:`probe_descent` also tries steps along ``-x^2 g``, which
+  move every parameter by the same relative amount; the run is ``PRECISION`` only where none shows a
+  fall (evaluations in ``nfev``). On sif2jax's unconstrained problems, float32 ``lbfgs``: false
+  successes 25 → 15, no success lost (benchmarks/RESULTS.md, session 38).
+
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
 """
@@ -377,16 +387,57 @@ def probes(rule: Any, dtype: Any, proximal: bool, failed: Any = True) -> bool:
     return jnp.finfo(dtype).bits <= 16 or not searches(rule)
 
 
-def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Whether ``f`` still falls along ``-g`` from ``params`` (a window rule's evidence against
-    ``PRECISION``, :func:`probes`), and the evaluations spent; nothing runs unless ``due``.
+def scaled_direction(params: Params, grad: Params) -> Params:
+    """``x_i^2 g_i`` per entry (``-`` of it is the probe's direction where ``scaled``, :func:`probe_descent`):
+    steepest descent in the variables ``log |x_i|``, which moves every parameter by the same relative
+    amount to first order; half-precision leaves in float32."""
+    return _tree.tmap(lambda g, x: g * x * x, _tree.at_least_32(grad), _tree.at_least_32(params))
 
-    Tries ``t_k = t_0 4^{-k}`` (``k <`` :data:`PROBES`; ``t_0 = max(|f|, 1) / ||g||^2``, the step whose
-    predicted fall is the whole loss) and stops at the first trial with Armijo's decrease for
-    ``c_1 = 1/2``, beyond ``f``'s rounding: ``f(x - t g) < f - max(t ||g||^2 / 2, tol)`` (``tol`` the
-    searches' tie tolerance, 64 eps ``|f|``, 4 in 16 bits: one trial in twenty at an answer must not read
-    ``f``'s evaluation error as a fall), at a step that moves ``x`` by more than a few ulps
-    (:data:`PROBE_ULPS`).
+
+def probe_start(value: Any, slope: Any, xp: Any = jnp) -> Any:
+    """The probe's first step, ``max(|f|, 1) / |g^T d|`` (the step whose predicted fall is the whole
+    loss; ``slope`` :math:`= g^\\top d > 0` for the direction ``-d``), 1 where the slope is not positive."""
+    return xp.maximum(xp.abs(value), 1.0) / xp.where(slope > 0, slope, 1.0)
+
+
+def probe_falls(f: Any, f0: Any, t: Any, slope: Any, tie: Any, least: Any, xp: Any = jnp) -> Any:
+    """A probe's trial at step ``t`` shows a fall: finite, below ``f0`` by more than half its
+    prediction ``t g^T d`` and more than ``tie`` (the searches' tie tolerance), at a step longer than
+    ``least`` (:data:`PROBE_ULPS` times :func:`shortest_move`). The test of both tiers."""
+    return xp.isfinite(f) & (f < f0 - xp.maximum(0.5 * t * slope, tie)) & (t > least)
+
+
+def probes_scaled(dtype: Any) -> bool:
+    """True where the solver checks a quasi-Newton verdict of ``PRECISION`` (:func:`model_at_precision`,
+    :func:`restart_test`'s failed retry) with :func:`probe_descent` along ``-x^2 g`` (``scaled``): float32
+    and narrower (float64 programs are as they were).
+
+    The verdicts ask whether two directions showed a fall of ``f``, not whether the point is stationary.
+    In float32 both can show none far from a minimiser of a badly scaled problem: from NIST Misra1a's
+    start, ``b = (500, 1e-4)``, L-BFGS's first pairs learn the small parameter's curvature only, its
+    direction's step in the large one (7e-14) rounds away, and the step along ``-g`` that the large one
+    needs overshoots the small one's minimiser: float32 ``lbfgs`` ended ``PRECISION`` at ``f`` = 19.5 of
+    0.125. A step along ``-x^2 g`` moves every parameter by the same relative amount to first order: there
+    ``f`` falls (Misra1a: ``b1`` by ~1 lowers ``f`` by 0.1); at a minimiser to precision it cannot.
+    (A bound on :math:`\\sum_i |g_i x_i|` instead, the same test without evaluations, read up to 96,000
+    times ``sqrt(eps) |f|`` at answers where terms cancel, sif2jax's ARGLINB: benchmarks/RESULTS.md,
+    session 38.)"""
+    return jnp.finfo(dtype).bits < 64
+
+
+def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array,
+                  scaled: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Whether ``f`` still falls along ``-g`` from ``params`` (a window rule's evidence against
+    ``PRECISION``, :func:`probes`), or along ``-x^2 g`` where ``scaled`` (:func:`scaled_direction`: a
+    float32 quasi-Newton verdict's, :func:`adjust_status`), and the evaluations spent; nothing runs
+    unless ``due``.
+
+    With ``d`` the direction's ``g`` or ``x^2 g``, tries ``t_k = t_0 4^{-k}`` (``k <`` :data:`PROBES`;
+    ``t_0 = max(|f|, 1) / g^T d``, the step whose predicted fall is the whole loss) and stops at the
+    first trial with Armijo's decrease for ``c_1 = 1/2``, beyond ``f``'s rounding:
+    ``f(x - t d) < f - max(t g^T d / 2, tol)`` (``tol`` the searches' tie tolerance, 64 eps ``|f|``, 4
+    in 16 bits: one trial in twenty at an answer must not read ``f``'s evaluation error as a fall), at
+    a step that moves ``x`` by more than a few ulps (:data:`PROBE_ULPS`; :func:`probe_falls`).
     At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
     as it is; a longer one rises); a genuine slope passes at ``t`` near ``1 / L``, where a quadratic
     falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
@@ -394,10 +445,11 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     """
     f32 = jnp.float32
     f0 = jnp.asarray(value).astype(f32)
-    ss = _tree.vdot(grad, grad).astype(f32)
+    d = scaled_direction(params, grad) if scaled else grad
+    ss = _tree.vdot(grad, d).astype(f32)
     tie = _wolfe.tie_tolerance(None, value).astype(f32)  # the searches' tie tolerance (64 eps |f|, 4 in 16 bits)
-    t0 = jnp.maximum(jnp.abs(f0), 1.0) / jnp.where(ss > 0, ss, 1.0)
-    least = PROBE_ULPS * shortest_move(params, grad, jnp.result_type(value)).astype(f32)
+    t0 = probe_start(f0, ss)
+    least = PROBE_ULPS * shortest_move(params, d, jnp.result_type(value)).astype(f32)
 
     def cond(c: tuple) -> jax.Array:
         k, _, found = c
@@ -405,9 +457,9 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
 
     def body(c: tuple) -> tuple:
         k, t, _ = c
-        trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, grad), params)
+        trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params)
         f = jnp.asarray(value_fn(trial)).astype(f32)
-        found = jnp.isfinite(f) & (f < f0 - jnp.maximum(0.5 * t * ss, tie)) & (t > least)
+        found = probe_falls(f, f0, t, ss, tie, least)
         return k + 1, t * 0.25, found
 
     k, _, found = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), t0, jnp.asarray(False)))
@@ -461,10 +513,14 @@ def adjust_status(
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.
-      probe: (a probing window rule, :func:`probes`) ``(due, params, value) -> (found, evaluations)``,
-        :func:`probe_descent` at the point tested (the function picks its gradient), run where a failed step or a full window meets the
-        norm test and the status could stop: the window is then tested once every :data:`WINDOW`
-        steps, and a point where ``f`` still falls along ``-g`` is not ``PRECISION``; None otherwise.
+      probe: ``(due, params, value) -> (found, evaluations)``, :func:`probe_descent` at the point
+        tested (the function picks its gradient and direction). A probing window rule's
+        (:func:`probes`), along ``-g``: run where a failed step or a full window meets the
+        norm test and the status could stop; the window is then tested once every :data:`WINDOW`
+        steps, and a point where ``f`` still falls along ``-g`` is not ``PRECISION``. With a ``model``
+        (float32 and narrower, :func:`probes_scaled`), along ``-x^2 g`` from the current iterate: run
+        where the model's test or the restart's failed retry would stop the run and the norm test
+        does not, which then stops it only where the probe finds no fall. None otherwise.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -478,7 +534,7 @@ def adjust_status(
       :data:`VOUCH_NONE`; the solver then restarts (a failed search did anyway), and the
       search along ``-g`` that fails or stalls too ends in ``PRECISION``: two directions, the
       quasi-Newton one and steepest descent, found nothing above the rounding of ``f``. With a
-      ``probe``, the pair ``(status, evaluations the probe spent)``.
+      ``probe``, the pair ``(that, evaluations the probe spent)``.
     """
     own = hasattr(rule, "stalled")  # a rule with a stall count (a window is kept only for the others)
     none = jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))  # no vouch (in f's dtype)
@@ -490,7 +546,7 @@ def adjust_status(
     stalled = jnp.asarray(rule.stalled(rule_state)) if own else jnp.asarray(False)
     settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
     if probe is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
-        settled = settled & (window.since % WINDOW == 0)
+        settled = settled & (window.since % WINDOW == 0) if window is not None else settled
         can_stop = _open(status)  # (a probe only where its finding decides the status)
         probed = jnp.asarray(0, jnp.int32)  # the probe's evaluations
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
@@ -514,12 +570,20 @@ def adjust_status(
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
             retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched)
-            return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
+            if probe is None:
+                return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
+            verdict = model_at_precision(old[0], decrease) | retry_failed
+            # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either
+            found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
+            return norm_test | (verdict & ~found), vouch.astype(none.dtype), k
 
         no = jnp.asarray(False)
-        otherwise = (no, none) if model is not None else (no, probed) if probe is not None else no
+        otherwise = (no, none) if model is not None else no
+        otherwise = otherwise if probe is None else (*otherwise, probed) if model is not None else (no, probed)
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: otherwise)
-        if model is not None:
+        if model is not None and probe is not None:
+            precise, vouch, probed = precise
+        elif model is not None:
             precise, vouch = precise
         elif probe is not None:
             precise, probed = precise
@@ -527,6 +591,5 @@ def adjust_status(
     if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
         stalled = stalled | settled
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
-    if probe is not None:
-        return status.astype(jnp.int32), probed
-    return status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)
+    result = status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)
+    return result if probe is None else (result, probed)

@@ -30,6 +30,8 @@ from ..core import cache as _cache
 from ..core import compile as _compile
 from ..core import progress as _progress
 from ..core import stall as _stall
+from ..core import stepsize as _stepsize
+from ..linesearch import wolfe as _wolfe
 from ..core.solver import SolverState
 from ..core.status import History, Result, Status
 from . import directions as _directions
@@ -119,6 +121,26 @@ def _at_precision(value: Any, gnorm: Any, x: np.ndarray, factor: float = 1.0) ->
     return bool(np.isfinite(value) & (gnorm <= factor * np.sqrt(eps) * scale))
 
 
+def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tuple[bool, int]:
+    """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host: ``(found,
+    evaluations)``; the same trials, scalars in float32, each trial point rounded to ``x``'s dtype."""
+    f32, dtype = np.float32, x.dtype
+    x32 = x.astype(f32)
+    d = g.astype(f32) * x32 * x32
+    ss, f0 = np.dot(g.astype(f32), d), f32(value)
+    tie = f32(_wolfe.approx_eps(dtype) * np.finfo(dtype).eps * abs(float(value)))
+    t = f32(_stall.probe_start(f0, ss, np))
+    least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype))
+    k = 0
+    while k < _stall.PROBES and ss > 0 and np.isfinite(ss):
+        f = f32(vg((x32 - t * d).astype(dtype))[0])
+        k += 1
+        if _stall.probe_falls(f, f0, t, ss, tie, least, np):
+            return True, k
+        t = f32(t * 0.25)
+    return False, k
+
+
 def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
     """``solver.run(x0, *args)`` on the host (see the module doc); None when the loss's value
     has another dtype than the parameters (the caller then runs the compiled loop).
@@ -192,7 +214,12 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     retry_failed, vouch = bool(retry_failed), int(vouch)
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
-                    precise = _at_precision(*old) or bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
+                    verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
+                    precise = _at_precision(*old)
+                    if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probe)
+                        found, probed = _probe_scaled(vg, x, value, g)
+                        verdict, fev = not found, fev + probed
+                    precise = precise or verdict
                     # stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
                     precise = precise or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
                     st = PRECISION if precise else st
