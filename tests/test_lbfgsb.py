@@ -237,6 +237,19 @@ def test_float32_run_ends_in_success():
     np.testing.assert_allclose(res.params, so.nnls(A, B)[0], atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", ["float16", slow_if(True, "bfloat16")])  # (make slow: bfloat16)
+def test_half_precision_run_reaches_nnls_answer(dtype):
+    """Reference: scipy.optimize.nnls in float64. A float16 or bfloat16 run raised JAX's "Unsupported
+    dtype" from LAPACK's Cholesky (the memory's middle matrix): it is factored in float32 now. The loss
+    is taken in float32 (a half-precision sum of 20 squares loses the answer), the steps in the half type."""
+    a, b = jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)
+    f = lambda w: 0.5 * jnp.sum((a @ w.astype(jnp.float32) - b) ** 2).astype(w.dtype)  # noqa: E731
+    res = jaxgd.minimize(f, jnp.zeros(10, dtype), method="lbfgs", bounds=(0.0, None), tier="compiled")
+    assert res.params.dtype == jnp.dtype(dtype) and np.isfinite(float(res.loss))
+    ref = so.nnls(A, B)[0]
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), ref, atol=0.05 if dtype == "float16" else 0.2)
+
+
 def test_dispatch_lbfgs_with_bounds_is_lbfgsb():
     assert isinstance(jaxgd.Solver(lsq, method="lbfgs", bounds=(0.0, None)).rule, lb.LbfgsbSearch)
     assert jaxgd.Solver(lsq, method="lbfgs", bounds=(0.0, None)).rule.memory_size == 10

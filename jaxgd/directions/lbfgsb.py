@@ -135,7 +135,8 @@ def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
     """The largest :math:`\\alpha \\le 10^{10}` with :math:`x + \\alpha d` in the box (``lnsrlb``)."""
     ratio = jnp.where(d < 0, (lower - x) / d, jnp.where(d > 0, (upper - x) / d, jnp.inf))
-    return jnp.minimum(jnp.min(jnp.maximum(ratio, 0.0), initial=jnp.inf), _BIG_STEP).astype(x.dtype)
+    # (the cap at most x's largest number: float16's 1e10 overflowed in the cast at trace time)
+    return jnp.minimum(jnp.min(jnp.maximum(ratio, 0.0), initial=jnp.inf), min(_BIG_STEP, float(jnp.finfo(x.dtype).max))).astype(x.dtype)
 
 
 def init(solver: Any, state: Any) -> Any:

@@ -26,7 +26,7 @@ Sci. Comput. 16(5), 1995, section 3.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -130,14 +130,27 @@ def compact(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
     theta = mem.theta
     low_dinv = low * d_inv[None, :]  # L D^{-1}
     t = theta * ss + low_dinv @ low.T
-    chol = jnp.linalg.cholesky(t)
-    t_inv = cho_solve((chol, True), eye)
+    t_inv = _solve(_cholesky(t), eye, dtype)
     m12 = low_dinv.T @ t_inv  # D^{-1} L^T T^{-1}
     m11 = -jnp.diag(d_inv) + m12 @ low_dinv
     big_m = jnp.block([[m11, m12], [m12.T, t_inv]])
     w = jnp.concatenate([jnp.where(v[:, None], mem.y, 0.0).T, theta * jnp.where(v[:, None], mem.s, 0.0).T], axis=1)
     ok = jnp.all(jnp.isfinite(big_m)) & jnp.all(jnp.isfinite(w))
     return w, big_m, ok
+
+
+def _cholesky(a: jax.Array) -> jax.Array:
+    """The lower Cholesky factor of the symmetric positive definite ``a`` (NaN where it is not); a
+    half-precision ``a`` is factored in float32: LAPACK has no float16 or bfloat16 routines (an
+    L-BFGS-B run in either type raised JAX's "Unsupported dtype"). Other dtypes as they are."""
+    return jnp.linalg.cholesky(a.astype(jnp.float32) if jnp.finfo(a.dtype).bits < 32 else a)
+
+
+def _solve(factor: jax.Array, b: jax.Array, dtype: Any) -> jax.Array:
+    """``a^{-1} b`` from :func:`_cholesky`'s factor of ``a``, in ``dtype`` (``a``'s)."""
+    if factor.dtype == dtype:  # (float32 and float64: the program as it was)
+        return cho_solve((factor, True), b)
+    return cho_solve((factor, True), b.astype(factor.dtype)).astype(dtype)
 
 
 def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array) -> jax.Array:
@@ -183,10 +196,10 @@ def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array) -> jax.Array:
     c = jnp.where(strictly_lower, sa @ ya.T, 0.0) - jnp.where(strictly_lower, 0.0, sz @ yz.T)
     q = theta * (sa @ sa.T) + jnp.diag(jnp.where(v, 0.0, 1.0))
     u1, u2 = u[:m], u[m:]
-    solved = cho_solve((jnp.linalg.cholesky(p), True), jnp.concatenate([c.T, u1[:, None]], axis=1))
+    solved = _solve(_cholesky(p), jnp.concatenate([c.T, u1[:, None]], axis=1), u.dtype)
     p_inv_ct, p_inv_u1 = solved[:, :m], solved[:, m]  # one solve with both right-hand sides
-    js = jnp.linalg.cholesky(q + c @ p_inv_ct)
-    b = cho_solve((js, True), u2 + c @ p_inv_u1)
+    js = _cholesky(q + c @ p_inv_ct)
+    b = _solve(js, u2 + c @ p_inv_u1, u.dtype)
     a = p_inv_ct @ b - p_inv_u1
     return jnp.concatenate([a, b])
 
