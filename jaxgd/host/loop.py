@@ -214,15 +214,13 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     retry_failed, vouch = bool(retry_failed), int(vouch)
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
+                    # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
+                    precise = _at_precision(*old) or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
-                    precise = _at_precision(*old)
                     if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probe)
                         found, probed = _probe_scaled(vg, x, value, g)
                         verdict, fev = not found, fev + probed
-                    precise = precise or verdict
-                    # stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
-                    precise = precise or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
-                    st = PRECISION if precise else st
+                    st = PRECISION if precise or verdict else st
             vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st
             if st == STALLED and had_memory and vouch != _stall.VOUCH_NONE:  # a stall that vouched: the restart
