@@ -418,7 +418,8 @@ def probes_scaled(dtype: Any) -> bool:
     direction's step in the large one (7e-14) rounds away, and the step along ``-g`` that the large one
     needs overshoots the small one's minimiser: float32 ``lbfgs`` ended ``PRECISION`` at ``f`` = 19.5 of
     0.125. A step along ``-x^2 g`` moves every parameter by the same relative amount to first order: there
-    ``f`` falls (Misra1a: ``b1`` by ~1 lowers ``f`` by 0.1); at a minimiser to precision it cannot.
+    ``f`` falls (Misra1a: the probe's seventh trial moves ``b1`` by 0.07, ``b2`` not at all, and lowers
+    ``f`` by 0.004, 27 times the searches' tie tolerance); at a minimiser to precision it cannot.
     (A bound on :math:`\\sum_i |g_i x_i|` instead, the same test without evaluations, read up to 96,000
     times ``sqrt(eps) |f|`` at answers where terms cancel, sif2jax's ARGLINB: benchmarks/RESULTS.md,
     session 38.)"""
