@@ -57,6 +57,7 @@ from .. import _tree
 from ..core import packing as _packing
 from ..core import stall as _stall
 from ..core.status import Status
+from ..linesearch.more_thuente import step_cap
 from ..prox.operators import _bound_leaves
 from . import lbfgsb_cauchy as _cauchy
 from . import limited_memory as _limited_memory
@@ -65,7 +66,6 @@ from . import lbfgsb_search as _search
 from .lbfgsb_memory import Memory
 from .._types import Params
 
-_BIG_STEP = 1e10  # lnsrlb's ``big``: the step cap along a direction no bound stops
 STALL_STEPS = 10  # steps in a row without a lower f that end a run with ftol off (PRECISION)
 
 
@@ -135,8 +135,9 @@ def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
     """The largest :math:`\\alpha \\le 10^{10}` with :math:`x + \\alpha d` in the box (``lnsrlb``)."""
     ratio = jnp.where(d < 0, (lower - x) / d, jnp.where(d > 0, (upper - x) / d, jnp.inf))
-    # (the cap at most x's largest number: float16's 1e10 overflowed in the cast at trace time)
-    return jnp.minimum(jnp.min(jnp.maximum(ratio, 0.0), initial=jnp.inf), min(_BIG_STEP, float(jnp.finfo(x.dtype).max))).astype(x.dtype)
+    # lnsrlb's ``big`` (1e10) is MINPACK-2's stpmax: step_cap, at most x's largest number (float16's 1e10
+    # overflowed in the cast at trace time)
+    return jnp.minimum(jnp.min(jnp.maximum(ratio, 0.0), initial=jnp.inf), step_cap(x.dtype)).astype(x.dtype)
 
 
 def init(solver: Any, state: Any) -> Any:

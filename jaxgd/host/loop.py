@@ -128,7 +128,7 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tup
     x32 = x.astype(f32)
     d = g.astype(f32) * x32 * x32
     ss, f0 = np.dot(g.astype(f32), d), f32(value)
-    tie = f32(_wolfe.approx_eps(dtype) * np.finfo(dtype).eps * abs(float(value)))
+    tie = f32(_wolfe.tie_tolerance(None, np.asarray(value, dtype)))  # (the searches' tie tolerance)
     t = f32(_stall.probe_start(f0, ss, np))
     least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype))
     k = 0
