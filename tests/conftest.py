@@ -3,6 +3,14 @@ helpers tests share (``from conftest import ...``): dtype checks, the batteries'
 quadratic, ``slow_if`` for a parametrize case that belongs to make slow, and
 the checkpoint tests' helpers.
 
+What is slow: `make test` is kept near 8 minutes on a 2-core machine, so a test
+or case that takes more than about 5 s there (nearly all of it compiling) is
+marked ``slow`` where its module keeps a cheaper test of the same capability in
+`make test` (another method, tier or dtype of the same check, or a smaller
+check); so are most tests that start another Python process (the demo, the
+compile cache's commands) and most examples on real data. CI (``.ci/run``)
+runs both sets, so every test runs there.
+
 float64 is on so that reference comparisons are exact to 1e-10. The
 configuration users run (JAX's default: x64 off, float32 everywhere) is
 tested by the ``x64_off`` fixture and the ``precision`` fixture, which runs a

@@ -69,8 +69,8 @@ METHODS = {
 }
 
 
-# bfgs and cg in make slow (10 s of compiling each; lbfgs, the same implicit path, and gd stay in make test)
-@pytest.mark.parametrize("name", [slow_if(n in ("bfgs", "cg"), n) for n in METHODS])
+# gd in make test; the quasi-Newton methods and cg, the same implicit path, in make slow (10-18 s of compiling each)
+@pytest.mark.parametrize("name", [slow_if(n != "gd", n) for n in METHODS])
 def test_ridge_hypergradient_and_jacobian(name: str) -> None:
     """Reference: closed forms dtheta*/dlam = -(X^T X/n + lam I)^-1 theta* (lam in args, and as l2=),
     the validation-loss hypergradient grad V(theta*) . dtheta*/dlam, d min F / dlam = |theta*|^2/2
@@ -110,6 +110,7 @@ def logistic(beta: Any, lam: Any, a: Any, y: Any) -> jax.Array:
     return jnp.mean(jax.nn.softplus(z) - y * z) + 0.5 * lam * jnp.dot(beta, beta)
 
 
+@pytest.mark.slow
 def test_logistic_hypergradient_vs_scipy_finite_differences() -> None:
     """Reference: central finite differences of scipy.optimize.minimize solves (trust-exact, with a
     hand-written NumPy gradient and Hessian, solved to gtol 1e-13)."""
@@ -149,6 +150,7 @@ def test_logistic_hypergradient_vs_scipy_finite_differences() -> None:
 
 
 # -- l1 (lasso) and bounds (NNLS): closed forms on the support / free set -----------------------------
+@pytest.mark.slow
 def test_lasso_derivatives_on_support() -> None:
     """Reference: sklearn Lasso for the solution; closed form on the support S:
     theta_S = (X_S^T X_S/n)^-1 (X_S^T y/n - l1 sign_S), so dtheta_S/dl1 = -(X_S^T X_S/n)^-1 sign_S and
@@ -180,6 +182,7 @@ def test_lasso_derivatives_on_support() -> None:
         np.testing.assert_allclose(got_y, d_y, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_nnls_derivatives_on_free_set() -> None:
     """Reference: scipy.optimize.nnls for the solution; closed form on the free set F = {theta > 0}:
     theta_F = (X_F^T X_F)^-1 X_F^T y, so dtheta_F/dy = (X_F^T X_F)^-1 X_F^T; zero off F."""
@@ -231,6 +234,7 @@ def gd_recurrence(x0: np.ndarray, lrs: np.ndarray, l2: float) -> tuple:
     return x, dx_dlr, dx_dx0, dx_dl2
 
 
+@pytest.mark.slow
 def test_unroll_gd_matches_hand_differentiated_recurrence() -> None:
     """Reference: the NumPy recurrence of gradient descent differentiated by hand (d/dlr, d/dx0, d/dl2)."""
     lr, l2 = 0.2, 0.1
@@ -315,6 +319,7 @@ def closure_loss_value(s: Any, method: str = "lbfgs", **kw: Any) -> jax.Array:
     return jaxgd.minimize(lambda x: jnp.sum((x - s) ** 2) + s * jnp.sum(x), jnp.ones(2), method=method, **kw).loss
 
 
+@pytest.mark.slow
 def test_a_captured_value_can_be_vmapped_and_differentiated() -> None:
     """Reference: the closed forms above. A value the loss closes over reaches the loop as an
     argument under vmap (the batched loop refused it with an AssertionError) and under grad
@@ -403,7 +408,8 @@ def test_unroll_quasi_newton_under_vmap_converges_to_closed_form() -> None:
 
 
 # -- session 28: an audit's defects, each with its reference --------------------------------------
-@pytest.mark.parametrize("method", ["cg", slow_if(True, "lbfgs", id="lbfgs")])
+@pytest.mark.parametrize("method", ["cg", "lbfgs"])
+@pytest.mark.slow
 def test_second_derivatives_through_the_implicit_adjoint(method: str) -> None:
     """Reference: ridge's closed form. theta*(lam) = A(lam)^-1 X^T y / n with A = X^T X/n + lam I, so
     d^2 (c . theta*)/dlam^2 = 2 c . A^-2 theta*; and theta* is linear in y, so (c . theta*(t y))^2 has
@@ -424,7 +430,8 @@ def test_second_derivatives_through_the_implicit_adjoint(method: str) -> None:
     np.testing.assert_allclose(jax.jacfwd(jax.jacrev(f))(1.0), want_t, rtol=1e-8)
 
 
-@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "cg", id="cg")])
+@pytest.mark.parametrize("method", ["lbfgs", "cg"])
+@pytest.mark.slow
 def test_reverse_mode_with_a_parameter_the_input_does_not_reach(method: str) -> None:
     """Reference: the closed form of ridge with an unpenalised intercept, A = Xa^T Xa/n + lam D,
     D = diag(1, ..., 1, 0), dtheta/dlam = -A^-1 D theta*. The intercept's right-hand side is a
@@ -446,6 +453,7 @@ def test_reverse_mode_with_a_parameter_the_input_does_not_reach(method: str) -> 
     np.testing.assert_allclose(np.r_[jac["w"], jac["b"]], want, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_lasso_with_per_leaf_l1_weights_is_differentiable() -> None:
     """Reference: the closed form on the support S, as test_lasso_derivatives_on_support, with an
     unpenalised intercept: [theta_S; b] = (Z^T Z/n)^-1 (Z^T y/n - [l1 sign_S; 0]), Z = [X_S, 1].
@@ -478,6 +486,7 @@ def test_lasso_with_per_leaf_l1_weights_is_differentiable() -> None:
     np.testing.assert_allclose(np.asarray(jac["b"][1]), d_y[-1], atol=1e-8)
 
 
+@pytest.mark.slow
 def test_unroll_lbfgs_with_a_constant_step_is_differentiated_exactly() -> None:
     """Reference: central finite differences (float64) of the same unrolled solve: L-BFGS with a
     constant lr, whose first step is x1 = x0 - lr g/||g||: the 1/||g|| factor was under
@@ -511,6 +520,7 @@ def test_an_inaccurate_implicit_solve_is_nan_not_a_wrong_tangent() -> None:
     assert float(jac[0]) == -1.0 and np.isnan(float(jac[1]))
 
 
+@pytest.mark.slow
 def test_an_optax_schedule_built_from_a_differentiated_value() -> None:
     """Reference: the NumPy recurrence of gradient descent with optax.exponential_decay(init, 5, 0.5)'s
     steps, differentiated by central differences in init (unroll), and the documented zero derivative

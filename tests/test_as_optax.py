@@ -170,7 +170,8 @@ def test_nonfinite_step_is_not_taken() -> None:
     np.testing.assert_array_equal(np.asarray(res.params), np.asarray(x + updates))
 
 
-@pytest.mark.parametrize("method", [slow_if(True, "bfgs"), "lbfgs"])  # (make slow: bfgs)
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+@pytest.mark.slow
 def test_a_failed_search_with_a_memory_retries_without_it_as_minimize_does(method: str) -> None:
     """minimize's restart (L-BFGS-B's): a failed search with a curvature memory is not taken and
     the next step starts afresh from the same point. Reference: Solver.step driven by hand, step for
@@ -227,7 +228,7 @@ def test_chains_with_optax_and_state_is_a_stable_carry() -> None:
 
 # -- Flax NNX -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "rule, l1", [("backtracking", 0.2), pytest.param("strong_wolfe", 0.0, marks=pytest.mark.slow), ("barzilai_borwein", 0.2), ("polyak", 0.0), ("schedule", 0.2)]
+    "rule, l1", [slow_if(True, "backtracking", 0.2), slow_if(True, "strong_wolfe", 0.0), ("barzilai_borwein", 0.2), ("polyak", 0.0), ("schedule", 0.2)]
 )
 def test_nnx_optimizer_equals_minimize(rule: str, l1: float) -> None:
     """``nnx.Optimizer(model, jaxgd.as_optax(...), wrt=nnx.Param)`` vs the Solver on the same parameter state."""

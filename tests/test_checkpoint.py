@@ -80,6 +80,7 @@ def test_resume_after_crash_is_bit_for_bit(case: str, tmp_path, crash_after, mon
     assert checkpoint_info(path)["metadata"]["steps"] == 40
 
 
+@pytest.mark.slow
 def test_extend_a_finished_run_from_its_result() -> None:
     kw = dict(method="momentum", lr=optax.cosine_decay_schedule(0.01, 60), gtol=0.0)
     longer = jaxgd.minimize(loss, X0, ARGS, max_steps=60, **kw)
@@ -95,6 +96,7 @@ def test_resume_a_converged_run_changes_nothing() -> None:
     assert_bitwise(jaxgd.minimize(quad, jnp.zeros(2), lr=0.5, max_steps=50, resume=done), done)
 
 
+@pytest.mark.slow
 def test_resume_in_a_fresh_process_is_bit_for_bit(tmp_path, crash_after, monkeypatch) -> None:
     kw = dict(method="gd", lr=0.01, max_steps=30, gtol=0.0)
     path, out = tmp_path / "run.ckpt", tmp_path / "resumed.ckpt"

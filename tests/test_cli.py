@@ -30,6 +30,7 @@ def check_demo_output(out: subprocess.CompletedProcess, folder: Path, names: tup
         assert name in out.stdout
 
 
+@pytest.mark.slow
 def test_demo_quick_writes_table_png_and_progress(tmp_path):
     """One run of ``python -m jaxgd demo --quick``: the table and PNG on stdout's
     side, the progress bars on stderr."""

@@ -54,6 +54,7 @@ def test_a_second_process_compiles_nothing(tmp_path: Path) -> None:
     assert (second["steps"], second["loss"]) == (first["steps"], first["loss"])  # same executable, same answer
 
 
+@pytest.mark.slow
 def test_clear_removes_only_cache_entries(tmp_path: Path) -> None:
     folder = tmp_path / "cc"
     _run(SCRIPT, str(folder))
@@ -67,6 +68,7 @@ def test_clear_removes_only_cache_entries(tmp_path: Path) -> None:
     assert "notes.txt" in left and not [n for n in left if n.endswith(("-cache", "-atime"))], left
 
 
+@pytest.mark.slow
 def test_cli_cache_shows_the_folder_and_clears_it(tmp_path: Path) -> None:
     folder = tmp_path / "cc"
     _run(SCRIPT, str(folder))

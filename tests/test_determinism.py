@@ -59,9 +59,9 @@ def digest(tree: Any) -> str:
     return hashlib.sha256(repr(bits(tree)).encode()).hexdigest()
 
 
-# One method of each family in make test (plain, momentum, adaptive, quasi-Newton, CG); the other
-# optax-wrapped ones (two compiles each, ~3 s) in make slow.
-FRESH_COMPILE_IN_MAKE_TEST = {"gd", "momentum", "adam", "bfgs", "lbfgs", "cg"}
+# One method of each family in make test (plain, momentum, adaptive, quasi-Newton, CG); the others
+# (two compiles each, ~3-6 s) in make slow.
+FRESH_COMPILE_IN_MAKE_TEST = {"gd", "momentum", "adam", "bfgs", "cg"}
 
 
 @pytest.mark.parametrize("method", [slow_if(m not in FRESH_COMPILE_IN_MAKE_TEST, m) for m in jaxgd.methods()])
@@ -129,6 +129,7 @@ def test_history_and_progress_do_not_change_the_result(capsys: pytest.CaptureFix
     assert bits(variants["history=3"].history) == bits(jax.tree_util.tree_map(lambda h: h[2 : (n // 3) * 3 : 3], base.history))
 
 
+@pytest.mark.slow
 def test_fit_progress_and_checkpoints_do_not_change_the_result(capsys: pytest.CaptureFixture, tmp_path) -> None:
     """jaxgd.fit: the same key gives the same bits with the progress bar on or off
     and with checkpoints every epoch (the reference is the plain run)."""

@@ -51,6 +51,7 @@ def test_logistic_breast_cancer(tmp_path):
     assert r["accuracy"] >= r["accuracy_sklearn"] - 0.005
 
 
+@pytest.mark.slow
 def test_mlp_digits(tmp_path):
     """Reference: the stated bar (test accuracy >= 0.95) and sklearn's MLPClassifier."""
     r = run_example("mlp_digits", tmp_path)
@@ -66,6 +67,7 @@ def test_cnn_digits(tmp_path):
     assert r["test_accuracy"] >= 0.95
 
 
+@pytest.mark.slow
 def test_ar_sunspots(tmp_path):
     """Reference: statsmodels AutoReg (OLS) coefficients and its one-step forecasts."""
     r = run_example("ar_sunspots", tmp_path)

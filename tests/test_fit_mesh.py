@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = r"""
@@ -49,6 +51,7 @@ print("ok", err)
 """
 
 
+@pytest.mark.slow
 def test_mesh_divisibility_error_and_a_non_default_data_axis():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
                PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")

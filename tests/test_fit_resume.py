@@ -75,6 +75,7 @@ def _fit(case: dict, **kw) -> jaxgd.FitResult:
     return jaxgd.fit(case.pop("fun"), P0, DATA, **case)
 
 
+@pytest.mark.alternate("case")
 @pytest.mark.parametrize("case", list(CASES))
 def test_resume_after_crash_is_bit_for_bit(case: str, tmp_path, crash_after, monkeypatch) -> None:
     path = tmp_path / "fit.ckpt"
@@ -127,6 +128,7 @@ def _distance_to_three(m, x):
     return (m - 3.0) ** 2 + 0.0 * jnp.mean(x)
 
 
+@pytest.mark.slow
 def test_early_stopping_state_survives_a_resume(tmp_path, crash_after, monkeypatch) -> None:
     """The best params, best loss and patience counter come back from the file: the
     resumed run stops at the same epoch as the uninterrupted one (reference), with
@@ -171,6 +173,7 @@ def test_rollback_across_a_checkpoint(tmp_path, crash_after, monkeypatch) -> Non
     assert_bitwise(jaxgd.fit(_log_barrier, jnp.asarray(0.0), x, resume=tmp_path / "f", **kw), uninterrupted)
 
 
+@pytest.mark.slow
 def test_extend_a_finished_run_from_its_result() -> None:
     """fit(epochs=4) then fit(epochs=10, resume=that result) is fit(epochs=10)."""
     case = CASES["adam-schedule-eval-patience"]

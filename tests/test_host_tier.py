@@ -180,6 +180,7 @@ def _f32(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), tree)
 
 
+@pytest.mark.alternate("method")
 @pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
 @pytest.mark.parametrize("case", ["least squares, pytree, args", pytest.param("rosenbrock 10-D", marks=pytest.mark.slow)])
 def test_float32_host_run_is_the_compiled_run(case: str, method: str, x64_off: Any) -> None:
@@ -217,6 +218,7 @@ def test_progress_bar_from_the_host_loop(capsys: pytest.CaptureFixture) -> None:
     assert ending in host_bar and ending in compiled_bar, (host_bar[-300:], compiled_bar[-300:])
 
 
+@pytest.mark.slow
 def test_a_host_result_resumes_in_the_fused_loop() -> None:
     """The host run's state is the compiled loop's: resuming it after 6 steps ends where one
     compiled run of the whole budget does (reference: tier='compiled' without a stop)."""
@@ -333,6 +335,7 @@ def test_under_jit_auto_compiles() -> None:
     assert float(out) < 1e-10
 
 
+@pytest.mark.alternate("method")
 @pytest.mark.parametrize("method", ["lbfgs", "cg"])
 def test_under_a_trace_with_concrete_inputs_auto_compiles(method: str) -> None:
     """x0 and args concrete, the call itself traced (a jit closing over them; jax.eval_shape, as

@@ -82,7 +82,7 @@ CASES = {
     "rosenbrock, one-sided": (rosen, np.tile([-1.2, 1.0], 5), np.full(10, 1.5), np.full(10, np.inf)),
     **{f"box quadratic {s}": box_quadratic(s) for s in range(3)},
 }
-FAST = ("rosenbrock, upper bounds active", "box quadratic 0")  # the rest: -m slow (one compile each)
+FAST = ("rosenbrock, upper bounds active",)  # the rest: -m slow (one compile each)
 
 
 @pytest.mark.parametrize("name", [slow_if(n not in FAST, n) for n in CASES])
@@ -105,6 +105,7 @@ def test_solution_and_evaluations_match_scipy_lbfgsb(name):
         np.testing.assert_array_equal(x[at], bound[at])
 
 
+@pytest.mark.slow
 def test_projected_gradient_inf_norm_is_the_stopping_measure():
     # (the same loop the jit/vmap test compiles: same fun, same option structure)
     res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)
@@ -114,6 +115,7 @@ def test_projected_gradient_inf_norm_is_the_stopping_measure():
     assert pg <= 1e-7
 
 
+@pytest.mark.slow
 def test_a_run_at_the_rounding_floor_stops_in_precision():
     """gtol below what the gradient can reach and ftol off: scipy's L-BFGS-B (ftol=0) stops at
     the first step that does not lower f ("relative reduction <= 0"); jaxgd stops after
@@ -140,6 +142,7 @@ def test_ftol_stops_like_scipy():
     assert abs(int(res.steps) - ref.nit) <= 2 and abs(float(res.loss) - ref.fun) <= 1e-5
 
 
+@pytest.mark.slow
 def test_pytree_params_with_pytree_bounds_match_scipy():
     def f(p):
         return jnp.sum((p["a"] - 2.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2) + 0.5 * jnp.sum(p["a"]) * jnp.sum(p["b"])
@@ -182,6 +185,7 @@ def _scaled_fit(seed, n):
     return a, b, lower, so.lsq_linear(a, b, bounds=(lower, np.inf), method="bvls", tol=1e-14)
 
 
+@pytest.mark.slow
 def test_badly_scaled_bounded_fit_uses_the_diagonal_b0():
     """Reference: scipy.optimize.lsq_linear (method="bvls", an active-set solver of bounded least
     squares). Columns scaled over four orders of magnitude, every third coefficient >= 0: with
@@ -208,6 +212,7 @@ def test_badly_scaled_bounded_fit_uses_the_diagonal_b0():
     assert not scalar.success and np.abs(np.asarray(scalar.params) - ref).max() > 1e-3 * np.abs(ref).max()
 
 
+@pytest.mark.slow
 def test_float32_cycle_at_the_answer_ends_in_precision():
     """Reference: scipy.optimize.lsq_linear (BVLS) in float64. A float32 bounded fit with columns
     scaled over four orders of magnitude (the diagonal B0 in use) reaches the answer within a few
@@ -230,6 +235,7 @@ def test_float32_cycle_at_the_answer_ends_in_precision():
     np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=0, atol=1e-6 * np.abs(ref.x).max())
 
 
+@pytest.mark.slow
 def test_float32_run_ends_in_success():
     res = jaxgd.minimize(lambda w: lsq(w.astype(jnp.float64)).astype(jnp.float32), jnp.zeros(10, jnp.float32),
                          method="lbfgs", bounds=(0.0, None), gtol=1e-4)
@@ -237,7 +243,8 @@ def test_float32_run_ends_in_success():
     np.testing.assert_allclose(res.params, so.nnls(A, B)[0], atol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", ["float16", slow_if(True, "bfloat16")])  # (make slow: bfloat16)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.slow
 def test_half_precision_run_reaches_nnls_answer(dtype):
     """Reference: scipy.optimize.nnls in float64. A float16 or bfloat16 run raised JAX's "Unsupported
     dtype" from LAPACK's Cholesky (the memory's middle matrix): it is factored in float32 now. The loss
@@ -543,6 +550,7 @@ def test_checkpointed_run_equals_uninterrupted_run(tmp_path):
     assert int(chunked.nfev) == int(full.nfev) and int(chunked.steps) == int(full.steps) > 3
 
 
+@pytest.mark.slow
 def test_checkpointed_run_with_the_diagonal_b0_equals_uninterrupted_run(tmp_path):
     """The memory's diagonal, its factor and the stall counts are state: a run resumed from
     checkpoints every 7 steps is the uninterrupted one bit for bit, on a fit where the diagonal is
@@ -609,7 +617,8 @@ def _long_double_solve(a, b):
     return out
 
 
-@pytest.mark.parametrize("jitted", [slow_if(True, False, id="eager"), True])  # the eager run (op by op, ~9 s) in make slow
+@pytest.mark.parametrize("jitted", [pytest.param(False, id="eager"), True])
+@pytest.mark.slow
 def test_subspace_step_on_an_ill_conditioned_memory(jitted):
     """Reference: B built by the BFGS updates of theta I with the same pairs (Byrd, Nocedal &
     Schnabel 1994, Thm 2.3: the compact form is that matrix) in long double, and the Newton step

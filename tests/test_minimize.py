@@ -231,6 +231,7 @@ def test_result_from_inside_jit_equals_eager():
     assert int(jitted.status) == int(eager.status)
 
 
+@pytest.mark.slow
 def test_solver_run_with_jit_disabled_equals_jitted():
     """Reference: the same loop executed op by op (jax.disable_jit)."""
     fun, a, b = quad_problem()

@@ -62,6 +62,7 @@ def eqx_loss(model: Affine, X: Any, y: Any) -> jax.Array:
     return jnp.mean((model(X) - y) ** 2)
 
 
+@pytest.mark.slow
 def test_equinox_model_in_minimize_matches_lstsq_and_the_manual_partition() -> None:
     res = jaxgd.minimize(eqx_loss, affine(), (X, Y), method="lbfgs", max_steps=200, gtol=1e-10)
     assert isinstance(res.params, Affine) and res.success
@@ -84,6 +85,7 @@ def test_a_new_model_of_the_same_structure_reuses_the_compiled_loop() -> None:
     assert count["n"] > 0, "another activation function must not re-use the loop compiled for the first"
 
 
+@pytest.mark.slow
 def test_equinox_model_under_jit_and_resume() -> None:
     run = eqx.filter_jit(lambda y: jaxgd.minimize(eqx_loss, affine(), (X, y), method="bfgs", max_steps=100, gtol=1e-10).params)
     out = run(jnp.asarray(Y))
@@ -162,6 +164,7 @@ def test_plain_pytrees_are_not_touched() -> None:
     assert models.split(eqx.nn.Linear(2, 1, key=jax.random.key(0))) is None  # only float arrays: a pytree already
 
 
+@pytest.mark.slow
 def test_dropped_model_losses_are_garbage_collected() -> None:
     """jaxgd's caches are weak in user functions (tests/test_caches.py); the model wrapper keeps that."""
     import gc

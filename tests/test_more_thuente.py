@@ -160,6 +160,7 @@ def test_bad_more_thuente_arguments_raise_naming_the_argument(make, name):
         make()
 
 
+@pytest.mark.slow
 def test_new_more_thuente_values_do_not_retrace_and_vmap_over_c1():
     with _x64():
         traces = []
@@ -253,6 +254,7 @@ def test_a_trial_that_repeats_the_best_one_ends_the_search(tier):
         np.testing.assert_allclose(float(alpha), 0.25000030208329554, rtol=1e-15)
 
 
+@pytest.mark.slow
 def test_float32_interpolated_first_trial_is_no_shorter_than_a_step_that_moves_x(x64_off):
     """Reference: closed forms. f = ||x - 3||^2 - 8 from x = (1, 1) (f = 0), d = -g = (4, 4), with
     f_{k-1} = 1e-12: eq. 3.60's first trial (1.01 * 2 (f_k - f_{k-1}) / phi'(0), scipy's CG and BFGS)

@@ -72,6 +72,7 @@ def solver_runs() -> tuple:
 
 # Each checkpointer costs about 2 s of CPU per save-restore: both run for fit, one each for the others.
 @pytest.mark.parametrize("kind", ["standard"])
+@pytest.mark.slow
 def test_solver_result_saved_mid_run_resumes_bitwise(kind, tmp_path, solver_runs):
     """Reference: ``Solver.run`` without interruption."""
     x, y = _data()
@@ -97,6 +98,7 @@ def minimize_runs() -> tuple:
 
 
 @pytest.mark.parametrize("kind", ["pytree"])
+@pytest.mark.slow
 def test_minimize_result_resumes_bitwise(kind, tmp_path, minimize_runs):
     """Reference: ``minimize`` with the larger ``max_steps`` run in one go."""
     x, y = _data()

@@ -78,10 +78,11 @@ def test_packed_while_equals_the_plain_loop():
 CASES = [
     dict(method="gd", lr=2e-4, max_steps=300, gtol=0.0),
     dict(method="adam", lr=1e-2, max_steps=300, history=7),
-    dict(method="lbfgs", max_steps=200),
     dict(method="bfgs", max_steps=200),
-    dict(method="cg", max_steps=300),
-    pytest.param(dict(method="lbfgs", bounds=(-0.5, 0.8), max_steps=200), marks=pytest.mark.slow),  # ~6 s of compiles
+    # ~6-9 s of compiles each:
+    pytest.param(dict(method="lbfgs", max_steps=200), marks=pytest.mark.slow),
+    pytest.param(dict(method="cg", max_steps=300), marks=pytest.mark.slow),
+    pytest.param(dict(method="lbfgs", bounds=(-0.5, 0.8), max_steps=200), marks=pytest.mark.slow),
     dict(method="gd", lr=jaxgd.linesearch.StrongWolfe(), max_steps=100),
     dict(method="gd", lr=jaxgd.linesearch.Backtracking(), max_steps=100, history=False),
     dict(method="gd", lr=jaxgd.linesearch.Exact(), max_steps=30),

@@ -207,6 +207,7 @@ def test_batched_chunks_tile_the_history_or_keep_a_spare_chunk():
     assert _batched.chunking(97, 1, 97) == (32, 32) and _batched.chunking(33, 3, 100) == (11, 11)
 
 
+@pytest.mark.slow
 def test_batched_loop_copies_no_history_per_step(monkeypatch):
     # The history buffers (runs x max_steps) are carried by the loop over chunks only; the scan
     # that runs a chunk's steps carries none (its rows are scan outputs), so no step selects or
@@ -299,7 +300,7 @@ def test_history_is_written_outside_the_per_step_loop(method):
     "kw",
     [
         dict(method="gd", lr=0.05, max_steps=200, gtol=1e-4, history=3),  # stops mid-chunk; rows every 3 steps
-        dict(method="lbfgs", max_steps=60, gtol=0.0),  # steps not taken at the end (line search fails)
+        pytest.param(dict(method="lbfgs", max_steps=60, gtol=0.0), marks=pytest.mark.slow),  # steps not taken (search fails)
     ],
 )
 def test_history_chunks_do_not_change_the_results(monkeypatch, kw):

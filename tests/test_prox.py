@@ -248,8 +248,8 @@ def test_accelerated_is_gds_and_refused_up_front_with_every_other_method(method)
 BOUNDS_REFUSED = ("bfgs", "cg")
 
 
-# (the kept methods' runs compile a loop each: gd, adam and lbfgs in make test, the rest in make slow)
-@pytest.mark.parametrize("method", [slow_if(m not in ("gd", "adam", "lbfgs", *BOUNDS_REFUSED), m, id=m)
+# (the kept methods' runs compile a loop each: gd and adam in make test, the rest in make slow)
+@pytest.mark.parametrize("method", [slow_if(m not in ("gd", "adam", *BOUNDS_REFUSED), m, id=m)
                                     for m in jaxgd.methods()])
 def test_bounds_are_refused_up_front_with_bfgs_and_cg_and_accepted_otherwise(method):
     """Every entry point refuses bounds with bfgs/cg on the host, naming bounds, the method and

@@ -339,6 +339,7 @@ def np_lbfgs_directions(xs, gs, m, scaling="scalar"):
     return out
 
 
+@pytest.mark.alternate("scaling")
 @pytest.mark.parametrize("scaling", ["auto", "diagonal", "scalar"])
 def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop(scaling):
     """A path with a pair of negative curvature (step 3) and a step not taken (s = 0,
@@ -383,6 +384,7 @@ def test_lbfgs_first_steps_without_a_pair_are_lbfgsbs(scaling):
     np.testing.assert_allclose(got, np_lbfgs_directions(xs, gs, 3, scaling), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_lbfgs_restarts_once_after_a_failed_search_as_lbfgsb():
     """L-BFGS-B's restart (the code's mainlb: a failed line search with pairs in memory resets
     the memory and retries from the same point; with an empty memory it stops): a loss that is
@@ -407,11 +409,12 @@ def test_lbfgs_restarts_once_after_a_failed_search_as_lbfgsb():
     np.testing.assert_array_equal(np.asarray(stopped.params), np.asarray(here))
 
 
-@pytest.mark.parametrize("method, memory", [  # bfgs in make test; the others (~6 s each) in make slow
+@pytest.mark.parametrize("method, memory", [
     pytest.param("bfgs", lambda d: int(d.updates) > 0, id="bfgs"),
-    slow_if(True, directions.bfgs(scale_init=True), lambda d: int(d.updates) > 0, id="bfgs-scale-init"),
-    slow_if(True, "cg", lambda d: int(d.count) > 1, id="cg"),
+    pytest.param(directions.bfgs(scale_init=True), lambda d: int(d.updates) > 0, id="bfgs-scale-init"),
+    pytest.param("cg", lambda d: int(d.count) > 1, id="cg"),
 ])
+@pytest.mark.slow
 def test_bfgs_and_cg_restart_once_along_steepest_descent_after_a_failed_search(method, memory):
     """The same restart for bfgs (H = I) and cg (beta = 0): a search that fails with curvature
     information is retried once from the same point, along -g (reference: the gradient, a
@@ -479,7 +482,7 @@ def test_lbfgs_diagonal_restarts_from_a_scalar_after_a_reset():
     np.testing.assert_allclose(float(state.diag_scale), (s @ y) / (y @ (want * y)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])
 def test_lbfgs_diagonal_scaling_solves_a_badly_scaled_problem_in_a_fraction_of_lbfgsbs_evaluations(tier):
     """Reference: scipy's L-BFGS-B (unconstrained, ftol=0, pgtol 1e-6) and the closed-form answer
     x = 1. A convex problem whose curvatures span four orders of magnitude (a quadratic plus a

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import jaxgd
+from conftest import slow_if
 from jaxgd.core import minimize_run as _run
 
 
@@ -45,7 +46,8 @@ def _same(a, b) -> None:
         assert np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True), jax.tree_util.keystr(path)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# (lbfgs_compiled in make slow: bfgs_history_every runs the same quasi-Newton path)
+@pytest.mark.parametrize("case", [slow_if(c == "lbfgs_compiled", c, id=c) for c in sorted(CASES)])
 def test_repeated_call_equals_the_whole_path(case):
     opts = CASES[case]
     fun = _twin(_rosen)
@@ -120,6 +122,7 @@ def test_a_repeat_keys_on_the_x64_mode():
     assert len(_run.REPEATS._entries(fun)) == 2
 
 
+@pytest.mark.slow
 def test_a_repeat_keys_on_the_default_tier(monkeypatch):
     """A call that names no tier runs the default's at the time of the call (jaxgd.host.tier.DEFAULT)."""
     from jaxgd.host import tier as _tier
@@ -133,6 +136,7 @@ def test_a_repeat_keys_on_the_default_tier(monkeypatch):
     _same(host, jaxgd.minimize(_twin(_rosen), X0, (2.0,), method="lbfgs", max_steps=30, tier="host"))
 
 
+@pytest.mark.slow
 def test_the_auto_tier_registers_once_the_fused_loop_runs():
     """With tier='auto' the first calls of lbfgs run on the host (nothing registered); once the
     fused loop has compiled, its calls register and repeat it."""

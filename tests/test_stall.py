@@ -127,6 +127,7 @@ def test_lbfgs_first_step_from_a_gradient_past_2_to_the_126_ends_alike_on_both_t
     assert runs[0].status_enum == runs[1].status_enum
 
 
+@pytest.mark.slow
 def test_norm_under_vmap_and_grad_matches_numpy_per_lane():
     """_tree.norm lane by lane under vmap (lanes of 1e200: overflow, 1e-200: underflow, 1, 0,
     NaN), nested vmap, and its gradient x / |x| (closed form) at every scale, also under
@@ -258,8 +259,8 @@ def test_a_search_into_a_nan_region_is_not_a_precision_success(tier, x64_off):
 
 
 @pytest.mark.parametrize(("method", "dtype"), [
-    ("lbfgs", "float16"), *(slow_if(True, m, d) for m, d in [("lbfgs", "bfloat16"), ("bfgs", "float16"), ("bfgs", "bfloat16"),
-                                                             ("cg", "float16"), ("cg", "bfloat16")])])  # (the rest in make slow)
+    ("lbfgs", "float16"), ("lbfgs", "bfloat16"), ("bfgs", "float16"), ("bfgs", "bfloat16"), ("cg", "float16"), ("cg", "bfloat16")])
+@pytest.mark.slow
 def test_half_precision_quasi_newton_runs_without_an_overflow_warning(method, dtype):
     """Reference: the closed-form minimiser x = 1. The search's step cap (1e10) and the factr test's
     1e7 eps (9,766 in float16) were made in the half type at trace time: NumPy's RuntimeWarning
@@ -269,7 +270,8 @@ def test_half_precision_quasi_newton_runs_without_an_overflow_warning(method, dt
     np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
 
 
-@pytest.mark.parametrize("method", ["bfgs", slow_if(True, "cg"), slow_if(True, "lbfgs")])  # (make slow: cg, lbfgs)
+@pytest.mark.parametrize("method", ["bfgs", "cg", "lbfgs"])
+@pytest.mark.slow
 def test_float16_quasi_newton_from_a_gradient_past_256_reaches_the_minimiser(method):
     """Reference: the closed-form minimiser x = 1 of 1000 ||x - 1||^2 in float16. At x0 = 0 the
     gradient's norm is 3,464 and the first slope <g, -g> of bfgs and cg is -1.2e7, past float16's
@@ -282,6 +284,7 @@ def test_float16_quasi_newton_from_a_gradient_past_256_reaches_the_minimiser(met
     np.testing.assert_allclose(np.asarray(res.params, np.float64), 1.0, atol=1e-2)
 
 
+@pytest.mark.slow
 def test_float16_gradient_of_1e_4_is_not_read_as_zero():
     """Reference: the closed-form minimiser x = 1 of 1e-4 ||x - 1||^2 in float16. Its gradient,
     2e-4 (1 - x), squared below float16's normal range and read as norm 0: lbfgs ended GTOL, a
@@ -302,7 +305,8 @@ def _coupled_quadratic():
     return f, np.linalg.solve(2 * np.diag(c) + np.eye(5, k=1) + np.eye(5, k=-1), 2 * c)
 
 
-@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "bfgs")])  # (make slow: bfgs)
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs"])
+@pytest.mark.slow
 def test_float16_quasi_newton_at_an_ill_conditioned_answer_is_a_precision_success(method):
     """Reference: the float64 minimiser (numpy.linalg.solve). float16's grid near x* = 1 is 4.9e-4, a
     gradient of about 1 in the coordinate whose coefficient is 1000: at the nearest grid point the
@@ -333,7 +337,8 @@ def test_float16_cg_at_a_least_squares_answer_is_a_precision_success():
     np.testing.assert_allclose(np.asarray(res.params, np.float64), ref, rtol=2e-3)
 
 
-@pytest.mark.parametrize("method", ["bfgs", slow_if(True, "cg")])  # (make slow: cg)
+@pytest.mark.parametrize("method", ["bfgs", "cg"])
+@pytest.mark.slow
 def test_bfloat16_search_does_not_take_two_trials_for_one_point(method):
     """Reference: the closed-form minimiser x = 1 of 1e-4 ||x - 1||^2 in bfloat16. The first search's
     unit trial and the next one, five times longer, moved x from 0 by 2e-4 and 1e-3, but their value
@@ -349,7 +354,8 @@ def _rosenbrock_2d(x):
     return 100.0 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2
 
 
-@pytest.mark.parametrize("method", ["lbfgs", slow_if(True, "bfgs"), "cg"])  # (make slow: bfgs)
+@pytest.mark.parametrize("method", ["lbfgs", "bfgs", "cg"])
+@pytest.mark.slow
 def test_bfloat16_rosenbrock_reaches_its_minimiser(method):
     """Reference: the closed-form minimiser (1, 1). The searches' tie tolerance was 64 eps of |f| in
     every type: half of |f| in bfloat16, whose losses XLA evaluates to within about one eps (sums in
@@ -443,6 +449,7 @@ def test_line_and_overshoot_decreases_closed_forms():
         assert not bool(stall.vouches(xp.asarray(2.0), xp.asarray(1.1 * 1e7 * 2.0 * np.finfo(np.float64).eps), xp))
 
 
+@pytest.mark.slow
 def test_a_failed_or_stalled_retry_along_minus_g_after_a_vouched_search_is_precision():
     """Reference: the rule's definition (stall.adjust_status). A failed quasi-Newton search whose
     line predicts a decrease below scipy's factr test vouches for the point (strongly where its
@@ -553,6 +560,7 @@ def test_a_loss_with_an_evaluation_error_ends_in_precision_within_that_error(met
     assert "evaluation" in res.message
 
 
+@pytest.mark.slow
 def test_the_restart_confirmation_holds_under_vmap():
     """Reference: numpy.linalg.lstsq per lane. jax.vmap of minimize over the two fits above (the
     batched driver carries SolverState.stall's flag per run): every lane ends in PRECISION at its
@@ -745,6 +753,7 @@ def test_l1_off_runs_with_adam_in_minimize_and_fit():
 
 
 # -- a loss wider than the parameters (session 29) ---------------------------------------------------
+@pytest.mark.slow
 def test_float32_parameters_with_a_float64_loss_stop_at_float32_precision():
     """x64 on, float32 x0, float64 data: the loss is float64 but the steps are float32's. Reference:
     NumPy's lstsq. Before, the float64 loss kept the float32 precision rules off: gd ran 20,000 steps to
@@ -775,7 +784,8 @@ def _ext_rosenbrock(x):
     return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 
 
-@pytest.mark.parametrize("method, n, seed", [("cg", 20, 0), ("cg", 50, 2), slow_if(True, "lbfgs", 20, 1), slow_if(True, "cg", 50, 3)])
+@pytest.mark.parametrize("method, n, seed", [("cg", 20, 0), ("cg", 50, 2), ("lbfgs", 20, 1), ("cg", 50, 3)])
+@pytest.mark.slow
 def test_float32_rosenbrock_at_its_rounding_floor_is_a_precision_success_on_both_tiers(method, n, seed, x64_off):
     """Reference: the closed-form minimiser x* = 1 and float32's rounding there. Extended Rosenbrock's
     float32 gradient near x* carries ~1e-4 of rounding (its 100 (x_{i+1} - x_i^2)^2 terms: 400 eps per
@@ -791,6 +801,7 @@ def test_float32_rosenbrock_at_its_rounding_floor_is_a_precision_success_on_both
         assert float(res.loss) < 1e-7
 
 
+@pytest.mark.slow
 def test_the_grid_rule_calls_no_kink_and_no_wrong_gradient_a_success(x64_off):
     """Reference: closed forms. Where cg's search and its retry along -g fail away from a minimum
     (a kink of |x - 3| + 0.1 ||x||^2 reached in two of three coordinates, f = 2.701 against the

@@ -88,6 +88,7 @@ def test_the_probes_evaluations_are_counted_in_nfev():
     assert int(res.nfev) > int(res.steps) + 1
 
 
+@pytest.mark.slow
 def test_probe_descent_finds_a_slope_far_away_and_none_at_the_answer():
     fun = lstsq(jnp.bfloat16)
     far = jnp.zeros(4, jnp.bfloat16)
@@ -120,6 +121,7 @@ def test_vmapped_16_bit_runs_equal_the_runs_one_by_one():
         np.testing.assert_array_equal(np.asarray(batched.params[i], np.float32), np.asarray(one.params, np.float32))
 
 
+@pytest.mark.slow
 def test_a_search_that_stops_an_ulp_or_two_from_the_answer_stays_a_precision_success():
     # f ~ 1e-6 there, and the next grid point towards the answer halves it: a fall the probe does not
     # count (stall.PROBE_ULPS); Barzilai-Borwein and StrongWolfe in float16, A scaled by 0.1 and 0.01

@@ -143,6 +143,7 @@ def test_gtol_norm_inf_on_the_gradient_mapping_numpy_proximal_gd(kw):
     np.testing.assert_allclose(float(res.grad_norm), measure[k], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_lbfgsb_tests_the_projected_gradient_in_the_chosen_norm():
     """L-BFGS-B (lbfgs + bounds) tests the projected gradient's infinity norm by default
     (scipy's pgtol), its 2-norm with gtol_norm=2. Reference: the projected gradient

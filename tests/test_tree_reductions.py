@@ -132,6 +132,7 @@ def test_sq_norm_checked_is_the_norm_without_overflow(n, dtype, scale):
             assert not bool(ok), (bad, which)
 
 
+@pytest.mark.slow
 def test_sq_norm_checked_is_differentiable_both_ways():
     """Reference: jnp.linalg.norm. The norm's gradient g / ||g|| in reverse and forward mode
     (adjoint="unroll" differentiates the solver's step, which measures every new point)."""
@@ -168,6 +169,7 @@ def test_sq_norm_checked_over_leaves_of_several_float_types():
     assert not bool(jax.jit(_tree.sq_norm_checked)(bad, bad)[1])
 
 
+@pytest.mark.alternate("dtype")
 @pytest.mark.parametrize("dtype", [np.float16, jnp.bfloat16, np.float32, np.float64])
 def test_norm_at_the_ends_of_the_range_eager_jit_and_vmap(dtype):
     """Reference: math.fsum in float64 of the elements' squares (Python floats do not flush). The

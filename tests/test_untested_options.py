@@ -185,6 +185,7 @@ def test_accelerated_on_a_smooth_loss_is_nesterov_fista_in_numpy():
 
 
 # -- fit(patience=) without eval data -------------------------------------------------------------
+@pytest.mark.slow
 def test_fit_patience_without_eval_data_monitors_the_training_loss():
     """Reference: the run without patience (same key): its per-epoch training losses
     decide, in a NumPy loop, when ``patience`` epochs without a strict improvement have

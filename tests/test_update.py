@@ -186,6 +186,7 @@ def test_penalty_pytree_must_fit_the_params() -> None:
         jaxgd.minimize(lambda p: jnp.sum(p["w"] ** 2), {"w": jnp.ones(2)}, l2={"w": -1.0})
 
 
+@pytest.mark.slow
 def test_a_step_not_taken_keeps_the_point_and_records_the_direction_update() -> None:
     """L-BFGS on a loss that is NaN past x = 2 (the unit first step of a line search lands
     there, every trial of the last search too): the step that fails keeps params, loss,

@@ -79,6 +79,7 @@ def reason_of(status: jaxgd.Status) -> str:
     return reason(status, 1, 2, "step").rsplit(" at step", 1)[0]
 
 
+@pytest.mark.slow
 def test_progress_bar_of_fit_says_why(capsys: pytest.CaptureFixture) -> None:
     key = jax.random.PRNGKey(0)
     res = jaxgd.fit(mse, jnp.zeros(3), (X, Y), batch_size=10, epochs=3, key=key, lr=0.1, progress=True)

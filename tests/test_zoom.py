@@ -231,6 +231,7 @@ def test_the_direction_test_is_gilbert_nocedals_sufficient_descent():
     assert seen == {True, False}
 
 
+@pytest.mark.slow
 def test_a_search_that_fails_both_ways_fails():
     """Moré-Thuente and the zoom both fail along an ascent-only line (NaN beyond the start): the
     search reports a failure and the solver stops at the start point, with every evaluation counted."""
@@ -258,6 +259,7 @@ def test_under_vmap_each_run_takes_its_own_searches():
             np.testing.assert_allclose(np.asarray(batched.params[k]), np.asarray(one.params), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_cg_keeps_the_first_searchs_point_when_the_second_search_fails():
     """CUTEst's CLIFF (its SIF file gives the minimum 0.199786613): along the first direction the
     Moré-Thuente step is rejected by cg's descent test and the zoom search fails too, where scipy's CG
