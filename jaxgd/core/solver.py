@@ -425,9 +425,11 @@ class Solver:
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
-            probe = lambda due, at, f: _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running)  # noqa: E731
-        elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probe along -x^2 g, from here
-            probe = lambda due, at, f: _stall.probe_descent(value_fn, at, f, grad, due & running, scaled=True)  # noqa: E731
+            probe = lambda due, at, f: _stall.values_only(  # noqa: E731
+                _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
+        elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probes (-x^2 g, Newton), from here
+            value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
+            probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model, grid, probe,
@@ -445,9 +447,13 @@ class Solver:
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)
         nfev = jnp.asarray(info.nfev, jnp.int32) + extra
-        if probed is not None:  # the probe's evaluations (values only)
-            nfev = nfev + probed
-        spent = jnp.where(running, nfev, 0), jnp.where(running, jnp.asarray(info.ngev, jnp.int32) + extra, 0)
+        if probed is not None:  # the probes' evaluations (values, gradients)
+            nfev = nfev + probed[0]
+        nfev = jnp.where(running, nfev, 0)
+        ngev = jnp.asarray(info.ngev, jnp.int32) + extra
+        if probed is not None:
+            ngev = ngev + probed[1]
+        spent = nfev, jnp.where(running, ngev, 0)
 
         candidate = SolverState(
             params=new_params,

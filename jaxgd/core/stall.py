@@ -148,6 +148,18 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   move every parameter by the same relative amount; the run is ``PRECISION`` only where none shows a
   fall (evaluations in ``nfev``). On sif2jax's unconstrained problems, float32 ``lbfgs``: false
   successes 25 → 15, no success lost (benchmarks/RESULTS.md, session 38).
+- **the Newton probe** (float32 only: :func:`probes_newton`; after the scaled probe found no fall):
+  where the Hessian's condition number is 1e11 (sif2jax's PALMER*C, polynomial least squares) the
+  float32 gradient's rounding hides its components along the small eigenvalues, so no first-order
+  direction shows a fall far from the minimiser; a Newton direction does. :func:`newton_direction`
+  runs at most :data:`NEWTON_STEPS` conjugate-gradient steps on ``H d = g`` with ``H v`` from
+  gradient differences (forward-over-reverse cannot differentiate a loss that holds a ``custom_vjp``
+  solve, such as a nested ``minimize``), and :func:`probe_descent` tries steps along ``-d``; a fall
+  counts only above :data:`NEWTON_FALL` ``sqrt(eps) max(|f|, 1)`` (:func:`newton_fall`), the scale
+  of the norm test (at a point whose ``f`` may still fall by less the float32 run cannot resolve it
+  and the verdict stands). A fall vetoes the verdict: the run goes on or, after the restart's
+  retry, ends ``LINESEARCH_FAILED`` with its last point, an honest failure where it was a false
+  success. Gradient evaluations in ``ngev`` and ``nfev`` (benchmarks/RESULTS.md, session 40).
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
@@ -161,6 +173,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.flatten_util import ravel_pytree
 
 from .. import _tree
 from .status import Status
@@ -467,6 +480,178 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     return found, k
 
 
+# The Newton probe (:func:`newton_direction`): at most this many conjugate-gradient steps on H d = g ...
+NEWTON_STEPS = 20
+# ... and a fall along -d counts only above this many sqrt(eps) max(|f|, 1) (:func:`newton_fall`).
+NEWTON_FALL = 0.5
+
+
+def probes_newton(dtype: Any) -> bool:
+    """True where a quasi-Newton verdict of ``PRECISION`` that the scaled probe let stand is also
+    probed along a Newton direction (:func:`newton_direction`): float32. (In 16 bits a gradient
+    difference rounds at 1e-3 of ``g``; float64 programs are as they were.)
+
+    On sif2jax's PALMER2C/3C/8C, HEART8LS and COATING float32 ``lbfgs`` ended ``PRECISION`` 1.1 to
+    7,000 times the best value, where ``-g``, ``-x^2 g`` and ``-g / diag(H)`` show no fall of the
+    float32 loss at all: cond(H) is 5e7 to 9e11. Twenty CG steps with float32 gradient differences
+    find falls of 1.9e-4 to 6.8e-4 of ``max(|f|, 1)`` at four of them; at 24 runs that ended at the
+    best value they find none above 1.2e-5 (benchmarks/RESULTS.md, sessions 39 and 40)."""
+    return jnp.finfo(dtype).bits == 32
+
+
+def newton_fall(value: Any, xp: Any = jnp) -> Any:
+    """The least fall of ``f`` that vetoes a verdict along a Newton direction:
+    :data:`NEWTON_FALL` ``sqrt(eps) max(|f|, 1)`` (``eps`` of ``value``'s dtype), the norm test's scale."""
+    eps = float(np.finfo(np.dtype(xp.result_type(value))).eps)
+    return NEWTON_FALL * np.sqrt(eps) * xp.maximum(xp.abs(value), 1.0)
+
+
+def newton_predicts(slope: Any, fall: Any) -> Any:
+    """The Newton model's fall ``g^T d / 2`` (``slope`` :math:`= g^\\top d`) reaches ``fall``
+    (:func:`newton_fall`): only then are its trials taken (at 24 answers the model predicted less and
+    no trial found more; each such probe cost 20 evaluations: benchmarks/RESULTS.md, session 40)."""
+    return 0.5 * slope >= fall
+
+
+def hessian_step(params: Any, v: Any, xp: Any = jnp) -> Any:
+    """The gradient difference's step ``h = sqrt(eps) (1 + ||x||) / ||v||`` for ``H v ~ (g(x + h v) - g(x)) / h``
+    (``x``, ``v`` flat float32 vectors, NumPy or JAX; ``eps`` float32's). Plain norms: a ``v`` past 1e19
+    overflows to ``h = 0``, a curvature that is not finite, and CG stops (the overflow-safe norm's
+    conditional doubled the compile of :func:`probe_verdict`'s loop)."""
+    return np.float32(np.sqrt(np.finfo(np.float32).eps)) * (1 + xp.sqrt(xp.dot(params, params))) / xp.sqrt(xp.dot(v, v))
+
+
+class _Probes(NamedTuple):
+    """:func:`probe_verdict`'s loop carry: one evaluation of ``f`` and ``g`` an iteration, in phases;
+    vectors flat, in float32."""
+
+    phase: jax.Array  # SCALED (trials along -x^2 g), NEWTON_CG (CG steps), NEWTON (trials along -d), DONE
+    k: jax.Array  # evaluations in this phase
+    t: jax.Array  # the next trial's step
+    slope: jax.Array  # g.d of the direction the trials follow
+    least: jax.Array  # the shortest step whose fall counts (PROBE_ULPS * stepsize.shortest_move; 0 along -d)
+    found: jax.Array
+    d: jax.Array  # the trials' direction; in NEWTON_CG the Newton direction being built
+    r: jax.Array  # CG's residual g - H d
+    p: jax.Array  # CG's search direction
+    rs: jax.Array  # r.r
+    values: jax.Array  # evaluations of f
+    grads: jax.Array  # ... of which g was used (the CG steps)
+
+
+SCALED, NEWTON_CG, NEWTON, DONE = 0, 1, 2, 3
+
+
+def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array,
+                first: int, last: int) -> _Probes:
+    """:func:`probe_verdict`'s phases ``first`` to ``last`` (:data:`SCALED` to :data:`NEWTON`) as one
+    while loop over flat float32 vectors: one copy of ``f`` and ``g`` in the program (XLA:CPU compiles
+    each loop's body on its own: three loops over pytrees compiled in about twice the time,
+    benchmarks/RESULTS.md, session 40)."""
+    f32 = jnp.float32
+    x, unravel = ravel_pytree(_tree.tmap(lambda a: a.astype(f32), _tree.at_least_32(params)))
+    g = ravel_pytree(_tree.tmap(lambda a: a.astype(f32), _tree.at_least_32(grad)))[0]
+    f0 = jnp.asarray(value).astype(f32)
+    tie = _wolfe.tie_tolerance(None, value).astype(f32)  # the searches' tie tolerance (64 eps |f|)
+    fall = newton_fall(value).astype(f32)
+    steps = min(NEWTON_STEPS, x.size)
+    rs0 = jnp.dot(g, g)
+    tol = jnp.finfo(f32).eps ** 2 * rs0  # CG stops at a residual below eps ||g||
+    cg_phase = jnp.where(rs0 > tol, NEWTON_CG, DONE) if last >= NEWTON_CG else jnp.asarray(DONE)
+    zero, f0_32 = jnp.zeros_like(g), jnp.asarray(0, f32)
+    if first == SCALED:
+        ds = g * x * x  # scaled_direction
+        slope = jnp.dot(g, ds)
+        go = (slope > 0) & jnp.isfinite(slope)
+        least = PROBE_ULPS * shortest_move(x, ds, jnp.result_type(value)).astype(f32)
+        phase, t = jnp.where(go, SCALED, cg_phase), probe_start(f0, slope)
+    else:
+        ds, phase, t, slope, least = zero, cg_phase, f0_32, f0_32, f0_32
+    i0 = jnp.asarray(0, jnp.int32)
+    start = _Probes(jnp.where(due, phase, DONE).astype(jnp.int32), i0, t, slope, least, jnp.asarray(False),
+                    ds, g, g, rs0, i0, i0)
+
+    def body(c: _Probes) -> _Probes:
+        cg = c.phase == NEWTON_CG
+        h = hessian_step(x, c.p)
+        point = x + jnp.where(cg, h, -c.t) * jnp.where(cg, c.p, c.d)
+        fv, gv = value_and_grad_fn(_tree.cast_like(unravel(point), params))
+        k = c.k + 1
+        # a trial (SCALED, NEWTON): a fall beyond half its prediction and the tie tolerance (along a
+        # Newton direction, beyond newton_fall)
+        falls = probe_falls(jnp.asarray(fv).astype(f32), f0, c.t, c.slope,
+                            jnp.where(c.phase == NEWTON, jnp.maximum(tie, fall), tie), c.least)
+        trial_phase = jnp.where(falls, DONE, jnp.where(k >= PROBES, jnp.where(c.phase == SCALED, cg_phase, DONE), c.phase))
+        # a CG step (NEWTON_CG) on H d = g, H p = (g(x + h p) - g) / h
+        hp = (ravel_pytree(_tree.tmap(lambda a: a.astype(f32), _tree.at_least_32(gv)))[0] - g) / h
+        curv = jnp.dot(c.p, hp)
+        bend = ~(curv > 0) | ~jnp.isfinite(curv)  # negative curvature (or none measured): stop
+        a = c.rs / jnp.where(bend, 1.0, curv)
+        r = c.r - a * hp
+        rs = jnp.dot(r, r)
+        d = jnp.where(bend, jnp.where(c.k == 0, g, c.d), c.d + a * c.p)  # (steepest descent: a first curvature <= 0)
+        slope = jnp.dot(g, d)
+        newton = (last >= NEWTON) & newton_predicts(slope, fall) & jnp.isfinite(slope)
+        cg_next = jnp.where(bend | (k >= steps) | (rs <= tol), jnp.where(newton, NEWTON, DONE), NEWTON_CG)
+        phase = jnp.where(cg, cg_next, trial_phase)
+        into_cg = ~cg & (phase == NEWTON_CG)  # from SCALED: CG from d = 0
+        into_newton = cg & (phase == NEWTON)
+        step = cg & ~bend
+        return _Probes(
+            phase=phase.astype(jnp.int32),
+            k=jnp.where(phase == c.phase, k, 0),
+            t=jnp.where(into_newton, probe_start(f0, slope), c.t * 0.25),
+            slope=jnp.where(into_newton, slope, c.slope),
+            least=jnp.where(into_newton, 0.0, c.least),
+            found=c.found | (~cg & falls),
+            d=jnp.where(cg, d, jnp.where(into_cg, zero, c.d)),
+            r=jnp.where(step, r, jnp.where(into_cg, g, c.r)),
+            p=jnp.where(step, r + (rs / c.rs) * c.p, jnp.where(into_cg, g, c.p)),
+            rs=jnp.where(step, rs, jnp.where(into_cg, rs0, c.rs)),
+            values=c.values + 1,
+            grads=c.grads + cg.astype(jnp.int32),
+        )
+
+    return lax.while_loop(lambda c: c.phase != DONE, body, start)
+
+
+def newton_direction(value_and_grad_fn: Any, params: Params, grad: Params, due: jax.Array) -> tuple[Params, jax.Array]:
+    """A truncated Newton direction ``d ~ H^{-1} g`` at ``params`` and the gradient evaluations spent
+    (nothing runs unless ``due``; then ``d`` is 0).
+
+    Conjugate gradients on ``H d = g`` from ``d = 0`` (Nocedal & Wright, "Numerical Optimization",
+    2nd ed., Algorithm 7.1, truncated Newton-CG), at most :data:`NEWTON_STEPS` steps and ``n``,
+    in float32, with ``H v = (g(x + h v) - g(x)) / h`` (:func:`hessian_step`; ``value_and_grad_fn``
+    the loss's ``(f, g)``). It stops at a residual below ``eps ||g||``, or at a curvature ``v^T H v``
+    that is not positive, where on the first step it takes ``d = g`` (steepest descent: Steihaug's
+    choice). :func:`probe_verdict`'s second phase."""
+    value = jnp.zeros((), jnp.float32)
+    c = _probe_loop(value_and_grad_fn, params, value, grad, due, NEWTON_CG, NEWTON_CG)
+    return ravel_pytree(_tree.at_least_32(grad))[1](c.d), c.grads
+
+
+def values_only(probed: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """:func:`probe_descent`'s ``(found, evaluations)`` with the evaluations as the pair ``(values,
+    gradients)`` that :func:`adjust_status`'s ``probe`` returns."""
+    found, k = probed
+    return found, jnp.stack([k, jnp.zeros_like(k)])
+
+
+def probe_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params,
+                  due: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A float32 (or narrower) quasi-Newton verdict's probes (:func:`adjust_status`): along ``-x^2 g``
+    (:func:`probe_descent`'s trials, ``scaled``) and, in float32 where that finds no fall
+    (:func:`probes_newton`), along a Newton direction (:func:`newton_direction`) where its model
+    predicts a fall above :func:`newton_fall` and a trial finds one (the trials' law again).
+    ``value_fn``: ``params -> f`` (16 bits), ``value_and_grad_fn``: ``params -> (f, g)`` (float32).
+    Returns ``(found, (value evaluations, gradient evaluations))``; in float32 one while loop with one
+    evaluation of ``(f, g)`` an iteration (the trials count as values, as the host tier's)."""
+    if not probes_newton(jnp.result_type(value)):
+        return values_only(probe_descent(value_fn, params, value, grad, due, scaled=True))
+    c = _probe_loop(value_and_grad_fn, params, value, grad, due, SCALED, NEWTON)
+    return c.found, jnp.stack([c.values, c.grads])
+
+
 def _open(status: jax.Array) -> jax.Array:
     """A status the precision rule may turn into ``PRECISION``: still running, or a failed search."""
     return (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
@@ -515,13 +700,15 @@ def adjust_status(
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.
       probe: ``(due, params, value) -> (found, evaluations)``, :func:`probe_descent` at the point
-        tested (the function picks its gradient and direction). A probing window rule's
+        tested (the function picks its gradient and direction; ``evaluations`` the pair of value and
+        gradient evaluations, :func:`values_only`). A probing window rule's
         (:func:`probes`), along ``-g``: run where a failed step or a full window meets the
         norm test and the status could stop; the window is then tested once every :data:`WINDOW`
         steps, and a point where ``f`` still falls along ``-g`` is not ``PRECISION``. With a ``model``
         (float32 and narrower, :func:`probes_scaled`), along ``-x^2 g`` from the current iterate: run
         where the model's test or the restart's failed retry would stop the run and the norm test
-        does not, which then stops it only where the probe finds no fall. None otherwise.
+        does not, which then stops it only where the probe finds no fall (in float32 also along a
+        Newton direction: :func:`probe_verdict`). None otherwise.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -549,7 +736,7 @@ def adjust_status(
     if probe is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
         settled = settled & (window.since % WINDOW == 0) if window is not None else settled
         can_stop = _open(status)  # (a probe only where its finding decides the status)
-        probed = jnp.asarray(0, jnp.int32)  # the probe's evaluations
+        probed = jnp.zeros(2, jnp.int32)  # the probe's evaluations (values, gradients)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
     if window is not None and _never(failed):
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost

@@ -121,16 +121,20 @@ def _at_precision(value: Any, gnorm: Any, x: np.ndarray, factor: float = 1.0) ->
     return bool(np.isfinite(value) & (gnorm <= factor * np.sqrt(eps) * scale))
 
 
-def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tuple[bool, int]:
-    """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host: ``(found,
+def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Optional[np.ndarray] = None,
+                  least_fall: Any = None) -> tuple[bool, int]:
+    """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host, or along ``-d``
+    with a fall above ``least_fall`` and no least step (``probe_verdict``'s Newton trials): ``(found,
     evaluations)``; the same trials, scalars in float32, each trial point rounded to ``x``'s dtype."""
     f32, dtype = np.float32, x.dtype
     x32 = x.astype(f32)
-    d = g.astype(f32) * x32 * x32
+    d = g.astype(f32) * x32 * x32 if d is None else d.astype(f32)
     ss, f0 = np.dot(g.astype(f32), d), f32(value)
     tie = f32(_wolfe.tie_tolerance(None, np.asarray(value, dtype)))  # (the searches' tie tolerance)
+    if least_fall is not None:
+        tie = max(tie, f32(least_fall))
     t = f32(_stall.probe_start(f0, ss, np))
-    least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype))
+    least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype)) if least_fall is None else f32(0)
     k = 0
     while k < _stall.PROBES and ss > 0 and np.isfinite(ss):
         f = f32(vg((x32 - t * d).astype(dtype))[0])
@@ -139,6 +143,41 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tup
             return True, k
         t = f32(t * 0.25)
     return False, k
+
+
+def _newton_direction(vg: Callable, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`jaxgd.core.stall.newton_direction` on the host: ``(d, gradient evaluations)``; the same
+    conjugate-gradient steps in float32, each ``H v`` from the gradient at ``x + h v`` rounded to ``x``'s dtype."""
+    f32, dtype = np.float32, x.dtype
+    x32, g32 = x.astype(f32), g.astype(f32)
+    d, r, p, rs = np.zeros_like(g32), g32, g32, np.dot(g32, g32)
+    tol = np.finfo(f32).eps ** 2 * rs  # (the compiled loop's test)
+    k = 0
+    while k < min(_stall.NEWTON_STEPS, x.size) and rs > tol:
+        h = f32(_stall.hessian_step(x32, p, np))
+        hp = (vg((x32 + h * p).astype(dtype))[1].astype(f32) - g32) / h
+        k += 1
+        curv = np.dot(p, hp)
+        if not (curv > 0 and np.isfinite(curv)):  # negative curvature: stop (steepest descent at the first)
+            return (g32 if k == 1 else d), k
+        a = rs / curv
+        d, r = d + a * p, r - a * hp
+        rs_next = np.dot(r, r)
+        p, rs = r + (rs_next / rs) * p, rs_next
+    return d, k
+
+
+def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tuple[bool, int, int]:
+    """:func:`jaxgd.core.stall.probe_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
+    found, k = _probe_scaled(vg, x, value, g)
+    if found or not _stall.probes_newton(x.dtype):
+        return found, k, 0
+    d, j = _newton_direction(vg, x, g)
+    fall = np.float32(_stall.newton_fall(np.asarray(value, np.float32), np))
+    if not _stall.newton_predicts(np.dot(g.astype(np.float32), d), fall):
+        return False, k + j, j
+    more, m = _probe_scaled(vg, x, value, g, d, fall)
+    return more, k + j + m, j
 
 
 def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
@@ -217,9 +256,9 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
                     precise = _at_precision(*old) or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
-                    if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probe)
-                        found, probed = _probe_scaled(vg, x, value, g)
-                        verdict, fev = not found, fev + probed
+                    if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probes)
+                        found, probed, gradients = _probe_verdict(vg, x, value, g)
+                        verdict, fev, gev = not found, fev + probed, gev + gradients
                     st = PRECISION if precise or verdict else st
             vouched = vouch
             st = STALLED if (st == RUNNING and stalled) else st

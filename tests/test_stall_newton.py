@@ -1,0 +1,161 @@
+"""A float32 quasi-Newton PRECISION verdict also needs a Newton probe that finds no fall (jaxgd.core.stall).
+
+Where the Hessian's condition number is near 1e11 (polynomial least squares, sif2jax's PALMER*C),
+the float32 gradient's rounding hides its components along the small eigenvalues: ``-g`` and
+``-x^2 g`` show no fall far from the minimiser, and the verdict called such a point ``PRECISION``.
+``stall.newton_direction`` (truncated CG on ``H d = g``, ``H v`` by gradient differences) finds a
+Newton direction along which ``f`` falls by more than ``stall.newton_fall``; then the verdict does not
+stand, on both tiers. References: ``numpy.linalg.lstsq`` (the least-squares minimum),
+``numpy.linalg.solve`` (the Newton direction of a quadratic), and counts of the loss's evaluations.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxgd
+from jaxgd.core import stall
+from jaxgd.host import loop as host_loop
+
+# PALMER3C (M. Palmer, via CUTEst / sif2jax): y = sum_j a_j x^(2j), j = 0..7, 23 observations.
+PALMER_X = np.array([-1.658063, -1.570796, -1.396263, -1.221730, -1.047198, -0.872665, -0.766531, -0.698132,
+                     -0.523599, -0.349066, -0.174533, 0.0, 0.174533, 0.349066, 0.523599, 0.698132, 0.766531,
+                     0.872665, 1.047198, 1.221730, 1.396263, 1.570796, 1.658063])
+PALMER_Y = np.array([64.87939, 50.46046, 28.2034, 13.4575, 4.6547, 0.59447, 0.0, 0.2177, 2.3029, 5.5191, 8.5519,
+                     9.8919, 8.5519, 5.5191, 2.3029, 0.2177, 0.0, 0.59447, 4.6547, 13.4575, 28.2034, 50.46046,
+                     64.87939])
+POWERS = np.stack([PALMER_X ** (2 * j) for j in range(8)], axis=1)
+
+
+def palmer3c(a):
+    """The sum of squared residuals as sif2jax writes it (powers of x^2 by products, data in float64;
+    the solver takes the float64 loss of float32 ``a`` in float32)."""
+    x2 = jnp.asarray(PALMER_X) ** 2
+    powers = [jnp.ones_like(x2), x2]
+    for _ in range(6):
+        powers.append(powers[-1] * x2)
+    predicted = a[0]
+    for j in range(1, 8):  # (left to right, as sif2jax sums)
+        predicted = predicted + a[j] * powers[j]
+    return jnp.sum((predicted - jnp.asarray(PALMER_Y)) ** 2)
+
+
+def lstsq_minimum():
+    coef = np.linalg.lstsq(POWERS, PALMER_Y, rcond=None)[0]
+    return float(np.sum((POWERS @ coef - PALMER_Y) ** 2))
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_float32_palmer3c_is_a_success_only_at_the_least_squares_minimum(tier):
+    """Reference: numpy.linalg.lstsq's minimum (0.0195). From a = 1, float32 lbfgs stopped at f = 0.107
+    with the verdict PRECISION, a success: neither -g nor -x^2 g shows a fall there, a Newton direction
+    does. Now a run is a success exactly where it reached the minimum (here it ends LINESEARCH_FAILED:
+    cond(H) is 3e11; bfgs runs to max_steps at 0.021)."""
+    res = jaxgd.minimize(palmer3c, jnp.ones(8, jnp.float32), method="lbfgs", tier=tier, gtol=1e-5)
+    assert res.params.dtype == jnp.float32 and np.isfinite(float(res.loss))
+    best = lstsq_minimum()
+    assert bool(res.success) == (float(res.loss) <= best * (1 + 1e-3)), (res.status_enum, float(res.loss), best)
+
+
+def spd(n, cond, seed):
+    """A symmetric positive definite matrix with eigenvalues from 1 to ``cond`` (NumPy)."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))
+    return (q * np.geomspace(1.0, cond, n)) @ q.T
+
+
+@pytest.mark.parametrize("n", [5, 30])
+def test_newton_direction_solves_a_quadratics_newton_system_on_both_tiers(n):
+    """Reference: numpy.linalg.solve(A, g) for f = x'Ax/2 - b'x (gradient differences are exact on a
+    quadratic up to rounding). At n = 5 CG solves it in 5 steps; at n = 30 it stops at
+    stall.NEWTON_STEPS, where the direction still descends and lowers the model."""
+    a = spd(n, 100.0, n)
+    b = np.random.default_rng(n + 1).normal(size=n)
+    f = lambda x: 0.5 * x @ (jnp.asarray(a, jnp.float32) @ x) - jnp.asarray(b, jnp.float32) @ x  # noqa: E731
+    x = jnp.zeros(n, jnp.float32)
+    g = jax.grad(f)(x)
+    d, k = jax.jit(lambda x, g: stall.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True)))(x, g)
+    vg = jax.jit(jax.value_and_grad(f))
+    host_d, host_k = host_loop._newton_direction(lambda y: (*vg(y), None), np.asarray(x), np.asarray(g))
+    assert int(k) == host_k == min(n, stall.NEWTON_STEPS)
+    np.testing.assert_allclose(np.asarray(d), host_d, rtol=1e-2, atol=1e-3 * np.abs(host_d).max())  # (float32 CG: rounding grows)
+    newton = np.linalg.solve(a, np.asarray(g, np.float64))
+    if n <= stall.NEWTON_STEPS:
+        np.testing.assert_allclose(host_d, newton, rtol=2e-3, atol=2e-3 * np.abs(newton).max())
+    else:  # truncated: a descent direction whose model value lies between 0 and the Newton step's
+        gd = float(np.dot(np.asarray(g, np.float64), host_d))
+        model = -gd + 0.5 * host_d @ a @ host_d
+        assert gd > 0 and -0.5 * newton @ np.asarray(g, np.float64) <= model < 0
+
+
+def test_newton_direction_takes_steepest_descent_at_negative_curvature_and_nothing_when_not_due():
+    """Reference: the gradient itself (Steihaug's choice at negative curvature on the first CG step,
+    f = -|x|^2 + x'c, a concave quadratic), and zeros with no evaluation when ``due`` is False."""
+    c = jnp.asarray([1.0, -2.0, 0.5], jnp.float32)
+    f = lambda x: -jnp.sum(x * x) + x @ c  # noqa: E731
+    x = jnp.asarray([0.3, 0.1, -0.2], jnp.float32)
+    g = jax.grad(f)(x)
+    d, k = stall.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True))
+    np.testing.assert_array_equal(np.asarray(d), np.asarray(g))
+    assert int(k) == 1
+    vg = jax.jit(jax.value_and_grad(f))
+    host_d, host_k = host_loop._newton_direction(lambda y: (*vg(y), None), np.asarray(x), np.asarray(g))
+    np.testing.assert_array_equal(host_d, np.asarray(g))
+    assert host_k == 1
+    d, k = stall.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(False))
+    assert int(k) == 0 and not np.any(np.asarray(d))
+
+
+def test_newton_fall_is_half_sqrt_eps_of_the_loss_floored_at_one():
+    """Reference: the closed form NEWTON_FALL * sqrt(eps) * max(|f|, 1) in float32."""
+    eps = np.finfo(np.float32).eps
+    for f in (0.25, 3.0, -40.0):
+        want = stall.NEWTON_FALL * np.sqrt(eps) * max(abs(f), 1.0)
+        assert np.isclose(float(stall.newton_fall(jnp.float32(f))), want, rtol=1e-6)
+        assert np.isclose(float(stall.newton_fall(np.float32(f), np)), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("at_minimum", [False, True])
+def test_probe_verdict_finds_palmer3cs_fall_and_none_at_its_minimum_on_both_tiers(at_minimum):
+    """Reference: the lstsq minimum (rounded to float32: no Newton fall above newton_fall there) and
+    the point float32 lbfgs stopped at before (-x^2 g shows no fall, a Newton direction one of about
+    2e-4); the evaluations counted with callbacks, the same on the host."""
+    if at_minimum:
+        point = np.linalg.lstsq(POWERS, PALMER_Y, rcond=None)[0].astype(np.float32)
+    else:
+        point = np.asarray(jaxgd.minimize(palmer3c, jnp.ones(8, jnp.float32), method="lbfgs", tier="host", gtol=1e-5,
+                                          max_steps=100).params)
+    f = lambda a: palmer3c(a).astype(jnp.float32)  # noqa: E731
+    calls = []
+
+    def counted(a):
+        jax.debug.callback(lambda: calls.append(1))
+        return jax.value_and_grad(f)(a)
+
+    x = jnp.asarray(point)
+    value, g = jax.value_and_grad(f)(x)
+    found, spent = jax.jit(lambda x, v, g: stall.probe_verdict(f, counted, x, v, g, jnp.asarray(True)))(x, value, g)
+    jax.effects_barrier()
+    assert bool(found) == (not at_minimum)
+    assert int(spent[0]) == len(calls) and 0 < int(spent[1]) <= min(8, stall.NEWTON_STEPS)
+    vg = jax.jit(jax.value_and_grad(f))
+    host = host_loop._probe_verdict(lambda y: (*vg(y), None), np.asarray(point), np.float32(value), np.asarray(g))
+    assert host == (bool(found), int(spent[0]), int(spent[1]))
+
+
+def test_probe_verdict_under_vmap_matches_each_point():
+    """Reference: the unbatched probe at each point (PALMER3C's minimum and a point 1 % off it in a0):
+    under jax.vmap the loop runs until every lane is done, each lane's result its own."""
+    best = np.linalg.lstsq(POWERS, PALMER_Y, rcond=None)[0]
+    points = jnp.asarray(np.stack([best, best * np.r_[1.01, np.ones(7)]]), jnp.float32)
+    f = lambda a: palmer3c(a).astype(jnp.float32)  # noqa: E731
+    vg = jax.value_and_grad(f)
+    values, grads = jax.vmap(vg)(points)
+    run = lambda x, v, g: stall.probe_verdict(f, vg, x, v, g, jnp.asarray(True))  # noqa: E731
+    found, spent = jax.jit(jax.vmap(run))(points, values, grads)
+    for i in range(2):
+        one_found, one_spent = jax.jit(run)(points[i], values[i], grads[i])
+        assert bool(found[i]) == bool(one_found) and np.array_equal(np.asarray(spent[i]), np.asarray(one_spent))
+    assert not bool(found[0]) and bool(found[1])
