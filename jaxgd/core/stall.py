@@ -531,7 +531,6 @@ class _Probes(NamedTuple):
     k: jax.Array  # evaluations in this phase
     t: jax.Array  # the next trial's step
     slope: jax.Array  # g.d of the direction the trials follow
-    least: jax.Array  # the shortest step whose fall counts (PROBE_ULPS * stepsize.shortest_move; 0 along -d)
     found: jax.Array
     d: jax.Array  # the trials' direction; in NEWTON_CG the Newton direction being built
     r: jax.Array  # CG's residual g - H d
@@ -551,8 +550,9 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
     each loop's body on its own: three loops over pytrees compiled in about twice the time,
     benchmarks/RESULTS.md, session 40)."""
     f32 = jnp.float32
-    x, unravel = ravel_pytree(_tree.tmap(lambda a: a.astype(f32), _tree.at_least_32(params)))
-    g = ravel_pytree(_tree.tmap(lambda a: a.astype(f32), _tree.at_least_32(grad)))[0]
+    flat32 = lambda tree: ravel_pytree(_tree.tmap(lambda a: a.astype(f32), tree))  # noqa: E731
+    x, unravel = flat32(params)
+    g = flat32(grad)[0]
     f0 = jnp.asarray(value).astype(f32)
     tie = _wolfe.tie_tolerance(None, value).astype(f32)  # the searches' tie tolerance (64 eps |f|)
     fall = newton_fall(value).astype(f32)
@@ -562,15 +562,15 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
     cg_phase = jnp.where(rs0 > tol, NEWTON_CG, DONE) if last >= NEWTON_CG else jnp.asarray(DONE)
     zero, f0_32 = jnp.zeros_like(g), jnp.asarray(0, f32)
     if first == SCALED:
-        ds = g * x * x  # scaled_direction
+        ds = flat32(scaled_direction(params, grad))[0]
         slope = jnp.dot(g, ds)
         go = (slope > 0) & jnp.isfinite(slope)
-        least = PROBE_ULPS * shortest_move(x, ds, jnp.result_type(value)).astype(f32)
+        least = PROBE_ULPS * shortest_move(x, ds, jnp.result_type(value)).astype(f32)  # (the Newton trials': none)
         phase, t = jnp.where(go, SCALED, cg_phase), probe_start(f0, slope)
     else:
         ds, phase, t, slope, least = zero, cg_phase, f0_32, f0_32, f0_32
     i0 = jnp.asarray(0, jnp.int32)
-    start = _Probes(jnp.where(due, phase, DONE).astype(jnp.int32), i0, t, slope, least, jnp.asarray(False),
+    start = _Probes(jnp.where(due, phase, DONE).astype(jnp.int32), i0, t, slope, jnp.asarray(False),
                     ds, g, g, rs0, i0, i0)
 
     def body(c: _Probes) -> _Probes:
@@ -581,11 +581,13 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
         k = c.k + 1
         # a trial (SCALED, NEWTON): a fall beyond half its prediction and the tie tolerance (along a
         # Newton direction, beyond newton_fall)
+        along_d = c.phase == NEWTON
         falls = probe_falls(jnp.asarray(fv).astype(f32), f0, c.t, c.slope,
-                            jnp.where(c.phase == NEWTON, jnp.maximum(tie, fall), tie), c.least)
-        trial_phase = jnp.where(falls, DONE, jnp.where(k >= PROBES, jnp.where(c.phase == SCALED, cg_phase, DONE), c.phase))
+                            jnp.where(along_d, jnp.maximum(tie, fall), tie), jnp.where(along_d, 0.0, least))
+        after = jnp.where(c.phase == SCALED, cg_phase, DONE)  # (after the last trial)
+        trial_phase = jnp.where(falls, DONE, jnp.where(k >= PROBES, after, c.phase))
         # a CG step (NEWTON_CG) on H d = g, H p = (g(x + h p) - g) / h
-        hp = (ravel_pytree(_tree.tmap(lambda a: a.astype(f32), _tree.at_least_32(gv)))[0] - g) / h
+        hp = (flat32(gv)[0] - g) / h
         curv = jnp.dot(c.p, hp)
         bend = ~(curv > 0) | ~jnp.isfinite(curv)  # negative curvature (or none measured): stop
         a = c.rs / jnp.where(bend, 1.0, curv)
@@ -604,7 +606,6 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
             k=jnp.where(phase == c.phase, k, 0),
             t=jnp.where(into_newton, probe_start(f0, slope), c.t * 0.25),
             slope=jnp.where(into_newton, slope, c.slope),
-            least=jnp.where(into_newton, 0.0, c.least),
             found=c.found | (~cg & falls),
             d=jnp.where(cg, d, jnp.where(into_cg, zero, c.d)),
             r=jnp.where(step, r, jnp.where(into_cg, g, c.r)),
