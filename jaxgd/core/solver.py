@@ -296,6 +296,18 @@ class Solver:
             return unseen & ~had_memory
         return unseen if self.direction is _first_order.gd() and not self.prox.active else None
 
+    def _float32_objective(self, params: Params, args: tuple) -> bool:
+        """The objective of float32 parameters traces to a float32 value (trace time only): a loss
+        written with ``jax.numpy`` promotes a half-precision one's data; one of fixed-dtype ``lax`` calls
+        (a TypeError) or its own casts to 16 bits does not, and gets no float32 check
+        (:func:`jaxgd.core.stall.certifies`)."""
+        p32 = _tree.tmap(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.float32), params)
+        try:
+            out = jax.eval_shape(lambda p: self.objective(p, *args)[0], p32)
+        except TypeError:
+            return False
+        return out.dtype == jnp.float32
+
     def _vouches(self) -> bool:
         """The state carries :func:`jaxgd.core.stall.adjust_status`'s flag from a failed quasi-Newton
         search to the restart's retry along -g: a quasi-Newton direction with a ``reset``, under
@@ -430,12 +442,17 @@ class Solver:
         elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probes (-x^2 g, Newton), from here
             value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
+        certify = None  # (16 bits) a stop's float32 Newton check (jaxgd.core.stall.newton_certifies)
+        if (_stall.certifies(self.rule, value.dtype, self.prox.active, info.failed)
+                and self._float32_objective(params, args)):
+            value_and_grad32 = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
+            certify = lambda due, at, f: _stall.newton_certifies(value_and_grad32, at, f, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe,
+            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify,
         )
         probed = None
-        if probe is not None:
+        if probe is not None or certify is not None:
             status, probed = status
         if model is not None:
             status, window = status  # (the flag for the next step, carried where a window would be)

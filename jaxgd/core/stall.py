@@ -160,6 +160,15 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   and the verdict stands). A fall vetoes the verdict: the run goes on or, after the restart's
   retry, ends ``LINESEARCH_FAILED`` with its last point, an honest failure where it was a false
   success. Gradient evaluations in ``ngev`` and ``nfev`` (benchmarks/RESULTS.md, session 40).
+- **the 16-bit certificate** (float16 and bfloat16, at most :data:`CERTIFY_SIZE` parameters, a rule
+  that can fail or stall: :func:`certifies`): the norm test misreads a 16-bit answer, whose gradient's
+  rounding scales with the loss's terms (bfloat16 least squares at its exact answer: 11.5 times the
+  bound), so searches, Barzilai-Borwein and Polyak's rule ended there ``LINESEARCH_FAILED``, ``STALLED``
+  or ``MAX_STEPS``. Where the rules above let such a stop or full window go on,
+  :func:`newton_certifies` takes the loss in float32 at the point: a Hessian by gradient differences
+  resolved positive definite and a Newton step that predicts a fall within ``f``'s rounding, or stays
+  within a few ulps of ``x``, make it ``PRECISION`` (``n + 1`` gradients in ``nfev`` and ``ngev``;
+  benchmarks/RESULTS.md, session 41).
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
 does not meet the precision test and keeps its failure status.
@@ -655,6 +664,125 @@ def probe_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: 
     return c.found, jnp.stack([c.values, c.grads])
 
 
+# A 16-bit stop's float32 Newton check (:func:`newton_certifies`): at most this many parameters (a
+# gradient evaluation per parameter builds the Hessian) ...
+CERTIFY_SIZE = 20
+# ... its least eigenvalue above this many times the difference's measured error (the asymmetry of
+# the difference Hessian) ...
+CERTIFY_MARGIN = 4.0
+# ... and the Newton step's predicted fall within this many epsilons of |f| (a 16-bit loss evaluates to
+# within 0.8-1.2 eps |f| of its exact value: session 34), or the step within CERTIFY_ULPS of the
+# 16-bit type's epsilons of every entry.
+CERTIFY_FALL = 1.0
+CERTIFY_ULPS = PROBE_ULPS
+
+
+def certifies(rule: Any, dtype: Any, proximal: bool, failed: Any = True) -> bool:
+    """True where a run's stop (a failed search, a stall) or full window that the norm test does not call
+    ``PRECISION`` is checked with :func:`newton_certifies`: a loss in float16 or bfloat16, no proximal term,
+    a rule whose step can fail (``failed`` traced) or that tracks its stalls. (A schedule's window takes
+    :func:`adjust_status`'s branch-free test, where a conditional costs the step its one-kernel loop.)
+
+    In 16 bits the norm test misreads a point at the answer: the gradient's rounding scales with the
+    loss's intermediate terms, not with ``|f|`` (bfloat16 least squares at its exact answer: 11.5 times
+    the bound), and a search, Barzilai-Borwein or Polyak's rule there ended ``LINESEARCH_FAILED``,
+    ``STALLED`` or ``MAX_STEPS`` (benchmarks/RESULTS.md, sessions 34, 37 and 41). A plain widening of
+    the test also passed Rosenbrock valley points, where a step of an ulp changes the gradient by more
+    than its size; a float32 Newton step tells the two apart."""
+    return jnp.finfo(dtype).bits <= 16 and not proximal and (hasattr(rule, "stalled") or not _never(failed))
+
+
+def small_cholesky(a: jax.Array) -> jax.Array:
+    """The lower Cholesky factor of a small symmetric matrix (column by column, Golub & Van Loan,
+    "Matrix Computations", 4th ed., Algorithm 4.2.1), NaN where ``a`` is not positive definite. Written
+    here, not ``jnp.linalg.cholesky``: XLA:CPU's LAPACK lowering costs a process's first program with it
+    0.44 s of tracing (a 16-bit ``gd`` with ``Backtracking``: 0.39 -> 0.77 s, benchmarks/RESULTS.md,
+    session 41)."""
+    n = a.shape[0]
+    rows = jnp.arange(n)
+
+    def column(j: jax.Array, factor: jax.Array) -> jax.Array:  # (columns >= j of factor still zero)
+        pivot = jnp.sqrt(a[j, j] - jnp.dot(factor[j], factor[j]))
+        below = (a[:, j] - factor @ factor[j]) / pivot
+        return factor.at[:, j].set(jnp.where(rows > j, below, jnp.where(rows == j, pivot, 0.0)))
+
+    return lax.fori_loop(0, n, column, jnp.zeros_like(a))
+
+
+def small_cho_solve(factor: jax.Array, b: jax.Array) -> jax.Array:
+    """:math:`(L L^\\top)^{-1} b` for :func:`small_cholesky`'s factor ``L``: two substitutions."""
+    n = b.shape[0]
+    y = lax.fori_loop(0, n, lambda i, y: y.at[i].set((b[i] - factor[i] @ y) / factor[i, i]), jnp.zeros_like(b))
+
+    def back(k: jax.Array, x: jax.Array) -> jax.Array:
+        i = n - 1 - k
+        return x.at[i].set((y[i] - factor[:, i] @ x) / factor[i, i])
+
+    return lax.fori_loop(0, n, back, jnp.zeros_like(b))
+
+
+def newton_certifies(value_and_grad32: Any, params: Params, value: jax.Array,
+                     due: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Whether a 16-bit point ``params`` is a minimiser to its dtype's precision, by the loss taken in
+    float32 (``value_and_grad32``: float32 parameters to ``(f, g)`` in float32), and the pair of value and
+    gradient evaluations spent; nothing runs unless ``due``, nor above :data:`CERTIFY_SIZE` parameters.
+
+    Builds the Hessian by float32 gradient differences, column ``j`` :math:`(g(x + h_j e_j) - g(x)) / h_j`
+    with :math:`h_j = \\sqrt{\\epsilon} \\max(|x_j|, 1)` (``n + 1`` gradients), symmetrised; its asymmetry
+    :math:`\\|H - H^\\top\\|_F` measures the differences' error. The point is certified where the least
+    eigenvalue exceeds :data:`CERTIFY_MARGIN` times that error, :math:`\\mu` (a minimiser's quadratic model,
+    resolved in float32: :math:`H - \\mu I` has a Cholesky factor) and the step
+    :math:`d = (H - \\mu I)^{-1} g` (no shorter than Newton's) either predicts a fall :math:`g^\\top d / 2` within
+    :data:`CERTIFY_FALL` eps ``|f|`` (the 16-bit loss's own rounding: it cannot show the fall) or moves no entry of
+    ``x`` by more than :data:`CERTIFY_ULPS` of its 16-bit epsilons (no better point of the grid lies beyond
+    rounding). Away from a minimiser the model predicts a visible fall, or ``H`` is indefinite or too
+    ill-conditioned for float32 differences (a Rosenbrock valley point: eigenvalues 795 and -0.4), and
+    nothing is certified. (Conjugate gradients on the same products, as :func:`newton_direction`, found
+    steps 50 times too short there that looked converged.)
+
+    Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., sections 3.3 (Newton's method) and
+    8.1 (finite-difference Hessians)."""
+    f32 = jnp.float32
+    p32 = _tree.tmap(lambda a: a.astype(f32), params)
+    x, unravel = ravel_pytree(p32)
+    n = x.size
+    zero = jnp.zeros(2, jnp.int32)
+    if n > CERTIFY_SIZE:
+        return jnp.asarray(False), zero
+    flat32 = lambda tree: ravel_pytree(_tree.tmap(lambda a: a.astype(f32), tree))[0]  # noqa: E731
+    grad_at = lambda v: flat32(value_and_grad32(unravel(v))[1])  # noqa: E731
+    h = np.float32(np.sqrt(np.finfo(np.float32).eps)) * jnp.maximum(jnp.abs(x), 1.0)
+    # (while loops, not conditionals: under jax.vmap a loop runs only while some lane is due, where both
+    # branches of a conditional would run at every step)
+
+    def column(c: tuple) -> tuple:  # j = 0: g at x; j >= 1: the Hessian's column j - 1
+        j, g, cols = c
+        i = jnp.maximum(j - 1, 0)
+        gv = grad_at(x + jnp.where(j > 0, h[i], 0.0) * jax.nn.one_hot(i, n, dtype=f32))
+        g = jnp.where(j == 0, gv, g)
+        cols = lax.dynamic_update_slice(cols, jnp.where(j > 0, (gv - g) / h[i], cols[i])[None], (i, jnp.zeros_like(i)))
+        return j + 1, g, cols
+
+    _, g, cols = lax.while_loop(lambda c: due & (c[0] <= n), column,
+                                (jnp.asarray(0, jnp.int32), jnp.zeros(n, f32), jnp.zeros((n, n), f32)))
+
+    def decide(c: tuple) -> tuple:
+        error = jnp.sqrt(jnp.sum((cols - cols.T) ** 2))  # the differences' error, measured
+        # H - margin I positive definite: its Cholesky factor is finite
+        factor = small_cholesky(0.5 * (cols + cols.T) - CERTIFY_MARGIN * error * jnp.eye(n, dtype=f32))
+        resolved = jnp.all(jnp.isfinite(factor))
+        # the step of the shifted model: longer than Newton's, so the tests below err toward no certificate
+        d = small_cho_solve(jnp.where(resolved, factor, jnp.eye(n, dtype=f32)), g)
+        eps = jnp.finfo(jnp.result_type(value)).eps
+        unseen = 0.5 * jnp.dot(g, d) <= CERTIFY_FALL * eps * jnp.abs(jnp.asarray(value).astype(f32))
+        on_grid = jnp.all(jnp.abs(d) <= CERTIFY_ULPS * eps * jnp.abs(x))
+        return jnp.asarray(True), resolved & (unseen | on_grid)
+
+    _, certified = lax.while_loop(lambda c: due & ~c[0], decide, (jnp.asarray(False), jnp.asarray(False)))
+    spent = jnp.where(due, n + 1, 0).astype(jnp.int32)
+    return certified, jnp.stack([spent, spent])
+
+
 def _open(status: jax.Array) -> jax.Array:
     """A status the precision rule may turn into ``PRECISION``: still running, or a failed search."""
     return (status == Status.RUNNING) | (status == Status.LINESEARCH_FAILED)
@@ -677,6 +805,7 @@ def adjust_status(
     model: Any = None,
     grid: Any = None,
     probe: Any = None,
+    certify: Any = None,
 ) -> Any:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -712,6 +841,11 @@ def adjust_status(
         where the model's test or the restart's failed retry would stop the run and the norm test
         does not, which then stops it only where the probe finds no fall (in float32 also along a
         Newton direction: :func:`probe_verdict`). None otherwise.
+      certify: ``(due, params, value) -> (certified, evaluations)``, :func:`newton_certifies` at the
+        point tested (16 bits: :func:`certifies`): run where the rules above do not call a stop or a
+        full window ``PRECISION``, no ``probe`` found a fall of ``f`` (a wrong gradient's zero certifies
+        as a minimiser) and the status could stop; a certified point is ``PRECISION``.
+        None otherwise.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -725,7 +859,7 @@ def adjust_status(
       :data:`VOUCH_NONE`; the solver then restarts (a failed search did anyway), and the
       search along ``-g`` that fails or stalls too ends in ``PRECISION``: two directions, the
       quasi-Newton one and steepest descent, found nothing above the rounding of ``f``. With a
-      ``probe``, the pair ``(that, evaluations the probe spent)``.
+      ``probe`` or ``certify``, the pair ``(that, evaluations they spent)``.
     """
     own = hasattr(rule, "stalled")  # a rule with a stall count (a window is kept only for the others)
     none = jnp.asarray(VOUCH_NONE, jnp.result_type(old[0]))  # no vouch (in f's dtype)
@@ -736,8 +870,10 @@ def adjust_status(
         return status if model is None else (status, none)
     stalled = jnp.asarray(rule.stalled(rule_state)) if own else jnp.asarray(False)
     settled = (window.since >= WINDOW) & (gtol > 0) if window is not None else jnp.asarray(False)
+    counted = probe is not None or certify is not None  # (evaluations spent in the rare branch)
     if probe is not None:  # (a probing rule: tested when the window fills, once every WINDOW steps)
         settled = settled & (window.since % WINDOW == 0) if window is not None else settled
+    if counted:
         can_stop = _open(status)  # (a probe only where its finding decides the status)
         probed = jnp.zeros(2, jnp.int32)  # the probe's evaluations (values, gradients)
     value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
@@ -753,34 +889,50 @@ def adjust_status(
             if grid is not None:
                 stopped = failed if window is None else failed | settled  # (no window: the program as it was)
                 norm_test = norm_test | (stopped & grid & at_precision(value, gnorm, here, GRID_FACTOR))
-            if model is None and probe is None:
+            def certified(precise: Any, k: Any, found: Any) -> tuple[Any, Any]:
+                """(16 bits) a stop the rules let go on, where no probe found a fall of f either."""
+                if certify is None:
+                    return precise, k
+                due = can_stop & ~precise if found is None else can_stop & ~precise & ~found
+                sure, spent = certify(due, here, value)
+                return precise | sure, k + spent
+
+            if model is None and not counted:
                 return norm_test
             if model is None:
-                found, k = probe(can_stop & norm_test, here, value)
-                return norm_test & ~found, k
+                precise, k, found = norm_test, probed, None
+                if probe is not None:
+                    found, k = probe(can_stop & norm_test, here, value)
+                    precise = norm_test & ~found
+                return certified(precise, k, found)
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
             retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched)
-            if probe is None:
+            if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
-            # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either
-            found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
-            return norm_test | (verdict & ~found), vouch.astype(none.dtype), k
+            if probe is None:
+                precise, k, found = norm_test | verdict, probed, None
+            else:
+                # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either
+                found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
+                precise = norm_test | (verdict & ~found)
+            precise, k = certified(precise, k, found)
+            return precise, vouch.astype(none.dtype), k
 
         no = jnp.asarray(False)
         otherwise = (no, none) if model is not None else no
-        otherwise = otherwise if probe is None else (*otherwise, probed) if model is not None else (no, probed)
+        otherwise = otherwise if not counted else (*otherwise, probed) if model is not None else (no, probed)
         precise = jax.lax.cond(failed | stalled | settled, precise_here, lambda: otherwise)
-        if model is not None and probe is not None:
+        if model is not None and counted:
             precise, vouch, probed = precise
         elif model is not None:
             precise, vouch = precise
-        elif probe is not None:
+        elif counted:
             precise, probed = precise
     status = jnp.where(_open(status) & (failed | stalled | settled) & precise, Status.PRECISION, status)
     if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
         stalled = stalled | settled
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
     result = status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)
-    return result if probe is None else (result, probed)
+    return result if not counted else (result, probed)
