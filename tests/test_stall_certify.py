@@ -79,14 +79,15 @@ def test_float16_barzilai_borwein_at_the_coupled_quadratics_answer_is_a_precisio
 
 
 def certify(fun, x, due=True):
+    """``(certified, evaluations)`` at ``x`` (``fun`` taken in float32)."""
     vg32 = jax.value_and_grad(fun)
     return jax.jit(stall.newton_certifies, static_argnums=0)(vg32, x, fun(x), jnp.asarray(due))
 
 
-def test_newton_certifies_the_grid_point_at_a_minimiser_and_counts_n_plus_one_gradients(x64_off):
+def test_newton_certifies_the_grid_point_at_a_minimiser_and_counts_its_evaluations(x64_off):
     x = jnp.asarray(np.linalg.solve(H_COUPLED, 2 * C), jnp.bfloat16)  # the closed form, rounded to the grid
     sure, spent = certify(coupled, x)
-    assert bool(sure) and [int(v) for v in spent] == [5, 5]
+    assert bool(sure) and [int(v) for v in spent] == [5, 5]  # n + 1 float32 gradients
     # not due: nothing runs
     sure, spent = certify(coupled, x, due=False)
     assert not bool(sure) and [int(v) for v in spent] == [0, 0]
@@ -158,9 +159,14 @@ def test_a_loss_that_cannot_take_float32_parameters_gets_no_check(x64_off):
     fixed = lambda x: 0.5 * jnp.mean(jax.lax.sub(a @ x, b) ** 2)  # noqa: E731
     cast = lambda x: 0.5 * jnp.mean((a @ x.astype(jnp.bfloat16) - b) ** 2)  # noqa: E731
     promoting = lambda x: 0.5 * jnp.mean((a @ x - b) ** 2)  # noqa: E731
+
+    def checked(x):  # a loss that checks its input's dtype
+        assert x.dtype == jnp.bfloat16
+        return promoting(x)
+
     x0 = jnp.zeros(4, jnp.bfloat16)
-    assert not Solver(fixed, "gd", lr=linesearch.Backtracking())._float32_objective(x0, ())
-    assert not Solver(cast, "gd", lr=linesearch.Backtracking())._float32_objective(x0, ())
+    for fun in (fixed, cast, checked):
+        assert not Solver(fun, "gd", lr=linesearch.Backtracking())._float32_objective(x0, ())
     assert Solver(promoting, "gd", lr=linesearch.Backtracking())._float32_objective(x0, ())
     res = jaxgd.minimize(fixed, jnp.zeros(4, jnp.bfloat16), method="gd", lr=linesearch.Backtracking(), max_steps=3000)
     # reference: the same loss written with jnp, which gets the check, ends PRECISION at the same point
