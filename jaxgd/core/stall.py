@@ -552,6 +552,12 @@ class _Probes(NamedTuple):
 SCALED, NEWTON_CG, NEWTON, DONE = 0, 1, 2, 3
 
 
+def _flat32(tree: Any) -> tuple[jax.Array, Any]:
+    """``tree`` as one flat float32 vector and the function that rebuilds a float32 tree from one (the
+    Newton probe's and the 16-bit check's loops)."""
+    return ravel_pytree(_tree.tmap(lambda a: a.astype(jnp.float32), tree))
+
+
 def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array,
                 first: int, last: int) -> _Probes:
     """:func:`probe_verdict`'s phases ``first`` to ``last`` (:data:`SCALED` to :data:`NEWTON`) as one
@@ -559,9 +565,8 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
     each loop's body on its own: three loops over pytrees compiled in about twice the time,
     benchmarks/RESULTS.md, session 40)."""
     f32 = jnp.float32
-    flat32 = lambda tree: ravel_pytree(_tree.tmap(lambda a: a.astype(f32), tree))  # noqa: E731
-    x, unravel = flat32(params)
-    g = flat32(grad)[0]
+    x, unravel = _flat32(params)
+    g = _flat32(grad)[0]
     f0 = jnp.asarray(value).astype(f32)
     tie = _wolfe.tie_tolerance(None, value).astype(f32)  # the searches' tie tolerance (64 eps |f|)
     fall = newton_fall(value).astype(f32)
@@ -571,7 +576,7 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
     cg_phase = jnp.where(rs0 > tol, NEWTON_CG, DONE) if last >= NEWTON_CG else jnp.asarray(DONE)
     zero, f0_32 = jnp.zeros_like(g), jnp.asarray(0, f32)
     if first == SCALED:
-        ds = flat32(scaled_direction(params, grad))[0]
+        ds = _flat32(scaled_direction(params, grad))[0]
         slope = jnp.dot(g, ds)
         go = (slope > 0) & jnp.isfinite(slope)
         least = PROBE_ULPS * shortest_move(x, ds, jnp.result_type(value)).astype(f32)  # (the Newton trials': none)
@@ -596,7 +601,7 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
         after = jnp.where(c.phase == SCALED, cg_phase, DONE)  # (after the last trial)
         trial_phase = jnp.where(falls, DONE, jnp.where(k >= PROBES, after, c.phase))
         # a CG step (NEWTON_CG) on H d = g, H p = (g(x + h p) - g) / h
-        hp = (flat32(gv)[0] - g) / h
+        hp = (_flat32(gv)[0] - g) / h
         curv = jnp.dot(c.p, hp)
         bend = ~(curv > 0) | ~jnp.isfinite(curv)  # negative curvature (or none measured): stop
         a = c.rs / jnp.where(bend, 1.0, curv)
@@ -671,8 +676,8 @@ CERTIFY_SIZE = 20
 # the difference Hessian) ...
 CERTIFY_MARGIN = 4.0
 # ... and the Newton step's predicted fall within this many epsilons of |f| (a 16-bit loss evaluates to
-# within 0.8-1.2 eps |f| of its exact value: session 34), or the step within CERTIFY_ULPS of the
-# 16-bit type's epsilons of every entry.
+# within 0.8-1.2 eps |f| of its exact value: benchmarks/RESULTS.md, session 34), or the step within
+# CERTIFY_ULPS of the 16-bit type's epsilons of every entry.
 CERTIFY_FALL = 1.0
 CERTIFY_ULPS = PROBE_ULPS
 
@@ -743,14 +748,12 @@ def newton_certifies(value_and_grad32: Any, params: Params, value: jax.Array,
     Reference: Nocedal & Wright, "Numerical Optimization", 2nd ed., sections 3.3 (Newton's method) and
     8.1 (finite-difference Hessians)."""
     f32 = jnp.float32
-    p32 = _tree.tmap(lambda a: a.astype(f32), params)
-    x, unravel = ravel_pytree(p32)
+    x, unravel = _flat32(params)
     n = x.size
     zero = jnp.zeros(2, jnp.int32)
     if n > CERTIFY_SIZE:
         return jnp.asarray(False), zero
-    flat32 = lambda tree: ravel_pytree(_tree.tmap(lambda a: a.astype(f32), tree))[0]  # noqa: E731
-    grad_at = lambda v: flat32(value_and_grad32(unravel(v))[1])  # noqa: E731
+    grad_at = lambda v: _flat32(value_and_grad32(unravel(v))[1])[0]  # noqa: E731
     h = np.float32(np.sqrt(np.finfo(np.float32).eps)) * jnp.maximum(jnp.abs(x), 1.0)
     # (while loops, not conditionals: under jax.vmap a loop runs only while some lane is due, where both
     # branches of a conditional would run at every step)
