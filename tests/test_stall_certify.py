@@ -72,7 +72,8 @@ def test_bfloat16_least_squares_at_its_answer_is_a_precision_success(rule, x64_o
 
 def test_float16_barzilai_borwein_at_the_coupled_quadratics_answer_is_a_precision_success(x64_off):
     # it ran to max_steps there before (its window filled at a gradient 4x the norm test's bound)
-    res = jaxgd.minimize(coupled, jnp.zeros(4, jnp.float16), method="gd", lr=linesearch.BarzilaiBorwein(), max_steps=3000)
+    res = jaxgd.minimize(coupled, jnp.zeros(4, jnp.float16), method="gd", lr=linesearch.BarzilaiBorwein(),
+                         max_steps=3000)
     assert res.status_enum is jaxgd.Status.PRECISION, res.message
     # reference: numpy.linalg.solve, to a few float16 ulps at |x| ~ 1 (4.9e-4 each)
     np.testing.assert_allclose(np.asarray(res.params, np.float64), np.linalg.solve(H_COUPLED, 2 * C), atol=0.01)
@@ -129,7 +130,8 @@ def test_small_cholesky_and_solve_against_numpy():
     factor = jax.jit(stall.small_cholesky)(jnp.asarray(spd))
     # reference: numpy.linalg.cholesky and numpy.linalg.solve
     np.testing.assert_allclose(np.asarray(factor), np.linalg.cholesky(spd), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(stall.small_cho_solve(factor, jnp.asarray(b))), np.linalg.solve(spd, b), rtol=1e-8)
+    solved = stall.small_cho_solve(factor, jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(solved), np.linalg.solve(spd, b), rtol=1e-8)
     # not positive definite: NaN in the factor (numpy.linalg.cholesky raises there)
     indefinite = spd - (np.linalg.eigvalsh(spd)[0] + 1.0) * np.eye(6)
     with pytest.raises(np.linalg.LinAlgError):
@@ -170,7 +172,8 @@ def test_a_loss_that_cannot_take_float32_parameters_gets_no_check(x64_off):
     assert Solver(promoting, "gd", lr=linesearch.Backtracking())._float32_objective(x0, ())
     res = jaxgd.minimize(fixed, jnp.zeros(4, jnp.bfloat16), method="gd", lr=linesearch.Backtracking(), max_steps=3000)
     # reference: the same loss written with jnp, which gets the check, ends PRECISION at the same point
-    ref = jaxgd.minimize(promoting, jnp.zeros(4, jnp.bfloat16), method="gd", lr=linesearch.Backtracking(), max_steps=3000)
+    ref = jaxgd.minimize(promoting, jnp.zeros(4, jnp.bfloat16), method="gd", lr=linesearch.Backtracking(),
+                         max_steps=3000)
     assert ref.status_enum is jaxgd.Status.PRECISION
     assert res.status_enum is jaxgd.Status.LINESEARCH_FAILED, res.message
     np.testing.assert_array_equal(np.asarray(res.params, np.float32), np.asarray(ref.params, np.float32))

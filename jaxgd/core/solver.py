@@ -435,18 +435,18 @@ class Solver:
         # the grid rule (float32 searches record StepInfo.unseen): a search along -g (no memory, or gd)
         grid = self._grid(info, had_memory)
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
+        # (f, g) for the probes and the 16-bit check, traced only where one is called
+        value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
             probe = lambda due, at, f: _stall.values_only(  # noqa: E731
                 _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
         elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probes (-x^2 g, Newton), from here
-            value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
         certify = None  # (16 bits) a stop's float32 Newton check (jaxgd.core.stall.newton_certifies)
         if (_stall.certifies(self.rule, value.dtype, self.prox.active, info.failed)
                 and self._float32_objective(params, args)):
-            value_and_grad32 = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
-            certify = lambda due, at, f: _stall.newton_certifies(value_and_grad32, at, f, due & running)  # noqa: E731
+            certify = lambda due, at, f: _stall.newton_certifies(value_and_grad, at, f, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify,

@@ -896,8 +896,8 @@ def adjust_status(
                 """(16 bits) a stop the rules let go on, where no probe found a fall of f either."""
                 if certify is None:
                     return precise, k
-                due = can_stop & ~precise if found is None else can_stop & ~precise & ~found
-                sure, spent = certify(due, here, value)
+                due = can_stop & ~precise
+                sure, spent = certify(due if found is None else due & ~found, here, value)
                 return precise | sure, k + spent
 
             if model is None and not counted:
@@ -914,13 +914,10 @@ def adjust_status(
             if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
-            if probe is None:
-                precise, k, found = norm_test | verdict, probed, None
-            else:
-                # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either
-                found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
-                precise = norm_test | (verdict & ~found)
-            precise, k = certified(precise, k, found)
+            # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
+            # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled)
+            found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
+            precise, k = certified(norm_test | (verdict & ~found), k, found)
             return precise, vouch.astype(none.dtype), k
 
         no = jnp.asarray(False)
