@@ -81,7 +81,10 @@ class StepSizeRule(Protocol):
     ``Status.PRECISION``), and a class attribute ``searches = True`` for a line search
     whose every step lowers ``f`` or ties it (``Backtracking``, ``StrongWolfe``, ``Exact``:
     in float32 and narrower, 100 steps with no new low of ``f`` or of the gradient norm
-    stop the run, where under other rules it goes on).
+    stop the run, where under other rules it goes on), or a method ``exhausted(state) ->
+    bool`` for a rule whose such 100 steps stop the run only once it has done all it does
+    against a lack of progress (``ReduceOnPlateau``: two cuts of its rate with no
+    improvement between them).
     """
 
     def init(self, params: Any, value: Any, grad: Any) -> Any:

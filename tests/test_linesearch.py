@@ -225,20 +225,23 @@ def test_reduce_on_plateau_threshold_is_relative_to_abs_best_for_a_negative_loss
     assert int(state.bad) == 0 and float(state.best) == -8.0 - 8e-4 - 1e-9
 
 
-def plateau_reference(values, initial, factor, patience, cooldown, rtol, atol, min_lr, f0):
-    """Plain-Python ReduceLROnPlateau (PyTorch's algorithm, threshold on |best|)."""
-    lr, best, bad, cool, out = initial, f0, 0, 0, []
+def plateau_reference(values, initial, factor, patience, cooldown, rtol, atol, min_lr, f0, cuts=None):
+    """Plain-Python ReduceLROnPlateau (PyTorch's algorithm, threshold on |best|); with a list
+    ``cuts``, the reductions since the last improvement and the rate after each value are appended to it."""
+    lr, best, bad, cool, out, since = initial, f0, 0, 0, [], 0
     for v in values:
         out.append(lr)
         if v < best - rtol * abs(best) - atol:
-            best, bad = v, 0
+            best, bad, since = v, 0, 0
         else:
             bad += 1
         if cool > 0:
             cool -= 1
             bad = 0
         if bad > patience:
-            lr, cool, bad = max(lr * factor, min_lr), cooldown, 0
+            lr, cool, bad, since = max(lr * factor, min_lr), cooldown, 0, since + 1
+        if cuts is not None:
+            cuts.append((since, lr))
     return out
 
 
@@ -257,11 +260,16 @@ def test_reduce_on_plateau_matches_a_plain_python_reference():
 
     rule = ls.ReduceOnPlateau(**kw)
     state = rule.init(x, jnp.asarray(-5.0), x)
-    got = []
+    got, exhausted, cuts = [], [], []
     for k, v in enumerate(values):
         alpha, state = step(rule, state, jnp.asarray(k), jnp.asarray(v))
         got.append(float(alpha))
-    np.testing.assert_allclose(got, plateau_reference(values, f0=-5.0, **kw), rtol=1e-12)
+        exhausted.append(bool(rule.exhausted(state)))
+    np.testing.assert_allclose(got, plateau_reference(values, f0=-5.0, cuts=cuts, **kw), rtol=1e-12)
+    # exhausted: two reductions since the last improvement (by the same reference's count), the rate not
+    # held at min_lr = 0.01
+    expected = [c >= 2 and lr > kw["min_lr"] for c, lr in cuts]
+    assert exhausted == expected and any(expected) and any(c >= 2 and not e for (c, _), e in zip(cuts, expected))
 
 
 # -- NaN beyond some step, evaluation counts, no retracing, stable carry ----------------

@@ -142,7 +142,9 @@ def test_float32_adaptive_rule_that_sat_at_x0_is_not_a_precision_success(rule, x
     assert res.params.dtype == jnp.float32
     # reference: the closed-form minimiser x = 1e4, some 1e4 away
     assert np.abs(np.asarray(res.params, np.float64) - 1e4).max() > 1e3
-    assert not res.success and res.status_enum is jaxgd.Status.MAX_STEPS, res.message
+    # Polyak's run goes on; the plateau's rule cut its rate twice without a fall: a stall (exhausted)
+    expected = jaxgd.Status.STALLED if hasattr(rule(), "exhausted") else jaxgd.Status.MAX_STEPS
+    assert not res.success and res.status_enum is expected, res.message
 
 
 def test_schedules_and_float32_searches_keep_their_program_without_a_probe():
@@ -156,3 +158,39 @@ def test_schedules_and_float32_searches_keep_their_program_without_a_probe():
     assert not stall.probes(schedule, jnp.float32, False, False) and not stall.probes(schedule, jnp.bfloat16, False, False)
     assert not stall.probes(linesearch.Polyak(), jnp.float64, False, traced)
     assert not stall.probes(linesearch.Polyak(), jnp.float32, True, traced)  # (a proximal term: the probe runs along -g)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=["float16", "bfloat16"])
+def test_a_plateau_whose_rate_fell_to_nothing_stops_stalled(dtype):
+    # random least squares (40 x 3): the rule cuts its rate to 0 some ulps from the answer, where a probe
+    # along -g still finds a fall; the run sat there until max_steps (3,000 steps). Now, once the rule
+    # is exhausted (two cuts, no improvement) a full window is a stall: a failure, and the point it had.
+    r = np.random.default_rng(0)
+    a = r.normal(size=(40, 3))
+    b = a @ (3 * r.normal(size=3)) + 0.3 * r.normal(size=40)
+    ad, bd = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    fun = lambda v: 0.5 * jnp.mean((ad @ v - bd) ** 2)  # noqa: E731
+    rule = linesearch.ReduceOnPlateau(0.1)
+    res = jaxgd.minimize(fun, jnp.zeros(3, dtype), method="gd", lr=rule, max_steps=3000)
+    assert res.status_enum is jaxgd.Status.STALLED and not res.success, res.message
+    assert res.steps <= 400 and res.nfev <= 450, (res.steps, res.nfev)
+    # reference: the same run with the stops off (gtol=0: all 3,000 steps) ends at the same point
+    full = jaxgd.minimize(fun, jnp.zeros(3, dtype), method="gd", lr=rule, max_steps=3000, gtol=0.0)
+    assert full.status_enum is jaxgd.Status.MAX_STEPS
+    np.testing.assert_array_equal(np.asarray(res.params), np.asarray(full.params))
+    # ... some ulps from NumPy's float64 least-squares answer
+    answer = np.linalg.lstsq(a, b, rcond=None)[0]
+    assert np.abs(np.asarray(res.params, np.float64) - answer).max() <= 16 * float(jnp.finfo(dtype).eps) * np.abs(answer).max()
+
+
+def test_a_plateau_held_at_its_min_lr_goes_on(x64_off):
+    # float32 |x - 3| + 0.1 ||x||^2 (minimum 2.7 at x = 3, the closed form): the rule cuts 0.1 -> 1e-3 and
+    # holds there; 100 steps without a new low come early, but the run still falls from 2.78 to 2.7009
+    # (a stop there would lose that): a rate held at a positive min_lr is not exhausted.
+    fun = lambda x: jnp.sum(jnp.abs(x - 3.0)) + 0.1 * jnp.sum(x**2)  # noqa: E731
+    rule = linesearch.ReduceOnPlateau(0.1, min_lr=1e-3)
+    res = jaxgd.minimize(fun, jnp.zeros(3), method="gd", lr=rule, max_steps=5000)
+    assert res.status_enum is jaxgd.Status.MAX_STEPS and float(res.loss) < 2.702, (res.message, float(res.loss))
+    # without the floor the rate falls to nothing and the same window is a stall, with the point it had
+    res = jaxgd.minimize(fun, jnp.zeros(3), method="gd", lr=linesearch.ReduceOnPlateau(0.1), max_steps=5000)
+    assert res.status_enum is jaxgd.Status.STALLED and res.steps < 500, (res.message, res.steps)

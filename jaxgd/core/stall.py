@@ -119,7 +119,11 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   ``Backtracking``, ``StrongWolfe``, ``Exact``), whose every step lowers ``f``
   or ties it, has stalled: :attr:`Status.STALLED` (gradient descent on
   ``|x - 3| + 0.1 ||x||^2`` in float32 ran to ``max_steps`` at ``x = 3``);
-  under any other rule the run goes on (a schedule that has not settled yet,
+  so has a rule that reports it has done all it does against a lack of progress
+  (``rule.exhausted(state)``: ``ReduceOnPlateau`` after two cuts of its rate with no
+  improvement between them; in float16 one cut its rate to 0 at 7 ulps from a
+  least-squares answer and sat there until ``max_steps``, benchmarks/RESULTS.md,
+  session 42); under any other rule the run goes on (a schedule that has not settled yet,
   an oscillation), as it always did. Off when ``gtol`` is 0: the user asked for every step.
   A converging run sets a new lowest gradient norm or loss every few steps;
   at the rounding floor new lows are records of noise, ever rarer.
@@ -933,6 +937,8 @@ def adjust_status(
     status = jnp.where(_open(status) & (failed | stalled | settled) & precise, Status.PRECISION, status)
     if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
         stalled = stalled | settled
+    elif window is not None and hasattr(rule, "exhausted"):  # and so is one after the rule gave up (ReduceOnPlateau)
+        stalled = stalled | (settled & jnp.asarray(rule.exhausted(rule_state)))
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
     result = status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)
     return result if not counted else (result, probed)
