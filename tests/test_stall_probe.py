@@ -173,6 +173,7 @@ def test_a_plateau_whose_rate_fell_to_nothing_stops_stalled(dtype):
     rule = linesearch.ReduceOnPlateau(0.1)
     res = jaxgd.minimize(fun, jnp.zeros(3, dtype), method="gd", lr=rule, max_steps=3000)
     assert res.status_enum is jaxgd.Status.STALLED and not res.success, res.message
+    assert "ReduceOnPlateau: see min_lr" in res.message  # (the message names this cause too)
     assert res.steps <= 400 and res.nfev <= 450, (res.steps, res.nfev)
     # reference: the same run with the stops off (gtol=0: all 3,000 steps) ends at the same point
     full = jaxgd.minimize(fun, jnp.zeros(3, dtype), method="gd", lr=rule, max_steps=3000, gtol=0.0)

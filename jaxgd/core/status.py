@@ -74,7 +74,8 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.STALLED: (
         "Stopped: stalled: the loss did not decrease over the stall window at a point that is not "
-        "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd')."
+        "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd'), or "
+        "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr)."
     ),
 }
 
