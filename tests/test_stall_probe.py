@@ -195,3 +195,21 @@ def test_a_plateau_held_at_its_min_lr_goes_on(x64_off):
     # without the floor the rate falls to nothing and the same window is a stall, with the point it had
     res = jaxgd.minimize(fun, jnp.zeros(3), method="gd", lr=linesearch.ReduceOnPlateau(0.1), max_steps=5000)
     assert res.status_enum is jaxgd.Status.STALLED and res.steps < 500, (res.message, res.steps)
+
+
+@pytest.mark.alternate("dtype")  # (both dtypes of each method in make slow)
+@pytest.mark.parametrize("method", ["bfgs", "cg", "lbfgs"])
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=["float16", "bfloat16"])
+def test_a_16_bit_moré_thuente_stop_that_the_norm_test_passes_is_probed(method, dtype):
+    # least squares scaled by 1e-2 (zero residual at X_TRUE): float16 bfgs stopped PRECISION at f = 0.011,
+    # 13 units from the answer, cg at f = 3.5e-4, 2 units away; the norm test's sqrt(eps) max(|f|, 1) = 0.03
+    # passed them, and f falls to 0 along the segment to X_TRUE. A probe along -x^2 g (bfgs, lbfgs) or -g
+    # (cg) now finds that fall: an honest failure where the search can go no further, a success at the answer.
+    res = jaxgd.minimize(lstsq(dtype, 1e-2), jnp.zeros(4, dtype), method=method, max_steps=3000)
+    # reference: the closed-form answer X_TRUE (b = A X_TRUE), to 4 of the dtype's ulps at |x| = 30 (eps 30 = 2 ulps)
+    near = np.abs(np.asarray(res.params, np.float64) - X_TRUE).max() <= 2 * 30 * float(jnp.finfo(dtype).eps)
+    assert res.success == near, (res.message, np.asarray(res.params, np.float64))
+    if method != "lbfgs":
+        assert not res.success  # (bfgs and cg stop early here: the cases above)
+    else:
+        assert res.success  # (lbfgs reaches the answer: the probe costs evaluations, not the success)

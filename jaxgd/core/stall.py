@@ -151,7 +151,12 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   the run and the norm test does not, :func:`probe_descent` also tries steps along ``-x^2 g``, which
   move every parameter by the same relative amount; the run is ``PRECISION`` only where none shows a
   fall (evaluations in ``nfev``). On sif2jax's unconstrained problems, float32 ``lbfgs``: false
-  successes 25 → 15, no success lost (benchmarks/RESULTS.md, session 38).
+  successes 25 → 15, no success lost (benchmarks/RESULTS.md, session 38). In float16 and bfloat16
+  (:data:`NORM_VETO_BITS`) the probe checks the norm test's ``PRECISION`` too, and so does one along
+  ``-g`` for ``gd`` and ``cg`` under ``MoreThuente`` (:func:`probes_stop`): there ``sqrt(eps)`` is 0.03
+  or 0.09 and the test's floor ``max(|f|, 1)`` passes a small loss far from its minimiser (least squares
+  scaled by 1e-2: float16 ``bfgs`` ended ``PRECISION`` at ``f`` = 0.011, 13 units from the answer;
+  benchmarks/RESULTS.md, session 42).
 - **the Newton probe** (float32 only: :func:`probes_newton`; after the scaled probe found no fall):
   where the Hessian's condition number is 1e11 (sif2jax's PALMER*C, polynomial least squares) the
   float32 gradient's rounding hides its components along the small eigenvalues, so no first-order
@@ -413,6 +418,15 @@ def probes(rule: Any, dtype: Any, proximal: bool, failed: Any = True) -> bool:
     return jnp.finfo(dtype).bits <= 16 or not searches(rule)
 
 
+def probes_stop(rule: Any, dtype: Any, proximal: bool) -> bool:
+    """True where a failed search or stall of a rule with its own stall count (``MoreThuente``: ``gd``,
+    ``cg``) without a quasi-Newton model is ``PRECISION`` by the norm test only where
+    :func:`probe_descent` along ``-g`` finds no fall of ``f`` either: 16 bits (:data:`NORM_VETO_BITS`),
+    no proximal term. (float16 ``cg`` on least squares scaled by 1e-2 stopped ``PRECISION`` at ``f`` =
+    3.5e-4, 2 units from the answer, where ``f`` falls to 0 along the segment to it.)"""
+    return hasattr(rule, "stalled") and jnp.finfo(dtype).bits <= NORM_VETO_BITS and not proximal
+
+
 def scaled_direction(params: Params, grad: Params) -> Params:
     """``x_i^2 g_i`` per entry (``-`` of it is the probe's direction where ``scaled``, :func:`probe_descent`):
     steepest descent in the variables ``log |x_i|``, which moves every parameter by the same relative
@@ -431,6 +445,12 @@ def probe_falls(f: Any, f0: Any, t: Any, slope: Any, tie: Any, least: Any, xp: A
     prediction ``t g^T d`` and more than ``tie`` (the searches' tie tolerance), at a step longer than
     ``least`` (:data:`PROBE_ULPS` times :func:`shortest_move`). The test of both tiers."""
     return xp.isfinite(f) & (f < f0 - xp.maximum(0.5 * t * slope, tie)) & (t > least)
+
+
+# A quasi-Newton stop that the norm test alone calls PRECISION is probed too at this width and narrower:
+# sqrt(eps) (0.03 in float16) and the norm test's floor max(|f|, 1) passed float16 bfgs on least squares
+# scaled by 1e-2 at f = 0.011, 13 units from the answer, where f falls to 0 along the segment to it.
+NORM_VETO_BITS = 16
 
 
 def probes_scaled(dtype: Any) -> bool:
@@ -466,8 +486,10 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     in 16 bits: one trial in twenty at an answer must not read ``f``'s evaluation error as a fall), at
     a step that moves ``x`` by more than a few ulps (:data:`PROBE_ULPS`; :func:`probe_falls`).
     At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
-    as it is; a longer one rises); a genuine slope passes at ``t`` near ``1 / L``, where a quadratic
-    falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
+    as it is; a longer one rises), and in 16 bits the trials stop at the first step no longer than
+    that least move, which no later one could pass either (a 16-bit quasi-Newton run at its answer:
+    about 11 evaluations instead of 20); a genuine slope passes at ``t`` near ``1 / L``, where a
+    quadratic falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
     is due. Scalars in float32; each trial point computed in float32 and rounded to ``params``'s dtype.
     """
     f32 = jnp.float32
@@ -478,9 +500,14 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     t0 = probe_start(f0, ss)
     least = PROBE_ULPS * shortest_move(params, d, jnp.result_type(value)).astype(f32)
 
+    # (16 bits: a trial no longer than least cannot count, nor can any after it: stop there. Float32
+    # keeps all PROBES trials, as the float32 quasi-Newton loop and the host tier's copy take them)
+    early = jnp.finfo(jnp.result_type(value)).bits <= NORM_VETO_BITS
+
     def cond(c: tuple) -> jax.Array:
-        k, _, found = c
-        return due & (ss > 0) & jnp.isfinite(ss) & ~found & (k < PROBES)
+        k, t, found = c
+        go = due & (ss > 0) & jnp.isfinite(ss) & ~found & (k < PROBES)
+        return go & (t > least) if early else go
 
     def body(c: tuple) -> tuple:
         k, t, _ = c
@@ -919,9 +946,14 @@ def adjust_status(
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
             # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
-            # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled)
-            found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
-            precise, k = certified(norm_test | (verdict & ~found), k, found)
+            # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
+            # in 16 bits so does the norm test (NORM_VETO_BITS)
+            if jnp.finfo(jnp.result_type(old[0])).bits <= NORM_VETO_BITS:
+                found, k = probe(can_stop & (norm_test | verdict), old[2], old[0])
+                precise, k = certified((norm_test | verdict) & ~found, k, found)
+            else:
+                found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
+                precise, k = certified(norm_test | (verdict & ~found), k, found)
             return precise, vouch.astype(none.dtype), k
 
         no = jnp.asarray(False)
