@@ -181,7 +181,8 @@ def test_a_plateau_whose_rate_fell_to_nothing_stops_stalled(dtype):
     np.testing.assert_array_equal(np.asarray(res.params), np.asarray(full.params))
     # ... some ulps from NumPy's float64 least-squares answer
     answer = np.linalg.lstsq(a, b, rcond=None)[0]
-    assert np.abs(np.asarray(res.params, np.float64) - answer).max() <= 16 * float(jnp.finfo(dtype).eps) * np.abs(answer).max()
+    err = np.abs(np.asarray(res.params, np.float64) - answer).max()
+    assert err <= 16 * float(jnp.finfo(dtype).eps) * np.abs(answer).max()
 
 
 def test_a_plateau_held_at_its_min_lr_goes_on(x64_off):
