@@ -208,7 +208,7 @@ def test_a_plateau_held_at_its_min_lr_goes_on(x64_off):
 @pytest.mark.alternate("dtype")  # (both dtypes of each method in make slow)
 @pytest.mark.parametrize("method", ["bfgs", "cg", "lbfgs"])
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16], ids=["float16", "bfloat16"])
-def test_a_16_bit_moré_thuente_stop_that_the_norm_test_passes_is_probed(method, dtype):
+def test_a_16_bit_more_thuente_stop_that_the_norm_test_passes_is_probed(method, dtype):
     # least squares scaled by 1e-2 (zero residual at X_TRUE): float16 bfgs stopped PRECISION at f = 0.011,
     # 13 units from the answer, cg at f = 3.5e-4, 2 units away; the norm test's sqrt(eps) max(|f|, 1) = 0.03
     # passed them, and f falls to 0 along the segment to X_TRUE. A probe along -x^2 g (bfgs, lbfgs) or -g
