@@ -437,14 +437,15 @@ class Solver:
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
         # (f, g) for the probes and the 16-bit check, traced only where one is called
         value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
-        if ((window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed))
-                or (window is None and model is None and _stall.probes_stop(self.rule, value.dtype, self.prox.active)
-                    and not isinstance(self.rule, _lbfgsb.LbfgsbSearch))):
-            # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
-            probe = lambda due, at, f: _stall.values_only(  # noqa: E731
-                _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
+        # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
+        along_g = lambda due, at, f: _stall.values_only(  # noqa: E731
+            _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
+        if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
+            probe = along_g
         elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probes (-x^2 g, Newton), from here
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
+        elif _stall.probes_stop(self.rule, value.dtype, self.prox.active) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch):
+            probe = along_g  # (16 bits: a MoreThuente stop of gd or cg)
         certify = None  # (16 bits) a stop's float32 Newton check (jaxgd.core.stall.newton_certifies)
         if (_stall.certifies(self.rule, value.dtype, self.prox.active, info.failed)
                 and self._float32_objective(params, args)):

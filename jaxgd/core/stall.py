@@ -370,6 +370,15 @@ def searches(rule: Any) -> bool:
     return bool(getattr(rule, "searches", False)) and not hasattr(rule, "stalled")
 
 
+def gave_up(rule: Any, rule_state: Any) -> Any:
+    """Whether a full :class:`Window` under ``rule`` is a stall: always for a line search
+    (:func:`searches`), where the rule says it has done all it does against a lack of progress
+    (``rule.exhausted(state)``: ``ReduceOnPlateau``), never (``False``, nothing traced) otherwise."""
+    if searches(rule):
+        return True
+    return jnp.asarray(rule.exhausted(rule_state)) if hasattr(rule, "exhausted") else False
+
+
 def window_init(value: jax.Array, grad_norm: jax.Array) -> Window:
     return Window(value, grad_norm, jnp.asarray(0, jnp.int32))
 
@@ -948,12 +957,9 @@ def adjust_status(
             # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
             # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
             # in 16 bits so does the norm test (NORM_VETO_BITS)
-            if jnp.finfo(jnp.result_type(old[0])).bits <= NORM_VETO_BITS:
-                found, k = probe(can_stop & (norm_test | verdict), old[2], old[0])
-                precise, k = certified((norm_test | verdict) & ~found, k, found)
-            else:
-                found, k = probe(can_stop & ~norm_test & verdict, old[2], old[0])
-                precise, k = certified(norm_test | (verdict & ~found), k, found)
+            veto = jnp.finfo(jnp.result_type(old[0])).bits <= NORM_VETO_BITS
+            found, k = probe(can_stop & (norm_test | verdict) if veto else can_stop & ~norm_test & verdict, old[2], old[0])
+            precise, k = certified((norm_test | verdict) & ~found if veto else norm_test | (verdict & ~found), k, found)
             return precise, vouch.astype(none.dtype), k
 
         no = jnp.asarray(False)
@@ -967,10 +973,9 @@ def adjust_status(
         elif counted:
             precise, probed = precise
     status = jnp.where(_open(status) & (failed | stalled | settled) & precise, Status.PRECISION, status)
-    if window is not None and searches(rule):  # a line search's full window is a stall (see the module doc)
-        stalled = stalled | settled
-    elif window is not None and hasattr(rule, "exhausted"):  # and so is one after the rule gave up (ReduceOnPlateau)
-        stalled = stalled | (settled & jnp.asarray(rule.exhausted(rule_state)))
+    give = gave_up(rule, rule_state) if window is not None else False
+    if give is not False:  # a full window is a stall (see the module doc)
+        stalled = stalled | (settled if give is True else settled & give)
     status = jnp.where((status == Status.RUNNING) & stalled, Status.STALLED, status)
     result = status.astype(jnp.int32) if model is None else (status.astype(jnp.int32), vouch)
     return result if not counted else (result, probed)
