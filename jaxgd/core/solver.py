@@ -444,7 +444,8 @@ class Solver:
             probe = along_g
         elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probes (-x^2 g, Newton), from here
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
-        elif _stall.probes_stop(self.rule, value.dtype, self.prox.active) and not isinstance(self.rule, _lbfgsb.LbfgsbSearch):
+        elif (_stall.probes_stop(self.rule, value.dtype, self.prox.active)
+              and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)):
             probe = along_g  # (16 bits: a MoreThuente stop of gd or cg)
         certify = None  # (16 bits) a stop's float32 Newton check (jaxgd.core.stall.newton_certifies)
         if (_stall.certifies(self.rule, value.dtype, self.prox.active, info.failed)

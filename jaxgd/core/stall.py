@@ -958,7 +958,8 @@ def adjust_status(
             # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
             # in 16 bits so does the norm test (NORM_VETO_BITS)
             veto = jnp.finfo(jnp.result_type(old[0])).bits <= NORM_VETO_BITS
-            found, k = probe(can_stop & (norm_test | verdict) if veto else can_stop & ~norm_test & verdict, old[2], old[0])
+            due = can_stop & (norm_test | verdict) if veto else can_stop & ~norm_test & verdict
+            found, k = probe(due, old[2], old[0])
             precise, k = certified((norm_test | verdict) & ~found if veto else norm_test | (verdict & ~found), k, found)
             return precise, vouch.astype(none.dtype), k
 
