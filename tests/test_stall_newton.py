@@ -19,6 +19,7 @@ import pytest
 import jaxgd
 from jaxgd.core import stall
 from jaxgd.host import loop as host_loop
+from conftest import probe_trials_at_a_minimum
 
 # PALMER3C (M. Palmer, via CUTEst / sif2jax): y = sum_j a_j x^(2j), j = 0..7, 23 observations.
 PALMER_X = np.array([-1.658063, -1.570796, -1.396263, -1.221730, -1.047198, -0.872665, -0.766531, -0.698132,
@@ -140,6 +141,9 @@ def test_probe_verdict_finds_palmer3cs_fall_and_none_at_its_minimum_on_both_tier
     jax.effects_barrier()
     assert bool(found) == (not at_minimum)
     assert int(spent[0]) == len(calls) and 0 < int(spent[1]) <= min(8, stall.NEWTON_STEPS)
+    if at_minimum:  # no fall, no Newton trials: the -x^2 g trials down to the least move, and the CG steps
+        trials = probe_trials_at_a_minimum(value, g, stall.scaled_direction(x, g), x, jnp.float32)
+        assert int(spent[0]) - int(spent[1]) == trials < stall.PROBES
     vg = jax.jit(jax.value_and_grad(f))
     host = host_loop._probe_verdict(lambda y: (*vg(y), None), np.asarray(point), np.float32(value), np.asarray(g))
     assert host == (bool(found), int(spent[0]), int(spent[1]))

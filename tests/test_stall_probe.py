@@ -18,6 +18,7 @@ import pytest
 import jaxgd
 from jaxgd import linesearch
 from jaxgd.core import stall
+from conftest import probe_trials_at_a_minimum
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(50, 4))
@@ -101,10 +102,7 @@ def test_probe_descent_finds_a_slope_far_away_and_none_at_the_answer():
         assert bool(found) is expect
         # far away the first trials fall; at the answer (16 bits) the trials run down to the first one
         # no longer than the least move: counted here in a plain loop over t_0 4^-k (session 42)
-        g32 = np.asarray(g, np.float32)
-        t0 = float(stall.probe_start(jnp.float32(f), jnp.float32(np.dot(g32, g32))))
-        least = stall.PROBE_ULPS * float(stall.shortest_move(x, g, jnp.bfloat16))
-        longer = next((j for j in range(stall.PROBES) if not t0 * 0.25**j > least), stall.PROBES)
+        longer = probe_trials_at_a_minimum(f, g, g, x, jnp.bfloat16)
         assert 1 <= int(k) < stall.PROBES if expect else (int(k) == longer and 1 <= longer < stall.PROBES)
         # not due: no evaluation at all
         found, k = stall.probe_descent(fun, x, f, g, jnp.asarray(False))

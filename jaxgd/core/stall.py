@@ -453,7 +453,13 @@ def probe_falls(f: Any, f0: Any, t: Any, slope: Any, tie: Any, least: Any, xp: A
     """A probe's trial at step ``t`` shows a fall: finite, below ``f0`` by more than half its
     prediction ``t g^T d`` and more than ``tie`` (the searches' tie tolerance), at a step longer than
     ``least`` (:data:`PROBE_ULPS` times :func:`shortest_move`). The test of both tiers."""
-    return xp.isfinite(f) & (f < f0 - xp.maximum(0.5 * t * slope, tie)) & (t > least)
+    return xp.isfinite(f) & (f < f0 - xp.maximum(0.5 * t * slope, tie)) & probe_counts(t, least)
+
+
+def probe_counts(t: Any, least: Any) -> Any:
+    """A probe's trial at step ``t`` can count (:func:`probe_falls`): longer than ``least``. Where one
+    cannot, no later one can (each a quarter of the one before): the probes stop there, on both tiers."""
+    return t > least
 
 
 # A quasi-Newton stop that the norm test alone calls PRECISION is probed too at this width and narrower:
@@ -495,9 +501,9 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     in 16 bits: one trial in twenty at an answer must not read ``f``'s evaluation error as a fall), at
     a step that moves ``x`` by more than a few ulps (:data:`PROBE_ULPS`; :func:`probe_falls`).
     At a point stationary to the grid no trial passes (a step too short to move ``x`` leaves ``f``
-    as it is; a longer one rises), and in 16 bits the trials stop at the first step no longer than
-    that least move, which no later one could pass either (a 16-bit quasi-Newton run at its answer:
-    about 11 evaluations instead of 20); a genuine slope passes at ``t`` near ``1 / L``, where a
+    as it is; a longer one rises), and the trials stop at the first step no longer than that least
+    move, which no later one could pass either (:func:`probe_counts`; a 16-bit quasi-Newton run at its
+    answer: about 11 evaluations instead of 20); a genuine slope passes at ``t`` near ``1 / L``, where a
     quadratic falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
     is due. Scalars in float32; each trial point computed in float32 and rounded to ``params``'s dtype.
     """
@@ -509,14 +515,9 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     t0 = probe_start(f0, ss)
     least = PROBE_ULPS * shortest_move(params, d, jnp.result_type(value)).astype(f32)
 
-    # (16 bits: a trial no longer than least cannot count, nor can any after it: stop there. Float32
-    # keeps all PROBES trials, as the float32 quasi-Newton loop and the host tier's copy take them)
-    early = jnp.finfo(jnp.result_type(value)).bits <= NORM_VETO_BITS
-
     def cond(c: tuple) -> jax.Array:
         k, t, found = c
-        go = due & (ss > 0) & jnp.isfinite(ss) & ~found & (k < PROBES)
-        return go & (t > least) if early else go
+        return due & (ss > 0) & jnp.isfinite(ss) & ~found & (k < PROBES) & probe_counts(t, least)
 
     def body(c: tuple) -> tuple:
         k, t, _ = c
@@ -620,7 +621,8 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
         slope = jnp.dot(g, ds)
         go = (slope > 0) & jnp.isfinite(slope)
         least = PROBE_ULPS * shortest_move(x, ds, jnp.result_type(value)).astype(f32)  # (the Newton trials': none)
-        phase, t = jnp.where(go, SCALED, cg_phase), probe_start(f0, slope)
+        t = probe_start(f0, slope)
+        phase = jnp.where(go & probe_counts(t, least), SCALED, cg_phase)
     else:
         ds, phase, t, slope, least = zero, cg_phase, f0_32, f0_32, f0_32
     i0 = jnp.asarray(0, jnp.int32)
@@ -636,10 +638,12 @@ def _probe_loop(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: 
         # a trial (SCALED, NEWTON): a fall beyond half its prediction and the tie tolerance (along a
         # Newton direction, beyond newton_fall)
         along_d = c.phase == NEWTON
+        shortest = jnp.where(along_d, 0.0, least)
         falls = probe_falls(jnp.asarray(fv).astype(f32), f0, c.t, c.slope,
-                            jnp.where(along_d, jnp.maximum(tie, fall), tie), jnp.where(along_d, 0.0, least))
-        after = jnp.where(c.phase == SCALED, cg_phase, DONE)  # (after the last trial)
-        trial_phase = jnp.where(falls, DONE, jnp.where(k >= PROBES, after, c.phase))
+                            jnp.where(along_d, jnp.maximum(tie, fall), tie), shortest)
+        after = jnp.where(c.phase == SCALED, cg_phase, DONE)  # (after the last trial that can count)
+        last_trial = (k >= PROBES) | ~probe_counts(c.t * 0.25, shortest)
+        trial_phase = jnp.where(falls, DONE, jnp.where(last_trial, after, c.phase))
         # a CG step (NEWTON_CG) on H d = g, H p = (g(x + h p) - g) / h
         hp = (_flat32(gv)[0] - g) / h
         curv = jnp.dot(c.p, hp)

@@ -136,7 +136,7 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Opt
     t = f32(_stall.probe_start(f0, ss, np))
     least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype)) if least_fall is None else f32(0)
     k = 0
-    while k < _stall.PROBES and ss > 0 and np.isfinite(ss):
+    while k < _stall.PROBES and ss > 0 and np.isfinite(ss) and _stall.probe_counts(t, least):
         f = f32(vg((x32 - t * d).astype(dtype))[0])
         k += 1
         if _stall.probe_falls(f, f0, t, ss, tie, least, np):
