@@ -163,3 +163,38 @@ def test_probe_verdict_under_vmap_matches_each_point():
         one_found, one_spent = jax.jit(run)(points[i], values[i], grads[i])
         assert bool(found[i]) == bool(one_found) and np.array_equal(np.asarray(spent[i]), np.asarray(one_spent))
     assert not bool(found[0]) and bool(found[1])
+
+
+def qing(x):
+    """sif2jax's QING: sum_i (x_i^2 - i)^2, minimised at x_i = sqrt(i) (f = 0)."""
+    i = jnp.arange(1, x.shape[0] + 1, dtype=x.dtype)
+    return jnp.sum((x * x - i) ** 2)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_float32_bfgs_at_qings_answer_is_a_precision_success(tier):
+    """Reference: the closed form x_i = sqrt(i). bfgs's first trial is scipy's interpolated one, so its
+    failed search at the float32 answer vouched only weakly (stall.VOUCH_UNTRIED) and the retry along -g
+    located nothing: LINESEARCH_FAILED 2e-7 from sqrt(i) before; now the probes (probe_verdict) find no
+    fall there and the run is a PRECISION success, on both tiers. A loss unbounded below stays a failure."""
+    res = jaxgd.minimize(qing, jnp.ones(30, jnp.float32), method="bfgs", tier=tier)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), np.sqrt(np.arange(1, 31)), atol=1e-6)
+    down = jaxgd.minimize(lambda x: -jnp.exp(-x[0]), jnp.zeros(1, jnp.float32), method="bfgs", tier=tier)
+    assert down.status_enum is jaxgd.Status.LINESEARCH_FAILED and np.isfinite(float(down.params[0]))
+
+
+def test_the_untried_vouch_is_float32_only():
+    """Reference: the definitions. A failed quasi-Newton search without a unit first trial (unit_slope
+    NaN) whose quadratic model's decrease |g.d|/2 passes the factr test vouches weakly: VOUCH_UNTRIED in
+    float32, VOUCH_WEAK in float64 (whose programs are as they were), and only the float32 retry that
+    follows one and fails is probed."""
+    for dtype, want in ((np.float32, stall.VOUCH_UNTRIED), (np.float64, stall.VOUCH_WEAK)):
+        f, slope, nan, inf = dtype(10.0), dtype(-1e-10), dtype(np.nan), dtype(np.inf)
+        retry, vouch = stall.restart_test(f, slope, np.bool_(True), inf, nan, inf, dtype(0), 0, np)
+        assert not retry and int(vouch) == want
+        # the retry along -g (no memory) after it, locating nothing: not a verdict, probed in float32 only
+        retry, vouch = stall.restart_test(f, slope, np.bool_(False), inf, nan, inf, dtype(0), want, np)
+        assert not retry and int(vouch) == stall.VOUCH_NONE
+        probed = stall.probed_retry(f, np.bool_(False), want, retry)
+        assert (probed is False) if dtype == np.float64 else bool(probed)

@@ -272,6 +272,9 @@ def overshoot_decrease(slope: Any, unit_slope: Any, xp: Any = jnp) -> Any:
 # (line_decrease, model_decrease). Carried in the loss's dtype, so that it packs with the state's
 # other floats (jaxgd.core.packing: as an int32 it made a ninth int and a kernel more a step).
 VOUCH_NONE, VOUCH_WEAK, VOUCH_STRONG = 0, 1, 2
+# ... and in float32 (probes_newton) a weak vouch from a search without a unit first trial (bfgs's first
+# trial is scipy's interpolated one: no trial showed the model overshoot): its retry is probed (probed_retry).
+VOUCH_UNTRIED = 3
 
 
 # A failed quasi-Newton search vouches for the point when its model predicts at most this much of |f|
@@ -317,17 +320,38 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     (:func:`line_decrease`) is within the ``factr`` test (:func:`vouches`) or the line's within
     the measured error ``noise`` (:func:`within_noise`); :data:`VOUCH_WEAK` where the overshoot's
     (:func:`overshoot_decrease`) is within the test, or the quadratic model's ``|g.d|/2`` within
-    the error (the unit trial's slope is itself in it); else :data:`VOUCH_NONE`.
+    the error (the unit trial's slope is itself in it), in float32 :data:`VOUCH_UNTRIED` where so
+    without a unit first trial (``unit_slope`` NaN; its retry: :func:`probed_retry`); else :data:`VOUCH_NONE`.
     The one copy: the compiled step (:func:`adjust_status`, ``xp=jnp``) and the host tier
     (``jaxgd/host/loop.py``, ``xp=np``; pass ``had_memory`` as a NumPy bool).
     """
-    retry_failed = ~had_memory & (
-        (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(value, located, noise, xp)))
+    untried = probes_newton(jnp.result_type(value))  # (float32: VOUCH_UNTRIED, probed_retry)
+
+    def weakly() -> Any:  # (traced in the order of the program before VOUCH_UNTRIED)
+        return ((vouched == VOUCH_WEAK) | (vouched == VOUCH_UNTRIED)) if untried else vouched == VOUCH_WEAK
+
+    retry_failed = ~had_memory & ((vouched == VOUCH_STRONG) | (weakly() & located_within(value, located, noise, xp)))
     line, over = line_decrease(slope, unit_slope, xp), overshoot_decrease(slope, unit_slope, xp)
     strong = vouches(value, xp.minimum(decrease, line), xp) | within_noise(noise, xp.minimum(line, over))
     weak = vouches(value, over, xp) | within_noise(noise, xp.where(slope < 0, 0.5 * xp.abs(slope), xp.inf))
-    vouch = xp.where(strong, VOUCH_STRONG, xp.where(weak, VOUCH_WEAK, VOUCH_NONE))
+    weak_vouch = xp.where(xp.isnan(unit_slope), VOUCH_UNTRIED, VOUCH_WEAK) if untried else VOUCH_WEAK
+    vouch = xp.where(strong, VOUCH_STRONG, xp.where(weak, weak_vouch, VOUCH_NONE))
     return retry_failed, xp.where(had_memory, vouch, VOUCH_NONE)
+
+
+def probed_retry(value: Any, had_memory: Any, vouched: Any, retry_failed: Any) -> Any:
+    """True where the restart's search along ``-g`` failed (or stalled) after a quasi-Newton search that
+    vouched weakly without a unit first trial (:data:`VOUCH_UNTRIED`) and did not locate its line's
+    minimiser within rounding (``retry_failed`` False), in float32 (:func:`probes_newton`): a verdict of
+    ``PRECISION`` only where the probes (:func:`probe_verdict`: along ``-x^2 g``, then a Newton-CG
+    direction) find no fall of ``f`` either. ``bfgs``'s first trial is scipy's interpolated one, so its
+    failed searches vouch weakly at best; at float32 answers of sif2jax's ARGLINB, LUKSAN15-17LS or QING
+    (a gradient of rounding 50 to 10^7 times the norm test's bound) its retry along ``-g`` located
+    nothing, and ``bfgs`` ended ``LINESEARCH_FAILED`` where ``lbfgs`` (a unit first trial) ended
+    ``PRECISION``. Python ``False`` (nothing traced) in other dtypes."""
+    if not probes_newton(jnp.result_type(value)):
+        return False
+    return ~had_memory & (vouched == VOUCH_UNTRIED) & ~retry_failed
 
 
 def model_at_precision(value: Any, model: Any, xp: Any = jnp) -> Any:
@@ -958,6 +982,8 @@ def adjust_status(
             if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
+            weak = probed_retry(old[0], had_memory, vouched, retry_failed)  # (float32: the probes decide)
+            verdict = verdict if weak is False else verdict | weak
             # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
             # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
             # in 16 bits so does the norm test (NORM_VETO_BITS)
