@@ -308,7 +308,7 @@ def located_within(value: Any, located: Any, noise: Any, xp: Any = jnp) -> Any:
 
 
 def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_slope: Any, located: Any, noise: Any,
-                 vouched: Any, xp: Any = jnp) -> tuple[Any, Any]:
+                 vouched: Any, xp: Any = jnp, interpolates: bool = False) -> tuple[Any, Any]:
     """The restart's rule (see the module doc) after a search that failed or stalled from ``f`` =
     ``value`` along a direction with slope ``g.d`` = ``slope``: ``(retry_failed, vouch)``.
 
@@ -321,11 +321,14 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     the measured error ``noise`` (:func:`within_noise`); :data:`VOUCH_WEAK` where the overshoot's
     (:func:`overshoot_decrease`) is within the test, or the quadratic model's ``|g.d|/2`` within
     the error (the unit trial's slope is itself in it), in float32 :data:`VOUCH_UNTRIED` where so
-    without a unit first trial (``unit_slope`` NaN; its retry: :func:`probed_retry`); else :data:`VOUCH_NONE`.
+    without a unit first trial under a search that ``interpolates`` its first trial (:func:`interpolates`;
+    ``unit_slope`` NaN; its retry: :func:`probed_retry`); else :data:`VOUCH_NONE`. (A unit first
+    trial that was NaN, the loss undefined there, leaves ``unit_slope`` NaN too: under a unit start it
+    vouches no more than before.)
     The one copy: the compiled step (:func:`adjust_status`, ``xp=jnp``) and the host tier
     (``jaxgd/host/loop.py``, ``xp=np``; pass ``had_memory`` as a NumPy bool).
     """
-    untried = probes_newton(jnp.result_type(value))  # (float32: VOUCH_UNTRIED, probed_retry)
+    untried = interpolates and probes_newton(jnp.result_type(value))  # (float32: VOUCH_UNTRIED, probed_retry)
 
     def weakly() -> Any:  # (traced in the order of the program before VOUCH_UNTRIED)
         return ((vouched == VOUCH_WEAK) | (vouched == VOUCH_UNTRIED)) if untried else vouched == VOUCH_WEAK
@@ -339,7 +342,13 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     return retry_failed, xp.where(had_memory, vouch, VOUCH_NONE)
 
 
-def probed_retry(value: Any, had_memory: Any, vouched: Any, retry_failed: Any) -> Any:
+def interpolates(rule: Any) -> bool:
+    """True for a search whose first trial is scipy's interpolated one, not the unit step
+    (``MoreThuente(start="interpolate")``: ``bfgs``'s and ``cg``'s default; :func:`restart_test`)."""
+    return getattr(rule, "start", None) == "interpolate"
+
+
+def probed_retry(value: Any, had_memory: Any, vouched: Any, retry_failed: Any, interpolating: bool) -> Any:
     """True where the restart's search along ``-g`` failed (or stalled) after a quasi-Newton search that
     vouched weakly without a unit first trial (:data:`VOUCH_UNTRIED`) and did not locate its line's
     minimiser within rounding (``retry_failed`` False), in float32 (:func:`probes_newton`): a verdict of
@@ -348,8 +357,9 @@ def probed_retry(value: Any, had_memory: Any, vouched: Any, retry_failed: Any) -
     failed searches vouch weakly at best; at float32 answers of sif2jax's ARGLINB, LUKSAN15-17LS or QING
     (a gradient of rounding 50 to 10^7 times the norm test's bound) its retry along ``-g`` located
     nothing, and ``bfgs`` ended ``LINESEARCH_FAILED`` where ``lbfgs`` (a unit first trial) ended
-    ``PRECISION``. Python ``False`` (nothing traced) in other dtypes."""
-    if not probes_newton(jnp.result_type(value)):
+    ``PRECISION``. Python ``False`` (nothing traced) in other dtypes and under a search that does not
+    interpolate its first trial (``interpolating`` False, :func:`interpolates`)."""
+    if not (interpolating and probes_newton(jnp.result_type(value))):
         return False
     return ~had_memory & (vouched == VOUCH_UNTRIED) & ~retry_failed
 
@@ -978,11 +988,13 @@ def adjust_status(
                 return certified(precise, k, found)
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
             decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
-            retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched)
+            retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched,
+                                               interpolates=interpolates(rule))
             if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
-            weak = probed_retry(old[0], had_memory, vouched, retry_failed)  # (float32: the probes decide)
+            # (float32, bfgs: the probes decide)
+            weak = probed_retry(old[0], had_memory, vouched, retry_failed, interpolates(rule))
             verdict = verdict if weak is False else verdict | weak
             # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
             # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
