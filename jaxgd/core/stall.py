@@ -273,7 +273,8 @@ def overshoot_decrease(slope: Any, unit_slope: Any, xp: Any = jnp) -> Any:
 # other floats (jaxgd.core.packing: as an int32 it made a ninth int and a kernel more a step).
 VOUCH_NONE, VOUCH_WEAK, VOUCH_STRONG = 0, 1, 2
 # ... and in float32 (probes_newton) a weak vouch from a search without a unit first trial (bfgs's first
-# trial is scipy's interpolated one: no trial showed the model overshoot): its retry is probed (probed_retry).
+# trial is scipy's interpolated one: no trial showed the model overshoot): its failed retry is a verdict that
+# the float32 probes decide (restart_test).
 VOUCH_UNTRIED = 3
 
 
@@ -322,18 +323,22 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     (:func:`overshoot_decrease`) is within the test, or the quadratic model's ``|g.d|/2`` within
     the error (the unit trial's slope is itself in it), in float32 :data:`VOUCH_UNTRIED` where so
     without a unit first trial under a search that ``interpolates`` its first trial (:func:`interpolates`;
-    ``unit_slope`` NaN; its retry: :func:`probed_retry`); else :data:`VOUCH_NONE`. (A unit first
-    trial that was NaN, the loss undefined there, leaves ``unit_slope`` NaN too: under a unit start it
-    vouches no more than before.)
+    ``unit_slope`` NaN); else :data:`VOUCH_NONE`. (A unit first trial that was NaN, the loss undefined
+    there, leaves ``unit_slope`` NaN too: under a unit start it vouches no more than before.) After
+    :data:`VOUCH_UNTRIED` the failed retry is ``retry_failed`` whether or not it located anything: in
+    float32 every verdict is probed (:func:`probe_verdict`, along ``-x^2 g``, then a Newton-CG
+    direction), and those probes decide. (``bfgs`` ended ``LINESEARCH_FAILED`` at float32 answers of
+    sif2jax's ARGLINB, LUKSAN15-17LS or QING, a gradient of rounding 50 to 10^7 times the norm test's
+    bound, where its retry along ``-g`` located nothing and ``lbfgs``, with a unit first trial, ended
+    ``PRECISION``.)
     The one copy: the compiled step (:func:`adjust_status`, ``xp=jnp``) and the host tier
     (``jaxgd/host/loop.py``, ``xp=np``; pass ``had_memory`` as a NumPy bool).
     """
-    untried = interpolates and probes_newton(jnp.result_type(value))  # (float32: VOUCH_UNTRIED, probed_retry)
-
-    def weakly() -> Any:  # (traced in the order of the program before VOUCH_UNTRIED)
-        return ((vouched == VOUCH_WEAK) | (vouched == VOUCH_UNTRIED)) if untried else vouched == VOUCH_WEAK
-
-    retry_failed = ~had_memory & ((vouched == VOUCH_STRONG) | (weakly() & located_within(value, located, noise, xp)))
+    retry_failed = ~had_memory & (
+        (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(value, located, noise, xp)))
+    untried = interpolates and probes_newton(jnp.result_type(value))  # (float32: VOUCH_UNTRIED)
+    if untried:  # (the float32 probes decide)
+        retry_failed = retry_failed | (~had_memory & (vouched == VOUCH_UNTRIED))
     line, over = line_decrease(slope, unit_slope, xp), overshoot_decrease(slope, unit_slope, xp)
     strong = vouches(value, xp.minimum(decrease, line), xp) | within_noise(noise, xp.minimum(line, over))
     weak = vouches(value, over, xp) | within_noise(noise, xp.where(slope < 0, 0.5 * xp.abs(slope), xp.inf))
@@ -346,22 +351,6 @@ def interpolates(rule: Any) -> bool:
     """True for a search whose first trial is scipy's interpolated one, not the unit step
     (``MoreThuente(start="interpolate")``: ``bfgs``'s and ``cg``'s default; :func:`restart_test`)."""
     return getattr(rule, "start", None) == "interpolate"
-
-
-def probed_retry(value: Any, had_memory: Any, vouched: Any, retry_failed: Any, interpolating: bool) -> Any:
-    """True where the restart's search along ``-g`` failed (or stalled) after a quasi-Newton search that
-    vouched weakly without a unit first trial (:data:`VOUCH_UNTRIED`) and did not locate its line's
-    minimiser within rounding (``retry_failed`` False), in float32 (:func:`probes_newton`): a verdict of
-    ``PRECISION`` only where the probes (:func:`probe_verdict`: along ``-x^2 g``, then a Newton-CG
-    direction) find no fall of ``f`` either. ``bfgs``'s first trial is scipy's interpolated one, so its
-    failed searches vouch weakly at best; at float32 answers of sif2jax's ARGLINB, LUKSAN15-17LS or QING
-    (a gradient of rounding 50 to 10^7 times the norm test's bound) its retry along ``-g`` located
-    nothing, and ``bfgs`` ended ``LINESEARCH_FAILED`` where ``lbfgs`` (a unit first trial) ended
-    ``PRECISION``. Python ``False`` (nothing traced) in other dtypes and under a search that does not
-    interpolate its first trial (``interpolating`` False, :func:`interpolates`)."""
-    if not (interpolating and probes_newton(jnp.result_type(value))):
-        return False
-    return ~had_memory & (vouched == VOUCH_UNTRIED) & ~retry_failed
 
 
 def model_at_precision(value: Any, model: Any, xp: Any = jnp) -> Any:
@@ -993,9 +982,6 @@ def adjust_status(
             if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
-            # (float32, bfgs: the probes decide)
-            weak = probed_retry(old[0], had_memory, vouched, retry_failed, interpolates(rule))
-            verdict = verdict if weak is False else verdict | weak
             # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
             # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
             # in 16 bits so does the norm test (NORM_VETO_BITS)

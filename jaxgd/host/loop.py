@@ -256,9 +256,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
                     # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
                     precise = _at_precision(*old) or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
-                    weak = quasi_newton and _stall.probed_retry(
-                        value, np.bool_(had_memory), vouched, retry_failed, _stall.interpolates(rule))
-                    verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed or bool(weak)
+                    verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probes)
                         found, probed, gradients = _probe_verdict(vg, x, value, g)
                         verdict, fev, gev = not found, fev + probed, gev + gradients
