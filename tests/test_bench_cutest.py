@@ -148,3 +148,62 @@ def test_suite_on_three_problems(tmp_path):
     assert reports[0].rows and reports[1].title.startswith("One-off solve")
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "profile_unconstrained_nfev.png").stat().st_size > 1000
+
+
+def audit_rec(problem: str, f: float, status: str, dtype: str = "float32", method: str = "lbfgs") -> dict:
+    """A float32-audit record (benchmarks/cutest_float32.py) with final value ``f`` and ``status``."""
+    from jaxgd import Status
+
+    return {"problem": problem, "n": 2, "method": method, "dtype": dtype, "tier": "host", "status": status,
+            "success": Status[status].success, "f": f, "nfev": 10, "steps": 3, "seconds": 0.1}
+
+
+def test_float32_audit_classes():
+    """Reference: the audit's definition, by hand. The best value is the lowest f of any run (float64 included);
+    at it means within 1e-4 max(|best|, 1); a success there is "at best", above it a false success; a failure
+    status there (MAX_STEPS included: the run reached the answer and reported failure) a false failure."""
+    from benchmarks import cutest_float32 as A
+
+    records = [
+        audit_rec("P", 1.0, "GTOL", "float64"), audit_rec("P", 1.00009, "PRECISION"),  # 9e-5 <= 1e-4: at best
+        audit_rec("P", 1.00011, "PRECISION", method="bfgs"),  # 1.1e-4 above: a false success
+        audit_rec("Q", -500.0, "LINESEARCH_FAILED"), audit_rec("Q", -499.96, "MAX_STEPS", method="bfgs"),  # 0.04 < 0.05
+        audit_rec("Q", -499.9, "MAX_STEPS", "float64"), audit_rec("R", math.nan, "NONFINITE"),
+    ]
+    best = A.best_values(records)
+    assert best["P"] == 1.0 and best["Q"] == -500.0 and math.isnan(best["R"])
+    assert [A.classify(r, best[r["problem"]]) for r in records] == [
+        "at best", "at best", "false success", "false failure", "false failure", "failure", "failure"]
+    rep = A.report(records, best, "host")
+    assert rep.rows == [["float64, host, lbfgs", "2", "1", "0", "0", "1", "20"],
+                        ["float32, host, lbfgs", "3", "1", "0", "1", "1", "30"],
+                        ["float32, host, bfgs", "2", "0", "1", "1", "0", "20"]]
+    assert rep.targets[0].met is False and rep.targets[0].detail == "3 runs"
+    # a float32 loss can read below every true value (ARGLINB: 98.9 where the minimum is 99.625): f64 decides
+    low = [audit_rec("A", 99.625, "GTOL", "float64") | {"f64": 99.625},
+           audit_rec("A", 98.9, "PRECISION") | {"f64": 99.63}, audit_rec("A", 98.8, "PRECISION") | {"f64": 99.9}]
+    assert A.best_values(low) == {"A": 99.625}
+    assert [A.classify(r, 99.625) for r in low] == ["at best", "at best", "false success"]
+    # --compare: one float32 run changed (Q, lbfgs: a false failure became a success at the best value)
+    newer = [dict(r) for r in records]
+    newer[3].update(status="PRECISION", success=True)
+    text = A.compare(newer, records)
+    assert "| float32, host, lbfgs | 1 -> 2 | 0 -> 0 | 1 -> 0 | 1 -> 1 | 30 -> 30 |" in text
+    assert text.endswith("- float32, host, lbfgs, Q: LINESEARCH_FAILED -500 (false failure, 10) -> "
+                         "PRECISION -500 (at best, 10)")
+
+
+def test_float32_audit_runs_both_dtypes(tmp_path):
+    """The audit's workers on one problem: float32 runs with x64 off, then float64 references in x64 processes,
+    which also evaluate the float32 runs' final points in float64; reference: Rosenbrock's closed-form minimum, 0."""
+    from benchmarks import cutest_float32 as A
+
+    args = A.parser().parse_args(["--problems", "ROSENBR", "--jobs", "1", "--out", str(tmp_path)])
+    (rep,) = A.run_args(args)
+    recs = A.read(tmp_path / "records.jsonl")
+    assert sorted((r["dtype"], r["method"]) for r in recs) == [
+        ("float32", "bfgs"), ("float32", "lbfgs"), ("float64", "bfgs"), ("float64", "lbfgs")]
+    for r in recs:
+        assert r["success"] and r["f"] < (1e-10 if r["dtype"] == "float64" else 1e-6), r
+        assert "x" not in r and 0 <= r["f64"] < (1e-10 if r["dtype"] == "float64" else 1e-6), r  # (float64's value)
+    assert [row[2] for row in rep.rows] == ["1", "1", "1", "1"] and rep.targets[0].met is True
