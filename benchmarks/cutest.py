@@ -193,13 +193,7 @@ def main_args(args: Any) -> list[U.Report]:
 
 def run(opts: Any) -> list[U.Report]:
     """Entry point of ``benchmarks.run`` (benchmark G)."""
-    if not P.available():
-        return [U.skipped("G", TITLE, "sif2jax is not installed (pip install 'jaxgd[bench]')")]
-    args = parser().parse_args([])
-    args.quick = bool(getattr(opts, "quick", False))
-    if getattr(opts, "out", None):
-        args.out = str(Path(opts.out) / "cutest")
-    return main_args(args)
+    return P.entry("G", TITLE, parser, main_args, opts, "cutest")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

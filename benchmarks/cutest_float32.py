@@ -281,16 +281,9 @@ def run_args(args: Any) -> list[Any]:
 
 def run(opts: Any) -> list[Any]:
     """Entry point of ``benchmarks.run`` (benchmark K): the host tier, every problem (``--quick``: 3)."""
-    from . import _util as U
     from . import cutest_problems as P
 
-    if not P.available():
-        return [U.skipped("K", TITLE, "sif2jax is not installed (pip install 'jaxgd[bench]')")]
-    args = parser().parse_args([])
-    args.quick = bool(getattr(opts, "quick", False))
-    if getattr(opts, "out", None):
-        args.out = str(Path(opts.out) / "cutest_float32")
-    return run_args(args)
+    return P.entry("K", TITLE, parser, run_args, opts, "cutest_float32")
 
 
 if __name__ == "__main__":

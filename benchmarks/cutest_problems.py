@@ -144,3 +144,18 @@ def select(kind: str, max_n: int, names: Optional[list[str]] = None, large: bool
             continue
         if names or p.n <= max_n or (large and name in LARGE[kind]):
             yield p
+
+
+def entry(key: str, title: str, parser: Any, main: Any, opts: Any, folder: str) -> list:
+    """A CUTEst benchmark's entry point for ``benchmarks.run`` (G, K): its own defaults from ``parser``,
+    ``--quick`` and ``--out`` (as ``OUT/folder``) from ``opts``, then ``main(args)``; a skipped report
+    when sif2jax is not installed."""
+    from . import _util as U
+
+    if not available():
+        return [U.skipped(key, title, "sif2jax is not installed (pip install 'jaxgd[bench]')")]
+    args = parser().parse_args([])
+    args.quick = bool(getattr(opts, "quick", False))
+    if getattr(opts, "out", None):
+        args.out = str(Path(opts.out) / folder)
+    return main(args)
