@@ -5,8 +5,8 @@
     python -m benchmarks --only K [--quick] [--out DIR]
 
 Every unconstrained problem of sif2jax with at most ``--max-n`` variables (default 200; the large
-ones are left out) is solved by jaxgd ``lbfgs`` and ``bfgs`` in float64 (host tier), and, in
-processes with x64 off, in float32 by each of ``--methods`` on ``--tier``. The stopping rules are
+ones are left out) is solved in processes with x64 off in float32 by each of ``--methods`` on
+``--tier``, and by jaxgd ``lbfgs`` and ``bfgs`` in float64 (host tier). The stopping rules are
 the CUTEst benchmark's (``cutest_solvers``: ``gtol=1e-5``, ``lbfgs`` with ``gtol_norm=inf``,
 ``max_steps=1000``), the other options jaxgd's defaults: the audit asks what a user running
 float32, JAX's default dtype, is told.
@@ -29,7 +29,8 @@ float32 run that reached the answer and then ran to ``max_steps`` is the issue's
 
 Records go to ``OUT/records.jsonl`` (one line per run); ``--compare`` reads an older records file
 (another commit's) and lists the float32 runs whose status or value changed, with both classes.
-This audit is how sessions 38-43 measured their float32 changes (benchmarks/RESULTS.md).
+This is the audit sessions 38-43 measured their float32 changes with (a script then), each final
+point now evaluated in float64 (benchmarks/RESULTS.md, session 44).
 """
 
 from __future__ import annotations
