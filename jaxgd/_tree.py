@@ -314,6 +314,24 @@ def where(cond: jax.Array, a: PyTree, b: PyTree) -> PyTree:
     return tmap(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
+def pick(cond: Any, a: PyTree, b: PyTree) -> PyTree:
+    """:func:`where`, or ``a if cond else b`` for a host predicate (a Python or NumPy bool: code
+    written once for JAX and NumPy, as the host tier's L-BFGS-B step)."""
+    if isinstance(cond, (bool, np.bool_)):
+        return a if cond else b
+    return where(cond, a, b)
+
+
+def put(a: Any, index: Any, value: Any) -> Any:
+    """``a`` with ``a[index] = value``: ``a.at[index].set(value)`` for a JAX array, a written copy
+    for a NumPy one."""
+    if isinstance(a, np.ndarray):
+        a = a.copy()
+        a[index] = value
+        return a
+    return a.at[index].set(value)
+
+
 def all_equal(a: PyTree, b: PyTree) -> jax.Array:
     """True when every element of ``a`` equals the one of ``b`` (same structure)."""
     flags = [_reduce_last((x == y).ravel(), jnp.logical_and, jnp.all) for x, y in zip(leaves(a), leaves(b))]

@@ -371,13 +371,15 @@ def test_scaled_memory_is_bfgs_from_a_diagonal_b0():
             assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.parametrize("xp", ["jax", "numpy"])
 @pytest.mark.parametrize("seed", range(3))
-def test_search_point_with_a_diagonal_b0_is_the_dense_one(seed):
+def test_search_point_with_a_diagonal_b0_is_the_dense_one(seed, xp):
     """Reference: with the dense B of BFGS updates from B0 = (c D)^{-1} (NumPy), algorithm CP
     walked breakpoint by breakpoint (np_cauchy) and the Newton step over the variables free
     there, z_F = xcp_F - (B_FF)^{-1} (g + B (xcp - x))_F (BLNZ 1995, section 5, the subspace
-    problem without its box, which this setup keeps inactive). _search_point computes them in the
-    scaled variables; the point must be the same, and exactly on its bounds where CP put it."""
+    problem without its box, which this setup keeps inactive). search_point computes them in the
+    scaled variables, jitted or with NumPy (the host tier's); the point must be the same, and
+    exactly on its bounds where CP put it."""
     rng = np.random.default_rng(seed)
     n, m = 8, 3
     mem, dense = _diagonal_memory(rng, n, m)
@@ -395,8 +397,13 @@ def test_search_point_with_a_diagonal_b0_is_the_dense_one(seed):
     z_ref = xcp.copy()
     z_ref[free] -= np.linalg.solve(dense[np.ix_(free, free)], r)
     assert np.all((z_ref > lo) & (z_ref < hi) | ~free)
-    z, _ = jax.jit(lb._search_point, static_argnums=5)(
-        jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), mem, True)
+    if xp == "numpy":
+        with np.errstate(all="ignore"):  # (as the host loop runs it: masked divisions by zero, as in XLA)
+            z, _ = lb.search_point(x, g, lo, hi, type(mem)(*(np.asarray(v) for v in mem)), True, np)
+        assert isinstance(z, np.ndarray) and z.dtype == np.float64
+    else:
+        z, _ = jax.jit(lb.search_point, static_argnums=5)(
+            jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), mem, True)
     z = np.asarray(z)
     np.testing.assert_allclose(z, z_ref, rtol=1e-7, atol=1e-9 * np.abs(x).max())
     assert np.array_equal(z[~free], xcp[~free])  # at their bounds exactly
@@ -617,7 +624,7 @@ def _long_double_solve(a, b):
     return out
 
 
-@pytest.mark.parametrize("jitted", [pytest.param(False, id="eager"), True])
+@pytest.mark.parametrize("jitted", [pytest.param(False, id="eager"), True, pytest.param("numpy", id="numpy")])
 @pytest.mark.slow
 def test_subspace_step_on_an_ill_conditioned_memory(jitted):
     """Reference: B built by the BFGS updates of theta I with the same pairs (Byrd, Nocedal &
@@ -638,8 +645,13 @@ def test_subspace_step_on_an_ill_conditioned_memory(jitted):
         b = b - np.outer(bs, bs) / (s @ bs) + np.outer(y, y) / (y @ s)
     z_ref = x.astype(ld) - _long_double_solve(b, g.astype(ld))
     lower, upper = jnp.asarray([0.0, -np.inf, 0.001]), jnp.full(3, np.inf)
-    point = jax.jit(_lbfgsb._search_point, static_argnums=5) if jitted else _lbfgsb._search_point
-    z = np.asarray(point(jnp.asarray(x), jnp.asarray(g), lower, upper, mem, False)[0])
+    if jitted == "numpy":  # (the host tier's arithmetic)
+        np_mem = type(mem)(*(np.asarray(v) for v in mem))
+        with np.errstate(all="ignore"):  # (as the host loop runs it)
+            z = _lbfgsb.search_point(x, g, np.asarray(lower), np.asarray(upper), np_mem, False, np)[0]
+    else:
+        point = jax.jit(_lbfgsb.search_point, static_argnums=5) if jitted else _lbfgsb.search_point
+        z = np.asarray(point(jnp.asarray(x), jnp.asarray(g), lower, upper, mem, False)[0])
     step_ref = np.asarray(z_ref - x.astype(ld), np.float64)
     assert np.linalg.norm(z - x - step_ref) <= 1e-5 * np.linalg.norm(step_ref)
     assert float(np.dot(g, z - x)) < 0  # a descent direction

@@ -81,7 +81,7 @@ class LbfgsbSearch:
     are scipy's ``maxcor`` and ``maxls``; ``scaling`` (static) is the
     ``lbfgs`` direction's: ``"scalar"`` keeps L-BFGS-B's :math:`B_0 = \\theta I`,
     ``"diagonal"`` and ``"auto"`` use the diagonal :math:`B_0` as
-    :func:`jaxgd.directions.lbfgs` describes (:func:`_search_point`).
+    :func:`jaxgd.directions.lbfgs` describes (:func:`search_point`).
     """
 
     __slots__ = ("c1", "c2", "xtol", "memory_size", "maxls", "scaling")
@@ -114,30 +114,40 @@ def rule_for(direction: Any, bounded: bool) -> Optional[LbfgsbSearch]:
     return LbfgsbSearch(memory_size=m, scaling=_limited_memory.scaling(direction))
 
 
-def flat_bounds(prox: Any, params: Params, dtype: Any) -> tuple[jax.Array, jax.Array]:
-    """``(lower, upper)`` as flat ``(n,)`` arrays in the order of ``ravel_pytree``."""
+def flat_bounds(prox: Any, params: Params, dtype: Any, xp: Any = jnp) -> tuple[jax.Array, jax.Array]:
+    """``(lower, upper)`` as flat ``(n,)`` arrays in the order of ``ravel_pytree`` (``xp``: ``jax.numpy``
+    or ``numpy``)."""
     leaves = _tree.leaves(params)
 
     def side(bound: Any, name: str, fill: float) -> jax.Array:
         per_leaf = _bound_leaves(bound, params, name) or [fill] * len(leaves)
-        parts = [jnp.broadcast_to(jnp.asarray(b, dtype), jnp.shape(p)).ravel() for b, p in zip(per_leaf, leaves)]
-        return jnp.concatenate(parts) if parts else jnp.zeros((0,), dtype)
+        parts = [xp.broadcast_to(xp.asarray(b, dtype), xp.shape(p)).ravel() for b, p in zip(per_leaf, leaves)]
+        return xp.concatenate(parts) if parts else xp.zeros((0,), dtype)
 
-    return side(prox.lower, "lower", -jnp.inf), side(prox.upper, "upper", jnp.inf)
+    return side(prox.lower, "lower", -xp.inf), side(prox.upper, "upper", xp.inf)
 
 
-def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf) -> jax.Array:
+def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf,
+                        xp: Any = jnp) -> jax.Array:
     """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``); its 2-norm with ``ord=2``."""
-    pg = x - jnp.clip(x - g, lower, upper)
+    pg = x - xp.clip(x - g, lower, upper)
+    if xp is not jnp:  # (the host tier's norms)
+        return _host_norm(pg) if ord == 2 else xp.max(xp.abs(pg), initial=0)
     return _tree.norm(pg) if ord == 2 else _tree.max_abs(pg)
 
 
-def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array) -> jax.Array:
+def _host_norm(a: Any) -> Any:
+    from ..host.directions import norm  # (the host tier's overflow-safe norm; imported here only when it runs)
+
+    return norm(a)
+
+
+def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, xp: Any = jnp) -> jax.Array:
     """The largest :math:`\\alpha \\le 10^{10}` with :math:`x + \\alpha d` in the box (``lnsrlb``)."""
-    ratio = jnp.where(d < 0, (lower - x) / d, jnp.where(d > 0, (upper - x) / d, jnp.inf))
+    ratio = xp.where(d < 0, (lower - x) / d, xp.where(d > 0, (upper - x) / d, xp.inf))
     # lnsrlb's ``big`` (1e10) is MINPACK-2's stpmax: step_cap, at most x's largest number (float16's 1e10
     # overflowed in the cast at trace time)
-    return jnp.minimum(jnp.min(jnp.maximum(ratio, 0.0), initial=jnp.inf), step_cap(x.dtype)).astype(x.dtype)
+    return xp.minimum(xp.min(xp.maximum(ratio, 0.0), initial=xp.inf), step_cap(x.dtype)).astype(x.dtype)
 
 
 def init(solver: Any, state: Any) -> Any:
@@ -153,28 +163,29 @@ def init(solver: Any, state: Any) -> Any:
     return state._replace(direction_state=mem, grad_norm=gnorm, status=status)
 
 
-def _search_point(x, g, lower, upper, mem: Memory, scaled: bool):  # noqa: ANN001, ANN202
+def search_point(x, g, lower, upper, mem: Memory, scaled: bool, xp: Any = jnp):  # noqa: ANN001, ANN201
     """Cauchy point and subspace minimisation: ``(z, memory used)``.
 
     ``scaled`` (static): with a diagonal :math:`B_0` in use, both run in the variables
     :math:`x / \\sigma` (:func:`jaxgd.directions.lbfgsb_memory.scaled`) and ``z`` is mapped
     back, a coordinate at a bound or unmoved there taken exactly from ``lower``, ``upper`` or ``x``.
+    ``xp``: ``jax.numpy``, or ``numpy`` (the host tier's step, :mod:`jaxgd.host.lbfgsb`).
     """
-    view, sigma = _memory.scaled(mem) if scaled else (mem, None)
-    w, big_m, ok = _memory.compact(view)
-    mem = _tree.where(ok, mem, _memory.reset(mem))
-    view = _tree.where(ok, view, mem)
-    w, big_m = jnp.where(ok, w, 0.0), jnp.where(ok, big_m, 0.0)
+    view, sigma = _memory.scaled(mem, xp) if scaled else (mem, None)
+    w, big_m, ok = _memory.compact(view, xp)
+    mem = _tree.pick(ok, mem, _memory.reset(mem, xp))
+    view = _tree.pick(ok, view, mem)
+    w, big_m = xp.where(ok, w, 0.0), xp.where(ok, big_m, 0.0)
     if scaled:
-        sigma = jnp.where(ok, sigma, 1.0)
+        sigma = xp.where(ok, sigma, 1.0)
         x_s, g_s, lower_s, upper_s = x / sigma, g * sigma, lower / sigma, upper / sigma
     else:
         x_s, g_s, lower_s, upper_s = x, g, lower, upper
-    xcp, c, free = _cauchy.cauchy(x_s, g_s, lower_s, upper_s, w, big_m, view.theta)
-    solve = lambda u: _memory.solve_reduced(view, free, u)  # noqa: E731
-    z = _cauchy.subspace(x_s, g_s, lower_s, upper_s, xcp, c, free, w, big_m, view.theta, view.col > 0, solve)
+    xcp, c, free = _cauchy.cauchy(x_s, g_s, lower_s, upper_s, w, big_m, view.theta, xp)
+    solve = lambda u: _memory.solve_reduced(view, free, u, xp)  # noqa: E731
+    z = _cauchy.subspace(x_s, g_s, lower_s, upper_s, xcp, c, free, w, big_m, view.theta, view.col > 0, solve, xp)
     if scaled:
-        z = jnp.where(z == x_s, x, jnp.where(z <= lower_s, lower, jnp.where(z >= upper_s, upper, z * sigma)))
+        z = xp.where(z == x_s, x, xp.where(z <= lower_s, lower, xp.where(z >= upper_s, upper, z * sigma)))
     return z, mem
 
 
@@ -204,7 +215,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     spread = _limited_memory.spread_of(rule.scaling)
 
     def attempt(mem: Memory):  # noqa: ANN202
-        z, mem = _search_point(x, g, lower, upper, mem, spread is not None)
+        z, mem = search_point(x, g, lower, upper, mem, spread is not None)
         d = z - x
         gd = jnp.dot(g, d).astype(f0.dtype)
         stpmax = jnp.where(first & constrained, jnp.ones((), dtype), max_step(x, d, lower, upper))

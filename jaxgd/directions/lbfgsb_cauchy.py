@@ -40,25 +40,33 @@ J. Nocedal, "Remark on Algorithm 778", ACM TOMS 38(1), 2011.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from .. import _tree
 
-def _suffix_sum(a: jax.Array) -> jax.Array:
+
+def _suffix_sum(a: jax.Array, xp: Any = jnp) -> jax.Array:
     """``out[j] = sum_{i >= j} a[i]`` for ``j = 0..len(a)`` (``out[len] = 0``)."""
-    tail = jnp.cumsum(a[::-1], axis=0)[::-1]
-    return jnp.concatenate([tail, jnp.zeros_like(a[:1])], axis=0)
+    tail = xp.cumsum(a[::-1], axis=0)[::-1]
+    return xp.concatenate([tail, xp.zeros_like(a[:1])], axis=0)
 
 
-def _prefix_sum(a: jax.Array) -> jax.Array:
+def _prefix_sum(a: jax.Array, xp: Any = jnp) -> jax.Array:
     """``out[j] = sum_{i < j} a[i]`` for ``j = 0..len(a)`` (``out[0] = 0``)."""
-    return jnp.concatenate([jnp.zeros_like(a[:1]), jnp.cumsum(a, axis=0)], axis=0)
+    return xp.concatenate([xp.zeros_like(a[:1]), xp.cumsum(a, axis=0)], axis=0)
+
+
+def _argsort(a: jax.Array, xp: Any) -> jax.Array:
+    """A stable argsort (``jnp.argsort``'s default; NumPy's is not stable unless asked)."""
+    return xp.argsort(a) if xp is jnp else xp.argsort(a, kind="stable")
 
 
 def cauchy(
-    x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array, theta: jax.Array
+    x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array, theta: jax.Array,
+    xp: Any = jnp,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The generalised Cauchy point (BLNZ 1995, Algorithm CP).
 
@@ -67,6 +75,7 @@ def cauchy(
       g: the gradient at ``x``.
       lower, upper: the bounds (``-inf``/``inf`` where absent).
       w, big_m, theta: the compact representation of ``B``.
+      xp: ``jax.numpy``, or ``numpy`` (the host tier's step).
 
     Returns:
       ``(xcp, c, free)``: the Cauchy point, :math:`c = W^\\top (x^{cp} - x)`
@@ -74,41 +83,41 @@ def cauchy(
       reached along the path, not held at a bound by the gradient).
     """
     n = x.shape[0]
-    eps = jnp.finfo(x.dtype).eps
-    inf = jnp.asarray(jnp.inf, x.dtype)
+    eps = xp.finfo(x.dtype).eps
+    inf = xp.asarray(xp.inf, x.dtype)
     # Held at a bound: the gradient pushes out of the box there (or l == u).
     held = (lower == upper) | ((x <= lower) & (g >= 0)) | ((x >= upper) & (g <= 0))
-    d = jnp.where(held, 0.0, -g)
-    brk = jnp.where(d < 0, (x - lower) / -d, jnp.where(d > 0, (upper - x) / d, inf))
-    brk = jnp.where(d == 0, inf, brk)
-    order = jnp.argsort(brk)
+    d = xp.where(held, 0.0, -g)
+    brk = xp.where(d < 0, (x - lower) / -d, xp.where(d > 0, (upper - x) / d, inf))
+    brk = xp.where(d == 0, inf, brk)
+    order = _argsort(brk, xp)
     t_sorted, d_sorted, w_sorted = brk[order], d[order], w[order]
-    n_brk = jnp.sum(jnp.isfinite(brk))
+    n_brk = xp.sum(xp.isfinite(brk))
 
-    p = _suffix_sum(d_sorted[:, None] * w_sorted)  # (n+1, 2m): W^T d_j
-    dd = _suffix_sum(d_sorted * d_sorted)  # (n+1,): ||d_j||^2
-    t_start = jnp.concatenate([jnp.zeros((1,), x.dtype), t_sorted])
-    t_end = jnp.concatenate([t_sorted, inf[None]])
-    seg = jnp.arange(n + 1)
+    p = _suffix_sum(d_sorted[:, None] * w_sorted, xp)  # (n+1, 2m): W^T d_j
+    dd = _suffix_sum(d_sorted * d_sorted, xp)  # (n+1,): ||d_j||^2
+    t_start = xp.concatenate([xp.zeros((1,), x.dtype), t_sorted])
+    t_end = xp.concatenate([t_sorted, inf[None]])
+    seg = xp.arange(n + 1)
     in_path = seg <= n_brk
-    t_start = jnp.where(in_path, t_start, 0.0)
-    dt = jnp.where(seg < n_brk, t_end - t_start, jnp.where(seg == n_brk, inf, 0.0))
-    c = _prefix_sum(jnp.where(seg[:n, None] < n_brk, dt[:n, None], 0.0) * p[:n])  # (n+1, 2m): W^T z_j
+    t_start = xp.where(in_path, t_start, 0.0)
+    dt = xp.where(seg < n_brk, t_end - t_start, xp.where(seg == n_brk, inf, 0.0))
+    c = _prefix_sum(xp.where(seg[:n, None] < n_brk, dt[:n, None], 0.0) * p[:n], xp)  # (n+1, 2m): W^T z_j
 
     mp, mc = p @ big_m, c @ big_m
-    f1 = -dd + theta * t_start * dd - jnp.sum(p * mc, axis=1)
-    f2 = theta * dd - jnp.sum(p * mp, axis=1)
-    f2 = jnp.maximum(f2, eps * f2[0])  # the 3.0 code's safeguard
-    dtm = jnp.where(dd > 0, jnp.maximum(-f1 / jnp.where(f2 > 0, f2, 1.0), 0.0), 0.0)
+    f1 = -dd + theta * t_start * dd - xp.sum(p * mc, axis=1)
+    f2 = theta * dd - xp.sum(p * mp, axis=1)
+    f2 = xp.maximum(f2, eps * f2[0])  # the 3.0 code's safeguard
+    dtm = xp.where(dd > 0, xp.maximum(-f1 / xp.where(f2 > 0, f2, 1.0), 0.0), 0.0)
     found = in_path & (dtm < dt)
-    j = jnp.where(jnp.any(found), jnp.argmax(found), n_brk)
-    dtm_j = jnp.where(jnp.any(found), dtm[j], 0.0)
+    j = xp.where(xp.any(found), xp.argmax(found), n_brk)
+    dtm_j = xp.where(xp.any(found), dtm[j], 0.0)
     t_star = t_start[j] + dtm_j
 
-    rank = jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+    rank = _tree.put(xp.zeros((n,), xp.int32), order, xp.arange(n, dtype=xp.int32))
     hit = rank < j
-    xcp = jnp.where(hit, jnp.where(d > 0, upper, lower), x + t_star * d)
-    xcp = jnp.clip(xcp, lower, upper)
+    xcp = xp.where(hit, xp.where(d > 0, upper, lower), x + t_star * d)
+    xcp = xp.clip(xcp, lower, upper)
     return xcp, c[j] + dtm_j * p[j], ~held & ~hit
 
 
@@ -125,6 +134,7 @@ def subspace(
     theta: jax.Array,
     use: jax.Array,
     solve_reduced: Callable[[jax.Array], jax.Array],
+    xp: Any = jnp,
 ) -> jax.Array:
     """Minimise the model over the free variables from the Cauchy point (direct primal method).
 
@@ -150,26 +160,27 @@ def subspace(
       solve_reduced: ``u -> N^{-1} u`` for the middle matrix
         :math:`N = M^{-1} - \\tfrac1\\theta W^\\top Z Z^\\top W` of eq. 5.11, factored by
         blocks (:func:`jaxgd.directions.lbfgsb_memory.solve_reduced`; ``formk``).
+      xp: ``jax.numpy``, or ``numpy`` (the host tier's step).
 
     Returns:
       The search point ``z`` (feasible); the search direction is ``z - x``.
     """
     dtype = x.dtype
-    r = jnp.where(free, g + theta * (xcp - x) - w @ (big_m @ c), 0.0)
+    r = xp.where(free, g + theta * (xcp - x) - w @ (big_m @ c), 0.0)
     v = solve_reduced(w.T @ r)
-    du = -r / theta - jnp.where(free, w @ v, 0.0) / (theta * theta)
-    du = jnp.where(use & jnp.all(jnp.isfinite(du)), du, 0.0)
+    du = -r / theta - xp.where(free, w @ v, 0.0) / (theta * theta)
+    du = xp.where(use & xp.all(xp.isfinite(du)), du, 0.0)
 
-    projected = jnp.clip(xcp + du, lower, upper)
-    touched = jnp.any(free & ((projected == lower) | (projected == upper)))
-    descent = jnp.dot(projected - x, g) <= 0
+    projected = xp.clip(xcp + du, lower, upper)
+    touched = xp.any(free & ((projected == lower) | (projected == upper)))
+    descent = xp.dot(projected - x, g) <= 0
     # The truncated step (the 2.x code, kept by 3.0 as the fallback).
-    ratio = jnp.where(free & (du < 0), (lower - xcp) / du, jnp.where(free & (du > 0), (upper - xcp) / du, jnp.inf))
-    ratio = jnp.maximum(ratio, 0.0)
-    ibd = jnp.argmin(ratio)
-    alpha = jnp.minimum(1.0, ratio[ibd]).astype(dtype)
+    ratio = xp.where(free & (du < 0), (lower - xcp) / du, xp.where(free & (du > 0), (upper - xcp) / du, xp.inf))
+    ratio = xp.maximum(ratio, 0.0)
+    ibd = xp.argmin(ratio)
+    alpha = xp.minimum(1.0, ratio[ibd]).astype(dtype)
     truncated = xcp + alpha * du
-    at_bound = jnp.where(du[ibd] > 0, upper[ibd], lower[ibd])
-    truncated = truncated.at[ibd].set(jnp.where(alpha < 1, at_bound, truncated[ibd]))
-    truncated = jnp.clip(truncated, lower, upper)
-    return jnp.where(~touched | descent, projected, truncated)
+    at_bound = xp.where(du[ibd] > 0, upper[ibd], lower[ibd])
+    truncated = _tree.put(truncated, ibd, xp.where(alpha < 1, at_bound, truncated[ibd]))
+    truncated = xp.clip(truncated, lower, upper)
+    return xp.where(~touched | descent, projected, truncated)

@@ -17,6 +17,10 @@ every kept pair has :math:`s^\\top y > 0`), as the L-BFGS-B code does in
 ``formt``. :math:`S^\\top Y` and :math:`S^\\top S` are updated by one row and
 column per step (``O(mn)``), never recomputed.
 
+Every function takes ``xp``: ``jax.numpy`` (the compiled step), or ``numpy`` for a memory of
+NumPy arrays (the host tier's step, :mod:`jaxgd.host.lbfgsb`; a failed Cholesky factor is NaN there
+too).
+
 Reference: R. H. Byrd, J. Nocedal & R. B. Schnabel, "Representations of
 quasi-Newton matrices and their use in limited memory methods", Math.
 Programming 63, 1994, Theorem 2.3 and eq. 3.5; Byrd, Lu, Nocedal & Zhu,
@@ -32,6 +36,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 
+from .. import _tree
+
 
 class Memory(NamedTuple):
     """The curvature pairs, oldest first; rows ``< m - col`` are unused."""
@@ -46,47 +52,48 @@ class Memory(NamedTuple):
     diag_scale: jax.Array  # > 0 where B0 = D^{-1} / diag_scale is used (scaled), 0 for theta I
 
 
-def empty(n: int, m: int, dtype: jnp.dtype) -> Memory:
+def empty(n: int, m: int, dtype: jnp.dtype, xp: Any = jnp) -> Memory:
     """An empty memory for ``n`` variables and ``m`` pairs."""
-    z = jnp.zeros((m, n), dtype)
-    zm = jnp.zeros((m, m), dtype)
-    return Memory(z, z, zm, zm, jnp.asarray(0, jnp.int32), jnp.ones((), dtype), jnp.ones((n,), dtype), jnp.zeros((), dtype))
+    z = xp.zeros((m, n), dtype)
+    zm = xp.zeros((m, m), dtype)
+    return Memory(z, z, zm, zm, xp.asarray(0, xp.int32), xp.ones((), dtype), xp.ones((n,), dtype), xp.zeros((), dtype))
 
 
-def reset(mem: Memory) -> Memory:
+def reset(mem: Memory, xp: Any = jnp) -> Memory:
     """Forget every pair (``B = I``), as L-BFGS-B does after a failed line search."""
-    return mem._replace(col=jnp.zeros_like(mem.col), theta=jnp.ones_like(mem.theta), diag_scale=jnp.zeros_like(mem.diag_scale))
+    return mem._replace(col=xp.zeros_like(mem.col), theta=xp.ones_like(mem.theta),
+                        diag_scale=xp.zeros_like(mem.diag_scale))
 
 
-def valid(mem: Memory) -> jax.Array:
+def valid(mem: Memory, xp: Any = jnp) -> jax.Array:
     """``(m,)`` bool: which rows hold a pair."""
     m = mem.s.shape[0]
-    return jnp.arange(m) >= m - mem.col
+    return xp.arange(m) >= m - mem.col
 
 
-def push(mem: Memory, s: jax.Array, y: jax.Array, take: jax.Array) -> Memory:
+def push(mem: Memory, s: jax.Array, y: jax.Array, take: jax.Array, xp: Any = jnp) -> Memory:
     """Append the pair ``(s, y)`` (dropping the oldest when full) when ``take``.
 
     ``theta`` becomes :math:`y^\\top y / s^\\top y` (BLNZ 1995, eq. 3.2 / the
     code's ``matupd``). The caller decides ``take`` (the curvature test).
     """
-    roll = lambda a: jnp.roll(a, -1, axis=0)  # noqa: E731
-    s_new = roll(mem.s).at[-1].set(s)
-    y_new = roll(mem.y).at[-1].set(y)
-    sy = jnp.roll(mem.sy, (-1, -1), axis=(0, 1))
-    ss = jnp.roll(mem.ss, (-1, -1), axis=(0, 1))
-    sy = sy.at[-1, :].set(y_new @ s).at[:, -1].set(s_new @ y)
+    put, roll = _tree.put, lambda a: xp.roll(a, -1, axis=0)  # noqa: E731
+    s_new = put(roll(mem.s), -1, s)
+    y_new = put(roll(mem.y), -1, y)
+    sy = xp.roll(mem.sy, (-1, -1), axis=(0, 1))
+    ss = xp.roll(mem.ss, (-1, -1), axis=(0, 1))
+    sy = put(put(sy, (-1, slice(None)), y_new @ s), (slice(None), -1), s_new @ y)
     s_col = s_new @ s
-    ss = ss.at[-1, :].set(s_col).at[:, -1].set(s_col)
+    ss = put(put(ss, (-1, slice(None)), s_col), (slice(None), -1), s_col)
     m = mem.s.shape[0]
     new = mem._replace(
-        s=s_new, y=y_new, sy=sy, ss=ss, col=jnp.minimum(mem.col + 1, m).astype(mem.col.dtype),
-        theta=(jnp.dot(y, y) / jnp.dot(s, y)).astype(mem.theta.dtype),
+        s=s_new, y=y_new, sy=sy, ss=ss, col=xp.minimum(mem.col + 1, m).astype(mem.col.dtype),
+        theta=(xp.dot(y, y) / xp.dot(s, y)).astype(mem.theta.dtype),
     )
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(take, a, b), new, mem)
+    return _tree.pick(take, new, mem)
 
 
-def scaled(mem: Memory) -> tuple[Memory, jax.Array]:
+def scaled(mem: Memory, xp: Any = jnp) -> tuple[Memory, jax.Array]:
     """``(memory, sigma)``: the memory in the variables :math:`\\tilde x = x / \\sigma` where a
     diagonal :math:`B_0` is in use, else ``(mem, ones)`` (the same arrays, the same bits).
 
@@ -104,13 +111,13 @@ def scaled(mem: Memory) -> tuple[Memory, jax.Array]:
     :math:`\\tilde g = \\sigma g` and the scaled bounds.
     """
     use = (mem.col > 0) & (mem.diag_scale > 0)
-    sigma = jnp.where(use, jnp.sqrt(mem.diag), 1.0)
+    sigma = xp.where(use, xp.sqrt(mem.diag), 1.0)
     s, y = mem.s / sigma[None, :], mem.y * sigma[None, :]
-    view = mem._replace(s=s, y=y, ss=s @ s.T, theta=1.0 / jnp.where(use, mem.diag_scale, 1.0))
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(use, a, b), view, mem), sigma
+    view = mem._replace(s=s, y=y, ss=s @ s.T, theta=1.0 / xp.where(use, mem.diag_scale, 1.0))
+    return _tree.pick(use, view, mem), sigma
 
 
-def compact(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
+def compact(mem: Memory, xp: Any = jnp) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(W, M, ok)``: the compact representation of the memory's ``B``.
 
     Unused rows give zero columns of ``W`` (``(n, 2m)``) and decoupled
@@ -120,40 +127,49 @@ def compact(mem: Memory) -> tuple[jax.Array, jax.Array, jax.Array]:
     """
     m = mem.s.shape[0]
     dtype = mem.s.dtype
-    v = valid(mem)
+    v = valid(mem, xp)
     vv = v[:, None] & v[None, :]
-    eye = jnp.eye(m, dtype=dtype)
-    d = jnp.where(v, jnp.diagonal(mem.sy), 1.0)
-    d_inv = jnp.where(v, 1.0 / d, 0.0)
-    low = jnp.where(vv & (jnp.arange(m)[:, None] > jnp.arange(m)[None, :]), mem.sy, 0.0)
-    ss = jnp.where(vv, mem.ss, eye)
+    eye = xp.eye(m, dtype=dtype)
+    d = xp.where(v, xp.diagonal(mem.sy), 1.0)
+    d_inv = xp.where(v, 1.0 / d, 0.0)
+    low = xp.where(vv & (xp.arange(m)[:, None] > xp.arange(m)[None, :]), mem.sy, 0.0)
+    ss = xp.where(vv, mem.ss, eye)
     theta = mem.theta
     low_dinv = low * d_inv[None, :]  # L D^{-1}
     t = theta * ss + low_dinv @ low.T
-    t_inv = _solve(_cholesky(t), eye, dtype)
+    t_inv = _solve(_cholesky(t, xp), eye, dtype, xp)
     m12 = low_dinv.T @ t_inv  # D^{-1} L^T T^{-1}
-    m11 = -jnp.diag(d_inv) + m12 @ low_dinv
-    big_m = jnp.block([[m11, m12], [m12.T, t_inv]])
-    w = jnp.concatenate([jnp.where(v[:, None], mem.y, 0.0).T, theta * jnp.where(v[:, None], mem.s, 0.0).T], axis=1)
-    ok = jnp.all(jnp.isfinite(big_m)) & jnp.all(jnp.isfinite(w))
+    m11 = -xp.diag(d_inv) + m12 @ low_dinv
+    big_m = xp.block([[m11, m12], [m12.T, t_inv]])
+    w = xp.concatenate([xp.where(v[:, None], mem.y, 0.0).T, theta * xp.where(v[:, None], mem.s, 0.0).T], axis=1)
+    ok = xp.all(xp.isfinite(big_m)) & xp.all(xp.isfinite(w))
     return w, big_m, ok
 
 
-def _cholesky(a: jax.Array) -> jax.Array:
+def _cholesky(a: jax.Array, xp: Any = jnp) -> jax.Array:
     """The lower Cholesky factor of the symmetric positive definite ``a`` (NaN where it is not); a
     half-precision ``a`` is factored in float32: LAPACK has no float16 or bfloat16 routines (an
     L-BFGS-B run in either type raised JAX's "Unsupported dtype"). Other dtypes as they are."""
+    if xp is not jnp:  # (NumPy raises where JAX's factor is NaN; the host tier runs float32 and float64)
+        try:
+            return xp.linalg.cholesky(a)
+        except xp.linalg.LinAlgError:
+            return xp.full_like(a, xp.nan)
     return jnp.linalg.cholesky(a.astype(jnp.float32) if jnp.finfo(a.dtype).bits < 32 else a)
 
 
-def _solve(factor: jax.Array, b: jax.Array, dtype: Any) -> jax.Array:
+def _solve(factor: jax.Array, b: jax.Array, dtype: Any, xp: Any = jnp) -> jax.Array:
     """``a^{-1} b`` from :func:`_cholesky`'s factor of ``a``, in ``dtype`` (``a``'s)."""
+    if xp is not jnp:  # (two triangular solves, by NumPy's general solver: 2m x 2m at most)
+        if not xp.isfinite(factor).all():
+            return xp.full(b.shape, xp.nan, dtype)
+        return xp.linalg.solve(factor.T, xp.linalg.solve(factor, b))
     if factor.dtype == dtype:  # (float32 and float64: the program as it was)
         return cho_solve((factor, True), b)
     return cho_solve((factor, True), b.astype(factor.dtype)).astype(dtype)
 
 
-def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array) -> jax.Array:
+def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array, xp: Any = jnp) -> jax.Array:
     """``N^{-1} u`` for the middle matrix of the reduced inverse, by blocks (the code's ``formk``).
 
     With :math:`Z` the free variables and :math:`A` the others, the
@@ -186,22 +202,22 @@ def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array) -> jax.Array:
       factor is not positive definite: the caller then keeps the Cauchy point).
     """
     m = mem.s.shape[0]
-    v = valid(mem)
-    s, y = jnp.where(v[:, None], mem.s, 0.0), jnp.where(v[:, None], mem.y, 0.0)
-    sz, yz = jnp.where(free[None, :], s, 0.0), jnp.where(free[None, :], y, 0.0)
+    v = valid(mem, xp)
+    s, y = xp.where(v[:, None], mem.s, 0.0), xp.where(v[:, None], mem.y, 0.0)
+    sz, yz = xp.where(free[None, :], s, 0.0), xp.where(free[None, :], y, 0.0)
     sa, ya = s - sz, y - yz
     theta = mem.theta
-    p = jnp.diag(jnp.where(v, jnp.diagonal(mem.sy), 1.0)) + (yz @ yz.T) / theta
-    strictly_lower = jnp.arange(m)[:, None] > jnp.arange(m)[None, :]
-    c = jnp.where(strictly_lower, sa @ ya.T, 0.0) - jnp.where(strictly_lower, 0.0, sz @ yz.T)
-    q = theta * (sa @ sa.T) + jnp.diag(jnp.where(v, 0.0, 1.0))
+    p = xp.diag(xp.where(v, xp.diagonal(mem.sy), 1.0)) + (yz @ yz.T) / theta
+    strictly_lower = xp.arange(m)[:, None] > xp.arange(m)[None, :]
+    c = xp.where(strictly_lower, sa @ ya.T, 0.0) - xp.where(strictly_lower, 0.0, sz @ yz.T)
+    q = theta * (sa @ sa.T) + xp.diag(xp.where(v, 0.0, 1.0))
     u1, u2 = u[:m], u[m:]
-    solved = _solve(_cholesky(p), jnp.concatenate([c.T, u1[:, None]], axis=1), u.dtype)
+    solved = _solve(_cholesky(p, xp), xp.concatenate([c.T, u1[:, None]], axis=1), u.dtype, xp)
     p_inv_ct, p_inv_u1 = solved[:, :m], solved[:, m]  # one solve with both right-hand sides
-    js = _cholesky(q + c @ p_inv_ct)
-    b = _solve(js, u2 + c @ p_inv_u1, u.dtype)
+    js = _cholesky(q + c @ p_inv_ct, xp)
+    b = _solve(js, u2 + c @ p_inv_u1, u.dtype, xp)
     a = p_inv_ct @ b - p_inv_u1
-    return jnp.concatenate([a, b])
+    return xp.concatenate([a, b])
 
 
 def dense_b(mem: Memory) -> jax.Array:

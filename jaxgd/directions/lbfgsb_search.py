@@ -66,15 +66,16 @@ class MTState(NamedTuple):
     tie: jax.Array  # |f - finit| within which f is finit to rounding (the approximate Wolfe test)
 
 
-def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, stpmax: jax.Array, ftol: Any) -> MTState:
+def start(f0: jax.Array, g0: jax.Array, stp: jax.Array, stpmax: jax.Array, ftol: Any, xp: Any = jnp) -> MTState:
     """``dcsrch`` with ``task = 'START'`` (``g0 < 0`` is the caller's to check)."""
     return MTState(
-        jnp.asarray(False), f0, g0, ftol * g0, stpmax, dcsrch_core.start(f0, g0, stp, stpmax), tie_tolerance(None, f0)
+        xp.asarray(False), f0, g0, ftol * g0, stpmax, dcsrch_core.start(f0, g0, stp, stpmax, xp),
+        tie_tolerance(None, f0, xp),
     )
 
 
 def dcsrch(
-    ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, xtol: Any
+    ms: MTState, stp: jax.Array, f: jax.Array, g: jax.Array, gtol: Any, xtol: Any, xp: Any = jnp
 ) -> tuple[jax.Array, MTState, jax.Array, jax.Array]:
     """One ``dcsrch`` call after an evaluation at ``stp`` (``phi = f``, ``phi' = g``).
 
@@ -97,16 +98,28 @@ def dcsrch(
     warn = warn | ((stp == ms.stpmax) & (f <= ftest) & (g <= ms.gtest))
     warn = warn | ((stp == 0) & ((f > ftest) | (g >= ms.gtest)))
     # (with Hager-Zhang's approximate Wolfe test at rounding level, see the module doc)
-    conv = decreased(f, ftest, ms.finit, ms.tie) & (jnp.abs(g) <= gtol * (-ms.ginit))
+    conv = decreased(f, ftest, ms.finit, ms.tie) & (xp.abs(g) <= gtol * (-ms.ginit))
     stop = warn | conv
 
-    new_iv, stp_new = interpolate(iv, stp, f, g, stage2, ftest, ms.gtest)
-    stp_new, new_iv, outside, narrow = safeguard(new_iv, stp_new, ms.stpmax, xtol)
+    new_iv, stp_new = interpolate(iv, stp, f, g, stage2, ftest, ms.gtest, xp)
+    stp_new, new_iv, outside, narrow = safeguard(new_iv, stp_new, ms.stpmax, xtol, xp)
     back = outside | narrow
-    stp_new = jnp.where(back, new_iv.stx, stp_new)
+    stp_new = xp.where(back, new_iv.stx, stp_new)
     new = ms._replace(stage2=stage2, iv=new_iv)
-    new = jax.tree_util.tree_map(lambda a, b: jnp.where(stop, a, b), ms._replace(stage2=stage2), new)
-    return jnp.where(stop, stp, stp_new), new, stop, back & ~stop
+    new = _select(xp, stop, ms._replace(stage2=stage2), new)
+    return xp.where(stop, stp, stp_new), new, stop, back & ~stop
+
+
+def _select(xp: Any, cond: Any, a: Any, b: Any) -> Any:
+    """The pytree ``a`` where ``cond``, else ``b``, leaf by leaf with ``xp.where``."""
+    return jax.tree_util.tree_map(lambda u, v: xp.where(cond, u, v), a, b)
+
+
+def _python_while(cond: Callable[[Any], Any], body: Callable[[Any], Any], carry: Any) -> Any:
+    """``lax.while_loop`` in Python (the host tier's search)."""
+    while cond(carry):
+        carry = body(carry)
+    return carry
 
 
 class SearchResult(NamedTuple):
@@ -129,6 +142,7 @@ def search(
     gtol: Any,
     xtol: Any,
     maxls: int,
+    xp: Any = jnp,
 ) -> SearchResult:
     """Run ``dcsrch`` from ``stp`` until it stops or ``maxls`` evaluations are spent.
 
@@ -139,11 +153,13 @@ def search(
       stp, stpmax: the first step and the largest allowed one.
       ftol, gtol, xtol: ``dcsrch``'s tolerances (:math:`c_1`, :math:`c_2`, relative interval width).
       maxls: the evaluation budget (static).
+      xp: ``jax.numpy`` (a compiled loop), or the host tier's NumPy scalar operations
+        (:data:`jaxgd.host.search.OPS`: a Python loop, the same statements).
 
     Returns:
       A :class:`SearchResult`; ``failed`` when the budget ran out first.
     """
-    ms = start(f0, g0, stp, stpmax, ftol)
+    ms = start(f0, g0, stp, stpmax, ftol, xp)
 
     def cond(carry):  # noqa: ANN001, ANN202
         _, _, _, nfev, done, _ = carry
@@ -152,9 +168,9 @@ def search(
     def body(carry):  # noqa: ANN001, ANN202
         ms, stp, best, nfev, _, stp_done = carry
         trial, f, g = evaluate(stp)
-        finite = jnp.isfinite(f) & jnp.isfinite(g)
-        f_s, g_s = jnp.where(finite, f, f0), jnp.where(finite, g, g0)
-        stp_next, ms_next, stop, back = dcsrch(ms, stp, f_s, g_s, gtol, xtol)
+        finite = xp.isfinite(f) & xp.isfinite(g)
+        f_s, g_s = xp.where(finite, f, f0), xp.where(finite, g, g0)
+        stp_next, ms_next, stop, back = dcsrch(ms, stp, f_s, g_s, gtol, xtol, xp)
         # Sent back to stx when stx is this very trial: dcsrch would ask for this point again and
         # end the search there with a warning (stx is an end of the bracketing interval), so it
         # ends here, one evaluation sooner; scipy's L-BFGS-B gets that evaluation from its cache
@@ -166,13 +182,14 @@ def search(
         stop = stop | (finite & repeats_best(f, g, ms.iv.stx, ms.iv.fx, ms.iv.gx))
         # A non-finite trial: halve towards the best point and cap the step there.
         half = ms.iv.stx + 0.5 * (stp - ms.iv.stx)
-        ms_next = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), ms_next, ms._replace(stpmax=half))
-        stp_next = jnp.where(finite, stp_next, half)
+        ms_next = _select(xp, finite, ms_next, ms._replace(stpmax=half))
+        stp_next = xp.where(finite, stp_next, half)
         done = finite & stop
-        best = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), trial, best)
-        return ms_next, stp_next, best, nfev + 1, done, jnp.where(done, stp, stp_done)
+        best = _select(xp, done, trial, best)
+        return ms_next, stp_next, best, nfev + 1, done, xp.where(done, stp, stp_done)
 
-    zero = jnp.asarray(0, jnp.int32)
-    init = (ms, stp, start_trial, zero, jnp.asarray(False), jnp.zeros_like(stp))
-    _, _, best, nfev, done, stp_done = _packing.packed_while(cond, body, init)
+    host = xp is not jnp
+    zero = 0 if host else jnp.asarray(0, jnp.int32)
+    init = (ms, stp, start_trial, zero, xp.asarray(False), xp.zeros_like(stp))
+    _, _, best, nfev, done, stp_done = (_python_while if host else _packing.packed_while)(cond, body, init)
     return SearchResult(best, stp_done, nfev, ~done)

@@ -79,6 +79,10 @@ class _Ops:
     def asarray(x: Any) -> Any:
         return np.bool_(x)
 
+    @staticmethod
+    def isfinite(x: Any) -> Any:
+        return np.bool_(math.isfinite(x))
+
 
 OPS = _Ops()
 

@@ -147,11 +147,12 @@ def evaluate_finite(ctx: StepContext, alpha: jax.Array) -> tuple[jax.Array, Tria
     return alpha, trial, i + 1
 
 
-def tie_tolerance(rtol: Any, value: jax.Array) -> jax.Array:
-    """``rtol * |value|``; ``rtol=None`` means :func:`approx_eps` machine epsilons."""
+def tie_tolerance(rtol: Any, value: jax.Array, xp: Any = jnp) -> jax.Array:
+    """``rtol * |value|``; ``rtol=None`` means :func:`approx_eps` machine epsilons (``xp``: ``jax.numpy``,
+    or the host tier's NumPy operations)."""
     dtype = jnp.result_type(value)
     rtol = approx_eps(dtype) * jnp.finfo(dtype).eps if rtol is None else rtol
-    return (rtol * jnp.abs(value)).astype(dtype)
+    return (rtol * xp.abs(value)).astype(dtype)
 
 
 def info(nfev: Any, ngev: Any, failed: Any) -> StepInfo:
