@@ -529,7 +529,7 @@ ROWS: list[Row] = [
     R("minimize", "tier", "1", ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier=1", lambda c: M(c, tier=1)),
     R("minimize", "tier", '"host" with method="gd"', ValueError, "tier='host' cannot run this call: method='gd'", lambda c: M(c, tier="host", method="gd", lr=0.1)),
     R("minimize", "tier", '"host" with lr=0.1 (no line search)', ValueError, "tier='host' cannot run this call: lr=ScheduleRule(0.1)", lambda c: M(c, tier="host", method="lbfgs", lr=0.1)),
-    R("minimize", "tier", '"host" with bounds', ValueError, "tier='host' cannot run this call: bounds is set", lambda c: M(c, tier="host", method="lbfgs", bounds=(0.0, None))),
+    R("minimize", "tier", '"host" with l2', ValueError, "tier='host' cannot run this call: l2 is set", lambda c: M(c, tier="host", method="lbfgs", bounds=(0.0, None), l2=0.1)),
     R("minimize", "tier", '"host" with float16 x0', ValueError, "x0's leaves are not all float32 or all float64", lambda c: M(c, tier="host", method="bfgs", x0=np.zeros(3, np.float16))),
     R("minimize", "tier", '"host" with checkpoint_path', ValueError, "tier='host' cannot run this call: checkpoint_path or resume is set", lambda c: M(c, tier="host", method="lbfgs", checkpoint_path=c.dir / "t.ckpt")),
     R("minimize", "tier", '"host" under jax.jit', ValueError, "tier='host' cannot run this call: the call is traced", lambda c: jax.jit(lambda x: M(c, tier="host", method="lbfgs", x0=x).loss)(c.x0)),

@@ -348,3 +348,129 @@ def test_under_a_trace_with_concrete_inputs_auto_compiles(method: str) -> None:
     np.testing.assert_allclose(np.asarray(got), np.asarray(want.params), rtol=1e-12)
     shapes = jax.eval_shape(lambda: jaxgd.minimize(rosen, x0, method=method))
     assert shapes.params.shape == (2,) and shapes.loss.dtype == want.loss.dtype
+
+
+# -- L-BFGS-B: lbfgs with bounds -----------------------------------------------------------------
+def scaled_quadratic(x: jax.Array) -> jax.Array:  # curvatures over 1e4: the diagonal B0 turns on
+    return jnp.sum(jnp.logspace(0.0, 4.0, x.size) * (x - 1.0) ** 2) + 0.1 * jnp.sum(x ** 4)
+
+
+BOUNDED_CASES: dict[str, tuple[Callable, Callable[[], Any], Callable[[], tuple], dict]] = {
+    "rosenbrock 5-D, box active": (rosen, lambda: jnp.full(5, 0.5), tuple, {"bounds": (0.0, 0.7)}),
+    "one-sided upper bound, ftol": (rosen, lambda: jnp.full(4, 0.5), tuple, {"bounds": (None, 0.7), "ftol": 1e-4}),
+    "one-sided lower bound, gtol_norm 2": (rosen, lambda: jnp.asarray([-1.2, 1.0, 0.8]), tuple,
+                                           {"bounds": (0.9, None), "gtol_norm": 2}),
+    "x0 outside the box": (rosen, lambda: jnp.asarray([-3.0, 3.0, 0.0, 5.0]), tuple, {"bounds": (-2.0, 2.0)}),
+    "a fixed variable (lower == upper)": (rosen, lambda: jnp.full(4, 0.5), tuple,
+                                          {"bounds": (jnp.asarray([0.5, -9.0, -9.0, -9.0]),
+                                                      jnp.asarray([0.5, 9.0, 9.0, 9.0]))}),
+    "pytree bounds, args": (least_squares, lambda: {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}, _ls_data,
+                            {"bounds": ({"w": -0.4, "b": -np.inf}, {"w": 1.2, "b": 0.05})}),
+    "diagonal B0 (badly scaled)": (scaled_quadratic, lambda: jnp.zeros(12), tuple,
+                                   {"bounds": (-1.0, 0.9), "method": jaxgd.directions.lbfgs(scaling="diagonal")}),
+    "scalar B0, memory 3": (rosen, lambda: jnp.asarray(np.tile([-1.2, 1.0], 4)), tuple,
+                            {"bounds": (-1.5, 1.5), "method": jaxgd.directions.lbfgs(memory_size=3, scaling="scalar")}),
+    "max_steps 4, history every 2": (rosen, lambda: jnp.asarray([-1.2, 1.0, 0.5]), tuple,
+                                      {"bounds": (-2.0, 2.0), "max_steps": 4, "history": 2}),
+    "xtol": (rosen, lambda: jnp.asarray([-1.2, 1.0, 0.5]), tuple, {"bounds": (-2.0, 2.0), "xtol": 1e-3}),
+    "non-smooth: precision": (kink, lambda: jnp.zeros(3), tuple, {"bounds": (-1.0, 5.0)}),
+    "unbounded below: a failed search": (unbounded, lambda: jnp.zeros(2), tuple,
+                                         {"bounds": (None, 5.0), "max_steps": 200}),
+    "has_aux": (with_aux, lambda: jnp.zeros(4), tuple, {"has_aux": True, "bounds": (0.5, 3.0)}),
+    "start at the minimum": (rosen, lambda: jnp.ones(3), tuple, {"bounds": (0.0, 2.0)}),
+    "non-finite trials": (steep, lambda: jnp.asarray([2.0, -1.0]), tuple, {"bounds": (-1e3, 1e3)}),
+    "nan at the start": (lambda x: jnp.sum(jnp.log(x)), lambda: jnp.asarray([-1.0, 1.0]), tuple,
+                         {"bounds": (-2.0, 2.0)}),
+}
+# make test: every other case (the rest in make slow)
+BOUNDED_PARAMS = [slow_if(i % 2 == 1, c, id=c) for i, c in enumerate(BOUNDED_CASES)]
+
+
+def _bounded(case: str, **extra: Any) -> tuple[jaxgd.Result, jaxgd.Result]:
+    fun, x0, args, options = BOUNDED_CASES[case]
+    kw = {"method": "lbfgs", **options, **extra}
+    host = jaxgd.minimize(fun, x0(), args(), tier="host", **kw)
+    return host, jaxgd.minimize(fun, x0(), args(), tier="compiled", **kw)
+
+
+def _assert_within(params: Any, bounds: tuple) -> None:
+    """Every parameter inside ``bounds`` (scalars, arrays or pytrees like ``params``; None: no bound)."""
+
+    def side(b: Any, fill: float) -> list:
+        if b is None:
+            b = fill
+        if isinstance(b, dict):
+            pairs = zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(b))
+            return [np.broadcast_to(np.asarray(v), p.shape) for p, v in pairs]
+        return [np.broadcast_to(np.asarray(b), p.shape) for p in jax.tree_util.tree_leaves(params)]
+
+    for p, lo, hi in zip(jax.tree_util.tree_leaves(params), side(bounds[0], -np.inf), side(bounds[1], np.inf)):
+        lo, hi = lo.astype(p.dtype), hi.astype(p.dtype)  # (a float32 run's bounds are float32's)
+        assert np.all(np.asarray(p) >= lo) and np.all(np.asarray(p) <= hi), (p, lo, hi)
+
+
+@pytest.mark.parametrize("case", BOUNDED_PARAMS)
+def test_host_lbfgsb_is_the_compiled_lbfgsb(case: str) -> None:
+    """Reference: the fused loop's L-BFGS-B (tier='compiled') on the same call: the same ending,
+    steps, evaluations, state types and answer (1e-6), inside the bounds."""
+    host, compiled = _bounded(case)
+    if case.startswith("non-smooth"):  # (at the kink the last trials' steps are rounding: the same ending and answer)
+        assert host.status_enum == compiled.status_enum == jaxgd.Status.PRECISION, (host, compiled)
+        np.testing.assert_allclose(np.asarray(host.params), np.asarray(compiled.params), atol=1e-6)
+    else:
+        _assert_same_run(host, compiled, 1e-6)
+    _assert_within(host.params, BOUNDED_CASES[case][3]["bounds"])
+
+
+@pytest.mark.slow
+def test_host_lbfgsb_statuses_cover_the_endings() -> None:
+    """The bounded cases reach every status L-BFGS-B writes on the host (so the comparison above tests them)."""
+    seen = {_bounded(c)[0].status_enum.name for c in BOUNDED_CASES}
+    assert {"GTOL", "FTOL", "XTOL", "MAX_STEPS", "NONFINITE", "PRECISION", "LINESEARCH_FAILED"} <= seen, seen
+
+
+def test_float32_host_lbfgsb_is_the_compiled_lbfgsb(x64_off: Any) -> None:
+    """float32 (x64 off). Reference: the fused loop's L-BFGS-B. As for the unconstrained methods,
+    float32 rounding may part the paths near the answer: both succeed within 6 steps of each other
+    at the same answer, inside the box."""
+    fun, x0, args, options = BOUNDED_CASES["pytree bounds, args"]
+    kw = {"method": "lbfgs", **options}
+    host = jaxgd.minimize(fun, _f32(x0()), _f32(args()), tier="host", **kw)
+    compiled = jaxgd.minimize(fun, _f32(x0()), _f32(args()), tier="compiled", **kw)
+    assert host.loss.dtype == np.float32 and all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(host.params))
+    assert host.success and compiled.success and abs(int(host.steps) - int(compiled.steps)) <= 6, (host, compiled)
+    for h, c in zip(jax.tree_util.tree_leaves(host.params), jax.tree_util.tree_leaves(compiled.params)):
+        np.testing.assert_allclose(np.asarray(h), np.asarray(c), atol=2e-3)
+    _assert_within(host.params, options["bounds"])
+
+
+@pytest.mark.slow
+def test_a_host_lbfgsb_result_resumes_in_the_fused_loop() -> None:
+    """The host L-BFGS-B run's state (its compact memory, the rule's counts) is the compiled
+    loop's: resuming it after 6 steps ends where one compiled run of the whole budget does
+    (reference: tier='compiled' without a stop)."""
+    x0, bounds = jnp.asarray(np.tile([-1.2, 1.0], 3)), (-1.5, 0.9)
+    part = jaxgd.minimize(rosen, x0, method="lbfgs", bounds=bounds, max_steps=6, tier="host")
+    assert part.status_enum == jaxgd.Status.MAX_STEPS and int(part.steps) == 6
+    rest = jaxgd.minimize(rosen, x0, method="lbfgs", bounds=bounds, max_steps=200, resume=part)
+    whole = jaxgd.minimize(rosen, x0, method="lbfgs", bounds=bounds, max_steps=200, tier="compiled")
+    _assert_same_run(rest, whole, 1e-6, types=False)
+
+
+def test_auto_runs_a_bounded_first_call_on_the_host(compiles: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tier='auto' with bounds (L-BFGS-B): the first call runs on the host and compiles one
+    program, value_and_grad (the fused loop's compile took 1.2-2 s a problem on sif2jax's
+    bounded set); reference for its answer: tier='compiled'."""
+    host_runs: list = []
+    real = host_loop.run
+    monkeypatch.setattr(host_loop, "run", lambda *a, **k: host_runs.append(1) or real(*a, **k))
+
+    def loss(x: jax.Array) -> jax.Array:  # a new function: nothing cached for it
+        return rosen(x) - 0.0
+
+    x0 = jnp.asarray([-1.2, 1.0, 0.3, 0.8])
+    host_tier.wait()
+    before = len(compiles)
+    first = jaxgd.minimize(loss, x0, method="lbfgs", bounds=(-0.5, 0.8), tier="auto")
+    assert host_runs == [1] and len(compiles) - before == 1, "the host tier compiled more than value_and_grad"
+    _assert_same_run(first, jaxgd.minimize(loss, x0, method="lbfgs", bounds=(-0.5, 0.8), tier="compiled"), 1e-6)

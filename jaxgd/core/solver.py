@@ -244,8 +244,9 @@ class Solver:
         return value, grad, aux
 
     def loss(self, params: Params, value: jax.Array) -> jax.Array:
-        """The reported loss: smooth value plus the proximal term."""
-        if not self.prox.active:
+        """The reported loss: smooth value plus the proximal term (``l1``'s; a box adds nothing, and
+        with bounds alone the loss is the value itself: a NumPy scalar in an eager ``Result``, as without)."""
+        if self.prox.l1 is None:
             return value
         return value + self.prox.value(params).astype(value.dtype)
 

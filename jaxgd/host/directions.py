@@ -47,6 +47,13 @@ def scaled_norm(a: np.ndarray, top: Any) -> Any:
     return np.ldexp(np.ldexp(np.sqrt(np.dot(b, b)), h), int(e) - h).astype(a.dtype)
 
 
+def at_precision(value: Any, gnorm: Any, x: np.ndarray, factor: float = 1.0) -> bool:
+    """``stall.at_precision``: ``||g|| max(||x||, 1) <= factor sqrt(eps) max(|f|, 1)``."""
+    eps = np.finfo(value.dtype).eps
+    scale = np.maximum(np.abs(value), 1.0) / np.maximum(np.sqrt(np.dot(x, x)).astype(value.dtype), 1.0)
+    return bool(np.isfinite(value) & (gnorm <= factor * np.sqrt(eps) * scale))
+
+
 # -- L-BFGS ---------------------------------------------------------------------------------
 class LBFGS(NamedTuple):
     """``LBFGSState`` on the host: ``s``, ``y`` as ``(m, n)`` rows of flat vectors."""

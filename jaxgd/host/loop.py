@@ -35,7 +35,10 @@ from ..linesearch import wolfe as _wolfe
 from ..core.solver import SolverState
 from ..core.status import History, Result, Status
 from . import directions as _directions
+from . import lbfgsb as _lbfgsb
 from . import search as _search
+from .directions import at_precision
+from ..directions.lbfgsb import LbfgsbSearch
 
 RUNNING, GTOL, FTOL, XTOL = int(Status.RUNNING), int(Status.GTOL), int(Status.FTOL), int(Status.XTOL)
 FAILED, NONFINITE, PRECISION, STALLED = (
@@ -114,13 +117,6 @@ def _measure(x: np.ndarray, value: Any, g: np.ndarray, inf_norm: bool) -> tuple[
     return _directions.scaled_norm(g, top).astype(value.dtype), bool(np.isfinite(value) & np.isfinite(top))
 
 
-def _at_precision(value: Any, gnorm: Any, x: np.ndarray, factor: float = 1.0) -> bool:
-    """``stall.at_precision``: ``||g|| max(||x||, 1) <= factor sqrt(eps) max(|f|, 1)``."""
-    eps = np.finfo(value.dtype).eps
-    scale = np.maximum(np.abs(value), 1.0) / np.maximum(np.sqrt(np.dot(x, x)).astype(value.dtype), 1.0)
-    return bool(np.isfinite(value) & (gnorm <= factor * np.sqrt(eps) * scale))
-
-
 def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Optional[np.ndarray] = None,
                   least_fall: Any = None) -> tuple[bool, int]:
     """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host, or along ``-d``
@@ -191,10 +187,13 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     dtype = layout.dtype
     x = np.concatenate([np.asarray(v).ravel() for v in x_leaves]).astype(dtype, copy=False)
     vg = flat_value_and_grad(solver, structure, leaves, layout, args, x)
+    box = _lbfgsb.box(solver, x0, dtype) if isinstance(solver.rule, LbfgsbSearch) else None
+    if box is not None:  # Solver.init: x0 projected into the bounds
+        x = np.clip(x, box.lower, box.upper)
     direction = _directions.host_direction(solver.direction, x.size)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
     quasi_newton = solver.direction.quasi_newton
-    search = _search.Search(rule, dtype, x)
+    search = _search.Search(rule, dtype, x) if box is None else None
     with np.errstate(all="ignore"):
         value, g, aux = vg(x)
         if value.dtype != dtype or g.dtype != dtype:
@@ -206,9 +205,18 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
         finite = np.isfinite(value) and np.isfinite(g).all()
         status = NONFINITE if not finite else GTOL if gnorm <= gtol else RUNNING
         dstate, rstate = direction.init(x), _search.init(value, g)
+        if box is not None:
+            gnorm, status, dstate, rstate = _lbfgsb.start(solver, box, x, value, g, finite)
         count, nfev, ngev, alpha = 0, 1, 1, dtype.type(0)
         every, n_rows = solver.history_every, solver.history_length()
         rows = np.full((3, n_rows), np.nan, dtype)
+
+        def record() -> None:
+            """A step taken: its history row and progress report (the driver's)."""
+            if every and count % every == 0 and count // every <= n_rows:
+                rows[:, count // every - 1] = (value, alpha, gnorm)
+            if solver.progress_every and count % solver.progress_every == 0:
+                _progress.update(count, value, solver.max_steps)
 
         def along(x: np.ndarray, d: np.ndarray) -> Callable[[Any], _search.Trial]:
             """``ctx.evaluate``: ``alpha -> Trial`` at ``x + alpha d``."""
@@ -227,6 +235,14 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
 
         vouched = _stall.VOUCH_NONE
         while status == RUNNING and count < solver.max_steps:
+            if box is not None:  # L-BFGS-B (Solver.step's hook)
+                o = _lbfgsb.step(solver, box, vg, count, x, value, g, aux, gnorm, dstate, rstate)
+                dstate, rstate, status, nfev, ngev = o.mem, o.counts, o.status, nfev + o.nfev, ngev + o.nfev
+                if o.accept:
+                    x, value, g, aux, gnorm, alpha = o.x, o.value, o.grad, o.aux, o.grad_norm, o.alpha
+                    count += 1
+                    record()
+                continue
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
             ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
@@ -255,7 +271,8 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
                     # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
-                    precise = _at_precision(*old) or (failed and unseen and not had_memory and _at_precision(*old, _stall.GRID_FACTOR))
+                    precise = at_precision(*old) or (
+                        failed and unseen and not had_memory and at_precision(*old, _stall.GRID_FACTOR))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probes)
                         found, probed, gradients = _probe_verdict(vg, x, value, g)
@@ -272,10 +289,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             if accept:
                 x, value, g, aux, gnorm, rstate, alpha = trial.x, new_value, trial.grad, trial.aux, new_gnorm, rnew, a
                 count += 1
-                if every and count % every == 0 and count // every <= n_rows:
-                    rows[:, count // every - 1] = (value, alpha, gnorm)
-                if solver.progress_every and count % solver.progress_every == 0:  # the driver's report
-                    _progress.update(count, value, solver.max_steps)
+                record()
     if solver.progress_every:
         _progress.close(count, value, solver.max_steps, status)
     if status == RUNNING and count >= solver.max_steps:
@@ -288,12 +302,14 @@ def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate,
     """The :class:`jaxgd.Result` the compiled eager run would return, from the host state: device
     arrays for the parameters, the gradient and the rule's and direction's states (put on the
     device in one call: ~35 us an array, against ~85 us one by one), NumPy scalars for the rest."""
-    m = dstate.s.shape[0] if isinstance(dstate, _directions.LBFGS) else 0
-    on_device = jax.device_put((
-        layout.tree(x), layout.tree(g),
-        _directions.compiled_state(dstate, lambda r: layout.tree(r, (m,)), layout.tree),
-        type(rstate)(*(np.asarray(v) for v in rstate)),
-    ))
+    if isinstance(rstate, _lbfgsb.Counts):  # L-BFGS-B: its memory of flat vectors, the rule's counts as a tuple
+        direction_state = dstate
+        rule_state = (np.asarray(rstate.flat, np.int32), _stall.Window(*(np.asarray(v) for v in rstate.window)))
+    else:
+        m = dstate.s.shape[0] if isinstance(dstate, _directions.LBFGS) else 0
+        direction_state = _directions.compiled_state(dstate, lambda r: layout.tree(r, (m,)), layout.tree)
+        rule_state = type(rstate)(*(np.asarray(v) for v in rstate))
+    on_device = jax.device_put((layout.tree(x), layout.tree(g), direction_state, rule_state))
     params, grad, direction_state, rule_state = on_device
     i32 = np.int32
     state = SolverState(

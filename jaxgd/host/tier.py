@@ -8,7 +8,8 @@ background thread, and the calls after that compile run the fused loop. ``"host"
 loop (an error where it is not supported). ``"compiled"``: always the fused
 loop (the first call waits for its compile), as before this tier existed.
 Methods: ``lbfgs``, ``bfgs``, ``cg`` (any memory, variant or restart period)
-with a :class:`~jaxgd.linesearch.MoreThuente` search.
+with a :class:`~jaxgd.linesearch.MoreThuente` search, and ``lbfgs`` with ``bounds``
+(L-BFGS-B, :mod:`jaxgd.host.lbfgsb`).
 
 Only eager calls choose (concrete ``x0``, ``args`` and hyperparameters, the
 implicit adjoint, no checkpoint): under ``jit``/``vmap``/``grad`` the loop is
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..core import compile as _compile
 from ..core.combinations import base_name
+from ..directions.lbfgsb import LbfgsbSearch
 from ..linesearch.more_thuente import MoreThuente
 from . import directions as _directions
 from . import loop as _loop
@@ -35,7 +37,8 @@ TIERS = ("auto", "host", "compiled")
 BAD_TIER = "tier must be one of {valid}, got tier={value!r}"
 NOT_ON_HOST = (
     "tier='host' cannot run this call: {why}. The host loop runs method='lbfgs', 'bfgs' or 'cg' with a MoreThuente "
-    "line search (their default lr), without l1, bounds, l2, clip or accelerated, on float32 or float64 "
+    "line search (their default lr; lbfgs also with bounds), without l1, l2, clip or accelerated, "
+    "on float32 or float64 "
     "parameters of one dtype, called outside jit/vmap/grad and without checkpoints; use tier='auto' or 'compiled'"
 )
 UNKNOWN = object()  # Plan.host_why before it is known
@@ -60,11 +63,12 @@ def unsupported_solver(solver: Any) -> Optional[str]:
     """None when the host loop runs ``solver``'s method and options; else what it does not run."""
     if _directions.host_direction(solver.direction) is None:
         return f"method={solver.direction.name!r}"
-    for name, on in (("l1", solver.prox.l1 is not None), ("bounds", solver.prox.bounded), ("l2", solver.l2 is not None),
+    for name, on in (("l1", solver.prox.l1 is not None), ("l2", solver.l2 is not None),
                      ("clip", solver.clip is not None), ("accelerated", solver.accelerated)):
         if on:
             return f"{name} is set"
-    if not isinstance(solver.rule, MoreThuente):
+    # (bounds: only lbfgs's L-BFGS-B rule runs with them; bfgs, cg and lbfgs with another lr are refused with bounds)
+    if not isinstance(solver.rule, (MoreThuente, LbfgsbSearch)):
         return f"lr={solver.rule!r}"
     return None
 

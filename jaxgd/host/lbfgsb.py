@@ -1,0 +1,172 @@
+"""L-BFGS-B on the host: :func:`jaxgd.directions.lbfgsb.step` over flat NumPy vectors.
+
+``method="lbfgs"`` with ``bounds`` runs L-BFGS-B's step (:mod:`jaxgd.directions.lbfgsb`).
+Its arithmetic is written once for both tiers: the generalised Cauchy point and the
+subspace step (:mod:`jaxgd.directions.lbfgsb_cauchy`), the compact memory
+(:mod:`jaxgd.directions.lbfgsb_memory`) and the projected search
+(:mod:`jaxgd.directions.lbfgsb_search`) take ``xp``, here NumPy (and the search's
+NumPy scalar operations, :data:`jaxgd.host.search.OPS`). This module repeats what
+the compiled step does around them, statement for statement: the restart from
+:math:`B = I` after a failed search, the pair's curvature test and the diagonal's
+update, the projected-gradient, ``ftol`` and ``xtol`` tests, the two counts that end
+a run at ``f``'s rounding floor in ``PRECISION``, and the precision rule for a failed
+search (:func:`jaxgd.core.stall.adjust_status`'s norm test). :func:`jaxgd.host.loop.run`
+calls :func:`start` and :func:`step` in its loop.
+
+Same iterates as the compiled loop to the rounding of its reductions:
+``tests/test_host_tier.py``.
+
+References: R. H. Byrd, P. Lu, J. Nocedal & C. Zhu, SIAM J. Sci. Comput. 16(5), 1995;
+C. Zhu, R. H. Byrd, P. Lu & J. Nocedal, ACM TOMS 23(4), 1997; J. L. Morales & J. Nocedal,
+ACM TOMS 38(1), 2011.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from ..core import stall as _stall
+from ..core.status import Status
+from ..directions import lbfgsb as _lbfgsb
+from ..directions import lbfgsb_memory as _memory
+from ..directions import lbfgsb_search as _search
+from ..directions import limited_memory as _limited_memory
+from . import directions as _directions
+from .search import OPS
+
+RUNNING, GTOL, FTOL, XTOL = int(Status.RUNNING), int(Status.GTOL), int(Status.FTOL), int(Status.XTOL)
+FAILED, NONFINITE, PRECISION = int(Status.LINESEARCH_FAILED), int(Status.NONFINITE), int(Status.PRECISION)
+
+
+class Box(NamedTuple):
+    """A run's constants: the flat bounds and what the first step's start depends on."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    boxed: bool  # every variable has two finite bounds
+    constrained: bool  # some variable has a finite bound
+
+
+class Counts(NamedTuple):
+    """The rule's state (``LbfgsbSearch.init``): steps in a row that did not lower f, and the
+    solver's stall window over f and the projected gradient's norm."""
+
+    flat: int
+    window: _stall.Window
+
+
+def box(solver: Any, x0: Any, dtype: np.dtype) -> Box:
+    """The flat bounds of ``solver``'s box for parameters like ``x0``."""
+    lower, upper = _lbfgsb.flat_bounds(solver.prox, x0, dtype, np)
+    finite_l, finite_u = np.isfinite(lower), np.isfinite(upper)
+    return Box(lower, upper, bool(np.all(finite_l & finite_u)), bool(np.any(finite_l | finite_u)))
+
+
+def start(solver: Any, b: Box, x: np.ndarray, value: Any, g: np.ndarray, finite: bool) -> tuple:
+    """``lbfgsb.init`` after ``Solver.init``: ``(projected gradient norm, status, memory, counts)``."""
+    gnorm = _lbfgsb.projected_grad_norm(x, g, b.lower, b.upper, solver.gtol_norm, np).astype(value.dtype)
+    status = NONFINITE if not finite else GTOL if gnorm <= solver.gtol else RUNNING
+    mem = _memory.empty(x.size, solver.rule.memory_size, x.dtype, np)
+    window = _stall.Window(value, np.asarray(np.inf, value.dtype)[()], np.int32(0))
+    return gnorm, status, mem, Counts(np.int32(0), window)
+
+
+class Outcome(NamedTuple):
+    """One step's result (the fields of the next ``SolverState`` it changes)."""
+
+    accept: bool
+    x: np.ndarray
+    value: Any
+    grad: np.ndarray
+    aux: Any
+    grad_norm: Any
+    alpha: Any
+    status: int
+    mem: _memory.Memory
+    counts: Counts
+    nfev: int
+
+
+def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: Any, g: np.ndarray, aux: Any, gnorm: Any,
+         mem: _memory.Memory, counts: Counts) -> Outcome:
+    """One L-BFGS-B iteration from a running state (``lbfgsb.step`` and ``_finish``)."""
+    rule, dtype, f0 = solver.rule, x.dtype, value
+    lower, upper = b.lower, b.upper
+    first = count == 0
+    start_trial = (x, f0, g, aux)
+    spread = _limited_memory.spread_of(rule.scaling)
+    c1, c2, xtol = (np.asarray(v, dtype)[()] for v in (rule.c1, rule.c2, rule.xtol))
+
+    def attempt(mem: _memory.Memory) -> tuple:
+        z, mem = _lbfgsb.search_point(x, g, lower, upper, mem, spread is not None, np)
+        d = z - x
+        gd = np.dot(g, d).astype(dtype)
+        stpmax = dtype.type(1) if (first and b.constrained) else _lbfgsb.max_step(x, d, lower, upper, np)
+        stp = (dtype.type(1) / np.linalg.norm(d)).astype(dtype) if (first and not b.boxed) else dtype.type(1)
+        stp = OPS.minimum(stp, stpmax)
+
+        def evaluate(alpha: Any) -> tuple:
+            xt = np.clip(z if alpha == 1 else x + alpha * d, lower, upper)
+            v, gr, aux = vg(xt)
+            return (xt, v, gr, aux), v, np.dot(gr, d).astype(dtype)
+
+        if gd < 0 and np.isfinite(gd):
+            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, c1, c2, xtol, rule.maxls, OPS), mem
+        return _search.SearchResult(start_trial, dtype.type(0), 0, True), mem
+
+    nfev = 0
+    while True:  # a failed search restarts from B = I, as mainlb does; failing again is the step's failure
+        res, mem = attempt(mem)
+        # (a search that "succeeds" without moving x is a failure too: lbfgsb.step)
+        failed = bool(res.failed) or np.array_equal(res.trial[0], x)
+        nfev += int(res.nfev)
+        if not (failed and mem.col > 0):
+            break
+        mem = _memory.reset(mem, np)
+
+    xn, fn, gn, aux_n = res.trial
+    finite = bool(np.isfinite(fn) and np.isfinite(gn).all())
+    accept = not failed and finite
+    if accept:  # (a step not taken changes no pair)
+        mem = _remember(mem, x, xn, g, gn, spread)
+
+    new_gnorm = _lbfgsb.projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm, np).astype(value.dtype)
+    status = GTOL if new_gnorm <= solver.gtol else RUNNING
+    if solver.ftol is not None and status == RUNNING:
+        scale = max(abs(value), abs(fn), 1.0)
+        status = FTOL if value - fn <= solver.ftol * scale else status
+    # the two counts that end a run at f's rounding floor with ftol off (lbfgsb._finish)
+    flat = np.int32(0 if (accept and fn < value) else min(counts.flat, _lbfgsb.STALL_STEPS) + 1)
+    w0 = counts.window
+    lower_f, lower_g = fn < w0.best_value, new_gnorm < w0.best_grad_norm
+    window = _stall.Window(fn if lower_f else w0.best_value, new_gnorm if lower_g else w0.best_grad_norm,
+                           np.int32(0 if (lower_f or lower_g) else w0.since + 1))
+    if solver.ftol is None and status == RUNNING:
+        cycled = window.since >= _stall.WINDOW and (fn <= w0.best_value or window.since > 2 * _stall.WINDOW)
+        status = PRECISION if (flat >= _lbfgsb.STALL_STEPS or cycled) else status
+    if solver.xtol is not None and status == RUNNING and _directions.norm(xn - x) <= solver.xtol:
+        status = XTOL
+    status = FAILED if failed else NONFINITE if not finite else status
+    # stall.adjust_status for L-BFGS-B: a failed search with no memory left to forget, at a point
+    # stationary to the precision f is evaluated at, is PRECISION
+    if failed and status == FAILED and _directions.at_precision(value, gnorm, x):
+        status = PRECISION
+    return Outcome(accept, xn, fn, gn, aux_n, new_gnorm, res.stp, status, mem, Counts(flat, window), nfev)
+
+
+def _remember(mem: _memory.Memory, x: np.ndarray, xn: np.ndarray, g: np.ndarray, gn: np.ndarray,
+              spread: Any) -> _memory.Memory:
+    """The pair ``(xn - x, gn - g)`` into the memory when it passes L-BFGS-B's curvature test
+    (and, with a diagonal ``spread``, :math:`s^\\top y > 0`: then the diagonal is updated too)."""
+    s, y = xn - x, gn - g
+    sy, gs, yy = np.dot(s, y), -np.dot(g, s), np.dot(y, y)
+    take = bool(sy > np.finfo(x.dtype).eps * gs and np.isfinite(yy))
+    if spread is None:
+        return _memory.push(mem, s, y, take, np)
+    take = take and sy > 0
+    if not take:
+        return mem
+    diag, scale = _directions.diagonal_update(mem.diag, s, y, sy, yy, mem.col == 0, spread)
+    return _memory.push(mem, s, y, True, np)._replace(diag=diag, diag_scale=scale)
