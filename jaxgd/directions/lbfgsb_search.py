@@ -49,6 +49,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .. import _tree
 from ..core import packing as _packing
 from ..linesearch import dcsrch as dcsrch_core
 from ..linesearch.dcsrch import Interval, decreased, interpolate, repeats_best, safeguard
@@ -106,13 +107,8 @@ def dcsrch(
     back = outside | narrow
     stp_new = xp.where(back, new_iv.stx, stp_new)
     new = ms._replace(stage2=stage2, iv=new_iv)
-    new = _select(xp, stop, ms._replace(stage2=stage2), new)
+    new = _tree.pick(stop, ms._replace(stage2=stage2), new)
     return xp.where(stop, stp, stp_new), new, stop, back & ~stop
-
-
-def _select(xp: Any, cond: Any, a: Any, b: Any) -> Any:
-    """The pytree ``a`` where ``cond``, else ``b``, leaf by leaf with ``xp.where``."""
-    return jax.tree_util.tree_map(lambda u, v: xp.where(cond, u, v), a, b)
 
 
 def _python_while(cond: Callable[[Any], Any], body: Callable[[Any], Any], carry: Any) -> Any:
@@ -182,10 +178,10 @@ def search(
         stop = stop | (finite & repeats_best(f, g, ms.iv.stx, ms.iv.fx, ms.iv.gx))
         # A non-finite trial: halve towards the best point and cap the step there.
         half = ms.iv.stx + 0.5 * (stp - ms.iv.stx)
-        ms_next = _select(xp, finite, ms_next, ms._replace(stpmax=half))
+        ms_next = _tree.pick(finite, ms_next, ms._replace(stpmax=half))
         stp_next = xp.where(finite, stp_next, half)
         done = finite & stop
-        best = _select(xp, done, trial, best)
+        best = _tree.pick(done, trial, best)
         return ms_next, stp_next, best, nfev + 1, done, xp.where(done, stp, stp_done)
 
     host = xp is not jnp
