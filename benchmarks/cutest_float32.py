@@ -1,7 +1,8 @@
 """K. A float32 audit on CUTEst: do jaxgd's statuses tell the truth in float32? (issue 13 item 3)
 
     python -m benchmarks.cutest_float32 [--tier host|compiled] [--methods lbfgs,bfgs] [--max-n 200]
-        [--problems A,B] [--jobs 2] [--out out/cutest_float32] [--compare OLD_RECORDS.jsonl]
+        [--suite unconstrained|bounded] [--problems A,B] [--jobs 2] [--out out/cutest_float32]
+        [--compare OLD_RECORDS.jsonl]
     python -m benchmarks --only K [--quick] [--out DIR]
 
 Every unconstrained problem of sif2jax with at most ``--max-n`` variables (default 200; the large
@@ -9,7 +10,9 @@ ones are left out) is solved in processes with x64 off in float32 by each of ``-
 ``--tier``, and by jaxgd ``lbfgs`` and ``bfgs`` in float64 (host tier). The stopping rules are
 the CUTEst benchmark's (``cutest_solvers``: ``gtol=1e-5``, ``lbfgs`` with ``gtol_norm=inf``,
 ``max_steps=1000``), the other options jaxgd's defaults: the audit asks what a user running
-float32, JAX's default dtype, is told.
+float32, JAX's default dtype, is told. ``--suite bounded``: sif2jax's bound-constrained problems
+instead, with ``lbfgs`` only (L-BFGS-B; ``bfgs`` and ``cg`` refuse bounds), the float64 reference
+``lbfgs`` too.
 
 Every run's ``f`` is the loss at its final point evaluated in float64 (a float32 loss's own value can
 be off by more than the margin below). A problem's *best value* is the lowest ``f`` any of its runs
@@ -47,6 +50,7 @@ from typing import Any, Iterable, Optional
 
 MARGIN = 1e-4  # at the best value: f <= best + MARGIN max(|best|, 1)
 REFERENCE_METHODS = ("lbfgs", "bfgs")  # float64, host tier: the reference values
+BOUNDED_METHODS = ("lbfgs",)  # --suite bounded: L-BFGS-B (bfgs and cg refuse bounds)
 CLASSES = ("at best", "false success", "false failure", "failure")
 
 
@@ -56,11 +60,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tier", default="host", choices=["host", "compiled"], help="the float32 runs' tier (host)")
     p.add_argument("--methods", default="lbfgs,bfgs", help="float32 methods (lbfgs,bfgs; cg also runs)")
     p.add_argument("--max-n", type=int, default=200, help="largest problem size run (default 200)")
+    p.add_argument("--suite", default="unconstrained", choices=["unconstrained", "bounded"],
+                   help="sif2jax's unconstrained problems (default) or its bound-constrained ones (lbfgs only)")
     p.add_argument("--problems", default=None, help="comma-separated problem names (default: all up to --max-n)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes per dtype (default 2)")
     p.add_argument("--out", default="out/cutest_float32", help="folder for the records and the table")
     p.add_argument("--compare", default=None, help="an older records.jsonl: list the runs that changed")
-    p.add_argument("--quick", action="store_true", help="3 problems: ROSENBR, MISRA1ALS, PALMER3C")
+    p.add_argument("--quick", action="store_true", help="3 problems: ROSENBR, MISRA1ALS, PALMER3C (bounded: BOX2, "
+                   "HATFLDA, PALMER1A)")
     p.add_argument("--finals", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker", nargs=3, metavar=("DTYPE", "PART", "PARTS"), help=argparse.SUPPRESS)
     return p
@@ -78,11 +85,12 @@ def _solve(prob: Any, method: str, dtype: str, tier: str) -> dict:
     from . import cutest_solvers as S
 
     x0 = jnp.asarray(prob.instance.y0, getattr(jnp, dtype))
+    bounds = None if prob.kind != "bounded" else tuple(jnp.asarray(b, x0.dtype) for b in prob.instance.bounds)
     S.FIRST_TIER["tier"] = tier  # (the contender's first call, the one made here, runs on this tier)
     t0 = time.perf_counter()
     try:
         f = prob.objective()
-        x, steps, nfev, _, status = S.MAKERS[f"jaxgd {method}"](f, x0, None, math.inf)()
+        x, steps, nfev, _, status = S.MAKERS[f"jaxgd {method}"](f, x0, bounds, math.inf)()
         out = {"status": status, "success": jaxgd.Status[status].success, "f": float(f(x)), "nfev": nfev,
                "steps": steps}
         if dtype != "float64":
@@ -90,7 +98,7 @@ def _solve(prob: Any, method: str, dtype: str, tier: str) -> dict:
     except Exception as e:  # a crash is a failure, recorded as such
         out = {"status": f"ERROR {type(e).__name__}: {str(e)[:200]}", "success": False, "f": math.nan,
                "nfev": 0, "steps": 0}
-    out.update(problem=prob.name, n=prob.n, method=method, dtype=dtype, tier=tier,
+    out.update(problem=prob.name, n=prob.n, suite=prob.kind, method=method, dtype=dtype, tier=tier,
                seconds=round(time.perf_counter() - t0, 3))
     return out
 
@@ -115,8 +123,10 @@ def worker(dtype: str, part: int, parts: int, args: Any) -> None:
     for r in read(Path(args.finals)) if args.finals else []:
         finals.setdefault(r["problem"], []).append(r)
     methods = REFERENCE_METHODS if dtype == "float64" else tuple(args.methods.split(","))
+    if args.suite == "bounded":
+        methods = tuple(m for m in methods if m in BOUNDED_METHODS)
     tier = "host" if dtype == "float64" else args.tier
-    for i, prob in enumerate(P.select("unconstrained", args.max_n, _names(args), large=False)):
+    for i, prob in enumerate(P.select(args.suite, args.max_n, _names(args), large=False)):
         if i % parts != part:
             continue
         for m in methods:
@@ -131,7 +141,7 @@ def worker(dtype: str, part: int, parts: int, args: Any) -> None:
 
 def _names(args: Any) -> Optional[list[str]]:
     if args.quick:
-        return ["ROSENBR", "MISRA1ALS", "PALMER3C"]
+        return ["BOX2", "HATFLDA", "PALMER1A"] if args.suite == "bounded" else ["ROSENBR", "MISRA1ALS", "PALMER3C"]
     return [s.strip() for s in args.problems.split(",") if s.strip()] if args.problems else None
 
 
@@ -139,7 +149,7 @@ def measure(args: Any, path: Path) -> list[dict]:
     """Run the workers (float32, then float64 with the float32 finals; ``--jobs`` processes each) and
     collect their records."""
     base = [sys.executable, "-m", "benchmarks.cutest_float32", "--tier", args.tier, "--methods", args.methods,
-            "--max-n", str(args.max_n)] + (["--quick"] if args.quick else []) + (
+            "--max-n", str(args.max_n), "--suite", args.suite] + (["--quick"] if args.quick else []) + (
             ["--problems", args.problems] if args.problems else [])
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     root = Path(__file__).resolve().parent.parent
@@ -191,7 +201,7 @@ def classify(record: dict, best: float) -> str:
 TITLE = "float32 CUTEst audit: jaxgd's statuses against the best value any run found"
 
 
-def report(records: list[dict], best: dict[str, float], tier: str) -> Any:
+def report(records: list[dict], best: dict[str, float], tier: str, suite: str = "unconstrained") -> Any:
     """The class counts and evaluations per (dtype, tier, method), the false ones by name, and the target
     (float32: no false success, no false failure)."""
     from . import _util as U
@@ -199,7 +209,8 @@ def report(records: list[dict], best: dict[str, float], tier: str) -> Any:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["dtype"], r["tier"], r["method"]), []).append(r)
-    rep = U.Report(key="K", title=TITLE, label=f"float32 audit, {tier} tier",
+    label = f"float32 audit, {tier} tier" + (", bounded" if suite == "bounded" else "")
+    rep = U.Report(key="K", title=TITLE, label=label,
                    columns=["dtype, tier, method", "runs", *CLASSES, "evaluations"])
     false = 0
     for key in sorted(groups, reverse=True):
@@ -220,7 +231,8 @@ def report(records: list[dict], best: dict[str, float], tier: str) -> Any:
                                 false == 0 and not errors if records else None,
                                 f"{false} runs" + (f", {len(errors)} errors" if errors else "")))
     rep.notes.append(f"At the best value: f <= best + {MARGIN:g} max(|best|, 1), f each run's final point's loss "
-                     "evaluated in float64; best: the lowest f of any run, float64 (lbfgs, bfgs, host tier) included. "
+                     "evaluated in float64; best: the lowest f of any run, float64 "
+                     f"({'lbfgs' if suite == 'bounded' else 'lbfgs, bfgs'}, host tier) included. "
                      "gtol 1e-5 (lbfgs: inf-norm), max_steps 1000.")
     return rep
 
@@ -278,7 +290,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def run_args(args: Any) -> list[Any]:
     records = measure(args, Path(args.out) / "records.jsonl")
-    return [report(records, best_values(records), args.tier)]
+    return [report(records, best_values(records), args.tier, args.suite)]
 
 
 def run(opts: Any) -> list[Any]:

@@ -207,3 +207,18 @@ def test_float32_audit_runs_both_dtypes(tmp_path):
         assert r["success"] and r["f"] < (1e-10 if r["dtype"] == "float64" else 1e-6), r
         assert "x" not in r and 0 <= r["f64"] < (1e-10 if r["dtype"] == "float64" else 1e-6), r  # (float64's value)
     assert [row[2] for row in rep.rows] == ["1", "1", "1", "1"] and rep.targets[0].met is True
+
+
+def test_float32_audit_bounded_suite(tmp_path):
+    """--suite bounded: lbfgs (L-BFGS-B) only, with the problem's bounds, in both dtypes; reference: HS1
+    (Rosenbrock with x2 >= -1.5, the bound inactive at the closed-form minimum, 0 at (1, 1))."""
+    from benchmarks import cutest_float32 as A
+
+    args = A.parser().parse_args(["--suite", "bounded", "--problems", "HS1", "--jobs", "1", "--out", str(tmp_path)])
+    (rep,) = A.run_args(args)
+    recs = A.read(tmp_path / "records.jsonl")
+    assert sorted((r["dtype"], r["method"], r["suite"]) for r in recs) == [
+        ("float32", "lbfgs", "bounded"), ("float64", "lbfgs", "bounded")]
+    for r in recs:
+        assert r["success"] and 0 <= r["f64"] < (1e-10 if r["dtype"] == "float64" else 1e-6), r
+    assert "bounded" in rep.label and rep.targets[0].met is True
