@@ -438,6 +438,10 @@ def test_float32_host_lbfgsb_is_the_compiled_lbfgsb(x64_off: Any) -> None:
     host = jaxgd.minimize(fun, _f32(x0()), _f32(args()), tier="host", **kw)
     compiled = jaxgd.minimize(fun, _f32(x0()), _f32(args()), tier="compiled", **kw)
     assert host.loss.dtype == np.float32 and all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(host.params))
+    # every state leaf in the compiled run's dtype (NumPy's where(v, 0.0, 1.0) is float64: it made the host's
+    # float32 steps float64, x moving by 1e-11 where float32 cannot, ten such steps ending in PRECISION)
+    for h, c in zip(jax.tree_util.tree_leaves(host.state), jax.tree_util.tree_leaves(compiled.state)):
+        assert np.asarray(h).dtype == np.asarray(c).dtype, (h, c)  # (NumPy's dtypes: JAX's x64-off view is float32)
     assert host.success and compiled.success and abs(int(host.steps) - int(compiled.steps)) <= 6, (host, compiled)
     for h, c in zip(jax.tree_util.tree_leaves(host.params), jax.tree_util.tree_leaves(compiled.params)):
         np.testing.assert_allclose(np.asarray(h), np.asarray(c), atol=2e-3)

@@ -169,6 +169,12 @@ def _solve(factor: jax.Array, b: jax.Array, dtype: Any, xp: Any = jnp) -> jax.Ar
     return cho_solve((factor, True), b.astype(factor.dtype)).astype(dtype)
 
 
+def _unused(v: jax.Array, dtype: Any, xp: Any) -> jax.Array:
+    """1 at the unused pairs, 0 at the others, in ``dtype`` (NumPy has no weak types: its
+    ``where(v, 0.0, 1.0)`` is float64, which made a float32 host run's step float64)."""
+    return jnp.where(v, 0.0, 1.0) if xp is jnp else (~v).astype(dtype)
+
+
 def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array, xp: Any = jnp) -> jax.Array:
     """``N^{-1} u`` for the middle matrix of the reduced inverse, by blocks (the code's ``formk``).
 
@@ -210,7 +216,7 @@ def solve_reduced(mem: Memory, free: jax.Array, u: jax.Array, xp: Any = jnp) -> 
     p = xp.diag(xp.where(v, xp.diagonal(mem.sy), 1.0)) + (yz @ yz.T) / theta
     strictly_lower = xp.arange(m)[:, None] > xp.arange(m)[None, :]
     c = xp.where(strictly_lower, sa @ ya.T, 0.0) - xp.where(strictly_lower, 0.0, sz @ yz.T)
-    q = theta * (sa @ sa.T) + xp.diag(xp.where(v, 0.0, 1.0))
+    q = theta * (sa @ sa.T) + xp.diag(_unused(v, u.dtype, xp))
     u1, u2 = u[:m], u[m:]
     solved = _solve(_cholesky(p, xp), xp.concatenate([c.T, u1[:, None]], axis=1), u.dtype, xp)
     p_inv_ct, p_inv_u1 = solved[:, :m], solved[:, m]  # one solve with both right-hand sides

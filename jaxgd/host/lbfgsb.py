@@ -101,7 +101,7 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
 
     def attempt(mem: _memory.Memory) -> tuple:
         z, mem = _lbfgsb.search_point(x, g, lower, upper, mem, spread is not None, np)
-        d = z - x
+        d = z.astype(dtype, copy=False) - x  # (a float32 run stays float32: NumPy has no weak types)
         gd = np.dot(g, d).astype(dtype)
         stpmax = dtype.type(1) if (first and b.constrained) else _lbfgsb.max_step(x, d, lower, upper, np)
         stp = (dtype.type(1) / np.linalg.norm(d)).astype(dtype) if (first and not b.boxed) else dtype.type(1)
