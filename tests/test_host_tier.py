@@ -478,3 +478,9 @@ def test_auto_runs_a_bounded_first_call_on_the_host(compiles: list, monkeypatch:
     first = jaxgd.minimize(loss, x0, method="lbfgs", bounds=(-0.5, 0.8), tier="auto")
     assert host_runs == [1] and len(compiles) - before == 1, "the host tier compiled more than value_and_grad"
     _assert_same_run(first, jaxgd.minimize(loss, x0, method="lbfgs", bounds=(-0.5, 0.8), tier="compiled"), 1e-6)
+    # above L-BFGS-B's own size limit (AUTO_MAX_SIZE["lbfgs+bounds"], below lbfgs's): the fused loop
+    monkeypatch.setitem(host_tier.AUTO_MAX_SIZE, "lbfgs+bounds", 3)
+    jaxgd.minimize(lambda x: rosen(x) * 1.0, x0, method="lbfgs", bounds=(-0.5, 0.8), tier="auto")
+    assert host_runs == [1]
+    jaxgd.minimize(lambda x: rosen(x) * 1.0, x0, method="lbfgs", tier="auto")  # (without bounds: lbfgs's limit)
+    assert host_runs == [1, 1]

@@ -253,7 +253,7 @@ def minimize(
         options, ``x0``'s and ``args``' shapes and dtypes) with
         ``method="lbfgs"`` or ``"cg"`` (at most 20,000 parameters) or
         ``"bfgs"`` (at most 400), their default line search (``lbfgs`` also
-        with ``bounds``: L-BFGS-B) and no ``l1``/``l2``/``clip`` runs its steps from
+        with ``bounds``, L-BFGS-B, at most 5,000) and no ``l1``/``l2``/``clip`` runs its steps from
         Python over NumPy, calling one jitted ``value_and_grad`` (the only
         XLA compile it waits for, as scipy's solvers do); the problem's
         second call queues the fused loop's compile on a background thread,

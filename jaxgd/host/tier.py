@@ -88,13 +88,16 @@ def unsupported(solver: Any, x0: Any) -> Optional[str]:
 # The most parameters for which tier="auto" runs a problem on the host: beyond them a step's
 # NumPy work outweighs the fused loop's compile (bfgs: its dense n x n update, ~10 passes over H
 # a step; 1,000-D extended Rosenbrock, 1,000 steps: 9.2 s on the host against 1.9 s compile
-# included; benchmarks/RESULTS.md, session 13). tier="host" runs any size.
-AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000}
+# included; benchmarks/RESULTS.md, session 13). L-BFGS-B ("lbfgs+bounds"): its host step is
+# 1.7 ms at 1,000-D and 13.6 ms at 10,000-D, the fused loop's 0.6 and 4.4 ms after a compile of
+# 1.9 and 2.9 s (bounded extended Rosenbrock, session 45): the host wins up to some 300 steps at
+# 10,000-D, 1,700 at 1,000-D. tier="host" runs any size.
+AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000, "lbfgs+bounds": 5_000}
 
 
 def prefers_host(solver: Any, x0: Any) -> bool:
     """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`)."""
-    name = base_name(solver.direction.name)
+    name = "lbfgs+bounds" if isinstance(solver.rule, LbfgsbSearch) else base_name(solver.direction.name)
     return sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(x0)) <= AUTO_MAX_SIZE.get(name, 0)
 
 
