@@ -406,14 +406,20 @@ def window_init(value: jax.Array, grad_norm: jax.Array) -> Window:
     return Window(value, grad_norm, jnp.asarray(0, jnp.int32))
 
 
-def window_update(window: Window, value: jax.Array, grad_norm: jax.Array) -> Window:
-    """The window after a step to a point with loss ``value`` and measure ``grad_norm``."""
+def window_update(window: Window, value: jax.Array, grad_norm: jax.Array, xp: Any = jnp) -> Window:
+    """The window after a step to a point with loss ``value`` and measure ``grad_norm`` (``xp``:
+    ``jax.numpy``, or the host tier's NumPy scalar operations)."""
     lower_f, lower_g = value < window.best_value, grad_norm < window.best_grad_norm
     return Window(
-        jnp.where(lower_f, value, window.best_value),
-        jnp.where(lower_g, grad_norm, window.best_grad_norm),
-        jnp.where(lower_f | lower_g, 0, window.since + 1).astype(jnp.int32),
+        xp.where(lower_f, value, window.best_value),
+        xp.where(lower_g, grad_norm, window.best_grad_norm),
+        int32(xp.where(lower_f | lower_g, 0, window.since + 1), xp),
     )
+
+
+def int32(v: Any, xp: Any = jnp) -> Any:
+    """``v`` as an int32 (a JAX array cast, or a NumPy scalar on the host)."""
+    return v.astype(jnp.int32) if xp is jnp else np.int32(v)
 
 
 # A window rule's probe (:func:`probe_descent`): at most this many steps along -g, each a quarter

@@ -256,6 +256,22 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread)
 
 
+def floor_counts(rule_state: Any, accept: Any, new_value: Any, value: Any, grad_norm: Any, ftol_off: bool,
+                 xp: Any = jnp) -> tuple:
+    """``(flat, window, cycled)``: the rule's counts after a step from ``value`` to ``new_value``
+    (projected gradient norm ``grad_norm`` there) and, with ``ftol`` off, whether the window ended
+    the run (a full stall window ending at a step back at f's low; see :func:`_finish`; ``False`` with
+    ``ftol`` on). The run is at f's floor where ``flat >= STALL_STEPS`` or ``cycled``. Both tiers
+    (``xp``: the host's NumPy scalar operations)."""
+    flat0, window0 = rule_state
+    flat = _stall.int32(xp.where(accept & (new_value < value), 0, xp.minimum(flat0, STALL_STEPS) + 1), xp)
+    window = _stall.window_update(window0, new_value, grad_norm, xp)
+    if not ftol_off:
+        return flat, window, False
+    cycled = (window.since >= _stall.WINDOW) & ((new_value <= window0.best_value) | (window.since > 2 * _stall.WINDOW))
+    return flat, window, cycled
+
+
 def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):  # noqa: ANN001, ANN202
     """Update the memory (and its diagonal, with ``spread`` not None), run the termination
     tests and build the next state."""
@@ -293,11 +309,8 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
     # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
     # its answer here.
     # (A step not accepted ends the run: the window's count after it is never read.)
-    flat0, window0 = state.rule_state
-    flat = jnp.where(accept & (fn < state.value), 0, jnp.minimum(flat0, STALL_STEPS) + 1).astype(jnp.int32)
-    window = _stall.window_update(window0, fn, gnorm)
+    flat, window, cycled = floor_counts(state.rule_state, accept, fn, state.value, gnorm, solver.ftol is None)
     if solver.ftol is None:
-        cycled = (window.since >= _stall.WINDOW) & ((fn <= window0.best_value) | (window.since > 2 * _stall.WINDOW))
         status = jnp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
     if solver.xtol is not None:
         status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)

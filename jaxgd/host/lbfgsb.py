@@ -138,14 +138,10 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
         scale = max(abs(value), abs(fn), 1.0)
         status = FTOL if value - fn <= solver.ftol * scale else status
     # the two counts that end a run at f's rounding floor with ftol off (lbfgsb._finish)
-    flat = np.int32(0 if (accept and fn < value) else min(counts.flat, _lbfgsb.STALL_STEPS) + 1)
-    w0 = counts.window
-    lower_f, lower_g = fn < w0.best_value, new_gnorm < w0.best_grad_norm
-    window = _stall.Window(fn if lower_f else w0.best_value, new_gnorm if lower_g else w0.best_grad_norm,
-                           np.int32(0 if (lower_f or lower_g) else w0.since + 1))
-    if solver.ftol is None and status == RUNNING:
-        cycled = window.since >= _stall.WINDOW and (fn <= w0.best_value or window.since > 2 * _stall.WINDOW)
-        status = PRECISION if (flat >= _lbfgsb.STALL_STEPS or cycled) else status
+    off = solver.ftol is None
+    flat, window, cycled = _lbfgsb.floor_counts(counts, np.bool_(accept), fn, value, new_gnorm, off, OPS)
+    if off and status == RUNNING and (flat >= _lbfgsb.STALL_STEPS or cycled):
+        status = PRECISION
     if solver.xtol is not None and status == RUNNING and _directions.norm(xn - x) <= solver.xtol:
         status = XTOL
     status = FAILED if failed else NONFINITE if not finite else status
