@@ -484,3 +484,29 @@ def test_auto_runs_a_bounded_first_call_on_the_host(compiles: list, monkeypatch:
     assert host_runs == [1]
     jaxgd.minimize(lambda x: rosen(x) * 1.0, x0, method="lbfgs", tier="auto")  # (without bounds: lbfgs's limit)
     assert host_runs == [1, 1]
+
+
+def price4(y: jax.Array) -> jax.Array:
+    """Price's function 4 as sif2jax's PRICE4B writes it: minima f = 0 at (0, 0), (2, 4) and (1.464, -2.506)."""
+    x1, x2 = y
+    f1 = 2.0 * x2 * x1**3 - x2**3
+    f2 = 6.0 * x1 + x2 - x2**2
+    return f1**2 + f2**2
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_float32_lbfgsb_failed_search_at_the_answer_is_precision(tier: str, x64_off: Any) -> None:
+    """Reference: Price 4's closed-form minimum (2, 4), f = 0. Float32 L-BFGS-B reaches it in 20 steps;
+    there the search along -g (the memory forgotten) fails at f's rounding, its first trial moving x
+    without the fall the slope predicted, and the projected gradient 2-12x above the norm test's
+    bound (it was LINESEARCH_FAILED, sif2jax's PRICE4B in benchmark K): the grid rule's PRECISION, a
+    success, on both tiers (or GTOL on a CPU whose rounding lands there). Far from any answer a
+    failed search stays a failure (-exp(-x) without a lower bound)."""
+    bounds = (jnp.full(2, -50.0, jnp.float32), jnp.full(2, 50.0, jnp.float32))
+    r = jaxgd.minimize(price4, jnp.asarray([1.0, 5.0], jnp.float32), method="lbfgs", bounds=bounds, tier=tier)
+    assert r.success, r
+    np.testing.assert_allclose(np.asarray(r.params), [2.0, 4.0], atol=1e-5)
+    assert float(r.loss) < 1e-9
+    far = jaxgd.minimize(unbounded, jnp.zeros(2, jnp.float32), method="lbfgs", bounds=(None, 5.0), max_steps=200,
+                         tier=tier)
+    assert far.status_enum == jaxgd.Status.LINESEARCH_FAILED, far

@@ -903,7 +903,8 @@ def adjust_status(
         and the flag :func:`adjust_status` returned for the step before (``SolverState.stall``);
         None: no such model.
       grid: (float32 and narrower; None otherwise) the grid rule's evidence: a search along
-        steepest descent (a direction with a restart and no memory, or ``gd``) whose first trial moved
+        steepest descent (a direction with a restart and no memory, ``gd``, or L-BFGS-B's search after
+        its memory was forgotten) whose first trial moved
         ``x`` without the fall of ``f`` its slope predicted (``StepInfo.unseen``); where that
         search failed (or filled the ``window``) and the norm test holds within :data:`GRID_FACTOR`,
         ``PRECISION``.

@@ -26,7 +26,10 @@ this step instead of "an unconstrained L-BFGS step, then a projection"
 A line search that fails (no descent direction, 20 evaluations without
 an acceptable step, or an accepted step that leaves :math:`x` where it was)
 restarts the iteration from :math:`B = I`; failing again stops the run with
-``Status.LINESEARCH_FAILED`` at the last accepted point.
+``Status.LINESEARCH_FAILED`` at the last accepted point, or ``Status.PRECISION`` where that point
+is stationary to the precision ``f`` is evaluated at (:func:`jaxgd.core.stall.at_precision`; in
+float32 and narrower also within its ``GRID_FACTOR`` where the failed search's first trial moved
+:math:`x` without the fall its slope predicted: the grid rule, ``SearchResult.unseen``).
 ``gtol`` tests the infinity norm of the projected gradient
 :math:`x - P(x - g)` (scipy's ``pgtol``; ``Result.grad_norm`` holds it, or its
 2-norm with ``gtol_norm=2``), and ``ftol`` scipy's relative reduction
@@ -56,6 +59,7 @@ from jax.flatten_util import ravel_pytree
 from .. import _tree
 from ..core import packing as _packing
 from ..core import stall as _stall
+from ..core import stepsize as _stepsize
 from ..core.status import Status
 from ..linesearch.more_thuente import step_cap
 from ..prox.operators import _bound_leaves
@@ -213,6 +217,8 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     start_trial = (x, f0, g, state.aux)
 
     spread = _limited_memory.spread_of(rule.scaling)
+    narrow = _stepsize.narrow(f0.dtype)  # (float32 and narrower: the search records the grid rule's evidence)
+    no_evidence = jnp.asarray(False) if narrow else None
 
     def attempt(mem: Memory):  # noqa: ANN202
         z, mem = search_point(x, g, lower, upper, mem, spread is not None)
@@ -232,11 +238,13 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
             return (xt, v, gf, aux), v, jnp.dot(gf, d).astype(f0.dtype)
 
         def run() -> _search.SearchResult:
-            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, rule.c1, rule.c2, rule.xtol, rule.maxls)
+            moves_at = (0.5 * _stepsize.shortest_move(x, d, dtype)).astype(f0.dtype) if narrow else None
+            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, rule.c1, rule.c2, rule.xtol, rule.maxls,
+                                  moves_at=moves_at)
 
         def refuse() -> _search.SearchResult:
             zero = jnp.zeros((), jnp.int32)
-            return _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), zero, jnp.asarray(True))
+            return _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), zero, jnp.asarray(True), no_evidence)
 
         return lax.cond((gd < 0) & jnp.isfinite(gd), run, refuse), mem
 
@@ -250,7 +258,8 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
         again = res.failed & (mem.col > 0)  # restart from B = I, as mainlb does
         return _tree.where(again, _memory.reset(mem), mem), res, nfev + res.nfev, again
 
-    empty_res = _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True))
+    empty_res = _search.SearchResult(start_trial, jnp.zeros((), f0.dtype), jnp.zeros((), jnp.int32), jnp.asarray(True),
+                                     no_evidence)
     carry = (state.direction_state, empty_res, jnp.zeros((), jnp.int32), jnp.asarray(True))
     mem, res, nfev, _ = _packing.packed_while(lambda c: c[3], body, carry)
     return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread)
@@ -318,10 +327,13 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
     new_params = _tree.cast_like(unravel(xn), state.params)
     # A search that failed with no memory left to forget, at a point stationary to the precision f
     # is evaluated at: PRECISION, a success, by Solver.step's hook (its test runs only on failure).
+    # In float32 and narrower also the grid rule: the failed search ran along the projected steepest descent
+    # (the memory was forgotten first) and its first trial moved x without the fall its slope predicted
+    # (res.unseen): the norm test within GRID_FACTOR.
     status = _stall.adjust_status(
         solver.rule, flat, status, res.failed, (state.value, state.grad_norm, state.params),
         (fn, gnorm, new_params),
-        None, solver.gtol,
+        None, solver.gtol, grid=res.unseen,
     )
 
     moved = state._replace(

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 
 from .. import _tree
 from ..core import packing as _packing
+from ..core import stepsize as _stepsize
 from ..linesearch import dcsrch as dcsrch_core
 from ..linesearch.dcsrch import Interval, decreased, interpolate, repeats_best, safeguard
 from ..linesearch.wolfe import tie_tolerance
@@ -125,6 +126,7 @@ class SearchResult(NamedTuple):
     stp: jax.Array
     nfev: jax.Array
     failed: jax.Array
+    unseen: Any = None  # (float32 and narrower) the first trial moved x without the fall its slope predicted
 
 
 def search(
@@ -139,6 +141,7 @@ def search(
     xtol: Any,
     maxls: int,
     xp: Any = jnp,
+    moves_at: Any = None,
 ) -> SearchResult:
     """Run ``dcsrch`` from ``stp`` until it stops or ``maxls`` evaluations are spent.
 
@@ -151,6 +154,9 @@ def search(
       maxls: the evaluation budget (static).
       xp: ``jax.numpy`` (a compiled loop), or the host tier's NumPy scalar operations
         (:data:`jaxgd.host.search.OPS`: a Python loop, the same statements).
+      moves_at: (float32 and narrower; None otherwise) half the shortest step that moves ``x`` by an
+        ulp (:func:`jaxgd.core.stepsize.shortest_move`): the search then records ``unseen``, its first
+        trial's :func:`jaxgd.core.stepsize.unseen_at`, the grid rule's evidence.
 
     Returns:
       A :class:`SearchResult`; ``failed`` when the budget ran out first.
@@ -158,13 +164,16 @@ def search(
     ms = start(f0, g0, stp, stpmax, ftol, xp)
 
     def cond(carry):  # noqa: ANN001, ANN202
-        _, _, _, nfev, done, _ = carry
+        _, _, _, nfev, done, _, _ = carry
         return ~done & (nfev < maxls)
 
     def body(carry):  # noqa: ANN001, ANN202
-        ms, stp, best, nfev, _, stp_done = carry
+        ms, stp, best, nfev, _, stp_done, unseen = carry
         trial, f, g = evaluate(stp)
         finite = xp.isfinite(f) & xp.isfinite(g)
+        if unseen is not None:  # (the first trial's evidence; ms holds phi(0) and its tie tolerance)
+            unseen = unseen | _stepsize.unseen_at(nfev == 0, finite, ~(stp > moves_at), f, ms.finit, g, ms.ginit, stp,
+                                                  ms.tie)
         f_s, g_s = xp.where(finite, f, f0), xp.where(finite, g, g0)
         stp_next, ms_next, stop, back = dcsrch(ms, stp, f_s, g_s, gtol, xtol, xp)
         # Sent back to stx when stx is this very trial: dcsrch would ask for this point again and
@@ -182,10 +191,10 @@ def search(
         stp_next = xp.where(finite, stp_next, half)
         done = finite & stop
         best = _tree.pick(done, trial, best)
-        return ms_next, stp_next, best, nfev + 1, done, xp.where(done, stp, stp_done)
+        return ms_next, stp_next, best, nfev + 1, done, xp.where(done, stp, stp_done), unseen
 
     host = xp is not jnp
     zero = 0 if host else jnp.asarray(0, jnp.int32)
-    init = (ms, stp, start_trial, zero, xp.asarray(False), xp.zeros_like(stp))
-    _, _, best, nfev, done, stp_done = (_python_while if host else _packing.packed_while)(cond, body, init)
-    return SearchResult(best, stp_done, nfev, ~done)
+    init = (ms, stp, start_trial, zero, xp.asarray(False), xp.zeros_like(stp), None if moves_at is None else xp.asarray(False))
+    _, _, best, nfev, done, stp_done, unseen = (_python_while if host else _packing.packed_while)(cond, body, init)
+    return SearchResult(best, stp_done, nfev, ~done, unseen)

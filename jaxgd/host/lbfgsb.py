@@ -28,6 +28,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..core import stall as _stall
+from ..core import stepsize as _stepsize
 from ..core.status import Status
 from ..directions import lbfgsb as _lbfgsb
 from ..directions import lbfgsb_memory as _memory
@@ -98,6 +99,7 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
     start_trial = (x, f0, g, aux)
     spread = _limited_memory.spread_of(rule.scaling)
     c1, c2, xtol = (np.asarray(v, dtype)[()] for v in (rule.c1, rule.c2, rule.xtol))
+    narrow = _stepsize.narrow(dtype)  # (float32: the search records the grid rule's evidence)
 
     def attempt(mem: _memory.Memory) -> tuple:
         z, mem = _lbfgsb.search_point(x, g, lower, upper, mem, spread is not None, np)
@@ -113,8 +115,9 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
             return (xt, v, gr, aux), v, np.dot(gr, d).astype(dtype)
 
         if gd < 0 and np.isfinite(gd):
-            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, c1, c2, xtol, rule.maxls, OPS), mem
-        return _search.SearchResult(start_trial, dtype.type(0), 0, True), mem
+            moves_at = dtype.type(0.5 * _stepsize.shortest_move(x, d, dtype)) if narrow else None
+            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, c1, c2, xtol, rule.maxls, OPS, moves_at), mem
+        return _search.SearchResult(start_trial, dtype.type(0), 0, True, np.False_ if narrow else None), mem
 
     nfev = 0
     while True:  # a failed search restarts from B = I, as mainlb does; failing again is the step's failure
@@ -146,8 +149,10 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
         status = XTOL
     status = FAILED if failed else NONFINITE if not finite else status
     # stall.adjust_status for L-BFGS-B: a failed search with no memory left to forget, at a point
-    # stationary to the precision f is evaluated at, is PRECISION
-    if failed and status == FAILED and _directions.at_precision(value, gnorm, x):
+    # stationary to the precision f is evaluated at (in float32 also within GRID_FACTOR where its first
+    # trial moved x without the fall its slope predicted: res.unseen), is PRECISION
+    if failed and status == FAILED and (_directions.at_precision(value, gnorm, x) or (
+            narrow and bool(res.unseen) and _directions.at_precision(value, gnorm, x, _stall.GRID_FACTOR))):
         status = PRECISION
     return Outcome(accept, xn, fn, gn, aux_n, new_gnorm, res.stp, status, mem, Counts(flat, window), nfev)
 
