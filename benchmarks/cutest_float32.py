@@ -293,11 +293,19 @@ def run_args(args: Any) -> list[Any]:
     return [report(records, best_values(records), args.tier, args.suite)]
 
 
+def _both_suites(args: Any) -> list[Any]:
+    """The unconstrained suite, then the bounded one (records in ``OUT/bounded``)."""
+    reports = run_args(args)
+    args.suite, args.out = "bounded", str(Path(args.out) / "bounded")
+    return reports + run_args(args)
+
+
 def run(opts: Any) -> list[Any]:
-    """Entry point of ``benchmarks.run`` (benchmark K): the host tier, every problem (``--quick``: 3)."""
+    """Entry point of ``benchmarks.run`` (benchmark K): the host tier, every problem of both suites
+    (``--quick``: 3 of each)."""
     from . import cutest_problems as P
 
-    return P.entry("K", TITLE, parser, run_args, opts, "cutest_float32")
+    return P.entry("K", TITLE, parser, _both_suites, opts, "cutest_float32")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
     J  XLA:CPU's one-kernel loops: GD per step by problem size,  small_loops.py
        jaxgd and the hand-written floor, default and raised threshold
     K  float32 CUTEst audit: statuses against the best value      cutest_float32.py
-       (host tier, every problem up to n = 200: minutes; its own
-       options: ``python -m benchmarks.cutest_float32 --help``)
+       (host tier, every problem up to n = 200, the unconstrained
+       and the bounded suite: minutes; its own options:
+       ``python -m benchmarks.cutest_float32 --help``)
 
 By default each benchmark runs in its own Python process with
 ``OPENBLAS_NUM_THREADS=1``: an idle OpenBLAS thread pool left by NumPy/scipy
@@ -57,7 +58,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "H": ("adjoint", "implicit-adjoint backward pass vs the forward solve, float64 (issue 12)"),
     "I": ("first_call", "first call from fresh processes: where it goes, vs scipy, persistent cache (issue 14)"),
     "J": ("small_loops", "XLA:CPU's one-kernel loops: GD per step by problem size vs the hand-written floor (issue 15)"),
-    "K": ("cutest_float32", "float32 CUTEst audit: false successes and false failures of lbfgs/bfgs (issue 13)"),
+    "K": ("cutest_float32", "float32 CUTEst audit: false successes/failures of lbfgs/bfgs, lbfgs + bounds (issue 13)"),
 }
 
 # Per-benchmark defaults: (full, quick). None: the module picks.
