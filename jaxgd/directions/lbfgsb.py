@@ -303,27 +303,8 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
         mem = mem._replace(diag=diag, diag_scale=scale)
 
     gnorm = projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm).astype(state.value.dtype)
-    status = jnp.where(gnorm <= solver.gtol, Status.GTOL, Status.RUNNING)
-    if solver.ftol is not None:
-        f_old, f_new = state.value, fn
-        scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
-        status = jnp.where((status == Status.RUNNING) & (f_old - f_new <= solver.ftol * scale), Status.FTOL, status)
-    # With ftol off, two counts end a run in PRECISION where f's rounding floor would have it cycle
-    # until max_steps (the search's warnings and its approximate Wolfe test accept steps there that
-    # do not lower f, or raise it by an ulp): STALL_STEPS steps in a row that did not lower f
-    # (between points of equal f), and the solver's stall window: WINDOW steps without a new low of
-    # f or of the projected gradient's norm, ending at a step back at f's low (or WINDOW steps
-    # later): a 2-cycle one ulp up and back down (a float32 bounded fit, diagonal B0: 23,646
-    # evaluations for 3,000 steps at its answer). scipy stops at the first step that does not lower
-    # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
-    # its answer here.
-    # (A step not accepted ends the run: the window's count after it is never read.)
-    flat, window, cycled = floor_counts(state.rule_state, accept, fn, state.value, gnorm, solver.ftol is None)
-    if solver.ftol is None:
-        status = jnp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
-    if solver.xtol is not None:
-        status = jnp.where((status == Status.RUNNING) & (jnp.linalg.norm(s) <= solver.xtol), Status.XTOL, status)
-    status = jnp.where(res.failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
+    status, flat, window = termination((solver.gtol, solver.ftol, solver.xtol), state.rule_state, accept, res.failed,
+                                       finite, state.value, fn, gnorm, s)
     new_params = _tree.cast_like(unravel(xn), state.params)
     # A search that failed with no memory left to forget, at a point stationary to the precision f
     # is evaluated at: PRECISION, a success, by Solver.step's hook (its test runs only on failure).
@@ -353,3 +334,35 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
         nfev=state.nfev + nfev,
         ngev=state.ngev + nfev,
     )
+
+
+def termination(tols: tuple, rule_state: Any, accept: Any, failed: Any, finite: Any, f_old: Any, f_new: Any,
+                grad_norm: Any, s: Any, xp: Any = jnp, norm: Any = jnp.linalg.norm) -> tuple:
+    """``(status, flat, window)`` after a step from ``f_old`` to ``f_new`` (projected gradient norm
+    ``grad_norm`` there, ``s`` the step), before the precision rule for a failed search: ``gtol``,
+    ``ftol`` (scipy's relative reduction) and ``xtol`` from ``tols``, the floor counts
+    (:func:`floor_counts`) with ``ftol`` off, then ``LINESEARCH_FAILED`` and ``NONFINITE``. Both tiers
+    (``xp``: the host's NumPy scalar operations, ``norm`` its vector norm; the flags NumPy bools).
+    """
+    gtol, ftol, xtol = tols
+    status = xp.where(grad_norm <= gtol, Status.GTOL, Status.RUNNING)
+    if ftol is not None:
+        scale = xp.maximum(xp.maximum(xp.abs(f_old), xp.abs(f_new)), 1.0)
+        status = xp.where((status == Status.RUNNING) & (f_old - f_new <= ftol * scale), Status.FTOL, status)
+    # With ftol off, two counts end a run in PRECISION where f's rounding floor would have it cycle
+    # until max_steps (the search's warnings and its approximate Wolfe test accept steps there that
+    # do not lower f, or raise it by an ulp): STALL_STEPS steps in a row that did not lower f
+    # (between points of equal f), and the solver's stall window: WINDOW steps without a new low of
+    # f or of the projected gradient's norm, ending at a step back at f's low (or WINDOW steps
+    # later): a 2-cycle one ulp up and back down (a float32 bounded fit, diagonal B0: 23,646
+    # evaluations for 3,000 steps at its answer). scipy stops at the first step that does not lower
+    # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
+    # its answer here.
+    # (A step not accepted ends the run: the window's count after it is never read.)
+    flat, window, cycled = floor_counts(rule_state, accept, f_new, f_old, grad_norm, ftol is None, xp)
+    if ftol is None:
+        status = xp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
+    if xtol is not None:
+        status = xp.where((status == Status.RUNNING) & (norm(s) <= xtol), Status.XTOL, status)
+    status = xp.where(failed, Status.LINESEARCH_FAILED, xp.where(~finite, Status.NONFINITE, status))
+    return status, flat, window

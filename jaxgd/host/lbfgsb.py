@@ -8,9 +8,9 @@ subspace step (:mod:`jaxgd.directions.lbfgsb_cauchy`), the compact memory
 NumPy scalar operations, :data:`jaxgd.host.search.OPS`). This module repeats what
 the compiled step does around them, statement for statement: the restart from
 :math:`B = I` after a failed search, the pair's curvature test and the diagonal's
-update, the projected-gradient, ``ftol`` and ``xtol`` tests, the two counts that end
-a run at ``f``'s rounding floor in ``PRECISION``, and the precision rule for a failed
-search (:func:`jaxgd.core.stall.adjust_status`'s norm test). :func:`jaxgd.host.loop.run`
+update, and the precision rule for a failed search (:func:`jaxgd.core.stall.adjust_status`'s
+norm test and grid rule); the termination tests and the floor counts are the compiled
+step's own (:func:`jaxgd.directions.lbfgsb.termination`). :func:`jaxgd.host.loop.run`
 calls :func:`start` and :func:`step` in its loop.
 
 Same iterates as the compiled loop to the rounding of its reductions:
@@ -37,17 +37,22 @@ from ..directions import limited_memory as _limited_memory
 from . import directions as _directions
 from .search import OPS
 
-RUNNING, GTOL, FTOL, XTOL = int(Status.RUNNING), int(Status.GTOL), int(Status.FTOL), int(Status.XTOL)
+RUNNING, GTOL = int(Status.RUNNING), int(Status.GTOL)
 FAILED, NONFINITE, PRECISION = int(Status.LINESEARCH_FAILED), int(Status.NONFINITE), int(Status.PRECISION)
 
 
 class Box(NamedTuple):
-    """A run's constants: the flat bounds and what the first step's start depends on."""
+    """A run's constants: the flat bounds, what the first step's start depends on, and the solver's
+    and search's numbers in the parameters' dtype."""
 
     lower: np.ndarray
     upper: np.ndarray
     boxed: bool  # every variable has two finite bounds
     constrained: bool  # some variable has a finite bound
+    tols: tuple  # (gtol, ftol, xtol), None where off
+    search: tuple  # dcsrch's (ftol, gtol, xtol): the rule's (c1, c2, xtol)
+    spread: Any  # the lbfgs scaling's diagonal spread (None: theta I)
+    narrow: bool  # float32: the search records the grid rule's evidence
 
 
 class Counts(NamedTuple):
@@ -59,16 +64,21 @@ class Counts(NamedTuple):
 
 
 def box(solver: Any, x0: Any, dtype: np.dtype) -> Box:
-    """The flat bounds of ``solver``'s box for parameters like ``x0``."""
+    """The run's constants for ``solver`` and parameters like ``x0``."""
     lower, upper = _lbfgsb.flat_bounds(solver.prox, x0, dtype, np)
     finite_l, finite_u = np.isfinite(lower), np.isfinite(upper)
-    return Box(lower, upper, bool(np.all(finite_l & finite_u)), bool(np.any(finite_l | finite_u)))
+    scalar = lambda v: None if v is None else np.asarray(v, dtype)[()]  # noqa: E731
+    rule = solver.rule
+    return Box(lower, upper, bool(np.all(finite_l & finite_u)), bool(np.any(finite_l | finite_u)),
+               tuple(scalar(v) for v in (solver.gtol, solver.ftol, solver.xtol)),
+               tuple(scalar(v) for v in (rule.c1, rule.c2, rule.xtol)), _limited_memory.spread_of(rule.scaling),
+               _stepsize.narrow(dtype))
 
 
 def start(solver: Any, b: Box, x: np.ndarray, value: Any, g: np.ndarray, finite: bool) -> tuple:
     """``lbfgsb.init`` after ``Solver.init``: ``(projected gradient norm, status, memory, counts)``."""
     gnorm = _lbfgsb.projected_grad_norm(x, g, b.lower, b.upper, solver.gtol_norm, np).astype(value.dtype)
-    status = NONFINITE if not finite else GTOL if gnorm <= solver.gtol else RUNNING
+    status = NONFINITE if not finite else GTOL if gnorm <= b.tols[0] else RUNNING
     mem = _memory.empty(x.size, solver.rule.memory_size, x.dtype, np)
     window = _stall.Window(value, np.asarray(np.inf, value.dtype)[()], np.int32(0))
     return gnorm, status, mem, Counts(np.int32(0), window)
@@ -94,12 +104,9 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
          mem: _memory.Memory, counts: Counts) -> Outcome:
     """One L-BFGS-B iteration from a running state (``lbfgsb.step`` and ``_finish``)."""
     rule, dtype, f0 = solver.rule, x.dtype, value
-    lower, upper = b.lower, b.upper
+    lower, upper, spread, narrow = b.lower, b.upper, b.spread, b.narrow
     first = count == 0
     start_trial = (x, f0, g, aux)
-    spread = _limited_memory.spread_of(rule.scaling)
-    c1, c2, xtol = (np.asarray(v, dtype)[()] for v in (rule.c1, rule.c2, rule.xtol))
-    narrow = _stepsize.narrow(dtype)  # (float32: the search records the grid rule's evidence)
 
     def attempt(mem: _memory.Memory) -> tuple:
         z, mem = _lbfgsb.search_point(x, g, lower, upper, mem, spread is not None, np)
@@ -116,7 +123,7 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
 
         if gd < 0 and np.isfinite(gd):
             moves_at = dtype.type(0.5 * _stepsize.shortest_move(x, d, dtype)) if narrow else None
-            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, c1, c2, xtol, rule.maxls, OPS, moves_at), mem
+            return _search.search(evaluate, start_trial, f0, gd, stp, stpmax, *b.search, rule.maxls, OPS, moves_at), mem
         return _search.SearchResult(start_trial, dtype.type(0), 0, True, np.False_ if narrow else None), mem
 
     nfev = 0
@@ -136,18 +143,9 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
         mem = _remember(mem, x, xn, g, gn, spread)
 
     new_gnorm = _lbfgsb.projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm, np).astype(value.dtype)
-    status = GTOL if new_gnorm <= solver.gtol else RUNNING
-    if solver.ftol is not None and status == RUNNING:
-        scale = max(abs(value), abs(fn), 1.0)
-        status = FTOL if value - fn <= solver.ftol * scale else status
-    # the two counts that end a run at f's rounding floor with ftol off (lbfgsb._finish)
-    off = solver.ftol is None
-    flat, window, cycled = _lbfgsb.floor_counts(counts, np.bool_(accept), fn, value, new_gnorm, off, OPS)
-    if off and status == RUNNING and (flat >= _lbfgsb.STALL_STEPS or cycled):
-        status = PRECISION
-    if solver.xtol is not None and status == RUNNING and _directions.norm(xn - x) <= solver.xtol:
-        status = XTOL
-    status = FAILED if failed else NONFINITE if not finite else status
+    status, flat, window = _lbfgsb.termination(b.tols, counts, np.bool_(accept), np.bool_(failed), np.bool_(finite),
+                                               value, fn, new_gnorm, xn - x, OPS, _directions.norm)
+    status = int(status)
     # stall.adjust_status for L-BFGS-B: a failed search with no memory left to forget, at a point
     # stationary to the precision f is evaluated at (in float32 also within GRID_FACTOR where its first
     # trial moved x without the fall its slope predicted: res.unseen), is PRECISION
