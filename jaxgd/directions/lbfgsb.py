@@ -132,18 +132,13 @@ def flat_bounds(prox: Any, params: Params, dtype: Any, xp: Any = jnp) -> tuple[j
 
 
 def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf,
-                        xp: Any = jnp) -> jax.Array:
-    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``); its 2-norm with ``ord=2``."""
+                        xp: Any = jnp, norm: Any = _tree.norm) -> jax.Array:
+    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``); its 2-norm with ``ord=2``
+    (``norm``: the host tier passes its own, with ``xp`` NumPy)."""
     pg = x - xp.clip(x - g, lower, upper)
-    if xp is not jnp:  # (the host tier's norms)
-        return _host_norm(pg) if ord == 2 else xp.max(xp.abs(pg), initial=0)
-    return _tree.norm(pg) if ord == 2 else _tree.max_abs(pg)
-
-
-def _host_norm(a: Any) -> Any:
-    from ..host.directions import norm  # (the host tier's overflow-safe norm; imported here only when it runs)
-
-    return norm(a)
+    if xp is not jnp:
+        return norm(pg) if ord == 2 else xp.max(xp.abs(pg), initial=0)
+    return norm(pg) if ord == 2 else _tree.max_abs(pg)
 
 
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, xp: Any = jnp) -> jax.Array:

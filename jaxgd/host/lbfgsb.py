@@ -77,7 +77,7 @@ def box(solver: Any, x0: Any, dtype: np.dtype) -> Box:
 
 def start(solver: Any, b: Box, x: np.ndarray, value: Any, g: np.ndarray, finite: bool) -> tuple:
     """``lbfgsb.init`` after ``Solver.init``: ``(projected gradient norm, status, memory, counts)``."""
-    gnorm = _lbfgsb.projected_grad_norm(x, g, b.lower, b.upper, solver.gtol_norm, np).astype(value.dtype)
+    gnorm = _lbfgsb.projected_grad_norm(x, g, b.lower, b.upper, solver.gtol_norm, np, _directions.norm).astype(value.dtype)
     status = NONFINITE if not finite else GTOL if gnorm <= b.tols[0] else RUNNING
     mem = _memory.empty(x.size, solver.rule.memory_size, x.dtype, np)
     window = _stall.Window(value, np.asarray(np.inf, value.dtype)[()], np.int32(0))
@@ -142,7 +142,7 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
     if accept:  # (a step not taken changes no pair)
         mem = _remember(mem, x, xn, g, gn, spread)
 
-    new_gnorm = _lbfgsb.projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm, np).astype(value.dtype)
+    new_gnorm = _lbfgsb.projected_grad_norm(xn, gn, lower, upper, solver.gtol_norm, np, _directions.norm).astype(value.dtype)
     status, flat, window = _lbfgsb.termination(b.tols, counts, np.bool_(accept), np.bool_(failed), np.bool_(finite),
                                                value, fn, new_gnorm, xn - x, OPS, _directions.norm)
     status = int(status)
