@@ -230,6 +230,32 @@ def test_a_host_result_resumes_in_the_fused_loop() -> None:
     _assert_same_run(rest, whole, 1e-6, types=False)
 
 
+def test_a_large_host_result_resumes_in_the_compact_form() -> None:
+    """Above limited_memory.TWO_LOOP_MAX parameters the fused loop computes H g in compact form
+    from R^-1 kept step by step (push_inverse), which the host tier, running the two-loop
+    recursion, does not keep: its Result's state gets R^-1 from its ring (inverse_by_slot). At
+    600-D after 12 steps (the ring of 10 full and wrapped) that R^-1 is the fused loop's own to
+    rounding, and the resumed run ends where one compiled run does (reference: tier='compiled')."""
+    from jaxgd.directions import limited_memory
+
+    def extended_rosen(x: jax.Array) -> jax.Array:  # independent 2-D Rosenbrock pairs: ~35 steps at any size
+        return jnp.sum(100.0 * (x[1::2] - x[::2] ** 2) ** 2 + (1 - x[::2]) ** 2)
+
+    n = 600
+    assert n > limited_memory.TWO_LOOP_MAX
+    x0 = jnp.asarray(np.tile([-1.2, 1.0], n // 2))
+    part = jaxgd.minimize(extended_rosen, x0, method="lbfgs", max_steps=12, tier="host")
+    same = jaxgd.minimize(extended_rosen, x0, method="lbfgs", max_steps=12, tier="compiled")
+    mine, theirs = part.state.direction_state, same.state.direction_state
+    assert int(mine.held) == int(theirs.held) == 10 and int(theirs.count) > 10
+    scale = np.abs(np.asarray(theirs.rinv)).max()
+    np.testing.assert_allclose(np.asarray(mine.rinv), np.asarray(theirs.rinv), rtol=1e-6, atol=1e-9 * scale)
+    rest = jaxgd.minimize(extended_rosen, x0, method="lbfgs", max_steps=200, resume=part)
+    whole = jaxgd.minimize(extended_rosen, x0, method="lbfgs", max_steps=200, tier="compiled")
+    assert whole.status_enum == jaxgd.Status.GTOL
+    _assert_same_run(rest, whole, 1e-6, types=False)
+
+
 def test_auto_runs_the_first_call_on_the_host_then_the_fused_loop(compiles: list, monkeypatch: pytest.MonkeyPatch) -> None:
     """tier='auto': the first call of a problem runs on the host and compiles one program
     (value_and_grad), and nothing else; the second runs on the host too and queues the fused

@@ -15,6 +15,7 @@ import jaxgd
 from jaxgd import directions
 from jaxgd import linesearch as ls
 from jaxgd.directions.registry import resolve
+from jaxgd.directions import limited_memory
 
 from conftest import float_leaves_are, slow_if
 
@@ -340,12 +341,17 @@ def np_lbfgs_directions(xs, gs, m, scaling="scalar"):
 
 
 @pytest.mark.alternate("scaling")
+@pytest.mark.parametrize("product", ["two-loop", "compact"])
 @pytest.mark.parametrize("scaling", ["auto", "diagonal", "scalar"])
-def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop(scaling):
+def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop(scaling, product, monkeypatch):
     """A path with a pair of negative curvature (step 3) and a step not taken (s = 0,
     step 5): the direction uses only the pairs L-BFGS-B keeps (reference above: the NumPy two-loop
     recursion, and for the diagonal H0 the dense BFGS update's diagonal) and stays a descent
-    direction where optax's memory, which keeps every pair, does not."""
+    direction where optax's memory, which keeps every pair, does not. ``product="compact"``: the
+    same directions from the compact form (limited_memory.compact_product, used above
+    TWO_LOOP_MAX parameters; here forced at 5), its R^-1 kept by slot through the ring's wrap."""
+    if product == "compact":
+        monkeypatch.setattr(limited_memory, "TWO_LOOP_MAX", 0)
     rng = np.random.default_rng(3)
     n = 5
     xs = [rng.normal(size=n)]

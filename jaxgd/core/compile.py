@@ -37,10 +37,12 @@ of a one-off solve; a larger problem compiles as JAX would. For ``bfgs``,
 (:data:`QUASI_NEWTON_SMALL`, a few thousand): their programs are mostly the
 line search's scalar logic and reductions, which the classic emitters run as
 fast (L-BFGS-B and ``cg`` faster; float64 bits checked equal at 1,000-4,000
-parameters). Unconstrained ``lbfgs`` stops at 512: on an AMD EPYC (sessions
-14-15) the classic emitters ran it 1.15-1.31x slower at 600-4,000 parameters
-(its two-loop recursion's dot products), against 0.1-0.5 s more of compile
-with the fusion emitters (``benchmarks/RESULTS.md``).
+parameters). Unconstrained ``lbfgs`` has the same limit since it computes its
+direction in compact form above 512 parameters (session 46): with the two-loop
+recursion's dot products the classic emitters had run it 1.15-1.31x slower at
+600-4,000 parameters (sessions 14-15), and the limit was 512; in compact form
+they run it as fast or faster (1,000-D 0.96x, 4,000-D 0.88x the fusion
+emitters' time) and compile it 0.25 s sooner (``benchmarks/RESULTS.md``).
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function
 from :func:`jit` holds two: one with the options, called for a small problem
@@ -69,12 +71,12 @@ SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compi
 # (benchmarks/RESULTS.md, session 11: classic / fusion run time at 1,000-4,000 parameters, float64,
 # extended Rosenbrock, one process: lbfgs 0.97-1.01, lbfgs with bounds 0.86-0.87, cg 0.82, bfgs 1.02-1.03
 # at 1,000-2,000; fused-loop compile 0.4-1.1 s shorter; the same float64 bits there), and not the first-order ones
-# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters). Unconstrained lbfgs stops at 512
-# (session 15, AMD EPYC, one process, classic / fusion run time: 1.06 at 400-D, 1.15 at 600-D,
-# 1.31 at 1,000-D, 1.17 at 4,000-D float64, 1.30 at 1,000-D float32, where the fused-loop compile
-# is 0.1-0.5 s longer with the fusion emitters; its two-loop recursion's dot products); lbfgs with
-# bounds (L-BFGS-B, "lbfgs-b" here), cg (0.83 at 1,000-D) and bfgs (1.05) keep the classic emitters.
-QUASI_NEWTON_SMALL = {"lbfgs": 512, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
+# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters). Unconstrained lbfgs stopped at 512 while its
+# two-loop recursion's dot products ran 1.15-1.31x slower with the classic emitters at 600-4,000 parameters
+# (session 15); above 512 parameters it now uses the compact form (limited_memory.TWO_LOOP_MAX), which they
+# run as fast (session 46, Zen 4, one process, classic / fusion run time 0.96 at 1,000-D, 0.88 at 4,000-D
+# float64; XLA compile 1.05 -> 0.80 s at 1,000-D).
+QUASI_NEWTON_SMALL = {"lbfgs": 4096, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
 
 
 def _never() -> bool:  # pragma: no cover - a JAX without the test: never pass options

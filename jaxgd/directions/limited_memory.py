@@ -1,11 +1,15 @@
-"""L-BFGS: the two-loop recursion over a ring of curvature pairs, as L-BFGS-B keeps them.
+"""L-BFGS over a ring of curvature pairs, as L-BFGS-B keeps them.
 
 :math:`d_k = -H_k g_k`, with :math:`H_k` the BFGS update of
 :math:`H^0_k = \\gamma_k I` by the last ``m`` kept pairs
-:math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i` (Nocedal & Wright,
+:math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i`: up to
+:data:`TWO_LOOP_MAX` parameters by the two-loop recursion (Nocedal & Wright,
 Algorithm 7.4, two ``lax.scan`` loops over the ring in the order of
-``optax.scale_by_lbfgs``, whose arithmetic this repeats). Where optax keeps
-every pair, this memory keeps, as the L-BFGS-B code does (``matupd``):
+``optax.scale_by_lbfgs``, whose arithmetic this repeats), above it by the
+compact representation of the same :math:`H_k` (:func:`compact_product`:
+four products of the ring with a vector, where the loops run ``2m`` dependent
+kernels). Where optax keeps every pair, this memory keeps, as the L-BFGS-B
+code does (``matupd``):
 
 - a pair enters only when :math:`s^\\top y > \\epsilon\\,\\max(-g^\\top s, 0)`
   and :math:`s^\\top y > 0` (:math:`g` the gradient it started from,
@@ -55,7 +59,9 @@ large scale optimization", Math. Programming 45, 1989; R. H. Byrd, P. Lu,
 J. Nocedal & C. Zhu, "A limited memory algorithm for bound constrained
 optimization", SIAM J. Sci. Comput. 16(5), 1995; C. Zhu, R. H. Byrd, P. Lu &
 J. Nocedal, "Algorithm 778: L-BFGS-B", ACM TOMS 23(4), 1997; J. Nocedal &
-S. Wright, "Numerical Optimization", 2nd ed., 2006, section 7.2; J. C. Gilbert
+S. Wright, "Numerical Optimization", 2nd ed., 2006, section 7.2; R. H. Byrd, J. Nocedal &
+R. B. Schnabel, "Representations of quasi-Newton matrices and their use in limited memory
+methods", Math. Programming 63, 1994 (the compact form); J. C. Gilbert
 & C. Lemaréchal, "Some numerical experiments with variable-storage quasi-Newton
 algorithms", Math. Programming 45, 1989.
 """
@@ -90,6 +96,7 @@ class LBFGSState(NamedTuple):
     gamma: jax.Array  # s.y / y.y of the newest kept pair
     diag: Params  # the diagonal D every kept pair updates (ones and unused with scaling="scalar")
     diag_scale: jax.Array  # H0 = diag_scale * D when > 0 (set at the newest kept pair), else gamma I
+    rinv: Optional[jax.Array] = None  # (m, m): R^-1 by slot (compact_product), above TWO_LOOP_MAX parameters only
 
 
 def lbfgsb_lr() -> MoreThuente:
@@ -132,6 +139,92 @@ def two_loop(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree]) -> Gra
     return r
 
 
+def _rows_dot(mem: PyTree, v: PyTree) -> jax.Array:
+    """``(m,)``: each row of the ring ``mem`` (leaves ``(m, *shape)``) dotted with ``v`` (one
+    matrix-vector product per leaf; half-precision leaves in float32, as :func:`jaxgd._tree.vdot`)."""
+    parts = [jnp.tensordot(_tree.at_least_32(r), _tree.at_least_32(x), axes=jnp.ndim(x))
+             for r, x in zip(_tree.leaves(mem), _tree.leaves(v))]
+    return sum(parts[1:], parts[0])
+
+
+def _combine(c: jax.Array, mem: PyTree, like: PyTree) -> PyTree:
+    """``sum_i c_i mem_i`` over the ring's rows, in the dtypes of ``like``'s leaves."""
+    return _tree.tmap(lambda r, x: jnp.tensordot(c, _tree.at_least_32(r), axes=1).astype(x.dtype), mem, like)
+
+
+def compact_product(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree]) -> Grads:
+    """:math:`H g` by the compact representation of the same matrix the two-loop recursion applies
+    (Byrd, Nocedal & Schnabel 1994, eq. 3.1; L-BFGS-B's form):
+
+    .. math:: H = H^0 + [S \\;\\; H^0 Y]
+              \\begin{bmatrix} R^{-\\top}(D + Y^\\top H^0 Y) R^{-1} & -R^{-\\top} \\\\ -R^{-1} & 0 \\end{bmatrix}
+              [S \\;\\; H^0 Y]^\\top,
+
+    :math:`S, Y` the held pairs oldest first, :math:`R` the upper triangle of :math:`S^\\top Y`
+    (:math:`R_{ij} = s_i^\\top y_j`, pair :math:`i` no newer than :math:`j`), :math:`D` its
+    diagonal. With :math:`u = R^{-1} S^\\top g` and :math:`w = Y u`,
+
+    .. math:: H g = S\\, R^{-\\top}\\big(D u + Y^\\top H^0 (w - g)\\big) - H^0 (w - g):
+
+    four products of the ``(m, n)`` ring with a vector and two of ``state.rinv``
+    (:math:`R^{-1}` kept by :func:`push`, indexed by slot, zero in the rows and columns of empty
+    slots) with an ``m``-vector, where the two loops run ``2m`` dependent dot products and
+    updates. Above :data:`TWO_LOOP_MAX` parameters XLA:CPU runs each of those as kernels of its
+    own (about 130 a step at ``m = 10``, half of a 1,000-D L-BFGS step's), and this form takes
+    1,000-D Rosenbrock's direction from 14 to 7 µs (benchmarks/RESULTS.md, session 46). The same
+    :math:`H` to rounding.
+
+    Reference: R. H. Byrd, J. Nocedal & R. B. Schnabel, "Representations of quasi-Newton matrices
+    and their use in limited memory methods", Math. Programming 63, 1994.
+    """
+    rinv = state.rinv
+    held = state.rho != 0
+    rho = state.rho.astype(rinv.dtype)
+    diag_sy = jnp.where(held, 1.0 / jnp.where(held, rho, 1.0), 0.0)  # D: s_i'y_i of the held pairs
+    wide = _tree.at_least_32(g)  # (a half-precision g: every vector in float32 until the result)
+    u = rinv @ _rows_dot(state.s, wide).astype(rinv.dtype)
+    hw_hg = _tree.sub(h0(_combine(u, state.y, wide)), h0(wide))  # H0 (w - g): Y'H0 w - Y'H0 g in one product
+    top = (diag_sy * u + _rows_dot(state.y, hw_hg).astype(rinv.dtype)) @ rinv
+    return _tree.tmap(lambda a, b, x: (a - b).astype(x.dtype), _combine(top, state.s, wide), hw_hg, g)
+
+
+def push_inverse(rinv: jax.Array, state: LBFGSState, y: PyTree, take: jax.Array, rho_new: jax.Array) -> jax.Array:
+    """:math:`R^{-1}` after the pair ``(s, y)`` enters slot ``state.head`` (``take``; else
+    ``rinv``): the pair the slot held (the oldest, or none) leaves, by deleting its row and column
+    (for an upper triangular :math:`R`, the inverse of :math:`R` without its first row and column
+    is :math:`R^{-1}` without them), and the new pair adds a last column :math:`c = S^\\top y`
+    over the pairs still held and a diagonal :math:`s^\\top y = 1/\\rho`:
+
+    .. math:: \\begin{bmatrix} R & c \\\\ 0 & 1/\\rho \\end{bmatrix}^{-1}
+              = \\begin{bmatrix} R^{-1} & -\\rho R^{-1} c \\\\ 0 & \\rho \\end{bmatrix}.
+    """
+    m = rinv.shape[0]
+    slot = state.head
+    others = jnp.arange(m) != slot
+    kept = others[:, None] & others[None, :]
+    base = jnp.where(kept, rinv, 0.0)
+    c = jnp.where(others & (state.rho != 0), _rows_dot(state.s, y).astype(rinv.dtype), 0.0)
+    column = jnp.where(others, -rho_new * (base @ c), rho_new)
+    new = jnp.where(jnp.arange(m)[None, :] == slot, column[:, None], base)
+    return jnp.where(take, new, rinv)
+
+
+def inverse_by_slot(s: np.ndarray, y: np.ndarray, rho: np.ndarray, head: int, held: int) -> np.ndarray:
+    """``rinv`` (:func:`compact_product`) for a ring given as NumPy ``(m, n)`` rows (the host
+    tier's, which runs the two-loop recursion and keeps none): :math:`R^{-1}` of the ``held`` pairs
+    before ``head``, oldest first, its diagonal :math:`1/\\rho` as :func:`push_inverse` has it,
+    placed by slot; zeros elsewhere; in float32 for a half-precision ring."""
+    m = rho.shape[0]
+    order = [(head - held + k) % m for k in range(held)]
+    wide = np.promote_types(rho.dtype, np.float32)
+    out = np.zeros((m, m), wide)
+    if held:
+        r = np.triu(s[order].astype(wide) @ y[order].astype(wide).T)
+        r[np.diag_indices(held)] = 1.0 / rho[order].astype(wide)
+        out[np.ix_(order, order)] = np.linalg.inv(r)
+    return out
+
+
 def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array, yy: jax.Array) -> LBFGSState:
     """The memory with ``(s, y)`` in slot ``head`` when ``take`` (else unchanged).
 
@@ -145,6 +238,8 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
     )
     safe_sy = jnp.where(take, sy, 1.0)  # a pair not taken never divides (NaN-free reverse mode, issue 12)
     step = take.astype(jnp.int32)
+    if state.rinv is not None:
+        state = state._replace(rinv=push_inverse(state.rinv, state, y, take, (1.0 / safe_sy).astype(state.rinv.dtype)))
     return state._replace(
         head=(state.head + step) % m,
         held=jnp.minimum(state.held + step, m),
@@ -220,11 +315,15 @@ def pair_sums(s: PyTree, y: PyTree, g: PyTree, diag: PyTree) -> tuple:
 
 def reset(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
     """``(the memory with no pair, whether it held any)``: L-BFGS-B's restart after a failed search."""
-    return state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho)), state.held > 0
+    rinv = None if state.rinv is None else jnp.zeros_like(state.rinv)
+    return state._replace(held=jnp.zeros_like(state.held), rho=jnp.zeros_like(state.rho), rinv=rinv), state.held > 0
 
 
 SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the first is the default
 SPREAD = 1e3  # "auto": the diagonal H0 once its entries spread over more than this factor (session 20)
+# The most parameters (numbers over all leaves) whose H g the two-loop recursion computes; larger problems
+# use compact_product (session 46). The limit of the XLA:CPU classic emitters for lbfgs before session 46.
+TWO_LOOP_MAX = 512
 
 
 def spread_of(scaling: str) -> Optional[float]:
@@ -246,8 +345,10 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
         zeros = _tree.tmap(jnp.zeros_like, params)
         ring = _tree.tmap(lambda x: jnp.zeros((m,) + jnp.shape(x), jnp.result_type(x)), params)
         ones = _tree.tmap(jnp.ones_like, params)
+        compact = sum(int(jnp.size(x)) for x in _tree.leaves(params)) > TWO_LOOP_MAX
+        rinv = jnp.zeros((m, m), jnp.promote_types(dtype, jnp.float32)) if compact else None  # (a half type: float32)
         return LBFGSState(zero, zero, zero, zeros, zeros, ring, ring, jnp.zeros((m,), dtype), jnp.ones((), dtype), ones,
-                          jnp.zeros((), dtype))
+                          jnp.zeros((), dtype), rinv)
 
     def update(grad: Grads, state: LBFGSState, params: Params, value: Any = None, value_fn: Any = None) -> tuple[Grads, LBFGSState]:
         g = _tree.cast_like(grad, params)
@@ -270,11 +371,12 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
             new.held > 0, lambda: new.gamma,
             lambda: jnp.where(state.count == 0, first_scale(_tree.norm(g)), 1.0).astype(new.gamma.dtype),
         )
+        product = two_loop if new.rinv is None else compact_product
         if spread is None:
-            return _tree.neg(two_loop(g, new, lambda q: _tree.scale(gamma, q))), new
+            return _tree.neg(product(g, new, lambda q: _tree.scale(gamma, q))), new
         use = (new.held > 0) & (new.diag_scale > 0)
         h0 = _tree.tmap(lambda d: jnp.where(use, new.diag_scale.astype(d.dtype) * d, gamma.astype(d.dtype)), new.diag)
-        return _tree.neg(two_loop(g, new, lambda q: _tree.tmap(lambda d, x: (d * x).astype(x.dtype), h0, q))), new
+        return _tree.neg(product(g, new, lambda q: _tree.tmap(lambda d, x: (d * x).astype(x.dtype), h0, q))), new
 
     options = ([f"memory_size={memory_size}"] if memory_size != 10 else []) + ([f"scaling={scaling!r}"] if scaling != "auto" else [])
     name = f"lbfgs({', '.join(options)})" if options else "lbfgs"
