@@ -41,8 +41,9 @@ parameters). Unconstrained ``lbfgs`` has the same limit since it computes its
 direction in compact form above 512 parameters (session 46): with the two-loop
 recursion's dot products the classic emitters had run it 1.15-1.31x slower at
 600-4,000 parameters (sessions 14-15), and the limit was 512; in compact form
-they run it as fast or faster (1,000-D 0.96x, 4,000-D 0.88x the fusion
-emitters' time) and compile it 0.25 s sooner (``benchmarks/RESULTS.md``).
+they run it 1.10-1.15x slower at 1,000-4,000 parameters and compile it
+0.25 s sooner (1,000-D: 0.80 against 1.05 s, what 2,500 solves lose at 0.1 ms
+each), the trade made for ``bfgs`` and ``cg`` (``benchmarks/RESULTS.md``).
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function
 from :func:`jit` holds two: one with the options, called for a small problem
@@ -74,8 +75,8 @@ SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compi
 # (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters). Unconstrained lbfgs stopped at 512 while its
 # two-loop recursion's dot products ran 1.15-1.31x slower with the classic emitters at 600-4,000 parameters
 # (session 15); above 512 parameters it now uses the compact form (limited_memory.TWO_LOOP_MAX), which they
-# run as fast (session 46, Zen 4, one process, classic / fusion run time 0.96 at 1,000-D, 0.88 at 4,000-D
-# float64; XLA compile 1.05 -> 0.80 s at 1,000-D).
+# run 1.10 (1,000-D), 1.15 (2,000-D) and 1.14 (4,000-D) times slower and compile 0.24-0.25 s sooner (session 46,
+# Zen 4, one process, float64 extended Rosenbrock: XLA compile 1.05-1.09 -> 0.80-0.85 s).
 QUASI_NEWTON_SMALL = {"lbfgs": 4096, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
 
 

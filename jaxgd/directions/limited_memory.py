@@ -188,9 +188,11 @@ def compact_product(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree])
     return _tree.tmap(lambda a, b, x: (a - b).astype(x.dtype), _combine(top, state.s, wide), hw_hg, g)
 
 
-def push_inverse(rinv: jax.Array, state: LBFGSState, y: PyTree, take: jax.Array, rho_new: jax.Array) -> jax.Array:
-    """:math:`R^{-1}` after the pair ``(s, y)`` enters slot ``state.head`` (``take``; else
-    ``rinv``): the pair the slot held (the oldest, or none) leaves, by deleting its row and column
+def push_inverse(rinv: jax.Array, ring: PyTree, rho: jax.Array, slot: jax.Array, y: PyTree, take: jax.Array,
+                 rho_new: jax.Array) -> jax.Array:
+    """:math:`R^{-1}` after the pair ``(s, y)`` enters ``slot`` of the ring of ``s`` (``take``; else
+    ``rinv``; ``ring`` with ``s`` in place, ``rho`` before): the pair the slot held (the oldest,
+    or none) leaves, by deleting its row and column
     (for an upper triangular :math:`R`, the inverse of :math:`R` without its first row and column
     is :math:`R^{-1}` without them), and the new pair adds a last column :math:`c = S^\\top y`
     over the pairs still held and a diagonal :math:`s^\\top y = 1/\\rho`:
@@ -199,11 +201,10 @@ def push_inverse(rinv: jax.Array, state: LBFGSState, y: PyTree, take: jax.Array,
               = \\begin{bmatrix} R^{-1} & -\\rho R^{-1} c \\\\ 0 & \\rho \\end{bmatrix}.
     """
     m = rinv.shape[0]
-    slot = state.head
     others = jnp.arange(m) != slot
     kept = others[:, None] & others[None, :]
     base = jnp.where(kept, rinv, 0.0)
-    c = jnp.where(others & (state.rho != 0), _rows_dot(state.s, y).astype(rinv.dtype), 0.0)
+    c = jnp.where(others & (rho != 0), _rows_dot(ring, y).astype(rinv.dtype), 0.0)
     column = jnp.where(others, -rho_new * (base @ c), rho_new)
     new = jnp.where(jnp.arange(m)[None, :] == slot, column[:, None], base)
     return jnp.where(take, new, rinv)
@@ -238,12 +239,14 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
     )
     safe_sy = jnp.where(take, sy, 1.0)  # a pair not taken never divides (NaN-free reverse mode, issue 12)
     step = take.astype(jnp.int32)
-    if state.rinv is not None:
-        state = state._replace(rinv=push_inverse(state.rinv, state, y, take, (1.0 / safe_sy).astype(state.rinv.dtype)))
+    ring = put(state.s, s)
+    if state.rinv is not None:  # (from the new ring: the old one read after its update in place was copied)
+        rinv = push_inverse(state.rinv, ring, state.rho, slot, y, take, (1.0 / safe_sy).astype(state.rinv.dtype))
+        state = state._replace(rinv=rinv)
     return state._replace(
         head=(state.head + step) % m,
         held=jnp.minimum(state.held + step, m),
-        s=put(state.s, s),
+        s=ring,
         y=put(state.y, y),
         rho=state.rho.at[slot].set(jnp.where(take, 1.0 / safe_sy, state.rho[slot]).astype(state.rho.dtype)),
         gamma=jnp.where(take, safe_sy / jnp.where(take, yy, 1.0), state.gamma).astype(state.gamma.dtype),
