@@ -37,13 +37,13 @@ of a one-off solve; a larger problem compiles as JAX would. For ``bfgs``,
 (:data:`QUASI_NEWTON_SMALL`, a few thousand): their programs are mostly the
 line search's scalar logic and reductions, which the classic emitters run as
 fast (L-BFGS-B and ``cg`` faster; float64 bits checked equal at 1,000-4,000
-parameters). Unconstrained ``lbfgs`` has the same limit since it computes its
-direction in compact form above 512 parameters (session 46): with the two-loop
-recursion's dot products the classic emitters had run it 1.15-1.31x slower at
-600-4,000 parameters (sessions 14-15), and the limit was 512; in compact form
-they run it 1.10-1.15x slower at 1,000-4,000 parameters and compile it
-0.25 s sooner (1,000-D: 0.80 against 1.05 s, what 2,500 solves lose at 0.1 ms
-each), the trade made for ``bfgs`` and ``cg`` (``benchmarks/RESULTS.md``).
+parameters). Unconstrained ``lbfgs`` stops at 512: on an AMD EPYC (sessions
+14-15) the classic emitters ran it 1.15-1.31x slower at 600-4,000 parameters
+(its two-loop recursion's dot products), against 0.1-0.5 s more of compile
+with the fusion emitters; above 512 parameters it now computes its direction
+in compact form, which they still run 1.10-1.15x slower at 1,000-4,000
+parameters, for 0.25 s less compile (session 46, ``benchmarks/RESULTS.md``):
+repeated calls keep the faster loop, and a one-off call runs on the host tier.
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function
 from :func:`jit` holds two: one with the options, called for a small problem
@@ -72,12 +72,14 @@ SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compi
 # (benchmarks/RESULTS.md, session 11: classic / fusion run time at 1,000-4,000 parameters, float64,
 # extended Rosenbrock, one process: lbfgs 0.97-1.01, lbfgs with bounds 0.86-0.87, cg 0.82, bfgs 1.02-1.03
 # at 1,000-2,000; fused-loop compile 0.4-1.1 s shorter; the same float64 bits there), and not the first-order ones
-# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters). Unconstrained lbfgs stopped at 512 while its
-# two-loop recursion's dot products ran 1.15-1.31x slower with the classic emitters at 600-4,000 parameters
-# (session 15); above 512 parameters it now uses the compact form (limited_memory.TWO_LOOP_MAX), which they
-# run 1.10 (1,000-D), 1.15 (2,000-D) and 1.14 (4,000-D) times slower and compile 0.24-0.25 s sooner (session 46,
-# Zen 4, one process, float64 extended Rosenbrock: XLA compile 1.05-1.09 -> 0.80-0.85 s).
-QUASI_NEWTON_SMALL = {"lbfgs": 4096, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
+# (adam 1.15-1.17 and momentum 1.12 at 1,000-2,000 parameters). Unconstrained lbfgs stops at 512
+# (session 15, AMD EPYC, one process, classic / fusion run time: 1.06 at 400-D, 1.15 at 600-D,
+# 1.31 at 1,000-D, 1.17 at 4,000-D float64, 1.30 at 1,000-D float32, where the fused-loop compile
+# is 0.1-0.5 s longer with the fusion emitters; its two-loop recursion's dot products); lbfgs with
+# bounds (L-BFGS-B, "lbfgs-b" here), cg (0.83 at 1,000-D) and bfgs (1.05) keep the classic emitters. Session 46
+# (Zen 4, lbfgs's compact form above 512 parameters): classic / fusion 1.10 at 1,000-D, 1.15 at 2,000-D, 1.14 at
+# 4,000-D float64, XLA compile 1.05-1.09 -> 0.80-0.85 s; the limit stays.
+QUASI_NEWTON_SMALL = {"lbfgs": 512, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
 
 
 def _never() -> bool:  # pragma: no cover - a JAX without the test: never pass options

@@ -325,7 +325,7 @@ def reset(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
 SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the first is the default
 SPREAD = 1e3  # "auto": the diagonal H0 once its entries spread over more than this factor (session 20)
 # The most parameters (numbers over all leaves) whose H g the two-loop recursion computes; larger problems
-# use compact_product (session 46). The limit of the XLA:CPU classic emitters for lbfgs before session 46.
+# use compact_product (session 46); above it lbfgs also compiles with XLA:CPU's fusion emitters (core.compile).
 TWO_LOOP_MAX = 512
 
 
