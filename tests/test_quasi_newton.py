@@ -372,6 +372,40 @@ def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop(scaling, pr
     assert max(slopes) > 0  # the reason for the rule: optax's direction ascends somewhere on this path
 
 
+@pytest.mark.parametrize("scaling", ["scalar", "diagonal"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lbfgs_compact_form_on_a_pytree_matches_a_numpy_two_loop(dtype, scaling):
+    """Above limited_memory.TWO_LOOP_MAX parameters (here 600, in two leaves of different shapes)
+    the direction comes from the compact form (its state holds R^-1): over a path of 14 points on
+    a quadratic with a memory of 4 (the ring wraps three times; cond 1e4), with H0 = gamma I or the
+    diagonal, it is the NumPy two-loop recursion's on the flattened vectors (reference:
+    np_lbfgs_directions) to rounding, float32 included."""
+    rng = np.random.default_rng(11)
+    n, shapes = 600, {"a": (20, 20), "b": (200,)}
+    assert n > limited_memory.TWO_LOOP_MAX
+    a, _ = spd(n, 1e4, 4)
+    xs = [rng.normal(size=n)]
+    for _ in range(13):
+        xs.append(xs[-1] + 0.3 * rng.normal(size=n))
+    gs = [a @ x for x in xs]
+    want = np_lbfgs_directions([x.astype(dtype) for x in xs], [g.astype(dtype) for g in gs], 4, scaling)
+
+    def tree(v):
+        return {"a": jnp.asarray(v[:400].reshape(shapes["a"]), dtype), "b": jnp.asarray(v[400:], dtype)}
+
+    direction = directions.lbfgs(4, scaling=scaling)
+    update = jax.jit(direction.update)
+    state = direction.init(tree(xs[0]))
+    assert state.rinv is not None and state.rinv.shape == (4, 4)
+    tol = {"float64": 1e-9, "float32": 2e-3}[dtype]
+    for k, (x, g) in enumerate(zip(xs, gs)):
+        d, state = update(tree(g), state, tree(x))
+        got = np.concatenate([np.asarray(d["a"]).ravel(), np.asarray(d["b"])])
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want[k], rtol=tol, atol=tol * np.abs(want[k]).max(), err_msg=f"step {k}")
+    assert int(state.held) == 4 and (float(state.diag_scale) > 0) == (scaling == "diagonal")  # a full ring; H0
+
+
 @pytest.mark.parametrize("scaling", ["auto", "diagonal", "scalar"])
 def test_lbfgs_first_steps_without_a_pair_are_lbfgsbs(scaling):
     """Reference: NumPy (above) and L-BFGS-B's lnsrlb: with no pair in memory the first step
