@@ -89,6 +89,24 @@ def test_extend_a_finished_run_from_its_result() -> None:
     assert_bitwise(jaxgd.minimize(loss, X0, ARGS, max_steps=60, resume=first, **kw), longer)
 
 
+def test_lbfgs_compact_form_resumes_from_a_file_bit_for_bit(tmp_path) -> None:
+    """Above limited_memory.TWO_LOOP_MAX parameters lbfgs's state holds R^-1 (its compact form):
+    a 600-D run saved after 12 steps (its ring full and wrapped) and resumed from the file ends
+    with the bits of the run that never stopped (reference: one uninterrupted run)."""
+    def extended_rosen(x: jax.Array) -> jax.Array:
+        return jnp.sum(100.0 * (x[1::2] - x[::2] ** 2) ** 2 + (1 - x[::2]) ** 2)
+
+    x0 = jnp.asarray(np.tile([-1.2, 1.0], 300))
+    kw = dict(method="lbfgs", tier="compiled")
+    whole = jaxgd.minimize(extended_rosen, x0, max_steps=200, **kw)
+    part = jaxgd.minimize(extended_rosen, x0, max_steps=12, **kw)
+    assert part.state.direction_state.rinv.shape == (10, 10) and int(part.state.direction_state.count) > 10
+    save_checkpoint(tmp_path / "lbfgs.ckpt", part)
+    resumed = jaxgd.minimize(extended_rosen, x0, max_steps=200, resume=tmp_path / "lbfgs.ckpt", **kw)
+    assert whole.status_enum == jaxgd.Status.GTOL
+    assert_bitwise(resumed, whole)
+
+
 def test_resume_a_converged_run_changes_nothing() -> None:
     quad = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
     done = jaxgd.minimize(quad, jnp.zeros(2), lr=0.5, max_steps=50)
