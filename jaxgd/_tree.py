@@ -379,6 +379,11 @@ def cast_like(a: PyTree, like: PyTree) -> PyTree:
     return tmap(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), a, like)
 
 
+def size(tree: Any) -> int:
+    """The number of elements over all leaves of ``tree`` (JAX or NumPy arrays, scalars)."""
+    return sum(int(np.size(x)) for x in leaves(tree))
+
+
 def is_single_leaf(tree: Any) -> bool:
     """True when ``tree`` is one leaf (not a container holding one)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)

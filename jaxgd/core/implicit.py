@@ -78,7 +78,7 @@ CG_ITER_PER_DIM = 50
 def _cg_options(x: Params) -> tuple[float, int]:
     leaves = _tree.leaves(x)
     eps = float(jnp.finfo(jnp.result_type(*leaves)).eps)
-    n = sum(int(leaf.size) for leaf in leaves)
+    n = _tree.size(leaves)
     return CG_RTOL_SCALE * eps ** 0.5, max(CG_MIN_ITER, CG_ITER_PER_DIM * n)
 
 

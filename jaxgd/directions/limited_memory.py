@@ -239,14 +239,15 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
     )
     safe_sy = jnp.where(take, sy, 1.0)  # a pair not taken never divides (NaN-free reverse mode, issue 12)
     step = take.astype(jnp.int32)
-    ring = put(state.s, s)
+    ring = None
     if state.rinv is not None:  # (from the new ring: the old one read after its update in place was copied)
+        ring = put(state.s, s)
         rinv = push_inverse(state.rinv, ring, state.rho, slot, y, take, (1.0 / safe_sy).astype(state.rinv.dtype))
         state = state._replace(rinv=rinv)
     return state._replace(
         head=(state.head + step) % m,
         held=jnp.minimum(state.held + step, m),
-        s=ring,
+        s=put(state.s, s) if ring is None else ring,
         y=put(state.y, y),
         rho=state.rho.at[slot].set(jnp.where(take, 1.0 / safe_sy, state.rho[slot]).astype(state.rho.dtype)),
         gamma=jnp.where(take, safe_sy / jnp.where(take, yy, 1.0), state.gamma).astype(state.gamma.dtype),
@@ -329,6 +330,12 @@ SPREAD = 1e3  # "auto": the diagonal H0 once its entries spread over more than t
 TWO_LOOP_MAX = 512
 
 
+def compact_form(params: Any) -> bool:
+    """Whether :func:`lbfgs`'s direction for ``params`` (a pytree, or the host's flat vector) is
+    computed in compact form (:func:`compact_product`): more than :data:`TWO_LOOP_MAX` numbers."""
+    return _tree.size(params) > TWO_LOOP_MAX
+
+
 def spread_of(scaling: str) -> Optional[float]:
     """The factor beyond which ``scaling`` uses the diagonal (None: never, ``"scalar"``)."""
     return {"auto": SPREAD, "diagonal": 0.0, "scalar": None}[scaling]
@@ -348,8 +355,7 @@ def lbfgs(memory_size: int, scaling: str = "auto") -> Direction:
         zeros = _tree.tmap(jnp.zeros_like, params)
         ring = _tree.tmap(lambda x: jnp.zeros((m,) + jnp.shape(x), jnp.result_type(x)), params)
         ones = _tree.tmap(jnp.ones_like, params)
-        compact = sum(int(jnp.size(x)) for x in _tree.leaves(params)) > TWO_LOOP_MAX
-        rinv = jnp.zeros((m, m), jnp.promote_types(dtype, jnp.float32)) if compact else None  # (a half type: float32)
+        rinv = jnp.zeros((m, m), jnp.promote_types(dtype, jnp.float32)) if compact_form(params) else None  # (half: float32)
         return LBFGSState(zero, zero, zero, zeros, zeros, ring, ring, jnp.zeros((m,), dtype), jnp.ones((), dtype), ones,
                           jnp.zeros((), dtype), rinv)
 

@@ -281,7 +281,7 @@ def compiled_state(state: Any, unravel_rows: Any, unravel: Any) -> Any:
     if isinstance(state, CG):
         return _quasi_newton.CGState(i32(state.count), unravel(state.grad), unravel(state.direction))
     if isinstance(state, LBFGS):
-        compact = state.params.size > _limited_memory.TWO_LOOP_MAX  # the compiled direction keeps R^-1
+        compact = _limited_memory.compact_form(state.params)  # the compiled direction keeps R^-1
         rinv = _limited_memory.inverse_by_slot(state.s, state.y, state.rho, state.head, state.held) if compact else None
         return _limited_memory.LBFGSState(
             i32(state.count), i32(state.head), i32(state.held), unravel(state.params), unravel(state.grad),

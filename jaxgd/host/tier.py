@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
+from .. import _tree
 from ..core import compile as _compile
 from ..core.combinations import base_name
 from ..directions.lbfgsb import LbfgsbSearch
@@ -98,7 +99,7 @@ AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000, "lbfgs+bounds": 5_0
 def prefers_host(solver: Any, x0: Any) -> bool:
     """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`)."""
     name = "lbfgs+bounds" if isinstance(solver.rule, LbfgsbSearch) else base_name(solver.direction.name)
-    return sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(x0)) <= AUTO_MAX_SIZE.get(name, 0)
+    return _tree.size(x0) <= AUTO_MAX_SIZE.get(name, 0)
 
 
 def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any = None) -> None:
