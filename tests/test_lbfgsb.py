@@ -429,8 +429,15 @@ def np_cauchy(x, g, lo, hi, b):
     return x + z
 
 
+@pytest.mark.parametrize("tier, walk", [("compiled", 0), ("compiled", 2), ("compiled", 100), ("numpy", None)])
 @pytest.mark.parametrize("seed", range(4))
-def test_cauchy_point_matches_sequential_algorithm_cp(seed):
+def test_cauchy_point_matches_sequential_algorithm_cp(seed, walk, tier, monkeypatch):
+    """The Cauchy point (reference: np_cauchy, Algorithm CP walked with a dense B). Compiled, by the
+    walk over the first lbfgsb_cauchy.WALK breakpoints, else every segment at once from the sorted
+    ones: walk=0 always the sorted form, 100 always the walk, 2 the walk and then the sorted form
+    (each case passes 4 breakpoints); on NumPy (the host tier's step) the sorted form."""
+    if walk is not None:
+        monkeypatch.setattr(cauchy_mod, "WALK", walk)
     rng = np.random.default_rng(seed)
     n, m = 9, 3
     mem = mem_mod.empty(n, m, jnp.float64)
@@ -444,7 +451,12 @@ def test_cauchy_point_matches_sequential_algorithm_cp(seed):
     g = 3.0 * rng.standard_normal(n)
     w, big_m, ok = jax.jit(mem_mod.compact)(mem)
     assert bool(ok)
-    xcp, c, _ = jax.jit(cauchy_mod.cauchy)(jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), w, big_m, mem.theta)
+    if tier == "compiled":
+        fresh = jax.jit(lambda *a: cauchy_mod.cauchy(*a))  # (a new trace: WALK is read when tracing)
+        xcp, c, _ = fresh(jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), w, big_m, mem.theta)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # (as the host loop runs it)
+            xcp, c, _ = cauchy_mod.cauchy(x, g, lo, hi, np.asarray(w), np.asarray(big_m), np.asarray(mem.theta), np)
     ref = np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem)))
     np.testing.assert_allclose(xcp, ref, atol=1e-12)
     np.testing.assert_allclose(c, np.asarray(w).T @ (ref - x), atol=1e-10)

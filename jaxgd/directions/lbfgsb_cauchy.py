@@ -6,10 +6,11 @@ with :math:`B = \\theta I - W M W^\\top` (:mod:`jaxgd.directions.lbfgsb_memory`)
 1. :func:`cauchy`: the first local minimiser of :math:`m` along the projected
    steepest-descent path :math:`x(t) = P(x - t g)` (Byrd, Lu, Nocedal & Zhu
    1995, section 4, Algorithm CP). The path is piecewise linear with
-   breakpoints :math:`t_i`. Instead of walking the breakpoints one by one
-   (the Fortran heap), all segments are evaluated at once: with the
-   breakpoints sorted, the quantities the paper updates segment by segment
-   are suffix and prefix sums,
+   breakpoints :math:`t_i`. The compiled step walks the first few
+   breakpoints one by one, as the Fortran does from its heap (most steps
+   find the Cauchy point there), and otherwise, as the host tier always does,
+   evaluates all segments at once: with the breakpoints sorted, the
+   quantities the paper updates segment by segment are suffix and prefix sums,
 
    .. math::
       p_j = W^\\top d_j = \\sum_{i \\ge j} d_{b_i} w_{b_i},\\quad
@@ -20,8 +21,8 @@ with :math:`B = \\theta I - W M W^\\top` (:mod:`jaxgd.directions.lbfgsb_memory`)
    :math:`f'_j = -\\|d_j\\|^2 + \\theta t_j \\|d_j\\|^2 - p_j^\\top M c_j`,
    :math:`f''_j = \\theta \\|d_j\\|^2 - p_j^\\top M p_j`, and the Cauchy point
    lies in the first segment whose minimiser :math:`-f'_j / f''_j` falls
-   before its end. ``O(n log n + n m^2)`` work, no sequential loop (good
-   under ``vmap`` and on accelerators), ``O(nm)`` memory.
+   before its end. ``O(n log n + n m^2)`` work, no sequential loop, ``O(nm)``
+   memory; the walk ``O(n + m^2)`` a breakpoint (:func:`cauchy`).
 2. :func:`subspace`: the direct primal method (section 5.1): minimise
    :math:`m` over the variables that are free at the Cauchy point,
    :math:`\\hat d = -\\hat B^{-1} \\hat r` with the Sherman-Morrison-Woodbury
@@ -64,11 +65,90 @@ def _argsort(a: jax.Array, xp: Any) -> jax.Array:
     return xp.argsort(a) if xp is jnp else xp.argsort(a, kind="stable")
 
 
+def _slopes(p: jax.Array, c: jax.Array, dd: jax.Array, t: jax.Array, big_m: jax.Array, theta: jax.Array,
+            xp: Any) -> tuple[jax.Array, jax.Array]:
+    """``(f', f'')`` of the model along segments (rows of ``p``, ``c``; or one segment) starting at
+    ``t``: :math:`f' = -\\|d\\|^2 + \\theta t \\|d\\|^2 - p^\\top M c`,
+    :math:`f'' = \\theta \\|d\\|^2 - p^\\top M p`."""
+    mp, mc = p @ big_m, c @ big_m
+    return -dd + theta * t * dd - xp.sum(p * mc, axis=-1), theta * dd - xp.sum(p * mp, axis=-1)
+
+
+def _minimiser(f1: jax.Array, f2: jax.Array, f2_first: jax.Array, dd: jax.Array, eps: Any, xp: Any) -> jax.Array:
+    """The model's minimiser along a segment, from its start: :math:`\\max(-f'/f'', 0)` with f''
+    at least ``eps`` times the first segment's (the 3.0 code's safeguard), 0 where :math:`d = 0`."""
+    f2 = xp.maximum(f2, eps * f2_first)
+    return xp.where(dd > 0, xp.maximum(-f1 / xp.where(f2 > 0, f2, 1.0), 0.0), 0.0)
+
+
+def _start(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, xp: Any) -> tuple:
+    """``(held, d, breakpoints)``: the variables held at a bound (the gradient pushes out of the box
+    there, or ``l == u``), the path's direction and each variable's breakpoint (``inf``: none)."""
+    inf = xp.asarray(xp.inf, x.dtype)
+    held = (lower == upper) | ((x <= lower) & (g >= 0)) | ((x >= upper) & (g <= 0))
+    d = xp.where(held, 0.0, -g)
+    brk = xp.where(d < 0, (x - lower) / -d, xp.where(d > 0, (upper - x) / d, inf))
+    return held, d, xp.where(d == 0, inf, brk)
+
+
+def _end(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, held: jax.Array, hit: jax.Array,
+         t_star: jax.Array, c: jax.Array, xp: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(xcp, c, free)`` from the breakpoints passed (``hit``) and the Cauchy point's ``t_star``."""
+    xcp = xp.where(hit, xp.where(d > 0, upper, lower), x + t_star * d)
+    return xp.clip(xcp, lower, upper), c, ~held & ~hit
+
+
+# Breakpoints the walk passes before the sorted form takes over (cauchy): a step that sets a few variables
+# at their bounds finds its Cauchy point in a few segments; the first step from B = I often passes them all.
+WALK = 8
+
+
+def _walk(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array,
+          theta: jax.Array) -> tuple:
+    """The Fortran's walk along the path, one breakpoint at a time from the smallest (the first of
+    equal ones: the stable sort's order), for at most :data:`WALK` of them: ``(found, (xcp, c,
+    free))``, the result only where ``found``. Per segment :math:`p = W^\\top d_j`, :math:`c =
+    W^\\top (x(t_j) - x)` and :math:`\\|d_j\\|^2` are updated as a breakpoint is passed
+    (BLNZ 1995, Algorithm CP)."""
+    xp = jnp
+    held, d, brk = _start(x, g, lower, upper, xp)
+    eps = xp.finfo(x.dtype).eps
+    zero = xp.zeros((), x.dtype)
+    p, dd = w.T @ d, xp.dot(d, d)
+    c = xp.zeros_like(p)
+    f2_first = _slopes(p, c, dd, zero, big_m, theta, xp)[1]
+
+    def body(carry: tuple) -> tuple:
+        k, t, p, c, dd, left, _, _ = carry
+        b = xp.argmin(left)
+        dtm = _minimiser(*_slopes(p, c, dd, t, big_m, theta, xp), f2_first, dd, eps, xp)
+        dt = left[b] - t
+        inside = dtm < dt
+        last = ~xp.isfinite(left[b])  # the path's last segment: no breakpoint ends it
+        stop = inside | last
+        passed = (t + dt, p - d[b] * w[b], c + dt * p, dd - d[b] * d[b], left.at[b].set(xp.inf))
+        t, p, c, dd, left = (xp.where(stop, now, then) for now, then in zip((t, p, c, dd, left), passed))
+        return k + 1, t, p, c, dd, left, stop, xp.where(inside, dtm, 0.0)
+
+    def more(carry: tuple) -> Any:
+        return ~carry[6] & (carry[0] < WALK)
+
+    start = (0, zero, p, c, dd, brk, xp.asarray(False), zero)
+    _, t, p, c, dd, left, found, dtm = jax.lax.while_loop(more, body, start)
+    hit = xp.isfinite(brk) & ~xp.isfinite(left)
+    return found, _end(x, d, lower, upper, held, hit, t + dtm, c + dtm * p, xp)
+
+
 def cauchy(
     x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array, theta: jax.Array,
     xp: Any = jnp,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The generalised Cauchy point (BLNZ 1995, Algorithm CP).
+    """The generalised Cauchy point (BLNZ 1995, Algorithm CP). Compiled: the walk over the first
+    :data:`WALK` breakpoints (:func:`_walk`), else every segment at once (:func:`_sorted`); on
+    NumPy (the host tier) the sorted form. On XLA:CPU the sorted form's argsort and prefix sums
+    cost about 350 µs a step at 1,000 variables, more than scipy's whole L-BFGS-B iteration, where
+    NumPy's take tens of µs (benchmarks/RESULTS.md, session 46); most steps pass few breakpoints,
+    and the walk skips them there.
 
     Args:
       x: the feasible iterate, ``(n,)``.
@@ -82,14 +162,21 @@ def cauchy(
       and the mask of variables free at the Cauchy point (not at a bound
       reached along the path, not held at a bound by the gradient).
     """
+    if xp is not jnp:
+        return _sorted(x, g, lower, upper, w, big_m, theta, xp)
+    found, walked = _walk(x, g, lower, upper, w, big_m, theta)
+    return jax.lax.cond(found, lambda: walked, lambda: _sorted(x, g, lower, upper, w, big_m, theta))
+
+
+def _sorted(
+    x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array, theta: jax.Array,
+    xp: Any = jnp,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`cauchy` with every segment evaluated at once, from the breakpoints sorted."""
     n = x.shape[0]
     eps = xp.finfo(x.dtype).eps
     inf = xp.asarray(xp.inf, x.dtype)
-    # Held at a bound: the gradient pushes out of the box there (or l == u).
-    held = (lower == upper) | ((x <= lower) & (g >= 0)) | ((x >= upper) & (g <= 0))
-    d = xp.where(held, 0.0, -g)
-    brk = xp.where(d < 0, (x - lower) / -d, xp.where(d > 0, (upper - x) / d, inf))
-    brk = xp.where(d == 0, inf, brk)
+    held, d, brk = _start(x, g, lower, upper, xp)
     order = _argsort(brk, xp)
     t_sorted, d_sorted, w_sorted = brk[order], d[order], w[order]
     n_brk = xp.sum(xp.isfinite(brk))
@@ -104,21 +191,13 @@ def cauchy(
     dt = xp.where(seg < n_brk, t_end - t_start, xp.where(seg == n_brk, inf, 0.0))
     c = _prefix_sum(xp.where(seg[:n, None] < n_brk, dt[:n, None], 0.0) * p[:n], xp)  # (n+1, 2m): W^T z_j
 
-    mp, mc = p @ big_m, c @ big_m
-    f1 = -dd + theta * t_start * dd - xp.sum(p * mc, axis=1)
-    f2 = theta * dd - xp.sum(p * mp, axis=1)
-    f2 = xp.maximum(f2, eps * f2[0])  # the 3.0 code's safeguard
-    dtm = xp.where(dd > 0, xp.maximum(-f1 / xp.where(f2 > 0, f2, 1.0), 0.0), 0.0)
+    f1, f2 = _slopes(p, c, dd, t_start, big_m, theta, xp)
+    dtm = _minimiser(f1, f2, f2[0], dd, eps, xp)
     found = in_path & (dtm < dt)
     j = xp.where(xp.any(found), xp.argmax(found), n_brk)
     dtm_j = xp.where(xp.any(found), dtm[j], 0.0)
-    t_star = t_start[j] + dtm_j
-
     rank = _tree.put(xp.zeros((n,), xp.int32), order, xp.arange(n, dtype=xp.int32))
-    hit = rank < j
-    xcp = xp.where(hit, xp.where(d > 0, upper, lower), x + t_star * d)
-    xcp = xp.clip(xcp, lower, upper)
-    return xcp, c[j] + dtm_j * p[j], ~held & ~hit
+    return _end(x, d, lower, upper, held, rank < j, t_start[j] + dtm_j, c[j] + dtm_j * p[j], xp)
 
 
 def subspace(
