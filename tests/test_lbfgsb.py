@@ -436,8 +436,9 @@ def test_cauchy_point_matches_sequential_algorithm_cp(seed, walk, tier, monkeypa
     walk over the first lbfgsb_cauchy.WALK breakpoints, else every segment at once from the sorted
     ones: walk=0 always the sorted form, 100 always the walk, 2 the walk and then the sorted form
     (each case passes 4 breakpoints); on NumPy (the host tier's step) the sorted form."""
-    if walk is not None:
+    if walk is not None:  # (9 variables: below WALK_FROM, where the walk is not used otherwise)
         monkeypatch.setattr(cauchy_mod, "WALK", walk)
+        monkeypatch.setattr(cauchy_mod, "WALK_FROM", 0)
     rng = np.random.default_rng(seed)
     n, m = 9, 3
     mem = mem_mod.empty(n, m, jnp.float64)

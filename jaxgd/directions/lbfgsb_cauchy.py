@@ -101,6 +101,12 @@ def _end(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, held: j
 # Breakpoints the walk passes before the sorted form takes over (cauchy): a step that sets a few variables
 # at their bounds finds its Cauchy point in a few segments; the first step from B = I often passes them all.
 WALK = 8
+# The fewest variables for which the compiled Cauchy point walks first. Compiled with the classic emitters
+# (session 46, a step that passes no breakpoint / every one): the sorted form costs 3.8 / 3.6 us at 8
+# variables, 15 / 16 at 64, 61 at 256, 140-150 at 512; the walk 2.0 / 10.4, 2.7 / 25, 4.5 / 79, 6.9 / 170: it
+# saves more than it can lose from 64 on, and below it the suite's small fits (PALMER*E: 8 variables, most
+# steps passing all) ran 1.3x slower.
+WALK_FROM = 64
 
 
 def _walk(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array,
@@ -143,12 +149,13 @@ def cauchy(
     x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array, theta: jax.Array,
     xp: Any = jnp,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The generalised Cauchy point (BLNZ 1995, Algorithm CP). Compiled: the walk over the first
-    :data:`WALK` breakpoints (:func:`_walk`), else every segment at once (:func:`_sorted`); on
-    NumPy (the host tier) the sorted form. On XLA:CPU the sorted form's argsort and prefix sums
-    cost about 350 µs a step at 1,000 variables, more than scipy's whole L-BFGS-B iteration, where
-    NumPy's take tens of µs (benchmarks/RESULTS.md, session 46); most steps pass few breakpoints,
-    and the walk skips them there.
+    """The generalised Cauchy point (BLNZ 1995, Algorithm CP). Compiled, from :data:`WALK_FROM`
+    variables: the walk over the first :data:`WALK` breakpoints (:func:`_walk`), else every
+    segment at once (:func:`_sorted`); with fewer, and on NumPy (the host tier), the sorted form.
+    On XLA:CPU the sorted form's argsort and prefix sums cost about 350 µs a step at 1,000
+    variables, more than scipy's whole L-BFGS-B iteration, where NumPy's take tens of µs
+    (benchmarks/RESULTS.md, session 46); most steps pass few breakpoints, and the walk skips them
+    there.
 
     Args:
       x: the feasible iterate, ``(n,)``.
@@ -162,7 +169,7 @@ def cauchy(
       and the mask of variables free at the Cauchy point (not at a bound
       reached along the path, not held at a bound by the gradient).
     """
-    if xp is not jnp:
+    if xp is not jnp or x.shape[0] < WALK_FROM:
         return _sorted(x, g, lower, upper, w, big_m, theta, xp)
     found, walked = _walk(x, g, lower, upper, w, big_m, theta)
     return jax.lax.cond(found, lambda: walked, lambda: _sorted(x, g, lower, upper, w, big_m, theta))
