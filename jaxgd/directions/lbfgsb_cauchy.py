@@ -6,10 +6,10 @@ with :math:`B = \\theta I - W M W^\\top` (:mod:`jaxgd.directions.lbfgsb_memory`)
 1. :func:`cauchy`: the first local minimiser of :math:`m` along the projected
    steepest-descent path :math:`x(t) = P(x - t g)` (Byrd, Lu, Nocedal & Zhu
    1995, section 4, Algorithm CP). The path is piecewise linear with
-   breakpoints :math:`t_i`. The compiled step walks the first few
-   breakpoints one by one, as the Fortran does from its heap (most steps
-   find the Cauchy point there), and otherwise, as the host tier always does,
-   evaluates all segments at once: with the breakpoints sorted, the
+   breakpoints :math:`t_i`. The compiled step of a problem of 64 variables or
+   more walks the first few breakpoints one by one, as the Fortran does from
+   its heap (most steps find the Cauchy point there), and otherwise, as the
+   host tier and smaller problems always do, evaluates all segments at once: with the breakpoints sorted, the
    quantities the paper updates segment by segment are suffix and prefix sums,
 
    .. math::
@@ -155,7 +155,7 @@ def cauchy(
     On XLA:CPU the sorted form's argsort and prefix sums cost about 350 µs a step at 1,000
     variables, more than scipy's whole L-BFGS-B iteration, where NumPy's take tens of µs
     (benchmarks/RESULTS.md, session 46); most steps pass few breakpoints, and the walk skips them
-    there.
+    there (under ``vmap`` the choice is a select: both run).
 
     Args:
       x: the feasible iterate, ``(n,)``.
