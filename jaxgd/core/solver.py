@@ -539,7 +539,11 @@ class Solver:
         return _driver.finish(self, state, history)
 
     def run(self, x0: Params, *args: Any) -> Result:
-        """``init`` then steps until a termination test fires; returns a :class:`Result`."""
+        """``init`` then steps until a termination test fires; returns a :class:`Result`.
+
+        Call it under ``jax.jit`` (``jax.jit(solver.run)``, compiled once per shapes), or use
+        :func:`jaxgd.minimize`, which caches the compiled loop: called eagerly, every call traces
+        and compiles its loops again (about 1.3 s a call for a 1,000-D ``lbfgs``)."""
         state = self.init(x0, *args)
         state, history = self.loop(state, self.empty_history(state), *args)
         return self.finish(state, history)
