@@ -149,6 +149,19 @@ def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, xp:
     return xp.minimum(xp.min(xp.maximum(ratio, 0.0), initial=xp.inf), step_cap(x.dtype)).astype(x.dtype)
 
 
+def first_trial(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, first: Any, boxed: Any,
+                constrained: Any, xp: Any = jnp, norm: Any = jnp.linalg.norm) -> tuple:
+    """``(stp, stpmax)``: the search's first trial and longest step along ``d`` (``lnsrlb``). At the
+    first iteration of a problem with a finite bound the search stays within the unit step, and where
+    some variable is not boxed it starts from :math:`1/\\|d\\|` (a step of length 1); later from 1, up
+    to the longest step in the box (:func:`max_step`). In ``x``'s dtype; both tiers (``xp``, ``norm``:
+    NumPy's on the host, with Python or NumPy bools)."""
+    one = xp.ones((), x.dtype)
+    stpmax = _tree.pick(xp.logical_and(first, constrained), one, max_step(x, d, lower, upper, xp))
+    stp = _tree.pick(xp.logical_and(first, xp.logical_not(boxed)), (one / norm(d)).astype(x.dtype), one)
+    return xp.minimum(stp, stpmax)[()], xp.asarray(stpmax)[()]
+
+
 def init(solver: Any, state: Any) -> Any:
     """Adjust the solver's first state: an empty memory and the projected-gradient test."""
     x, _ = ravel_pytree(state.params)
@@ -219,10 +232,8 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
         z, mem = search_point(x, g, lower, upper, mem, spread is not None)
         d = z - x
         gd = jnp.dot(g, d).astype(f0.dtype)
-        stpmax = jnp.where(first & constrained, jnp.ones((), dtype), max_step(x, d, lower, upper))
-        stp = jnp.where(first & ~boxed, 1.0 / jnp.linalg.norm(d), 1.0)
-        stp = jnp.minimum(stp, stpmax).astype(f0.dtype)
-        stpmax = stpmax.astype(f0.dtype)
+        stp, stpmax = first_trial(x, d, lower, upper, first, boxed, constrained)
+        stp, stpmax = stp.astype(f0.dtype), stpmax.astype(f0.dtype)
 
         def evaluate(alpha: jax.Array):  # noqa: ANN202
             xt = jnp.where(alpha == 1, z, x + alpha.astype(dtype) * d)

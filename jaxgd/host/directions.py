@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from ..core import stall as _stall
 from ..directions import limited_memory as _limited_memory
 from ..directions import quasi_newton as _quasi_newton
 
@@ -47,11 +48,14 @@ def scaled_norm(a: np.ndarray, top: Any) -> Any:
     return np.ldexp(np.ldexp(np.sqrt(np.dot(b, b)), h), int(e) - h).astype(a.dtype)
 
 
-def at_precision(value: Any, gnorm: Any, x: np.ndarray, factor: float = 1.0) -> bool:
-    """``stall.at_precision``: ``||g|| max(||x||, 1) <= factor sqrt(eps) max(|f|, 1)``."""
+def at_precision(value: Any, gnorm: Any, x: np.ndarray, grid: bool = False) -> bool:
+    """``stall.at_precision``: ``||g|| max(||x||, 1) <= sqrt(eps) max(|f|, 1)``; with ``grid`` (the grid
+    rule's evidence, float32 and narrower: a failed search along steepest descent whose first trial
+    moved ``x`` without the fall its slope predicted) also within ``stall.GRID_FACTOR`` of it."""
     eps = np.finfo(value.dtype).eps
     scale = np.maximum(np.abs(value), 1.0) / np.maximum(np.sqrt(np.dot(x, x)).astype(value.dtype), 1.0)
-    return bool(np.isfinite(value) & (gnorm <= factor * np.sqrt(eps) * scale))
+    bound = np.sqrt(eps) * scale
+    return bool(np.isfinite(value) & ((gnorm <= bound) | (grid & (gnorm <= _stall.GRID_FACTOR * bound))))
 
 
 # -- L-BFGS ---------------------------------------------------------------------------------

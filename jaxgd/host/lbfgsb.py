@@ -112,9 +112,7 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
         z, mem = _lbfgsb.search_point(x, g, lower, upper, mem, spread is not None, np)
         d = z.astype(dtype, copy=False) - x  # (a float32 run stays float32: NumPy has no weak types)
         gd = np.dot(g, d).astype(dtype)
-        stpmax = dtype.type(1) if (first and b.constrained) else _lbfgsb.max_step(x, d, lower, upper, np)
-        stp = (dtype.type(1) / np.linalg.norm(d)).astype(dtype) if (first and not b.boxed) else dtype.type(1)
-        stp = OPS.minimum(stp, stpmax)
+        stp, stpmax = _lbfgsb.first_trial(x, d, lower, upper, first, b.boxed, b.constrained, np, np.linalg.norm)
 
         def evaluate(alpha: Any) -> tuple:
             xt = np.clip(z if alpha == 1 else x + alpha * d, lower, upper)
@@ -149,8 +147,7 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
     # stall.adjust_status for L-BFGS-B: a failed search with no memory left to forget, at a point
     # stationary to the precision f is evaluated at (in float32 also within GRID_FACTOR where its first
     # trial moved x without the fall its slope predicted: res.unseen), is PRECISION
-    if failed and status == FAILED and (_directions.at_precision(value, gnorm, x) or (
-            narrow and bool(res.unseen) and _directions.at_precision(value, gnorm, x, _stall.GRID_FACTOR))):
+    if failed and status == FAILED and _directions.at_precision(value, gnorm, x, narrow and bool(res.unseen)):
         status = PRECISION
     return Outcome(accept, xn, fn, gn, aux_n, new_gnorm, res.stp, status, mem, Counts(flat, window), nfev)
 

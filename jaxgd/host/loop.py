@@ -271,8 +271,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)
                     # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
-                    precise = at_precision(*old) or (
-                        failed and unseen and not had_memory and at_precision(*old, _stall.GRID_FACTOR))
+                    precise = at_precision(*old, bool(failed and unseen and not had_memory))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probes)
                         found, probed, gradients = _probe_verdict(vg, x, value, g)
