@@ -40,9 +40,10 @@ fast (L-BFGS-B and ``cg`` faster; float64 bits checked equal at 1,000-4,000
 parameters). Unconstrained ``lbfgs`` stops at 512: on an AMD EPYC (sessions
 14-15) the classic emitters ran it 1.15-1.31x slower at 600-4,000 parameters
 (its two-loop recursion's dot products), against 0.1-0.5 s more of compile
-with the fusion emitters; above 512 parameters it now computes its direction
-in compact form, which they still run 1.10-1.15x slower at 1,000-4,000
-parameters, for 0.25 s less compile (session 46, ``benchmarks/RESULTS.md``):
+with the fusion emitters; its direction is now in compact form (above 512
+parameters since session 46, above 16 since session 47), which they still run
+1.10-1.15x slower at 1,000-4,000 parameters, for 0.25 s less compile (session
+46, ``benchmarks/RESULTS.md``):
 repeated calls keep the faster loop, and a one-off call runs on the host tier.
 
 JAX accepts compiler options on a top-level ``jax.jit`` only, so a function

@@ -171,8 +171,8 @@ def compact_product(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree])
     slots) with an ``m``-vector, where the two loops run ``2m`` dependent dot products and
     updates. Above :data:`TWO_LOOP_MAX` parameters XLA:CPU runs each of those as kernels of its
     own (about 130 a step at ``m = 10``, half of a 1,000-D L-BFGS step's), and this form takes
-    1,000-D Rosenbrock's direction from 14 to 7 µs (benchmarks/RESULTS.md, session 46). The same
-    :math:`H` to rounding.
+    1,000-D Rosenbrock's direction from 14 to 7 µs (benchmarks/RESULTS.md, session 46) and a 100-D
+    step about 15 % less time (session 47). The same :math:`H` to rounding.
 
     Reference: R. H. Byrd, J. Nocedal & R. B. Schnabel, "Representations of quasi-Newton matrices
     and their use in limited memory methods", Math. Programming 63, 1994.
@@ -326,8 +326,12 @@ def reset(state: LBFGSState) -> tuple[LBFGSState, jax.Array]:
 SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the first is the default
 SPREAD = 1e3  # "auto": the diagonal H0 once its entries spread over more than this factor (session 20)
 # The most parameters (numbers over all leaves) whose H g the two-loop recursion computes; larger problems
-# use compact_product (session 46); above it lbfgs also compiles with XLA:CPU's fusion emitters (core.compile).
-TWO_LOOP_MAX = 512
+# use compact_product. Measured in one process, fused loop (session 47, benchmarks/RESULTS.md): on the CUTEst
+# suite's problems of 49-512 variables the compact form's step takes 0.74-0.82x the two-loop's time, on
+# extended Rosenbrock 0.88-0.93x at 24-100 variables and the same at 8-20; the two-loop's is 0.83x on the
+# suite's problems of at most 8 variables. (Session 46 had 512: where lbfgs also leaves XLA:CPU's classic
+# emitters, core.compile.)
+TWO_LOOP_MAX = 16
 
 
 def compact_form(params: Any) -> bool:
