@@ -327,9 +327,9 @@ SCALINGS = ("auto", "diagonal", "scalar")  # H0 of the two-loop recursion; the f
 SPREAD = 1e3  # "auto": the diagonal H0 once its entries spread over more than this factor (session 20)
 # The most parameters (numbers over all leaves) whose H g the two-loop recursion computes; larger problems
 # use compact_product. Measured in one process, fused loop (session 47, benchmarks/RESULTS.md): on the CUTEst
-# suite's problems of 49-512 variables the compact form's step takes 0.74-0.82x the two-loop's time, on
-# extended Rosenbrock 0.88-0.93x at 24-100 variables and the same at 8-20; the two-loop's is 0.83x on the
-# suite's problems of at most 8 variables. (Session 46 had 512: where lbfgs also leaves XLA:CPU's classic
+# suite's problems of 49-512 variables the compact form's step takes 0.74-0.81x the two-loop's time (geometric
+# means), on extended Rosenbrock 0.85-0.94x at 24-100 variables and the same at 8-20; the two-loop's is 0.83x on
+# the suite's problems of at most 8 variables. (Session 46 had 512: where lbfgs also leaves XLA:CPU's classic
 # emitters, core.compile.)
 TWO_LOOP_MAX = 16
 
