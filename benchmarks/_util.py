@@ -451,7 +451,7 @@ def lbfgs_floor_loop(fun: Callable, max_steps: int, memory: int = 10) -> Callabl
             q = q - a * y[j]
             alphas.append(a)
         yy = jnp.dot(y[0], y[0])
-        gamma = jnp.where(rho[0] > 0, 1.0 / (rho[0] * jnp.where(rho[0] > 0, yy, 1.0)), 1.0 / jnp.linalg.norm(g))
+        gamma = jnp.where(rho[0] > 0, 1.0 / (rho[0] * yy), 1.0 / jnp.linalg.norm(g))  # (s'y / y'y of the newest pair)
         r = gamma * q
         for j in reversed(range(memory)):
             r = r + (alphas[j] - rho[j] * jnp.dot(y[j], r)) * s[j]
