@@ -33,7 +33,14 @@ imports, JAX's backend start-up and ``x0`` come first, untimed; then:
   temporary folder), solves once and so fills it; then each measuring
   process makes the same call and times its first call. The filling process
   also dumps the lowered StableHLO (``jax_dump_ir_to``, untimed) for the op
-  count: ``stablehlo.*`` ops in the fused loop's module text.
+  count: ``stablehlo.*`` ops in the fused loop's module text;
+- **where the fused loop's XLA compile goes** (issue 14 item 2): the filling
+  process runs its call under ``jax.profiler.trace`` and reads XLA:CPU's own
+  trace events inside the fused loop's compile (:func:`compile_breakdown`):
+  the HLO passes, the LLVM code generation of the module, and the kernels
+  compiled one by one through XLA's fusion emitters (which jaxgd chooses per
+  program: ``lbfgs`` above 512 parameters, ``bfgs`` above 2,048; otherwise XLA's
+  classic emitters), their number and their time summed over threads.
 
 Processes run one after the other, the kinds interleaved (jaxgd, scipy,
 cache) so that a change in machine load hits them alike.
@@ -74,6 +81,48 @@ SCIPY = {"lbfgs": "L-BFGS-B", "bfgs": "BFGS"}
 OPTAX_GTOL = 1e-6  # jaxgd's default gtol (2-norm), for the optax loop's stopping test
 COMPILE_TARGET, COMPILE_GOAL = 0.5, 0.3  # issue 14 item 2 (seconds)
 OP = re.compile(r"(?<![#!\w.])stablehlo\.[a-z_]+")
+
+
+# XLA:CPU's trace events (jaxlib 0.10) inside a program's compile: its whole span, then its parts
+COMPILE_EVENT = "PjRtCpuClient::Compile"
+HLO_PASSES, CODEGEN, FUSION = "HLO passes", "JitCompiler::Compile", "FusionCompiler::Compile"
+
+
+def compile_breakdown(events: list[dict]) -> dict[str, float]:
+    """Where the longest XLA compile in a profiler trace went, in seconds.
+
+    ``events``: Chrome-trace complete events (``ph == "X"``; ``ts``/``dur`` in µs). The longest
+    :data:`COMPILE_EVENT` is the fused loop's compile; of the events that lie within its span (any
+    thread): ``hlo_passes``, the sum of those named ``HLO passes ...`` (XLA's pass pipelines);
+    ``codegen``, the LLVM compile of the module (:data:`CODEGEN`); ``kernels`` and ``kernels_s``, the
+    number of kernels compiled through the fusion emitters (:data:`FUSION`) and their time summed over
+    the threads that compile them in parallel. All zero (and ``compile`` 0) where the trace has no
+    compile event (another backend or jaxlib).
+    """
+    spans = [e for e in events if e.get("ph") == "X" and e.get("name") == COMPILE_EVENT]
+    out = {"compile": 0.0, "hlo_passes": 0.0, "codegen": 0.0, "kernels": 0, "kernels_s": 0.0}
+    if not spans:
+        return out
+    top = max(spans, key=lambda e: e["dur"])
+    t0, t1 = top["ts"], top["ts"] + top["dur"]
+    inside = [e for e in events if e.get("ph") == "X" and t0 <= e["ts"] and e["ts"] + e["dur"] <= t1]
+    out["compile"] = top["dur"] / 1e6
+    out["hlo_passes"] = sum(e["dur"] for e in inside if e["name"].startswith(HLO_PASSES)) / 1e6
+    out["codegen"] = sum(e["dur"] for e in inside if e["name"] == CODEGEN) / 1e6
+    kernels = [e["dur"] for e in inside if e["name"] == FUSION]
+    out["kernels"], out["kernels_s"] = len(kernels), sum(kernels) / 1e6
+    return out
+
+
+def _trace_events(folder: str) -> list[dict]:
+    """The complete events of the one trace ``jax.profiler.trace(folder)`` wrote."""
+    import gzip
+
+    files = sorted(Path(folder).rglob("*.trace.json.gz"))
+    if not files:
+        return []
+    with gzip.open(files[-1], "rt") as fh:
+        return [e for e in json.load(fh).get("traceEvents", []) if e.get("ph") == "X"]
 
 
 # -- one fresh process ------------------------------------------------------
@@ -151,7 +200,11 @@ def worker(spec: dict) -> dict:
     jax.monitoring.register_event_duration_secs_listener(on_duration)
     jax.monitoring.register_event_listener(on_event)
     c0 = time.process_time()
-    first, res = U.timed(solve)
+    if spec.get("profile_dir"):  # (the filling process: its timings are not used)
+        with jax.profiler.trace(spec["profile_dir"]):
+            first, res = U.timed(solve)
+    else:
+        first, res = U.timed(solve)
     first_cpu = time.process_time() - c0
     breakdown, loop_compile, n_compiles, n_hits = dict(times), max(compiles, default=0.0), len(compiles), hits[0]
     stopped = spec["kind"] == "scipy" and first > spec["limit"]
@@ -166,6 +219,8 @@ def worker(spec: dict) -> dict:
     }
     if spec.get("dump_dir"):
         out["ops"] = max((len(OP.findall(p.read_text())) for p in Path(spec["dump_dir"]).rglob("*.mlir")), default=0)
+    if spec.get("profile_dir"):
+        out["xla"] = compile_breakdown(_trace_events(spec["profile_dir"]))
     return out
 
 
@@ -225,8 +280,8 @@ def measure(method: str, d: int, dtype: str, procs: int, budget: float) -> dict[
     spec = {"kind": "jaxgd", "method": method, "d": d, "dtype": dtype}
     out: dict[str, Any] = {"jaxgd": [], "scipy": [], "cached": [], "host": [], "optax": []}
     with tempfile.TemporaryDirectory(prefix="jaxgd_bench_I_") as tmp:
-        cache, dump = os.path.join(tmp, "cache"), os.path.join(tmp, "ir")
-        out["fill"] = spawn({**spec, "cache_dir": cache, "dump_dir": dump})
+        cache, dump, prof = os.path.join(tmp, "cache"), os.path.join(tmp, "ir"), os.path.join(tmp, "profile")
+        out["fill"] = spawn({**spec, "cache_dir": cache, "dump_dir": dump, "profile_dir": prof})
         for _ in range(procs):
             out["jaxgd"].append(spawn(spec))
             if method in SCIPY:  # minimize's default tier: the host loop for lbfgs/bfgs
@@ -236,6 +291,8 @@ def measure(method: str, d: int, dtype: str, procs: int, budget: float) -> dict[
             out["cached"].append(spawn({**spec, "cache_dir": cache}))
             if method == "lbfgs":  # the same algorithm's loop written with optax: what XLA's compile of it costs
                 out["optax"].append(spawn({**spec, "kind": "optax"}))
+        if method == "lbfgs":  # ... and where it goes (one profiled process)
+            out["optax_where"] = spawn({**spec, "kind": "optax", "profile_dir": os.path.join(tmp, "optax_profile")})
     return out
 
 
@@ -270,8 +327,22 @@ def run(opts: Any) -> list[U.Report]:
                  "scipy second call", "jaxgd final f (steps, status)", "scipy final f (iters)", "same answer"],
         label="first call vs scipy",
     )
+    where = U.Report(
+        key="I", title="Where the fused loop's XLA compile goes (XLA:CPU's trace events, one profiled process)",
+        columns=["method", "size", "dtype", "XLA compile (profiled)", "HLO passes", "LLVM codegen (module)",
+                 "kernels through the fusion emitters", "their compile, summed over threads", "stablehlo ops",
+                 "optax lbfgs loop: XLA compile (profiled)", "its HLO passes", "its LLVM codegen", "its kernels"],
+        label="fused-loop compile, where",
+    )
     for (m, d, t), r in data.items():
         j, c = r["jaxgd"], r["cached"]
+        x, o = r["fill"]["xla"], r.get("optax_where", {}).get("xla")
+        where.rows.append([
+            m, f"{d:,}", t, U.fmt_time(x["compile"]), U.fmt_time(x["hlo_passes"]), U.fmt_time(x["codegen"]),
+            f"{x['kernels']:,}", U.fmt_time(x["kernels_s"]) if x["kernels"] else "—", f"{r['fill']['ops']:,}",
+            *([U.fmt_time(o["compile"]), U.fmt_time(o["hlo_passes"]), U.fmt_time(o["codegen"]), f"{o['kernels']:,}"]
+              if o else ["—"] * 4),
+        ])
         first.rows.append([
             m, f"{d:,}", t, U.fmt_time(med(j, "first")), spread(j, "first"), U.fmt_time(med(j, "first_cpu")),
             U.fmt_time(med(j, "trace")), U.fmt_time(med(j, "lower")), U.fmt_time(med(j, "compile")),
@@ -344,7 +415,18 @@ def run(opts: Any) -> list[U.Report]:
         "second call not made (n/a): its first call reads 'at least'. Issue 14 item 1 asks this comparison on the "
         "CUTEst suite (benchmark G); here it is one problem family.",
     ]
-    return [first, vs]
+    where.notes = [
+        "One process per row (the one that fills the cache; its own timings are not used) runs its first call "
+        "under jax.profiler.trace; the columns are XLA:CPU's trace events inside the longest "
+        f"{COMPILE_EVENT} (the fused loop's compile): '{HLO_PASSES} ...' summed, {CODEGEN} (LLVM on the whole "
+        f"module), and {FUSION} (one kernel through XLA's fusion emitters, which jaxgd chooses per program: "
+        "lbfgs above 512 parameters, bfgs above 2,048; '—' where the classic emitters compile it all), counted "
+        "and summed over the threads that run them in parallel (so "
+        "the parts need not add up to the compile). The profiler slows the compile a little. The optax columns "
+        "(lbfgs rows): the same for optax.lbfgs() in a hand-written lax.while_loop (XLA's default emitters), "
+        "one profiled process of its own.",
+    ]
+    return [first, where, vs]
 
 
 def main(argv: Optional[list[str]] = None) -> None:

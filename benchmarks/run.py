@@ -16,7 +16,8 @@ Benchmarks (see each module's docstring and benchmarks/RESULTS.md):
        ``python -m benchmarks.cutest --help`` for its own options)
     H  backward pass through a solve vs the forward solve         adjoint.py
     I  first call from fresh processes: trace/lower/compile,      first_call.py
-       second call, vs scipy, with the persistent cache
+       second call, vs scipy, with the persistent cache; where
+       the fused loop's XLA compile goes (passes, codegen, kernels)
     J  XLA:CPU's one-kernel loops: GD per step by problem size,  small_loops.py
        jaxgd and the hand-written floor, default and raised threshold
     K  float32 CUTEst audit: statuses against the best value      cutest_float32.py

@@ -86,7 +86,7 @@ def test_unknown_command_fails_with_usage():
 @pytest.mark.slow  # ~19 s of fresh processes (make slow, run by CI)
 def test_first_call_benchmark_smoke_run(tmp_path):
     """Benchmark I (``python -m benchmarks --only I``) at its smallest: lbfgs,
-    10-D, float64, one fresh process per measurement. Checks the two tables'
+    10-D, float64, one fresh process per measurement. Checks the three tables'
     rows and that every number in them is finite; the timings themselves are
     the benchmark's business, not this test's."""
     import math
@@ -100,7 +100,7 @@ def test_first_call_benchmark_smoke_run(tmp_path):
     text = (tmp_path / "bench_I.md").read_text()
     tables = [[line.split(" | ") for line in block.splitlines() if line.startswith("| ")]
               for block in text.split("### ")[1:]]
-    assert len(tables) == 2, text
+    assert len(tables) == 3, text
     for table in tables:
         head, *rows = table
         assert len(rows) == 1 and rows[0][0] == "| lbfgs" and rows[0][1:3] == ["10", "float64"], text
@@ -111,12 +111,21 @@ def test_first_call_benchmark_smoke_run(tmp_path):
         for name, cell in zip(head, row):
             if name.strip("| ") in ("method", "dtype", "scipy", "same answer"):
                 continue
+            if name.strip("| ") == "their compile, summed over threads":  # 10-D: no kernel through the fusion emitters
+                assert cell.strip("| ") == "—", cell
+                continue
             m = number.fullmatch(cell)
             assert m and math.isfinite(float(m.group(1).replace(",", ""))), (name, cell)
             checked += 1
-    assert checked == 17 + 11  # every column but method, dtype, scipy and same answer (optax's loop's compile included)
-    first, vs = (dict(zip((c.strip("| ") for c in h), (c.strip("| ") for c in r))) for h, r in tables)
+    # every column but method, dtype, scipy and same answer (optax's loop's compile included)
+    assert checked == 17 + 10 + 11
+    first, where, vs = (dict(zip((c.strip("| ") for c in h), (c.strip("| ") for c in r))) for h, r in tables)
     assert int(first["stablehlo ops"].replace(",", "")) > 100 and int(first["cache hits"]) >= 1
+    # 10-D lbfgs: XLA's classic emitters compile it all (jaxgd.core.compile); the parts lie within the compile
+    assert where["kernels through the fusion emitters"] == "0"
+    ms = lambda cell: float(cell.split()[0]) * {"s": 1e3, "ms": 1.0, "µs": 1e-3}[cell.split()[1]]  # noqa: E731
+    assert 0 < ms(where["HLO passes"]) < ms(where["XLA compile (profiled)"])
+    assert 0 < ms(where["LLVM codegen (module)"]) < ms(where["XLA compile (profiled)"])
     assert vs["scipy"] == "L-BFGS-B" and vs["same answer"] == "yes"
     # minimize's default tier answers a one-off lbfgs solve on the host: it compiles value_and_grad only
     host_ms, fused = vs["jaxgd first call (default: host tier)"], vs["fused loop: first call"]
