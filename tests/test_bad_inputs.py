@@ -177,6 +177,13 @@ def M(c: Ctx, **kw: Any) -> Any:
     return jaxgd.minimize(kw.pop("fun", c.f), kw.pop("x0", c.x0), **kw)
 
 
+_AB = {"a": np.zeros(2), "b": np.zeros(2)}  # a pytree x0 for the bounds rows
+
+
+def _ab_loss(p: Any) -> Any:
+    return jnp.sum((p["a"] - 1.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2)
+
+
 def S(c: Ctx, *a: Any, **kw: Any) -> Any:
     return jaxgd.Solver(kw.pop("fun", c.f), *a, **kw)
 
@@ -647,6 +654,10 @@ ROWS: list[Row] = [
     R("problems.softmax_regression", "seed", '"0"', ValueError, "seed='0' must be a non-negative integer", lambda c: jaxgd.problems.softmax_regression(seed="0")),
     R("problems.softmax_regression", "dtype", '"float16"', ValueError, "dtype='float16' is not float32 or float64", lambda c: jaxgd.problems.softmax_regression(dtype="float16")),
     R("schedules.multistep_decay", "gamma", "-0.5", ValueError, "gamma must be > 0", lambda c: schedules.multistep_decay(0.1, [5], -0.5)),
+    # -- bounds= with None inside a pytree side (no bound on that part of x0) ---------------------------------------
+    R("minimize", "bounds", '({"a": 5.0, "b": None}, {"a": 1.0, "b": None})', ValueError, "bounds: lower must be <= upper", lambda c: M(c, fun=_ab_loss, x0=_AB, bounds=({"a": 5.0, "b": None}, {"a": 1.0, "b": None}))),
+    R("minimize", "bounds", '({"a": None}, None) for x0 {"a", "b"}', ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, fun=_ab_loss, x0=_AB, bounds=({"a": None}, None))),
+    R("minimize", "bounds", '(None, {"a": None, "b": np.ones(3)}) for a b of shape (2,)', ValueError, "bounds: upper must be None, a number, or a pytree", lambda c: M(c, fun=_ab_loss, x0=_AB, bounds=(None, {"a": None, "b": np.ones(3)}))),
 ]
 
 

@@ -82,7 +82,8 @@ OPTIONS: dict[str, Option] = {
     "bounds": Option(None, (
         "``(lower, upper)`` box constraints applied by projection after each step (projected gradient "
         "with ``gd``). Each side is ``None`` (unbounded), a number, or a pytree with the structure of the "
-        "parameters (``-inf``/``inf`` for free entries); ``(0, None)`` is non-negativity. The start is "
+        "parameters (``-inf``/``inf`` for free entries; ``None`` in it leaves that leaf or subtree free, as "
+        "scipy's per-variable ``None``); ``(0, None)`` is non-negativity. The start is "
         "projected into the box (as scipy's L-BFGS-B does). With ``method=\"lbfgs\"`` the run is true "
         "L-BFGS-B instead (generalised Cauchy point, subspace minimisation, its own projected More-Thuente "
         "search; Byrd, Lu, Nocedal & Zhu 1995; so ``lr`` and ``clip`` are refused with it), whose ``gtol`` "

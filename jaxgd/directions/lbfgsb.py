@@ -125,7 +125,8 @@ def flat_bounds(prox: Any, params: Params, dtype: Any, xp: Any = jnp) -> tuple[j
 
     def side(bound: Any, name: str, fill: float) -> jax.Array:
         per_leaf = _bound_leaves(bound, params, name) or [fill] * len(leaves)
-        parts = [xp.broadcast_to(xp.asarray(b, dtype), xp.shape(p)).ravel() for b, p in zip(per_leaf, leaves)]
+        parts = [xp.broadcast_to(xp.asarray(fill if b is None else b, dtype), xp.shape(p)).ravel()
+                 for b, p in zip(per_leaf, leaves)]
         return xp.concatenate(parts) if parts else xp.zeros((0,), dtype)
 
     return side(prox.lower, "lower", -xp.inf), side(prox.upper, "upper", xp.inf)

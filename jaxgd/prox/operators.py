@@ -38,7 +38,8 @@ from .._types import Grads, Params
 BAD_BOUNDS = "bounds must be a pair (lower, upper), each None, a number or a pytree like x0; got bounds={value!r}"
 BAD_BOUNDS_TREE = (
     "bounds: {side} must be None, a number, or a pytree with the structure of x0 whose leaves "
-    "broadcast to x0's leaves; got {side} with structure {got} for x0 with structure {want}"
+    "broadcast to x0's leaves (None in it: no bound on that part of x0); got {side} with structure {got} "
+    "for x0 with structure {want}"
 )
 BAD_BOUNDS_ORDER = "bounds: lower must be <= upper everywhere (and not NaN); {detail}"
 
@@ -68,7 +69,24 @@ def elastic_net_prox(x: jax.Array, alpha: Any, l1: Any, l2: Any) -> jax.Array:
     return (soft_threshold(x, alpha * l1) / (1 + jnp.asarray(alpha * l2, x.dtype))).astype(x.dtype)
 
 
-def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool, **fields: str) -> list:
+def _is_none(v: Any) -> bool:
+    return v is None
+
+
+def _none_over_subtrees(value: Any, params: Params) -> Any:
+    """``value`` with each ``None`` that stands where ``params`` has a subtree spread over that
+    subtree's leaves (``{"a": None}`` for ``{"a": {"w": ..., "b": ...}}``: ``None`` at both); a
+    ``value`` that is not a prefix of ``params`` as it is (the caller's structure test names it)."""
+    try:
+        return jax.tree_util.tree_map(
+            lambda v, sub: jax.tree_util.tree_map(lambda _: None, sub) if v is None else v,
+            value, params, is_leaf=_is_none)
+    except (ValueError, TypeError):
+        return value
+
+
+def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool, none_leaves: bool = False,
+                 **fields: str) -> list:
     """One value per leaf of ``params``: a scalar for every leaf, or a pytree like ``params``.
 
     The one check behind bounds and penalty weights: a pytree ``value`` must
@@ -82,6 +100,8 @@ def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool
         structures) and ``fields``.
       show_leaf_shape: on a leaf that does not broadcast, add the parameter
         leaf's shape to ``want``.
+      none_leaves: ``None`` in ``value`` stands for every leaf of ``params`` below
+        it and is returned for each of them (bounds: no bound there).
       **fields: the rest of ``message``'s fields (the argument's name).
 
     Raises:
@@ -90,10 +110,15 @@ def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool
     p_leaves, p_def = jax.tree_util.tree_flatten(params)
     if _tree.is_scalar(value):
         return [value] * len(p_leaves)
-    v_leaves, v_def = jax.tree_util.tree_flatten(value)
+    if none_leaves:
+        v_leaves, v_def = jax.tree_util.tree_flatten(_none_over_subtrees(value, params), is_leaf=_is_none)
+    else:
+        v_leaves, v_def = jax.tree_util.tree_flatten(value)
     if v_def != p_def:
         raise ValueError(message.format(got=v_def, want=p_def, **fields))
     for v, p in zip(v_leaves, p_leaves):
+        if v is None:
+            continue
         try:
             ok = np.broadcast_shapes(jnp.shape(v), jnp.shape(p)) == jnp.shape(p)
         except ValueError:
@@ -105,14 +130,15 @@ def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool
 
 
 def _bound_leaves(bound: Any, params: Params, side: str) -> Optional[list]:
-    """One bound per leaf of ``params`` (a scalar broadcasts to every leaf); ``None`` for no bound.
+    """One bound per leaf of ``params`` (a scalar broadcasts to every leaf); ``None`` for no bound
+    (the whole side, or a leaf where the pytree ``bound`` holds ``None`` at it or above it).
 
     Raises:
       ValueError: a pytree bound whose structure or leaf shapes do not fit ``params``.
     """
     if bound is None:
         return None
-    return _leaves_like(bound, params, BAD_BOUNDS_TREE, show_leaf_shape=True, side=side)
+    return _leaves_like(bound, params, BAD_BOUNDS_TREE, show_leaf_shape=True, none_leaves=True, side=side)
 
 
 def _as_bound(value: Any) -> Any:
@@ -133,7 +159,9 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
     """Validate ``bounds=(lower, upper)`` on the host; returns ``(lower, upper)``.
 
     Concrete values are checked for ``lower <= upper`` (NaN rejected) where
-    their shapes broadcast against each other; tracers pass unchecked.
+    their shapes broadcast against each other; tracers pass unchecked. A pytree
+    side may hold ``None`` (no bound on that part of ``x0``: the solver reads it as
+    ``-inf``/``inf`` there).
 
     Raises:
       ValueError: not a pair, or ``lower > upper`` somewhere.
@@ -151,13 +179,16 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
                     raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number"))
     if lower is not None and upper is not None and _tree.is_concrete((lower, upper)):
         lo_single, hi_single = _tree.is_single_leaf(lower), _tree.is_single_leaf(upper)
-        lo_leaves, hi_leaves = _tree.leaves(lower), _tree.leaves(upper)
+        # (a None in a side keeps its place: the sides' leaves pair up where their structures match)
+        lo_leaves, hi_leaves = (jax.tree_util.tree_leaves(b, is_leaf=_is_none) for b in (lower, upper))
         if lo_single:
             lo_leaves = lo_leaves * len(hi_leaves)
         if hi_single:
             hi_leaves = hi_leaves * len(lo_leaves)
         if len(lo_leaves) == len(hi_leaves):
             for lo, hi in zip(lo_leaves, hi_leaves):
+                if lo is None or hi is None:
+                    continue
                 lo, hi = np.asarray(lo), np.asarray(hi)
                 try:
                     bad = bool(np.any(lo > hi))
@@ -218,7 +249,8 @@ class Prox:
     ``None`` for ``l1``, ``lower`` or ``upper`` switches that part off
     statically (the loop carries no cost); a number, even a traced one,
     switches it on. ``lower``/``upper`` are numbers (for every entry) or
-    pytrees shaped like the parameters (``-inf``/``inf`` for free entries).
+    pytrees shaped like the parameters (``-inf``/``inf`` for free entries; ``None`` in
+    such a pytree frees the leaves at or below it).
     """
 
     __slots__ = ("l1", "lower", "upper")

@@ -1,0 +1,95 @@
+"""``bounds=`` with ``None`` inside a pytree side: no bound on that part of ``x0``.
+
+References: the documented spelling of a free entry (``-inf``/``inf`` in the same place: the same run,
+bit for bit, on every path that reads bounds), scipy's L-BFGS-B with per-variable ``None``
+(``bounds=[(0, None), (None, None), ...]``, its own convention) and closed-form minimisers of
+separable quadratics (each coordinate clipped into its interval).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize as so
+
+import jaxgd
+from jaxgd.prox.operators import check_bounds
+
+TARGET = {"a": np.array([-1.0, 2.0]), "b": np.array([3.0, -4.0])}
+
+
+def quad(p):
+    return sum(jnp.sum((p[k] - TARGET[k]) ** 2) for k in TARGET)
+
+
+def x0():
+    return {"a": jnp.full(2, 0.5), "b": jnp.full(2, 0.5)}
+
+
+def same_run(r1, r2) -> None:
+    for k in TARGET:
+        np.testing.assert_array_equal(np.asarray(r1.params[k]), np.asarray(r2.params[k]))
+    assert r1.status_enum is r2.status_enum and int(r1.steps) == int(r2.steps) and int(r1.nfev) == int(r2.nfev)
+
+
+@pytest.mark.parametrize("method, tier", [("lbfgs", "compiled"), ("lbfgs", "host"), ("gd", None)])
+def test_none_leaf_is_the_infinite_bound(method, tier):
+    """Reference: the same bounds with -inf/inf written where None stands (the documented spelling);
+    and the closed form: a >= 0 clips TARGET["a"] to (0, 2), b <= 1 clips TARGET["b"] to (1, -4)."""
+    kw = dict(method=method, max_steps=500, **({"tier": tier} if tier else {}), **({"lr": 0.25} if method == "gd" else {}))
+    with_none = jaxgd.minimize(quad, x0(), bounds=({"a": 0.0, "b": None}, {"a": None, "b": 1.0}), **kw)
+    with_inf = jaxgd.minimize(quad, x0(), bounds=({"a": 0.0, "b": -np.inf}, {"a": np.inf, "b": 1.0}), **kw)
+    same_run(with_none, with_inf)
+    np.testing.assert_allclose(np.asarray(with_none.params["a"]), [0.0, 2.0], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(with_none.params["b"]), [1.0, -4.0], atol=1e-6)
+    assert with_none.success
+
+
+def test_none_over_a_subtree_bounds_none_of_its_leaves():
+    """A None where x0 has a subtree leaves every leaf below it free. Reference: -inf at each of
+    them (the same run) and the closed form."""
+    target = {"layer": {"w": np.array([-2.0, 1.0]), "b": np.array(-3.0)}, "c": np.array([-1.0, 4.0])}
+    f = lambda p: sum(jnp.sum((u - v) ** 2) for u, v in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(target)))  # noqa: E731
+    start = jax.tree_util.tree_map(lambda v: jnp.zeros_like(jnp.asarray(v)), target)
+    r1 = jaxgd.minimize(f, start, method="lbfgs", bounds=({"layer": None, "c": 0.0}, None), tier="compiled")
+    r2 = jaxgd.minimize(f, start, method="lbfgs", bounds=({"layer": {"w": -np.inf, "b": -np.inf}, "c": 0.0}, None),
+                        tier="compiled")
+    for u, v in zip(jax.tree_util.tree_leaves(r1.params), jax.tree_util.tree_leaves(r2.params)):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    np.testing.assert_allclose(np.asarray(r1.params["layer"]["w"]), [-2.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(r1.params["c"]), [0.0, 4.0], atol=1e-6)
+
+
+def test_matches_scipy_l_bfgs_b_with_per_variable_none():
+    """Reference: scipy's L-BFGS-B, whose per-variable bounds use None for a free side."""
+    rng = np.random.default_rng(3)
+    A, y = rng.standard_normal((30, 4)), rng.standard_normal(30)
+    f = lambda p: 0.5 * jnp.sum((jnp.asarray(A) @ jnp.concatenate([p["u"], p["v"]]) - jnp.asarray(y)) ** 2)  # noqa: E731
+    res = jaxgd.minimize(f, {"u": jnp.zeros(2), "v": jnp.zeros(2)}, method="lbfgs",
+                         bounds=({"u": 0.0, "v": None}, {"u": None, "v": 0.1}), gtol=1e-9)
+    g = lambda x: (float(0.5 * np.sum((A @ x - y) ** 2)), A.T @ (A @ x - y))  # noqa: E731
+    ref = so.minimize(g, np.zeros(4), jac=True, method="L-BFGS-B",
+                      bounds=[(0, None), (0, None), (None, 0.1), (None, 0.1)], options={"gtol": 1e-12, "ftol": 0})
+    got = np.concatenate([np.asarray(res.params["u"]), np.asarray(res.params["v"])])
+    np.testing.assert_allclose(got, ref.x, atol=1e-7)
+
+
+def test_a_side_of_nones_runs_l_bfgs_b_without_a_bound():
+    """All None: L-BFGS-B with every side infinite. Reference: the same with -inf written out."""
+    r1 = jaxgd.minimize(quad, x0(), method="lbfgs", bounds=({"a": None, "b": None}, None), tier="compiled")
+    r2 = jaxgd.minimize(quad, x0(), method="lbfgs", bounds=(-np.inf, None), tier="compiled")
+    same_run(r1, r2)
+    for k in TARGET:
+        np.testing.assert_allclose(np.asarray(r1.params[k]), TARGET[k], atol=1e-6)
+
+
+def test_order_check_pairs_leaves_in_place():
+    """None keeps its place: lower {"a": 0, "b": None} and upper {"a": None, "b": -1} are a valid box
+    (before, the two sides' leaves were paired as [0] and [-1] and read as lower > upper); a real
+    lower > upper is still refused."""
+    lower, upper = check_bounds(({"a": 0.0, "b": None}, {"a": None, "b": -1.0}))
+    assert lower == {"a": 0.0, "b": None} and upper == {"a": None, "b": -1.0}
+    with pytest.raises(ValueError, match="lower must be <= upper"):
+        check_bounds(({"a": 0.0, "b": 2.0}, {"a": None, "b": -1.0}))
