@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 import jaxgd
 from jaxgd import schedules
@@ -658,6 +659,9 @@ ROWS: list[Row] = [
     R("minimize", "bounds", '({"a": 5.0, "b": None}, {"a": 1.0, "b": None})', ValueError, "bounds: lower must be <= upper", lambda c: M(c, fun=_ab_loss, x0=_AB, bounds=({"a": 5.0, "b": None}, {"a": 1.0, "b": None}))),
     R("minimize", "bounds", '({"a": None}, None) for x0 {"a", "b"}', ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, fun=_ab_loss, x0=_AB, bounds=({"a": None}, None))),
     R("minimize", "bounds", '(None, {"a": None, "b": np.ones(3)}) for a b of shape (2,)', ValueError, "bounds: upper must be None, a number, or a pytree", lambda c: M(c, fun=_ab_loss, x0=_AB, bounds=(None, {"a": None, "b": np.ones(3)}))),
+    R("minimize", "bounds", "[(0, None)] * 3 (scipy's per-variable list)", ValueError, "scipy's per-variable list [(min, max), ...] is written bounds=(lower, upper) here", lambda c: M(c, bounds=[(0, None)] * 3)),
+    R("minimize", "bounds", "[(0, 1), (0, 1)] (scipy's list of two pairs) for an array x0", ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, bounds=[(0, 1), (0, 1)])),
+    R("minimize", "bounds", "scipy.optimize.Bounds([1, 1, 1], [0, 0, 0])", ValueError, "bounds: lower must be <= upper", lambda c: M(c, bounds=scipy.optimize.Bounds([1, 1, 1], [0, 0, 0]))),
 ]
 
 

@@ -42,6 +42,21 @@ BAD_BOUNDS_TREE = (
     "for x0 with structure {want}"
 )
 BAD_BOUNDS_ORDER = "bounds: lower must be <= upper everywhere (and not NaN); {detail}"
+SCIPY_PAIRS_HINT = (
+    " (scipy's per-variable list [(min, max), ...] is written bounds=(lower, upper) here: "
+    "bounds=(np.array(mins), np.array(maxs)) with -inf/inf where a side is free, or a scipy.optimize.Bounds)"
+)
+
+
+def _numbers_or_none(seq: Any) -> bool:
+    """A list or tuple of Python/NumPy numbers and ``None`` (not arrays)."""
+    return isinstance(seq, (tuple, list)) and all(v is None or isinstance(v, (int, float, np.number)) for v in seq)
+
+
+def _scipy_pairs(bounds: Any) -> bool:
+    """True for scipy's per-variable bounds: a list or tuple of ``(min, max)`` pairs of numbers or ``None``."""
+    return isinstance(bounds, (tuple, list)) and len(bounds) > 0 and all(
+        _numbers_or_none(b) and len(b) == 2 for b in bounds)
 
 
 def soft_threshold(x: jax.Array, t: Any) -> jax.Array:
@@ -138,7 +153,13 @@ def _bound_leaves(bound: Any, params: Params, side: str) -> Optional[list]:
     """
     if bound is None:
         return None
-    return _leaves_like(bound, params, BAD_BOUNDS_TREE, show_leaf_shape=True, none_leaves=True, side=side)
+    try:
+        return _leaves_like(bound, params, BAD_BOUNDS_TREE, show_leaf_shape=True, none_leaves=True, side=side)
+    except ValueError as e:
+        # a side written as a tuple of numbers for an array x0: scipy's pairs of a 2-variable problem
+        if _numbers_or_none(bound) and _tree.is_single_leaf(params):
+            raise ValueError(str(e) + SCIPY_PAIRS_HINT) from None
+        raise
 
 
 def _as_bound(value: Any) -> Any:
@@ -163,13 +184,20 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
     side may hold ``None`` (no bound on that part of ``x0``: the solver reads it as
     ``-inf``/``inf`` there).
 
+    A ``scipy.optimize.Bounds`` is read as ``(lb, ub)`` (its ``-inf``/``inf``
+    for a free side are this function's too).
+
     Raises:
-      ValueError: not a pair, or ``lower > upper`` somewhere.
+      ValueError: not a pair (with a hint for scipy's list of per-variable
+        pairs), or ``lower > upper`` somewhere.
     """
     if bounds is None:
         return None, None
+    if not isinstance(bounds, (tuple, list)) and hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        bounds = (bounds.lb, bounds.ub)  # scipy.optimize.Bounds
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise ValueError(BAD_BOUNDS.format(value=bounds))
+        hint = SCIPY_PAIRS_HINT if _scipy_pairs(bounds) else ""
+        raise ValueError(BAD_BOUNDS.format(value=bounds) + hint)
     lower, upper = (_as_bound(b) for b in bounds)
     for side, b in (("lower", lower), ("upper", upper)):
         if b is not None and _tree.is_concrete(b):

@@ -1,7 +1,8 @@
-"""``bounds=`` with ``None`` inside a pytree side: no bound on that part of ``x0``.
+"""``bounds=`` in the forms a scipy user writes: ``None`` inside a pytree side (no bound on that part of
+``x0``), a ``scipy.optimize.Bounds``, and scipy's per-variable list (refused, with the translation).
 
-References: the documented spelling of a free entry (``-inf``/``inf`` in the same place: the same run,
-bit for bit, on every path that reads bounds), scipy's L-BFGS-B with per-variable ``None``
+References: the documented spelling (``(lower, upper)`` with ``-inf``/``inf`` for a free entry: the same
+run, bit for bit, on every path that reads bounds), scipy's L-BFGS-B with per-variable ``None``
 (``bounds=[(0, None), (None, None), ...]``, its own convention) and closed-form minimisers of
 separable quadratics (each coordinate clipped into its interval).
 """
@@ -93,3 +94,32 @@ def test_order_check_pairs_leaves_in_place():
     assert lower == {"a": 0.0, "b": None} and upper == {"a": None, "b": -1.0}
     with pytest.raises(ValueError, match="lower must be <= upper"):
         check_bounds(({"a": 0.0, "b": 2.0}, {"a": None, "b": -1.0}))
+
+
+@pytest.mark.parametrize("tier", ["compiled", "host"])
+def test_scipy_bounds_object_is_its_lb_ub(tier):
+    """Reference: the same run with (lb, ub) written out; the closed form clip(TARGET, lb, ub)."""
+    lb, ub = np.array([0.0, -np.inf, -1.0]), np.array([np.inf, 0.5, 1.0])
+    f = lambda x: jnp.sum((x - jnp.asarray([-1.0, 2.0, 3.0])) ** 2)  # noqa: E731
+    r1 = jaxgd.minimize(f, jnp.zeros(3), method="lbfgs", bounds=so.Bounds(lb, ub), tier=tier)
+    r2 = jaxgd.minimize(f, jnp.zeros(3), method="lbfgs", bounds=(lb, ub), tier=tier)
+    np.testing.assert_array_equal(np.asarray(r1.params), np.asarray(r2.params))
+    assert r1.status_enum is r2.status_enum and int(r1.nfev) == int(r2.nfev)
+    np.testing.assert_allclose(np.asarray(r1.params), np.clip([-1.0, 2.0, 3.0], lb, ub), atol=1e-6)
+
+
+@pytest.mark.parametrize("bounds", [[(0, None)] * 3, [(0.0, 1.0), (None, 2.0)], ((0, 1), (0, 1))])
+def test_scipy_per_variable_list_is_refused_with_its_translation(bounds):
+    """scipy's [(min, max), ...]: of 3 pairs not a (lower, upper) pair at all; of 2 pairs a pair of
+    tuples that are not shaped like the array x0. Either way the message shows jaxgd's spelling."""
+    f = lambda x: jnp.sum(x ** 2)  # noqa: E731
+    with pytest.raises(ValueError, match=r"scipy's per-variable list .* bounds=\(np.array\(mins\), np.array\(maxs\)\)"):
+        jaxgd.minimize(f, jnp.zeros(3), method="lbfgs", bounds=bounds)
+
+
+def test_a_tuple_side_for_a_tuple_x0_is_no_scipy_list():
+    """A tuple x0 of two scalars takes a side written as a tuple of two numbers (jaxgd's pytree
+    form, no hint); reference: the closed form."""
+    f = lambda p: (p[0] - 3.0) ** 2 + (p[1] + 3.0) ** 2  # noqa: E731
+    r = jaxgd.minimize(f, (jnp.asarray(0.0), jnp.asarray(0.0)), method="lbfgs", bounds=((0.0, -1.0), (1.0, None)))
+    np.testing.assert_allclose([float(r.params[0]), float(r.params[1])], [1.0, -1.0], atol=1e-6)
