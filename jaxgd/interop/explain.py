@@ -6,7 +6,9 @@ call theirs. This module holds what jaxgd says back, in one place:
 
 - :func:`suggest_keyword` / :func:`suggest_method`: another library's
   spelling of a keyword (``learning_rate``, ``tol``, ``maxiter``) or a method
-  (``sgd``, ``L-BFGS-B``) mapped to jaxgd's;
+  (``sgd``, ``L-BFGS-B``) mapped to jaxgd's; :func:`keyword_note`: what to do
+  instead of a keyword jaxgd has no counterpart for (scipy's ``jac``,
+  ``options``, ``constraints``);
 - :func:`check_signature`: a loss that cannot be called the way jaxgd calls
   it (``fit`` calls ``fun(params, batch)``), found from its signature before
   anything is traced;
@@ -30,8 +32,17 @@ KEYWORD_ALIASES: dict[str, str] = {
     "maxiter": "max_steps", "max_iter": "max_steps", "max_iters": "max_steps", "num_steps": "max_steps",
     "n_iter": "max_steps", "steps": "max_steps", "max_epochs": "epochs", "num_epochs": "epochs",
     "weight_decay": "l2", "alpha_l1": "l1", "callback": "progress", "verbose": "progress", "disp": "progress",
-    "jac": "(nothing: jaxgd differentiates fun with jax.grad)", "x_init": "x0", "init_params": "x0",
+    "x_init": "x0", "init_params": "x0",
     "optimizer": "method", "solver": "method", "seed": "key", "rng": "key", "batchsize": "batch_size",
+}
+
+# Other libraries' keywords with no jaxgd keyword of their own -> what to do instead (scipy.optimize's).
+KEYWORD_NOTES: dict[str, str] = {
+    "jac": "nothing to pass: jaxgd differentiates fun with jax.grad",
+    "hess": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
+    "hessp": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
+    "options": "pass its entries as keywords: maxiter as max_steps, gtol and ftol as they are, disp as progress",
+    "constraints": "jaxgd has box constraints only: bounds=(lower, upper)",
 }
 
 # Other libraries' method names (case-insensitive) -> jaxgd's ``method=`` (and what else to pass).
@@ -63,6 +74,12 @@ FIT_HINT = (
 def suggest_keyword(name: str) -> Optional[str]:
     """jaxgd's keyword for another library's spelling ``name`` (None when unknown)."""
     return KEYWORD_ALIASES.get(name) or KEYWORD_ALIASES.get(name.lower())
+
+
+def keyword_note(name: str) -> Optional[str]:
+    """What to do instead of another library's keyword ``name`` that has no jaxgd counterpart (None when
+    unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``."""
+    return KEYWORD_NOTES.get(name) or KEYWORD_NOTES.get(name.lower())
 
 
 def suggest_method(name: str) -> Optional[str]:
