@@ -50,8 +50,7 @@ def test_nonsmooth_kink_stops_quickly_at_the_minimiser_and_is_not_a_success(meth
     np.testing.assert_allclose(res.params, 3.0, atol=1e-6)
     assert not res.success
     assert res.status_enum in (jaxgd.Status.STALLED, jaxgd.Status.LINESEARCH_FAILED)
-    if res.status_enum is jaxgd.Status.STALLED:
-        assert "not be smooth" in res.message and "l1=" in res.message
+    assert "not be smooth" in res.message and "l1=" in res.message  # either status says it may be a kink
     assert int(res.nfev) < 1000  # 13,000-30,000 before issue 13
 
 
@@ -59,6 +58,8 @@ def test_unbounded_below_stays_a_failure_with_a_finite_point_and_an_exact_gradie
     res = jaxgd.minimize(lambda x: -jnp.exp(-x[0]), jnp.zeros(1), method="lbfgs", max_steps=500)
     assert not res.success
     assert res.status_enum in (jaxgd.Status.LINESEARCH_FAILED, jaxgd.Status.NONFINITE, jaxgd.Status.MAX_STEPS)
+    if res.status_enum is jaxgd.Status.LINESEARCH_FAILED:  # the message names the cause among its candidates
+        assert "unbounded below" in res.message
     x = float(res.params[0])
     assert np.isfinite(x) and np.isfinite(float(res.loss))
     # |f'(x)| = exp(-x), finite, although its square overflows

@@ -64,7 +64,9 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.LINESEARCH_FAILED: (
         "Stopped: the line search could not find an acceptable step; params are "
-        "the last accepted iterate."
+        "the last accepted iterate. Where the gradient is not small, the loss may not be smooth there "
+        "(for an L1 term, see l1= with method='gd'), may be unbounded below along the step (a loss far "
+        "below its start), or its gradient may be wrong (see jaxgd.check_grad)."
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
