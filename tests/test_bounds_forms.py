@@ -39,7 +39,8 @@ def same_run(r1, r2) -> None:
 def test_none_leaf_is_the_infinite_bound(method, tier):
     """Reference: the same bounds with -inf/inf written where None stands (the documented spelling);
     and the closed form: a >= 0 clips TARGET["a"] to (0, 2), b <= 1 clips TARGET["b"] to (1, -4)."""
-    kw = dict(method=method, max_steps=500, **({"tier": tier} if tier else {}), **({"lr": 0.25} if method == "gd" else {}))
+    kw = dict(method=method, max_steps=500, **({"tier": tier} if tier else {}))
+    kw.update({"lr": 0.25} if method == "gd" else {})
     with_none = jaxgd.minimize(quad, x0(), bounds=({"a": 0.0, "b": None}, {"a": None, "b": 1.0}), **kw)
     with_inf = jaxgd.minimize(quad, x0(), bounds=({"a": 0.0, "b": -np.inf}, {"a": np.inf, "b": 1.0}), **kw)
     same_run(with_none, with_inf)
@@ -52,7 +53,8 @@ def test_none_over_a_subtree_bounds_none_of_its_leaves():
     """A None where x0 has a subtree leaves every leaf below it free. Reference: -inf at each of
     them (the same run) and the closed form."""
     target = {"layer": {"w": np.array([-2.0, 1.0]), "b": np.array(-3.0)}, "c": np.array([-1.0, 4.0])}
-    f = lambda p: sum(jnp.sum((u - v) ** 2) for u, v in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(target)))  # noqa: E731
+    pairs = lambda p: zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(target))  # noqa: E731
+    f = lambda p: sum(jnp.sum((u - v) ** 2) for u, v in pairs(p))  # noqa: E731
     start = jax.tree_util.tree_map(lambda v: jnp.zeros_like(jnp.asarray(v)), target)
     r1 = jaxgd.minimize(f, start, method="lbfgs", bounds=({"layer": None, "c": 0.0}, None), tier="compiled")
     r2 = jaxgd.minimize(f, start, method="lbfgs", bounds=({"layer": {"w": -np.inf, "b": -np.inf}, "c": 0.0}, None),
@@ -67,7 +69,8 @@ def test_matches_scipy_l_bfgs_b_with_per_variable_none():
     """Reference: scipy's L-BFGS-B, whose per-variable bounds use None for a free side."""
     rng = np.random.default_rng(3)
     A, y = rng.standard_normal((30, 4)), rng.standard_normal(30)
-    f = lambda p: 0.5 * jnp.sum((jnp.asarray(A) @ jnp.concatenate([p["u"], p["v"]]) - jnp.asarray(y)) ** 2)  # noqa: E731
+    Aj, yj = jnp.asarray(A), jnp.asarray(y)
+    f = lambda p: 0.5 * jnp.sum((Aj @ jnp.concatenate([p["u"], p["v"]]) - yj) ** 2)  # noqa: E731
     res = jaxgd.minimize(f, {"u": jnp.zeros(2), "v": jnp.zeros(2)}, method="lbfgs",
                          bounds=({"u": 0.0, "v": None}, {"u": None, "v": 0.1}), gtol=1e-9)
     g = lambda x: (float(0.5 * np.sum((A @ x - y) ** 2)), A.T @ (A @ x - y))  # noqa: E731

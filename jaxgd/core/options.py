@@ -165,7 +165,8 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     names = sorted(unknown)
     notes = [f"{n}: {_explain.keyword_note(n)}" for n in names if _explain.keyword_note(n)]
     names_left = [n for n in names if not _explain.keyword_note(n)]
-    close = [_explain.suggest_keyword(n) or next(iter(difflib.get_close_matches(n, valid, n=1)), None) for n in names_left]
+    close = [_explain.suggest_keyword(n) or next(iter(difflib.get_close_matches(n, valid, n=1)), None)
+             for n in names_left]
     close = [f"{m}, jaxgd's name for {n}" if _explain.suggest_keyword(n) else m for n, m in zip(names_left, close) if m]
     hint = (f" (did you mean {', '.join(close)}?)" if close else "") + "".join(f" ({note})" for note in notes)
     raise TypeError(UNKNOWN_KWARG.format(fn=fn, names=", ".join(names), hint=hint, valid=", ".join(valid)))
