@@ -163,8 +163,9 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     if not unknown:
         return
     names = sorted(unknown)
-    notes = [f"{n}: {_explain.keyword_note(n)}" for n in names if _explain.keyword_note(n)]
-    names_left = [n for n in names if not _explain.keyword_note(n)]
+    noted = {n: _explain.keyword_note(n) for n in names}
+    notes = [f"{n}: {note}" for n, note in noted.items() if note]
+    names_left = [n for n, note in noted.items() if not note]
     close = [_explain.suggest_keyword(n) or next(iter(difflib.get_close_matches(n, valid, n=1)), None)
              for n in names_left]
     close = [f"{m}, jaxgd's name for {n}" if _explain.suggest_keyword(n) else m for n, m in zip(names_left, close) if m]

@@ -124,7 +124,7 @@ def flat_bounds(prox: Any, params: Params, dtype: Any, xp: Any = jnp) -> tuple[j
     leaves = _tree.leaves(params)
 
     def side(bound: Any, name: str, fill: float) -> jax.Array:
-        per_leaf = _bound_leaves(bound, params, name) or [fill] * len(leaves)
+        per_leaf = _bound_leaves(bound, params, name) or [None] * len(leaves)  # (None: no bound there)
         parts = [xp.broadcast_to(xp.asarray(fill if b is None else b, dtype), xp.shape(p)).ravel()
                  for b, p in zip(per_leaf, leaves)]
         return xp.concatenate(parts) if parts else xp.zeros((0,), dtype)
