@@ -174,7 +174,7 @@ def qing(x):
 @pytest.mark.parametrize("tier", ["host", "compiled"])
 def test_float32_bfgs_at_qings_answer_is_a_precision_success(tier):
     """Reference: the closed form x_i = sqrt(i). bfgs's first trial is scipy's interpolated one, so its
-    failed search at the float32 answer vouched only weakly (stall.VOUCH_UNTRIED) and the retry along -g
+    failed search at the float32 answer vouched only weakly (no unit first trial) and the retry along -g
     located nothing: LINESEARCH_FAILED 2e-7 from sqrt(i) before; now the probes (probe_verdict) find no
     fall there and the run is a PRECISION success, on both tiers. A loss unbounded below stays a failure."""
     res = jaxgd.minimize(qing, jnp.ones(30, jnp.float32), method="bfgs", tier=tier)
@@ -184,22 +184,52 @@ def test_float32_bfgs_at_qings_answer_is_a_precision_success(tier):
     assert down.status_enum is jaxgd.Status.LINESEARCH_FAILED and np.isfinite(float(down.params[0]))
 
 
-def test_the_untried_vouch_is_float32_only():
-    """Reference: the definitions. A failed quasi-Newton search without a unit first trial (unit_slope
-    NaN) whose quadratic model's decrease |g.d|/2 passes the factr test vouches weakly: VOUCH_UNTRIED in
-    float32 under a search that interpolates its first trial (bfgs's), VOUCH_WEAK in float64 (whose
-    programs are as they were) and under a unit start, and only the float32 retry that follows one and
-    fails is a verdict (which the float32 probes then decide)."""
-    for dtype, want in ((np.float32, stall.VOUCH_UNTRIED), (np.float64, stall.VOUCH_WEAK)):
-        f, slope, nan, inf = dtype(10.0), dtype(-1e-10), dtype(np.nan), dtype(np.inf)
-        retry, vouch = stall.restart_test(f, slope, np.bool_(True), inf, nan, inf, dtype(0), 0, np, interpolates=True)
-        assert not retry and int(vouch) == want
-        # under a unit start (lbfgs) a NaN unit_slope is a NaN unit trial: weak as before, in every dtype
-        _, vouch = stall.restart_test(f, slope, np.bool_(True), inf, nan, inf, dtype(0), 0, np)
-        assert int(vouch) == stall.VOUCH_WEAK
-        # the retry along -g (no memory) after it, locating nothing: a verdict in float32 only
-        retry, vouch = stall.restart_test(f, slope, np.bool_(False), inf, nan, inf, dtype(0), want, np, True)
-        assert bool(retry) == (dtype == np.float32) and int(vouch) == stall.VOUCH_NONE
-        # the same retry under a unit start (no VOUCH_UNTRIED there): not a verdict
-        retry, _ = stall.restart_test(f, slope, np.bool_(False), inf, nan, inf, dtype(0), want, np)
-        assert not retry
+# NIST StRD's Rat42 (Ratkowsky's sigmoid, "higher difficulty"; sif2jax's RAT42LS): y = b1 / (1 + exp(b2 - b3 x)).
+RAT42_X = np.array([9, 14, 21, 28, 42, 57, 63, 70, 79], np.float32)
+RAT42_Y = np.array([8.93, 10.8, 18.59, 22.33, 39.35, 56.11, 61.73, 64.62, 67.08], np.float32)
+RAT42_CERTIFIED = np.array([7.2462237576e01, 2.6180768402e00, 6.7359200066e-02])  # NIST's certified values
+RAT42_RSS = 8.0565229338  # ... and residual sum of squares
+
+
+def rat42(b):
+    return jnp.sum((b[0] / (1 + jnp.exp(b[1] - b[2] * RAT42_X)) - RAT42_Y) ** 2)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("start", [(100.0, 1.0, 0.1), (75.0, 2.5, 0.07)])  # NIST's start 1, and one near the answer
+def test_float32_bfgs_at_rat42s_answer_is_a_precision_success(tier, start):
+    """Reference: NIST's certified parameters and residual sum of squares for Rat42. At the float32 answer
+    bfgs's failed search (a unit first trial that overshot: stall.VOUCH_WEAK) was followed by a retry along
+    -g that failed too without locating its line's minimiser, a step below f's rounding: LINESEARCH_FAILED
+    (success False) at the certified answer, on both tiers, from either start. Under bfgs's interpolated first
+    trial such a retry is now a float32 verdict, which the probes (probe_verdict) confirm: PRECISION."""
+    res = jaxgd.minimize(rat42, jnp.asarray(start, jnp.float32), method="bfgs", tier=tier)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), RAT42_CERTIFIED, rtol=2e-6)
+    np.testing.assert_allclose(float(res.loss), RAT42_RSS, rtol=1e-6)
+
+
+def test_a_weak_vouchs_failed_retry_is_a_float32_verdict_under_an_interpolated_start():
+    """Reference: the definitions. A failed quasi-Newton search whose model's decrease |g.d|/2 passes only
+    the weak tests (no unit first trial, unit_slope NaN, or a unit trial that overshot) vouches weakly in
+    every dtype and under either start. The retry along -g that follows and fails, locating nothing, is a
+    verdict (which the float32 probes then decide) in float32 under a search that interpolates its first
+    trial (bfgs's) only; in float64 (whose programs are as they were) and under a unit start (lbfgs) it is
+    one where it located its line's minimiser within rounding, and a strong vouch's always."""
+    for dtype in (np.float32, np.float64):
+        f, slope, nan, inf, zero = dtype(10.0), dtype(-1e-10), dtype(np.nan), dtype(np.inf), dtype(0)
+        for interpolates in (True, False):
+            for unit_slope in (nan, dtype(1.0)):
+                retry, vouch = stall.restart_test(f, slope, np.bool_(True), inf, unit_slope, inf, zero, 0, np,
+                                                  interpolates)
+                assert not retry and int(vouch) == stall.VOUCH_WEAK
+            retry, vouch = stall.restart_test(f, slope, np.bool_(False), inf, nan, inf, zero, stall.VOUCH_WEAK, np,
+                                              interpolates)
+            assert bool(retry) == (dtype == np.float32 and interpolates) and int(vouch) == stall.VOUCH_NONE
+            located = dtype(1e-12)  # the line's minimiser located within f's rounding: a verdict everywhere
+            retry, _ = stall.restart_test(f, slope, np.bool_(False), inf, nan, located, zero, stall.VOUCH_WEAK, np,
+                                          interpolates)
+            assert retry
+            for vouched in (stall.VOUCH_STRONG, stall.VOUCH_NONE):
+                retry, _ = stall.restart_test(f, slope, np.bool_(False), inf, nan, inf, zero, vouched, np, interpolates)
+                assert bool(retry) == (vouched == stall.VOUCH_STRONG)

@@ -63,7 +63,9 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   success that did not reach the best value; without the retry's confirmation, MISRA1CLS/1DLS stopped
   early 4.7 and 1.1 (relative) above their minima (benchmarks/RESULTS.md,
   session 21). A kink is not at precision: there the unit trial passes the
-  minimiser and the search along ``-g`` locates nothing (its slope jumps).
+  minimiser and the search along ``-g`` locates nothing (its slope jumps). (In
+  float32, under a search that interpolates its first trial, the float32 probes
+  decide that retry instead: :func:`restart_test`.)
 - **f's own evaluation error** (``StepInfo.noise``): where a loss is a
   difference of large terms its value carries an error far above the dtype's
   rounding while its gradient stays accurate (sif2jax's LSC2LS, whose circle
@@ -272,11 +274,6 @@ def overshoot_decrease(slope: Any, unit_slope: Any, xp: Any = jnp) -> Any:
 # (line_decrease, model_decrease). Carried in the loss's dtype, so that it packs with the state's
 # other floats (jaxgd.core.packing: as an int32 it made a ninth int and a kernel more a step).
 VOUCH_NONE, VOUCH_WEAK, VOUCH_STRONG = 0, 1, 2
-# ... and in float32 (probes_newton) a weak vouch from a search without a unit first trial (bfgs's first
-# trial is scipy's interpolated one: no trial showed the model overshoot): its failed retry is a verdict that
-# the float32 probes decide (restart_test).
-VOUCH_UNTRIED = 3
-
 
 # A failed quasi-Newton search vouches for the point when its model predicts at most this much of |f|
 # (scipy L-BFGS-B's default relative-reduction stop, factr = 1e7, in machine epsilons); the restart's
@@ -321,29 +318,30 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     (:func:`line_decrease`) is within the ``factr`` test (:func:`vouches`) or the line's within
     the measured error ``noise`` (:func:`within_noise`); :data:`VOUCH_WEAK` where the overshoot's
     (:func:`overshoot_decrease`) is within the test, or the quadratic model's ``|g.d|/2`` within
-    the error (the unit trial's slope is itself in it), in float32 :data:`VOUCH_UNTRIED` where so
-    without a unit first trial under a search that ``interpolates`` its first trial (:func:`interpolates`;
-    ``unit_slope`` NaN); else :data:`VOUCH_NONE`. (A unit first trial that was NaN, the loss undefined
-    there, leaves ``unit_slope`` NaN too: under a unit start it vouches no more than before.) After
-    :data:`VOUCH_UNTRIED` the failed retry is ``retry_failed`` whether or not it located anything: in
-    float32 every verdict is probed (:func:`probe_verdict`, along ``-x^2 g``, then a Newton-CG
-    direction), and those probes decide. (``bfgs`` ended ``LINESEARCH_FAILED`` at float32 answers of
-    sif2jax's ARGLINB, LUKSAN15-17LS or QING, a gradient of rounding 50 to 10^7 times the norm test's
-    bound, where its retry along ``-g`` located nothing and ``lbfgs``, with a unit first trial, ended
-    ``PRECISION``.)
+    the error (the unit trial's slope is itself in it); else :data:`VOUCH_NONE`.
+
+    In float32 (:func:`probes_newton`) under a search that ``interpolates`` its first trial
+    (:func:`interpolates`: ``bfgs``'s), the failed retry after a weak vouch is ``retry_failed`` whether or
+    not it located anything: every float32 verdict is probed (:func:`probe_verdict`, along ``-x^2 g``,
+    then a Newton-CG direction), and those probes decide. Such a retry's first trial is scipy's
+    interpolated one, rarely near the line's minimiser, which at a float32 answer lies at a step whose
+    decrease is below ``f``'s rounding: the retry fails without locating it. (``bfgs`` ended
+    ``LINESEARCH_FAILED`` at the float32 answers of sif2jax's ARGLINB, LUKSAN15-17LS and QING, where its
+    failed search had no unit first trial, and of NIST's Rat42 and Rat43, GAUSS3 and BENNETT5, where its unit
+    first trial overshot; ``lbfgs``, with a unit first trial, ended ``PRECISION``: benchmarks/RESULTS.md,
+    sessions 43 and 49.)
     The one copy: the compiled step (:func:`adjust_status`, ``xp=jnp``) and the host tier
     (``jaxgd/host/loop.py``, ``xp=np``; pass ``had_memory`` as a NumPy bool).
     """
-    retry_failed = ~had_memory & (
-        (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(value, located, noise, xp)))
-    untried = interpolates and probes_newton(jnp.result_type(value))  # (float32: VOUCH_UNTRIED)
-    if untried:  # (the float32 probes decide)
-        retry_failed = retry_failed | (~had_memory & (vouched == VOUCH_UNTRIED))
+    if interpolates and probes_newton(jnp.result_type(value)):  # (float32: the probes decide)
+        retry_failed = ~had_memory & ((vouched == VOUCH_STRONG) | (vouched == VOUCH_WEAK))
+    else:
+        retry_failed = ~had_memory & (
+            (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(value, located, noise, xp)))
     line, over = line_decrease(slope, unit_slope, xp), overshoot_decrease(slope, unit_slope, xp)
     strong = vouches(value, xp.minimum(decrease, line), xp) | within_noise(noise, xp.minimum(line, over))
     weak = vouches(value, over, xp) | within_noise(noise, xp.where(slope < 0, 0.5 * xp.abs(slope), xp.inf))
-    weak_vouch = xp.where(xp.isnan(unit_slope), VOUCH_UNTRIED, VOUCH_WEAK) if untried else VOUCH_WEAK
-    vouch = xp.where(strong, VOUCH_STRONG, xp.where(weak, weak_vouch, VOUCH_NONE))
+    vouch = xp.where(strong, VOUCH_STRONG, xp.where(weak, VOUCH_WEAK, VOUCH_NONE))
     return retry_failed, xp.where(had_memory, vouch, VOUCH_NONE)
 
 
