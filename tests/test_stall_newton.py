@@ -233,3 +233,42 @@ def test_a_weak_vouchs_failed_retry_is_a_float32_verdict_under_an_interpolated_s
             for vouched in (stall.VOUCH_STRONG, stall.VOUCH_NONE):
                 retry, _ = stall.restart_test(f, slope, np.bool_(False), inf, nan, inf, zero, vouched, np, interpolates)
                 assert bool(retry) == (vouched == stall.VOUCH_STRONG)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("seed", [0, 10])
+def test_float32_cg_stall_at_an_exponential_fits_answer_is_a_precision_success(tier, seed):
+    """Reference: scipy.optimize.curve_fit (float64) on the same data, issue 13's example a exp(-b t) + c
+    fitted to 100 noisy points. Float32 cg ended STALLED (success False) at curve_fit's answer for these data
+    (seed 0 on both tiers, seed 10 on the host): its search's stall count, with no model to vouch for the
+    point. A float32 cg stall is now a verdict the probes (probe_verdict) decide: PRECISION, on both tiers."""
+    from scipy.optimize import curve_fit
+
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 4, 100).astype(np.float32)
+    a, b, c = rng.uniform(1, 5), rng.uniform(0.3, 2), rng.uniform(-1, 1)
+    y = (a * np.exp(-b * t) + c + 0.05 * rng.normal(size=100)).astype(np.float32)
+    ref = curve_fit(lambda s, a, b, c: a * np.exp(-b * s) + c, t.astype(np.float64), y.astype(np.float64),
+                    p0=[1.0, 1.0, 0.0])[0]
+    res = jaxgd.minimize(lambda p: jnp.sum((p[0] * jnp.exp(-p[1] * t) + p[2] - y) ** 2),
+                         jnp.asarray([1.0, 1.0, 0.0], jnp.float32), method="cg", tier=tier)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), ref, rtol=1e-4)
+
+
+def test_a_stall_is_a_verdict_for_float32_cg_only():
+    """Reference: the definitions. stall.probes_stall holds for a direction with a restart and no
+    quasi-Newton model (cg) under a rule with its own stall count (MoreThuente), in float32, without a
+    proximal term; not for bfgs or lbfgs (their models vouch), gd (no restart), other dtypes, or Backtracking
+    (no stall count of its own)."""
+    from jaxgd.directions.registry import resolve
+    from jaxgd.linesearch import Backtracking, MoreThuente
+
+    cg, mt = resolve("cg"), MoreThuente()
+    assert stall.probes_stall(cg, mt, jnp.float32, False)
+    assert not stall.probes_stall(cg, mt, jnp.float32, True)
+    for dtype in (jnp.float64, jnp.float16, jnp.bfloat16):
+        assert not stall.probes_stall(cg, mt, dtype, False)
+    for name in ("bfgs", "lbfgs", "gd"):
+        assert not stall.probes_stall(resolve(name), mt, jnp.float32, False)
+    assert not stall.probes_stall(cg, Backtracking(), jnp.float32, False)

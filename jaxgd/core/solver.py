@@ -436,6 +436,7 @@ class Solver:
         # the grid rule (float32 searches record StepInfo.unseen): a search along -g (no memory, or gd)
         grid = self._grid(info, had_memory)
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
+        stall_verdict = _stall.probes_stall(self.direction, self.rule, value.dtype, self.prox.active)  # (float32 cg)
         # (f, g) for the probes and the 16-bit check, traced only where one is called
         value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
         # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
@@ -443,7 +444,8 @@ class Solver:
             _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             probe = along_g
-        elif model is not None and _stall.probes_scaled(value.dtype):  # a float32 verdict's probes (-x^2 g, Newton), from here
+        elif (model is not None and _stall.probes_scaled(value.dtype)) or stall_verdict:  # a float32 verdict's probes
+            # (-x^2 g, Newton), from here
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
         elif (_stall.probes_stop(self.rule, value.dtype, self.prox.active)
               and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)):
@@ -454,7 +456,7 @@ class Solver:
             certify = lambda due, at, f: _stall.newton_certifies(value_and_grad, at, f, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify,
+            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify, stall_verdict,
         )
         probed = None
         if probe is not None or certify is not None:

@@ -171,6 +171,10 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   and the verdict stands). A fall vetoes the verdict: the run goes on or, after the restart's
   retry, ends ``LINESEARCH_FAILED`` with its last point, an honest failure where it was a false
   success. Gradient evaluations in ``ngev`` and ``nfev`` (benchmarks/RESULTS.md, session 40).
+- **a float32 ``cg`` stall** (:func:`probes_stall`): ``cg`` has no quasi-Newton model to vouch for a
+  point, and at float32 answers its search's stall count (steps without a fall beyond rounding) ended
+  runs ``STALLED``. There the stall is a verdict that the two probes above decide: ``PRECISION`` where
+  neither finds a fall (benchmarks/RESULTS.md, session 49).
 - **the 16-bit certificate** (float16 and bfloat16, at most :data:`CERTIFY_SIZE` parameters, a rule
   that can fail or stall: :func:`certifies`): the norm test misreads a 16-bit answer, whose gradient's
   rounding scales with the loss's terms (bfloat16 least squares at its exact answer: 11.5 times the
@@ -493,6 +497,20 @@ def probe_counts(t: Any, least: Any) -> Any:
 # sqrt(eps) (0.03 in float16) and the norm test's floor max(|f|, 1) passed float16 bfgs on least squares
 # scaled by 1e-2 at f = 0.011, 13 units from the answer, where f falls to 0 along the segment to it.
 NORM_VETO_BITS = 16
+
+
+def probes_stall(direction: Any, rule: Any, dtype: Any, proximal: bool) -> bool:
+    """True where a stall (the rule's own count: :class:`jaxgd.linesearch.MoreThuente`'s steps without a
+    fall beyond rounding) of a direction with a restart but no quasi-Newton model (``cg``) is, in float32
+    (:func:`probes_newton`) and without a proximal term, a verdict of ``PRECISION`` that
+    :func:`probe_verdict` decides (:func:`adjust_status`'s ``stall_verdict``): no fall along ``-x^2 g``
+    nor along a Newton-CG direction. Float32 ``cg`` stalled at the float32 answers of NIST's exponential and
+    Misra-type fits (sif2jax's CHWIRUT1LS, MGH17SLS, OSBORNEB, LUKSAN12/13/15LS, PALMER5D; a·exp(-bt)+c to
+    100 points: 3 runs in 12), where ``lbfgs`` and ``bfgs`` end ``PRECISION``; no model vouches for a
+    ``cg`` point, so its failed searches stay failures (as verdicts the probes let five wrong points through:
+    benchmarks/RESULTS.md, session 49)."""
+    return (getattr(direction, "reset", None) is not None and not getattr(direction, "quasi_newton", False)
+            and hasattr(rule, "stalled") and not proximal and probes_newton(dtype))
 
 
 def probes_scaled(dtype: Any) -> bool:
@@ -880,6 +898,7 @@ def adjust_status(
     grid: Any = None,
     probe: Any = None,
     certify: Any = None,
+    stall_verdict: bool = False,
 ) -> Any:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -921,6 +940,9 @@ def adjust_status(
         full window ``PRECISION``, no ``probe`` found a fall of ``f`` (a wrong gradient's zero certifies
         as a minimiser) and the status could stop; a certified point is ``PRECISION``.
         None otherwise.
+      stall_verdict: (:func:`probes_stall`, with a ``probe`` and no ``model``) the rule's stall, where the
+        search did not fail and the norm test does not hold, is ``PRECISION`` unless the ``probe``
+        (:func:`probe_verdict`, from the current iterate) finds a fall of ``f``.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -976,7 +998,11 @@ def adjust_status(
                 return norm_test
             if model is None:
                 precise, k, found = norm_test, probed, None
-                if probe is not None:
+                if probe is not None and stall_verdict:  # (float32 cg) a stall is a verdict the probes decide
+                    verdict = stalled & ~failed
+                    found, k = probe(can_stop & verdict & ~norm_test, old[2], old[0])
+                    precise = norm_test | (verdict & ~found)
+                elif probe is not None:
                     found, k = probe(can_stop & norm_test, here, value)
                     precise = norm_test & ~found
                 return certified(precise, k, found)

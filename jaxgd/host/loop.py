@@ -193,6 +193,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     direction = _directions.host_direction(solver.direction, x.size)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
     quasi_newton = solver.direction.quasi_newton
+    stall_probe = _stall.probes_stall(solver.direction, rule, dtype, solver.prox.active)  # (float32 cg)
     search = _search.Search(rule, dtype, x) if box is None else None
     with np.errstate(all="ignore"):
         value, g, aux = vg(x)
@@ -274,6 +275,9 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     precise = at_precision(*old, bool(failed and unseen and not had_memory))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probes)
+                        found, probed, gradients = _probe_verdict(vg, x, value, g)
+                        verdict, fev, gev = not found, fev + probed, gev + gradients
+                    elif stall_probe and stalled and not failed and not precise:  # (adjust_status's stall_verdict)
                         found, probed, gradients = _probe_verdict(vg, x, value, g)
                         verdict, fev, gev = not found, fev + probed, gev + gradients
                     st = PRECISION if precise or verdict else st
