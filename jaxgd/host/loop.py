@@ -274,10 +274,9 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
                     precise = at_precision(*old, bool(failed and unseen and not had_memory))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
-                    if verdict and not precise and quasi_newton and _stall.probes_scaled(dtype):  # (adjust_status's probes)
-                        found, probed, gradients = _probe_verdict(vg, x, value, g)
-                        verdict, fev, gev = not found, fev + probed, gev + gradients
-                    elif stall_probe and stalled and not failed and not precise:  # (adjust_status's stall_verdict)
+                    due = verdict and quasi_newton and _stall.probes_scaled(dtype)  # (adjust_status's probes, and its
+                    due = due or (stall_probe and stalled and not failed)  # stall_verdict: a float32 cg stall)
+                    if due and not precise:
                         found, probed, gradients = _probe_verdict(vg, x, value, g)
                         verdict, fev, gev = not found, fev + probed, gev + gradients
                     st = PRECISION if precise or verdict else st
