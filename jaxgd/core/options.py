@@ -166,9 +166,10 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     noted = {n: _explain.keyword_note(n) for n in names}
     notes = [f"{n}: {note}" for n, note in noted.items() if note]
     names_left = [n for n, note in noted.items() if not note]
-    close = [_explain.suggest_keyword(n) or next(iter(difflib.get_close_matches(n, valid, n=1)), None)
-             for n in names_left]
-    close = [f"{m}, jaxgd's name for {n}" if _explain.suggest_keyword(n) else m for n, m in zip(names_left, close) if m]
+    alias = {n: _explain.suggest_keyword(n) for n in names_left}  # (another library's name for a jaxgd keyword)
+    close = [f"{alias[n]}, jaxgd's name for {n}" if alias[n]
+             else next(iter(difflib.get_close_matches(n, valid, n=1)), None) for n in names_left]
+    close = [m for m in close if m]
     hint = (f" (did you mean {', '.join(close)}?)" if close else "") + "".join(f" ({note})" for note in notes)
     raise TypeError(UNKNOWN_KWARG.format(fn=fn, names=", ".join(names), hint=hint, valid=", ".join(valid)))
 

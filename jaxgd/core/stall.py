@@ -509,8 +509,8 @@ def probes_stall(direction: Any, rule: Any, dtype: Any, proximal: bool) -> bool:
     100 points: 3 runs in 12), where ``lbfgs`` and ``bfgs`` end ``PRECISION``; no model vouches for a
     ``cg`` point, so its failed searches stay failures (as verdicts the probes let five wrong points through:
     benchmarks/RESULTS.md, session 49)."""
-    return (getattr(direction, "reset", None) is not None and not getattr(direction, "quasi_newton", False)
-            and hasattr(rule, "stalled") and not proximal and probes_newton(dtype))
+    return (direction.reset is not None and not direction.quasi_newton and hasattr(rule, "stalled") and not proximal
+            and probes_newton(dtype))
 
 
 def probes_scaled(dtype: Any) -> bool:
