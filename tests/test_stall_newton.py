@@ -256,19 +256,127 @@ def test_float32_cg_stall_at_an_exponential_fits_answer_is_a_precision_success(t
     np.testing.assert_allclose(np.asarray(res.params, np.float64), ref, rtol=1e-4)
 
 
-def test_a_stall_is_a_verdict_for_float32_cg_only():
+RAT43_X = np.arange(1.0, 16.0)
+RAT43_Y = np.array([16.08, 33.83, 65.80, 97.20, 191.55, 326.20, 386.87, 520.53, 590.03, 651.92, 724.93, 699.56,
+                    689.96, 637.56, 717.41])
+RAT43_CERTIFIED = np.array([6.9964151270e02, 5.2771253025e00, 7.5962938329e-01, 1.2792483859e00])  # NIST's
+RAT43_RSS = 8.7864049080e03  # ... and residual sum of squares
+
+
+def rat43(b):
+    """NIST StRD's Rat43 (sif2jax's RAT43LS): y = b1 / (1 + exp(b2 - b3 x))^(1 / b4), 15 observations."""
+    return jnp.sum((b[0] / (1 + jnp.exp(b[1] - b[2] * RAT43_X)) ** (1 / b[3]) - RAT43_Y) ** 2)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_float64_cg_stall_at_rat43s_answer_is_a_precision_success(tier):
+    """Reference: NIST's certified parameters and residual sum of squares for Rat43, from NIST's start 1.
+    Float64 cg reached the certified answer and ended STALLED (success False): its search's stall count, 10
+    steps without a fall beyond rounding, with no model to vouch for the point (as GAUSS2LS and LUKSAN12/13LS
+    did). A cg stall is now a verdict in float64 too, which the probes decide in float64: PRECISION."""
+    res = jaxgd.minimize(rat43, jnp.asarray([100.0, 10.0, 1.0, 1.0]), method="cg", tier=tier, gtol=1e-5)
+    assert res.params.dtype == jnp.float64
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
+    np.testing.assert_allclose(np.asarray(res.params), RAT43_CERTIFIED, rtol=1e-6)
+    np.testing.assert_allclose(float(res.loss), RAT43_RSS, rtol=1e-10)
+
+
+def test_float64_probe_verdict_finds_a_fall_below_float32s_rounding():
+    """Reference: the closed form of f = 1 + |x - 1|^2 / 2. At x = 1 + 1e-5 (every entry) its fall to the
+    minimum, 1.5e-10, is below f's float32 rounding (6e-8) and far above float64's: a float64 loss's probes,
+    in float64 (stall.probe_dtype), find a fall along -x^2 g, on both tiers; the same loss and point in float32
+    show none, and neither does x = 1 + 1e-9 in float64 (a fall of 1.5e-18, below its rounding)."""
+    f = lambda x: 1.0 + 0.5 * jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    vg = jax.jit(jax.value_and_grad(f))
+    verdict = jax.jit(lambda x, v, g: stall.probe_verdict(f, jax.value_and_grad(f), x, v, g, jnp.asarray(True)))
+    cases = ((jnp.full(3, 1.0 + 1e-5), True), (jnp.full(3, 1.0 + 1e-5, jnp.float32), False),
+             (jnp.full(3, 1.0 + 1e-9), False))
+    for point, falls in cases:
+        value, g = vg(point)
+        found, _ = verdict(point, value, g)
+        host = host_loop._probe_verdict(lambda y: (*vg(y), None), np.asarray(point), np.asarray(value),
+                                        np.asarray(g))
+        assert bool(found) == host[0] == falls
+
+
+def test_a_stall_is_a_verdict_for_cg_in_float32_and_float64():
     """Reference: the definitions. stall.probes_stall holds for a direction with a restart and no
-    quasi-Newton model (cg) under a rule with its own stall count (MoreThuente), in float32, without a
-    proximal term; not for bfgs or lbfgs (their models vouch), gd (no restart), other dtypes, or Backtracking
-    (no stall count of its own)."""
+    quasi-Newton model (cg) under a rule with its own stall count (MoreThuente), in float32 and float64,
+    without a proximal term; not for bfgs or lbfgs (their models vouch), gd (no restart), 16-bit dtypes, or
+    Backtracking (no stall count of its own). The probes' arithmetic is float32, float64 for float64."""
     from jaxgd.directions.registry import resolve
     from jaxgd.linesearch import Backtracking, MoreThuente
 
     cg, mt = resolve("cg"), MoreThuente()
-    assert stall.probes_stall(cg, mt, jnp.float32, False)
-    assert not stall.probes_stall(cg, mt, jnp.float32, True)
-    for dtype in (jnp.float64, jnp.float16, jnp.bfloat16):
+    for dtype in (jnp.float32, jnp.float64):
+        assert stall.probes_stall(cg, mt, dtype, False)
+        assert not stall.probes_stall(cg, mt, dtype, True)
+        assert not stall.probes_stall(cg, Backtracking(), dtype, False)
+        for name in ("bfgs", "lbfgs", "gd"):
+            assert not stall.probes_stall(resolve(name), mt, dtype, False)
+    for dtype in (jnp.float16, jnp.bfloat16):
         assert not stall.probes_stall(cg, mt, dtype, False)
+    assert [stall.probe_dtype(d) for d in (jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64)] == [
+        jnp.float32, jnp.float32, jnp.float32, jnp.float64]
+
+
+def arglinb(x, m=400):
+    """Moré, Garbow & Hillstrom's problem 33 (rank-one linear least squares) as sif2jax's ARGLINB writes it
+    (n = 200, m = 400): sum_i (sum_j i j x_j - 1)^2."""
+    i = jnp.arange(1.0, m + 1)
+    return jnp.sum((i * jnp.dot(jnp.arange(1.0, x.shape[0] + 1), x) - 1.0) ** 2)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_float64_cg_failed_search_at_arglinbs_minimum_is_a_precision_success(tier):
+    """Reference: the closed form of ARGLINB's minimum, m - (sum i)^2 / sum i^2 = 99.6255 (the residual's part
+    off the one direction A spans). From x = 1, float64 cg reached it at step 2 and ended LINESEARCH_FAILED
+    (success False) on both tiers: at the minimum the gradient is rounding (|g| = 0.13 from terms of 1e6), its
+    search along -g and the retry failed. A failed float64 cg search along -g is now a verdict that
+    stall.retry_verdict decides: no kink or fall along -g (stall.line_veto), no fall along -x^2 g: PRECISION."""
+    i = np.arange(1.0, 401)
+    best = 400 - i.sum() ** 2 / (i**2).sum()
+    res = jaxgd.minimize(arglinb, jnp.ones(200), method="cg", tier=tier, gtol=1e-5)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
+    np.testing.assert_allclose(float(res.loss), best, rtol=1e-12)
+
+
+def test_line_veto_tells_a_kink_and_a_fall_from_a_gradient_of_rounding_on_both_tiers():
+    """Reference: the closed forms. On f = |x - 3| + 0.1 |x|^2 at x = 3 the slope along -g jumps from -|g|^2
+    to +|g|^2 / 4 at any move: a kink (stall.kink_rises). On f = 1 + sum_i i (x_i - 1)^2 / 2 at x = 0 the line
+    along -g falls by |g|^4 / (2 g'Hg) = 2.7 (stall.line_falls). Neither at x = 1 + 1e-9 there (a fall of 3e-18,
+    below f's rounding) nor at ARGLINB's minimum (a gradient of rounding, curvature 1e12 times it): the slope
+    rises in proportion to the move and the line's fall is below rounding. Two gradient evaluations where due,
+    none otherwise; host and compiled agree."""
+    kink = lambda x: jnp.sum(jnp.abs(x - 3.0)) + 0.1 * jnp.sum(x**2)  # noqa: E731
+    quad = lambda x: 1.0 + 0.5 * jnp.sum(jnp.arange(1.0, 4.0) * (x - 1.0) ** 2)  # noqa: E731
+    i = np.arange(1.0, 401)
+    on_arglinb = jnp.full(200, (i.sum() / (i**2).sum()) / np.arange(1.0, 201).sum())  # (sum_j j x_j = s*)
+    cases = ((kink, jnp.full(3, 3.0), True), (quad, jnp.zeros(3), True), (quad, jnp.full(3, 1.0 + 1e-9), False),
+             (arglinb, on_arglinb, False))
+    for f, x, want in cases:
+        vg = jax.jit(jax.value_and_grad(f))
+        value, g = vg(x)
+        zero = jnp.zeros((), x.dtype)
+        veto, k = jax.jit(lambda x, v, g: stall.line_veto(jax.value_and_grad(f), x, v, g, zero, jnp.asarray(True)))(
+            x, value, g)
+        host = host_loop._line_veto(lambda y: (*vg(y), None), np.asarray(x), np.asarray(value), np.asarray(g), 0.0)
+        assert bool(veto) == host[0] == want and int(k) == host[1] == len(stall.LINE_MOVES)
+        veto, k = stall.line_veto(jax.value_and_grad(f), x, value, g, zero, jnp.asarray(False))
+        assert not bool(veto) and int(k) == 0
+
+
+def test_a_failed_search_along_minus_g_is_a_verdict_for_float64_cg_only():
+    """Reference: the definitions. stall.probes_retry holds for cg under MoreThuente in float64 without a
+    proximal term; not in float32 (where such verdicts let points far from their minima through), not for
+    bfgs/lbfgs (their models and the restart's rule decide) or gd."""
+    from jaxgd.directions.registry import resolve
+    from jaxgd.linesearch import MoreThuente
+
+    cg, mt = resolve("cg"), MoreThuente()
+    assert stall.probes_retry(cg, mt, jnp.float64, False)
+    assert not stall.probes_retry(cg, mt, jnp.float64, True)
+    for dtype in (jnp.float32, jnp.float16, jnp.bfloat16):
+        assert not stall.probes_retry(cg, mt, dtype, False)
     for name in ("bfgs", "lbfgs", "gd"):
-        assert not stall.probes_stall(resolve(name), mt, jnp.float32, False)
-    assert not stall.probes_stall(cg, Backtracking(), jnp.float32, False)
+        assert not stall.probes_retry(resolve(name), mt, jnp.float64, False)

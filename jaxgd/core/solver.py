@@ -436,14 +436,20 @@ class Solver:
         # the grid rule (float32 searches record StepInfo.unseen): a search along -g (no memory, or gd)
         grid = self._grid(info, had_memory)
         probe = None  # a probe along -g before a window rule's PRECISION (jaxgd.core.stall.probes)
-        stall_verdict = _stall.probes_stall(self.direction, self.rule, value.dtype, self.prox.active)  # (float32 cg)
+        stall_verdict = _stall.probes_stall(self.direction, self.rule, value.dtype, self.prox.active)  # (cg)
         # (f, g) for the probes and the 16-bit check, traced only where one is called
         value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
         # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
         along_g = lambda due, at, f: _stall.values_only(  # noqa: E731
             _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
+        retry = None  # (float64 cg) a failed search along -g is a verdict too (jaxgd.core.stall.probes_retry)
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             probe = along_g
+        elif _stall.probes_retry(self.direction, self.rule, value.dtype, self.prox.active):
+            retry = ~had_memory
+            noise = jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype)
+            probe = lambda due, at, f: _stall.retry_verdict(  # noqa: E731
+                value_and_grad, at, f, grad, noise, due & running)
         elif (model is not None and _stall.probes_scaled(value.dtype)) or stall_verdict:  # a float32 verdict's probes
             # (-x^2 g, Newton), from here
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
@@ -456,7 +462,7 @@ class Solver:
             certify = lambda due, at, f: _stall.newton_certifies(value_and_grad, at, f, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
-            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify, stall_verdict,
+            (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify, stall_verdict, retry,
         )
         probed = None
         if probe is not None or certify is not None:

@@ -171,10 +171,16 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
   and the verdict stands). A fall vetoes the verdict: the run goes on or, after the restart's
   retry, ends ``LINESEARCH_FAILED`` with its last point, an honest failure where it was a false
   success. Gradient evaluations in ``ngev`` and ``nfev`` (benchmarks/RESULTS.md, session 40).
-- **a float32 ``cg`` stall** (:func:`probes_stall`): ``cg`` has no quasi-Newton model to vouch for a
-  point, and at float32 answers its search's stall count (steps without a fall beyond rounding) ended
-  runs ``STALLED``. There the stall is a verdict that the two probes above decide: ``PRECISION`` where
-  neither finds a fall (benchmarks/RESULTS.md, session 49).
+- **a ``cg`` stall** (float32 and float64: :func:`probes_stall`): ``cg`` has no quasi-Newton model to
+  vouch for a point, and at answers its search's stall count (steps without a fall beyond rounding) ended
+  runs ``STALLED``. There the stall is a verdict that the two probes above decide (in float64:
+  :func:`line_veto`, then the scaled probe in float64): ``PRECISION`` where none finds a fall
+  (benchmarks/RESULTS.md, sessions 49 and 50). In float64 so is a failed ``cg`` search along ``-g``
+  (:func:`probes_retry`: the retry after a failed search, or a step without memory), where a gradient of
+  rounding predicts a fall that ``f``'s rounding hides (sif2jax's ARGLINB at its closed-form minimum:
+  ``|g|`` = 0.13 from terms of 1e6), where the line along ``-g`` shows no kink and no fall above ``f``'s
+  rounding either (:func:`line_veto`): a kink's minimiser shows no fall to the probes, and its slope's jump
+  keeps the failure and its hint at ``l1=``.
 - **the 16-bit certificate** (float16 and bfloat16, at most :data:`CERTIFY_SIZE` parameters, a rule
   that can fail or stall: :func:`certifies`): the norm test misreads a 16-bit answer, whose gradient's
   rounding scales with the loss's terms (bfloat16 least squares at its exact answer: 11.5 times the
@@ -502,15 +508,19 @@ NORM_VETO_BITS = 16
 def probes_stall(direction: Any, rule: Any, dtype: Any, proximal: bool) -> bool:
     """True where a stall (the rule's own count: :class:`jaxgd.linesearch.MoreThuente`'s steps without a
     fall beyond rounding) of a direction with a restart but no quasi-Newton model (``cg``) is, in float32
-    (:func:`probes_newton`) and without a proximal term, a verdict of ``PRECISION`` that
-    :func:`probe_verdict` decides (:func:`adjust_status`'s ``stall_verdict``): no fall along ``-x^2 g``
-    nor along a Newton-CG direction. Float32 ``cg`` stalled at the float32 answers of NIST's exponential and
+    and float64 and without a proximal term, a verdict of ``PRECISION`` that :func:`probe_verdict` decides
+    (:func:`adjust_status`'s ``stall_verdict``): no fall along ``-x^2 g`` nor, in float32, along a Newton-CG
+    direction (in float64 :func:`retry_verdict` decides it: the line along ``-g``, then ``-x^2 g``). Float32
+    ``cg`` stalled at the float32 answers of NIST's exponential and
     Misra-type fits (sif2jax's CHWIRUT1LS, MGH17SLS, OSBORNEB, LUKSAN12/13/15LS, PALMER5D; a·exp(-bt)+c to
-    100 points: 3 runs in 12), where ``lbfgs`` and ``bfgs`` end ``PRECISION``; no model vouches for a
-    ``cg`` point, so its failed searches stay failures (as verdicts the probes let five wrong points through:
-    benchmarks/RESULTS.md, session 49)."""
+    100 points: 3 runs in 12), where ``lbfgs`` and ``bfgs`` end ``PRECISION``; float64 ``cg`` at the
+    answers of GAUSS2LS, RAT43LS (NIST's Gauss2 and Rat43) and LUKSAN12/13LS, where the probes, in float64,
+    find no fall either; at VESUVIOULS, 1e-5 of ``|f|`` above its minimum, they find one and the run stays
+    ``STALLED`` (benchmarks/RESULTS.md, sessions 49 and 50). No model vouches for a ``cg`` point, so its
+    failed searches stay failures (as verdicts the probes let five wrong float32 points through, and in
+    float64 a kink's minimiser, where ``LINESEARCH_FAILED`` says the loss may not be smooth)."""
     return (direction.reset is not None and not direction.quasi_newton and hasattr(rule, "stalled") and not proximal
-            and probes_newton(dtype))
+            and jnp.finfo(dtype).bits >= 32)
 
 
 def probes_scaled(dtype: Any) -> bool:
@@ -550,9 +560,10 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     move, which no later one could pass either (:func:`probe_counts`; a 16-bit quasi-Newton run at its
     answer: about 11 evaluations instead of 20); a genuine slope passes at ``t`` near ``1 / L``, where a
     quadratic falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
-    is due. Scalars in float32; each trial point computed in float32 and rounded to ``params``'s dtype.
+    is due. Scalars in float32 (float64 for a float64 loss: :func:`probe_dtype`); each trial point computed
+    in that dtype and rounded to ``params``'s.
     """
-    f32 = jnp.float32
+    f32 = probe_dtype(jnp.result_type(value))
     f0 = jnp.asarray(value).astype(f32)
     d = scaled_direction(params, grad) if scaled else grad
     ss = _tree.vdot(grad, d).astype(f32)
@@ -581,6 +592,99 @@ NEWTON_STEPS = 20
 NEWTON_FALL = 0.5
 
 
+def probes_retry(direction: Any, rule: Any, dtype: Any, proximal: bool) -> bool:
+    """True where a failed search along ``-g`` (the restart's retry, or a step whose direction had no memory)
+    of a direction with a restart but no quasi-Newton model (``cg``), under a rule with its own stall count
+    (:class:`jaxgd.linesearch.MoreThuente`), is in float64 and without a proximal term a verdict of
+    ``PRECISION`` (:func:`adjust_status`'s ``retry``) that :func:`retry_verdict` decides: the line along ``-g``
+    shows no kink and no fall above ``f``'s rounding (:func:`line_veto`), and no fall along ``-x^2 g``
+    (:func:`probe_verdict`, in float64); a float64 ``cg`` stall (:func:`probes_stall`) is decided so too.
+    Float64 ``cg`` ended ``LINESEARCH_FAILED`` at the answers of sif2jax's ARGLINB, ARGLINC, CHWIRUT2LS
+    (NIST's Chwirut2), DJTL and MISRA1DLS (NIST's Misra1d), where a gradient of rounding predicts a fall that
+    ``f``'s rounding hides. At a kink's minimiser (``|x - 3| + 0.1 ||x||^2`` at 3) the probes find no fall
+    either, and at DEVGLA2's point f = 0.027 (its minimum is 1e-12) the line along ``-g`` falls by 1e-15, 2.6
+    times the tie tolerance, where the probes saw nothing: :func:`line_veto` keeps both failures
+    (benchmarks/RESULTS.md, session 50). Float32 is left as it was: there such verdicts let five points far
+    from their minima through (session 49)."""
+    return probes_stall(direction, rule, dtype, proximal) and jnp.finfo(dtype).bits == 64
+
+
+# The line's test (:func:`line_veto`): the slope along -g after moves of x by these fractions of
+# max(||x||, 1) ...
+LINE_MOVES = (1e-12, 1e-10)
+# ... has risen by more than this fraction of |g.g| after the first, and by less than ten times that rise after
+# the second (100 times as long): a jump (a kink), where a smooth slope rises in proportion to the move.
+KINK_RISE = 0.5
+
+
+def kink_rises(s0: Any, s1: Any, s2: Any) -> Any:
+    """:func:`line_veto`'s kink test on the slopes along ``-g`` at ``x`` (``s0 = -g.g``) and after its two
+    moves (``s1``, ``s2``): the first rise ``s1 - s0`` above :data:`KINK_RISE` ``|s0|`` and the second below
+    ten times the first (NaN or Inf slopes: no kink). Both tiers."""
+    j1, j2 = s1 - s0, s2 - s0
+    return (j1 > KINK_RISE * abs(s0)) & (j2 < 10 * j1)
+
+
+def line_falls(value: Any, s0: Any, s1: Any, h: Any, noise: Any, xp: Any = jnp) -> Any:
+    """:func:`line_veto`'s fall test: the line along ``-g`` with the curvature the slope's rise measured,
+    ``c = (s1 - s0) / h``, falls to its minimiser by ``s0^2 / (2 c)`` (``|g|^4 / (2 g^T H g)``), more than the
+    searches' tie tolerance (64 eps ``|f|``) and the error of ``f``'s evaluation a search measured (``noise``);
+    a curvature not positive (or NaN) falls without bound. Both tiers."""
+    curv = (s1 - s0) / h
+    tie = _wolfe.tie_tolerance(None, value, xp)
+    return ~(curv > 0) | (0.5 * s0 * s0 / xp.where(curv > 0, curv, 1.0) > xp.maximum(tie, noise))
+
+
+def line_step(params_norm: Any, grad_norm: Any, move: Any, xp: Any = jnp) -> Any:
+    """The step ``h`` along ``-g`` that moves ``x`` by ``move max(||x||, 1)`` (:func:`line_veto`)."""
+    return move * xp.maximum(params_norm, 1.0) / grad_norm
+
+
+def line_veto(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params, noise: Any,
+              due: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Whether the line along ``-g`` from ``params`` rules a verdict of ``PRECISION`` out, and the gradient
+    evaluations spent (two where ``due``, else none; a while loop, which under ``jax.vmap`` runs only while a
+    lane is due).
+
+    With ``s(h) = -g(x - h g)^T g`` after the moves :data:`LINE_MOVES` (``h`` by :func:`line_step`):
+
+    - **a kink** (:func:`kink_rises`): a smooth ``f`` has ``s(h) - s(0) = h g^T H g`` to first order, a rise in
+      proportion to ``h`` however large the curvature (a gradient of rounding rises 100 times over a move 100
+      times as long); across a kink the slope jumps by a fixed amount at once (``|x - 3| + 0.1 ||x||^2`` at 3:
+      from ``-|g|^2`` to ``+|g|^2 / 4`` over any move);
+    - **a fall** (:func:`line_falls`): the quadratic along ``-g`` with the curvature of the first move falls to
+      its minimiser by more than ``f``'s rounding or measured error (``noise``, ``StepInfo.noise``): a search
+      could show it.
+
+    Scalars in ``params``'s dtype (:func:`probes_retry`: float64). Reference: Nocedal & Wright, "Numerical
+    Optimization", 2nd ed., section 8.1 (derivatives by differences of gradients)."""
+    s0 = -_tree.vdot(grad, grad)
+    x_norm, g_norm = jnp.sqrt(_tree.vdot(params, params)), jnp.sqrt(-s0)  # (plain norms: an overflow moves nothing)
+    steps = line_step(x_norm, g_norm, jnp.asarray(LINE_MOVES, s0.dtype))
+
+    def body(c: tuple) -> tuple:
+        k, slopes = c
+        _, g = value_and_grad_fn(_tree.add_scaled(params, -steps[k], grad))
+        return k + 1, slopes.at[k].set(-_tree.vdot(_tree.cast_like(g, grad), grad))
+
+    k, slopes = lax.while_loop(lambda c: due & (c[0] < len(LINE_MOVES)), body,
+                               (jnp.asarray(0, jnp.int32), jnp.zeros(len(LINE_MOVES), s0.dtype)))
+    s1, s2 = slopes[0], slopes[1]
+    veto = kink_rises(s0, s1, s2) | line_falls(jnp.asarray(value).astype(s0.dtype), s0, s1, steps[0], noise)
+    return due & veto, k
+
+
+def retry_verdict(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params, noise: Any,
+                  due: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A float64 ``cg`` verdict's probes (:func:`probes_retry`): :func:`line_veto`, then where the line allows
+    it :func:`probe_verdict`; ``(found, (value evaluations, gradient evaluations))``, ``found`` True where
+    either vetoes the verdict (the line's two gradients count as values and gradients)."""
+    veto, k = line_veto(value_and_grad_fn, params, value, grad, noise, due)
+    found, spent = probe_verdict(lambda p: value_and_grad_fn(p)[0], value_and_grad_fn, params, value, grad,
+                                 due & ~veto)
+    return veto | found, spent + k
+
+
 def probes_newton(dtype: Any) -> bool:
     """True where a quasi-Newton verdict of ``PRECISION`` that the scaled probe let stand is also
     probed along a Newton direction (:func:`newton_direction`): float32. (In 16 bits a gradient
@@ -593,6 +697,12 @@ def probes_newton(dtype: Any) -> bool:
     best value, none at 20 and at most 1.2e-5 at the other four (benchmarks/RESULTS.md, sessions 39
     and 40)."""
     return jnp.finfo(dtype).bits == 32
+
+
+def probe_dtype(dtype: Any) -> Any:
+    """The probes' arithmetic (scalars, flat vectors, trial points) for a loss in ``dtype``: float32, or
+    float64 for a float64 loss, whose probes must resolve what its searches resolve."""
+    return jnp.promote_types(jnp.float32, dtype)
 
 
 def newton_fall(value: Any, xp: Any = jnp) -> Any:
@@ -745,13 +855,15 @@ def values_only(probed: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Arr
 
 def probe_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params,
                   due: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A float32 (or narrower) quasi-Newton verdict's probes (:func:`adjust_status`): along ``-x^2 g``
-    (:func:`probe_descent`'s trials, ``scaled``) and, in float32 where that finds no fall
-    (:func:`probes_newton`), along a Newton direction (:func:`newton_direction`) where its model
-    predicts a fall above :func:`newton_fall` and a trial finds one (the trials' law again).
-    ``value_fn``: ``params -> f`` (16 bits), ``value_and_grad_fn``: ``params -> (f, g)`` (float32).
+    """A float32 (or narrower) quasi-Newton verdict's probes, or a ``cg`` stall's (:func:`adjust_status`):
+    along ``-x^2 g`` (:func:`probe_descent`'s trials, ``scaled``, in :func:`probe_dtype`) and, in float32
+    where that finds no fall (:func:`probes_newton`), along a Newton direction (:func:`newton_direction`)
+    where its model predicts a fall above :func:`newton_fall` and a trial finds one (the trials' law again).
+    ``value_fn``: ``params -> f`` (16 bits, float64), ``value_and_grad_fn``: ``params -> (f, g)`` (float32).
     Returns ``(found, (value evaluations, gradient evaluations))``; in float32 one while loop with one
-    evaluation of ``(f, g)`` an iteration (the trials count as values, as the host tier's)."""
+    evaluation of ``(f, g)`` an iteration (the trials count as values, as the host tier's). (In float64, where
+    only a ``cg`` verdict comes, :func:`retry_verdict`'s line test stands in for the Newton direction: the
+    same verdicts on sif2jax's problems, at 0.1-0.3 s less compile.)"""
     if not probes_newton(jnp.result_type(value)):
         return values_only(probe_descent(value_fn, params, value, grad, due, scaled=True))
     c = _probe_loop(value_and_grad_fn, params, value, grad, due, SCALED, NEWTON)
@@ -899,6 +1011,7 @@ def adjust_status(
     probe: Any = None,
     certify: Any = None,
     stall_verdict: bool = False,
+    retry: Any = None,
 ) -> Any:
     """The status after the stall and precision rules (the hook in ``Solver.step``).
 
@@ -943,6 +1056,9 @@ def adjust_status(
       stall_verdict: (:func:`probes_stall`, with a ``probe`` and no ``model``) the rule's stall, where the
         search did not fail and the norm test does not hold, is ``PRECISION`` unless the ``probe``
         (:func:`probe_verdict`, from the current iterate) finds a fall of ``f``.
+      retry: (:func:`probes_retry`, with ``stall_verdict``; None otherwise) whether the search was along
+        ``-g`` (the direction had no memory): where it failed, a verdict as the stall is, which the
+        ``probe`` (:func:`retry_verdict`) decides.
 
     Returns:
       ``status``, with ``LINESEARCH_FAILED``, a stall or a full window at a point
@@ -998,8 +1114,10 @@ def adjust_status(
                 return norm_test
             if model is None:
                 precise, k, found = norm_test, probed, None
-                if probe is not None and stall_verdict:  # (float32 cg) a stall is a verdict the probes decide
+                if probe is not None and stall_verdict:  # (cg) a stall is a verdict the probes decide
                     verdict = stalled & ~failed
+                    if retry is not None:  # (float64 cg) and so is a failed search along -g
+                        verdict = verdict | (failed & retry)
                     found, k = probe(can_stop & verdict & ~norm_test, old[2], old[0])
                     precise = norm_test | (verdict & ~found)
                 elif probe is not None:

@@ -121,8 +121,9 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Opt
                   least_fall: Any = None) -> tuple[bool, int]:
     """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host, or along ``-d``
     with a fall above ``least_fall`` and no least step (``probe_verdict``'s Newton trials): ``(found,
-    evaluations)``; the same trials, scalars in float32, each trial point rounded to ``x``'s dtype."""
-    f32, dtype = np.float32, x.dtype
+    evaluations)``; the same trials, scalars in float32 (float64 for a float64 loss), each trial point rounded
+    to ``x``'s dtype."""
+    f32, dtype = np.dtype(_stall.probe_dtype(x.dtype)).type, x.dtype
     x32 = x.astype(f32)
     d = g.astype(f32) * x32 * x32 if d is None else d.astype(f32)
     ss, f0 = np.dot(g.astype(f32), d), f32(value)
@@ -176,6 +177,25 @@ def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tu
     return more, k + j + m, j
 
 
+def _line_veto(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise: Any) -> tuple[bool, int]:
+    """:func:`jaxgd.core.stall.line_veto` on the host: ``(veto, gradient evaluations)``."""
+    s0 = -np.dot(g, g)
+    steps = _stall.line_step(np.sqrt(np.dot(x, x)), np.sqrt(-s0), np.asarray(_stall.LINE_MOVES, x.dtype), np)
+    s1, s2 = (-np.dot(vg(x - h * g)[1].astype(x.dtype), g) for h in steps)
+    veto = _stall.kink_rises(s0, s1, s2) | _stall.line_falls(np.asarray(value, x.dtype), s0, s1, steps[0],
+                                                             np.asarray(noise, x.dtype), np)
+    return bool(veto), len(steps)
+
+
+def _retry_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise: Any) -> tuple[bool, int, int]:
+    """:func:`jaxgd.core.stall.retry_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
+    veto, k = _line_veto(vg, x, value, g, noise)
+    if veto:
+        return True, k, k
+    found, values, gradients = _probe_verdict(vg, x, value, g)
+    return found, values + k, gradients + k
+
+
 def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Optional[Result]:
     """``solver.run(x0, *args)`` on the host (see the module doc); None when the loss's value
     has another dtype than the parameters (the caller then runs the compiled loop).
@@ -193,7 +213,8 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     direction = _directions.host_direction(solver.direction, x.size)
     rule, inf_norm = solver.rule, solver.gtol_norm != 2
     quasi_newton = solver.direction.quasi_newton
-    stall_probe = _stall.probes_stall(solver.direction, rule, dtype, solver.prox.active)  # (float32 cg)
+    stall_probe = _stall.probes_stall(solver.direction, rule, dtype, solver.prox.active)  # (cg: float32, float64)
+    retry_probe = _stall.probes_retry(solver.direction, rule, dtype, solver.prox.active)  # (cg: float64)
     search = _search.Search(rule, dtype, x) if box is None else None
     with np.errstate(all="ignore"):
         value, g, aux = vg(x)
@@ -275,9 +296,11 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     precise = at_precision(*old, bool(failed and unseen and not had_memory))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
                     due = verdict and quasi_newton and _stall.probes_scaled(dtype)  # (adjust_status's probes, and its
-                    due = due or (stall_probe and stalled and not failed)  # stall_verdict: a float32 cg stall)
+                    due = due or (stall_probe and stalled and not failed)  # stall_verdict: a cg stall, and its
+                    due = due or (retry_probe and failed and not had_memory)  # retry: a float64 cg search along -g)
                     if due and not precise:
-                        found, probed, gradients = _probe_verdict(vg, x, value, g)
+                        found, probed, gradients = (
+                            _retry_verdict(vg, x, value, g, noise) if retry_probe else _probe_verdict(vg, x, value, g))
                         verdict, fev, gev = not found, fev + probed, gev + gradients
                     st = PRECISION if precise or verdict else st
             vouched = vouch
