@@ -380,3 +380,17 @@ def test_a_failed_search_along_minus_g_is_a_verdict_for_float64_cg_only():
         assert not stall.probes_retry(cg, mt, dtype, False)
     for name in ("bfgs", "lbfgs", "gd"):
         assert not stall.probes_retry(resolve(name), mt, jnp.float64, False)
+
+
+def test_float64_cg_verdicts_under_vmap_match_each_run():
+    """Reference: the unbatched runs (compiled tier) from NIST's two starts for Rat43. Under jax.vmap the float64
+    cg verdict's loops (stall.line_veto's, the probe's) run only while a lane is due; each lane ends as its own
+    run does: PRECISION at the certified residual sum of squares."""
+    starts = jnp.asarray([[100.0, 10.0, 1.0, 1.0], [700.0, 5.0, 0.75, 1.3]])
+    run = lambda x0: jaxgd.minimize(rat43, x0, method="cg", gtol=1e-5, history=False)  # noqa: E731
+    batched = jax.jit(jax.vmap(run))(starts)
+    for i in range(2):
+        one = jaxgd.minimize(rat43, starts[i], method="cg", gtol=1e-5, history=False, tier="compiled")
+        assert int(batched.status[i]) == int(one.status) == int(jaxgd.Status.PRECISION)
+        np.testing.assert_allclose(float(batched.loss[i]), float(one.loss), rtol=1e-12)
+        np.testing.assert_allclose(float(one.loss), RAT43_RSS, rtol=1e-10)

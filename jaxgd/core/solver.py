@@ -449,7 +449,7 @@ class Solver:
             retry = ~had_memory
             noise = jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype)
             probe = lambda due, at, f: _stall.retry_verdict(  # noqa: E731
-                value_and_grad, at, f, grad, noise, due & running)
+                value_fn, value_and_grad, at, f, grad, noise, due & running)
         elif (model is not None and _stall.probes_scaled(value.dtype)) or stall_verdict:  # a float32 verdict's probes
             # (-x^2 g, Newton), from here
             probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731

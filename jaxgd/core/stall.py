@@ -674,14 +674,14 @@ def line_veto(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Pa
     return due & veto, k
 
 
-def retry_verdict(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params, noise: Any,
-                  due: jax.Array) -> tuple[jax.Array, jax.Array]:
+def retry_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params,
+                  noise: Any, due: jax.Array) -> tuple[jax.Array, jax.Array]:
     """A float64 ``cg`` verdict's probes (:func:`probes_retry`): :func:`line_veto`, then where the line allows
-    it :func:`probe_verdict`; ``(found, (value evaluations, gradient evaluations))``, ``found`` True where
-    either vetoes the verdict (the line's two gradients count as values and gradients)."""
+    it :func:`probe_verdict` (``value_fn``: ``params -> f``, ``value_and_grad_fn``: ``params -> (f, g)``);
+    ``(found, (value evaluations, gradient evaluations))``, ``found`` True where either vetoes the verdict
+    (the line's two gradients count as values and gradients)."""
     veto, k = line_veto(value_and_grad_fn, params, value, grad, noise, due)
-    found, spent = probe_verdict(lambda p: value_and_grad_fn(p)[0], value_and_grad_fn, params, value, grad,
-                                 due & ~veto)
+    found, spent = probe_verdict(value_fn, value_and_grad_fn, params, value, grad, due & ~veto)
     return veto | found, spent + k
 
 
