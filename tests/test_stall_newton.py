@@ -331,7 +331,7 @@ def arglinb(x, m=400):
 def test_float64_cg_failed_search_at_arglinbs_minimum_is_a_precision_success(tier):
     """Reference: the closed form of ARGLINB's minimum, m - (sum i)^2 / sum i^2 = 99.6255 (the residual's part
     off the one direction A spans). From x = 1, float64 cg reached it at step 2 and ended LINESEARCH_FAILED
-    (success False) on both tiers: at the minimum the gradient is rounding (|g| = 0.13 from terms of 1e6), its
+    (success False) on both tiers: at the minimum the gradient is rounding (|g| of 1e-3 to 0.13 from terms of 1e6), its
     search along -g and the retry failed. A failed float64 cg search along -g is now a verdict that
     stall.retry_verdict decides: no kink or fall along -g (stall.line_veto), no fall along -x^2 g: PRECISION."""
     i = np.arange(1.0, 401)
