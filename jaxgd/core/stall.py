@@ -700,8 +700,9 @@ def probes_newton(dtype: Any) -> bool:
 
 
 def probe_dtype(dtype: Any) -> Any:
-    """The probes' arithmetic (scalars, flat vectors, trial points) for a loss in ``dtype``: float32, or
-    float64 for a float64 loss, whose probes must resolve what its searches resolve."""
+    """The arithmetic of :func:`probe_descent`'s trials (their scalars and points) for a loss in ``dtype``:
+    float32, or float64 for a float64 loss, whose probes must resolve what its searches resolve (the Newton
+    probe's loop, float32 only, keeps float32)."""
     return jnp.promote_types(jnp.float32, dtype)
 
 
