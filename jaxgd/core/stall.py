@@ -343,11 +343,10 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     The one copy: the compiled step (:func:`adjust_status`, ``xp=jnp``) and the host tier
     (``jaxgd/host/loop.py``, ``xp=np``; pass ``had_memory`` as a NumPy bool).
     """
-    if interpolates and probes_newton(jnp.result_type(value)):  # (float32: the probes decide)
-        retry_failed = ~had_memory & ((vouched == VOUCH_STRONG) | (vouched == VOUCH_WEAK))
-    else:
-        retry_failed = ~had_memory & (
-            (vouched == VOUCH_STRONG) | ((vouched == VOUCH_WEAK) & located_within(value, located, noise, xp)))
+    no_memory, was_strong, was_weak = ~had_memory, vouched == VOUCH_STRONG, vouched == VOUCH_WEAK
+    if not (interpolates and probes_newton(jnp.result_type(value))):  # (float32 under bfgs's start: the probes decide)
+        was_weak = was_weak & located_within(value, located, noise, xp)
+    retry_failed = no_memory & (was_strong | was_weak)
     line, over = line_decrease(slope, unit_slope, xp), overshoot_decrease(slope, unit_slope, xp)
     strong = vouches(value, xp.minimum(decrease, line), xp) | within_noise(noise, xp.minimum(line, over))
     weak = vouches(value, over, xp) | within_noise(noise, xp.where(slope < 0, 0.5 * xp.abs(slope), xp.inf))
@@ -635,6 +634,13 @@ def line_falls(value: Any, s0: Any, s1: Any, h: Any, noise: Any, xp: Any = jnp) 
     return ~(curv > 0) | (0.5 * s0 * s0 / xp.where(curv > 0, curv, 1.0) > xp.maximum(tie, noise))
 
 
+def line_rules_out(value: Any, s0: Any, s1: Any, s2: Any, steps: Any, noise: Any, xp: Any = jnp) -> Any:
+    """:func:`line_veto`'s verdict from the slopes along ``-g`` (``s0`` at ``x``, ``s1`` and ``s2`` after the
+    moves of ``steps``, :func:`line_step`'s): a kink (:func:`kink_rises`) or a fall (:func:`line_falls`, over the
+    first move, ``value`` taken in the slopes' dtype). Both tiers."""
+    return kink_rises(s0, s1, s2) | line_falls(xp.asarray(value).astype(s0.dtype), s0, s1, steps[0], noise, xp)
+
+
 def line_step(params_norm: Any, grad_norm: Any, move: Any, xp: Any = jnp) -> Any:
     """The step ``h`` along ``-g`` that moves ``x`` by ``move max(||x||, 1)`` (:func:`line_veto`)."""
     return move * xp.maximum(params_norm, 1.0) / grad_norm
@@ -670,8 +676,7 @@ def line_veto(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Pa
     k, slopes = lax.while_loop(lambda c: due & (c[0] < len(LINE_MOVES)), body,
                                (jnp.asarray(0, jnp.int32), jnp.zeros(len(LINE_MOVES), s0.dtype)))
     s1, s2 = slopes[0], slopes[1]
-    veto = kink_rises(s0, s1, s2) | line_falls(jnp.asarray(value).astype(s0.dtype), s0, s1, steps[0], noise)
-    return due & veto, k
+    return due & line_rules_out(value, s0, s1, s2, steps, noise), k
 
 
 def retry_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params,

@@ -182,8 +182,7 @@ def _line_veto(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise: An
     s0 = -np.dot(g, g)
     steps = _stall.line_step(np.sqrt(np.dot(x, x)), np.sqrt(-s0), np.asarray(_stall.LINE_MOVES, x.dtype), np)
     s1, s2 = (-np.dot(vg(x - h * g)[1].astype(x.dtype), g) for h in steps)
-    veto = _stall.kink_rises(s0, s1, s2) | _stall.line_falls(np.asarray(value, x.dtype), s0, s1, steps[0],
-                                                             np.asarray(noise, x.dtype), np)
+    veto = _stall.line_rules_out(value, s0, s1, s2, steps, np.asarray(noise, x.dtype), np)
     return bool(veto), len(steps)
 
 
