@@ -279,6 +279,7 @@ def test_float64_cg_stall_at_rat43s_answer_is_a_precision_success(tier):
     assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
     np.testing.assert_allclose(np.asarray(res.params), RAT43_CERTIFIED, rtol=1e-6)
     np.testing.assert_allclose(float(res.loss), RAT43_RSS, rtol=1e-10)
+    assert int(res.nfev) - int(res.ngev) == 1  # (the probe's values: its upward trials' one, where all 20 were spent)
 
 
 def test_float64_probe_verdict_finds_a_fall_below_float32s_rounding():
@@ -339,6 +340,7 @@ def test_float64_cg_failed_search_at_arglinbs_minimum_is_a_precision_success(tie
     res = jaxgd.minimize(arglinb, jnp.ones(200), method="cg", tier=tier, gtol=1e-5)
     assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
     np.testing.assert_allclose(float(res.loss), best, rtol=1e-12)
+    assert int(res.nfev) - int(res.ngev) == 1  # (the probe's values: its upward trials' one, where all 20 were spent)
 
 
 def test_line_veto_tells_a_kink_and_a_fall_from_a_gradient_of_rounding_on_both_tiers():
@@ -394,3 +396,39 @@ def test_float64_cg_verdicts_under_vmap_match_each_run():
         assert int(batched.status[i]) == int(one.status) == int(jaxgd.Status.PRECISION)
         np.testing.assert_allclose(float(batched.loss[i]), float(one.loss), rtol=1e-12)
         np.testing.assert_allclose(float(one.loss), RAT43_RSS, rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale, falls", [(1e-3, True), (1e-5, True), (1e-6, False), (1e-9, False)])
+def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both_tiers(scale, falls):
+    """Reference: the closed form of f = 2 + sum_i a_i (x_i - 1)^2 / 2 along -x^2 g from x = 1 + scale,
+    f(x - t d) = f - t s + q t^2 / 2 (s = g.d, q = d'Ad, d = x^2 g), on the probe's steps t_0 4^-k, k < 20: a
+    step passes where that falls below f - max(t s / 2, tie). From x = 1 + 1e-6 the line falls by 22 times the
+    tie tolerance (64 eps f), but its minimiser s / q lies below the shortest step (5.7 times it): no step
+    passes. The upward trials (stall.probe_descent with ``rise``, a float64 cg verdict's) find a fall where the
+    closed form does, as the downward trials do, and where it does not they stop at the first trial, which
+    rises: one evaluation where the downward trials spend all stall.PROBES. Host and compiled take the same
+    trials."""
+    a = jnp.asarray([1.0, 3.0, 10.0])
+    f = lambda x: 2.0 + 0.5 * jnp.sum(a * (x - 1.0) ** 2)  # noqa: E731
+    vg = jax.jit(jax.value_and_grad(f))
+    x = 1.0 + scale * jnp.asarray([1.0, -0.5, 0.25])
+    value, g = vg(x)
+    d = np.asarray(x) ** 2 * np.asarray(g)
+    s, q = float(np.dot(np.asarray(g), d)), float(np.dot(d, np.asarray(a) * d))
+    tie = 64 * np.finfo(np.float64).eps * float(value)
+    steps = float(value) / s * 0.25 ** np.arange(stall.PROBES)
+    passes = [t * s - q * t * t / 2 > max(t * s / 2, tie) for t in steps]
+    assert any(passes) == falls
+    probe = jax.jit(lambda x, v, g, rise: stall.probe_descent(f, x, v, g, jnp.asarray(True), scaled=True, rise=rise))
+    found, k = probe(x, value, g, jnp.zeros(()))
+    down, k_down = stall.probe_descent(f, x, value, g, jnp.asarray(True), scaled=True)
+    host = host_loop._probe_scaled(lambda y: (*vg(y), None), np.asarray(x), np.asarray(value), np.asarray(g),
+                                   rise=0.0)
+    assert bool(found) == bool(down) == host[0] == falls
+    assert int(k) == host[1]
+    if falls:  # (the first passing step from below: the shortest)
+        assert int(k) == stall.PROBES - max(i for i, p in enumerate(passes) if p)
+    else:
+        assert int(k) == 1 and int(k_down) == stall.PROBES
+    found, k = stall.probe_descent(f, x, value, g, jnp.asarray(False), scaled=True, rise=jnp.zeros(()))
+    assert not bool(found) and int(k) == 0

@@ -542,7 +542,7 @@ def probes_scaled(dtype: Any) -> bool:
 
 
 def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params, due: jax.Array,
-                  scaled: bool = False) -> tuple[jax.Array, jax.Array]:
+                  scaled: bool = False, rise: Any = None) -> tuple[jax.Array, jax.Array]:
     """Whether ``f`` still falls along ``-g`` from ``params`` (a window rule's evidence against
     ``PRECISION``, :func:`probes`), or along ``-x^2 g`` where ``scaled`` (:func:`scaled_direction`: a
     float32 quasi-Newton verdict's, :func:`adjust_status`), and the evaluations spent; nothing runs
@@ -561,6 +561,15 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     quadratic falls by at least half its prediction. A while loop: under ``jax.vmap`` it runs only while a lane
     is due. Scalars in float32 (float64 for a float64 loss: :func:`probe_dtype`); each trial point computed
     in that dtype and rounded to ``params``'s.
+
+    Where ``rise`` is given (a float64 ``cg`` verdict's probe, :func:`retry_verdict`: the error of ``f``'s
+    evaluation a search measured) the same steps are tried going up, from the shortest that counts
+    (:func:`probe_bottom`) to ``t_0``, and the trials stop at the first that rises above ``f`` by more than
+    ``max(tol, rise)`` (:func:`probe_rises`). Along a quadratic ``f - t s + q t^2 / 2`` the test passes for
+    ``t`` below about ``s / q`` and every trial past ``2 s / q`` rises: both orders find a fall at the same
+    steps, and at a point stationary to ``f``'s rounding, where the shortest step already rises, the upward
+    trials spend one evaluation where the downward ones spend :data:`PROBES` (a float64 ``cg`` verdict cost
+    19-22 evaluations, scipy's CG none: benchmarks/RESULTS.md, sessions 50 and 51).
     """
     f32 = probe_dtype(jnp.result_type(value))
     f0 = jnp.asarray(value).astype(f32)
@@ -569,6 +578,8 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
     tie = _wolfe.tie_tolerance(None, value).astype(f32)  # the searches' tie tolerance (64 eps |f|, 4 in 16 bits)
     t0 = probe_start(f0, ss)
     least = PROBE_ULPS * shortest_move(params, d, jnp.result_type(value)).astype(f32)
+    if rise is not None:
+        return _probe_upward(value_fn, params, f0, d, ss, tie, t0, least, jnp.asarray(rise).astype(f32), due)
 
     def cond(c: tuple) -> jax.Array:
         k, t, found = c
@@ -583,6 +594,48 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
 
     k, _, found = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), t0, jnp.asarray(False)))
     return found, k
+
+
+def _probe_upward(value_fn: Any, params: Params, f0: Any, d: Params, ss: Any, tie: Any, top: Any, least: Any,
+                  rise: Any, due: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`probe_descent`'s trials going up (``rise`` given): the downward trials' steps in reverse, from
+    :func:`probe_bottom` to ``top`` (``t_0``) by factors of 4, stopping at a fall (:func:`probe_falls`) or a
+    rise (:func:`probe_rises`)."""
+    ceiling = jnp.maximum(tie, rise)
+
+    def cond(c: tuple) -> jax.Array:
+        k, t, found, rose = c
+        return due & (ss > 0) & jnp.isfinite(ss) & ~found & ~rose & (t <= top)
+
+    def body(c: tuple) -> tuple:
+        k, t, _, _ = c
+        trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params)
+        f = jnp.asarray(value_fn(trial)).astype(f0.dtype)
+        return k + 1, t * 4.0, probe_falls(f, f0, t, ss, tie, least), probe_rises(f, f0, ceiling)
+
+    k, _, found, _ = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), probe_bottom(top, least),
+                                                 jnp.asarray(False), jnp.asarray(False)))
+    return found, k
+
+
+def probe_bottom(top: Any, least: Any, xp: Any = jnp) -> Any:
+    """An upward probe's first step: the shortest of the downward trials' steps ``t_0 4^{-k}``, ``k <``
+    :data:`PROBES` (``top`` is ``t_0``), that can count (:func:`probe_counts`), or ``t_0``. Each is ``t_0``
+    times a power of 4: the same steps bit for bit, on both tiers (``xp``: ``jax.numpy``, or NumPy scalars)."""
+    more = lambda t: ~probe_counts(t, least) & (t < top)  # noqa: E731
+    t = top * 0.25 ** (PROBES - 1)
+    if xp is jnp:
+        return lax.while_loop(more, lambda t: t * 4.0, t)
+    while more(t):
+        t = t * 4.0
+    return t
+
+
+def probe_rises(f: Any, f0: Any, ceiling: Any) -> Any:
+    """An upward probe's trial rises: ``f`` is not below ``f0 + ceiling`` (``max(tie, rise)``, NaN included).
+    Along a line whose curvature is positive every longer trial rises further, so the trials stop there. Both
+    tiers."""
+    return ~(f < f0 + ceiling)
 
 
 # The Newton probe (:func:`newton_direction`): at most this many conjugate-gradient steps on H d = g ...
@@ -686,7 +739,7 @@ def retry_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: 
     ``(found, (value evaluations, gradient evaluations))``, ``found`` True where either vetoes the verdict
     (the line's two gradients count as values and gradients)."""
     veto, k = line_veto(value_and_grad_fn, params, value, grad, noise, due)
-    found, spent = probe_verdict(value_fn, value_and_grad_fn, params, value, grad, due & ~veto)
+    found, spent = probe_verdict(value_fn, value_and_grad_fn, params, value, grad, due & ~veto, rise=noise)
     return veto | found, spent + k
 
 
@@ -860,7 +913,7 @@ def values_only(probed: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Arr
 
 
 def probe_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Params,
-                  due: jax.Array) -> tuple[jax.Array, jax.Array]:
+                  due: jax.Array, rise: Any = None) -> tuple[jax.Array, jax.Array]:
     """A float32 (or narrower) quasi-Newton verdict's probes, or a ``cg`` stall's (:func:`adjust_status`):
     along ``-x^2 g`` (:func:`probe_descent`'s trials, ``scaled``, in :func:`probe_dtype`) and, in float32
     where that finds no fall (:func:`probes_newton`), along a Newton direction (:func:`newton_direction`)
@@ -869,9 +922,10 @@ def probe_verdict(value_fn: Any, value_and_grad_fn: Any, params: Params, value: 
     Returns ``(found, (value evaluations, gradient evaluations))``; in float32 one while loop with one
     evaluation of ``(f, g)`` an iteration (the trials count as values, as the host tier's). (In float64, where
     only a ``cg`` verdict comes, :func:`retry_verdict`'s line test stands in for the Newton direction: the
-    same verdicts on sif2jax's problems, at 0.1-0.3 s less compile.)"""
+    same verdicts on sif2jax's problems, at 0.1-0.3 s less compile; there ``rise`` sends the trials upward,
+    :func:`probe_descent`.)"""
     if not probes_newton(jnp.result_type(value)):
-        return values_only(probe_descent(value_fn, params, value, grad, due, scaled=True))
+        return values_only(probe_descent(value_fn, params, value, grad, due, scaled=True, rise=rise))
     c = _probe_loop(value_and_grad_fn, params, value, grad, due, SCALED, NEWTON)
     return c.found, jnp.stack([c.values, c.grads])
 

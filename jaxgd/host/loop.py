@@ -118,11 +118,11 @@ def _measure(x: np.ndarray, value: Any, g: np.ndarray, inf_norm: bool) -> tuple[
 
 
 def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Optional[np.ndarray] = None,
-                  least_fall: Any = None) -> tuple[bool, int]:
+                  least_fall: Any = None, rise: Any = None) -> tuple[bool, int]:
     """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host, or along ``-d``
     with a fall above ``least_fall`` and no least step (``probe_verdict``'s Newton trials): ``(found,
-    evaluations)``; the same trials, scalars in float32 (float64 for a float64 loss), each trial point rounded
-    to ``x``'s dtype."""
+    evaluations)``; the same trials (going up where ``rise`` is given), scalars in float32 (float64 for a
+    float64 loss), each trial point rounded to ``x``'s dtype."""
     f32, dtype = np.dtype(_stall.probe_dtype(x.dtype)).type, x.dtype
     x32 = x.astype(f32)
     d = g.astype(f32) * x32 * x32 if d is None else d.astype(f32)
@@ -133,6 +133,18 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Opt
     t = f32(_stall.probe_start(f0, ss, np))
     least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype)) if least_fall is None else f32(0)
     k = 0
+    if rise is not None:  # (upward: the same steps from the shortest that counts to t, to a fall or a rise)
+        top, t = t, f32(_stall.probe_bottom(t, least, np))
+        ceiling = np.maximum(tie, f32(rise))
+        while ss > 0 and np.isfinite(ss) and t <= top:
+            f = f32(vg((x32 - t * d).astype(dtype))[0])
+            k += 1
+            if _stall.probe_falls(f, f0, t, ss, tie, least, np):
+                return True, k
+            if _stall.probe_rises(f, f0, ceiling):
+                return False, k
+            t = f32(t * 4.0)
+        return False, k
     while k < _stall.PROBES and ss > 0 and np.isfinite(ss) and _stall.probe_counts(t, least):
         f = f32(vg((x32 - t * d).astype(dtype))[0])
         k += 1
@@ -164,9 +176,9 @@ def _newton_direction(vg: Callable, x: np.ndarray, g: np.ndarray) -> tuple[np.nd
     return d, k
 
 
-def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray) -> tuple[bool, int, int]:
+def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, rise: Any = None) -> tuple[bool, int, int]:
     """:func:`jaxgd.core.stall.probe_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
-    found, k = _probe_scaled(vg, x, value, g)
+    found, k = _probe_scaled(vg, x, value, g, rise=rise)
     if found or not _stall.probes_newton(x.dtype):
         return found, k, 0
     d, j = _newton_direction(vg, x, g)
@@ -191,7 +203,7 @@ def _retry_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise
     veto, k = _line_veto(vg, x, value, g, noise)
     if veto:
         return True, k, k
-    found, values, gradients = _probe_verdict(vg, x, value, g)
+    found, values, gradients = _probe_verdict(vg, x, value, g, noise)
     return found, values + k, gradients + k
 
 
