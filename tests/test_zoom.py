@@ -215,6 +215,23 @@ def test_cg_rejects_a_step_without_sufficient_descent_as_scipy(tier):
         np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=1e-9)
 
 
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+def test_the_second_search_reads_the_first_searchs_only_trial_as_scipys_cache_does(tier):
+    """Reference: scipy's CG on CUTEst's DENSCHNA (x1^4 + (x1 + x2)^2 + (exp(x2) - 1)^2 from (1, 1)). At its
+    sixth step the Moré-Thuente search's only trial meets the Wolfe conditions and the sufficient-descent test
+    rejects it; the second search starts at the same step, where scipy's cache of the last point evaluated
+    answers it. jaxgd's cg takes the same 12 iterations and 22 evaluations (it evaluated that point again:
+    23) to the same point."""
+    with _x64():
+        f = lambda x: x[0] ** 4 + (x[0] + x[1]) ** 2 + (jnp.exp(x[1]) - 1.0) ** 2  # noqa: E731
+        x0 = jnp.ones(2)
+        ref = _scipy(f, x0, "CG")
+        res = jaxgd.minimize(f, x0, method="cg", gtol=1e-5, tier=tier)
+        assert ref.success and res.status_enum is jaxgd.Status.GTOL
+        assert (int(res.steps), int(res.nfev)) == (ref.nit, ref.nfev) == (12, 22)
+        np.testing.assert_allclose(np.asarray(res.params), ref.x, rtol=1e-6, atol=1e-12)
+
+
 def test_the_direction_test_is_gilbert_nocedals_sufficient_descent():
     """cg's accepts against the formula written out in NumPy: d' = -g' + beta_PR+ d, accepted
     when g'.d' <= -0.01 |g'|^2 (scipy's descent_condition)."""

@@ -12,7 +12,7 @@ Reference: J. J. Moré & D. J. Thuente, ACM TOMS 20(3), 1994 (MINPACK-2 ``dcsrch
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -210,7 +210,10 @@ class Search:
         if self.rule.fallback:  # MoreThuente.step's: scipy's zoom search after a failed or rejected search
             accepted = True if ctx.accept is None else bool(ctx.accept(best))
             if g0 < 0 and not (converged and not hit and accepted):
-                za, zt, found, n = self.zoom(ctx, f0, g0, first_trial(self.initial, self.always, state, ctx, self.rule.min_move), hit and i == 1)
+                # (MoreThuente.step's seed: the first search's only trial, not finite or its best, answers the first)
+                seed = i == 1 and (hit or best is t)
+                za, zt, found, n = self.zoom(ctx, f0, g0, first_trial(self.initial, self.always, state, ctx, self.rule.min_move),
+                                             (hit, best, accepted) if seed else None)
                 i += n
                 if found:
                     alpha, best, ok = za, zt, True
@@ -222,13 +225,22 @@ class Search:
         return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0)),
                                                                    dtype.type(noise), unseen))
 
-    def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, known: bool) -> tuple[Any, Trial, bool, int]:
-        """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy)."""
+    def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, seed: Optional[tuple]) -> tuple[Any, Trial, bool, int]:
+        """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy);
+        ``seed``: ``(hit, trial, accepted)``, the first search's only trial, at ``a`` (not finite where ``hit``)."""
         dtype, z, best, n = self.dtype, _zoom.start(f0, g0, np), self.placeholder, 0
-        if known:  # the first search's only trial, at a, was not finite
+        if seed is not None:  # scipy's cache answers the first trial
+            hit, known, accepted = seed
             inf = dtype.type(np.inf)
-            z, a, _, _ = _zoom.update(z, a, inf, inf, np.bool_(True), f0, g0, self.c1, self.c2, self.stpmax, np)
-            a = dtype.type(a)
+            f = inf if hit else known.value.astype(dtype)
+            g = inf if hit else known.grad.dot(ctx.direction).astype(dtype)
+            z, nxt, found, failed = _zoom.update(z, a, f, g, np.bool_(hit or accepted), f0, g0, self.c1, self.c2,
+                                                 self.stpmax, np)
+            if found:
+                return a, known, True, n
+            if failed:
+                return a, best, False, n
+            a = dtype.type(nxt)
         while True:
             t = ctx.evaluate(a)
             n += 1

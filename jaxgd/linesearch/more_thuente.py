@@ -164,7 +164,11 @@ class MoreThuente:
     (scipy's ``line_search_wolfe2``, written for JAX), as scipy's BFGS
     and CG do (``_line_search_wolfe12``); when that fails too, the first
     search's outcome stands (its best point if it lowered :math:`\\phi`, or
-    its Wolfe step if the direction accepts it).
+    its Wolfe step if the direction accepts it). Both searches start at the
+    same step: where that was the first search's only trial (not finite, or
+    its best), the second reads its outcome without evaluating it again, as
+    scipy's cache of the last point evaluated answers it (the same
+    evaluation counts as scipy's CG).
 
     References: J. J. Moré & D. J. Thuente, "Line search algorithms with
     guaranteed sufficient decrease", ACM TOMS 20(3), 1994 (MINPACK-2
@@ -297,8 +301,11 @@ class MoreThuente:
         if self.fallback:  # scipy's _line_search_wolfe12: the zoom search after a failed or rejected one
             accepted = jnp.asarray(True) if ctx.accept is None else ctx.accept(trial)
             redo = (g0 < 0) & ~(c.converged & ~c.hit & accepted)
+            # the first search's only trial, at stp0, is the zoom's first: scipy's cache of the last point evaluated
+            # answers it (not finite, or the search's best: converged or its interval's new end)
+            seed = (c.i == 1) & (c.hit | c.converged | (c.iv.stx == stp0))
             z = lax.cond(
-                redo, lambda: self._zoom(ctx, f0, g0, c1, c2, stpmax, stp0, ph, c.hit & (c.i == 1), redo),
+                redo, lambda: self._zoom(ctx, f0, g0, c1, c2, stpmax, stp0, ph, seed, c.hit, trial, accepted, redo),
                 lambda: _ZoomCarry(jnp.asarray(0, jnp.int32), alpha, _zoom.start(f0, g0), ph, jnp.asarray(False), jnp.asarray(True)),
             )
             alpha, trial = jnp.where(z.found, z.alpha, alpha), _tree.where(z.found, z.best, trial)
@@ -311,27 +318,33 @@ class MoreThuente:
             unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0),
             noise=c.noise, unseen=c.unseen)
 
-    def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, known, active) -> _ZoomCarry:  # noqa: ANN001
+    def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, seed, hit, known, accepted,  # noqa: ANN001
+              active) -> _ZoomCarry:
         """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
-        ``known``: that trial was the first search's only one, not finite (scipy's cache of the last
-        point evaluated then answers it: no evaluation); ``active``: the search runs (True under
-        ``lax.cond``; under ``vmap``, where both branches run, the runs that need no second search
-        start done)."""
+        ``seed``: that trial was the first search's only one (not finite where ``hit``, else ``known``, which
+        the first search ``accepted`` or not), and scipy's cache of the last point evaluated answers it: its
+        outcome starts the search, with no evaluation; ``active``: the search runs (True under ``lax.cond``;
+        under ``vmap``, where both branches run, the runs that need no second search start done)."""
         dtype = f0.dtype
+        inf = jnp.asarray(jnp.inf, dtype)
+        f = jnp.where(hit, inf, known.value.astype(dtype))
+        g = jnp.where(hit, inf, _tree.vdot(known.grad, ctx.direction).astype(dtype))
+        z0 = _zoom.start(f0, g0)
+        z1, nxt, found, failed = _zoom.update(z0, stp0, f, g, hit | accepted, f0, g0, c1, c2, stpmax)
+        found = seed & found
 
         def body(c: _ZoomCarry) -> _ZoomCarry:
-            # the first trial's outcome known (not finite): evaluated again, not counted, read as Inf
-            # (one copy of the search's code in the program; the case is rare)
-            skip = known & (c.i == 0) & (c.z.i == 0) & ~c.z.zooming
             t = ctx.evaluate(c.alpha)
-            f = jnp.where(skip, jnp.inf, t.value.astype(dtype))
-            g = jnp.where(skip, jnp.inf, _tree.vdot(t.grad, ctx.direction).astype(dtype))
+            f = t.value.astype(dtype)
+            g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
             ok = jnp.asarray(True) if ctx.accept is None else ctx.accept(t)
             z, nxt, found, failed = _zoom.update(c.z, c.alpha, f, g, ok, f0, g0, c1, c2, stpmax)
             best = _tree.where(found, t, c.best)
-            return _ZoomCarry(c.i + (~skip).astype(jnp.int32), jnp.where(found, c.alpha, nxt).astype(dtype), z, best, found, found | failed)
+            return _ZoomCarry(c.i + 1, jnp.where(found, c.alpha, nxt).astype(dtype), z, best, found, found | failed)
 
-        init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, _zoom.start(f0, g0), ph, jnp.asarray(False), ~active)
+        init = _ZoomCarry(jnp.asarray(0, jnp.int32), jnp.where(seed & ~found, nxt, stp0).astype(dtype),
+                          _tree.where(seed, z1, z0), _tree.where(found, known, ph), found,
+                          ~active | (seed & (found | failed)))
         return _packing.packed_while(lambda c: ~c.done, body, init)
 
     def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, apart) -> _Carry:  # noqa: ANN001
