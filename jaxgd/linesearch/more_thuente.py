@@ -305,7 +305,7 @@ class MoreThuente:
             # answers it (not finite, or the search's best: converged or its interval's new end)
             seed = (c.i == 1) & (c.hit | c.converged | (c.iv.stx == stp0))
             z = lax.cond(
-                redo, lambda: self._zoom(ctx, f0, g0, c1, c2, stpmax, stp0, ph, seed, c.hit, trial, accepted, redo),
+                redo, lambda: self._zoom(ctx, f0, g0, c1, c2, stpmax, stp0, ph, seed, c.hit, trial, redo),
                 lambda: _ZoomCarry(jnp.asarray(0, jnp.int32), alpha, _zoom.start(f0, g0), ph, jnp.asarray(False), jnp.asarray(True)),
             )
             alpha, trial = jnp.where(z.found, z.alpha, alpha), _tree.where(z.found, z.best, trial)
@@ -318,33 +318,28 @@ class MoreThuente:
             unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0),
             noise=c.noise, unseen=c.unseen)
 
-    def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, seed, hit, known, accepted,  # noqa: ANN001
+    def _zoom(self, ctx: StepContext, f0, g0, c1, c2, stpmax, stp0, ph, seed, hit, known,  # noqa: ANN001
               active) -> _ZoomCarry:
         """scipy's ``line_search_wolfe2`` from ``ctx`` (:mod:`jaxgd.linesearch.zoom`), first trial ``stp0``;
-        ``seed``: that trial was the first search's only one (not finite where ``hit``, else ``known``, which
-        the first search ``accepted`` or not), and scipy's cache of the last point evaluated answers it: its
-        outcome starts the search, with no evaluation; ``active``: the search runs (True under ``lax.cond``;
-        under ``vmap``, where both branches run, the runs that need no second search start done)."""
+        ``seed``: that trial was the first search's only one (not finite where ``hit``, else ``known``), and
+        scipy's cache of the last point evaluated answers it: the first iteration reads it instead of evaluating
+        (a ``lax.cond``: one copy of the loss and of the search's update in the program); ``active``: the search
+        runs (True under ``lax.cond``; under ``vmap``, where both branches run, the runs that need no second
+        search start done)."""
         dtype = f0.dtype
-        inf = jnp.asarray(jnp.inf, dtype)
-        f = jnp.where(hit, inf, known.value.astype(dtype))
-        g = jnp.where(hit, inf, _tree.vdot(known.grad, ctx.direction).astype(dtype))
-        z0 = _zoom.start(f0, g0)
-        z1, nxt, found, failed = _zoom.update(z0, stp0, f, g, hit | accepted, f0, g0, c1, c2, stpmax)
-        found = seed & found
 
         def body(c: _ZoomCarry) -> _ZoomCarry:
-            t = ctx.evaluate(c.alpha)
-            f = t.value.astype(dtype)
-            g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
+            cached = seed & (c.i == 0) & (c.z.i == 0) & ~c.z.zooming  # (the first iteration)
+            t = lax.cond(cached, lambda: known, lambda: ctx.evaluate(c.alpha))
+            f = jnp.where(cached & hit, jnp.inf, t.value.astype(dtype))
+            g = jnp.where(cached & hit, jnp.inf, _tree.vdot(t.grad, ctx.direction).astype(dtype))
             ok = jnp.asarray(True) if ctx.accept is None else ctx.accept(t)
             z, nxt, found, failed = _zoom.update(c.z, c.alpha, f, g, ok, f0, g0, c1, c2, stpmax)
             best = _tree.where(found, t, c.best)
-            return _ZoomCarry(c.i + 1, jnp.where(found, c.alpha, nxt).astype(dtype), z, best, found, found | failed)
+            return _ZoomCarry(c.i + (~cached).astype(jnp.int32), jnp.where(found, c.alpha, nxt).astype(dtype), z, best,
+                              found, found | failed)
 
-        init = _ZoomCarry(jnp.asarray(0, jnp.int32), jnp.where(seed & ~found, nxt, stp0).astype(dtype),
-                          _tree.where(seed, z1, z0), _tree.where(found, known, ph), found,
-                          ~active | (seed & (found | failed)))
+        init = _ZoomCarry(jnp.asarray(0, jnp.int32), stp0, _zoom.start(f0, g0), ph, jnp.asarray(False), ~active)
         return _packing.packed_while(lambda c: ~c.done, body, init)
 
     def _body(self, c: _Carry, ctx: StepContext, f0, g0, gtest, c1, c2, xtol, tie_tol, stpmax, apart) -> _Carry:  # noqa: ANN001
