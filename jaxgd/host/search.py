@@ -212,8 +212,8 @@ class Search:
             if g0 < 0 and not (converged and not hit and accepted):
                 # (MoreThuente.step's seed: the first search's only trial, not finite or its best, answers the first)
                 seed = i == 1 and (hit or best is t)
-                za, zt, found, n = self.zoom(ctx, f0, g0, first_trial(self.initial, self.always, state, ctx, self.rule.min_move),
-                                             (hit, best, accepted) if seed else None)
+                first = first_trial(self.initial, self.always, state, ctx, self.rule.min_move)
+                za, zt, found, n = self.zoom(ctx, f0, g0, first, (hit, best, accepted) if seed else None)
                 i += n
                 if found:
                     alpha, best, ok = za, zt, True
@@ -227,14 +227,16 @@ class Search:
 
     def zoom(self, ctx: Context, f0: Any, g0: Any, a: Any, seed: Optional[tuple]) -> tuple[Any, Trial, bool, int]:
         """``MoreThuente._zoom``: ``(alpha, trial, found, evaluations)`` (:mod:`jaxgd.linesearch.zoom` over NumPy);
-        ``seed``: ``(hit, trial, accepted)``, the first search's only trial, at ``a`` (not finite where ``hit``)."""
+        ``seed``: ``(hit, trial, accepted)``, the first search's only trial, at ``a`` (not finite where ``hit``: read
+        as Inf, which no acceptance makes a find), and the acceptance test's verdict on it (on the placeholder
+        where ``hit``, as the compiled zoom's)."""
         dtype, z, best, n = self.dtype, _zoom.start(f0, g0, np), self.placeholder, 0
         if seed is not None:  # scipy's cache answers the first trial
             hit, known, accepted = seed
             inf = dtype.type(np.inf)
             f = inf if hit else known.value.astype(dtype)
             g = inf if hit else known.grad.dot(ctx.direction).astype(dtype)
-            z, nxt, found, failed = _zoom.update(z, a, f, g, np.bool_(hit or accepted), f0, g0, self.c1, self.c2,
+            z, nxt, found, failed = _zoom.update(z, a, f, g, np.bool_(accepted), f0, g0, self.c1, self.c2,
                                                  self.stpmax, np)
             if found:
                 return a, known, True, n
