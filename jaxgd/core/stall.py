@@ -587,8 +587,7 @@ def probe_descent(value_fn: Any, params: Params, value: jax.Array, grad: Params,
 
     def body(c: tuple) -> tuple:
         k, t, _ = c
-        trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params)
-        f = jnp.asarray(value_fn(trial)).astype(f32)
+        f = _probe_value(value_fn, params, d, t, f32)
         found = probe_falls(f, f0, t, ss, tie, least)
         return k + 1, t * 0.25, found
 
@@ -609,13 +608,19 @@ def _probe_upward(value_fn: Any, params: Params, f0: Any, d: Params, ss: Any, ti
 
     def body(c: tuple) -> tuple:
         k, t, _, _ = c
-        trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params)
-        f = jnp.asarray(value_fn(trial)).astype(f0.dtype)
+        f = _probe_value(value_fn, params, d, t, f0.dtype)
         return k + 1, t * 4.0, probe_falls(f, f0, t, ss, tie, least), probe_rises(f, f0, ceiling)
 
     k, _, found, _ = lax.while_loop(cond, body, (jnp.asarray(0, jnp.int32), probe_bottom(top, least),
                                                  jnp.asarray(False), jnp.asarray(False)))
     return found, k
+
+
+def _probe_value(value_fn: Any, params: Params, d: Params, t: Any, dtype: Any) -> jax.Array:
+    """``f(x - t d)`` in ``dtype``, the trial point computed in at least float32 and rounded to ``params``'s
+    dtype: one trial of :func:`probe_descent`, either way."""
+    trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params)
+    return jnp.asarray(value_fn(trial)).astype(dtype)
 
 
 def probe_bottom(top: Any, least: Any, xp: Any = jnp) -> Any:

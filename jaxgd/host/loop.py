@@ -132,25 +132,18 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Opt
         tie = max(tie, f32(least_fall))
     t = f32(_stall.probe_start(f0, ss, np))
     least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype)) if least_fall is None else f32(0)
-    k = 0
-    if rise is not None:  # (upward: the same steps from the shortest that counts to t, to a fall or a rise)
+    k, up = 0, rise is not None  # (upward: the same steps from the shortest that counts to t, to a fall or a rise)
+    if up:
         top, t = t, f32(_stall.probe_bottom(t, least, np))
         ceiling = np.maximum(tie, f32(rise))
-        while ss > 0 and np.isfinite(ss) and t <= top:
-            f = f32(vg((x32 - t * d).astype(dtype))[0])
-            k += 1
-            if _stall.probe_falls(f, f0, t, ss, tie, least, np):
-                return True, k
-            if _stall.probe_rises(f, f0, ceiling):
-                return False, k
-            t = f32(t * 4.0)
-        return False, k
-    while k < _stall.PROBES and ss > 0 and np.isfinite(ss) and _stall.probe_counts(t, least):
+    while ss > 0 and np.isfinite(ss) and (t <= top if up else k < _stall.PROBES and _stall.probe_counts(t, least)):
         f = f32(vg((x32 - t * d).astype(dtype))[0])
         k += 1
         if _stall.probe_falls(f, f0, t, ss, tie, least, np):
             return True, k
-        t = f32(t * 0.25)
+        if up and _stall.probe_rises(f, f0, ceiling):
+            return False, k
+        t = f32(t * (4.0 if up else 0.25))
     return False, k
 
 
