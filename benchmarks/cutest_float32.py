@@ -90,9 +90,9 @@ def _solve(prob: Any, method: str, dtype: str, tier: str) -> dict:
     t0 = time.perf_counter()
     try:
         f = prob.objective()
-        x, steps, nfev, _, status = S.MAKERS[f"jaxgd {method}"](f, x0, bounds, math.inf)()
+        x, steps, nfev, ngev, status = S.MAKERS[f"jaxgd {method}"](f, x0, bounds, math.inf)()
         out = {"status": status, "success": jaxgd.Status[status].success, "f": float(f(x)), "nfev": nfev,
-               "steps": steps}
+               "ngev": ngev, "steps": steps}
         if dtype != "float64":
             out["x"] = np.asarray(x, np.float64).tolist()
     except Exception as e:  # a crash is a failure, recorded as such
