@@ -284,12 +284,46 @@ def scaled_norm(a: PyTree) -> jax.Array:
     # the norm is homogeneous in m: no derivative flows through it (m**2 in the chain rule
     # overflows for m > 1e154, which zeroed half of the gradient of the norm there)
     m = jax.lax.stop_gradient(m)
-    _, e = jnp.frexp(jnp.where((m > 0) & jnp.isfinite(m), m, 1.0))
-    h = e // 2
-    two = lambda k: jnp.ldexp(jnp.ones((), w), k)  # noqa: E731  (2**k, exact)
+    e = _exponent(jnp.where((m > 0) & jnp.isfinite(m), m, 1.0))
+    h = jnp.right_shift(e, 1)  # (floor(e / 2))
+    two = lambda k: _power_of_two(k, w)  # noqa: E731  (2**k, exact)
     parts = [jnp.sum(jnp.square(x.astype(w) * two(-h) * two(h - e))) for x in xs]
     total = jnp.sqrt(sum(parts[1:], parts[0])) * two(h) * two(e - h)
     return jnp.where(jnp.isfinite(m), total, m)
+
+
+def count_div(k: Any, d: Any) -> Any:
+    """``k // d`` for a count ``k >= 0`` (traced) and ``d > 0`` (static or traced): ``k`` itself for a static 1,
+    else ``lax.div``, which truncates (the floor for these operands) where ``//`` lowers with a sign correction."""
+    return k if isinstance(d, int) and d == 1 else jax.lax.div(k, jnp.asarray(d, k.dtype))
+
+
+def count_rem(k: Any, d: Any) -> Any:
+    """``k % d`` for a count ``k >= 0`` (traced) and ``d > 0`` (static or traced), as :func:`count_div`: 0 for a
+    static 1, else ``lax.rem``."""
+    return jnp.zeros_like(k) if isinstance(d, int) and d == 1 else jax.lax.rem(k, jnp.asarray(d, k.dtype))
+
+
+def _exponent(m: jax.Array) -> jax.Array:
+    """``jnp.frexp``'s exponent of a finite ``m > 0`` (``m = f 2^e``, ``0.5 <= f < 1``), read from its bits
+    with a few integer ops where ``jnp.frexp`` lowers to some fifty (in every program that takes a norm). A
+    subnormal is scaled by ``2^p`` first (``p`` the significand's bits), as ``jnp.frexp`` does: the same
+    exponent where XLA:CPU flushes the subnormal to zero."""
+    info = jnp.finfo(m.dtype)
+    p = info.nmant
+    sub = m < info.tiny
+    m = jnp.where(sub, m * (2.0 ** p), m)
+    ints = jnp.int64 if m.dtype == jnp.float64 else jnp.int32
+    biased = jnp.right_shift(jax.lax.bitcast_convert_type(m, ints), p) & (2 * (info.maxexp - 1) + 1)
+    return (biased - (info.maxexp - 2) - jnp.where(sub, p, 0)).astype(jnp.int32)
+
+
+def _power_of_two(k: jax.Array, dtype: Any) -> jax.Array:
+    """``2^k`` exactly in ``dtype`` (float32 or float64), built from its bits (``jnp.ldexp`` lowers to some
+    thirty ops), for a normal power: ``finfo(dtype).minexp <= k < finfo(dtype).maxexp``."""
+    info = jnp.finfo(dtype)
+    ints = jnp.int64 if info.dtype == jnp.float64 else jnp.int32
+    return jax.lax.bitcast_convert_type(jnp.left_shift(k.astype(ints) + (info.maxexp - 1), info.nmant), info.dtype)
 
 
 def add_scaled(x: PyTree, alpha: jax.Array, d: PyTree) -> PyTree:

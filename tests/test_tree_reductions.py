@@ -239,3 +239,33 @@ def test_sq_norm_checked_of_small_float16_elements_is_not_zero(n):
     x = np.asarray(g, np.float64)
     assert bool(finite)
     np.testing.assert_allclose(float(norm), math.sqrt(math.fsum(x * x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exponent_and_power_of_two_from_bits_match_numpy(dtype):
+    """Reference: NumPy's frexp and ldexp (normal numbers, every exponent), and jnp.frexp under jit for
+    subnormals (XLA:CPU flushes them: NumPy's exponent is not what a compiled frexp gives). The bit
+    reads that replaced jnp.frexp/jnp.ldexp in the overflow-safe norm's scaling (a smaller program)."""
+    fi = np.finfo(dtype)
+    rng = np.random.default_rng(3)
+    ks = np.arange(fi.minexp, fi.maxexp)
+    normal = (rng.uniform(1.0, 2.0, ks.size) * np.ldexp(1.0, ks)).astype(dtype)
+    normal = np.concatenate([normal, [fi.tiny, fi.max, 1.0, 0.5, 0.75]]).astype(dtype)
+    got = np.asarray(jax.jit(_tree._exponent)(jnp.asarray(normal)))
+    np.testing.assert_array_equal(got, np.frexp(normal)[1])
+    sub = np.asarray([fi.smallest_subnormal, fi.tiny / 2, fi.tiny / 1024], dtype)
+    np.testing.assert_array_equal(np.asarray(jax.jit(_tree._exponent)(jnp.asarray(sub))),
+                                  np.asarray(jax.jit(lambda v: jnp.frexp(v)[1])(jnp.asarray(sub))))
+    powers = np.asarray(jax.jit(lambda k: _tree._power_of_two(k, dtype))(jnp.asarray(ks, jnp.int32)))
+    assert powers.dtype == dtype
+    np.testing.assert_array_equal(powers, np.ldexp(dtype(1), ks).astype(dtype))
+
+
+def test_count_div_and_rem_match_python():
+    """Reference: Python's // and % on non-negative counts, static and traced divisors, under jit and vmap."""
+    ks = np.arange(0, 50, dtype=np.int32)
+    for d in (1, 3, 10):
+        for div, rem in ((lambda k: _tree.count_div(k, d), lambda k: _tree.count_rem(k, d)),
+                         (lambda k: _tree.count_div(k, jnp.int32(d)), lambda k: _tree.count_rem(k, jnp.int32(d)))):
+            np.testing.assert_array_equal(np.asarray(jax.vmap(jax.jit(div))(jnp.asarray(ks))), ks // d)
+            np.testing.assert_array_equal(np.asarray(jax.vmap(jax.jit(rem))(jnp.asarray(ks))), ks % d)

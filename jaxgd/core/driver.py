@@ -126,8 +126,8 @@ def _entry_index(solver: Any, prev: Any, new: Any) -> jax.Array:
     multiple of ``every``."""
     every, n = solver.history_every, solver.history_length()
     k = new.count
-    take = (k > prev.count) & (k % every == 0)
-    return jnp.where(take, k // every - 1, n)
+    take = (k > prev.count) & (_tree.count_rem(k, every) == 0)
+    return jnp.where(take, _tree.count_div(k, every) - 1, n)
 
 
 def _steps(solver: Any, s: Any, k_steps: int, stop: Optional[Any], args: tuple) -> tuple[Any, list, list]:
@@ -150,7 +150,7 @@ def _steps(solver: Any, s: Any, k_steps: int, stop: Optional[Any], args: tuple) 
             entries.append(jnp.stack([solver.loss(new.params, new.value), new.alpha, new.grad_norm]))
         if solver.progress_every:
             lax.cond(
-                (new.count > s.count) & (new.count % solver.progress_every == 0),
+                (new.count > s.count) & (_tree.count_rem(new.count, solver.progress_every) == 0),
                 lambda new=new: report(new.count, solver.loss(new.params, new.value), solver.step_limit),
                 lambda: None,
             )
@@ -238,7 +238,7 @@ def _chunked(
     def outer(carry: tuple) -> tuple:
         c, table, ent = carry
         start = unpack(c).count
-        first = (start // every).astype(jnp.int32)
+        first = _tree.count_div(start, every).astype(jnp.int32)
 
         def inner(carry: tuple) -> tuple:
             c, ent = carry
@@ -267,7 +267,8 @@ def _chunked(
     c, table, _ = lax.while_loop(going, outer, (pack(state), table, blank))
     state = unpack(c)
     # what follows the run's last entry is NaN (the rows an older chunk left there included)
-    table = lax.dynamic_update_slice(table, blank, (jnp.minimum(state.count // every, n).astype(jnp.int32), zero))
+    end = jnp.minimum(_tree.count_div(state.count, every), n).astype(jnp.int32)
+    table = lax.dynamic_update_slice(table, blank, (end, zero))
     return state, type(history)(*(table[:n, i] for i in range(fields)))
 
 

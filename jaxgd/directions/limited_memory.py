@@ -121,7 +121,7 @@ def two_loop(g: Grads, state: LBFGSState, h0: Callable[[PyTree], PyTree]) -> Gra
     """:math:`H g` by the two-loop recursion over the ring, oldest pair first (Algorithm 7.4), from
     :math:`H^0` given as its product ``h0(q)``."""
     m = state.rho.shape[0]
-    order = (state.head + jnp.arange(m)) % m
+    order = _tree.count_rem(state.head + jnp.arange(m, dtype=state.head.dtype), m)
 
     def newest_first(q: PyTree, i: jax.Array) -> tuple[PyTree, jax.Array]:
         a = state.rho[i] * _tree.vdot(_row(state.s, i), q)
@@ -245,7 +245,7 @@ def push(state: LBFGSState, s: PyTree, y: PyTree, take: jax.Array, sy: jax.Array
         rinv = push_inverse(state.rinv, ring, state.rho, slot, y, take, (1.0 / safe_sy).astype(state.rinv.dtype))
         state = state._replace(rinv=rinv)
     return state._replace(
-        head=(state.head + step) % m,
+        head=_tree.count_rem(state.head + step, m),
         held=jnp.minimum(state.held + step, m),
         s=put(state.s, s) if ring is None else ring,
         y=put(state.y, y),
