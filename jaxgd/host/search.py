@@ -231,26 +231,18 @@ class Search:
         as Inf, which no acceptance makes a find), and the acceptance test's verdict on it (on the placeholder
         where ``hit``, as the compiled zoom's)."""
         dtype, z, best, n = self.dtype, _zoom.start(f0, g0, np), self.placeholder, 0
-        if seed is not None:  # scipy's cache answers the first trial
-            hit, known, accepted = seed
-            inf = dtype.type(np.inf)
-            f = inf if hit else known.value.astype(dtype)
-            g = inf if hit else known.grad.dot(ctx.direction).astype(dtype)
-            z, nxt, found, failed = _zoom.update(z, a, f, g, np.bool_(accepted), f0, g0, self.c1, self.c2,
-                                                 self.stpmax, np)
-            if found:
-                return a, known, True, n
-            if failed:
-                return a, best, False, n
-            a = dtype.type(nxt)
+        inf = dtype.type(np.inf)
         while True:
-            t = ctx.evaluate(a)
-            n += 1
-            ok = True if ctx.accept is None else bool(ctx.accept(t))
-            z, nxt, found, failed = _zoom.update(
-                z, a, t.value.astype(dtype), t.grad.dot(ctx.direction).astype(dtype), np.bool_(ok), f0, g0,
-                self.c1, self.c2, self.stpmax, np,
-            )
+            if seed is not None:  # the first iteration: scipy's cache answers the trial (MoreThuente._zoom's cached)
+                hit, t, ok = seed
+                seed = None
+                f, g = (inf, inf) if hit else (t.value.astype(dtype), t.grad.dot(ctx.direction).astype(dtype))
+            else:
+                t = ctx.evaluate(a)
+                n += 1
+                ok = True if ctx.accept is None else bool(ctx.accept(t))
+                f, g = t.value.astype(dtype), t.grad.dot(ctx.direction).astype(dtype)
+            z, nxt, found, failed = _zoom.update(z, a, f, g, np.bool_(ok), f0, g0, self.c1, self.c2, self.stpmax, np)
             if found:
                 return a, t, True, n
             if failed:
