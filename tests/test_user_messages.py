@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd.core.status import NONFINITE_AT_START, message_at
+from jaxgd.core.status import FIT_NONFINITE_FIRST, NONFINITE_AT_START, message_at
 
 X = np.random.default_rng(0).normal(size=(20, 3))
 Y = X @ np.array([1.0, -1.0, 0.5])
@@ -121,7 +121,8 @@ def test_nan_in_the_data_at_step_zero_says_params_are_the_start() -> None:
     np.testing.assert_array_equal(np.asarray(res.params), 0.0)
     fres = jaxgd.fit(mse, jnp.zeros(3), (bad, Y), batch_size=20, epochs=2, key=jax.random.PRNGKey(0), lr=0.1)
     assert fres.status_enum is jaxgd.FitStatus.NONFINITE and int(fres.steps) == 0
-    assert fres.message == NONFINITE_AT_START
+    # (fit's steps count the steps kept: 0 is also a first step rolled back, which the text names too)
+    assert fres.message == FIT_NONFINITE_FIRST and "starting ones, unchanged" in fres.message
     # A run that stopped later keeps the usual message (its params were finite once).
     assert message_at(jaxgd.Status.NONFINITE, 3) == jaxgd.Status.NONFINITE.message
 
@@ -140,6 +141,38 @@ def test_a_finite_start_whose_first_step_is_not_finite_keeps_the_general_message
     assert res.message == jaxgd.Status.NONFINITE.message != NONFINITE_AT_START
     lanes = jax.vmap(lambda x: jaxgd.minimize(f, x, method="gd", lr=1.0))(jnp.asarray([x0, [-1.0, 1.0]]))
     assert list(lanes.message) == [jaxgd.Status.NONFINITE.message, NONFINITE_AT_START]
+
+
+def test_fit_whose_first_step_was_rolled_back_does_not_say_the_start_was_nan() -> None:
+    """Reference: the loss at m = 0 by hand, mean((0 - x)^2) over x = 0..7 = 17.5 (finite); gd with
+    lr = 10 steps to m = 0 - 10 * mean(2 (0 - x)) = 70, where the loss is NaN (m > 10). One minibatch an
+    epoch: epoch 1 keeps the step (its loss, 17.5, was finite), epoch 2's loss at 70 is NaN, the step
+    is rolled back, and no step is kept. The start was finite: the message must not say it was NaN
+    (a user review, session 53: it said "the loss ... at the starting params is already NaN")."""
+    x = jnp.arange(8.0)
+
+    def loss(m: jax.Array, xb: jax.Array) -> jax.Array:
+        return jnp.mean((m - xb) ** 2) + jnp.where(m > 10.0, jnp.nan, 0.0)
+
+    assert np.mean((0.0 - np.arange(8.0)) ** 2) == 17.5
+    res = jaxgd.fit(loss, jnp.zeros(()), x, batch_size=8, epochs=3, key=jax.random.key(0), method="gd", lr=10.0)
+    assert res.status_enum is jaxgd.FitStatus.NONFINITE and int(res.steps) == 0 and int(res.epochs) == 2
+    assert float(res.history.train_loss[0]) == 17.5 and float(res.params) == 0.0
+    assert res.message == jaxgd.FitStatus.NONFINITE.message
+    assert res.message != NONFINITE_AT_START and res.message != FIT_NONFINITE_FIRST
+
+
+def test_vmapped_fit_result_reports_per_run() -> None:
+    """Reference: the same fits run one by one (their status, success and message). Under ``jax.vmap``
+    a FitResult's host properties read per run, as Result's do (they raised TypeError: session 53)."""
+    lrs = jnp.asarray([0.05, 0.1])
+    run = lambda lr: jaxgd.fit(mse, jnp.zeros(3), (X, Y), batch_size=10, epochs=3, key=jax.random.key(0), lr=lr)  # noqa: E731
+    batched = jax.vmap(run)(lrs)
+    one = [run(float(lr)) for lr in lrs]
+    assert list(batched.status_enum) == [r.status_enum for r in one] == [jaxgd.FitStatus.EPOCHS] * 2
+    assert list(batched.success) == [r.success for r in one] == [True, True]
+    assert list(batched.message) == [r.message for r in one]
+    assert "EPOCHS" in repr(batched)
 
 
 def test_args_shape_error_chains_jax_error() -> None:

@@ -122,6 +122,24 @@ def message_at(status: Any, steps: Any, dtype: str = "float32", start_finite: bo
     return status.message.format(dtype=dtype)
 
 
+FIT_NONFINITE_FIRST = (
+    "Stopped before any step was kept: a minibatch loss or gradient was NaN or Inf at the starting params, "
+    "or at the point the first step reached (that step was rolled back); params are the starting ones, unchanged."
+)
+
+
+def fit_message_at(status: Any, steps: Any, first_loss: Any) -> str:
+    """``status.message`` for :func:`jaxgd.fit`, made true for a run that kept no step: ``fit``'s
+    ``steps`` counts the steps kept (one rolled back after a non-finite minibatch loss is not),
+    so ``steps == 0`` with ``NONFINITE`` is a bad start, or a first step whose point was rolled
+    back. ``first_loss``, the first epoch's training loss (the mean of its minibatch losses, the
+    start's among them), tells them apart where it is finite (then the start was, and the
+    general text holds); where it is not, the text names both."""
+    if status == FitStatus.NONFINITE and int(np.asarray(steps)) == 0 and not np.isfinite(first_loss):
+        return FIT_NONFINITE_FIRST
+    return status.message
+
+
 MESSAGES[FitStatus.RUNNING] = MESSAGES[Status.RUNNING]
 MESSAGES[FitStatus.NONFINITE] = MESSAGES[Status.NONFINITE]
 MESSAGES[FitStatus.EPOCHS] = "Completed: all epochs ran."
@@ -144,11 +162,20 @@ class History(NamedTuple):
     grad_norm: jax.Array
 
 
-def _status_of(status: Any) -> Any:
+def status_of(status: Any, kind: type = Status) -> Any:
+    """``status`` as a ``kind`` (:class:`Status` or :class:`FitStatus`) member, or an object
+    array of them for a batched result (``jax.vmap``)."""
     arr = np.asarray(status)
     if arr.ndim == 0:
-        return Status(int(arr))
-    return np.vectorize(lambda s: Status(int(s)), otypes=[object])(arr)
+        return kind(int(arr))
+    return np.vectorize(lambda s: kind(int(s)), otypes=[object])(arr)
+
+
+def success_of(status: Any) -> Any:
+    """``status.success``, elementwise for an object array from :func:`status_of`."""
+    if isinstance(status, enum.Enum):
+        return status.success
+    return np.vectorize(lambda x: x.success, otypes=[bool])(status)
 
 
 class Result(NamedTuple):
@@ -189,15 +216,12 @@ class Result(NamedTuple):
     @property
     def status_enum(self) -> Any:
         """``status`` as a :class:`Status` (an object array of them when batched)."""
-        return _status_of(self.status)
+        return status_of(self.status)
 
     @property
     def success(self) -> Any:
         """True when a convergence test stopped the run (host only)."""
-        s = self.status_enum
-        if isinstance(s, Status):
-            return s.success
-        return np.vectorize(lambda x: x.success, otypes=[bool])(s)
+        return success_of(self.status_enum)
 
     @property
     def message(self) -> Any:

@@ -31,7 +31,7 @@ from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
-from ..core.status import FitStatus, message_at
+from ..core.status import FitStatus, fit_message_at, status_of, success_of
 from .._types import Params, PyTree
 
 class FitHistory(NamedTuple):
@@ -123,24 +123,31 @@ class FitResult(NamedTuple):
         return jnp.where(jnp.asarray(self.epochs) > 0, jnp.take(h, last, axis=-1, mode="clip"), jnp.nan)
 
     @property
-    def status_enum(self) -> FitStatus:
-        return FitStatus(int(np.asarray(self.status)))
+    def status_enum(self) -> Any:
+        """``status`` as a :class:`FitStatus` (an object array of them when batched, under ``vmap``)."""
+        return status_of(self.status, FitStatus)
 
     @property
-    def success(self) -> bool:
-        """True when the run ended by completing its epochs or by early stopping."""
-        return self.status_enum.success
+    def success(self) -> Any:
+        """True when the run ended by completing its epochs or by early stopping (host only)."""
+        return success_of(self.status_enum)
 
     @property
-    def message(self) -> str:
-        return message_at(self.status_enum, self.steps)
+    def message(self) -> Any:
+        """A human sentence saying why the run stopped (host only)."""
+        s = self.status_enum
+        h = np.asarray(self.history.train_loss)
+        first = h[..., 0] if h.shape[-1] else np.full(h.shape[:-1], np.nan)
+        if isinstance(s, FitStatus):
+            return fit_message_at(s, self.steps, first)
+        return np.vectorize(fit_message_at, otypes=[object])(s, np.asarray(self.steps), first)
 
     def __repr__(self) -> str:
         try:
             return (
-                f"FitResult(status={self.status_enum!r}, epochs={int(self.epochs)}, "
-                f"steps={int(self.steps)}, best_epoch={int(self.best_epoch)}, "
-                f"best_loss={float(self.best_loss):.6g})"
+                f"FitResult(status={self.status_enum!r}, epochs={np.asarray(self.epochs)}, "
+                f"steps={np.asarray(self.steps)}, best_epoch={np.asarray(self.best_epoch)}, "
+                f"best_loss={np.asarray(self.best_loss)})"
             )
         except Exception:  # traced
             return f"FitResult(params={self.params!r}, status={self.status!r})"
