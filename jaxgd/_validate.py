@@ -57,6 +57,8 @@ BAD_COUNT = "{name} must be an integer >= {minimum}, got {name}={value!r}"
 BAD_FLAG = "{name} must be a bool, got {name}={value!r}"
 BAD_EVERY = "{name} must be a bool or a positive integer (every k steps), got {name}={value!r}"
 EMPTY_PARAMS = "{name} must contain at least one non-empty array, got {what}"
+EMPTY_LEAF = ("{name} must not hold an array of size 0 (jaxgd's loops take every leaf as parameters), got leaf "
+              "{path} of shape {shape}; leave it out of {name} (pass it through args or close over it)")
 BAD_PARAMS_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
 NOT_IN_DTYPE = ("{name}={value!r} overflows {dtype}, the dtype of the parameters' leaf {path} (its largest finite "
                 "number is {big:.4g}); pass a smaller {name} or parameters of a wider dtype")
@@ -222,7 +224,8 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
     known); values are not read here.
 
     Raises:
-      ValueError: no leaves, or a leaf of size 0 (:data:`EMPTY_PARAMS`).
+      ValueError: no leaves, or a leaf of size 0 (:data:`EMPTY_PARAMS` where no leaf holds an
+        array, :data:`EMPTY_LEAF` where another does).
       TypeError: an integer, boolean, complex or non-numeric leaf (:data:`BAD_PARAMS_DTYPE`).
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
@@ -238,10 +241,17 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             is_float = bool(jnp.issubdtype(dtype, jnp.floating))
         if not is_float:
             raise TypeError(BAD_PARAMS_DTYPE.format(name=name, path=_tree.leaf_path_at(tree, i), dtype=dtype))
-        if (leaf.size if isinstance(leaf, jax.Array) else np.size(leaf)) == 0:
-            raise ValueError(EMPTY_PARAMS.format(name=name, what=f"leaf {_tree.leaf_path_at(tree, i)} of shape {np.shape(leaf)}"))
+        if _size(leaf) == 0:
+            path = _tree.leaf_path_at(tree, i)
+            if any(_size(other) for other in leaves):  # (the tree has an array, just not this one)
+                raise ValueError(EMPTY_LEAF.format(name=name, path=path, shape=np.shape(leaf)))
+            raise ValueError(EMPTY_PARAMS.format(name=name, what=f"leaf {path} of shape {np.shape(leaf)}"))
         dtypes.append(dtype)
     return leaves, treedef, dtypes
+
+
+def _size(leaf: Any) -> int:
+    return leaf.size if isinstance(leaf, jax.Array) else int(np.size(leaf))
 
 
 def in_dtypes(name: str, values: list, params: Any, side: str = "both") -> None:

@@ -213,6 +213,8 @@ ROWS: list[Row] = [
     R("minimize", "x0", "None", ValueError, "x0 must contain at least one", lambda c: M(c, x0=None)),
     R("minimize", "x0", "np.zeros(0)", ValueError, "x0 must contain at least one non-empty array", lambda c: M(c, x0=np.zeros(0))),
     R("minimize", "x0", '{"w": np.zeros((2, 0))}', ValueError, "leaf ['w'] of shape (2, 0)", lambda c: M(c, x0={"w": np.zeros((2, 0))})),
+    R("minimize", "x0", '{"a": np.zeros(0), "b": np.ones(2)}', ValueError, "got leaf ['a'] of shape (0,); leave it out of x0",
+      lambda c: M(c, x0={"a": np.zeros(0), "b": np.ones(2)})),
     R("minimize", "x0", "np.arange(3) (int64)", TypeError, "x0 leaf (root) has dtype int64", lambda c: M(c, x0=np.arange(3))),
     R("minimize", "x0", '{"w": int32 array}', TypeError, "x0 leaf ['w'] has dtype int32", lambda c: M(c, x0={"w": np.zeros(2, np.int32)})),
     R("minimize", "x0", "3 (Python int)", TypeError, "x0 leaf (root) has dtype int64", lambda c: M(c, x0=3)),
