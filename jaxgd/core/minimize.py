@@ -210,8 +210,12 @@ def minimize(
         earlier call. ``x0`` then only gives the expected structure, shapes
         and dtypes, and a mismatch raises. Pass the same ``fun``, ``args``
         and options as the interrupted run: the result is then bit for bit
-        the one an uninterrupted run gives (params, loss, history, status,
-        steps). ``max_steps`` may be raised to extend a finished run.
+        the one an uninterrupted run of the compiled loop gives (params, loss,
+        history, status, steps); runs with checkpoints or ``resume`` always
+        run it, where ``tier="auto"``'s first call of ``lbfgs``, ``bfgs`` or
+        ``cg`` runs on the host tier, whose iterates can part from it by
+        rounding (see ``tier``; ``tier="compiled"`` for the same bits).
+        ``max_steps`` may be raised to extend a finished run.
       {options:bounds,accelerated}
       adjoint: how ``jax.grad``/``jvp``/``jacfwd``/``jacrev`` differentiate
         the result (forward and reverse mode, under ``jit`` and ``vmap``;
