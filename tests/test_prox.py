@@ -186,6 +186,48 @@ def test_bounds_unlike_x0_raise_naming_bounds_before_compiling(bounds):
         jaxgd.minimize(box_loss, jnp.zeros(10), bounds=bounds)
 
 
+@pytest.mark.parametrize("method", ["gd", "lbfgs"])
+def test_traced_bounds_out_of_order_end_invalid_argument_per_lane(method):
+    """Reference: the eager call, which raises for lower > upper (the host check), and the closed form
+    clip(target, lo, hi) for the valid lane. Under vmap the bounds are traced: the run itself tests them
+    and the bad lane stops before its first step with its start, not a "converged" point outside the box
+    (a user review, session 53: GTOL at [-1, -1] for lower = 1 > upper = -1)."""
+    target = jnp.asarray([2.0, -3.0])
+    f = lambda x: jnp.sum((x - target) ** 2)  # noqa: E731
+    kw = {"lr": 0.1} if method == "gd" else {}
+    with pytest.raises(ValueError, match="lower must be <= upper"):
+        jaxgd.minimize(f, jnp.zeros(2), method=method, bounds=(1.0, -1.0), **kw)
+    res = jax.vmap(lambda u: jaxgd.minimize(f, jnp.zeros(2), method=method, bounds=(u, -u), **kw))(jnp.asarray([-1.0, 1.0]))
+    assert list(res.status_enum) == [jaxgd.Status.GTOL, jaxgd.Status.INVALID_ARGUMENT]
+    assert list(res.success) == [True, False] and int(res.steps[1]) == 0
+    np.testing.assert_allclose(res.params[0], np.clip(target, -1.0, 1.0), atol=1e-6)
+    np.testing.assert_array_equal(res.params[1], [0.0, 0.0])  # the start, not projected into an empty box
+    assert "lower > upper" in res.message[1]
+    nan = jax.jit(lambda u: jaxgd.minimize(f, jnp.zeros(2), method=method, bounds=(u, 1.0), **kw))(jnp.nan)
+    assert nan.status_enum is jaxgd.Status.INVALID_ARGUMENT
+
+
+def test_traced_negative_l1_ends_invalid_argument_in_minimize_and_fit():
+    """Reference: the eager calls, which raise for l1 < 0 (the host check); traced, the run tests it (a
+    user review, session 53: GTOL "converged" at loss -2.5). A valid traced l1 runs as the eager one."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    with pytest.raises(ValueError, match="l1"):
+        jaxgd.minimize(f, jnp.zeros(2), lr=0.1, l1=-1.0)
+    bad = jax.jit(lambda l: jaxgd.minimize(f, jnp.zeros(2), lr=0.1, l1=l))(-1.0)
+    assert bad.status_enum is jaxgd.Status.INVALID_ARGUMENT and int(bad.steps) == 0 and not bad.success
+    good = jax.jit(lambda l: jaxgd.minimize(f, jnp.zeros(2), lr=0.1, l1=l))(0.5)
+    eager = jaxgd.minimize(f, jnp.zeros(2), lr=0.1, l1=0.5)
+    assert good.status_enum is eager.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(good.params, eager.params, rtol=1e-12)
+    x, y = np.ones((8, 2)), np.ones(8)
+    mse = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)  # noqa: E731
+    fit = lambda l: jaxgd.fit(mse, jnp.zeros(2), (x, y), batch_size=4, epochs=2, key=jax.random.key(0),  # noqa: E731
+                              method="gd", lr=0.1, l1=l)
+    fres = jax.jit(fit)(-0.1)
+    assert fres.status_enum is jaxgd.FitStatus.INVALID_ARGUMENT and int(fres.epochs) == 0 and not fres.success
+    assert jax.jit(fit)(0.1).status_enum is jaxgd.FitStatus.EPOCHS
+
+
 def test_pytree_bounds():
     f = lambda p: jnp.sum((p["a"] - 2.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2)  # noqa: E731
     x0 = {"a": jnp.zeros(3), "b": jnp.zeros((2, 2))}

@@ -52,7 +52,8 @@ _REASONS = {  # one family of codes (Status and FitStatus) -> what the finished 
     Status.GTOL: "converged: gtol", Status.FTOL: "converged: ftol", Status.XTOL: "converged: xtol",
     Status.MAX_STEPS: "stopped: max_steps", Status.NONFINITE: "stopped: non-finite loss",
     Status.LINESEARCH_FAILED: "stopped: line search failed", Status.PRECISION: "converged: at precision",
-    Status.STALLED: "stopped: stalled", FitStatus.EPOCHS: "completed", FitStatus.PATIENCE: "stopped early: patience",
+    Status.STALLED: "stopped: stalled", Status.INVALID_ARGUMENT: "stopped: invalid traced argument",
+    FitStatus.EPOCHS: "completed", FitStatus.PATIENCE: "stopped early: patience",
 }
 
 

@@ -329,7 +329,8 @@ class Solver:
         _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
         self.check_params(x0)  # before anything runs on the device
         params = _tree.tmap(jnp.asarray, x0)
-        params = self.prox.project(params)
+        valid = self.prox.traced_valid(params)  # (None: checked on the host, nothing to test)
+        params = self.prox.project(params) if valid is None else _tree.where(valid, self.prox.project(params), params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
         status = jnp.where(
@@ -355,6 +356,8 @@ class Solver:
         )
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             state = _lbfgsb.init(self, state)
+        if valid is not None:  # a traced l1 or bound out of range: the run stops before its first step
+            state = state._replace(status=jnp.where(valid, state.status, Status.INVALID_ARGUMENT).astype(jnp.int32))
         return state
 
     @_tree.bound_once

@@ -37,6 +37,7 @@ class Status(enum.IntEnum):
     LINESEARCH_FAILED = 6
     PRECISION = 9  # issue 13 (jaxgd/core/stall.py): converged to the precision f can be evaluated at
     STALLED = 10  # issue 13 (jaxgd/core/stall.py): f stopped decreasing away from a stationary point
+    INVALID_ARGUMENT = 11  # a traced l1 or bound out of range (prox.operators.Prox.traced_valid): no step
 
     @property
     def message(self) -> str:
@@ -79,19 +80,25 @@ MESSAGES: dict[Status, str] = {
         "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd'), or "
         "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr)."
     ),
+    Status.INVALID_ARGUMENT: (
+        "Stopped before the first step: an argument passed as a traced value (under jit or vmap, where it "
+        "cannot be checked before the run) is out of range: bounds with lower > upper or NaN somewhere, or "
+        "a negative l1; params are the starting ones (not projected into the bounds), unchanged."
+    ),
 }
 
 
 class FitStatus(enum.IntEnum):
     """Why :func:`jaxgd.fit` stopped (an ``int32`` inside the compiled run).
 
-    Its codes are :class:`Status`'s family: ``RUNNING`` and ``NONFINITE``
-    are the same codes with the same meaning; ``EPOCHS`` (7) and ``PATIENCE``
-    (8; both successes) are codes no :class:`Status` has.
+    Its codes are :class:`Status`'s family: ``RUNNING``, ``NONFINITE`` and
+    ``INVALID_ARGUMENT`` are the same codes with the same meaning; ``EPOCHS``
+    (7) and ``PATIENCE`` (8; both successes) are codes no :class:`Status` has.
     """
 
     RUNNING = Status.RUNNING.value
     NONFINITE = Status.NONFINITE.value
+    INVALID_ARGUMENT = Status.INVALID_ARGUMENT.value
     EPOCHS = 7
     PATIENCE = 8
 
@@ -142,6 +149,7 @@ def fit_message_at(status: Any, steps: Any, first_loss: Any) -> str:
 
 MESSAGES[FitStatus.RUNNING] = MESSAGES[Status.RUNNING]
 MESSAGES[FitStatus.NONFINITE] = MESSAGES[Status.NONFINITE]
+MESSAGES[FitStatus.INVALID_ARGUMENT] = MESSAGES[Status.INVALID_ARGUMENT]
 MESSAGES[FitStatus.EPOCHS] = "Completed: all epochs ran."
 MESSAGES[FitStatus.PATIENCE] = (
     "Stopped early: the monitored loss did not improve for `patience` epochs; params are the best ones."

@@ -232,14 +232,19 @@ def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitRes
     ``key`` is the key data (``jax.random.key_data`` of a typed key)."""
     from jax.sharding import PartitionSpec as P
 
-    params = _constrain(solver.prox.project(params), cfg, P())
+    valid = solver.prox.traced_valid(params)  # a traced l1 or bound out of range: no epoch runs (None: checked)
+    projected = solver.prox.project(params)
+    params = _constrain(projected if valid is None else _tree.where(valid, projected, params), cfg, P())
+    status = jnp.asarray(FitStatus.RUNNING, jnp.int32)
+    if valid is not None:
+        status = jnp.where(valid, status, FitStatus.INVALID_ARGUMENT).astype(jnp.int32)
     dtype = jnp.dtype(cfg.dtype)
     nan = jnp.full((cfg.epochs,), jnp.nan, dtype)
     zero = jnp.asarray(0, jnp.int32)
     accel = fista_init(params, dtype) if solver.accelerated else ()
     state = FitState(params, params, solver.direction.init(params), zero, zero, zero, key, accel)
     return _pack(
-        cfg, state, jnp.asarray(FitStatus.RUNNING, jnp.int32), params, jnp.full((), jnp.inf, dtype), zero,
+        cfg, state, status, params, jnp.full((), jnp.inf, dtype), zero,
         FitHistory(nan, nan, nan, nan),
     )
 

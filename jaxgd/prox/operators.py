@@ -270,7 +270,7 @@ def decay(d: Params, l2: Any, params: Params) -> Params:
     return jax.tree_util.tree_unflatten(treedef, [x - (w * p).astype(x.dtype) for x, w, p in zip(leaves, ws, ps)])
 
 
-@_tree.pytree_class(data=("l1", "lower", "upper"), meta=())
+@_tree.pytree_class(data=("l1", "lower", "upper"), meta=("checked",))
 class Prox:
     """The non-smooth part ``h(theta) = l1 ||theta||_1 + I[lower <= theta <= upper]``.
 
@@ -278,15 +278,19 @@ class Prox:
     statically (the loop carries no cost); a number, even a traced one,
     switches it on. ``lower``/``upper`` are numbers (for every entry) or
     pytrees shaped like the parameters (``-inf``/``inf`` for free entries; ``None`` in
-    such a pytree frees the leaves at or below it).
+    such a pytree frees the leaves at or below it). ``checked`` (static): every
+    value was concrete when the ``Prox`` was built, so the host checked it
+    (``check_bounds``, the ``l1`` check); a ``Prox`` built from traced values
+    (``minimize`` under ``jit``/``vmap``) tests them in the run (:meth:`traced_valid`).
     """
 
-    __slots__ = ("l1", "lower", "upper")
+    __slots__ = ("l1", "lower", "upper", "checked")
 
     def __init__(self, l1: Any = None, lower: Any = None, upper: Any = None) -> None:
         object.__setattr__(self, "l1", l1)
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "checked", all(v is None or _tree.is_concrete(v) for v in (l1, lower, upper)))
 
     @property
     def active(self) -> bool:
@@ -303,6 +307,30 @@ class Prox:
         for side, bound in (("lower", self.lower), ("upper", self.upper)):
             if bound is not None:
                 _validate.in_dtypes(side, _bound_leaves(bound, params, side), params, side)
+
+    def traced_valid(self, params: Params) -> Optional[jax.Array]:
+        """Whether ``l1`` and the bounds are in range where the host could not check them (not
+        :attr:`checked`): every bound ``lower <= upper`` and not NaN, every ``l1`` weight ``>= 0``.
+        ``None`` for a checked ``Prox`` (the program gets no test); a traced bool otherwise, which
+        the run's first status reads (``Status.INVALID_ARGUMENT``)."""
+        if self.checked:
+            return None
+        ok = jnp.asarray(True)
+        if self.l1 is not None:
+            for v in _tree.leaves(self.l1):
+                ok = ok & jnp.all(jnp.asarray(v) >= 0)
+        if self.bounded:
+            leaves = _tree.leaves(params)
+            lo = _bound_leaves(self.lower, params, "lower") or [None] * len(leaves)
+            hi = _bound_leaves(self.upper, params, "upper") or [None] * len(leaves)
+            for a, b in zip(lo, hi):
+                if a is not None:
+                    ok = ok & ~jnp.any(jnp.isnan(jnp.asarray(a)))
+                if b is not None:
+                    ok = ok & ~jnp.any(jnp.isnan(jnp.asarray(b)))
+                if a is not None and b is not None:
+                    ok = ok & jnp.all(jnp.asarray(a) <= jnp.asarray(b))
+        return ok
 
     def project(self, params: Params) -> Params:
         """Clip ``params`` into the box (identity without bounds)."""
