@@ -162,6 +162,28 @@ def test_fit_whose_first_step_was_rolled_back_does_not_say_the_start_was_nan() -
     assert res.message != NONFINITE_AT_START and res.message != FIT_NONFINITE_FIRST
 
 
+def test_fit_whose_eval_loss_is_nan_stops_nonfinite_with_the_epochs_start() -> None:
+    """Reference: the loss by hand at m = 0 (17.5) and at m = 70, where it is NaN (m > 10); gd with lr = 10
+    steps from 0 to 70 in the one minibatch of epoch 1. The steps' test sees only finite losses, but the
+    eval loss at 70 is NaN: the run must not end EPOCHS (success) with params whose loss is NaN (a user
+    review, session 53), with or without patience: NONFINITE, the epoch rolled back to m = 0."""
+    x = jnp.arange(8.0)
+
+    def loss(m: jax.Array, xb: jax.Array) -> jax.Array:
+        return jnp.mean((m - xb) ** 2) + jnp.where(m > 10.0, jnp.nan, 0.0)
+
+    assert float(loss(jnp.asarray(0.0), x)) == 17.5 and np.isnan(float(loss(jnp.asarray(70.0), x)))
+    for extra in ({}, {"patience": 2}):
+        res = jaxgd.fit(loss, jnp.zeros(()), x, batch_size=8, epochs=3, key=jax.random.key(0), method="gd", lr=10.0,
+                        eval_data=x, **extra)
+        assert res.status_enum is jaxgd.FitStatus.NONFINITE and not res.success, extra
+        assert float(res.params) == 0.0 and int(res.steps) == 0 and int(res.epochs) == 1
+        assert np.isnan(float(res.history.eval_loss[0])) and "eval loss" in res.message
+    # the same data through a finite eval loss: the run goes on (the rollback is the eval's alone)
+    ok = jaxgd.fit(loss, jnp.zeros(()), x, batch_size=8, epochs=3, key=jax.random.key(0), method="gd", lr=0.1, eval_data=x)
+    assert ok.status_enum is jaxgd.FitStatus.EPOCHS and int(ok.steps) == 3
+
+
 def test_vmapped_fit_result_reports_per_run() -> None:
     """Reference: the same fits run one by one (their status, success and message). Under ``jax.vmap``
     a FitResult's host properties read per run, as Result's do (they raised TypeError: session 53)."""

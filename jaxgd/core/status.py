@@ -60,7 +60,8 @@ MESSAGES: dict[Status, str] = {
     Status.XTOL: "Converged: step length <= xtol.",
     Status.MAX_STEPS: "Stopped: max_steps reached before any tolerance was met.",
     Status.NONFINITE: (
-        "Stopped: a loss, gradient or update became NaN or Inf (in fit: a minibatch's); "
+        "Stopped: a loss, gradient or update became NaN or Inf (in fit: a minibatch's, or the eval loss after "
+        "an epoch, which rolls that epoch back); "
         "params are the last ones whose loss and gradient were finite (the best ones with patience)."
     ),
     Status.LINESEARCH_FAILED: (

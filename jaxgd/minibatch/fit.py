@@ -290,7 +290,12 @@ def fit(
     run; ``epochs``, ``batch_size``, the data shapes and the functions are
     static. A NaN/Inf minibatch loss, gradient or update ends the run
     (``FitStatus.NONFINITE``) with the last parameters whose minibatch loss
-    and gradient were finite, never NaN parameters.
+    and gradient were finite, never NaN parameters. So does a NaN/Inf eval
+    loss (``eval_fun`` on ``eval_data``) after an epoch: that epoch is rolled
+    back (the parameters it started from are returned, its steps are not
+    counted; its history row shows the loss). The training loss is evaluated
+    at the points the steps start from, so without ``eval_data`` the point the
+    last step reaches is tested only for finite parameters.
 
     Data parallelism: with ``mesh=`` (a ``jax.sharding.Mesh``), every batch
     is split along ``data_axis`` over the mesh's devices and the parameters

@@ -380,6 +380,13 @@ def loop(
         (p, prev, dstate, count, bad, accel), losses = run_steps(init, xs)
         train = jnp.sum(losses * counts) / n if cfg.mask else jnp.mean(losses)
         ev, m = evaluate(p)
+        if cfg.eval_fun is not None:
+            # a non-finite eval loss where the epoch ended: that point is not one to hand back, and the epoch
+            # is rolled back (its steps uncounted), as a non-finite minibatch loss rolls back its step
+            off = ~bad & ~jnp.isfinite(ev)
+            kept = (c.params, c.prev, c.direction_state, c.count, c.accel)
+            p, prev, dstate, count, accel = _tree.where(off, kept, (p, prev, dstate, count, accel))
+            bad = bad | off
         monitored = ev if cfg.eval_fun is not None else train
         improved = monitored < r.best_loss  # False for NaN
         epoch = c.epoch + 1
