@@ -95,8 +95,9 @@ class FitResult(NamedTuple):
         loss (eval loss with ``eval_data``, else the training loss).
       best_epoch: that epoch, counted from 1 (0: no epoch had a finite loss).
       best_loss: the monitored loss at ``best_params``.
-      epochs: the number of epochs run.
-      steps: the number of optimizer steps taken.
+      epochs: the number of epochs run (one whose eval loss was not finite, rolled back, included).
+      steps: the number of optimizer steps kept (a step rolled back after a non-finite minibatch
+        loss is not counted, nor are the steps of an epoch rolled back).
       status: a :class:`FitStatus` code (``status_enum`` on the host).
       history: a :class:`FitHistory`, one row per epoch run.
       state: the final state (the last iterate, the optimizer's state, the step and epoch counts). A ``FitResult`` is everything a
