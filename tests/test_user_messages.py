@@ -73,6 +73,17 @@ def test_progress_bar_under_vmap_follows_the_runs_still_running(capsys: pytest.C
         assert f"1 {reason_of(status)}" in bar or f"2 {reason_of(status)}" in bar, bar
 
 
+def test_progress_bar_under_vmap_names_runs_that_ran_out_of_steps(capsys: pytest.CaptureFixture) -> None:
+    """Reference: the runs' own statuses (MAX_STEPS for lr = 1e-3 in 20 steps, GTOL for lr = 0.5: one step
+    lands on the minimum of (x - 1)^2). A run whose budget ran out is still RUNNING inside the loop; the
+    finished bar named it "status 0" under vmap (a user review, session 53) where a single run's says max_steps."""
+    res = jax.vmap(lambda lr: jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2), method="gd", lr=lr,
+                                             max_steps=20, progress=True))(jnp.array([1e-3, 0.5]))
+    assert list(res.status_enum) == [jaxgd.Status.MAX_STEPS, jaxgd.Status.GTOL]
+    bar = last_bar(capsys.readouterr().err)
+    assert "1 stopped: max_steps" in bar and "1 converged: gtol" in bar and "status 0" not in bar, bar
+
+
 def reason_of(status: jaxgd.Status) -> str:
     from jaxgd.core.progress import reason
 

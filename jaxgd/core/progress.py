@@ -18,7 +18,8 @@ _BAR: Optional[Any] = None
 
 
 def _first(x: Any) -> Any:
-    """Under ``vmap`` a callback may see a batch: report its least advanced run."""
+    """Under ``vmap`` a callback may see a batch: its least value (the step count of its least
+    advanced run; the least loss of the batch, as the batched loop's bar shows)."""
     arr = np.asarray(x)
     return arr.min() if arr.ndim else arr[()]
 
@@ -61,12 +62,14 @@ def reason(status: Any, n: int, total: int, unit: str) -> str:
     """``converged: gtol at step 274``: why a run stopped, and where (host side); for a batch of
     runs (under ``vmap``), how many stopped for each reason, by the last one's step."""
     codes = np.asarray(status)
+    done = Status.MAX_STEPS if unit == "step" else FitStatus.EPOCHS  # a run still RUNNING at the end: its budget ran out
     if codes.ndim:
-        labels, counts = np.unique([_REASONS.get(int(c), f"status {int(c)}") for c in codes.ravel()], return_counts=True)
+        labels, counts = np.unique([_REASONS.get(int(c) if int(c) != Status.RUNNING else done, f"status {int(c)}")
+                                    for c in codes.ravel()], return_counts=True)
         return f"{codes.size} runs, " + ", ".join(f"{k} {label}" for label, k in zip(labels, counts)) + f" by {unit} {n}"
     code = int(codes)
     if code == Status.RUNNING:  # at the end of the loop: the budget ran out (finish marks it MAX_STEPS)
-        code = Status.MAX_STEPS if unit == "step" else FitStatus.EPOCHS
+        code = done
         if n < total:
             return f"paused at {unit} {n}"
     return f"{_REASONS.get(code, f'status {code}')} at {unit} {n}"
