@@ -56,11 +56,27 @@ class ArticleCase(NamedTuple):
     expect_pass: bool
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(MSG_POSITIVE.format(name="value", value=value))
+MSG_NONNEG = "{name} must be a non-negative integer; got {value}"
+
+
+def _integer(text: str, least: int, message: str) -> int:
+    """An argparse ``type``: ``text`` as an ``int`` of at least ``least``, else argparse's usage error
+    (exit status 2, as for any bad argument) with ``message``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(message.format(name="value", value=repr(text))) from None
+    if value < least:
+        raise argparse.ArgumentTypeError(message.format(name="value", value=value))
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _integer(text, 1, MSG_POSITIVE)
+
+
+def _nonneg_int(text: str) -> int:
+    return _integer(text, 0, MSG_NONNEG)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.description = DESCRIPTION
     parser.add_argument("--article", action="store_true", help=ARTICLE_HELP)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the random points (default 0)")
+    parser.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the data and the random points (default 0)")
     parser.add_argument(
         "--points", type=_positive_int, default=3, help="points per problem: x0 and random perturbations of it (default 3)"
     )
