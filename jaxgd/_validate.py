@@ -50,6 +50,8 @@ NOT_SCALAR = " (a scalar, got shape {shape})"
 BAD_FINITE = "{name} must be a finite number, got {name}={value!r}"
 BAD_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
 BAD_NONNEG = "{name} must be >= 0 and finite, got {name}={value!r}"
+BAD_POSITIVE_OR_INF = "{name} must be > 0 (inf allowed), got {name}={value!r}"
+BAD_NONNEG_OR_INF = "{name} must be >= 0 (inf allowed), got {name}={value!r}"
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
 BAD_GREATER = "{name} must be > {bound}, got {name}={value!r}"
 BAD_AT_LEAST = "{name} must be a finite number >= {bound}, got {name}={value!r}"
@@ -135,12 +137,16 @@ def finite(name: str, value: Any, message: str = BAD_FINITE, *, type_message: st
 
 
 def positive(name: str, value: Any, message: str = BAD_POSITIVE, *, allow_inf: bool = False, type_message: str = BAD_NUMBER) -> Any:
-    """A real number ``> 0`` (and finite unless ``allow_inf``)."""
+    """A real number ``> 0`` (and finite unless ``allow_inf``; then the default text says inf is allowed)."""
+    if allow_inf and message == BAD_POSITIVE:
+        message = BAD_POSITIVE_OR_INF
     return _check(name, value, message, lambda v: v > 0 and (allow_inf or math.isfinite(v)), type_message)
 
 
 def nonneg(name: str, value: Any, message: str = BAD_NONNEG, *, allow_inf: bool = False, type_message: str = BAD_NUMBER) -> Any:
-    """A real number ``>= 0`` (and finite unless ``allow_inf``)."""
+    """A real number ``>= 0`` (and finite unless ``allow_inf``; then the default text says inf is allowed)."""
+    if allow_inf and message == BAD_NONNEG:
+        message = BAD_NONNEG_OR_INF
     return _check(name, value, message, lambda v: v >= 0 and (allow_inf or math.isfinite(v)), type_message)
 
 

@@ -37,9 +37,9 @@ from .._types import Grads, Params
 
 BAD_BOUNDS = "bounds must be a pair (lower, upper), each None, a number or a pytree like x0; got bounds={value!r}"
 BAD_BOUNDS_TREE = (
-    "bounds: {side} must be None, a number, or a pytree with the structure of x0 whose leaves "
-    "broadcast to x0's leaves (None in it: no bound on that part of x0); got {side} with structure {got} "
-    "for x0 with structure {want}"
+    "bounds: {side} must be None, a number, or a pytree with the structure of the parameters (x0; as_optax's "
+    "params) whose leaves broadcast to theirs (None in it: no bound on that part); got {side} with structure "
+    "{got} for parameters with structure {want}"
 )
 BAD_BOUNDS_ORDER = "bounds: lower must be <= upper everywhere (and not NaN); {detail}"
 SCIPY_PAIRS_HINT = (
