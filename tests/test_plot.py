@@ -71,6 +71,17 @@ def test_compare_draws_every_run_on_one_log_axes():
 
 
 @needs_matplotlib
+def test_compare_picks_a_linear_axis_for_negative_losses_and_names_mixed_x_units():
+    """Reference: the losses drawn (all < 0 here: a log axis showed nothing, a user review in session 53)
+    and the x units of a Result (steps) and a FitResult (epochs) together."""
+    ax = jaxgd.plot.compare({"a": _result([-5.0, -4.0]), "b": _result([-4.5, -3.7])})
+    assert ax.get_yscale() == "linear" and ax.get_xlabel() == "step"
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [-5.0, -4.0])
+    mixed = jaxgd.plot.compare({"steps": _result([4.0, 1.0]), "fit": _fit_result([3.0, 2.0], [3.5, 2.5])})
+    assert mixed.get_yscale() == "log" and mixed.get_xlabel() == "epoch or step"
+
+
+@needs_matplotlib
 def test_schedule_plots_the_learning_rate():
     """Reference: step decay computed by hand, 0.1 * 0.5 ** (k // 2)."""
     ax = jaxgd.plot.schedule(jaxgd.schedules.step_decay(0.1, 2, 0.5), steps=6, label="step")

@@ -146,15 +146,19 @@ def loss_curve(
 
 
 def compare(
-    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: Optional[bool] = True, every: int = 1
+    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: Optional[bool] = None, every: int = 1
 ) -> Any:
-    """Several runs' loss curves on one axes, one legend entry each (log-scale loss by default).
+    """Several runs' loss curves on one axes, one legend entry each (log-scale loss where every loss is > 0).
+
+    The x-axis is steps for ``Result`` histories and epochs for ``FitResult`` ones; mixed, it says so
+    ("step or epoch").
 
     Args:
       results: ``{label: Result | FitResult | 1-D array}``.
       ax: the axes to draw into (default: a new figure's).
       title: the axes title.
-      logy: logarithmic loss axis (None: when every plotted loss is > 0).
+      logy: logarithmic loss axis (None, the default: when every plotted loss of every run is > 0;
+        a log axis drops the others).
       every: steps between history entries, for ``Result`` histories.
 
     Returns:
@@ -169,12 +173,20 @@ def compare(
         raise TypeError(f"results must be a mapping {{label: result}}, got {type(results).__name__}")
     if not results:
         raise ValueError("compare needs at least one result, got results={}")
-    _logy(logy)
+    logy = _logy(logy)
+    labels, values = set(), []
     for result in results.values():  # every result checked before a figure is made
-        _series(result, every)
+        xlabel, series = _series(result, every)
+        labels.add(xlabel)
+        values += [y[np.isfinite(y)] for _, _, y in series]
+    if logy is None:  # one scale for all: the runs' losses together (loss_curve's rule)
+        finite = np.concatenate(values) if values else np.array([])
+        logy = finite.size > 0 and bool((finite > 0).all())
     ax = _axes(ax)
     for name, result in results.items():
         loss_curve(result, ax, label=name, every=every, logy=logy)
+    if len(labels) > 1:
+        ax.set_xlabel(" or ".join(sorted(labels)))
     if title:
         ax.set_title(title)
     return ax
