@@ -158,6 +158,18 @@ def test_barzilai_borwein_takes_fewer_steps_than_fixed_lr_gd_on_an_ill_condition
     np.testing.assert_allclose(bb.params, 1.0 / h, rtol=1e-7)
 
 
+@pytest.mark.parametrize("scale", [1e10, 1e-12])
+def test_barzilai_borwein_defaults_fit_a_steep_and_a_flat_loss(scale):
+    """Reference: the minimiser x = 1 of scale * sum(i (x_i - 1)^2), curvature 2 scale i. At scale 1e10 the
+    stable step 2 / L = 2.5e-11 lies below the old default min_step 1e-10, which forced every step past it:
+    the run diverged to a loss of 8.6e307 and ended MAX_STEPS (a user review, session 53); at 1e-12 the BB
+    steps 1 / (2 scale i) = 1.25e11-5e11 lie above the old max_step 1e10, which cut them to a crawl."""
+    f = lambda x: scale * jnp.sum(jnp.arange(1.0, 5.0) * (x - 1.0) ** 2)  # noqa: E731
+    res = jaxgd.minimize(f, jnp.zeros(4), method="gd", lr=ls.BarzilaiBorwein(), max_steps=300, gtol=1e-8 * scale)
+    assert res.status_enum is jaxgd.Status.GTOL, (res.status_enum, float(res.loss))
+    np.testing.assert_allclose(res.params, 1.0, rtol=1e-6)
+
+
 @pytest.mark.parametrize("formula", [1, 2])
 def test_barzilai_borwein_formulas_and_safeguards(formula):
     rule = ls.BarzilaiBorwein(initial=0.1, formula=formula, min_step=1e-3, max_step=10.0)

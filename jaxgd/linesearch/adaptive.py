@@ -58,14 +58,17 @@ class BarzilaiBorwein:
     Args:
       initial: the first step (> 0).
       formula: 1 for BB1 (long step), 2 for BB2 (short step); static.
-      min_step: lower safeguard (> 0).
-      max_step: upper safeguard (>= min_step).
+      min_step: lower safeguard (> 0). The default, ``1e-30``, bounds no
+        step a loss's scale asks for: Raydan's ``1e-10`` is above the stable
+        step ``2 / L`` of a loss with curvature ``L > 2e10`` (``1e10 x^2``),
+        where every clipped step overshot and the run diverged.
+      max_step: upper safeguard (>= min_step; default ``1e30``).
 
     Raises:
       ValueError: a bad ``formula`` or a concrete value out of range.
     """
 
-    def __init__(self, initial: ArrayLike = 1e-3, formula: int = 1, min_step: ArrayLike = 1e-10, max_step: ArrayLike = 1e10) -> None:
+    def __init__(self, initial: ArrayLike = 1e-3, formula: int = 1, min_step: ArrayLike = 1e-30, max_step: ArrayLike = 1e30) -> None:
         if formula not in (1, 2) or isinstance(formula, bool):
             raise ValueError(BAD_FORMULA.format(value=formula))
         lo, hi = check_positive("min_step", min_step), check_positive("max_step", max_step, allow_inf=True)
