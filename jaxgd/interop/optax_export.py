@@ -252,7 +252,10 @@ def as_optax(
     but with ``value_fn`` the new point is evaluated (as in ``minimize``) and
     a non-finite loss there rejects the step. The state's ``value`` and
     ``grad`` hold that evaluation: ``optax.value_and_grad_from_state(loss)``
-    re-uses it. Non-finite policy (as in ``minimize``): a step whose outcome
+    re-uses it. So the transformation goes last in an ``optax.chain``
+    (transforms before it, such as clipping, are fine): one after it changes
+    the updates, the parameters land elsewhere, and the state's value and
+    gradient are those of a point they never reached. Non-finite policy (as in ``minimize``): a step whose outcome
     is not finite, or a failed line search, is not taken (zero updates) and
     ``state.status`` says why; as in ``minimize``, a failed search of ``bfgs``
     or ``lbfgs`` with a curvature memory drops the memory instead, so the next
