@@ -108,7 +108,9 @@ OPTIONS: dict[str, Option] = {
     "unroll": Option(None, (
         "steps per iteration of the compiled loop (a positive int), or None to choose from the backend "
         "and the step size (1 on a CPU; on an accelerator 8 with a schedule, 1 with a line search). Results are bit for bit the same "
-        "for every value; larger blocks pay the loop's per-iteration cost less often and compile longer."
+        "for every value; larger blocks pay the loop's per-iteration cost less often and compile longer, faster than "
+        "K grows (XLA:CPU, 2 cores, adam on 4 float32 parameters: K = 1 0.5 s, 4 2.0 s, 8 4.7 s, 16 24 s): past 8 "
+        "a block rarely pays for its compile."
     )),
 }
 
