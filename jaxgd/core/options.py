@@ -75,7 +75,9 @@ OPTIONS: dict[str, Option] = {
     )),
     "l2": Option(0.0, (
         "L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for ``adamw`` decoupled "
-        "weight decay ``d -= l2 * theta`` (as ``optax.adamw``); a number or a pytree shaped like the "
+        "weight decay ``d -= l2 * theta`` (as ``optax.adamw``; the default 0 decays nothing, so ``adamw`` "
+        "without ``l2`` is ``adam``, where ``optax.adamw`` decays by 1e-4 and torch's ``AdamW`` by 1e-2 unless "
+        "told otherwise); a number or a pytree shaped like the "
         "parameters (0 leaves a leaf unpenalised). With ``l1`` it makes the elastic net."
     )),
     "clip": Option(None, "clip the gradient to this global 2-norm before the direction (None: no clipping)."),
