@@ -348,7 +348,7 @@ ROWS: list[Row] = [
     R("load_checkpoint", "path", "a missing file", FileNotFoundError, "path: no checkpoint file", lambda c: load_checkpoint(c.missing)),
     R("load_checkpoint", "path", "a truncated file", CheckpointError, "not a readable jaxgd checkpoint (truncated", lambda c: load_checkpoint(c.truncated)),
     R("load_checkpoint", "path", "a file with a corrupted leaf", CheckpointError, "leaf .params is corrupted", lambda c: load_checkpoint(c.bad_leaf)),
-    R("load_checkpoint", "path", "a text file", CheckpointError, "not a readable jaxgd checkpoint", lambda c: load_checkpoint(c.text)),
+    R("load_checkpoint", "path", "a text file", CheckpointError, "are not an .npz archive's (PK...)", lambda c: load_checkpoint(c.text)),
     R("load_checkpoint", "path", "format version 99", CheckpointError, "version 99 is not supported", lambda c: load_checkpoint(c.v99)),
     R("load_checkpoint", "like", "another tree structure", TreeMismatchError, "missing leaves ['w'] (expected by like)", lambda c: load_checkpoint(c.good, like={"w": c.x0})),
     R("load_checkpoint", "like", "another leaf shape", TreeMismatchError, "leaf .params: expected shape (4,) dtype float64, found shape (3,)", lambda c: load_checkpoint(c.good, like=c.result_shape4)),

@@ -157,6 +157,36 @@ def test_nnx_module_in_fit() -> None:
     np.testing.assert_allclose(np.r_[res.params.lin.kernel[...][:, 0], res.params.lin.bias[...]], LSTSQ, atol=1e-4)
 
 
+def _dropout_net(nnx: Any) -> Any:
+    class DropNet(nnx.Module):
+        def __init__(self, rngs: Any) -> None:
+            self.lin = nnx.Linear(3, 1, rngs=rngs, param_dtype=jnp.float64)
+            self.drop = nnx.Dropout(0.5, rngs=rngs)  # holds an RNG stream: a typed key among the model's arrays
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.lin(self.drop(x))[:, 0]
+
+    return DropNet(nnx.Rngs(0, dropout=1))
+
+
+def test_nnx_model_with_an_rng_stream_trains_in_eval_mode_and_train_mode_is_explained() -> None:
+    """Reference: numpy's least squares (LSTSQ): in eval mode dropout is the identity, so minimize must
+    reach the linear fit; a typed PRNG key among the model's arrays crashed minimize's repeat-call key
+    (AttributeError: no weak_type; a user review, session 53). In train mode the forward pass updates
+    the model's RNG counts, which jaxgd holds fixed: a ValueError that says so and what to do, where a
+    bare flax TraceContextError surfaced."""
+    nnx = _nnx()
+    net = _dropout_net(nnx)
+    with pytest.raises(ValueError, match=r"changes its own state.*model\.eval\(\)"):
+        jaxgd.minimize(nnx_loss, net, (X, Y), method="lbfgs", max_steps=5)
+    with pytest.raises(ValueError, match="changes its own state"):
+        jaxgd.fit(lambda m, b: nnx_loss(m, *b), net, (X, Y), batch_size=16, epochs=1, key=jax.random.key(0), progress=False)
+    net.eval()
+    res = jaxgd.minimize(nnx_loss, net, (X, Y), method="lbfgs", max_steps=200, gtol=1e-10)
+    assert type(res.params) is type(net) and res.success
+    np.testing.assert_allclose(np.r_[res.params.lin.kernel[...][:, 0], res.params.lin.bias[...]], LSTSQ, rtol=1e-7, atol=1e-9)
+
+
 def test_plain_pytrees_are_not_touched() -> None:
     from jaxgd.interop import models
 

@@ -248,6 +248,12 @@ class _Archive:
 
     def _open(self) -> None:
         path = self.path
+        head = self._file.read(6)
+        self._file.seek(0)
+        if not head.startswith((b"PK", b"\x93NUMPY")):  # neither a zip archive (.npz) nor an .npy array
+            # (np.load would try a pickle next and say the file "contains pickled data")
+            what = "the file is empty" if not head else f"its first bytes {head!r} are not an .npz archive's (PK...)"
+            raise CheckpointError(NOT_READABLE.format(path=path, error=what))
         try:
             self._npz = np.load(self._file, allow_pickle=False)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:

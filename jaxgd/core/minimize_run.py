@@ -558,7 +558,7 @@ def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) ->
         shapes, convert = [], False
         for x in leaves:
             if isinstance(x, jax.Array):
-                if x.weak_type:
+                if getattr(x, "weak_type", False):  # (a typed PRNG key, an NNX model's RNG stream, has none)
                     return None, leaves, False
             elif isinstance(x, np.ndarray):
                 convert = True

@@ -35,6 +35,18 @@ import numpy as np
 from .._types import Params, PyTree
 
 
+class ModelStateError(ValueError):
+    """An NNX model whose forward pass updates its own (non-``nnx.Param``) state (:data:`NNX_MUTATES`)."""
+
+
+NNX_MUTATES = (
+    "the NNX model changes its own state inside the loss (nnx.Dropout's RNG counts, or nnx.BatchNorm's batch "
+    "statistics, in train mode): minimize and fit train the model's nnx.Param arrays and hold the rest fixed, so "
+    "the loss must not update it. Call model.eval() first (deterministic dropout, running statistics), or write "
+    "the randomness and statistics into the loss's data"
+)
+
+
 class _Static:
     """A hashable stand-in for a model's static part (treedef and leaves).
 
@@ -87,7 +99,13 @@ class ModelLoss:
         return self._fun()
 
     def __call__(self, params: Params, rest: PyTree, *args: Any) -> Any:
-        return self.fun(rebuild(self.kind, self.static, params, rest), *args)
+        try:
+            return self.fun(rebuild(self.kind, self.static, params, rest), *args)
+        except Exception as err:
+            # (flax.errors.TraceContextError, by name: flax is not imported here)
+            if self.kind == "nnx" and type(err).__name__ == "TraceContextError":
+                raise ModelStateError(NNX_MUTATES) from err
+            raise
 
     def __hash__(self) -> int:
         return hash((self.fun, self.kind, self.static))

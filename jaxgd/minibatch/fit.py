@@ -351,7 +351,8 @@ def fit(
         ``checkpoint_every``) the final result is written once at the end.
       resume: continue a run instead of starting at ``params``: a checkpoint
         path (written with ``checkpoint_path``) or a :class:`FitResult`;
-        ``epochs`` may be larger (extending a finished run). With the same
+        ``epochs`` may be larger (extending a run that ended ``EPOCHS``; one stopped by
+        ``patience`` or ``NONFINITE`` stays stopped, whatever ``epochs`` and ``patience``). With the same
         arguments the result is bit for bit the one of a run that was never
         interrupted. A file must match this call's ``method``,
         ``batch_size``, ``remainder``, number of examples, ``key`` (data and

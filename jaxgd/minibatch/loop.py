@@ -94,7 +94,9 @@ class FitResult(NamedTuple):
       best_params: the parameters after the epoch with the lowest monitored
         loss (eval loss with ``eval_data``, else the training loss).
       best_epoch: that epoch, counted from 1 (0: no epoch had a finite loss).
-      best_loss: the monitored loss at ``best_params``.
+      best_loss: the monitored loss of that epoch: the eval loss at ``best_params``; without
+        ``eval_data``, the epoch's training loss (the mean of its minibatch losses, each taken
+        before its step), not the loss at ``best_params`` itself.
       epochs: the number of epochs run (one whose eval loss was not finite, rolled back, included).
       steps: the number of optimizer steps kept (a step rolled back after a non-finite minibatch
         loss is not counted, nor are the steps of an epoch rolled back).
