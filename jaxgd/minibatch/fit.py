@@ -287,7 +287,8 @@ def fit(
     The run is deterministic: the same ``key`` gives bit-identical results.
     Hyperparameter values (``lr`` and a jaxgd schedule's numbers, ``l2``,
     ``clip``, ``patience``) are traced, so a new value re-uses the compiled
-    run; ``epochs``, ``batch_size``, the data shapes and the functions are
+    run, and so does a new ``epochs`` in the same power-of-two bucket (the
+    history's length); ``batch_size``, the data shapes and the functions are
     static. A NaN/Inf minibatch loss, gradient or update ends the run
     (``FitStatus.NONFINITE``) with the last parameters whose minibatch loss
     and gradient were finite, never NaN parameters. So does a NaN/Inf eval
