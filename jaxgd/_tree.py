@@ -313,8 +313,7 @@ def _exponent(m: jax.Array) -> jax.Array:
     p = info.nmant
     sub = m < info.tiny
     m = jnp.where(sub, m * (2.0 ** p), m)
-    ints = jnp.int64 if m.dtype == jnp.float64 else jnp.int32
-    biased = jnp.right_shift(jax.lax.bitcast_convert_type(m, ints), p) & (2 * (info.maxexp - 1) + 1)
+    biased = jnp.right_shift(jax.lax.bitcast_convert_type(m, _bits(m.dtype)), p) & (2 * (info.maxexp - 1) + 1)
     return (biased - (info.maxexp - 2) - jnp.where(sub, p, 0)).astype(jnp.int32)
 
 
@@ -322,8 +321,13 @@ def _power_of_two(k: jax.Array, dtype: Any) -> jax.Array:
     """``2^k`` exactly in ``dtype`` (float32 or float64), built from its bits (``jnp.ldexp`` lowers to some
     thirty ops), for a normal power: ``finfo(dtype).minexp <= k < finfo(dtype).maxexp``."""
     info = jnp.finfo(dtype)
-    ints = jnp.int64 if info.dtype == jnp.float64 else jnp.int32
-    return jax.lax.bitcast_convert_type(jnp.left_shift(k.astype(ints) + (info.maxexp - 1), info.nmant), info.dtype)
+    biased = k.astype(_bits(dtype)) + (info.maxexp - 1)
+    return jax.lax.bitcast_convert_type(jnp.left_shift(biased, info.nmant), info.dtype)
+
+
+def _bits(dtype: Any) -> Any:
+    """The signed integer type of ``dtype``'s width (float32 or float64), for reading its bits."""
+    return jnp.int64 if jnp.dtype(dtype) == jnp.float64 else jnp.int32
 
 
 def add_scaled(x: PyTree, alpha: jax.Array, d: PyTree) -> PyTree:

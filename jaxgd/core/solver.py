@@ -329,8 +329,7 @@ class Solver:
         _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
         self.check_params(x0)  # before anything runs on the device
         params = _tree.tmap(jnp.asarray, x0)
-        valid = self.prox.traced_valid(params)  # (None: checked on the host, nothing to test)
-        params = self.prox.project(params) if valid is None else _tree.where(valid, self.prox.project(params), params)
+        params, valid = self.prox.start(params)  # (valid None: checked on the host, nothing to test)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
         status = jnp.where(

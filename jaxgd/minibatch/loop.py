@@ -235,9 +235,8 @@ def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitRes
     ``key`` is the key data (``jax.random.key_data`` of a typed key)."""
     from jax.sharding import PartitionSpec as P
 
-    valid = solver.prox.traced_valid(params)  # a traced l1 or bound out of range: no epoch runs (None: checked)
-    projected = solver.prox.project(params)
-    params = _constrain(projected if valid is None else _tree.where(valid, projected, params), cfg, P())
+    params, valid = solver.prox.start(params)  # a traced l1 or bound out of range: no epoch runs (None: checked)
+    params = _constrain(params, cfg, P())
     status = jnp.asarray(FitStatus.RUNNING, jnp.int32)
     if valid is not None:
         status = jnp.where(valid, status, FitStatus.INVALID_ARGUMENT).astype(jnp.int32)
@@ -388,7 +387,7 @@ def loop(
             # is rolled back (its steps uncounted), as a non-finite minibatch loss rolls back its step
             off = ~bad & ~jnp.isfinite(ev)
             kept = (c.params, c.prev, c.direction_state, c.count, c.accel)
-            p, prev, dstate, count, accel = _tree.where(off, kept, (p, prev, dstate, count, accel))
+            p, prev, dstate, count, accel = _update.keep_if(~off, (p, prev, dstate, count, accel), kept)
             bad = bad | off
         monitored = ev if cfg.eval_fun is not None else train
         improved = monitored < r.best_loss  # False for NaN

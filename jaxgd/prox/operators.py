@@ -332,6 +332,15 @@ class Prox:
                     ok = ok & jnp.all(jnp.asarray(a) <= jnp.asarray(b))
         return ok
 
+    def start(self, params: Params) -> tuple[Params, Optional[jax.Array]]:
+        """A run's first point and :meth:`traced_valid`'s verdict: ``params`` projected into the box, or
+        left as given where a traced ``l1`` or bound is out of range (the run then stops before its first
+        step, ``Status.INVALID_ARGUMENT``: ``Solver.init``, fit's ``start``); the verdict is ``None`` for a
+        checked ``Prox``."""
+        valid = self.traced_valid(params)
+        projected = self.project(params)
+        return (projected if valid is None else _tree.where(valid, projected, params)), valid
+
     def project(self, params: Params) -> Params:
         """Clip ``params`` into the box (identity without bounds)."""
         if not self.bounded:
