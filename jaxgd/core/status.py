@@ -180,11 +180,16 @@ def status_of(status: Any, kind: type = Status) -> Any:
     return np.vectorize(lambda s: kind(int(s)), otypes=[object])(arr)
 
 
+def per_run(fn: Any, status: Any, *args: Any, otype: type = object) -> Any:
+    """``fn(status, *args)`` for one run's :func:`status_of`, elementwise (an array of ``otype``) for a batch's."""
+    if isinstance(status, enum.Enum):
+        return fn(status, *args)
+    return np.vectorize(fn, otypes=[otype])(status, *args)
+
+
 def success_of(status: Any) -> Any:
     """``status.success``, elementwise for an object array from :func:`status_of`."""
-    if isinstance(status, enum.Enum):
-        return status.success
-    return np.vectorize(lambda x: x.success, otypes=[bool])(status)
+    return per_run(lambda x: x.success, status, otype=bool)
 
 
 class Result(NamedTuple):
@@ -239,10 +244,7 @@ class Result(NamedTuple):
         dtype = np.asarray(self.loss).dtype.name  # for PRECISION's "{dtype}" (issue 13)
         # at step 0 the loss and gradient norm are x0's: finite there, the first step was not
         start_finite = np.isfinite(np.asarray(self.loss)) & np.isfinite(np.asarray(self.grad_norm))
-        if isinstance(s, Status):
-            return message_at(s, self.steps, dtype, bool(start_finite))
-        return np.vectorize(lambda x, k, ok: message_at(x, k, dtype, ok), otypes=[object])(
-            s, np.asarray(self.steps), start_finite)
+        return per_run(lambda x, k, ok: message_at(x, k, dtype, bool(ok)), s, np.asarray(self.steps), start_finite)
 
     def __repr__(self) -> str:  # a short summary; the full tree is still available
         try:

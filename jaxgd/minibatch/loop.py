@@ -31,7 +31,7 @@ from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
-from ..core.status import FitStatus, fit_message_at, status_of, success_of
+from ..core.status import FitStatus, fit_message_at, per_run, status_of, success_of
 from .._types import Params, PyTree
 
 class FitHistory(NamedTuple):
@@ -141,9 +141,7 @@ class FitResult(NamedTuple):
         s = self.status_enum
         h = np.asarray(self.history.train_loss)
         first = h[..., 0] if h.shape[-1] else np.full(h.shape[:-1], np.nan)
-        if isinstance(s, FitStatus):
-            return fit_message_at(s, self.steps, first)
-        return np.vectorize(fit_message_at, otypes=[object])(s, np.asarray(self.steps), first)
+        return per_run(fit_message_at, s, np.asarray(self.steps), first)
 
     def __repr__(self) -> str:
         try:
