@@ -325,6 +325,19 @@ def _power_of_two(k: jax.Array, dtype: Any) -> jax.Array:
     return jax.lax.bitcast_convert_type(jnp.left_shift(biased, info.nmant), info.dtype)
 
 
+def power_of_two_below(m: Any, xp: Any = jnp) -> Any:
+    """The largest power of two at most ``m`` where ``m`` is finite and above 1, else 1 (a scale that
+    divides exactly; ``xp``: ``jax.numpy``, or NumPy for the host tier)."""
+    big = (m > 1) & xp.isfinite(m)
+    if xp is not jnp:
+        return xp.where(big, xp.ldexp(xp.ones((), m.dtype), xp.frexp(m)[1] - 1), 1).astype(m.dtype)
+    if jnp.dtype(m.dtype) in (jnp.float32, jnp.float64):
+        power = _power_of_two(_exponent(jnp.where(big, m, 1)) - 1, m.dtype)
+    else:  # (16-bit: frexp/ldexp)
+        power = jnp.ldexp(jnp.ones((), m.dtype), jnp.frexp(jnp.where(big, m, 1))[1] - 1)
+    return jnp.where(big, power, jnp.ones((), m.dtype))
+
+
 def _bits(dtype: Any) -> Any:
     """The signed integer type of ``dtype``'s width (float32 or float64), for reading its bits."""
     return jnp.int64 if jnp.dtype(dtype) == jnp.float64 else jnp.int32

@@ -110,7 +110,7 @@ def test_projected_gradient_inf_norm_is_the_stopping_measure():
     # (the same loop the jit/vmap test compiles: same fun, same option structure)
     res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, jnp.full(10, 0.3)), gtol=1e-7, history=False)
     x, g = np.asarray(res.params), A.T @ (A @ np.asarray(res.params) - B)
-    pg = np.abs(x - np.clip(x - g, 0.0, 0.3)).max()  # scipy's projgr
+    pg = np.abs(np.where(g < 0, np.maximum(x - 0.3, g), np.minimum(x - 0.0, g))).max()  # scipy's projgr
     np.testing.assert_allclose(float(res.grad_norm), pg, rtol=1e-6, atol=1e-14)
     assert pg <= 1e-7
 
@@ -461,6 +461,68 @@ def test_cauchy_point_matches_sequential_algorithm_cp(seed, walk, tier, monkeypa
     ref = np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem)))
     np.testing.assert_allclose(xcp, ref, atol=1e-12)
     np.testing.assert_allclose(c, np.asarray(w).T @ (ref - x), atol=1e-10)
+
+
+@pytest.mark.parametrize("xp", ["numpy", "jax"])
+@pytest.mark.parametrize("seed", range(3))
+def test_cauchy_point_of_the_scaled_model_has_the_unscaled_bits(seed, xp):
+    """cauchy scales g, theta and M by a power of two where |g| > 1 (float32 overflowed at a curvature of
+    1e16); reference: the same sorted form on the model as given, bit for bit (and np_cauchy above)."""
+    rng = np.random.default_rng(seed)
+    n, m = 9, 3
+    mem = mem_mod.empty(n, m, jnp.float64)
+    for _ in range(m):
+        s = rng.standard_normal(n)
+        mem = jax.jit(mem_mod.push)(mem, jnp.asarray(s), jnp.asarray(300.0 * s * rng.uniform(0.5, 2.0, n)), jnp.asarray(True))
+    lo, hi = -rng.uniform(0.1, 1.0, n), rng.uniform(0.1, 1.0, n)
+    x, g = rng.uniform(lo, hi), 5e3 * rng.standard_normal(n)
+    w, big_m, _ = jax.jit(mem_mod.compact)(mem)
+    args = (x, g, lo, hi, np.asarray(w), np.asarray(big_m), np.asarray(mem.theta))
+    if xp == "numpy":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            got, want = cauchy_mod.cauchy(*args, np), cauchy_mod._sorted(*args, np)
+    else:
+        args = tuple(jnp.asarray(a) for a in args)
+        got, want = jax.jit(cauchy_mod.cauchy)(*args), jax.jit(cauchy_mod._sorted)(*args)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(got[0], np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem))), atol=1e-9)
+
+
+@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("box", [1e4, 1e7])
+def test_float32_steep_quadratic_reaches_its_answer(box, tier):
+    # reference (closed form): x* = 1.3, f* = 0 for f = 1e16 ||x - 1.3||^2 in a box that does not bind.
+    # theta ||g||^2 (2e16 times 8e24) overflowed the float32 Cauchy point: the host tier's search failed
+    # and, read from projgr's norm (capped at the far bound's distance), ended PRECISION at loss 2e8
+    f = lambda x: 1e16 * jnp.sum((x - 1.3) ** 2)  # noqa: E731
+    res = jaxgd.minimize(f, jnp.zeros(3, jnp.float32), method="lbfgs", bounds=(-box, box), tier=tier)
+    assert res.status_enum is jaxgd.Status.GTOL, res.message
+    np.testing.assert_array_equal(res.params, np.full(3, np.float32(1.3)))
+
+
+def test_precision_rule_reads_the_gradient_a_step_can_follow():
+    # reference: NumPy transcriptions. projgr (the gtol measure) caps a coordinate's gradient at its
+    # distance to the bound; the precision rule's norm leaves out only coordinates held at a bound
+    x = np.array([1.3, 0.0, 5.0, 2.0])
+    g = np.array([-1.6e12, 3.0, -2.0, 1e-20])
+    lo, hi = np.array([-1e4, 0.0, -np.inf, 0.0]), np.array([1e4, 1.0, 5.0, np.inf])
+    projgr = np.where(g < 0, np.maximum(x - hi, g), np.minimum(x - lo, g))
+    free = np.where(((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0)), 0.0, g)
+    for xp, args in (("jax", tuple(jnp.asarray(a) for a in (x, g, lo, hi))), ("numpy", (x, g, lo, hi))):
+        kw = {} if xp == "jax" else dict(xp=np, norm=np.linalg.norm)
+        assert float(lb.projected_grad_norm(*args, **kw)) == np.abs(projgr).max() == 1e4 - 1.3
+        assert float(lb.free_grad_norm(*args, **kw)) == np.abs(free).max() == 1.6e12
+
+
+@pytest.mark.parametrize("dtype, x0, lower", [("float64", 1e17, 0.0), ("float32", 0.0, -10.0)])
+def test_unbounded_below_in_a_half_open_box_is_no_success(dtype, x0, lower):
+    # f = -sum(x) has no minimum on x >= lower (scipy's L-BFGS-B: ABNORMAL); its projected gradient is -1
+    # everywhere, where x - clip(x - g) rounded to 0 once x passed 2^54 (2^24 in float32): GTOL
+    res = jaxgd.minimize(lambda x: -jnp.sum(x), jnp.full(2, x0, dtype), method="lbfgs", bounds=(lower, None),
+                         max_steps=200)
+    assert not res.success and res.status_enum is not jaxgd.Status.GTOL
+    assert float(res.grad_norm) == 1.0
 
 
 def test_more_thuente_steps_match_scipy_dcsrch():

@@ -45,6 +45,41 @@ def test_stationarity_with_bounds_is_the_projected_gradient_norm():
     assert float(Prox(lower=0.0, upper=1.0).stationarity(jnp.array([0.0]), jnp.array([5.0]))) == 0.0  # KKT at a bound
 
 
+def projgr(x, g, lo, hi):
+    """L-BFGS-B's projgr (scipy's Fortran/C, lbfgsb.c), in NumPy: g itself on a free coordinate,
+    capped by the distance to the bound it points at."""
+    return np.where(g < 0, np.maximum(x - hi, g), np.minimum(x - lo, g))
+
+
+def test_stationarity_with_bounds_is_projgr_where_x_minus_g_rounds_to_x():
+    # |g| below half the spacing of floats at x: x - clip(x - g) was 0 (f = -x from 1e17: GTOL at step 0)
+    x, g = np.array([1e17, 3.0, 0.0]), np.array([-1.0, 1e-20, 2.0])
+    got = Prox(lower=0.0, upper=None).stationarity(jnp.asarray(x), jnp.asarray(g), ord=np.inf)
+    assert float(got) == np.abs(projgr(x, g, 0.0, np.inf)).max() == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gd_at_a_large_x_with_a_small_gradient_is_not_stationary(dtype):
+    # reference: the closed-form gradient 2e-8 (x - 3e7) = -0.2 at x = 2e7, a free coordinate of x >= 0
+    f = lambda x: 1e-8 * jnp.sum((x - 3e7) ** 2)  # noqa: E731
+    res = jaxgd.minimize(f, jnp.array([2e7], dtype), lr=ls.Backtracking(), bounds=(0.0, None), max_steps=0)
+    np.testing.assert_allclose(float(res.grad_norm), 0.2, rtol=1e-6)
+    assert res.status_enum is jaxgd.Status.MAX_STEPS
+
+
+@pytest.mark.parametrize("rule", [ls.StrongWolfe(), ls.MoreThuente(), ls.Backtracking(), ls.Exact()],
+                         ids=lambda r: type(r).__name__)
+def test_gd_with_a_line_search_and_bounds_reaches_the_clipped_minimum(rule):
+    # reference (closed form): the minimiser of sum((x - c)^2) over x >= 0 is clip(c, 0) = [0, 7]. The
+    # searches read the slope along the projected path (StepContext.slope_at): with <g, d>, a line
+    # fitted across the kink, StrongWolfe ran to max_steps at [0, 8.19] and MoreThuente STALLED at [0, 13.3]
+    c = jnp.array([-2.0, 7.0])
+    res = jaxgd.minimize(lambda x: jnp.sum((x - c) ** 2), jnp.array([5.0, -5.0]), lr=rule, bounds=(0.0, None),
+                         max_steps=300, gtol=1e-8)
+    assert res.status_enum is jaxgd.Status.GTOL, res.message
+    np.testing.assert_allclose(res.params, [0.0, 7.0], atol=1e-8)
+
+
 # -- Lasso and elastic net against scikit-learn -----------------------------------------------
 def sparse_regression(seed=0, n=100, p=30):
     rng = np.random.default_rng(seed)

@@ -1085,7 +1085,8 @@ def adjust_status(
       rule_state: its state after this step.
       status: the status ``Solver.step`` computed (a :class:`Status` code).
       failed: the line search found no acceptable step (the step is not taken).
-      old: ``(value, grad_norm, params)`` at the current iterate.
+      old: ``(value, grad_norm, params)`` at the current iterate (``grad_norm`` may be a function of
+        no arguments, called only where the precision tests run: L-BFGS-B's free gradient's norm).
       new: the same at the trial point (the next iterate unless ``failed``).
       window: the :class:`Window` after this step, for a rule without ``stalled``
         (None: no window rule).
@@ -1154,7 +1155,9 @@ def adjust_status(
     if counted:
         can_stop = _open(status)  # (a probe only where its finding decides the status)
         probed = jnp.zeros(2, jnp.int32)  # the probe's evaluations (values, gradients)
-    value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2]))
+    lazy = callable(old[1])  # (a norm computed only in the rare branch below)
+    value, gnorm = (jnp.where(failed, o, n) for o, n in zip(old[:2], new[:2])) if not lazy else (
+        jnp.where(failed, old[0], new[0]), None)
     if window is not None and _never(failed):
         # a schedule's window: one more reduction, no branch (a lax.cond in the step cost
         # Adam 2-D 8x its step time on XLA:CPU: a conditional runs its own thunk executor)
@@ -1163,10 +1166,11 @@ def adjust_status(
         # the test (a norm of params) runs only when a search failed, the rule stalled or the window is full
         def precise_here() -> Any:
             here = _tree.where(failed, old[2], new[2])
-            norm_test = at_precision(value, gnorm, here)
+            gnorm_here = jnp.where(failed, old[1](), new[1]()) if lazy else gnorm
+            norm_test = at_precision(value, gnorm_here, here)
             if grid is not None:
                 stopped = failed if window is None else failed | settled  # (no window: the program as it was)
-                norm_test = norm_test | (stopped & grid & at_precision(value, gnorm, here, GRID_FACTOR))
+                norm_test = norm_test | (stopped & grid & at_precision(value, gnorm_here, here, GRID_FACTOR))
             def certified(precise: Any, k: Any, found: Any) -> tuple[Any, Any]:
                 """(16 bits) a stop the rules let go on, where no probe found a fall of f either."""
                 if certify is None:

@@ -89,6 +89,11 @@ class StepContext(NamedTuple):
         or the trial already meets ``gtol``); ``None`` when it accepts any.
         :class:`~jaxgd.linesearch.MoreThuente` with ``fallback=True`` tests
         it; other rules may ignore it.
+      slope_at: ``Trial -> slope``: the derivative of
+        :math:`\\alpha \\mapsto f(\\mathrm{prox}(\\theta + \\alpha d))` at a trial (from the right),
+        where ``bounds`` hold some entries: :math:`\\langle g, d \\rangle` over the entries that still
+        move (``slope`` is the same at ``params``); ``None`` without bounds. A rule that reads a
+        trial's slope calls :func:`trial_slope`.
     """
 
     count: jax.Array
@@ -104,6 +109,17 @@ class StepContext(NamedTuple):
     # (static) record StepInfo.unit_sq_grad: set by core.update for a quasi-Newton direction, whose
     # precision rule reads it; other directions leave the search's loop without that work
     unit_grad: bool = False
+    # Trial -> the slope of alpha -> f(prox(params + alpha d)) at the trial, from the right, where bounds
+    # stop some entries of the move: <grad, d> over the entries the box does not hold (trial_slope);
+    # None: <grad, d>. A search reading <grad, d> there fitted a line to a kinked path (gd with bounds and
+    # MoreThuente ended STALLED at x = [0, 13.3] on sum((x - c)^2), c = [-2, 7], x >= 0)
+    slope_at: Optional[Callable[["Trial"], jax.Array]] = None
+
+
+def trial_slope(ctx: StepContext, t: Trial) -> jax.Array:
+    """A trial's slope along the search's path: ``ctx.slope_at(t)`` where bounds can stop the move,
+    else :math:`\\langle g_t, d \\rangle` (see :class:`StepContext`)."""
+    return _tree.vdot(t.grad, ctx.direction) if ctx.slope_at is None else ctx.slope_at(t)
 
 
 def half_precision(dtype: Any) -> bool:

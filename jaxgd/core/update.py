@@ -164,18 +164,24 @@ def update(
         if value_and_grad is None:
             return _stepsize.Trial(p, value, grads, None)
         return _stepsize.Trial(p, *value_and_grad(p))
+    slope_at = None
+    if parts.prox.bounded:  # the path bends where the box stops entries: its slope over the others
+        def slope_at(t: _stepsize.Trial) -> jax.Array:
+            return _tree.vdot(t.grad, parts.prox.free_direction(t.params, d))
     ctx = _stepsize.StepContext(
         count=state.count,
         params=params,
         value=value,
         grad=grads,
         direction=d,
-        slope=_tree.vdot(grads, d).astype(_stepsize.search_dtype(jnp.result_type(value))),  # (float32 for a float16 loss)
+        slope=(_tree.vdot(grads, d) if slope_at is None else slope_at(_stepsize.Trial(params, value, grads, None)))
+        .astype(_stepsize.search_dtype(jnp.result_type(value))),  # (float32 for a float16 loss)
         evaluate=evaluate,
         value_at=lambda alpha: value_fn(moved(alpha)),
         penalty_change=parts.prox.change if parts.prox.l1 is not None else None,
         accept=None if parts.direction.accepts is None else _accept(parts.direction.accepts, grads, d, converged),
         unit_grad=parts.direction.quasi_newton,
+        slope_at=slope_at,
     )
     out = parts.rule.step(state.rule_state, ctx)
     if not (isinstance(out, tuple) and len(out) == 4 and isinstance(out[1], _stepsize.Trial)

@@ -62,6 +62,7 @@ from ..core import stall as _stall
 from ..core import stepsize as _stepsize
 from ..core.status import Status
 from ..linesearch.more_thuente import step_cap
+from ..prox import operators as _prox
 from ..prox.operators import _bound_leaves
 from . import lbfgsb_cauchy as _cauchy
 from . import limited_memory as _limited_memory
@@ -134,12 +135,24 @@ def flat_bounds(prox: Any, params: Params, dtype: Any, xp: Any = jnp) -> tuple[j
 
 def projected_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf,
                         xp: Any = jnp, norm: Any = _tree.norm) -> jax.Array:
-    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``); its 2-norm with ``ord=2``
-    (``norm``: the host tier passes its own, with ``xp`` NumPy)."""
-    pg = x - xp.clip(x - g, lower, upper)
+    """:math:`\\|x - P(x - g)\\|_\\infty`, L-BFGS-B's ``sbgnrm`` (``projgr``), from ``g`` itself
+    (:func:`jaxgd.prox.operators.box_gradient`); its 2-norm with ``ord=2`` (``norm``: the host tier
+    passes its own, with ``xp`` NumPy)."""
+    return _vector_norm(_prox.box_gradient(x, g, lower, upper, xp), ord, xp, norm)
+
+
+def free_grad_norm(x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, ord: float = jnp.inf,
+                   xp: Any = jnp, norm: Any = _tree.norm) -> jax.Array:
+    """The norm of ``g`` over the coordinates a step can move (:func:`jaxgd.prox.operators.free_gradient`):
+    the precision rule's measure. ``projgr``'s, capped by the distance to a bound however far, let a
+    float32 point 1e12 of gradient from its answer pass as stationary to precision."""
+    return _vector_norm(_prox.free_gradient(x, g, lower, upper, xp), ord, xp, norm)
+
+
+def _vector_norm(v: jax.Array, ord: float, xp: Any, norm: Any) -> jax.Array:
     if xp is not jnp:
-        return norm(pg) if ord == 2 else xp.max(xp.abs(pg), initial=0)
-    return norm(pg) if ord == 2 else _tree.max_abs(pg)
+        return norm(v) if ord == 2 else xp.max(xp.abs(v), initial=0)
+    return norm(v) if ord == 2 else _tree.max_abs(v)
 
 
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, xp: Any = jnp) -> jax.Array:
@@ -318,9 +331,11 @@ def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):
     # In float32 and narrower also the grid rule: the failed search ran along the projected steepest descent
     # (the memory was forgotten first) and its first trial moved x without the fall its slope predicted
     # (res.unseen): the norm test within GRID_FACTOR.
+    ftype = state.value.dtype
+    free_norm = lambda a, b: lambda: free_grad_norm(a, b, lower, upper, solver.gtol_norm).astype(ftype)  # noqa: E731
     status = _stall.adjust_status(
-        solver.rule, flat, status, res.failed, (state.value, state.grad_norm, state.params),
-        (fn, gnorm, new_params),
+        solver.rule, flat, status, res.failed, (state.value, free_norm(x, g), state.params),
+        (fn, free_norm(xn, gn), new_params),
         None, solver.gtol, grid=res.unseen,
     )
 

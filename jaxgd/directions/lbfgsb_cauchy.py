@@ -169,6 +169,11 @@ def cauchy(
       and the mask of variables free at the Cauchy point (not at a bound
       reached along the path, not held at a bound by the gradient).
     """
+    # The model scaled by a power of two sigma (g, theta and M over sigma: the same Cauchy point, every
+    # intermediate scaled exactly, so the same bits) where |g| > 1: theta ||g||^2 and p^T M p overflowed
+    # float32 at a curvature of 1e16 (f = 1e16 ||x - 1.3||^2: a path to the far bound, a failed search)
+    sigma = _tree.power_of_two_below(xp.max(xp.abs(g), initial=0), xp)
+    g, theta, big_m = g / sigma, theta / sigma, big_m / sigma
     if xp is not jnp or x.shape[0] < WALK_FROM:
         return _sorted(x, g, lower, upper, w, big_m, theta, xp)
     found, walked = _walk(x, g, lower, upper, w, big_m, theta)

@@ -147,8 +147,10 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
     # stall.adjust_status for L-BFGS-B: a failed search with no memory left to forget, at a point
     # stationary to the precision f is evaluated at (in float32 also within GRID_FACTOR where its first
     # trial moved x without the fall its slope predicted: res.unseen), is PRECISION
-    if failed and status == FAILED and _directions.at_precision(value, gnorm, x, narrow and bool(res.unseen)):
-        status = PRECISION
+    if failed and status == FAILED:  # (the norm over the entries no bound holds: lbfgsb.free_grad_norm)
+        free = _lbfgsb.free_grad_norm(x, g, lower, upper, solver.gtol_norm, np, _directions.norm).astype(value.dtype)
+        if _directions.at_precision(value, free, x, narrow and bool(res.unseen)):
+            status = PRECISION
     return Outcome(accept, xn, fn, gn, aux_n, new_gnorm, res.stp, status, mem, Counts(flat, window), nfev)
 
 

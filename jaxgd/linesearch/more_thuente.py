@@ -29,7 +29,8 @@ from jax import lax
 
 from .. import _tree
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move, unseen_at
+from ..core.stepsize import (StepContext, StepInfo, Trial, half_precision, narrow, search_dtype, shortest_move,
+                             trial_slope, unseen_at)
 from .._types import ArrayLike, Grads, Params
 from . import zoom as _zoom
 from .dcsrch import P5, Interval, decreased, interpolate, repeats_best, safeguard
@@ -332,7 +333,7 @@ class MoreThuente:
             cached = seed & (c.i == 0) & (c.z.i == 0) & ~c.z.zooming  # (the first iteration)
             t = lax.cond(cached, lambda: known, lambda: ctx.evaluate(c.alpha))
             f = jnp.where(cached & hit, jnp.inf, t.value.astype(dtype))
-            g = jnp.where(cached & hit, jnp.inf, _tree.vdot(t.grad, ctx.direction).astype(dtype))
+            g = jnp.where(cached & hit, jnp.inf, trial_slope(ctx, t).astype(dtype))
             ok = jnp.asarray(True) if ctx.accept is None else ctx.accept(t)
             z, nxt, found, failed = _zoom.update(c.z, c.alpha, f, g, ok, f0, g0, c1, c2, stpmax)
             best = _tree.where(found, t, c.best)
@@ -347,7 +348,7 @@ class MoreThuente:
         stp = c.stp
         t = ctx.evaluate(stp)
         f = t.value.astype(dtype)
-        g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
+        g = trial_slope(ctx, t).astype(dtype)
         # (a non-finite gradient element makes the slope g, a sum of products with it, NaN or Inf:
         # a finite g is a finite gradient; L-BFGS-B's search and the host tier test the same)
         fin = jnp.isfinite(f) & jnp.isfinite(g)

@@ -26,7 +26,8 @@ import jax.numpy as jnp
 
 from .. import _tree, _validate
 from ..core import packing as _packing
-from ..core.stepsize import StepContext, StepInfo, Trial, first_unseen, half_precision, narrow, search_dtype
+from ..core.stepsize import (StepContext, StepInfo, Trial, first_unseen, half_precision, narrow, search_dtype,
+                             trial_slope)
 from .._types import ArrayLike, Grads, Params
 
 BAD_OPEN_UNIT = "{name} must lie in (0, 1), got {name}={value!r}"
@@ -294,7 +295,7 @@ class Backtracking:
         new = BacktrackingState(jnp.where(good, alpha, state.alpha).astype(dtype))
         step_info = info(i + 1, i + 1, ~good)
         if narrow(dtype):  # StepInfo.unseen: the first trial moved x without the fall its slope predicted
-            f, g = t0.value.astype(dtype), _tree.vdot(t0.grad, ctx.direction).astype(dtype)
+            f, g = t0.value.astype(dtype), trial_slope(ctx, t0).astype(dtype)
             step_info = step_info._replace(
                 unseen=first_unseen(ctx, alpha0, f, g, ctx.value.astype(dtype), ctx.slope.astype(dtype), tie_tol))
         return alpha, trial, new, step_info
@@ -462,7 +463,7 @@ class StrongWolfe:
             i, a, zooming, lo, hi, lo_t, lo_set, _ = c[:8]
             t = ctx.evaluate(a)
             f = t.value.astype(dtype)
-            g = _tree.vdot(t.grad, ctx.direction).astype(dtype)
+            g = trial_slope(ctx, t).astype(dtype)
             fin = jnp.isfinite(f) & jnp.isfinite(g)  # a finite slope g: a finite gradient (see MoreThuente)
             armijo = fin & (f <= f0 + c1 * a * s0)
             curv = fin & (jnp.abs(g) <= -c2 * s0)

@@ -233,6 +233,35 @@ BAD_WEIGHT_TREE = (
 )
 
 
+def box_gradient(x: Any, g: Any, lower: Any, upper: Any, xp: Any = jnp) -> Any:
+    """The projected gradient :math:`x - P_{[l, u]}(x - g)` of one array, L-BFGS-B's ``projgr``: ``g``
+    itself on a coordinate whose bound is farther than ``|g|`` (``x - (x - g)`` rounds to 0 there
+    once ``|g|`` is below half ``x``'s spacing, a false stationary point: f = -x from x = 1e17), the
+    distance ``x - l`` or ``x - u`` to the bound ``g`` points at otherwise (``lower``/``upper``:
+    numbers, arrays or ``None`` for no bound; ``xp``: ``jax.numpy`` or NumPy)."""
+    out = g
+    if lower is not None:
+        out = xp.where(g > 0, xp.minimum(x - lower, g), out)
+    if upper is not None:
+        out = xp.where(g < 0, xp.maximum(x - upper, g), out)
+    return out
+
+
+def held(x: Any, d: Any, lower: Any, upper: Any) -> Any:
+    """Where ``x`` is at a bound and a move along ``d`` leaves the box (``lower``/``upper``: ``None`` for
+    no bound; False where neither side has one)."""
+    out_low = (x <= lower) & (d < 0) if lower is not None else False
+    out_up = (x >= upper) & (d > 0) if upper is not None else False
+    return out_low | out_up
+
+
+def free_gradient(x: Any, g: Any, lower: Any, upper: Any, xp: Any = jnp) -> Any:
+    """``g`` with 0 where ``x`` is at a bound and ``-g`` points out of the box (:func:`held`): the
+    gradient a step can follow (the precision rule's measure; :func:`box_gradient` is capped by the
+    distance to a bound however far)."""
+    return xp.where(held(x, -g, lower, upper), xp.zeros((), g.dtype), g)
+
+
 def weight_leaves(weight: Any, params: Params, name: str) -> list:
     """One penalty weight per leaf of ``params``: a scalar for all, or a pytree like ``params``.
 
@@ -345,17 +374,33 @@ class Prox:
         """Clip ``params`` into the box (identity without bounds)."""
         if not self.bounded:
             return params
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        lo = _bound_leaves(self.lower, params, "lower") or [None] * len(leaves)
-        hi = _bound_leaves(self.upper, params, "upper") or [None] * len(leaves)
+        leaves, treedef, lo, hi = self._box_leaves(params)
         out = []
         for x, a, b in zip(leaves, lo, hi):
             if a is not None:
-                x = jnp.maximum(x, jnp.asarray(a, x.dtype))
+                x = jnp.maximum(x, a)
             if b is not None:
-                x = jnp.minimum(x, jnp.asarray(b, x.dtype))
+                x = jnp.minimum(x, b)
             out.append(x)
         return jax.tree_util.tree_unflatten(treedef, out)
+
+    def free_direction(self, params: Params, d: Params) -> Params:
+        """``d`` with 0 where ``params`` is at a bound and ``d`` points out of the box (:func:`held`): the
+        move :meth:`apply` makes from ``params`` along ``d``, to first order (StepContext.slope_at)."""
+        leaves, treedef, lo, hi = self._box_leaves(params)
+        out = [jnp.where(held(x, v, a, b), jnp.zeros((), v.dtype), v)
+               for x, v, a, b in zip(leaves, _tree.leaves(d), lo, hi)]
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    def _box_leaves(self, params: Params) -> tuple[list, Any, list, list]:
+        """``(leaves, treedef, lower, upper)``: ``params``' leaves and each one's bounds as arrays of
+        its dtype (``None``: no bound on that side)."""
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        lo = _bound_leaves(self.lower, params, "lower") or [None] * len(leaves)
+        hi = _bound_leaves(self.upper, params, "upper") or [None] * len(leaves)
+        as_dtype = lambda v, x: None if v is None else jnp.asarray(v, x.dtype)  # noqa: E731
+        return (leaves, treedef, [as_dtype(a, x) for a, x in zip(lo, leaves)],
+                [as_dtype(b, x) for b, x in zip(hi, leaves)])
 
     def apply(self, params: Params, alpha: jax.Array) -> Params:
         """``prox_{alpha h}``: soft-threshold by ``alpha * l1``, then project."""
@@ -397,6 +442,10 @@ class Prox:
         norm = _tree.norm if ord == 2 else _tree.max_abs
         if not self.active:
             return norm(grad)
+        if self.l1 is None:  # the box alone: from g itself (box_gradient), as L-BFGS-B's projgr
+            leaves, treedef, lo, hi = self._box_leaves(params)
+            pg = [box_gradient(x, gr, a, b) for x, gr, a, b in zip(leaves, _tree.leaves(grad), lo, hi)]
+            return norm(jax.tree_util.tree_unflatten(treedef, pg))
         moved = self.apply(_tree.add_scaled(params, -1.0, grad), jnp.asarray(1.0))
         return norm(_tree.sub(params, moved))
 
