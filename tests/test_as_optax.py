@@ -226,6 +226,51 @@ def test_chains_with_optax_and_state_is_a_stable_carry() -> None:
     assert_close([p], [solver_iterates("gd", jaxgd.linesearch.Backtracking())[-1]])
 
 
+def test_inject_hyperparams_runs_as_optax_as_it_runs_optax_adam() -> None:
+    """optax.inject_hyperparams over as_optax (reference: the same over optax.adam, bit for bit): the
+    signature optax reads has no catch-all, which it passed back as unknown={} (a TypeError)."""
+    tx = optax.inject_hyperparams(jaxgd.as_optax, static_args=("method",))(method="adam", lr=0.1)
+    ref = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
+    p, q, s, r = X0, X0, tx.init(X0), ref.init(X0)
+    for k in range(4):
+        if k == 2:  # a new rate mid-run, as a schedule or a user would set it
+            s.hyperparams["lr"], r.hyperparams["learning_rate"] = jnp.asarray(0.05), jnp.asarray(0.05)
+        u, s = tx.update(jax.grad(loss)(p), s, p)
+        v, r = ref.update(jax.grad(loss)(q), r, q)
+        p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+    for k in X0:
+        np.testing.assert_array_equal(p[k], q[k])
+
+
+def test_a_python_float_leaf_updates_as_optax_adam_does() -> None:
+    """A Python float leaf (accepted by init, minimize and optax.adam) in an eager update (reference: optax.adam)."""
+    p0 = {"a": 0.5, "b": jnp.zeros(2)}
+    g = jax.grad(lambda p: (p["a"] - 1.0) ** 2 + jnp.sum((p["b"] - 1.0) ** 2))(p0)
+    tx, ref = jaxgd.as_optax("adam", lr=0.1), optax.adam(0.1)
+    u, _ = tx.update(g, tx.init(p0), p0)
+    v, _ = ref.update(g, ref.init(p0), p0)
+    for k in p0:
+        np.testing.assert_allclose(u[k], v[k], rtol=1e-6)
+
+
+def test_value_fn_under_multi_transform_is_refused_with_the_reason() -> None:
+    """Under optax.multi_transform the params update sees hold optax.MaskedNode: value_fn cannot be
+    evaluated there (optax.lbfgs fails the same way, with a bare TypeError); a float lr without
+    value_fn runs and equals optax.sgd on its part (reference)."""
+    labels = {"w": "ls", "b": "ad"}
+    bad = optax.multi_transform({"ls": jaxgd.as_optax("gd", lr=jaxgd.linesearch.Backtracking()), "ad": optax.adam(0.1)},
+                                labels)
+    value, grad = jax.value_and_grad(loss)(X0)
+    with pytest.raises(ValueError, match=r"value_fn.*MaskedNode.*multi_transform"):
+        bad.update(grad, bad.init(X0), X0, value=value, grad=grad, value_fn=loss)
+    good = optax.multi_transform({"ls": jaxgd.as_optax("gd", lr=0.1), "ad": optax.adam(0.1)}, labels)
+    ref = optax.multi_transform({"ls": optax.sgd(0.1), "ad": optax.adam(0.1)}, labels)
+    u, _ = good.update(grad, good.init(X0), X0)
+    v, _ = ref.update(grad, ref.init(X0), X0)
+    for k in X0:
+        np.testing.assert_allclose(u[k], v[k], rtol=1e-12)
+
+
 # -- Flax NNX -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "rule, l1",

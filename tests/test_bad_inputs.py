@@ -534,6 +534,7 @@ ROWS: list[Row] = [
     R("as_optax", "accelerated", "True", TypeError, "as_optax does not take accelerated=", lambda c: jaxgd.as_optax(accelerated=True)),
     R("as_optax", "value_fn", "missing with lr=Backtracking() (at update)", TypeError, "needs value and value_fn", lambda c: _tx_update(c, jaxgd.linesearch.Backtracking())),
     R("as_optax", "params", "None (at update)", ValueError, "update needs params", lambda c: _tx_update(c, 0.1, params=None)),
+    R("as_optax", "value_fn", "with optax.MaskedNode params (under optax.multi_transform, at update)", ValueError, "params holds optax.MaskedNode", lambda c: _tx_masked(c)),
     # -- minimize: tier (issue 14 item 1) ---------------------------------------------------------------------
     R("minimize", "tier", '"fast"', ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier='fast'", lambda c: M(c, tier="fast")),
     R("minimize", "tier", "1", ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier=1", lambda c: M(c, tier=1)),
@@ -683,6 +684,16 @@ def _tx_update(c: Ctx, lr: Any, params: Any = "x0") -> Any:
     tx = jaxgd.as_optax("gd", lr)
     state = jax.eval_shape(tx.init, c.x0)  # the update raises before it reads the state: nothing compiles
     return tx.update(c.x0, state, c.x0 if params == "x0" else params)
+
+
+def _tx_masked(c: Ctx) -> Any:
+    """An ``as_optax`` line search under ``optax.multi_transform``, given ``value_fn``."""
+    optax = _optax()
+    tx = optax.multi_transform({"ls": jaxgd.as_optax("gd", jaxgd.linesearch.Backtracking()), "sgd": optax.sgd(0.1)},
+                               {"w": "ls", "v": "sgd"})
+    p = {"w": c.x0, "v": c.x0}
+    state = jax.eval_shape(tx.init, p)  # (nothing compiles: the update raises first)
+    return tx.update(p, state, p, value=0.0, grad=p, value_fn=lambda q: 0.0)
 
 
 # -- the doc -------------------------------------------------------------------------------------

@@ -378,6 +378,12 @@ class Solver:
         ``solver.step`` is the same object at every access, so
         ``jax.jit(solver.step)`` written inside a Python loop compiles once.
 
+        ``args`` are the loss's extra arguments for this step's evaluations: the step moves
+        along the direction from ``state.grad``, the gradient :meth:`init` or the previous
+        step evaluated with *its* ``args``, and evaluates the new point with these. A
+        new minibatch each call is therefore SGD one batch late; minibatches are
+        :func:`jaxgd.fit`'s job (or :func:`jaxgd.as_optax` in your loop).
+
         The returned state has the same tree structure, shapes and dtypes as
         ``state`` (it is a ``while_loop`` carry).
         """

@@ -15,6 +15,7 @@ is the user's), and ``x0`` is not projected into ``bounds`` (start inside).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -39,6 +40,12 @@ NEEDS_EXTRA = (
     "tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)"
 )
 NEEDS_PARAMS = "as_optax(...).update needs params (the current parameters), got params=None"
+MASKED_VALUE_FN = (
+    "as_optax(...).update got value_fn, but params holds optax.MaskedNode (as_optax under optax.multi_transform "
+    "or optax.masked): value_fn cannot be evaluated at part of the parameters. There, use a float or schedule "
+    "lr and pass no value_fn; for a line search, Barzilai-Borwein, Polyak or lbfgs/bfgs/cg, use one as_optax "
+    "over all the parameters (or jaxgd.minimize)"
+)
 NO_ACCELERATED = "as_optax does not take accelerated=; FISTA momentum needs the loop's previous iterate (use minimize)"
 NO_LBFGSB = (
     "as_optax cannot run method='lbfgs' with bounds=: that is L-BFGS-B, whose step (generalised Cauchy point, "
@@ -176,6 +183,10 @@ def _update_fn(
     del grad, extra  # ``updates`` is the gradient (optax's convention); other extras are not ours
     if params is None:
         raise ValueError(NEEDS_PARAMS)
+    if value_fn is not None and any(isinstance(v, optax.MaskedNode) for v in jax.tree_util.tree_leaves(
+            params, is_leaf=lambda v: isinstance(v, optax.MaskedNode))):
+        raise ValueError(MASKED_VALUE_FN)
+    params = _tree.tmap(jnp.asarray, params)  # (a Python float leaf, as optax's transformations take it)
     time_only = isinstance(parts.rule, _stepsize.ScheduleRule)
     missing = [n for n, v in (("value", value), ("value_fn", value_fn)) if v is None]
     if missing and not time_only:
@@ -248,14 +259,18 @@ def as_optax(
     takes the gradient as ``updates`` and, as ``optax.lbfgs`` does, the loss
     at ``params`` (``value``) and the loss as a function of the parameters
     (``value_fn``): line searches, Barzilai-Borwein, Polyak and
-    reduce-on-plateau need both; a float or schedule ``lr`` needs neither,
+    reduce-on-plateau need both (not under ``optax.multi_transform`` or
+    ``optax.masked``, whose ``MaskedNode`` parameters ``value_fn`` cannot take); a float or schedule ``lr`` needs neither,
     but with ``value_fn`` the new point is evaluated (as in ``minimize``) and
     a non-finite loss there rejects the step. The state's ``value`` and
     ``grad`` hold that evaluation: ``optax.value_and_grad_from_state(loss)``
-    re-uses it. So the transformation goes last in an ``optax.chain``
-    (transforms before it, such as clipping, are fine): one after it changes
-    the updates, the parameters land elsewhere, and the state's value and
-    gradient are those of a point they never reached. Non-finite policy (as in ``minimize``): a step whose outcome
+    re-uses it. So the transformation goes last in an ``optax.chain``: one
+    after it changes the updates, the parameters land elsewhere, and the
+    state's value and gradient are those of a point they never reached. One
+    before it that changes the gradient (clipping) is fine with a float or
+    schedule ``lr`` and a first-order method; a line search, Barzilai-Borwein,
+    Polyak and ``lbfgs``/``bfgs``/``cg`` read ``value_fn``'s own gradients at
+    their trials, which it never sees: give them ``clip=`` instead. Non-finite policy (as in ``minimize``): a step whose outcome
     is not finite, or a failed line search, is not taken (zero updates) and
     ``state.status`` says why; as in ``minimize``, a failed search of ``bfgs``
     or ``lbfgs`` with a curvature memory drops the memory instead, so the next
@@ -278,7 +293,8 @@ def as_optax(
         or ``lr`` of the wrong kind; at ``init``, a parameter leaf that is
         not a real floating array; at ``update``, a state-aware ``lr``
         without ``value``/``value_fn``.
-      ValueError: a bad value (names the argument); an optax transformation
+      ValueError: a bad value (names the argument); at ``update``, a
+        ``value_fn`` with ``optax.MaskedNode`` parameters (multi_transform); an optax transformation
         as ``method`` with a float or schedule ``lr``; at ``init``, empty
         parameters, or ``l1``, ``l2`` or ``bounds`` pytrees that do not fit
         the parameters; at
@@ -320,3 +336,8 @@ def as_optax(
 
 
 _KEYWORDS = _options.keywords(as_optax) + ("method", "lr")
+# The signature callers read has no catch-all: optax.inject_hyperparams binds the factory's signature
+# and passed **unknown back as unknown={} (a TypeError); the catch-all stays for the pointers an unknown
+# keyword gets (check_keywords)
+as_optax.__signature__ = inspect.signature(as_optax).replace(parameters=[
+    p for p in inspect.signature(as_optax).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD])
