@@ -7,6 +7,7 @@ Reference: ``weakref.ref`` to each captured 2 MB array, dead after
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import weakref
 
@@ -67,3 +68,36 @@ def test_per_function_cache_is_bounded_and_weak() -> None:
     del f
     gc.collect()
     assert len(cache) == 0
+
+
+@dataclasses.dataclass
+class _Ridge:
+    """A loss object with an array field: ``eq=True`` makes it unhashable, as an Equinox module with an
+    array field is (its hash hashes the arrays)."""
+
+    lam: jax.Array
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return 0.5 * jnp.sum((_A @ x - 1.0) ** 2) + 0.5 * self.lam * jnp.sum(x**2)
+
+
+_A = jnp.asarray(np.random.default_rng(10).normal(size=(30, 5)))
+
+
+def _ridge(lam: float) -> np.ndarray:
+    a = np.asarray(_A)
+    return np.linalg.solve(a.T @ a + lam * np.eye(5), a.sum(0))
+
+
+def test_an_unhashable_loss_object_is_cached_by_identity_and_differentiable() -> None:
+    """Reference: ridge regression's closed form x* = (A'A + lam I)^-1 A'1 and its derivative in lam,
+    -(A'A + lam I)^-1 x*. It raised "unhashable type" from the per-function cache."""
+    assert _ridge(0.7).shape == (5,)
+    with pytest.raises(TypeError):
+        hash(_Ridge(jnp.asarray(0.7)))
+    res = jaxgd.minimize(_Ridge(jnp.asarray(0.7)), jnp.zeros(5), method="lbfgs", gtol=1e-10)
+    np.testing.assert_allclose(res.params, _ridge(0.7), atol=1e-8)
+    a = np.asarray(_A)
+    want = -np.linalg.solve(a.T @ a + 0.7 * np.eye(5), _ridge(0.7)).sum()
+    got = jax.grad(lambda lam: jnp.sum(jaxgd.minimize(_Ridge(lam), jnp.zeros(5), method="lbfgs", gtol=1e-10).params))(0.7)
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -8,7 +8,9 @@ call would keep them all. Here each user function owns its entries through a
 values never refer to the function (that would make the weak key strong).
 
 A callable that cannot be weakly referenced (rare: most objects can) falls
-back to a small module-level LRU of its own, bounded by ``maxsize``.
+back to a small module-level LRU of its own, bounded by ``maxsize``; so does
+an unhashable one (an Equinox module with an array field, an ``eq=True``
+dataclass), keyed by identity there (:class:`_ById`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class PerFunction:
             if entries is None:
                 entries = self._weak[fn] = collections.OrderedDict()
             return entries
-        except TypeError:  # not weakly referenceable (or unhashable: the caller checks)
+        except TypeError:  # not weakly referenceable, or unhashable
+            fn = _strong_key(fn)
             entries = self._strong.get(fn)
             if entries is None:
                 entries = self._strong[fn] = collections.OrderedDict()
@@ -60,8 +63,8 @@ class PerFunction:
         """The value kept for ``(fn, key)``, or None (nothing is made)."""
         try:
             entries = self._weak.get(fn)
-        except TypeError:  # not weakly referenceable
-            entries = self._strong.get(fn)
+        except TypeError:  # not weakly referenceable, or unhashable
+            entries = self._strong.get(_strong_key(fn))
         return None if entries is None else entries.get(key)
 
     def put(self, fn: Any, key: Hashable, value: Any) -> None:
@@ -73,6 +76,31 @@ class PerFunction:
 
     def __len__(self) -> int:
         return len(self._weak) + len(self._strong)
+
+
+class _ById:
+    """An unhashable function as a key: equal only to itself (its fields may be arrays, which
+    cannot be hashed; the function is held strongly, as every ``_strong`` entry's is)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __hash__(self) -> int:
+        return id(self.fn)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, _ById) and other.fn is self.fn
+
+
+def _strong_key(fn: Any) -> Hashable:
+    """``fn``, or :class:`_ById` of it where it cannot be hashed."""
+    try:
+        hash(fn)
+        return fn
+    except TypeError:
+        return _ById(fn)
 
 
 _JITS = PerFunction(maxsize=16)

@@ -26,7 +26,12 @@ gives the tangent of the solution :math:`x^*(\\theta)`:
   independent of :math:`\\eta` (Bertrand et al., "Implicit differentiation of
   Lasso-type models for hyperparameter optimization", ICML 2020, eq. 9;
   Blondel et al., "Efficient and Modular Implicit Differentiation",
-  NeurIPS 2022, section 2.1).
+  NeurIPS 2022, section 2.1). A coordinate at a bound moves with it: on the
+  active set ``A`` (at ``lower`` or ``upper``), :math:`\\dot x_A` is that
+  bound's tangent, and the free coordinates answer it through the Hessian,
+  :math:`H_{SS}\\dot x_S = -(\\ldots)_S - H_{SA}\\dot x_A` (the projection's
+  derivative in its bounds; strict complementarity assumed, as for the free
+  set).
 
 Both are solved matrix-free as the symmetric system
 :math:`(M H M + I - M)\\dot x = M r` (``M = diag(m)``; ``M = I`` for smooth
@@ -41,8 +46,8 @@ again, so that an outer derivative (second order) sees :math:`x^*` move with
 :math:`\\theta`; a conjugate-gradient solve that fails (a Hessian that is not
 positive definite, or too ill-conditioned for its iteration cap) gives NaN.
 
-The derivative with respect to ``x0``, ``lr``, the tolerances, ``clip`` and
-the bounds is zero: the solution is taken to depend on them not at all.
+The derivative with respect to ``x0``, ``lr``, the tolerances and ``clip``
+is zero: the solution is taken to depend on them not at all.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from jax import lax
 
 from .. import _tree
 from .._types import Params
+from ..prox.operators import _bound_leaves
 
 DECOUPLED_L2 = (
     "adjoint='implicit' cannot differentiate method={method!r} with l2: decoupled weight decay "
@@ -128,6 +134,9 @@ def solution_tangent(solver: Any, x: Params, args: tuple, dsolver: Any, dargs: t
         if jax.tree_util.tree_structure(dl1) != jax.tree_util.tree_structure(x):
             dl1 = _tree.tmap(lambda v: dl1, x)
         rhs = _tree.tmap(lambda r, v, d: r - jnp.sign(v) * jnp.asarray(d, v.dtype), rhs, x, dl1)
+    held = bound_tangent(solver.prox, dsolver.prox, x) if solver.prox.bounded else None
+    if held is not None:  # the free coordinates answer the active ones' move: - H_SA dx_A
+        rhs = _tree.sub(rhs, _tree.cast_like(jax.jvp(lambda p: grad_x(p, solver, args), (x,), (held,))[1], rhs))
     rhs = _masked(mask, rhs)
 
     def hvp(v: Params) -> Params:
@@ -145,7 +154,28 @@ def solution_tangent(solver: Any, x: Params, args: tuple, dsolver: Any, dargs: t
     flat_rhs, unravel = jax.flatten_util.ravel_pytree(rhs)
     flat_hvp = lambda v: jax.flatten_util.ravel_pytree(hvp(unravel(v)))[0]  # noqa: E731
     dx = unravel(lax.custom_linear_solve(flat_hvp, flat_rhs, solve=solve, symmetric=True))
+    if held is not None:
+        dx = _tree.tmap(jnp.add, dx, _tree.cast_like(held, dx))
     return _tree.cast_like(dx, x)
+
+
+def bound_tangent(prox: Any, dprox: Any, x: Params) -> Params:
+    """``dx*`` on the active set: where ``x`` sits at its lower (upper) bound, that bound's tangent
+    (``dprox.lower``/``upper``, numbers or pytrees like ``x``), 0 elsewhere."""
+    leaves, treedef, lo, hi = prox.box_leaves(x)
+    sides = []
+    for bound, dbound, name in ((lo, dprox.lower, "lower"), (hi, dprox.upper, "upper")):
+        d = _bound_leaves(dbound, x, name) if dbound is not None else None
+        sides.append(d or [None] * len(leaves))
+    out = []
+    for v, a, b, da, db in zip(leaves, lo, hi, *sides):
+        t = jnp.zeros_like(v)
+        if a is not None and da is not None:
+            t = jnp.where(v <= a, jnp.asarray(da, v.dtype), t)
+        if b is not None and db is not None:
+            t = jnp.where(v >= b, jnp.asarray(db, v.dtype), t)
+        out.append(t)
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def conjugate_gradient(matvec: Any, b: Params, rtol: float, maxiter: int) -> Params:

@@ -221,11 +221,12 @@ def minimize(
         the result (forward and reverse mode, under ``jit`` and ``vmap``;
         nothing changes when nobody differentiates).
         ``"implicit"`` (default): derivatives of ``params``, ``loss`` and
-        ``aux`` with respect to ``args`` and ``l1``/``l2`` by the implicit
-        function theorem at the returned point (``grad f = 0``, or the
-        proximal fixed point on the support/free set with ``l1``/``bounds``),
+        ``aux`` with respect to ``args``, ``l1``/``l2`` and ``bounds`` by the
+        implicit function theorem at the returned point (``grad f = 0``, or
+        the proximal fixed point on the support/free set with
+        ``l1``/``bounds``; a coordinate at a bound moves with that bound),
         solved by conjugate gradients on Hessian-vector products; zero with
-        respect to ``x0``, ``lr``, tolerances, ``clip`` and ``bounds``, and
+        respect to ``x0``, ``lr``, tolerances and ``clip``, and
         for ``grad_norm``, ``history`` and the other ``state`` fields.
         Differentiable values reach ``fun`` through ``args`` or through its
         closure (under a transformation, the values ``fun`` captures are

@@ -559,7 +559,12 @@ class Solver:
 
         Call it under ``jax.jit`` (``jax.jit(solver.run)``, compiled once per shapes), or use
         :func:`jaxgd.minimize`, which caches the compiled loop: called eagerly, every call traces
-        and compiles its loops again (about 1.3 s a call for a 1,000-D ``lbfgs``)."""
+        and compiles its loops again (about 1.3 s a call for a 1,000-D ``lbfgs``).
+
+        Derivatives: ``run`` is a ``lax.while_loop``, so ``jax.jvp``/``jax.jacfwd`` differentiate its
+        iterations as they ran (neither adjoint), and reverse mode (``jax.grad``) raises JAX's
+        while-loop error. To differentiate a solution, call :func:`jaxgd.minimize` with
+        ``adjoint="implicit"`` (the default under ``jax.grad``) or ``adjoint="unroll"``."""
         state = self.init(x0, *args)
         state, history = self.loop(state, self.empty_history(state), *args)
         return self.finish(state, history)

@@ -374,7 +374,7 @@ class Prox:
         """Clip ``params`` into the box (identity without bounds)."""
         if not self.bounded:
             return params
-        leaves, treedef, lo, hi = self._box_leaves(params)
+        leaves, treedef, lo, hi = self.box_leaves(params)
         out = []
         for x, a, b in zip(leaves, lo, hi):
             if a is not None:
@@ -387,12 +387,12 @@ class Prox:
     def free_direction(self, params: Params, d: Params) -> Params:
         """``d`` with 0 where ``params`` is at a bound and ``d`` points out of the box (:func:`held`): the
         move :meth:`apply` makes from ``params`` along ``d``, to first order (StepContext.slope_at)."""
-        leaves, treedef, lo, hi = self._box_leaves(params)
+        leaves, treedef, lo, hi = self.box_leaves(params)
         out = [jnp.where(held(x, v, a, b), jnp.zeros((), v.dtype), v)
                for x, v, a, b in zip(leaves, _tree.leaves(d), lo, hi)]
         return jax.tree_util.tree_unflatten(treedef, out)
 
-    def _box_leaves(self, params: Params) -> tuple[list, Any, list, list]:
+    def box_leaves(self, params: Params) -> tuple[list, Any, list, list]:
         """``(leaves, treedef, lower, upper)``: ``params``' leaves and each one's bounds as arrays of
         its dtype (``None``: no bound on that side)."""
         leaves, treedef = jax.tree_util.tree_flatten(params)
@@ -443,7 +443,7 @@ class Prox:
         if not self.active:
             return norm(grad)
         if self.l1 is None:  # the box alone: from g itself (box_gradient), as L-BFGS-B's projgr
-            leaves, treedef, lo, hi = self._box_leaves(params)
+            leaves, treedef, lo, hi = self.box_leaves(params)
             pg = [box_gradient(x, gr, a, b) for x, gr, a, b in zip(leaves, _tree.leaves(grad), lo, hi)]
             return norm(jax.tree_util.tree_unflatten(treedef, pg))
         moved = self.apply(_tree.add_scaled(params, -1.0, grad), jnp.asarray(1.0))
