@@ -225,3 +225,13 @@ def test_optax_transformation_keeps_its_own_learning_rate() -> None:
     np.testing.assert_array_equal(np.asarray(a.params), np.asarray(b.params))
     np.testing.assert_allclose(np.asarray(a.params), 1.0 - 0.8**3, rtol=1e-12)  # x_k = 1 - (1 - 0.2)^k
     jaxgd.minimize(f, jnp.zeros(2), method=optax.sgd(0.1), lr=jaxgd.linesearch.Backtracking(), max_steps=2)
+
+
+def test_printed_result_says_success_and_why_as_scipys_optimizeresult_does() -> None:
+    """print(res) shows what scipy's OptimizeResult prints (success, message, nfev), not only the status:
+    a NONFINITE run printed only loss=nan. Reference: the Result's own properties."""
+    res = jaxgd.minimize(lambda x: jnp.sum(jnp.log(x)), jnp.zeros(2), method="lbfgs")
+    text = repr(res)
+    assert f"success={res.success}" in text and f"message={res.message!r}" in text and f"nfev={int(res.nfev)}" in text
+    batched = jax.vmap(lambda c: jaxgd.minimize(lambda x: jnp.sum((x - c) ** 2), jnp.zeros(2), lr=0.1))(jnp.arange(2.0))
+    assert "success=[ True  True]" in repr(batched) and "message=" not in repr(batched)  # (one message per run: its property)

@@ -187,6 +187,11 @@ def per_run(fn: Any, status: Any, *args: Any, otype: type = object) -> Any:
     return np.vectorize(fn, otypes=[otype])(status, *args)
 
 
+def summary_message(result: Any) -> str:
+    """``", message='...'"`` for one run's repr; nothing for a batch (a message per run)."""
+    return f", message={result.message!r}" if np.ndim(np.asarray(result.status)) == 0 else ""
+
+
 def success_of(status: Any) -> Any:
     """``status.success``, elementwise for an object array from :func:`status_of`."""
     return per_run(lambda x: x.success, status, otype=bool)
@@ -246,11 +251,12 @@ class Result(NamedTuple):
         start_finite = np.isfinite(np.asarray(self.loss)) & np.isfinite(np.asarray(self.grad_norm))
         return per_run(lambda x, k, ok: message_at(x, k, dtype, bool(ok)), s, np.asarray(self.steps), start_finite)
 
-    def __repr__(self) -> str:  # a short summary; the full tree is still available
+    def __repr__(self) -> str:  # a short summary, scipy's OptimizeResult's fields; the full tree is still available
         try:
             return (
-                f"Result(status={self.status_enum!r}, steps={np.asarray(self.steps)}, "
-                f"loss={np.asarray(self.loss)}, grad_norm={np.asarray(self.grad_norm)})"
+                f"Result(status={self.status_enum!r}, success={self.success}, steps={np.asarray(self.steps)}, "
+                f"loss={np.asarray(self.loss)}, grad_norm={np.asarray(self.grad_norm)}, nfev={np.asarray(self.nfev)}"
+                f"{summary_message(self)})"
             )
         except Exception:  # traced: fall back to the field dump
             return f"Result(params={self.params!r}, loss={self.loss!r}, status={self.status!r})"

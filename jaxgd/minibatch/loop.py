@@ -31,7 +31,7 @@ from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
-from ..core.status import FitStatus, fit_message_at, per_run, status_of, success_of
+from ..core.status import FitStatus, fit_message_at, per_run, status_of, success_of, summary_message
 from .._types import Params, PyTree
 
 class FitHistory(NamedTuple):
@@ -146,9 +146,9 @@ class FitResult(NamedTuple):
     def __repr__(self) -> str:
         try:
             return (
-                f"FitResult(status={self.status_enum!r}, epochs={np.asarray(self.epochs)}, "
+                f"FitResult(status={self.status_enum!r}, success={self.success}, epochs={np.asarray(self.epochs)}, "
                 f"steps={np.asarray(self.steps)}, best_epoch={np.asarray(self.best_epoch)}, "
-                f"best_loss={np.asarray(self.best_loss)})"
+                f"best_loss={np.asarray(self.best_loss)}{summary_message(self)})"
             )
         except Exception:  # traced
             return f"FitResult(params={self.params!r}, status={self.status!r})"
