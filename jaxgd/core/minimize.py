@@ -238,7 +238,9 @@ def minimize(
         meaningless far from a minimiser; where the Hessian is not positive
         definite there (a saddle, a non-convex problem), or conjugate
         gradients cannot solve its system to the square root of their
-        tolerance, the derivative is NaN, never a wrong number. Higher
+        tolerance, the derivative is NaN, never a wrong number (reverse
+        mode solves once per output entry: an entry whose solve never meets
+        the negative curvature is finite, the implicit-function value). Higher
         derivatives (``jax.hessian``, ``grad`` of ``grad``) differentiate
         the formula with the solution's own derivative. ``adamw`` with ``l2`` (decoupled decay)
         is refused when differentiated. ``"unroll"``: the exact derivative of
