@@ -367,6 +367,7 @@ ROWS: list[Row] = [
     R("minimize", "adjoint", '"unroll" with method="lbfgs" (default lr: a line search)', ValueError, "use adjoint='implicit'", lambda c: M(c, adjoint="unroll", method="lbfgs"), True),
     R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),
     R("check_grad", "reference", "returns shape (4,) for x of shape (3,)", ValueError, "reference gradient for leaf x has shape (4,); expected (3,)", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: np.zeros(4)), True),
+    R("check_grad", "reference", "returns 2 x + 5j (complex)", ValueError, "reference gradient for leaf x is not a real numeric array", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: 2 * np.asarray(x) + 5j), True),
     R("check_grad", "x", "np.arange(3)", TypeError, "every leaf of x must be a real floating-point array", lambda c: jaxgd.check_grad(c.f, np.arange(3))),
     R("check_grad", "x", "np.ones(3, bfloat16)", TypeError, "check_grad does not take bfloat16 x", lambda c: jaxgd.check_grad(c.f, np.ones(3, jnp.bfloat16))),
     R("check_grad", "directions", "0", ValueError, "directions=0 must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=0)),
@@ -465,6 +466,8 @@ ROWS: list[Row] = [
     # -- problems -----------------------------------------------------------------------------------------
     R("problems.quadratic_norm", "d", "0", ValueError, "d=0 must be a positive integer", lambda c: jaxgd.problems.quadratic_norm(0)),
     R("problems.quadratic_norm", "c", "-1.0", ValueError, "c=-1.0 must be a non-negative number", lambda c: jaxgd.problems.quadratic_norm(2, c=-1.0)),
+    R("problems.linear_regression", "X", "with a NaN entry", ValueError, "X must be finite; it holds 1 NaN or Inf entries (the first at index (1, 0))", lambda c: jaxgd.problems.linear_regression(X=np.array([[1.0, 2.0], [np.nan, 0.0], [0.5, 1.0]]), y=np.zeros(3))),
+    R("problems.logistic_regression", "X", "with an Inf entry", ValueError, "X must be finite", lambda c: jaxgd.problems.logistic_regression(X=np.array([[1.0], [np.inf]]), y=np.array([0, 1]))),
     R("problems.linear_regression", "n", "0", ValueError, "n=0 must be a positive integer", lambda c: jaxgd.problems.linear_regression(n=0)),
     R("problems.linear_regression", "dtype", "jnp.int32", ValueError, "is not a floating-point dtype", lambda c: jaxgd.problems.linear_regression(dtype=jnp.int32)),
     R("problems.linear_regression", "X", "X without y", ValueError, "pass both X and y or neither", lambda c: jaxgd.problems.linear_regression(X=np.ones((3, 2)))),

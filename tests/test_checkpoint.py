@@ -322,3 +322,48 @@ def test_unknown_version(tmp_path) -> None:
     np.savez(tmp_path / "v.npz", __jaxgd_header__=np.frombuffer(json.dumps(header).encode(), np.uint8))
     with pytest.raises(CheckpointError, match="version 99 is not supported"):
         load_checkpoint(tmp_path / "v.npz")
+
+
+def test_a_64_bit_leaf_that_x64_off_would_change_is_refused(tmp_path, x64_off) -> None:
+    """NumPy float64/int64 leaves (checkpoint_info: their dtypes; np.load: their values) loaded with JAX's
+    64-bit mode off came back as float32/int32, silently: 2**40 + 1 as 1, 1e300 as inf. Refused now,
+    naming the leaf; a 64-bit leaf whose values float32/int32 hold exactly loads as before."""
+    path = str(tmp_path / "wide.ckpt")
+    save_checkpoint(path, {"f": np.array([1 / 3, 1e300]), "i": np.array([2**40 + 1])})
+    with pytest.raises(CheckpointError, match=r"leaf \['f'\] is float64 in the file.*jax_enable_x64"):
+        load_checkpoint(path, {"f": np.zeros(2), "i": np.zeros(1, np.int64)})
+    exact = str(tmp_path / "exact.ckpt")
+    save_checkpoint(exact, {"f": np.array([0.5, 2.0]), "i": np.array([7])})
+    got = load_checkpoint(exact)
+    np.testing.assert_array_equal(got["['f']"], [0.5, 2.0])
+    np.testing.assert_array_equal(got["['i']"], [7])
+
+
+def test_a_byte_swapped_leaf_is_saved_in_native_order(tmp_path) -> None:
+    """Reference: the same values in native order (a '>f4' array was refused as a dtype a checkpoint cannot hold)."""
+    path = str(tmp_path / "swapped.ckpt")
+    a = np.arange(3, dtype=">f4")
+    save_checkpoint(path, {"a": a})
+    np.testing.assert_array_equal(load_checkpoint(path, {"a": np.zeros(3, np.float32)})["a"], a.astype(np.float32))
+
+
+def test_any_corrupted_byte_is_a_checkpoint_error(tmp_path) -> None:
+    """Every one-byte corruption of a small checkpoint either loads the same tree or raises CheckpointError
+    (zipfile's NotImplementedError for an unknown version or compression method passed through)."""
+    path = str(tmp_path / "good.ckpt")
+    tree = {"w": np.arange(4.0, dtype=np.float32), "k": np.arange(3, dtype=np.int32)}
+    save_checkpoint(path, tree)
+    with open(path, "rb") as f:
+        raw = f.read()
+    bad = str(tmp_path / "bad.ckpt")
+    for i in range(len(raw)):
+        with open(bad, "wb") as f:
+            f.write(raw[:i] + bytes([raw[i] ^ 0xFF]) + raw[i + 1:])
+        try:
+            got = load_checkpoint(bad, tree)
+        except CheckpointError:
+            continue
+        except TreeMismatchError:  # (a flipped header byte can name another leaf or shape: told apart, not wrong data)
+            continue
+        for k in tree:
+            np.testing.assert_array_equal(got[k], tree[k])

@@ -361,3 +361,25 @@ def test_unhashable_callable_fun():
             return x @ x
 
     assert check_grad(Loss(), jnp.asarray([1.0, 2.0]), reference=lambda x: 2 * x)
+
+
+def test_a_large_constant_in_the_loss_cannot_excuse_a_zero_gradient():
+    """f = off + |x|^2 / 2 with a custom gradient of 0 (wrong; closed form: x). At off = 1e10 the finite
+    differences' rounding allowance (37) exceeded the gradient itself and the check passed; the allowance
+    now covers at most half of the values compared. The right gradient still passes at off = 1e8."""
+
+    def half_sq(wrong: bool):
+        @jax.custom_jvp
+        def f(x):
+            return 0.5 * jnp.sum(x**2)
+
+        @f.defjvp
+        def jvp(p, t):
+            return f(p[0]), (0.0 if wrong else 1.0) * jnp.sum(p[0] * t[0])
+
+        return f
+
+    x = jnp.asarray([1.0, -2.0, 3.0])
+    wrong, right = half_sq(True), half_sq(False)
+    assert not check_grad(lambda v: 1e10 + wrong(v), x)
+    assert check_grad(lambda v: 1e8 + right(v), x)

@@ -39,6 +39,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -60,6 +61,13 @@ EMPTY_TREE = "tree must contain at least one array leaf, got {what}"
 TRACED_LEAF = "tree leaf {path} is a tracer: save_checkpoint runs on the host, call it outside jax.jit/jax.vmap"
 BAD_LEAF = "tree leaf {path} is a {kind}, not an array; checkpoints hold arrays only (no code, no objects)"
 BAD_LEAF_DTYPE = "tree leaf {path} has dtype {dtype}, which a checkpoint cannot hold (numeric and PRNG-key arrays only)"
+NARROWED = (
+    "checkpoint {path!r}: leaf {leaf} is {dtype} in the file, and JAX's 64-bit mode is off: as {canonical} its "
+    "values would change ({example}). Turn the mode on before loading: jax.config.update('jax_enable_x64', True)"
+)
+# what zipfile and zlib raise on a corrupted member (a flipped byte can name an unknown zip version or
+# compression method: NotImplementedError)
+_READ_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, zlib.error)
 BAD_LIKE_LEAF = "{what} leaf {path} is a {kind}; {what} must be a pytree of arrays or jax.ShapeDtypeStruct"
 NOT_READABLE = "{path!r} is not a readable jaxgd checkpoint (truncated, or not an .npz file): {error}"
 NO_HEADER = "{path!r} is an .npz file but not a jaxgd checkpoint (no {header} member)"
@@ -133,6 +141,8 @@ def _encode(path: str, leaf: Any) -> tuple[np.ndarray, dict]:
         entry = {"path": path, "shape": list(leaf.shape), "dtype": str(leaf.dtype), "key_impl": impl}
         return data, entry
     arr = np.asarray(leaf)
+    if arr.dtype.kind in "biufc" and not arr.dtype.isnative:  # (a byte-swapped array: stored in native order)
+        arr = arr.astype(np.dtype(arr.dtype.name))
     entry = {"path": path, "shape": list(arr.shape), "dtype": arr.dtype.name}
     if _native(arr.dtype):
         return arr, entry
@@ -256,7 +266,7 @@ class _Archive:
             raise CheckpointError(NOT_READABLE.format(path=path, error=what))
         try:
             self._npz = np.load(self._file, allow_pickle=False)
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        except _READ_ERRORS as e:
             raise CheckpointError(NOT_READABLE.format(path=path, error=e)) from None
         if not isinstance(self._npz, np.lib.npyio.NpzFile):
             raise CheckpointError(NOT_READABLE.format(path=path, error="a single .npy array, not an archive"))
@@ -286,7 +296,7 @@ class _Archive:
         """Read one leaf, check it against its header entry, decode it."""
         try:
             arr = self._npz[entry["member"]]
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        except (*_READ_ERRORS, KeyError) as e:
             raise CheckpointError(BAD_MEMBER.format(path=self.path, leaf=entry["path"], error=e)) from None
         if "key_impl" in entry:
             try:
@@ -386,11 +396,23 @@ def _listed(paths: Sequence[str]) -> str:
     return shown + (f", ... ({len(paths) - _MAX_LISTED} more)" if len(paths) > _MAX_LISTED else "")
 
 
-def _to_device(value: Any, sharding: Any = None) -> jax.Array:
+def _to_device(value: Any, sharding: Any = None, where: Optional[tuple[str, str]] = None) -> jax.Array:
     """A loaded leaf onto the device (``device_put``: ``jnp.asarray`` would
-    compile a small program per new shape)."""
+    compile a small program per new shape). With JAX's 64-bit mode off a 64-bit leaf becomes 32-bit:
+    where that changes a value, ``CheckpointError`` (``where``: the file and the leaf, for the message)."""
     if isinstance(value, jax.Array) and sharding is None:
         return value
+    canonical = jax.dtypes.canonicalize_dtype(value.dtype) if isinstance(value, np.ndarray) else None
+    if canonical is not None and canonical != value.dtype and value.size:
+        with np.errstate(over="ignore", invalid="ignore"):
+            back = value.astype(canonical).astype(value.dtype)
+        changed = ~((back == value) | (np.isnan(back) & np.isnan(value)) if value.dtype.kind in "fc" else back == value)
+        if changed.any():
+            i = tuple(int(k) for k in np.argwhere(changed)[0])
+            example = f"{value[i].item()!r} would load as {back[i].item()!r}"
+            path, leaf = where or ("?", "?")
+            raise CheckpointError(NARROWED.format(path=path, leaf=leaf, dtype=value.dtype, canonical=canonical,
+                                                  example=example))
     return jax.device_put(value, sharding)
 
 
@@ -462,7 +484,7 @@ def load(path: Any, like: PyTree, *, name: str) -> PyTree:
     archive = _open(path, name)
     try:
         if like is None:
-            return {e["path"]: _to_device(archive.read(e)) for e in archive.leaves}
+            return {e["path"]: _to_device(archive.read(e), None, (archive.path, e["path"])) for e in archive.leaves}
         like_leaves, treedef = jax.tree_util.tree_flatten(like)
         expected = describe(like)
         found = [(e["path"], e["shape"], e["dtype"]) for e in archive.leaves]
@@ -472,7 +494,7 @@ def load(path: Any, like: PyTree, *, name: str) -> PyTree:
             sharding = getattr(ref, "sharding", None)
             if isinstance(ref, jax.core.Tracer):
                 sharding = None
-            out.append(_to_device(archive.read(entry), sharding))
+            out.append(_to_device(archive.read(entry), sharding, (archive.path, entry["path"])))
         return jax.tree_util.tree_unflatten(treedef, out)
     finally:
         archive.close()

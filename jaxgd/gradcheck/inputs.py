@@ -107,6 +107,8 @@ def _validate_reference(ref: PyTree, x: PyTree) -> list[np.ndarray]:
     out = []
     for path, (_, leaf), x_leaf in zip(x_paths, got, jax.tree_util.tree_leaves(x)):
         try:
+            if np.iscomplexobj(leaf):  # (the cast below drops the imaginary part, with only a warning)
+                raise TypeError
             arr = np.asarray(leaf, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(MSG_REF_NOT_NUMERIC.format(path=path, value=leaf)) from None

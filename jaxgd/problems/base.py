@@ -34,6 +34,7 @@ MSG_DTYPE_PRECISION = "dtype={dtype!r} is not float32 or float64; use jnp.float3
 MSG_XY_BOTH = "pass both X and y or neither; got X={x} and y={y}"
 MSG_X_SHAPE = "X must be a 2-D array (n, d); got shape {shape}"
 MSG_Y_SHAPE = "y must be a 1-D array of length n={n}; got shape {shape}"
+MSG_NOT_FINITE = "{name} must be finite; it holds {count} NaN or Inf entries (the first at index {first})"
 MSG_Y_BINARY = "y must hold binary labels in {{0, 1}}; got values {values}"
 MSG_Y_CLASSES = "y must hold integer class labels in [0, k={k}); got values {values}"
 MSG_SIZES = "sizes={sizes!r} must list at least 3 positive layer widths (d, hidden..., k)"
@@ -127,6 +128,11 @@ def _user_data(X: ArrayLike | None, y: ArrayLike | None) -> tuple[np.ndarray, np
         raise ValueError(MSG_X_SHAPE.format(shape=X_np.shape))
     if y_np.shape != (X_np.shape[0],):
         raise ValueError(MSG_Y_SHAPE.format(n=X_np.shape[0], shape=y_np.shape))
+    for name, a in (("X", X_np), ("y", y_np)):
+        bad = ~np.isfinite(a) if a.dtype.kind in "fc" else None
+        if bad is not None and bad.any():  # (lstsq raised LAPACK's "SVD did not converge"; logistic gave NaN)
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(MSG_NOT_FINITE.format(name=name, count=int(bad.sum()), first=first))
     return X_np.astype(np.float64), y_np
 
 
