@@ -78,6 +78,14 @@ def is_tracer(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def static_note(value: Any) -> str:
+    """The end of a message about an integer that sizes the compiled loop (``max_steps``, ``epochs``,
+    ``patience``): where ``value`` is a tracer, that it must be a concrete Python int."""
+    if not is_tracer(value):
+        return ""
+    return " (a concrete Python int: it is static, so it cannot be traced under jax.jit/jax.vmap)"
+
+
 def _is_real_dtype(dtype: Any) -> bool:
     return dtype is not None and dtype != np.bool_ and (
         jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)

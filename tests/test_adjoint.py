@@ -579,3 +579,23 @@ def test_an_optax_schedule_built_from_a_differentiated_value() -> None:
     assert float(jax.jvp(lambda i: solve(i, "implicit", 200), (0.1,), (1.0,))[1]) == 0.0
     batched = jax.vmap(lambda i: solve(i, "implicit", 10))(jnp.asarray([0.05, 0.1]))
     np.testing.assert_allclose(np.asarray(batched), [numpy_run(0.05, 10), numpy_run(0.1, 10)], rtol=1e-6)
+
+
+def test_an_optax_method_built_from_a_traced_value() -> None:
+    """optax.sgd(lr) with lr traced: under jax.jit it runs (reference: the eager call), under jax.vmap and under
+    jax.grad with the implicit adjoint it is refused naming the way out (it failed with JAX's bare AssertionError
+    and linearization error); with adjoint="unroll" its derivative in lr matches central differences."""
+    optax = pytest.importorskip("optax")
+    a = jnp.asarray([[2.0, 0.3], [0.3, 1.0], [0.5, 0.5]])
+    lsq = lambda x: 0.5 * jnp.sum((a @ x - jnp.asarray([1.0, 0.0, 2.0])) ** 2)  # noqa: E731
+
+    def loss(lr: Any, **kw: Any) -> jax.Array:
+        return jaxgd.minimize(lsq, jnp.zeros(2), method=optax.sgd(lr), max_steps=20, **kw).loss
+
+    np.testing.assert_allclose(jax.jit(loss)(0.1), loss(0.1), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"traced by jax.vmap.*method='adam', lr=lr"):
+        jax.vmap(loss)(jnp.asarray([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"traced by jax.grad.*adjoint='unroll'"):
+        jax.grad(loss)(0.1)
+    fd = (loss(0.1 + 1e-6) - loss(0.1 - 1e-6)) / 2e-6
+    np.testing.assert_allclose(jax.grad(lambda lr: loss(lr, adjoint="unroll"))(0.1), fd, rtol=1e-6)

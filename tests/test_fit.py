@@ -423,3 +423,18 @@ def test_fused_finite_check_equals_numpy():
         finite_b = all(np.isfinite(np.asarray(x, np.float64)).all() for x in b)
         grad_ok, both_ok = _tree.all_finite_pair([jnp.asarray(x) for x in a], [jnp.asarray(x) for x in b])
         assert (bool(grad_ok), bool(both_ok)) == (finite_a, finite_a and finite_b), trial
+
+
+def test_loss_of_a_vmapped_fit_is_each_runs_last_epoch():
+    """Runs of different lengths under vmap (patience stops them apart); reference: each run's own history row
+    at its last epoch. jnp.take with the batched epoch count gave a (3, 3) outer product of every run's rows."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(48, 4)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0], np.float32) + 0.3 * rng.normal(size=48).astype(np.float32)
+    run = lambda lr: jaxgd.fit(lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2), jnp.zeros(4, jnp.float32), (x, y),  # noqa: E731
+                               batch_size=8, epochs=20, key=jax.random.key(1), method="adam", lr=lr, patience=2)
+    res = jax.vmap(run)(jnp.asarray([0.01, 0.3, 3.0], jnp.float32))
+    epochs = np.asarray(res.epochs)
+    assert len(set(epochs.tolist())) > 1
+    want = np.asarray(res.history.loss)[np.arange(3), epochs - 1]
+    np.testing.assert_array_equal(res.loss, want)

@@ -22,6 +22,7 @@ import numpy as np
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
 
 from . import cache as _cache
+from . import compile as _compile
 
 from . import options as _options
 from .options import default as _D
@@ -349,6 +350,8 @@ def minimize(
     check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
+        if _compile.tracing():
+            _run.check_optax_closure(solver, adjoint)
         solver, args, lifted = _run.lift_closure(solver, params, args)
         concrete = concrete and not lifted and (not args or _tree.is_concrete(args))
         result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete, tier,

@@ -354,6 +354,54 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
     return solver.with_fun(lifted), (*args, *(c for c, up in zip(closed.consts, lift) if up)), True
 
 
+OPTAX_TRACED = (
+    "method={name!r}: this optax transformation closes over a value traced by jax.{how} (optax.adam(lr) built "
+    "from a vmapped or differentiated lr), which jaxgd cannot pass into its loop. Give the value to jaxgd "
+    "instead: method='adam', lr=lr (jaxgd's methods take traced hyperparameters: lr, l2, clip, a schedule's "
+    "numbers){unroll}"
+)
+
+
+def check_optax_closure(solver: Solver, adjoint: str) -> None:
+    """Refuse an optax transformation as ``method`` whose functions close over a ``jax.vmap`` or
+    ``jax.grad`` tracer (``jax.jit``'s are fine): the batched loop (``custom_vmap``) and the implicit
+    adjoint (``custom_jvp``) failed on them with JAX's bare ``AssertionError``/linearization error.
+    With ``adjoint="unroll"`` a differentiated one is fine (the loop is differentiated as it runs)."""
+    tx = getattr(solver.direction.update, "optax_transformation", None)
+    if tx is None:
+        return
+    found = [t for t in _closure_tracers((tx.init, tx.update)) if type(t).__name__ != "DynamicJaxprTracer"]
+    batched = [t for t in found if type(t).__name__ == "BatchTracer"]
+    if batched or (found and adjoint != "unroll"):
+        how = "vmap" if batched else "grad (or jvp)"
+        unroll = "" if batched else ", or adjoint='unroll'"
+        raise ValueError(OPTAX_TRACED.format(name=solver.direction.name, how=how, unroll=unroll))
+
+
+def _closure_tracers(fns: tuple, depth: int = 6) -> list:
+    """The tracers held by the closures of ``fns`` (and of the functions and pytrees those hold)."""
+    out, seen, todo = [], set(), [(f, 0) for f in fns]
+    while todo:
+        obj, level = todo.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        cells = getattr(obj, "__closure__", None) or ()
+        for value in [c.cell_contents for c in cells if c.cell_contents is not None] + list(
+                getattr(obj, "keywords", {}).values()) + list(getattr(obj, "args", ())):
+            if isinstance(value, jax.core.Tracer):
+                out.append(value)
+            elif callable(value):
+                todo.append((value, level + 1))
+            else:
+                for leaf in jax.tree_util.tree_leaves(value):
+                    if isinstance(leaf, jax.core.Tracer):
+                        out.append(leaf)
+                    elif callable(leaf):
+                        todo.append((leaf, level + 1))
+    return out
+
+
 def closes_over_tracers(solver: Solver, x0: Params, args: tuple) -> bool:
     """True when the loss or a schedule ``lr`` closes over a tracer (a value captured under
     ``jax.grad``/``vmap``): what :func:`lift_closure` would lift, without building the solver."""

@@ -372,7 +372,7 @@ def solver_fields(
         lr = _directions.default_lr(direction)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int,)) or max_steps < 0:
         if not (isinstance(max_steps, np.integer) and max_steps >= 0):
-            raise ValueError(BAD_MAX_STEPS.format(value=max_steps))
+            raise ValueError(BAD_MAX_STEPS.format(value=max_steps) + _validate.static_note(max_steps))
     max_steps = int(max_steps)
     if max_steps > MAX_STEPS_LIMIT:
         raise ValueError(TOO_MANY_STEPS.format(limit=MAX_STEPS_LIMIT, value=max_steps))

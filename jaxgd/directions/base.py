@@ -112,6 +112,7 @@ def from_optax(tx: optax.GradientTransformation) -> Direction:
             return tx.update(grad, state, params, value=value, grad=grad, value_fn=value_fn)
         return tx.update(grad, state, params)
 
+    update.optax_transformation = tx  # (minimize_run.check_optax_closure reads the closures it holds)
     return Direction(getattr(tx, "__name__", "optax"), tx.init, update, 1.0, False)
 
 

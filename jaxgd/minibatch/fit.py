@@ -42,7 +42,7 @@ from ..core import progress as _progress
 
 from ..core import stepsize as _stepsize
 
-from .. import _tree
+from .. import _tree, _validate
 from ..interop import explain as _explain
 from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
@@ -286,10 +286,12 @@ def fit(
 
     The run is deterministic: the same ``key`` gives bit-identical results.
     Hyperparameter values (``lr`` and a jaxgd schedule's numbers, ``l2``,
-    ``clip``, ``patience``) are traced, so a new value re-uses the compiled
-    run, and so does a new ``epochs`` in the same power-of-two bucket (the
-    history's length); ``batch_size``, the data shapes and the functions are
-    static. A NaN/Inf minibatch loss, gradient or update ends the run
+    ``clip``) are traced, so a new value re-uses the compiled run (and they
+    may be traced themselves, under ``jax.jit``/``jax.vmap``), and so does a
+    new ``patience`` (a Python int, passed to the run as data) or ``epochs``
+    in the same power-of-two bucket (the history's length); ``batch_size``,
+    ``epochs``, ``patience``, the data shapes and the functions must be
+    concrete. A NaN/Inf minibatch loss, gradient or update ends the run
     (``FitStatus.NONFINITE``) with the last parameters whose minibatch loss
     and gradient were finite, never NaN parameters. So does a NaN/Inf eval
     loss (``eval_fun`` on ``eval_data``) after an epoch: that epoch is rolled
@@ -418,7 +420,7 @@ def fit(
     if not _positive_int(batch_size) or batch_size > n:
         raise ValueError(BAD_BATCH.format(n=n, batch_size=batch_size))
     if not _positive_int(epochs):
-        raise ValueError(BAD_EPOCHS.format(epochs=epochs))
+        raise ValueError(BAD_EPOCHS.format(epochs=epochs) + _validate.static_note(epochs))
     batches = -(-n // batch_size)
     if int(epochs) * batches > _options.MAX_STEPS_LIMIT:
         raise ValueError(TOO_MANY_EPOCHS.format(epochs=epochs, batches=batches, steps=int(epochs) * batches,
@@ -428,7 +430,7 @@ def fit(
         raise TypeError(BAD_REMAINDER.format(valid=valid, remainder=remainder))
     _check_key(key)
     if patience is not None and not _positive_int(patience):
-        raise ValueError(BAD_PATIENCE.format(patience=patience))
+        raise ValueError(BAD_PATIENCE.format(patience=patience) + _validate.static_note(patience))
     if not isinstance(progress, bool):
         raise TypeError(BAD_PROGRESS.format(progress=progress))
     _check_callable("eval_fun", eval_fun)

@@ -123,7 +123,9 @@ class FitResult(NamedTuple):
         as ``Result.loss`` is the loss at the end of a ``minimize`` run."""
         h = self.history.loss
         last = jnp.maximum(jnp.asarray(self.epochs) - 1, 0)
-        return jnp.where(jnp.asarray(self.epochs) > 0, jnp.take(h, last, axis=-1, mode="clip"), jnp.nan)
+        # (each run's own row under vmap: jnp.take with batched epochs took every run's row of every run)
+        at = jnp.take_along_axis(h, last[..., None], axis=-1, mode="clip")[..., 0]
+        return jnp.where(jnp.asarray(self.epochs) > 0, at, jnp.nan)
 
     @property
     def status_enum(self) -> Any:
