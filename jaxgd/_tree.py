@@ -325,6 +325,15 @@ def _power_of_two(k: jax.Array, dtype: Any) -> jax.Array:
     return jax.lax.bitcast_convert_type(jnp.left_shift(biased, info.nmant), info.dtype)
 
 
+def all_of(*verdicts: Any) -> Any:
+    """The ``&`` of the boolean ``verdicts`` that are not ``None`` (``None`` where all are)."""
+    out = None
+    for v in verdicts:
+        if v is not None:
+            out = v if out is None else out & v
+    return out
+
+
 def power_of_two_below(m: Any, xp: Any = jnp) -> Any:
     """The largest power of two at most ``m`` where ``m`` is finite and above 1, else 1 (a scale that
     divides exactly; ``xp``: ``jax.numpy``, or NumPy for the host tier)."""

@@ -21,7 +21,7 @@ non-finite guard that keeps the last finite iterate.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ from .update import clip_by_global_norm  # noqa: F401  (re-exported: older impor
 from . import stall as _stall  # issue 13 hook
 
 from .. import _tree, _validate
+from . import stepsize as _stepsize
 from ..prox.operators import checked_weights as _prox_weights
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
 from .status import History, Result, Status
@@ -78,10 +79,15 @@ class SolverState(NamedTuple):
     stall: PyTree = ()
 
 
+# the hyperparameters Solver.traced_valid tests where they are traced
+_TRACED_CHECKS = ("gtol", "ftol", "xtol", "l2", "clip", "rule")
+
+
 @_options.document
 @_tree.pytree_class(
     data=("rule", "prox", "gtol", "ftol", "xtol", "l2", "clip", "limit"),
-    meta=("fun_ref", "direction", "max_steps", "gtol_norm", "history_every", "progress_every", "has_aux", "accelerated", "unroll"),
+    meta=("fun_ref", "direction", "max_steps", "gtol_norm", "history_every", "progress_every", "has_aux", "accelerated", "unroll",
+          "checked"),
 )
 class Solver:
     """A minimiser in pieces: ``init``, ``step`` and ``run``, pure and jittable.
@@ -136,6 +142,8 @@ class Solver:
         for k, v in fields.items():
             object.__setattr__(self, k, v)
         object.__setattr__(self, "limit", None)
+        # (static) every hyperparameter was concrete, so the host checked it: the run tests none (traced_valid)
+        object.__setattr__(self, "checked", _tree.is_concrete(tuple(fields[k] for k in _TRACED_CHECKS)))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Solver is immutable; build a new one")
@@ -330,6 +338,7 @@ class Solver:
         self.check_params(x0)  # before anything runs on the device
         params = _tree.tmap(jnp.asarray, x0)
         params, valid = self.prox.start(params)  # (valid None: checked on the host, nothing to test)
+        valid = _tree.all_of(valid, self.traced_valid())
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
         status = jnp.where(
@@ -355,9 +364,33 @@ class Solver:
         )
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             state = _lbfgsb.init(self, state)
-        if valid is not None:  # a traced l1 or bound out of range: the run stops before its first step
+        if valid is not None:  # a traced argument out of range: the run stops before its first step
             state = state._replace(status=jnp.where(valid, state.status, Status.INVALID_ARGUMENT).astype(jnp.int32))
         return state
+
+    def traced_valid(self) -> Optional[jax.Array]:
+        """Whether the hyperparameters the host could not check (tracers, under ``jit``/``vmap``) are in
+        range: a constant ``lr`` > 0 and finite, ``clip`` > 0, ``l2`` >= 0, ``gtol``/``ftol``/``xtol`` >= 0
+        (NaN is out of range). ``None`` where every one is concrete (the program gets no test); the bounds
+        and ``l1`` are :meth:`jaxgd.prox.operators.Prox.traced_valid`'s. Read by :meth:`init` and fit's
+        first state: ``Status.INVALID_ARGUMENT``, no step (a lane of ``jax.vmap`` with ``lr=-0.1`` climbed
+        to 1.4e10 and ended ``MAX_STEPS``)."""
+        if self.checked:
+            return None
+        tests = []
+
+        def test(value: Any, ok: Callable[[jax.Array], jax.Array]) -> None:
+            if value is not None and not _tree.is_concrete(value):
+                tests.extend(jnp.all(ok(jnp.asarray(v))) for v in _tree.leaves(value))
+
+        for tol in (self.gtol, self.ftol, self.xtol):
+            test(tol, lambda v: v >= 0)
+        test(self.l2, lambda v: (v >= 0) & jnp.isfinite(v))
+        test(self.clip, lambda v: v > 0)
+        if isinstance(self.rule, _stepsize.ScheduleRule) and not callable(self.rule.schedule) \
+                and not isinstance(self.rule.schedule, _tree.Static):
+            test(self.rule.schedule, lambda v: (v > 0) & jnp.isfinite(v))
+        return _tree.all_of(*tests) if tests else None
 
     @_tree.bound_once
     def step(self, state: SolverState, *args: Any) -> SolverState:

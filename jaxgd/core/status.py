@@ -37,7 +37,7 @@ class Status(enum.IntEnum):
     LINESEARCH_FAILED = 6
     PRECISION = 9  # issue 13 (jaxgd/core/stall.py): converged to the precision f can be evaluated at
     STALLED = 10  # issue 13 (jaxgd/core/stall.py): f stopped decreasing away from a stationary point
-    INVALID_ARGUMENT = 11  # a traced l1 or bound out of range (prox.operators.Prox.traced_valid): no step
+    INVALID_ARGUMENT = 11  # a traced argument out of range (Prox.traced_valid, Solver.traced_valid): no step
 
     @property
     def message(self) -> str:
@@ -83,8 +83,9 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.INVALID_ARGUMENT: (
         "Stopped before the first step: an argument passed as a traced value (under jit or vmap, where it "
-        "cannot be checked before the run) is out of range: bounds with lower > upper or NaN somewhere, or "
-        "a negative l1; params are the starting ones (not projected into the bounds), unchanged."
+        "cannot be checked before the run) is out of range: bounds with lower > upper or NaN somewhere, a "
+        "negative l1 or l2, an lr or clip that is not positive (or an lr not finite), or a negative or NaN "
+        "gtol, ftol or xtol; params are the starting ones (not projected into the bounds), unchanged."
     ),
 }
 
