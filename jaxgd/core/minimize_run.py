@@ -386,9 +386,7 @@ def _closure_tracers(fns: tuple, depth: int = 6) -> list:
         if id(obj) in seen or level > depth:
             continue
         seen.add(id(obj))
-        cells = getattr(obj, "__closure__", None) or ()
-        for value in [c.cell_contents for c in cells if c.cell_contents is not None] + list(
-                getattr(obj, "keywords", {}).values()) + list(getattr(obj, "args", ())):
+        for value in _captured(obj):
             if isinstance(value, jax.core.Tracer):
                 out.append(value)
             elif callable(value):
@@ -399,6 +397,20 @@ def _closure_tracers(fns: tuple, depth: int = 6) -> list:
                         out.append(leaf)
                     elif callable(leaf):
                         todo.append((leaf, level + 1))
+    return out
+
+
+def _captured(fn: Any) -> list:
+    """The values a function holds: its closure's cells (an empty one skipped), a ``functools.partial``'s
+    arguments."""
+    out = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            out.append(cell.cell_contents)
+        except ValueError:  # (an empty cell: a name not yet bound)
+            pass
+    if isinstance(fn, functools.partial):
+        out.extend((*fn.args, *fn.keywords.values()))
     return out
 
 
