@@ -582,9 +582,10 @@ def test_an_optax_schedule_built_from_a_differentiated_value() -> None:
 
 
 def test_an_optax_method_built_from_a_traced_value() -> None:
-    """optax.sgd(lr) with lr traced: under jax.jit it runs (reference: the eager call), under jax.vmap and under
-    jax.grad with the implicit adjoint it is refused naming the way out (it failed with JAX's bare AssertionError
-    and linearization error); with adjoint="unroll" its derivative in lr matches central differences."""
+    """optax.sgd(lr) with lr traced: under jax.jit and jax.vmap it runs (reference: the eager calls; under vmap
+    it failed with JAX's bare AssertionError, now plain vmap of the loop batches it), under jax.grad with the
+    implicit adjoint it is refused naming the way out (a linearization error); with adjoint="unroll" its
+    derivative in lr matches central differences."""
     optax = pytest.importorskip("optax")
     a = jnp.asarray([[2.0, 0.3], [0.3, 1.0], [0.5, 0.5]])
     lsq = lambda x: 0.5 * jnp.sum((a @ x - jnp.asarray([1.0, 0.0, 2.0])) ** 2)  # noqa: E731
@@ -593,8 +594,12 @@ def test_an_optax_method_built_from_a_traced_value() -> None:
         return jaxgd.minimize(lsq, jnp.zeros(2), method=optax.sgd(lr), max_steps=20, **kw).loss
 
     np.testing.assert_allclose(jax.jit(loss)(0.1), loss(0.1), rtol=1e-12)
-    with pytest.raises(ValueError, match=r"traced by jax.vmap.*method='adam', lr=lr"):
-        jax.vmap(loss)(jnp.asarray([0.1, 0.2]))
+    lanes = jax.vmap(lambda lr: jaxgd.minimize(lsq, jnp.zeros(2), method=optax.sgd(lr), max_steps=20))(jnp.asarray([0.1, 0.2]))
+    for i, lr in enumerate((0.1, 0.2)):
+        alone = jaxgd.minimize(lsq, jnp.zeros(2), method=optax.sgd(lr), max_steps=20)
+        np.testing.assert_allclose(lanes.params[i], alone.params, rtol=1e-12)
+        np.testing.assert_allclose(lanes.history.loss[i], alone.history.loss, rtol=1e-12)
+        assert int(lanes.steps[i]) == int(alone.steps) and lanes.status_enum[i] is alone.status_enum
     with pytest.raises(ValueError, match=r"traced by jax.grad.*adjoint='unroll'"):
         jax.grad(loss)(0.1)
     fd = (loss(0.1 + 1e-6) - loss(0.1 - 1e-6)) / 2e-6

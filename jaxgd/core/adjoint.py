@@ -80,6 +80,15 @@ def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
         _REVERSIBLE[key] = True
 
 
+def run_inline(mode: str, plain: Callable, package: Callable, solver: Any, x0: Any, args: tuple) -> Any:
+    """:func:`runner`'s run traced inline, not under its own ``jax.jit``: for a solver whose
+    direction closes over a ``jax.vmap`` tracer (an optax transformation built from a vmapped
+    value), which ``jax.vmap`` then batches as it batches any ``while_loop``."""
+    if mode == "implicit":
+        return _implicit.run(plain, solver, x0, args)
+    return package(_unroll.run_unrolled(solver, x0, args))
+
+
 def runner(mode: str, plain: Callable, package: Callable) -> Callable:
     """The jitted ``(solver, x0, args) -> Result`` for ``mode`` (``minimize``
     caches it per loss function, weakly: :func:`jaxgd.core.cache.per_function`).

@@ -350,12 +350,11 @@ def minimize(
     check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
-        if _compile.tracing():
-            _run.check_optax_closure(solver, adjoint)
+        inline = _compile.tracing() and _run.check_optax_closure(solver, adjoint)  # (an optax method's vmapped closure)
         solver, args, lifted = _run.lift_closure(solver, params, args)
         concrete = concrete and not lifted and (not args or _tree.is_concrete(args))
         result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete, tier,
-                          None if lifted else repeat_key)
+                          None if lifted else repeat_key, inline=inline)
     else:
         result = _resume.run(solver, params, args, resume=resume, every=every, path=path)
     return _run.trim_history(result, solver.history_every)

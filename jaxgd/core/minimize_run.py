@@ -355,27 +355,27 @@ def lift_closure(solver: Solver, x0: Params, args: tuple) -> tuple[Solver, tuple
 
 
 OPTAX_TRACED = (
-    "method={name!r}: this optax transformation closes over a value traced by jax.{how} (optax.adam(lr) built "
-    "from a vmapped or differentiated lr), which jaxgd cannot pass into its loop. Give the value to jaxgd "
-    "instead: method='adam', lr=lr (jaxgd's methods take traced hyperparameters: lr, l2, clip, a schedule's "
-    "numbers){unroll}"
+    "method={name!r}: this optax transformation closes over a value traced by jax.grad or jax.jvp "
+    "(optax.adam(lr) built from a differentiated lr): the implicit adjoint cannot pass it into its loop, and "
+    "its derivative there would be 0. Use adjoint='unroll' (the steps differentiated as they ran), or give the "
+    "value to jaxgd: method='adam', lr=lr (jaxgd's methods take traced hyperparameters: lr, l2, clip, a "
+    "schedule's numbers)"
 )
 
 
-def check_optax_closure(solver: Solver, adjoint: str) -> None:
-    """Refuse an optax transformation as ``method`` whose functions close over a ``jax.vmap`` or
-    ``jax.grad`` tracer (``jax.jit``'s are fine): the batched loop (``custom_vmap``) and the implicit
-    adjoint (``custom_jvp``) failed on them with JAX's bare ``AssertionError``/linearization error.
-    With ``adjoint="unroll"`` a differentiated one is fine (the loop is differentiated as it runs)."""
+def check_optax_closure(solver: Solver, adjoint: str) -> bool:
+    """An optax transformation as ``method`` whose functions close over tracers (``jax.jit``'s are
+    fine): ``True`` where one is ``jax.vmap``'s (the run then goes through plain ``jax.vmap`` of its
+    loop, :func:`run`, not the batched loop, whose ``custom_vmap`` failed on it with JAX's bare
+    ``AssertionError``); a ``jax.grad``/``jvp`` one is refused under the implicit adjoint (its
+    ``custom_jvp`` failed with a linearization error), and fine with ``adjoint="unroll"``."""
     tx = getattr(solver.direction.update, "optax_transformation", None)
     if tx is None:
-        return
-    found = [t for t in _closure_tracers((tx.init, tx.update)) if type(t).__name__ != "DynamicJaxprTracer"]
-    batched = [t for t in found if type(t).__name__ == "BatchTracer"]
-    if batched or (found and adjoint != "unroll"):
-        how = "vmap" if batched else "grad (or jvp)"
-        unroll = "" if batched else ", or adjoint='unroll'"
-        raise ValueError(OPTAX_TRACED.format(name=solver.direction.name, how=how, unroll=unroll))
+        return False
+    found = [type(t).__name__ for t in _closure_tracers((tx.init, tx.update))]
+    if adjoint != "unroll" and any(k not in ("DynamicJaxprTracer", "BatchTracer") for k in found):
+        raise ValueError(OPTAX_TRACED.format(name=solver.direction.name))
+    return "BatchTracer" in found
 
 
 def _closure_tracers(fns: tuple, depth: int = 6) -> list:
@@ -493,6 +493,7 @@ def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:
 def run(
     solver: Solver, x0: Params, args: tuple, adjoint: str = "implicit", plan: Optional[Plan] = None,
     concrete: Optional[bool] = None, tier: str = "compiled", repeat_key: Optional[tuple] = None,
+    inline: bool = False,
 ) -> Result:
     """``solver.run(x0, *args)`` under one ``jax.jit`` cached per loss function (weakly),
     differentiable as ``adjoint`` says (:mod:`jaxgd.core.adjoint`).
@@ -501,8 +502,11 @@ def run(
     ``args`` hold no tracer) are what the caller already knows. ``tier``:
     ``minimize``'s (:mod:`jaxgd.host.tier`); an eager call may run on the host.
     ``repeat_key`` (:func:`repeat_key`): an eager call that runs the compiled
-    loop without a progress bar registers its :class:`Repeat` under it.
+    loop without a progress bar registers its :class:`Repeat` under it. ``inline``: the run traced in
+    place, for plain ``jax.vmap`` to batch (:func:`check_optax_closure`).
     """
+    if inline:
+        return fill_copies(_adjoint.run_inline(adjoint, run_dropped, drop_copies, solver, x0, args))
     if concrete is None:
         concrete = _tree.is_concrete((x0, args))
     if eager(adjoint, concrete, solver):
