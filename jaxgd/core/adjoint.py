@@ -80,10 +80,10 @@ def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
         _REVERSIBLE[key] = True
 
 
-def run_inline(mode: str, plain: Callable, package: Callable, solver: Any, x0: Any, args: tuple) -> Any:
-    """:func:`runner`'s run traced inline, not under its own ``jax.jit``: for a solver whose
-    direction closes over a ``jax.vmap`` tracer (an optax transformation built from a vmapped
-    value), which ``jax.vmap`` then batches as it batches any ``while_loop``."""
+def run(mode: str, plain: Callable, package: Callable, solver: Any, x0: Any, args: tuple) -> Any:
+    """The run for ``mode``: what :func:`runner` jits, and what ``minimize`` traces inline (not under a
+    ``jax.jit`` of its own) for a solver whose direction closes over a ``jax.vmap`` tracer (an optax
+    transformation built from a vmapped value), which ``jax.vmap`` then batches as any ``while_loop``."""
     if mode == "implicit":
         return _implicit.run(plain, solver, x0, args)
     return package(_unroll.run_unrolled(solver, x0, args))
@@ -98,8 +98,9 @@ def runner(mode: str, plain: Callable, package: Callable) -> Callable:
       plain: the jitted while-loop run (``_run_compiled`` of ``minimize``).
       package: drops the result fields that copy state fields (``_drop_copies``).
     """
+    solve = functools.partial(run, mode, plain, package)  # (solver, x0, args) -> Result
     if mode == "implicit":
         # Reached at the top level only through minimize_run's eager run (its own compile.jit) or
         # under a trace: nested, so jax.jit (no compiler options).
-        return jax.jit(functools.partial(_implicit.run, plain))
-    return _compile.jit(lambda solver, x0, args: package(_unroll.run_unrolled(solver, x0, args)), params_at=1)
+        return jax.jit(solve)
+    return _compile.jit(solve, params_at=1)

@@ -506,7 +506,7 @@ def run(
     place, for plain ``jax.vmap`` to batch (:func:`check_optax_closure`).
     """
     if inline:
-        return fill_copies(_adjoint.run_inline(adjoint, run_dropped, drop_copies, solver, x0, args))
+        return fill_copies(_adjoint.run(adjoint, run_dropped, drop_copies, solver, x0, args))
     if concrete is None:
         concrete = _tree.is_concrete((x0, args))
     if eager(adjoint, concrete, solver):

@@ -337,8 +337,7 @@ class Solver:
         _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
         self.check_params(x0)  # before anything runs on the device
         params = _tree.tmap(jnp.asarray, x0)
-        params, valid = self.prox.start(params)  # (valid None: checked on the host, nothing to test)
-        valid = _tree.all_of(valid, self.traced_valid())
+        params, valid = self.first_point(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
         status = jnp.where(
@@ -367,6 +366,14 @@ class Solver:
         if valid is not None:  # a traced argument out of range: the run stops before its first step
             state = state._replace(status=jnp.where(valid, state.status, Status.INVALID_ARGUMENT).astype(jnp.int32))
         return state
+
+    def first_point(self, params: Params) -> tuple[Params, Optional[jax.Array]]:
+        """A run's first point and whether its traced arguments are in range: ``Prox.start`` (``params``
+        projected into the box, or left as given where a traced bound or ``l1`` is out of range) and
+        :meth:`traced_valid`, joined (``None``: everything was checked on the host). :meth:`init` and
+        fit's first state: ``Status.INVALID_ARGUMENT`` where the verdict is False."""
+        params, valid = self.prox.start(params)
+        return params, _tree.all_of(valid, self.traced_valid())
 
     def traced_valid(self) -> Optional[jax.Array]:
         """Whether the hyperparameters the host could not check (tracers, under ``jit``/``vmap``) are in

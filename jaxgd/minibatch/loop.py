@@ -235,8 +235,7 @@ def start(solver: Solver, cfg: Config, params: Params, key: jax.Array) -> FitRes
     ``key`` is the key data (``jax.random.key_data`` of a typed key)."""
     from jax.sharding import PartitionSpec as P
 
-    params, valid = solver.prox.start(params)  # a traced argument out of range: no epoch runs (None: checked)
-    valid = _tree.all_of(valid, solver.traced_valid())
+    params, valid = solver.first_point(params)  # a traced argument out of range: no epoch runs (None: checked)
     params = _constrain(params, cfg, P())
     status = jnp.asarray(FitStatus.RUNNING, jnp.int32)
     if valid is not None:
