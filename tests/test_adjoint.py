@@ -604,3 +604,29 @@ def test_an_optax_method_built_from_a_traced_value() -> None:
         jax.grad(loss)(0.1)
     fd = (loss(0.1 + 1e-6) - loss(0.1 - 1e-6)) / 2e-6
     np.testing.assert_allclose(jax.grad(lambda lr: loss(lr, adjoint="unroll"))(0.1), fd, rtol=1e-6)
+
+
+def test_an_optax_method_holding_a_traced_value_as_an_attribute() -> None:
+    """The traced lr held by an object (a schedule class's attribute), not by a closure's cell: found all
+    the same. Under jax.vmap the lanes are the eager runs (reference; it failed with JAX's bare
+    AssertionError), under jax.grad with the implicit adjoint it is refused naming the way out (a
+    linearization error)."""
+    optax = pytest.importorskip("optax")
+
+    class Constant:
+        def __init__(self, lr: Any) -> None:
+            self.lr = lr
+
+        def __call__(self, count: Any) -> Any:
+            return self.lr
+
+    lsq = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+
+    def run(lr: Any, **kw: Any) -> jaxgd.Result:
+        return jaxgd.minimize(lsq, jnp.zeros(2), method=optax.sgd(Constant(lr)), max_steps=20, **kw)
+
+    lanes = jax.vmap(run)(jnp.asarray([0.1, 0.2]))
+    for i, lr in enumerate((0.1, 0.2)):
+        np.testing.assert_allclose(lanes.params[i], run(lr).params, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"traced by jax.grad.*adjoint='unroll'"):
+        jax.grad(lambda lr: run(lr).loss)(0.1)

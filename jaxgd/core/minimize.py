@@ -350,7 +350,7 @@ def minimize(
     check_loss(fun, params, args, has_aux, x0)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
-        inline = _compile.tracing() and _run.check_optax_closure(solver, adjoint)  # (an optax method's vmapped closure)
+        inline = _compile.tracing() and _run.check_optax_closure(solver, params, adjoint)  # (an optax method's vmapped closure)
         solver, args, lifted = _run.lift_closure(solver, params, args)
         concrete = concrete and not lifted and (not args or _tree.is_concrete(args))
         result = _run.run(solver, params, args, adjoint, None if lifted else plan, concrete, tier,

@@ -363,55 +363,28 @@ OPTAX_TRACED = (
 )
 
 
-def check_optax_closure(solver: Solver, adjoint: str) -> bool:
+def check_optax_closure(solver: Solver, x0: Params, adjoint: str) -> bool:
     """An optax transformation as ``method`` whose functions close over tracers (``jax.jit``'s are
     fine): ``True`` where one is ``jax.vmap``'s (the run then goes through plain ``jax.vmap`` of its
     loop, :func:`run`, not the batched loop, whose ``custom_vmap`` failed on it with JAX's bare
     ``AssertionError``); a ``jax.grad``/``jvp`` one is refused under the implicit adjoint (its
-    ``custom_jvp`` failed with a linearization error), and fine with ``adjoint="unroll"``."""
+    ``custom_jvp`` failed with a linearization error), and fine with ``adjoint="unroll"``.
+
+    The transformation's ``init`` and ``update`` are traced once at ``x0`` (``jax.make_jaxpr``): the
+    tracers are the constants of that jaxpr, wherever they are held (a closure's cell, an object's
+    attribute, a pytree)."""
     tx = getattr(solver.direction.update, "optax_transformation", None)
     if tx is None:
         return False
-    found = [type(t).__name__ for t in _closure_tracers((tx.init, tx.update))]
+
+    def one_update(params: Params) -> Any:
+        return tx.update(params, tx.init(params), params)
+
+    closed, lift, _ = _traced_consts(one_update, x0)
+    found = [type(c).__name__ for c, up in zip(closed.consts, lift) if up]
     if adjoint != "unroll" and any(k not in ("DynamicJaxprTracer", "BatchTracer") for k in found):
         raise ValueError(OPTAX_TRACED.format(name=solver.direction.name))
     return "BatchTracer" in found
-
-
-def _closure_tracers(fns: tuple, depth: int = 6) -> list:
-    """The tracers held by the closures of ``fns`` (and of the functions and pytrees those hold)."""
-    out, seen, todo = [], set(), [(f, 0) for f in fns]
-    while todo:
-        obj, level = todo.pop()
-        if id(obj) in seen or level > depth:
-            continue
-        seen.add(id(obj))
-        for value in _captured(obj):
-            if isinstance(value, jax.core.Tracer):
-                out.append(value)
-            elif callable(value):
-                todo.append((value, level + 1))
-            else:
-                for leaf in jax.tree_util.tree_leaves(value):
-                    if isinstance(leaf, jax.core.Tracer):
-                        out.append(leaf)
-                    elif callable(leaf):
-                        todo.append((leaf, level + 1))
-    return out
-
-
-def _captured(fn: Any) -> list:
-    """The values a function holds: its closure's cells (an empty one skipped), a ``functools.partial``'s
-    arguments."""
-    out = []
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            out.append(cell.cell_contents)
-        except ValueError:  # (an empty cell: a name not yet bound)
-            pass
-    if isinstance(fn, functools.partial):
-        out.extend((*fn.args, *fn.keywords.values()))
-    return out
 
 
 def closes_over_tracers(solver: Solver, x0: Params, args: tuple) -> bool:
