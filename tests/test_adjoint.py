@@ -630,3 +630,18 @@ def test_an_optax_method_holding_a_traced_value_as_an_attribute() -> None:
         np.testing.assert_allclose(lanes.params[i], run(lr).params, rtol=1e-12)
     with pytest.raises(ValueError, match=r"traced by jax.grad.*adjoint='unroll'"):
         jax.grad(lambda lr: run(lr).loss)(0.1)
+
+
+@pytest.mark.slow
+def test_an_optax_method_with_extra_arguments_under_vmap() -> None:
+    """optax.lbfgs (its update takes value, grad and value_fn) as method under jax.vmap over x0: each lane is
+    the eager run (reference), and the search for traced values passes it those arguments."""
+    optax = pytest.importorskip("optax")
+    loss = lambda x: jnp.sum((x - 3.0) ** 2 + x**4)  # noqa: E731
+    run = lambda x0: jaxgd.minimize(loss, x0, method=optax.lbfgs(), max_steps=30)  # noqa: E731
+    starts = jnp.asarray([[0.0, 0.5], [2.0, -1.0]])
+    lanes = jax.vmap(run)(starts)
+    for i in range(2):
+        alone = run(starts[i])
+        np.testing.assert_allclose(lanes.params[i], alone.params, rtol=1e-12)
+        assert int(lanes.steps[i]) == int(alone.steps)

@@ -370,15 +370,16 @@ def check_optax_closure(solver: Solver, x0: Params, adjoint: str) -> bool:
     ``AssertionError``); a ``jax.grad``/``jvp`` one is refused under the implicit adjoint (its
     ``custom_jvp`` failed with a linearization error), and fine with ``adjoint="unroll"``.
 
-    The transformation's ``init`` and ``update`` are traced once at ``x0`` (``jax.make_jaxpr``): the
+    The direction's ``init`` and ``update`` are traced once at ``x0`` (``jax.make_jaxpr``): the
     tracers are the constants of that jaxpr, wherever they are held (a closure's cell, an object's
     attribute, a pytree)."""
-    tx = getattr(solver.direction.update, "optax_transformation", None)
-    if tx is None:
+    direction = solver.direction
+    if getattr(direction.update, "optax_transformation", None) is None:
         return False
 
-    def one_update(params: Params) -> Any:
-        return tx.update(params, tx.init(params), params)
+    def one_update(params: Params) -> Any:  # (optax.lbfgs's extra arguments: a value and a value_fn of no closure)
+        value_fn = lambda p: sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(p))  # noqa: E731
+        return direction.update(params, direction.init(params), params, value=value_fn(params), value_fn=value_fn)
 
     closed, lift, _ = _traced_consts(one_update, x0)
     found = [type(c).__name__ for c, up in zip(closed.consts, lift) if up]
