@@ -1,4 +1,4 @@
-"""``python -m jaxgd``: the command line (see ``jaxgd._cli``)."""
+"""``python -m jaxgd``: the command line (see ``jaxgd.cli.main``)."""
 
 import sys
 

@@ -29,17 +29,20 @@ a folder only you can write to (the default, under your home folder, is).
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
 import jax
+import numpy as np
 from jax.experimental.compilation_cache import compilation_cache as _jax_cache
 
 ENV_DIR = "JAXGD_CACHE_DIR"
 DEFAULT_MAX_SIZE = 2 * 1024**3  # 2 GiB
 BAD_PATH = "path must be None, a str or an os.PathLike naming a folder, got {kind}"
-NOT_A_FOLDER = "path must name a folder, but {path!r} is a file"
+NOT_A_FOLDER = "path must name a folder, but {path!r} is a file{source}"
+EMPTY_PATH = "path must name a folder, got an empty string (None: the default folder)"
 BAD_MAX_SIZE = "max_size must be a positive integer number of bytes or -1 (no limit), got max_size={value!r}"
 
 
@@ -81,22 +84,37 @@ def default_path() -> str:
     return os.path.join(base, "jaxgd", "xla")
 
 
+def _current_path() -> str:
+    """The folder in use: JAX's ``jax_compilation_cache_dir`` if set, else :func:`default_path`."""
+    return jax.config.jax_compilation_cache_dir or default_path()
+
+
 def _check_path(path: Union[None, str, os.PathLike]) -> str:
+    """``path`` as a str (None: the folder in use); a file, the default one included, refused."""
+    source = ""
     if path is None:
-        return jax.config.jax_compilation_cache_dir or default_path()
-    if not isinstance(path, (str, os.PathLike)):
+        path = _current_path()
+        from_env = not jax.config.jax_compilation_cache_dir and os.environ.get(ENV_DIR)
+        source = f" (the default folder, from ${ENV_DIR})" if from_env else " (the default folder)"
+    elif not isinstance(path, (str, os.PathLike)):
         raise TypeError(BAD_PATH.format(kind=type(path).__name__))
     path = os.fspath(path)
+    if not path:
+        raise ValueError(EMPTY_PATH)
     if os.path.isfile(path):
-        raise ValueError(NOT_A_FOLDER.format(path=path))
+        raise ValueError(NOT_A_FOLDER.format(path=path, source=source))
     return path
 
 
 def _check_max_size(max_size: int) -> int:
-    ok = isinstance(max_size, int) and not isinstance(max_size, bool) and (max_size > 0 or max_size == -1)
-    if not ok:
+    """``max_size`` as an int: any integer (a NumPy one too), positive or -1."""
+    try:
+        size = operator.index(max_size) if not isinstance(max_size, (bool, np.bool_)) else None
+    except TypeError:
+        size = None
+    if size is None or not (size > 0 or size == -1):
         raise ValueError(BAD_MAX_SIZE.format(value=max_size))
-    return max_size
+    return size
 
 
 def enable_compilation_cache(
@@ -122,8 +140,8 @@ def enable_compilation_cache(
 
     Raises:
       TypeError: ``path`` is not a str or path.
-      ValueError: ``path`` names a file, or ``max_size`` is not a positive
-        integer or -1.
+      ValueError: ``path`` (or, for None, the default folder) names a file or is
+        empty, or ``max_size`` is not a positive integer or -1.
     """
     path = _check_path(path)
     max_size = _check_max_size(max_size)
@@ -159,10 +177,13 @@ def compilation_cache_info() -> CacheInfo:
     """The folder, state and size of the persistent compilation cache.
 
     Returns:
-      A :class:`CacheInfo`; ``str(info)`` is a one-line summary.
+      A :class:`CacheInfo`; ``str(info)`` is a one-line summary. Where no folder
+      is set yet, ``path`` is the one :func:`enable_compilation_cache` and
+      :func:`clear_compilation_cache` would use (the default), and the entries
+      are that folder's.
     """
-    path = jax.config.jax_compilation_cache_dir
-    enabled = bool(path) and bool(jax.config.jax_enable_compilation_cache)
+    enabled = bool(jax.config.jax_compilation_cache_dir) and bool(jax.config.jax_enable_compilation_cache)
+    path = _current_path()
     files = _entries(path)
     return CacheInfo(
         path=path,
@@ -187,7 +208,7 @@ def clear_compilation_cache(path: Union[None, str, os.PathLike] = None) -> int:
 
     Raises:
       TypeError: ``path`` is not a str or path.
-      ValueError: ``path`` names a file.
+      ValueError: ``path`` (or, for None, the folder it stands for) names a file or is empty.
     """
     path = _check_path(path)
     freed = 0

@@ -1,4 +1,4 @@
-"""Tests of the ``jaxgd check`` subcommand (jaxgd/_check_cmd.py).
+"""Tests of the ``jaxgd check`` subcommand (jaxgd/cli/check.py).
 
 Independent references, named in each test: the closed-form derivatives of the
 source article's two losses (``4x(x·x − 10)`` and ``−2x(y − x·θ)``), against
@@ -116,7 +116,7 @@ def test_options_directions_dtype_verbose():
 
 
 def test_dispatcher_stand_in():
-    """Reference: argparse subcommands, as the CLI dispatcher (jaxgd/_cli.py) will use them."""
+    """Reference: argparse subcommands, as the CLI dispatcher (jaxgd/cli/main.py) will use them."""
     parser = argparse.ArgumentParser(prog="jaxgd")
     sub = parser.add_subparsers(dest="command", required=True)
     _check_cmd.add_arguments(sub.add_parser("check"))

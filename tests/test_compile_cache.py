@@ -88,3 +88,66 @@ def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.delenv("JAXGD_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _compile_cache.default_path() == os.path.join(str(tmp_path / "xdg"), "jaxgd", "xla")
+
+
+def _no_folder_set() -> None:
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # (this worker turned the cache on: the default is not in use)
+        pytest.skip("a compilation cache folder is set in this process")
+
+
+def test_a_default_folder_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$JAXGD_CACHE_DIR naming a file: enable_compilation_cache() raises as for path=file (it returned "on"
+    and JAX warned at every compile), and `jaxgd cache` / `jaxgd demo` exit 2 with the message (a traceback)."""
+    import jaxgd
+    from jaxgd.cli.main import main
+
+    _no_folder_set()
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("JAXGD_CACHE_DIR", str(afile))
+    with pytest.raises(ValueError, match=r"is a file \(the default folder, from \$JAXGD_CACHE_DIR\)"):
+        jaxgd.enable_compilation_cache()
+    for argv in (["cache"], ["cache", "--clear"], ["demo", "--quick"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+
+
+def test_info_shows_the_default_folder_before_any_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With no folder set, compilation_cache_info names the folder clear_compilation_cache() empties (the
+    default) and counts its entries (it said "(no folder), 0 entries"); the cache stays off."""
+    import jaxgd
+
+    _no_folder_set()
+    folder = tmp_path / "cc"
+    folder.mkdir()
+    (folder / "k-cache").write_bytes(b"1234")
+    monkeypatch.setenv("JAXGD_CACHE_DIR", str(folder))
+    info = jaxgd.compilation_cache_info()
+    assert (info.path, info.entries, info.size_bytes, info.enabled) == (str(folder), 1, 4, False)
+    assert jaxgd.clear_compilation_cache() == 4
+
+
+def test_max_size_takes_any_integer_type() -> None:
+    """np.int64 is an integer like int (it was refused); bools and floats are not."""
+    import numpy as np
+
+    from jaxgd import _compile_cache
+
+    assert _compile_cache._check_max_size(np.int64(2**30)) == 2**30 and _compile_cache._check_max_size(-1) == -1
+    for bad in (True, np.bool_(True), 0, -2, 1.5, np.float64(3.0)):
+        with pytest.raises(ValueError, match="max_size must be a positive integer"):
+            _compile_cache._check_max_size(bad)
+
+
+def test_demo_refuses_an_out_that_is_a_file_before_running(tmp_path: Path) -> None:
+    """`jaxgd demo --out FILE` stops at once with exit 2 (it ran every fit, then raised FileExistsError)."""
+    from jaxgd.cli.main import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--quick", "--no-compile-cache", "--out", str(afile)])
+    assert stop.value.code == 2

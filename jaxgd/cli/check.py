@@ -8,7 +8,7 @@ any mismatch. ``--article`` also checks the two gradients the source article
 wrote by hand, beside the correct ones (README section "The article's gradients, checked").
 
 The CLI dispatcher calls :func:`add_arguments` and :func:`run`; :func:`main`
-runs the subcommand on its own (tests, ``python -m jaxgd._check_cmd``).
+runs the subcommand on its own (tests, ``python -m jaxgd.cli.check``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=("float64", "float32"),
         default="float64",
-        help="dtype of the parameters jax.grad sees (finite differences are always float64; default float64)",
+        help="dtype of the parameters jax.grad sees in the built-in problems (finite differences are always "
+        "float64, and so are --article's cases; default float64)",
     )
     parser.add_argument(
         "--problem", action="append", choices=problems.PROBLEM_NAMES, default=None, help="check only this problem (repeatable)"

@@ -136,7 +136,8 @@ def save_curves(panels: dict[str, dict[str, np.ndarray]], path: str) -> Optional
     """One log-scale panel of loss curves per problem; returns the path (None without matplotlib).
 
     Synthetic problems show ``loss - best loss`` per step; the real-data panel
-    shows the per-epoch training loss of each fit.
+    shows the per-epoch training loss of each fit and, for the hypergradient row
+    (an outer ``minimize``), its validation loss per step.
     """
     from .. import plot
 
@@ -147,8 +148,9 @@ def save_curves(panels: dict[str, dict[str, np.ndarray]], path: str) -> Optional
         return None
     for ax, (name, curves) in zip(np.atleast_1d(axes), panels.items()):
         if name == REAL:
-            plot.compare(curves, ax, title="real data: training loss per epoch")
-            ax.set_xlabel("epoch")
+            # (fit rows: training loss per epoch; the l2-by-hypergradient row: validation loss per outer step)
+            plot.compare(curves, ax, title="real data: loss per epoch (fit) or step (hypergradient)")
+            ax.set_xlabel("epoch or step")
             continue
         floor = min((np.nanmin(c) for c in curves.values() if len(c)), default=0.0)
         plot.compare({k: np.maximum(c - floor, 1e-16) for k, c in curves.items()}, ax, title=name)
@@ -174,7 +176,8 @@ def run_demo(out: str = "out", progress: bool = True, quick: bool = False) -> in
     print()
     print(format_table(all_rows))
     if not quick:
-        print("* real-data rows: jaxgd.fit minibatch training, time includes compilation")
+        print("* real-data rows: jaxgd.fit minibatch training (the l2-by-hypergradient row: an outer "
+              "jaxgd.minimize over log l2), time includes compilation")
     path = save_curves(panels, os.path.join(out, "loss_curves.png"))
     if path:
         print(f"\nloss curves written to {path}")

@@ -10,6 +10,7 @@ run from there (``make bench`` or ``python -m benchmarks``), not from here.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Optional
 
 
@@ -55,11 +56,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     from .. import _compile_cache
 
-    if args.command == "cache":
-        return _cache(args.clear)
-    if not args.no_compile_cache:
-        _compile_cache.enable_compilation_cache()
+    try:  # (a cache folder that names a file: $JAXGD_CACHE_DIR set to one)
+        if args.command == "cache":
+            return _cache(args.clear)
+        if not args.no_compile_cache:
+            _compile_cache.enable_compilation_cache()
+    except ValueError as err:
+        parser.error(str(err))
     if args.command == "demo":
+        if os.path.exists(args.out) and not os.path.isdir(args.out):  # before the run, not after it
+            parser.error(f"--out must name a folder, but {args.out!r} is a file")
         from .demo import run_demo
 
         return run_demo(out=args.out, progress=not args.no_progress, quick=args.quick)
