@@ -200,6 +200,27 @@ class _PlainRule:
 
 
 R = Row
+def _explicit_mesh() -> Any:
+    """A one-device mesh of Explicit axes (jax.make_mesh's default)."""
+    return jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+
+
+def _under_explicit_jit(call: Any) -> Any:
+    """``call(mesh)`` traced by jax.jit inside ``jax.set_mesh(mesh)`` (raises before anything compiles)."""
+    mesh = _explicit_mesh()
+    with jax.set_mesh(mesh):
+        return jax.jit(lambda: call(mesh))()
+
+
+def _jit_explicit_data(c: Any) -> Any:
+    """fit under jax.jit on data sharded over an Explicit mesh axis."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    data = jax.device_put(c.data, NamedSharding(_explicit_mesh(), PartitionSpec("data")))
+    return jax.jit(lambda d: jaxgd.fit(c.fl, c.x0, d, batch_size=2, epochs=3, key=c.key, method="gd", lr=0.1,
+                                       progress=False))(data)
+
+
 ROWS: list[Row] = [
     # -- minimize: the loss ------------------------------------------------------
     R("minimize", "fun", "3 (not callable)", TypeError, "fun must be callable", lambda c: M(c, fun=3)),
@@ -624,6 +645,8 @@ ROWS: list[Row] = [
     R("fit", "patience", "0", ValueError, "patience", lambda c: c.F(eval_data=c.data, patience=0)),
     R("fit", "remainder", '"foo"', TypeError, "remainder", lambda c: c.F(remainder="foo")),
     R("fit", "mesh", '"x"', TypeError, "mesh must be a jax.sharding.Mesh", lambda c: c.F(mesh="x")),
+    R("fit", "mesh", "a mesh of Explicit axes, under jax.jit inside jax.set_mesh", ValueError, "mesh= with a mesh of Explicit axes in context (jax.set_mesh) under a transformation", lambda c: _under_explicit_jit(lambda m: c.F(mesh=m)), True),
+    R("fit", "data", "sharded over an Explicit mesh axis, under jax.jit", ValueError, "data sharded over a mesh's Explicit axes under a transformation", lambda c: _jit_explicit_data(c), True),
     R("fit", "data_axis", "3 (no mesh)", TypeError, "data_axis must be a mesh axis name (a str), got data_axis=3", lambda c: c.F(data_axis=3)),
     R("fit", "progress", '"on"', TypeError, "progress must be a bool", lambda c: c.F(progress="on")),
     R("fit", "clip", "-1.0", ValueError, "clip must be None or a positive number", lambda c: c.F(clip=-1.0)),

@@ -35,7 +35,7 @@ from ..host import tier as _host_tier
 from ..interop import explain as _explain
 from ..interop import models as _models
 
-from .. import _tree, _validate
+from .. import _mesh, _tree, _validate
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
@@ -331,6 +331,9 @@ def minimize(
     parts = _models.split(x0)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back a model
         return _models.minimize_model(minimize, parts, given)
+    home = _mesh.explicit_home(x0, args, resume)
+    if home is not None:  # a mesh with Explicit axes: the run on its Auto view (jaxgd._mesh)
+        return _mesh.run_on_auto_view(home, minimize, given, ("x0", "args", "resume"))
     plan = _run.get_plan(fun, method, lr, _run.SOLVER_OPTION_VALUES(given))
     solver = plan.solver
     every, path = _resume.check_checkpoint_args(checkpoint_every, checkpoint_path)

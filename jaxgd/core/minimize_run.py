@@ -23,6 +23,7 @@ import jax
 import jax.extend.core as _jex_core
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
 
 from . import adjoint as _adjoint
 from . import batched as _batched
@@ -565,9 +566,17 @@ def spec(tree: Any) -> tuple:
     # dtype objects, not str(dtype): str() costs ~8 us a leaf on every call;
     # a jax.Array's own shape, not np.shape (a Python call of its own).
     return (treedef, tuple([
-        (x.shape, x.dtype) if isinstance(x, jax.Array) else (np.shape(x), getattr(x, "dtype", type(x).__name__))
+        _array_spec(x) if isinstance(x, jax.Array) else (np.shape(x), getattr(x, "dtype", type(x).__name__))
         for x in leaves
     ]))
+
+
+def _array_spec(x: jax.Array) -> tuple:
+    """A jax.Array's shape and dtype, and its sharding where that names a mesh (an array on a mesh's
+    Explicit axes runs on the mesh's Auto view, :mod:`jaxgd._mesh`, a different call)."""
+    if type(x) is _ARRAY and type(x.sharding) is NamedSharding:
+        return (x.shape, x.dtype, x.sharding)
+    return (x.shape, x.dtype)
 
 
 _EMPTY_SPEC = (jax.tree_util.tree_structure(()), ())
@@ -590,7 +599,7 @@ def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) ->
     if type(x0) is _ARRAY:  # a bare jax.Array, the usual x0: no tree to flatten (benchmarks E)
         if x0.weak_type:
             return None, (), False
-        leaves, signature, convert = (x0,), (x0.shape, x0.dtype), False
+        leaves, signature, convert = (x0,), _array_spec(x0), False
     else:
         leaves, treedef = jax.tree_util.tree_flatten(x0)
         shapes, convert = [], False
@@ -602,9 +611,10 @@ def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) ->
                 convert = True
             else:
                 return None, leaves, False
-            shapes.append((x.shape, x.dtype))
+            shapes.append(_array_spec(x) if type(x) is _ARRAY else (x.shape, x.dtype))
         signature = (treedef, tuple(shapes))  # (a treedef first: never equal to a bare array's)
-    key = (options, tuple(map(type, options)), adjoint, tier, jax.config.jax_enable_x64, signature, spec(args))
+    key = (options, tuple(map(type, options)), adjoint, tier, jax.config.jax_enable_x64, signature, spec(args),
+           jax.sharding.get_abstract_mesh())  # (the mesh jax.set_mesh put in context: jaxgd._mesh)
     return key, leaves, convert
 
 

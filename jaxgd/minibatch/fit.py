@@ -16,6 +16,7 @@ objective) are refused.
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 import os
 from typing import Any, Callable, Optional
@@ -42,7 +43,7 @@ from ..core import progress as _progress
 
 from ..core import stepsize as _stepsize
 
-from .. import _tree, _validate
+from .. import _mesh, _tree, _validate
 from ..interop import explain as _explain
 from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
@@ -200,17 +201,6 @@ def _check_callable(name: str, fn: Any) -> None:
 
 
 
-def _auto_mesh(mesh: Any) -> Any:
-    """The same devices and axis names with every axis in Auto mode.
-
-    ``jax.make_mesh`` makes Explicit axes by default in recent JAX; fit lets
-    XLA's sharding propagation place the all-reduce, which Auto axes allow.
-    """
-    from jax.sharding import AxisType, Mesh
-
-    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
-
-
 def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey) -> tuple:
     """Put the inputs on the mesh: parameters and key replicated, examples split."""
     from jax.sharding import NamedSharding
@@ -309,6 +299,12 @@ def fit(
     and call ``fit`` in every process with the same arguments: the full
     ``data`` (or global ``jax.Array``s built with
     ``jax.make_array_from_process_local_data``) and the same ``key``.
+    A mesh of Explicit axes (``jax.make_mesh``'s default; given as ``mesh``,
+    holding ``data``, or put in context by ``jax.set_mesh``) runs on its Auto
+    view (the same devices and layouts, XLA placing the collectives), and
+    the arrays come back on the given mesh. Under ``jax.jit`` in JAX's
+    Explicit mode, ``mesh=`` and data sharded over Explicit axes are refused:
+    call ``fit`` outside the jit.
 
     Args:
       fun: the minibatch loss ``fun(params, batch) -> scalar``, a mean over
@@ -384,7 +380,9 @@ def fit(
         ``resume`` checkpoint of another kind of run, method, batch size,
         remainder, number of examples or key, or with more epochs run than
         ``epochs``; a ``resume`` run with ``eval_data`` resumed without it
-        (or the reverse); ``checkpoint_path`` under ``jax.jit``/``jax.vmap``.
+        (or the reverse); ``checkpoint_path`` under ``jax.jit``/``jax.vmap``;
+        under ``jax.jit`` in Explicit mode, ``mesh`` (a mesh of Explicit axes
+        in context) or ``data`` sharded over Explicit axes.
       FileNotFoundError: a ``resume`` file that does not exist, or a
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
@@ -406,6 +404,11 @@ def fit(
     parts = _models.split(params)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
         return _models.fit_model(fit, parts, locals())
+    _mesh.check_traced_fit(mesh, data, eval_data)
+    home = _mesh.explicit_home(params, data, eval_data, key, mesh, resume)
+    if home is not None:  # a mesh with Explicit axes: the run on its Auto view (jaxgd._mesh)
+        given = {k: v for k, v in locals().items() if k in _PARAMETERS}
+        return _mesh.run_on_auto_view(home, fit, given, ("params", "data", "eval_data", "key", "mesh", "resume"))
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
@@ -453,7 +456,7 @@ def fit(
         size = mesh.shape[data_axis]
         if batch_size % size:
             raise ValueError(MESH_DIVIDE.format(size=size, axis=data_axis, batch_size=batch_size))
-        mesh = _auto_mesh(mesh)
+        mesh = _mesh.auto_view(mesh)
 
     mask = remainder is Remainder.MASK
     n_batches = math.ceil(n / batch_size) if mask else n // batch_size
@@ -516,6 +519,7 @@ def fit(
 
 
 _KEYWORDS = _options.keywords(fit)
+_PARAMETERS = frozenset(inspect.signature(fit).parameters)
 
 
 def _params_dtype(spec: Any) -> Any:
