@@ -352,6 +352,30 @@ def _bits(dtype: Any) -> Any:
     return jnp.int64 if jnp.dtype(dtype) == jnp.float64 else jnp.int32
 
 
+def rounded(tree: PyTree) -> PyTree:
+    """``tree`` with every bfloat16 leaf rounded to bfloat16 for certain.
+
+    XLA:CPU computes bfloat16 arithmetic in float32 and, by default
+    (``xla_allow_excess_precision``), drops a rounding to bfloat16 whose
+    result goes straight back to float32: a trial point ``x + alpha d``
+    handed to a loss that casts its parameters to float32 was evaluated
+    unrounded, while the point kept was rounded, so ``Result.loss`` was not
+    the loss at ``Result.params`` (and a search could fail on values no
+    bfloat16 point has). ``lax.reduce_precision`` to bfloat16's 8 exponent
+    and 7 mantissa bits is a rounding XLA keeps (subnormals included: they
+    share float32's exponent range). float16 needs none (XLA:CPU keeps its
+    roundings; ``reduce_precision`` would flush its subnormals), and other
+    leaves are returned as they are (the same program).
+    """
+    return tmap(_rounded, tree)
+
+
+def _rounded(x: Any) -> Any:
+    if jnp.result_type(x) != jnp.bfloat16:
+        return x
+    return jax.lax.reduce_precision(jnp.asarray(x, jnp.float32), exponent_bits=8, mantissa_bits=7).astype(jnp.bfloat16)
+
+
 def add_scaled(x: PyTree, alpha: jax.Array, d: PyTree) -> PyTree:
     """``x + alpha * d`` leaf by leaf, cast back to each leaf of ``x``'s dtype."""
     return tmap(lambda xi, di: (xi + jnp.asarray(alpha, xi.dtype) * di).astype(xi.dtype), x, d)

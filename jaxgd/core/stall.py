@@ -619,7 +619,7 @@ def _probe_upward(value_fn: Any, params: Params, f0: Any, d: Params, ss: Any, ti
 def _probe_value(value_fn: Any, params: Params, d: Params, t: Any, dtype: Any) -> jax.Array:
     """``f(x - t d)`` in ``dtype``, the trial point computed in at least float32 and rounded to ``params``'s
     dtype: one trial of :func:`probe_descent`, either way."""
-    trial = _tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params)
+    trial = _tree.rounded(_tree.cast_like(_tree.add_scaled(_tree.at_least_32(params), -t, d), params))
     return jnp.asarray(value_fn(trial)).astype(dtype)
 
 
@@ -728,7 +728,7 @@ def line_veto(value_and_grad_fn: Any, params: Params, value: jax.Array, grad: Pa
 
     def body(c: tuple) -> tuple:
         k, slopes = c
-        _, g = value_and_grad_fn(_tree.add_scaled(params, -steps[k], grad))
+        _, g = value_and_grad_fn(_tree.rounded(_tree.add_scaled(params, -steps[k], grad)))
         return k + 1, slopes.at[k].set(-_tree.vdot(_tree.cast_like(g, grad), grad))
 
     k, slopes = lax.while_loop(lambda c: due & (c[0] < len(LINE_MOVES)), body,

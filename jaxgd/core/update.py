@@ -116,8 +116,8 @@ def _accept(accepts: Callable, grads: Grads, d: Grads, converged: Optional[Calla
 
 
 def move(parts: UpdateParts, params: Params, d: Grads, alpha: jax.Array) -> Params:
-    """``prox_{alpha h}(params + alpha d)``."""
-    return parts.prox.apply(_tree.add_scaled(params, alpha, d), alpha)
+    """``prox_{alpha h}(params + alpha d)`` (in bfloat16 rounded for certain: :func:`jaxgd._tree.rounded`)."""
+    return _tree.rounded(parts.prox.apply(_tree.add_scaled(params, alpha, d), alpha))
 
 
 def update(

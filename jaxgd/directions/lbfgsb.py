@@ -251,7 +251,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
 
         def evaluate(alpha: jax.Array):  # noqa: ANN202
             xt = jnp.where(alpha == 1, z, x + alpha.astype(dtype) * d)
-            xt = jnp.clip(xt, lower, upper)
+            xt = _tree.rounded(jnp.clip(xt, lower, upper))
             v, gr, aux = solver.value_and_grad(unravel(xt), *args)
             gf = ravel_pytree(gr)[0].astype(dtype)
             v = jnp.asarray(v).astype(f0.dtype)
