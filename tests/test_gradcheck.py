@@ -383,3 +383,24 @@ def test_a_large_constant_in_the_loss_cannot_excuse_a_zero_gradient():
     wrong, right = half_sq(True), half_sq(False)
     assert not check_grad(lambda v: 1e10 + wrong(v), x)
     assert check_grad(lambda v: 1e8 + right(v), x)
+
+
+def test_default_tolerances_are_per_leaf() -> None:
+    """A float32 leaf whose gradient is 2% wrong fails beside a float16 leaf as it fails alone (it passed:
+    every leaf took float16's defaults, rtol=0.03). Reference: the hand-written 2% error of the custom
+    derivative; the float16 leaf's correct gradient still passes at its own defaults."""
+
+    @jax.custom_jvp
+    def cube(b: jax.Array) -> jax.Array:
+        return jnp.sum(b**3)
+
+    @cube.defjvp
+    def cube_jvp(primals: tuple, tangents: tuple) -> tuple:
+        (b,), (db,) = primals, tangents
+        return cube(b), jnp.sum(1.02 * 3 * b**2 * db)  # 2% too large
+
+    x = {"a": jnp.asarray([0.5, -1.0], jnp.float16), "b": jnp.asarray([1.0, 2.0], jnp.float32)}
+    report = check_grad(lambda p: jnp.sum(p["a"].astype(jnp.float32) ** 2) + cube(p["b"]), x)
+    verdicts = {row.path: row.passed for row in report.rows}
+    assert not report and verdicts == {"['a']": True, "['b']": False}, verdicts
+    assert report.by_leaf and "by leaf dtype" in str(report)

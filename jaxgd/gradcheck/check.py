@@ -146,8 +146,9 @@ def check_grad(
     dominates the differences (a loss with a large constant part) a pair that differs by as
     much as its own size fails (subtract the constant, or raise ``eps``) rather than passing
     a gradient the differences cannot test. Defaults for ``rtol``/``atol`` follow the
-    dtype ``jax.grad`` ran in (float64 ``1e-6``/``1e-9``,
-    float32 ``1e-3``/``1e-5``); ``ref~fd`` is all float64 and uses the float64
+    dtype ``jax.grad`` ran in, leaf by leaf (float64 ``1e-6``/``1e-9``,
+    float32 ``1e-3``/``1e-5``; the report's ``rtol``/``atol`` are the loosest
+    over the leaves); ``ref~fd`` is all float64 and uses the float64
     defaults unless ``rtol``/``atol`` are given, in which case they apply to all pairs.
 
     All input errors are raised on the host before anything is compiled (the
@@ -211,8 +212,11 @@ def check_grad(
     x64_tree, args64 = _to_float64(x), _to_float64(args)
     ref = None if reference is None else _validate_reference(reference(x64_tree, *args64), x)
     dtypes = [leaf.dtype for leaf in jax.tree_util.tree_leaves(x)]
-    d_rtol, d_atol = _default_tol(dtypes)
-    tol_jax = (d_rtol if rtol is None else float(rtol), d_atol if atol is None else float(atol))
+    # Each leaf at its own dtype's defaults (a float32 leaf beside a float16 one took float16's, 30x looser);
+    # the report's rtol/atol are the loosest of them.
+    per_leaf = [(d[0] if rtol is None else float(rtol), d[1] if atol is None else float(atol))
+                for d in (_default_tol([dt]) for dt in dtypes)]
+    tol_jax = (max(t[0] for t in per_leaf), max(t[1] for t in per_leaf))
     tol_ref = tuple(DEFAULT_TOLERANCES["float64"][i] if t is None else float(t) for i, t in enumerate((rtol, atol)))
     eps = DEFAULT_EPS if eps is None else float(eps)
 
@@ -222,9 +226,9 @@ def check_grad(
     z = np.concatenate([leaf.ravel() for leaf in leaves64])
     offsets = np.cumsum([0] + [leaf.size for leaf in leaves64])
     fd = _finite_differences(fun, treedef, leaves64, args64, z, eps, offsets, directions, seed)
-    rows = _compare_leaves(paths, offsets, g_jax, ref, fd, tol_jax, tol_ref, directions)
+    rows = _compare_leaves(paths, offsets, g_jax, ref, fd, per_leaf, tol_ref, directions)
     dtype_names = sorted({np.dtype(dt).name for dt in dtypes})
-    return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions)
+    return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions, len(set(per_leaf)) > 1)
 
 
 def _finite_differences(
@@ -247,9 +251,9 @@ def _finite_differences(
 
 def _compare_leaves(
     paths: list[str], offsets: np.ndarray, g_jax: list[np.ndarray], ref: list[np.ndarray] | None,
-    fd: tuple, tol_jax: tuple[float, float], tol_ref: tuple[float, float], directions: int | None,
+    fd: tuple, tol_jax: list[tuple[float, float]], tol_ref: tuple[float, float], directions: int | None,
 ) -> list[LeafCheck]:
-    """The rows ``jax~ref``, ``jax~fd`` and ``ref~fd`` of every leaf."""
+    """The rows ``jax~ref``, ``jax~fd`` and ``ref~fd`` of every leaf (``tol_jax``: each leaf's (rtol, atol))."""
     fd_all, noise, V = fd
     rows: list[LeafCheck] = []
     for i, path in enumerate(paths):
@@ -262,8 +266,8 @@ def _compare_leaves(
             fd_i, nu_i = fd_all[i], noise[i]
             gj, gr = V[i] @ g_jax[i].ravel(), None if ref is None else V[i] @ ref[i].ravel()
         if ref is not None:
-            rows.append(_compare(path, "jax~ref", g_jax[i], ref[i], *tol_jax, 0.0, False))
-        rows.append(_compare(path, "jax~fd", gj, fd_i, *tol_jax, nu_i, directions is not None))
+            rows.append(_compare(path, "jax~ref", g_jax[i], ref[i], *tol_jax[i], 0.0, False))
+        rows.append(_compare(path, "jax~fd", gj, fd_i, *tol_jax[i], nu_i, directions is not None))
         if gr is not None:
             rows.append(_compare(path, "ref~fd", gr, fd_i, *tol_ref, nu_i, directions is not None))
     return rows

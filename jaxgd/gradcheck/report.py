@@ -54,9 +54,12 @@ class GradCheck:
         rows: one row (a ``NamedTuple``) per leaf and compared pair.
         dtype: dtype(s) of ``x``, in which ``jax.grad`` was computed.
         eps: finite-difference step scale.
-        rtol, atol: tolerances for comparisons involving the JAX gradient.
+        rtol, atol: tolerances for comparisons involving the JAX gradient (by default each
+            leaf's dtype's; here the loosest over the leaves).
         rtol64, atol64: tolerances for the reference-vs-FD comparison (float64).
         directions: number of random directions per leaf, or ``None`` (full FD).
+        by_leaf: True where the leaves were compared at different tolerances (their dtypes'
+            defaults); ``rtol``/``atol`` are then the loosest.
     """
 
     rows: tuple[LeafCheck, ...]
@@ -67,6 +70,7 @@ class GradCheck:
     rtol64: float
     atol64: float
     directions: int | None
+    by_leaf: bool = False
 
     @property
     def passed(self) -> bool:
@@ -85,7 +89,8 @@ class GradCheck:
         mode = f"{self.directions} random directions per leaf" if self.directions else "every coordinate"
         head = (
             f"gradient check: {'PASS' if self.passed else 'FAIL'}  (x {self.dtype}; central differences in "
-            f"float64 over {mode}, eps={self.eps:.2g}; rtol={self.rtol:.2g}, atol={self.atol:.2g}"
+            f"float64 over {mode}, eps={self.eps:.2g}; {'by leaf dtype, at most ' if self.by_leaf else ''}"
+            f"rtol={self.rtol:.2g}, atol={self.atol:.2g}"
             + ("" if (self.rtol, self.atol) == (self.rtol64, self.atol64) else f"; ref~fd rtol={self.rtol64:.2g}, atol={self.atol64:.2g}")
             + ")"
         )
