@@ -160,3 +160,45 @@ def test_a_method_with_options_has_its_methods_limit() -> None:
     assert limit(dirs.cg(variant="fr")) == limit("cg") == limits["cg"]
     assert limit(dirs.bfgs(scale_init=True)) == limit("bfgs") == limits["bfgs"]
     assert limit("adam") == _compile.SMALL
+
+
+def test_a_run_result_is_sized_by_its_parameters() -> None:
+    """_small on a Result counts its params (17 numbers), not its memory and history (thousands): the
+    continuation of a run is compiled as the run was (reference: the parameter count)."""
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(17), method="lbfgs", max_steps=2)
+    assert _compile._small(res, 17) and not _compile._small(res, 16)
+    assert sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(res)) > 512
+
+
+@pytest.mark.slow
+def test_a_resumed_run_compiles_as_the_run_it_continues(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A continuation (minimize's resume, fit's chunks) is sized by its result's parameters, as the run
+    it continues: both compile with jaxgd's options, so an lbfgs run in compact form (17 parameters,
+    the learnt diagonal) resumed at step 10 and a 41-parameter fit in chunks give the uninterrupted
+    runs' bits (reference: those runs). The whole Result (memory, history) was counted, so the
+    continuation compiled with the other emitters, whose rounding differs. The options are XLA's
+    fusion emitters here (the suite's own flags turn them off), so the two emitters meet."""
+    with_fusion_emitters(monkeypatch)
+    a = jnp.asarray(np.random.default_rng(17).normal(size=(17, 17)))
+    loss = lambda x: jnp.sum((a @ jnp.tanh(x) - 1.0) ** 2) + 0.1 * jnp.sum(x**4)  # noqa: E731
+    kw = dict(method=jaxgd.directions.lbfgs(scaling="diagonal"), gtol=0)
+    x0 = jnp.full(17, 0.3)
+    full = jaxgd.minimize(loss, x0, max_steps=20, **kw)
+    resumed = jaxgd.minimize(loss, x0, max_steps=20, resume=jaxgd.minimize(loss, x0, max_steps=10, **kw), **kw)
+    assert_bitwise((resumed.params, resumed.history), (full.params, full.history))
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3))
+    data = (x, np.sin(x.sum(1))[:, None])
+    k = jax.random.split(jax.random.key(0), 2)
+    params = {"a": jax.random.normal(k[0], (3, 8)) * 0.5, "ab": jnp.zeros(8), "b": jax.random.normal(k[1], (8, 1)) * 0.3,
+              "bb": jnp.zeros(1)}
+
+    def mlp(p: dict, batch: tuple) -> jax.Array:
+        u, y = batch
+        return jnp.mean((jnp.tanh(u @ p["a"] + p["ab"][None, :]) @ p["b"] + p["bb"][None, :] - y) ** 2)
+
+    fkw = dict(batch_size=16, key=jax.random.key(1), method="adam", lr=0.01, progress=False)
+    whole = jaxgd.fit(mlp, params, data, epochs=4, **fkw)
+    chunks = jaxgd.fit(mlp, params, data, epochs=4, resume=jaxgd.fit(mlp, params, data, epochs=2, **fkw), **fkw)
+    assert_bitwise(chunks.params, whole.params)

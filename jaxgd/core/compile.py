@@ -126,7 +126,14 @@ def _is_lbfgsb(solver: Any) -> bool:
 
 
 def _small(tree: Any, limit: int) -> bool:
-    """True when the arrays in ``tree`` hold at most ``limit`` numbers in all."""
+    """True when the arrays in ``tree`` hold at most ``limit`` numbers in all; for a run's result
+    (a ``Result``/``FitResult``, which a checkpointed or resumed run continues from), those of its
+    ``params``: the same test as the run that started from the parameters (counting the whole
+    result, its memory and history, compiled the continuation with the other emitters, whose
+    rounding differs: a resumed ``lbfgs`` or ``fit`` was not bit for bit the uninterrupted run)."""
+    fields = getattr(tree, "_fields", ())
+    if "params" in fields and "state" in fields:
+        tree = tree.params
     total = 0
     for leaf in jax.tree_util.tree_leaves(tree):
         total += getattr(leaf, "size", 1)
