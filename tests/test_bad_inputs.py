@@ -566,6 +566,7 @@ ROWS: list[Row] = [
     # -- minimize: tier (issue 14 item 1) ---------------------------------------------------------------------
     R("minimize", "tier", '"fast"', ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier='fast'", lambda c: M(c, tier="fast")),
     R("minimize", "tier", "1", ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier=1", lambda c: M(c, tier=1)),
+    R("minimize", "tier", '"host" with a float32 loss of float64 x0', ValueError, "tier='host' cannot run this call: fun returns a float32 loss from float64 x0", lambda c: jaxgd.minimize(lambda x: jnp.sum(x**2).astype(jnp.float32), np.ones(2), method="lbfgs", tier="host")),
     R("minimize", "tier", '"host" with method="gd"', ValueError, "tier='host' cannot run this call: method='gd'", lambda c: M(c, tier="host", method="gd", lr=0.1)),
     R("minimize", "tier", '"host" with lr=0.1 (no line search)', ValueError, "tier='host' cannot run this call: lr=ScheduleRule(0.1)", lambda c: M(c, tier="host", method="lbfgs", lr=0.1)),
     R("minimize", "tier", '"host" with l2', ValueError, "tier='host' cannot run this call: l2 is set", lambda c: M(c, tier="host", method="lbfgs", bounds=(0.0, None), l2=0.1)),

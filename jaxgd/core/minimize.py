@@ -106,11 +106,11 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
     return jax.tree_util.tree_unflatten(treedef, out), concrete
 
 
-_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): None}, weakly in fun
+_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): the loss dtype}, weakly in fun
 
 
-def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> None:
-    """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached).
+def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
+    """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached); return its dtype.
 
     Raises:
       TypeError: the loss is not a real floating scalar, or aux is missing.
@@ -120,10 +120,10 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: A
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
         return _check_loss(fun, params, args, has_aux, given)
-    _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
+    return _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
 
 
-def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> None:
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
     try:
         out = jax.eval_shape(fun, params, *args)
     except (TypeError, ValueError) as err:  # JAX's message names no argument: say which had what shape
@@ -138,6 +138,7 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
+    return dtype
 
 
 @_options.document
@@ -350,7 +351,9 @@ def minimize(
     if solver.progress_every:
         _progress.reset()
     solver.check_params(params)
-    check_loss(fun, params, args, has_aux, x0)
+    loss_dtype = check_loss(fun, params, args, has_aux, x0)
+    if tier == "host":
+        _host_tier.check_host_loss(params, loss_dtype)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
         _adjoint.check_solver(adjoint, solver, params, args)
         inline = _compile.tracing() and _run.check_optax_closure(solver, params, adjoint)  # (an optax method's vmapped closure)

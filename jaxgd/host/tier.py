@@ -119,6 +119,19 @@ def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any 
         raise ValueError(NOT_ON_HOST.format(why=why))
 
 
+def check_host_loss(x0: Any, loss_dtype: Any) -> None:
+    """Raise where ``tier="host"`` meets a loss whose value has another dtype than ``x0``'s leaves
+    (the host loop runs in one dtype; the call went to the compiled loop, silently).
+
+    Raises:
+      ValueError: names ``tier``, the loss's dtype and ``x0``'s.
+    """
+    dtype = np.dtype(jax.tree_util.tree_leaves(x0)[0].dtype)
+    if np.dtype(loss_dtype) != dtype:
+        raise ValueError(NOT_ON_HOST.format(why=f"fun returns a {np.dtype(loss_dtype).name} loss from {dtype.name} x0 "
+                                                f"(the host loop evaluates the loss in x0's dtype)"))
+
+
 def _signature(x0: Any, args: tuple) -> tuple:
     """What a compiled program is specialised to: shapes, dtypes, weak types, structure, x64 mode."""
     leaves, treedef = jax.tree_util.tree_flatten((x0, args))
