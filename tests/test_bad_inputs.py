@@ -221,6 +221,17 @@ def _jit_explicit_data(c: Any) -> Any:
                                        progress=False))(data)
 
 
+def _eqx_module() -> Any:
+    """An Equinox module holding a float array and a function (minimize and fit split such a model)."""
+    import equinox as eqx
+
+    class Scaled(eqx.Module):
+        w: jax.Array
+        act: Any
+
+    return Scaled(jnp.ones(2), jnp.tanh)
+
+
 ROWS: list[Row] = [
     # -- minimize: the loss ------------------------------------------------------
     R("minimize", "fun", "3 (not callable)", TypeError, "fun must be callable", lambda c: M(c, fun=3)),
@@ -539,6 +550,7 @@ ROWS: list[Row] = [
     R("minimize", "clip", "1e39 with a float32 x0", ValueError, "clip=1e+39 overflows float32", lambda c: M(c, x0=np.float32(c.x0), clip=1e39)),
     R("minimize", "bounds", "(1e39, None) with a float32 x0", ValueError, "bounds: the lower bound 1e+39 leaves no float32 value", lambda c: M(c, x0=np.float32(c.x0), bounds=(1e39, None))),
     R("minimize", "bounds", "(None, -inf)", ValueError, "bounds: the upper bound -inf leaves no float64 value", lambda c: M(c, bounds=(None, -math.inf))),
+    R("Solver", "x0", "an Equinox module with a function field (Solver.init)", TypeError, "with leaves that are not float arrays, which Solver would train whole", lambda c: S(c, "gd", lr=0.1).init(_eqx_module())),
     R("Solver", "l1", "1e39 with a float32 x0 (Solver.init)", ValueError, "l1=1e+39 overflows float32", lambda c: S(c, "gd", lr=0.1, l1=1e39).init(np.float32(c.x0))),
     R("fit", "l2", "1e39 with float32 params", ValueError, "l2=1e+39 overflows float32", lambda c: c.F(params=np.float32(c.x0), l2=1e39)),
     R("as_optax", "l2", "1e39 with float32 params (at init)", ValueError, "l2=1e+39 overflows float32", lambda c: jaxgd.as_optax("gd", 0.1, l2=1e39).init(np.float32(c.x0))),

@@ -212,3 +212,20 @@ def test_dropped_model_losses_are_garbage_collected() -> None:
         del loss, big
     gc.collect()
     assert [r() for r in refs] == [None] * 3
+
+
+def test_solver_refuses_a_model_it_would_train_whole() -> None:
+    """Solver.init took an NNX model with BatchNorm as one pytree and trained its batch statistics (minimize
+    keeps them, as the README says): refused, naming nnx.split; an Equinox module with a function and an
+    int array gets the same kind of message (it was told to cast its function to float). Reference: the
+    model's own state, unchanged; an NNX model of nnx.Param only still runs in Solver."""
+    nnx = _nnx()
+    net = _net(nnx)
+    solver = jaxgd.Solver(nnx_loss, method="lbfgs")
+    with pytest.raises(TypeError, match=r"Flax NNX model \(Net\) holding state besides nnx.Param.*nnx.split"):
+        solver.init(net, X, Y)
+    with pytest.raises(TypeError, match=r"Equinox module \(Affine\) with leaves that are not float arrays.*eqx.partition"):
+        jaxgd.Solver(eqx_loss, method="lbfgs").init(affine(), X, Y)
+    lin = nnx.Linear(3, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+    state = jaxgd.Solver(lambda m, x, y: jnp.mean((m(x)[:, 0] - y) ** 2), method="lbfgs").init(lin, X, Y)
+    assert np.isfinite(float(state.value))

@@ -43,6 +43,7 @@ from .update import clip_by_global_norm  # noqa: F401  (re-exported: older impor
 from . import stall as _stall  # issue 13 hook
 
 from .. import _tree, _validate
+from ..interop import models as _models
 from . import stepsize as _stepsize
 from ..prox.operators import checked_weights as _prox_weights
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
@@ -330,10 +331,14 @@ class Solver:
         its stationarity measure and finiteness test are every step's, :meth:`_measure`).
 
         Raises:
-          TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``).
+          TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``); a
+            Flax NNX model holding state besides ``nnx.Param``, or an Equinox module with leaves
+            that are not float arrays (``minimize`` and ``fit`` split a model; ``Solver`` takes
+            the trained arrays).
           ValueError: an empty ``x0`` or a leaf of size 0; ``bounds``, ``l1`` or ``l2`` pytrees
             that do not fit ``x0``.
         """
+        _models.check_solver_x0(x0)  # (a model minimize and fit would split)
         _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
         self.check_params(x0)  # before anything runs on the device
         params = _tree.tmap(jnp.asarray, x0)

@@ -199,6 +199,38 @@ def split(model: Any) -> Optional[ModelParts]:
     return None
 
 
+SOLVER_MODEL = (
+    "x0 is {what}, which Solver would train whole, as one pytree ({which}); Solver.init and Solver.step take "
+    "the trained arrays: {how}, and write the loss of those arrays. jaxgd.minimize and jaxgd.fit split a model "
+    "themselves (they train its {trained} and keep the rest)"
+)
+
+
+def check_solver_x0(x0: Any) -> None:
+    """Refuse a model ``Solver.init`` would train whole: a Flax NNX model holding state besides
+    ``nnx.Param`` (its batch statistics, RNG counts), or an Equinox module with leaves that are not
+    float arrays (``minimize``/``fit`` split them, :func:`split`). An NNX model of ``nnx.Param`` only
+    is a pytree of its parameters, and passes.
+
+    Raises:
+      TypeError: names what ``x0`` holds and how to split it.
+    """
+    parts = split(x0)
+    if parts is None or (parts.kind == "nnx" and not jax.tree_util.tree_leaves(parts.rest)):
+        return
+    if parts.kind == "nnx":
+        raise TypeError(SOLVER_MODEL.format(
+            what=f"a Flax NNX model ({type(x0).__name__}) holding state besides nnx.Param",
+            which="its batch statistics and RNG state would be trained too",
+            how="graphdef, params = nnx.split(model, nnx.Param) (the rest: nnx.split(model, nnx.Param, ...))",
+            trained="nnx.Param arrays"))
+    raise TypeError(SOLVER_MODEL.format(
+        what=f"an Equinox module ({type(x0).__name__}) with leaves that are not float arrays",
+        which="its functions, ints and bools cannot be parameters",
+        how="params, rest = eqx.partition(model, eqx.is_inexact_array), then eqx.combine(params, rest) in the loss",
+        trained="float arrays"))
+
+
 def rebuild(kind: str, static: _Static, params: Params, rest: PyTree) -> Any:
     """Put a model back together from its parts."""
     if kind == "eqx":
