@@ -229,7 +229,7 @@ def _eqx_module() -> Any:
         w: jax.Array
         act: Any
 
-    return Scaled(jnp.ones(2), jnp.tanh)
+    return Scaled(np.ones(2), jnp.tanh)
 
 
 ROWS: list[Row] = [
