@@ -311,3 +311,30 @@ def test_nnx_optimizer_equals_minimize(rule: str, l1: float) -> None:
         train_step(model, optimizer)
         got.append(nnx.as_pure(nnx.state(model, nnx.Param)))
     assert_close(got, want)
+
+
+@pytest.mark.slow  # ~6-11 s: eager updates, each with its line search
+def test_nnx_split_parameters_in_a_plain_optax_loop() -> None:
+    """Parameters from ``nnx.split(model, nnx.Param)`` (an nnx.State of nnx.Param variables) in a plain optax
+    loop, as optax's own transformations take them: with jax.value_and_grad and with the README's
+    optax.value_and_grad_from_state, as_optax("lbfgs") gives the Solver's iterates on the bare arrays
+    (reference; it failed with a pytree structure error), and the updates keep the variables."""
+    nnx = pytest.importorskip("flax.nnx")
+    rng = np.random.default_rng(1)
+    x, y = jnp.asarray(rng.normal(size=(16, 3))), jnp.asarray(rng.normal(size=(16, 1)))
+    graphdef, p0 = nnx.split(nnx.Linear(3, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64), nnx.Param)
+    loss = lambda p: jnp.mean((nnx.merge(graphdef, p)(x) - y) ** 2)  # noqa: E731
+    solver = jaxgd.Solver(loss, "lbfgs", gtol=0.0, max_steps=3)
+    s = solver.init(nnx.as_pure(p0))
+    for _ in range(3):
+        s = solver.step(s)
+    tx = jaxgd.as_optax("lbfgs")
+    from_state = optax.value_and_grad_from_state(loss)
+    for read_state in (False, True):
+        p, state = p0, tx.init(p0)
+        for _ in range(3):
+            value, grad = from_state(p, state=state) if read_state else jax.value_and_grad(loss)(p)
+            updates, state = tx.update(grad, state, p, value=value, grad=grad, value_fn=loss)
+            assert jax.tree_util.tree_structure(updates) == jax.tree_util.tree_structure(p0)
+            p = optax.apply_updates(p, updates)
+        assert_close([nnx.as_pure(p)], [s.params])

@@ -158,7 +158,7 @@ def _add_l2(parts: _Parts, params: Params, value: jax.Array, grad: PyTree) -> tu
 
 
 def _init(parts: _Parts, params: Params) -> AsOptaxState:
-    params = _pure(params)
+    given, params = params, _pure(params)
     _validate.params("params", params)  # minimize's policy: a non-empty pytree of real float arrays
     parts.prox.check(params)
     if parts.l2 is not None:
@@ -170,9 +170,28 @@ def _init(parts: _Parts, params: Params) -> AsOptaxState:
         direction_state=Inner(parts.direction.init(params)),
         rule_state=Inner(parts.rule.init(params, value, grad)),  # replaced at the first update (needs the loss)
         value=value,
-        grad=grad,
+        grad=_like(grad, given),  # (the caller's structure: optax.value_and_grad_from_state reads it)
         status=jnp.asarray(Status.RUNNING, jnp.int32),
     )
+
+
+def _like(tree: PyTree, template: PyTree) -> PyTree:
+    """``tree``'s arrays in ``template``'s structure (``nnx.Param`` variables around them, or none)."""
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), jax.tree_util.tree_leaves(tree))
+
+
+def _update_variables(parts: _Parts, updates: PyTree, state: AsOptaxState, params: Optional[Params], extra: dict):
+    """:func:`_update_fn` where Flax NNX is loaded: parameters and gradients given as an ``nnx.State``
+    of ``nnx.Param`` (``nnx.split``'s, in a plain optax loop) run as their bare arrays; the updates
+    come back in the structure of the ``updates`` given, the state's gradient in its own, and
+    ``value_fn`` is called with the caller's structure. (``nnx.Optimizer`` passes bare arrays: nothing
+    changes there.)"""
+    value_fn = extra.get("value_fn")
+    if value_fn is not None and params is not None:
+        extra = {**extra, "value_fn": lambda p: value_fn(_like(p, params))}
+    pure = None if params is None else _pure(params)
+    step, new_state = _update_fn(parts, _pure(updates), state._replace(grad=_pure(state.grad)), pure, **extra)
+    return _like(step, updates), new_state._replace(grad=_like(new_state.grad, state.grad))
 
 
 def _update_fn(
@@ -330,6 +349,8 @@ def as_optax(
         return _init(parts, params)
 
     def update(updates: PyTree, state: AsOptaxState, params: Optional[Params] = None, **extra: Any):
+        if "flax.nnx" in sys.modules:  # (a Flax user: parameters may come as nnx.Param variables)
+            return _update_variables(parts, updates, state, params, extra)
         return _update_fn(parts, updates, state, params, **extra)
 
     return optax.GradientTransformationExtraArgs(init, update)
