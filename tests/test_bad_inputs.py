@@ -710,6 +710,7 @@ ROWS: list[Row] = [
     R("minimize", "bounds", "scipy.optimize.Bounds([1, 1, 1], [0, 0, 0])", ValueError, "bounds: lower must be <= upper", lambda c: M(c, bounds=scipy.optimize.Bounds([1, 1, 1], [0, 0, 0]))),
     # -- scipy.optimize keywords jaxgd has no counterpart for: what to do instead ----------------------------------
     R("minimize", "(keyword)", 'options={"maxiter": 10} (scipy)', TypeError, "(options: pass its entries as keywords: maxiter as max_steps", lambda c: M(c, options={"maxiter": 10})),
+    R("minimize", "(keyword)", "callback=print (scipy)", TypeError, "(callback: no per-step callback in the compiled loop: history= records", lambda c: M(c, callback=print)),
     R("minimize", "(keyword)", "jac=True (scipy)", TypeError, "(jac: nothing to pass: jaxgd differentiates fun with jax.grad)", lambda c: M(c, jac=True)),
     R("minimize", "(keyword)", "constraints=() (scipy)", TypeError, "(constraints: jaxgd has box constraints only: bounds=(lower, upper))", lambda c: M(c, constraints=())),
     R("Solver", "(keyword)", "hess=None (scipy)", TypeError, "(hess: nothing to pass: bfgs and lbfgs build their curvature from gradients)", lambda c: S(c, hess=None)),

@@ -31,7 +31,7 @@ KEYWORD_ALIASES: dict[str, str] = {
     "tol": "gtol", "atol": "gtol", "rtol": "ftol", "gtolerance": "gtol", "pgtol": "gtol", "norm": "gtol_norm",
     "maxiter": "max_steps", "max_iter": "max_steps", "max_iters": "max_steps", "num_steps": "max_steps",
     "n_iter": "max_steps", "steps": "max_steps", "max_epochs": "epochs", "num_epochs": "epochs",
-    "weight_decay": "l2", "alpha_l1": "l1", "callback": "progress", "verbose": "progress", "disp": "progress",
+    "weight_decay": "l2", "alpha_l1": "l1", "verbose": "progress", "disp": "progress",
     "x_init": "x0", "init_params": "x0",
     "optimizer": "method", "solver": "method", "seed": "key", "rng": "key", "batchsize": "batch_size",
 }
@@ -43,6 +43,9 @@ KEYWORD_NOTES: dict[str, str] = {
     "hessp": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
     "options": "pass its entries as keywords: maxiter as max_steps, gtol and ftol as they are, disp as progress",
     "constraints": "jaxgd has box constraints only: bounds=(lower, upper)",
+    "callback": ("no per-step callback in the compiled loop: history= records the loss, step size and gradient "
+                 "norm of every step (res.history), progress=True draws a progress bar, and jaxgd.Solver runs one "
+                 "step at a time for code of your own between steps"),
 }
 
 # Other libraries' method names (case-insensitive) -> jaxgd's ``method=`` (and what else to pass).
