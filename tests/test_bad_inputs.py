@@ -391,6 +391,7 @@ ROWS: list[Row] = [
     R("checkpoint_info", "path", "a missing file", FileNotFoundError, "path: no checkpoint file", lambda c: checkpoint_info(c.missing)),
     R("checkpoint_info", "path", "a truncated file", CheckpointError, "not a readable jaxgd checkpoint", lambda c: checkpoint_info(c.truncated)),
     # -- extension point: rows for check_grad, fit and bounds= go here ----------------------------------------
+    R("minimize", "bounds", "[[0, 1], [2, 3]] for x0=[0.5, 0.5] (scipy's pairs or (lower, upper))", ValueError, "can be read two ways: here as (lower, upper), by scipy as one (min, max) pair per variable", lambda c: jaxgd.minimize(lambda p: p[0] ** 2 + p[1] ** 2, [0.5, 0.5], method="lbfgs", bounds=[[0.0, 1.0], [2.0, 3.0]]), True),
     R("minimize", "bounds", "(1.0, 0.0)", ValueError, "bounds: lower must be <= upper", lambda c: M(c, bounds=(1.0, 0.0))),
     R("minimize", "bounds", '({"a": 0.0}, None)', ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, bounds=({"a": 0.0}, None))),
     R("minimize", "bounds", "0.0", ValueError, "bounds must be a pair (lower, upper)", lambda c: M(c, bounds=0.0)),

@@ -126,3 +126,18 @@ def test_a_tuple_side_for_a_tuple_x0_is_no_scipy_list():
     f = lambda p: (p[0] - 3.0) ** 2 + (p[1] + 3.0) ** 2  # noqa: E731
     r = jaxgd.minimize(f, (jnp.asarray(0.0), jnp.asarray(0.0)), method="lbfgs", bounds=((0.0, -1.0), (1.0, None)))
     np.testing.assert_allclose([float(r.params[0]), float(r.params[1])], [1.0, -1.0], atol=1e-6)
+
+
+def test_scipy_pairs_for_a_list_of_two_numbers_are_refused_as_ambiguous():
+    """x0=[0.5, 0.5] with bounds=[[0, 1], [2, 3]]: scipy's reading is one (min, max) pair per variable
+    (scipy.optimize.minimize's answer (1, 2) on this loss, the reference), jaxgd's (lower, upper); it
+    was solved silently over the box [0, 2] x [1, 3] (x = (2, 1), GTOL). Refused, naming both readings;
+    with arrays, only one reading fits and the answer is scipy's."""
+    so = pytest.importorskip("scipy.optimize")
+    f = lambda p: (p[0] - 3.0) ** 2 + p[1] ** 2  # noqa: E731
+    want = so.minimize(lambda p: (p[0] - 3.0) ** 2 + p[1] ** 2, [0.5, 0.5], method="L-BFGS-B",
+                       bounds=[[0, 1], [2, 3]]).x
+    with pytest.raises(ValueError, match=r"can be read two ways: here as \(lower, upper\), by scipy as one"):
+        jaxgd.minimize(f, [0.5, 0.5], method="lbfgs", bounds=[[0.0, 1.0], [2.0, 3.0]])
+    r = jaxgd.minimize(f, jnp.asarray([0.5, 0.5]), method="lbfgs", bounds=(np.array([0.0, 2.0]), np.array([1.0, 3.0])))
+    np.testing.assert_allclose(np.asarray(r.params), want, atol=1e-6)

@@ -297,7 +297,9 @@ def minimize(
         more than ``max_steps`` steps in; ``checkpoint_path`` or
         ``resume`` under ``jax.jit``/``vmap``/``grad`` (traced inputs, or a
         traced value ``fun`` closes over); bad ``bounds`` (not a
-        pair, ``lower > upper``, structure unlike ``x0``).
+        pair, ``lower > upper``, structure unlike ``x0``, or scipy's
+        per-variable pairs and ``(lower, upper)`` both fitting a list ``x0``
+        of two numbers).
       FileNotFoundError: a ``resume`` file that does not exist, or a
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.

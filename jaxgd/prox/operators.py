@@ -144,6 +144,26 @@ def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool
     return v_leaves
 
 
+AMBIGUOUS_PAIRS = (
+    "bounds={bounds!r} for an x0 of two numbers in a {kind} can be read two ways: here as (lower, upper), by scipy "
+    "as one (min, max) pair per variable. Write it so that only one reading fits: bounds=(np.array(lowers), "
+    "np.array(uppers)) or a scipy.optimize.Bounds, with x0 an array"
+)
+
+
+def _ambiguous_pairs(lower: Any, upper: Any, params: Params) -> bool:
+    """True where ``(lower, upper)`` and scipy's per-variable pairs both fit ``params`` and a list says
+    scipy: each side two numbers (or None) in a list or tuple, ``params`` a list or tuple of two
+    scalars, and a side or ``params`` a list (scipy's ``x0=[0.5, 0.5]``, ``bounds=[[0, 1], [2, 3]]``
+    was solved over the box [0, 2] x [1, 3]). Tuples throughout are jaxgd's pytree form."""
+    if not (_numbers_or_none(lower) and _numbers_or_none(upper) and len(lower) == len(upper) == 2):
+        return False
+    if not (isinstance(params, (tuple, list)) and len(params) == 2
+            and all(np.ndim(p) == 0 and not isinstance(p, (tuple, list, dict)) for p in params)):
+        return False
+    return any(isinstance(t, list) for t in (lower, upper, params))
+
+
 def _bound_leaves(bound: Any, params: Params, side: str) -> Optional[list]:
     """One bound per leaf of ``params`` (a scalar broadcasts to every leaf); ``None`` for no bound
     (the whole side, or a leaf where the pytree ``bound`` holds ``None`` at it or above it).
@@ -333,6 +353,9 @@ class Prox:
         """Raise ``ValueError`` (naming ``bounds`` or ``l1``) when a bound or weight does not fit ``params``."""
         if self.l1 is not None:
             checked_weights(self.l1, params, "l1")
+        if _ambiguous_pairs(self.lower, self.upper, params):
+            bounds = [list(self.lower), list(self.upper)]
+            raise ValueError(AMBIGUOUS_PAIRS.format(bounds=bounds, kind=type(params).__name__))
         for side, bound in (("lower", self.lower), ("upper", self.upper)):
             if bound is not None:
                 _validate.in_dtypes(side, _bound_leaves(bound, params, side), params, side)
