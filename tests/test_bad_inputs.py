@@ -607,6 +607,11 @@ ROWS: list[Row] = [
     # -- session 28: a row for every keyword (test_the_table_covers_every_keyword) ---------------------
     R("minimize", "accelerated", '"yes"', TypeError, "accelerated must be a bool", lambda c: M(c, accelerated="yes")),
     # -- session 29: FISTA's extrapolation with a method it does not accelerate ------------------------
+    R("minimize", "lr", "MoreThuente() with l1=0.1", ValueError, "l1= cannot be combined with lr=MoreThuente(", lambda c: M(c, method="gd", lr=jaxgd.linesearch.MoreThuente(), l1=0.1)),
+    R("minimize", "lr", "Exact() with l1=0.1", ValueError, "Exact searches along the smooth part of the loss only", lambda c: M(c, method="gd", lr=jaxgd.linesearch.Exact(), l1=0.1)),
+    R("minimize", "accelerated", "True with lr=Backtracking() (c1=1e-4)", ValueError, "accelerated=True cannot be combined with lr=Backtracking(c1=0.0001", lambda c: M(c, method="gd", lr=jaxgd.linesearch.Backtracking(), accelerated=True)),
+    R("minimize", "accelerated", "True with lr=BarzilaiBorwein()", ValueError, "BarzilaiBorwein takes steps that may exceed 1/L", lambda c: M(c, method="gd", lr=jaxgd.linesearch.BarzilaiBorwein(), accelerated=True)),
+    R("Solver", "accelerated", "True with lr=Polyak()", ValueError, "Polyak takes steps that may exceed 1/L", lambda c: S(c, "gd", jaxgd.linesearch.Polyak(), accelerated=True)),
     R("minimize", "accelerated", "True with method='momentum'", ValueError, "accelerated=True cannot be combined with method='momentum'", lambda c: M(c, method="momentum", accelerated=True)),
     R("minimize", "accelerated", "True with method='bfgs'", ValueError, "accelerated=True cannot be combined with method='bfgs'", lambda c: M(c, method="bfgs", accelerated=True)),
     R("Solver", "accelerated", "True with method='cg'", ValueError, "accelerated=True cannot be combined with method='cg'", lambda c: S(c, "cg", accelerated=True)),

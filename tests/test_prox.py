@@ -110,6 +110,17 @@ def test_lasso_matches_scikit_learn_and_recovers_the_support(accelerated):
     np.testing.assert_array_equal(support, np.flatnonzero(W_TRUE))
 
 
+def test_fista_with_beck_teboulles_backtracking_matches_scikit_learn():
+    """accelerated=True with Backtracking(c1=0.5), Beck & Teboulle's quadratic upper-bound test (2009, section
+    4): scikit-learn's Lasso (reference). With Armijo's c1=1e-4 FISTA diverged (to ~1e152 on a Lasso) and is
+    refused (tests/test_bad_inputs.py)."""
+    sk = Lasso(alpha=0.1, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)
+    res = jaxgd.minimize(lsq, jnp.zeros(X.shape[1]), (X, Y), lr=ls.Backtracking(c1=0.5), l1=0.1, accelerated=True,
+                         max_steps=5000, gtol=1e-10, history=False)
+    assert res.success
+    np.testing.assert_allclose(res.params, sk.coef_, atol=1e-6)
+
+
 def test_elastic_net_matches_scikit_learn():
     alpha, rho = 0.1, 0.5
     sk = ElasticNet(alpha=alpha, l1_ratio=rho, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)

@@ -22,6 +22,12 @@ Each entry of :data:`REFUSED` was measured (float64, the method's default
   1982, "Projected Newton methods for optimization problems with simple
   constraints", SIAM J. Control Optim. 20(2): its fixed points need not be
   the box's KKT points).
+- ``l1`` with the searches ``MoreThuente``, ``StrongWolfe`` and ``Exact`` (:data:`RULES_REFUSED`):
+  they search the smooth part only, so their steps ignore the L1 term.
+- ``accelerated`` with a rule whose steps may exceed ``1/L`` (those searches,
+  ``BarzilaiBorwein``, ``Polyak``) or ``Backtracking`` with ``c1 < 0.5`` or
+  ``increase=``: FISTA's extrapolation of such steps diverges; ``c1 = 0.5``
+  is Beck & Teboulle's quadratic upper-bound test (2009, section 4).
 - ``lr`` and ``clip`` with ``lbfgs`` and ``bounds``: ``lbfgs`` with bounds
   is L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995), which takes its own steps;
   another rule, or a clipped gradient, would project an L-BFGS step instead,
@@ -114,6 +120,21 @@ REFUSED: dict[str, dict[str, str]] = {
     "clip with bounds": {"lbfgs": _PROJECTED_LBFGS.format(option="a clipped gradient")},
 }
 
+# Step-size rules (by class name) refused with l1 or accelerated=True (session 55, gd, float64; against
+# scikit-learn's Lasso on a 60 x 12 least squares, or diverging): -> why.
+_SMOOTH_SEARCH = ("searches along the smooth part of the loss only, so its steps ignore the L1 term (gd with "
+                  "l1=0.3 and this search ended LINESEARCH_FAILED or ran out of steps 0.02-0.3 from the Lasso answer)")
+RULES_REFUSED: dict[str, dict[str, str]] = {
+    "l1": {"MoreThuente": _SMOOTH_SEARCH, "StrongWolfe": _SMOOTH_SEARCH, "Exact": _SMOOTH_SEARCH},
+    "accelerated": {
+        name: "takes steps that may exceed 1/L, and FISTA's extrapolation then diverges"
+        for name in ("MoreThuente", "StrongWolfe", "Exact", "BarzilaiBorwein", "Polyak")
+    },
+}
+_FISTA_BACKTRACKING = ("with c1={c1} (Armijo's test) accepts steps up to about 2/L, and FISTA's extrapolation then "
+                       "diverges (a Lasso ran to |w| ~ 1e152)")
+_FISTA_INCREASE = "grows the step again (increase=), where FISTA's steps must not grow"
+
 MESSAGES: dict[str, str] = {
     "l1": (
         "l1={shown} cannot be combined with method={method!r}: l1= is a proximal (soft-thresholding) step, "
@@ -140,7 +161,36 @@ MESSAGES: dict[str, str] = {
         "clip={shown} cannot be combined with method='lbfgs' and bounds=: {why}. Leave clip unset for "
         "L-BFGS-B, or use a first-order method (gd, adam, ...) with clip= and bounds="
     ),
+    "l1 rule": (
+        "l1= cannot be combined with lr={shown}: {rule} {why}. Use Backtracking() (Tseng & Yun's rule for "
+        "F = f + l1 |x|), a constant lr, BarzilaiBorwein() or Polyak()"
+    ),
+    "accelerated rule": (
+        "accelerated=True cannot be combined with lr={shown}: FISTA (Beck & Teboulle 2009) extrapolates proximal "
+        "gradient steps of size <= 1/L, and {rule} {why}. Use a constant lr <= 1/L, a schedule, or "
+        "Backtracking(c1=0.5) (Beck & Teboulle's section 4 test)"
+    ),
 }
+
+
+def _rule_refusal(rule: Any, l1_on: bool, accelerated: bool) -> None:
+    """Raise for a step-size rule refused with ``l1`` or ``accelerated`` (:data:`RULES_REFUSED`; FISTA with
+    ``Backtracking`` only with ``c1 >= 0.5`` and no ``increase``)."""
+    name = type(rule).__name__
+    why = RULES_REFUSED["l1"].get(name) if l1_on else None
+    if why is not None:
+        raise ValueError(MESSAGES["l1 rule"].format(shown=repr(rule), rule=name, why=why))
+    if not accelerated:
+        return
+    why = RULES_REFUSED["accelerated"].get(name)
+    if why is None and name == "Backtracking":
+        c1 = getattr(rule, "c1", 0.5)
+        if _tree.is_concrete(c1) and float(c1) < 0.5:
+            why = _FISTA_BACKTRACKING.format(c1=float(c1))
+        elif getattr(rule, "increase", None) is not None:
+            why = _FISTA_INCREASE
+    if why is not None:
+        raise ValueError(MESSAGES["accelerated rule"].format(shown=repr(rule), rule=name, why=why))
 
 
 def check(direction_name: str, *, l1: Any, accelerated: bool, bounded: bool, lr: Any, clip: Any) -> None:
@@ -171,3 +221,5 @@ def check(direction_name: str, *, l1: Any, accelerated: bool, bounded: bool, lr:
         if on and why is not None:
             shown = repr(value) if _tree.is_concrete(value) else "<traced>"
             raise ValueError(MESSAGES[option].format(shown=shown, method=method, why=why))
+    if lr is not None:  # (a step-size rule, looked up by its class's name; a number or schedule passes)
+        _rule_refusal(lr, given["l1"][0], bool(accelerated))

@@ -70,8 +70,11 @@ OPTIONS: dict[str, Option] = {
         "FISTA with ``accelerated``): a number, or a pytree shaped like the parameters (0 leaves a leaf "
         "unpenalised, e.g. ``{'w': 0.1, 'b': 0.0}`` for an unpenalised intercept). Of the named methods "
         "only ``gd`` accepts a non-zero ``l1``; the others (momentum, adaptive, quasi-Newton, ``cg``) raise "
-        "``ValueError``, since their step's fixed points are not the L1 problem's solution. An optax "
-        "transformation or a custom ``Direction`` is used as given."
+        "``ValueError``, since their step's fixed points are not the L1 problem's solution; so do the "
+        "searches ``MoreThuente``, ``StrongWolfe`` and ``Exact`` as ``lr`` (they search the smooth part only; "
+        "``Backtracking`` tests ``f + h``). With ``clip`` below the smooth gradient's norm at the solution, the "
+        "clipped step solves the problem for a larger weight (``l1 ||g|| / clip``): keep ``clip`` above it. An "
+        "optax transformation or a custom ``Direction`` is used as given."
     )),
     "l2": Option(0.0, (
         "L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for ``adamw`` decoupled "
@@ -96,8 +99,10 @@ OPTIONS: dict[str, Option] = {
     "accelerated": Option(False, (
         "FISTA momentum (Beck & Teboulle 2009) on the proximal step: each step starts from the "
         "extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})``, at the cost of one more "
-        "gradient there. For ``gd`` (with ``l1``/``bounds`` and a constant ``lr`` <= 1/L; not monotone); "
-        "refused with every other registered method (they diverged or stalled with it)."
+        "gradient there. For ``gd`` (with ``l1``/``bounds`` and a constant ``lr`` <= 1/L, a schedule, or "
+        "``Backtracking(c1=0.5)``, Beck & Teboulle's test; not monotone); refused with every other registered "
+        "method, and with step-size rules whose steps may exceed 1/L (the other searches, ``BarzilaiBorwein``, "
+        "``Polyak``, ``Backtracking`` with ``c1 < 0.5`` or ``increase``): they diverged or stalled with it."
     )),
     "history": Option(True, (
         "record loss, step size and gradient norm every step (True), every k steps (an int) or not at all (False)."
