@@ -121,6 +121,24 @@ def test_fista_with_beck_teboulles_backtracking_matches_scikit_learn():
     np.testing.assert_allclose(res.params, sk.coef_, atol=1e-6)
 
 
+def test_fista_in_a_box_evaluates_the_loss_inside_it():
+    """accelerated=True with bounds=(0, None) on a loss NaN below 0 (|x|^1.5 as x ** 1.5): the extrapolated
+    point is projected into the box, so the run reaches scipy's L-BFGS-B answer (reference) where it
+    evaluated the loss at -0.25 and ended NONFINITE at step 2; minimize and fit alike."""
+    so = pytest.importorskip("scipy.optimize")
+    c = jnp.asarray([-1.0, -0.5, 2.0, 1.0])
+    loss = lambda x: jnp.sum((x - c) ** 2) + jnp.sum(x**1.5)  # noqa: E731
+    want = so.minimize(lambda x: float(loss(jnp.asarray(x))), np.full(4, 3.0), method="L-BFGS-B",
+                       jac=lambda x: np.asarray(jax.grad(loss)(jnp.asarray(x))), bounds=[(0, None)] * 4, tol=1e-12).x
+    res = jaxgd.minimize(loss, jnp.full(4, 3.0), method="gd", lr=0.2, bounds=(0.0, None), accelerated=True,
+                         max_steps=500, gtol=1e-9)
+    assert res.success
+    np.testing.assert_allclose(np.asarray(res.params), want, atol=1e-6)
+    fitted = jaxgd.fit(lambda x, b: loss(x) + 0.0 * jnp.sum(b), jnp.full(4, 3.0), np.zeros(4), batch_size=4, epochs=300,
+                       key=jax.random.key(0), method="gd", lr=0.2, bounds=(0.0, None), accelerated=True, progress=False)
+    np.testing.assert_allclose(np.asarray(fitted.params), want, atol=1e-5)
+
+
 def test_elastic_net_matches_scikit_learn():
     alpha, rho = 0.1, 0.5
     sk = ElasticNet(alpha=alpha, l1_ratio=rho, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)

@@ -448,7 +448,7 @@ class Solver:
         # A state that has stopped (a test fired, max_steps reached) stays put.
         running = (state.status == Status.RUNNING) & (state.count < self.step_limit)
         if self.accelerated:  # FISTA: step from y_k = x_k + beta (x_k - x_{k-1})
-            params, beta, accel = fista_extrapolate(state.accel, params)
+            params, beta, accel = fista_extrapolate(state.accel, params, self.prox.project)
             value, grad, _ = lax.cond(
                 beta > 0, lambda: self.value_and_grad(params, *args), lambda: (value, grad, state.aux)
             )

@@ -307,7 +307,7 @@ def loop(
         w = None if w is None else _constrain(w, cfg, by_example)
         at, new_accel = p, accel
         if solver.accelerated:  # FISTA: the minibatch gradient at y = p + beta (p - p_prev)
-            at, _, new_accel = fista_extrapolate(accel, p)
+            at, _, new_accel = fista_extrapolate(accel, p, solver.prox.project)
         (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(at, batch, w)
         value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
         ustate = _update.UpdateState(count, dstate, ())

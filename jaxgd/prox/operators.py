@@ -26,7 +26,7 @@ projection onto a box among the polyhedra of section 6.2).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -486,7 +486,8 @@ def fista_init(params: Params, dtype: Any) -> FistaState:
     return FistaState(jnp.zeros((), dtype), params)
 
 
-def fista_extrapolate(state: FistaState, params: Params) -> tuple[Params, jax.Array, FistaState]:
+def fista_extrapolate(state: FistaState, params: Params, project: Callable[[Params], Params] = lambda p: p,
+                      ) -> tuple[Params, jax.Array, FistaState]:
     """Beck & Teboulle's momentum step (FISTA, eqs. 4.2-4.3).
 
     .. math::
@@ -494,13 +495,16 @@ def fista_extrapolate(state: FistaState, params: Params) -> tuple[Params, jax.Ar
        y_{k+1} = \\theta_k + \\frac{t_k - 1}{t_{k+1}} (\\theta_k - \\theta_{k-1}),
 
     with the paper's :math:`y_1 = \\theta_0`, :math:`t_1 = 1` (here :math:`t_0 = 0`,
-    so the first two steps have no momentum, as in the paper).
+    so the first two steps have no momentum, as in the paper). ``project``: the box's
+    projection (:meth:`Prox.project`), applied to ``y`` so that the loss is never
+    evaluated outside the box (a loss undefined there, ``sqrt(x)`` over ``x >= 0``,
+    ended ``NONFINITE``); the identity without bounds (the same program).
 
     Returns:
       ``(y, beta, new_state)`` with ``beta = max((t_k - 1) / t_{k+1}, 0)``.
     """
     t_next = (1.0 + jnp.sqrt(1.0 + 4.0 * state.t * state.t)) / 2.0
     beta = jnp.maximum((state.t - 1.0) / t_next, 0.0)
-    y = _tree.add_scaled(params, beta, _tree.sub(params, state.prev))
+    y = project(_tree.add_scaled(params, beta, _tree.sub(params, state.prev)))
     return y, beta, FistaState(t_next.astype(state.t.dtype), params)
 
