@@ -427,3 +427,20 @@ def test_concrete_inputs_under_a_trace_give_the_eager_run_untrimmed():
         np.testing.assert_allclose(np.asarray(h)[:6], e, rtol=1e-14)
     shape = jax.eval_shape(lambda: jaxgd.minimize(fun, x0, lr=0.1, max_steps=6))
     assert isinstance(shape.history, jaxgd.History) and shape.history.lr.shape == (8,)
+
+
+def test_a_weakly_typed_x0_under_jit_and_eval_shape() -> None:
+    """x0 = jnp.full(3, -1.0) (weakly typed, from a Python float) inside jax.jit and jax.eval_shape (the Orbax
+    recipe's template), for minimize and fit: it raised TracerArrayConversionError (a device_put under the
+    trace, then np.asarray of the tracer). Reference: the strongly typed x0's result."""
+    f = lambda x: jnp.sum((x - 2.0) ** 2)  # noqa: E731
+    weak, strong = jnp.full(3, -1.0), jnp.full(3, -1.0, jnp.float64)
+    assert weak.weak_type and not strong.weak_type
+    want = jaxgd.minimize(f, strong, lr=0.25, max_steps=10).params
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda: jaxgd.minimize(f, weak, lr=0.25, max_steps=10).params)()),
+                                  np.asarray(want))
+    shape = jax.eval_shape(lambda: jaxgd.minimize(f, weak, lr=0.25, max_steps=10))
+    assert shape.params.shape == (3,) and shape.params.dtype == want.dtype
+    fitted = jax.eval_shape(lambda: jaxgd.fit(lambda x, b: f(x) + 0.0 * jnp.sum(b), weak, np.zeros(4), batch_size=2,
+                                              epochs=2, key=jax.random.key(0), method="gd", lr=0.1, progress=False))
+    assert fitted.params.shape == (3,)

@@ -92,15 +92,18 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
         # (device_put, not jnp.asarray, which compiles a small program per shape.)
         host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=dtype)
         arr = leaf if host is None else jax.device_put(host)
-        traced = isinstance(arr, jax.core.Tracer)
         if getattr(arr, "weak_type", False):
-            if traced:
+            if isinstance(arr, jax.core.Tracer):
                 arr = jax.lax.convert_element_type(arr, arr.dtype)
-            else:
-                arr = jax.device_put(np.asarray(arr))
+            else:  # (a concrete weak leaf: its host copy is checked, and put back strongly typed)
+                host = np.asarray(arr)
+                arr = jax.device_put(host)
+        # (under a trace, jit's or eval_shape's, device_put gives a tracer: a NumPy or weak leaf is still
+        # checked on the host; a weak jax.Array leaf was put through np.asarray of the tracer, an error)
+        traced = isinstance(arr, jax.core.Tracer)
         if traced:
             concrete = False
-        elif not _finite(arr if host is None else host):
+        if (host is not None or not traced) and not _finite(arr if host is None else host):
             raise ValueError(NONFINITE_X0.format(name=name, path=_tree.leaf_path_at(x0, i)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out), concrete
