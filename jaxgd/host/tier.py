@@ -120,14 +120,15 @@ def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any 
 
 
 def check_host_loss(x0: Any, loss_dtype: Any) -> None:
-    """Raise where ``tier="host"`` meets a loss whose value has another dtype than ``x0``'s leaves
-    (the host loop runs in one dtype; the call went to the compiled loop, silently).
+    """Raise where ``tier="host"`` meets a loss narrower than ``x0``'s leaves (a float32 loss of float64
+    parameters: the host loop runs in one dtype, and the call went to the compiled loop, silently; a
+    float64 loss of float32 parameters is taken in float32, ``Solver.objective``, and runs).
 
     Raises:
       ValueError: names ``tier``, the loss's dtype and ``x0``'s.
     """
     dtype = np.dtype(jax.tree_util.tree_leaves(x0)[0].dtype)
-    if np.dtype(loss_dtype) != dtype:
+    if np.dtype(loss_dtype).itemsize < dtype.itemsize:
         raise ValueError(NOT_ON_HOST.format(why=f"fun returns a {np.dtype(loss_dtype).name} loss from {dtype.name} x0 "
                                                 f"(the host loop evaluates the loss in x0's dtype)"))
 
