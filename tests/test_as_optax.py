@@ -86,10 +86,12 @@ def assert_close(got: list, want: list, atol: float = 1e-12) -> None:
 # Every rule without l1, and l1 with a line search and with a constant, in make test; l1 with the
 # other rules (one compiled step, optax loop and minimize loop each, ~4 s a case) in make slow.
 L1_IN_MAKE_TEST = {"backtracking", "constant"}
+L1_REFUSED = {"strong_wolfe"}  # (a search of the smooth part only: refused with l1, jaxgd.core.combinations)
 STEP_FOR_STEP = [
     slow_if(bool(l1) and rule not in L1_IN_MAKE_TEST, rule, l1)
     for rule in RULES
     for l1 in (0.0, 0.3)
+    if not (l1 and rule in L1_REFUSED)
 ]
 
 
