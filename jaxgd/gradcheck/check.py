@@ -215,7 +215,7 @@ def check_grad(
     # Each leaf at its own dtype's defaults (a float32 leaf beside a float16 one took float16's, 30x looser);
     # the report's rtol/atol are the loosest of them.
     per_leaf = [(d[0] if rtol is None else float(rtol), d[1] if atol is None else float(atol))
-                for d in (_default_tol([dt]) for dt in dtypes)]
+                for d in map(_default_tol, dtypes)]
     tol_jax = (max(t[0] for t in per_leaf), max(t[1] for t in per_leaf))
     tol_ref = tuple(DEFAULT_TOLERANCES["float64"][i] if t is None else float(t) for i, t in enumerate((rtol, atol)))
     eps = DEFAULT_EPS if eps is None else float(eps)
