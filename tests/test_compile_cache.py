@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,20 +91,25 @@ def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, t
     assert _compile_cache.default_path() == os.path.join(str(tmp_path / "xdg"), "jaxgd", "xla")
 
 
-def _no_folder_set() -> None:
+@pytest.fixture
+def no_folder_set() -> Any:
+    """No cache folder set in this process for the test (the default then stands for it); the worker's
+    setting, where another test set one, restored after. Nothing compiles meanwhile."""
     import jax
 
-    if jax.config.jax_compilation_cache_dir:  # (this worker turned the cache on: the default is not in use)
-        pytest.skip("a compilation cache folder is set in this process")
+    old = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    yield
+    jax.config.update("jax_compilation_cache_dir", old)
 
 
-def test_a_default_folder_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_default_folder_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_folder_set: Any
+                                                     ) -> None:
     """$JAXGD_CACHE_DIR naming a file: enable_compilation_cache() raises as for path=file (it returned "on"
     and JAX warned at every compile), and `jaxgd cache` / `jaxgd demo` exit 2 with the message (a traceback)."""
     import jaxgd
     from jaxgd.cli.main import main
 
-    _no_folder_set()
     afile = tmp_path / "afile"
     afile.write_text("")
     monkeypatch.setenv("JAXGD_CACHE_DIR", str(afile))
@@ -115,12 +121,12 @@ def test_a_default_folder_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPa
         assert stop.value.code == 2
 
 
-def test_info_shows_the_default_folder_before_any_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_info_shows_the_default_folder_before_any_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          no_folder_set: Any) -> None:
     """With no folder set, compilation_cache_info names the folder clear_compilation_cache() empties (the
     default) and counts its entries (it said "(no folder), 0 entries"); the cache stays off."""
     import jaxgd
 
-    _no_folder_set()
     folder = tmp_path / "cc"
     folder.mkdir()
     (folder / "k-cache").write_bytes(b"1234")
