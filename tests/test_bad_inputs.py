@@ -505,6 +505,8 @@ ROWS: list[Row] = [
     R("problems.linear_regression", "X", "with a NaN entry", ValueError, "X must be finite; it holds 1 NaN or Inf entries (the first at index (1, 0))", lambda c: jaxgd.problems.linear_regression(X=np.array([[1.0, 2.0], [np.nan, 0.0], [0.5, 1.0]]), y=np.zeros(3))),
     R("problems.logistic_regression", "X", "with an Inf entry", ValueError, "X must be finite", lambda c: jaxgd.problems.logistic_regression(X=np.array([[1.0], [np.inf]]), y=np.array([0, 1]))),
     R("problems.linear_regression", "n", "0", ValueError, "n=0 must be a positive integer", lambda c: jaxgd.problems.linear_regression(n=0)),
+    R("problems.linear_regression", "X", "shape (0, 2): no rows", ValueError, "X must hold at least one row and one column (n >= 1, d >= 1); got shape (0, 2)", lambda c: jaxgd.problems.linear_regression(X=np.ones((0, 2)), y=np.ones(0))),
+    R("problems.mlp", "X", "shape (0, 2): no rows", ValueError, "X must hold at least one row and one column", lambda c: jaxgd.problems.mlp((2, 3, 2), X=np.ones((0, 2)), y=np.zeros(0, int))),
     R("problems.linear_regression", "dtype", "jnp.int32", ValueError, "is not a floating-point dtype", lambda c: jaxgd.problems.linear_regression(dtype=jnp.int32)),
     R("problems.linear_regression", "X", "X without y", ValueError, "pass both X and y or neither", lambda c: jaxgd.problems.linear_regression(X=np.ones((3, 2)))),
     R("problems.logistic_regression", "y", "labels {0, 1, 2}", ValueError, "y must hold binary labels in {0, 1}", lambda c: jaxgd.problems.logistic_regression(X=np.ones((3, 2)), y=np.array([0, 1, 2]))),

@@ -36,6 +36,7 @@ from .base import MSG_POSITIVE as MSG_POSITIVE
 from .base import MSG_ROSENBROCK_D as MSG_ROSENBROCK_D
 from .base import MSG_SIZES as MSG_SIZES
 from .base import MSG_XY_BOTH as MSG_XY_BOTH
+from .base import MSG_X_EMPTY as MSG_X_EMPTY
 from .base import MSG_X_SHAPE as MSG_X_SHAPE
 from .base import MSG_Y_BINARY as MSG_Y_BINARY
 from .base import MSG_Y_CLASSES as MSG_Y_CLASSES

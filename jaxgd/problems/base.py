@@ -33,6 +33,7 @@ MSG_SEED = "seed={value!r} must be a non-negative integer (numpy.random.default_
 MSG_DTYPE_PRECISION = "dtype={dtype!r} is not float32 or float64; use jnp.float32 or jnp.float64"
 MSG_XY_BOTH = "pass both X and y or neither; got X={x} and y={y}"
 MSG_X_SHAPE = "X must be a 2-D array (n, d); got shape {shape}"
+MSG_X_EMPTY = "X must hold at least one row and one column (n >= 1, d >= 1); got shape {shape}"
 MSG_Y_SHAPE = "y must be a 1-D array of length n={n}; got shape {shape}"
 MSG_NOT_FINITE = "{name} must be finite; it holds {count} NaN or Inf entries (the first at index {first})"
 MSG_Y_BINARY = "y must hold binary labels in {{0, 1}}; got values {values}"
@@ -126,6 +127,8 @@ def _user_data(X: ArrayLike | None, y: ArrayLike | None) -> tuple[np.ndarray, np
     X_np, y_np = np.asarray(X), np.asarray(y)
     if X_np.ndim != 2:
         raise ValueError(MSG_X_SHAPE.format(shape=X_np.shape))
+    if 0 in X_np.shape:  # (the loss was a mean over no rows: NaN)
+        raise ValueError(MSG_X_EMPTY.format(shape=X_np.shape))
     if y_np.shape != (X_np.shape[0],):
         raise ValueError(MSG_Y_SHAPE.format(n=X_np.shape[0], shape=y_np.shape))
     for name, a in (("X", X_np), ("y", y_np)):
