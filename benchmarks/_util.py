@@ -342,16 +342,24 @@ def rosenbrock_start(d: int, dtype: Any) -> np.ndarray:
     return x
 
 
+def _even_size(x: Any) -> None:
+    """Extended Rosenbrock pairs x[2i] with x[2i + 1]: it is defined for an even size only."""
+    if np.shape(x)[-1] % 2:
+        raise ValueError(f"extended Rosenbrock needs an even number of variables; got d={np.shape(x)[-1]}")
+
+
 def ext_rosenbrock(x: Any) -> Any:
     """Extended (separable) Rosenbrock, More, Garbow & Hillstrom (1981) problem 21 (JAX)."""
     import jax.numpy as jnp
 
+    _even_size(x)
     odd, even = x[0::2], x[1::2]
     return jnp.sum(100.0 * (even - odd**2) ** 2 + (1.0 - odd) ** 2)
 
 
 def ext_rosenbrock_np(x: np.ndarray) -> tuple[float, np.ndarray]:
     """Extended Rosenbrock value and hand-written gradient (NumPy)."""
+    _even_size(x)
     odd, even = x[0::2], x[1::2]
     r = even - odd * odd
     value = float(np.sum(100.0 * r * r + (1.0 - odd) ** 2))

@@ -1,4 +1,4 @@
-"""G. Differentiating through a solve: the backward pass against the forward solve (float64).
+"""H. Differentiating through a solve: the backward pass against the forward solve (float64).
 
 Two problems, each the hypergradient of a validation loss with respect to
 the L2 strength ``lam`` of an L2-regularised logistic regression solved by
@@ -132,7 +132,7 @@ def table(name: str, quick: bool, repeats: int) -> tuple[list[list[str]], dict]:
 
 
 def run(opts: Any) -> list[U.Report]:
-    """The G table, in float64 (this process only, or restored with ``--inline``)."""
+    """The H table, in float64 (this process only, or restored with ``--inline``)."""
     with U.x64_context():
         return _run(opts)
 

@@ -32,6 +32,15 @@ FAMILIES = {"unconstrained": "_unconstrained_minimisation", "bounded": "_bounded
 # A few larger problems (default sizes), run besides the n <= max_n ones.
 LARGE = {"unconstrained": ("GENROSE", "FLETCHCR", "EDENSCH"), "bounded": ()}
 
+# Problems left out of a suite (run only where named): suite -> name -> why.
+EXCLUDED = {
+    "unconstrained": {
+        # f(t, 0, -2t) = -t^2: the "solved" rule would crown whichever run diverged furthest
+        "EG1": "unbounded below: sif2jax's unconstrained port drops CUTEst's bounds (EG1 is classified OBR2)",
+    },
+    "bounded": {},
+}
+
 
 def available() -> bool:
     """True when the sif2jax package is installed."""
@@ -129,11 +138,11 @@ def load(kind: str, name: str) -> Problem:
 
 
 def select(kind: str, max_n: int, names: Optional[list[str]] = None, large: bool = True) -> Iterator[Problem]:
-    """The problems of one family with ``n <= max_n`` (plus ``LARGE`` ones),
+    """The problems of one family with ``n <= max_n`` (plus ``LARGE`` ones, less ``EXCLUDED`` ones),
     or exactly ``names``, in alphabetical order; ones that fail to build are
     reported on stderr and skipped."""
     cat = catalogue(kind)
-    wanted = sorted(names) if names else sorted(cat)
+    wanted = sorted(names) if names else sorted(set(cat) - set(EXCLUDED[kind]))
     for name in wanted:
         if names and name not in cat:
             continue

@@ -32,9 +32,14 @@ METRICS = {"nfev": "loss evaluations", "run_s": "run time (compiled)", "first_s"
 
 
 def complete(records: list[dict], solvers: list[str]) -> dict[str, dict[str, dict]]:
-    """problem -> solver -> record, for problems every solver has a record of."""
+    """problem -> solver -> record, for problems every solver has a record of (the problems
+    ``cutest_problems.EXCLUDED`` leaves out are left out of older records too)."""
+    from .cutest_problems import EXCLUDED
+
     by: dict[str, dict[str, dict]] = {}
     for r in records:
+        if r["problem"] in EXCLUDED.get(r.get("suite", ""), {}):
+            continue
         by.setdefault(r["problem"], {})[r["solver"]] = r
     return {p: d for p, d in sorted(by.items()) if all(s in d for s in solvers)}
 
@@ -66,6 +71,8 @@ def _ms(x: float) -> str:
 
 
 def _med(xs: list[float]) -> float:
+    """The median of the finite values (a crashed run's times are NaN); NaN where none is."""
+    xs = [x for x in xs if math.isfinite(x)]
     return float(np.median(xs)) if xs else math.nan
 
 
@@ -164,14 +171,25 @@ def failures(table: dict, solvers: dict[str, Optional[str]], prefix: str = "jaxg
     return out
 
 
+# The statuses of an iteration or time limit: jaxgd's MAX_STEPS, the driver's TIME_LIMIT (scipy),
+# "1" (scipy's maxiter or maxfun reached: BFGS, CG, L-BFGS-B; optimistix's max_steps_reached) and "7"
+# (optimistix 0.1.0's nonlinear_max_steps_reached; scipy's minimizers have no status 7).
+LIMITS = ("MAX_STEPS", "TIME_LIMIT", "1", "7")
+
+
+def stopped_at_limit(record: dict) -> bool:
+    """Whether the solver stopped at an iteration or time limit (:data:`LIMITS`)."""
+    return str(record["status"]) in LIMITS
+
+
 def false_failures(table: dict, solvers: list[str]) -> list[str]:
     """Lines (issue 13 item 3): per solver, the runs that reached the best value (``solved``) but
-    reported a failure other than an iteration limit (``LINESEARCH_FAILED``, ``STALLED``; scipy's
-    status 2, "ABNORMAL_TERMINATION_IN_LNSRCH" or "precision loss"): false failures."""
+    reported a failure other than an iteration limit (:func:`stopped_at_limit`): ``LINESEARCH_FAILED``,
+    ``STALLED``; scipy's status 2, "ABNORMAL_TERMINATION_IN_LNSRCH" or "precision loss": false failures."""
     out = []
     for s in solvers:
         bad = [(p, d[s]["status"]) for p, d in table.items()
-               if d[s]["solved"] and converged(d[s]) is False and str(d[s]["status"]) not in ("MAX_STEPS", "1")]
+               if d[s]["solved"] and converged(d[s]) is False and not stopped_at_limit(d[s])]
         out.append(f"- {s}: {len(bad)} false failures (solved, but a failure status): "
                    + (", ".join(f"{p} ({st})" for p, st in bad) or "none"))
     return out
