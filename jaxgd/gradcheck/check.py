@@ -57,8 +57,13 @@ __all__ = ["GradCheck", "LeafCheck", "check_grad", "format_table"]
 
 PyTree = Any
 
-#: the largest share of a pair's magnitude max(|a|, |b|) that finite differences' rounding noise may excuse
+#: the largest share of a pair's magnitude max(|a|, |b|) that rounding noise (finite differences', or
+#: ``jax.grad``'s own in float32 and narrower) may excuse
 NOISE_SHARE = 0.5
+
+#: pairs with ``jax`` excuse this many times ``jax.grad``'s measured rounding (its difference from the same
+#: ``jax.grad`` in float64): the float64 copies of float32 inputs are the inputs rounded, not the exact ones
+ROUNDING_FACTOR = 2.0
 
 
 def _compare(
@@ -145,7 +150,12 @@ def check_grad(
     \\max|f(x \\pm h_i e_i)| / h_i`, at most half of :math:`\\max(|a|, |b|)`: where rounding
     dominates the differences (a loss with a large constant part) a pair that differs by as
     much as its own size fails (subtract the constant, or raise ``eps``) rather than passing
-    a gradient the differences cannot test. Defaults for ``rtol``/``atol`` follow the
+    a gradient the differences cannot test. For a leaf narrower than float64 the pairs with
+    ``jax`` also excuse ``jax.grad``'s own rounding, measured: ``ROUNDING_FACTOR`` (2) times
+    :math:`|g - g_{64}|`, with :math:`g_{64}` the same ``jax.grad(fun)`` at float64 copies of ``x``
+    and ``args`` (a float32 sum of squares whose residuals cancel terms of 1e3 has a gradient
+    0.5% off the exact one), within the same cap of half :math:`\\max(|a|, |b|)`; a formula that is
+    wrong in float64 too still fails. Defaults for ``rtol``/``atol`` follow the
     dtype ``jax.grad`` ran in, leaf by leaf (float64 ``1e-6``/``1e-9``,
     float32 ``1e-3``/``1e-5``; the report's ``rtol``/``atol`` are the loosest
     over the leaves); ``ref~fd`` is all float64 and uses the float64
@@ -222,13 +232,31 @@ def check_grad(
 
     with (jax.default_matmul_precision(precision) if precision is not None else contextlib.nullcontext()):
         g_jax = [np.asarray(g, dtype=np.float64) for g in jax.tree_util.tree_leaves(_jit_grad(fun, x, *args))]
+        rounding = _grad_rounding(fun, x64_tree, args64, g_jax, dtypes)
     leaves64 = jax.tree_util.tree_leaves(x64_tree)
     z = np.concatenate([leaf.ravel() for leaf in leaves64])
     offsets = np.cumsum([0] + [leaf.size for leaf in leaves64])
     fd = _finite_differences(fun, treedef, leaves64, args64, z, eps, offsets, directions, seed)
-    rows = _compare_leaves(paths, offsets, g_jax, ref, fd, per_leaf, tol_ref, directions)
+    rows = _compare_leaves(paths, offsets, g_jax, ref, fd, per_leaf, tol_ref, directions, rounding)
     dtype_names = sorted({np.dtype(dt).name for dt in dtypes})
     return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions, len(set(per_leaf)) > 1)
+
+
+def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: list[np.ndarray],
+                   dtypes: list) -> list[np.ndarray] | None:
+    """Per leaf, ``jax.grad``'s own rounding where ``x`` is narrower than float64: ``|g - g64|``, with
+    ``g64`` the same ``jax.grad(fun)`` at float64 copies of ``x`` and ``args`` (the float32 gradient of a
+    sum of squares whose residuals cancel terms of 1e3 is 0.5% off the exact one: rounding, not a wrong
+    formula). None where every leaf is float64, or where ``fun`` has no float64 gradient."""
+    if all(np.dtype(d) == np.float64 for d in dtypes):
+        return None
+    try:
+        with _x64():
+            jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+            g64 = jax.tree_util.tree_leaves(_jit_grad(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs))
+            return [np.abs(g - np.asarray(h, np.float64)) for g, h in zip(g_jax, g64)]
+    except Exception:  # (a loss only float32 can trace: no allowance, the check as it was)
+        return None
 
 
 def _finite_differences(
@@ -252,22 +280,28 @@ def _finite_differences(
 def _compare_leaves(
     paths: list[str], offsets: np.ndarray, g_jax: list[np.ndarray], ref: list[np.ndarray] | None,
     fd: tuple, tol_jax: list[tuple[float, float]], tol_ref: tuple[float, float], directions: int | None,
+    rounding: list[np.ndarray] | None = None,
 ) -> list[LeafCheck]:
-    """The rows ``jax~ref``, ``jax~fd`` and ``ref~fd`` of every leaf (``tol_jax``: each leaf's (rtol, atol))."""
+    """The rows ``jax~ref``, ``jax~fd`` and ``ref~fd`` of every leaf (``tol_jax``: each leaf's (rtol, atol);
+    ``rounding``: each leaf's measured rounding of ``jax.grad``, :func:`_grad_rounding`, which the pairs
+    with ``jax`` excuse besides)."""
     fd_all, noise, V = fd
     rows: list[LeafCheck] = []
     for i, path in enumerate(paths):
         lo, hi = offsets[i], offsets[i + 1]
         shape = g_jax[i].shape
+        mu = 0.0 if rounding is None else ROUNDING_FACTOR * rounding[i]
         if directions is None:
             fd_i, nu_i = fd_all[lo:hi].reshape(shape), noise[lo:hi].reshape(shape)
             gj, gr = g_jax[i], None if ref is None else ref[i]
         else:
             fd_i, nu_i = fd_all[i], noise[i]
             gj, gr = V[i] @ g_jax[i].ravel(), None if ref is None else V[i] @ ref[i].ravel()
+            mu = mu if rounding is None else np.abs(V[i]) @ mu.ravel()
         if ref is not None:
-            rows.append(_compare(path, "jax~ref", g_jax[i], ref[i], *tol_jax[i], 0.0, False))
-        rows.append(_compare(path, "jax~fd", gj, fd_i, *tol_jax[i], nu_i, directions is not None))
+            mu_ref = 0.0 if rounding is None else ROUNDING_FACTOR * rounding[i]
+            rows.append(_compare(path, "jax~ref", g_jax[i], ref[i], *tol_jax[i], mu_ref, False))
+        rows.append(_compare(path, "jax~fd", gj, fd_i, *tol_jax[i], nu_i + mu, directions is not None))
         if gr is not None:
             rows.append(_compare(path, "ref~fd", gr, fd_i, *tol_ref, nu_i, directions is not None))
     return rows
