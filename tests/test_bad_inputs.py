@@ -314,6 +314,8 @@ ROWS: list[Row] = [
     R("minimize", "checkpoint_every", "10 without checkpoint_path", ValueError, "checkpoint_every=10 needs checkpoint_path=", lambda c: M(c, checkpoint_every=10)),
     R("minimize", "checkpoint_path", "123", TypeError, "checkpoint_path must be a str or os.PathLike", lambda c: M(c, checkpoint_path=123)),
     R("minimize", "checkpoint_path", "in a missing directory", FileNotFoundError, "checkpoint_path: directory", lambda c: M(c, checkpoint_path=c.no_dir)),
+    R("minimize", "checkpoint_path", "an existing directory", IsADirectoryError, "is a directory; pass a file path", lambda c: M(c, checkpoint_path=c.dir)),
+    R("minimize", "checkpoint_path", '""', ValueError, "checkpoint_path is the empty string; pass a file path", lambda c: M(c, checkpoint_path="")),
     R("minimize", "checkpoint_path", "under jax.jit", ValueError, "checkpoint_path cannot be used while minimize runs under jax.jit", _jit_minimize_with_checkpoint),
     R("minimize", "resume", "a Result, under jax.grad of args", ValueError, "resume cannot be used while minimize runs under jax.jit, jax.vmap or jax.grad (args are tracers)",
       lambda c: jax.grad(lambda s: jnp.sum(jaxgd.minimize(lambda x, s: c.f(x) * s, c.x0, (s,), resume=c.result_gd).params))(1.0)),
@@ -333,6 +335,7 @@ ROWS: list[Row] = [
     R("minimize", "resume", "a Result of x0 with shape (4,)", TreeMismatchError, "resume.state.params: leaves differ from x0", lambda c: M(c, resume=c.result_shape4), True),
     R("minimize", "resume", "a Result of method 'adam' (call: momentum)", TreeMismatchError, "direction_state", lambda c: M(c, resume=c.result_adam, method="momentum"), True),
     R("minimize", "resume", "a Result 20 steps in (call: max_steps=5)", ValueError, "resume: the resume result has already run 20 steps, more than this call's max_steps=5", lambda c: M(c, resume=jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), c.result_gd)._replace(steps=np.int32(20)), lr=0.1), True),
+    R("minimize", "resume", "a Result of 4 steps with 4 history rows (call: history=2)", ValueError, "resume: the resume result's history holds 4 recorded rows for its 4 steps, where this call's history=2 records 2", lambda c: M(c, resume=jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), c.result_gd)._replace(steps=np.int32(4), history=jaxgd.History(*[np.zeros(4)] * 3)), history=2, lr=0.1), True),
     R("minimize", "resume", "a checkpoint 20 steps in (call: max_steps=5)", ValueError, "has already run 20 steps, more than this call's max_steps=5", lambda c: M(c, resume=c.steps20, lr=0.1), True),
     R("minimize", "resume", "a Result with a 2-d history", TreeMismatchError, "resume.history.loss must be a 1-d array", lambda c: M(c, resume=c.result_adam._replace(history=jax.tree_util.tree_map(lambda h: jax.ShapeDtypeStruct((5, 1), h.dtype), c.result_adam.history)), method="adam"), True),
     # -- Solver ---------------------------------------------------------------------------------
@@ -370,6 +373,8 @@ ROWS: list[Row] = [
     # -- checkpoints -------------------------------------------------------------------------------------
     R("save_checkpoint", "path", "123", TypeError, "path must be a str or os.PathLike", lambda c: save_checkpoint(123, {"w": c.x0})),
     R("save_checkpoint", "path", "in a missing directory", FileNotFoundError, "path: directory", lambda c: save_checkpoint(c.no_dir, {"w": c.x0})),
+    R("save_checkpoint", "path", "an existing directory", IsADirectoryError, "is a directory; pass a file path", lambda c: save_checkpoint(c.dir, {"w": c.x0})),
+    R("load_checkpoint", "path", '""', ValueError, "path is the empty string; pass a file path", lambda c: load_checkpoint("")),
     R("save_checkpoint", "tree", "{} (empty pytree)", ValueError, "tree must contain at least one array leaf", lambda c: save_checkpoint(c.dir / "t", {})),
     R("save_checkpoint", "tree", '{"f": print}', TypeError, "tree leaf ['f'] is a builtin_function_or_method, not an array", lambda c: save_checkpoint(c.dir / "t", {"f": print})),
     R("save_checkpoint", "tree", '{"s": "text"}', TypeError, "tree leaf ['s'] is a str, not an array", lambda c: save_checkpoint(c.dir / "t", {"s": "text"})),
@@ -440,6 +445,7 @@ ROWS: list[Row] = [
     R("fit", "checkpoint_every", "0", ValueError, "checkpoint_every must be None or a positive integer (epochs between checkpoints)", lambda c: c.F(checkpoint_every=0, checkpoint_path=c.dir / "f.ckpt")),
     R("fit", "checkpoint_every", "2 without checkpoint_path", ValueError, "checkpoint_every=2 needs checkpoint_path=", lambda c: c.F(checkpoint_every=2)),
     R("fit", "checkpoint_path", "in a missing directory", FileNotFoundError, "checkpoint_path: directory", lambda c: c.F(checkpoint_path=c.no_dir)),
+    R("fit", "checkpoint_path", "an existing directory", IsADirectoryError, "is a directory; pass a file path", lambda c: c.F(checkpoint_path=c.dir)),
     R("fit", "resume", "3", TypeError, "resume must be None, a jaxgd.FitResult or a checkpoint path", lambda c: c.F(resume=3)),
     R("fit", "resume", "a jaxgd.Result (from minimize)", TypeError, "resume must be None, a jaxgd.FitResult or a checkpoint path", lambda c: c.F(resume=c.result_gd)),
     R("fit", "resume", "a missing file", FileNotFoundError, "resume: no checkpoint file", lambda c: c.F(resume=c.missing)),

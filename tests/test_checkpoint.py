@@ -149,8 +149,9 @@ def test_checkpoints_are_written_every_k_steps_and_at_a_stop(tmp_path, monkeypat
     res = jaxgd.minimize(quad, jnp.zeros(2), checkpoint_every=25, checkpoint_path=tmp_path / "q", **kw)
     assert res.status_enum == jaxgd.Status.GTOL and 25 < int(res.steps) < 200
     assert steps[:-1] == list(range(25, 25 * len(steps), 25)) and steps[-1] == int(res.steps)
-    like = jax.eval_shape(lambda: jaxgd.Solver(quad, **kw).run(jnp.zeros(2)))
-    assert_bitwise(jaxgd.minimize(quad, jnp.zeros(2), **kw), load_checkpoint(tmp_path / "q", like)._replace(history=res.history))
+    # the file keeps the history rows of the steps run (the buffer has max_steps' rows): res is its like
+    assert [e["shape"] for e in checkpoint_info(tmp_path / "q")["leaves"] if e["path"] == ".history.loss"] == [(int(res.steps),)]
+    assert_bitwise(jaxgd.minimize(quad, jnp.zeros(2), **kw), load_checkpoint(tmp_path / "q", like=res))
     # checkpoint_path alone: one write, at the end.
     steps.clear()
     jaxgd.minimize(quad, jnp.zeros(2), checkpoint_path=tmp_path / "q", **kw)
@@ -367,3 +368,84 @@ def test_any_corrupted_byte_is_a_checkpoint_error(tmp_path) -> None:
             continue
         for k in tree:
             np.testing.assert_array_equal(got[k], tree[k])
+
+
+def test_resume_with_a_tighter_gtol_continues_lbfgs() -> None:
+    """(The fast case of the test below.) Reference: the quadratic's closed-form minimiser 3."""
+    quad = lambda x: jnp.sum(jnp.arange(1.0, 4.0) * (x - 3.0) ** 2)  # noqa: E731
+    loose = jaxgd.minimize(quad, jnp.zeros(3), method="lbfgs", gtol=1e-2, max_steps=50, tier="compiled")
+    tight = jaxgd.minimize(quad, jnp.zeros(3), method="lbfgs", gtol=1e-8, max_steps=50, tier="compiled", resume=loose)
+    assert loose.status_enum == tight.status_enum == jaxgd.Status.GTOL and float(loose.grad_norm) > 1e-3
+    assert float(tight.grad_norm) <= 1e-8 and int(tight.steps) > int(loose.steps)
+    np.testing.assert_allclose(tight.params, 3.0, rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_resume_with_a_tighter_tolerance_continues(tmp_path) -> None:
+    """README: tolerances are taken from the resuming call. A run converged at gtol=1e-2 and resumed with
+    gtol=1e-8 came back as it was, a GTOL success at |g| = 5e-3. Reference: the closed-form minimiser 3 of
+    the quadratic and a fresh run at gtol=1e-8 (same status, |g| within the call's gtol); with a checkpoint
+    path too (its chunks continue), and an FTOL stop resumed without ftol continues."""
+    quad = lambda x: jnp.sum(jnp.arange(1.0, 4.0) * (x - 3.0) ** 2)  # noqa: E731
+    x0 = jnp.zeros(3)
+    for method, kw in (("gd", dict(lr=0.1)), ("lbfgs", dict(tier="compiled"))):
+        loose = jaxgd.minimize(quad, x0, method=method, gtol=1e-2, max_steps=500, **kw)
+        assert loose.status_enum == jaxgd.Status.GTOL and float(loose.grad_norm) > 1e-3
+        fresh = jaxgd.minimize(quad, x0, method=method, gtol=1e-8, max_steps=500, **kw)
+        for extra in ({}, {"checkpoint_path": tmp_path / f"{method}.ckpt"}):
+            tight = jaxgd.minimize(quad, x0, method=method, gtol=1e-8, max_steps=500, resume=loose, **kw, **extra)
+            assert tight.status_enum == fresh.status_enum == jaxgd.Status.GTOL, (method, extra, tight.status_enum)
+            assert float(tight.grad_norm) <= 1e-8 and int(tight.steps) > int(loose.steps)
+            np.testing.assert_allclose(tight.params, 3.0, rtol=1e-8)
+    stopped = jaxgd.minimize(quad, x0, lr=0.1, gtol=0.0, ftol=1e-3, max_steps=500)
+    assert stopped.status_enum == jaxgd.Status.FTOL
+    on = jaxgd.minimize(quad, x0, lr=0.1, gtol=1e-8, max_steps=500, resume=stopped)
+    assert on.status_enum == jaxgd.Status.GTOL and int(on.steps) > int(stopped.steps)
+
+
+def test_resume_with_another_history_period_is_refused() -> None:
+    """A Result of a history=True run resumed with history=3 had its rows for steps 1-3 labelled steps 3, 6
+    and 9 (reference: the uninterrupted run's every third row); a checkpoint file refuses the same change by
+    name, and a Result now does too. The same period resumes the uninterrupted run's history exactly."""
+    quad = lambda x: jnp.sum(jnp.asarray([1.0, 10.0, 100.0]) * (x - 1.0) ** 2)  # noqa: E731
+    kw = dict(method="gd", lr=1e-3, gtol=0.0)
+    first = jaxgd.minimize(quad, jnp.zeros(3), max_steps=10, **kw)
+    with pytest.raises(ValueError, match="holds 10 recorded rows for its 10 steps, where this call's history=3 records 3"):
+        jaxgd.minimize(quad, jnp.zeros(3), max_steps=30, history=3, resume=first, **kw)
+    whole = jaxgd.minimize(quad, jnp.zeros(3), max_steps=30, history=3, **kw)
+    part = jaxgd.minimize(quad, jnp.zeros(3), max_steps=10, history=3, **kw)
+    np.testing.assert_array_equal(jaxgd.minimize(quad, jnp.zeros(3), max_steps=30, history=3, resume=part, **kw).history.loss,
+                                  whole.history.loss)
+
+
+def test_a_result_does_not_hold_the_whole_history_buffer() -> None:
+    """The history buffer has max_steps' rows (a power of two); a Result of 10 steps held it all through a
+    view of its rows (200 MB at max_steps=10**7). Reference: the rows' own size."""
+    quad = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    res = jaxgd.minimize(quad, jnp.zeros(2), lr=0.1, max_steps=10**5)
+    assert 5 < int(res.steps) < 100
+    for h in res.history:
+        held = h if h.base is None else h.base
+        assert h.shape == (int(res.steps),) and held.nbytes <= 3 * h.nbytes, (h.shape, held.nbytes)
+
+
+def test_python_number_leaves_round_trip(tmp_path, x64_off) -> None:
+    """save_checkpoint takes Python numbers; with x64 off they were stored as float64/int64, which the load
+    in the same process refused. Stored as JAX holds them (float32, int32; reference: jnp.asarray)."""
+    tree = {"w": jnp.ones(2), "lr": 0.1, "epoch": 3, "flag": True}
+    save_checkpoint(tmp_path / "n.ckpt", tree)
+    got = load_checkpoint(tmp_path / "n.ckpt", like=tree)
+    for key in ("lr", "epoch", "flag"):
+        assert got[key].dtype == jnp.asarray(tree[key]).dtype and got[key] == jnp.asarray(tree[key]), key
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32", reason="symlinks")
+def test_saving_through_a_symlink_writes_its_target(tmp_path) -> None:
+    """Reference: open(link, "wb") and numpy.savez(link) write through a link; the atomic rename replaced
+    the link itself with a file, leaving the target (on another volume, say) with the old checkpoint."""
+    target, link = tmp_path / "target.ckpt", tmp_path / "link.ckpt"
+    save_checkpoint(target, {"w": np.zeros(2)})
+    os.symlink(target, link)
+    save_checkpoint(link, {"w": np.ones(2)})
+    assert os.path.islink(link)
+    np.testing.assert_array_equal(load_checkpoint(target)["['w']"], [1.0, 1.0])

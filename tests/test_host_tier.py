@@ -218,6 +218,21 @@ def test_progress_bar_from_the_host_loop(capsys: pytest.CaptureFixture) -> None:
     assert ending in host_bar and ending in compiled_bar, (host_bar[-300:], compiled_bar[-300:])
 
 
+def test_host_history_rows_grow_as_the_run_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host loop allocated max_steps' history rows before running (120 MB at max_steps=10**7 for a
+    10-step run); it now starts small and doubles. Reference: the same run with room for every row
+    (HISTORY_ROWS large), every period: the same history, bit for bit."""
+    x0 = jnp.asarray(np.tile([-1.2, 1.0], 3))
+    for every in (True, 3):
+        monkeypatch.setattr(host_loop, "HISTORY_ROWS", 10**4)
+        roomy = jaxgd.minimize(rosen, x0, method="lbfgs", history=every, max_steps=10**4, tier="host")
+        monkeypatch.setattr(host_loop, "HISTORY_ROWS", 2)
+        grown = jaxgd.minimize(rosen, x0, method="lbfgs", history=every, max_steps=10**4, tier="host")
+        assert int(grown.steps) > 8 and len(grown.history.loss) == int(grown.steps) // (1 if every is True else every)
+        for a, b in zip(grown.history, roomy.history):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.slow
 def test_a_host_result_resumes_in_the_fused_loop() -> None:
     """The host run's state is the compiled loop's: resuming it after 6 steps ends where one

@@ -56,6 +56,8 @@ _MAX_LISTED = 5
 BAD_PATH_TYPE = "{name} must be a str or os.PathLike, got {kind}"
 NO_DIRECTORY = "{name}: directory {directory!r} does not exist"
 NO_FILE = "{name}: no checkpoint file at {path!r}"
+IS_DIRECTORY = "{name}: {path!r} is a directory; pass a file path (a file inside it, say)"
+EMPTY_PATH = "{name} is the empty string; pass a file path"
 BAD_METADATA = "metadata must be a JSON-serialisable dict, got {what}"
 EMPTY_TREE = "tree must contain at least one array leaf, got {what}"
 TRACED_LEAF = "tree leaf {path} is a tracer: save_checkpoint runs on the host, call it outside jax.jit/jax.vmap"
@@ -95,18 +97,25 @@ def check_path(name: str, path: Any, *, must_exist: bool) -> str:
 
     Raises:
       TypeError: ``path`` is not a str or ``os.PathLike``.
+      ValueError: an empty path.
       FileNotFoundError: ``must_exist`` and no file is there, or the
         directory to write into does not exist.
+      IsADirectoryError: not ``must_exist`` and ``path`` is a directory (the
+        save at the end of a run failed there, the run's result lost).
     """
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(BAD_PATH_TYPE.format(name=name, kind=type(path).__name__))
     path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
+    if path == "":
+        raise ValueError(EMPTY_PATH.format(name=name))
     if must_exist:
         if not os.path.isfile(path):
             raise FileNotFoundError(NO_FILE.format(name=name, path=path))
     else:
+        if os.path.isdir(path):
+            raise IsADirectoryError(IS_DIRECTORY.format(name=name, path=path))
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(NO_DIRECTORY.format(name=name, directory=directory))
@@ -131,8 +140,10 @@ def _encode(path: str, leaf: Any) -> tuple[np.ndarray, dict]:
     """One leaf -> (plain numpy array, header entry)."""
     if isinstance(leaf, jax.core.Tracer):
         raise TypeError(TRACED_LEAF.format(path=path))
-    if isinstance(leaf, (bool, int, float, complex, np.generic)):
+    if isinstance(leaf, np.generic):
         leaf = np.asarray(leaf)
+    elif isinstance(leaf, (bool, int, float, complex)):
+        leaf = np.asarray(leaf, _number_dtype(leaf))
     if not isinstance(leaf, (jax.Array, np.ndarray)):
         raise TypeError(BAD_LEAF.format(path=path, kind=type(leaf).__name__))
     if _is_key(leaf.dtype):
@@ -157,7 +168,8 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
     fsync it, then rename it over ``path`` (``os.replace`` is atomic on POSIX
     and Windows); on any failure the temporary file is removed and ``path``
     is untouched."""
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)  # (through a symlink to its target: os.replace would replace the link)
+    directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -194,7 +206,8 @@ def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional
     Args:
       path: the file to write (no suffix is added).
       tree: a pytree whose leaves are arrays (jax or numpy, any numeric
-        dtype, ``bfloat16`` and typed PRNG keys included) or Python numbers.
+        dtype, ``bfloat16`` and typed PRNG keys included) or Python numbers
+        (stored as JAX holds them: float32 and int32 with x64 off).
       metadata: an optional JSON-serialisable dict stored in the header
         (read it back with :func:`checkpoint_info`).
 
@@ -206,6 +219,7 @@ def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional
         function, a string, an object array) or a tracer; non-JSON metadata.
       ValueError: a tree with no leaves.
       FileNotFoundError: the directory of ``path`` does not exist.
+      IsADirectoryError: ``path`` is a directory.
 
     Example:
       >>> import os, tempfile, jax.numpy as jnp, jaxgd
@@ -316,9 +330,15 @@ class _Archive:
         return value
 
 
+def _number_dtype(leaf: Any) -> np.dtype:
+    """A Python number's dtype as JAX holds it (float32 and int32 with x64 off): saved as float64, a
+    Python float was a leaf a load with x64 off refuses, and save-then-load in one process failed."""
+    return jax.dtypes.canonicalize_dtype(np.asarray(leaf).dtype)
+
+
 def _spec(leaf: Any) -> tuple[tuple[int, ...], str]:
     dtype = getattr(leaf, "dtype", None)
-    dtype = np.asarray(leaf).dtype if dtype is None else dtype
+    dtype = _number_dtype(leaf) if dtype is None else dtype
     name = str(dtype) if _is_key(dtype) else np.dtype(dtype).name
     return tuple(np.shape(leaf)), name
 
@@ -453,7 +473,9 @@ def load_checkpoint(path: str | os.PathLike, like: PyTree = None) -> PyTree:
     tree (nothing is unpickled), and each leaf's path, shape and dtype must
     match the file. Build it from the objects you would have anyway: the
     ``x0``/solver of the run (``jax.eval_shape(solver.run, x0)`` for a
-    ``Result``), or the tree you saved. Loaded leaves are JAX arrays; a
+    ``Result`` of ``Solver.run``; a ``minimize`` ``Result`` holds history rows for
+    the steps it took only, so its ``like`` is a ``Result`` of the same shapes, the
+    one saved, say), or the tree you saved. Loaded leaves are JAX arrays; a
     ``like`` leaf that carries a sharding (a ``jax.Array`` or a
     ``jax.ShapeDtypeStruct(..., sharding=...)``) puts the loaded leaf there.
 

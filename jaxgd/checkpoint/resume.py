@@ -30,7 +30,7 @@ from .. import _tree
 from ..core import cache as _cache
 from ..core.solver import Solver, SolverState
 from ..core.driver import empty_history
-from ..core.status import Result, Status
+from ..core.status import History, Result, Status
 from .._types import Params
 
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
@@ -43,6 +43,10 @@ BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.Pa
 RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
 RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r}, but this call has {name}={expected!r}"
 RESUME_PAST_LIMIT = "resume: the {source} has already run {done} {unit}, more than this call's {name}={limit}"
+RESUME_HISTORY = (
+    "resume: the resume result's history holds {rows} recorded rows for its {steps} steps, where this call's "
+    "history={every!r} records {expected}: resume with the history setting of the run it continues"
+)
 KIND = "jaxgd.minimize"
 
 
@@ -189,6 +193,28 @@ def _metadata(solver: Solver, result: Result) -> dict:
     return metadata(KIND, settings, {"steps": int(result.steps)}, Status(int(result.status)))
 
 
+def _kept_rows(result: Result, every: int) -> Result:
+    """``result`` with the history rows of its steps only, as a file holds it (the buffer is sized by
+    ``max_steps``: a 1,670-step run's files at ``max_steps=10**6`` were 12 MB each; a resume pads the
+    rows back, :func:`load_resume`)."""
+    n = int(result.steps) // every if every else 0
+    if n >= np.shape(result.history.loss)[0]:
+        return result
+    return result._replace(history=History(*(np.asarray(h)[:n] for h in result.history)))
+
+
+def _check_history_period(result: Result, every: int) -> None:
+    """A Result records no history period, but its rows tell it: a run of ``steps`` steps at period ``every``
+    recorded ``steps // every`` rows (the rest, a buffer's tail, NaN). Another count means another period
+    (a file's ``history_every`` is checked by name): the rows would be mixed, steps 1-3 labelled 3, 6 and 9."""
+    rows = int(np.sum(~np.isnan(np.asarray(result.history.loss))))
+    steps = int(result.steps)
+    expected = steps // every if every else 0
+    if rows != expected:
+        shown = True if every == 1 else (False if every == 0 else every)
+        raise ValueError(RESUME_HISTORY.format(rows=rows, steps=steps, every=shown, expected=expected))
+
+
 def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
     """The Result to continue from (a Result, or loaded from a file), checked
     against ``x0`` and against the state ``solver`` builds."""
@@ -207,6 +233,8 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
         result = load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
         source = f"checkpoint {resume!r}"
     check_not_past(source, result.steps, solver.max_steps, "steps", "max_steps")
+    if isinstance(resume, Result):
+        _check_history_period(resume, solver.history_every)
     return result
 
 
@@ -227,10 +255,10 @@ def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Opti
 
     return in_chunks(
         result, every or max(solver.max_steps, 1), solver.max_steps,
-        going=lambda r: int(r.status) in (Status.RUNNING, Status.MAX_STEPS),
+        going=lambda r: int(solver._reopened(r.state)) in (Status.RUNNING, Status.MAX_STEPS),
         done=lambda r: int(r.steps),
         advance=lambda r, stop: _continue(solver, r, args, stop),
-        save=lambda r: _checkpoint.save_checkpoint(path, r, metadata=_metadata(solver, r)),
+        save=lambda r: _checkpoint.save_checkpoint(path, _kept_rows(r, solver.history_every), metadata=_metadata(solver, r)),
         close=close,
     )
 

@@ -524,11 +524,19 @@ def trim_history(result: Result, every: int) -> Result:
 
 
 def _trimmed(history: Any, n: int) -> History:
-    """The first ``n`` rows of one stacked buffer from :func:`run_flat`, or of a History's three."""
+    """The first ``n`` rows of one stacked buffer from :func:`run_flat`, or of a History's three: views
+    where they are at least half the buffer, else copies (a view keeps the whole buffer alive, sized by
+    max_steps: a 10-step run with ``max_steps=10**7`` held 200 MB per Result)."""
     if isinstance(history, History):
-        return History._make([np.asarray(h)[:n] for h in history])
-    rows = np.asarray(history)
-    return History(rows[0, :n], rows[1, :n], rows[2, :n])  # (indexing: half the cost of iterating the rows)
+        return History._make([_rows(np.asarray(h), n) for h in history])
+    rows = _rows(np.asarray(history), n)
+    return History(rows[0], rows[1], rows[2])  # (indexing: half the cost of iterating the rows)
+
+
+def _rows(buffer: np.ndarray, n: int) -> np.ndarray:
+    """``buffer[..., :n]``, copied where ``n`` is under half its length (see :func:`_trimmed`)."""
+    cut = buffer[..., :n]
+    return cut.copy() if 2 * n < buffer.shape[-1] else cut
 
 
 _RESULT_HISTORY_AT = Result._fields.index("history")

@@ -50,7 +50,7 @@ OPTIONS: dict[str, Option] = {
         "schedule's values are traced and not checked (a NaN stops the run as ``NONFINITE``; a negative "
         "value steps uphill, as in optax)."
     )),
-    "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers; a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
+    "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers, allocated before the run: three numbers per recorded step, the count rounded up to a power of two in an eager call (24 bytes a step in float64: ``max_steps=10**8`` with ``history=True`` is a 3.2 GB buffer), so a very long limit wants ``history=k`` or ``history=False`` (a Result and a checkpoint file keep the rows of the steps run only); a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
     "gtol": Option(1e-6, (
         "stop when the stationarity measure is <= gtol: the gradient 2-norm, or with ``l1``/``bounds`` "
         "the norm of the gradient mapping ``x - prox(x - grad)``."

@@ -626,7 +626,10 @@ class Solver:
         :func:`jaxgd.minimize` or :func:`jaxgd.load_checkpoint`; only its
         ``state`` and ``history`` are used (a trimmed history is padded back).
         A run that stopped at ``max_steps`` continues up to this solver's
-        ``max_steps`` (raise it to extend a run); a converged one stays put.
+        ``max_steps`` (raise it to extend a run); a converged one stays put
+        unless this solver's tolerances no longer grant its stop (a ``GTOL``
+        stop above this ``gtol``, an ``FTOL``/``XTOL`` stop with this ``ftol``/``xtol``
+        None), when it continues too.
         With ``stop`` (may be traced), steps end once ``state.count`` reaches
         it and the progress bar stays open: one chunk of a checkpointed run.
         The solver must be built with the same options as the saved run's
@@ -639,11 +642,23 @@ class Solver:
             parameters); the message names the differing leaves.
         """
         state = self.check_resumable(result, *args)
-        status = jnp.where(state.status == Status.MAX_STEPS, Status.RUNNING, state.status)
-        state = state._replace(status=status.astype(jnp.int32))
+        state = state._replace(status=self._reopened(state))
         history = self._sized_history(result.history, state)
         state, history = self.loop(state, history, *args, stop=stop, close_progress=stop is None)
         return self.finish(state, history)
+
+    def _reopened(self, state: SolverState) -> jax.Array:
+        """The status a resumed run continues from: ``RUNNING`` after a ``MAX_STEPS`` stop, and after a
+        convergence stop this solver's tolerances no longer grant (a ``GTOL`` stop whose gradient measure
+        exceeds this ``gtol``; an ``FTOL``/``XTOL`` stop where this solver's ``ftol``/``xtol`` is None:
+        a run converged at ``gtol=1e-2`` resumed with ``gtol=1e-6`` came back a ``GTOL`` success at
+        ``|g|`` = 5e-3); any other status as it is (the same options: bit for bit the run that never stopped)."""
+        status = state.status
+        reopen = (status == Status.MAX_STEPS) | ((status == Status.GTOL) & (state.grad_norm > self.gtol))
+        for code, tol in ((Status.FTOL, self.ftol), (Status.XTOL, self.xtol)):
+            if tol is None:
+                reopen = reopen | (status == code)
+        return jnp.where(reopen, Status.RUNNING, status).astype(jnp.int32)
 
     def check_resumable(self, result: Any, *args: Any, name: str = "result") -> SolverState:
         """Check (shapes and dtypes only, so also under ``jit``) that ``result``

@@ -40,6 +40,9 @@ from . import search as _search
 from .directions import at_precision
 from ..directions.lbfgsb import LbfgsbSearch
 
+# The host run's history rows allocated at first (doubled as a run needs more, up to max_steps' rows).
+HISTORY_ROWS = 256
+
 RUNNING, GTOL, FTOL, XTOL = int(Status.RUNNING), int(Status.GTOL), int(Status.FTOL), int(Status.XTOL)
 FAILED, NONFINITE, PRECISION, STALLED = (
     int(Status.LINESEARCH_FAILED), int(Status.NONFINITE), int(Status.PRECISION), int(Status.STALLED)
@@ -235,11 +238,18 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             gnorm, status, dstate, rstate = _lbfgsb.start(solver, box, x, value, g, finite)
         count, nfev, ngev, alpha = 0, 1, 1, dtype.type(0)
         every, n_rows = solver.history_every, solver.history_length()
-        rows = np.full((3, n_rows), np.nan, dtype)
+        # grown as rows come (max_steps=10**7 allocated 120 MB before a 10-step run); minimize keeps the
+        # rows run, and a resume pads them back to the buffer's length
+        rows = np.full((3, min(n_rows, HISTORY_ROWS)), np.nan, dtype)
 
         def record() -> None:
             """A step taken: its history row and progress report (the driver's)."""
+            nonlocal rows
             if every and count % every == 0 and count // every <= n_rows:
+                if count // every > rows.shape[1]:
+                    wider = np.full((3, min(n_rows, 2 * rows.shape[1])), np.nan, dtype)
+                    wider[:, :rows.shape[1]] = rows
+                    rows = wider
                 rows[:, count // every - 1] = (value, alpha, gnorm)
             if solver.progress_every and count % solver.progress_every == 0:
                 _progress.update(count, value, solver.max_steps)
