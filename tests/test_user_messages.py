@@ -235,3 +235,26 @@ def test_printed_result_says_success_and_why_as_scipys_optimizeresult_does() -> 
     assert f"success={res.success}" in text and f"message={res.message!r}" in text and f"nfev={int(res.nfev)}" in text
     batched = jax.vmap(lambda c: jaxgd.minimize(lambda x: jnp.sum((x - c) ** 2), jnp.zeros(2), lr=0.1))(jnp.arange(2.0))
     assert "success=[ True  True]" in repr(batched) and "message=" not in repr(batched)  # (one message per run: its property)
+
+
+def test_a_float32_stop_at_the_answer_of_large_targets_says_why(x64_off: None) -> None:
+    """y = 3000 x + 1000 + noise in float32: gd with Backtracking reaches the float64 least-squares answer
+    (reference: numpy.linalg.lstsq) to float32 accuracy, but its gradient there is rounding from the
+    residuals' large terms (13x the precision test's bound), so the search fails there. Its message said
+    only "not smooth ... unbounded ... wrong gradient"; it now names this case and what to do."""
+    rng = np.random.default_rng(0)
+    X = np.linspace(0, 1, 1000)[:, None]
+    y = 3000 * X[:, 0] + 1000 + 10 * rng.standard_normal(1000)
+    A = np.c_[X, np.ones(1000)]
+    ref = np.linalg.lstsq(A, y, rcond=None)[0]
+
+    def loss(p, X, y):
+        return jnp.mean((X @ p["w"] + p["b"] - y) ** 2)
+
+    x0 = {"w": jnp.zeros(1), "b": jnp.zeros(())}
+    r = jaxgd.minimize(loss, x0, (jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32)), method="gd",
+                       lr=jaxgd.linesearch.Backtracking(), max_steps=2000)
+    p = np.r_[np.asarray(r.params["w"], np.float64), float(r.params["b"])]
+    assert np.linalg.norm(p - ref) / np.linalg.norm(ref) < 1e-5
+    assert r.status_enum in (jaxgd.Status.LINESEARCH_FAILED, jaxgd.Status.STALLED), r.status_enum
+    assert "centre and scale the data, or compare with a float64 run" in r.message

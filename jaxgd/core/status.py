@@ -53,6 +53,13 @@ class Status(enum.IntEnum):
     __format__ = enum.Enum.__format__
 
 
+# (float32 and narrower) the precision tests scale the gradient's rounding by the loss; a loss whose terms are
+# far larger than it (residuals of targets of 1e3: |g| rounding 13x the test's bound at the answer) ends so
+_ROUNDING_HINT = (
+    "In float32 this can also be a point at the answer whose gradient is rounding from terms much larger than "
+    "the loss (residuals of large targets): centre and scale the data, or compare with a float64 run."
+)
+
 MESSAGES: dict[Status, str] = {
     Status.RUNNING: "Still running: the step limit has not been reached and no test has fired.",
     Status.GTOL: "Converged: gradient norm <= gtol.",
@@ -68,7 +75,7 @@ MESSAGES: dict[Status, str] = {
         "Stopped: the line search could not find an acceptable step; params are "
         "the last accepted iterate. Where the gradient is not small, the loss may not be smooth there "
         "(for an L1 term, see l1= with method='gd'), may be unbounded below along the step (a loss far "
-        "below its start), or its gradient may be wrong (see jaxgd.check_grad)."
+        "below its start), or its gradient may be wrong (see jaxgd.check_grad). " + _ROUNDING_HINT
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
@@ -79,7 +86,8 @@ MESSAGES: dict[Status, str] = {
     Status.STALLED: (
         "Stopped: stalled: the loss did not decrease over the stall window at a point that is not "
         "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd'), or "
-        "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr)."
+        "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr). "
+        + _ROUNDING_HINT
     ),
     Status.INVALID_ARGUMENT: (
         "Stopped before the first step: an argument passed as a traced value (under jit or vmap, where it "
