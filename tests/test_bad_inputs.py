@@ -612,6 +612,7 @@ ROWS: list[Row] = [
     R("fit", "fun", "loss(w, X, y)", TypeError, "fit calls fun(params, batch) with batch a slice of data, but fun(w, X, y)", lambda c: c.F(fun=lambda w, X, y: jnp.mean((X @ w - y) ** 2))),
     R("fit", "data", "x of shape (10, 4) for params of shape (3,)", TypeError, "fun(params, batch) failed when jaxgd traced it", lambda c: c.F(data_x=np.ones((10, 4))), True),
     R("fit", "(jax.grad)", "jax.grad(lambda p: fit(..., params=p).loss)", TypeError, "jaxgd.fit is not differentiable", lambda c: jax.grad(lambda p: c.F(params=p).loss)(c.x0), True),
+    R("fit", "fun", "closing over a value jax.grad differentiates", TypeError, "jaxgd.fit is not differentiable (jax.grad, jax.vjp, jax.jvp or jax.jacfwd reached it with respect to a value the loss closes over)", lambda c: jax.grad(lambda s: c.F(fun=lambda p, b: s * c.fl(p, b)).loss)(1.0), True),
     # -- session 28: a row for every keyword (test_the_table_covers_every_keyword) ---------------------
     R("minimize", "accelerated", '"yes"', TypeError, "accelerated must be a bool", lambda c: M(c, accelerated="yes")),
     # -- session 29: FISTA's extrapolation with a method it does not accelerate ------------------------

@@ -438,3 +438,26 @@ def test_loss_of_a_vmapped_fit_is_each_runs_last_epoch():
     assert len(set(epochs.tolist())) > 1
     want = np.asarray(res.history.loss)[np.arange(3), epochs - 1]
     np.testing.assert_array_equal(res.loss, want)
+
+
+def _fit_scaled(s):
+    """fit of a least squares scaled by ``s``, a value its loss closes over; the final loss."""
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(32, 2)))
+    y = X @ jnp.asarray([1.0, 2.0])
+    loss = lambda p, b: s * jnp.mean((b[0] @ p - b[1]) ** 2)  # noqa: E731
+    return jaxgd.fit(loss, jnp.zeros(2), (X, y), batch_size=8, epochs=2, lr=0.1, key=jax.random.key(0)).loss
+
+
+def test_differentiating_a_value_the_loss_closes_over_is_refused_by_name():
+    """jax.grad / jvp / jit(grad) of fit with respect to a value its loss closes over raised JAX's
+    TracerArrayConversionError or UnexpectedTracerError (fit's guard saw its inputs only); now the
+    TypeError fit's inputs get, before anything compiles."""
+    for transform in (jax.grad, lambda f: jax.jit(jax.grad(f)), lambda f: lambda s: jax.jvp(f, (s,), (1.0,))):
+        with pytest.raises(TypeError, match="jaxgd.fit is not differentiable .* a value the loss closes over"):
+            transform(_fit_scaled)(1.0)
+
+
+@pytest.mark.slow
+def test_vmap_over_a_value_the_loss_closes_over_still_runs():
+    """(The refusal above is for jax.grad/jvp only.) Reference: each lane's run alone."""
+    np.testing.assert_allclose(jax.vmap(_fit_scaled)(jnp.asarray([1.0, 2.0])), [_fit_scaled(1.0), _fit_scaled(2.0)], rtol=1e-12)

@@ -384,7 +384,7 @@ def check_optax_closure(solver: Solver, x0: Params, adjoint: str) -> bool:
 
     closed, lift, _ = _traced_consts(one_update, x0)
     found = [type(c).__name__ for c, up in zip(closed.consts, lift) if up]
-    if adjoint != "unroll" and any(k not in ("DynamicJaxprTracer", "BatchTracer") for k in found):
+    if adjoint != "unroll" and any(k not in UNDIFFERENTIATED for k in found):
         raise ValueError(OPTAX_TRACED.format(name=solver.direction.name))
     return "BatchTracer" in found
 
@@ -396,6 +396,17 @@ def closes_over_tracers(solver: Solver, x0: Params, args: tuple) -> bool:
         return False
     traced = _traced_schedule(solver)
     return (traced is not None and any(traced[1])) or any(_traced_consts(solver.fun, x0, *args)[1])
+
+
+# The kinds of tracer a traced constant may be that differentiate nothing: jax.jit's and jax.vmap's.
+UNDIFFERENTIATED = ("DynamicJaxprTracer", "BatchTracer")
+
+
+def differentiated_consts(fn: Callable, *example: Any) -> bool:
+    """True when ``fn``, traced once at ``example`` (arrays or ``jax.ShapeDtypeStruct``), holds a tracer of
+    ``jax.grad``/``jvp`` among its constants (a value it closes over, differentiated), not jit's or vmap's."""
+    closed, lift, _ = _traced_consts(fn, *example)
+    return any(type(c).__name__ not in UNDIFFERENTIATED for c, up in zip(closed.consts, lift) if up)
 
 
 def _traced_consts(fn: Callable, *example: Any) -> tuple[Any, tuple, Any]:

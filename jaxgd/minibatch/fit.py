@@ -38,6 +38,7 @@ from ..core import options as _options
 from ..core.options import default as _D
 
 from ..core import minimize as _minimize
+from ..core import minimize_run as _minimize_run
 
 from ..core import progress as _progress
 
@@ -465,7 +466,7 @@ def fit(
     how = " (the weighted mean over the batch)" if mask else ""
     call_error = MASK_SIGNATURE if mask else ""
     dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights, call_error=call_error)
-    eval_weights = 0
+    eval_weights, ev_args = 0, ()
     if eval_data is not None:
         n_eval = _num_examples("eval_data", eval_data)
         if eval_fun is None:
@@ -476,6 +477,8 @@ def fit(
             eval_fun = _fit_loop.SAME_AS_FUN
         if metric is not None:
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
+    if _compile.tracing():
+        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args)
 
     cfg = Config(
         n=n,
@@ -516,6 +519,22 @@ def fit(
             solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path
         )
     return _trim(result)
+
+
+def _check_closures(fun: Callable, specs: tuple, eval_fun: Any, metric: Any, eval_data: Any, p_spec: Any,
+                    ev_args: tuple) -> None:
+    """Under ``jax.grad``/``jvp``: a value ``fun``, ``eval_fun`` or ``metric`` closes over, differentiated, is
+    refused as fit's inputs are (:func:`jaxgd.interop.explain.not_differentiable`'s ``custom_jvp`` cannot see a
+    closure's tracer: JAX's ``TracerArrayConversionError`` or ``UnexpectedTracerError`` came instead)."""
+    checks = [(fun, specs)]
+    if eval_data is not None:
+        if eval_fun is not _fit_loop.SAME_AS_FUN:
+            checks.append((eval_fun, (p_spec, _spec(eval_data), *ev_args)))
+        if metric is not None:
+            checks.append((metric, (p_spec, _spec(eval_data))))
+    for fn, example in checks:
+        if _minimize_run.differentiated_consts(fn, *example):
+            raise TypeError(_explain.NOT_DIFFERENTIABLE.format(name="jaxgd.fit", what="a value the loss closes over"))
 
 
 _KEYWORDS = _options.keywords(fit)
