@@ -11,7 +11,9 @@ Every method is ``theta' = prox(theta + alpha * d, alpha)`` (DESIGN.md):
   ``bounds=`` build: L1 soft-thresholding and box projection).
 
 The protocols are structural: a class satisfies one by having the members,
-with no base class to inherit. ``isinstance`` works on all three
+with no base class to inherit (``method=`` and ``lr=`` take such objects; a
+proximal term is added to the one operator the solver builds, see
+:class:`ProximalOperator`). ``isinstance`` works on all three
 (``runtime_checkable``; it checks that the members exist, not their
 signatures). This module imports nothing from jaxgd, so every other module
 may import it without a cycle. The recipes for adding each kind are in
@@ -44,6 +46,10 @@ class SearchDirection(Protocol):
       reset: None, or ``reset(state) -> (state, had_memory)`` for a direction
         with a curvature memory: the solver retries a failed line search from
         the same point with the reset state when ``had_memory`` (L-BFGS-B's restart).
+
+    ``method=`` takes such an object as it is (read into a :class:`jaxgd.Direction`); the
+    members :class:`jaxgd.Direction` has besides (``accepts``, ``keeps_nonfinite``,
+    ``quasi_newton``) are read where the object has them, its defaults otherwise.
     """
 
     @property
@@ -105,6 +111,12 @@ class ProximalOperator(Protocol):
     ``apply(params, alpha)`` is
     :math:`\\arg\\min_z h(z) + \\tfrac{1}{2\\alpha}\\|z - x\\|^2` (Parikh & Boyd,
     "Proximal Algorithms", 2014, section 1.1).
+
+    These are the operations every term provides; the solver takes the one operator
+    ``l1=`` and ``bounds=`` build (``jaxgd.prox.operators.Prox``) and reads more of it
+    (its starting point, whether a box bends the searches' path, whether the term has a
+    value the loss and the searches add, the box's and the weights' leaves), so a new
+    term grows that class rather than standing beside it (``docs/extending.md``).
     """
 
     @property

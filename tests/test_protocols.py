@@ -163,3 +163,79 @@ def test_a_direction_or_rule_returning_the_wrong_shape_is_named() -> None:
     for arity in (3, 4):  # three items; info None
         with pytest.raises(TypeError, match=r"lr \(a Short\): a step-size rule's step\(state, ctx\) must return"):
             jaxgd.minimize(f, jnp.zeros(3), lr=Short(arity))
+
+
+def test_a_broken_direction_or_rule_contract_is_named() -> None:
+    """Reference: the contracts (protocols.SearchDirection: d shaped like params, a state of fixed structure,
+    shapes and dtypes, update(..., *, value, value_fn), reset -> (state, had_memory); StepSizeRule: a scalar
+    alpha, a fixed state). Before, JAX's dot_general / while_loop carry / stacking errors or Python's "too
+    many values to unpack" came out of jaxgd's internals, naming neither the Direction nor the rule."""
+    import jax
+    import jax.numpy as jnp
+
+    f = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    D = jaxgd.Direction
+    neg = lambda g: jax.tree_util.tree_map(jnp.negative, g)  # noqa: E731
+    directions = [
+        (D("short", lambda p: (), lambda g, s, p, **k: (-g[:2], s)), "must return d shaped like params"),
+        (D("grow", lambda p: jnp.zeros(0), lambda g, s, p, **k: (-g, jnp.concatenate([s, g[:1]]))),
+         "method='grow': its state must keep the structure, shapes and dtypes init gave it"),
+        (D("nokw", lambda p: (), lambda g, s, p: (neg(g), s)), "it does not take value and value_fn"),
+    ]
+    for method, message in directions:
+        with pytest.raises(TypeError, match=message):
+            jaxgd.minimize(f, jnp.zeros(3), method=method, lr=0.1, max_steps=3)
+    rst = D("rst", lambda p: jnp.zeros(3), lambda g, s, p, **k: (neg(g), s), reset=lambda s: s)
+    with pytest.raises(TypeError, match=r"method='rst': a Direction's reset\(state\) must return a pair"):
+        jaxgd.minimize(f, jnp.zeros(3), method=rst, lr=linesearch.Backtracking(), max_steps=3)
+    with pytest.raises(ValueError, match="no lr was given: this is method='dlr''s default_lr"):
+        jaxgd.minimize(f, jnp.zeros(3), method=D("dlr", lambda p: (), lambda g, s, p, **k: (neg(g), s), default_lr=-0.1))
+
+    from jaxgd import _tree
+
+    @_tree.pytree_class(data=(), meta=("bad",))
+    class Odd:
+        def __init__(self, bad: str) -> None:
+            _tree.set_fields(self, bad=bad)
+
+        def init(self, params, value, grad):  # noqa: ANN001, ANN201
+            return jnp.asarray(0, jnp.int32)
+
+        def step(self, state, ctx):  # noqa: ANN001, ANN201
+            alpha = jnp.full(3, 0.1, ctx.value.dtype) if self.bad == "alpha" else jnp.asarray(0.1, ctx.value.dtype)
+            state = state + ctx.value if self.bad == "state" else state
+            return alpha, ctx.evaluate(alpha), state, linesearch.StepInfo(1, 1, jnp.asarray(False))
+
+    with pytest.raises(TypeError, match=r"lr \(a Odd\): a step-size rule's alpha must be a scalar, got shape \(3,\)"):
+        jaxgd.minimize(f, jnp.zeros(3), lr=Odd("alpha"), max_steps=3)
+    with pytest.raises(TypeError, match=r"lr \(a Odd\): its state must keep .*'float64\[\]'\] after a step, from .*'int32\[\]'"):
+        jaxgd.minimize(f, jnp.zeros(3), lr=Odd("state"), max_steps=3)
+
+
+def test_an_object_with_the_search_direction_members_is_a_method() -> None:
+    """protocols.py: "a class satisfies one by having the members"; minimize refused a frozen dataclass with
+    SearchDirection's members (only a jaxgd.Direction passed). Reference: the built-in gd with the same lr."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    @dataclasses.dataclass(frozen=True)
+    class MyGD:
+        name: str = "mygd"
+        default_lr: float = 0.1
+        decoupled_l2: bool = False
+        reset: object = None
+
+        def init(self, params):  # noqa: ANN001, ANN201
+            return ()
+
+        def update(self, grad, state, params, *, value=None, value_fn=None):  # noqa: ANN001, ANN201
+            return jax.tree_util.tree_map(jnp.negative, grad), state
+
+    assert isinstance(MyGD(), protocols.SearchDirection)
+    f = lambda x: jnp.sum((x - 3.0) ** 2)  # noqa: E731
+    mine = jaxgd.minimize(f, jnp.zeros(3), method=MyGD(), max_steps=20)
+    gd = jaxgd.minimize(f, jnp.zeros(3), method="gd", lr=0.1, max_steps=20)
+    np.testing.assert_array_equal(mine.params, gd.params)

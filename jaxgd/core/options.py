@@ -336,6 +336,18 @@ OPTAX_LR = (
 )
 
 
+def _default_lr_checked(name: str, lr: Any, user_lr: Any) -> Any:
+    """:func:`_check_lr`, saying where a bad ``lr`` came from when the caller gave none: the method's
+    ``default_lr`` (a user's Direction with ``default_lr=-0.1`` was told "lr must be > 0", an ``lr`` it never
+    passed)."""
+    if user_lr is not None:
+        return _check_lr(lr)
+    try:
+        return _check_lr(lr)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{err} (no lr was given: this is method={name!r}'s default_lr)") from err
+
+
 def _check_lr_with_optax(method: Any, lr: Any) -> None:
     """An optax transformation's step size is 1 (DESIGN.md) unless a step-size rule is asked for:
     a float or schedule ``lr`` (other than 1) would silently multiply its own learning rate."""
@@ -400,7 +412,7 @@ def solver_fields(
             raise ValueError(BAD_UNROLL.format(value=unroll))
         unroll = int(unroll)
     return dict(
-        rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_check_lr(lr)),
+        rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_default_lr_checked(direction.name, lr, user_lr)),
         prox=Prox(_off_if_zero(l1), lower, upper),
         gtol=gtol,
         gtol_norm=_gtol_norm(gtol_norm, lbfgsb is not None),

@@ -52,6 +52,7 @@ from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
+BAD_RESET = "method={name!r}: a Direction's reset(state) must return a pair (state, had_memory), got {got}"
 
 
 class SolverState(NamedTuple):
@@ -480,7 +481,7 @@ class Solver:
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
-        fresh, had_memory = self.direction.reset(dstate) if self.direction.reset is not None else (None, None)
+        fresh, had_memory = self._reset(dstate) if self.direction.reset is not None else (None, None)
         model = None  # a quasi-Newton model's test (core/stall.py), where the rule recorded its unit trial
         if had_memory is not None and info.unit_sq_grad is not None and self._vouches():
             model = (jnp.asarray(info.slope).astype(value.dtype), had_memory, info.unit_sq_grad, grad,
@@ -646,6 +647,14 @@ class Solver:
         history = self._sized_history(result.history, state)
         state, history = self.loop(state, history, *args, stop=stop, close_progress=stop is None)
         return self.finish(state, history)
+
+    def _reset(self, dstate: PyTree) -> tuple[PyTree, Any]:
+        """The direction's ``reset(state) -> (state, had_memory)``, its contract checked at trace time (a user's
+        reset returning the state alone gave "too many values to unpack")."""
+        out = self.direction.reset(dstate)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(BAD_RESET.format(name=self.direction.name, got=_update._shape_of(out)))
+        return out
 
     def _reopened(self, state: SolverState) -> jax.Array:
         """The status a resumed run continues from: ``RUNNING`` after a ``MAX_STEPS`` stop, and after a

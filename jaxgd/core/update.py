@@ -27,10 +27,13 @@ is not taken; the caller keeps its last finite iterate and reports
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _tree
 from .._types import Grads, Params, PyTree
@@ -60,10 +63,54 @@ BAD_DIRECTION_UPDATE = (
     "method={name!r}: a Direction's update(grad, state, params, *, value, value_fn) must return a pair "
     "(d, state), got {got}"
 )
+BAD_DIRECTION_D = (
+    "method={name!r}: a Direction's update must return d shaped like params (the step is params + alpha * d); "
+    "got d {got} for params {want}"
+)
+BAD_STATE = (
+    "{who}: its state must keep the structure, shapes and dtypes {where} gave it (a loop carry); "
+    "got {got} after a step, from {want}"
+)
+BAD_DIRECTION_KEYWORDS = (
+    "method={name!r}: a Direction's update is called as update(grad, state, params, *, value, value_fn); "
+    "it does not take {missing} (add the keyword, or **kwargs)"
+)
+BAD_RULE_ALPHA = "lr (a {kind}): a step-size rule's alpha must be a scalar, got shape {shape}"
 BAD_RULE_STEP = (
     "lr (a {kind}): a step-size rule's step(state, ctx) must return (alpha, trial, state, info), trial the "
     "jaxgd.linesearch.Trial of ctx.evaluate(alpha) and info a jaxgd.linesearch.StepInfo, got {got}"
 )
+
+
+def _specs(tree: Any) -> Any:
+    """``tree``'s structure with each leaf's (shape, dtype), for the contract checks (trace time)."""
+    return jax.tree_util.tree_structure(tree), [(tuple(jnp.shape(x)), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def _describe(tree: Any) -> str:
+    """A pytree's structure and leaf shapes and dtypes, for an error."""
+    treedef, leaves = _specs(tree)
+    return f"{treedef} with leaves {[f'{np.dtype(d).name}{list(sh)}' for sh, d in leaves]}"
+
+
+def _check_state(who: str, where: str, new: Any, old: Any) -> None:
+    """(trace time) a user's Direction or rule must hand back its state as it got it (a loop carry)."""
+    if _specs(new) != _specs(old):
+        raise TypeError(BAD_STATE.format(who=who, where=where, got=_describe(new), want=_describe(old)))
+
+
+def _check_keywords(name: str, update: Callable) -> None:
+    """(trace time) a user's update must take the keywords ``value`` and ``value_fn`` (a plain ``TypeError``
+    from the call said only "unexpected keyword argument")."""
+    try:
+        params = inspect.signature(update).parameters
+    except (TypeError, ValueError):  # (a builtin or C function: the call says it)
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [k for k in ("value", "value_fn") if k not in params]
+    if missing:
+        raise TypeError(BAD_DIRECTION_KEYWORDS.format(name=name, missing=" and ".join(missing)))
 
 
 def _shape_of(out: Any) -> str:
@@ -96,10 +143,15 @@ def direction(
 ) -> tuple[Grads, PyTree]:
     """``d = direction(clip(grads)) - l2 * params`` (decay only when decoupled), cast to ``params``' dtypes."""
     g = grads if parts.clip is None else clip_by_global_norm(grads, parts.clip)
+    _check_keywords(parts.direction.name, parts.direction.update)
     out = parts.direction.update(g, direction_state, params, value=value, value_fn=value_fn)
     if not (isinstance(out, tuple) and len(out) == 2):  # (trace time: a user's Direction)
         raise TypeError(BAD_DIRECTION_UPDATE.format(name=parts.direction.name, got=_shape_of(out)))
     d, dstate = out
+    d_spec, p_spec = _specs(d), _specs(params)
+    if d_spec[0] != p_spec[0] or [sh for sh, _ in d_spec[1]] != [sh for sh, _ in p_spec[1]]:
+        raise TypeError(BAD_DIRECTION_D.format(name=parts.direction.name, got=_describe(d), want=_describe(params)))
+    _check_state(f"method={parts.direction.name!r}", "init", dstate, direction_state)
     if parts.l2 is not None and parts.direction.decoupled_l2:
         d = _prox.decay(d, parts.l2, params)
     return _tree.cast_like(d, params), dstate
@@ -188,6 +240,9 @@ def update(
             and all(hasattr(out[3], f) for f in ("nfev", "ngev", "failed"))):  # (trace time: a user's rule)
         raise TypeError(BAD_RULE_STEP.format(kind=type(parts.rule).__name__, got=_shape_of(out)))
     alpha, trial, rstate, info = out
+    if jnp.ndim(alpha) != 0:
+        raise TypeError(BAD_RULE_ALPHA.format(kind=type(parts.rule).__name__, shape=tuple(jnp.shape(alpha))))
+    _check_state(f"lr (a {type(parts.rule).__name__})", "init", rstate, state.rule_state)
     # (a StepInfo again: a rule may return any tuple with StepInfo's fields)
     info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None),
                               getattr(info, "unit_slope", None), getattr(info, "located", None), getattr(info, "noise", None),

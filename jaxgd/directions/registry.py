@@ -21,9 +21,13 @@ from .base import default_lr as default_lr
 from .base import from_optax as from_optax
 from .base import from_preconditioner as from_preconditioner
 from ..interop import explain as _explain
+from ..protocols import SearchDirection
 
 UNKNOWN_METHOD = "method={method!r} is not a known method; choose one of {valid}, or pass an optax.GradientTransformation"
-BAD_METHOD_TYPE = "method must be a method name (str), a jaxgd Direction or an optax.GradientTransformation, got {kind}"
+BAD_METHOD_TYPE = (
+    "method must be a method name (str), a jaxgd Direction, an object with jaxgd.protocols.SearchDirection's "
+    "members or an optax.GradientTransformation, got {kind}"
+)
 
 # name -> zero-argument factory returning the same Direction object every call
 # (each factory is cached, so a jitted loop keyed on it is reused).
@@ -51,7 +55,8 @@ def names() -> list[str]:
 
 
 def resolve(method: Any) -> Direction:
-    """Turn ``method`` (a name, a Direction or an optax transformation) into a Direction.
+    """Turn ``method`` (a name, a Direction, an object with :class:`jaxgd.protocols.SearchDirection`'s members
+    or an optax transformation) into a Direction.
 
     Raises:
       ValueError: for an unknown name (the message lists the valid ones).
@@ -68,6 +73,8 @@ def resolve(method: Any) -> Direction:
         return _REGISTRY[key]()
     if isinstance(method, optax.GradientTransformation):
         return _from_optax_cached(method)
+    if isinstance(method, SearchDirection):  # structural (protocols.py): its members, and the optional ones it has
+        return Direction(**{f: getattr(method, f) for f in Direction._fields if hasattr(method, f)})
     raise TypeError(BAD_METHOD_TYPE.format(kind=type(method).__name__))
 
 
