@@ -340,3 +340,40 @@ def test_nnx_split_parameters_in_a_plain_optax_loop() -> None:
             assert jax.tree_util.tree_structure(updates) == jax.tree_util.tree_structure(p0)
             p = optax.apply_updates(p, updates)
         assert_close([nnx.as_pure(p)], [s.params])
+
+
+def test_inject_hyperparams_runs_in_a_jitted_step_for_every_method() -> None:
+    """inject_hyperparams injects every numeric default: l1=0.0 became a traced l1, which counts as on, and a
+    jitted step of adam (or momentum, lbfgs, ...) refused it (eager updates passed). Reference: optax.adam under
+    inject_hyperparams, jitted, to rounding (optax's injected float32 b2 differs from its constant by ulps)."""
+    tx = optax.inject_hyperparams(jaxgd.as_optax, static_args=("method",))(method="adam", lr=0.1)
+    ref = optax.inject_hyperparams(optax.adam)(learning_rate=0.1)
+
+    @jax.jit
+    def step(p, s, t):
+        return tx.update(jax.grad(loss)(p), s, p), t
+
+    p, q, s, r = X0, X0, tx.init(X0), ref.init(X0)
+    for _ in range(3):
+        (u, s), _ = step(p, s, 0)
+        v, r = jax.jit(ref.update)(jax.grad(loss)(q), r, q)
+        p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+    for k in X0:
+        np.testing.assert_allclose(p[k], q[k], rtol=1e-5)
+    for method in ("momentum", "lbfgs"):
+        t = optax.inject_hyperparams(jaxgd.as_optax, static_args=("method",))(method=method, lr=0.01)
+        st = t.init(X0)
+        jax.jit(lambda p, s: t.update(jax.grad(loss)(p), s, p, value=loss(p), value_fn=loss))(X0, st)
+
+
+def test_a_flax_train_state_with_the_state_serialises() -> None:
+    """flax.serialization.to_bytes of a TrainState holding as_optax's state raised "can not serialize 'Inner'".
+    Reference: the same round trip of optax.adam's state; every leaf back, equal."""
+    serialization = pytest.importorskip("flax.serialization")
+    from flax.training import train_state
+
+    for tx in (jaxgd.as_optax("adam", 0.1), jaxgd.as_optax("lbfgs")):
+        state = train_state.TrainState.create(apply_fn=None, params=X0, tx=tx)
+        back = serialization.from_bytes(state, serialization.to_bytes(state))
+        for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(back)):
+            np.testing.assert_array_equal(a, b)

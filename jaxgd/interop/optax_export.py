@@ -87,6 +87,24 @@ class Inner:
         return f"Inner({self.tree!r})"
 
 
+def _register_flax() -> None:
+    """Let ``flax.serialization`` (``to_bytes``/``from_bytes``, a ``TrainState``) walk :class:`Inner` as it walks
+    a pytree, where Flax is imported (``TypeError: can not serialize 'Inner' object`` before); jaxgd does
+    not import Flax itself."""
+    serialization = sys.modules.get("flax.serialization")
+    if serialization is None or Inner in getattr(serialization, "_STATE_DICT_REGISTRY", {}):
+        return
+
+    def to_state(inner: Inner) -> dict:
+        return {str(i): serialization.to_state_dict(leaf) for i, leaf in enumerate(inner.leaves)}
+
+    def from_state(target: Inner, state: dict) -> Inner:
+        leaves = [serialization.from_state_dict(leaf, state[str(i)]) for i, leaf in enumerate(target.leaves)]
+        return Inner.tree_unflatten(target.treedef, leaves)
+
+    serialization.register_serialization_state(Inner, to_state, from_state, override=True)
+
+
 class AsOptaxState(NamedTuple):
     """The transformation's state (a pytree; a stable ``scan``/``while_loop`` carry).
 
@@ -256,7 +274,7 @@ def as_optax(
     method: Any = _D("method"),
     lr: Any = _D("lr"),
     *,
-    l1: ArrayLike = _D("l1"),
+    l1: Optional[ArrayLike] = None,
     l2: ArrayLike = _D("l2"),
     bounds: Any = _D("bounds"),
     clip: Optional[ArrayLike] = _D("clip"),
@@ -298,6 +316,10 @@ def as_optax(
     ``adamw``. Start inside ``bounds`` (``minimize`` projects ``x0``; a loop
     it does not own cannot). The numbers are baked into the transformation
     when a jitted step closes over it, as for any optax transformation.
+    ``optax.inject_hyperparams(jaxgd.as_optax)`` makes ``lr``, ``l2`` and ``clip``
+    hyperparameters (``l1`` defaults to None, off, which it leaves static: a traced
+    ``l1`` is one that may be on, which only ``gd`` takes). A Flax ``TrainState``
+    holding the state serialises (``flax.serialization``) once Flax is imported.
 
     Args:
       {options:method,lr,l1,l2,bounds,clip}
@@ -338,14 +360,19 @@ def as_optax(
         raise TypeError(NO_ACCELERATED)
     _options.check_keywords("as_optax", unknown, _KEYWORDS)
     defaults = {n: _D(n) for n in _options.SOLVER_OPTIONS}
+    # (l1=None by default, not the options' 0.0: optax.inject_hyperparams injects every numeric default, and
+    # a traced l1 counts as on, refused beside any method but gd: a jitted step of adam failed)
+    l1 = _D("l1") if l1 is None else l1
     fields = _options.solver_fields(
         _no_loss, method, lr, **{**defaults, "l1": l1, "l2": l2, "bounds": bounds, "clip": clip}
     )
+    _register_flax()
     if isinstance(fields["rule"], LbfgsbSearch):  # its step is the solver's hook (jaxgd.directions.lbfgsb)
         raise ValueError(NO_LBFGSB)
     parts = _Parts(fields["direction"], fields["rule"], fields["prox"], fields["l2"], fields["clip"])
 
     def init(params: Params) -> AsOptaxState:
+        _register_flax()  # (Flax imported after as_optax was called)
         return _init(parts, params)
 
     def update(updates: PyTree, state: AsOptaxState, params: Optional[Params] = None, **extra: Any):
