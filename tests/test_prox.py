@@ -406,3 +406,18 @@ def test_fit_with_a_traced_negative_lr_ends_invalid_argument():
         jnp.asarray([-0.1, 0.1]))
     assert res.status_enum[0] is jaxgd.FitStatus.INVALID_ARGUMENT and int(res.steps[0]) == 0
     assert res.status_enum[1] is jaxgd.FitStatus.EPOCHS
+
+
+def test_bounds_mirroring_an_x0_that_holds_none() -> None:
+    """x0 with an absent leaf ({"w": ..., "bias": None}, a layer without bias) and bounds written like it
+    ({"w": 0.0, "bias": None}): refused as another structure (the bound's None flattened to one leaf more
+    than x0 has). Reference: the closed form clip(c, 0, inf) of the separable quadratic |w - c|^2."""
+    c = jnp.asarray([2.0, -1.0, 0.5])
+    loss = lambda p: jnp.sum((p["w"] - c) ** 2)  # noqa: E731
+    x0 = {"w": jnp.zeros(3), "bias": None}
+    for lower in ({"w": 0.0, "bias": None}, {"w": jnp.zeros(3), "bias": None}):
+        r = jaxgd.minimize(loss, x0, method="gd", lr=0.5, bounds=(lower, None))  # (lr = 1/L: one step there)
+        np.testing.assert_allclose(r.params["w"], np.clip(c, 0.0, None), atol=1e-12)
+        assert r.params["bias"] is None
+    with pytest.raises(ValueError, match="bounds"):  # a bound on the absent leaf is still another structure
+        jaxgd.minimize(loss, x0, method="gd", lr=0.5, bounds=({"w": 0.0, "bias": 0.0}, None))

@@ -88,6 +88,11 @@ def _is_none(v: Any) -> bool:
     return v is None
 
 
+def _is_leaf(v: Any) -> bool:
+    leaves = jax.tree_util.tree_leaves(v)
+    return len(leaves) == 1 and leaves[0] is v
+
+
 def _none_over_subtrees(value: Any, params: Params) -> Any:
     """``value`` with each ``None`` that stands where ``params`` has a subtree spread over that
     subtree's leaves (``{"a": None}`` for ``{"a": {"w": ..., "b": ...}}``: ``None`` at both); a
@@ -126,11 +131,19 @@ def _leaves_like(value: Any, params: Params, message: str, show_leaf_shape: bool
     if _tree.is_scalar(value):
         return [value] * len(p_leaves)
     if none_leaves:
-        v_leaves, v_def = jax.tree_util.tree_flatten(_none_over_subtrees(value, params), is_leaf=_is_none)
+        # read up to params' leaves: a None where params hold None (an empty subtree) has no leaf to
+        # bound (flattened with is_leaf it was one more leaf than params have, always refused)
+        v_def = jax.tree_util.tree_structure(value, is_leaf=_is_none)
+        try:
+            v_leaves = p_def.flatten_up_to(_none_over_subtrees(value, params))
+        except (ValueError, TypeError):
+            raise ValueError(message.format(got=v_def, want=p_def, **fields)) from None
+        if not all(v is None or _is_leaf(v) for v in v_leaves):
+            raise ValueError(message.format(got=v_def, want=p_def, **fields))
     else:
         v_leaves, v_def = jax.tree_util.tree_flatten(value)
-    if v_def != p_def:
-        raise ValueError(message.format(got=v_def, want=p_def, **fields))
+        if v_def != p_def:
+            raise ValueError(message.format(got=v_def, want=p_def, **fields))
     for v, p in zip(v_leaves, p_leaves):
         if v is None:
             continue
