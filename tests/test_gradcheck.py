@@ -434,3 +434,32 @@ def test_float32_rounding_of_a_correct_gradient_is_excused() -> None:
     assert report, str(report)
     wrong = check_grad(sse, w, (X, y), reference=exact)
     assert _failed(wrong) == {("x", "jax~ref"), ("x", "jax~fd")}, str(wrong)
+
+
+def test_a_loss_that_computes_in_float32_is_differenced_in_float32() -> None:
+    """loss(w) = |X w.astype(float32) - y|^2 + 100 returns float32 at float64 points: its float64-step
+    differences were 0 against a gradient of -1.2 (err/tol 990), a correct gradient failed. Reference: the
+    exact (hand-written, float64) gradient; a custom derivative 5% wrong still fails beside it."""
+    rng = np.random.default_rng(0)
+    Xn, yn = rng.standard_normal((20, 3)).astype(np.float32), rng.standard_normal(20).astype(np.float32)
+    X, y = jnp.asarray(Xn), jnp.asarray(yn)  # (closed over: float32 whatever w is)
+    exact = lambda w: 2.0 * Xn.astype(float).T @ (Xn.astype(float) @ w - yn)  # noqa: E731
+
+    def cast(w):
+        r = X @ w.astype(jnp.float32) - y
+        return jnp.sum(r * r) + 100.0
+
+    w = jnp.asarray([0.3, -0.2, 0.1], jnp.float32)
+    report = check_grad(cast, w, reference=exact)
+    assert report and report.fd_dtype == "float32" and "central differences in float32" in str(report), str(report)
+
+    @jax.custom_jvp
+    def wrong(w):
+        return cast(w)
+
+    @wrong.defjvp
+    def wrong_jvp(primals, tangents):
+        (w,), (dw,) = primals, tangents
+        return wrong(w), 1.05 * (2.0 * (X @ w.astype(jnp.float32) - y) @ X) @ dw
+
+    assert _failed(check_grad(wrong, w, reference=exact)) == {("x", "jax~ref"), ("x", "jax~fd")}

@@ -137,7 +137,10 @@ def check_grad(
     evaluated in float64 (inside ``jax.enable_x64``) even when ``x`` is float32,
     with :math:`\\varepsilon` = ``eps`` (default :math:`\\sqrt[3]{\\epsilon_{64}}
     \\approx 6.1\\times10^{-6}`, which balances the :math:`O(h^2)` truncation error
-    against the :math:`O(\\epsilon/h)` rounding error). With ``directions=k`` it
+    against the :math:`O(\\epsilon/h)` rounding error). A ``fun`` that computes in float32
+    whatever it is given (a cast inside, a Flax layer's ``dtype=jnp.float32``) returns float32 there:
+    its differences then take float32's step :math:`\\sqrt[3]{\\epsilon_{32}}`, noise and ``ref~fd``
+    tolerances (``GradCheck.fd_dtype``), rather than a float64 step below its resolution. With ``directions=k`` it
     instead draws, per leaf, ``k`` random unit vectors :math:`v` (seeded by
     ``seed``) and compares :math:`v^\\top g` with
     :math:`(f(x + h v) - f(x - h v)) / 2h`, :math:`h = \\varepsilon \\max(1, \\max_i |x_i|)`:
@@ -227,8 +230,11 @@ def check_grad(
     per_leaf = [(d[0] if rtol is None else float(rtol), d[1] if atol is None else float(atol))
                 for d in map(_default_tol, dtypes)]
     tol_jax = (max(t[0] for t in per_leaf), max(t[1] for t in per_leaf))
-    tol_ref = tuple(DEFAULT_TOLERANCES["float64"][i] if t is None else float(t) for i, t in enumerate((rtol, atol)))
-    eps = DEFAULT_EPS if eps is None else float(eps)
+    # a fun that computes in float32 whatever it is given (a cast, a Flax layer's dtype=float32): its
+    # differences are float32's, at float32's step, noise and tolerances (float64's gave err/tol 990)
+    fd_dtype = _fd_dtype(fun, x64_tree, args64)
+    tol_ref = tuple(DEFAULT_TOLERANCES[fd_dtype.name][i] if t is None else float(t) for i, t in enumerate((rtol, atol)))
+    eps = (DEFAULT_EPS if fd_dtype == np.float64 else float(np.finfo(fd_dtype).eps) ** (1 / 3)) if eps is None else float(eps)
 
     with (jax.default_matmul_precision(precision) if precision is not None else contextlib.nullcontext()):
         g_jax = [np.asarray(g, dtype=np.float64) for g in jax.tree_util.tree_leaves(_jit_grad(fun, x, *args))]
@@ -236,10 +242,21 @@ def check_grad(
     leaves64 = jax.tree_util.tree_leaves(x64_tree)
     z = np.concatenate([leaf.ravel() for leaf in leaves64])
     offsets = np.cumsum([0] + [leaf.size for leaf in leaves64])
-    fd = _finite_differences(fun, treedef, leaves64, args64, z, eps, offsets, directions, seed)
+    fd = _finite_differences(fun, treedef, leaves64, args64, z, eps, offsets, directions, seed, float(np.finfo(fd_dtype).eps))
     rows = _compare_leaves(paths, offsets, g_jax, ref, fd, per_leaf, tol_ref, directions, rounding)
     dtype_names = sorted({np.dtype(dt).name for dt in dtypes})
-    return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions, len(set(per_leaf)) > 1)
+    return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions, len(set(per_leaf)) > 1,
+                     fd_dtype.name)
+
+
+def _fd_dtype(fun: Callable[..., Any], x64: PyTree, args64: tuple) -> np.dtype:
+    """The dtype ``fun`` returns at float64 copies of ``x`` and ``args`` (``jax.eval_shape`` under x64):
+    float64, or a narrower float where ``fun`` computes in it whatever it is given."""
+    with _x64():
+        jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+        out = jax.eval_shape(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs)
+    dtype = np.dtype(out.dtype)
+    return dtype if dtype.kind == "f" and dtype.itemsize < 8 and dtype.name in DEFAULT_TOLERANCES else np.dtype(np.float64)
 
 
 def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: list[np.ndarray],
@@ -261,10 +278,11 @@ def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: l
 
 def _finite_differences(
     fun: Callable[..., Any], treedef: Any, leaves64: list, args64: tuple, z: np.ndarray, eps: float,
-    offsets: np.ndarray, directions: int | None, seed: int,
+    offsets: np.ndarray, directions: int | None, seed: int, f_eps: float,
 ) -> tuple:
     """``(fd, noise, V)``: float64 central differences (per coordinate, or along
-    ``directions`` random unit vectors per leaf, ``V``) and their rounding noise."""
+    ``directions`` random unit vectors per leaf, ``V``) and their rounding noise (``f_eps``: the
+    epsilon of ``fun``'s values)."""
     shapes = tuple(tuple(leaf.shape) for leaf in leaves64)
     with _x64():
         jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
@@ -273,8 +291,8 @@ def _finite_differences(
             return np.asarray(_eval_batch(fun, treedef, shapes, jnp.asarray(points), *jargs), dtype=np.float64)
 
         if directions is None:
-            return (*fd_coordinates(f_batch, z, eps), None)
-        return fd_directions(f_batch, z, eps, offsets, directions, np.random.default_rng(seed))
+            return (*fd_coordinates(f_batch, z, eps, f_eps), None)
+        return fd_directions(f_batch, z, eps, offsets, directions, np.random.default_rng(seed), f_eps)
 
 
 def _compare_leaves(

@@ -77,9 +77,10 @@ def _fd_values(
 
 
 def fd_coordinates(
-    f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, eps: float
+    f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, eps: float, f_eps: float = _EPS64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Central differences along every coordinate of ``z``, and their rounding noise."""
+    """Central differences along every coordinate of ``z``, and their rounding noise (``f_eps``: the
+    machine epsilon of ``f``'s values, float64's unless ``fun`` computes in a narrower dtype)."""
     n = z.size
     h = eps * np.maximum(1.0, np.abs(z))
     # Exactly representable steps: (z + h) - z may differ from h by rounding.
@@ -96,7 +97,7 @@ def fd_coordinates(
     f_plus, f_minus = vals[:n], vals[n:]
     width = up - down
     fd = (f_plus - f_minus) / width
-    noise = FD_NOISE_ULPS * _EPS64 * np.maximum(np.abs(f_plus), np.abs(f_minus)) / (0.5 * width)
+    noise = FD_NOISE_ULPS * f_eps * np.maximum(np.abs(f_plus), np.abs(f_minus)) / (0.5 * width)
     return fd, noise
 
 
@@ -107,6 +108,7 @@ def fd_directions(
     offsets: np.ndarray,
     k: int,
     rng: np.random.Generator,
+    f_eps: float = _EPS64,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Central differences along ``k`` random unit directions inside each leaf."""
     dirs, steps = [], []
@@ -130,5 +132,5 @@ def fd_directions(
     for i, h in enumerate(steps):
         v = vals[2 * k * i : 2 * k * (i + 1)]
         fd.append((v[:k] - v[k:]) / (2.0 * h))
-        noise.append(FD_NOISE_ULPS * _EPS64 * np.maximum(np.abs(v[:k]), np.abs(v[k:])) / h)
+        noise.append(FD_NOISE_ULPS * f_eps * np.maximum(np.abs(v[:k]), np.abs(v[k:])) / h)
     return fd, noise, dirs

@@ -56,10 +56,12 @@ class GradCheck:
         eps: finite-difference step scale.
         rtol, atol: tolerances for comparisons involving the JAX gradient (by default each
             leaf's dtype's; here the loosest over the leaves).
-        rtol64, atol64: tolerances for the reference-vs-FD comparison (float64).
+        rtol64, atol64: tolerances for the reference-vs-FD comparison (``fd_dtype``'s).
         directions: number of random directions per leaf, or ``None`` (full FD).
         by_leaf: True where the leaves were compared at different tolerances (their dtypes'
             defaults); ``rtol``/``atol`` are then the loosest.
+        fd_dtype: the dtype of the finite differences: float64, or the narrower dtype ``fun``
+            computes in whatever it is given (its step, noise and ``ref~fd`` tolerances then that dtype's).
     """
 
     rows: tuple[LeafCheck, ...]
@@ -71,6 +73,7 @@ class GradCheck:
     atol64: float
     directions: int | None
     by_leaf: bool = False
+    fd_dtype: str = "float64"
 
     @property
     def passed(self) -> bool:
@@ -89,7 +92,7 @@ class GradCheck:
         mode = f"{self.directions} random directions per leaf" if self.directions else "every coordinate"
         head = (
             f"gradient check: {'PASS' if self.passed else 'FAIL'}  (x {self.dtype}; central differences in "
-            f"float64 over {mode}, eps={self.eps:.2g}; {'by leaf dtype, at most ' if self.by_leaf else ''}"
+            f"{self.fd_dtype}{'' if self.fd_dtype == 'float64' else ' (fun computes in it)'} over {mode}, eps={self.eps:.2g}; {'by leaf dtype, at most ' if self.by_leaf else ''}"
             f"rtol={self.rtol:.2g}, atol={self.atol:.2g}"
             + ("" if (self.rtol, self.atol) == (self.rtol64, self.atol64) else f"; ref~fd rtol={self.rtol64:.2g}, atol={self.atol64:.2g}")
             + ")"
