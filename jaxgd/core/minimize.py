@@ -36,6 +36,7 @@ from ..interop import explain as _explain
 from ..interop import models as _models
 
 from .. import _mesh, _tree, _validate
+from .solver import LOSS_IS_A_PAIR
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
@@ -133,6 +134,8 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
         named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
         raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
+    if not has_aux and isinstance(out, (tuple, list)):
+        raise TypeError(LOSS_IS_A_PAIR.format(kind=type(out).__name__, n=len(out)))
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(BAD_AUX.format(what=repr(out)))

@@ -52,6 +52,7 @@ from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
+LOSS_IS_A_PAIR = "fun must return a real scalar loss; got a {kind} of {n} (a pair (loss, aux)? pass has_aux=True)"
 BAD_RESET = "method={name!r}: a Direction's reset(state) must return a pair (state, had_memory), got {got}"
 
 
@@ -241,6 +242,8 @@ class Solver:
         as a float64 one). A float32 loss of half-precision parameters stays float32 (mixed
         precision: the loss is wider on purpose)."""
         out = self.fun(params, *args)
+        if not self.has_aux and isinstance(out, (tuple, list)):  # (trace time; jnp.asarray of a pair said "shape (2,)")
+            raise TypeError(LOSS_IS_A_PAIR.format(kind=type(out).__name__, n=len(out)))
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)
         if loss.dtype == jnp.float64 and jnp.result_type(*_tree.leaves(params)) == jnp.float32:  # (float leaves: check_params)
