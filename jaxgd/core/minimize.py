@@ -130,7 +130,7 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: A
 def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
     try:
         out = jax.eval_shape(fun, params, *args)
-    except (TypeError, ValueError) as err:  # JAX's message names no argument: say which had what shape
+    except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
         named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
         raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
     aux_note = " as the first element of (loss, aux)" if has_aux else ""

@@ -61,6 +61,11 @@ CALL_FAILED = (
     "{call} failed when jaxgd traced it to check its output (jax.eval_shape: shapes only, nothing "
     "computed) with {shapes}: {error}{hint}"
 )
+STATIC_HINT = (
+    ". args are traced (arrays, as under jax.jit): a Python number, string, bool or function that fun uses "
+    "as a static value (a slice bound, a shape, an if) goes in fun's closure instead: "
+    "functools.partial(fun, value) or a lambda"
+)
 LIST_HINT = (
     ". {name} is a Python {kind} of {n} numbers, which JAX treats as a pytree of {n} separate scalars, "
     "not a vector: pass jnp.asarray({name})"
@@ -124,12 +129,17 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
     returned unchanged.
     """
     from_jax = type(err).__module__.split(".")[0] in ("builtins", "jax", "jaxlib")
-    if not (from_jax and isinstance(err, (TypeError, ValueError))):
+    if not (from_jax and isinstance(err, (TypeError, ValueError, IndexError))):
         return err
-    kind = TypeError if isinstance(err, TypeError) else ValueError
+    kind = TypeError if isinstance(err, TypeError) else IndexError if isinstance(err, IndexError) else ValueError
     shapes = ", ".join(f"{name}={describe(value)}" for name, value in named.items())
     hint = _list_hint(original or {})
-    return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=err, hint=hint))
+    static = [v for k, v in named.items() if k.startswith("args[")
+              and (isinstance(v, (bool, int, float, str)) or (callable(v) and not hasattr(v, "shape")))]
+    if static and not hint:  # (a scipy user's args=(2,) as a slice bound; a str or function argument)
+        hint = STATIC_HINT
+    error = str(err).rstrip(".") if hint else err  # (the hint begins a sentence)
+    return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=error, hint=hint))
 
 
 def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str = "") -> None:
