@@ -441,7 +441,7 @@ ROWS: list[Row] = [
     R("fit", "data", "leading axes 10 and 9", ValueError, "data leaves must share the leading (example) axis", lambda c: jaxgd.fit(c.fl, c.x0, {"x": np.ones((10, 3)), "y": np.ones(9)}, batch_size=2, epochs=1, key=c.key)),
     R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),
     R("fit", "lr", "jaxgd.linesearch.Backtracking()", ValueError, "is a step-size rule that needs exact loss evaluation", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=c.key, lr=jaxgd.linesearch.Backtracking())),
-    R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
+    R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real floating-point scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
     R("fit", "l1", "-0.1", ValueError, "l1 must be a non-negative finite number", lambda c: c.F(l1=-0.1)),
     R("fit", "l1", '{"v": 0.1} (not shaped like params)', ValueError, "l1 must be a number or a pytree with the structure of the parameters", lambda c: c.F(l1={"v": 0.1})),
     R("fit", "l2", '{"v": 0.1} (not shaped like params)', ValueError, "l2 must be a number or a pytree with the structure of the parameters", lambda c: c.F(l2={"v": 0.1})),

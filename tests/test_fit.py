@@ -334,16 +334,16 @@ def _call(**over):
         (dict(lr=_FakeLineSearch()), ValueError, "needs exact loss evaluations"),
         (dict(lr=-1.0), ValueError, "lr must be > 0"),
         (dict(method="sgdd"), ValueError, "not a known method"),
-        (dict(fun=lambda p, b: b["x"] @ p["w"]), TypeError, "fun must return a real scalar; got shape (8,)"),
+        (dict(fun=lambda p, b: b["x"] @ p["w"]), TypeError, "fun must return a real floating-point scalar; got shape (8,)"),
         (dict(fun=mse, remainder=Remainder.MASK), TypeError, "fun is called as fun(params, batch, weights)"),
         (
             dict(fun=lambda p, b, w: w * (b["x"] @ p["w"]), remainder=Remainder.MASK),
             TypeError,
-            "fun must return a real scalar (the weighted mean over the batch); got shape (8,)",
+            "fun must return a real floating-point scalar (the weighted mean over the batch); got shape (8,)",
         ),
         (dict(eval_fun=mse), ValueError, "eval_fun is evaluated on eval_data, but eval_data is None"),
         (dict(eval_data={"x": X[:5], "y": Y[:4]}), ValueError, "eval_data leaves must share"),
-        (dict(eval_data=DATA, metric=lambda p, d: d["y"]), TypeError, "metric must return a real scalar"),
+        (dict(eval_data=DATA, metric=lambda p, d: d["y"]), TypeError, "metric must return a real (floating, integer or bool) scalar"),
         (dict(params={"w": jnp.zeros(D, int), "b": 0.0}), TypeError, "real floating-point"),
         (dict(mesh="cpu"), TypeError, "mesh must be a jax.sharding.Mesh"),
         (dict(progress=1), TypeError, "progress=1"),
@@ -461,3 +461,16 @@ def test_differentiating_a_value_the_loss_closes_over_is_refused_by_name():
 def test_vmap_over_a_value_the_loss_closes_over_still_runs():
     """(The refusal above is for jax.grad/jvp only.) Reference: each lane's run alone."""
     np.testing.assert_allclose(jax.vmap(_fit_scaled)(jnp.asarray([1.0, 2.0])), [_fit_scaled(1.0), _fit_scaled(2.0)], rtol=1e-12)
+
+
+def test_an_integer_metric_is_recorded():
+    """metric=lambda w, d: jnp.sum(correct) (an int32 count, as Keras' and torchmetrics' counts) was refused as
+    "must return a real scalar; got shape () and dtype int32". Reference: the count NumPy makes at the
+    returned parameters (patience None: the last epoch's)."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X @ np.array([1.0, -1.0, 0.5]) > 0).astype(np.int32)
+    loss = lambda w, b: jnp.mean(jnp.logaddexp(0.0, b[0] @ w) - b[1] * (b[0] @ w))  # noqa: E731
+    metric = lambda w, d: jnp.sum(((d[0] @ w) > 0) == (d[1] == 1))  # noqa: E731
+    r = jaxgd.fit(loss, jnp.zeros(3), (X, y), batch_size=10, epochs=3, lr=0.5, key=jax.random.key(0),
+                  eval_data=(X, y), metric=metric)
+    assert float(r.history.metric[-1]) == np.sum(((X @ np.asarray(r.params)) > 0) == (y == 1))

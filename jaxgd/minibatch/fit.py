@@ -80,7 +80,7 @@ BAD_KEY_TYPE = (
     "key must be a PRNG key, jax.random.key(seed) or jax.random.PRNGKey(seed), got key={key!r}"
 )
 BAD_KEY = "key must be a single PRNG key (a typed key of shape () or a uint32 array of shape (2,)), got {what}"
-NOT_SCALAR = "{name} must return a real scalar{how}; got {what}"
+NOT_SCALAR = "{name} must return a real {kind} scalar{how}; got {what}"
 MASK_SIGNATURE = (
     "with remainder=Remainder.MASK, fun is called as fun(params, batch, weights) and must return "
     "the weighted mean sum(weights * losses) / sum(weights); calling it failed: {err}"
@@ -173,9 +173,13 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
     except ValueError as err:
         raise _explain.call_failed(f"{name}(params, batch)", dict(zip(("params", "batch"), args)), err) from err
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    # a metric is recorded (cast to the history's dtype): a count of correct predictions (int32) or a bool is one;
+    # fun and eval_fun are differentiated or monitored: a floating scalar
+    kinds = (jnp.floating, jnp.integer, jnp.bool_) if name == "metric" else (jnp.floating,)
+    if shape != () or dtype is None or not any(jnp.issubdtype(dtype, k) for k in kinds):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
-        raise TypeError(NOT_SCALAR.format(name=name, how=how, what=what))
+        kind = "(floating, integer or bool)" if name == "metric" else "floating-point"
+        raise TypeError(NOT_SCALAR.format(name=name, kind=kind, how=how, what=what))
     return str(dtype)
 
 

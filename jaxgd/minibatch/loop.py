@@ -104,7 +104,9 @@ class FitResult(NamedTuple):
       history: a :class:`FitHistory`, one row per epoch run.
       state: the final state (the last iterate, the optimizer's state, the step and epoch counts). A ``FitResult`` is everything a
         run needs to go on: ``fit(..., resume=result)`` continues it bit for
-        bit, and it is what ``checkpoint_path`` files hold.
+        bit, and it is what ``checkpoint_path`` files hold. (After a ``NONFINITE`` stop's rollback the
+        iterate and count are the last good ones, while the optimizer's state is that after the step
+        the rollback undid: keeping the one before would copy it every step; such a run does not resume.)
     """
 
     params: Params
