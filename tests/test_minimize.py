@@ -444,3 +444,15 @@ def test_a_weakly_typed_x0_under_jit_and_eval_shape() -> None:
     fitted = jax.eval_shape(lambda: jaxgd.fit(lambda x, b: f(x) + 0.0 * jnp.sum(b), weak, np.zeros(4), batch_size=2,
                                               epochs=2, key=jax.random.key(0), method="gd", lr=0.1, progress=False))
     assert fitted.params.shape == (3,)
+
+
+def test_a_history_larger_than_memory_is_refused_before_the_run():
+    """max_steps=10**9 with history=True (the default) allocated 24 GB of history rows before a run that stops
+    after 2 steps: XLA's RESOURCE_EXHAUSTED, or no return; 10**8 took 6-12 s. Refused by name now; the
+    same limit with history=False or history=1000 runs (reference: the closed-form minimiser 1)."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    with pytest.raises(ValueError, match="records up to 1,000,000,000 history rows"):
+        jaxgd.minimize(f, jnp.zeros(2), max_steps=10**9)
+    for history in (False, 1000):
+        r = jaxgd.minimize(f, jnp.zeros(2), method="lbfgs", max_steps=10**9, history=history)
+        np.testing.assert_allclose(r.params, 1.0, rtol=1e-12)

@@ -50,7 +50,7 @@ OPTIONS: dict[str, Option] = {
         "schedule's values are traced and not checked (a NaN stops the run as ``NONFINITE``; a negative "
         "value steps uphill, as in optax)."
     )),
-    "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers, allocated before the run: three numbers per recorded step, the count rounded up to a power of two in an eager call (24 bytes a step in float64: ``max_steps=10**8`` with ``history=True`` is a 3.2 GB buffer), so a very long limit wants ``history=k`` or ``history=False`` (a Result and a checkpoint file keep the rows of the steps run only); a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
+    "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers, allocated before the run: three numbers per recorded step, the count rounded up to a power of two in an eager call (24 bytes a step in float64: ``max_steps=10**8`` with ``history=True`` is a 3.2 GB buffer), so a very long limit wants ``history=k`` or ``history=False`` (more than 2**25 rows is refused; a Result and a checkpoint file keep the rows of the steps run only); a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
     "gtol": Option(1e-6, (
         "stop when the stationarity measure is <= gtol: the gradient 2-norm, or with ``l1``/``bounds`` "
         "the norm of the gradient mapping ``x - prox(x - grad)``."
@@ -197,6 +197,15 @@ LR_NOT_A_PYTREE = (
 BAD_MAX_STEPS = "max_steps must be a non-negative integer, got max_steps={value!r}"
 MAX_STEPS_LIMIT = 2**31 - 1  # the step counters are int32
 TOO_MANY_STEPS = "max_steps must be at most 2**31 - 1 = {limit} (the step counter is an int32), got max_steps={value!r}"
+# History rows a run may record (each 3 numbers, allocated before the run): 2**25 is 805 MB in float64. Beyond
+# it a run of 2 steps with max_steps=10**8 took 6-12 s, and 10**9 ran out of memory (XLA's RESOURCE_EXHAUSTED,
+# 25.8 GB) or did not return.
+MAX_HISTORY_ROWS = 2**25
+TOO_MUCH_HISTORY = (
+    "max_steps={steps} with history={history!r} records up to {rows:,} history rows, allocated before the run "
+    "(3 numbers each: {gb:.1f} GB in float64); at most {limit:,}: pass history=k to record every k-th step, "
+    "or history=False"
+)
 BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
 BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
@@ -398,6 +407,10 @@ def solver_fields(
     if clip is not None:
         clip = _real_scalar("clip", clip, BAD_CLIP, positive=True)
     history_every = _validate.every("history", history, BAD_FLAG_EVERY)
+    if history_every and max_steps // history_every > MAX_HISTORY_ROWS:
+        rows = max_steps // history_every
+        raise ValueError(TOO_MUCH_HISTORY.format(steps=max_steps, history=history, rows=rows, gb=24 * rows / 1e9,
+                                                 limit=MAX_HISTORY_ROWS))
     progress_every = _validate.every("progress", progress, BAD_FLAG_EVERY)
     if progress_every == 1 and progress is True:
         progress_every = max(1, max_steps // 100)
