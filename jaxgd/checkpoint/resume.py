@@ -258,7 +258,8 @@ def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Opti
         going=lambda r: int(solver._reopened(r.state)) in (Status.RUNNING, Status.MAX_STEPS),
         done=lambda r: int(r.steps),
         advance=lambda r, stop: _continue(solver, r, args, stop),
-        save=lambda r: _checkpoint.save_checkpoint(path, _kept_rows(r, solver.history_every), metadata=_metadata(solver, r)),
+        save=lambda r: _checkpoint.save_checkpoint(
+            path, _kept_rows(r, solver.history_every), metadata=_metadata(solver, r)),
         close=close,
     )
 

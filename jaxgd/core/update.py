@@ -68,7 +68,7 @@ BAD_DIRECTION_D = (
     "got d {got} for params {want}"
 )
 BAD_STATE = (
-    "{who}: its state must keep the structure, shapes and dtypes {where} gave it (a loop carry); "
+    "{who}: its state must keep the structure, shapes and dtypes init gave it (a loop carry); "
     "got {got} after a step, from {want}"
 )
 BAD_DIRECTION_KEYWORDS = (
@@ -84,7 +84,8 @@ BAD_RULE_STEP = (
 
 def _specs(tree: Any) -> Any:
     """``tree``'s structure with each leaf's (shape, dtype), for the contract checks (trace time)."""
-    return jax.tree_util.tree_structure(tree), [(tuple(jnp.shape(x)), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(tree)]
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jax.tree_util.tree_structure(tree), [(tuple(jnp.shape(x)), jnp.result_type(x)) for x in leaves]
 
 
 def _describe(tree: Any) -> str:
@@ -93,10 +94,10 @@ def _describe(tree: Any) -> str:
     return f"{treedef} with leaves {[f'{np.dtype(d).name}{list(sh)}' for sh, d in leaves]}"
 
 
-def _check_state(who: str, where: str, new: Any, old: Any) -> None:
+def _check_state(who: str, new: Any, old: Any) -> None:
     """(trace time) a user's Direction or rule must hand back its state as it got it (a loop carry)."""
     if _specs(new) != _specs(old):
-        raise TypeError(BAD_STATE.format(who=who, where=where, got=_describe(new), want=_describe(old)))
+        raise TypeError(BAD_STATE.format(who=who, got=_describe(new), want=_describe(old)))
 
 
 def _check_keywords(name: str, update: Callable) -> None:
@@ -151,7 +152,7 @@ def direction(
     d_spec, p_spec = _specs(d), _specs(params)
     if d_spec[0] != p_spec[0] or [sh for sh, _ in d_spec[1]] != [sh for sh, _ in p_spec[1]]:
         raise TypeError(BAD_DIRECTION_D.format(name=parts.direction.name, got=_describe(d), want=_describe(params)))
-    _check_state(f"method={parts.direction.name!r}", "init", dstate, direction_state)
+    _check_state(f"method={parts.direction.name!r}", dstate, direction_state)
     if parts.l2 is not None and parts.direction.decoupled_l2:
         d = _prox.decay(d, parts.l2, params)
     return _tree.cast_like(d, params), dstate
@@ -242,7 +243,7 @@ def update(
     alpha, trial, rstate, info = out
     if jnp.ndim(alpha) != 0:
         raise TypeError(BAD_RULE_ALPHA.format(kind=type(parts.rule).__name__, shape=tuple(jnp.shape(alpha))))
-    _check_state(f"lr (a {type(parts.rule).__name__})", "init", rstate, state.rule_state)
+    _check_state(f"lr (a {type(parts.rule).__name__})", rstate, state.rule_state)
     # (a StepInfo again: a rule may return any tuple with StepInfo's fields)
     info = _stepsize.StepInfo(info.nfev, info.ngev, info.failed, ctx.slope, getattr(info, "unit_sq_grad", None),
                               getattr(info, "unit_slope", None), getattr(info, "located", None), getattr(info, "noise", None),

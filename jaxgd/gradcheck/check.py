@@ -234,7 +234,9 @@ def check_grad(
     # differences are float32's, at float32's step, noise and tolerances (float64's gave err/tol 990)
     fd_dtype = _fd_dtype(fun, x64_tree, args64)
     tol_ref = tuple(DEFAULT_TOLERANCES[fd_dtype.name][i] if t is None else float(t) for i, t in enumerate((rtol, atol)))
-    eps = (DEFAULT_EPS if fd_dtype == np.float64 else float(np.finfo(fd_dtype).eps) ** (1 / 3)) if eps is None else float(eps)
+    if eps is None:
+        eps = DEFAULT_EPS if fd_dtype == np.float64 else float(np.finfo(fd_dtype).eps) ** (1 / 3)
+    eps = float(eps)
 
     with (jax.default_matmul_precision(precision) if precision is not None else contextlib.nullcontext()):
         g_jax = [np.asarray(g, dtype=np.float64) for g in jax.tree_util.tree_leaves(_jit_grad(fun, x, *args))]
@@ -242,7 +244,8 @@ def check_grad(
     leaves64 = jax.tree_util.tree_leaves(x64_tree)
     z = np.concatenate([leaf.ravel() for leaf in leaves64])
     offsets = np.cumsum([0] + [leaf.size for leaf in leaves64])
-    fd = _finite_differences(fun, treedef, leaves64, args64, z, eps, offsets, directions, seed, float(np.finfo(fd_dtype).eps))
+    f_eps = float(np.finfo(fd_dtype).eps)
+    fd = _finite_differences(fun, treedef, leaves64, args64, z, eps, offsets, directions, seed, f_eps)
     rows = _compare_leaves(paths, offsets, g_jax, ref, fd, per_leaf, tol_ref, directions, rounding)
     dtype_names = sorted({np.dtype(dt).name for dt in dtypes})
     return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions, len(set(per_leaf)) > 1,
@@ -256,7 +259,8 @@ def _fd_dtype(fun: Callable[..., Any], x64: PyTree, args64: tuple) -> np.dtype:
         jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
         out = jax.eval_shape(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs)
     dtype = np.dtype(out.dtype)
-    return dtype if dtype.kind == "f" and dtype.itemsize < 8 and dtype.name in DEFAULT_TOLERANCES else np.dtype(np.float64)
+    narrower = dtype.kind == "f" and dtype.itemsize < 8 and dtype.name in DEFAULT_TOLERANCES
+    return dtype if narrower else np.dtype(np.float64)
 
 
 def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: list[np.ndarray],

@@ -90,9 +90,10 @@ class GradCheck:
 
     def __str__(self) -> str:
         mode = f"{self.directions} random directions per leaf" if self.directions else "every coordinate"
+        fd = self.fd_dtype + ("" if self.fd_dtype == "float64" else " (fun computes in it)")
         head = (
             f"gradient check: {'PASS' if self.passed else 'FAIL'}  (x {self.dtype}; central differences in "
-            f"{self.fd_dtype}{'' if self.fd_dtype == 'float64' else ' (fun computes in it)'} over {mode}, eps={self.eps:.2g}; {'by leaf dtype, at most ' if self.by_leaf else ''}"
+            f"{fd} over {mode}, eps={self.eps:.2g}; {'by leaf dtype, at most ' if self.by_leaf else ''}"
             f"rtol={self.rtol:.2g}, atol={self.atol:.2g}"
             + ("" if (self.rtol, self.atol) == (self.rtol64, self.atol64) else f"; ref~fd rtol={self.rtol64:.2g}, atol={self.atol64:.2g}")
             + ")"
