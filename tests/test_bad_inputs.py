@@ -437,6 +437,7 @@ ROWS: list[Row] = [
     R("check_grad", "precision", "False (was the platform default)", TypeError, "precision=False must be None (the platform's default) or a matrix-product precision that jax.default_matmul_precision accepts", lambda c: jaxgd.check_grad(c.f, c.x0, precision=False)),
     R("fit", "batch_size", "0", ValueError, "batch_size must be a positive integer no larger than the number of examples (10)", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=0, epochs=1, key=c.key)),
     R("fit", "batch_size", "11 (10 examples)", ValueError, "got batch_size=11", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=11, epochs=1, key=c.key)),
+    R("fit", "epochs", "10**9 (a batch an epoch)", ValueError, "epochs=1000000000 records one history row per epoch, allocated before the run", lambda c: c.F(epochs=10**9, batch_size=10)),
     R("fit", "epochs", "2**31 (5 batches an epoch)", ValueError, "epochs=2147483648 with 5 batches an epoch is 10737418240 steps, more than the step counter (an int32) holds", lambda c: c.F(epochs=2**31)),
     R("fit", "patience", "a tracer (under jax.jit)", ValueError, "(a concrete Python int: it is static, so it cannot be traced under jax.jit/jax.vmap)", lambda c: jax.jit(lambda k: c.F(patience=k))(3)),
     R("fit", "epochs", "0", ValueError, "epochs must be a positive integer", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=0, key=c.key)),

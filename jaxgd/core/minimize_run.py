@@ -539,13 +539,13 @@ def _trimmed(history: Any, n: int) -> History:
     where they are at least half the buffer, else copies (a view keeps the whole buffer alive, sized by
     max_steps: a 10-step run with ``max_steps=10**7`` held 200 MB per Result)."""
     if isinstance(history, History):
-        return History._make([_rows(np.asarray(h), n) for h in history])
-    rows = _rows(np.asarray(history), n)
+        return History._make([rows_kept(np.asarray(h), n) for h in history])
+    rows = rows_kept(np.asarray(history), n)
     return History(rows[0], rows[1], rows[2])  # (indexing: half the cost of iterating the rows)
 
 
-def _rows(buffer: np.ndarray, n: int) -> np.ndarray:
-    """``buffer[..., :n]``, copied where ``n`` is under half its length (see :func:`_trimmed`)."""
+def rows_kept(buffer: np.ndarray, n: int) -> np.ndarray:
+    """``buffer[..., :n]``, copied where ``n`` is under half its length (see :func:`_trimmed`; fit's history too)."""
     cut = buffer[..., :n]
     return cut.copy() if 2 * n < buffer.shape[-1] else cut
 

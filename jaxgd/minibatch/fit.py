@@ -70,6 +70,10 @@ MISMATCH = (
 )
 BAD_BATCH = "batch_size must be a positive integer no larger than the number of examples ({n}), got batch_size={batch_size!r}"
 BAD_EPOCHS = "epochs must be a positive integer, got epochs={epochs!r}"
+TOO_MUCH_HISTORY = (
+    "epochs={epochs!r} records one history row per epoch, allocated before the run (4 numbers each: {gb:.1f} GB "
+    "in float64); at most {limit:,} epochs a call: run fewer, and go on with fit(..., resume=result)"
+)
 TOO_MANY_EPOCHS = (
     "epochs={epochs!r} with {batches} batches an epoch is {steps} steps, more than the step counter (an int32) "
     "holds: at most {limit} steps"
@@ -433,6 +437,9 @@ def fit(
     if int(epochs) * batches > _options.MAX_STEPS_LIMIT:
         raise ValueError(TOO_MANY_EPOCHS.format(epochs=epochs, batches=batches, steps=int(epochs) * batches,
                                                 limit=_options.MAX_STEPS_LIMIT))
+    if int(epochs) > _options.MAX_HISTORY_ROWS:  # (epochs=10**9 of one batch: 32 GB of rows before the run)
+        raise ValueError(TOO_MUCH_HISTORY.format(epochs=epochs, gb=32 * int(epochs) / 1e9,
+                                                 limit=_options.MAX_HISTORY_ROWS))
     if not isinstance(remainder, Remainder):
         valid = ", ".join(f"Remainder.{r.name}" for r in Remainder)
         raise TypeError(BAD_REMAINDER.format(valid=valid, remainder=remainder))
@@ -559,4 +566,4 @@ def _trim(result: FitResult) -> FitResult:
         return result
     e = int(result.epochs)
     h = result.history
-    return result._replace(history=FitHistory(*(np.asarray(x)[:e] for x in h)))
+    return result._replace(history=FitHistory(*(_minimize_run.rows_kept(np.asarray(x), e) for x in h)))
