@@ -30,7 +30,8 @@ from .. import _tree
 from ..core import cache as _cache
 from ..core.solver import Solver, SolverState
 from ..core.driver import empty_history
-from ..core.status import History, Result, Status
+from ..core import minimize_run as _minimize_run
+from ..core.status import Result, Status
 from .._types import Params
 
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
@@ -193,16 +194,6 @@ def _metadata(solver: Solver, result: Result) -> dict:
     return metadata(KIND, settings, {"steps": int(result.steps)}, Status(int(result.status)))
 
 
-def _kept_rows(result: Result, every: int) -> Result:
-    """``result`` with the history rows of its steps only, as a file holds it (the buffer is sized by
-    ``max_steps``: a 1,670-step run's files at ``max_steps=10**6`` were 12 MB each; a resume pads the
-    rows back, :func:`load_resume`)."""
-    n = int(result.steps) // every if every else 0
-    if n >= np.shape(result.history.loss)[0]:
-        return result
-    return result._replace(history=History(*(np.asarray(h)[:n] for h in result.history)))
-
-
 def _check_history_period(result: Result, every: int) -> None:
     """A Result records no history period, but its rows tell it: a run of ``steps`` steps at period ``every``
     recorded ``steps // every`` rows (the rest, a buffer's tail, NaN). Another count means another period
@@ -245,7 +236,8 @@ def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Opti
         result = _start(solver, params, args)
     else:
         result = restore(solver, params, args, resume)
-        # Pad a trimmed history on the host, so every chunk has the same shapes (one compile).
+        # Pad a trimmed history on the host, so every chunk has the same shapes (one compile). (A file keeps
+        # the rows run only, minimize_run.trim_history: the buffer is sized by max_steps, 12 MB a file at 10**6.)
         result = result._replace(history=solver._sized_history(result.history, result.state))
     if path is None:
         return _continue(solver, result, args, None)
@@ -259,7 +251,7 @@ def run(solver: Solver, params: Params, args: tuple, *, resume: Any, every: Opti
         done=lambda r: int(r.steps),
         advance=lambda r, stop: _continue(solver, r, args, stop),
         save=lambda r: _checkpoint.save_checkpoint(
-            path, _kept_rows(r, solver.history_every), metadata=_metadata(solver, r)),
+            path, _minimize_run.trim_history(r, solver.history_every), metadata=_metadata(solver, r)),
         close=close,
     )
 

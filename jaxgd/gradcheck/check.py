@@ -252,11 +252,16 @@ def check_grad(
                      fd_dtype.name)
 
 
+def _on_device(args64: tuple) -> tuple:
+    """The float64 NumPy copies of ``args`` as JAX arrays (call inside ``_x64()``; other leaves as they are)."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+
+
 def _fd_dtype(fun: Callable[..., Any], x64: PyTree, args64: tuple) -> np.dtype:
     """The dtype ``fun`` returns at float64 copies of ``x`` and ``args`` (``jax.eval_shape`` under x64):
     float64, or a narrower float where ``fun`` computes in it whatever it is given."""
     with _x64():
-        jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+        jargs = _on_device(args64)
         out = jax.eval_shape(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs)
     dtype = np.dtype(out.dtype)
     narrower = dtype.kind == "f" and dtype.itemsize < 8 and dtype.name in DEFAULT_TOLERANCES
@@ -273,7 +278,7 @@ def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: l
         return None
     try:
         with _x64():
-            jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+            jargs = _on_device(args64)
             g64 = jax.tree_util.tree_leaves(_jit_grad(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs))
             return [np.abs(g - np.asarray(h, np.float64)) for g, h in zip(g_jax, g64)]
     except Exception:  # (a loss only float32 can trace: no allowance, the check as it was)
@@ -289,7 +294,7 @@ def _finite_differences(
     epsilon of ``fun``'s values)."""
     shapes = tuple(tuple(leaf.shape) for leaf in leaves64)
     with _x64():
-        jargs = jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+        jargs = _on_device(args64)
 
         def f_batch(points: np.ndarray) -> np.ndarray:
             return np.asarray(_eval_batch(fun, treedef, shapes, jnp.asarray(points), *jargs), dtype=np.float64)

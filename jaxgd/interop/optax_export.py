@@ -91,8 +91,9 @@ def _register_flax() -> None:
     """Let ``flax.serialization`` (``to_bytes``/``from_bytes``, a ``TrainState``) walk :class:`Inner` as it walks
     a pytree, where Flax is imported (``TypeError: can not serialize 'Inner' object`` before); jaxgd does
     not import Flax itself."""
+    global _FLAX_REGISTERED
     serialization = sys.modules.get("flax.serialization")
-    if serialization is None or Inner in getattr(serialization, "_STATE_DICT_REGISTRY", {}):
+    if serialization is None or _FLAX_REGISTERED:
         return
 
     def to_state(inner: Inner) -> dict:
@@ -103,6 +104,10 @@ def _register_flax() -> None:
         return Inner.tree_unflatten(target.treedef, leaves)
 
     serialization.register_serialization_state(Inner, to_state, from_state, override=True)
+    _FLAX_REGISTERED = True
+
+
+_FLAX_REGISTERED = False
 
 
 class AsOptaxState(NamedTuple):
