@@ -208,13 +208,14 @@ def every(name: str, value: Any, message: str = BAD_EVERY) -> int:
     """An "every k steps" flag: ``True`` -> 1, ``False`` -> 0, a positive integer -> itself.
 
     Raises:
-      ValueError: anything else.
+      TypeError: neither a bool nor an integer.
+      ValueError: an integer < 1.
     """
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     if isinstance(value, (int, np.integer)) and value > 0:
         return int(value)
-    raise ValueError(message.format(name=name, value=value))
+    raise (ValueError if isinstance(value, (int, np.integer)) else TypeError)(message.format(name=name, value=value))
 
 
 @functools.lru_cache(maxsize=64)

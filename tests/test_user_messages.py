@@ -258,3 +258,44 @@ def test_a_float32_stop_at_the_answer_of_large_targets_says_why(x64_off: None) -
     assert np.linalg.norm(p - ref) / np.linalg.norm(ref) < 1e-5
     assert r.status_enum in (jaxgd.Status.LINESEARCH_FAILED, jaxgd.Status.STALLED), r.status_enum
     assert "centre and scale the data, or compare with a float64 run" in r.message
+
+
+def test_the_unrolled_adjoints_bar_ends_where_the_run_stopped(capsys: pytest.CaptureFixture) -> None:
+    """adjoint="unroll" left the bar at "jaxgd: 7%| 69/1000", as if the run had crashed, where the loop's bar
+    says "converged: gtol at step 69: 100%" (a user review in session 57). Reference: the run's own Result. A
+    run stopped before its first step reads "0step", not "0%| 0/1"; a finished bar draws its last line once."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    res = jaxgd.minimize(f, jnp.zeros(3), lr=0.1, max_steps=1000, progress=True, adjoint="unroll")
+    n = int(res.steps)
+    assert res.status_enum is jaxgd.Status.GTOL and 0 < n < 1000
+    err = capsys.readouterr().err
+    assert last_bar(err).startswith(f"converged: gtol at step {n}: 100%"), err
+    assert err.count(f"converged: gtol at step {n}") == 1, err
+    res = jaxgd.minimize(f, jnp.ones(3), lr=0.1, max_steps=1000, progress=True)
+    assert int(res.steps) == 0 and res.status_enum is jaxgd.Status.GTOL
+    assert last_bar(capsys.readouterr().err).startswith("converged: gtol at step 0: 0step"), err
+
+
+def test_status_texts_fit_the_run_they_describe(x64_off: None) -> None:
+    """A user review in session 57. Status.PRECISION.message printed its template's "{dtype}"; minimize's
+    NONFINITE spoke of fit's minibatches and not of the usual cause; a float64 run's failed search carried the
+    float32 rounding hint; MAX_STEPS did not say how to go on. Reference: the Result's own dtype and status."""
+    assert "{" not in jaxgd.Status.PRECISION.message and "the loss's dtype" in jaxgd.Status.PRECISION.message
+    assert all("{" not in s.message for s in jaxgd.Status) and all("{" not in s.message for s in jaxgd.FitStatus)
+    assert "minibatch" not in jaxgd.Status.NONFINITE.message and "smaller lr" in jaxgd.Status.NONFINITE.message
+    assert "minibatch" in jaxgd.FitStatus.NONFINITE.message
+    assert message_at(jaxgd.Status.LINESEARCH_FAILED, 5, "float64").endswith("(see jaxgd.check_grad).")
+    assert "In float32" in message_at(jaxgd.Status.LINESEARCH_FAILED, 5, "float32")
+    assert message_at(jaxgd.Status.STALLED, 5, "bfloat16").startswith("Stalled: the loss did not decrease")
+    res = jaxgd.minimize(lambda x: jnp.sum((x - 0.1) ** 2), jnp.zeros(2), lr=0.1, max_steps=3)
+    assert res.status_enum is jaxgd.Status.MAX_STEPS and "resume=" in res.message
+
+
+def test_printed_losses_are_the_dtypes_own_digits(x64_off: None) -> None:
+    """A float32 loss of 0.1 printed as loss=0.10000000149011612 (the float64 widening of its value; a user
+    review in session 57). Reference: NumPy's own printing of the float32 value."""
+    res = jaxgd.minimize(lambda x: jnp.sum(x**2) + 0.1, jnp.zeros(2), lr=0.1)
+    assert res.loss.dtype == np.float32 and "loss=0.1," in repr(res), repr(res)
+    fres = jaxgd.fit(lambda w, b: mse(w, b) + 0.1, jnp.zeros(3), (X.astype(np.float32), Y.astype(np.float32)),
+                     batch_size=20, epochs=1, key=jax.random.key(0), method="gd", lr=1e-30)
+    assert f"best_loss={np.asarray(fres.best_loss)!s}," in repr(fres) and "0000000" not in repr(fres), repr(fres)

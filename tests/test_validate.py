@@ -80,8 +80,11 @@ def test_flags_and_every():
     with pytest.raises(TypeError, match="^f must be a bool, got f=1$"):
         V.flag("f", 1)
     assert [V.every("e", v) for v in (True, False, 3)] == [1, 0, 3]
-    for bad in (0, -1, 1.5, "2"):
+    for bad in (0, -1):
         with pytest.raises(ValueError, match="^e must be a bool or a positive integer"):
+            V.every("e", bad)
+    for bad in (1.5, "2"):  # a wrong type is a TypeError, as fit's progress= was (a user review in session 57)
+        with pytest.raises(TypeError, match="^e must be a bool or a positive integer"):
             V.every("e", bad)
 
 

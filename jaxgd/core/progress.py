@@ -76,12 +76,13 @@ def reason(status: Any, n: int, total: int, unit: str) -> str:
 
 
 def _finish_bar(status: Any, n: int, total: int, unit: str) -> None:
-    """End the bar at ``n`` (the bar reads 100 % where the run stopped) and say why."""
+    """End the bar at ``n`` (the bar reads 100 % where the run stopped; a run stopped before its first step
+    reads ``0step``, not ``0%``) and say why. The caller's ``reset`` draws it once, as it closes it (a refresh
+    here drew the final line twice in a log)."""
     if _BAR is None or status is None:
         return
-    _BAR.total = max(n, 1) if n < total else total
+    _BAR.total = n if n < total else total
     _BAR.set_description_str(reason(status, n, total, unit), refresh=False)
-    _BAR.refresh()
 
 
 def close(count: Any, loss: Any, total: Any, status: Any = None) -> None:

@@ -41,7 +41,8 @@ class Status(enum.IntEnum):
 
     @property
     def message(self) -> str:
-        return MESSAGES[self]
+        """The status's sentence, for a run of unnamed dtype (``Result.message`` names the run's)."""
+        return message_text(self)
 
     @property
     def success(self) -> bool:
@@ -59,35 +60,40 @@ _ROUNDING_HINT = (
     "In float32 this can also be a point at the answer whose gradient is rounding from terms much larger than "
     "the loss (residuals of large targets): centre and scale the data, or compare with a float64 run."
 )
+# The statuses whose sentence ends with the hint, and the dtypes it is for (message_text).
+_HINTED = ("LINESEARCH_FAILED", "STALLED")
+_HINT_DTYPES = ("float32", "bfloat16", "float16")
 
 MESSAGES: dict[Status, str] = {
     Status.RUNNING: "Still running: the step limit has not been reached and no test has fired.",
     Status.GTOL: "Converged: gradient norm <= gtol.",
     Status.FTOL: "Converged: relative change in loss <= ftol.",
     Status.XTOL: "Converged: step length <= xtol.",
-    Status.MAX_STEPS: "Stopped: max_steps reached before any tolerance was met.",
+    Status.MAX_STEPS: (
+        "Stopped: max_steps reached before any tolerance was met; raise max_steps, or continue from here "
+        "with jaxgd.minimize(..., resume=result)."
+    ),
     Status.NONFINITE: (
-        "Stopped: a loss, gradient or update became NaN or Inf (in fit: a minibatch's, or the eval loss after "
-        "an epoch, which rolls that epoch back); "
-        "params are the last ones whose loss and gradient were finite (the best ones with patience)."
+        "Stopped: a loss, gradient or update became NaN or Inf; params are the last ones whose loss and "
+        "gradient were finite. A step size too large for the loss is the usual cause: try a smaller lr, "
+        "clip=, or a line search (jaxgd.linesearch)."
     ),
     Status.LINESEARCH_FAILED: (
         "Stopped: the line search could not find an acceptable step; params are "
         "the last accepted iterate. Where the gradient is not small, the loss may not be smooth there "
         "(for an L1 term, see l1= with method='gd'), may be unbounded below along the step (a loss far "
-        "below its start), or its gradient may be wrong (see jaxgd.check_grad). " + _ROUNDING_HINT
+        "below its start), or its gradient may be wrong (see jaxgd.check_grad)."
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
         "loses digits (a difference of large terms): the loss cannot be lowered further at this "
-        "precision, though the gradient is above gtol. Desired error not necessarily achieved due "
-        "to precision loss."
+        "precision, though the gradient is above gtol. (scipy reports such a stop as a failure: "
+        "\"Desired error not necessarily achieved due to precision loss.\")"
     ),
     Status.STALLED: (
-        "Stopped: stalled: the loss did not decrease over the stall window at a point that is not "
+        "Stalled: the loss did not decrease over the stall window at a point that is not "
         "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd'), or "
-        "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr). "
-        + _ROUNDING_HINT
+        "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr)."
     ),
     Status.INVALID_ARGUMENT: (
         "Stopped before the first step: an argument passed as a traced value (under jit or vmap, where it "
@@ -114,7 +120,7 @@ class FitStatus(enum.IntEnum):
 
     @property
     def message(self) -> str:
-        return MESSAGES[self]
+        return FIT_MESSAGES[self]
 
     @property
     def success(self) -> bool:
@@ -136,7 +142,17 @@ def message_at(status: Any, steps: Any, dtype: str = "float32", start_finite: bo
     not finite keeps the general text), with ``PRECISION``'s ``{dtype}`` filled in."""
     if status == Status.NONFINITE and int(np.asarray(steps)) == 0 and not start_finite:
         return NONFINITE_AT_START
-    return status.message.format(dtype=dtype)
+    return message_text(status, dtype)
+
+
+def message_text(status: Status, dtype: str | None = None) -> str:
+    """``status``'s sentence for a run whose loss has ``dtype``: ``PRECISION``'s ``{dtype}`` filled in
+    (None: "the loss's dtype"), and the float32 rounding hint on a failed search or a stall in 16- and
+    32-bit runs (and where the dtype is not known)."""
+    text = MESSAGES[status].format(dtype=dtype or "the loss's dtype")
+    if status.name in _HINTED and (dtype is None or dtype in _HINT_DTYPES):
+        text += " " + _ROUNDING_HINT
+    return text
 
 
 FIT_NONFINITE_FIRST = (
@@ -157,13 +173,21 @@ def fit_message_at(status: Any, steps: Any, first_loss: Any) -> str:
     return status.message
 
 
-MESSAGES[FitStatus.RUNNING] = MESSAGES[Status.RUNNING]
-MESSAGES[FitStatus.NONFINITE] = MESSAGES[Status.NONFINITE]
-MESSAGES[FitStatus.INVALID_ARGUMENT] = MESSAGES[Status.INVALID_ARGUMENT]
-MESSAGES[FitStatus.EPOCHS] = "Completed: all epochs ran."
-MESSAGES[FitStatus.PATIENCE] = (
-    "Stopped early: the monitored loss did not improve for `patience` epochs; params are the best ones."
-)
+# fit's own sentences (a FitStatus equals the Status of its code as a dict key: a dict of its own)
+FIT_MESSAGES: dict[FitStatus, str] = {
+    FitStatus.RUNNING: MESSAGES[Status.RUNNING],
+    FitStatus.NONFINITE: (
+        "Stopped: a minibatch's loss or gradient, an update, or the eval loss after an epoch became NaN or Inf "
+        "(that step or epoch is rolled back); params are the last ones whose loss and gradient were finite "
+        "(the best ones with patience). A step size too large for the loss is the usual cause: try a smaller "
+        "lr, or clip=."
+    ),
+    FitStatus.INVALID_ARGUMENT: MESSAGES[Status.INVALID_ARGUMENT],
+    FitStatus.EPOCHS: "Completed: all epochs ran.",
+    FitStatus.PATIENCE: (
+        "Stopped early: the monitored loss did not improve for `patience` epochs; params are the best ones."
+    ),
+}
 
 
 class History(NamedTuple):
@@ -212,8 +236,10 @@ class Result(NamedTuple):
     Attributes:
       params: the final parameters (same structure and dtypes as ``x0``).
       loss: the objective at ``params`` (penalties included).
-      grad_norm: the stationarity measure at ``params``: the gradient's global
-        2-norm, or with a proximal term the norm of ``x - prox(x - grad)``.
+      grad_norm: the stationarity measure at ``params`` that ``gtol`` tests: the gradient's
+        global 2-norm, or with a proximal term the norm of ``x - prox(x - grad)``; the largest
+        magnitude (the inf-norm) instead with ``gtol_norm=math.inf``, the default of ``lbfgs``
+        with ``bounds`` (L-BFGS-B's projected gradient, scipy's ``pgtol`` test).
       steps: the number of steps taken (``int32``).
       status: a :class:`Status` code (``int32``; use ``status_enum`` on the host).
       history: a :class:`History`.
@@ -264,8 +290,8 @@ class Result(NamedTuple):
         try:
             return (
                 f"Result(status={self.status_enum!r}, success={self.success}, steps={np.asarray(self.steps)}, "
-                f"loss={np.asarray(self.loss)}, grad_norm={np.asarray(self.grad_norm)}, nfev={np.asarray(self.nfev)}"
-                f"{summary_message(self)})"
+                f"loss={np.asarray(self.loss)!s}, grad_norm={np.asarray(self.grad_norm)!s}, "
+                f"nfev={np.asarray(self.nfev)}{summary_message(self)})"
             )
         except Exception:  # traced: fall back to the field dump
             return f"Result(params={self.params!r}, loss={self.loss!r}, status={self.status!r})"

@@ -104,9 +104,11 @@ def run_unrolled(solver: Any, x0: Params, args: tuple) -> Any:
         state, ys = lax.scan(outer, state, None, length=chunks)
         if n:
             history = History(*(y.reshape(-1)[every - 1 :: every][:n] for y in ys))
-    if solver.progress_every:
-        jax.debug.callback(_progress.close, state.count, lax.stop_gradient(solver.loss(state.params, state.value)), solver.max_steps)
-    return solver.finish(state, history)
+    result = solver.finish(state, history)
+    if solver.progress_every:  # the bar ends where the run stopped and says why, as the loop's does
+        jax.debug.callback(_progress.close, state.count, lax.stop_gradient(result.loss), solver.max_steps,
+                           lax.stop_gradient(result.status))
+    return result
 
 
 def _has_while(jaxpr: Any) -> bool:

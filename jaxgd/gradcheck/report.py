@@ -46,7 +46,7 @@ class LeafCheck(NamedTuple):
         return "(" + ", ".join(map(str, self.worst_index)) + ("," if len(self.worst_index) == 1 else "") + ")"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class GradCheck:
     """The report of :func:`check_grad`; ``bool(report)`` is the verdict.
 
@@ -87,6 +87,9 @@ class GradCheck:
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def __repr__(self) -> str:  # the table, in a REPL or notebook too (the dataclass dump was ~1 kB a row)
+        return str(self)
 
     def __str__(self) -> str:
         mode = f"{self.directions} random directions per leaf" if self.directions else "every coordinate"

@@ -152,7 +152,7 @@ class FitResult(NamedTuple):
             return (
                 f"FitResult(status={self.status_enum!r}, success={self.success}, epochs={np.asarray(self.epochs)}, "
                 f"steps={np.asarray(self.steps)}, best_epoch={np.asarray(self.best_epoch)}, "
-                f"best_loss={np.asarray(self.best_loss)}{summary_message(self)})"
+                f"best_loss={np.asarray(self.best_loss)!s}{summary_message(self)})"
             )
         except Exception:  # traced
             return f"FitResult(params={self.params!r}, status={self.status!r})"

@@ -63,8 +63,23 @@ def _axes(ax: Any) -> Any:
     return ax
 
 
+def _check_every(every: Any) -> None:
+    if every is None:
+        return
+    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"every must be a positive integer (steps between history entries), got every={every!r}")
+
+
+def _auto_log(series: list[np.ndarray]) -> bool:
+    """The default loss axis: log where every finite loss is >= 0 and one is > 0 (a run that reaches an exact
+    0, as float32 runs do at their answer, keeps its log axis: the zeros clip to its foot)."""
+    values = np.concatenate(series) if series else np.array([])
+    finite = values[np.isfinite(values)]
+    return bool(finite.size > 0 and (finite >= 0).all() and (finite > 0).any())
+
+
 def _logy(logy: Any) -> Any:
-    """``logy`` checked: a bool, or None (log scale when every plotted loss is > 0)."""
+    """``logy`` checked: a bool, or None (:func:`_auto_log`'s choice)."""
     if logy is None or isinstance(logy, (bool, np.bool_)):
         return logy
     raise TypeError(f"logy must be a bool or None, got logy={logy!r}")
@@ -75,6 +90,7 @@ def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, n
     if isinstance(result, FitResult):
         h = result.history
         train = np.asarray(h.train_loss, dtype=float)
+        _one_run(train)
         x = np.arange(1, len(train) + 1)
         out = [("train", x, train)]
         ev = np.asarray(h.eval_loss, dtype=float)
@@ -82,19 +98,56 @@ def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, n
             out.append(("eval", x, ev))
         return "epoch", out
     if isinstance(result, Result):
-        y = np.asarray(result.history.loss, dtype=float)
+        y = _one_run(np.asarray(result.history.loss, dtype=float))
+        every = _period(result, y, every)
     else:
         try:
             y = np.asarray(result, dtype=float)
         except (TypeError, ValueError):
             raise TypeError(BAD_RESULT.format(kind=type(result).__name__)) from None
+        _one_run(y)
+    return "step", [("", np.arange(1, len(y) + 1) * (every or 1), y)]
+
+
+def _one_run(y: np.ndarray) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"a loss curve needs one run's 1-D history, got shape {y.shape}")
-    return "step", [("", np.arange(1, len(y) + 1) * every, y)]
+    return y
+
+
+PERIOD = (
+    "every={every} does not match this Result's history: {rows} rows over {steps} steps (history=k records "
+    "steps // k rows)"
+)
+PERIOD_UNKNOWN = (
+    "this Result's history has {rows} rows over {steps} steps, which history={low} to history={high} would each "
+    "record (steps // k rows): pass every= (the run's history=k) to label the steps"
+)
+
+
+def _period(result: Result, y: np.ndarray, every: Optional[int]) -> Optional[int]:
+    """The history period of ``result``: a run of ``steps`` steps at ``history=k`` recorded ``steps // k``
+    rows (a buffer's tail NaN). ``every`` given is checked against the rows; None is the one ``k`` the
+    rows allow (1 where there are no rows: nothing to label)."""
+    rows, steps = int(np.sum(~np.isnan(y))), int(np.asarray(result.steps))
+    if rows == 0 or (every is None and rows == steps):
+        return every or 1
+    if every is not None:
+        if steps // every != rows:
+            raise ValueError(PERIOD.format(every=every, rows=rows, steps=steps))
+        return every
+    allowed = range(steps // (rows + 1) + 1, steps // rows + 1)
+    if not allowed:  # (a Result put together by hand, or rows mixed from two periods)
+        raise ValueError(f"no history=k records {rows} rows over {steps} steps: plot the rows as an array, "
+                         "loss_curve(result.history.loss)")
+    if len(allowed) > 1:
+        raise ValueError(PERIOD_UNKNOWN.format(rows=rows, steps=steps, low=allowed.start, high=allowed.stop - 1))
+    return allowed[0]
 
 
 def loss_curve(
-    result: Any, ax: Any = None, *, label: Optional[str] = None, every: int = 1, logy: Optional[bool] = None
+    result: Any, ax: Any = None, *, label: Optional[str] = None, every: Optional[int] = None,
+    logy: Optional[bool] = None,
 ) -> Any:
     """Plot a run's loss against steps (a :class:`jaxgd.Result`) or epochs (a :class:`jaxgd.FitResult`).
 
@@ -106,8 +159,10 @@ def loss_curve(
       result: a ``Result``, a ``FitResult`` or a 1-D array of losses.
       ax: the matplotlib axes to draw into (default: a new figure's).
       label: the legend label (default none).
-      every: steps between history entries (``history=k`` in ``minimize``).
-      logy: logarithmic loss axis; default when every plotted loss is > 0.
+      every: steps between history entries (``history=k`` in ``minimize``); None (the default): read
+        from a ``Result``'s rows (``steps // k`` of them; an error where two periods fit), 1 for an array.
+      logy: logarithmic loss axis; None (the default): log where every finite plotted loss is >= 0 and
+        one is > 0 (exact zeros, common at a float32 answer, clip to the axis's foot).
 
     Returns:
       The ``Axes`` drawn into (``ax.figure`` is its figure).
@@ -117,10 +172,9 @@ def loss_curve(
       TypeError: ``result`` is not a result or an array of numbers; ``ax`` is not an
         ``Axes``; ``logy`` is not a bool or None.
       ValueError: the history is not one-dimensional (a vmapped result);
-        ``every`` is not a positive integer.
+        ``every`` is not a positive integer, or not the period of a ``Result``'s rows.
     """
-    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a positive integer (steps between history entries), got every={every!r}")
+    _check_every(every)
     logy = _logy(logy)
     xlabel, series = _series(result, every)
     ax = _axes(ax)
@@ -132,10 +186,8 @@ def loss_curve(
             name = f"{label} ({suffix})" if label else suffix
         (line,) = ax.plot(x, y, label=name, color=color, linestyle="--" if suffix == "eval" else "-")
         color = line.get_color()
-    values = np.concatenate([y for _, _, y in series]) if series else np.array([])
-    finite = values[np.isfinite(values)]
     if logy is None:
-        logy = finite.size > 0 and bool((finite > 0).all())
+        logy = _auto_log([y for _, _, y in series])
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -146,9 +198,10 @@ def loss_curve(
 
 
 def compare(
-    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: Optional[bool] = None, every: int = 1
+    results: Mapping[str, Any], ax: Any = None, *, title: Optional[str] = None, logy: Optional[bool] = None,
+    every: Optional[int] = None,
 ) -> Any:
-    """Several runs' loss curves on one axes, one legend entry each (log-scale loss where every loss is > 0).
+    """Several runs' loss curves on one axes, one legend entry each (log-scale loss where every loss is >= 0).
 
     The x-axis is steps for ``Result`` histories and epochs for ``FitResult`` ones; mixed, it says so
     ("step or epoch").
@@ -157,9 +210,11 @@ def compare(
       results: ``{label: Result | FitResult | 1-D array}``.
       ax: the axes to draw into (default: a new figure's).
       title: the axes title.
-      logy: logarithmic loss axis (None, the default: when every plotted loss of every run is > 0;
-        a log axis drops the others).
-      every: steps between history entries, for ``Result`` histories.
+      logy: logarithmic loss axis (None, the default: when every finite plotted loss of every run is
+        >= 0 and one is > 0; exact zeros clip to the axis's foot, and a log axis you ask for drops
+        negative losses).
+      every: steps between history entries, for ``Result`` histories (None: each ``Result``'s own,
+        read from its rows as in :func:`loss_curve`).
 
     Returns:
       The ``Axes``.
@@ -167,21 +222,21 @@ def compare(
     Raises:
       ImportError: matplotlib is not installed.
       TypeError: ``results`` is not a mapping; ``ax`` is not an ``Axes``; ``logy`` is not a bool or None.
-      ValueError: ``results`` is empty.
+      ValueError: ``results`` is empty; ``every`` as in :func:`loss_curve`.
     """
     if not isinstance(results, Mapping):
         raise TypeError(f"results must be a mapping {{label: result}}, got {type(results).__name__}")
     if not results:
         raise ValueError("compare needs at least one result, got results={}")
+    _check_every(every)
     logy = _logy(logy)
     labels, values = set(), []
     for result in results.values():  # every result checked before a figure is made
         xlabel, series = _series(result, every)
         labels.add(xlabel)
-        values += [y[np.isfinite(y)] for _, _, y in series]
+        values += [y for _, _, y in series]
     if logy is None:  # one scale for all: the runs' losses together (loss_curve's rule)
-        finite = np.concatenate(values) if values else np.array([])
-        logy = finite.size > 0 and bool((finite > 0).all())
+        logy = _auto_log(values)
     ax = _axes(ax)
     for name, result in results.items():
         loss_curve(result, ax, label=name, every=every, logy=logy)
@@ -235,16 +290,18 @@ def save(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
 
     Args:
       fig: a ``Figure`` or an ``Axes``.
-      path: the file to write; the extension picks the format (``.png``, ``.pdf``, ``.svg``).
+      path: the file to write; the extension picks the format (``.png``, ``.pdf``, ``.svg``; none:
+        ``.png`` is added, as matplotlib does).
       dpi: resolution for raster formats.
 
     Returns:
-      The path written, as a ``pathlib.Path``.
+      The path written, as a ``pathlib.Path`` (with the ``.png`` added where ``path`` had no extension).
 
     Raises:
       ImportError: matplotlib is not installed.
       TypeError: ``fig`` is neither a ``Figure`` nor an ``Axes``; ``path`` is not a str or path.
-      ValueError: ``dpi`` is not a positive number.
+      ValueError: ``dpi`` is not a positive number; ``path`` is an existing folder, or its extension is
+        not a format matplotlib writes.
     """
     figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
     if not hasattr(figure, "savefig"):
@@ -255,6 +312,14 @@ def save(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
         raise ValueError(f"dpi must be a positive number, got dpi={dpi!r}")
     _matplotlib()
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path must name a file to write, got the folder {str(path)!r}")
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    formats = figure.canvas.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        shown = ", ".join(sorted(formats))
+        raise ValueError(f"path's extension {path.suffix!r} is not a format matplotlib writes ({shown})")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)
     return path
