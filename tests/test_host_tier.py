@@ -527,6 +527,35 @@ def test_auto_runs_a_bounded_first_call_on_the_host(compiles: list, monkeypatch:
     assert host_runs == [1, 1]
 
 
+@pytest.mark.slow
+def test_auto_moves_to_the_fused_loop_across_option_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep of gtol values, or bounds given as arrays (unhashable: a new Solver every call), ran every call on
+    the host (0.7 s a call where the fused loop takes 0.06 s at 1,000-D): the tier's record was kept per set of
+    options and began empty for each (a user review in session 57). It is kept per compiled program now.
+    Reference: the count of host runs (a spy on the host loop) and tier='compiled''s answer."""
+    host_runs: list = []
+    real = host_loop.run
+    monkeypatch.setattr(host_loop, "run", lambda *a, **k: host_runs.append(1) or real(*a, **k))
+
+    def loss(x: jax.Array) -> jax.Array:  # a new function: nothing cached for it
+        return rosen(x) * 1.0 + 0.0
+
+    x0 = jnp.asarray([-1.2, 1.0, 0.3, 0.8])
+    host_tier.wait()
+    for gtol in (1e-5, 1e-6):
+        jaxgd.minimize(loss, x0, method="lbfgs", gtol=gtol, tier="auto")
+    assert host_runs == [1, 1] and host_tier.wait(timeout=120)
+    last = jaxgd.minimize(loss, x0, method="lbfgs", gtol=1e-7, tier="auto")
+    assert host_runs == [1, 1], "a new gtol ran on the host after the fused loop had compiled"
+    _assert_same_run(last, jaxgd.minimize(loss, x0, method="lbfgs", gtol=1e-7, tier="compiled"), 0.0)
+    bounds = (np.full(4, -0.5), np.full(4, 0.8))
+    for _ in range(2):
+        jaxgd.minimize(loss, x0, method="lbfgs", bounds=bounds, tier="auto")
+    assert len(host_runs) == 4 and host_tier.wait(timeout=120)
+    jaxgd.minimize(loss, x0, method="lbfgs", bounds=(np.full(4, -0.5), np.full(4, 0.8)), tier="auto")
+    assert len(host_runs) == 4, "array bounds ran on the host after the fused loop had compiled"
+
+
 def price4(y: jax.Array) -> jax.Array:
     """Price's function 4 as sif2jax's PRICE4B writes it: minima f = 0 at (0, 0), (2, 4) and (1.464, -2.506)."""
     x1, x2 = y

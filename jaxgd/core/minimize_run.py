@@ -47,14 +47,11 @@ class Plan:
     every repeated call, so nothing here is rebuilt per call.
     """
 
-    __slots__ = ("solver", "_eager", "tiers", "host_why")
+    __slots__ = ("solver", "_eager", "host_why")
 
     def __init__(self, solver: Solver) -> None:
         self.solver, self._eager = solver, None
-        # jaxgd.host.tier's records: per call signature "once", "compiling" or "compiled"; and why the
-        # host loop does not run this solver (None: it does)
-        self.tiers: dict = {}
-        self.host_why: Any = _host_tier.UNKNOWN
+        self.host_why: Any = _host_tier.UNKNOWN  # why the host loop does not run this solver (None: it does)
 
     def eager(self) -> "_Eager":
         """The eager run (:class:`_Eager`), made once per x64 mode: ``call(structure, leaves, x0,

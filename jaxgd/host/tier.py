@@ -1,7 +1,8 @@
 """Which tier runs a ``minimize`` call: the host loop now, or the fused loop (issue 14 item 1).
 
-``tier="auto"`` (the default): a problem (a loss function, options, and the
-shapes and dtypes of ``x0`` and ``args``) that the host tier supports
+``tier="auto"`` (the default): a problem (a loss function and the compiled program it
+would run: the options' structure, and the shapes and dtypes of the option values, ``x0``
+and ``args``) that the host tier supports
 (:func:`unsupported`) runs on the host (:mod:`jaxgd.host.loop`, compiling only
 ``value_and_grad``); its second call queues the fused loop's XLA compile on one
 background thread, and the calls after that compile run the fused loop. ``"host"``: always the host
@@ -27,6 +28,7 @@ import jax
 import numpy as np
 
 from .. import _tree
+from ..core import cache as _cache
 from ..core import compile as _compile
 from ..core.combinations import base_name
 from ..directions.lbfgsb import LbfgsbSearch
@@ -197,14 +199,22 @@ def _drain() -> None:
     wait(timeout=600.0)
 
 
+def _records(fun: Any) -> dict:
+    """The tier records of the programs that run ``fun`` (weak in ``fun``)."""
+    return _cache.per_function(fun, "host-tiers", dict)
+
+
 def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Any:
     """The host run's :class:`jaxgd.Result` for this call, or None when the fused loop runs it.
 
-    With ``tier="auto"`` a problem (``plan`` and the call's :func:`_signature`) runs on the host
-    until its fused loop has compiled; the compile is queued at its second call. A one-off solve
-    (most scripts) then compiles nothing more than ``value_and_grad`` and exits at once; a
-    repeated one moves to the fused loop about a second later. ``plan.tiers`` records per
-    signature ``"once"``, ``"compiling"`` or ``"compiled"``.
+    With ``tier="auto"`` a problem (the compiled program the call would run: the loss function, the
+    bucketed solver's ``structure``, and the :func:`_signature` of its ``leaves``, ``x0`` and ``args``)
+    runs on the host until its fused loop has compiled; the compile is queued at its second call. A
+    one-off solve (most scripts) then compiles nothing more than ``value_and_grad`` and exits at once; a
+    repeated one moves to the fused loop about a second later. :func:`_records` keeps, per loss function
+    and program, ``"once"``, ``"compiling"`` or ``"compiled"``: shared by every call that runs that
+    program, whatever its option values (a sweep over ``gtol``, bounds given as arrays: a record kept per
+    set of options began empty for each, and every call ran on the host).
     """
     if tier == "compiled" or _compile.tracing():  # under a user's jit/eval_shape (inputs concrete): compiled
         return None
@@ -212,24 +222,24 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
         plan.host_why = unsupported_solver(solver)
     if plan.host_why is not None or _unsupported_x0(x0) is not None or (tier == "auto" and not prefers_host(solver, x0)):
         return None
-    key = _signature(x0, args)
-    seen = plan.tiers.get(key)
+    records, key = _records(solver.fun), (structure, _signature((leaves, x0), args))
+    seen = records.get(key)
     if tier == "auto" and seen == "compiled":
         return None
     result = _loop.run(solver, x0, args, structure, leaves)
     if result is None:  # a loss of another dtype than x0: the fused loop
         return None
     if tier == "auto" and seen is None:
-        plan.tiers[key] = "once"
+        records[key] = "once"
     elif tier == "auto" and seen == "once":
-        plan.tiers[key] = "compiling"
+        records[key] = "compiling"
 
         x64 = bool(jax.config.jax_enable_x64)  # the caller's mode (a jax.enable_x64 context is per thread)
 
         def job() -> None:
             with jax.enable_x64(x64):
                 plan.precompile(x0, args)
-            plan.tiers[key] = "compiled"
+            records[key] = "compiled"
 
         _submit(job)
     return result
