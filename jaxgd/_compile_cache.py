@@ -43,6 +43,7 @@ DEFAULT_MAX_SIZE = 2 * 1024**3  # 2 GiB
 BAD_PATH = "path must be None, a str or an os.PathLike naming a folder, got {kind}"
 NOT_A_FOLDER = "path must name a folder, but {path!r} is a file{source}"
 EMPTY_PATH = "path must name a folder, got an empty string (None: the default folder)"
+CANNOT_MAKE = "path must name a folder this process can create and write to: {path!r} ({why})"
 BAD_MAX_SIZE = "max_size must be a positive integer number of bytes or -1 (no limit), got max_size={value!r}"
 
 
@@ -66,9 +67,16 @@ class CacheInfo(NamedTuple):
 
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
-        limit = "no limit" if self.max_size < 0 else f"{self.max_size / 2**20:.0f} MiB limit"
+        limit = "no limit" if self.max_size < 0 else f"{_size(self.max_size)} limit"
         where = self.path or "(no folder)"
-        return f"compilation cache {state}: {where}, {self.entries} entries, {self.size_bytes / 2**20:.1f} MiB ({limit})"
+        return f"compilation cache {state}: {where}, {self.entries} entries, {_size(self.size_bytes)} ({limit})"
+
+
+def _size(n: int) -> str:
+    """Bytes for people: ``1.5 MiB``, ``12.0 KiB``, ``1000 B`` (a 1,000-byte limit read "0 MiB")."""
+    if n >= 2**20:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**10:.1f} KiB" if n >= 2**10 else f"{n} B"
 
 
 def default_path() -> str:
@@ -106,6 +114,32 @@ def _check_path(path: Union[None, str, os.PathLike]) -> str:
     return path
 
 
+def _make_folder(path: str) -> None:
+    """Create the cache folder now, so that a folder that cannot be made (a parent that is a file, no
+    permission) is an error here: JAX warned once, naming an unrelated program, and cached nothing while
+    :func:`compilation_cache_info` said "on"."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise ValueError(CANNOT_MAKE.format(path=path, why=err.strerror or err)) from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(CANNOT_MAKE.format(path=path, why="not writable"))
+
+
+def _stamp_entries(path: str) -> None:
+    """Give every entry without one the access-time file JAX's size limit needs: a folder written with no
+    limit (JAX's default, ``JAX_COMPILATION_CACHE_DIR``) has none, and JAX's eviction then fails on every
+    new entry with ``FileNotFoundError`` (nothing more is cached). The stamp is the entry's modification
+    time, as JAX writes it (nanoseconds, 8 bytes little-endian)."""
+    for entry in _entries(path):
+        atime = entry.with_name(entry.name[: -len("-cache")] + "-atime")
+        if not atime.exists():
+            try:
+                atime.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))
+            except OSError:  # (another process evicted it meanwhile)
+                pass
+
+
 def _check_max_size(max_size: int) -> int:
     """``max_size`` as an int: any integer (a NumPy one too), positive or -1."""
     try:
@@ -122,14 +156,17 @@ def enable_compilation_cache(
 ) -> CacheInfo:
     """Keep every compiled jaxgd loop (every JAX program) on disk for later processes.
 
-    Call it once, at the top of a script, before or after other JAX work:
-    the next process that runs the same solve on the same shapes, dtypes and
-    JAX version loads the executable instead of compiling it (measured in
+    Call it once, at the top of a script, before the first solve: the next
+    process that runs the same solve on the same shapes, dtypes and JAX version
+    loads the executable instead of compiling it (measured in
     ``benchmarks/RESULTS.md``). Tracing still runs; only XLA's compile is
-    saved.
+    saved. A program compiled before the call is not written (JAX keeps it in
+    memory and does not compile it again), nor is one that calls back to
+    Python: a run with ``progress=True`` (``fit`` compiles its bar in only when
+    asked while the cache is on).
 
     Args:
-      path: the cache folder (created on first write). Default: JAX's own
+      path: the cache folder (created now). Default: JAX's own
         ``jax_compilation_cache_dir`` if already set, else
         ``$JAXGD_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxgd/xla``, else ``~/.cache/jaxgd/xla``.
       max_size: bytes kept before the least recently used entries are
@@ -141,10 +178,14 @@ def enable_compilation_cache(
     Raises:
       TypeError: ``path`` is not a str or path.
       ValueError: ``path`` (or, for None, the default folder) names a file or is
-        empty, or ``max_size`` is not a positive integer or -1.
+        empty, or cannot be created or written to, or ``max_size`` is not a
+        positive integer or -1.
     """
     path = _check_path(path)
     max_size = _check_max_size(max_size)
+    _make_folder(path)
+    if max_size != -1:
+        _stamp_entries(path)
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -173,6 +214,11 @@ def _entries(path: Optional[str]) -> list[Path]:
     return [p for p in Path(path).iterdir() if p.is_file() and p.name.endswith("-cache")]
 
 
+def persisting() -> bool:
+    """Whether compiled programs are written to a persistent cache now (jaxgd's or JAX's own settings)."""
+    return bool(jax.config.jax_compilation_cache_dir) and bool(jax.config.jax_enable_compilation_cache)
+
+
 def compilation_cache_info() -> CacheInfo:
     """The folder, state and size of the persistent compilation cache.
 
@@ -182,7 +228,7 @@ def compilation_cache_info() -> CacheInfo:
       :func:`clear_compilation_cache` would use (the default), and the entries
       are that folder's.
     """
-    enabled = bool(jax.config.jax_compilation_cache_dir) and bool(jax.config.jax_enable_compilation_cache)
+    enabled = persisting()
     path = _current_path()
     files = _entries(path)
     return CacheInfo(

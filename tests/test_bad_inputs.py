@@ -544,6 +544,7 @@ ROWS: list[Row] = [
     R("enable_compilation_cache", "path", "3", TypeError, "path must be None, a str or an os.PathLike naming a folder, got int", lambda c: jaxgd.enable_compilation_cache(3)),
     R("enable_compilation_cache", "path", "a file", ValueError, "path must name a folder, but", lambda c: jaxgd.enable_compilation_cache(c.text)),
     R("enable_compilation_cache", "path", "an empty string", ValueError, "path must name a folder, got an empty string", lambda c: jaxgd.enable_compilation_cache("")),
+    R("enable_compilation_cache", "path", "a folder under a file", ValueError, "path must name a folder this process can create and write to", lambda c: jaxgd.enable_compilation_cache(os.path.join(c.text, "cc"))),
     R("enable_compilation_cache", "max_size", "0", ValueError, "max_size must be a positive integer number of bytes or -1", lambda c: jaxgd.enable_compilation_cache(c.dir / "cc", max_size=0)),
     R("enable_compilation_cache", "max_size", "True", ValueError, "max_size must be a positive integer number of bytes or -1", lambda c: jaxgd.enable_compilation_cache(c.dir / "cc", max_size=True)),
     R("clear_compilation_cache", "path", "a file", ValueError, "path must name a folder, but", lambda c: jaxgd.clear_compilation_cache(c.text)),

@@ -157,3 +157,71 @@ def test_demo_refuses_an_out_that_is_a_file_before_running(tmp_path: Path) -> No
     with pytest.raises(SystemExit) as stop:
         main(["demo", "--quick", "--no-compile-cache", "--out", str(afile)])
     assert stop.value.code == 2
+
+
+FIT_SCRIPT = r"""
+import json, sys
+import jax, jax.numpy as jnp
+counts = {"hits": 0, "misses": 0, "requests": 0}
+def listen(event, **kw):
+    if event == "/jax/compilation_cache/cache_hits": counts["hits"] += 1
+    if event == "/jax/compilation_cache/cache_misses": counts["misses"] += 1
+    if event == "/jax/compilation_cache/compile_requests_use_cache": counts["requests"] += 1
+jax.monitoring.register_event_listener(listen)
+import jaxgd
+jaxgd.enable_compilation_cache(sys.argv[1])
+def mse(p, b):
+    X, y = b
+    return jnp.mean((X @ p - y) ** 2)
+X = jnp.linspace(0, 1, 200).reshape(100, 2); y = jnp.ones(100)
+r = jaxgd.fit(mse, jnp.zeros(2), (X, y), batch_size=10, epochs=3, key=jax.random.key(0), lr=0.1)
+print(json.dumps({**counts, "loss": float(r.history.train_loss[-1])}))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_process_compiles_no_fit_loop(tmp_path: Path) -> None:
+    """fit's loop carried its progress bar's host callback (switched off by a traced flag) even with
+    progress=False, and JAX writes no program with a callback: every process compiled it again, 1.8-2 s of a
+    2.4 s first call (a user review in session 57). Reference: JAX's cache events in a second process (a
+    program JAX will not write counts as neither a hit nor a miss: every request must be a hit)."""
+    folder = str(tmp_path / "cc")
+    first = _run(FIT_SCRIPT, folder)
+    assert first["misses"] == first["requests"] > 0
+    second = _run(FIT_SCRIPT, folder)
+    assert second["hits"] == second["requests"] == first["requests"], "the second process compiled something again"
+    assert second["loss"] == first["loss"]
+
+
+@pytest.mark.slow
+def test_a_folder_written_without_a_size_limit_keeps_caching_under_one(tmp_path: Path) -> None:
+    """Entries written with no size limit (JAX's default, or max_size=-1) have no access-time files; JAX's
+    eviction under a limit then failed on every new entry (FileNotFoundError) and nothing more was cached
+    while the info said "on" (a user review in session 57). Reference: the folder's entries, counted."""
+    folder = str(tmp_path / "cc")
+    unlimited = SCRIPT.replace("enable_compilation_cache(sys.argv[1])", "enable_compilation_cache(sys.argv[1], max_size=-1)")
+    first = _run(unlimited, folder)
+    assert first["entries"] > 0 and not list((tmp_path / "cc").glob("*-atime"))
+    other = SCRIPT.replace("jnp.zeros(4)", "jnp.zeros(6)")  # new programs to write under the default limit
+    second = _run(other, folder)
+    assert second["entries"] > first["entries"], "nothing new was cached"
+    assert len(list((tmp_path / "cc").glob("*-atime"))) == second["entries"]
+
+
+def test_a_folder_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
+    """A path under a file was accepted ("on") and JAX then warned once, naming an unrelated program, and
+    cached nothing (a user review in session 57). Reference: the file system (a folder cannot live in a file)."""
+    import jaxgd
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="can create and write to"):
+        jaxgd.enable_compilation_cache(blocker / "cc")
+
+
+def test_small_size_limits_read_in_their_own_unit() -> None:
+    """A 1,000-byte limit printed as "(0 MiB limit)". Reference: the byte counts, by hand."""
+    from jaxgd._compile_cache import CacheInfo
+
+    assert str(CacheInfo("/c", True, 2, 1536, 1000)) == "compilation cache on: /c, 2 entries, 1.5 KiB (1000 B limit)"
+    assert "(2048.0 MiB limit)" in str(CacheInfo("/c", False, 0, 0, 2 * 1024**3))

@@ -299,3 +299,12 @@ def test_printed_losses_are_the_dtypes_own_digits(x64_off: None) -> None:
     fres = jaxgd.fit(lambda w, b: mse(w, b) + 0.1, jnp.zeros(3), (X.astype(np.float32), Y.astype(np.float32)),
                      batch_size=20, epochs=1, key=jax.random.key(0), method="gd", lr=1e-30)
     assert f"best_loss={np.asarray(fres.best_loss)!s}," in repr(fres) and "0000000" not in repr(fres), repr(fres)
+
+
+def test_a_refused_combination_is_not_shown_after_a_cache_miss() -> None:
+    """The first call with a refused option set printed "KeyError: ('adam', <class 'NoneType'>, None, (1000, ..."
+    and "During handling of the above exception" before the ValueError that names the problem (the solver was
+    made inside the cache's except clause; a user review in session 57). Reference: Python's exception chain."""
+    with pytest.raises(ValueError, match="cannot be combined with method='adam'") as info:
+        jaxgd.minimize(lambda x: jnp.sum(x**2) * 1.5, jnp.ones(2), method="adam", l1=0.25)
+    assert info.value.__context__ is None and info.value.__cause__ is None

@@ -23,6 +23,9 @@ from typing import Any, Callable, Hashable, Optional
 from . import compile as _compile
 
 
+_MISSING = object()
+
+
 class PerFunction:
     """``cache.get(fn, key, make)``: ``make()`` once per ``(fn, key)``; weak in ``fn``.
 
@@ -52,12 +55,11 @@ class PerFunction:
 
     def get(self, fn: Any, key: Hashable, make: Callable[[], Any]) -> Any:
         entries = self._entries(fn)
-        try:
-            return entries[key]
-        except KeyError:
+        value = entries.get(key, _MISSING)
+        if value is _MISSING:  # (made outside an except clause: an error in make() carries no KeyError before it)
             value = make()
             self.put(fn, key, value)
-            return value
+        return value
 
     def lookup(self, fn: Any, key: Hashable) -> Any:
         """The value kept for ``(fn, key)``, or None (nothing is made)."""
