@@ -393,6 +393,23 @@ def neg(a: PyTree) -> PyTree:
     return tmap(jnp.negative, a)
 
 
+# Parameter trees with more leaves than this compute their step's accept flag once (:func:`shared`).
+SHARED_MIN_LEAVES = 8
+
+
+def shared(flag: jax.Array) -> jax.Array:
+    """``flag`` (a traced bool), computed once for all its consumers.
+
+    XLA fuses a cheap scalar chain (the sum of a tree's per-leaf terms, the ``and`` of their
+    finiteness) into every kernel that consumes it, so a select per leaf recomputes it per leaf:
+    O(L^2) work a step, and compile time, for a tree of L leaves (40 leaves of gd: 138 us a step,
+    42x a hand-written optax loop; a 6 s compile; a user review in session 57). XLA never
+    duplicates an expensive op such as a square root: that of the flag as 0.0 or 1.0 (exact)
+    is computed once, and each consumer only compares it.
+    """
+    return jnp.sqrt(flag.astype(jnp.float32)) > 0.5
+
+
 def where(cond: jax.Array, a: PyTree, b: PyTree) -> PyTree:
     """Select whole pytrees with a scalar predicate (NaN-safe: no arithmetic)."""
     return tmap(lambda x, y: jnp.where(cond, x, y), a, b)

@@ -256,6 +256,8 @@ def _update_fn(
         finite = finite & jnp.isfinite(trial.value) & _tree.all_finite(trial.grad)
     failed = jnp.asarray(info.failed)
     accept = finite & ~failed
+    if len(_tree.leaves(params)) > _tree.SHARED_MIN_LEAVES:  # (computed once, not in each leaf's select)
+        accept = _tree.shared(accept)
     status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(finite, Status.RUNNING, Status.NONFINITE))
     kept_direction = state.direction_state
     if parts.direction.reset is not None:
