@@ -250,7 +250,12 @@ def minimize(
         mode solves once per output entry: an entry whose solve never meets
         the negative curvature is finite, the implicit-function value). Higher
         derivatives (``jax.hessian``, ``grad`` of ``grad``) differentiate
-        the formula with the solution's own derivative. ``adamw`` with ``l2`` (decoupled decay)
+        the formula with the solution's own derivative, except in reverse mode
+        inside ``lax.scan``/``lax.map`` where the solve's arguments come from the
+        scanned values: there JAX's partial evaluation of the scan body runs the
+        solve in place of its derivative rule, and the second derivative reads 0
+        (``jax.jacfwd(jax.jacfwd(f))``, a ``lax.fori_loop`` or a Python loop give
+        the formula's value; so does ``adjoint="unroll"``). ``adamw`` with ``l2`` (decoupled decay)
         is refused when differentiated. ``"unroll"``: the exact derivative of
         the iterate computed, through every step that ran, also with respect
         to ``x0`` and ``lr`` (a float, a jaxgd schedule's numbers, or the
