@@ -101,3 +101,22 @@ def test_an_unhashable_loss_object_is_cached_by_identity_and_differentiable() ->
     want = -np.linalg.solve(a.T @ a + 0.7 * np.eye(5), _ridge(0.7)).sum()
     got = jax.grad(lambda lam: jnp.sum(jaxgd.minimize(_Ridge(lam), jnp.zeros(5), method="lbfgs", gtol=1e-10).params))(0.7)
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["Backtracking", pytest.param("Polyak", marks=pytest.mark.slow)])
+def test_a_rule_made_from_a_traced_value_is_not_cached(rule: str) -> None:
+    """Backtracking(shrink=s) or Polyak(f_star=s) under jax.jit: the plan cache kept the rule, and its tracer,
+    after the trace (jax.checking_leaks raised; a user review in session 57). Reference: JAX's own leak check,
+    and the same run with the value concrete."""
+    make = {"Backtracking": lambda s: jaxgd.linesearch.Backtracking(shrink=s),
+            "Polyak": lambda s: jaxgd.linesearch.Polyak(f_star=s)}[rule]
+
+    def f(x: jax.Array) -> jax.Array:
+        return jnp.sum((x - 1.0) ** 2) * 1.25
+
+    def run(s: jax.Array) -> jax.Array:
+        return jaxgd.minimize(f, jnp.zeros(2), method="gd", lr=make(s), max_steps=20).loss
+
+    with jax.checking_leaks():
+        traced = jax.jit(run)(0.5)
+    assert float(traced) == float(run(0.5))

@@ -116,7 +116,19 @@ def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
         hash(key)
     except TypeError:  # an array or an unhashable schedule: build it every time
         return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
+    if _held_tracers(method, lr):  # (cached, the tracers would outlive their trace: a leak)
+        return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
     return _PLANS.get(fun, key, lambda: Plan(_solver_cached(key).with_fun(fun, strong=False)))
+
+
+def _held_tracers(method: Any, lr: Any) -> bool:
+    """Whether a method or step-size rule object may hold a tracer: one with a tracer leaf
+    (``Backtracking(shrink=s)`` under ``jax.jit``), or any object other than a method's name
+    made under a trace (an optax transformation closes over its values, unseen). Such a plan is
+    not cached: the cache kept the tracer alive after its trace (``jax.checking_leaks`` raised)."""
+    if isinstance(method, str) and (lr is None or isinstance(lr, (int, float))):
+        return False
+    return _compile.tracing() or not _tree.is_concrete((method, lr))
 
 
 def cached_solver(fun: Any, method: Any, lr: Any, **options: Any) -> Solver:
