@@ -124,6 +124,37 @@ def test_armijo_and_wolfe_conditions_on_rosenbrock(x):
             assert abs(g_new @ g0) <= 0.9 * (g0 @ g0)
 
 
+def rational(x: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+    """1 - x / (x^2 + 2), minimum at sqrt(2); along -g from 0 the line is far from quadratic."""
+    del a, b
+    return 1.0 - x[0] / (x[0] ** 2 + 2.0)
+
+
+@pytest.mark.parametrize("rule", [ls.Backtracking(initial=1e3, approx_rtol=0.0), ls.Backtracking(initial=1e3),
+                                  ls.StrongWolfe(initial=1e3, interpolate=False, approx_rtol=0.0),
+                                  ls.StrongWolfe(initial=1e3, interpolate=False)], ids=["armijo-0", "armijo", "wolfe-0", "wolfe"])
+def test_a_fall_far_above_rounding_is_judged_by_armijo(rule):
+    """From x = 0 with a first step of 1000, f falls 0.002 (f = 0.998 at x = 500) where Armijo asks for 0.025: the
+    rounding tie test (Hager-Zhang's approximate conditions) was one-sided and took any fall, so the trapezoid
+    estimate of a non-convex line accepted it, with approx_rtol=0 too (a user review in session 57). Reference:
+    the Armijo inequality recomputed in NumPy, and the line's minimiser sqrt(2) / 0.5 = 2.83 bounding the step."""
+    x = jnp.zeros(1)
+    d = -jax.grad(lambda z: rational(z, None, None))(x)
+    alpha, _, _, _, info, f0, slope, _ = _rational_search(rule, x)
+    assert not bool(info.failed)
+    step = float(alpha) * float(d[0])
+    f_new = 1.0 - step / (step**2 + 2.0)
+    assert f_new <= float(f0) + float(rule.c1) * float(alpha) * float(slope), (float(alpha), f_new)
+
+
+@jax.jit
+def _rational_search(rule, x):
+    f = lambda z: rational(z, None, None)  # noqa: E731
+    ctx = make_ctx(f, x, -jax.grad(f)(x))
+    alpha, trial, new_state, info = rule.step(rule.init(x, ctx.value, ctx.grad), ctx)
+    return alpha, trial, None, new_state, info, ctx.value, ctx.slope, None
+
+
 @pytest.mark.parametrize("rule", [ls.StrongWolfe(interpolate=False), ls.Backtracking(), ls.Exact()], ids=["wolfe", "armijo", "exact"])
 def test_a_search_along_an_ascent_direction_fails(rule):
     a, b, x = random_quadratic(0)

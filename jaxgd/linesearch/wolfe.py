@@ -277,7 +277,9 @@ class Backtracking:
             change = trial.value.astype(dtype) - ctx.value.astype(dtype) + dh  # F(theta+) - F(theta)
             trapezoid = 0.5 * (lin + _tree.vdot(trial.grad, step).astype(dtype)) + dh
             armijo = change <= self.c1 * model
-            approx = (change <= tie_tol) & (trapezoid <= self.c1 * model)
+            # within the loss's rounding either way (a clear fall below it is Armijo's to judge: one-sided, any
+            # fall passed on the trapezoid, and a non-convex line's 500x overlong step was taken)
+            approx = (jnp.abs(change) <= tie_tol) & (trapezoid <= self.c1 * model)
             return trial_ok(trial) & (model < 0) & (armijo | approx)
 
         def cond(c: tuple) -> jax.Array:
@@ -316,13 +318,17 @@ def cubic_min(a: jax.Array, fa: jax.Array, ga: jax.Array, b: jax.Array, fb: jax.
 
 
 def zoom_point(lo: jax.Array, f_lo: jax.Array, g_lo: jax.Array, hi: jax.Array, f_hi: jax.Array, g_hi: jax.Array) -> jax.Array:
-    """The next zoom trial: the cubic minimiser when it lies well inside
-    ``[lo, hi]`` (10% margins), else the midpoint."""
+    """The next zoom trial: the cubic minimiser, kept at least 10% of the interval inside
+    ``[lo, hi]`` (clamped there); the midpoint where there is none (non-finite).
+
+    A cubic minimiser near an end is usually right (the line's minimiser is near there): the
+    midpoint taken instead cost 14 bisections on Moré and Thuente's function 2 (25 evaluations
+    where scipy's ``scalar_search_wolfe2`` needs 10); clamped, every trial still cuts the
+    interval by at least 10%."""
     x = cubic_min(lo, f_lo, g_lo, hi, f_hi, g_hi)
     left, right = jnp.minimum(lo, hi), jnp.maximum(lo, hi)
     margin = 0.1 * (right - left)
-    inside = jnp.isfinite(x) & (x > left + margin) & (x < right - margin)
-    return jnp.where(inside, x, 0.5 * (lo + hi))
+    return jnp.where(jnp.isfinite(x), jnp.clip(x, left + margin, right - margin), 0.5 * (lo + hi))
 
 
 @_tree.pytree_class(data=("c1", "c2", "initial", "expand", "max_iter", "approx_rtol"), meta=("interpolate",))
@@ -340,8 +346,8 @@ class StrongWolfe:
     :math:`\\alpha_0, \\gamma\\alpha_0, \\gamma^2\\alpha_0, \\ldots`
     (:math:`\\gamma` = ``expand``) until an interval is known to contain such
     a point; the zoom phase shrinks it with safeguarded cubic interpolation
-    (bisection when the cubic minimiser is missing, non-finite or within 10%
-    of an end). A NaN/Inf trial counts as too long (it becomes the upper end).
+    (the cubic minimiser kept 10% of the interval away from its ends; bisection
+    where it is missing or non-finite). A NaN/Inf trial counts as too long (it becomes the upper end).
     With ``interpolate=True`` the first trial is scipy's and Nocedal &
     Wright's eq. 3.60, :math:`\\alpha_0 = \\min(\\text{initial},
     1.01 \\cdot 2 (f_k - f_{k-1}) / \\phi'(0))` (with
@@ -471,7 +477,7 @@ class StrongWolfe:
             clear = armijo & (f < lo[1])  # a clear improvement on lo
             # Near a minimiser f differences drown in rounding while slopes stay accurate: a value
             # within tie_tol of lo's is a tie, settled by the slope (Hager-Zhang).
-            tie = fin & ~clear & (f <= lo[1] + tie_tol)
+            tie = fin & ~clear & (jnp.abs(f - lo[1]) <= tie_tol)  # (both ways: a fall below it is Armijo's)
             found = curv & (clear | tie)
             too_long = ~found & jnp.where(tie, back, ~clear)
             flip = ~found & ~tie & clear & back
