@@ -75,7 +75,7 @@ def _count(count: ArrayLike) -> jax.Array:
 
 
 BAD_NUMBER = _validate.BAD_NUMBER
-NOT_POSITIVE = "{name} must be > 0, got {name}={value!r}"
+NOT_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
 NEGATIVE = "{name} must be >= 0, got {name}={value!r}"
 BAD_MILESTONES = "milestones must be a sequence of integers, got milestones={value!r}"
 BAD_BOUNDS = "max_lr must be >= base_lr, got base_lr={base!r}, max_lr={top!r}"

@@ -328,7 +328,7 @@ BAD = [
     (dict(method="sgd"), ValueError, "not a known method"),
     (dict(method=42), TypeError, "method must be"),
     (dict(history=-2), ValueError, "history must be"),
-    (dict(progress=0.5), ValueError, "progress must be"),
+    (dict(progress=0.5), TypeError, "progress must be"),
     (dict(lrr=0.1), TypeError, "did you mean lr"),
 ]
 

@@ -49,6 +49,7 @@ from .wolfe import (
 )
 
 BAD_START = "start must be 'unit' or 'interpolate', got start={value!r}"
+BAD_MIN_MOVE = "min_move=True floors start='interpolate''s first trial; with start={start!r} it would do nothing"
 
 
 class MoreThuenteState(NamedTuple):
@@ -195,7 +196,7 @@ class MoreThuente:
         copy of the loss, into the compiled program: ``fallback=False``
         compiles faster (benchmarks/RESULTS.md, session 18) where searches
         do not fail.
-      min_move: with ``start="interpolate"``, in float32 and narrower types,
+      min_move: with ``start="interpolate"`` (refused with ``"unit"``), in float32 and narrower types,
         the first trial is at least the step that moves some entry of
         :math:`\\theta` by one ulp, past ``initial`` if need be (static;
         ``cg``'s default): near a minimum
@@ -206,7 +207,7 @@ class MoreThuente:
         many worse as better (benchmarks/RESULTS.md, session 32).
 
     Raises:
-      ValueError: a concrete argument out of range.
+      ValueError: a concrete argument out of range; ``min_move=True`` with ``start="unit"``.
     """
 
     def __init__(
@@ -225,6 +226,8 @@ class MoreThuente:
         c1, c2 = check_wolfe_constants(c1, c2)
         if start not in ("unit", "interpolate"):
             raise ValueError(BAD_START.format(value=start))
+        if check_flag("min_move", min_move) and start != "interpolate":
+            raise ValueError(BAD_MIN_MOVE.format(start=start))
         _tree.set_fields(
             self,
             c1=c1,

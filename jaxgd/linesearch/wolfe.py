@@ -35,6 +35,7 @@ BAD_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
 BAD_NONNEG = "{name} must be >= 0 and finite, got {name}={value!r}"
 BAD_GREATER = "{name} must be > {bound}, got {name}={value!r}"
 BAD_COUNT = "{name} must be {what}, got {name}={value!r}"
+INT32_MAX = 2**31 - 1
 BAD_C2 = "c2 must lie in (c1, 1), got c1={c1!r}, c2={c2!r}"
 BAD_NUMBER = "{name} must be a real number or a real scalar array, got {name}={value!r}"
 BAD_FINITE = "{name} must be None or a finite number, got {name}={value!r}"
@@ -95,9 +96,14 @@ def check_nonneg(name: str, value: ArrayLike) -> Any:
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> Any:
-    """An iteration cap: an integer >= ``minimum`` (kept as an int leaf) or a tracer."""
+    """An iteration cap: an integer >= ``minimum`` and at most ``2**31 - 1`` (the loops count in
+    int32: a larger cap raised NumPy's OverflowError at trace time, naming no argument), kept as
+    an int leaf, or a tracer."""
     what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    return _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
+    count = _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
+    if isinstance(count, int) and count > INT32_MAX:
+        raise ValueError(BAD_COUNT.replace("{what}", "at most 2**31 - 1 (an int32 count)").format(name=name, value=value))
+    return count
 
 
 def check_flag(name: str, value: Any) -> bool:
