@@ -60,6 +60,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "I": ("first_call", "first call from fresh processes: where it goes, vs scipy, persistent cache (issue 14)"),
     "J": ("small_loops", "XLA:CPU's one-kernel loops: GD per step by problem size vs the hand-written floor (issue 15)"),
     "K": ("cutest_float32", "float32 CUTEst audit: false successes/failures of lbfgs/bfgs, lbfgs + bounds (issue 13)"),
+    "L": ("many_leaves", "parameter trees of many leaves: GD/Adam per step and first call vs optax's fused loop"),
 }
 
 # Per-benchmark defaults: (full, quick). None: the module picks.
@@ -73,6 +74,7 @@ DEFAULTS: dict[str, dict[str, tuple[Any, Any]]] = {
     "I": {"procs": (5, 2), "d": ("10,1000", "10"), "methods": ("lbfgs,bfgs,gd,adam", "lbfgs,gd"),
           "dtypes": ("float64,float32", "float64"), "budget": (120.0, 20.0)},
     "J": {"steps": (16_384, 2_048)},
+    "L": {"steps": (500, 100), "d": ("1,10,40", "1,10")},
 }
 
 
@@ -85,10 +87,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: small sizes, few steps (still >= 5 repeats)")
     p.add_argument("--only", default=None, help="comma-separated benchmarks to run, e.g. A,B (default: all)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (>= 5; default 7, quick 5)")
-    p.add_argument("--steps", type=int, default=None, help="steps per run (A: 10,000, B: 100, D: 2,000)")
+    p.add_argument("--steps", type=int, default=None, help="steps per run (A: 10,000, B: 100, D: 2,000, L: 500)")
     p.add_argument("--py-steps", type=int, default=None, help="steps of the Python-loop / NumPy baselines (A, B)")
     p.add_argument("--n", type=int, default=None, help="B: examples (rows of X), default 200,000")
-    p.add_argument("--d", default=None, help="A: dimensions '2,100'; B: features (128); C: '100,1000'; D: 10; I: '10,1000' (quick: 10)")
+    p.add_argument("--d", default=None, help="A: dimensions '2,100'; B: features (128); C: '100,1000'; D: 10; "
+                   "I: '10,1000' (quick: 10); L: leaf counts '1,10,40'")
     p.add_argument("--runs", type=int, default=None, help="D: learning rates swept (default 256)")
     p.add_argument("--seq-runs", type=int, default=None,
                    help="D: sequential calls actually timed (default: all runs; fewer are extrapolated per run)")

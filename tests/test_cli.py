@@ -63,7 +63,7 @@ def test_check_exit_code_2_on_a_bad_option():
 
 @pytest.mark.slow  # ~40 s of CPU (every benchmark, >= 5 repeats each): CI runs it via `make slow`
 def test_benchmark_driver_smoke_run_on_tiny_sizes(tmp_path):
-    """``python -m benchmarks.run`` end to end, every benchmark (A-F) in one process at
+    """``python -m benchmarks.run`` end to end, every benchmark (A-F, L) in one process at
     toy sizes: the driver, each module's entry point and the table writer run."""
     cmd = [
         sys.executable, "-m", "benchmarks.run", "--quick", "--inline", "--d", "2", "--steps", "20", "--py-steps", "3",
@@ -73,7 +73,7 @@ def test_benchmark_driver_smoke_run_on_tiny_sizes(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    for key in "ABCDEF":
+    for key in "ABCDEFL":
         table = tmp_path / f"bench_{key}.md"
         assert table.exists() and "|" in table.read_text(), key
 
