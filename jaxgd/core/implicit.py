@@ -52,6 +52,8 @@ is zero: the solution is taken to depend on them not at all.
 
 from __future__ import annotations
 
+import collections
+
 from typing import Any
 
 import jax
@@ -218,50 +220,41 @@ def conjugate_gradient(matvec: Any, b: Params, rtol: float, maxiter: int) -> Par
     return _tree.tmap(lambda v: jnp.where(failed, jnp.nan, v).astype(v.dtype), x)
 
 
-class _Keep:
-    """A loss function held strongly by a tree definition (a node with no leaves): :func:`attach`'s
-    rule runs when JAX differentiates the traced program, which for a ``lax.scan`` body is after
-    the trace, and the solver holds its function weakly (:class:`jaxgd._tree.FunRef`): a loss
-    written as a lambda in the body was gone by then (``'NoneType' object is not callable``; a
-    user review in session 57). The traced program keeps it as long as it lives."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, _Keep) and other.fn is self.fn
-
-    def __hash__(self) -> int:
-        return hash(("_Keep", id(self.fn)))
+# The loss functions of the last runs traced under a user's transformation, held strongly (a bounded few):
+# attach's rule runs when JAX differentiates the traced program, which for a ``lax.scan`` body is after the
+# body's trace, and a solver holds its loss weakly (jaxgd._tree.FunRef): a loss written as a lambda in the body
+# was gone by then ("'NoneType' object is not callable"; a user review in session 57). Held in the traced
+# program itself, it leaked every eager run's loss through the per-function caches.
+RECENT_LOSSES: collections.deque = collections.deque(maxlen=16)
 
 
-jax.tree_util.register_pytree_node(_Keep, lambda k: ((), k.fn), lambda fn, _: _Keep(fn))
+def keep_alive(fun: Any) -> None:
+    """Hold ``fun`` strongly among :data:`RECENT_LOSSES` (a run traced under a user's transformation)."""
+    if not RECENT_LOSSES or RECENT_LOSSES[-1] is not fun:
+        RECENT_LOSSES.append(fun)
 
 
 @jax.custom_jvp
-def attach(x: Params, value: jax.Array, aux: Any, loss: Any, solver: Any, args: tuple, keep: Any = None) -> tuple:
+def attach(x: Params, value: jax.Array, aux: Any, loss: Any, solver: Any, args: tuple) -> tuple:
     """The identity on ``(x, value, aux, loss)``; its JVP is the implicit derivative.
 
     ``x``, ``value``, ``aux`` (and ``loss``, or ``None`` when it equals
     ``value``) are the solve's outputs, computed without derivatives;
-    ``solver`` and ``args`` carry the tangents of the hyperparameters and data;
-    ``keep`` (a :class:`_Keep` of the solver's loss) keeps the loss alive for the rule.
+    ``solver`` and ``args`` carry the tangents of the hyperparameters and data.
     """
     return x, value, aux, loss
 
 
 @attach.defjvp
 def _attach_jvp(primals: tuple, tangents: tuple) -> tuple:
-    x, value, aux, loss, solver, args, keep = primals
+    x, value, aux, loss, solver, args = primals
     dsolver, dargs = tangents[4], tangents[5]
     if solver.direction.decoupled_l2 and solver.l2 is not None:
         raise ValueError(DECOUPLED_L2.format(method=solver.direction.name))
     # x* through attach again: the identity here, but under an outer derivative (a second order:
     # jax.hessian, grad of grad) it carries x*'s own tangent, so that this rule's dependence on x*
     # is differentiated too (the solve's x alone is a constant, computed under stop_gradient)
-    x = attach(x, value, aux, loss, solver, args, keep)[0]
+    x = attach(x, value, aux, loss, solver, args)[0]
     dx = solution_tangent(solver, x, args, dsolver, dargs)
 
     def outputs(p: Params, s: Any, a: tuple) -> tuple:
@@ -286,5 +279,5 @@ def run(run_fn: Any, solver: Any, x0: Params, args: tuple) -> Any:
     """
     res = run_fn(lax.stop_gradient(solver), lax.stop_gradient(x0), lax.stop_gradient(args))
     st = res.state
-    x, value, aux, loss = attach(st.params, st.value, st.aux, res.loss, solver, args, _Keep(solver.fun))
+    x, value, aux, loss = attach(st.params, st.value, st.aux, res.loss, solver, args)
     return res._replace(state=st._replace(params=x, value=value, aux=aux), loss=loss)

@@ -29,6 +29,7 @@ from . import adjoint as _adjoint
 from . import batched as _batched
 from . import cache as _cache
 from . import compile as _compile
+from . import implicit as _implicit
 from . import options as _options
 from . import stall as _stall
 from .. import _tree
@@ -517,6 +518,8 @@ def run(
         if not solver.progress_every:
             register(solver.fun, repeat_key, lambda: plan.repeat(x0, args))
         return result
+    if adjoint == "implicit":  # (its derivative rule may run after this trace: a scan body's)
+        _implicit.keep_alive(solver.fun)
     return fill_copies(runner(solver.fun, adjoint)(solver, x0, args))
 
 
