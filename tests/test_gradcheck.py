@@ -463,3 +463,46 @@ def test_a_loss_that_computes_in_float32_is_differenced_in_float32() -> None:
         return wrong(w), 1.05 * (2.0 * (X @ w.astype(jnp.float32) - y) @ X) @ dw
 
     assert _failed(check_grad(wrong, w, reference=exact)) == {("x", "jax~ref"), ("x", "jax~fd")}
+
+
+def test_a_gradient_twice_too_large_fails_where_the_loss_is_large():
+    """jax.grad twice the true gradient (a custom_vjp) of a least-squares loss near its minimum (f = 8.9e5, g ~ 1e-3)
+    passed: 100 ulps of |f| over the step excused half the pair (a user review in session 57), while float64
+    central differences resolve g to a few percent. References: the closed-form gradient 2 M^T (M w - b), and
+    jax.test_util.check_grads, which fails it too. A correct gradient at the same point still passes."""
+    @jax.custom_vjp
+    def twice(v):
+        return v
+
+    twice.defvjp(lambda v: (v, None), lambda _, g: (2.0 * g,))
+    rng = np.random.default_rng(0)
+    M, b = rng.standard_normal((1000, 5)), 30 * rng.standard_normal(1000)
+    w = np.linalg.lstsq(M, b, rcond=None)[0] + 4e-7 * rng.standard_normal(5)
+    with _gradcheck._x64():
+        closed = 2 * M.T @ (M @ w - b)
+        np.testing.assert_allclose(np.asarray(jax.grad(lambda v: jnp.sum((M @ v - b) ** 2))(jnp.asarray(w))), closed,
+                                   rtol=1e-6)
+        report = check_grad(lambda v: jnp.sum((M @ twice(v) - b) ** 2), jnp.asarray(w))
+        assert not report and {r.comparison for r in report.failures} == {"jax~fd"}, str(report)
+        assert check_grad(lambda v: jnp.sum((M @ v - b) ** 2), jnp.asarray(w)), "the correct gradient failed"
+
+
+def test_a_float32_fun_of_a_long_sum_passes():
+    """A fun computing in float32 (a cast) whose value is a sum of 10,000 tanh terms: its float32 differences carry
+    many ulps of rounding, excused at 100 ulps of float32 (the float64 allowance, 4 ulps, failed it at err/tol 5.7).
+    Reference: the same jax.grad, the verdict PASS with fd_dtype float32."""
+    rng = np.random.default_rng(1)
+    A = jnp.asarray(rng.standard_normal((10000, 5)), jnp.float32)
+    report = check_grad(lambda w: jnp.sum(jnp.tanh(A @ w.astype(jnp.float32))), jnp.asarray(rng.standard_normal(5) * 0.1))
+    assert report and report.fd_dtype == "float32", str(report)
+
+
+def test_a_bfloat16_fun_is_differenced_in_bfloat16_and_a_typed_key_is_an_arg():
+    """A fun returning bfloat16 was differenced at float64's step (NumPy reads bfloat16 as kind "V", not a float):
+    every difference 0, a false FAIL; a typed PRNG key in args crashed in np.asarray (a user review in session 57).
+    Reference: the verdict, and the header's dtype."""
+    x = jnp.asarray([0.5, 1.5, -2.0, 0.3])
+    report = check_grad(lambda v: jnp.sum(jnp.sin(v) * v).astype(jnp.bfloat16), x)
+    assert report and report.fd_dtype == "bfloat16", str(report)
+    noise = lambda v, k: jnp.sum((v - jax.random.normal(k, v.shape, jnp.float32)) ** 2)  # noqa: E731
+    assert check_grad(noise, jnp.asarray([0.5, 1.5], jnp.float32), (jax.random.key(0),))

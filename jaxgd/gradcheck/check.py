@@ -149,8 +149,9 @@ def check_grad(
     A pair :math:`(a, b)` passes where
     :math:`|a - b| \\le \\mathrm{atol} + \\mathrm{rtol}\\max(|a|, |b|) + \\nu`,
     with :math:`\\nu = 0` for ``jax~ref`` and, against finite differences, the
-    rounding noise :math:`\\nu_i` = ``FD_NOISE_ULPS`` :math:`\\cdot\\,\\epsilon_{64}
-    \\max|f(x \\pm h_i e_i)| / h_i`, at most half of :math:`\\max(|a|, |b|)`: where rounding
+    rounding noise :math:`\\nu_i` = ``FD_NOISE_ULPS`` (4) :math:`\\cdot\\,\\epsilon_{64}
+    \\max|f(x \\pm h_i e_i)| / h_i` (100 ulps of its dtype for a ``fun`` that computes in float32 or
+    narrower), at most half of :math:`\\max(|a|, |b|)`: where rounding
     dominates the differences (a loss with a large constant part) a pair that differs by as
     much as its own size fails (subtract the constant, or raise ``eps``) rather than passing
     a gradient the differences cannot test. For a leaf narrower than float64 the pairs with
@@ -264,7 +265,8 @@ def _fd_dtype(fun: Callable[..., Any], x64: PyTree, args64: tuple) -> np.dtype:
         jargs = _on_device(args64)
         out = jax.eval_shape(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs)
     dtype = np.dtype(out.dtype)
-    narrower = dtype.kind == "f" and dtype.itemsize < 8 and dtype.name in DEFAULT_TOLERANCES
+    # (jnp.issubdtype: bfloat16 is NumPy kind "V", and was differenced in float64, below its resolution)
+    narrower = jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 8 and dtype.name in DEFAULT_TOLERANCES
     return dtype if narrower else np.dtype(np.float64)
 
 

@@ -22,12 +22,17 @@ MSG_REF_NOT_CALLABLE = "reference must be callable, reference(x, *args) -> gradi
 MSG_ARGS_NOT_TUPLE = "args must be a tuple (or list) of extra arguments to fun; got {type_name}"
 MSG_X_EMPTY = "x has no array leaves: nothing to check"
 MSG_X_NOT_FLOAT = "every leaf of x must be a real floating-point array; leaf {path} has dtype {dtype}"
+HINT_MODEL = (
+    " (a model's non-array field, as an Equinox module's activation: check its float arrays, params, rest = "
+    "eqx.partition(model, eqx.is_inexact_array), with a fun that calls eqx.combine(params, rest))"
+)
 MSG_X_BFLOAT16 = (
     "check_grad does not take bfloat16 x (its 8-bit significand cannot hold a finite-difference step): leaf {path}; "
     "check the gradient at x cast to float32"
 )
 MSG_X_TRACER = "check_grad runs on the host and needs concrete x; leaf {path} is a tracer (call it outside jit/vmap)"
 MSG_FUN_NOT_SCALAR = "fun must return a real scalar; it returned shape {shape} and dtype {dtype}"
+HINT_AUX = " (a fun returning (loss, aux), as minimize's has_aux=True takes: check lambda x, *args: fun(x, *args)[0])"
 MSG_REF_STRUCTURE = (
     "reference(x, *args) returned a pytree whose structure differs from x: "
     "missing leaves {missing}, unexpected leaves {extra}; expected {expected}, got {got}"
@@ -121,6 +126,8 @@ def _to_float64(tree: PyTree) -> PyTree:
     """Array leaves as NumPy arrays, floating ones in float64; other leaves untouched."""
 
     def cast(a: Any) -> Any:
+        if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            return a  # (a typed PRNG key has no NumPy form: it stays a JAX array, as any non-float leaf)
         if isinstance(a, (jax.Array, np.ndarray, np.generic, float)):
             a = np.asarray(a)
             return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
@@ -192,11 +199,13 @@ def check_inputs(
         if dtype == jnp.bfloat16:  # (a float to jnp, not to NumPy: said apart)
             raise TypeError(MSG_X_BFLOAT16.format(path=path))
         if not np.issubdtype(dtype, np.floating):
-            raise TypeError(MSG_X_NOT_FLOAT.format(path=path, dtype=dtype))
+            raise TypeError(MSG_X_NOT_FLOAT.format(path=path, dtype=dtype) + (HINT_MODEL if dtype == object else ""))
     x = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for _, leaf in with_paths])
     out = jax.eval_shape(fun, x, *args)
     if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
-        raise ValueError(MSG_FUN_NOT_SCALAR.format(shape=getattr(out, "shape", None), dtype=getattr(out, "dtype", type(out).__name__)))
+        hint = HINT_AUX if isinstance(out, (tuple, list)) else ""
+        raise ValueError(MSG_FUN_NOT_SCALAR.format(shape=getattr(out, "shape", None),
+                                                   dtype=getattr(out, "dtype", type(out).__name__)) + hint)
     try:
         hash(fun)
     except TypeError:  # an unhashable callable object: wrap it (no compile cache across calls)
