@@ -244,7 +244,8 @@ class Result(NamedTuple):
       status: a :class:`Status` code (``int32``; use ``status_enum`` on the host).
       history: a :class:`History`.
       state: the final :class:`SolverState`, to resume from.
-      nfev: number of loss evaluations.
+      nfev: number of loss evaluations (not those an optax transformation given as ``method``
+        makes inside its own update, as ``optax.lbfgs``'s line search).
       ngev: number of gradient evaluations.
       aux: the auxiliary output at ``params`` when ``has_aux=True``, else None.
 

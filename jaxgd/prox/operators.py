@@ -237,7 +237,7 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
             for leaf in _tree.leaves(b):
                 arr = np.asarray(leaf)
                 if not np.issubdtype(arr.dtype, np.number) or np.isnan(arr).any():
-                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number"))
+                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number (None inside an array: write -inf or inf for an unbounded variable)"))
     if lower is not None and upper is not None and _tree.is_concrete((lower, upper)):
         lo_single, hi_single = _tree.is_single_leaf(lower), _tree.is_single_leaf(upper)
         # (a None in a side keeps its place: the sides' leaves pair up where their structures match)
