@@ -61,7 +61,12 @@ def _finite(leaf: Any) -> bool:
         ref = _FINITE.get(id(leaf))
         if ref is not None and ref() is leaf:
             return True
-    ok = bool(np.isfinite(np.asarray(leaf)).all())
+    if is_jax and len(leaf.sharding.device_set) > 1:
+        # sharded or replicated over several devices: reduced where it lives (one small program per shape), not
+        # gathered to the host (an array spread over several processes cannot be, and a large one should not be)
+        ok = bool(_all_finite(leaf))
+    else:
+        ok = bool(np.isfinite(np.asarray(leaf)).all())
     if ok and is_jax:
         if len(_FINITE) >= 64:
             _FINITE.pop(next(iter(_FINITE)))
@@ -70,6 +75,7 @@ def _finite(leaf: Any) -> bool:
 
 
 _FINITE: dict[int, Any] = {}  # id(array) -> weakref(array) of arrays found finite
+_all_finite = jax.jit(lambda a: jnp.isfinite(a).all())
 
 
 def as_params(x0: Any, name: str = "x0") -> Params:

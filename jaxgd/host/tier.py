@@ -101,7 +101,15 @@ AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000, "lbfgs+bounds": 5_0
 def prefers_host(solver: Any, x0: Any) -> bool:
     """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`)."""
     name = "lbfgs+bounds" if isinstance(solver.rule, LbfgsbSearch) else base_name(solver.direction.name)
-    return _tree.size(x0) <= AUTO_MAX_SIZE.get(name, 0)
+    return _tree.size(x0) <= AUTO_MAX_SIZE.get(name, 0) and not _on_several_devices(x0)
+
+
+def _on_several_devices(x0: Any) -> bool:
+    """Whether a leaf of ``x0`` lives on more than one device (sharded or replicated): the host loop would hand
+    the result back on one device, dropping the placement the fused loop keeps (and a later resume with the
+    sharded data then failed on incompatible devices)."""
+    return any(isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
+               for leaf in jax.tree_util.tree_leaves(x0))
 
 
 def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any = None) -> None:

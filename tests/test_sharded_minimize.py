@@ -1,0 +1,53 @@
+"""minimize with x0 sharded over several devices (4 CPU devices, in a subprocess: XLA_FLAGS is read at startup).
+
+References: the single-device run's values, and x0's own sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = r"""
+import json, os
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+jax.config.update("jax_enable_x64", True)
+import jaxgd
+mesh = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+rows = NamedSharding(mesh, P("data"))
+rng = np.random.default_rng(0)
+A, b = rng.standard_normal((64, 8)), rng.standard_normal(64)
+loss = lambda w, A, b: jnp.sum((A @ w - b) ** 2) + 0.1 * jnp.sum(w ** 4)
+x0 = jax.device_put(np.zeros(8), rows)
+args = (jax.device_put(A, NamedSharding(mesh, P("data", None))), jax.device_put(b, rows))
+first = jaxgd.minimize(loss, x0, args, method="lbfgs", tier="auto")
+single = jaxgd.minimize(loss, np.zeros(8), (A, b), method="lbfgs", tier="compiled")
+try:
+    jaxgd.minimize(loss, jax.device_put(np.r_[np.nan, np.zeros(7)], rows), args, method="lbfgs")
+    refused = None
+except ValueError as err:
+    refused = str(err)
+print(json.dumps({"same_sharding": first.params.sharding == x0.sharding,
+                  "err": float(np.max(np.abs(np.asarray(first.params) - np.asarray(single.params)))),
+                  "status": first.status_enum.name, "refused": refused}))
+"""
+
+
+@pytest.mark.slow
+def test_a_sharded_x0_keeps_its_sharding_on_the_first_call_and_is_checked_where_it_lives():
+    """tier="auto" ran a sharded x0's first calls on the host tier, which handed the result back on one device
+    (a later resume with the sharded data failed on incompatible devices); the finiteness check gathered the whole
+    x0 to the host, which an array spread over several processes cannot do (a user review in session 57)."""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["same_sharding"] and res["status"] == "GTOL" and res["err"] < 1e-10, res
+    assert res["refused"] is not None and "contains NaN or Inf" in res["refused"], res
