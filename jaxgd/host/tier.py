@@ -99,7 +99,8 @@ AUTO_MAX_SIZE = {"bfgs": 400, "lbfgs": 20_000, "cg": 20_000, "lbfgs+bounds": 5_0
 
 
 def prefers_host(solver: Any, x0: Any) -> bool:
-    """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`)."""
+    """For ``tier="auto"``: the problem is small enough for the host tier (:data:`AUTO_MAX_SIZE`), and its
+    ``x0`` on one device."""
     name = "lbfgs+bounds" if isinstance(solver.rule, LbfgsbSearch) else base_name(solver.direction.name)
     return _tree.size(x0) <= AUTO_MAX_SIZE.get(name, 0) and not _on_several_devices(x0)
 
