@@ -358,6 +358,36 @@ def test_exit_during_a_background_compile_is_clean(tmp_path: Any) -> None:
         assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]
 
 
+@pytest.mark.slow
+def test_exit_while_other_threads_keep_solving_does_not_wait_for_their_compiles(tmp_path: Any) -> None:
+    """Daemon threads that keep solving new problems (each twice: a compile queued) while the main thread returns:
+    the exit drained the queue once and waited for it to empty, which the threads kept refilling: up to 600 s (a user
+    review in session 57). Queuing stops at exit now. Reference: the same script's wall time, bounded well below
+    that (the process may still abort in JAX's frames as a daemon thread dies: JAX's own behaviour; not checked)."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import threading, time, jax.numpy as jnp, jaxgd\n"
+        "KEEP = []\n"
+        "def w(seed):\n"
+        "    k = 0\n"
+        "    while True:\n"
+        "        k += 1\n"
+        "        f = lambda x, k=k: jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2) + k + seed\n"
+        "        KEEP.append(f)\n"
+        "        jaxgd.minimize(f, jnp.zeros(30), method='lbfgs'); jaxgd.minimize(f, jnp.zeros(30), method='lbfgs')\n"
+        "for s in range(3):\n"
+        "    threading.Thread(target=w, args=(s,), daemon=True).start()\n"
+        "time.sleep(2)\n"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert time.perf_counter() - start < 60
+
+
 def test_default_tier_is_auto_outside_the_suite() -> None:
     """The suite's conftest pins 'compiled'; the library's own default is 'auto' (None)."""
     import importlib.util

@@ -161,6 +161,9 @@ _JOBS: "queue.Queue[Callable[[], None]]" = queue.Queue()
 _WORKER: list = []
 _PENDING = [0]
 _LOCK = threading.Condition()
+# Set at exit: no compile is queued from then on (other daemon threads still calling minimize refilled the queue
+# as it was drained, and the exit waited up to 10 minutes; a user review in session 57).
+_CLOSED = [False]
 
 
 def _done_one() -> None:
@@ -180,14 +183,18 @@ def _work() -> None:
             _done_one()
 
 
-def _submit(job: Callable[[], None]) -> None:
+def _submit(job: Callable[[], None]) -> bool:
+    """Queue ``job``; False (nothing queued) once the interpreter is exiting."""
     with _LOCK:
+        if _CLOSED[0]:
+            return False
         _PENDING[0] += 1
         if not _WORKER:
             t = threading.Thread(target=_work, name="jaxgd-compile", daemon=True)
             t.start()
             _WORKER.append(t)
     _JOBS.put(job)
+    return True
 
 
 def wait(timeout: Optional[float] = None) -> bool:
@@ -198,7 +205,9 @@ def wait(timeout: Optional[float] = None) -> bool:
 
 @atexit.register
 def _drain() -> None:
-    """At exit: drop the queued compiles, wait for the one in flight (see above)."""
+    """At exit: queue no more, drop the queued compiles, wait for the one in flight (see above)."""
+    with _LOCK:
+        _CLOSED[0] = True
     while True:
         try:
             _JOBS.get_nowait()
@@ -238,11 +247,15 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     result = _loop.run(solver, x0, args, structure, leaves)
     if result is None:  # a loss of another dtype than x0: the fused loop
         return None
-    if tier == "auto" and seen is None:
-        records[key] = "once"
-    elif tier == "auto" and seen == "once":
-        records[key] = "compiling"
-
+    if tier != "auto":
+        return result
+    with _LOCK:  # (read and set at once: threads solving one problem queued a compile each)
+        seen = records.get(key)
+        if seen is None:
+            records[key] = "once"
+        elif seen == "once":
+            records[key] = "compiling"
+    if seen == "once":
         x64 = bool(jax.config.jax_enable_x64)  # the caller's mode (a jax.enable_x64 context is per thread)
 
         def job() -> None:
@@ -250,5 +263,6 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
                 plan.precompile(x0, args)
             records[key] = "compiled"
 
-        _submit(job)
+        if not _submit(job):
+            records[key] = "once"
     return result
