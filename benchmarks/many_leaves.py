@@ -1,13 +1,14 @@
 """L. Parameter trees of many leaves: GD and Adam per step, and the first call, by leaf count.
 
 A Flax or Equinox model of 20-100 layers is a tree of 40-200 arrays. The same
-10,000 parameters (float32) are split into 1, 10 or 40 equal leaves of a
+10,000 parameters (float32) are split into 1, 10 or 40 equal leaves (a leaf count that does not divide
+10,000 drops the remainder) of a
 diagonal quadratic ``0.5 sum_i a_i (x_i - 1)^2`` (one term per leaf), and each
 run takes ``--steps`` steps (``gtol=0``):
 
 - ``jaxgd.minimize`` with history on;
 - optax's update in a hand-fused ``lax.fori_loop`` under one ``jax.jit`` (the
-  loop a user writes; gradient only);
+  loop a user writes; gradient only).
 
 A user review in session 57 found jaxgd's per-step cost growing with the
 square of the leaf count (40 leaves: 42x the hand loop, where one leaf is

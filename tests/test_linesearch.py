@@ -147,6 +147,25 @@ def test_a_fall_far_above_rounding_is_judged_by_armijo(rule):
     assert f_new <= float(f0) + float(rule.c1) * float(alpha) * float(slope), (float(alpha), f_new)
 
 
+@pytest.mark.parametrize("rule", [ls.Backtracking(approx_rtol=0.0), ls.StrongWolfe(interpolate=False, approx_rtol=0.0)],
+                         ids=["armijo", "wolfe"])
+def test_approx_rtol_zero_is_the_plain_rule_even_on_exact_ties(rule):
+    """1e8 + x^2 in float32 from x = 1: every trial's loss rounds to 1e8 exactly. With approx_rtol=0 ("the plain
+    rule") an exact tie was still settled by the slopes and the step taken (a review of this session's diff).
+    Reference: Armijo's inequality, which no trial meets in float32 (the change is 0, c1 * slope * alpha < 0)."""
+    x = jnp.ones(1, jnp.float32)
+    alpha, _, _, _, info, f0, slope, _ = _tie_search(rule, x)
+    assert float(f0) == 1e8 and bool(info.failed), float(alpha)
+
+
+@jax.jit
+def _tie_search(rule, x):
+    f = lambda z: 1e8 + jnp.sum(z**2)  # noqa: E731
+    ctx = make_ctx(f, x, -jax.grad(f)(x))
+    alpha, trial, new_state, info = rule.step(rule.init(x, ctx.value, ctx.grad), ctx)
+    return alpha, trial, None, new_state, info, ctx.value, ctx.slope, None
+
+
 @jax.jit
 def _rational_search(rule, x):
     f = lambda z: rational(z, None, None)  # noqa: E731

@@ -220,12 +220,14 @@ def conjugate_gradient(matvec: Any, b: Params, rtol: float, maxiter: int) -> Par
     return _tree.tmap(lambda v: jnp.where(failed, jnp.nan, v).astype(v.dtype), x)
 
 
-# The loss functions of the last runs traced under a user's transformation, held strongly (a bounded few):
+# The loss functions of the last 64 runs traced under a user's transformation, held strongly (a bounded few: a
+# traced program with more solves whose losses are defined inside it can lose the first ones' before JAX runs their
+# rules, as every one was lost before):
 # attach's rule runs when JAX differentiates the traced program, which for a ``lax.scan`` body is after the
 # body's trace, and a solver holds its loss weakly (jaxgd._tree.FunRef): a loss written as a lambda in the body
 # was gone by then ("'NoneType' object is not callable"; a user review in session 57). Held in the traced
 # program itself, it leaked every eager run's loss through the per-function caches.
-RECENT_LOSSES: collections.deque = collections.deque(maxlen=16)
+RECENT_LOSSES: collections.deque = collections.deque(maxlen=64)
 
 
 def keep_alive(fun: Any) -> None:

@@ -49,9 +49,11 @@ BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 def _finite(leaf: Any) -> bool:
     """Whether a concrete leaf is all finite, checked on the host.
 
-    An accelerator array is copied to the host for the check: a device-side
-    reduction would compile a small program (per shape) before the bad input
-    is reported, and validation compiles nothing. A ``jax.Array`` is
+    An accelerator array on one device is copied to the host for the check: a
+    device-side reduction would compile a small program (per shape) before the
+    bad input is reported. A leaf on several devices (sharded or replicated) is
+    reduced where it lives instead (``_all_finite``, compiled once per shape):
+    one spread over several processes cannot be gathered. A ``jax.Array`` is
     immutable, so a verdict of "finite" is remembered for the array object (a
     weak reference, the last 64): a repeated call with the same ``x0`` skips
     the check and the copy (5-30 us a leaf here, benchmarks E).
@@ -261,7 +263,10 @@ def minimize(
         scanned values: there JAX's partial evaluation of the scan body runs the
         solve in place of its derivative rule, and the second derivative reads 0
         (``jax.jacfwd(jax.jacfwd(f))``, a ``lax.fori_loop`` or a Python loop give
-        the formula's value; so does ``adjoint="unroll"``). ``adamw`` with ``l2`` (decoupled decay)
+        the formula's value; so does ``adjoint="unroll"``). A loss defined inside a traced function (a lambda
+        in a ``lax.scan`` body) is held by jaxgd for its derivative, the last 64 such; a traced program
+        with more solves of such losses fails with "'NoneType' object is not callable": define the loss
+        outside. ``adamw`` with ``l2`` (decoupled decay)
         is refused when differentiated. ``"unroll"``: the exact derivative of
         the iterate computed, through every step that ran, also with respect
         to ``x0`` and ``lr`` (a float, a jaxgd schedule's numbers, or the

@@ -182,7 +182,10 @@ def check_grad(
     Args:
         fun: the JAX loss, ``fun(x, *args) -> scalar``.
         x: the point, a pytree of real floating-point arrays.
-        args: extra arguments to ``fun`` (and ``reference``).
+        args: extra arguments to ``fun`` (and ``reference``). The differences are taken
+            with JAX's float64 mode on: a ``fun`` that draws random numbers from a key in
+            ``args`` without a ``dtype`` draws other numbers there (float64 ones) and fails;
+            pass ``dtype=`` to ``jax.random``.
         reference: optional hand-written gradient ``reference(x, *args)`` returning
             a pytree of the structure and shapes of ``x``; it receives float64
             NumPy copies of ``x`` and of the floating-point leaves of ``args``.

@@ -193,7 +193,7 @@ def _submit(job: Callable[[], None]) -> bool:
             t = threading.Thread(target=_work, name="jaxgd-compile", daemon=True)
             t.start()
             _WORKER.append(t)
-    _JOBS.put(job)
+        _JOBS.put(job)  # (under the lock: the exit's drain cannot run between the check and the put)
     return True
 
 

@@ -102,7 +102,8 @@ def check_count(name: str, value: Any, minimum: int = 1) -> Any:
     what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     count = _validate.count(name, value, minimum, BAD_COUNT.replace("{what}", what))
     if isinstance(count, int) and count > INT32_MAX:
-        raise ValueError(BAD_COUNT.replace("{what}", "at most 2**31 - 1 (an int32 count)").format(name=name, value=value))
+        what = "at most 2**31 - 1 (an int32 count)"
+        raise ValueError(BAD_COUNT.replace("{what}", what).format(name=name, value=value))
     return count
 
 
@@ -285,7 +286,7 @@ class Backtracking:
             armijo = change <= self.c1 * model
             # within the loss's rounding either way (a clear fall below it is Armijo's to judge: one-sided, any
             # fall passed on the trapezoid, and a non-convex line's 500x overlong step was taken)
-            approx = (jnp.abs(change) <= tie_tol) & (trapezoid <= self.c1 * model)
+            approx = (tie_tol > 0) & (jnp.abs(change) <= tie_tol) & (trapezoid <= self.c1 * model)  # (0: plain rule)
             return trial_ok(trial) & (model < 0) & (armijo | approx)
 
         def cond(c: tuple) -> jax.Array:
@@ -483,7 +484,8 @@ class StrongWolfe:
             clear = armijo & (f < lo[1])  # a clear improvement on lo
             # Near a minimiser f differences drown in rounding while slopes stay accurate: a value
             # within tie_tol of lo's is a tie, settled by the slope (Hager-Zhang).
-            tie = fin & ~clear & (jnp.abs(f - lo[1]) <= tie_tol)  # (both ways: a fall below it is Armijo's)
+            # (both ways: a fall below it is Armijo's; none with approx_rtol=0, the plain algorithm)
+            tie = fin & ~clear & (tie_tol > 0) & (jnp.abs(f - lo[1]) <= tie_tol)
             found = curv & (clear | tie)
             too_long = ~found & jnp.where(tie, back, ~clear)
             flip = ~found & ~tie & clear & back

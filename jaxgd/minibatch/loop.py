@@ -471,7 +471,7 @@ def _fit_rows(result: FitResult, rows: int) -> FitResult:
 def run_jit(solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any) -> FitResult:
     """:func:`run` under a ``jax.jit`` cached per loss function (weakly,
     :mod:`jaxgd.core.cache`), compiled once per bucket of ``epochs`` and
-    for both ``progress`` settings."""
+    for both ``progress`` settings (once per setting while the persistent cache is on)."""
     ccfg, epochs, show = _compiled_cfg(cfg)
     fn = _cache.jit_per_function(solver.fun, "fit.run", run, _jit_cfg)
     return fn(solver, ccfg, params, data, eval_data, key, patience, epochs, show)

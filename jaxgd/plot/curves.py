@@ -11,6 +11,7 @@ axes (a notebook's, say) instead.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -66,8 +67,11 @@ def _axes(ax: Any) -> Any:
 def _check_every(every: Any) -> None:
     if every is None:
         return
-    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"every must be a positive integer (steps between history entries), got every={every!r}")
+    message = f"every must be a positive integer (steps between history entries), got every={every!r}"
+    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)):
+        raise TypeError(message)
+    if every < 1:
+        raise ValueError(message)
 
 
 def _auto_log(series: list[np.ndarray]) -> bool:
@@ -121,7 +125,7 @@ PERIOD = (
 )
 PERIOD_UNKNOWN = (
     "this Result's history has {rows} rows over {steps} steps, which history={low} to history={high} would each "
-    "record (steps // k rows): pass every= (the run's history=k) to label the steps"
+    "record (steps // k rows): drawn at every={high}; pass every= (the run's history=k) to label the steps"
 )
 
 
@@ -140,9 +144,11 @@ def _period(result: Result, y: np.ndarray, every: Optional[int]) -> Optional[int
     if not allowed:  # (a Result put together by hand, or rows mixed from two periods)
         raise ValueError(f"no history=k records {rows} rows over {steps} steps: plot the rows as an array, "
                          "loss_curve(result.history.loss)")
-    if len(allowed) > 1:
-        raise ValueError(PERIOD_UNKNOWN.format(rows=rows, steps=steps, low=allowed.start, high=allowed.stop - 1))
-    return allowed[0]
+    if len(allowed) > 1:  # (a coarse history=k: drawn at the largest period, the run's own where it ran to a
+        # multiple of k, with a warning; raising made the default call fail for every coarse history)
+        warnings.warn(PERIOD_UNKNOWN.format(rows=rows, steps=steps, low=allowed.start, high=allowed.stop - 1),
+                      stacklevel=4)
+    return allowed[-1]
 
 
 def loss_curve(
@@ -160,7 +166,8 @@ def loss_curve(
       ax: the matplotlib axes to draw into (default: a new figure's).
       label: the legend label (default none).
       every: steps between history entries (``history=k`` in ``minimize``); None (the default): read
-        from a ``Result``'s rows (``steps // k`` of them; an error where two periods fit), 1 for an array.
+        from a ``Result``'s rows (``steps // k`` of them; where several periods fit, the largest, with a
+        warning), 1 for an array.
       logy: logarithmic loss axis; None (the default): log where every finite plotted loss is >= 0 and
         one is > 0 (exact zeros, common at a float32 answer, clip to the axis's foot).
 
@@ -172,7 +179,7 @@ def loss_curve(
       TypeError: ``result`` is not a result or an array of numbers; ``ax`` is not an
         ``Axes``; ``logy`` is not a bool or None.
       ValueError: the history is not one-dimensional (a vmapped result);
-        ``every`` is not a positive integer, or not the period of a ``Result``'s rows.
+        ``every`` is below 1, or not the period of a ``Result``'s rows (a TypeError: not an integer).
     """
     _check_every(every)
     logy = _logy(logy)

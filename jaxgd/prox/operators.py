@@ -41,6 +41,7 @@ BAD_BOUNDS_TREE = (
     "params) whose leaves broadcast to theirs (None in it: no bound on that part); got {side} with structure "
     "{got} for parameters with structure {want}"
 )
+NONE_HINT = " (None inside an array: write -inf or inf for an unbounded variable)"
 BAD_BOUNDS_ORDER = "bounds: lower must be <= upper everywhere (and not NaN); {detail}"
 SCIPY_PAIRS_HINT = (
     " (scipy's per-variable list [(min, max), ...] is written bounds=(lower, upper) here: "
@@ -237,7 +238,8 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
             for leaf in _tree.leaves(b):
                 arr = np.asarray(leaf)
                 if not np.issubdtype(arr.dtype, np.number) or np.isnan(arr).any():
-                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number (None inside an array: write -inf or inf for an unbounded variable)"))
+                    hint = NONE_HINT if arr.dtype == object else ""  # (scipy's None inside an array)
+                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number{hint}"))
     if lower is not None and upper is not None and _tree.is_concrete((lower, upper)):
         lo_single, hi_single = _tree.is_single_leaf(lower), _tree.is_single_leaf(upper)
         # (a None in a side keeps its place: the sides' leaves pair up where their structures match)
