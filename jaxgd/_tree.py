@@ -397,8 +397,9 @@ def neg(a: PyTree) -> PyTree:
 SHARED_MIN_LEAVES = 8
 
 
-def shared(flag: jax.Array) -> jax.Array:
-    """``flag`` (a traced bool), computed once for all its consumers.
+def shared(flag: jax.Array, tree: PyTree) -> jax.Array:
+    """``flag`` (a traced bool), computed once for all its consumers where it selects between values of
+    ``tree``'s shape and ``tree`` has more than :data:`SHARED_MIN_LEAVES` leaves (else ``flag`` as it is).
 
     XLA fuses a cheap scalar chain (the sum of a tree's per-leaf terms, the ``and`` of their
     finiteness) into every kernel that consumes it, so a select per leaf recomputes it per leaf:
@@ -407,6 +408,8 @@ def shared(flag: jax.Array) -> jax.Array:
     duplicates an expensive op such as a square root: that of the flag as 0.0 or 1.0 (exact)
     is computed once, and each consumer only compares it.
     """
+    if len(leaves(tree)) <= SHARED_MIN_LEAVES:
+        return flag
     return jnp.sqrt(flag.astype(jnp.float32)) > 0.5
 
 
@@ -504,6 +507,11 @@ def leaf_path(path: Any) -> str:
 def leaf_path_at(tree: Any, i: int) -> str:
     """The path of ``tree``'s ``i``-th leaf as text (:func:`leaf_path`), for an error message."""
     return leaf_path(jax.tree_util.tree_flatten_with_path(tree)[0][i][0])
+
+
+def on_several_devices(leaf: Any) -> bool:
+    """Whether ``leaf`` is a ``jax.Array`` living on more than one device (sharded or replicated)."""
+    return isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
 
 
 def is_concrete(x: Any) -> bool:

@@ -31,7 +31,7 @@ from ..core import cache as _cache
 from ..core.solver import Solver, SolverState
 from ..core.driver import empty_history
 from ..core import minimize_run as _minimize_run
-from ..core.status import Result, Status
+from ..core.status import Result, Status, recorded_rows
 from .._types import Params
 
 BAD_CHECKPOINT_EVERY = "checkpoint_every must be None or a positive integer ({unit} between checkpoints), got checkpoint_every={value!r}"
@@ -198,7 +198,7 @@ def _check_history_period(result: Result, every: int) -> None:
     """A Result records no history period, but its rows tell it: a run of ``steps`` steps at period ``every``
     recorded ``steps // every`` rows (the rest, a buffer's tail, NaN). Another count means another period
     (a file's ``history_every`` is checked by name): the rows would be mixed, steps 1-3 labelled 3, 6 and 9."""
-    rows = int(np.sum(~np.isnan(np.asarray(result.history.loss))))
+    rows = recorded_rows(result)
     steps = int(result.steps)
     expected = steps // every if every else 0
     if rows != expected:

@@ -63,7 +63,7 @@ def _finite(leaf: Any) -> bool:
         ref = _FINITE.get(id(leaf))
         if ref is not None and ref() is leaf:
             return True
-    if is_jax and len(leaf.sharding.device_set) > 1:
+    if _tree.on_several_devices(leaf):
         # sharded or replicated over several devices: reduced where it lives (one small program per shape), not
         # gathered to the host (an array spread over several processes cannot be, and a large one should not be)
         ok = bool(_all_finite(leaf))

@@ -113,13 +113,19 @@ def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
     equal in Python but mean different things.
     """
     key = (method, type(lr), lr, options, tuple(map(type, options)))
-    try:
-        hash(key)
-    except TypeError:  # an array or an unhashable schedule: build it every time
-        return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
-    if _held_tracers(method, lr):  # (cached, the tracers would outlive their trace: a leak)
+    # built every time: an array or an unhashable schedule; or a rule holding a tracer (cached, it would outlive
+    # its trace: a leak)
+    if not _hashable(key) or _held_tracers(method, lr):
         return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
     return _PLANS.get(fun, key, lambda: Plan(_solver_cached(key).with_fun(fun, strong=False)))
+
+
+def _hashable(key: Any) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
 
 
 def _held_tracers(method: Any, lr: Any) -> bool:

@@ -349,11 +349,11 @@ def _default_lr_checked(name: str, lr: Any, user_lr: Any) -> Any:
     """:func:`_check_lr`, saying where a bad ``lr`` came from when the caller gave none: the method's
     ``default_lr`` (a user's Direction with ``default_lr=-0.1`` was told "lr must be > 0", an ``lr`` it never
     passed)."""
-    if user_lr is not None:
-        return _check_lr(lr)
     try:
         return _check_lr(lr)
     except (TypeError, ValueError) as err:
+        if user_lr is not None:
+            raise
         raise type(err)(f"{err} (no lr was given: this is method={name!r}'s default_lr)") from err
 
 

@@ -472,10 +472,7 @@ class Solver:
         new_params = _tree.cast_like(trial.params, params)
         gnorm, finite = self._measure(new_params, new_value, new_grad)
         failed = jnp.asarray(info.failed)
-        accept = finite & ~failed & running
-        many = len(_tree.leaves(params)) > _tree.SHARED_MIN_LEAVES
-        if many:  # (each leaf's select would recompute the flag's chain over all leaves)
-            accept = _tree.shared(accept)
+        accept = _tree.shared(finite & ~failed & running, params)  # (not recomputed in each leaf's select)
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
         if self.ftol is not None:
             f_old, f_new = self.loss(state.params, state.value), self.loss(new_params, new_value)
@@ -533,7 +530,7 @@ class Solver:
             retry = (status == Status.LINESEARCH_FAILED) & had_memory
             if model is not None:  # and so does a stall that vouched for the point (jaxgd.core.stall)
                 retry = retry | ((status == Status.STALLED) & had_memory & (window != _stall.VOUCH_NONE))
-            retry = _tree.shared(retry) if many else retry
+            retry = _tree.shared(retry, params)
             dstate, status = _tree.where(retry, fresh, dstate), jnp.where(retry, Status.RUNNING, status)
         stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status)
         status = jnp.where(running, status, stopped)

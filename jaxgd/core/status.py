@@ -220,6 +220,12 @@ def per_run(fn: Any, status: Any, *args: Any, otype: type = object) -> Any:
     return np.vectorize(fn, otypes=[otype])(status, *args)
 
 
+def recorded_rows(result: Any) -> int:
+    """The history rows one run recorded: a run of ``steps`` steps at ``history=k`` records ``steps // k``,
+    the buffer's tail (NaN) aside."""
+    return int(np.sum(~np.isnan(np.asarray(result.history.loss))))
+
+
 def summary_message(result: Any) -> str:
     """``", message='...'"`` for one run's repr; nothing for a batch (a message per run)."""
     return f", message={result.message!r}" if np.ndim(np.asarray(result.status)) == 0 else ""

@@ -109,8 +109,7 @@ def _on_several_devices(x0: Any) -> bool:
     """Whether a leaf of ``x0`` lives on more than one device (sharded or replicated): the host loop would hand
     the result back on one device, dropping the placement the fused loop keeps (and a later resume with the
     sharded data then failed on incompatible devices)."""
-    return any(isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
-               for leaf in jax.tree_util.tree_leaves(x0))
+    return any(map(_tree.on_several_devices, jax.tree_util.tree_leaves(x0)))
 
 
 def check_host(solver: Any, x0: Any, eager: bool, path: Any = None, resume: Any = None) -> None:

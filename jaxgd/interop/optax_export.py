@@ -255,9 +255,7 @@ def _update_fn(
         new_value, new_grad = jnp.asarray(trial.aux[0]).astype(dtype), _tree.cast_like(trial.aux[1], params)
         finite = finite & jnp.isfinite(trial.value) & _tree.all_finite(trial.grad)
     failed = jnp.asarray(info.failed)
-    accept = finite & ~failed
-    if len(_tree.leaves(params)) > _tree.SHARED_MIN_LEAVES:  # (computed once, not in each leaf's select)
-        accept = _tree.shared(accept)
+    accept = _tree.shared(finite & ~failed, params)  # (computed once, not in each leaf's select)
     status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(finite, Status.RUNNING, Status.NONFINITE))
     kept_direction = state.direction_state
     if parts.direction.reset is not None:

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from ..minibatch.fit import FitResult
-from ..core.status import Result
+from ..core.status import Result, recorded_rows
 from .._types import Schedule
 
 MISSING = "jaxgd.plot needs matplotlib: pip install jaxgd[plot] (or pip install matplotlib)"
@@ -103,7 +103,7 @@ def _series(result: Any, every: int) -> tuple[str, list[tuple[str, np.ndarray, n
         return "epoch", out
     if isinstance(result, Result):
         y = _one_run(np.asarray(result.history.loss, dtype=float))
-        every = _period(result, y, every)
+        every = _period(result, every)
     else:
         try:
             y = np.asarray(result, dtype=float)
@@ -129,11 +129,11 @@ PERIOD_UNKNOWN = (
 )
 
 
-def _period(result: Result, y: np.ndarray, every: Optional[int]) -> Optional[int]:
+def _period(result: Result, every: Optional[int]) -> Optional[int]:
     """The history period of ``result``: a run of ``steps`` steps at ``history=k`` recorded ``steps // k``
     rows (a buffer's tail NaN). ``every`` given is checked against the rows; None is the one ``k`` the
     rows allow (1 where there are no rows: nothing to label)."""
-    rows, steps = int(np.sum(~np.isnan(y))), int(np.asarray(result.steps))
+    rows, steps = recorded_rows(result), int(np.asarray(result.steps))
     if rows == 0 or (every is None and rows == steps):
         return every or 1
     if every is not None:
