@@ -22,6 +22,7 @@ import pytest
 
 import jaxgd
 from conftest import slow_if
+from jaxgd.core import minimize_run
 from jaxgd.host import loop as host_loop
 from jaxgd.host import tier as host_tier
 
@@ -584,6 +585,35 @@ def test_auto_moves_to_the_fused_loop_across_option_values(monkeypatch: pytest.M
     assert len(host_runs) == 4 and host_tier.wait(timeout=120)
     jaxgd.minimize(loss, x0, method="lbfgs", bounds=(np.full(4, -0.5), np.full(4, 0.8)), tier="auto")
     assert len(host_runs) == 4, "array bounds ran on the host after the fused loop had compiled"
+
+
+@pytest.mark.slow
+def test_a_failed_background_compile_keeps_the_problem_on_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A background compile that raises (out of memory, say) leaves the problem on the host tier, which works:
+    the record says "host" (it said "compiling" for ever, and the code's comment promised a foreground compile
+    that raised). Reference: tier='compiled''s answer (the host loop agrees with it to rounding) and a spy on the
+    host loop."""
+    host_runs: list = []
+    real = host_loop.run
+    monkeypatch.setattr(host_loop, "run", lambda *a, **k: host_runs.append(1) or real(*a, **k))
+
+    def broken(*args: Any) -> None:
+        raise MemoryError("no room for the fused loop")
+
+    monkeypatch.setattr(minimize_run.Plan, "precompile", broken)
+
+    def loss(x: jax.Array) -> jax.Array:  # a new function: nothing cached for it
+        return rosen(x) * 1.0 - 0.0
+
+    x0 = jnp.asarray([-1.2, 1.0, 0.3, 0.8])
+    host_tier.wait()
+    for _ in range(2):
+        jaxgd.minimize(loss, x0, method="bfgs", tier="auto")
+    assert host_tier.wait(timeout=120)
+    assert list(host_tier._records(loss).values()) == ["host"]
+    third = jaxgd.minimize(loss, x0, method="bfgs", tier="auto")
+    assert host_runs == [1, 1, 1] and host_tier.wait(timeout=120)
+    _assert_same_run(third, jaxgd.minimize(loss, x0, method="bfgs", tier="compiled"), 1e-6)
 
 
 def price4(y: jax.Array) -> jax.Array:

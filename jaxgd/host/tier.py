@@ -176,7 +176,7 @@ def _work() -> None:
         job = _JOBS.get()
         try:
             job()
-        except Exception:  # noqa: BLE001  (a failed compile: the next call compiles in the foreground and raises there)
+        except Exception:  # noqa: BLE001  (a failed compile: the job recorded the problem "host", see run)
             pass
         finally:
             _done_one()
@@ -229,9 +229,11 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
     runs on the host until its fused loop has compiled; the compile is queued at its second call. A
     one-off solve (most scripts) then compiles nothing more than ``value_and_grad`` and exits at once; a
     repeated one moves to the fused loop about a second later. :func:`_records` keeps, per loss function
-    and program, ``"once"``, ``"compiling"`` or ``"compiled"``: shared by every call that runs that
-    program, whatever its option values (a sweep over ``gtol``, bounds given as arrays: a record kept per
-    set of options began empty for each, and every call ran on the host).
+    and program, ``"once"``, ``"compiling"``, ``"compiled"`` or ``"host"`` (its background compile
+    raised: every later call runs on the host, which works, rather than compile again in the foreground
+    and raise there): shared by every call that runs that program, whatever its option values (a sweep
+    over ``gtol``, bounds given as arrays: a record kept per set of options began empty for each, and
+    every call ran on the host).
     """
     if tier == "compiled" or _compile.tracing():  # under a user's jit/eval_shape (inputs concrete): compiled
         return None
@@ -258,8 +260,12 @@ def run(tier: str, plan: Any, solver: Any, x0: Any, args: tuple, structure: Any,
         x64 = bool(jax.config.jax_enable_x64)  # the caller's mode (a jax.enable_x64 context is per thread)
 
         def job() -> None:
-            with jax.enable_x64(x64):
-                plan.precompile(x0, args)
+            try:
+                with jax.enable_x64(x64):
+                    plan.precompile(x0, args)
+            except Exception:
+                records[key] = "host"  # (tier="compiled" raises the error in the caller's thread)
+                raise
             records[key] = "compiled"
 
         if not _submit(job):
