@@ -326,8 +326,8 @@ def loop(
             ok = finite_here & both_finite
             p = _constrain(new, cfg, replicated)
             return (p, carry[0], new_dstate, count + 1, bad | ~ok, new_accel), loss.astype(dtype)
-        ok = ~bad & finite_here & both_finite
-        back = ~bad & ~finite_here & (count > 0)
+        ok = _tree.shared(~bad & finite_here & both_finite, p)  # (computed once for a many-leaf tree's selects)
+        back = _tree.shared(~bad & ~finite_here & (count > 0), p)
         # prev first, then p from the new prev (equal to the old one whenever
         # ``back``): p's select then reads the new prev rather than the old one,
         # so XLA can update both in place without copying them every step
@@ -389,7 +389,7 @@ def loop(
             # is rolled back (its steps uncounted), as a non-finite minibatch loss rolls back its step
             off = ~bad & ~jnp.isfinite(ev)
             kept = (c.params, c.prev, c.direction_state, c.count, c.accel)
-            p, prev, dstate, count, accel = _update.keep_if(~off, (p, prev, dstate, count, accel), kept)
+            p, prev, dstate, count, accel = _update.keep_if(_tree.shared(~off, p), (p, prev, dstate, count, accel), kept)
             bad = bad | off
         monitored = ev if cfg.eval_fun is not None else train
         improved = monitored < r.best_loss  # False for NaN
