@@ -744,6 +744,11 @@ ROWS: list[Row] = [
     R("minimize", "(keyword)", "jac=True (scipy)", TypeError, "(jac: nothing to pass: jaxgd differentiates fun with jax.grad)", lambda c: M(c, jac=True)),
     R("minimize", "(keyword)", "constraints=() (scipy)", TypeError, "(constraints: jaxgd has box constraints only: bounds=(lower, upper))", lambda c: M(c, constraints=())),
     R("Solver", "(keyword)", "hess=None (scipy)", TypeError, "(hess: nothing to pass: bfgs and lbfgs build their curvature from gradients)", lambda c: S(c, hess=None)),
+    # -- session 58: l1 and accelerated with an optax transformation as method ---------------------------------------
+    R("minimize", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: M(c, method=_optax().sgd(0.1), l1=0.05)),
+    R("fit", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: c.F(method=_optax().sgd(0.1), l1=0.05)),
+    R("as_optax", "l1", "0.05 with optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: jaxgd.as_optax(_optax().sgd(0.1), l1=0.05)),
+    R("Solver", "accelerated", "True with method=optax.adam(0.1)", ValueError, "accelerated=True cannot be combined with an optax transformation as method", lambda c: S(c, _optax().adam(0.1), accelerated=True)),
 ]
 
 

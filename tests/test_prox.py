@@ -346,6 +346,33 @@ def test_accelerated_is_gds_and_refused_up_front_with_every_other_method(method)
         assert "method='gd'" in str(err.value)
 
 
+
+def test_l1_and_accelerated_with_an_optax_transformation_are_refused_at_every_entry_point():
+    """An optax transformation's steps have their own size (jaxgd's step is 1 for it), so the proximal step's
+    threshold alpha * l1 was l1 where the gradient step is lr: optax.sgd(0.1) with l1=0.05 solved the problem for
+    l1=0.5, ending MAX_STEPS (two user reviews, session 58). Reference: the closed form of
+    min 1/2 ||x - a||^2 + l1 ||x||_1, soft_threshold(a, l1), which gd with l1 reaches; each entry point (minimize,
+    Solver, fit, as_optax) refuses the pair on the host, naming l1 (accelerated) and method='gd'."""
+    import optax
+
+    a = jnp.asarray([10.0, 0.02, -30.0])
+    f = lambda x: 0.5 * jnp.sum((x - a) ** 2)  # noqa: E731
+    gd = jaxgd.minimize(f, jnp.zeros(3), method="gd", lr=0.1, l1=0.05, gtol=1e-12, max_steps=2000)
+    np.testing.assert_allclose(np.asarray(gd.params), np.sign(a) * np.maximum(np.abs(a) - 0.05, 0.0), atol=1e-9)
+    for option, value in (("l1", 0.05), ("accelerated", True)):
+        calls = (lambda: jaxgd.minimize(f, jnp.zeros(3), method=optax.sgd(0.1), **{option: value}),
+                 lambda: jaxgd.Solver(f, optax.adam(0.1), **{option: value}),
+                 lambda: jaxgd.fit(lambda p, b: f(p) + 0.0 * jnp.sum(b), jnp.zeros(3), jnp.zeros((4, 1)),
+                                   batch_size=2, epochs=1, key=jax.random.PRNGKey(0), method=optax.sgd(0.1),
+                                   **{option: value}),
+                 lambda: jaxgd.as_optax(optax.sgd(0.1), **{option: value}))
+        for call in calls[:3 if option == "accelerated" else 4]:  # (as_optax has no accelerated=)
+            with pytest.raises(ValueError, match=f"{option}=.* cannot be combined with an optax transformation"
+                               ) as err:
+                call()
+            assert "method='gd'" in str(err.value)
+    jaxgd.minimize(f, jnp.zeros(3), method=optax.sgd(0.1), l1=0.0, max_steps=2)  # (l1=0 is off: accepted)
+
 # -- bounds= with bfgs and cg (session 29) -----------------------------------------------------------
 # A projection after a BFGS or CG step is not a bound-constrained method (the direction mixes
 # coordinates or carries the previous one): in 18 runs tried (9 of each: 2-D and 10-D Rosenbrock in two

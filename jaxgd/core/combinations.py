@@ -33,8 +33,16 @@ Each entry of :data:`REFUSED` was measured (float64, the method's default
   another rule, or a clipped gradient, would project an L-BFGS step instead,
   for the reason above.
 
-A user's own :class:`~jaxgd.directions.Direction` or optax transformation is
-the user's call: only the registered methods' names are looked up.
+- ``l1`` and ``accelerated`` with an optax transformation as ``method``: its
+  step size is its own (jaxgd's step is 1), so the proximal step's threshold
+  ``alpha * l1`` is ``l1`` where the gradient step is ``lr`` times the update:
+  ``optax.sgd(0.1)`` with ``l1=0.05`` ended at the ``l1=0.5`` answer, and
+  ``optax.adam(0.1)`` with ``l1=0.5`` at zero (session 58); FISTA's
+  extrapolation assumes a plain gradient step, which jaxgd cannot see inside
+  the transformation.
+
+A user's own :class:`~jaxgd.directions.Direction` is the user's call: only the
+registered methods' names are looked up.
 """
 
 from __future__ import annotations
@@ -165,6 +173,20 @@ MESSAGES: dict[str, str] = {
         "l1= cannot be combined with lr={shown}: {rule} {why}. Use Backtracking() (Tseng & Yun's rule for "
         "F = f + l1 |x|), a constant lr, BarzilaiBorwein() or Polyak()"
     ),
+    "l1 optax": (
+        "l1={shown} cannot be combined with an optax transformation as method: l1= is a proximal "
+        "(soft-thresholding) step by lr * l1 after the step, and an optax transformation takes steps of its own "
+        "size (jaxgd's lr is 1 for it), so the run would solve the problem for l1 / (the transformation's learning "
+        "rate) (optax.sgd(0.1) with l1=0.05 ended at the l1=0.5 answer). Use method='gd' with lr=<its learning "
+        "rate> (ISTA; accelerated=True for FISTA), or write the penalty into the loss if you accept a non-sparse "
+        "answer"
+    ),
+    "accelerated optax": (
+        "accelerated=True cannot be combined with an optax transformation as method: accelerated=True is FISTA's "
+        "extrapolation (Beck & Teboulle 2009) of a plain gradient step of size <= 1/L, which jaxgd cannot see "
+        "inside the transformation (optax.adam(0.1) with it converged slowly). Use method='gd' with "
+        "lr=<its learning rate> and accelerated=True, or the transformation without it"
+    ),
     "accelerated rule": (
         "accelerated=True cannot be combined with lr={shown}: FISTA (Beck & Teboulle 2009) extrapolates proximal "
         "gradient steps of size <= 1/L, and {rule} {why}. Use a constant lr <= 1/L, a schedule, or "
@@ -193,11 +215,13 @@ def _rule_refusal(rule: Any, l1_on: bool, accelerated: bool) -> None:
         raise ValueError(MESSAGES["accelerated rule"].format(shown=repr(rule), rule=name, why=why))
 
 
-def check(direction_name: str, *, l1: Any, accelerated: bool, bounded: bool, lr: Any, clip: Any) -> None:
+def check(direction_name: str, *, l1: Any, accelerated: bool, bounded: bool, lr: Any, clip: Any,
+          optax_method: bool = False) -> None:
     """Raise for the first refused pair among the options given (see :data:`REFUSED`).
 
     Args:
       direction_name: the resolved direction's ``name``.
+      optax_method: the method is the user's optax transformation (``l1`` and ``accelerated`` refused).
       l1: the ``l1`` weight (off when None or concrete zeros: ``l1=0`` suits every method).
       accelerated: ``accelerated``.
       bounded: some bound given (``bounds`` not None on at least one side).
@@ -216,10 +240,18 @@ def check(direction_name: str, *, l1: Any, accelerated: bool, bounded: bool, lr:
         "lr with bounds": (bounded and lr is not None, lr),
         "clip with bounds": (bounded and clip is not None, clip),
     }
+    for option in ("l1", "accelerated") if optax_method else ():
+        on, value = given[option]
+        if on:
+            raise ValueError(MESSAGES[option + " optax"].format(shown=_shown(value)))
     for option, (on, value) in given.items():
         why = REFUSED[option].get(method)
         if on and why is not None:
-            shown = repr(value) if _tree.is_concrete(value) else "<traced>"
-            raise ValueError(MESSAGES[option].format(shown=shown, method=method, why=why))
+            raise ValueError(MESSAGES[option].format(shown=_shown(value), method=method, why=why))
     if lr is not None:  # (a step-size rule, looked up by its class's name; a number or schedule passes)
         _rule_refusal(lr, given["l1"][0], bool(accelerated))
+
+
+def _shown(value: Any) -> str:
+    """An option's value as a message shows it."""
+    return repr(value) if _tree.is_concrete(value) else "<traced>"

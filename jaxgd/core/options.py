@@ -74,7 +74,8 @@ OPTIONS: dict[str, Option] = {
         "searches ``MoreThuente``, ``StrongWolfe`` and ``Exact`` as ``lr`` (they search the smooth part only; "
         "``Backtracking`` tests ``f + h``). With ``clip`` below the smooth gradient's norm at the solution, the "
         "clipped step solves the problem for a larger weight (``l1 ||g|| / clip``): keep ``clip`` above it. An "
-        "optax transformation or a custom ``Direction`` is used as given."
+        "optax transformation as ``method`` refuses a non-zero ``l1`` (its steps have their own size, so the "
+        "threshold would be off by its learning rate); a custom ``Direction`` is used as given."
     )),
     "l2": Option(0.0, (
         "L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for ``adamw`` decoupled "
@@ -83,7 +84,12 @@ OPTIONS: dict[str, Option] = {
         "told otherwise); a number or a pytree shaped like the "
         "parameters (0 leaves a leaf unpenalised). With ``l1`` it makes the elastic net."
     )),
-    "clip": Option(None, "clip the gradient to this global 2-norm before the direction (None: no clipping)."),
+    "clip": Option(None, (
+        "clip the gradient to this global 2-norm before the direction (None: no clipping). The gradient clipped "
+        "is the total's, ``l2``'s penalty included (except ``adamw``'s decoupled decay; optax's ``chain(add_decayed_weights(l2), "
+        "clip_by_global_norm(clip), ...)``; torch's ``clip_grad_norm_`` before ``SGD(weight_decay=l2)`` clips the "
+        "loss's gradient alone)."
+    )),
     "bounds": Option(None, (
         "``(lower, upper)`` box constraints applied by projection after each step (projected gradient "
         "with ``gd``). Each side is ``None`` (unbounded), a number, or a pytree with the structure of the "
@@ -101,7 +107,7 @@ OPTIONS: dict[str, Option] = {
         "extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})`` (with ``bounds``, projected into "
         "the box: the loss is never evaluated outside it), at the cost of one more gradient there. For ``gd`` (with ``l1``/``bounds`` and a constant ``lr`` <= 1/L, a schedule, or "
         "``Backtracking(c1=0.5)``, Beck & Teboulle's test; not monotone); refused with every other registered "
-        "method, and with step-size rules whose steps may exceed 1/L (the other searches, ``BarzilaiBorwein``, "
+        "method, an optax transformation, and with step-size rules whose steps may exceed 1/L (the other searches, ``BarzilaiBorwein``, "
         "``Polyak``, ``Backtracking`` with ``c1 < 0.5`` or ``increase``): they diverged or stalled with it."
     )),
     "history": Option(True, (
@@ -418,7 +424,7 @@ def solver_fields(
     lower, upper = check_bounds(bounds)
     bounded = lower is not None or upper is not None
     _combinations.check(direction.name, l1=l1, accelerated=accelerated, bounded=bounded,
-                        lr=user_lr, clip=clip)
+                        lr=user_lr, clip=clip, optax_method=isinstance(method, optax.GradientTransformation))
     lbfgsb = _lbfgsb.rule_for(direction, bounded)  # lbfgs + bounds: L-BFGS-B (any other lr or clip refused)
     if unroll is not None:
         if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
