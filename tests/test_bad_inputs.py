@@ -744,6 +744,11 @@ ROWS: list[Row] = [
     R("minimize", "(keyword)", "jac=True (scipy)", TypeError, "(jac: nothing to pass: jaxgd differentiates fun with jax.grad)", lambda c: M(c, jac=True)),
     R("minimize", "(keyword)", "constraints=() (scipy)", TypeError, "(constraints: jaxgd has box constraints only: bounds=(lower, upper))", lambda c: M(c, constraints=())),
     R("Solver", "(keyword)", "hess=None (scipy)", TypeError, "(hess: nothing to pass: bfgs and lbfgs build their curvature from gradients)", lambda c: S(c, hess=None)),
+    # -- session 58: keyword spellings suggest the function's own keyword --------------------------------------------
+    R("fit", "(keyword)", "maxiter=100", TypeError, "did you mean epochs, jaxgd's name for maxiter?", lambda c: c.F(maxiter=100)),
+    R("minimize", "(keyword)", "momentum=0.95 (PyTorch)", TypeError, "method=optax.sgd(lr, momentum=0.95, nesterov=True)", lambda c: M(c, momentum=0.95)),
+    R("Solver", "(keyword)", "eps=1e-6 (PyTorch's Adam)", TypeError, "method=optax.adam(lr, b1=..., b2=..., eps=...)", lambda c: S(c, eps=1e-6)),
+    R("fit", "(keyword)", "drop_last=False (PyTorch's DataLoader)", TypeError, "Remainder.MASK (every example every epoch", lambda c: c.F(drop_last=False)),
     # -- session 58: l1 and accelerated with an optax transformation as method ---------------------------------------
     R("minimize", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: M(c, method=_optax().sgd(0.1), l1=0.05)),
     R("fit", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: c.F(method=_optax().sgd(0.1), l1=0.05)),

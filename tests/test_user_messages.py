@@ -308,3 +308,37 @@ def test_a_refused_combination_is_not_shown_after_a_cache_miss() -> None:
     with pytest.raises(ValueError, match="cannot be combined with method='adam'") as info:
         jaxgd.minimize(lambda x: jnp.sum(x**2) * 1.5, jnp.ones(2), method="adam", l1=0.25)
     assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("name", ["minimize", "Solver", "fit", "as_optax"])
+def test_a_keyword_suggestion_is_a_keyword_of_the_function_called(name: str) -> None:
+    """Another library's spelling (scipy's maxiter and tol, PyTorch's seed and max_epochs) got "did you mean X"
+    with an X the function does not take: fit(maxiter=) suggested max_steps (fit counts epochs), as_optax(tol=)
+    gtol, minimize(seed=) key (a user review, session 58). Reference: the function's own signature
+    (inspect.signature): every suggested keyword is one of its keywords, and fit's maxiter is epochs."""
+    import inspect
+
+    from jaxgd.interop.explain import KEYWORD_ALIASES
+
+    f = lambda p, *a: jnp.sum(p**2)  # noqa: E731
+    calls = {
+        "minimize": lambda **kw: jaxgd.minimize(f, jnp.zeros(2), **kw),
+        "Solver": lambda **kw: jaxgd.Solver(f, **kw),
+        "fit": lambda **kw: jaxgd.fit(f, jnp.zeros(2), jnp.zeros((4, 1)), batch_size=2, epochs=1,
+                                      key=jax.random.key(0), **kw),
+        "as_optax": lambda **kw: jaxgd.as_optax(**kw),
+    }
+    target = {"minimize": jaxgd.minimize, "Solver": jaxgd.Solver, "fit": jaxgd.fit, "as_optax": jaxgd.as_optax}[name]
+    valid = set(inspect.signature(target).parameters)
+    suggested = {}
+    for spelling in KEYWORD_ALIASES:
+        with pytest.raises(TypeError, match="unexpected keyword") as err:
+            calls[name](**{spelling: 1})
+        text = str(err.value)
+        if "did you mean " in text:
+            suggested[spelling] = text.split("did you mean ")[1].split(",")[0]
+            assert suggested[spelling] in valid, (spelling, text)
+    if name == "fit":
+        assert suggested["maxiter"] == "epochs" and suggested["seed"] == "key"
+    if name == "minimize":
+        assert suggested["maxiter"] == "max_steps" and "seed" not in suggested

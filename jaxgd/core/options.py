@@ -181,7 +181,7 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     noted = {n: _explain.keyword_note(n) for n in names}
     notes = [f"{n}: {note}" for n, note in noted.items() if note]
     names_left = [n for n, note in noted.items() if not note]
-    alias = {n: _explain.suggest_keyword(n) for n in names_left}  # (another library's name for a jaxgd keyword)
+    alias = {n: _explain.suggest_keyword(n, valid) for n in names_left}  # (another library's name for a jaxgd keyword)
     close = [f"{alias[n]}, jaxgd's name for {n}" if alias[n]
              else next(iter(difflib.get_close_matches(n, valid, n=1)), None) for n in names_left]
     close = [m for m in close if m]

@@ -43,6 +43,14 @@ KEYWORD_NOTES: dict[str, str] = {
     "hessp": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
     "options": "pass its entries as keywords: maxiter as max_steps, gtol and ftol as they are, disp as progress",
     "constraints": "jaxgd has box constraints only: bounds=(lower, upper)",
+    "momentum": ("jaxgd's 'momentum' and 'nesterov' methods decay by a fixed 0.9; for another, pass an optax "
+                 "transformation: method=optax.sgd(lr, momentum=0.95, nesterov=True)"),
+    "nesterov": "method='nesterov' (decay 0.9), or method=optax.sgd(lr, momentum=..., nesterov=True)",
+    "betas": ("method='adam' uses b1=0.9, b2=0.999, eps=1e-8 (optax's defaults); for others pass "
+              "method=optax.adam(lr, b1=..., b2=..., eps=...)"),
+    "drop_last": ("fit's remainder=jaxgd.Remainder.DROP (the default: drop_last=True) or Remainder.MASK (every "
+                  "example every epoch, a weighted last batch)"),
+    "shuffle": "fit shuffles every epoch with a permutation drawn from key",
     "callback": ("no per-step callback in the compiled loop: history= records the loss, step size and gradient "
                  "norm of every step (res.history), progress=True draws a progress bar, and jaxgd.Solver runs one "
                  "step at a time for code of your own between steps"),
@@ -79,14 +87,24 @@ FIT_HINT = (
 )
 
 
-def suggest_keyword(name: str) -> Optional[str]:
-    """jaxgd's keyword for another library's spelling ``name`` (None when unknown)."""
-    return KEYWORD_ALIASES.get(name) or KEYWORD_ALIASES.get(name.lower())
+# A jaxgd keyword a function lacks -> its counterpart there (fit counts epochs, minimize steps).
+_COUNTERPARTS: dict[str, str] = {"max_steps": "epochs", "epochs": "max_steps"}
+
+
+def suggest_keyword(name: str, valid: tuple[str, ...]) -> Optional[str]:
+    """The keyword among ``valid`` (a function's keywords) for another library's spelling ``name``
+    (None when unknown or when that function has no counterpart: ``seed`` suggests ``key`` to fit
+    only, ``maxiter`` suggests ``max_steps`` to minimize and ``epochs`` to fit)."""
+    alias = KEYWORD_ALIASES.get(name) or KEYWORD_ALIASES.get(name.lower())
+    if alias is not None and alias not in valid:
+        alias = _COUNTERPARTS.get(alias)
+    return alias if alias in valid else None
 
 
 def keyword_note(name: str) -> Optional[str]:
     """What to do instead of another library's keyword ``name`` that has no jaxgd counterpart (None when
     unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``."""
+    name = {"b1": "betas", "b2": "betas", "eps": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
     return KEYWORD_NOTES.get(name) or KEYWORD_NOTES.get(name.lower())
 
 
