@@ -749,9 +749,13 @@ ROWS: list[Row] = [
     R("minimize", "(keyword)", "momentum=0.95 (PyTorch)", TypeError, "method=optax.sgd(lr, momentum=0.95, nesterov=True)", lambda c: M(c, momentum=0.95)),
     R("Solver", "(keyword)", "eps=1e-6 (PyTorch's Adam)", TypeError, "method=optax.adam(lr, b1=..., b2=..., eps=...)", lambda c: S(c, eps=1e-6)),
     R("fit", "(keyword)", "drop_last=False (PyTorch's DataLoader)", TypeError, "Remainder.MASK (every example every epoch", lambda c: c.F(drop_last=False)),
+    # -- session 58: fit's data and loss as a PyTorch user writes them ----------------------------------------------
+    R("fit", "data", "a generator of (x, y) batches", ValueError, "data must be a pytree of arrays with a leading (example) axis; data is a generator, not an array: fit takes the whole data set as arrays", lambda c: jaxgd.fit(c.fl, c.x0, ((c.data["x"][i:i + 2], c.data["y"][i:i + 2]) for i in range(0, 10, 2)), batch_size=2, epochs=1, key=c.key)),
+    R("fit", "data", "{'x': [1.0, 2.0]} (a list of floats)", ValueError, "leaf data['x'][0] is a scalar (a Python list is a pytree of its items to JAX: pass np.asarray", lambda c: jaxgd.fit(c.fl, c.x0, {"x": [1.0, 2.0]}, batch_size=1, epochs=1, key=c.key)),
+    R("fit", "fun", "fun(params, batch, w) without remainder=MASK", TypeError, "for a loss of (params, batch, weights), fit's form for a weighted last batch, pass remainder=jaxgd.Remainder.MASK", lambda c: c.F(fun=lambda p, b, w: jnp.sum(p))),
     # -- session 58: l1 and accelerated with an optax transformation as method ---------------------------------------
     R("minimize", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: M(c, method=_optax().sgd(0.1), l1=0.05)),
-    R("fit", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: c.F(method=_optax().sgd(0.1), l1=0.05)),
+    R("fit", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: c.F(method=_optax().sgd(0.1), lr=None, l1=0.05)),
     R("as_optax", "l1", "0.05 with optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: jaxgd.as_optax(_optax().sgd(0.1), l1=0.05)),
     R("Solver", "accelerated", "True with method=optax.adam(0.1)", ValueError, "accelerated=True cannot be combined with an optax transformation as method", lambda c: S(c, _optax().adam(0.1), accelerated=True)),
 ]

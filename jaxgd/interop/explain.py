@@ -85,6 +85,10 @@ FIT_HINT = (
     "; take the batch apart inside the loss, e.g. fun=lambda params, batch: loss(params, *batch) "
     "for data=(X, y), or lambda params, batch: loss(params, batch['x'], batch['y']) for a dict"
 )
+FIT_MASK_HINT = (
+    "; or, for a loss of (params, batch, weights), fit's form for a weighted last batch, pass "
+    "remainder=jaxgd.Remainder.MASK"
+)
 
 
 # A jaxgd keyword a function lacks -> its counterpart there (fit counts epochs, minimize steps).
@@ -165,14 +169,29 @@ def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str
 
     Functions without an inspectable signature (builtins, some wrappers) pass.
     """
+    err = _bind_error(fun, n_args)
+    if err is not None:
+        raise TypeError(SIGNATURE.format(where=where, call=call, sig=inspect.signature(fun), error=err,
+                                         hint=hint)) from None
+
+
+def _bind_error(fun: Callable, n_args: int) -> Optional[TypeError]:
+    """Why ``fun`` cannot take ``n_args`` positional arguments (None: it can, or its signature is unknown)."""
     try:
         sig = inspect.signature(fun)
     except (TypeError, ValueError):
-        return
+        return None
     try:
         sig.bind(*range(n_args))
     except TypeError as err:
-        raise TypeError(SIGNATURE.format(where=where, call=call, sig=sig, error=err, hint=hint)) from None
+        return err
+    return None
+
+
+def fit_hint(fun: Callable) -> str:
+    """:data:`FIT_HINT`, and :data:`FIT_MASK_HINT` too for a loss that takes three arguments (``loss(params,
+    x, y)``, or ``loss(params, batch, weights)``: the masked form)."""
+    return FIT_HINT + (FIT_MASK_HINT if _bind_error(fun, 3) is None else "")
 
 
 NOT_DIFFERENTIABLE = (

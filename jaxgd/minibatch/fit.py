@@ -19,6 +19,7 @@ import enum
 import inspect
 import math
 import os
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import jax
@@ -64,6 +65,11 @@ DEFAULT_LINE_SEARCH = (
     "(a float or a schedule)"
 )
 BAD_DATA = "{name} must be a pytree of arrays with a leading (example) axis; {what}"
+NOT_AN_ARRAY = (
+    "{where} is a {kind}, not an array: fit takes the whole data set as arrays (e.g. data=(X, y) with X of "
+    "shape (n, ...)) and draws the minibatches itself; concatenate an iterator's or DataLoader's batches first"
+)
+LISTED = " (a Python list is a pytree of its items to JAX: pass np.asarray(the list) for one array)"
 MISMATCH = (
     "{name} leaves must share the leading (example) axis; got {first} with {n0} examples "
     "and {other} with {n1}"
@@ -121,16 +127,27 @@ def _num_examples(name: str, data: Any) -> int:
         raise ValueError(BAD_DATA.format(name=name, what=f"got a pytree with no leaves ({data!r})"))
     n0, first = None, None
     for path, leaf in pairs:
+        where = f"{name}{_tree.leaf_path(path)}"
+        if not hasattr(leaf, "shape") and not isinstance(leaf, (bool, int, float, complex)):
+            raise ValueError(BAD_DATA.format(name=name, what=NOT_AN_ARRAY.format(where=f"leaf {where}", kind=type(leaf).__name__)))
         shape = np.shape(leaf)
         if len(shape) == 0:
-            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {name}{_tree.leaf_path(path)} is a scalar"))
+            listed = path and isinstance(path[-1], jax.tree_util.SequenceKey)
+            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {where} is a scalar" + (LISTED if listed else "")))
         if n0 is None:
-            n0, first = shape[0], f"{name}{_tree.leaf_path(path)}"
+            n0, first = shape[0], where
         elif shape[0] != n0:
-            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=f"{name}{_tree.leaf_path(path)}", n1=shape[0]))
+            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=where, n1=shape[0]))
     if n0 == 0:
         raise ValueError(BAD_DATA.format(name=name, what=f"{first} has no examples"))
     return int(n0)
+
+
+def _check_not_iterators(**given: Any) -> None:
+    """Refuse a generator or iterator of batches (JAX would warn that it flattens one as a leaf)."""
+    for name, value in given.items():
+        if isinstance(value, Iterator):
+            raise ValueError(BAD_DATA.format(name=name, what=NOT_AN_ARRAY.format(where=name, kind=type(value).__name__)))
 
 
 def _positive_int(value: Any) -> bool:
@@ -408,8 +425,10 @@ def fit(
       EPOCHS 50 3.5
     """
     _options.check_keywords("fit", unknown, _KEYWORDS)
+    _check_not_iterators(data=data, eval_data=eval_data)
     if callable(fun) and remainder is not Remainder.MASK:  # the masked call's signature has its own check
-        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2, _explain.FIT_HINT)
+        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2,
+                                 _explain.fit_hint(fun))
     parts = _models.split(params)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
         return _models.fit_model(fit, parts, locals())
