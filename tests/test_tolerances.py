@@ -97,6 +97,46 @@ def test_ftol_stops_at_the_first_small_relative_change_numpy_gd(ftol, shift):
     np.testing.assert_allclose(np.asarray(res.history.loss), f[1 : k + 1], rtol=1e-12)
 
 
+
+@pytest.mark.parametrize("option", ["ftol", "xtol"])
+def test_a_warmup_from_lr_zero_is_not_convergence_numpy_gd(option):
+    """A schedule starting at 0 (optax's warmup_cosine_decay_schedule(init_value=0.0, ...)) makes the first steps
+    zero: the ftol/xtol tests held literally and the run ended FTOL/XTOL, "converged", at x0 (a user review,
+    session 58). Reference: the definitions evaluated on a NumPy gd loop with the same schedule, over the steps
+    of non-zero size: the run stops at the first such step where the test holds."""
+    lr, n, warm, tol = 0.05, 2000, 3, {"ftol": 1e-9, "xtol": 1e-6}[option]
+    rate = lambda k: np.where(k < warm, 0.0, lr)  # noqa: E731
+    xs = [X0.copy()]
+    for k in range(n):
+        xs.append(xs[-1] - float(rate(k)) * np_g(xs[-1]))
+    if option == "ftol":
+        f = [np_f(x) for x in xs]
+        size = [np.nan] + [abs(f[k - 1] - f[k]) / max(abs(f[k - 1]), abs(f[k]), 1.0) for k in range(1, n + 1)]
+    else:
+        size = [np.nan] + [float(np.linalg.norm(xs[k] - xs[k - 1])) for k in range(1, n + 1)]
+    k = first_step(lambda j: j > warm and size[j] <= tol, n)
+    res = jaxgd.minimize(quad, jnp.asarray(X0), lr=lambda c: jnp.where(c < warm, 0.0, lr), max_steps=n, gtol=0.0,
+                         **{option: tol})
+    assert res.status_enum is Status[option.upper()] and int(res.steps) == k, (res.status_enum, int(res.steps), k)
+    np.testing.assert_allclose(np.asarray(res.params), xs[k], rtol=1e-10)
+
+
+@pytest.mark.parametrize("option", ["ftol", "xtol"])
+def test_a_traced_zero_tolerance_is_off_as_a_concrete_zero_is(option):
+    """The docs: 0 disables the test. A concrete 0 did; a traced 0 (a lane of a vmap over tolerances) kept
+    `<= 0`, so a step that rounded to no change (of 1e8 + ||x||^2 in float32; of x = 1e4 by 2e-4) stopped the
+    lane (a user review, session 58). Reference: the same runs with concrete tolerances, lane by lane."""
+    f = lambda x: (1e8 if option == "ftol" else 0.0) + jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    x0 = jnp.full(3, 0.0 if option == "ftol" else 1e4, jnp.float32)
+    tol, lr = {"ftol": (1e-12, 0.1), "xtol": (1e-3, 1e-8)}[option]
+    run = lambda t: jaxgd.minimize(f, x0, lr=lr, max_steps=50, gtol=0.0, **{option: t})  # noqa: E731
+    lanes = jax.vmap(run)(jnp.asarray([0.0, tol], jnp.float32))
+    for i, t in enumerate((0.0, tol)):
+        alone = run(t)
+        assert int(lanes.state.status[i]) == int(alone.state.status), (i, lanes.state.status, alone.status_enum)
+        assert int(lanes.state.count[i]) == int(alone.state.count)
+    assert int(lanes.state.status[0]) == Status.MAX_STEPS
+
 # -- gtol in the chosen norm ---------------------------------------------------------------
 INF_NORM = lambda v: float(np.max(np.abs(v)))  # noqa: E731
 TWO_NORM = lambda v: float(np.linalg.norm(v))  # noqa: E731

@@ -62,9 +62,14 @@ OPTIONS: dict[str, Option] = {
         "(``lbfgs`` + ``bounds``), whose ``gtol`` tests the infinity norm as scipy's does."
     )),
     "ftol": Option(0.0, (
-        "stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)`` (scipy L-BFGS-B's test); 0 disables it."
+        "stop when ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)`` (scipy L-BFGS-B's test); 0 disables it "
+        "(also a traced 0, as a lane of a ``vmap``). A step of size 0 (a schedule's warmup from ``lr`` 0) is not "
+        "tested, nor a first step that leaves f unchanged."
     )),
-    "xtol": Option(0.0, "stop when ``||theta_{k+1} - theta_k|| <= xtol``; 0 disables it."),
+    "xtol": Option(0.0, (
+        "stop when ``||theta_{k+1} - theta_k|| <= xtol``; 0 disables it. As ``ftol``, not tested on a step of "
+        "size 0 or a first step that does not move."
+    )),
     "l1": Option(0.0, (
         "L1 weight, applied as a proximal (soft-thresholding) step after each step (ISTA with ``gd``, "
         "FISTA with ``accelerated``): a number, or a pytree shaped like the parameters (0 leaves a leaf "

@@ -474,12 +474,17 @@ class Solver:
         failed = jnp.asarray(info.failed)
         accept = _tree.shared(finite & ~failed & running, params)  # (not recomputed in each leaf's select)
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
+        # ftol and xtol: a traced 0 (a vmapped lane) is off, as a concrete one is (None); a step of size 0 (a
+        # schedule's warmup from 0) or a first step that did not move is no convergence (it stopped runs at x0)
         if self.ftol is not None:
             f_old, f_new = self.loss(state.params, state.value), self.loss(new_params, new_value)
             scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
-            status = jnp.where((status == Status.RUNNING) & (jnp.abs(f_old - f_new) <= self.ftol * scale), Status.FTOL, status)
+            small = (jnp.abs(f_old - f_new) <= self.ftol * scale) & (self.ftol > 0) & (alpha > 0)
+            small = small & ((state.count > 0) | (f_old != f_new))
+            status = jnp.where((status == Status.RUNNING) & small, Status.FTOL, status)
         if self.xtol is not None:
-            small = _tree.norm(_tree.sub(new_params, state.params)) <= self.xtol
+            moved = _tree.norm(_tree.sub(new_params, state.params))
+            small = (moved <= self.xtol) & (self.xtol > 0) & (alpha > 0) & ((state.count > 0) | (moved > 0))
             status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
