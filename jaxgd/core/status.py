@@ -252,7 +252,10 @@ class Result(NamedTuple):
       state: the final :class:`SolverState`, to resume from.
       nfev: number of loss evaluations (not those an optax transformation given as ``method``
         makes inside its own update, as ``optax.lbfgs``'s line search).
-      ngev: number of gradient evaluations.
+      ngev: number of gradient evaluations the steps and line searches asked for. The trials of a
+        precision check before a ``PRECISION`` stop count in ``nfev`` only, although some evaluate
+        the gradient with the loss (in float32, and on the host tier of ``tier="auto"``), so ``ngev``
+        can be below the gradients computed (scipy's ``njev`` counts every ``jac`` call).
       aux: the auxiliary output at ``params`` when ``has_aux=True``, else None.
 
     From an eager :func:`jaxgd.minimize` call without checkpoints the scalar fields (``loss``,
