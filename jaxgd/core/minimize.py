@@ -231,7 +231,10 @@ def minimize(
         run it, where ``tier="auto"``'s first call of ``lbfgs``, ``bfgs`` or
         ``cg`` runs on the host tier, whose iterates can part from it by
         rounding (see ``tier``; ``tier="compiled"`` for the same bits).
-        ``max_steps`` may be raised to extend a finished run.
+        ``max_steps`` may be raised to extend a finished run, and a ``GTOL``
+        stop continues under a tighter ``gtol``; an ``FTOL`` or ``XTOL`` stop
+        continues only with that test off (``ftol=0``/``xtol=0``: the last
+        step's change is not kept to test a tighter value against).
       {options:bounds,accelerated}
       adjoint: how ``jax.grad``/``jvp``/``jacfwd``/``jacrev`` differentiate
         the result (forward and reverse mode, under ``jit`` and ``vmap``;
