@@ -377,3 +377,38 @@ def test_a_flax_train_state_with_the_state_serialises() -> None:
         back = serialization.from_bytes(state, serialization.to_bytes(state))
         for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(back)):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [slow_if(True, jnp.float16, id="float16"), pytest.param(jnp.bfloat16, id="bfloat16")])
+def test_half_precision_params_with_a_float32_loss_follow_the_solver(dtype: Any) -> None:
+    """Mixed precision (16-bit parameters, a float32 loss): the state kept the loss in the parameters' dtype, so
+    a Backtracking run's loss rose from step 4 where minimize's fell, and optax's value_and_grad_from_state (the
+    README's loop) raised on the float32 loss against a 16-bit state (a user review, session 58). Reference:
+    the Solver's own steps (minimize's loop), bit for bit, with the README's loop."""
+
+    def mixed(p: Any) -> jax.Array:
+        a, b = p["a"].astype(jnp.float32), p["b"].astype(jnp.float32)
+        return jnp.sum((a - 1.0) ** 2) + jnp.sum((b - 2.0) ** 2) + 0.5 * jnp.sum(a**2) * b[0] + 100.0
+
+    x0 = {"a": jnp.full(3, 0.3, dtype), "b": jnp.full(2, 0.1, dtype)}
+    rule = jaxgd.linesearch.Backtracking()
+    solver = jaxgd.Solver(mixed, "gd", rule, gtol=0.0, max_steps=6)
+    solver_step = jax.jit(solver.step)
+    state, want = solver.init(x0), []
+    for _ in range(6):
+        state = solver_step(state)
+        want.append(state.params)
+    tx, value_and_grad = jaxgd.as_optax("gd", rule), optax.value_and_grad_from_state(mixed)
+
+    @jax.jit
+    def step(p: Any, st: Any) -> tuple:
+        value, grad = value_and_grad(p, state=st)
+        updates, st = tx.update(grad, st, p, value=value, grad=grad, value_fn=mixed)
+        return optax.apply_updates(p, updates), st
+
+    p, st, got = x0, tx.init(x0), []
+    for _ in range(6):
+        p, st = step(p, st)
+        got.append(p)
+    assert_close(got, want, atol=0.0)
+    assert st.value.dtype == jnp.float32 and float(st.value) == float(mixed(p))

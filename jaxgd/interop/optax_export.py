@@ -158,7 +158,10 @@ def _pure(tree: PyTree) -> PyTree:
 
 
 def _value_dtype(params: Params) -> Any:
-    return jnp.result_type(*jax.tree_util.tree_leaves(params))
+    """The dtype the state keeps the loss in: the parameters', at least float32 (a float32 loss of half-precision
+    parameters, mixed precision, kept in float16 let a Backtracking run's loss rise; optax's value_and_grad_from_state
+    refused the float32 loss against a bfloat16 state; a 16-bit loss is exact in float32)."""
+    return jnp.promote_types(jnp.result_type(*jax.tree_util.tree_leaves(params)), jnp.float32)
 
 
 def _penalised(parts: _Parts, value_fn: Callable[[Params], jax.Array]) -> Callable:
