@@ -38,7 +38,12 @@ try:
     refused = None
 except ValueError as err:
     refused = str(err)
-print(json.dumps({"same_sharding": first.params.sharding == x0.sharding,
+second = jax.devices()[1]  # an x0 committed to a device other than the default: the host tier's answer came back on
+on_second = jax.device_put(np.zeros(8), second)  # the default device (a user review, session 58)
+placed = {tier: jaxgd.minimize(loss, on_second, (jax.device_put(A, second), jax.device_put(b, second)),
+                               method="bfgs", tier=tier) for tier in ("host", "compiled")}
+where = {tier: [sorted(d.id for d in v.devices()) for v in (r.params, r.state.grad)] for tier, r in placed.items()}
+print(json.dumps({"where": where, "same_sharding": first.params.sharding == x0.sharding,
                   "err": float(np.max(np.abs(np.asarray(first.params) - np.asarray(single.params)))),
                   "status": first.status_enum.name, "refused": refused, "reduced": len(reduced)}))
 """
@@ -46,7 +51,8 @@ print(json.dumps({"same_sharding": first.params.sharding == x0.sharding,
 
 @pytest.mark.slow
 def test_a_sharded_x0_keeps_its_sharding_on_the_first_call_and_is_checked_where_it_lives():
-    """tier="auto" ran a sharded x0's first calls on the host tier, which handed the result back on one device
+    """An x0 committed to a second device comes back there from the host tier, as from the compiled loop.
+    tier="auto" ran a sharded x0's first calls on the host tier, which handed the result back on one device
     (a later resume with the sharded data failed on incompatible devices); the finiteness check gathered the whole
     x0 to the host, which an array spread over several processes cannot do (a user review in session 57)."""
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -55,3 +61,4 @@ def test_a_sharded_x0_keeps_its_sharding_on_the_first_call_and_is_checked_where_
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["same_sharding"] and res["status"] == "GTOL" and res["err"] < 1e-10, res
     assert res["refused"] is not None and "contains NaN or Inf" in res["refused"] and res["reduced"] >= 2, res
+    assert res["where"]["host"] == res["where"]["compiled"] == [[1], [1]], res["where"]  # (the compiled run: x0's device)

@@ -333,14 +333,17 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
         _progress.close(count, value, solver.max_steps, status)
     if status == RUNNING and count >= solver.max_steps:
         status = int(Status.MAX_STEPS)
-    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows, vouched)
+    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows, vouched,
+                   home=next((v.sharding for v in x_leaves if isinstance(v, jax.Array) and v.committed), None))
 
 
 def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows,  # noqa: ANN001
-            vouched: int = 0) -> Result:
+            vouched: int = 0, home: Any = None) -> Result:
     """The :class:`jaxgd.Result` the compiled eager run would return, from the host state: device
     arrays for the parameters, the gradient and the rule's and direction's states (put on the
-    device in one call: ~35 us an array, against ~85 us one by one), NumPy scalars for the rest."""
+    device in one call: ~35 us an array, against ~85 us one by one), NumPy scalars for the rest.
+    ``home``: the sharding of an ``x0`` committed to a device, where the compiled run's arrays come
+    back (the default device otherwise; the answer to an ``x0`` on a second GPU came back on the first)."""
     if isinstance(rstate, _lbfgsb.Counts):  # L-BFGS-B: its memory of flat vectors, the rule's counts as a tuple
         direction_state = dstate
         rule_state = (np.asarray(rstate.flat, np.int32), _stall.Window(*(np.asarray(v) for v in rstate.window)))
@@ -348,7 +351,7 @@ def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate,
         m = dstate.s.shape[0] if isinstance(dstate, _directions.LBFGS) else 0
         direction_state = _directions.compiled_state(dstate, lambda r: layout.tree(r, (m,)), layout.tree)
         rule_state = type(rstate)(*(np.asarray(v) for v in rstate))
-    on_device = jax.device_put((layout.tree(x), layout.tree(g), direction_state, rule_state))
+    on_device = jax.device_put((layout.tree(x), layout.tree(g), direction_state, rule_state), home)
     params, grad, direction_state, rule_state = on_device
     i32 = np.int32
     state = SolverState(
