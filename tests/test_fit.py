@@ -438,6 +438,11 @@ def test_loss_of_a_vmapped_fit_is_each_runs_last_epoch():
     assert len(set(epochs.tolist())) > 1
     want = np.asarray(res.history.loss)[np.arange(3), epochs - 1]
     np.testing.assert_array_equal(res.loss, want)
+    # as documented: a row per epoch of the bucket (20 rounded up to 32), NaN past each run's epochs
+    rows = np.asarray(res.history.loss)
+    assert rows.shape == (3, 32)
+    for i, e in enumerate(epochs):
+        assert np.isfinite(rows[i, :e]).all() and np.isnan(rows[i, e:]).all()
 
 
 def _fit_scaled(s):

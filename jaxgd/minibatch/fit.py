@@ -391,7 +391,10 @@ def fit(
       A :class:`FitResult`: ``params``, ``best_params``, ``best_epoch``,
       ``best_loss``, ``epochs``, ``steps``, ``status`` (``status_enum``,
       ``success`` and ``message`` on the host), ``history`` (a
-      :class:`FitHistory` trimmed to the epochs run) and ``state``.
+      :class:`FitHistory` trimmed to the epochs run) and ``state``. Under
+      ``jax.jit``/``jax.vmap`` nothing can be trimmed: the history has a row
+      per epoch of ``epochs`` rounded up to a power of two (the compiled
+      bucket), NaN past the epochs each run ran: read ``result.epochs``.
 
     Raises:
       TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning

@@ -35,7 +35,8 @@ from ..core.status import FitStatus, fit_message_at, per_run, status_of, success
 from .._types import Params, PyTree
 
 class FitHistory(NamedTuple):
-    """One row per epoch run (trimmed on the host; NaN where not recorded).
+    """One row per epoch run (trimmed on the host; under ``jit``/``vmap`` a row per epoch of the
+    compiled bucket, ``epochs`` rounded up to a power of two, NaN where not run or not recorded).
 
     Attributes:
       train_loss: the mean minibatch loss ``fun`` over the epoch, each taken at
