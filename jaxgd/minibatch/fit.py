@@ -74,7 +74,10 @@ MISMATCH = (
     "{name} leaves must share the leading (example) axis; got {first} with {n0} examples "
     "and {other} with {n1}"
 )
-BAD_BATCH = "batch_size must be a positive integer no larger than the number of examples ({n}), got batch_size={batch_size!r}"
+BAD_BATCH = (
+    "batch_size must be a positive integer no larger than the number of examples ({n}) (or any positive integer "
+    "with remainder=Remainder.MASK: one padded batch), got batch_size={batch_size!r}"
+)
 BAD_EPOCHS = "epochs must be a positive integer, got epochs={epochs!r}"
 TOO_MUCH_HISTORY = (
     "epochs={epochs!r} records one history row per epoch, allocated before the run (4 numbers each: {gb:.1f} GB "
@@ -340,7 +343,10 @@ def fit(
       params: the initial parameters, a pytree of real floating arrays.
       data: a pytree of arrays sharing the leading (example) axis, e.g.
         ``(X, y)`` or ``{"x": X, "y": y}``; a batch has the same structure.
-      batch_size: examples per optimizer step, ``1 <= batch_size <= n``.
+      batch_size: examples per optimizer step, ``1 <= batch_size <= n``; with
+        ``Remainder.MASK`` any ``batch_size >= 1`` (one larger than ``n`` is one
+        batch of the ``n`` examples, padded with zero weights: PyTorch's
+        ``DataLoader`` gives one batch of ``n``).
       epochs: the number of passes over the data (>= 1).
       key: a PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
       method: a method name (see :func:`jaxgd.methods`), a
@@ -451,7 +457,10 @@ def fit(
     solver.check_params(params)
 
     n = _num_examples("data", data)
-    if not _positive_int(batch_size) or batch_size > n:
+    if not isinstance(remainder, Remainder):
+        valid = ", ".join(f"Remainder.{r.name}" for r in Remainder)
+        raise TypeError(BAD_REMAINDER.format(valid=valid, remainder=remainder))
+    if not _positive_int(batch_size) or (batch_size > n and remainder is not Remainder.MASK):
         raise ValueError(BAD_BATCH.format(n=n, batch_size=batch_size))
     if not _positive_int(epochs):
         raise ValueError(BAD_EPOCHS.format(epochs=epochs) + _validate.static_note(epochs))
@@ -462,9 +471,6 @@ def fit(
     if int(epochs) > _options.MAX_HISTORY_ROWS:  # (epochs=10**9 of one batch: 32 GB of rows before the run)
         raise ValueError(TOO_MUCH_HISTORY.format(epochs=epochs, gb=32 * int(epochs) / 1e9,
                                                  limit=_options.MAX_HISTORY_ROWS))
-    if not isinstance(remainder, Remainder):
-        valid = ", ".join(f"Remainder.{r.name}" for r in Remainder)
-        raise TypeError(BAD_REMAINDER.format(valid=valid, remainder=remainder))
     _check_key(key)
     if patience is not None and not _positive_int(patience):
         raise ValueError(BAD_PATIENCE.format(patience=patience) + _validate.static_note(patience))

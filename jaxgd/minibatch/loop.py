@@ -379,7 +379,9 @@ def loop(
         c = r.state
         key = c.key if cfg.key_impl is None else jax.random.wrap_key_data(c.key, impl=cfg.key_impl)
         perm = jax.random.permutation(jax.random.fold_in(key, c.epoch), n)
-        idx = (jnp.concatenate([perm, perm[: nb * b - n]]) if cfg.mask else perm[: nb * b]).reshape(nb, b)
+        pad = nb * b - n  # (MASK: the last batch's padding, weighted 0; a batch_size above n pads past perm's end)
+        idx = (jnp.concatenate([perm, perm[:pad] if pad <= n else jnp.resize(perm, pad)]) if cfg.mask
+               else perm[: nb * b]).reshape(nb, b)
         xs = (idx, weights) if cfg.mask else idx
         init = (c.params, c.prev, c.direction_state, c.count, jnp.asarray(False), c.accel)
         (p, prev, dstate, count, bad, accel), losses = run_steps(init, xs)
