@@ -366,6 +366,7 @@ ROWS: list[Row] = [
     R("schedules.step_decay", "init_value", "nan", ValueError, "init_value must be > 0", lambda c: schedules.step_decay(math.nan, 10)),
     R("schedules.step_decay", "init_value", '"0.1"', TypeError, "init_value must be a real number", lambda c: schedules.step_decay("0.1", 10)),
     R("schedules.step_decay", "step_size", "0", ValueError, "step_size must be > 0", lambda c: schedules.step_decay(0.1, 0)),
+    R("schedules.step_decay", "step_size", "2.5", ValueError, "step_size must be > 0 and an integer", lambda c: schedules.step_decay(0.1, 2.5)),
     R("schedules.step_decay", "gamma", "-0.5", ValueError, "gamma must be > 0", lambda c: schedules.step_decay(0.1, 10, -0.5)),
     R("schedules.multistep_decay", "milestones", "[10, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [10, 5])),
     R("schedules.multistep_decay", "milestones", "[-1, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [-1, 5])),
@@ -375,7 +376,7 @@ ROWS: list[Row] = [
     R("schedules.inverse_time_decay", "decay_rate", "-1.0", ValueError, "decay_rate must be >= 0", lambda c: schedules.inverse_time_decay(0.1, -1.0)),
     R("schedules.inverse_time_decay", "decay_steps", "0", ValueError, "decay_steps must be > 0", lambda c: schedules.inverse_time_decay(0.1, 1.0, 0)),
     R("schedules.inverse_time_decay", "init_value", "1j", TypeError, "init_value must be a real number", lambda c: schedules.inverse_time_decay(1j, 1.0)),
-    R("schedules.cyclic_triangular", "base_lr", "0.0", ValueError, "base_lr must be > 0", lambda c: schedules.cyclic_triangular(0.0, 1.0, 10)),
+    R("schedules.cyclic_triangular", "base_lr", "-0.1", ValueError, "base_lr must be >= 0", lambda c: schedules.cyclic_triangular(-0.1, 1.0, 10)),
     R("schedules.cyclic_triangular", "base_lr", "None", TypeError, "base_lr must be a real number", lambda c: schedules.cyclic_triangular(None, 1.0, 10)),
     R("schedules.cyclic_triangular", "max_lr", "0.05 (< base_lr 0.1)", ValueError, "max_lr must be >= base_lr", lambda c: schedules.cyclic_triangular(0.1, 0.05, 10)),
     R("schedules.cyclic_triangular", "step_size_up", "-4", ValueError, "step_size_up must be > 0", lambda c: schedules.cyclic_triangular(0.1, 1.0, -4)),
@@ -519,6 +520,7 @@ ROWS: list[Row] = [
     # -- schedules.per_epoch -----------------------------------------------------------------------------
     R("schedules.per_epoch", "schedule", "0.1", TypeError, "schedule must be callable (epoch -> lr)", lambda c: schedules.per_epoch(0.1, 3)),
     R("schedules.per_epoch", "steps_per_epoch", "0", ValueError, "steps_per_epoch must be > 0", lambda c: schedules.per_epoch(lambda e: 0.1, 0)),
+    R("schedules.per_epoch", "steps_per_epoch", "2.5", ValueError, "steps_per_epoch must be > 0 and an integer", lambda c: schedules.per_epoch(lambda e: 0.1, 2.5)),
     # -- problems -----------------------------------------------------------------------------------------
     R("problems.quadratic_norm", "d", "0", ValueError, "d=0 must be a positive integer", lambda c: jaxgd.problems.quadratic_norm(0)),
     R("problems.quadratic_norm", "c", "-1.0", ValueError, "c=-1.0 must be a non-negative number", lambda c: jaxgd.problems.quadratic_norm(2, c=-1.0)),

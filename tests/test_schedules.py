@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -56,6 +58,57 @@ def test_step_decay_validates(bad):
     kw = dict(init_value=0.1, step_size=5, gamma=0.5) | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
         S.step_decay(**kw)
+
+
+def _torch_step_lr(init_value, step_size, gamma, k):
+    """PyTorch StepLR's closed form in Python integers: init_value * gamma ** (k // step_size)."""
+    return init_value * gamma ** (k // step_size)
+
+
+def _torch_cyclic_lr(base, top, n, k):
+    """PyTorch CyclicLR (triangular) in exact rationals: cycle = floor(1 + k / 2n), x = |k/n - 2 cycle + 1|."""
+    cycle = 1 + k // (2 * n)
+    x = abs(Fraction(k, n) - 2 * cycle + 1)
+    return base + (top - base) * float(max(0, 1 - x))
+
+
+def test_step_decay_exact_past_float32_integers(x64_off):
+    """Reference: PyTorch StepLR's closed form in Python integers. In float32 a count past 2**24 divided as a
+    float rounded: 20,000,000 / 20,000,001 read 1.0 and the rate halved a step early."""
+    s = S.step_decay(1.0, 20_000_001, 0.5)
+    counts = [0, 20_000_000, 20_000_001, 40_000_001, 40_000_002]
+    want = [_torch_step_lr(1.0, 20_000_001, 0.5, k) for k in counts]
+    assert jit_eval(s, counts) == want
+    assert [float(s(jnp.int32(k))) for k in counts] == want
+
+
+def test_cyclic_triangular_exact_past_float32_integers(x64_off):
+    """Reference: PyTorch CyclicLR's triangular closed form in exact rationals. In float32, count / 3 past 2**24
+    rounded and the wave read base_lr at 18,000,001 (0.4 there)."""
+    s = S.cyclic_triangular(0.1, 1.0, 3)
+    counts = [18_000_000 + i for i in range(7)]
+    np.testing.assert_allclose(jit_eval(s, counts), [_torch_cyclic_lr(0.1, 1.0, 3, k) for k in counts], rtol=1e-6)
+
+
+def test_cyclic_triangular_accepts_base_lr_zero():
+    """Reference: PyTorch CyclicLR's closed form (which takes base_lr=0, as optax's schedules start from 0)."""
+    got = jit_eval(S.cyclic_triangular(0.0, 1.0, 3), range(8))
+    np.testing.assert_allclose(got, [_torch_cyclic_lr(0.0, 1.0, 3, k) for k in range(8)], rtol=1e-12)
+    with pytest.raises(ValueError, match="base_lr must be >= 0"):
+        S.cyclic_triangular(-0.1, 1.0, 3)
+    with pytest.raises(ValueError, match="max_lr must be > 0"):
+        S.cyclic_triangular(0.0, 0.0, 3)
+
+
+@pytest.mark.parametrize("build", [lambda v: S.step_decay(1.0, v), lambda v: S.per_epoch(lambda e: 0.1, v)],
+                         ids=["step_decay", "per_epoch"])
+def test_step_counts_must_be_integers(build):
+    """A step count is an integer (PyTorch's StepLR takes an int step_size): 2.5 or 10.0 is refused by name."""
+    for bad in (2.5, 10.0, np.float64(3.0), jnp.asarray(3.0), True):
+        with pytest.raises(ValueError, match=r"must be > 0 and an integer \(a number of steps"):
+            build(bad)
+    for good in (3, np.int64(3), jnp.asarray(3, jnp.int32)):
+        build(good)
 
 
 def test_multistep_rejects_unsorted_milestones():
