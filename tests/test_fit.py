@@ -457,6 +457,26 @@ def test_differentiating_a_value_the_loss_closes_over_is_refused_by_name():
             transform(_fit_scaled)(1.0)
 
 
+def test_differentiating_a_value_an_optax_schedule_lr_closes_over_is_refused_by_name():
+    """jax.grad / jvp of fit with respect to the value an optax schedule lr is built from (as lr, or inside
+    per_epoch) raised JAX's TracerArrayConversionError in fit's _trim (the guard checked fun, eval_fun and
+    metric only); reference: the TypeError a float or jaxgd schedule lr gets (fit's documented refusal)."""
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(12, 2)))
+    y = X @ jnp.asarray([1.0, 2.0])
+    loss = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)  # noqa: E731
+
+    def run(lr):
+        return jaxgd.fit(loss, jnp.zeros(2), (X, y), batch_size=4, epochs=2, lr=lr, key=jax.random.key(0)).loss
+
+    for build in (lambda v: optax.exponential_decay(v, 3, 0.5),
+                  lambda v: jaxgd.schedules.per_epoch(optax.exponential_decay(v, 1, 0.5), 3)):
+        for transform in (jax.grad, lambda f: lambda v: jax.jvp(f, (v,), (1.0,))):
+            with pytest.raises(TypeError, match="jaxgd.fit is not differentiable .* a value the schedule lr closes over"):
+                transform(lambda v: run(build(v)))(0.1)
+    with pytest.raises(TypeError, match="jaxgd.fit is not differentiable"):  # the reference
+        jax.grad(lambda v: run(jaxgd.schedules.step_decay(v, 3, 0.5)))(0.1)
+
+
 @pytest.mark.slow
 def test_vmap_over_a_value_the_loss_closes_over_still_runs():
     """(The refusal above is for jax.grad/jvp only.) Reference: each lane's run alone."""

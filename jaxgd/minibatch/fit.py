@@ -489,7 +489,8 @@ def fit(
         if metric is not None:
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
     if _compile.tracing():
-        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args)
+        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args,
+                        solver)
 
     cfg = Config(
         n=n,
@@ -533,19 +534,25 @@ def fit(
 
 
 def _check_closures(fun: Callable, specs: tuple, eval_fun: Any, metric: Any, eval_data: Any, p_spec: Any,
-                    ev_args: tuple) -> None:
-    """Under ``jax.grad``/``jvp``: a value ``fun``, ``eval_fun`` or ``metric`` closes over, differentiated, is
-    refused as fit's inputs are (:func:`jaxgd.interop.explain.not_differentiable`'s ``custom_jvp`` cannot see a
-    closure's tracer: JAX's ``TracerArrayConversionError`` or ``UnexpectedTracerError`` came instead)."""
-    checks = [(fun, specs)]
+                    ev_args: tuple, solver: Solver) -> None:
+    """Under ``jax.grad``/``jvp``: a value ``fun``, ``eval_fun``, ``metric`` or a schedule ``lr`` (an optax
+    schedule, as ``lr`` or inside ``per_epoch``) closes over, differentiated, is refused as fit's inputs are
+    (:func:`jaxgd.interop.explain.not_differentiable`'s ``custom_jvp`` cannot see a closure's tracer: JAX's
+    ``TracerArrayConversionError`` or ``UnexpectedTracerError`` came instead)."""
+    what = "a value the loss closes over"
+    checks = [(fun, specs, what)]
     if eval_data is not None:
         if eval_fun is not _fit_loop.SAME_AS_FUN:
-            checks.append((eval_fun, (p_spec, _spec(eval_data), *ev_args)))
+            checks.append((eval_fun, (p_spec, _spec(eval_data), *ev_args), what))
         if metric is not None:
-            checks.append((metric, (p_spec, _spec(eval_data))))
-    for fn, example in checks:
+            checks.append((metric, (p_spec, _spec(eval_data)), what))
+    closure = _minimize_run.schedule_closure(getattr(solver.rule, "schedule", None))
+    if closure is not None:
+        fn, args = closure
+        checks.append((fn, (jax.ShapeDtypeStruct((), jnp.int32), *args), "a value the schedule lr closes over"))
+    for fn, example, what in checks:
         if _minimize_run.differentiated_consts(fn, *example):
-            raise TypeError(_explain.NOT_DIFFERENTIABLE.format(name="jaxgd.fit", what="a value the loss closes over"))
+            raise TypeError(_explain.NOT_DIFFERENTIABLE.format(name="jaxgd.fit", what=what))
 
 
 _KEYWORDS = _options.keywords(fit)
