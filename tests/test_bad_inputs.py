@@ -445,6 +445,7 @@ ROWS: list[Row] = [
     R("fit", "data", "leading axes 10 and 9", ValueError, "data leaves must share the leading (example) axis", lambda c: jaxgd.fit(c.fl, c.x0, {"x": np.ones((10, 3)), "y": np.ones(9)}, batch_size=2, epochs=1, key=c.key)),
     R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),
     R("fit", "lr", "jaxgd.linesearch.Backtracking()", ValueError, "is a step-size rule that needs exact loss evaluation", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=c.key, lr=jaxgd.linesearch.Backtracking())),
+    R("fit", "lr", "per_epoch(s, 3) (10 examples in batches of 4: 2 steps an epoch)", ValueError, "lr=per_epoch(schedule, steps_per_epoch=3) advances its schedule every 3 steps, but fit takes 2 steps an epoch here (n // batch_size = 10 // 4 with Remainder.DROP); pass steps_per_epoch=2", lambda c: c.F(batch_size=4, lr=schedules.per_epoch(lambda e: 0.1, 3))),
     R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real floating-point scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
     R("fit", "l1", "-0.1", ValueError, "l1 must be a non-negative finite number", lambda c: c.F(l1=-0.1)),
     R("fit", "l1", '{"v": 0.1} (not shaped like params)', ValueError, "l1 must be a number or a pytree with the structure of the parameters", lambda c: c.F(l1={"v": 0.1})),

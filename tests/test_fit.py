@@ -392,6 +392,30 @@ def test_per_epoch_schedule_helper():
         jaxgd.schedules.per_epoch(0.1, 3)
 
 
+def test_per_epoch_steps_must_be_fits_steps_an_epoch():
+    """Reference: fit's documented steps an epoch, n // batch_size with Remainder.DROP and ceil(n / batch_size)
+    with MASK (11 examples in batches of 4: 2 and 3). Another concrete steps_per_epoch ran another schedule,
+    silently (per_epoch(s, 3) under DROP advanced s every 3 steps, 1.5 epochs); a traced one is not checked."""
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(11, 2)))
+    data = (X, X @ jnp.asarray([1.0, 2.0]))
+    mse = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)  # noqa: E731
+    mse_w = lambda p, b, w: jnp.sum(w * (b[0] @ p - b[1]) ** 2) / jnp.sum(w)  # noqa: E731
+    sched = optax.exponential_decay(0.1, 1, 0.5)
+
+    def run(spe, remainder=jaxgd.Remainder.DROP):
+        return jaxgd.fit(mse_w if remainder is jaxgd.Remainder.MASK else mse, jnp.zeros(2), data, batch_size=4,
+                         epochs=2, key=jax.random.key(0), lr=jaxgd.schedules.per_epoch(sched, spe), remainder=remainder)
+
+    with pytest.raises(ValueError, match=r"steps_per_epoch=3\) advances its schedule every 3 steps, but fit takes 2 "
+                       r"steps an epoch here \(n // batch_size = 11 // 4 with Remainder.DROP\); pass steps_per_epoch=2"):
+        run(3)
+    with pytest.raises(ValueError, match=r"fit takes 3 steps an epoch here \(ceil\(n / batch_size\) = ceil\(11 / 4\) "
+                       r"with Remainder.MASK\); pass steps_per_epoch=3"):
+        run(np.int64(2), jaxgd.Remainder.MASK)
+    out = jax.eval_shape(lambda n: run(n).loss, jnp.int32(3))  # traced: not checked (nothing compiles here)
+    assert out.shape == ()
+
+
 def test_fit_result_is_a_pytree():
     res = _call()
     leaves = jax.tree_util.tree_leaves(res)
