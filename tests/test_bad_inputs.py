@@ -278,6 +278,10 @@ ROWS: list[Row] = [
     R("minimize", "lr", "np.array(1) (integer array)", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape () and dtype int64", lambda c: M(c, lr=np.array(1))),
     R("minimize", "lr", "np.complex128(0.1)", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape () and dtype complex128", lambda c: M(c, lr=np.complex128(0.1))),
     R("minimize", "lr", "lambda k: [0.1, 0.1] (vector schedule)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda k: jnp.ones(2) * 0.1)),
+    R("minimize", "lr", "lambda k: 0.1 / jnp.sqrt(k) (lr(0) = inf)", ValueError, "lr as a schedule must give a finite step size >= 0 at the first step, count 0, got lr(0)=inf: the step count starts at 0", lambda c: M(c, lr=lambda k: 0.1 / jnp.sqrt(k))),
+    R("minimize", "lr", "lambda k: -0.1 (a schedule)", ValueError, "got lr(0)=-0.1: a negative step size moves up the gradient", lambda c: M(c, lr=lambda k: -0.1)),
+    R("minimize", "lr", "per_epoch(optax.exponential_decay(-0.5, 1, 0.5), 3)", ValueError, "got lr(0)=-0.5: a negative step size", lambda c: M(c, lr=schedules.per_epoch(schedules.exponential_decay(-0.5, 1, 0.5), 3))),
+    R("fit", "lr", "lambda k: 0.1 / jnp.sqrt(k) (lr(0) = inf)", ValueError, "got lr(0)=inf: the step count starts at 0", lambda c: c.F(lr=lambda k: 0.1 / jnp.sqrt(k))),
     R("minimize", "lr", "lambda: 0.1 (no count argument)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda: 0.1)),
     # -- minimize: loop control ---------------------------------------------------------
     R("minimize", "max_steps", "-1", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=-1)),

@@ -141,3 +141,63 @@ def test_reexports_are_optax_objects():
     assert S.cosine_decay_schedule is optax.cosine_decay_schedule
     for name in S.__all__:
         assert hasattr(S, name)
+
+
+FIRST_VALUE_SCHEDULES = {
+    **SCHEDULES,
+    "optax.linear_schedule from 0": optax.linear_schedule(0.0, 0.1, 100),
+    "optax.sgdr_schedule": optax.sgdr_schedule([dict(init_value=0.0, peak_value=0.1, warmup_steps=5,
+                                                     decay_steps=50)] * 2),
+    "optax.piecewise_interpolate_schedule": optax.piecewise_interpolate_schedule("cosine", 0.1, {10: 0.5, 30: 2.0}),
+    "optax.join_schedules": optax.join_schedules([optax.linear_schedule(0.0, 0.1, 10), optax.constant_schedule(0.1)],
+                                                 [10]),
+    "jaxgd.per_epoch(optax)": S.per_epoch(optax.cosine_decay_schedule(0.1, 10), 3),
+    "jaxgd.inverse_time_decay staircase": S.inverse_time_decay(0.1, 1.0, 3, staircase=True),
+    "an indexed table": lambda k: jnp.asarray([0.1, 0.2, 0.3])[jnp.minimum(k, 2)],
+}
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+def test_host_value_is_jaxs_value(x64):
+    """Reference: JAX's own evaluation of each schedule (the value lr(0)'s check reads, in NumPy, compiling nothing)."""
+    from jaxgd.core import host_value
+
+    with jax.enable_x64(x64):
+        for name, sched in FIRST_VALUE_SCHEDULES.items():
+            closed = jax.make_jaxpr(lambda c: sched(c))(jnp.int32(0))
+            for k in (0, 1, 4, 9, 10, 35, 120):
+                (got,), want = host_value.value(closed, np.int32(k)), np.asarray(sched(jnp.int32(k)))
+                assert got.dtype == want.dtype, name
+                np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{name} at {k}")
+
+
+@pytest.mark.parametrize("lr,value,fix", [
+    (lambda k: 0.1 / jnp.sqrt(k), "inf", "the step count starts at 0"),
+    (lambda k: -0.1, "-0.1", "a negative step size moves up the gradient"),
+    (lambda k: jnp.log(k) * 0.1, "-inf", "the step count starts at 0"),
+    (S.per_epoch(lambda e: 0.1 / e, 3), "inf", "the step count starts at 0"),
+], ids=["1/sqrt(k)", "negative", "log(k)", "per_epoch(1/e)"])
+def test_a_schedule_whose_first_value_is_not_finite_or_negative_is_refused(lr, value, fix):
+    """Reference: the schedule's closed form at count 0 (0.1/sqrt(0) = inf, log(0) = -inf). 1/sqrt(k) ended
+    NONFINITE at step 0 with a message about a step size too large, and -0.1 climbed silently; now minimize,
+    Solver, fit and as_optax refuse it by name before anything compiles."""
+    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    match = rf"got lr\(0\)={value}: {fix}"
+    for call in (lambda: jaxgd.minimize(f, jnp.ones(2), lr=lr), lambda: jaxgd.Solver(f, "gd", lr),
+                 lambda: jaxgd.as_optax("gd", lr),
+                 lambda: jaxgd.fit(lambda p, b: jnp.mean((b - p) ** 2), jnp.zeros(()), jnp.ones(6), batch_size=3,
+                                   epochs=1, key=jax.random.key(0), lr=lr)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_a_schedule_from_zero_or_closing_over_a_traced_value_is_not_refused():
+    """lr(0) == 0 starts a warmup (optax.linear_schedule(0.0, 0.1, 100), reference: optax's own lr(0) = 0) and
+    runs; a schedule closing over a traced value has no known lr(0) and is not checked (traced only, no compile)."""
+    sched = optax.linear_schedule(0.0, 0.1, 100)
+    assert float(sched(0)) == 0.0
+    res = jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), lr=sched, max_steps=3, gtol=0.0)
+    assert float(res.history.lr[0]) == 0.0 and res.status_enum is jaxgd.Status.MAX_STEPS
+    run = lambda v: jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), lr=lambda k: -v, max_steps=3).loss  # noqa: E731
+    out = jax.eval_shape(run, 0.1)
+    assert out.shape == ()

@@ -390,7 +390,8 @@ def fit(
         a path; an unknown keyword.
       ValueError: mismatched leading axes in ``data``/``eval_data``;
         ``batch_size`` <= 0 or > n; ``epochs`` < 1; ``patience`` < 1; ``lr``
-        <= 0 or a line search; ``eval_fun``/``metric`` without ``eval_data``;
+        <= 0 or a line search, or a schedule whose ``lr(0)`` is negative or
+        not finite; ``eval_fun``/``metric`` without ``eval_data``;
         a ``data_axis`` not in the mesh or not dividing ``batch_size``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; an ``lr``
         ``per_epoch(schedule, steps_per_epoch)`` whose concrete ``steps_per_epoch``
