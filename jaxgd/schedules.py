@@ -79,6 +79,10 @@ NOT_POSITIVE = "{name} must be > 0 and finite, got {name}={value!r}"
 NEGATIVE = "{name} must be >= 0, got {name}={value!r}"
 BAD_MILESTONES = "milestones must be a sequence of integers, got milestones={value!r}"
 BAD_BOUNDS = "max_lr must be >= base_lr, got base_lr={base!r}, max_lr={top!r}"
+BAD_STEPS = (
+    "{name} must be > 0 and an integer (a number of steps: a Python or NumPy int, or an integer scalar array), "
+    "got {name}={value!r}"
+)
 
 
 # Host checks follow jaxgd._validate's policy: one real number (or a real
@@ -94,16 +98,27 @@ def _check_nonneg(name: str, value: ArrayLike) -> None:
     _validate.nonneg(name, value, NEGATIVE)
 
 
+def _check_steps(name: str, value: ArrayLike) -> None:
+    """A number of steps: a positive Python/NumPy int or integer scalar array (a bool or a float,
+    ``2.5`` or ``10.0``, fails); an integer tracer passes."""
+    _validate.count(name, value, 1, BAD_STEPS)
+
+
 class StepDecay(NamedTuple):
-    """``init_value * gamma ** floor(count / step_size)`` (PyTorch ``StepLR``)."""
+    """``init_value * gamma ** floor(count / step_size)`` (PyTorch ``StepLR``).
+
+    The floor is an integer division of the integer count (exact at any count: in float32 a count
+    past ``2**24`` divided as a float rounded, and ``step_decay(1.0, 20_000_001, 0.5)`` read 0.5 at
+    step 20,000,000).
+    """
 
     init_value: ArrayLike
     step_size: ArrayLike
     gamma: ArrayLike
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        k = jnp.floor(_count(count) / self.step_size)
-        return self.init_value * jnp.power(self.gamma, k)
+        k = jnp.floor_divide(jnp.asarray(count), self.step_size)
+        return self.init_value * jnp.power(self.gamma, _count(k))
 
 
 class MultiStepDecay(NamedTuple):
@@ -148,6 +163,10 @@ class CyclicTriangular(NamedTuple):
     ``cycle = floor(1 + count / (2 * step_size_up))``,
     ``x = |count / step_size_up - 2 cycle + 1|``,
     ``lr = base_lr + (max_lr - base_lr) * max(0, 1 - x)``.
+
+    Evaluated as ``x = |count mod (2 step_size_up) - step_size_up| / step_size_up`` (the same
+    number): the remainder of an integer count by an integer ``step_size_up`` is exact at any count
+    (in float32 ``count / step_size_up`` past ``2**24`` rounded, and the wave stood still).
     """
 
     base_lr: ArrayLike
@@ -155,9 +174,8 @@ class CyclicTriangular(NamedTuple):
     step_size_up: ArrayLike
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        c = _count(count)
-        cycle = jnp.floor(1 + c / (2 * self.step_size_up))
-        x = jnp.abs(c / self.step_size_up - 2 * cycle + 1)
+        n = self.step_size_up
+        x = _count(jnp.abs(jnp.remainder(jnp.asarray(count), 2 * n) - n)) / n
         return self.base_lr + (self.max_lr - self.base_lr) * jnp.maximum(0.0, 1.0 - x)
 
 
@@ -171,19 +189,21 @@ def step_decay(init_value: ArrayLike, step_size: int, gamma: ArrayLike = 0.1) ->
 
     Args:
       init_value: the initial learning rate.
-      step_size: decay every this many steps (> 0).
+      step_size: decay every this many steps: a positive integer (a Python or NumPy int, or an
+        integer scalar array).
       gamma: the multiplicative factor.
 
     Returns:
       A :class:`StepDecay` schedule (a pytree; ``sched(count) -> lr``).
 
     Raises:
-      ValueError: if a concrete ``init_value``, ``step_size`` or ``gamma`` is not > 0.
-      TypeError: if one is not a real number or a real scalar array
+      ValueError: if a concrete ``init_value`` or ``gamma`` is not > 0, or ``step_size`` is not a
+        positive integer (``2.5`` and ``10.0`` are refused).
+      TypeError: if ``init_value`` or ``gamma`` is not a real number or a real scalar array
         (a non-scalar array raises ValueError).
     """
     _check_positive("init_value", init_value)
-    _check_positive("step_size", step_size)
+    _check_steps("step_size", step_size)
     _check_positive("gamma", gamma)
     return StepDecay(init_value, step_size, gamma)
 
@@ -270,20 +290,21 @@ def cyclic_triangular(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: Array
     policy); PyTorch ``CyclicLR``.
 
     Args:
-      base_lr: the lower bound :math:`\\eta_{lo}`.
-      max_lr: the upper bound :math:`\\eta_{hi}`.
+      base_lr: the lower bound :math:`\\eta_{lo}` (>= 0: 0 is allowed, as in PyTorch's
+        ``CyclicLR``).
+      max_lr: the upper bound :math:`\\eta_{hi}` (> 0 and >= ``base_lr``).
       step_size_up: steps from the lower to the upper bound (> 0).
 
     Returns:
       A :class:`CyclicTriangular` schedule.
 
     Raises:
-      ValueError: if a concrete ``base_lr`` or ``step_size_up`` is not > 0,
+      ValueError: if a concrete ``base_lr`` is negative, ``max_lr`` or ``step_size_up`` is not > 0,
         or ``max_lr`` < ``base_lr``.
       TypeError: if one is not a real number or a real scalar array
         (a non-scalar array raises ValueError).
     """
-    _check_positive("base_lr", base_lr)
+    _check_nonneg("base_lr", base_lr)
     _check_positive("max_lr", max_lr)
     _check_positive("step_size_up", step_size_up)
     lo, hi = _validate.value_of("base_lr", base_lr), _validate.value_of("max_lr", max_lr)
@@ -325,14 +346,15 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> PerEpoch:
     Args:
       schedule: ``epoch -> lr``: a jaxgd schedule (its numbers stay traced
         leaves), an optax schedule or any callable.
-      steps_per_epoch: optimizer steps per epoch (> 0).
+      steps_per_epoch: optimizer steps per epoch: a positive integer (a Python or NumPy int, or
+        an integer scalar array).
 
     Returns:
       A :class:`PerEpoch` schedule (a pytree; ``sched(count) -> lr``).
 
     Raises:
       TypeError: if ``schedule`` is not callable.
-      ValueError: if a concrete ``steps_per_epoch`` is not > 0.
+      ValueError: if ``steps_per_epoch`` is not a positive integer (``2.5`` is refused).
 
     Example:
       >>> import jaxgd
@@ -342,7 +364,7 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> PerEpoch:
     """
     if not callable(schedule):
         raise TypeError(f"schedule must be callable (epoch -> lr), got {type(schedule).__name__}")
-    _check_positive("steps_per_epoch", steps_per_epoch)
+    _check_steps("steps_per_epoch", steps_per_epoch)
     leaves = jax.tree_util.tree_leaves(schedule)
     if len(leaves) == 1 and leaves[0] is schedule:  # a closure: ride in the static part
         schedule = _tree.Static(schedule)

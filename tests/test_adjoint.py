@@ -609,6 +609,32 @@ def test_an_optax_schedule_built_from_a_differentiated_value() -> None:
     np.testing.assert_allclose(np.asarray(batched), [numpy_run(0.05, 10), numpy_run(0.1, 10)], rtol=1e-6)
 
 
+def test_per_epoch_around_an_optax_schedule_built_from_a_traced_value() -> None:
+    """Reference: the closed form of gd on f(x) = x for 8 steps, x_8 = -sum_k lr_k with lr_k = v 0.5^(k // 3)
+    (per_epoch over optax.exponential_decay(v, 1, 0.5), 3 steps an epoch): -5 v, the derivative -5 (unroll) and
+    the documented zero derivative in lr (implicit). The closure one level down, in per_epoch, held the tracer:
+    JAX's bare AssertionError under jax.vmap and "Linearization failed" under jax.grad."""
+    np.testing.assert_allclose(np.asarray(jax.vmap(_per_epoch_run)(jnp.asarray([1.0, 2.0]))), [-5.0, -10.0], rtol=1e-12)
+    assert float(jax.grad(_per_epoch_run)(1.0)) == 0.0
+
+
+@pytest.mark.slow
+def test_per_epoch_around_an_optax_schedule_traced_steps_per_epoch_and_unroll() -> None:
+    """Reference: the closed form above: with 2 steps an epoch lr_k = v 0.5^(k // 2) and x_8 = -3.75 v (a traced
+    steps_per_epoch beside the traced value), and the unrolled derivative -5."""
+    np.testing.assert_allclose(np.asarray(jax.vmap(_per_epoch_run)(jnp.asarray([1.0, 2.0]), jnp.asarray([3, 2]))),
+                               [-5.0, -7.5], rtol=1e-12)
+    np.testing.assert_allclose(float(jax.grad(lambda v: _per_epoch_run(v, adjoint="unroll"))(1.0)), -5.0, rtol=1e-12)
+
+
+def _per_epoch_run(v: Any, n: Any = 3, adjoint: str = "implicit") -> jax.Array:
+    """x_8 of gd on f(x) = x with lr=per_epoch(optax.exponential_decay(v, 1, 0.5), n)."""
+    optax = pytest.importorskip("optax")
+    lr = jaxgd.schedules.per_epoch(optax.exponential_decay(v, 1, 0.5), n)
+    return jaxgd.minimize(lambda x: jnp.sum(x), jnp.zeros(1), method="gd", lr=lr, max_steps=8, gtol=0.0,
+                          adjoint=adjoint).params[0]
+
+
 def test_an_optax_method_built_from_a_traced_value() -> None:
     """optax.sgd(lr) with lr traced: under jax.jit and jax.vmap it runs (reference: the eager calls; under vmap
     it failed with JAX's bare AssertionError, now plain vmap of the loop batches it), under jax.grad with the

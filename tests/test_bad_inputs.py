@@ -278,6 +278,10 @@ ROWS: list[Row] = [
     R("minimize", "lr", "np.array(1) (integer array)", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape () and dtype int64", lambda c: M(c, lr=np.array(1))),
     R("minimize", "lr", "np.complex128(0.1)", ValueError, "a real scalar (a float or a 0-d floating array), got an array of shape () and dtype complex128", lambda c: M(c, lr=np.complex128(0.1))),
     R("minimize", "lr", "lambda k: [0.1, 0.1] (vector schedule)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda k: jnp.ones(2) * 0.1)),
+    R("minimize", "lr", "lambda k: 0.1 / jnp.sqrt(k) (lr(0) = inf)", ValueError, "lr as a schedule must give a finite step size >= 0 at the first step, count 0, got lr(0)=inf: the step count starts at 0", lambda c: M(c, lr=lambda k: 0.1 / jnp.sqrt(k))),
+    R("minimize", "lr", "lambda k: -0.1 (a schedule)", ValueError, "got lr(0)=-0.1: a negative step size moves up the gradient", lambda c: M(c, lr=lambda k: -0.1)),
+    R("minimize", "lr", "per_epoch(optax.exponential_decay(-0.5, 1, 0.5), 3)", ValueError, "got lr(0)=-0.5: a negative step size", lambda c: M(c, lr=schedules.per_epoch(schedules.exponential_decay(-0.5, 1, 0.5), 3))),
+    R("fit", "lr", "lambda k: 0.1 / jnp.sqrt(k) (lr(0) = inf)", ValueError, "got lr(0)=inf: the step count starts at 0", lambda c: c.F(lr=lambda k: 0.1 / jnp.sqrt(k))),
     R("minimize", "lr", "lambda: 0.1 (no count argument)", TypeError, "lr as a schedule must map a step count to a real scalar", lambda c: M(c, lr=lambda: 0.1)),
     # -- minimize: loop control ---------------------------------------------------------
     R("minimize", "max_steps", "-1", ValueError, "max_steps must be a non-negative integer", lambda c: M(c, max_steps=-1)),
@@ -366,6 +370,7 @@ ROWS: list[Row] = [
     R("schedules.step_decay", "init_value", "nan", ValueError, "init_value must be > 0", lambda c: schedules.step_decay(math.nan, 10)),
     R("schedules.step_decay", "init_value", '"0.1"', TypeError, "init_value must be a real number", lambda c: schedules.step_decay("0.1", 10)),
     R("schedules.step_decay", "step_size", "0", ValueError, "step_size must be > 0", lambda c: schedules.step_decay(0.1, 0)),
+    R("schedules.step_decay", "step_size", "2.5", ValueError, "step_size must be > 0 and an integer", lambda c: schedules.step_decay(0.1, 2.5)),
     R("schedules.step_decay", "gamma", "-0.5", ValueError, "gamma must be > 0", lambda c: schedules.step_decay(0.1, 10, -0.5)),
     R("schedules.multistep_decay", "milestones", "[10, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [10, 5])),
     R("schedules.multistep_decay", "milestones", "[-1, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [-1, 5])),
@@ -375,7 +380,7 @@ ROWS: list[Row] = [
     R("schedules.inverse_time_decay", "decay_rate", "-1.0", ValueError, "decay_rate must be >= 0", lambda c: schedules.inverse_time_decay(0.1, -1.0)),
     R("schedules.inverse_time_decay", "decay_steps", "0", ValueError, "decay_steps must be > 0", lambda c: schedules.inverse_time_decay(0.1, 1.0, 0)),
     R("schedules.inverse_time_decay", "init_value", "1j", TypeError, "init_value must be a real number", lambda c: schedules.inverse_time_decay(1j, 1.0)),
-    R("schedules.cyclic_triangular", "base_lr", "0.0", ValueError, "base_lr must be > 0", lambda c: schedules.cyclic_triangular(0.0, 1.0, 10)),
+    R("schedules.cyclic_triangular", "base_lr", "-0.1", ValueError, "base_lr must be >= 0", lambda c: schedules.cyclic_triangular(-0.1, 1.0, 10)),
     R("schedules.cyclic_triangular", "base_lr", "None", TypeError, "base_lr must be a real number", lambda c: schedules.cyclic_triangular(None, 1.0, 10)),
     R("schedules.cyclic_triangular", "max_lr", "0.05 (< base_lr 0.1)", ValueError, "max_lr must be >= base_lr", lambda c: schedules.cyclic_triangular(0.1, 0.05, 10)),
     R("schedules.cyclic_triangular", "step_size_up", "-4", ValueError, "step_size_up must be > 0", lambda c: schedules.cyclic_triangular(0.1, 1.0, -4)),
@@ -444,6 +449,7 @@ ROWS: list[Row] = [
     R("fit", "data", "leading axes 10 and 9", ValueError, "data leaves must share the leading (example) axis", lambda c: jaxgd.fit(c.fl, c.x0, {"x": np.ones((10, 3)), "y": np.ones(9)}, batch_size=2, epochs=1, key=c.key)),
     R("fit", "key", "3", TypeError, "key must be a PRNG key", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=3)),
     R("fit", "lr", "jaxgd.linesearch.Backtracking()", ValueError, "is a step-size rule that needs exact loss evaluation", lambda c: jaxgd.fit(c.fl, c.x0, c.data, batch_size=2, epochs=1, key=c.key, lr=jaxgd.linesearch.Backtracking())),
+    R("fit", "lr", "per_epoch(s, 3) (10 examples in batches of 4: 2 steps an epoch)", ValueError, "lr=per_epoch(schedule, steps_per_epoch=3) advances its schedule every 3 steps, but fit takes 2 steps an epoch here (n // batch_size = 10 // 4 with Remainder.DROP); pass steps_per_epoch=2", lambda c: c.F(batch_size=4, lr=schedules.per_epoch(lambda e: 0.1, 3))),
     R("fit", "fun", "returns shape (2,)", TypeError, "fun must return a real floating-point scalar", lambda c: jaxgd.fit(lambda p, b: b["x"] @ p, c.x0, c.data, batch_size=2, epochs=1, key=c.key), True),
     R("fit", "l1", "-0.1", ValueError, "l1 must be a non-negative finite number", lambda c: c.F(l1=-0.1)),
     R("fit", "l1", '{"v": 0.1} (not shaped like params)', ValueError, "l1 must be a number or a pytree with the structure of the parameters", lambda c: c.F(l1={"v": 0.1})),
@@ -519,6 +525,7 @@ ROWS: list[Row] = [
     # -- schedules.per_epoch -----------------------------------------------------------------------------
     R("schedules.per_epoch", "schedule", "0.1", TypeError, "schedule must be callable (epoch -> lr)", lambda c: schedules.per_epoch(0.1, 3)),
     R("schedules.per_epoch", "steps_per_epoch", "0", ValueError, "steps_per_epoch must be > 0", lambda c: schedules.per_epoch(lambda e: 0.1, 0)),
+    R("schedules.per_epoch", "steps_per_epoch", "2.5", ValueError, "steps_per_epoch must be > 0 and an integer", lambda c: schedules.per_epoch(lambda e: 0.1, 2.5)),
     # -- problems -----------------------------------------------------------------------------------------
     R("problems.quadratic_norm", "d", "0", ValueError, "d=0 must be a positive integer", lambda c: jaxgd.problems.quadratic_norm(0)),
     R("problems.quadratic_norm", "c", "-1.0", ValueError, "c=-1.0 must be a non-negative number", lambda c: jaxgd.problems.quadratic_norm(2, c=-1.0)),

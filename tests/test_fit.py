@@ -408,6 +408,31 @@ def test_per_epoch_schedule_helper():
         jaxgd.schedules.per_epoch(0.1, 3)
 
 
+def test_per_epoch_steps_must_be_fits_steps_an_epoch():
+    """Reference: fit's documented steps an epoch, n // batch_size with Remainder.DROP and ceil(n / batch_size)
+    with MASK (11 examples in batches of 4: 2 and 3). Another concrete steps_per_epoch ran another schedule,
+    silently (per_epoch(s, 3) under DROP advanced s every 3 steps, 1.5 epochs); a traced one is not checked."""
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(11, 2)))
+    data = (X, X @ jnp.asarray([1.0, 2.0]))
+    mse = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)  # noqa: E731
+    mse_w = lambda p, b, w: jnp.sum(w * (b[0] @ p - b[1]) ** 2) / jnp.sum(w)  # noqa: E731
+    sched = optax.exponential_decay(0.1, 1, 0.5)
+
+    def run(spe, remainder=jaxgd.Remainder.DROP):
+        return jaxgd.fit(mse_w if remainder is jaxgd.Remainder.MASK else mse, jnp.zeros(2), data, batch_size=4,
+                         epochs=2, key=jax.random.key(0), lr=jaxgd.schedules.per_epoch(sched, spe), remainder=remainder)
+
+    with pytest.raises(ValueError, match=r"steps_per_epoch=3\) advances its schedule every 3 steps, but fit takes "
+                       r"2 steps an epoch here \(n // batch_size = 11 // 4 with Remainder.DROP\); "
+                       r"pass steps_per_epoch=2"):
+        run(3)
+    with pytest.raises(ValueError, match=r"fit takes 3 steps an epoch here \(ceil\(n / batch_size\) = ceil\(11 / 4\) "
+                       r"with Remainder.MASK\); pass steps_per_epoch=3"):
+        run(np.int64(2), jaxgd.Remainder.MASK)
+    out = jax.eval_shape(lambda n: run(n).loss, jnp.int32(3))  # traced: not checked (nothing compiles here)
+    assert out.shape == ()
+
+
 def test_fit_result_is_a_pytree():
     res = _call()
     leaves = jax.tree_util.tree_leaves(res)
@@ -476,6 +501,26 @@ def test_differentiating_a_value_the_loss_closes_over_is_refused_by_name():
     for transform in (jax.grad, lambda f: jax.jit(jax.grad(f)), lambda f: lambda s: jax.jvp(f, (s,), (1.0,))):
         with pytest.raises(TypeError, match="jaxgd.fit is not differentiable .* a value the loss closes over"):
             transform(_fit_scaled)(1.0)
+
+
+def test_differentiating_a_value_an_optax_schedule_lr_closes_over_is_refused_by_name():
+    """jax.grad / jvp of fit with respect to the value an optax schedule lr is built from (as lr, or inside
+    per_epoch) raised JAX's TracerArrayConversionError in fit's _trim (the guard checked fun, eval_fun and
+    metric only); reference: the TypeError a float or jaxgd schedule lr gets (fit's documented refusal)."""
+    X = jnp.asarray(np.random.default_rng(0).normal(size=(12, 2)))
+    y = X @ jnp.asarray([1.0, 2.0])
+    loss = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)  # noqa: E731
+
+    def run(lr):
+        return jaxgd.fit(loss, jnp.zeros(2), (X, y), batch_size=4, epochs=2, lr=lr, key=jax.random.key(0)).loss
+
+    for build in (lambda v: optax.exponential_decay(v, 3, 0.5),
+                  lambda v: jaxgd.schedules.per_epoch(optax.exponential_decay(v, 1, 0.5), 3)):
+        for transform in (jax.grad, lambda f: lambda v: jax.jvp(f, (v,), (1.0,))):
+            with pytest.raises(TypeError, match="jaxgd.fit is not differentiable .* the schedule lr closes over"):
+                transform(lambda v: run(build(v)))(0.1)
+    with pytest.raises(TypeError, match="jaxgd.fit is not differentiable"):  # the reference
+        jax.grad(lambda v: run(jaxgd.schedules.step_decay(v, 3, 0.5)))(0.1)
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -58,6 +60,57 @@ def test_step_decay_validates(bad):
         S.step_decay(**kw)
 
 
+def _torch_step_lr(init_value, step_size, gamma, k):
+    """PyTorch StepLR's closed form in Python integers: init_value * gamma ** (k // step_size)."""
+    return init_value * gamma ** (k // step_size)
+
+
+def _torch_cyclic_lr(base, top, n, k):
+    """PyTorch CyclicLR (triangular) in exact rationals: cycle = floor(1 + k / 2n), x = |k/n - 2 cycle + 1|."""
+    cycle = 1 + k // (2 * n)
+    x = abs(Fraction(k, n) - 2 * cycle + 1)
+    return base + (top - base) * float(max(0, 1 - x))
+
+
+def test_step_decay_exact_past_float32_integers(x64_off):
+    """Reference: PyTorch StepLR's closed form in Python integers. In float32 a count past 2**24 divided as a
+    float rounded: 20,000,000 / 20,000,001 read 1.0 and the rate halved a step early."""
+    s = S.step_decay(1.0, 20_000_001, 0.5)
+    counts = [0, 20_000_000, 20_000_001, 40_000_001, 40_000_002]
+    want = [_torch_step_lr(1.0, 20_000_001, 0.5, k) for k in counts]
+    assert jit_eval(s, counts) == want
+    assert [float(s(jnp.int32(k))) for k in counts] == want
+
+
+def test_cyclic_triangular_exact_past_float32_integers(x64_off):
+    """Reference: PyTorch CyclicLR's triangular closed form in exact rationals. In float32, count / 3 past 2**24
+    rounded and the wave read base_lr at 18,000,001 (0.4 there)."""
+    s = S.cyclic_triangular(0.1, 1.0, 3)
+    counts = [18_000_000 + i for i in range(7)]
+    np.testing.assert_allclose(jit_eval(s, counts), [_torch_cyclic_lr(0.1, 1.0, 3, k) for k in counts], rtol=1e-6)
+
+
+def test_cyclic_triangular_accepts_base_lr_zero():
+    """Reference: PyTorch CyclicLR's closed form (which takes base_lr=0, as optax's schedules start from 0)."""
+    got = jit_eval(S.cyclic_triangular(0.0, 1.0, 3), range(8))
+    np.testing.assert_allclose(got, [_torch_cyclic_lr(0.0, 1.0, 3, k) for k in range(8)], rtol=1e-12)
+    with pytest.raises(ValueError, match="base_lr must be >= 0"):
+        S.cyclic_triangular(-0.1, 1.0, 3)
+    with pytest.raises(ValueError, match="max_lr must be > 0"):
+        S.cyclic_triangular(0.0, 0.0, 3)
+
+
+@pytest.mark.parametrize("build", [lambda v: S.step_decay(1.0, v), lambda v: S.per_epoch(lambda e: 0.1, v)],
+                         ids=["step_decay", "per_epoch"])
+def test_step_counts_must_be_integers(build):
+    """A step count is an integer (PyTorch's StepLR takes an int step_size): 2.5 or 10.0 is refused by name."""
+    for bad in (2.5, 10.0, np.float64(3.0), jnp.asarray(3.0), True):
+        with pytest.raises(ValueError, match=r"must be > 0 and an integer \(a number of steps"):
+            build(bad)
+    for good in (3, np.int64(3), jnp.asarray(3, jnp.int32)):
+        build(good)
+
+
 def test_multistep_rejects_unsorted_milestones():
     with pytest.raises(ValueError, match="milestones"):
         S.multistep_decay(0.1, [5, 3])
@@ -88,3 +141,63 @@ def test_reexports_are_optax_objects():
     assert S.cosine_decay_schedule is optax.cosine_decay_schedule
     for name in S.__all__:
         assert hasattr(S, name)
+
+
+FIRST_VALUE_SCHEDULES = {
+    **SCHEDULES,
+    "optax.linear_schedule from 0": optax.linear_schedule(0.0, 0.1, 100),
+    "optax.sgdr_schedule": optax.sgdr_schedule([dict(init_value=0.0, peak_value=0.1, warmup_steps=5,
+                                                     decay_steps=50)] * 2),
+    "optax.piecewise_interpolate_schedule": optax.piecewise_interpolate_schedule("cosine", 0.1, {10: 0.5, 30: 2.0}),
+    "optax.join_schedules": optax.join_schedules([optax.linear_schedule(0.0, 0.1, 10), optax.constant_schedule(0.1)],
+                                                 [10]),
+    "jaxgd.per_epoch(optax)": S.per_epoch(optax.cosine_decay_schedule(0.1, 10), 3),
+    "jaxgd.inverse_time_decay staircase": S.inverse_time_decay(0.1, 1.0, 3, staircase=True),
+    "an indexed table": lambda k: jnp.asarray([0.1, 0.2, 0.3])[jnp.minimum(k, 2)],
+}
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+def test_host_value_is_jaxs_value(x64):
+    """Reference: JAX's own evaluation of each schedule (the value lr(0)'s check reads, in NumPy, compiling nothing)."""
+    from jaxgd.core import host_value
+
+    with jax.enable_x64(x64):
+        for name, sched in FIRST_VALUE_SCHEDULES.items():
+            closed = jax.make_jaxpr(lambda c: sched(c))(jnp.int32(0))
+            for k in (0, 1, 4, 9, 10, 35, 120):
+                (got,), want = host_value.value(closed, np.int32(k)), np.asarray(sched(jnp.int32(k)))
+                assert got.dtype == want.dtype, name
+                np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{name} at {k}")
+
+
+@pytest.mark.parametrize("lr,value,fix", [
+    (lambda k: 0.1 / jnp.sqrt(k), "inf", "the step count starts at 0"),
+    (lambda k: -0.1, "-0.1", "a negative step size moves up the gradient"),
+    (lambda k: jnp.log(k) * 0.1, "-inf", "the step count starts at 0"),
+    (S.per_epoch(lambda e: 0.1 / e, 3), "inf", "the step count starts at 0"),
+], ids=["1/sqrt(k)", "negative", "log(k)", "per_epoch(1/e)"])
+def test_a_schedule_whose_first_value_is_not_finite_or_negative_is_refused(lr, value, fix):
+    """Reference: the schedule's closed form at count 0 (0.1/sqrt(0) = inf, log(0) = -inf). 1/sqrt(k) ended
+    NONFINITE at step 0 with a message about a step size too large, and -0.1 climbed silently; now minimize,
+    Solver, fit and as_optax refuse it by name before anything compiles."""
+    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    match = rf"got lr\(0\)={value}: {fix}"
+    for call in (lambda: jaxgd.minimize(f, jnp.ones(2), lr=lr), lambda: jaxgd.Solver(f, "gd", lr),
+                 lambda: jaxgd.as_optax("gd", lr),
+                 lambda: jaxgd.fit(lambda p, b: jnp.mean((b - p) ** 2), jnp.zeros(()), jnp.ones(6), batch_size=3,
+                                   epochs=1, key=jax.random.key(0), lr=lr)):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_a_schedule_from_zero_or_closing_over_a_traced_value_is_not_refused():
+    """lr(0) == 0 starts a warmup (optax.linear_schedule(0.0, 0.1, 100), reference: optax's own lr(0) = 0) and
+    runs; a schedule closing over a traced value has no known lr(0) and is not checked (traced only, no compile)."""
+    sched = optax.linear_schedule(0.0, 0.1, 100)
+    assert float(sched(0)) == 0.0
+    res = jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), lr=sched, max_steps=3, gtol=0.0)
+    assert float(res.history.lr[0]) == 0.0 and res.status_enum is jaxgd.Status.MAX_STEPS
+    run = lambda v: jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), lr=lambda k: -v, max_steps=3).loss  # noqa: E731
+    out = jax.eval_shape(run, 0.1)
+    assert out.shape == ()

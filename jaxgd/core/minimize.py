@@ -315,7 +315,8 @@ def minimize(
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
         integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
       ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
-        ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
+        ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN, or a schedule
+        whose ``lr(0)`` is negative or not finite; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
         ``resume`` checkpoint from another method, or a ``resume`` already

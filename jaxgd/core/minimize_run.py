@@ -442,48 +442,69 @@ def _refilled(closed: Any, lift: tuple, values: Any) -> Callable:
 
 @jax.tree_util.register_pytree_node_class
 class _LiftedSchedule:
-    """A schedule ``count -> lr`` whose closure held tracers, as a pytree: its jaxpr (static) and
-    the tracers as data leaves, so that ``stop_gradient``, ``vmap`` and the unrolled adjoint reach
-    them as they reach a float ``lr``."""
+    """A schedule ``count -> lr`` whose closure held tracers, as a pytree: its jaxpr (static), of
+    ``(count, *args)``, with the tracers (``consts``) and the schedule's own leaves (``args``, a
+    pytree schedule's numbers: :func:`schedule_closure`) as data leaves, so that
+    ``stop_gradient``, ``vmap`` and the unrolled adjoint reach them as they reach a float ``lr``."""
 
-    def __init__(self, closed: Any, lift: tuple, leaves: tuple) -> None:
-        self.closed, self.lift, self.leaves = closed, lift, leaves
+    def __init__(self, closed: Any, lift: tuple, consts: tuple, args: tuple) -> None:
+        self.closed, self.lift, self.consts, self.args = closed, lift, consts, args
 
     def __call__(self, count: Any) -> Any:
-        (out,) = _refilled(self.closed, self.lift, self.leaves)(count)
+        (out,) = _refilled(self.closed, self.lift, self.consts)(count, *self.args)
         return out
 
     def tree_flatten(self) -> tuple:
-        return self.leaves, (_tree.Static(self.closed), self.lift)
+        return (self.consts, self.args), (_tree.Static(self.closed), self.lift)
 
     @classmethod
     def tree_unflatten(cls, aux: tuple, leaves: tuple) -> "_LiftedSchedule":
-        return cls(aux[0].value, aux[1], tuple(leaves))
+        return cls(aux[0].value, aux[1], tuple(leaves[0]), tuple(leaves[1]))
 
 
 def _lift_schedule(solver: Solver) -> tuple[Solver, bool]:
     """``(solver, lifted)``: a schedule ``lr`` that closes over tracers (an optax schedule built
-    from a value under ``jax.grad``/``vmap``) rebuilt as a :class:`_LiftedSchedule`, whose tracers
-    are leaves of the solver: the implicit adjoint's ``stop_gradient`` then reaches them (its
-    derivative in ``lr`` is zero, as documented) and the unrolled one differentiates them."""
+    from a value under ``jax.grad``/``vmap``, as ``lr`` or inside ``per_epoch``) rebuilt as a
+    :class:`_LiftedSchedule`, whose tracers are leaves of the solver: the implicit adjoint's
+    ``stop_gradient`` then reaches them (its derivative in ``lr`` is zero, as documented) and the
+    unrolled one differentiates them."""
     traced = _traced_schedule(solver)
     if traced is None:
         return solver, False
-    closed, lift = traced
+    closed, lift, args = traced
     if not any(lift) or len(closed.out_avals) != 1:
         return solver, False
-    leaves = tuple(c for c, up in zip(closed.consts, lift) if up)
+    consts = tuple(c for c, up in zip(closed.consts, lift) if up)
     kept = _jex_core.ClosedJaxpr(closed.jaxpr, [None if up else c for c, up in zip(closed.consts, lift)])  # no tracer kept
-    return solver.with_rule(type(solver.rule)(_LiftedSchedule(kept, lift, leaves))), True
+    return solver.with_rule(type(solver.rule)(_LiftedSchedule(kept, lift, consts, args))), True
 
 
-def _traced_schedule(solver: Solver) -> Optional[tuple[Any, tuple]]:
-    """``(closed jaxpr, which constants are tracers)`` of a schedule ``lr`` traced at step 0, or None
-    where ``lr`` is no schedule."""
-    schedule = getattr(solver.rule, "schedule", None)
-    if not isinstance(schedule, _tree.Static) or not callable(schedule.value):
+def schedule_closure(schedule: Any) -> Optional[tuple[Callable, tuple]]:
+    """``(fn, args)`` with ``fn(count, *args) == schedule(count)`` for a schedule ``lr`` that holds a
+    callable in a static part, which may close over tracers: an optax schedule or a lambda
+    (``_tree.Static``), or a pytree schedule holding one (``per_epoch(optax_schedule, n)``), whose
+    own leaves are ``args``; so that tracing ``fn`` at ``args`` shows only the closures' tracers
+    among its constants. None for a float, a rule, or a pytree schedule of numbers alone (a jaxgd
+    schedule: its numbers are the solver's leaves already)."""
+    if isinstance(schedule, _tree.Static):
+        return (schedule.value, ()) if callable(schedule.value) else None
+    if schedule is None or not callable(schedule):
         return None
-    return _traced_consts(schedule.value, jnp.zeros((), jnp.int32))[:2]
+    parts = jax.tree_util.tree_leaves(schedule, is_leaf=lambda x: isinstance(x, _tree.Static))
+    if not any(isinstance(p, _tree.Static) and callable(p.value) for p in parts):
+        return None
+    args, treedef = jax.tree_util.tree_flatten(schedule)
+    return (lambda count, *leaves: jax.tree_util.tree_unflatten(treedef, leaves)(count)), tuple(args)
+
+
+def _traced_schedule(solver: Solver) -> Optional[tuple[Any, tuple, tuple]]:
+    """``(closed jaxpr of (count, *args), which constants are tracers, args)`` of a schedule ``lr``
+    traced at step 0 (:func:`schedule_closure`), or None where ``lr`` holds no callable closure."""
+    found = schedule_closure(getattr(solver.rule, "schedule", None))
+    if found is None:
+        return None
+    fn, args = found
+    return (*_traced_consts(fn, jnp.zeros((), jnp.int32), *args)[:2], args)
 
 
 def eager(adjoint: str, concrete: bool, solver: Solver) -> bool:

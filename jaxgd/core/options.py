@@ -29,6 +29,7 @@ from ..interop import explain as _explain
 from ..prox.operators import Prox, check_bounds
 from . import cache as _cache
 from . import combinations as _combinations
+from . import host_value as _host_value
 from . import stepsize as _stepsize
 
 
@@ -47,8 +48,9 @@ OPTIONS: dict[str, Option] = {
         "step size: a float, a schedule ``count -> lr`` (optax's or ``jaxgd.schedules``') or a "
         "``jaxgd.linesearch`` rule. Default: the method's own (``1e-3`` for first-order methods, "
         "``1.0`` for an optax transformation, which holds its own learning rate). A float must be > 0; a "
-        "schedule's values are traced and not checked (a NaN stops the run as ``NONFINITE``; a negative "
-        "value steps uphill, as in optax)."
+        "schedule's first value ``lr(0)`` (the step count starts at 0) must be finite and >= 0 (0 starts a "
+        "warmup), checked before the run unless it closes over a traced value; its later values are traced "
+        "and not checked (a NaN stops the run as ``NONFINITE``; a negative value steps uphill, as in optax)."
     )),
     "max_steps": Option(1000, "the step limit (0 returns ``x0``). It sizes the history buffers, allocated before the run: three numbers per recorded step, the count rounded up to a power of two in an eager call (24 bytes a step in float64: ``max_steps=10**8`` with ``history=True`` is a 3.2 GB buffer), so a very long limit wants ``history=k`` or ``history=False`` (more than 2**25 rows is refused; a Result and a checkpoint file keep the rows of the steps run only); a call outside ``jit``/``vmap`` compiles for the next power of two (at least 8) with the limit traced, so a new ``max_steps`` in the same bucket re-uses the compiled loop."),
     "gtol": Option(1e-6, (
@@ -221,6 +223,9 @@ BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
 BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
 BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
+BAD_FIRST_LR = "lr as a schedule must give a finite step size >= 0 at the first step, count 0, got lr(0)={value}: {fix}"
+FIRST_LR_NOT_FINITE = "the step count starts at 0 (e.g. lambda k: 0.1 / jnp.sqrt(k + 1), not 0.1 / jnp.sqrt(k))"
+FIRST_LR_NEGATIVE = "a negative step size moves up the gradient, raising the loss (give the rate's magnitude)"
 BAD_FLAG_EVERY = _validate.BAD_EVERY  # "{name} must be a bool or a positive integer (every k steps), ..."
 BAD_GTOL_NORM = "gtol_norm must be None, 2 or inf (math.inf or numpy.inf), got gtol_norm={value!r}"
 BAD_UNROLL = "unroll must be None (automatic) or a positive integer (steps per loop iteration), got unroll={value!r}"
@@ -317,9 +322,10 @@ def _check_lr(lr: Any) -> Any:
 
 
 def _check_schedule(lr: Callable[..., Any]) -> None:
-    """A schedule must map a step count to a real scalar (checked through
-    ``jax.eval_shape``: nothing compiles; cached per hashable schedule).
-    Schedules holding tracers pass."""
+    """A schedule must map a step count to a real scalar, and its first value ``lr(0)`` must be finite
+    and >= 0 (0 is a warmup's start). Traced once (``jax.make_jaxpr``) and ``lr(0)`` evaluated in
+    NumPy (:func:`jaxgd.core.host_value.value`): nothing compiles. Cached per hashable schedule, weakly.
+    Schedules holding tracers (leaves, or in a closure: ``lr(0)`` is not known) pass."""
     if not _tree.is_concrete(lr):
         return
     try:
@@ -331,14 +337,19 @@ def _check_schedule(lr: Callable[..., Any]) -> None:
 
 def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
     try:
-        out = jax.eval_shape(lambda count: lr(count), jax.ShapeDtypeStruct((), jnp.int32))
+        closed, out = jax.make_jaxpr(lambda count: lr(count), return_shape=True)(jax.ShapeDtypeStruct((), jnp.int32))
     except Exception as e:  # the schedule's own error, reported against lr
         raise TypeError(BAD_SCHEDULE.format(what=f"calling it raised {type(e).__name__}: {e}")) from e
-    if isinstance(out, (int, float)) and not isinstance(out, bool):
-        return
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating) and not jnp.issubdtype(dtype, jnp.integer):
+    real = dtype is not None and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
+    if not (isinstance(out, (int, float)) and not isinstance(out, bool)) and (shape != () or not real):
         raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
+    first = _host_value.value(closed, np.int32(0))  # None: a tracer in a closure, or a primitive it lacks
+    if first is not None:
+        v = float(first[0])
+        if not (math.isfinite(v) and v >= 0):  # (the value printed in its dtype: -0.1, not -0.10000000149011612)
+            fix = FIRST_LR_NOT_FINITE if not math.isfinite(v) else FIRST_LR_NEGATIVE
+            raise ValueError(BAD_FIRST_LR.format(value=first[0][()], fix=fix))
 
 
 _SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule

@@ -50,6 +50,7 @@ from ..interop import explain as _explain
 from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
 from ..core.solver import Solver
+from ..schedules import PerEpoch
 from .._types import ArrayLike, LossFn, Params, PRNGKey
 
 __all__ = ["FitHistory", "FitResult", "FitState", "FitStatus", "Remainder", "fit"]
@@ -99,6 +100,10 @@ MASK_SIGNATURE = (
     "the weighted mean sum(weights * losses) / sum(weights); calling it failed: {err}"
 )
 NEEDS_EVAL = "{name} is evaluated on eval_data, but eval_data is None"
+PER_EPOCH_STEPS = (
+    "lr=per_epoch(schedule, steps_per_epoch={given}) advances its schedule every {given} steps, but fit takes {steps} "
+    "steps an epoch here ({how}); pass steps_per_epoch={steps}"
+)
 NOT_CALLABLE = "{name} must be callable, got {kind}"
 BAD_MESH = "mesh must be a jax.sharding.Mesh, got {kind}"
 BAD_AXIS = "data_axis={axis!r} is not an axis of the mesh; its axes are {axes}"
@@ -353,7 +358,9 @@ def fit(
         ``jaxgd.Direction`` or an ``optax.GradientTransformation``.
       lr: a float or a schedule ``step -> lr`` over optimizer steps (an optax
         schedule, a ``jaxgd.schedules`` one, or
-        ``jaxgd.schedules.per_epoch(epoch_schedule, steps_per_epoch)``).
+        ``jaxgd.schedules.per_epoch(epoch_schedule, steps_per_epoch)``, whose
+        ``steps_per_epoch`` must be fit's steps an epoch: ``n // batch_size``
+        with ``Remainder.DROP``, ``ceil(n / batch_size)`` with ``Remainder.MASK``).
         Default 1e-3 (1.0 for an optax transformation). Line searches and
         other state-aware rules are refused.
       eval_data: held-out data, evaluated in one call after every epoch.
@@ -409,9 +416,12 @@ def fit(
         a path; an unknown keyword.
       ValueError: mismatched leading axes in ``data``/``eval_data``;
         ``batch_size`` <= 0 or > n; ``epochs`` < 1; ``patience`` < 1; ``lr``
-        <= 0 or a line search; ``eval_fun``/``metric`` without ``eval_data``;
+        <= 0 or a line search, or a schedule whose ``lr(0)`` is negative or
+        not finite; ``eval_fun``/``metric`` without ``eval_data``;
         a ``data_axis`` not in the mesh or not dividing ``batch_size``;
-        ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
+        ``checkpoint_every`` <= 0 or without ``checkpoint_path``; an ``lr``
+        ``per_epoch(schedule, steps_per_epoch)`` whose concrete ``steps_per_epoch``
+        is not fit's steps an epoch; a
         ``resume`` checkpoint of another kind of run, method, batch size,
         remainder, number of examples or key, or with more epochs run than
         ``epochs``; a ``resume`` run with ``eval_data`` resumed without it
@@ -500,6 +510,7 @@ def fit(
 
     mask = remainder is Remainder.MASK
     n_batches = math.ceil(n / batch_size) if mask else n // batch_size
+    _check_per_epoch(solver, n, int(batch_size), n_batches, mask)
     p_spec = _spec(params)
     weights = (jax.ShapeDtypeStruct((batch_size,), _params_dtype(p_spec)),) if mask else ()
     how = " (the weighted mean over the batch)" if mask else ""
@@ -517,7 +528,8 @@ def fit(
         if metric is not None:
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
     if _compile.tracing():
-        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args)
+        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args,
+                        solver)
 
     cfg = Config(
         n=n,
@@ -561,19 +573,40 @@ def fit(
 
 
 def _check_closures(fun: Callable, specs: tuple, eval_fun: Any, metric: Any, eval_data: Any, p_spec: Any,
-                    ev_args: tuple) -> None:
-    """Under ``jax.grad``/``jvp``: a value ``fun``, ``eval_fun`` or ``metric`` closes over, differentiated, is
-    refused as fit's inputs are (:func:`jaxgd.interop.explain.not_differentiable`'s ``custom_jvp`` cannot see a
-    closure's tracer: JAX's ``TracerArrayConversionError`` or ``UnexpectedTracerError`` came instead)."""
-    checks = [(fun, specs)]
+                    ev_args: tuple, solver: Solver) -> None:
+    """Under ``jax.grad``/``jvp``: a value ``fun``, ``eval_fun``, ``metric`` or a schedule ``lr`` (an optax
+    schedule, as ``lr`` or inside ``per_epoch``) closes over, differentiated, is refused as fit's inputs are
+    (:func:`jaxgd.interop.explain.not_differentiable`'s ``custom_jvp`` cannot see a closure's tracer: JAX's
+    ``TracerArrayConversionError`` or ``UnexpectedTracerError`` came instead)."""
+    what = "a value the loss closes over"
+    checks = [(fun, specs, what)]
     if eval_data is not None:
         if eval_fun is not _fit_loop.SAME_AS_FUN:
-            checks.append((eval_fun, (p_spec, _spec(eval_data), *ev_args)))
+            checks.append((eval_fun, (p_spec, _spec(eval_data), *ev_args), what))
         if metric is not None:
-            checks.append((metric, (p_spec, _spec(eval_data))))
-    for fn, example in checks:
+            checks.append((metric, (p_spec, _spec(eval_data)), what))
+    closure = _minimize_run.schedule_closure(getattr(solver.rule, "schedule", None))
+    if closure is not None:
+        fn, args = closure
+        checks.append((fn, (jax.ShapeDtypeStruct((), jnp.int32), *args), "a value the schedule lr closes over"))
+    for fn, example, what in checks:
         if _minimize_run.differentiated_consts(fn, *example):
-            raise TypeError(_explain.NOT_DIFFERENTIABLE.format(name="jaxgd.fit", what="a value the loss closes over"))
+            raise TypeError(_explain.NOT_DIFFERENTIABLE.format(name="jaxgd.fit", what=what))
+
+
+def _check_per_epoch(solver: Solver, n: int, batch_size: int, n_batches: int, mask: bool) -> None:
+    """An ``lr=per_epoch(schedule, steps_per_epoch)`` must advance ``schedule`` once per epoch of this run: a
+    concrete ``steps_per_epoch`` other than its ``n_batches`` steps an epoch (11 examples in batches of 4 are 2
+    steps with ``Remainder.DROP``, 3 with ``MASK``) ran another schedule, silently. A traced one passes."""
+    schedule = getattr(solver.rule, "schedule", None)
+    if not isinstance(schedule, PerEpoch):
+        return
+    given = _validate.value_of("steps_per_epoch", schedule.steps_per_epoch)
+    if given is None or given == n_batches:
+        return
+    how = (f"ceil(n / batch_size) = ceil({n} / {batch_size}) with Remainder.MASK" if mask else
+           f"n // batch_size = {n} // {batch_size} with Remainder.DROP")
+    raise ValueError(PER_EPOCH_STEPS.format(given=int(given), steps=n_batches, how=how))
 
 
 _KEYWORDS = _options.keywords(fit)
