@@ -254,7 +254,16 @@ ROWS: list[Row] = [
       lambda c: M(c, x0={"a": np.zeros(0), "b": np.ones(2)})),
     R("minimize", "x0", "np.arange(3) (int64)", TypeError, "x0 leaf (root) has dtype int64", lambda c: M(c, x0=np.arange(3))),
     R("minimize", "x0", '{"w": int32 array}', TypeError, "x0 leaf ['w'] has dtype int32", lambda c: M(c, x0={"w": np.zeros(2, np.int32)})),
-    R("minimize", "x0", "3 (Python int)", TypeError, "x0 leaf (root) has dtype int64", lambda c: M(c, x0=3)),
+    R("minimize", "x0", "3 (Python int)", TypeError,
+      "x0 leaf (root) has dtype int64; x0 must hold real floating-point arrays "
+      "(cast it, e.g. jnp.asarray(x0, dtype=float))",
+      lambda c: M(c, x0=3)),
+    R("minimize", "x0", "[0, 0, 0] (Python ints)", TypeError,
+      "x0 leaf [0] has dtype int64; x0 must hold real floating-point arrays "
+      "(cast it, e.g. jnp.asarray(x0, dtype=float))",
+      lambda c: M(c, x0=[0, 0, 0])),
+    R("minimize", "x0", '{"w": [0, 0]} (Python ints)', TypeError,
+      "(cast it, e.g. jax.tree.map(lambda v: jnp.asarray(v, dtype=float), x0))", lambda c: M(c, x0={"w": [0, 0]})),
     R("minimize", "x0", "complex128 array", TypeError, "x0 leaf (root) has dtype complex128", lambda c: M(c, x0=np.zeros(2, complex))),
     R("minimize", "x0", "bool array", TypeError, "x0 leaf (root) has dtype bool", lambda c: M(c, x0=np.array([True]))),
     R("minimize", "x0", '"abc"', TypeError, "x0 leaf (root) has dtype <U3", lambda c: M(c, x0="abc")),
