@@ -1,16 +1,20 @@
 """What ``Solver`` says about the inputs it is given by mistake (a user review, session 58).
 
+- ``Solver.init`` runs ``minimize``'s loss check (``jaxgd.core.loss_check``): JAX's "iteration over
+  a 0-d array" or "Gradient only defined for scalar-output functions" before.
+- A tuple loss of length 1 (``return loss,``) or 3 was called "a pair (loss, aux)".
 - An integer ``x0`` written as a Python list or number was told to call ``x0.astype(float)``.
 
-References: the advice run as written (``eval`` of the suggested cast, then a run that converges
-to the closed-form answer).
+References: ``minimize``'s message for the same loss (the check ``Solver`` now shares), and the
+advice run as written (``eval`` of the suggested cast, then a run that converges to the closed-form
+answer).
 The refusals are also rows of tests/test_bad_inputs.py.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +22,62 @@ import numpy as np
 import pytest
 
 import jaxgd
+
+A = jnp.array([10.0, 20.0, 30.0])
+
+
+def quad(x: jax.Array) -> jax.Array:
+    return 0.5 * jnp.sum((x - A) ** 2)
+
+
+def _scalar(x: jax.Array) -> jax.Array:
+    return jnp.sum(x**2)
+
+
+LOSSES = [  # (loss, has_aux, x0, how the old Solver.init's message began)
+    pytest.param(_scalar, True, jnp.zeros(3), "iteration over a 0-d array", id="aux-missing"),
+    pytest.param(lambda x: (_scalar(x), x, x), True, jnp.zeros(3), "too many values to unpack", id="aux-3-tuple"),
+    pytest.param(lambda x: _scalar(x)[None], False, jnp.zeros(3), "Gradient only defined for scalar-output",
+                 id="shape-1"),
+    pytest.param(lambda x: jnp.sum(x).astype(jnp.int32), False, jnp.zeros(3), "grad requires real-valued outputs",
+                 id="int"),
+    pytest.param(quad, False, [0.0, 0.0, 0.0], "unsupported operand", id="list-x0"),
+    pytest.param(lambda x: (_scalar(x),), False, jnp.zeros(3), "fun must return a real scalar loss; got a tuple of 1 (",
+                 id="1-tuple"),
+]
+
+
+@pytest.mark.parametrize("fun, has_aux, x0, old", LOSSES)
+def test_solver_checks_the_loss_as_minimize(fun: Callable, has_aux: bool, x0: Any, old: str) -> None:
+    """Reference: minimize's message for the same loss and x0 (the check they now share), word for word,
+    from init, run and under jax.jit."""
+    with pytest.raises(TypeError) as want:
+        jaxgd.minimize(fun, x0, method="gd", lr=0.1, has_aux=has_aux)
+    solver = jaxgd.Solver(fun, "gd", 0.1, has_aux=has_aux)
+    for call in (solver.init, solver.run, jax.jit(solver.run)):
+        with pytest.raises(TypeError) as got:
+            call(x0)
+        assert str(got.value) == str(want.value) and not str(got.value).startswith(old), str(got.value)
+
+
+@pytest.mark.parametrize("out, said", [
+    pytest.param(lambda f: (f,), "got a tuple of length 1 (a trailing comma, `return loss,`? drop the comma)", id="1"),
+    pytest.param(lambda f: (f, f), "got a tuple of 2 (a pair (loss, aux)? pass has_aux=True)", id="2"),
+    pytest.param(lambda f: (f, f, f), "got a tuple of length 3 (with has_aux=True fun returns a pair (loss, aux): "
+                                      "put everything but the loss in one aux, e.g. (loss, (a, b)))", id="3"),
+    pytest.param(lambda f: [f], "got a list of length 1 (with has_aux=True", id="list-1"),
+])
+def test_a_tuple_loss_says_what_it_returned(out: Callable, said: str) -> None:
+    """Only a pair is "(loss, aux)?": a 1-tuple is a stray trailing comma, a 3-tuple an aux not packed
+    in one element. minimize, Solver.init and a step from a state made by another solver (the
+    objective's trace-time test) say the same."""
+    fun = lambda x: out(quad(x))  # noqa: E731
+    calls = [lambda: jaxgd.minimize(fun, jnp.zeros(3)), lambda: jaxgd.Solver(fun, "gd", 0.1).init(jnp.zeros(3))]
+    good = jaxgd.Solver(quad, "gd", 0.1)
+    calls.append(lambda: jaxgd.Solver(fun, "gd", 0.1).objective(good.init(jnp.zeros(3)).params))
+    for call in calls:
+        with pytest.raises(TypeError, match=re.escape("fun must return a real scalar loss; " + said)):
+            call()
 
 
 @pytest.mark.parametrize("x0, advice", [

@@ -21,7 +21,6 @@ import numpy as np
 
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
 
-from . import cache as _cache
 from . import compile as _compile
 
 from . import options as _options
@@ -32,18 +31,15 @@ from . import minimize_run as _run
 
 from ..checkpoint import resume as _resume
 from ..host import tier as _host_tier
-from ..interop import explain as _explain
 from ..interop import models as _models
 
 from .. import _mesh, _tree, _validate
-from .solver import LOSS_IS_A_PAIR
+from .loss_check import check_loss
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
-NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
-BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
 
 def _finite(leaf: Any) -> bool:
@@ -116,43 +112,6 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
             raise ValueError(NONFINITE_X0.format(name=name, path=_tree.leaf_path_at(x0, i)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out), concrete
-
-
-_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): the loss dtype}, weakly in fun
-
-
-def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
-    """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached); return its dtype.
-
-    Raises:
-      TypeError: the loss is not a real floating scalar, or aux is missing.
-    """
-    try:
-        key = (has_aux, _run.spec(params), _run.spec(args))
-        hash((fun, key))
-    except TypeError:  # unhashable function or args: check every time
-        return _check_loss(fun, params, args, has_aux, given)
-    return _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
-
-
-def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
-    try:
-        out = jax.eval_shape(fun, params, *args)
-    except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
-        named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
-        raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
-    aux_note = " as the first element of (loss, aux)" if has_aux else ""
-    if not has_aux and isinstance(out, (tuple, list)):
-        raise TypeError(LOSS_IS_A_PAIR.format(kind=type(out).__name__, n=len(out)))
-    if has_aux:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(BAD_AUX.format(what=repr(out)))
-        out = out[0]
-    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-        what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
-        raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
-    return dtype
 
 
 @_options.document

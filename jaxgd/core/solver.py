@@ -41,6 +41,7 @@ from ..directions import first_order as _first_order
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from . import stall as _stall  # issue 13 hook
+from . import loss_check as _loss_check
 
 from .. import _tree, _validate
 from ..interop import models as _models
@@ -52,7 +53,6 @@ from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
-LOSS_IS_A_PAIR = "fun must return a real scalar loss; got a {kind} of {n} (a pair (loss, aux)? pass has_aux=True)"
 BAD_RESET = "method={name!r}: a Direction's reset(state) must return a pair (state, had_memory), got {got}"
 
 
@@ -243,7 +243,7 @@ class Solver:
         precision: the loss is wider on purpose)."""
         out = self.fun(params, *args)
         if not self.has_aux and isinstance(out, (tuple, list)):  # (trace time; jnp.asarray of a pair said "shape (2,)")
-            raise TypeError(LOSS_IS_A_PAIR.format(kind=type(out).__name__, n=len(out)))
+            raise TypeError(_loss_check.tuple_message(out))
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)
         if loss.dtype == jnp.float64 and jnp.result_type(*_tree.leaves(params)) == jnp.float32:  # (float leaves: check_params)
@@ -338,13 +338,19 @@ class Solver:
           TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``); a
             Flax NNX model holding state besides ``nnx.Param``, or an Equinox module with leaves
             that are not float arrays (``minimize`` and ``fit`` split a model; ``Solver`` takes
-            the trained arrays).
+            the trained arrays); a loss that is not a real floating scalar (``minimize``'s check,
+            through ``jax.eval_shape``: a tuple without ``has_aux``, no pair with it, another shape,
+            an integer dtype), or a ``fun`` whose tracing failed (named with the arguments' shapes).
           ValueError: an empty ``x0`` or a leaf of size 0; ``bounds``, ``l1`` or ``l2`` pytrees
             that do not fit ``x0``.
         """
         _models.check_solver_x0(x0)  # (a model minimize and fit would split)
-        _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
+        leaves, treedef, dtypes = _validate.params("x0", x0)  # minimize's policy: non-empty, real float arrays
         self.check_params(x0)  # before anything runs on the device
+        # minimize's loss check (cached per input structure), on x0's shapes and dtypes as minimize converts them:
+        # before jnp.asarray, which compiles a small program for a Python number
+        like = [jax.ShapeDtypeStruct(np.shape(v), jax.dtypes.canonicalize_dtype(d)) for v, d in zip(leaves, dtypes)]
+        _loss_check.check_loss(self.fun, treedef.unflatten(like), args, self.has_aux, x0)
         params = _tree.tmap(jnp.asarray, x0)
         params, valid = self.first_point(params)
         value, grad, aux = self.value_and_grad(params, *args)
