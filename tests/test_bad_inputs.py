@@ -287,6 +287,11 @@ ROWS: list[Row] = [
       lambda c: M(c, x0=[0, 0, 0])),
     R("minimize", "x0", '{"w": [0, 0]} (Python ints)', TypeError,
       "(cast it, e.g. jax.tree.map(lambda v: jnp.asarray(v, dtype=float), x0))", lambda c: M(c, x0={"w": [0, 0]})),
+    R("minimize", "x0", "a SolverState", TypeError, "x0 is a jaxgd.SolverState, not parameters: pass state.params",
+      lambda c: M(c, x0=c.result_adam.state)),
+    R("minimize", "x0", "a Result", TypeError,
+      "x0 is a jaxgd.Result, not parameters: pass result.params to start at its point, or continue the run with "
+      "minimize(fun, result.params, resume=result)", lambda c: M(c, x0=c.result_gd)),
     R("minimize", "x0", "complex128 array", TypeError, "x0 leaf (root) has dtype complex128", lambda c: M(c, x0=np.zeros(2, complex))),
     R("minimize", "x0", "bool array", TypeError, "x0 leaf (root) has dtype bool", lambda c: M(c, x0=np.array([True]))),
     R("minimize", "x0", '"abc"', TypeError, "x0 leaf (root) has dtype <U3", lambda c: M(c, x0="abc")),
@@ -393,6 +398,14 @@ ROWS: list[Row] = [
     R("Solver", "(keyword)", "learning_rate=0.1", TypeError, "(did you mean lr, jaxgd's name for learning_rate?)", lambda c: S(c, learning_rate=0.1)),
     R("Solver.resume", "result", "a SolverState", TypeError, "result must be a jaxgd.Result", lambda c: S(c, "adam").resume(c.result_adam.state)),
     R("Solver.resume", "result", "a Result of method 'adam' (solver: momentum)", TreeMismatchError, "result.state (method 'momentum'): tree structure differs", lambda c: S(c, "momentum").resume(c.result_adam), True),
+    R("Solver.init", "x0", "a SolverState", TypeError,
+      "x0 is a jaxgd.SolverState, not parameters: pass state.params to start at its point, "
+      "or continue it with solver.step(state)",
+      lambda c: S(c, "adam").init(c.result_adam.state)),
+    R("Solver.run", "x0", "a Result", TypeError,
+      "x0 is a jaxgd.Result, not parameters: pass result.params to start at its point, "
+      "or continue it with solver.resume(result)",
+      lambda c: S(c, "gd", 0.1).run(c.result_gd)),
     # -- jaxgd.schedules -----------------------------------------------------------------------------
     R("schedules.step_decay", "init_value", "0.0", ValueError, "init_value must be > 0", lambda c: schedules.step_decay(0.0, 10)),
     R("schedules.step_decay", "init_value", "nan", ValueError, "init_value must be > 0", lambda c: schedules.step_decay(math.nan, 10)),

@@ -1,5 +1,7 @@
 """What ``Solver`` says about the inputs it is given by mistake (a user review, session 58).
 
+- ``Solver.init``/``run``/``minimize`` given a state or a result as ``x0`` named its int32 count
+  as a leaf to cast.
 - ``Solver.init`` runs ``minimize``'s loss check (``jaxgd.core.loss_check``): JAX's "iteration over
   a 0-d array" or "Gradient only defined for scalar-output functions" before.
 - A tuple loss of length 1 (``return loss,``) or 3 was called "a pair (loss, aux)".
@@ -28,6 +30,28 @@ A = jnp.array([10.0, 20.0, 30.0])
 
 def quad(x: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum((x - A) ** 2)
+
+
+@pytest.fixture(scope="module")
+def adam_state() -> jaxgd.SolverState:
+    solver = jaxgd.Solver(quad, "adam", 0.1)
+    return solver.step(solver.init(jnp.zeros(3)))
+
+
+@pytest.mark.parametrize("call", [
+    pytest.param(lambda s, st, r: s.init(st), id="init-state"),
+    pytest.param(lambda s, st, r: s.run(st), id="run-state"),
+    pytest.param(lambda s, st, r: s.start(r), id="start-result"),
+    pytest.param(lambda s, st, r: jaxgd.minimize(quad, st), id="minimize-state"),
+    pytest.param(lambda s, st, r: jaxgd.minimize(quad, r), id="minimize-result"),
+])
+def test_a_state_or_result_as_x0_says_pass_its_params(adam_state: jaxgd.SolverState, call: Callable) -> None:
+    solver = jaxgd.Solver(quad, "adam", 0.1, max_steps=3)
+    result = solver.start(jnp.zeros(3))
+    said = r"^x0 is a jaxgd\.(SolverState|Result), not parameters: pass (state|result)\.params"
+    with pytest.raises(TypeError, match=said) as info:
+        call(solver, adam_state, result)
+    assert "astype" not in str(info.value) and "int32" not in str(info.value)
 
 
 def _scalar(x: jax.Array) -> jax.Array:

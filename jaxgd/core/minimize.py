@@ -34,6 +34,7 @@ from ..host import tier as _host_tier
 from ..interop import models as _models
 
 from .. import _mesh, _tree, _validate
+from . import solver as _solver
 from .loss_check import check_loss
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
@@ -269,7 +270,8 @@ def minimize(
 
     Raises:
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
-        integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
+        integer/complex ``x0``; a :class:`jaxgd.SolverState` or :class:`jaxgd.Result` as ``x0``
+        (pass its ``params``); an unknown keyword; a wrong-kind argument.
       ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
         ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
@@ -310,6 +312,7 @@ def minimize(
             return repeat(x0, args)
     given = {k: v for k, v in locals().items() if k in _PARAMETERS}  # the caller's arguments by name
     _options.check_keywords("minimize", unknown, _KEYWORDS)
+    _solver.check_x0_not_a_run(x0, "", ", or continue the run with minimize(fun, result.params, resume=result)")
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     tier = _host_tier.check(tier)
     parts = _models.split(x0)

@@ -53,6 +53,7 @@ from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
+X0_IS_A_STATE = "x0 is a jaxgd.{kind}, not parameters: pass {name}.params to start at its point{cont}"
 BAD_RESET = "method={name!r}: a Direction's reset(state) must return a pair (state, had_memory), got {got}"
 
 
@@ -336,6 +337,7 @@ class Solver:
 
         Raises:
           TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``); a
+            :class:`SolverState` or :class:`jaxgd.Result` as ``x0`` (pass its ``params``); a
             Flax NNX model holding state besides ``nnx.Param``, or an Equinox module with leaves
             that are not float arrays (``minimize`` and ``fit`` split a model; ``Solver`` takes
             the trained arrays); a loss that is not a real floating scalar (``minimize``'s check,
@@ -344,6 +346,8 @@ class Solver:
           ValueError: an empty ``x0`` or a leaf of size 0; ``bounds``, ``l1`` or ``l2`` pytrees
             that do not fit ``x0``.
         """
+        check_x0_not_a_run(
+            x0, ", or continue it with solver.step(state)", ", or continue it with solver.resume(result)")
         _models.check_solver_x0(x0)  # (a model minimize and fit would split)
         leaves, treedef, dtypes = _validate.params("x0", x0)  # minimize's policy: non-empty, real float arrays
         self.check_params(x0)  # before anything runs on the device
@@ -702,6 +706,15 @@ class Solver:
     def _sized_history(self, history: History, state: SolverState) -> History:
         """Pad (NaN) or cut a saved history to this solver's buffer length."""
         return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)
+
+
+def check_x0_not_a_run(x0: Any, state_hint: str, result_hint: str) -> None:
+    """Raise ``TypeError`` (:data:`X0_IS_A_STATE`) where ``x0`` is a :class:`SolverState` or a
+    :class:`jaxgd.Result` (``Solver.init`` and ``minimize``: its int32 count was named as the leaf to
+    cast); the hints end the message (how the caller continues a state, a result)."""
+    for kind, name, hint in ((SolverState, "state", state_hint), (Result, "result", result_hint)):
+        if isinstance(x0, kind):
+            raise TypeError(X0_IS_A_STATE.format(kind=kind.__name__, name=name, cont=hint))
 
 
 _SOLVER_KEYWORDS = ("method", "lr") + _options.keywords(Solver.__init__)
