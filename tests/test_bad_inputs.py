@@ -398,6 +398,22 @@ ROWS: list[Row] = [
     R("Solver", "(keyword)", "learning_rate=0.1", TypeError, "(did you mean lr, jaxgd's name for learning_rate?)", lambda c: S(c, learning_rate=0.1)),
     R("Solver.resume", "result", "a SolverState", TypeError, "result must be a jaxgd.Result", lambda c: S(c, "adam").resume(c.result_adam.state)),
     R("Solver.resume", "result", "a Result of method 'adam' (solver: momentum)", TreeMismatchError, "result.state (method 'momentum'): tree structure differs", lambda c: S(c, "momentum").resume(c.result_adam), True),
+    R("Solver.step", "state", "a state of method 'adam' (solver: lbfgs)", TreeMismatchError,
+      "state.direction_state is ScaleByAdamState, the state of method 'adam' or 'adamw' (this solver's method 'lbfgs' "
+      "builds LBFGSState): to switch solvers, start this one from the old run's parameters, solver.init(state.params)",
+      lambda c: S(c, "lbfgs").step(c.result_adam.state), True),
+    R("Solver.step", "state", "a state of method 'adam' (solver: gd, lr=0.1)", TreeMismatchError,
+      "state (method 'gd'): tree structure differs from the state this solver builds",
+      lambda c: S(c, "gd", 0.1).step(c.result_adam.state), True),
+    R("Solver.step", "state", "a state of gd, lr=0.1 (solver: gd, lr=Backtracking())", TreeMismatchError,
+      "state comes from a solver of other options: to switch solvers, start this one from the old run's parameters",
+      lambda c: S(c, "gd", jaxgd.linesearch.Backtracking()).step(c.result_gd.state), True),
+    R("Solver.step", "state", "jnp.zeros(3) (parameters)", TypeError,
+      "state must be a jaxgd.SolverState (from Solver.init or Solver.step), got ArrayImpl; "
+      "to start from parameters x0, step from solver.init(x0)", lambda c: S(c, "gd", 0.1).step(c.x0)),
+    R("Solver.step", "state", "a Result", TypeError,
+      "got Result; pass result.state, or continue the run with solver.resume(result)",
+      lambda c: S(c, "gd", 0.1).step(c.result_gd)),
     R("Solver.init", "x0", "a SolverState", TypeError,
       "x0 is a jaxgd.SolverState, not parameters: pass state.params to start at its point, "
       "or continue it with solver.step(state)",
