@@ -61,7 +61,11 @@ BAD_EVERY = "{name} must be a bool or a positive integer (every k steps), got {n
 EMPTY_PARAMS = "{name} must contain at least one non-empty array, got {what}"
 EMPTY_LEAF = ("{name} must not hold an array of size 0 (jaxgd's loops take every leaf as parameters), got leaf "
               "{path} of shape {shape}; leave it out of {name} (pass it through args or close over it)")
-BAD_PARAMS_DTYPE = "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays (cast it, e.g. {name}.astype(float))"
+BAD_PARAMS_DTYPE = ("{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays "
+                    "(cast it, e.g. {cast})")
+CAST_ARRAY = "{name}.astype(float)"
+CAST_PYTHON = "jnp.asarray({name}, dtype=float)"  # (a Python number or list has no .astype)
+CAST_TREE = "jax.tree.map(lambda v: jnp.asarray(v, dtype=float), {name})"  # (nor has a dict)
 NOT_IN_DTYPE = ("{name}={value!r} overflows {dtype}, the dtype of the parameters' leaf {path} (its largest finite "
                 "number is {big:.4g}); pass a smaller {name} or parameters of a wider dtype")
 BOUND_PAST_DTYPE = ("bounds: the {side} bound {value!r} leaves no {dtype} value for the parameters' leaf {path} "
@@ -255,7 +259,8 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
         except TypeError:  # an unhashable dtype-like object
             is_float = bool(jnp.issubdtype(dtype, jnp.floating))
         if not is_float:
-            raise TypeError(BAD_PARAMS_DTYPE.format(name=name, path=_tree.leaf_path_at(tree, i), dtype=dtype))
+            path = _tree.leaf_path_at(tree, i)
+            raise TypeError(BAD_PARAMS_DTYPE.format(name=name, path=path, dtype=dtype, cast=_cast(name, tree)))
         if _size(leaf) == 0:
             path = _tree.leaf_path_at(tree, i)
             if any(_size(other) for other in leaves):  # (the tree has an array, just not this one)
@@ -263,6 +268,17 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             raise ValueError(EMPTY_PARAMS.format(name=name, what=f"leaf {path} of shape {np.shape(leaf)}"))
         dtypes.append(dtype)
     return leaves, treedef, dtypes
+
+
+def _cast(name: str, tree: Any) -> str:
+    """How to cast the parameter pytree ``tree`` to floats, spelled for what it is: an array (``.astype``),
+    a Python number or a list/tuple of numbers (``jnp.asarray``), or another pytree (``jax.tree.map``)."""
+    if hasattr(tree, "astype"):
+        return CAST_ARRAY.format(name=name)
+    numbers = (bool, int, float, complex)
+    if isinstance(tree, numbers) or isinstance(tree, (list, tuple)) and all(isinstance(v, numbers) for v in tree):
+        return CAST_PYTHON.format(name=name)
+    return CAST_TREE.format(name=name)
 
 
 def _size(leaf: Any) -> int:

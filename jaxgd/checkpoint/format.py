@@ -364,6 +364,7 @@ def compare(
     *,
     what: str,
     expected_name: str = "like",
+    note: str = "",
 ) -> None:
     """Raise :class:`TreeMismatchError` naming each leaf where ``found`` differs
     from ``expected`` (leaf paths, then shapes and dtypes; when the paths differ,
@@ -371,8 +372,10 @@ def compare(
     state has leaves a float64 run's lacks, and the dtype is the real difference).
 
     ``what`` names the thing being checked in the message (a file, or the
-    ``resume`` argument); ``expected_name`` names the reference.
+    ``resume`` argument); ``expected_name`` names the reference; ``note``, where
+    given, ends the message (where the found tree came from, what to do).
     """
+    end = f". {note}" if note else ""
     exp_paths = [p for p, _, _ in expected]
     got_paths = [p for p, _, _ in found]
     diffs = _leaf_diffs(expected, found)
@@ -388,9 +391,11 @@ def compare(
             parts.append(f"same leaves in a different order: expected {_listed(exp_paths)}, found {_listed(got_paths)}")
         parts.append(f"{len(exp_paths)} leaves expected, {len(got_paths)} found")
         parts.extend(_first(diffs))
-        raise TreeMismatchError(STRUCTURE_DIFFERS.format(what=what, expected=expected_name, details="; ".join(parts)))
+        details = "; ".join(parts)
+        raise TreeMismatchError(STRUCTURE_DIFFERS.format(what=what, expected=expected_name, details=details) + end)
     if diffs:
-        raise TreeMismatchError(LEAF_DIFFERS.format(what=what, expected=expected_name, details="; ".join(_first(diffs))))
+        details = "; ".join(_first(diffs))
+        raise TreeMismatchError(LEAF_DIFFERS.format(what=what, expected=expected_name, details=details) + end)
 
 
 def _leaf_diffs(

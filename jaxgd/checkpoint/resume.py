@@ -216,7 +216,7 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
             _checkpoint.describe(params), _checkpoint.describe(resume.state.params, what="resume"),
             what="resume.state.params", expected_name="x0",
         )
-        solver.check_resumable(resume, *args, name="resume")
+        solver.check_resumable(resume, *args, name="resume", how="minimize(fun, resume.params, ...) without resume=")
         result, source = resume, "resume result"
     else:
         settings = [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)]

@@ -72,7 +72,8 @@ def run_batched(axis_size: int, in_batched: list, solver: Any, x0: Any, args: tu
     s_ax, x_ax, a_ax = (_axes(b) for b in in_batched)
     # vmap's out_axes=0 gives every state leaf the run axis, batched inputs or not
     state = jax.vmap(lambda s, x, a: s.init(x, *a), in_axes=(s_ax, x_ax, a_ax), axis_size=axis_size)(solver, x0, args)
-    vstep = jax.vmap(lambda s, st, a: s.step(st, *a), in_axes=(s_ax, 0, a_ax))
+    # (Solver.step without its check of the state: init built it)
+    vstep = jax.vmap(lambda s, st, a: s._advance(st, a, running_known=False), in_axes=(s_ax, 0, a_ax))
     vloss = jax.vmap(lambda s, st: s.loss(st.params, st.value), in_axes=(s_ax, 0))
     every, n = solver.history_every, solver.history_length()
     per_chunk, spare = chunking(n, every, solver.max_steps)  # history entries per chunk

@@ -21,7 +21,6 @@ import numpy as np
 
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
 
-from . import cache as _cache
 from . import compile as _compile
 
 from . import options as _options
@@ -32,18 +31,16 @@ from . import minimize_run as _run
 
 from ..checkpoint import resume as _resume
 from ..host import tier as _host_tier
-from ..interop import explain as _explain
 from ..interop import models as _models
 
 from .. import _mesh, _tree, _validate
-from .solver import LOSS_IS_A_PAIR
+from . import solver as _solver
+from .loss_check import check_loss
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
-NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
-BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
 
 
 def _finite(leaf: Any) -> bool:
@@ -116,43 +113,6 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
             raise ValueError(NONFINITE_X0.format(name=name, path=_tree.leaf_path_at(x0, i)))
         out.append(arr)
     return jax.tree_util.tree_unflatten(treedef, out), concrete
-
-
-_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): the loss dtype}, weakly in fun
-
-
-def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
-    """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached); return its dtype.
-
-    Raises:
-      TypeError: the loss is not a real floating scalar, or aux is missing.
-    """
-    try:
-        key = (has_aux, _run.spec(params), _run.spec(args))
-        hash((fun, key))
-    except TypeError:  # unhashable function or args: check every time
-        return _check_loss(fun, params, args, has_aux, given)
-    return _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
-
-
-def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
-    try:
-        out = jax.eval_shape(fun, params, *args)
-    except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
-        named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
-        raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
-    aux_note = " as the first element of (loss, aux)" if has_aux else ""
-    if not has_aux and isinstance(out, (tuple, list)):
-        raise TypeError(LOSS_IS_A_PAIR.format(kind=type(out).__name__, n=len(out)))
-    if has_aux:
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(BAD_AUX.format(what=repr(out)))
-        out = out[0]
-    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-        what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
-        raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
-    return dtype
 
 
 @_options.document
@@ -313,7 +273,8 @@ def minimize(
 
     Raises:
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
-        integer/complex ``x0``; an unknown keyword; a wrong-kind argument.
+        integer/complex ``x0``; a :class:`jaxgd.SolverState` or :class:`jaxgd.Result` as ``x0``
+        (pass its ``params``); an unknown keyword; a wrong-kind argument.
       ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
         ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN, or a schedule
         whose ``lr(0)`` is negative or not finite; negative
@@ -355,6 +316,7 @@ def minimize(
             return repeat(x0, args)
     given = {k: v for k, v in locals().items() if k in _PARAMETERS}  # the caller's arguments by name
     _options.check_keywords("minimize", unknown, _KEYWORDS)
+    _solver.check_x0_not_a_run(x0, "", ", or continue the run with minimize(fun, result.params, resume=result)")
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     tier = _host_tier.check(tier)
     parts = _models.split(x0)

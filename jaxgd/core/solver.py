@@ -38,9 +38,11 @@ from .options import (  # noqa: F401  (the messages, re-exported where tests and
 from . import update as _update
 from ..directions import lbfgsb as _lbfgsb  # L-BFGS-B hook
 from ..directions import first_order as _first_order
+from ..directions import registry as _registry
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
 from . import stall as _stall  # issue 13 hook
+from . import loss_check as _loss_check
 
 from .. import _tree, _validate
 from ..interop import models as _models
@@ -52,7 +54,13 @@ from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
 BAD_RESUME_HISTORY = "{name}.history.{field} must be a 1-d array of dtype {expected}, got shape {shape} dtype {dtype}"
-LOSS_IS_A_PAIR = "fun must return a real scalar loss; got a {kind} of {n} (a pair (loss, aux)? pass has_aux=True)"
+BAD_STATE_TYPE = "state must be a jaxgd.SolverState (from Solver.init or Solver.step), got {kind}{hint}"
+STATE_IS_PARAMS = "; to start from parameters x0, step from solver.init(x0)"
+STATE_IS_RESULT = "; pass result.state, or continue the run with solver.resume(result)"
+X0_IS_A_STATE = "x0 is a jaxgd.{kind}, not parameters: pass {name}.params to start at its point{cont}"
+STATE_MADE_BY = "{name}.direction_state is {found}, {origin} (this solver's method {method!r} builds {expected})"
+STATE_FROM_ELSEWHERE = "{name} comes from a solver of other options"
+SWITCH_HINT = ": to switch solvers, start this one from the old run's parameters, {how}"
 BAD_RESET = "method={name!r}: a Direction's reset(state) must return a pair (state, had_memory), got {got}"
 
 
@@ -170,6 +178,7 @@ class Solver:
         d.update(self.__dict__)
         d.pop("step", None)  # the bound step belongs to self (bound_once)
         d.pop("_bucketed", None)  # holds self's function
+        d.pop("_checked_states", None)  # step's verdicts: another function (or rule, with_rule) builds another state
         d["fun_ref"], d["_fun"] = _tree.FunRef(fun), (fun if strong else None)
         return new
 
@@ -243,7 +252,7 @@ class Solver:
         precision: the loss is wider on purpose)."""
         out = self.fun(params, *args)
         if not self.has_aux and isinstance(out, (tuple, list)):  # (trace time; jnp.asarray of a pair said "shape (2,)")
-            raise TypeError(LOSS_IS_A_PAIR.format(kind=type(out).__name__, n=len(out)))
+            raise TypeError(_loss_check.tuple_message(out))
         loss, aux = out if self.has_aux else (out, None)
         loss = jnp.asarray(loss)
         if loss.dtype == jnp.float64 and jnp.result_type(*_tree.leaves(params)) == jnp.float32:  # (float leaves: check_params)
@@ -336,15 +345,24 @@ class Solver:
 
         Raises:
           TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``); a
+            :class:`SolverState` or :class:`jaxgd.Result` as ``x0`` (pass its ``params``); a
             Flax NNX model holding state besides ``nnx.Param``, or an Equinox module with leaves
             that are not float arrays (``minimize`` and ``fit`` split a model; ``Solver`` takes
-            the trained arrays).
+            the trained arrays); a loss that is not a real floating scalar (``minimize``'s check,
+            through ``jax.eval_shape``: a tuple without ``has_aux``, no pair with it, another shape,
+            an integer dtype), or a ``fun`` whose tracing failed (named with the arguments' shapes).
           ValueError: an empty ``x0`` or a leaf of size 0; ``bounds``, ``l1`` or ``l2`` pytrees
             that do not fit ``x0``.
         """
+        check_x0_not_a_run(
+            x0, ", or continue it with solver.step(state)", ", or continue it with solver.resume(result)")
         _models.check_solver_x0(x0)  # (a model minimize and fit would split)
-        _validate.params("x0", x0)  # minimize's policy: a non-empty pytree of real float arrays
+        leaves, treedef, dtypes = _validate.params("x0", x0)  # minimize's policy: non-empty, real float arrays
         self.check_params(x0)  # before anything runs on the device
+        # minimize's loss check (cached per input structure), on x0's shapes and dtypes as minimize converts them:
+        # before jnp.asarray, which compiles a small program for a Python number
+        like = [jax.ShapeDtypeStruct(np.shape(v), jax.dtypes.canonicalize_dtype(d)) for v, d in zip(leaves, dtypes)]
+        _loss_check.check_loss(self.fun, treedef.unflatten(like), args, self.has_aux, x0)
         params = _tree.tmap(jnp.asarray, x0)
         params, valid = self.first_point(params)
         value, grad, aux = self.value_and_grad(params, *args)
@@ -435,8 +453,37 @@ class Solver:
 
         The returned state has the same tree structure, shapes and dtypes as
         ``state`` (it is a ``while_loop`` carry).
+
+        Raises:
+          TypeError: ``state`` is not a :class:`SolverState` (parameters: step from
+            :meth:`init`'s state; a :class:`jaxgd.Result`: its ``state``, or :meth:`resume`).
+          TreeMismatchError: ``state`` differs in structure, shapes or dtypes from the state
+            this solver builds at ``state.params`` (:meth:`check_resumable`'s test: a state of
+            another method or other options); the message names the method whose state it holds
+            where its direction state tells, and how to switch: ``solver.init(state.params)``.
+            Checked before anything is traced, once per tree structure of ``(state, args)``.
         """
+        self._check_step_state(state, args)
         return self._advance(state, args, running_known=False)
+
+    def _check_step_state(self, state: Any, args: tuple) -> None:
+        """:meth:`step`'s test of its ``state`` (:meth:`_check_state`), remembered per tree structure of
+        ``(state, args)``: a repeated call pays one ``tree_structure`` and a set lookup (about 2 us)."""
+        if not isinstance(state, SolverState):
+            hint = STATE_IS_RESULT if isinstance(state, Result) else STATE_IS_PARAMS
+            raise TypeError(BAD_STATE_TYPE.format(kind=type(state).__name__, hint=hint))
+        key = jax.tree_util.tree_structure((state, args))
+        seen = self.__dict__.setdefault("_checked_states", set())
+        try:
+            if key in seen:
+                return
+        except TypeError:  # (an unhashable static part in args' tree: checked every time)
+            key = None
+        self._check_state(state, args, "state", "solver.init(state.params)")
+        if key is not None:
+            if len(seen) >= 64:
+                seen.clear()
+            seen.add(key)
 
     def _advance(self, state: SolverState, args: tuple, running_known: bool) -> SolverState:
         """:meth:`step`; ``running_known=True`` when the caller guarantees a
@@ -678,18 +725,13 @@ class Solver:
                 reopen = reopen | (status == code)
         return jnp.where(reopen, Status.RUNNING, status).astype(jnp.int32)
 
-    def check_resumable(self, result: Any, *args: Any, name: str = "result") -> SolverState:
+    def check_resumable(self, result: Any, *args: Any, name: str = "result", how: Optional[str] = None) -> SolverState:
         """Check (shapes and dtypes only, so also under ``jit``) that ``result``
-        holds a state this solver can continue; return that state."""
+        holds a state this solver can continue; return that state. ``how``: the
+        message's advice for starting afresh (``solver.run(result.params)``)."""
         if not isinstance(result, Result) or not isinstance(result.state, SolverState):
             raise TypeError(BAD_RESUME_TYPE.format(name=name, kind=type(result).__name__))
-        params = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), result.state.params)
-        expected = jax.eval_shape(lambda p: self.init(p, *args), params)
-        what = f"{name}.state (method {self.direction.name!r})"
-        _checkpoint.compare(
-            _checkpoint.describe(expected), _checkpoint.describe(result.state, what=name), what=what,
-            expected_name="the state this solver builds",
-        )
+        self._check_state(result.state, args, f"{name}.state", how or f"solver.run({name}.params)")
         dtype = jnp.result_type(result.state.value)
         for field, h in zip(History._fields, result.history):
             if jnp.ndim(h) != 1 or jnp.result_type(h) != dtype:
@@ -698,9 +740,41 @@ class Solver:
                 )
         return result.state
 
+    def _check_state(self, state: SolverState, args: tuple, name: str, how: str) -> None:
+        """Raise ``TreeMismatchError`` where ``state`` differs in tree structure, shapes or dtypes from the
+        state this solver builds at ``state.params`` (:meth:`init` through ``jax.eval_shape``): the test of
+        :meth:`step` and :meth:`resume`. The message names ``name`` and the differing leaves, the method whose
+        direction state ``state`` holds, and ``how`` to start this solver afresh."""
+        params = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), state.params)
+        expected = jax.eval_shape(lambda p: self.init(p, *args), params)
+        built, found = _checkpoint.describe(expected), _checkpoint.describe(state, what=name)
+        if built == found:
+            return
+        made, ours = state.direction_state, expected.direction_state
+        if jax.tree_util.tree_structure(made) == jax.tree_util.tree_structure(ours):
+            note = STATE_FROM_ELSEWHERE.format(name=name)
+        else:  # another method's: the registered methods whose direction state has that structure
+            structure = jax.tree_util.tree_structure(made)
+            methods = [repr(m) for m in _registry.names()
+                       if jax.tree_util.tree_structure(jax.eval_shape(_registry.resolve(m).init, params)) == structure]
+            origin = f"the state of method {' or '.join(methods)}" if methods else "another method's state"
+            note = STATE_MADE_BY.format(name=name, found=type(made).__name__, origin=origin, method=self.direction.name,
+                                        expected=type(ours).__name__)
+        _checkpoint.compare(built, found, what=f"{name} (method {self.direction.name!r})",
+                            expected_name="the state this solver builds", note=note + SWITCH_HINT.format(how=how))
+
     def _sized_history(self, history: History, state: SolverState) -> History:
         """Pad (NaN) or cut a saved history to this solver's buffer length."""
         return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)
+
+
+def check_x0_not_a_run(x0: Any, state_hint: str, result_hint: str) -> None:
+    """Raise ``TypeError`` (:data:`X0_IS_A_STATE`) where ``x0`` is a :class:`SolverState` or a
+    :class:`jaxgd.Result` (``Solver.init`` and ``minimize``: its int32 count was named as the leaf to
+    cast); the hints end the message (how the caller continues a state, a result)."""
+    for kind, name, hint in ((SolverState, "state", state_hint), (Result, "result", result_hint)):
+        if isinstance(x0, kind):
+            raise TypeError(X0_IS_A_STATE.format(kind=kind.__name__, name=name, cont=hint))
 
 
 _SOLVER_KEYWORDS = ("method", "lr") + _options.keywords(Solver.__init__)

@@ -63,7 +63,7 @@ def _step_live_only(solver: Any, args: tuple, live: jax.Array, state: Any) -> An
     copy of their state keeps that NaN out of the derivative.
     """
     state = _tree.where(live, state, lax.stop_gradient(state))
-    return solver.step(state, *args)
+    return solver._advance(state, args, running_known=False)  # (Solver.step without its host check of state)
 
 
 def _one_step(solver: Any, args: tuple, state: Any, _: Any) -> tuple[Any, tuple]:
@@ -134,7 +134,7 @@ def _subjaxprs(eqn: Any) -> list:
 
 def _step_has_while(solver: Any, x0: Params, args: tuple) -> bool:
     def step(s: Any, x: Params, a: tuple) -> Any:
-        return s.step(s.init(x, *a), *a)
+        return s._advance(s.init(x, *a), a, running_known=False)  # (Solver.step, unchecked: init built the state)
 
     closed = jax.make_jaxpr(step)(solver, x0, args)
     return _has_while(closed.jaxpr)

@@ -1,0 +1,84 @@
+"""The loss's output check, shared by ``minimize`` and ``Solver.init``/``run``: one message per mistake.
+
+``fun`` must return a real floating scalar (``(scalar, aux)`` with
+``has_aux=True``). :func:`check_loss` traces it once through
+``jax.eval_shape`` (shapes only, nothing compiled) and remembers the verdict
+per (function, input structure), so a repeated call costs a lookup; a failure
+while tracing is re-raised naming the arguments and their shapes (a Python
+list ``x0`` gets a hint). :func:`tuple_message` is the text for a tuple
+returned without ``has_aux``, also raised by ``Solver.objective`` at trace time
+(a ``Solver.step`` from a state made elsewhere never calls ``init``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import cache as _cache
+from ..interop import explain as _explain
+from .._types import LossFn, Params
+
+LOSS_IS_A_PAIR = "fun must return a real scalar loss; got a {kind} of {n} (a pair (loss, aux)? pass has_aux=True)"
+LOSS_IS_A_1_TUPLE = ("fun must return a real scalar loss; got a tuple of length 1 (a trailing comma, "
+                     "`return loss,`? drop the comma)")
+LOSS_IS_A_TUPLE = ("fun must return a real scalar loss; got a {kind} of length {n} (with has_aux=True fun returns "
+                   "a pair (loss, aux): put everything but the loss in one aux, e.g. (loss, (a, b)))")
+NOT_SCALAR = "fun must return a real scalar loss{aux}; got {what}"
+BAD_AUX = "with has_aux=True, fun must return a pair (loss, aux); got {what}"
+
+
+def tuple_message(out: tuple | list) -> str:
+    """The message for a tuple or list ``fun`` returned without ``has_aux``: a pair (``has_aux`` forgotten),
+    a 1-tuple (a stray trailing comma) or another length."""
+    kind, n = type(out).__name__, len(out)
+    if n == 2:
+        return LOSS_IS_A_PAIR.format(kind=kind, n=n)
+    if n == 1 and isinstance(out, tuple):
+        return LOSS_IS_A_1_TUPLE
+    return LOSS_IS_A_TUPLE.format(kind=kind, n=n)
+
+
+_LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): the loss dtype}, weakly in fun
+
+
+def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
+    """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached); return its dtype.
+
+    ``given`` is ``x0`` as the caller passed it (a Python list gets a hint).
+
+    Raises:
+      TypeError: the loss is not a real floating scalar, a tuple without ``has_aux``, or aux is
+        missing; JAX's TypeError while tracing ``fun`` (ValueError, IndexError: theirs), re-raised
+        naming the arguments' shapes.
+    """
+    from .minimize_run import spec  # (here: minimize_run imports the solver, which imports this module)
+
+    try:
+        key = (has_aux, spec(params), spec(args))
+        hash((fun, key))
+    except TypeError:  # unhashable function or args: check every time
+        return _check_loss(fun, params, args, has_aux, given)
+    return _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
+
+
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
+    try:
+        out = jax.eval_shape(fun, params, *args)
+    except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
+        named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
+        raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
+    aux_note = " as the first element of (loss, aux)" if has_aux else ""
+    if not has_aux and isinstance(out, (tuple, list)):
+        raise TypeError(tuple_message(out))
+    if has_aux:
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(BAD_AUX.format(what=repr(out)))
+        out = out[0]
+    shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
+    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
+        raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
+    return dtype
