@@ -160,6 +160,13 @@ def _int_loss(x: Any) -> jax.Array:
     return jnp.sum(x).astype(jnp.int32)
 
 
+class _Unregistered:
+    """A parameter class JAX does not know (a plain dataclass would be the same)."""
+
+    def __init__(self, w: Any) -> None:
+        self.w = w
+
+
 def _complex_loss(x: Any) -> jax.Array:
     return jnp.sum(x) * 1j
 
@@ -292,7 +299,8 @@ ROWS: list[Row] = [
     R("minimize", "x0", "a Result", TypeError,
       "x0 is a jaxgd.Result, not parameters: pass result.params to start at its point, or continue the run with "
       "minimize(fun, result.params, resume=result)", lambda c: M(c, x0=c.result_gd)),
-    R("minimize", "x0", "complex128 array", TypeError, "x0 leaf (root) has dtype complex128", lambda c: M(c, x0=np.zeros(2, complex))),
+    R("minimize", "x0", "complex128 array", TypeError, "x0 leaf (root) has dtype complex128; x0 must hold real floating-point arrays: optimise the real and imaginary parts as two real leaves", lambda c: M(c, x0=np.zeros(2, complex))),
+    R("minimize", "x0", "an unregistered dataclass", TypeError, "x0 leaf (root) is a _Unregistered, which JAX does not know as a pytree", lambda c: M(c, x0=_Unregistered(np.zeros(2)))),
     R("minimize", "x0", "bool array", TypeError, "x0 leaf (root) has dtype bool", lambda c: M(c, x0=np.array([True]))),
     R("minimize", "x0", '"abc"', TypeError, "x0 leaf (root) has dtype <U3", lambda c: M(c, x0="abc")),
     R("minimize", "x0", "[1.0, nan]", ValueError, "x0 leaf [1] contains NaN or Inf", lambda c: M(c, x0=[1.0, math.nan])),

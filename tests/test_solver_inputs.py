@@ -217,3 +217,20 @@ def test_an_integer_x0_is_told_a_cast_that_runs(x0: Any, advice: str) -> None:
     cast = eval(advice, {"jnp": jnp, "jax": jax, "x0": x0})  # noqa: S307 (the message's own code)
     res = jaxgd.minimize(fun, cast, method="gd", lr=0.5)
     assert res.success and all(np.allclose(v, 2.0) for v in jax.tree.leaves(res.params))
+
+
+def test_a_python_float_leaf_is_strongly_typed_as_minimize_makes_it():
+    """Solver.init kept a Python float leaf weakly typed (jnp.asarray), so with bfloat16 data its loss was
+    bfloat16 where minimize's (which strips weak types) was float32 (a user review, session 58). Reference:
+    minimize on the same problem, documented as the Solver's loop in one call: the same dtypes and answer."""
+    x = jnp.linspace(0, 1, 50).astype(jnp.bfloat16)
+    y = (3.3 * x).astype(jnp.bfloat16)
+    f = lambda p, x, y: jnp.mean((x * p["w"] - y) ** 2)  # noqa: E731
+    with jax.enable_x64(False):
+        ref = jaxgd.minimize(f, {"w": 0.0}, (x, y), method="lbfgs", tier="compiled")
+        solver = jaxgd.Solver(f, "lbfgs")
+        state = solver.init({"w": 0.0}, x, y)
+        assert not state.params["w"].weak_type and state.value.dtype == ref.loss.dtype == jnp.float32
+        got = solver.run({"w": 0.0}, x, y)
+    assert got.loss.dtype == jnp.float32 and got.status_enum == ref.status_enum
+    np.testing.assert_array_equal(np.asarray(got.params["w"]), np.asarray(ref.params["w"]))

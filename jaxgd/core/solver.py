@@ -363,7 +363,7 @@ class Solver:
         # before jnp.asarray, which compiles a small program for a Python number
         like = [jax.ShapeDtypeStruct(np.shape(v), jax.dtypes.canonicalize_dtype(d)) for v, d in zip(leaves, dtypes)]
         _loss_check.check_loss(self.fun, treedef.unflatten(like), args, self.has_aux, x0)
-        params = _tree.tmap(jnp.asarray, x0)
+        params = treedef.unflatten([_strong(v, d) for v, d in zip(leaves, dtypes)])
         params, valid = self.first_point(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
@@ -434,9 +434,12 @@ class Solver:
 
         A step not taken keeps the parameters, loss, gradient, step count and the
         step-size rule's state (the evaluations it spent are counted in ``nfev``
-        and ``ngev``); the direction's state records the current point
-        (its update depends on the current point only: a retry from there would
-        compute the same), so that rolling back never copies a quasi-Newton
+        and ``ngev``); the direction's state advances anyway (a quasi-Newton
+        memory records the current point, whose update depends on that point
+        only; an adaptive method's moments and count have taken in the
+        gradient once, and a retry would take it in again: ``as_optax`` keeps
+        them, as ``optax.apply_if_finite`` does, but a stopped run here never
+        retries), so that rolling back never copies a quasi-Newton
         memory (L-BFGS, extended Rosenbrock 1,000-D: a run 13 % faster by median, 32 % by
         minimum; benchmarks/RESULTS.md). A direction with a ``reset`` (``lbfgs``, ``bfgs``, ``cg``)
         turns a failed line search with curvature information in its state into a reset state
@@ -766,6 +769,15 @@ class Solver:
     def _sized_history(self, history: History, state: SolverState) -> History:
         """Pad (NaN) or cut a saved history to this solver's buffer length."""
         return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)
+
+
+def _strong(leaf: Any, dtype: Any) -> jax.Array:
+    """``leaf`` as an array of ``dtype``, strongly typed (as ``minimize``'s ``x0``): a Python float's weak float32
+    takes the dtype of what it meets, so bfloat16 data made ``Solver``'s loss bfloat16 where ``minimize``'s is
+    float32 (a user review, session 58)."""
+    if not isinstance(leaf, jax.Array):  # (a Python or NumPy number or array: an explicit dtype is strong)
+        return jnp.asarray(leaf, dtype=jax.dtypes.canonicalize_dtype(dtype))
+    return lax.convert_element_type(leaf, leaf.dtype) if leaf.weak_type else leaf
 
 
 def check_x0_not_a_run(x0: Any, state_hint: str, result_hint: str) -> None:
