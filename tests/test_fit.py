@@ -191,6 +191,30 @@ def test_early_stopping_restores_best_params():
     assert float(_distance_to_three(full.params, x)) > float(full.best_loss)
 
 
+
+@pytest.mark.parametrize("bad", [pytest.param(-np.inf, id="-inf"), slow_if(True, np.nan, id="nan")])
+def test_a_non_finite_eval_loss_is_never_the_best_epoch(bad):
+    """An eval loss of -inf passed `monitored < best_loss` (NaN and +inf did not): its epoch, rolled back as
+    NONFINITE, became best_epoch with best_loss -inf, and best_params the rolled-back point, the worst kept epoch
+    (a user review, session 58). Reference: Keras's EarlyStopping rule (a non-finite value is never an
+    improvement): the best epoch is the argmin of the finite eval losses recorded. A resume of the run, with the
+    same eval_data, is refused by no "ran without eval_data" (every eval loss non-finite read as no eval_data)."""
+    x = 10.0 + np.linspace(-1, 1, 40)
+    ev = lambda m, d: jnp.where(m > 2.0, bad, (m - 1.0) ** 2)  # noqa: E731
+    kw = dict(batch_size=10, epochs=40, key=KEY, method="gd", lr=0.02, eval_data=x, eval_fun=ev, patience=30,
+              progress=False)
+    res = fit(_toward_ten, jnp.zeros(()), x, **kw)
+    rows = np.asarray(res.history.eval_loss)
+    assert res.status_enum is FitStatus.NONFINITE and not np.isfinite(rows[-1])
+    best = int(np.nanargmin(np.where(np.isfinite(rows), rows, np.nan)))
+    assert int(res.best_epoch) == best + 1 and float(res.best_loss) == rows[best]
+    np.testing.assert_allclose(float(ev(res.best_params, x)), rows[best], rtol=1e-12)
+    always_bad = fit(_toward_ten, jnp.zeros(()), x, **{**kw, "eval_fun": lambda m, d: m * bad})
+    assert int(always_bad.best_epoch) == 0
+    again = fit(_toward_ten, jnp.zeros(()), x, **{**kw, "eval_fun": lambda m, d: m * bad}, resume=always_bad)
+    assert again.status_enum is FitStatus.NONFINITE and int(again.epochs) == int(always_bad.epochs)
+
+
 def test_metric_and_progress_bar(capsys):
     """Reference: the metric and eval loss recomputed on the returned parameters."""
     metric = _mean_abs_error

@@ -395,7 +395,7 @@ def loop(
             p, prev, dstate, count, accel = _update.keep_if(_tree.shared(~off, p), (p, prev, dstate, count, accel), kept)
             bad = bad | off
         monitored = ev if cfg.eval_fun is not None else train
-        improved = monitored < r.best_loss  # False for NaN
+        improved = (monitored < r.best_loss) & jnp.isfinite(monitored)  # (NaN and -inf: no improvement, as in Keras)
         epoch = c.epoch + 1
         wait = jnp.where(improved, 0, c.wait + 1)
         status = jnp.where(epoch >= epochs, FitStatus.EPOCHS, FitStatus.RUNNING)

@@ -71,13 +71,14 @@ def _settings(solver: Solver, cfg: Config) -> list[tuple[str, str, Any]]:
 
 def _check_monitor(cfg: Config, result: FitResult, source: str) -> None:
     """A FitResult does not record whether its run had eval_data: read it off
-    the history (an eval loss in some epoch run), and refuse a switch, which
-    would compare eval losses with a best training loss (or the reverse)."""
+    the history (an eval loss in some epoch run, or no best epoch although a
+    training loss was finite: every eval loss was NaN), and refuse a switch,
+    which would compare eval losses with a best training loss (or the reverse)."""
     if not _tree.is_concrete(result) or int(result.epochs) == 0:
         return
     done = int(result.epochs)
-    had = bool(np.isfinite(np.asarray(result.history.eval_loss)[:done]).any())
     ran = bool(np.isfinite(np.asarray(result.history.train_loss)[:done]).any())
+    had = bool(np.isfinite(np.asarray(result.history.eval_loss)[:done]).any()) or (ran and int(result.best_epoch) == 0)
     has = cfg.eval_fun is not None
     if ran and had != has:
         raise ValueError(MONITOR_DIFFERS.format(
