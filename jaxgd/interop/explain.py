@@ -36,6 +36,12 @@ KEYWORD_ALIASES: dict[str, str] = {
     "optimizer": "method", "solver": "method", "seed": "key", "rng": "key", "batchsize": "batch_size",
 }
 
+_EARLY_STOPPING = (
+    "fit's early stopping is patience=: it minimises eval_fun on eval_data (else the training loss), an "
+    "improvement being any finite decrease (min_delta=0), and returns the best parameters (restore_best_weights); "
+    "for a higher-is-better score pass eval_fun=lambda p, d: -score(p, d)"
+)
+
 # Other libraries' keywords with no jaxgd keyword of their own -> what to do instead (scipy.optimize's).
 KEYWORD_NOTES: dict[str, str] = {
     "jac": "nothing to pass: jaxgd differentiates fun with jax.grad",
@@ -51,6 +57,10 @@ KEYWORD_NOTES: dict[str, str] = {
     "drop_last": ("fit's remainder=jaxgd.Remainder.DROP (the default: drop_last=True) or Remainder.MASK (every "
                   "example every epoch, a weighted last batch)"),
     "shuffle": "fit shuffles every epoch with a permutation drawn from key",
+    "mode": _EARLY_STOPPING,
+    "monitor": _EARLY_STOPPING,
+    "min_delta": _EARLY_STOPPING,
+    "restore_best_weights": _EARLY_STOPPING,
     "callback": ("no per-step callback in the compiled loop: history= records the loss, step size and gradient "
                  "norm of every step (res.history), progress=True draws a progress bar, and jaxgd.Solver runs one "
                  "step at a time for code of your own between steps"),

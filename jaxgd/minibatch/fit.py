@@ -95,6 +95,11 @@ BAD_KEY_TYPE = (
 )
 BAD_KEY = "key must be a single PRNG key (a typed key of shape () or a uint32 array of shape (2,)), got {what}"
 NOT_SCALAR = "{name} must return a real {kind} scalar{how}; got {what}"
+EVAL_UNDER_MASK = (
+    "eval_fun is called as eval_fun(params, eval_data), also under remainder=Remainder.MASK (fit's default "
+    "eval, eval_fun left out, calls fun(params, eval_data, ones)): leave eval_fun out to evaluate fun, or pass "
+    "a function of (params, eval_data)"
+)
 MASK_SIGNATURE = (
     "with remainder=Remainder.MASK, fun is called as fun(params, batch, weights) and must return "
     "the weighted mean sum(weights * losses) / sum(weights); calling it failed: {err}"
@@ -191,16 +196,18 @@ def _spec(tree: Any, batch: Optional[int] = None) -> Any:
     return jax.tree_util.tree_map(one, tree)
 
 
-def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple, call_error: str) -> str:
+def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple, call_error: str,
+                           call: str) -> str:
     args = jax.tree_util.tree_unflatten(treedef, specs)
+    arg_names = ("params", "eval_data" if "eval_data" in call else "batch")
     try:
         out = jax.eval_shape(fn, *args)
     except TypeError as err:
         if not call_error:
-            raise _explain.call_failed(f"{name}(params, batch)", dict(zip(("params", "batch"), args)), err) from err
+            raise _explain.call_failed(call, dict(zip(arg_names, args)), err) from err
         raise TypeError(call_error.format(err=err)) from err
     except ValueError as err:
-        raise _explain.call_failed(f"{name}(params, batch)", dict(zip(("params", "batch"), args)), err) from err
+        raise _explain.call_failed(call, dict(zip(arg_names, args)), err) from err
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
     # a metric is recorded (cast to the history's dtype): a count of correct predictions (int32) or a bool is one;
     # fun and eval_fun are differentiated or monitored: a floating scalar
@@ -215,12 +222,12 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
 _SCALAR_CHECKED = _cache.PerFunction(maxsize=64)  # fn -> {specs: dtype}, weakly in fn
 
 
-def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any, call_error: str = "") -> str:
+def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any, call_error: str = "", call: str = "") -> str:
     """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)``
     is a real scalar; a failing call raises ``call_error`` (when given) with the
-    original error."""
+    original error, else names the call (``call``; ``"{name}(params, batch)"`` by default)."""
     specs, treedef = jax.tree_util.tree_flatten(args)
-    key = (name, how, treedef, tuple(specs), call_error)
+    key = (name, how, treedef, tuple(specs), call_error, call or f"{name}(params, batch)")
     try:
         hash((fn, key))
     except TypeError:  # an unhashable function: check every time
@@ -367,9 +374,18 @@ def fit(
       eval_fun: ``eval_fun(params, eval_data) -> scalar``; default ``fun``
         (called with unit weights under ``Remainder.MASK``).
       metric: ``metric(params, eval_data) -> scalar`` recorded per epoch (an
-        accuracy, say); it does not steer early stopping.
+        accuracy, say); it does not steer early stopping (to stop on a
+        higher-is-better score, pass it negated as ``eval_fun``:
+        ``eval_fun=lambda p, d: -accuracy(p, d)``, a float).
       patience: stop after this many epochs without improvement of the
-        monitored loss and return the best parameters (None: run all epochs).
+        monitored loss (``eval_fun`` on ``eval_data``, else the epoch's
+        training loss), and return the best parameters (None: run all
+        epochs). An improvement is a finite loss strictly below the best
+        so far: Keras's ``EarlyStopping(patience=patience, mode="min",
+        min_delta=0, restore_best_weights=True)``, whose ``patience=0``
+        (its default) stops as ``patience=1`` does here. The count of
+        epochs without improvement carries over a resume, so a resumed run
+        with a smaller ``patience`` can stop after one epoch.
       remainder: a :class:`Remainder`: ``DROP`` (default) or ``MASK``.
       mesh: a ``jax.sharding.Mesh`` for data parallelism (None: one device).
       data_axis: the mesh axis that splits the batch.
@@ -519,14 +535,19 @@ def fit(
     eval_weights, ev_args = 0, ()
     if eval_data is not None:
         n_eval = _num_examples("eval_data", eval_data)
-        if eval_fun is None:
+        default = eval_fun is None
+        if default:
             eval_fun, eval_weights = fun, (n_eval if mask else 0)
         ev_args = (jax.ShapeDtypeStruct((n_eval,), dtype),) if eval_weights else ()
-        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args)
+        call = ("fun(params, eval_data" + (", ones)" if mask else ")") + " (the default eval_fun)" if default
+                else "eval_fun(params, eval_data)")
+        mask_hint = "" if default or not mask else EVAL_UNDER_MASK
+        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args, call=call,
+                      call_error=mask_hint and mask_hint + "; calling it failed: {err}")
         if eval_fun is fun:  # the static config must not hold the loss (jaxgd.core.cache)
             eval_fun = _fit_loop.SAME_AS_FUN
         if metric is not None:
-            _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data))
+            _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data), call="metric(params, eval_data)")
     if _compile.tracing():
         _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args,
                         solver)
