@@ -546,6 +546,25 @@ def test_lasso_with_per_leaf_l1_weights_is_differentiable() -> None:
     np.testing.assert_allclose(np.asarray(jac["b"][1]), d_y[-1], atol=1e-8)
 
 
+@pytest.mark.parametrize("adjoint", ["implicit", slow_if(True, "unroll", id="unroll")])
+def test_an_unpenalised_coordinate_exactly_at_zero_is_free(adjoint: str) -> None:
+    """A coordinate of l1 weight 0 ({"w": 0.1, "b": 0.0}) whose solution is exactly 0 was taken as held at 0
+    by the implicit adjoint (free: x != 0) and by the unrolled one (soft_threshold's derivative at x = 0 is 0
+    for t = 0 too): its derivative read 0; so did a traced l1 of 0 (a user review, session 58). Reference:
+    the closed form b* = (y0 + y1) / 2 (0 at y = (1, -1)): db*/dy = (1/2, 1/2, 0)."""
+    f = lambda p, y: 0.5 * ((p["b"] - y[0]) ** 2 + (p["b"] - y[1]) ** 2) + 0.5 * (p["w"] - y[2]) ** 2  # noqa: E731
+    x0 = {"w": jnp.zeros(()), "b": jnp.zeros(())}
+    y0 = jnp.asarray([1.0, -1.0, 3.0])
+
+    def b(y: Any, l1: Any) -> Any:
+        return jaxgd.minimize(f, x0, (y,), method="gd", lr=0.25, l1=l1, gtol=1e-12, max_steps=500,
+                              adjoint=adjoint).params["b"]
+
+    want = [0.5, 0.5, 0.0]
+    np.testing.assert_allclose(np.asarray(jax.grad(b)(y0, {"w": 0.1, "b": 0.0})), want, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.vmap(lambda t: jax.grad(b)(y0, t))(jnp.zeros(1)))[0], want, atol=1e-12)
+
+
 @pytest.mark.slow
 def test_unroll_lbfgs_with_a_constant_step_is_differentiated_exactly() -> None:
     """Reference: central finite differences (float64) of the same unrolled solve: L-BFGS with a

@@ -2,7 +2,7 @@
 
 - ``"implicit"`` (the default): :mod:`jaxgd.core.implicit`. The solve runs as
   always (the same compiled ``while_loop``); derivatives of ``params``,
-  ``loss`` and ``aux`` with respect to ``args``, ``l1`` and ``l2`` come from
+  ``loss`` and ``aux`` with respect to ``args``, ``l1``, ``l2`` and ``bounds`` come from
   the implicit function theorem at the returned point.
 - ``"unroll"``: :mod:`jaxgd.core.unroll`. The loop is a checkpointed scan of
   ``max_steps`` steps, differentiated step by step, with respect to ``x0``

@@ -63,7 +63,7 @@ from jax import lax
 
 from .. import _tree
 from .._types import Params
-from ..prox.operators import _bound_leaves
+from ..prox.operators import _bound_leaves, weight_leaves
 
 DECOUPLED_L2 = (
     "adjoint='implicit' cannot differentiate method={method!r} with l2: decoupled weight decay "
@@ -93,7 +93,7 @@ def _cg_options(x: Params) -> tuple[float, int]:
 def free_mask(solver: Any, x: Params) -> Any:
     """``m``: 1.0 on the free set (where the prox's Jacobian is the identity), 0.0 elsewhere.
 
-    Nonzero coordinates when ``l1`` is on; strictly inside the box when
+    Nonzero coordinates (or of ``l1`` weight 0) when ``l1`` is on; strictly inside the box when
     ``bounds`` is set (the bounds are read back as the projections of
     ``-inf`` and ``+inf``); ``None`` for a smooth problem (every coordinate free).
     """
@@ -101,8 +101,11 @@ def free_mask(solver: Any, x: Params) -> Any:
     if not prox.active:
         return None
     free = _tree.tmap(lambda v: jnp.ones(v.shape, bool), x)
-    if prox.l1 is not None:
-        free = _tree.tmap(lambda f, v: f & (v != 0), free, x)
+    if prox.l1 is not None:  # (a coordinate of weight 0 is free at 0 too: its prox is the identity)
+        leaves, treedef = jax.tree_util.tree_flatten(x)
+        weights = weight_leaves(prox.l1, x, "l1")
+        unweighted = treedef.unflatten([jnp.asarray(w, v.dtype) == 0 for v, w in zip(leaves, weights)])
+        free = _tree.tmap(lambda f, v, u: f & ((v != 0) | u), free, x, unweighted)
     if prox.bounded:
         lo = prox.project(_tree.tmap(lambda v: jnp.full(v.shape, -jnp.inf, v.dtype), x))
         hi = prox.project(_tree.tmap(lambda v: jnp.full(v.shape, jnp.inf, v.dtype), x))

@@ -203,7 +203,11 @@ def minimize(
         ``aux`` with respect to ``args``, ``l1``/``l2`` and ``bounds`` by the
         implicit function theorem at the returned point (``grad f = 0``, or
         the proximal fixed point on the support/free set with
-        ``l1``/``bounds``; a coordinate at a bound moves with that bound),
+        ``l1``/``bounds``; a coordinate at a bound moves with that bound;
+        one at a bound, or at 0 under ``l1``, with a zero gradient there is a
+        point where the solution is not differentiable: the derivative is then
+        one of the one-sided ones, which depends on where the iterate landed,
+        as ``adjoint="unroll"``'s does on ``lr``),
         solved by conjugate gradients on Hessian-vector products; zero with
         respect to ``x0``, ``lr``, tolerances and ``clip``, and
         for ``grad_norm``, ``history`` and the other ``state`` fields.

@@ -61,9 +61,11 @@ def _scipy_pairs(bounds: Any) -> bool:
 
 
 def soft_threshold(x: jax.Array, t: Any) -> jax.Array:
-    """``sign(x) * max(|x| - t, 0)``, the proximal map of ``t * |x|``."""
+    """``sign(x) * max(|x| - t, 0)``, the proximal map of ``t * |x|``; ``x`` itself where ``t`` is 0 (the same
+    value, and the identity's derivative at ``x = 0``, where the formula's reads 0: an unrolled derivative
+    through an unpenalised coordinate at 0 read 0)."""
     t = jnp.asarray(t, x.dtype)
-    return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0).astype(x.dtype)
+    return jnp.where(t > 0, jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0).astype(x.dtype), x)
 
 
 def elastic_net_prox(x: jax.Array, alpha: Any, l1: Any, l2: Any) -> jax.Array:
