@@ -266,7 +266,9 @@ def minimize(
         194 host steps, 422 compiled, both ``GTOL``) or with another status
         (``GTOL``, ``PRECISION``, or a failed search at the answer).
         ``"compiled"``: always the fused loop (the first call waits for its
-        compile). ``"host"``: always the host loop. Under
+        compile). ``"host"``: always the host loop (refused, ``ValueError``,
+        for a call it cannot run: another method or rule, ``l1``, ``l2``,
+        ``clip``, mixed dtypes). Under
         ``jit``/``vmap``/``grad`` and with checkpoints the loop is compiled.
 
     Returns:
@@ -290,7 +292,7 @@ def minimize(
         traced value ``fun`` closes over); bad ``bounds`` (not a
         pair, ``lower > upper``, structure unlike ``x0``, or scipy's
         per-variable pairs and ``(lower, upper)`` both fitting a list ``x0``
-        of two numbers).
+        of two numbers); ``tier="host"`` for a call the host loop cannot run.
       FileNotFoundError: a ``resume`` file that does not exist, or a
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.

@@ -689,7 +689,7 @@ class Solver:
         ``max_steps`` (raise it to extend a run); a converged one stays put
         unless this solver's tolerances no longer grant its stop (a ``GTOL``
         stop above this ``gtol``, an ``FTOL``/``XTOL`` stop with this ``ftol``/``xtol``
-        None), when it continues too.
+        off, 0), when it continues too.
         With ``stop`` (may be traced), steps end once ``state.count`` reaches
         it and the progress bar stays open: one chunk of a checkpointed run.
         The solver must be built with the same options as the saved run's

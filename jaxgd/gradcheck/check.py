@@ -214,13 +214,13 @@ def check_grad(
         [('jax~ref', False), ('jax~fd', True), ('ref~fd', False)]
 
     Raises:
-        TypeError: ``fun`` or ``reference`` not callable, ``args`` not a tuple,
+        TypeError: ``fun`` or ``reference`` not callable, ``args`` not a tuple (or list),
             a non-floating, bfloat16 or traced leaf in ``x``, a traced ``seed``, a
             ``precision`` that is neither None nor a string.
         ValueError: bad ``eps``/``rtol``/``atol``/``directions``; a ``seed`` that
             is not a non-negative integer (a bool, a float, a negative number, an
             array that is not an integer scalar); a ``precision`` string that
-            ``jax.default_matmul_precision`` refuses; an empty ``x``, ``fun`` not
+            ``jax.default_matmul_precision`` refuses; an empty ``x`` or a leaf of size 0, ``fun`` not
             returning a scalar, or a reference gradient of the wrong structure or
             shape (the message names the leaf and both shapes).
     """

@@ -21,6 +21,7 @@ MSG_FUN_NOT_CALLABLE = "fun must be callable, fun(params, *args) -> scalar; got 
 MSG_REF_NOT_CALLABLE = "reference must be callable, reference(x, *args) -> gradient pytree, or None; got {type_name}"
 MSG_ARGS_NOT_TUPLE = "args must be a tuple (or list) of extra arguments to fun; got {type_name}"
 MSG_X_EMPTY = "x has no array leaves: nothing to check"
+MSG_X_EMPTY_LEAF = "x leaf {path} has shape {shape}, no entries: nothing to check (leave it out of x)"
 MSG_X_NOT_FLOAT = "every leaf of x must be a real floating-point array; leaf {path} has dtype {dtype}"
 HINT_MODEL = (
     " (a model's non-array field, as an Equinox module's activation: check its float arrays, params, rest = "
@@ -200,6 +201,8 @@ def check_inputs(
             raise TypeError(MSG_X_BFLOAT16.format(path=path))
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(MSG_X_NOT_FLOAT.format(path=path, dtype=dtype) + (HINT_MODEL if dtype == object else ""))
+        if np.size(leaf) == 0:  # (nothing differenced: a PASS would check nothing)
+            raise ValueError(MSG_X_EMPTY_LEAF.format(path=path, shape=np.shape(leaf)))
     x = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for _, leaf in with_paths])
     out = jax.eval_shape(fun, x, *args)
     if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):

@@ -331,6 +331,9 @@ def as_optax(
 
     Args:
       {options:method,lr,l1,l2,bounds,clip}
+        In ``as_optax`` the start is not projected into ``bounds`` (start
+        inside them), ``lbfgs`` with ``bounds`` (L-BFGS-B, which needs its
+        own loop) is refused, and there is no ``accelerated``.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose state's ``status`` is the

@@ -1,6 +1,6 @@
 """Line searches: backtracking Armijo and strong Wolfe (zoom), inside the jitted loop.
 
-Each rule is a pytree object (``jaxgd._stepsize`` protocol): its numeric
+Each rule is a pytree object (the :class:`jaxgd.protocols.StepSizeRule` protocol): its numeric
 hyperparameters (``c1``, ``c2``, factors, iteration caps) are leaves, so a
 new value re-uses the compiled loop and ``jax.vmap`` can sweep them; only
 the choice of strategy (a ``None`` versus a number) changes the structure.

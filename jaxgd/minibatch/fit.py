@@ -393,7 +393,9 @@ def fit(
         In ``fit`` the penalties apply to each minibatch step, ``progress``
         is a bool (a bar over epochs with the training and eval loss), and
         with ``accelerated`` the epoch's training loss is taken at the
-        extrapolated points.
+        extrapolated points (with a constant ``lr`` or a schedule: ``fit``
+        takes no line search, so ``lbfgs`` with ``bounds``, L-BFGS-B, does
+        not apply either).
       checkpoint_every: save a checkpoint every this many epochs: the compiled
         epoch loop runs in chunks of ``checkpoint_every`` epochs (one
         compiled program for every chunk) and the :class:`FitResult` so far
@@ -427,11 +429,13 @@ def fit(
 
     Raises:
       TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning
-        a real scalar; a bad ``key``, ``remainder``, ``mesh``, ``data_axis`` or ``method``;
+        a real scalar; a ``key`` that is not a key array, a bad ``remainder``, ``mesh``,
+        ``data_axis`` or ``method``;
         integer ``params``; a ``resume`` that is neither a ``FitResult`` nor
         a path; an unknown keyword.
       ValueError: mismatched leading axes in ``data``/``eval_data``;
-        ``batch_size`` <= 0 or > n; ``epochs`` < 1; ``patience`` < 1; ``lr``
+        a key array of the wrong dtype or shape; ``batch_size`` <= 0, or > n
+        without ``Remainder.MASK``; ``epochs`` < 1; ``patience`` < 1; ``lr``
         <= 0 or a line search, or a schedule whose ``lr(0)`` is negative or
         not finite; ``eval_fun``/``metric`` without ``eval_data``;
         a ``data_axis`` not in the mesh or not dividing ``batch_size``;

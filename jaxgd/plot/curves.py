@@ -211,7 +211,7 @@ def compare(
     """Several runs' loss curves on one axes, one legend entry each (log-scale loss where every loss is >= 0).
 
     The x-axis is steps for ``Result`` histories and epochs for ``FitResult`` ones; mixed, it says so
-    ("step or epoch").
+    ("epoch or step").
 
     Args:
       results: ``{label: Result | FitResult | 1-D array}``.

@@ -90,6 +90,8 @@ def is_quadratic_norm_minimiser(x: ArrayLike, *, c: float = 10.0, rtol: float = 
         TypeError: ``x`` is not a real array.
     """
     _check_nonnegative(c=c, rtol=rtol)
+    if np.iscomplexobj(x):  # (float64 of it would drop the imaginary part, with a ComplexWarning)
+        raise TypeError(f"x must be a real array, got x of dtype {np.asarray(x).dtype}")
     try:
         x_np = np.asarray(x, dtype=np.float64).ravel()
     except (TypeError, ValueError):
