@@ -234,3 +234,61 @@ def test_a_python_float_leaf_is_strongly_typed_as_minimize_makes_it():
         got = solver.run({"w": 0.0}, x, y)
     assert got.loss.dtype == jnp.float32 and got.status_enum == ref.status_enum
     np.testing.assert_array_equal(np.asarray(got.params["w"]), np.asarray(ref.params["w"]))
+
+
+def test_a_non_array_argument_is_passed_as_it_is_by_the_loss_check():
+    """Solver's eager steps pass args as they are, so a loss may use one as a static value (a class count as
+    a shape, a mode string, a function); the loss check added to Solver.init traced every argument and refused
+    them (a review of this session's changes, session 58). Reference: the same loss with the value closed over
+    (functools.partial): the same run, bit for bit."""
+    import functools
+
+    def f(w, x, k, mode, g):
+        r = jax.nn.one_hot(jnp.arange(3), k) @ w - x
+        return jnp.sum(g(r)) if mode == "sq" else jnp.sum(jnp.abs(r))
+
+    x0, x = jnp.zeros(4), jnp.ones(3)
+    got = jaxgd.Solver(f, "gd", 0.1, max_steps=5).run(x0, x, 4, "sq", jnp.square)
+    want = jaxgd.Solver(functools.partial(f, k=4, mode="sq", g=jnp.square), "gd", 0.1, max_steps=5).run(x0, x)
+    assert int(got.steps) == 5
+    np.testing.assert_array_equal(np.asarray(got.params), np.asarray(want.params))
+    solver = jaxgd.Solver(f, "gd", 0.1, max_steps=5)
+    state = solver.step(solver.init(x0, x, 4, "sq", jnp.square), x, 4, "sq", jnp.square)
+    assert int(state.count) == 1
+
+
+def test_a_solver_whose_loss_is_gone_says_so():
+    """A Solver returned from jax.vmap/jax.jit, built there around a loss defined there, holds that loss weakly
+    (its tree definition) and outlives it: its run raised "Expected a callable value, got None" from inside the
+    loss check (a user review, session 58). Reference: the message names the cause and the fix; a loss kept
+    alive outside works (the documented vmap sweep)."""
+    import functools
+    import gc
+
+    def loss(x, c):
+        return jnp.sum((x - c) ** 2)
+
+    make = lambda lr: jaxgd.Solver(functools.partial(loss, c=2.0), "adam", lr)  # noqa: E731
+    solvers = jax.vmap(make)(jnp.asarray([0.1, 0.2]))
+    gc.collect()
+    with pytest.raises(TypeError, match="this Solver's loss function no longer exists"):
+        jax.vmap(lambda s: s.run(jnp.zeros(2)).loss)(solvers)
+    kept = functools.partial(loss, c=2.0)
+    alive = jax.vmap(lambda lr: jaxgd.Solver(kept, "adam", lr, max_steps=3))(jnp.asarray([0.1, 0.2]))
+    assert jax.vmap(lambda s: s.run(jnp.zeros(2)).steps)(alive).tolist() == [3, 3]
+
+
+def test_a_batched_state_or_an_aux_of_other_shapes_is_named_for_what_it_is():
+    """Solver.step's state check called a vmapped state, and one whose per-example aux followed a smaller batch,
+    "a solver of other options", advising a fresh start (a user review, session 58). Reference: the states'
+    own shapes (a leading batch axis on the scalar fields; aux alone differing)."""
+    f = lambda w, x, y: (jnp.sum((x @ w - y) ** 2), x @ w - y)  # noqa: E731
+    rng = np.random.default_rng(0)
+    x, y = jnp.asarray(rng.normal(size=(8, 4))), jnp.asarray(rng.normal(size=8))
+    solver = jaxgd.Solver(f, "adam", 0.1, has_aux=True)
+    state = solver.init(jnp.zeros(4), x, y)
+    with pytest.raises(jaxgd.TreeMismatchError, match="differs from what this solver builds in its aux only"):
+        solver.step(state, x[:5], y[:5])
+    plain = jaxgd.Solver(lambda w: jnp.sum(w**2), "adam", 0.1)
+    with pytest.raises(jaxgd.TreeMismatchError, match=r"is a batch of states .* jax.vmap\(solver.step\)"):
+        plain.step(jax.vmap(plain.init)(jnp.zeros((3, 4))))

@@ -44,10 +44,13 @@ def tuple_message(out: tuple | list) -> str:
 _LOSS_CHECKED = _cache.PerFunction(maxsize=64)  # fun -> {(has_aux, specs): the loss dtype}, weakly in fun
 
 
-def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
+def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None,
+               static_args: bool = False) -> Any:
     """Check through ``jax.eval_shape`` that ``fun`` returns a real scalar (cached); return its dtype.
 
-    ``given`` is ``x0`` as the caller passed it (a Python list gets a hint).
+    ``given`` is ``x0`` as the caller passed it (a Python list gets a hint). ``static_args``: the leaves of
+    ``args`` that are not arrays (a Python int used as a shape, a string, a function) are passed as they are,
+    not traced (``Solver``, whose eager steps pass them so; ``minimize`` traces every argument).
 
     Raises:
       TypeError: the loss is not a real floating scalar, a tuple without ``has_aux``, or aux is
@@ -60,13 +63,31 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: A
         key = (has_aux, spec(params), spec(args))
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
-        return _check_loss(fun, params, args, has_aux, given)
-    return _LOSS_CHECKED.get(fun, key, lambda: _check_loss(fun, params, args, has_aux, given))
+        return _check_loss(fun, params, args, has_aux, given, static_args)
+    return _LOSS_CHECKED.get(fun, (*key, static_args),
+                             lambda: _check_loss(fun, params, args, has_aux, given, static_args))
 
 
-def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None) -> Any:
+def _arrays_traced(fun: LossFn, args: tuple) -> tuple[LossFn, tuple]:
+    """``(call, arrays)``: ``call(params, *arrays)`` is ``fun(params, *args)`` with ``args``' array leaves
+    passed (traced) and its other leaves closed over as they are."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    is_array = [hasattr(leaf, "shape") and hasattr(leaf, "dtype") for leaf in leaves]
+    if all(is_array):
+        return fun, args
+
+    def call(params: Params, *arrays: Any) -> Any:
+        given = iter(arrays)
+        return fun(params, *treedef.unflatten([next(given) if a else leaf for leaf, a in zip(leaves, is_array)]))
+
+    return call, tuple(leaf for leaf, a in zip(leaves, is_array) if a)
+
+
+def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None,
+                static_args: bool = False) -> Any:
+    call, traced = _arrays_traced(fun, args) if static_args else (fun, args)
     try:
-        out = jax.eval_shape(fun, params, *args)
+        out = jax.eval_shape(call, params, *traced)
     except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
         named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
         raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
