@@ -205,11 +205,13 @@ def sums(*terms: PyTree) -> jax.Array:
 def _row_sums(*rows: jax.Array) -> tuple[jax.Array, ...]:
     """``(sum(r) for r in rows)`` (1-D rows of one length and one precision, as XLA requires) as
     one variadic ``lax.reduce``."""
+    return tuple(jax.lax.reduce(rows, tuple(jnp.zeros((), r.dtype) for r in rows), _add_rows, (0,)))
 
-    def add(a: tuple, b: tuple) -> tuple:
-        return tuple(p + q for p, q in zip(a, b))
 
-    return tuple(jax.lax.reduce(rows, tuple(jnp.zeros((), r.dtype) for r in rows), add, (0,)))
+def _add_rows(a: tuple, b: tuple) -> tuple:
+    """:func:`_row_sums`'s reducer (at module scope: JAX caches a reduction's compiled program per reducer
+    function, and one defined in the call made every eager ``Solver.init``/``step`` compile again)."""
+    return tuple(p + q for p, q in zip(a, b))
 
 
 @_row_sums.defjvp
@@ -228,15 +230,17 @@ def max_min(a: PyTree) -> tuple[jax.Array, jax.Array]:
     :data:`LANES` parts took 1.5 (their stack is a kernel of its own) and ``jnp.max`` and
     ``jnp.min`` 2.4 (benchmarks/RESULTS.md, session 27)."""
 
-    def pair(p: tuple, q: tuple) -> tuple:
-        return jnp.maximum(p[0], q[0]), jnp.minimum(p[1], q[1])
-
     def one(x: jax.Array) -> tuple:
         x = jax.lax.stop_gradient(x).ravel()  # (JAX has no derivative of a variadic reduce)
         inf = jnp.asarray(jnp.inf, x.dtype)
-        return tuple(jax.lax.reduce((x, x), (-inf, inf), pair, (0,)))
+        return tuple(jax.lax.reduce((x, x), (-inf, inf), _max_min_pair, (0,)))
 
-    return functools.reduce(pair, [one(x) for x in leaves(a)])
+    return functools.reduce(_max_min_pair, [one(x) for x in leaves(a)])
+
+
+def _max_min_pair(p: tuple, q: tuple) -> tuple:
+    """:func:`max_min`'s reducer (at module scope, as :func:`_add_rows`)."""
+    return jnp.maximum(p[0], q[0]), jnp.minimum(p[1], q[1])
 
 
 def max_abs(a: PyTree) -> jax.Array:

@@ -292,3 +292,16 @@ def test_a_batched_state_or_an_aux_of_other_shapes_is_named_for_what_it_is():
     plain = jaxgd.Solver(lambda w: jnp.sum(w**2), "adam", 0.1)
     with pytest.raises(jaxgd.TreeMismatchError, match=r"is a batch of states .* jax.vmap\(solver.step\)"):
         plain.step(jax.vmap(plain.init)(jnp.zeros((3, 4))))
+
+
+def test_a_state_of_other_shapes_is_refused_after_a_good_one():
+    """step's check was remembered per tree structure only: once a good state had been stepped, a state of the
+    same structure and other shapes (an L-BFGS memory of 10 pairs where this solver keeps 5) was stepped
+    silently (a review of per-call overhead, session 58). Reference: the documented Raises (shapes differ)."""
+    from jaxgd import directions
+
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    five, ten = jaxgd.Solver(f, directions.lbfgs(5)), jaxgd.Solver(f, directions.lbfgs(10))
+    five.step(five.init(jnp.zeros(3)))
+    with pytest.raises(jaxgd.TreeMismatchError, match=r"\.direction_state\.s: expected shape \(5, 3\)"):
+        five.step(ten.init(jnp.zeros(3)))

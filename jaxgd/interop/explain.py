@@ -174,15 +174,16 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
     return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=error, hint=hint))
 
 
-def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str = "") -> None:
+def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str | Callable[[Callable], str] = "") -> None:
     """Raise ``TypeError`` when ``fun`` cannot take ``n_args`` positional arguments (from its signature).
 
+    ``hint`` ends the message: a string, or ``hint(fun)`` (computed only when the call cannot bind).
     Functions without an inspectable signature (builtins, some wrappers) pass.
     """
     err = _bind_error(fun, n_args)
     if err is not None:
         raise TypeError(SIGNATURE.format(where=where, call=call, sig=inspect.signature(fun), error=err,
-                                         hint=hint)) from None
+                                         hint=hint(fun) if callable(hint) else hint)) from None
 
 
 def _bind_error(fun: Callable, n_args: int) -> Optional[TypeError]:

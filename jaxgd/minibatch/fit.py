@@ -140,19 +140,21 @@ def _num_examples(name: str, data: Any) -> int:
         raise ValueError(BAD_DATA.format(name=name, what=f"got a pytree with no leaves ({data!r})"))
     n0, first = None, None
     for path, leaf in pairs:
-        where = f"{name}{_tree.leaf_path(path)}"
+        where = lambda: f"{name}{_tree.leaf_path(path)}"  # noqa: E731  (formatted for a message only)
         if not hasattr(leaf, "shape") and not isinstance(leaf, (bool, int, float, complex)):
-            raise ValueError(BAD_DATA.format(name=name, what=NOT_AN_ARRAY.format(where=f"leaf {where}", kind=type(leaf).__name__)))
+            what = NOT_AN_ARRAY.format(where=f"leaf {where()}", kind=type(leaf).__name__)
+            raise ValueError(BAD_DATA.format(name=name, what=what))
         shape = np.shape(leaf)
         if len(shape) == 0:
             listed = path and isinstance(path[-1], jax.tree_util.SequenceKey)
-            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {where} is a scalar" + (LISTED if listed else "")))
+            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {where()} is a scalar" + (LISTED if listed else "")))
         if n0 is None:
-            n0, first = shape[0], where
+            n0, first = shape[0], path
         elif shape[0] != n0:
-            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=where, n1=shape[0]))
+            first = f"{name}{_tree.leaf_path(first)}"
+            raise ValueError(MISMATCH.format(name=name, first=first, n0=n0, other=where(), n1=shape[0]))
     if n0 == 0:
-        raise ValueError(BAD_DATA.format(name=name, what=f"{first} has no examples"))
+        raise ValueError(BAD_DATA.format(name=name, what=f"{name}{_tree.leaf_path(first)} has no examples"))
     return int(n0)
 
 
@@ -466,8 +468,7 @@ def fit(
     _options.check_keywords("fit", unknown, _KEYWORDS)
     _check_not_iterators(data=data, eval_data=eval_data)
     if callable(fun) and remainder is not Remainder.MASK:  # the masked call's signature has its own check
-        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2,
-                                 _explain.fit_hint(fun))
+        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2, _explain.fit_hint)
     parts = _models.split(params)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
         return _models.fit_model(fit, parts, locals())
