@@ -154,6 +154,11 @@ FIRST_VALUE_SCHEDULES = {
     "jaxgd.per_epoch(optax)": S.per_epoch(optax.cosine_decay_schedule(0.1, 10), 3),
     "jaxgd.inverse_time_decay staircase": S.inverse_time_decay(0.1, 1.0, 3, staircase=True),
     "an indexed table": lambda k: jnp.asarray([0.1, 0.2, 0.3])[jnp.minimum(k, 2)],
+    # Python floats met by float32 values are float32 literals: evaluated in float64 they made lr(0) of an
+    # exponential warmup -1.5e-9 and flipped a comparison (a review, session 58)
+    "an exponential warmup (a weak literal)": lambda k: 0.1 - 0.1 * jnp.exp(-k / 100.0),
+    "a comparison with a weak literal": lambda k: jnp.where((k + 1) * 0.1 <= 0.1, 0.1, 0.2),
+    "lax.round away from zero": lambda k: 0.1 * (1.0 + jax.lax.round(k * 0.49999997)),
 }
 
 
@@ -168,7 +173,12 @@ def test_host_value_is_jaxs_value(x64):
             for k in (0, 1, 4, 9, 10, 35, 120):
                 (got,), want = host_value.value(closed, np.int32(k)), np.asarray(sched(jnp.int32(k)))
                 assert got.dtype == want.dtype, name
-                np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=f"{name} at {k}")
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8, err_msg=f"{name} at {k}")  # (exp: ulps)
+        # where NumPy and XLA part (a non-finite float cast to an integer, an integer division by 0): no value
+        for sched in (lambda k: 0.1 * 0.5 ** jnp.minimum((100.0 / k).astype(jnp.int32), 3),
+                      lambda k: 0.1 * (1 + jax.lax.div(k, jnp.zeros_like(k)) * 2),
+                      lambda k: 0.1 * (1 + jax.lax.rem(k, jnp.zeros_like(k)))):
+            assert host_value.value(jax.make_jaxpr(sched)(jnp.int32(0)), np.int32(0)) is None
 
 
 @pytest.mark.parametrize("lr,value,fix", [

@@ -355,7 +355,7 @@ def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
         v = float(first[0])
         if not (math.isfinite(v) and v >= 0):  # (the value printed in its dtype: -0.1, not -0.10000000149011612)
             fix = FIRST_LR_NOT_FINITE if not math.isfinite(v) else FIRST_LR_NEGATIVE
-            raise ValueError(BAD_FIRST_LR.format(value=first[0][()], fix=fix))
+            raise ValueError(BAD_FIRST_LR.format(value=str(first[0][()]), fix=fix))
 
 
 _SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule
