@@ -43,6 +43,10 @@ on_second = jax.device_put(np.zeros(8), second)  # the default device (a user re
 placed = {tier: jaxgd.minimize(loss, on_second, (jax.device_put(A, second), jax.device_put(b, second)),
                                method="bfgs", tier=tier) for tier in ("host", "compiled")}
 where = {tier: [sorted(d.id for d in v.devices()) for v in (r.params, r.state.grad)] for tier, r in placed.items()}
+one = jax.make_mesh((1,), ("x",), axis_types=(jax.sharding.AxisType.Auto,))  # a NamedSharding of one device: the
+named = jaxgd.minimize(loss, jax.device_put(np.zeros(8), NamedSharding(one, P("x"))), (A, b), method="bfgs",
+                       tier="host")  # result's scalars could not take it (a review, session 58)
+where["named"] = named.status_enum.name
 print(json.dumps({"where": where, "same_sharding": first.params.sharding == x0.sharding,
                   "err": float(np.max(np.abs(np.asarray(first.params) - np.asarray(single.params)))),
                   "status": first.status_enum.name, "refused": refused, "reduced": len(reduced)}))
@@ -62,3 +66,4 @@ def test_a_sharded_x0_keeps_its_sharding_on_the_first_call_and_is_checked_where_
     assert res["same_sharding"] and res["status"] == "GTOL" and res["err"] < 1e-10, res
     assert res["refused"] is not None and "contains NaN or Inf" in res["refused"] and res["reduced"] >= 2, res
     assert res["where"]["host"] == res["where"]["compiled"] == [[1], [1]], res["where"]  # (the compiled run: x0's device)
+    assert res["where"]["named"] == "GTOL", res["where"]

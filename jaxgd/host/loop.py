@@ -334,7 +334,16 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     if status == RUNNING and count >= solver.max_steps:
         status = int(Status.MAX_STEPS)
     return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows, vouched,
-                   home=next((v.sharding for v in x_leaves if isinstance(v, jax.Array) and v.committed), None))
+                   home=_home(x_leaves))
+
+
+def _home(x_leaves: list) -> Any:
+    """The device an ``x0`` committed to one device lives on, where the compiled run's arrays come back (None:
+    the default device; the result's scalars and other ranks cannot take a leaf's own ``NamedSharding``)."""
+    for v in x_leaves:
+        if isinstance(v, jax.Array) and v.committed and len(v.devices()) == 1:
+            return jax.sharding.SingleDeviceSharding(next(iter(v.devices())))
+    return None
 
 
 def _result(solver: Any, layout: Layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows,  # noqa: ANN001
