@@ -66,6 +66,8 @@ BAD_PARAMS_DTYPE = ("{name} leaf {path} has dtype {dtype}; {name} must hold real
 COMPLEX_PARAMS = ("{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays: optimise the "
                   "real and imaginary parts as two real leaves, e.g. {{'re': z.real, 'im': z.imag}}, and rebuild "
                   "z = p['re'] + 1j * p['im'] inside the loss (casting to float would drop the imaginary part)")
+KEY_PARAMS = ("{name} leaf {path} is a PRNG key ({dtype}), not a parameter: pass it through args (or close over "
+              "it) and keep {name} to the arrays trained")
 NOT_A_PYTREE = ("{name} leaf {path} is a {kind}, which JAX does not know as a pytree (one opaque leaf, not an "
                 "array): register the class (jax.tree_util.register_dataclass, or flax.struct.dataclass) or pass "
                 "its arrays (a dict or tuple of them)")
@@ -266,8 +268,10 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             is_float = bool(jnp.issubdtype(dtype, jnp.floating))
         if not is_float:
             path = _tree.leaf_path_at(tree, i)
-            if np.dtype(dtype) == np.dtype(object):  # (a class JAX does not know: one leaf, not an array)
+            if isinstance(dtype, np.dtype) and dtype == np.dtype(object):  # (a class JAX does not know: one leaf)
                 raise TypeError(NOT_A_PYTREE.format(name=name, path=path, kind=type(leaf).__name__))
+            if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # (no cast makes a key a parameter)
+                raise TypeError(KEY_PARAMS.format(name=name, path=path, dtype=dtype))
             if jnp.issubdtype(dtype, jnp.complexfloating):  # (astype(float) would drop the imaginary part)
                 raise TypeError(COMPLEX_PARAMS.format(name=name, path=path, dtype=dtype))
             raise TypeError(BAD_PARAMS_DTYPE.format(name=name, path=path, dtype=dtype, cast=_cast(name, tree)))

@@ -136,7 +136,8 @@ class MultiStepDecay(NamedTuple):
 
 
 class InverseTimeDecay(NamedTuple):
-    """``init_value / (1 + decay_rate * t)``, ``t = count / decay_steps`` (floored when staircase)."""
+    """``init_value / (1 + decay_rate * t)``, ``t = count / decay_steps`` (floored when staircase: an integer
+    division of the count by an integer ``decay_steps``, exact at any count, as :class:`StepDecay`'s)."""
 
     init_value: ArrayLike
     decay_rate: ArrayLike
@@ -144,8 +145,10 @@ class InverseTimeDecay(NamedTuple):
     staircase: bool = False
 
     def __call__(self, count: ArrayLike) -> jax.Array:
-        c = _count(count)
-        t = jnp.floor(c / self.decay_steps) if self.staircase else c / self.decay_steps
+        if self.staircase:
+            t = _count(jnp.floor_divide(jnp.asarray(count), self.decay_steps))
+        else:
+            t = _count(count) / self.decay_steps
         return self.init_value / (1.0 + self.decay_rate * t)
 
 

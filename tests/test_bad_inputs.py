@@ -823,7 +823,8 @@ ROWS: list[Row] = [
     # -- session 58: keyword spellings suggest the function's own keyword --------------------------------------------
     R("fit", "(keyword)", "maxiter=100", TypeError, "did you mean epochs, jaxgd's name for maxiter?", lambda c: c.F(maxiter=100)),
     R("minimize", "(keyword)", "momentum=0.95 (PyTorch)", TypeError, "method=optax.sgd(lr, momentum=0.95, nesterov=True)", lambda c: M(c, momentum=0.95)),
-    R("Solver", "(keyword)", "eps=1e-6 (PyTorch's Adam)", TypeError, "method=optax.adam(lr, b1=..., b2=..., eps=...)", lambda c: S(c, eps=1e-6)),
+    R("Solver", "(keyword)", "eps=1e-6 (PyTorch's Adam)", TypeError, "adam's eps is fixed at 1e-8: method=optax.adam(lr, eps=...)", lambda c: S(c, eps=1e-6)),
+    R("minimize", "(keyword)", "betas=(0.9, 0.99) (PyTorch's Adam)", TypeError, "method=optax.adam(lr, b1=..., b2=..., eps=...)", lambda c: M(c, betas=(0.9, 0.99))),
     R("fit", "(keyword)", "drop_last=False (PyTorch's DataLoader)", TypeError, "Remainder.MASK (every example every epoch", lambda c: c.F(drop_last=False)),
     # -- session 58: fit's data and loss as a PyTorch user writes them ----------------------------------------------
     R("fit", "data", "a generator of (x, y) batches", ValueError, "data must be a pytree of arrays with a leading (example) axis; data is a generator, not an array: fit takes the whole data set as arrays", lambda c: jaxgd.fit(c.fl, c.x0, ((c.data["x"][i:i + 2], c.data["y"][i:i + 2]) for i in range(0, 10, 2)), batch_size=2, epochs=1, key=c.key)),

@@ -82,6 +82,15 @@ def test_step_decay_exact_past_float32_integers(x64_off):
     assert [float(s(jnp.int32(k))) for k in counts] == want
 
 
+def test_inverse_time_staircase_exact_past_float32_integers(x64_off):
+    """Reference: TensorFlow's InverseTimeDecay with staircase, init / (1 + rate floor(k / steps)), in Python
+    integers. The staircase's floor divided the count as a float32 (a review of this session's diff)."""
+    s = S.inverse_time_decay(1.0, 1.0, 20_000_001, staircase=True)
+    counts = [0, 20_000_000, 20_000_001, 40_000_002]
+    want = [1.0 / (1 + k // 20_000_001) for k in counts]
+    np.testing.assert_allclose(jit_eval(s, counts), want, rtol=1e-7)
+
+
 def test_cyclic_triangular_exact_past_float32_integers(x64_off):
     """Reference: PyTorch CyclicLR's triangular closed form in exact rationals. In float32, count / 3 past 2**24
     rounded and the wave read base_lr at 18,000,001 (0.4 there)."""

@@ -385,3 +385,37 @@ def test_lbfgs_direction_matches_a_numpy_two_loop_recursion(memory):
         xs.append(x_new)
         gs.append(np.asarray(state.grad))
     assert checked == 13 and (memory == 10 or checked > memory)
+
+
+@pytest.mark.parametrize("option", ["ftol", "xtol"])
+def test_the_host_tier_tests_ftol_and_xtol_as_the_compiled_loop(option, x64_off):
+    """The host tier kept the old ftol/xtol test (a first step that changed nothing stopped it), so tier='auto'
+    answered a problem's first two calls otherwise than its later ones (a review of this session's diff).
+    Reference: the compiled loop, status, steps and loss (one shared test, jaxgd.core.status.tolerance_status)."""
+    f = lambda x: 1e4 + jnp.sum((x - 3.0) ** 4 + 0.1 * (x - 3.0) ** 2)  # noqa: E731
+    x0 = jnp.asarray([3.01, 2.99, 3.02], jnp.float32)
+    runs = [jaxgd.minimize(f, x0, method="lbfgs", gtol=0.0, max_steps=50, tier=tier, **{option: 1e-12})
+            for tier in ("host", "compiled")]
+    assert [(r.status_enum, int(r.steps)) for r in runs[:1]] == [(r.status_enum, int(r.steps)) for r in runs[1:]]
+    np.testing.assert_allclose(float(runs[0].loss), float(runs[1].loss), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_traced_zero_ftol_is_off_for_lbfgsb_and_in_a_resume(x64_off):
+    """L-BFGS-B's own termination and the resume's reopening read a traced ftol of 0 as on: a jitted run stopped
+    FTOL at step 16 where ftol=0 ends PRECISION at 39, and a resume under jit left an FTOL stop closed (a review
+    of this session's diff). Reference: the same calls with a concrete 0."""
+    rng = np.random.default_rng(0)
+    a, y = jnp.asarray(rng.normal(size=(40, 20)), jnp.float32), jnp.asarray(rng.normal(size=40), jnp.float32)
+    f = lambda x: 0.5 * jnp.sum((a @ x - y) ** 2)  # noqa: E731
+    kw = dict(method="lbfgs", bounds=(-0.1, 0.1), gtol=0.0, max_steps=3000)
+    x0 = jnp.zeros(20, jnp.float32)
+    concrete = jax.jit(jaxgd.Solver(f, **kw, ftol=0.0).run)(x0)
+    traced = jax.jit(lambda t, x: jaxgd.Solver(f, **kw, ftol=t).run(x))(jnp.float32(0.0), x0)
+    assert (int(traced.status), int(traced.steps)) == (int(concrete.status), int(concrete.steps))
+    g = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    stopped = jaxgd.Solver(g, "gd", 0.01, ftol=1e-2, max_steps=200).run(jnp.zeros(3))
+    assert stopped.status_enum is Status.FTOL
+    resumed = [jax.jit(lambda t, r: jaxgd.Solver(g, "gd", 0.01, ftol=t, max_steps=200).resume(r))(t, stopped)
+               for t in (jnp.float32(0.0),)] + [jaxgd.Solver(g, "gd", 0.01, ftol=0.0, max_steps=200).resume(stopped)]
+    assert [int(r.steps) for r in resumed] == [200, 200]

@@ -59,12 +59,13 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: A
     """
     from .minimize_run import spec  # (here: minimize_run imports the solver, which imports this module)
 
-    try:
-        key = (has_aux, spec(params), spec(args))
+    try:  # (the values of args' non-array leaves too where they pass untraced: a mode string decides the output)
+        static = tuple(v for v in jax.tree_util.tree_leaves(args) if not hasattr(v, "dtype")) if static_args else ()
+        key = (has_aux, spec(params), spec(args), static)
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
         return _check_loss(fun, params, args, has_aux, given, static_args)
-    return _LOSS_CHECKED.get(fun, (*key, static_args),
+    return _LOSS_CHECKED.get(fun, key,
                              lambda: _check_loss(fun, params, args, has_aux, given, static_args))
 
 

@@ -329,10 +329,14 @@ def _check_schedule(lr: Callable[..., Any]) -> None:
     """A schedule must map a step count to a real scalar, and its first value ``lr(0)`` must be finite
     and >= 0 (0 is a warmup's start). Traced once (``jax.make_jaxpr``) and ``lr(0)`` evaluated in
     NumPy (:func:`jaxgd.core.host_value.value`): nothing compiles. Cached per hashable schedule, weakly.
-    Schedules holding tracers (leaves, or in a closure: ``lr(0)`` is not known) pass, and so do jaxgd's own
-    schedules of numbers, whose factories checked them (one with ``jnp`` array leaves, a sweep's, is not
+    Schedules holding tracers (leaves, or in a closure: ``lr(0)`` is not known) pass. jaxgd's own schedules of
+    numbers hold ``lr(0)`` as a leaf, read without a trace (one with ``jnp`` array leaves, a sweep's, is not
     hashable: tracing it every call cost 130-200 us)."""
-    if not _tree.is_concrete(lr) or isinstance(lr, _CHECKED_BY_FACTORY):
+    if not _tree.is_concrete(lr):
+        return
+    if isinstance(lr, _NUMERIC_SCHEDULES):  # lr(0) is a leaf: no trace (the class may be built without its factory)
+        first = lr.base_lr if isinstance(lr, _schedules.CyclicTriangular) else lr.init_value
+        _check_first_value(np.asarray(first))
         return
     try:
         hash(lr)
@@ -352,15 +356,20 @@ def _check_schedule_uncached(lr: Callable[..., Any]) -> None:
         raise TypeError(BAD_SCHEDULE.format(what=f"it returned {out!r}"))
     first = _host_value.value(closed, np.int32(0))  # None: a tracer in a closure, or a primitive it lacks
     if first is not None:
-        v = float(first[0])
-        if not (math.isfinite(v) and v >= 0):  # (the value printed in its dtype: -0.1, not -0.10000000149011612)
-            fix = FIRST_LR_NOT_FINITE if not math.isfinite(v) else FIRST_LR_NEGATIVE
-            raise ValueError(BAD_FIRST_LR.format(value=str(first[0][()]), fix=fix))
+        _check_first_value(first[0])
+
+
+def _check_first_value(first: np.ndarray) -> None:
+    """Refuse a schedule's first value ``lr(0)`` that is not finite or is negative (0 starts a warmup)."""
+    v = float(first)
+    if not (math.isfinite(v) and v >= 0):  # (the value printed in its dtype: -0.1, not -0.10000000149011612)
+        fix = FIRST_LR_NOT_FINITE if not math.isfinite(v) else FIRST_LR_NEGATIVE
+        raise ValueError(BAD_FIRST_LR.format(value=str(first[()]), fix=fix))
 
 
 _SCHEDULES = _cache.PerFunction(maxsize=8)  # schedule -> {(): None}, weakly in the schedule
-# jaxgd's schedules of numbers (not per_epoch, which wraps any callable): scalar out, values checked when made
-_CHECKED_BY_FACTORY = (_schedules.StepDecay, _schedules.MultiStepDecay, _schedules.InverseTimeDecay,
+# jaxgd's schedules of numbers (not per_epoch, which wraps any callable): a scalar out, lr(0) one of their leaves
+_NUMERIC_SCHEDULES = (_schedules.StepDecay, _schedules.MultiStepDecay, _schedules.InverseTimeDecay,
                        _schedules.CyclicTriangular)
 
 

@@ -49,7 +49,7 @@ from ..interop import models as _models
 from . import stepsize as _stepsize
 from ..prox.operators import checked_weights as _prox_weights
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
-from .status import History, Result, Status
+from .status import History, Result, Status, tolerance_status
 from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
 BAD_RESUME_TYPE = "{name} must be a jaxgd.Result (from minimize, Solver.run or load_checkpoint), got {kind}"
@@ -549,18 +549,11 @@ class Solver:
         failed = jnp.asarray(info.failed)
         accept = _tree.shared(finite & ~failed & running, params)  # (not recomputed in each leaf's select)
         status = jnp.where(gnorm <= self.gtol, Status.GTOL, Status.RUNNING)
-        # ftol and xtol: a traced 0 (a vmapped lane) is off, as a concrete one is (None); a step of size 0 (a
-        # schedule's warmup from 0) or a first step that did not move is no convergence (it stopped runs at x0)
-        if self.ftol is not None:
-            f_old, f_new = self.loss(state.params, state.value), self.loss(new_params, new_value)
-            scale = jnp.maximum(jnp.maximum(jnp.abs(f_old), jnp.abs(f_new)), 1.0)
-            small = (jnp.abs(f_old - f_new) <= self.ftol * scale) & (self.ftol > 0) & (alpha > 0)
-            small = small & ((state.count > 0) | (f_old != f_new))
-            status = jnp.where((status == Status.RUNNING) & small, Status.FTOL, status)
-        if self.xtol is not None:
-            moved = _tree.norm(_tree.sub(new_params, state.params))
-            small = (moved <= self.xtol) & (self.xtol > 0) & (alpha > 0) & ((state.count > 0) | (moved > 0))
-            status = jnp.where((status == Status.RUNNING) & small, Status.XTOL, status)
+        if self.ftol is not None or self.xtol is not None:
+            f_old, f_new = (self.loss(state.params, state.value), self.loss(new_params, new_value)) if (
+                self.ftol is not None) else (None, None)
+            status = tolerance_status(status, self.ftol, self.xtol, f_old, f_new,
+                                      lambda: _tree.norm(_tree.sub(new_params, state.params)), alpha, state.count == 0)
         status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(~finite, Status.NONFINITE, status))
         # -- issue 13 hook (jaxgd/core/stall.py): precision-limited convergence and stalls --
         window = _stall.window_update(state.stall, self.loss(new_params, new_value), gnorm) if self._windowed(value.dtype) else None
@@ -754,6 +747,8 @@ class Solver:
         for code, tol in ((Status.FTOL, self.ftol), (Status.XTOL, self.xtol)):
             if tol is None:
                 reopen = reopen | (status == code)
+            else:  # (a traced 0, a vmapped lane's, is off too)
+                reopen = reopen | ((status == code) & (tol <= 0))
         return jnp.where(reopen, Status.RUNNING, status).astype(jnp.int32)
 
     def check_resumable(self, result: Any, *args: Any, name: str = "result", how: Optional[str] = None) -> SolverState:
@@ -816,10 +811,11 @@ def _strong(leaf: Any, dtype: Any) -> jax.Array:
 
 def _signature_of(leaf: Any) -> Any:
     """What :meth:`Solver.step`'s state check depends on in a leaf of ``(state, args)``: an array's shape and dtype,
-    a number's type (a new value each step is no new check), anything else itself (a string, a function)."""
+    a float's type (a new hyperparameter value each step is no new check), anything else itself (an int may be
+    a size, a string a mode)."""
     if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
         return leaf.shape, leaf.dtype
-    return type(leaf) if isinstance(leaf, (bool, int, float, complex)) else leaf
+    return type(leaf) if isinstance(leaf, (float, complex)) else leaf
 
 
 def _differs_in_aux_only(state: SolverState, expected: Any) -> bool:

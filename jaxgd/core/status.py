@@ -130,6 +130,26 @@ class FitStatus(enum.IntEnum):
     __format__ = enum.Enum.__format__
 
 
+def tolerance_status(status: Any, ftol: Any, xtol: Any, f_old: Any, f_new: Any, step_norm: Any, alpha: Any,
+                     first_step: Any, xp: Any = jnp) -> Any:
+    """``status`` (RUNNING, or a stop already decided) with ``ftol``'s and ``xtol``'s stops after a step: FTOL where
+    ``|f_old - f_new| <= ftol max(|f_old|, |f_new|, 1)``, XTOL where ``step_norm() <= xtol`` (called only with
+    ``xtol`` on). A tolerance of None or 0 (a traced 0 too: a lane of a ``vmap``) is off; a step of size
+    ``alpha`` 0 (a schedule's warmup from 0), or a first step (``first_step``) that changed nothing, is no
+    convergence (both stopped runs at ``x0``). The compiled step's and the host tier's (``xp``: NumPy's, on
+    host scalars) one test; L-BFGS-B keeps scipy's own (``jaxgd.directions.lbfgsb.termination``)."""
+    later = xp.logical_not(first_step)
+    if ftol is not None:
+        scale = xp.maximum(xp.maximum(xp.abs(f_old), xp.abs(f_new)), 1.0)
+        small = (xp.abs(f_old - f_new) <= ftol * scale) & (ftol > 0) & (alpha > 0) & (later | (f_old != f_new))
+        status = xp.where((status == Status.RUNNING) & small, Status.FTOL, status)
+    if xtol is not None:
+        moved = step_norm()
+        small = (moved <= xtol) & (xtol > 0) & (alpha > 0) & (later | (moved > 0))
+        status = xp.where((status == Status.RUNNING) & small, Status.XTOL, status)
+    return status
+
+
 NONFINITE_AT_START = (
     "Stopped before the first step: the loss or gradient at the starting params is already NaN or Inf "
     "(look at the data/args, or the loss at x0); params are the starting ones, unchanged."

@@ -285,7 +285,7 @@ def step(solver: Any, state: Any, *args: Any) -> Any:
     return _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread)
 
 
-def floor_counts(rule_state: Any, accept: Any, new_value: Any, value: Any, grad_norm: Any, ftol_off: bool,
+def floor_counts(rule_state: Any, accept: Any, new_value: Any, value: Any, grad_norm: Any, ftol_off: Any,
                  xp: Any = jnp) -> tuple:
     """``(flat, window, cycled)``: the rule's counts after a step from ``value`` to ``new_value``
     (projected gradient norm ``grad_norm`` there) and, with ``ftol`` off, whether the window ended
@@ -295,10 +295,10 @@ def floor_counts(rule_state: Any, accept: Any, new_value: Any, value: Any, grad_
     flat0, window0 = rule_state
     flat = _stall.int32(xp.where(accept & (new_value < value), 0, xp.minimum(flat0, STALL_STEPS) + 1), xp)
     window = _stall.window_update(window0, new_value, grad_norm, xp)
-    if not ftol_off:
+    if ftol_off is False:  # (ftol_off: True, False, or a flag, for a traced ftol that may be 0)
         return flat, window, False
     cycled = (window.since >= _stall.WINDOW) & ((new_value <= window0.best_value) | (window.since > 2 * _stall.WINDOW))
-    return flat, window, cycled
+    return flat, window, cycled if ftol_off is True else cycled & ftol_off
 
 
 def _finish(solver, state, x, g, lower, upper, unravel, mem, res, nfev, spread):  # noqa: ANN001, ANN202
@@ -368,9 +368,11 @@ def termination(tols: tuple, rule_state: Any, accept: Any, failed: Any, finite: 
     """
     gtol, ftol, xtol = tols
     status = xp.where(grad_norm <= gtol, Status.GTOL, Status.RUNNING)
+    off = True if ftol is None else xp.logical_not(ftol > 0)  # (a traced 0, a vmapped lane's, is off as None is)
     if ftol is not None:
         scale = xp.maximum(xp.maximum(xp.abs(f_old), xp.abs(f_new)), 1.0)
-        status = xp.where((status == Status.RUNNING) & (f_old - f_new <= ftol * scale), Status.FTOL, status)
+        small = (f_old - f_new <= ftol * scale) & (ftol > 0)
+        status = xp.where((status == Status.RUNNING) & small, Status.FTOL, status)
     # With ftol off, two counts end a run in PRECISION where f's rounding floor would have it cycle
     # until max_steps (the search's warnings and its approximate Wolfe test accept steps there that
     # do not lower f, or raise it by an ulp): STALL_STEPS steps in a row that did not lower f
@@ -381,10 +383,12 @@ def termination(tols: tuple, rule_state: Any, accept: Any, failed: Any, finite: 
     # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
     # its answer here.
     # (A step not accepted ends the run: the window's count after it is never read.)
-    flat, window, cycled = floor_counts(rule_state, accept, f_new, f_old, grad_norm, ftol is None, xp)
+    flat, window, cycled = floor_counts(rule_state, accept, f_new, f_old, grad_norm, off, xp)
     if ftol is None:
         status = xp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
+    else:
+        status = xp.where((status == Status.RUNNING) & off & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
     if xtol is not None:
-        status = xp.where((status == Status.RUNNING) & (norm(s) <= xtol), Status.XTOL, status)
+        status = xp.where((status == Status.RUNNING) & (norm(s) <= xtol) & (xtol > 0), Status.XTOL, status)
     status = xp.where(failed, Status.LINESEARCH_FAILED, xp.where(~finite, Status.NONFINITE, status))
     return status, flat, window

@@ -33,7 +33,7 @@ from ..core import stall as _stall
 from ..core import stepsize as _stepsize
 from ..linesearch import wolfe as _wolfe
 from ..core.solver import SolverState
-from ..core.status import History, Result, Status
+from ..core.status import History, Result, Status, tolerance_status
 from . import directions as _directions
 from . import lbfgsb as _lbfgsb
 from . import search as _search
@@ -287,11 +287,9 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
             accept = finite and not failed
             st = GTOL if new_gnorm <= gtol else RUNNING
-            if ftol is not None and st == RUNNING:
-                scale = np.maximum(np.maximum(np.abs(value), np.abs(new_value)), 1.0)
-                st = FTOL if np.abs(value - new_value) <= ftol * scale else st
-            if xtol is not None and st == RUNNING:
-                st = XTOL if _directions.norm(trial.x - x) <= xtol else st
+            if (ftol is not None or xtol is not None) and st == RUNNING:
+                st = int(tolerance_status(st, ftol, xtol, value, new_value, lambda: _directions.norm(trial.x - x), a,
+                                          count == 0, np))
             st = FAILED if failed else NONFINITE if not finite else st
             stalled = rnew.since >= rule.stall_window
             fresh, had_memory = direction.reset(dnew) if (failed or stalled) else (None, False)

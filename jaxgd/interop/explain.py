@@ -54,6 +54,8 @@ KEYWORD_NOTES: dict[str, str] = {
     "nesterov": "method='nesterov' (decay 0.9), or method=optax.sgd(lr, momentum=..., nesterov=True)",
     "betas": ("method='adam' uses b1=0.9, b2=0.999, eps=1e-8 (optax's defaults); for others pass "
               "method=optax.adam(lr, b1=..., b2=..., eps=...)"),
+    "eps": ("scipy's eps (a finite-difference step): nothing to pass, jaxgd differentiates fun with jax.grad; "
+            "adam's eps is fixed at 1e-8: method=optax.adam(lr, eps=...)"),
     "drop_last": ("fit's remainder=jaxgd.Remainder.DROP (the default: drop_last=True) or Remainder.MASK (every "
                   "example every epoch, a weighted last batch)"),
     "shuffle": "fit shuffles every epoch with a permutation drawn from key",
@@ -118,7 +120,7 @@ def suggest_keyword(name: str, valid: tuple[str, ...]) -> Optional[str]:
 def keyword_note(name: str) -> Optional[str]:
     """What to do instead of another library's keyword ``name`` that has no jaxgd counterpart (None when
     unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``."""
-    name = {"b1": "betas", "b2": "betas", "eps": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
+    name = {"b1": "betas", "b2": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
     return KEYWORD_NOTES.get(name) or KEYWORD_NOTES.get(name.lower())
 
 

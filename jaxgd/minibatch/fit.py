@@ -146,7 +146,7 @@ def _num_examples(name: str, data: Any) -> int:
             raise ValueError(BAD_DATA.format(name=name, what=what))
         shape = np.shape(leaf)
         if len(shape) == 0:
-            listed = path and isinstance(path[-1], jax.tree_util.SequenceKey)
+            listed = _in_a_list(data, path)
             raise ValueError(BAD_DATA.format(name=name, what=f"leaf {where()} is a scalar" + (LISTED if listed else "")))
         if n0 is None:
             n0, first = shape[0], path
@@ -156,6 +156,15 @@ def _num_examples(name: str, data: Any) -> int:
     if n0 == 0:
         raise ValueError(BAD_DATA.format(name=name, what=f"{name}{_tree.leaf_path(first)} has no examples"))
     return int(n0)
+
+
+def _in_a_list(data: Any, path: tuple) -> bool:
+    """Whether the leaf at ``path`` in ``data`` is an item of a Python list (a tuple is a container of arrays)."""
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key.idx] if isinstance(key, jax.tree_util.SequenceKey) else (
+            parent[key.key] if isinstance(key, jax.tree_util.DictKey) else getattr(parent, getattr(key, "name", ""), None))
+    return isinstance(parent, list) and bool(path) and isinstance(path[-1], jax.tree_util.SequenceKey)
 
 
 def _check_not_iterators(**given: Any) -> None:
@@ -199,9 +208,9 @@ def _spec(tree: Any, batch: Optional[int] = None) -> Any:
 
 
 def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, specs: tuple, call_error: str,
-                           call: str) -> str:
+                           call: str, data_name: str) -> str:
     args = jax.tree_util.tree_unflatten(treedef, specs)
-    arg_names = ("params", "eval_data" if "eval_data" in call else "batch")
+    arg_names = ("params", data_name)
     try:
         out = jax.eval_shape(fn, *args)
     except TypeError as err:
@@ -224,12 +233,13 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
 _SCALAR_CHECKED = _cache.PerFunction(maxsize=64)  # fn -> {specs: dtype}, weakly in fn
 
 
-def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any, call_error: str = "", call: str = "") -> str:
+def _scalar_dtype(fn: Callable, name: str, how: str, *args: Any, call_error: str = "", call: str = "",
+                  data_name: str = "batch") -> str:
     """Check through ``jax.eval_shape`` (cached per structure) that ``fn(*args)``
     is a real scalar; a failing call raises ``call_error`` (when given) with the
     original error, else names the call (``call``; ``"{name}(params, batch)"`` by default)."""
     specs, treedef = jax.tree_util.tree_flatten(args)
-    key = (name, how, treedef, tuple(specs), call_error, call or f"{name}(params, batch)")
+    key = (name, how, treedef, tuple(specs), call_error, call or f"{name}(params, batch)", data_name)
     try:
         hash((fn, key))
     except TypeError:  # an unhashable function: check every time
@@ -547,12 +557,13 @@ def fit(
         call = ("fun(params, eval_data" + (", ones)" if mask else ")") + " (the default eval_fun)" if default
                 else "eval_fun(params, eval_data)")
         mask_hint = "" if default or not mask else EVAL_UNDER_MASK
-        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args, call=call,
+        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args, call=call, data_name="eval_data",
                       call_error=mask_hint and mask_hint + "; calling it failed: {err}")
         if eval_fun is fun:  # the static config must not hold the loss (jaxgd.core.cache)
             eval_fun = _fit_loop.SAME_AS_FUN
         if metric is not None:
-            _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data), call="metric(params, eval_data)")
+            _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data), call="metric(params, eval_data)",
+                          data_name="eval_data")
     if _compile.tracing():
         _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args,
                         solver)

@@ -21,6 +21,8 @@ from .base import (
 # --------------------------------------------------------------------------- quadratic_norm
 
 
+NOT_REAL = "x must be a real array, got {what}"
+
 def _quadratic_norm_loss(xp: ModuleType, x: Any, *, c: float) -> Any:
     r = xp.sum(x * x) - c
     return r * r
@@ -91,11 +93,11 @@ def is_quadratic_norm_minimiser(x: ArrayLike, *, c: float = 10.0, rtol: float = 
     """
     _check_nonnegative(c=c, rtol=rtol)
     if np.iscomplexobj(x):  # (float64 of it would drop the imaginary part, with a ComplexWarning)
-        raise TypeError(f"x must be a real array, got x of dtype {np.asarray(x).dtype}")
+        raise TypeError(NOT_REAL.format(what=f"x of dtype {np.asarray(x).dtype}"))
     try:
         x_np = np.asarray(x, dtype=np.float64).ravel()
     except (TypeError, ValueError):
-        raise TypeError(f"x must be a real array, got x={x!r}") from None
+        raise TypeError(NOT_REAL.format(what=f"x={x!r}")) from None
     return bool(abs(x_np @ x_np - c) <= rtol * max(c, 1.0))
 
 
