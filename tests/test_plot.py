@@ -81,8 +81,10 @@ def test_the_history_period_is_read_from_a_results_rows():
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [7, 14, 21, 28, 35, 42, 49])
     with pytest.raises(ValueError, match="every=5 does not match this Result's history: 7 rows over 50 steps"):
         jaxgd.plot.loss_curve(_result(np.linspace(7.0, 1.0, 7), steps=50), every=5)
-    with pytest.warns(UserWarning, match="history=5 to history=6 would each record"):  # 12 // 5 == 12 // 6 == 2
+    with pytest.warns(UserWarning, match="history=5 to history=6 would each record") as caught:  # 12 // 5 == 12 // 6
         ax = jaxgd.plot.compare({"a": _result([2.0, 1.0], steps=12)})
+    # once, at this file's line (compare warned twice, the second time inside jaxgd: a user review, session 58)
+    assert [w.filename for w in caught] == [__file__]
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [6, 12])  # (the largest period: drawn, not refused)
     ax = jaxgd.plot.compare({"a": _result(np.linspace(7.0, 1.0, 7), steps=50), "b": _result([3.0, 2.0, 1.0])})
     assert [list(line.get_xdata()) for line in ax.get_lines()] == [[7, 14, 21, 28, 35, 42, 49], [1, 2, 3]]

@@ -111,6 +111,10 @@ def test_status_prints_its_name(capsys: pytest.CaptureFixture) -> None:
     print(f"{jaxgd.FitStatus.EPOCHS}")
     assert capsys.readouterr().out == "Status.GTOL\nFitStatus.EPOCHS\n"
     assert res.status_enum == 1 and int(jaxgd.Status.NONFINITE) == 5 and repr(jaxgd.Status.GTOL) == "<Status.GTOL: 1>"
+    # a numeric format spec formats the code, as a plain IntEnum's (it raised "Unknown format code 'd'"; a user
+    # review, session 58); a string spec the name
+    s, f = jaxgd.Status.GTOL, jaxgd.FitStatus.EPOCHS
+    assert (f"{s:d}", f"{s:3d}", f"{s:.1f}", f"{f:02d}", f"{s:>12}") == ("1", "  1", "1.0", "07", " Status.GTOL")
 
 
 def test_demo_help_calls_out_a_folder(capsys: pytest.CaptureFixture) -> None:

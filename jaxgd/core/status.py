@@ -51,7 +51,16 @@ class Status(enum.IntEnum):
     def __str__(self) -> str:  # ``Status.GTOL``, as README.md shows (Python 3.11's IntEnum prints ``1``)
         return f"{type(self).__name__}.{self.name}"
 
-    __format__ = enum.Enum.__format__
+    def __format__(self, spec: str) -> str:
+        return _format_code(self, spec)
+
+
+def _format_code(code: enum.IntEnum, spec: str) -> str:
+    """A status in an f-string: its name (``Status.GTOL``) with no spec or a string spec, the integer with a
+    numeric one (``f"{s:3d}"``, as a plain IntEnum: formatting the name raised "Unknown format code 'd'")."""
+    if spec and spec[-1] in "bcdoxXneEfFgG%":
+        return int.__format__(int(code), spec)
+    return format(str(code), spec)
 
 
 # (float32 and narrower) the precision tests scale the gradient's rounding by the loss; a loss whose terms are
@@ -127,7 +136,8 @@ class FitStatus(enum.IntEnum):
         return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
 
     __str__ = Status.__str__
-    __format__ = enum.Enum.__format__
+    def __format__(self, spec: str) -> str:
+        return _format_code(self, spec)
 
 
 def tolerance_status(status: Any, ftol: Any, xtol: Any, f_old: Any, f_new: Any, step_norm: Any, alpha: Any,

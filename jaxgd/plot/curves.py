@@ -245,8 +245,10 @@ def compare(
     if logy is None:  # one scale for all: the runs' losses together (loss_curve's rule)
         logy = _auto_log(values)
     ax = _axes(ax)
-    for name, result in results.items():
-        loss_curve(result, ax, label=name, every=every, logy=logy)
+    with warnings.catch_warnings():  # (the period's warning was given above, at the caller's line: not twice)
+        warnings.filterwarnings("ignore", message=r"this Result's history has \d+ rows over")
+        for name, result in results.items():
+            loss_curve(result, ax, label=name, every=every, logy=logy)
     if len(labels) > 1:
         ax.set_xlabel(" or ".join(sorted(labels)))
     if title:
