@@ -338,7 +338,10 @@ def as_optax(
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose state's ``status`` is the
       :class:`Status` of the last update: ``RUNNING``, ``NONFINITE`` or
-      ``LINESEARCH_FAILED`` (those two: the step was not taken, zero updates).
+      ``LINESEARCH_FAILED`` (those two: the step was not taken, zero updates). There is
+      no ``gtol`` here: at an exactly stationary point (a zero gradient) a line search
+      finds no step that lowers the loss and reads ``LINESEARCH_FAILED``, where
+      ``minimize`` stops ``GTOL`` first; your loop's own gradient test decides.
 
     Raises:
       TypeError: an unknown keyword (close spellings suggested), ``method``
