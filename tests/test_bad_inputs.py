@@ -836,6 +836,8 @@ ROWS: list[Row] = [
     R("fit", "(keyword)", "mode='max' (Keras's EarlyStopping)", TypeError, "for a higher-is-better score pass eval_fun=lambda p, d: -score(p, d)", lambda c: c.F(mode="max")),
     R("check_grad", "x", "{'a': zeros(0), 'b': ones(2)} (a leaf of size 0)", ValueError, "x leaf ['a'] has shape (0,), no entries: nothing to check", lambda c: jaxgd.check_grad(lambda x: jnp.sum(x["b"] ** 2), {"a": np.zeros(0), "b": np.ones(2)})),
     R("problems.is_quadratic_norm_minimiser", "x", "np.array([3 + 5j, 0])", TypeError, "x must be a real array, got x of dtype complex128", lambda c: jaxgd.problems.is_quadratic_norm_minimiser(np.array([3 + 5j, 0]))),
+    R("minimize", "bounds", "(zeros(900), ones(900) with -1 at [5])", ValueError, "lower > upper at 1 of 900 entries, first at index 5: lower=np.float64(0.0), upper=np.float64(-1.0)", lambda c: M(c, x0=np.zeros(900), method="lbfgs", bounds=(np.zeros(900), np.where(np.arange(900) == 5, -1.0, 1.0)))),
+    R("minimize", "l1", "full(900, 0.1) with -1 at [7]", ValueError, "got l1=an array of shape (900,) holding np.float64(-1.0) at index (7,)", lambda c: M(c, x0=np.zeros(900), l1=np.where(np.arange(900) == 7, -1.0, 0.1))),
     # -- session 58: l1 and accelerated with an optax transformation as method ---------------------------------------
     R("minimize", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: M(c, method=_optax().sgd(0.1), l1=0.05)),
     R("fit", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: c.F(method=_optax().sgd(0.1), lr=None, l1=0.05)),

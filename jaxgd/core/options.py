@@ -268,6 +268,13 @@ def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
     return _real_scalar(name, value, message)
 
 
+class _Shown(str):
+    """A message's text for a value, shown as it is by ``{value!r}``."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _penalty(name: str, value: Any) -> Any:
     """A penalty weight: a non-negative finite number, or a pytree of them
     shaped like the parameters (checked against them in ``init``)."""
@@ -285,8 +292,12 @@ def _penalty(name: str, value: Any) -> Any:
                 raise TypeError(BAD_PENALTY.format(name=name, value=value))
             if _tree.is_concrete(leaf):
                 arr = np.asarray(leaf)
-                if not (np.isfinite(arr).all() and (arr >= 0).all()):
-                    raise ValueError(BAD_PENALTY.format(name=name, value=value))
+                ok = np.isfinite(arr) & (arr >= 0)
+                if not ok.all():  # (the first bad entry, not the whole weight: 900 entries printed 6,000 characters)
+                    at = tuple(int(i) for i in np.argwhere(~ok)[0])
+                    shown = (f"an array of shape {arr.shape} holding {arr[at]!r} at index {at}" if arr.ndim
+                             else repr(arr[()]))
+                    raise ValueError(BAD_PENALTY.format(name=name, value=_Shown(shown)))
         elif not (leaf >= 0 and math.isfinite(leaf)):
             raise ValueError(BAD_PENALTY.format(name=name, value=value))
         checked.append(leaf)

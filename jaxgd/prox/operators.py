@@ -260,8 +260,20 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
                 except ValueError:  # shapes checked against x0 later
                     continue
                 if bad:
-                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"got lower={lo!r}, upper={hi!r}"))
+                    raise ValueError(BAD_BOUNDS_ORDER.format(detail=_order_detail(lo, hi)))
     return lower, upper
+
+
+def _order_detail(lo: np.ndarray, hi: np.ndarray) -> str:
+    """Where ``lower > upper``: the sides themselves when small, else the first such index and its values (a
+    900-entry box printed 9,000 characters and no index)."""
+    if lo.size <= 8 and hi.size <= 8:
+        return f"got lower={lo!r}, upper={hi!r}"
+    lo_b, hi_b = np.broadcast_arrays(lo, hi)
+    where = np.argwhere(lo_b > hi_b)
+    at = tuple(int(i) for i in where[0])
+    return (f"lower > upper at {len(where)} of {lo_b.size} entries, first at index {at if len(at) != 1 else at[0]}: "
+            f"lower={lo_b[at]!r}, upper={hi_b[at]!r}")
 
 
 BAD_WEIGHT_TREE = (
