@@ -69,14 +69,26 @@ class CacheInfo(NamedTuple):
         state = "on" if self.enabled else "off"
         limit = "no limit" if self.max_size < 0 else f"{_size(self.max_size)} limit"
         where = self.path or "(no folder)"
-        return f"compilation cache {state}: {where}, {self.entries} entries, {_size(self.size_bytes)} ({limit})"
+        return f"compilation cache {state}: {where}, {_count(self.entries)}, {_size(self.size_bytes)} ({limit})"
+
+
+def _count(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def _size(n: int) -> str:
-    """Bytes for people: ``1.5 MiB``, ``12.0 KiB``, ``1000 B`` (a 1,000-byte limit read "0 MiB")."""
+    """Bytes for people: ``2.0 GiB``, ``1.5 MiB``, ``12.0 KiB``, ``1000 B`` (a 1,000-byte limit read "0 MiB")."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
     if n >= 2**20:
         return f"{n / 2**20:.1f} MiB"
     return f"{n / 2**10:.1f} KiB" if n >= 2**10 else f"{n} B"
+
+
+def folder_summary(path: str) -> str:
+    """One line on a cache folder's entries and size, read without turning the cache on (``jaxgd cache``)."""
+    files = _entries(path)
+    return f"compilation cache folder: {path}, {_count(len(files))}, {_size(sum(p.stat().st_size for p in files))}"
 
 
 def default_path() -> str:

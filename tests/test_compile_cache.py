@@ -74,9 +74,12 @@ def test_cli_cache_shows_the_folder_and_clears_it(tmp_path: Path) -> None:
     folder = tmp_path / "cc"
     _run(SCRIPT, str(folder))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAXGD_CACHE_DIR": str(folder)}
+    (folder / "x-cache").write_bytes(b"12")  # an entry without its access-time file (JAX's default writes none)
+    before = sorted(p.name for p in folder.iterdir())
     show = subprocess.run([sys.executable, "-m", "jaxgd", "cache"], capture_output=True, text=True, env=env, check=True)
-    assert str(folder) in show.stdout and "compilation cache on" in show.stdout
+    assert str(folder) in show.stdout and "compilation cache folder" in show.stdout
     assert " 0 entries" not in show.stdout
+    assert sorted(p.name for p in folder.iterdir()) == before  # (showing turned the cache on and stamped entries)
     subprocess.run([sys.executable, "-m", "jaxgd", "cache", "--clear"], capture_output=True, text=True, env=env, check=True)
     assert not [p for p in folder.iterdir() if p.name.endswith("-cache")]
 
@@ -224,4 +227,5 @@ def test_small_size_limits_read_in_their_own_unit() -> None:
     from jaxgd._compile_cache import CacheInfo
 
     assert str(CacheInfo("/c", True, 2, 1536, 1000)) == "compilation cache on: /c, 2 entries, 1.5 KiB (1000 B limit)"
-    assert "(2048.0 MiB limit)" in str(CacheInfo("/c", False, 0, 0, 2 * 1024**3))
+    assert "0 entries, 0 B (2.0 GiB limit)" in str(CacheInfo("/c", False, 0, 0, 2 * 1024**3))
+    assert "1 entry," in str(CacheInfo("/c", False, 1, 0, -1))

@@ -21,10 +21,9 @@ def _cache(clear: bool) -> int:
     path = _compile_cache._check_path(None)
     if clear:
         freed = _compile_cache.clear_compilation_cache(path)
-        print(f"cleared {path}: {freed / 2**20:.1f} MiB freed")
+        print(f"cleared {path}: {_compile_cache._size(freed)} freed")
         return 0
-    _compile_cache.enable_compilation_cache(path)
-    print(_compile_cache.compilation_cache_info())
+    print(_compile_cache.folder_summary(path))  # (read only: turning the cache on wrote its access-time files)
     return 0
 
 
