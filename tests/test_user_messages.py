@@ -346,3 +346,17 @@ def test_a_keyword_suggestion_is_a_keyword_of_the_function_called(name: str) -> 
         assert suggested["maxiter"] == "epochs" and suggested["seed"] == "key"
     if name == "minimize":
         assert suggested["maxiter"] == "max_steps" and "seed" not in suggested
+
+
+def test_a_solvers_repr_shows_every_option_off_its_default() -> None:
+    """Two solvers of other l1, bounds, clip and tolerances printed alike, and an optax transformation's
+    solver read "lr=1.0" (a user review, session 58). Reference: the options given."""
+    import optax
+
+    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    plain = repr(jaxgd.Solver(f, "gd", 0.1))
+    assert plain == "Solver(fun='<lambda>', method='gd', lr=0.1, max_steps=1000)"
+    full = repr(jaxgd.Solver(f, "gd", 0.1, l1=0.5, bounds=(0.0, 0.2), clip=1.0, gtol=0.0, ftol=1e-3))
+    assert full == ("Solver(fun='<lambda>', method='gd', lr=0.1, max_steps=1000, gtol=0.0, ftol=0.001, l1=0.5, "
+                    "clip=1.0, bounds=(0.0, 0.2))")
+    assert repr(jaxgd.Solver(f, optax.adam(1e-3))) == "Solver(fun='<lambda>', method=<an optax transformation>, max_steps=1000)"

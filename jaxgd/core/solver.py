@@ -236,10 +236,19 @@ class Solver:
         return concrete
 
     def __repr__(self) -> str:
-        return (
-            f"Solver(fun={getattr(self.fun, '__name__', self.fun)!r}, method={self.direction.name!r}, "
-            f"rule={self.rule!r}, max_steps={self.max_steps})"
-        )
+        """The loss, method, step size and every option off its default (two solvers of other ``l1``, ``bounds``
+        or tolerances printed alike; a user review, session 58)."""
+        schedule = getattr(self.rule, "schedule", None)
+        step = f", lr={_shown(schedule)}" if isinstance(self.rule, _stepsize.ScheduleRule) else f", rule={self.rule!r}"
+        method = repr(self.direction.name)
+        if getattr(self.direction.update, "optax_transformation", None) is not None:  # (its own learning rate)
+            method, step = "<an optax transformation>", "" if step == ", lr=1.0" else step
+        options = {"max_steps": self.max_steps, "gtol": self.gtol if _shown(self.gtol) != "1e-06" else None,
+                   "ftol": self.ftol, "xtol": self.xtol, "l1": self.prox.l1, "l2": self.l2, "clip": self.clip,
+                   "bounds": (self.prox.lower, self.prox.upper) if self.prox.bounded else None,
+                   "accelerated": self.accelerated or None}
+        shown = "".join(f", {k}={_shown(v)}" for k, v in options.items() if v is not None)
+        return f"Solver(fun={getattr(self.fun, '__name__', self.fun)!r}, method={method}{step}{shown})"
 
     def check_params(self, params: Params) -> None:
         """Raise ``ValueError`` when ``bounds``, ``l1`` or ``l2`` (as pytrees) do not fit ``params``,
@@ -807,6 +816,24 @@ def _strong(leaf: Any, dtype: Any) -> jax.Array:
     if not isinstance(leaf, jax.Array):  # (a Python or NumPy number or array: an explicit dtype is strong)
         return jnp.asarray(leaf, dtype=jax.dtypes.canonicalize_dtype(dtype))
     return lax.convert_element_type(leaf, leaf.dtype) if leaf.weak_type else leaf
+
+
+def _shown(value: Any) -> str:
+    """An option's value in :meth:`Solver.__repr__`: a number as itself, an array by its shape, a traced
+    value as such, a schedule by its name, a pair or tree by its parts."""
+    if isinstance(value, _tree.Static):
+        value = value.value
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return "(" + ", ".join(_shown(v) for v in value) + ")"
+    if isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, jax.core.Tracer):
+        return "<traced>"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return repr(np.asarray(value)[()].item()) if value.shape == () else f"<array {value.shape} {value.dtype}>"
+    if callable(value) and not hasattr(value, "_fields"):
+        return getattr(value, "__name__", type(value).__name__)
+    return repr(value)
 
 
 def _signature_of(leaf: Any) -> Any:
