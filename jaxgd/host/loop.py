@@ -331,8 +331,8 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
         _progress.close(count, value, solver.max_steps, status)
     if status == RUNNING and count >= solver.max_steps:
         status = int(Status.MAX_STEPS)
-    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows, vouched,
-                   home=_home(x_leaves))
+    return _result(solver, layout, x, value, g, aux, gnorm, count, dstate, rstate, status, nfev, ngev, alpha, rows,
+                   vouched, home=_home(x_leaves))
 
 
 def _home(x_leaves: list) -> Any:

@@ -176,7 +176,8 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
     return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=error, hint=hint))
 
 
-def check_signature(fun: Callable, where: str, call: str, n_args: int, hint: str | Callable[[Callable], str] = "") -> None:
+def check_signature(fun: Callable, where: str, call: str, n_args: int,
+                    hint: str | Callable[[Callable], str] = "") -> None:
     """Raise ``TypeError`` when ``fun`` cannot take ``n_args`` positional arguments (from its signature).
 
     ``hint`` ends the message: a string, or ``hint(fun)`` (computed only when the call cannot bind).

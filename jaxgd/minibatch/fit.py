@@ -147,7 +147,8 @@ def _num_examples(name: str, data: Any) -> int:
         shape = np.shape(leaf)
         if len(shape) == 0:
             listed = _in_a_list(data, path)
-            raise ValueError(BAD_DATA.format(name=name, what=f"leaf {where()} is a scalar" + (LISTED if listed else "")))
+            what = f"leaf {where()} is a scalar" + (LISTED if listed else "")
+            raise ValueError(BAD_DATA.format(name=name, what=what))
         if n0 is None:
             n0, first = shape[0], path
         elif shape[0] != n0:
@@ -162,8 +163,12 @@ def _in_a_list(data: Any, path: tuple) -> bool:
     """Whether the leaf at ``path`` in ``data`` is an item of a Python list (a tuple is a container of arrays)."""
     parent = data
     for key in path[:-1]:
-        parent = parent[key.idx] if isinstance(key, jax.tree_util.SequenceKey) else (
-            parent[key.key] if isinstance(key, jax.tree_util.DictKey) else getattr(parent, getattr(key, "name", ""), None))
+        if isinstance(key, jax.tree_util.SequenceKey):
+            parent = parent[key.idx]
+        elif isinstance(key, jax.tree_util.DictKey):
+            parent = parent[key.key]
+        else:
+            parent = getattr(parent, getattr(key, "name", ""), None)
     return isinstance(parent, list) and bool(path) and isinstance(path[-1], jax.tree_util.SequenceKey)
 
 
@@ -171,7 +176,8 @@ def _check_not_iterators(**given: Any) -> None:
     """Refuse a generator or iterator of batches (JAX would warn that it flattens one as a leaf)."""
     for name, value in given.items():
         if isinstance(value, Iterator):
-            raise ValueError(BAD_DATA.format(name=name, what=NOT_AN_ARRAY.format(where=name, kind=type(value).__name__)))
+            what = NOT_AN_ARRAY.format(where=name, kind=type(value).__name__)
+            raise ValueError(BAD_DATA.format(name=name, what=what))
 
 
 def _positive_int(value: Any) -> bool:
@@ -557,8 +563,8 @@ def fit(
         call = ("fun(params, eval_data" + (", ones)" if mask else ")") + " (the default eval_fun)" if default
                 else "eval_fun(params, eval_data)")
         mask_hint = "" if default or not mask else EVAL_UNDER_MASK
-        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args, call=call, data_name="eval_data",
-                      call_error=mask_hint and mask_hint + "; calling it failed: {err}")
+        _scalar_dtype(eval_fun, "eval_fun", "", p_spec, _spec(eval_data), *ev_args, call=call,
+                      data_name="eval_data", call_error=mask_hint and mask_hint + "; calling it failed: {err}")
         if eval_fun is fun:  # the static config must not hold the loss (jaxgd.core.cache)
             eval_fun = _fit_loop.SAME_AS_FUN
         if metric is not None:

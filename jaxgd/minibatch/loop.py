@@ -392,7 +392,8 @@ def loop(
             # is rolled back (its steps uncounted), as a non-finite minibatch loss rolls back its step
             off = ~bad & ~jnp.isfinite(ev)
             kept = (c.params, c.prev, c.direction_state, c.count, c.accel)
-            p, prev, dstate, count, accel = _update.keep_if(_tree.shared(~off, p), (p, prev, dstate, count, accel), kept)
+            back = _tree.shared(~off, p)
+            p, prev, dstate, count, accel = _update.keep_if(back, (p, prev, dstate, count, accel), kept)
             bad = bad | off
         monitored = ev if cfg.eval_fun is not None else train
         improved = (monitored < r.best_loss) & jnp.isfinite(monitored)  # (NaN and -inf: no improvement, as in Keras)
