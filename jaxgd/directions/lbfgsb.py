@@ -368,7 +368,7 @@ def termination(tols: tuple, rule_state: Any, accept: Any, failed: Any, finite: 
     """
     gtol, ftol, xtol = tols
     status = xp.where(grad_norm <= gtol, Status.GTOL, Status.RUNNING)
-    off = True if ftol is None else xp.logical_not(ftol > 0)  # (a traced 0, a vmapped lane's, is off as None is)
+    off = True if ftol is None else ftol <= 0  # (a traced 0, a vmapped lane's, is off as None is)
     if ftol is not None:
         scale = xp.maximum(xp.maximum(xp.abs(f_old), xp.abs(f_new)), 1.0)
         small = (f_old - f_new <= ftol * scale) & (ftol > 0)
