@@ -503,6 +503,29 @@ def is_scalar(value: Any) -> bool:
     return is_single_leaf(value) and jnp.ndim(value) == 0
 
 
+def is_array(leaf: Any) -> bool:
+    """True for an array-like leaf (a JAX or NumPy array or scalar, a tracer, a ``ShapeDtypeStruct``): one with a
+    shape and a dtype, as a loss's traced arguments are; False for a Python number, string or function."""
+    return hasattr(leaf, "shape") and hasattr(leaf, "dtype")
+
+
+def strong_leaf(leaf: Any, dtype: Any) -> tuple[Any, Any]:
+    """``(array, host)``: ``leaf`` as a strongly typed array of ``dtype`` (a weakly typed leaf, from a Python
+    float, promotes otherwise than the same leaf loaded from a checkpoint, and takes 16-bit data's dtype), and
+    the host copy made on the way (NumPy input, or a concrete weak array; else None), for a check that need not
+    read the device. ``device_put``, not ``jnp.asarray``, which compiles a small program per shape; a weak
+    tracer is converted in the trace. ``minimize``'s ``x0`` and ``Solver.init``'s."""
+    host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=dtype)
+    arr = leaf if host is None else jax.device_put(host)
+    if getattr(arr, "weak_type", False):
+        if isinstance(arr, jax.core.Tracer):
+            arr = jax.lax.convert_element_type(arr, arr.dtype)
+        else:
+            host = np.asarray(arr)
+            arr = jax.device_put(host)
+    return arr, host
+
+
 def leaf_path(path: Any) -> str:
     """A leaf's key path as text (``jax.tree_util.keystr``); ``"(root)"`` for a bare leaf's empty path."""
     return jax.tree_util.keystr(path) or "(root)"

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .. import _tree
 from . import cache as _cache
 from ..interop import explain as _explain
 from .._types import LossFn, Params
@@ -60,7 +61,7 @@ def check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: A
     from .minimize_run import spec  # (here: minimize_run imports the solver, which imports this module)
 
     try:  # (the values of args' non-array leaves too where they pass untraced: a mode string decides the output)
-        static = tuple(v for v in jax.tree_util.tree_leaves(args) if not hasattr(v, "dtype")) if static_args else ()
+        static = tuple(v for v in jax.tree_util.tree_leaves(args) if not _tree.is_array(v)) if static_args else ()
         key = (has_aux, spec(params), spec(args), static)
         hash((fun, key))
     except TypeError:  # unhashable function or args: check every time
@@ -73,7 +74,7 @@ def _arrays_traced(fun: LossFn, args: tuple) -> tuple[LossFn, tuple]:
     """``(call, arrays)``: ``call(params, *arrays)`` is ``fun(params, *args)`` with ``args``' array leaves
     passed (traced) and its other leaves closed over as they are."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
-    is_array = [hasattr(leaf, "shape") and hasattr(leaf, "dtype") for leaf in leaves]
+    is_array = [_tree.is_array(leaf) for leaf in leaves]
     if all(is_array):
         return fun, args
 

@@ -93,17 +93,7 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
     leaves, treedef, dtypes = _validate.params(name, x0)
     out, concrete = [], True
     for i, (leaf, dtype) in enumerate(zip(leaves, dtypes)):
-        # Strongly typed, always: a weakly typed leaf (from a Python float)
-        # would promote differently from the same leaf loaded from a checkpoint.
-        # (device_put, not jnp.asarray, which compiles a small program per shape.)
-        host = None if isinstance(leaf, jax.Array) else np.asarray(leaf, dtype=dtype)
-        arr = leaf if host is None else jax.device_put(host)
-        if getattr(arr, "weak_type", False):
-            if isinstance(arr, jax.core.Tracer):
-                arr = jax.lax.convert_element_type(arr, arr.dtype)
-            else:  # (a concrete weak leaf: its host copy is checked, and put back strongly typed)
-                host = np.asarray(arr)
-                arr = jax.device_put(host)
+        arr, host = _tree.strong_leaf(leaf, dtype)  # (strongly typed, always; a host copy is checked on the host)
         # (under a trace, jit's or eval_shape's, device_put gives a tracer: a NumPy or weak leaf is still
         # checked on the host; a weak jax.Array leaf was put through np.asarray of the tracer, an error)
         traced = isinstance(arr, jax.core.Tracer)

@@ -225,6 +225,7 @@ TOO_MUCH_HISTORY = (
 )
 BAD_TOL = "{name} must be a non-negative number, got {name}={value!r}"
 BAD_PENALTY = "{name} must be a non-negative finite number, got {name}={value!r}"
+BAD_PENALTY_ENTRY = "{name} must be a non-negative finite number, got {name}={shown}"  # (an array's bad entry)
 BAD_CLIP = "clip must be None or a positive number, got clip={value!r}"
 BAD_SCHEDULE = "lr as a schedule must map a step count to a real scalar, lr(count) -> float; {what}"
 BAD_FIRST_LR = "lr as a schedule must give a finite step size >= 0 at the first step, count 0, got lr(0)={value}: {fix}"
@@ -268,13 +269,6 @@ def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
     return _real_scalar(name, value, message)
 
 
-class _Shown(str):
-    """A message's text for a value, shown as it is by ``{value!r}``."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
 def _penalty(name: str, value: Any) -> Any:
     """A penalty weight: a non-negative finite number, or a pytree of them
     shaped like the parameters (checked against them in ``init``)."""
@@ -297,7 +291,7 @@ def _penalty(name: str, value: Any) -> Any:
                     at = tuple(int(i) for i in np.argwhere(~ok)[0])
                     shown = (f"an array of shape {arr.shape} holding {arr[at]!r} at index {at}" if arr.ndim
                              else repr(arr[()]))
-                    raise ValueError(BAD_PENALTY.format(name=name, value=_Shown(shown)))
+                    raise ValueError(BAD_PENALTY_ENTRY.format(name=name, shown=shown))
         elif not (leaf >= 0 and math.isfinite(leaf)):
             raise ValueError(BAD_PENALTY.format(name=name, value=value))
         checked.append(leaf)

@@ -385,7 +385,7 @@ class Solver:
         # before jnp.asarray, which compiles a small program for a Python number
         like = [jax.ShapeDtypeStruct(np.shape(v), jax.dtypes.canonicalize_dtype(d)) for v, d in zip(leaves, dtypes)]
         _loss_check.check_loss(self.fun, treedef.unflatten(like), args, self.has_aux, x0, static_args=True)
-        params = treedef.unflatten([_strong(v, d) for v, d in zip(leaves, dtypes)])
+        params = treedef.unflatten([_tree.strong_leaf(v, d)[0] for v, d in zip(leaves, dtypes)])  # (as minimize)
         params, valid = self.first_point(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
@@ -809,15 +809,6 @@ class Solver:
         return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)
 
 
-def _strong(leaf: Any, dtype: Any) -> jax.Array:
-    """``leaf`` as an array of ``dtype``, strongly typed (as ``minimize``'s ``x0``): a Python float's weak float32
-    takes the dtype of what it meets, so bfloat16 data made ``Solver``'s loss bfloat16 where ``minimize``'s is
-    float32 (a user review, session 58)."""
-    if not isinstance(leaf, jax.Array):  # (a Python or NumPy number or array: an explicit dtype is strong)
-        return jnp.asarray(leaf, dtype=jax.dtypes.canonicalize_dtype(dtype))
-    return lax.convert_element_type(leaf, leaf.dtype) if leaf.weak_type else leaf
-
-
 def _shown(value: Any) -> str:
     """An option's value in :meth:`Solver.__repr__`: a number as itself, an array by its shape, a traced
     value as such, a schedule by its name, a pair or tree by its parts."""
@@ -840,7 +831,7 @@ def _signature_of(leaf: Any) -> Any:
     """What :meth:`Solver.step`'s state check depends on in a leaf of ``(state, args)``: an array's shape and dtype,
     a float's type (a new hyperparameter value each step is no new check), anything else itself (an int may be
     a size, a string a mode)."""
-    if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
+    if _tree.is_array(leaf):
         return leaf.shape, leaf.dtype
     return type(leaf) if isinstance(leaf, (float, complex)) else leaf
 
