@@ -175,15 +175,16 @@ def assert_bitwise(a: Any, b: Any) -> None:
 
 
 def probe_trials_at_a_minimum(value: Any, grad: Any, d: Any, params: Any, dtype: Any) -> int:
-    """How many trials a probe along ``-d`` (``stall.probe_descent``'s law) takes where none falls: a plain
+    """How many trials a probe along ``-d`` (``probe.probe_descent``'s law) takes where none falls: a plain
     loop over ``t_0 4^{-k}`` up to the first step no longer than the least move (``PROBE_ULPS`` times the
     move of one ulp), at most ``PROBES``."""
-    from jaxgd.core import stall
+    from jaxgd.core import probe
+    from jaxgd.core.stepsize import shortest_move
 
     d32 = np.asarray(d, np.float32)
-    t0 = float(stall.probe_start(np.float32(value), np.float32(np.dot(np.asarray(grad, np.float32), d32)), np))
-    least = stall.PROBE_ULPS * float(stall.shortest_move(params, jnp.asarray(d32), dtype))
-    return next((k for k in range(stall.PROBES) if not t0 * 0.25**k > least), stall.PROBES)
+    t0 = float(probe.probe_start(np.float32(value), np.float32(np.dot(np.asarray(grad, np.float32), d32)), np))
+    least = probe.PROBE_ULPS * float(shortest_move(params, jnp.asarray(d32), dtype))
+    return next((k for k in range(probe.PROBES) if not t0 * 0.25**k > least), probe.PROBES)
 
 
 class Crash(Exception):

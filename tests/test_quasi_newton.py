@@ -16,6 +16,7 @@ from jaxgd import directions
 from jaxgd import linesearch as ls
 from jaxgd.directions.registry import resolve
 from jaxgd.directions import limited_memory
+from jaxgd.core import probe as _probe
 from jaxgd.core import stall as _stall
 
 from conftest import float_leaves_are, slow_if
@@ -477,8 +478,8 @@ def test_bfgs_and_cg_restart_once_along_steepest_descent_after_a_failed_search(m
     np.testing.assert_array_equal(np.asarray(retried.params), np.asarray(here))
     assert int(retried.count) == int(state.count) and int(retried.nfev) == int(state.nfev) + 1
     stopped = fail_step(retried)
-    # (float64 cg: that second failure is a verdict, which jaxgd.core.stall.line_veto's two gradients refuse, NaN here)
-    verdict = len(_stall.LINE_MOVES) if method == "cg" else 0
+    # (float64 cg: that second failure is a verdict, which jaxgd.core.probe.line_veto's two gradients refuse, NaN here)
+    verdict = len(_probe.LINE_MOVES) if method == "cg" else 0
     assert int(stopped.status) == int(jaxgd.Status.LINESEARCH_FAILED)
     assert int(stopped.nfev) == int(state.nfev) + 2 + verdict
     np.testing.assert_array_equal(np.asarray(stopped.params), np.asarray(here))

@@ -2,7 +2,7 @@
 
 In float16 and bfloat16 the norm test misreads a point at the answer (the gradient's rounding scales
 with the loss's intermediate terms), so searches, Barzilai-Borwein and Polyak's rule ended there with
-a failure status. ``stall.newton_certifies`` takes the loss in float32 at the point, builds the Hessian
+a failure status. ``probe.newton_certifies`` takes the loss in float32 at the point, builds the Hessian
 by gradient differences and calls the point a minimiser to precision where the Hessian is resolved
 positive definite and the Newton step predicts a fall the 16-bit loss cannot show, or stays within a
 few ulps. References: NumPy's float64 least squares and linear solve, NumPy's Cholesky, the closed-form
@@ -19,7 +19,7 @@ import pytest
 
 import jaxgd
 from jaxgd import linesearch
-from jaxgd.core import stall
+from jaxgd.core import probe, stall
 from jaxgd.core.solver import Solver
 
 from conftest import slow_if
@@ -82,7 +82,7 @@ def test_float16_barzilai_borwein_at_the_coupled_quadratics_answer_is_a_precisio
 def certify(fun, x, due=True):
     """``(certified, evaluations)`` at ``x`` (``fun`` taken in float32)."""
     vg32 = jax.value_and_grad(fun)
-    return jax.jit(stall.newton_certifies, static_argnums=0)(vg32, x, fun(x), jnp.asarray(due))
+    return jax.jit(probe.newton_certifies, static_argnums=0)(vg32, x, fun(x), jnp.asarray(due))
 
 
 def test_newton_certifies_the_grid_point_at_a_minimiser_and_counts_its_evaluations(x64_off):
@@ -110,13 +110,13 @@ def test_newton_certifies_no_point_away_from_a_minimiser(x64_off):
 
 
 def test_newton_certifies_nothing_above_its_size_and_runs_per_lane_under_vmap(x64_off):
-    big = jnp.zeros(stall.CERTIFY_SIZE + 1, jnp.bfloat16)
+    big = jnp.zeros(probe.CERTIFY_SIZE + 1, jnp.bfloat16)
     sure, spent = certify(lambda v: jnp.sum(v**2), big)
     assert not bool(sure) and [int(v) for v in spent] == [0, 0]
     at = jnp.asarray(np.linalg.solve(H_COUPLED, 2 * C), jnp.bfloat16)
     xs = jnp.stack([at, at + 0.3])
     vg32 = jax.value_and_grad(coupled)
-    sure, spent = jax.jit(jax.vmap(lambda x, due: stall.newton_certifies(vg32, x, coupled(x), due)))(
+    sure, spent = jax.jit(jax.vmap(lambda x, due: probe.newton_certifies(vg32, x, coupled(x), due)))(
         xs, jnp.asarray([True, False]))
     # reference: the points one by one (the second not due: no evaluations)
     assert [bool(v) for v in sure] == [bool(certify(coupled, at)[0]), False]
@@ -127,16 +127,16 @@ def test_small_cholesky_and_solve_against_numpy():
     m = RNG.normal(size=(6, 6))
     spd = m @ m.T + 0.1 * np.eye(6)
     b = RNG.normal(size=6)
-    factor = jax.jit(stall.small_cholesky)(jnp.asarray(spd))
+    factor = jax.jit(probe.small_cholesky)(jnp.asarray(spd))
     # reference: numpy.linalg.cholesky and numpy.linalg.solve
     np.testing.assert_allclose(np.asarray(factor), np.linalg.cholesky(spd), rtol=1e-10, atol=1e-12)
-    solved = stall.small_cho_solve(factor, jnp.asarray(b))
+    solved = probe.small_cho_solve(factor, jnp.asarray(b))
     np.testing.assert_allclose(np.asarray(solved), np.linalg.solve(spd, b), rtol=1e-8)
     # not positive definite: NaN in the factor (numpy.linalg.cholesky raises there)
     indefinite = spd - (np.linalg.eigvalsh(spd)[0] + 1.0) * np.eye(6)
     with pytest.raises(np.linalg.LinAlgError):
         np.linalg.cholesky(indefinite)
-    assert not np.all(np.isfinite(np.asarray(stall.small_cholesky(jnp.asarray(indefinite)))))
+    assert not np.all(np.isfinite(np.asarray(probe.small_cholesky(jnp.asarray(indefinite)))))
 
 
 def test_the_checks_evaluations_are_counted_in_nfev(x64_off):

@@ -3,8 +3,8 @@
 Where the Hessian's condition number is near 1e11 (polynomial least squares, sif2jax's PALMER*C),
 the float32 gradient's rounding hides its components along the small eigenvalues: ``-g`` and
 ``-x^2 g`` show no fall far from the minimiser, and the verdict called such a point ``PRECISION``.
-``stall.newton_direction`` (truncated CG on ``H d = g``, ``H v`` by gradient differences) finds a
-Newton direction along which ``f`` falls by more than ``stall.newton_fall``; then the verdict does not
+``probe.newton_direction`` (truncated CG on ``H d = g``, ``H v`` by gradient differences) finds a
+Newton direction along which ``f`` falls by more than ``probe.newton_fall``; then the verdict does not
 stand, on both tiers. References: ``numpy.linalg.lstsq`` (the least-squares minimum),
 ``numpy.linalg.solve`` (the Newton direction of a quadratic), and counts of the loss's evaluations.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd.core import stall
+from jaxgd.core import probe, stall
 from jaxgd.host import loop as host_loop
 from conftest import probe_trials_at_a_minimum
 
@@ -71,19 +71,19 @@ def spd(n, cond, seed):
 def test_newton_direction_solves_a_quadratics_newton_system_on_both_tiers(n):
     """Reference: numpy.linalg.solve(A, g) for f = x'Ax/2 - b'x (gradient differences are exact on a
     quadratic up to rounding). At n = 5 CG solves it in 5 steps; at n = 30 it stops at
-    stall.NEWTON_STEPS, where the direction still descends and lowers the model."""
+    probe.NEWTON_STEPS, where the direction still descends and lowers the model."""
     a = spd(n, 100.0, n)
     b = np.random.default_rng(n + 1).normal(size=n)
     f = lambda x: 0.5 * x @ (jnp.asarray(a, jnp.float32) @ x) - jnp.asarray(b, jnp.float32) @ x  # noqa: E731
     x = jnp.zeros(n, jnp.float32)
     g = jax.grad(f)(x)
-    d, k = jax.jit(lambda x, g: stall.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True)))(x, g)
+    d, k = jax.jit(lambda x, g: probe.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True)))(x, g)
     vg = jax.jit(jax.value_and_grad(f))
     host_d, host_k = host_loop._newton_direction(lambda y: (*vg(y), None), np.asarray(x), np.asarray(g))
-    assert int(k) == host_k == min(n, stall.NEWTON_STEPS)
+    assert int(k) == host_k == min(n, probe.NEWTON_STEPS)
     np.testing.assert_allclose(np.asarray(d), host_d, rtol=1e-2, atol=1e-3 * np.abs(host_d).max())  # (float32 CG: rounding grows)
     newton = np.linalg.solve(a, np.asarray(g, np.float64))
-    if n <= stall.NEWTON_STEPS:
+    if n <= probe.NEWTON_STEPS:
         np.testing.assert_allclose(host_d, newton, rtol=2e-3, atol=2e-3 * np.abs(newton).max())
     else:  # truncated: a descent direction whose model value lies between 0 and the Newton step's
         gd = float(np.dot(np.asarray(g, np.float64), host_d))
@@ -98,14 +98,14 @@ def test_newton_direction_takes_steepest_descent_at_negative_curvature_and_nothi
     f = lambda x: -jnp.sum(x * x) + x @ c  # noqa: E731
     x = jnp.asarray([0.3, 0.1, -0.2], jnp.float32)
     g = jax.grad(f)(x)
-    d, k = stall.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True))
+    d, k = probe.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True))
     np.testing.assert_array_equal(np.asarray(d), np.asarray(g))
     assert int(k) == 1
     vg = jax.jit(jax.value_and_grad(f))
     host_d, host_k = host_loop._newton_direction(lambda y: (*vg(y), None), np.asarray(x), np.asarray(g))
     np.testing.assert_array_equal(host_d, np.asarray(g))
     assert host_k == 1
-    d, k = stall.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(False))
+    d, k = probe.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(False))
     assert int(k) == 0 and not np.any(np.asarray(d))
 
 
@@ -113,9 +113,9 @@ def test_newton_fall_is_half_sqrt_eps_of_the_loss_floored_at_one():
     """Reference: the closed form NEWTON_FALL * sqrt(eps) * max(|f|, 1) in float32."""
     eps = np.finfo(np.float32).eps
     for f in (0.25, 3.0, -40.0):
-        want = stall.NEWTON_FALL * np.sqrt(eps) * max(abs(f), 1.0)
-        assert np.isclose(float(stall.newton_fall(jnp.float32(f))), want, rtol=1e-6)
-        assert np.isclose(float(stall.newton_fall(np.float32(f), np)), want, rtol=1e-6)
+        want = probe.NEWTON_FALL * np.sqrt(eps) * max(abs(f), 1.0)
+        assert np.isclose(float(probe.newton_fall(jnp.float32(f))), want, rtol=1e-6)
+        assert np.isclose(float(probe.newton_fall(np.float32(f), np)), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("at_minimum", [False, True])
@@ -137,13 +137,13 @@ def test_probe_verdict_finds_palmer3cs_fall_and_none_at_its_minimum_on_both_tier
 
     x = jnp.asarray(point)
     value, g = jax.value_and_grad(f)(x)
-    found, spent = jax.jit(lambda x, v, g: stall.probe_verdict(f, counted, x, v, g, jnp.asarray(True)))(x, value, g)
+    found, spent = jax.jit(lambda x, v, g: probe.probe_verdict(f, counted, x, v, g, jnp.asarray(True)))(x, value, g)
     jax.effects_barrier()
     assert bool(found) == (not at_minimum)
-    assert int(spent[0]) == len(calls) and 0 < int(spent[1]) <= min(8, stall.NEWTON_STEPS)
+    assert int(spent[0]) == len(calls) and 0 < int(spent[1]) <= min(8, probe.NEWTON_STEPS)
     if at_minimum:  # no fall, no Newton trials: the -x^2 g trials down to the least move, and the CG steps
-        trials = probe_trials_at_a_minimum(value, g, stall.scaled_direction(x, g), x, jnp.float32)
-        assert int(spent[0]) - int(spent[1]) == trials < stall.PROBES
+        trials = probe_trials_at_a_minimum(value, g, probe.scaled_direction(x, g), x, jnp.float32)
+        assert int(spent[0]) - int(spent[1]) == trials < probe.PROBES
     vg = jax.jit(jax.value_and_grad(f))
     host = host_loop._probe_verdict(lambda y: (*vg(y), None), np.asarray(point), np.float32(value), np.asarray(g))
     assert host == (bool(found), int(spent[0]), int(spent[1]))
@@ -157,7 +157,7 @@ def test_probe_verdict_under_vmap_matches_each_point():
     f = lambda a: palmer3c(a).astype(jnp.float32)  # noqa: E731
     vg = jax.value_and_grad(f)
     values, grads = jax.vmap(vg)(points)
-    run = lambda x, v, g: stall.probe_verdict(f, vg, x, v, g, jnp.asarray(True))  # noqa: E731
+    run = lambda x, v, g: probe.probe_verdict(f, vg, x, v, g, jnp.asarray(True))  # noqa: E731
     found, spent = jax.jit(jax.vmap(run))(points, values, grads)
     for i in range(2):
         one_found, one_spent = jax.jit(run)(points[i], values[i], grads[i])
@@ -285,11 +285,11 @@ def test_float64_cg_stall_at_rat43s_answer_is_a_precision_success(tier):
 def test_float64_probe_verdict_finds_a_fall_below_float32s_rounding():
     """Reference: the closed form of f = 1 + |x - 1|^2 / 2. At x = 1 + 1e-5 (every entry) its fall to the
     minimum, 1.5e-10, is below f's float32 rounding (6e-8) and far above float64's: a float64 loss's probes,
-    in float64 (stall.probe_dtype), find a fall along -x^2 g, on both tiers; the same loss and point in float32
+    in float64 (probe.probe_dtype), find a fall along -x^2 g, on both tiers; the same loss and point in float32
     show none, and neither does x = 1 + 1e-9 in float64 (a fall of 1.5e-18, below its rounding)."""
     f = lambda x: 1.0 + 0.5 * jnp.sum((x - 1.0) ** 2)  # noqa: E731
     vg = jax.jit(jax.value_and_grad(f))
-    verdict = jax.jit(lambda x, v, g: stall.probe_verdict(f, jax.value_and_grad(f), x, v, g, jnp.asarray(True)))
+    verdict = jax.jit(lambda x, v, g: probe.probe_verdict(f, jax.value_and_grad(f), x, v, g, jnp.asarray(True)))
     cases = ((jnp.full(3, 1.0 + 1e-5), True), (jnp.full(3, 1.0 + 1e-5, jnp.float32), False),
              (jnp.full(3, 1.0 + 1e-9), False))
     for point, falls in cases:
@@ -317,7 +317,7 @@ def test_a_stall_is_a_verdict_for_cg_in_float32_and_float64():
             assert not stall.probes_stall(resolve(name), mt, dtype, False)
     for dtype in (jnp.float16, jnp.bfloat16):
         assert not stall.probes_stall(cg, mt, dtype, False)
-    assert [stall.probe_dtype(d) for d in (jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64)] == [
+    assert [probe.probe_dtype(d) for d in (jnp.bfloat16, jnp.float16, jnp.float32, jnp.float64)] == [
         jnp.float32, jnp.float32, jnp.float32, jnp.float64]
 
 
@@ -334,7 +334,7 @@ def test_float64_cg_failed_search_at_arglinbs_minimum_is_a_precision_success(tie
     off the one direction A spans). From x = 1, float64 cg reached it at step 2 and ended LINESEARCH_FAILED
     (success False) on both tiers: at the minimum the gradient is rounding (|g| of 1e-3 to 0.13 from terms of 1e6), its
     search along -g and the retry failed. A failed float64 cg search along -g is now a verdict that
-    stall.retry_verdict decides: no kink or fall along -g (stall.line_veto), no fall along -x^2 g: PRECISION."""
+    probe.retry_verdict decides: no kink or fall along -g (probe.line_veto), no fall along -x^2 g: PRECISION."""
     i = np.arange(1.0, 401)
     best = 400 - i.sum() ** 2 / (i**2).sum()
     res = jaxgd.minimize(arglinb, jnp.ones(200), method="cg", tier=tier, gtol=1e-5)
@@ -345,8 +345,8 @@ def test_float64_cg_failed_search_at_arglinbs_minimum_is_a_precision_success(tie
 
 def test_line_veto_tells_a_kink_and_a_fall_from_a_gradient_of_rounding_on_both_tiers():
     """Reference: the closed forms. On f = |x - 3| + 0.1 |x|^2 at x = 3 the slope along -g jumps from -|g|^2
-    to +|g|^2 / 4 at any move: a kink (stall.kink_rises). On f = 1 + sum_i i (x_i - 1)^2 / 2 at x = 0 the line
-    along -g falls by |g|^4 / (2 g'Hg) = 2.7 (stall.line_falls). Neither at x = 1 + 1e-9 there (a fall of 3e-18,
+    to +|g|^2 / 4 at any move: a kink (probe.kink_rises). On f = 1 + sum_i i (x_i - 1)^2 / 2 at x = 0 the line
+    along -g falls by |g|^4 / (2 g'Hg) = 2.7 (probe.line_falls). Neither at x = 1 + 1e-9 there (a fall of 3e-18,
     below f's rounding) nor at ARGLINB's minimum (a gradient of rounding, curvature 1e12 times it): the slope
     rises in proportion to the move and the line's fall is below rounding. Two gradient evaluations where due,
     none otherwise; host and compiled agree."""
@@ -360,11 +360,11 @@ def test_line_veto_tells_a_kink_and_a_fall_from_a_gradient_of_rounding_on_both_t
         vg = jax.jit(jax.value_and_grad(f))
         value, g = vg(x)
         zero = jnp.zeros((), x.dtype)
-        veto, k = jax.jit(lambda x, v, g: stall.line_veto(jax.value_and_grad(f), x, v, g, zero, jnp.asarray(True)))(
+        veto, k = jax.jit(lambda x, v, g: probe.line_veto(jax.value_and_grad(f), x, v, g, zero, jnp.asarray(True)))(
             x, value, g)
         host = host_loop._line_veto(lambda y: (*vg(y), None), np.asarray(x), np.asarray(value), np.asarray(g), 0.0)
-        assert bool(veto) == host[0] == want and int(k) == host[1] == len(stall.LINE_MOVES)
-        veto, k = stall.line_veto(jax.value_and_grad(f), x, value, g, zero, jnp.asarray(False))
+        assert bool(veto) == host[0] == want and int(k) == host[1] == len(probe.LINE_MOVES)
+        veto, k = probe.line_veto(jax.value_and_grad(f), x, value, g, zero, jnp.asarray(False))
         assert not bool(veto) and int(k) == 0
 
 
@@ -386,7 +386,7 @@ def test_a_failed_search_along_minus_g_is_a_verdict_for_float64_cg_only():
 
 def test_float64_cg_verdicts_under_vmap_match_each_run():
     """Reference: the unbatched runs (compiled tier) from NIST's two starts for Rat43. Under jax.vmap the float64
-    cg verdict's loops (stall.line_veto's, the probe's) run only while a lane is due; each lane ends as its own
+    cg verdict's loops (probe.line_veto's, the probe's) run only while a lane is due; each lane ends as its own
     run does: PRECISION at the certified residual sum of squares."""
     starts = jnp.asarray([[100.0, 10.0, 1.0, 1.0], [700.0, 5.0, 0.75, 1.3]])
     run = lambda x0: jaxgd.minimize(rat43, x0, method="cg", gtol=1e-5, history=False)  # noqa: E731
@@ -404,9 +404,9 @@ def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both
     f(x - t d) = f - t s + q t^2 / 2 (s = g.d, q = d'Ad, d = x^2 g), on the probe's steps t_0 4^-k, k < 20: a
     step passes where that falls below f - max(t s / 2, tie). From x = 1 + 1e-6 the line falls by 22 times the
     tie tolerance (64 eps f), but its minimiser s / q lies below the shortest step (5.7 times it): no step
-    passes. The upward trials (stall.probe_descent with ``rise``, a float64 cg verdict's) find a fall where the
+    passes. The upward trials (probe.probe_descent with ``rise``, a float64 cg verdict's) find a fall where the
     closed form does, as the downward trials do, and where it does not they stop at the first trial, which
-    rises: one evaluation where the downward trials spend all stall.PROBES. Host and compiled take the same
+    rises: one evaluation where the downward trials spend all probe.PROBES. Host and compiled take the same
     trials."""
     a = jnp.asarray([1.0, 3.0, 10.0])
     f = lambda x: 2.0 + 0.5 * jnp.sum(a * (x - 1.0) ** 2)  # noqa: E731
@@ -416,19 +416,19 @@ def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both
     d = np.asarray(x) ** 2 * np.asarray(g)
     s, q = float(np.dot(np.asarray(g), d)), float(np.dot(d, np.asarray(a) * d))
     tie = 64 * np.finfo(np.float64).eps * float(value)
-    steps = float(value) / s * 0.25 ** np.arange(stall.PROBES)
+    steps = float(value) / s * 0.25 ** np.arange(probe.PROBES)
     passes = [t * s - q * t * t / 2 > max(t * s / 2, tie) for t in steps]
     assert any(passes) == falls
-    probe = jax.jit(lambda x, v, g, rise: stall.probe_descent(f, x, v, g, jnp.asarray(True), scaled=True, rise=rise))
-    found, k = probe(x, value, g, jnp.zeros(()))
-    down, k_down = stall.probe_descent(f, x, value, g, jnp.asarray(True), scaled=True)
+    upward = jax.jit(lambda x, v, g, rise: probe.probe_descent(f, x, v, g, jnp.asarray(True), scaled=True, rise=rise))
+    found, k = upward(x, value, g, jnp.zeros(()))
+    down, k_down = probe.probe_descent(f, x, value, g, jnp.asarray(True), scaled=True)
     host = host_loop._probe_scaled(lambda y: (*vg(y), None), np.asarray(x), np.asarray(value), np.asarray(g),
                                    rise=0.0)
     assert bool(found) == bool(down) == host[0] == falls
     assert int(k) == host[1]
     if falls:  # (the first passing step from below: the shortest)
-        assert int(k) == stall.PROBES - max(i for i, p in enumerate(passes) if p)
+        assert int(k) == probe.PROBES - max(i for i, p in enumerate(passes) if p)
     else:
-        assert int(k) == 1 and int(k_down) == stall.PROBES
-    found, k = stall.probe_descent(f, x, value, g, jnp.asarray(False), scaled=True, rise=jnp.zeros(()))
+        assert int(k) == 1 and int(k_down) == probe.PROBES
+    found, k = probe.probe_descent(f, x, value, g, jnp.asarray(False), scaled=True, rise=jnp.zeros(()))
     assert not bool(found) and int(k) == 0

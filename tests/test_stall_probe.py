@@ -3,7 +3,7 @@
 In float16 and bfloat16 the norm test's ``sqrt(eps)`` (0.03, 0.09) lets the start of a quadratic
 pass it, in float32 (3.5e-4) a start far enough from the minimiser; a full window or a failed step
 under an adaptive rule (in 16 bits also under a search; never under a schedule) is then checked by
-``stall.probe_descent``.
+``probe.probe_descent``.
 References: NumPy's float64 least squares, the closed-form minimiser of a quadratic, and a count
 of the loss's evaluations taken on the host (``jax.debug.callback``).
 """
@@ -17,7 +17,7 @@ import pytest
 
 import jaxgd
 from jaxgd import linesearch
-from jaxgd.core import stall
+from jaxgd.core import probe, stall
 from conftest import probe_trials_at_a_minimum
 
 RNG = np.random.default_rng(0)
@@ -97,20 +97,20 @@ def test_probe_descent_finds_a_slope_far_away_and_none_at_the_answer():
     ks = []
     for x, expect in [(far, True), (at, False)]:
         f, g = jax.value_and_grad(fun)(x)
-        found, k = jax.jit(stall.probe_descent, static_argnums=0)(fun, x, f, g, jnp.asarray(True))
+        found, k = jax.jit(probe.probe_descent, static_argnums=0)(fun, x, f, g, jnp.asarray(True))
         ks.append(int(k))
         assert bool(found) is expect
         # far away the first trials fall; at the answer (16 bits) the trials run down to the first one
         # no longer than the least move: counted here in a plain loop over t_0 4^-k (session 42)
         longer = probe_trials_at_a_minimum(f, g, g, x, jnp.bfloat16)
-        assert 1 <= int(k) < stall.PROBES if expect else (int(k) == longer and 1 <= longer < stall.PROBES)
+        assert 1 <= int(k) < probe.PROBES if expect else (int(k) == longer and 1 <= longer < probe.PROBES)
         # not due: no evaluation at all
-        found, k = stall.probe_descent(fun, x, f, g, jnp.asarray(False))
+        found, k = probe.probe_descent(fun, x, f, g, jnp.asarray(False))
         assert not bool(found) and int(k) == 0
     # under vmap the loop runs per lane: a far lane and a lane at the answer, as one by one
     xs = jnp.stack([far, at])
     fs, gs = jax.vmap(jax.value_and_grad(fun))(xs)
-    found, k = jax.vmap(lambda x, f, g: stall.probe_descent(fun, x, f, g, jnp.asarray(True)))(xs, fs, gs)
+    found, k = jax.vmap(lambda x, f, g: probe.probe_descent(fun, x, f, g, jnp.asarray(True)))(xs, fs, gs)
     assert [bool(v) for v in found] == [True, False] and [int(v) for v in k] == ks
 
 
@@ -129,7 +129,7 @@ def test_vmapped_16_bit_runs_equal_the_runs_one_by_one():
 @pytest.mark.slow
 def test_a_search_that_stops_an_ulp_or_two_from_the_answer_stays_a_precision_success():
     # f ~ 1e-6 there, and the next grid point towards the answer halves it: a fall the probe does not
-    # count (stall.PROBE_ULPS); Barzilai-Borwein and StrongWolfe in float16, A scaled by 0.1 and 0.01
+    # count (probe.PROBE_ULPS); Barzilai-Borwein and StrongWolfe in float16, A scaled by 0.1 and 0.01
     for rule, scale, dtype in [(linesearch.BarzilaiBorwein(), 0.1, jnp.float16), (linesearch.StrongWolfe(), 1e-2, jnp.bfloat16)]:
         res = jaxgd.minimize(lstsq(dtype, scale), jnp.zeros(4, dtype), method="gd", lr=rule, max_steps=3000)
         assert res.status_enum is jaxgd.Status.PRECISION, (rule, res.message)

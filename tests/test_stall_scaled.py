@@ -2,7 +2,7 @@
 
 The model's test and the restart's failed retry along ``-g`` say that two directions showed no fall
 of ``f``; in float32 that happens far from a minimiser of a badly scaled problem. Such a verdict is
-``PRECISION`` only where also ``stall.probe_descent(..., scaled=True)`` finds no fall along ``-x^2 g``
+``PRECISION`` only where also ``probe.probe_descent(..., scaled=True)`` finds no fall along ``-x^2 g``
 (steepest descent in ``log |x|``), on both tiers.
 References: NIST StRD's certified values for Misra1a, NumPy's ``x^2 g``, and a count of the loss's
 evaluations taken on the host.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd.core import stall
+from jaxgd.core import probe
 from conftest import probe_trials_at_a_minimum
 
 # NIST StRD, Misra1a (lower difficulty): y = b1 (1 - exp(-b2 x)); start 1 is b = (500, 1e-4).
@@ -67,7 +67,7 @@ def test_scaled_direction_is_x_squared_times_g_on_a_pytree():
     rng = np.random.default_rng(3)
     g = {"a": rng.normal(size=(3, 2)).astype(np.float32), "b": [jnp.asarray(rng.normal(size=4), jnp.bfloat16)]}
     x = {"a": 100 * rng.normal(size=(3, 2)).astype(np.float32), "b": [jnp.asarray(rng.normal(size=4), jnp.bfloat16)]}
-    d = stall.scaled_direction(jax.tree.map(jnp.asarray, x), jax.tree.map(jnp.asarray, g))
+    d = probe.scaled_direction(jax.tree.map(jnp.asarray, x), jax.tree.map(jnp.asarray, g))
     np.testing.assert_allclose(np.asarray(d["a"]), x["a"] ** 2 * g["a"], rtol=1e-6)
     assert d["b"][0].dtype == jnp.float32
     xb, gb = np.asarray(x["b"][0], np.float32), np.asarray(g["b"][0], np.float32)
@@ -90,14 +90,14 @@ def test_the_scaled_probe_finds_misra1as_fall_and_none_at_its_answer_on_both_tie
 
     x = jnp.asarray(point)
     value, g = jax.value_and_grad(f)(x)
-    found, k = jax.jit(lambda x, v, g: stall.probe_descent(counted, x, v, g, jnp.asarray(True), scaled=True))(x, value, g)
+    found, k = jax.jit(lambda x, v, g: probe.probe_descent(counted, x, v, g, jnp.asarray(True), scaled=True))(x, value, g)
     jax.effects_barrier()
     assert bool(found) == falls and int(k) == len(calls)
     if falls:
-        assert int(k) < stall.PROBES
+        assert int(k) < probe.PROBES
     else:  # at the answer the trials stop at the first one no longer than the least move: a plain loop's count
-        trials = probe_trials_at_a_minimum(value, g, stall.scaled_direction(x, g), x, jnp.float32)
-        assert int(k) == trials and 1 <= trials < stall.PROBES
+        trials = probe_trials_at_a_minimum(value, g, probe.scaled_direction(x, g), x, jnp.float32)
+        assert int(k) == trials and 1 <= trials < probe.PROBES
 
     vg = jax.jit(jax.value_and_grad(f))
     host_found, host_k = host_loop._probe_scaled(lambda y: (*vg(y), None), np.asarray(point), np.float32(value), np.asarray(g))

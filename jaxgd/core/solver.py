@@ -41,6 +41,7 @@ from ..directions import first_order as _first_order
 from ..directions import registry as _registry
 from .update import clip_by_global_norm  # noqa: F401  (re-exported: older imports)
 
+from . import probe as _probe
 from . import stall as _stall  # issue 13 hook
 from . import loss_check as _loss_check
 
@@ -579,26 +580,26 @@ class Solver:
         # (f, g) for the probes and the 16-bit check, traced only where one is called
         value_and_grad = lambda p: self.value_and_grad(p, *args)[:2]  # noqa: E731
         # (called in adjust_status's rare branch, with the point it tests: the gradient is picked there too)
-        along_g = lambda due, at, f: _stall.values_only(  # noqa: E731
-            _stall.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
+        along_g = lambda due, at, f: _probe.values_only(  # noqa: E731
+            _probe.probe_descent(value_fn, at, f, _tree.where(failed, grad, new_grad), due & running))
         retry = None  # (float64 cg) a failed search along -g is a verdict too (jaxgd.core.stall.probes_retry)
         if window is not None and _stall.probes(self.rule, value.dtype, self.prox.active, info.failed):
             probe = along_g
         elif _stall.probes_retry(self.direction, self.rule, value.dtype, self.prox.active):
             retry = ~had_memory
             noise = jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype)
-            probe = lambda due, at, f: _stall.retry_verdict(  # noqa: E731
+            probe = lambda due, at, f: _probe.retry_verdict(  # noqa: E731
                 value_fn, value_and_grad, at, f, grad, noise, due & running)
         elif (model is not None and _stall.probes_scaled(value.dtype)) or stall_verdict:  # a float32 verdict's probes
             # (-x^2 g, Newton), from here
-            probe = lambda due, at, f: _stall.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
+            probe = lambda due, at, f: _probe.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
         elif (_stall.probes_stop(self.rule, value.dtype, self.prox.active)
               and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)):
             probe = along_g  # (16 bits: a MoreThuente stop of gd or cg)
-        certify = None  # (16 bits) a stop's float32 Newton check (jaxgd.core.stall.newton_certifies)
+        certify = None  # (16 bits) a stop's float32 Newton check (jaxgd.core.probe.newton_certifies)
         if (_stall.certifies(self.rule, value.dtype, self.prox.active, info.failed)
                 and self._float32_objective(params, args)):
-            certify = lambda due, at, f: _stall.newton_certifies(value_and_grad, at, f, due & running)  # noqa: E731
+            certify = lambda due, at, f: _probe.newton_certifies(value_and_grad, at, f, due & running)  # noqa: E731
         status = _stall.adjust_status(
             self.rule, rstate, status, info.failed, (state.value, state.grad_norm, state.params),
             (new_value, gnorm, new_params), window, self.gtol, model, grid, probe, certify, stall_verdict, retry,

@@ -29,6 +29,7 @@ import numpy as np
 from ..core import cache as _cache
 from ..core import compile as _compile
 from ..core import progress as _progress
+from ..core import probe as _probe
 from ..core import stall as _stall
 from ..core import stepsize as _stepsize
 from ..linesearch import wolfe as _wolfe
@@ -122,44 +123,44 @@ def _measure(x: np.ndarray, value: Any, g: np.ndarray, inf_norm: bool) -> tuple[
 
 def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Optional[np.ndarray] = None,
                   least_fall: Any = None, rise: Any = None) -> tuple[bool, int]:
-    """:func:`jaxgd.core.stall.probe_descent` along ``-x^2 g`` (``scaled``) on the host, or along ``-d``
+    """:func:`jaxgd.core.probe.probe_descent` along ``-x^2 g`` (``scaled``) on the host, or along ``-d``
     with a fall above ``least_fall`` and no least step (``probe_verdict``'s Newton trials): ``(found,
     evaluations)``; the same trials (going up where ``rise`` is given), scalars in float32 (float64 for a
     float64 loss), each trial point rounded to ``x``'s dtype."""
-    f32, dtype = np.dtype(_stall.probe_dtype(x.dtype)).type, x.dtype
+    f32, dtype = np.dtype(_probe.probe_dtype(x.dtype)).type, x.dtype
     x32 = x.astype(f32)
     d = g.astype(f32) * x32 * x32 if d is None else d.astype(f32)
     ss, f0 = np.dot(g.astype(f32), d), f32(value)
     tie = f32(_wolfe.tie_tolerance(None, np.asarray(value, dtype)))  # (the searches' tie tolerance)
     if least_fall is not None:
         tie = max(tie, f32(least_fall))
-    t = f32(_stall.probe_start(f0, ss, np))
-    least = f32(_stall.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype)) if least_fall is None else f32(0)
+    t = f32(_probe.probe_start(f0, ss, np))
+    least = f32(_probe.PROBE_ULPS * _stepsize.shortest_move(x, d, dtype)) if least_fall is None else f32(0)
     k, up = 0, rise is not None  # (upward: the same steps from the shortest that counts to t, to a fall or a rise)
     if up:
-        top, t = t, f32(_stall.probe_bottom(t, least, np))
+        top, t = t, f32(_probe.probe_bottom(t, least, np))
         ceiling = np.maximum(tie, f32(rise))
-    while ss > 0 and np.isfinite(ss) and (t <= top if up else k < _stall.PROBES and _stall.probe_counts(t, least)):
+    while ss > 0 and np.isfinite(ss) and (t <= top if up else k < _probe.PROBES and _probe.probe_counts(t, least)):
         f = f32(vg((x32 - t * d).astype(dtype))[0])
         k += 1
-        if _stall.probe_falls(f, f0, t, ss, tie, least, np):
+        if _probe.probe_falls(f, f0, t, ss, tie, least, np):
             return True, k
-        if up and _stall.probe_rises(f, f0, ceiling):
+        if up and _probe.probe_rises(f, f0, ceiling):
             return False, k
         t = f32(t * (4.0 if up else 0.25))
     return False, k
 
 
 def _newton_direction(vg: Callable, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, int]:
-    """:func:`jaxgd.core.stall.newton_direction` on the host: ``(d, gradient evaluations)``; the same
+    """:func:`jaxgd.core.probe.newton_direction` on the host: ``(d, gradient evaluations)``; the same
     conjugate-gradient steps in float32, each ``H v`` from the gradient at ``x + h v`` rounded to ``x``'s dtype."""
     f32, dtype = np.float32, x.dtype
     x32, g32 = x.astype(f32), g.astype(f32)
     d, r, p, rs = np.zeros_like(g32), g32, g32, np.dot(g32, g32)
     tol = np.finfo(f32).eps ** 2 * rs  # (the compiled loop's test)
     k = 0
-    while k < min(_stall.NEWTON_STEPS, x.size) and rs > tol:
-        h = f32(_stall.hessian_step(x32, p, np))
+    while k < min(_probe.NEWTON_STEPS, x.size) and rs > tol:
+        h = f32(_probe.hessian_step(x32, p, np))
         hp = (vg((x32 + h * p).astype(dtype))[1].astype(f32) - g32) / h
         k += 1
         curv = np.dot(p, hp)
@@ -173,29 +174,29 @@ def _newton_direction(vg: Callable, x: np.ndarray, g: np.ndarray) -> tuple[np.nd
 
 
 def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, rise: Any = None) -> tuple[bool, int, int]:
-    """:func:`jaxgd.core.stall.probe_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
+    """:func:`jaxgd.core.probe.probe_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
     found, k = _probe_scaled(vg, x, value, g, rise=rise)
-    if found or not _stall.probes_newton(x.dtype):
+    if found or not _probe.probes_newton(x.dtype):
         return found, k, 0
     d, j = _newton_direction(vg, x, g)
-    fall = np.float32(_stall.newton_fall(np.asarray(value, np.float32), np))
-    if not _stall.newton_predicts(np.dot(g.astype(np.float32), d), fall):
+    fall = np.float32(_probe.newton_fall(np.asarray(value, np.float32), np))
+    if not _probe.newton_predicts(np.dot(g.astype(np.float32), d), fall):
         return False, k + j, j
     more, m = _probe_scaled(vg, x, value, g, d, fall)
     return more, k + j + m, j
 
 
 def _line_veto(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise: Any) -> tuple[bool, int]:
-    """:func:`jaxgd.core.stall.line_veto` on the host: ``(veto, gradient evaluations)``."""
+    """:func:`jaxgd.core.probe.line_veto` on the host: ``(veto, gradient evaluations)``."""
     s0 = -np.dot(g, g)
-    steps = _stall.line_step(np.sqrt(np.dot(x, x)), np.sqrt(-s0), np.asarray(_stall.LINE_MOVES, x.dtype), np)
+    steps = _probe.line_step(np.sqrt(np.dot(x, x)), np.sqrt(-s0), np.asarray(_probe.LINE_MOVES, x.dtype), np)
     s1, s2 = (-np.dot(vg(x - h * g)[1].astype(x.dtype), g) for h in steps)
-    veto = _stall.line_rules_out(value, s0, s1, s2, steps, np.asarray(noise, x.dtype), np)
+    veto = _probe.line_rules_out(value, s0, s1, s2, steps, np.asarray(noise, x.dtype), np)
     return bool(veto), len(steps)
 
 
 def _retry_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise: Any) -> tuple[bool, int, int]:
-    """:func:`jaxgd.core.stall.retry_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
+    """:func:`jaxgd.core.probe.retry_verdict` on the host: ``(found, value evaluations, gradient evaluations)``."""
     veto, k = _line_veto(vg, x, value, g, noise)
     if veto:
         return True, k, k
