@@ -27,6 +27,7 @@ leaves = jax.tree_util.tree_leaves
 
 LANES = 8  # partial sums a long reduction keeps (_reduce_last)
 LONG = 256  # elements from which a reduction runs as LANES partial ones
+HUGE = 2**15  # ... up to here: from here one plain reduction each (XLA:CPU's own vectorised pass, no slices)
 
 
 def _reduce_last(x: jax.Array, op: Callable[..., jax.Array], reduce: Callable[..., jax.Array]) -> jax.Array:
@@ -39,11 +40,14 @@ def _reduce_last(x: jax.Array, op: Callable[..., jax.Array], reduce: Callable[..
     10,000 elements 4.6 -> 2.1 µs, the largest magnitude of 1,000 (a NaN-propagating max)
     1.5 -> 0.42 µs (benchmarks/RESULTS.md, session 23). A sum is the same to rounding, in
     another order (as a BLAS ``ddot`` orders it differently from a loop); a max, min or
-    all is exact. Rows shorter than :data:`LONG` keep the plain reduction.
+    all is exact. Rows shorter than :data:`LONG` keep the plain reduction, and so do rows of
+    :data:`HUGE` elements or more: there XLA:CPU reduces a row in a vectorised pass of its own,
+    while each of the parts became a copy (float32, one loop step: 65,536 elements 34 -> 80 µs,
+    a million 0.2 -> 0.57 ms, benchmarks/RESULTS.md, session 59).
     """
     n = x.shape[-1]
     m = n // LANES
-    if n < LONG:
+    if n < LONG or n >= HUGE:
         return reduce(x, axis=-1)
     part = x[..., :m]
     for j in range(1, LANES):
@@ -158,8 +162,14 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
             sqs.append(p)
             finite.append(jnp.isfinite(q))
             continue
-        scaled_row = jnp.square(xw * c) + (0 * y).astype(w)
-        p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())  # (both rows in w, as XLA requires)
+        if x.size >= HUGE:
+            # a pass over a large leaf costs more than a branch: the scaled sum only where the plain one
+            # overflowed (where it is finite, so is the scaled one, and only its finiteness is read)
+            p = jnp.sum(plain_row)
+            q = jax.lax.cond(jnp.isfinite(p), lambda: p, lambda: jnp.sum(jnp.square(xw * c) + (0 * y).astype(w)))
+        else:
+            scaled_row = jnp.square(xw * c) + (0 * y).astype(w)
+            p, q = _pair_reduce_last(plain_row.ravel(), scaled_row.ravel())  # (both rows in w, as XLA requires)
         ok = jnp.isfinite(p)
         # one square root of the sum chosen (a branch not taken would pass an Inf derivative,
         # times its zero cotangent NaN), times 1 or 1 / c: exact, a power of two
@@ -184,7 +194,8 @@ def _pair_reduce_last(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]
     :data:`LONG` elements (a loop small enough to be one XLA:CPU kernel counts its bytes once);
     from there :func:`_reduce_last` for each, whose partial sums XLA:CPU's classic and fusion
     emitters round alike (a variadic reduction over them they did not: jaxgd.core.compile
-    relies on the two agreeing)."""
+    relies on the two agreeing); from :data:`HUGE` two plain sums (a variadic reduction of a million
+    float32 pairs took 1.36 ms, two sums 0.64: benchmarks/RESULTS.md, session 59)."""
     if x.shape[-1] < LONG:
         return _row_sums(x, y)
     return _reduce_last(x, jnp.add, jnp.sum), _reduce_last(y, jnp.add, jnp.sum)
@@ -194,10 +205,12 @@ def sums(*terms: PyTree) -> jax.Array:
     """``[sum of every element of t for t in terms]`` (same structures), as one vector: one
     variadic reduction per leaf over the terms (XLA:CPU: one pass, no stacked copy; at 1,000
     elements six sums cost 1.5 µs this way, 2.4 stacked and sliced, 6.4 stacked, 6 separate ~1
-    each: benchmarks/RESULTS.md, session 23)."""
+    each: benchmarks/RESULTS.md, session 23); a leaf of :data:`HUGE` elements or more one plain sum
+    per term (there the variadic pass was twice the separate ones: session 59)."""
     dtype = jnp.result_type(*[x for t in terms for x in leaves(t)])
     per_leaf = zip(*(leaves(t) for t in terms))
-    parts = [jnp.stack(_row_sums(*(x.ravel().astype(dtype) for x in xs))) for xs in per_leaf]
+    parts = [jnp.stack(_row_sums(*(x.ravel().astype(dtype) for x in xs)) if jnp.size(xs[0]) < HUGE
+                       else [jnp.sum(x.astype(dtype)) for x in xs]) for xs in per_leaf]
     return functools.reduce(jnp.add, parts)
 
 

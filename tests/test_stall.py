@@ -203,6 +203,28 @@ def test_badly_scaled_fits_at_the_answer_are_successes(problem, method, tier):
         assert res.status_enum is jaxgd.Status.PRECISION
 
 
+@pytest.mark.parametrize("n", [100, _tree.HUGE + 3])
+def test_at_precision_matches_its_formula_with_many_parameters(n):
+    """Reference: the test's formula in NumPy, ``g max(||x||, 1) <= sqrt(eps) max(|f|, 1)`` (float64 norm
+    of the float32 x), at points far from its edge. With jaxgd._tree.HUGE parameters or more ``||x||`` is
+    computed in a branch taken only where ``g <= sqrt(eps) max(|f|, 1)`` (the test can pass there only):
+    the same answers eagerly, under jit and under vmap, including a gradient norm between the two bounds
+    (where the branch must run) and a NaN loss."""
+    x = jnp.full(n, 3.0, jnp.float32)
+    xnorm = 3.0 * np.sqrt(n)
+    root = np.sqrt(np.finfo(np.float32).eps)
+    f = 2.0
+    cases = [(0.1 * root * f / xnorm, True), (0.5 * root * f, False), (10 * root * f, False)]
+    for gnorm, want in cases:
+        assert (gnorm * max(xnorm, 1.0) <= root * max(f, 1.0)) == want
+        args = (jnp.float32(f), jnp.float32(gnorm), x)
+        assert bool(stall.at_precision(*args)) == want
+        assert bool(jax.jit(stall.at_precision)(*args)) == want
+        lanes = jax.vmap(stall.at_precision)(jnp.asarray([f, np.nan], jnp.float32), jnp.full(2, gnorm, jnp.float32),
+                                             jnp.stack([x, x]))
+        assert [bool(v) for v in lanes] == [want, False]
+
+
 def test_model_at_precision_is_relative_to_f():
     """Reference: the definition, |g.d|/2 <= eps**0.75 |f| (jaxgd/core/stall.py)."""
     r = np.finfo(np.float64).eps ** 0.75

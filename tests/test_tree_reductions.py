@@ -24,7 +24,7 @@ def _tol(terms: np.ndarray, dtype) -> float:
 
 
 @pytest.mark.alternate("dtype")  # (every dtype in make slow)
-@pytest.mark.parametrize("n", [7, _tree.LONG - 1, _tree.LONG, 1000, 1003, 4099])
+@pytest.mark.parametrize("n", [7, _tree.LONG - 1, _tree.LONG, 1000, 1003, 4099, 2 * _tree.HUGE + 5])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sums_match_fsum(n, dtype):
     rng = np.random.default_rng(n)
@@ -97,7 +97,7 @@ def test_sums_are_differentiable_both_ways():
 
 
 @pytest.mark.alternate("dtype")  # (every dtype in make slow)
-@pytest.mark.parametrize("n", [7, _tree.LONG, 1003])
+@pytest.mark.parametrize("n", [7, _tree.LONG, 1003, 2 * _tree.HUGE + 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale", [1.0, 1e-15, "overflow"])
 def test_sq_norm_checked_is_the_norm_without_overflow(n, dtype, scale):
@@ -167,6 +167,30 @@ def test_sq_norm_checked_over_leaves_of_several_float_types():
         np.testing.assert_allclose(float(norm), want, rtol=1e-3)  # float16's rounding of its squares
     bad = {"h": jnp.asarray(np.array([np.nan, 1.0], np.float16)), "d": jnp.asarray(d)}
     assert not bool(jax.jit(_tree.sq_norm_checked)(bad, bad)[1])
+
+
+@pytest.mark.parametrize("scale", [1.0, "overflow"])
+def test_huge_leaf_norm_branch_eager_jit_vmap_and_grad(scale):
+    """Reference: math.fsum of the float64 squares (scaled by the largest magnitude, as dnrm2). A leaf of
+    jaxgd._tree.HUGE elements or more sums its scaled squares only in a branch taken where the plain sum
+    overflowed: the norm and the finiteness flag are right eagerly, under jit, under vmap (where the
+    branch is a select) and differentiated (x / ||x||), in float32."""
+    n = _tree.HUGE + 7
+    rng = np.random.default_rng(5)
+    s = np.sqrt(np.finfo(np.float32).max) * 4 if scale == "overflow" else 1.0
+    a = (rng.standard_normal(n) * s).astype(np.float32)
+    top = float(np.max(np.abs(a.astype(np.float64))))
+    want = top * math.sqrt(math.fsum((a.astype(np.float64) / top) ** 2))
+    x = jnp.asarray(a)
+    fn = lambda v: _tree.sq_norm_checked(v, v)  # noqa: E731
+    for norm, ok in (fn(x), jax.jit(fn)(x), tuple(r[1] for r in jax.vmap(fn)(jnp.stack([x, x])))):
+        assert bool(ok)
+        np.testing.assert_allclose(float(norm), want, rtol=8 * np.finfo(np.float32).eps * math.sqrt(n))
+    grad = jax.jit(jax.grad(lambda v: fn(v)[0]))(x)
+    np.testing.assert_allclose(np.asarray(grad, np.float64), a.astype(np.float64) / want, rtol=1e-4, atol=1e-9)
+    bad = a.copy()
+    bad[n // 2] = np.nan
+    assert not bool(jax.jit(fn)(jnp.asarray(bad))[1]) and not bool(jax.vmap(fn)(jnp.asarray(bad)[None])[1][0])
 
 
 @pytest.mark.alternate("dtype")

@@ -164,6 +164,13 @@ def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params, factor:
     """
     dtype = jnp.result_type(value)
     eps = jnp.finfo(dtype).eps
+    if sum(jnp.size(x) for x in _tree.leaves(params)) >= _tree.HUGE:
+        # many parameters: ||x|| (a pass over them) only where the test can pass, max(||x||, 1) >= 1: the
+        # same answer (a / b <= a for b >= 1, rounded), a branch where each step carried the pass
+        root = jnp.sqrt(eps) if factor == 1.0 else factor * jnp.sqrt(eps)
+        maybe = jnp.isfinite(value) & (grad_norm <= root * jnp.maximum(jnp.abs(value), 1.0))
+        xnorm = lax.cond(maybe, lambda: jnp.sqrt(_tree.sq_norm(params)).astype(dtype), lambda: jnp.ones((), dtype))
+        return maybe & (grad_norm <= root * (jnp.maximum(jnp.abs(value), 1.0) / jnp.maximum(xnorm, 1.0)))
     xnorm = jnp.sqrt(_tree.sq_norm(params)).astype(dtype)
     scale = jnp.maximum(jnp.abs(value), 1.0) / jnp.maximum(xnorm, 1.0)
     finite = jnp.isfinite(value)
