@@ -486,9 +486,16 @@ def test_host_lbfgsb_is_the_compiled_lbfgsb(case: str) -> None:
     """Reference: the fused loop's L-BFGS-B (tier='compiled') on the same call: the same ending,
     steps, evaluations, state types and answer (1e-6), inside the bounds."""
     host, compiled = _bounded(case)
-    if case.startswith("non-smooth"):  # (at the kink the last trials' steps are rounding: the same ending and answer)
-        assert host.status_enum == compiled.status_enum == jaxgd.Status.PRECISION, (host, compiled)
-        np.testing.assert_allclose(np.asarray(host.params), np.asarray(compiled.params), atol=1e-6)
+    if case.startswith("non-smooth"):
+        # At the kink the last trials' steps are rounding: both tiers reach the answer, and which of the two
+        # kink endings each reads (PRECISION, or a failed search whose message names a non-smooth loss) is
+        # decided by that rounding, which differs between CPUs (NumPy's SIMD sums on the host: on a Zen 4 both
+        # tiers ended PRECISION; on a Zen 3 the host's search failed at step 19, the compiled loop's at 117)
+        kink_endings = {jaxgd.Status.PRECISION, jaxgd.Status.LINESEARCH_FAILED}
+        assert {host.status_enum, compiled.status_enum} <= kink_endings, (host, compiled)
+        for r in (host, compiled):
+            assert r.success or "may not be smooth" in r.message, r.message
+            np.testing.assert_allclose(np.asarray(r.params), 3.0, atol=1e-6)  # the closed form: x = 3 at the kink
     else:
         _assert_same_run(host, compiled, 1e-6)
     _assert_within(host.params, BOUNDED_CASES[case][3]["bounds"])
