@@ -625,6 +625,7 @@ def pytree_class(data: tuple[str, ...], meta: tuple[str, ...]) -> Callable[[type
             return obj
 
         jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+        cls._tree_fields = (*data, *meta)  # (by name: a checkpoint records a step-size rule's settings with them)
         return cls
 
     return register

@@ -57,6 +57,7 @@ class Ctx:
         self.shape4 = self._ckpt("shape4.ckpt", "gd", np.zeros(4))
         self.f32 = self._ckpt("f32.ckpt", "gd", np.zeros(3, np.float32))
         self.steps20 = self._ckpt("steps20.ckpt", "gd", np.zeros(3), steps=20)
+        self.lr05 = self._ckpt("lr05.ckpt", "gd", np.zeros(3), lr=0.5, clip=None)
         data = self.good.read_bytes()
         self.truncated = self._write("truncated.ckpt", data[: len(data) // 2])
         blob = bytearray(data)
@@ -86,6 +87,7 @@ class Ctx:
         self.fit_epoch5 = self._fit_ckpt("fit_epoch5.ckpt", self.fit_result._replace(epochs=np.int32(5)))
         self.fit_rbg = self._fit_ckpt("fit_rbg.ckpt", self.fit_result, key_impl="rbg")
         self.fit_monitor_eval = self._fit_ckpt("fit_eval.ckpt", self.fit_result, monitor="eval")
+        self.fit_clip = self._fit_ckpt("fit_clip.ckpt", self.fit_result, lr=0.1, clip=1.0)
         zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self.fit_result)
         self.fit_result_with_eval = zeros._replace(epochs=np.int32(1), state=zeros.state._replace(key=np.asarray(self.key)))
 
@@ -129,11 +131,11 @@ class Ctx:
         solver = jaxgd.Solver(lambda x: jnp.sum(x * x), method, 0.1, max_steps=5, history=history)
         return jax.eval_shape(solver.run, x0)
 
-    def _ckpt(self, name: str, method: str, x0: np.ndarray, history: Any = True, steps: int = 0) -> Path:
-        """A minimize-style checkpoint (``steps`` taken), written without compiling anything."""
+    def _ckpt(self, name: str, method: str, x0: np.ndarray, history: Any = True, steps: int = 0, **settings: Any) -> Path:
+        """A minimize-style checkpoint (``steps`` taken; ``settings`` recorded), written without compiling anything."""
         res = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self._abstract(method, x0, history))
         res = res._replace(steps=np.int32(steps))
-        meta = {"kind": "jaxgd.minimize", "method": method, "history_every": 2 if history == 2 else 1}
+        meta = {"kind": "jaxgd.minimize", "method": method, "history_every": 2 if history == 2 else 1, **settings}
         save_checkpoint(self.dir / name, res, metadata=meta)
         return self.dir / name
 
@@ -177,6 +179,11 @@ def _jit_minimize_with_checkpoint(c: Ctx) -> Any:
 
 def _jit_save(c: Ctx) -> Any:
     return jax.jit(lambda x: save_checkpoint(c.dir / "jit.ckpt", {"w": x}))(c.x0)
+
+
+def _resume_with_x64_off(c: Ctx) -> Any:
+    with jax.enable_x64(False):
+        return M(c, x0=np.zeros(3, np.float32), resume=c.good)
 
 
 def M(c: Ctx, **kw: Any) -> Any:
@@ -390,6 +397,10 @@ ROWS: list[Row] = [
     R("minimize", "resume", "a checkpoint of float32 x0", TreeMismatchError, "leaf .params: expected shape (3,) dtype float64, found shape (3,) dtype float32", lambda c: M(c, resume=c.f32), True),
     R("minimize", "resume", "a checkpoint written by method='adam'", ValueError, "was written with method='adam', but this call has method='gd'", lambda c: M(c, resume=c.adam), True),
     R("minimize", "resume", "a checkpoint written with history=2", ValueError, "was written with history=2, but this call has history=1", lambda c: M(c, resume=c.hist2), True),
+    R("minimize", "resume", "a checkpoint written with lr=0.5 (call: lr=0.1, clip=2.0)", ValueError,
+      "was written with lr=0.5, clip=None, but this call has lr=0.1, clip=2.0", lambda c: M(c, resume=c.lr05, lr=0.1, clip=2.0), True),
+    R("minimize", "resume", "a float64 checkpoint with JAX's 64-bit mode off", TreeMismatchError,
+      "the checkpoint holds 64-bit leaves (.params is float64", _resume_with_x64_off, True),
     R("minimize", "resume", "a Result of x0 with shape (4,)", TreeMismatchError, "resume.state.params: leaves differ from x0", lambda c: M(c, resume=c.result_shape4), True),
     R("minimize", "resume", "a Result of method 'adam' (call: momentum)", TreeMismatchError, "direction_state", lambda c: M(c, resume=c.result_adam, method="momentum"), True),
     R("minimize", "resume", "a Result 20 steps in (call: max_steps=5)", ValueError, "resume: the resume result has already run 20 steps, more than this call's max_steps=5", lambda c: M(c, resume=jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), c.result_gd)._replace(steps=np.int32(20)), lr=0.1), True),
@@ -541,6 +552,7 @@ ROWS: list[Row] = [
     R("fit", "resume", "a checkpoint 5 epochs in (call: epochs=3)", ValueError, "has already run 5 epochs, more than this call's epochs=3", lambda c: c.F(resume=c.fit_epoch5), True),
     R("fit", "resume", "a FitResult of params with shape (4,)", TreeMismatchError, "resume: leaves differ from the state this fit call starts from", lambda c: c.F(resume=c.fit_result4), True),
     R("fit", "resume", "a checkpoint with an rbg key (call: threefry)", ValueError, "was written with key (its implementation)='rbg', but this call has key (its implementation)='threefry2x32'", lambda c: c.F(resume=c.fit_rbg), True),
+    R("fit", "resume", "a checkpoint written with clip=1.0 (call: none)", ValueError, "was written with clip=1.0, but this call has clip=None", lambda c: c.F(resume=c.fit_clip), True),
     R("fit", "resume", "a checkpoint of a run with eval_data (call: none)", ValueError, "was written with eval_data (monitored loss)='eval', but this call has eval_data (monitored loss)='train'", lambda c: c.F(resume=c.fit_monitor_eval), True),
     R("fit", "resume", "a FitResult of a run with eval_data (call: none)", ValueError, "ran with eval_data (its best_params, best_loss and patience count follow the eval loss), but this call has no eval_data", lambda c: c.F(resume=c.fit_result_with_eval), True),
     R("fit", "checkpoint_path", "under jax.jit with a traced lr", ValueError, "checkpoint_path cannot be used while fit runs under jax.jit, jax.vmap or jax.grad (lr, l2 or clip are tracers)", lambda c: jax.jit(lambda lr: c.F(lr=lr, checkpoint_path=c.dir / "j.ckpt"))(0.1)),

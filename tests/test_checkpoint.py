@@ -449,3 +449,122 @@ def test_saving_through_a_symlink_writes_its_target(tmp_path) -> None:
     save_checkpoint(link, {"w": np.ones(2)})
     assert os.path.islink(link)
     np.testing.assert_array_equal(load_checkpoint(target)["['w']"], [1.0, 1.0])
+
+
+# -- a file records the run's settings (session 59 review) ------------------------------
+def _quad(x: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.arange(1.0, 4.0) * (x - 1.0) ** 2)
+
+
+def test_resume_with_other_iteration_settings_is_refused(tmp_path) -> None:
+    """A file written with lr=0.01 resumed with lr=0.05 (or another clip, l2, bounds, schedule) ran on
+    silently: not the run it continued. Reference: the settings given to the run that wrote the file
+    (the same ones resume it bit for bit: test_the_same_settings_resume_and_the_way_out_of_a_refusal);
+    each other one is refused before anything compiles, named with the file's and the call's value."""
+    path = tmp_path / "run.ckpt"
+    kw = dict(method="adam", lr=0.01, gtol=0.0)
+    jaxgd.minimize(_quad, jnp.zeros(3), max_steps=8, checkpoint_path=path, **kw)
+    assert checkpoint_info(path)["metadata"]["lr"] == 0.01
+    for other, shown in (
+        (dict(lr=0.05), "was written with lr=0.01, but this call has lr=0.05"),
+        (dict(clip=1.0, l2=0.1), "was written with l2=0.0, clip=None, but this call has l2=0.1, clip=1.0"),
+        (dict(bounds=(0.0, None)), "was written with bounds=None, but this call has bounds=[0.0, None]"),
+        (dict(lr=jaxgd.schedules.step_decay(0.01, 5, 0.5)),
+         "lr=0.01, but this call has lr='StepDecay(init_value=0.01, step_size=5, gamma=0.5)'"),
+    ):
+        with pytest.raises(ValueError, match=r"max_steps=8, resume=path\) with the file's settings") as info:
+            jaxgd.minimize(_quad, jnp.zeros(3), max_steps=20, resume=path, **dict(kw, **other))
+        assert shown in str(info.value), str(info.value)
+
+
+@pytest.mark.slow
+def test_the_same_settings_resume_and_the_way_out_of_a_refusal(tmp_path) -> None:
+    """Reference: the uninterrupted run, which a file resumes to bit for bit with the settings it records
+    (a tolerance may change); the way out a refusal gives (the run as it stands, max_steps at the steps it
+    ran, then a new run from its params) hands back the file's parameters (its .params leaf)."""
+    path = tmp_path / "run.ckpt"
+    kw = dict(method="adam", lr=0.01, gtol=0.0)
+    whole = jaxgd.minimize(_quad, jnp.zeros(3), max_steps=20, **kw)
+    jaxgd.minimize(_quad, jnp.zeros(3), max_steps=8, checkpoint_path=path, **kw)
+    assert_bitwise(jaxgd.minimize(_quad, jnp.zeros(3), max_steps=20, resume=path, **kw), whole)
+    jaxgd.minimize(_quad, jnp.zeros(3), max_steps=20, resume=path, **dict(kw, gtol=1e-12))  # a tolerance may change
+    steps = checkpoint_info(path)["metadata"]["steps"]
+    as_it_stands = jaxgd.minimize(_quad, jnp.zeros(3), max_steps=steps, resume=path, **kw)
+    np.testing.assert_array_equal(as_it_stands.params, load_checkpoint(path)[".params"])
+    assert int(jaxgd.minimize(_quad, as_it_stands.params, max_steps=3, **dict(kw, lr=0.05)).steps) == 3
+
+
+@pytest.mark.slow
+def test_a_rule_or_l1_with_other_numbers_is_refused(tmp_path) -> None:
+    """A step-size rule is recorded by its class and numbers, a per-leaf l1 by its values (reference: the
+    values given); another c1, or another weight on one leaf, is named."""
+    path = tmp_path / "rule.ckpt"
+    x0 = {"a": jnp.zeros(2), "b": jnp.zeros(1)}
+    f = lambda p: jnp.sum((p["a"] - 1.0) ** 2) + jnp.sum((p["b"] + 2.0) ** 2)  # noqa: E731
+    kw = dict(method="gd", max_steps=4, l1={"a": 0.1, "b": 0.0})
+    jaxgd.minimize(f, x0, lr=jaxgd.linesearch.Backtracking(c1=1e-4), checkpoint_path=path, **kw)
+    assert checkpoint_info(path)["metadata"]["l1"] == "dict('a': 0.1, 'b': 0.0)"
+    with pytest.raises(ValueError, match=r"lr='Backtracking\(c1=0.0001, .*lr='Backtracking\(c1=0.3, "):
+        jaxgd.minimize(f, x0, lr=jaxgd.linesearch.Backtracking(c1=0.3), resume=path, **kw)
+    with pytest.raises(ValueError, match=r"l1=\"dict\('a': 0.1, 'b': 0.0\)\", but this call has l1=\"dict\('a': 0.1, 'b': 0.5\)\""):
+        jaxgd.minimize(f, x0, lr=jaxgd.linesearch.Backtracking(c1=1e-4), resume=path, **dict(kw, l1={"a": 0.1, "b": 0.5}))
+
+
+def test_a_file_written_before_settings_were_recorded_still_resumes(tmp_path) -> None:
+    """A checkpoint whose metadata holds only what jaxgd wrote before (kind, method, max_steps,
+    history_every, steps, status) resumes: the settings it lacks are not checked. Reference: the
+    uninterrupted run, bit for bit."""
+    path = tmp_path / "old.ckpt"
+    kw = dict(method="momentum", lr=0.02, gtol=0.0)
+    whole = jaxgd.minimize(_quad, jnp.zeros(3), max_steps=15, **kw)
+    part = jaxgd.minimize(_quad, jnp.zeros(3), max_steps=6, **kw)
+    save_checkpoint(path, part, metadata={"kind": "jaxgd.minimize", "method": "momentum", "max_steps": 6,
+                                          "history_every": 1, "steps": 6, "status": "MAX_STEPS"})
+    assert_bitwise(jaxgd.minimize(_quad, jnp.zeros(3), max_steps=15, resume=path, **kw), whole)
+
+
+def test_a_float64_file_resumed_with_x64_off_names_the_mode_first(tmp_path) -> None:
+    """A float64 file resumed with x64 off said first "missing leaves .state.stall..." (a float32 run's state
+    has a stall window a float64 one lacks); the real cause came later. Now the message opens with it, as
+    load_checkpoint with like=None does (reference: the file's dtypes, checkpoint_info)."""
+    path = tmp_path / "f64.ckpt"
+    jaxgd.minimize(_quad, jnp.zeros(3), method="adam", lr=0.01, max_steps=4, checkpoint_path=path)
+    assert {e["dtype"] for e in checkpoint_info(path)["leaves"] if e["path"].startswith(".params")} == {"float64"}
+    with jax.enable_x64(False):
+        for call in (lambda: jaxgd.minimize(_quad, jnp.zeros(3), method="adam", lr=0.01, max_steps=8, resume=path),
+                     lambda: load_checkpoint(path, like=jax.eval_shape(
+                         lambda: jaxgd.Solver(_quad, "adam", 0.01, max_steps=4).run(jnp.zeros(3))))):
+            with pytest.raises(TreeMismatchError) as info:
+                call()
+            message = str(info.value)
+            assert "the checkpoint holds 64-bit leaves (.params is float64" in message, message
+            assert "64-bit mode on, and the mode is off now" in message and "jax_enable_x64" in message and "missing leaves" not in message
+
+
+def test_the_next_save_removes_temporary_files_killed_saves_left(tmp_path) -> None:
+    """A save killed mid-write (SIGKILL: no cleanup runs) leaves its temporary file, which nothing removed.
+    The target's next successful save removes those older than STALE_TEMP_SECONDS. Reference: the names
+    tempfile.mkstemp gives a save (the same call as save_checkpoint's); a young one (a save in progress),
+    another target's, and a non-matching file stay."""
+    import tempfile
+    import time
+
+    path = tmp_path / "state.ckpt"
+
+    def left(base: str, age: float) -> str:  # a temporary file as a killed save leaves it
+        fd, name = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=tmp_path)
+        os.write(fd, b"PK\x03\x04 half")
+        os.close(fd)
+        when = time.time() - age
+        os.utime(name, (when, when))
+        return os.path.basename(name)
+
+    old = _checkpoint.STALE_TEMP_SECONDS + 60
+    stale = [left("state.ckpt", old), left("state.ckpt", 10 * old)]
+    keep = [left("state.ckpt", 5.0), left("other.ckpt", old), left("state.ckpt.x", old)]
+    (tmp_path / ".state.ckpt.notes.txt").write_text("mine")
+    keep.append(".state.ckpt.notes.txt")
+    save_checkpoint(path, {"w": jnp.arange(3.0)})
+    assert sorted(os.listdir(tmp_path)) == sorted(["state.ckpt", *keep])
+    np.testing.assert_array_equal(load_checkpoint(path)["['w']"], np.arange(3.0))
+    assert stale  # (named: they were there)

@@ -226,3 +226,19 @@ def test_a_crashed_run_leaves_no_stale_progress_bar(tmp_path, crash_after, monke
     err = capsys.readouterr().err  # the stale bar is closed first (its last line, 2/6), then a new one
     new_bar = err[err.index("0/3"):]
     assert "3/3" in new_bar and "/6" not in new_bar
+
+
+def test_resume_with_another_lr_or_clip_is_refused(tmp_path) -> None:
+    """A fit file written with lr=0.05 resumed with lr=0.2 (or with clip) ran on silently: not the run it
+    continued (the same settings resume bit for bit: test_resume_after_crash_is_bit_for_bit). Reference:
+    the settings given to the run that wrote the file; each other one is refused by name with the file's
+    and the call's value, and the message says how to go on with new settings on purpose."""
+    path = tmp_path / "fit.ckpt"
+    kw = dict(fun=mse, method="momentum", lr=0.05, key=jax.random.key(1))
+    _fit(kw, epochs=2, checkpoint_path=path)
+    meta = checkpoint_info(path)["metadata"]
+    assert (meta["lr"], meta["clip"], meta["epochs"]) == (0.05, None, 2)
+    with pytest.raises(ValueError, match=r"was written with lr=0.05, but this call has lr=0.2\. .*epochs=2, resume=path"):
+        _fit(dict(kw, lr=0.2), epochs=4, resume=path)
+    with pytest.raises(ValueError, match=r"was written with clip=None, but this call has clip=1.0"):
+        _fit(dict(kw, clip=1.0), epochs=4, resume=path)

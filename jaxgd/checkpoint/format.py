@@ -23,7 +23,10 @@ path, shape and dtype is checked against it.
 
 Writes are atomic: the archive goes to a temporary file in the target's
 directory, is flushed and ``fsync``-ed, then ``os.replace``-d over the
-target, so a crash mid-write leaves the previous checkpoint intact.
+target, so a crash mid-write leaves the previous checkpoint intact. A process
+killed mid-write leaves its temporary file (``.NAME.XXXXXXXX.tmp``); the
+target's next successful save removes those untouched for
+``STALE_TEMP_SECONDS`` (10 minutes: a younger one may be a save in progress).
 
 Dtypes numpy cannot name natively (``bfloat16`` and the other ``ml_dtypes``)
 are stored as same-width unsigned integers and viewed back on load; typed
@@ -37,7 +40,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import stat
 import tempfile
+import time
 import zipfile
 import zlib
 from typing import Any, Callable, Optional, Sequence
@@ -52,6 +58,10 @@ FORMAT = "jaxgd-checkpoint"
 VERSION = 1
 _HEADER = "__jaxgd_header__"
 _MAX_LISTED = 5
+# A temporary file of a save killed mid-write (``.NAME.XXXXXXXX.tmp`` next to the target) untouched this
+# long is removed by the target's next successful save; a younger one may be another process's save in
+# progress (its writes keep it recent), and is left.
+STALE_TEMP_SECONDS = 600.0
 
 BAD_PATH_TYPE = "{name} must be a str or os.PathLike, got {kind}"
 NO_DIRECTORY = "{name}: directory {directory!r} does not exist"
@@ -66,6 +76,11 @@ BAD_LEAF_DTYPE = "tree leaf {path} has dtype {dtype}, which a checkpoint cannot 
 NARROWED = (
     "checkpoint {path!r}: leaf {leaf} is {dtype} in the file, and JAX's 64-bit mode is off: as {canonical} its "
     "values would change ({example}). Turn the mode on before loading: jax.config.update('jax_enable_x64', True)"
+)
+WIDE_WITH_X64_OFF = (
+    "{what}: the checkpoint holds 64-bit leaves ({leaves}), written with JAX's 64-bit mode on, and the mode is "
+    "off now: {expected} holds them in 32 bits. Turn the mode on before loading: "
+    "jax.config.update('jax_enable_x64', True)"
 )
 # what zipfile and zlib raise on a corrupted member (a flipped byte can name an unknown zip version or
 # compression method: NotImplementedError)
@@ -163,14 +178,40 @@ def _encode(path: str, leaf: Any) -> tuple[np.ndarray, dict]:
     raise TypeError(BAD_LEAF_DTYPE.format(path=path, dtype=arr.dtype))
 
 
+def _temp_name(base: str) -> re.Pattern:
+    """The names of ``base``'s temporary files: ``tempfile.mkstemp``'s 8 random characters between
+    ``.BASE.`` and ``.tmp`` (another target's, ``.BASE.x.XXXXXXXX.tmp``, has a dot there: never matched)."""
+    return re.compile(re.escape(f".{base}.") + r"[a-z0-9_]{8}" + re.escape(".tmp"))
+
+
+def _sweep_stale(directory: str, base: str, now: float) -> None:
+    """Remove the temporary files of target ``base`` that a save killed mid-write left behind: regular
+    files of that name pattern (:func:`_temp_name`) untouched for ``STALE_TEMP_SECONDS``. A save in
+    progress writes its file as it goes, so its modification time stays recent; one younger than
+    that is left alone (another process may be writing it now). Errors are ignored (the save has
+    already succeeded)."""
+    pattern = _temp_name(base)
+    with contextlib.suppress(OSError):
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if not pattern.fullmatch(entry.name):
+                    continue
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TEMP_SECONDS:
+                        os.unlink(entry.path)
+
+
 def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
     """Write through ``write(fileobj)`` into a temporary file next to ``path``,
     fsync it, then rename it over ``path`` (``os.replace`` is atomic on POSIX
     and Windows); on any failure the temporary file is removed and ``path``
-    is untouched."""
+    is untouched. After a successful save, the temporary files of ``path``
+    that saves killed mid-write left behind are removed (:func:`_sweep_stale`)."""
     path = os.path.realpath(path)  # (through a symlink to its target: os.replace would replace the link)
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    base = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + base + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -190,6 +231,7 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+    _sweep_stale(directory, base, time.time())
 
 
 def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional[dict] = None) -> str:
@@ -201,7 +243,10 @@ def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional
     ``.npz`` archive with a JSON header (see the module docstring for why);
     it is written to a temporary file in the same directory, flushed,
     ``fsync``-ed and renamed over ``path``, so a crash mid-write leaves any
-    previous checkpoint at ``path`` intact.
+    previous checkpoint at ``path`` intact. The temporary file a process killed
+    mid-write leaves (``.NAME.XXXXXXXX.tmp`` beside ``path``) is removed by a
+    later successful save to ``path`` once it is 10 minutes old (a younger one
+    may be another process's save in progress).
 
     Args:
       path: the file to write (no suffix is added).
@@ -441,6 +486,26 @@ def _to_device(value: Any, sharding: Any = None, where: Optional[tuple[str, str]
     return jax.device_put(value, sharding)
 
 
+def _narrowed(name: str) -> bool:
+    """JAX's current mode holds the dtype ``name`` in fewer bits (float64 as float32 with x64 off)."""
+    try:
+        dtype = jnp.dtype(name)
+    except TypeError:  # a PRNG key's dtype (key<fry>)
+        return False
+    return jax.dtypes.canonicalize_dtype(dtype) != dtype
+
+
+def _check_wide(found: Sequence[tuple[str, tuple[int, ...], str]], what: str, expected: str) -> None:
+    """With JAX's 64-bit mode off, a file holding 64-bit leaves (float64, int64, ...) that does not match the
+    expected tree: say so first. (The tree comparison named the leaves a float32 run's state has and a
+    float64 one's lacks, ``.state.stall``, before the dtypes: the real cause came last.)"""
+    wide = [(p, d) for p, _, d in found if _narrowed(d)]  # (canonicalize_dtype narrows with the mode off only)
+    if wide:
+        leaves = ", ".join(f"{p} is {d}" for p, d in wide[:_MAX_LISTED])
+        more = f", and {len(wide) - _MAX_LISTED} more" if len(wide) > _MAX_LISTED else ""
+        raise TreeMismatchError(WIDE_WITH_X64_OFF.format(what=what, leaves=leaves + more, expected=expected))
+
+
 def _open(path: Any, name: str) -> _Archive:
     return _Archive(check_path(name, path, must_exist=True))
 
@@ -515,7 +580,10 @@ def load(path: Any, like: PyTree, *, name: str) -> PyTree:
         like_leaves, treedef = jax.tree_util.tree_flatten(like)
         expected = describe(like)
         found = [(e["path"], e["shape"], e["dtype"]) for e in archive.leaves]
-        compare(expected, found, what=f"{name}: checkpoint {archive.path!r}")
+        what = f"{name}: checkpoint {archive.path!r}"
+        if expected != found:
+            _check_wide(found, what, "like" if name == "path" else "the state this call starts from")
+        compare(expected, found, what=what)
         out = []
         for entry, ref in zip(archive.leaves, like_leaves):
             sharding = getattr(ref, "sharding", None)

@@ -16,6 +16,8 @@ uninterrupted loop on an H100 with jax 0.11.2, float32 and float64).
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import os
 from typing import Any, Callable, Optional, Sequence
 
@@ -28,6 +30,7 @@ from ..core import progress as _progress
 
 from .. import _tree
 from ..core import cache as _cache
+from ..core import stepsize as _stepsize
 from ..core.solver import Solver, SolverState
 from ..core.driver import empty_history
 from ..core import minimize_run as _minimize_run
@@ -42,7 +45,19 @@ CHECKPOINT_TRACED = (
 )
 BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got {kind}"
 RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
-RESUME_DIFFERS = "resume: checkpoint {path!r} was written with {name}={found!r}, but this call has {name}={expected!r}"
+RESUME_DIFFERS = (
+    "resume: checkpoint {path!r} was written with {found}, but this call has {expected}. A resumed run goes on with "
+    "the settings it was saved with ({free} may change); to go on with other settings on purpose, start a new run "
+    "from the checkpoint's parameters: {how}"
+)
+RESTART_MINIMIZE = (
+    "r = minimize(..., max_steps={done}, resume=path) with the file's settings hands back the run as it stands, "
+    "then minimize(fun, r.params, ...) with the new ones starts afresh from there"
+)
+RESTART_FIT = (
+    "r = fit(..., epochs={done}, resume=path) with the file's settings hands back the run as it stands, "
+    "then fit(fun, r.params, ...) with the new ones starts afresh from there"
+)
 RESUME_PAST_LIMIT = "resume: the {source} has already run {done} {unit}, more than this call's {name}={limit}"
 RESUME_HISTORY = (
     "resume: the resume result's history holds {rows} recorded rows for its {steps} steps, where this call's "
@@ -97,14 +112,116 @@ def check_resume(resume: Any, result_type: type = Result, result_name: str = "ja
 
 def check_metadata(path: str, meta: dict, kind: str, expected: Sequence[tuple[str, str, Any]]) -> None:
     """Refuse a checkpoint written by another kind of run, or with other
-    settings: ``expected`` holds ``(argument name, metadata key, this call's value)``."""
+    settings: ``expected`` holds ``(argument name, metadata key, this call's value)``;
+    the message names every setting that differs. A key the file lacks is not
+    checked (a file written before jaxgd recorded that setting)."""
     found = meta.get("kind", kind)
     if found != kind:
         raise ValueError(RESUME_KIND.format(path=path, found=found, expected=kind))
-    for name, key, value in expected:
-        got = meta.get(key, value)
-        if got != value:
-            raise ValueError(RESUME_DIFFERS.format(path=path, name=name, found=got, expected=value))
+    differ = [(name, meta[key], value) for name, key, value in expected if key in meta and meta[key] != value]
+    if differ:
+        fit = kind == "jaxgd.fit"
+        restart, free = (RESTART_FIT, "epochs and patience") if fit else (RESTART_MINIMIZE, "tolerances and max_steps")
+        done = meta.get("epochs" if fit else "steps", "<the steps it ran>")
+        raise ValueError(RESUME_DIFFERS.format(
+            path=path, found=", ".join(f"{name}={got!r}" for name, got, _ in differ),
+            expected=", ".join(f"{name}={value!r}" for name, _, value in differ), free=free,
+            how=restart.format(done=done),
+        ))
+
+
+# -- the settings a checkpoint records ------------------------------------------------
+_MAX_SETTING = 200  # characters of a setting's description a checkpoint holds (a longer one: its digest)
+_MAX_DEPTH = 4  # nesting of a step-size rule's settings spelled out
+
+
+def iteration_settings(solver: Solver) -> list[tuple[str, str, Any]]:
+    """The options that change a run's iterates, as :func:`check_metadata`'s ``(argument, key, value)``:
+    ``lr`` (a number; a schedule or step-size rule by its class or function name and its numbers),
+    ``l1``, ``l2`` (also ``adamw``'s weight decay), ``clip``, ``bounds`` and ``accelerated``
+    (``method`` and ``history`` are the callers'). Tolerances, ``gtol_norm``, the step or epoch
+    budget, ``progress`` and ``unroll`` are not among them: a resumed run may change those."""
+    rule = solver.rule
+    lr = rule.schedule if isinstance(rule, _stepsize.ScheduleRule) else rule
+    prox = solver.prox
+    bounds = [setting_value(prox.lower), setting_value(prox.upper)] if prox.bounded else None
+    return [
+        ("lr", "lr", setting_value(lr)),
+        ("l1", "l1", setting_value(0.0 if prox.l1 is None else prox.l1)),
+        ("l2", "l2", setting_value(0.0 if solver.l2 is None else solver.l2)),
+        ("clip", "clip", setting_value(solver.clip)),
+        ("bounds", "bounds", bounds),
+        ("accelerated", "accelerated", bool(solver.accelerated)),
+    ]
+
+
+def setting_value(value: Any) -> Any:
+    """``value`` (an option, concrete) as a JSON value that is the same in every process: None, a bool or
+    string as it is, a number as a float (``"inf"``/``"-inf"``: JSON has no infinity), anything else a
+    description (:func:`_described`: class or function names and numbers, an array by its digest; never a
+    ``repr``, which may hold a memory address)."""
+    value = value.value if isinstance(value, _tree.Static) else value
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    number = _number(value)
+    return number if number is not None else _described(value, 0)
+
+
+def _number(value: Any) -> Any:
+    """A real number (Python, NumPy or a 0-d array) as an int or a float (``"inf"``, ``"-inf"`` or
+    ``"nan"``); else None."""
+    if isinstance(value, (bool, np.bool_)) or not (
+        isinstance(value, (int, float, np.integer, np.floating))
+        or (hasattr(value, "dtype") and np.shape(value) == () and np.dtype(value.dtype).kind in "iuf")
+    ):
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind in "iu":
+        return int(arr)
+    v = float(arr)
+    return v if math.isfinite(v) else str(v)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def _described(value: Any, depth: int) -> str:
+    """A deterministic description of an option that is not a number: ``Kind(field=..., ...)`` for a
+    pytree (a jaxgd rule or schedule by its fields' names, a dict by its keys), an array's dtype, shape
+    and digest, a function's qualified name (its body cannot be compared); a long one by its digest."""
+    value = value.value if isinstance(value, _tree.Static) else value
+    if value is None or isinstance(value, (str, bool, np.bool_)):
+        return repr(value if not isinstance(value, np.bool_) else bool(value))
+    number = _number(value)
+    if number is not None:
+        return repr(number)
+    kind = type(value).__qualname__
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # an array
+        arr = np.ascontiguousarray(np.asarray(value))
+        return f"{arr.dtype.name}{list(arr.shape)} {_digest(arr.tobytes())}"
+    fields = getattr(type(value), "_tree_fields", None)
+    if depth >= _MAX_DEPTH:
+        return kind
+    if fields is not None:  # (jaxgd.core.stepsize's rules, jaxgd.linesearch: data and static fields by name)
+        parts = [f"{name}={_described(getattr(value, name), depth + 1)}" for name in fields]
+    else:
+        children = jax.tree_util.tree_flatten_with_path(value, is_leaf=lambda x: x is not value)[0]
+        if len(children) == 1 and children[0][1] is value:  # a leaf that is no array: a function, an object
+            return getattr(value, "__qualname__", kind)
+        parts = [_label(path[0]) + _described(child, depth + 1) for path, child in children]
+    text = f"{kind}({', '.join(parts)})"
+    return text if len(text) <= _MAX_SETTING else f"{kind}({_digest(text.encode())})"
+
+
+def _label(key: Any) -> str:
+    if isinstance(key, jax.tree_util.DictKey):
+        return f"{key.key!r}: "
+    if isinstance(key, jax.tree_util.GetAttrKey):
+        return f"{key.name}="
+    return ""
 
 
 def check_concrete(path: Optional[str], inputs: dict, fn: str = "minimize", resume: Any = None) -> None:
@@ -189,8 +306,15 @@ def _initial(solver: Solver, params: Params, args: tuple, history_length: int) -
     return solver.finish(state, empty_history(history_length, state.value.dtype))
 
 
+def _settings(solver: Solver) -> list[tuple[str, str, Any]]:
+    """What must match for a checkpoint to continue this call's run."""
+    return [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every),
+            *iteration_settings(solver)]
+
+
 def _metadata(solver: Solver, result: Result) -> dict:
-    settings = {"method": solver.direction.name, "max_steps": solver.max_steps, "history_every": solver.history_every}
+    settings = {key: value for _, key, value in _settings(solver)}
+    settings["max_steps"] = solver.max_steps
     return metadata(KIND, settings, {"steps": int(result.steps)}, Status(int(result.status)))
 
 
@@ -219,9 +343,8 @@ def restore(solver: Solver, params: Params, args: tuple, resume: Any) -> Result:
         solver.check_resumable(resume, *args, name="resume", how="minimize(fun, resume.params, ...) without resume=")
         result, source = resume, "resume result"
     else:
-        settings = [("method", "method", solver.direction.name), ("history", "history_every", solver.history_every)]
         like = template(functools.partial(_initial, solver), params, args)
-        result = load_resume(resume, KIND, settings, "loss", solver.history_length(), like)
+        result = load_resume(resume, KIND, _settings(solver), "loss", solver.history_length(), like)
         source = f"checkpoint {resume!r}"
     check_not_past(source, result.steps, solver.max_steps, "steps", "max_steps")
     if isinstance(resume, Result):

@@ -175,9 +175,13 @@ def minimize(
         (written with ``checkpoint_path``) or a :class:`jaxgd.Result` from an
         earlier call. ``x0`` then only gives the expected structure, shapes
         and dtypes, and a mismatch raises. Pass the same ``fun``, ``args``
-        and options as the interrupted run: the result is then bit for bit
+        and options as the interrupted run, in the same 64-bit mode (a float32
+        run rounds otherwise with JAX's x64 mode on than off): the result is then bit for bit
         the one an uninterrupted run of the compiled loop gives (params, loss,
-        history, status, steps); runs with checkpoints or ``resume`` always
+        history, status, steps). A file records ``method``, ``lr``, ``l1``,
+        ``l2``, ``clip``, ``bounds``, ``accelerated`` and ``history``, and a
+        call with other values is refused (naming each); tolerances and
+        ``max_steps`` may differ. Runs with checkpoints or ``resume`` always
         run it, where ``tier="auto"``'s first call of ``lbfgs``, ``bfgs`` or
         ``cg`` runs on the host tier, whose iterates can part from it by
         rounding (see ``tier``; ``tier="compiled"`` for the same bits).
@@ -276,7 +280,9 @@ def minimize(
         whose ``lr(0)`` is negative or not finite; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a
-        ``resume`` checkpoint from another method, or a ``resume`` already
+        ``resume`` checkpoint written with another method or other settings
+        (``lr``, ``l1``, ``l2``, ``clip``, ``bounds``, ``accelerated``,
+        ``history``), or a ``resume`` already
         more than ``max_steps`` steps in; ``checkpoint_path`` or
         ``resume`` under ``jax.jit``/``vmap``/``grad`` (traced inputs, or a
         traced value ``fun`` closes over); bad ``bounds`` (not a
@@ -287,7 +293,8 @@ def minimize(
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
       jaxgd.TreeMismatchError: a ``resume`` state whose structure, shapes
-        or dtypes differ from ``x0``'s and the method's (names the leaf).
+        or dtypes differ from ``x0``'s and the method's (names the leaf); a
+        ``resume`` file of float64 leaves with JAX's 64-bit mode off.
 
     Example:
       >>> import jax.numpy as jnp, jaxgd

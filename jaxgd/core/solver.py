@@ -724,7 +724,8 @@ class Solver:
         With ``stop`` (may be traced), steps end once ``state.count`` reaches
         it and the progress bar stays open: one chunk of a checkpointed run.
         The solver must be built with the same options as the saved run's
-        (``max_steps`` may differ) for the continuation to be bit for bit.
+        (``max_steps`` may differ), in the same 64-bit mode, for the continuation
+        to be bit for bit.
 
         Raises:
           TypeError: ``result`` is not a :class:`jaxgd.Result`.

@@ -427,10 +427,13 @@ def fit(
         path (written with ``checkpoint_path``) or a :class:`FitResult`;
         ``epochs`` may be larger (extending a run that ended ``EPOCHS``; one stopped by
         ``patience`` or ``NONFINITE`` stays stopped, whatever ``epochs`` and ``patience``). With the same
-        arguments the result is bit for bit the one of a run that was never
-        interrupted. A file must match this call's ``method``,
+        arguments, in the same 64-bit mode (a float32 run rounds otherwise with JAX's x64 mode on than off),
+        the result is bit for bit the one of a run that was never
+        interrupted. A file must match this call's ``method``, ``lr``, ``l1``, ``l2``, ``clip``,
+        ``bounds``, ``accelerated``,
         ``batch_size``, ``remainder``, number of examples, ``key`` (data and
-        implementation) and whether ``eval_data`` is given; a ``FitResult``
+        implementation) and whether ``eval_data`` is given (a file written before jaxgd recorded a
+        setting is not checked for it); a ``FitResult``
         is checked for its state's structure, shapes and dtypes (against
         ``params`` and ``method``), its key data and ``eval_data`` only, so
         it can be continued deliberately with other settings (another batch
@@ -460,7 +463,8 @@ def fit(
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; an ``lr``
         ``per_epoch(schedule, steps_per_epoch)`` whose concrete ``steps_per_epoch``
         is not fit's steps an epoch; a
-        ``resume`` checkpoint of another kind of run, method, batch size,
+        ``resume`` checkpoint of another kind of run, method, ``lr``, ``l1``, ``l2``,
+        ``clip``, ``bounds``, ``accelerated``, batch size,
         remainder, number of examples or key, or with more epochs run than
         ``epochs``; a ``resume`` run with ``eval_data`` resumed without it
         (or the reverse); ``checkpoint_path`` under ``jax.jit``/``jax.vmap``;
@@ -470,7 +474,8 @@ def fit(
         ``checkpoint_path`` whose directory does not exist.
       jaxgd.CheckpointError: a truncated or corrupted ``resume`` file.
       jaxgd.TreeMismatchError: a ``resume`` state whose structure, shapes or
-        dtypes differ from the state ``params`` and ``method`` start from.
+        dtypes differ from the state ``params`` and ``method`` start from; a
+        ``resume`` file of float64 leaves with JAX's 64-bit mode off.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxgd
