@@ -113,6 +113,11 @@ def test_demo_real_rows(monkeypatch):
     assert row["status"] == "EPOCHS" and row["epochs"] == 50 and len(row["curve"]) == 50
     assert row["reference"].startswith("coef rel err") and float(row["reference"].split()[3]) < 0.05
     assert list(_demo_real.curves([row])) == ["diabetes (linear)"]
+    # the demo prints the comparison under its table (it computed it and dropped it; a review in session 59)
+    from jaxgd.cli import demo
+
+    shown = demo.format_references([demo.real_row(row)])
+    assert shown.splitlines() == ["checked against a trusted reference:", f"  diabetes (linear)  {row['reference']}"]
     with pytest.raises(ValueError, match="unknown problems"):
         _demo_real.real_data_rows(False, problems=["mnist"])
     monkeypatch.setitem(sys.modules, "sklearn", None)
