@@ -49,12 +49,18 @@ def report(title: str, rows: list[tuple[str, Any]]) -> None:
 
 
 def main(run: Callable[..., dict], description: str) -> dict:
-    """Parse ``--quick`` / ``--out`` (``JAXGD_QUICK=1`` also means quick) and call ``run``."""
+    """Parse ``--quick`` / ``--out`` (``JAXGD_QUICK=1`` also means quick) and call ``run``.
+
+    An ``--out`` that is a file (or lies under one) stops here, with ``jaxgd demo``'s
+    message and exit code 2, not after the training when the plot is written.
+    """
+    from jaxgd.cli.main import out_folder
+
     parser = argparse.ArgumentParser(description=description.strip().splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", default=os.environ.get("JAXGD_QUICK", "") not in ("", "0"),
         help="fewer epochs, for the test suite (still meets the stated comparison)",
     )
-    parser.add_argument("--out", default="out", help="folder for the plot (default: out/)")
+    parser.add_argument("--out", default="out", type=out_folder, help="folder for the plot (default: out/)")
     args = parser.parse_args()
     return run(quick=args.quick, out=args.out)

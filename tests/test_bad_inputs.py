@@ -169,6 +169,14 @@ class _Unregistered:
         self.w = w
 
 
+class ImplicitAdjoint:
+    """optimistix's adjoint objects by name (optimistix is not a test dependency)."""
+
+
+class RecursiveCheckpointAdjoint:
+    """optimistix's adjoint objects by name (optimistix is not a test dependency)."""
+
+
 def _complex_loss(x: Any) -> jax.Array:
     return jnp.sum(x) * 1j
 
@@ -832,6 +840,13 @@ ROWS: list[Row] = [
     R("minimize", "(keyword)", "jac=True (scipy)", TypeError, "(jac: nothing to pass: jaxgd differentiates fun with jax.grad)", lambda c: M(c, jac=True)),
     R("minimize", "(keyword)", "constraints=() (scipy)", TypeError, "(constraints: jaxgd has box constraints only: bounds=(lower, upper))", lambda c: M(c, constraints=())),
     R("Solver", "(keyword)", "hess=None (scipy)", TypeError, "(hess: nothing to pass: bfgs and lbfgs build their curvature from gradients)", lambda c: S(c, hess=None)),
+    # -- session 59: optimistix's keywords and adjoint objects (its rtol/atol are no ftol/gtol) ------------------------
+    R("minimize", "(keyword)", "rtol=1e-6 (optimistix)", TypeError, "(rtol: optimistix's rtol and atol (one Cauchy test, |change| <= atol + rtol * |value|, on both y and f) have no jaxgd counterpart: set gtol=", lambda c: M(c, rtol=1e-6)),
+    R("Solver", "(keyword)", "atol=1e-6 (optimistix)", TypeError, "(atol: optimistix's rtol and atol", lambda c: S(c, atol=1e-6)),
+    R("minimize", "(keyword)", "throw=False (optimistix)", TypeError, "(throw: nothing to pass: jaxgd never raises on a failed run", lambda c: M(c, throw=False)),
+    R("minimize", "(keyword)", "tags=frozenset() (optimistix)", TypeError, "(tags: optimistix's tags (lineax structure tags) have no counterpart", lambda c: M(c, tags=frozenset())),
+    R("minimize", "adjoint", "optx.ImplicitAdjoint()", ValueError, "(optimistix's ImplicitAdjoint() is adjoint='implicit')", lambda c: M(c, adjoint=ImplicitAdjoint())),
+    R("minimize", "adjoint", "optx.RecursiveCheckpointAdjoint()", ValueError, "(optimistix's RecursiveCheckpointAdjoint() is adjoint='unroll')", lambda c: M(c, adjoint=RecursiveCheckpointAdjoint())),
     # -- session 58: keyword spellings suggest the function's own keyword --------------------------------------------
     R("fit", "(keyword)", "maxiter=100", TypeError, "did you mean epochs, jaxgd's name for maxiter?", lambda c: c.F(maxiter=100)),
     R("minimize", "(keyword)", "momentum=0.95 (PyTorch)", TypeError, "method=optax.sgd(lr, momentum=0.95, nesterov=True)", lambda c: M(c, momentum=0.95)),

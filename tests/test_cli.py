@@ -47,6 +47,35 @@ def test_full_demo_with_real_data_sets(tmp_path):
     assert "100%" not in out.stderr
 
 
+def test_demo_real_rows_without_scikit_learn(monkeypatch):
+    """Without scikit-learn (the test extra; jaxgd demo runs from an installed wheel) every real-data row prints
+    as skipped: real_rows read the skipped rows' method, schedule and time and raised KeyError: 'method' after
+    every synthetic fit had run (a review in session 59). Reference: demo_real.PROBLEMS, one skipped row each."""
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    from jaxgd.cli import demo, demo_real
+
+    rows, curves = demo.real_rows(False)
+    assert curves == {} and demo.format_references(rows) == ""
+    body = demo.format_table(rows).splitlines()[2:]
+    assert len(body) == len(demo_real.PROBLEMS)
+    for line, name in zip(body, demo_real.PROBLEMS):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == name and cells[-1] == "skipped (pip install scikit-learn)" and set(cells[1:-1]) == {"-"}
+
+
+def test_demo_out_under_a_file_stops_before_running(tmp_path, capsys):
+    """`jaxgd demo --out FILE/sub` stops while parsing, as `--out FILE` does (tests/test_compile_cache.py);
+    it ran every fit, then raised NotADirectoryError. Reference: the file made here."""
+    from jaxgd.cli.main import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--quick", "--no-compile-cache", "--out", str(afile / "sub")])
+    assert stop.value.code == 2
+    assert f"argument --out: must name a folder, but {str(afile)!r}, above it, is a file" in capsys.readouterr().err
+
+
 def test_check_through_the_real_entry_point():
     """``python -m jaxgd check`` as a user runs it. Reference: each problem's
     hand-written NumPy gradient and central differences (see test_check_cmd.py)."""

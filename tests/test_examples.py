@@ -113,6 +113,11 @@ def test_demo_real_rows(monkeypatch):
     assert row["status"] == "EPOCHS" and row["epochs"] == 50 and len(row["curve"]) == 50
     assert row["reference"].startswith("coef rel err") and float(row["reference"].split()[3]) < 0.05
     assert list(_demo_real.curves([row])) == ["diabetes (linear)"]
+    # the demo prints the comparison under its table (it computed it and dropped it; a review in session 59)
+    from jaxgd.cli import demo
+
+    shown = demo.format_references([demo.real_row(row)])
+    assert shown.splitlines() == ["checked against a trusted reference:", f"  diabetes (linear)  {row['reference']}"]
     with pytest.raises(ValueError, match="unknown problems"):
         _demo_real.real_data_rows(False, problems=["mnist"])
     monkeypatch.setitem(sys.modules, "sklearn", None)
@@ -120,8 +125,10 @@ def test_demo_real_rows(monkeypatch):
     assert skipped["status"].startswith("skipped") and _demo_real.curves([skipped]) == {}
 
 
-def test_command_line(tmp_path, monkeypatch):
-    """--quick / --out reach run(); every example calls main() under __main__."""
+def test_command_line(tmp_path, monkeypatch, capsys):
+    """--quick / --out reach run(); an --out that is a file (or under one) stops before run(), as `jaxgd demo`
+    does (reference: the file made here; it trained, then raised FileExistsError); every example calls main()
+    under __main__."""
     if EXAMPLES not in sys.path:
         sys.path.insert(0, EXAMPLES)
     import _common
@@ -134,6 +141,15 @@ def test_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXGD_QUICK", "1")
     _common.main(lambda quick, out: seen.update(quick=quick, out=out) or seen, "doc")
     assert seen == {"quick": True, "out": "out"}
+    seen.clear()
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for bad in (afile, afile / "plots"):  # stopped before run(), not by FileExistsError when the plot is written
+        monkeypatch.setattr(sys, "argv", ["x.py", "--quick", "--out", str(bad)])
+        with pytest.raises(SystemExit) as stop:
+            _common.main(lambda quick, out: seen.update(quick=quick, out=out) or seen, "doc")
+        assert stop.value.code == 2 and seen == {}
+        assert f"argument --out: must name a folder, but {str(afile)!r}" in capsys.readouterr().err
     for name in NAMES:
         with open(os.path.join(EXAMPLES, name + ".py")) as f:
             source = f.read()

@@ -360,3 +360,73 @@ def test_a_solvers_repr_shows_every_option_off_its_default() -> None:
     assert full == ("Solver(fun='<lambda>', method='gd', lr=0.1, max_steps=1000, gtol=0.0, ftol=0.001, l1=0.5, "
                     "clip=1.0, bounds=(0.0, 0.2))")
     assert repr(jaxgd.Solver(f, optax.adam(1e-3))) == "Solver(fun='<lambda>', method=<an optax transformation>, max_steps=1000)"
+
+
+def _rosenbrock(y: jax.Array) -> jax.Array:
+    return jnp.sum(100.0 * (y[1:] - y[:-1] ** 2) ** 2 + (1.0 - y[:-1]) ** 2)
+
+
+def test_optimistix_tolerances_point_at_gtol_and_say_what_ftol_means() -> None:
+    """optimistix's rtol/atol were hinted as ftol/gtol ("did you mean ftol, jaxgd's name for rtol"), but its one
+    Cauchy test on y and f is not scipy's one-step ftol: following the hint stopped lbfgs on 10-D Rosenbrock early
+    (a review, session 59). Reference: the options' own documentation (gtol's default, ftol's formula); the runs
+    that show what the message says are test_ftol_stops_far_from_the_minimum_where_gtol_does_not."""
+    for spelling in ("rtol", "atol"):
+        with pytest.raises(TypeError) as info:
+            jaxgd.minimize(_rosenbrock, jnp.zeros(3), **{spelling: 1e-6})
+        text = str(info.value)
+        assert "did you mean" not in text and "ftol, jaxgd's name" not in text, text
+        assert "set gtol= (stop when the gradient norm is <= gtol; default 1e-6)" in text, text
+        assert "ftol= is scipy's (stop when one step changes f by <= ftol * max(|f|, 1)" in text, text
+        assert "can stop on one slow step far from the minimum" in text, text
+    assert jaxgd.minimize.__kwdefaults__["gtol"] == 1e-6 and jaxgd.minimize.__kwdefaults__["ftol"] == 0.0
+    assert "|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, 1)" in jaxgd.minimize.__doc__
+
+
+@pytest.mark.slow  # ~6 s under load: two lbfgs runs on 10-D Rosenbrock
+def test_ftol_stops_far_from_the_minimum_where_gtol_does_not() -> None:
+    """What the rtol/atol note says (the optimistix review's runs, session 59). Reference: the closed-form minimum
+    f* = 0 at (1, ..., 1): ftol=1e-6 stops (FTOL) with the gradient norm still above 1e-3; gtol alone reaches it."""
+    y0 = jnp.array([-1.2, 1.0] * 5)
+    early = jaxgd.minimize(_rosenbrock, y0, method="lbfgs", ftol=1e-6, max_steps=5000)
+    assert early.status_enum is jaxgd.Status.FTOL and float(early.grad_norm) > 1e-3
+    full = jaxgd.minimize(_rosenbrock, y0, method="lbfgs", max_steps=5000)
+    assert full.status_enum is jaxgd.Status.GTOL and float(full.loss) < 1e-12
+    np.testing.assert_allclose(np.asarray(full.params), np.ones(10), atol=1e-6)
+
+
+class ImplicitAdjoint:  # optimistix's adjoint objects, by name (optimistix is not a test dependency)
+    pass
+
+
+class RecursiveCheckpointAdjoint:
+    pass
+
+
+def test_optimistix_throw_tags_and_adjoints_get_jaxgd_counterparts() -> None:
+    """optimistix's throw=, tags= and adjoint objects got a bare error (a review, session 59). Reference: jaxgd's
+    own terms: a failed run returns (status MAX_STEPS, success False) and never raises; adjoint="implicit" is the
+    implicit function theorem at the solution (optimistix's ImplicitAdjoint), "unroll" differentiates the
+    checkpointed loop step by step (its RecursiveCheckpointAdjoint)."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    with pytest.raises(TypeError, match=r"throw: nothing to pass: jaxgd never raises on a failed run"):
+        jaxgd.minimize(f, jnp.zeros(2), throw=False)
+    failed = jaxgd.minimize(f, jnp.zeros(2), method="gd", lr=1e-3, max_steps=2)  # what the note says to check
+    assert failed.status_enum is jaxgd.Status.MAX_STEPS and not failed.success
+    with pytest.raises(TypeError, match=r"tags: optimistix's tags \(lineax structure tags\) have no counterpart"):
+        jaxgd.Solver(f, tags=frozenset())
+    adjoints = [(ImplicitAdjoint(), "implicit"), (RecursiveCheckpointAdjoint, "unroll")]
+    try:
+        import optimistix as optx
+    except ImportError:
+        pass
+    else:
+        adjoints += [(optx.ImplicitAdjoint(), "implicit"), (optx.RecursiveCheckpointAdjoint(), "unroll")]
+    for value, mode in adjoints:
+        name = (value if isinstance(value, type) else type(value)).__name__
+        with pytest.raises(ValueError, match="adjoint must be one of") as info:
+            jaxgd.minimize(f, jnp.zeros(2), adjoint=value)
+        assert str(info.value).endswith(f"(optimistix's {name}() is adjoint={mode!r})"), str(info.value)
+    with pytest.raises(ValueError) as info:
+        jaxgd.minimize(f, jnp.zeros(2), adjoint="reverse")
+    assert "optimistix" not in str(info.value)

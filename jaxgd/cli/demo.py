@@ -1,7 +1,8 @@
 """``jaxgd demo``: fit the built-in problems with several methods and schedules.
 
 Prints a table (problem, method, schedule, steps, final loss, gradient norm,
-times, status) and writes a loss-curve PNG whose path it prints. Times: the
+times, status), under it each real-data row's check against its trusted
+reference, and writes a loss-curve PNG whose path it prints. Times: the
 first call as a script makes it (``lbfgs``/``bfgs``: the host tier, which
 compiles only ``value_and_grad``; the others: compile + run), then the fused
 loop's compile and its run, apart.
@@ -32,12 +33,13 @@ class Row(NamedTuple):
     method: str
     schedule: str
     steps: str
-    loss: float
+    loss: Optional[float]  # None: the row did not run (shown as "-")
     grad_norm: str
     first_s: str
     compile_s: str
     run_s: str
     status: str
+    reference: str = ""  # a real-data row's check against its trusted reference (a note under the table)
 
 
 class Run(NamedTuple):
@@ -104,19 +106,23 @@ def fit_rows(problem: Any, runs: list[Run], progress: bool) -> tuple[list[Row], 
     return rows, curves
 
 
+def real_row(r: dict) -> Row:
+    """A table row from one of ``demo_real.real_data_rows``'s rows (a skipped row: its status, "-" elsewhere)."""
+    if r["status"].startswith("skipped"):
+        return Row(r["problem"], "-", "-", "-", None, "-", "-", "-", "-", r["status"])
+    quality = f"acc {r['accuracy']:.3f}" if r.get("accuracy") is not None else (
+        f"{r['grad_norm']:.2e}" if r.get("grad_norm") is not None else "-")
+    loss = float(r["loss"]) if r.get("loss") is not None else float("nan")
+    return Row(r["problem"], r["method"], r["schedule"], r.get("budget") or f"{r['epochs']} epochs", loss, quality,
+               "-", "-", f"{r['time']:.2f}*", r["status"], r.get("reference") or "")
+
+
 def real_rows(progress: bool) -> tuple[list[Row], dict[str, np.ndarray]]:
-    """The real-data fits (``jaxgd.fit`` on data sets shipped with scikit-learn)."""
+    """The real-data fits (``jaxgd.fit`` on data sets shipped with scikit-learn; skipped rows without it)."""
     from .demo_real import curves, real_data_rows
 
     raw = real_data_rows(progress)
-    rows = []
-    for r in raw:
-        quality = f"acc {r['accuracy']:.3f}" if r.get("accuracy") is not None else (
-            f"{r['grad_norm']:.2e}" if r.get("grad_norm") is not None else "-")
-        loss = float(r["loss"]) if r.get("loss") is not None else float("nan")
-        rows.append(Row(r["problem"], r["method"], r["schedule"], r.get("budget") or f"{r['epochs']} epochs", loss, quality,
-                        "-", "-", f"{r['time']:.2f}*", r["status"]))
-    return rows, curves(raw)
+    return [real_row(r) for r in raw], curves(raw)
 
 
 def format_table(rows: list[Any]) -> str:
@@ -124,12 +130,23 @@ def format_table(rows: list[Any]) -> str:
     head = ["problem", "method", "schedule", "steps", "final loss", "grad norm / acc", "first call s", "compile s",
             "run s", "status"]
     body = [
-        [r.problem, r.method, r.schedule, r.steps, f"{r.loss:.6g}", r.grad_norm, r.first_s, r.compile_s, r.run_s, r.status]
+        [r.problem, r.method, r.schedule, r.steps, "-" if r.loss is None else f"{r.loss:.6g}", r.grad_norm, r.first_s,
+         r.compile_s, r.run_s, r.status]
         for r in rows
     ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
+
+
+def format_references(rows: list[Any]) -> str:
+    """The rows' checks against their trusted references, one line each ("" when no row has one)."""
+    checked = [r for r in rows if r.reference]
+    if not checked:
+        return ""
+    width = max(len(r.problem) for r in checked)
+    return "\n".join(["checked against a trusted reference:",
+                      *(f"  {r.problem:<{width}}  {r.reference}" for r in checked)])
 
 
 def save_curves(panels: dict[str, dict[str, np.ndarray]], path: str) -> Optional[str]:
@@ -175,9 +192,12 @@ def run_demo(out: str = "out", progress: bool = True, quick: bool = False) -> in
             panels[REAL] = curves
     print()
     print(format_table(all_rows))
-    if not quick:
+    if any(r.run_s.endswith("*") for r in all_rows):  # (the real-data rows that ran)
         print("* real-data rows: jaxgd.fit minibatch training (the l2-by-hypergradient row: an outer "
               "jaxgd.minimize over log l2), time includes compilation")
+    references = format_references(all_rows)
+    if references:
+        print("\n" + references)
     path = save_curves(panels, os.path.join(out, "loss_curves.png"))
     if path:
         print(f"\nloss curves written to {path}")

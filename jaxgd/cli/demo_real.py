@@ -1,7 +1,8 @@
 """Real-data rows for ``jaxgd demo``: minibatch fits on data that ship with scikit-learn.
 
-:func:`real_data_rows` trains three models with :func:`jaxgd.fit` and checks
-each against a trusted reference:
+:func:`real_data_rows` trains four models, three with :func:`jaxgd.fit` and
+one with nested :func:`jaxgd.minimize` calls, and checks each against a
+trusted reference (``jaxgd demo`` prints each check under its table):
 
 - diabetes: linear least squares (SGD + momentum) vs ``numpy.linalg.lstsq``;
 - breast cancer: L2 logistic regression vs scikit-learn's
@@ -12,8 +13,9 @@ each against a trusted reference:
   one, ``adjoint="implicit"``) vs scikit-learn's ``LogisticRegressionCV`` grid
   (``examples/hyperparameter_gradient.py`` is the long form).
 
-scikit-learn is an optional dependency here: without it every row says
-"skipped". The examples in ``examples/`` are the long-form versions.
+scikit-learn is an optional dependency here (the ``test`` extra): without it
+every row says "skipped" and nothing is trained. The examples in
+``examples/`` are the long-form versions.
 """
 
 from __future__ import annotations
@@ -207,16 +209,18 @@ _BUILDERS = {"diabetes": _diabetes, "breast_cancer": _breast_cancer, "digits_mlp
 
 
 def real_data_rows(progress: bool = False, *, problems: Optional[Sequence[str]] = None, quick: bool = False) -> list[dict]:
-    """Train the real-data models with :func:`jaxgd.fit` and return one table row each.
+    """Train the real-data models and return one table row each.
 
     Each row is a dict with ``problem``, ``method``, ``schedule``, ``steps``,
     ``epochs``, ``loss`` (the full-data objective at the final parameters),
     ``grad_norm`` (its full-data gradient norm, convex problems only, else
     None), ``accuracy`` (classification, else None), ``reference`` (the
     comparison with the trusted reference, in words), ``time`` (seconds,
-    compilation included), ``status`` (a :class:`jaxgd.FitStatus` name, or
-    "skipped") and ``curve`` (the per-epoch training loss, for the PNG; see
-    :func:`curves`).
+    compilation included), ``status`` (a :class:`jaxgd.FitStatus` name, the
+    hypergradient row's a :class:`jaxgd.Status` name, or "skipped") and
+    ``curve`` (the per-epoch training loss, for the PNG; see :func:`curves`).
+    Without scikit-learn each row is ``problem``, ``status`` ("skipped (pip
+    install scikit-learn)") and ``curve`` (None) only.
 
     Args:
       progress: show each fit's progress bar over epochs.

@@ -27,6 +27,27 @@ def _cache(clear: bool) -> int:
     return 0
 
 
+def out_folder(path: str) -> str:
+    """``argparse``'s ``type=`` for an output folder (``jaxgd demo --out``, the examples' ``--out``).
+
+    Refuses, while the command line is parsed and so before any work, a path
+    that is a file or lies under one (it would be found when the plot is
+    written, at the end of the run); a folder that does not exist yet is made
+    then.
+
+    Raises:
+      argparse.ArgumentTypeError: the path or a folder above it is a file.
+    """
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.isdir(probe):
+        return path
+    if probe == os.path.abspath(path):
+        raise argparse.ArgumentTypeError(f"must name a folder, but {path!r} is a file")
+    raise argparse.ArgumentTypeError(f"must name a folder, but {probe!r}, above it, is a file")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of the ``jaxgd`` command; returns the exit code."""
     parser = argparse.ArgumentParser(prog="jaxgd", description="Fast, trustworthy minimisation of JAX losses.")
@@ -34,7 +55,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     demo = sub.add_parser("demo", help="fit the built-in problems; print a table and write a loss-curve PNG")
     demo.add_argument(
-        "--out", default="out", metavar="DIR", help="folder to write loss_curves.png into (default: out)"
+        "--out", default="out", type=out_folder, metavar="DIR",
+        help="folder to write loss_curves.png into (default: out)",
     )
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo.add_argument("--quick", action="store_true", help="the synthetic problems only (no real data sets)")
@@ -63,8 +85,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     if args.command == "demo":
-        if os.path.exists(args.out) and not os.path.isdir(args.out):  # before the run, not after it
-            parser.error(f"--out must name a folder, but {args.out!r} is a file")
         from .demo import run_demo
 
         return run_demo(out=args.out, progress=not args.no_progress, quick=args.quick)

@@ -22,22 +22,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..interop import explain as _explain
 from . import compile as _compile
 from . import implicit as _implicit
 from . import unroll as _unroll
 
 MODES = ("implicit", "unroll")
-BAD_ADJOINT = "adjoint must be one of {valid}; got adjoint={value!r}"
+BAD_ADJOINT = "adjoint must be one of {valid}; got adjoint={value!r}{hint}"
 
 
 def check(adjoint: Any) -> str:
     """Validate ``adjoint=`` (before anything is traced or compiled).
 
     Raises:
-      ValueError: not one of ``"implicit"``, ``"unroll"`` (the message names ``adjoint``).
+      ValueError: not one of ``"implicit"``, ``"unroll"`` (the message names ``adjoint``, and the
+        string for optimistix's ``ImplicitAdjoint()`` or ``RecursiveCheckpointAdjoint()``).
     """
     if not isinstance(adjoint, str) or adjoint not in MODES:
-        raise ValueError(BAD_ADJOINT.format(valid=", ".join(repr(m) for m in MODES), value=adjoint))
+        alias = _explain.suggest_adjoint(adjoint)  # (optimistix's adjoint objects)
+        hint = f" ({alias})" if alias else ""
+        raise ValueError(BAD_ADJOINT.format(valid=", ".join(repr(m) for m in MODES), value=adjoint, hint=hint))
     return adjoint
 
 

@@ -8,7 +8,9 @@ call theirs. This module holds what jaxgd says back, in one place:
   spelling of a keyword (``learning_rate``, ``tol``, ``maxiter``) or a method
   (``sgd``, ``L-BFGS-B``) mapped to jaxgd's; :func:`keyword_note`: what to do
   instead of a keyword jaxgd has no counterpart for (scipy's ``jac``,
-  ``options``, ``constraints``);
+  ``options``, ``constraints``; optimistix's ``rtol``/``atol``, ``throw``,
+  ``tags``); :func:`suggest_adjoint`: optimistix's adjoint objects as
+  ``minimize``'s ``adjoint=`` strings;
 - :func:`check_signature`: a loss that cannot be called the way jaxgd calls
   it (``fit`` calls ``fun(params, batch)``), found from its signature before
   anything is traced;
@@ -28,7 +30,7 @@ import numpy as np
 # Other libraries' keyword spellings -> jaxgd's (optax, scipy.optimize, torch.optim, sklearn, optimistix).
 KEYWORD_ALIASES: dict[str, str] = {
     "learning_rate": "lr", "step_size": "lr", "stepsize": "lr", "eta": "lr", "alpha": "lr",
-    "tol": "gtol", "atol": "gtol", "rtol": "ftol", "gtolerance": "gtol", "pgtol": "gtol", "norm": "gtol_norm",
+    "tol": "gtol", "gtolerance": "gtol", "pgtol": "gtol", "norm": "gtol_norm",
     "maxiter": "max_steps", "max_iter": "max_steps", "max_iters": "max_steps", "num_steps": "max_steps",
     "n_iter": "max_steps", "steps": "max_steps", "max_epochs": "epochs", "num_epochs": "epochs",
     "weight_decay": "l2", "alpha_l1": "l1", "verbose": "progress", "disp": "progress",
@@ -42,7 +44,19 @@ _EARLY_STOPPING = (
     "for a higher-is-better score pass eval_fun=lambda p, d: -score(p, d)"
 )
 
-# Other libraries' keywords with no jaxgd keyword of their own -> what to do instead (scipy.optimize's).
+# optimistix's rtol and atol (its solvers' first arguments) are not ftol and gtol: its one Cauchy test
+# |change| <= atol + rtol * |value| on both y and f is no jaxgd test, and sending them to ftol stopped lbfgs
+# on 10-D Rosenbrock at |g| = 1e-2 (ftol=1e-6) where gtol alone reaches 4e-17 (a review, session 59).
+_OPTIMISTIX_TOLERANCES = (
+    "optimistix's rtol and atol (one Cauchy test, |change| <= atol + rtol * |value|, on both y and f) have no "
+    "jaxgd counterpart: set gtol= (stop when the gradient norm is <= gtol; default 1e-6), the test that certifies "
+    "a stationary point. jaxgd's ftol= is scipy's (stop when one step changes f by <= ftol * max(|f|, 1): it can "
+    "stop on one slow step far from the minimum) and xtol= stops when one step moves the parameters by <= xtol "
+    "(absolute); both are off (0) by default"
+)
+
+# Other libraries' keywords with no jaxgd keyword of their own -> what to do instead (scipy.optimize's,
+# optimistix's).
 KEYWORD_NOTES: dict[str, str] = {
     "jac": "nothing to pass: jaxgd differentiates fun with jax.grad",
     "hess": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
@@ -63,6 +77,12 @@ KEYWORD_NOTES: dict[str, str] = {
     "monitor": _EARLY_STOPPING,
     "min_delta": _EARLY_STOPPING,
     "restore_best_weights": _EARLY_STOPPING,
+    "rtol": _OPTIMISTIX_TOLERANCES,
+    "atol": _OPTIMISTIX_TOLERANCES,
+    "throw": ("nothing to pass: jaxgd never raises on a failed run, as optimistix's throw=False; check "
+              "res.success and res.message on the host, res.status (a code; res.status_enum names it) inside jit"),
+    "tags": ("optimistix's tags (lineax structure tags) have no counterpart: nothing to pass, bfgs and lbfgs build "
+             "their curvature from gradients"),
     "callback": ("no per-step callback in the compiled loop: history= records the loss, step size and gradient "
                  "norm of every step (res.history), progress=True draws a progress bar, and jaxgd.Solver runs one "
                  "step at a time for code of your own between steps"),
@@ -76,6 +96,10 @@ METHOD_ALIASES: dict[str, str] = {
     "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "bfgs": "bfgs", "cg": "cg", "newton-cg": "cg",
     "conjugate_gradient": "cg", "nonlinear_cg": "cg", "adam_w": "adamw", "rms_prop": "rmsprop", "ada_grad": "adagrad",
 }
+
+# optimistix's adjoint objects (by class name: optimistix need not be installed) -> minimize's adjoint= string.
+ADJOINT_ALIASES: dict[str, str] = {"ImplicitAdjoint": "implicit", "RecursiveCheckpointAdjoint": "unroll"}
+ADJOINT_HINT = "optimistix's {name}() is adjoint={alias!r}"
 
 CALL_FAILED = (
     "{call} failed when jaxgd traced it to check its output (jax.eval_shape: shapes only, nothing "
@@ -128,6 +152,14 @@ def suggest_method(name: str) -> Optional[str]:
     """``method='lbfgs'`` (and what else to pass) for another library's method name (case-insensitive)."""
     alias = METHOD_ALIASES.get(name.lower().replace(" ", "_"))
     return None if alias is None else f"method='{alias}'".replace(", ''", "")
+
+
+def suggest_adjoint(value: Any) -> Optional[str]:
+    """"optimistix's ImplicitAdjoint() is adjoint='implicit'" (``'unroll'`` for its
+    ``RecursiveCheckpointAdjoint()``) for an instance or the class; None for anything else."""
+    name = (value if isinstance(value, type) else type(value)).__name__
+    alias = ADJOINT_ALIASES.get(name)
+    return None if alias is None else ADJOINT_HINT.format(name=name, alias=alias)
 
 
 def _shape(x: Any) -> str:
