@@ -456,3 +456,46 @@ def test_a_history_larger_than_memory_is_refused_before_the_run():
     for history in (False, 1000):
         r = jaxgd.minimize(f, jnp.zeros(2), method="lbfgs", max_steps=10**9, history=history)
         np.testing.assert_allclose(r.params, 1.0, rtol=1e-12)
+
+
+# -- args: every leaf is traced (session 59) ----------------------------------------------------------------------
+
+_XA = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]])
+_YA = np.array([1.0, 2.0, 4.0])
+
+
+def _lp_loss(w, args):  # a str leaf used as a static switch: what optimistix users put in args
+    r = jnp.asarray(_XA) @ w - jnp.asarray(_YA)
+    return jnp.sum(jnp.abs(r) ** args["p"]) if args["mode"] == "lp" else jnp.sum(r ** 2)
+
+
+@pytest.mark.slow
+def test_a_str_leaf_of_args_is_refused_naming_its_path_and_the_closure_gives_the_inlined_answer():
+    """Reference: the message (path, type, the fix), raised before the loss is traced; then the fix,
+    functools.partial / a closure over the str, gives the answer of the loss with the value inlined, and both
+    equal NumPy's least-squares solution (p = 2)."""
+    import functools
+
+    calls = []
+    with pytest.raises(TypeError) as info:
+        jaxgd.minimize(lambda w, a: calls.append(1) or _lp_loss(w, a), jnp.zeros(2), {"p": 2, "mode": "lp"},
+                       method="bfgs")
+    msg = str(info.value)
+    assert msg.startswith("args[0]['mode'] is a str: minimize traces every leaf of args as an array")
+    assert "functools.partial(fun, mode=...)" in msg and not calls
+    with pytest.raises(TypeError, match=r"args\[1\] is a function"):
+        jaxgd.minimize(lambda w, s, f: f(jnp.sum(w ** 2)), jnp.zeros(2), (2.0, lambda v: v))
+    jaxgd.minimize(lambda w, a: jnp.sum((w - a[0]) ** 2) * a[1], jnp.zeros(2), ((1, 2.0),), max_steps=3)  # numbers
+
+    def inlined(w, p):
+        return jnp.sum(jnp.abs(jnp.asarray(_XA) @ w - jnp.asarray(_YA)) ** p)
+
+    def by_mode(w, p, mode):
+        return _lp_loss(w, {"p": p, "mode": mode})
+
+    want = jaxgd.minimize(inlined, jnp.zeros(2), (2,), method="bfgs")  # a Python int leaf: traced, accepted
+    part = jaxgd.minimize(functools.partial(by_mode, mode="lp"), jnp.zeros(2), (2,), method="bfgs")
+    closure = jaxgd.minimize(lambda w, p: by_mode(w, p, "lp"), jnp.zeros(2), (2,), method="bfgs")
+    np.testing.assert_allclose(part.params, want.params, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(closure.params, want.params, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(want.params, np.linalg.lstsq(_XA, _YA, rcond=None)[0], atol=1e-8)

@@ -41,6 +41,24 @@ from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
+ARGS_NOT_TRACEABLE = (
+    "args{path} is a {kind}: minimize traces every leaf of args as an array (for jit, vmap and the adjoint), so "
+    "a leaf must be an array or a Python number; close over a static value instead: "
+    "functools.partial(fun, {name}=...) or a closure (lambda params, *args: fun(params, ..., {name}=...))"
+)
+
+
+def check_args(args: tuple) -> None:
+    """Raise ``TypeError`` (:data:`ARGS_NOT_TRACEABLE`, naming the leaf's path) for a leaf of ``args`` that is
+    neither an array nor a Python number (a string, a function, another object): ``minimize`` traces every leaf.
+    (``Solver``, stepped eagerly, passes such leaves as they are.)"""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(args)[0]:
+        if not (_tree.is_array(leaf) or isinstance(leaf, (bool, int, float, complex))
+                or hasattr(leaf, "__jax_array__")):
+            key = getattr(path[-1], "key", getattr(path[-1], "name", None)) if path else None
+            raise TypeError(ARGS_NOT_TRACEABLE.format(
+                path=jax.tree_util.keystr(path), kind=type(leaf).__name__,
+                name=key if isinstance(key, str) and key.isidentifier() else "value"))
 
 
 def _finite(leaf: Any) -> bool:
@@ -161,7 +179,10 @@ def minimize(
       x0: the starting point, any pytree of real floating arrays; the result
         keeps its structure and dtypes.
       args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
-        value is wrapped).
+        value is wrapped), a pytree whose every leaf is traced: arrays and
+        Python numbers (a traced scalar: no slice bound, shape or ``if``);
+        a static value (a string, a function) goes in ``fun``'s closure,
+        ``functools.partial(fun, mode="lp")``.
       {options:method,lr,max_steps,gtol,gtol_norm,ftol,xtol,l1,l2,clip,history,progress,has_aux,unroll}
       checkpoint_every: save a checkpoint every this many steps: the compiled
         loop runs in chunks of ``checkpoint_every`` steps (one compiled
@@ -274,7 +295,8 @@ def minimize(
     Raises:
       TypeError: ``fun`` not callable; a loss that is not a real scalar;
         integer/complex ``x0``; a :class:`jaxgd.SolverState` or :class:`jaxgd.Result` as ``x0``
-        (pass its ``params``); an unknown keyword; a wrong-kind argument.
+        (pass its ``params``); a leaf of ``args`` that is neither an array nor
+        a Python number (names its path); an unknown keyword; a wrong-kind argument.
       ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
         ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN, or a schedule
         whose ``lr(0)`` is negative or not finite; negative
@@ -319,6 +341,7 @@ def minimize(
             return repeat(x0, args)
     given = {k: v for k, v in locals().items() if k in _PARAMETERS}  # the caller's arguments by name
     _options.check_keywords("minimize", unknown, _KEYWORDS)
+    check_args(args)
     _solver.check_x0_not_a_run(x0, "", ", or continue the run with minimize(fun, result.params, resume=result)")
     adjoint = _adjoint.check(adjoint)  # adjoint hook (issue 12)
     tier = _host_tier.check(tier)

@@ -200,9 +200,9 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
     kind = TypeError if isinstance(err, TypeError) else IndexError if isinstance(err, IndexError) else ValueError
     shapes = ", ".join(f"{name}={describe(value)}" for name, value in named.items())
     hint = _list_hint(original or {})
-    static = [v for k, v in named.items() if k.startswith("args[")
-              and (isinstance(v, (bool, int, float, str)) or (callable(v) and not hasattr(v, "shape")))]
-    if static and not hint:  # (a scipy user's args=(2,) as a slice bound; a str or function argument)
+    static = [v for k, a in named.items() if k.startswith("args[") for v in jax.tree_util.tree_leaves(a)
+              if isinstance(v, (bool, int, float, str)) or (callable(v) and not hasattr(v, "shape"))]
+    if static and not hint:  # (args=(2,) as a slice bound, in a dict too; a str or function)
         hint = STATIC_HINT
     error = str(err).rstrip(".") if hint else err  # (the hint begins a sentence)
     return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=error, hint=hint))
