@@ -121,7 +121,8 @@ def _norm_scale(dtype: Any, wide: Any) -> float:
 
 
 def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
-    """``(||a||, every element of a and b finite)`` without a branch and without overflow.
+    """``(||a||, every element of a and b finite)`` without overflow, and below :data:`HUGE` elements a leaf
+    without a branch.
 
     Two sums over each leaf (one variadic reduction for a leaf of fewer than :data:`LONG`
     elements): ``sq = sum(a*a + 0*b)`` (that of :func:`sq_norm_nan_if`, to an ulp where XLA:CPU
@@ -139,7 +140,9 @@ def sq_norm_checked(a: PyTree, b: PyTree) -> tuple[jax.Array, jax.Array]:
     It replaced a ``lax.cond`` that took an exact branch where ``sq`` was not finite: on
     XLA:CPU a conditional in a loop body costs a thunk and its branch every step, and 128 of
     the 1,024 bytes a loop may touch to be compiled as one kernel (benchmarks/RESULTS.md,
-    session 26); under ``vmap`` it ran both branches.
+    session 26); under ``vmap`` it ran both branches. A leaf of :data:`HUGE` elements or more
+    takes that branch again, for its scaled sum only: there a pass over the leaf costs far
+    more than a conditional (session 59).
     """
     xs, ys = leaves(a), leaves(b)
     wide = jnp.promote_types(jnp.result_type(*xs), jnp.float32)
