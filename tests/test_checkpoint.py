@@ -568,3 +568,29 @@ def test_the_next_save_removes_temporary_files_killed_saves_left(tmp_path) -> No
     assert sorted(os.listdir(tmp_path)) == sorted(["state.ckpt", *keep])
     np.testing.assert_array_equal(load_checkpoint(path)["['w']"], np.arange(3.0))
     assert stale  # (named: they were there)
+
+
+def test_the_temporary_file_sweep_reads_the_file_servers_clock_not_this_hosts(tmp_path, monkeypatch) -> None:
+    """On a shared file system another host's save in progress has a recent modification time by the file
+    server's clock; a client whose clock runs 20 minutes ahead swept it as stale (its age was taken against
+    time.time()). Reference: the modification time of the file just saved (the same server's clock), which
+    the young temporary file is not STALE_TEMP_SECONDS older than; a temporary file that is, by that clock,
+    still goes."""
+    import tempfile
+    import time
+
+    path = tmp_path / "state.ckpt"
+
+    def left(age: float) -> str:
+        fd, name = tempfile.mkstemp(prefix=".state.ckpt.", suffix=".tmp", dir=tmp_path)
+        os.close(fd)
+        when = time.time() - age
+        os.utime(name, (when, when))
+        return os.path.basename(name)
+
+    live = left(5.0)
+    stale = left(_checkpoint.STALE_TEMP_SECONDS + 60)
+    ahead = time.time() + 2 * _checkpoint.STALE_TEMP_SECONDS
+    monkeypatch.setattr(time, "time", lambda: ahead)  # this host's clock, 20 minutes ahead of the server's
+    save_checkpoint(path, {"w": jnp.arange(3.0)})
+    assert sorted(os.listdir(tmp_path)) == sorted(["state.ckpt", live]), stale

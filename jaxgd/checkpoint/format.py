@@ -43,7 +43,6 @@ import os
 import re
 import stat
 import tempfile
-import time
 import zipfile
 import zlib
 from typing import Any, Callable, Optional, Sequence
@@ -186,7 +185,8 @@ def _temp_name(base: str) -> re.Pattern:
 
 def _sweep_stale(directory: str, base: str, now: float) -> None:
     """Remove the temporary files of target ``base`` that a save killed mid-write left behind: regular
-    files of that name pattern (:func:`_temp_name`) untouched for ``STALE_TEMP_SECONDS``. A save in
+    files of that name pattern (:func:`_temp_name`) untouched for ``STALE_TEMP_SECONDS`` before ``now``
+    (the modification time of the file just saved: the file server's clock, as theirs). A save in
     progress writes its file as it goes, so its modification time stays recent; one younger than
     that is left alone (another process may be writing it now). Errors are ignored (the save has
     already succeeded)."""
@@ -231,7 +231,10 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    _sweep_stale(directory, base, time.time())
+    # The age of a temporary file against the modification time of the file just written, not this host's
+    # clock: both are the file server's (on NFS a client clock ahead would make another host's live save old).
+    with contextlib.suppress(OSError):
+        _sweep_stale(directory, base, os.stat(path).st_mtime)
 
 
 def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional[dict] = None) -> str:
