@@ -594,3 +594,25 @@ def test_the_temporary_file_sweep_reads_the_file_servers_clock_not_this_hosts(tm
     monkeypatch.setattr(time, "time", lambda: ahead)  # this host's clock, 20 minutes ahead of the server's
     save_checkpoint(path, {"w": jnp.arange(3.0)})
     assert sorted(os.listdir(tmp_path)) == sorted(["state.ckpt", live]), stale
+
+
+@pytest.mark.parametrize("like, named", [
+    ({"v": np.zeros(3, np.float32)}, "missing leaves ['v']"),
+    ({"w": np.zeros(4, np.float32)}, "leaf ['w']: expected shape (4,)"),
+])
+def test_the_64_bit_message_only_where_the_width_is_the_difference(tmp_path, like, named) -> None:
+    """With x64 off, a file of float64 leaves loaded into another tree said only "64-bit leaves ... written
+    with 64-bit mode on", hiding the real mismatch (another leaf name, another shape) that turning the mode on
+    would not fix (a review, session 59). Reference: the file's header (checkpoint_info) against like's leaves:
+    the differing name or shape is named, the 64-bit mode only noted; a like that differs in width only still
+    gets the 64-bit message."""
+    path = tmp_path / "w.ckpt"
+    save_checkpoint(path, {"w": np.zeros(3, np.float64)})
+    assert jaxgd.checkpoint_info(path)["leaves"] == [{"path": "['w']", "shape": (3,), "dtype": "float64"}]
+    with jax.enable_x64(False):
+        with pytest.raises(TreeMismatchError) as info:
+            load_checkpoint(path, like=like)
+        message = str(info.value)
+        assert named in message and "also holds 64-bit leaves (['w'] is float64)" in message, message
+        with pytest.raises(TreeMismatchError, match="64-bit mode on, and the mode is off now"):
+            load_checkpoint(path, like={"w": np.zeros(3, np.float32)})
