@@ -161,7 +161,8 @@ def keyword_note(name: str, valid: Optional[Sequence[str]] = None) -> Optional[s
     unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``. ``valid``: the called function's
     keywords; fit's (``epochs``, no ``gtol``) get the notes that name only keywords fit has."""
     name = {"b1": "betas", "b2": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
-    notes = KEYWORD_NOTES if valid is None or "gtol" in valid or "epochs" not in valid else {**KEYWORD_NOTES, **FIT_KEYWORD_NOTES}
+    fits = valid is not None and "epochs" in valid and "gtol" not in valid
+    notes = {**KEYWORD_NOTES, **FIT_KEYWORD_NOTES} if fits else KEYWORD_NOTES
     return notes.get(name) or notes.get(name.lower())
 
 
