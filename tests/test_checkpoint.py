@@ -468,13 +468,30 @@ def test_resume_with_other_iteration_settings_is_refused(tmp_path) -> None:
     for other, shown in (
         (dict(lr=0.05), "was written with lr=0.01, but this call has lr=0.05"),
         (dict(clip=1.0, l2=0.1), "was written with l2=0.0, clip=None, but this call has l2=0.1, clip=1.0"),
-        (dict(bounds=(0.0, None)), "was written with bounds=None, but this call has bounds=[0.0, None]"),
+        (dict(bounds=(0.0, None)), "was written with bounds=None, but this call has bounds=[0.0, 'inf']"),
         (dict(lr=jaxgd.schedules.step_decay(0.01, 5, 0.5)),
          "lr=0.01, but this call has lr='StepDecay(init_value=0.01, step_size=5, gamma=0.5)'"),
     ):
         with pytest.raises(ValueError, match=r"max_steps=8, resume=path\) with the file's settings") as info:
             jaxgd.minimize(_quad, jnp.zeros(3), max_steps=20, resume=path, **dict(kw, **other))
         assert shown in str(info.value), str(info.value)
+
+
+def test_spellings_of_the_same_settings_resume_bit_for_bit(tmp_path) -> None:
+    """Reference: the uninterrupted run with the resuming call's spelling, which the resumed one equals bit for
+    bit. A float32 run's lr=0.1 resumed as jnp.float32(0.1), np.float32(0.1) or a 0-d array, bounds=(None, 0.5)
+    as (-inf, 0.5) or as arrays, l2=0.1 as an array of 0.1: the same iterates (the values the run computes with),
+    so none is refused (each was: a float32 scalar read 0.10000000149, an array its digest, None not -inf)."""
+    x0 = jnp.zeros(3, jnp.float32)
+    saved = dict(method="gd", lr=0.1, gtol=0.0, bounds=(None, 0.5), l2=0.1)
+    path = tmp_path / "run.ckpt"
+    jaxgd.minimize(_quad, x0, max_steps=4, checkpoint_path=path, **saved)
+    for other in (dict(lr=jnp.float32(0.1)), dict(lr=np.float32(0.1)), dict(lr=jnp.asarray(0.1, jnp.float32)),
+                  dict(bounds=(-jnp.inf, 0.5)), dict(bounds=(jnp.full(3, -jnp.inf), jnp.full(3, 0.5))),
+                  dict(l2=jnp.full(3, 0.1))):
+        kw = dict(saved, **other)
+        whole = jaxgd.minimize(_quad, x0, max_steps=8, **kw)
+        assert_bitwise(jaxgd.minimize(_quad, x0, max_steps=8, resume=path, **kw), whole)
 
 
 @pytest.mark.slow
