@@ -468,13 +468,30 @@ def test_resume_with_other_iteration_settings_is_refused(tmp_path) -> None:
     for other, shown in (
         (dict(lr=0.05), "was written with lr=0.01, but this call has lr=0.05"),
         (dict(clip=1.0, l2=0.1), "was written with l2=0.0, clip=None, but this call has l2=0.1, clip=1.0"),
-        (dict(bounds=(0.0, None)), "was written with bounds=None, but this call has bounds=[0.0, None]"),
+        (dict(bounds=(0.0, None)), "was written with bounds=None, but this call has bounds=[0.0, 'inf']"),
         (dict(lr=jaxgd.schedules.step_decay(0.01, 5, 0.5)),
          "lr=0.01, but this call has lr='StepDecay(init_value=0.01, step_size=5, gamma=0.5)'"),
     ):
         with pytest.raises(ValueError, match=r"max_steps=8, resume=path\) with the file's settings") as info:
             jaxgd.minimize(_quad, jnp.zeros(3), max_steps=20, resume=path, **dict(kw, **other))
         assert shown in str(info.value), str(info.value)
+
+
+def test_spellings_of_the_same_settings_resume_bit_for_bit(tmp_path) -> None:
+    """Reference: the uninterrupted run with the resuming call's spelling, which the resumed one equals bit for
+    bit. A float32 run's lr=0.1 resumed as jnp.float32(0.1), np.float32(0.1) or a 0-d array, bounds=(None, 0.5)
+    as (-inf, 0.5) or as arrays, l2=0.1 as an array of 0.1: the same iterates (the values the run computes with),
+    so none is refused (each was: a float32 scalar read 0.10000000149, an array its digest, None not -inf)."""
+    x0 = jnp.zeros(3, jnp.float32)
+    saved = dict(method="gd", lr=0.1, gtol=0.0, bounds=(None, 0.5), l2=0.1)
+    path = tmp_path / "run.ckpt"
+    jaxgd.minimize(_quad, x0, max_steps=4, checkpoint_path=path, **saved)
+    for other in (dict(lr=jnp.float32(0.1)), dict(lr=np.float32(0.1)), dict(lr=jnp.asarray(0.1, jnp.float32)),
+                  dict(bounds=(-jnp.inf, 0.5)), dict(bounds=(jnp.full(3, -jnp.inf), jnp.full(3, 0.5))),
+                  dict(l2=jnp.full(3, 0.1))):
+        kw = dict(saved, **other)
+        whole = jaxgd.minimize(_quad, x0, max_steps=8, **kw)
+        assert_bitwise(jaxgd.minimize(_quad, x0, max_steps=8, resume=path, **kw), whole)
 
 
 @pytest.mark.slow
@@ -568,3 +585,51 @@ def test_the_next_save_removes_temporary_files_killed_saves_left(tmp_path) -> No
     assert sorted(os.listdir(tmp_path)) == sorted(["state.ckpt", *keep])
     np.testing.assert_array_equal(load_checkpoint(path)["['w']"], np.arange(3.0))
     assert stale  # (named: they were there)
+
+
+def test_the_temporary_file_sweep_reads_the_file_servers_clock_not_this_hosts(tmp_path, monkeypatch) -> None:
+    """On a shared file system another host's save in progress has a recent modification time by the file
+    server's clock; a client whose clock runs 20 minutes ahead swept it as stale (its age was taken against
+    time.time()). Reference: the modification time of the file just saved (the same server's clock), which
+    the young temporary file is not STALE_TEMP_SECONDS older than; a temporary file that is, by that clock,
+    still goes."""
+    import tempfile
+    import time
+
+    path = tmp_path / "state.ckpt"
+
+    def left(age: float) -> str:
+        fd, name = tempfile.mkstemp(prefix=".state.ckpt.", suffix=".tmp", dir=tmp_path)
+        os.close(fd)
+        when = time.time() - age
+        os.utime(name, (when, when))
+        return os.path.basename(name)
+
+    live = left(5.0)
+    stale = left(_checkpoint.STALE_TEMP_SECONDS + 60)
+    ahead = time.time() + 2 * _checkpoint.STALE_TEMP_SECONDS
+    monkeypatch.setattr(time, "time", lambda: ahead)  # this host's clock, 20 minutes ahead of the server's
+    save_checkpoint(path, {"w": jnp.arange(3.0)})
+    assert sorted(os.listdir(tmp_path)) == sorted(["state.ckpt", live]), stale
+
+
+@pytest.mark.parametrize("like, named", [
+    ({"v": np.zeros(3, np.float32)}, "missing leaves ['v']"),
+    ({"w": np.zeros(4, np.float32)}, "leaf ['w']: expected shape (4,)"),
+])
+def test_the_64_bit_message_only_where_the_width_is_the_difference(tmp_path, like, named) -> None:
+    """With x64 off, a file of float64 leaves loaded into another tree said only "64-bit leaves ... written
+    with 64-bit mode on", hiding the real mismatch (another leaf name, another shape) that turning the mode on
+    would not fix (a review, session 59). Reference: the file's header (checkpoint_info) against like's leaves:
+    the differing name or shape is named, the 64-bit mode only noted; a like that differs in width only still
+    gets the 64-bit message."""
+    path = tmp_path / "w.ckpt"
+    save_checkpoint(path, {"w": np.zeros(3, np.float64)})
+    assert jaxgd.checkpoint_info(path)["leaves"] == [{"path": "['w']", "shape": (3,), "dtype": "float64"}]
+    with jax.enable_x64(False):
+        with pytest.raises(TreeMismatchError) as info:
+            load_checkpoint(path, like=like)
+        message = str(info.value)
+        assert named in message and "also holds 64-bit leaves (['w'] is float64)" in message, message
+        with pytest.raises(TreeMismatchError, match="64-bit mode on, and the mode is off now"):
+            load_checkpoint(path, like={"w": np.zeros(3, np.float32)})

@@ -430,3 +430,27 @@ def test_optimistix_throw_tags_and_adjoints_get_jaxgd_counterparts() -> None:
     with pytest.raises(ValueError) as info:
         jaxgd.minimize(f, jnp.zeros(2), adjoint="reverse")
     assert "optimistix" not in str(info.value)
+
+
+@pytest.mark.parametrize("spelling", ["rtol", "atol", "options", "callback"])
+def test_fits_keyword_notes_name_only_keywords_fit_has(spelling) -> None:
+    """fit shared minimize's notes: rtol/atol told fit users to set gtol=, ftol= or xtol=, options to pass max_steps,
+    callback to pass history=, none of which fit accepts (a review, session 59). Reference: fit's own signature
+    (inspect): every keyword= the note names is one of fit's, and none of minimize's keywords that fit lacks is
+    named; minimize's note still names gtol=."""
+    import inspect
+    import re
+
+    X = jnp.ones((4, 2))
+    with pytest.raises(TypeError) as info:
+        jaxgd.fit(lambda w, b: jnp.mean(b @ w), jnp.zeros(2), X, batch_size=2, epochs=1, key=jax.random.PRNGKey(0),
+                  **{spelling: 1e-6})
+    note = str(info.value).split("; valid keywords:")[0]
+    fit_keywords = set(inspect.signature(jaxgd.fit).parameters)
+    assert set(re.findall(r"\b([a-z_]+)=", note)) <= fit_keywords, note
+    absent = set(inspect.signature(jaxgd.minimize).parameters) - fit_keywords  # gtol, ftol, xtol, max_steps, history
+    assert not set(re.findall(r"(?<![.\w])[a-z_]+\b", note)) & absent, note  # (res.history: an attribute)
+    if spelling in ("rtol", "atol"):
+        assert "patience=" in note and "gtol" not in note, note
+        with pytest.raises(TypeError, match="set gtol="):
+            jaxgd.minimize(_rosenbrock, jnp.zeros(3), **{spelling: 1e-6})

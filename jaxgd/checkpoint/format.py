@@ -43,7 +43,6 @@ import os
 import re
 import stat
 import tempfile
-import time
 import zipfile
 import zlib
 from typing import Any, Callable, Optional, Sequence
@@ -81,6 +80,10 @@ WIDE_WITH_X64_OFF = (
     "{what}: the checkpoint holds 64-bit leaves ({leaves}), written with JAX's 64-bit mode on, and the mode is "
     "off now: {expected} holds them in 32 bits. Turn the mode on before loading: "
     "jax.config.update('jax_enable_x64', True)"
+)
+WIDE_NOTE = (
+    "(The checkpoint also holds 64-bit leaves ({leaves}), written with JAX's 64-bit mode on, which is off now: "
+    "loading them needs jax.config.update('jax_enable_x64', True) as well.)"
 )
 # what zipfile and zlib raise on a corrupted member (a flipped byte can name an unknown zip version or
 # compression method: NotImplementedError)
@@ -186,7 +189,8 @@ def _temp_name(base: str) -> re.Pattern:
 
 def _sweep_stale(directory: str, base: str, now: float) -> None:
     """Remove the temporary files of target ``base`` that a save killed mid-write left behind: regular
-    files of that name pattern (:func:`_temp_name`) untouched for ``STALE_TEMP_SECONDS``. A save in
+    files of that name pattern (:func:`_temp_name`) untouched for ``STALE_TEMP_SECONDS`` before ``now``
+    (the modification time of the file just saved: the file server's clock, as theirs). A save in
     progress writes its file as it goes, so its modification time stays recent; one younger than
     that is left alone (another process may be writing it now). Errors are ignored (the save has
     already succeeded)."""
@@ -231,7 +235,10 @@ def _atomic_write(path: str, write: Callable[[Any], None]) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    _sweep_stale(directory, base, time.time())
+    # The age of a temporary file against the modification time of the file just written, not this host's
+    # clock: both are the file server's (on NFS a client clock ahead would make another host's live save old).
+    with contextlib.suppress(OSError):
+        _sweep_stale(directory, base, os.stat(path).st_mtime)
 
 
 def save_checkpoint(path: str | os.PathLike, tree: PyTree, *, metadata: Optional[dict] = None) -> str:
@@ -495,15 +502,35 @@ def _narrowed(name: str) -> bool:
     return jax.dtypes.canonicalize_dtype(dtype) != dtype
 
 
-def _check_wide(found: Sequence[tuple[str, tuple[int, ...], str]], what: str, expected: str) -> None:
-    """With JAX's 64-bit mode off, a file holding 64-bit leaves (float64, int64, ...) that does not match the
-    expected tree: say so first. (The tree comparison named the leaves a float32 run's state has and a
-    float64 one's lacks, ``.state.stall``, before the dtypes: the real cause came last.)"""
+def _check_wide(
+    expected: Sequence[tuple[str, tuple[int, ...], str]], found: Sequence[tuple[str, tuple[int, ...], str]],
+    what: str, expected_name: str,
+) -> None:
+    """With JAX's 64-bit mode off, a file holding 64-bit leaves (float64, int64, ...) where the width is the
+    difference: say so first. That is where every leaf both trees have agrees in shape and in dtype up to
+    the width JAX's mode holds it in, some leaf differs in width, and the file has no leaf the expected
+    tree lacks (a float32 run's state has leaves a float64 one's lacks, ``.state.stall``: named first, the
+    real cause came last). Any other difference: :func:`compare`'s message, with the 64-bit mode noted."""
     wide = [(p, d) for p, _, d in found if _narrowed(d)]  # (canonicalize_dtype narrows with the mode off only)
-    if wide:
-        leaves = ", ".join(f"{p} is {d}" for p, d in wide[:_MAX_LISTED])
-        more = f", and {len(wide) - _MAX_LISTED} more" if len(wide) > _MAX_LISTED else ""
-        raise TreeMismatchError(WIDE_WITH_X64_OFF.format(what=what, leaves=leaves + more, expected=expected))
+    if not wide:
+        return
+    leaves = ", ".join(f"{p} is {d}" for p, d in wide[:_MAX_LISTED])
+    leaves += f", and {len(wide) - _MAX_LISTED} more" if len(wide) > _MAX_LISTED else ""
+    got = {p: (s, d) for p, s, d in found}
+    both = [(p, s, d) for p, s, d in expected if p in got]
+    width_only = all(
+        s == got[p][0] and (d == got[p][1] or (_narrowed(got[p][1]) and jnp.dtype(d) == _canonical(got[p][1])))
+        for p, s, d in both
+    )
+    narrowed = any(d != got[p][1] for p, _, d in both)
+    extra = set(got) - {p for p, _, _ in expected}
+    if width_only and narrowed and not extra:
+        raise TreeMismatchError(WIDE_WITH_X64_OFF.format(what=what, leaves=leaves, expected=expected_name))
+    compare(expected, found, what=what, note=WIDE_NOTE.format(leaves=leaves))
+
+
+def _canonical(name: str) -> Any:
+    return jax.dtypes.canonicalize_dtype(jnp.dtype(name))
 
 
 def _open(path: Any, name: str) -> _Archive:
@@ -582,7 +609,7 @@ def load(path: Any, like: PyTree, *, name: str) -> PyTree:
         found = [(e["path"], e["shape"], e["dtype"]) for e in archive.leaves]
         what = f"{name}: checkpoint {archive.path!r}"
         if expected != found:
-            _check_wide(found, what, "like" if name == "path" else "the state this call starts from")
+            _check_wide(expected, found, what, "like" if name == "path" else "the state this call starts from")
         compare(expected, found, what=what)
         out = []
         for entry, ref in zip(archive.leaves, like_leaves):

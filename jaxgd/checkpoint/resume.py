@@ -144,7 +144,9 @@ def iteration_settings(solver: Solver) -> list[tuple[str, str, Any]]:
     rule = solver.rule
     lr = rule.schedule if isinstance(rule, _stepsize.ScheduleRule) else rule
     prox = solver.prox
-    bounds = [setting_value(prox.lower), setting_value(prox.upper)] if prox.bounded else None
+    # (no bound is an infinite one: the same iterates)
+    bounds = [setting_value(-math.inf if prox.lower is None else prox.lower),
+              setting_value(math.inf if prox.upper is None else prox.upper)] if prox.bounded else None
     return [
         ("lr", "lr", setting_value(lr)),
         ("l1", "l1", setting_value(0.0 if prox.l1 is None else prox.l1)),
@@ -159,19 +161,44 @@ def setting_value(value: Any) -> Any:
     """``value`` (an option, concrete) as a JSON value that is the same in every process: None, a bool or
     string as it is, a number as a float (``"inf"``/``"-inf"``: JSON has no infinity), anything else a
     description (:func:`_described`: class or function names and numbers, an array by its digest; never a
-    ``repr``, which may hold a memory address)."""
+    ``repr``, which may hold a memory address).
+
+    Floating values are taken in float32 (:data:`SETTING_DTYPE`), and an array or a tree of numbers whose
+    elements are all one number is that number: spellings of one setting that give the same iterates compare
+    equal (``0.1``, ``jnp.float32(0.1)``, ``jnp.asarray(0.1)`` with 64-bit mode on or off, ``bounds=(0.0, 1.0)``
+    and the same bounds as arrays, ``l2=0.1`` and ``{"w": 0.1, "b": 0.1}``); settings that differ by less than
+    float32's precision are not told apart."""
     value = value.value if isinstance(value, _tree.Static) else value
     if value is None or isinstance(value, (str, bool)):
         return value
     if isinstance(value, np.bool_):
         return bool(value)
     number = _number(value)
+    if number is None:
+        number = _number(_uniform(value))
     return number if number is not None else _described(value, 0)
 
 
+SETTING_DTYPE = np.float32  # floating settings are recorded and compared at this precision
+
+
+def _uniform(value: Any) -> Any:
+    """The one number every element of an array or of a tree of numbers and arrays holds (in float32); else None."""
+    leaves = jax.tree_util.tree_leaves(value)
+    if not leaves or not all(_number(x) is not None or (hasattr(x, "shape") and hasattr(x, "dtype")) for x in leaves):
+        return None
+    try:
+        flat = np.concatenate([np.asarray(x, SETTING_DTYPE).ravel() for x in leaves])
+    except (TypeError, ValueError):
+        return None
+    if flat.size == 0 or not (np.all(flat == flat[0]) or np.all(np.isnan(flat))):
+        return None
+    return flat[0]
+
+
 def _number(value: Any) -> Any:
-    """A real number (Python, NumPy or a 0-d array) as an int or a float (``"inf"``, ``"-inf"`` or
-    ``"nan"``); else None."""
+    """A real number (Python, NumPy or a 0-d array) as an int or a float in float32's precision
+    (:data:`SETTING_DTYPE`; ``"inf"``, ``"-inf"`` or ``"nan"``); else None."""
     if isinstance(value, (bool, np.bool_)) or not (
         isinstance(value, (int, float, np.integer, np.floating))
         or (hasattr(value, "dtype") and np.shape(value) == () and np.dtype(value.dtype).kind in "iuf")
@@ -180,7 +207,7 @@ def _number(value: Any) -> Any:
     arr = np.asarray(value)
     if arr.dtype.kind in "iu":
         return int(arr)
-    v = float(arr)
+    v = float(str(arr.astype(SETTING_DTYPE)[()]))  # (the float32's shortest decimal: 0.6, not 0.6000000238)
     return v if math.isfinite(v) else str(v)
 
 
@@ -199,8 +226,9 @@ def _described(value: Any, depth: int) -> str:
     if number is not None:
         return repr(number)
     kind = type(value).__qualname__
-    if hasattr(value, "shape") and hasattr(value, "dtype"):  # an array
-        arr = np.ascontiguousarray(np.asarray(value))
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # an array (floating: its float32 values)
+        arr = np.asarray(value)
+        arr = np.ascontiguousarray(arr.astype(SETTING_DTYPE) if arr.dtype.kind == "f" else arr)
         return f"{arr.dtype.name}{list(arr.shape)} {_digest(arr.tobytes())}"
     fields = getattr(type(value), "_tree_fields", None)
     if depth >= _MAX_DEPTH:

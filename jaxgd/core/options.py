@@ -189,7 +189,7 @@ def check_keywords(fn: str, unknown: dict, valid: tuple[str, ...]) -> None:
     if not unknown:
         return
     names = sorted(unknown)
-    noted = {n: _explain.keyword_note(n) for n in names}
+    noted = {n: _explain.keyword_note(n, valid) for n in names}
     notes = [f"{n}: {note}" for n, note in noted.items() if note]
     names_left = [n for n, note in noted.items() if not note]
     alias = {n: _explain.suggest_keyword(n, valid) for n in names_left}  # (another library's name for a jaxgd keyword)

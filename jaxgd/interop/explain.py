@@ -22,7 +22,7 @@ call theirs. This module holds what jaxgd says back, in one place:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -54,6 +54,21 @@ _OPTIMISTIX_TOLERANCES = (
     "stop on one slow step far from the minimum) and xtol= stops when one step moves the parameters by <= xtol "
     "(absolute); both are off (0) by default"
 )
+
+# fit has none of minimize's tolerances (gtol, ftol, xtol) nor max_steps or history=: its notes for the keywords
+# whose minimize note names those (keyword_note picks them for fit's keywords).
+_FIT_TOLERANCES = (
+    "optimistix's rtol and atol (a Cauchy test on the iterates and the loss) have no counterpart in fit, which has "
+    "no tolerances: it runs epochs= epochs, or stops early with patience= (once the monitored loss, eval_fun on "
+    "eval_data, else the training loss, has not improved for that many epochs; the best parameters are returned)"
+)
+FIT_KEYWORD_NOTES: dict[str, str] = {
+    "rtol": _FIT_TOLERANCES,
+    "atol": _FIT_TOLERANCES,
+    "options": "pass its entries as keywords: maxiter as epochs, disp as progress",
+    "callback": ("no per-step callback in the compiled loop: res.history records the training (and eval) loss of "
+                 "every epoch, progress=True draws a progress bar"),
+}
 
 # Other libraries' keywords with no jaxgd keyword of their own -> what to do instead (scipy.optimize's,
 # optimistix's).
@@ -141,11 +156,14 @@ def suggest_keyword(name: str, valid: tuple[str, ...]) -> Optional[str]:
     return alias if alias in valid else None
 
 
-def keyword_note(name: str) -> Optional[str]:
+def keyword_note(name: str, valid: Optional[Sequence[str]] = None) -> Optional[str]:
     """What to do instead of another library's keyword ``name`` that has no jaxgd counterpart (None when
-    unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``."""
+    unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``. ``valid``: the called function's
+    keywords; fit's (``epochs``, no ``gtol``) get the notes that name only keywords fit has."""
     name = {"b1": "betas", "b2": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
-    return KEYWORD_NOTES.get(name) or KEYWORD_NOTES.get(name.lower())
+    fits = valid is not None and "epochs" in valid and "gtol" not in valid
+    notes = {**KEYWORD_NOTES, **FIT_KEYWORD_NOTES} if fits else KEYWORD_NOTES
+    return notes.get(name) or notes.get(name.lower())
 
 
 def suggest_method(name: str) -> Optional[str]:
