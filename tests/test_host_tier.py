@@ -246,6 +246,7 @@ def test_a_host_result_resumes_in_the_fused_loop() -> None:
     _assert_same_run(rest, whole, 1e-6, types=False)
 
 
+@pytest.mark.slow  # (~12 s: make test time)
 def test_a_large_host_result_resumes_in_the_compact_form() -> None:
     """Above limited_memory.TWO_LOOP_MAX parameters the fused loop computes H g in compact form
     from R^-1 kept step by step (push_inverse), which the host tier, running the two-loop

@@ -250,7 +250,7 @@ def test_bounds_unlike_x0_raise_naming_bounds_before_compiling(bounds):
         jaxgd.minimize(box_loss, jnp.zeros(10), bounds=bounds)
 
 
-@pytest.mark.parametrize("method", ["gd", "lbfgs"])
+@pytest.mark.parametrize("method", ["gd", slow_if(True, "lbfgs")])  # (lbfgs ~9 s: in make slow)
 def test_traced_bounds_out_of_order_end_invalid_argument_per_lane(method):
     """Reference: the eager call, which raises for lower > upper (the host check), and the closed form
     clip(target, lo, hi) for the valid lane. Under vmap the bounds are traced: the run itself tests them

@@ -19,7 +19,7 @@ import pytest
 import jaxgd
 from jaxgd.core import probe, stall
 from jaxgd.host import loop as host_loop
-from conftest import probe_trials_at_a_minimum
+from conftest import probe_trials_at_a_minimum, slow_if
 
 # PALMER3C (M. Palmer, via CUTEst / sif2jax): y = sum_j a_j x^(2j), j = 0..7, 23 observations.
 PALMER_X = np.array([-1.658063, -1.570796, -1.396263, -1.221730, -1.047198, -0.872665, -0.766531, -0.698132,
@@ -171,7 +171,7 @@ def qing(x):
     return jnp.sum((x * x - i) ** 2)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])  # (compiled ~7 s: in make slow)
 def test_float32_bfgs_at_qings_answer_is_a_precision_success(tier):
     """Reference: the closed form x_i = sqrt(i). bfgs's first trial is scipy's interpolated one, so its
     failed search at the float32 answer vouched only weakly (no unit first trial) and the retry along -g
@@ -328,7 +328,7 @@ def arglinb(x, m=400):
     return jnp.sum((i * jnp.dot(jnp.arange(1.0, x.shape[0] + 1), x) - 1.0) ** 2)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])  # (compiled ~6 s: in make slow)
 def test_float64_cg_failed_search_at_arglinbs_minimum_is_a_precision_success(tier):
     """Reference: the closed form of ARGLINB's minimum, m - (sum i)^2 / sum i^2 = 99.6255 (the residual's part
     off the one direction A spans). From x = 1, float64 cg reached it at step 2 and ended LINESEARCH_FAILED
@@ -384,6 +384,7 @@ def test_a_failed_search_along_minus_g_is_a_verdict_for_float64_cg_only():
         assert not stall.probes_retry(resolve(name), mt, jnp.float64, False)
 
 
+@pytest.mark.slow  # (~6 s: make test time)
 def test_float64_cg_verdicts_under_vmap_match_each_run():
     """Reference: the unbatched runs (compiled tier) from NIST's two starts for Rat43. Under jax.vmap the float64
     cg verdict's loops (probe.line_veto's, the probe's) run only while a lane is due; each lane ends as its own
