@@ -237,6 +237,7 @@ def test_float32_audit_runs_both_dtypes(tmp_path):
     assert [row[2] for row in rep.rows] == ["1", "1", "1", "1"] and rep.targets[0].met is True
 
 
+@pytest.mark.slow  # (~4 s; the unconstrained audit stays in make test)
 def test_float32_audit_bounded_suite(tmp_path):
     """--suite bounded: lbfgs (L-BFGS-B) only, with the problem's bounds, in both dtypes; reference: HS1
     (Rosenbrock with x2 >= -1.5, the bound inactive at the closed-form minimum, 0 at (1, 1))."""

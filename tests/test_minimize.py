@@ -453,6 +453,13 @@ def test_a_history_larger_than_memory_is_refused_before_the_run():
     f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
     with pytest.raises(ValueError, match="records up to 1,000,000,000 history rows"):
         jaxgd.minimize(f, jnp.zeros(2), max_steps=10**9)
+
+
+@pytest.mark.slow  # (~6 s)
+def test_a_huge_max_steps_runs_with_history_off_or_sparse():
+    """The limit test_a_history_larger_than_memory_is_refused_before_the_run refuses with history=True runs with
+    history=False or history=1000 (reference: the closed-form minimiser 1)."""
+    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
     for history in (False, 1000):
         r = jaxgd.minimize(f, jnp.zeros(2), method="lbfgs", max_steps=10**9, history=history)
         np.testing.assert_allclose(r.params, 1.0, rtol=1e-12)
