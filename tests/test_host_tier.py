@@ -506,9 +506,12 @@ def test_host_lbfgsb_is_the_compiled_lbfgsb(case: str) -> None:
 
 @pytest.mark.slow
 def test_host_lbfgsb_statuses_cover_the_endings() -> None:
-    """The bounded cases reach every status L-BFGS-B writes on the host (so the comparison above tests them)."""
+    """The bounded cases reach every status L-BFGS-B writes on the host (so the comparison above tests them).
+    PRECISION is the kink case's on some CPUs only (Zen 4; on Zen 3 its host search fails first, see the
+    comparison's note): test_float32_lbfgsb_failed_search_at_the_answer_is_precision covers the host's PRECISION
+    on both tiers."""
     seen = {_bounded(c)[0].status_enum.name for c in BOUNDED_CASES}
-    assert {"GTOL", "FTOL", "XTOL", "MAX_STEPS", "NONFINITE", "PRECISION", "LINESEARCH_FAILED"} <= seen, seen
+    assert {"GTOL", "FTOL", "XTOL", "MAX_STEPS", "NONFINITE", "LINESEARCH_FAILED"} <= seen, seen
 
 
 def test_float32_host_lbfgsb_is_the_compiled_lbfgsb(x64_off: Any) -> None:
