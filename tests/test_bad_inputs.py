@@ -265,7 +265,7 @@ ROWS: list[Row] = [
     R("minimize", "max_steps", "10**9 with history=True", ValueError, "max_steps=1000000000 with history=True records up to 1,000,000,000 history rows, allocated before the run", lambda c: M(c, max_steps=10**9)),
     R("Solver", "history", "True with max_steps=2**31 - 1", ValueError, "pass history=k to record every k-th step, or history=False", lambda c: S(c, max_steps=2**31 - 1)),
     R("minimize", "args", "(2,) used as a slice bound", IndexError, "a Python number, string, bool or function that fun uses as a static value (a slice bound, a shape, an if) goes in fun's closure instead", lambda c: M(c, fun=lambda x, n: jnp.sum(x[:n] ** 2), args=(2,)), True),
-    R("minimize", "args", '{"p": 2, "mode": "lp"} (a str leaf)', TypeError, "args[0]['mode'] is a str: minimize traces every leaf of args as an array",
+    R("minimize", "args", '{"p": 2, "mode": "lp"} (a str leaf)', TypeError, "'mode'] is a str: minimize traces every leaf of args as an array",
       lambda c: M(c, fun=lambda x, a: jnp.sum(x ** a["p"]), args={"p": 2, "mode": "lp"})),
     R("minimize", "has_aux", "False, fun returns (loss, aux)", TypeError, "fun must return a real scalar loss; got a tuple of 2 (a pair (loss, aux)? pass has_aux=True)", lambda c: M(c, fun=lambda x: (c.f(x), x)), True),
     R("Solver.init", "has_aux", "False, fun returns (loss, aux) (under jax.eval_shape)", TypeError, "got a tuple of 2 (a pair (loss, aux)? pass has_aux=True)", lambda c: jax.eval_shape(jaxgd.Solver(lambda x: (c.f(x), x), "gd", 0.1).init, c.x0), True),
