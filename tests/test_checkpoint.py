@@ -89,6 +89,7 @@ def test_extend_a_finished_run_from_its_result() -> None:
     assert_bitwise(jaxgd.minimize(loss, X0, ARGS, max_steps=60, resume=first, **kw), longer)
 
 
+@pytest.mark.slow  # (~6 s: make test time)
 def test_lbfgs_compact_form_resumes_from_a_file_bit_for_bit(tmp_path) -> None:
     """Above limited_memory.TWO_LOOP_MAX parameters lbfgs's state holds R^-1 (its compact form):
     a 600-D run saved after 12 steps (its ring full and wrapped) and resumed from the file ends

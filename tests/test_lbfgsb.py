@@ -48,6 +48,7 @@ def scipy_lbfgsb(f, x0, lower, upper, gtol=1e-5, ftol=0.0):
 
 
 # -- end to end against scipy ------------------------------------------------------------------
+@pytest.mark.slow  # (~6 s: make test time; scipy L-BFGS-B comparisons stay in make test)
 def test_non_negative_least_squares_matches_scipy_nnls():
     ref, _ = so.nnls(A, B)
     res = jaxgd.minimize(lsq, jnp.zeros(10), method="lbfgs", bounds=(0.0, None), gtol=1e-9, max_steps=200)

@@ -257,6 +257,7 @@ def test_a_non_array_argument_is_passed_as_it_is_by_the_loss_check():
     assert int(state.count) == 1
 
 
+@pytest.mark.slow  # (~4 s: make test time)
 def test_a_solver_whose_loss_is_gone_says_so():
     """A Solver returned from jax.vmap/jax.jit, built there around a loss defined there, holds that loss weakly
     (its tree definition) and outlives it: its run raised "Expected a callable value, got None" from inside the

@@ -345,6 +345,7 @@ def test_float16_quasi_newton_at_an_ill_conditioned_answer_is_a_precision_succes
     np.testing.assert_allclose(np.asarray(res.params, np.float64), xstar, atol=2e-3)
 
 
+@pytest.mark.slow  # (~5 s: make test time)
 def test_float16_cg_at_a_least_squares_answer_is_a_precision_success():
     """Reference: numpy.linalg.lstsq. float16 least squares whose answer (30, -20, 10, 5) float16 holds
     exactly: cg reached it in 4 steps, then each search's first trial, capped at 1, moved x by less
@@ -423,7 +424,7 @@ def _one_search(f, x, d, tier):
     return float(unit), float(unit_slope), float(noise)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])  # (compiled ~6 s: in make slow)
 def test_step_info_noise_is_zero_on_smooth_and_kinked_lines_and_measures_an_unseen_error(tier):
     """Reference: closed forms. StepInfo.noise, the largest change of f at a trial that its slopes
     cannot explain (more than NOISE_RATIO t (|phi'(0)| + |phi'(t)|)), is 0 along a smooth quadratic

@@ -149,6 +149,7 @@ def test_probe_verdict_finds_palmer3cs_fall_and_none_at_its_minimum_on_both_tier
     assert host == (bool(found), int(spent[0]), int(spent[1]))
 
 
+@pytest.mark.slow  # (~5 s: make test time)
 def test_probe_verdict_under_vmap_matches_each_point():
     """Reference: the unbatched probe at each point (PALMER3C's minimum and a point 1 % off it in a0):
     under jax.vmap the loop runs until every lane is done, each lane's result its own."""
@@ -195,7 +196,7 @@ def rat42(b):
     return jnp.sum((b[0] / (1 + jnp.exp(b[1] - b[2] * RAT42_X)) - RAT42_Y) ** 2)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])  # (compiled ~4 s each: in make slow)
 @pytest.mark.parametrize("start", [(100.0, 1.0, 0.1), (75.0, 2.5, 0.07)])  # NIST's start 1, and one near the answer
 def test_float32_bfgs_at_rat42s_answer_is_a_precision_success(tier, start):
     """Reference: NIST's certified parameters and residual sum of squares for Rat42. At the float32 answer
@@ -235,7 +236,7 @@ def test_a_weak_vouchs_failed_retry_is_a_float32_verdict_under_an_interpolated_s
                 assert bool(retry) == (vouched == stall.VOUCH_STRONG)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])  # (compiled ~4 s each: in make slow)
 @pytest.mark.parametrize("seed", [0, 10])
 def test_float32_cg_stall_at_an_exponential_fits_answer_is_a_precision_success(tier, seed):
     """Reference: scipy.optimize.curve_fit (float64) on the same data, issue 13's example a exp(-b t) + c
@@ -268,7 +269,7 @@ def rat43(b):
     return jnp.sum((b[0] / (1 + jnp.exp(b[1] - b[2] * RAT43_X)) ** (1 / b[3]) - RAT43_Y) ** 2)
 
 
-@pytest.mark.parametrize("tier", ["host", "compiled"])
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])  # (compiled ~4 s: in make slow)
 def test_float64_cg_stall_at_rat43s_answer_is_a_precision_success(tier):
     """Reference: NIST's certified parameters and residual sum of squares for Rat43, from NIST's start 1.
     Float64 cg reached the certified answer and ended STALLED (success False): its search's stall count, 10
