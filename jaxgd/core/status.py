@@ -136,8 +136,7 @@ class FitStatus(enum.IntEnum):
         return self in (FitStatus.EPOCHS, FitStatus.PATIENCE)
 
     __str__ = Status.__str__
-    def __format__(self, spec: str) -> str:
-        return _format_code(self, spec)
+    __format__ = Status.__format__
 
 
 def tolerance_status(status: Any, ftol: Any, xtol: Any, f_old: Any, f_new: Any, step_norm: Any, alpha: Any,

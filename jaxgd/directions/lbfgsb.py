@@ -384,10 +384,9 @@ def termination(tols: tuple, rule_state: Any, accept: Any, failed: Any, finite: 
     # its answer here.
     # (A step not accepted ends the run: the window's count after it is never read.)
     flat, window, cycled = floor_counts(rule_state, accept, f_new, f_old, grad_norm, off, xp)
-    if ftol is None:
-        status = xp.where((status == Status.RUNNING) & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
-    else:
-        status = xp.where((status == Status.RUNNING) & off & ((flat >= STALL_STEPS) | cycled), Status.PRECISION, status)
+    if off is not False:  # (ftol on: no such stop; a traced ftol: in its lanes at 0 only)
+        floor = (flat >= STALL_STEPS) | cycled
+        status = xp.where((status == Status.RUNNING) & (floor if off is True else floor & off), Status.PRECISION, status)
     if xtol is not None:
         status = xp.where((status == Status.RUNNING) & (norm(s) <= xtol) & (xtol > 0), Status.XTOL, status)
     status = xp.where(failed, Status.LINESEARCH_FAILED, xp.where(~finite, Status.NONFINITE, status))
