@@ -512,6 +512,27 @@ def test_the_same_settings_resume_and_the_way_out_of_a_refusal(tmp_path) -> None
     assert int(jaxgd.minimize(_quad, as_it_stands.params, max_steps=3, **dict(kw, lr=0.05)).steps) == 3
 
 
+@pytest.mark.slow  # ~4 s: three runs and a checkpoint
+def test_a_refusal_of_another_lr_gives_the_way_that_keeps_the_solver_state(tmp_path) -> None:
+    """A file resumed with a lower lr was told to start afresh from r.params (momentum lost), though resume=r with
+    a new lr keeps the state (a PyTorch user's review, session 60). Reference: the uninterrupted run of the
+    piecewise-constant schedule (0.05 for 5 steps, then 0.01), which the run the message describes (the file's run
+    as it stands, then resume=r at the new lr) equals bit for bit."""
+    path = tmp_path / "run.ckpt"
+    kw = dict(method="momentum", gtol=0.0)
+    steps = optax.piecewise_constant_schedule(0.05, {5: 0.2})
+    whole = jaxgd.minimize(_quad, jnp.zeros(3), max_steps=10, lr=steps, **kw)
+    jaxgd.minimize(_quad, jnp.zeros(3), max_steps=5, lr=0.05, checkpoint_path=path, **kw)
+    with pytest.raises(ValueError, match=r"then minimize\(fun, r.params, \.\.\., resume=r\) with the new ones goes on "
+                                         r"from there with its solver state"):
+        jaxgd.minimize(_quad, jnp.zeros(3), max_steps=10, lr=0.05 * 0.2, resume=path, **kw)
+    r = jaxgd.minimize(_quad, jnp.zeros(3), max_steps=5, lr=0.05, resume=path, **kw)
+    lowered = jaxgd.minimize(_quad, r.params, max_steps=10, lr=0.05 * 0.2, resume=r, **kw)
+    assert_bitwise(lowered.params, whole.params)
+    assert_bitwise(lowered.state.direction_state, whole.state.direction_state)
+    np.testing.assert_allclose(lowered.history.lr, [0.05] * 5 + [0.01] * 5)
+
+
 @pytest.mark.slow
 def test_a_rule_or_l1_with_other_numbers_is_refused(tmp_path) -> None:
     """A step-size rule is recorded by its class and numbers, a per-leaf l1 by its values (reference: the

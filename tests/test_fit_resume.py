@@ -242,3 +242,46 @@ def test_resume_with_another_lr_or_clip_is_refused(tmp_path) -> None:
         _fit(dict(kw, lr=0.2), epochs=4, resume=path)
     with pytest.raises(ValueError, match=r"was written with clip=None, but this call has clip=1.0"):
         _fit(dict(kw, clip=1.0), epochs=4, resume=path)
+
+
+def test_reduce_on_plateau_is_refused_with_the_way_that_keeps_the_optimizer_state() -> None:
+    """PyTorch's ReduceLROnPlateau in fit: lr=ReduceOnPlateau was refused as "a line search" pointing at per_epoch
+    (there is no per-epoch plateau rule), lr=optax.contrib.reduce_on_plateau() got a bare TypeError (a PyTorch
+    user's review, session 60). Reference: the way out both messages give, lowering lr with resume=r, is the
+    uninterrupted run of a piecewise-constant schedule (test_a_lower_lr_with_resume_is_the_step_schedules_run);
+    both are refused before anything compiles (tests/test_bad_inputs.py)."""
+    kw = dict(fun=mse, method="momentum", key=jax.random.key(1))
+    with pytest.raises(ValueError, match=r"cuts the step size when the loss of each step stops improving.*"
+                                         r"fit\(fun, r.params, data, \.\.\., lr=lr0 \* 0.1, epochs=k \+ m, resume=r\), "
+                                         r"which keeps the optimizer state") as info:
+        _fit(dict(kw, lr=jaxgd.linesearch.ReduceOnPlateau(0.05)), epochs=4)
+    assert "line search" not in str(info.value) and "per_epoch" not in str(info.value)
+    with pytest.raises(TypeError, match=r"lr must be a float or a schedule \(count -> lr\), got an optax "
+                                        r"transformation .*optax.contrib.reduce_on_plateau needs the loss .*resume=r"):
+        _fit(dict(kw, lr=optax.contrib.reduce_on_plateau()), epochs=4)
+
+
+@pytest.mark.slow  # ~15 s under load: six fits and a checkpoint
+@pytest.mark.parametrize("method", ["momentum", "adam"])
+def test_a_lower_lr_with_resume_is_the_step_schedules_run(method: str, tmp_path) -> None:
+    """A checkpoint file resumed with a lower lr was told to start afresh from r.params (momentum and Adam's
+    moments lost), though resume=r with a new lr keeps them (a PyTorch user's review, session 60). Reference: the
+    uninterrupted run of the piecewise-constant schedule (0.05 for 2 epochs of 3 steps, then 0.005), which the
+    run the messages describe (2 epochs at 0.05, then resume=r at 0.005, from a FitResult or from the file as it
+    stands) equals bit for bit."""
+    kw = dict(fun=mse, method=method, key=jax.random.key(1))
+    steps = 2 * (len(DATA["y"]) // 10)
+    whole = _fit(dict(kw, lr=optax.piecewise_constant_schedule(0.05, {steps: 0.1})), epochs=4)
+    first = _fit(dict(kw, lr=0.05), epochs=2)
+    lowered = _fit(dict(kw, lr=0.05 * 0.1), epochs=4, resume=first)  # (the schedule's product, to the bit)
+    np.testing.assert_allclose(lowered.history.lr, [0.05, 0.05, 0.005, 0.005])
+    assert_bitwise(lowered.params, whole.params)
+    assert_bitwise(lowered.state, whole.state)
+    # From a file: refused with a new lr; the way out the message gives is the same run.
+    path = tmp_path / "fit.ckpt"
+    _fit(dict(kw, lr=0.05), epochs=2, checkpoint_path=path)
+    with pytest.raises(ValueError, match=r"then fit\(fun, r.params, data, \.\.\., resume=r\) with the new ones goes "
+                                         r"on from there with its optimizer state"):
+        _fit(dict(kw, lr=0.005), epochs=4, resume=path)
+    as_it_stands = _fit(dict(kw, lr=0.05), epochs=2, resume=path)
+    assert_bitwise(_fit(dict(kw, lr=0.05 * 0.1), epochs=4, resume=as_it_stands).state, whole.state)

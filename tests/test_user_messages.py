@@ -454,3 +454,107 @@ def test_fits_keyword_notes_name_only_keywords_fit_has(spelling) -> None:
         assert "patience=" in note and "gtol" not in note, note
         with pytest.raises(TypeError, match="set gtol="):
             jaxgd.minimize(_rosenbrock, jnp.zeros(3), **{spelling: 1e-6})
+
+
+# PyTorch's torch.optim keywords with notes (a PyTorch user's review, session 60).
+TORCH_SPELLINGS = ("history_size", "line_search_fn", "tolerance_grad", "tolerance_change", "max_norm", "clip_grad_norm",
+                   "amsgrad", "dampening", "scheduler", "lr_scheduler")
+
+
+def _keywords_to_pass(note: str) -> set:
+    """The ``keyword=`` a note tells to pass to the function called: those outside any call's parentheses
+    (``method=optax.sgd(lr * (1 - d), momentum=m)`` names method, not momentum); an aside in parentheses
+    that holds a keyword= is read."""
+    import re
+
+    while (inner := re.sub(r"[\w.]+\([^()]*\)|\([^()=]*\)", "", note)) != note:
+        note = inner
+    return set(re.findall(r"(?<![\w=<>!])([a-z_]+)=(?!=)", note))
+
+
+@pytest.mark.parametrize("name", ["minimize", "Solver", "fit"])
+def test_torch_optim_keywords_get_notes_that_name_the_functions_own_keywords(name: str) -> None:
+    """torch's LBFGS(history_size=) got "did you mean history?" (history= records the loss; the L-BFGS memory is
+    jaxgd.directions.lbfgs(memory_size=)), and its line_search_fn, tolerance_grad, tolerance_change,
+    clip_grad_norm_'s max_norm, Adam's amsgrad, SGD's dampening and a scheduler= a bare error (a PyTorch user's
+    review, session 60). Reference: the function's own signature (inspect): each spelling gets its note, no
+    "did you mean", and every keyword= the note tells to pass is one of the function's."""
+    import inspect
+
+    f = lambda p, *a: jnp.sum(p**2)  # noqa: E731
+    call = {
+        "minimize": lambda **kw: jaxgd.minimize(f, jnp.zeros(2), **kw),
+        "Solver": lambda **kw: jaxgd.Solver(f, **kw),
+        "fit": lambda **kw: jaxgd.fit(f, jnp.zeros(2), jnp.zeros((4, 1)), batch_size=2, epochs=1,
+                                      key=jax.random.key(0), **kw),
+    }[name]
+    assert _keywords_to_pass("method=optax.sgd(lr * (1 - d), momentum=m) (or gtol=1, f(x) == 0)") == {"method", "gtol"}
+    target = {"minimize": jaxgd.minimize, "Solver": jaxgd.Solver, "fit": jaxgd.fit}[name]
+    valid = set(inspect.signature(target).parameters)
+    for spelling in TORCH_SPELLINGS:
+        with pytest.raises(TypeError, match="unexpected keyword") as err:
+            call(**{spelling: 1})
+        text = str(err.value).split("; valid keywords:")[0]
+        assert f"({spelling}: " in text and "did you mean" not in text, text
+        note = text.split(f"({spelling}: ", 1)[1].removesuffix(")")
+        assert _keywords_to_pass(note) <= valid, (spelling, _keywords_to_pass(note) - valid, note)
+    if name == "fit":  # fit takes no line search and has no tolerances
+        with pytest.raises(TypeError, match=r"fit takes no line search .*jaxgd.minimize\(fun, x0, method='lbfgs', "
+                                            r"lr=jaxgd.linesearch.StrongWolfe\(\)\)"):
+            call(line_search_fn="strong_wolfe")
+
+
+def _rosenbrock_grad(y: np.ndarray) -> np.ndarray:
+    """Rosenbrock's gradient in closed form (NumPy)."""
+    g = np.zeros_like(y)
+    g[:-1] = -400.0 * y[:-1] * (y[1:] - y[:-1] ** 2) - 2.0 * (1.0 - y[:-1])
+    g[1:] += 200.0 * (y[1:] - y[:-1] ** 2)
+    return g
+
+
+@pytest.mark.slow  # ~4 s under load: L-BFGS with 100 pairs and a strong-Wolfe search compiles
+def test_torch_lbfgs_notes_forms_run_and_stop_on_the_largest_gradient_entry() -> None:
+    """What the LBFGS notes say to pass runs: memory_size=100 (torch's history_size default), StrongWolfe (its
+    line_search_fn), gtol=1e-7 with gtol_norm=inf (its tolerance_grad, a test of the largest gradient entry).
+    Reference: Rosenbrock's closed-form gradient (NumPy) at the answer, whose largest entry is <= 1e-7, and its
+    minimum (1, ..., 1)."""
+    import math
+
+    res = jaxgd.minimize(_rosenbrock, jnp.array([-1.2, 1.0, -1.2, 1.0]), method=jaxgd.directions.lbfgs(memory_size=100),
+                         lr=jaxgd.linesearch.StrongWolfe(), gtol=1e-7, gtol_norm=math.inf, max_steps=500)
+    assert res.status_enum is jaxgd.Status.GTOL, res.message
+    assert np.abs(_rosenbrock_grad(np.asarray(res.params))).max() <= 1e-7 * (1 + 1e-6)
+    np.testing.assert_allclose(np.asarray(res.params), np.ones(4), atol=1e-6)
+
+
+def test_torch_clip_and_dampening_notes_say_what_the_steps_do() -> None:
+    """The clip note: jaxgd clips the loss's gradient with l2's term included, torch's clip_grad_norm_ before
+    SGD's weight_decay adds it, which the note's optax chain does; the dampening note: optax.sgd(lr * (1 - d),
+    momentum=m) is torch's damped SGD except for the first gradient, which torch buffers whole. Reference: NumPy
+    implementations of torch's SGD (torch.optim.SGD's documented update) and clip_grad_norm_ (rescale to
+    max_norm when the global 2-norm exceeds it)."""
+    import optax
+
+    from jaxgd.interop.explain import KEYWORD_NOTES
+
+    assert "optax.chain(optax.clip_by_global_norm(max_norm), optax.add_decayed_weights(wd)" in KEYWORD_NOTES["max_norm"]
+    a, x0, wd, c, lr = np.array([3.0, -1.0, 2.0]), np.array([1.0, 2.0, -4.0]), 0.5, 1.0, 0.1
+    f = lambda x: jnp.sum(jnp.asarray(a) * x)  # noqa: E731  (gradient a, of norm sqrt(14) > c)
+    total = a + wd * x0
+    ours = jaxgd.minimize(f, jnp.asarray(x0), method="gd", lr=lr, l2=wd, clip=c, max_steps=1, gtol=0.0)
+    np.testing.assert_allclose(ours.params, x0 - lr * total * min(1.0, c / np.linalg.norm(total)), rtol=1e-14)
+    torch_order = x0 - lr * (a * min(1.0, c / np.linalg.norm(a)) + wd * x0)
+    tx = optax.chain(optax.clip_by_global_norm(c), optax.add_decayed_weights(wd), optax.sgd(lr))
+    np.testing.assert_allclose(jaxgd.minimize(f, jnp.asarray(x0), method=tx, max_steps=1, gtol=0.0).params,
+                               torch_order, rtol=1e-14)
+    m, d = 0.9, 0.3
+    grads = np.random.default_rng(0).normal(size=(5, 3))
+    tx = optax.sgd(lr * (1 - d), momentum=m)
+    state, p, buf, q = tx.init(jnp.zeros(3)), jnp.zeros(3), None, np.zeros(3)
+    for k, g in enumerate(grads):
+        buf = g.copy() if buf is None else m * buf + (1 - d) * g  # torch: the first gradient buffered whole
+        q = q - lr * buf
+        u, state = tx.update(jnp.asarray(g), state, p)
+        p = optax.apply_updates(p, u)
+        first_share = lr * d * grads[0] * sum(m**j for j in range(k + 1))  # the first gradient's undamped part
+        np.testing.assert_allclose(q, np.asarray(p) - first_share, rtol=1e-12, atol=1e-15)

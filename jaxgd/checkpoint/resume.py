@@ -44,19 +44,32 @@ CHECKPOINT_TRACED = (
     "({what} are tracers): checkpoint and resume outside the transformation"
 )
 BAD_RESUME = "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got {kind}"
+# jaxgd.load_checkpoint(path) without like= hands back a flat {leaf path: array} dict to inspect: no run's
+# structure and none of the settings the file records (which resume=path checks).
+RESUME_DICT = (
+    "resume must be None, a {result} or a checkpoint path (str or os.PathLike), got a dict: "
+    "jaxgd.load_checkpoint(path) returns the file's leaves as a flat {{leaf path: array}} dict to inspect, "
+    "without the run's structure or the settings the file records; pass the path itself, resume=path (checked "
+    "against this call's settings)"
+)
 RESUME_KIND = "resume: {path!r} is a {found} checkpoint, not a {expected} one"
 RESUME_DIFFERS = (
     "resume: checkpoint {path!r} was written with {found}, but this call has {expected}. A resumed run goes on with "
-    "the settings it was saved with ({free} may change); to go on with other settings on purpose, start a new run "
-    "from the checkpoint's parameters: {how}"
+    "the settings it was saved with ({free} may change); to go on with other settings on purpose: {how}"
 )
 RESTART_MINIMIZE = (
     "r = minimize(..., max_steps={done}, resume=path) with the file's settings hands back the run as it stands, "
-    "then minimize(fun, r.params, ...) with the new ones starts afresh from there"
+    "then minimize(fun, r.params, ..., resume=r) with the new ones goes on from there with its solver state "
+    "(momentum, moments or curvature pairs, and the step count: a schedule goes on where it was; a Result's "
+    "settings are not checked), or minimize(fun, r.params, ...) without resume= starts "
+    "afresh (another method needs that)"
 )
 RESTART_FIT = (
     "r = fit(..., epochs={done}, resume=path) with the file's settings hands back the run as it stands, "
-    "then fit(fun, r.params, ...) with the new ones starts afresh from there"
+    "then fit(fun, r.params, data, ..., resume=r) with the new ones goes on from there with its optimizer state "
+    "(momentum or Adam's moments, and the step count: a schedule goes on where it was; a FitResult's "
+    "settings are not checked), or fit(fun, r.params, data, ...) without resume= starts afresh "
+    "(another method needs that)"
 )
 RESUME_PAST_LIMIT = "resume: the {source} has already run {done} {unit}, more than this call's {name}={limit}"
 RESUME_HISTORY = (
@@ -107,6 +120,8 @@ def check_resume(resume: Any, result_type: type = Result, result_name: str = "ja
         return resume
     if isinstance(resume, (str, os.PathLike)):
         return _checkpoint.check_path("resume", resume, must_exist=True)
+    if isinstance(resume, dict):
+        raise TypeError(RESUME_DICT.format(result=result_name))
     raise TypeError(BAD_RESUME.format(result=result_name, kind=type(resume).__name__))
 
 

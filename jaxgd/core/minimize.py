@@ -202,7 +202,10 @@ def minimize(
         history, status, steps). A file records ``method``, ``lr``, ``l1``,
         ``l2``, ``clip``, ``bounds``, ``accelerated`` and ``history``, and a
         call with other values is refused (naming each); tolerances and
-        ``max_steps`` may differ. Runs with checkpoints or ``resume`` always
+        ``max_steps`` may differ. A ``Result``'s settings are not checked, so
+        ``minimize(fun, r.params, ..., lr=lower, resume=r)`` goes on from ``r``'s
+        solver state (momentum, moments or curvature pairs, step count) with
+        another ``lr`` on purpose. Runs with checkpoints or ``resume`` always
         run it, where ``tier="auto"``'s first call of ``lbfgs``, ``bfgs`` or
         ``cg`` runs on the host tier, whose iterates can part from it by
         rounding (see ``tier``; ``tier="compiled"`` for the same bits).

@@ -9,7 +9,9 @@ call theirs. This module holds what jaxgd says back, in one place:
   (``sgd``, ``L-BFGS-B``) mapped to jaxgd's; :func:`keyword_note`: what to do
   instead of a keyword jaxgd has no counterpart for (scipy's ``jac``,
   ``options``, ``constraints``; optimistix's ``rtol``/``atol``, ``throw``,
-  ``tags``); :func:`suggest_adjoint`: optimistix's adjoint objects as
+  ``tags``; torch.optim's LBFGS ``history_size``, ``line_search_fn`` and
+  tolerances, ``amsgrad``, ``dampening``, a ``scheduler``, ``clip_grad_norm_``'s
+  ``max_norm``); :func:`suggest_adjoint`: optimistix's adjoint objects as
   ``minimize``'s ``adjoint=`` strings;
 - :func:`check_signature`: a loss that cannot be called the way jaxgd calls
   it (``fit`` calls ``fun(params, batch)``), found from its signature before
@@ -62,16 +64,76 @@ _FIT_TOLERANCES = (
     "no tolerances: it runs epochs= epochs, or stops early with patience= (once the monitored loss, eval_fun on "
     "eval_data, else the training loss, has not improved for that many epochs; the best parameters are returned)"
 )
+# PyTorch's LBFGS(history_size=, line_search_fn=, tolerance_grad=, tolerance_change=) in fit, which takes no line
+# search (a minibatch step evaluates one batch) and has no tolerances; its schedulers as fit's lr.
+_FIT_TORCH_TOLERANCES = (
+    "fit has no tolerances: it runs epochs= epochs, or stops early with patience=; torch's LBFGS on the full batch "
+    "is jaxgd.minimize(fun, x0, method='lbfgs', gtol=tolerance_grad, gtol_norm=math.inf, "
+    "ftol=tolerance_change), whose ftol tests the loss's change relative to max(|f|, 1)"
+)
+_FIT_SCHEDULER = (
+    "lr is the schedule: an optax or jaxgd.schedules schedule of optimizer steps, or "
+    "jaxgd.schedules.per_epoch(epoch_schedule, steps_per_epoch) for a scheduler.step() once an epoch; for torch's "
+    "ReduceLROnPlateau, run some epochs, read r.history, then go on with a lower rate: "
+    "fit(fun, r.params, data, ..., lr=lower, resume=r) keeps the optimizer state (momentum, Adam's moments)"
+)
 FIT_KEYWORD_NOTES: dict[str, str] = {
     "rtol": _FIT_TOLERANCES,
     "atol": _FIT_TOLERANCES,
+    "history_size": ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "
+                     "(method='lbfgs' keeps 10 pairs, torch 100), with a float or schedule lr: fit takes no line "
+                     "search; full-batch L-BFGS is jaxgd.minimize"),
+    "line_search_fn": ("fit takes no line search (each step sees another minibatch): pass a float or a schedule as "
+                       "lr; torch's LBFGS(line_search_fn='strong_wolfe') on the full batch is "
+                       "jaxgd.minimize(fun, x0, method='lbfgs', lr=jaxgd.linesearch.StrongWolfe())"),
+    "tolerance_grad": _FIT_TORCH_TOLERANCES,
+    "tolerance_change": _FIT_TORCH_TOLERANCES,
+    "scheduler": _FIT_SCHEDULER,
+    "lr_scheduler": _FIT_SCHEDULER,
     "options": "pass its entries as keywords: maxiter as epochs, disp as progress",
     "callback": ("no per-step callback in the compiled loop: res.history records the training (and eval) loss of "
                  "every epoch, progress=True draws a progress bar"),
 }
 
+# torch.optim's keywords (LBFGS's, SGD's, Adam's) and its schedulers (checked in tests/test_user_messages.py).
+_CLIP = (
+    "torch.nn.utils.clip_grad_norm_(params, max_norm) is clip=max_norm (the gradient's global 2-norm). jaxgd clips "
+    "the gradient of the loss with l2's penalty included; torch clips before SGD's or Adam's weight_decay adds it: "
+    "that order is method=optax.chain(optax.clip_by_global_norm(max_norm), optax.add_decayed_weights(wd), "
+    "optax.sgd(lr))"
+)
+_SCHEDULER = (
+    "lr is the schedule: lr=optax.cosine_decay_schedule(...) or a jaxgd.schedules one (count -> lr, evaluated "
+    "every step); torch's ReduceLROnPlateau is lr=jaxgd.linesearch.ReduceOnPlateau(initial, factor, patience), "
+    "its patience counted in steps"
+)
+_TORCH_NOTES: dict[str, str] = {
+    "history_size": ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "
+                     "(method='lbfgs' keeps 10 pairs, torch 100)"),
+    "line_search_fn": ("torch's LBFGS(line_search_fn='strong_wolfe') is lr=jaxgd.linesearch.StrongWolfe(); "
+                       "method='lbfgs' without lr already takes a strong-Wolfe search (L-BFGS-B's Moré-Thuente); "
+                       "torch's LBFGS without a line search (a fixed step) is lr=1.0"),
+    "tolerance_grad": ("torch's LBFGS stops when the largest gradient entry is <= tolerance_grad (default 1e-7): "
+                       "gtol=tolerance_grad, gtol_norm=math.inf (jaxgd's gtol, 1e-6 by default, tests the 2-norm)"),
+    "tolerance_change": ("torch's LBFGS stops when one step changes the loss by less than tolerance_change "
+                         "(absolute; default 1e-9) or moves no parameter by more than it. ftol=tolerance_change is "
+                         "the loss test while |f| <= 1 (ftol is relative: |f_k - f_{k+1}| <= ftol * max(|f_k|, "
+                         "|f_{k+1}|, 1)); xtol=tolerance_change tests the step's 2-norm, not its largest entry, so "
+                         "it stops later than torch's; both are off (0) by default"),
+    "max_norm": _CLIP,
+    "clip_grad_norm": _CLIP,
+    "clip_grad_norm_": _CLIP,
+    "amsgrad": ("torch's Adam(amsgrad=True) is method=optax.amsgrad(lr) (with lr inside it); optax keeps the "
+                "running maximum of the bias-corrected second moment, torch of the raw one, so early steps differ"),
+    "dampening": ("jaxgd's 'momentum' is torch's SGD(momentum=0.9, dampening=0); torch's dampening d weighs each "
+                  "new gradient by 1 - d in the buffer, which method=optax.sgd(lr * (1 - d), momentum=m) matches "
+                  "except for the first gradient, which torch puts in the buffer undamped"),
+    "scheduler": _SCHEDULER,
+    "lr_scheduler": _SCHEDULER,
+}
+
 # Other libraries' keywords with no jaxgd keyword of their own -> what to do instead (scipy.optimize's,
-# optimistix's).
+# optimistix's, torch.optim's).
 KEYWORD_NOTES: dict[str, str] = {
     "jac": "nothing to pass: jaxgd differentiates fun with jax.grad",
     "hess": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
@@ -101,6 +163,7 @@ KEYWORD_NOTES: dict[str, str] = {
     "callback": ("no per-step callback in the compiled loop: history= records the loss, step size and gradient "
                  "norm of every step (res.history), progress=True draws a progress bar, and jaxgd.Solver runs one "
                  "step at a time for code of your own between steps"),
+    **_TORCH_NOTES,
 }
 
 # Other libraries' method names (case-insensitive) -> jaxgd's ``method=`` (and what else to pass).

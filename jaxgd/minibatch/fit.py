@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from ..directions import registry as _directions
 
@@ -50,6 +51,7 @@ from ..interop import explain as _explain
 from ..interop import models as _models
 from .loop import Config, FitHistory, FitResult, FitState, FitStatus
 from ..core.solver import Solver
+from ..linesearch import ReduceOnPlateau
 from ..schedules import PerEpoch
 from .._types import ArrayLike, LossFn, Params, PRNGKey
 
@@ -57,9 +59,27 @@ __all__ = ["FitHistory", "FitResult", "FitState", "FitStatus", "Remainder", "fit
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
 LINE_SEARCH = (
-    "lr={lr!r} is a step-size rule that needs exact loss evaluations (a line search); "
-    "fit takes one noisy minibatch gradient per step: pass a float or a schedule "
-    "(count -> lr, e.g. jaxgd.schedules.per_epoch(...)) as lr"
+    "lr={lr!r} is a step-size rule that reads the loss or gradient along the run (a line search needs exact loss "
+    "evaluations of one objective; Barzilai-Borwein and Polyak compare consecutive steps' gradients or losses); "
+    "fit takes one noisy minibatch gradient per step: pass a float or a schedule (count -> lr, e.g. "
+    "jaxgd.schedules.per_epoch(...)) as lr"
+)
+# The way to PyTorch's ReduceLROnPlateau in fit (checked: the resumed run is the uninterrupted run of a
+# piecewise-constant schedule, tests/test_fit_resume.py).
+LOWER_LR_AND_RESUME = (
+    "for PyTorch's ReduceLROnPlateau (a cut once the epoch's loss stops improving), run some epochs, r = fit(..., "
+    "lr=lr0, epochs=k), look at r.history (train_loss, eval_loss), then go on with a lower rate: fit(fun, r.params, "
+    "data, ..., lr=lr0 * 0.1, epochs=k + m, resume=r), which keeps the optimizer state (momentum, Adam's moments, "
+    "the step count); patience= stops the run early"
+)
+PLATEAU_RULE = (
+    "lr={lr!r} cuts the step size when the loss of each step stops improving, which fit's steps cannot tell: each "
+    "step's loss is of another minibatch (noise, not a plateau); " + LOWER_LR_AND_RESUME
+)
+OPTAX_LR = (
+    "lr must be a float or a schedule (count -> lr), got an optax transformation ({kind}): an optimizer goes in "
+    "method= (method=optax.adam(1e-3), say), and optax.contrib.reduce_on_plateau needs the loss passed to its "
+    "update, which fit does not do; " + LOWER_LR_AND_RESUME
 )
 DEFAULT_LINE_SEARCH = (
     "method={method!r} defaults to a line search, which fit cannot use; pass lr= "
@@ -387,7 +407,9 @@ def fit(
         ``steps_per_epoch`` must be fit's steps an epoch: ``n // batch_size``
         with ``Remainder.DROP``, ``ceil(n / batch_size)`` with ``Remainder.MASK``).
         Default 1e-3 (1.0 for an optax transformation). Line searches and
-        other state-aware rules are refused.
+        other state-aware rules are refused. PyTorch's ``ReduceLROnPlateau``:
+        continue a result ``r`` with a lower rate, ``fit(fun, r.params, data,
+        ..., lr=lower, resume=r)``, which keeps the optimizer state.
       eval_data: held-out data, evaluated in one call after every epoch.
       eval_fun: ``eval_fun(params, eval_data) -> scalar``; default ``fun``
         (called with unit weights under ``Remainder.MASK``).
@@ -437,7 +459,9 @@ def fit(
         is checked for its state's structure, shapes and dtypes (against
         ``params`` and ``method``), its key data and ``eval_data`` only, so
         it can be continued deliberately with other settings (another batch
-        size, say), which is then not the uninterrupted run.
+        size, or a lower ``lr`` with the optimizer state kept: PyTorch's
+        ``ReduceLROnPlateau`` by hand), which is then not the uninterrupted run. A
+        dict from ``jaxgd.load_checkpoint(path)`` is refused: pass the path.
 
     Returns:
       A :class:`FitResult`: ``params``, ``best_params``, ``best_epoch``,
@@ -452,12 +476,12 @@ def fit(
       TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning
         a real scalar; a ``key`` that is not a key array, a bad ``remainder``, ``mesh``,
         ``data_axis`` or ``method``;
-        integer ``params``; a ``resume`` that is neither a ``FitResult`` nor
+        integer ``params``; an optax transformation as ``lr``; a ``resume`` that is neither a ``FitResult`` nor
         a path; an unknown keyword.
       ValueError: mismatched leading axes in ``data``/``eval_data``;
         a key array of the wrong dtype or shape; ``batch_size`` <= 0, or > n
         without ``Remainder.MASK``; ``epochs`` < 1; ``patience`` < 1; ``lr``
-        <= 0 or a line search, or a schedule whose ``lr(0)`` is negative or
+        <= 0 or a ``jaxgd.linesearch`` rule, or a schedule whose ``lr(0)`` is negative or
         not finite; ``eval_fun``/``metric`` without ``eval_data``;
         a ``data_axis`` not in the mesh or not dividing ``batch_size``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; an ``lr``
@@ -498,8 +522,12 @@ def fit(
     if home is not None:  # a mesh with Explicit axes: the run on its Auto view (jaxgd._mesh)
         given = {k: v for k, v in locals().items() if k in _PARAMETERS}
         return _mesh.run_on_auto_view(home, fit, given, ("params", "data", "eval_data", "key", "mesh", "resume"))
+    if isinstance(lr, ReduceOnPlateau):
+        raise ValueError(PLATEAU_RULE.format(lr=lr))
     if _stepsize.is_rule(lr):
         raise ValueError(LINE_SEARCH.format(lr=lr))
+    if isinstance(lr, optax.GradientTransformation):
+        raise TypeError(OPTAX_LR.format(kind=type(lr).__name__))
     if lr is None and _stepsize.is_rule(_directions.default_lr(_directions.resolve(method))):
         raise ValueError(DEFAULT_LINE_SEARCH.format(method=method))
     solver = Solver(
