@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import types
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -112,12 +113,17 @@ def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
     key holds each value's type too: ``history=True`` and ``history=1`` are
     equal in Python but mean different things.
     """
-    key = (method, type(lr), lr, options, tuple(map(type, options)))
+    # a closure lr (an optax schedule) by its code and values (_tree.Static): one built anew with the same
+    # numbers finds the plan, and so the compiled run, of the first (whose program computes the same)
+    key = (method, type(lr), _tree.Static(lr) if type(lr) in _CLOSURES else lr, options, tuple(map(type, options)))
     # built every time: an array or an unhashable schedule; or a rule holding a tracer (cached, it would outlive
     # its trace: a leak)
     if not _hashable(key) or _held_tracers(method, lr):
         return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
     return _PLANS.get(fun, key, lambda: Plan(_solver_cached(key).with_fun(fun, strong=False)))
+
+
+_CLOSURES = (types.FunctionType, functools.partial)
 
 
 def _hashable(key: Any) -> bool:
@@ -161,6 +167,7 @@ SOLVER_OPTION_VALUES = operator.itemgetter(*_options.SOLVER_OPTIONS)
 @functools.lru_cache(maxsize=256)
 def _solver_cached(key: tuple) -> Solver:
     method, _, lr, options, _ = key
+    lr = lr.value if isinstance(lr, _tree.Static) else lr
     return Solver(_placeholder, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options)))
 
 
