@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _closure_key
 from ._types import PyTree
 
 tmap = jax.tree_util.tree_map
@@ -566,27 +567,33 @@ class Static:
     """Wrap a non-array object (a closure, say) so it rides in a pytree's static part.
 
     Two ``Static`` wrappers are equal when their objects are, so a jitted
-    function sees the same compiled trace for the same object.
+    function sees the same compiled trace for the same object; a closure is
+    compared by its code and the values it closes over
+    (:func:`jaxgd._closure_key.key`): an optax schedule built anew with the
+    same numbers is equal to the first, and re-uses its compiled program (a
+    program traced from a closure bakes in those values, so equal code and
+    equal values trace the same program).
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "key")
 
     def __init__(self, value: Any) -> None:
         self.value = value
+        self.key = _closure_key.key(value)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Static) and other.value == self.value
+        return isinstance(other, Static) and other.key == self.key
 
     def __hash__(self) -> int:
-        return hash(self.value)
+        return hash(self.key)
 
     def __repr__(self) -> str:
         return f"Static({self.value!r})"
 
 
-jax.tree_util.register_pytree_node(
-    Static, lambda s: ((), s.value), lambda value, _: Static(value)
-)
+# The wrapper itself is the node's static data (it is immutable): the tree structure then compares
+# and hashes it by its key, and unflattening hands back the same wrapper (no key made again).
+jax.tree_util.register_pytree_node(Static, lambda s: ((), s), lambda s, _: s)
 
 
 def _fields_getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:

@@ -1,11 +1,18 @@
 """Learning-rate schedules: ``count -> lr`` functions usable as ``lr=``.
 
-optax's schedules are re-exported unchanged (they are closures, so their
-numbers are baked into a compiled loop). The four schedules PyTorch users know
-and optax lacks are written here as NamedTuple pytrees: their numbers are
-leaves, so a new ``init_value`` or ``gamma`` re-uses the compiled loop and
-``jax.vmap`` can sweep them. Every schedule is written with array maths on a
-possibly traced ``count`` (no Python ``if``), so it works under ``jax.jit``.
+optax's schedules are re-exported unchanged. They are closures, so their
+numbers are baked into a compiled loop: the loop is compiled once per closure
+code and numbers, so a schedule built anew with the same numbers (inside a
+training function, each run of a sweep) re-uses the loop, while new numbers
+compile it again. A closure of your own (a lambda, a ``functools.partial``) is
+keyed the same way by the numbers, strings, tuples and functions it closes
+over and the module globals it names; one that closes over an array of more
+than one element or another object is compiled once per closure object. The
+four schedules PyTorch users know and optax lacks are written here as
+NamedTuple pytrees: their numbers are leaves, so a new ``init_value`` or
+``gamma`` re-uses the compiled loop and ``jax.vmap`` can sweep them. Every
+schedule is written with array maths on a possibly traced ``count`` (no
+Python ``if``), so it works under ``jax.jit``.
 
 Example:
   >>> import jaxgd

@@ -7,14 +7,17 @@ epochs is bit for bit the first rows of a longer one with the same key).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxgd
+from conftest import slow_if
 
 def _data(n: int = 32, seed: int = 0) -> tuple:
     rng = np.random.default_rng(seed)
@@ -140,3 +143,139 @@ def test_eager_solver_init_and_step_of_gd_compile_nothing_when_repeated(compiles
     for _ in range(2):
         state = solver.step(solver.init(jnp.zeros(10)))
     assert len(compiles) == before, f"{len(compiles) - before} compiles in 2 repeated eager init+step calls"
+
+
+# A schedule built anew with the same numbers (optax's closures, the only form of PyTorch's
+# CosineAnnealingLR / OneCycleLR; built inside a training function or a sweep) compiled the loop
+# again on every call, 0.4-2 s each: the compiled loop was keyed by the closure object. It is now
+# keyed by the closure's code and the values it closes over (jaxgd._closure_key). Reference for the
+# learning rates: the optax schedule evaluated directly, at each step's count.
+_OPTAX_SCHEDULES = {
+    "cosine_decay": lambda v: optax.cosine_decay_schedule(v, 20),
+    "warmup_cosine_decay": lambda v: optax.warmup_cosine_decay_schedule(0.0, v, 5, 20),
+    "cosine_onecycle": lambda v: optax.cosine_onecycle_schedule(20, v),
+}
+
+
+def _lrs(schedule: Any, counts: Any) -> np.ndarray:
+    """``schedule`` at each count, given as the loop gives it (an int32 scalar: optax's onecycle then
+    computes in float32, so the tests compare to float32's precision: XLA's fused loop and this eager
+    evaluation round an ulp apart)."""
+    return np.array([float(schedule(jnp.asarray(k, jnp.int32))) for k in counts])
+
+
+@pytest.mark.parametrize("name", [slow_if(n != "cosine_decay", n, id=n) for n in sorted(_OPTAX_SCHEDULES)])
+def test_minimize_fresh_optax_schedule_with_equal_numbers_compiles_once(compiles: list, name: str) -> None:
+    make = _OPTAX_SCHEDULES[name]
+    run = lambda lr: jaxgd.minimize(_quad, jnp.zeros(3), method="momentum", lr=lr, max_steps=12)  # noqa: E731
+    first = run(make(0.0371))
+    before = len(compiles)
+    again = run(make(0.0371))
+    assert len(compiles) == before, f"a fresh {name} schedule with equal numbers compiled again"
+    np.testing.assert_array_equal(np.asarray(again.params), np.asarray(first.params))
+    other = run(make(0.0213))
+    assert len(compiles) > before, "different numbers must compile their own loop"
+    for res, v in ((again, 0.0371), (other, 0.0213)):
+        lr = np.asarray(res.history.lr)
+        np.testing.assert_allclose(lr, _lrs(make(v), range(lr.size)), rtol=1e-6, atol=1e-12)
+    assert not np.allclose(np.asarray(other.history.lr), np.asarray(again.history.lr))
+
+
+@pytest.mark.parametrize("name", [slow_if(n != "cosine_decay", n, id=n) for n in sorted(_OPTAX_SCHEDULES)])
+def test_fit_fresh_optax_schedule_with_equal_numbers_compiles_once(compiles: list, name: str) -> None:
+    make = _OPTAX_SCHEDULES[name]
+    first = _fit(lr=make(0.0372), method="momentum", eval_data=_data(16, seed=1))
+    before = len(compiles)
+    again = _fit(lr=make(0.0372), method="momentum", eval_data=_data(16, seed=1))
+    assert len(compiles) == before, f"a fresh {name} schedule with equal numbers compiled fit again"
+    np.testing.assert_array_equal(np.asarray(again.params), np.asarray(first.params))
+    other = _fit(lr=make(0.0214), method="momentum", eval_data=_data(16, seed=1))
+    assert len(compiles) > before
+    last_steps = 4 * np.arange(1, 4) - 1  # 32 examples in batches of 8: the epochs' last counts 3, 7, 11
+    for res, v in ((again, 0.0372), (other, 0.0214)):
+        np.testing.assert_allclose(np.asarray(res.history.lr), _lrs(make(v), last_steps), rtol=1e-6, atol=1e-12)
+
+
+def test_fresh_per_epoch_partial_and_solver_with_equal_numbers_compile_once(compiles: list) -> None:
+    """per_epoch's wrapped closure, a functools.partial of numbers, and a jitted run of a fresh Solver."""
+    per = lambda: jaxgd.schedules.per_epoch(optax.cosine_decay_schedule(0.0373, 5), 4)  # noqa: E731
+    part = lambda: functools.partial(_linear_decay, 0.0373, end=0.001)  # noqa: E731
+    for make in (per, part):
+        jaxgd.minimize(_quad, jnp.zeros(3), method="momentum", lr=make(), max_steps=12)
+        before = len(compiles)
+        res = jaxgd.minimize(_quad, jnp.zeros(3), method="momentum", lr=make(), max_steps=12)
+        assert len(compiles) == before
+        lr = np.asarray(res.history.lr)
+        np.testing.assert_allclose(lr, _lrs(make(), range(lr.size)), rtol=1e-12)
+    run = jax.jit(lambda s, x: s.run(x))
+    solver = lambda: jaxgd.Solver(_quad, "momentum", optax.cosine_decay_schedule(0.0373, 20), max_steps=8)  # noqa: E731
+    run(solver(), jnp.zeros(3))
+    before = len(compiles)
+    run(solver(), jnp.zeros(3))
+    assert len(compiles) == before, "jax.jit(solver.run) of a fresh Solver with an equal schedule compiled"
+
+
+def _linear_decay(start: float, count: Any, end: float) -> Any:
+    return start + (end - start) * jnp.minimum(count / 10.0, 1.0)
+
+
+class _Config:
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+
+_GLOBAL_LR = 0.0375
+
+
+def _from_global() -> Any:
+    return lambda count: _GLOBAL_LR * jnp.ones(())
+
+
+def test_closure_over_an_object_or_array_stays_keyed_by_identity(compiles: list, monkeypatch: Any) -> None:
+    """What cannot be keyed by value compiles per closure object, as before: an object of the user's (its
+    fields may change between calls: a closure over the same object, re-made after a change, must see it)
+    and an array of more than one element. A module global the code names is keyed by its value."""
+    cfg = _Config(0.0374)
+    sched = lambda: (lambda count: cfg.lr * jnp.ones(()))  # noqa: E731
+    run = lambda lr: jaxgd.minimize(_quad, jnp.zeros(3), method="momentum", lr=lr, max_steps=5)  # noqa: E731
+    run(sched())
+    cfg.lr = 0.0124
+    before = len(compiles)
+    res = run(sched())
+    assert len(compiles) > before, "a closure over an object was keyed by value"
+    np.testing.assert_allclose(np.asarray(res.history.lr), 0.0124, rtol=1e-12)  # reference: cfg.lr now
+
+    arr = jnp.asarray([0.0374, 0.0124])
+    over_array = lambda: (lambda count: arr[count % 2])  # noqa: E731
+    run(over_array())
+    before = len(compiles)
+    res = run(over_array())
+    assert len(compiles) > before, "a closure over an array was keyed by value"
+    np.testing.assert_allclose(np.asarray(res.history.lr), [0.0374, 0.0124, 0.0374, 0.0124, 0.0374], rtol=1e-12)
+
+    run(_from_global())
+    monkeypatch.setitem(globals(), "_GLOBAL_LR", 0.0126)
+    res = run(_from_global())
+    np.testing.assert_allclose(np.asarray(res.history.lr), 0.0126, rtol=1e-12)  # reference: the global now
+
+
+def test_closure_key_by_value_and_by_identity() -> None:
+    """The key's unit cases: numbers by type and bits; objects and arrays by identity."""
+    from jaxgd import _closure_key
+
+    def make(v: Any) -> Any:
+        return lambda count: v
+
+    key = _closure_key.key
+    assert key(make(0.5)) == key(make(0.5)) and hash(key(make(0.5))) == hash(key(make(0.5)))
+    assert key(make(0.5)) != key(make(0.25))
+    assert len({key(make(v)) for v in (1, 1.0, True, 0.0, -0.0, np.float32(1), np.float64(1))}) == 7
+    assert key(make(jnp.float32(0.5))) == key(make(jnp.float32(0.5))) != key(make(jnp.float64(0.5)))
+    assert key(make((0.1, [2, None], {"a": "s"}))) == key(make((0.1, [2, None], {"a": "s"})))
+    assert key(make(optax.cosine_decay_schedule(0.1, 10))) == key(make(optax.cosine_decay_schedule(0.1, 10)))
+    for unkeyable in (jnp.ones(2), np.ones(2), _Config(0.1), object()):
+        f = make(unkeyable)
+        assert key(f) is f
+    assert key(optax.exponential_decay(0.1, 10, 0.5, end_value=0.01)) == key(
+        optax.exponential_decay(0.1, 10, 0.5, end_value=0.01))  # (jnp.maximum in a cell, and an empty cell)
+    assert key(0.1) == 0.1 and key(_quad) != key(_rosen)

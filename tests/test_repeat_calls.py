@@ -193,3 +193,19 @@ def test_the_repeat_key_lists_the_options_in_their_declared_order():
     source = inspect.getsource(_minimize.minimize)
     names = re.search(r"options = \(([^)]*)\)", source).group(1)
     assert tuple(n.strip() for n in names.replace("\n", " ").split(",") if n.strip()) == _minimize._REPEAT_OPTIONS
+
+
+@pytest.mark.slow  # (3 s: three compiles; test_recompile.py checks the compile in make test)
+def test_a_schedule_built_anew_with_equal_numbers_repeats():
+    """A closure ``lr`` (an optax schedule) is keyed by its code and numbers: one built anew with the same
+    numbers repeats the call (one entry), and equals the whole path; other numbers are another key."""
+    import optax
+
+    fun = _twin(_rosen)
+    sched = lambda v: optax.cosine_decay_schedule(v, 10)  # noqa: E731
+    jaxgd.minimize(fun, X0, (2.0,), method="momentum", lr=sched(1e-3), max_steps=5)
+    again = jaxgd.minimize(fun, X0, (2.0,), method="momentum", lr=sched(1e-3), max_steps=5)
+    assert len(_run.REPEATS._entries(fun)) == 1
+    _same(again, jaxgd.minimize(_twin(_rosen), X0, (2.0,), method="momentum", lr=sched(1e-3), max_steps=5))
+    jaxgd.minimize(fun, X0, (2.0,), method="momentum", lr=sched(2e-3), max_steps=5)
+    assert len(_run.REPEATS._entries(fun)) == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import types
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -112,12 +113,17 @@ def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
     key holds each value's type too: ``history=True`` and ``history=1`` are
     equal in Python but mean different things.
     """
-    key = (method, type(lr), lr, options, tuple(map(type, options)))
+    # a closure lr (an optax schedule) by its code and values (_tree.Static): one built anew with the same
+    # numbers finds the plan, and so the compiled run, of the first (whose program computes the same)
+    key = (method, type(lr), _tree.Static(lr) if type(lr) in CLOSURES else lr, options, tuple(map(type, options)))
     # built every time: an array or an unhashable schedule; or a rule holding a tracer (cached, it would outlive
     # its trace: a leak)
     if not _hashable(key) or _held_tracers(method, lr):
         return Plan(Solver(fun, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options))))
     return _PLANS.get(fun, key, lambda: Plan(_solver_cached(key).with_fun(fun, strong=False)))
+
+
+CLOSURES = (types.FunctionType, functools.partial)  # an lr keyed by its code and values (_tree.Static)
 
 
 def _hashable(key: Any) -> bool:
@@ -161,6 +167,7 @@ SOLVER_OPTION_VALUES = operator.itemgetter(*_options.SOLVER_OPTIONS)
 @functools.lru_cache(maxsize=256)
 def _solver_cached(key: tuple) -> Solver:
     method, _, lr, options, _ = key
+    lr = lr.value if isinstance(lr, _tree.Static) else lr
     return Solver(_placeholder, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options)))
 
 
@@ -649,7 +656,8 @@ def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) ->
     an ``x0`` with a leaf that is neither a strongly typed ``jax.Array`` nor a NumPy array (a
     Python number: the call then takes the whole path). The key holds the options and their
     types (``history=True`` is not ``history=1``), the x64 mode, ``x0``'s structure, shapes and
-    dtypes and ``args``' (:func:`spec`). It may be unhashable (an array ``lr``): looking it up
+    dtypes and ``args``' (:func:`spec`); a closure ``lr`` is keyed by its code and values (a
+    schedule built anew with equal numbers repeats the call). It may be unhashable (an array ``lr``): looking it up
     raises ``TypeError`` then, and the call takes the whole path (:func:`lookup`).
     """
     if _compile.tracing():
@@ -671,6 +679,8 @@ def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) ->
                 return None, leaves, False
             shapes.append(_array_spec(x) if type(x) is _ARRAY else (x.shape, x.dtype))
         signature = (treedef, tuple(shapes))  # (a treedef first: never equal to a bare array's)
+    if type(options[1]) in CLOSURES:  # a closure lr by its code and values, as get_plan keys it
+        options = (options[0], _tree.Static(options[1]), *options[2:])
     key = (options, tuple(map(type, options)), adjoint, tier, jax.config.jax_enable_x64, signature, spec(args),
            jax.sharding.get_abstract_mesh())  # (the mesh jax.set_mesh put in context: jaxgd._mesh)
     return key, leaves, convert
