@@ -21,6 +21,7 @@ import jaxgd
 from jaxgd import linesearch as ls
 from jaxgd.core.stepsize import StepContext, Trial
 from jaxgd.linesearch.more_thuente import MoreThuenteState
+from conftest import slow_if
 
 
 class _x64:
@@ -331,3 +332,21 @@ def test_repeats_best_with_apart_takes_farther_trials_for_other_points():
     assert not bool(repeats_best(1.0, -2.0, 0.0, 1.0, -2.0, 0.5, 1.0))  # stx = 0: no best trial yet
     assert bool(repeats_best(np.float32(1.0), np.float32(-2.0), np.float32(1.0), np.float32(1.0), np.float32(-2.0),
                              np.float32(1.5), np.float32(1.0)))  # NumPy scalars, as the host tier's
+
+
+@pytest.mark.parametrize("method, tier", [
+    slow_if(True, "cg", "compiled"), ("cg", "host"), slow_if(True, "bfgs", "compiled")])
+def test_a_step_longer_than_1e10_is_taken_as_scipys_searches_take_it(method, tier):
+    """Reference: the closed-form minimiser y* = 1e6 of 0.5 s^2 ||y - y*||^2 with s = 1e-6 (a variable
+    scaled by 1e-6), whose exact line search step along -g is 1 / s^2 = 1e12. scipy's BFGS and CG pass
+    their Moré-Thuente search ``amax=1e100``; jaxgd capped steps at MINPACK-2's 1e10: ``cg`` ended
+    MAX_STEPS here at y = 0.02 after 20 steps, ``bfgs`` took 4 steps (and ``cg`` on Rosenbrock with
+    x = 1e-6 y ended MAX_STEPS where scipy's CG ends 7e-5 from y*: the scale review, session 59).
+    Now ``cg`` takes the exact step at once, ``bfgs`` in its second step."""
+    s, target = 1e-6, 1e6
+    f = lambda y: 0.5 * s**2 * jnp.sum((y - target) ** 2)  # noqa: E731
+    res = jaxgd.minimize(f, jnp.zeros(3), method=method, gtol=1e-10, max_steps=20, tier=tier)
+    assert res.status_enum is jaxgd.Status.GTOL, (res.status_enum, res.params)
+    assert int(res.steps) <= 2
+    np.testing.assert_allclose(res.params, target, rtol=1e-12)
+    assert max(np.asarray(res.history.lr)[: int(res.steps)]) > 1e10

@@ -308,6 +308,23 @@ def np_diagonal_update(d, s, y):
     return 1.0 / np.diag(b)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_16_bit_diagonal_update_is_the_dense_one_where_y_squared_leaves_the_range(dtype):
+    """Reference: :func:`np_diagonal_update` (the dense BFGS update of a diagonal, float64) and
+    Oren-Spedicato's c = s'y / y'D+y. With |y_1| = 300, y_1^2 = 9e4 overflowed float16 (65504) in the
+    update's entries, made in the leaves' type: D+_1 came out 0 and c 5.6e7 where both references give
+    1.7e-3 and 1.0 (session 59's diff review; now made in float32, as pair_sums makes its sums)."""
+    d, s, y = np.array([1.0, 4.0]), np.array([0.5, 0.01]), np.array([300.0, 0.02])
+    leaf = lambda v: {"a": jnp.asarray(v, dtype)}  # noqa: E731
+    sy, yy, _, sums = limited_memory.pair_sums(leaf(s), leaf(y), leaf([-1.0, -1.0]), leaf(d))
+    new, c = limited_memory.diagonal_update(leaf(d), jnp.zeros((), jnp.float32), leaf(s), leaf(y), jnp.asarray(True),
+                                            sy, yy, sy / yy, sums, jnp.asarray(False), 1.0)
+    ref = np_diagonal_update(d, s, y)
+    rtol = float(jnp.finfo(dtype).eps) * 4
+    np.testing.assert_allclose(np.asarray(new["a"], np.float64), ref, rtol=rtol)
+    np.testing.assert_allclose(float(c), (s @ y) / (y @ (ref * y)), rtol=rtol)
+
+
 def np_lbfgs_directions(xs, gs, m, scaling="scalar"):
     """Nocedal & Wright Alg. 7.4 over the pairs L-BFGS-B keeps (s'y > eps max(-g's, 0) and
     s'y > 0; the newest m), from H0 = (s'y / y'y) I of the newest kept pair (``"scalar"``), or

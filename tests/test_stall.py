@@ -871,3 +871,31 @@ def test_step_info_unseen_is_recorded_in_float32_only(precision):
         assert info.unseen is None
     else:
         assert bool(info.unseen)
+
+
+@pytest.mark.parametrize("tier", ["host", slow_if(True, "compiled")])
+def test_a_loss_with_minimum_zero_scaled_up_ends_precision_at_its_answer(tier):
+    """Reference: the closed-form minimiser x = 1 of Rosenbrock's 10-D function (f* = 0), times 1e8,
+    from x = 0. ``lbfgs`` reaches x = 1 to 4 ulps, where the gradient is rounding (1e-5, above
+    ``gtol``) and ``f`` (5e-22) no guide; both searches fail there and the run ended
+    LINESEARCH_FAILED (scipy's L-BFGS-B stops with success, 2e-9 away: the scale review, session 59).
+    Now the quasi-Newton search vouches by scipy's ``factr`` test with its floor ``max(|f|, 1)`` and
+    the restart's search along ``-g`` puts its line's minimiser within an ulp (stall.resolved)."""
+    rosen = lambda x: jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    res = jaxgd.minimize(lambda x: 1e8 * rosen(x), jnp.zeros(10), method="lbfgs", tier=tier)
+    assert res.status_enum is jaxgd.Status.PRECISION and res.success, res.message
+    np.testing.assert_allclose(res.params, 1.0, rtol=0, atol=1e-14)
+
+
+def test_resolved_puts_a_smooth_lines_minimiser_within_an_ulp_and_not_a_kinks():
+    """Reference: closed forms of the secant minimiser t* = |phi'(0)| / (phi'(1) - phi'(0)) along
+    d = -c g, whose step t* c |g| is compared with the step that moves x by an ulp along -g. A quadratic
+    line phi(t) = (t - 1e-12)^2 / 2 (phi'(0) = -1e-12, phi'(1) ~ 1, |g|^2 = 1e-12, c = 1): t* = 1e-12;
+    the same slopes with d = -1e3 g (c = 1e3, phi' scaled by c, curvature by c^2) move x the same
+    distance; across a kink the unit trial's slope flips (-1 to +1): t* = 1/2."""
+    assert bool(stall.resolved(-1e-12, 1.0 - 1e-12, 1e-12, 2e-12, np))
+    assert not bool(stall.resolved(-1e-12, 1.0 - 1e-12, 1e-12, 0.5e-12, np))
+    assert bool(stall.resolved(-1e-9, 1e6 - 1e-9, 1e-12, 2e-12, np))
+    assert not bool(stall.resolved(-1.0, 1.0, 1.0, 1e-3, np))
+    assert not bool(stall.resolved(-1.0, np.nan, 1.0, 1.0, np))  # no unit trial
+    assert not bool(stall.resolved(-1.0, -2.0, 1.0, 1.0, np))  # no curvature

@@ -151,6 +151,7 @@ from jax import lax
 from .. import _tree
 from .status import Status
 from . import probe as _probe
+from .stepsize import shortest_move
 from .._types import Params
 
 def at_precision(value: jax.Array, grad_norm: jax.Array, params: Params, factor: float = 1.0) -> jax.Array:
@@ -242,10 +243,11 @@ VOUCH_FACTR = 1e7
 
 def vouches(value: Any, line: Any, xp: Any = jnp) -> Any:
     """True when the decrease ``line`` (:func:`line_decrease`, or a confirmed model's) is at most
-    ``VOUCH_FACTR * eps * |f|``; False for NaN or Inf."""
+    ``VOUCH_FACTR * eps * max(|f|, 1)`` (scipy L-BFGS-B's ``factr`` test, floor included: a loss whose
+    minimum is 0 has no relative rounding to go by near it); False for NaN or Inf."""
     dtype = xp.result_type(value)
     # the factor as a Python float (float16's 1e7 eps, 9,766, overflowed in its own type at trace time)
-    return xp.isfinite(value) & (line <= VOUCH_FACTR * float(xp.finfo(dtype).eps) * xp.abs(value))
+    return xp.isfinite(value) & (line <= VOUCH_FACTR * float(xp.finfo(dtype).eps) * xp.maximum(xp.abs(value), 1.0))
 
 
 def within_noise(noise: Any, decrease: Any) -> Any:
@@ -254,6 +256,23 @@ def within_noise(noise: Any, decrease: Any) -> Any:
     cannot explain), is at least ``decrease``: no trial could show that decrease above the error.
     False without a measurement (``noise`` 0) or for a NaN/Inf ``decrease``."""
     return (noise > 0) & (noise >= decrease)
+
+
+def resolved(slope: Any, unit_slope: Any, sq_grad: Any, move: Any, xp: Any = jnp) -> Any:
+    """True when a search along ``d`` parallel to ``-g`` (``slope`` :math:`= \\phi'(0)`, ``unit_slope``
+    :math:`= \\phi'(1)` at its unit first trial, ``StepInfo.unit_slope``) puts the line's minimiser,
+    by the secant of its slopes (:math:`t^* = |\\phi'(0)| / (\\phi'(1) - \\phi'(0))`), within one ulp
+    of ``x``: the step :math:`t^* d = t^* c (-g)`, :math:`c = |\\phi'(0)| / \\|g\\|^2`
+    (``sq_grad``), is at most ``move`` along ``-g`` (:func:`jaxgd.core.stepsize.shortest_move` of
+    ``g``: no entry of ``x`` moves by a whole ulp). A loss with minimum 0 scaled up (Rosenbrock times
+    1e8) has a gradient of rounding, 1e-5, at ``x`` within 4 ulps of its answer, where ``f`` (5e-22)
+    is no guide: the line's minimiser lies at 8e-17 along ``-g`` and every trial there rounds to ``x``
+    (the scale review, session 59). Across a kink the unit trial's slope jumps over the whole unit
+    step, and the secant puts :math:`t^*` near half of it, far above an ulp. False for NaN."""
+    curv = unit_slope - slope
+    ok = (slope < 0) & (curv > 0) & (sq_grad > 0)
+    t = xp.abs(slope) / xp.where(ok, curv, 1.0) * (xp.abs(slope) / xp.where(ok, sq_grad, 1.0))
+    return ok & (t <= move)
 
 
 def located_within(value: Any, located: Any, noise: Any, xp: Any = jnp) -> Any:
@@ -265,14 +284,15 @@ def located_within(value: Any, located: Any, noise: Any, xp: Any = jnp) -> Any:
 
 
 def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_slope: Any, located: Any, noise: Any,
-                 vouched: Any, xp: Any = jnp, interpolates: bool = False) -> tuple[Any, Any]:
+                 vouched: Any, xp: Any = jnp, interpolates: bool = False, at_ulp: Any = False) -> tuple[Any, Any]:
     """The restart's rule (see the module doc) after a search that failed or stalled from ``f`` =
     ``value`` along a direction with slope ``g.d`` = ``slope``: ``(retry_failed, vouch)``.
 
     ``retry_failed``: this was the restart's search along ``-g`` (no memory, ``had_memory``
     False) after a quasi-Newton one that vouched (``vouched``, the flag of the step before)
     strongly, or weakly where this one located its line's minimiser within rounding or within
-    the error it measured (:func:`located_within`). ``vouch``: with a memory, :data:`VOUCH_STRONG`
+    the error it measured (:func:`located_within`), or its slopes put that minimiser within an
+    ulp of ``x`` (``at_ulp``, :func:`resolved`). ``vouch``: with a memory, :data:`VOUCH_STRONG`
     where the confirmed model's ``decrease`` (:func:`model_decrease`) or the line's
     (:func:`line_decrease`) is within the ``factr`` test (:func:`vouches`) or the line's within
     the measured error ``noise`` (:func:`within_noise`); :data:`VOUCH_WEAK` where the overshoot's
@@ -294,7 +314,7 @@ def restart_test(value: Any, slope: Any, had_memory: Any, decrease: Any, unit_sl
     """
     no_memory, was_strong, was_weak = ~had_memory, vouched == VOUCH_STRONG, vouched == VOUCH_WEAK
     if not (interpolates and _probe.probes_newton(jnp.result_type(value))):  # (float32 under bfgs's start: the probes decide)
-        was_weak = was_weak & located_within(value, located, noise, xp)
+        was_weak = was_weak & (located_within(value, located, noise, xp) | at_ulp)
     retry_failed = no_memory & (was_strong | was_weak)
     line, over = line_decrease(slope, unit_slope, xp), overshoot_decrease(slope, unit_slope, xp)
     strong = vouches(value, xp.minimum(decrease, line), xp) | within_noise(noise, xp.minimum(line, over))
@@ -630,9 +650,11 @@ def adjust_status(
                     precise = norm_test & ~found
                 return certified(precise, k, found)
             slope, had_memory, unit_sq_grad, grad, unit_slope, located, noise, vouched = model
-            decrease = model_decrease(slope, had_memory, unit_sq_grad, _tree.vdot(grad, grad).astype(unit_sq_grad.dtype))
+            sq_grad = _tree.vdot(grad, grad).astype(unit_sq_grad.dtype)
+            decrease = model_decrease(slope, had_memory, unit_sq_grad, sq_grad)
+            at_ulp = resolved(slope, unit_slope, sq_grad, shortest_move(old[2], grad, jnp.result_type(old[0])))
             retry_failed, vouch = restart_test(old[0], slope, had_memory, decrease, unit_slope, located, noise, vouched,
-                                               interpolates=interpolates(rule))
+                                               interpolates=interpolates(rule), at_ulp=at_ulp)
             if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed

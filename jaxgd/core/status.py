@@ -278,7 +278,10 @@ class Result(NamedTuple):
       steps: the number of steps taken (``int32``).
       status: a :class:`Status` code (``int32``; use ``status_enum`` on the host).
       history: a :class:`History`.
-      state: the final :class:`SolverState`, to resume from.
+      state: the final :class:`SolverState`, to resume from. It holds the method's whole state
+        (``lbfgs`` with its default 10 pairs: about 25 copies of ``params``; ``adam``: its two
+        moments), alive as long as the ``Result`` is: to keep many results of a large model,
+        keep ``r.params``, or ``r._replace(state=None)`` (which cannot be resumed).
       nfev: number of loss evaluations (not those an optax transformation given as ``method``
         makes inside its own update, as ``optax.lbfgs``'s line search).
       ngev: number of gradient evaluations the steps and line searches asked for. The trials of a

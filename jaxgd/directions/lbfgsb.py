@@ -155,12 +155,17 @@ def _vector_norm(v: jax.Array, ord: float, xp: Any, norm: Any) -> jax.Array:
     return norm(v) if ord == 2 else _tree.max_abs(v)
 
 
+# lnsrlb's ``big``: L-BFGS-B's longest step where no bound limits it (scipy's L-BFGS-B, the Fortran code)
+LNSRLB_BIG = 1e10
+
+
 def max_step(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, xp: Any = jnp) -> jax.Array:
     """The largest :math:`\\alpha \\le 10^{10}` with :math:`x + \\alpha d` in the box (``lnsrlb``)."""
     ratio = xp.where(d < 0, (lower - x) / d, xp.where(d > 0, (upper - x) / d, xp.inf))
     # lnsrlb's ``big`` (1e10) is MINPACK-2's stpmax: step_cap, at most x's largest number (float16's 1e10
     # overflowed in the cast at trace time)
-    return xp.minimum(xp.min(xp.maximum(ratio, 0.0), initial=xp.inf), step_cap(x.dtype)).astype(x.dtype)
+    most = step_cap(x.dtype, LNSRLB_BIG)
+    return xp.minimum(xp.min(xp.maximum(ratio, 0.0), initial=xp.inf), most).astype(x.dtype)
 
 
 def first_trial(x: jax.Array, d: jax.Array, lower: jax.Array, upper: jax.Array, first: Any, boxed: Any,

@@ -290,16 +290,18 @@ def diagonal_update(diag: PyTree, scale: jax.Array, s: PyTree, y: PyTree, take: 
     tau = dyy / safe_sy
 
     def entry(d: jax.Array, si: jax.Array, yi: jax.Array) -> jax.Array:
+        like = d
+        d, si, yi = map(_tree.at_least_32, (d, si, yi))  # (16 bits: float16's y_i^2 overflowed at |y_i| > 256)
         d0 = jnp.where(start, gamma.astype(d.dtype), d)
         wi = si * si / d0 / safe_dinsy  # (s_i^2 / D_i) / s'D^-1 s
         b = tau / d0 * jnp.maximum(1.0 - wi, jnp.finfo(d.dtype).eps) + yi * yi / safe_sy
-        return (1.0 / jnp.where(b > 0, b, 1.0)).astype(d.dtype)  # (b = 0 only for a pair not taken, y = 0)
+        return (1.0 / jnp.where(b > 0, b, 1.0)).astype(like.dtype)  # (b = 0 only for a pair not taken, y = 0)
 
     # computed once: XLA would fuse the entries' four divisions into each of their three users
     new = lax.optimization_barrier(_tree.tmap(entry, diag, s, y))
     top, low = _tree.max_min(new)  # (a NaN propagates: not fine)
     fine = take & jnp.isfinite(top)
-    (ydy,) = _tree.sums(_tree.tmap(lambda n, v: n * v * v, new, y))
+    (ydy,) = _tree.sums(_tree.tmap(lambda n, v: n * v * v, *map(_tree.at_least_32, (new, y))))  # (as pair_sums)
     new = _tree.tmap(lambda d, n: jnp.where(fine, n, jnp.where(take, gamma.astype(d.dtype), d)), diag, new)
     wide = fine & (top > spread * low) & (ydy > 0)
     c = jnp.where(wide, safe_sy / jnp.where(wide, ydy, 1.0), 0.0)

@@ -296,12 +296,15 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             fresh, had_memory = direction.reset(dnew) if (failed or stalled) else (None, False)
             vouch = _stall.VOUCH_NONE  # stall.adjust_status's flag for the next step (SolverState.stall)
             if failed or stalled:
-                decrease = _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, g.dot(g), np) if quasi_newton else np.inf
+                sq = g.dot(g)
+                decrease = _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, sq, np) if quasi_newton else np.inf
                 retry_failed = False
                 if quasi_newton:  # the restart's rule (stall.restart_test, the compiled step's own)
+                    move = _stepsize.shortest_move(x, g, np.result_type(value))
+                    at_ulp = _stall.resolved(ctx.slope, unit_slope, sq, move, np)
                     retry_failed, vouch = _stall.restart_test(
                         value, ctx.slope, np.bool_(had_memory), decrease, unit_slope, located, noise, vouched, np,
-                        _stall.interpolates(rule))
+                        _stall.interpolates(rule), at_ulp)
                     retry_failed, vouch = bool(retry_failed), int(vouch)
                 if st in (RUNNING, FAILED):
                     old = (value, gnorm, x) if failed else (new_value, new_gnorm, trial.x)

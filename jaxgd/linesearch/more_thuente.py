@@ -67,10 +67,16 @@ LOCATE = 1e-2
 NOISE_RATIO = 100.0
 
 
-def step_cap(dtype: Any) -> float:
-    """The longest step a search tries (MINPACK-2's ``stpmax``): 1e10, or ``dtype``'s largest
-    number where that is less (float16: 65504; made in the half type, 1e10 overflowed)."""
-    return min(1e10, float(jnp.finfo(dtype).max))
+# The longest step a search tries: scipy's BFGS and CG pass ``amax=1e100`` to their Moré-Thuente search
+# (a variable scaled by 1e-6 needs steps of 1e12 along -g: the 1e10 of MINPACK-2's example stopped cg
+# short of y* = 1e6 after 200 steps); L-BFGS-B keeps its own 1e10 (lnsrlb's ``big``: directions.lbfgsb).
+SEARCH_CAP = 1e100
+
+
+def step_cap(dtype: Any, big: float = SEARCH_CAP) -> float:
+    """The longest step a search tries (MINPACK-2's ``stpmax``): ``big``, or ``dtype``'s largest
+    number where that is less (float32: 3.4e38; float16: 65504, made in the half type, 1e10 overflowed)."""
+    return min(big, float(jnp.finfo(dtype).max))
 
 
 def first_move(interp: Any, move: Any, initial: Any, xp: Any) -> Any:
