@@ -314,6 +314,18 @@ def test_a_refused_combination_is_not_shown_after_a_cache_miss() -> None:
     assert info.value.__context__ is None and info.value.__cause__ is None
 
 
+def _keyword_calls() -> dict:
+    """Each public function called with a loss and keywords of a user's (the keyword-note tests)."""
+    f = lambda p, *a: jnp.sum(p**2)  # noqa: E731
+    return {
+        "minimize": lambda **kw: jaxgd.minimize(f, jnp.zeros(2), **kw),
+        "Solver": lambda **kw: jaxgd.Solver(f, **kw),
+        "fit": lambda **kw: jaxgd.fit(f, jnp.zeros(2), jnp.zeros((4, 1)), batch_size=2, epochs=1,
+                                      key=jax.random.key(0), **kw),
+        "as_optax": lambda **kw: jaxgd.as_optax(**kw),
+    }
+
+
 @pytest.mark.parametrize("name", ["minimize", "Solver", "fit", "as_optax"])
 def test_a_keyword_suggestion_is_a_keyword_of_the_function_called(name: str) -> None:
     """Another library's spelling (scipy's maxiter and tol, PyTorch's seed and max_epochs) got "did you mean X"
@@ -324,14 +336,7 @@ def test_a_keyword_suggestion_is_a_keyword_of_the_function_called(name: str) -> 
 
     from jaxgd.interop.explain import KEYWORD_ALIASES
 
-    f = lambda p, *a: jnp.sum(p**2)  # noqa: E731
-    calls = {
-        "minimize": lambda **kw: jaxgd.minimize(f, jnp.zeros(2), **kw),
-        "Solver": lambda **kw: jaxgd.Solver(f, **kw),
-        "fit": lambda **kw: jaxgd.fit(f, jnp.zeros(2), jnp.zeros((4, 1)), batch_size=2, epochs=1,
-                                      key=jax.random.key(0), **kw),
-        "as_optax": lambda **kw: jaxgd.as_optax(**kw),
-    }
+    calls = _keyword_calls()
     target = {"minimize": jaxgd.minimize, "Solver": jaxgd.Solver, "fit": jaxgd.fit, "as_optax": jaxgd.as_optax}[name]
     valid = set(inspect.signature(target).parameters)
     suggested = {}
@@ -481,13 +486,7 @@ def test_torch_optim_keywords_get_notes_that_name_the_functions_own_keywords(nam
     "did you mean", and every keyword= the note tells to pass is one of the function's."""
     import inspect
 
-    f = lambda p, *a: jnp.sum(p**2)  # noqa: E731
-    call = {
-        "minimize": lambda **kw: jaxgd.minimize(f, jnp.zeros(2), **kw),
-        "Solver": lambda **kw: jaxgd.Solver(f, **kw),
-        "fit": lambda **kw: jaxgd.fit(f, jnp.zeros(2), jnp.zeros((4, 1)), batch_size=2, epochs=1,
-                                      key=jax.random.key(0), **kw),
-    }[name]
+    call = _keyword_calls()[name]
     assert _keywords_to_pass("method=optax.sgd(lr * (1 - d), momentum=m) (or gtol=1, f(x) == 0)") == {"method", "gtol"}
     target = {"minimize": jaxgd.minimize, "Solver": jaxgd.Solver, "fit": jaxgd.fit}[name]
     valid = set(inspect.signature(target).parameters)
