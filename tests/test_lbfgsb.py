@@ -373,14 +373,19 @@ def test_scaled_memory_is_bfgs_from_a_diagonal_b0():
 
 
 @pytest.mark.parametrize("xp", ["jax", "numpy"])
-@pytest.mark.parametrize("seed", range(3))
-def test_search_point_with_a_diagonal_b0_is_the_dense_one(seed, xp):
+def test_search_point_with_a_diagonal_b0_is_the_dense_one(xp):
     """Reference: with the dense B of BFGS updates from B0 = (c D)^{-1} (NumPy), algorithm CP
     walked breakpoint by breakpoint (np_cauchy) and the Newton step over the variables free
     there, z_F = xcp_F - (B_FF)^{-1} (g + B (xcp - x))_F (BLNZ 1995, section 5, the subspace
     problem without its box, which this setup keeps inactive). search_point computes them in the
     scaled variables, jitted or with NumPy (the host tier's); the point must be the same, and
-    exactly on its bounds where CP put it."""
+    exactly on its bounds where CP put it. Three problems (seeds) a case, in one test: their shapes are
+    alike, one compile serves all three."""
+    for seed in range(3):
+        _check_search_point(seed, xp)
+
+
+def _check_search_point(seed, xp):
     rng = np.random.default_rng(seed)
     n, m = 8, 3
     mem, dense = _diagonal_memory(rng, n, m)
@@ -406,8 +411,8 @@ def test_search_point_with_a_diagonal_b0_is_the_dense_one(seed, xp):
         z, _ = jax.jit(lb.search_point, static_argnums=5)(
             jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), mem, True)
     z = np.asarray(z)
-    np.testing.assert_allclose(z, z_ref, rtol=1e-7, atol=1e-9 * np.abs(x).max())
-    assert np.array_equal(z[~free], xcp[~free])  # at their bounds exactly
+    np.testing.assert_allclose(z, z_ref, rtol=1e-7, atol=1e-9 * np.abs(x).max(), err_msg=f"seed {seed}")
+    assert np.array_equal(z[~free], xcp[~free]), seed  # at their bounds exactly
 
 
 def np_cauchy(x, g, lo, hi, b):
@@ -431,15 +436,21 @@ def np_cauchy(x, g, lo, hi, b):
 
 
 @pytest.mark.parametrize("tier, walk", [("compiled", 0), ("compiled", 2), ("compiled", 100), ("numpy", None)])
-@pytest.mark.parametrize("seed", range(4))
-def test_cauchy_point_matches_sequential_algorithm_cp(seed, walk, tier, monkeypatch):
+def test_cauchy_point_matches_sequential_algorithm_cp(walk, tier, monkeypatch):
     """The Cauchy point (reference: np_cauchy, Algorithm CP walked with a dense B). Compiled, by the
     walk over the first lbfgsb_cauchy.WALK breakpoints, else every segment at once from the sorted
     ones: walk=0 always the sorted form, 100 always the walk, 2 the walk and then the sorted form
-    (each case passes 4 breakpoints); on NumPy (the host tier's step) the sorted form."""
+    (each case passes 4 breakpoints); on NumPy (the host tier's step) the sorted form. Four problems
+    (seeds) a case, in one test: the seeds' shapes are alike, so one compile of a walk serves all four."""
     if walk is not None:  # (9 variables: below WALK_FROM, where the walk is not used otherwise)
         monkeypatch.setattr(cauchy_mod, "WALK", walk)
         monkeypatch.setattr(cauchy_mod, "WALK_FROM", 0)
+    fresh = jax.jit(lambda *a: cauchy_mod.cauchy(*a))  # (a new trace: WALK is read when tracing)
+    for seed in range(4):
+        _check_cauchy_point(seed, tier, fresh)
+
+
+def _check_cauchy_point(seed, tier, fresh):
     rng = np.random.default_rng(seed)
     n, m = 9, 3
     mem = mem_mod.empty(n, m, jnp.float64)
@@ -454,21 +465,25 @@ def test_cauchy_point_matches_sequential_algorithm_cp(seed, walk, tier, monkeypa
     w, big_m, ok = jax.jit(mem_mod.compact)(mem)
     assert bool(ok)
     if tier == "compiled":
-        fresh = jax.jit(lambda *a: cauchy_mod.cauchy(*a))  # (a new trace: WALK is read when tracing)
         xcp, c, _ = fresh(jnp.asarray(x), jnp.asarray(g), jnp.asarray(lo), jnp.asarray(hi), w, big_m, mem.theta)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):  # (as the host loop runs it)
             xcp, c, _ = cauchy_mod.cauchy(x, g, lo, hi, np.asarray(w), np.asarray(big_m), np.asarray(mem.theta), np)
     ref = np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem)))
-    np.testing.assert_allclose(xcp, ref, atol=1e-12)
-    np.testing.assert_allclose(c, np.asarray(w).T @ (ref - x), atol=1e-10)
+    np.testing.assert_allclose(xcp, ref, atol=1e-12, err_msg=f"seed {seed}")
+    np.testing.assert_allclose(c, np.asarray(w).T @ (ref - x), atol=1e-10, err_msg=f"seed {seed}")
 
 
 @pytest.mark.parametrize("xp", ["numpy", "jax"])
-@pytest.mark.parametrize("seed", range(3))
-def test_cauchy_point_of_the_scaled_model_has_the_unscaled_bits(seed, xp):
+def test_cauchy_point_of_the_scaled_model_has_the_unscaled_bits(xp):
     """cauchy scales g, theta and M by a power of two where |g| > 1 (float32 overflowed at a curvature of
-    1e16); reference: the same sorted form on the model as given, bit for bit (and np_cauchy above)."""
+    1e16); reference: the same sorted form on the model as given, bit for bit (and np_cauchy above). Three
+    models (seeds) a case, in one test: their shapes are alike, one compile of each function serves all three."""
+    for seed in range(3):
+        _check_scaled_cauchy_point(seed, xp)
+
+
+def _check_scaled_cauchy_point(seed, xp):
     rng = np.random.default_rng(seed)
     n, m = 9, 3
     mem = mem_mod.empty(n, m, jnp.float64)
@@ -486,20 +501,25 @@ def test_cauchy_point_of_the_scaled_model_has_the_unscaled_bits(seed, xp):
         args = tuple(jnp.asarray(a) for a in args)
         got, want = jax.jit(cauchy_mod.cauchy)(*args), jax.jit(cauchy_mod._sorted)(*args)
     for a, b in zip(got, want):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(got[0], np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem))), atol=1e-9)
+        np.testing.assert_array_equal(a, b, err_msg=f"seed {seed}")
+    np.testing.assert_allclose(got[0], np_cauchy(x, g, lo, hi, np.asarray(jax.jit(mem_mod.dense_b)(mem))), atol=1e-9,
+                               err_msg=f"seed {seed}")
+
+
+def steep_quadratic(x):
+    return 1e16 * jnp.sum((x - 1.3) ** 2)
 
 
 @pytest.mark.parametrize("tier", ["host", "compiled"])
-@pytest.mark.parametrize("box", [1e4, 1e7])
-def test_float32_steep_quadratic_reaches_its_answer(box, tier):
+def test_float32_steep_quadratic_reaches_its_answer(tier):
     # reference (closed form): x* = 1.3, f* = 0 for f = 1e16 ||x - 1.3||^2 in a box that does not bind.
     # theta ||g||^2 (2e16 times 8e24) overflowed the float32 Cauchy point: the host tier's search failed
     # and, read from projgr's norm (capped at the far bound's distance), ended PRECISION at loss 2e8
-    f = lambda x: 1e16 * jnp.sum((x - 1.3) ** 2)  # noqa: E731
-    res = jaxgd.minimize(f, jnp.zeros(3, jnp.float32), method="lbfgs", bounds=(-box, box), tier=tier)
-    assert res.status_enum is jaxgd.Status.GTOL, res.message
-    np.testing.assert_array_equal(res.params, np.full(3, np.float32(1.3)))
+    # (both boxes in one test: the bounds are the compiled loop's inputs, one float32 compile serves both)
+    for box in (1e4, 1e7):
+        res = jaxgd.minimize(steep_quadratic, jnp.zeros(3, jnp.float32), method="lbfgs", bounds=(-box, box), tier=tier)
+        assert res.status_enum is jaxgd.Status.GTOL, (box, res.message)
+        np.testing.assert_array_equal(res.params, np.full(3, np.float32(1.3)), err_msg=f"box {box}")
 
 
 def test_precision_rule_reads_the_gradient_a_step_can_follow():
@@ -567,10 +587,14 @@ def test_search_does_not_evaluate_its_last_point_again(c, m, p):
     assert task.startswith(b"WARNING"), task
     k = len(distinct)
 
+    ev = lambda s: (s, phi(s), dphi(s))  # noqa: E731
+    # (the budget a traced argument: one compile for the three budgets; the search compares it, nfev < maxls, as
+    # it does L-BFGS-B's static one)
+    searched = jax.jit(lambda maxls: search_mod.search(
+        ev, jnp.zeros(()), phi(0.0), dphi(0.0), jnp.asarray(1.0), jnp.asarray(stpmax), 1e-3, 0.9, 0.1, maxls))
+
     def run(maxls):
-        ev = lambda s: (s, phi(s), dphi(s))  # noqa: E731
-        return jax.jit(lambda: search_mod.search(
-            ev, jnp.zeros(()), phi(0.0), dphi(0.0), jnp.asarray(1.0), jnp.asarray(stpmax), 1e-3, 0.9, 0.1, maxls))()
+        return searched(jnp.asarray(maxls, jnp.int32))
 
     res = run(20)
     assert not bool(res.failed) and int(res.nfev) == k, (int(res.nfev), k)

@@ -65,8 +65,9 @@ def test_each_direction_matches_optax_python_loop(method):
     loss = lambda p: fun(p["w"], a, b) + jnp.sum((p["v"] - 2.0) ** 2)  # noqa: E731
     opt_state = tx.init(x)
     p = x
+    grad = jax.jit(jax.grad(loss))  # (compiled once: eagerly, jax.grad traced the loss again at each of the 50 steps)
     for _ in range(50):
-        g = jax.grad(loss)(p)
+        g = grad(p)
         u, opt_state = tx.update(g, opt_state, p)
         p = optax.apply_updates(p, u)
     res = jaxgd.minimize(loss, x, method=method, lr=lr, l2=wd, max_steps=50, gtol=0.0)

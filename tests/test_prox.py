@@ -405,21 +405,27 @@ def test_bounds_are_refused_up_front_with_bfgs_and_cg_and_accepted_otherwise(met
         assert "method='lbfgs'" in str(err.value)
 
 
-@pytest.mark.parametrize("option, bad", [("lr", -0.1), ("lr", np.nan), ("clip", 0.0), ("l2", -1.0), ("gtol", np.nan),
-                                         ("ftol", -1.0)])
-def test_traced_hyperparameters_out_of_range_end_invalid_argument_per_lane(option, bad):
+def _to_one(x):
+    return jnp.sum((x - 1.0) ** 2)
+
+
+@pytest.mark.parametrize("option, bads", [("lr", (-0.1, np.nan)), ("clip", (0.0,)), ("l2", (-1.0,)),
+                                          ("gtol", (np.nan,)), ("ftol", (-1.0,))])
+def test_traced_hyperparameters_out_of_range_end_invalid_argument_per_lane(option, bads):
     """Under vmap a lane with a bad value ran to MAX_STEPS (lr=-0.1: the loss climbed to 1.4e10); reference: the
-    eager call refuses the same value, and the good lane equals its run alone."""
-    f = lambda x: jnp.sum((x - 1.0) ** 2)  # noqa: E731
+    eager call refuses the same value, and the good lane equals its run alone. (An option's bad values in one
+    test, the loss a module-level function: their vmapped runs are one compiled program, and the run alone one.)"""
     kw = {"lr": 0.1, "max_steps": 50}
-    with pytest.raises(ValueError, match=option):
-        jaxgd.minimize(f, jnp.zeros(2), **{**kw, option: bad})
     good = {"lr": 0.2, "clip": 1.0, "l2": 0.1, "gtol": 1e-6, "ftol": 1e-9}[option]
-    res = jax.vmap(lambda v: jaxgd.minimize(f, jnp.zeros(2), **{**kw, option: v}))(jnp.asarray([bad, good]))
-    assert res.status_enum[0] is jaxgd.Status.INVALID_ARGUMENT and int(res.steps[0]) == 0
-    alone = jaxgd.minimize(f, jnp.zeros(2), **{**kw, option: good})
-    assert res.status_enum[1] is alone.status_enum and int(res.steps[1]) == int(alone.steps)
-    np.testing.assert_allclose(res.params[1], alone.params, rtol=1e-12)
+    batched = jax.vmap(lambda v: jaxgd.minimize(_to_one, jnp.zeros(2), **{**kw, option: v}))
+    for bad in bads:
+        with pytest.raises(ValueError, match=option):
+            jaxgd.minimize(_to_one, jnp.zeros(2), **{**kw, option: bad})
+        res = batched(jnp.asarray([bad, good]))
+        assert res.status_enum[0] is jaxgd.Status.INVALID_ARGUMENT and int(res.steps[0]) == 0, bad
+        alone = jaxgd.minimize(_to_one, jnp.zeros(2), **{**kw, option: good})
+        assert res.status_enum[1] is alone.status_enum and int(res.steps[1]) == int(alone.steps)
+        np.testing.assert_allclose(res.params[1], alone.params, rtol=1e-12)
 
 
 def test_fit_with_a_traced_negative_lr_ends_invalid_argument():

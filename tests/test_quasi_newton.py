@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -70,10 +71,13 @@ def test_rosenbrock_in_at_most_1_5x_scipys_iterations(n, methods):
     assert int(res.nfev) == int(res.ngev) >= int(res.steps)
 
 
+@functools.lru_cache(maxsize=None)  # (read only; the 600-D one, a QR of 600 x 600, is made once a process, not a case)
 def spd(n: int, cond: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    return (q * np.logspace(0, np.log10(cond), n)) @ q.T, rng.standard_normal(n)
+    a, b = (q * np.logspace(0, np.log10(cond), n)) @ q.T, rng.standard_normal(n)
+    a.flags.writeable = b.flags.writeable = False  # (shared between calls: a test that wrote to one would raise)
+    return a, b
 
 
 @pytest.mark.parametrize("method", [

@@ -76,9 +76,9 @@ def test_newton_direction_solves_a_quadratics_newton_system_on_both_tiers(n):
     b = np.random.default_rng(n + 1).normal(size=n)
     f = lambda x: 0.5 * x @ (jnp.asarray(a, jnp.float32) @ x) - jnp.asarray(b, jnp.float32) @ x  # noqa: E731
     x = jnp.zeros(n, jnp.float32)
-    g = jax.grad(f)(x)
+    vg = jax.jit(jax.value_and_grad(f))  # (compiled once: eagerly each op of f and its gradient compiled apart)
+    _, g = vg(x)
     d, k = jax.jit(lambda x, g: probe.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True)))(x, g)
-    vg = jax.jit(jax.value_and_grad(f))
     host_d, host_k = host_loop._newton_direction(lambda y: (*vg(y), None), np.asarray(x), np.asarray(g))
     assert int(k) == host_k == min(n, probe.NEWTON_STEPS)
     np.testing.assert_allclose(np.asarray(d), host_d, rtol=1e-2, atol=1e-3 * np.abs(host_d).max())  # (float32 CG: rounding grows)
@@ -98,14 +98,17 @@ def test_newton_direction_takes_steepest_descent_at_negative_curvature_and_nothi
     f = lambda x: -jnp.sum(x * x) + x @ c  # noqa: E731
     x = jnp.asarray([0.3, 0.1, -0.2], jnp.float32)
     g = jax.grad(f)(x)
-    d, k = probe.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(True))
+    # (one compiled program for both values of ``due``, a traced argument as in the fused loop: run eagerly, each
+    # call compiled its while loop and every op again)
+    newton = jax.jit(lambda x, g, due: probe.newton_direction(jax.value_and_grad(f), x, g, due))
+    d, k = newton(x, g, jnp.asarray(True))
     np.testing.assert_array_equal(np.asarray(d), np.asarray(g))
     assert int(k) == 1
     vg = jax.jit(jax.value_and_grad(f))
     host_d, host_k = host_loop._newton_direction(lambda y: (*vg(y), None), np.asarray(x), np.asarray(g))
     np.testing.assert_array_equal(host_d, np.asarray(g))
     assert host_k == 1
-    d, k = probe.newton_direction(jax.value_and_grad(f), x, g, jnp.asarray(False))
+    d, k = newton(x, g, jnp.asarray(False))
     assert int(k) == 0 and not np.any(np.asarray(d))
 
 
@@ -136,7 +139,8 @@ def test_probe_verdict_finds_palmer3cs_fall_and_none_at_its_minimum_on_both_tier
         return jax.value_and_grad(f)(a)
 
     x = jnp.asarray(point)
-    value, g = jax.value_and_grad(f)(x)
+    vg = jax.jit(jax.value_and_grad(f))  # (compiled once: eagerly each op of f and its gradient compiled apart)
+    value, g = vg(x)
     found, spent = jax.jit(lambda x, v, g: probe.probe_verdict(f, counted, x, v, g, jnp.asarray(True)))(x, value, g)
     jax.effects_barrier()
     assert bool(found) == (not at_minimum)
@@ -144,7 +148,6 @@ def test_probe_verdict_finds_palmer3cs_fall_and_none_at_its_minimum_on_both_tier
     if at_minimum:  # no fall, no Newton trials: the -x^2 g trials down to the least move, and the CG steps
         trials = probe_trials_at_a_minimum(value, g, probe.scaled_direction(x, g), x, jnp.float32)
         assert int(spent[0]) - int(spent[1]) == trials < probe.PROBES
-    vg = jax.jit(jax.value_and_grad(f))
     host = host_loop._probe_verdict(lambda y: (*vg(y), None), np.asarray(point), np.float32(value), np.asarray(g))
     assert host == (bool(found), int(spent[0]), int(spent[1]))
 
@@ -361,11 +364,13 @@ def test_line_veto_tells_a_kink_and_a_fall_from_a_gradient_of_rounding_on_both_t
         vg = jax.jit(jax.value_and_grad(f))
         value, g = vg(x)
         zero = jnp.zeros((), x.dtype)
-        veto, k = jax.jit(lambda x, v, g: probe.line_veto(jax.value_and_grad(f), x, v, g, zero, jnp.asarray(True)))(
-            x, value, g)
+        # (``due`` a traced argument, as in the fused loop: one compile a loss serves both values; run eagerly,
+        # the not-due call compiled its while loop and every op again)
+        veto_fn = jax.jit(lambda x, v, g, due: probe.line_veto(jax.value_and_grad(f), x, v, g, zero, due))
+        veto, k = veto_fn(x, value, g, jnp.asarray(True))
         host = host_loop._line_veto(lambda y: (*vg(y), None), np.asarray(x), np.asarray(value), np.asarray(g), 0.0)
         assert bool(veto) == host[0] == want and int(k) == host[1] == len(probe.LINE_MOVES)
-        veto, k = probe.line_veto(jax.value_and_grad(f), x, value, g, zero, jnp.asarray(False))
+        veto, k = veto_fn(x, value, g, jnp.asarray(False))
         assert not bool(veto) and int(k) == 0
 
 
@@ -400,6 +405,20 @@ def test_float64_cg_verdicts_under_vmap_match_each_run():
         np.testing.assert_allclose(float(one.loss), RAT43_RSS, rtol=1e-10)
 
 
+UPWARD_A = np.array([1.0, 3.0, 10.0])
+
+
+def upward_quadratic(x):
+    """f = 2 + sum_i a_i (x_i - 1)^2 / 2 (module level: the four cases below share its compiled programs)."""
+    return 2.0 + 0.5 * jnp.sum(jnp.asarray(UPWARD_A) * (x - 1.0) ** 2)
+
+
+UPWARD_VG = jax.jit(jax.value_and_grad(upward_quadratic))
+# ``due`` and ``rise`` traced, as in the fused loop: one program for the due and the not-due call
+UPWARD = jax.jit(lambda x, v, g, due, rise: probe.probe_descent(upward_quadratic, x, v, g, due, scaled=True, rise=rise))
+DOWNWARD = jax.jit(lambda x, v, g: probe.probe_descent(upward_quadratic, x, v, g, jnp.asarray(True), scaled=True))
+
+
 @pytest.mark.parametrize("scale, falls", [(1e-3, True), (1e-5, True), (1e-6, False), (1e-9, False)])
 def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both_tiers(scale, falls):
     """Reference: the closed form of f = 2 + sum_i a_i (x_i - 1)^2 / 2 along -x^2 g from x = 1 + scale,
@@ -410,9 +429,7 @@ def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both
     closed form does, as the downward trials do, and where it does not they stop at the first trial, which
     rises: one evaluation where the downward trials spend all probe.PROBES. Host and compiled take the same
     trials."""
-    a = jnp.asarray([1.0, 3.0, 10.0])
-    f = lambda x: 2.0 + 0.5 * jnp.sum(a * (x - 1.0) ** 2)  # noqa: E731
-    vg = jax.jit(jax.value_and_grad(f))
+    a, vg = UPWARD_A, UPWARD_VG
     x = 1.0 + scale * jnp.asarray([1.0, -0.5, 0.25])
     value, g = vg(x)
     d = np.asarray(x) ** 2 * np.asarray(g)
@@ -421,9 +438,8 @@ def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both
     steps = float(value) / s * 0.25 ** np.arange(probe.PROBES)
     passes = [t * s - q * t * t / 2 > max(t * s / 2, tie) for t in steps]
     assert any(passes) == falls
-    upward = jax.jit(lambda x, v, g, rise: probe.probe_descent(f, x, v, g, jnp.asarray(True), scaled=True, rise=rise))
-    found, k = upward(x, value, g, jnp.zeros(()))
-    down, k_down = probe.probe_descent(f, x, value, g, jnp.asarray(True), scaled=True)
+    found, k = UPWARD(x, value, g, jnp.asarray(True), jnp.zeros(()))
+    down, k_down = DOWNWARD(x, value, g)
     host = host_loop._probe_scaled(lambda y: (*vg(y), None), np.asarray(x), np.asarray(value), np.asarray(g),
                                    rise=0.0)
     assert bool(found) == bool(down) == host[0] == falls
@@ -432,5 +448,5 @@ def test_upward_probe_finds_a_quadratics_fall_where_its_closed_form_does_on_both
         assert int(k) == probe.PROBES - max(i for i, p in enumerate(passes) if p)
     else:
         assert int(k) == 1 and int(k_down) == probe.PROBES
-    found, k = probe.probe_descent(f, x, value, g, jnp.asarray(False), scaled=True, rise=jnp.zeros(()))
+    found, k = UPWARD(x, value, g, jnp.asarray(False), jnp.zeros(()))
     assert not bool(found) and int(k) == 0
