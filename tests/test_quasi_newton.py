@@ -395,6 +395,7 @@ def test_lbfgs_keeps_only_pairs_of_positive_curvature_numpy_two_loop(scaling, pr
     assert max(slopes) > 0  # the reason for the rule: optax's direction ascends somewhere on this path
 
 
+@pytest.mark.alternate("scaling")  # (~6 s a case: each dtype keeps one scaling in make test, both in make slow)
 @pytest.mark.parametrize("scaling", ["scalar", "diagonal"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_lbfgs_compact_form_on_a_pytree_matches_a_numpy_two_loop(dtype, scaling):
