@@ -9,7 +9,9 @@ its ``nnx.Param`` variables. This module splits a model into
 - ``params``: what the solver trains (Equinox: the inexact-float arrays,
   ``eqx.partition(model, eqx.is_inexact_array)``; NNX: the ``nnx.Param``
   state, ``nnx.split(model, nnx.Param, ...)``);
-- ``rest``: the other arrays, held fixed and handed to the loss as data;
+- ``rest``: the other arrays, held fixed and handed to the loss as data
+  (``minimize``'s ``args``; an input of ``fit``'s compiled loop), never
+  baked in as constants;
 - the static remainder (functions, sizes, the NNX graph), which rides in a
   hashable loss wrapper so that a second call with the same model type
   re-uses the compiled loop;
@@ -246,41 +248,63 @@ class BoundModelFun:
     """``fun(model, *args)`` as ``f(params, *args)`` with the model's ``rest`` held fixed.
 
     For loops whose functions take no extra argument (``fit``'s
-    ``fun(params, batch)``): ``rest`` rides along as constants. Two wrappers
-    are equal only when they hold the very same ``rest`` arrays, so a
-    compiled loop is never re-used with other constants.
+    ``fun(params, batch)``). ``fit``'s host checks call this wrapper; its
+    compiled loop takes ``rest`` as an input instead (:func:`unbind`,
+    :func:`rebind`), so a fresh model of the same shapes and dtypes re-uses
+    the compiled loop and the fixed arrays are never baked in as constants.
+    A ``rest`` with leaves that are not arrays (:func:`traceable`) cannot be
+    an input: such a wrapper is the loop's key itself, interned per the very
+    ``rest`` leaves (:func:`bind`), and ``rest`` rides along as constants.
     """
 
-    __slots__ = ("loss", "rest", "_ids", "__weakref__")
+    __slots__ = ("loss", "rest", "__weakref__")
 
     def __init__(self, loss: ModelLoss, rest: PyTree) -> None:
         self.loss, self.rest = loss, rest
-        self._ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(rest))
 
     def __call__(self, params: Params, *args: Any) -> Any:
         return self.loss(params, self.rest, *args)
-
-    def __hash__(self) -> int:
-        return hash((self.loss, self._ids))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BoundModelFun) or self.loss != other.loss or self._ids != other._ids:
-            return False
-        mine, theirs = jax.tree_util.tree_leaves(self.rest), jax.tree_util.tree_leaves(other.rest)
-        return all(a is b for a, b in zip(mine, theirs))
 
     @property
     def __name__(self) -> str:
         return self.loss.__name__
 
 
+def traceable(rest: PyTree) -> bool:
+    """Whether every leaf of ``rest`` is an array, so that it can be a compiled loop's input."""
+    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic)) for leaf in jax.tree_util.tree_leaves(rest))
+
+
 def bind(fun: Optional[Callable[..., Any]], parts: ModelParts) -> Optional[BoundModelFun]:
-    """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``)."""
+    """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``): a new wrapper
+    (:func:`unbind` gives the loop's key), or, for a ``rest`` that cannot be traced, one interned
+    per the very ``rest`` leaves."""
     if fun is None:
         return None
+    if traceable(parts.rest):
+        return BoundModelFun(parts.loss(fun), parts.rest)
     ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(parts.rest))
     key = ("bound", parts.kind, parts.static, ids)
+    # (the interned wrapper holds these leaves, so their ids stay theirs while it lives)
     return _interned(fun, key, lambda: BoundModelFun(parts.loss(fun), parts.rest))
+
+
+def bound_rest(fun: Any) -> Optional[PyTree]:
+    """The ``rest`` of a :class:`BoundModelFun` that a compiled loop takes as an input; None otherwise."""
+    if isinstance(fun, BoundModelFun) and traceable(fun.rest):
+        return fun.rest
+    return None
+
+
+def unbind(fun: Any) -> Any:
+    """A :class:`BoundModelFun` whose ``rest`` can be traced, as its :class:`ModelLoss`
+    (interned: the compiled loop's key); anything else unchanged."""
+    return fun.loss if bound_rest(fun) is not None else fun
+
+
+def rebind(fun: Any, rest: PyTree) -> Any:
+    """Inverse of :func:`unbind`, with ``rest`` (traced, inside the compiled loop)."""
+    return BoundModelFun(fun, rest) if isinstance(fun, ModelLoss) else fun
 
 
 def strip(result: Any, fields: tuple[str, ...]) -> Any:
@@ -316,7 +340,15 @@ def fit_model(fit: Callable[..., Any], parts: ModelParts, given: dict) -> Any:
     ``best_params`` come back as models."""
     options = {k: v for k, v in given.items() if k not in _NOT_OPTIONS}
     options["resume"] = strip(options.get("resume"), ("params", "best_params"))
-    options["eval_fun"] = bind(options.get("eval_fun"), parts)
-    options["metric"] = bind(options.get("metric"), parts)
-    res = fit(bind(given["fun"], parts), parts.params, given["data"], **options)
+    bound: dict = {}  # one wrapper per function (an eval_fun that is fun is fun's wrapper)
+
+    def once(f: Optional[Callable[..., Any]]) -> Optional[BoundModelFun]:
+        if f is not None and id(f) not in bound:
+            bound[id(f)] = bind(f, parts)
+        return None if f is None else bound[id(f)]
+
+    fun = once(given["fun"])
+    options["eval_fun"] = once(options.get("eval_fun"))
+    options["metric"] = once(options.get("metric"))
+    res = fit(fun, parts.params, given["data"], **options)
     return res._replace(params=parts.model(res.params), best_params=parts.model(res.best_params))
