@@ -233,6 +233,80 @@ def check_solver_x0(x0: Any) -> None:
         trained="float arrays"))
 
 
+NNX_LEAF = (
+    "{name} leaf {path} is {what} of a Flax NNX {container}, not a parameter: jaxgd.minimize and jaxgd.fit "
+    "take the model itself (they train its nnx.Param arrays and hold the rest fixed); elsewhere (Solver, "
+    "as_optax's init) pass the nnx.Param arrays only, graphdef, params, rest = nnx.split(model, nnx.Param, ...), "
+    "with nnx.merge(graphdef, params, rest) in the loss (nnx.Optimizer(model, tx, wrt=nnx.Param) does this split)"
+)
+EQX_LEAF = (
+    "{name} leaf {path} is {what} of an Equinox module ({module}), not a parameter: jaxgd.minimize and jaxgd.fit "
+    "take the module itself (they train its float arrays and keep the rest); elsewhere (Solver, as_optax's init: "
+    "tx.init(eqx.filter(model, eqx.is_inexact_array))) pass its float arrays, params, rest = "
+    "eqx.partition(model, eqx.is_inexact_array), with eqx.combine(params, rest) in the loss{state}"
+)
+EQX_STATE = (
+    "; the eqx.nn.State beside it holds BatchNorm's statistics, not parameters either: pass it through "
+    "minimize's args or close over it"
+)
+
+
+def _containing(tree: Any, index: int, inside: Callable[[Any], bool]) -> Any:
+    """The outermost node of ``tree`` for which ``inside`` holds that contains leaf ``index``, or None."""
+    start = 0
+    for node in jax.tree_util.tree_leaves(tree, is_leaf=inside):
+        size = len(jax.tree_util.tree_leaves(node)) if inside(node) else 1
+        if start <= index < start + size:
+            return node if inside(node) else None
+        start += size
+    return None
+
+
+def _what(leaf: Any) -> str:
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
+        return f"a {dtype} array"
+    name = type(leaf).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def leaf_message(name: str, tree: Any, index: int, path: str) -> Optional[str]:
+    """Where the ``index``-th leaf of a parameter tree (not a float array) sits in a Flax NNX state,
+    variable or module or in an Equinox module: what it is and what to pass instead; None elsewhere
+    (``jaxgd._validate.params`` then says how to cast it)."""
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None:
+        kinds = (nnx.State, nnx.Variable, nnx.Module)
+        outer = _containing(tree, index, lambda x: isinstance(x, kinds))
+        if outer is not None:
+            leaf = jax.tree_util.tree_leaves(tree)[index]
+            variable = _containing(outer, index - _offset(tree, outer, kinds), lambda x: isinstance(x, nnx.Variable))
+            what = _what(leaf) if variable is None else f"the value ({_what(leaf)}) of an nnx.{type(variable).__name__}"
+            container = "model ({})".format(type(outer).__name__) if isinstance(outer, nnx.Module) else (
+                "state (nnx.State)" if isinstance(outer, nnx.State) else "variable")
+            return NNX_LEAF.format(name=name, path=path, what=what, container=container)
+    eqx = sys.modules.get("equinox")
+    if eqx is not None:
+        outer = _containing(tree, index, lambda x: isinstance(x, eqx.Module))
+        if outer is not None:
+            leaf = jax.tree_util.tree_leaves(tree)[index]
+            has_state = any(isinstance(x, eqx.nn.State) for x in
+                            jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, eqx.nn.State)))
+            return EQX_LEAF.format(name=name, path=path, what=_what(leaf), module=type(outer).__name__,
+                                   state=EQX_STATE if has_state else "")
+    return None
+
+
+def _offset(tree: Any, node: Any, kinds: tuple) -> int:
+    """The index of ``node``'s first leaf among ``tree``'s leaves (``node`` one of the outermost ``kinds`` nodes)."""
+    start = 0
+    for x in jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, kinds)):
+        if x is node:
+            return start
+        start += len(jax.tree_util.tree_leaves(x)) if isinstance(x, kinds) else 1
+    return 0
+
+
 def rebuild(kind: str, static: _Static, params: Params, rest: PyTree) -> Any:
     """Put a model back together from its parts."""
     if kind == "eqx":
