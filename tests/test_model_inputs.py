@@ -121,3 +121,52 @@ def test_fit_reuses_its_loop_for_a_fresh_equinox_model_with_an_integer_array() -
     merge = eqx.combine
     res = _fresh_model_reuses_the_loop(make, loss, split, merge)
     assert isinstance(res.params, Scaled) and int(res.params.scale) == 2
+
+
+@pytest.mark.slow  # ~4 s; the message's check runs in test_models.py's dropout test too
+def test_train_mode_message_points_at_as_optax_whose_recipe_trains_batchnorm() -> None:
+    """The ModelStateError for a BatchNorm/Dropout model in train mode told to call model.eval(), which
+    trains another model (BatchNorm frozen at its initial statistics, dropout off): it now says so and
+    points at jaxgd.as_optax in nnx.Optimizer. Reference for that recipe: the same loop with
+    optax.adam, whose parameters and batch statistics the as_optax loop must match."""
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Net(nnx.Module):
+        def __init__(self) -> None:
+            rngs = nnx.Rngs(0, dropout=1)
+            # (float32: BatchNorm's statistics are float32; no bias before BatchNorm, whose gradient is rounding
+            # noise there that Adam's normalisation would amplify differently in two equal loops)
+            self.lin = nnx.Linear(3, 4, use_bias=False, rngs=rngs)
+            self.bn = nnx.BatchNorm(4, rngs=rngs)
+            self.drop = nnx.Dropout(0.2, rngs=rngs)
+            self.out = nnx.Linear(4, 1, rngs=rngs)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.out(self.drop(jax.nn.relu(self.bn(self.lin(x)))))[:, 0]
+
+    loss = lambda m, batch: jnp.mean((m(batch[0]) - batch[1]) ** 2)  # noqa: E731
+    x32, y32 = X.astype(np.float32), Y.astype(np.float32)
+    with pytest.raises(ValueError, match=r"nnx\.Optimizer\(model, jaxgd\.as_optax.*initial running statistics"):
+        jaxgd.fit(loss, Net(), (x32, y32), **KW)
+
+    def train(tx: Any) -> Any:
+        model = Net()
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+        @nnx.jit
+        def step(model: Any, optimizer: Any) -> jax.Array:
+            value, grads = nnx.value_and_grad(loss)(model, (x32, y32))
+            optimizer.update(model, grads)
+            return value
+
+        losses = [float(step(model, optimizer)) for _ in range(20)]
+        return model, losses
+
+    ours, our_losses = train(jaxgd.as_optax("adam", 0.05))
+    ref, ref_losses = train(optax.adam(0.05))
+    assert our_losses[-1] < 0.5 * our_losses[0]
+    np.testing.assert_allclose(our_losses, ref_losses, rtol=1e-5)
+    assert not np.allclose(ours.bn.mean[...], 0.0)  # the batch statistics were updated
+    trained = lambda m: jax.tree_util.tree_leaves((nnx.state(m, nnx.Param), nnx.state(m, nnx.BatchStat)))  # noqa: E731
+    for a, r in zip(trained(ours), trained(ref)):
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)

@@ -44,8 +44,12 @@ class ModelStateError(ValueError):
 NNX_MUTATES = (
     "the NNX model changes its own state inside the loss (nnx.Dropout's RNG counts, or nnx.BatchNorm's batch "
     "statistics, in train mode): minimize and fit train the model's nnx.Param arrays and hold the rest fixed, so "
-    "the loss must not update it. Call model.eval() first (deterministic dropout, running statistics), or write "
-    "the randomness and statistics into the loss's data"
+    "the loss must not update it. To train with BatchNorm and Dropout as usual (batch statistics, running "
+    "averages updated, dropout on), run jaxgd's step in your own loop: optimizer = nnx.Optimizer(model, "
+    "jaxgd.as_optax(method, lr), wrt=nnx.Param), then under nnx.jit loss, grads = nnx.value_and_grad(loss)(model, "
+    "batch) and optimizer.update(model, grads). Calling model.eval() first lets minimize/fit run, but trains "
+    "another model: BatchNorm normalises with its initial running statistics throughout (a fixed affine layer), "
+    "dropout is off, and the model stays in eval mode (model.train() switches it back)"
 )
 
 
