@@ -895,6 +895,7 @@ ROWS: list[Row] = [
     R("fit", "params", "nnx.state(model) of an NNX model with Dropout (its uint32 RNG count)", TypeError, "is the value (a uint32 array) of an nnx.RngCount of a Flax NNX state (nnx.State), not a parameter: jaxgd.minimize and jaxgd.fit take the model itself", lambda c: c.F(params=_model(c, "nnx_state"))),
     R("as_optax", "params", "an NNX model with BatchNorm and Dropout (at init)", TypeError, "of a Flax NNX model (Net), not a parameter", lambda c: jaxgd.as_optax("adam", 1e-3).init(_model(c, "nnx"))),
     R("fit", "params", "(model, state) from eqx.nn.make_with_state", TypeError, "params leaf [0].bn.axis_name is a str of an Equinox module (Stateful), not a parameter: jaxgd.minimize and jaxgd.fit take the module itself", lambda c: c.F(params=_model(c, "eqx_state"))),
+    R("as_optax", "value_fn", "the loss of the whole Equinox model, params its partition (at update)", TypeError, "value_fn(params), called with the params given to update, failed (TypeError: 'NoneType' object is not callable); value_fn must be the loss as a function of those params, in their structure: params is an Equinox partition here", lambda c: _tx_eqx_partition(c)),
     R("as_optax", "params", "an eqx.nn.MLP (at init)", TypeError, "is a custom_jvp of an Equinox module (MLP), not a parameter", lambda c: jaxgd.as_optax("adam", 1e-3).init(_model(c, "mlp"))),
 ]
 
@@ -940,6 +941,17 @@ def _models() -> dict:
     models["nnx"] = Net(nnx.Rngs(0))
     models["nnx_state"] = nnx.state(models["nnx"])
     return models
+
+
+def _tx_eqx_partition(c: Ctx) -> Any:
+    """``as_optax``'s update given an Equinox MLP's float arrays and a ``value_fn`` of the whole model."""
+    import equinox as eqx
+
+    mlp = c.models["mlp"]
+    params = eqx.filter(mlp, eqx.is_inexact_array)
+    tx = jaxgd.as_optax("lbfgs")
+    state = jax.eval_shape(tx.init, params)  # (nothing compiles: the update raises first)
+    return tx.update(params, state, params, value=0.0, grad=params, value_fn=lambda m: jnp.sum(m(jnp.ones(3))))
 
 
 def _model(c: Ctx, name: str) -> Any:

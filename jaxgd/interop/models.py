@@ -167,7 +167,8 @@ class ModelParts(NamedTuple):
         return rebuild(self.kind, self.static, params, self.rest)
 
 
-def _kind(obj: Any) -> Optional[str]:
+def kind(obj: Any) -> Optional[str]:
+    """``"nnx"`` for a Flax NNX module, ``"eqx"`` for an Equinox module (a partition of one too), else None."""
     nnx = sys.modules.get("flax.nnx")
     if nnx is not None and isinstance(obj, nnx.Module):
         return "nnx"
@@ -188,20 +189,20 @@ def split(model: Any) -> Optional[ModelParts]:
     """
     if isinstance(model, (jax.Array, np.ndarray)):  # the usual x0: no module checks (benchmarks E)
         return None
-    kind = _kind(model)
-    if kind == "eqx":
+    which = kind(model)
+    if which == "eqx":
         import equinox as eqx
 
         if all(eqx.is_inexact_array(leaf) for leaf in jax.tree_util.tree_leaves(model)):
             return None  # already a pytree of float arrays: nothing to split
         params, others = eqx.partition(model, eqx.is_inexact_array)
         rest, static = eqx.partition(others, eqx.is_array)
-        return ModelParts(params, rest, kind, _Static(static))
-    if kind == "nnx":
+        return ModelParts(params, rest, which, _Static(static))
+    if which == "nnx":
         from flax import nnx
 
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        return ModelParts(params, rest, kind, _Static(graphdef))
+        return ModelParts(params, rest, which, _Static(graphdef))
     return None
 
 
