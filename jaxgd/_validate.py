@@ -268,6 +268,11 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             is_float = bool(jnp.issubdtype(dtype, jnp.floating))
         if not is_float:
             path = _tree.leaf_path_at(tree, i)
+            from .interop.models import leaf_message  # (a Flax NNX or Equinox model's leaf: what to pass instead)
+
+            model = leaf_message(name, tree, i, path)
+            if model is not None:
+                raise TypeError(model)
             if isinstance(dtype, np.dtype) and dtype == np.dtype(object):  # (a class JAX does not know: one leaf)
                 raise TypeError(NOT_A_PYTREE.format(name=name, path=path, kind=type(leaf).__name__))
             if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # (no cast makes a key a parameter)

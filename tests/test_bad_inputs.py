@@ -90,6 +90,7 @@ class Ctx:
         self.fit_clip = self._fit_ckpt("fit_clip.ckpt", self.fit_result, lr=0.1, clip=1.0)
         zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self.fit_result)
         self.fit_result_with_eval = zeros._replace(epochs=np.int32(1), state=zeros.state._replace(key=np.asarray(self.key)))
+        self.models = _models()  # (built here: building a model compiles)
 
     def fresh_functions(self) -> None:
         """New loss function objects (``f`` for minimize, ``fl`` for fit) that count their
@@ -890,6 +891,12 @@ ROWS: list[Row] = [
     R("fit", "l1", "0.05 with method=optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: c.F(method=_optax().sgd(0.1), lr=None, l1=0.05)),
     R("as_optax", "l1", "0.05 with optax.sgd(0.1)", ValueError, "l1=0.05 cannot be combined with an optax transformation as method", lambda c: jaxgd.as_optax(_optax().sgd(0.1), l1=0.05)),
     R("Solver", "accelerated", "True with method=optax.adam(0.1)", ValueError, "accelerated=True cannot be combined with an optax transformation as method", lambda c: S(c, _optax().adam(0.1), accelerated=True)),
+    # -- session 60: a model's state passed as params (it was told to cast an RNG count or a string to float) ---------
+    R("fit", "params", "nnx.state(model) of an NNX model with Dropout (its uint32 RNG count)", TypeError, "is the value (a uint32 array) of an nnx.RngCount of a Flax NNX state (nnx.State), not a parameter: jaxgd.minimize and jaxgd.fit take the model itself", lambda c: c.F(params=_model(c, "nnx_state"))),
+    R("as_optax", "params", "an NNX model with BatchNorm and Dropout (at init)", TypeError, "of a Flax NNX model (Net), not a parameter", lambda c: jaxgd.as_optax("adam", 1e-3).init(_model(c, "nnx"))),
+    R("fit", "params", "(model, state) from eqx.nn.make_with_state", TypeError, "params leaf [0].bn.axis_name is a str of an Equinox module (Stateful), not a parameter: jaxgd.minimize and jaxgd.fit take the module itself", lambda c: c.F(params=_model(c, "eqx_state"))),
+    R("as_optax", "value_fn", "the loss of the whole Equinox model, params its partition (at update)", TypeError, "value_fn(params), called with the params given to update, failed (TypeError: 'NoneType' object is not callable); value_fn must be the loss as a function of those params, in their structure: params is an Equinox partition here", lambda c: _tx_eqx_partition(c)),
+    R("as_optax", "params", "an eqx.nn.MLP (at init)", TypeError, "is a custom_jvp of an Equinox module (MLP), not a parameter", lambda c: jaxgd.as_optax("adam", 1e-3).init(_model(c, "mlp"))),
 ]
 
 
@@ -897,6 +904,60 @@ def _optax() -> Any:
     import optax
 
     return optax
+
+
+def _models() -> dict:
+    """Models for the rows on model state passed as params: an Equinox MLP, an Equinox ``(model, state)``
+    pair from ``eqx.nn.make_with_state`` and, where Flax is installed, an NNX model with BatchNorm and
+    Dropout."""
+    import equinox as eqx
+
+    class Stateful(eqx.Module):
+        lin: eqx.nn.Linear
+        bn: eqx.nn.BatchNorm
+
+        def __init__(self, key: Any) -> None:
+            self.lin, self.bn = eqx.nn.Linear(3, 1, key=key), eqx.nn.BatchNorm(1, axis_name="batch", mode="batch")
+
+        def __call__(self, x: Any, state: Any) -> Any:
+            return self.bn(self.lin(x), state)
+
+    models = {"mlp": eqx.nn.MLP(3, 1, 4, 1, key=jax.random.key(0)),
+              "eqx_state": eqx.nn.make_with_state(Stateful)(jax.random.key(0))}
+    try:
+        from flax import nnx
+    except ImportError:  # (flax is optional: its rows skip)
+        return models
+
+    class Net(nnx.Module):
+        def __init__(self, rngs: Any) -> None:
+            self.lin = nnx.Linear(3, 1, rngs=rngs)
+            self.bn = nnx.BatchNorm(1, rngs=rngs)
+            self.drop = nnx.Dropout(0.1, rngs=rngs)
+
+        def __call__(self, x: Any) -> Any:
+            return self.drop(self.bn(self.lin(x)))[:, 0]
+
+    models["nnx"] = Net(nnx.Rngs(0))
+    models["nnx_state"] = nnx.state(models["nnx"])
+    return models
+
+
+def _tx_eqx_partition(c: Ctx) -> Any:
+    """``as_optax``'s update given an Equinox MLP's float arrays and a ``value_fn`` of the whole model."""
+    import equinox as eqx
+
+    mlp = c.models["mlp"]
+    params = eqx.filter(mlp, eqx.is_inexact_array)
+    tx = jaxgd.as_optax("lbfgs")
+    state = jax.eval_shape(tx.init, params)  # (nothing compiles: the update raises first)
+    return tx.update(params, state, params, value=0.0, grad=params, value_fn=lambda m: jnp.sum(m(jnp.ones(3))))
+
+
+def _model(c: Ctx, name: str) -> Any:
+    if name not in c.models:
+        pytest.skip("flax is not installed")
+    return c.models[name]
 
 
 def _tx_update(c: Ctx, lr: Any, params: Any = "x0") -> Any:
@@ -998,6 +1059,8 @@ def test_bad_input(row: Row, ctx: Ctx, compiles: dict) -> None:
     ctx.traces = 0
     with pytest.raises(BaseException) as info:
         row.call(ctx)
+    if isinstance(info.value, pytest.skip.Exception):  # (a row on an optional library's objects)
+        raise info.value
     assert type(info.value) is row.exception, f"{type(info.value).__name__}: {info.value}"
     assert row.fragment in str(info.value), str(info.value)
     assert compiles["n"] == 0, "compiled before raising"

@@ -9,7 +9,9 @@ its ``nnx.Param`` variables. This module splits a model into
 - ``params``: what the solver trains (Equinox: the inexact-float arrays,
   ``eqx.partition(model, eqx.is_inexact_array)``; NNX: the ``nnx.Param``
   state, ``nnx.split(model, nnx.Param, ...)``);
-- ``rest``: the other arrays, held fixed and handed to the loss as data;
+- ``rest``: the other arrays, held fixed and handed to the loss as data
+  (``minimize``'s ``args``; an input of ``fit``'s compiled loop), never
+  baked in as constants;
 - the static remainder (functions, sizes, the NNX graph), which rides in a
   hashable loss wrapper so that a second call with the same model type
   re-uses the compiled loop;
@@ -42,8 +44,12 @@ class ModelStateError(ValueError):
 NNX_MUTATES = (
     "the NNX model changes its own state inside the loss (nnx.Dropout's RNG counts, or nnx.BatchNorm's batch "
     "statistics, in train mode): minimize and fit train the model's nnx.Param arrays and hold the rest fixed, so "
-    "the loss must not update it. Call model.eval() first (deterministic dropout, running statistics), or write "
-    "the randomness and statistics into the loss's data"
+    "the loss must not update it. To train with BatchNorm and Dropout as usual (batch statistics, running "
+    "averages updated, dropout on), run jaxgd's step in your own loop: optimizer = nnx.Optimizer(model, "
+    "jaxgd.as_optax(method, lr), wrt=nnx.Param), then under nnx.jit loss, grads = nnx.value_and_grad(loss)(model, "
+    "batch) and optimizer.update(model, grads). Calling model.eval() first lets minimize/fit run, but trains "
+    "another model: BatchNorm normalises with its initial running statistics throughout (a fixed affine layer), "
+    "dropout is off, and the model stays in eval mode (model.train() switches it back)"
 )
 
 
@@ -161,7 +167,8 @@ class ModelParts(NamedTuple):
         return rebuild(self.kind, self.static, params, self.rest)
 
 
-def _kind(obj: Any) -> Optional[str]:
+def kind(obj: Any) -> Optional[str]:
+    """``"nnx"`` for a Flax NNX module, ``"eqx"`` for an Equinox module (a partition of one too), else None."""
     nnx = sys.modules.get("flax.nnx")
     if nnx is not None and isinstance(obj, nnx.Module):
         return "nnx"
@@ -182,20 +189,20 @@ def split(model: Any) -> Optional[ModelParts]:
     """
     if isinstance(model, (jax.Array, np.ndarray)):  # the usual x0: no module checks (benchmarks E)
         return None
-    kind = _kind(model)
-    if kind == "eqx":
+    which = kind(model)
+    if which == "eqx":
         import equinox as eqx
 
         if all(eqx.is_inexact_array(leaf) for leaf in jax.tree_util.tree_leaves(model)):
             return None  # already a pytree of float arrays: nothing to split
         params, others = eqx.partition(model, eqx.is_inexact_array)
         rest, static = eqx.partition(others, eqx.is_array)
-        return ModelParts(params, rest, kind, _Static(static))
-    if kind == "nnx":
+        return ModelParts(params, rest, which, _Static(static))
+    if which == "nnx":
         from flax import nnx
 
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        return ModelParts(params, rest, kind, _Static(graphdef))
+        return ModelParts(params, rest, which, _Static(graphdef))
     return None
 
 
@@ -231,6 +238,80 @@ def check_solver_x0(x0: Any) -> None:
         trained="float arrays"))
 
 
+NNX_LEAF = (
+    "{name} leaf {path} is {what} of a Flax NNX {container}, not a parameter: jaxgd.minimize and jaxgd.fit "
+    "take the model itself (they train its nnx.Param arrays and hold the rest fixed); elsewhere (Solver, "
+    "as_optax's init) pass the nnx.Param arrays only, graphdef, params, rest = nnx.split(model, nnx.Param, ...), "
+    "with nnx.merge(graphdef, params, rest) in the loss (nnx.Optimizer(model, tx, wrt=nnx.Param) does this split)"
+)
+EQX_LEAF = (
+    "{name} leaf {path} is {what} of an Equinox module ({module}), not a parameter: jaxgd.minimize and jaxgd.fit "
+    "take the module itself (they train its float arrays and keep the rest); elsewhere (Solver, as_optax's init: "
+    "tx.init(eqx.filter(model, eqx.is_inexact_array))) pass its float arrays, params, rest = "
+    "eqx.partition(model, eqx.is_inexact_array), with eqx.combine(params, rest) in the loss{state}"
+)
+EQX_STATE = (
+    "; the eqx.nn.State beside it holds BatchNorm's statistics, not parameters either: pass it through "
+    "minimize's args or close over it"
+)
+
+
+def _containing(tree: Any, index: int, inside: Callable[[Any], bool]) -> Any:
+    """The outermost node of ``tree`` for which ``inside`` holds that contains leaf ``index``, or None."""
+    start = 0
+    for node in jax.tree_util.tree_leaves(tree, is_leaf=inside):
+        size = len(jax.tree_util.tree_leaves(node)) if inside(node) else 1
+        if start <= index < start + size:
+            return node if inside(node) else None
+        start += size
+    return None
+
+
+def _what(leaf: Any) -> str:
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and isinstance(leaf, (jax.Array, np.ndarray, np.generic)):
+        return f"a {dtype} array"
+    name = type(leaf).__name__
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
+
+
+def leaf_message(name: str, tree: Any, index: int, path: str) -> Optional[str]:
+    """Where the ``index``-th leaf of a parameter tree (not a float array) sits in a Flax NNX state,
+    variable or module or in an Equinox module: what it is and what to pass instead; None elsewhere
+    (``jaxgd._validate.params`` then says how to cast it)."""
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None:
+        kinds = (nnx.State, nnx.Variable, nnx.Module)
+        outer = _containing(tree, index, lambda x: isinstance(x, kinds))
+        if outer is not None:
+            leaf = jax.tree_util.tree_leaves(tree)[index]
+            variable = _containing(outer, index - _offset(tree, outer, kinds), lambda x: isinstance(x, nnx.Variable))
+            what = _what(leaf) if variable is None else f"the value ({_what(leaf)}) of an nnx.{type(variable).__name__}"
+            container = "model ({})".format(type(outer).__name__) if isinstance(outer, nnx.Module) else (
+                "state (nnx.State)" if isinstance(outer, nnx.State) else "variable")
+            return NNX_LEAF.format(name=name, path=path, what=what, container=container)
+    eqx = sys.modules.get("equinox")
+    if eqx is not None:
+        outer = _containing(tree, index, lambda x: isinstance(x, eqx.Module))
+        if outer is not None:
+            leaf = jax.tree_util.tree_leaves(tree)[index]
+            has_state = any(isinstance(x, eqx.nn.State) for x in
+                            jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, eqx.nn.State)))
+            return EQX_LEAF.format(name=name, path=path, what=_what(leaf), module=type(outer).__name__,
+                                   state=EQX_STATE if has_state else "")
+    return None
+
+
+def _offset(tree: Any, node: Any, kinds: tuple) -> int:
+    """The index of ``node``'s first leaf among ``tree``'s leaves (``node`` one of the outermost ``kinds`` nodes)."""
+    start = 0
+    for x in jax.tree_util.tree_leaves(tree, is_leaf=lambda x: isinstance(x, kinds)):
+        if x is node:
+            return start
+        start += len(jax.tree_util.tree_leaves(x)) if isinstance(x, kinds) else 1
+    return 0
+
+
 def rebuild(kind: str, static: _Static, params: Params, rest: PyTree) -> Any:
     """Put a model back together from its parts."""
     if kind == "eqx":
@@ -246,41 +327,63 @@ class BoundModelFun:
     """``fun(model, *args)`` as ``f(params, *args)`` with the model's ``rest`` held fixed.
 
     For loops whose functions take no extra argument (``fit``'s
-    ``fun(params, batch)``): ``rest`` rides along as constants. Two wrappers
-    are equal only when they hold the very same ``rest`` arrays, so a
-    compiled loop is never re-used with other constants.
+    ``fun(params, batch)``). ``fit``'s host checks call this wrapper; its
+    compiled loop takes ``rest`` as an input instead (:func:`unbind`,
+    :func:`rebind`), so a fresh model of the same shapes and dtypes re-uses
+    the compiled loop and the fixed arrays are never baked in as constants.
+    A ``rest`` with leaves that are not arrays (:func:`traceable`) cannot be
+    an input: such a wrapper is the loop's key itself, interned per the very
+    ``rest`` leaves (:func:`bind`), and ``rest`` rides along as constants.
     """
 
-    __slots__ = ("loss", "rest", "_ids", "__weakref__")
+    __slots__ = ("loss", "rest", "__weakref__")
 
     def __init__(self, loss: ModelLoss, rest: PyTree) -> None:
         self.loss, self.rest = loss, rest
-        self._ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(rest))
 
     def __call__(self, params: Params, *args: Any) -> Any:
         return self.loss(params, self.rest, *args)
-
-    def __hash__(self) -> int:
-        return hash((self.loss, self._ids))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BoundModelFun) or self.loss != other.loss or self._ids != other._ids:
-            return False
-        mine, theirs = jax.tree_util.tree_leaves(self.rest), jax.tree_util.tree_leaves(other.rest)
-        return all(a is b for a, b in zip(mine, theirs))
 
     @property
     def __name__(self) -> str:
         return self.loss.__name__
 
 
+def traceable(rest: PyTree) -> bool:
+    """Whether every leaf of ``rest`` is an array, so that it can be a compiled loop's input."""
+    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic)) for leaf in jax.tree_util.tree_leaves(rest))
+
+
 def bind(fun: Optional[Callable[..., Any]], parts: ModelParts) -> Optional[BoundModelFun]:
-    """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``)."""
+    """``fun(model, *args)`` as ``f(params, *args)`` (``None`` stays ``None``): a new wrapper
+    (:func:`unbind` gives the loop's key), or, for a ``rest`` that cannot be traced, one interned
+    per the very ``rest`` leaves."""
     if fun is None:
         return None
+    if traceable(parts.rest):
+        return BoundModelFun(parts.loss(fun), parts.rest)
     ids = tuple(id(leaf) for leaf in jax.tree_util.tree_leaves(parts.rest))
     key = ("bound", parts.kind, parts.static, ids)
+    # (the interned wrapper holds these leaves, so their ids stay theirs while it lives)
     return _interned(fun, key, lambda: BoundModelFun(parts.loss(fun), parts.rest))
+
+
+def bound_rest(fun: Any) -> Optional[PyTree]:
+    """The ``rest`` of a :class:`BoundModelFun` that a compiled loop takes as an input; None otherwise."""
+    if isinstance(fun, BoundModelFun) and traceable(fun.rest):
+        return fun.rest
+    return None
+
+
+def unbind(fun: Any) -> Any:
+    """A :class:`BoundModelFun` whose ``rest`` can be traced, as its :class:`ModelLoss`
+    (interned: the compiled loop's key); anything else unchanged."""
+    return fun.loss if bound_rest(fun) is not None else fun
+
+
+def rebind(fun: Any, rest: PyTree) -> Any:
+    """Inverse of :func:`unbind`, with ``rest`` (traced, inside the compiled loop)."""
+    return BoundModelFun(fun, rest) if isinstance(fun, ModelLoss) else fun
 
 
 def strip(result: Any, fields: tuple[str, ...]) -> Any:
@@ -316,7 +419,15 @@ def fit_model(fit: Callable[..., Any], parts: ModelParts, given: dict) -> Any:
     ``best_params`` come back as models."""
     options = {k: v for k, v in given.items() if k not in _NOT_OPTIONS}
     options["resume"] = strip(options.get("resume"), ("params", "best_params"))
-    options["eval_fun"] = bind(options.get("eval_fun"), parts)
-    options["metric"] = bind(options.get("metric"), parts)
-    res = fit(bind(given["fun"], parts), parts.params, given["data"], **options)
+    bound: dict = {}  # one wrapper per function (an eval_fun that is fun is fun's wrapper)
+
+    def once(f: Optional[Callable[..., Any]]) -> Optional[BoundModelFun]:
+        if f is not None and id(f) not in bound:
+            bound[id(f)] = bind(f, parts)
+        return None if f is None else bound[id(f)]
+
+    fun = once(given["fun"])
+    options["eval_fun"] = once(options.get("eval_fun"))
+    options["metric"] = once(options.get("metric"))
+    res = fit(fun, parts.params, given["data"], **options)
     return res._replace(params=parts.model(res.params), best_params=parts.model(res.best_params))

@@ -30,6 +30,7 @@ from ..core import stepsize as _stepsize
 from ..core import update as _update
 from ..core.options import default as _D
 from ..core.status import Status
+from . import models as _models
 from ..directions.lbfgsb import LbfgsbSearch
 from ..prox.operators import checked_weights, l2_penalty
 
@@ -201,6 +202,27 @@ def _init(parts: _Parts, params: Params) -> AsOptaxState:
     )
 
 
+VALUE_FN_FAILED = (
+    "as_optax(...).update: value_fn(params), called with the params given to update, failed ({kind}: {err}); "
+    "value_fn must be the loss as a function of those params, in their structure{hint}"
+)
+VALUE_FN_EQX = (
+    ": params is an Equinox partition here (eqx.partition's or eqx.filter's, None at the module's functions "
+    "and other non-trained fields), so pass value_fn=lambda p: loss(eqx.combine(p, static)) with "
+    "params, static = eqx.partition(model, eqx.is_inexact_array)"
+)
+
+
+def _check_value_fn(value_fn: Callable, params: Params) -> None:
+    """Call ``value_fn`` on ``params`` through ``jax.eval_shape`` (at trace time, nothing computed): a loss
+    of the whole model given an Equinox partition raised a bare "'NoneType' object is not callable"."""
+    try:
+        jax.eval_shape(value_fn, params)
+    except (TypeError, AttributeError) as err:
+        hint = VALUE_FN_EQX if _models.kind(params) == "eqx" else ""
+        raise TypeError(VALUE_FN_FAILED.format(kind=type(err).__name__, err=err, hint=hint)) from err
+
+
 def _like(tree: PyTree, template: PyTree) -> PyTree:
     """``tree``'s arrays in ``template``'s structure (``nnx.Param`` variables around them, or none)."""
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), jax.tree_util.tree_leaves(tree))
@@ -231,6 +253,8 @@ def _update_fn(
     if value_fn is not None and any(isinstance(v, optax.MaskedNode) for v in jax.tree_util.tree_leaves(
             params, is_leaf=lambda v: isinstance(v, optax.MaskedNode))):
         raise ValueError(MASKED_VALUE_FN)
+    if value_fn is not None:
+        _check_value_fn(value_fn, params)
     params = _tree.tmap(jnp.asarray, params)  # (a Python float leaf, as optax's transformations take it)
     time_only = isinstance(parts.rule, _stepsize.ScheduleRule)
     missing = [n for n, v in (("value", value), ("value_fn", value_fn)) if v is None]

@@ -280,8 +280,8 @@ def _check_callable(name: str, fn: Any) -> None:
 
 
 
-def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey) -> tuple:
-    """Put the inputs on the mesh: parameters and key replicated, examples split."""
+def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey, rest: Any) -> tuple:
+    """Put the inputs on the mesh: parameters, key and a model's fixed arrays ``rest`` replicated, examples split."""
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
@@ -295,7 +295,8 @@ def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey)
         even = all(np.shape(x)[0] % size == 0 for x in jax.tree_util.tree_leaves(tree))
         return jax.device_put(tree, NamedSharding(mesh, P(axis)) if even else replicated)
 
-    return jax.device_put(params, replicated), split(data), split(eval_data), jax.device_put(key, replicated)
+    return (jax.device_put(params, replicated), split(data), split(eval_data), jax.device_put(key, replicated),
+            jax.device_put(rest, replicated))
 
 
 # -- the public function ---------------------------------------------------
@@ -628,13 +629,15 @@ def fit(
     )
     if cfg.key_impl is not None:
         key = jax.random.key_data(key)
+    # a model's fixed arrays (its batch statistics, integer fields): an input of the compiled loop, not constants
+    solver, cfg, rest = _fit_loop.model_inputs(solver, cfg)
     if mesh is not None:
-        params, data, eval_data, key = _place(cfg, params, data, eval_data, key)
+        params, data, eval_data, key, rest = _place(cfg, params, data, eval_data, key, rest)
     pat = None if patience is None else jnp.asarray(patience, jnp.int32)
     if progress:
         _progress.reset()
     if resume is None and path is None:
-        inputs = (solver, params, data, eval_data, key, pat)
+        inputs = (solver, params, data, eval_data, key, pat, rest)
         if _tree.is_concrete(inputs):  # nothing traced, so nothing differentiated: no guard (it costs a trace)
             result = _fit_loop.run_jit(solver, cfg, *inputs[1:])
         else:  # under a transformation: jax.grad/jvp through the run says what to use instead
@@ -643,7 +646,7 @@ def fit(
             )(*inputs)
     else:
         result = _fit_resume.run(
-            solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path
+            solver, cfg, params, data, eval_data, key, pat, resume=resume, every=every, path=path, rest=rest
         )
     return _trim(result)
 

@@ -30,6 +30,7 @@ from ..core import compile as _compile
 from ..core import driver as _driver
 from ..core import update as _update
 from ..core.solver import Solver
+from ..interop import models as _models
 from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
 from ..core.status import FitStatus, fit_message_at, per_run, status_of, success_of, summary_message
 from .._types import Params, PyTree
@@ -276,9 +277,29 @@ def _penalised(solver: Solver) -> bool:
     return solver.l2 is not None and not solver.direction.decoupled_l2
 
 
+def model_inputs(solver: Solver, cfg: Config) -> tuple[Solver, Config, Optional[PyTree]]:
+    """``fit`` on a Flax NNX / Equinox model: its functions (bound to the model's fixed arrays,
+    :class:`jaxgd.interop.models.BoundModelFun`) as their interned loss, the compiled loop's key, and
+    those arrays, an input of the loop (``rest``), so that a fresh model of the same shapes re-uses the
+    loop; ``rest`` None for anything else (nothing changed)."""
+    rest = _models.bound_rest(solver.fun)
+    if rest is None:
+        return solver, cfg, None
+    solver = solver.with_fun(_models.unbind(solver.fun))
+    return solver, cfg._replace(eval_fun=_models.unbind(cfg.eval_fun), metric=_models.unbind(cfg.metric)), rest
+
+
+def _with_rest(solver: Solver, cfg: Config, rest: Optional[PyTree]) -> tuple[Solver, Config]:
+    """Inverse of :func:`model_inputs` inside the loop, with ``rest`` traced."""
+    if rest is None:
+        return solver, cfg
+    solver = solver.with_fun(_models.rebind(solver.fun, rest))
+    return solver, cfg._replace(eval_fun=_models.rebind(cfg.eval_fun, rest), metric=_models.rebind(cfg.metric, rest))
+
+
 def loop(
     solver: Solver, cfg: Config, result: FitResult, data: Any, eval_data: Any, patience: Any,
-    stop: Optional[jax.Array] = None, n_epochs: Any = None, show: Any = None,
+    stop: Optional[jax.Array] = None, n_epochs: Any = None, show: Any = None, rest: Optional[PyTree] = None,
 ) -> FitResult:
     """Run epochs from ``result`` until the run stops or ``stop`` epochs have run.
 
@@ -287,9 +308,12 @@ def loop(
     ``n_epochs`` (traced; default ``cfg.epochs``, then the history's row
     capacity) is the run's epoch count, and ``show`` (traced; default on)
     switches the progress bar of a loop compiled with ``cfg.progress``: see
-    :func:`loop_jit`, which compiles once per bucket of epochs.
+    :func:`loop_jit`, which compiles once per bucket of epochs. ``rest``: a
+    model's fixed arrays (:func:`model_inputs`).
     """
     from jax.sharding import PartitionSpec as P
+
+    solver, cfg = _with_rest(solver, cfg, rest)
 
     epochs = cfg.epochs if n_epochs is None else n_epochs
 
@@ -436,10 +460,10 @@ def _report(show: Any, callback: Callable[[], None]) -> None:
 
 def run(
     solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any,
-    n_epochs: Any = None, show: Any = None,
+    n_epochs: Any = None, show: Any = None, rest: Optional[PyTree] = None,
 ) -> FitResult:
     """A whole run: ``start``, then ``loop`` to the end."""
-    result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience, None, n_epochs, show)
+    result = loop(solver, cfg, start(solver, cfg, params, key), data, eval_data, patience, None, n_epochs, show, rest)
     if cfg.progress:
         _report(show, lambda: _driver.report_epoch(*_last_row(cfg, result, n_epochs), final=True, status=result.status))
     return result
@@ -472,13 +496,14 @@ def _fit_rows(result: FitResult, rows: int) -> FitResult:
     return result._replace(history=_driver.resize_history(h, rows, h.train_loss.dtype))
 
 
-def run_jit(solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any) -> FitResult:
+def run_jit(solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any,
+            rest: Optional[PyTree] = None) -> FitResult:
     """:func:`run` under a ``jax.jit`` cached per loss function (weakly,
     :mod:`jaxgd.core.cache`), compiled once per bucket of ``epochs`` and
     for both ``progress`` settings (once per setting while the persistent cache is on)."""
     ccfg, epochs, show = _compiled_cfg(cfg)
     fn = _cache.jit_per_function(solver.fun, "fit.run", run, _jit_cfg)
-    return fn(solver, ccfg, params, data, eval_data, key, patience, epochs, show)
+    return fn(solver, ccfg, params, data, eval_data, key, patience, epochs, show, rest)
 
 
 def start_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
@@ -487,8 +512,9 @@ def start_jit(solver: Solver, cfg: Config, *args: Any) -> FitResult:
 
 
 def loop_jit(
-    solver: Solver, cfg: Config, result: FitResult, data: Any, eval_data: Any, patience: Any, stop: Any = None
+    solver: Solver, cfg: Config, result: FitResult, data: Any, eval_data: Any, patience: Any, stop: Any = None,
+    rest: Optional[PyTree] = None,
 ) -> FitResult:
     ccfg, epochs, show = _compiled_cfg(cfg)
     fn = _cache.jit_per_function(solver.fun, "fit.loop", loop, _jit_cfg)
-    return fn(solver, ccfg, _fit_rows(result, ccfg.epochs), data, eval_data, patience, stop, epochs, show)
+    return fn(solver, ccfg, _fit_rows(result, ccfg.epochs), data, eval_data, patience, stop, epochs, show, rest)

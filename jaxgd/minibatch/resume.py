@@ -142,10 +142,11 @@ def restore(solver: Solver, cfg: Config, params: Params, key: jax.Array, resume:
 
 def run(
     solver: Solver, cfg: Config, params: Params, data: Any, eval_data: Any, key: jax.Array, patience: Any, *,
-    resume: Any, every: Optional[int], path: Optional[str],
+    resume: Any, every: Optional[int], path: Optional[str], rest: Any = None,
 ) -> FitResult:
     """Start (or restore), then run to the end: in one piece, or in chunks of
-    ``every`` epochs with a checkpoint written to ``path`` after each."""
+    ``every`` epochs with a checkpoint written to ``path`` after each (``rest``: a
+    model's fixed arrays, :func:`jaxgd.minibatch.loop.model_inputs`)."""
     if resume is None:
         result = _fit_loop.start_jit(solver, cfg, params, key)
     else:
@@ -156,14 +157,14 @@ def run(
 
             result = jax.device_put(result, NamedSharding(cfg.mesh, P()))
     if path is None:
-        result = _fit_loop.loop_jit(solver, cfg, result, data, eval_data, patience)
+        result = _fit_loop.loop_jit(solver, cfg, result, data, eval_data, patience, rest=rest)
         _fit_loop.close_progress(cfg, result)
         return result
     return _resume.in_chunks(
         result, every or cfg.epochs, cfg.epochs,
         going=lambda r: int(r.status) in (FitStatus.RUNNING, FitStatus.EPOCHS),
         done=lambda r: int(r.epochs),
-        advance=lambda r, stop: _fit_loop.loop_jit(solver, cfg, r, data, eval_data, patience, stop),
+        advance=lambda r, stop: _fit_loop.loop_jit(solver, cfg, r, data, eval_data, patience, stop, rest),
         save=lambda r: _checkpoint.save_checkpoint(path, r, metadata=_metadata(solver, cfg, r)),
         close=lambda r: _fit_loop.close_progress(cfg, r),
     )
