@@ -506,3 +506,61 @@ def test_a_bfloat16_fun_is_differenced_in_bfloat16_and_a_typed_key_is_an_arg():
     assert report and report.fd_dtype == "bfloat16", str(report)
     noise = lambda v, k: jnp.sum((v - jax.random.normal(k, v.shape, jnp.float32)) ** 2)  # noqa: E731
     assert check_grad(noise, jnp.asarray([0.5, 1.5], jnp.float32), (jax.random.key(0),))
+
+
+def test_check_grad_on_a_flax_nnx_model_checks_its_params_only():
+    """Reference: float64 central differences of the loss over the model's nnx.Param arrays. A model with
+    BatchNorm and Dropout (eval mode) was checked whole: its batch statistics were reported as rows and its
+    Dropout's uint32 RNG counter refused as a non-float leaf (a Flax NNX user's review, session 60); now its
+    parameters are checked, the rest held fixed, as minimize and fit train it."""
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            self.lin = nnx.Linear(3, 1, rngs=rngs, param_dtype=jnp.float64)
+            self.bn = nnx.BatchNorm(3, rngs=rngs, param_dtype=jnp.float64)
+            self.do = nnx.Dropout(0.5, rngs=rngs)
+
+        def __call__(self, x):
+            return self.lin(self.do(self.bn(x)))
+
+    model = Model(nnx.Rngs(0))
+    model.eval()
+    rng = np.random.default_rng(0)
+    x, y = jnp.asarray(rng.normal(size=(8, 3))), jnp.asarray(rng.normal(size=(8, 1)))
+    report = check_grad(lambda m, a, b: jnp.mean((m(a) - b) ** 2), model, (x, y))
+    assert bool(report), str(report)
+    checked = {row.path for row in report.rows}
+    assert any("kernel" in leaf for leaf in checked) and any("lin" in leaf and "bias" in leaf for leaf in checked)
+    assert not any("mean" in leaf or "var" in leaf or "count" in leaf for leaf in checked), checked
+
+
+def test_check_grad_on_an_equinox_model_takes_a_reference_as_a_model():
+    """Reference: the closed-form gradient of a least-squares loss of an eqx.nn.Linear, 2/n u'r and 2/n sum r
+    with r = W u + b - y, returned as a model of the same structure (eqx.tree_at); the module's integer
+    array and its function field are held fixed. A reference 10% off fails jax~ref."""
+    eqx = pytest.importorskip("equinox")
+
+    class Model(eqx.Module):
+        lin: eqx.nn.Linear
+        steps: jax.Array
+        act: object
+
+        def __call__(self, u):
+            return self.act(self.lin(u))
+
+    model = Model(eqx.nn.Linear(3, 1, key=jax.random.key(0), dtype=jnp.float64), jnp.asarray(7), lambda v: v)
+    rng = np.random.default_rng(1)
+    x, y = jnp.asarray(rng.normal(size=(8, 3))), jnp.asarray(rng.normal(size=(8, 1)))
+    loss = lambda m, a, b: jnp.mean((jax.vmap(m)(a) - b) ** 2)  # noqa: E731
+
+    def closed_form(m, a, b, scale=1.0):
+        r = np.asarray(a) @ np.asarray(m.lin.weight).T + np.asarray(m.lin.bias) - np.asarray(b)
+        grads = (scale * 2 / len(a) * r.T @ np.asarray(a), scale * 2 / len(a) * r.sum(0))
+        return eqx.tree_at(lambda t: (t.lin.weight, t.lin.bias), m, grads)
+
+    assert bool(report := check_grad(loss, model, (x, y), reference=closed_form)), str(report)
+    assert {row.comparison for row in report.rows} == {"jax~ref", "jax~fd", "ref~fd"}
+    wrong = check_grad(loss, model, (x, y), reference=lambda m, a, b: closed_form(m, a, b, 1.1))
+    assert not bool(wrong)
+    assert {row.comparison for row in wrong.rows if not row.passed} == {"jax~ref", "ref~fd"}

@@ -29,6 +29,7 @@ from .finite_diff import FD_CHUNK as FD_CHUNK
 from .finite_diff import FD_NOISE_ULPS as FD_NOISE_ULPS
 from .finite_diff import _eval_batch, fd_coordinates, fd_directions
 from .inputs import _default_tol, _to_float64, _validate_reference, _x64, check_inputs
+from ..interop import models as _models
 from .inputs import MSG_FUN_NOT_CALLABLE as MSG_FUN_NOT_CALLABLE
 from .inputs import MSG_REF_NOT_CALLABLE as MSG_REF_NOT_CALLABLE
 from .inputs import MSG_ARGS_NOT_TUPLE as MSG_ARGS_NOT_TUPLE
@@ -181,7 +182,12 @@ def check_grad(
 
     Args:
         fun: the JAX loss, ``fun(x, *args) -> scalar``.
-        x: the point, a pytree of real floating-point arrays.
+        x: the point, a pytree of real floating-point arrays; or a Flax NNX or
+            Equinox model, whose trained arrays are checked (``nnx.Param`` leaves,
+            an Equinox module's float arrays; batch statistics, RNG counters and
+            integer fields held fixed, as ``jaxgd.minimize`` and ``jaxgd.fit``
+            train it), with ``reference(model, *args)`` returning their gradient
+            (as those arrays, or as a model of the same structure).
         args: extra arguments to ``fun`` (and ``reference``). The differences are taken
             with JAX's float64 mode on: a ``fun`` that draws random numbers from a key in
             ``args`` without a ``dtype`` draws other numbers there (float64 ones) and fails;
@@ -224,6 +230,11 @@ def check_grad(
             returning a scalar, or a reference gradient of the wrong structure or
             shape (the message names the leaf and both shapes).
     """
+    parts = _models.split(x) if callable(fun) and (reference is None or callable(reference)) else None
+    if parts is not None:  # a Flax NNX / Equinox model: its trained arrays, as minimize and fit train them
+        model_args = (parts.rest, *(args if isinstance(args, (tuple, list)) else (args,)))
+        return check_grad(parts.loss(fun), parts.params, model_args, reference=_model_reference(reference, parts),
+                          eps=eps, rtol=rtol, atol=atol, directions=directions, seed=seed, precision=precision)
     fun, x, args, paths, treedef = check_inputs(fun, x, args, reference, eps, rtol, atol, directions, seed, precision)
     seed = int(seed)
     x64_tree, args64 = _to_float64(x), _to_float64(args)
@@ -254,6 +265,20 @@ def check_grad(
     dtype_names = sorted({np.dtype(dt).name for dt in dtypes})
     return GradCheck(tuple(rows), "/".join(dtype_names), eps, *tol_jax, *tol_ref, directions, len(set(per_leaf)) > 1,
                      fd_dtype.name)
+
+
+def _model_reference(reference: Callable[..., PyTree] | None, parts: Any) -> Callable[..., PyTree] | None:
+    """A model's ``reference(model, *args)`` as ``reference(params, rest, *args)``: the model rebuilt from
+    its trained arrays, and a gradient handed back as a model (an Equinox module) as its trained arrays."""
+    if reference is None:
+        return None
+
+    def on_params(params: PyTree, rest: PyTree, *args: Any) -> PyTree:
+        grad = reference(_models.rebuild(parts.kind, parts.static, params, rest), *args)
+        as_model = _models.split(grad)
+        return grad if as_model is None else as_model.params
+
+    return on_params
 
 
 def _on_device(args64: tuple) -> tuple:
