@@ -20,9 +20,11 @@ therefore trace the same program, and :func:`key` makes them one key:
   is written with (``jnp``, ``jnp.maximum``, ``math.cos``): their code and
   state are not the user's numbers, and are not looked into.
 
-Anything else (an array of more than one element, a tracer, an object of
-the user's, whose fields may change between two calls, a recursive
-function, more than :data:`_MAX_VALUES` values) makes the whole closure
+A function reached again on its own path (a recursive one, or a module
+function whose name an attribute read shares: optax's ``trace`` and its
+``state.trace``) is keyed there by identity. Anything else (an array of more
+than one element, a tracer, an object of the user's, whose fields may change
+between two calls, more than :data:`_MAX_VALUES` values) makes the whole closure
 keyed by identity, as before: safe, compiled once per object. The values
 are read once, when a function's key is first made: a function object
 re-used after a value it reaches changed keeps its first key, as it kept
@@ -35,7 +37,7 @@ from __future__ import annotations
 import functools
 import types
 import weakref
-from typing import Any, Hashable
+from typing import Any, Hashable, Optional
 
 import jax
 import numpy as np
@@ -96,6 +98,16 @@ def key(fn: Any) -> Hashable:
     return fn if made is _BY_IDENTITY else made
 
 
+def value_key(value: Any) -> Optional[ValueKey]:
+    """``value``'s key by value for any value the walk below can key (a tuple of functions, as an optax
+    ``GradientTransformation`` is: ``optax.adam(1e-3)`` built anew keys equal to the first), else None.
+    Not memoised (a tuple cannot be weakly referenced): the walk runs on every call."""
+    try:
+        return ValueKey(_Walk().key(value))
+    except (_Unkeyable, TypeError, ValueError, RuntimeError, RecursionError):
+        return None
+
+
 class _Walk:
     """One key's walk over the values a function reaches: at most :data:`_MAX_VALUES` of them (a
     long table, or module functions that name many others, is keyed by identity instead), and no
@@ -129,8 +141,10 @@ class _Walk:
                 raise _Unkeyable
             return ("jax.Array", v.dtype.str, bool(v.weak_type), np.asarray(v).tobytes())
         if t is types.FunctionType or t is functools.partial:
-            if id(v) in self.path or v.__dict__:  # (attributes set on it, as functools.wraps's __wrapped__)
+            if v.__dict__:  # (attributes set on it, as functools.wraps's __wrapped__)
                 raise _Unkeyable
+            if id(v) in self.path:  # reached again on its own path: a recursive function, or a global named like
+                return ("again", v)  # an attribute its code reads (optax.trace's state.trace): by identity, safe
             self.path.add(id(v))
             try:
                 return self._function(v) if t is types.FunctionType else (

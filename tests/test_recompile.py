@@ -279,3 +279,33 @@ def test_closure_key_by_value_and_by_identity() -> None:
     assert key(optax.exponential_decay(0.1, 10, 0.5, end_value=0.01)) == key(
         optax.exponential_decay(0.1, 10, 0.5, end_value=0.01))  # (jnp.maximum in a cell, and an empty cell)
     assert key(0.1) == 0.1 and key(_quad) != key(_rosen)
+
+
+def _optax_loop(tx: Any, x0: Any, steps: int) -> np.ndarray:
+    """optax's own loop: ``steps`` updates of ``tx`` on ``_quad`` from ``x0``."""
+    x, state = x0, tx.init(x0)
+    for _ in range(steps):
+        u, state = tx.update(jax.grad(_quad)(x), state, x)
+        x = optax.apply_updates(x, u)
+    return np.asarray(x)
+
+
+def test_minimize_and_fit_with_a_fresh_optax_method_of_equal_numbers_compile_once(compiles: list) -> None:
+    """An optax optimizer built anew with the same numbers (``method=optax.adam(1e-3)`` in a training function)
+    compiled the loop again every call (0.5-2 s; a PyTorch user's review, session 60): its direction is now made
+    once per value (jaxgd._closure_key.value_key). Reference: optax's own loop with the same transformation;
+    other numbers compile their own loop and give their own answer."""
+    run = lambda tx: jaxgd.minimize(_quad, jnp.zeros(3), method=tx, max_steps=15)  # noqa: E731
+    first = run(optax.adam(0.0371))
+    before = len(compiles)
+    again = run(optax.adam(0.0371))
+    assert len(compiles) == before, "a fresh optax.adam with equal numbers compiled again"
+    other = run(optax.adam(0.0213))
+    assert len(compiles) > before, "different numbers must compile their own loop"
+    for res, v in ((first, 0.0371), (again, 0.0371), (other, 0.0213)):
+        np.testing.assert_allclose(np.asarray(res.params), _optax_loop(optax.adam(v), jnp.zeros(3), int(res.steps)),
+                                   rtol=1e-12, atol=1e-15)
+    _fit(method=optax.sgd(0.05, momentum=0.9), lr=None)
+    before = len(compiles)
+    _fit(method=optax.sgd(0.05, momentum=0.9), lr=None)
+    assert len(compiles) == before, "fit with a fresh optax.sgd of equal numbers compiled again"

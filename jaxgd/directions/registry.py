@@ -10,6 +10,7 @@ and nothing registers itself by side effect.
 
 from __future__ import annotations
 
+import collections
 import functools
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ from .base import Direction as Direction
 from .base import default_lr as default_lr
 from .base import from_optax as from_optax
 from .base import from_preconditioner as from_preconditioner
+from .. import _closure_key
 from ..interop import explain as _explain
 from ..protocols import SearchDirection
 
@@ -78,6 +80,21 @@ def resolve(method: Any) -> Direction:
     raise TypeError(BAD_METHOD_TYPE.format(kind=type(method).__name__))
 
 
+# Directions made from optax transformations, by the transformation's value (_closure_key.value_key): an
+# optimizer built anew with the same numbers (optax.adam(1e-3) in a training function) gets the direction
+# made from the first, and so its compiled loop (the functions of equal code and values compute the same).
+_BY_VALUE: collections.OrderedDict = collections.OrderedDict()
+_BY_VALUE_SIZE = 64
+
+
 @functools.lru_cache(maxsize=64)
 def _from_optax_cached(tx: optax.GradientTransformation) -> Direction:
-    return from_optax(tx)
+    key = _closure_key.value_key(tx)
+    if key is None:  # (an array or an object of the user's in its closures: by the object, as before)
+        return from_optax(tx)
+    made = _BY_VALUE.get(key)
+    if made is None:
+        made = _BY_VALUE[key] = from_optax(tx)
+        while len(_BY_VALUE) > _BY_VALUE_SIZE:
+            _BY_VALUE.popitem(last=False)
+    return made
