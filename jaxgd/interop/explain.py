@@ -201,7 +201,8 @@ FIT_HINT = (
 )
 FIT_MASK_HINT = (
     "; or, for a loss of (params, batch, weights), fit's form for a weighted last batch, pass "
-    "remainder=jaxgd.Remainder.MASK"
+    "remainder=jaxgd.Remainder.MASK; for a loss of (params, batch, key) that draws random numbers (dropout "
+    "masks, augmentation), pass loss_key=True (a new key every optimizer step)"
 )
 
 
@@ -315,9 +316,14 @@ def _bind_error(fun: Callable, n_args: int) -> Optional[TypeError]:
     return None
 
 
+def can_call(fun: Callable, n_args: int) -> bool:
+    """Whether ``fun`` can take ``n_args`` positional arguments (True when its signature is unknown)."""
+    return _bind_error(fun, n_args) is None
+
+
 def fit_hint(fun: Callable) -> str:
     """:data:`FIT_HINT`, and :data:`FIT_MASK_HINT` too for a loss that takes three arguments (``loss(params,
-    x, y)``, or ``loss(params, batch, weights)``: the masked form)."""
+    x, y)``, ``loss(params, batch, weights)``: the masked form, or ``loss(params, batch, key)``: ``loss_key``)."""
     return FIT_HINT + (FIT_MASK_HINT if _bind_error(fun, 3) is None else "")
 
 
