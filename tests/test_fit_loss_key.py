@@ -171,3 +171,11 @@ def test_equinox_dropout_model_is_the_hand_loop():
     assert isinstance(res.params, Net)
     np.testing.assert_allclose(res.params.lin.weight, want.lin.weight, rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.params.lin.bias, want.lin.bias, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rngs", "dropout_rng"])
+def test_flax_spellings_point_at_loss_key(name):
+    """Flax's train-step keywords for dropout keys name fit's loss_key (before anything compiles)."""
+    with pytest.raises(TypeError, match=r"fit\(\.\.\., loss_key=True\)"):
+        jaxgd.fit(lambda p, b: jnp.mean(b[0] @ p), jnp.zeros(3), DATA, batch_size=4, epochs=1,
+                  key=jax.random.key(0), **{name: jax.random.key(1)})

@@ -77,7 +77,15 @@ _FIT_SCHEDULER = (
     "ReduceLROnPlateau, run some epochs, read r.history, then go on with a lower rate: "
     "fit(fun, r.params, data, ..., lr=lower, resume=r) keeps the optimizer state (momentum, Adam's moments)"
 )
+# Flax's rngs= / dropout_rng= (a train step's dropout key): fit's loss_key.
+_FIT_LOSS_KEY = (
+    "a per-step PRNG key for the loss (dropout masks, augmentation) is fit(..., loss_key=True): fun(params, batch, "
+    "key) gets jax.random.fold_in(jax.random.fold_in(key, 0xFFFFFFFF), step), a new key every optimizer step"
+)
 FIT_KEYWORD_NOTES: dict[str, str] = {
+    "rngs": _FIT_LOSS_KEY,
+    "dropout_rng": _FIT_LOSS_KEY,
+    "dropout_key": _FIT_LOSS_KEY,
     "rtol": _FIT_TOLERANCES,
     "atol": _FIT_TOLERANCES,
     "history_size": ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "

@@ -145,6 +145,10 @@ LOSS_KEY_HINT = (
     "(def fun(params, batch, weights, key) with remainder=Remainder.MASK), or leave loss_key out for a loss "
     "without randomness"
 )
+MASK_KEY_HINT = (
+    "; for a loss of (params, batch, weights, key) that draws random numbers (dropout masks, augmentation), pass "
+    "loss_key=True (a new key every optimizer step)"
+)
 LOSS_KEY_EVAL = (
     "with loss_key=True and eval_data, fit's default eval_fun calls {call} without a key (evaluation is "
     "deterministic), but fun{sig} needs one: pass eval_fun=a function of (params, eval_data) without randomness "
@@ -162,6 +166,7 @@ class Remainder(enum.Enum):
     ``batch_size`` with examples that carry weight 0, and call
     ``fun(params, batch, weights)``; ``fun`` must return the weighted mean
     ``sum(w_i * loss_i) / sum(w_i)``, so every example counts once per epoch.
+    With ``loss_key=True`` the step's PRNG key comes last in either call.
     """
 
     DROP = "drop"
@@ -735,8 +740,11 @@ def _check_loss_key(fun: Any, loss_key: Any, remainder: Any, default_eval: bool)
         if default_eval and not _explain.can_call(fun, 3 if mask else 2):
             call = "fun(params, eval_data, ones)" if mask else "fun(params, eval_data)"
             raise TypeError(LOSS_KEY_EVAL.format(call=call, sig=inspect.signature(fun)))
-    elif not mask:  # the masked call's signature has its own check
+    elif not mask:  # the masked call's signature has its own check (MASK_SIGNATURE), but for a forgotten loss_key
         _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2, _explain.fit_hint)
+    elif _explain.can_call(fun, 4) and not _explain.can_call(fun, 3):
+        _explain.check_signature(fun, "fit", "fun(params, batch, weights) (remainder=Remainder.MASK)", 3,
+                                 MASK_KEY_HINT)
 
 
 def _check_per_epoch(solver: Solver, n: int, batch_size: int, n_batches: int, mask: bool) -> None:

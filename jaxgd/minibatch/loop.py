@@ -73,7 +73,8 @@ class FitState(NamedTuple):
       epoch: epochs run.
       wait: epochs since the monitored loss last improved.
       key: the run's PRNG key as its raw ``uint32`` key data (epoch ``e``
-        shuffles with ``fold_in(key, e)``), so that every leaf of a
+        shuffles with ``fold_in(key, e)``; with ``loss_key``, step ``s``'s loss
+        gets ``fold_in(fold_in(key, 0xFFFFFFFF), s)``), so that every leaf of a
         ``FitResult`` converts to a NumPy array.
       accel: FISTA's ``(t, previous iterate)`` with ``accelerated=True``, else ``()``.
     """
