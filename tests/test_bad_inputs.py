@@ -88,6 +88,7 @@ class Ctx:
         self.fit_rbg = self._fit_ckpt("fit_rbg.ckpt", self.fit_result, key_impl="rbg")
         self.fit_monitor_eval = self._fit_ckpt("fit_eval.ckpt", self.fit_result, monitor="eval")
         self.fit_clip = self._fit_ckpt("fit_clip.ckpt", self.fit_result, lr=0.1, clip=1.0)
+        self.fit_loss_key = self._fit_ckpt("fit_loss_key.ckpt", self.fit_result, loss_key=True)
         zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), self.fit_result)
         self.fit_result_with_eval = zeros._replace(epochs=np.int32(1), state=zeros.state._replace(key=np.asarray(self.key)))
         self.models = _models()  # (built here: building a model compiles)
@@ -563,6 +564,13 @@ ROWS: list[Row] = [
     R("fit", "resume", "a checkpoint 5 epochs in (call: epochs=3)", ValueError, "has already run 5 epochs, more than this call's epochs=3", lambda c: c.F(resume=c.fit_epoch5), True),
     R("fit", "resume", "a FitResult of params with shape (4,)", TreeMismatchError, "resume: leaves differ from the state this fit call starts from", lambda c: c.F(resume=c.fit_result4), True),
     R("fit", "resume", "a checkpoint with an rbg key (call: threefry)", ValueError, "was written with key (its implementation)='rbg', but this call has key (its implementation)='threefry2x32'", lambda c: c.F(resume=c.fit_rbg), True),
+    R("fit", "loss_key", "1", TypeError, "loss_key must be a bool (True: fun is called as fun(params, batch, key)", lambda c: c.F(loss_key=1)),
+    R("fit", "loss_key", "True with fun(params, batch)", TypeError, "fit(loss_key=True) calls fun(params, batch, key) with key the step's PRNG key, but fun(p", lambda c: c.F(loss_key=True)),
+    R("fit", "loss_key", "True with fun(params, batch, weights) and Remainder.MASK", TypeError, "fit(loss_key=True) calls fun(params, batch, weights, key)", lambda c: c.F(loss_key=True, remainder=jaxgd.Remainder.MASK, fun=lambda p, b, w: jnp.sum(w * (b["x"] @ p - b["y"]) ** 2) / jnp.sum(w))),
+    R("fit", "loss_key", "left out, with fun(params, batch, weights, key) and Remainder.MASK", TypeError, "for a loss of (params, batch, weights, key) that draws random numbers (dropout masks, augmentation), pass loss_key=True", lambda c: c.F(remainder=jaxgd.Remainder.MASK, fun=lambda p, b, w, key: jnp.sum(w * (b["x"] @ p - b["y"]) ** 2) / jnp.sum(w))),
+    R("fit", "loss_key", "left out, with fun(params, batch, key)", TypeError, "for a loss of (params, batch, key) that draws random numbers (dropout masks, augmentation), pass loss_key=True", lambda c: c.F(fun=lambda p, b, key: jnp.mean((b["x"] @ p - b["y"]) ** 2))),
+    R("fit", "loss_key", "True, eval_data, no eval_fun, fun's key required", TypeError, "with loss_key=True and eval_data, fit's default eval_fun calls fun(params, eval_data) without a key (evaluation is deterministic)", lambda c: c.F(loss_key=True, eval_data=c.data, fun=lambda p, b, key: jnp.mean((b["x"] @ p - b["y"]) ** 2))),
+    R("fit", "resume", "a checkpoint written with loss_key=True (call: False)", ValueError, "was written with loss_key=True, but this call has loss_key=False", lambda c: c.F(resume=c.fit_loss_key), True),
     R("fit", "resume", "a checkpoint written with clip=1.0 (call: none)", ValueError, "was written with clip=1.0, but this call has clip=None", lambda c: c.F(resume=c.fit_clip), True),
     R("fit", "resume", "a checkpoint of a run with eval_data (call: none)", ValueError, "was written with eval_data (monitored loss)='eval', but this call has eval_data (monitored loss)='train'", lambda c: c.F(resume=c.fit_monitor_eval), True),
     R("fit", "resume", "a FitResult of a run with eval_data (call: none)", ValueError, "ran with eval_data (its best_params, best_loss and patience count follow the eval loss), but this call has no eval_data", lambda c: c.F(resume=c.fit_result_with_eval), True),

@@ -172,17 +172,17 @@ def test_train_mode_message_points_at_as_optax_whose_recipe_trains_batchnorm() -
         np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow  # ~6 s
+@pytest.mark.slow  # ~10 s
 def test_the_models_page_recipes_run() -> None:
     """docs/api/models.md's code blocks (freezing part of an NNX or Equinox model, BatchNorm in train mode
-    with as_optax) run in order, with their own asserts. Reference: the frozen arrays unchanged, and the
-    loss lower than at the start."""
+    with as_optax, Dropout with fit(loss_key=True)) run in order, with their own asserts. Reference: the
+    frozen arrays unchanged, and the loss lower than at the start."""
     pytest.importorskip("flax.nnx")
     import re
     from pathlib import Path
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "api" / "models.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     namespace: dict = {}
     exec(compile("\n".join(blocks), "docs/api/models.md", "exec"), namespace)

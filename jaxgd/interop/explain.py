@@ -77,7 +77,15 @@ _FIT_SCHEDULER = (
     "ReduceLROnPlateau, run some epochs, read r.history, then go on with a lower rate: "
     "fit(fun, r.params, data, ..., lr=lower, resume=r) keeps the optimizer state (momentum, Adam's moments)"
 )
+# Flax's rngs= / dropout_rng= (a train step's dropout key): fit's loss_key.
+_FIT_LOSS_KEY = (
+    "a per-step PRNG key for the loss (dropout masks, augmentation) is fit(..., loss_key=True): fun(params, batch, "
+    "key) gets jax.random.fold_in(jax.random.fold_in(key, 0xFFFFFFFF), step), a new key every optimizer step"
+)
 FIT_KEYWORD_NOTES: dict[str, str] = {
+    "rngs": _FIT_LOSS_KEY,
+    "dropout_rng": _FIT_LOSS_KEY,
+    "dropout_key": _FIT_LOSS_KEY,
     "rtol": _FIT_TOLERANCES,
     "atol": _FIT_TOLERANCES,
     "history_size": ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "
@@ -201,7 +209,8 @@ FIT_HINT = (
 )
 FIT_MASK_HINT = (
     "; or, for a loss of (params, batch, weights), fit's form for a weighted last batch, pass "
-    "remainder=jaxgd.Remainder.MASK"
+    "remainder=jaxgd.Remainder.MASK; for a loss of (params, batch, key) that draws random numbers (dropout "
+    "masks, augmentation), pass loss_key=True (a new key every optimizer step)"
 )
 
 
@@ -315,9 +324,14 @@ def _bind_error(fun: Callable, n_args: int) -> Optional[TypeError]:
     return None
 
 
+def can_call(fun: Callable, n_args: int) -> bool:
+    """Whether ``fun`` can take ``n_args`` positional arguments (True when its signature is unknown)."""
+    return _bind_error(fun, n_args) is None
+
+
 def fit_hint(fun: Callable) -> str:
     """:data:`FIT_HINT`, and :data:`FIT_MASK_HINT` too for a loss that takes three arguments (``loss(params,
-    x, y)``, or ``loss(params, batch, weights)``: the masked form)."""
+    x, y)``, ``loss(params, batch, weights)``: the masked form, or ``loss(params, batch, key)``: ``loss_key``)."""
     return FIT_HINT + (FIT_MASK_HINT if _bind_error(fun, 3) is None else "")
 
 

@@ -135,6 +135,25 @@ BAD_AXIS = "data_axis={axis!r} is not an axis of the mesh; its axes are {axes}"
 BAD_AXIS_TYPE = "data_axis must be a mesh axis name (a str), got data_axis={axis!r}"
 MESH_DIVIDE = "batch_size must be divisible by the {size} devices of mesh axis {axis!r}, got batch_size={batch_size!r}"
 BAD_PROGRESS = "progress must be a bool, got progress={progress!r}"
+BAD_LOSS_KEY = (
+    "loss_key must be a bool (True: fun is called as fun(params, batch, key) with a PRNG key that differs every "
+    "optimizer step, for dropout masks or data augmentation; False, the default: fun(params, batch)), got "
+    "loss_key={loss_key!r}{how}"
+)
+LOSS_KEY_HINT = (
+    "; with loss_key=True fun also takes the step's PRNG key, as its last argument: def fun(params, batch, key) "
+    "(def fun(params, batch, weights, key) with remainder=Remainder.MASK), or leave loss_key out for a loss "
+    "without randomness"
+)
+MASK_KEY_HINT = (
+    "; for a loss of (params, batch, weights, key) that draws random numbers (dropout masks, augmentation), pass "
+    "loss_key=True (a new key every optimizer step)"
+)
+LOSS_KEY_EVAL = (
+    "with loss_key=True and eval_data, fit's default eval_fun calls {call} without a key (evaluation is "
+    "deterministic), but fun{sig} needs one: pass eval_fun=a function of (params, eval_data) without randomness "
+    "(dropout off), or give fun's key a default (key=None) meaning evaluation"
+)
 
 
 
@@ -147,6 +166,7 @@ class Remainder(enum.Enum):
     ``batch_size`` with examples that carry weight 0, and call
     ``fun(params, batch, weights)``; ``fun`` must return the weighted mean
     ``sum(w_i * loss_i) / sum(w_i)``, so every example counts once per epoch.
+    With ``loss_key=True`` the step's PRNG key comes last in either call.
     """
 
     DROP = "drop"
@@ -309,6 +329,7 @@ def fit(
     batch_size: int,
     epochs: int,
     key: PRNGKey,
+    loss_key: bool = False,
     method: Any = "adam",
     lr: Any = None,
     eval_data: Any = None,
@@ -354,6 +375,21 @@ def fit(
     not improved for ``patience`` epochs and restores the best parameters
     (Prechelt, "Early Stopping -- But When?", 1998).
 
+    With ``loss_key=True`` the loss also gets a PRNG key, ``fun(params,
+    batch, k_s)``, a new one at every optimizer step :math:`s` (counted
+    over the whole run from 0, as schedules count it; a resumed run goes on
+    counting), for dropout masks, data augmentation or noise injection:
+
+    .. math::
+       k_s = \\mathtt{fold\\_in}(\\mathtt{fold\\_in}(\\mathit{key}, 2^{32} - 1), s)
+
+    that is ``jax.random.fold_in(jax.random.fold_in(key, 0xFFFFFFFF),
+    step)``, of the same kind as ``key`` (typed or a raw ``uint32`` pair).
+    The shuffles are those of a run without it (epoch ``e`` folds in ``e <
+    2**31``, so the two streams never meet). A hand-written loop reproduces
+    the run by drawing both. Evaluation is deterministic: ``eval_fun`` and
+    ``metric`` get no key.
+
     The run is deterministic: the same ``key`` gives bit-identical results.
     Hyperparameter values (``lr`` and a jaxgd schedule's numbers, ``l2``,
     ``clip``) are traced, so a new value re-uses the compiled run (and they
@@ -389,7 +425,8 @@ def fit(
     Args:
       fun: the minibatch loss ``fun(params, batch) -> scalar``, a mean over
         the batch's examples; with ``Remainder.MASK``,
-        ``fun(params, batch, weights) -> sum(weights * losses) / sum(weights)``.
+        ``fun(params, batch, weights) -> sum(weights * losses) / sum(weights)``;
+        with ``loss_key``, the step's PRNG key as the last argument.
         Keep the same function object across calls to re-use the compiled run.
       params: the initial parameters, a pytree of real floating arrays.
       data: a pytree of arrays sharing the leading (example) axis, e.g.
@@ -399,7 +436,16 @@ def fit(
         batch of the ``n`` examples, padded with zero weights: PyTorch's
         ``DataLoader`` gives one batch of ``n``).
       epochs: the number of passes over the data (>= 1).
-      key: a PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+      key: a PRNG key, ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``:
+        the shuffles, and with ``loss_key`` the loss's keys.
+      loss_key: a bool; True: call ``fun(params, batch, key)`` (``fun(params,
+        batch, weights, key)`` with ``Remainder.MASK``) with the step's key
+        :math:`k_s` above, for a loss that draws random numbers (dropout:
+        ``eqx.nn.Dropout(p)(x, key=key)``, or ``nnx.Dropout(p)(x,
+        rngs=nnx.Rngs(dropout=key))`` in a Flax NNX model). The default
+        ``eval_fun`` (``fun`` itself) is then called without a key: give
+        ``fun``'s key a default (``key=None``, dropout off) or pass
+        ``eval_fun``.
       method: a method name (see :func:`jaxgd.methods`), a
         ``jaxgd.Direction`` or an ``optax.GradientTransformation``.
       lr: a float or a schedule ``step -> lr`` over optimizer steps (an optax
@@ -453,7 +499,7 @@ def fit(
         arguments, in the same 64-bit mode (a float32 run rounds otherwise with JAX's x64 mode on than off),
         the result is bit for bit the one of a run that was never
         interrupted. A file must match this call's ``method``, ``lr``, ``l1``, ``l2``, ``clip``,
-        ``bounds``, ``accelerated``,
+        ``bounds``, ``accelerated``, ``loss_key``,
         ``batch_size``, ``remainder``, number of examples, ``key`` (data and
         implementation) and whether ``eval_data`` is given (a file written before jaxgd recorded a
         setting is not checked for it); a ``FitResult``
@@ -475,7 +521,10 @@ def fit(
 
     Raises:
       TypeError: ``fun``/``eval_fun``/``metric`` not callable or not returning
-        a real scalar; a ``key`` that is not a key array, a bad ``remainder``, ``mesh``,
+        a real scalar; ``fun`` whose signature cannot take fit's call (two arguments; three with
+        ``loss_key`` or ``Remainder.MASK``, four with both), or, with ``loss_key`` and ``eval_data`` but no
+        ``eval_fun``, that needs the key; a ``loss_key`` that is not a bool;
+        a ``key`` that is not a key array, a bad ``remainder``, ``mesh``,
         ``data_axis`` or ``method``;
         integer ``params``; an optax transformation as ``lr``; a ``resume`` that is neither a ``FitResult`` nor
         a path; an unknown keyword.
@@ -489,7 +538,7 @@ def fit(
         ``per_epoch(schedule, steps_per_epoch)`` whose concrete ``steps_per_epoch``
         is not fit's steps an epoch; a
         ``resume`` checkpoint of another kind of run, method, ``lr``, ``l1``, ``l2``,
-        ``clip``, ``bounds``, ``accelerated``, batch size,
+        ``clip``, ``bounds``, ``accelerated``, ``loss_key``, batch size,
         remainder, number of examples or key, or with more epochs run than
         ``epochs``; a ``resume`` run with ``eval_data`` resumed without it
         (or the reverse); ``checkpoint_path`` under ``jax.jit``/``jax.vmap``;
@@ -513,8 +562,7 @@ def fit(
     """
     _options.check_keywords("fit", unknown, _KEYWORDS)
     _check_not_iterators(data=data, eval_data=eval_data)
-    if callable(fun) and remainder is not Remainder.MASK:  # the masked call's signature has its own check
-        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2, _explain.fit_hint)
+    _check_loss_key(fun, loss_key, remainder, eval_data is not None and eval_fun is None)
     parts = _models.split(params)
     if parts is not None:  # a Flax NNX / Equinox model: train its float arrays, hand back models
         return _models.fit_model(fit, parts, locals())
@@ -585,8 +633,11 @@ def fit(
     p_spec = _spec(params)
     weights = (jax.ShapeDtypeStruct((batch_size,), _params_dtype(p_spec)),) if mask else ()
     how = " (the weighted mean over the batch)" if mask else ""
-    call_error = MASK_SIGNATURE if mask else ""
-    dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights, call_error=call_error)
+    keys = (jax.ShapeDtypeStruct(np.shape(key), key.dtype),) if loss_key else ()
+    call = "fun(params, batch" + (", weights" if mask else "") + (", key)" if loss_key else ")")
+    call_error = MASK_SIGNATURE.replace("fun(params, batch, weights)", call) if mask else ""
+    dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights, *keys, call_error=call_error,
+                          call=call)
     eval_weights, ev_args = 0, ()
     if eval_data is not None:
         n_eval = _num_examples("eval_data", eval_data)
@@ -605,8 +656,8 @@ def fit(
             _scalar_dtype(metric, "metric", "", p_spec, _spec(eval_data), call="metric(params, eval_data)",
                           data_name="eval_data")
     if _compile.tracing():
-        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights), eval_fun, metric, eval_data, p_spec, ev_args,
-                        solver)
+        _check_closures(fun, (p_spec, _spec(data, batch_size), *weights, *keys), eval_fun, metric, eval_data, p_spec,
+                        ev_args, solver)
 
     cfg = Config(
         n=n,
@@ -626,6 +677,7 @@ def fit(
         # Under jit/vmap the exact epochs only: under vmap the epoch's redo condition would be
         # batched, and lax.cond would then run both scans on every run.
         fast_epochs=_fit_loop.FAST_EPOCHS and not _compile.tracing(),
+        loss_key=loss_key,
     )
     if cfg.key_impl is not None:
         key = jax.random.key_data(key)
@@ -671,6 +723,28 @@ def _check_closures(fun: Callable, specs: tuple, eval_fun: Any, metric: Any, eva
     for fn, example, what in checks:
         if _minimize_run.differentiated_consts(fn, *example):
             raise TypeError(_explain.NOT_DIFFERENTIABLE.format(name="jaxgd.fit", what=what))
+
+
+def _check_loss_key(fun: Any, loss_key: Any, remainder: Any, default_eval: bool) -> None:
+    """``loss_key`` a bool, and ``fun``'s signature able to take the call fit makes (``params, batch``, then
+    ``weights`` with ``Remainder.MASK``, then ``key`` with ``loss_key``), and the default eval's call (no key)."""
+    if not isinstance(loss_key, bool):
+        how = "" if not isinstance(loss_key, jax.Array) else " (a traced or array flag changes fun's call: pass a bool)"
+        raise TypeError(BAD_LOSS_KEY.format(loss_key=loss_key, how=how))
+    if not callable(fun):
+        return
+    mask = remainder is Remainder.MASK
+    if loss_key:
+        call = "fun(params, batch" + (", weights" if mask else "") + ", key) with key the step's PRNG key"
+        _explain.check_signature(fun, "fit(loss_key=True)", call, 4 if mask else 3, LOSS_KEY_HINT)
+        if default_eval and not _explain.can_call(fun, 3 if mask else 2):
+            call = "fun(params, eval_data, ones)" if mask else "fun(params, eval_data)"
+            raise TypeError(LOSS_KEY_EVAL.format(call=call, sig=inspect.signature(fun)))
+    elif not mask:  # the masked call's signature has its own check (MASK_SIGNATURE), but for a forgotten loss_key
+        _explain.check_signature(fun, "fit", "fun(params, batch) with batch a slice of data", 2, _explain.fit_hint)
+    elif _explain.can_call(fun, 4) and not _explain.can_call(fun, 3):
+        _explain.check_signature(fun, "fit", "fun(params, batch, weights) (remainder=Remainder.MASK)", 3,
+                                 MASK_KEY_HINT)
 
 
 def _check_per_epoch(solver: Solver, n: int, batch_size: int, n_batches: int, mask: bool) -> None:

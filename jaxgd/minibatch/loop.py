@@ -73,7 +73,8 @@ class FitState(NamedTuple):
       epoch: epochs run.
       wait: epochs since the monitored loss last improved.
       key: the run's PRNG key as its raw ``uint32`` key data (epoch ``e``
-        shuffles with ``fold_in(key, e)``), so that every leaf of a
+        shuffles with ``fold_in(key, e)``; with ``loss_key``, step ``s``'s loss
+        gets ``fold_in(fold_in(key, 0xFFFFFFFF), s)``), so that every leaf of a
         ``FitResult`` converts to a NumPy array.
       accel: FISTA's ``(t, previous iterate)`` with ``accelerated=True``, else ``()``.
     """
@@ -169,6 +170,11 @@ class _SameAsFun:
 
 SAME_AS_FUN = _SameAsFun()
 
+# fit(loss_key=True): the loss's keys are fold_in(fold_in(key, LOSS_KEY_STREAM), step); the shuffles use
+# fold_in(key, epoch) with epoch an int32 >= 0, which never reaches 2**32 - 1, so the two streams do not meet
+# (split(key)[1] would have: it is fold_in(key, 1), epoch 1's shuffle key)
+LOSS_KEY_STREAM = 0xFFFFFFFF
+
 # fit's top-level calls run their epochs fast first (Config.fast_epochs; False: every epoch exact,
 # as under jit/vmap; the tests compare the two)
 FAST_EPOCHS = True
@@ -192,6 +198,7 @@ class Config(NamedTuple):
     dtype: str
     key_impl: Optional[str]  # a typed key's implementation; None: a raw uint32 key
     fast_epochs: bool = False  # an epoch's steps without the rollback selects, run again exactly if one was not finite
+    loss_key: bool = False  # fun takes a per-step PRNG key as its last argument (step_key)
 
 
 
@@ -322,8 +329,14 @@ def loop(
     penalty = _penalised(solver)
     replicated, by_example = P(), P(cfg.data_axis)
 
-    def objective(p: Params, batch: Any, w: Any) -> tuple[jax.Array, jax.Array]:
-        loss = jnp.asarray(solver.fun(p, batch) if w is None else solver.fun(p, batch, w))
+    if cfg.loss_key:  # the loss's key stream (LOSS_KEY_STREAM), fixed for the run: the carry's key never changes
+        raw = result.state.key
+        stream = jax.random.fold_in(raw if cfg.key_impl is None else jax.random.wrap_key_data(raw, impl=cfg.key_impl),
+                                    LOSS_KEY_STREAM)
+
+    def objective(p: Params, batch: Any, w: Any, k: Any = None) -> tuple[jax.Array, jax.Array]:
+        extra = (() if w is None else (w,)) + (() if k is None else (k,))
+        loss = jnp.asarray(solver.fun(p, batch, *extra))
         total = loss + l2_penalty(solver.l2, p).astype(loss.dtype) if penalty else loss
         return total, loss
 
@@ -335,8 +348,9 @@ def loop(
         at, new_accel = p, accel
         if solver.accelerated:  # FISTA: the minibatch gradient at y = p + beta (p - p_prev)
             at, _, new_accel = fista_extrapolate(accel, p, solver.prox.project)
-        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(at, batch, w)
-        value_fn = lambda q: objective(q, batch, w)[0]  # noqa: E731
+        k = jax.random.fold_in(stream, count) if cfg.loss_key else None  # the step's key
+        (total, loss), grad = jax.value_and_grad(objective, has_aux=True)(at, batch, w, k)
+        value_fn = lambda q: objective(q, batch, w, k)[0]  # noqa: E731
         ustate = _update.UpdateState(count, dstate, ())
         trial, ustate, _, _ = _update.update(solver, grad, ustate, at, value=total, value_fn=value_fn)
         new, new_dstate = trial.params, ustate.direction_state

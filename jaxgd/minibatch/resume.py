@@ -66,6 +66,7 @@ def _settings(solver: Solver, cfg: Config) -> list[tuple[str, str, Any]]:
         # a raw uint32 key is the default implementation's key data
         ("key (its implementation)", "key_impl", cfg.key_impl or jax.config.jax_default_prng_impl),
         ("eval_data (monitored loss)", "monitor", "eval" if cfg.eval_fun is not None else "train"),
+        ("loss_key", "loss_key", bool(cfg.loss_key)),
         *_resume.iteration_settings(solver),
     ]
 
