@@ -297,7 +297,8 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             vouch = _stall.VOUCH_NONE  # stall.adjust_status's flag for the next step (SolverState.stall)
             if failed or stalled:
                 sq = g.dot(g)
-                decrease = _stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, sq, np) if quasi_newton else np.inf
+                decrease = (_stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, sq, np) if quasi_newton
+                            else np.inf)
                 retry_failed = False
                 if quasi_newton:  # the restart's rule (stall.restart_test, the compiled step's own)
                     move = _stepsize.shortest_move(x, g, np.result_type(value))
