@@ -688,6 +688,7 @@ ROWS: list[Row] = [
     # -- as_optax (issue 16 item 1): the options' own checks, then the update's extras ----------------------
     R("as_optax", "method", '"sgd2"', ValueError, "method='sgd2' is not a known method", lambda c: jaxgd.as_optax("sgd2")),
     R("as_optax", "method", "3", TypeError, "method must be a method name", lambda c: jaxgd.as_optax(3)),
+    R("as_optax", "(keyword)", "gtol=1e-6 (minimize's stopping test)", TypeError, "(gtol: as_optax(...) is one optax transformation: it runs no loop and has no stopping test", lambda c: jaxgd.as_optax("gd", 0.1, gtol=1e-6)),
     R("as_optax", "lr", "-0.1", ValueError, "lr must be > 0 and finite", lambda c: jaxgd.as_optax("gd", -0.1)),
     R("as_optax", "lr", '"fast"', TypeError, "lr must be a float, a schedule", lambda c: jaxgd.as_optax("gd", "fast")),
     R("as_optax", "lr", "0.1 with method=optax.adam(0.01)", ValueError, "lr=0.1 with an optax transformation as method", lambda c: jaxgd.as_optax(_optax().adam(0.01), 0.1)),

@@ -503,6 +503,28 @@ def test_torch_optim_keywords_get_notes_that_name_the_functions_own_keywords(nam
             call(line_search_fn="strong_wolfe")
 
 
+def test_as_optax_keyword_notes_name_only_its_own_keywords() -> None:
+    """as_optax shared minimize's notes: optimistix's rtol, torch's tolerance_grad, scipy's options and callback
+    told it to pass gtol=, ftol=, max_steps=, history= or progress=, keywords of minimize's that as_optax, one
+    optax transformation with no loop, lacks (the PyTorch review's helper, session 60). Reference: as_optax's own
+    signature (inspect): every keyword= a note tells to pass is one of its keywords, and the stopping ones say
+    that the user's loop decides when to stop."""
+    import inspect
+
+    valid = set(inspect.signature(jaxgd.as_optax).parameters)
+    spellings = (*TORCH_SPELLINGS, "rtol", "atol", "tol", "options", "callback", "maxiter", "gtol", "max_steps", "jac",
+                 "hess", "constraints", "tags")
+    for spelling in spellings:
+        with pytest.raises(TypeError, match="unexpected keyword") as err:
+            jaxgd.as_optax(**{spelling: 1})
+        text = str(err.value).split("; valid keywords:")[0]
+        assert f"({spelling}: " in text, text
+        note = text.split(f"({spelling}: ", 1)[1].removesuffix(")")
+        assert _keywords_to_pass(note) <= valid, (spelling, _keywords_to_pass(note) - valid, note)
+        if spelling in ("rtol", "tolerance_grad", "options", "callback", "gtol"):
+            assert "your loop decides when to stop" in note, note
+
+
 def _rosenbrock_grad(y: np.ndarray) -> np.ndarray:
     """Rosenbrock's gradient in closed form (NumPy)."""
     g = np.zeros_like(y)

@@ -228,13 +228,28 @@ def suggest_keyword(name: str, valid: tuple[str, ...]) -> Optional[str]:
     return alias if alias in valid else None
 
 
+# as_optax's: one optax transformation, with no loop and no stopping test, so the notes that point at minimize's
+# tolerances, history and progress point at the user's own loop instead (checked in tests/test_user_messages.py).
+_OPTAX_NO_LOOP = (
+    "as_optax(...) is one optax transformation: it runs no loop and has no stopping test or history; your loop "
+    "decides when to stop (on the loss, or on the gradient's norm, optax.tree.norm(grads)), or "
+    "jaxgd.minimize(fun, x0, method, gtol=1e-6, ftol=0.0, max_steps=1000, history=True) runs the loop with them"
+)
+AS_OPTAX_KEYWORD_NOTES: dict[str, str] = {name: _OPTAX_NO_LOOP for name in (
+    "rtol", "atol", "tol", "tolerance_grad", "tolerance_change", "callback", "options", "maxiter", "max_iter",
+    "max_steps", "epochs", "gtol", "ftol", "xtol", "history", "progress")}
+
+
 def keyword_note(name: str, valid: Optional[Sequence[str]] = None) -> Optional[str]:
     """What to do instead of another library's keyword ``name`` that has no jaxgd counterpart (None when
     unknown): scipy's ``jac``, ``hess``, ``options``, ``constraints``. ``valid``: the called function's
-    keywords; fit's (``epochs``, no ``gtol``) get the notes that name only keywords fit has."""
+    keywords; fit's (``epochs``, no ``gtol``) and as_optax's (``method``, neither) get the notes that
+    name only keywords they have."""
     name = {"b1": "betas", "b2": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
     fits = valid is not None and "epochs" in valid and "gtol" not in valid
-    notes = {**KEYWORD_NOTES, **FIT_KEYWORD_NOTES} if fits else KEYWORD_NOTES
+    optaxed = valid is not None and "method" in valid and "epochs" not in valid and "gtol" not in valid
+    notes = ({**KEYWORD_NOTES, **FIT_KEYWORD_NOTES} if fits else {**KEYWORD_NOTES, **AS_OPTAX_KEYWORD_NOTES} if optaxed
+             else KEYWORD_NOTES)
     return notes.get(name) or notes.get(name.lower())
 
 
