@@ -90,12 +90,9 @@ def key(fn: Any) -> Hashable:
         return fn
     if found is not _NOT_MADE:
         return fn if found is _BY_IDENTITY else found
-    try:
-        made: Any = ValueKey(_Walk().key(fn))
-    except (_Unkeyable, TypeError, ValueError, RuntimeError, RecursionError):  # (TypeError: an unhashable part;
-        made = _BY_IDENTITY                                                  # RuntimeError: a deleted array)
-    _KEYS[fn] = made
-    return fn if made is _BY_IDENTITY else made
+    made = value_key(fn)
+    _KEYS[fn] = _BY_IDENTITY if made is None else made
+    return fn if made is None else made
 
 
 def value_key(value: Any) -> Optional[ValueKey]:
@@ -104,8 +101,8 @@ def value_key(value: Any) -> Optional[ValueKey]:
     Not memoised (a tuple cannot be weakly referenced): the walk runs on every call."""
     try:
         return ValueKey(_Walk().key(value))
-    except (_Unkeyable, TypeError, ValueError, RuntimeError, RecursionError):
-        return None
+    except (_Unkeyable, TypeError, ValueError, RuntimeError, RecursionError):  # (TypeError: an unhashable part;
+        return None                                                          # RuntimeError: a deleted array)
 
 
 class _Walk:

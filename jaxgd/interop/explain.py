@@ -66,6 +66,8 @@ _FIT_TOLERANCES = (
 )
 # PyTorch's LBFGS(history_size=, line_search_fn=, tolerance_grad=, tolerance_change=) in fit, which takes no line
 # search (a minibatch step evaluates one batch) and has no tolerances; its schedulers as fit's lr.
+_LBFGS_MEMORY = ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "
+                 "(method='lbfgs' keeps 10 pairs, torch 100)")
 _FIT_TORCH_TOLERANCES = (
     "fit has no tolerances: it runs epochs= epochs, or stops early with patience=; torch's LBFGS on the full batch "
     "is jaxgd.minimize(fun, x0, method='lbfgs', gtol=tolerance_grad, gtol_norm=math.inf, "
@@ -88,9 +90,8 @@ FIT_KEYWORD_NOTES: dict[str, str] = {
     "dropout_key": _FIT_LOSS_KEY,
     "rtol": _FIT_TOLERANCES,
     "atol": _FIT_TOLERANCES,
-    "history_size": ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "
-                     "(method='lbfgs' keeps 10 pairs, torch 100), with a float or schedule lr: fit takes no line "
-                     "search; full-batch L-BFGS is jaxgd.minimize"),
+    "history_size": _LBFGS_MEMORY + (", with a float or schedule lr: fit takes no line search; full-batch L-BFGS "
+                                      "is jaxgd.minimize"),
     "line_search_fn": ("fit takes no line search (each step sees another minibatch): pass a float or a schedule as "
                        "lr; torch's LBFGS(line_search_fn='strong_wolfe') on the full batch is "
                        "jaxgd.minimize(fun, x0, method='lbfgs', lr=jaxgd.linesearch.StrongWolfe())"),
@@ -116,8 +117,7 @@ _SCHEDULER = (
     "its patience counted in steps"
 )
 _TORCH_NOTES: dict[str, str] = {
-    "history_size": ("torch's LBFGS(history_size=m) is the L-BFGS memory: method=jaxgd.directions.lbfgs(memory_size=m) "
-                     "(method='lbfgs' keeps 10 pairs, torch 100)"),
+    "history_size": _LBFGS_MEMORY,
     "line_search_fn": ("torch's LBFGS(line_search_fn='strong_wolfe') is lr=jaxgd.linesearch.StrongWolfe(); "
                        "method='lbfgs' without lr already takes a strong-Wolfe search (L-BFGS-B's Moré-Thuente); "
                        "torch's LBFGS without a line search (a fixed step) is lr=1.0"),
