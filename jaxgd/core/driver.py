@@ -228,6 +228,8 @@ def _chunked(
     fields, dtype = len(history), history[0].dtype
     m = chunk_blocks(k_steps, fields * jnp.dtype(dtype).itemsize)
     rows, n, every = m * k_steps, solver.history_length(), solver.history_every
+    if n <= rows:  # the whole history fits in one chunk's buffer: one loop writes it
+        return _one_chunk(solver, state, history, k_steps, limit, stop, args)
     blank = jnp.full((rows, fields), jnp.nan, dtype)
     # (entries + rows, fields): a chunk written at entry n - 1 still fits, no index is clamped
     table = jnp.concatenate([jnp.stack(history, axis=1), blank])
@@ -270,6 +272,40 @@ def _chunked(
     end = jnp.minimum(_tree.count_div(state.count, every), n).astype(jnp.int32)
     table = lax.dynamic_update_slice(table, blank, (end, zero))
     return state, type(history)(*(table[:n, i] for i in range(fields)))
+
+
+def _one_chunk(
+    solver: Any, state: Any, history: History, k_steps: int, limit: Any, stop: Optional[Any], args: tuple
+) -> tuple[Any, History]:
+    """:func:`_chunked` for a history of at most one chunk's rows (a short run: ``max_steps``
+    up to 42 with float32's three fields): one ``while_loop`` writes each entry into the
+    history itself, which stays within XLA:CPU's inline limit. The same values as the two
+    loops' (entries in place, NaN past the last one), without the outer loop and its buffers
+    (their kernels run once a call; benchmarks E, a repeated 10-step call)."""
+    fields, dtype, n = len(history), history[0].dtype, solver.history_length()
+    table = jnp.stack(history, axis=1)  # (entries, fields)
+    zero = jnp.asarray(0, jnp.int32)
+    pack, unpack = _packing.codec(state)
+
+    def body(carry: tuple) -> tuple:
+        c, table = carry
+        s, index, entries = _steps(solver, unpack(c), k_steps, stop, args)
+        for i, e in zip(index, entries):  # (a dropped entry, i = n, rewrites the last row with its own value)
+            at = jnp.clip(i, 0, n - 1)
+            old = lax.dynamic_slice(table, (at, zero), (1, fields))
+            table = lax.dynamic_update_slice(table, jnp.where(i < n, e.astype(dtype)[None], old), (at, zero))
+        return pack(s), table
+
+    def going(carry: tuple) -> jax.Array:
+        s = unpack(carry[0])
+        return running(s.status, s.count, limit)
+
+    c, table = lax.while_loop(going, body, (pack(state), table))
+    state = unpack(c)
+    # NaN past the run's last entry, as the two loops leave it (a history handed in with more rows)
+    end = _tree.count_div(state.count, solver.history_every)
+    table = jnp.where(jnp.arange(n)[:, None] < end, table, jnp.asarray(jnp.nan, dtype))
+    return state, type(history)(*(table[:, i] for i in range(fields)))
 
 
 def finish(solver: Any, state: Any, history: History, limit: Optional[Any] = None) -> Result:

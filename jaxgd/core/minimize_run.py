@@ -30,6 +30,7 @@ from . import adjoint as _adjoint
 from . import batched as _batched
 from . import cache as _cache
 from . import compile as _compile
+from . import driver as _driver
 from . import implicit as _implicit
 from . import options as _options
 from . import stall as _stall
@@ -235,7 +236,9 @@ def run_flat(structure: Any, leaves: list, x0: Params, args: tuple) -> tuple:
     """
     solver = jax.tree_util.tree_unflatten(structure, leaves)
     result = runner(solver.fun, "implicit")(solver, x0, args)
-    if solver.history_length() and len({h.dtype for h in result.history}) == 1:
+    if not solver.history_length():  # no rows: nothing to hand back (eager_result makes the empty history)
+        result = result._replace(history=None)
+    elif len({h.dtype for h in result.history}) == 1:
         # One (fields, rows) buffer to hand back and copy to the host instead
         # of three (:func:`trim_history` takes it apart): ~5 us a call.
         result = result._replace(history=jnp.stack(result.history))
@@ -316,14 +319,18 @@ def eager_result(packed: tuple, every: Optional[int] = None) -> Result:
     result, floats, ints = packed
     if floats is None or isinstance(floats, jax.core.Tracer):  # see unpack_scalars
         result = fill_copies(unpack_scalars(packed))
+        if result.history is None:  # (traced: empty arrays; concrete: NumPy's, as an eager Result's)
+            empty = _driver.empty_history(0, result.state.value.dtype)
+            result = result._replace(history=empty if isinstance(result.loss, jax.core.Tracer)
+                                     else _no_history(np.asarray(result.loss).dtype))
         return result if every is None else trim_history(result, every)
     state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
     fields = _filled(result, state)
     fields[_RESULT_STATE_AT] = state
-    if every:
-        fields[_RESULT_HISTORY_AT] = _trimmed(fields[_RESULT_HISTORY_AT], int(state.count) // every)
-    elif every == 0:  # history=False: NumPy too, as every eager Result's history
+    if fields[_RESULT_HISTORY_AT] is None:  # no rows (history off, or max_steps < the period): empty
         fields[_RESULT_HISTORY_AT] = _no_history(state.value.dtype)
+    elif every:
+        fields[_RESULT_HISTORY_AT] = _trimmed(fields[_RESULT_HISTORY_AT], int(state.count) // every)
     return Result._make(fields)
 
 
