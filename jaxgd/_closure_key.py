@@ -22,18 +22,29 @@ therefore trace the same program, and :func:`key` makes them one key:
 
 A function reached again on its own path (a recursive one, or a module
 function whose name an attribute read shares: optax's ``trace`` and its
-``state.trace``) is keyed there by identity. Anything else (an array of more
-than one element, a tracer, an object of the user's, whose fields may change
-between two calls, more than :data:`_MAX_VALUES` values) makes the whole closure
-keyed by identity, as before: safe, compiled once per object. The values
-are read once, when a function's key is first made: a function object
-re-used after a value it reaches changed keeps its first key, as it kept
-its first compiled program before; a closure made after the change gets
-its own key.
+``state.trace``) is keyed there by identity. A bound method is keyed by its
+function and its object's attributes (``lr=sched.lr``: the object's numbers
+changed, the key changes). Anything else (an array of more than one element,
+a tracer, any other object of the user's, more than :data:`_MAX_VALUES`
+values, a function of the user's that reads names it does not spell out:
+``globals()``, ``getattr``, ``eval``) makes the whole closure keyed by
+identity, as before: compiled once per object.
+
+A key that read a module global of the user's or an object's attributes is
+*volatile*: those may change between two calls (a notebook's ``LR = 0.3``),
+so it is made again at every call (a closure re-used after the change gets
+the new values' key, and its program is traced with them: a key memoised
+once had a fresh closure of the old values run the program traced from the
+new ones). Other keys read only the closure's own cells and defaults and the
+libraries' code, and are made once per function object. A cell rebound
+(``nonlocal``), a list in a cell changed in place, or ``__defaults__``
+assigned after a closure's first call is not seen: such a closure keeps its
+first key.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import types
 import weakref
@@ -57,12 +68,14 @@ class _Unkeyable(Exception):
 
 
 class ValueKey:
-    """A closure's key by value (its parts hashed once); equal only to another such key with equal parts."""
+    """A closure's key by value (its parts hashed once); equal only to another such key with equal parts.
+    ``volatile``: it read values that may change between calls (a module global, an object's attributes;
+    not part of the comparison)."""
 
-    __slots__ = ("parts", "_hash")
+    __slots__ = ("parts", "_hash", "volatile")
 
-    def __init__(self, parts: tuple) -> None:
-        self.parts, self._hash = parts, hash(parts)
+    def __init__(self, parts: tuple, volatile: bool = False) -> None:
+        self.parts, self._hash, self.volatile = parts, hash(parts), volatile
 
     def __eq__(self, other: object) -> bool:
         return self is other or (
@@ -76,31 +89,52 @@ class ValueKey:
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # fn -> its ValueKey or _BY_IDENTITY
 
 
-def key(fn: Any) -> Hashable:
-    """``fn``'s :class:`ValueKey` for a Python function or ``functools.partial`` that can be keyed by value
-    (see the module doc), else ``fn`` itself (compared by its own ``==``, identity for a function).
+KEYED = (types.FunctionType, functools.partial, types.MethodType)  # the callables :func:`key` keys by value
 
-    Made once per function object (weakly memoised): a cached call pays a dictionary look-up.
+
+def keyed(x: Any) -> bool:
+    """Whether :func:`key` may key ``x`` by value: a callable of :data:`KEYED`, or a NamedTuple of them (an
+    optax ``GradientTransformation``)."""
+    t = type(x)
+    return t in KEYED or (isinstance(x, tuple) and hasattr(t, "_fields") and bool(x)
+                          and all(type(f) in KEYED for f in x))
+
+
+def key(fn: Any) -> Hashable:
+    """``fn``'s :class:`ValueKey` where :func:`keyed` and it can be keyed by value (see the module doc),
+    else ``fn`` itself (compared by its own ``==``, identity for a function).
+
+    Made once per object unless volatile (a function weakly memoised; a transformation in a bounded memo
+    that holds it): a cached call pays a dictionary look-up.
     """
-    if type(fn) is not types.FunctionType and type(fn) is not functools.partial:
+    if not keyed(fn):
         return fn
-    try:
-        found = _KEYS.get(fn, _NOT_MADE)
-    except TypeError:  # pragma: no cover - functions and partials are weakly referenceable
-        return fn
+    if type(fn) is types.MethodType:  # (a new object at each attribute read: nothing to memoise on)
+        made = value_key(fn)
+        return fn if made is None else made
+    memo = _KEYS if type(fn) in KEYED else _TUPLE_KEYS
+    found = memo.get(fn, _NOT_MADE)
     if found is not _NOT_MADE:
         return fn if found is _BY_IDENTITY else found
     made = value_key(fn)
-    _KEYS[fn] = _BY_IDENTITY if made is None else made
+    if made is None or not made.volatile:
+        memo[fn] = _BY_IDENTITY if made is None else made
+        while len(memo) > _TUPLE_MEMO_SIZE and memo is _TUPLE_KEYS:
+            memo.popitem(last=False)
     return fn if made is None else made
+
+
+_TUPLE_KEYS: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()  # transformation -> its key
+_TUPLE_MEMO_SIZE = 64
 
 
 def value_key(value: Any) -> Optional[ValueKey]:
     """``value``'s key by value for any value the walk below can key (a tuple of functions, as an optax
     ``GradientTransformation`` is: ``optax.adam(1e-3)`` built anew keys equal to the first), else None.
     Not memoised (a tuple cannot be weakly referenced): the walk runs on every call."""
+    walk = _Walk()
     try:
-        return ValueKey(_Walk().key(value))
+        return ValueKey(walk.key(value), walk.volatile)
     except (_Unkeyable, TypeError, ValueError, RuntimeError, RecursionError):  # (TypeError: an unhashable part;
         return None                                                          # RuntimeError: a deleted array)
 
@@ -111,25 +145,22 @@ class _Walk:
     function twice on one path (a recursive function: by identity)."""
 
     def __init__(self) -> None:
-        self.left, self.path = _MAX_VALUES, set()
+        self.left, self.path, self.volatile = _MAX_VALUES, set(), False
 
     def key(self, v: Any) -> Any:
         """The hashable by-value form of ``v``, or :class:`_Unkeyable`."""
         self.left -= 1
         if self.left < 0:
             raise _Unkeyable
+        scalar = scalar_key(v)
+        if scalar is not None:
+            return scalar
         t = type(v)
-        if v is None or t is bool or t is int or t is str or t is bytes:
-            return (t, v)
-        if t is float:
-            return (t, v.hex())
-        if t is complex:
-            return (t, v.real.hex(), v.imag.hex())
         if t is tuple or t is list or (isinstance(v, tuple) and hasattr(t, "_fields")):
             return (t, tuple([self.key(x) for x in v]))
         if t is dict:
             return (t, tuple([(self.key(k), self.key(x)) for k, x in v.items()]))
-        if isinstance(v, (np.generic, np.ndarray)):
+        if isinstance(v, np.ndarray):
             if v.shape != () or v.dtype.kind not in _SCALAR_KINDS:
                 raise _Unkeyable
             return (t, v.dtype.str, v.tobytes())
@@ -148,15 +179,32 @@ class _Walk:
                     t, self.key(v.func), self.key(v.args), self.key(v.keywords))
             finally:
                 self.path.discard(id(v))
+        if t is types.MethodType:  # a bound method: its function, and its object's attributes (volatile)
+            return (t, self.key(v.__func__), self._object(v.__self__))
         if _from_library(v):
             return v
         raise _Unkeyable
+
+    def _object(self, obj: Any) -> Any:
+        """A bound method's object: a library's by identity; the user's by its class and attributes."""
+        if _from_library(obj):
+            return obj
+        attrs = getattr(obj, "__dict__", None)
+        if type(attrs) is not dict or hasattr(type(obj), "__slots__"):
+            raise _Unkeyable
+        self.volatile = True
+        return (type(obj), self.key(attrs))
 
     def _function(self, fn: types.FunctionType) -> tuple:
         """A function's code, defaults, cells and the module globals its code names, by value."""
         cells = tuple([self._cell(c) for c in fn.__closure__ or ()])
         g = fn.__globals__
-        named = tuple([(n, self.key(g[n])) for n in _global_names(fn.__code__) if n in g])
+        names = _global_names(fn.__code__)
+        if not _library_name(g.get("__name__")):  # the user's: its globals may change between calls
+            if _DYNAMIC.intersection(names):  # names read by a string (globals()["lr"]): not seen here
+                raise _Unkeyable
+            self.volatile = self.volatile or any(n in g for n in names)
+        named = tuple([(n, self.key(g[n])) for n in names if n in g])
         return (fn.__code__, self.key(fn.__defaults__), self.key(fn.__kwdefaults__), cells, named)
 
     def _cell(self, cell: Any) -> Any:
@@ -166,6 +214,25 @@ class _Walk:
             return _EMPTY_CELL_KEY
         return self.key(contents)
 
+
+def scalar_key(v: Any) -> Optional[tuple]:
+    """``v``'s key by value where it is None, a bool, int, str, bytes, float (by its bits: ``-0.0`` is not
+    ``0.0``), complex or NumPy scalar (dtype and bits), with its type (``1``, ``1.0`` and ``True`` differ); else
+    None."""
+    t = type(v)
+    if v is None or t is bool or t is int or t is str or t is bytes:
+        return (t, v)
+    if t is float:
+        return (t, v.hex())
+    if t is complex:
+        return (t, v.real.hex(), v.imag.hex())
+    if isinstance(v, np.generic) and v.dtype.kind in _SCALAR_KINDS:
+        return (t, v.dtype.str, v.tobytes())
+    return None
+
+
+# Names through which code reads a variable it does not spell out (not followed by the walk).
+_DYNAMIC = frozenset({"globals", "vars", "locals", "eval", "exec", "getattr", "__import__"})
 
 _EMPTY_CELL_KEY = ("cell", "empty")  # (equal to no other key: theirs start with a type, a code or a library object)
 
@@ -195,4 +262,9 @@ def _from_library(v: Any) -> bool:
         where = type(v).__module__
     else:
         return False
+    return _library_name(where)
+
+
+def _library_name(where: Any) -> bool:
+    """Whether module name ``where`` is one of :data:`_LIBRARIES` or in one."""
     return isinstance(where, str) and where.partition(".")[0] in _LIBRARIES

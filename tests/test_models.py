@@ -229,3 +229,27 @@ def test_solver_refuses_a_model_it_would_train_whole() -> None:
     lin = nnx.Linear(3, 1, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
     state = jaxgd.Solver(lambda m, x, y: jnp.mean((m(x)[:, 0] - y) ** 2), method="lbfgs").init(lin, X, Y)
     assert np.isfinite(float(state.value))
+
+
+class _Signed(eqx.Module):
+    """A model with a float field: ``0.0`` and ``-0.0`` are equal under ``==`` but not to ``copysign``."""
+
+    w: jax.Array
+    s: float
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.w * jnp.copysign(1.0, self.s)
+
+
+def test_model_fields_equal_under_eq_but_not_in_bits_do_not_share_a_loop() -> None:
+    """The static part was keyed by ``==``: a model with ``s=-0.0`` ran the loop traced from ``s=0.0`` (and was
+    handed back with ``s=0.0``). Reference: least squares by NumPy, the weights' sign set by ``s``."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(16, 3))
+    Y = X @ np.asarray([1.0, -2.0, 0.5])
+    loss = lambda m, x, y: jnp.mean((m(x) - y) ** 2)  # noqa: E731
+    w_star = np.linalg.lstsq(X, Y, rcond=None)[0]
+    for s in (0.0, -0.0):
+        res = jaxgd.minimize(loss, _Signed(jnp.zeros(3), s), (X, Y), method="lbfgs", max_steps=100)
+        assert np.signbit(res.params.s) == np.signbit(s)
+        np.testing.assert_allclose(np.asarray(res.params.w), np.copysign(1.0, s) * w_star, rtol=1e-6, atol=1e-8)

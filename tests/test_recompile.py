@@ -309,3 +309,83 @@ def test_minimize_and_fit_with_a_fresh_optax_method_of_equal_numbers_compile_onc
     before = len(compiles)
     _fit(method=optax.sgd(0.05, momentum=0.9), lr=None)
     assert len(compiles) == before, "fit with a fresh optax.sgd of equal numbers compiled again"
+
+
+# A key made once per closure object (session 60) ran a fresh closure of the old values with the program
+# traced from the new ones: a schedule that reads a module global, re-used on a new problem size after the
+# global changed, was traced with the new value under its first key (a review, session 61). Reference for
+# every run: gradient descent on 0.5 ||x||^2 by hand, x (1 - lr)^steps at a constant lr.
+_SETTING = 0.1
+
+
+def _setting_schedule() -> Any:
+    return lambda count: _SETTING * jnp.ones(())
+
+
+def _half_square(x: jax.Array) -> jax.Array:
+    return 0.5 * jnp.sum(x**2)
+
+
+def _gd5(lr: Any, x0: Any, **kw: Any) -> np.ndarray:
+    return np.asarray(jaxgd.minimize(_half_square, x0, lr=lr, max_steps=5, gtol=0.0, **kw).params)
+
+
+@pytest.mark.parametrize("how", ["lr", slow_if(True, "optax method", id="optax method")])
+def test_a_closure_reading_a_global_is_keyed_by_the_global_now(monkeypatch: Any, how: str) -> None:
+    make = _setting_schedule if how == "lr" else (lambda: optax.sgd(_setting_schedule()))  # noqa: E731
+    run = (lambda s, x0: _gd5(s, x0)) if how == "lr" else (lambda s, x0: _gd5(None, x0, method=s))  # noqa: E731
+    small, big = jnp.asarray([1.0, -2.0]), jnp.asarray([1.0, -2.0, 3.0])
+    first = make()
+    np.testing.assert_allclose(run(first, small), np.asarray(small) * 0.9**5, rtol=1e-12)
+    monkeypatch.setitem(globals(), "_SETTING", 0.3)
+    np.testing.assert_allclose(run(first, big), np.asarray(big) * 0.7**5, rtol=1e-12)  # the same object, traced now
+    monkeypatch.setitem(globals(), "_SETTING", 0.1)
+    np.testing.assert_allclose(run(make(), big), np.asarray(big) * 0.9**5, rtol=1e-12)  # a fresh one of 0.1
+
+
+class _Decay:
+    def __init__(self, base: float) -> None:
+        self.base = base
+
+    def lr(self, count: Any) -> Any:
+        return self.base / (1.0 + count)
+
+
+def test_a_bound_method_lr_is_keyed_by_its_objects_numbers() -> None:
+    """``lr=sched.lr`` after ``sched.base`` changed ran the first program (a bound method compared by ==)."""
+    x0 = jnp.asarray([1.0, -2.0])
+    sched = _Decay(0.1)
+    for base in (0.1, 0.5, 0.1):
+        sched.base = base
+        want = np.asarray(x0) * np.prod([1.0 - base / (1.0 + t) for t in range(5)])  # reference: by hand
+        np.testing.assert_allclose(_gd5(sched.lr, x0), want, rtol=1e-12)
+
+
+def test_a_closure_reading_names_by_string_is_keyed_by_identity() -> None:
+    """``lambda t: globals()["LR"]`` reads a global the walk cannot see: keyed by the object, each fresh one
+    traced with its own value."""
+    from jaxgd import _closure_key
+
+    x0 = jnp.asarray([1.0, -2.0])
+    for value in (0.1, 0.5):
+        globals()["_BY_NAME"] = value
+        f = lambda count: globals()["_BY_NAME"] * jnp.ones(())  # noqa: E731
+        assert _closure_key.key(f) is f
+        np.testing.assert_allclose(_gd5(f, x0), np.asarray(x0) * (1.0 - value) ** 5, rtol=1e-12)
+
+
+def test_closure_key_volatility() -> None:
+    """Keys that read a module global or an object's attributes are made again at every call; others once."""
+    from jaxgd import _closure_key
+
+    assert not _closure_key.value_key(optax.cosine_decay_schedule(0.1, 10)).volatile
+    assert _closure_key.value_key(_setting_schedule()).volatile
+    assert _closure_key.value_key(_Decay(0.1).lr).volatile
+    f = _setting_schedule()
+    before = _closure_key.key(f)
+    globals()["_SETTING"] = 0.2
+    try:
+        assert _closure_key.key(f) != before
+    finally:
+        globals()["_SETTING"] = 0.1
+    assert _closure_key.key(f) == before

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import types
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -34,7 +33,7 @@ from . import driver as _driver
 from . import implicit as _implicit
 from . import options as _options
 from . import stall as _stall
-from .. import _tree
+from .. import _closure_key, _tree
 from ..host import tier as _host_tier
 from .solver import Solver, SolverState
 from .status import History, Result
@@ -114,9 +113,9 @@ def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
     key holds each value's type too: ``history=True`` and ``history=1`` are
     equal in Python but mean different things.
     """
-    # a closure lr (an optax schedule) by its code and values (_tree.Static): one built anew with the same
-    # numbers finds the plan, and so the compiled run, of the first (whose program computes the same)
-    key = (method, type(lr), _tree.Static(lr) if type(lr) in CLOSURES else lr, options, tuple(map(type, options)))
+    # a closure lr (an optax schedule) or an optax method by its code and values (_tree.Static): one built anew
+    # with the same numbers finds the plan, and so the compiled run, of the first (whose program computes the same)
+    key = (by_value(method), type(lr), by_value(lr), options, tuple(map(type, options)))
     # built every time: an array or an unhashable schedule; or a rule holding a tracer (cached, it would outlive
     # its trace: a leak)
     if not _hashable(key) or _held_tracers(method, lr):
@@ -124,7 +123,10 @@ def get_plan(fun: Any, method: Any, lr: Any, options: tuple) -> Plan:
     return _PLANS.get(fun, key, lambda: Plan(_solver_cached(key).with_fun(fun, strong=False)))
 
 
-CLOSURES = (types.FunctionType, functools.partial)  # an lr keyed by its code and values (_tree.Static)
+def by_value(x: Any) -> Any:
+    """``x`` in a :class:`jaxgd._tree.Static` where it is keyed by its code and values (a closure, partial or
+    bound method ``lr``, an optax transformation ``method``: :func:`jaxgd._closure_key.keyed`), else ``x``."""
+    return _tree.Static(x) if _closure_key.keyed(x) else x
 
 
 def _hashable(key: Any) -> bool:
@@ -168,7 +170,7 @@ SOLVER_OPTION_VALUES = operator.itemgetter(*_options.SOLVER_OPTIONS)
 @functools.lru_cache(maxsize=256)
 def _solver_cached(key: tuple) -> Solver:
     method, _, lr, options, _ = key
-    lr = lr.value if isinstance(lr, _tree.Static) else lr
+    method, lr = (x.value if isinstance(x, _tree.Static) else x for x in (method, lr))
     return Solver(_placeholder, method, lr, **dict(zip(_options.SOLVER_OPTIONS, options)))
 
 
@@ -686,8 +688,7 @@ def repeat_key(options: tuple, adjoint: Any, tier: Any, x0: Any, args: tuple) ->
                 return None, leaves, False
             shapes.append(_array_spec(x) if type(x) is _ARRAY else (x.shape, x.dtype))
         signature = (treedef, tuple(shapes))  # (a treedef first: never equal to a bare array's)
-    if type(options[1]) in CLOSURES:  # a closure lr by its code and values, as get_plan keys it
-        options = (options[0], _tree.Static(options[1]), *options[2:])
+    options = (by_value(options[0]), by_value(options[1]), *options[2:])  # (by code and values, as get_plan keys)
     key = (options, tuple(map(type, options)), adjoint, tier, jax.config.jax_enable_x64, signature, spec(args),
            jax.sharding.get_abstract_mesh())  # (the mesh jax.set_mesh put in context: jaxgd._mesh)
     return key, leaves, convert

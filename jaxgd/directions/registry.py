@@ -11,7 +11,6 @@ and nothing registers itself by side effect.
 from __future__ import annotations
 
 import collections
-import functools
 from typing import Any, Callable
 
 import optax
@@ -80,18 +79,15 @@ def resolve(method: Any) -> Direction:
     raise TypeError(BAD_METHOD_TYPE.format(kind=type(method).__name__))
 
 
-# Directions made from optax transformations, by the transformation's value (_closure_key.value_key): an
+# Directions made from optax transformations, by the transformation's value (_closure_key.key): an
 # optimizer built anew with the same numbers (optax.adam(1e-3) in a training function) gets the direction
 # made from the first, and so its compiled loop (the functions of equal code and values compute the same).
 _BY_VALUE: collections.OrderedDict = collections.OrderedDict()
 _BY_VALUE_SIZE = 64
 
 
-@functools.lru_cache(maxsize=64)
 def _from_optax_cached(tx: optax.GradientTransformation) -> Direction:
-    key = _closure_key.value_key(tx)
-    if key is None:  # (an array or an object of the user's in its closures: by the object, as before)
-        return from_optax(tx)
+    key = _closure_key.key(tx)  # (tx itself where it cannot be keyed by value: an array or an object in a closure)
     made = _BY_VALUE.get(key)
     if made is None:
         made = _BY_VALUE[key] = from_optax(tx)

@@ -34,6 +34,7 @@ from typing import Any, Callable, Hashable, NamedTuple, Optional
 import jax
 import numpy as np
 
+from .. import _closure_key
 from .._types import Params, PyTree
 
 
@@ -56,8 +57,11 @@ NNX_MUTATES = (
 class _Static:
     """A hashable stand-in for a model's static part (treedef and leaves).
 
-    Leaves that cannot be hashed are compared by identity, so equal static
-    parts share a compiled loop and different ones never do.
+    Numbers are compared by type and bits (``0.0`` and ``-0.0``, ``1`` and
+    ``True`` differ: the loop is traced from the first model's fields and the
+    model handed back is rebuilt from them), other hashable leaves by ``==``,
+    leaves that cannot be hashed by identity, so equal static parts share a
+    compiled loop and different ones never do.
     """
 
     __slots__ = ("value", "_key")
@@ -66,9 +70,13 @@ class _Static:
         leaves, treedef = jax.tree_util.tree_flatten(value)
         key = []
         for leaf in leaves:
+            scalar = _closure_key.scalar_key(leaf)
+            if scalar is not None:
+                key.append(scalar)
+                continue
             try:
                 hash(leaf)
-                key.append(("v", leaf))
+                key.append(("v", type(leaf), leaf))
             except TypeError:
                 key.append(("id", id(leaf)))
         self.value = value
