@@ -21,15 +21,20 @@ decides, and when (the predicates named are :mod:`jaxgd.core.stall`'s):
   test's floor ``max(|f|, 1)`` misreads a gradient whose rounding scales with the
   loss's intermediate terms: benchmarks/RESULTS.md, session 37).
 
-- **the scaled probe** (float32 and narrower; quasi-Newton directions with a restart, under
-  :class:`jaxgd.linesearch.MoreThuente`: :func:`probes_scaled`): the model's test and the restart's
+- **the scaled probe** (every dtype; quasi-Newton directions with a restart, under
+  :class:`jaxgd.linesearch.MoreThuente`): the model's test and the restart's
   failed retry say that two directions showed no fall of ``f``, not that the point is stationary.
-  On a badly scaled problem in float32 both can show none far from a minimiser (NIST's Misra1a from
-  its start: ``lbfgs`` ended ``PRECISION`` at ``f`` = 19.5 of 0.125). Where such a verdict would stop
-  the run and the norm test does not, :func:`probe_descent` also tries steps along ``-x^2 g``, which
-  move every parameter by the same relative amount; the run is ``PRECISION`` only where none shows a
-  fall (evaluations in ``nfev``). On sif2jax's unconstrained problems, float32 ``lbfgs``: false
-  successes 25 → 15, no success lost (benchmarks/RESULTS.md, session 38). In float16 and bfloat16
+  On a badly scaled problem both can show none far from a minimiser (NIST's Misra1a from its start in
+  float32: ``lbfgs`` ended ``PRECISION`` at ``f`` = 19.5 of 0.125; NIST's MGH10 from its first start in
+  float64: ``PRECISION`` at ``f`` = 1.5e6 of 87.9, ``b1`` = 2.3e-48 with a gradient of 5e46). Where such
+  a verdict would stop the run and the norm test does not, :func:`probe_descent` also tries steps along
+  ``-x^2 g``, which move every parameter by the same relative amount; the run is ``PRECISION`` only where
+  none shows a fall (evaluations in ``nfev``; in float64 the trials go up from the shortest step,
+  :func:`jaxgd.core.stall.probes_upward`, one at a minimiser). On sif2jax's unconstrained problems,
+  float32 ``lbfgs``: false successes 25 → 15, no success lost (benchmarks/RESULTS.md, session 38); float64
+  (session 61): 1-2 evaluations more on each of 21 ``PRECISION`` runs of ``lbfgs`` and ``bfgs``, no status
+  changed (the downward trials' 20 made ``bfgs`` on PENALTY3 a failure at -0.0010000 of -0.00100047).
+  In float16 and bfloat16
   (:data:`NORM_VETO_BITS`) the probe checks the norm test's ``PRECISION`` too, and so does one along
   ``-g`` for ``gd`` and ``cg`` under ``MoreThuente`` (:func:`probes_stop`): there ``sqrt(eps)`` is 0.03
   or 0.09 and the test's floor ``max(|f|, 1)`` passes a small loss far from its minimiser (least squares

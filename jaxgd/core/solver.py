@@ -590,9 +590,11 @@ class Solver:
             noise = jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype)
             probe = lambda due, at, f: _probe.retry_verdict(  # noqa: E731
                 value_fn, value_and_grad, at, f, grad, noise, due & running)
-        elif (model is not None and _stall.probes_scaled(value.dtype)) or stall_verdict:  # a float32 verdict's probes
-            # (-x^2 g, Newton), from here
-            probe = lambda due, at, f: _probe.probe_verdict(value_fn, value_and_grad, at, f, grad, due & running)  # noqa: E731
+        elif model is not None or stall_verdict:  # a quasi-Newton verdict's probes (-x^2 g; in float32, Newton)
+            up = (jnp.asarray(0 if info.noise is None else info.noise).astype(value.dtype)
+                  if _stall.probes_upward(value.dtype) else None)  # (float64: the trials go up, one at an answer)
+            probe = lambda due, at, f: _probe.probe_verdict(  # noqa: E731
+                value_fn, value_and_grad, at, f, grad, due & running, rise=up)
         elif (_stall.probes_stop(self.rule, value.dtype, self.prox.active)
               and not isinstance(self.rule, _lbfgsb.LbfgsbSearch)):
             probe = along_g  # (16 bits: a MoreThuente stop of gd or cg)

@@ -132,7 +132,7 @@ not lower ``f`` until ``max_steps``. Two rules, applied in
 - **the probes** (:mod:`jaxgd.core.probe`, whose docstring says when each runs and what it found):
   evaluations of ``f`` along ``-g``, ``-x^2 g`` or a Newton-CG direction, and in 16 bits a float32 Newton
   certificate, that decide whether a verdict above is ``PRECISION`` or stays a failure; the predicates
-  here (:func:`probes`, :func:`probes_stop`, :func:`probes_scaled`, :func:`probes_stall`, :func:`probes_retry`,
+  here (:func:`probes`, :func:`probes_stop`, :func:`probes_stall`, :func:`probes_retry`,
   :func:`certifies`) say which stops they decide.
 
 A genuine failure (``f`` unbounded below, no descent far from a minimum)
@@ -456,23 +456,12 @@ def probes_stall(direction: Any, rule: Any, dtype: Any, proximal: bool) -> bool:
             and jnp.finfo(dtype).bits >= 32)
 
 
-def probes_scaled(dtype: Any) -> bool:
-    """True where the solver checks a quasi-Newton verdict of ``PRECISION`` (:func:`model_at_precision`,
-    :func:`restart_test`'s failed retry) with :func:`probe_descent` along ``-x^2 g`` (``scaled``): float32
-    and narrower (float64 programs are as they were).
-
-    The verdicts ask whether two directions showed a fall of ``f``, not whether the point is stationary.
-    In float32 both can show none far from a minimiser of a badly scaled problem: from NIST Misra1a's
-    start, ``b = (500, 1e-4)``, L-BFGS's first pairs learn the small parameter's curvature only, its
-    direction's step in the large one (7e-14) rounds away, and the step along ``-g`` that the large one
-    needs overshoots the small one's minimiser: float32 ``lbfgs`` ended ``PRECISION`` at ``f`` = 19.5 of
-    0.125. A step along ``-x^2 g`` moves every parameter by the same relative amount to first order: there
-    ``f`` falls (Misra1a: the probe's seventh trial moves ``b1`` by 0.07, ``b2`` not at all, and lowers
-    ``f`` by 0.004, 27 times the searches' tie tolerance); at a minimiser to precision it cannot.
-    (A bound on :math:`\\sum_i |g_i x_i|` instead, the same test without evaluations, read up to 96,000
-    times ``sqrt(eps) |f|`` at answers where terms cancel, sif2jax's ARGLINB: benchmarks/RESULTS.md,
-    session 38.)"""
-    return jnp.finfo(dtype).bits < 64
+def probes_upward(dtype: Any) -> bool:
+    """True where a quasi-Newton verdict's probe along ``-x^2 g`` tries its steps going up (:func:`jaxgd.core.probe.
+    probe_descent`'s ``rise``, the error of ``f`` the search measured), as a float64 ``cg`` verdict's does: one
+    evaluation at an answer, where the downward trials spend 20 (float64; in float32 and narrower the trials
+    keep their downward order, which their Newton probe and the 16-bit certificate were measured with)."""
+    return jnp.finfo(dtype).bits == 64
 
 
 def probes_retry(direction: Any, rule: Any, dtype: Any, proximal: bool) -> bool:
@@ -566,7 +555,7 @@ def adjust_status(
         (:func:`probes`), along ``-g``: run where a failed step or a full window meets the
         norm test and the status could stop; the window is then tested once every :data:`WINDOW`
         steps, and a point where ``f`` still falls along ``-g`` is not ``PRECISION``. With a ``model``
-        (float32 and narrower, :func:`probes_scaled`), along ``-x^2 g`` from the current iterate: run
+        (every dtype: a quasi-Newton direction's), along ``-x^2 g`` from the current iterate: run
         where the model's test or the restart's failed retry would stop the run and the norm test
         does not, which then stops it only where the probe finds no fall (in float32 also along a
         Newton direction: :func:`probe_verdict`). None otherwise.
@@ -658,8 +647,8 @@ def adjust_status(
             if not counted:
                 return norm_test | model_at_precision(old[0], decrease) | retry_failed, vouch.astype(none.dtype)
             verdict = model_at_precision(old[0], decrease) | retry_failed
-            # (float32 and narrower) the verdict stands where f shows no fall along -x^2 g either (with a
-            # model, counted means a probe: certify is 16-bit only, where every verdict is probed, probes_scaled);
+            # the verdict stands where f shows no fall along -x^2 g either (with a model, counted means a
+            # probe: certify is 16-bit only, where every verdict is probed);
             # in 16 bits so does the norm test (NORM_VETO_BITS)
             veto = jnp.finfo(jnp.result_type(old[0])).bits <= NORM_VETO_BITS
             due = can_stop & (norm_test | verdict) if veto else can_stop & ~norm_test & verdict

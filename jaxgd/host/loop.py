@@ -223,6 +223,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
     quasi_newton = solver.direction.quasi_newton
     stall_probe = _stall.probes_stall(solver.direction, rule, dtype, solver.prox.active)  # (cg: float32, float64)
     retry_probe = _stall.probes_retry(solver.direction, rule, dtype, solver.prox.active)  # (cg: float64)
+    wide = _stall.probes_upward(dtype)  # (float64: a quasi-Newton verdict's -x^2 g trials go up, one at an answer)
     search = _search.Search(rule, dtype, x) if box is None else None
     with np.errstate(all="ignore"):
         value, g, aux = vg(x)
@@ -312,12 +313,13 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                     # the norm test, or stall.adjust_status's grid rule (float32 and narrower): a failed search along -g
                     precise = at_precision(*old, bool(failed and unseen and not had_memory))
                     verdict = bool(_stall.model_at_precision(value, decrease, np)) or retry_failed
-                    due = verdict and quasi_newton and _stall.probes_scaled(dtype)  # (adjust_status's probes, and its
+                    due = verdict and quasi_newton  # (adjust_status's probes, and its
                     due = due or (stall_probe and stalled and not failed)  # stall_verdict: a cg stall, and its
                     due = due or (retry_probe and failed and not had_memory)  # retry: a float64 cg search along -g)
                     if due and not precise:
                         found, probed, gradients = (
-                            _retry_verdict(vg, x, value, g, noise) if retry_probe else _probe_verdict(vg, x, value, g))
+                            _retry_verdict(vg, x, value, g, noise) if retry_probe
+                            else _probe_verdict(vg, x, value, g, (0.0 if noise is None else noise) if wide else None))
                         verdict, fev, gev = not found, fev + probed, gev + gradients
                     st = PRECISION if precise or verdict else st
             vouched = vouch
