@@ -119,7 +119,7 @@ def key(fn: Any) -> Hashable:
     made = value_key(fn)
     if made is None or not made.volatile:
         memo[fn] = _BY_IDENTITY if made is None else made
-        while len(memo) > _TUPLE_MEMO_SIZE and memo is _TUPLE_KEYS:
+        if memo is _TUPLE_KEYS and len(memo) > _TUPLE_MEMO_SIZE:
             memo.popitem(last=False)
     return fn if made is None else made
 
@@ -203,7 +203,7 @@ class _Walk:
         if not _library_name(g.get("__name__")):  # the user's: its globals may change between calls
             if _DYNAMIC.intersection(names):  # names read by a string (globals()["lr"]): not seen here
                 raise _Unkeyable
-            self.volatile = self.volatile or any(n in g for n in names)
+            self.volatile = self.volatile or any(n in g and not _from_library(g[n]) for n in names)
         named = tuple([(n, self.key(g[n])) for n in names if n in g])
         return (fn.__code__, self.key(fn.__defaults__), self.key(fn.__kwdefaults__), cells, named)
 
