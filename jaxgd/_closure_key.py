@@ -23,8 +23,8 @@ therefore trace the same program, and :func:`key` makes them one key:
 A function reached again on its own path (a recursive one, or a module
 function whose name an attribute read shares: optax's ``trace`` and its
 ``state.trace``) is keyed there by identity. A bound method is keyed by its
-function and its object's attributes (``lr=sched.lr``: the object's numbers
-changed, the key changes). Anything else (an array of more than one element,
+function, its object (by identity) and the object's attributes (``lr=sched.lr``:
+the object's numbers changed, the key changes). Anything else (an array of more than one element,
 a tracer, any other object of the user's, more than :data:`_MAX_VALUES`
 values, a function of the user's that reads names it does not spell out:
 ``globals()``, ``getattr``, ``eval``) makes the whole closure keyed by
@@ -112,19 +112,19 @@ def key(fn: Any) -> Hashable:
     if type(fn) is types.MethodType:  # (a new object at each attribute read: nothing to memoise on)
         made = value_key(fn)
         return fn if made is None else made
-    memo = _KEYS if type(fn) in KEYED else _TUPLE_KEYS
-    found = memo.get(fn, _NOT_MADE)
+    memo, at = (_KEYS, fn) if type(fn) in KEYED else (_TUPLE_KEYS, (type(fn), fn))  # (a tuple: with its type)
+    found = memo.get(at, _NOT_MADE)
     if found is not _NOT_MADE:
         return fn if found is _BY_IDENTITY else found
     made = value_key(fn)
     if made is None or not made.volatile:
-        memo[fn] = _BY_IDENTITY if made is None else made
+        memo[at] = _BY_IDENTITY if made is None else made
         if memo is _TUPLE_KEYS and len(memo) > _TUPLE_MEMO_SIZE:
             memo.popitem(last=False)
     return fn if made is None else made
 
 
-_TUPLE_KEYS: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()  # transformation -> its key
+_TUPLE_KEYS: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()  # (type, transformation) -> key
 _TUPLE_MEMO_SIZE = 64
 
 
@@ -186,14 +186,15 @@ class _Walk:
         raise _Unkeyable
 
     def _object(self, obj: Any) -> Any:
-        """A bound method's object: a library's by identity; the user's by its class and attributes."""
+        """A bound method's object: a library's by identity; the user's by identity and its attributes (what
+        its class or other methods read is not looked into, so another object never shares the key)."""
         if _from_library(obj):
             return obj
         attrs = getattr(obj, "__dict__", None)
         if type(attrs) is not dict or hasattr(type(obj), "__slots__"):
             raise _Unkeyable
         self.volatile = True
-        return (type(obj), self.key(attrs))
+        return (type(obj), _Same(obj), self.key(attrs))
 
     def _function(self, fn: types.FunctionType) -> tuple:
         """A function's code, defaults, cells and the module globals its code names, by value."""
@@ -203,7 +204,8 @@ class _Walk:
         if not _library_name(g.get("__name__")):  # the user's: its globals may change between calls
             if _DYNAMIC.intersection(names):  # names read by a string (globals()["lr"]): not seen here
                 raise _Unkeyable
-            self.volatile = self.volatile or any(n in g and not _from_library(g[n]) for n in names)
+            # (a module it names, jnp or math, stays put; a number, a function or an object may be rebound)
+            self.volatile = self.volatile or any(n in g and not isinstance(g[n], types.ModuleType) for n in names)
         named = tuple([(n, self.key(g[n])) for n in names if n in g])
         return (fn.__code__, self.key(fn.__defaults__), self.key(fn.__kwdefaults__), cells, named)
 
@@ -213,6 +215,21 @@ class _Walk:
         except ValueError:  # an empty cell (assigned after the closure was made, as optax's unused clip_fn)
             return _EMPTY_CELL_KEY
         return self.key(contents)
+
+
+class _Same:
+    """An object in a key, equal only to itself (whatever its own ``==``), held alive with the key."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Same and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
 
 
 def scalar_key(v: Any) -> Optional[tuple]:

@@ -361,6 +361,35 @@ def test_a_bound_method_lr_is_keyed_by_its_objects_numbers() -> None:
         np.testing.assert_allclose(_gd5(sched.lr, x0), want, rtol=1e-12)
 
 
+def test_a_bound_method_of_another_object_never_shares_a_key() -> None:
+    """Keyed by its object's attributes alone, the bound method of a fresh object whose class attribute had
+    changed ran the first object's program (a review of the change, session 61): the object is in the key."""
+    x0 = jnp.asarray([1.0, -2.0])
+
+    class Scaled:
+        scale = 0.1
+
+        def lr(self, count: Any) -> Any:
+            return self.scale + 0.0 * count
+
+    for scale in (0.1, 0.4):
+        Scaled.scale = scale
+        np.testing.assert_allclose(_gd5(Scaled().lr, x0), np.asarray(x0) * (1.0 - scale) ** 5, rtol=1e-12)
+
+
+def _helper(count: Any) -> Any:
+    return 0.1 + 0.0 * count
+
+
+def test_a_closure_calling_a_redefined_global_function_sees_the_new_one(monkeypatch: Any) -> None:
+    """A global that holds a function may be rebound (a notebook cell run again): the key is volatile."""
+    x0 = jnp.asarray([1.0, -2.0])
+    sched = lambda count: _helper(count)  # noqa: E731
+    np.testing.assert_allclose(_gd5(sched, x0), np.asarray(x0) * 0.9**5, rtol=1e-12)
+    monkeypatch.setitem(globals(), "_helper", lambda count: 0.5 + 0.0 * count)
+    np.testing.assert_allclose(_gd5(sched, x0), np.asarray(x0) * 0.5**5, rtol=1e-12)
+
+
 def test_a_closure_reading_names_by_string_is_keyed_by_identity() -> None:
     """``lambda t: globals()["LR"]`` reads a global the walk cannot see: keyed by the object, each fresh one
     traced with its own value."""
@@ -389,3 +418,6 @@ def test_closure_key_volatility() -> None:
     finally:
         globals()["_SETTING"] = 0.1
     assert _closure_key.key(f) == before
+    tx = optax.sgd(0.1)  # a transformation's memo is by type too: ExtraArgs' update is called otherwise
+    other = optax.GradientTransformation(tx.init, tx.update)
+    assert type(tx) is not type(other) and _closure_key.key(tx) != _closure_key.key(other)

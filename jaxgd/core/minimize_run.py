@@ -324,7 +324,7 @@ def eager_result(packed: tuple, every: Optional[int] = None) -> Result:
         if result.history is None:  # (traced: empty arrays; concrete: NumPy's, as an eager Result's)
             empty = _driver.empty_history(0, result.state.value.dtype)
             result = result._replace(history=empty if isinstance(result.loss, jax.core.Tracer)
-                                     else _no_history(np.asarray(result.loss).dtype))
+                                     else _no_history(np.dtype(jnp.result_type(result.loss))))
         return result if every is None else trim_history(result, every)
     state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
     fields = _filled(result, state)
@@ -579,8 +579,8 @@ def trim_history(result: Result, every: int) -> Result:
     steps, history = result.steps, result.history
     # a concrete step count: a NumPy scalar from the eager run (the usual case, tested first), or a 0-d array
     concrete = isinstance(steps, np.generic) or (not isinstance(steps, jax.core.Tracer) and np.ndim(steps) == 0)
-    if every == 0 and concrete:
-        return result._replace(history=_no_history(np.asarray(result.loss).dtype))
+    if every == 0 and concrete:  # (the loss may be traced where the steps are not: under jax.grad)
+        return result._replace(history=_no_history(np.dtype(jnp.result_type(result.loss))))
     if every == 0 or not concrete:
         if not isinstance(history, History):  # stacked by run_flat, called under a trace
             # (concrete inputs inside a user's jit or jax.eval_shape): the rows, untrimmed
