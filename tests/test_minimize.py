@@ -176,17 +176,17 @@ def test_history_untrimmed_under_jit_pads_with_nan():
     assert res.status_enum is Status.GTOL
 
 
-def test_grad_through_a_run_without_history():
+@pytest.mark.parametrize("history", [False, pytest.param(20, marks=pytest.mark.slow)])  # (no row within max_steps)
+def test_grad_through_a_run_without_history(history):
     """jax.grad of a run with history=False (or no row within max_steps) failed converting the traced loss to
     NumPy for its empty history (a review, session 61). Reference: gd on 0.5 ||x - a||^2 by hand: the
     minimiser is a (the implicit adjoint: derivative 1 per entry), and x_10 = a + (x0 - a) 0.9^10 (unrolled:
     1 - 0.9^10)."""
     fun = lambda x, a: 0.5 * jnp.sum((x - a) ** 2)  # noqa: E731
-    for history in (False, 20):
-        for adjoint, want in (("implicit", 1.0), ("unroll", 1.0 - 0.9**10)):
-            grad = jax.grad(lambda a: jnp.sum(jaxgd.minimize(fun, jnp.zeros(3), (a,), lr=0.1, max_steps=10, gtol=0.0,
-                                                             history=history, adjoint=adjoint).params))(jnp.ones(3))
-            np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-10)
+    for adjoint, want in (("implicit", 1.0), ("unroll", 1.0 - 0.9**10)):
+        grad = jax.grad(lambda a: jnp.sum(jaxgd.minimize(fun, jnp.zeros(3), (a,), lr=0.1, max_steps=10, gtol=0.0,
+                                                         history=history, adjoint=adjoint).params))(jnp.ones(3))
+        np.testing.assert_allclose(np.asarray(grad), want, rtol=1e-10)
 
 
 def test_has_aux_returns_aux_at_final_params():

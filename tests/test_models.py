@@ -241,6 +241,7 @@ class _Signed(eqx.Module):
         return x @ self.w * jnp.copysign(1.0, self.s)
 
 
+@pytest.mark.slow  # ~2.4 s: two lbfgs programs
 def test_model_fields_equal_under_eq_but_not_in_bits_do_not_share_a_loop() -> None:
     """The static part was keyed by ``==``: a model with ``s=-0.0`` ran the loop traced from ``s=0.0`` (and was
     handed back with ``s=0.0``). Reference: least squares by NumPy, the weights' sign set by ``s``."""
