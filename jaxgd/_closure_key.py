@@ -194,7 +194,7 @@ class _Walk:
         if type(attrs) is not dict or hasattr(type(obj), "__slots__"):
             raise _Unkeyable
         self.volatile = True
-        return (type(obj), _Same(obj), self.key(attrs))
+        return (type(obj), ById(obj), self.key(attrs))
 
     def _function(self, fn: types.FunctionType) -> tuple:
         """A function's code, defaults, cells and the module globals its code names, by value."""
@@ -217,8 +217,9 @@ class _Walk:
         return self.key(contents)
 
 
-class _Same:
-    """An object in a key, equal only to itself (whatever its own ``==``), held alive with the key."""
+class ById:
+    """An object as a key, equal only to itself (whatever its own ``==``, and hashable or not), held
+    alive with the key (a bound method's object here; an unhashable loss in :mod:`jaxgd.core.cache`)."""
 
     __slots__ = ("obj",)
 
@@ -226,7 +227,7 @@ class _Same:
         self.obj = obj
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is _Same and other.obj is self.obj
+        return type(other) is ById and other.obj is self.obj
 
     def __hash__(self) -> int:
         return id(self.obj)

@@ -10,7 +10,7 @@ values never refer to the function (that would make the weak key strong).
 A callable that cannot be weakly referenced (rare: most objects can) falls
 back to a small module-level LRU of its own, bounded by ``maxsize``; so does
 an unhashable one (an Equinox module with an array field, an ``eq=True``
-dataclass), keyed by identity there (:class:`_ById`).
+dataclass), keyed by identity there (:class:`jaxgd._closure_key.ById`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import weakref
 from typing import Any, Callable, Hashable, Optional
 
 from . import compile as _compile
+from .._closure_key import ById
 
 
 _MISSING = object()
@@ -80,29 +81,14 @@ class PerFunction:
         return len(self._weak) + len(self._strong)
 
 
-class _ById:
-    """An unhashable function as a key: equal only to itself (its fields may be arrays, which
-    cannot be hashed; the function is held strongly, as every ``_strong`` entry's is)."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def __hash__(self) -> int:
-        return id(self.fn)
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, _ById) and other.fn is self.fn
-
-
 def _strong_key(fn: Any) -> Hashable:
-    """``fn``, or :class:`_ById` of it where it cannot be hashed."""
+    """``fn``, or :class:`jaxgd._closure_key.ById` of it where it cannot be hashed (its fields may be arrays;
+    held strongly, as every ``_strong`` entry's is)."""
     try:
         hash(fn)
         return fn
     except TypeError:
-        return _ById(fn)
+        return ById(fn)
 
 
 _JITS = PerFunction(maxsize=16)

@@ -28,7 +28,7 @@ bit.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -245,12 +245,7 @@ def _chunked(
         def inner(carry: tuple) -> tuple:
             c, ent = carry
             s, index, entries = _steps(solver, unpack(c), k_steps, stop, args)
-            for i, e in zip(index, entries):
-                # entries are consecutive: entry i goes to row i - first (a dropped one, i = n,
-                # rewrites the row it lands on, clamped, with its own value)
-                at = jnp.clip(i - first, 0, rows - 1)
-                old = lax.dynamic_slice(ent, (at, zero), (1, fields))
-                ent = lax.dynamic_update_slice(ent, jnp.where(i < n, e.astype(dtype)[None], old), (at, zero))
+            ent = _recorded(ent, index, entries, n, zero, first)
             return pack(s), ent
 
         def more(carry: tuple) -> jax.Array:
@@ -262,11 +257,7 @@ def _chunked(
         c, ent = lax.while_loop(more, inner, (c, ent))
         return c, lax.dynamic_update_slice(table, ent, (first, zero)), ent
 
-    def going(carry: tuple) -> jax.Array:
-        s = unpack(carry[0])
-        return running(s.status, s.count, limit)
-
-    c, table, _ = lax.while_loop(going, outer, (pack(state), table, blank))
+    c, table, _ = lax.while_loop(_going(unpack, limit), outer, (pack(state), table, blank))
     state = unpack(c)
     # what follows the run's last entry is NaN (the rows an older chunk left there included)
     end = jnp.minimum(_tree.count_div(state.count, every), n).astype(jnp.int32)
@@ -290,22 +281,38 @@ def _one_chunk(
     def body(carry: tuple) -> tuple:
         c, table = carry
         s, index, entries = _steps(solver, unpack(c), k_steps, stop, args)
-        for i, e in zip(index, entries):  # (a dropped entry, i = n, rewrites the last row with its own value)
-            at = jnp.clip(i, 0, n - 1)
-            old = lax.dynamic_slice(table, (at, zero), (1, fields))
-            table = lax.dynamic_update_slice(table, jnp.where(i < n, e.astype(dtype)[None], old), (at, zero))
+        table = _recorded(table, index, entries, n, zero)
         return pack(s), table
 
-    def going(carry: tuple) -> jax.Array:
-        s = unpack(carry[0])
-        return running(s.status, s.count, limit)
-
-    c, table = lax.while_loop(going, body, (pack(state), table))
+    c, table = lax.while_loop(_going(unpack, limit), body, (pack(state), table))
     state = unpack(c)
     # NaN past the run's last entry, as the two loops leave it (a history handed in with more rows)
     end = _tree.count_div(state.count, solver.history_every)
     table = jnp.where(jnp.arange(n)[:, None] < end, table, jnp.asarray(jnp.nan, dtype))
     return state, type(history)(*(table[:, i] for i in range(fields)))
+
+
+def _recorded(table: jax.Array, index: list, entries: list, n: int, zero: jax.Array,
+              first: Optional[jax.Array] = None) -> jax.Array:
+    """``table`` (rows, fields) with the block's history entries written in: entry ``i`` at row ``i - first``
+    (``i`` where ``first`` is None). Entries are consecutive; a dropped one (``i = n``) rewrites the row it
+    lands on, clamped, with its own value. ``zero``: the column index, the caller's (made outside its loop)."""
+    rows, fields = table.shape
+    for i, e in zip(index, entries):
+        at = jnp.clip(i if first is None else i - first, 0, rows - 1)
+        old = lax.dynamic_slice(table, (at, zero), (1, fields))
+        table = lax.dynamic_update_slice(table, jnp.where(i < n, e.astype(table.dtype)[None], old), (at, zero))
+    return table
+
+
+def _going(unpack: Callable, limit: Any) -> Callable:
+    """The outer history loop's test on its packed carry ``(state, ...)``: :func:`running`."""
+
+    def going(carry: tuple) -> jax.Array:
+        s = unpack(carry[0])
+        return running(s.status, s.count, limit)
+
+    return going
 
 
 def finish(solver: Any, state: Any, history: History, limit: Optional[Any] = None) -> Result:

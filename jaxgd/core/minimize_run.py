@@ -321,10 +321,10 @@ def eager_result(packed: tuple, every: Optional[int] = None) -> Result:
     result, floats, ints = packed
     if floats is None or isinstance(floats, jax.core.Tracer):  # see unpack_scalars
         result = fill_copies(unpack_scalars(packed))
-        if result.history is None:  # (traced: empty arrays; concrete: NumPy's, as an eager Result's)
-            empty = _driver.empty_history(0, result.state.value.dtype)
-            result = result._replace(history=empty if isinstance(result.loss, jax.core.Tracer)
-                                     else _no_history(np.dtype(jnp.result_type(result.loss))))
+        if result.history is None and isinstance(result.loss, jax.core.Tracer):  # (traced: empty arrays)
+            result = result._replace(history=_driver.empty_history(0, result.state.value.dtype))
+        elif result.history is None:  # (concrete: NumPy's, as an eager Result's)
+            result = result._replace(history=_no_history(np.dtype(jnp.result_type(result.loss))))
         return result if every is None else trim_history(result, every)
     state = _unpacked_state(result.state, np.asarray(floats), np.asarray(ints))
     fields = _filled(result, state)

@@ -246,11 +246,14 @@ def keyword_note(name: str, valid: Optional[Sequence[str]] = None) -> Optional[s
     keywords; fit's (``epochs``, no ``gtol``) and as_optax's (``method``, neither) get the notes that
     name only keywords they have."""
     name = {"b1": "betas", "b2": "betas", "beta1": "betas", "beta2": "betas"}.get(name, name)
-    fits = valid is not None and "epochs" in valid and "gtol" not in valid
-    optaxed = valid is not None and "method" in valid and "epochs" not in valid and "gtol" not in valid
-    notes = ({**KEYWORD_NOTES, **FIT_KEYWORD_NOTES} if fits else {**KEYWORD_NOTES, **AS_OPTAX_KEYWORD_NOTES} if optaxed
-             else KEYWORD_NOTES)
-    return notes.get(name) or notes.get(name.lower())
+    own: dict[str, str] = {}  # the called function's own notes, over the common ones
+    if valid is not None and "gtol" not in valid:
+        own = FIT_KEYWORD_NOTES if "epochs" in valid else AS_OPTAX_KEYWORD_NOTES if "method" in valid else {}
+    for n in (name, name.lower()):
+        note = own.get(n) or KEYWORD_NOTES.get(n)
+        if note:
+            return note
+    return None
 
 
 def suggest_method(name: str) -> Optional[str]:

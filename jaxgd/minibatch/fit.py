@@ -634,7 +634,7 @@ def fit(
     weights = (jax.ShapeDtypeStruct((batch_size,), _params_dtype(p_spec)),) if mask else ()
     how = " (the weighted mean over the batch)" if mask else ""
     keys = (jax.ShapeDtypeStruct(np.shape(key), key.dtype),) if loss_key else ()
-    call = "fun(params, batch" + (", weights" if mask else "") + (", key)" if loss_key else ")")
+    call = _fun_call(mask, loss_key)
     call_error = MASK_SIGNATURE.replace("fun(params, batch, weights)", call) if mask else ""
     dtype = _scalar_dtype(fun, "fun", how, p_spec, _spec(data, batch_size), *weights, *keys, call_error=call_error,
                           call=call)
@@ -735,7 +735,7 @@ def _check_loss_key(fun: Any, loss_key: Any, remainder: Any, default_eval: bool)
         return
     mask = remainder is Remainder.MASK
     if loss_key:
-        call = "fun(params, batch" + (", weights" if mask else "") + ", key) with key the step's PRNG key"
+        call = _fun_call(mask, True) + " with key the step's PRNG key"
         _explain.check_signature(fun, "fit(loss_key=True)", call, 4 if mask else 3, LOSS_KEY_HINT)
         if default_eval and not _explain.can_call(fun, 3 if mask else 2):
             call = "fun(params, eval_data, ones)" if mask else "fun(params, eval_data)"
@@ -745,6 +745,11 @@ def _check_loss_key(fun: Any, loss_key: Any, remainder: Any, default_eval: bool)
     elif _explain.can_call(fun, 4) and not _explain.can_call(fun, 3):
         _explain.check_signature(fun, "fit", "fun(params, batch, weights) (remainder=Remainder.MASK)", 3,
                                  MASK_KEY_HINT)
+
+
+def _fun_call(mask: bool, loss_key: bool) -> str:
+    """The call fit makes of ``fun``, as messages spell it: ``fun(params, batch[, weights][, key])``."""
+    return "fun(params, batch" + (", weights" if mask else "") + (", key)" if loss_key else ")")
 
 
 def _check_per_epoch(solver: Solver, n: int, batch_size: int, n_batches: int, mask: bool) -> None:
