@@ -168,15 +168,19 @@ def quad(x):
 
 def test_accelerated_on_a_smooth_loss_is_nesterov_fista_in_numpy():
     """Reference: Beck & Teboulle's FISTA (2009, eqs. 4.1-4.3) with prox = identity,
-    i.e. Nesterov's accelerated gradient, as a NumPy loop."""
+    i.e. Nesterov's accelerated gradient, with O'Donoghue & Candes's gradient restart (2015,
+    section 3.2: t = 1 where the step opposes the momentum, (y - x_new).(x_new - x) > 0), as a NumPy loop."""
     lr, n = 1.0 / np.linalg.eigvalsh(H).max(), 30
     x = x_prev = np.zeros(3)
-    t = 1.0
+    t, restarts = 1.0, 0
     for k in range(n):
         t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
         y = x + (t - 1.0) / t_next * (x - x_prev) if k > 0 else x
         x_prev, x = x, y - lr * (H @ y - BV)
         t = t_next if k > 0 else t
+        if (y - x) @ (x - x_prev) > 0:
+            t, restarts = 1.0, restarts + 1
+    assert restarts > 0
     res = jaxgd.minimize(quad, jnp.zeros(3), lr=lr, accelerated=True, max_steps=n, gtol=0.0)
     np.testing.assert_allclose(np.asarray(res.params), x, rtol=1e-10, atol=1e-12)
     plain = jaxgd.minimize(quad, jnp.zeros(3), lr=lr, max_steps=n, gtol=0.0)

@@ -113,7 +113,10 @@ OPTIONS: dict[str, Option] = {
     "accelerated": Option(False, (
         "FISTA momentum (Beck & Teboulle 2009) on the proximal step: each step starts from the "
         "extrapolated point ``y_k = x_k + (t_{k-1} - 1)/t_k (x_k - x_{k-1})`` (with ``bounds``, projected into "
-        "the box: the loss is never evaluated outside it), at the cost of one more gradient there. For ``gd`` (with ``l1``/``bounds`` and a constant ``lr`` <= 1/L, a schedule, or "
+        "the box: the loss is never evaluated outside it), at the cost of one more gradient there. In ``minimize`` and "
+        "``Solver`` the momentum restarts (``t = 1``) after a step that opposes it, "
+        "``(y_k - x_{k+1}) . (x_{k+1} - x_k) > 0`` (O'Donoghue & Candes 2015's gradient scheme): a linear rate on a "
+        "strongly convex loss, where plain FISTA oscillates (``fit``'s minibatch steps keep plain FISTA). For ``gd`` (with ``l1``/``bounds`` and a constant ``lr`` <= 1/L, a schedule, or "
         "``Backtracking(c1=0.5)``, Beck & Teboulle's test; not monotone); refused with every other registered "
         "method, an optax transformation, and with step-size rules whose steps may exceed 1/L (the other searches, ``BarzilaiBorwein``, "
         "``Polyak``, ``Backtracking`` with ``c1 < 0.5`` or ``increase``): they diverged or stalled with it."

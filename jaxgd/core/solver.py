@@ -49,7 +49,7 @@ from .. import _tree, _validate
 from ..interop import models as _models
 from . import stepsize as _stepsize
 from ..prox.operators import checked_weights as _prox_weights
-from ..prox.operators import fista_extrapolate, fista_init, l2_penalty
+from ..prox.operators import fista_extrapolate, fista_init, fista_restart, l2_penalty
 from .status import History, Result, Status, tolerance_status
 from .._types import ArrayLike, Grads, LossFn, Params, PyTree
 
@@ -555,6 +555,8 @@ class Solver:
         new_value = jnp.asarray(trial.value).astype(value.dtype)
         new_grad = _tree.cast_like(trial.grad, grad)
         new_params = _tree.cast_like(trial.params, params)
+        if self.accelerated:  # (params is y_k here)
+            accel = fista_restart(accel, params, new_params, state.params)
         gnorm, finite = self._measure(new_params, new_value, new_grad)
         failed = jnp.asarray(info.failed)
         accept = _tree.shared(finite & ~failed & running, params)  # (not recomputed in each leaf's select)
