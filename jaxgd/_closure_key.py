@@ -44,7 +44,6 @@ first key.
 
 from __future__ import annotations
 
-import collections
 import functools
 import types
 import weakref
@@ -52,6 +51,8 @@ from typing import Any, Hashable, Optional
 
 import jax
 import numpy as np
+
+from . import _bounded
 
 
 # Modules whose objects (modules, classes, callables) are keyed by identity.
@@ -119,13 +120,10 @@ def key(fn: Any) -> Hashable:
     made = value_key(fn)
     if made is None or not made.volatile:
         memo[at] = _BY_IDENTITY if made is None else made
-        if memo is _TUPLE_KEYS and len(memo) > _TUPLE_MEMO_SIZE:
-            memo.popitem(last=False)
     return fn if made is None else made
 
 
-_TUPLE_KEYS: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()  # (type, transformation) -> key
-_TUPLE_MEMO_SIZE = 64
+_TUPLE_KEYS = _bounded.Bounded(64)  # (type, transformation) -> key, the newest 64
 
 
 def value_key(value: Any) -> Optional[ValueKey]:

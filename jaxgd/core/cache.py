@@ -15,12 +15,12 @@ dataclass), keyed by identity there (:class:`jaxgd._closure_key.ById`).
 
 from __future__ import annotations
 
-import collections
 import functools
 import weakref
 from typing import Any, Callable, Hashable, Optional
 
 from . import compile as _compile
+from .. import _bounded
 from .._closure_key import ById
 
 
@@ -37,21 +37,19 @@ class PerFunction:
     def __init__(self, maxsize: int = 64) -> None:
         self.maxsize = maxsize
         self._weak: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._strong: collections.OrderedDict = collections.OrderedDict()
+        self._strong = _bounded.Bounded(maxsize)
 
-    def _entries(self, fn: Any) -> collections.OrderedDict:
+    def _entries(self, fn: Any) -> _bounded.Bounded:
         try:
             entries = self._weak.get(fn)
             if entries is None:
-                entries = self._weak[fn] = collections.OrderedDict()
+                entries = self._weak[fn] = _bounded.Bounded(self.maxsize)
             return entries
         except TypeError:  # not weakly referenceable, or unhashable
             fn = _strong_key(fn)
             entries = self._strong.get(fn)
             if entries is None:
-                entries = self._strong[fn] = collections.OrderedDict()
-                if len(self._strong) > self.maxsize:
-                    self._strong.popitem(last=False)
+                entries = self._strong[fn] = _bounded.Bounded(self.maxsize)
             return entries
 
     def get(self, fn: Any, key: Hashable, make: Callable[[], Any]) -> Any:
@@ -74,8 +72,6 @@ class PerFunction:
         """Keep ``value`` for ``(fn, key)`` (the oldest key of ``fn`` out beyond ``maxsize``)."""
         entries = self._entries(fn)
         entries[key] = value
-        if len(entries) > self.maxsize:
-            entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._weak) + len(self._strong)

@@ -10,7 +10,6 @@ and nothing registers itself by side effect.
 
 from __future__ import annotations
 
-import collections
 from typing import Any, Callable
 
 import optax
@@ -20,7 +19,7 @@ from .base import Direction as Direction
 from .base import default_lr as default_lr
 from .base import from_optax as from_optax
 from .base import from_preconditioner as from_preconditioner
-from .. import _closure_key
+from .. import _bounded, _closure_key
 from ..interop import explain as _explain
 from ..protocols import SearchDirection
 
@@ -82,8 +81,7 @@ def resolve(method: Any) -> Direction:
 # Directions made from optax transformations, by the transformation's value (_closure_key.key): an
 # optimizer built anew with the same numbers (optax.adam(1e-3) in a training function) gets the direction
 # made from the first, and so its compiled loop (the functions of equal code and values compute the same).
-_BY_VALUE: collections.OrderedDict = collections.OrderedDict()
-_BY_VALUE_SIZE = 64
+_BY_VALUE = _bounded.Bounded(64)
 
 
 def _from_optax_cached(tx: optax.GradientTransformation) -> Direction:
@@ -91,6 +89,4 @@ def _from_optax_cached(tx: optax.GradientTransformation) -> Direction:
     made = _BY_VALUE.get(key)
     if made is None:
         made = _BY_VALUE[key] = from_optax(tx)
-        while len(_BY_VALUE) > _BY_VALUE_SIZE:
-            _BY_VALUE.popitem(last=False)
     return made

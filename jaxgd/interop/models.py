@@ -26,7 +26,6 @@ modules (the check looks in ``sys.modules``), so both stay optional.
 
 from __future__ import annotations
 
-import collections
 import sys
 import weakref
 from typing import Any, Callable, Hashable, NamedTuple, Optional
@@ -34,7 +33,7 @@ from typing import Any, Callable, Hashable, NamedTuple, Optional
 import jax
 import numpy as np
 
-from .. import _closure_key
+from .. import _bounded, _closure_key
 from .._types import Params, PyTree
 
 
@@ -145,14 +144,12 @@ def _interned(fun: Callable[..., Any], key: Hashable, make: Callable[[], Any]) -
     try:
         table = _INTERN.get(fun)
         if table is None:
-            table = _INTERN[fun] = collections.OrderedDict()
+            table = _INTERN[fun] = _bounded.Bounded(_INTERN_PER_FUN)
     except TypeError:  # not weakly referenceable: no interning
         return make()
     obj = table.get(key)
     if obj is None:
         obj = table[key] = make()
-        if len(table) > _INTERN_PER_FUN:
-            table.popitem(last=False)
     else:
         table.move_to_end(key)
     return obj
