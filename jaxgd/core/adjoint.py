@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _bounded
 from ..interop import explain as _explain
 from . import compile as _compile
 from . import implicit as _implicit
@@ -59,7 +60,7 @@ def _key(solver: Any, x0: Any, args: tuple) -> Any:
     return key
 
 
-_REVERSIBLE: dict = {}  # structure key -> True: checked (bounded: the last 256)
+_REVERSIBLE = _bounded.Bounded(256)  # structure key -> True: checked (the last 256)
 
 
 def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
@@ -79,8 +80,6 @@ def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
         return
     _unroll.check_reversible(*_abstract((solver, x0, args)))
     if key is not None:
-        if len(_REVERSIBLE) >= 256:
-            _REVERSIBLE.pop(next(iter(_REVERSIBLE)))
         _REVERSIBLE[key] = True
 
 

@@ -33,7 +33,7 @@ from ..checkpoint import resume as _resume
 from ..host import tier as _host_tier
 from ..interop import models as _models
 
-from .. import _mesh, _tree, _validate
+from .. import _bounded, _mesh, _tree, _validate
 from . import solver as _solver
 from .loss_check import check_loss
 from .status import Result
@@ -85,13 +85,11 @@ def _finite(leaf: Any) -> bool:
     else:
         ok = bool(np.isfinite(np.asarray(leaf)).all())
     if ok and is_jax:
-        if len(_FINITE) >= 64:
-            _FINITE.pop(next(iter(_FINITE)))
         _FINITE[id(leaf)] = weakref.ref(leaf)
     return ok
 
 
-_FINITE: dict[int, Any] = {}  # id(array) -> weakref(array) of arrays found finite
+_FINITE = _bounded.Bounded(64)  # id(array) -> weakref(array) of the last 64 arrays found finite
 _all_finite = jax.jit(lambda a: jnp.isfinite(a).all())
 
 
