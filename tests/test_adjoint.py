@@ -718,3 +718,65 @@ def test_an_optax_method_with_extra_arguments_under_vmap() -> None:
         alone = run(starts[i])
         np.testing.assert_allclose(lanes.params[i], alone.params, rtol=1e-12)
         assert int(lanes.steps[i]) == int(alone.steps)
+
+
+# -- losses holding a derivative rule of their own (session 62: an ODE solve's custom_vjp) ------------------
+@jax.custom_vjp
+def _root(v: Any) -> Any:
+    """sqrt(v) by Heron's iteration in a lax.while_loop (reverse mode cannot pass it), with its own
+    derivative 1 / (2 sqrt(v)) as a custom_vjp: the shape of jax.experimental.ode.odeint."""
+    r = jax.lax.while_loop(lambda c: jnp.max(jnp.abs(c * c - v)) > 1e-14 * jnp.max(v), lambda c: 0.5 * (c + v / c),
+                           jnp.maximum(v, 1.0))
+    return r
+
+
+_root.defvjp(lambda v: (_root(v), _root(v)), lambda r, ct: (ct / (2.0 * r),))
+
+
+def _root_loss(w: Any, y: Any) -> jax.Array:
+    return 0.5 * jnp.sum((_root(1.0 + (X[:, :2] @ w) ** 2) - y) ** 2)
+
+
+def test_unroll_differentiates_a_loss_whose_loop_has_a_custom_vjp() -> None:
+    """A loss holding a custom_vjp whose forward pass is a while_loop (odeint's shape): adjoint='unroll'
+    reverse-differentiates the steps through the rule. Reference: central differences of the same run.
+    (It was refused, naming method='gd' and the float lr it already had.)"""
+    y0 = jnp.asarray(RNG.normal(size=N)) + 2.0
+    run = lambda s: jaxgd.minimize(_root_loss, jnp.full(2, 0.3), (y0 * s,), method="gd", lr=2e-3,  # noqa: E731
+                                   max_steps=200, gtol=0.0, adjoint="unroll").params @ jnp.asarray([1.0, 2.0])
+    h = 1e-6
+    np.testing.assert_allclose(float(jax.grad(run)(1.0)), float((run(1.0 + h) - run(1.0 - h)) / (2 * h)), rtol=1e-6)
+
+
+def test_implicit_refuses_a_loss_with_a_custom_vjp_before_the_solve() -> None:
+    """adjoint='implicit' takes Hessian-vector products in forward mode, which a custom_vjp refuses: a
+    ValueError naming adjoint='unroll' before the solve (eagerly) or when the rule is traced (under
+    jax.jit), where JAX's own TypeError came after the solve, naming nothing of jaxgd's."""
+    y0 = jnp.asarray(RNG.normal(size=N)) + 2.0
+    run = lambda s: jaxgd.minimize(_root_loss, jnp.full(2, 0.3), (y0 * s,), method="lbfgs").params[0]  # noqa: E731
+    for fn in (run, jax.jit(run)):
+        with pytest.raises(ValueError, match=r"adjoint='implicit' cannot differentiate.*custom_vjp.*adjoint='unroll'"):
+            jax.grad(fn)(1.0)
+    assert np.isfinite(float(run(1.0)))  # (undifferentiated: runs)
+
+
+@jax.custom_jvp
+def _soft(v: Any) -> Any:
+    return jnp.log1p(jnp.exp(v))
+
+
+@_soft.defjvp
+def _soft_jvp(primals: tuple, tangents: tuple) -> tuple:
+    (v,), (dv,) = primals, tangents
+    slope = jax.lax.while_loop(lambda c: c[1] < 1, lambda c: (jax.nn.sigmoid(v), c[1] + 1), (v, 0))[0]
+    return _soft(v), slope * dv
+
+
+def test_unroll_names_a_loss_whose_gradient_reverse_mode_cannot_pass() -> None:
+    """A loss whose derivative rule computes its slope in a while_loop: its gradient runs, its gradient's
+    derivative does not. adjoint='unroll' names the loss fun (it blamed the method), before compiling."""
+    loss = lambda w: jnp.sum(_soft(X @ w) - Y * (X @ w)) / N  # noqa: E731
+    assert np.isfinite(np.asarray(jax.grad(loss)(jnp.zeros(D)))).all()
+    with pytest.raises(ValueError, match="cannot reverse-differentiate the loss fun's gradient"):
+        jax.grad(lambda s: jaxgd.minimize(lambda w: s * loss(w), jnp.zeros(D), method="gd", lr=0.1,
+                                          adjoint="unroll").loss)(1.0)

@@ -205,6 +205,25 @@ def M(c: Ctx, **kw: Any) -> Any:
 _AB = {"a": np.zeros(2), "b": np.zeros(2)}  # a pytree x0 for the bounds rows
 
 
+@jax.custom_vjp
+def _sq(v: Any) -> Any:  # v ** 2 with its own reverse rule (no forward mode: as jax.experimental.ode.odeint)
+    return v * v
+
+
+_sq.defvjp(lambda v: (_sq(v), v), lambda v, ct: (2.0 * v * ct,))  # (its forward pass calls it: odeint's does)
+
+
+@jax.custom_jvp
+def _looped(v: Any) -> Any:  # v ** 2, its slope computed in a while_loop (a gradient reverse mode cannot pass)
+    return v * v
+
+
+@_looped.defjvp
+def _looped_jvp(primals: tuple, tangents: tuple) -> tuple:
+    (v,), (dv,) = primals, tangents
+    return v * v, jax.lax.while_loop(lambda c: c[1] < 1, lambda c: (2.0 * v, c[1] + 1), (v, 0))[0] * dv
+
+
 def _ab_loss(p: Any) -> Any:
     return jnp.sum((p["a"] - 1.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2)
 
@@ -511,6 +530,10 @@ ROWS: list[Row] = [
     R("minimize", "adjoint", "None", ValueError, "adjoint must be one of", lambda c: M(c, adjoint=None)),
     R("minimize", "adjoint", '"unroll" with lr=linesearch.StrongWolfe()', ValueError, "adjoint='unroll' cannot reverse-differentiate the step-size rule lr=StrongWolfe", lambda c: M(c, adjoint="unroll", lr=jaxgd.linesearch.StrongWolfe()), True),
     R("minimize", "adjoint", '"unroll" with method="lbfgs" (default lr: a line search)', ValueError, "use adjoint='implicit'", lambda c: M(c, adjoint="unroll", method="lbfgs"), True),
+    R("minimize", "adjoint", '"implicit" (the default) under jax.grad, fun holding a jax.custom_vjp', ValueError, "adjoint='implicit' cannot differentiate this solve",
+      lambda c: jax.grad(lambda s: M(c, fun=lambda x, t: jnp.sum(_sq(x - t)), args=(s,)).loss)(1.0), True),
+    R("minimize", "adjoint", '"unroll" under jax.grad, fun\'s gradient running a lax.while_loop', ValueError, "cannot reverse-differentiate the loss fun's gradient",
+      lambda c: jax.grad(lambda s: M(c, fun=lambda x: s * jnp.sum(_looped(x)), lr=0.1, adjoint="unroll").loss)(1.0), True),
     R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),
     R("check_grad", "reference", "returns shape (4,) for x of shape (3,)", ValueError, "reference gradient for leaf x has shape (4,); expected (3,)", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: np.zeros(4)), True),
     R("check_grad", "reference", "returns 2 x + 5j (complex)", ValueError, "reference gradient for leaf x is not a real numeric array", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: 2 * np.asarray(x) + 5j), True),

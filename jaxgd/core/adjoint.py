@@ -63,24 +63,28 @@ def _key(solver: Any, x0: Any, args: tuple) -> Any:
 _REVERSIBLE = _bounded.Bounded(256)  # structure key -> True: checked (the last 256)
 
 
-def check_solver(mode: str, solver: Any, x0: Any, args: tuple) -> None:
+def check_solver(mode: str, solver: Any, x0: Any, args: tuple, differentiated: bool = False) -> None:
     """Refuse what ``mode`` cannot differentiate, on the host (nothing compiles).
 
-    ``"unroll"`` traces one step (``jax.make_jaxpr``, cached per structure)
-    and refuses a step that runs a ``while_loop`` (a line search), naming the
-    ``lr`` rule or the ``method``.
+    ``"unroll"`` traces one step's reverse derivative (``jax.make_jaxpr``, cached per structure)
+    and refuses a step that reverse mode cannot get through (a line search's ``while_loop``), naming
+    the loss, the ``lr`` rule or the ``method``. ``"implicit"``, where ``differentiated`` (a ``jax.grad``
+    or ``jvp`` tracer among the inputs), traces one Hessian-vector product and refuses a loss holding a
+    ``jax.custom_vjp`` (no forward mode).
 
     Raises:
-      ValueError: from :func:`jaxgd.core.unroll.check_reversible`.
+      ValueError: from :func:`jaxgd.core.unroll.check_reversible` or
+        :func:`jaxgd.core.implicit.check_forward`.
     """
-    if mode != "unroll":
+    if mode == "implicit" and not differentiated:
         return
     key = _key(solver, x0, args)
-    if key is not None and key in _REVERSIBLE:
+    if key is not None and (mode, key) in _REVERSIBLE:
         return
-    _unroll.check_reversible(*_abstract((solver, x0, args)))
+    check = _unroll.check_reversible if mode == "unroll" else _implicit.check_forward
+    check(*_abstract((solver, x0, args)))
     if key is not None:
-        _REVERSIBLE[key] = True
+        _REVERSIBLE[(mode, key)] = True
 
 
 def run(mode: str, plain: Callable, package: Callable, solver: Any, x0: Any, args: tuple) -> Any:

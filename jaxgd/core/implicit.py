@@ -239,6 +239,42 @@ def keep_alive(fun: Any) -> None:
         RECENT_LOSSES.append(fun)
 
 
+NOT_FORWARD = (
+    "adjoint='implicit' cannot differentiate this solve: its derivative takes Hessian-vector products of the "
+    "loss fun in forward mode (jax.jvp of jax.grad), and fun calls a jax.custom_vjp function (as "
+    "jax.experimental.ode.odeint does), which has no forward mode; use adjoint='unroll' (with a float lr or a "
+    "schedule: the steps reverse-differentiated, through the custom_vjp's own rule)"
+)
+
+
+def check_forward(solver: Any, x0: Params, args: tuple) -> None:
+    """Refuse, before the solve, a loss that forward mode cannot get through (a ``jax.custom_vjp``
+    inside): one Hessian-vector product traced (``jax.make_jaxpr``, nothing compiles), where JAX stages
+    the custom_vjp's forward-mode tangent as a ``custom_lin`` that refuses to run.
+
+    Raises:
+      ValueError: :data:`NOT_FORWARD`, naming ``adjoint='unroll'`` instead.
+    """
+    def hvp(s: Any, x: Params, a: tuple) -> Params:
+        return jax.jvp(lambda p: jax.grad(lambda q: s.objective(q, *a)[0])(p), (x,), (x,))[1]
+
+    if _stages(jax.make_jaxpr(hvp)(solver, x0, args).jaxpr, "custom_lin"):
+        raise ValueError(NOT_FORWARD)
+
+
+def _stages(jaxpr: Any, name: str) -> bool:
+    """Whether ``jaxpr`` holds an equation of primitive ``name``, its sub-jaxprs included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for value in eqn.params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(item, "jaxpr", item)
+                if hasattr(inner, "eqns") and _stages(inner, name):
+                    return True
+    return False
+
+
 @jax.custom_jvp
 def attach(x: Params, value: jax.Array, aux: Any, loss: Any, solver: Any, args: tuple) -> tuple:
     """The identity on ``(x, value, aux, loss)``; its JVP is the implicit derivative.
@@ -260,12 +296,13 @@ def _attach_jvp(primals: tuple, tangents: tuple) -> tuple:
     # jax.hessian, grad of grad) it carries x*'s own tangent, so that this rule's dependence on x*
     # is differentiated too (the solve's x alone is a constant, computed under stop_gradient)
     x = attach(x, value, aux, loss, solver, args)[0]
-    dx = solution_tangent(solver, x, args, dsolver, dargs)
 
     def outputs(p: Params, s: Any, a: tuple) -> tuple:
         v, au = s.objective(p, *a)
         return v, au, (None if loss is None else s.loss(p, v))
 
+    check_forward(solver, x, args)  # (a custom_vjp in fun, where minimize did not see the derivative coming)
+    dx = solution_tangent(solver, x, args, dsolver, dargs)
     (_, _, _), (dvalue, daux, dloss) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
     dvalue = jnp.asarray(dvalue).astype(jnp.result_type(value))
     if loss is not None:

@@ -42,6 +42,11 @@ NOT_REVERSIBLE = (
     "(a line search, or the non-finite back-off of BarzilaiBorwein/Polyak/ReduceOnPlateau: an inner loop "
     "of data-dependent length); use adjoint='implicit', or a float lr or a schedule (jaxgd.schedules, optax)"
 )
+LOSS_NOT_REVERSIBLE = (
+    "adjoint='unroll' cannot reverse-differentiate the loss fun's gradient: it runs a lax.while_loop that reverse "
+    "mode cannot get through; write that loop with lax.scan, or give it a derivative rule (jax.custom_vjp, "
+    "lax.custom_root), or use adjoint='implicit'"
+)
 
 
 def chunk_length(max_steps: int) -> int:
@@ -111,47 +116,64 @@ def run_unrolled(solver: Any, x0: Params, args: tuple) -> Any:
     return result
 
 
-def _has_while(jaxpr: Any) -> bool:
-    """Whether a (closed) jaxpr runs a ``while`` anywhere, sub-jaxprs included."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "while":
-            return True
-        for sub in _subjaxprs(eqn):
-            if _has_while(sub):
-                return True
-    return False
+# JAX's refusal to transpose a while_loop (the text of its ValueError)
+_WHILE_REFUSED = "Reverse-mode differentiation does not work for lax.while_loop"
 
 
-def _subjaxprs(eqn: Any) -> list:
-    out = []
-    for v in eqn.params.values():
-        for item in v if isinstance(v, (tuple, list)) else (v,):
-            inner = getattr(item, "jaxpr", item)
-            if hasattr(inner, "eqns"):
-                out.append(inner)
-    return out
+def _reverses(fn: Any, x0: Params, args: tuple, *rest: Any) -> bool:
+    """Whether reverse mode gets through ``fn(x0, args, *rest)`` (a scalar) with respect to ``x0`` and the
+    floating leaves of ``args``: JAX's own transposition, traced (``jax.make_jaxpr``: nothing compiles)."""
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    real = [jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in leaves]
+
+    def split(x: Params, floats: list, others: list, *r: Any) -> Any:
+        f, o = iter(floats), iter(others)
+        return fn(x, jax.tree_util.tree_unflatten(tree, [next(f) if k else next(o) for k in real]), *r)
+
+    floats = [leaf for leaf, k in zip(leaves, real) if k]
+    others = [leaf for leaf, k in zip(leaves, real) if not k]
+    try:
+        jax.make_jaxpr(jax.grad(split, argnums=(0, 1)))(x0, floats, others, *rest)
+    except ValueError as err:
+        if _WHILE_REFUSED not in str(err):
+            raise
+        return False
+    return True
 
 
-def _step_has_while(solver: Any, x0: Params, args: tuple) -> bool:
-    def step(s: Any, x: Params, a: tuple) -> Any:
-        return s._advance(s.init(x, *a), a, running_known=False)  # (Solver.step, unchecked: init built the state)
+def _step_reverses(solver: Any, x0: Params, args: tuple) -> bool:
+    def step(x: Params, a: tuple, s: Any) -> Any:
+        p = s._advance(s.init(x, *a), a, running_known=False).params  # (Solver.step, unchecked: init built it)
+        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree_util.tree_leaves(p))
 
-    closed = jax.make_jaxpr(step)(solver, x0, args)
-    return _has_while(closed.jaxpr)
+    return _reverses(step, x0, args, solver)
+
+
+def _gradient_reverses(solver: Any, x0: Params, args: tuple) -> bool:
+    def slope(x: Params, a: tuple, s: Any) -> Any:
+        g = jax.grad(lambda p: s.objective(p, *a)[0])(x)
+        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree_util.tree_leaves(g))
+
+    return _reverses(slope, x0, args, solver)
 
 
 def check_reversible(solver: Any, x0: Params, args: tuple) -> None:
-    """Refuse, before anything compiles, a solver whose step holds a ``while_loop``.
+    """Refuse, before anything compiles, a solver whose step reverse mode cannot get through.
 
-    One step is traced (``jax.make_jaxpr``: nothing compiles). If it holds a
-    ``while``, the step is traced again with the step-size rule replaced by a
-    constant, to name the culprit: the ``lr`` rule or the ``method``.
+    One step's reverse derivative (with respect to ``x0`` and ``args``) is traced (``jax.make_jaxpr``:
+    nothing compiles); JAX refuses a ``lax.while_loop`` on the way. A loop of the loss's own that reverse
+    mode gets through (behind a ``jax.custom_vjp``, as ``jax.experimental.ode.odeint``'s, or
+    ``lax.custom_root``) passes. Where the step is refused, the culprit is named: the loss (its gradient's
+    own derivative is refused), else the ``lr`` rule (the step with a constant rule passes), else the
+    ``method``.
 
     Raises:
-      ValueError: naming the rule (or method) and suggesting ``adjoint='implicit'``.
+      ValueError: naming the loss, the rule or the method, and what to use instead.
     """
-    if not _step_has_while(solver, x0, args):
+    if _step_reverses(solver, x0, args):
         return
+    if not _gradient_reverses(solver, x0, args):
+        raise ValueError(LOSS_NOT_REVERSIBLE)
     from .stepsize import ScheduleRule
 
     plain = jax.tree_util.tree_unflatten(
@@ -159,7 +181,7 @@ def check_reversible(solver: Any, x0: Params, args: tuple) -> None:
         [ScheduleRule(1.0) if leaf is solver.rule else leaf
          for leaf in jax.tree_util.tree_leaves(solver, is_leaf=lambda v: v is solver.rule)],
     )
-    if _step_has_while(plain, x0, args):
+    if not _step_reverses(plain, x0, args):
         raise ValueError(NOT_REVERSIBLE.format(who=f"method={solver.direction.name!r}"))
     rule = type(solver.rule).__name__
     raise ValueError(NOT_REVERSIBLE.format(who=f"the step-size rule lr={rule} (method={solver.direction.name!r})"))
