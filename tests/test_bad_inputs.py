@@ -224,6 +224,11 @@ def _looped_jvp(primals: tuple, tangents: tuple) -> tuple:
     return v * v, jax.lax.while_loop(lambda c: c[1] < 1, lambda c: (2.0 * v, c[1] + 1), (v, 0))[0] * dv
 
 
+def _loop_loss(x: Any, *batch: Any) -> Any:  # ||z||^2 at the fixed point z = x / 2 + z / 2, by a lax.while_loop
+    z = jax.lax.while_loop(lambda z: jnp.max(jnp.abs(z - x)) > 1e-6, lambda z: 0.5 * (x + z), jnp.zeros_like(x))
+    return jnp.sum(z * z)
+
+
 def _ab_loss(p: Any) -> Any:
     return jnp.sum((p["a"] - 1.0) ** 2) + jnp.sum((p["b"] + 1.0) ** 2)
 
@@ -279,6 +284,9 @@ ROWS: list[Row] = [
     # -- minimize: the loss ------------------------------------------------------
     R("minimize", "fun", "3 (not callable)", TypeError, "fun must be callable", lambda c: M(c, fun=3)),
     R("minimize", "fun", "returns shape (3,)", TypeError, "fun must return a real scalar loss", lambda c: M(c, fun=_vector), True),
+    R("minimize", "fun", "runs a lax.while_loop (a fixed point)", ValueError, "fun: jax.grad cannot differentiate the loss: it runs a lax.while_loop", lambda c: M(c, fun=_loop_loss), True),
+    R("Solver.init", "fun", "runs a lax.while_loop (a fixed point)", ValueError, "fun: jax.grad cannot differentiate the loss: it runs a lax.while_loop", lambda c: jaxgd.Solver(_loop_loss, "gd", 0.1).init(c.x0), True),
+    R("check_grad", "fun", "runs a lax.while_loop (a fixed point)", ValueError, "fun: jax.grad cannot differentiate the loss: it runs a lax.while_loop", lambda c: jaxgd.check_grad(_loop_loss, c.x0), True),
     R("minimize", "fun", "returns an int32 scalar", TypeError, "fun must return a real scalar loss", lambda c: M(c, fun=_int_loss), True),
     R("minimize", "fun", "returns a complex scalar", TypeError, "fun must return a real scalar loss", lambda c: M(c, fun=_complex_loss), True),
     R("minimize", "has_aux", "True, fun returns a scalar", TypeError, "with has_aux=True, fun must return a pair", lambda c: M(c, has_aux=True), True),
@@ -755,6 +763,7 @@ ROWS: list[Row] = [
     R("minimize", "args", "an (4, 2) matrix for x0 of shape (3,)", TypeError, "x0=float64[3], args[0]=float64[4, 2]: dot_general", lambda c: M(c, fun=lambda x, a: jnp.sum(a @ x), args=(np.ones((4, 2)),)), True),
     R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ A", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ jnp.ones((2, 2))), x0=[1.0, 2.0]), True),
     R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ np_array", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ np.ones((2, 2))), x0=[1.0, 2.0]), True),
+    R("fit", "fun", "runs a lax.while_loop (a fixed point)", ValueError, "fun: jax.grad cannot differentiate the loss: it runs a lax.while_loop", lambda c: c.F(fun=lambda p, b: _loop_loss(p)), True),
     R("fit", "fun", "loss(w, X, y)", TypeError, "fit calls fun(params, batch) with batch a slice of data, but fun(w, X, y)", lambda c: c.F(fun=lambda w, X, y: jnp.mean((X @ w - y) ** 2))),
     R("fit", "data", "x of shape (10, 4) for params of shape (3,)", TypeError, "fun(params, batch) failed when jaxgd traced it", lambda c: c.F(data_x=np.ones((10, 4))), True),
     R("fit", "(jax.grad)", "jax.grad(lambda p: fit(..., params=p).loss)", TypeError, "jaxgd.fit is not differentiable", lambda c: jax.grad(lambda p: c.F(params=p).loss)(c.x0), True),

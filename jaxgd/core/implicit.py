@@ -62,6 +62,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import _tree
+from . import loss_check as _loss_check
 from .._types import Params
 from ..prox.operators import _bound_leaves, weight_leaves
 
@@ -258,21 +259,8 @@ def check_forward(solver: Any, x0: Params, args: tuple) -> None:
     def hvp(s: Any, x: Params, a: tuple) -> Params:
         return jax.jvp(lambda p: jax.grad(lambda q: s.objective(q, *a)[0])(p), (x,), (x,))[1]
 
-    if _stages(jax.make_jaxpr(hvp)(solver, x0, args).jaxpr, "custom_lin"):
+    if _loss_check.stages(jax.make_jaxpr(hvp)(solver, x0, args).jaxpr, "custom_lin"):
         raise ValueError(NOT_FORWARD)
-
-
-def _stages(jaxpr: Any, name: str) -> bool:
-    """Whether ``jaxpr`` holds an equation of primitive ``name``, its sub-jaxprs included."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == name:
-            return True
-        for value in eqn.params.values():
-            for item in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(item, "jaxpr", item)
-                if hasattr(inner, "eqns") and _stages(inner, name):
-                    return True
-    return False
 
 
 @jax.custom_jvp

@@ -12,7 +12,7 @@ returned without ``has_aux``, also raised by ``Solver.objective`` at trace time
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -85,11 +85,43 @@ def _arrays_traced(fun: LossFn, args: tuple) -> tuple[LossFn, tuple]:
     return call, tuple(leaf for leaf, a in zip(leaves, is_array) if a)
 
 
+def stages(jaxpr: Any, name: str) -> bool:
+    """Whether ``jaxpr`` holds an equation of primitive ``name``, its sub-jaxprs included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for value in eqn.params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(item, "jaxpr", item)
+                if hasattr(inner, "eqns") and stages(inner, name):
+                    return True
+    return False
+
+
+def check_reverse(fn: Callable, closed: Any, *args: Any) -> None:
+    """Refuse a loss whose jaxpr ``closed`` (of ``fn(*args)``, a scalar) holds a ``lax.while_loop`` that reverse
+    mode cannot pass: then its gradient is traced (``jax.eval_shape``, nothing compiled), and JAX's refusal,
+    which names no argument, is said again naming ``fun`` and what to write instead. A loop behind a derivative
+    rule (``jax.custom_vjp``, ``lax.custom_root``) passes.
+
+    Raises:
+      ValueError: :data:`jaxgd.interop.explain.LOSS_LOOP`, JAX's error chained.
+    """
+    if not stages(closed.jaxpr, "while"):
+        return
+    try:
+        jax.eval_shape(jax.grad(fn), *args)
+    except ValueError as err:
+        if _explain.REVERSE_LOOP not in str(err):
+            raise
+        raise ValueError(_explain.LOSS_LOOP) from err
+
+
 def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None,
                 static_args: bool = False) -> Any:
     call, traced = _arrays_traced(fun, args) if static_args else (fun, args)
     try:
-        out = jax.eval_shape(call, params, *traced)
+        closed, out = jax.make_jaxpr(call, return_shape=True)(params, *traced)
     except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
         named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
         raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
@@ -104,4 +136,5 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
     if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
+    check_reverse(lambda p, *a: call(p, *a)[0] if has_aux else call(p, *a), closed, params, *traced)
     return dtype

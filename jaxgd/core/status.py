@@ -90,8 +90,8 @@ MESSAGES: dict[Status, str] = {
     Status.LINESEARCH_FAILED: (
         "Stopped: the line search could not find an acceptable step; params are "
         "the last accepted iterate. Where the gradient is not small, the loss may not be smooth there "
-        "(for an L1 term, see l1= with method='gd'), may be unbounded below along the step (a loss far "
-        "below its start), or its gradient may be wrong (see jaxgd.check_grad)."
+        "(an L1 term written into the loss is not: pass it as l1= with method='gd' instead), may be unbounded "
+        "below along the step (a loss far below its start), or its gradient may be wrong (see jaxgd.check_grad)."
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
@@ -101,8 +101,9 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.STALLED: (
         "Stalled: the loss did not decrease over the stall window at a point that is not "
-        "stationary; the loss may not be smooth here (for an L1 term, see l1= with method='gd'), or "
-        "the step-size rule cut its rate too far to move the parameters (ReduceOnPlateau: see min_lr)."
+        "stationary; the loss may not be smooth here (an L1 term written into the loss is not: pass it as l1= "
+        "with method='gd' instead), or the step-size rule cut its rate too far to move the parameters "
+        "(ReduceOnPlateau: see min_lr)."
     ),
     Status.INVALID_ARGUMENT: (
         "Stopped before the first step: an argument passed as a traced value (under jit or vmap, where it "

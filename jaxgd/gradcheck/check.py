@@ -29,6 +29,7 @@ from .finite_diff import FD_CHUNK as FD_CHUNK
 from .finite_diff import FD_NOISE_ULPS as FD_NOISE_ULPS
 from .finite_diff import _eval_batch, fd_coordinates, fd_directions
 from .inputs import _default_tol, _to_float64, _validate_reference, _x64, check_inputs
+from ..core import loss_check as _loss_check
 from ..interop import models as _models
 from .inputs import MSG_FUN_NOT_CALLABLE as MSG_FUN_NOT_CALLABLE
 from .inputs import MSG_REF_NOT_CALLABLE as MSG_REF_NOT_CALLABLE
@@ -236,6 +237,7 @@ def check_grad(
         return check_grad(parts.loss(fun), parts.params, model_args, reference=_model_reference(reference, parts),
                           eps=eps, rtol=rtol, atol=atol, directions=directions, seed=seed, precision=precision)
     fun, x, args, paths, treedef = check_inputs(fun, x, args, reference, eps, rtol, atol, directions, seed, precision)
+    _loss_check.check_loss(fun, x, tuple(args), False)  # (a loss that reverse mode cannot pass: named, nothing compiled)
     seed = int(seed)
     x64_tree, args64 = _to_float64(x), _to_float64(args)
     ref = None if reference is None else _validate_reference(reference(x64_tree, *args64), x)

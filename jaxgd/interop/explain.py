@@ -18,7 +18,10 @@ call theirs. This module holds what jaxgd says back, in one place:
   anything is traced;
 - :func:`call_failed`: the error raised when tracing ``fun`` for the shape
   check (``jax.eval_shape``) failed, re-raised with the arguments' names and
-  shapes and the original chained.
+  shapes and the original chained;
+- :data:`LOSS_LOOP`: JAX's refusal to reverse-differentiate a
+  ``lax.while_loop`` in the loss (:data:`REVERSE_LOOP`), said again naming
+  ``fun`` and what to write instead (``jaxgd.core.loss_check``).
 """
 
 from __future__ import annotations
@@ -379,3 +382,13 @@ def not_differentiable(fn: Callable, name: str, what: str) -> Callable:
     guarded.defjvp(_jvp, symbolic_zeros=True)  # no zero tangents made (they would compile) before raising
 
     return guarded
+
+
+# JAX's refusal to transpose a while_loop (the start of its ValueError's text)
+REVERSE_LOOP = "Reverse-mode differentiation does not work for lax.while_loop"
+LOSS_LOOP = (
+    "fun: jax.grad cannot differentiate the loss: it runs a lax.while_loop (or a fori_loop with traced bounds), "
+    "which reverse mode cannot pass. Write the loop as a lax.scan of a fixed length, give it a derivative "
+    "rule (lax.custom_root for a fixed point or a root, jax.custom_vjp), or solve the inner problem with a "
+    "nested jaxgd.minimize, which is differentiable"
+)

@@ -35,6 +35,7 @@ from . import resume as _fit_resume
 
 from ..core import cache as _cache
 from ..core import compile as _compile
+from ..core import loss_check as _loss_check
 
 from ..core import options as _options
 from ..core.options import default as _D
@@ -258,7 +259,7 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
     args = jax.tree_util.tree_unflatten(treedef, specs)
     arg_names = ("params", data_name)
     try:
-        out = jax.eval_shape(fn, *args)
+        closed, out = jax.make_jaxpr(fn, return_shape=True)(*args)
     except TypeError as err:
         if not call_error:
             raise _explain.call_failed(call, dict(zip(arg_names, args)), err) from err
@@ -273,6 +274,8 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         kind = "(floating, integer or bool)" if name == "metric" else "floating-point"
         raise TypeError(NOT_SCALAR.format(name=name, kind=kind, how=how, what=what))
+    if name == "fun":  # (a loop in it that reverse mode cannot pass: named, nothing compiled)
+        _loss_check.check_reverse(fn, closed, *args)
     return str(dtype)
 
 
