@@ -237,7 +237,7 @@ def check_grad(
         return check_grad(parts.loss(fun), parts.params, model_args, reference=_model_reference(reference, parts),
                           eps=eps, rtol=rtol, atol=atol, directions=directions, seed=seed, precision=precision)
     fun, x, args, paths, treedef = check_inputs(fun, x, args, reference, eps, rtol, atol, directions, seed, precision)
-    _loss_check.check_loss(fun, x, tuple(args), False)  # (a loss that reverse mode cannot pass: named, nothing compiled)
+    _loss_check.check_loss(fun, x, tuple(args), False)  # (a loop reverse mode cannot pass: named, nothing compiled)
     seed = int(seed)
     x64_tree, args64 = _to_float64(x), _to_float64(args)
     ref = None if reference is None else _validate_reference(reference(x64_tree, *args64), x)
