@@ -564,3 +564,41 @@ def test_check_grad_on_an_equinox_model_takes_a_reference_as_a_model():
     wrong = check_grad(loss, model, (x, y), reference=lambda m, a, b: closed_form(m, a, b, 1.1))
     assert not bool(wrong)
     assert {row.comparison for row in wrong.rows if not row.passed} == {"jax~ref", "ref~fd"}
+
+
+
+_ODE_SCRIPT = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.experimental.ode import odeint
+import jaxgd
+
+Y0 = np.array([0.0, 2.0])
+
+def rhs(y, t, th):  # (one function object: odeint's trace of it is cached)
+    return jnp.stack([y[1], -th[0] * y[0] - th[1] * y[1]])
+
+def loss(p, ts, d):
+    return 0.5 * jnp.sum((odeint(rhs, jnp.asarray(Y0), ts, jnp.exp(p))[:, 0] - d) ** 2)
+
+ts = jnp.linspace(0.0, 3.0, 10)
+try:
+    print("PASS" if jaxgd.check_grad(loss, jnp.array([1.0, -1.0]), (ts, jnp.sin(2.0 * ts))) else "FAIL")
+except TypeError as err:
+    print(str(err))
+"""
+
+
+@pytest.mark.slow  # ~5 s: a fresh process (JAX's default, x64 off: the suite's processes run with it on)
+def test_an_ode_loss_in_float32_is_checked_or_refused_by_name():
+    """check_grad differences in float64 inside jax.enable_x64; with x64 off for the program (JAX's default),
+    JAX 0.10 re-used odeint's trace cached in float32 there and raised "while_loop body function carry input
+    and carry output must have equal types", naming nothing. Now that error is said again naming check_grad,
+    x64 and what to do (a JAX without the stale trace passes the check instead). Reference: the script's own
+    output in a fresh process."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _ODE_SCRIPT], capture_output=True, text=True, timeout=300)
+    last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr
+    assert last == "PASS" or last.startswith("check_grad: fun failed when traced again in float64"), last
+    assert last == "PASS" or "jax.config.update('jax_enable_x64', True)" in last, last

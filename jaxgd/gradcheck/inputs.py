@@ -137,18 +137,36 @@ def _to_float64(tree: PyTree) -> PyTree:
     return jax.tree_util.tree_map(cast, tree)
 
 
+# JAX's error where a trace it cached with x64 off is re-used inside jax.enable_x64 (a while_loop's carry
+# traced in float32, its body now float64: jax.experimental.ode.odeint after a float32 call)
+_STALE_TRACE = "carry input and carry output must have equal types"
+X64_RETRACE = (
+    "check_grad: fun failed when traced again in float64 (check_grad takes its finite differences in float64, "
+    "inside jax.enable_x64): a function fun calls re-used a trace JAX cached in float32, x64 being off (JAX's "
+    "own caching; jax.experimental.ode.odeint does so once it has run in float32). Turn x64 on for the whole "
+    "program (jax.config.update('jax_enable_x64', True), before anything runs): check_grad then takes float32 x "
+    "as it is and differences float64 copies"
+)
+
+
 @contextlib.contextmanager
 def _x64() -> Iterator[None]:
     """Temporarily enable JAX's x64 mode (``jax.enable_x64`` on newer JAX, the
-    ``jax.experimental`` context manager on older releases)."""
+    ``jax.experimental`` context manager on older releases); JAX's error from a float32
+    trace its caches kept, met inside, is said again as :data:`X64_RETRACE`."""
     enable = getattr(jax, "enable_x64", None)
     if enable is None:  # pragma: no cover - only on old JAX
         from jax.experimental import enable_x64 as enable  # type: ignore[attr-defined,no-redef]
         with enable():
             yield
         return
-    with enable(True):
-        yield
+    try:
+        with enable(True):
+            yield
+    except TypeError as err:
+        if _STALE_TRACE not in str(err) or jax.config.jax_enable_x64:
+            raise
+        raise TypeError(X64_RETRACE) from err
 
 
 def _call(fun: Callable[..., Any], *a: Any) -> Any:
