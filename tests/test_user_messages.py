@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxgd
-from jaxgd.core.status import FIT_NONFINITE_FIRST, NONFINITE_AT_START, message_at
+from jaxgd.core.status import FIT_NONFINITE_FIRST, NONFINITE_AT_START, NONFINITE_GRADIENT_AT_START, message_at
 
 X = np.random.default_rng(0).normal(size=(20, 3))
 Y = X @ np.array([1.0, -1.0, 0.5])
@@ -140,6 +140,29 @@ def test_nan_in_the_data_at_step_zero_says_params_are_the_start() -> None:
     assert fres.message == FIT_NONFINITE_FIRST and "starting ones, unchanged" in fres.message
     # A run that stopped later keeps the usual message (its params were finite once).
     assert message_at(jaxgd.Status.NONFINITE, 3) == jaxgd.Status.NONFINITE.message
+
+
+def test_a_nan_masked_out_of_the_loss_but_not_its_gradient_is_named_at_step_zero() -> None:
+    """A missing observation masked with jnp.where on the term: the loss at x0 is finite (NumPy's nansum is the
+    reference), its gradient NaN (the branch not taken still divides by the NaN). The message said "the loss or
+    gradient ... is already NaN", and the user, finding the loss finite, was misled (a state-space review,
+    session 62); now it names the gradient and the fix, which then runs (GTOL, the NumPy least-squares answer)."""
+    y = np.array([1.0, np.nan, 3.0, 4.0])
+    seen = ~np.isnan(y)
+
+    def masked_terms(w, y):  # the trap: the NaN enters the arithmetic, the where drops it from the value only
+        return jnp.sum(jnp.where(seen, (w - y) ** 2, 0.0))
+
+    assert np.isfinite(np.nansum((0.0 - y) ** 2))
+    res = jaxgd.minimize(masked_terms, jnp.zeros(()), (y,), method="lbfgs")
+    assert res.status_enum is jaxgd.Status.NONFINITE and int(res.steps) == 0 and np.isfinite(float(res.loss))
+    assert res.message == NONFINITE_GRADIENT_AT_START != NONFINITE_AT_START
+    lanes = jax.vmap(lambda w: jaxgd.minimize(masked_terms, w, (y,), method="lbfgs"))(jnp.zeros(2))
+    assert list(lanes.message) == [NONFINITE_GRADIENT_AT_START] * 2
+    fixed = jaxgd.minimize(lambda w, y: jnp.sum(jnp.where(seen, (w - jnp.where(seen, y, 0.0)) ** 2, 0.0)),
+                           jnp.zeros(()), (y,), method="lbfgs")
+    assert fixed.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(float(fixed.params), np.nanmean(y), rtol=1e-8)
 
 
 def test_a_finite_start_whose_first_step_is_not_finite_keeps_the_general_message() -> None:

@@ -164,14 +164,22 @@ NONFINITE_AT_START = (
     "Stopped before the first step: the loss or gradient at the starting params is already NaN or Inf "
     "(look at the data/args, or the loss at x0); params are the starting ones, unchanged."
 )
+NONFINITE_GRADIENT_AT_START = (
+    "Stopped before the first step: the gradient at the starting params is NaN or Inf, the loss there is "
+    "finite. A NaN masked out of the loss with jnp.where (missing data) still reaches the gradient through the "
+    "branch not taken: replace the NaN in the inputs first (jnp.where(mask, x, 0.0)), then mask the terms; "
+    "params are the starting ones, unchanged."
+)
 
 
-def message_at(status: Any, steps: Any, dtype: str = "float32", start_finite: bool = False) -> str:
+def message_at(status: Any, steps: Any, dtype: str = "float32", start_finite: bool = False,
+               loss_finite: bool = False) -> str:
     """``status.message``, made true for a run that stopped at step 0 because the loss or gradient
     at the start was not finite (``start_finite`` False; a finite start whose first step was
-    not finite keeps the general text), with ``PRECISION``'s ``{dtype}`` filled in."""
+    not finite keeps the general text; ``loss_finite``: the gradient alone was not), with
+    ``PRECISION``'s ``{dtype}`` filled in."""
     if status == Status.NONFINITE and int(np.asarray(steps)) == 0 and not start_finite:
-        return NONFINITE_AT_START
+        return NONFINITE_GRADIENT_AT_START if loss_finite else NONFINITE_AT_START
     return message_text(status, dtype)
 
 
@@ -326,8 +334,10 @@ class Result(NamedTuple):
         s = self.status_enum
         dtype = np.asarray(self.loss).dtype.name  # for PRECISION's "{dtype}" (issue 13)
         # at step 0 the loss and gradient norm are x0's: finite there, the first step was not
-        start_finite = np.isfinite(np.asarray(self.loss)) & np.isfinite(np.asarray(self.grad_norm))
-        return per_run(lambda x, k, ok: message_at(x, k, dtype, bool(ok)), s, np.asarray(self.steps), start_finite)
+        loss_finite = np.isfinite(np.asarray(self.loss))
+        start_finite = loss_finite & np.isfinite(np.asarray(self.grad_norm))
+        return per_run(lambda x, k, ok, f: message_at(x, k, dtype, bool(ok), bool(f)), s, np.asarray(self.steps),
+                       start_finite, loss_finite)
 
     def __repr__(self) -> str:  # a short summary, scipy's OptimizeResult's fields; the full tree is still available
         try:
