@@ -138,6 +138,19 @@ QUAD_B = np.array([1.0, -2.0, 0.5])
 QUAD_TRACES: list = []
 
 
+def run_doc_page(name: str, blocks: int) -> dict:
+    """The namespace after running docs/api/``name``'s ``python`` code blocks (``blocks`` of them) in order."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "api" / name).read_text()
+    code = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(code) == blocks
+    ns: dict = {}
+    exec(compile("\n".join(code), f"docs/api/{name}", "exec"), ns)
+    return ns
+
+
 def quad(p: Any) -> jax.Array:
     QUAD_TRACES.append(1)
     x = jnp.concatenate([p["w"], p["b"][None]])

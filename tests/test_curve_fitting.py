@@ -6,22 +6,17 @@ References: ``scipy.optimize.curve_fit`` (parameters and ``pcov``, both ``absolu
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from conftest import run_doc_page
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
 
 
 @pytest.mark.slow  # ~3 s: two fits, a Jacobian
 def test_the_curve_fitting_page_matches_curve_fit_and_least_squares() -> None:
-    page = (Path(__file__).resolve().parent.parent / "docs" / "api" / "curve_fitting.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    assert len(blocks) == 3
-    ns: dict = {}
-    exec(compile("\n".join(blocks), "docs/api/curve_fitting.md", "exec"), ns)
+    ns = run_doc_page("curve_fitting.md", 3)
     t, y, sigma = ns["t"], ns["y"], ns["sigma"]
 
     def f(t, a, b, c):

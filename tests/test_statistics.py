@@ -6,11 +6,10 @@ References: statsmodels' ``GLM(family=Poisson(), offset=...)`` (``params``, ``bs
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from conftest import run_doc_page
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -19,11 +18,7 @@ sm = pytest.importorskip("statsmodels.api")
 def test_the_statistics_page_matches_statsmodels_and_scikit_learn() -> None:
     from sklearn.linear_model import Lasso, LogisticRegression
 
-    page = (Path(__file__).resolve().parent.parent / "docs" / "api" / "statistics.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    assert len(blocks) == 3
-    ns: dict = {}
-    exec(compile("\n".join(blocks), "docs/api/statistics.md", "exec"), ns)
+    ns = run_doc_page("statistics.md", 3)
 
     glm = sm.GLM(ns["counts"], ns["X"], family=sm.families.Poisson(), offset=np.log(ns["exposure"])).fit(tol=1e-12)
     assert ns["fit"].success
