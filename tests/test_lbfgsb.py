@@ -802,3 +802,20 @@ def test_a_float32_bounded_fit_stops_at_its_floor_without_a_two_cycle(x64_off):
                               method="L-BFGS-B", bounds=[(-0.999, 0.999), (1e-8, None), (1e-8, None)],
                               options=dict(ftol=1e-15, gtol=1e-10, maxiter=1000))
         np.testing.assert_allclose([float(res.params[k]) for k in names], ref.x, atol=2e-3)
+
+
+@pytest.mark.slow  # ~5 s: two 50-D L-BFGS-B compiles
+def test_a_slow_descent_under_a_large_constant_is_no_floor():
+    """f = c + s g(x) with a large constant part: every step makes a new low of f by a few epsilons of |f|,
+    a genuine descent. A first version of session 62's floor count took those for returns to the floor and
+    ended float32 c = 1e2, s = 1e-4 PRECISION 4x further from the minimiser (the diff's review). Reference: the
+    same solve of g alone (c = 0, s = 1, float64), whose minimiser does not depend on c and s."""
+    def f(x, c, s):
+        d = jnp.logspace(0, 2, x.size, dtype=x.dtype)
+        return c + s * jnp.sum(d * (x - 1.0) ** 2) + s * jnp.sum(jnp.cos(3 * x))
+
+    ref = jaxgd.minimize(f, jnp.zeros(50), (0.0, 1.0), method="lbfgs", bounds=(-3.0, 3.0), max_steps=3000).params
+    c, s = np.float32(1e2), np.float32(1e-4)
+    res = jaxgd.minimize(f, jnp.zeros(50, jnp.float32), (c, s), method="lbfgs", bounds=(-3.0, 3.0), max_steps=3000)
+    assert res.status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(np.asarray(res.params, np.float64), np.asarray(ref), atol=5e-4)

@@ -434,21 +434,23 @@ def closes_over_tracers(solver: Solver, x0: Params, args: tuple) -> bool:
 UNDIFFERENTIATED = ("DynamicJaxprTracer", "BatchTracer")
 
 
-def _differentiates(value: Any) -> bool:
-    """True for a tracer of ``jax.grad``/``jvp`` (not jit's or vmap's)."""
-    return isinstance(value, jax.core.Tracer) and type(value).__name__ not in UNDIFFERENTIATED
+# The kinds of tracer that differentiate: jax.jvp's (jacfwd's) and jax.grad's (linearize's).
+DIFFERENTIATING = ("JVPTracer", "LinearizeTracer")
 
 
 def differentiated(tree: Any) -> bool:
-    """True when a leaf of ``tree`` is a tracer of ``jax.grad``/``jvp`` (:func:`_differentiates`)."""
-    return any(_differentiates(leaf) for leaf in jax.tree_util.tree_leaves(tree))
+    """True when a leaf of ``tree`` is a tracer of ``jax.grad``/``jvp`` (:data:`DIFFERENTIATING`: a
+    ``shard_map``'s, jit's or vmap's is not). For the implicit adjoint's early check only, which its rule
+    makes again whatever this says; :func:`differentiated_consts` keeps the cautious reading."""
+    return any(isinstance(leaf, jax.core.Tracer) and type(leaf).__name__ in DIFFERENTIATING
+               for leaf in jax.tree_util.tree_leaves(tree))
 
 
 def differentiated_consts(fn: Callable, *example: Any) -> bool:
     """True when ``fn``, traced once at ``example`` (arrays or ``jax.ShapeDtypeStruct``), holds a tracer of
     ``jax.grad``/``jvp`` among its constants (a value it closes over, differentiated), not jit's or vmap's."""
-    closed, _, _ = _traced_consts(fn, *example)
-    return any(_differentiates(c) for c in closed.consts)
+    closed, lift, _ = _traced_consts(fn, *example)
+    return any(type(c).__name__ not in UNDIFFERENTIATED for c, up in zip(closed.consts, lift) if up)
 
 
 def _traced_consts(fn: Callable, *example: Any) -> tuple[Any, tuple, Any]:

@@ -166,9 +166,10 @@ NONFINITE_AT_START = (
 )
 NONFINITE_GRADIENT_AT_START = (
     "Stopped before the first step: the gradient at the starting params is NaN or Inf, the loss there is "
-    "finite. A NaN masked out of the loss with jnp.where (missing data) still reaches the gradient through the "
-    "branch not taken: replace the NaN in the inputs first (jnp.where(mask, x, 0.0)), then mask the terms; "
-    "params are the starting ones, unchanged."
+    "finite. The usual causes: a function whose derivative is infinite or undefined where the start puts it "
+    "(sqrt, a power below 1 or jnp.linalg.norm at 0: x0 of zeros), or a NaN masked out of the loss with "
+    "jnp.where (missing data), which still reaches the gradient through the branch not taken (replace the NaN "
+    "in the inputs first, jnp.where(mask, x, 0.0), then mask the terms); params are the starting ones, unchanged."
 )
 
 

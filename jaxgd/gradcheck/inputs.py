@@ -145,7 +145,8 @@ X64_RETRACE = (
     "inside jax.enable_x64): a function fun calls re-used a trace JAX cached in float32, x64 being off (JAX's "
     "own caching; jax.experimental.ode.odeint does so once it has run in float32). Turn x64 on for the whole "
     "program (jax.config.update('jax_enable_x64', True), before anything runs): check_grad then takes float32 x "
-    "as it is and differences float64 copies"
+    "as it is and differences float64 copies. (Or a loop in fun fixes its carry's dtype to float32, which float64 "
+    "inputs then change: give the carry the inputs' dtype.)"
 )
 
 
