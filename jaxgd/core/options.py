@@ -83,7 +83,9 @@ OPTIONS: dict[str, Option] = {
         "``Backtracking`` tests ``f + h``). With ``clip`` below the smooth gradient's norm at the solution, the "
         "clipped step solves the problem for a larger weight (``l1 ||g|| / clip``): keep ``clip`` above it. An "
         "optax transformation as ``method`` refuses a non-zero ``l1`` (its steps have their own size, so the "
-        "threshold would be off by its learning rate); a custom ``Direction`` is used as given."
+        "threshold would be off by its learning rate); a custom ``Direction`` is used as given. A proximal "
+        "gradient's speed depends on the columns' scales (coordinate descent's, scikit-learn's, hardly does): "
+        "standardise the data (docs/api/statistics.md)."
     )),
     "l2": Option(0.0, (
         "L2 weight: the penalty ``l2/2 ||theta||^2`` added to the loss, or for ``adamw`` decoupled "
