@@ -504,6 +504,18 @@ def cast_like(a: PyTree, like: PyTree) -> PyTree:
     return tmap(lambda x, y: jnp.asarray(x).astype(jnp.result_type(y)), a, like)
 
 
+def structure_key(tree: Any) -> Any:
+    """``tree``'s structure with its leaves' shapes and dtypes, as a hashable key (the key of a check made once
+    per structure), or None where the structure cannot be hashed."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    key = (treedef, tuple((np.shape(v), jnp.result_type(v)) for v in leaves))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def size(tree: Any) -> int:
     """The number of elements over all leaves of ``tree`` (JAX or NumPy arrays, scalars)."""
     return sum(int(np.size(x)) for x in leaves(tree))

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _bounded
+from .. import _bounded, _tree
 from ..interop import explain as _explain
 from . import compile as _compile
 from . import implicit as _implicit
@@ -50,16 +50,6 @@ def _abstract(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(np.shape(v), jnp.result_type(v)), tree)
 
 
-def _key(solver: Any, x0: Any, args: tuple) -> Any:
-    leaves, treedef = jax.tree_util.tree_flatten((solver, x0, args))
-    key = (treedef, tuple((np.shape(v), jnp.result_type(v)) for v in leaves))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
 _REVERSIBLE = _bounded.Bounded(256)  # structure key -> True: checked (the last 256)
 
 
@@ -76,15 +66,16 @@ def check_solver(mode: str, solver: Any, x0: Any, args: tuple, differentiated: b
       ValueError: from :func:`jaxgd.core.unroll.check_reversible` or
         :func:`jaxgd.core.implicit.check_forward`.
     """
-    if mode == "implicit" and not differentiated:
+    if mode == "implicit":
+        if differentiated:
+            _implicit.check_forward(solver, x0, args)
         return
-    key = _key(solver, x0, args)
-    if key is not None and (mode, key) in _REVERSIBLE:
+    key = _tree.structure_key((solver, x0, args))
+    if key is not None and key in _REVERSIBLE:
         return
-    check = _unroll.check_reversible if mode == "unroll" else _implicit.check_forward
-    check(*_abstract((solver, x0, args)))
+    _unroll.check_reversible(*_abstract((solver, x0, args)))
     if key is not None:
-        _REVERSIBLE[(mode, key)] = True
+        _REVERSIBLE[key] = True
 
 
 def run(mode: str, plain: Callable, package: Callable, solver: Any, x0: Any, args: tuple) -> Any:

@@ -61,7 +61,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 from jax import lax
 
-from .. import _tree
+from .. import _bounded, _tree
 from . import loss_check as _loss_check
 from .._types import Params
 from ..prox.operators import _bound_leaves, weight_leaves
@@ -248,19 +248,29 @@ NOT_FORWARD = (
 )
 
 
+_FORWARD = _bounded.Bounded(256)  # structure keys of (solver, x, args) checked (the last 256)
+
+
 def check_forward(solver: Any, x0: Params, args: tuple) -> None:
     """Refuse, before the solve, a loss that forward mode cannot get through (a ``jax.custom_vjp``
     inside): one Hessian-vector product traced (``jax.make_jaxpr``, nothing compiles), where JAX stages
-    the custom_vjp's forward-mode tangent as a ``custom_lin`` that refuses to run.
+    the custom_vjp's forward-mode tangent as a ``custom_lin`` that refuses to run. Once per structure
+    (``minimize``'s early check and the rule, under ``jax.grad``, share it).
 
     Raises:
       ValueError: :data:`NOT_FORWARD`, naming ``adjoint='unroll'`` instead.
     """
+    key = _tree.structure_key((solver, x0, args))
+    if key is not None and key in _FORWARD:
+        return
+
     def hvp(s: Any, x: Params, a: tuple) -> Params:
         return jax.jvp(lambda p: jax.grad(lambda q: s.objective(q, *a)[0])(p), (x,), (x,))[1]
 
     if _loss_check.stages(jax.make_jaxpr(hvp)(solver, x0, args).jaxpr, "custom_lin"):
         raise ValueError(NOT_FORWARD)
+    if key is not None:
+        _FORWARD[key] = True
 
 
 @jax.custom_jvp

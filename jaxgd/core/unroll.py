@@ -34,6 +34,7 @@ from jax import lax
 
 from . import progress as _progress
 from .. import _tree
+from ..interop import explain as _explain
 from .._types import Params
 from .status import History, Status
 
@@ -116,10 +117,6 @@ def run_unrolled(solver: Any, x0: Params, args: tuple) -> Any:
     return result
 
 
-# JAX's refusal to transpose a while_loop (the text of its ValueError)
-_WHILE_REFUSED = "Reverse-mode differentiation does not work for lax.while_loop"
-
-
 def _reverses(fn: Any, x0: Params, args: tuple, *rest: Any) -> bool:
     """Whether reverse mode gets through ``fn(x0, args, *rest)`` (a scalar) with respect to ``x0`` and the
     floating leaves of ``args``: JAX's own transposition, traced (``jax.make_jaxpr``: nothing compiles)."""
@@ -135,24 +132,27 @@ def _reverses(fn: Any, x0: Params, args: tuple, *rest: Any) -> bool:
     try:
         jax.make_jaxpr(jax.grad(split, argnums=(0, 1)))(x0, floats, others, *rest)
     except ValueError as err:
-        if _WHILE_REFUSED not in str(err):
+        if _explain.REVERSE_LOOP not in str(err):
             raise
         return False
     return True
 
 
+def _total(tree: Any) -> Any:
+    """One scalar that every leaf of ``tree`` reaches (what a reverse derivative is taken of)."""
+    return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree_util.tree_leaves(tree))
+
+
 def _step_reverses(solver: Any, x0: Params, args: tuple) -> bool:
     def step(x: Params, a: tuple, s: Any) -> Any:
-        p = s._advance(s.init(x, *a), a, running_known=False).params  # (Solver.step, unchecked: init built it)
-        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree_util.tree_leaves(p))
+        return _total(s._advance(s.init(x, *a), a, running_known=False).params)  # (Solver.step, unchecked)
 
     return _reverses(step, x0, args, solver)
 
 
 def _gradient_reverses(solver: Any, x0: Params, args: tuple) -> bool:
     def slope(x: Params, a: tuple, s: Any) -> Any:
-        g = jax.grad(lambda p: s.objective(p, *a)[0])(x)
-        return sum(jnp.sum(leaf.astype(jnp.float32)) for leaf in jax.tree_util.tree_leaves(g))
+        return _total(jax.grad(lambda p: s.objective(p, *a)[0])(x))
 
     return _reverses(slope, x0, args, solver)
 
