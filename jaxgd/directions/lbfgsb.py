@@ -393,8 +393,8 @@ def termination(tols: tuple, rule_state: Any, accept: Any, failed: Any, finite: 
     # With ftol off, two counts end a run in PRECISION where f's rounding floor would have it cycle
     # until max_steps (the search's warnings and its approximate Wolfe test accept steps there that
     # do not lower f, or raise it by an ulp): STALL_STEPS steps in a row that did not lower f
-    # (between points of equal f, or an ulp up and back down to f's low), and the solver's stall window: WINDOW steps without a new low of
-    # f or of the projected gradient's norm, ending at a step back at f's low (or WINDOW steps
+    # (between points of equal f, or an ulp up and back down to f's low), and the solver's stall window:
+    # WINDOW steps without a new low of f or of the projected gradient's norm, ending at a step back at f's low (or WINDOW steps
     # later): a 2-cycle one ulp up and back down (a float32 bounded fit, diagonal B0: 23,646
     # evaluations for 3,000 steps at its answer). scipy stops at the first step that does not lower
     # f (its ftol=0 test is "reduction <= 0"), which stopped a float32 least-squares run short of
