@@ -149,6 +149,37 @@ def test_elastic_net_matches_scikit_learn():
     np.testing.assert_array_equal(np.flatnonzero(np.asarray(res.params)), np.flatnonzero(sk.coef_))
 
 
+def test_none_leaves_of_l1_and_l2_are_unpenalised_as_scikit_learns_intercept():
+    """Reference: scikit-learn's ElasticNet with fit_intercept=True (its intercept is unpenalised). A None
+    leaf of a weight pytree is no penalty there, as None in bounds is no bound (it was refused as a pytree
+    of another structure); the run is bit for bit the one with 0.0 there."""
+    alpha, rho = 0.1, 0.5
+    y = Y + 3.0
+    sk = ElasticNet(alpha=alpha, l1_ratio=rho, tol=1e-12, max_iter=100_000).fit(X, y)
+    loss = lambda p, x, y: 0.5 * jnp.mean((y - x @ p["w"] - p["b"]) ** 2)  # noqa: E731
+    x0 = {"w": jnp.zeros(X.shape[1]), "b": jnp.zeros(())}
+    lip = float(np.linalg.eigvalsh(np.c_[X, np.ones(len(y))].T @ np.c_[X, np.ones(len(y))] / len(y)).max())
+    runs = [jaxgd.minimize(loss, x0, (X, y), lr=1.0 / (lip + alpha), l1={"w": alpha * rho, "b": b},
+                           l2={"w": alpha * (1 - rho), "b": b}, accelerated=True, max_steps=5000, gtol=1e-10)
+            for b in (None, 0.0)]
+    assert runs[0].status_enum is jaxgd.Status.GTOL
+    np.testing.assert_allclose(runs[0].params["w"], sk.coef_, atol=1e-6)
+    np.testing.assert_allclose(runs[0].params["b"], sk.intercept_, atol=1e-6)
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(runs[0].params["w"])), np.flatnonzero(sk.coef_))
+    for a, b in zip(jax.tree_util.tree_leaves(runs[0]), jax.tree_util.tree_leaves(runs[1])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow
+def test_none_leaves_of_l1_in_fit_are_zeros():
+    """Reference: fit with 0.0 in the None's place, bit for bit (fit's option check is minimize's)."""
+    loss = lambda p, x, y: 0.5 * jnp.mean((y - x @ p["w"] - p["b"]) ** 2)  # noqa: E731
+    x0 = {"w": jnp.zeros(X.shape[1]), "b": jnp.zeros(())}
+    fits = [jaxgd.fit(lambda p, batch: loss(p, *batch), x0, (X, Y), batch_size=25, key=jax.random.key(0),
+                      method="gd", lr=0.05, epochs=3, l1={"w": 0.1, "b": b}).params for b in (None, 0.0)]
+    jax.tree_util.tree_map(np.testing.assert_array_equal, fits[0], fits[1])
+
+
 def test_lasso_with_backtracking_uses_the_composite_armijo_rule():
     sk = Lasso(alpha=0.1, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, Y)
     res = jaxgd.minimize(lsq, jnp.zeros(X.shape[1]), (X, Y), lr=ls.Backtracking(increase=2.0), l1=0.1,

@@ -75,8 +75,8 @@ OPTIONS: dict[str, Option] = {
     )),
     "l1": Option(0.0, (
         "L1 weight, applied as a proximal (soft-thresholding) step after each step (ISTA with ``gd``, "
-        "FISTA with ``accelerated``): a number, or a pytree shaped like the parameters (0 leaves a leaf "
-        "unpenalised, e.g. ``{'w': 0.1, 'b': 0.0}`` for an unpenalised intercept). Of the named methods "
+        "FISTA with ``accelerated``): a number, or a pytree shaped like the parameters (0 or ``None`` leaves a "
+        "leaf unpenalised, e.g. ``{'w': 0.1, 'b': None}`` for an unpenalised intercept). Of the named methods "
         "only ``gd`` accepts a non-zero ``l1``; the others (momentum, adaptive, quasi-Newton, ``cg``) raise "
         "``ValueError``, since their step's fixed points are not the L1 problem's solution; so do the "
         "searches ``MoreThuente``, ``StrongWolfe`` and ``Exact`` as ``lr`` (they search the smooth part only; "
@@ -92,7 +92,7 @@ OPTIONS: dict[str, Option] = {
         "weight decay ``d -= l2 * theta`` (as ``optax.adamw``; the default 0 decays nothing, so ``adamw`` "
         "without ``l2`` is ``adam``, where ``optax.adamw`` decays by 1e-4 and torch's ``AdamW`` by 1e-2 unless "
         "told otherwise); a number or a pytree shaped like the "
-        "parameters (0 leaves a leaf unpenalised). With ``l1`` it makes the elastic net."
+        "parameters (0 or ``None`` leaves a leaf unpenalised). With ``l1`` it makes the elastic net."
     )),
     "clip": Option(None, (
         "clip the gradient to this global 2-norm before the direction (None: no clipping). The gradient clipped "
@@ -277,9 +277,11 @@ def _nonneg(name: str, value: Any, message: str = BAD_TOL) -> Any:
 
 def _penalty(name: str, value: Any) -> Any:
     """A penalty weight: a non-negative finite number, or a pytree of them
-    shaped like the parameters (checked against them in ``init``)."""
+    shaped like the parameters (checked against them in ``init``); a ``None``
+    leaf of the pytree is 0 there (no penalty, as ``None`` in ``bounds`` is no bound)."""
     if _tree.is_scalar(value):
         return _real_scalar(name, value, BAD_PENALTY, finite=True)
+    value = jax.tree_util.tree_map(lambda v: 0.0 if v is None else v, value, is_leaf=lambda v: v is None)
     leaves, treedef = jax.tree_util.tree_flatten(value)
     if not leaves:
         raise TypeError(BAD_PENALTY.format(name=name, value=value))

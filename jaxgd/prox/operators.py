@@ -278,7 +278,7 @@ def _order_detail(lo: np.ndarray, hi: np.ndarray) -> str:
 
 BAD_WEIGHT_TREE = (
     "{name} must be a number or a pytree with the structure of the parameters whose leaves broadcast "
-    "to theirs (0 leaves a leaf unpenalised); got {name} with structure {got} for parameters with structure {want}"
+    "to theirs (0 or None leaves a leaf unpenalised); got {name} with structure {got} for parameters with structure {want}"
 )
 
 
