@@ -760,6 +760,37 @@ def test_implicit_refuses_a_loss_with_a_custom_vjp_before_the_solve() -> None:
     assert np.isfinite(float(run(1.0)))  # (undifferentiated: runs)
 
 
+@jax.custom_vjp
+def _square(v: Any) -> Any:
+    return v * v
+
+
+_square.defvjp(lambda v: (v * v, v), lambda v, ct: (2.0 * v * ct,))
+
+
+@pytest.mark.slow
+def test_forward_mode_through_a_solve_whose_loss_applies_a_custom_vjp_to_x() -> None:
+    """f(x, a) = sum(sq(x - a)) + c sum(x), sq a custom_vjp whose gradient rule forward mode passes (the
+    Hessian-vector products run): x* = a - c/2, f* = -n c^2/4 + c sum(a), so dx*/da = I, df*/da = c
+    (closed form). jax.jacfwd failed with JAX's bare "can't apply forward-mode autodiff" from the loss
+    value's tangent; it is now taken from the value's gradient, as jax.jacrev's. With has_aux the aux's
+    tangent cannot be had in forward mode: named, and reverse mode suggested."""
+    c, a0 = 0.5, jnp.asarray([1.0, 2.0, -1.0])
+    loss = lambda x, a: jnp.sum(_square(x - a)) + c * jnp.sum(x)  # noqa: E731
+    def solve(a: Any) -> tuple:
+        res = jaxgd.minimize(loss, jnp.zeros(3), (a,), method="lbfgs", gtol=1e-12)
+        return res.params, res.loss
+
+    for jac in (jax.jacfwd, jax.jacrev):
+        dx, df = jac(solve)(a0)
+        np.testing.assert_allclose(np.asarray(dx), np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(np.asarray(df), np.full(3, c), atol=1e-12)
+    with_aux = lambda a: jaxgd.minimize(lambda x, a: (loss(x, a), x), jnp.zeros(3), (a,), method="lbfgs",  # noqa: E731
+                                        has_aux=True).loss
+    with pytest.raises(ValueError, match=r"cannot give aux's tangent.*custom_vjp.*jax.jacrev"):
+        jax.jacfwd(with_aux)(a0)
+
+
 @jax.custom_jvp
 def _soft(v: Any) -> Any:
     return jnp.log1p(jnp.exp(v))

@@ -213,6 +213,14 @@ def _sq(v: Any) -> Any:  # v ** 2 with its own reverse rule (no forward mode: as
 _sq.defvjp(lambda v: (_sq(v), v), lambda v, ct: (2.0 * v * ct,))  # (its forward pass calls it: odeint's does)
 
 
+@jax.custom_vjp
+def _sq2(v: Any) -> Any:  # v ** 2 with its own reverse rule, whose gradient forward mode passes
+    return v * v
+
+
+_sq2.defvjp(lambda v: (v * v, v), lambda v, ct: (2.0 * v * ct,))
+
+
 @jax.custom_jvp
 def _looped(v: Any) -> Any:  # v ** 2, its slope computed in a while_loop (a gradient reverse mode cannot pass)
     return v * v
@@ -540,6 +548,8 @@ ROWS: list[Row] = [
     R("minimize", "adjoint", '"unroll" with method="lbfgs" (default lr: a line search)', ValueError, "use adjoint='implicit'", lambda c: M(c, adjoint="unroll", method="lbfgs"), True),
     R("minimize", "adjoint", '"implicit" (the default) under jax.grad, fun holding a jax.custom_vjp', ValueError, "adjoint='implicit' cannot differentiate this solve",
       lambda c: jax.grad(lambda s: M(c, fun=lambda x, t: jnp.sum(_sq(x - t)), args=(s,)).loss)(1.0), True),
+    R("minimize", "has_aux", "True under jax.jvp, fun applying a jax.custom_vjp to x", ValueError, "forward mode (jax.jacfwd, jax.jvp) through minimize cannot give aux's tangent",
+      lambda c: jax.jvp(lambda s: M(c, fun=lambda x, t: (jnp.sum(_sq2(x - t)), x), args=(s,), has_aux=True).loss, (1.0,), (1.0,)), True),
     R("minimize", "adjoint", '"unroll" under jax.grad, fun\'s gradient running a lax.while_loop', ValueError, "cannot reverse-differentiate the loss fun's gradient",
       lambda c: jax.grad(lambda s: M(c, fun=lambda x: s * jnp.sum(_looped(x)), lr=0.1, adjoint="unroll").loss)(1.0), True),
     R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),

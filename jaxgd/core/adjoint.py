@@ -53,22 +53,26 @@ def _abstract(tree: Any) -> Any:
 _REVERSIBLE = _bounded.Bounded(256)  # structure key -> True: checked (the last 256)
 
 
-def check_solver(mode: str, solver: Any, x0: Any, args: tuple, differentiated: bool = False) -> None:
+def check_solver(mode: str, solver: Any, x0: Any, args: tuple, differentiated: bool = False,
+                 forward: bool = False) -> None:
     """Refuse what ``mode`` cannot differentiate, on the host (nothing compiles).
 
     ``"unroll"`` traces one step's reverse derivative (``jax.make_jaxpr``, cached per structure)
     and refuses a step that reverse mode cannot get through (a line search's ``while_loop``), naming
     the loss, the ``lr`` rule or the ``method``. ``"implicit"``, where ``differentiated`` (a ``jax.grad``
     or ``jvp`` tracer among the inputs), traces one Hessian-vector product and refuses a loss holding a
-    ``jax.custom_vjp`` (no forward mode).
+    ``jax.custom_vjp`` (no forward mode); where ``forward`` (``jax.jvp``'s tracer), also an aux that
+    forward mode cannot give (:func:`jaxgd.core.implicit.check_aux_forward`).
 
     Raises:
-      ValueError: from :func:`jaxgd.core.unroll.check_reversible` or
-        :func:`jaxgd.core.implicit.check_forward`.
+      ValueError: from :func:`jaxgd.core.unroll.check_reversible`,
+        :func:`jaxgd.core.implicit.check_forward` or :func:`jaxgd.core.implicit.check_aux_forward`.
     """
     if mode == "implicit":
         if differentiated:
             _implicit.check_forward(solver, x0, args)
+        if forward:
+            _implicit.check_aux_forward(solver, x0, args)
         return
     key = _tree.structure_key((solver, x0, args))
     if key is not None and key in _REVERSIBLE:

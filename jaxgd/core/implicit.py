@@ -59,6 +59,7 @@ from typing import Any
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .. import _bounded, _tree
@@ -273,6 +274,59 @@ def check_forward(solver: Any, x0: Params, args: tuple) -> None:
         _FORWARD[key] = True
 
 
+_VALUE_FORWARD = _bounded.Bounded(256)  # structure keys of (solver, x, args): whether the value's jvp passes
+
+
+def value_forward(solver: Any, x: Params, args: tuple) -> bool:
+    """Whether forward mode passes the loss's value at ``x`` (False where ``fun`` applies a
+    ``jax.custom_vjp`` to ``x`` or ``args``: JAX stages its tangent as a ``custom_lin`` that only reverse
+    mode can run). One ``jax.make_jaxpr`` of the value's JVP (nothing compiles), once per structure."""
+    key = _tree.structure_key((solver, x, args))
+    if key is not None and key in _VALUE_FORWARD:
+        return _VALUE_FORWARD[key]
+
+    def zero(v: Any) -> Any:
+        return jnp.zeros_like(v) if jnp.issubdtype(jnp.result_type(v), jnp.inexact) else \
+            np.zeros(jnp.shape(v), jax.dtypes.float0)
+
+    def jvp(p: Params, a: tuple) -> jax.Array:
+        return jax.jvp(lambda q, b: solver.objective(q, *b)[0], (p, a), (_tree.tmap(zero, p), _tree.tmap(zero, a)))[1]
+
+    forward = not _loss_check.stages(jax.make_jaxpr(jvp)(x, args).jaxpr, "custom_lin")
+    if key is not None:
+        _VALUE_FORWARD[key] = forward
+    return forward
+
+AUX_NOT_FORWARD = (
+    "forward mode (jax.jacfwd, jax.jvp) through minimize cannot give aux's tangent: fun calls a jax.custom_vjp "
+    "function on the parameters or args, which has no forward mode; use reverse mode (jax.jacrev, jax.grad), or "
+    "has_aux=False (the loss value's tangent is then taken from its gradient)"
+)
+
+
+def check_aux_forward(solver: Any, x: Params, args: tuple) -> None:
+    """Refuse, in forward mode, a ``has_aux`` loss whose value forward mode cannot pass (:func:`value_forward`):
+    the value's tangent is then its gradient's product with the tangents, and the aux has none.
+
+    Raises:
+      ValueError: :data:`AUX_NOT_FORWARD`.
+    """
+    if solver.has_aux and not value_forward(solver, x, args):
+        raise ValueError(AUX_NOT_FORWARD)
+
+
+def value_tangent(solver: Any, x: Params, args: tuple, tangents: tuple) -> jax.Array:
+    """The loss value's tangent at ``x`` for the tangents of ``(x, solver, args)``, as its gradient's inner
+    product with them (reverse mode: forward mode cannot pass a ``jax.custom_vjp`` applied to ``x`` or
+    ``args``, whose gradient rule ``solution_tangent``'s Hessian-vector products go through). Integer
+    leaves (``float0`` cotangents) add nothing."""
+    value, pullback = jax.vjp(lambda p, s, a: s.objective(p, *a)[0], x, solver, args)
+    cots = jax.tree_util.tree_leaves(pullback(jnp.ones((), value.dtype)))
+    parts = [jnp.vdot(c, t).astype(value.dtype) for c, t in zip(cots, jax.tree_util.tree_leaves(tangents))
+             if c.dtype != jax.dtypes.float0]
+    return sum(parts[1:], parts[0]) if parts else jnp.zeros((), value.dtype)
+
+
 @jax.custom_jvp
 def attach(x: Params, value: jax.Array, aux: Any, loss: Any, solver: Any, args: tuple) -> tuple:
     """The identity on ``(x, value, aux, loss)``; its JVP is the implicit derivative.
@@ -301,7 +355,14 @@ def _attach_jvp(primals: tuple, tangents: tuple) -> tuple:
 
     check_forward(solver, x, args)  # (a custom_vjp in fun, where minimize did not see the derivative coming)
     dx = solution_tangent(solver, x, args, dsolver, dargs)
-    (_, _, _), (dvalue, daux, dloss) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
+    if value_forward(solver, x, args):
+        (_, _, _), (dvalue, daux, dloss) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
+    else:  # a custom_vjp applied to x or args in fun: its forward mode would fail under jax.jacfwd
+        check_aux_forward(solver, x, args)
+        dvalue = value_tangent(solver, x, args, (dx, dsolver, dargs))
+        dloss = None if loss is None else jax.jvp(lambda p, s, v: s.loss(p, v), (x, solver, value),
+                                                  (dx, dsolver, dvalue))[1]
+        daux = None
     dvalue = jnp.asarray(dvalue).astype(jnp.result_type(value))
     if loss is not None:
         dloss = jnp.asarray(dloss).astype(jnp.result_type(loss))

@@ -372,7 +372,8 @@ def minimize(
     if tier == "host":
         _host_tier.check_host_loss(params, loss_dtype)
     if resume is None and path is None:  # adjoint hook (issue 12): the run for this adjoint mode
-        _adjoint.check_solver(adjoint, solver, params, args, _run.differentiated((solver, params, args)))
+        tree = (solver, params, args)
+        _adjoint.check_solver(adjoint, solver, params, args, _run.differentiated(tree), _run.forward_mode(tree))
         inline = _compile.tracing() and _run.check_optax_closure(solver, params, adjoint)  # (an optax method's vmapped closure)
         solver, args, lifted = _run.lift_closure(solver, params, args)
         concrete = concrete and not lifted and (not args or _tree.is_concrete(args))

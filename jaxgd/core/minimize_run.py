@@ -446,6 +446,13 @@ def differentiated(tree: Any) -> bool:
                for leaf in jax.tree_util.tree_leaves(tree))
 
 
+def forward_mode(tree: Any) -> bool:
+    """True when a leaf of ``tree`` is ``jax.jvp``'s (``jax.jacfwd``'s) tracer: with JAX's direct
+    linearize (its default), ``jax.grad`` traces with another."""
+    return bool(jax.config.jax_use_direct_linearize) and any(
+        isinstance(leaf, jax.core.Tracer) and type(leaf).__name__ == "JVPTracer" for leaf in jax.tree_util.tree_leaves(tree))
+
+
 def differentiated_consts(fn: Callable, *example: Any) -> bool:
     """True when ``fn``, traced once at ``example`` (arrays or ``jax.ShapeDtypeStruct``), holds a tracer of
     ``jax.grad``/``jvp`` among its constants (a value it closes over, differentiated), not jit's or vmap's."""
