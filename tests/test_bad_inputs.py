@@ -48,6 +48,7 @@ class Ctx:
         self.dir = directory
         self.traces = 0
         self.x0 = jnp.asarray(np.zeros(3))
+        self.x32, self.raw_key = jnp.asarray(np.zeros(3, np.float32)), jnp.asarray(np.zeros(2, np.uint32))
         self.fresh_functions()
         self.data = {"x": np.ones((10, 3)), "y": np.ones(10)}
         self.key = jax.random.PRNGKey(0)
@@ -194,6 +195,12 @@ def _jit_save(c: Ctx) -> Any:
 def _resume_with_x64_off(c: Ctx) -> Any:
     with jax.enable_x64(False):
         return M(c, x0=np.zeros(3, np.float32), resume=c.good)
+
+
+def _check_grad_drawing_without_dtype(c: Ctx) -> Any:
+    with jax.enable_x64(False):
+        noisy = lambda v, k: jnp.sum((v - jax.random.normal(k, v.shape)) ** 2)  # noqa: E731
+        return jaxgd.check_grad(noisy, c.x32, (c.raw_key,))
 
 
 def M(c: Ctx, **kw: Any) -> Any:
@@ -555,6 +562,7 @@ ROWS: list[Row] = [
     R("check_grad", "fun", "3", TypeError, "fun must be callable", lambda c: jaxgd.check_grad(3, c.x0)),
     R("check_grad", "reference", "returns shape (4,) for x of shape (3,)", ValueError, "reference gradient for leaf x has shape (4,); expected (3,)", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: np.zeros(4)), True),
     R("check_grad", "reference", "returns 2 x + 5j (complex)", ValueError, "reference gradient for leaf x is not a real numeric array", lambda c: jaxgd.check_grad(c.f, c.x0, reference=lambda x: 2 * np.asarray(x) + 5j), True),
+    R("check_grad", "fun", "drawing jax.random.normal(key, shape) without a dtype (x float32)", ValueError, "it draws random numbers from a key in args without a dtype", _check_grad_drawing_without_dtype, True),
     R("check_grad", "x", "np.arange(3)", TypeError, "every leaf of x must be a real floating-point array", lambda c: jaxgd.check_grad(c.f, np.arange(3))),
     R("check_grad", "x", "np.ones(3, bfloat16)", TypeError, "check_grad does not take bfloat16 x", lambda c: jaxgd.check_grad(c.f, np.ones(3, jnp.bfloat16))),
     R("check_grad", "directions", "0", ValueError, "directions=0 must be None or a positive integer", lambda c: jaxgd.check_grad(c.f, c.x0, directions=0)),

@@ -508,6 +508,37 @@ def test_a_bfloat16_fun_is_differenced_in_bfloat16_and_a_typed_key_is_an_arg():
     assert check_grad(noise, jnp.asarray([0.5, 1.5], jnp.float32), (jax.random.key(0),))
 
 
+@jax.custom_jvp
+def _scaled(v):
+    return v
+
+
+@_scaled.defjvp
+def _scaled_jvp(primals, tangents):
+    return primals[0], 1.2 * tangents[0]  # a wrong chain rule: the gradient 20% off
+
+
+def test_a_fun_drawing_without_a_dtype_is_refused_and_with_one_a_wrong_gradient_fails(x64_off):
+    """A Monte-Carlo ELBO drawing jax.random.normal(key, shape) without a dtype: float64 mode (the finite
+    differences) draws other numbers, so the rounding allowance |g - g64| measured another function and passed a
+    gradient 20% off (a statistician's review, session 63). Refused, naming dtype=; with dtype=jnp.float32 the
+    check passes the right gradient and fails the wrong one (reference: the chain rule scaled by 1.2)."""
+    xs = jnp.asarray(np.random.default_rng(0).gamma(3.0, 2.0, 20), jnp.float32)
+    p = {"m": jnp.asarray(1.0), "ls": jnp.asarray(-1.0)}
+
+    def elbo(p, xs, key, dtype=None, wrong=False):
+        eps = jax.random.normal(key, (8,)) if dtype is None else jax.random.normal(key, (8,), dtype)
+        z = (_scaled(p["m"]) if wrong else p["m"]) + jnp.exp(p["ls"]) * eps
+        return 0.5 * jnp.mean(jax.vmap(lambda v: jnp.sum((xs - v) ** 2))(z)) - p["ls"]
+
+    for wrong in (False, True):
+        with pytest.raises(ValueError, match=r"draws random numbers .* without a dtype.*Pass the dtype"):
+            check_grad(lambda p, xs, k: elbo(p, xs, k, wrong=wrong), p, (xs, jax.random.key(0)))
+    assert check_grad(lambda p, xs, k: elbo(p, xs, k, jnp.float32), p, (xs, jax.random.key(0)))
+    report = check_grad(lambda p, xs, k: elbo(p, xs, k, jnp.float32, True), p, (xs, jax.random.PRNGKey(0)))
+    assert not report and [r.passed for r in report.rows if r.path == "['m']"] == [False], str(report)
+
+
 def test_check_grad_on_a_flax_nnx_model_checks_its_params_only():
     """Reference: float64 central differences of the loss over the model's nnx.Param arrays. A model with
     BatchNorm and Dropout (eval mode) was checked whole: its batch statistics were reported as rows and its

@@ -12,7 +12,7 @@ returned without ``has_aux``, also raised by ``Solver.objective`` at trace time
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -85,17 +85,21 @@ def _arrays_traced(fun: LossFn, args: tuple) -> tuple[LossFn, tuple]:
     return call, tuple(leaf for leaf, a in zip(leaves, is_array) if a)
 
 
-def stages(jaxpr: Any, name: str) -> bool:
-    """Whether ``jaxpr`` holds an equation of primitive ``name``, its sub-jaxprs included."""
+def equations(jaxpr: Any, name: str) -> Iterator[Any]:
+    """The equations of primitive ``name`` in ``jaxpr``, its sub-jaxprs' included."""
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == name:
-            return True
+            yield eqn
         for value in eqn.params.values():
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 inner = getattr(item, "jaxpr", item)
-                if hasattr(inner, "eqns") and stages(inner, name):
-                    return True
-    return False
+                if hasattr(inner, "eqns"):
+                    yield from equations(inner, name)
+
+
+def stages(jaxpr: Any, name: str) -> bool:
+    """Whether ``jaxpr`` holds an equation of primitive ``name``, its sub-jaxprs included."""
+    return next(equations(jaxpr, name), None) is not None
 
 
 def check_reverse(fn: Callable, closed: Any, *args: Any) -> None:

@@ -191,8 +191,8 @@ def check_grad(
             (as those arrays, or as a model of the same structure).
         args: extra arguments to ``fun`` (and ``reference``). The differences are taken
             with JAX's float64 mode on: a ``fun`` that draws random numbers from a key in
-            ``args`` without a ``dtype`` draws other numbers there (float64 ones) and fails;
-            pass ``dtype=`` to ``jax.random``.
+            ``args`` without a ``dtype`` would draw other numbers there (float64 ones), and is
+            refused (``ValueError``); pass ``dtype=`` to ``jax.random``.
         reference: optional hand-written gradient ``reference(x, *args)`` returning
             a pytree of the structure and shapes of ``x``; it receives float64
             NumPy copies of ``x`` and of the floating-point leaves of ``args``.
@@ -224,7 +224,8 @@ def check_grad(
         TypeError: ``fun`` or ``reference`` not callable, ``args`` not a tuple (or list),
             a non-floating, bfloat16 or traced leaf in ``x``, a traced ``seed``, a
             ``precision`` that is neither None nor a string.
-        ValueError: bad ``eps``/``rtol``/``atol``/``directions``; a ``seed`` that
+        ValueError: bad ``eps``/``rtol``/``atol``/``directions``; a ``fun`` drawing random
+            numbers without a ``dtype`` from a key in ``args`` (float64 mode draws others); a ``seed`` that
             is not a non-negative integer (a bool, a float, a negative number, an
             array that is not an integer scalar); a ``precision`` string that
             ``jax.default_matmul_precision`` refuses; an empty ``x`` or a leaf of size 0, ``fun`` not
@@ -238,6 +239,7 @@ def check_grad(
                           eps=eps, rtol=rtol, atol=atol, directions=directions, seed=seed, precision=precision)
     fun, x, args, paths, treedef = check_inputs(fun, x, args, reference, eps, rtol, atol, directions, seed, precision)
     _loss_check.check_loss(fun, x, tuple(args), False)  # (a loop reverse mode cannot pass: named, nothing compiled)
+    _check_draws(fun, x, tuple(args))  # (float64 mode drawing other numbers: named, nothing compiled)
     seed = int(seed)
     x64_tree, args64 = _to_float64(x), _to_float64(args)
     ref = None if reference is None else _validate_reference(reference(x64_tree, *args64), x)
@@ -286,6 +288,40 @@ def _model_reference(reference: Callable[..., PyTree] | None, parts: Any) -> Cal
 def _on_device(args64: tuple) -> tuple:
     """The float64 NumPy copies of ``args`` as JAX arrays (call inside ``_x64()``; other leaves as they are)."""
     return jax.tree_util.tree_map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args64)
+
+
+RANDOM_WITHOUT_DTYPE = (
+    "check_grad cannot check this fun: it draws random numbers from a key in args without a dtype "
+    "(jax.random.normal(key, shape) and the like draw in JAX's default float dtype), and the finite differences, "
+    "taken with JAX's float64 mode on, would draw other numbers there (float64 ones): another function, whose "
+    "differences say nothing of this gradient. Pass the dtype to jax.random (dtype=jnp.float32, or x's dtype)"
+)
+
+
+def _random_bits(jaxpr: Any) -> list:
+    """The bit widths of the random draws in ``jaxpr``, sorted."""
+    return sorted(eqn.params["bit_width"] for eqn in _loss_check.equations(jaxpr, "random_bits"))
+
+
+def _check_draws(fun: Callable[..., Any], x: PyTree, args: tuple) -> None:
+    """Refuse a ``fun`` that draws random numbers of other widths in float64 mode (where the differences are
+    taken) than at ``x`` and ``args`` themselves: ``jax.random`` without a ``dtype``, ``x`` narrower than
+    float64. Two ``jax.make_jaxpr`` traces (float64 copies as shapes: nothing moves or compiles).
+
+    Raises:
+      ValueError: :data:`RANDOM_WITHOUT_DTYPE`.
+    """
+    drawn = _random_bits(jax.make_jaxpr(fun)(x, *args).jaxpr)
+    if not drawn:
+        return
+
+    def wide(v: Any) -> Any:
+        floating = hasattr(v, "shape") and jnp.issubdtype(getattr(v, "dtype", None), jnp.floating)
+        return jax.ShapeDtypeStruct(np.shape(v), np.float64) if floating else v
+
+    with _x64():
+        if _random_bits(jax.make_jaxpr(fun)(*jax.tree_util.tree_map(wide, (x, *args))).jaxpr) != drawn:
+            raise ValueError(RANDOM_WITHOUT_DTYPE)
 
 
 def _fd_dtype(fun: Callable[..., Any], x64: PyTree, args64: tuple) -> np.dtype:
