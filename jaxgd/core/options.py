@@ -281,7 +281,8 @@ def _penalty(name: str, value: Any) -> Any:
     leaf of the pytree is 0 there (no penalty, as ``None`` in ``bounds`` is no bound)."""
     if _tree.is_scalar(value):
         return _real_scalar(name, value, BAD_PENALTY, finite=True)
-    value = jax.tree_util.tree_map(lambda v: 0.0 if v is None else v, value, is_leaf=lambda v: v is None)
+    if value is not None:
+        value = jax.tree_util.tree_map(lambda v: 0.0 if v is None else v, value, is_leaf=lambda v: v is None)
     leaves, treedef = jax.tree_util.tree_flatten(value)
     if not leaves:
         raise TypeError(BAD_PENALTY.format(name=name, value=value))
