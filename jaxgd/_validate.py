@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import jax
@@ -258,6 +259,7 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     if not leaves:
         raise ValueError(EMPTY_PARAMS.format(name=name, what=f"a pytree with no leaves ({tree!r})"))
+    _check_linen_variables(name, tree)
 
     dtypes = []
     for i, leaf in enumerate(leaves):
@@ -273,6 +275,11 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             model = leaf_message(name, tree, i, path)
             if model is not None:
                 raise TypeError(model)
+            keys = _linen_keys(tree)
+            if keys is not None and path.startswith("[") and not path.startswith("['params']"):
+                collection = path[2:path.index("]") - 1]
+                raise TypeError(LINEN_LEAF.format(name=name, path=path, collection=collection,
+                                                  keys=", ".join(map(repr, keys))))
             if isinstance(dtype, np.dtype) and dtype == np.dtype(object):  # (a class JAX does not know: one leaf)
                 raise TypeError(NOT_A_PYTREE.format(name=name, path=path, kind=type(leaf).__name__))
             if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # (no cast makes a key a parameter)
@@ -287,6 +294,37 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             raise ValueError(EMPTY_PARAMS.format(name=name, what=f"leaf {path} of shape {np.shape(leaf)}"))
         dtypes.append(dtype)
     return leaves, treedef, dtypes
+
+
+LINEN_BATCH_STATS = (
+    "{name} holds a Flax Linen model's variables with a 'batch_stats' collection ({keys}): BatchNorm's running "
+    "statistics are not parameters (trained as such they never update as running averages, as apply(..., "
+    "mutable=['batch_stats']) returns their update and the loss drops it, and l2 would decay them). Pass "
+    "variables['params'] as {name} and keep the rest in args or the loss's closure: model.apply({{'params': p, "
+    "**rest}}, x, ...). To train with BatchNorm as usual (running averages updated each batch), run jaxgd's step "
+    "in your own loop: tx = jaxgd.as_optax(method, lr) as a flax TrainState's tx, the statistics carried beside "
+    "it (docs/api/models.md)"
+)
+LINEN_LEAF = (
+    "{name} leaf {path} is in the '{collection}' collection of a Flax Linen model's variables ({keys}), not a "
+    "parameter: pass variables['params'] as {name} and keep the other collections in args or the loss's "
+    "closure: model.apply({{'params': p, **rest}}, x, ...)"
+)
+
+
+def _linen_keys(tree: Any) -> Optional[list]:
+    """The top-level keys of ``tree`` where it looks like a Flax Linen model's variables (a mapping with a
+    ``'params'`` collection beside others), else None."""
+    if isinstance(tree, Mapping) and "params" in tree and len(tree) > 1:
+        return sorted(str(k) for k in tree)
+    return None
+
+
+def _check_linen_variables(name: str, tree: Any) -> None:
+    """Refuse a Linen model's variables holding ``batch_stats`` as parameters (:data:`LINEN_BATCH_STATS`)."""
+    keys = _linen_keys(tree)
+    if keys is not None and "batch_stats" in keys:
+        raise ValueError(LINEN_BATCH_STATS.format(name=name, keys=", ".join(map(repr, keys))))
 
 
 def _cast(name: str, tree: Any) -> str:

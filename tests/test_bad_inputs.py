@@ -337,6 +337,8 @@ ROWS: list[Row] = [
       "pass jnp.asarray(x0)",
       lambda c: S(c, "gd", 0.1).run([0.0, 0.0, 0.0]), True),
     # -- minimize: x0 ----------------------------------------------------------------
+    R("minimize", "x0", "a Flax Linen model's variables {'params': ..., 'batch_stats': ...}", ValueError, "x0 holds a Flax Linen model's variables with a 'batch_stats' collection", lambda c: M(c, x0={"params": {"w": c.x0}, "batch_stats": {"mean": c.x0}}, fun=lambda v: jnp.sum(v["params"]["w"] ** 2))),
+    R("minimize", "x0", "Linen variables {'params': ..., 'counter': {'step': int32}}", TypeError, "x0 leaf ['counter']['step'] is in the 'counter' collection of a Flax Linen model's variables", lambda c: M(c, x0={"params": {"w": c.x0}, "counter": {"step": np.int32(0)}}, fun=lambda v: jnp.sum(v["params"]["w"] ** 2))),
     R("minimize", "x0", "{} (empty pytree)", ValueError, "x0 must contain at least one", lambda c: M(c, x0={})),
     R("minimize", "x0", "None", ValueError, "x0 must contain at least one", lambda c: M(c, x0=None)),
     R("minimize", "x0", "np.zeros(0)", ValueError, "x0 must contain at least one non-empty array", lambda c: M(c, x0=np.zeros(0))),
@@ -368,6 +370,7 @@ ROWS: list[Row] = [
     R("minimize", "x0", "array with inf", ValueError, "x0 leaf (root) contains NaN or Inf", lambda c: M(c, x0=np.array([0.0, np.inf]))),
     # -- minimize: method and step size ------------------------------------------------
     R("minimize", "method", '"sgd2"', ValueError, "method='sgd2' is not a known method", lambda c: M(c, method="sgd2")),
+    R("minimize", "method", "optax.MultiSteps(optax.adam(0.1), 2)", TypeError, "(optax.MultiSteps: pass its .gradient_transformation())", lambda c: M(c, method=_optax().MultiSteps(_optax().adam(0.1), 2))),
     R("minimize", "method", "3", TypeError, "method must be a method name", lambda c: M(c, method=3)),
     R("minimize", "method", "None", TypeError, "method must be a method name", lambda c: M(c, method=None)),
     R("minimize", "method", "a Direction whose d is shaped (2,) for params (3,)", TypeError, "method='short': a Direction's update must return d shaped like params", lambda c: M(c, method=jaxgd.Direction("short", lambda p: (), lambda g, s, p, **k: (-g[:2], s)), lr=0.1), True),
@@ -782,6 +785,8 @@ ROWS: list[Row] = [
     R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ A", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ jnp.ones((2, 2))), x0=[1.0, 2.0]), True),
     R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ np_array", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ np.ones((2, 2))), x0=[1.0, 2.0]), True),
     R("fit", "fun", "runs a lax.while_loop (a fixed point)", ValueError, "fun: jax.grad cannot differentiate the loss: it runs a lax.while_loop", lambda c: c.F(fun=lambda p, b: _loop_loss(p)), True),
+    R("fit", "fun", "returns (loss, aux), a Linen model's updated batch_stats", TypeError, "fit has no has_aux", lambda c: c.F(fun=lambda p, b: (c.fl(p, b), p)), True),
+    R("fit", "params", "a Flax Linen model's variables {'params': ..., 'batch_stats': ...}", ValueError, "params holds a Flax Linen model's variables with a 'batch_stats' collection", lambda c: c.F(params={"params": {"w": c.x0}, "batch_stats": {"mean": c.x0}}, fun=lambda v, b: c.fl(v["params"]["w"], b))),
     R("fit", "fun", "loss(w, X, y)", TypeError, "fit calls fun(params, batch) with batch a slice of data, but fun(w, X, y)", lambda c: c.F(fun=lambda w, X, y: jnp.mean((X @ w - y) ** 2))),
     R("fit", "data", "x of shape (10, 4) for params of shape (3,)", TypeError, "fun(params, batch) failed when jaxgd traced it", lambda c: c.F(data_x=np.ones((10, 4))), True),
     R("fit", "(jax.grad)", "jax.grad(lambda p: fit(..., params=p).loss)", TypeError, "jaxgd.fit is not differentiable", lambda c: jax.grad(lambda p: c.F(params=p).loss)(c.x0), True),

@@ -165,14 +165,15 @@ def test_train_mode_message_points_at_as_optax_whose_recipe_trains_batchnorm() -
 @pytest.mark.slow  # ~10 s
 def test_the_models_page_recipes_run() -> None:
     """docs/api/models.md's code blocks (freezing part of an NNX or Equinox model, BatchNorm in train mode
-    with as_optax, Dropout with fit(loss_key=True)) run in order, with their own asserts. Reference: the
-    frozen arrays unchanged, and the loss lower than at the start."""
+    with as_optax, Dropout with fit(loss_key=True), a Linen BatchNorm in a TrainState) run in order, with
+    their own asserts. Reference: the frozen arrays unchanged, the loss lower than at the start, the running
+    statistics moved."""
     pytest.importorskip("flax.nnx")
     import re
     from pathlib import Path
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "api" / "models.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     namespace: dict = {}
     exec(compile("\n".join(blocks), "docs/api/models.md", "exec"), namespace)

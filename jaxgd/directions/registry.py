@@ -28,6 +28,7 @@ BAD_METHOD_TYPE = (
     "method must be a method name (str), a jaxgd Direction, an object with jaxgd.protocols.SearchDirection's "
     "members or an optax.GradientTransformation, got {kind}"
 )
+MULTI_STEPS = " (optax.MultiSteps: pass its .gradient_transformation())"
 
 # name -> zero-argument factory returning the same Direction object every call
 # (each factory is cached, so a jitted loop keyed on it is reused).
@@ -75,7 +76,8 @@ def resolve(method: Any) -> Direction:
         return _from_optax_cached(method)
     if isinstance(method, SearchDirection):  # structural (protocols.py): its members, and the optional ones it has
         return Direction(**{f: getattr(method, f) for f in Direction._fields if hasattr(method, f)})
-    raise TypeError(BAD_METHOD_TYPE.format(kind=type(method).__name__))
+    hint = MULTI_STEPS if hasattr(method, "gradient_transformation") else ""
+    raise TypeError(BAD_METHOD_TYPE.format(kind=type(method).__name__) + hint)
 
 
 # Directions made from optax transformations, by the transformation's value (_closure_key.key): an

@@ -116,6 +116,12 @@ BAD_KEY_TYPE = (
 )
 BAD_KEY = "key must be a single PRNG key (a typed key of shape () or a uint32 array of shape (2,)), got {what}"
 NOT_SCALAR = "{name} must return a real {kind} scalar{how}; got {what}"
+FIT_PAIR = (
+    ". fit has no has_aux: its loss returns the loss alone. A model state the loss updates (a Flax Linen "
+    "BatchNorm's batch_stats from apply(..., mutable=[...])) cannot be carried by fit; run jaxgd's step in your "
+    "own loop, jaxgd.as_optax(method, lr) as the optimizer, carrying the state (docs/api/models.md); minimize "
+    "takes has_aux=True (full batch)"
+)
 EVAL_UNDER_MASK = (
     "eval_fun is called as eval_fun(params, eval_data), also under remainder=Remainder.MASK (fit's default "
     "eval, eval_fun left out, calls fun(params, eval_data, ones)): leave eval_fun out to evaluate fun, or pass "
@@ -273,7 +279,8 @@ def _scalar_dtype_uncached(fn: Callable, name: str, how: str, treedef: Any, spec
     if shape != () or dtype is None or not any(jnp.issubdtype(dtype, k) for k in kinds):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         kind = "(floating, integer or bool)" if name == "metric" else "floating-point"
-        raise TypeError(NOT_SCALAR.format(name=name, kind=kind, how=how, what=what))
+        pair = name == "fun" and isinstance(out, (tuple, list))
+        raise TypeError(NOT_SCALAR.format(name=name, kind=kind, how=how, what=what) + (FIT_PAIR if pair else ""))
     if name == "fun":  # (a loop in it that reverse mode cannot pass: named, nothing compiled)
         _loss_check.check_reverse(fn, closed, *args)
     return str(dtype)
