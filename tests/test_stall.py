@@ -905,3 +905,37 @@ def test_resolved_puts_a_smooth_lines_minimiser_within_an_ulp_and_not_a_kinks():
     assert not bool(stall.resolved(-1.0, 1.0, 1.0, 1e-3, np))
     assert not bool(stall.resolved(-1.0, np.nan, 1.0, 1.0, np))  # no unit trial
     assert not bool(stall.resolved(-1.0, -2.0, 1.0, 1.0, np))  # no curvature
+
+
+@pytest.mark.slow  # ~5 s
+def test_float32_lqr_by_single_shooting_is_precision_within_the_messages_relative_1e_4(x64_off):
+    """A double integrator's LQR over 200 steps (controls the unknowns, the dynamics a lax.scan; a control
+    researcher's review, session 63): in float32 lbfgs stalls ending PRECISION while the loss still falls by a
+    few roundings a step. Reference: the Riccati recursion in NumPy (float64), the optimal cost J* = x0' P x0.
+    The message says what the stop means there: up to a relative 1e-4 above the minimum, and float64."""
+    dt, n = 0.05, 200
+    a, b = np.array([[1.0, dt], [0.0, 1.0]]), np.array([[0.5 * dt * dt], [dt]])
+    q, r, qf, x0 = np.diag([1.0, 0.1]), 0.01, np.diag([10.0, 1.0]), np.array([1.0, 0.0])
+    p = qf
+    for _ in range(n):
+        k = np.linalg.solve(r + b.T @ p @ b, b.T @ p @ a)
+        p = q + a.T @ p @ (a - b @ k)
+    best = x0 @ p @ x0
+    aj, bj, qj, qfj = (jnp.asarray(m, jnp.float32) for m in (a, b[:, 0], q, qf))
+
+    def cost(u, x0):
+        def step(x, uk):
+            return aj @ x + bj * uk, x @ qj @ x + r * uk ** 2
+
+        xn, cs = jax.lax.scan(step, x0, u)
+        return jnp.sum(cs) + xn @ qfj @ xn
+
+    res = jaxgd.minimize(cost, jnp.zeros(n, jnp.float32), (jnp.asarray(x0, jnp.float32),), method="lbfgs")
+    x, total = x0, 0.0
+    for uk in np.asarray(res.params, np.float64):  # (the final point's cost in NumPy float64)
+        total += x @ q @ x + r * uk ** 2
+        x = a @ x + b[:, 0] * uk
+    gap = (total + x @ qf @ x - best) / best
+    assert res.success and 0 <= gap < 1e-4, (res.status_enum, gap)
+    if res.status_enum is jaxgd.Status.PRECISION:
+        assert "about a relative 1e-4 above its minimum" in res.message and "float64 run" in res.message

@@ -72,6 +72,12 @@ _ROUNDING_HINT = (
 # The statuses whose sentence ends with the hint, and the dtypes it is for (message_text).
 _HINTED = ("LINESEARCH_FAILED", "STALLED")
 _HINT_DTYPES = ("float32", "bfloat16", "float16")
+# (float32) PRECISION at an ill-conditioned problem's answer: steps of a few roundings each, below the
+# searches' tie tolerance (an LQR by single shooting, 200 controls: 8e-5 above J*, tests/test_stall.py)
+_PRECISION_HINT = (
+    "In float32 an ill-conditioned problem's loss can still be about a relative 1e-4 above its minimum, falling "
+    "by a few roundings a step: a float64 run resolves more."
+)
 
 MESSAGES: dict[Status, str] = {
     Status.RUNNING: "Still running: the step limit has not been reached and no test has fired.",
@@ -95,15 +101,16 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
-        "loses digits (a difference of large terms): the loss cannot be lowered further at this "
-        "precision, though the gradient is above gtol. (scipy reports such a stop as a failure: "
+        "loses digits (a difference of large terms): the searches resolve no further decrease of the loss, "
+        "though the gradient is above gtol. (scipy reports such a stop as a failure: "
         "\"Desired error not necessarily achieved due to precision loss.\")"
     ),
     Status.STALLED: (
-        "Stalled: the loss did not decrease over the stall window at a point that is not "
-        "stationary; the loss may not be smooth here (an L1 term written into the loss is not: pass it as l1= "
-        "with method='gd' instead), or the step-size rule cut its rate too far to move the parameters "
-        "(ReduceOnPlateau: see min_lr)."
+        "Stalled: the loss did not decrease by more than its rounding over the stall window at a point that is "
+        "not stationary; the loss may not be smooth here (an L1 term written into the loss is not: pass it as l1= "
+        "with method='gd' instead), the step-size rule cut its rate too far to move the parameters "
+        "(ReduceOnPlateau: see min_lr), or each step gains less than the loss's rounding (an ill-conditioned "
+        "problem in float32: a float64 run, or a longer stall_window of the line search)."
     ),
     Status.INVALID_ARGUMENT: (
         "Stopped before the first step: an argument passed as a traced value (under jit or vmap, where it "
@@ -186,11 +193,13 @@ def message_at(status: Any, steps: Any, dtype: str = "float32", start_finite: bo
 
 def message_text(status: Status, dtype: str | None = None) -> str:
     """``status``'s sentence for a run whose loss has ``dtype``: ``PRECISION``'s ``{dtype}`` filled in
-    (None: "the loss's dtype"), and the float32 rounding hint on a failed search or a stall in 16- and
-    32-bit runs (and where the dtype is not known)."""
+    (None: "the loss's dtype"), the float32 rounding hint on a failed search or a stall in 16- and
+    32-bit runs (and where the dtype is not known), and ``PRECISION``'s float32 hint."""
     text = MESSAGES[status].format(dtype=dtype or "the loss's dtype")
     if status.name in _HINTED and (dtype is None or dtype in _HINT_DTYPES):
         text += " " + _ROUNDING_HINT
+    if status == Status.PRECISION and dtype == "float32":
+        text += " " + _PRECISION_HINT
     return text
 
 
