@@ -633,3 +633,19 @@ def test_an_ode_loss_in_float32_is_checked_or_refused_by_name():
     last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr
     assert last == "PASS" or last.startswith("check_grad: fun failed when traced again in float64"), last
     assert last == "PASS" or "jax.config.update('jax_enable_x64', True)" in last, last
+
+
+def test_a_pair_below_the_rounding_noise_at_a_stationary_point_is_marked_unresolved():
+    """f(x) = sum_i c_i (e^x - x) over 10,000 weights near 1,000 (f ~ 1e7): the exact gradient
+    sum(c) (e^x - 1) is 0 at x = 0 (closed form), where the differences' rounding noise (~3e-4) swamps the
+    values: a FAIL there tests nothing, and the table says so (FAIL*, the note; a statistician's review
+    checked a gradient at its MAP and read a plain FAIL). Away from it a wrong reference (half the gradient)
+    is a plain FAIL."""
+    c = 1000.0 + np.random.default_rng(0).standard_normal(10_000)
+    f = lambda x: jnp.sum(c * jnp.exp(x[0]) - c * x[0])  # noqa: E731
+    at = check_grad(f, np.array([0.0]), reference=lambda x: np.array([np.sum(c) * np.expm1(x[0])]))
+    assert not at and at.failures and all(row.unresolved for row in at.failures), str(at)
+    assert "FAIL*" in str(at) and "tests nothing" in str(at)
+    away = check_grad(f, np.array([0.5]), reference=lambda x: np.array([0.5 * np.sum(c) * np.expm1(x[0])]))
+    assert not away and not any(row.unresolved for row in away.rows), str(away)
+    assert "FAIL*" not in str(away) and [r.comparison for r in away.failures] == ["jax~ref", "ref~fd"]

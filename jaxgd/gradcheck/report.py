@@ -26,6 +26,9 @@ class LeafCheck(NamedTuple):
         score: largest ``|a - b| / tolerance``; the row passes when it is <= 1.
         directional: whether the row compares directional derivatives ``vᵀg``.
         passed: ``|a - b| <= atol + rtol·max(|a|, |b|) (+ FD noise)`` everywhere.
+        unresolved: a failed row whose worst pair is smaller than the rounding noise (the differences',
+            or ``jax.grad``'s in float32: above half of ``max(|a|, |b|)``, all it may excuse): at a
+            stationary point of a loss with large terms the pair tests nothing there (``FAIL*`` in the table).
     """
 
     path: str
@@ -37,6 +40,7 @@ class LeafCheck(NamedTuple):
     score: float
     directional: bool
     passed: bool
+    unresolved: bool = False
 
     @property
     def worst(self) -> str:
@@ -101,8 +105,15 @@ class GradCheck:
             + ("" if (self.rtol, self.atol) == (self.rtol64, self.atol64) else f"; ref~fd rtol={self.rtol64:.2g}, atol={self.atol64:.2g}")
             + ")"
         )
-        return head + "\n" + format_table(ROW_HEADERS, [row_cells(r) for r in self.rows])
+        table = head + "\n" + format_table(ROW_HEADERS, [row_cells(r) for r in self.rows])
+        return table + ("\n" + UNRESOLVED if any(r.unresolved for r in self.rows) else "")
 
+
+UNRESOLVED = (
+    "FAIL*: the values compared are below the rounding noise of the finite differences (or of jax.grad in x's "
+    "dtype), as near a stationary point of a loss with large terms: such a pair tests nothing; check the "
+    "gradient at a point away from the minimum."
+)
 
 ROW_HEADERS: tuple[str, ...] = ("leaf", "compare", "max abs err", "max rel err", "err/tol", "worst", "a", "b", "verdict")
 
@@ -119,7 +130,7 @@ def row_cells(row: LeafCheck) -> list[str]:
         row.worst,
         f"{a:.6g}",
         f"{b:.6g}",
-        "PASS" if row.passed else "FAIL",
+        "PASS" if row.passed else "FAIL*" if row.unresolved else "FAIL",
     ]
 
 
