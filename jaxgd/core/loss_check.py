@@ -22,7 +22,10 @@ from . import cache as _cache
 from ..interop import explain as _explain
 from .._types import LossFn, Params
 
-LOSS_IS_A_PAIR = "fun must return a real scalar loss; got a {kind} of {n} (a pair (loss, aux)? pass has_aux=True)"
+LOSS_IS_A_PAIR = (
+    "fun must return a real scalar loss; got a {kind} of {n} (a pair (loss, aux)? pass has_aux=True; a pair "
+    "(loss, gradient), scipy's jac=True form? return the loss alone: jaxgd takes the gradient with jax.grad)"
+)
 LOSS_IS_A_1_TUPLE = ("fun must return a real scalar loss; got a tuple of length 1 (a trailing comma, "
                      "`return loss,`? drop the comma)")
 LOSS_IS_A_TUPLE = ("fun must return a real scalar loss; got a {kind} of length {n} (with has_aux=True fun returns "

@@ -69,7 +69,8 @@ def resolve(method: Any) -> Direction:
         key = method.lower()
         if key not in _REGISTRY:
             alias = _explain.suggest_method(method)  # another library's name (sgd, L-BFGS-B)
-            hint = f" (did you mean {alias}?)" if alias else ""
+            note = _explain.method_note(method)  # or one jaxgd has no counterpart for (Nelder-Mead, SLSQP)
+            hint = f" (did you mean {alias}?)" if alias else f" ({note})" if note else ""
             raise ValueError(UNKNOWN_METHOD.format(method=method, valid=", ".join(names())) + hint)
         return _REGISTRY[key]()
     if isinstance(method, optax.GradientTransformation):

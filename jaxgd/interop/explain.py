@@ -149,8 +149,23 @@ KEYWORD_NOTES: dict[str, str] = {
     "jac": "nothing to pass: jaxgd differentiates fun with jax.grad",
     "hess": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
     "hessp": "nothing to pass: bfgs and lbfgs build their curvature from gradients",
-    "options": "pass its entries as keywords: maxiter as max_steps, gtol and ftol as they are, disp as progress",
-    "constraints": "jaxgd has box constraints only: bounds=(lower, upper)",
+    "options": ("pass its entries as keywords: maxiter as max_steps, gtol as gtol with gtol_norm=math.inf (scipy's "
+                "BFGS, CG and L-BFGS-B test the gradient's largest entry; jaxgd's the 2-norm, but with bounds the largest), ftol as it "
+                "is (L-BFGS-B's; off by default, scipy's 2.2e-9), disp as progress"),
+    "xrtol": ("scipy's BFGS xrtol is a relative step test; jaxgd's xtol stops when one step's 2-norm "
+              "||x_{k+1} - x_k|| <= xtol (absolute; off, 0, by default)"),
+    "maxcor": ("method=jaxgd.directions.lbfgs(memory_size=m) for scipy's maxcor=m (10 in both by default), with "
+               "bounds= for L-BFGS-B"),
+    "factr": "ftol=factr * numpy.finfo(float).eps (scipy's L-BFGS-B factr=1e7 is ftol=2.2e-9; jaxgd's ftol is off by default)",
+    "maxfun": "no evaluation limit: max_steps limits the steps (res.nfev counts their evaluations)",
+    "maxls": "the line search's max_iter: lr=jaxgd.linesearch.MoreThuente(max_iter=...) (30 by default)",
+    "c1": "the line search's: lr=jaxgd.linesearch.MoreThuente(c1=..., c2=...)",
+    "c2": "the line search's: lr=jaxgd.linesearch.MoreThuente(c1=..., c2=...)",
+    "return_all": ("history=True records the loss, step size and gradient norm of every step (res.history); "
+                   "jaxgd keeps no iterates"),
+    "constraints": ("jaxgd has box constraints only: bounds=(lower, upper); for others reparameterise (a softmax "
+                    "for a simplex, exp for positivity), add a penalty to the loss, or use scipy's SLSQP or "
+                    "trust-constr, its gradient from jax.jit(jax.grad(f))"),
     "momentum": ("jaxgd's 'momentum' and 'nesterov' methods decay by a fixed 0.9; for another, pass an optax "
                  "transformation: method=optax.sgd(lr, momentum=0.95, nesterov=True)"),
     "nesterov": "method='nesterov' (decay 0.9), or method=optax.sgd(lr, momentum=..., nesterov=True)",
@@ -182,8 +197,28 @@ METHOD_ALIASES: dict[str, str] = {
     "sgd": "gd", "gradient_descent": "gd", "gradientdescent": "gd", "steepest_descent": "gd",
     "heavy_ball": "momentum", "nag": "nesterov",
     "l-bfgs-b": "lbfgs' with bounds=(lower, upper) for the box, '", "lbfgsb": "lbfgs' with bounds=(lower, upper), '",
-    "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "bfgs": "bfgs", "cg": "cg", "newton-cg": "cg",
+    "l-bfgs": "lbfgs", "l_bfgs": "lbfgs", "bfgs": "bfgs", "cg": "cg",
+    "newton-cg": "lbfgs' or 'bfgs' (quasi-Newton: jaxgd has no Hessian-vector Newton-CG; 'cg' is nonlinear CG), '",
+    "trust-ncg": "lbfgs' or 'bfgs' (quasi-Newton: jaxgd has no trust-region Newton), '",
+    "trust-krylov": "lbfgs' or 'bfgs' (quasi-Newton: jaxgd has no trust-region Newton), '",
+    "trust-exact": "lbfgs' or 'bfgs' (quasi-Newton: jaxgd has no trust-region Newton), '",
+    "dogleg": "lbfgs' or 'bfgs' (quasi-Newton: jaxgd has no trust-region Newton), '",
+    "tnc": "lbfgs' with bounds=(lower, upper) (L-BFGS-B for TNC's box), '",
     "conjugate_gradient": "cg", "nonlinear_cg": "cg", "adam_w": "adamw", "rms_prop": "rmsprop", "ada_grad": "adagrad",
+}
+
+# Other libraries' methods with no jaxgd counterpart (case-insensitive) -> what to do instead.
+_DERIVATIVE_FREE = (
+    "jaxgd's methods follow the gradient (jax.grad of fun): write the loss in jax.numpy and use method='lbfgs' "
+    "or 'bfgs'; for a loss JAX cannot differentiate keep scipy's derivative-free methods"
+)
+_CONSTRAINED = (
+    "jaxgd has box constraints only (bounds=(lower, upper) with 'lbfgs': L-BFGS-B); for others reparameterise, add "
+    "a penalty, or keep scipy's {name}, its gradient from jax.jit(jax.grad(f))"
+)
+METHOD_NOTES: dict[str, str] = {
+    **{name: _DERIVATIVE_FREE for name in ("nelder-mead", "powell", "cobyla", "cobyqa")},
+    **{name: _CONSTRAINED.format(name=name.upper() if name == "slsqp" else name) for name in ("slsqp", "trust-constr")},
 }
 
 # optimistix's adjoint objects (by class name: optimistix need not be installed) -> minimize's adjoint= string.
@@ -198,6 +233,15 @@ STATIC_HINT = (
     ". args are traced (arrays, as under jax.jit): a Python number, string, bool or function that fun uses "
     "as a static value (a slice bound, a shape, an if) goes in fun's closure instead: "
     "functools.partial(fun, value) or a lambda"
+)
+NUMPY_HINT = (
+    ". fun calls NumPy (np.*, np.asarray, float()) on a traced value: jaxgd differentiates fun with jax.grad, "
+    "which traces it, so write it with jax.numpy (jnp.* for np.*, jnp.linalg for np.linalg, jax.scipy.special "
+    "for scipy.special), a Python if on a value as jnp.where or lax.cond"
+)
+IF_HINT = (
+    ". fun takes a Python if (or while, bool(), and/or) on a traced value: write it as jnp.where(cond, a, b) or "
+    "lax.cond, which jax.grad can differentiate through"
 )
 LIST_HINT = (
     ". {name} is a Python {kind} of {n} numbers, which JAX treats as a pytree of {n} separate scalars, "
@@ -261,8 +305,13 @@ def keyword_note(name: str, valid: Optional[Sequence[str]] = None) -> Optional[s
 
 def suggest_method(name: str) -> Optional[str]:
     """``method='lbfgs'`` (and what else to pass) for another library's method name (case-insensitive)."""
-    alias = METHOD_ALIASES.get(name.lower().replace(" ", "_"))
+    alias = METHOD_ALIASES.get(name.lower().replace(" ", "_")) or METHOD_ALIASES.get(name.lower())
     return None if alias is None else f"method='{alias}'".replace(", ''", "")
+
+
+def method_note(name: str) -> Optional[str]:
+    """What to do instead of another library's method ``name`` that jaxgd has no counterpart for (None: unknown)."""
+    return METHOD_NOTES.get(name.lower())
 
 
 def suggest_adjoint(value: Any) -> Optional[str]:
@@ -311,9 +360,13 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
     kind = TypeError if isinstance(err, TypeError) else IndexError if isinstance(err, IndexError) else ValueError
     shapes = ", ".join(f"{name}={describe(value)}" for name, value in named.items())
     hint = _list_hint(original or {})
+    if not hint and isinstance(err, jax.errors.TracerArrayConversionError):
+        hint = NUMPY_HINT  # (np.* on a traced value, whatever args hold)
+    elif not hint and isinstance(err, jax.errors.TracerBoolConversionError):
+        hint = IF_HINT
     static = [v for k, a in named.items() if k.startswith("args[") for v in jax.tree_util.tree_leaves(a)
               if isinstance(v, (bool, int, float, str)) or (callable(v) and not hasattr(v, "shape"))]
-    if static and not hint:  # (args=(2,) as a slice bound, in a dict too; a str or function)
+    if static and hint in ("", IF_HINT):  # (args=(2,) as a slice bound, in a dict too; a str or function)
         hint = STATIC_HINT
     error = str(err).rstrip(".") if hint else err  # (the hint begins a sentence)
     return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=error, hint=hint))
