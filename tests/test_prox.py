@@ -517,3 +517,18 @@ def test_bounds_mirroring_an_x0_that_holds_none() -> None:
         assert r.params["bias"] is None
     with pytest.raises(ValueError, match="bounds"):  # a bound on the absent leaf is still another structure
         jaxgd.minimize(loss, x0, method="gd", lr=0.5, bounds=({"w": 0.0, "bias": 0.0}, None))
+
+
+def test_a_weight_of_lower_rank_broadcasts_to_its_leaf_under_rank_promotion_raise():
+    """Per-column weights (shape (3,)) for a (2, 3) leaf "broadcast to theirs" as the docs say; under
+    jax_numpy_rank_promotion='raise' (this suite's setting) the implicit promotion raised (a JAX power user's
+    review). Reference: the closed forms of 0.5 ||W - T||^2 plus the penalty, T / (1 + l2) per column and the
+    soft threshold of T by l1 per column."""
+    t = np.random.default_rng(0).normal(size=(2, 3))
+    loss = lambda p, t: 0.5 * jnp.sum((p["W"] - t) ** 2)  # noqa: E731
+    w = np.array([0.0, 1.0, 2.0])
+    for kw, want in [(dict(l2={"W": w}), t / (1.0 + w)),
+                     (dict(l1={"W": 0.1 * w}), np.sign(t) * np.maximum(np.abs(t) - 0.1 * w, 0.0))]:
+        res = jaxgd.minimize(loss, {"W": jnp.zeros((2, 3))}, (t,), method="gd", lr=0.1, gtol=1e-12, max_steps=5000, **kw)
+        assert res.status_enum is jaxgd.Status.GTOL
+        np.testing.assert_allclose(np.asarray(res.params["W"]), want, atol=1e-10)

@@ -311,13 +311,25 @@ def free_gradient(x: Any, g: Any, lower: Any, upper: Any, xp: Any = jnp) -> Any:
     return xp.where(held(x, -g, lower, upper), xp.zeros((), g.dtype), g)
 
 
-def weight_leaves(weight: Any, params: Params, name: str) -> list:
-    """One penalty weight per leaf of ``params``: a scalar for all, or a pytree like ``params``.
+def weight_leaves(weight: Any, params: Params, name: str, shaped: bool = True) -> list:
+    """One penalty weight per leaf of ``params``: a scalar for all, or a pytree like ``params``; with
+    ``shaped``, a weight of lower rank than its leaf (a row's weights for a matrix) broadcast to the leaf's
+    shape (under ``jax_numpy_rank_promotion='raise'`` the implicit promotion raised).
 
     Raises:
       ValueError: a pytree ``weight`` (named ``name``) that does not fit ``params``.
     """
-    return _leaves_like(weight, params, BAD_WEIGHT_TREE, show_leaf_shape=False, name=name)
+    ws = _leaves_like(weight, params, BAD_WEIGHT_TREE, show_leaf_shape=False, name=name)
+    if not shaped:
+        return ws
+    return [_shaped(w, p) for w, p in zip(ws, jax.tree_util.tree_leaves(params))]
+
+
+def _shaped(w: Any, p: Any) -> Any:
+    """``w`` broadcast to ``p``'s shape where its rank is lower but not 0 (NumPy's view for a NumPy weight)."""
+    if not 0 < np.ndim(w) < np.ndim(p):
+        return w
+    return np.broadcast_to(w, np.shape(p)) if isinstance(w, np.ndarray) else jnp.broadcast_to(w, jnp.shape(p))
 
 
 def checked_weights(weight: Any, params: Params, name: str) -> list:
@@ -326,7 +338,7 @@ def checked_weights(weight: Any, params: Params, name: str) -> list:
     Raises:
       ValueError: ``weight`` does not fit ``params``, or overflows a leaf's dtype.
     """
-    ws = weight_leaves(weight, params, name)
+    ws = weight_leaves(weight, params, name, shaped=False)
     _validate.in_dtypes(name, ws, params)
     return ws
 
