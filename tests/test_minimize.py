@@ -520,3 +520,24 @@ def test_a_str_leaf_of_args_is_refused_naming_its_path_and_the_closure_gives_the
     np.testing.assert_allclose(part.params, want.params, rtol=0, atol=1e-12)
     np.testing.assert_allclose(closure.params, want.params, rtol=0, atol=1e-12)
     np.testing.assert_allclose(want.params, np.linalg.lstsq(_XA, _YA, rcond=None)[0], atol=1e-8)
+
+
+@pytest.mark.slow  # ~3 s
+def test_vmap_over_data_beside_a_sparse_bcoo_matrix_in_args():
+    """jax.vmap of minimize over y with a jax.experimental.sparse.BCOO design matrix in args (unbatched): the
+    batched loop's in_axes, a tree of Nones rebuilt as a BCOO, was no prefix vmap accepts (a JAX power user's
+    review). Reference: the same vmapped solve with the dense matrix (BCOO.todense), lane by lane."""
+    from jax.experimental import sparse
+
+    rng = np.random.default_rng(0)
+    dense = rng.standard_normal((40, 8)) * (rng.random((40, 8)) < 0.3)
+    ys = jnp.asarray((rng.random((2, 40)) < 0.5).astype(float))
+
+    def loss(w, x, y):
+        z = x @ w
+        return jnp.sum(jnp.logaddexp(0.0, z) - y * z) + 0.5 * jnp.sum(w ** 2)
+
+    runs = [jax.vmap(lambda y: jaxgd.minimize(loss, jnp.zeros(8), (x, y), method="gd", lr=0.02, max_steps=300))(ys)
+            for x in (sparse.BCOO.fromdense(dense), jnp.asarray(dense))]
+    np.testing.assert_allclose(np.asarray(runs[0].params), np.asarray(runs[1].params), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(runs[0].status), np.asarray(runs[1].status))

@@ -64,6 +64,20 @@ def chunking(n: int, every: int, max_steps: int) -> tuple[int, int]:
 
 
 def _axes(batched: Any) -> Any:
+    """``vmap``'s ``in_axes`` for an input whose leaves ``batched`` flags: as short a prefix as the flags allow
+    (``None`` for a subtree with no batched leaf, ``0`` for one with only batched leaves): a tree of ``None``s
+    rebuilt as a ``jax.experimental.sparse.BCOO`` in ``args`` was no prefix vmap accepts."""
+    flags = jax.tree_util.tree_leaves(batched)
+    if not any(flags):
+        return None
+    if all(flags):
+        return 0
+    if isinstance(batched, tuple) and hasattr(batched, "_fields"):  # (a NamedTuple)
+        return type(batched)(*(_axes(b) for b in batched))
+    if isinstance(batched, (tuple, list)):
+        return type(batched)(_axes(b) for b in batched)
+    if isinstance(batched, dict):
+        return {k: _axes(v) for k, v in batched.items()}
     return jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
 
 
