@@ -541,3 +541,25 @@ def test_vmap_over_data_beside_a_sparse_bcoo_matrix_in_args():
             for x in (sparse.BCOO.fromdense(dense), jnp.asarray(dense))]
     np.testing.assert_allclose(np.asarray(runs[0].params), np.asarray(runs[1].params), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(np.asarray(runs[0].status), np.asarray(runs[1].status))
+
+
+@pytest.mark.slow  # ~2 s: four programs
+def test_minimize_and_fit_run_under_jax_debug_nans_as_without_it():
+    """With jax_debug_nans on, every compiled run raised FloatingPointError on jaxgd's own NaNs (the history
+    rows a run does not reach; a JAX power user's review: fit could not run at all). minimize and fit run with
+    the flag off inside and leave it on. Reference: the same runs without the flag, bit for bit."""
+    quad = lambda x: jnp.sum((x - jnp.arange(3.0)) ** 2)  # noqa: E731
+    x, y = np.random.default_rng(0).normal(size=(32, 3)), np.ones(32)
+    mse = lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2)  # noqa: E731
+
+    def runs() -> list:
+        res = jaxgd.minimize(quad, jnp.zeros(3), method="gd", lr=0.1)
+        fitted = jaxgd.fit(mse, jnp.zeros(3), (x, y), batch_size=8, epochs=3, key=jax.random.key(0), lr=0.05)
+        return [res.params, res.history.loss, fitted.params, fitted.history.loss]
+
+    plain = runs()
+    with jax.debug_nans(True):
+        flagged = runs()
+        assert jax.config.jax_debug_nans
+    for a, b in zip(plain, flagged):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

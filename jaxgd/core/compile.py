@@ -60,6 +60,7 @@ plain ``jax.jit``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 import jax
@@ -81,6 +82,22 @@ SMALL = 256  # the most parameters (numbers, over all leaves) of a problem compi
 # (Zen 4, lbfgs's compact form above 512 parameters): classic / fusion 1.10 at 1,000-D, 1.15 at 2,000-D, 1.14 at
 # 4,000-D float64, XLA compile 1.05-1.09 -> 0.80-0.85 s; the limit stays.
 QUASI_NEWTON_SMALL = {"lbfgs": 512, "lbfgs-b": 4096, "cg": 4096, "bfgs": 2048}
+
+
+def without_debug_nans(fn: Callable) -> Callable:
+    """``fn`` (``minimize``, ``fit``) run with ``jax_debug_nans`` off where a user turned it on: jaxgd's loop
+    holds NaNs by design (a trial step's loss that is not finite, backed off; the history rows a run does not
+    reach), which the flag read as the user's NaN in every compiled run; a NaN the loss gives at an iterate
+    ends the run ``NONFINITE`` with the last finite point, where the flag then finds its source."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if jax.config.jax_debug_nans:
+            with jax.debug_nans(False):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return wrapped
 
 
 def _never() -> bool:  # pragma: no cover - a JAX without the test: never pass options

@@ -121,6 +121,7 @@ def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
     return jax.tree_util.tree_unflatten(treedef, out), concrete
 
 
+@_compile.without_debug_nans
 @_options.document
 def minimize(
     fun: LossFn,

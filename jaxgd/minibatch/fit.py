@@ -330,6 +330,7 @@ def _place(cfg: Config, params: Params, data: Any, eval_data: Any, key: PRNGKey,
 
 
 # -- the public function ---------------------------------------------------
+@_compile.without_debug_nans
 @_options.document
 def fit(
     fun: LossFn,
