@@ -182,7 +182,8 @@ def test_solver_checks_the_loss_as_minimize(fun: Callable, has_aux: bool, x0: An
 
 @pytest.mark.parametrize("out, said", [
     pytest.param(lambda f: (f,), "got a tuple of length 1 (a trailing comma, `return loss,`? drop the comma)", id="1"),
-    pytest.param(lambda f: (f, f), "got a tuple of 2 (a pair (loss, aux)? pass has_aux=True)", id="2"),
+    pytest.param(lambda f: (f, f), "got a tuple of 2 (a pair (loss, aux)? pass has_aux=True; a pair (loss, gradient), "
+                                   "scipy's jac=True form? return the loss alone", id="2"),
     pytest.param(lambda f: (f, f, f), "got a tuple of length 3 (with has_aux=True fun returns a pair (loss, aux): "
                                       "put everything but the loss in one aux, e.g. (loss, (a, b)))", id="3"),
     pytest.param(lambda f: [f], "got a list of length 1 (with has_aux=True", id="list-1"),
