@@ -101,7 +101,7 @@ MESSAGES: dict[Status, str] = {
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
-        "loses digits (a difference of large terms): the searches resolve no further decrease of the loss, "
+        "loses digits (a difference of large terms): no step resolves a further decrease of the loss, "
         "though the gradient is above gtol. (scipy reports such a stop as a failure: "
         "\"Desired error not necessarily achieved due to precision loss.\")"
     ),
