@@ -421,3 +421,21 @@ def test_closure_key_volatility() -> None:
     tx = optax.sgd(0.1)  # a transformation's memo is by type too: ExtraArgs' update is called otherwise
     other = optax.GradientTransformation(tx.init, tx.update)
     assert type(tx) is not type(other) and _closure_key.key(tx) != _closure_key.key(other)
+
+
+@pytest.mark.slow  # ~3 s: three programs
+def test_an_eager_quasi_newton_step_runs_compiled_and_compiles_once(compiles: list) -> None:
+    """Solver.init and Solver.step called at the top level on arrays run their compiled versions: an eager
+    lbfgs step ran op by op and compiled its line search's while loops anew every call (2.7 s a bfgs step at
+    4-D: a scipy migrator's review, following the README's callback advice). Reference: JAX's compile
+    monitor (nothing compiles after the first step), and minimize's fused loop (the same answer and steps)."""
+    rosen = lambda x: jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)  # noqa: E731
+    solver = jaxgd.Solver(rosen, "lbfgs")
+    state = solver.step(solver.init(jnp.full(4, -1.0)))
+    before = len(compiles)
+    while int(state.status) == int(jaxgd.Status.RUNNING):
+        state = solver.step(state)
+    assert len(compiles) == before, f"{len(compiles) - before} compiles in {int(state.count) - 1} eager steps"
+    fused = jaxgd.minimize(rosen, jnp.full(4, -1.0), method="lbfgs", tier="compiled")
+    assert int(state.count) == int(fused.steps) and int(state.status) == int(fused.status)
+    np.testing.assert_allclose(np.asarray(state.params), np.asarray(fused.params), rtol=0, atol=1e-12)

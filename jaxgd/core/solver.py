@@ -29,6 +29,8 @@ import numpy as np
 from jax import lax
 
 from ..checkpoint import format as _checkpoint
+from . import cache as _cache
+from . import compile as _compile
 from . import driver as _driver
 from . import options as _options
 from .options import default as _D
@@ -101,6 +103,24 @@ class SolverState(NamedTuple):
     # stall.Window when the rule tracks no stalls itself; for a quasi-Newton direction with a restart
     # under a rule that does (Moré-Thuente), the flag stall.adjust_status hands to the next step
     stall: PyTree = ()
+
+
+def _eager(solver: Any, tree: Any) -> bool:
+    """Whether :meth:`Solver.step` / :meth:`Solver.init` run at the top level on concrete arrays (no trace
+    active, no tracer in the solver, every leaf of ``tree`` an array): then they call their compiled versions
+    (one compile per loss function and structure, as ``jax.jit(solver.step)``; arguments that are not
+    arrays, a Python number a loss may use as a shape, keep the eager path)."""
+    if _compile.tracing() or not solver.is_concrete():
+        return False
+    return all(isinstance(v, (jax.Array, np.ndarray)) for v in jax.tree_util.tree_leaves(tree))
+
+
+def _step_compiled(solver: Any, state: Any, *args: Any) -> Any:
+    return solver._advance(state, args, running_known=False)
+
+
+def _init_compiled(solver: Any, params: Any, *args: Any) -> Any:
+    return solver._first_state(params, args)
 
 
 # the hyperparameters Solver.traced_valid tests where they are traced
@@ -363,7 +383,9 @@ class Solver:
     # -- the pieces -------------------------------------------------------
     def init(self, x0: Params, *args: Any) -> SolverState:
         """Evaluate ``x0`` (projected into ``bounds``) and build the first state (one ``value_and_grad``;
-        its stationarity measure and finiteness test are every step's, :meth:`_measure`).
+        its stationarity measure and finiteness test are every step's, :meth:`_measure`). Called at the top
+        level on arrays, the evaluation runs compiled, as :meth:`step` does (the first gradient rounded as
+        ``minimize``'s loop rounds it).
 
         Raises:
           TypeError: a leaf of ``x0`` that is not a real floating array (as ``minimize``); a
@@ -387,6 +409,12 @@ class Solver:
         like = [jax.ShapeDtypeStruct(np.shape(v), jax.dtypes.canonicalize_dtype(d)) for v, d in zip(leaves, dtypes)]
         _loss_check.check_loss(self.fun, treedef.unflatten(like), args, self.has_aux, x0, static_args=True)
         params = treedef.unflatten([_tree.strong_leaf(v, d)[0] for v, d in zip(leaves, dtypes)])  # (as minimize)
+        if _eager(self, (params, args)):  # (op by op, every operation compiled a program of its own)
+            return _cache.jit_per_function(self.fun, "Solver.init", _init_compiled)(self, params, *args)
+        return self._first_state(params, args)
+
+    def _first_state(self, params: Params, args: tuple) -> SolverState:
+        """:meth:`init`'s state at ``params`` (validated, as arrays)."""
         params, valid = self.first_point(params)
         value, grad, aux = self.value_and_grad(params, *args)
         gnorm, finite = self._measure(params, value, grad)
@@ -473,7 +501,12 @@ class Solver:
         and a running one: the next step retries from the same point (L-BFGS-B's restart).
 
         ``solver.step`` is the same object at every access, so
-        ``jax.jit(solver.step)`` written inside a Python loop compiles once.
+        ``jax.jit(solver.step)`` written inside a Python loop compiles once. Called at the top level
+        on arrays (no ``jax.jit`` of yours), it runs its own compiled step, one compile per loss
+        function and structure of ``(state, args)`` (XLA:CPU's faster-compiling emitters for a small
+        problem): a Python loop of steps costs microseconds a step after the first (op by op, an
+        ``lbfgs`` or ``bfgs`` step compiled its line search's loops anew every call: 2.7 s a step
+        at 4-D). ``args`` holding a Python number (a shape, a class count) keep the eager path.
 
         ``args`` are the loss's extra arguments for this step's evaluations: the step moves
         along the direction from ``state.grad``, the gradient :meth:`init` or the previous
@@ -494,6 +527,8 @@ class Solver:
             Checked before anything is traced, once per structure, shapes and dtypes of ``(state, args)``.
         """
         self._check_step_state(state, args)
+        if _eager(self, (state, args)):  # (op by op, every call compiled the line search's loops anew)
+            return _cache.jit_per_function(self.fun, "Solver.step", _step_compiled)(self, state, *args)
         return self._advance(state, args, running_known=False)
 
     def _check_fun_alive(self) -> None:
