@@ -277,9 +277,7 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
                 raise TypeError(model)
             keys = _linen_keys(tree)
             if keys is not None and path.startswith("[") and not path.startswith("['params']"):
-                collection = path[2:path.index("]") - 1]
-                raise TypeError(LINEN_LEAF.format(name=name, path=path, collection=collection,
-                                                  keys=", ".join(map(repr, keys))))
+                raise TypeError(LINEN_LEAF.format(name=name, path=path, dtype=dtype, keys=", ".join(map(repr, keys))))
             if isinstance(dtype, np.dtype) and dtype == np.dtype(object):  # (a class JAX does not know: one leaf)
                 raise TypeError(NOT_A_PYTREE.format(name=name, path=path, kind=type(leaf).__name__))
             if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # (no cast makes a key a parameter)
@@ -306,9 +304,9 @@ LINEN_BATCH_STATS = (
     "it (docs/api/models.md)"
 )
 LINEN_LEAF = (
-    "{name} leaf {path} is in the '{collection}' collection of a Flax Linen model's variables ({keys}), not a "
-    "parameter: pass variables['params'] as {name} and keep the other collections in args or the loss's "
-    "closure: model.apply({{'params': p, **rest}}, x, ...)"
+    "{name} leaf {path} has dtype {dtype}; {name} must hold real floating-point arrays. {name} has a 'params' "
+    "entry beside others ({keys}), as a Flax Linen model's variables do: if it is one, pass variables['params'] as "
+    "{name} and keep the other collections in args or the loss's closure: model.apply({{'params': p, **rest}}, x, ...)"
 )
 
 

@@ -541,6 +541,13 @@ def test_vmap_over_data_beside_a_sparse_bcoo_matrix_in_args():
             for x in (sparse.BCOO.fromdense(dense), jnp.asarray(dense))]
     np.testing.assert_allclose(np.asarray(runs[0].params), np.asarray(runs[1].params), rtol=0, atol=1e-12)
     np.testing.assert_array_equal(np.asarray(runs[0].status), np.asarray(runs[1].status))
+    # an OrderedDict holding batched and unbatched leaves keeps its own type in the in_axes (the diff's review)
+    import collections
+
+    ordered = jax.vmap(lambda y: jaxgd.minimize(lambda w, d: loss(w, d["x"], d["y"]), jnp.zeros(8),
+                                                (collections.OrderedDict(x=jnp.asarray(dense), y=y),), method="gd",
+                                                lr=0.02, max_steps=300))(ys)
+    np.testing.assert_array_equal(np.asarray(ordered.params), np.asarray(runs[1].params))
 
 
 @pytest.mark.slow  # ~2 s: four programs

@@ -74,9 +74,9 @@ def _axes(batched: Any) -> Any:
         return 0
     if isinstance(batched, tuple) and hasattr(batched, "_fields"):  # (a NamedTuple)
         return type(batched)(*(_axes(b) for b in batched))
-    if isinstance(batched, (tuple, list)):
+    if type(batched) in (tuple, list):
         return type(batched)(_axes(b) for b in batched)
-    if isinstance(batched, dict):
+    if type(batched) is dict:  # (an OrderedDict or defaultdict: leaf by leaf below, its own type kept)
         return {k: _axes(v) for k, v in batched.items()}
     return jax.tree_util.tree_map(lambda b: 0 if b else None, batched)
 

@@ -97,6 +97,7 @@ def without_debug_nans(fn: Callable) -> Callable:
                 return fn(*args, **kwargs)
         return fn(*args, **kwargs)
 
+    wrapped.__defaults__, wrapped.__kwdefaults__ = fn.__defaults__, fn.__kwdefaults__  # (wraps copies neither)
     return wrapped
 
 

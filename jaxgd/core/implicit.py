@@ -305,8 +305,10 @@ AUX_NOT_FORWARD = (
 
 
 def check_aux_forward(solver: Any, x: Params, args: tuple) -> None:
-    """Refuse, in forward mode, a ``has_aux`` loss whose value forward mode cannot pass (:func:`value_forward`):
-    the value's tangent is then its gradient's product with the tangents, and the aux has none.
+    """Refuse, in forward mode (``minimize``'s early check; the rule cannot tell it from reverse mode's
+    linearisation, which passes), a ``has_aux`` loss whose value forward mode cannot pass
+    (:func:`value_forward`): the value's tangent is then its gradient's product with the tangents, and the aux
+    has none.
 
     Raises:
       ValueError: :data:`AUX_NOT_FORWARD`.
@@ -355,10 +357,9 @@ def _attach_jvp(primals: tuple, tangents: tuple) -> tuple:
 
     check_forward(solver, x, args)  # (a custom_vjp in fun, where minimize did not see the derivative coming)
     dx = solution_tangent(solver, x, args, dsolver, dargs)
-    if value_forward(solver, x, args):
+    if aux is not None or value_forward(solver, x, args):  # (reverse mode passes a custom_vjp's tangent)
         (_, _, _), (dvalue, daux, dloss) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
     else:  # a custom_vjp applied to x or args in fun: its forward mode would fail under jax.jacfwd
-        check_aux_forward(solver, x, args)
         dvalue = value_tangent(solver, x, args, (dx, dsolver, dargs))
         dloss = None if loss is None else jax.jvp(lambda p, s, v: s.loss(p, v), (x, solver, value),
                                                   (dx, dsolver, dvalue))[1]

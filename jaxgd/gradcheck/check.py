@@ -295,10 +295,12 @@ def _on_device(args64: tuple) -> tuple:
 
 
 RANDOM_WITHOUT_DTYPE = (
-    "check_grad cannot check this fun: it draws random numbers from a key in args without a dtype "
-    "(jax.random.normal(key, shape) and the like draw in JAX's default float dtype), and the finite differences, "
-    "taken with JAX's float64 mode on, would draw other numbers there (float64 ones): another function, whose "
-    "differences say nothing of this gradient. Pass the dtype to jax.random (dtype=jnp.float32, or x's dtype)"
+    "check_grad cannot check this fun: it draws random numbers from a key in args in a dtype that JAX's float64 "
+    "mode widens (jax.random.normal(key, shape) without a dtype, or with x's dtype, which that mode makes float64; "
+    "randint's default int), and the finite differences, taken in that mode, would draw other numbers there: "
+    "another function, whose differences say nothing of this gradient. Draw in a fixed dtype: "
+    "dtype=jnp.float32 (or jnp.int32 for randint); jax.random.bernoulli(key, p, shape) as "
+    "jax.random.uniform(key, shape, dtype=jnp.float32) < p"
 )
 
 

@@ -114,8 +114,7 @@ def _scalar(v: Any, dtype: Any) -> Any:
 
 def init(value: Any, grad: np.ndarray) -> MoreThuenteState:
     """``MoreThuente.init``: :math:`f_{-1} = f_0 + \\|g_0\\|/2`."""
-    return MoreThuenteState(value + (0.5 * _directions.norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0),
-                            value)
+    return MoreThuenteState(value + (0.5 * _directions.norm(grad)).astype(value.dtype), np.bool_(False), np.int32(0))
 
 
 def first_trial(initial: Any, interpolate_always: bool, state: MoreThuenteState, ctx: Context, min_move: bool = False) -> Any:
@@ -220,12 +219,17 @@ class Search:
                     alpha, best, ok = za, zt, True
                 else:  # the first search's outcome stands: a point that lowered f, or an accepted Wolfe step
                     ok = bool((iv.stx > 0 and iv.fx < f0) or (converged and accepted))
-        ref = f0 if state.ref is None or self.always else dtype.type(state.ref)  # (MoreThuente's rule)
-        fell = best.value.astype(dtype) < f0 - dtype.type(STALL_ULPS * np.finfo(dtype).eps * abs(f0))
-        progress = ok and (best.value.astype(dtype) < f0 - tie_tol or (fell and best.value.astype(dtype) < ref - tie_tol))
+        value = best.value.astype(dtype)
+        progress = bool(ok and value < f0 - tie_tol)
+        if not self.always:  # start="unit": MoreThuente.step's count, its reference in prev_value once started
+            ref = dtype.type(state.prev_value) if state.started else f0
+            fell = value < f0 - dtype.type(STALL_ULPS * np.finfo(dtype).eps * abs(f0))
+            progress = progress or bool(ok and fell and value < ref - tie_tol)
+            prev = (value if progress else ref) if (ok or state.started) else state.prev_value
+        else:
+            prev = f0 if ok else state.prev_value
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
-        new_state = MoreThuenteState(f0 if ok else state.prev_value, np.bool_(state.started or ok), since,
-                                     None if state.ref is None else best.value.astype(dtype) if progress else ref)
+        new_state = MoreThuenteState(prev, np.bool_(state.started or ok), since)
         return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0)),
                                                                    dtype.type(noise), unseen))
 

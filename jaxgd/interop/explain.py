@@ -243,6 +243,11 @@ IF_HINT = (
     ". fun takes a Python if (or while, bool(), and/or) on a traced value: write it as jnp.where(cond, a, b) or "
     "lax.cond, which jax.grad can differentiate through"
 )
+IF_STATIC_HINT = (
+    ". fun takes a Python if (or while, bool(), and/or) on a traced value: on the parameters, write it as "
+    "jnp.where(cond, a, b) or lax.cond; on a Python number in args (traced, as under jax.jit), put that number in "
+    "fun's closure instead: functools.partial(fun, value) or a lambda"
+)
 LIST_HINT = (
     ". {name} is a Python {kind} of {n} numbers, which JAX treats as a pytree of {n} separate scalars, "
     "not a vector: pass jnp.asarray({name})"
@@ -366,7 +371,9 @@ def call_failed(call: str, named: dict[str, Any], err: BaseException, original: 
         hint = IF_HINT
     static = [v for k, a in named.items() if k.startswith("args[") for v in jax.tree_util.tree_leaves(a)
               if isinstance(v, (bool, int, float, str)) or (callable(v) and not hasattr(v, "shape"))]
-    if static and hint in ("", IF_HINT):  # (args=(2,) as a slice bound, in a dict too; a str or function)
+    if static and hint == IF_HINT:  # (an if on x, or on a Python number in args: both said)
+        hint = IF_STATIC_HINT
+    elif static and not hint:  # (args=(2,) as a slice bound, in a dict too; a str or function)
         hint = STATIC_HINT
     error = str(err).rstrip(".") if hint else err  # (the hint begins a sentence)
     return kind(CALL_FAILED.format(call=call, shapes=shapes or "no arguments", error=error, hint=hint))

@@ -53,13 +53,13 @@ BAD_MIN_MOVE = "min_move=True floors start='interpolate''s first trial; with sta
 
 
 class MoreThuenteState(NamedTuple):
-    prev_value: jax.Array  # f(theta_{k-1}), for the interpolated first trial
+    # f(theta_{k-1}), for the interpolated first trial; with start="unit", whose first trials after the first
+    # accepted step are 1, from then on f where the stall count last restarted (its fall is measured from there:
+    # a float32 LQR and a 256x256 deblurring fell by 5-40 ulps a step, each below the tie tolerance, and ended
+    # PRECISION 1e-5-1e-4 above their minima)
+    prev_value: jax.Array
     started: jax.Array  # True once a step has been accepted
     since: jax.Array  # steps since f last fell by more than rounding (int32), for the stall test
-    # f where ``since`` last restarted: the stall test's fall is measured from here, over the steps since, so
-    # that steady falls of a few roundings a step count (a float32 LQR and a 256x256 deblurring fell by
-    # 5-40 ulps a step, each below the tie tolerance, and ended PRECISION 1e-5-1e-4 above their minima)
-    ref: Any = None
 
 
 # Under a unit first trial (start="unit", lbfgs's search), a step that lowers f by more than this many epsilons of
@@ -263,8 +263,7 @@ class MoreThuente:
 
     def init(self, params: Params, value: jax.Array, grad: Grads) -> MoreThuenteState:
         """The first state: :math:`f_{-1} = f_0 + \\|g_0\\|/2` (scipy's convention)."""
-        prev = first_prev_value(value, grad)
-        return MoreThuenteState(prev, jnp.asarray(False), jnp.asarray(0, jnp.int32), value.astype(prev.dtype))
+        return MoreThuenteState(first_prev_value(value, grad), jnp.asarray(False), jnp.asarray(0, jnp.int32))
 
     def stalled(self, state: MoreThuenteState) -> jax.Array:
         """True after ``stall_window`` steps in a row without a decrease beyond rounding."""
@@ -335,13 +334,17 @@ class MoreThuente:
             alpha, trial = jnp.where(z.found, z.alpha, alpha), _tree.where(z.found, z.best, trial)
             # else the first search's outcome stands: a point that lowered f, or an accepted Wolfe step
             ok, n = z.found | have_best | (c.converged & accepted), n + z.i
-        # (a state built without a ref, or an interpolated first trial's search: the step's own fall)
-        ref = f0 if state.ref is None or self.start != "unit" else state.ref.astype(dtype)
-        fell = trial.value.astype(dtype) < f0 - (STALL_ULPS * jnp.finfo(dtype).eps * jnp.abs(f0)).astype(dtype)
-        progress = ok & ((trial.value.astype(dtype) < f0 - tie_tol) | (fell & (trial.value.astype(dtype) < ref - tie_tol)))
+        value = trial.value.astype(dtype)
+        progress = ok & (value < f0 - tie_tol)
+        if self.start == "unit":  # the fall from where the count last restarted (held in prev_value once started)
+            ref = jnp.where(state.started, state.prev_value.astype(dtype), f0)
+            fell = value < f0 - (STALL_ULPS * jnp.finfo(dtype).eps * jnp.abs(f0)).astype(dtype)
+            progress = progress | (ok & fell & (value < ref - tie_tol))
+            prev = jnp.where(ok | state.started, jnp.where(progress, value, ref), state.prev_value)
+        else:
+            prev = jnp.where(ok, f0, state.prev_value)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
-        new = MoreThuenteState(jnp.where(ok, f0, state.prev_value).astype(dtype), state.started | ok, since,
-                               None if state.ref is None else jnp.where(progress, trial.value.astype(dtype), ref))
+        new = MoreThuenteState(prev.astype(dtype), state.started | ok, since)
         return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(
             unit_sq_grad=c.unit_sq_grad, unit_slope=c.unit_slope, located=None if c.located is None else c.located * jnp.abs(g0),
             noise=c.noise, unseen=c.unseen)
