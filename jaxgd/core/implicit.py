@@ -297,6 +297,7 @@ def value_forward(solver: Any, x: Params, args: tuple) -> bool:
         _VALUE_FORWARD[key] = forward
     return forward
 
+
 AUX_NOT_FORWARD = (
     "forward mode (jax.jacfwd, jax.jvp) through minimize cannot give aux's tangent: fun calls a jax.custom_vjp "
     "function on the parameters or args, which has no forward mode; use reverse mode (jax.jacrev, jax.grad), or "
