@@ -249,7 +249,7 @@ NOT_FORWARD = (
 )
 
 
-_FORWARD = _bounded.Bounded(256)  # structure keys of (solver, x, args) checked (the last 256)
+_FORWARD = _bounded.Bounded(256)  # structure keys of (solver, x, args) -> the check passed (the last 256)
 
 
 def check_forward(solver: Any, x0: Params, args: tuple) -> None:
@@ -261,17 +261,24 @@ def check_forward(solver: Any, x0: Params, args: tuple) -> None:
     Raises:
       ValueError: :data:`NOT_FORWARD`, naming ``adjoint='unroll'`` instead.
     """
-    key = _tree.structure_key((solver, x0, args))
-    if key is not None and key in _FORWARD:
-        return
-
     def hvp(s: Any, x: Params, a: tuple) -> Params:
         return jax.jvp(lambda p: jax.grad(lambda q: s.objective(q, *a)[0])(p), (x,), (x,))[1]
 
-    if _loss_check.stages(jax.make_jaxpr(hvp)(solver, x0, args).jaxpr, "custom_lin"):
+    if not _forward_passes(_FORWARD, hvp, solver, x0, args):
         raise ValueError(NOT_FORWARD)
+
+
+def _forward_passes(memo: _bounded.Bounded, fn: Any, solver: Any, x: Params, args: tuple) -> bool:
+    """Whether ``fn(solver, x, args)``, traced once (``jax.make_jaxpr``, nothing compiles), stages no
+    ``custom_lin`` (a ``jax.custom_vjp``'s forward-mode tangent, which refuses to run); remembered in ``memo``
+    per structure of ``(solver, x, args)``."""
+    key = _tree.structure_key((solver, x, args))
+    if key is not None and key in memo:
+        return memo[key]
+    passes = not _loss_check.stages(jax.make_jaxpr(fn)(solver, x, args).jaxpr, "custom_lin")
     if key is not None:
-        _FORWARD[key] = True
+        memo[key] = passes
+    return passes
 
 
 _VALUE_FORWARD = _bounded.Bounded(256)  # structure keys of (solver, x, args): whether the value's jvp passes
@@ -281,21 +288,14 @@ def value_forward(solver: Any, x: Params, args: tuple) -> bool:
     """Whether forward mode passes the loss's value at ``x`` (False where ``fun`` applies a
     ``jax.custom_vjp`` to ``x`` or ``args``: JAX stages its tangent as a ``custom_lin`` that only reverse
     mode can run). One ``jax.make_jaxpr`` of the value's JVP (nothing compiles), once per structure."""
-    key = _tree.structure_key((solver, x, args))
-    if key is not None and key in _VALUE_FORWARD:
-        return _VALUE_FORWARD[key]
-
     def zero(v: Any) -> Any:
         return jnp.zeros_like(v) if jnp.issubdtype(jnp.result_type(v), jnp.inexact) else \
             np.zeros(jnp.shape(v), jax.dtypes.float0)
 
-    def jvp(p: Params, a: tuple) -> jax.Array:
-        return jax.jvp(lambda q, b: solver.objective(q, *b)[0], (p, a), (_tree.tmap(zero, p), _tree.tmap(zero, a)))[1]
+    def jvp(s: Any, p: Params, a: tuple) -> jax.Array:
+        return jax.jvp(lambda q, b: s.objective(q, *b)[0], (p, a), (_tree.tmap(zero, p), _tree.tmap(zero, a)))[1]
 
-    forward = not _loss_check.stages(jax.make_jaxpr(jvp)(x, args).jaxpr, "custom_lin")
-    if key is not None:
-        _VALUE_FORWARD[key] = forward
-    return forward
+    return _forward_passes(_VALUE_FORWARD, jvp, solver, x, args)
 
 
 AUX_NOT_FORWARD = (

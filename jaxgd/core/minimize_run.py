@@ -438,19 +438,18 @@ UNDIFFERENTIATED = ("DynamicJaxprTracer", "BatchTracer")
 DIFFERENTIATING = ("JVPTracer", "LinearizeTracer")
 
 
-def differentiated(tree: Any) -> bool:
-    """True when a leaf of ``tree`` is a tracer of ``jax.grad``/``jvp`` (:data:`DIFFERENTIATING`: a
+def differentiated(tree: Any, kinds: tuple[str, ...] = DIFFERENTIATING) -> bool:
+    """True when a leaf of ``tree`` is a tracer of ``jax.grad``/``jvp`` (``kinds``, :data:`DIFFERENTIATING`: a
     ``shard_map``'s, jit's or vmap's is not). For the implicit adjoint's early check only, which its rule
     makes again whatever this says; :func:`differentiated_consts` keeps the cautious reading."""
-    return any(isinstance(leaf, jax.core.Tracer) and type(leaf).__name__ in DIFFERENTIATING
+    return any(isinstance(leaf, jax.core.Tracer) and type(leaf).__name__ in kinds
                for leaf in jax.tree_util.tree_leaves(tree))
 
 
 def forward_mode(tree: Any) -> bool:
     """True when a leaf of ``tree`` is ``jax.jvp``'s (``jax.jacfwd``'s) tracer: with JAX's direct
     linearize (its default), ``jax.grad`` traces with another."""
-    return bool(jax.config.jax_use_direct_linearize) and any(
-        isinstance(leaf, jax.core.Tracer) and type(leaf).__name__ == "JVPTracer" for leaf in jax.tree_util.tree_leaves(tree))
+    return bool(jax.config.jax_use_direct_linearize) and differentiated(tree, ("JVPTracer",))
 
 
 def differentiated_consts(fn: Callable, *example: Any) -> bool:

@@ -21,7 +21,7 @@ from ..linesearch import zoom as _zoom
 from . import directions as _directions
 from ..linesearch import wolfe as _wolfe
 from ..linesearch import more_thuente as _more_thuente
-from ..linesearch.more_thuente import STALL_ULPS, MoreThuenteState
+from ..linesearch.more_thuente import MoreThuenteState
 from ..core import stepsize as _stepsize
 
 INT32_MAX = np.iinfo(np.int32).max
@@ -219,15 +219,9 @@ class Search:
                     alpha, best, ok = za, zt, True
                 else:  # the first search's outcome stands: a point that lowered f, or an accepted Wolfe step
                     ok = bool((iv.stx > 0 and iv.fx < f0) or (converged and accepted))
-        value = best.value.astype(dtype)
-        progress = bool(ok and value < f0 - tie_tol)
-        if not self.always:  # start="unit": MoreThuente.step's count, its reference in prev_value once started
-            ref = dtype.type(state.prev_value) if state.started else f0
-            fell = value < f0 - dtype.type(STALL_ULPS * np.finfo(dtype).eps * abs(f0))
-            progress = progress or bool(ok and fell and value < ref - tie_tol)
-            prev = (value if progress else ref) if (ok or state.started) else state.prev_value
-        else:
-            prev = f0 if ok else state.prev_value
+        progress, prev = _more_thuente.stall_update(ok, best.value.astype(dtype), f0, tie_tol, dtype.type(state.prev_value),
+                                                    state.started, not self.always, OPS)
+        progress = bool(progress)
         since = np.int32(0 if progress else min(int(state.since), INT32_MAX - 1) + 1)
         new_state = MoreThuenteState(prev, np.bool_(state.started or ok), since)
         return dtype.type(alpha), best, new_state, (i, i, not ok, (unit_sq_grad, unit_slope, dtype.type(located * abs(g0)),

@@ -69,6 +69,23 @@ class MoreThuenteState(NamedTuple):
 # benchmark K: bfgs on LUKSAN15LS to max_steps, 230 -> 1,942 evaluations; benchmarks/RESULTS.md, session 63).
 STALL_ULPS = 4.0
 
+def stall_update(ok: Any, value: Any, f0: Any, tie_tol: Any, prev_value: Any, started: Any, unit: bool,
+                 xp: Any) -> tuple[Any, Any]:
+    """``(progress, prev_value)`` after a search (:meth:`MoreThuente.step`'s, and the host tier's with ``xp`` its
+    NumPy scalar ops): ``progress`` where the accepted ``value`` lies more than ``tie_tol`` below ``f0``, or, under
+    a unit first trial (``unit``), fell by more than :data:`STALL_ULPS` epsilons and lies more than ``tie_tol``
+    below the value where the count last restarted (``prev_value`` once ``started``: that trial reads it no more),
+    which the returned ``prev_value`` then holds; otherwise ``prev_value`` is ``f0`` after an accepted step, for
+    the interpolated first trial."""
+    progress = ok & (value < f0 - tie_tol)
+    if not unit:
+        return progress, xp.where(ok, f0, prev_value)
+    ref = xp.where(started, prev_value, f0)
+    fell = value < f0 - STALL_ULPS * np.finfo(value.dtype).eps * xp.abs(f0)
+    progress = progress | (ok & fell & (value < ref - tie_tol))
+    return progress, xp.where(ok | started, xp.where(progress, value, ref), prev_value)
+
+
 # A trial locates the line's minimiser when its slope is at most this fraction of the first one's
 # (StepInfo.located; jaxgd.core.stall reads it).
 LOCATE = 1e-2
@@ -334,15 +351,8 @@ class MoreThuente:
             alpha, trial = jnp.where(z.found, z.alpha, alpha), _tree.where(z.found, z.best, trial)
             # else the first search's outcome stands: a point that lowered f, or an accepted Wolfe step
             ok, n = z.found | have_best | (c.converged & accepted), n + z.i
-        value = trial.value.astype(dtype)
-        progress = ok & (value < f0 - tie_tol)
-        if self.start == "unit":  # the fall from where the count last restarted (held in prev_value once started)
-            ref = jnp.where(state.started, state.prev_value.astype(dtype), f0)
-            fell = value < f0 - (STALL_ULPS * jnp.finfo(dtype).eps * jnp.abs(f0)).astype(dtype)
-            progress = progress | (ok & fell & (value < ref - tie_tol))
-            prev = jnp.where(ok | state.started, jnp.where(progress, value, ref), state.prev_value)
-        else:
-            prev = jnp.where(ok, f0, state.prev_value)
+        progress, prev = stall_update(ok, trial.value.astype(dtype), f0, tie_tol, state.prev_value.astype(dtype),
+                                      state.started, self.start == "unit", jnp)
         since = jnp.where(progress, 0, jnp.minimum(state.since, jnp.iinfo(jnp.int32).max - 1) + 1).astype(jnp.int32)
         new = MoreThuenteState(prev.astype(dtype), state.started | ok, since)
         return alpha.astype(dtype), trial, new, info(n, n, ~ok)._replace(
