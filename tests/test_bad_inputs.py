@@ -1050,7 +1050,9 @@ def _tx_masked(c: Ctx) -> Any:
 
 # -- the doc -------------------------------------------------------------------------------------
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Table-safe Markdown: a pipe ends a cell, and brackets (a leaf path such as
+    ['counter']['step']) read as a reference link that ``mkdocs --strict`` refuses."""
+    return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
 
 
 def render(rows: list[Row]) -> str:

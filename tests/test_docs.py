@@ -99,3 +99,33 @@ def test_rest_to_markdown():
     assert rewrite("  .. math:: a = b\n") == "  $$\n  a = b\n  $$\n\n"
     assert rewrite("x\n\n  .. math::\n\n      a = b\n      c\n\n  after\n") == "x\n\n  $$\n  a = b\n  c\n  $$\n\n  after\n"
     assert rewrite("Example:\n  >>> 1\n  1\n") == "Examples:\n  >>> 1\n  1\n"
+
+
+def _markdown_pages() -> list[str]:
+    pages = [os.path.join(ROOT, "README.md")]
+    for folder, _, names in os.walk(os.path.join(ROOT, "docs")):
+        pages += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".md")]
+    return pages
+
+
+def _bare_reference_links(text: str) -> list[str]:
+    """Text outside code that Markdown reads as a reference link ``[text][id]``
+    (a leaf path like ['a']['b']), which ``mkdocs build --strict`` refuses when no
+    such id exists. Code blocks, code spans and escaped brackets are skipped."""
+    text = re.sub(r"^( *)(```|~~~).*?^\1\2", "", text, flags=re.M | re.S)
+    text = re.sub(r"(`+).*?\1", "", text, flags=re.S)
+    text = text.replace("\\[", "").replace("\\]", "")
+    return [m.group(0) for m in re.finditer(r"\[[^\[\]\n]*\]\[[^\[\]\n]*\]", text)]
+
+
+def test_no_page_holds_a_bare_reference_link():
+    """The check ``make docs`` makes in strict mode (mkdocs-autorefs: 'Could not
+    find cross-reference target'), here so that ``make test`` fails first."""
+    assert _bare_reference_links("a ['x']['y'] b") == ["['x']['y']"]
+    assert not _bare_reference_links("`['x']['y']` \\['x'\\]\\['y'\\]\n```\n['x']['y']\n```\n")
+    found = {}
+    for page in _markdown_pages():
+        with open(page) as f:
+            found[os.path.relpath(page, ROOT)] = _bare_reference_links(f.read())
+    found = {page: links for page, links in found.items() if links}
+    assert not found, f"escape the brackets or put them in code: {found}"
