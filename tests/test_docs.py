@@ -127,5 +127,8 @@ def test_no_page_holds_a_bare_reference_link():
     for page in _markdown_pages():
         with open(page) as f:
             found[os.path.relpath(page, ROOT)] = _bare_reference_links(f.read())
+    for qual, obj in _public_objects():  # mkdocstrings renders these on the API pages
+        if isinstance(getattr(obj, "__doc__", None), str):
+            found[qual] = _bare_reference_links(obj.__doc__)
     found = {page: links for page, links in found.items() if links}
     assert not found, f"escape the brackets or put them in code: {found}"
