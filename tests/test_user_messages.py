@@ -311,7 +311,11 @@ def test_status_texts_fit_the_run_they_describe(x64_off: None) -> None:
     assert all("{" not in s.message for s in jaxgd.Status) and all("{" not in s.message for s in jaxgd.FitStatus)
     assert "minibatch" not in jaxgd.Status.NONFINITE.message and "smaller lr" in jaxgd.Status.NONFINITE.message
     assert "minibatch" in jaxgd.FitStatus.NONFINITE.message
-    assert message_at(jaxgd.Status.LINESEARCH_FAILED, 5, "float64").endswith("(see jaxgd.check_grad).")
+    assert message_at(jaxgd.Status.LINESEARCH_FAILED, 5, "float64").endswith("(bounds=, a jitter or floor in the loss), "
+                                                                             "or run in float64.")
+    assert "In float32" not in message_at(jaxgd.Status.LINESEARCH_FAILED, 5, "float64")
+    # (a GP review, session 64: a float32 Cholesky failing at 58 of 85 trials read as a non-smooth loss)
+    assert "NaN or Inf at the trial steps" in jaxgd.Status.LINESEARCH_FAILED.message
     assert "In float32" in message_at(jaxgd.Status.LINESEARCH_FAILED, 5, "float32")
     assert message_at(jaxgd.Status.STALLED, 5, "bfloat16").startswith("Stalled: the loss did not decrease")
     res = jaxgd.minimize(lambda x: jnp.sum((x - 0.1) ** 2), jnp.zeros(2), lr=0.1, max_steps=3)

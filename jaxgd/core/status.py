@@ -73,10 +73,12 @@ _ROUNDING_HINT = (
 _HINTED = ("LINESEARCH_FAILED", "STALLED")
 _HINT_DTYPES = ("float32", "bfloat16", "float16")
 # (float32) PRECISION at an ill-conditioned problem's answer: steps of a few roundings each, below the
-# searches' tie tolerance (an LQR by single shooting, 200 controls: 8e-5 above J*, tests/test_stall.py)
+# searches' tie tolerance (an LQR by single shooting, 200 controls: 8e-5 above J*, tests/test_stall.py; cg on a
+# perturbed LJ38 cluster: 4-5 roundings of f above its minimum with the largest force 0.045 where gtol was 0.01)
 _PRECISION_HINT = (
     "In float32 an ill-conditioned problem's loss can still be about a relative 1e-4 above its minimum, falling "
-    "by a few roundings a step: a float64 run resolves more."
+    "by a few roundings a step, with its gradient several times gtol (read grad_norm where gtol matters, as a "
+    "force tolerance does): a float64 run resolves more."
 )
 
 MESSAGES: dict[Status, str] = {
@@ -97,7 +99,10 @@ MESSAGES: dict[Status, str] = {
         "Stopped: the line search could not find an acceptable step; params are "
         "the last accepted iterate. Where the gradient is not small, the loss may not be smooth there "
         "(an L1 term written into the loss is not: pass it as l1= with method='gd' instead), may be unbounded "
-        "below along the step (a loss far below its start), or its gradient may be wrong (see jaxgd.check_grad)."
+        "below along the step (a loss far below its start), or its gradient may be wrong (see jaxgd.check_grad). "
+        "A loss that is NaN or Inf at the trial steps fails the search too (a Cholesky factor of a matrix no "
+        "longer positive definite, a log reaching 0): keep the parameters where it is finite (bounds=, a jitter "
+        "or floor in the loss), or run in float64."
     ),
     Status.PRECISION: (
         "Converged to the precision of {dtype}, or of the loss's own evaluation where its arithmetic "
