@@ -412,3 +412,44 @@ def test_half_precision_params_with_a_float32_loss_follow_the_solver(dtype: Any)
         got.append(p)
     assert_close(got, want, atol=0.0)
     assert st.value.dtype == jnp.float32 and float(st.value) == float(mixed(p))
+
+
+def test_traced_hyperparameters_out_of_range_take_no_step():
+    """A reinforcement-learning review (session 64): under jax.jit/vmap or optax.inject_hyperparams the host
+    cannot check lr, clip, l2 or l1, and a negative lr climbed (1.10 -> 196.7) with status RUNNING. Reference:
+    the Solver's own test of the same values (Status.INVALID_ARGUMENT, no step) and the in-range run, which
+    moves; the out-of-range one returns zero updates and leaves the parameters where they were."""
+    loss = lambda p: jnp.sum((p - 1.0) ** 2)  # noqa: E731
+    p0 = jnp.zeros(3)
+
+    def run(tx):
+        s, p = tx.init(p0), p0
+        for _ in range(3):
+            v, g = jax.value_and_grad(loss)(p)
+            u, s = tx.update(g, s, p, value=v, grad=g, value_fn=loss)
+            p = optax.apply_updates(p, u)
+        return p, s.status
+
+    cases = [(lambda v: jaxgd.as_optax("adam", lr=v), -0.01, 0.1), (lambda v: jaxgd.as_optax("gd", lr=0.1, clip=v), -1.0, 1.0),
+             (lambda v: jaxgd.as_optax("gd", lr=0.1, l2=v), -1.0, 0.1), (lambda v: jaxgd.as_optax("gd", lr=0.1, l1=v), -1.0, 0.1),
+             (lambda v: jaxgd.as_optax("gd", lr=0.1, bounds=(v, 2.0)), 3.0, -1.0)]
+    solver_status = jax.jit(lambda lr: jaxgd.Solver(loss, "adam", lr).run(p0).status)(-0.01)
+    assert int(solver_status) == jaxgd.Status.INVALID_ARGUMENT
+    for make, bad, good in cases:
+        run_at = jax.jit(lambda v: run(make(v)))
+        p, status = run_at(bad)
+        assert int(status) == jaxgd.Status.INVALID_ARGUMENT and np.array_equal(p, p0), (bad, p, status)
+        p, status = run_at(good)
+        assert int(status) == jaxgd.Status.RUNNING and not np.array_equal(p, p0), (good, p, status)
+    # under inject_hyperparams (the documented way to change lr mid-run), traced inside jit
+    tx = optax.inject_hyperparams(lambda learning_rate: jaxgd.as_optax("adam", lr=learning_rate))(learning_rate=0.1)
+
+    def injected(lr):
+        s = tx.init(p0)
+        s.hyperparams["learning_rate"] = lr
+        g = jax.grad(loss)(p0)
+        u, s = tx.update(g, s, p0, value=loss(p0), grad=g, value_fn=loss)
+        return u, s.inner_state.status
+
+    u, status = jax.jit(injected)(-0.01)
+    assert int(status) == jaxgd.Status.INVALID_ARGUMENT and not np.any(u)

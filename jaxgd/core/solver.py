@@ -462,20 +462,7 @@ class Solver:
         to 1.4e10 and ended ``MAX_STEPS``)."""
         if self.checked:
             return None
-        tests = []
-
-        def test(value: Any, ok: Callable[[jax.Array], jax.Array]) -> None:
-            if value is not None and not _tree.is_concrete(value):
-                tests.extend(jnp.all(ok(jnp.asarray(v))) for v in _tree.leaves(value))
-
-        for tol in (self.gtol, self.ftol, self.xtol):
-            test(tol, lambda v: v >= 0)
-        test(self.l2, lambda v: (v >= 0) & jnp.isfinite(v))
-        test(self.clip, lambda v: v > 0)
-        if isinstance(self.rule, _stepsize.ScheduleRule) and not callable(self.rule.schedule) \
-                and not isinstance(self.rule.schedule, _tree.Static):
-            test(self.rule.schedule, lambda v: (v > 0) & jnp.isfinite(v))
-        return _tree.all_of(*tests) if tests else None
+        return _update.traced_valid(self, (self.gtol, self.ftol, self.xtol))
 
     @_tree.bound_once
     def step(self, state: SolverState, *args: Any) -> SolverState:

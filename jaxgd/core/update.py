@@ -256,6 +256,29 @@ def schedule_value(parts: UpdateParts, count: jax.Array) -> jax.Array:
     return parts.rule.lr(count)
 
 
+def traced_valid(parts: UpdateParts, tols: tuple = ()) -> Optional[jax.Array]:
+    """Whether the hyperparameters of ``parts`` the host could not check (tracers: under ``jit``/``vmap``, or
+    ``optax.inject_hyperparams``) are in range: a constant ``lr`` > 0 and finite, ``clip`` > 0, ``l2`` >= 0
+    and finite, each of ``tols`` >= 0 (NaN is out of range). ``None`` where every one is concrete. The
+    ``Solver``'s (:meth:`jaxgd.Solver.traced_valid`) and ``as_optax``'s test; the bounds and ``l1`` are
+    :meth:`jaxgd.prox.operators.Prox.traced_valid`'s."""
+    tests = []
+
+    def test(value: Any, ok: Callable[[jax.Array], jax.Array]) -> None:
+        if value is not None and not _tree.is_concrete(value):
+            tests.extend(jnp.all(ok(jnp.asarray(v))) for v in _tree.leaves(value))
+
+    for tol in tols:
+        test(tol, lambda v: v >= 0)
+    test(parts.l2, lambda v: (v >= 0) & jnp.isfinite(v))
+    test(parts.clip, lambda v: v > 0)
+    rule = parts.rule
+    if isinstance(rule, _stepsize.ScheduleRule) and not callable(rule.schedule) \
+            and not isinstance(rule.schedule, _tree.Static):
+        test(rule.schedule, lambda v: (v > 0) & jnp.isfinite(v))
+    return _tree.all_of(*tests) if tests else None
+
+
 def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     """The non-finite policy: ``new`` where ``ok``, else the last good ``old`` (leafwise)."""
     return _tree.where(ok, new, old)

@@ -125,8 +125,9 @@ class AsOptaxState(NamedTuple):
         ``optax.value_and_grad_from_state`` evaluates it afresh.
       grad: its gradient (zeros when not evaluated).
       status: :class:`jaxgd.Status` of the last update: ``RUNNING``,
-        ``NONFINITE`` (the step was not taken: zero updates) or
-        ``LINESEARCH_FAILED`` (ditto).
+        ``NONFINITE`` (the step was not taken: zero updates),
+        ``LINESEARCH_FAILED`` (ditto) or ``INVALID_ARGUMENT`` (a traced
+        ``lr``, ``clip``, ``l2``, ``l1`` or bound out of range; ditto).
     """
 
     count: jax.Array
@@ -282,16 +283,21 @@ def _update_fn(
         new_value, new_grad = jnp.asarray(trial.aux[0]).astype(dtype), _tree.cast_like(trial.aux[1], params)
         finite = finite & jnp.isfinite(trial.value) & _tree.all_finite(trial.grad)
     failed = jnp.asarray(info.failed)
-    accept = _tree.shared(finite & ~failed, params)  # (computed once, not in each leaf's select)
+    # A traced hyperparameter out of range (optax.inject_hyperparams' lr=-0.01, a vmapped clip=-1: the loss
+    # climbed with status RUNNING): no step, INVALID_ARGUMENT, as Solver.init's test makes a run's first status
+    valid = _tree.all_of(_update.traced_valid(parts), parts.prox.traced_valid(params))
+    valid = jnp.asarray(True) if valid is None else valid
+    accept = _tree.shared(finite & ~failed & valid, params)  # (computed once, not in each leaf's select)
     status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(finite, Status.RUNNING, Status.NONFINITE))
     kept_direction = state.direction_state
     if parts.direction.reset is not None:
         # minimize's restart (Solver.step; L-BFGS-B's): a failed search with a curvature memory is not
         # taken, and the next update retries from the same point without the memory (status RUNNING)
         fresh, had_memory = parts.direction.reset(ustate.direction_state)
-        retry = failed & had_memory
+        retry = failed & had_memory & valid
         status = jnp.where(retry, Status.RUNNING, status)
         kept_direction = _tree.where(retry, Inner(fresh), kept_direction)
+    status = jnp.where(valid, status, Status.INVALID_ARGUMENT)
     taken = AsOptaxState(
         ustate.count, Inner(ustate.direction_state), Inner(ustate.rule_state), new_value, new_grad, state.status
     )
@@ -350,7 +356,15 @@ def as_optax(
     when a jitted step closes over it, as for any optax transformation.
     ``optax.inject_hyperparams(jaxgd.as_optax)`` makes ``lr``, ``l2`` and ``clip``
     hyperparameters (``l1`` defaults to None, off, which it leaves static: a traced
-    ``l1`` is one that may be on, which only ``gd`` takes). A Flax ``TrainState``
+    ``l1`` is one that may be on, which only ``gd`` takes); such a traced value (or one
+    under ``jax.jit``/``jax.vmap``) out of range, which the host cannot refuse, makes an
+    update take no step with status ``INVALID_ARGUMENT``. A loss that changes every
+    update (a new minibatch, a new rollout) has no value to carry over: pass ``value``
+    and ``grad`` evaluated afresh on this update's data (``jax.value_and_grad``, not
+    ``optax.value_and_grad_from_state``, which hands back the previous data's: a line
+    search then compares two batches' losses and rejects most steps), with ``value_fn``
+    on the same data; a line search on such a loss searches a noisy function, and a
+    schedule ``lr`` (with ``adam`` or ``gd``) is the usual choice there. A Flax ``TrainState``
     holding the state serialises (``flax.serialization``) once Flax is imported.
 
     Args:
@@ -361,8 +375,9 @@ def as_optax(
 
     Returns:
       An ``optax.GradientTransformationExtraArgs`` whose state's ``status`` is the
-      :class:`Status` of the last update: ``RUNNING``, ``NONFINITE`` or
-      ``LINESEARCH_FAILED`` (those two: the step was not taken, zero updates). There is
+      :class:`Status` of the last update: ``RUNNING``, ``NONFINITE``,
+      ``LINESEARCH_FAILED`` or ``INVALID_ARGUMENT`` (those three: the step was not taken,
+      zero updates). There is
       no ``gtol`` here: at an exactly stationary point (a zero gradient) a line search
       finds no step that lowers the loss and reads ``LINESEARCH_FAILED``, where
       ``minimize`` stops ``GTOL`` first; your loop's own gradient test decides.
