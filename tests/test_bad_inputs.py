@@ -762,6 +762,13 @@ ROWS: list[Row] = [
     R("as_optax", "value_fn", "missing with lr=Backtracking() (at update)", TypeError, "needs value and value_fn", lambda c: _tx_update(c, jaxgd.linesearch.Backtracking())),
     R("as_optax", "params", "None (at update)", ValueError, "update needs params", lambda c: _tx_update(c, 0.1, params=None)),
     R("as_optax", "value_fn", "with optax.MaskedNode params (under optax.multi_transform, at update)", ValueError, "params holds optax.MaskedNode", lambda c: _tx_masked(c)),
+    R("as_optax", "lr", "Backtracking() under optax.multi_transform, no value_fn (at update)", ValueError, "cannot take its steps: its rule evaluates the loss at trial points", lambda c: _tx_masked(c, value_fn=None)),
+    R("as_optax", "state", "optax.adam's state (at update)", TypeError, "state must be the state this transformation's init returned (an AsOptaxState), got tuple", lambda c: _tx_update(c, 0.1, state=jax.eval_shape(_optax().adam(0.1).init, c.x0))),
+    R("as_optax", "updates", "shaped (2,) for params of shape (3,) (at update)", ValueError, "updates (the gradient of the loss at params) must be shaped like params: leaf (root) has shape (2,), params' (3,)", lambda c: _tx_update(c, 0.1, updates=np.asarray(c.x0)[:2])),
+    R("as_optax", "updates", "a dict missing a leaf of params (at update)", ValueError, "must be shaped like params: its structure is", lambda c: _tx_update(c, 0.1, updates={"w": c.x0}, params={"w": c.x0, "v": c.x0})),
+    R("as_optax", "value", "a vector (a loss per example, at update)", TypeError, "value must be the loss at params, a real scalar; got shape (3,)", lambda c: _tx_update(c, jaxgd.linesearch.Backtracking(), value=c.x0, value_fn=lambda q: q.sum())),
+    R("as_optax", "value_fn", "returning (loss, aux) (at update)", TypeError, "value_fn must return the loss alone, a real scalar; it returned a tuple of 2 (a loss returning (loss, aux)", lambda c: _tx_update(c, jaxgd.linesearch.Backtracking(), value=0.0, value_fn=lambda q: (q.sum(), q))),
+    R("as_optax", "value_fn", "missing with method=optax.lbfgs() (at update)", TypeError, "the optax transformation given as method takes extra arguments (optax.lbfgs and its line search) and failed without value_fn", lambda c: _tx_optax_lbfgs(c)),
     # -- minimize: tier (issue 14 item 1) ---------------------------------------------------------------------
     R("minimize", "tier", '"fast"', ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier='fast'", lambda c: M(c, tier="fast")),
     R("minimize", "tier", "1", ValueError, "tier must be one of 'auto', 'host', 'compiled', got tier=1", lambda c: M(c, tier=1)),
@@ -1031,21 +1038,32 @@ def _model(c: Ctx, name: str) -> Any:
     return c.models[name]
 
 
-def _tx_update(c: Ctx, lr: Any, params: Any = "x0") -> Any:
-    """An ``as_optax`` update called without ``value``/``value_fn`` (or without ``params``)."""
+def _tx_update(c: Ctx, lr: Any, params: Any = "x0", updates: Any = "x0", state: Any = None, **extra: Any) -> Any:
+    """An ``as_optax`` update called without ``value``/``value_fn`` (or without ``params``), or with the
+    ``updates``, ``state`` or extras given."""
     tx = jaxgd.as_optax("gd", lr)
-    state = jax.eval_shape(tx.init, c.x0)  # the update raises before it reads the state: nothing compiles
-    return tx.update(c.x0, state, c.x0 if params == "x0" else params)
+    params = c.x0 if isinstance(params, str) else params
+    # (the update raises before it reads the state: nothing compiles)
+    state = jax.eval_shape(tx.init, c.x0 if params is None else params) if state is None else state
+    return tx.update(c.x0 if isinstance(updates, str) else updates, state, params, **extra)
 
 
-def _tx_masked(c: Ctx) -> Any:
-    """An ``as_optax`` line search under ``optax.multi_transform``, given ``value_fn``."""
+def _tx_masked(c: Ctx, value_fn: Any = "given") -> Any:
+    """An ``as_optax`` line search under ``optax.multi_transform``, given ``value_fn`` (or not)."""
     optax = _optax()
     tx = optax.multi_transform({"ls": jaxgd.as_optax("gd", jaxgd.linesearch.Backtracking()), "sgd": optax.sgd(0.1)},
                                {"w": "ls", "v": "sgd"})
     p = {"w": c.x0, "v": c.x0}
     state = jax.eval_shape(tx.init, p)  # (nothing compiles: the update raises first)
-    return tx.update(p, state, p, value=0.0, grad=p, value_fn=lambda q: 0.0)
+    return tx.update(p, state, p, value=0.0, grad=p, value_fn=(lambda q: 0.0) if value_fn == "given" else value_fn)
+
+
+def _tx_optax_lbfgs(c: Ctx) -> Any:
+    """``as_optax(optax.lbfgs())``'s update without ``value_fn``, traced (``jax.eval_shape``: optax's own
+    update runs operations before it calls ``value_fn``, which would compile eagerly)."""
+    tx = jaxgd.as_optax(_optax().lbfgs())
+    state = jax.eval_shape(tx.init, c.x0)
+    return jax.eval_shape(lambda s: tx.update(c.x0, s, c.x0, value=0.0), state)
 
 
 # -- the doc -------------------------------------------------------------------------------------

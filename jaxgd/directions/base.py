@@ -99,6 +99,12 @@ def from_preconditioner(
     return Direction(name, tx.init, update, default_lr, decoupled_l2, keeps_nonfinite=keeps_nonfinite)
 
 
+OPTAX_NEEDS_VALUE_FN = (
+    "the optax transformation given as method takes extra arguments (optax.lbfgs and its line search) and "
+    "failed without value_fn ({err}): pass update(..., value=value, grad=grad, value_fn=loss)"
+)
+
+
 def from_optax(tx: optax.GradientTransformation) -> Direction:
     """A direction from a user's complete optax optimizer: its updates, unchanged.
 
@@ -108,9 +114,14 @@ def from_optax(tx: optax.GradientTransformation) -> Direction:
     extra = isinstance(tx, optax.GradientTransformationExtraArgs)
 
     def update(grad: Grads, state: PyTree, params: Params, value: Any = None, value_fn: Any = None):
-        if extra:
+        if not extra:
+            return tx.update(grad, state, params)
+        try:
             return tx.update(grad, state, params, value=value, grad=grad, value_fn=value_fn)
-        return tx.update(grad, state, params)
+        except TypeError as err:  # (as_optax without value_fn: optax.lbfgs raised "None is not a callable object")
+            if value_fn is None:
+                raise TypeError(OPTAX_NEEDS_VALUE_FN.format(err=err)) from err
+            raise
 
     update.optax_transformation = tx  # (minimize_run.check_optax_closure reads the closures it holds)
     return Direction(getattr(tx, "__name__", "optax"), tx.init, update, 1.0, False)

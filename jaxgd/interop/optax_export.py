@@ -41,6 +41,26 @@ NEEDS_EXTRA = (
     "tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)"
 )
 NEEDS_PARAMS = "as_optax(...).update needs params (the current parameters), got params=None"
+NOT_OUR_STATE = (
+    "as_optax(...).update: state must be the state this transformation's init returned (an AsOptaxState), "
+    "got {got}: a state from another optimizer (optax.adam's init) does not carry as_optax's fields"
+)
+VALUE_NOT_SCALAR = (
+    "as_optax(...).update: value must be the loss at params, a real scalar; got shape {shape} (a loss per "
+    "example: pass its mean or sum, the number value_fn returns)"
+)
+VALUE_FN_NOT_SCALAR = "as_optax(...).update: value_fn must return the loss alone, a real scalar; it returned {got}"
+VALUE_FN_PAIR = " (a loss returning (loss, aux): pass value_fn=lambda p: loss(p)[0])"
+VALUE_FN_ARRAY = " (a loss per example: return its mean or sum)"
+UPDATES_NOT_LIKE_PARAMS = (
+    "as_optax(...).update: updates (the gradient of the loss at params) must be shaped like params: {detail}"
+)
+MASKED_SEARCH = (
+    "as_optax(lr={rule}) under optax.multi_transform or optax.masked (params holds optax.MaskedNode) cannot "
+    "take its steps: its rule evaluates the loss at trial points of all the parameters, which value_fn cannot "
+    "be called at here. Use a float or schedule lr for a masked part, or one as_optax over all the "
+    "parameters (or jaxgd.minimize) for a line search, Barzilai-Borwein, Polyak or lbfgs/bfgs/cg"
+)
 MASKED_VALUE_FN = (
     "as_optax(...).update got value_fn, but params holds optax.MaskedNode (as_optax under optax.multi_transform "
     "or optax.masked): value_fn cannot be evaluated at part of the parameters. There, use a float or schedule "
@@ -218,10 +238,29 @@ def _check_value_fn(value_fn: Callable, params: Params) -> None:
     """Call ``value_fn`` on ``params`` through ``jax.eval_shape`` (at trace time, nothing computed): a loss
     of the whole model given an Equinox partition raised a bare "'NoneType' object is not callable"."""
     try:
-        jax.eval_shape(value_fn, params)
+        out = jax.eval_shape(value_fn, params)
     except (TypeError, AttributeError) as err:
         hint = VALUE_FN_EQX if _models.kind(params) == "eqx" else ""
         raise TypeError(VALUE_FN_FAILED.format(kind=type(err).__name__, err=err, hint=hint)) from err
+    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+        got = (f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list)) else
+               f"shape {tuple(out.shape)}, dtype {out.dtype}" if hasattr(out, "shape") else type(out).__name__)
+        pair = isinstance(out, (tuple, list))
+        raise TypeError(VALUE_FN_NOT_SCALAR.format(got=got) + (VALUE_FN_PAIR if pair else VALUE_FN_ARRAY))
+
+
+def _check_updates(updates: PyTree, params: Params) -> None:
+    """``updates`` (the gradient) in ``params``' structure, leaf by leaf of its shape (an
+    ``optax.MaskedNode`` where ``params`` has one): "add got incompatible shapes" said neither."""
+    masked = lambda v: isinstance(v, optax.MaskedNode)  # noqa: E731
+    got, want = (jax.tree_util.tree_flatten_with_path(t, is_leaf=masked) for t in (updates, params))
+    if got[1] != want[1]:
+        detail = f"its structure is {got[1]}, params' {want[1]}"
+        raise ValueError(UPDATES_NOT_LIKE_PARAMS.format(detail=detail))
+    for (path, u), (_, p) in zip(got[0], want[0]):
+        if not masked(p) and jnp.shape(u) != jnp.shape(p):
+            detail = f"leaf {_tree.leaf_path(path)} has shape {tuple(jnp.shape(u))}, params' {tuple(jnp.shape(p))}"
+            raise ValueError(UPDATES_NOT_LIKE_PARAMS.format(detail=detail))
 
 
 def _like(tree: PyTree, template: PyTree) -> PyTree:
@@ -251,13 +290,19 @@ def _update_fn(
     del grad, extra  # ``updates`` is the gradient (optax's convention); other extras are not ours
     if params is None:
         raise ValueError(NEEDS_PARAMS)
-    if value_fn is not None and any(isinstance(v, optax.MaskedNode) for v in jax.tree_util.tree_leaves(
-            params, is_leaf=lambda v: isinstance(v, optax.MaskedNode))):
+    time_only = isinstance(parts.rule, _stepsize.ScheduleRule)
+    masked = any(isinstance(v, optax.MaskedNode) for v in jax.tree_util.tree_leaves(
+        params, is_leaf=lambda v: isinstance(v, optax.MaskedNode)))
+    if masked and value_fn is not None:
         raise ValueError(MASKED_VALUE_FN)
+    if masked and not time_only:
+        raise ValueError(MASKED_SEARCH.format(rule=type(parts.rule).__name__))
+    _check_updates(updates, params)
+    if value is not None and jnp.ndim(value) != 0:
+        raise TypeError(VALUE_NOT_SCALAR.format(shape=tuple(jnp.shape(value))))
     if value_fn is not None:
         _check_value_fn(value_fn, params)
     params = _tree.tmap(jnp.asarray, params)  # (a Python float leaf, as optax's transformations take it)
-    time_only = isinstance(parts.rule, _stepsize.ScheduleRule)
     missing = [n for n, v in (("value", value), ("value_fn", value_fn)) if v is None]
     if missing and not time_only:
         raise TypeError(NEEDS_EXTRA.format(rule=type(parts.rule).__name__, missing=" and ".join(missing)))
@@ -429,6 +474,8 @@ def as_optax(
         return _init(parts, params)
 
     def update(updates: PyTree, state: AsOptaxState, params: Optional[Params] = None, **extra: Any):
+        if not isinstance(state, AsOptaxState):
+            raise TypeError(NOT_OUR_STATE.format(got=type(state).__name__))
         if "flax.nnx" in sys.modules:  # (a Flax user: parameters may come as nnx.Param variables)
             return _update_variables(parts, updates, state, params, extra)
         return _update_fn(parts, updates, state, params, **extra)
