@@ -21,6 +21,7 @@ non-finite guard that keeps the last finite iterate.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -32,6 +33,7 @@ from ..checkpoint import format as _checkpoint
 from . import cache as _cache
 from . import compile as _compile
 from . import driver as _driver
+from . import packing as _packing
 from . import options as _options
 from .options import default as _D
 from .options import (  # noqa: F401  (the messages, re-exported where tests and users found them)
@@ -545,6 +547,13 @@ class Solver:
                 seen.clear()
             seen.add(key)
 
+    @staticmethod
+    def _only_running(running: jax.Array, running_known: bool) -> Any:
+        """The step's searches run only where the state runs (:func:`jaxgd.core.packing.only_while`): a
+        stopped lane of ``jax.vmap`` (or a masked step of a block) evaluates nothing; unchanged where the
+        caller guarantees a running state."""
+        return contextlib.nullcontext() if running_known else _packing.only_while(running)
+
     def _advance(self, state: SolverState, args: tuple, running_known: bool) -> SolverState:
         """:meth:`step`; ``running_known=True`` when the caller guarantees a
         running state (status RUNNING, ``count`` below the step limit: the
@@ -553,7 +562,9 @@ class Solver:
         if isinstance(self.rule, _lbfgsb.LbfgsbSearch):  # L-BFGS-B hook
             running = (state.status == Status.RUNNING) & (state.count < self.step_limit)
             stopped = jnp.where(state.status == Status.RUNNING, Status.MAX_STEPS, state.status).astype(jnp.int32)
-            return _tree.where(running, _lbfgsb.step(self, state, *args), state._replace(status=stopped))
+            with self._only_running(running, running_known):
+                moved = _lbfgsb.step(self, state, *args)
+            return _tree.where(running, moved, state._replace(status=stopped))
         params, value, grad = state.params, state.value, state.grad
         accel, extra = state.accel, jnp.asarray(0, jnp.int32)
         # A state that has stopped (a test fired, max_steps reached) stays put.
@@ -567,11 +578,12 @@ class Solver:
             extra = (beta > 0).astype(jnp.int32)
         value_fn = lambda p: self.objective(p, *args)[0]  # noqa: E731
         ustate = _update.UpdateState(state.count, state.direction_state, state.rule_state)
-        trial, ustate, alpha, info = _update.update(
-            self, grad, ustate, params, value=value, value_fn=value_fn,
-            value_and_grad=lambda p: self.value_and_grad(p, *args),
-            converged=lambda t: self._measure(t.params, jnp.asarray(t.value).astype(value.dtype), t.grad, False)[0] <= self.gtol,
-        )
+        with self._only_running(running, running_known):
+            trial, ustate, alpha, info = _update.update(
+                self, grad, ustate, params, value=value, value_fn=value_fn,
+                value_and_grad=lambda p: self.value_and_grad(p, *args),
+                converged=lambda t: self._measure(t.params, jnp.asarray(t.value).astype(value.dtype), t.grad, False)[0] <= self.gtol,
+            )
         dstate, rstate = ustate.direction_state, ustate.rule_state
         alpha = jnp.asarray(alpha).astype(value.dtype)
         new_value = jnp.asarray(trial.value).astype(value.dtype)
