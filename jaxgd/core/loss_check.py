@@ -124,6 +124,13 @@ def check_reverse(fn: Callable, closed: Any, *args: Any) -> None:
         raise ValueError(_explain.LOSS_LOOP) from err
 
 
+# (a list given as args is one argument: only a tuple is spread over fun's parameters)
+ARGS_LIST = (
+    ". args is a list here, which is passed as one argument (only a tuple is spread): write args=(X, y) "
+    "for fun(params, X, y)"
+)
+
+
 def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None,
                 static_args: bool = False) -> Any:
     call, traced = _arrays_traced(fun, args) if static_args else (fun, args)
@@ -131,7 +138,10 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
         closed, out = jax.make_jaxpr(call, return_shape=True)(params, *traced)
     except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
         named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
-        raise _explain.call_failed("fun(x0, *args)", named, err, {"x0": given}) from err
+        failed = _explain.call_failed("fun(x0, *args)", named, err, {"x0": given})
+        if len(args) == 1 and isinstance(args[0], list):  # (a scipy or optimistix habit: args=[X, y])
+            failed = type(failed)(str(failed) + ARGS_LIST)
+        raise failed from err
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
     if not has_aux and isinstance(out, (tuple, list)):
         raise TypeError(tuple_message(out))

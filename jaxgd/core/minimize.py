@@ -176,7 +176,8 @@ def minimize(
         with ``has_aux=True``); keep the same function object across calls
         to re-use the compiled loop.
       x0: the starting point, any pytree of real floating arrays; the result
-        keeps its structure and dtypes.
+        keeps its structure and dtypes, as JAX holds them (a NumPy float64
+        ``x0`` runs, and comes back, in float32 unless ``jax_enable_x64`` is on).
       args: extra arguments passed to ``fun`` (a tuple; a single non-tuple
         value is wrapped), a pytree whose every leaf is traced: arrays and
         Python numbers (a traced scalar: no slice bound, shape or ``if``);
@@ -280,7 +281,7 @@ def minimize(
         with kinks, or on an ill-conditioned problem (float64 too: a long
         nonlinear-CG run on Rosenbrock, a badly scaled fit), rounding can
         part the two and they may stop steps apart (10-D Rosenbrock ``cg``:
-        194 host steps, 422 compiled, both ``GTOL``) or with another status
+        324 host steps, 422 compiled, both ``GTOL``) or with another status
         (``GTOL``, ``PRECISION``, or a failed search at the answer).
         ``"compiled"``: always the fused loop (the first call waits for its
         compile). ``"host"``: always the host loop (refused, ``ValueError``,
