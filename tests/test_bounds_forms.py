@@ -111,6 +111,19 @@ def test_scipy_bounds_object_is_its_lb_ub(tier):
     np.testing.assert_allclose(np.asarray(r1.params), np.clip([-1.0, 2.0, 3.0], lb, ub), atol=1e-6)
 
 
+def test_scipy_bounds_of_two_numbers_bound_a_pytree():
+    """A geometry review (session 64): scipy.optimize.Bounds(0, 1) keeps each side as a one-element array, which
+    a dict x0 refused as a side of the wrong structure. Reference: the pair of numbers (0.0, 1.0), and the
+    closed form clip(target, 0, 1)."""
+    x0 = {"a": jnp.zeros(3), "b": jnp.zeros(2)}
+    f = lambda p: jnp.sum((p["a"] - 2.0) ** 2) + jnp.sum((p["b"] + 2.0) ** 2)  # noqa: E731
+    r1 = jaxgd.minimize(f, x0, method="lbfgs", bounds=so.Bounds(0, 1))
+    r2 = jaxgd.minimize(f, x0, method="lbfgs", bounds=(0.0, 1.0))
+    for k, want in (("a", 1.0), ("b", 0.0)):
+        np.testing.assert_array_equal(np.asarray(r1.params[k]), np.asarray(r2.params[k]))
+        np.testing.assert_allclose(np.asarray(r1.params[k]), want, atol=1e-6)
+
+
 @pytest.mark.parametrize("bounds", [[(0, None)] * 3, [(0.0, 1.0), (None, 2.0)], ((0, 1), (0, 1))])
 def test_scipy_per_variable_list_is_refused_with_its_translation(bounds):
     """scipy's [(min, max), ...]: of 3 pairs not a (lower, upper) pair at all; of 2 pairs a pair of

@@ -230,7 +230,9 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
     if bounds is None:
         return None, None
     if not isinstance(bounds, (tuple, list)) and hasattr(bounds, "lb") and hasattr(bounds, "ub"):
-        bounds = (bounds.lb, bounds.ub)  # scipy.optimize.Bounds
+        # scipy.optimize.Bounds; its scalar sides, held as arrays of one element (Bounds(0, 1).lb is array([0])),
+        # as the numbers given: a dict x0 refused "lower with structure PyTreeDef(*)"
+        bounds = tuple(np.asarray(b).reshape(()) if np.size(b) == 1 else b for b in (bounds.lb, bounds.ub))
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         hint = SCIPY_PAIRS_HINT if _scipy_pairs(bounds) else ""
         raise ValueError(BAD_BOUNDS.format(value=bounds) + hint)
