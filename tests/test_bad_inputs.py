@@ -793,7 +793,7 @@ ROWS: list[Row] = [
     R("minimize", "lr", "0.1 with method=optax.adam(0.01)", ValueError, "lr=0.1 with an optax transformation as method", lambda c: M(c, method=_optax().adam(0.01), lr=0.1)),
     R("Solver", "lr", "schedule with method=optax.sgd(0.1)", ValueError, "with an optax transformation as method", lambda c: S(c, _optax().sgd(0.1), lambda k: 0.1)),
     R("fit", "lr", "0.1 with method=optax.adam(0.01)", ValueError, "lr=0.1 with an optax transformation as method", lambda c: c.F(method=_optax().adam(0.01), lr=0.1)),
-    R("minimize", "args", "[X, y] (a list) for fun(params, X, y)", TypeError, "args is a list here, which is passed as one argument (only a tuple is spread): write args=(X, y)", lambda c: M(c, fun=lambda x, a, b: jnp.sum((a @ x - b) ** 2), args=[np.ones((4, 3)), np.ones(4)]), True),
+    R("minimize", "args", "[X, y] (a list) for fun(params, X, y)", TypeError, "args[0] is a list, passed to fun as one argument (minimize spreads a tuple only): if its items are fun's arguments, pass args=(X, y)", lambda c: M(c, fun=lambda x, a, b: jnp.sum((a @ x - b) ** 2), args=[np.ones((4, 3)), np.ones(4)]), True),
     R("minimize", "args", "an (4, 2) matrix for x0 of shape (3,)", TypeError, "x0=float64[3], args[0]=float64[4, 2]: dot_general", lambda c: M(c, fun=lambda x, a: jnp.sum(a @ x), args=(np.ones((4, 2)),)), True),
     R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ A", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ jnp.ones((2, 2))), x0=[1.0, 2.0]), True),
     R("minimize", "x0", "[1.0, 2.0] (a Python list) with fun using x @ np_array", TypeError, "x0 is a Python list of 2 numbers", lambda c: M(c, fun=lambda x: jnp.sum(x @ np.ones((2, 2))), x0=[1.0, 2.0]), True),

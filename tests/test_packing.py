@@ -6,6 +6,8 @@ new loss function object so that nothing compiled is shared between the two.
 
 from __future__ import annotations
 
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,3 +145,28 @@ def test_a_stopped_lane_evaluates_nothing(method, kw):
         np.testing.assert_allclose(batch.params[lane], single.params, rtol=1e-10)
     assert batched <= sum(int(r.nfev) for r in alone), (batched, [int(r.nfev) for r in alone])
     assert batched >= max(int(r.nfev) for r in alone)
+
+
+def test_only_while_flags_are_per_thread():
+    """A diff review (session 64): the flags were one module-wide list, so a loop traced in another thread while
+    a step's flag was pushed (jaxgd's background compile, a user's thread) took that trace's flag: an
+    UnexpectedTracerError, and that loss's compiled tier broken for the process. Reference: the plain loop's
+    count (3 iterations) in the other thread, and no iteration under a False flag here."""
+    found = {}
+
+    def other() -> None:
+        try:
+            found["out"] = int(jax.jit(lambda x: packing.packed_while(lambda c: c < 3, lambda c: c + 1, x))(jnp.int32(0)))
+        except Exception as err:  # (reported below: pytest does not see a thread's exception)
+            found["err"] = err
+
+    def traced(flag):
+        with packing.only_while(flag):
+            worker = threading.Thread(target=other)
+            worker.start()
+            worker.join()
+            return packing.packed_while(lambda c: c < 3, lambda c: c + 1, jnp.int32(0))
+
+    assert int(jax.jit(traced)(False)) == 0 and int(jax.jit(traced)(True)) == 3
+    assert found.get("out") == 3, found.get("err")
+    assert packing._active() == []

@@ -606,3 +606,15 @@ def test_torch_clip_and_dampening_notes_say_what_the_steps_do() -> None:
         p = optax.apply_updates(p, u)
         first_share = lr * d * grads[0] * sum(m**j for j in range(k + 1))  # the first gradient's undamped part
         np.testing.assert_allclose(q, np.asarray(p) - first_share, rtol=1e-12, atol=1e-15)
+
+
+def test_a_list_in_args_is_named_only_where_fun_missed_arguments() -> None:
+    """A new user's review (session 64): args=[X, y] for fun(params, X, y) failed naming neither the list nor the
+    tuple minimize spreads; a diff review: the hint must not blame a tuple holding a list, args=(layers,), for an
+    unrelated shape error. Reference: the signature fun needs."""
+    X, y = np.ones((4, 3)), np.ones(4)
+    with pytest.raises(TypeError, match=r"args\[0\] is a list, passed to fun as one argument"):
+        jaxgd.minimize(lambda p, a, b: jnp.sum((a @ p - b) ** 2), jnp.zeros(3), [X, y])
+    with pytest.raises(TypeError) as err:
+        jaxgd.minimize(lambda p, layers: jnp.sum(layers[0] @ p), jnp.zeros(2), ([X, y],))
+    assert "is a list" not in str(err.value) and "dot_general" in str(err.value)

@@ -126,8 +126,8 @@ def check_reverse(fn: Callable, closed: Any, *args: Any) -> None:
 
 # (a list given as args is one argument: only a tuple is spread over fun's parameters)
 ARGS_LIST = (
-    ". args is a list here, which is passed as one argument (only a tuple is spread): write args=(X, y) "
-    "for fun(params, X, y)"
+    ". args[0] is a list, passed to fun as one argument (minimize spreads a tuple only): if its items are fun's "
+    "arguments, pass args=(X, y) for fun(params, X, y)"
 )
 
 
@@ -139,8 +139,9 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
     except (TypeError, ValueError, IndexError) as err:  # JAX's message names no argument: say which had what shape
         named = {"x0": params, **{f"args[{i}]": a for i, a in enumerate(args)}}
         failed = _explain.call_failed("fun(x0, *args)", named, err, {"x0": given})
-        if len(args) == 1 and isinstance(args[0], list):  # (a scipy or optimistix habit: args=[X, y])
-            failed = type(failed)(str(failed) + ARGS_LIST)
+        # (a scipy or optimistix habit, args=[X, y]: fun then misses its later parameters)
+        if len(args) == 1 and isinstance(args[0], list) and "required positional argument" in str(err):
+            failed = type(failed)(str(failed).rstrip(".") + ARGS_LIST)
         raise failed from err
     aux_note = " as the first element of (loss, aux)" if has_aux else ""
     if not has_aux and isinstance(out, (tuple, list)):

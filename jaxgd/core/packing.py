@@ -12,6 +12,7 @@ the vmapped sweep D 0.85x; same bits).
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Any, Callable, Iterator
 
 import jax
@@ -77,9 +78,19 @@ def codec(tree: Any, ndim: int = 0) -> tuple[Callable, Callable]:
     return pk.pack, pk.unpack
 
 
-# The flags of the enclosing only_while blocks (trace time): every packed_while traced inside runs only while
-# the innermost one holds.
-_ACTIVE: list = []
+# The flags of the enclosing only_while blocks (trace time), per thread: every packed_while this thread traces
+# inside runs only while the innermost one holds (a module-wide list let jaxgd's background compile thread, or a
+# user's thread, trace another program's loop with this trace's flag: UnexpectedTracerError, that loss's
+# compiled tier broken for the process).
+_LOCAL = threading.local()
+
+
+def _active() -> list:
+    """This thread's stack of :func:`only_while` flags."""
+    stack = getattr(_LOCAL, "stack", None)
+    if stack is None:
+        stack = _LOCAL.stack = []
+    return stack
 
 
 @contextlib.contextmanager
@@ -90,19 +101,23 @@ def only_while(active: Any) -> Iterator[None]:
     one, with ``active`` its ``running`` flag: under ``jax.vmap`` a loop runs while any lane's condition holds,
     and a lane that had stopped at its answer ran a failing search of up to 20 evaluations every step for
     the batch (8 Gaussian-process restarts under ``vmap``, ``bfgs``: 10,984 batched evaluations where the
-    lanes alone needed 487). Where ``active`` is True the loop is the one it was."""
-    _ACTIVE.append(active)
+    lanes alone needed 487). Where ``active`` is True the loop is the one it was. Nested blocks: the innermost
+    flag alone (a loop traced there runs inside the outer block's step, which runs only where the outer flag
+    holds). The flags are this thread's: another thread's traces do not see them."""
+    stack = _active()
+    stack.append(active)
     try:
         yield
     finally:
-        _ACTIVE.pop()
+        stack.pop()
 
 
 def packed_while(cond: Callable, body: Callable, carry: Any) -> Any:
     """``lax.while_loop(cond, body, carry)`` with the carry's scalars packed (:class:`Packing`); inside
     :func:`only_while`, only while its flag holds."""
     pack, unpack = codec(carry)
-    if _ACTIVE:
-        active, test = _ACTIVE[-1], cond
+    stack = _active()
+    if stack:
+        active, test = stack[-1], cond
         cond = lambda c: active & test(c)  # noqa: E731
     return unpack(lax.while_loop(lambda c: cond(unpack(c)), lambda c: pack(body(unpack(c))), pack(carry)))
