@@ -204,6 +204,26 @@ def first_sizes(n: int) -> tuple[int, ...]:
     return tuple(sorted({k for k in (FIRST, n // 16) if FIRST <= k <= n // 4}))
 
 
+def _segments(t_sorted: jax.Array, p: jax.Array, dd: jax.Array, n_brk: jax.Array, big_m: jax.Array,
+              theta: jax.Array, xp: Any) -> tuple:
+    """Every segment's start, :math:`c_j`, model minimiser and length at once, from the ``k`` breakpoints
+    ``t_sorted`` (the first ``k`` of ``n_brk``, sorted) and the segments' ``p`` and ``||d_j||^2`` (``k + 1``
+    rows): ``(t_start, c, dtm, dt, in_path)``, ``in_path`` False past the path's last breakpoint. :func:`_sorted`'s
+    and :func:`_first`'s common part."""
+    k = t_sorted.shape[0]
+    eps = xp.finfo(t_sorted.dtype).eps
+    inf = xp.asarray(xp.inf, t_sorted.dtype)
+    t_start = xp.concatenate([xp.zeros((1,), t_sorted.dtype), t_sorted])
+    t_end = xp.concatenate([t_sorted, inf[None]])
+    seg = xp.arange(k + 1)
+    in_path = seg <= n_brk
+    t_start = xp.where(in_path, t_start, 0.0)
+    dt = xp.where(seg < n_brk, t_end - t_start, xp.where(seg == n_brk, inf, 0.0))
+    c = _prefix_sum(xp.where(seg[:k, None] < n_brk, dt[:k, None], 0.0) * p[:k], xp)  # (k+1, 2m): W^T z_j
+    f1, f2 = _slopes(p, c, dd, t_start, big_m, theta, xp)
+    return t_start, c, _minimiser(f1, f2, f2[0], dd, eps, xp), dt, in_path
+
+
 def _first(
     x: jax.Array, g: jax.Array, lower: jax.Array, upper: jax.Array, w: jax.Array, big_m: jax.Array, theta: jax.Array,
     k: int,
@@ -217,8 +237,6 @@ def _first(
     :math:`c_j` the prefix sum of :math:`\\Delta t_i p_i`. ``(found, (xcp, c, free))``, the result only where
     ``found``: the Cauchy point lies on one of these segments (or every breakpoint is among them)."""
     xp = jnp
-    eps = xp.finfo(x.dtype).eps
-    inf = xp.asarray(xp.inf, x.dtype)
     held, d, brk = _start(x, g, lower, upper, xp)
     _, order = jax.lax.top_k(-brk, k)
     t_sorted, d_sorted = brk[order], d[order]
@@ -227,16 +245,8 @@ def _first(
     rest = xp.where(xp.zeros((x.shape[0],), bool).at[order].set(True), 0.0, d)  # d outside the k sorted
     p = (w.T @ rest)[None, :] + _suffix_sum(d_sorted[:, None] * w[order], xp)  # (k+1, 2m): W^T d_j
     dd = xp.dot(rest, rest) + _suffix_sum(d_sorted * d_sorted, xp)  # (k+1,): ||d_j||^2
-    t_start = xp.concatenate([xp.zeros((1,), x.dtype), t_sorted])
-    t_end = xp.concatenate([t_sorted, inf[None]])
+    t_start, c, dtm, dt, in_path = _segments(t_sorted, p, dd, n_brk, big_m, theta, xp)
     seg = xp.arange(k + 1)
-    in_path = seg <= n_brk
-    t_start = xp.where(in_path, t_start, 0.0)
-    dt = xp.where(seg < n_brk, t_end - t_start, xp.where(seg == n_brk, inf, 0.0))
-    c = _prefix_sum(xp.where(seg[:k, None] < n_brk, dt[:k, None], 0.0) * p[:k], xp)  # (k+1, 2m): W^T z_j
-
-    f1, f2 = _slopes(p, c, dd, t_start, big_m, theta, xp)
-    dtm = _minimiser(f1, f2, f2[0], dd, eps, xp)
     found = in_path & ((seg < k) | (n_brk <= k)) & (dtm < dt)  # segment k ends at a breakpoint not sorted
     j = xp.argmax(found)
     hit = xp.zeros((x.shape[0],), bool).at[order].set(seg[:k] < j)
@@ -249,8 +259,6 @@ def _sorted(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """:func:`cauchy` with every segment evaluated at once, from the breakpoints sorted."""
     n = x.shape[0]
-    eps = xp.finfo(x.dtype).eps
-    inf = xp.asarray(xp.inf, x.dtype)
     held, d, brk = _start(x, g, lower, upper, xp)
     order = _argsort(brk, xp)
     t_sorted, d_sorted, w_sorted = brk[order], d[order], w[order]
@@ -258,16 +266,7 @@ def _sorted(
 
     p = _suffix_sum(d_sorted[:, None] * w_sorted, xp)  # (n+1, 2m): W^T d_j
     dd = _suffix_sum(d_sorted * d_sorted, xp)  # (n+1,): ||d_j||^2
-    t_start = xp.concatenate([xp.zeros((1,), x.dtype), t_sorted])
-    t_end = xp.concatenate([t_sorted, inf[None]])
-    seg = xp.arange(n + 1)
-    in_path = seg <= n_brk
-    t_start = xp.where(in_path, t_start, 0.0)
-    dt = xp.where(seg < n_brk, t_end - t_start, xp.where(seg == n_brk, inf, 0.0))
-    c = _prefix_sum(xp.where(seg[:n, None] < n_brk, dt[:n, None], 0.0) * p[:n], xp)  # (n+1, 2m): W^T z_j
-
-    f1, f2 = _slopes(p, c, dd, t_start, big_m, theta, xp)
-    dtm = _minimiser(f1, f2, f2[0], dd, eps, xp)
+    t_start, c, dtm, dt, in_path = _segments(t_sorted, p, dd, n_brk, big_m, theta, xp)
     found = in_path & (dtm < dt)
     j = xp.where(xp.any(found), xp.argmax(found), n_brk)
     dtm_j = xp.where(xp.any(found), dtm[j], 0.0)
