@@ -131,6 +131,13 @@ ARGS_LIST = (
 )
 
 
+def real_scalar(out: Any) -> bool:
+    """Whether a loss function's output (an array or its ``jax.eval_shape``) is a real floating scalar: the
+    test of ``fun`` here and of ``as_optax``'s ``value_fn``."""
+    dtype = getattr(out, "dtype", None)
+    return getattr(out, "shape", None) == () and dtype is not None and bool(jnp.issubdtype(dtype, jnp.floating))
+
+
 def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: Any = None,
                 static_args: bool = False) -> Any:
     call, traced = _arrays_traced(fun, args) if static_args else (fun, args)
@@ -151,7 +158,7 @@ def _check_loss(fun: LossFn, params: Params, args: tuple, has_aux: bool, given: 
             raise TypeError(BAD_AUX.format(what=repr(out)))
         out = out[0]
     shape, dtype = getattr(out, "shape", None), getattr(out, "dtype", None)
-    if shape != () or dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    if not real_scalar(out):
         what = f"shape {shape} and dtype {dtype}" if shape is not None else repr(out)
         raise TypeError(NOT_SCALAR.format(aux=aux_note, what=what))
     check_reverse(lambda p, *a: call(p, *a)[0] if has_aux else call(p, *a), closed, params, *traced)

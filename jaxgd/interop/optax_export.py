@@ -25,6 +25,7 @@ import optax
 
 from .. import _tree, _validate
 from .._types import ArrayLike, Params, PyTree
+from ..core import loss_check as _loss_check
 from ..core import options as _options
 from ..core import stepsize as _stepsize
 from ..core import update as _update
@@ -242,7 +243,7 @@ def _check_value_fn(value_fn: Callable, params: Params) -> None:
     except (TypeError, AttributeError) as err:
         hint = VALUE_FN_EQX if _models.kind(params) == "eqx" else ""
         raise TypeError(VALUE_FN_FAILED.format(kind=type(err).__name__, err=err, hint=hint)) from err
-    if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
+    if not _loss_check.real_scalar(out):
         got = (f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list)) else
                f"shape {tuple(out.shape)}, dtype {out.dtype}" if hasattr(out, "shape") else type(out).__name__)
         pair = isinstance(out, (tuple, list))
@@ -330,19 +331,20 @@ def _update_fn(
     failed = jnp.asarray(info.failed)
     # A traced hyperparameter out of range (optax.inject_hyperparams' lr=-0.01, a vmapped clip=-1: the loss
     # climbed with status RUNNING): no step, INVALID_ARGUMENT, as Solver.init's test makes a run's first status
-    valid = _tree.all_of(_update.traced_valid(parts), parts.prox.traced_valid(params))
-    valid = jnp.asarray(True) if valid is None else valid
-    accept = _tree.shared(finite & ~failed & valid, params)  # (computed once, not in each leaf's select)
+    valid = _tree.all_of(_update.traced_valid(parts), parts.prox.traced_valid(params))  # (None: all checked)
+    ok = finite & ~failed if valid is None else finite & ~failed & valid
+    accept = _tree.shared(ok, params)  # (computed once, not in each leaf's select)
     status = jnp.where(failed, Status.LINESEARCH_FAILED, jnp.where(finite, Status.RUNNING, Status.NONFINITE))
     kept_direction = state.direction_state
     if parts.direction.reset is not None:
         # minimize's restart (Solver.step; L-BFGS-B's): a failed search with a curvature memory is not
         # taken, and the next update retries from the same point without the memory (status RUNNING)
         fresh, had_memory = parts.direction.reset(ustate.direction_state)
-        retry = failed & had_memory & valid
+        retry = failed & had_memory if valid is None else failed & had_memory & valid
         status = jnp.where(retry, Status.RUNNING, status)
         kept_direction = _tree.where(retry, Inner(fresh), kept_direction)
-    status = jnp.where(valid, status, Status.INVALID_ARGUMENT)
+    if valid is not None:
+        status = jnp.where(valid, status, Status.INVALID_ARGUMENT)
     taken = AsOptaxState(
         ustate.count, Inner(ustate.direction_state), Inner(ustate.rule_state), new_value, new_grad, state.status
     )
