@@ -111,13 +111,13 @@ def step(solver: Any, b: Box, vg: Callable, count: int, x: np.ndarray, value: An
     def attempt(mem: _memory.Memory) -> tuple:
         z, mem = _lbfgsb.search_point(x, g, lower, upper, mem, spread is not None, np)
         d = z.astype(dtype, copy=False) - x  # (a float32 run stays float32: NumPy has no weak types)
-        gd = np.dot(g, d).astype(dtype)
+        gd = _directions.dot(g, d).astype(dtype)
         stp, stpmax = _lbfgsb.first_trial(x, d, lower, upper, first, b.boxed, b.constrained, np, np.linalg.norm)
 
         def evaluate(alpha: Any) -> tuple:
             xt = np.clip(z if alpha == 1 else x + alpha * d, lower, upper)
             v, gr, aux = vg(xt)
-            return (xt, v, gr, aux), v, np.dot(gr, d).astype(dtype)
+            return (xt, v, gr, aux), v, _directions.dot(gr, d).astype(dtype)
 
         if gd < 0 and np.isfinite(gd):
             moves_at = dtype.type(0.5 * _stepsize.shortest_move(x, d, dtype)) if narrow else None
@@ -159,7 +159,7 @@ def _remember(mem: _memory.Memory, x: np.ndarray, xn: np.ndarray, g: np.ndarray,
     """The pair ``(xn - x, gn - g)`` into the memory when it passes L-BFGS-B's curvature test
     (and, with a diagonal ``spread``, :math:`s^\\top y > 0`: then the diagonal is updated too)."""
     s, y = xn - x, gn - g
-    sy, gs, yy = np.dot(s, y), -np.dot(g, s), np.dot(y, y)
+    sy, gs, yy = _directions.dot(s, y), -_directions.dot(g, s), _directions.dot(y, y)
     take = bool(sy > np.finfo(x.dtype).eps * gs and np.isfinite(yy))
     if spread is None:
         return _memory.push(mem, s, y, take, np)

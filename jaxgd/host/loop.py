@@ -38,7 +38,7 @@ from ..core.status import History, Result, Status, tolerance_status
 from . import directions as _directions
 from . import lbfgsb as _lbfgsb
 from . import search as _search
-from .directions import at_precision
+from .directions import at_precision, dot
 from ..directions.lbfgsb import LbfgsbSearch
 
 # The host run's history rows allocated at first (doubled as a run needs more, up to max_steps' rows).
@@ -114,7 +114,7 @@ def _measure(x: np.ndarray, value: Any, g: np.ndarray, inf_norm: bool) -> tuple[
     if inf_norm:
         top = np.max(np.abs(g) + 0 * x, initial=0)
         return top.astype(value.dtype), bool(np.isfinite(value) & np.isfinite(top))
-    sq = np.dot(g, g)
+    sq = dot(g, g)
     if np.isfinite(sq) and np.isfinite(x).all():
         return np.sqrt(sq).astype(value.dtype), bool(np.isfinite(value))
     top = np.max(np.abs(g) + 0 * x, initial=0)
@@ -130,7 +130,7 @@ def _probe_scaled(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, d: Opt
     f32, dtype = np.dtype(_probe.probe_dtype(x.dtype)).type, x.dtype
     x32 = x.astype(f32)
     d = g.astype(f32) * x32 * x32 if d is None else d.astype(f32)
-    ss, f0 = np.dot(g.astype(f32), d), f32(value)
+    ss, f0 = dot(g.astype(f32), d), f32(value)
     tie = f32(_wolfe.tie_tolerance(None, np.asarray(value, dtype)))  # (the searches' tie tolerance)
     if least_fall is not None:
         tie = max(tie, f32(least_fall))
@@ -156,19 +156,19 @@ def _newton_direction(vg: Callable, x: np.ndarray, g: np.ndarray) -> tuple[np.nd
     conjugate-gradient steps in float32, each ``H v`` from the gradient at ``x + h v`` rounded to ``x``'s dtype."""
     f32, dtype = np.float32, x.dtype
     x32, g32 = x.astype(f32), g.astype(f32)
-    d, r, p, rs = np.zeros_like(g32), g32, g32, np.dot(g32, g32)
+    d, r, p, rs = np.zeros_like(g32), g32, g32, dot(g32, g32)
     tol = np.finfo(f32).eps ** 2 * rs  # (the compiled loop's test)
     k = 0
     while k < min(_probe.NEWTON_STEPS, x.size) and rs > tol:
         h = f32(_probe.hessian_step(x32, p, np))
         hp = (vg((x32 + h * p).astype(dtype))[1].astype(f32) - g32) / h
         k += 1
-        curv = np.dot(p, hp)
+        curv = dot(p, hp)
         if not (curv > 0 and np.isfinite(curv)):  # negative curvature: stop (steepest descent at the first)
             return (g32 if k == 1 else d), k
         a = rs / curv
         d, r = d + a * p, r - a * hp
-        rs_next = np.dot(r, r)
+        rs_next = dot(r, r)
         p, rs = r + (rs_next / rs) * p, rs_next
     return d, k
 
@@ -180,7 +180,7 @@ def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, rise:
         return found, k, 0
     d, j = _newton_direction(vg, x, g)
     fall = np.float32(_probe.newton_fall(np.asarray(value, np.float32), np))
-    if not _probe.newton_predicts(np.dot(g.astype(np.float32), d), fall):
+    if not _probe.newton_predicts(dot(g.astype(np.float32), d), fall):
         return False, k + j, j
     more, m = _probe_scaled(vg, x, value, g, d, fall)
     return more, k + j + m, j
@@ -188,9 +188,9 @@ def _probe_verdict(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, rise:
 
 def _line_veto(vg: Callable, x: np.ndarray, value: Any, g: np.ndarray, noise: Any) -> tuple[bool, int]:
     """:func:`jaxgd.core.probe.line_veto` on the host: ``(veto, gradient evaluations)``."""
-    s0 = -np.dot(g, g)
-    steps = _probe.line_step(np.sqrt(np.dot(x, x)), np.sqrt(-s0), np.asarray(_probe.LINE_MOVES, x.dtype), np)
-    s1, s2 = (-np.dot(vg(x - h * g)[1].astype(x.dtype), g) for h in steps)
+    s0 = -dot(g, g)
+    steps = _probe.line_step(np.sqrt(dot(x, x)), np.sqrt(-s0), np.asarray(_probe.LINE_MOVES, x.dtype), np)
+    s1, s2 = (-dot(vg(x - h * g)[1].astype(x.dtype), g) for h in steps)
     veto = _probe.line_rules_out(value, s0, s1, s2, steps, np.asarray(noise, x.dtype), np)
     return bool(veto), len(steps)
 
@@ -283,7 +283,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
                 continue
             d, dnew = direction.update(g, dstate, x)
             d = d.astype(dtype, copy=False)
-            ctx = _search.Context(x, value, g, d, np.dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
+            ctx = _search.Context(x, value, g, d, dot(g, d).astype(dtype), along(x, d), accepts_at(g, d))
             a, trial, rnew, (fev, gev, failed, (unit_sq_grad, unit_slope, located, noise, unseen)) = search.step(rstate, ctx)
             new_value = trial.value.astype(dtype)
             new_gnorm, finite = _measure(trial.x, new_value, trial.grad, inf_norm)
@@ -297,7 +297,7 @@ def run(solver: Any, x0: Any, args: tuple, structure: Any, leaves: list) -> Opti
             fresh, had_memory = direction.reset(dnew) if (failed or stalled) else (None, False)
             vouch = _stall.VOUCH_NONE  # stall.adjust_status's flag for the next step (SolverState.stall)
             if failed or stalled:
-                sq = g.dot(g)
+                sq = dot(g, g)
                 decrease = (_stall.model_decrease(ctx.slope, had_memory, unit_sq_grad, sq, np) if quasi_newton
                             else np.inf)
                 retry_failed = False

@@ -168,12 +168,12 @@ class Search:
         while not done:
             t = ctx.evaluate(stp)
             f = t.value.astype(dtype)
-            g = t.grad.dot(ctx.direction).astype(dtype)
+            g = _directions.dot(t.grad, ctx.direction).astype(dtype)
             # (a NaN or Inf gradient element makes the slope g, a sum of products with it, NaN or Inf)
             fin = isfinite(f) and isfinite(g)
             hit = hit or not fin
             if i == 0 and stp == 1 and fin:  # MoreThuente's StepInfo.unit_sq_grad (a finite unit trial)
-                unit_sq_grad = t.grad.dot(t.grad).astype(dtype)
+                unit_sq_grad = _directions.dot(t.grad, t.grad).astype(dtype)
                 unit_slope = g
             if fin and g0 + abs(g) / _more_thuente.LOCATE <= 0:  # StepInfo.located (MoreThuente._body's test)
                 located = min(located, stp)
@@ -238,12 +238,13 @@ class Search:
             if seed is not None:  # the first iteration: scipy's cache answers the trial (MoreThuente._zoom's cached)
                 hit, t, ok = seed
                 seed = None
-                f, g = (inf, inf) if hit else (t.value.astype(dtype), t.grad.dot(ctx.direction).astype(dtype))
+                f, g = (inf, inf) if hit else (t.value.astype(dtype),
+                                               _directions.dot(t.grad, ctx.direction).astype(dtype))
             else:
                 t = ctx.evaluate(a)
                 n += 1
                 ok = True if ctx.accept is None else bool(ctx.accept(t))
-                f, g = t.value.astype(dtype), t.grad.dot(ctx.direction).astype(dtype)
+                f, g = t.value.astype(dtype), _directions.dot(t.grad, ctx.direction).astype(dtype)
             z, nxt, found, failed = _zoom.update(z, a, f, g, np.bool_(ok), f0, g0, self.c1, self.c2, self.stpmax, np)
             if found:
                 return a, t, True, n
