@@ -182,11 +182,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     skipped: Optional[str] = None  # a reason: the benchmark did not run
+    failed: bool = False  # it did not run because it raised or its process died (--strict: exit 1)
 
     def markdown(self) -> str:
         out = [f"### {self.key}. {self.title}", ""]
         if self.skipped:
-            out += [f"SKIPPED: {self.skipped}", ""]
+            out += [f"{'FAILED' if self.failed else 'SKIPPED'}: {self.skipped}", ""]
             return "\n".join(out)
         out.append("| " + " | ".join(self.columns) + " |")
         out.append("|" + "|".join("---" for _ in self.columns) + "|")
@@ -206,12 +207,15 @@ class Report:
             "key": self.key,
             "title": self.label or self.title,
             "skipped": self.skipped,
+            "failed": self.failed,
             "targets": [{"text": t.text, "met": t.met, "detail": t.detail} for t in self.targets],
         }
 
 
-def skipped(key: str, title: str, reason: str) -> Report:
-    return Report(key=key, title=title, columns=[], skipped=reason, label=title)
+def skipped(key: str, title: str, reason: str, failed: bool = False) -> Report:
+    """A benchmark that did not run: ``failed`` where it raised or its process died (``--strict`` exits 1), not where
+    something it needs is missing."""
+    return Report(key=key, title=title, columns=[], skipped=reason, label=title, failed=failed)
 
 
 # -- the machine ------------------------------------------------------------

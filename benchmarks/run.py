@@ -107,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="also write each table to OUT/bench_<key>.md, plus bench_header_<keys>.md and bench_summary_<keys>.md")
     p.add_argument("--inline", action="store_true", help="run all benchmarks in this process")
-    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed or a benchmark fails (raises, or its process dies)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--summary-file", default=None, help=argparse.SUPPRESS)
     return p
@@ -150,7 +150,7 @@ def run_here(key: str, args: argparse.Namespace) -> list[dict]:
         import traceback
 
         traceback.print_exc()
-        reports = [U.skipped(key, BENCHMARKS[key][1], f"failed with {type(e).__name__}: {e}")]
+        reports = [U.skipped(key, BENCHMARKS[key][1], f"failed with {type(e).__name__}: {e}", failed=True)]
     text = "\n".join(r.markdown() for r in reports) + f"\n_{key}: {time.perf_counter() - t0:.1f} s_\n"
     print(text, flush=True)
     if args.out:
@@ -189,8 +189,9 @@ def run_child(key: str, argv: list[str]) -> list[dict]:
         from . import _util as U
 
         reason = f"its process exited with code {proc.returncode}"
-        print(U.skipped(key, BENCHMARKS[key][1], reason).markdown(), flush=True)
-        return [U.skipped(key, BENCHMARKS[key][1], reason).summary()]
+        report = U.skipped(key, BENCHMARKS[key][1], reason, failed=True)
+        print(report.markdown(), flush=True)
+        return [report.summary()]
 
 
 def summarize(results: list[dict]) -> tuple[str, bool]:
@@ -198,7 +199,8 @@ def summarize(results: list[dict]) -> tuple[str, bool]:
     all_met = True
     for r in results:
         if r["skipped"]:
-            lines.append(f"- {r['key']} ({r['title']}): skipped ({r['skipped']})")
+            all_met &= not r.get("failed", False)
+            lines.append(f"- {r['key']} ({r['title']}): {'**FAILED**' if r.get('failed') else 'skipped'} ({r['skipped']})")
             continue
         for t in r["targets"]:
             mark = {True: "MET", False: "MISSED", None: "not measured"}[t["met"]]
