@@ -39,6 +39,7 @@ def run(opts: Any) -> list[U.Report]:
     import jaxgd
 
     steps = opts.steps
+    same = f"cached jitted function, same {steps} steps (the compiled work)"
     x0 = jnp.zeros(10, jnp.float32)
     vg = jax.value_and_grad(quad)
 
@@ -63,7 +64,7 @@ def run(opts: Any) -> list[U.Report]:
         "jaxgd.minimize, history off": blocked(
             lambda: jaxgd.minimize(quad, x0, lr=LR, max_steps=steps, gtol=0.0, history=False)
         ),
-        "cached jitted function, same 10 steps (the compiled work)": blocked(lambda: cached(x0, LR)),
+        same: blocked(lambda: cached(x0, LR)),
         "jax.jit(solver.run) on a prebuilt jaxgd.Solver": blocked(lambda: solver_run(solver, x0)),
         "empty jitted function (dispatch floor)": blocked(lambda: noop(x0)),
     }
@@ -94,7 +95,7 @@ def run(opts: Any) -> list[U.Report]:
     done = functools.cache(lambda: jaxgd.minimize(quad, x0, lr=LR, max_steps=steps, gtol=0.0))
     fns["waiting on a finished Result (the harness's U.block, no call)"] = lambda: U.block(done())
     t = U.measure(fns, opts.repeats, inner=opts.calls)
-    ref = t["cached jitted function, same 10 steps (the compiled work)"].median
+    ref = t[same].median
     rows = []
     for name, tm in t.items():
         rows.append([name, U.fmt_us(tm.median), U.fmt_us(tm.median - ref), U.fmt_ratio(tm.median / ref),
@@ -103,7 +104,7 @@ def run(opts: Any) -> list[U.Report]:
     res = t["jaxgd.minimize, history on"].value
     report = U.Report(
         key="E",
-        title=TITLE,
+        title=TITLE.replace("10 steps", f"{steps} steps"),
         columns=["contender", "µs per call", "µs over the compiled work", "× compiled work", "first call", "spread"],
         rows=rows,
         label="minimize per-call overhead",

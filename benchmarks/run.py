@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke run: small sizes, few steps (still >= 5 repeats)")
     p.add_argument("--only", default=None, help="comma-separated benchmarks to run, e.g. A,B (default: all)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender (>= 5; default 7, quick 5)")
-    p.add_argument("--steps", type=int, default=None, help="steps per run (A: 10,000, B: 100, D: 2,000, L: 500)")
+    p.add_argument("--steps", type=int, default=None, help="steps per run (A: 10,000, B: 100, D: 2,000, E: 10, J: 16,384, L: 500)")
     p.add_argument("--py-steps", type=int, default=None, help="steps of the Python-loop / NumPy baselines (A, B)")
     p.add_argument("--n", type=int, default=None, help="B: examples (rows of X), default 200,000")
     p.add_argument("--d", default=None, help="A: dimensions '2,100'; B: features (128); C: '100,1000'; D: 10; "
