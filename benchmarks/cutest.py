@@ -138,6 +138,7 @@ def report(suite: str, solvers: dict[str, Optional[str]], path: Path, out: Path)
             pngs.append(png.name)
     reports[0].notes += R.failures(table, solvers)
     reports[0].notes += R.false_failures(table, list(solvers))
+    reports[0].notes += R.timed_differs(table, list(solvers))
     reports[0].notes.append("profiles: " + (", ".join(str(out / p) for p in pngs) or "none (no matplotlib)"))
     first = R.first_call_rows(table, solvers)
     if first:

@@ -195,6 +195,22 @@ def false_failures(table: dict, solvers: list[str]) -> list[str]:
     return out
 
 
+def timed_differs(table: dict, solvers: list[str]) -> list[str]:
+    """Lines: per jaxgd solver, the problems whose timed runs (the compiled tier) took other evaluations or ended
+    with another status than the first call whose evaluations and status are scored (the host tier, which agrees
+    to rounding): there the run time describes another run. Records without the timed fields are left out."""
+    out = []
+    for s in solvers:
+        if not s.startswith("jaxgd"):
+            continue
+        differ = [(p, d[s]) for p, d in table.items() if d[s].get("timed_nfev") is not None
+                  and (d[s]["timed_nfev"], d[s]["timed_status"]) != (d[s]["nfev"], d[s]["status"])]
+        out.append(f"- {s}: {len(differ)} problems whose timed runs differ from the scored first call: "
+                   + (", ".join(f"{p} ({r['nfev']} {r['status']} vs {r['timed_nfev']} {r['timed_status']})"
+                                for p, r in differ) or "none"))
+    return out
+
+
 def ratios(table: dict, solvers: list[str], metric: str) -> np.ndarray:
     """Performance ratios r[p, s] = cost[p, s] / min_s cost[p, s] (inf: not
     solved), over the problems at least one solver solves."""

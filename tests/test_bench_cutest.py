@@ -13,6 +13,7 @@ import importlib.util
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -137,6 +138,25 @@ def test_false_failures_are_solved_runs_with_a_failure_status():
     assert line_b == "- b: 1 false failures (solved, but a failure status): P1 (2)"
 
 
+def test_timed_runs_that_differ_from_the_scored_first_call_are_listed():
+    """Reference: the definition. A jaxgd run whose timed (compiled) runs took other evaluations or another status
+    than its scored first call is listed with both; scipy's runs and records without the timed fields are not."""
+    from benchmarks import cutest_report as R
+
+    def timed(f: float, nfev: int, status: str, t_nfev: Any, t_status: Any) -> dict:
+        return dict(rec(f, status), nfev=nfev, timed_nfev=t_nfev, timed_status=t_status)
+
+    table = {
+        "P1": {"jaxgd a": timed(0.1, 10, "GTOL", 10, "GTOL"), "b": timed(0.1, 5, "0", 6, "0")},
+        "P2": {"jaxgd a": timed(0.2, 10, "GTOL", 12, "GTOL"), "b": rec(0.2, "0")},
+        "P3": {"jaxgd a": timed(0.3, 10, "GTOL", 10, "PRECISION"), "b": rec(0.3, "0")},
+        "P4": {"jaxgd a": rec(0.4, "GTOL"), "b": rec(0.4, "0")},
+    }
+    assert R.timed_differs(table, ["jaxgd a", "b"]) == [
+        "- jaxgd a: 2 problems whose timed runs differ from the scored first call: P2 (10 GTOL vs 12 GTOL), "
+        "P3 (10 GTOL vs 10 PRECISION)"]
+
+
 def test_suite_on_three_problems(tmp_path):
     """jaxgd lbfgs and scipy L-BFGS-B on 3 problems: jaxgd reaches scipy's
     value; the optax loop's and jaxgd's evaluation counts match a forward-pass counter."""
@@ -171,8 +191,13 @@ def test_suite_on_three_problems(tmp_path):
         _, _, nfev, _, _ = S.MAKERS["jaxgd lbfgs"](S.counting(p.objective(), counts), p.x0(), None, 5.0)()
         jax.effects_barrier()
         assert nfev == counts["f"] == by[("BEALE", "jaxgd lbfgs")]["nfev"]
+        # the timed runs' evaluations and status are recorded beside the scored first call's, and compared
+        for name in cutest.QUICK["unconstrained"]:
+            mine = by[(name, "jaxgd lbfgs")]
+            assert mine["timed_nfev"] is not None and mine["timed_status"] is not None, mine
     text = (tmp_path / "tables_unconstrained.md").read_text()
     assert "jaxgd lbfgs" in text and "3/3" in text
+    assert "- jaxgd lbfgs: " in text and "problems whose timed runs differ from the scored first call" in text
     assert reports[0].rows and reports[1].title.startswith("One-off solve")
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "profile_unconstrained_nfev.png").stat().st_size > 1000
