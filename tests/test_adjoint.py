@@ -599,6 +599,36 @@ def test_an_inaccurate_implicit_solve_is_nan_not_a_wrong_tangent() -> None:
     assert float(jac[0]) == -1.0 and np.isnan(float(jac[1]))
 
 
+@pytest.mark.parametrize("method", ["bfgs", slow_if(True, "lbfgs")])
+def test_the_loss_derivative_needs_no_hessian_solve(method: str) -> None:
+    """Reference: the envelope theorem, dL/dh = df/dh at the solution (the gradient in x is zero there), in closed
+    form. f(x, h) = (x0 - h)^2 + h cos(x1) from x1 = 1e-7 stops GTOL beside the maximum of cos along x1, where the
+    Hessian is negative: the tangent of x there is ill-posed, and the loss's derivative read NaN in reverse mode (a
+    VQE energy's derivative in its Hamiltonian's parameter read NaN likewise at a redundant ansatz's flat minimum).
+    Both modes give df/dh = cos(x1) - 2 (x0 - h); with bounds, a held coordinate's bound tangent still enters
+    (d/dlb of 3 x2 at x2 = lb is 3)."""
+    def f(x: Any, h: Any) -> jax.Array:
+        return (x[0] - h) ** 2 + h * jnp.cos(x[1])
+
+    x0 = jnp.asarray([0.0, 1e-7])
+    run = lambda h: jaxgd.minimize(f, x0, (h,), method=method)  # noqa: E731
+    r = run(0.5)
+    assert r.status_enum == jaxgd.Status.GTOL
+    expected = float(jnp.cos(r.params[1]) - 2 * (r.params[0] - 0.5))
+    np.testing.assert_allclose(float(jax.grad(lambda h: run(h).loss)(0.5)), expected, rtol=1e-12)
+    np.testing.assert_allclose(float(jax.jvp(lambda h: run(h).loss, (0.5,), (1.0,))[1]), expected, rtol=1e-12)
+    if method == "lbfgs":
+        def g(x: Any, h: Any) -> jax.Array:
+            return f(x, h) + 3.0 * x[2]
+
+        x0b = jnp.asarray([0.0, 1e-7, 2.0])
+        boxed = lambda h, lb: jaxgd.minimize(g, x0b, (h,), method="lbfgs",  # noqa: E731
+                                             bounds=(jnp.stack([-jnp.inf, -jnp.inf, lb]), None))
+        assert float(boxed(0.5, 1.0).params[2]) == 1.0
+        np.testing.assert_allclose(float(jax.grad(lambda lb: boxed(0.5, lb).loss)(1.0)), 3.0, rtol=1e-12)
+        np.testing.assert_allclose(float(jax.grad(lambda h: boxed(h, 1.0).loss)(0.5)), expected, rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_an_optax_schedule_built_from_a_differentiated_value() -> None:
     """Reference: the NumPy recurrence of gradient descent with optax.exponential_decay(init, 5, 0.5)'s

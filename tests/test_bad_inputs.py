@@ -763,6 +763,8 @@ ROWS: list[Row] = [
     R("as_optax", "params", "None (at update)", ValueError, "update needs params", lambda c: _tx_update(c, 0.1, params=None)),
     R("as_optax", "value_fn", "with optax.MaskedNode params (under optax.multi_transform, at update)", ValueError, "params holds optax.MaskedNode", lambda c: _tx_masked(c)),
     R("as_optax", "lr", "Backtracking() under optax.multi_transform, no value_fn (at update)", ValueError, "cannot take its steps: its rule evaluates the loss at trial points", lambda c: _tx_masked(c, value_fn=None)),
+    R("as_optax", "state", "another jaxgd method's state: lbfgs given bfgs's (at update)", TypeError, "state holds another transformation's direction state (BFGSState, where this one, method 'lbfgs' with MoreThuente, keeps LBFGSState)", lambda c: _tx_other_state(c, "lbfgs", "bfgs")),
+    R("as_optax", "state", "another jaxgd method's state: adam given gd's (at update)", TypeError, "state holds another transformation's direction state (EmptyState, where this one, method 'adam' with ScheduleRule, keeps ScaleByAdamState)", lambda c: _tx_other_state(c, "adam", "gd")),
     R("as_optax", "state", "optax.adam's state (at update)", TypeError, "state must be the state this transformation's init returned (an AsOptaxState), got tuple", lambda c: _tx_update(c, 0.1, state=jax.eval_shape(_optax().adam(0.1).init, c.x0))),
     R("as_optax", "updates", "shaped (2,) for params of shape (3,) (at update)", ValueError, "updates (the gradient of the loss at params) must be shaped like params: leaf (root) has shape (2,), params' (3,)", lambda c: _tx_update(c, 0.1, updates=np.asarray(c.x0)[:2])),
     R("as_optax", "updates", "a dict missing a leaf of params (at update)", ValueError, "must be shaped like params: its structure is", lambda c: _tx_update(c, 0.1, updates={"w": c.x0}, params={"w": c.x0, "v": c.x0})),
@@ -1047,6 +1049,15 @@ def _tx_update(c: Ctx, lr: Any, params: Any = "x0", updates: Any = "x0", state: 
     # (the update raises before it reads the state: nothing compiles)
     state = jax.eval_shape(tx.init, c.x0 if params is None else params) if state is None else state
     return tx.update(c.x0 if isinstance(updates, str) else updates, state, params, **extra)
+
+
+def _tx_other_state(c: Ctx, method: str, made_by: str) -> Any:
+    """An ``as_optax(method)`` update given the state ``as_optax(made_by)``'s init returns (traced: nothing
+    compiles)."""
+    tx, other = jaxgd.as_optax(method), jaxgd.as_optax(made_by)
+    loss = lambda x: jnp.sum(x * x)  # noqa: E731
+    return jax.eval_shape(lambda x, s: tx.update(x, s, x, value=loss(x), value_fn=loss), c.x0,
+                          jax.eval_shape(other.init, c.x0))
 
 
 def _tx_masked(c: Ctx, value_fn: Any = "given") -> Any:

@@ -40,8 +40,11 @@ Hessian-vector products are ``jax.jvp`` of ``jax.grad``. ``cg`` is a
 ``lax.custom_linear_solve`` with ``symmetric=True``, so the tangent is linear
 and transposable: reverse mode (``grad``/``vjp``/``jacrev``) comes from JAX's
 transposition of this JVP, and forward mode (``jvp``/``jacfwd``) directly.
-Tangents of the loss and of ``aux`` follow by the chain rule at
-:math:`(x^*, \\theta)`. Inside the rule :math:`x^*` passes through :func:`attach`
+The tangent of ``aux`` follows by the chain rule at :math:`(x^*, \\theta)`; the loss's by the envelope theorem
+(Danskin), :math:`\\dot L = \\partial_\\theta L(x^*; \\theta)[\\dot\\theta]` plus, off the free set, its gradient
+times a bound's tangent (with ``l1`` the smooth value's tangent keeps :math:`\\nabla F \\cdot \\dot x`, since
+:math:`\\nabla F = -l_1\\,\\mathrm{sign}(x^*)` on the support), so a solve for :math:`\\dot x` that fails leaves
+the loss's derivative finite. Inside the rule :math:`x^*` passes through :func:`attach`
 again, so that an outer derivative (second order) sees :math:`x^*` move with
 :math:`\\theta`; a conjugate-gradient solve that fails (a Hessian that is not
 positive definite, or too ill-conditioned for its iteration cap) gives NaN.
@@ -164,6 +167,15 @@ def solution_tangent(solver: Any, x: Params, args: tuple, dsolver: Any, dargs: t
     if held is not None:
         dx = _tree.tmap(jnp.add, dx, _tree.cast_like(held, dx))
     return _tree.cast_like(dx, x)
+
+
+def fixed_tangent(solver: Any, x: Params, dx: Params) -> Params:
+    """``dx`` off the free set (:func:`free_mask`: a bound's tangent, 0 at a zero of ``l1``), 0 on it; every entry 0
+    for a smooth problem. NaN entries of ``dx`` on the free set do not pass."""
+    mask = free_mask(solver, x)
+    if mask is None:
+        return _tree.tmap(jnp.zeros_like, dx)
+    return _tree.tmap(lambda m, d: jnp.where(m > 0, jnp.zeros_like(d), d), mask, dx)
 
 
 def bound_tangent(prox: Any, dprox: Any, x: Params) -> Params:
@@ -358,12 +370,23 @@ def _attach_jvp(primals: tuple, tangents: tuple) -> tuple:
 
     check_forward(solver, x, args)  # (a custom_vjp in fun, where minimize did not see the derivative coming)
     dx = solution_tangent(solver, x, args, dsolver, dargs)
+    # The loss's tangent by the envelope theorem: its gradient in x vanishes on the free set at the solution (the
+    # smooth value's without l1; value plus l1's term with it), so there x's tangent does not enter; off the free
+    # set it is a bound's tangent (or 0). A failed solve for dx (NaN: a Hessian singular or indefinite there, a
+    # redundant ansatz's flat minimum) then leaves the loss's derivative, which needs none of it, finite.
+    still = fixed_tangent(solver, x, dx)
+    value_dx = dx if solver.prox.l1 is not None else still  # (with l1 the smooth value's gradient is -l1 sign(x))
     if aux is not None or value_forward(solver, x, args):  # (reverse mode passes a custom_vjp's tangent)
-        (_, _, _), (dvalue, daux, dloss) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
+        (_, _, _), (dvalue, _, dloss) = jax.jvp(outputs, (x, solver, args), (still, dsolver, dargs))
+        daux = None
+        if aux is not None or value_dx is dx:
+            (_, _, _), (dvalue_dx, daux, _) = jax.jvp(outputs, (x, solver, args), (dx, dsolver, dargs))
+            dvalue = dvalue_dx if value_dx is dx else dvalue
     else:  # a custom_vjp applied to x or args in fun: its forward mode would fail under jax.jacfwd
-        dvalue = value_tangent(solver, x, args, (dx, dsolver, dargs))
+        dvalue_still = value_tangent(solver, x, args, (still, dsolver, dargs))
         dloss = None if loss is None else jax.jvp(lambda p, s, v: s.loss(p, v), (x, solver, value),
-                                                  (dx, dsolver, dvalue))[1]
+                                                  (still, dsolver, dvalue_still))[1]
+        dvalue = value_tangent(solver, x, args, (dx, dsolver, dargs)) if value_dx is dx else dvalue_still
         daux = None
     dvalue = jnp.asarray(dvalue).astype(jnp.result_type(value))
     if loss is not None:

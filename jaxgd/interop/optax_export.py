@@ -46,6 +46,11 @@ NOT_OUR_STATE = (
     "as_optax(...).update: state must be the state this transformation's init returned (an AsOptaxState), "
     "got {got}: a state from another optimizer (optax.adam's init) does not carry as_optax's fields"
 )
+OTHER_STATE = (
+    "as_optax(...).update: state holds another transformation's {what} state ({found}, where this one, method "
+    "{method!r} with {rule}, keeps {expected}): pass the state this transformation's own init returned "
+    "(another jaxgd method's as_optax state, or one made by as_optax with other settings, does not fit)"
+)
 VALUE_NOT_SCALAR = (
     "as_optax(...).update: value must be the loss at params, a real scalar; got shape {shape} (a loss per "
     "example: pass its mean or sum, the number value_fn returns)"
@@ -206,6 +211,23 @@ def _add_l2(parts: _Parts, params: Params, value: jax.Array, grad: PyTree) -> tu
     return value + pen.astype(value.dtype), _tree.cast_like(jax.tree_util.tree_map(jnp.add, grad, pen_grad), grad)
 
 
+def _check_state_kind(parts: _Parts, state: AsOptaxState, params: Params) -> None:
+    """Raise :data:`OTHER_STATE` where ``state`` holds another transformation's direction or rule state (another
+    jaxgd method's init: an ``AsOptaxState`` all the same, whose fields the step then failed to read)."""
+    expected = jax.eval_shape(lambda p: _init(parts, p), params)
+    for what, got, want in (("direction", state.direction_state, expected.direction_state),
+                            ("step-size rule", state.rule_state, expected.rule_state)):
+        if got.treedef != want.treedef:
+            raise TypeError(OTHER_STATE.format(what=what, found=_state_name(got.treedef), expected=_state_name(want.treedef),
+                                               method=parts.direction.name, rule=type(parts.rule).__name__))
+
+
+def _state_name(treedef: Any) -> str:
+    """A state's type name from its tree structure (``LbfgsState``), else the structure itself."""
+    data = treedef.node_data()
+    return getattr(data[0], "__name__", str(treedef)) if data else str(treedef)
+
+
 def _init(parts: _Parts, params: Params) -> AsOptaxState:
     given, params = params, _pure(params)
     _validate.params("params", params)  # minimize's policy: a non-empty pytree of real float arrays
@@ -313,14 +335,18 @@ def _update_fn(
     total_value, total_grad = _add_l2(parts, params, raw_value, raw_grad)
     evaluate = None if value_fn is None else _penalised(parts, value_fn)
     total_fn = None if evaluate is None else (lambda p: evaluate(p)[0])
-    # The rule's first state needs the loss at the first iterate (minimize's init).
-    first = parts.rule.init(params, total_value, total_grad)
-    old_rule = state.rule_state.tree
-    rule_state = _tree.where(state.count == 0, _tree.cast_like(first, old_rule), old_rule)
-    ustate = _update.UpdateState(state.count, state.direction_state.tree, rule_state)
-    trial, ustate, _, info = _update.update(
-        parts, total_grad, ustate, params, value=total_value, value_fn=total_fn, value_and_grad=evaluate
-    )
+    try:
+        # The rule's first state needs the loss at the first iterate (minimize's init).
+        first = parts.rule.init(params, total_value, total_grad)
+        old_rule = state.rule_state.tree
+        rule_state = _tree.where(state.count == 0, _tree.cast_like(first, old_rule), old_rule)
+        ustate = _update.UpdateState(state.count, state.direction_state.tree, rule_state)
+        trial, ustate, _, info = _update.update(
+            parts, total_grad, ustate, params, value=total_value, value_fn=total_fn, value_and_grad=evaluate
+        )
+    except (AttributeError, TypeError, ValueError):  # (the checks below only once a step failed: no cost per step)
+        _check_state_kind(parts, state, params)
+        raise
     new_params = _tree.cast_like(trial.params, params)
     finite = _tree.all_finite(new_params)
     if evaluate is None:
@@ -433,7 +459,8 @@ def as_optax(
       TypeError: an unknown keyword (close spellings suggested), ``method``
         or ``lr`` of the wrong kind; at ``init``, a parameter leaf that is
         not a real floating array; at ``update``, a state-aware ``lr``
-        without ``value``/``value_fn``.
+        without ``value``/``value_fn``, a state that another transformation's
+        ``init`` made (another optimizer's, another jaxgd method's).
       ValueError: a bad value (names the argument); at ``update``, a
         ``value_fn`` with ``optax.MaskedNode`` parameters (multi_transform); an optax transformation
         as ``method`` with a float or schedule ``lr``; at ``init``, empty
