@@ -554,6 +554,8 @@ ROWS: list[Row] = [
     R("minimize", "bounds", "(1.0, 0.0)", ValueError, "bounds: lower must be <= upper", lambda c: M(c, bounds=(1.0, 0.0))),
     R("minimize", "bounds", '({"a": 0.0}, None)', ValueError, "bounds: lower must be None, a number, or a pytree", lambda c: M(c, bounds=({"a": 0.0}, None))),
     R("minimize", "bounds", "0.0", ValueError, "bounds must be a pair (lower, upper)", lambda c: M(c, bounds=0.0)),
+    R("minimize", "bounds", "(-0.3-0.3j, 0.3+0.3j) (complex)", ValueError, "bounds: lower holds a complex number ((-0.3-0.3j)); bounds are real", lambda c: M(c, bounds=(-0.3 - 0.3j, 0.3 + 0.3j))),
+    R("minimize", "bounds", "(np.complex128(-0.3), None) with gd (complex, imaginary part 0)", ValueError, "bounds: lower holds a complex number ((-0.3+0j))", lambda c: M(c, method="gd", lr=0.1, bounds=(np.complex128(-0.3), None))),
     # -- minimize: adjoint (issue 12) ---------------------------------------------------
     R("minimize", "adjoint", '"reverse"', ValueError, "adjoint must be one of 'implicit', 'unroll'; got adjoint='reverse'", lambda c: M(c, adjoint="reverse")),
     R("minimize", "adjoint", "None", ValueError, "adjoint must be one of", lambda c: M(c, adjoint=None)),
@@ -751,6 +753,7 @@ ROWS: list[Row] = [
     R("as_optax", "l2", "nan", ValueError, "l2 must be a non-negative finite number", lambda c: jaxgd.as_optax(l2=math.nan)),
     R("as_optax", "clip", "0.0", ValueError, "clip must be None or a positive number", lambda c: jaxgd.as_optax(clip=0.0)),
     R("as_optax", "bounds", "(1.0, 0.0)", ValueError, "bounds", lambda c: jaxgd.as_optax(bounds=(1.0, 0.0))),
+    R("as_optax", "bounds", "(-0.3+0j, 0.3) (complex)", ValueError, "bounds: lower holds a complex number", lambda c: jaxgd.as_optax("gd", 0.1, bounds=(-0.3 + 0j, 0.3))),
     R("as_optax", "params", "an integer array (at init)", TypeError, "params leaf (root) has dtype int64; params must hold real floating-point arrays", lambda c: jaxgd.as_optax("gd", 0.1).init(np.arange(3))),
     R("as_optax", "params", "{} (at init)", ValueError, "params must contain at least one non-empty array", lambda c: jaxgd.as_optax("gd", 0.1).init({})),
     R("as_optax", "params", "complex64 leaf (at init)", TypeError, "params leaf ['z'] has dtype complex64", lambda c: jaxgd.as_optax("gd", 0.1).init({"w": c.x0, "z": np.zeros(2, np.complex64)})),

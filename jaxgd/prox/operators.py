@@ -42,6 +42,10 @@ BAD_BOUNDS_TREE = (
     "{got} for parameters with structure {want}"
 )
 NONE_HINT = " (None inside an array: write -inf or inf for an unbounded variable)"
+COMPLEX_BOUNDS = (
+    "bounds: {side} holds a complex number ({value!r}); bounds are real, as the parameters are (a complex "
+    "parameter is refused too: split it into its real and imaginary parts, each with its own bounds)"
+)
 BAD_BOUNDS_ORDER = "bounds: lower must be <= upper everywhere (and not NaN); {detail}"
 SCIPY_PAIRS_HINT = (
     " (scipy's per-variable list [(min, max), ...] is written bounds=(lower, upper) here: "
@@ -241,6 +245,8 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
         if b is not None and _tree.is_concrete(b):
             for leaf in _tree.leaves(b):
                 arr = np.asarray(leaf)
+                if np.iscomplexobj(arr):  # (NumPy's comparisons and casts drop the imaginary part, with a warning)
+                    raise ValueError(COMPLEX_BOUNDS.format(side=side, value=complex(arr.ravel()[0]) if arr.size else arr))
                 if not np.issubdtype(arr.dtype, np.number) or np.isnan(arr).any():
                     hint = NONE_HINT if arr.dtype == object else ""  # (scipy's None inside an array)
                     raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number{hint}"))
