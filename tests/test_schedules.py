@@ -220,3 +220,27 @@ def test_a_schedule_from_zero_or_closing_over_a_traced_value_is_not_refused():
     run = lambda v: jaxgd.minimize(lambda x: jnp.sum(x**2), jnp.ones(2), lr=lambda k: -v, max_steps=3).loss  # noqa: E731
     out = jax.eval_shape(run, 0.1)
     assert out.shape == ()
+
+
+def test_a_schedule_gone_negative_mid_run_stops_nonfinite_at_the_last_good_point() -> None:
+    """Reference: gradient descent by hand in NumPy on (x - 1)^2, lr_k = 0.1 - 0.01 k. The steps k = 0..10 have
+    lr >= 0; lr_11 < 0 would climb (the run went on to 40 steps and a loss of 5.8e5, status MAX_STEPS): the run
+    stops NONFINITE after 11 steps at the hand iterate, in minimize as in fit."""
+    x = np.array([0.5, -0.5])
+    for k in range(11):
+        x = x - (0.1 - 0.01 * k) * 2 * (x - 1.0)
+    sched = lambda k: 0.1 - 0.01 * k  # noqa: E731
+    r = jaxgd.minimize(lambda p: jnp.sum((p - 1.0) ** 2), jnp.asarray([0.5, -0.5]), lr=sched, max_steps=40)
+    assert r.status_enum == jaxgd.Status.NONFINITE and int(r.steps) == 11, r
+    np.testing.assert_allclose(np.asarray(r.params), x, rtol=1e-12)
+    assert "negative value" in r.message
+
+
+@pytest.mark.slow
+def test_a_schedule_gone_negative_mid_fit_stops_nonfinite() -> None:
+    """Reference: the test above, in fit (which climbed to a loss of 897 and read "Completed")."""
+    sched = lambda k: 0.1 - 0.01 * k  # noqa: E731
+    data = (np.ones((4, 1)), np.ones(4))
+    fitted = jaxgd.fit(lambda p, b: jnp.mean((b[0] @ p - b[1]) ** 2), jnp.zeros(1), data, batch_size=4, epochs=40,
+                       method="gd", lr=sched, key=jax.random.PRNGKey(0))
+    assert fitted.status == jaxgd.FitStatus.NONFINITE and "negative value" in fitted.message, fitted

@@ -220,6 +220,11 @@ class ScheduleRule:
 
     def step(self, state: tuple, ctx: StepContext) -> tuple[jax.Array, Trial, tuple, StepInfo]:
         alpha = self.lr(ctx.count)
+        if callable(self.schedule) or isinstance(self.schedule, _tree.Static):
+            # a schedule gone negative mid-run (a linear decay past zero; only lr(0) is checked before the run)
+            # climbed with status RUNNING: a NaN step instead, not taken, NONFINITE with the last good params
+            nan = jnp.where(alpha >= 0, alpha, jnp.nan)
+            alpha = nan.astype(alpha.dtype) if jnp.issubdtype(alpha.dtype, jnp.floating) else nan
         return alpha, ctx.evaluate(alpha), state, one_eval_info()
 
     def __repr__(self) -> str:
