@@ -197,6 +197,11 @@ def _resume_with_x64_off(c: Ctx) -> Any:
         return M(c, x0=np.zeros(3, np.float32), resume=c.good)
 
 
+def _x0_past_float32(c: Ctx) -> Any:
+    with jax.enable_x64(False):
+        return M(c, x0=np.array([1e308, 0.0, 0.0]))
+
+
 def _check_grad_drawing_without_dtype(c: Ctx) -> Any:
     with jax.enable_x64(False):
         noisy = lambda v, k: jnp.sum((v - jax.random.normal(k, v.shape)) ** 2)  # noqa: E731
@@ -343,6 +348,7 @@ ROWS: list[Row] = [
     R("minimize", "x0", "a Flax Linen model's variables {'params': ..., 'batch_stats': ...}", ValueError, "x0 holds a Flax Linen model's variables with a 'batch_stats' collection", lambda c: M(c, x0={"params": {"w": c.x0}, "batch_stats": {"mean": c.x0}}, fun=lambda v: jnp.sum(v["params"]["w"] ** 2))),
     R("minimize", "x0", "Linen variables {'params': ..., 'counter': {'step': int32}}", TypeError, "x0 leaf ['counter']['step'] has dtype int32; x0 must hold real floating-point arrays. x0 has a 'params' entry beside others", lambda c: M(c, x0={"params": {"w": c.x0}, "counter": {"step": np.int32(0)}}, fun=lambda v: jnp.sum(v["params"]["w"] ** 2))),
     R("minimize", "x0", "{} (empty pytree)", ValueError, "x0 must contain at least one", lambda c: M(c, x0={})),
+    R("minimize", "x0", "np.array([1e308, 0, 0]) with x64 off (finite in float64, Inf in float32)", ValueError, "x0 leaf (root) overflows float32, the dtype JAX gives it", _x0_past_float32),
     R("minimize", "x0", "None", ValueError, "x0 must contain at least one", lambda c: M(c, x0=None)),
     R("minimize", "x0", "np.zeros(0)", ValueError, "x0 must contain at least one non-empty array", lambda c: M(c, x0=np.zeros(0))),
     R("minimize", "x0", '{"w": np.zeros((2, 0))}', ValueError, "leaf ['w'] of shape (2, 0)", lambda c: M(c, x0={"w": np.zeros((2, 0))})),
@@ -430,6 +436,7 @@ ROWS: list[Row] = [
     R("minimize", "unroll", "0", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: M(c, unroll=0)),
     R("minimize", "unroll", "2.0", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: M(c, unroll=2.0)),
     R("minimize", "unroll", "True", ValueError, "unroll must be None (automatic) or a positive integer", lambda c: M(c, unroll=True)),
+    R("minimize", "unroll", "10**12 (more than 64 steps a block)", ValueError, "unroll=1000000000000 is more than jaxgd takes (64)", lambda c: M(c, unroll=10**12)),
     R("minimize", "(keyword)", "maxiter=10", TypeError, "unexpected keyword argument(s) maxiter", lambda c: M(c, maxiter=10)),
     R("minimize", "(keyword)", "max_step=10 (typo)", TypeError, "(did you mean max_steps?)", lambda c: M(c, max_step=10)),
     # -- minimize: checkpoints and resume ----------------------------------------------------
@@ -497,6 +504,10 @@ ROWS: list[Row] = [
     R("Solver.step", "state", "a Result", TypeError,
       "got Result; pass result.state, or continue the run with solver.resume(result)",
       lambda c: S(c, "gd", 0.1).step(c.result_gd)),
+    R("Solver.init", "x0", "[nan, 0, 0]", ValueError, "x0 leaf (root) contains NaN or Inf",
+      lambda c: S(c, "lbfgs").init(np.array([np.nan, 0.0, 0.0]))),
+    R("Solver.run", "x0", "[inf, 0, 0]", ValueError, "x0 leaf (root) contains NaN or Inf",
+      lambda c: S(c, "lbfgs").run(np.array([np.inf, 0.0, 0.0]))),
     R("Solver.init", "x0", "a SolverState", TypeError,
       "x0 is a jaxgd.SolverState, not parameters: pass state.params to start at its point, "
       "or continue it with solver.step(state)",

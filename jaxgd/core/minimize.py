@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import inspect
 import os
-import weakref
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from . import adjoint as _adjoint  # adjoint hook (issue 12)
 
@@ -33,14 +30,14 @@ from ..checkpoint import resume as _resume
 from ..host import tier as _host_tier
 from ..interop import models as _models
 
-from .. import _bounded, _mesh, _tree, _validate
+from .. import _mesh, _tree
 from . import solver as _solver
 from .loss_check import check_loss
+from .x0_check import NONFINITE_X0, X0_OVERFLOWS, _as_params, as_params  # noqa: F401 (fit's, minimize's)
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
 UNKNOWN_KWARG = _options.UNKNOWN_KWARG
-NONFINITE_X0 = "{name} leaf {path} contains NaN or Inf"
 ARGS_NOT_TRACEABLE = (
     "args{path} is a {kind}: minimize traces every leaf of args as an array (for jit, vmap and the adjoint), so "
     "a leaf must be an array or a Python number; close over a static value instead: "
@@ -59,66 +56,6 @@ def check_args(args: tuple) -> None:
             raise TypeError(ARGS_NOT_TRACEABLE.format(
                 path=jax.tree_util.keystr(path), kind=type(leaf).__name__,
                 name=key if isinstance(key, str) and key.isidentifier() else "value"))
-
-
-def _finite(leaf: Any) -> bool:
-    """Whether a concrete leaf is all finite, checked on the host.
-
-    An accelerator array on one device is copied to the host for the check: a
-    device-side reduction would compile a small program (per shape) before the
-    bad input is reported. A leaf on several devices (sharded or replicated) is
-    reduced where it lives instead (``_all_finite``, compiled once per shape):
-    one spread over several processes cannot be gathered. A ``jax.Array`` is
-    immutable, so a verdict of "finite" is remembered for the array object (a
-    weak reference, the last 64): a repeated call with the same ``x0`` skips
-    the check and the copy (5-30 us a leaf here, benchmarks E).
-    """
-    is_jax = isinstance(leaf, jax.Array)
-    if is_jax:
-        ref = _FINITE.get(id(leaf))
-        if ref is not None and ref() is leaf:
-            return True
-    if _tree.on_several_devices(leaf):
-        # sharded or replicated over several devices: reduced where it lives (one small program per shape), not
-        # gathered to the host (an array spread over several processes cannot be, and a large one should not be)
-        ok = bool(_all_finite(leaf))
-    else:
-        ok = bool(np.isfinite(np.asarray(leaf)).all())
-    if ok and is_jax:
-        _FINITE[id(leaf)] = weakref.ref(leaf)
-    return ok
-
-
-_FINITE = _bounded.Bounded(64)  # id(array) -> weakref(array) of the last 64 arrays found finite
-_all_finite = jax.jit(lambda a: jnp.isfinite(a).all())
-
-
-def as_params(x0: Any, name: str = "x0") -> Params:
-    """Convert ``x0``'s leaves to arrays and check that they are real floats
-    (errors call the argument ``name``).
-
-    Raises:
-      ValueError: an empty ``x0`` or a non-finite concrete leaf.
-      TypeError: an integer, boolean or complex leaf.
-    """
-    return _as_params(x0, name)[0]
-
-
-def _as_params(x0: Any, name: str = "x0") -> tuple[Params, bool]:
-    """:func:`as_params`, and whether every leaf is concrete (no tracer)."""
-    leaves, treedef, dtypes = _validate.params(name, x0)
-    out, concrete = [], True
-    for i, (leaf, dtype) in enumerate(zip(leaves, dtypes)):
-        arr, host = _tree.strong_leaf(leaf, dtype)  # (strongly typed, always; a host copy is checked on the host)
-        # (under a trace, jit's or eval_shape's, device_put gives a tracer: a NumPy or weak leaf is still
-        # checked on the host; a weak jax.Array leaf was put through np.asarray of the tracer, an error)
-        traced = isinstance(arr, jax.core.Tracer)
-        if traced:
-            concrete = False
-        if (host is not None or not traced) and not _finite(arr if host is None else host):
-            raise ValueError(NONFINITE_X0.format(name=name, path=_tree.leaf_path_at(x0, i)))
-        out.append(arr)
-    return jax.tree_util.tree_unflatten(treedef, out), concrete
 
 
 @_compile.without_debug_nans
@@ -301,7 +238,8 @@ def minimize(
         (pass its ``params``); a leaf of ``args`` that is neither an array nor
         a Python number (names its path); an unknown keyword; a wrong-kind argument.
       ValueError: an ``adjoint`` other than ``"implicit"``/``"unroll"``, or
-        ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``; ``lr`` <= 0 or NaN, or a schedule
+        ``adjoint="unroll"`` with a line search; empty or non-finite ``x0``, or one past the range of the dtype
+        JAX runs it in (a float64 NumPy 1e308 without x64); ``lr`` <= 0 or NaN, or a schedule
         whose ``lr(0)`` is negative or not finite; negative
         ``max_steps``, tolerance or penalty; an unknown ``method``;
         ``checkpoint_every`` <= 0 or without ``checkpoint_path``; a

@@ -140,7 +140,7 @@ OPTIONS: dict[str, Option] = {
         "its last bits differently from a block's (in float32: 1 ulp of the parameters, the history's last digits); "
         "larger blocks pay the loop's per-iteration cost less often and compile longer, faster than "
         "K grows (XLA:CPU, 2 cores, adam on 4 float32 parameters: K = 1 0.5 s, 4 2.0 s, 8 4.7 s, 16 24 s): past 8 "
-        "a block rarely pays for its compile."
+        "a block rarely pays for its compile; above 64 it is refused."
     )),
 }
 
@@ -240,6 +240,14 @@ FIRST_LR_NEGATIVE = "a negative step size moves up the gradient, raising the los
 BAD_FLAG_EVERY = _validate.BAD_EVERY  # "{name} must be a bool or a positive integer (every k steps), ..."
 BAD_GTOL_NORM = "gtol_norm must be None, 2 or inf (math.inf or numpy.inf), got gtol_norm={value!r}"
 BAD_UNROLL = "unroll must be None (automatic) or a positive integer (steps per loop iteration), got unroll={value!r}"
+# A block of K steps is K copies of the step in the program: XLA's compile grows faster than K (adam on 4
+# parameters: K = 16 24 s; 20 275 s on a loaded 2-core machine; 1e12 never ended)
+MAX_UNROLL = 64
+BIG_UNROLL = (
+    "unroll={value!r} is more than jaxgd takes ({most}): a block of K steps is K copies of the step in the compiled "
+    "program, and XLA's compile time grows faster than K (adam on 4 parameters: K = 8 4.7 s, 16 24 s); past 8 a "
+    "block rarely pays for its compile"
+)
 
 
 def _real_scalar(name: str, value: Any, message: str, positive: bool = False, finite: bool = False) -> Any:
@@ -477,6 +485,8 @@ def solver_fields(
     if unroll is not None:
         if isinstance(unroll, (bool, np.bool_)) or not isinstance(unroll, (int, np.integer)) or unroll < 1:
             raise ValueError(BAD_UNROLL.format(value=unroll))
+        if unroll > MAX_UNROLL:
+            raise ValueError(BIG_UNROLL.format(value=unroll, most=MAX_UNROLL))
         unroll = int(unroll)
     return dict(
         rule=lbfgsb if lbfgsb is not None else _stepsize.as_rule(_default_lr_checked(direction.name, lr, user_lr)),

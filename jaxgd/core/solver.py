@@ -40,6 +40,7 @@ from .options import (  # noqa: F401  (the messages, re-exported where tests and
     BAD_CLIP, BAD_FLAG_EVERY, BAD_LR, BAD_LR_TYPE, BAD_MAX_STEPS, BAD_PENALTY, BAD_SCHEDULE, BAD_TOL, NOT_CALLABLE,
 )
 from . import update as _update
+from . import x0_check as _x0_check
 from ..directions import lbfgsb as _lbfgsb  # L-BFGS-B hook
 from ..directions import first_order as _first_order
 from ..directions import registry as _registry
@@ -397,7 +398,8 @@ class Solver:
             the trained arrays); a loss that is not a real floating scalar (``minimize``'s check,
             through ``jax.eval_shape``: a tuple without ``has_aux``, no pair with it, another shape,
             an integer dtype), or a ``fun`` whose tracing failed (named with the arguments' shapes).
-          ValueError: an empty ``x0`` or a leaf of size 0; ``bounds``, ``l1`` or ``l2`` pytrees
+          ValueError: an empty ``x0`` or a leaf of size 0; a concrete leaf with NaN or Inf, or past the range of
+            the dtype JAX runs it in (as ``minimize``); ``bounds``, ``l1`` or ``l2`` pytrees
             that do not fit ``x0``.
         """
         self._check_fun_alive()
@@ -406,11 +408,14 @@ class Solver:
         _models.check_solver_x0(x0)  # (a model minimize and fit would split)
         leaves, treedef, dtypes = _validate.params("x0", x0)  # minimize's policy: non-empty, real float arrays
         self.check_params(x0)  # before anything runs on the device
+        # as minimize: strongly typed; a concrete leaf not finite, or past its dtype's range, refused (it ran, and a
+        # NaN x0 ended NONFINITE after compiling the run)
+        params = treedef.unflatten([_x0_check.checked_leaf(v, d, "x0", x0, i)
+                                    for i, (v, d) in enumerate(zip(leaves, dtypes))])
         # minimize's loss check (cached per input structure), on x0's shapes and dtypes as minimize converts them:
         # before jnp.asarray, which compiles a small program for a Python number
         like = [jax.ShapeDtypeStruct(np.shape(v), jax.dtypes.canonicalize_dtype(d)) for v, d in zip(leaves, dtypes)]
         _loss_check.check_loss(self.fun, treedef.unflatten(like), args, self.has_aux, x0, static_args=True)
-        params = treedef.unflatten([_tree.strong_leaf(v, d)[0] for v, d in zip(leaves, dtypes)])  # (as minimize)
         if _eager(self, (params, args)):  # (op by op, every operation compiled a program of its own)
             return _cache.jit_per_function(self.fun, "Solver.init", _init_compiled)(self, params, *args)
         return self._first_state(params, args)
