@@ -110,8 +110,14 @@ def _compare(
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _jit_grad(fun: Callable[..., jax.Array], x: PyTree, *args: Any) -> PyTree:
-    return jax.grad(fun)(x, *args)
+def _jit_value_and_grad(fun: Callable[..., jax.Array], x: PyTree, *args: Any) -> tuple:
+    return jax.value_and_grad(fun)(x, *args)
+
+
+FUN_NOT_FINITE = (
+    "fun(x) is {value}: check_grad compares derivatives at x, where the loss must be finite (a log or sqrt of a "
+    "negative number, 0/0, an overflow there); move x into the loss's domain"
+)
 
 
 def check_grad(
@@ -234,7 +240,9 @@ def check_grad(
             array that is not an integer scalar); a ``precision`` string that
             ``jax.default_matmul_precision`` refuses; an empty ``x`` or a leaf of size 0, ``fun`` not
             returning a scalar, or a reference gradient of the wrong structure or
-            shape (the message names the leaf and both shapes).
+            shape (the message names the leaf and both shapes); an ``x`` leaf with NaN or Inf, an ``eps``
+            outside [2.2e-16, 1), more ``directions`` than the largest leaf has entries (and over 1,024); ``fun(x)`` not
+            finite (after the gradient's compile).
     """
     parts = _models.split(x) if callable(fun) and (reference is None or callable(reference)) else None
     if parts is not None:  # a Flax NNX / Equinox model: its trained arrays, as minimize and fit train them
@@ -262,7 +270,10 @@ def check_grad(
     eps = float(eps)
 
     with (jax.default_matmul_precision(precision) if precision is not None else contextlib.nullcontext()):
-        g_jax = [np.asarray(g, dtype=np.float64) for g in jax.tree_util.tree_leaves(_jit_grad(fun, x, *args))]
+        value, grad = _jit_value_and_grad(fun, x, *args)
+        if not np.isfinite(np.asarray(value)):  # (the differences read NaN: a FAIL that blamed the gradient)
+            raise ValueError(FUN_NOT_FINITE.format(value=float(value)))
+        g_jax = [np.asarray(g, dtype=np.float64) for g in jax.tree_util.tree_leaves(grad)]
         rounding = _grad_rounding(fun, x64_tree, args64, g_jax, dtypes)
     leaves64 = jax.tree_util.tree_leaves(x64_tree)
     z = np.concatenate([leaf.ravel() for leaf in leaves64])
@@ -353,7 +364,7 @@ def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: l
     try:
         with _x64():
             jargs = _on_device(args64)
-            g64 = jax.tree_util.tree_leaves(_jit_grad(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs))
+            g64 = jax.tree_util.tree_leaves(_jit_value_and_grad(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs)[1])
             with np.errstate(invalid="ignore", over="ignore"):  # (inf - inf: a NaN allowance, no allowance)
                 return [np.abs(g - np.asarray(h, np.float64)) for g, h in zip(g_jax, g64)]
     except Exception:  # (a loss only float32 can trace: no allowance, the check as it was)

@@ -22,6 +22,18 @@ MSG_REF_NOT_CALLABLE = "reference must be callable, reference(x, *args) -> gradi
 MSG_ARGS_NOT_TUPLE = "args must be a tuple (or list) of extra arguments to fun; got {type_name}"
 MSG_X_EMPTY = "x has no array leaves: nothing to check"
 MSG_X_EMPTY_LEAF = "x leaf {path} has shape {shape}, no entries: nothing to check (leave it out of x)"
+MSG_X_NOT_FINITE = "x{where} contains NaN or Inf: check_grad differentiates at x, where the loss must be finite"
+MSG_EPS_RANGE = (
+    "eps={value!r} must be a relative step between float64's eps (2.2e-16) and 1: the differences step by "
+    "eps * max(1, |x|) in float64, where a smaller step leaves x unchanged and a larger one measures the loss "
+    "far from x (the default, about 6.1e-6, balances truncation and rounding)"
+)
+MSG_TOO_MANY_DIRECTIONS = (
+    "directions={value!r} is more than check_grad takes here ({most}: the largest leaf's entries, at least "
+    "{floor}); each direction costs two evaluations of fun per leaf, and directions=None differences every "
+    "coordinate, exact coverage"
+)
+MIN_DIRECTIONS_CAP = 1024  # directions up to max(this, the largest leaf's size)
 MSG_X_NOT_FLOAT = "every leaf of x must be a real floating-point array; leaf {path} has dtype {dtype}"
 HINT_MODEL = (
     " (a model's non-array field, as an Equinox module's activation: check its float arrays, params, rest = "
@@ -201,6 +213,8 @@ def check_inputs(
         raise TypeError(MSG_ARGS_NOT_TUPLE.format(type_name=type(args).__name__))
     args = tuple(args)
     _check_number("eps", eps, positive=True)
+    if eps is not None and not float(np.finfo(np.float64).eps) <= float(eps) < 1.0:
+        raise ValueError(MSG_EPS_RANGE.format(value=eps))
     _check_number("rtol", rtol)
     _check_number("atol", atol)
     if directions is not None:
@@ -222,6 +236,11 @@ def check_inputs(
             raise TypeError(MSG_X_NOT_FLOAT.format(path=path, dtype=dtype) + (HINT_MODEL if dtype == object else ""))
         if np.size(leaf) == 0:  # (nothing differenced: a PASS would check nothing)
             raise ValueError(MSG_X_EMPTY_LEAF.format(path=path, shape=np.shape(leaf)))
+        if not np.isfinite(np.asarray(leaf)).all():  # (the differences read NaN: a FAIL that blamed the gradient)
+            raise ValueError(MSG_X_NOT_FINITE.format(where="" if path == "x" else f" leaf {path}"))
+    most = max(MIN_DIRECTIONS_CAP, *(int(np.size(leaf)) for _, leaf in with_paths))
+    if directions is not None and directions > most:  # (10**9 directions of a 2-entry x ran for minutes)
+        raise ValueError(MSG_TOO_MANY_DIRECTIONS.format(value=directions, most=most, floor=MIN_DIRECTIONS_CAP))
     x = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf) for _, leaf in with_paths])
     out = jax.eval_shape(fun, x, *args)
     if not (hasattr(out, "shape") and out.shape == () and jnp.issubdtype(out.dtype, jnp.floating)):
