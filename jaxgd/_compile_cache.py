@@ -121,6 +121,8 @@ def _check_path(path: Union[None, str, os.PathLike]) -> str:
     path = os.fspath(path)
     if not path:
         raise ValueError(EMPTY_PATH)
+    if isinstance(path, str):  # ('~/cache' made a folder named '~' in the working directory)
+        path = os.path.expanduser(path)
     if os.path.isfile(path):
         raise ValueError(NOT_A_FOLDER.format(path=path, source=source))
     return path

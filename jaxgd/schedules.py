@@ -28,6 +28,7 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from optax import (  # noqa: F401  (re-exported)
     constant_schedule as constant_schedule,
     cosine_decay_schedule as cosine_decay_schedule,
@@ -246,11 +247,16 @@ def multistep_decay(
     if isinstance(milestones, (str, bytes)):
         raise TypeError(BAD_MILESTONES.format(value=milestones))
     try:
-        ms = tuple(operator.index(m) for m in milestones)
+        raw = tuple(milestones)  # (once: a generator gives its items once)
+        if any(isinstance(m, (bool, np.bool_)) for m in raw):  # (True read as step 1)
+            raise TypeError
+        ms = tuple(operator.index(m) for m in raw)
     except TypeError:
         raise TypeError(BAD_MILESTONES.format(value=milestones)) from None
     if any(b <= a for a, b in zip(ms, ms[1:])) or any(m < 0 for m in ms):
         raise ValueError(f"milestones must be non-negative and increasing, got {milestones=}")
+    if ms and ms[-1] > np.iinfo(np.int32).max:  # (step counts are int32: a larger one overflowed, unnamed)
+        raise ValueError(f"milestones must be step counts below 2**31 (int32), got {milestones=}")
     return MultiStepDecay(init_value, ms, gamma)
 
 

@@ -526,6 +526,8 @@ ROWS: list[Row] = [
     R("schedules.multistep_decay", "milestones", "[10, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [10, 5])),
     R("schedules.multistep_decay", "milestones", "[-1, 5]", ValueError, "milestones must be non-negative and increasing", lambda c: schedules.multistep_decay(0.1, [-1, 5])),
     R("schedules.multistep_decay", "milestones", '"10,20"', TypeError, "milestones must be a sequence of integers", lambda c: schedules.multistep_decay(0.1, "10,20")),
+    R("schedules.multistep_decay", "milestones", "[True]", TypeError, "milestones must be a sequence of integers", lambda c: schedules.multistep_decay(0.1, [True])),
+    R("schedules.multistep_decay", "milestones", "[2**40]", ValueError, "milestones must be step counts below 2**31 (int32)", lambda c: schedules.multistep_decay(0.1, [2**40])),
     R("schedules.multistep_decay", "milestones", "[2.5]", TypeError, "milestones must be a sequence of integers", lambda c: schedules.multistep_decay(0.1, [2.5])),
     R("schedules.multistep_decay", "init_value", "-0.1", ValueError, "init_value must be > 0", lambda c: schedules.multistep_decay(-0.1, [5])),
     R("schedules.inverse_time_decay", "decay_rate", "-1.0", ValueError, "decay_rate must be >= 0", lambda c: schedules.inverse_time_decay(0.1, -1.0)),

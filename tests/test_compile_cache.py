@@ -229,3 +229,14 @@ def test_small_size_limits_read_in_their_own_unit() -> None:
     assert str(CacheInfo("/c", True, 2, 1536, 1000)) == "compilation cache on: /c, 2 entries, 1.5 KiB (1000 B limit)"
     assert "0 entries, 0 B (2.0 GiB limit)" in str(CacheInfo("/c", False, 0, 0, 2 * 1024**3))
     assert "1 entry," in str(CacheInfo("/c", False, 1, 0, -1))
+
+
+def test_a_folder_under_home_written_with_a_tilde(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Reference: the shell's (and os.path.expanduser's) reading of '~'. enable_compilation_cache('~/jx') made a
+    folder named '~' in the working directory; it is the home folder's 'jx'."""
+    from jaxgd import _compile_cache
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert _compile_cache._check_path("~/jx") == str(tmp_path / "jx")
+    assert _compile_cache._check_path(Path("~") / "jx") == str(tmp_path / "jx")
