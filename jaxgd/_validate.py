@@ -72,6 +72,10 @@ KEY_PARAMS = ("{name} leaf {path} is a PRNG key ({dtype}), not a parameter: pass
 NOT_A_PYTREE = ("{name} leaf {path} is a {kind}, which JAX does not know as a pytree (one opaque leaf, not an "
                 "array): register the class (jax.tree_util.register_dataclass, or flax.struct.dataclass) or pass "
                 "its arrays (a dict or tuple of them)")
+OBJECT_ARRAY = ("{name} leaf {path} is a NumPy array of dtype object (Python objects inside: None, mixed types, "
+                "ragged rows); {name} must hold real floating-point arrays: np.asarray(..., dtype=float) of its numbers")
+SHAPE_ONLY = ("{name} leaf {path} is a jax.ShapeDtypeStruct, a shape and dtype with no values: pass an array "
+              "(jnp.zeros(shape, dtype)) to start from")
 CAST_ARRAY = "{name}.astype(float)"
 CAST_PYTHON = "jnp.asarray({name}, dtype=float)"  # (a Python number or list has no .astype)
 CAST_TREE = "jax.tree.map(lambda v: jnp.asarray(v, dtype=float), {name})"  # (nor has a dict)
@@ -263,6 +267,8 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
 
     dtypes = []
     for i, leaf in enumerate(leaves):
+        if isinstance(leaf, jax.ShapeDtypeStruct):  # (float dtype, no values: float() of it failed later, unnamed)
+            raise TypeError(SHAPE_ONLY.format(name=name, path=_tree.leaf_path_at(tree, i)))
         dtype = _leaf_dtype(leaf)
         try:
             is_float = _is_float(dtype)
@@ -278,6 +284,8 @@ def params(name: str, tree: Any) -> tuple[list, Any, list]:
             keys = _linen_keys(tree)
             if keys is not None and path.startswith("[") and not path.startswith("['params']"):
                 raise TypeError(LINEN_LEAF.format(name=name, path=path, dtype=dtype, keys=", ".join(map(repr, keys))))
+            if isinstance(leaf, np.ndarray) and leaf.dtype == np.dtype(object):
+                raise TypeError(OBJECT_ARRAY.format(name=name, path=path))
             if isinstance(dtype, np.dtype) and dtype == np.dtype(object):  # (a class JAX does not know: one leaf)
                 raise TypeError(NOT_A_PYTREE.format(name=name, path=path, kind=type(leaf).__name__))
             if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # (no cast makes a key a parameter)

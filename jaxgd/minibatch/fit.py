@@ -191,6 +191,10 @@ def _num_examples(name: str, data: Any) -> int:
         if not hasattr(leaf, "shape") and not isinstance(leaf, (bool, int, float, complex)):
             what = NOT_AN_ARRAY.format(where=f"leaf {where()}", kind=type(leaf).__name__)
             raise ValueError(BAD_DATA.format(name=name, what=what))
+        dtype = getattr(leaf, "dtype", None)
+        if isinstance(dtype, np.dtype) and dtype.kind in "OSUMm":  # (strings, objects, dates: JAX's error named neither)
+            what = f"leaf {where()} has dtype {dtype}, which JAX cannot hold: encode it as numbers first"
+            raise ValueError(BAD_DATA.format(name=name, what=what))
         shape = np.shape(leaf)
         if len(shape) == 0:
             listed = _in_a_list(data, path)
