@@ -33,7 +33,7 @@ from ..interop import models as _models
 from .. import _mesh, _tree
 from . import solver as _solver
 from .loss_check import check_loss
-from .x0_check import NONFINITE_X0, X0_OVERFLOWS, _as_params, as_params  # noqa: F401 (fit's, minimize's)
+from .x0_check import NONFINITE_X0, X0_OVERFLOWS, _as_params, _finite, as_params  # noqa: F401 (fit's, minimize's)
 from .status import Result
 from .._types import ArrayLike, LossFn, Params
 
