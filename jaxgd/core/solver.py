@@ -22,6 +22,7 @@ non-finite guard that keeps the last finite iterate.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -276,7 +277,8 @@ class Solver:
 
     def check_params(self, params: Params) -> None:
         """Raise ``ValueError`` when ``bounds``, ``l1`` or ``l2`` (as pytrees) do not fit ``params``,
-        or a concrete ``lr``, ``clip``, ``l1``, ``l2`` or bound overflows a leaf's dtype."""
+        or a concrete ``lr``, ``clip``, ``l1``, ``l2`` or bound overflows a leaf's dtype, or a number of the
+        step-size rule (a search's ``initial``, Polyak's ``f_star``, a schedule's) overflows the rule's dtype."""
         self.prox.check(params)
         if self.l2 is not None:
             _prox_weights(self.l2, params, "l2")
@@ -284,6 +286,7 @@ class Solver:
         lr = getattr(self.rule, "schedule", None)  # a constant lr (ScheduleRule of a number)
         for name, value in (("clip", self.clip), ("lr", lr if _tree.is_scalar(lr) else None)):
             _validate.in_dtypes(name, [value] * n, params)
+        _check_rule_numbers(self.rule, params)
 
     # -- the objective ----------------------------------------------------
     def objective(self, params: Params, *args: Any) -> tuple[jax.Array, Any]:
@@ -852,6 +855,44 @@ class Solver:
     def _sized_history(self, history: History, state: SolverState) -> History:
         """Pad (NaN) or cut a saved history to this solver's buffer length."""
         return _driver.resize_history(History(*history), self.history_length(), state.value.dtype)
+
+
+RULE_NUMBER_OVERFLOWS = (
+    "lr={rule}'s {field}={value!r} overflows {dtype}, the dtype the step-size rule runs in for these parameters "
+    "(its largest finite number is {most:.4g}): it would be Inf in the run"
+)
+
+
+def _check_rule_numbers(rule: Any, params: Params) -> None:
+    """Raise :data:`RULE_NUMBER_OVERFLOWS` where a concrete number of the step-size rule (a search's
+    ``initial``, Polyak's ``f_star``, a jaxgd schedule's ``init_value``) is finite but past the largest number of
+    the dtype the rule runs in (float64 where a leaf is, else float32: the searches and adaptive rules of 16-bit
+    parameters run in float32). A search's ``initial=1e308`` with float32 parameters ended LINESEARCH_FAILED."""
+    if isinstance(rule, _stepsize.ScheduleRule):
+        if _tree.is_scalar(rule.schedule):
+            return  # (a constant lr: check_params' own test names it as lr)
+        rule = rule.schedule  # (a jaxgd schedule, named as the user wrote it)
+    wide = any(jnp.result_type(v) == jnp.float64 for v in _tree.leaves(params))
+    dtype = np.dtype(np.float64 if wide else np.float32)
+    most = float(np.finfo(dtype).max)
+    for field, value in _named_numbers(rule):
+        if math.isfinite(float(value)) and abs(float(value)) > most:
+            raise ValueError(RULE_NUMBER_OVERFLOWS.format(rule=type(rule).__name__, field=field, value=value,
+                                                          dtype=dtype.name, most=most))
+
+
+def _named_numbers(obj: Any, prefix: str = "", depth: int = 3) -> Any:
+    """``(dotted field name, number)`` for the Python and NumPy real numbers among ``obj``'s named fields (a
+    jaxgd pytree class's, a NamedTuple's: a rule, the schedule it holds), ``depth`` levels down."""
+    names = getattr(type(obj), "_tree_fields", None) or getattr(obj, "_fields", None)
+    if not names or depth == 0:
+        return
+    for name in names:
+        value = getattr(obj, name, None)
+        if isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            yield prefix + name, value
+        elif getattr(type(value), "_tree_fields", None) or hasattr(value, "_fields"):
+            yield from _named_numbers(value, prefix + name + ".", depth - 1)
 
 
 def _shown(value: Any) -> str:
