@@ -93,8 +93,7 @@ MESSAGES: dict[Status, str] = {
     Status.NONFINITE: (
         "Stopped: a loss, gradient or update became NaN or Inf; params are the last ones whose loss and "
         "gradient were finite. A step size too large for the loss is the usual cause: try a smaller lr, "
-        "clip=, or a line search (jaxgd.linesearch); an lr schedule that returned NaN, Inf or a negative "
-        "value (a linear decay past zero) stops here too."
+        "clip=, or a line search (jaxgd.linesearch); an lr schedule that returned NaN or Inf stops here too."
     ),
     Status.LINESEARCH_FAILED: (
         "Stopped: the line search could not find an acceptable step; params are "
@@ -234,8 +233,7 @@ FIT_MESSAGES: dict[FitStatus, str] = {
         "Stopped: a minibatch's loss or gradient, an update, or the eval loss after an epoch became NaN or Inf "
         "(that step or epoch is rolled back); params are the last ones whose loss and gradient were finite "
         "(the best ones with patience). A step size too large for the loss is the usual cause: try a smaller "
-        "lr, or clip=; an lr schedule that returned NaN, Inf or a negative value (a linear decay past zero) "
-        "stops here too."
+        "lr, or clip=; an lr schedule that returned NaN or Inf stops here too."
     ),
     FitStatus.INVALID_ARGUMENT: MESSAGES[Status.INVALID_ARGUMENT],
     FitStatus.EPOCHS: "Completed: all epochs ran.",

@@ -246,7 +246,9 @@ def check_bounds(bounds: Any) -> tuple[Any, Any]:
             for leaf in _tree.leaves(b):
                 arr = np.asarray(leaf)
                 if np.iscomplexobj(arr):  # (NumPy's comparisons and casts drop the imaginary part, with a warning)
-                    raise ValueError(COMPLEX_BOUNDS.format(side=side, value=complex(arr.ravel()[0]) if arr.size else arr))
+                    flat = arr.ravel()
+                    shown = flat[np.argmax(flat.imag != 0)] if flat.size else arr  # (one with an imaginary part)
+                    raise ValueError(COMPLEX_BOUNDS.format(side=side, value=complex(shown) if flat.size else arr))
                 if not np.issubdtype(arr.dtype, np.number) or np.isnan(arr).any():
                     hint = NONE_HINT if arr.dtype == object else ""  # (scipy's None inside an array)
                     raise ValueError(BAD_BOUNDS_ORDER.format(detail=f"{side} holds NaN or a non-number{hint}"))
