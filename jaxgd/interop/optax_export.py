@@ -224,7 +224,7 @@ def _check_state_kind(parts: _Parts, state: AsOptaxState, params: Params) -> Non
 
 def _state_name(treedef: Any) -> str:
     """A state's type name from its tree structure (``LbfgsState``), else the structure itself."""
-    if treedef.num_leaves == 0 and treedef.num_nodes <= 1:
+    if treedef == jax.tree_util.tree_structure(()):
         return "no state, ()"  # (a constant lr's rule: ScheduleRule keeps none)
     data = treedef.node_data()
     return getattr(data[0], "__name__", str(treedef)) if data else str(treedef)
