@@ -73,7 +73,8 @@ NOT_A_PYTREE = ("{name} leaf {path} is a {kind}, which JAX does not know as a py
                 "array): register the class (jax.tree_util.register_dataclass, or flax.struct.dataclass) or pass "
                 "its arrays (a dict or tuple of them)")
 OBJECT_ARRAY = ("{name} leaf {path} is a NumPy array of dtype object (Python objects inside: None, mixed types, "
-                "ragged rows); {name} must hold real floating-point arrays: np.asarray(..., dtype=float) of its numbers")
+                "ragged rows); {name} must hold real floating-point arrays: np.asarray(..., dtype=float) of its "
+                "numbers")
 SHAPE_ONLY = ("{name} leaf {path} is a jax.ShapeDtypeStruct, a shape and dtype with no values: pass an array "
               "(jnp.zeros(shape, dtype)) to start from")
 CAST_ARRAY = "{name}.astype(float)"

@@ -364,7 +364,8 @@ def _grad_rounding(fun: Callable[..., Any], x64: PyTree, args64: tuple, g_jax: l
     try:
         with _x64():
             jargs = _on_device(args64)
-            g64 = jax.tree_util.tree_leaves(_jit_value_and_grad(fun, jax.tree_util.tree_map(jnp.asarray, x64), *jargs)[1])
+            x64_arrays = jax.tree_util.tree_map(jnp.asarray, x64)
+            g64 = jax.tree_util.tree_leaves(_jit_value_and_grad(fun, x64_arrays, *jargs)[1])
             with np.errstate(invalid="ignore", over="ignore"):  # (inf - inf: a NaN allowance, no allowance)
                 return [np.abs(g - np.asarray(h, np.float64)) for g, h in zip(g_jax, g64)]
     except Exception:  # (a loss only float32 can trace: no allowance, the check as it was)

@@ -218,8 +218,9 @@ def _check_state_kind(parts: _Parts, state: AsOptaxState, params: Params) -> Non
     for what, got, want in (("direction", state.direction_state, expected.direction_state),
                             ("step-size rule", state.rule_state, expected.rule_state)):
         if got.treedef != want.treedef:
-            raise TypeError(OTHER_STATE.format(what=what, found=_state_name(got.treedef), expected=_state_name(want.treedef),
-                                               method=parts.direction.name, rule=type(parts.rule).__name__))
+            raise TypeError(OTHER_STATE.format(what=what, found=_state_name(got.treedef),
+                                               expected=_state_name(want.treedef), method=parts.direction.name,
+                                               rule=type(parts.rule).__name__))
 
 
 def _state_name(treedef: Any) -> str:

@@ -192,7 +192,7 @@ def _num_examples(name: str, data: Any) -> int:
             what = NOT_AN_ARRAY.format(where=f"leaf {where()}", kind=type(leaf).__name__)
             raise ValueError(BAD_DATA.format(name=name, what=what))
         dtype = getattr(leaf, "dtype", None)
-        if isinstance(dtype, np.dtype) and dtype.kind in "OSUMm":  # (strings, objects, dates: JAX's error named neither)
+        if isinstance(dtype, np.dtype) and dtype.kind in "OSUMm":  # (strings, objects, dates: JAX named neither)
             what = f"leaf {where()} has dtype {dtype}, which JAX cannot hold: encode it as numbers first"
             raise ValueError(BAD_DATA.format(name=name, what=what))
         shape = np.shape(leaf)
